@@ -1,0 +1,43 @@
+"""Sliceboard's engine: storage, ingest, labels, metrics and the demo project.
+
+Plain Python on DuckDB; it never imports streamlit. Functions take a DuckDB
+connection (from :class:`Store`) and plain values, and return DataFrames or
+small dataclasses.
+"""
+
+from .errors import (
+    ConfigError,
+    DatabaseBusyError,
+    DatabaseNotFoundError,
+    IngestError,
+    ProjectNotFoundError,
+    SliceboardError,
+)
+from .ingest import IngestReport, ingest_predictions
+from .labels import LabelReport, attach_labels
+from .mapping import Mapping, guess_mapping, load_mapping, mapping_to_toml, parse_mapping
+from .project import Project, get_project, list_projects
+from .store import Store, default_db_path
+
+__all__ = [
+    "ConfigError",
+    "DatabaseBusyError",
+    "DatabaseNotFoundError",
+    "IngestError",
+    "IngestReport",
+    "LabelReport",
+    "Mapping",
+    "Project",
+    "ProjectNotFoundError",
+    "SliceboardError",
+    "Store",
+    "attach_labels",
+    "default_db_path",
+    "get_project",
+    "guess_mapping",
+    "ingest_predictions",
+    "list_projects",
+    "load_mapping",
+    "mapping_to_toml",
+    "parse_mapping",
+]

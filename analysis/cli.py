@@ -1,0 +1,249 @@
+"""Command line: ``python -m analysis <command>``.
+
+Exit codes: 0 success; 2 bad usage or rejected input (nothing was written);
+75 the database stayed locked by another process (try again later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from datetime import date, datetime
+from typing import Sequence
+
+import pandas as pd
+
+from .errors import DatabaseBusyError, SliceboardError
+from .store import Store, default_db_path
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_BUSY = 75
+
+
+def _jsonable(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (datetime, date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    return [_jsonable(r) for r in frame.to_dict(orient="records")]
+
+
+def _emit(args, payload: dict, table_text: str) -> None:
+    if args.format == "json":
+        print(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
+    else:
+        print(table_text)
+
+
+def _kv_table(d: dict) -> str:
+    width = max((len(k) for k in d), default=0)
+    lines = []
+    for k, v in d.items():
+        if isinstance(v, list):
+            v = ", ".join(str(x) for x in v) if v else "-"
+        lines.append(f"{k.ljust(width)}  {v}")
+    return "\n".join(lines)
+
+
+def _store(args) -> Store:
+    return Store(args.db, busy_timeout=args.wait)
+
+
+# --- commands -----------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    from .demo import build_demo
+
+    def progress(fraction: float, text: str) -> None:
+        if args.format != "json":
+            print(f"[{fraction:4.0%}] {text}", file=sys.stderr)
+
+    result = build_demo(_store(args), seed=args.seed, replace=args.replace, progress=progress)
+    result["db"] = str(_store(args).path)
+    _emit(args, result, _kv_table(result))
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from .ingest import ingest_predictions
+    from .mapping import load_mapping
+
+    mapping = load_mapping(args.config) if args.config else None
+    with _store(args).write() as con:
+        report = ingest_predictions(
+            con, args.file, project=args.project, mapping=mapping, on_duplicate=args.on_duplicate,
+            version=args.version, stage=args.stage,
+        )
+    d = report.to_dict()
+    d["db"] = str(_store(args).path)
+    _emit(args, d, _kv_table(d))
+    return EXIT_OK
+
+
+def cmd_labels(args) -> int:
+    from .labels import attach_labels
+
+    with _store(args).write() as con:
+        report = attach_labels(
+            con, args.file, project=args.project, key=args.key, id_column=args.id_column,
+            label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,
+            outcomes=args.outcome, overwrite=args.overwrite,
+        )
+    d = report.to_dict()
+    d["db"] = str(_store(args).path)
+    text = _kv_table({k: v for k, v in d.items() if k != "conflict_examples"})
+    if report.conflict_examples:
+        text += "\nconflicts (first ones):\n" + pd.DataFrame(report.conflict_examples).to_string(index=False)
+    _emit(args, d, text)
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from .overview import project_summary
+    from .project import get_project, list_projects
+
+    store = _store(args)
+    with store.read() as con:
+        if args.project:
+            summary = project_summary(con, get_project(con, args.project)).to_dict()
+            _emit(args, summary, _kv_table({k: v for k, v in summary.items() if k != "features"})
+                  + "\nfeatures  " + ", ".join(f"{k} ({v})" for k, v in summary["features"].items()))
+            return EXIT_OK
+        projects = [project_summary(con, p).to_dict() for p in list_projects(con)]
+    payload = {"db": str(store.path), "projects": projects}
+    if projects:
+        frame = pd.DataFrame(projects)[["name", "task", "n_rows", "n_labeled", "pending_labels", "versions"]]
+        text = f"database: {store.path}\n" + frame.to_string(index=False)
+    else:
+        text = f"database: {store.path}\nno projects yet"
+    _emit(args, payload, text)
+    return EXIT_OK
+
+
+def cmd_metrics(args) -> int:
+    from .metrics import metrics_for
+    from .overview import daily_series, overview_table
+    from .project import get_project
+    from .scope import Scope
+
+    scope = Scope.of(args.version, args.stage, args.start, args.end)
+    with _store(args).read() as con:
+        project = get_project(con, args.project)
+        frame = daily_series(con, project, scope) if args.daily else overview_table(con, project, scope)
+    payload = {
+        "project": project.name,
+        "task": project.task,
+        "metrics": list(metrics_for(project.task)),
+        "scope": {"versions": list(scope.versions), "stages": list(scope.stages),
+                  "start": args.start, "end": args.end},
+        "rows": frame_records(frame),
+    }
+    keys = (["day"] if args.daily else []) + ["model_version", "stage", "n_rows", "n_labeled", "labeled_share"]
+    cols = keys + list(metrics_for(project.task))
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        text = frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(frame) else "no rows"
+    _emit(args, payload, text)
+    return EXIT_OK
+
+
+# --- parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS,
+                        help=f"database file (default: $SLICEBOARD_DB or {default_db_path()})")
+    common.add_argument("--format", choices=("table", "json"), default=argparse.SUPPRESS,
+                        help="output format (default: table)")
+    common.add_argument("--wait", type=float, default=argparse.SUPPRESS,
+                        help="seconds to wait for a database locked by another process (default 30)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis", parents=[common],
+        description="Sliceboard: model evaluation and slice debugging on logged predictions.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", parents=[common], help="build the demo project")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--replace", action="store_true", help="rebuild it if it exists")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ingest", parents=[common], help="ingest predictions from CSV or Parquet")
+    p.add_argument("file", help="CSV or Parquet file, folder of them, or glob")
+    p.add_argument("--project", required=True)
+    p.add_argument("--config", help="column mapping TOML (default: the project's stored mapping, "
+                                    "or guessed from column names for a new project)")
+    p.add_argument("--on-duplicate", choices=("error", "skip", "replace"), default="error",
+                   help="prediction ids already stored: reject the file (default), skip those "
+                        "rows, or replace the stored rows")
+    p.add_argument("--version", help="model version for every row (overrides the mapped column)")
+    p.add_argument("--stage", help="stage for every row: offline, shadow, canary or production")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("labels", parents=[common], help="attach late labels and outcomes")
+    p.add_argument("file")
+    p.add_argument("--project", required=True)
+    p.add_argument("--key", choices=("prediction", "example"), default="prediction",
+                   help="rows name a prediction id (default) or an example id")
+    p.add_argument("--id-column", help="column holding the id (default: from the mapping)")
+    p.add_argument("--label-column")
+    p.add_argument("--label-timestamp-column")
+    p.add_argument("--outcome", action="append",
+                   help="outcome column to attach (repeatable; default: the project's outcome "
+                        "columns present in the file)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace stored labels/outcomes that differ (default: keep and report)")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("info", parents=[common], help="projects in the database")
+    p.add_argument("--project")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("metrics", parents=[common], help="metrics per model version and stage")
+    p.add_argument("--project", required=True)
+    p.add_argument("--version", action="append", help="repeatable; default all")
+    p.add_argument("--stage", action="append", help="repeatable; default all")
+    p.add_argument("--start", help="first day, YYYY-MM-DD")
+    p.add_argument("--end", help="last day (included), YYYY-MM-DD")
+    p.add_argument("--daily", action="store_true", help="one row per day as well")
+    p.set_defaults(func=cmd_metrics)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, default in (("db", None), ("format", "table"), ("wait", 30.0)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    try:
+        return args.func(args)
+    except DatabaseBusyError as exc:
+        _error(args, exc)
+        return EXIT_BUSY
+    except SliceboardError as exc:
+        _error(args, exc)
+        return EXIT_ERROR
+
+
+def _error(args, exc: Exception) -> None:
+    if args.format == "json":
+        print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc)}}, indent=2))
+    print(f"error: {exc}", file=sys.stderr)

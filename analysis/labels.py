@@ -1,0 +1,320 @@
+"""Late labels and outcomes: attach them to logged predictions.
+
+Labels and product outcomes (revenue, loss, clicks...) usually arrive days
+after the prediction, in their own files, keyed by prediction id (or by example
+id, when one label belongs to a request that several model versions scored).
+Attaching is one transaction. Labels for predictions that are not logged yet
+wait in the project's pending table and are applied when the predictions
+arrive. A label that disagrees with a stored one is reported, never silently
+overwritten, unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+
+from . import convert as cv
+from .errors import ConfigError, IngestError
+from .ingest import (
+    _Expr,
+    _check_unique_ids,
+    _disagree,
+    _family,
+    _fills,
+    _require_columns,
+    class_label_expr,
+    next_ingest_id,
+    record_ingest,
+    register_outcomes,
+    resolve_binary_classes,
+    _class_values,
+    utc_now,
+)
+from .mapping import parse_mapping
+from .project import get_project
+from .schema import bump_data_version
+from .sources import Source, close_source, count_rows, open_source
+from .sql import quote_ident
+
+KEYS = ("prediction", "example")
+
+
+@dataclass
+class LabelReport:
+    """What attaching a labels file did. ``to_dict()`` is the stable JSON form."""
+
+    project: str
+    source: str
+    key: str
+    rows_read: int
+    matched_predictions: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    conflicting: int = 0
+    overwritten: int = 0
+    pending: int = 0
+    outcomes: list[str] = field(default_factory=list)
+    conflict_examples: list[dict] = field(default_factory=list)
+    ingest_id: int | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def guess_label_columns(project, columns: list[str], key: str = "prediction") -> dict:
+    """Default id, label, label timestamp and outcome columns for a labels file."""
+    stored = parse_mapping(project.mapping_toml, origin="stored mapping")
+
+    def first(cands):
+        return next((c for c in cands if c and c in columns), None)
+
+    id_cands = [stored.id, "prediction_id", "id"] if key == "prediction" else [stored.example, "example_id"]
+    return {
+        "id_column": first(id_cands),
+        "label_column": first([stored.label, "label"]),
+        "label_timestamp_column": first([stored.label_timestamp, "label_timestamp"]),
+        "outcomes": [c.name for c in project.outcomes if c.name in columns],
+    }
+
+
+def _pick(src: Source, explicit: str | None, candidates: list[str | None], what: str) -> str | None:
+    if explicit:
+        if explicit not in src.columns:
+            _require_columns(src, [(what, explicit)])
+        return explicit
+    for c in candidates:
+        if c and c in src.columns:
+            return c
+    return None
+
+
+def attach_labels(
+    con: duckdb.DuckDBPyConnection,
+    source,
+    *,
+    project: str,
+    key: str = "prediction",
+    id_column: str | None = None,
+    label_column: str | None = None,
+    label_timestamp_column: str | None = None,
+    outcomes: list[str] | None = None,
+    overwrite: bool = False,
+    source_name: str | None = None,
+) -> LabelReport:
+    """Attach labels and outcomes from ``source`` to ``project``'s predictions.
+
+    ``key`` is ``"prediction"`` (rows name a prediction id) or ``"example"``
+    (rows name an example id; the label applies to every prediction of that
+    example, including ones logged later). Columns default to the names in the
+    project's mapping; ``outcomes`` lists outcome columns to attach (default: the
+    project's outcome columns present in the file).
+    """
+    started = time.perf_counter()
+    if key not in KEYS:
+        raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
+    proj = get_project(con, project)
+    src = open_source(con, source, name=source_name)
+    try:
+        return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,
+                       outcomes, overwrite, started)
+    finally:
+        close_source(con, src)
+
+
+def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started):
+    warnings: list[str] = []
+    stored = parse_mapping(proj.mapping_toml, origin="stored mapping")
+    if key == "prediction":
+        key_col = _pick(src, id_column, [stored.id, "prediction_id", "id"], "prediction id")
+    else:
+        key_col = _pick(src, id_column, [stored.example, "example_id"], "example id")
+    if key_col is None:
+        raise ConfigError(
+            f"{src.name}: no {key} id column found (looked for "
+            f"{', '.join(repr(c) for c in ([stored.id, 'prediction_id', 'id'] if key == 'prediction' else [stored.example, 'example_id']) if c)}); "
+            f"name it with --id-column. Columns: {', '.join(src.columns)}."
+        )
+    lab_col = _pick(src, label_column, [stored.label, "label"], "label")
+    lt_col = _pick(src, lt_column, [stored.label_timestamp, "label_timestamp"], "label timestamp")
+    if outcome_names is None:
+        outcome_cols = [c.name for c in proj.outcomes if c.name in src.columns]
+    else:
+        _require_columns(src, [("outcome", o) for o in outcome_names])
+        outcome_cols = list(outcome_names)
+    used = {key_col, lab_col, lt_col, *outcome_cols}
+    ignored = [c for c in src.columns if c not in used]
+    if ignored:
+        warnings.append(f"columns ignored (not a key, label or known outcome): {', '.join(ignored)}")
+    if lab_col is None and not outcome_cols:
+        raise ConfigError(
+            f"{src.name}: nothing to attach: no label column (looked for "
+            f"{', '.join(repr(c) for c in (stored.label, 'label') if c)}) and no outcome columns."
+        )
+
+    total = count_rows(con, src)
+    report = LabelReport(proj.name, src.name, key, total, outcomes=outcome_cols, warnings=warnings)
+    if total == 0:
+        warnings.append("the input has no rows; nothing was written")
+        return report
+
+    positive, negative = proj.positive_label, proj.negative_label
+    if proj.task == "binary" and lab_col:
+        positive, negative = resolve_binary_classes(
+            _class_values(con, src, [lab_col]), positive, negative, source=src.name
+        )
+
+    exprs: dict[str, _Expr] = {}
+    checks: list[cv.Check] = []
+    kfam = _family(src, key_col)
+    exprs["key"] = _Expr(cv.to_text(cv.col(key_col), kfam))
+    checks.append(cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"))
+    now = utc_now()
+    if lab_col:
+        e, check = class_label_expr(src, lab_col, proj.task, positive, negative)
+        exprs["label"] = e
+        checks.append(check)
+    else:
+        exprs["label"] = _Expr(f"CAST(NULL AS {proj.label_type})")
+    if lt_col:
+        fam = _family(src, lt_col)
+        e = _Expr(cv.to_timestamp(cv.col(lt_col), fam))
+        checks.append(cv.Check(lt_col, "are not timestamps",
+                               f"{cv.present(cv.col(lt_col), fam)} AND ({e.sql}) IS NULL",
+                               value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
+        lab = exprs["label"]
+        exprs["label_timestamp"] = _Expr(
+            f"CASE WHEN ({lab.sql}) IS NOT NULL THEN coalesce(({e.sql}), CAST(? AS TIMESTAMP)) END",
+            [*lab.params, now],
+        )
+    else:
+        lab = exprs["label"]
+        exprs["label_timestamp"] = _Expr(
+            f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END", [*lab.params, now]
+        )
+    for name in outcome_cols:
+        fam = _family(src, name)
+        e = _Expr(cv.to_double(cv.col(name), fam))
+        exprs[name] = e
+        checks.append(cv.Check(name, "are not numbers",
+                               f"{cv.present(cv.col(name), fam)} AND ({e.sql}) IS NULL",
+                               value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
+    cv.run_checks(con, src, checks)
+    _check_unique_ids(con, src, key_col, exprs["key"])
+
+    log = quote_ident(proj.log_table)
+    pending = quote_ident(proj.pending_table)
+    log_key = "prediction_id" if key == "prediction" else "example_id"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if negative != proj.negative_label:
+            con.execute("UPDATE sb_projects SET negative_label = ? WHERE project_id = ?",
+                        [negative, proj.project_id])
+        register_outcomes(con, proj, outcome_cols)
+        ingest_id = next_ingest_id(con)
+        cols = list(exprs)
+        con.execute("DROP TABLE IF EXISTS sb_labels")
+        con.execute(
+            f"CREATE TEMP TABLE sb_labels AS SELECT "
+            + ", ".join(f"({exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
+            + f" FROM {quote_ident(src.view)}",
+            [p for c in cols for p in exprs[c].params],
+        )
+        values = (["label"] if lab_col else []) + outcome_cols
+        fields = (["label", "label_timestamp"] if lab_col else []) + outcome_cols
+        match = f"l.{log_key} = n.key"
+        stats = con.execute(
+            f"SELECT count(*), "
+            f"sum(CASE WHEN {_disagree('l', 'n', values)} THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN {_fills('l', 'n', fields)} THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN ({_fills('l', 'n', fields)}) OR ({_disagree('l', 'n', values)}) "
+            f"THEN 1 ELSE 0 END) "
+            f"FROM {log} l JOIN sb_labels n ON {match}"
+        ).fetchall()[0]
+        report.matched_predictions = int(stats[0] or 0)
+        report.conflicting = int(stats[1] or 0)
+        if report.conflicting:
+            shown = ", ".join(
+                f"l.{quote_ident(v)} AS {quote_ident('stored_' + v)}, n.{quote_ident(v)} AS {quote_ident('new_' + v)}"
+                for v in values
+            )
+            rows = con.execute(
+                f"SELECT l.prediction_id, {shown} FROM {log} l JOIN sb_labels n ON {match} "
+                f"WHERE {_disagree('l', 'n', values)} ORDER BY l.prediction_id LIMIT 5"
+            ).fetchall()
+            names = ["prediction_id"] + [x for v in values for x in ("stored_" + v, "new_" + v)]
+            report.conflict_examples = [dict(zip(names, r)) for r in rows]
+        if overwrite:
+            sets = ", ".join(
+                f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {log}.{quote_ident(f)})" for f in fields
+            )
+            cond = f"({_fills(log, 'n', fields)}) OR ({_disagree(log, 'n', values)})"
+        else:
+            sets = ", ".join(
+                f"{quote_ident(f)} = coalesce({log}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields
+            )
+            cond = _fills(log, "n", fields)
+        report.applied = con.execute(
+            f"UPDATE {log} SET {sets} FROM sb_labels n WHERE {log}.{log_key} = n.key AND ({cond})"
+        ).fetchall()[0][0]
+        report.overwritten = report.conflicting if overwrite else 0
+        report.unchanged = report.matched_predictions - int(stats[3] or 0)
+        # Labels waiting for predictions; example-keyed labels always stay as standing labels.
+        if key == "prediction":
+            waiting = f"NOT EXISTS (SELECT 1 FROM {log} l WHERE l.prediction_id = n.key)"
+        else:
+            waiting = "TRUE"
+        report.pending = con.execute(
+            f"SELECT count(*) FROM sb_labels n WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {log} l WHERE l.{log_key} = n.key)"
+        ).fetchall()[0][0]
+        pmatch = "p.key_kind = ? AND p.key = n.key"
+        pconf = con.execute(
+            f"SELECT count(*) FROM {pending} p JOIN sb_labels n ON {pmatch} "
+            f"WHERE {waiting} AND ({_disagree('p', 'n', values)})",
+            [key],
+        ).fetchall()[0][0]
+        report.conflicting += pconf
+        if overwrite:
+            report.overwritten += pconf
+            psets = ", ".join(
+                f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {pending}.{quote_ident(f)})" for f in fields
+            )
+        else:
+            psets = ", ".join(
+                f"{quote_ident(f)} = coalesce({pending}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields
+            )
+        if fields:
+            con.execute(
+                f"UPDATE {pending} SET {psets} FROM sb_labels n WHERE {pending}.key_kind = ? "
+                f"AND {pending}.key = n.key AND {waiting}",
+                [key],
+            )
+        pcols = ["key_kind", "key", "received_at", "ingest_id"] + fields
+        con.execute(
+            f"INSERT INTO {pending} ({', '.join(quote_ident(c) for c in pcols)}) "
+            f"SELECT ?, n.key, CAST(? AS TIMESTAMP), ?, "
+            + ", ".join(f"n.{quote_ident(f)}" for f in fields)
+            + f" FROM sb_labels n WHERE {waiting} AND NOT EXISTS "
+            f"(SELECT 1 FROM {pending} p WHERE {pmatch})",
+            [key, now, ingest_id, key],
+        ) if fields else None
+        con.execute("DROP TABLE sb_labels")
+        report.ingest_id = ingest_id
+        if report.conflicting and not overwrite:
+            warnings.append(
+                f"{report.conflicting} labels or outcomes disagree with stored values and were "
+                "not changed; rerun with --overwrite to replace them"
+            )
+        record_ingest(con, ingest_id, proj.project_id, "labels", src.name, total, report.to_dict())
+        bump_data_version(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,197 @@
+"""Database schema: the metadata tables, the per-project log tables, migrations.
+
+Everything that creates or alters a table lives here. A database holds any
+number of projects. Each project has
+
+* ``log_<id>``: one row per logged prediction, in native column types: the
+  canonical columns below, then the project's feature columns and product
+  outcome columns under their own names;
+* ``pending_<id>``: labels and outcomes that arrived for predictions that are
+  not logged yet (keyed by prediction id), and standing labels keyed by
+  example id, applied to every prediction of that example as it arrives.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from .sql import quote_ident
+
+SCHEMA_VERSION = 1
+
+TASKS = ("binary", "multiclass", "regression")
+STAGES = ("offline", "shadow", "canary", "production")
+DEFAULT_STAGE = "production"
+
+# Canonical columns of every log table, in order. Types of prediction and label
+# depend on the task (see ``label_type``).
+CANONICAL_COLUMNS = (
+    "prediction_id",
+    "example_id",
+    "timestamp",
+    "model_version",
+    "stage",
+    "prediction",
+    "score",
+    "label",
+    "label_timestamp",
+    "ingest_id",
+)
+RESERVED_NAMES = frozenset(CANONICAL_COLUMNS)
+
+# Storage types a feature may have; anything else is converted or refused.
+FEATURE_KINDS = ("categorical", "numeric", "boolean", "text", "timestamp")
+
+
+def label_type(task: str) -> str:
+    """DuckDB type of the prediction and label columns for a task."""
+    return {"binary": "BOOLEAN", "multiclass": "VARCHAR", "regression": "DOUBLE"}[task]
+
+
+def log_table(project_id: int) -> str:
+    return f"log_{int(project_id)}"
+
+
+def pending_table(project_id: int) -> str:
+    return f"pending_{int(project_id)}"
+
+
+def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE sb_projects (
+            project_id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            task VARCHAR NOT NULL,
+            positive_label VARCHAR,
+            negative_label VARCHAR,
+            threshold DOUBLE NOT NULL,
+            mapping_toml VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sb_columns (
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            dtype VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (project_id, name)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sb_ingests (
+            ingest_id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            ingested_at TIMESTAMP NOT NULL,
+            rows_read BIGINT NOT NULL,
+            details VARCHAR NOT NULL
+        )
+        """
+    )
+
+
+# Ordered (version, function); each runs once, in a transaction, in order.
+MIGRATIONS = ((1, _migration_1),)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sb_meta'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()
+    return int(row[0][0]) if row else 0
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create or migrate the metadata schema to ``SCHEMA_VERSION``."""
+    version = current_version(con)
+    if version > SCHEMA_VERSION:
+        from .errors import SliceboardError
+
+        raise SliceboardError(
+            f"The database was written by a newer Sliceboard (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}). Upgrade Sliceboard to open it."
+        )
+    if version == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS sb_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        for number, migrate in MIGRATIONS:
+            if number > version:
+                migrate(con)
+        con.execute(
+            "INSERT OR REPLACE INTO sb_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        con.execute("INSERT OR IGNORE INTO sb_meta VALUES ('data_version', '0')")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def bump_data_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark that stored data changed (caches key on this)."""
+    con.execute(
+        "UPDATE sb_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) "
+        "WHERE key = 'data_version'"
+    )
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT value FROM sb_meta WHERE key = 'data_version'").fetchall()
+    return int(row[0][0]) if row else 0
+
+
+def create_project_tables(
+    con: duckdb.DuckDBPyConnection,
+    project_id: int,
+    task: str,
+    features: list[tuple[str, str]],
+    outcomes: list[str],
+) -> None:
+    """Create the log and pending tables of a new project."""
+    lt = label_type(task)
+    cols = [
+        "prediction_id VARCHAR NOT NULL",
+        "example_id VARCHAR NOT NULL",
+        '"timestamp" TIMESTAMP NOT NULL',
+        "model_version VARCHAR NOT NULL",
+        "stage VARCHAR NOT NULL",
+        f"prediction {lt}",
+        "score DOUBLE",
+        f"label {lt}",
+        "label_timestamp TIMESTAMP",
+        "ingest_id INTEGER NOT NULL",
+    ]
+    cols += [f"{quote_ident(name)} {dtype}" for name, dtype in features]
+    cols += [f"{quote_ident(name)} DOUBLE" for name in outcomes]
+    con.execute(f"CREATE TABLE {quote_ident(log_table(project_id))} ({', '.join(cols)})")
+    pending_cols = [
+        "key_kind VARCHAR NOT NULL",
+        "key VARCHAR NOT NULL",
+        f"label {lt}",
+        "label_timestamp TIMESTAMP",
+        "received_at TIMESTAMP NOT NULL",
+        "ingest_id INTEGER NOT NULL",
+    ] + [f"{quote_ident(name)} DOUBLE" for name in outcomes]
+    con.execute(
+        f"CREATE TABLE {quote_ident(pending_table(project_id))} ({', '.join(pending_cols)})"
+    )
+
+
+def add_outcome_column(con: duckdb.DuckDBPyConnection, project_id: int, name: str) -> None:
+    """Add a product outcome column to a project's log and pending tables."""
+    for table in (log_table(project_id), pending_table(project_id)):
+        con.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} DOUBLE")

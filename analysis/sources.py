@@ -1,0 +1,174 @@
+"""Reading input into DuckDB: CSV, Parquet (file, folder or glob), DataFrame.
+
+A source becomes a temporary view that later SQL reads from. CSV is read with
+every column as text, so that a value that does not convert is reported by our
+own checks (with its line) instead of failing the whole read; the types DuckDB
+detects are kept as the suggested storage types.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .errors import IngestError
+from .sql import quote_ident
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+FILE_COLUMN = "__sb_file"
+
+
+@dataclass
+class Source:
+    """An input opened as a view named ``view`` in one connection."""
+
+    name: str
+    kind: str  # "csv" | "parquet" | "dataframe"
+    view: str
+    columns: list[str]
+    types: dict[str, str]  # detected type per column (CSV: what DuckDB's sniffer saw)
+    raw_varchar: bool  # True when the view yields text to be converted (CSV)
+    multi_file: bool
+
+    @property
+    def row_word(self) -> str:
+        """How offending rows are counted in messages."""
+        return {"csv": "line", "parquet": "row", "dataframe": "position"}[self.kind]
+
+
+def _kind_for(path: str) -> str | None:
+    lower = path.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if lower.endswith(CSV_SUFFIXES):
+        return "csv"
+    return None
+
+
+def _resolve_path(path: str) -> tuple[str, str, bool]:
+    """Return (pattern, kind, multi_file) for a file, folder or glob."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
+            for suffix in suffixes:
+                pattern = str(p / "**" / f"*{suffix}")
+                if globlib.glob(pattern, recursive=True):
+                    return pattern, kind, True
+        raise IngestError("the folder holds no .parquet or .csv files", source=path)
+    if any(ch in path for ch in "*?["):
+        matches = globlib.glob(str(p), recursive=True)
+        if not matches:
+            raise IngestError("no files match this pattern", source=path)
+        kind = _kind_for(path) or _kind_for(matches[0])
+        if kind is None:
+            raise IngestError("cannot tell the file type; use .csv or .parquet files", source=path)
+        return str(p), kind, len(matches) > 1
+    if not p.exists():
+        raise IngestError("file not found", source=path)
+    kind = _kind_for(str(p))
+    if kind is None:
+        kind = _sniff_kind(p)
+    return str(p), kind, False
+
+
+def _sniff_kind(p: Path) -> str:
+    with p.open("rb") as fh:
+        head = fh.read(4)
+    return "parquet" if head == b"PAR1" else "csv"
+
+
+def open_source(
+    con: duckdb.DuckDBPyConnection,
+    source,
+    *,
+    name: str | None = None,
+    view: str = "sb_src",
+) -> Source:
+    """Open ``source`` (a path or a pandas DataFrame) as a temporary view."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        label = name or "DataFrame"
+        frame = source.reset_index(drop=True)
+        if any(not isinstance(c, str) for c in frame.columns):
+            frame.columns = [str(c) for c in frame.columns]
+        con.register(f"{view}_df", frame)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {quote_ident(view + '_df')}")
+        cols, types = _describe(con, view)
+        return Source(label, "dataframe", view, cols, types, False, False)
+
+    path = str(source)
+    label = name or path
+    pattern, kind, multi = _resolve_path(path)
+    try:
+        if kind == "parquet":
+            rel = con.read_parquet(pattern, filename=FILE_COLUMN if multi else False)
+            rel.create_view(view, replace=True)
+            cols, types = _describe(con, view)
+            return Source(label, kind, view, cols, types, False, multi)
+        sniffed = con.read_csv(pattern)
+        detected = {c: str(t) for c, t in zip(sniffed.columns, sniffed.types)}
+        rel = con.read_csv(pattern, all_varchar=True, filename=FILE_COLUMN if multi else False)
+        rel.create_view(view, replace=True)
+        cols, _ = _describe(con, view)
+        types = {c: detected.get(c, "VARCHAR") for c in cols}
+        return Source(label, kind, view, cols, types, True, multi)
+    except duckdb.Error as exc:
+        what = "Parquet" if kind == "parquet" else "CSV"
+        raise IngestError(f"cannot be read as {what}: {_first_line(exc)}", source=label) from None
+
+
+def _describe(con: duckdb.DuckDBPyConnection, view: str) -> tuple[list[str], dict[str, str]]:
+    rows = con.execute(f"DESCRIBE {quote_ident(view)}").fetchall()
+    cols = [r[0] for r in rows if r[0] != FILE_COLUMN]
+    return cols, {r[0]: str(r[1]) for r in rows if r[0] != FILE_COLUMN}
+
+
+def close_source(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {quote_ident(src.view)}")
+    if src.kind == "dataframe":
+        try:
+            con.unregister(f"{src.view}_df")
+        except duckdb.Error:
+            pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, src: Source) -> int:
+    try:
+        return con.execute(f"SELECT count(*) FROM {quote_ident(src.view)}").fetchall()[0][0]
+    except duckdb.Error as exc:
+        raise IngestError(f"cannot be read: {_first_line(exc)}", source=src.name) from None
+
+
+@dataclass
+class SourcePreview:
+    """What a file looks like before it is ingested."""
+
+    name: str
+    kind: str
+    columns: list[str]
+    types: dict[str, str]
+    n_rows: int
+    head: "object"  # pandas DataFrame of the first rows
+
+
+def preview_source(source, *, name: str | None = None, limit: int = 20) -> SourcePreview:
+    """Columns, detected types, row count and first rows, without touching any database."""
+    con = duckdb.connect()
+    try:
+        src = open_source(con, source, name=name, view="sb_preview")
+        n = count_rows(con, src)
+        cols = ", ".join(quote_ident(c) for c in src.columns)
+        head = con.execute(f"SELECT {cols} FROM {quote_ident(src.view)} LIMIT {int(limit)}").df()
+        return SourcePreview(src.name, src.kind, src.columns, src.types, n, head)
+    finally:
+        con.close()

@@ -1,0 +1,20 @@
+"""Sliceboard: the navigation registry and the shared frame (database, project picker)."""
+
+import streamlit as st
+
+from pages import _ui
+
+st.set_page_config(page_title="Sliceboard", page_icon=":material/troubleshoot:", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
+    st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.markdown("### :material/troubleshoot: Sliceboard")
+with _ui.readable_errors():
+    _ui.ensure_database()
+    _ui.project_picker()
+    st.sidebar.caption(f"Database: `{_ui.store().path}`")
+    page.run()

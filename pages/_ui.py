@@ -1,0 +1,166 @@
+"""The shared frame of every page: the database, the project picker, cached
+queries and readable errors. The only place where Streamlit caching lives."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import contextmanager
+
+import streamlit as st
+
+from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
+
+log = logging.getLogger("sliceboard")
+
+BUSY_WAIT_SECONDS = 20.0
+
+
+@st.cache_resource(show_spinner=False)
+def _store_for(path: str) -> Store:
+    # One Store per database path for the whole server. It holds no open
+    # connection: each query opens the file briefly, so the CLI can write.
+    return Store(path, busy_timeout=BUSY_WAIT_SECONDS)
+
+
+def store() -> Store:
+    return _store_for(str(default_db_path()))
+
+
+@st.cache_data(show_spinner="Querying the log…", max_entries=256)
+def _cached_call(fingerprint: tuple, path: str, func_path: str, project: str | None, kwargs: tuple):
+    module, name = func_path.rsplit(".", 1)
+    func = getattr(importlib.import_module(module), name)
+    with _store_for(path).read() as con:
+        if project is None:
+            return func(con, **dict(kwargs))
+        return func(con, get_project(con, project), **dict(kwargs))
+
+
+def query(func, project: str | None = None, **kwargs):
+    """Run ``func(con, project, **kwargs)`` read-only, cached until the database changes.
+
+    Keyword values must be hashable plain values (strings, numbers, tuples).
+    """
+    s = store()
+    return _cached_call(
+        s.fingerprint(), str(s.path), f"{func.__module__}.{func.__name__}", project,
+        tuple(sorted(kwargs.items())),
+    )
+
+
+def clear_caches() -> None:
+    _cached_call.clear()
+
+
+def ensure_database() -> None:
+    """Build the demo project on first start, when there is no database yet."""
+    s = store()
+    if s.exists():
+        return
+    from analysis.demo import build_demo
+
+    with st.status("First start: building the demo project…", expanded=True) as status:
+        bar = st.progress(0.0)
+
+        def progress(fraction: float, text: str) -> None:
+            bar.progress(min(1.0, fraction), text=text)
+
+        build_demo(s, progress=progress)
+        status.update(label="Demo project ready", state="complete", expanded=False)
+    clear_caches()
+
+
+def project_names() -> list[str]:
+    return [p.name for p in query(list_projects)]
+
+
+def project_picker() -> str | None:
+    """Sidebar picker; the choice is kept in the URL (``?project=``)."""
+    names = project_names()
+    if not names:
+        return None
+    wanted = st.query_params.get("project")
+    if st.session_state.get("project") not in names:
+        st.session_state["project"] = wanted if wanted in names else names[0]
+    choice = st.sidebar.selectbox("Project", names, key="project")
+    if st.query_params.get("project") != choice:
+        st.query_params["project"] = choice
+    return choice
+
+
+def current_project() -> str:
+    """The selected project, or an empty state that stops the page."""
+    name = st.session_state.get("project")
+    if not name or name not in project_names():
+        st.info(
+            "There are no projects in this database yet. Import a predictions file on the "
+            "**Import** page, or build the demo with `python -m analysis demo`."
+        )
+        st.page_link("pages/import_data.py", label="Go to Import", icon=":material/upload:")
+        st.stop()
+    return name
+
+
+def show_error(exc: BaseException) -> None:
+    if isinstance(exc, DatabaseBusyError):
+        st.warning(str(exc), icon=":material/hourglass:")
+    elif isinstance(exc, SliceboardError):
+        st.error(str(exc), icon=":material/error:")
+    else:
+        log.exception("unexpected error in a page", exc_info=exc)
+        st.error(
+            f"Something went wrong ({type(exc).__name__}: {exc}). The details are in the "
+            "server log.",
+            icon=":material/error:",
+        )
+
+
+@contextmanager
+def readable_errors():
+    """Show errors as messages instead of tracebacks (Streamlit's own control
+    flow, such as ``st.rerun``, passes through: it is not an ``Exception``)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - everything becomes a readable message
+        show_error(exc)
+
+
+def fmt_int(n) -> str:
+    return f"{int(n):,}"
+
+
+def fmt_pct(x) -> str:
+    return "–" if x is None or x != x else f"{x:.1%}"
+
+
+def fmt_num(x, spec: str = ".3f") -> str:
+    return "–" if x is None or x != x else format(x, spec)
+
+
+def saved_upload(upload) -> str:
+    """Write an uploaded file to a private temp folder (DuckDB reads paths); keep its name."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.gettempdir()) / "sliceboard-uploads" / upload.file_id
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(upload.name).name
+    if not target.exists():
+        target.write_bytes(upload.getbuffer())
+    return str(target)
+
+
+def file_input(key: str):
+    """An uploaded file, or a path on the server for files too big to upload.
+
+    Returns ``(path, display name)`` or ``(None, None)``.
+    """
+    upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "parquet", "pq"], key=f"{key}_upload")
+    with st.expander("…or read a file, folder or glob on the server"):
+        server_path = st.text_input("Path", key=f"{key}_path", placeholder="/data/logs/2026-11-*.parquet")
+    if upload is not None:
+        return saved_upload(upload), upload.name
+    if server_path.strip():
+        return server_path.strip(), server_path.strip()
+    return None, None
