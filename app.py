@@ -4,7 +4,9 @@ import streamlit as st
 
 from pages import _ui
 
-st.set_page_config(page_title="Sliceboard", page_icon=":material/troubleshoot:", layout="wide")
+# The favicon is drawn locally: Streamlit fetches Material and emoji favicons
+# from a CDN, and Sliceboard must work with no network beyond its own server.
+st.set_page_config(page_title="Sliceboard", page_icon=_ui.favicon(), layout="wide")
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),

@@ -193,6 +193,9 @@ def generate_day(day: int, *, seed: int = 7, n_days: int = DEMO_DAYS,
     apps = _applications(day, n_days, requests_per_day, seed, end)
     as_of = pd.Timestamp(end)
     canary = (day >= CANARY_START_DAY) & (apps["_u_canary"].to_numpy() < CANARY_SHARE)
+    label_at = apps["scored_at"] + pd.to_timedelta(apps["_delay"], unit="D")
+    known = (label_at <= as_of).to_numpy()
+    apps["_known"] = known
     parts = []
     plan = [("credit-v1", "production", ~canary)]
     if day >= CANARY_START_DAY:
@@ -218,15 +221,12 @@ def generate_day(day: int, *, seed: int = 7, n_days: int = DEMO_DAYS,
         sub["predicted"] = np.where(predicted_default, "default", "repaid")
         parts.append(sub)
     preds = pd.concat(parts, ignore_index=True)
-    label_at = apps["scored_at"] + pd.to_timedelta(apps["_delay"], unit="D")
-    known = (label_at <= as_of).to_numpy()
     labels = pd.DataFrame({
         "application_id": apps["application_id"][known],
         "outcome": np.where(apps["_default"][known], "default", "repaid"),
         "outcome_at": label_at[known].dt.floor("s"),
     })
-    known_pred = np.isin(preds["application_id"].to_numpy(), labels["application_id"].to_numpy())
-    outcomes = preds.loc[known_pred, ["prediction_id", "revenue", "loss"]].reset_index(drop=True)
+    outcomes = preds.loc[preds["_known"].to_numpy(), ["prediction_id", "revenue", "loss"]].reset_index(drop=True)
     columns = [
         "prediction_id", "application_id", "scored_at", "model_version", "stage", "predicted",
         "p_default", "age", "income", "bureau_score", "loan_amount", "term_months", "employment", "region",
@@ -259,8 +259,7 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
     from .ingest import ingest_predictions
     from .labels import attach_labels
     from .project import find_project
-    from .schema import log_table, pending_table
-    from .sql import quote_ident
+    from .schema import drop_project_tables
 
     def step(fraction: float, text: str) -> None:
         if progress is not None:
@@ -276,8 +275,7 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
                         "message": f"project {DEMO_PROJECT!r} already exists; use --replace to rebuild it"}
             con.execute("BEGIN TRANSACTION")
             try:
-                for t in (log_table(existing.project_id), pending_table(existing.project_id)):
-                    con.execute(f"DROP TABLE {quote_ident(t)}")
+                drop_project_tables(con, existing.project_id)
                 for t in ("sb_columns", "sb_ingests", "sb_projects"):
                     con.execute(f"DELETE FROM {t} WHERE project_id = ?", [existing.project_id])
                 con.execute("COMMIT")

@@ -1,9 +1,14 @@
 """Ingest logged predictions from CSV, Parquet or a DataFrame into a project.
 
-Everything is checked before anything is written: mapped columns exist, values
-convert to the stored types, ids are unique in the input and (by default) new to
-the store, scores lie in [0, 1] for classification, timestamps parse. The write
-itself is one transaction, so a rejected input leaves the database as it was.
+The whole input is checked: mapped columns exist, values convert to the stored
+types, ids are unique in the input and (by default) new to the store, scores lie
+in [0, 1] for classification, timestamps parse. The write is one transaction,
+so a rejected input leaves the database as it was.
+
+For speed the checks ride along the single INSERT pass: a value that does not
+convert raises inside DuckDB, the transaction rolls back, and only then a
+second pass over the input finds every offending column, row and count for the
+message. A clean input is read once.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from datetime import datetime, timezone
 import duckdb
 
 from . import convert as cv
+from .classes import MAX_MAPPED_VALUES, distinct_raw_values, mapped_case, normalized
 from .errors import ConfigError, IngestError
-from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, normalize_class_value, parse_mapping
+from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
 from .project import Project, find_project, get_project
+from .rollup import days_of_rows, rebuild_days
 from .schema import (
     DEFAULT_STAGE,
     RESERVED_NAMES,
@@ -26,13 +33,16 @@ from .schema import (
     add_outcome_column,
     bump_data_version,
     create_project_tables,
+    label_type,
 )
 from .sources import Source, close_source, count_rows, open_source
 from .sql import quote_ident
 
 DUPLICATE_POLICIES = ("error", "skip", "replace")
+IGNORED_COLUMNS = ("__index_level_0__",)  # pandas' index written into Parquet
 _TEXT_MIN_AVG_LENGTH = 40
 _TEXT_MIN_DISTINCT = 1000
+_MAX_BINARY_VALUES = 50
 
 
 @dataclass
@@ -63,13 +73,20 @@ def utc_now() -> datetime:
 
 @dataclass
 class _Expr:
+    """A stored column's value from the source: ``sql`` yields NULL where the value
+    is bad, ``fail`` (if any) is true exactly there."""
+
     sql: str
     params: list = field(default_factory=list)
+    fail: str | None = None
+    fail_params: list = field(default_factory=list)
 
-
-def _missing_columns(src: Source, wanted: list[str]) -> list[str]:
-    have = set(src.columns)
-    return [c for c in wanted if c not in have]
+    def strict(self) -> tuple[str, list]:
+        """The value, raising inside DuckDB where it is bad (checked again slowly on failure)."""
+        if self.fail is None:
+            return self.sql, list(self.params)
+        return (f"CASE WHEN {self.fail} THEN error('sliceboard: invalid value') ELSE {self.sql} END",
+                list(self.fail_params) + list(self.params))
 
 
 def _suggest(src: Source, name: str) -> str:
@@ -82,28 +99,20 @@ def _suggest(src: Source, name: str) -> str:
 def _require_columns(src: Source, required) -> None:
     """``required``: {role: column} or [(role, column)]; every column must be in the input."""
     pairs = list(required.items()) if isinstance(required, dict) else list(required)
-    problems = [
-        f"column {col!r} (mapped as {role}) is not in the input{_suggest(src, col)}"
-        for role, col in pairs
-        if col not in src.columns
-    ]
-    if problems:
-        first = next(col for _, col in pairs if col not in src.columns)
+    missing = [(role, col) for role, col in pairs if col not in src.columns]
+    if missing:
+        problems = [f"column {col!r} (mapped as {role}) is not in the input{_suggest(src, col)}"
+                    for role, col in missing]
         raise IngestError(
             "rejected, nothing was written.\n- " + "\n- ".join(problems)
             + f"\nColumns in the input: {', '.join(src.columns)}",
-            source=src.name,
-            column=first,
+            source=src.name, column=missing[0][1],
         )
 
 
 def _family(src: Source, column: str) -> str:
     # CSV is read as text; conversions go from text. Other sources keep their types.
     return "string" if src.raw_varchar else cv.type_family(src.types[column])
-
-
-def _detected_family(src: Source, column: str) -> str:
-    return cv.type_family(src.types[column])
 
 
 def next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -117,174 +126,376 @@ def record_ingest(con, ingest_id: int, project_id: int, kind: str, source: str, 
     )
 
 
-def _infer_task(con, src: Source, mapping: Mapping) -> tuple[str, str]:
-    cols = [c for c in (mapping.prediction, mapping.label) if c]
-    if not cols:
-        if mapping.score:
-            return "binary", "only a score column is mapped"
-        raise ConfigError("Map a prediction column (or a score column) to ingest predictions.")
-    family = _detected_family(src, cols[0])
-    expr = cv.to_class_value(cv.col(cols[0]), _family(src, cols[0]))
-    n = con.execute(
-        f"SELECT count(DISTINCT {expr}) FROM {quote_ident(src.view)}"
-    ).fetchall()[0][0]
-    if family == "float" and n > 20:
-        return "regression", f"{cols[0]!r} holds {n} distinct numbers"
-    if n <= 2:
-        return "binary", f"{cols[0]!r} holds {n} distinct values"
-    return "multiclass", f"{cols[0]!r} holds {n} distinct values"
+# --- classes --------------------------------------------------------------------------
 
 
-def _class_values(con, src: Source, columns: list[str]) -> list[str]:
-    parts = [
-        f"SELECT {cv.to_class_value(cv.col(c), _family(src, c))} AS v FROM {quote_ident(src.view)}"
-        for c in columns
-    ]
-    sql = f"SELECT DISTINCT v FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL ORDER BY v LIMIT 50"
-    return [r[0] for r in con.execute(sql).fetchall()]
-
-
-def resolve_binary_classes(
-    values: list[str], positive: str | None, negative: str | None, *, source: str
-) -> tuple[str, str | None]:
+def resolve_binary_classes(values: list[str], positive: str | None, negative: str | None,
+                           *, source: str) -> tuple[str, str | None]:
     """Decide the positive and negative class names of a binary task."""
     vs = set(values)
+    if positive is None and not vs:
+        # No class values yet (scores only, labels to come): decide when they arrive.
+        return None, negative
     if positive is None:
         for pos, pair in (("true", {"true", "false"}), ("1", {"0", "1"}), ("yes", {"yes", "no"})):
             if vs and vs <= pair:
                 positive = pos
                 break
         else:
-            shown = ", ".join(repr(v) for v in values[:10]) or "none"
-            raise ConfigError(
-                f"{source}: set positive_label in [project]: the class values are {shown}."
-            )
+            shown = ", ".join(repr(v) for v in sorted(vs)[:10]) or "none"
+            raise ConfigError(f"{source}: set positive_label in [project]: the class values are {shown}.")
+    if negative is None:
+        negative = {"true": "false", "1": "0", "yes": "no"}.get(positive)
     others = sorted(vs - {positive} - ({negative} if negative else set()))
     if negative is None and len(others) == 1:
         negative = others[0]
+    elif negative is None and len(others) > 1:
+        raise IngestError(
+            f"a binary task has two classes, but besides the positive label {positive!r} the input "
+            f"holds {len(others)} others: {', '.join(repr(v) for v in others[:10])}. Fix the labels "
+            "or use a multiclass project.",
+            source=source,
+        )
     return positive, negative
 
 
-def binary_expr(value_sql: str, positive: str, negative: str | None) -> _Expr:
-    if negative is None:
-        return _Expr(f"CASE WHEN {value_sql} = ? THEN TRUE END", [positive])
-    return _Expr(f"CASE WHEN {value_sql} = ? THEN TRUE WHEN {value_sql} = ? THEN FALSE END", [positive, negative])
+class ClassColumns:
+    """Distinct raw values of the class columns of one input, read once."""
+
+    def __init__(self, con, src: Source, columns: list[str], task: str) -> None:
+        self.src = src
+        self.task = task
+        limit = _MAX_BINARY_VALUES if task == "binary" else MAX_MAPPED_VALUES
+        self.raw = {c: distinct_raw_values(con, src, c, limit) for c in columns}
+        if task == "binary":
+            for c, values in self.raw.items():
+                if values is None:
+                    raise IngestError(
+                        f"column {c!r} holds more than {limit} distinct values; a binary task has two "
+                        "classes. Is this the right column, or the right task?",
+                        source=src.name, column=c,
+                    )
+
+    def values(self) -> list[str]:
+        out = {normalized(r) for vals in self.raw.values() for r in (vals or [])}
+        return sorted(v for v in out if v is not None)
+
+    def expr(self, column: str, positive: str | None, negative: str | None) -> _Expr:
+        """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
+        raw, fam = cv.col(column), _family(self.src, column)
+        present = cv.present(raw, fam)
+        values = self.raw[column]
+        if self.task == "regression":
+            sql = cv.to_double(raw, fam)
+            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL")
+        if self.task == "multiclass":
+            if values is None:
+                sql, params = cv.to_class_value(raw, fam), []
+            else:
+                sql, params = mapped_case(column, {r: normalized(r) for r in values}, "VARCHAR")
+            return _Expr(sql, params)
+        classes = {positive: True}
+        if negative is not None:
+            classes[negative] = False
+        mapping = {r: classes.get(normalized(r)) for r in values}
+        sql, params = mapped_case(column, mapping, "BOOLEAN")
+        bad = [r for r in values if normalized(r) is not None and normalized(r) not in classes]
+        if not bad:
+            return _Expr(sql, params)
+        return _Expr(sql, params, f"{raw} IN ({', '.join('?' for _ in bad)})", bad)
+
+    def problem(self, positive: str | None, negative: str | None) -> str:
+        if self.task != "binary":
+            return "are not numbers" if self.task == "regression" else "are not valid class labels"
+        return "are not one of the classes " + ", ".join(repr(v) for v in (positive, negative) if v is not None)
 
 
-def class_label_expr(
-    src: Source, column: str, task: str, positive: str | None, negative: str | None
-) -> tuple[_Expr, cv.Check]:
-    """Stored prediction/label value for a column, and the check that it converts."""
-    fam = _family(src, column)
-    raw = cv.col(column)
-    if task == "regression":
-        e = _Expr(cv.to_double(raw, fam))
-        problem = "are not numbers"
-    elif task == "multiclass":
-        e = _Expr(cv.to_class_value(raw, fam))
-        problem = "are not valid class labels"
-    else:
-        e = binary_expr(cv.to_class_value(raw, fam), positive, negative)
-        names = ", ".join(repr(v) for v in (positive, negative) if v is not None)
-        problem = f"are not one of the classes {names}"
-    check = cv.Check(
-        column, problem, f"{cv.present(raw, fam)} AND ({e.sql}) IS NULL", list(e.params),
-        value_sql=f"CAST({raw} AS VARCHAR)",
-    )
-    return e, check
+def class_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
+    if e.fail is None:
+        return None
+    return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+
+
+# --- plan -------------------------------------------------------------------------------
 
 
 def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> list[tuple[str, str, str]]:
     """[(name, dtype, kind)] for the features of a new project."""
     mapped = set(mapping.role_columns().values()) | set(mapping.outcomes)
     explicit = mapping.features is not None
-    names = list(mapping.features) if explicit else [c for c in src.columns if c not in mapped]
     if explicit:
-        _require_columns(src, [("feature", c) for c in names])
+        _require_columns(src, [("feature", c) for c in mapping.features])
+        names = list(mapping.features)
+    else:
+        names = [c for c in src.columns if c not in mapped and c not in IGNORED_COLUMNS]
     plan: list[tuple[str, str, str]] = []
     for name in names:
         if name in RESERVED_NAMES:
             raise IngestError(
-                f"column {name!r} would be a feature, but {name!r} is a reserved column name "
-                "in Sliceboard. Map it to its role or rename it in the input.",
+                f"column {name!r} would be a feature, but {name!r} is a reserved column name in "
+                "Sliceboard. Map it to its role or rename it in the input.",
                 source=src.name, column=name,
             )
-        storage = cv.feature_storage(_detected_family(src, name), mapping.kinds.get(name))
+        storage = cv.feature_storage(cv.type_family(src.types[name]), mapping.kinds.get(name))
         if storage is None:
             if explicit:
                 raise IngestError(
-                    f"feature {name!r} has type {src.types[name]}, which Sliceboard cannot slice "
-                    "on; convert it to text, a number, a boolean or a timestamp.",
+                    f"feature {name!r} has type {src.types[name]}, which Sliceboard cannot slice on; "
+                    "convert it to text, a number, a boolean or a timestamp.",
                     source=src.name, column=name,
                 )
             warnings.append(f"column {name!r} ({src.types[name]}) was not ingested: unsupported type")
             continue
         plan.append((name, storage[0], storage[1]))
     lowered: dict[str, str] = {}
-    for name, _, _ in plan + [(o, "", "") for o in mapping.outcomes]:
-        key = name.lower()
-        if key in lowered:
+    for name in [n for n, _, _ in plan] + list(mapping.outcomes):
+        if name.lower() in lowered:
             raise IngestError(
-                f"columns {lowered[key]!r} and {name!r} differ only in case; DuckDB treats them "
-                "as the same name. Rename one of them.",
+                f"columns {lowered[name.lower()]!r} and {name!r} differ only in case; DuckDB treats "
+                "them as the same name. Rename one of them.",
                 source=src.name, column=name,
             )
-        lowered[key] = name
-    # Strings with long values or very many distinct values are free text.
-    text_candidates = [n for n, dtype, kind in plan if kind == "categorical" and n not in mapping.kinds]
-    if text_candidates:
+        lowered[name.lower()] = name
+    # Strings with long values or very many distinct values are free text (judged on a sample).
+    candidates = [n for n, _, kind in plan if kind == "categorical" and n not in mapping.kinds]
+    if candidates:
         sel = ", ".join(
-            f"approx_count_distinct({cv.col(n)}), avg(length(CAST({cv.col(n)} AS VARCHAR)))"
-            for n in text_candidates
+            f"approx_count_distinct({cv.col(n)}), avg(length(CAST({cv.col(n)} AS VARCHAR)))" for n in candidates
         )
-        stats = con.execute(f"SELECT {sel} FROM {quote_ident(src.view)}").fetchall()[0]
-        kinds = {}
-        for i, n in enumerate(text_candidates):
-            distinct, avg_len = stats[2 * i], stats[2 * i + 1]
-            if (avg_len or 0) >= _TEXT_MIN_AVG_LENGTH or (distinct or 0) >= _TEXT_MIN_DISTINCT:
-                kinds[n] = "text"
-        plan = [(n, d, kinds.get(n, k)) for n, d, k in plan]
+        stats = con.execute(
+            f"SELECT {sel} FROM (SELECT * FROM {quote_ident(src.view)} LIMIT 200000)"
+        ).fetchall()[0]
+        text = {n for i, n in enumerate(candidates)
+                if (stats[2 * i + 1] or 0) >= _TEXT_MIN_AVG_LENGTH or (stats[2 * i] or 0) >= _TEXT_MIN_DISTINCT}
+        plan = [(n, d, "text" if n in text else k) for n, d, k in plan]
     return plan
 
 
-def _register_project(con, name: str, task: str, positive, negative, mapping: Mapping,
-                      features: list[tuple[str, str, str]], outcomes: list[str]) -> int:
-    pid = con.execute("SELECT coalesce(max(project_id), 0) + 1 FROM sb_projects").fetchall()[0][0]
-    stored = mapping.with_(name=name, task=task, positive_label=positive)
-    con.execute(
-        "INSERT INTO sb_projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [pid, name, task, positive, negative, mapping.threshold, mapping_to_toml(stored), utc_now()],
-    )
-    position = 0
-    for fname, dtype, kind in features:
-        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'feature', ?, ?, ?)", [pid, fname, dtype, kind, position])
-        position += 1
-    for oname in outcomes:
-        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)", [pid, oname, position])
-        position += 1
-    create_project_tables(con, pid, task, [(f, d) for f, d, _ in features], outcomes)
-    return pid
+def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
+    """Convert a feature or outcome column to its storage type."""
+    raw, fam = cv.col(column), _family(src, column)
+    passthrough = {
+        ("integer", "BIGINT"): f"CAST({raw} AS BIGINT)",
+        ("float", "DOUBLE"): f"CASE WHEN isnan(CAST({raw} AS DOUBLE)) THEN NULL ELSE CAST({raw} AS DOUBLE) END",
+        ("integer", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
+        ("boolean", "BOOLEAN"): raw,
+        ("boolean", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
+        ("string", "VARCHAR"): f"CAST({raw} AS VARCHAR)",
+        ("timestamp", "TIMESTAMP"): f"CAST({raw} AS TIMESTAMP)",
+        ("timestamptz", "TIMESTAMP"): f"CAST({raw} AS TIMESTAMP)",
+        ("date", "DATE"): raw,
+        ("date", "TIMESTAMP"): f"CAST({raw} AS TIMESTAMP)",
+    }.get((fam, dtype))
+    if passthrough is not None:
+        return _Expr(passthrough)
+    sql = cv.to_storage(raw, fam, dtype)
+    return _Expr(sql, [], f"{cv.present(raw, fam)} AND ({sql}) IS NULL")
 
 
-def register_outcomes(con, project: Project, names: list[str]) -> list[str]:
-    """Add outcome columns the project does not have yet; return the new ones."""
-    have = {c.name.lower() for c in project.columns}
-    added = []
-    position = len(project.columns)
-    for name in names:
-        if name.lower() in have:
-            continue
-        if name in RESERVED_NAMES:
-            raise ConfigError(f"{name!r} is a reserved column name and cannot be an outcome.")
-        con.execute(
-            "INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)",
-            [project.project_id, name, position],
-        )
-        add_outcome_column(con, project.project_id, name)
-        position += 1
-        have.add(name.lower())
-        added.append(name)
-    return added
+def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
+    if e.fail is None:
+        return None
+    return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+
+
+def _required_check(src: Source, column: str, problem: str) -> cv.Check:
+    raw = cv.col(column)
+    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column))})")
+
+
+@dataclass
+class _Plan:
+    task: str
+    positive: str | None
+    negative: str | None
+    features: list[tuple[str, str, str]]
+    outcomes_in_input: list[str]
+    exprs: dict[str, _Expr]
+    checks: list[cv.Check]
+    id_column: str
+    warnings: list[str]
+
+
+def _plan(con, src: Source, project_name: str, existing: Project | None, mapping: Mapping | None,
+          version: str | None, stage: str | None, now: datetime) -> _Plan:
+    warnings: list[str] = []
+    if existing is not None:
+        if mapping is None:
+            mapping = parse_mapping(existing.mapping_toml, origin=f"stored mapping of {project_name!r}")
+        task = existing.task
+        if mapping.task and mapping.task != task:
+            raise ConfigError(f"Project {project_name!r} is a {task} task; the mapping says {mapping.task}.")
+    else:
+        mapping = guess_mapping(src.columns) if mapping is None else mapping
+        mapping.validate()
+        task = mapping.task
+    if mapping.name and mapping.name != project_name:
+        warnings.append(f"the mapping names project {mapping.name!r}; ingested into {project_name!r}")
+
+    roles = mapping.role_columns()
+    if version is not None:
+        roles.pop("version", None)
+    if stage is not None:
+        roles.pop("stage", None)
+    for role in LATE_ROLES:  # labels may arrive later, in their own files
+        if role in roles and roles[role] not in src.columns:
+            roles.pop(role)
+    if "id" not in roles:
+        raise ConfigError(f"{src.name}: no id column. Map one with [columns] id = \"...\" "
+                          f"(columns: {', '.join(src.columns)}).")
+    if "version" not in roles and version is None:
+        raise ConfigError(f"{src.name}: no model version. Map a column with [columns] version = \"...\" "
+                          "or give a constant version (--version).")
+    if "prediction" not in roles and "score" not in roles:
+        raise ConfigError(f"{src.name}: map a prediction column (or, for binary tasks, a score column).")
+    _require_columns(src, roles)
+
+    class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
+    if task is None:
+        task = _infer_task(con, src, roles)
+        warnings.append(f"task not given; inferred {task!r} from the values of {class_cols[0] if class_cols else roles['score']!r}")
+    if task == "regression" and "prediction" not in roles:
+        raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
+
+    classes = ClassColumns(con, src, class_cols, task)
+    positive = existing.positive_label if existing else mapping.positive_label
+    negative = existing.negative_label if existing else None
+    if task == "binary":
+        positive, negative = resolve_binary_classes(classes.values(), positive, negative, source=src.name)
+
+    if existing is None:
+        features = _feature_plan(con, src, mapping, warnings)
+        outcomes_in_input = [o for o in mapping.outcomes if o in src.columns]
+    else:
+        features = [(c.name, c.dtype, c.kind) for c in existing.features]
+        missing = [n for n, _, _ in features if n not in src.columns]
+        if missing:
+            raise IngestError(
+                "rejected, nothing was written.\n- " + "\n- ".join(
+                    f"feature column {m!r} of project {project_name!r} is not in the input{_suggest(src, m)}"
+                    for m in missing),
+                source=src.name, column=missing[0],
+            )
+        outcomes_in_input = [c.name for c in existing.outcomes if c.name in src.columns] + [
+            o for o in mapping.outcomes if o in src.columns and existing.column(o) is None]
+        known = set(roles.values()) | {n for n, _, _ in features} | set(outcomes_in_input) | set(IGNORED_COLUMNS)
+        extra = [c for c in src.columns if c not in known and c not in mapping.role_columns().values()]
+        if extra:
+            warnings.append(f"columns not in the project were ignored: {', '.join(extra)}")
+
+    exprs: dict[str, _Expr] = {}
+    checks: list[cv.Check | None] = []
+    id_col = roles["id"]
+    exprs["prediction_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')")
+    checks.append(_required_check(src, id_col, "have no id"))
+    if "example" in roles:
+        ex = roles["example"]
+        exprs["example_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')")
+        checks.append(_required_check(src, ex, "have no example id"))
+    else:
+        exprs["example_id"] = exprs["prediction_id"]
+    if "timestamp" in roles:
+        ts = roles["timestamp"]
+        e = _value_expr(src, ts, "TIMESTAMP")
+        exprs["timestamp"] = e
+        checks += [_required_check(src, ts, "have no timestamp"), _conversion_check(ts, e, "are not timestamps")]
+    else:
+        exprs["timestamp"] = _Expr("CAST(? AS TIMESTAMP)", [now])
+    if version is not None:
+        exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
+    else:
+        v = roles["version"]
+        exprs["model_version"] = _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')")
+        checks.append(_required_check(src, v, "have no model version"))
+    if stage is not None:
+        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [stage.strip().lower()])
+    elif "stage" in roles:
+        exprs["stage"], check = _stage_expr(con, src, roles["stage"])
+        checks.append(check)
+    else:
+        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [DEFAULT_STAGE])
+    if "score" in roles:
+        sc = roles["score"]
+        e = _value_expr(src, sc, "DOUBLE")
+        checks.append(_conversion_check(sc, e, "are not numbers"))
+        if task in ("binary", "multiclass"):
+            out_of_range = f"({e.sql}) < 0 OR ({e.sql}) > 1"
+            checks.append(cv.Check(sc, "are outside [0, 1]", out_of_range, e.params * 2,
+                                   value_sql=f"CAST({cv.col(sc)} AS VARCHAR)"))
+            fail = f"({e.fail}) OR {out_of_range}" if e.fail else out_of_range
+            e = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params * 2)
+        exprs["score"] = e
+    else:
+        exprs["score"] = _Expr("CAST(NULL AS DOUBLE)")
+    problem = classes.problem(positive, negative)
+    if "prediction" in roles:
+        p = roles["prediction"]
+        e = classes.expr(p, positive, negative)
+        checks += [class_check(p, e, problem), _required_check(src, p, "have no prediction")]
+        missing = f"({e.sql}) IS NULL"
+        fail = f"({e.fail}) OR {missing}" if e.fail else missing
+        exprs["prediction"] = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params)
+    else:
+        sc = exprs["score"]
+        exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
+        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)"))
+    if "label" in roles:
+        lab = roles["label"]
+        e = classes.expr(lab, positive, negative)
+        checks.append(class_check(lab, e, problem))
+        exprs["label"] = e
+    else:
+        exprs["label"] = _Expr(f"CAST(NULL AS {label_type(task)})")
+    if "label_timestamp" in roles:
+        lt = roles["label_timestamp"]
+        e = _value_expr(src, lt, "TIMESTAMP")
+        checks.append(_conversion_check(lt, e, "are not timestamps"))
+        exprs["label_timestamp"] = e
+    elif "label" in roles:
+        lab = exprs["label"]
+        exprs["label_timestamp"] = _Expr(f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END",
+                                         [*lab.params, now])
+    else:
+        exprs["label_timestamp"] = _Expr("CAST(NULL AS TIMESTAMP)")
+    for name, dtype, _kind in features:
+        e = _value_expr(src, name, dtype)
+        exprs[name] = e
+        checks.append(_conversion_check(name, e, f"do not convert to {dtype}"))
+    for name in outcomes_in_input:
+        e = _value_expr(src, name, "DOUBLE")
+        exprs[name] = e
+        checks.append(_conversion_check(name, e, "are not numbers"))
+    return _Plan(task, positive, negative, features, outcomes_in_input, exprs,
+                 [c for c in checks if c is not None], id_col, warnings)
+
+
+def _stage_expr(con, src: Source, column: str) -> tuple[_Expr, cv.Check]:
+    values = distinct_raw_values(con, src, column) or []
+    mapping = {}
+    for raw in values:
+        text = str(raw).strip().lower()
+        mapping[raw] = text if text else DEFAULT_STAGE
+    sql, params = mapped_case(column, mapping, "VARCHAR")
+    bad = [r for r, s in mapping.items() if s not in STAGES]
+    fail = f"{cv.col(column)} IN ({', '.join('?' for _ in bad)})" if bad else None
+    e = _Expr(f"coalesce({sql}, ?)", params + [DEFAULT_STAGE], fail, bad)
+    check = cv.Check(column, f"are not a stage ({', '.join(STAGES)})", fail or "FALSE", bad,
+                     value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+    return e, check
+
+
+def _infer_task(con, src: Source, roles: dict[str, str]) -> str:
+    column = roles.get("prediction") or roles.get("label")
+    if column is None:
+        return "binary"
+    raw = distinct_raw_values(con, src, column, limit=50)
+    if raw is None:
+        return "regression" if cv.type_family(src.types[column]) in ("float", "integer") else "multiclass"
+    values = {normalized(r) for r in raw} - {None}
+    return "binary" if len(values) <= 2 else "multiclass"
+
+
+# --- write --------------------------------------------------------------------------------
 
 
 def ingest_predictions(
@@ -318,359 +529,215 @@ def ingest_predictions(
         raise ConfigError(f"stage {stage!r} is not one of {', '.join(STAGES)}.")
     src = open_source(con, source, name=source_name)
     try:
-        return _ingest(con, src, project, mapping, on_duplicate, version, stage, started)
+        report = _ingest(con, src, project.strip(), mapping, on_duplicate, version, stage)
     finally:
         close_source(con, src)
-
-
-def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_duplicate: str,
-            version: str | None, stage: str | None, started: float) -> IngestReport:
-    warnings: list[str] = []
-    existing = find_project(con, project_name)
-    if existing is not None:
-        if mapping is None:
-            mapping = parse_mapping(existing.mapping_toml, origin=f"stored mapping of {project_name!r}")
-        task = existing.task
-        if mapping.task and mapping.task != task:
-            raise ConfigError(
-                f"Project {project_name!r} is a {task} task; the mapping says {mapping.task}."
-            )
-    else:
-        mapping = guess_mapping(src.columns) if mapping is None else mapping
-        mapping.validate()
-        task = mapping.task
-    if mapping.name and mapping.name != project_name:
-        warnings.append(f"the mapping names project {mapping.name!r}; ingested into {project_name!r}")
-
-    roles = mapping.role_columns()
-    if version is not None:
-        roles.pop("version", None)
-    if stage is not None:
-        roles.pop("stage", None)
-    # Labels and outcomes may arrive later, in their own files.
-    for role in LATE_ROLES:
-        if role in roles and roles[role] not in src.columns:
-            roles.pop(role)
-    if "id" not in roles:
-        raise ConfigError(
-            f"{src.name}: no id column. Map one with [columns] id = \"...\" "
-            f"(columns: {', '.join(src.columns)})."
-        )
-    if "version" not in roles and version is None:
-        raise ConfigError(
-            f"{src.name}: no model version. Map a column with [columns] version = \"...\" "
-            "or give a constant version (--version)."
-        )
-    if "prediction" not in roles and "score" not in roles:
-        raise ConfigError(f"{src.name}: map a prediction column (or, for binary tasks, a score column).")
-    _require_columns(src, roles)
-    outcomes_in_input = [o for o in mapping.outcomes if o in src.columns]
-
-    total = count_rows(con, src)
-    if total == 0:
-        warnings.append("the input has no rows; nothing was written")
-        return IngestReport(project_name, src.name, task or "", 0, 0, warnings=warnings,
-                            seconds=time.perf_counter() - started)
-
-    if task is None:
-        task, why = _infer_task(con, src, mapping.with_(**{k: roles.get(k) for k in ("prediction", "label", "score")}))
-        warnings.append(f"task not given; inferred {task!r} because {why}")
-    if task == "regression" and "prediction" not in roles:
-        raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
-
-    positive = existing.positive_label if existing else mapping.positive_label
-    negative = existing.negative_label if existing else None
-    if task == "binary":
-        class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
-        values = _class_values(con, src, class_cols) if class_cols else []
-        positive, negative = resolve_binary_classes(values, positive, negative, source=src.name)
-
-    # Features
-    if existing is None:
-        features = _feature_plan(con, src, mapping.with_(**{}), warnings)
-        feature_specs = [(n, d) for n, d, _ in features]
-    else:
-        features = [(c.name, c.dtype, c.kind) for c in existing.features]
-        feature_specs = [(n, d) for n, d, _ in features]
-        missing = [n for n, _ in feature_specs if n not in src.columns]
-        if missing:
-            raise IngestError(
-                "rejected, nothing was written.\n- "
-                + "\n- ".join(
-                    f"feature column {m!r} of project {project_name!r} is not in the input{_suggest(src, m)}"
-                    for m in missing
-                ),
-                source=src.name, column=missing[0],
-            )
-        known = set(roles.values()) | {n for n, _ in feature_specs} | {c.name for c in existing.outcomes} | set(mapping.outcomes)
-        extra = [c for c in src.columns if c not in known and c not in mapping.role_columns().values()]
-        if extra:
-            warnings.append(f"columns not in the project were ignored: {', '.join(extra)}")
-        outcomes_in_input = [c.name for c in existing.outcomes if c.name in src.columns] + [
-            o for o in mapping.outcomes if o in src.columns and existing.column(o) is None
-        ]
-
-    ingest_now = utc_now()
-    exprs: dict[str, _Expr] = {}
-    checks: list[cv.Check] = []
-
-    def add_required_check(column: str, problem: str, e: _Expr, fam: str) -> None:
-        raw = cv.col(column)
-        checks.append(cv.Check(column, "are empty" if problem == "" else problem,
-                               f"NOT ({cv.present(raw, fam)})", []))
-
-    # id and example id
-    id_col = roles["id"]
-    id_fam = _family(src, id_col)
-    exprs["prediction_id"] = _Expr(cv.to_text(cv.col(id_col), id_fam))
-    add_required_check(id_col, "have no id", exprs["prediction_id"], id_fam)
-    if "example" in roles:
-        ex_col = roles["example"]
-        ex_fam = _family(src, ex_col)
-        exprs["example_id"] = _Expr(cv.to_text(cv.col(ex_col), ex_fam))
-        add_required_check(ex_col, "have no example id", exprs["example_id"], ex_fam)
-    else:
-        exprs["example_id"] = exprs["prediction_id"]
-    # timestamp
-    if "timestamp" in roles:
-        ts_col = roles["timestamp"]
-        fam = _family(src, ts_col)
-        e = _Expr(cv.to_timestamp(cv.col(ts_col), fam))
-        exprs["timestamp"] = e
-        add_required_check(ts_col, "have no timestamp", e, fam)
-        checks.append(cv.Check(ts_col, "are not timestamps",
-                               f"{cv.present(cv.col(ts_col), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(ts_col)} AS VARCHAR)"))
-    else:
-        exprs["timestamp"] = _Expr("CAST(? AS TIMESTAMP)", [ingest_now])
-    # version
-    if version is not None:
-        exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
-    else:
-        v_col = roles["version"]
-        fam = _family(src, v_col)
-        exprs["model_version"] = _Expr(cv.to_text(cv.col(v_col), fam))
-        add_required_check(v_col, "have no model version", exprs["model_version"], fam)
-    # stage
-    if stage is not None:
-        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [stage.strip().lower()])
-    elif "stage" in roles:
-        s_col = roles["stage"]
-        norm = f"lower(trim(CAST({cv.col(s_col)} AS VARCHAR)))"
-        exprs["stage"] = _Expr(f"coalesce(NULLIF({norm}, ''), ?)", [DEFAULT_STAGE])
-        placeholders = ", ".join("?" for _ in STAGES)
-        checks.append(cv.Check(
-            s_col, f"are not a stage ({', '.join(STAGES)})",
-            f"NULLIF({norm}, '') IS NOT NULL AND {norm} NOT IN ({placeholders})", list(STAGES),
-            value_sql=f"CAST({cv.col(s_col)} AS VARCHAR)",
-        ))
-    else:
-        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [DEFAULT_STAGE])
-    # score
-    if "score" in roles:
-        sc_col = roles["score"]
-        fam = _family(src, sc_col)
-        e = _Expr(cv.to_double(cv.col(sc_col), fam))
-        exprs["score"] = e
-        checks.append(cv.Check(sc_col, "are not numbers",
-                               f"{cv.present(cv.col(sc_col), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(sc_col)} AS VARCHAR)"))
-        if task in ("binary", "multiclass"):
-            checks.append(cv.Check(sc_col, "are outside [0, 1]",
-                                   f"({e.sql}) < 0 OR ({e.sql}) > 1",
-                                   value_sql=f"CAST({cv.col(sc_col)} AS VARCHAR)"))
-    else:
-        exprs["score"] = _Expr("CAST(NULL AS DOUBLE)")
-    # prediction
-    if "prediction" in roles:
-        e, check = class_label_expr(src, roles["prediction"], task, positive, negative)
-        exprs["prediction"] = e
-        checks.append(check)
-        add_required_check(roles["prediction"], "have no prediction", e, _family(src, roles["prediction"]))
-    else:
-        sc = exprs["score"]
-        exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
-        add_required_check(roles["score"], "have no score (needed to derive the prediction)", sc,
-                           _family(src, roles["score"]))
-    # label
-    if "label" in roles:
-        e, check = class_label_expr(src, roles["label"], task, positive, negative)
-        exprs["label"] = e
-        checks.append(check)
-    else:
-        exprs["label"] = _Expr(f"CAST(NULL AS {existing.label_type if existing else _label_type(task)})")
-    # label timestamp
-    if "label_timestamp" in roles:
-        lt_col = roles["label_timestamp"]
-        fam = _family(src, lt_col)
-        e = _Expr(cv.to_timestamp(cv.col(lt_col), fam))
-        exprs["label_timestamp"] = e
-        checks.append(cv.Check(lt_col, "are not timestamps",
-                               f"{cv.present(cv.col(lt_col), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
-    elif "label" in roles:
-        lab = exprs["label"]
-        exprs["label_timestamp"] = _Expr(f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END",
-                                         [*lab.params, ingest_now])
-    else:
-        exprs["label_timestamp"] = _Expr("CAST(NULL AS TIMESTAMP)")
-    # features
-    for name, dtype, _kind in features:
-        fam = _family(src, name)
-        e = _Expr(cv.to_storage(cv.col(name), fam, dtype))
-        exprs[name] = e
-        checks.append(cv.Check(name, f"do not convert to {dtype}",
-                               f"{cv.present(cv.col(name), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
-    # outcomes
-    for name in outcomes_in_input:
-        fam = _family(src, name)
-        e = _Expr(cv.to_double(cv.col(name), fam))
-        exprs[name] = e
-        checks.append(cv.Check(name, "are not numbers",
-                               f"{cv.present(cv.col(name), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
-
-    cv.run_checks(con, src, checks)
-    view = quote_ident(src.view)
-    pid_expr = exprs["prediction_id"]
-    _check_unique_ids(con, src, id_col, pid_expr)
-
-    con.execute("BEGIN TRANSACTION")
-    try:
-        created = False
-        if existing is None:
-            pid = _register_project(con, project_name, task, positive, negative, mapping,
-                                    features, list(mapping.outcomes))
-            created = True
-        else:
-            pid = existing.project_id
-            if negative != existing.negative_label:
-                con.execute("UPDATE sb_projects SET negative_label = ? WHERE project_id = ?", [negative, pid])
-            register_outcomes(con, existing, outcomes_in_input)
-        proj = get_project(con, project_name)
-        log = quote_ident(proj.log_table)
-        ingest_id = next_ingest_id(con)
-        exprs["ingest_id"] = _Expr("CAST(? AS INTEGER)", [ingest_id])
-
-        skipped = replaced = 0
-        where = ""
-        where_params: list = []
-        dup_count = 0
-        if not created:
-            dup_count = con.execute(
-                f"SELECT count(*) FROM {view} WHERE ({pid_expr.sql}) IN (SELECT prediction_id FROM {log})",
-                pid_expr.params,
-            ).fetchall()[0][0]
-        if dup_count and on_duplicate == "error":
-            sample = [r[0] for r in con.execute(
-                f"SELECT ({pid_expr.sql}) AS i FROM {view} WHERE ({pid_expr.sql}) IN "
-                f"(SELECT prediction_id FROM {log}) ORDER BY i LIMIT 5",
-                pid_expr.params * 2,
-            ).fetchall()]
-            raise IngestError(
-                f"{dup_count} of {total} prediction ids are already stored in project "
-                f"{project_name!r} (for example {', '.join(repr(s) for s in sample)}); "
-                "nothing was written. If this file was ingested before, nothing needs doing; "
-                "to add only the new rows use --on-duplicate skip, to overwrite the stored rows "
-                "--on-duplicate replace.",
-                source=src.name, column=id_col, count=dup_count,
-            )
-        target_cols = list(exprs)
-        select_sql = ", ".join(f"({exprs[c].sql})" for c in target_cols)
-        select_params = [p for c in target_cols for p in exprs[c].params]
-        col_list = ", ".join(quote_ident(c) for c in target_cols)
-        if dup_count and on_duplicate == "skip":
-            where = f" WHERE ({pid_expr.sql}) NOT IN (SELECT prediction_id FROM {log})"
-            where_params = list(pid_expr.params)
-            skipped = dup_count
-        if dup_count and on_duplicate == "replace":
-            replaced = dup_count
-            _replace_rows(con, proj, view, exprs, target_cols)
-        else:
-            con.execute(
-                f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view}{where}",
-                select_params + where_params,
-            )
-        inserted = total - skipped
-        applied, conflicts = apply_pending(con, proj, ingest_id)
-        report = IngestReport(
-            project=project_name, source=src.name, task=task, rows_read=total, inserted=inserted,
-            skipped_duplicates=skipped, replaced=replaced, labels_applied_from_pending=applied,
-            pending_conflicts=conflicts, created_project=created, ingest_id=ingest_id,
-            warnings=warnings,
-        )
-        if conflicts:
-            warnings.append(
-                f"{conflicts} waiting labels disagreed with labels in this input; the input's labels were kept"
-            )
-        record_ingest(con, ingest_id, pid, "predictions", src.name, total, report.to_dict())
-        bump_data_version(con)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _label_type(task: str) -> str:
-    from .schema import label_type
+def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_duplicate: str,
+            version: str | None, stage: str | None) -> IngestReport:
+    existing = find_project(con, project_name)
+    total = count_rows(con, src)
+    now = utc_now()
+    plan = _plan(con, src, project_name, existing, mapping, version, stage, now)
+    if total == 0:
+        plan.warnings.append("the input has no rows; nothing was written")
+        return IngestReport(project_name, src.name, plan.task, 0, 0, warnings=plan.warnings)
+    view = quote_ident(src.view)
+    pid_sql, pid_params = plan.exprs["prediction_id"].strict()
 
-    return label_type(task)
+    dup_count = 0
+    if existing is not None:
+        dup_count = con.execute(
+            f"SELECT count(*) FROM {view} WHERE ({pid_sql}) IN "
+            f"(SELECT prediction_id FROM {quote_ident(existing.log_table)})", pid_params,
+        ).fetchall()[0][0]
+    if dup_count and on_duplicate == "error":
+        sample = [r[0] for r in con.execute(
+            f"SELECT i FROM (SELECT ({pid_sql}) AS i FROM {view}) WHERE i IN "
+            f"(SELECT prediction_id FROM {quote_ident(existing.log_table)}) ORDER BY i LIMIT 5", pid_params,
+        ).fetchall()]
+        raise IngestError(
+            f"{dup_count} of {total} prediction ids are already stored in project {project_name!r} "
+            f"(for example {', '.join(repr(s) for s in sample)}); nothing was written. If this file was "
+            "ingested before, nothing needs doing; to add only the new rows use --on-duplicate skip, to "
+            "overwrite the stored rows --on-duplicate replace.",
+            source=src.name, column=plan.id_column, count=dup_count,
+        )
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        report = _write(con, src, project_name, existing, plan, mapping, total, dup_count, on_duplicate)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return report
+
+
+def _write(con, src: Source, project_name: str, existing: Project | None, plan: _Plan,
+           mapping: Mapping | None, total: int, dup_count: int, on_duplicate: str) -> IngestReport:
+    view = quote_ident(src.view)
+    if existing is None:
+        stored_mapping = (mapping or guess_mapping(src.columns)).with_(
+            name=project_name, task=plan.task, positive_label=plan.positive)
+        pid = _register_project(con, project_name, plan, stored_mapping)
+    else:
+        pid = existing.project_id
+        if (plan.positive, plan.negative) != (existing.positive_label, existing.negative_label):
+            con.execute("UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
+                        [plan.positive, plan.negative, pid])
+        register_outcomes(con, existing, plan.outcomes_in_input)
+    proj = get_project(con, project_name)
+    log = quote_ident(proj.log_table)
+    ingest_id = next_ingest_id(con)
+    exprs = dict(plan.exprs)
+    exprs["ingest_id"] = _Expr("CAST(? AS INTEGER)", [ingest_id])
+    columns = list(exprs)
+    strict = [exprs[c].strict() for c in columns]
+    select_sql = ", ".join(f"({sql}) AS {quote_ident(c)}" for (sql, _), c in zip(strict, columns))
+    select_params = [p for _, params in strict for p in params]
+    col_list = ", ".join(quote_ident(c) for c in columns)
+
+    skipped = replaced = 0
+    try:
+        if dup_count and on_duplicate == "replace":
+            replaced = dup_count
+            _replace_rows(con, proj, view, select_sql, select_params, columns)
+        elif dup_count and on_duplicate == "skip":
+            skipped = dup_count
+            pid_sql, pid_params = plan.exprs["prediction_id"].strict()
+            con.execute(
+                f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view} WHERE ({pid_sql}) NOT IN "
+                f"(SELECT prediction_id FROM {log} WHERE ingest_id <> ?)",
+                select_params + pid_params + [ingest_id],
+            )
+        else:
+            con.execute(f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view}", select_params)
+    except duckdb.Error as exc:
+        _explain_failure(con, src, plan, exc)
+    repeats = con.execute(
+        f"SELECT count(*) - count(DISTINCT prediction_id) FROM {log} WHERE ingest_id = ?", [ingest_id]
+    ).fetchall()[0][0]
+    if repeats:
+        _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+    applied, conflicts = apply_pending(con, proj, ingest_id)
+    days = days_of_rows(proj, "ingest_id = ?")
+    if replaced:
+        rebuild_days(con, proj, f"{days} UNION SELECT day FROM sb_replaced_days", [ingest_id])
+        con.execute("DROP TABLE sb_replaced_days")
+    else:
+        rebuild_days(con, proj, days, [ingest_id])
+    warnings = plan.warnings
+    if conflicts:
+        warnings.append(f"{conflicts} waiting labels disagreed with labels in this input; the input's labels were kept")
+    report = IngestReport(
+        project=project_name, source=src.name, task=plan.task, rows_read=total, inserted=total - skipped,
+        skipped_duplicates=skipped, replaced=replaced, labels_applied_from_pending=applied,
+        pending_conflicts=conflicts, created_project=existing is None, ingest_id=ingest_id, warnings=warnings,
+    )
+    record_ingest(con, ingest_id, pid, "predictions", src.name, total, report.to_dict())
+    bump_data_version(con)
+    return report
+
+
+def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error) -> None:
+    """The fast pass failed: find every offending column and row for the message."""
+    con.execute("ROLLBACK")
+    con.execute("BEGIN TRANSACTION")  # the caller rolls this one back
+    cv.run_checks(con, src, plan.checks)
+    _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+    raise IngestError(f"could not be ingested: {str(exc).splitlines()[0]}", source=src.name) from None
+
+
+def _register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:
+    pid = con.execute("SELECT coalesce(max(project_id), 0) + 1 FROM sb_projects").fetchall()[0][0]
+    con.execute(
+        "INSERT INTO sb_projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [pid, name, plan.task, plan.positive, plan.negative, mapping.threshold, mapping_to_toml(mapping), utc_now()],
+    )
+    position = 0
+    for fname, dtype, kind in plan.features:
+        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'feature', ?, ?, ?)", [pid, fname, dtype, kind, position])
+        position += 1
+    outcomes = list(mapping.outcomes)
+    for oname in outcomes:
+        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)", [pid, oname, position])
+        position += 1
+    create_project_tables(con, pid, plan.task, [(f, d) for f, d, _ in plan.features], outcomes)
+    return pid
+
+
+def register_outcomes(con, project: Project, names: list[str]) -> list[str]:
+    """Add outcome columns the project does not have yet; return the new ones."""
+    have = {c.name.lower() for c in project.columns}
+    added = []
+    position = len(project.columns)
+    for name in names:
+        if name.lower() in have:
+            continue
+        if name in RESERVED_NAMES:
+            raise ConfigError(f"{name!r} is a reserved column name and cannot be an outcome.")
+        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)",
+                    [project.project_id, name, position])
+        add_outcome_column(con, project.project_id, name)
+        position += 1
+        have.add(name.lower())
+        added.append(name)
+    return added
 
 
 def _check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
     view = quote_ident(src.view)
-    dup = con.execute(
-        f"SELECT count(*) - count(DISTINCT ({pid_expr.sql})) FROM {view}", pid_expr.params
-    ).fetchall()[0][0]
+    sql, params = pid_expr.sql, pid_expr.params
+    dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]
     if not dup:
         return
     sample = con.execute(
-        f"SELECT ({pid_expr.sql}) AS i, count(*) AS n FROM {view} GROUP BY 1 HAVING count(*) > 1 "
-        "ORDER BY i LIMIT 5",
-        pid_expr.params,
+        f"SELECT ({sql}) AS i, count(*) AS n FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
+        params,
     ).fetchall()
     shown = ", ".join(f"{i!r} ({n} times)" for i, n in sample)
     raise IngestError(
-        f"rejected, nothing was written.\n- column {id_col!r}: {dup} rows repeat an id that "
-        f"appears earlier in the input (for example {shown}); prediction ids must be unique.",
+        f"rejected, nothing was written.\n- column {id_col!r}: {dup} rows repeat an id that appears "
+        f"earlier in the input (for example {shown}); ids must be unique.",
         source=src.name, column=id_col, count=int(dup),
     )
 
 
-def _replace_rows(con, proj: Project, view: str, exprs: dict[str, _Expr], target_cols: list[str]) -> None:
-    """Overwrite stored rows whose ids the input repeats; keep fields the input lacks."""
+def _replace_rows(con, proj: Project, view: str, select_sql: str, select_params: list, columns: list[str]) -> None:
+    """Overwrite stored rows whose ids the input repeats; keep late fields the input lacks."""
     log = quote_ident(proj.log_table)
-    select_sql = ", ".join(f"({exprs[c].sql}) AS {quote_ident(c)}" for c in target_cols)
-    params = [p for c in target_cols for p in exprs[c].params]
     con.execute("DROP TABLE IF EXISTS sb_new")
     con.execute("DROP TABLE IF EXISTS sb_replaced")
-    con.execute(f"CREATE TEMP TABLE sb_new AS SELECT {select_sql} FROM {view}", params)
-    con.execute(
-        f"CREATE TEMP TABLE sb_replaced AS SELECT * FROM {log} "
-        "WHERE prediction_id IN (SELECT prediction_id FROM sb_new)"
-    )
+    con.execute(f"CREATE TEMP TABLE sb_new AS SELECT {select_sql} FROM {view}", select_params)
+    con.execute(f"CREATE TEMP TABLE sb_replaced AS SELECT * FROM {log} "
+                "WHERE prediction_id IN (SELECT prediction_id FROM sb_new)")
+    con.execute("DROP TABLE IF EXISTS sb_replaced_days")
+    con.execute('CREATE TEMP TABLE sb_replaced_days AS SELECT DISTINCT CAST("timestamp" AS DATE) AS day FROM sb_replaced')
     con.execute(f"DELETE FROM {log} WHERE prediction_id IN (SELECT prediction_id FROM sb_new)")
     all_cols = [r[0] for r in con.execute(f"DESCRIBE {log}").fetchall()]
     late = {"label", "label_timestamp"} | {c.name for c in proj.outcomes}
     selects = []
     for c in all_cols:
         q = quote_ident(c)
-        if c in exprs and c in late:
+        if c in columns and c in late:
             selects.append(f"coalesce(n.{q}, o.{q})")
-        elif c in exprs:
+        elif c in columns:
             selects.append(f"n.{q}")
         else:
             selects.append(f"o.{q}")
     con.execute(
-        f"INSERT INTO {log} ({', '.join(quote_ident(c) for c in all_cols)}) "
-        f"SELECT {', '.join(selects)} FROM sb_new n "
-        "LEFT JOIN sb_replaced o ON o.prediction_id = n.prediction_id"
+        f"INSERT INTO {log} ({', '.join(quote_ident(c) for c in all_cols)}) SELECT {', '.join(selects)} "
+        "FROM sb_new n LEFT JOIN sb_replaced o ON o.prediction_id = n.prediction_id"
     )
     con.execute("DROP TABLE sb_new")
     con.execute("DROP TABLE sb_replaced")
+
+
+# --- waiting labels ------------------------------------------------------------------------
 
 
 def _disagree(a: str, b: str, fields: list[str]) -> str:
@@ -684,9 +751,7 @@ def _disagree(a: str, b: str, fields: list[str]) -> str:
 
 def _fills(a: str, b: str, fields: list[str]) -> str:
     """SQL: ``b`` has a value for some field that ``a`` lacks."""
-    return " OR ".join(
-        f"({a}.{quote_ident(f)} IS NULL AND {b}.{quote_ident(f)} IS NOT NULL)" for f in fields
-    ) or "FALSE"
+    return " OR ".join(f"({a}.{quote_ident(f)} IS NULL AND {b}.{quote_ident(f)} IS NOT NULL)" for f in fields) or "FALSE"
 
 
 def apply_pending(con, proj: Project, ingest_id: int) -> tuple[int, int]:
@@ -698,8 +763,7 @@ def apply_pending(con, proj: Project, ingest_id: int) -> tuple[int, int]:
     win over waiting ones; disagreements are counted as conflicts.
     """
     pending = quote_ident(proj.pending_table)
-    n = con.execute(f"SELECT count(*) FROM {pending}").fetchall()[0][0]
-    if not n:
+    if not con.execute(f"SELECT count(*) FROM {pending}").fetchall()[0][0]:
         return 0, 0
     log = quote_ident(proj.log_table)
     values = ["label"] + [c.name for c in proj.outcomes]
@@ -711,9 +775,7 @@ def apply_pending(con, proj: Project, ingest_id: int) -> tuple[int, int]:
             f"AND l.{key_col} = p.key AND l.ingest_id = ? WHERE {_disagree('l', 'p', values)}",
             [key_kind, ingest_id],
         ).fetchall()[0][0]
-        sets = ", ".join(
-            f"{quote_ident(f)} = coalesce({log}.{quote_ident(f)}, p.{quote_ident(f)})" for f in fields
-        )
+        sets = ", ".join(f"{quote_ident(f)} = coalesce({log}.{quote_ident(f)}, p.{quote_ident(f)})" for f in fields)
         applied += con.execute(
             f"UPDATE {log} SET {sets} FROM {pending} p WHERE p.key_kind = ? AND "
             f"{log}.{key_col} = p.key AND {log}.ingest_id = ? AND ({_fills(log, 'p', fields)})",

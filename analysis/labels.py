@@ -19,20 +19,23 @@ import duckdb
 from . import convert as cv
 from .errors import ConfigError, IngestError
 from .ingest import (
-    _Expr,
+    IGNORED_COLUMNS,
+    ClassColumns,
     _check_unique_ids,
     _disagree,
+    _Expr,
     _family,
     _fills,
     _require_columns,
-    class_label_expr,
+    _value_expr,
+    class_check,
     next_ingest_id,
     record_ingest,
     register_outcomes,
     resolve_binary_classes,
-    _class_values,
     utc_now,
 )
+from .rollup import rebuild_days
 from .mapping import parse_mapping
 from .project import get_project
 from .schema import bump_data_version
@@ -147,7 +150,7 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         _require_columns(src, [("outcome", o) for o in outcome_names])
         outcome_cols = list(outcome_names)
     used = {key_col, lab_col, lt_col, *outcome_cols}
-    ignored = [c for c in src.columns if c not in used]
+    ignored = [c for c in src.columns if c not in used and c not in IGNORED_COLUMNS]
     if ignored:
         warnings.append(f"columns ignored (not a key, label or known outcome): {', '.join(ignored)}")
     if lab_col is None and not outcome_cols:
@@ -163,46 +166,44 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         return report
 
     positive, negative = proj.positive_label, proj.negative_label
+    classes = ClassColumns(con, src, [lab_col] if lab_col else [], proj.task)
     if proj.task == "binary" and lab_col:
-        positive, negative = resolve_binary_classes(
-            _class_values(con, src, [lab_col]), positive, negative, source=src.name
-        )
+        positive, negative = resolve_binary_classes(classes.values(), positive, negative, source=src.name)
 
     exprs: dict[str, _Expr] = {}
     checks: list[cv.Check] = []
     kfam = _family(src, key_col)
-    exprs["key"] = _Expr(cv.to_text(cv.col(key_col), kfam))
+    exprs["key"] = _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')")
     checks.append(cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"))
     now = utc_now()
     if lab_col:
-        e, check = class_label_expr(src, lab_col, proj.task, positive, negative)
-        exprs["label"] = e
-        checks.append(check)
+        e = classes.expr(lab_col, positive, negative)
+        check = class_check(lab_col, e, classes.problem(positive, negative))
+        if check is not None:
+            checks.append(check)
+        exprs["label"] = _Expr(e.sql, e.params)
     else:
         exprs["label"] = _Expr(f"CAST(NULL AS {proj.label_type})")
+    lab = exprs["label"]
     if lt_col:
-        fam = _family(src, lt_col)
-        e = _Expr(cv.to_timestamp(cv.col(lt_col), fam))
-        checks.append(cv.Check(lt_col, "are not timestamps",
-                               f"{cv.present(cv.col(lt_col), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
-        lab = exprs["label"]
+        e = _value_expr(src, lt_col, "TIMESTAMP")
+        if e.fail:
+            checks.append(cv.Check(lt_col, "are not timestamps", e.fail, list(e.fail_params),
+                                   value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
         exprs["label_timestamp"] = _Expr(
             f"CASE WHEN ({lab.sql}) IS NOT NULL THEN coalesce(({e.sql}), CAST(? AS TIMESTAMP)) END",
-            [*lab.params, now],
+            [*lab.params, *e.params, now],
         )
     else:
-        lab = exprs["label"]
         exprs["label_timestamp"] = _Expr(
             f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END", [*lab.params, now]
         )
     for name in outcome_cols:
-        fam = _family(src, name)
-        e = _Expr(cv.to_double(cv.col(name), fam))
-        exprs[name] = e
-        checks.append(cv.Check(name, "are not numbers",
-                               f"{cv.present(cv.col(name), fam)} AND ({e.sql}) IS NULL",
-                               value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
+        e = _value_expr(src, name, "DOUBLE")
+        exprs[name] = _Expr(e.sql, e.params)
+        if e.fail:
+            checks.append(cv.Check(name, "are not numbers", e.fail, list(e.fail_params),
+                                   value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
     cv.run_checks(con, src, checks)
     _check_unique_ids(con, src, key_col, exprs["key"])
 
@@ -211,9 +212,9 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
     log_key = "prediction_id" if key == "prediction" else "example_id"
     con.execute("BEGIN TRANSACTION")
     try:
-        if negative != proj.negative_label:
-            con.execute("UPDATE sb_projects SET negative_label = ? WHERE project_id = ?",
-                        [negative, proj.project_id])
+        if (positive, negative) != (proj.positive_label, proj.negative_label):
+            con.execute("UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
+                        [positive, negative, proj.project_id])
         register_outcomes(con, proj, outcome_cols)
         ingest_id = next_ingest_id(con)
         cols = list(exprs)
@@ -264,45 +265,56 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         report.overwritten = report.conflicting if overwrite else 0
         report.unchanged = report.matched_predictions - int(stats[3] or 0)
         # Labels waiting for predictions; example-keyed labels always stay as standing labels.
+        rebuild_days(
+            con, proj,
+            f'SELECT DISTINCT CAST(l."timestamp" AS DATE) FROM {log} l '
+
+            f"JOIN sb_labels n ON {match}",
+            [],
+        )
+        report.pending = con.execute(
+            f"SELECT count(*) FROM sb_labels n WHERE n.key NOT IN (SELECT {log_key} FROM {log} "
+            f"WHERE {log_key} IN (SELECT key FROM sb_labels))"
+        ).fetchall()[0][0]
+        has_pending = con.execute(f"SELECT count(*) FROM {pending} WHERE key_kind = ?", [key]).fetchall()[0][0]
         if key == "prediction":
-            waiting = f"NOT EXISTS (SELECT 1 FROM {log} l WHERE l.prediction_id = n.key)"
+            waiting = (f"n.key NOT IN (SELECT prediction_id FROM {log} "
+                       "WHERE prediction_id IN (SELECT key FROM sb_labels))")
         else:
             waiting = "TRUE"
-        report.pending = con.execute(
-            f"SELECT count(*) FROM sb_labels n WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {log} l WHERE l.{log_key} = n.key)"
-        ).fetchall()[0][0]
-        pmatch = "p.key_kind = ? AND p.key = n.key"
-        pconf = con.execute(
-            f"SELECT count(*) FROM {pending} p JOIN sb_labels n ON {pmatch} "
-            f"WHERE {waiting} AND ({_disagree('p', 'n', values)})",
-            [key],
-        ).fetchall()[0][0]
-        report.conflicting += pconf
-        if overwrite:
-            report.overwritten += pconf
-            psets = ", ".join(
-                f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {pending}.{quote_ident(f)})" for f in fields
-            )
-        else:
-            psets = ", ".join(
-                f"{quote_ident(f)} = coalesce({pending}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields
-            )
-        if fields:
+        if has_pending and fields:
+            pmatch = "p.key_kind = ? AND p.key = n.key"
+            pconf = con.execute(
+                f"SELECT count(*) FROM {pending} p JOIN sb_labels n ON {pmatch} "
+                f"WHERE {waiting} AND ({_disagree('p', 'n', values)})",
+                [key],
+            ).fetchall()[0][0]
+            report.conflicting += pconf
+            if overwrite:
+                report.overwritten += pconf
+                psets = ", ".join(
+                    f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {pending}.{quote_ident(f)})" for f in fields)
+            else:
+                psets = ", ".join(
+                    f"{quote_ident(f)} = coalesce({pending}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields)
             con.execute(
                 f"UPDATE {pending} SET {psets} FROM sb_labels n WHERE {pending}.key_kind = ? "
                 f"AND {pending}.key = n.key AND {waiting}",
                 [key],
             )
-        pcols = ["key_kind", "key", "received_at", "ingest_id"] + fields
-        con.execute(
-            f"INSERT INTO {pending} ({', '.join(quote_ident(c) for c in pcols)}) "
-            f"SELECT ?, n.key, CAST(? AS TIMESTAMP), ?, "
-            + ", ".join(f"n.{quote_ident(f)}" for f in fields)
-            + f" FROM sb_labels n WHERE {waiting} AND NOT EXISTS "
-            f"(SELECT 1 FROM {pending} p WHERE {pmatch})",
-            [key, now, ingest_id, key],
-        ) if fields else None
+            new_only = f"AND n.key NOT IN (SELECT key FROM {pending} WHERE key_kind = ?)"
+            new_params = [key]
+        else:
+            new_only, new_params = "", []
+        if fields and (report.pending or key == "example"):
+            pcols = ["key_kind", "key", "received_at", "ingest_id"] + fields
+            con.execute(
+                f"INSERT INTO {pending} ({', '.join(quote_ident(c) for c in pcols)}) "
+                f"SELECT ?, n.key, CAST(? AS TIMESTAMP), ?, "
+                + ", ".join(f"n.{quote_ident(f)}" for f in fields)
+                + f" FROM sb_labels n WHERE {waiting} {new_only}",
+                [key, now, ingest_id] + new_params,
+            )
         con.execute("DROP TABLE sb_labels")
         report.ingest_id = ingest_id
         if report.conflicting and not overwrite:

@@ -1,18 +1,20 @@
 """ML metrics computed in DuckDB, in portable SQL.
 
-One query per call, whatever the grouping: rows are first reduced to a small
-histogram (per group, label, prediction and score), and every metric is derived
-from that histogram, so ten million rows cost one hash aggregation. Metrics use
-labeled rows only; ``n_labeled`` (and ``n_scored`` for score-based metrics) say
-how many rows that is. The definitions match scikit-learn:
+One query per call, whatever the grouping. Rows are first reduced to a
+histogram of sufficient statistics per group (binary: counts per label,
+prediction and score; multiclass: counts per label and prediction; regression:
+sums of errors and labels), either from the raw log or from the per-day rollup
+(``analysis.rollup``), and every metric is derived from that histogram. Metrics
+use labeled rows only; ``n_labeled`` (and ``n_scored`` for score-based metrics)
+say how many rows that is. The definitions match scikit-learn:
 
-* ROC AUC is the Mann-Whitney statistic with ties counted half
-  (``roc_auc_score``);
-* PR AUC is average precision, sum over score thresholds of
+* ROC AUC is the Mann-Whitney statistic with ties counted half (``roc_auc_score``);
+* PR AUC is average precision: the sum over score thresholds of
   (recall step) x precision (``average_precision_score``);
 * log loss clips scores to [eps, 1 - eps] with float64 eps (``log_loss``);
 * precision, recall and F1 are NULL when undefined (``zero_division=nan``);
-* macro F1 averages over the classes seen in labels or predictions.
+* macro F1 averages over the classes seen in labels or predictions;
+* R² is NULL when the labels are constant.
 
 The SQL avoids DuckDB-only constructs (no QUALIFY, FILTER, GROUPING SETS,
 ``::`` casts or list functions) so that it translates to Spark SQL.
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .project import Project
+from .schema import outcome_count, outcome_sum
 from .sql import quote_ident
 
 EPS = float(np.finfo(np.float64).eps)
@@ -70,6 +73,22 @@ def metrics_for(task: str) -> tuple[str, ...]:
     return TASK_METRICS[task]
 
 
+@dataclass(frozen=True)
+class GroupKey:
+    """One grouping column: ``alias`` in the output, ``sql`` over the log's columns,
+    and ``rollup_sql`` over the rollup's columns when the rollup can answer it."""
+
+    alias: str
+    sql: str
+    rollup_sql: str | None = None
+
+
+VERSION = GroupKey("model_version", "model_version", "model_version")
+STAGE = GroupKey("stage", "stage", "stage")
+DAY = GroupKey("day", 'CAST("timestamp" AS DATE)', "day")
+ALL_ROWS = GroupKey("all_rows", "'all'", "'all'")
+
+
 def _ratio(num: str, den: str) -> str:
     return f"CASE WHEN {den} > 0 THEN CAST({num} AS DOUBLE) / CAST({den} AS DOUBLE) END"
 
@@ -78,79 +97,75 @@ def _dbl(expr: str) -> str:
     return f"CAST({expr} AS DOUBLE)"
 
 
-@dataclass(frozen=True)
-class GroupKey:
-    """One grouping column: ``alias`` in the output, ``sql`` over log columns."""
-
-    alias: str
-    sql: str
-
-
-def _groups(group_by: list[GroupKey]) -> list[GroupKey]:
-    return group_by or [GroupKey("all_rows", "'all'")]
-
-
-def metrics_query(
-    project: Project,
-    *,
-    group_by: list[GroupKey],
-    where: tuple[str, list] = ("TRUE", []),
-    include_outcomes: bool = True,
-) -> tuple[str, list]:
-    """SQL and parameters for every metric of the project's task, per group."""
-    groups = _groups(group_by)
-    outcomes = [c.name for c in project.outcomes] if include_outcomes else []
-    builder = {"binary": _binary_sql, "multiclass": _multiclass_sql, "regression": _regression_sql}
-    return builder[project.task](project, groups, where, outcomes)
-
-
-def _outcome_hist_cols(outcomes: list[str]) -> str:
-    parts = []
+def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
+               outcomes: list[str]) -> tuple[str, list]:
+    """Sufficient statistics per group (and per label/prediction/score for classification)."""
+    rollup = source == "rollup"
+    table = quote_ident(project.rollup_table if rollup else project.log_table)
+    gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
+    sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
+    keys = {"binary": [("label", "y"), ("prediction", "p"), ("score", "s")],
+            "multiclass": [("label", "y"), ("prediction", "p")]}.get(project.task, [])
+    sel += [f"{col} AS {alias}" for col, alias in keys]
+    if project.task == "regression":
+        if rollup:
+            sel += ["sum(n) AS n", "sum(n_labeled) AS n_lab", "sum(sum_abs_error) AS sae",
+                    "sum(sum_sq_error) AS sse", "sum(sum_label) AS sy", "sum(sum_label_sq) AS sy2"]
+        else:
+            lab = "label IS NOT NULL AND prediction IS NOT NULL"
+            err = "(label - prediction)"
+            sel += ["count(*) AS n", f"sum(CASE WHEN {lab} THEN 1 ELSE 0 END) AS n_lab",
+                    f"sum(CASE WHEN {lab} THEN abs{err} END) AS sae",
+                    f"sum(CASE WHEN {lab} THEN {err} * {err} END) AS sse",
+                    f"sum(CASE WHEN {lab} THEN label END) AS sy",
+                    f"sum(CASE WHEN {lab} THEN label * label END) AS sy2"]
+    else:
+        sel.append("sum(n) AS n" if rollup else "count(*) AS n")
     for i, o in enumerate(outcomes):
-        q = quote_ident(o)
-        parts.append(f", sum({q}) AS o{i}_sum, count({q}) AS o{i}_n")
-    return "".join(parts)
-
-
-def _outcome_total_cols(outcomes: list[str]) -> str:
-    parts = []
-    for i, o in enumerate(outcomes):
-        parts.append(
-            f", sum(o{i}_sum) AS {quote_ident(o + '_sum')}, "
-            f"sum(o{i}_n) AS {quote_ident(o + '_count')}, "
-            f"{_ratio(f'sum(o{i}_sum)', f'sum(o{i}_n)')} AS {quote_ident(o + '_mean')}"
-        )
-    return "".join(parts)
-
-
-def _binary_sql(project: Project, groups: list[GroupKey], where, outcomes):
-    log = quote_ident(project.log_table)
-    gsel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
-    gcols = ", ".join(quote_ident(g.alias) for g in groups)
-    gjoin = " AND ".join(f"t.{quote_ident(g.alias)} = c.{quote_ident(g.alias)}" for g in groups)
-    tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
+        if rollup:
+            sel += [f"sum({outcome_sum(o)}) AS o{i}_sum", f"sum({outcome_count(o)}) AS o{i}_n"]
+        else:
+            sel += [f"sum({quote_ident(o)}) AS o{i}_sum", f"count({quote_ident(o)}) AS o{i}_n"]
+    group = ", ".join(gexpr + [col for col, _ in keys])
     where_sql, params = where
+    return f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", list(params)
+
+
+def _outcome_totals(outcomes: list[str]) -> str:
+    return "".join(
+        f", sum(o{i}_sum) AS {quote_ident(o + '_sum')}, sum(o{i}_n) AS {quote_ident(o + '_count')}, "
+        f"{_ratio(f'sum(o{i}_sum)', f'sum(o{i}_n)')} AS {quote_ident(o + '_mean')}"
+        for i, o in enumerate(outcomes)
+    )
+
+
+def _outcome_out(outcomes: list[str], alias: str = "t") -> str:
+    return "".join(f", {alias}.{quote_ident(o + s)}" for o in outcomes for s in ("_sum", "_count", "_mean"))
+
+
+def _join(groups: list[GroupKey], a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{quote_ident(g.alias)} = {b}.{quote_ident(g.alias)}" for g in groups)
+
+
+def _binary_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+    gcols = ", ".join(quote_ident(g.alias) for g in groups)
+    tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
     clip = f"greatest(least(s, {1 - EPS!r}), {EPS!r})"
-    labeled_scored = "y IS NOT NULL AND s IS NOT NULL"
-    sql = f"""
-WITH hist AS (
-    SELECT {gsel}, label AS y, prediction AS p, score AS s, count(*) AS n{_outcome_hist_cols(outcomes)}
-    FROM {log}
-    WHERE {where_sql}
-    GROUP BY {", ".join(g.sql for g in groups)}, label, prediction, score
-),
+    scored = "y IS NOT NULL AND s IS NOT NULL"
+    return f"""
+WITH hist AS ({hist}),
 totals AS (
     SELECT {gcols},
         sum(n) AS n_rows,
         sum(CASE WHEN y IS NOT NULL THEN n ELSE 0 END) AS n_labeled,
-        sum(CASE WHEN {labeled_scored} THEN n ELSE 0 END) AS n_scored,
+        sum(CASE WHEN {scored} THEN n ELSE 0 END) AS n_scored,
         sum(CASE WHEN y AND p THEN n ELSE 0 END) AS tp,
         sum(CASE WHEN NOT y AND p THEN n ELSE 0 END) AS fp,
         sum(CASE WHEN y AND NOT p THEN n ELSE 0 END) AS fn,
         sum(CASE WHEN NOT y AND NOT p THEN n ELSE 0 END) AS tn,
-        sum(CASE WHEN {labeled_scored} THEN n * (CASE WHEN y THEN -ln({clip}) ELSE -ln(1 - {clip}) END) ELSE 0 END) AS ll_sum,
-        sum(CASE WHEN {labeled_scored} THEN n * (s - CASE WHEN y THEN 1 ELSE 0 END) * (s - CASE WHEN y THEN 1 ELSE 0 END) ELSE 0 END) AS brier_sum
-        {_outcome_total_cols(outcomes)}
+        sum(CASE WHEN {scored} THEN n * (CASE WHEN y THEN -ln({clip}) ELSE -ln(1 - {clip}) END) ELSE 0 END) AS ll_sum,
+        sum(CASE WHEN {scored} THEN n * (s - CASE WHEN y THEN 1 ELSE 0 END) * (s - CASE WHEN y THEN 1 ELSE 0 END) ELSE 0 END) AS brier_sum
+        {_outcome_totals(outcomes)}
     FROM hist
     GROUP BY {gcols}
 ),
@@ -159,7 +174,7 @@ scores AS (
         {_dbl("sum(CASE WHEN y THEN n ELSE 0 END)")} AS pos,
         {_dbl("sum(CASE WHEN NOT y THEN n ELSE 0 END)")} AS neg
     FROM hist
-    WHERE {labeled_scored}
+    WHERE {scored}
     GROUP BY {gcols}, s
 ),
 ranked AS (
@@ -192,34 +207,24 @@ SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     {_ratio("t.ll_sum", "t.n_scored")} AS log_loss,
     {_ratio("t.brier_sum", "t.n_scored")} AS brier,
     t.tp, t.fp, t.fn, t.tn
-    {"".join(f", t.{quote_ident(o + s)}" for o in outcomes for s in ("_sum", "_count", "_mean"))}
+    {_outcome_out(outcomes)}
 FROM totals t
-LEFT JOIN curve c ON {gjoin}
+LEFT JOIN curve c ON {_join(groups, "t", "c")}
 ORDER BY {tcols}
 """
-    return sql, list(params)
 
 
-def _multiclass_sql(project: Project, groups: list[GroupKey], where, outcomes):
-    log = quote_ident(project.log_table)
-    gsel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
+def _multiclass_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
     gcols = ", ".join(quote_ident(g.alias) for g in groups)
-    gjoin = " AND ".join(f"t.{quote_ident(g.alias)} = f.{quote_ident(g.alias)}" for g in groups)
     tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
-    where_sql, params = where
-    sql = f"""
-WITH hist AS (
-    SELECT {gsel}, label AS y, prediction AS p, count(*) AS n{_outcome_hist_cols(outcomes)}
-    FROM {log}
-    WHERE {where_sql}
-    GROUP BY {", ".join(g.sql for g in groups)}, label, prediction
-),
+    return f"""
+WITH hist AS ({hist}),
 totals AS (
     SELECT {gcols},
         sum(n) AS n_rows,
         sum(CASE WHEN y IS NOT NULL THEN n ELSE 0 END) AS n_labeled,
         sum(CASE WHEN y IS NOT NULL AND y = p THEN n ELSE 0 END) AS n_correct
-        {_outcome_total_cols(outcomes)}
+        {_outcome_totals(outcomes)}
     FROM hist
     GROUP BY {gcols}
 ),
@@ -245,43 +250,50 @@ SELECT {tcols}, t.n_rows, t.n_labeled,
     {_ratio("t.n_labeled", "t.n_rows")} AS labeled_share,
     {_ratio("t.n_correct", "t.n_labeled")} AS accuracy,
     f.macro_f1
-    {"".join(f", t.{quote_ident(o + s)}" for o in outcomes for s in ("_sum", "_count", "_mean"))}
+    {_outcome_out(outcomes)}
 FROM totals t
-LEFT JOIN f ON {gjoin}
+LEFT JOIN f ON {_join(groups, "t", "f")}
 ORDER BY {tcols}
 """
-    return sql, list(params)
 
 
-def _regression_sql(project: Project, groups: list[GroupKey], where, outcomes):
-    log = quote_ident(project.log_table)
-    gsel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
-    where_sql, params = where
-    lab = "label IS NOT NULL AND prediction IS NOT NULL"
-    err = "(label - prediction)"
-    outcome_cols = "".join(
-        f", sum({quote_ident(o)}) AS {quote_ident(o + '_sum')}, count({quote_ident(o)}) AS "
-        f"{quote_ident(o + '_count')}, avg({quote_ident(o)}) AS {quote_ident(o + '_mean')}"
-        for o in outcomes
-    )
-    sql = f"""
-SELECT {gsel},
-    count(*) AS n_rows,
-    sum(CASE WHEN {lab} THEN 1 ELSE 0 END) AS n_labeled,
-    {_ratio(f"sum(CASE WHEN {lab} THEN 1 ELSE 0 END)", "count(*)")} AS labeled_share,
-    avg(CASE WHEN {lab} THEN abs{err} END) AS mae,
-    sqrt(avg(CASE WHEN {lab} THEN {err} * {err} END)) AS rmse,
-    CASE WHEN var_pop(CASE WHEN {lab} THEN label END) > 0
-        THEN 1 - sum(CASE WHEN {lab} THEN {err} * {err} END)
-            / (var_pop(CASE WHEN {lab} THEN label END) * sum(CASE WHEN {lab} THEN 1 ELSE 0 END))
-    END AS r2
-    {outcome_cols}
-FROM {log}
-WHERE {where_sql}
-GROUP BY {", ".join(g.sql for g in groups)}
-ORDER BY {", ".join(g.sql for g in groups)}
+def _regression_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+    gcols = ", ".join(quote_ident(g.alias) for g in groups)
+    ss_tot = "(sum(sy2) - sum(sy) * sum(sy) / sum(n_lab))"
+    return f"""
+WITH hist AS ({hist})
+SELECT {gcols},
+    sum(n) AS n_rows,
+    sum(n_lab) AS n_labeled,
+    {_ratio("sum(n_lab)", "sum(n)")} AS labeled_share,
+    {_ratio("sum(sae)", "sum(n_lab)")} AS mae,
+    sqrt({_ratio("sum(sse)", "sum(n_lab)")}) AS rmse,
+    CASE WHEN sum(n_lab) > 0 AND {ss_tot} > 0 THEN 1 - sum(sse) / {ss_tot} END AS r2
+    {_outcome_totals(outcomes)}
+FROM hist
+GROUP BY {gcols}
+ORDER BY {gcols}
 """
-    return sql, list(params)
+
+
+def metrics_query(
+    project: Project,
+    *,
+    group_by: list[GroupKey],
+    where: tuple[str, list] = ("TRUE", []),
+    source: str = "log",
+    include_outcomes: bool = True,
+) -> tuple[str, list]:
+    """SQL and parameters for every metric of the project's task, per group.
+
+    ``where`` is over the log's columns (``source="log"``) or the rollup's
+    (``source="rollup"``; every group key then needs a ``rollup_sql``).
+    """
+    groups = group_by or [ALL_ROWS]
+    outcomes = [c.name for c in project.outcomes] if include_outcomes else []
+    hist, params = hist_query(project, groups, where, source, outcomes)
+    builder = {"binary": _binary_sql, "multiclass": _multiclass_sql, "regression": _regression_sql}
+    return builder[project.task](hist, groups, outcomes), params
 
 
 def compute_metrics(
@@ -290,12 +302,12 @@ def compute_metrics(
     *,
     group_by: list[GroupKey] | None = None,
     where: tuple[str, list] = ("TRUE", []),
+    source: str = "log",
     include_outcomes: bool = True,
 ) -> pd.DataFrame:
     """Every metric of the task, per group (one row per group)."""
-    sql, params = metrics_query(
-        project, group_by=group_by or [], where=where, include_outcomes=include_outcomes
-    )
+    sql, params = metrics_query(project, group_by=group_by or [], where=where, source=source,
+                                include_outcomes=include_outcomes)
     frame = con.execute(sql, params).df()
     for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn"):
         if c in frame:

@@ -56,6 +56,25 @@ def pending_table(project_id: int) -> str:
     return f"pending_{int(project_id)}"
 
 
+def rollup_table(project_id: int) -> str:
+    return f"rollup_{int(project_id)}"
+
+
+def outcome_sum(name: str) -> str:
+    """Rollup column holding the sum of an outcome."""
+    return quote_ident(name + "__sum")
+
+
+def outcome_count(name: str) -> str:
+    """Rollup column holding the count of non-null values of an outcome."""
+    return quote_ident(name + "__n")
+
+
+def rollup_key_columns(task: str) -> list[str]:
+    """Columns (besides version, stage, day) the rollup keeps distinct values of."""
+    return {"binary": ["label", "prediction", "score"], "multiclass": ["label", "prediction"]}.get(task, [])
+
+
 def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
@@ -189,9 +208,35 @@ def create_project_tables(
     con.execute(
         f"CREATE TABLE {quote_ident(pending_table(project_id))} ({', '.join(pending_cols)})"
     )
+    _create_rollup(con, project_id, task, outcomes)
+
+
+def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, outcomes: list[str]) -> None:
+    """The per-day rollup (see ``analysis.rollup``)."""
+    lt = label_type(task)
+    cols = ["model_version VARCHAR NOT NULL", "stage VARCHAR NOT NULL", "day DATE NOT NULL"]
+    if task == "binary":
+        cols += ["label BOOLEAN", "prediction BOOLEAN", "score DOUBLE"]
+    elif task == "multiclass":
+        cols += [f"label {lt}", f"prediction {lt}"]
+    cols.append("n BIGINT NOT NULL")
+    if task == "regression":
+        cols += ["n_labeled BIGINT NOT NULL", "sum_abs_error DOUBLE", "sum_sq_error DOUBLE",
+                 "sum_label DOUBLE", "sum_label_sq DOUBLE"]
+    for o in outcomes:
+        cols += [f"{outcome_sum(o)} DOUBLE", f"{outcome_count(o)} BIGINT"]
+    con.execute(f"CREATE TABLE {quote_ident(rollup_table(project_id))} ({', '.join(cols)})")
+
+
+def drop_project_tables(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
+    for table in (log_table(project_id), pending_table(project_id), rollup_table(project_id)):
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
 
 
 def add_outcome_column(con: duckdb.DuckDBPyConnection, project_id: int, name: str) -> None:
     """Add a product outcome column to a project's log and pending tables."""
     for table in (log_table(project_id), pending_table(project_id)):
         con.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} DOUBLE")
+    rollup = quote_ident(rollup_table(project_id))
+    con.execute(f"ALTER TABLE {rollup} ADD COLUMN {outcome_sum(name)} DOUBLE")
+    con.execute(f"ALTER TABLE {rollup} ADD COLUMN {outcome_count(name)} BIGINT")

@@ -33,8 +33,22 @@ class Scope:
             raise ConfigError(f"Unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}.")
         return cls(as_tuple(versions), st, _as_datetime(start), _as_datetime(end, end_of_day=True))
 
-    def to_sql(self) -> tuple[str, list]:
-        """``(sql, params)`` over a log table's canonical columns."""
+    def day_aligned(self) -> bool:
+        """True when the window is whole days, so the per-day rollup can answer."""
+        return all(t is None or t == datetime.combine(t.date(), time()) for t in (self.start, self.end))
+
+    def to_rollup_sql(self) -> tuple[str, list]:
+        """``(sql, params)`` over the rollup's columns (needs :meth:`day_aligned`)."""
+        parts, params = self._common()
+        if self.start is not None:
+            parts.append("day >= ?")
+            params.append(self.start.date())
+        if self.end is not None:
+            parts.append("day < ?")
+            params.append(self.end.date())
+        return (" AND ".join(parts) if parts else "TRUE", params)
+
+    def _common(self) -> tuple[list[str], list]:
         parts: list[str] = []
         params: list = []
         if self.versions:
@@ -43,6 +57,11 @@ class Scope:
         if self.stages:
             parts.append(f"stage IN ({', '.join('?' for _ in self.stages)})")
             params += list(self.stages)
+        return parts, params
+
+    def to_sql(self) -> tuple[str, list]:
+        """``(sql, params)`` over a log table's canonical columns."""
+        parts, params = self._common()
         if self.start is not None:
             parts.append('"timestamp" >= ?')
             params.append(self.start)

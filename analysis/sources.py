@@ -96,6 +96,15 @@ def open_source(
         frame = source.reset_index(drop=True)
         if any(not isinstance(c, str) for c in frame.columns):
             frame.columns = [str(c) for c in frame.columns]
+        seen: dict[str, str] = {}
+        for c in frame.columns:
+            if c.lower() in seen:
+                raise IngestError(
+                    f"columns {seen[c.lower()]!r} and {c!r} differ only in case (or repeat); "
+                    "DuckDB treats them as the same name. Rename one of them.",
+                    source=label, column=c,
+                )
+            seen[c.lower()] = c
         con.register(f"{view}_df", frame)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {quote_ident(view + '_df')}")
         cols, types = _describe(con, view)

@@ -23,6 +23,22 @@ def _store_for(path: str) -> Store:
     return Store(path, busy_timeout=BUSY_WAIT_SECONDS)
 
 
+@st.cache_resource(show_spinner=False)
+def favicon() -> bytes:
+    """A 32x32 bar-chart icon as PNG bytes (served by the app itself)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    for left, top in ((3, 18), (12, 6), (21, 12)):
+        draw.rectangle((left, top, left + 7, 28), fill=(255, 75, 75, 255))
+    buffer = io.BytesIO()
+    icon.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def store() -> Store:
     return _store_for(str(default_db_path()))
 

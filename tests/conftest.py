@@ -1,0 +1,102 @@
+"""Shared fixtures: real DuckDB files in temp folders, a demo database built once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from analysis import Store  # noqa: E402
+from analysis.demo import build_demo  # noqa: E402
+
+
+def db_digest(path: str | os.PathLike) -> dict:
+    """Content of every table: row count and an order-independent checksum of all rows.
+
+    Two databases with equal digests hold the same data, whatever the file bytes.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "ORDER BY table_name").fetchall()]
+        digest = {}
+        for t in tables:
+            q = '"' + t.replace('"', '""') + '"'
+            cols = [r[0] for r in con.execute(f"DESCRIBE {q}").fetchall()]
+            n, h = con.execute(
+                f"SELECT count(*), coalesce(sum(CAST(hash(t) AS HUGEINT)), 0) FROM {q} AS t"
+            ).fetchall()[0]
+            digest[t] = (tuple(cols), int(n), int(h))
+        return digest
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "test.duckdb"
+
+
+@pytest.fixture
+def store(db_path) -> Store:
+    return Store(db_path, busy_timeout=10)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """The full demo project, built once per test session (read it, do not write)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    build_demo(Store(path))
+    return path
+
+
+@pytest.fixture
+def demo_copy(demo_db, tmp_path) -> Path:
+    """A private copy of the demo database that a test may change."""
+    target = tmp_path / "demo.duckdb"
+    target.write_bytes(Path(demo_db).read_bytes())
+    return target
+
+
+def small_predictions(n: int = 12, *, start: int = 0) -> pd.DataFrame:
+    """A small binary log with mixed feature types and hand-checkable values."""
+    import numpy as np
+
+    i = np.arange(start, start + n)
+    return pd.DataFrame({
+        "request_id": [f"r{k}" for k in i],
+        "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(i, unit="h"),
+        "model": np.where(i % 2 == 0, "m1", "m2"),
+        "score": np.round((i % 10) / 10 + 0.05, 2),
+        "country": np.array(["NG", "US", "DE"])[i % 3],
+        "age": 20 + i,
+        "vip": i % 4 == 0,
+    })
+
+
+SMALL_MAPPING = """
+[project]
+task = "binary"
+positive_label = "true"
+
+[columns]
+id = "request_id"
+timestamp = "ts"
+version = "model"
+score = "score"
+label = "label"
+outcomes = ["revenue"]
+"""

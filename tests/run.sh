@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sliceboard's test command: installs what the tests need, then runs every test.
+#   bash tests/run.sh            all tests
+#   bash tests/run.sh -k labels  extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# 1. A local virtual environment with the pinned requirements (app + tests).
+if [ ! -x .venv/bin/python ]; then
+    "${PYTHON:-python3}" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+# 2. Debian's Chromium and ChromeDriver for the browser tests, where missing.
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null; then
+        $SUDO apt-get install -y -q chromium chromium-driver >/dev/null \
+            || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null; } \
+            || echo "warning: could not install chromium; the browser tests will skip" >&2
+    else
+        echo "warning: no apt-get; install Chromium at /usr/bin/chromium for the browser tests" >&2
+    fi
+fi
+
+# 3. Every test.
+exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"

@@ -1,0 +1,212 @@
+"""The real app under Streamlit's AppTest: every page through app.py, against
+real DuckDB files in temp folders."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from streamlit.testing.v1 import AppTest
+
+from analysis import Store, get_project
+
+from conftest import ROOT, db_digest, small_predictions
+
+APP = str(ROOT / "app.py")
+PAGES = ["pages/overview.py", "pages/import_data.py"]
+
+
+def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
+    monkeypatch.setenv("SLICEBOARD_DB", str(path))
+    return AppTest.from_file(APP, default_timeout=timeout)
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.info] + [e.value for e in at.success] + [e.value for e in at.error]
+    parts += [e.value for e in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def demo_truth(path) -> pd.DataFrame:
+    """Per version and stage straight from the log table: counts, and AUC by scikit-learn."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        rows = con.execute(
+            f'SELECT model_version, stage, label, score FROM "{table}"').df()
+    finally:
+        con.close()
+    out = []
+    for (version, stage), g in rows.groupby(["model_version", "stage"]):
+        lab = g[g["label"].notna()]
+        out.append({
+            "model_version": version, "stage": stage, "n_rows": len(g), "n_labeled": len(lab),
+            "roc_auc": skm.roc_auc_score(lab["label"].astype(bool), lab["score"]),
+        })
+    return pd.DataFrame(out).sort_values(["model_version", "stage"]).reset_index(drop=True)
+
+
+def overview_frame(at: AppTest) -> pd.DataFrame:
+    frame = at.dataframe[0].value  # the Overview has one table
+    return frame.sort_values(["model_version", "stage"]).reset_index(drop=True)
+
+
+def test_every_page_runs_on_the_demo(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy).run()
+    assert not at.exception
+    assert at.title[0].value == "lending-demo"
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+
+
+def test_overview_numbers_match_the_log(monkeypatch, demo_copy):
+    truth = demo_truth(demo_copy)
+    at = app_on(monkeypatch, demo_copy).run()
+    assert not at.exception
+    shown = overview_frame(at)
+    assert list(shown["model_version"]) == list(truth["model_version"])
+    assert list(shown["stage"]) == list(truth["stage"])
+    assert list(shown["n_rows"]) == list(truth["n_rows"])
+    assert list(shown["n_labeled"]) == list(truth["n_labeled"])
+    np.testing.assert_allclose(shown["roc_auc"], truth["roc_auc"], atol=1e-9)
+    # Three daily charts, one line per version and stage.
+    charts = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    assert len(charts) == 3
+    assert {t["name"] for t in charts[0]["data"]} == {
+        f"{v} · {s}" for v, s in zip(truth["model_version"], truth["stage"])}
+
+
+def test_switching_version_filters_and_sets_the_link(monkeypatch, demo_copy):
+    truth = demo_truth(demo_copy)
+    at = app_on(monkeypatch, demo_copy).run()
+    at.selectbox(key="ov_version").set_value("credit-v2").run()
+    assert not at.exception
+    shown = overview_frame(at)
+    assert set(shown["model_version"]) == {"credit-v2"}
+    expected = truth[truth["model_version"] == "credit-v2"]
+    assert list(shown["n_rows"]) == list(expected["n_rows"])
+    assert at.query_params["version"] == ["credit-v2"] or at.query_params["version"] == "credit-v2"
+
+
+def test_deep_link_opens_the_version(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["project"] = "lending-demo"
+    at.query_params["version"] = "credit-v3"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="ov_version").value == "credit-v3"
+    assert set(overview_frame(at)["stage"]) == {"shadow"}
+
+
+def test_first_start_builds_the_demo_with_progress(monkeypatch, tmp_path):
+    path = tmp_path / "fresh.duckdb"
+    at = app_on(monkeypatch, path, timeout=600).run()
+    assert not at.exception
+    assert at.title[0].value == "lending-demo"
+    assert path.exists()
+    assert at.get("status") or at.get("progress") or "Demo project ready" in str(at)
+
+
+def test_empty_database_shows_the_way_to_import(monkeypatch, tmp_path):
+    path = tmp_path / "empty.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    assert not at.exception
+    assert "no projects" in texts(at)
+    at.switch_page("pages/import_data.py").run()
+    assert not at.exception
+
+
+def upload_predictions(at: AppTest, frame: pd.DataFrame, name: str = "preds.csv") -> AppTest:
+    at.file_uploader(key="imp_pred_upload").set_value((name, frame.to_csv(index=False).encode(), "text/csv"))
+    return at.run()
+
+
+def test_import_page_ingests_an_uploaded_file_and_labels(monkeypatch, tmp_path):
+    path = tmp_path / "import.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    frame = small_predictions(12)
+    upload_predictions(at, frame)
+    assert not at.exception
+    # Column guesses from the names.
+    assert at.selectbox(key="imp_role_id").value == "request_id"
+    assert at.selectbox(key="imp_role_timestamp").value == "ts"
+    assert at.selectbox(key="imp_role_score").value == "score"
+    at.text_input(key="imp_new_name").input("shop")
+    at.selectbox(key="imp_role_version").set_value("model")
+    at.selectbox(key="imp_task").set_value("binary")
+    at.run()
+    at.button(key="imp_ingest").click().run()
+    assert not at.exception
+    assert "Ingested 12 predictions into **shop**" in texts(at)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        project = get_project(con, "shop")
+        n, versions = con.execute(
+            f'SELECT count(*), list(DISTINCT model_version ORDER BY model_version) FROM "{project.log_table}"'
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert n == 12 and versions == ["m1", "m2"]
+
+    # Labels for half of the predictions, and one for a prediction not logged yet.
+    labels = pd.DataFrame({"request_id": [f"r{k}" for k in range(6)] + ["r99"],
+                           "label": [1, 0, 1, 0, 1, 0, 1]})
+    at.radio(key="imp_kind").set_value("Labels and outcomes").run()
+    at.file_uploader(key="imp_lab_upload").set_value(
+        ("labels.csv", labels.to_csv(index=False).encode(), "text/csv"))
+    at.run()
+    assert at.selectbox(key="imp_lab_id").value == "request_id"
+    assert at.selectbox(key="imp_lab_label").value == "label"
+    at.button(key="imp_lab_go").click().run()
+    assert not at.exception
+    assert "6 predictions updated" in texts(at) and "1 labels waiting" in texts(at)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        labeled = con.execute(
+            f'SELECT count(label) FROM "{project.log_table}"').fetchall()[0][0]
+    finally:
+        con.close()
+    assert labeled == 6
+
+    # The Overview shows the new project with its coverage.
+    at.switch_page("pages/overview.py").run()
+    assert not at.exception
+    shown = overview_frame(at)
+    assert shown["n_labeled"].sum() == 6 and shown["n_rows"].sum() == 12
+
+
+def test_import_page_shows_a_bad_file_error_and_writes_nothing(monkeypatch, tmp_path):
+    path = tmp_path / "bad.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    frame = small_predictions(6)
+    frame.loc[3, "score"] = 1.7
+    upload_predictions(at, frame, "scores.csv")
+    at.text_input(key="imp_new_name").input("shop").run()
+    before = db_digest(path)
+    at.button(key="imp_ingest").click().run()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "scores.csv" in message and "score" in message and "[0, 1]" in message
+    assert db_digest(path) == before
+
+
+def test_import_page_reports_an_unreadable_file(monkeypatch, tmp_path):
+    path = tmp_path / "corrupt.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    at.file_uploader(key="imp_pred_upload").set_value(("broken.parquet", b"PAR1 not really", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert "broken.parquet" in "\n".join(e.value for e in at.error)
