@@ -99,7 +99,7 @@ def cmd_ingest(args) -> int:
 def cmd_labels(args) -> int:
     from .labels import attach_labels
 
-    with _store(args).write() as con:
+    with _store(args).write(create=False) as con:
         report = attach_labels(
             con, args.file, project=args.project, key=args.key, id_column=args.id_column,
             label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,

@@ -15,7 +15,7 @@ repaid) and ``loss`` (principal lost on approved loans that default). For the
 canary and shadow versions these outcomes are what their own decision would
 have produced.
 
-Labels arrive late, 3 to ~40 days after the application, so the last weeks are
+Labels arrive late, 3 days or more (13 on average) after the application, so the last weeks are
 only partly labeled. They are delivered as a labels file keyed by example
 (application) id, and the outcomes as a file keyed by prediction id.
 

@@ -28,6 +28,7 @@ A project is described by a small TOML file::
 from __future__ import annotations
 
 import math
+from decimal import Decimal, InvalidOperation
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -134,12 +135,15 @@ def normalize_class_value(value) -> str | None:
     if text.lower() in ("true", "false"):
         return text.lower()
     try:
-        number = float(text)
-    except ValueError:
+        # Decimal, not float: integer text beyond 2**53 keeps every digit.
+        number = Decimal(text)
+    except InvalidOperation:
         return text
-    if number.is_integer() and math.isfinite(number):
+    if not number.is_finite():
+        return text
+    if number == number.to_integral_value():
         return str(int(number))
-    return text
+    return repr(float(number))  # "0.50" and 0.5 compare equal
 
 
 _PROJECT_KEYS = {"name", "task", "positive_label", "threshold"}

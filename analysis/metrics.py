@@ -1,10 +1,11 @@
 """ML metrics computed in DuckDB, in portable SQL.
 
-One query per call, whatever the grouping. Rows are first reduced to a
-histogram of sufficient statistics per group (binary: counts per label,
-prediction and score; multiclass: counts per label and prediction; regression:
-sums of errors and labels), either from the raw log or from the per-day rollup
-(``analysis.rollup``), and every metric is derived from that histogram. Metrics
+One query per call, whatever the grouping. Rows are first reduced to
+sufficient statistics per group (binary: confusion counts, log-loss and Brier
+sums, and the ranking statistics of :func:`curve_sql`; multiclass: counts per
+label and prediction; regression: sums of errors and labels), either from the
+raw log or from the per-day rollup (``analysis.rollup``), and every metric is
+derived from those. Metrics
 use labeled rows only; ``n_labeled`` (and ``n_scored`` for score-based metrics)
 say how many rows that is. The definitions match scikit-learn:
 
@@ -99,13 +100,13 @@ def _dbl(expr: str) -> str:
 
 def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
                outcomes: list[str]) -> tuple[str, list]:
-    """Sufficient statistics per group (and per label/prediction/score for classification)."""
+    """Multiclass and regression: sufficient statistics per group (and per
+    label x prediction for multiclass), from the log or the rollup."""
     rollup = source == "rollup"
     table = quote_ident(project.rollup_table if rollup else project.log_table)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
-    keys = {"binary": [("label", "y"), ("prediction", "p"), ("score", "s")],
-            "multiclass": [("label", "y"), ("prediction", "p")]}.get(project.task, [])
+    keys = [("label", "y"), ("prediction", "p")] if project.task == "multiclass" else []
     sel += [f"{col} AS {alias}" for col, alias in keys]
     if project.task == "regression":
         if rollup:
@@ -121,14 +122,22 @@ def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list]
                     f"sum(CASE WHEN {lab} THEN label * label END) AS sy2"]
     else:
         sel.append("sum(n) AS n" if rollup else "count(*) AS n")
-    for i, o in enumerate(outcomes):
-        if rollup:
-            sel += [f"sum({outcome_sum(o)}) AS o{i}_sum", f"sum({outcome_count(o)}) AS o{i}_n"]
-        else:
-            sel += [f"sum({quote_ident(o)}) AS o{i}_sum", f"count({quote_ident(o)}) AS o{i}_n"]
+    sel += _outcome_sums(outcomes, rollup, prefix=True)
     group = ", ".join(gexpr + [col for col, _ in keys])
     where_sql, params = where
     return f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", list(params)
+
+
+def _outcome_sums(outcomes: list[str], rollup: bool, prefix: bool = False) -> list[str]:
+    """Sum and count of each outcome; named ``o<i>_sum`` (prefix) or ``<name>_sum``."""
+    out = []
+    for i, o in enumerate(outcomes):
+        names = (f"o{i}_sum", f"o{i}_n") if prefix else (quote_ident(o + "_sum"), quote_ident(o + "_count"))
+        if rollup:
+            out += [f"sum({outcome_sum(o)}) AS {names[0]}", f"sum({outcome_count(o)}) AS {names[1]}"]
+        else:
+            out += [f"sum({quote_ident(o)}) AS {names[0]}", f"count({quote_ident(o)}) AS {names[1]}"]
+    return out
 
 
 def _outcome_totals(outcomes: list[str]) -> str:
@@ -144,58 +153,122 @@ def _outcome_out(outcomes: list[str], alias: str = "t") -> str:
 
 
 def _join(groups: list[GroupKey], a: str, b: str) -> str:
-    return " AND ".join(f"{a}.{quote_ident(g.alias)} = {b}.{quote_ident(g.alias)}" for g in groups)
+    return " AND ".join(
+        f"{a}.{quote_ident(g.alias)} IS NOT DISTINCT FROM {b}.{quote_ident(g.alias)}" for g in groups)
 
 
-def _binary_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
-    gcols = ", ".join(quote_ident(g.alias) for g in groups)
-    tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
-    clip = f"greatest(least(s, {1 - EPS!r}), {EPS!r})"
-    scored = "y IS NOT NULL AND s IS NOT NULL"
+# --- binary -----------------------------------------------------------------------------
+
+
+def binary_sums() -> list[tuple[str, str]]:
+    """``[(name, aggregate over log rows)]`` of the additive binary statistics.
+
+    The rollup stores exactly these per version x stage x day (see
+    ``analysis.schema.BINARY_SUMS``); summing them over days gives the figures
+    of any window.
+    """
+    clip = f"greatest(least(score, {1 - EPS!r}), {EPS!r})"
+    scored = "label IS NOT NULL AND score IS NOT NULL"
+    y = "(CASE WHEN label THEN 1.0 ELSE 0.0 END)"
+    return [
+        ("n_labeled", "sum(CASE WHEN label IS NOT NULL THEN 1 ELSE 0 END)"),
+        ("n_scored", f"sum(CASE WHEN {scored} THEN 1 ELSE 0 END)"),
+        ("tp", "sum(CASE WHEN label AND prediction THEN 1 ELSE 0 END)"),
+        ("fp", "sum(CASE WHEN NOT label AND prediction THEN 1 ELSE 0 END)"),
+        ("fn", "sum(CASE WHEN label AND NOT prediction THEN 1 ELSE 0 END)"),
+        ("tn", "sum(CASE WHEN NOT label AND NOT prediction THEN 1 ELSE 0 END)"),
+        ("ll_sum", f"sum(CASE WHEN {scored} THEN (CASE WHEN label THEN -ln({clip}) "
+                   f"ELSE -ln(1 - {clip}) END) ELSE 0 END)"),
+        ("brier_sum", f"sum(CASE WHEN {scored} THEN (score - {y}) * (score - {y}) ELSE 0 END)"),
+    ]
+
+
+def score_counts_sql(table: str, groups: list[tuple[str, str]], where_sql: str) -> str:
+    """Positives and negatives per group and distinct score, over labeled scored rows.
+
+    ``groups`` are ``(alias, expression)`` pairs over ``table``'s columns.
+    """
+    sel = ", ".join(f"{e} AS {quote_ident(a)}" for a, e in groups)
+    by = ", ".join(e for _, e in groups)
+    return (
+        f"SELECT {sel}, score AS s, sum(CASE WHEN label THEN 1 ELSE 0 END) AS pos, "
+        f"sum(CASE WHEN label THEN 0 ELSE 1 END) AS neg FROM {table} "
+        f"WHERE ({where_sql}) AND label IS NOT NULL AND score IS NOT NULL GROUP BY {by}, score"
+    )
+
+
+def curve_sql(score_counts: str, aliases: list[str]) -> str:
+    """Exact ranking statistics per group, with one sort.
+
+    From rows ``(group..., s, pos, neg)`` with one row per distinct score:
+    ``n_pos``, ``n_neg``; ``auc_num``, the number of positive/negative pairs
+    ordered correctly with ties counted half (ROC AUC = auc_num / (n_pos n_neg));
+    and ``ap_num``, the sum over thresholds of positives x precision (average
+    precision = ap_num / n_pos). Every term is a multiple of one half below
+    2^53, so the sums are exact in doubles.
+    """
+    part = ", ".join(quote_ident(a) for a in aliases)
+    window = f"OVER (PARTITION BY {part} ORDER BY s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    # fp_at: negatives scored at or above s. Pairs ordered wrongly or tied:
+    # each positive at s against fp_at negatives, the neg tied ones counting half.
     return f"""
-WITH hist AS ({hist}),
-totals AS (
-    SELECT {gcols},
-        sum(n) AS n_rows,
-        sum(CASE WHEN y IS NOT NULL THEN n ELSE 0 END) AS n_labeled,
-        sum(CASE WHEN {scored} THEN n ELSE 0 END) AS n_scored,
-        sum(CASE WHEN y AND p THEN n ELSE 0 END) AS tp,
-        sum(CASE WHEN NOT y AND p THEN n ELSE 0 END) AS fp,
-        sum(CASE WHEN y AND NOT p THEN n ELSE 0 END) AS fn,
-        sum(CASE WHEN NOT y AND NOT p THEN n ELSE 0 END) AS tn,
-        sum(CASE WHEN {scored} THEN n * (CASE WHEN y THEN -ln({clip}) ELSE -ln(1 - {clip}) END) ELSE 0 END) AS ll_sum,
-        sum(CASE WHEN {scored} THEN n * (s - CASE WHEN y THEN 1 ELSE 0 END) * (s - CASE WHEN y THEN 1 ELSE 0 END) ELSE 0 END) AS brier_sum
-        {_outcome_totals(outcomes)}
-    FROM hist
-    GROUP BY {gcols}
-),
-scores AS (
-    SELECT {gcols}, s,
-        {_dbl("sum(CASE WHEN y THEN n ELSE 0 END)")} AS pos,
-        {_dbl("sum(CASE WHEN NOT y THEN n ELSE 0 END)")} AS neg
-    FROM hist
-    WHERE {scored}
-    GROUP BY {gcols}, s
-),
-ranked AS (
-    SELECT {gcols}, pos, neg,
-        coalesce(sum(neg) OVER (PARTITION BY {gcols} ORDER BY s ASC
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS neg_below,
-        sum(pos) OVER (PARTITION BY {gcols} ORDER BY s DESC
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS tp_at,
-        sum(neg) OVER (PARTITION BY {gcols} ORDER BY s DESC
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fp_at
-    FROM scores
-),
-curve AS (
-    SELECT {gcols},
-        sum(pos * (neg_below + 0.5 * neg)) AS auc_num,
-        sum(pos) AS n_pos,
-        sum(neg) AS n_neg,
-        sum(CASE WHEN pos > 0 THEN pos * tp_at / (tp_at + fp_at) ELSE 0 END) AS ap_num
-    FROM ranked
-    GROUP BY {gcols}
-)
+SELECT {part}, sum(pos) AS n_pos, sum(neg) AS n_neg,
+    sum(pos) * sum(neg) - sum(pos * (fp_at - 0.5 * neg)) AS auc_num,
+    sum(CASE WHEN pos > 0 THEN pos * tp_at / (tp_at + fp_at) ELSE 0 END) AS ap_num
+FROM (
+    SELECT {part}, pos, neg, sum(pos) {window} AS tp_at, sum(neg) {window} AS fp_at
+    FROM (SELECT {part}, s, CAST(pos AS DOUBLE) AS pos, CAST(neg AS DOUBLE) AS neg
+          FROM ({score_counts}) AS counted) AS sc
+) AS ranked
+GROUP BY {part}"""
+
+
+def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
+                   outcomes: list[str]) -> tuple[str, list]:
+    rollup = source == "rollup"
+    table = quote_ident(project.rollup_table if rollup else project.log_table)
+    gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
+    sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
+    if rollup:
+        sel += ["sum(n) AS n_rows"] + [f"sum({name}) AS {name}" for name, _ in binary_sums()]
+    else:
+        sel += ["count(*) AS n_rows"] + [f"{expr} AS {name}" for name, expr in binary_sums()]
+    sel += _outcome_sums(outcomes, rollup)
+    where_sql, params = where
+    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
+            list(params))
+
+
+def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple) -> tuple[str, list]:
+    """Ranking statistics per group from ``curve``:
+
+    * ``("log", (where, params))``: computed from the log's rows;
+    * ``("rollup", (where, params))``: the rollup's per-day figures (every group
+      must be one version x stage x day);
+    * ``("ranks", (where, params))``: each version x stage's all-time figures
+      (groups must be version and stage; ``where`` over those two columns).
+    """
+    kind, (where_sql, params) = curve
+    aliases = [g.alias for g in groups]
+    if kind == "log":
+        counts = score_counts_sql(quote_ident(project.log_table), [(g.alias, g.sql) for g in groups], where_sql)
+        return curve_sql(counts, aliases), list(params)
+    table = quote_ident(project.rollup_table if kind == "rollup" else project.ranks_table)
+    gexpr = [g.rollup_sql for g in groups]
+    sel = ", ".join(f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups))
+    sums = ", ".join(f"sum({c}) AS {c}" for c in ("n_pos", "n_neg", "auc_num", "ap_num"))
+    return f"SELECT {sel}, {sums} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}", list(params)
+
+
+def _binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+    tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
+    outs = ""
+    for o in outcomes:
+        total, count = f"t.{quote_ident(o + '_sum')}", f"t.{quote_ident(o + '_count')}"
+        outs += f", {total}, {count}, {_ratio(total, count)} AS {quote_ident(o + '_mean')}"
+    return f"""
+WITH totals AS ({totals}),
+curve AS ({curve})
 SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     {_ratio("t.n_labeled", "t.n_rows")} AS labeled_share,
     {_ratio("t.tp + t.tn", "t.n_labeled")} AS accuracy,
@@ -207,7 +280,7 @@ SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     {_ratio("t.ll_sum", "t.n_scored")} AS log_loss,
     {_ratio("t.brier_sum", "t.n_scored")} AS brier,
     t.tp, t.fp, t.fn, t.tn
-    {_outcome_out(outcomes)}
+    {outs}
 FROM totals t
 LEFT JOIN curve c ON {_join(groups, "t", "c")}
 ORDER BY {tcols}
@@ -282,17 +355,29 @@ def metrics_query(
     group_by: list[GroupKey],
     where: tuple[str, list] = ("TRUE", []),
     source: str = "log",
+    curve: tuple | None = None,
     include_outcomes: bool = True,
 ) -> tuple[str, list]:
     """SQL and parameters for every metric of the project's task, per group.
 
     ``where`` is over the log's columns (``source="log"``) or the rollup's
-    (``source="rollup"``; every group key then needs a ``rollup_sql``).
+    (``source="rollup"``; every group key then needs a ``rollup_sql``). For a
+    binary task read from the rollup, ``curve`` says where ROC and PR AUC come
+    from (see :func:`_binary_curve`); by default from the log with the same
+    filter, so ``source="log"`` needs no ``curve``.
     """
     groups = group_by or [ALL_ROWS]
     outcomes = [c.name for c in project.outcomes] if include_outcomes else []
+    if project.task == "binary":
+        if curve is None:
+            if source != "log":
+                raise ValueError("a binary task read from the rollup needs curve=")
+            curve = ("log", where)
+        totals, t_params = _binary_totals(project, groups, where, source, outcomes)
+        curve_q, c_params = _binary_curve(project, groups, curve)
+        return _binary_sql(totals, curve_q, groups, outcomes), t_params + c_params
     hist, params = hist_query(project, groups, where, source, outcomes)
-    builder = {"binary": _binary_sql, "multiclass": _multiclass_sql, "regression": _regression_sql}
+    builder = {"multiclass": _multiclass_sql, "regression": _regression_sql}
     return builder[project.task](hist, groups, outcomes), params
 
 
@@ -303,11 +388,12 @@ def compute_metrics(
     group_by: list[GroupKey] | None = None,
     where: tuple[str, list] = ("TRUE", []),
     source: str = "log",
+    curve: tuple | None = None,
     include_outcomes: bool = True,
 ) -> pd.DataFrame:
     """Every metric of the task, per group (one row per group)."""
     sql, params = metrics_query(project, group_by=group_by or [], where=where, source=source,
-                                include_outcomes=include_outcomes)
+                                curve=curve, include_outcomes=include_outcomes)
     frame = con.execute(sql, params).df()
     for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn"):
         if c in frame:

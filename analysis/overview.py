@@ -22,14 +22,54 @@ from .sql import quote_ident
 def _metrics(con, project: Project, groups: list[GroupKey], scope: Scope, source: str | None) -> pd.DataFrame:
     if source is None:
         source = "rollup" if scope.day_aligned() else "log"
-    where = scope.to_rollup_sql() if source == "rollup" else scope.to_sql()
-    return compute_metrics(con, project, group_by=groups, where=where, source=source)
+    if source == "log":
+        return compute_metrics(con, project, group_by=groups, where=scope.to_sql())
+    where = scope.to_rollup_sql()
+    return compute_metrics(con, project, group_by=groups, where=where, source="rollup",
+                           curve=_curve_source(con, project, groups, scope, where))
+
+
+def _curve_source(con, project: Project, groups: list[GroupKey], scope: Scope, where) -> tuple | None:
+    """Where a binary task's ROC and PR AUC come from when the rollup answers:
+    the per-day figures when each group is one version x stage x day, the
+    all-time figures when the window covers every day, else the log."""
+    if project.task != "binary":
+        return None
+    aliases = {g.alias for g in groups}
+    if {"model_version", "stage", "day"} <= aliases:
+        return ("rollup", where)
+    if aliases == {"model_version", "stage"} and _covers_all_days(con, project, scope):
+        return ("ranks", Scope(scope.versions, scope.stages).to_rollup_sql())
+    return ("log", scope.to_sql())
+
+
+def _covers_all_days(con, project: Project, scope: Scope) -> bool:
+    if scope.start is None and scope.end is None:
+        return True
+    first, last = con.execute(f"SELECT min(day), max(day) FROM {quote_ident(project.rollup_table)}").fetchall()[0]
+    if first is None:
+        return True
+    return ((scope.start is None or scope.start.date() <= first)
+            and (scope.end is None or scope.end.date() > last))
 
 
 def overview_table(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
                    source: str | None = None) -> pd.DataFrame:
     """One row per model version x stage with every metric and outcome sum/mean."""
     return _metrics(con, project, [VERSION, STAGE], scope, source)
+
+
+@dataclass
+class OverviewData:
+    """What the Overview page shows for one scope."""
+
+    table: pd.DataFrame
+    daily: pd.DataFrame
+
+
+def overview_data(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope()) -> OverviewData:
+    """The Overview's metrics table and daily series, on one connection."""
+    return OverviewData(overview_table(con, project, scope), daily_series(con, project, scope))
 
 
 def daily_series(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
@@ -94,9 +134,16 @@ def pending_labels(con: duckdb.DuckDBPyConnection, project: Project) -> int:
 
 def project_summary(con: duckdb.DuckDBPyConnection, project: Project) -> ProjectSummary:
     log = quote_ident(project.log_table)
-    n, labeled, first, last = con.execute(
-        f"SELECT count(*), count(label), min(\"timestamp\"), max(\"timestamp\") FROM {log}"
-    ).fetchall()[0]
+    first, last = con.execute(f'SELECT min("timestamp"), max("timestamp") FROM {log}').fetchall()[0]
+    # Counts from the rollup (milliseconds at any size); regression's rollup
+    # counts rows with both label and prediction, so its labels are counted here.
+    rollup = quote_ident(project.rollup_table)
+    labeled = {"binary": "sum(n_labeled)", "multiclass": "sum(CASE WHEN label IS NOT NULL THEN n ELSE 0 END)"}
+    if project.task in labeled:
+        n, labeled = con.execute(f"SELECT sum(n), {labeled[project.task]} FROM {rollup}").fetchall()[0]
+    else:
+        n, labeled = con.execute(f"SELECT count(*), count(label) FROM {log}").fetchall()[0]
+    n, labeled = n or 0, labeled or 0
     vs = versions(con, project)
     last_ingest = con.execute(
         "SELECT max(ingested_at) FROM sb_ingests WHERE project_id = ?", [project.project_id]

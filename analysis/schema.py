@@ -60,6 +60,16 @@ def rollup_table(project_id: int) -> str:
     return f"rollup_{int(project_id)}"
 
 
+def ranks_table(project_id: int) -> str:
+    return f"ranks_{int(project_id)}"
+
+
+# Binary rollup: additive counts and sums per version x stage x day, and the
+# day's exact ranking statistics (see analysis.metrics.curve_sql).
+BINARY_SUMS = ("n_labeled", "n_scored", "tp", "fp", "fn", "tn", "ll_sum", "brier_sum")
+CURVE_COLUMNS = ("n_pos", "n_neg", "auc_num", "ap_num")
+
+
 def outcome_sum(name: str) -> str:
     """Rollup column holding the sum of an outcome."""
     return quote_ident(name + "__sum")
@@ -72,7 +82,7 @@ def outcome_count(name: str) -> str:
 
 def rollup_key_columns(task: str) -> list[str]:
     """Columns (besides version, stage, day) the rollup keeps distinct values of."""
-    return {"binary": ["label", "prediction", "score"], "multiclass": ["label", "prediction"]}.get(task, [])
+    return {"multiclass": ["label", "prediction"]}.get(task, [])
 
 
 def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
@@ -215,21 +225,29 @@ def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, o
     """The per-day rollup (see ``analysis.rollup``)."""
     lt = label_type(task)
     cols = ["model_version VARCHAR NOT NULL", "stage VARCHAR NOT NULL", "day DATE NOT NULL"]
-    if task == "binary":
-        cols += ["label BOOLEAN", "prediction BOOLEAN", "score DOUBLE"]
-    elif task == "multiclass":
+    if task == "multiclass":
         cols += [f"label {lt}", f"prediction {lt}"]
     cols.append("n BIGINT NOT NULL")
+    if task == "binary":
+        cols += [f"{c} {'DOUBLE' if c.endswith('_sum') else 'BIGINT'} NOT NULL" for c in BINARY_SUMS]
+        cols += [f"{c} DOUBLE NOT NULL" for c in CURVE_COLUMNS]
     if task == "regression":
         cols += ["n_labeled BIGINT NOT NULL", "sum_abs_error DOUBLE", "sum_sq_error DOUBLE",
                  "sum_label DOUBLE", "sum_label_sq DOUBLE"]
     for o in outcomes:
         cols += [f"{outcome_sum(o)} DOUBLE", f"{outcome_count(o)} BIGINT"]
     con.execute(f"CREATE TABLE {quote_ident(rollup_table(project_id))} ({', '.join(cols)})")
+    if task == "binary":
+        # Ranking statistics over each version x stage's whole history: ROC and
+        # PR AUC do not add up over days, so the all-time figures are kept too.
+        ranks = ["model_version VARCHAR NOT NULL", "stage VARCHAR NOT NULL"]
+        ranks += [f"{c} DOUBLE NOT NULL" for c in CURVE_COLUMNS]
+        con.execute(f"CREATE TABLE {quote_ident(ranks_table(project_id))} ({', '.join(ranks)})")
 
 
 def drop_project_tables(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
-    for table in (log_table(project_id), pending_table(project_id), rollup_table(project_id)):
+    for table in (log_table(project_id), pending_table(project_id), rollup_table(project_id),
+                  ranks_table(project_id)):
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
 
 

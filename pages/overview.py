@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from analysis.metrics import METRICS, metrics_for
-from analysis.overview import daily_series, overview_table, project_summary, versions
+from analysis.overview import overview_data, project_summary
 from analysis.scope import Scope
 from pages import _ui
 
@@ -24,9 +24,7 @@ if not summary.n_rows:
     st.info("This project has no logged predictions yet. Ingest a file on the Import page.")
     st.stop()
 
-vs = _ui.query(versions, project)
-version_names = sorted(vs["model_version"].unique())
-stage_names = sorted(vs["stage"].unique())
+version_names, stage_names = summary.versions, summary.stages
 if "ov_version" not in st.session_state:
     wanted = st.query_params.get("version")
     st.session_state["ov_version"] = wanted if wanted in version_names else ALL
@@ -42,7 +40,8 @@ else:
 
 start, end = (window[0], window[1]) if len(window) == 2 else (window[0], window[0])
 scope = Scope.of(versions=None if version == ALL else version, stages=stages or None, start=start, end=end)
-table = _ui.query(overview_table, project, scope=scope)
+data = _ui.query(overview_data, project, scope=scope)
+table = data.table
 if table.empty:
     st.warning("No predictions match these filters.")
     st.stop()
@@ -90,7 +89,7 @@ st.dataframe(table[shown], column_config=config, hide_index=True, key="ov_table"
 st.subheader("Over time")
 metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline),
                       format_func=lambda m: METRICS[m].label, key="ov_metric")
-daily = _ui.query(daily_series, project, scope=scope)
+daily = data.daily.copy()
 daily["series"] = daily["model_version"] + " · " + daily["stage"]
 left, middle, right = st.columns(3)
 charts = (

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from analysis import get_project
 
@@ -31,6 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
 TIMEOUT_MS = 60_000
+# Assertions wait for the page (a first render on a busy machine can take
+# seconds); they return as soon as the condition holds.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def _require_chromium() -> None:
@@ -104,8 +108,6 @@ def server(demo_copy):
 @pytest.fixture
 def page():
     _require_chromium()
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1600, "height": 2400})
@@ -147,14 +149,10 @@ def choose(page, label: str, option: str) -> None:
 
 def wait_idle(page) -> None:
     """Wait until the script run finished (the status widget says 'Running' while busy)."""
-    from playwright.sync_api import expect
-
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
 
 
 def test_overview_in_a_real_browser(server, page):
-    from playwright.sync_api import expect
-
     counts = counts_by_version(server.db)
     page.goto(server.url + "/")
     expect(page.get_by_role("heading", name="lending-demo")).to_be_visible()
@@ -177,8 +175,6 @@ def test_overview_in_a_real_browser(server, page):
 
 
 def test_deep_link_opens_the_same_view(server, page):
-    from playwright.sync_api import expect
-
     counts = counts_by_version(server.db)
     page.goto(server.url + "/?project=lending-demo&version=credit-v3")
     expect(page.get_by_role("heading", name="lending-demo")).to_be_visible()
@@ -189,8 +185,6 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
     """A cron-style labels ingest runs while a browser session is open and
     rerunning; it succeeds, the server keeps serving, and the next rerun shows
     the new labels."""
-    from playwright.sync_api import expect
-
     con = duckdb.connect(str(server.db), read_only=True)
     try:
         table = get_project(con, "lending-demo").log_table
