@@ -228,13 +228,20 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         values = (["label"] if lab_col else []) + outcome_cols
         fields = (["label", "label_timestamp"] if lab_col else []) + outcome_cols
         match = f"l.{log_key} = n.key"
-        stats = con.execute(
-            f"SELECT count(*), "
-            f"sum(CASE WHEN {_disagree('l', 'n', values)} THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN {_fills('l', 'n', fields)} THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN ({_fills('l', 'n', fields)}) OR ({_disagree('l', 'n', values)}) "
-            f"THEN 1 ELSE 0 END) "
+        changes = f"({_fills('l', 'n', fields)})" + (f" OR ({_disagree('l', 'n', values)})" if overwrite else "")
+        # The log is joined once; counts, touched days and waiting labels come from this.
+        con.execute("DROP TABLE IF EXISTS sb_matched")
+        con.execute(
+            f'CREATE TEMP TABLE sb_matched AS SELECT l.rowid AS rid, n.key AS key, '
+            f'CAST(l."timestamp" AS DATE) AS day, '
+            f"CASE WHEN {_disagree('l', 'n', values)} THEN 1 ELSE 0 END AS disagrees, "
+            f"CASE WHEN {_fills('l', 'n', fields)} THEN 1 ELSE 0 END AS fills, "
+            f"CASE WHEN {changes} THEN 1 ELSE 0 END AS changes "
             f"FROM {log} l JOIN sb_labels n ON {match}"
+        )
+        stats = con.execute(
+            "SELECT count(*), sum(disagrees), sum(fills), "
+            "sum(CASE WHEN fills = 1 OR disagrees = 1 THEN 1 ELSE 0 END) FROM sb_matched"
         ).fetchall()[0]
         report.matched_predictions = int(stats[0] or 0)
         report.conflicting = int(stats[1] or 0)
@@ -249,37 +256,25 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
             ).fetchall()
             names = ["prediction_id"] + [x for v in values for x in ("stored_" + v, "new_" + v)]
             report.conflict_examples = [dict(zip(names, r)) for r in rows]
-        if overwrite:
-            sets = ", ".join(
-                f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {log}.{quote_ident(f)})" for f in fields
-            )
-            cond = f"({_fills(log, 'n', fields)}) OR ({_disagree(log, 'n', values)})"
-        else:
-            sets = ", ".join(
-                f"{quote_ident(f)} = coalesce({log}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields
-            )
-            cond = _fills(log, "n", fields)
+        first, second = ("u", log) if overwrite else (log, "u")
+        sets = ", ".join(
+            f"{quote_ident(f)} = coalesce({first}.{quote_ident(f)}, {second}.{quote_ident(f)})" for f in fields
+        )
+        # Rows are addressed by rowid (stable inside this transaction): no second key join.
         report.applied = con.execute(
-            f"UPDATE {log} SET {sets} FROM sb_labels n WHERE {log}.{log_key} = n.key AND ({cond})"
-        ).fetchall()[0][0]
+            f"UPDATE {log} SET {sets} FROM (SELECT m.rid, n.* FROM sb_matched m JOIN sb_labels n "
+            f"ON m.key = n.key WHERE m.changes = 1) AS u WHERE {log}.rowid = u.rid"
+        ).fetchall()[0][0] if fields else 0
         report.overwritten = report.conflicting if overwrite else 0
         report.unchanged = report.matched_predictions - int(stats[3] or 0)
+        rebuild_days(con, proj, "SELECT DISTINCT day FROM sb_matched WHERE changes = 1", [])
         # Labels waiting for predictions; example-keyed labels always stay as standing labels.
-        rebuild_days(
-            con, proj,
-            f'SELECT DISTINCT CAST(l."timestamp" AS DATE) FROM {log} l '
-
-            f"JOIN sb_labels n ON {match}",
-            [],
-        )
         report.pending = con.execute(
-            f"SELECT count(*) FROM sb_labels n WHERE n.key NOT IN (SELECT {log_key} FROM {log} "
-            f"WHERE {log_key} IN (SELECT key FROM sb_labels))"
+            "SELECT count(*) FROM sb_labels n WHERE n.key NOT IN (SELECT key FROM sb_matched)"
         ).fetchall()[0][0]
         has_pending = con.execute(f"SELECT count(*) FROM {pending} WHERE key_kind = ?", [key]).fetchall()[0][0]
         if key == "prediction":
-            waiting = (f"n.key NOT IN (SELECT prediction_id FROM {log} "
-                       "WHERE prediction_id IN (SELECT key FROM sb_labels))")
+            waiting = "n.key NOT IN (SELECT key FROM sb_matched)"
         else:
             waiting = "TRUE"
         if has_pending and fields:
@@ -316,6 +311,7 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
                 [key, now, ingest_id] + new_params,
             )
         con.execute("DROP TABLE sb_labels")
+        con.execute("DROP TABLE sb_matched")
         report.ingest_id = ingest_id
         if report.conflicting and not overwrite:
             warnings.append(

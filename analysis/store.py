@@ -33,6 +33,10 @@ from .schema import SCHEMA_VERSION, current_version, data_version, ensure_schema
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "sliceboard.duckdb"
 DB_ENV = "SLICEBOARD_DB"
+MEMORY_ENV = "SLICEBOARD_MEMORY_LIMIT"
+# DuckDB's own default is 80% of RAM; a bounded buffer pool keeps a 10M-row
+# ingest near 1 GB of process memory (DuckDB spills to disk beyond it).
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 def default_db_path() -> Path:
@@ -114,7 +118,9 @@ class Store:
     """A Sliceboard database file.
 
     ``with store.read() as con`` and ``with store.write() as con`` give a DuckDB
-    connection for the length of one operation.
+    connection for the length of one operation. ``busy_timeout`` is how long to
+    wait for a file another process holds; ``memory_limit`` bounds DuckDB's
+    buffer pool (default ``$SLICEBOARD_MEMORY_LIMIT`` or 1GB).
     """
 
     def __init__(
@@ -127,7 +133,7 @@ class Store:
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.busy_timeout = busy_timeout
-        self.memory_limit = memory_limit
+        self.memory_limit = memory_limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
         self.threads = threads
         self._lock = _lock_for(self.path)
         self._schema_checked = False

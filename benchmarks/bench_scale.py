@@ -7,6 +7,8 @@ It generates a log of the demo's shape (60 days, three model versions, 21 column
 of every type) as one Parquet file per day, then measures, each phase in a fresh
 subprocess so that its peak memory is its own:
 
+* floor: DuckDB alone inserting the same files into a plain table, with no
+  checks or conversions: the best any ingest on this machine can do;
 * ingest: the Parquet folder into a new database (``ingest_predictions``);
 * labels: 1,000,000 late labels by prediction id, spread over every day, into a
   copy of the ingested database (``attach_labels``);
@@ -95,6 +97,26 @@ def phase_ingest(db: Path, logs: Path, memory_limit: str | None) -> dict:
     return {"rows": report.inserted, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
+def phase_floor(db: Path, logs: Path, memory_limit: str | None) -> dict:
+    """What DuckDB alone does with the same files: a plain INSERT, no checks or conversions."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect(str(db))
+    from analysis.store import DEFAULT_MEMORY_LIMIT
+
+    con.execute("SET preserve_insertion_order = false")  # as Sliceboard's writes
+    con.execute("SET memory_limit = ?", [memory_limit or DEFAULT_MEMORY_LIMIT])
+    glob = str(logs / "*.parquet")
+    con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?) LIMIT 0", [glob])
+    con.execute("BEGIN")
+    con.execute("INSERT INTO t SELECT * FROM read_parquet(?)", [glob])
+    con.execute("COMMIT")
+    rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+    con.close()
+    return {"rows": rows, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+
+
 def phase_labels(db: Path, labels: Path, memory_limit: str | None) -> dict:
     from analysis import Store, attach_labels
 
@@ -177,7 +199,8 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=108_000,
                         help="applications per day (108,000 gives about 10M predictions)")
     parser.add_argument("--runs", type=int, default=3, help="runs of ingest and labels (overview: 3x this)")
-    parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 1GB")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB memory_limit, e.g. 2GB (default: Sliceboard's, 1GB)")
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     limit = args.memory_limit
@@ -187,6 +210,8 @@ def main() -> None:
         mem = None if rest[-1] == "-" else rest[-1]
         if name == "ingest":
             result = phase_ingest(Path(rest[0]), Path(rest[1]), mem)
+        elif name == "floor":
+            result = phase_floor(Path(rest[0]), Path(rest[1]), mem)
         elif name == "labels":
             result = phase_labels(Path(rest[0]), Path(rest[1]), mem)
         else:
@@ -196,7 +221,9 @@ def main() -> None:
 
     data = OUTPUT / f"data-{args.rows_per_day}"
     print(f"machine: {machine()}")
-    print(f"memory_limit: {limit or 'DuckDB default'}")
+    from analysis.store import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
+
+    print(f"memory_limit: {limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT}")
     t0 = time.perf_counter()
     info = generate(data, args.rows_per_day, N_LABELS)
     print(f"data: {info['rows']:,} predictions in 60 Parquet files, {info['n_labels']:,} labels "
@@ -207,6 +234,12 @@ def main() -> None:
     work.mkdir(parents=True)
 
     results = {}
+    floor_runs = []
+    for i in range(args.runs):
+        db = work / f"floor-{i}.duckdb"
+        floor_runs.append(run_phase("floor", str(db), str(data / "logs"), mem_arg))
+        db.unlink()
+    results["floor"] = floor_runs
     ingest_runs = []
     for i in range(args.runs):
         db = work / f"ingest-{i}.duckdb"
@@ -231,7 +264,8 @@ def main() -> None:
 
     print()
     print(f"{'phase':38} {'rows':>12}  {'seconds min / median / max':>27}  {'rows/s (median)':>15}  peak RSS")
-    for name, runs in (("ingest Parquet -> new project", ingest_runs), ("attach late labels", label_runs)):
+    for name, runs in (("DuckDB alone: INSERT, no checks", floor_runs),
+                       ("ingest Parquet -> new project", ingest_runs), ("attach late labels", label_runs)):
         secs = [r["seconds"] for r in runs]
         rate = runs[0]["rows"] / statistics.median(secs)
         print(f"{name:38} {runs[0]['rows']:>12,}  {spread(secs):>27}  {rate:>15,.0f}  "
