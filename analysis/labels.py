@@ -205,7 +205,6 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
             checks.append(cv.Check(name, "are not numbers", e.fail, list(e.fail_params),
                                    value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
     cv.run_checks(con, src, checks)
-    _check_unique_ids(con, src, key_col, exprs["key"])
 
     log = quote_ident(proj.log_table)
     pending = quote_ident(proj.pending_table)
@@ -225,6 +224,9 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
             + f" FROM {quote_ident(src.view)}",
             [p for c in cols for p in exprs[c].params],
         )
+        # Repeated ids are counted on the typed copy; the message comes from the input.
+        if con.execute("SELECT count(*) - count(DISTINCT key) FROM sb_labels").fetchall()[0][0]:
+            _check_unique_ids(con, src, key_col, exprs["key"])
         values = (["label"] if lab_col else []) + outcome_cols
         fields = (["label", "label_timestamp"] if lab_col else []) + outcome_cols
         match = f"l.{log_key} = n.key"
@@ -236,8 +238,9 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
             f'CAST(l."timestamp" AS DATE) AS day, '
             f"CASE WHEN {_disagree('l', 'n', values)} THEN 1 ELSE 0 END AS disagrees, "
             f"CASE WHEN {_fills('l', 'n', fields)} THEN 1 ELSE 0 END AS fills, "
-            f"CASE WHEN {changes} THEN 1 ELSE 0 END AS changes "
-            f"FROM {log} l JOIN sb_labels n ON {match}"
+            f"CASE WHEN {changes} THEN 1 ELSE 0 END AS changes"
+            + "".join(f", n.{quote_ident(f)} AS {quote_ident('new_' + f)}" for f in fields)
+            + f" FROM {log} l JOIN sb_labels n ON {match}"
         )
         stats = con.execute(
             "SELECT count(*), sum(disagrees), sum(fills), "
@@ -256,22 +259,25 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
             ).fetchall()
             names = ["prediction_id"] + [x for v in values for x in ("stored_" + v, "new_" + v)]
             report.conflict_examples = [dict(zip(names, r)) for r in rows]
-        first, second = ("u", log) if overwrite else (log, "u")
+        pairs = [(f"{log}.{quote_ident(f)}", f"m.{quote_ident('new_' + f)}") for f in fields]
         sets = ", ".join(
-            f"{quote_ident(f)} = coalesce({first}.{quote_ident(f)}, {second}.{quote_ident(f)})" for f in fields
+            f"{quote_ident(f)} = coalesce({new}, {old})" if overwrite else f"{quote_ident(f)} = coalesce({old}, {new})"
+            for f, (old, new) in zip(fields, pairs)
         )
         # Rows are addressed by rowid (stable inside this transaction): no second key join.
         report.applied = con.execute(
-            f"UPDATE {log} SET {sets} FROM (SELECT m.rid, n.* FROM sb_matched m JOIN sb_labels n "
-            f"ON m.key = n.key WHERE m.changes = 1) AS u WHERE {log}.rowid = u.rid"
+            f"UPDATE {log} SET {sets} FROM sb_matched m WHERE m.changes = 1 AND {log}.rowid = m.rid"
         ).fetchall()[0][0] if fields else 0
         report.overwritten = report.conflicting if overwrite else 0
         report.unchanged = report.matched_predictions - int(stats[3] or 0)
         rebuild_days(con, proj, "SELECT DISTINCT day FROM sb_matched WHERE changes = 1", [])
         # Labels waiting for predictions; example-keyed labels always stay as standing labels.
-        report.pending = con.execute(
-            "SELECT count(*) FROM sb_labels n WHERE n.key NOT IN (SELECT key FROM sb_matched)"
-        ).fetchall()[0][0]
+        if key == "prediction":  # prediction ids are unique: one matched row per matched label
+            report.pending = total - report.matched_predictions
+        else:
+            report.pending = con.execute(
+                "SELECT count(*) FROM sb_labels n WHERE n.key NOT IN (SELECT key FROM sb_matched)"
+            ).fetchall()[0][0]
         has_pending = con.execute(f"SELECT count(*) FROM {pending} WHERE key_kind = ?", [key]).fetchall()[0][0]
         if key == "prediction":
             waiting = "n.key NOT IN (SELECT key FROM sb_matched)"

@@ -237,12 +237,15 @@ class Store:
                 f"There is no Sliceboard database at {self.path}. Ingest predictions first "
                 "(or check the --db path)."
             )
-        if not self._schema_checked or created:
-            self.initialize()
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._lock.writing():
                 con = self._connect(read_only=False)
                 try:
+                    if created or not self._schema_checked:
+                        ensure_schema(con)
+                        self._schema_checked = True
                     yield con
                 finally:
                     con.close()
