@@ -113,19 +113,28 @@ def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list]
             sel += ["sum(n) AS n", "sum(n_labeled) AS n_lab", "sum(sum_abs_error) AS sae",
                     "sum(sum_sq_error) AS sse", "sum(sum_label) AS sy", "sum(sum_label_sq) AS sy2"]
         else:
-            lab = "label IS NOT NULL AND prediction IS NOT NULL"
-            err = "(label - prediction)"
-            sel += ["count(*) AS n", f"sum(CASE WHEN {lab} THEN 1 ELSE 0 END) AS n_lab",
-                    f"sum(CASE WHEN {lab} THEN abs{err} END) AS sae",
-                    f"sum(CASE WHEN {lab} THEN {err} * {err} END) AS sse",
-                    f"sum(CASE WHEN {lab} THEN label END) AS sy",
-                    f"sum(CASE WHEN {lab} THEN label * label END) AS sy2"]
+            short = {"n_labeled": "n_lab", "sum_abs_error": "sae", "sum_sq_error": "sse",
+                     "sum_label": "sy", "sum_label_sq": "sy2"}
+            sel += ["count(*) AS n"] + [f"{expr} AS {short[name]}" for name, expr in regression_sums()]
     else:
         sel.append("sum(n) AS n" if rollup else "count(*) AS n")
     sel += _outcome_sums(outcomes, rollup, prefix=True)
     group = ", ".join(gexpr + [col for col, _ in keys])
     where_sql, params = where
     return f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", list(params)
+
+
+def regression_sums() -> list[tuple[str, str]]:
+    """``[(rollup column, aggregate over log rows)]`` of the additive regression statistics."""
+    lab = "label IS NOT NULL AND prediction IS NOT NULL"
+    err = "(label - prediction)"
+    return [
+        ("n_labeled", f"sum(CASE WHEN {lab} THEN 1 ELSE 0 END)"),
+        ("sum_abs_error", f"sum(CASE WHEN {lab} THEN abs{err} END)"),
+        ("sum_sq_error", f"sum(CASE WHEN {lab} THEN {err} * {err} END)"),
+        ("sum_label", f"sum(CASE WHEN {lab} THEN label END)"),
+        ("sum_label_sq", f"sum(CASE WHEN {lab} THEN label * label END)"),
+    ]
 
 
 def _outcome_sums(outcomes: list[str], rollup: bool, prefix: bool = False) -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import duckdb
 
-from .metrics import binary_sums, curve_sql, score_counts_sql
+from .metrics import binary_sums, curve_sql, regression_sums, score_counts_sql
 from .project import Project
 from .schema import CURVE_COLUMNS, outcome_count, outcome_sum, rollup_key_columns
 from .sql import quote_ident
@@ -33,17 +33,10 @@ def _additive(project: Project, outcomes: list[str]) -> tuple[list[str], list[st
     keys = rollup_key_columns(project.task)
     cols = ["model_version", "stage", "day", *keys, "n"]
     exprs = ["model_version", "stage", DAY_SQL, *keys, "count(*)"]
-    if project.task == "binary":
-        for name, expr in binary_sums():
-            cols.append(name)
-            exprs.append(expr)
-    elif project.task == "regression":
-        lab = "label IS NOT NULL AND prediction IS NOT NULL"
-        err = "(label - prediction)"
-        cols += ["n_labeled", "sum_abs_error", "sum_sq_error", "sum_label", "sum_label_sq"]
-        exprs += [f"sum(CASE WHEN {lab} THEN 1 ELSE 0 END)", f"sum(CASE WHEN {lab} THEN abs{err} END)",
-                  f"sum(CASE WHEN {lab} THEN {err} * {err} END)", f"sum(CASE WHEN {lab} THEN label END)",
-                  f"sum(CASE WHEN {lab} THEN label * label END)"]
+    sums = {"binary": binary_sums, "regression": regression_sums}.get(project.task)
+    for name, expr in sums() if sums else []:
+        cols.append(name)
+        exprs.append(expr)
     cols = [quote_ident(c) for c in cols]
     for name in outcomes:
         cols += [outcome_sum(name), outcome_count(name)]
