@@ -162,6 +162,46 @@ def cmd_metrics(args) -> int:
     return EXIT_OK
 
 
+def cmd_slice(args) -> int:
+    from .project import get_project
+    from .scope import Scope
+    from .slice_metrics import slice_metrics
+    from .slices import Slice, parse_slice, validate_slice
+
+    slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
+    scope = Scope.of(args.version, args.stage, args.start, args.end)
+    with _store(args).read() as con:
+        project = get_project(con, args.project)
+        slice_ = validate_slice(slice_, project)
+        result = slice_metrics(con, project, slice_, scope)
+    payload = result.to_dict()
+    payload["scope"] = {"versions": list(scope.versions), "stages": list(scope.stages),
+                        "start": args.start, "end": args.end}
+    table = result.table.set_index("part")
+    lines = [f"slice: {slice_.readable()}", ""]
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        shown = pd.DataFrame({
+            part: {name: _with_interval(table.loc[part], name) for name in ["n_rows", *result.metrics]}
+            for part in table.index
+        })
+        lines.append(shown.to_string())
+        lines += ["", result.comparison.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def _with_interval(row: pd.Series, name: str) -> str:
+    value = row[name]
+    if name == "n_rows":
+        return f"{int(value):,}"
+    if value != value:
+        return "-"
+    low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+    if low is None or low != low:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
 # --- parser -------------------------------------------------------------------
 
 
@@ -224,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="last day (included), YYYY-MM-DD")
     p.add_argument("--daily", action="store_true", help="one row per day as well")
     p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("slice", parents=[common],
+                       help="a slice's metrics with 95%% intervals, vs the rest and overall")
+    p.add_argument("--project", required=True)
+    p.add_argument("--where", action="append",
+                   help='a condition such as "country = NG" or "18 <= age < 25" (repeatable; ANDed)')
+    p.add_argument("--slice-json", help="the slice as JSON (as saved or in a link) instead of --where")
+    p.add_argument("--version", action="append", help="repeatable; default all")
+    p.add_argument("--stage", action="append", help="repeatable; default all")
+    p.add_argument("--start", help="first day, YYYY-MM-DD")
+    p.add_argument("--end", help="last day (included), YYYY-MM-DD")
+    p.set_defaults(func=cmd_slice)
     return parser
 
 

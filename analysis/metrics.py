@@ -99,11 +99,11 @@ def _dbl(expr: str) -> str:
 
 
 def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
-               outcomes: list[str]) -> tuple[str, list]:
+               outcomes: list[str], rows: tuple[str, list] | None = None) -> tuple[str, list]:
     """Multiclass and regression: sufficient statistics per group (and per
     label x prediction for multiclass), from the log or the rollup."""
     rollup = source == "rollup"
-    table = quote_ident(project.rollup_table if rollup else project.log_table)
+    table, table_params = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
     keys = [("label", "y"), ("prediction", "p")] if project.task == "multiclass" else []
@@ -121,7 +121,18 @@ def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list]
     sel += _outcome_sums(outcomes, rollup, prefix=True)
     group = ", ".join(gexpr + [col for col, _ in keys])
     where_sql, params = where
-    return f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", list(params)
+    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}",
+            table_params + list(params))
+
+
+def _rows(project: Project, rollup: bool, rows: tuple[str, list] | None) -> tuple[str, list]:
+    """The table a query reads: the rollup, the log, or ``rows``, a subquery over
+    the log that adds derived columns (such as a slice flag) to group by."""
+    if rollup:
+        return quote_ident(project.rollup_table), []
+    if rows is not None:
+        return f"({rows[0]}) AS sb_rows", list(rows[1])
+    return quote_ident(project.log_table), []
 
 
 def regression_sums() -> list[tuple[str, str]]:
@@ -233,9 +244,9 @@ GROUP BY {part}"""
 
 
 def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
-                   outcomes: list[str]) -> tuple[str, list]:
+                   outcomes: list[str], rows: tuple[str, list] | None = None) -> tuple[str, list]:
     rollup = source == "rollup"
-    table = quote_ident(project.rollup_table if rollup else project.log_table)
+    table, table_params = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
     if rollup:
@@ -245,10 +256,11 @@ def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, l
     sel += _outcome_sums(outcomes, rollup)
     where_sql, params = where
     return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
-            list(params))
+            table_params + list(params))
 
 
-def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple) -> tuple[str, list]:
+def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
+                  rows: tuple[str, list] | None = None) -> tuple[str, list]:
     """Ranking statistics per group from ``curve``:
 
     * ``("log", (where, params))``: computed from the log's rows;
@@ -260,8 +272,9 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple) -> tup
     kind, (where_sql, params) = curve
     aliases = [g.alias for g in groups]
     if kind == "log":
-        counts = score_counts_sql(quote_ident(project.log_table), [(g.alias, g.sql) for g in groups], where_sql)
-        return curve_sql(counts, aliases), list(params)
+        table, table_params = _rows(project, False, rows)
+        counts = score_counts_sql(table, [(g.alias, g.sql) for g in groups], where_sql)
+        return curve_sql(counts, aliases), table_params + list(params)
     table = quote_ident(project.rollup_table if kind == "rollup" else project.ranks_table)
     gexpr = [g.rollup_sql for g in groups]
     sel = ", ".join(f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups))
@@ -288,7 +301,7 @@ SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     CASE WHEN c.n_pos > 0 THEN c.ap_num / c.n_pos END AS pr_auc,
     {_ratio("t.ll_sum", "t.n_scored")} AS log_loss,
     {_ratio("t.brier_sum", "t.n_scored")} AS brier,
-    t.tp, t.fp, t.fn, t.tn
+    t.tp, t.fp, t.fn, t.tn, coalesce(c.n_pos, 0) AS n_pos, coalesce(c.n_neg, 0) AS n_neg
     {outs}
 FROM totals t
 LEFT JOIN curve c ON {_join(groups, "t", "c")}
@@ -366,6 +379,7 @@ def metrics_query(
     source: str = "log",
     curve: tuple | None = None,
     include_outcomes: bool = True,
+    rows: tuple[str, list] | None = None,
 ) -> tuple[str, list]:
     """SQL and parameters for every metric of the project's task, per group.
 
@@ -382,10 +396,10 @@ def metrics_query(
             if source != "log":
                 raise ValueError("a binary task read from the rollup needs curve=")
             curve = ("log", where)
-        totals, t_params = _binary_totals(project, groups, where, source, outcomes)
-        curve_q, c_params = _binary_curve(project, groups, curve)
+        totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows)
+        curve_q, c_params = _binary_curve(project, groups, curve, rows)
         return _binary_sql(totals, curve_q, groups, outcomes), t_params + c_params
-    hist, params = hist_query(project, groups, where, source, outcomes)
+    hist, params = hist_query(project, groups, where, source, outcomes, rows)
     builder = {"multiclass": _multiclass_sql, "regression": _regression_sql}
     return builder[project.task](hist, groups, outcomes), params
 
@@ -399,12 +413,17 @@ def compute_metrics(
     source: str = "log",
     curve: tuple | None = None,
     include_outcomes: bool = True,
+    rows: tuple[str, list] | None = None,
 ) -> pd.DataFrame:
-    """Every metric of the task, per group (one row per group)."""
+    """Every metric of the task, per group (one row per group).
+
+    ``rows`` replaces the log with a subquery over it (``(sql, params)``) whose
+    extra columns the groups may use; ``where`` then applies to its rows.
+    """
     sql, params = metrics_query(project, group_by=group_by or [], where=where, source=source,
-                                curve=curve, include_outcomes=include_outcomes)
+                                curve=curve, include_outcomes=include_outcomes, rows=rows)
     frame = con.execute(sql, params).df()
-    for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn"):
+    for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
         if c in frame:
             frame[c] = frame[c].fillna(0).astype("int64")
     for o in project.outcomes if include_outcomes else ():

@@ -1,0 +1,314 @@
+"""Slices as data: readable form, JSON, the one SQL compiler, hostile values,
+and slice metrics against pandas, scikit-learn, statsmodels and scipy."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+from sklearn import metrics as skm
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+
+from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
+from analysis.cli import main
+from analysis.scope import Scope
+from analysis.slice_metrics import hanley_mcneil_se, slice_metrics
+from analysis.slices import Condition, Slice, compile_slice, parse_slice, validate_slice
+
+from conftest import db_digest
+
+TOL = 1e-9
+
+
+def shop_frame(n: int = 400, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    country = rng.choice(["NG", "US", "DE", "it's", 'say "hi"', "ü-ñ"], n)
+    age = rng.integers(16, 80, n).astype(float)
+    age[rng.random(n) < 0.1] = np.nan
+    score = np.round(rng.random(n), 3)
+    label = (rng.random(n) < np.where(country == "NG", 0.2, 0.5) * 0 + score * 0.8).astype(int)
+    return pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)],
+        "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n) * 3, unit="h"),
+        "v": np.where(np.arange(n) % 3 == 0, "m2", "m1"),
+        "score": score,
+        "label": label,
+        "country": country,
+        "age": age,
+        "vip": rng.random(n) < 0.3,
+        "note": rng.choice(["refund please", "all good", "REFUND", "'; DROP TABLE x; --", "back\\slash"], n),
+        "revenue": np.round(rng.normal(100, 30, n), 2),
+    })
+
+
+MAPPING = Mapping(task="binary", id="id", timestamp="ts", version="v", score="score", label="label",
+                  positive_label="1", outcomes=["revenue"], features=["country", "age", "vip", "note"],
+                  kinds={"note": "text"})
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    path = tmp_path_factory.mktemp("slices") / "shop.duckdb"
+    frame = shop_frame()
+    store = Store(path)
+    with store.write() as con:
+        ingest_predictions(con, frame, project="shop", mapping=MAPPING)
+    with store.read() as con:
+        project = get_project(con, "shop")
+    frame["prediction"] = frame["score"] >= 0.5
+    return store, project, frame
+
+
+def rows_of(store, project, slice_) -> set[str]:
+    sql, params = compile_slice(slice_, project)
+    with store.read() as con:
+        return {r[0] for r in con.execute(
+            f'SELECT prediction_id FROM "{project.log_table}" WHERE {sql}', params).fetchall()}
+
+
+# --- readable form and JSON ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "country = NG",
+    "country != NG",
+    'country in (NG, "say \\"hi\\"", "it\'s")',
+    "country not in (NG, US)",
+    "age < 25",
+    "age >= 30",
+    "18 <= age < 25",
+    "20 < age <= 30",
+    "vip is true",
+    "vip is false",
+    "age is null",
+    "age is not null",
+    'note contains "refund"',
+    "`odd ``col`` name` = x",
+    "country = NG AND age < 25 AND vip is true",
+])
+def test_readable_form_round_trips(text):
+    parsed = parse_slice(text)
+    assert parse_slice(parsed.readable()) == parsed
+    assert Slice.from_json(parsed.to_json()) == parsed
+
+
+def test_parse_reads_what_people_write():
+    s = parse_slice("country = NG and age > 2000", "vip is TRUE")
+    assert s.conditions == (
+        Condition("country", "in", values=("NG",)),
+        Condition("age", "between", low="2000", low_inclusive=False),
+        Condition("vip", "is_true"),
+    )
+    assert s.readable() == "country = NG AND age > 2000 AND vip is true"
+    assert parse_slice().readable() == "all rows"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("country", "Cannot read the condition"),
+    ("country = ", "Cannot read the condition"),
+    ("country = NG AND", "nothing on one side"),
+    ("country in NG", "a list goes in parentheses"),
+    ("age is maybe", "after 'is' comes null"),
+    ('country = "unterminated', "Cannot read the slice"),
+])
+def test_parse_errors_say_what_is_wrong(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_slice(text)
+
+
+def test_json_errors_are_readable():
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        Slice.from_json("{")
+    with pytest.raises(ConfigError, match="Unknown slice operator 'like'"):
+        Slice.from_json(json.dumps({"conditions": [{"column": "a", "op": "like"}]}))
+    with pytest.raises(ConfigError, match="Unknown key"):
+        Slice.from_json(json.dumps({"conditions": [{"column": "a", "op": "is_null", "sql": "1=1"}]}))
+
+
+# --- the compiler ----------------------------------------------------------------------
+
+
+def test_compiled_sql_binds_every_value(shop):
+    _, project, _ = shop
+    s = parse_slice('country in (NG, "it\'s") AND 18 <= age < 25 AND note contains "\'; DROP" AND vip is true '
+                    "AND age is not null AND country != US")
+    sql, params = compile_slice(s, project)
+    assert sql == (
+        '"country" IN (?, ?) AND ("age" IS NOT NULL AND "age" >= ? AND "age" < ?) '
+        'AND position(? IN "note") > 0 AND "vip" = TRUE AND "age" IS NOT NULL '
+        'AND ("country" IS NULL OR "country" NOT IN (?))'
+    )
+    assert params == ["NG", "it's", 18.0, 25.0, "'; DROP", "US"]
+    assert compile_slice(Slice(), project) == ("TRUE", [])
+
+
+def test_unknown_columns_and_wrong_kinds_are_named(shop):
+    _, project, _ = shop
+    with pytest.raises(ConfigError, match="Unknown column 'nope'.*Columns of shop: age, country"):
+        compile_slice(parse_slice("nope = 1"), project)
+    with pytest.raises(ConfigError, match="age is a numeric column; 'contains' applies to categorical, text"):
+        compile_slice(parse_slice('age contains "1"'), project)
+    with pytest.raises(ConfigError, match="age: 'abc' is not a number"):
+        compile_slice(parse_slice("age < abc"), project)
+    with pytest.raises(ConfigError, match="NaN is not a number"):
+        compile_slice(Slice.of(Condition("age", "in", values=(math.nan,))), project)
+    with pytest.raises(ConfigError, match="not a date"):
+        compile_slice(parse_slice("timestamp >= yesterday"), project)
+
+
+def test_each_operator_selects_the_pandas_rows(shop):
+    store, project, frame = shop
+    f = frame.set_index("id")
+    cases = {
+        "country = NG": f.country == "NG",
+        "country != NG": f.country != "NG",
+        'country in (NG, "it\'s")': f.country.isin(["NG", "it's"]),
+        "country not in (NG, US)": ~f.country.isin(["NG", "US"]),
+        "age < 25": f.age < 25,
+        "18 <= age <= 30": (f.age >= 18) & (f.age <= 30),
+        "age is null": f.age.isna(),
+        "age is not null": f.age.notna(),
+        "vip is true": f.vip,
+        "vip is false": ~f.vip,
+        'note contains "REFUND"': f.note.str.contains("REFUND", regex=False),
+        "label is true": f.label == 1,
+        "prediction = 1": f.prediction,
+        "score >= 0.9": f.score >= 0.9,
+        "model_version = m2": f.v == "m2",
+        "timestamp >= 2026-03-20": f.ts >= pd.Timestamp("2026-03-20"),
+        "revenue > 120 AND country = DE": (f.revenue > 120) & (f.country == "DE"),
+    }
+    for text, mask in cases.items():
+        assert rows_of(store, project, parse_slice(text)) == set(f.index[mask]), text
+
+
+def test_validate_gives_typed_values(shop):
+    _, project, _ = shop
+    s = validate_slice(parse_slice("age < 25 AND timestamp >= 2026-03-20 AND vip = true AND age > -inf"), project)
+    assert s.conditions[0].high == 25.0
+    assert s.conditions[1].low == "2026-03-20T00:00:00"
+    assert s.conditions[2].values == (True,)
+    assert s.conditions[3] == Condition("age", "not_null")
+    assert json.loads(s.to_json())["conditions"][0]["high"] == 25.0
+
+
+hostile_text = st.one_of(
+    st.sampled_from(["'; DROP TABLE x; --", '"', "'", "\\", "\\'", "%", "_", "NG", "it's", "ü-ñ", "",
+                     "\x00", "a\nb", "`", "``", "x" * 5000, "NULL", "null", "1 OR 1=1"]),
+    st.text(max_size=40),
+)
+hostile_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6),
+                           st.sampled_from(["nan", "inf", "-inf", "1e308", "25; DROP TABLE x"]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(hostile_text, min_size=1, max_size=4), needle=hostile_text,
+       low=hostile_number, high=hostile_number, negate=st.booleans())
+def test_hostile_values_are_only_values(shop, values, needle, low, high, negate):
+    """Any string or number in a condition selects exactly the pandas rows (or is
+    refused with a readable message), and the database never changes."""
+    store, project, frame = shop
+    before = db_digest(store.path)
+    f = frame.set_index("id")
+    conds = [Condition("country", "not_in" if negate else "in", values=tuple(values))]
+    if needle:
+        conds.append(Condition("note", "contains", text=needle))
+    conds.append(Condition("age", "between", low=low, high=high))
+    s = Slice(tuple(conds))
+    try:
+        lo, hi = float(low), float(high)
+    except (TypeError, ValueError):
+        with pytest.raises(ConfigError):
+            rows_of(store, project, s)
+        assert db_digest(store.path) == before
+        return
+    if math.isnan(lo) or math.isnan(hi):
+        with pytest.raises(ConfigError, match="NaN"):
+            rows_of(store, project, s)
+        return
+    mask = f.country.isin(values)
+    mask = ~mask if negate else mask
+    if needle:
+        mask &= f.note.str.contains(needle, regex=False)
+    mask &= f.age.notna() & (f.age >= lo) & (f.age < hi)
+    assert rows_of(store, project, s) == set(f.index[mask])
+    # The readable form and JSON carry the same hostile values back unchanged.
+    assert parse_slice(s.readable()) == parse_slice(parse_slice(s.readable()).readable())
+    assert db_digest(store.path) == before
+
+
+# --- slice metrics ---------------------------------------------------------------------------
+
+
+def test_slice_metrics_match_pandas_sklearn_statsmodels_scipy(shop):
+    store, project, frame = shop
+    s = parse_slice("country in (NG, US)")
+    with store.read() as con:
+        result = slice_metrics(con, project, s, Scope.of(versions="m1"))
+    part = frame[frame.v == "m1"]
+    inside = part[part.country.isin(["NG", "US"])]
+    rest = part[~part.country.isin(["NG", "US"])]
+    table = result.table.set_index("part")
+    for name, rows in (("slice", inside), ("rest", rest), ("overall", part)):
+        row = table.loc[name]
+        y, p, score = rows.label.astype(bool), rows.prediction, rows.score
+        assert row.n_rows == len(rows)
+        assert row.share == pytest.approx(len(rows) / len(part), abs=TOL)
+        assert row.accuracy == pytest.approx(skm.accuracy_score(y, p), abs=TOL)
+        assert row.error_rate == pytest.approx(1 - skm.accuracy_score(y, p), abs=TOL)
+        assert row.recall == pytest.approx(skm.recall_score(y, p), abs=TOL)
+        assert row.roc_auc == pytest.approx(skm.roc_auc_score(y, score), abs=TOL)
+        correct = int((y == p).sum())
+        low, high = proportion_confint(correct, len(rows), alpha=0.05, method="wilson")
+        assert (row.accuracy_low, row.accuracy_high) == pytest.approx((low, high), abs=TOL)
+        mean, sd = rows.revenue.mean(), rows.revenue.std(ddof=1)
+        half = sps.t.ppf(0.975, len(rows) - 1) * sd / math.sqrt(len(rows))
+        assert row.revenue_mean == pytest.approx(mean, rel=1e-9)
+        assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx((mean - half, mean + half), rel=1e-9)
+    comp = result.comparison.set_index("metric")
+    k = [int((r.label.astype(bool) == r.prediction).sum()) for r in (inside, rest)]
+    assert comp.loc["accuracy", "p_value"] == pytest.approx(
+        proportions_ztest(k, [len(inside), len(rest)])[1], rel=1e-9)
+    assert comp.loc["revenue_mean", "p_value"] == pytest.approx(
+        sps.ttest_ind(inside.revenue, rest.revenue, equal_var=False).pvalue, rel=1e-9)
+
+
+def test_hanley_mcneil_on_a_hand_computed_case():
+    # A = 0.8, 10 positives, 20 negatives: Q1 = 0.8/1.2, Q2 = 1.28/1.8.
+    q1, q2 = 0.8 / 1.2, 2 * 0.64 / 1.8
+    expected = math.sqrt((0.8 * 0.2 + 9 * (q1 - 0.64) + 19 * (q2 - 0.64)) / 200)
+    assert hanley_mcneil_se(0.8, 10, 20) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(hanley_mcneil_se(0.8, 0, 20))
+
+
+def test_empty_slice_reports_zero_rows(shop):
+    store, project, _ = shop
+    with store.read() as con:
+        result = slice_metrics(con, project, parse_slice("country = nowhere"))
+    row = result.row("slice")
+    assert row.n_rows == 0 and math.isnan(row.accuracy) and math.isnan(row.accuracy_low)
+    assert result.row("rest").n_rows == 400
+
+
+def test_cli_slice_json(shop, capsys):
+    store, project, frame = shop
+    code = main(["slice", "--project", "shop", "--db", str(store.path), "--where", "country = NG",
+                 "--where", "age < 40", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["where"] == "country = NG AND age < 40"
+    assert out["slice"]["conditions"][1]["high"] == 40.0
+    parts = {p["part"]: p for p in out["parts"]}
+    expected = frame[(frame.country == "NG") & (frame.age < 40)]
+    assert parts["slice"]["n_rows"] == len(expected)
+    assert parts["overall"]["n_rows"] == len(frame)
+    assert {c["metric"] for c in out["comparison"]} >= {"accuracy", "roc_auc", "revenue_mean"}
+    code = main(["slice", "--project", "shop", "--db", str(store.path), "--where", "nope = 1", "--format", "json"])
+    assert code == 2
+    assert "Unknown column 'nope'" in json.loads(capsys.readouterr().out)["error"]["message"]
