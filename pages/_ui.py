@@ -100,15 +100,36 @@ def project_picker() -> str | None:
     if st.session_state.get("project") not in names:
         st.session_state["project"] = wanted if wanted in names else names[0]
     choice = st.sidebar.selectbox("Project", names, key="project")
+    # Also kept outside the widget: Streamlit drops a widget's state on a run
+    # that does not draw it (pages run under AppTest's switch_page, for one).
+    st.session_state["sb_project"] = choice
     if st.query_params.get("project") != choice:
         st.query_params["project"] = choice
     return choice
 
 
+def require_app() -> None:
+    """Every page calls this first.
+
+    Until app.py has called ``st.navigation`` once in a server process,
+    Streamlit treats the ``pages/`` folder the old way: a first request for a
+    page URL (a deep link such as ``/slices?...``) runs that file alone, with
+    no frame and an automatic page list. Leave that mode and rerun, so that
+    app.py draws the frame and runs the page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager  # pinned Streamlit 1.67
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def current_project() -> str:
     """The selected project, or an empty state that stops the page."""
-    name = st.session_state.get("project")
-    if not name or name not in project_names():
+    names = project_names()
+    name = next((n for n in (st.session_state.get("project"), st.session_state.get("sb_project"),
+                             st.query_params.get("project")) if n in names), None)
+    if not name:
         st.info(
             "There are no projects in this database yet. Import a predictions file on the "
             "**Import** page, or build the demo with `python -m analysis demo`."

@@ -26,6 +26,7 @@ ROLE_HELP = {
     "label_timestamp": "when the label became known",
 }
 
+_ui.require_app()
 st.title("Import")
 kind = st.radio("What are you importing?", ["Predictions", "Labels and outcomes"], horizontal=True, key="imp_kind")
 path, name = _ui.file_input("imp_" + ("pred" if kind == "Predictions" else "lab"))

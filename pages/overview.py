@@ -11,6 +11,8 @@ from pages import _ui
 
 ALL = "All versions"
 
+_ui.require_app()
+
 project = _ui.current_project()
 summary = _ui.query(project_summary, project)
 st.title(project)

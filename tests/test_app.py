@@ -17,10 +17,27 @@ from analysis import Store, get_project
 from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/import_data.py"]
+PAGES = ["pages/overview.py", "pages/slices.py", "pages/import_data.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
+    """The app on ``path``, as a running server sees it after its first request.
+
+    AppTest starts every run as a fresh server would, in Streamlit's old
+    pages-folder mode, where a switched-to page file runs alone until
+    ``_ui.require_app`` reruns it through app.py (losing a button click on
+    the way). A server leaves that mode for good on its first run, so the
+    tests start outside it; the browser tests cover the first request.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
     monkeypatch.setenv("SLICEBOARD_DB", str(path))
     return AppTest.from_file(APP, default_timeout=timeout)
 
@@ -210,3 +227,60 @@ def test_import_page_reports_an_unreadable_file(monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert "broken.parquet" in "\n".join(e.value for e in at.error)
+
+
+def count_rows(path, where: str) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        return con.execute(f'SELECT count(*) FROM "{table}" WHERE {where}').fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_slices_page_opens_a_deep_link(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["project"] = "lending-demo"
+    at.query_params["version"] = "credit-v1"
+    at.query_params["slice"] = "channel = partner_api AND employment = self_employed"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    assert not at.exception
+    expected = count_rows(demo_copy, "model_version = 'credit-v1' AND channel = 'partner_api' "
+                                     "AND employment = 'self_employed'")
+    assert metric_value(at, "Rows in the slice") == f"{expected:,}"
+    assert at.text_input(key="sl_text").value == "channel = partner_api AND employment = self_employed"
+    assert at.subheader[0].value == "channel = partner_api AND employment = self_employed"
+
+
+def test_slices_page_builder_adds_and_removes_conditions(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy).run()
+    at.switch_page("pages/slices.py").run()
+    at.selectbox(key="sl_column").set_value("region").run()
+    at.multiselect(key="sl_values_region").set_value(["east"]).run()
+    at.button(key="sl_add").click().run()
+    assert not at.exception
+    assert at.text_input(key="sl_text").value == "region = east"
+    assert metric_value(at, "Rows in the slice") == f"{count_rows(demo_copy, 'region = ' + chr(39) + 'east' + chr(39)):,}"
+    assert at.query_params["slice"] in (["region = east"], "region = east")
+    at.selectbox(key="sl_column").set_value("age").run()
+    at.text_input(key="sl_high_age").input("25").run()
+    at.button(key="sl_add").click().run()
+    assert at.text_input(key="sl_text").value == "region = east AND age < 25"
+    at.button(key="sl_remove_0").click().run()
+    assert at.text_input(key="sl_text").value == "age < 25"
+    assert metric_value(at, "Rows in the slice") == f"{count_rows(demo_copy, 'age < 25'):,}"
+
+
+def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy).run()
+    at.switch_page("pages/slices.py").run()
+    at.text_input(key="sl_text").input("nope = 1 AND x").run()
+    assert not at.exception
+    assert "Cannot read the condition" in at.error[0].value or "Unknown column" in at.error[0].value
+    at.text_input(key="sl_text").input("country_of_birth = NG").run()
+    assert "Unknown column 'country_of_birth'" in at.error[0].value

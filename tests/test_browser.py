@@ -222,3 +222,31 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
     wait_idle(page)
     expect(card_value(page, "Labeled")).to_have_text("100.0%")
     assert not page.get_by_test_id("stException").count()
+
+
+def test_slice_deep_link_shows_the_slice(server, page):
+    """A link to a slice, pasted into a new browser, opens the same view."""
+    from urllib.parse import urlencode
+
+    con = duckdb.connect(str(server.db), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        expected = con.execute(
+            f"SELECT count(*) FROM \"{table}\" WHERE model_version = 'credit-v1' "
+            "AND channel = 'partner_api' AND employment = 'self_employed'").fetchall()[0][0]
+    finally:
+        con.close()
+    query = urlencode({"project": "lending-demo", "version": "credit-v1",
+                       "slice": "channel = partner_api AND employment = self_employed"})
+    page.goto(f"{server.url}/slices?{query}")
+    expect(page.get_by_role("heading", name="channel = partner_api AND employment = self_employed")).to_be_visible()
+    expect(card_value(page, "Rows in the slice")).to_have_text(f"{expected:,}")
+    wait_idle(page)
+    # The first request of a fresh server was a page URL: the app's own frame and
+    # page list are there, not Streamlit's automatic list of files.
+    expect(page.get_by_test_id("stSidebar").get_by_text("Project", exact=True)).to_be_visible()
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_text("Slices", exact=True)).to_be_visible()
+    expect(nav.get_by_text("ui", exact=True)).to_have_count(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "slice-deep-link.png"), full_page=True)

@@ -1,0 +1,142 @@
+"""Slices: build a slice from the project's columns and see its metrics with
+95% intervals next to the rest and the whole scope. The URL carries the
+project, version, stages and the slice (``?slice=country = NG AND age < 25``)."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import SliceboardError, get_project
+from analysis.overview import project_summary
+from analysis.profile import histogram, value_counts
+from analysis.scope import Scope
+from analysis.slice_metrics import slice_metrics
+from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
+from pages import _ui
+
+ALL = "All versions"
+MISSING = "∅ missing"
+
+_ui.require_app()
+
+project_name = _ui.current_project()
+summary = _ui.query(project_summary, project_name)
+project = _ui.query(get_project, None, name=project_name)
+st.title("Slices")
+
+# --- scope: version and stages, kept in the URL ---------------------------------------
+if "sl_version" not in st.session_state:
+    wanted = st.query_params.get("version")
+    st.session_state["sl_version"] = wanted if wanted in summary.versions else ALL
+a, b = st.columns(2)
+version = a.selectbox("Model version", [ALL, *summary.versions], key="sl_version")
+stages = b.multiselect("Stages", summary.stages, default=summary.stages, key="sl_stages")
+scope = Scope.of(versions=None if version == ALL else version, stages=stages or None)
+if version == ALL:
+    st.query_params.pop("version", None)
+else:
+    st.query_params["version"] = version
+
+# --- the slice: from the URL, edited by the builder or as text --------------------------
+if "sl_pending" in st.session_state:  # set by a button below, applied before the widget exists
+    st.session_state["sl_text"] = st.session_state.pop("sl_pending")
+if "sl_text" not in st.session_state:
+    st.session_state["sl_text"] = st.query_params.get("slice", "")
+text = st.text_input("Slice", key="sl_text", placeholder="country = NG AND age < 25",
+                     help="Conditions joined by AND: `col = v`, `col != v`, `col in (a, b)`, `col < 5`, "
+                          "`1 <= col < 5`, `col is null`, `col is true`, `col contains \"text\"`.")
+try:
+    current = validate_slice(parse_slice(text), project)
+except SliceboardError as exc:
+    st.error(str(exc), icon=":material/error:")
+    current = Slice()
+readable = current.readable() if current.conditions else ""
+if readable:
+    st.query_params["slice"] = readable
+else:
+    st.query_params.pop("slice", None)
+
+
+def set_slice(new: Slice) -> None:
+    st.session_state["sl_pending"] = new.readable() if new.conditions else ""
+    st.rerun()
+
+
+with st.expander("Add a condition", expanded=not current.conditions):
+    kinds = slice_columns(project)
+    column = st.selectbox("Column", sorted(kinds), key="sl_column")
+    kind = kinds[column]
+    cond = None
+    if kind in ("categorical", "boolean"):
+        counts = _ui.query(value_counts, project_name, column=column, scope=scope, limit=200)
+        labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
+                  for v, n in zip(counts["value"], counts["n"])}
+        picked = st.multiselect("Values", list(labels), format_func=labels.get, key=f"sl_values_{column}")
+        negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
+        if picked:
+            present = [v for v in picked if v != MISSING]
+            if present:
+                cond = Condition(column, "not_in" if negate else "in", values=tuple(present))
+            else:
+                cond = Condition(column, "not_null" if negate else "is_null")
+    elif kind in ("numeric", "timestamp"):
+        hist = _ui.query(histogram, project_name, column=column, scope=scope, bins=40)
+        if len(hist):
+            fig = go.Figure(go.Bar(x=hist["low"], y=hist["n"], marker_color="#4c78a8"))
+            fig.update_layout(height=180, margin=dict(t=10, l=10, r=10, b=10), bargap=0.05)
+            st.plotly_chart(fig, key=f"sl_hist_{column}")
+        lo_col, hi_col = st.columns(2)
+        low = lo_col.text_input("From (included)", key=f"sl_low_{column}")
+        high = hi_col.text_input("Below (excluded)", key=f"sl_high_{column}")
+        if low.strip() or high.strip():
+            cond = Condition(column, "between", low=low.strip() or None, high=high.strip() or None)
+    else:
+        needle = st.text_input("Contains", key=f"sl_contains_{column}")
+        if needle:
+            cond = Condition(column, "contains", text=needle)
+    if st.button("Add to slice", key="sl_add", disabled=cond is None, type="primary"):
+        try:
+            set_slice(validate_slice(current.and_(cond), project))
+        except SliceboardError as exc:
+            st.error(str(exc), icon=":material/error:")
+
+if current.conditions:
+    st.caption("Conditions (click to remove)")
+    chips = st.columns(min(len(current.conditions), 4))
+    for i, c in enumerate(current.conditions):
+        if chips[i % len(chips)].button(f"✕ {c.readable()}", key=f"sl_remove_{i}"):
+            set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
+
+# --- metrics ---------------------------------------------------------------------------------
+result = _ui.query(slice_metrics, project_name, slice_=current, scope=scope)
+table = result.table.set_index("part")
+s, r = table.loc["slice"], table.loc["rest"]
+st.subheader(readable or "All rows")
+cols = st.columns(4)
+cols[0].metric("Rows in the slice", _ui.fmt_int(s.n_rows), f"{_ui.fmt_pct(s.share)} of the scope", delta_color="off")
+cols[1].metric("Labeled", _ui.fmt_int(s.n_labeled), _ui.fmt_pct(s.labeled_share), delta_color="off")
+headline = "error_rate" if "error_rate" in result.metrics else result.metrics[2]
+for col, name in zip(cols[2:], [headline, "roc_auc" if "roc_auc" in table else result.metrics[3]]):
+    low, high = s.get(f"{name}_low"), s.get(f"{name}_high")
+    interval = "" if low is None or low != low else f" [{low:.3f}, {high:.3f}]"
+    col.metric(name.replace("_", " ").capitalize(), _ui.fmt_num(s[name]) + interval,
+               f"rest {_ui.fmt_num(r[name])}", delta_color="off")
+
+shown = [m for m in result.metrics if m in table and f"{m}_low" in table]
+fig = go.Figure()
+for part, color in (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d")):
+    row = table.loc[part]
+    fig.add_bar(name=part, x=shown, y=[row[m] for m in shown], marker_color=color,
+                error_y=dict(type="data", symmetric=False,
+                             array=[row[f"{m}_high"] - row[m] for m in shown],
+                             arrayminus=[row[m] - row[f"{m}_low"] for m in shown]))
+fig.update_layout(barmode="group", height=340, margin=dict(t=30, l=10, r=10, b=10),
+                  title="With 95% intervals", yaxis_range=[0, 1])
+st.plotly_chart(fig, key="sl_bars")
+
+st.markdown("##### Slice vs rest")
+st.dataframe(result.comparison, hide_index=True, key="sl_comparison", column_config={
+    "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
+    "difference": st.column_config.NumberColumn("Difference", format="%.4f"),
+})
+with st.expander("Every figure, with intervals"):
+    st.dataframe(result.table, hide_index=True, key="sl_table")
