@@ -190,6 +190,36 @@ def cmd_slice(args) -> int:
     return EXIT_OK
 
 
+def _slice_scope(args, project):
+    from .scope import Scope
+    from .slices import Slice, parse_slice, validate_slice
+
+    slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
+    return validate_slice(slice_, project), Scope.of(args.version, args.stage, args.start, args.end)
+
+
+def cmd_breakdown(args) -> int:
+    from .breakdown import breakdown, leaderboard
+    from .project import get_project
+
+    with _store(args).read() as con:
+        project = get_project(con, args.project)
+        slice_, scope = _slice_scope(args, project)
+        if args.command == "breakdown":
+            frame = breakdown(con, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled)
+        else:
+            frame = leaderboard(con, project, scope, slice_, columns=args.column, bins=args.bins,
+                                sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit)
+    payload = {"project": project.name, "where": slice_.readable(), "slice": slice_.to_dict(),
+               "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame)}
+    keys = ["column", "value", "n_rows", "n_labeled", "error_rate", "error_rate_low", "error_rate_high",
+            "lift", "impact", "unreliable"]
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
+        text = frame[[k for k in keys if k in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    _emit(args, payload, text)
+    return EXIT_OK
+
+
 def _with_interval(row: pd.Series, name: str) -> str:
     value = row[name]
     if name == "n_rows":
@@ -276,6 +306,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="first day, YYYY-MM-DD")
     p.add_argument("--end", help="last day (included), YYYY-MM-DD")
     p.set_defaults(func=cmd_slice)
+
+    for name, help_text in (("breakdown", "metrics by every value of one column"),
+                            ("leaderboard", "every feature's values, most harmful first")):
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        p.add_argument("--project", required=True)
+        if name == "breakdown":
+            p.add_argument("--by", required=True, help="the column to break down by")
+        else:
+            p.add_argument("--column", action="append", help="repeatable; default every feature")
+            p.add_argument("--sort", choices=("impact", "error_rate", "lift", "size"), default="impact")
+            p.add_argument("--limit", type=int, default=None, help="show the first N groups")
+        p.add_argument("--bins", type=int, default=10 if name == "breakdown" else 5,
+                       help="quantile bins for numbers and timestamps")
+        p.add_argument("--min-labeled", type=int, default=30,
+                       help="groups with fewer labeled rows are flagged unreliable")
+        p.add_argument("--where", action="append", help="restrict to a slice (repeatable; ANDed)")
+        p.add_argument("--slice-json")
+        p.add_argument("--version", action="append")
+        p.add_argument("--stage", action="append")
+        p.add_argument("--start")
+        p.add_argument("--end")
+        p.set_defaults(func=cmd_breakdown)
     return parser
 
 

@@ -30,13 +30,14 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
-from .metrics import ALL_ROWS, GroupKey, compute_metrics, metrics_for
+from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, compute_metrics, metrics_for
 from .project import Project
 from .scope import Scope
 from .slices import Slice, compile_slice
 from .sql import quote_ident
 
 PART = GroupKey("part", "sb_part")
+PART_ALIAS = GroupKey("part", "part")
 PARTS = ("slice", "rest", "overall")
 
 # Proportion metrics: name -> (successes, trials) over the metrics frame's counts.
@@ -88,6 +89,51 @@ def _rows_with_flag(project: Project, slice_: Slice, scope: Scope) -> tuple[str,
     return sql, pred_params + where_params
 
 
+def _binary_parts_query(project: Project, rows: tuple[str, list]) -> tuple[str, list]:
+    """Slice, rest and overall of a binary task in one pass and one sort.
+
+    The additive sums are taken per part and added up for overall. For the
+    ranking metrics, labeled scored rows are counted per distinct score and
+    part, and one cumulative window in score order gives, for each part and for
+    both together, the negatives (and positives) scored at or above each score,
+    which is all ROC AUC and average precision need (see
+    :func:`analysis.metrics.curve_sql` for the formulas).
+    """
+    outcomes = [c.name for c in project.outcomes]
+    sums = [name for name, _ in binary_sums()]
+    o_cols = [quote_ident(o + suffix) for o in outcomes for suffix in ("_sum", "_count")]
+    per_part = ", ".join(
+        ["count(*) AS n_rows"] + [f"{expr} AS {name}" for name, expr in binary_sums()]
+        + [f"sum({quote_ident(o)}) AS {quote_ident(o + '_sum')}" for o in outcomes]
+        + [f"count({quote_ident(o)}) AS {quote_ident(o + '_count')}" for o in outcomes]
+    )
+    added = ", ".join(f"sum({c}) AS {c}" for c in ["n_rows", *sums, *o_cols])
+    window = "OVER (ORDER BY s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    flags = {"ps": "sb_part = 'slice' AND label", "ns": "sb_part = 'slice' AND NOT label",
+             "pr": "sb_part = 'rest' AND label", "nr": "sb_part = 'rest' AND NOT label"}
+    counted = ", ".join(f"CAST(sum(CASE WHEN {cond} THEN 1 ELSE 0 END) AS DOUBLE) AS {k}" for k, cond in flags.items())
+    cums = ", ".join(f"sum({k}) {window} AS c_{k}" for k in flags)
+
+    def curve(part: str, pos: str, neg: str, tp_at: str, fp_at: str) -> str:
+        return (f"SELECT '{part}' AS part, sum({pos}) AS n_pos, sum({neg}) AS n_neg, "
+                f"sum({pos}) * sum({neg}) - sum({pos} * (({fp_at}) - 0.5 * ({neg}))) AS auc_num, "
+                f"sum(CASE WHEN {pos} > 0 THEN {pos} * ({tp_at}) / (({tp_at}) + ({fp_at})) ELSE 0 END) AS ap_num "
+                "FROM ranked")
+
+    curves = " UNION ALL ".join([
+        curve("slice", "ps", "ns", "c_ps", "c_ns"),
+        curve("rest", "pr", "nr", "c_pr", "c_nr"),
+        curve("overall", "(ps + pr)", "(ns + nr)", "c_ps + c_pr", "c_ns + c_nr"),
+    ])
+    body = _binary_sql("SELECT * FROM totals_all", curves, [PART_ALIAS], outcomes)
+    sql = (f"WITH r AS ({rows[0]}), by_part AS (SELECT sb_part AS part, {per_part} FROM r GROUP BY sb_part), "
+           f"totals_all AS (SELECT * FROM by_part UNION ALL SELECT 'overall' AS part, {added} FROM by_part), "
+           f"scored AS (SELECT score AS s, {counted} FROM r WHERE label IS NOT NULL AND score IS NOT NULL "
+           f"GROUP BY score), ranked AS (SELECT *, {cums} FROM scored), "
+           + body.strip()[len("WITH "):])
+    return sql, list(rows[1])
+
+
 def _outcome_stats(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:
     """Per part and overall: count, sum and sum of squares of each outcome."""
     if not project.outcomes:
@@ -104,10 +150,14 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
                   scope: Scope = Scope()) -> SliceMetrics:
     """Metrics with intervals for the slice, the rest of ``scope``, and all of it."""
     rows = _rows_with_flag(project, slice_, scope)
-    parts = compute_metrics(con, project, group_by=[PART], rows=rows)
-    overall = compute_metrics(con, project, group_by=[ALL_ROWS], where=scope.to_sql())
-    overall = overall.assign(part="overall")
-    frame = pd.concat([parts, overall], ignore_index=True)
+    if project.task == "binary":
+        sql, params = _binary_parts_query(project, rows)
+        frame = con.execute(sql, params).df()
+    else:
+        parts = compute_metrics(con, project, group_by=[PART], rows=rows)
+        overall = compute_metrics(con, project, group_by=[ALL_ROWS], where=scope.to_sql())
+        overall = overall.drop(columns=["all_rows"], errors="ignore").assign(part="overall")
+        frame = pd.concat([parts, overall], ignore_index=True)
     # Every part is present, empty ones with zero counts.
     frame = frame.set_index("part").reindex(list(PARTS)).reset_index()
     for c in frame.columns:
@@ -117,7 +167,7 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
     frame["share"] = frame["n_rows"] / total if total else np.nan
     _add_counts(frame, project)
     _add_intervals(frame, project, total)
-    _add_outcome_intervals(frame, project, _outcome_stats(con, project, rows), con, scope)
+    _add_outcome_intervals(frame, project, _outcome_stats(con, project, rows))
     metric_names = ["share", "labeled_share", *_metric_names(project)]
     comparison = _compare(frame, project, metric_names)
     return SliceMetrics(project.name, slice_, scope, frame, comparison, metric_names)
@@ -192,16 +242,11 @@ def _mean_interval(n: int, total: float, squares: float) -> tuple[float, float, 
     return mean, sd, mean - half, mean + half
 
 
-def _add_outcome_intervals(frame, project: Project, per_part: pd.DataFrame, con, scope: Scope) -> None:
+def _add_outcome_intervals(frame, project: Project, per_part: pd.DataFrame) -> None:
     if not project.outcomes:
         return
-    overall = {}
-    for i, o in enumerate(project.outcomes):
-        c = quote_ident(o.name)
-        where, params = scope.to_sql()
-        overall[i] = con.execute(
-            f"SELECT count({c}), sum({c}), sum({c} * {c}) FROM {quote_ident(project.log_table)} WHERE {where}",
-            params).fetchall()[0]
+    # Counts, sums and sums of squares add up: overall = slice + rest.
+    overall = {i: tuple(per_part[f"{k}{i}"].fillna(0).sum() for k in "nsq") for i in range(len(project.outcomes))}
     by_part = per_part.set_index("part") if len(per_part) else None
     for i, o in enumerate(project.outcomes):
         means, sds, lows, highs = [], [], [], []

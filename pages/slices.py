@@ -11,6 +11,7 @@ from analysis.profile import histogram, value_counts
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
+from pages import _slice_views as views
 from pages import _ui
 
 ALL = "All versions"
@@ -106,37 +107,12 @@ if current.conditions:
         if chips[i % len(chips)].button(f"✕ {c.readable()}", key=f"sl_remove_{i}"):
             set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
 
-# --- metrics ---------------------------------------------------------------------------------
-result = _ui.query(slice_metrics, project_name, slice_=current, scope=scope)
-table = result.table.set_index("part")
-s, r = table.loc["slice"], table.loc["rest"]
+# --- views of the slice --------------------------------------------------------------------
 st.subheader(readable or "All rows")
-cols = st.columns(4)
-cols[0].metric("Rows in the slice", _ui.fmt_int(s.n_rows), f"{_ui.fmt_pct(s.share)} of the scope", delta_color="off")
-cols[1].metric("Labeled", _ui.fmt_int(s.n_labeled), _ui.fmt_pct(s.labeled_share), delta_color="off")
-headline = "error_rate" if "error_rate" in result.metrics else result.metrics[2]
-for col, name in zip(cols[2:], [headline, "roc_auc" if "roc_auc" in table else result.metrics[3]]):
-    low, high = s.get(f"{name}_low"), s.get(f"{name}_high")
-    interval = "" if low is None or low != low else f" [{low:.3f}, {high:.3f}]"
-    col.metric(name.replace("_", " ").capitalize(), _ui.fmt_num(s[name]) + interval,
-               f"rest {_ui.fmt_num(r[name])}", delta_color="off")
-
-shown = [m for m in result.metrics if m in table and f"{m}_low" in table]
-fig = go.Figure()
-for part, color in (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d")):
-    row = table.loc[part]
-    fig.add_bar(name=part, x=shown, y=[row[m] for m in shown], marker_color=color,
-                error_y=dict(type="data", symmetric=False,
-                             array=[row[f"{m}_high"] - row[m] for m in shown],
-                             arrayminus=[row[m] - row[f"{m}_low"] for m in shown]))
-fig.update_layout(barmode="group", height=340, margin=dict(t=30, l=10, r=10, b=10),
-                  title="With 95% intervals", yaxis_range=[0, 1])
-st.plotly_chart(fig, key="sl_bars")
-
-st.markdown("##### Slice vs rest")
-st.dataframe(result.comparison, hide_index=True, key="sl_comparison", column_config={
-    "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
-    "difference": st.column_config.NumberColumn("Difference", format="%.4f"),
-})
-with st.expander("Every figure, with intervals"):
-    st.dataframe(result.table, hide_index=True, key="sl_table")
+metrics_tab, breakdown_tab, board_tab = st.tabs(["Metrics", "Breakdown", "Leaderboard"])
+with metrics_tab:
+    views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
+with breakdown_tab:
+    views.breakdown_view(project_name, project, scope, current)
+with board_tab:
+    views.leaderboard_view(project_name, scope, current)

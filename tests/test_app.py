@@ -284,3 +284,28 @@ def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
     assert "Cannot read the condition" in at.error[0].value or "Unknown column" in at.error[0].value
     at.text_input(key="sl_text").input("country_of_birth = NG").run()
     assert "Unknown column 'country_of_birth'" in at.error[0].value
+
+
+def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
+    from analysis.breakdown import leaderboard
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.query_params["slice"] = "device = android"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    at.selectbox(key="sl_by").set_value("region").run()
+    assert not at.exception
+    frames = [d.value for d in at.dataframe]
+    by_region = next(f for f in frames if "value" in f and "east" in set(f["value"]) and "column" in f
+                     and set(f["column"]) == {"region"})
+    expected = count_rows(demo_copy, "model_version = 'credit-v1' AND device = 'android' AND region = 'east'")
+    assert by_region.set_index("value").loc["east", "n_rows"] == expected
+    board = next(f for f in frames if "column" in f and len(set(f["column"])) > 1)
+    with Store(demo_copy).read() as con:
+        reference = leaderboard(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"),
+                                parse_slice("device = android"))
+    assert list(board["value"][:5]) == list(reference["value"][:5])
+    assert list(board["impact"][:5]) == pytest.approx(list(reference["impact"][:5]))

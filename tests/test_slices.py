@@ -312,3 +312,93 @@ def test_cli_slice_json(shop, capsys):
     code = main(["slice", "--project", "shop", "--db", str(store.path), "--where", "nope = 1", "--format", "json"])
     assert code == 2
     assert "Unknown column 'nope'" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+
+# --- breakdowns and the leaderboard ----------------------------------------------------------
+
+from analysis.breakdown import MISSING, breakdown, grouping, leaderboard  # noqa: E402
+
+
+def test_breakdown_by_category_matches_pandas_and_sklearn(shop):
+    store, project, frame = shop
+    with store.read() as con:
+        table = breakdown(con, project, "country", min_labeled=70).set_index("value")
+    overall_err = (frame.label.astype(bool) != frame.prediction).mean()
+    assert set(table.index) == set(frame.country)
+    for value, rows in frame.groupby("country"):
+        row = table.loc[value]
+        y, p = rows.label.astype(bool), rows.prediction
+        err = (y != p).mean()
+        assert row.n_rows == len(rows)
+        assert row.error_rate == pytest.approx(err, abs=TOL)
+        assert row.roc_auc == pytest.approx(skm.roc_auc_score(y, rows.score), abs=TOL)
+        assert row.lift == pytest.approx(err / overall_err, abs=TOL)
+        assert row.impact == pytest.approx(len(rows) * (err - overall_err), abs=1e-6)
+        low, high = proportion_confint(int((y != p).sum()), len(rows), method="wilson")
+        assert (row.error_rate_low, row.error_rate_high) == pytest.approx((low, high), abs=TOL)
+        assert bool(row.unreliable) == (len(rows) < 70)
+
+
+def test_breakdown_by_number_bins_every_row_once(shop):
+    store, project, frame = shop
+    with store.read() as con:
+        table = breakdown(con, project, "age", bins=4)
+        g = grouping(con, project, "age", bins=4)
+    edges = g.params[1::2][:-1]  # (missing, edge1, label1, edge2, label2, ..., last label)
+    assert table.n_rows.sum() == len(frame)
+    assert table.set_index("value").loc[MISSING, "n_rows"] == frame.age.isna().sum()
+    present = frame.age.dropna()
+    bins = np.searchsorted(np.array(edges, dtype=float), present.to_numpy(), side="right")
+    counts = np.bincount(bins, minlength=len(edges) + 1)
+    assert list(table[table.value != MISSING].n_rows) == list(counts)
+    assert list(table.value[:-1]) == sorted(table.value[:-1])  # bins in order, missing last
+
+
+def test_breakdown_within_a_slice_and_bad_columns(shop):
+    store, project, frame = shop
+    with store.read() as con:
+        table = breakdown(con, project, "vip", slice_=parse_slice("country = NG"))
+        with pytest.raises(ConfigError, match="note is a text column"):
+            breakdown(con, project, "note")
+        with pytest.raises(ConfigError, match="Unknown column 'nope'"):
+            breakdown(con, project, "nope")
+    ng = frame[frame.country == "NG"]
+    assert dict(zip(table.value, table.n_rows)) == {
+        "true": int(ng.vip.sum()), "false": int((~ng.vip).sum())}
+
+
+@pytest.mark.parametrize("sort_by", ["impact", "error_rate", "lift", "size"])
+def test_leaderboard_ranks_reliable_groups_first(shop, sort_by):
+    store, project, frame = shop
+    with store.read() as con:
+        board = leaderboard(con, project, sort_by=sort_by, min_labeled=40, bins=3)
+    overall = (frame.label.astype(bool) != frame.prediction).mean()
+    assert set(board.column) == {"country", "age", "vip"}
+    country = board[board.column == "country"].set_index("value")
+    for value, rows in frame.groupby("country"):
+        err = (rows.label.astype(bool) != rows.prediction).mean()
+        assert country.loc[value, "n_rows"] == len(rows)
+        assert country.loc[value, "impact"] == pytest.approx(len(rows) * (err - overall), abs=1e-6)
+    key = {"size": "n_rows"}.get(sort_by, sort_by)
+    reliable = board[~board.unreliable]
+    assert list(board.unreliable) == sorted(board.unreliable)  # reliable groups first
+    assert list(reliable[key]) == sorted(reliable[key], reverse=True)
+    with pytest.raises(ConfigError, match="Sort by one of"):
+        leaderboard(con, project, sort_by="magic")
+
+
+def test_cli_breakdown_and_leaderboard(shop, capsys):
+    store, project, frame = shop
+    code = main(["breakdown", "--project", "shop", "--db", str(store.path), "--by", "country",
+                 "--where", "vip is true", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["where"] == "vip is true"
+    vip = frame[frame.vip]
+    assert {r["value"]: r["n_rows"] for r in out["rows"]} == vip.country.value_counts().to_dict()
+    code = main(["leaderboard", "--project", "shop", "--db", str(store.path), "--sort", "size",
+                 "--limit", "3", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(out["rows"]) == 3
+    assert out["rows"][0]["n_rows"] >= out["rows"][1]["n_rows"] >= out["rows"][2]["n_rows"]
+    code = main(["breakdown", "--project", "shop", "--db", str(store.path), "--by", "note"])
+    assert code == 2 and "note is a text column" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""The Slices page's views of one slice: metrics with intervals, a breakdown by
+one column, and the leaderboard of every feature's values."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
+from analysis.slices import slice_columns
+from pages import _ui
+
+PART_COLORS = (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d"))
+
+
+def _interval(row, name: str) -> str:
+    low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+    return "" if low is None or low != low else f"95% CI {low:.3f}–{high:.3f} · "
+
+
+def metrics_view(result) -> None:
+    table = result.table.set_index("part")
+    s, r = table.loc["slice"], table.loc["rest"]
+    cols = st.columns(4)
+    cols[0].metric("Rows in the slice", _ui.fmt_int(s.n_rows), f"{_ui.fmt_pct(s.share)} of the scope",
+                   delta_color="off")
+    cols[1].metric("Labeled", _ui.fmt_int(s.n_labeled), _ui.fmt_pct(s.labeled_share), delta_color="off")
+    headline = "error_rate" if "error_rate" in result.metrics else result.metrics[2]
+    second = "roc_auc" if "roc_auc" in table else result.metrics[3]
+    for col, name in zip(cols[2:], [headline, second]):
+        col.metric(name.replace("_", " ").capitalize(), _ui.fmt_num(s[name]),
+                   f"{_interval(s, name)}rest {_ui.fmt_num(r[name])}", delta_color="off")
+    shown = [m for m in result.metrics if m in table and f"{m}_low" in table]
+    if shown:
+        fig = go.Figure()
+        for part, color in PART_COLORS:
+            row = table.loc[part]
+            fig.add_bar(name=part, x=shown, y=[row[m] for m in shown], marker_color=color,
+                        error_y=dict(type="data", symmetric=False,
+                                     array=[row[f"{m}_high"] - row[m] for m in shown],
+                                     arrayminus=[row[m] - row[f"{m}_low"] for m in shown]))
+        fig.update_layout(barmode="group", height=340, margin=dict(t=30, l=10, r=10, b=10),
+                          title="With 95% intervals", yaxis_range=[0, 1])
+        st.plotly_chart(fig, key="sl_bars")
+    st.markdown("##### Slice vs rest")
+    st.dataframe(result.comparison, hide_index=True, key="sl_comparison", column_config={
+        "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
+        "difference": st.column_config.NumberColumn("Difference", format="%.4f"),
+    })
+    with st.expander("Every figure, with intervals"):
+        st.dataframe(result.table, hide_index=True, key="sl_table")
+
+
+def _error_chart(frame, title: str, key: str) -> None:
+    fig = go.Figure(go.Bar(
+        x=frame["value"], y=frame["error_rate"],
+        marker_color=["#bbbbbb" if u else "#e45756" for u in frame["unreliable"]],
+        error_y=dict(type="data", symmetric=False, array=frame["error_rate_high"] - frame["error_rate"],
+                     arrayminus=frame["error_rate"] - frame["error_rate_low"])
+        if "error_rate_low" in frame else None,
+        customdata=frame[["n_rows", "n_labeled"]], hovertemplate="%{x}: %{y:.3f}<br>rows %{customdata[0]:,}"
+        "<br>labeled %{customdata[1]:,}<extra></extra>"))
+    overall = frame.attrs.get("overall_error_rate")
+    if overall == overall and overall is not None:
+        fig.add_hline(y=overall, line_dash="dot", annotation_text="overall")
+    fig.update_layout(title=title, height=320, margin=dict(t=40, l=10, r=10, b=10))
+    st.plotly_chart(fig, key=key)
+
+
+def breakdown_view(project_name: str, project, scope, current) -> None:
+    kinds = slice_columns(project)
+    choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
+    a, b = st.columns([3, 1])
+    column = a.selectbox("Break down by", choices, key="sl_by")
+    bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins",
+                          disabled=kinds.get(column) not in ("numeric", "timestamp"))
+    frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
+    _error_chart(frame, f"Error rate by {column} (grey: fewer than 30 labeled rows)", "sl_breakdown_chart")
+    st.dataframe(frame, hide_index=True, key="sl_breakdown")
+
+
+def leaderboard_view(project_name: str, scope, current) -> None:
+    a, b = st.columns([3, 1])
+    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort",
+                      format_func=lambda s: {"impact": "impact (excess errors)", "error_rate": "error rate",
+                                             "lift": "lift", "size": "size"}[s])
+    limit = b.number_input("Show", 5, 500, 25, key="sl_limit")
+    frame = _ui.query(leaderboard, project_name, scope=scope, slice_=current, sort_by=sort_by)
+    st.caption("Every value of every feature (numbers in 5 quantile bins) within the slice. Groups with "
+               "fewer than 30 labeled rows are marked unreliable and listed after the others.")
+    st.dataframe(frame.head(int(limit)), hide_index=True, key="sl_leaderboard", column_config={
+        "error_rate": st.column_config.NumberColumn("Error rate", format="%.3f"),
+        "impact": st.column_config.NumberColumn("Impact (excess errors)", format="%.1f"),
+        "lift": st.column_config.NumberColumn("Lift", format="%.2f"),
+        "share": st.column_config.NumberColumn("Share", format="percent"),
+    })
