@@ -1,0 +1,67 @@
+"""Slice analyses at ten million rows: one slice's metrics with intervals, a
+one-feature breakdown, the all-features leaderboard.
+
+    .venv/bin/python benchmarks/bench_slices.py [--runs 5]
+
+Reads the labeled database that ``bench_scale.py`` leaves in
+``benchmarks/output/work/labels-0.duckdb`` (run that first). Each figure is one
+call of the engine function on a fresh read connection, as the app makes it
+on a cache miss; min / median / max over ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DB = ROOT / "benchmarks" / "output" / "work" / "labels-0.duckdb"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--db", default=str(DB))
+    args = parser.parse_args()
+    if not Path(args.db).exists():
+        raise SystemExit(f"{args.db} is missing: run benchmarks/bench_scale.py first")
+
+    from analysis import Store, get_project
+    from analysis.breakdown import breakdown, leaderboard
+    from analysis.scope import Scope
+    from analysis.slice_metrics import slice_metrics
+    from analysis.slices import parse_slice
+
+    store = Store(args.db)
+    slice_ = parse_slice("channel = partner_api AND employment = self_employed")
+    cases = [
+        ("slice metrics, all versions", lambda con, p: slice_metrics(con, p, slice_)),
+        ("slice metrics, one version", lambda con, p: slice_metrics(con, p, slice_, Scope.of(versions="credit-v1"))),
+        ("breakdown by region (categorical)", lambda con, p: breakdown(con, p, "region")),
+        ("breakdown by income (10 bins)", lambda con, p: breakdown(con, p, "income")),
+        ("leaderboard, 14 features, one version", lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1"))),
+    ]
+    with store.read() as con:
+        project = get_project(con, "lending-demo")
+        n_rows = con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0]
+    print(f"rows: {n_rows:,}")
+    print(f"{'analysis':42} {'seconds min / median / max':>28}")
+    for name, func in cases:
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            with store.read() as con:
+                func(con, get_project(con, "lending-demo"))
+            times.append(time.perf_counter() - start)
+        print(f"{name:42} {min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
