@@ -28,9 +28,16 @@ st.title("Slices")
 if "sl_version" not in st.session_state:
     wanted = st.query_params.get("version")
     st.session_state["sl_version"] = wanted if wanted in summary.versions else ALL
+if "sl_stages" not in st.session_state:
+    wanted_stages = [x for x in st.query_params.get_all("stage") if x in summary.stages]
+    st.session_state["sl_stages"] = wanted_stages or list(summary.stages)
 a, b = st.columns(2)
 version = a.selectbox("Model version", [ALL, *summary.versions], key="sl_version")
-stages = b.multiselect("Stages", summary.stages, default=summary.stages, key="sl_stages")
+stages = b.multiselect("Stages", summary.stages, key="sl_stages")
+if stages and set(stages) != set(summary.stages):
+    st.query_params["stage"] = stages
+else:
+    st.query_params.pop("stage", None)
 scope = Scope.of(versions=None if version == ALL else version, stages=stages or None)
 if version == ALL:
     st.query_params.pop("version", None)

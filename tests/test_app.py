@@ -309,3 +309,15 @@ def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
                                 parse_slice("device = android"))
     assert list(board["value"][:5]) == list(reference["value"][:5])
     assert list(board["impact"][:5]) == pytest.approx(list(reference["impact"][:5]))
+
+
+def test_slices_page_link_carries_stages(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["stage"] = ["shadow", "canary"]
+    at.query_params["slice"] = "region = east"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="sl_stages").value) == ["canary", "shadow"]
+    expected = count_rows(demo_copy, "stage IN ('shadow', 'canary') AND region = 'east'")
+    assert metric_value(at, "Rows in the slice") == f"{expected:,}"
