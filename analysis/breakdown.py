@@ -26,7 +26,7 @@ from .metrics import GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
 from .slice_metrics import wilson
-from .slices import Slice, compile_slice, slice_columns
+from .slices import Condition, Slice, compile_slice, slice_columns
 from .sql import and_all, quote_ident
 
 MISSING = "(missing)"
@@ -215,3 +215,23 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     frame = frame.reset_index(drop=True)
     frame.attrs["overall_error_rate"] = overall
     return frame.head(limit) if limit else frame
+
+
+def group_condition(g: Grouping, value: str) -> Condition:
+    """The slice condition selecting one group of a grouping (for drilling into it)."""
+    if value == MISSING:
+        return Condition(g.column, "is_null")
+    if not g.order:  # categories and booleans: the value itself
+        return Condition(g.column, "in", values=(value,))
+    labels = list(g.order[:-1])
+    if value not in labels:
+        raise ConfigError(f"{value!r} is not a group of {g.column}.")
+    edges = list(g.params[1:-1:2])
+    i = labels.index(value)
+    low = edges[i - 1] if i > 0 else None
+    high = edges[i] if i < len(edges) else None
+    if g.kind == "timestamp":
+        low, high = (None if x is None else pd.Timestamp(x, unit="s").isoformat() for x in (low, high))
+    if low is None and high is None:
+        return Condition(g.column, "not_null")
+    return Condition(g.column, "between", low=low, high=high)

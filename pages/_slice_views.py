@@ -6,7 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
+from analysis.breakdown import GROUPABLE, SORTS, breakdown, group_condition, grouping, leaderboard
+from analysis.buckets import bucket_counts, buckets_for, examples
 from analysis.slices import slice_columns
 from pages import _ui
 
@@ -94,3 +95,87 @@ def leaderboard_view(project_name: str, scope, current) -> None:
         "lift": st.column_config.NumberColumn("Lift", format="%.2f"),
         "share": st.column_config.NumberColumn("Share", format="percent"),
     })
+
+
+def errors_view(project_name: str, project, scope, current) -> None:
+    """Bucket x group counts as a heatmap and stacked bars; a bar drills into its examples."""
+    a, b = st.columns([3, 1])
+    choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
+    column = a.selectbox("Buckets by", choices, key="sl_err_by")
+    confidence = b.slider("Confident mistake at", 0.5, 1.0, 0.9, 0.01, key="sl_conf",
+                          disabled=project.task != "binary")
+    counts = _ui.query(bucket_counts, project_name, column=column, scope=scope, slice_=current,
+                       confidence=float(confidence))
+    grid = counts.pivot(index="bucket", columns="value", values="n").reindex(
+        index=list(buckets_for(project.task)), columns=list(dict.fromkeys(counts["value"])))
+    heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
+                                colorscale="Reds", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
+    heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10), title=f"Rows by bucket and {column}")
+    st.plotly_chart(heat, key="sl_heat")
+    bars = go.Figure()
+    for bucket in grid.index:
+        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
+    bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10), dragmode="select",
+                       clickmode="event+select",
+                       title="Click a bar segment to see its examples")
+    event = st.plotly_chart(bars, key="sl_err_bars", on_select="rerun", selection_mode=("points",))
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points:
+        point = points[0]
+        bucket = grid.index[point["curve_number"]]
+        drill(project, scope, current, column, str(point["x"]), bucket)
+
+
+def drill(project, scope, current, column: str, value: str, bucket: str) -> None:
+    """Keep the drill target for the Examples tab."""
+    st.session_state["sl_drill"] = {"column": column, "value": value, "bucket": bucket}
+    st.info(f"Showing **{bucket}** rows where **{column}** is **{value}** in the Examples tab.")
+
+
+def examples_view(project_name: str, project, scope, current) -> None:
+    """A paged, sortable table of the slice's rows; selected rows stay selected across pages."""
+    drill_target = st.session_state.get("sl_drill")
+    slice_ = current
+    bucket = None
+    if drill_target:
+        g = _ui.query(grouping, project_name, column=drill_target["column"], scope=scope, slice_=current,
+                      bins=5)
+        slice_ = current.and_(group_condition(g, drill_target["value"]))
+        bucket = drill_target["bucket"]
+        left, right = st.columns([4, 1])
+        left.caption(f"Drilled into: {bucket} · {slice_.readable()}")
+        if right.button("Clear", key="sl_drill_clear"):
+            st.session_state.pop("sl_drill", None)
+            st.rerun()
+    a, b, c, d = st.columns(4)
+    options = ["all", *buckets_for(project.task)]
+    picked = a.selectbox("Bucket", options, index=options.index(bucket) if bucket in options else 0,
+                         key=f"sl_ex_bucket_{bucket}")
+    sort_by = b.selectbox("Sort by", ["timestamp", "score", "bucket", *[f.name for f in project.features]],
+                          key="sl_ex_sort")
+    descending = c.toggle("Descending", True, key="sl_ex_desc")
+    near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near",
+                    disabled=project.task != "binary")
+    page_no = int(st.session_state.get("sl_ex_page", 1))
+    query = dict(scope=scope, slice_=slice_, bucket=None if picked == "all" else picked, sort_by=sort_by,
+                 descending=descending, near_threshold=0.05 if near else None, page_size=50)
+    result = _ui.query(examples, project_name, page=page_no, **query)
+    if page_no > result.pages:  # the filters shrank the table: back to its first page
+        page_no = 1
+        result = _ui.query(examples, project_name, page=1, **query)
+    st.session_state["sl_ex_page"] = page_no
+    st.number_input(f"Page (of {result.pages:,}; {result.total:,} rows)", 1, result.pages, key="sl_ex_page")
+    # One table widget per query and page, so a selection never points at other rows;
+    # the selection itself is kept by prediction id across pages and filters.
+    key = f"sl_examples_{abs(hash((repr(query), page_no)))}"
+    fresh = key not in st.session_state
+    event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row")
+    shown = list(result.rows["prediction_id"])
+    picked_rows = {shown[i] for i in event.selection.rows} if event else set()
+    selected: set = st.session_state.setdefault("sl_selected", set())
+    last = set() if fresh else st.session_state.get(key + "_last", set())
+    selected |= picked_rows - last
+    selected -= last - picked_rows
+    st.session_state[key + "_last"] = picked_rows
+    st.caption(f"{len(selected):,} rows selected (kept across pages and filters, ready to promote to a "
+               "validation set).")

@@ -116,10 +116,15 @@ if current.conditions:
 
 # --- views of the slice --------------------------------------------------------------------
 st.subheader(readable or "All rows")
-metrics_tab, breakdown_tab, board_tab = st.tabs(["Metrics", "Breakdown", "Leaderboard"])
+metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab = st.tabs(
+    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples"])
 with metrics_tab:
     views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
 with breakdown_tab:
     views.breakdown_view(project_name, project, scope, current)
 with board_tab:
     views.leaderboard_view(project_name, scope, current)
+with errors_tab:
+    views.errors_view(project_name, project, scope, current)
+with examples_tab:
+    views.examples_view(project_name, project, scope, current)

@@ -321,3 +321,32 @@ def test_slices_page_link_carries_stages(monkeypatch, demo_copy):
     assert sorted(at.multiselect(key="sl_stages").value) == ["canary", "shadow"]
     expected = count_rows(demo_copy, "stage IN ('shadow', 'canary') AND region = 'east'")
     assert metric_value(at, "Rows in the slice") == f"{expected:,}"
+
+
+def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
+    from analysis.buckets import examples
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.query_params["slice"] = "channel = partner_api"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    at.selectbox(key="sl_err_by").set_value("employment").run()
+    assert not at.exception
+    # Clicking the 'FP' segment of the self_employed bar (a plotly selection event).
+    at.session_state["sl_err_bars"] = {"selection": {"points": [
+        {"curve_number": 3, "point_number": 0, "point_index": 0, "x": "self_employed", "y": 1}],
+        "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert at.session_state["sl_drill"] == {"column": "employment", "value": "self_employed", "bucket": "FP"}
+    with Store(demo_copy).read() as con:
+        expected = examples(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"),
+                            parse_slice("channel = partner_api AND employment = self_employed"),
+                            bucket="FP", page_size=50)
+    table = next(d.value for d in at.dataframe if "bucket" in d.value and "prediction_id" in d.value)
+    assert set(table["bucket"]) == {"FP"}
+    assert list(table["prediction_id"]) == list(expected.rows["prediction_id"])
+    assert f"of {expected.pages:,}; {expected.total:,} rows" in at.number_input(key="sl_ex_page").label

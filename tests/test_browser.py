@@ -250,3 +250,4 @@ def test_slice_deep_link_shows_the_slice(server, page):
     expect(nav.get_by_text("ui", exact=True)).to_have_count(0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "slice-deep-link.png"), full_page=True)
+
