@@ -220,6 +220,43 @@ def cmd_breakdown(args) -> int:
     return EXIT_OK
 
 
+def cmd_slices(args) -> int:
+    from .project import get_project
+    from .saved import delete_slice, get_slice, list_slices, save_slice, slice_history
+    from .slices import Slice, parse_slice
+
+    if args.action in ("save", "show", "delete") and not args.name:
+        raise_usage = f"slices {args.action} needs --name"
+        from .errors import ConfigError
+
+        raise ConfigError(raise_usage)
+    if args.action in ("save", "delete"):
+        with _store(args).write(create=False) as con:
+            project = get_project(con, args.project)
+            if args.action == "save":
+                slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
+                payload = save_slice(con, project, args.name, slice_, args.description).to_dict()
+            else:
+                delete_slice(con, project, args.name)
+                payload = {"name": args.name, "deleted": True}
+        _emit(args, payload, _kv_table({k: v for k, v in payload.items() if k != "slice"}))
+        return EXIT_OK
+    with _store(args).read() as con:
+        project = get_project(con, args.project)
+        if args.action == "list":
+            frame = list_slices(con, project)
+            payload = {"project": project.name, "slices": frame_records(frame)}
+            text = frame.to_string(index=False) if len(frame) else "no saved slices"
+        else:
+            saved = get_slice(con, project, args.name, args.revision)
+            history = slice_history(con, project, args.name)
+            payload = {**saved.to_dict(), "history": frame_records(history)}
+            text = _kv_table({k: v for k, v in saved.to_dict().items() if k != "slice"}) + "\n\n" + \
+                history.to_string(index=False)
+    _emit(args, payload, text)
+    return EXIT_OK
+
+
 def _with_interval(row: pd.Series, name: str) -> str:
     value = row[name]
     if name == "n_rows":
@@ -306,6 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="first day, YYYY-MM-DD")
     p.add_argument("--end", help="last day (included), YYYY-MM-DD")
     p.set_defaults(func=cmd_slice)
+
+    p = sub.add_parser("slices", parents=[common], help="saved slices: list, save, show, delete")
+    p.add_argument("action", choices=("list", "save", "show", "delete"))
+    p.add_argument("--project", required=True)
+    p.add_argument("--name")
+    p.add_argument("--description")
+    p.add_argument("--where", action="append", help="the slice to save (repeatable; ANDed)")
+    p.add_argument("--slice-json")
+    p.add_argument("--revision", type=int, help="show an earlier revision")
+    p.set_defaults(func=cmd_slices)
 
     for name, help_text in (("breakdown", "metrics by every value of one column"),
                             ("leaderboard", "every feature's values, most harmful first")):

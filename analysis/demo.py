@@ -276,7 +276,7 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
             con.execute("BEGIN TRANSACTION")
             try:
                 drop_project_tables(con, existing.project_id)
-                for t in ("sb_columns", "sb_ingests", "sb_projects"):
+                for t in ("sb_saved_slices", "sb_columns", "sb_ingests", "sb_projects"):
                     con.execute(f"DELETE FROM {t} WHERE project_id = ?", [existing.project_id])
                 con.execute("COMMIT")
             except BaseException:

@@ -17,7 +17,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -128,8 +128,26 @@ def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Saved slices: every edit is a new revision; deleting adds a deleted revision."""
+    con.execute(
+        """
+        CREATE TABLE sb_saved_slices (
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            revision INTEGER NOT NULL,
+            description VARCHAR NOT NULL,
+            definition VARCHAR NOT NULL,
+            deleted BOOLEAN NOT NULL,
+            saved_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, name, revision)
+        )
+        """
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1),)
+MIGRATIONS = ((1, _migration_1), (2, _migration_2))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

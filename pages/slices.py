@@ -12,6 +12,7 @@ from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
 from pages import _slice_views as views
+from pages._saved_view import saved_view
 from pages import _ui
 
 ALL = "All versions"
@@ -116,8 +117,8 @@ if current.conditions:
 
 # --- views of the slice --------------------------------------------------------------------
 st.subheader(readable or "All rows")
-metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab = st.tabs(
-    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples"])
+metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab = st.tabs(
+    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"])
 with metrics_tab:
     views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
 with breakdown_tab:
@@ -128,3 +129,5 @@ with errors_tab:
     views.errors_view(project_name, project, scope, current)
 with examples_tab:
     views.examples_view(project_name, project, scope, current)
+with saved_tab:
+    saved_view(project_name, project, scope, current, open_slice=lambda text: set_slice(parse_slice(text)))

@@ -350,3 +350,21 @@ def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
     assert set(table["bucket"]) == {"FP"}
     assert list(table["prediction_id"]) == list(expected.rows["prediction_id"])
     assert f"of {expected.pages:,}; {expected.total:,} rows" in at.number_input(key="sl_ex_page").label
+
+
+def test_slices_page_saves_opens_and_tracks_a_slice(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["slice"] = "age < 25"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    at.text_input(key="sl_save_name").input("young applicants")
+    at.text_area(key="sl_save_description").input("credit-v2 is weak here")
+    at.button[[b.label for b in at.button].index("Save (a new revision if the name exists)")].click().run()
+    assert not at.exception
+    assert "Saved **young applicants**, revision 1." in "\n".join(s.value for s in at.success)
+    at.text_input(key="sl_text").input("region = east").run()
+    at.button(key="sl_open_young applicants").click().run()
+    assert at.text_input(key="sl_text").value == "age < 25"
+    by_version = next(d.value for d in at.dataframe if "part" in d.value and "model_version" in d.value)
+    expected = count_rows(demo_copy, "age < 25 AND model_version = 'credit-v2'")
+    assert by_version.set_index(["model_version", "part"]).loc[("credit-v2", "slice"), "n_rows"] == expected

@@ -1,0 +1,135 @@
+"""Saved slices: named, described, revised (the old definitions stay in the
+history), deleted (a deleted revision; the history stays), and tracked over
+time and across model versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import duckdb
+import pandas as pd
+
+from .errors import ConfigError
+from .metrics import DAY, STAGE, VERSION, GroupKey, compute_metrics
+from .project import Project
+from .scope import Scope
+from .slices import Slice, compile_slice, validate_slice
+from .sql import quote_ident
+
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class SavedSlice:
+    name: str
+    revision: int
+    description: str
+    slice: Slice
+    saved_at: datetime
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "revision": self.revision, "description": self.description,
+                "where": self.slice.readable(), "slice": self.slice.to_dict(),
+                "saved_at": self.saved_at.isoformat()}
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ConfigError("Give the slice a name.")
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"A slice name has at most {MAX_NAME} characters.")
+    return name
+
+
+def _latest(con, project: Project, name: str) -> tuple | None:
+    rows = con.execute(
+        "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
+        "WHERE project_id = ? AND name = ? ORDER BY revision DESC LIMIT 1", [project.project_id, name]).fetchall()
+    return rows[0] if rows else None
+
+
+def save_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, slice_: Slice,
+               description: str | None = None) -> SavedSlice:
+    """Save ``slice_`` as ``name``: a new slice, or a new revision of an existing one
+    (without a ``description`` the revision keeps the previous one)."""
+    name = _check_name(name)
+    slice_ = validate_slice(slice_, project)
+    latest = _latest(con, project, name)
+    revision = 1 if latest is None else latest[0] + 1
+    if description is None:
+        description = latest[1] if latest is not None else ""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute(
+        "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, FALSE, ?)",
+        [project.project_id, name, revision, description or "", slice_.to_json(), now])
+    return SavedSlice(name, revision, description or "", slice_, now)
+
+
+def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str,
+              revision: int | None = None) -> SavedSlice:
+    if revision is None:
+        row = _latest(con, project, name)
+    else:
+        rows = con.execute(
+            "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
+            "WHERE project_id = ? AND name = ? AND revision = ?", [project.project_id, name, int(revision)]).fetchall()
+        row = rows[0] if rows else None
+    if row is None or (revision is None and row[3]):
+        known = ", ".join(list_slices(con, project)["name"]) or "none yet"
+        raise ConfigError(f"No saved slice named {name!r} in {project.name}. Saved slices: {known}.")
+    return SavedSlice(name, row[0], row[1], Slice.from_json(row[2]), row[4])
+
+
+def delete_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> None:
+    current = get_slice(con, project, name)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, TRUE, ?)",
+                [project.project_id, name, current.revision + 1, current.description, current.slice.to_json(), now])
+
+
+def list_slices(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFrame:
+    """The latest revision of every slice that is not deleted: name, revision, description, where, saved_at."""
+    rows = con.execute(
+        "SELECT s.name, s.revision, s.description, s.definition, s.saved_at FROM sb_saved_slices s "
+        "JOIN (SELECT name, max(revision) AS revision FROM sb_saved_slices WHERE project_id = ? GROUP BY name) m "
+        "ON s.name = m.name AND s.revision = m.revision WHERE s.project_id = ? AND NOT s.deleted ORDER BY s.name",
+        [project.project_id, project.project_id]).fetchall()
+    return pd.DataFrame(
+        [(n, r, d, Slice.from_json(j).readable(), t) for n, r, d, j, t in rows],
+        columns=["name", "revision", "description", "where", "saved_at"])
+
+
+def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> pd.DataFrame:
+    rows = con.execute(
+        "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
+        "WHERE project_id = ? AND name = ? ORDER BY revision", [project.project_id, name]).fetchall()
+    if not rows:
+        raise ConfigError(f"No saved slice named {name!r} in {project.name}.")
+    return pd.DataFrame([(r, d, Slice.from_json(j).readable(), x, t) for r, d, j, x, t in rows],
+                        columns=["revision", "description", "where", "deleted", "saved_at"])
+
+
+def _with_part(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
+    pred, pred_params = compile_slice(slice_, project)
+    where, params = scope.to_sql()
+    return (f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
+            f"FROM {quote_ident(project.log_table)} WHERE {where}", pred_params + params)
+
+
+PART = GroupKey("part", "sb_part")
+
+
+def slice_over_time(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
+                    scope: Scope = Scope()) -> pd.DataFrame:
+    """Every metric per day, for the slice and for the rest of the scope."""
+    frame = compute_metrics(con, project, group_by=[DAY, PART], rows=_with_part(project, slice_, scope))
+    frame["day"] = pd.to_datetime(frame["day"])
+    return frame
+
+
+def slice_by_version(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
+                     scope: Scope = Scope()) -> pd.DataFrame:
+    """Every metric per model version and stage, for the slice and for the rest."""
+    return compute_metrics(con, project, group_by=[VERSION, STAGE, PART], rows=_with_part(project, slice_, scope))

@@ -1,0 +1,119 @@
+"""Saved slices: revisions, history, deletion, tracking over time and versions,
+the CLI, and the schema migration that adds them."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from analysis import ConfigError, Store, get_project, ingest_predictions
+from analysis.cli import main
+from analysis.saved import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
+                            slice_history, slice_over_time)
+from analysis.schema import SCHEMA_VERSION
+from analysis.slices import parse_slice, validate_slice
+
+from conftest import db_digest
+from test_slices import MAPPING, shop_frame
+
+
+@pytest.fixture
+def shop(tmp_path):
+    frame = shop_frame(300, seed=21)
+    store = Store(tmp_path / "saved.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="shop", mapping=MAPPING)
+    with store.read() as con:
+        project = get_project(con, "shop")
+    frame["prediction"] = frame["score"] >= 0.5
+    return store, project, frame
+
+
+def test_revisions_history_and_delete(shop):
+    store, project, _ = shop
+    with store.write() as con:
+        first = save_slice(con, project, "nigeria", parse_slice("country = NG"), "weak market")
+        second = save_slice(con, project, "nigeria", parse_slice("country = NG AND age < 30"))
+        save_slice(con, project, "vip", parse_slice("vip is true"), "")
+    assert (first.revision, second.revision) == (1, 2)
+    with store.read() as con:
+        assert list(list_slices(con, project).name) == ["nigeria", "vip"]
+        latest = get_slice(con, project, "nigeria")
+        assert latest.slice == validate_slice(parse_slice("country = NG AND age < 30"), project)
+        assert latest.description == "weak market"
+        assert get_slice(con, project, "nigeria", revision=1).slice == parse_slice("country = NG")
+        assert list(slice_history(con, project, "nigeria")["where"]) == ["country = NG",
+                                                                          "country = NG AND age < 30"]
+    with store.write() as con:
+        delete_slice(con, project, "nigeria")
+    with store.read() as con:
+        assert list(list_slices(con, project).name) == ["vip"]
+        assert list(slice_history(con, project, "nigeria")["deleted"]) == [False, False, True]
+        with pytest.raises(ConfigError, match="No saved slice named 'nigeria'.*Saved slices: vip"):
+            get_slice(con, project, "nigeria")
+
+
+def test_bad_saves_change_nothing(shop):
+    store, project, _ = shop
+    before = db_digest(store.path)
+    with store.write() as con:
+        with pytest.raises(ConfigError, match="Give the slice a name"):
+            save_slice(con, project, "  ", parse_slice("country = NG"))
+        with pytest.raises(ConfigError, match="Unknown column 'nope'"):
+            save_slice(con, project, "x", parse_slice("nope = 1"))
+        with pytest.raises(ConfigError, match="No saved slice named 'ghost'"):
+            delete_slice(con, project, "ghost")
+    assert db_digest(store.path) == before
+
+
+def test_tracking_over_time_and_versions_matches_pandas(shop):
+    store, project, frame = shop
+    s = parse_slice("country in (NG, US)")
+    with store.read() as con:
+        daily = slice_over_time(con, project, s)
+        versions = slice_by_version(con, project, s)
+    frame["part"] = frame.country.isin(["NG", "US"]).map({True: "slice", False: "rest"})
+    frame["day"] = frame.ts.dt.normalize()
+    expected = frame.groupby(["day", "part"]).apply(
+        lambda g: pd.Series({"n": len(g), "acc": (g.label.astype(bool) == g.prediction).mean()}),
+        include_groups=False)
+    for row in daily.itertuples():
+        assert row.n_rows == expected.loc[(row.day, row.part), "n"]
+        assert row.accuracy == pytest.approx(expected.loc[(row.day, row.part), "acc"], abs=1e-9)
+    by_version = frame.groupby(["v", "part"]).size()
+    assert {(r.model_version, r.part): r.n_rows for r in versions.itertuples()} == by_version.to_dict()
+
+
+def test_cli_slices(shop, capsys):
+    store, project, _ = shop
+    db = str(store.path)
+    assert main(["slices", "save", "--project", "shop", "--db", db, "--name", "ng", "--where", "country = NG",
+                 "--description", "d", "--format", "json"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert saved["revision"] == 1 and saved["where"] == "country = NG"
+    assert main(["slices", "list", "--project", "shop", "--db", db, "--format", "json"]) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)["slices"]] == ["ng"]
+    assert main(["slices", "show", "--project", "shop", "--db", db, "--name", "ng", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["history"][0]["where"] == "country = NG"
+    assert main(["slices", "delete", "--project", "shop", "--db", db, "--name", "ng"]) == 0
+    capsys.readouterr()
+    assert main(["slices", "show", "--project", "shop", "--db", db, "--name", "ng"]) == 2
+    assert main(["slices", "save", "--project", "shop", "--db", db]) == 2
+    assert "needs --name" in capsys.readouterr().err
+
+
+def test_a_version_1_database_is_migrated(shop):
+    store, _, _ = shop
+    con = duckdb.connect(str(store.path))
+    con.execute("DROP TABLE sb_saved_slices")
+    con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    fresh = Store(store.path)
+    with fresh.write() as con:
+        project = get_project(con, "shop")
+        save_slice(con, project, "after migration", parse_slice("vip is true"))
+        assert con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0] == \
+            str(SCHEMA_VERSION)
