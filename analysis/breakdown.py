@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .metrics import GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
-from .slice_metrics import wilson
+from .intervals import wilson
 from .slices import Condition, Slice, compile_slice, slice_columns
 from .sql import and_all, quote_ident
 
@@ -33,21 +33,46 @@ MISSING = "(missing)"
 SORTS = ("impact", "error_rate", "lift", "size")
 GROUPABLE = ("categorical", "boolean", "numeric", "timestamp")
 QUANTILE_SAMPLE = 100_000
+# A numeric column with at most this many distinct values in the sample is
+# aggregated by value and binned afterwards (cheaper than binning every row).
+RAW_DISTINCT = 20_000
 
 
 @dataclass(frozen=True)
 class Grouping:
-    """How one column is cut into groups: ``(sql, params)`` giving each row's group label."""
+    """How one column is cut into groups: ``(sql, params)`` giving each row's group label.
+
+    ``edges`` are the cut points of a numeric or timestamp column (empty for
+    categories); ``raw`` says the column has few enough distinct values that
+    an aggregation may group by the value itself and bin the groups afterwards.
+    """
 
     column: str
     kind: str
     sql: str
     params: tuple
     order: tuple[str, ...]  # group labels in display order
+    raw: bool = True
+
+    def sql_for(self, ref: str) -> tuple[str, tuple]:
+        """The group label of ``ref``, an expression holding this column's values."""
+        return self.sql.replace(quote_ident(self.column), ref), self.params
 
 
 def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
+
+
+def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) -> tuple[str, list]:
+    """The scoped rows' ``columns``, or a fixed-seed sample of about QUANTILE_SAMPLE rows of them."""
+    table, cols = quote_ident(project.log_table), ", ".join(quote_ident(c) for c in columns)
+    n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
+    sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
+    if n > QUANTILE_SAMPLE:
+        # Whole vectors of rows, each with this probability: milliseconds at any
+        # size, and the same rows on every run.
+        sql = f"SELECT * FROM ({sql}) AS scoped USING SAMPLE {100 * QUANTILE_SAMPLE / n:.6f}% (system, 7)"
+    return sql, list(where[1])
 
 
 def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[str], scope: Scope = Scope(),
@@ -65,20 +90,19 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
     qs = [i / bins for i in range(1, bins)]
     binned = [c for c in columns if kinds[c] in ("numeric", "timestamp")]
     cuts: dict[str, list[float]] = {}
-    if binned and qs:
-        where, params = _where(project, scope, slice_)
-        # Cut points come from a fixed-seed sample of the rows (deterministic, and
+    distinct: dict[str, int] = {}
+    if binned:
+        # Cut points come from a sample of the rows (deterministic, and
         # milliseconds at any size); which bin a row falls in is then exact.
         # quantile_disc keeps cut points at values that occur (integers stay integers).
-        exprs = [f"quantile_disc({_numeric(c, kinds[c])}, ?)" for c in binned for q in qs]
-        q_params = [q for _ in binned for q in qs]
-        cols = ", ".join(quote_ident(c) for c in binned)
-        row = con.execute(
-            f"SELECT {', '.join(exprs)} FROM (SELECT {cols} FROM {quote_ident(project.log_table)} "
-            f"WHERE {where}) AS scoped USING SAMPLE reservoir({QUANTILE_SAMPLE} ROWS) REPEATABLE (7)",
-            [*q_params, *params]).fetchall()[0]
+        sample_sql, params = _sample(con, project, binned, _where(project, scope, slice_))
+        exprs = [f"quantile_disc({_numeric(c, kinds[c])}, ?::DOUBLE[])" for c in binned]
+        exprs += [f"approx_count_distinct({quote_ident(c)})" for c in binned]
+        row = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
+                          [*[qs or [0.5] for _ in binned], *params]).fetchall()[0]
         for i, c in enumerate(binned):
-            cuts[c] = sorted({float(x) for x in row[i * len(qs):(i + 1) * len(qs)] if x is not None})
+            cuts[c] = sorted({float(x) for x in (row[i] or []) if x is not None}) if qs else []
+            distinct[c] = int(row[len(binned) + i] or 0)
     out = []
     for column in columns:
         kind, col = kinds[column], quote_ident(column)
@@ -94,7 +118,7 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
             params += [edge, label]
         params.append(labels[-1])
         out.append(Grouping(column, kind, f"CASE WHEN {col} IS NULL THEN ? {cases} ELSE ? END", tuple(params),
-                            tuple(labels) + (MISSING,)))
+                            tuple(labels) + (MISSING,), raw=distinct.get(column, 0) <= RAW_DISTINCT))
     return out
 
 
@@ -186,15 +210,7 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
              + ("abs(label - prediction)" if project.task == "regression"
                 else "CASE WHEN label = prediction THEN 0 ELSE 1 END") + " END")
     cuts = groupings(con, project, columns, scope, slice_, bins)
-    # One aggregation per column over the same filtered rows (GROUPING SETS over
-    # all columns at once needs several GB at ten million rows).
-    selects, all_params = [], []
-    for g in cuts:
-        selects.append(f"SELECT ? AS \"column\", {g.sql} AS value, count(*) AS n_rows, "
-                       f"count({error}) AS n_labeled, sum({error}) AS errors "
-                       f"FROM {quote_ident(project.log_table)} WHERE {where} GROUP BY 2")
-        all_params += [g.column, *g.params, *params]
-    frame = con.execute(" UNION ALL ".join(selects), all_params).df()
+    frame = con.execute(*_leaderboard_query(project, cuts, (where, params), error)).df()
     frame["errors"] = frame["errors"].fillna(0)
     frame["error_rate"] = frame["errors"] / frame["n_labeled"].where(frame["n_labeled"] > 0)
     # Each column's groups partition the same rows: overall error from the first column.
@@ -215,6 +231,40 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     frame = frame.reset_index(drop=True)
     frame.attrs["overall_error_rate"] = overall
     return frame.head(limit) if limit else frame
+
+
+def _leaderboard_query(project: Project, cuts: list[Grouping], where: tuple[str, list],
+                       error: str) -> tuple[str, list]:
+    """Rows, labeled rows and errors per group of every grouping, in one scan.
+
+    One single-column grouping set per feature, over the value itself where a
+    column has few distinct values (categories, most numbers: their bins are
+    taken afterwards over the grouped values, which is exact), or over the
+    bin where it has many.
+    """
+    keys, params, labels = [], [], []
+    for i, g in enumerate(cuts):
+        key = f"k{i}"
+        if g.raw:
+            keys.append(f"{quote_ident(g.column)} AS {key}")
+            labels.append(g.sql_for(key))
+        else:
+            keys.append(f"{g.sql} AS {key}")
+            params += g.params
+            labels.append((key, ()))
+    sets = ", ".join(f"(k{i})" for i in range(len(cuts)))
+    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(cuts)))
+    grouped = (f"SELECT {', '.join(f'k{i}' for i in range(len(cuts)))}, {flags}, count(*) AS n_rows, "
+               f"count(sb_error) AS n_labeled, sum(sb_error) AS errors "
+               f"FROM (SELECT {', '.join(keys)}, {error} AS sb_error FROM {quote_ident(project.log_table)} "
+               f"WHERE {where[0]}) AS scoped GROUP BY GROUPING SETS ({sets})")
+    params += list(where[1])
+    selects = []
+    for i, (g, (label, label_params)) in enumerate(zip(cuts, labels)):
+        selects.append(f"SELECT ? AS \"column\", {label} AS value, sum(n_rows) AS n_rows, "
+                       f"sum(n_labeled) AS n_labeled, sum(errors) AS errors FROM grouped WHERE g{i} = 0 GROUP BY 2")
+        params += [g.column, *label_params]
+    return f"WITH grouped AS ({grouped}) " + " UNION ALL ".join(selects), params
 
 
 def group_condition(g: Grouping, value: str) -> Condition:

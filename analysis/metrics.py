@@ -180,27 +180,34 @@ def _join(groups: list[GroupKey], a: str, b: str) -> str:
 # --- binary -----------------------------------------------------------------------------
 
 
-def binary_sums() -> list[tuple[str, str]]:
-    """``[(name, aggregate over log rows)]`` of the additive binary statistics.
-
-    The rollup stores exactly these per version x stage x day (see
-    ``analysis.schema.BINARY_SUMS``); summing them over days gives the figures
-    of any window.
-    """
+def binary_terms() -> list[tuple[str, str]]:
+    """``[(name, per-row term)]`` whose sums are the additive binary statistics."""
     clip = f"greatest(least(score, {1 - EPS!r}), {EPS!r})"
     scored = "label IS NOT NULL AND score IS NOT NULL"
     y = "(CASE WHEN label THEN 1.0 ELSE 0.0 END)"
     return [
-        ("n_labeled", "sum(CASE WHEN label IS NOT NULL THEN 1 ELSE 0 END)"),
-        ("n_scored", f"sum(CASE WHEN {scored} THEN 1 ELSE 0 END)"),
-        ("tp", "sum(CASE WHEN label AND prediction THEN 1 ELSE 0 END)"),
-        ("fp", "sum(CASE WHEN NOT label AND prediction THEN 1 ELSE 0 END)"),
-        ("fn", "sum(CASE WHEN label AND NOT prediction THEN 1 ELSE 0 END)"),
-        ("tn", "sum(CASE WHEN NOT label AND NOT prediction THEN 1 ELSE 0 END)"),
-        ("ll_sum", f"sum(CASE WHEN {scored} THEN (CASE WHEN label THEN -ln({clip}) "
-                   f"ELSE -ln(1 - {clip}) END) ELSE 0 END)"),
-        ("brier_sum", f"sum(CASE WHEN {scored} THEN (score - {y}) * (score - {y}) ELSE 0 END)"),
+        ("n_labeled", "CASE WHEN label IS NOT NULL THEN 1 ELSE 0 END"),
+        ("n_scored", f"CASE WHEN {scored} THEN 1 ELSE 0 END"),
+        ("tp", "CASE WHEN label AND prediction THEN 1 ELSE 0 END"),
+        ("fp", "CASE WHEN NOT label AND prediction THEN 1 ELSE 0 END"),
+        ("fn", "CASE WHEN label AND NOT prediction THEN 1 ELSE 0 END"),
+        ("tn", "CASE WHEN NOT label AND NOT prediction THEN 1 ELSE 0 END"),
+        ("ll_sum", f"CASE WHEN {scored} THEN (CASE WHEN label THEN -ln({clip}) ELSE -ln(1 - {clip}) END) ELSE 0 END"),
+        ("brier_sum", f"CASE WHEN {scored} THEN (score - {y}) * (score - {y}) ELSE 0 END"),
     ]
+
+
+def binary_sums(weight: str | None = None) -> list[tuple[str, str]]:
+    """``[(name, aggregate over log rows)]`` of the additive binary statistics.
+
+    The rollup stores exactly these per version x stage x day (see
+    ``analysis.schema.BINARY_SUMS``); summing them over days gives the figures
+    of any window. With ``weight``, each row counts ``weight`` times (rows
+    pre-grouped with their count).
+    """
+    if weight is None:
+        return [(name, f"sum({term})") for name, term in binary_terms()]
+    return [(name, f"sum({weight} * ({term}))") for name, term in binary_terms()]
 
 
 def score_counts_sql(table: str, groups: list[tuple[str, str]], where_sql: str) -> str:
@@ -249,14 +256,40 @@ def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, l
     table, table_params = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
+    where_sql, params = where
     if rollup:
         sel += ["sum(n) AS n_rows"] + [f"sum({name}) AS {name}" for name, _ in binary_sums()]
-    else:
-        sel += ["count(*) AS n_rows"] + [f"{expr} AS {name}" for name, expr in binary_sums()]
-    sel += _outcome_sums(outcomes, rollup)
+        sel += _outcome_sums(outcomes, rollup)
+        return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
+                table_params + list(params))
+    # From the log: counts and outcome sums over all rows; the binary statistics
+    # from the labeled rows grouped by label, prediction and score (the CTE
+    # LABELED_CTE, see labeled_cte), so the per-row terms (logarithms included)
+    # are evaluated once per distinct combination rather than once per row.
+    counts = (f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
+              f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}")
+    aliases = [quote_ident(g.alias) for g in groups]
+    lab_sums = (f"SELECT {', '.join(aliases)}, "
+                + ", ".join(f"{expr} AS {name}" for name, expr in binary_sums(weight="n"))
+                + f" FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}")
+    names = [name for name, _ in binary_sums()]
+    joined = (f"SELECT a.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in names)} "
+              f"FROM ({counts}) AS a LEFT JOIN ({lab_sums}) AS l ON {_join(groups, 'a', 'l')}")
+    return joined, table_params + list(params)
+
+
+LABELED_CTE = "sb_labeled"
+
+
+def labeled_cte(project: Project, groups: list[GroupKey], where: tuple[str, list],
+                rows: tuple[str, list] | None = None) -> tuple[str, list]:
+    """Labeled rows counted per group, label, prediction and score: what every
+    binary statistic and the ranking curves of the log are computed from."""
+    table, table_params = _rows(project, False, rows)
+    sel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
     where_sql, params = where
-    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
-            table_params + list(params))
+    return (f"{LABELED_CTE} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
+            f"WHERE ({where_sql}) AND label IS NOT NULL GROUP BY ALL)", table_params + list(params))
 
 
 def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
@@ -271,10 +304,12 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
     """
     kind, (where_sql, params) = curve
     aliases = [g.alias for g in groups]
-    if kind == "log":
-        table, table_params = _rows(project, False, rows)
-        counts = score_counts_sql(table, [(g.alias, g.sql) for g in groups], where_sql)
-        return curve_sql(counts, aliases), table_params + list(params)
+    if kind == "log":  # from the labeled rows' CTE (see labeled_cte), same filter as the totals
+        keys = ", ".join(quote_ident(a) for a in aliases)
+        counts = (f"SELECT {keys}, score AS s, sum(CASE WHEN label THEN n ELSE 0 END) AS pos, "
+                  f"sum(CASE WHEN label THEN 0 ELSE n END) AS neg FROM {LABELED_CTE} "
+                  f"WHERE score IS NOT NULL GROUP BY {keys}, score")
+        return curve_sql(counts, aliases), []
     table = quote_ident(project.rollup_table if kind == "rollup" else project.ranks_table)
     gexpr = [g.rollup_sql for g in groups]
     sel = ", ".join(f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups))
@@ -282,14 +317,17 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
     return f"SELECT {sel}, {sums} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}", list(params)
 
 
-def _binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+def _binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str],
+                extra: tuple[str, ...] = (), ctes: str = "") -> str:
+    """The metrics from ``totals`` and ``curve`` (after the common table
+    expressions ``ctes``, if any); ``extra`` totals columns pass through."""
     tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
-    outs = ""
+    outs = "".join(f", t.{quote_ident(e)}" for e in extra)
     for o in outcomes:
         total, count = f"t.{quote_ident(o + '_sum')}", f"t.{quote_ident(o + '_count')}"
         outs += f", {total}, {count}, {_ratio(total, count)} AS {quote_ident(o + '_mean')}"
     return f"""
-WITH totals AS ({totals}),
+WITH {ctes + ", " if ctes else ""}totals AS ({totals}),
 curve AS ({curve})
 SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     {_ratio("t.n_labeled", "t.n_rows")} AS labeled_share,
@@ -396,9 +434,12 @@ def metrics_query(
             if source != "log":
                 raise ValueError("a binary task read from the rollup needs curve=")
             curve = ("log", where)
+        ctes, cte_params = "", []
+        if source == "log" or curve[0] == "log":
+            ctes, cte_params = labeled_cte(project, groups, where if source == "log" else curve[1], rows)
         totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows)
         curve_q, c_params = _binary_curve(project, groups, curve, rows)
-        return _binary_sql(totals, curve_q, groups, outcomes), t_params + c_params
+        return _binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
     hist, params = hist_query(project, groups, where, source, outcomes, rows)
     builder = {"multiclass": _multiclass_sql, "regression": _regression_sql}
     return builder[project.task](hist, groups, outcomes), params

@@ -1,22 +1,15 @@
 """Metrics of one slice, of the rest of the scope, and overall, with 95% intervals
 and a test of the difference slice vs rest.
 
-Intervals (all two-sided, 95%):
+Every metric gets an interval and a test except macro F1 and R² (see
+:mod:`analysis.intervals` for the methods): proportions (shares, accuracy,
+error rate, precision, recall) Wilson and two-proportion z; F1 through
+tp / (tp + fp + fn); ROC AUC Hanley-McNeil; average precision Boyd's logit
+interval; means of a per-row value (outcomes, log loss, Brier, MAE, and MSE
+for RMSE) Student t and Welch.
 
-* proportions (share of rows, labeled share, accuracy and error rate, precision,
-  recall): Wilson score interval (``statsmodels`` ``proportion_confint``);
-  slice vs rest: two-proportion z-test (``proportions_ztest``);
-* ROC AUC: Hanley & McNeil (1982) standard error from the AUC and the numbers
-  of positives and negatives, normal interval clipped to [0, 1]; slice vs rest:
-  z-test on the two independent AUCs;
-* outcome means: Student t interval from the sum and sum of squares; slice vs
-  rest: Welch's t-test (``scipy.stats.ttest_ind_from_stats``).
-
-Metrics without a closed-form interval (F1, PR AUC, log loss, Brier, regression
-errors) are reported without one here.
-
-Everything is aggregated in DuckDB: one pass computes the slice and the rest
-(grouped by a slice flag), one pass the whole scope.
+Everything is aggregated in DuckDB; Python only turns the per-part sums into
+intervals.
 """
 
 from __future__ import annotations
@@ -27,10 +20,11 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
-from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, compute_metrics, metrics_for
+from .intervals import (NAN2, auc_interval, average_precision_interval, average_precision_se, f1_interval, f1_test,
+                        hanley_mcneil_se, mean_interval, proportion_test, wilson, welch_test, z_test)
+
+from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
 from .project import Project
 from .scope import Scope
 from .slices import Slice, compile_slice
@@ -89,29 +83,48 @@ def _rows_with_flag(project: Project, slice_: Slice, scope: Scope) -> tuple[str,
     return sql, pred_params + where_params
 
 
-def _binary_parts_query(project: Project, rows: tuple[str, list]) -> tuple[str, list]:
-    """Slice, rest and overall of a binary task in one pass and one sort.
+def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
+    """Slice, rest and overall of a binary task, with three scans and no sort of rows.
 
-    The additive sums are taken per part and added up for overall. For the
-    ranking metrics, labeled scored rows are counted per distinct score and
-    part, and one cumulative window in score order gives, for each part and for
-    both together, the negatives (and positives) scored at or above each score,
-    which is all ROC AUC and average precision need (see
-    :func:`analysis.metrics.curve_sql` for the formulas).
+    * All rows of the scope and the slice's rows: counts and outcome sums (the
+      rest is their difference, so the slice predicate filters rather than
+      being evaluated on every row).
+    * Labeled rows, grouped by part, label, prediction and score: every binary
+      statistic is a weighted sum over these groups, and the ranking metrics
+      need only the counts per distinct score, ordered by one window over the
+      distinct scores (see :func:`analysis.metrics.curve_sql` for the
+      formulas). Log loss and Brier also get their sums of squares, for their
+      intervals.
     """
+    pred, pred_params = compile_slice(slice_, project)
+    where, where_params = scope.to_sql()
+    table = quote_ident(project.log_table)
+    in_slice = f"({pred})"  # NULL is outside the slice in WHERE and CASE alike
     outcomes = [c.name for c in project.outcomes]
-    sums = [name for name, _ in binary_sums()]
-    o_cols = [quote_ident(o + suffix) for o in outcomes for suffix in ("_sum", "_count")]
-    per_part = ", ".join(
-        ["count(*) AS n_rows"] + [f"{expr} AS {name}" for name, expr in binary_sums()]
-        + [f"sum({quote_ident(o)}) AS {quote_ident(o + '_sum')}" for o in outcomes]
-        + [f"count({quote_ident(o)}) AS {quote_ident(o + '_count')}" for o in outcomes]
-    )
-    added = ", ".join(f"sum({c}) AS {c}" for c in ["n_rows", *sums, *o_cols])
+    o_cols = [o + suffix for o in outcomes for suffix in ("_sum", "_count", "__sq")]
+    o_aggs = "".join(
+        f", sum({quote_ident(o)}) AS {quote_ident(o + '_sum')}, count({quote_ident(o)}) AS {quote_ident(o + '_count')}"
+        f", sum({quote_ident(o)} * {quote_ident(o)}) AS {quote_ident(o + '__sq')}" for o in outcomes)
+    all_rows = (f"SELECT 'overall' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE {where} "
+                f"UNION ALL SELECT 'slice' AS part, count(*) AS n_rows{o_aggs} FROM {table} "
+                f"WHERE ({where}) AND {in_slice}")
+    # An empty slice sums to NULL: count it as zero before taking the difference.
+    rest_cols = ", ".join(f"coalesce(o.{quote_ident(c)}, 0) - coalesce(s.{quote_ident(c)}, 0) AS {quote_ident(c)}"
+                          for c in ["n_rows", *o_cols])
+    # Grouping by a boolean is much cheaper than by a string.
+    labeled = (f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, "
+               f"count(*) AS n FROM {table} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL")
+    terms = dict(binary_terms())
+    squares = {"ll_sq": f"n * ({terms['ll_sum']}) * ({terms['ll_sum']})",
+               "brier_sq": f"n * ({terms['brier_sum']}) * ({terms['brier_sum']})"}
+    lab_aggs = ", ".join([f"{expr} AS {name}" for name, expr in binary_sums(weight="n")]
+                         + [f"sum({expr}) AS {name}" for name, expr in squares.items()])
+    lab_names = [name for name, _ in binary_sums()] + list(squares)
+    lab_total = ", ".join(f"sum({name}) AS {name}" for name in lab_names)
+    flags = {"ps": "sb_in AND label", "ns": "sb_in AND NOT label",
+             "pr": "NOT sb_in AND label", "nr": "NOT sb_in AND NOT label"}
+    counted = ", ".join(f"CAST(sum(CASE WHEN {cond} THEN n ELSE 0 END) AS DOUBLE) AS {k}" for k, cond in flags.items())
     window = "OVER (ORDER BY s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    flags = {"ps": "sb_part = 'slice' AND label", "ns": "sb_part = 'slice' AND NOT label",
-             "pr": "sb_part = 'rest' AND label", "nr": "sb_part = 'rest' AND NOT label"}
-    counted = ", ".join(f"CAST(sum(CASE WHEN {cond} THEN 1 ELSE 0 END) AS DOUBLE) AS {k}" for k, cond in flags.items())
     cums = ", ".join(f"sum({k}) {window} AS c_{k}" for k in flags)
 
     def curve(part: str, pos: str, neg: str, tp_at: str, fp_at: str) -> str:
@@ -125,35 +138,64 @@ def _binary_parts_query(project: Project, rows: tuple[str, list]) -> tuple[str, 
         curve("rest", "pr", "nr", "c_pr", "c_nr"),
         curve("overall", "(ps + pr)", "(ns + nr)", "c_ps + c_pr", "c_ns + c_nr"),
     ])
-    body = _binary_sql("SELECT * FROM totals_all", curves, [PART_ALIAS], outcomes)
-    sql = (f"WITH r AS ({rows[0]}), by_part AS (SELECT sb_part AS part, {per_part} FROM r GROUP BY sb_part), "
-           f"totals_all AS (SELECT * FROM by_part UNION ALL SELECT 'overall' AS part, {added} FROM by_part), "
-           f"scored AS (SELECT score AS s, {counted} FROM r WHERE label IS NOT NULL AND score IS NOT NULL "
-           f"GROUP BY score), ranked AS (SELECT *, {cums} FROM scored), "
+    totals = ("SELECT a.*, " + ", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in lab_names)
+              + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part")
+    body = _binary_sql(totals, curves, [PART_ALIAS], outcomes,
+                       (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
+    sql = (f"WITH all_rows AS ({all_rows}), "
+           f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
+           f"FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), "
+           f"lab AS ({labeled}), "
+           f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} FROM lab GROUP BY sb_in), "
+           f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
+           f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
+           f"ranked AS (SELECT *, {cums} FROM scored), "
            + body.strip()[len("WITH "):])
-    return sql, list(rows[1])
+    params = where_params + where_params + pred_params + pred_params + where_params
+    return sql, params
 
 
-def _outcome_stats(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:
-    """Per part and overall: count, sum and sum of squares of each outcome."""
-    if not project.outcomes:
-        return pd.DataFrame()
+def _part_sums(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:
+    """Per part (slice, rest, overall): count, sum and sum of squares of each
+    per-row value whose mean is reported (outcomes; for regression, absolute
+    and squared errors)."""
     sel = []
-    for i, o in enumerate(project.outcomes):
+    for o in project.outcomes:
         c = quote_ident(o.name)
-        sel += [f"count({c}) AS n{i}", f"sum({c}) AS s{i}", f"sum({c} * {c}) AS q{i}"]
-    sql = (f"SELECT sb_part AS part, {', '.join(sel)} FROM ({rows[0]}) AS r GROUP BY sb_part")
-    return con.execute(sql, rows[1]).df()
+        sel += [f"count({c}) AS {quote_ident(o.name + '_count')}", f"sum({c}) AS {quote_ident(o.name + '_sum')}",
+                f"sum({c} * {c}) AS {quote_ident(o.name + '__sq')}"]
+    if project.task == "regression":
+        err = "CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN label - prediction END"
+        sel += [f"count({err}) AS n_err", f"sum(abs({err})) AS sae", f"sum(({err}) * ({err})) AS sse",
+                f"sum(({err}) * ({err}) * ({err}) * ({err})) AS se4"]
+    if not sel:
+        return pd.DataFrame(index=pd.Index(PARTS, name="part"))
+    sql = f"SELECT sb_part AS part, {', '.join(sel)} FROM ({rows[0]}) AS r GROUP BY sb_part"
+    sums = con.execute(sql, rows[1]).df().set_index("part").reindex(["slice", "rest"]).fillna(0)
+    sums.loc["overall"] = sums.sum()
+    return sums
+
+
+def _mean_specs(project: Project) -> dict[str, tuple[str, str, str]]:
+    """Metrics that are means of a per-row value: name -> (count, sum, sum of squares) columns."""
+    specs = {f"{o.name}_mean": (f"{o.name}_count", f"{o.name}_sum", f"{o.name}__sq") for o in project.outcomes}
+    if project.task == "binary":
+        specs["log_loss"] = ("n_scored", "ll_sum", "ll_sq")
+        specs["brier"] = ("n_scored", "brier_sum", "brier_sq")
+    elif project.task == "regression":
+        specs["mae"] = ("n_err", "sae", "sse")
+        specs["mse"] = ("n_err", "sse", "se4")  # RMSE's interval is the square root of MSE's
+    return specs
 
 
 def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
                   scope: Scope = Scope()) -> SliceMetrics:
     """Metrics with intervals for the slice, the rest of ``scope``, and all of it."""
-    rows = _rows_with_flag(project, slice_, scope)
     if project.task == "binary":
-        sql, params = _binary_parts_query(project, rows)
+        sql, params = _binary_parts_query(project, slice_, scope)
         frame = con.execute(sql, params).df()
     else:
+        rows = _rows_with_flag(project, slice_, scope)
         parts = compute_metrics(con, project, group_by=[PART], rows=rows)
         overall = compute_metrics(con, project, group_by=[ALL_ROWS], where=scope.to_sql())
         overall = overall.drop(columns=["all_rows"], errors="ignore").assign(part="overall")
@@ -167,7 +209,10 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
     frame["share"] = frame["n_rows"] / total if total else np.nan
     _add_counts(frame, project)
     _add_intervals(frame, project, total)
-    _add_outcome_intervals(frame, project, _outcome_stats(con, project, rows))
+    # The binary query summed the squares already; other tasks take one more pass.
+    sums = frame.set_index("part") if project.task == "binary" else _part_sums(con, project, rows)
+    _add_mean_intervals(frame, project, sums)
+    frame = frame.drop(columns=[c for c in frame.columns if c.endswith("__sq") or c in ("ll_sq", "brier_sq")])
     metric_names = ["share", "labeled_share", *_metric_names(project)]
     comparison = _compare(frame, project, metric_names)
     return SliceMetrics(project.name, slice_, scope, frame, comparison, metric_names)
@@ -190,25 +235,13 @@ def _add_counts(frame: pd.DataFrame, project: Project) -> None:
 
 
 def _count(frame: pd.DataFrame, expr: str) -> pd.Series:
-    return frame.eval(expr).astype("int64")
+    """A sum of count columns such as ``"tp + fn"`` (the forms in PROPORTIONS)."""
+    return sum(frame[name.strip()].fillna(0) for name in expr.split("+")).astype("int64")
 
 
-def wilson(successes: int, trials: int) -> tuple[float, float]:
-    """95% Wilson score interval; NaN for no trials."""
-    if trials <= 0:
-        return (math.nan, math.nan)
-    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
-    return float(low), float(high)
-
-
-def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of ROC AUC (Hanley & McNeil, Radiology 1982)."""
-    if not (n_pos > 0 and n_neg > 0) or auc != auc:
-        return math.nan
-    q1 = auc / (2 - auc)
-    q2 = 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
-    return math.sqrt(max(var, 0.0))
+def _set_bounds(frame: pd.DataFrame, name: str, bounds: list[tuple[float, float]]) -> None:
+    frame[f"{name}_low"] = [b[0] for b in bounds]
+    frame[f"{name}_high"] = [b[1] for b in bounds]
 
 
 def _add_intervals(frame: pd.DataFrame, project: Project, total: int) -> None:
@@ -216,87 +249,68 @@ def _add_intervals(frame: pd.DataFrame, project: Project, total: int) -> None:
     props["labeled_share"] = ("n_labeled", "n_rows")
     for name, (k_expr, n_expr) in props.items():
         ks, ns = _count(frame, k_expr), _count(frame, n_expr)
-        bounds = [wilson(int(k), int(n)) for k, n in zip(ks, ns)]
-        frame[f"{name}_low"] = [b[0] for b in bounds]
-        frame[f"{name}_high"] = [b[1] for b in bounds]
-    bounds = [wilson(int(n), total) for n in frame["n_rows"]]
-    frame["share_low"] = [b[0] for b in bounds]
-    frame["share_high"] = [b[1] for b in bounds]
+        _set_bounds(frame, name, [wilson(int(k), int(n)) for k, n in zip(ks, ns)])
+    _set_bounds(frame, "share", [wilson(int(n), total) for n in frame["n_rows"]])
     if project.task == "binary":
-        se = [hanley_mcneil_se(a, p, n) for a, p, n in zip(frame["roc_auc"], frame["n_pos"], frame["n_neg"])]
-        frame["roc_auc_se"] = se
-        frame["roc_auc_low"] = np.clip(frame["roc_auc"] - 1.959963984540054 * np.array(se), 0, 1)
-        frame["roc_auc_high"] = np.clip(frame["roc_auc"] + 1.959963984540054 * np.array(se), 0, 1)
+        aucs = [auc_interval(a, p, n) for a, p, n in zip(frame["roc_auc"], frame["n_pos"], frame["n_neg"])]
+        frame["roc_auc_se"] = [a[0] for a in aucs]
+        _set_bounds(frame, "roc_auc", [a[1:] for a in aucs])
+        _set_bounds(frame, "f1", [f1_interval(*c) for c in zip(frame["tp"], frame["fp"], frame["fn"])])
+        frame["pr_auc_se"] = [average_precision_se(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])]
+        _set_bounds(frame, "pr_auc", [average_precision_interval(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])])
 
 
-def _mean_interval(n: int, total: float, squares: float) -> tuple[float, float, float, float]:
-    """(mean, sd, low, high) of a mean from its count, sum and sum of squares."""
-    if n <= 0:
-        return (math.nan,) * 4
-    mean = total / n
-    if n < 2:
-        return mean, math.nan, math.nan, math.nan
-    var = max((squares - n * mean * mean) / (n - 1), 0.0)
-    sd = math.sqrt(var)
-    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    return mean, sd, mean - half, mean + half
-
-
-def _add_outcome_intervals(frame, project: Project, per_part: pd.DataFrame) -> None:
-    if not project.outcomes:
-        return
-    # Counts, sums and sums of squares add up: overall = slice + rest.
-    overall = {i: tuple(per_part[f"{k}{i}"].fillna(0).sum() for k in "nsq") for i in range(len(project.outcomes))}
-    by_part = per_part.set_index("part") if len(per_part) else None
-    for i, o in enumerate(project.outcomes):
-        means, sds, lows, highs = [], [], [], []
+def _add_mean_intervals(frame: pd.DataFrame, project: Project, sums: pd.DataFrame) -> None:
+    """t intervals (and the sd Welch's test needs) of every metric that is a mean."""
+    for name, (n_col, s_col, q_col) in _mean_specs(project).items():
+        stats_ = []
         for part in frame["part"]:
-            if part == "overall":
-                n, s, q = overall[i]
-            elif by_part is not None and part in by_part.index:
-                n, s, q = by_part.loc[part, [f"n{i}", f"s{i}", f"q{i}"]]
-            else:
-                n, s, q = 0, 0.0, 0.0
-            m, sd, lo, hi = _mean_interval(int(n or 0), float(s or 0), float(q or 0))
-            means.append(m), sds.append(sd), lows.append(lo), highs.append(hi)
-        frame[f"{o.name}_mean"] = means
-        frame[f"{o.name}_sd"] = sds
-        frame[f"{o.name}_mean_low"] = lows
-        frame[f"{o.name}_mean_high"] = highs
+            n, total, squares = (float(sums.loc[part, c]) if part in sums.index else 0.0 for c in (n_col, s_col, q_col))
+            stats_.append(mean_interval(int(n), total if total == total else 0.0, squares if squares == squares else 0.0))
+        if name == "mse":  # reported as RMSE: the interval's bounds are square roots
+            frame["rmse_sd"] = [s[1] for s in stats_]
+            _set_bounds(frame, "rmse", [(math.sqrt(max(s[2], 0.0)), math.sqrt(s[3])) if s[2] == s[2] else NAN2
+                                        for s in stats_])
+            frame["mse"] = [s[0] for s in stats_]
+            frame["mse_n"] = [int(sums.loc[part, n_col]) if part in sums.index else 0 for part in frame["part"]]
+            continue
+        if name.endswith("_mean"):  # outcome means are computed here; metrics came from SQL
+            frame[name] = [s[0] for s in stats_]
+        frame[f"{name}_sd"] = [s[1] for s in stats_]
+        frame[f"{name}_n"] = [int(sums.loc[part, n_col]) if part in sums.index else 0 for part in frame["part"]]
+        _set_bounds(frame, name, [s[2:] for s in stats_])
 
 
 def _compare(frame: pd.DataFrame, project: Project, metric_names: list[str]) -> pd.DataFrame:
-    s = frame.set_index("part").loc["slice"]
-    r = frame.set_index("part").loc["rest"]
+    """Slice vs rest, one row per metric: values, difference, p-value and the test used."""
+    parts = frame.set_index("part")
+    s, r = parts.loc["slice"], parts.loc["rest"]
     props = dict(PROPORTIONS[project.task])
     props["labeled_share"] = ("n_labeled", "n_rows")
+    specs = _mean_specs(project)
     out = []
-    for name in metric_names:
+    for name in metric_names + [f"{o.name}_mean" for o in project.outcomes]:
         if name == "share":
             continue
         a, b = float(s[name]), float(r[name])
         p, test = math.nan, ""
         if name in props:
-            k_expr, n_expr = props[name]
-            k = [int(pd.eval(k_expr, local_dict=row.to_dict())) for row in (s, r)]
-            n = [int(pd.eval(n_expr, local_dict=row.to_dict())) for row in (s, r)]
-            if min(n) > 0 and 0 < sum(k) < sum(n):
-                p = float(proportions_ztest(k, n)[1])
-                test = "two-proportion z-test"
+            k = tuple(int(_count(parts, props[name][0])[part]) for part in ("slice", "rest"))
+            n = tuple(int(_count(parts, props[name][1])[part]) for part in ("slice", "rest"))
+            p, test = proportion_test(k, n), "two-proportion z-test"
+        elif name == "f1":
+            cells = [tuple(int(x[c]) for c in ("tp", "fp", "fn")) for x in (s, r)]
+            p, test = f1_test(*cells), "z-test on tp / (tp + fp + fn)"
         elif name == "roc_auc":
-            se = math.hypot(s["roc_auc_se"], r["roc_auc_se"])
-            if se > 0 and not math.isnan(se):
-                p = float(2 * stats.norm.sf(abs(a - b) / se))
-                test = "z-test on AUCs (Hanley-McNeil SE)"
+            p, test = z_test(a, s["roc_auc_se"], b, r["roc_auc_se"]), "z-test on AUCs (Hanley-McNeil SE)"
+        elif name == "pr_auc":
+            p, test = z_test(a, s["pr_auc_se"], b, r["pr_auc_se"]), "z-test on average precisions"
+        elif name in specs or (name == "rmse" and "mse" in specs):
+            key, sd = (name, f"{name}_sd") if name != "rmse" else ("mse", "rmse_sd")
+            p = welch_test((float(s[key]), float(s[sd]), int(s[f"{key}_n"])),
+                           (float(r[key]), float(r[sd]), int(r[f"{key}_n"])))
+            test = "Welch t-test" + (" on squared errors" if name == "rmse" else "")
+        if math.isnan(p):
+            test = ""
         out.append({"metric": name, "slice": a, "rest": b, "difference": a - b, "p_value": p, "test": test})
-    for o in project.outcomes:
-        name = f"{o.name}_mean"
-        n1, n2 = int(s[f"{o.name}_count"]), int(r[f"{o.name}_count"])
-        p, test = math.nan, ""
-        if n1 >= 2 and n2 >= 2 and (s[f"{o.name}_sd"] > 0 or r[f"{o.name}_sd"] > 0):
-            p = float(stats.ttest_ind_from_stats(s[name], s[f"{o.name}_sd"], n1, r[name], r[f"{o.name}_sd"], n2,
-                                                 equal_var=False).pvalue)
-            test = "Welch t-test"
-        out.append({"metric": name, "slice": float(s[name]), "rest": float(r[name]),
-                    "difference": float(s[name]) - float(r[name]), "p_value": p, "test": test})
     return pd.DataFrame(out, columns=["metric", "slice", "rest", "difference", "p_value", "test"])

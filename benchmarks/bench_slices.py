@@ -1,5 +1,5 @@
 """Slice analyses at ten million rows: one slice's metrics with intervals, a
-one-feature breakdown, the all-features leaderboard.
+one-feature breakdown, the all-features leaderboard, a page of examples.
 
     .venv/bin/python benchmarks/bench_slices.py [--runs 5]
 
@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DB = ROOT / "benchmarks" / "output" / "work" / "labels-0.duckdb"
+TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
+                "purpose", "has_cosigner"]
 
 
 def main() -> None:
@@ -34,6 +36,7 @@ def main() -> None:
 
     from analysis import Store, get_project
     from analysis.breakdown import breakdown, leaderboard
+    from analysis.buckets import examples
     from analysis.scope import Scope
     from analysis.slice_metrics import slice_metrics
     from analysis.slices import parse_slice
@@ -45,7 +48,15 @@ def main() -> None:
         ("slice metrics, one version", lambda con, p: slice_metrics(con, p, slice_, Scope.of(versions="credit-v1"))),
         ("breakdown by region (categorical)", lambda con, p: breakdown(con, p, "region")),
         ("breakdown by income (10 bins)", lambda con, p: breakdown(con, p, "income")),
-        ("leaderboard, 14 features, one version", lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1"))),
+        ("leaderboard, 10 features, one version", lambda con, p: leaderboard(
+            con, p, Scope.of(versions="credit-v1"), columns=TEN_FEATURES)),
+        ("leaderboard, all 13 features, one version", lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1"))),
+        ("leaderboard, all 13 features, all versions", lambda con, p: leaderboard(con, p)),
+        ("examples, first page by time", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_)),
+        ("examples, page 40 by score", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_,
+                                                             sort_by="score", page=40)),
+        ("examples, one bucket (FP confident)", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"),
+                                                                      slice_, bucket="FP confident")),
     ]
     with store.read() as con:
         project = get_project(con, "lending-demo")

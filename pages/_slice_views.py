@@ -115,8 +115,9 @@ def errors_view(project_name: str, project, scope, current) -> None:
     bars = go.Figure()
     for bucket in grid.index:
         bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
-    bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10), dragmode="select",
-                       clickmode="event+select",
+    # Streamlit turns a click into a point selection when the figure leaves
+    # dragmode and clickmode to it (a "select" dragmode disables click-to-select).
+    bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
                        title="Click a bar segment to see its examples")
     event = st.plotly_chart(bars, key="sl_err_bars", on_select="rerun", selection_mode=("points",))
     points = (event or {}).get("selection", {}).get("points", []) if event else []
@@ -124,6 +125,12 @@ def errors_view(project_name: str, project, scope, current) -> None:
         point = points[0]
         bucket = grid.index[point["curve_number"]]
         drill(project, scope, current, column, str(point["x"]), bucket)
+    # The same drill without the chart, for keyboards and exact picks.
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket")
+    pick_value = c2.selectbox(f"where {column} is", [str(v) for v in grid.columns], key=f"sl_cell_value_{column}")
+    if c3.button("Show examples", key="sl_cell_go") and pick_value is not None:
+        drill(project, scope, current, column, pick_value, pick_bucket)
 
 
 def drill(project, scope, current, column: str, value: str, bucket: str) -> None:

@@ -251,3 +251,58 @@ def test_slice_deep_link_shows_the_slice(server, page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "slice-deep-link.png"), full_page=True)
 
+
+
+def test_error_bucket_drill_down_shows_those_examples(server, page):
+    """Errors tab: a click on a bar segment (or the bucket and value pickers)
+    opens the Examples tab on exactly that bucket x value's rows."""
+    from urllib.parse import urlencode
+
+    from analysis import Store
+    from analysis.buckets import bucket_counts
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+
+    slice_ = parse_slice("channel = partner_api")
+    with Store(server.db).read() as con:
+        counts = bucket_counts(con, get_project(con, "lending-demo"), "employment",
+                               scope=Scope.of(versions="credit-v1"), slice_=slice_)
+    query = urlencode({"project": "lending-demo", "version": "credit-v1", "slice": slice_.readable()})
+    page.goto(f"{server.url}/slices?{query}")
+    expect(page.get_by_role("heading", name=slice_.readable())).to_be_visible()
+    page.get_by_role("tab", name="Errors").click()
+    choose(page, "Buckets by", "employment")
+    wait_idle(page)
+    # A real click on the first segment of the first bar: plotly's selection event.
+    bars = page.get_by_test_id("stPlotlyChart").filter(has_text="Click a bar segment")
+    expect(bars).to_be_visible()
+    first_bucket = bars.locator("g.trace.bars").first
+    # Plotly hit-tests the pointer itself (its drag layer lies on top): click
+    # where the segment is drawn, as a person would.
+    box = first_bucket.locator("g.point path").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    # Plotly picks the point under the pointer on hover; a click selects it.
+    expect(bars.locator(".hoverlayer .hovertext")).to_be_visible()
+    page.mouse.click(x, y)
+    info = page.get_by_test_id("stAlertContentInfo").filter(has_text="in the Examples tab")
+    expect(info).to_be_visible()
+    text = info.inner_text()
+    expected = counts.set_index(["bucket", "value"])["n"]
+    bucket, value = next((b, v) for (b, v) in expected.index if f"{b} rows where employment is {v}" in text)
+    page.get_by_role("tab", name="Examples").click()
+    expect(page.get_by_text(f"Drilled into: {bucket}")).to_be_visible()
+    expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
+
+    # The pickers reach any cell, here the largest one.
+    page.get_by_role("tab", name="Errors").click()
+    bucket, value = expected.idxmax()
+    choose(page, "Drill into the bucket", bucket)
+    choose(page, "where employment is", value)
+    page.get_by_role("button", name="Show examples").click()
+    expect(page.get_by_test_id("stAlertContentInfo").filter(
+        has_text=f"{bucket} rows where employment is {value}")).to_be_visible()
+    page.get_by_role("tab", name="Examples").click()
+    expect(page.get_by_text(f"Drilled into: {bucket}")).to_be_visible()
+    expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "error-drill-down.png"), full_page=True)

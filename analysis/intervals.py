@@ -1,0 +1,121 @@
+"""95% intervals and two-sample tests for the metrics of a slice.
+
+Every function takes counts or sums that DuckDB aggregated, never rows:
+
+* a proportion: Wilson score interval (statsmodels ``proportion_confint``);
+  two samples: two-proportion z-test (``proportions_ztest``);
+* F1: F1 = 2q / (1 + q) with q = tp / (tp + fp + fn), an increasing function
+  of a proportion, so the Wilson interval of q maps to an interval of F1 and
+  two F1 scores differ exactly when their q differ (z-test on q);
+* ROC AUC: Hanley & McNeil (1982) standard error, normal interval clipped to
+  [0, 1]; two samples: z-test on the independent AUCs;
+* average precision (PR AUC): the logit interval of Boyd, Eng & Page (2013),
+  with standard error sqrt(AP (1 - AP) / n_pos) on the probability scale;
+  two samples: z-test with that standard error;
+* a mean of a per-row value (an outcome, log loss, Brier score, absolute
+  error, squared error): Student t interval from count, sum and sum of
+  squares; two samples: Welch's t-test (``scipy.stats.ttest_ind_from_stats``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+
+Z95 = 1.959963984540054
+NAN2 = (math.nan, math.nan)
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+    """95% Wilson score interval; NaN for no trials."""
+    if trials <= 0:
+        return NAN2
+    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
+    return float(low), float(high)
+
+
+def proportion_test(successes: tuple[int, int], trials: tuple[int, int]) -> float:
+    """p-value of the two-proportion z-test; NaN where it is undefined."""
+    if min(trials) <= 0 or not 0 < sum(successes) < sum(trials):
+        return math.nan
+    return float(proportions_ztest(list(successes), list(trials))[1])
+
+
+def f1_interval(tp: int, fp: int, fn: int) -> tuple[float, float]:
+    """95% interval of F1 from the Wilson interval of tp / (tp + fp + fn)."""
+    low, high = wilson(tp, tp + fp + fn)
+    if math.isnan(low):
+        return NAN2
+    return 2 * low / (1 + low), 2 * high / (1 + high)
+
+
+def f1_test(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """p-value for F1 of ``a`` = (tp, fp, fn) vs ``b``: z-test on tp / (tp + fp + fn)."""
+    return proportion_test((a[0], b[0]), (sum(a), sum(b)))
+
+
+def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of ROC AUC (Hanley & McNeil, Radiology 1982)."""
+    if not (n_pos > 0 and n_neg > 0) or auc != auc:
+        return math.nan
+    q1 = auc / (2 - auc)
+    q2 = 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+def auc_interval(auc: float, n_pos: int, n_neg: int) -> tuple[float, float, float]:
+    """(standard error, low, high) of ROC AUC."""
+    se = hanley_mcneil_se(auc, n_pos, n_neg)
+    if math.isnan(se):
+        return (math.nan,) * 3
+    return se, max(auc - Z95 * se, 0.0), min(auc + Z95 * se, 1.0)
+
+
+def average_precision_se(ap: float, n_pos: int) -> float:
+    """Standard error of average precision, sqrt(AP (1 - AP) / n_pos)."""
+    if not n_pos > 0 or ap != ap:
+        return math.nan
+    return math.sqrt(max(ap * (1 - ap), 0.0) / n_pos)
+
+
+def average_precision_interval(ap: float, n_pos: int) -> tuple[float, float]:
+    """95% logit interval of average precision (Boyd, Eng & Page, ECML 2013)."""
+    if not n_pos > 0 or ap != ap:
+        return NAN2
+    if ap <= 0 or ap >= 1:  # the logit is infinite: the bound at the edge stays there
+        return (0.0, 0.0) if ap <= 0 else (1.0, 1.0)
+    eta = math.log(ap / (1 - ap))
+    tau = 1 / math.sqrt(n_pos * ap * (1 - ap))
+    return 1 / (1 + math.exp(-(eta - Z95 * tau))), 1 / (1 + math.exp(-(eta + Z95 * tau)))
+
+
+def z_test(a: float, se_a: float, b: float, se_b: float) -> float:
+    """Two-sided p-value of a - b for two independent estimates with standard errors."""
+    se = math.hypot(se_a, se_b)
+    if not se > 0:
+        return math.nan
+    return float(2 * stats.norm.sf(abs(a - b) / se))
+
+
+def mean_interval(n: int, total: float, squares: float) -> tuple[float, float, float, float]:
+    """(mean, sd, low, high) of a mean from its count, sum and sum of squares."""
+    if n <= 0:
+        return (math.nan,) * 4
+    mean = total / n
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    var = max((squares - n * mean * mean) / (n - 1), 0.0)
+    sd = math.sqrt(var)
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return mean, sd, mean - half, mean + half
+
+
+def welch_test(a: tuple[float, float, int], b: tuple[float, float, int]) -> float:
+    """p-value of Welch's t-test from (mean, sd, n) of two samples; NaN where undefined."""
+    (m1, s1, n1), (m2, s2, n2) = a, b
+    if n1 < 2 or n2 < 2 or not (s1 > 0 or s2 > 0):
+        return math.nan
+    return float(stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False).pvalue)
