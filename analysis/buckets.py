@@ -66,6 +66,27 @@ def bucket_sql(project: Project, *, confidence: float = 0.9, mae: float = 1.0) -
             f"ELSE 'over > 2 MAE' END", [mae, mae, mae, mae])
 
 
+def bucket_filter(project: Project, bucket: str, *, confidence: float = 0.9, mae: float = 1.0) -> tuple[str, list]:
+    """``(predicate, params)`` selecting one bucket's rows. For a binary task it
+    is a plain condition on label, prediction and score, which DuckDB can push
+    into the scan; it selects exactly the rows :func:`bucket_sql` names ``bucket``."""
+    if bucket not in buckets_for(project.task):
+        raise ConfigError(f"Unknown bucket {bucket!r}; buckets are {', '.join(buckets_for(project.task))}.")
+    if project.task == "binary":
+        fp, fn = "NOT label AND prediction", "label AND NOT prediction"
+        return {
+            "unlabeled": ("(label IS NULL OR prediction IS NULL)", []),
+            "TP": ("label AND prediction", []),
+            "TN": ("NOT label AND NOT prediction", []),
+            "FP confident": (f"{fp} AND score >= ?", [confidence]),
+            "FP": (f"{fp} AND (score IS NULL OR NOT score >= ?)", [confidence]),
+            "FN confident": (f"{fn} AND score <= ?", [1 - confidence]),
+            "FN": (f"{fn} AND (score IS NULL OR NOT score <= ?)", [1 - confidence]),
+        }[bucket]
+    b_sql, b_params = bucket_sql(project, confidence=confidence, mae=mae)
+    return f"({b_sql}) = ?", [*b_params, bucket]
+
+
 def _scoped(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
 
@@ -120,9 +141,8 @@ def examples(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
     b_sql, b_params = _buckets(con, project, where, confidence)
     filters = [where]
     if bucket is not None:
-        if bucket not in buckets_for(project.task):
-            raise ConfigError(f"Unknown bucket {bucket!r}; buckets are {', '.join(buckets_for(project.task))}.")
-        filters.append((f"({b_sql}) = ?", [*b_params, bucket]))
+        mae = b_params[0] if project.task == "regression" else 1.0
+        filters.append(bucket_filter(project, bucket, confidence=confidence, mae=mae))
     if near_threshold is not None:
         if project.task != "binary":
             raise ConfigError("Near-threshold rows exist for binary tasks only.")

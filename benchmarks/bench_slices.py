@@ -62,7 +62,7 @@ def main() -> None:
         project = get_project(con, "lending-demo")
         n_rows = con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0]
     print(f"rows: {n_rows:,}")
-    print(f"{'analysis':42} {'seconds min / median / max':>28}")
+    print(f"{'analysis':44} {'seconds min / median / max':>28}")
     for name, func in cases:
         times = []
         for _ in range(args.runs):
@@ -70,7 +70,7 @@ def main() -> None:
             with store.read() as con:
                 func(con, get_project(con, "lending-demo"))
             times.append(time.perf_counter() - start)
-        print(f"{name:42} {min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}")
+        print(f"{name:44} {min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

@@ -124,3 +124,25 @@ def test_drilling_into_a_group_selects_its_rows(shop):
                 sql, params = compile_slice(Slice.of(group_condition(g, value)), project)
                 got = con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE {sql}', params).fetchall()[0][0]
                 assert got == n, (column, value)
+
+
+def test_bucket_filters_select_exactly_the_named_rows(shop):
+    """The pushed-down bucket predicates agree with the bucket CASE on every
+    combination of label, prediction and score, missing values included."""
+    import duckdb
+
+    from analysis.buckets import bucket_filter, bucket_sql, buckets_for
+
+    _, project, _ = shop
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT l.v AS label, p.v AS prediction, s.v AS score "
+                "FROM (VALUES (true), (false), (NULL)) l(v), (VALUES (true), (false), (NULL)) p(v), "
+                "(VALUES (0.0), (0.05), (0.1), (0.5), (0.9), (0.95), (1.0), (NULL)) s(v)")
+    for confidence in (0.5, 0.9, 1.0):
+        case, case_params = bucket_sql(project, confidence=confidence)
+        for bucket in buckets_for("binary"):
+            where, params = bucket_filter(project, bucket, confidence=confidence)
+            got = con.execute(f"SELECT label, prediction, score FROM t WHERE {where} ORDER BY ALL", params).fetchall()
+            want = con.execute(f"SELECT label, prediction, score FROM t WHERE ({case}) = ? ORDER BY ALL",
+                               [*case_params, bucket]).fetchall()
+            assert got == want, (bucket, confidence)
