@@ -11,6 +11,7 @@ st.set_page_config(page_title="Sliceboard", page_icon=_ui.favicon(), layout="wid
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page("pages/slices.py", title="Slices", icon=":material/filter_alt:", url_path="slices"),
+    st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:", url_path="discover"),
     st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"),
 ]
 

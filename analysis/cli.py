@@ -220,6 +220,35 @@ def cmd_breakdown(args) -> int:
     return EXIT_OK
 
 
+def cmd_discover(args) -> int:
+    from .discovery.run import discover
+    from .project import get_project
+
+    min_support = args.min_support
+    if min_support is not None:
+        min_support = float(min_support) if "." in min_support else int(min_support)
+    with _store(args).read() as con:
+        project = get_project(con, args.project)
+        slice_, scope = _slice_scope(args, project)
+        result = discover(con, project, scope, error=args.error, columns=args.column, bins=args.bins,
+                          alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
+                          rank_by=args.rank_by, q_threshold=args.q, slice_=slice_)
+    payload = result.to_dict()
+    payload["where"] = slice_.readable()
+    lines = [f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
+             f"{result.n_evaluated:,} slices evaluated in {result.seconds:.2f} s; "
+             f"significant: q < {result.q_threshold:g} (Benjamini-Hochberg over all evaluated)", ""]
+    frame = result.slices.assign(folded=result.slices["folded_under"].map(
+        lambda r: "" if pd.isna(r) else f"under #{int(r)}"))
+    cols = ["rank", "where", "size", "error_rate", "ci_low", "ci_high", "score", "impact", "q_value",
+            "significant", "folded"]
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 80):
+        lines.append(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(frame)
+                     else "no slice scores above zero")
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_slices(args) -> int:
     from .project import get_project
     from .saved import delete_slice, get_slice, list_slices, save_slice, slice_history
@@ -375,6 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--start")
         p.add_argument("--end")
         p.set_defaults(func=cmd_breakdown)
+
+    p = sub.add_parser("discover", parents=[common],
+                       help="find the slices where the model errs most (SliceLine), with significance")
+    p.add_argument("--project", required=True)
+    p.add_argument("--error", default="misclassification",
+                   help="misclassification, logloss, brier, abs_residual, sq_residual, or an outcome column")
+    p.add_argument("--max-level", type=int, default=3, help="at most this many conditions per slice")
+    p.add_argument("--top", type=int, default=10, help="how many slices to report")
+    p.add_argument("--min-support", help="minimum rows per slice: a count, or a fraction such as 0.01 (default)")
+    p.add_argument("--alpha", type=float, default=0.95, help="weight of error against size in the score")
+    p.add_argument("--rank-by", choices=("score", "impact"), default="score")
+    p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
+    p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
+    p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
+    p.add_argument("--where", action="append", help="search within a slice (repeatable; ANDed)")
+    p.add_argument("--slice-json")
+    p.add_argument("--version", action="append")
+    p.add_argument("--stage", action="append")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.set_defaults(func=cmd_discover)
     return parser
 
 

@@ -17,7 +17,7 @@ from analysis import Store, get_project
 from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/slices.py", "pages/import_data.py"]
+PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/import_data.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
@@ -368,3 +368,40 @@ def test_slices_page_saves_opens_and_tracks_a_slice(monkeypatch, demo_copy):
     by_version = next(d.value for d in at.dataframe if "part" in d.value and "model_version" in d.value)
     expected = count_rows(demo_copy, "age < 25 AND model_version = 'credit-v2'")
     assert by_version.set_index(["model_version", "part"]).loc[("credit-v2", "slice"), "n_rows"] == expected
+
+
+def test_discover_page_shows_the_engines_slices(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.discovery.run import discover
+    from analysis.scope import Scope
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    assert not at.exception
+    at.selectbox(key="dc_error").set_value("loss").run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
+        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages),
+                            error="loss")
+    shown = next(d.value for d in at.dataframe if "where" in d.value)
+    assert list(shown["where"]) == list(expected.slices["where"])
+    assert list(shown["size"]) == list(expected.slices["size"])
+    # The planted failure (partner API, self-employed: credit-v1 misses defaults) costs the most money.
+    assert shown["where"].iloc[0] == "employment = self_employed AND channel = partner_api"
+    assert [m.value for m in at.metric][0] == f"{expected.n_rows:,}"
+
+
+def test_discover_page_error_tree(monkeypatch, demo_copy):
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    at.radio(key="dc_view").set_value("Error tree").run()
+    assert not at.exception
+    leaves = next(d.value for d in at.dataframe if "where" in d.value and "errors" in d.value)
+    expected = count_rows(demo_copy, "model_version = 'credit-v1' AND label IS NOT NULL AND prediction IS NOT NULL")
+    assert leaves["size"].sum() == expected
+    assert leaves["error_rate"].is_monotonic_decreasing

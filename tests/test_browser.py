@@ -306,3 +306,41 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     expect(page.get_by_text(f"Drilled into: {bucket}")).to_be_visible()
     expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "error-drill-down.png"), full_page=True)
+
+
+def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
+    """Discover on credit-v1: the error tree's worst leaf opens in the Slices page
+    with the same row count."""
+    from analysis import Store
+    from analysis.discovery.tree import error_tree
+    from analysis.scope import Scope
+
+    page.goto(f"{server.url}/discover?project=lending-demo&version=credit-v1")
+    expect(page.get_by_role("heading", name="Discover")).to_be_visible()
+    expect(page.get_by_text("Searched", exact=False).first).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    page.get_by_text("Error tree", exact=True).click()
+    wait_idle(page)
+    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Error tree")).to_be_visible()
+    with Store(server.db).read() as con:
+        project = get_project(con, "lending-demo")
+        stages = tuple(sorted(set(s for (s,) in con.execute(
+            f'SELECT DISTINCT stage FROM "{project.log_table}"').fetchall())))
+        tree = error_tree(con, project, Scope.of(versions="credit-v1", stages=stages))
+    worst = tree.leaves[tree.leaves["slice"].notna()].iloc[0]
+    choose(page, "Leaf", worst["where"])
+    # The button opens its link in a new tab; follow the same link here.
+    href = page.get_by_role("link", name="Open in Slices").get_attribute("href")
+    page.goto(server.url + href)
+    slices = page
+    expect(slices.get_by_role("heading", name=worst["where"])).to_be_visible()
+    con = duckdb.connect(str(server.db), read_only=True)
+    try:
+        from analysis.slices import compile_slice
+        sql, params = compile_slice(worst["slice"], project)
+        expected = con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}',
+                               ["credit-v1", *params]).fetchall()[0][0]
+    finally:
+        con.close()
+    expect(card_value(slices, "Rows in the slice")).to_have_text(f"{expected:,}")
+    slices.screenshot(path=str(ARTIFACTS / "discover-to-slices.png"), full_page=True)

@@ -1,0 +1,228 @@
+"""A project's features as small integer codes and a per-row error, ready for
+slice finding.
+
+* Categorical features keep their values: the ``MAX_CATEGORIES`` most frequent
+  get codes 0, 1, ... (most frequent first) and any others share one more code,
+  ``(other)``.
+* Booleans: ``false`` is 0, ``true`` is 1.
+* Numbers and timestamps: quantile bins (cut points from
+  :func:`analysis.breakdown.groupings`), bin ``i`` being ``[edge(i-1), edge(i))``.
+* Missing values stay SQL NULL, which slice finding treats as a value of its own.
+
+Every code maps back to slice conditions (:attr:`EncodedFeature.conditions`),
+so a discovered slice opens in the Slices page as an ordinary slice.
+
+Error measures (:data:`ERRORS`): ``misclassification`` (classification),
+``logloss`` and ``brier`` (binary), ``abs_residual`` and ``sq_residual``
+(regression), or the name of any numeric outcome column (a product cost, such
+as money lost), which must not be negative. Rows where the measure is
+undefined (no label yet, no score, no outcome value) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ..breakdown import GROUPABLE, groupings
+from ..errors import ConfigError
+from ..metrics import binary_terms
+from ..project import Project
+from ..scope import Scope
+from ..slices import Condition, Slice, compile_slice, slice_columns
+from ..sql import and_all, quote_ident
+
+MAX_CATEGORIES = 100
+OTHER = "(other)"
+ERROR_COLUMN = "sb_error"
+
+ERRORS = {
+    "misclassification": ("binary", "multiclass"),
+    "logloss": ("binary",),
+    "brier": ("binary",),
+    "abs_residual": ("regression",),
+    "sq_residual": ("regression",),
+}
+BINARY_ERROR = ("misclassification",)  # 0/1 per row: intervals and tests for proportions
+
+
+@dataclass(frozen=True)
+class EncodedFeature:
+    """One feature's codes: ``labels[code]`` to show, ``conditions[code]`` to select its rows."""
+
+    column: str
+    kind: str
+    labels: tuple[str, ...]
+    conditions: tuple[tuple[Condition, ...], ...]
+    null_conditions: tuple[Condition, ...]
+
+    def label(self, code) -> str:
+        return "(missing)" if code is None else self.labels[int(code)]
+
+    def condition(self, code) -> tuple[Condition, ...]:
+        return self.null_conditions if code is None else self.conditions[int(code)]
+
+    def predicate(self, code):
+        """The value a code stands for, as plain data: a category, ``True`` /
+        ``False``, ``{"low": .., "high": ..}`` (a half-open range; an open end
+        is None), ``"(other)"``, or None for a missing value."""
+        if code is None:
+            return None
+        cond = self.conditions[int(code)][0]
+        if cond.op == "in":
+            return cond.values[0]
+        if cond.op in ("is_true", "is_false"):
+            return cond.op == "is_true"
+        if cond.op == "between":
+            return {"low": cond.low, "high": cond.high}
+        if cond.op == "not_null":  # one bin covering every value
+            return {"low": None, "high": None}
+        return OTHER
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """``(sql, params)`` yielding one row per example: each feature's code under
+    its own name, and the error in :data:`ERROR_COLUMN`."""
+
+    sql: str
+    params: list
+    features: list[EncodedFeature]
+    error: str
+    binary_error: bool
+    totals: tuple[str, list] = ("", [])  # (sql, params): rows, error sum, sum of squared errors
+
+    def feature(self, column: str) -> EncodedFeature:
+        return next(f for f in self.features if f.column == column)
+
+    def slice_of(self, predicates: dict) -> Slice:
+        """The slice selecting ``{column: code}`` (a code of None: the column is missing)."""
+        conditions: list[Condition] = []
+        for column, code in predicates.items():
+            conditions += self.feature(column).condition(code)
+        return Slice(tuple(conditions))
+
+
+def error_choices(project: Project) -> list[str]:
+    """The error measures this project can use."""
+    measures = [name for name, tasks in ERRORS.items() if project.task in tasks]
+    return measures + [o.name for o in project.outcomes]
+
+
+def error_sql(project: Project, error: str) -> tuple[str, str]:
+    """``(per-row error, filter of the rows where it is defined)`` for ``error``."""
+    if error not in error_choices(project):
+        raise ConfigError(f"Unknown error measure {error!r} for a {project.task} project; "
+                          f"choose one of {', '.join(error_choices(project))}.")
+    labeled = "label IS NOT NULL AND prediction IS NOT NULL"
+    scored = "label IS NOT NULL AND score IS NOT NULL"
+    if error == "misclassification":
+        return "CASE WHEN label = prediction THEN 0 ELSE 1 END", labeled
+    if error in ("logloss", "brier"):
+        terms = dict(binary_terms())
+        return terms["ll_sum" if error == "logloss" else "brier_sum"], scored
+    if error == "abs_residual":
+        return "abs(label - prediction)", labeled
+    if error == "sq_residual":
+        return "(label - prediction) * (label - prediction)", labeled
+    col = quote_ident(error)
+    return f"CAST({col} AS DOUBLE)", f"{col} IS NOT NULL"
+
+
+def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
+           columns: list[str] | None = None, error: str = "misclassification", bins: int = 5,
+           slice_: Slice = Slice()) -> Encoding:
+    """Encode ``columns`` (default: every categorical, boolean, numeric and
+    timestamp feature) of the rows in ``scope`` (and ``slice_``) where
+    ``error`` is defined."""
+    kinds = slice_columns(project)
+    if columns is None:
+        columns = [c.name for c in project.features if c.kind in GROUPABLE]
+    if not columns:
+        raise ConfigError(f"{project.name} has no feature to find slices on.")
+    for column in columns:
+        if column not in kinds:
+            raise ConfigError(f"Unknown column {column!r}. Columns of {project.name}: {', '.join(sorted(kinds))}.")
+        if kinds[column] not in GROUPABLE:
+            raise ConfigError(f"{column} is a {kinds[column]} column; slices are found on categorical, boolean, "
+                              "numeric and timestamp columns.")
+    err, defined = error_sql(project, error)
+    where, params = and_all([scope.to_sql(), compile_slice(slice_, project), (defined, [])])
+    table = quote_ident(project.log_table)
+    if error in [o.name for o in project.outcomes]:
+        lowest = con.execute(f"SELECT min({err}) FROM {table} WHERE {where}", params).fetchall()[0][0]
+        if lowest is not None and lowest < 0:
+            raise ConfigError(f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
+                              "non-negative costs. Choose an outcome that is zero or more per row.")
+    categorical = [c for c in columns if kinds[c] == "categorical"]
+    top = _top_values(con, table, categorical, (where, params))
+    binned = {g.column: g for g in groupings(con, project, [c for c in columns if kinds[c] in ("numeric", "timestamp")],
+                                             scope, slice_, bins)} if any(
+        kinds[c] in ("numeric", "timestamp") for c in columns) else {}
+    selects, sel_params, features = [], [], []
+    for column in columns:
+        kind, col = kinds[column], quote_ident(column)
+        if kind == "categorical":
+            values = top[column]
+            cases = " ".join("WHEN ? THEN ?" for _ in values)
+            other = f" ELSE {len(values)}" if len(values) >= MAX_CATEGORIES else ""
+            selects.append(f"CASE WHEN {col} IS NULL THEN NULL ELSE (CASE {col} {cases}{other} END) END AS {col}")
+            for i, v in enumerate(values):
+                sel_params += [v, i]
+            labels = [str(v) for v in values]
+            conds = [(Condition(column, "in", values=(v,)),) for v in values]
+            if other:
+                labels.append(OTHER)
+                conds.append((Condition(column, "not_in", values=tuple(values)), Condition(column, "not_null")))
+            features.append(EncodedFeature(column, kind, tuple(labels), tuple(conds),
+                                           (Condition(column, "is_null"),)))
+        elif kind == "boolean":
+            selects.append(f"CASE WHEN {col} THEN 1 WHEN NOT {col} THEN 0 END AS {col}")
+            features.append(EncodedFeature(column, kind, ("false", "true"),
+                                           ((Condition(column, "is_false"),), (Condition(column, "is_true"),)),
+                                           (Condition(column, "is_null"),)))
+        else:
+            g = binned[column]
+            edges = list(g.params[1:-1:2])
+            value = f"epoch({col})" if kind == "timestamp" else f"CAST({col} AS DOUBLE)"
+            cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(edges)))
+            selects.append(f"CASE WHEN {col} IS NULL THEN NULL {cases} ELSE {len(edges)} END AS {col}")
+            sel_params += edges
+            features.append(EncodedFeature(column, kind, tuple(g.order[:-1]), tuple(
+                (_bin_condition(column, kind, edges, i),) for i in range(len(edges) + 1)),
+                (Condition(column, "is_null"),)))
+    sql = f"SELECT {', '.join(selects)}, {err} AS {ERROR_COLUMN} FROM {table} WHERE {where}"
+    totals = (f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} "
+              f"WHERE {where}", list(params))
+    return Encoding(sql, sel_params + params, features, error, error in BINARY_ERROR, totals)
+
+
+def _top_values(con, table: str, columns: list[str], where: tuple[str, list]) -> dict[str, list]:
+    """Each column's most frequent non-null values (at most MAX_CATEGORIES, ties by value)."""
+    if not columns:
+        return {}
+    keys = ", ".join(f"{quote_ident(c)} AS k{i}" for i, c in enumerate(columns))
+    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(columns)))
+    sets = ", ".join(f"(k{i})" for i in range(len(columns)))
+    frame = con.execute(
+        f"SELECT {', '.join(f'k{i}' for i in range(len(columns)))}, {flags}, count(*) AS n "
+        f"FROM (SELECT {keys} FROM {table} WHERE {where[0]}) AS scoped GROUP BY GROUPING SETS ({sets})",
+        where[1]).df()
+    out = {}
+    for i, c in enumerate(columns):
+        part = frame[(frame[f"g{i}"] == 0) & frame[f"k{i}"].notna()]
+        part = part.assign(key=part[f"k{i}"].astype(str)).sort_values(["n", "key"], ascending=[False, True])
+        out[c] = [v.item() if hasattr(v, "item") else v for v in part[f"k{i}"].head(MAX_CATEGORIES)]
+    return out
+
+
+def _bin_condition(column: str, kind: str, edges: list[float], i: int) -> Condition:
+    low = edges[i - 1] if i > 0 else None
+    high = edges[i] if i < len(edges) else None
+    if kind == "timestamp":
+        low, high = (None if x is None else pd.Timestamp(x, unit="s").isoformat() for x in (low, high))
+    if low is None and high is None:
+        return Condition(column, "not_null")
+    return Condition(column, "between", low=low, high=high)

@@ -1,0 +1,192 @@
+"""Slice discovery on a project: encode, find (SliceLine), test, fold, rank.
+
+:func:`discover` is what the Discover page and ``python -m analysis discover``
+call. It returns a :class:`Discovery` whose ``slices`` table has one row per
+reported slice, best first:
+
+``rank``, ``where`` (readable slice), ``slice`` (a :class:`~analysis.slices.Slice`),
+``predicates`` (column -> value, ``{"low", "high"}`` range, or None for missing;
+see :meth:`~analysis.discovery.encode.EncodedFeature.predicate`), ``level``, ``size``, ``errors`` (error
+sum), ``error_rate`` (mean error) with ``ci_low`` / ``ci_high``,
+``rest_error_rate``, ``score`` (SliceLine), ``impact`` (excess error over the
+average, ``errors − size·ē``: excess misclassifications, or money for a cost),
+``p_value`` (slice vs rest), ``q_value`` (Benjamini–Hochberg over every slice
+evaluated in the run), ``significant`` (q below the threshold) and
+``folded_under`` (the rank of a better slice this one nearly duplicates, or
+NaN).
+
+A slice is *folded* under a better-ranked one when one's predicates contain
+the other's and the smaller covers at least ``fold_overlap`` of the larger's
+rows: the extra condition hardly changes which rows it selects.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..project import Project
+from ..scope import Scope
+from ..slices import Slice
+from ..sql import quote_ident
+from .encode import ERROR_COLUMN, Encoding, encode
+from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
+from .sliceline import find_slices
+
+RANKINGS = ("score", "impact")
+COLUMNS = ["rank", "where", "predicates", "level", "size", "errors", "error_rate", "ci_low", "ci_high",
+           "rest_error_rate", "score", "impact", "p_value", "q_value", "significant", "folded_under", "slice"]
+
+
+@dataclass
+class Discovery:
+    """The result of :func:`discover` (see the module docstring for ``slices``)."""
+
+    project: str
+    scope: Scope
+    error: str
+    slices: pd.DataFrame
+    n_rows: int
+    total_errors: float
+    n_evaluated: int
+    candidates_per_level: list[dict]
+    min_support: int
+    alpha: float
+    max_level: int
+    top_k: int
+    rank_by: str = "score"
+    q_threshold: float = 0.05
+    seconds: float = 0.0
+    features: list[str] = field(default_factory=list)
+    evaluated: pd.DataFrame | None = None  # every slice tested: predicates, size, errors, score, p, q
+
+    @property
+    def mean_error(self) -> float:
+        return self.total_errors / self.n_rows if self.n_rows else math.nan
+
+    def to_dict(self) -> dict:
+        rows = []
+        for r in self.slices.itertuples(index=False):
+            rows.append({
+                "rank": int(r.rank), "where": r.where, "predicates": r.predicates, "slice": r.slice.to_dict(),
+                "level": int(r.level), "size": int(r.size), "errors": float(r.errors),
+                "error_rate": float(r.error_rate), "ci_low": _num(r.ci_low), "ci_high": _num(r.ci_high),
+                "rest_error_rate": _num(r.rest_error_rate), "score": float(r.score), "impact": float(r.impact),
+                "p_value": _num(r.p_value), "q_value": _num(r.q_value), "significant": bool(r.significant),
+                "folded_under": None if pd.isna(r.folded_under) else int(r.folded_under),
+            })
+        return {
+            "project": self.project, "error": self.error, "rank_by": self.rank_by, "rows": self.n_rows,
+            "total_errors": self.total_errors, "mean_error": _num(self.mean_error), "alpha": self.alpha,
+            "min_support": self.min_support, "max_level": self.max_level, "top": self.top_k,
+            "features": self.features, "evaluated": self.n_evaluated, "q_threshold": self.q_threshold,
+            "candidates_per_level": self.candidates_per_level, "seconds": self.seconds, "slices": rows,
+        }
+
+
+def _num(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
+             error: str = "misclassification", columns: list[str] | None = None, bins: int = 5,
+             alpha: float = 0.95, min_support: int | float | None = None, max_level: int = 3, top_k: int = 10,
+             rank_by: str = "score", q_threshold: float = 0.05, fold_overlap: float = 0.9,
+             slice_: Slice = Slice()) -> Discovery:
+    """The worst slices of ``scope`` by SliceLine, with significance (see the module docstring)."""
+    if rank_by not in RANKINGS:
+        raise ConfigError(f"Rank by one of {', '.join(RANKINGS)}, not {rank_by!r}.")
+    if not 0 < q_threshold < 1:
+        raise ConfigError(f"The q-value threshold must be in (0, 1), not {q_threshold!r}.")
+    start = time.perf_counter()
+    enc = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+    n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
+    if not n:
+        raise ConfigError(f"No rows with a defined {error} in this scope: nothing to search.")
+    features = [f.column for f in enc.features]
+    found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
+                        min_support=min_support, max_level=max_level, top_k=top_k)
+    evaluated = found.evaluated.copy()
+    evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
+    evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())
+    evaluated["impact"] = evaluated["errors"] - evaluated["size"] * (total / n)
+    if rank_by == "score":
+        chosen = found.top_slices[["predicates", "level", "size", "errors", "score"]]
+    else:  # the evaluated slices that cost the most errors beyond the average
+        chosen = evaluated[evaluated["impact"] > 0].sort_values(["impact", "score"], ascending=False).head(top_k)
+        chosen = chosen[["predicates", "level", "size", "errors", "score"]]
+    table = _reported(enc, chosen, evaluated, n, total)
+    _add_intervals(con, enc, table)
+    _fold(table, fold_overlap)
+    table["significant"] = table["q_value"] < q_threshold
+    return Discovery(project.name, scope, error, table[COLUMNS], int(n), float(total), len(evaluated),
+                     found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
+                     q_threshold, time.perf_counter() - start, features,
+                     evaluated[["predicates", "level", "size", "errors", "score", "impact", "p_value", "q_value"]])
+
+
+def _key(predicates: dict) -> tuple:
+    return tuple(sorted((k, -1 if v is None else int(v)) for k, v in predicates.items()))
+
+
+def _reported(enc: Encoding, chosen: pd.DataFrame, evaluated: pd.DataFrame, n: int, total: float) -> pd.DataFrame:
+    stats = {_key(p): (pv, qv, im) for p, pv, qv, im in zip(evaluated["predicates"], evaluated["p_value"],
+                                                            evaluated["q_value"], evaluated["impact"])}
+    rows = []
+    for rank, r in enumerate(chosen.itertuples(index=False), start=1):
+        p_value, q_value, impact = stats.get(_key(r.predicates), (math.nan, math.nan, r.errors - r.size * total / n))
+        slice_ = enc.slice_of(r.predicates)
+        rest = n - r.size
+        rows.append({
+            "rank": rank, "where": slice_.readable(), "slice": slice_, "codes": r.predicates,
+            "predicates": {c: enc.feature(c).predicate(v) for c, v in r.predicates.items()},
+            "level": int(r.level), "size": int(r.size), "errors": float(r.errors),
+            "error_rate": r.errors / r.size, "rest_error_rate": (total - r.errors) / rest if rest else math.nan,
+            "score": float(r.score), "impact": float(impact), "p_value": p_value, "q_value": q_value,
+        })
+    return pd.DataFrame(rows, columns=[*COLUMNS, "codes"])
+
+
+def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
+    """Each reported slice's error-rate interval (its own sum of squares for a real-valued error)."""
+    squares = [math.nan] * len(table)
+    if not enc.binary_error and len(table):
+        sums, params = [], []
+        for codes in table["codes"]:
+            conds = []
+            for column, code in codes.items():
+                if code is None:
+                    conds.append(f"{quote_ident(column)} IS NULL")
+                else:
+                    conds.append(f"{quote_ident(column)} = ?")
+                    params.append(int(code))
+            e = quote_ident(ERROR_COLUMN)
+            sums.append(f"sum(CASE WHEN {' AND '.join(conds) or 'TRUE'} THEN {e} * {e} END)")
+        squares = list(con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded",
+                                   params + enc.params).fetchall()[0])
+    bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error)
+              for s, e, q in zip(table["size"], table["errors"], squares)]
+    table["ci_low"] = [b[0] for b in bounds]
+    table["ci_high"] = [b[1] for b in bounds]
+
+
+def _fold(table: pd.DataFrame, overlap: float) -> None:
+    """Mark near-duplicates of a better-ranked slice (see the module docstring)."""
+    folded = [np.nan] * len(table)
+    items = [set(_key(c)) for c in table["codes"]]
+    sizes = list(table["size"])
+    for j in range(len(table)):
+        for i in range(j):  # i ranks better than j
+            if not np.isnan(folded[i]):
+                continue
+            nested = items[i] <= items[j] or items[j] <= items[i]
+            if nested and min(sizes[i], sizes[j]) >= overlap * max(sizes[i], sizes[j]):
+                folded[j] = int(table["rank"].iloc[i])
+                break
+    table["folded_under"] = folded

@@ -1,0 +1,230 @@
+"""The error tree: a shallow decision tree that predicts a row's error from its
+features; each leaf is a slice with its path, size and error rate.
+
+The tree (scikit-learn ``DecisionTreeRegressor``, squared error, which for a
+0/1 error splits as the Gini criterion does) is fit on the encoded features of
+at most ``sample`` rows (a fixed-seed sample beyond that). Categories are
+ordered by their mean error in the sample before fitting, so a threshold split
+on the order is the best split of the categories into two groups (Breiman et
+al., 1984); numeric bins keep their order; a missing value is a value of its
+own. The leaves' sizes and errors are then counted exactly, in DuckDB, over all
+rows of the scope: the leaves partition the rows, each row in exactly one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeRegressor
+
+from ..errors import ConfigError
+from ..project import Project
+from ..scope import Scope
+from ..slices import Condition, Slice
+from ..sql import quote_ident
+from .encode import ERROR_COLUMN, EncodedFeature, encode
+
+MISSING = -1  # the tree's code for a missing value
+
+
+@dataclass
+class ErrorTree:
+    """``nodes``: one row per node (``id``, ``parent`` (None for the root),
+    ``depth``, ``split`` (the condition on the edge from the parent), ``size``,
+    ``errors``, ``error_rate``, ``leaf``); ``leaves``: one row per leaf, worst
+    first, with ``id``, ``where`` (readable path), ``slice`` (None when the path
+    mixes missing and present values in a way a slice cannot say), ``size``,
+    ``errors``, ``error_rate``. Counts are over all rows; the tree was fit on
+    ``fit_rows`` of them."""
+
+    nodes: pd.DataFrame
+    leaves: pd.DataFrame
+    n_rows: int
+    total_errors: float
+    fit_rows: int
+    max_depth: int
+    min_leaf: int
+    features: list[str] = field(default_factory=list)
+
+    @property
+    def mean_error(self) -> float:
+        return self.total_errors / self.n_rows if self.n_rows else float("nan")
+
+
+def error_tree(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
+               error: str = "misclassification", columns: list[str] | None = None, bins: int = 5,
+               max_depth: int = 3, min_leaf: int | None = None, sample: int = 200_000,
+               slice_: Slice = Slice()) -> ErrorTree:
+    """Fit the error tree (see the module docstring). ``min_leaf`` defaults to 1% of the rows."""
+    if not 1 <= int(max_depth) <= 8:
+        raise ConfigError("The tree's depth must be between 1 and 8.")
+    enc = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+    n, total, _ = con.execute(*enc.totals).fetchall()[0]
+    if not n:
+        raise ConfigError(f"No rows with a defined {error} in this scope: nothing to fit.")
+    min_leaf = int(min_leaf) if min_leaf else max(1, int(n) // 100)
+    source = f"SELECT * FROM ({enc.sql}) AS encoded"
+    if n > sample:
+        source += f" USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
+    data = con.execute(source, enc.params).df()
+    names = [f.column for f in enc.features]
+    orders = {f.column: _order(f, data) for f in enc.features}
+    x = np.column_stack([data[c].map(orders[c]).to_numpy(dtype=float) for c in names])
+    y = data[ERROR_COLUMN].to_numpy(dtype=float)
+    leaf_in_sample = max(1, round(min_leaf * len(data) / n))
+    model = DecisionTreeRegressor(max_depth=int(max_depth), min_samples_leaf=leaf_in_sample, random_state=0)
+    model.fit(x, y)
+    # Codes no row has (a missing value in a column without any) are left out of paths.
+    nulls = con.execute("SELECT " + ", ".join(f"count(*) - count({quote_ident(c)})" for c in names)
+                        + f" FROM ({enc.sql}) AS encoded", enc.params).fetchall()[0]
+    start = {c: set(orders[c]) - (set() if missing else {None}) for c, missing in zip(names, nulls)}
+    nodes = _paths(model, enc.features, orders, start)
+    counted = _count_leaves(con, enc, nodes)
+    return _assemble(nodes, counted, enc, int(n), float(total), len(data), int(max_depth), min_leaf, names)
+
+
+def _order(feature: EncodedFeature, data: pd.DataFrame) -> dict:
+    """Code -> position on the tree's axis (missing included as code None)."""
+    codes = [None, *range(len(feature.labels))]
+    if feature.kind == "categorical":  # by mean error in the sample; unseen codes last
+        means = data.groupby(data[feature.column].fillna(MISSING))[ERROR_COLUMN].mean()
+        key = {c: means.get(MISSING if c is None else c, np.inf) for c in codes}
+        ranked = sorted(codes, key=lambda c: (key[c], -2 if c is None else c))
+        return {c: float(i) for i, c in enumerate(ranked)}
+    return {c: float(MISSING if c is None else c) for c in codes}
+
+
+def _paths(model: DecisionTreeRegressor, features: list[EncodedFeature], orders: dict,
+           start: dict) -> list[dict]:
+    """Every node with its parent, the edge's split, and the codes each feature may still take."""
+    t = model.tree_
+    out: list[dict] = []
+
+    def walk(node: int, parent, depth: int, allowed: dict, split: str) -> None:
+        leaf = t.children_left[node] == -1
+        out.append({"id": node, "parent": parent, "depth": depth, "split": split, "leaf": leaf,
+                    "allowed": allowed})
+        if leaf:
+            return
+        f = features[t.feature[node]]
+        threshold = t.threshold[node]
+        left = {c for c in allowed[f.column] if orders[f.column][c] <= threshold}
+        right = allowed[f.column] - left
+        for child, codes in ((t.children_left[node], left), (t.children_right[node], right)):
+            walk(child, node, depth + 1, {**allowed, f.column: codes}, _describe(f, codes))
+
+    walk(0, None, 0, start, "all rows")
+    return out
+
+
+def _describe(feature: EncodedFeature, codes: set) -> str:
+    labels = [feature.label(c) for c in sorted(codes, key=lambda c: -1 if c is None else c)]
+    return f"{feature.column} in ({', '.join(labels)})" if len(labels) > 1 else f"{feature.column} = {labels[0]}"
+
+
+def _leaf_sql(enc, allowed: dict, start: dict) -> tuple[str, list]:
+    parts, params = [], []
+    for f in enc.features:
+        codes = allowed[f.column]
+        if codes == start[f.column]:
+            continue
+        present = sorted(c for c in codes if c is not None)
+        terms = []
+        if present:
+            terms.append(f"{quote_ident(f.column)} IN ({', '.join('?' for _ in present)})")
+            params += present
+        if None in codes:
+            terms.append(f"{quote_ident(f.column)} IS NULL")
+        parts.append("(" + " OR ".join(terms) + ")")
+    return (" AND ".join(parts) or "TRUE"), params
+
+
+def _count_leaves(con, enc, nodes: list[dict]) -> pd.DataFrame:
+    """Rows and errors per leaf over all rows (one pass; a row matching no leaf would show as NULL)."""
+    cases, params = [], []
+    for node in nodes:
+        if node["leaf"]:
+            sql, p = _leaf_sql(enc, node["allowed"], nodes[0]["allowed"])
+            cases.append(f"WHEN {sql} THEN {int(node['id'])}")
+            params += p
+    e = quote_ident(ERROR_COLUMN)
+    return con.execute(
+        f"SELECT CASE {' '.join(cases)} END AS id, count(*) AS size, coalesce(sum({e}), 0) AS errors "
+        f"FROM ({enc.sql}) AS encoded GROUP BY 1", params + enc.params).df()
+
+
+def _leaf_slice(enc, allowed: dict, start: dict) -> Slice | None:
+    """The path as a slice, or None when it cannot be said with AND-ed conditions."""
+    conditions: list[Condition] = []
+    for f in enc.features:
+        codes = allowed[f.column]
+        n_values = len(f.labels)
+        if codes == start[f.column]:
+            continue
+        present = sorted(c for c in codes if c is not None)
+        if not present:
+            conditions.append(Condition(f.column, "is_null"))
+            continue
+        with_null = None in codes
+        if f.kind in ("numeric", "timestamp"):
+            if with_null or present != list(range(present[0], present[-1] + 1)):
+                return None
+            low = f.conditions[present[0]][0]
+            high = f.conditions[present[-1]][0]
+            conditions.append(Condition(f.column, "between", low=low.low if low.op == "between" else None,
+                                        high=high.high if high.op == "between" else None)
+                              if not (present[0] == 0 and present[-1] == n_values - 1)
+                              else Condition(f.column, "not_null"))
+            continue
+        if f.kind == "boolean":
+            if with_null:
+                return None
+            conditions += f.conditions[present[0]] if len(present) == 1 else (Condition(f.column, "not_null"),)
+            continue
+        values = tuple(f.conditions[c][0].values[0] for c in present if f.conditions[c][0].op == "in")
+        if len(values) != len(present):  # the (other) group
+            return None
+        if with_null:
+            missing = tuple(f.conditions[c][0].values[0] for c in range(n_values) if c not in codes)
+            conditions.append(Condition(f.column, "not_in", values=missing))
+        elif len(present) == n_values:
+            conditions.append(Condition(f.column, "not_null"))
+        else:
+            conditions.append(Condition(f.column, "in", values=values))
+    return Slice(tuple(conditions))
+
+
+def _assemble(nodes, counted, enc, n, total, fit_rows, max_depth, min_leaf, names) -> ErrorTree:
+    by_leaf = counted.set_index("id")
+    frame = pd.DataFrame([{k: v for k, v in node.items() if k != "allowed"} for node in nodes])
+    sizes = {int(i): (int(r["size"]), float(r["errors"])) for i, r in by_leaf.iterrows() if pd.notna(i)}
+    children: dict = {}
+    for node in nodes:
+        if node["parent"] is not None:
+            children.setdefault(node["parent"], []).append(node["id"])
+
+    def totals(node_id: int) -> tuple[int, float]:
+        if node_id not in children:
+            return sizes.get(node_id, (0, 0.0))
+        parts = [totals(c) for c in children[node_id]]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    frame["size"] = [totals(i)[0] for i in frame["id"]]
+    frame["errors"] = [totals(i)[1] for i in frame["id"]]
+    frame["error_rate"] = frame["errors"] / frame["size"].where(frame["size"] > 0)
+    leaves = []
+    for node in nodes:
+        if not node["leaf"]:
+            continue
+        slice_ = _leaf_slice(enc, node["allowed"], nodes[0]["allowed"])
+        where = (slice_.readable() or "all rows") if slice_ is not None else " AND ".join(
+            _describe(f, node["allowed"][f.column]) for f in enc.features
+            if node["allowed"][f.column] != nodes[0]["allowed"][f.column])
+        size, errors = sizes.get(node["id"], (0, 0.0))
+        leaves.append({"id": node["id"], "where": where, "slice": slice_, "size": size, "errors": errors,
+                       "error_rate": errors / size if size else float("nan")})
+    leaf_frame = pd.DataFrame(leaves).sort_values(["error_rate", "size"], ascending=[False, False])
+    return ErrorTree(frame, leaf_frame.reset_index(drop=True), n, total, fit_rows, max_depth, min_leaf, names)

@@ -1,0 +1,65 @@
+"""Discover: the slices where a model version errs most, found by SliceLine, with
+intervals, Benjamini–Hochberg q-values and impact; open or save any of them."""
+
+import streamlit as st
+
+from analysis import get_project
+from analysis.breakdown import GROUPABLE
+from analysis.discovery.encode import error_choices
+from analysis.discovery.run import discover
+from analysis.discovery.tree import error_tree
+from analysis.overview import project_summary
+from analysis.scope import Scope
+from pages import _discover_views as views
+from pages import _ui
+
+_ui.require_app()
+
+project_name = _ui.current_project()
+summary = _ui.query(project_summary, project_name)
+project = _ui.query(get_project, None, name=project_name)
+st.title("Discover")
+st.caption("SliceLine (Sagadeeva & Boehm, 2021) searches every combination of up to *L* feature values "
+           "for the slices whose error is far above average and which are big enough to matter.")
+
+if "dc_version" not in st.session_state:
+    wanted = st.query_params.get("version")
+    st.session_state["dc_version"] = wanted if wanted in summary.versions else summary.versions[0]
+a, b, c = st.columns(3)
+version = a.selectbox("Model version", summary.versions, key="dc_version")
+stages = b.multiselect("Stages", summary.stages, default=list(summary.stages), key="dc_stages")
+error = c.selectbox("Error to find", error_choices(project), key="dc_error",
+                    help="misclassification, log loss or Brier per row, residuals, or an outcome column "
+                         "(a cost such as money lost) to rank slices by.")
+st.query_params["version"] = version
+features = [f.name for f in project.features if f.kind in GROUPABLE]
+with st.expander("Search settings"):
+    s1, s2, s3, s4, s5 = st.columns(5)
+    max_level = s1.number_input("Conditions per slice (L)", 1, 4, 3, key="dc_level")
+    top_k = s2.number_input("Slices to report (k)", 1, 50, 10, key="dc_top")
+    support = s3.number_input("Minimum support σ (share of rows)", 0.001, 0.5, 0.01, 0.005, format="%.3f",
+                              key="dc_support")
+    alpha = s4.slider("α: error vs size", 0.5, 1.0, 0.95, 0.01, key="dc_alpha")
+    rank_by = s5.selectbox("Rank by", ["score", "impact"], key="dc_rank")
+    chosen = st.multiselect("Features", features, default=features, key="dc_features")
+
+scope = Scope.of(versions=version, stages=stages or None)
+if not chosen:
+    st.info("Pick at least one feature to search.")
+    st.stop()
+view = st.radio("View", ["Slices (SliceLine)", "Error tree"], horizontal=True, key="dc_view",
+                label_visibility="collapsed")
+if view == "Slices (SliceLine)":
+    with st.status("Searching slices…", expanded=False) as status:
+        result = _ui.query(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
+                           max_level=int(max_level), top_k=int(top_k), min_support=float(support),
+                           alpha=float(alpha), rank_by=rank_by)
+        status.update(label=f"Searched {result.n_evaluated:,} slices of {result.n_rows:,} rows in "
+                            f"{result.seconds:.2f} s", state="complete")
+    views.found_view(project_name, project, version, error, result)
+else:  # only the chosen view is computed
+    depth = st.slider("Depth", 1, 6, 3, key="dc_depth")
+    with st.spinner("Fitting the error tree…"):
+        tree = _ui.query(error_tree, project_name, scope=scope, error=error, columns=tuple(chosen),
+                         max_depth=int(depth))
+    views.tree_view(project_name, version, tree)

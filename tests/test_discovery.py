@@ -1,0 +1,242 @@
+"""Slice discovery on projects: encoding, significance (against statsmodels and
+scipy), false-discovery control on data with no effect, folding, the planted
+failures of the demo, the CLI and bad requests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+
+from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
+from analysis.cli import main
+from analysis.discovery.encode import encode
+from analysis.discovery.run import discover
+from analysis.discovery.significance import bh_qvalues, pooled_z_pvalues
+from analysis.scope import Scope
+from analysis.slices import compile_slice
+
+from conftest import db_digest
+
+
+def ingest(path, frame, **mapping) -> tuple[Store, object]:
+    store = Store(path)
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(id="id", version="v", **mapping))
+    with store.read() as con:
+        return store, get_project(con, "p")
+
+
+def null_frame(seed: int, n: int = 4000) -> pd.DataFrame:
+    """Features independent of the errors: any slice found is chance."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)], "v": "m",
+        "a": rng.choice(["x", "y", "z"], n), "b": rng.choice(["p", "q", "r", "s"], n),
+        "c": rng.choice(["u", "w"], n), "d": rng.integers(0, 100, n).astype(float),
+        "label": rng.integers(0, 2, n), "prediction": rng.integers(0, 2, n),
+    })
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A slice with three times the error rate, a near-duplicate of it, and missing values."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    frame = pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)], "v": "m",
+        "city": rng.choice(["ams", "ber", "cph", "dub"], n), "tier": rng.choice(["gold", "free"], n),
+        "age": rng.integers(18, 80, n).astype(float), "cost": rng.gamma(2.0, 10.0, n).round(2),
+    })
+    frame.loc[rng.random(n) < 0.1, "city"] = None
+    bad = (frame.city == "ber") & (frame.tier == "free")
+    p_wrong = np.where(bad, 0.45, 0.15)
+    frame["label"] = rng.integers(0, 2, n)
+    wrong = rng.random(n) < p_wrong
+    frame["prediction"] = np.where(wrong, 1 - frame.label, frame.label)
+    frame.loc[bad, "cost"] *= 4
+    store, project = ingest(tmp_path_factory.mktemp("planted") / "p.duckdb", frame, task="binary",
+                            prediction="prediction", label="label", positive_label="1",
+                            features=["city", "tier", "age"], outcomes=["cost"])
+    return store, project, frame
+
+
+def test_every_code_maps_back_to_the_rows_of_its_slice(planted):
+    """Rows and errors per code of the encoding equal those of the slice the code
+    opens as (compiled by the one slice compiler, over the labeled rows)."""
+    store, project, _ = planted
+    with store.read() as con:
+        enc = encode(con, project, bins=4)
+        for feature in enc.features:
+            col = f'"{feature.column}"'
+            per_code = {None if c is None else int(c): (n, e) for c, n, e in con.execute(
+                f"SELECT {col}, count(*), sum(sb_error) FROM ({enc.sql}) GROUP BY 1", enc.params).fetchall()}
+            assert len(per_code) >= 2
+            for code, (n, errors) in per_code.items():
+                sql, params = compile_slice(enc.slice_of({feature.column: code}), project)
+                got = con.execute(
+                    f'SELECT count(*), sum(CASE WHEN label = prediction THEN 0 ELSE 1 END) FROM "{project.log_table}" '
+                    f"WHERE label IS NOT NULL AND prediction IS NOT NULL AND {sql}", params).fetchall()[0]
+                assert got == (n, errors), (feature.column, code)
+
+
+def test_planted_slice_is_found_first_with_tests_matching_statsmodels(planted):
+    store, project, frame = planted
+    with store.read() as con:
+        found = discover(con, project, max_level=2, top_k=5, alpha=0.95)
+    top = found.slices.iloc[0]
+    assert top["where"] == "city = ber AND tier = free"
+    inside = frame[(frame.city == "ber") & (frame.tier == "free")]
+    wrong = (inside.label != inside.prediction).sum()
+    total_wrong = (frame.label != frame.prediction).sum()
+    assert (top["size"], top["errors"]) == (len(inside), wrong)
+    assert (top["ci_low"], top["ci_high"]) == pytest.approx(
+        proportion_confint(wrong, len(inside), method="wilson"), abs=1e-12)
+    assert top["p_value"] == pytest.approx(
+        proportions_ztest([wrong, total_wrong - wrong], [len(inside), len(frame) - len(inside)])[1], rel=1e-6)
+    assert top["significant"]
+    assert top["impact"] == pytest.approx(wrong - len(inside) * total_wrong / len(frame), rel=1e-12)
+
+
+def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
+    store, project, frame = planted
+    with store.read() as con:
+        found = discover(con, project, error="cost", max_level=2, top_k=3)
+    top = found.slices.iloc[0]
+    assert top["where"] == "city = ber AND tier = free"
+    inside = frame[(frame.city == "ber") & (frame.tier == "free")].cost
+    assert top["error_rate"] == pytest.approx(inside.mean(), rel=1e-9)
+    assert (top["ci_low"], top["ci_high"]) == pytest.approx(
+        sps.t.interval(0.95, len(inside) - 1, loc=inside.mean(), scale=sps.sem(inside)), rel=1e-9)
+    rest = frame.cost.drop(inside.index)
+    var = frame.cost.var(ddof=0)
+    z = (inside.mean() - rest.mean()) / np.sqrt(var * (1 / len(inside) + 1 / len(rest)))
+    assert top["p_value"] == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-6)
+
+
+def test_benjamini_hochberg_and_pooled_test_helpers():
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.2])
+    q = bh_qvalues(p)
+    assert np.isnan(q[3])
+    assert q[[0, 1, 2, 4]] == pytest.approx(multipletests(p[[0, 1, 2, 4]], method="fdr_bh")[1])
+    # 0/1 errors: the pooled z-test is statsmodels' two-proportion test.
+    got = pooled_z_pvalues(np.array([40]), np.array([12]), 200, 30.0, 30.0)[0]
+    assert got == pytest.approx(proportions_ztest([12, 18], [40, 160])[1], rel=1e-12)
+
+
+def test_no_real_effect_gives_almost_no_significant_slices(tmp_path):
+    """Benjamini-Hochberg at q < 0.05 over all evaluated slices: on data where
+    nothing is going on, at most a few runs in twenty may find anything."""
+    runs_with_discoveries, reported, tested = 0, 0, 0
+    for seed in range(20):
+        store, project = ingest(tmp_path / f"null{seed}.duckdb", null_frame(seed), task="binary",
+                                prediction="prediction", label="label", positive_label="1",
+                                features=["a", "b", "c", "d"])
+        with store.read() as con:
+            # alpha near 1 barely penalises small slices, so chance slices do get reported.
+            found = discover(con, project, max_level=2, top_k=10, min_support=0.02, alpha=0.999)
+        runs_with_discoveries += bool((found.evaluated["q_value"] < 0.05).any())
+        reported += len(found.slices)
+        tested += len(found.evaluated)
+    assert reported > 0 and tested > 20 * 20
+    assert runs_with_discoveries <= 3
+
+
+def test_near_duplicates_fold_under_the_better_slice(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 3000
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "shop": rng.choice(["a", "b", "c"], n),
+                          "label": rng.integers(0, 2, n)})
+    frame["channel"] = np.where((frame.shop == "a") & (rng.random(n) < 0.97), "app", "web")
+    bad = frame.shop == "a"
+    frame["prediction"] = np.where(rng.random(n) < np.where(bad, 0.5, 0.1), 1 - frame.label, frame.label)
+    store, project = ingest(tmp_path / "f.duckdb", frame, task="binary", prediction="prediction", label="label",
+                            positive_label="1", features=["shop", "channel"])
+    with store.read() as con:
+        found = discover(con, project, max_level=2, top_k=5, alpha=0.95)
+    table = found.slices.set_index("where")
+    assert np.isnan(table.loc["shop = a", "folded_under"])
+    assert table.loc["shop = a AND channel = app", "folded_under"] == table.loc["shop = a", "rank"]
+
+
+def test_demo_planted_failures_are_found_at_the_top(demo_copy):
+    store = Store(demo_copy)
+    with store.read() as con:
+        project = get_project(con, "lending-demo")
+        money = discover(con, project, Scope.of(versions="credit-v1"), error="loss", max_level=2, top_k=5)
+        calibration = discover(con, project, Scope.of(versions="credit-v1"), error="logloss", alpha=0.99,
+                               max_level=2, top_k=5)
+        v3 = discover(con, project, Scope.of(versions="credit-v3"), alpha=0.99, top_k=3)
+    assert money.slices["where"].iloc[0] == "employment = self_employed AND channel = partner_api"
+    assert "credit_history_years is null" in list(calibration.slices["where"].head(4))
+    assert v3.slices["where"].iloc[0] == "term_months >= 60 AND region = east AND device = android"
+    assert money.slices["significant"].iloc[0] and v3.slices["significant"].iloc[0]
+
+
+def test_cli_discover_json(planted, capsys):
+    store, _, _ = planted
+    code = main(["discover", "--db", str(store.path), "--project", "p", "--max-level", "2", "--top", "3",
+                 "--format", "json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    first = out["slices"][0]
+    assert first["predicates"] == {"city": "ber", "tier": "free"}
+    assert set(first) >= {"predicates", "size", "errors", "error_rate", "score", "ci_low", "ci_high", "p_value",
+                          "q_value"}
+    assert out["evaluated"] >= len(out["slices"])
+
+
+def test_bad_requests_are_named_and_change_nothing(planted, tmp_path, capsys):
+    store, project, frame = planted
+    before = db_digest(store.path)
+    with store.read() as con:
+        with pytest.raises(ConfigError, match="Unknown error measure"):
+            discover(con, project, error="'; DROP TABLE x; --")
+        with pytest.raises(ConfigError, match="Unknown column"):
+            discover(con, project, columns=["nope"])
+        with pytest.raises(ConfigError, match="Rank by"):
+            discover(con, project, rank_by="luck")
+    assert main(["discover", "--db", str(store.path), "--project", "p", "--error", "abs_residual"]) == 2
+    assert "Unknown error measure" in capsys.readouterr().err
+    assert db_digest(store.path) == before
+    frame = frame.assign(refund=np.where(np.arange(len(frame)) % 2, -5.0, 3.0))
+    other, project2 = ingest(tmp_path / "neg.duckdb", frame, task="binary", prediction="prediction",
+                             label="label", positive_label="1", features=["city"], outcomes=["refund"])
+    with other.read() as con:
+        with pytest.raises(ConfigError, match="refund has negative values"):
+            discover(con, project2, error="refund")
+
+
+def test_error_tree_leaves_cover_every_row_once_and_match_their_slices(planted):
+    from analysis.discovery.tree import error_tree
+
+    store, project, frame = planted
+    with store.read() as con:
+        tree = error_tree(con, project, max_depth=3, min_leaf=100)
+        leaves = tree.leaves
+        assert leaves["size"].sum() == tree.n_rows == len(frame)
+        assert leaves["errors"].sum() == (frame.label != frame.prediction).sum()
+        assert tree.nodes.loc[tree.nodes.parent.isna(), "size"].item() == len(frame)
+        # Each leaf that reads as a slice selects exactly its rows.
+        covered = 0
+        for leaf in leaves.itertuples():
+            if leaf.slice is None:
+                continue
+            sql, params = compile_slice(leaf.slice, project)
+            n, errors = con.execute(
+                f'SELECT count(*), sum(CASE WHEN label = prediction THEN 0 ELSE 1 END) FROM "{project.log_table}" '
+                f"WHERE {sql}", params).fetchall()[0]
+            assert (n, errors) == (leaf.size, leaf.errors), leaf.where
+            covered += n
+        assert covered >= 0.5 * len(frame)
+    # Two levels deep, the planted slice is the worst leaf.
+    with store.read() as con:
+        leaves = error_tree(con, project, max_depth=2, min_leaf=100).leaves
+    assert leaves["where"].iloc[0] == "city = ber AND tier = free"
+    inside = frame[(frame.city == "ber") & (frame.tier == "free")]
+    assert leaves["error_rate"].iloc[0] == pytest.approx((inside.label != inside.prediction).mean(), abs=1e-12)
