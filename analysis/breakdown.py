@@ -33,6 +33,9 @@ MISSING = "(missing)"
 SORTS = ("impact", "error_rate", "lift", "size")
 GROUPABLE = ("categorical", "boolean", "numeric", "timestamp")
 QUANTILE_SAMPLE = 100_000
+# Up to this many rows the cut points are exact quantiles (the same for any
+# physical order of the rows); beyond, they come from a sample.
+EXACT_QUANTILES_UP_TO = 1_000_000
 # A numeric column with at most this many distinct values in the sample is
 # aggregated by value and binned afterwards (cheaper than binning every row).
 RAW_DISTINCT = 20_000
@@ -64,13 +67,14 @@ def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
 
 
 def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) -> tuple[str, list]:
-    """The scoped rows' ``columns``, or a fixed-seed sample of about QUANTILE_SAMPLE rows of them."""
+    """The scoped rows' ``columns`` or, beyond EXACT_QUANTILES_UP_TO rows, a
+    fixed-seed sample of about QUANTILE_SAMPLE of them."""
     table, cols = quote_ident(project.log_table), ", ".join(quote_ident(c) for c in columns)
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
-    if n > QUANTILE_SAMPLE:
+    if n > EXACT_QUANTILES_UP_TO:
         # Whole vectors of rows, each with this probability: milliseconds at any
-        # size, and the same rows on every run.
+        # size, and the same rows on every run over the same file.
         sql = f"SELECT * FROM ({sql}) AS scoped USING SAMPLE {100 * QUANTILE_SAMPLE / n:.6f}% (system, 7)"
     return sql, list(where[1])
 

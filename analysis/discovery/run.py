@@ -15,9 +15,10 @@ evaluated in the run), ``significant`` (q below the threshold) and
 ``folded_under`` (the rank of a better slice this one nearly duplicates, or
 NaN).
 
-A slice is *folded* under a better-ranked one when one's predicates contain
-the other's and the smaller covers at least ``fold_overlap`` of the larger's
-rows: the extra condition hardly changes which rows it selects.
+A slice is *folded* under a better-ranked one when the two select nearly the
+same rows: their common rows are at least ``fold_overlap`` (90%) of the larger
+one's. This covers a condition added to a slice that hardly changes its rows,
+and two features that say the same thing (a device that only one channel uses).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
         chosen = chosen[["predicates", "level", "size", "errors", "score"]]
     table = _reported(enc, chosen, evaluated, n, total)
     _add_intervals(con, enc, table)
-    _fold(table, fold_overlap)
+    _fold(con, enc, table, fold_overlap)
     table["significant"] = table["q_value"] < q_threshold
     return Discovery(project.name, scope, error, table[COLUMNS], int(n), float(total), len(evaluated),
                      found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
@@ -159,15 +160,10 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
     if not enc.binary_error and len(table):
         sums, params = [], []
         for codes in table["codes"]:
-            conds = []
-            for column, code in codes.items():
-                if code is None:
-                    conds.append(f"{quote_ident(column)} IS NULL")
-                else:
-                    conds.append(f"{quote_ident(column)} = ?")
-                    params.append(int(code))
+            pred, pred_params = _predicate_sql(codes)
+            params += pred_params
             e = quote_ident(ERROR_COLUMN)
-            sums.append(f"sum(CASE WHEN {' AND '.join(conds) or 'TRUE'} THEN {e} * {e} END)")
+            sums.append(f"sum(CASE WHEN {pred} THEN {e} * {e} END)")
         squares = list(con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded",
                                    params + enc.params).fetchall()[0])
     bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error)
@@ -176,17 +172,38 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
     table["ci_high"] = [b[1] for b in bounds]
 
 
-def _fold(table: pd.DataFrame, overlap: float) -> None:
+def _predicate_sql(codes: dict) -> tuple[str, list]:
+    """A slice's predicate over the encoded columns."""
+    conds, params = [], []
+    for column, code in codes.items():
+        if code is None:
+            conds.append(f"{quote_ident(column)} IS NULL")
+        else:
+            conds.append(f"{quote_ident(column)} = ?")
+            params.append(int(code))
+    return " AND ".join(conds) or "TRUE", params
+
+
+def _fold(con, enc: Encoding, table: pd.DataFrame, overlap: float) -> None:
     """Mark near-duplicates of a better-ranked slice (see the module docstring)."""
-    folded = [np.nan] * len(table)
-    items = [set(_key(c)) for c in table["codes"]]
     sizes = list(table["size"])
+    # Only pairs whose sizes are close enough can overlap that much; count their
+    # common rows in one pass over the encoded rows.
+    pairs = [(i, j) for j in range(len(table)) for i in range(j)
+             if min(sizes[i], sizes[j]) >= overlap * max(sizes[i], sizes[j])]
+    common: dict[tuple[int, int], int] = {}
+    if pairs:
+        preds = [_predicate_sql(c) for c in table["codes"]]
+        sums, params = [], []
+        for i, j in pairs:
+            sums.append(f"count(*) FILTER (WHERE ({preds[i][0]}) AND ({preds[j][0]}))")
+            params += preds[i][1] + preds[j][1]
+        counts = con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded", params + enc.params).fetchall()[0]
+        common = dict(zip(pairs, counts))
+    folded = [np.nan] * len(table)
     for j in range(len(table)):
         for i in range(j):  # i ranks better than j
-            if not np.isnan(folded[i]):
-                continue
-            nested = items[i] <= items[j] or items[j] <= items[i]
-            if nested and min(sizes[i], sizes[j]) >= overlap * max(sizes[i], sizes[j]):
+            if np.isnan(folded[i]) and common.get((i, j), 0) >= overlap * max(sizes[i], sizes[j]):
                 folded[j] = int(table["rank"].iloc[i])
                 break
     table["folded_under"] = folded
