@@ -360,8 +360,9 @@ def test_package_inexact_with_more_one_hot_columns_than_rows(tmp_path):
 @pytest.mark.parametrize("path", ["source", "table"])
 def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
     """Counting over the pre-grouped table and straight over the source give the same
-    statistics (forced either way), and so do the two-statement pre-grouping used at scale
-    and a pre-grouped table with one column per feature instead of a packed key."""
+    statistics (forced either way), and so do grouping the table again at the next level,
+    the two-statement pre-grouping used at scale and a pre-grouped table with one column
+    per feature instead of a packed key."""
     df = random_frame(21, 3000, 5, real_errors=True)
     con = make_db(tmp_path, df)
     want = ranked(run(con, df, prune=False, alpha=0.9, min_support=10, max_level=3, top_k=15))
@@ -370,6 +371,10 @@ def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
     assert {c["base"] for c in res.candidates_per_level[1:]} == {path}
     assert_same(ranked(res), want)
     if path == "table":
+        monkeypatch.setattr(sl, "_REGROUP_ROWS", 0)  # the table grouped again at level 3
+        regrouped = run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)
+        assert_same(ranked(regrouped), want)
+        assert len(regrouped.evaluated) == len(res.evaluated)
         monkeypatch.setattr(sl, "_TWO_STEP_ROWS", 0)  # packed groups stored first, then unpacked
         assert_same(ranked(run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)), want)
         monkeypatch.setattr(sl, "_MAX_PACKED_KEY", 4)  # no packed keys at all: a column per feature
@@ -379,13 +384,26 @@ def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
 def test_pre_grouping_chosen_at_scale(tmp_path):
     """With many rows and few distinct value combinations the levels are counted over the
     pre-grouped table; results still equal the unpruned run and the package."""
-    df = random_frame(31, 20_000, 6, integer_errors=True)
+    df = random_frame(32, 20_000, 6, integer_errors=True)
     con = make_db(tmp_path, df)
     res = run(con, df, alpha=0.95, min_support=200, max_level=3, top_k=10)
     assert res.candidates_per_level[1]["base"] == "table"
     full = ranked(run(con, df, prune=False, alpha=0.95, min_support=200, max_level=3, top_k=10))
     assert_same(ranked(res), full)
     assert agrees_with_package(full, package_slices(df, 0.95, 10, 3, 200), 10)
+    # grouping the pre-grouped table again at level 3 (what larger inputs do) changes nothing
+    calls = []
+    regroup = sl._Finder._regroup
+
+    def counted(self, rel, level):
+        calls.append(level)
+        return regroup(self, rel, level)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sl, "_REGROUP_ROWS", 0)
+        mp.setattr(sl._Finder, "_regroup", counted)
+        assert_same(ranked(run(con, df, alpha=0.95, min_support=200, max_level=3, top_k=10)), full)
+    assert calls == [3]
     # pruning did its job: fewer candidates than the unpruned enumeration
     ev = sum(c["evaluated"] for c in res.candidates_per_level)
     ev_full = sum(c["evaluated"] for c in run(con, df, prune=False, alpha=0.95, min_support=200,
@@ -393,16 +411,18 @@ def test_pre_grouping_chosen_at_scale(tmp_path):
     assert ev < ev_full
 
 
-def test_integer_and_float_errors_agree(tmp_path):
-    """0/1 errors as INTEGER (maximum error not aggregated) and as DOUBLE give the same result."""
+def test_error_column_types_agree(tmp_path):
+    """0/1 errors as INTEGER or BOOLEAN (maximum error not aggregated), DOUBLE or DECIMAL
+    give the same result."""
     df = random_frame(41, 3000, 5, integer_errors=True)
     con = make_db(tmp_path, df)
     a = run(con, df, min_support=20, top_k=12)
-    con.execute("CREATE TABLE d2 AS SELECT * REPLACE (CAST(err AS DOUBLE) AS err) FROM d")
-    b = find_slices(con, "SELECT * FROM d2", [], features_of(df), min_support=20, top_k=12)
-    assert_same(ranked(a), ranked(b))
-    assert a.top_slices["max_error"].tolist() == b.top_slices["max_error"].tolist()
-    assert len(a.evaluated) == len(b.evaluated)
+    for cast in ("DOUBLE", "BOOLEAN", "DECIMAL(6, 2)", "UTINYINT"):
+        b = find_slices(con, f"SELECT * REPLACE (CAST(err AS {cast}) AS err) FROM d", [], features_of(df),
+                        min_support=20, top_k=12)
+        assert_same(ranked(a), ranked(b))
+        assert a.top_slices["max_error"].tolist() == b.top_slices["max_error"].tolist()
+        assert len(a.evaluated) == len(b.evaluated)
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,11 +525,12 @@ def test_min_support_semantics(tmp_path):
 def test_bad_inputs(tmp_path):
     df = pd.DataFrame({"a": [0, 1, 2, 0], "s": ["x", "y", "x", "y"], "neg": [0, -1, 0, 1],
                        "err": [1.0, 0.0, 0.0, 1.0], "nullerr": [1.0, None, 0.0, 1.0],
-                       "negerr": [1.0, -0.5, 0.0, 1.0]})
+                       "negerr": [1.0, -0.5, 0.0, 1.0], "inferr": [1.0, math.inf, 0.0, 1.0]})
     con = make_db(tmp_path, df)
     cases = [
         dict(features=["a"], error_column="nullerr"),
         dict(features=["a"], error_column="negerr"),
+        dict(features=["a"], error_column="inferr"),
         dict(features=["neg"]),
         dict(features=["s"]),
         dict(features=["missing"]),
@@ -518,6 +539,10 @@ def test_bad_inputs(tmp_path):
         dict(features=["a"], alpha=0.0),
         dict(features=["a"], top_k=0),
         dict(features=["a"], max_level=0),
+        dict(features=["a"], min_support="ten"),
+        dict(features=["a"], error_column="s"),
+        dict(features=["a"], error_column="nothing"),
+        dict(features=["a", "err"]),
     ]
     for kw in cases:
         feats = kw.pop("features")

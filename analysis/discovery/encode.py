@@ -21,7 +21,10 @@ undefined (no label yet, no score, no outcome value) are left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Iterator
 
 import duckdb
 import pandas as pd
@@ -103,6 +106,22 @@ class Encoding:
         for column, code in predicates.items():
             conditions += self.feature(column).condition(code)
         return Slice(tuple(conditions))
+
+
+@contextmanager
+def materialized(con: duckdb.DuckDBPyConnection, enc: Encoding) -> Iterator[Encoding]:
+    """The encoding computed once into a temporary table (dropped afterwards):
+    slice finding reads its source several times, and the encoding's CASE
+    expressions and filters are then paid once. Temporary tables live in
+    memory, so this works on a read-only connection too."""
+    name = quote_ident(f"sb_encoded_{uuid.uuid4().hex}")
+    con.execute(f"CREATE TEMP TABLE {name} AS {enc.sql}", enc.params)
+    try:
+        e = quote_ident(ERROR_COLUMN)
+        yield replace(enc, sql=f"SELECT * FROM {name}", params=[],
+                      totals=(f"SELECT count(*), coalesce(sum({e}), 0), coalesce(sum({e} * {e}), 0) FROM {name}", []))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def error_choices(project: Project) -> list[str]:

@@ -36,7 +36,7 @@ from ..project import Project
 from ..scope import Scope
 from ..slices import Slice
 from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, encode
+from .encode import ERROR_COLUMN, Encoding, encode, materialized
 from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
 from .sliceline import find_slices
 
@@ -106,26 +106,27 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
     if not 0 < q_threshold < 1:
         raise ConfigError(f"The q-value threshold must be in (0, 1), not {q_threshold!r}.")
     start = time.perf_counter()
-    enc = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
-    n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
-    if not n:
-        raise ConfigError(f"No rows with a defined {error} in this scope: nothing to search.")
-    features = [f.column for f in enc.features]
-    found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
-                        min_support=min_support, max_level=max_level, top_k=top_k)
-    evaluated = found.evaluated.copy()
-    evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
-    evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())
-    evaluated["impact"] = evaluated["errors"] - evaluated["size"] * (total / n)
-    if rank_by == "score":
-        chosen = found.top_slices[["predicates", "level", "size", "errors", "score"]]
-    else:  # the evaluated slices that cost the most errors beyond the average
-        chosen = evaluated[evaluated["impact"] > 0].sort_values(["impact", "score"], ascending=False).head(top_k)
-        chosen = chosen[["predicates", "level", "size", "errors", "score"]]
-    table = _reported(enc, chosen, evaluated, n, total)
-    _add_intervals(con, enc, table)
-    _fold(con, enc, table, fold_overlap)
-    table["significant"] = table["q_value"] < q_threshold
+    encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+    with materialized(con, encoding) as enc:
+        n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
+        if not n:
+            raise ConfigError(f"No rows with a defined {error} in this scope: nothing to search.")
+        features = [f.column for f in enc.features]
+        found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
+                            min_support=min_support, max_level=max_level, top_k=top_k)
+        evaluated = found.evaluated.copy()
+        evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
+        evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())
+        evaluated["impact"] = evaluated["errors"] - evaluated["size"] * (total / n)
+        if rank_by == "score":
+            chosen = found.top_slices[["predicates", "level", "size", "errors", "score"]]
+        else:  # the evaluated slices that cost the most errors beyond the average
+            chosen = evaluated[evaluated["impact"] > 0].sort_values(["impact", "score"], ascending=False).head(top_k)
+            chosen = chosen[["predicates", "level", "size", "errors", "score"]]
+        table = _reported(enc, chosen, evaluated, n, total)
+        _add_intervals(con, enc, table)
+        _fold(con, enc, table, fold_overlap)
+        table["significant"] = table["q_value"] < q_threshold
     return Discovery(project.name, scope, error, table[COLUMNS], int(n), float(total), len(evaluated),
                      found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
                      q_threshold, time.perf_counter() - start, features,

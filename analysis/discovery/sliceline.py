@@ -117,6 +117,7 @@ _PERFECT_HASH_BITS = 12      # DuckDB's default perfect_ht_threshold
 _COMBOS_PER_QUERY = 64       # GROUP BYs (or grouping sets) per query
 _MAX_PACKED_KEY = 2 ** 62    # largest packed key (codes of a group, ids of a candidate) in an integer
 _TWO_STEP_ROWS = 2_000_000   # from this many rows on, pre-group in two statements (see _group_source)
+_REGROUP_ROWS = 20_000       # pre-grouped tables smaller than this are not grouped again
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
               "UBIGINT", "UHUGEINT"}
 
@@ -355,12 +356,12 @@ def _expected_groups(dists: list[np.ndarray], n: int) -> float:
             continue
         p = np.outer(p, d).ravel()
         w = np.repeat(w, len(d))
-        if len(p) > 1 << 15:
+        if len(p) > 4096:  # merge cells of similar probability (log-spaced bins)
             lp = np.log(p)
-            edges = np.linspace(lp.min(), lp.max() + 1e-12, 2049)
-            b = np.clip(np.searchsorted(edges, lp, side="right") - 1, 0, 2047)
-            ww = np.bincount(b, weights=w, minlength=2048)
-            wp = np.bincount(b, weights=w * p, minlength=2048)
+            lo, hi = lp.min(), lp.max()
+            b = ((lp - lo) * (1023 / max(hi - lo, 1e-12))).astype(np.int64)
+            ww = np.bincount(b, weights=w, minlength=1024)
+            wp = np.bincount(b, weights=w * p, minlength=1024)
             nz = ww > 0
             p, w = wp[nz] / ww[nz], ww[nz]
     return float(np.sum(w * -np.expm1(-n * p)))
@@ -434,12 +435,13 @@ class _Finder:
         return out if self.binary else out + ", CAST(max(e) AS DOUBLE) AS sm"
 
     def _stats(self, res: dict, rows=slice(None)):
+        """Size, error sum and maximum error columns of a query result (NULL sums are 0)."""
         n = np.asarray(res["n"][rows], dtype=np.int64)
-        se = np.nan_to_num(np.asarray(res["se"][rows], dtype=np.float64))
+        se = np.ma.filled(np.ma.asarray(res["se"][rows], dtype=np.float64), 0.0)
         if self.binary:
             sm = (se > 0).astype(np.float64)
         else:
-            sm = np.nan_to_num(np.asarray(res["sm"][rows], dtype=np.float64))
+            sm = np.ma.filled(np.ma.asarray(res["sm"][rows], dtype=np.float64), 0.0)
         return n, se, sm
 
     # -- the source and level 1 --------------------------------------------------------------
@@ -479,6 +481,8 @@ class _Finder:
         e_lo, e_hi = mm[-2], mm[-1]
         if e_lo is not None and e_lo < 0:
             raise ConfigError(f"Errors must be non-negative; {self.error_column} has {e_lo!r}.")
+        if e_hi is not None and not math.isfinite(e_hi):
+            raise ConfigError(f"Errors must be finite numbers; {self.error_column} has {e_hi!r}.")
         self.binary = (et in _INT_TYPES or et == "BOOLEAN") and (e_hi is None or e_hi <= 1)
         # first-fit decreasing: blocks of features whose code ranges need <= 12 bits together
         blocks: list[list[int]] = []
@@ -535,8 +539,6 @@ class _Finder:
         n, total, n_err, feat, val, cnt, se, sm = self._level_one()
         if n_err < n:
             raise ConfigError("The error column has missing values; give every row an error (0 if none).")
-        if not math.isfinite(total):
-            raise ConfigError("Errors must be finite numbers.")
         if min_support is None:
             min_support = 0.01
         sigma = int(min_support * n) if isinstance(min_support, float) else int(min_support)
@@ -642,9 +644,11 @@ class _Finder:
             if est <= _MAX_GROUPED and n + _GROUP_COST * est < n_combos * n:
                 self.base = self._group_source(rel, raw)
         else:
-            est = _expected_groups([self._dist(j, v) for j, v in rel.items()], n)
-            if est <= self.base.rows / 2 or len(rel) < len(self.base.codes):
-                self.base = self._regroup(rel, level)
+            # grouping the table again pays once it is large; a small one is counted as it is
+            if self.base.rows >= _REGROUP_ROWS:
+                est = _expected_groups([self._dist(j, v) for j, v in rel.items()], n)
+                if est <= self.base.rows / 2 or len(rel) < len(self.base.codes):
+                    self.base = self._regroup(rel, level)
         if self.base.kind == "source":
             return self._count_over_source(cands)
         return self._count_over_table(cands)

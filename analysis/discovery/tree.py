@@ -25,7 +25,7 @@ from ..project import Project
 from ..scope import Scope
 from ..slices import Condition, Slice
 from ..sql import quote_ident
-from .encode import ERROR_COLUMN, EncodedFeature, encode
+from .encode import ERROR_COLUMN, EncodedFeature, encode, materialized
 
 MISSING = -1  # the tree's code for a missing value
 
@@ -61,28 +61,29 @@ def error_tree(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = 
     """Fit the error tree (see the module docstring). ``min_leaf`` defaults to 1% of the rows."""
     if not 1 <= int(max_depth) <= 8:
         raise ConfigError("The tree's depth must be between 1 and 8.")
-    enc = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
-    n, total, _ = con.execute(*enc.totals).fetchall()[0]
-    if not n:
-        raise ConfigError(f"No rows with a defined {error} in this scope: nothing to fit.")
-    min_leaf = int(min_leaf) if min_leaf else max(1, int(n) // 100)
-    source = f"SELECT * FROM ({enc.sql}) AS encoded"
-    if n > sample:  # whole vectors of rows: fast, and the same rows on every run over the same file
-        source += f" USING SAMPLE {100 * sample / n:.6f}% (system, 7)"
-    data = con.execute(source, enc.params).df()
-    names = [f.column for f in enc.features]
-    orders = {f.column: _order(f, data) for f in enc.features}
-    x = np.column_stack([data[c].map(orders[c]).to_numpy(dtype=float) for c in names])
-    y = data[ERROR_COLUMN].to_numpy(dtype=float)
-    leaf_in_sample = max(1, round(min_leaf * len(data) / n))
-    model = DecisionTreeRegressor(max_depth=int(max_depth), min_samples_leaf=leaf_in_sample, random_state=0)
-    model.fit(x, y)
-    # Codes no row has (a missing value in a column without any) are left out of paths.
-    nulls = con.execute("SELECT " + ", ".join(f"count(*) - count({quote_ident(c)})" for c in names)
-                        + f" FROM ({enc.sql}) AS encoded", enc.params).fetchall()[0]
-    start = {c: set(orders[c]) - (set() if missing else {None}) for c, missing in zip(names, nulls)}
-    nodes = _paths(model, enc.features, orders, start)
-    counted = _count_leaves(con, enc, nodes)
+    encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+    with materialized(con, encoding) as enc:
+        n, total, _ = con.execute(*enc.totals).fetchall()[0]
+        if not n:
+            raise ConfigError(f"No rows with a defined {error} in this scope: nothing to fit.")
+        min_leaf = int(min_leaf) if min_leaf else max(1, int(n) // 100)
+        source = f"SELECT * FROM ({enc.sql}) AS encoded"
+        if n > sample:  # whole vectors of rows: fast, and the same rows on every run over the same file
+            source += f" USING SAMPLE {100 * sample / n:.6f}% (system, 7)"
+        data = con.execute(source, enc.params).df()
+        names = [f.column for f in enc.features]
+        orders = {f.column: _order(f, data) for f in enc.features}
+        x = np.column_stack([data[c].map(orders[c]).to_numpy(dtype=float) for c in names])
+        y = data[ERROR_COLUMN].to_numpy(dtype=float)
+        leaf_in_sample = max(1, round(min_leaf * len(data) / n))
+        model = DecisionTreeRegressor(max_depth=int(max_depth), min_samples_leaf=leaf_in_sample, random_state=0)
+        model.fit(x, y)
+        # Codes no row has (a missing value in a column without any) are left out of paths.
+        nulls = con.execute("SELECT " + ", ".join(f"count(*) - count({quote_ident(c)})" for c in names)
+                            + f" FROM ({enc.sql}) AS encoded", enc.params).fetchall()[0]
+        start = {c: set(orders[c]) - (set() if missing else {None}) for c, missing in zip(names, nulls)}
+        nodes = _paths(model, enc.features, orders, start)
+        counted = _count_leaves(con, enc, nodes)
     return _assemble(nodes, counted, enc, int(n), float(total), len(data), int(max_depth), min_leaf, names)
 
 
