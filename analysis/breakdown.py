@@ -79,16 +79,22 @@ def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) 
     return sql, list(where[1])
 
 
-def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[str], scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10) -> list[Grouping]:
-    """How each column is cut; the quantile edges of every numeric column in one pass."""
+def check_groupable(project: Project, columns: list[str], purpose: str = "break down by") -> dict[str, str]:
+    """``{column: kind}`` of the project; a clear error for an unknown or ungroupable column."""
     kinds = slice_columns(project)
     for column in columns:
         if column not in kinds:
             raise ConfigError(f"Unknown column {column!r}. Columns of {project.name}: {', '.join(sorted(kinds))}.")
         if kinds[column] not in GROUPABLE:
-            raise ConfigError(f"{column} is a {kinds[column]} column; break down by a categorical, boolean, "
+            raise ConfigError(f"{column} is a {kinds[column]} column; {purpose} a categorical, boolean, "
                               "numeric or timestamp column.")
+    return kinds
+
+
+def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[str], scope: Scope = Scope(),
+              slice_: Slice = Slice(), bins: int = 10) -> list[Grouping]:
+    """How each column is cut; the quantile edges of every numeric column in one pass."""
+    kinds = check_groupable(project, columns)
     if not 1 <= int(bins) <= 100:
         raise ConfigError("Use between 1 and 100 bins.")
     qs = [i / bins for i in range(1, bins)]

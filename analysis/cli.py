@@ -397,12 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="quantile bins for numbers and timestamps")
         p.add_argument("--min-labeled", type=int, default=30,
                        help="groups with fewer labeled rows are flagged unreliable")
-        p.add_argument("--where", action="append", help="restrict to a slice (repeatable; ANDed)")
-        p.add_argument("--slice-json")
-        p.add_argument("--version", action="append")
-        p.add_argument("--stage", action="append")
-        p.add_argument("--start")
-        p.add_argument("--end")
+        _slice_scope_args(p, "restrict to a slice (repeatable; ANDed)")
         p.set_defaults(func=cmd_breakdown)
 
     p = sub.add_parser("discover", parents=[common],
@@ -418,14 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
     p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
     p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
-    p.add_argument("--where", action="append", help="search within a slice (repeatable; ANDed)")
-    p.add_argument("--slice-json")
-    p.add_argument("--version", action="append")
-    p.add_argument("--stage", action="append")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    _slice_scope_args(p, "search within a slice (repeatable; ANDed)")
     p.set_defaults(func=cmd_discover)
     return parser
+
+
+def _slice_scope_args(p: argparse.ArgumentParser, where_help: str) -> None:
+    """--where / --slice-json and the scope options (version, stage, start, end)."""
+    p.add_argument("--where", action="append", help=where_help)
+    p.add_argument("--slice-json", help="the slice as JSON instead of --where")
+    p.add_argument("--version", action="append", help="repeatable; default all")
+    p.add_argument("--stage", action="append", help="repeatable; default all")
+    p.add_argument("--start", help="first day, YYYY-MM-DD")
+    p.add_argument("--end", help="last day (included), YYYY-MM-DD")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

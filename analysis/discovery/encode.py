@@ -29,7 +29,7 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from ..breakdown import GROUPABLE, groupings
+from ..breakdown import GROUPABLE, check_groupable, groupings
 from ..errors import ConfigError
 from ..metrics import binary_terms
 from ..project import Project
@@ -161,12 +161,7 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
     if not columns:
         raise ConfigError(f"{project.name} has no feature to find slices on.")
-    for column in columns:
-        if column not in kinds:
-            raise ConfigError(f"Unknown column {column!r}. Columns of {project.name}: {', '.join(sorted(kinds))}.")
-        if kinds[column] not in GROUPABLE:
-            raise ConfigError(f"{column} is a {kinds[column]} column; slices are found on categorical, boolean, "
-                              "numeric and timestamp columns.")
+    check_groupable(project, columns, "find slices on")
     err, defined = error_sql(project, error)
     where, params = and_all([scope.to_sql(), compile_slice(slice_, project), (defined, [])])
     table = quote_ident(project.log_table)
