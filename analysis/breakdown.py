@@ -163,9 +163,14 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
     the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag."""
     g = grouping(con, project, column, scope, slice_, bins)
     where, params = _where(project, scope, slice_)
-    rows = (f"SELECT *, {g.sql} AS sb_group FROM {quote_ident(project.log_table)} WHERE {where}",
-            [*g.params, *params])
-    frame = compute_metrics(con, project, group_by=[GroupKey("value", "sb_group")], rows=rows)
+    # The metrics need only the labeled rows: group those. Rows and outcomes per
+    # group come from all rows, grouped by the value itself where it repeats
+    # (then binned), so the bin is not worked out for every row.
+    rows = (f"SELECT *, {g.sql} AS sb_group FROM {quote_ident(project.log_table)} "
+            f"WHERE ({where}) AND label IS NOT NULL", [*g.params, *params])
+    labeled = compute_metrics(con, project, group_by=[GroupKey("value", "sb_group")], rows=rows)
+    counts = _group_counts(con, project, g, (where, params))
+    frame = _with_counts(labeled, counts, project)
     frame.insert(0, "column", column)
     overall = _error_columns(frame, project)
     _rank_columns(frame, overall, min_labeled)
@@ -175,6 +180,37 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
     else:
         frame = frame.sort_values("n_rows", ascending=False).reset_index(drop=True)
     return frame
+
+
+def _group_counts(con, project: Project, g: Grouping, where: tuple[str, list]) -> pd.DataFrame:
+    """Rows, and each outcome's sum and count, per group of ``g`` over all rows in ``where``."""
+    sums = "".join(f", sum({quote_ident(o.name)}) AS {quote_ident(o.name + '_sum')}, "
+                   f"count({quote_ident(o.name)}) AS {quote_ident(o.name + '_count')}" for o in project.outcomes)
+    totals = "".join(f", sum({quote_ident(o.name + s)}) AS {quote_ident(o.name + s)}"
+                     for o in project.outcomes for s in ("_sum", "_count"))
+    table = quote_ident(project.log_table)
+    if g.raw:
+        label, label_params = g.sql_for("sb_value")
+        sql = (f"SELECT {label} AS value, sum(n_rows) AS n_rows{totals} FROM (SELECT {quote_ident(g.column)} AS "
+               f"sb_value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1) AS by_value GROUP BY 1")
+        return con.execute(sql, [*label_params, *where[1]]).df()
+    sql = f"SELECT {g.sql} AS value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1"
+    return con.execute(sql, [*g.params, *where[1]]).df()
+
+
+def _with_counts(labeled: pd.DataFrame, counts: pd.DataFrame, project: Project) -> pd.DataFrame:
+    """The labeled rows' metrics per group, with every group's rows and outcomes from ``counts``."""
+    replaced = ["n_rows", "labeled_share"] + [o.name + s for o in project.outcomes for s in ("_sum", "_count", "_mean")]
+    frame = counts.merge(labeled.drop(columns=[c for c in replaced if c in labeled]), on="value", how="left")
+    for c in ("n_labeled", "n_scored", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
+        if c in frame:
+            frame[c] = frame[c].fillna(0).astype("int64")
+    frame["n_rows"] = frame["n_rows"].astype("int64")
+    frame["labeled_share"] = frame["n_labeled"] / frame["n_rows"].where(frame["n_rows"] > 0)
+    for o in project.outcomes:
+        frame[o.name + "_count"] = frame[o.name + "_count"].fillna(0).astype("int64")
+        frame[o.name + "_mean"] = frame[o.name + "_sum"] / frame[o.name + "_count"].where(frame[o.name + "_count"] > 0)
+    return frame[[c for c in labeled.columns if c in frame] + [c for c in frame if c not in labeled.columns]]
 
 
 def _error_columns(frame: pd.DataFrame, project: Project) -> float:

@@ -193,3 +193,23 @@ def test_hand_computed_f1_and_average_precision_intervals():
         (expit(-1.959963984540054 * 0.5), expit(1.959963984540054 * 0.5)), abs=1e-12)
     assert average_precision_interval(1.0, 5) == (1.0, 1.0)
     assert all(math.isnan(x) for x in average_precision_interval(0.5, 0))
+
+
+def test_breakdown_with_pending_labels_and_missing_outcomes(binary, tmp_path):
+    """Rows and outcomes per group count every row; metrics only the labeled ones."""
+    from analysis.breakdown import breakdown
+
+    frame, _ = binary
+    store, project = ingest(tmp_path, frame.drop(columns=["prediction"]), task="binary", score="score",
+                            label="label", positive_label="1", features=["segment"], outcomes=["revenue"])
+    with store.read() as con:
+        got = breakdown(con, project, "segment").set_index("value")
+    for value, rows in frame.groupby("segment"):
+        row = got.loc[value]
+        lab = rows[rows.label.notna()]
+        assert (row.n_rows, row.n_labeled) == (len(rows), len(lab))
+        assert row.labeled_share == pytest.approx(len(lab) / len(rows), abs=TOL)
+        assert row.revenue_count == rows.revenue.notna().sum()
+        assert row.revenue_mean == pytest.approx(rows.revenue.mean(), rel=1e-9)
+        assert row.accuracy == pytest.approx(skm.accuracy_score(lab.label.astype(int), lab.prediction), abs=TOL)
+        assert row.roc_auc == pytest.approx(skm.roc_auc_score(lab.label.astype(int), lab.score), abs=TOL)
