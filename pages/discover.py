@@ -41,7 +41,11 @@ with st.expander("Search settings"):
                               key="dc_support")
     alpha = s4.slider("α: error vs size", 0.5, 1.0, 0.95, 0.01, key="dc_alpha")
     rank_by = s5.selectbox("Rank by", ["score", "impact"], key="dc_rank")
-    chosen = st.multiselect("Features", features, default=features, key="dc_features")
+    f1, f2 = st.columns([5, 1])
+    chosen = f1.multiselect("Features", features, default=features, key="dc_features")
+    bins = f2.number_input("Bins for numbers", 2, 20, 5, key="dc_bins",
+                           help="Numbers and timestamps are cut into this many quantile bins; more bins find "
+                                "narrower ranges (such as an age band) but need more rows per slice.")
 
 scope = Scope.of(versions=version, stages=stages or None)
 if not chosen:
@@ -53,7 +57,7 @@ if view == "Slices (SliceLine)":
     with st.status("Searching slices…", expanded=False) as status:
         result = _ui.query(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
                            max_level=int(max_level), top_k=int(top_k), min_support=float(support),
-                           alpha=float(alpha), rank_by=rank_by)
+                           alpha=float(alpha), rank_by=rank_by, bins=int(bins))
         status.update(label=f"Searched {result.n_evaluated:,} slices of {result.n_rows:,} rows in "
                             f"{result.seconds:.2f} s", state="complete")
     views.found_view(project_name, project, version, error, result)
@@ -61,5 +65,5 @@ else:  # only the chosen view is computed
     depth = st.slider("Depth", 1, 6, 3, key="dc_depth")
     with st.spinner("Fitting the error tree…"):
         tree = _ui.query(error_tree, project_name, scope=scope, error=error, columns=tuple(chosen),
-                         max_depth=int(depth))
+                         max_depth=int(depth), bins=int(bins))
     views.tree_view(project_name, version, tree)
