@@ -276,10 +276,12 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     # A real click on the first segment of the first bar: plotly's selection event.
     bars = page.get_by_test_id("stPlotlyChart").filter(has_text="Click a bar segment")
     expect(bars).to_be_visible()
-    first_bucket = bars.locator("g.trace.bars").first
-    # Plotly hit-tests the pointer itself (its drag layer lies on top): click
-    # where the segment is drawn, as a person would.
-    box = first_bucket.locator("g.point path").first.bounding_box()
+    segments = bars.locator("g.trace.bars g.point path")
+    expect(segments.first).to_be_attached()
+    # Plotly hit-tests the pointer itself (its drag layer lies on top): click the
+    # middle of the biggest segment drawn, as a person would (empty ones have no box).
+    boxes = [b for b in (segments.nth(i).bounding_box() for i in range(segments.count())) if b]
+    box = max(boxes, key=lambda b: b["width"] * b["height"])
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     # Plotly picks the point under the pointer on hover; a click selects it.
