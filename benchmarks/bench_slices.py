@@ -43,7 +43,18 @@ def main() -> None:
 
     store = Store(args.db)
     slice_ = parse_slice("channel = partner_api AND employment = self_employed")
+    def floor_connect(con, p):
+        return None
+
+    def floor_labeled(con, p):
+        # The least any binary metric with AUC needs: the labeled rows grouped by
+        # label, prediction and score, with nothing computed from the groups.
+        con.execute(f'SELECT count(*) FROM (SELECT label, prediction, score, count(*) FROM "{p.log_table}" '
+                    "WHERE label IS NOT NULL GROUP BY ALL)").fetchall()
+
     cases = [
+        ("reference: open + close a read connection", floor_connect),
+        ("reference: labeled rows by (label, pred, score)", floor_labeled),
         ("slice metrics, all versions", lambda con, p: slice_metrics(con, p, slice_)),
         ("slice metrics, one version", lambda con, p: slice_metrics(con, p, slice_, Scope.of(versions="credit-v1"))),
         ("breakdown by region (categorical)", lambda con, p: breakdown(con, p, "region")),
