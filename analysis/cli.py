@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="find the slices where the model errs most (SliceLine), with significance")
     p.add_argument("--project", required=True)
     p.add_argument("--error", default="misclassification",
-                   help="misclassification, logloss, brier, abs_residual, sq_residual, or an outcome column")
+                   help="misclassification, logloss, brier, abs_residual, sq_residual, an outcome column, or a per-row "
+                        "cost such as 'CASE WHEN NOT prediction AND label THEN loss ELSE 0 END'")
     p.add_argument("--max-level", type=int, default=3, help="at most this many conditions per slice")
     p.add_argument("--top", type=int, default=10, help="how many slices to report")
     p.add_argument("--min-support", help="minimum rows per slice: a count, or a fraction such as 0.01 (default)")

@@ -28,9 +28,19 @@ if "dc_version" not in st.session_state:
 a, b, c = st.columns(3)
 version = a.selectbox("Model version", summary.versions, key="dc_version")
 stages = b.multiselect("Stages", summary.stages, default=list(summary.stages), key="dc_stages")
-error = c.selectbox("Error to find", error_choices(project), key="dc_error",
-                    help="misclassification, log loss or Brier per row, residuals, or an outcome column "
-                         "(a cost such as money lost) to rank slices by.")
+EXPRESSION = "a cost expression…"
+error = c.selectbox("Error to find", [*error_choices(project), EXPRESSION], key="dc_error",
+                    help="misclassification, log loss or Brier per row, residuals, an outcome column "
+                         "(a cost such as money lost), or your own per-row cost to rank slices by.")
+if error == EXPRESSION:
+    error = st.text_input("Cost per row (SQL over the log's columns)", key="dc_expression",
+                          placeholder="CASE WHEN NOT prediction AND label THEN loss ELSE 0 END",
+                          help="Columns, numbers, arithmetic, comparisons, CASE and scalar functions "
+                               "(abs, coalesce, least, greatest, round, ln, exp, sqrt). Rows where it is "
+                               "NULL are left out; it must not be negative.").strip()
+    if not error:
+        st.info("Write a cost per row, for example the money lost on approved loans that default.")
+        st.stop()
 st.query_params["version"] = version
 features = [f.name for f in project.features if f.kind in GROUPABLE]
 with st.expander("Search settings"):

@@ -394,6 +394,32 @@ def test_discover_page_shows_the_engines_slices(monkeypatch, demo_copy):
     assert [m.value for m in at.metric][0] == f"{expected.n_rows:,}"
 
 
+def test_discover_page_ranks_by_a_cost_expression_and_names_a_bad_one(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.discovery.run import discover
+    from analysis.scope import Scope
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    at.selectbox(key="dc_error").set_value("a cost expression…").run()
+    assert not at.exception
+    cost = "CASE WHEN NOT prediction AND label THEN loss / 1000 ELSE 0 END"
+    at.text_input(key="dc_expression").input(cost).run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
+        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages),
+                            error=cost)
+    shown = next(d.value for d in at.dataframe if "where" in d.value)
+    assert list(shown["where"]) == list(expected.slices["where"])
+    assert shown["where"].iloc[0] == "employment = self_employed AND channel = partner_api"
+    at.text_input(key="dc_expression").input("loss + (SELECT 1)").run()
+    assert not at.exception
+    assert any("A subquery is not allowed" in e.value for e in at.error)
+
+
 def test_discover_page_error_tree(monkeypatch, demo_copy):
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"

@@ -119,6 +119,26 @@ def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
     assert top["p_value"] == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-6)
 
 
+def test_cost_expressions_find_what_their_columns_find(planted):
+    """A per-row expression ranks slices exactly as the same cost from a column:
+    ``label <> prediction`` is misclassification, ``cost / 4`` a quarter of cost."""
+    store, project, frame = planted
+    keys = ["where", "size", "errors", "score"]
+    with store.read() as con:
+        by_flag = discover(con, project, error="(label <> prediction)::int", max_level=2, top_k=5).slices
+        by_measure = discover(con, project, error="misclassification", max_level=2, top_k=5).slices
+        quarter = discover(con, project, error="CASE WHEN cost IS NULL THEN NULL ELSE cost / 4 END",
+                           max_level=2, top_k=5).slices
+        whole = discover(con, project, error="cost", max_level=2, top_k=5).slices
+    pd.testing.assert_frame_equal(by_flag[keys], by_measure[keys], check_dtype=False)
+    assert list(quarter["where"]) == list(whole["where"])
+    assert list(quarter["size"]) == list(whole["size"])
+    assert quarter["errors"].to_numpy() == pytest.approx(whole["errors"].to_numpy() / 4, rel=1e-9)
+    assert quarter["score"].to_numpy() == pytest.approx(whole["score"].to_numpy(), rel=1e-9)
+    inside = frame[(frame.city == "ber") & (frame.tier == "free")]
+    assert quarter.iloc[0]["errors"] == pytest.approx(inside.cost.sum() / 4, rel=1e-9)
+
+
 def test_benjamini_hochberg_and_pooled_test_helpers():
     p = np.array([0.01, 0.04, 0.03, np.nan, 0.2])
     q = bh_qvalues(p)
@@ -203,8 +223,12 @@ def test_bad_requests_are_named_and_change_nothing(planted, tmp_path, capsys):
     store, project, frame = planted
     before = db_digest(store.path)
     with store.read() as con:
-        with pytest.raises(ConfigError, match="Unknown error measure"):
+        with pytest.raises(ConfigError, match="not valid SQL"):
             discover(con, project, error="'; DROP TABLE x; --")
+        with pytest.raises(ConfigError, match="Unknown error measure 'missclassification'"):
+            discover(con, project, error="missclassification")
+        with pytest.raises(ConfigError, match="read_csv"):
+            discover(con, project, error="read_csv('/etc/passwd')")
         with pytest.raises(ConfigError, match="Unknown column"):
             discover(con, project, columns=["nope"])
         with pytest.raises(ConfigError, match="Rank by"):

@@ -14,9 +14,13 @@ so a discovered slice opens in the Slices page as an ordinary slice.
 
 Error measures (:data:`ERRORS`): ``misclassification`` (classification),
 ``logloss`` and ``brier`` (binary), ``abs_residual`` and ``sq_residual``
-(regression), or the name of any numeric outcome column (a product cost, such
-as money lost), which must not be negative. Rows where the measure is
-undefined (no label yet, no score, no outcome value) are left out.
+(regression), the name of any numeric outcome column (a product cost, such
+as money lost), or a per-row expression over the log's columns (checked by
+:mod:`analysis.expressions`), for example
+``CASE WHEN prediction AND NOT label THEN loss ELSE 0 END``. Costs must not be
+negative. Rows where the measure is undefined (no label yet, no score, no
+outcome value, an expression that is NULL or reads a label or outcome not known
+yet) are left out.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import pandas as pd
 
 from ..breakdown import GROUPABLE, check_groupable, groupings
 from ..errors import ConfigError
+from ..expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from ..metrics import binary_terms
 from ..project import Project
 from ..scope import Scope
@@ -133,8 +138,11 @@ def error_choices(project: Project) -> list[str]:
 def error_sql(project: Project, error: str) -> tuple[str, str]:
     """``(per-row error, filter of the rows where it is defined)`` for ``error``."""
     if error not in error_choices(project):
-        raise ConfigError(f"Unknown error measure {error!r} for a {project.task} project; "
-                          f"choose one of {', '.join(error_choices(project))}.")
+        expr = _cost_expression(project, error)
+        # Like a model error, a cost is unknown until what it reads is known.
+        later = {"label", *(o.name for o in project.outcomes)}
+        known = [f"{quote_ident(c)} IS NOT NULL" for c in expr.columns if c in later]
+        return f"CAST(({expr.sql}) AS DOUBLE)", " AND ".join([f"({expr.sql}) IS NOT NULL", *known])
     labeled = "label IS NOT NULL AND prediction IS NOT NULL"
     scored = "label IS NOT NULL AND score IS NOT NULL"
     if error == "misclassification":
@@ -150,6 +158,22 @@ def error_sql(project: Project, error: str) -> tuple[str, str]:
     return f"CAST({col} AS DOUBLE)", f"{col} IS NOT NULL"
 
 
+def _cost_expression(project: Project, error: str) -> RowExpression:
+    try:
+        return parse_row_expression(error, row_columns(project))
+    except ConfigError:
+        if str(error).strip().isidentifier():
+            raise ConfigError(f"Unknown error measure {error!r} for a {project.task} project; choose one of "
+                              f"{', '.join(error_choices(project))}, or write a per-row cost such as "
+                              "'CASE WHEN prediction AND NOT label THEN loss ELSE 0 END'.") from None
+        raise
+
+
+def is_cost(project: Project, error: str) -> bool:
+    """Whether ``error`` is a product cost (an outcome column or an expression), not a model error."""
+    return error not in ERRORS
+
+
 def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
            columns: list[str] | None = None, error: str = "misclassification", bins: int = 5,
            slice_: Slice = Slice()) -> Encoding:
@@ -163,13 +187,15 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
         raise ConfigError(f"{project.name} has no feature to find slices on.")
     check_groupable(project, columns, "find slices on")
     err, defined = error_sql(project, error)
+    if error not in error_choices(project):
+        cost_expression(con, project, error)  # the expression's type, before any scan
     where, params = and_all([scope.to_sql(), compile_slice(slice_, project), (defined, [])])
     table = quote_ident(project.log_table)
-    if error in [o.name for o in project.outcomes]:
+    if is_cost(project, error):
         lowest = con.execute(f"SELECT min({err}) FROM {table} WHERE {where}", params).fetchall()[0][0]
         if lowest is not None and lowest < 0:
             raise ConfigError(f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
-                              "non-negative costs. Choose an outcome that is zero or more per row.")
+                              "non-negative costs. Choose a cost that is zero or more per row.")
     categorical = [c for c in columns if kinds[c] == "categorical"]
     top = _top_values(con, table, categorical, (where, params))
     binned = {g.column: g for g in groupings(con, project, [c for c in columns if kinds[c] in ("numeric", "timestamp")],

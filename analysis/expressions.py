@@ -1,0 +1,130 @@
+"""Expressions users write over a project's columns, checked before anything runs.
+
+A *row expression* gives one number per prediction, for example the money lost on
+a false approval::
+
+    CASE WHEN prediction AND NOT label THEN loss ELSE 0 END
+
+Discovery can rank slices by it as a product cost. The text is parsed with
+sqlglot (DuckDB dialect) and accepted only if every node is on a short list:
+column references to the project's own columns, literals, arithmetic,
+comparisons, ``AND``/``OR``/``NOT``, ``CASE``/``IF``, casts to plain types and a
+few scalar functions (``abs``, ``coalesce``, ``least``, ``ln``, ...). Anything
+else — subqueries, table functions such as ``read_csv``, aggregates, window
+functions, settings, unknown functions, parameters, several statements — is
+refused with a message naming it. What runs is not the user's text but SQL
+generated from the checked tree, with every column quoted, so the text cannot
+reach anything the tree does not show. String literals stay in that SQL as
+literals: they are nodes of the checked tree, escaped by the generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from .errors import ConfigError
+from .project import Project
+from .sql import quote_ident
+
+_ROW_NODES: dict[type, str] = {
+    exp.Column: "column", exp.Identifier: "name", exp.Literal: "literal", exp.Boolean: "true/false",
+    exp.Null: "null", exp.Paren: "parentheses",
+    exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.IntDiv: "//", exp.Mod: "%", exp.Neg: "-",
+    exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
+    exp.Is: "IS", exp.In: "IN", exp.Between: "BETWEEN", exp.And: "AND", exp.Or: "OR", exp.Not: "NOT",
+    exp.Case: "CASE", exp.If: "IF", exp.Cast: "CAST", exp.TryCast: "TRY_CAST", exp.DataType: "type",
+    exp.Coalesce: "coalesce", exp.Nullif: "nullif", exp.Abs: "abs", exp.Least: "least",
+    exp.Greatest: "greatest", exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Sign: "sign",
+    exp.Ln: "ln", exp.Log: "log", exp.Exp: "exp", exp.Sqrt: "sqrt", exp.Pow: "power",
+}
+_CAST_TYPES = {*exp.DataType.NUMERIC_TYPES, exp.DataType.Type.BOOLEAN, *exp.DataType.TEXT_TYPES}
+_NUMERIC_RESULT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class RowExpression:
+    """A checked row expression: ``text`` as written, ``sql`` as it runs."""
+
+    text: str
+    sql: str
+    columns: tuple[str, ...]
+
+
+def parse_row_expression(text: str, columns: Iterable[str]) -> RowExpression:
+    """Check ``text`` against the node list and ``columns`` (matched without
+    regard to case, as DuckDB does); raise :class:`ConfigError` naming what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("The expression is empty.")
+    if len(text) > MAX_LENGTH:
+        raise ConfigError(f"The expression is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.")
+    try:
+        trees = [t for t in sqlglot.parse(text, read="duckdb") if t is not None]
+    except (ParseError, sqlglot.errors.TokenError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"The expression {text!r} is not valid SQL: {first}") from None
+    if len(trees) != 1:
+        raise ConfigError(f"Write one expression, not {len(trees)} statements: {text!r}.")
+    tree = trees[0]
+    by_lower = {c.lower(): c for c in columns}
+    used: list[str] = []
+    for node in tree.walk():
+        if isinstance(node, exp.Column):
+            if node.table or node.args.get("db") or node.args.get("catalog"):
+                raise ConfigError(f"Refer to columns by their name alone, not {node.sql('duckdb')!r}.")
+            name = by_lower.get(node.name.lower())
+            if name is None:
+                raise ConfigError(f"Unknown column {node.name!r} in {text!r}. Columns: {', '.join(sorted(by_lower.values()))}.")
+            used.append(name)
+        elif isinstance(node, exp.DataType):
+            if node.this not in _CAST_TYPES or node.expressions:
+                raise ConfigError(f"Cast to a plain number, boolean or text type, not {node.sql('duckdb')}.")
+        elif type(node) not in _ROW_NODES:
+            raise ConfigError(f"{_describe(node)} is not allowed in a row expression ({text!r}); use columns, "
+                              "numbers, arithmetic, comparisons, CASE and scalar functions such as abs, "
+                              "coalesce, least, greatest, round, ln, exp, sqrt.")
+    quoted = tree.transform(lambda n: exp.column(by_lower[n.name.lower()], quoted=True)
+                            if isinstance(n, exp.Column) else n)
+    return RowExpression(text, quoted.sql(dialect="duckdb"), tuple(dict.fromkeys(used)))
+
+
+def _describe(node: exp.Expression) -> str:
+    if isinstance(node, (exp.Select, exp.Subquery, exp.Query)):
+        return "A subquery"
+    if isinstance(node, exp.AggFunc):
+        return f"The aggregate {node.sql_name().lower()}()"
+    if isinstance(node, exp.Window):
+        return "A window function"
+    if isinstance(node, exp.Placeholder):
+        return "A parameter placeholder"
+    if isinstance(node, exp.Anonymous):
+        return f"The function {node.name.lower()}()"
+    if isinstance(node, exp.Func):
+        return f"The function {node.sql_name().lower()}()"
+    return f"{type(node).__name__} ({node.sql('duckdb')[:40]})"
+
+
+def row_columns(project: Project) -> list[str]:
+    """The columns a row expression may use: prediction, score, label and the project's own."""
+    return ["prediction", "score", "label", *(c.name for c in project.columns)]
+
+
+def cost_expression(con: duckdb.DuckDBPyConnection, project: Project, text: str) -> RowExpression:
+    """A row expression of ``project`` that gives a number (a boolean counts as 0/1)."""
+    expr = parse_row_expression(text, row_columns(project))
+    try:
+        kind = con.execute(f"DESCRIBE SELECT {expr.sql} AS cost FROM {quote_ident(project.log_table)}"
+                           ).fetchall()[0][1]
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0].split(": ", 1)[-1]
+        raise ConfigError(f"The expression {text!r} does not apply to {project.name}'s columns: {first}") from None
+    if not str(kind).upper().startswith(_NUMERIC_RESULT):
+        raise ConfigError(f"The expression {text!r} gives {kind} values; a cost must be a number.")
+    return expr
