@@ -259,7 +259,7 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
     from .ingest import ingest_predictions
     from .labels import attach_labels
     from .project import find_project
-    from .schema import drop_project_tables
+    from .schema import PROJECT_METADATA, drop_project_tables
 
     def step(fraction: float, text: str) -> None:
         if progress is not None:
@@ -276,7 +276,7 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
             con.execute("BEGIN TRANSACTION")
             try:
                 drop_project_tables(con, existing.project_id)
-                for t in ("sb_saved_slices", "sb_columns", "sb_ingests", "sb_projects"):
+                for t in PROJECT_METADATA:
                     con.execute(f"DELETE FROM {t} WHERE project_id = ?", [existing.project_id])
                 con.execute("COMMIT")
             except BaseException:

@@ -8,7 +8,10 @@ number of projects. Each project has
   outcome columns under their own names;
 * ``pending_<id>``: labels and outcomes that arrived for predictions that are
   not logged yet (keyed by prediction id), and standing labels keyed by
-  example id, applied to every prediction of that example as it arrives.
+  example id, applied to every prediction of that example as it arrives;
+* ``members_<id>``: the members of the project's validation sets, one row per
+  example and set version (version 0 is the working draft), with the label and
+  the feature values the example had when it was promoted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -62,6 +65,14 @@ def rollup_table(project_id: int) -> str:
 
 def ranks_table(project_id: int) -> str:
     return f"ranks_{int(project_id)}"
+
+
+def members_table(project_id: int) -> str:
+    return f"members_{int(project_id)}"
+
+
+# Metadata rows of a project, in the order they are deleted.
+PROJECT_METADATA = ("sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_columns", "sb_ingests", "sb_projects")
 
 
 # Binary rollup: additive counts and sums per version x stage x day, and the
@@ -146,8 +157,47 @@ def _migration_2(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Validation sets: the sets, their committed versions, and a members table per project."""
+    con.execute(
+        """
+        CREATE TABLE sb_valsets (
+            set_id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            owner VARCHAR,
+            tags VARCHAR NOT NULL,
+            criteria VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (project_id, name)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sb_valset_versions (
+            project_id INTEGER NOT NULL,
+            set_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            message VARCHAR NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            n_members BIGINT NOT NULL,
+            committed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (set_id, version)
+        )
+        """
+    )
+    projects = con.execute("SELECT project_id, task FROM sb_projects ORDER BY project_id").fetchall()
+    for pid, task in projects:
+        features = con.execute(
+            "SELECT name, dtype FROM sb_columns WHERE project_id = ? AND role = 'feature' ORDER BY position",
+            [pid]).fetchall()
+        create_members_table(con, pid, task, features)
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1), (2, _migration_2))
+MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -237,6 +287,27 @@ def create_project_tables(
         f"CREATE TABLE {quote_ident(pending_table(project_id))} ({', '.join(pending_cols)})"
     )
     _create_rollup(con, project_id, task, outcomes)
+    create_members_table(con, project_id, task, features)
+
+
+def create_members_table(con: duckdb.DuckDBPyConnection, project_id: int, task: str,
+                         features: list[tuple[str, str]]) -> None:
+    """Validation-set members: an example at most once per set version (0 is the draft)."""
+    cols = [
+        "set_id INTEGER NOT NULL",
+        "set_version INTEGER NOT NULL",
+        "example_id VARCHAR NOT NULL",
+        "prediction_id VARCHAR",
+        f"label {label_type(task)}",
+    ]
+    cols += [f"{quote_ident(name)} {dtype}" for name, dtype in features]
+    cols += [
+        "reason VARCHAR NOT NULL",
+        "source VARCHAR NOT NULL",
+        "added_at TIMESTAMP NOT NULL",
+        "PRIMARY KEY (set_id, set_version, example_id)",
+    ]
+    con.execute(f"CREATE TABLE {quote_ident(members_table(project_id))} ({', '.join(cols)})")
 
 
 def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, outcomes: list[str]) -> None:
@@ -265,7 +336,7 @@ def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, o
 
 def drop_project_tables(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
     for table in (log_table(project_id), pending_table(project_id), rollup_table(project_id),
-                  ranks_table(project_id)):
+                  ranks_table(project_id), members_table(project_id)):
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
 
 
