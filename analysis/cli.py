@@ -383,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", type=int, help="show an earlier revision")
     p.set_defaults(func=cmd_slices)
 
+    from .cli_valsets import add_parsers as add_valset_parsers
+
+    add_valset_parsers(sub, common)
+
     for name, help_text in (("breakdown", "metrics by every value of one column"),
                             ("leaderboard", "every feature's values, most harmful first")):
         p = sub.add_parser(name, parents=[common], help=help_text)

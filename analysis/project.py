@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from .errors import ProjectNotFoundError
-from .schema import label_type, log_table, pending_table, ranks_table, rollup_table
+from .schema import label_type, log_table, members_table, pending_table, ranks_table, rollup_table
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class Project:
     @property
     def ranks_table(self) -> str:
         return ranks_table(self.project_id)
+
+    @property
+    def members_table(self) -> str:
+        return members_table(self.project_id)
 
     @property
     def label_type(self) -> str:

@@ -33,6 +33,12 @@ class Scope:
             raise ConfigError(f"Unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}.")
         return cls(as_tuple(versions), st, _as_datetime(start), _as_datetime(end, end_of_day=True))
 
+    def to_dict(self) -> dict:
+        """Plain values (for a JSON record of where something came from)."""
+        return {"versions": list(self.versions), "stages": list(self.stages),
+                "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None}
+
     def day_aligned(self) -> bool:
         """True when the window is whole days, so the per-day rollup can answer."""
         return all(t is None or t == datetime.combine(t.date(), time()) for t in (self.start, self.end))

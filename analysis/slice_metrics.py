@@ -207,8 +207,8 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
             frame[c] = frame[c].fillna(0).astype("int64")
     total = int(frame.loc[frame.part == "overall", "n_rows"].iloc[0])
     frame["share"] = frame["n_rows"] / total if total else np.nan
-    _add_counts(frame, project)
-    _add_intervals(frame, project, total)
+    add_counts(frame, project)
+    add_intervals(frame, project, total)
     # The binary query summed the squares already; other tasks take one more pass.
     sums = frame.set_index("part") if project.task == "binary" else _part_sums(con, project, rows)
     _add_mean_intervals(frame, project, sums)
@@ -225,7 +225,8 @@ def _metric_names(project: Project) -> list[str]:
     return names
 
 
-def _add_counts(frame: pd.DataFrame, project: Project) -> None:
+def add_counts(frame: pd.DataFrame, project: Project) -> None:
+    """``error_rate`` (and multiclass correct / wrong counts) from accuracy."""
     if project.task == "binary":
         frame["error_rate"] = 1 - frame["accuracy"]
     elif project.task == "multiclass":
@@ -244,13 +245,16 @@ def _set_bounds(frame: pd.DataFrame, name: str, bounds: list[tuple[float, float]
     frame[f"{name}_high"] = [b[1] for b in bounds]
 
 
-def _add_intervals(frame: pd.DataFrame, project: Project, total: int) -> None:
+def add_intervals(frame: pd.DataFrame, project: Project, total: int | None = None) -> None:
+    """``<metric>_low`` / ``_high`` (95%) for every proportion and AUC of a metrics
+    frame with its count columns; ``share`` too when ``total`` rows are given."""
     props = dict(PROPORTIONS[project.task])
     props["labeled_share"] = ("n_labeled", "n_rows")
     for name, (k_expr, n_expr) in props.items():
         ks, ns = _count(frame, k_expr), _count(frame, n_expr)
         _set_bounds(frame, name, [wilson(int(k), int(n)) for k, n in zip(ks, ns)])
-    _set_bounds(frame, "share", [wilson(int(n), total) for n in frame["n_rows"]])
+    if total is not None:
+        _set_bounds(frame, "share", [wilson(int(n), total) for n in frame["n_rows"]])
     if project.task == "binary":
         aucs = [auc_interval(a, p, n) for a, p, n in zip(frame["roc_auc"], frame["n_pos"], frame["n_neg"])]
         frame["roc_auc_se"] = [a[0] for a in aucs]

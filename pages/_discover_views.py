@@ -10,6 +10,7 @@ import streamlit as st
 from analysis import SliceboardError
 from analysis.saved import save_slice
 from pages import _ui
+from pages._promote_view import promote_view
 
 
 def _slice_link(project_name: str, version: str, where: str) -> str:
@@ -65,6 +66,10 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
                 st.success(f"Saved **{saved.name}**, revision {saved.revision}.")
             except SliceboardError as exc:
                 st.error(str(exc), icon=":material/error:")
+    with st.expander("Promote its examples to a validation set"):
+        promote_view(project_name, project, result.scope, row["slice"], key="dc_promote",
+                     source={"kind": "discovered", "where": row["where"], "error": error, "version": version,
+                             "rank": int(row["rank"]), "error_rate": float(row["error_rate"])})
 
 
 def tree_view(project_name: str, version: str, tree) -> None:

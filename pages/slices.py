@@ -12,6 +12,7 @@ from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
 from pages import _slice_views as views
+from pages._promote_view import promote_view
 from pages._saved_view import saved_view
 from pages import _ui
 
@@ -117,8 +118,8 @@ if current.conditions:
 
 # --- views of the slice --------------------------------------------------------------------
 st.subheader(readable or "All rows")
-metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab = st.tabs(
-    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"])
+metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab, promote_tab = st.tabs(
+    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved", "Promote"])
 with metrics_tab:
     views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
 with breakdown_tab:
@@ -131,3 +132,6 @@ with examples_tab:
     views.examples_view(project_name, project, scope, current)
 with saved_tab:
     saved_view(project_name, project, scope, current, open_slice=lambda text: set_slice(parse_slice(text)))
+with promote_tab:
+    promote_view(project_name, project, scope, current, key="sl_promote",
+                 selected_ids=tuple(sorted(st.session_state.get("sl_selected", set()))))

@@ -17,7 +17,7 @@ from analysis import Store, get_project
 from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/import_data.py"]
+PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/import_data.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
@@ -431,3 +431,49 @@ def test_discover_page_error_tree(monkeypatch, demo_copy):
     expected = count_rows(demo_copy, "model_version = 'credit-v1' AND label IS NOT NULL AND prediction IS NOT NULL")
     assert leaves["size"].sum() == expected
     assert leaves["error_rate"].is_monotonic_decreasing
+
+
+def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.valsets import evaluate, members
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["project"] = "lending-demo"
+    at.query_params["version"] = "credit-v1"
+    at.query_params["slice"] = "channel = partner_api AND employment = self_employed"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    at.selectbox(key="sl_promote_set").set_value("+ a new set…").run()
+    at.text_input(key="sl_promote_new_name").input("partner self-employed").run()
+    at.radio(key="sl_promote_what").set_value("only its errors").run()
+    at.text_input(key="sl_promote_reason").input("credit-v1 approves defaulters").run()
+    at.button(key="sl_promote_go").click().run()
+    assert not at.exception
+    scope = ("model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
+             "AND label IS NOT NULL AND prediction IS NOT NULL AND label <> prediction")
+    con = duckdb.connect(str(demo_copy), read_only=True)
+    table = get_project(con, "lending-demo").log_table
+    wrong = con.execute(f'SELECT count(DISTINCT example_id) FROM "{table}" WHERE {scope}').fetchall()[0][0]
+    con.close()
+    assert f"Added {wrong:,} example(s) to the draft of **partner self-employed**" in texts(at)
+    # Asking again shows that they are all in the set already.
+    at.run()
+    assert f"**0** example(s) will be added to the draft of **partner self-employed**; {wrong:,} of the " \
+           f"{wrong:,} selected are in it already." in texts(at)
+
+    at.switch_page("pages/valsets.py").run()
+    assert not at.exception
+    assert any(len(d.value) == wrong for d in at.dataframe)
+    at.text_input(key="vs_message").input("partner API errors of credit-v1")
+    at.button[[b.label for b in at.button].index("Commit the draft as a new version")].click().run()
+    assert not at.exception
+    assert f"Committed version 1 ({wrong:,} members" in texts(at)
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        assert members(con, project, "partner self-employed", 1)["reason"].eq("credit-v1 approves defaulters").all()
+        expected = evaluate(con, project)
+    at.run()  # the matrix sits above the commit form: the next run shows the new version
+    assert not at.exception
+    shown = next(d.value for d in at.dataframe if "verdict" in d.value)
+    assert list(shown["scored"]) == list(expected["scored"])
+    assert shown.loc[shown.model_version == "credit-v1", "accuracy"].iloc[0] == 0.0  # only its errors

@@ -276,13 +276,17 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     # A real click on the first segment of the first bar: plotly's selection event.
     bars = page.get_by_test_id("stPlotlyChart").filter(has_text="Click a bar segment")
     expect(bars).to_be_visible()
+    # The chart is redrawn for the chosen column: wait for its categories.
+    expect(bars.locator("g.xtick text").filter(has_text="self_employed")).to_be_attached()
     segments = bars.locator("g.trace.bars g.point path")
     expect(segments.first).to_be_attached()
     # Plotly hit-tests the pointer itself (its drag layer lies on top): click the
-    # middle of the biggest segment drawn, as a person would (empty ones have no box).
-    boxes = [b for b in (segments.nth(i).bounding_box() for i in range(segments.count())) if b]
-    box = max(boxes, key=lambda b: b["width"] * b["height"])
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # middle of the biggest segment drawn, as a person would. The boxes are read in
+    # one step, so a redraw cannot change the count in between.
+    boxes = segments.evaluate_all(
+        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; })")
+    bx, by, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
+    x, y = bx + bw / 2, by + bh / 2
     page.mouse.move(x, y)
     # Plotly picks the point under the pointer on hover; a click selects it.
     expect(bars.locator(".hoverlayer .hovertext")).to_be_visible()
@@ -346,3 +350,48 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
         con.close()
     expect(card_value(slices, "Rows in the slice")).to_have_text(f"{expected:,}")
     slices.screenshot(path=str(ARTIFACTS / "discover-to-slices.png"), full_page=True)
+
+
+def test_promote_a_slices_errors_and_commit_them(server, page):
+    """Slices page → Promote tab → a new set with the slice's errors → Validation sets →
+    commit → the matrix shows the set against every model version."""
+    from urllib.parse import urlencode
+
+    con = duckdb.connect(str(server.db), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        wrong = con.execute(
+            f"SELECT count(DISTINCT example_id) FROM \"{table}\" WHERE model_version = 'credit-v1' "
+            "AND channel = 'partner_api' AND employment = 'self_employed' AND label <> prediction").fetchall()[0][0]
+    finally:
+        con.close()
+    query = urlencode({"project": "lending-demo", "version": "credit-v1",
+                       "slice": "channel = partner_api AND employment = self_employed"})
+    page.goto(f"{server.url}/slices?{query}")
+    expect(page.get_by_role("heading", name="channel = partner_api AND employment = self_employed")).to_be_visible()
+    page.get_by_role("tab", name="Promote").click()
+    choose(page, "Validation set", "+ a new set…")
+    page.get_by_label("Name of the new set").fill("partner errors")
+    page.get_by_label("Name of the new set").press("Enter")
+    wait_idle(page)
+    page.get_by_text("only its errors", exact=True).click()
+    wait_idle(page)
+    page.get_by_label("Reason (kept with every example)").fill("credit-v1 approves defaulters")
+    page.get_by_label("Reason (kept with every example)").press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Promote to the draft").click()
+    expect(page.get_by_text(f"Added {wrong:,} example(s) to the draft of")).to_be_visible()
+
+    page.goto(f"{server.url}/validation-sets?project=lending-demo&set=partner+errors")
+    expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()
+    page.get_by_role("tab", name="Sets", exact=True).click()
+    expect(page.get_by_text(f"draft: {wrong:,} members")).to_be_visible()
+    page.get_by_label("Commit message").fill("partner API errors of credit-v1")
+    page.get_by_role("button", name="Commit the draft as a new version").click()
+    expect(page.get_by_text(f"Committed version 1 ({wrong:,} members")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()
+    matrix = page.get_by_test_id("stPlotlyChart").first
+    expect(matrix).to_be_visible()
+    expect(matrix.locator(".heatmaplayer, .hm").first).to_be_attached()
+    expect(matrix.get_by_text("partner errors v1")).to_be_visible()

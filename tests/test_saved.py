@@ -108,12 +108,17 @@ def test_cli_slices(shop, capsys):
 def test_a_version_1_database_is_migrated(shop):
     store, _, _ = shop
     con = duckdb.connect(str(store.path))
-    con.execute("DROP TABLE sb_saved_slices")
+    # What a version-1 database lacks: saved slices (2), validation sets (3).
+    for table in ("sb_saved_slices", "sb_valsets", "sb_valset_versions", "members_1"):
+        con.execute(f"DROP TABLE {table}")
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)
     with fresh.write() as con:
         project = get_project(con, "shop")
         save_slice(con, project, "after migration", parse_slice("vip is true"))
+        # Every existing project gets its validation-set members table, with its features.
+        columns = [r[0] for r in con.execute("DESCRIBE members_1").fetchall()]
+        assert [f.name for f in project.features] == columns[5:5 + len(project.features)]
         assert con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0] == \
             str(SCHEMA_VERSION)

@@ -1,0 +1,76 @@
+"""The Validation sets page's matrix (sets × model versions) and its export / re-score loop."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import SliceboardError
+from analysis.valsets import export_set, ingest_scores
+from pages import _ui
+
+VERDICT_MARK = {"pass": "✓ pass", "fail": "✗ fail", "no criteria": "", "no data": "no data"}
+
+
+def matrix_view(project_name: str, project, results) -> None:
+    """A heatmap of one metric per set × model version · stage, with verdicts; the full table below."""
+    if results.empty:
+        st.info("No committed validation set yet. Promote examples into a set, then commit it.")
+        return
+    metrics = [m for m in ("accuracy", "recall", "precision", "f1", "roc_auc", "error_rate", "mae", "rmse")
+               if m in results]
+    metric = st.selectbox("Metric", metrics, key="vs_matrix_metric")
+    results = results.assign(row=results["set"] + " v" + results["set_version"].astype(str),
+                             column=results["model_version"] + " · " + results["stage"])
+    grid = results.pivot(index="row", columns="column", values=metric)
+    def cell(r) -> str:
+        value = "–" if r[metric] != r[metric] else f"{r[metric]:.3f}"
+        low, high = r.get(f"{metric}_low"), r.get(f"{metric}_high")
+        ci = f"<br>[{low:.3f}, {high:.3f}]" if low is not None and low == low else ""
+        return f"{value}{ci}<br>{VERDICT_MARK[r['verdict']]}<br>{int(r['scored']):,}/{int(r['members']):,} scored"
+    text = results.assign(t=[cell(r) for _, r in results.iterrows()]).pivot(index="row", columns="column", values="t")
+    fig = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index), text=text.values,
+                               texttemplate="%{text}", colorscale="RdYlGn",
+                               reversescale=metric in ("error_rate", "mae", "rmse"), colorbar=dict(title=metric)))
+    fig.update_layout(height=120 + 90 * len(grid), margin=dict(t=30, l=10, r=10, b=10),
+                      title=f"{metric} of each model version on each set's latest version")
+    st.plotly_chart(fig, key="vs_matrix")
+    st.caption("Coverage: members the version scored. Members without a label are counted, not evaluated. "
+               "Labels that arrived after promotion are used.")
+    st.dataframe(results.drop(columns=["row", "column"]), hide_index=True, key="vs_matrix_table")
+
+
+def export_view(project_name: str, project, name: str, versions: list[int]) -> None:
+    """Export a committed version for offline scoring; ingest the scored file back."""
+    if not versions:
+        st.info("Commit the draft first: exports and scores belong to a committed version.")
+        return
+    st.markdown("1. Export a version (example ids, features as promoted, labels as known now).\n"
+                "2. Score the file offline with any model; add a `prediction` (and `score`) column.\n"
+                "3. Upload it here as a model version: it becomes that version's `offline` predictions and "
+                "fills in the matrix.")
+    a, b = st.columns(2)
+    version = a.selectbox("Version", sorted(versions, reverse=True), key="vs_export_version")
+    fmt = b.radio("Format", ["parquet", "csv"], horizontal=True, key="vs_export_format")
+    folder = Path(tempfile.gettempdir()) / "sliceboard-exports"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{project_name}-{name}-v{version}.{fmt}".replace("/", "_")
+    with _ui.store().read() as con:
+        done = export_set(con, project, name, str(path), version)
+    st.download_button(f"Download {done.rows:,} examples ({fmt})", path.read_bytes(), file_name=path.name,
+                       key="vs_download")
+    st.markdown("##### Ingest scores")
+    scored, label = _ui.file_input("vs_scored")
+    model_version = st.text_input("Model version that scored it", key="vs_scored_version")
+    if st.button("Ingest as offline predictions", key="vs_ingest", disabled=not (scored and model_version)):
+        try:
+            with _ui.store().write() as con:
+                report = ingest_scores(con, project, name, scored, model_version=model_version, version=version,
+                                       source_name=label)
+            _ui.clear_caches()
+            st.success(f"Ingested {report.inserted:,} offline predictions of {model_version}.")
+        except SliceboardError as exc:
+            st.error(str(exc), icon=":material/error:")
