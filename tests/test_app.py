@@ -477,3 +477,28 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
     shown = next(d.value for d in at.dataframe if "verdict" in d.value)
     assert list(shown["scored"]) == list(expected["scored"])
     assert shown.loc[shown.model_version == "credit-v1", "accuracy"].iloc[0] == 0.0  # only its errors
+
+
+def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.valsets import members
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["version"] = "credit-v1"
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    at.session_state["dc_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    top = next(d.value for d in at.dataframe if "where" in d.value)["where"].iloc[0]
+    at.selectbox(key="dc_promote_set").set_value("+ a new set…").run()
+    at.text_input(key="dc_promote_new_name").input("found").run()
+    at.radio(key="dc_promote_what").set_value("only its errors").run()
+    at.button(key="dc_promote_go").click().run()
+    assert not at.exception
+    assert "to the draft of **found**" in texts(at)
+    with Store(demo_copy).read() as con:
+        got = members(con, get_project(con, "lending-demo"), "found")
+    source = json.loads(got["source"].iloc[0])
+    assert source["kind"] == "discovered" and source["where"] == top and source["rank"] == 1
+    assert len(got) > 0

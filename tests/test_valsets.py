@@ -319,3 +319,29 @@ def test_cli_round_trip(shop, tmp_path, capsys):
     assert "nothing to commit" in capsys.readouterr().err
     assert main(["valsets", "show", *db]) == 2
     assert "needs --set" in capsys.readouterr().err
+
+
+def test_regression_sets_promote_large_residuals_and_evaluate_like_scikit_learn(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 300
+    label = rng.normal(50, 10, n)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "example": [f"x{i}" for i in range(n)], "v": "m1",
+                          "prediction": label + rng.normal(0, 5, n), "label": label,
+                          "kind": rng.choice(["a", "b"], n)})
+    store = Store(tmp_path / "r.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="r", mapping=Mapping(
+            id="id", example="example", version="v", task="regression", prediction="prediction", label="label",
+            features=["kind"]))
+        project = get_project(con, "r")
+        create_set(con, project, "big misses", criteria=["mae <= 3"])
+        done = promote(con, project, "big misses", Selection(only_errors=True), reason="beyond the MAE")
+        commit(con, project, "big misses", "first")
+        result = evaluate(con, project)
+    residual = (frame.label - frame.prediction).abs()
+    big = frame[residual > residual.mean()]
+    assert done.added == len(big)
+    row = result.iloc[0]
+    assert row["mae"] == pytest.approx(skm.mean_absolute_error(big.label, big.prediction), rel=1e-9)
+    assert row["rmse"] == pytest.approx(skm.root_mean_squared_error(big.label, big.prediction), rel=1e-9)
+    assert row["verdict"] == "fail" and row["failed"] == "mae <= 3"
