@@ -224,22 +224,33 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
     assert not page.get_by_test_id("stException").count()
 
 
-def test_slice_deep_link_shows_the_slice(server, page):
-    """A link to a slice, pasted into a new browser, opens the same view."""
-    from urllib.parse import urlencode
+PARTNER = "channel = partner_api AND employment = self_employed"
 
-    con = duckdb.connect(str(server.db), read_only=True)
+
+def count_demo(db: Path, what: str, where: str) -> int:
+    """``what`` (such as ``count(*)``) over the demo's log rows ``where`` holds."""
+    con = duckdb.connect(str(db), read_only=True)
     try:
         table = get_project(con, "lending-demo").log_table
-        expected = con.execute(
-            f"SELECT count(*) FROM \"{table}\" WHERE model_version = 'credit-v1' "
-            "AND channel = 'partner_api' AND employment = 'self_employed'").fetchall()[0][0]
+        return con.execute(f'SELECT {what} FROM "{table}" WHERE {where}').fetchall()[0][0]
     finally:
         con.close()
-    query = urlencode({"project": "lending-demo", "version": "credit-v1",
-                       "slice": "channel = partner_api AND employment = self_employed"})
+
+
+def open_partner_slice(server, page) -> None:
+    """The Slices page on credit-v1's partner-API self-employed applicants, from a link."""
+    from urllib.parse import urlencode
+
+    query = urlencode({"project": "lending-demo", "version": "credit-v1", "slice": PARTNER})
     page.goto(f"{server.url}/slices?{query}")
-    expect(page.get_by_role("heading", name="channel = partner_api AND employment = self_employed")).to_be_visible()
+    expect(page.get_by_role("heading", name=PARTNER)).to_be_visible()
+
+
+def test_slice_deep_link_shows_the_slice(server, page):
+    """A link to a slice, pasted into a new browser, opens the same view."""
+    expected = count_demo(server.db, "count(*)", "model_version = 'credit-v1' AND channel = 'partner_api' "
+                                                 "AND employment = 'self_employed'")
+    open_partner_slice(server, page)
     expect(card_value(page, "Rows in the slice")).to_have_text(f"{expected:,}")
     wait_idle(page)
     # The first request of a fresh server was a page URL: the app's own frame and
@@ -355,20 +366,10 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
 def test_promote_a_slices_errors_and_commit_them(server, page):
     """Slices page → Promote tab → a new set with the slice's errors → Validation sets →
     commit → the matrix shows the set against every model version."""
-    from urllib.parse import urlencode
-
-    con = duckdb.connect(str(server.db), read_only=True)
-    try:
-        table = get_project(con, "lending-demo").log_table
-        wrong = con.execute(
-            f"SELECT count(DISTINCT example_id) FROM \"{table}\" WHERE model_version = 'credit-v1' "
-            "AND channel = 'partner_api' AND employment = 'self_employed' AND label <> prediction").fetchall()[0][0]
-    finally:
-        con.close()
-    query = urlencode({"project": "lending-demo", "version": "credit-v1",
-                       "slice": "channel = partner_api AND employment = self_employed"})
-    page.goto(f"{server.url}/slices?{query}")
-    expect(page.get_by_role("heading", name="channel = partner_api AND employment = self_employed")).to_be_visible()
+    wrong = count_demo(server.db, "count(DISTINCT example_id)",
+                       "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
+                       "AND label <> prediction")
+    open_partner_slice(server, page)
     page.get_by_role("tab", name="Promote").click()
     choose(page, "Validation set", "+ a new set…")
     page.get_by_label("Name of the new set").fill("partner errors")
