@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/slices.py", title="Slices", icon=":material/filter_alt:", url_path="slices"),
     st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:", url_path="discover"),
     st.Page("pages/valsets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"),
 ]
 

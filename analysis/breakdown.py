@@ -340,7 +340,9 @@ def group_condition(g: Grouping, value: str) -> Condition:
     """The slice condition selecting one group of a grouping (for drilling into it)."""
     if value == MISSING:
         return Condition(g.column, "is_null")
-    if not g.order:  # categories and booleans: the value itself
+    if g.kind == "boolean" and value in ("true", "false"):
+        return Condition(g.column, "is_true" if value == "true" else "is_false")
+    if not g.order:  # categories: the value itself
         return Condition(g.column, "in", values=(value,))
     labels = list(g.order[:-1])
     if value not in labels:

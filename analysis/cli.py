@@ -1,7 +1,7 @@
 """Command line: ``python -m analysis <command>``.
 
-Exit codes: 0 success; 2 bad usage or rejected input (nothing was written);
-75 the database stayed locked by another process (try again later).
+Exit codes: 0 success; 1 the gate failed; 2 bad usage or rejected input (nothing
+was written); 75 the database stayed locked by another process (try again later).
 """
 
 from __future__ import annotations
@@ -386,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_valsets import add_parsers as add_valset_parsers
 
     add_valset_parsers(sub, common)
+
+    from .cli_compare import add_parsers as add_compare_parsers
+
+    add_compare_parsers(sub, common)
 
     for name, help_text in (("breakdown", "metrics by every value of one column"),
                             ("leaderboard", "every feature's values, most harmful first")):

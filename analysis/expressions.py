@@ -5,7 +5,12 @@ a false approval::
 
     CASE WHEN prediction AND NOT label THEN loss ELSE 0 END
 
-Discovery can rank slices by it as a product cost. The text is parsed with
+Discovery can rank slices by it as a product cost. An *aggregate expression*
+gives one number per group of rows: a product metric such as
+``sum(loss) FILTER (WHERE NOT prediction AND label)`` or ``avg(prediction::int)``.
+It may also use ``sum``, ``avg``, ``count`` (with ``*`` or ``DISTINCT``), ``min``,
+``max`` and ``FILTER (WHERE ...)``; every column must sit inside an aggregate,
+and aggregates do not nest. The text is parsed with
 sqlglot (DuckDB dialect) and accepted only if every node is on a short list:
 column references to the project's own columns, literals, arithmetic,
 comparisons, ``AND``/``OR``/``NOT``, ``CASE``/``IF``, casts to plain types and a
@@ -43,6 +48,10 @@ _ROW_NODES: dict[type, str] = {
     exp.Greatest: "greatest", exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Sign: "sign",
     exp.Ln: "ln", exp.Log: "log", exp.Exp: "exp", exp.Sqrt: "sqrt", exp.Pow: "power",
 }
+_AGGREGATES: dict[type, str] = {exp.Sum: "sum", exp.Avg: "avg", exp.Count: "count", exp.Min: "min",
+                                exp.Max: "max"}
+_AGGREGATE_NODES: dict[type, str] = {exp.Filter: "FILTER", exp.Where: "WHERE", exp.Star: "*",
+                                     exp.Distinct: "DISTINCT", **_AGGREGATES}
 _CAST_TYPES = {*exp.DataType.NUMERIC_TYPES, exp.DataType.Type.BOOLEAN, *exp.DataType.TEXT_TYPES}
 _NUMERIC_RESULT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
@@ -61,6 +70,16 @@ class RowExpression:
 def parse_row_expression(text: str, columns: Iterable[str]) -> RowExpression:
     """Check ``text`` against the node list and ``columns`` (matched without
     regard to case, as DuckDB does); raise :class:`ConfigError` naming what is wrong."""
+    return _parse(text, columns, aggregate=False)
+
+
+def parse_aggregate_expression(text: str, columns: Iterable[str]) -> RowExpression:
+    """Like :func:`parse_row_expression`, for an expression over groups of rows."""
+    return _parse(text, columns, aggregate=True)
+
+
+def _parse(text: str, columns: Iterable[str], *, aggregate: bool) -> RowExpression:
+    kind = "an aggregate expression" if aggregate else "a row expression"
     if not isinstance(text, str) or not text.strip():
         raise ConfigError("The expression is empty.")
     if len(text) > MAX_LENGTH:
@@ -73,23 +92,41 @@ def parse_row_expression(text: str, columns: Iterable[str]) -> RowExpression:
     if len(trees) != 1:
         raise ConfigError(f"Write one expression, not {len(trees)} statements: {text!r}.")
     tree = trees[0]
+    allowed = {**_ROW_NODES, **(_AGGREGATE_NODES if aggregate else {})}
     by_lower = {c.lower(): c for c in columns}
     used: list[str] = []
+    n_aggregates = 0
     for node in tree.walk():
+        # Inside an aggregate: under one, or in the WHERE of its FILTER clause.
+        inside = node.find_ancestor(*_AGGREGATES) or node.find_ancestor(exp.Where)
         if isinstance(node, exp.Column):
             if node.table or node.args.get("db") or node.args.get("catalog"):
                 raise ConfigError(f"Refer to columns by their name alone, not {node.sql('duckdb')!r}.")
             name = by_lower.get(node.name.lower())
             if name is None:
                 raise ConfigError(f"Unknown column {node.name!r} in {text!r}. Columns: {', '.join(sorted(by_lower.values()))}.")
+            if aggregate and inside is None:
+                raise ConfigError(f"{node.name} is outside any aggregate in {text!r}: a product metric sums, "
+                                  f"averages or counts rows, as in sum({node.name}).")
             used.append(name)
         elif isinstance(node, exp.DataType):
             if node.this not in _CAST_TYPES or node.expressions:
                 raise ConfigError(f"Cast to a plain number, boolean or text type, not {node.sql('duckdb')}.")
-        elif type(node) not in _ROW_NODES:
-            raise ConfigError(f"{_describe(node)} is not allowed in a row expression ({text!r}); use columns, "
-                              "numbers, arithmetic, comparisons, CASE and scalar functions such as abs, "
-                              "coalesce, least, greatest, round, ln, exp, sqrt.")
+        elif type(node) not in allowed:
+            raise ConfigError(f"{_describe(node)} is not allowed in {kind} ({text!r}); use columns, numbers, "
+                              "arithmetic, comparisons, CASE and scalar functions such as abs, coalesce, least, "
+                              "greatest, round, ln, exp, sqrt"
+                              + ("; aggregates sum, avg, count, min, max with FILTER (WHERE ...)." if aggregate
+                                 else "."))
+        elif isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            raise ConfigError(f"* belongs in count(*) only ({text!r}).")
+        elif type(node) in _AGGREGATES:
+            n_aggregates += 1
+            if inside is not None:
+                raise ConfigError(f"Aggregates do not nest: {node.sql('duckdb')} inside {inside.sql('duckdb')}.")
+    if aggregate and not n_aggregates:
+        raise ConfigError(f"{text!r} aggregates nothing: a product metric sums, averages or counts rows, "
+                          "as in sum(revenue) or avg(prediction::int).")
     quoted = tree.transform(lambda n: exp.column(by_lower[n.name.lower()], quoted=True)
                             if isinstance(n, exp.Column) else n)
     return RowExpression(text, quoted.sql(dialect="duckdb"), tuple(dict.fromkeys(used)))

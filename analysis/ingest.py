@@ -570,6 +570,10 @@ def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_dup
     con.execute("BEGIN TRANSACTION")
     try:
         report = _write(con, src, project_name, existing, plan, mapping, total, dup_count, on_duplicate)
+        if mapping is not None and mapping.metrics:
+            from .product_metrics import metrics_from_mapping, store_metrics
+
+            store_metrics(con, get_project(con, project_name), metrics_from_mapping(mapping.metrics))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -76,6 +76,7 @@ class Mapping:
     features: list[str] | None = None
     outcomes: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)  # [metrics.NAME]: product metrics
 
     def role_columns(self) -> dict[str, str]:
         """{role: source column} for the single-column roles that are mapped."""
@@ -152,10 +153,20 @@ _COLUMN_KEYS = set(ROLE_KEYS) | {"features", "outcomes"}
 
 def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
     """Build a :class:`Mapping` from parsed TOML, naming any wrong key."""
-    unknown = set(data) - {"project", "columns", "kinds"}
+    unknown = set(data) - {"project", "columns", "kinds", "metrics"}
     if unknown:
         raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; "
-                          "expected [project], [columns], [kinds].")
+                          "expected [project], [columns], [kinds], [metrics.NAME].")
+    metrics = data.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+        raise ConfigError(f"{origin}: product metrics are tables [metrics.NAME] with expression = \"...\".")
+    for name, spec in metrics.items():
+        bad = set(spec) - {"expression", "direction", "unit", "format"}
+        if bad or not isinstance(spec.get("expression"), str):
+            raise ConfigError(f"{origin}: [metrics.{name}] needs expression = \"...\" and may have direction, "
+                              "unit and format" + (f"; unknown key(s) {', '.join(sorted(bad))}" if bad else "") + ".")
+        if not all(isinstance(spec.get(k, ""), str) for k in ("direction", "unit", "format")):
+            raise ConfigError(f"{origin}: [metrics.{name}] direction, unit and format are strings.")
     project = data.get("project", {})
     columns = data.get("columns", {})
     kinds = data.get("kinds", {})
@@ -195,6 +206,7 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
         features=list(columns["features"]) if "features" in columns else None,
         outcomes=list(columns.get("outcomes", [])),
         kinds=dict(kinds),
+        metrics={name: dict(spec) for name, spec in metrics.items()},
         **{k: columns.get(k) for k in ROLE_KEYS},
     )
     return mapping.validate()
@@ -237,6 +249,8 @@ def mapping_to_toml(mapping: Mapping) -> str:
     data: dict = {"project": project, "columns": columns}
     if mapping.kinds:
         data["kinds"] = dict(mapping.kinds)
+    if mapping.metrics:
+        data["metrics"] = {name: dict(spec) for name, spec in mapping.metrics.items()}
     return tomli_w.dumps(data)
 
 

@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -72,7 +72,8 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_columns", "sb_ingests", "sb_projects")
+PROJECT_METADATA = ("sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
+                    "sb_ingests", "sb_projects")
 
 
 # Binary rollup: additive counts and sums per version x stage x day, and the
@@ -196,8 +197,37 @@ def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
         create_members_table(con, pid, task, features)
 
 
+def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
+    """Product metrics (named aggregate expressions per project, in display order) and
+    each project's deployment-gate criteria."""
+    con.execute(
+        """
+        CREATE TABLE sb_gates (
+            project_id INTEGER PRIMARY KEY,
+            criteria VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sb_product_metrics (
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            expression VARCHAR NOT NULL,
+            direction VARCHAR NOT NULL,
+            unit VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (project_id, name)
+        )
+        """
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3))
+MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -17,7 +17,8 @@ from analysis import Store, get_project
 from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/import_data.py"]
+PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
+         "pages/import_data.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:

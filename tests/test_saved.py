@@ -109,7 +109,8 @@ def test_a_version_1_database_is_migrated(shop):
     store, _, _ = shop
     con = duckdb.connect(str(store.path))
     # What a version-1 database lacks: saved slices (2), validation sets (3).
-    for table in ("sb_saved_slices", "sb_valsets", "sb_valset_versions", "members_1"):
+    for table in ("sb_saved_slices", "sb_valsets", "sb_valset_versions", "members_1", "sb_product_metrics",
+                  "sb_gates"):
         con.execute(f"DROP TABLE {table}")
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()

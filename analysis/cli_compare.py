@@ -1,0 +1,98 @@
+"""Command line for comparing versions: ``compare``, ``gate`` (exit 0 pass, 1 fail,
+2 usage or data error) and ``product-metrics list|define|delete``."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import cli as base
+from .errors import ConfigError
+
+EXIT_FAIL = 1
+
+
+def _sides(args):
+    from .compare import Side
+
+    return Side(args.baseline, args.baseline_stage), Side(args.candidate, args.candidate_stage)
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .project import get_project
+
+    baseline, candidate = _sides(args)
+    with base._store(args).read() as con:
+        project = get_project(con, args.project)
+        comp = compare(con, project, baseline, candidate, start=args.start, end=args.end,
+                       discovered=args.discovered)
+    overall = comp.overall.drop(columns=["kind"])
+    shown = ["source", "where", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low", "ci_high",
+             "q_value", "verdict"]
+    slices = comp.slices[[c for c in shown if c in comp.slices]]
+    text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", "", overall.to_string(index=False),
+                      "", slices.head(args.limit).to_string(index=False)])
+    base._emit(args, comp.to_dict(), text)
+    return base.EXIT_OK
+
+
+def cmd_gate(args) -> int:
+    from .gate import run_gate
+    from .project import get_project
+
+    baseline, candidate = _sides(args)
+    with base._store(args).read() as con:
+        project = get_project(con, args.project)
+        verdict = run_gate(con, project, baseline, candidate, start=args.start, end=args.end)
+    base._emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
+    return base.EXIT_OK if verdict.passed else EXIT_FAIL
+
+
+def cmd_product_metrics(args) -> int:
+    from .product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
+    from .project import get_project
+
+    if args.action in ("define", "delete") and not args.name:
+        raise ConfigError(f"product-metrics {args.action} needs --name")
+    if args.action == "define" and not args.expression:
+        raise ConfigError("product-metrics define needs --expression, such as 'sum(revenue)'")
+    store = base._store(args)
+    with (store.write(create=False) if args.action != "list" else store.read()) as con:
+        project = get_project(con, args.project)
+        if args.action == "define":
+            define_metric(con, project, ProductMetric(args.name, args.expression, args.direction, args.unit or "",
+                                                      args.number_format))
+        elif args.action == "delete":
+            delete_metric(con, project, args.name)
+        metrics = [m.to_dict() for m in list_metrics(con, project)]
+    text = "\n".join(f"{m['name']} = {m['expression']}  ({m['direction']} is better"
+                     + (f", {m['unit']}" if m["unit"] else "") + ")" for m in metrics) or "no product metrics"
+    base._emit(args, {"project": args.project, "product_metrics": metrics}, text)
+    return base.EXIT_OK
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    for name, help_text, func in (
+            ("compare", "a candidate vs a baseline: overall and per slice, ML and product metrics", cmd_compare),
+            ("gate", "the deployment gate: exit 0 pass, 1 fail, 2 usage or data error", cmd_gate)):
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        p.add_argument("--project", required=True)
+        p.add_argument("--baseline", required=True, help="the baseline model version")
+        p.add_argument("--candidate", required=True, help="the candidate model version")
+        p.add_argument("--baseline-stage", help="default: all stages of the baseline")
+        p.add_argument("--candidate-stage", help="default: all stages of the candidate")
+        p.add_argument("--start", help="first day, YYYY-MM-DD")
+        p.add_argument("--end", help="last day (included), YYYY-MM-DD")
+        if name == "compare":
+            p.add_argument("--discovered", type=int, default=5, help="top discovered slices of each version")
+            p.add_argument("--limit", type=int, default=20, help="slices to print (table output)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("product-metrics", parents=[common], help="a project's product metrics: list, define, delete")
+    p.add_argument("action", choices=("list", "define", "delete"))
+    p.add_argument("--project", required=True)
+    p.add_argument("--name")
+    p.add_argument("--expression", help="an aggregate over the log's columns, such as 'sum(revenue)'")
+    p.add_argument("--direction", choices=("higher", "lower"), default="higher", help="which way is better")
+    p.add_argument("--unit", help="such as $")
+    p.add_argument("--number-format", default=",.2f", help="Python format spec, such as ',.0f' or '.1%%'")
+    p.set_defaults(func=cmd_product_metrics)

@@ -1,0 +1,593 @@
+"""Compare a candidate model version with a baseline: overall and per slice, on ML
+metrics and product metrics, paired where both scored the same examples.
+
+**Pairing.** When both versions scored the same example ids in the window (shadow
+mode), the comparison uses those pairs only: each example's latest prediction of
+each version, one shared label. Otherwise each version is measured on its own rows.
+:attr:`Comparison.method` says which, and on how many pairs.
+
+**Intervals and tests** (95%; the delta is candidate − baseline):
+
+* accuracy and error rate: paired, McNemar's test (statsmodels; exact binomial
+  below 25 discordant pairs) and a bootstrap interval; unpaired, the two-proportion
+  z-test and Newcombe's interval (statsmodels);
+* ROC AUC: Hanley–McNeil standard errors, z-test (conservative when paired);
+* every other metric and every product metric: a bootstrap of 1,000 resamples.
+  Rows are spread over 1,000 buckets by a hash of their example id (paired) or
+  prediction id; DuckDB sums each bucket once, and numpy resamples the buckets
+  (a multinomial draw per resample, the same draw for both versions when
+  paired). The interval is the percentile interval, the p-value the normal one
+  from the bootstrap standard error. A product metric is decomposed into its
+  aggregates (``avg`` into ``sum / count``), which add up over buckets; one with
+  ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval.
+
+**Slices**: every saved slice, every value of every groupable feature (numbers in
+quantile bins) and, optionally, the top discovered slices of either version. For
+each: rows and error rates of both versions, the delta with a 95% interval (paired:
+Wald for paired proportions and McNemar; unpaired: Wald and the pooled z-test),
+Benjamini–Hochberg q-values over all of them, and each product metric's delta.
+A slice is a *regression* (candidate worse) or an *improvement* when q < 0.05.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+import sqlglot
+from scipy import stats
+from sqlglot import exp
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+from .breakdown import GROUPABLE, groupings
+from .discovery.significance import bh_qvalues
+from .errors import ConfigError
+from .expressions import parse_aggregate_expression, row_columns
+from .intervals import hanley_mcneil_se
+from .metrics import binary_terms, compute_metrics
+from .product_metrics import ProductMetric, list_metrics
+from .project import Project
+from .saved import list_slices
+from .scope import Scope
+from .slices import Slice, compile_slice, parse_slice
+from .sql import quote_ident
+
+N_BUCKETS = 1000
+N_RESAMPLES = 1000
+SEED = 7
+MIN_PAIRS = 30
+Z = stats.norm.ppf(0.975)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One model version, at one stage (None: all its stages)."""
+
+    version: str
+    stage: str | None = None
+
+    def scope(self, start=None, end=None) -> Scope:
+        return Scope.of(versions=self.version, stages=self.stage, start=start, end=end)
+
+    def __str__(self) -> str:
+        return self.version + (f" ({self.stage})" if self.stage else "")
+
+
+@dataclass
+class Comparison:
+    project: str
+    baseline: Side
+    candidate: Side
+    start: datetime | None
+    end: datetime | None
+    paired: bool
+    n_pairs: int
+    rows: tuple[int, int]  # rows measured: baseline, candidate
+    overall: pd.DataFrame  # one row per metric
+    slices: pd.DataFrame  # one row per slice, regressions and improvements first
+    product_metrics: list[ProductMetric] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        if self.paired:
+            return f"paired: both versions scored the same {self.n_pairs:,} examples"
+        return (f"unpaired: {self.rows[0]:,} and {self.rows[1]:,} rows"
+                + (f" (only {self.n_pairs:,} examples scored by both)" if self.n_pairs else ""))
+
+    def to_dict(self) -> dict:
+        slices = self.slices.drop(columns=["slice"], errors="ignore")
+        return {"project": self.project, "baseline": str(self.baseline), "candidate": str(self.candidate),
+                "start": self.start, "end": self.end, "method": self.method, "paired": self.paired,
+                "pairs": self.n_pairs, "overall": self.overall.to_dict(orient="records"),
+                "slices": slices.to_dict(orient="records")}
+
+
+# -- what is summed per bucket ---------------------------------------------------------------------
+
+def _ml_sums(project: Project) -> dict[str, str]:
+    """Per-row terms whose sums give every compared ML metric of the task."""
+    if project.task == "binary":
+        return dict(binary_terms())
+    labeled = "label IS NOT NULL AND prediction IS NOT NULL"
+    if project.task == "multiclass":
+        return {"n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
+                "correct": f"CASE WHEN {labeled} AND label = prediction THEN 1 ELSE 0 END"}
+    return {"n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
+            "abs_sum": f"CASE WHEN {labeled} THEN abs(label - prediction) ELSE 0 END",
+            "sq_sum": f"CASE WHEN {labeled} THEN (label - prediction) * (label - prediction) ELSE 0 END"}
+
+
+def _ratio(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+# name -> (direction, function of the summed columns)
+ML_METRICS = {
+    "binary": {
+        "accuracy": ("higher", lambda s: _ratio(s["tp"] + s["tn"], s["tp"] + s["tn"] + s["fp"] + s["fn"])),
+        "precision": ("higher", lambda s: _ratio(s["tp"], s["tp"] + s["fp"])),
+        "recall": ("higher", lambda s: _ratio(s["tp"], s["tp"] + s["fn"])),
+        "f1": ("higher", lambda s: _ratio(2 * s["tp"], 2 * s["tp"] + s["fp"] + s["fn"])),
+        "log_loss": ("lower", lambda s: _ratio(s["ll_sum"], s["n_scored"])),
+        "brier": ("lower", lambda s: _ratio(s["brier_sum"], s["n_scored"])),
+    },
+    "multiclass": {"accuracy": ("higher", lambda s: _ratio(s["correct"], s["n_labeled"]))},
+    "regression": {
+        "mae": ("lower", lambda s: _ratio(s["abs_sum"], s["n_labeled"])),
+        "rmse": ("lower", lambda s: np.sqrt(_ratio(s["sq_sum"], s["n_labeled"]))),
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Decomposed:
+    """A product metric as additive aggregates and an outer expression over them."""
+
+    metric: ProductMetric
+    sql: str  # the whole expression, checked
+    parts: tuple[str, ...]  # aggregate SQL, summed per bucket
+    outer: str | None  # SQL over columns p0, p1, ... (None: not decomposable)
+
+
+def _decompose(metric: ProductMetric, project: Project, index: int) -> _Decomposed:
+    checked = parse_aggregate_expression(metric.expression, row_columns(project))
+    tree = sqlglot.parse_one(checked.sql, read="duckdb")
+    parts: list[str] = []
+    ok = True
+
+    def part(node: exp.Expression) -> exp.Expression:
+        parts.append(node.sql(dialect="duckdb"))
+        return exp.column(f"m{index}_p{len(parts) - 1}", quoted=True)
+
+    def replace(node: exp.Expression):
+        nonlocal ok
+        agg, filt = (node.this, node) if isinstance(node, exp.Filter) else (node, None)
+        if not isinstance(agg, (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)) or isinstance(node.parent, exp.Filter):
+            return node
+        if isinstance(agg, (exp.Min, exp.Max)) or isinstance(agg.this, exp.Distinct):
+            ok = False
+            return node
+        if isinstance(agg, exp.Avg):
+            where = filt.expression.copy() if filt else None
+            total, count = exp.Sum(this=agg.this.copy()), exp.Count(this=agg.this.copy())
+            if where is not None:
+                total, count = exp.Filter(this=total, expression=where), exp.Filter(this=count, expression=where.copy())
+            return exp.Div(this=part(total), expression=exp.Nullif(this=part(count), expression=exp.Literal.number(0)))
+        return part(node)
+
+    outer = tree.transform(replace)
+    return _Decomposed(metric, checked.sql, tuple(parts), outer.sql(dialect="duckdb") if ok else None)
+
+
+# -- the rows compared -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sources:
+    paired: bool
+    n_pairs: int
+    base: tuple[str, list]  # canonical columns + sb_bucket
+    cand: tuple[str, list]
+    pairs_table: str | None
+
+
+def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -> tuple[str, list]:
+    where, params = scope.to_sql()
+    return (f"SELECT example_id, label, prediction, score{outs}{feats} FROM (SELECT example_id, label, prediction, "
+            f"score{outs}{feats}, row_number() OVER (PARTITION BY example_id ORDER BY \"timestamp\" DESC, "
+            f"prediction_id DESC) AS sb_rank FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked "
+            "WHERE sb_rank = 1", params)
+
+
+@contextmanager
+def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool) -> Iterator[_Sources]:
+    outs_list = [o.name for o in project.outcomes]
+    feats_list = [f.name for f in project.features]
+    outs = "".join(f", {quote_ident(o)}" for o in outs_list)
+    feats = "".join(f", {quote_ident(f)}" for f in feats_list)
+    log = quote_ident(project.log_table)
+    n_pairs = 0
+    if pair:
+        b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, feats)
+        c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
+        table = f"sb_pairs_{uuid.uuid4().hex}"
+        side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + tag)}"
+                            for side, tag in (("b", "b"), ("c", "c")) for c in ["prediction", "score", *outs_list])
+        con.execute(
+            f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT b.example_id, coalesce(b.label, c.label) AS label"
+            f"{side_cols}{''.join(f', b.{quote_ident(f)}' for f in feats_list)}, "
+            f"hash(b.example_id) % {N_BUCKETS} AS sb_bucket "
+            f"FROM ({b_sql}) AS b JOIN ({c_sql}) AS c ON b.example_id = c.example_id", [*b_params, *c_params])
+        n_pairs = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0][0]
+        if n_pairs >= MIN_PAIRS:
+            def side(tag: str) -> tuple[str, list]:
+                cols = ", ".join(f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}"
+                                 for c in ["prediction", "score", *outs_list])
+                return f"SELECT example_id, label, {cols}{feats}, sb_bucket FROM {quote_ident(table)}", []
+
+            try:
+                yield _Sources(True, int(n_pairs), side("b"), side("c"), table)
+            finally:
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
+            return
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
+
+    def own(side: Side) -> tuple[str, list]:
+        where, params = side.scope(start, end).to_sql()
+        return (f"SELECT example_id, label, prediction, score{outs}{feats}, hash(prediction_id) % {N_BUCKETS} "
+                f"AS sb_bucket FROM {log} WHERE {where}", params)
+
+    yield _Sources(False, int(n_pairs), own(base), own(cand), None)
+
+
+# -- overall -------------------------------------------------------------------------------------
+
+def _bucket_sums(con, source: tuple[str, list], sums: dict[str, str], parts: list[str]) -> pd.DataFrame:
+    cols = [f"sum({term}) AS {quote_ident(name)}" for name, term in sums.items()]
+    cols += [f"{sql} AS {quote_ident(name)}" for name, sql in parts]
+    frame = con.execute(f"SELECT sb_bucket, count(*) AS sb_rows, {', '.join(cols)} FROM ({source[0]}) AS s "
+                        "GROUP BY sb_bucket", source[1]).df()
+    return frame.set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
+
+
+def _resample_weights(rng: np.random.Generator) -> np.ndarray:
+    return rng.multinomial(N_BUCKETS, np.full(N_BUCKETS, 1.0 / N_BUCKETS), size=N_RESAMPLES).astype(float)
+
+
+def _evaluate_outer(con, outer: str, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """A decomposed product metric's outer expression over replicate sums, in DuckDB."""
+    frame = pd.DataFrame({k: np.atleast_1d(v).astype(float) for k, v in columns.items()})
+    name = f"sb_replicates_{uuid.uuid4().hex}"
+    con.register(name, frame)
+    try:
+        return con.execute(f"SELECT CAST({outer} AS DOUBLE) AS v FROM {quote_ident(name)}").fetchnumpy()["v"]
+    finally:
+        con.unregister(name)
+
+
+def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]) -> tuple[pd.DataFrame, tuple]:
+    sums = _ml_sums(project)
+    parts = [(f"m{i}_p{j}", sql) for i, d in enumerate(decomposed) if d.outer for j, sql in enumerate(d.parts)]
+    b, c = _bucket_sums(con, src.base, sums, parts), _bucket_sums(con, src.cand, sums, parts)
+    rng = np.random.default_rng(SEED)
+    w_b = _resample_weights(rng)
+    w_c = w_b if src.paired else _resample_weights(rng)
+    rep_b = {k: w_b @ b[k].to_numpy() for k in b.columns}
+    rep_c = {k: w_c @ c[k].to_numpy() for k in c.columns}
+    tot_b, tot_c = {k: b[k].sum() for k in b.columns}, {k: c[k].sum() for k in c.columns}
+    rows = []
+    for name, (direction, f) in ML_METRICS[project.task].items():
+        vb, vc = float(f(tot_b)), float(f(tot_c))
+        rows.append(_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)))
+    if project.task == "binary":
+        _accuracy_tests(con, rows, src, tot_b, tot_c)
+        rows.append(_auc_row(con, project, src))
+    for i, d in enumerate(decomposed):
+        point_b = _product_value(con, d, src.base)
+        point_c = _product_value(con, d, src.cand)
+        reps = None
+        if d.outer:
+            cols = [f"m{i}_p{j}" for j in range(len(d.parts))]
+            reps = (_evaluate_outer(con, d.outer, {k: rep_c[k] for k in cols})
+                    - _evaluate_outer(con, d.outer, {k: rep_b[k] for k in cols}))
+        rows.append(_row(d.metric.name, "product", d.metric.direction, point_b, point_c, reps))
+    return pd.DataFrame(rows), (int(b["sb_rows"].sum()), int(c["sb_rows"].sum()))
+
+
+def _product_value(con, d: _Decomposed, source: tuple[str, list]) -> float:
+    value = con.execute(f"SELECT CAST({d.sql} AS DOUBLE) FROM ({source[0]}) AS s", source[1]).fetchall()[0][0]
+    return math.nan if value is None else float(value)
+
+
+def _row(name: str, kind: str, direction: str, vb: float, vc: float, reps) -> dict:
+    delta = vc - vb
+    low = high = p = math.nan
+    test = ""
+    if reps is not None:
+        reps = np.asarray(reps, dtype=float)
+        reps = reps[np.isfinite(reps)]
+        if len(reps) > 1 and math.isfinite(delta):
+            low, high = (float(x) for x in np.percentile(reps, [2.5, 97.5]))
+            se = float(reps.std(ddof=1))
+            p = float(2 * stats.norm.sf(abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
+            test = f"bootstrap ({N_RESAMPLES:,} resamples of {N_BUCKETS:,} buckets)"
+    return {"metric": name, "kind": kind, "direction": direction, "baseline": vb, "candidate": vc, "delta": delta,
+            "ci_low": low, "ci_high": high, "p_value": p, "test": test}
+
+
+def _accuracy_tests(con, rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -> None:
+    """Replace the bootstrap test of accuracy by McNemar (paired) or the two-proportion test."""
+    row = next(r for r in rows if r["metric"] == "accuracy")
+    if src.paired:
+        n01, n10 = _discordant(con, src.pairs_table, "TRUE", [])[0]
+        row["p_value"] = mcnemar_p(n01, n10)
+        row["test"] = f"McNemar ({n01 + n10:,} discordant pairs); interval by bootstrap"
+    else:
+        kb = tot_b["tp"] + tot_b["tn"]
+        nb = kb + tot_b["fp"] + tot_b["fn"]
+        kc = tot_c["tp"] + tot_c["tn"]
+        nc = kc + tot_c["fp"] + tot_c["fn"]
+        if nb and nc:
+            row["p_value"] = float(test_proportions_2indep(kc, nc, kb, nb, method="wald").pvalue)
+            row["ci_low"], row["ci_high"] = (float(x) for x in confint_proportions_2indep(kc, nc, kb, nb,
+                                                                                          method="newcomb"))
+            row["test"] = "two-proportion z-test; Newcombe interval"
+
+
+def _discordant(con, table: str, flag: str, params: list) -> list[tuple[int, int]]:
+    """``(baseline right & candidate wrong, baseline wrong & candidate right)`` over labeled pairs."""
+    right_b = "prediction__b = label"
+    right_c = "prediction__c = label"
+    res = con.execute(f"SELECT count(*) FILTER (WHERE {right_b} AND NOT {right_c}), "
+                      f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) FROM {quote_ident(table)} "
+                      f"WHERE label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL "
+                      f"AND ({flag})", params).fetchall()
+    return [(int(a), int(b)) for a, b in res]
+
+
+def mcnemar_p(n01: int, n10: int) -> float:
+    """McNemar's test as statsmodels runs it: exact binomial below 25 discordant pairs,
+    else chi-square with continuity correction."""
+    if n01 + n10 == 0:
+        return 1.0
+    exact = n01 + n10 < 25
+    return float(mcnemar([[0, n01], [n10, 0]], exact=exact, correction=True).pvalue)
+
+
+def _auc_row(con, project: Project, src: _Sources) -> dict:
+    values = []
+    for source in (src.base, src.cand):
+        m = compute_metrics(con, project, rows=source, include_outcomes=False)
+        values.append((float(m["roc_auc"].iloc[0]), int(m["n_pos"].iloc[0]), int(m["n_neg"].iloc[0])))
+    (ab, pb, nb), (ac, pc, nc) = values
+    se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
+    delta = ac - ab
+    ok = se > 0 and math.isfinite(se) and math.isfinite(delta)
+    return {"metric": "roc_auc", "kind": "ml", "direction": "higher", "baseline": ab, "candidate": ac,
+            "delta": delta, "ci_low": delta - Z * se if ok else math.nan, "ci_high": delta + Z * se if ok else math.nan,
+            "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,
+            "test": "z-test, Hanley-McNeil standard errors" + (" (conservative for pairs)" if src.paired else "")}
+
+
+# -- slices --------------------------------------------------------------------------------------
+
+def _slice_list(con, project: Project, base: Side, cand: Side, start, end, discovered: int) -> list[tuple[str, str, Slice]]:
+    """``(source, where, slice)`` of every saved slice and the top discovered slices."""
+    out = [("saved", row.where, parse_slice(row.where)) for row in list_slices(con, project).itertuples()]
+    if discovered:
+        from .discovery.run import discover
+
+        for side in (base, cand):
+            try:
+                found = discover(con, project, side.scope(start, end), top_k=discovered)
+            except ConfigError:
+                continue
+            out += [(f"discovered in {side.version}", r["where"], r["slice"]) for _, r in found.slices.iterrows()]
+    seen, unique = set(), []
+    for source, where, slice_ in out:
+        if where not in seen:
+            seen.add(where)
+            unique.append((source, where, slice_))
+    return unique
+
+
+def _error_term(project: Project, side: str | None = None) -> tuple[str, str]:
+    """``(labeled, wrong)`` per-row terms (of one side of the pairs table, or of a side's rows)."""
+    pred = f"prediction__{side}" if side else "prediction"
+    labeled = f"label IS NOT NULL AND {pred} IS NOT NULL"
+    wrong = f"abs(label - {pred})" if project.task == "regression" else f"CASE WHEN label = {pred} THEN 0 ELSE 1 END"
+    return (f"CASE WHEN {labeled} THEN 1 ELSE 0 END", f"CASE WHEN {labeled} THEN {wrong} ELSE 0 END")
+
+
+def _slice_stats(con, project: Project, source: tuple[str, list], keys: list[tuple[str, str, list]],
+                 products: list[_Decomposed]) -> pd.DataFrame:
+    """Rows, labeled rows, errors and product metrics per group of every key, one scan."""
+    labeled, wrong = _error_term(project)
+    key_sql, params = [], []
+    for i, (_, sql, p) in enumerate(keys):
+        key_sql.append(f"{sql} AS k{i}")
+        params += p
+    params += source[1]
+    sets = ", ".join(f"(k{i})" for i in range(len(keys)))
+    aggs = "".join(f", {d.sql} AS {quote_ident('pm_' + d.metric.name)}" for d in products)
+    inner_cols = ", ".join(["*", *key_sql])
+    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(keys)))
+    sql = (f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, count(*) AS n_rows, "
+           f"sum({labeled}) AS n_labeled, sum({wrong}) AS errors{aggs} "
+           f"FROM (SELECT {inner_cols} FROM ({source[0]}) AS s) AS keyed GROUP BY GROUPING SETS ({sets})")
+    frame = con.execute(sql, params).df()
+    out = []
+    for i, (name, _, _) in enumerate(keys):
+        part = frame[frame[f"g{i}"] == 0]
+        part = part.assign(key=name, value=part[f"k{i}"].astype(str))
+        out.append(part)
+    cols = ["key", "value", "n_rows", "n_labeled", "errors", *[f"pm_{d.metric.name}" for d in products]]
+    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+
+
+def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[_Decomposed],
+            bins: int, discovered: int) -> pd.DataFrame:
+    columns = [f.name for f in project.features if f.kind in GROUPABLE]
+    cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
+    keys = [(f"{g.column}", g.sql, list(g.params)) for g in cuts]
+    predicate_slices = _slice_list(con, project, base, cand, start, end, discovered)
+    for i, (_, _, slice_) in enumerate(predicate_slices):
+        sql, params = compile_slice(slice_, project)
+        keys.append((f"#slice{i}", f"CASE WHEN {sql} THEN 'in' END", params))
+    if not keys:
+        return pd.DataFrame()
+    sb = _slice_stats(con, project, src.base, keys, products)
+    sc = _slice_stats(con, project, src.cand, keys, products)
+    frame = sb.merge(sc, on=["key", "value"], how="outer", suffixes=("_b", "_c"))
+    frame = frame[~((frame["key"].str.startswith("#slice")) & (frame["value"] != "in"))].copy()
+    for c in ("n_rows_b", "n_rows_c", "n_labeled_b", "n_labeled_c", "errors_b", "errors_c"):
+        frame[c] = frame[c].fillna(0)
+    names, wheres, sources, slices = [], [], [], []
+    for key, value in zip(frame["key"], frame["value"]):
+        if key.startswith("#slice"):
+            source, where, slice_ = predicate_slices[int(key[6:])]
+        else:
+            g = next(g for g in cuts if g.column == key)
+            from .breakdown import group_condition
+
+            slice_ = Slice.of(group_condition(g, value))
+            source, where = "feature value", slice_.readable()
+        sources.append(source)
+        wheres.append(where)
+        slices.append(slice_)
+    frame.insert(0, "where", wheres)
+    frame.insert(0, "source", sources)
+    frame["slice"] = slices
+    frame["error_rate_b"] = frame["errors_b"] / frame["n_labeled_b"].where(frame["n_labeled_b"] > 0)
+    frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"].where(frame["n_labeled_c"] > 0)
+    frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
+    if src.paired and project.task != "regression":
+        _paired_slice_tests(con, project, src, frame, keys)
+    else:
+        _unpaired_slice_tests(frame, project)
+    for d in products:
+        frame[f"{d.metric.name}_delta"] = frame[f"pm_{d.metric.name}_c"] - frame[f"pm_{d.metric.name}_b"]
+    # A slice found in several ways (saved, discovered, a feature value) is tested once.
+    rank = frame["source"].map(lambda x: 0 if x == "saved" else 2 if x == "feature value" else 1)
+    frame = frame.assign(sb_rank=rank).sort_values("sb_rank", kind="stable").drop_duplicates("where")
+    frame = frame.drop(columns=["sb_rank"])
+    frame["q_value"] = bh_qvalues(frame["p_value"].to_numpy(dtype=float))
+    significant = frame["q_value"] < 0.05
+    frame["verdict"] = np.where(significant & (frame["delta"] > 0), "regression",
+                                np.where(significant & (frame["delta"] < 0), "improvement", ""))
+    order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
+    frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
+    return frame.drop(columns=["key", "value", "sb_order", "sb_abs"]).reset_index(drop=True)
+
+
+def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
+    """Wald interval and pooled two-proportion z-test of the error-rate difference (vectorized)."""
+    nb, nc = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
+    pb, pc = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(pb * (1 - pb) / nb + pc * (1 - pc) / nc)
+        pooled = (frame["errors_b"].to_numpy(float) + frame["errors_c"].to_numpy(float)) / (nb + nc)
+        se0 = np.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / nc))
+        z = (pc - pb) / se0
+    frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
+    frame["p_value"] = np.where((nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)),
+                                np.where((nb > 0) & (nc > 0), 1.0, np.nan))
+    if project.task == "regression":  # mean absolute errors: Welch would need squares; mark as untested
+        frame["p_value"] = np.nan
+        frame["ci_low"] = frame["ci_high"] = np.nan
+    frame["test"] = "" if project.task == "regression" else "two-proportion z-test; Wald interval"
+
+
+def _paired_slice_tests(con, project: Project, src: _Sources, frame: pd.DataFrame, keys) -> None:
+    """McNemar and the paired Wald interval per slice, from discordant counts in one scan."""
+    right_b, right_c = "prediction__b = label", "prediction__c = label"
+    labeled = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+    key_sql, params = [], []
+    for i, (_, sql, p) in enumerate(keys):
+        key_sql.append(f"{sql} AS k{i}")
+        params += p
+    sets = ", ".join(f"(k{i})" for i in range(len(keys)))
+    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(keys)))
+    res = con.execute(
+        f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, "
+        f"count(*) FILTER (WHERE {right_b} AND NOT {right_c}) AS n01, "
+        f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) AS n10, count(*) AS n "
+        f"FROM (SELECT *, {', '.join(key_sql)} FROM {quote_ident(src.pairs_table)} WHERE {labeled}) AS keyed "
+        f"GROUP BY GROUPING SETS ({sets})", params).df()
+    found = {}
+    for i, (name, _, _) in enumerate(keys):
+        part = res[res[f"g{i}"] == 0]
+        for v, a, b, n in zip(part[f"k{i}"], part["n01"], part["n10"], part["n"]):
+            found[(name, str(v))] = (int(a), int(b), int(n))
+    _apply_paired(frame, found)
+
+
+def _apply_paired(frame: pd.DataFrame, found: dict) -> None:
+    """Delta (candidate − baseline error rate) over labeled pairs, its paired Wald interval and McNemar's p."""
+    stats_ = [found.get(k, (0, 0, 0)) for k in zip(frame["key"], frame["value"])]
+    n01 = np.array([s[0] for s in stats_], dtype=float)
+    n10 = np.array([s[1] for s in stats_], dtype=float)
+    n = np.array([s[2] for s in stats_], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = (n01 - n10) / n
+        se = np.sqrt(np.maximum(n01 + n10 - (n01 - n10) ** 2 / n, 0)) / n
+    frame["paired_n"] = n.astype(int)
+    frame["delta"] = delta
+    frame["ci_low"], frame["ci_high"] = delta - Z * se, delta + Z * se
+    frame["p_value"] = [mcnemar_p(int(a), int(b)) if m > 0 else np.nan for a, b, m in zip(n01, n10, n)]
+    frame["test"] = "McNemar; paired Wald interval"
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
+            start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
+            slices: bool = True) -> Comparison:
+    """The comparison described in the module docstring."""
+    if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
+        raise ConfigError("Pick two different versions (or stages) to compare.")
+    for side in (baseline, candidate):
+        where, params = side.scope(start, end).to_sql()
+        n = con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE {where}", params).fetchall()[0][0]
+        if not n:
+            raise ConfigError(f"{side} has no predictions in this window.")
+    metrics = list_metrics(con, project)
+    decomposed = [_decompose(m, project, i) for i, m in enumerate(metrics)]
+    scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
+    with _sources(con, project, baseline, candidate, start, end, pair) as src:
+        overall, rows = _overall(con, project, src, decomposed)
+        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered)
+                     if slices else pd.DataFrame())
+    return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
+                      overall, per_slice, metrics)
+
+
+def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
+          start=None, end=None) -> pd.DataFrame:
+    """Per day and side: rows, the task's headline metric and every product metric
+    (on each side's own rows), for the side-by-side series and the ML-vs-product plot."""
+    from .metrics import DAY
+
+    headline = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}[project.task]
+    frames = []
+    for label, side in (("baseline", baseline), ("candidate", candidate)):
+        scope = side.scope(start, end)
+        ml = compute_metrics(con, project, group_by=[DAY], where=scope.to_sql(), include_outcomes=False)
+        ml = ml[["day", "n_rows", headline]]
+        from .product_metrics import product_metrics
+
+        pm = product_metrics(con, project, scope, group_by=(DAY,))
+        frame = ml.merge(pm, on="day", how="left") if not pm.empty else ml
+        frames.append(frame.assign(side=label, version=str(side)))
+    out = pd.concat(frames, ignore_index=True).sort_values(["day", "side"]).reset_index(drop=True)
+    out.attrs["headline"] = headline
+    return out

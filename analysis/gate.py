@@ -1,0 +1,177 @@
+"""The deployment gate: a project's criteria, checked against a comparison of a
+candidate with a baseline. The CLI (``python -m analysis gate``) and the Compare
+page show the same verdict from :func:`run_gate`.
+
+Criteria (defaults in brackets):
+
+* ``product_max_worse`` [0.0]: no product metric may be significantly worse (its
+  95% interval entirely on the worse side) by more than this share of the
+  baseline's value;
+* ``slice_min_rows`` [500] and ``slice_max_worse`` [0.02]: no slice with at least
+  that many rows in both versions may have a significantly higher error rate
+  (q < 0.05), by more than that many points;
+* ``required_sets`` ["all"]: these validation sets (``"all"``: every set with pass
+  criteria) must pass for the candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import duckdb
+import pandas as pd
+
+from .compare import Comparison, Side, compare
+from .errors import ConfigError
+from .project import Project
+
+
+@dataclass(frozen=True)
+class GateCriteria:
+    product_max_worse: float = 0.0
+    slice_min_rows: int = 500
+    slice_max_worse: float = 0.02
+    required_sets: tuple[str, ...] | str = "all"
+
+    def check(self) -> "GateCriteria":
+        if not (isinstance(self.product_max_worse, (int, float)) and 0 <= self.product_max_worse < 10):
+            raise ConfigError("product_max_worse is a share of the baseline's value, from 0 (for example 0.01 = 1%).")
+        if not (isinstance(self.slice_min_rows, int) and self.slice_min_rows >= 1):
+            raise ConfigError("slice_min_rows is a whole number of rows, at least 1.")
+        if not (isinstance(self.slice_max_worse, (int, float)) and 0 <= self.slice_max_worse <= 1):
+            raise ConfigError("slice_max_worse is a difference of error rates, between 0 and 1.")
+        if self.required_sets != "all" and not all(isinstance(s, str) for s in self.required_sets):
+            raise ConfigError("required_sets is 'all' or a list of validation set names.")
+        return self
+
+
+@dataclass
+class CriterionResult:
+    criterion: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class GateVerdict:
+    passed: bool
+    results: list[CriterionResult]
+    comparison: Comparison
+    criteria: GateCriteria = field(default_factory=GateCriteria)
+
+    def lines(self) -> list[str]:
+        head = f"{'PASS' if self.passed else 'FAIL'}: {self.comparison.candidate} vs {self.comparison.baseline} " \
+               f"({self.comparison.method})"
+        return [head] + [f"  [{'pass' if r.passed else 'FAIL'}] {r.criterion}: {r.detail}" for r in self.results]
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "baseline": str(self.comparison.baseline),
+                "candidate": str(self.comparison.candidate), "method": self.comparison.method,
+                "criteria": asdict(self.criteria),
+                "results": [asdict(r) for r in self.results]}
+
+
+def get_criteria(con: duckdb.DuckDBPyConnection, project: Project) -> GateCriteria:
+    rows = con.execute("SELECT criteria FROM sb_gates WHERE project_id = ?", [project.project_id]).fetchall()
+    if not rows:
+        return GateCriteria()
+    data = json.loads(rows[0][0])
+    if isinstance(data.get("required_sets"), list):
+        data["required_sets"] = tuple(data["required_sets"])
+    return GateCriteria(**data)
+
+
+def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: GateCriteria) -> GateCriteria:
+    criteria.check()
+    data = asdict(criteria)
+    if not isinstance(data["required_sets"], str):
+        data["required_sets"] = list(data["required_sets"])
+    con.execute("INSERT OR REPLACE INTO sb_gates VALUES (?, ?, ?)",
+                [project.project_id, json.dumps(data), datetime.now(timezone.utc).replace(tzinfo=None)])
+    return criteria
+
+
+def _fmt(x: float) -> str:
+    return "–" if x is None or x != x else f"{x:.4g}"
+
+
+def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
+    rows = comp.overall[comp.overall["kind"] == "product"]
+    if rows.empty:
+        return [CriterionResult("product metrics", True, "no product metric is defined for this project")]
+    out = []
+    for r in rows.itertuples():
+        sign = -1 if r.direction == "higher" else 1  # > 0 means worse
+        worse = sign * r.delta
+        significant = (r.ci_high < 0) if r.direction == "higher" else (r.ci_low > 0)
+        share = worse / abs(r.baseline) if r.baseline else math.inf if worse > 0 else 0.0
+        failed = bool(significant) and worse > 0 and share > limit
+        out.append(CriterionResult(
+            f"product metric {r.metric} ({'higher' if r.direction == 'higher' else 'lower'} is better)", not failed,
+            f"baseline {_fmt(r.baseline)}, candidate {_fmt(r.candidate)}, delta {_fmt(r.delta)} "
+            f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+            + (f"; significantly worse by {share:.2%} of the baseline (limit {limit:.2%})" if failed else
+               ("; worse, but not significantly or within the limit" if worse > 0 else ""))))
+    return out
+
+
+def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> CriterionResult:
+    name = f"no slice of at least {min_rows:,} rows significantly worse by more than {max_worse:.1%}"
+    if comp.slices.empty:
+        return CriterionResult(name, True, "no slices to check")
+    s = comp.slices
+    big = s[(s["n_rows_b"] >= min_rows) & (s["n_rows_c"] >= min_rows)]
+    bad = big[(big["verdict"] == "regression") & (big["delta"] > max_worse)]
+    if bad.empty:
+        return CriterionResult(name, True, f"{len(big):,} slices checked, none fails")
+    shown = "; ".join(f"{r.where}: error {r.error_rate_b:.3f} -> {r.error_rate_c:.3f} (q {r.q_value:.2g})"
+                      for r in bad.head(5).itertuples())
+    return CriterionResult(name, False, f"{len(bad):,} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
+
+
+def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:
+    from .valsets import evaluate, list_sets
+
+    sets = list_sets(con, project)
+    if required == "all":
+        names = list(sets.loc[(sets["criteria"] != "") & (sets["latest_version"] > 0), "name"])
+        if not names:
+            return [CriterionResult("validation sets", True, "no committed set has pass criteria")]
+    else:
+        names = list(required)
+        missing = sorted(set(names) - set(sets["name"]))
+        if missing:
+            raise ConfigError(f"The gate requires validation set(s) {', '.join(missing)}, which do not exist.")
+    results = evaluate(con, project, names)
+    out = []
+    for name in names:
+        rows = results[(results["set"] == name) & (results["model_version"] == candidate.version)]
+        if candidate.stage:
+            rows = rows[rows["stage"] == candidate.stage]
+        scored = rows[rows["labeled"] > 0]
+        if scored.empty:
+            out.append(CriterionResult(f"validation set {name}", False,
+                                       f"{candidate} has not scored any labeled member of it"))
+            continue
+        r = scored.sort_values("labeled", ascending=False).iloc[0]
+        passed = r["verdict"] in ("pass", "no criteria")
+        out.append(CriterionResult(
+            f"validation set {name} v{int(r['set_version'])}", passed,
+            f"{r['verdict']} on {int(r['labeled']):,} labeled of {int(r['members']):,} members (stage {r['stage']})"
+            + (f"; failed: {r['failed']}" if r["failed"] else "")))
+    return out
+
+
+def run_gate(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
+             start=None, end=None, criteria: GateCriteria | None = None,
+             comparison: Comparison | None = None) -> GateVerdict:
+    """Compare (unless ``comparison`` is given) and check every criterion."""
+    criteria = (criteria or get_criteria(con, project)).check()
+    comp = comparison or compare(con, project, baseline, candidate, start=start, end=end)
+    results = _product_results(comp, criteria.product_max_worse)
+    results.append(_slice_result(comp, criteria.slice_min_rows, criteria.slice_max_worse))
+    results += _set_results(con, project, candidate, criteria.required_sets)
+    return GateVerdict(all(r.passed for r in results), results, comp, criteria)

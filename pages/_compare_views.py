@@ -1,0 +1,124 @@
+"""The Compare page's parts: the gate's verdict, the overall table, slices, charts,
+validation sets and the product-metric editor."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import plotly.express as px
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from analysis import SliceboardError
+from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
+from pages import _ui
+
+
+def verdict_view(verdict) -> None:
+    text = "\n".join(f"- {'✅' if r.passed else '❌'} **{r.criterion}**: {r.detail}" for r in verdict.results)
+    head = (f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** — {verdict.comparison.candidate} against "
+            f"{verdict.comparison.baseline}")
+    (st.success if verdict.passed else st.error)(head + "\n\n" + text)
+
+
+def overall_view(comparison) -> None:
+    st.subheader("Overall")
+    frame = comparison.overall.copy()
+    formats = {m.name: m for m in comparison.product_metrics}
+
+    def shown(row, col):
+        m = formats.get(row["metric"])
+        return m.show(row[col]) if m and col in ("baseline", "candidate") else _ui.fmt_num(row[col], ".4g")
+
+    for col in ("baseline", "candidate", "delta"):
+        frame[col] = [shown(r, col) for _, r in frame.iterrows()]
+    frame["95% interval"] = [f"[{_ui.fmt_num(lo, '.4g')}, {_ui.fmt_num(hi, '.4g')}]"
+                             for lo, hi in zip(comparison.overall["ci_low"], comparison.overall["ci_high"])]
+    better = [(d > 0) == (direction == "higher") if d == d and d != 0 else None
+              for d, direction in zip(comparison.overall["delta"], comparison.overall["direction"])]
+    frame["candidate is"] = ["better" if b else "worse" if b is False else "" for b in better]
+    st.dataframe(frame[["metric", "kind", "baseline", "candidate", "delta", "95% interval", "p_value",
+                        "candidate is", "test"]], hide_index=True, key="cmp_overall")
+
+
+def slices_view(project_name: str, comparison) -> None:
+    st.subheader("Slices: regressions and improvements first")
+    s = comparison.slices
+    if s.empty:
+        st.caption("No slices to compare.")
+        return
+    counts = s["verdict"].value_counts()
+    st.caption(f"{counts.get('regression', 0)} significantly worse, {counts.get('improvement', 0)} significantly "
+               f"better (Benjamini–Hochberg q < 0.05) of {len(s):,} slices. Select a row to open it.")
+    cols = ["verdict", "where", "source", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low",
+            "ci_high", "q_value"] + [c for c in s.columns if c.endswith("_delta") and c != "delta"]
+    event = st.dataframe(s[cols], hide_index=True, key="cmp_slices", on_select="rerun", selection_mode="single-row")
+    picked = event.selection.rows if event else []
+    if picked:
+        where = s["where"].iloc[picked[0]]
+        link = "/slices?" + urlencode({"project": project_name, "version": comparison.candidate.version,
+                                       "slice": where})
+        st.link_button(f"Open “{where}” in Slices ({comparison.candidate.version})", link)
+
+
+def series_view(days, comparison) -> None:
+    if days.empty:
+        return
+    st.subheader("Over time")
+    headline = days.attrs.get("headline", "accuracy")
+    products = [m.name for m in comparison.product_metrics if m.name in days]
+    product = st.selectbox("Product metric", products, key="cmp_series_product") if products else None
+    fig = make_subplots(rows=1, cols=2 if product else 1, subplot_titles=[f"{headline} per day"]
+                        + ([f"{product} per day"] if product else []))
+    for i, (label, part) in enumerate(days.groupby("version", sort=False)):
+        color = ["#4c78a8", "#e45756"][i % 2]
+        fig.add_scatter(x=part["day"], y=part[headline], name=label, line_color=color, row=1, col=1)
+        if product:
+            fig.add_scatter(x=part["day"], y=part[product], name=label, line_color=color, showlegend=False,
+                            row=1, col=2)
+    fig.update_layout(height=320, margin=dict(t=40, l=10, r=10, b=10))
+    st.plotly_chart(fig, key="cmp_series")
+    if product:
+        scatter = px.scatter(days, x=headline, y=product, color="version", size="n_rows", hover_data=["day"],
+                             title=f"{product} against {headline}, one point per version and day",
+                             color_discrete_sequence=["#4c78a8", "#e45756"])
+        scatter.update_layout(height=360, margin=dict(t=40, l=10, r=10, b=10))
+        st.plotly_chart(scatter, key="cmp_scatter")
+
+
+def sets_view(results, baseline, candidate) -> None:
+    st.subheader("Validation sets")
+    if results.empty:
+        st.caption("No committed validation set yet.")
+        return
+    rows = results[results["model_version"].isin([baseline.version, candidate.version])]
+    metric = "accuracy" if "accuracy" in rows else "mae"
+    st.dataframe(rows[["set", "set_version", "model_version", "stage", "members", "scored", "labeled", metric,
+                       "verdict", "failed"]], hide_index=True, key="cmp_sets")
+
+
+def product_metrics_editor(project_name: str, project) -> None:
+    for m in _ui.query(list_metrics, project_name):
+        a, b = st.columns([6, 1])
+        a.markdown(f"**{m.name}** = `{m.expression}` · {m.direction} is better" + (f" · {m.unit}" if m.unit else ""))
+        if b.button("Delete", key=f"cmp_pm_delete_{m.name}"):
+            with _ui.store().write() as con:
+                delete_metric(con, project, m.name)
+            _ui.clear_caches()
+            st.rerun()
+    with st.form("cmp_pm_form"):
+        a, b, c, d, e = st.columns([2, 5, 1, 1, 1])
+        name = a.text_input("Name", key="cmp_pm_name", placeholder="loss_from_false_approvals")
+        expression = b.text_input("Aggregate SQL", key="cmp_pm_expression",
+                                  placeholder="sum(loss) FILTER (WHERE NOT prediction AND label)")
+        direction = c.selectbox("Better", ["higher", "lower"], key="cmp_pm_direction")
+        unit = d.text_input("Unit", key="cmp_pm_unit")
+        number_format = e.text_input("Format", ",.2f", key="cmp_pm_format")
+        if st.form_submit_button("Save metric"):
+            try:
+                with _ui.store().write() as con:
+                    define_metric(con, project, ProductMetric(name.strip(), expression, direction, unit, number_format))
+                _ui.clear_caches()
+                st.rerun()
+            except SliceboardError as exc:
+                st.error(str(exc), icon=":material/error:")

@@ -1,0 +1,206 @@
+"""Comparing versions: deltas, intervals and tests against independent computations
+(scikit-learn, statsmodels, numpy), per-slice verdicts, the demo's planted slices,
+hostile product metrics, and the gate's exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep
+from statsmodels.stats.proportion import test_proportions_2indep as two_proportion_test
+
+from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
+from analysis.cli import main
+from analysis.compare import Side, compare, mcnemar_p
+from analysis.gate import GateCriteria, run_gate, set_criteria
+from analysis.product_metrics import ProductMetric, define_metric
+from analysis.saved import save_slice
+from analysis.slices import parse_slice
+
+from conftest import db_digest
+
+
+def two_versions(seed: int = 5, n: int = 6000) -> pd.DataFrame:
+    """v1 and v2 score the same n examples; v2 is worse where city = ber and tier = free."""
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["ams", "ber", "cph"], n)
+    tier = rng.choice(["gold", "free"], n)
+    label = rng.integers(0, 2, n)
+    loss = rng.gamma(2.0, 50.0, n).round(2)
+    rows = []
+    for version, worse in (("v1", 0.0), ("v2", 0.35)):
+        noise = np.where((city == "ber") & (tier == "free"), 0.2 + worse, 0.2)
+        wrong = rng.random(n) < noise
+        pred = np.where(wrong, 1 - label, label)
+        score = np.clip(np.where(pred == 1, 0.7, 0.3) + rng.normal(0, 0.15, n), 0.01, 0.99)
+        for i in range(n):
+            rows.append({"id": f"{version}-{i}", "example": f"e{i}", "v": version, "stage": "production" if
+                         version == "v1" else "shadow", "prediction": int(pred[i]), "score": float(score[i]),
+                         "label": int(label[i]), "city": city[i], "tier": tier[i],
+                         "loss": float(loss[i]) if pred[i] == 0 and label[i] == 1 else 0.0})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    frame = two_versions()
+    store = Store(tmp_path_factory.mktemp("cmp") / "c.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
+            score="score", label="label", positive_label="1", features=["city", "tier"], outcomes=["loss"]))
+        project = get_project(con, "p")
+        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
+                                                  "lower", "$"))
+        define_metric(con, project, ProductMetric("approval_rate", "avg((NOT prediction)::int)", "higher"))
+        save_slice(con, project, "planted", parse_slice("city = ber AND tier = free"))
+    with store.read() as con:
+        return store, get_project(con, "p"), frame
+
+
+def by_version(frame: pd.DataFrame):
+    b = frame[frame.v == "v1"].set_index("example")
+    c = frame[frame.v == "v2"].set_index("example").loc[b.index]
+    return b, c
+
+
+def test_paired_overall_matches_sklearn_statsmodels_and_numpy(pair):
+    store, project, frame = pair
+    with store.read() as con:
+        comp = compare(con, project, Side("v1"), Side("v2"), discovered=0)
+    assert comp.paired and comp.n_pairs == 6000
+    rows = comp.overall.set_index("metric")
+    b, c = by_version(frame)
+    for name, f in (("accuracy", skm.accuracy_score), ("precision", skm.precision_score),
+                    ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert rows.loc[name, "baseline"] == pytest.approx(f(b.label, b.prediction), abs=1e-12)
+        assert rows.loc[name, "delta"] == pytest.approx(f(c.label, c.prediction) - f(b.label, b.prediction), abs=1e-12)
+    assert rows.loc["roc_auc", "delta"] == pytest.approx(skm.roc_auc_score(c.label, c.score)
+                                                         - skm.roc_auc_score(b.label, b.score), abs=1e-9)
+    right_b, right_c = b.prediction == b.label, c.prediction == c.label
+    table = [[int((right_b & right_c).sum()), int((right_b & ~right_c).sum())],
+             [int((~right_b & right_c).sum()), int((~right_b & ~right_c).sum())]]
+    assert rows.loc["accuracy", "p_value"] == pytest.approx(mcnemar(table, exact=False, correction=True).pvalue)
+    # The bootstrap interval of the accuracy delta is close to the analytic paired one.
+    n, n01, n10 = len(b), table[0][1], table[1][0]
+    se = np.sqrt(n01 + n10 - (n01 - n10) ** 2 / n) / n
+    width = rows.loc["accuracy", "ci_high"] - rows.loc["accuracy", "ci_low"]
+    assert width == pytest.approx(2 * 1.96 * se, rel=0.15)
+    # Product metrics: the point deltas are pandas', the interval near the analytic one for a paired sum.
+    missed_b = b.loss[(b.prediction == 0) & (b.label == 1)].sum()
+    missed_c = c.loss[(c.prediction == 0) & (c.label == 1)].sum()
+    assert rows.loc["missed_loss", "delta"] == pytest.approx(missed_c - missed_b)
+    d = np.where((c.prediction == 0) & (c.label == 1), c.loss, 0) - np.where((b.prediction == 0) & (b.label == 1),
+                                                                             b.loss, 0)
+    width = rows.loc["missed_loss", "ci_high"] - rows.loc["missed_loss", "ci_low"]
+    assert width == pytest.approx(2 * 1.96 * np.sqrt(n) * d.std(ddof=1), rel=0.15)
+    assert rows.loc["approval_rate", "delta"] == pytest.approx((c.prediction == 0).mean() - (b.prediction == 0).mean())
+
+
+def test_unpaired_accuracy_uses_statsmodels_two_sample_tests(pair):
+    store, project, frame = pair
+    with store.read() as con:
+        comp = compare(con, project, Side("v1"), Side("v2"), pair=False, slices=False)
+    assert not comp.paired and comp.method.startswith("unpaired: 6,000 and 6,000 rows")
+    row = comp.overall.set_index("metric").loc["accuracy"]
+    b, c = by_version(frame)
+    kb, kc = int((b.prediction == b.label).sum()), int((c.prediction == c.label).sum())
+    assert row["p_value"] == pytest.approx(two_proportion_test(kc, 6000, kb, 6000, method="wald").pvalue)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(confint_proportions_2indep(kc, 6000, kb, 6000,
+                                                                                       method="newcomb"))
+
+
+def test_slices_find_the_planted_regression_with_exact_tests(pair):
+    store, project, frame = pair
+    with store.read() as con:
+        comp = compare(con, project, Side("v1"), Side("v2"), discovered=3)
+    s = comp.slices.set_index("where")
+    planted = s.loc["city = ber AND tier = free"]
+    assert planted["source"] == "saved" and planted["verdict"] == "regression"
+    b, c = by_version(frame)
+    inside = (b.city == "ber") & (b.tier == "free")
+    assert planted["error_rate_b"] == pytest.approx((b.prediction != b.label)[inside].mean())
+    assert planted["error_rate_c"] == pytest.approx((c.prediction != c.label)[inside].mean())
+    n01 = int(((b.prediction == b.label) & (c.prediction != c.label))[inside].sum())
+    n10 = int(((b.prediction != b.label) & (c.prediction == c.label))[inside].sum())
+    assert planted["p_value"] == pytest.approx(mcnemar([[0, n01], [n10, 0]], exact=False, correction=True).pvalue)
+    assert list(comp.slices["q_value"]) == pytest.approx(
+        list(multipletests(comp.slices["p_value"], method="fdr_bh")[1]))
+    # Regressions: the planted slice and the groups that contain it, nothing else.
+    for where in comp.slices.loc[comp.slices.verdict == "regression", "where"]:
+        assert "ber" in where or "free" in where, where
+    assert comp.slices.verdict.iloc[0] == "regression"
+    assert "improvement" not in set(comp.slices.verdict)
+    assert comp.slices["where"].is_unique
+    assert s.loc["tier = free", "missed_loss_delta"] == pytest.approx(
+        c.loss[(c.tier == "free") & (c.prediction == 0) & (c.label == 1)].sum()
+        - b.loss[(b.tier == "free") & (b.prediction == 0) & (b.label == 1)].sum())
+
+
+def test_mcnemar_helper_matches_statsmodels_exact_and_asymptotic():
+    for n01, n10 in ((3, 9), (12, 30), (0, 0), (40, 41)):
+        exact = n01 + n10 < 25
+        want = 1.0 if n01 + n10 == 0 else mcnemar([[0, n01], [n10, 0]], exact=exact, correction=True).pvalue
+        assert mcnemar_p(n01, n10) == pytest.approx(want)
+
+
+def test_the_gate_exit_codes(pair, capsys):
+    store, project, _ = pair
+    db = ["--db", str(store.path), "--project", "p"]
+    assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2", "--format", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert not out["passed"]
+    failed = [r for r in out["results"] if not r["passed"]]
+    assert any("city = ber AND tier = free" in r["detail"] for r in failed)
+    # The other way round the candidate is better everywhere that matters.
+    assert main(["gate", *db, "--baseline", "v2", "--candidate", "v1"]) == 0
+    assert capsys.readouterr().out.startswith("PASS: v1 vs v2")
+    assert main(["gate", *db, "--baseline", "v1", "--candidate", "nope"]) == 2
+    assert "nope has no predictions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # no candidate: argparse's usage error
+        main(["gate", *db, "--baseline", "v1"])
+    assert usage.value.code == 2
+    with store.write() as con:
+        set_criteria(con, project, GateCriteria(slice_max_worse=0.5, product_max_worse=5.0))
+    assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 0
+    with store.write() as con:
+        set_criteria(con, project, GateCriteria())
+        with pytest.raises(ConfigError, match="slice_min_rows"):
+            set_criteria(con, project, GateCriteria(slice_min_rows=0))
+
+
+def test_hostile_product_metrics_from_the_cli_change_nothing(pair, capsys):
+    store, _, _ = pair
+    before = db_digest(store.path)
+    db = ["--db", str(store.path), "--project", "p"]
+    for expression in ("sum(loss); DROP TABLE log_1", "(SELECT count(*) FROM sb_projects)",
+                       "sum(length(read_text('/etc/passwd')))", "count(*) FROM read_csv('x.csv')",
+                       "ATTACH 'other.duckdb'", "sum(loss) FILTER (WHERE getenv('HOME') IS NOT NULL)"):
+        assert main(["product-metrics", "define", *db, "--name", "evil", "--expression", expression]) == 2
+        assert "error:" in capsys.readouterr().err
+    assert db_digest(store.path) == before
+
+
+def test_demo_shadow_is_judged_on_the_planted_slices(demo_copy):
+    """credit-v3 (shadow) against credit-v1 (production), paired: better where v1 misses
+    defaults, worse where v3 flags good applicants."""
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        save_slice(con, project, "v1 misses defaults", parse_slice("channel = partner_api AND employment = self_employed"))
+        save_slice(con, project, "v3 flags good applicants",
+                   parse_slice("region = east AND device = android AND term_months >= 60"))
+    with Store(demo_copy).read() as con:
+        comp = compare(con, get_project(con, "lending-demo"), Side("credit-v1", "production"),
+                       Side("credit-v3", "shadow"), discovered=0)
+    assert comp.paired and comp.n_pairs > 10_000
+    s = comp.slices.set_index("where")
+    assert s.loc["channel = partner_api AND employment = self_employed", "verdict"] == "improvement"
+    assert s.loc["region = east AND device = android AND term_months >= 60", "verdict"] == "regression"
+    regressions = comp.slices[comp.slices.verdict == "regression"]["where"]
+    assert all(any(k in w for k in ("east", "android", "term_months")) for w in regressions), list(regressions)
