@@ -157,6 +157,10 @@ class _Decomposed:
     sql: str  # the whole expression, checked
     parts: tuple[str, ...]  # aggregate SQL, summed per bucket
     outer: str | None  # SQL over columns p0, p1, ... (None: not decomposable)
+    terms: tuple[str, ...] = ()  # per part, the per-row term whose sum it is
+
+    def part_names(self, index: int) -> list[str]:
+        return [f"m{index}_p{j}" for j in range(len(self.parts))]
 
 
 def _decompose(metric: ProductMetric, project: Project, index: int) -> _Decomposed:
@@ -186,7 +190,21 @@ def _decompose(metric: ProductMetric, project: Project, index: int) -> _Decompos
         return part(node)
 
     outer = tree.transform(replace)
-    return _Decomposed(metric, checked.sql, tuple(parts), outer.sql(dialect="duckdb") if ok else None)
+    if not ok:
+        return _Decomposed(metric, checked.sql, tuple(parts), None)
+    return _Decomposed(metric, checked.sql, tuple(parts), outer.sql(dialect="duckdb"),
+                       tuple(_row_term(p) for p in parts))
+
+
+def _row_term(part: str) -> str:
+    """The per-row term whose sum is the aggregate ``part`` (sum, count, with a FILTER)."""
+    node = sqlglot.parse_one(part, read="duckdb")
+    agg, cond = (node.this, node.expression.this) if isinstance(node, exp.Filter) else (node, None)
+    if isinstance(agg, exp.Count):
+        value = "1" if isinstance(agg.this, exp.Star) else f"CASE WHEN {agg.this.sql('duckdb')} IS NOT NULL THEN 1 ELSE 0 END"
+        return f"CASE WHEN {cond.sql('duckdb')} THEN {value} ELSE 0 END" if cond is not None else value
+    value = agg.this.sql("duckdb")
+    return f"CASE WHEN {cond.sql('duckdb')} THEN {value} END" if cond is not None else value
 
 
 # -- the rows compared -----------------------------------------------------------------------------
@@ -208,6 +226,13 @@ def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -
             "WHERE sb_rank = 1", params)
 
 
+def _pair_features(con, project: Project) -> list[str]:
+    """Features the slices can use: the groupable ones, and any other a saved slice names
+    (free text is wide; it is carried only when needed)."""
+    wanted = {c for w in list_slices(con, project)["where"] for c in parse_slice(w).columns()}
+    return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
+
+
 @contextmanager
 def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool) -> Iterator[_Sources]:
     outs_list = [o.name for o in project.outcomes]
@@ -217,22 +242,38 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
     log = quote_ident(project.log_table)
     n_pairs = 0
     if pair:
-        b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, feats)
-        c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
         table = f"sb_pairs_{uuid.uuid4().hex}"
-        side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + tag)}"
-                            for side, tag in (("b", "b"), ("c", "c")) for c in ["prediction", "score", *outs_list])
-        con.execute(
-            f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT b.example_id, coalesce(b.label, c.label) AS label"
-            f"{side_cols}{''.join(f', b.{quote_ident(f)}' for f in feats_list)}, "
-            f"hash(b.example_id) % {N_BUCKETS} AS sb_bucket "
-            f"FROM ({b_sql}) AS b JOIN ({c_sql}) AS c ON b.example_id = c.example_id", [*b_params, *c_params])
-        n_pairs = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0][0]
+        carried = _pair_features(con, project)
+        pair_feats = "".join(f", {quote_ident(f)}" for f in carried)
+        side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + side)}"
+                            for side in ("b", "c") for c in ["prediction", "score", *outs_list])
+        # The pairs keep a hash of the example id, not the id (the widest column): it spreads
+        # them over buckets and proves the ids unique (equal hashes at worst send the check
+        # down the exact, slower path).
+        select = (f"SELECT hash(b.example_id) AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
+                  f"{''.join(f', b.{quote_ident(f)}' for f in carried)}")
+        (b_where, b_params), (c_where, c_params) = base.scope(start, end).to_sql(), cand.scope(start, end).to_sql()
+        # Usually each version scored an example once: join the rows as they are, and
+        # only when an example repeats take each side's latest prediction (a sort).
+        con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
+                    f"FROM (SELECT example_id, label, prediction, score{outs}{pair_feats} FROM {log} "
+                    f"WHERE {b_where}) AS b JOIN (SELECT example_id, label, prediction, score{outs} FROM {log} "
+                    f"WHERE {c_where}) AS c ON b.example_id = c.example_id", [*b_params, *c_params])
+        n_pairs, n_examples = con.execute(f"SELECT count(*), count(DISTINCT sb_hash) FROM {quote_ident(table)}"
+                                          ).fetchall()[0]
+        if n_pairs != n_examples:
+            con.execute(f"DROP TABLE {quote_ident(table)}")
+            b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, pair_feats)
+            c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
+            con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} FROM ({b_sql}) AS b JOIN ({c_sql}) AS c "
+                        "ON b.example_id = c.example_id", [*b_params, *c_params])
+            n_pairs = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0][0]
         if n_pairs >= MIN_PAIRS:
             def side(tag: str) -> tuple[str, list]:
                 cols = ", ".join(f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}"
                                  for c in ["prediction", "score", *outs_list])
-                return f"SELECT example_id, label, {cols}{feats}, sb_bucket FROM {quote_ident(table)}", []
+                return (f"SELECT label, {cols}{pair_feats}, sb_hash % {N_BUCKETS} AS sb_bucket "
+                        f"FROM {quote_ident(table)}", [])
 
             try:
                 yield _Sources(True, int(n_pairs), side("b"), side("c"), table)
@@ -243,7 +284,7 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
 
     def own(side: Side) -> tuple[str, list]:
         where, params = side.scope(start, end).to_sql()
-        return (f"SELECT example_id, label, prediction, score{outs}{feats}, hash(prediction_id) % {N_BUCKETS} "
+        return (f"SELECT label, prediction, score{outs}{feats}, hash(prediction_id) % {N_BUCKETS} "
                 f"AS sb_bucket FROM {log} WHERE {where}", params)
 
     yield _Sources(False, int(n_pairs), own(base), own(cand), None)
@@ -408,58 +449,147 @@ def _error_term(project: Project, side: str | None = None) -> tuple[str, str]:
     return (f"CASE WHEN {labeled} THEN 1 ELSE 0 END", f"CASE WHEN {labeled} THEN {wrong} ELSE 0 END")
 
 
-def _slice_stats(con, project: Project, source: tuple[str, list], keys: list[tuple[str, str, list]],
-                 products: list[_Decomposed]) -> pd.DataFrame:
-    """Rows, labeled rows, errors and product metrics per group of every key, one scan."""
-    labeled, wrong = _error_term(project)
-    key_sql, params = [], []
-    for i, (_, sql, p) in enumerate(keys):
-        key_sql.append(f"{sql} AS k{i}")
-        params += p
-    params += source[1]
+def _for_side(sql: str, project: Project, tag: str) -> str:
+    """A product metric's SQL over one side's columns of the pairs table."""
+    renamed = {c: f"{c}__{tag}" for c in ["prediction", "score", *(o.name for o in project.outcomes)]}
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    return tree.transform(lambda n: exp.column(renamed[n.name], quoted=True)
+                          if isinstance(n, exp.Column) and n.name in renamed else n).sql(dialect="duckdb")
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One grouping of the slices query: ``sql`` per row, ``label`` of each group's key value."""
+
+    name: str
+    sql: str
+    params: tuple
+    label: object  # callable: key value -> group label (None: drop the group)
+
+
+def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
+    from .breakdown import MISSING
+
+    keys = []
+    for g in cuts:
+        if g.order:  # numbers and timestamps: the bin's number, labelled afterwards
+            sql, params = g.key_for()
+            keys.append(_Key(g.column, sql, params, lambda v, g=g: g.order[int(v)]))
+        elif g.kind == "boolean":
+            keys.append(_Key(g.column, quote_ident(g.column), (),
+                             lambda v: MISSING if v is None or v != v else ("true" if v else "false")))
+        else:  # categories: the raw value (no string conversion per row)
+            keys.append(_Key(g.column, quote_ident(g.column), (),
+                             lambda v: MISSING if v is None or (isinstance(v, float) and v != v) else str(v)))
+    for i, (_, _, slice_) in enumerate(predicate_slices):
+        sql, params = compile_slice(slice_, project)
+        keys.append(_Key(f"#slice{i}", f"CASE WHEN {sql} THEN TRUE END", tuple(params),
+                         lambda v: "in" if v is True or v == 1 else None))
+    return keys
+
+
+def _grouped(con, keys: list[_Key], aggregates: list[str], source: tuple[str, list]) -> pd.DataFrame:
+    """``aggregates`` per group of every key, one scan with one grouping set per key."""
+    key_sql = [f"{k.sql} AS k{i}" for i, k in enumerate(keys)]
+    params = [p for k in keys for p in k.params] + list(source[1])
     sets = ", ".join(f"(k{i})" for i in range(len(keys)))
-    aggs = "".join(f", {d.sql} AS {quote_ident('pm_' + d.metric.name)}" for d in products)
-    inner_cols = ", ".join(["*", *key_sql])
     flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(keys)))
-    sql = (f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, count(*) AS n_rows, "
-           f"sum({labeled}) AS n_labeled, sum({wrong}) AS errors{aggs} "
-           f"FROM (SELECT {inner_cols} FROM ({source[0]}) AS s) AS keyed GROUP BY GROUPING SETS ({sets})")
-    frame = con.execute(sql, params).df()
+    frame = con.execute(
+        f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, {', '.join(aggregates)} "
+        f"FROM (SELECT *, {', '.join(key_sql)} FROM ({source[0]}) AS s) AS keyed GROUP BY GROUPING SETS ({sets})",
+        params).df()
     out = []
-    for i, (name, _, _) in enumerate(keys):
+    for i, k in enumerate(keys):
         part = frame[frame[f"g{i}"] == 0]
-        part = part.assign(key=name, value=part[f"k{i}"].astype(str))
-        out.append(part)
-    cols = ["key", "value", "n_rows", "n_labeled", "errors", *[f"pm_{d.metric.name}" for d in products]]
-    return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
+        values = [k.label(None if v is pd.NA else v) for v in part[f"k{i}"].astype(object)]
+        out.append(part.assign(key=k.name, value=values))
+    frame = pd.concat(out, ignore_index=True)
+    return frame[frame["value"].notna()].drop(columns=[c for c in frame.columns
+                                                       if c[:1] in ("k", "g") and c[1:].isdigit()])
+
+
+def _metric_aggregates(products: list[_Decomposed], project: Project, tag: str | None) -> tuple[list, list]:
+    """``(per-row terms, aggregates)`` for the product metrics: decomposable ones as sums
+    of row terms (cheap under GROUPING SETS), the others as they are."""
+    terms, aggs = [], []
+    for i, d in enumerate(products):
+        suffix = f"_{tag}" if tag else ""
+        if d.outer:
+            for name, term in zip(d.part_names(i), d.terms):
+                column = quote_ident(f"t_{name}{suffix}")
+                terms.append(f"{_for_side(term, project, tag) if tag else term} AS {column}")
+                aggs.append(f"sum({column}) AS {quote_ident(name + suffix)}")
+        else:
+            aggs.append(f"{_for_side(d.sql, project, tag) if tag else d.sql} AS "
+                        f"{quote_ident(f'pm_{d.metric.name}{suffix}')}")
+    return terms, aggs
+
+
+def _finish_metrics(con, frame: pd.DataFrame, products: list[_Decomposed], tags: list[str]) -> pd.DataFrame:
+    """Each decomposable product metric from its summed parts, per group."""
+    for i, d in enumerate(products):
+        if not d.outer:
+            continue
+        for tag in tags:
+            suffix = f"_{tag}" if tag else ""
+            cols = {name: frame[name + suffix].astype(float).to_numpy() for name in d.part_names(i)}
+            frame[f"pm_{d.metric.name}{suffix}"] = _evaluate_outer(con, d.outer, cols) if len(frame) else []
+    return frame
+
+
+def _side_stats(con, project: Project, source: tuple[str, list], keys: list[_Key],
+                products: list[_Decomposed]) -> pd.DataFrame:
+    labeled, wrong = _error_term(project)
+    terms, metric_aggs = _metric_aggregates(products, project, None)
+    inner = [f"{labeled} AS t_labeled", f"{wrong} AS t_wrong", *terms]
+    aggs = ["count(*) AS n_rows", "sum(t_labeled) AS n_labeled", "sum(t_wrong) AS errors", *metric_aggs]
+    frame = _grouped(con, keys, aggs, (f"SELECT *, {', '.join(inner)} FROM ({source[0]}) AS src", source[1]))
+    return _finish_metrics(con, frame, products, [""])
+
+
+def _paired_stats(con, project: Project, table: str, keys: list[_Key], products: list[_Decomposed]) -> pd.DataFrame:
+    """Both sides' figures and the discordant pairs per group, in one scan of the pairs."""
+    inner, aggs = [], ["count(*) AS n_rows_b", "count(*) AS n_rows_c"]
+    for tag in ("b", "c"):
+        labeled, wrong = _error_term(project, tag)
+        terms, metric_aggs = _metric_aggregates(products, project, tag)
+        inner += [f"{labeled} AS t_labeled_{tag}", f"{wrong} AS t_wrong_{tag}", *terms]
+        aggs += [f"sum(t_labeled_{tag}) AS n_labeled_{tag}", f"sum(t_wrong_{tag}) AS errors_{tag}", *metric_aggs]
+    if project.task != "regression":
+        both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+        inner += [f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END AS t01",
+                  f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END AS t10",
+                  f"CASE WHEN {both} THEN 1 ELSE 0 END AS t_both"]
+        aggs += ["sum(t01) AS n01", "sum(t10) AS n10", "sum(t_both) AS n_both"]
+    frame = _grouped(con, keys, aggs, (f"SELECT *, {', '.join(inner)} FROM {quote_ident(table)}", []))
+    return _finish_metrics(con, frame, products, ["b", "c"])
 
 
 def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[_Decomposed],
             bins: int, discovered: int) -> pd.DataFrame:
+    from .breakdown import group_condition
+
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
-    keys = [(f"{g.column}", g.sql, list(g.params)) for g in cuts]
     predicate_slices = _slice_list(con, project, base, cand, start, end, discovered)
-    for i, (_, _, slice_) in enumerate(predicate_slices):
-        sql, params = compile_slice(slice_, project)
-        keys.append((f"#slice{i}", f"CASE WHEN {sql} THEN 'in' END", params))
+    keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()
-    sb = _slice_stats(con, project, src.base, keys, products)
-    sc = _slice_stats(con, project, src.cand, keys, products)
-    frame = sb.merge(sc, on=["key", "value"], how="outer", suffixes=("_b", "_c"))
-    frame = frame[~((frame["key"].str.startswith("#slice")) & (frame["value"] != "in"))].copy()
+    if src.paired:
+        frame = _paired_stats(con, project, src.pairs_table, keys, products)
+    else:
+        sb = _side_stats(con, project, src.base, keys, products)
+        sc = _side_stats(con, project, src.cand, keys, products)
+        frame = sb.merge(sc, on=["key", "value"], how="outer", suffixes=("_b", "_c"))
     for c in ("n_rows_b", "n_rows_c", "n_labeled_b", "n_labeled_c", "errors_b", "errors_c"):
         frame[c] = frame[c].fillna(0)
-    names, wheres, sources, slices = [], [], [], []
+    by_column = {g.column: g for g in cuts}
+    wheres, sources, slices = [], [], []
     for key, value in zip(frame["key"], frame["value"]):
         if key.startswith("#slice"):
             source, where, slice_ = predicate_slices[int(key[6:])]
         else:
-            g = next(g for g in cuts if g.column == key)
-            from .breakdown import group_condition
-
-            slice_ = Slice.of(group_condition(g, value))
+            slice_ = Slice.of(group_condition(by_column[key], value))
             source, where = "feature value", slice_.readable()
         sources.append(source)
         wheres.append(where)
@@ -471,7 +601,7 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"].where(frame["n_labeled_c"] > 0)
     frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
     if src.paired and project.task != "regression":
-        _paired_slice_tests(con, project, src, frame, keys)
+        _paired_tests(frame)
     else:
         _unpaired_slice_tests(frame, project)
     for d in products:
@@ -486,7 +616,7 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
                                 np.where(significant & (frame["delta"] < 0), "improvement", ""))
     order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
     frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
-    return frame.drop(columns=["key", "value", "sb_order", "sb_abs"]).reset_index(drop=True)
+    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10"], errors="ignore").reset_index(drop=True)
 
 
 def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
@@ -507,36 +637,10 @@ def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
     frame["test"] = "" if project.task == "regression" else "two-proportion z-test; Wald interval"
 
 
-def _paired_slice_tests(con, project: Project, src: _Sources, frame: pd.DataFrame, keys) -> None:
-    """McNemar and the paired Wald interval per slice, from discordant counts in one scan."""
-    right_b, right_c = "prediction__b = label", "prediction__c = label"
-    labeled = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
-    key_sql, params = [], []
-    for i, (_, sql, p) in enumerate(keys):
-        key_sql.append(f"{sql} AS k{i}")
-        params += p
-    sets = ", ".join(f"(k{i})" for i in range(len(keys)))
-    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(keys)))
-    res = con.execute(
-        f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, "
-        f"count(*) FILTER (WHERE {right_b} AND NOT {right_c}) AS n01, "
-        f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) AS n10, count(*) AS n "
-        f"FROM (SELECT *, {', '.join(key_sql)} FROM {quote_ident(src.pairs_table)} WHERE {labeled}) AS keyed "
-        f"GROUP BY GROUPING SETS ({sets})", params).df()
-    found = {}
-    for i, (name, _, _) in enumerate(keys):
-        part = res[res[f"g{i}"] == 0]
-        for v, a, b, n in zip(part[f"k{i}"], part["n01"], part["n10"], part["n"]):
-            found[(name, str(v))] = (int(a), int(b), int(n))
-    _apply_paired(frame, found)
-
-
-def _apply_paired(frame: pd.DataFrame, found: dict) -> None:
-    """Delta (candidate − baseline error rate) over labeled pairs, its paired Wald interval and McNemar's p."""
-    stats_ = [found.get(k, (0, 0, 0)) for k in zip(frame["key"], frame["value"])]
-    n01 = np.array([s[0] for s in stats_], dtype=float)
-    n10 = np.array([s[1] for s in stats_], dtype=float)
-    n = np.array([s[2] for s in stats_], dtype=float)
+def _paired_tests(frame: pd.DataFrame) -> None:
+    """Delta over the pairs labeled on both sides, its paired Wald interval and McNemar's p."""
+    n01, n10 = frame["n01"].fillna(0).to_numpy(float), frame["n10"].fillna(0).to_numpy(float)
+    n = frame["n_both"].fillna(0).to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         delta = (n01 - n10) / n
         se = np.sqrt(np.maximum(n01 + n10 - (n01 - n10) ** 2 / n, 0)) / n
@@ -545,6 +649,7 @@ def _apply_paired(frame: pd.DataFrame, found: dict) -> None:
     frame["ci_low"], frame["ci_high"] = delta - Z * se, delta + Z * se
     frame["p_value"] = [mcnemar_p(int(a), int(b)) if m > 0 else np.nan for a, b, m in zip(n01, n10, n)]
     frame["test"] = "McNemar; paired Wald interval"
+    frame.drop(columns=["n_both"], inplace=True)
 
 
 # -- entry point -----------------------------------------------------------------------------------

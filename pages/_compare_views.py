@@ -15,7 +15,8 @@ from pages import _ui
 
 
 def verdict_view(verdict) -> None:
-    text = "\n".join(f"- {'✅' if r.passed else '❌'} **{r.criterion}**: {r.detail}" for r in verdict.results)
+    text = "\n".join(f"- {':material/check:' if r.passed else ':material/close:'} **{r.criterion}**: {r.detail}"
+                     for r in verdict.results)
     head = (f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** — {verdict.comparison.candidate} against "
             f"{verdict.comparison.baseline}")
     (st.success if verdict.passed else st.error)(head + "\n\n" + text)
@@ -37,6 +38,7 @@ def overall_view(comparison) -> None:
     better = [(d > 0) == (direction == "higher") if d == d and d != 0 else None
               for d, direction in zip(comparison.overall["delta"], comparison.overall["direction"])]
     frame["candidate is"] = ["better" if b else "worse" if b is False else "" for b in better]
+    frame["p_value"] = [_ui.fmt_num(p, ".2g") for p in comparison.overall["p_value"]]
     st.dataframe(frame[["metric", "kind", "baseline", "candidate", "delta", "95% interval", "p_value",
                         "candidate is", "test"]], hide_index=True, key="cmp_overall")
 
@@ -52,7 +54,9 @@ def slices_view(project_name: str, comparison) -> None:
                f"better (Benjamini–Hochberg q < 0.05) of {len(s):,} slices. Select a row to open it.")
     cols = ["verdict", "where", "source", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low",
             "ci_high", "q_value"] + [c for c in s.columns if c.endswith("_delta") and c != "delta"]
-    event = st.dataframe(s[cols], hide_index=True, key="cmp_slices", on_select="rerun", selection_mode="single-row")
+    event = st.dataframe(s[cols], hide_index=True, key="cmp_slices", on_select="rerun", selection_mode="single-row",
+                         column_config={"q_value": st.column_config.NumberColumn(format="%.2g"),
+                                        "where": st.column_config.TextColumn("slice", width="large")})
     picked = event.selection.rows if event else []
     if picked:
         where = s["where"].iloc[picked[0]]

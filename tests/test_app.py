@@ -503,3 +503,34 @@ def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, de
     source = json.loads(got["source"].iloc[0])
     assert source["kind"] == "discovered" and source["where"] == top and source["rank"] == 1
     assert len(got) > 0
+
+
+def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.compare import Side
+    from analysis.gate import run_gate
+
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params["baseline"] = "credit-v1"
+    at.query_params["candidate"] = "credit-v3"
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.selectbox(key="cmp_base_stage").set_value("production").run()
+    at.selectbox(key="cmp_cand_stage").set_value("shadow").run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        first, last = at.date_input(key="cmp_window").value
+        verdict = run_gate(con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"),
+                           start=first, end=last)
+    shown = (at.success or at.error)[0].value
+    assert shown.startswith(f"**Gate: {'PASS' if verdict.passed else 'FAIL'}**")
+    for result in verdict.results:
+        assert result.criterion in shown
+    assert f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples" in texts(at)
+    overall = next(d.value for d in at.dataframe if "candidate is" in d.value)
+    assert list(overall["metric"]) == list(verdict.comparison.overall["metric"])
+    assert overall.set_index("metric").loc["loss_from_false_approvals", "baseline"].startswith("$")
+    slices = next(d.value for d in at.dataframe if "verdict" in d.value and "where" in d.value)
+    assert list(slices["where"]) == list(verdict.comparison.slices["where"])

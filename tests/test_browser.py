@@ -396,3 +396,25 @@ def test_promote_a_slices_errors_and_commit_them(server, page):
     expect(matrix).to_be_visible()
     expect(matrix.locator(".heatmaplayer, .hm").first).to_be_attached()
     expect(matrix.get_by_text("partner errors v1")).to_be_visible()
+
+
+def test_compare_shows_the_verdict(server, page):
+    """Compare on the demo: the shadow model against production, the gate's verdict on top."""
+    from analysis import Store
+    from analysis.compare import Side
+    from analysis.gate import run_gate
+
+    page.goto(f"{server.url}/compare?project=lending-demo&baseline=credit-v1&candidate=credit-v3")
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible()
+    verdict_box = page.get_by_test_id("stAlert").filter(has_text="Gate:").first
+    expect(verdict_box).to_be_visible()
+    with Store(server.db).read() as con:
+        summary_first, summary_last = con.execute(
+            'SELECT min("timestamp")::DATE, max("timestamp")::DATE FROM log_1').fetchall()[0]
+        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v3"),
+                           start=summary_first, end=summary_last)
+    expect(verdict_box).to_contain_text(f"Gate: {'PASS' if verdict.passed else 'FAIL'}")
+    expect(page.get_by_text(f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples")
+           ).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)

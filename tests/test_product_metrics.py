@@ -100,3 +100,45 @@ def test_redefining_keeps_the_place_and_deleting_removes(lending):
         assert "revenue" not in [m.name for m in list_metrics(con, project)]
         with pytest.raises(ConfigError, match="no product metric named 'revenue'"):
             delete_metric(con, project, "revenue")
+
+
+def test_a_mapping_defines_metrics_and_a_bad_one_rolls_the_ingest_back(tmp_path):
+    from analysis.mapping import mapping_to_toml, parse_mapping
+
+    frame = pd.DataFrame({"id": ["a", "b"], "v": "m", "prediction": [0, 1], "label": [1, 1], "loss": [5.0, 0.0]})
+    toml = """
+[columns]
+id = "id"
+version = "v"
+prediction = "prediction"
+label = "label"
+outcomes = ["loss"]
+
+[project]
+task = "binary"
+positive_label = "1"
+
+[metrics.missed]
+expression = "sum(loss) FILTER (WHERE NOT prediction AND label)"
+direction = "lower"
+unit = "$"
+"""
+    mapping = parse_mapping(toml)
+    assert parse_mapping(mapping_to_toml(mapping)).metrics == mapping.metrics
+    store = Store(tmp_path / "t.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="t", mapping=mapping)
+        project = get_project(con, "t")
+        assert [m.to_dict() for m in list_metrics(con, project)] == [
+            {"name": "missed", "expression": "sum(loss) FILTER (WHERE NOT prediction AND label)",
+             "direction": "lower", "unit": "$", "format": ",.2f"}]
+        assert product_metrics(con, project)["missed"].tolist() == [5.0]
+    before = db_digest(store.path)
+    evil = parse_mapping(toml.replace('sum(loss) FILTER (WHERE NOT prediction AND label)',
+                                      "sum(loss) + (SELECT count(*) FROM sb_projects)"))
+    with store.write() as con:
+        with pytest.raises(ConfigError, match="subquery"):
+            ingest_predictions(con, frame.assign(id=["c", "d"]), project="t", mapping=evil)
+    assert db_digest(store.path) == before
+    with pytest.raises(ConfigError, match=r"\[metrics.x\] needs expression"):
+        parse_mapping(toml + '\n[metrics.x]\nexpresion = "sum(loss)"\n')
