@@ -71,6 +71,30 @@ def cmd_product_metrics(args) -> int:
     return base.EXIT_OK
 
 
+def cmd_gate_criteria(args) -> int:
+    from dataclasses import asdict, replace
+
+    from .gate import get_criteria, set_criteria
+    from .project import get_project
+
+    store = base._store(args)
+    with (store.write(create=False) if args.action == "set" else store.read()) as con:
+        project = get_project(con, args.project)
+        criteria = get_criteria(con, project)
+        if args.action == "set":
+            changes = {k: v for k, v in (("product_max_worse", args.product_max_worse),
+                                         ("slice_min_rows", args.slice_min_rows),
+                                         ("slice_max_worse", args.slice_max_worse)) if v is not None}
+            if args.all_sets:
+                changes["required_sets"] = "all"
+            elif args.required_set is not None:
+                changes["required_sets"] = tuple(args.required_set)
+            criteria = set_criteria(con, project, replace(criteria, **changes))
+    payload = {"project": args.project, **asdict(criteria)}
+    base._emit(args, payload, base._kv_table(payload))
+    return base.EXIT_OK
+
+
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     for name, help_text, func in (
             ("compare", "a candidate vs a baseline: overall and per slice, ML and product metrics", cmd_compare),
@@ -87,6 +111,16 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
             p.add_argument("--discovered", type=int, default=5, help="top discovered slices of each version")
             p.add_argument("--limit", type=int, default=20, help="slices to print (table output)")
         p.set_defaults(func=func)
+    p = sub.add_parser("gate-criteria", parents=[common], help="the project's gate criteria: show or set")
+    p.add_argument("action", choices=("show", "set"))
+    p.add_argument("--project", required=True)
+    p.add_argument("--product-max-worse", type=float, help="share of the baseline a product metric may lose")
+    p.add_argument("--slice-min-rows", type=int, help="slices checked from this many rows in both versions")
+    p.add_argument("--slice-max-worse", type=float, help="error-rate points a slice may lose")
+    p.add_argument("--required-set", action="append", help="a validation set that must pass (repeatable)")
+    p.add_argument("--all-sets", action="store_true", help="every committed set with pass criteria must pass")
+    p.set_defaults(func=cmd_gate_criteria)
+
     p = sub.add_parser("product-metrics", parents=[common], help="a project's product metrics: list, define, delete")
     p.add_argument("action", choices=("list", "define", "delete"))
     p.add_argument("--project", required=True)

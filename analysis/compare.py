@@ -616,7 +616,8 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
                                 np.where(significant & (frame["delta"] < 0), "improvement", ""))
     order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
     frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
-    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10"], errors="ignore").reset_index(drop=True)
+    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both"],
+                      errors="ignore").reset_index(drop=True)
 
 
 def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
@@ -649,7 +650,6 @@ def _paired_tests(frame: pd.DataFrame) -> None:
     frame["ci_low"], frame["ci_high"] = delta - Z * se, delta + Z * se
     frame["p_value"] = [mcnemar_p(int(a), int(b)) if m > 0 else np.nan for a, b, m in zip(n01, n10, n)]
     frame["test"] = "McNemar; paired Wald interval"
-    frame.drop(columns=["n_both"], inplace=True)
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ connection; min / median / max over ``--runs``.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import shutil
 import statistics
@@ -25,16 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB = ROOT / "benchmarks" / "output" / "work" / "labels-0.duckdb"
+from labeled_db import arguments  # noqa: E402  (beside this script)
+
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db", default=str(DB))
-    args = parser.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} is missing: run benchmarks/bench_scale.py first")
+    args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
     from analysis.compare import Side, compare

@@ -10,7 +10,6 @@ min / median / max over ``--runs``; peak memory of the whole process.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import sys
@@ -20,18 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB = ROOT / "benchmarks" / "output" / "work" / "labels-0.duckdb"
+from labeled_db import arguments  # noqa: E402  (beside this script)
+
 TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
                 "purpose", "has_cosigner"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db", default=str(DB))
-    args = parser.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} is missing: run benchmarks/bench_scale.py first")
+    args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
     from analysis.discovery.run import discover

@@ -11,7 +11,6 @@ on a cache miss; min / median / max over ``--runs``.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import sys
@@ -21,18 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB = ROOT / "benchmarks" / "output" / "work" / "labels-0.duckdb"
+from labeled_db import arguments  # noqa: E402  (beside this script)
+
 TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
                 "purpose", "has_cosigner"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--db", default=str(DB))
-    args = parser.parse_args()
-    if not Path(args.db).exists():
-        raise SystemExit(f"{args.db} is missing: run benchmarks/bench_scale.py first")
+    args = arguments(__doc__, runs=5)
 
     from analysis import Store, get_project
     from analysis.breakdown import breakdown, leaderboard

@@ -10,7 +10,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from analysis import SliceboardError
+from analysis.gate import GateCriteria, get_criteria, set_criteria
 from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
+from analysis.valsets import list_sets
 from pages import _ui
 
 
@@ -122,6 +124,34 @@ def product_metrics_editor(project_name: str, project) -> None:
             try:
                 with _ui.store().write() as con:
                     define_metric(con, project, ProductMetric(name.strip(), expression, direction, unit, number_format))
+                _ui.clear_caches()
+                st.rerun()
+            except SliceboardError as exc:
+                st.error(str(exc), icon=":material/error:")
+
+
+def criteria_editor(project_name: str, project) -> None:
+    """The project's gate criteria; saving them reruns the verdict above."""
+    current = _ui.query(get_criteria, project_name)
+    sets = list(_ui.query(list_sets, project_name)["name"])
+    with st.form("cmp_gate_form"):
+        a, b, c = st.columns(3)
+        product = a.number_input("Product metric may be worse by (share of baseline)", 0.0, 5.0,
+                                 float(current.product_max_worse), 0.005, format="%.3f", key="cmp_gate_product")
+        rows = b.number_input("Slices checked from (rows in both versions)", 1, 10_000_000,
+                              int(current.slice_min_rows), key="cmp_gate_rows")
+        worse = c.number_input("Slice error rate may be worse by (points)", 0.0, 1.0, float(current.slice_max_worse),
+                               0.005, format="%.3f", key="cmp_gate_worse")
+        every = st.checkbox("Every validation set with pass criteria must pass", current.required_sets == "all",
+                            key="cmp_gate_all")
+        chosen = st.multiselect("…or these sets", sets, default=[s for s in (() if current.required_sets == "all"
+                                                                              else current.required_sets)
+                                                                   if s in sets], key="cmp_gate_sets")
+        if st.form_submit_button("Save the criteria"):
+            try:
+                with _ui.store().write() as con:
+                    set_criteria(con, project, GateCriteria(float(product), int(rows), float(worse),
+                                                            "all" if every else tuple(chosen)))
                 _ui.clear_caches()
                 st.rerun()
             except SliceboardError as exc:

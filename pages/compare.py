@@ -53,3 +53,5 @@ views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=ca
 views.sets_view(_ui.query(evaluate, project_name), baseline, candidate)
 with st.expander("Product metrics of this project"):
     views.product_metrics_editor(project_name, project)
+with st.expander("Gate criteria of this project"):
+    views.criteria_editor(project_name, project)

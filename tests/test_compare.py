@@ -204,3 +204,16 @@ def test_demo_shadow_is_judged_on_the_planted_slices(demo_copy):
     assert s.loc["region = east AND device = android AND term_months >= 60", "verdict"] == "regression"
     regressions = comp.slices[comp.slices.verdict == "regression"]["where"]
     assert all(any(k in w for k in ("east", "android", "term_months")) for w in regressions), list(regressions)
+
+
+def test_gate_criteria_from_the_cli_decide_the_verdict(pair, capsys):
+    store, _, _ = pair
+    db = ["--db", str(store.path), "--project", "p"]
+    assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.5", "--product-max-worse", "5",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["slice_max_worse"] == 0.5
+    assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 0
+    assert main(["gate-criteria", "set", *db, "--slice-min-rows", "0"]) == 2
+    assert "slice_min_rows" in capsys.readouterr().err
+    assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.02", "--product-max-worse", "0"]) == 0
+    assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 1
