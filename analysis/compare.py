@@ -32,6 +32,7 @@ A slice is a *regression* (candidate worse) or an *improvement* when q < 0.05.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -369,7 +370,7 @@ def _accuracy_tests(con, rows: list[dict], src: _Sources, tot_b: dict, tot_c: di
     """Replace the bootstrap test of accuracy by McNemar (paired) or the two-proportion test."""
     row = next(r for r in rows if r["metric"] == "accuracy")
     if src.paired:
-        n01, n10 = _discordant(con, src.pairs_table, "TRUE", [])[0]
+        n01, n10 = _discordant(con, src.pairs_table)
         row["p_value"] = mcnemar_p(n01, n10)
         row["test"] = f"McNemar ({n01 + n10:,} discordant pairs); interval by bootstrap"
     else:
@@ -384,15 +385,14 @@ def _accuracy_tests(con, rows: list[dict], src: _Sources, tot_b: dict, tot_c: di
             row["test"] = "two-proportion z-test; Newcombe interval"
 
 
-def _discordant(con, table: str, flag: str, params: list) -> list[tuple[int, int]]:
+def _discordant(con, table: str) -> tuple[int, int]:
     """``(baseline right & candidate wrong, baseline wrong & candidate right)`` over labeled pairs."""
-    right_b = "prediction__b = label"
-    right_c = "prediction__c = label"
-    res = con.execute(f"SELECT count(*) FILTER (WHERE {right_b} AND NOT {right_c}), "
-                      f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) FROM {quote_ident(table)} "
-                      f"WHERE label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL "
-                      f"AND ({flag})", params).fetchall()
-    return [(int(a), int(b)) for a, b in res]
+    right_b, right_c = "prediction__b = label", "prediction__c = label"
+    a, b = con.execute(f"SELECT count(*) FILTER (WHERE {right_b} AND NOT {right_c}), "
+                       f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) FROM {quote_ident(table)} "
+                       "WHERE label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+                       ).fetchall()[0]
+    return int(a), int(b)
 
 
 def mcnemar_p(n01: int, n10: int) -> float:
@@ -616,7 +616,8 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
                                 np.where(significant & (frame["delta"] < 0), "improvement", ""))
     order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
     frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
-    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both"],
+    parts = [c for c in frame.columns if re.fullmatch(r"m\d+_p\d+(_[bc])?", c)]  # product metrics' sums
+    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both", *parts],
                       errors="ignore").reset_index(drop=True)
 
 
