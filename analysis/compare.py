@@ -22,7 +22,9 @@ each version, one shared label. Otherwise each version is measured on its own ro
   ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval.
 
 **Slices**: every saved slice, every value of every groupable feature (numbers in
-quantile bins) and, optionally, the top discovered slices of either version. For
+quantile bins) and the top discovered slices: paired, SliceLine's slices where the
+candidate errs and the baseline does not (and the other way round); unpaired, each
+version's own worst slices. For
 each: rows and error rates of both versions, the delta with a 95% interval (paired:
 Wald for paired proportions and McNemar; unpaired: Wald and the pooled z-test),
 Benjamini–Hochberg q-values over all of them, and each product metric's delta.
@@ -421,18 +423,37 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 
 # -- slices --------------------------------------------------------------------------------------
 
-def _slice_list(con, project: Project, base: Side, cand: Side, start, end, discovered: int) -> list[tuple[str, str, Slice]]:
-    """``(source, where, slice)`` of every saved slice and the top discovered slices."""
+def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
+                discovered: int) -> list[tuple[str, str, Slice]]:
+    """``(source, where, slice)`` of every saved slice and the top discovered slices.
+    Paired, SliceLine runs on the pairs with the disagreements as errors: where the
+    candidate errs and the baseline does not, and the other way round (the verdict
+    then says which way the slice went). Unpaired, on each version's own errors."""
     out = [("saved", row.where, parse_slice(row.where)) for row in list_slices(con, project).itertuples()]
     if discovered:
+        from .discovery.encode import RowsError
         from .discovery.run import discover
 
-        for side in (base, cand):
+        if src.paired:
+            pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
+            both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+            searches = [
+                ("found where the candidate errs", RowsError(
+                    f"{cand} wrong where {base} was right", (pairs, []),
+                    "CASE WHEN prediction__c <> label AND prediction__b = label THEN 1 ELSE 0 END", both)),
+                ("found where the baseline errs", RowsError(
+                    f"{base} wrong where {cand} was right", (pairs, []),
+                    "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END", both))]
+        else:
+            searches = [(f"discovered in {side.version}", "misclassification") for side in (base, cand)]
+        for i, (label, error) in enumerate(searches):
+            scope = base.scope(start, end) if src.paired else (base, cand)[i].scope(start, end)
             try:
-                found = discover(con, project, side.scope(start, end), top_k=discovered)
+                found = discover(con, project, scope, error=error, top_k=discovered)
             except ConfigError:
                 continue
-            out += [(f"discovered in {side.version}", r["where"], r["slice"]) for _, r in found.slices.iterrows()]
+            kept = found.slices[found.slices["folded_under"].isna()]  # near-duplicates of a better slice: once
+            out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
     seen, unique = set(), []
     for source, where, slice_ in out:
         if where not in seen:
@@ -571,7 +592,7 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
-    predicate_slices = _slice_list(con, project, base, cand, start, end, discovered)
+    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered)
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()

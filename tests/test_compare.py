@@ -197,13 +197,21 @@ def test_demo_shadow_is_judged_on_the_planted_slices(demo_copy):
                    parse_slice("region = east AND device = android AND term_months >= 60"))
     with Store(demo_copy).read() as con:
         comp = compare(con, get_project(con, "lending-demo"), Side("credit-v1", "production"),
-                       Side("credit-v3", "shadow"), discovered=0)
+                       Side("credit-v3", "shadow"), discovered=5)
     assert comp.paired and comp.n_pairs > 10_000
     s = comp.slices.set_index("where")
     assert s.loc["channel = partner_api AND employment = self_employed", "verdict"] == "improvement"
     assert s.loc["region = east AND device = android AND term_months >= 60", "verdict"] == "regression"
     regressions = comp.slices[comp.slices.verdict == "regression"]["where"]
     assert all(any(k in w for k in ("east", "android", "term_months")) for w in regressions), list(regressions)
+
+    # Discovery on the pairs' disagreements finds both planted slices by itself.
+    found = comp.slices[comp.slices.source.str.startswith("found")]
+    worst = found[found.verdict == "regression"].iloc[0]
+    assert {"region = east", "device = android"} <= set(worst["where"].split(" AND "))
+    assert worst["source"] == "found where the candidate errs"
+    better = set(found.loc[found.verdict == "improvement", "where"])
+    assert any({"employment = self_employed", "channel = partner_api"} <= set(w.split(" AND ")) for w in better)
 
 
 def test_gate_criteria_from_the_cli_decide_the_verdict(pair, capsys):

@@ -174,24 +174,45 @@ def is_cost(project: Project, error: str) -> bool:
     return error not in ERRORS
 
 
+@dataclass(frozen=True)
+class RowsError:
+    """Slice finding over other rows than the log's: ``rows`` is ``(sql, params)`` of a
+    subquery with the project's feature columns, ``error`` a 0/1 (``binary``) or
+    non-negative per-row term over its columns, ``defined`` where that term counts.
+    Sliceboard's own code builds these (a comparison's pairs); users never write them."""
+
+    name: str
+    rows: tuple[str, list]
+    error: str
+    defined: str = "TRUE"
+    binary: bool = True
+
+
 def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
-           columns: list[str] | None = None, error: str = "misclassification", bins: int = 5,
+           columns: list[str] | None = None, error: str | RowsError = "misclassification", bins: int = 5,
            slice_: Slice = Slice()) -> Encoding:
     """Encode ``columns`` (default: every categorical, boolean, numeric and
     timestamp feature) of the rows in ``scope`` (and ``slice_``) where
-    ``error`` is defined."""
+    ``error`` is defined; with a :class:`RowsError`, of its rows (cut points still
+    come from ``scope``)."""
     kinds = slice_columns(project)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
     if not columns:
         raise ConfigError(f"{project.name} has no feature to find slices on.")
     check_groupable(project, columns, "find slices on")
-    err, defined = error_sql(project, error)
-    if error not in error_choices(project):
-        cost_expression(con, project, error)  # the expression's type, before any scan
-    where, params = and_all([scope.to_sql(), compile_slice(slice_, project), (defined, [])])
-    table = quote_ident(project.log_table)
-    if is_cost(project, error):
+    if isinstance(error, RowsError):
+        err, defined = error.error, error.defined
+        table = f"({error.rows[0]}) AS sb_rows"
+        where, params = and_all([compile_slice(slice_, project), (defined, [])])
+        params = [*error.rows[1], *params]
+    else:
+        err, defined = error_sql(project, error)
+        if error not in error_choices(project):
+            cost_expression(con, project, error)  # the expression's type, before any scan
+        where, params = and_all([scope.to_sql(), compile_slice(slice_, project), (defined, [])])
+        table = quote_ident(project.log_table)
+    if not isinstance(error, RowsError) and is_cost(project, error):
         lowest = con.execute(f"SELECT min({err}) FROM {table} WHERE {where}", params).fetchall()[0][0]
         if lowest is not None and lowest < 0:
             raise ConfigError(f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
@@ -236,6 +257,8 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
     sql = f"SELECT {', '.join(selects)}, {err} AS {ERROR_COLUMN} FROM {table} WHERE {where}"
     totals = (f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} "
               f"WHERE {where}", list(params))
+    if isinstance(error, RowsError):
+        return Encoding(sql, sel_params + params, features, error.name, error.binary, totals)
     return Encoding(sql, sel_params + params, features, error, error in BINARY_ERROR, totals)
 
 

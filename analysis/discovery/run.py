@@ -36,7 +36,7 @@ from ..project import Project
 from ..scope import Scope
 from ..slices import Slice
 from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, encode, materialized
+from .encode import ERROR_COLUMN, Encoding, RowsError, encode, materialized
 from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
 from .sliceline import find_slices
 
@@ -96,7 +96,7 @@ def _num(x) -> float | None:
 
 
 def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
-             error: str = "misclassification", columns: list[str] | None = None, bins: int = 5,
+             error: str | RowsError = "misclassification", columns: list[str] | None = None, bins: int = 5,
              alpha: float = 0.95, min_support: int | float | None = None, max_level: int = 3, top_k: int = 10,
              rank_by: str = "score", q_threshold: float = 0.05, fold_overlap: float = 0.9,
              slice_: Slice = Slice()) -> Discovery:
@@ -110,7 +110,7 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
     with materialized(con, encoding) as enc:
         n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
         if not n:
-            raise ConfigError(f"No rows with a defined {error} in this scope: nothing to search.")
+            raise ConfigError(f"No rows with a defined {enc.error} in this scope: nothing to search.")
         features = [f.column for f in enc.features]
         found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
                             min_support=min_support, max_level=max_level, top_k=top_k)
@@ -127,7 +127,7 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
         _add_intervals(con, enc, table)
         _fold(con, enc, table, fold_overlap)
         table["significant"] = table["q_value"] < q_threshold
-    return Discovery(project.name, scope, error, table[COLUMNS], int(n), float(total), len(evaluated),
+    return Discovery(project.name, scope, enc.error, table[COLUMNS], int(n), float(total), len(evaluated),
                      found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
                      q_threshold, time.perf_counter() - start, features,
                      evaluated[["predicates", "level", "size", "errors", "score", "impact", "p_value", "q_value"]])
