@@ -235,9 +235,10 @@ def add_counts(frame: pd.DataFrame, project: Project) -> None:
         frame["error_rate"] = 1 - frame["accuracy"]
 
 
-def _count(frame: pd.DataFrame, expr: str) -> pd.Series:
-    """A sum of count columns such as ``"tp + fn"`` (the forms in PROPORTIONS)."""
-    return sum(frame[name.strip()].fillna(0) for name in expr.split("+")).astype("int64")
+def _count(frame: pd.DataFrame, expr: str) -> np.ndarray:
+    """A sum of count columns such as ``"tp + fn"`` (the forms in PROPORTIONS), per row."""
+    columns = [frame[name.strip()].to_numpy(dtype="float64", na_value=0.0) for name in expr.split("+")]
+    return np.sum(columns, axis=0).astype(np.int64)
 
 
 def _set_bounds(frame: pd.DataFrame, name: str, bounds: list[tuple[float, float]]) -> None:
@@ -266,22 +267,23 @@ def add_intervals(frame: pd.DataFrame, project: Project, total: int | None = Non
 
 def _add_mean_intervals(frame: pd.DataFrame, project: Project, sums: pd.DataFrame) -> None:
     """t intervals (and the sd Welch's test needs) of every metric that is a mean."""
+    by_part = sums.to_dict(orient="index")  # plain dicts: .loc per value costs more than the statistics
     for name, (n_col, s_col, q_col) in _mean_specs(project).items():
         stats_ = []
         for part in frame["part"]:
-            n, total, squares = (float(sums.loc[part, c]) if part in sums.index else 0.0 for c in (n_col, s_col, q_col))
+            n, total, squares = (float(by_part[part][c]) if part in by_part else 0.0 for c in (n_col, s_col, q_col))
             stats_.append(mean_interval(int(n), total if total == total else 0.0, squares if squares == squares else 0.0))
         if name == "mse":  # reported as RMSE: the interval's bounds are square roots
             frame["rmse_sd"] = [s[1] for s in stats_]
             _set_bounds(frame, "rmse", [(math.sqrt(max(s[2], 0.0)), math.sqrt(s[3])) if s[2] == s[2] else NAN2
                                         for s in stats_])
             frame["mse"] = [s[0] for s in stats_]
-            frame["mse_n"] = [int(sums.loc[part, n_col]) if part in sums.index else 0 for part in frame["part"]]
+            frame["mse_n"] = [int(by_part[part][n_col]) if part in by_part else 0 for part in frame["part"]]
             continue
         if name.endswith("_mean"):  # outcome means are computed here; metrics came from SQL
             frame[name] = [s[0] for s in stats_]
         frame[f"{name}_sd"] = [s[1] for s in stats_]
-        frame[f"{name}_n"] = [int(sums.loc[part, n_col]) if part in sums.index else 0 for part in frame["part"]]
+        frame[f"{name}_n"] = [int(by_part[part][n_col]) if part in by_part else 0 for part in frame["part"]]
         _set_bounds(frame, name, [s[2:] for s in stats_])
 
 
@@ -299,8 +301,9 @@ def _compare(frame: pd.DataFrame, project: Project, metric_names: list[str]) -> 
         a, b = float(s[name]), float(r[name])
         p, test = math.nan, ""
         if name in props:
-            k = tuple(int(_count(parts, props[name][0])[part]) for part in ("slice", "rest"))
-            n = tuple(int(_count(parts, props[name][1])[part]) for part in ("slice", "rest"))
+            at = [list(parts.index).index(part) for part in ("slice", "rest")]
+            ks, ns = _count(parts, props[name][0]), _count(parts, props[name][1])
+            k, n = tuple(int(ks[i]) for i in at), tuple(int(ns[i]) for i in at)
             p, test = proportion_test(k, n), "two-proportion z-test"
         elif name == "f1":
             cells = [tuple(int(x[c]) for c in ("tp", "fp", "fn")) for x in (s, r)]
