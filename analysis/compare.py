@@ -25,8 +25,9 @@ each version, one shared label. Otherwise each version is measured on its own ro
 quantile bins) and the top discovered slices: paired, SliceLine's slices where the
 candidate errs and the baseline does not (and the other way round); unpaired, each
 version's own worst slices. For
-each: rows and error rates of both versions, the delta with a 95% interval (paired:
-Wald for paired proportions and McNemar; unpaired: Wald and the pooled z-test),
+each: rows and error rates (regression: mean absolute errors) of both versions, the
+delta with a 95% interval (paired: Wald for paired proportions and McNemar, or the
+paired t-test; unpaired: Wald and the pooled z-test, or Welch's t-test),
 Benjamini–Hochberg q-values over all of them, and each product metric's delta.
 A slice is a *regression* (candidate worse) or an *improvement* when q < 0.05.
 """
@@ -563,7 +564,8 @@ def _side_stats(con, project: Project, source: tuple[str, list], keys: list[_Key
     labeled, wrong = _error_term(project)
     terms, metric_aggs = _metric_aggregates(products, project, None)
     inner = [f"{labeled} AS t_labeled", f"{wrong} AS t_wrong", *terms]
-    aggs = ["count(*) AS n_rows", "sum(t_labeled) AS n_labeled", "sum(t_wrong) AS errors", *metric_aggs]
+    aggs = ["count(*) AS n_rows", "sum(t_labeled) AS n_labeled", "sum(t_wrong) AS errors",
+            "sum(t_wrong * t_wrong) AS errors_sq", *metric_aggs]
     frame = _grouped(con, keys, aggs, (f"SELECT *, {', '.join(inner)} FROM ({source[0]}) AS src", source[1]))
     return _finish_metrics(con, frame, products, [""])
 
@@ -576,8 +578,11 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
         terms, metric_aggs = _metric_aggregates(products, project, tag)
         inner += [f"{labeled} AS t_labeled_{tag}", f"{wrong} AS t_wrong_{tag}", *terms]
         aggs += [f"sum(t_labeled_{tag}) AS n_labeled_{tag}", f"sum(t_wrong_{tag}) AS errors_{tag}", *metric_aggs]
-    if project.task != "regression":
-        both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+    both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+    if project.task == "regression":  # each pair's change of absolute error, for the paired t-test
+        inner.append(f"CASE WHEN {both} THEN abs(label - prediction__c) - abs(label - prediction__b) END AS t_d")
+        aggs += ["sum(t_d) AS d_sum", "sum(t_d * t_d) AS d_sq", "count(t_d) AS n_both"]
+    else:
         inner += [f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END AS t01",
                   f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END AS t10",
                   f"CASE WHEN {both} THEN 1 ELSE 0 END AS t_both"]
@@ -621,8 +626,10 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     frame["error_rate_b"] = frame["errors_b"] / frame["n_labeled_b"].where(frame["n_labeled_b"] > 0)
     frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"].where(frame["n_labeled_c"] > 0)
     frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
-    if src.paired and project.task != "regression":
-        _paired_tests(frame)
+    if src.paired:
+        (_paired_mean_tests if project.task == "regression" else _paired_tests)(frame)
+    elif project.task == "regression":
+        _welch_tests(frame)
     else:
         _unpaired_slice_tests(frame, project)
     for d in products:
@@ -638,7 +645,8 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
     frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
     parts = [c for c in frame.columns if re.fullmatch(r"m\d+_p\d+(_[bc])?", c)]  # product metrics' sums
-    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both", *parts],
+    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both", "d_sum", "d_sq",
+                               "errors_sq_b", "errors_sq_c", *parts],
                       errors="ignore").reset_index(drop=True)
 
 
@@ -654,10 +662,43 @@ def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
     frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
     frame["p_value"] = np.where((nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)),
                                 np.where((nb > 0) & (nc > 0), 1.0, np.nan))
-    if project.task == "regression":  # mean absolute errors: Welch would need squares; mark as untested
-        frame["p_value"] = np.nan
-        frame["ci_low"] = frame["ci_high"] = np.nan
-    frame["test"] = "" if project.task == "regression" else "two-proportion z-test; Wald interval"
+    frame["test"] = "two-proportion z-test; Wald interval"
+
+
+def _welch_tests(frame: pd.DataFrame) -> None:
+    """Regression, unpaired: Welch's t-test and interval on the mean absolute errors."""
+    n_b, n_c = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
+    m_b, m_c = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_b = (frame["errors_sq_b"].to_numpy(float) - n_b * m_b ** 2) / (n_b - 1)
+        v_c = (frame["errors_sq_c"].to_numpy(float) - n_c * m_c ** 2) / (n_c - 1)
+        a, b = np.maximum(v_b, 0) / n_b, np.maximum(v_c, 0) / n_c
+        se = np.sqrt(a + b)
+        df = (a + b) ** 2 / (a ** 2 / (n_b - 1) + b ** 2 / (n_c - 1))
+        t = (m_c - m_b) / se
+    ok = (n_b > 1) & (n_c > 1) & (se > 0)
+    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, df, 1.0)) * se, np.nan)
+    frame["ci_low"], frame["ci_high"] = (m_c - m_b) - half, (m_c - m_b) + half
+    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, t, 0.0)), np.where(ok, df, 1.0)), np.nan)
+    frame["test"] = "Welch t-test on absolute errors"
+
+
+def _paired_mean_tests(frame: pd.DataFrame) -> None:
+    """Regression, paired: the t-test and interval of each pair's change of absolute error."""
+    n = frame["n_both"].fillna(0).to_numpy(float)
+    total, squares = frame["d_sum"].fillna(0).to_numpy(float), frame["d_sq"].fillna(0).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / n
+        sd = np.sqrt(np.maximum(squares - n * mean ** 2, 0) / (n - 1))
+        se = sd / np.sqrt(n)
+    ok = (n > 1) & (se > 0)
+    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, n - 1, 1.0)) * se, np.nan)
+    frame["paired_n"] = n.astype(int)
+    frame["delta"] = mean
+    frame["ci_low"], frame["ci_high"] = mean - half, mean + half
+    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, mean / se, 0.0)), np.where(ok, n - 1, 1.0)),
+                                np.nan)
+    frame["test"] = "paired t-test on absolute errors"
 
 
 def _paired_tests(frame: pd.DataFrame) -> None:

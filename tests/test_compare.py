@@ -225,3 +225,41 @@ def test_gate_criteria_from_the_cli_decide_the_verdict(pair, capsys):
     assert "slice_min_rows" in capsys.readouterr().err
     assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.02", "--product-max-worse", "0"]) == 0
     assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 1
+
+
+def test_regression_slices_use_t_tests_like_scipy(tmp_path):
+    """Regression: per slice, the paired t-test on absolute errors (pairs) and Welch's
+    test (no pairs) equal scipy's on the same rows."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    truth = rng.normal(100, 20, n)
+    kind = rng.choice(["a", "b"], n)
+    rows = []
+    for version, noise in (("v1", 5.0), ("v2", 5.0)):
+        extra = np.where((kind == "b") & (version == "v2"), 6.0, 0.0)
+        pred = truth + rng.normal(0, noise + extra, n)
+        rows += [{"id": f"{version}-{i}", "example": f"e{i}", "v": version, "prediction": pred[i],
+                  "label": truth[i], "kind": kind[i]} for i in range(n)]
+    frame = pd.DataFrame(rows)
+    store = Store(tmp_path / "r.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="r", mapping=Mapping(
+            id="id", example="example", version="v", task="regression", prediction="prediction", label="label",
+            features=["kind"]))
+    b, c = (frame[frame.v == v].set_index("example") for v in ("v1", "v2"))
+    err_b, err_c = (b.label - b.prediction).abs(), (c.label - c.prediction).abs().loc[b.index]
+    inside = b.kind == "b"
+    with store.read() as con:
+        project = get_project(con, "r")
+        paired = compare(con, project, Side("v1"), Side("v2"), discovered=0).slices.set_index("where")
+        unpaired = compare(con, project, Side("v1"), Side("v2"), pair=False, discovered=0).slices.set_index("where")
+    row = paired.loc["kind = b"]
+    assert row["delta"] == pytest.approx(err_c[inside].mean() - err_b[inside].mean())
+    assert row["p_value"] == pytest.approx(sps.ttest_rel(err_c[inside], err_b[inside]).pvalue, rel=1e-6)
+    assert row["verdict"] == "regression" and paired.loc["kind = a", "verdict"] == ""
+    want = sps.ttest_ind(err_c[inside], err_b[inside], equal_var=False)
+    assert unpaired.loc["kind = b", "p_value"] == pytest.approx(want.pvalue, rel=1e-6)
+    low, high = want.confidence_interval()
+    assert (unpaired.loc["kind = b", "ci_low"], unpaired.loc["kind = b", "ci_high"]) == pytest.approx((low, high))
