@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .metrics import GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
-from .intervals import wilson
+from .intervals import wilson_bounds
 from .slices import Condition, Slice, compile_slice, slice_columns
 from .sql import and_all, quote_ident
 
@@ -257,9 +257,8 @@ def _rank_columns(frame: pd.DataFrame, overall: float, min_labeled: int) -> None
     frame["lift"] = frame["error_rate"] / overall if overall else np.nan
     frame["impact"] = frame["n_labeled"] * (frame["error_rate"] - overall)
     if "fp" in frame or "accuracy" in frame:
-        bounds = [wilson(int(e), int(n)) for e, n in zip(frame["errors"].fillna(0), frame["n_labeled"])]
-        frame["error_rate_low"] = [b[0] for b in bounds]
-        frame["error_rate_high"] = [b[1] for b in bounds]
+        frame["error_rate_low"], frame["error_rate_high"] = wilson_bounds(
+            frame["errors"].fillna(0).round(), frame["n_labeled"])
     frame["unreliable"] = frame["n_labeled"] < min_labeled
     frame.attrs["overall_error_rate"] = overall
 
@@ -291,9 +290,7 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     frame["lift"] = frame["error_rate"] / overall if overall else np.nan
     frame["impact"] = frame["n_labeled"] * (frame["error_rate"] - overall)
     if project.task != "regression":
-        bounds = [wilson(int(e), int(n)) for e, n in zip(frame["errors"], frame["n_labeled"])]
-        frame["error_rate_low"] = [b[0] for b in bounds]
-        frame["error_rate_high"] = [b[1] for b in bounds]
+        frame["error_rate_low"], frame["error_rate_high"] = wilson_bounds(frame["errors"].round(), frame["n_labeled"])
     frame["unreliable"] = frame["n_labeled"] < min_labeled
     key = {"impact": "impact", "error_rate": "error_rate", "lift": "lift", "size": "n_rows"}[sort_by]
     frame = frame.sort_values(["unreliable", key], ascending=[True, False], na_position="last")

@@ -84,7 +84,8 @@ def cmd_gate_criteria(args) -> int:
         if args.action == "set":
             changes = {k: v for k, v in (("product_max_worse", args.product_max_worse),
                                          ("slice_min_rows", args.slice_min_rows),
-                                         ("slice_max_worse", args.slice_max_worse)) if v is not None}
+                                         ("slice_max_worse", args.slice_max_worse),
+                                         ("discovered_slices", args.discovered_slices)) if v is not None}
             if args.all_sets:
                 changes["required_sets"] = "all"
             elif args.required_set is not None:
@@ -119,6 +120,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--slice-max-worse", type=float, help="error-rate points a slice may lose")
     p.add_argument("--required-set", action="append", help="a validation set that must pass (repeatable)")
     p.add_argument("--all-sets", action="store_true", help="every committed set with pass criteria must pass")
+    p.add_argument("--discovered-slices", type=int,
+                   help="discovered slices of each direction the slice criterion covers (0: no discovery, faster)")
     p.set_defaults(func=cmd_gate_criteria)
 
     p = sub.add_parser("product-metrics", parents=[common], help="a project's product metrics: list, define, delete")

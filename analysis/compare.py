@@ -220,6 +220,8 @@ class _Sources:
     base: tuple[str, list]  # canonical columns + sb_bucket
     cand: tuple[str, list]
     pairs_table: str | None
+    buckets: tuple[pd.DataFrame, pd.DataFrame] | None = None  # paired: both sides' bucket sums
+    discordant: tuple[int, int] = (0, 0)  # paired: (baseline right only, candidate right only)
 
 
 def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -> tuple[str, list]:
@@ -237,8 +239,35 @@ def _pair_features(con, project: Project) -> list[str]:
     return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
 
 
+def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decomposed]) -> tuple:
+    """One pass over the pairs: per bucket, both sides' sums (ML terms, product metric
+    parts), the discordant pairs, and the distinct example hashes (equal hashes fall in
+    one bucket, so the per-bucket distinct counts add up to the total)."""
+    sums = _ml_sums(project)
+    parts = [(f"m{i}_p{j}", term) for i, d in enumerate(decomposed) if d.outer for j, term in enumerate(d.terms)]
+    cols = []
+    for tag in ("b", "c"):
+        cols += [f"sum({_for_side(term, project, tag)}) AS {quote_ident(name + '__' + tag)}"
+                 for name, term in [*sums.items(), *parts]]
+    both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+    if project.task != "regression":
+        cols += [f"count(*) FILTER (WHERE {both} AND prediction__b = label AND prediction__c <> label) AS sb_n01",
+                 f"count(*) FILTER (WHERE {both} AND prediction__b <> label AND prediction__c = label) AS sb_n10"]
+    frame = con.execute(f"SELECT sb_hash % {N_BUCKETS} AS sb_bucket, count(*) AS sb_rows, "
+                        f"count(DISTINCT sb_hash) AS sb_distinct, {', '.join(cols)} FROM {quote_ident(table)} "
+                        "GROUP BY ALL").df().set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
+    sides = []
+    for tag in ("b", "c"):
+        names = [name for name, _ in [*sums.items(), *parts]]
+        side = frame[[f"{n}__{tag}" for n in names]].set_axis(names, axis=1).astype(float)
+        sides.append(side.assign(sb_rows=frame["sb_rows"].astype(float)))
+    discordant = ((int(frame["sb_n01"].sum()), int(frame["sb_n10"].sum())) if "sb_n01" in frame else (0, 0))
+    return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), int(frame["sb_distinct"].sum())
+
+
 @contextmanager
-def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool) -> Iterator[_Sources]:
+def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool,
+             decomposed: list[_Decomposed]) -> Iterator[_Sources]:
     outs_list = [o.name for o in project.outcomes]
     feats_list = [f.name for f in project.features]
     outs = "".join(f", {quote_ident(o)}" for o in outs_list)
@@ -263,15 +292,14 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
                     f"FROM (SELECT example_id, label, prediction, score{outs}{pair_feats} FROM {log} "
                     f"WHERE {b_where}) AS b JOIN (SELECT example_id, label, prediction, score{outs} FROM {log} "
                     f"WHERE {c_where}) AS c ON b.example_id = c.example_id", [*b_params, *c_params])
-        n_pairs, n_examples = con.execute(f"SELECT count(*), count(DISTINCT sb_hash) FROM {quote_ident(table)}"
-                                          ).fetchall()[0]
+        buckets, discordant, n_pairs, n_examples = _pair_buckets(con, project, table, decomposed)
         if n_pairs != n_examples:
             con.execute(f"DROP TABLE {quote_ident(table)}")
             b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, pair_feats)
             c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
             con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} FROM ({b_sql}) AS b JOIN ({c_sql}) AS c "
                         "ON b.example_id = c.example_id", [*b_params, *c_params])
-            n_pairs = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchall()[0][0]
+            buckets, discordant, n_pairs, _ = _pair_buckets(con, project, table, decomposed)
         if n_pairs >= MIN_PAIRS:
             def side(tag: str) -> tuple[str, list]:
                 cols = ", ".join(f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}"
@@ -280,7 +308,7 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
                         f"FROM {quote_ident(table)}", [])
 
             try:
-                yield _Sources(True, int(n_pairs), side("b"), side("c"), table)
+                yield _Sources(True, int(n_pairs), side("b"), side("c"), table, buckets, discordant)
             finally:
                 con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
             return
@@ -322,7 +350,7 @@ def _evaluate_outer(con, outer: str, columns: dict[str, np.ndarray]) -> np.ndarr
 def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]) -> tuple[pd.DataFrame, tuple]:
     sums = _ml_sums(project)
     parts = [(f"m{i}_p{j}", sql) for i, d in enumerate(decomposed) if d.outer for j, sql in enumerate(d.parts)]
-    b, c = _bucket_sums(con, src.base, sums, parts), _bucket_sums(con, src.cand, sums, parts)
+    b, c = src.buckets or (_bucket_sums(con, src.base, sums, parts), _bucket_sums(con, src.cand, sums, parts))
     rng = np.random.default_rng(SEED)
     w_b = _resample_weights(rng)
     w_c = w_b if src.paired else _resample_weights(rng)
@@ -334,16 +362,19 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]
         vb, vc = float(f(tot_b)), float(f(tot_c))
         rows.append(_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)))
     if project.task == "binary":
-        _accuracy_tests(con, rows, src, tot_b, tot_c)
+        _accuracy_tests(rows, src, tot_b, tot_c)
         rows.append(_auc_row(con, project, src))
     for i, d in enumerate(decomposed):
-        point_b = _product_value(con, d, src.base)
-        point_c = _product_value(con, d, src.cand)
         reps = None
-        if d.outer:
+        if d.outer:  # the value from its summed parts; the bootstrap from the replicates' parts
             cols = [f"m{i}_p{j}" for j in range(len(d.parts))]
+            point_b, point_c = (float(_evaluate_outer(con, d.outer, {k: np.array([tot[k]]) for k in cols})[0])
+                                for tot in (tot_b, tot_c))
+            point_b, point_c = (math.nan if v is None or v != v else v for v in (point_b, point_c))
             reps = (_evaluate_outer(con, d.outer, {k: rep_c[k] for k in cols})
                     - _evaluate_outer(con, d.outer, {k: rep_b[k] for k in cols}))
+        else:
+            point_b, point_c = _product_value(con, d, src.base), _product_value(con, d, src.cand)
         rows.append(_row(d.metric.name, "product", d.metric.direction, point_b, point_c, reps))
     return pd.DataFrame(rows), (int(b["sb_rows"].sum()), int(c["sb_rows"].sum()))
 
@@ -369,11 +400,11 @@ def _row(name: str, kind: str, direction: str, vb: float, vc: float, reps) -> di
             "ci_low": low, "ci_high": high, "p_value": p, "test": test}
 
 
-def _accuracy_tests(con, rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -> None:
+def _accuracy_tests(rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -> None:
     """Replace the bootstrap test of accuracy by McNemar (paired) or the two-proportion test."""
     row = next(r for r in rows if r["metric"] == "accuracy")
     if src.paired:
-        n01, n10 = _discordant(con, src.pairs_table)
+        n01, n10 = src.discordant
         row["p_value"] = mcnemar_p(n01, n10)
         row["test"] = f"McNemar ({n01 + n10:,} discordant pairs); interval by bootstrap"
     else:
@@ -388,16 +419,6 @@ def _accuracy_tests(con, rows: list[dict], src: _Sources, tot_b: dict, tot_c: di
             row["test"] = "two-proportion z-test; Newcombe interval"
 
 
-def _discordant(con, table: str) -> tuple[int, int]:
-    """``(baseline right & candidate wrong, baseline wrong & candidate right)`` over labeled pairs."""
-    right_b, right_c = "prediction__b = label", "prediction__c = label"
-    a, b = con.execute(f"SELECT count(*) FILTER (WHERE {right_b} AND NOT {right_c}), "
-                       f"count(*) FILTER (WHERE NOT {right_b} AND {right_c}) FROM {quote_ident(table)} "
-                       "WHERE label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
-                       ).fetchall()[0]
-    return int(a), int(b)
-
-
 def mcnemar_p(n01: int, n10: int) -> float:
     """McNemar's test as statsmodels runs it: exact binomial below 25 discordant pairs,
     else chi-square with continuity correction."""
@@ -407,11 +428,35 @@ def mcnemar_p(n01: int, n10: int) -> float:
     return float(mcnemar([[0, n01], [n10, 0]], exact=exact, correction=True).pvalue)
 
 
+def auc_from_counts(label, score, n) -> tuple[float, int, int]:
+    """Exact ROC AUC, ties counting half, from labeled rows counted per (label, score):
+    ``(auc, n_pos, n_neg)``."""
+    label, n = np.asarray(label, dtype=bool), np.asarray(n, dtype=float)
+    table = pd.DataFrame({"s": np.asarray(score, dtype=float), "pos": np.where(label, n, 0.0),
+                          "neg": np.where(label, 0.0, n)}).groupby("s").sum().sort_index(ascending=False)
+    pos, neg = table["pos"].to_numpy(), table["neg"].to_numpy()
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if not (n_pos > 0 and n_neg > 0):
+        return math.nan, int(n_pos), int(n_neg)
+    wrong = np.sum(pos * (np.cumsum(neg) - 0.5 * neg))  # negatives scored at or above each positive
+    return float(1 - wrong / (n_pos * n_neg)), int(n_pos), int(n_neg)
+
+
 def _auc_row(con, project: Project, src: _Sources) -> dict:
-    values = []
-    for source in (src.base, src.cand):
-        m = compute_metrics(con, project, rows=source, include_outcomes=False)
-        values.append((float(m["roc_auc"].iloc[0]), int(m["n_pos"].iloc[0]), int(m["n_neg"].iloc[0])))
+    if src.paired:  # both sides' labeled pairs per distinct score, in one pass
+        counts = con.execute(
+            f"SELECT label, score__b, score__c, grouping(score__b) AS g_b, count(*) AS n FROM "
+            f"{quote_ident(src.pairs_table)} WHERE label IS NOT NULL GROUP BY GROUPING SETS "
+            "((label, score__b), (label, score__c))").df()
+        values = []
+        for tag, flag in (("b", 0), ("c", 1)):
+            part = counts[(counts["g_b"] == flag) & counts[f"score__{tag}"].notna()]
+            values.append(auc_from_counts(part["label"], part[f"score__{tag}"], part["n"]))
+    else:
+        values = []
+        for source in (src.base, src.cand):
+            m = compute_metrics(con, project, rows=source, include_outcomes=False)
+            values.append((float(m["roc_auc"].iloc[0]), int(m["n_pos"].iloc[0]), int(m["n_neg"].iloc[0])))
     (ab, pb, nb), (ac, pc, nc) = values
     se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
     delta = ac - ab
@@ -731,7 +776,7 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
     metrics = list_metrics(con, project)
     decomposed = [_decompose(m, project, i) for i, m in enumerate(metrics)]
     scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
-    with _sources(con, project, baseline, candidate, start, end, pair) as src:
+    with _sources(con, project, baseline, candidate, start, end, pair, decomposed) as src:
         overall, rows = _overall(con, project, src, decomposed)
         per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered)
                      if slices else pd.DataFrame())

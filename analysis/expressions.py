@@ -21,6 +21,11 @@ refused with a message naming it. What runs is not the user's text but SQL
 generated from the checked tree, with every column quoted, so the text cannot
 reach anything the tree does not show. String literals stay in that SQL as
 literals: they are nodes of the checked tree, escaped by the generator.
+
+Before an expression is accepted, :func:`result_type` runs it on an empty table
+with the project's columns in a separate in-memory DuckDB whose external access
+(files, URLs, extensions) is off and locked: a second wall behind the whitelist,
+and the check of its columns and result type.
 """
 
 from __future__ import annotations
@@ -153,12 +158,26 @@ def row_columns(project: Project) -> list[str]:
     return ["prediction", "score", "label", *(c.name for c in project.columns)]
 
 
+def result_type(con: duckdb.DuckDBPyConnection, project: Project, select_sql: str) -> str:
+    """The type of ``select_sql`` over the project's log, found by running it on an
+    empty copy of the log's columns in an in-memory DuckDB with external access
+    disabled (raises ``duckdb.Error`` where it does not apply)."""
+    columns = con.execute(f"DESCRIBE {quote_ident(project.log_table)}").fetchall()
+    sandbox = duckdb.connect(":memory:", config={"enable_external_access": False, "lock_configuration": True})
+    try:
+        table = quote_ident(project.log_table)
+        sandbox.execute(f"CREATE TABLE {table} ({', '.join(f'{quote_ident(c[0])} {c[1]}' for c in columns)})")
+        sandbox.execute(f"SELECT {select_sql} AS value FROM {table}").fetchall()
+        return str(sandbox.execute(f"DESCRIBE SELECT {select_sql} AS value FROM {table}").fetchall()[0][1])
+    finally:
+        sandbox.close()
+
+
 def cost_expression(con: duckdb.DuckDBPyConnection, project: Project, text: str) -> RowExpression:
     """A row expression of ``project`` that gives a number (a boolean counts as 0/1)."""
     expr = parse_row_expression(text, row_columns(project))
     try:
-        kind = con.execute(f"DESCRIBE SELECT {expr.sql} AS cost FROM {quote_ident(project.log_table)}"
-                           ).fetchall()[0][1]
+        kind = result_type(con, project, expr.sql)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0].split(": ", 1)[-1]
         raise ConfigError(f"The expression {text!r} does not apply to {project.name}'s columns: {first}") from None

@@ -20,7 +20,9 @@ Every function takes counts or sums that DuckDB aggregated, never rows:
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
@@ -34,6 +36,16 @@ def wilson(successes: int, trials: int) -> tuple[float, float]:
         return NAN2
     low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
     return float(low), float(high)
+
+
+def wilson_bounds(successes, trials) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`wilson` for arrays of counts in one statsmodels call: (lows, highs)."""
+    k = np.asarray(successes, dtype="float64")
+    n = np.asarray(trials, dtype="float64")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no trials: NaN, as in wilson()
+        low, high = proportion_confint(k, np.where(n > 0, n, np.nan), alpha=0.05, method="wilson")
+    return np.atleast_1d(np.asarray(low, dtype="float64")), np.atleast_1d(np.asarray(high, dtype="float64"))
 
 
 def proportion_test(successes: tuple[int, int], trials: tuple[int, int]) -> float:
@@ -110,6 +122,19 @@ def mean_interval(n: int, total: float, squares: float) -> tuple[float, float, f
     var = max((squares - n * mean * mean) / (n - 1), 0.0)
     sd = math.sqrt(var)
     half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return mean, sd, mean - half, mean + half
+
+
+def mean_intervals(n, total, squares) -> tuple[np.ndarray, ...]:
+    """:func:`mean_interval` for arrays: (means, sds, lows, highs)."""
+    n = np.asarray(n, dtype="float64")
+    total = np.nan_to_num(np.asarray(total, dtype="float64"))
+    squares = np.nan_to_num(np.asarray(squares, dtype="float64"))
+    with np.errstate(all="ignore"):
+        mean = np.where(n > 0, total / n, np.nan)
+        var = np.where(n >= 2, np.maximum((squares - n * mean * mean) / (n - 1), 0.0), np.nan)
+        sd = np.sqrt(var)
+        half = stats.t.ppf(0.975, np.where(n >= 2, n - 1, np.nan)) * sd / np.sqrt(n)
     return mean, sd, mean - half, mean + half
 
 

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from .errors import ConfigError
-from .expressions import parse_aggregate_expression, row_columns
+from .expressions import parse_aggregate_expression, result_type, row_columns
 from .metrics import STAGE, VERSION, GroupKey
 from .project import Project
 from .scope import Scope
@@ -71,8 +71,7 @@ def check_metric(con: duckdb.DuckDBPyConnection, project: Project, metric: Produ
         raise ConfigError("A unit has at most 20 characters.")
     expr = parse_aggregate_expression(metric.expression, row_columns(project))
     try:
-        kind = con.execute(f"DESCRIBE SELECT {expr.sql} AS value FROM {quote_ident(project.log_table)}"
-                           ).fetchall()[0][1]
+        kind = result_type(con, project, expr.sql)  # run where files and URLs are out of reach
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0].split(": ", 1)[-1]
         raise ConfigError(f"{metric.name} = {metric.expression!r} does not apply to {project.name}'s columns: "

@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .intervals import (NAN2, auc_interval, average_precision_interval, average_precision_se, f1_interval, f1_test,
-                        hanley_mcneil_se, mean_interval, proportion_test, wilson, welch_test, z_test)
+from .intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
+                        proportion_test, welch_test, wilson_bounds, z_test)
 
 from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
 from .project import Project
@@ -200,19 +200,26 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
         overall = compute_metrics(con, project, group_by=[ALL_ROWS], where=scope.to_sql())
         overall = overall.drop(columns=["all_rows"], errors="ignore").assign(part="overall")
         frame = pd.concat([parts, overall], ignore_index=True)
-    # Every part is present, empty ones with zero counts.
-    frame = frame.set_index("part").reindex(list(PARTS)).reset_index()
+    # Every part is present, empty ones with zero counts. Columns are built as
+    # arrays and joined once: inserting them one by one costs more than the statistics.
+    frame = frame.set_index("part").reindex(list(PARTS))
+    columns = {"part": np.array(PARTS, dtype=object)}
     for c in frame.columns:
+        values = frame[c].to_numpy()
         if c.startswith("n_") or c in ("tp", "fp", "fn", "tn") or c.endswith("_count"):
-            frame[c] = frame[c].fillna(0).astype("int64")
-    total = int(frame.loc[frame.part == "overall", "n_rows"].iloc[0])
+            values = np.nan_to_num(values.astype("float64")).astype("int64")
+        columns[c] = values
+    frame = pd.DataFrame(columns)
+    total = int(frame["n_rows"].iloc[2])
     frame["share"] = frame["n_rows"] / total if total else np.nan
     add_counts(frame, project)
-    add_intervals(frame, project, total)
+    frame = with_intervals(frame, project, total)
     # The binary query summed the squares already; other tasks take one more pass.
     sums = frame.set_index("part") if project.task == "binary" else _part_sums(con, project, rows)
-    _add_mean_intervals(frame, project, sums)
-    frame = frame.drop(columns=[c for c in frame.columns if c.endswith("__sq") or c in ("ll_sq", "brier_sq")])
+    means = _mean_interval_columns(frame, project, sums)
+    frame = frame.drop(columns=[c for c in frame.columns if c in means or c.endswith("__sq")
+                                or c in ("ll_sq", "brier_sq")])
+    frame = pd.concat([frame, pd.DataFrame(means, index=frame.index)], axis=1)
     metric_names = ["share", "labeled_share", *_metric_names(project)]
     comparison = _compare(frame, project, metric_names)
     return SliceMetrics(project.name, slice_, scope, frame, comparison, metric_names)
@@ -241,56 +248,64 @@ def _count(frame: pd.DataFrame, expr: str) -> np.ndarray:
     return np.sum(columns, axis=0).astype(np.int64)
 
 
-def _set_bounds(frame: pd.DataFrame, name: str, bounds: list[tuple[float, float]]) -> None:
-    frame[f"{name}_low"] = [b[0] for b in bounds]
-    frame[f"{name}_high"] = [b[1] for b in bounds]
-
-
-def add_intervals(frame: pd.DataFrame, project: Project, total: int | None = None) -> None:
-    """``<metric>_low`` / ``_high`` (95%) for every proportion and AUC of a metrics
-    frame with its count columns; ``share`` too when ``total`` rows are given."""
+def with_intervals(frame: pd.DataFrame, project: Project, total: int | None = None) -> pd.DataFrame:
+    """``frame`` with ``<metric>_low`` / ``_high`` (95%) for every proportion and
+    AUC of a metrics frame with its count columns; ``share`` too when ``total``
+    rows are given."""
+    new: dict[str, object] = {}
     props = dict(PROPORTIONS[project.task])
     props["labeled_share"] = ("n_labeled", "n_rows")
     for name, (k_expr, n_expr) in props.items():
-        ks, ns = _count(frame, k_expr), _count(frame, n_expr)
-        _set_bounds(frame, name, [wilson(int(k), int(n)) for k, n in zip(ks, ns)])
+        new[f"{name}_low"], new[f"{name}_high"] = wilson_bounds(_count(frame, k_expr), _count(frame, n_expr))
     if total is not None:
-        _set_bounds(frame, "share", [wilson(int(n), total) for n in frame["n_rows"]])
+        new["share_low"], new["share_high"] = wilson_bounds(frame["n_rows"].to_numpy(), np.full(len(frame), total))
     if project.task == "binary":
         aucs = [auc_interval(a, p, n) for a, p, n in zip(frame["roc_auc"], frame["n_pos"], frame["n_neg"])]
-        frame["roc_auc_se"] = [a[0] for a in aucs]
-        _set_bounds(frame, "roc_auc", [a[1:] for a in aucs])
-        _set_bounds(frame, "f1", [f1_interval(*c) for c in zip(frame["tp"], frame["fp"], frame["fn"])])
-        frame["pr_auc_se"] = [average_precision_se(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])]
-        _set_bounds(frame, "pr_auc", [average_precision_interval(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])])
+        new["roc_auc_se"] = [a[0] for a in aucs]
+        new["roc_auc_low"], new["roc_auc_high"] = [a[1] for a in aucs], [a[2] for a in aucs]
+        q = _count(frame, "tp + fp + fn")
+        low, high = wilson_bounds(frame["tp"].to_numpy(), q)
+        new["f1_low"], new["f1_high"] = 2 * low / (1 + low), 2 * high / (1 + high)
+        new["pr_auc_se"] = [average_precision_se(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])]
+        bounds = [average_precision_interval(a, p) for a, p in zip(frame["pr_auc"], frame["n_pos"])]
+        new["pr_auc_low"], new["pr_auc_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    kept = frame.drop(columns=[c for c in new if c in frame.columns])
+    return pd.concat([kept, pd.DataFrame(new, index=frame.index)], axis=1)
 
 
-def _add_mean_intervals(frame: pd.DataFrame, project: Project, sums: pd.DataFrame) -> None:
+def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataFrame) -> dict[str, object]:
     """t intervals (and the sd Welch's test needs) of every metric that is a mean."""
-    by_part = sums.to_dict(orient="index")  # plain dicts: .loc per value costs more than the statistics
+    parts = list(frame["part"])
+    by_part = sums.reindex(parts)
+
+    def column(name: str) -> np.ndarray:
+        return by_part[name].to_numpy(dtype="float64", na_value=0.0) if name in by_part.columns else np.zeros(len(parts))
+
+    new: dict[str, object] = {}
     for name, (n_col, s_col, q_col) in _mean_specs(project).items():
-        stats_ = []
-        for part in frame["part"]:
-            n, total, squares = (float(by_part[part][c]) if part in by_part else 0.0 for c in (n_col, s_col, q_col))
-            stats_.append(mean_interval(int(n), total if total == total else 0.0, squares if squares == squares else 0.0))
+        n = column(n_col)
+        mean, sd, low, high = mean_intervals(n, column(s_col), column(q_col))
         if name == "mse":  # reported as RMSE: the interval's bounds are square roots
-            frame["rmse_sd"] = [s[1] for s in stats_]
-            _set_bounds(frame, "rmse", [(math.sqrt(max(s[2], 0.0)), math.sqrt(s[3])) if s[2] == s[2] else NAN2
-                                        for s in stats_])
-            frame["mse"] = [s[0] for s in stats_]
-            frame["mse_n"] = [int(by_part[part][n_col]) if part in by_part else 0 for part in frame["part"]]
+            new["rmse_sd"] = sd
+            new["rmse_low"], new["rmse_high"] = np.sqrt(np.maximum(low, 0.0)), np.sqrt(high)
+            new["mse"], new["mse_n"] = mean, n.astype("int64")
             continue
         if name.endswith("_mean"):  # outcome means are computed here; metrics came from SQL
-            frame[name] = [s[0] for s in stats_]
-        frame[f"{name}_sd"] = [s[1] for s in stats_]
-        frame[f"{name}_n"] = [int(by_part[part][n_col]) if part in by_part else 0 for part in frame["part"]]
-        _set_bounds(frame, name, [s[2:] for s in stats_])
+            new[name] = mean
+        new[f"{name}_sd"], new[f"{name}_n"] = sd, n.astype("int64")
+        new[f"{name}_low"], new[f"{name}_high"] = low, high
+    return new
 
 
 def _compare(frame: pd.DataFrame, project: Project, metric_names: list[str]) -> pd.DataFrame:
     """Slice vs rest, one row per metric: values, difference, p-value and the test used."""
-    parts = frame.set_index("part")
-    s, r = parts.loc["slice"], parts.loc["rest"]
+    at = {part: i for i, part in enumerate(frame["part"])}
+    i_s, i_r = at["slice"], at["rest"]
+
+    def pair(column: str) -> tuple:
+        values = frame[column].to_numpy()
+        return values[i_s], values[i_r]
+
     props = dict(PROPORTIONS[project.task])
     props["labeled_share"] = ("n_labeled", "n_rows")
     specs = _mean_specs(project)
@@ -298,24 +313,23 @@ def _compare(frame: pd.DataFrame, project: Project, metric_names: list[str]) -> 
     for name in metric_names + [f"{o.name}_mean" for o in project.outcomes]:
         if name == "share":
             continue
-        a, b = float(s[name]), float(r[name])
+        a, b = (float(v) for v in pair(name))
         p, test = math.nan, ""
         if name in props:
-            at = [list(parts.index).index(part) for part in ("slice", "rest")]
-            ks, ns = _count(parts, props[name][0]), _count(parts, props[name][1])
-            k, n = tuple(int(ks[i]) for i in at), tuple(int(ns[i]) for i in at)
-            p, test = proportion_test(k, n), "two-proportion z-test"
+            ks, ns = _count(frame, props[name][0]), _count(frame, props[name][1])
+            p = proportion_test((int(ks[i_s]), int(ks[i_r])), (int(ns[i_s]), int(ns[i_r])))
+            test = "two-proportion z-test"
         elif name == "f1":
-            cells = [tuple(int(x[c]) for c in ("tp", "fp", "fn")) for x in (s, r)]
+            cells = [tuple(int(frame[c].iloc[i]) for c in ("tp", "fp", "fn")) for i in (i_s, i_r)]
             p, test = f1_test(*cells), "z-test on tp / (tp + fp + fn)"
-        elif name == "roc_auc":
-            p, test = z_test(a, s["roc_auc_se"], b, r["roc_auc_se"]), "z-test on AUCs (Hanley-McNeil SE)"
-        elif name == "pr_auc":
-            p, test = z_test(a, s["pr_auc_se"], b, r["pr_auc_se"]), "z-test on average precisions"
+        elif name in ("roc_auc", "pr_auc"):
+            se_s, se_r = pair(f"{name}_se")
+            p = z_test(a, se_s, b, se_r)
+            test = "z-test on AUCs (Hanley-McNeil SE)" if name == "roc_auc" else "z-test on average precisions"
         elif name in specs or (name == "rmse" and "mse" in specs):
             key, sd = (name, f"{name}_sd") if name != "rmse" else ("mse", "rmse_sd")
-            p = welch_test((float(s[key]), float(s[sd]), int(s[f"{key}_n"])),
-                           (float(r[key]), float(r[sd]), int(r[f"{key}_n"])))
+            (m_s, m_r), (sd_s, sd_r), (n_s, n_r) = pair(key), pair(sd), pair(f"{key}_n")
+            p = welch_test((float(m_s), float(sd_s), int(n_s)), (float(m_r), float(sd_r), int(n_r)))
             test = "Welch t-test" + (" on squared errors" if name == "rmse" else "")
         if math.isnan(p):
             test = ""

@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .metrics import GroupKey, compute_metrics, metrics_for
 from .project import Project
 from .scope import Scope
-from .slice_metrics import add_counts, add_intervals
+from .slice_metrics import add_counts, with_intervals
 from .slices import Slice, compile_slice
 from .sql import and_all, quote_ident
 
@@ -546,7 +546,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] 
     frame["unlabeled"] = frame["scored"] - frame["labeled"]
     frame["coverage"] = frame["scored"] / frame["members"].where(frame["members"] > 0)
     add_counts(frame, project)
-    add_intervals(frame, project)
+    frame = with_intervals(frame, project)
     verdicts, failed = [], []
     for r in frame.itertuples(index=False):
         criteria = by_id[r.set_id].criteria

@@ -34,7 +34,7 @@ def main() -> None:
     from analysis import Store, get_project
     from analysis.compare import Side, compare
     from analysis.demo import demo_mapping
-    from analysis.gate import run_gate
+    from analysis.gate import GateCriteria, run_gate
     from analysis.product_metrics import metrics_from_mapping, store_metrics
 
     base, cand = Side("credit-v1", "production"), Side("credit-v3", "shadow")
@@ -50,6 +50,8 @@ def main() -> None:
                                                                              discovered=0)),
             ("paired, + top-5 discovered slices of each", lambda con, p: compare(con, p, base, cand, discovered=5)),
             ("gate (paired, discovered slices included)", lambda con, p: run_gate(con, p, base, cand)),
+            ("gate without discovery (discovered_slices 0)", lambda con, p: run_gate(
+                con, p, base, cand, criteria=GateCriteria(discovered_slices=0))),
         ]
         print(f"{'operation':44} {'seconds min / median / max':>28}")
         for name, func in cases:

@@ -142,6 +142,8 @@ def criteria_editor(project_name: str, project) -> None:
                               int(current.slice_min_rows), key="cmp_gate_rows")
         worse = c.number_input("Slice error rate may be worse by (points)", 0.0, 1.0, float(current.slice_max_worse),
                                0.005, format="%.3f", key="cmp_gate_worse")
+        found = st.number_input("Discovered slices checked, each direction (0: none, faster)", 0, 50,
+                                int(current.discovered_slices), key="cmp_gate_found")
         every = st.checkbox("Every validation set with pass criteria must pass", current.required_sets == "all",
                             key="cmp_gate_all")
         chosen = st.multiselect("…or these sets", sets, default=[s for s in (() if current.required_sets == "all"
@@ -151,7 +153,7 @@ def criteria_editor(project_name: str, project) -> None:
             try:
                 with _ui.store().write() as con:
                     set_criteria(con, project, GateCriteria(float(product), int(rows), float(worse),
-                                                            "all" if every else tuple(chosen)))
+                                                            "all" if every else tuple(chosen), int(found)))
                 _ui.clear_caches()
                 st.rerun()
             except SliceboardError as exc:

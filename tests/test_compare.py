@@ -263,3 +263,44 @@ def test_regression_slices_use_t_tests_like_scipy(tmp_path):
     assert unpaired.loc["kind = b", "p_value"] == pytest.approx(want.pvalue, rel=1e-6)
     low, high = want.confidence_interval()
     assert (unpaired.loc["kind = b", "ci_low"], unpaired.loc["kind = b", "ci_high"]) == pytest.approx((low, high))
+
+
+def test_an_example_scored_twice_is_paired_on_its_latest_predictions(tmp_path):
+    frame = two_versions(seed=9, n=400)
+    frame["ts"] = pd.Timestamp("2026-01-01")
+    again = frame[(frame.v == "v2")].head(40).copy()  # v2 scored 40 examples again a day later
+    again["id"] = again["id"] + "-again"
+    again["ts"] = pd.Timestamp("2026-01-02")
+    again["prediction"] = 1 - again["prediction"]
+    frame = pd.concat([frame, again], ignore_index=True)
+    store = Store(tmp_path / "twice.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
+            prediction="prediction", score="score", label="label", positive_label="1", features=["city", "tier"]))
+    with store.read() as con:
+        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), discovered=0)
+    assert comp.paired and comp.n_pairs == 400
+    latest = frame.sort_values("ts").groupby(["v", "example"]).tail(1)
+    b = latest[latest.v == "v1"].set_index("example")
+    c = latest[latest.v == "v2"].set_index("example").loc[b.index]
+    rows = comp.overall.set_index("metric")
+    assert rows.loc["accuracy", "candidate"] == pytest.approx(skm.accuracy_score(c.label, c.prediction), abs=1e-12)
+    assert rows.loc["accuracy", "baseline"] == pytest.approx(skm.accuracy_score(b.label, b.prediction), abs=1e-12)
+    assert rows.loc["roc_auc", "candidate"] == pytest.approx(skm.roc_auc_score(c.label, c.score), abs=1e-9)
+
+
+def test_the_gate_can_skip_discovery(pair, capsys):
+    store, project, _ = pair
+    db = ["--db", str(store.path), "--project", "p"]
+    with store.read() as con:
+        thorough = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria())
+        quick = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(discovered_slices=0))
+    assert thorough.comparison.slices["source"].str.startswith("found where").any()
+    assert not quick.comparison.slices["source"].str.startswith("found where").any()
+    assert set(quick.comparison.slices["source"]) == {"saved", "feature value"}
+    assert main(["gate-criteria", "set", *db, "--discovered-slices", "51"]) == 2
+    assert "discovered_slices" in capsys.readouterr().err
+    assert main(["gate-criteria", "set", *db, "--discovered-slices", "0", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["discovered_slices"] == 0
+    assert main(["gate-criteria", "set", *db, "--discovered-slices", "5"]) == 0

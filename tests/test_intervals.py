@@ -213,3 +213,24 @@ def test_breakdown_with_pending_labels_and_missing_outcomes(binary, tmp_path):
         assert row.revenue_mean == pytest.approx(rows.revenue.mean(), rel=1e-9)
         assert row.accuracy == pytest.approx(skm.accuracy_score(lab.label.astype(int), lab.prediction), abs=TOL)
         assert row.roc_auc == pytest.approx(skm.roc_auc_score(lab.label.astype(int), lab.score), abs=TOL)
+
+
+def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
+    from analysis.intervals import mean_intervals, wilson_bounds
+
+    k, n = np.array([0, 3, 7, 0, 1]), np.array([0, 10, 7, 10, 1])
+    lows, highs = wilson_bounds(k, n)
+    assert math.isnan(lows[0]) and math.isnan(highs[0])  # no trials
+    for i in range(1, len(k)):
+        low, high = proportion_confint(k[i], n[i], alpha=0.05, method="wilson")
+        assert lows[i] == pytest.approx(low, abs=TOL) and highs[i] == pytest.approx(high, abs=TOL)
+    rng = np.random.default_rng(3)
+    samples = [rng.normal(5, 2, size=m) for m in (0, 1, 2, 40)]
+    means, sds, lows, highs = mean_intervals([len(x) for x in samples], [x.sum() for x in samples],
+                                             [(x * x).sum() for x in samples])
+    assert np.isnan([means[0], sds[0], sds[1], lows[1]]).all() and means[1] == samples[1][0]
+    for i in (2, 3):
+        x = samples[i]
+        low, high = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+        assert (means[i], sds[i]) == pytest.approx((x.mean(), x.std(ddof=1)), abs=1e-9)
+        assert (lows[i], highs[i]) == pytest.approx((low, high), abs=1e-9)

@@ -142,3 +142,19 @@ unit = "$"
     assert db_digest(store.path) == before
     with pytest.raises(ConfigError, match=r"\[metrics.x\] needs expression"):
         parse_mapping(toml + '\n[metrics.x]\nexpresion = "sum(loss)"\n')
+
+
+def test_expressions_are_tried_where_files_are_out_of_reach(lending):
+    """Behind the whitelist, the check runs the SQL in a DuckDB with external access
+    locked off: even SQL that skipped the whitelist could not read a file there."""
+    import duckdb
+
+    from analysis.expressions import result_type
+
+    store, project, _ = lending
+    with store.read() as con:
+        assert result_type(con, project, "sum(revenue)") == "DOUBLE"
+        with pytest.raises(duckdb.Error, match="(?i)disabled|permission"):
+            result_type(con, project, "(SELECT count(*) FROM read_csv('/etc/hostname'))")
+        with pytest.raises(duckdb.Error):
+            result_type(con, project, "(SELECT 1); SET enable_external_access = true; SELECT 1")

@@ -18,7 +18,8 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli import main
 from analysis.scope import Scope
-from analysis.slice_metrics import hanley_mcneil_se, slice_metrics
+from analysis.intervals import hanley_mcneil_se
+from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, compile_slice, parse_slice, validate_slice
 
 from conftest import db_digest
