@@ -391,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_parsers(sub, common)
 
+    from .cli_reports import add_parsers as add_report_parsers
+
+    add_report_parsers(sub, common)
+
     for name, help_text in (("breakdown", "metrics by every value of one column"),
                             ("leaderboard", "every feature's values, most harmful first")):
         p = sub.add_parser(name, parents=[common], help=help_text)

@@ -232,10 +232,14 @@ def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -
             "WHERE sb_rank = 1", params)
 
 
-def _pair_features(con, project: Project) -> list[str]:
+def _saved_wheres(con, project: Project, saved: list[str] | None) -> list[str]:
+    return list(saved) if saved is not None else list(list_slices(con, project)["where"])
+
+
+def _pair_features(con, project: Project, saved: list[str] | None = None) -> list[str]:
     """Features the slices can use: the groupable ones, and any other a saved slice names
     (free text is wide; it is carried only when needed)."""
-    wanted = {c for w in list_slices(con, project)["where"] for c in parse_slice(w).columns()}
+    wanted = {c for w in _saved_wheres(con, project, saved) for c in parse_slice(w).columns()}
     return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
 
 
@@ -267,7 +271,7 @@ def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decompose
 
 @contextmanager
 def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool,
-             decomposed: list[_Decomposed]) -> Iterator[_Sources]:
+             decomposed: list[_Decomposed], saved: list[str] | None = None) -> Iterator[_Sources]:
     outs_list = [o.name for o in project.outcomes]
     feats_list = [f.name for f in project.features]
     outs = "".join(f", {quote_ident(o)}" for o in outs_list)
@@ -276,7 +280,7 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
     n_pairs = 0
     if pair:
         table = f"sb_pairs_{uuid.uuid4().hex}"
-        carried = _pair_features(con, project)
+        carried = _pair_features(con, project, saved)
         pair_feats = "".join(f", {quote_ident(f)}" for f in carried)
         side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + side)}"
                             for side in ("b", "c") for c in ["prediction", "score", *outs_list])
@@ -470,12 +474,12 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 # -- slices --------------------------------------------------------------------------------------
 
 def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
-                discovered: int) -> list[tuple[str, str, Slice]]:
+                discovered: int, saved: list[str] | None = None) -> list[tuple[str, str, Slice]]:
     """``(source, where, slice)`` of every saved slice and the top discovered slices.
     Paired, SliceLine runs on the pairs with the disagreements as errors: where the
     candidate errs and the baseline does not, and the other way round (the verdict
     then says which way the slice went). Unpaired, on each version's own errors."""
-    out = [("saved", row.where, parse_slice(row.where)) for row in list_slices(con, project).itertuples()]
+    out = [("saved", where, parse_slice(where)) for where in _saved_wheres(con, project, saved)]
     if discovered:
         from .discovery.encode import RowsError
         from .discovery.run import discover
@@ -637,12 +641,12 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
 
 
 def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[_Decomposed],
-            bins: int, discovered: int) -> pd.DataFrame:
+            bins: int, discovered: int, saved: list[str] | None = None) -> pd.DataFrame:
     from .breakdown import group_condition
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
-    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered)
+    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered, saved)
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()
@@ -764,8 +768,11 @@ def _paired_tests(frame: pd.DataFrame) -> None:
 
 def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
             start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
-            slices: bool = True) -> Comparison:
-    """The comparison described in the module docstring."""
+            slices: bool = True, saved: list[str] | None = None,
+            metrics: list[ProductMetric] | None = None) -> Comparison:
+    """The comparison described in the module docstring. ``saved`` (slice definitions)
+    and ``metrics`` replace the project's saved slices and product metrics (a report
+    re-runs a comparison with what it showed)."""
     if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
         raise ConfigError("Pick two different versions (or stages) to compare.")
     for side in (baseline, candidate):
@@ -773,12 +780,12 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
         n = con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE {where}", params).fetchall()[0][0]
         if not n:
             raise ConfigError(f"{side} has no predictions in this window.")
-    metrics = list_metrics(con, project)
+    metrics = list(metrics) if metrics is not None else list_metrics(con, project)
     decomposed = [_decompose(m, project, i) for i, m in enumerate(metrics)]
     scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
-    with _sources(con, project, baseline, candidate, start, end, pair, decomposed) as src:
+    with _sources(con, project, baseline, candidate, start, end, pair, decomposed, saved) as src:
         overall, rows = _overall(con, project, src, decomposed)
-        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered)
+        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved)
                      if slices else pd.DataFrame())
     return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
                       overall, per_slice, metrics)

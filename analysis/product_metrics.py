@@ -138,9 +138,11 @@ def delete_metric(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
 
 def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
                     group_by: tuple[GroupKey, ...] = (VERSION, STAGE), names: list[str] | None = None,
-                    where: tuple[str, list] = ("TRUE", [])) -> pd.DataFrame:
-    """Every (or the named) product metric per group of the rows in ``scope`` and ``where``."""
-    metrics = list_metrics(con, project)
+                    where: tuple[str, list] = ("TRUE", []),
+                    metrics: list[ProductMetric] | None = None) -> pd.DataFrame:
+    """Every (or the named) product metric per group of the rows in ``scope`` and
+    ``where``; ``metrics`` replaces the project's definitions (a report's pinned ones)."""
+    metrics = list(metrics) if metrics is not None else list_metrics(con, project)
     if names is not None:
         unknown = sorted(set(names) - {m.name for m in metrics})
         if unknown:

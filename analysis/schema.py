@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -72,7 +72,7 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
+PROJECT_METADATA = ("sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
                     "sb_ingests", "sb_projects")
 
 
@@ -226,8 +226,43 @@ def _migration_4(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
+    """Reports: named, ordered blocks, each with the parameters that pin what it shows,
+    the numbers it showed when added (or last refreshed) and the data's fingerprint then."""
+    con.execute(
+        """
+        CREATE TABLE sb_reports (
+            report_id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            UNIQUE (project_id, name)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE sb_report_blocks (
+            project_id INTEGER NOT NULL,
+            report_id INTEGER NOT NULL,
+            block_id INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            params VARCHAR NOT NULL,
+            snapshot VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (report_id, block_id)
+        )
+        """
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4))
+MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -32,3 +32,15 @@ def and_all(fragments: list[tuple[str, list]]) -> tuple[str, list]:
         if sql:
             params.extend(p)
     return (" AND ".join(parts) if parts else "TRUE", params)
+
+
+def in_transaction(con, work):
+    """``work()`` inside one transaction: committed if it returns, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = work()
+        con.execute("COMMIT")
+        return result
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -36,7 +36,7 @@ from .project import Project
 from .scope import Scope
 from .slice_metrics import add_counts, with_intervals
 from .slices import Slice, compile_slice
-from .sql import and_all, quote_ident
+from .sql import in_transaction, and_all, quote_ident
 
 MAX_NAME = 200
 MAX_HAND_PICKED = 10_000
@@ -131,15 +131,6 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _in_transaction(con: duckdb.DuckDBPyConnection, work):
-    con.execute("BEGIN TRANSACTION")
-    try:
-        result = work()
-        con.execute("COMMIT")
-        return result
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 # -- sets ------------------------------------------------------------------------------------------
@@ -160,7 +151,7 @@ def create_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, *, d
                     [set_id, project.project_id, name, description or "", (owner or "").strip() or None,
                      json.dumps(tags), json.dumps([str(c) for c in checked]), _now()])
 
-    _in_transaction(con, work)
+    in_transaction(con, work)
     return get_set(con, project, name)
 
 
@@ -216,7 +207,7 @@ def delete_set(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> N
         con.execute(f"DELETE FROM {quote_ident(project.members_table)} WHERE set_id = ?", [vs.set_id])
         con.execute("DELETE FROM sb_valsets WHERE set_id = ?", [vs.set_id])
 
-    _in_transaction(con, work)
+    in_transaction(con, work)
 
 
 # -- promotion -------------------------------------------------------------------------------------
@@ -333,7 +324,7 @@ def promote(con: duckdb.DuckDBPyConnection, project: Project, name: str, selecti
             [vs.set_id, reason or "", source_text, _now(), *rows[1], vs.set_id])
         return Promotion(vs.name, selected, already, selected - already)
 
-    return _in_transaction(con, work)
+    return in_transaction(con, work)
 
 
 def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
@@ -353,7 +344,7 @@ def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
                     [vs.set_id, *ids])
         return int(n)
 
-    return _in_transaction(con, work)
+    return in_transaction(con, work)
 
 
 # -- versions --------------------------------------------------------------------------------------
@@ -395,7 +386,7 @@ def commit(con: duckdb.DuckDBPyConnection, project: Project, name: str, message:
                     [project.project_id, vs.set_id, version, message, content_hash, int(n), now])
         return CommittedVersion(vs.name, version, message, content_hash, int(n), now)
 
-    return _in_transaction(con, work)
+    return in_transaction(con, work)
 
 
 def _version(con, project: Project, vs: ValidationSet, version: int | str | None) -> int:

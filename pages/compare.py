@@ -9,7 +9,7 @@ from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
 from pages import _compare_views as views
-from pages import _ui
+from pages import _report_ui, _ui
 
 ALL_STAGES = "all stages"
 
@@ -45,6 +45,9 @@ with st.spinner("Comparing overall, on every feature value, saved and discovered
     verdict = _ui.query(run_gate, project_name, baseline=baseline, candidate=candidate, start=start, end=end)
 comparison = verdict.comparison
 views.verdict_view(verdict)
+view = {"baseline": baseline, "candidate": candidate, "start": start, "end": end}
+_report_ui.add_to_report(project_name, [("The comparison", "comparison", view), ("The gate's verdict", "gate", view),
+                                        ("Both versions over time", "series", view)], key="cmp_report")
 st.caption(f"{comparison.method}. Delta = candidate − baseline; 95% intervals.")
 views.overall_view(comparison)
 views.slices_view(project_name, comparison)

@@ -11,7 +11,7 @@ from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
 from analysis.scope import Scope
 from pages import _discover_views as views
-from pages import _ui
+from pages import _report_ui, _ui
 
 _ui.require_app()
 
@@ -71,6 +71,10 @@ if view == "Slices (SliceLine)":
         status.update(label=f"Searched {result.n_evaluated:,} slices of {result.n_rows:,} rows in "
                             f"{result.seconds:.2f} s", state="complete")
     views.found_view(project_name, project, version, error, result)
+    _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", {
+        "scope": scope, "error": error, "columns": chosen, "max_level": int(max_level), "top_k": int(top_k),
+        "min_support": float(support), "alpha": float(alpha), "bins": int(bins), "rank_by": rank_by})],
+        key="dc_report")
 else:  # only the chosen view is computed
     depth = st.slider("Depth", 1, 6, 3, key="dc_depth")
     with st.spinner("Fitting the error tree…"):

@@ -7,7 +7,7 @@ import streamlit as st
 from analysis.metrics import METRICS, metrics_for
 from analysis.overview import overview_data, project_summary
 from analysis.scope import Scope
-from pages import _ui
+from pages import _report_ui, _ui
 
 ALL = "All versions"
 
@@ -43,6 +43,8 @@ else:
 start, end = (window[0], window[1]) if len(window) == 2 else (window[0], window[0])
 scope = Scope.of(versions=None if version == ALL else version, stages=stages or None, start=start, end=end)
 data = _ui.query(overview_data, project, scope=scope)
+_report_ui.add_to_report(project, [("Headline numbers per version", "headline", {
+    "scope": scope, "sides": None if version == ALL else [{"version": version, "stage": None}]})], key="ov_report")
 table = data.table
 if table.empty:
     st.warning("No predictions match these filters.")

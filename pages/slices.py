@@ -14,7 +14,7 @@ from analysis.slices import Condition, Slice, parse_slice, slice_columns, valida
 from pages import _slice_views as views
 from pages._promote_view import promote_view
 from pages._saved_view import saved_view
-from pages import _ui
+from pages import _report_ui, _ui
 
 ALL = "All versions"
 MISSING = "∅ missing"
@@ -118,6 +118,8 @@ if current.conditions:
 
 # --- views of the slice --------------------------------------------------------------------
 st.subheader(readable or "All rows")
+_report_ui.add_to_report(project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})],
+                         key="sl_report")
 metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab, promote_tab = st.tabs(
     ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved", "Promote"])
 with metrics_tab:

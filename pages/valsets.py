@@ -5,7 +5,7 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.valsets import commit, create_set, diff, evaluate, history, list_sets, members, remove_members
-from pages import _ui
+from pages import _report_ui, _ui
 from pages import _valset_views as views
 
 _ui.require_app()
@@ -19,6 +19,7 @@ sets = _ui.query(list_sets, project_name)
 matrix_tab, sets_tab = st.tabs(["Sets × model versions", "Sets"])
 with matrix_tab:
     views.matrix_view(project_name, project, _ui.query(evaluate, project_name))
+    _report_ui.add_to_report(project_name, [("The sets × versions matrix", "valsets", {})], key="vs_report")
 
 with sets_tab:
     left, right = st.columns([3, 2])

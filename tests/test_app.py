@@ -18,7 +18,7 @@ from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
 PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
-         "pages/import_data.py"]
+         "pages/import_data.py", "pages/reports.py", "pages/present.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
@@ -505,17 +505,23 @@ def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, de
     assert len(got) > 0
 
 
-def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatch, demo_copy):
-    from analysis import Store
-    from analysis.compare import Side
-    from analysis.gate import run_gate
-
+def compare_page(monkeypatch, demo_copy) -> AppTest:
+    """The Compare page on the demo: credit-v3 against credit-v1."""
     at = app_on(monkeypatch, demo_copy)
     at.query_params["baseline"] = "credit-v1"
     at.query_params["candidate"] = "credit-v3"
     at.run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
+    return at
+
+
+def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatch, demo_copy):
+    from analysis import Store
+    from analysis.compare import Side
+    from analysis.gate import run_gate
+
+    at = compare_page(monkeypatch, demo_copy)
     at.selectbox(key="cmp_base_stage").set_value("production").run()
     at.selectbox(key="cmp_cand_stage").set_value("shadow").run()
     assert not at.exception
@@ -534,3 +540,42 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
     assert overall.set_index("metric").loc["loss_from_false_approvals", "baseline"].startswith("$")
     slices = next(d.value for d in at.dataframe if "verdict" in d.value and "where" in d.value)
     assert list(slices["where"]) == list(verdict.comparison.slices["where"])
+
+
+def test_a_report_built_from_the_demos_comparison_presents_and_exports(monkeypatch, demo_copy):
+    """Compare → Add to report (a new report) → Reports page shows it with the same
+    numbers → Present shows it without editing widgets → the export is the engine's."""
+    from analysis import Store
+    from analysis.reports import get_report, render_html
+
+    at = compare_page(monkeypatch, demo_copy)
+    at.selectbox(key="cmp_report_report").set_value("New report…").run()
+    at.text_input(key="cmp_report_new").set_value("Launch review").run()
+    at.button(key="cmp_report_add").click().run()
+    assert not at.exception
+    assert "to Launch review" in texts(at)
+    with Store(demo_copy).read() as con:
+        report = get_report(con, get_project(con, "lending-demo"), "Launch review")
+    block = report.blocks[0]
+    assert block.kind == "comparison" and block.params["candidate"] == {"version": "credit-v3", "stage": None}
+    at.switch_page("pages/reports.py").run()
+    assert not at.exception
+    assert at.selectbox(key="rep_name").value == "Launch review"
+    assert block.title in [h.value for h in at.subheader] and "Worse for" in texts(at)
+    overall = next(d.value for d in at.dataframe if "p_value" in d.value)
+    expected = {r["metric"]: r["delta"] for r in block.snapshot["overall"]}
+    for metric, delta in zip(overall["metric"], overall["delta"]):
+        assert delta == expected[metric] or (delta != delta and expected[metric] is None)
+    at.text_area(key="rep_note_text").set_value("Hold the launch until the east/android slice is fixed.")
+    at.button(key="FormSubmitter:rep_note_form-Add note").click().run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        report = get_report(con, get_project(con, "lending-demo"), "Launch review")
+    assert [b.kind for b in report.blocks] == ["comparison", "note"]
+    assert at.get("download_button")  # the export, from render_html
+    page = render_html(report)
+    assert "Hold the launch" in page and block.title in page
+    at.switch_page("pages/present.py").run()
+    assert not at.exception
+    assert "Launch review" in texts(at) and not at.text_input and not at.button
+    assert any(m.label == "revenue" for m in at.metric)

@@ -418,3 +418,81 @@ def test_compare_shows_the_verdict(server, page):
            ).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+
+def _report_on_the_demo(db: Path):
+    """A report of the demo's comparison (shadow against production), a slice, a note."""
+    from analysis import Store
+    from analysis.compare import Side
+    from analysis.reports import add_block, get_report
+    from analysis.slices import parse_slice
+
+    with Store(db).write() as con:
+        project = get_project(con, "lending-demo")
+        view = {"baseline": Side("credit-v1", "production"), "candidate": Side("credit-v3", "shadow"), "discovered": 0}
+        add_block(con, project, "Launch review", "headline", {})
+        add_block(con, project, "Launch review", "comparison", view)
+        add_block(con, project, "Launch review", "slice", {"slice": parse_slice("region = east")})
+        add_block(con, project, "Launch review", "note", {"text": "**Hold** the launch."})
+        return get_report(con, project, "Launch review")
+
+
+def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from analysis import Store
+    from analysis.compare import Side, compare
+    from analysis.reports import write_html, write_pdf
+    from analysis.reports.charts import figures
+
+    _require_chromium()
+    report = _report_on_the_demo(demo_copy)
+    params = report.blocks[1].params
+    with Store(demo_copy).read() as con:
+        comp = compare(con, get_project(con, "lending-demo"), Side("credit-v1", "production"),
+                       Side("credit-v3", "shadow"), start=params["start"], end=params["end"], discovered=0)
+    out = write_html(report, tmp_path / "launch.html")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        pg = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
+        requests: list[str] = []
+        pg.on("request", lambda req: requests.append(req.url))
+        pg.goto(out.as_uri())
+        pg.wait_for_function("document.body.dataset.charts !== undefined", timeout=TIMEOUT_MS)
+        assert pg.evaluate("document.body.dataset.charts") == "ready"
+        assert requests == [out.as_uri()]  # nothing but the file itself
+        charts = pg.locator("div.chart")
+        assert charts.count() == sum(len(figures(b.kind, b.snapshot)) for b in report.blocks) == 4
+        for i in range(charts.count()):
+            image = Image.open(io.BytesIO(charts.nth(i).screenshot())).convert("L")
+            histogram = image.histogram()
+            drawn = sum(histogram[:200]) / sum(histogram)  # share of pixels darker than near-white
+            assert drawn > 0.02, f"chart {i} looks blank"
+        shown = pg.locator("section[data-kind=comparison] table.overall tbody tr").evaluate_all(
+            "rows => rows.map(r => Array.from(r.querySelectorAll('td[data-value]')).map(td => td.dataset.value))")
+        pg.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        browser.close()
+    for row, values in zip(comp.overall.itertuples(), shown):
+        assert [float(v) for v in values[:3]] == pytest.approx([row.baseline, row.candidate, row.delta], abs=1e-12)
+    pdf = write_pdf(report, tmp_path / "launch.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+
+
+def test_present_opens_from_a_deep_link(demo_copy, page):
+    report = _report_on_the_demo(demo_copy)
+    srv = AppServer(demo_copy)
+    try:
+        srv.wait_ready()
+        page.goto(f"{srv.url}/present?project=lending-demo&report=Launch%20review")
+        expect(page.get_by_role("heading", name="Launch review")).to_be_visible()
+        expect(page.get_by_role("heading", name=report.blocks[1].title)).to_be_visible()
+        revenue = page.get_by_test_id("stMetric").filter(has_text="revenue").first
+        expect(revenue).to_be_visible()
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+        expect(page.get_by_text("Hold", exact=True)).to_be_visible()
+        assert page.get_by_test_id("stTextInput").count() == 0 and page.get_by_test_id("stButton").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "present.png"), full_page=True)
+    finally:
+        srv.stop()

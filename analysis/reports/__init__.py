@@ -1,0 +1,14 @@
+"""Reports: what a user found, kept as ordered blocks that pin their parameters and
+numbers, re-run against new data, shown in a meeting and exported as one HTML file."""
+
+from .blocks import KINDS, TITLES
+from .default import default_report, latest_comparison
+from .fingerprint import describe_changes, fingerprint
+from .html import render_html, write_html, write_pdf
+from .saved import (Block, BlockRerun, Report, add_block, create_report, delete_block, delete_report, edit_block,
+                    get_report, list_reports, move_block, refresh, rerun)
+
+__all__ = ["KINDS", "TITLES", "Block", "BlockRerun", "Report", "add_block", "create_report", "default_report",
+           "delete_block", "delete_report", "describe_changes", "edit_block", "fingerprint", "get_report",
+           "latest_comparison", "list_reports", "move_block", "refresh", "render_html", "rerun", "write_html",
+           "write_pdf"]

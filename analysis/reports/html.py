@@ -1,0 +1,251 @@
+"""A report as one self-contained HTML file: words, tables and plotly charts, then the
+pins (what each block shows and the data's fingerprint).
+
+Nothing is fetched when the file opens. Plotly's JavaScript is inside the file,
+gzip-compressed (4.8 MB becomes 1.4 MB) and unpacked by the browser
+(``DecompressionStream``, in every current browser); a Content-Security-Policy
+forbids any request besides the file itself. Only aggregates are written, never
+rows. Notes are Markdown without raw HTML or images.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import html
+import json
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import plotly.io as pio
+from markdown_it import MarkdownIt
+
+from ..errors import ConfigError
+from . import blocks as kinds
+from .charts import figures
+from .saved import Report
+from .words import lines, metric_name, missing, show
+
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:")
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fff}
+header,main,footer{max-width:1100px;margin:0 auto;padding:0 24px}
+header{padding-top:24px;border-bottom:1px solid #ddd} h1{margin:0 0 4px} .sub{color:#666;margin:0 0 16px}
+section.block{padding:16px 0;border-bottom:1px solid #eee} h2{margin:8px 0}
+ul.lines{font-size:1.15em;line-height:1.5} .chart{min-height:200px;margin:8px 0}
+table{border-collapse:collapse;margin:8px 0;font-size:.9em} th,td{padding:4px 8px;border-bottom:1px solid #eee;
+text-align:right} th{background:#f6f6f6} td.text,th.text{text-align:left}
+.pass{color:#2ca02c;font-weight:600} .fail{color:#d62728;font-weight:600}
+footer{color:#444;font-size:.85em;padding-bottom:40px} footer pre{white-space:pre-wrap;background:#f8f8f8;padding:8px}
+.nochart{color:#a00} .scroll{overflow-x:auto}
+"""
+LOADER = """
+(async function () {
+  const charts = document.querySelectorAll("div.chart");
+  try {
+    const packed = Uint8Array.from(atob(document.getElementById("sb-plotly").textContent.trim()), c => c.charCodeAt(0));
+    const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("gzip"));
+    (0, eval)(await new Response(stream).text());
+    for (const div of charts) {
+      const fig = JSON.parse(document.getElementById(div.dataset.figure).textContent);
+      await Plotly.newPlot(div, fig.data, fig.layout, {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"]});
+    }
+    document.body.dataset.charts = "ready";
+  } catch (err) {
+    for (const div of charts) { div.innerHTML = '<p class="nochart">This browser could not draw the chart; the numbers are in the tables.</p>'; }
+    document.body.dataset.charts = "failed: " + err;
+  }
+})();
+"""
+
+
+@lru_cache(maxsize=1)
+def _plotly_packed() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+
+
+def _markdown(text: str) -> str:
+    md = MarkdownIt("commonmark", {"html": False}).disable("image")
+    return md.render(text)
+
+
+def _cell(value, name: str = "", products: list[dict] = ()) -> str:
+    """A table cell; numbers keep their full value in ``data-value``."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        text = "" if value is None else ("yes" if value is True else "no" if value is False else str(value))
+        return f'<td class="text">{html.escape(text)}</td>'
+    return f'<td data-value="{value!r}">{html.escape(show(name, value, products))}</td>'
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str]], products: list[dict] = (), cls: str = "") -> str:
+    """``columns``: (key, heading); a key ending in ``:metric`` formats with that metric."""
+    if not rows:
+        return ""
+    head = "".join(f'<th class="{"text" if i == 0 else ""}">{html.escape(h)}</th>' for i, (_, h) in enumerate(columns))
+    body = []
+    for r in rows:
+        cells = []
+        for key, _ in columns:
+            field, _, fmt = key.partition(":")
+            cells.append(_cell(r.get(field), fmt or field, products))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+
+def _interval_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        for m in metrics:
+            low, high = r.get(f"{m}_low"), r.get(f"{m}_high")
+            r[f"{m}_ci"] = "" if missing(low) or missing(high) else f"[{show(m, low)}, {show(m, high)}]"
+        out.append(r)
+    return out
+
+
+def tables(kind: str, s: dict) -> str:
+    """The block's figures as HTML tables."""
+    products = s.get("product_metrics", [])
+    if kind == "headline":
+        cols = [("side", "version"), ("n_rows", "predictions"), ("n_labeled", "labeled")]
+        for m in s["metrics"]:
+            cols += [(f"{m}", metric_name(m)), (f"{m}_ci", "95% interval")]
+        cols += [(d["name"], d["name"]) for d in products]
+        return _table(_interval_rows(s["rows"], s["metrics"]), cols, products)
+    if kind == "comparison":
+        # Per-row formats: each metric's own (a product metric in its unit).
+        out = _format_overall(s, products)
+        slices = [dict(r, ci="" if missing(r["ci_low"]) else f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]")
+                  for r in s["slices"]]
+        out += _table(slices, [("where", "slice"), ("source", "found as"), ("n_rows_b", "rows, baseline"),
+                               ("n_rows_c", "rows, candidate"), ("error_rate_b:error_rate", "error, baseline"),
+                               ("error_rate_c:error_rate", "error, candidate"), ("delta:error_rate", "delta"),
+                               ("ci", "95% interval (points)"), ("q_value:p", "q-value"), ("verdict", "verdict")],
+                      products, "slices")
+        return out + (f'<p class="sub">{s["n_slices"]:,} slices checked: {s["n_regressions"]} worse, '
+                      f'{s["n_improvements"]} better (q &lt; 0.05); the table lists the first {len(s["slices"])}.</p>')
+    if kind == "gate":
+        rows = [dict(r, verdict="pass" if r["passed"] else "FAIL") for r in s["results"]]
+        return _table(rows, [("criterion", "criterion"), ("verdict", "result"), ("detail", "numbers")])
+    if kind == "slice":
+        metrics = [m for m in s["metrics"] if m != "share"]
+        cols = [("part", "part"), ("n_rows", "predictions"), ("share", "share")]
+        for m in metrics:
+            cols += [(m, metric_name(m)), (f"{m}_ci", "95% interval")]
+        out = _table(_interval_rows(s["parts"], metrics), cols)
+        out += _table([dict(c, difference_v=c["difference"]) for c in s["comparison"]],
+                      [("metric", "metric"), ("slice", "slice"), ("rest", "rest"), ("difference", "difference"),
+                       ("p_value:p", "p-value"), ("test", "test")])
+        return out
+    if kind == "discovery":
+        rows = [dict(r, ci="" if missing(r["ci_low"]) else f"[{show('error_rate', r['ci_low'])}, "
+                                                            f"{show('error_rate', r['ci_high'])}]") for r in s["slices"]]
+        return _table(rows, [("rank", "#"), ("where", "slice"), ("size", "rows"), ("error_rate:error_rate", "error"),
+                             ("ci", "95% interval"), ("impact", "excess errors"), ("q_value:p", "q-value"),
+                             ("folded_under", "near-duplicate of")])
+    if kind == "valsets":
+        m = s["metric"]
+        return _table(_interval_rows(s["rows"], [m]),
+                      [("set", "set"), ("set_version", "version"), ("model_version", "model version"),
+                       ("stage", "stage"), ("members", "members"), ("labeled", "labeled"), (m, metric_name(m)),
+                       (f"{m}_ci", "95% interval"), ("verdict", "verdict"), ("failed", "failed")])
+    return ""
+
+
+def _format_overall(s: dict, products: list[dict]) -> str:
+    rows = []
+    for r in s["overall"]:
+        name = r["metric"]
+        ci = "" if missing(r["ci_low"]) else f"[{show(name, r['ci_low'], products)}, {show(name, r['ci_high'], products)}]"
+        rows.append("<tr>" + _cell(metric_name(name)) + _cell(r["baseline"], name, products)
+                    + _cell(r["candidate"], name, products) + _cell(r["delta"], name, products) + _cell(ci)
+                    + _cell(r["p_value"], "p") + _cell(r["test"]) + "</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in
+                   ("metric", s["baseline"], s["candidate"], "delta", "95% interval", "p-value", "test"))
+    return (f'<div class="scroll"><table class="overall"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+
+def _pins(report: Report) -> str:
+    parts = ["<h2>What this report shows</h2>",
+             f"<p>Project <b>{html.escape(report.project)}</b>. Each block shows the numbers computed at the time "
+             "written beside it, with these parameters and this data.</p>"]
+    for b in report.blocks:
+        params = {k: v for k, v in b.params.items() if k != "text"}
+        parts.append(f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kinds.TITLES[b.kind])}, computed "
+                     f"{b.computed_at:%Y-%m-%d %H:%M} UTC</p>")
+        if params:
+            parts.append(f"<pre>{html.escape(json.dumps(params, indent=1, default=str))}</pre>")
+    if report.blocks:
+        fp = report.blocks[-1].fingerprint
+        parts.append("<h3>Data</h3><pre>" + html.escape(json.dumps(fp, indent=1)) + "</pre>")
+    return "\n".join(parts)
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML document (see the module docstring)."""
+    sections, scripts, n = [], [], 0
+    for b in report.blocks:
+        body = []
+        said = lines(b.kind, b.snapshot)
+        if said:
+            body.append('<ul class="lines">' + "".join(f"<li>{html.escape(x)}</li>" for x in said) + "</ul>")
+        for fig in figures(b.kind, b.snapshot):
+            n += 1
+            body.append(f'<div class="chart" data-figure="fig-{n}"></div>')
+            spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")
+            scripts.append(f'<script type="application/json" id="fig-{n}">{spec}</script>')
+        if b.kind == "note":
+            body.append(f'<div class="note">{_markdown(b.snapshot["text"])}</div>')
+        else:
+            body.append(tables(b.kind, b.snapshot))
+        sections.append(f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
+                        f"<h2>{html.escape(b.title)}</h2>{''.join(body)}</section>")
+    exported = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    packed = f'<script id="sb-plotly" type="application/octet-stream">{_plotly_packed()}</script>' if n else ""
+    loader = f"<script>{LOADER}</script>" if n else '<script>document.body.dataset.charts = "ready";</script>'
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>"
+            f'<header><h1>{html.escape(report.title)}</h1><p class="sub">Sliceboard report · project '
+            f"{html.escape(report.project)} · exported {exported}</p></header>"
+            f"<main>{''.join(sections)}</main><footer>{_pins(report)}</footer>"
+            f"{''.join(scripts)}{packed}{loader}</body></html>\n")
+
+
+def write_html(report: Report, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise ConfigError("PDF export needs Chromium (or Chrome) on the PATH; the HTML export does not.")
+
+
+def write_pdf(report: Report, path: str | Path, *, timeout: float = 120) -> Path:
+    """The HTML, printed to PDF by headless Chromium (charts drawn first)."""
+    path = Path(path).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        page = write_html(report, Path(tmp) / "report.html")
+        done = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                               "--virtual-time-budget=15000", f"--print-to-pdf={path}", page.as_uri()],
+                              capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not path.exists():
+        raise ConfigError(f"Chromium could not print the report: {done.stderr.strip()[-300:]}")
+    return path

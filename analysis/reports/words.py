@@ -1,0 +1,177 @@
+"""Plain-language lines for a block's snapshot: what a stakeholder reads first in
+the presentation view and the exported report, for example "credit-v3 (shadow):
+approval_rate 62.0% vs 65.1% for credit-v1 (production), 3.1 points lower (worse)"."""
+
+from __future__ import annotations
+
+import math
+
+from ..product_metrics import ProductMetric
+
+PROPORTIONS = {"accuracy", "error_rate", "precision", "recall", "f1", "labeled_share", "share"}
+LOWER_IS_BETTER = {"error_rate", "log_loss", "brier", "mae", "rmse"}
+NAMES = {"accuracy": "accuracy", "error_rate": "error rate", "precision": "precision", "recall": "recall",
+         "f1": "F1", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "log_loss": "log loss", "brier": "Brier score",
+         "mae": "mean absolute error", "rmse": "RMSE", "r2": "R²", "macro_f1": "macro F1"}
+
+
+def missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def metric_name(name: str) -> str:
+    return NAMES.get(name, name.replace("_", " "))
+
+
+def show(name: str, value, products: list[dict] = ()) -> str:
+    """A metric's value as people read it: proportions in percent, product metrics in
+    their own format and unit."""
+    if missing(value):
+        return "–"
+    for d in products:
+        if d["name"] == name:
+            return ProductMetric(**d).show(float(value))
+    if name in PROPORTIONS:
+        return f"{100 * float(value):.1f}%"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
+    return f"{float(value):.3f}"
+
+
+def show_delta(name: str, delta, products: list[dict] = ()) -> str:
+    if missing(delta):
+        return "–"
+    if name in PROPORTIONS:
+        return f"{100 * float(delta):+.1f} points"
+    for d in products:
+        if d["name"] == name:
+            if d.get("format", "").endswith("%"):
+                return f"{100 * float(delta):+.1f} points"
+            shown = ProductMetric(**d).show(abs(float(delta)))
+            return ("+" if delta >= 0 else "−") + shown
+    return f"{float(delta):+.3f}"
+
+
+def is_share(name: str, products: list[dict] = ()) -> bool:
+    return name in PROPORTIONS or any(d["name"] == name and d.get("format", "").endswith("%") for d in products)
+
+
+def p_words(p) -> str:
+    if missing(p):
+        return ""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _judged(row: dict) -> str:
+    """'better' / 'worse' for the candidate, and whether the change is significant."""
+    delta, direction = row.get("delta"), row.get("direction", "higher")
+    if missing(delta) or delta == 0:
+        return "no change"
+    better = (delta > 0) == (direction == "higher")
+    low, high = row.get("ci_low"), row.get("ci_high")
+    significant = not missing(low) and not missing(high) and (low > 0 or high < 0)
+    return ("better" if better else "worse") + ("" if significant else ", not significant")
+
+
+def comparison_lines(s: dict) -> list[str]:
+    products = s.get("product_metrics", [])
+    head = f"{s['candidate']} against {s['baseline']}, {s['method']}."
+    lines = [head]
+    for row in s["overall"]:
+        if row["kind"] == "ml" and row["metric"] not in ("accuracy", "roc_auc"):
+            continue
+        name = row["metric"]
+        base, cand = row["baseline"], row["candidate"]
+        relative = ""
+        if row["kind"] == "product" and not is_share(name, products) and not missing(base) and base and not missing(cand):
+            relative = f", {100 * (cand - base) / abs(base):+.1f}%".replace("-", "−")
+        lines.append(f"{metric_name(name)}: {show(name, cand, products)} vs {show(name, base, products)} "
+                     f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)}).")
+    worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
+    better = [r for r in s["slices"] if r["verdict"] == "improvement"][:3]
+    for word, group in (("Worse", worse), ("Better", better)):
+        for r in group:
+            lines.append(f"{word} for {r['where']}: error rate {show('error_rate', r['error_rate_b'])} → "
+                         f"{show('error_rate', r['error_rate_c'])} ({int(r['n_rows_c'] or 0):,} rows, "
+                         f"q {r['q_value']:.2g}).")
+    if not worse and not better:
+        lines.append(f"No slice of the {s['n_slices']:,} checked changed significantly.")
+    return lines
+
+
+def headline_lines(s: dict) -> list[str]:
+    products = s.get("product_metrics", [])
+    lines = []
+    first = next((m for m in s["metrics"] if m not in ("error_rate",)), None)
+    for r in s["rows"]:
+        parts = [f"{int(r.get('n_rows') or 0):,} predictions, {int(r.get('n_labeled') or 0):,} labeled"]
+        if first:
+            interval = ""
+            if not missing(r.get(f"{first}_low")):
+                interval = f" [{show(first, r[f'{first}_low'])}, {show(first, r[f'{first}_high'])}]"
+            parts.append(f"{metric_name(first)} {show(first, r.get(first))}{interval}")
+        parts += [f"{metric_name(d['name'])} {show(d['name'], r.get(d['name']), products)}" for d in products]
+        lines.append(f"{r['side']}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def gate_lines(s: dict) -> list[str]:
+    failed = [r for r in s["results"] if not r["passed"]]
+    head = (f"{s['candidate']} passes the deployment gate against {s['baseline']}." if s["passed"] else
+            f"{s['candidate']} fails the deployment gate against {s['baseline']}: "
+            f"{len(failed)} of {len(s['results'])} criteria fail.")
+    return [head] + [f"Fails: {r['criterion']} ({r['detail']})." for r in failed]
+
+
+def slice_lines(s: dict) -> list[str]:
+    parts = {p["part"]: p for p in s["parts"]}
+    sl, rest = parts.get("slice", {}), parts.get("rest", {})
+    metric = "error_rate" if "error_rate" in s["metrics"] else s["metrics"][2] if len(s["metrics"]) > 2 else None
+    lines = [f"{s['name'] + ': ' if s['name'] else ''}{s['where']}: {int(sl.get('n_rows') or 0):,} predictions "
+             f"({show('share', sl.get('share'))} of the scope)."]
+    if metric:
+        test = next((c for c in s["comparison"] if c["metric"] == metric), {})
+        lines.append(f"{metric_name(metric)} {show(metric, sl.get(metric))} against {show(metric, rest.get(metric))} "
+                     f"for the rest" + (f" ({p_words(test.get('p_value'))})" if test.get("p_value") is not None else "")
+                     + ".")
+    return lines
+
+
+def discovery_lines(s: dict) -> list[str]:
+    kept = [r for r in s["slices"] if r["folded_under"] is None]
+    if not kept:
+        return ["No slice stands out."]
+    lines = [f"{len(kept)} slices with the most {s['error']} (average {show('error_rate', s['mean_error'])} "
+             f"over {s['n_rows']:,} rows):"]
+    for r in kept[:3]:
+        lines.append(f"{r['where']}: {show('error_rate', r['error_rate'])} on {r['size']:,} rows"
+                     + (f" (q {r['q_value']:.2g})" if not missing(r["q_value"]) else "") + ".")
+    return lines
+
+
+def valsets_lines(s: dict) -> list[str]:
+    lines = []
+    for version in sorted({(r["model_version"], r["stage"]) for r in s["rows"]}):
+        rows = [r for r in s["rows"] if (r["model_version"], r["stage"]) == version]
+        judged = [r for r in rows if r["verdict"] in ("pass", "fail")]
+        passed = sum(r["verdict"] == "pass" for r in judged)
+        if judged:
+            lines.append(f"{version[0]} ({version[1]}) passes {passed} of {len(judged)} validation sets.")
+    return lines or ["No validation set has been scored with pass criteria."]
+
+
+def series_lines(s: dict) -> list[str]:
+    days = sorted({r["day"] for r in s["rows"]})
+    if not days:
+        return ["No predictions in the window."]
+    return [f"Daily {metric_name(s['headline'])} and product metrics of {s['candidate']} and {s['baseline']}, "
+            f"{days[0]} to {days[-1]}."]
+
+
+LINES = {"comparison": comparison_lines, "headline": headline_lines, "gate": gate_lines, "slice": slice_lines,
+         "discovery": discovery_lines, "valsets": valsets_lines, "series": series_lines,
+         "note": lambda s: []}
+
+
+def lines(kind: str, snapshot: dict) -> list[str]:
+    return LINES[kind](snapshot)

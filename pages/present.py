@@ -1,0 +1,26 @@
+"""Present: a report for a meeting. Big numbers, plain words, charts, nothing to edit.
+Opens from a deep link: ``/present?project=NAME&report=REPORT``."""
+
+import streamlit as st
+
+from analysis.reports import get_report, list_reports
+from pages import _report_ui, _ui
+
+_ui.require_app()
+project_name = _ui.current_project()
+names = list(_ui.query(list_reports, project_name)["name"])
+wanted = st.query_params.get("report") or st.session_state.get("sb_report")
+if wanted not in names:
+    if not names:
+        st.info("This project has no report yet: build one on the Reports page.")
+        st.stop()
+    wanted = st.selectbox("Report to present", names, key="present_pick")
+st.query_params["report"] = wanted
+report = _ui.query(get_report, project_name, name=wanted)
+st.markdown(f"# {report.title}")
+st.caption(f"{project_name} · {len(report.blocks)} parts · numbers as computed on "
+           + ", ".join(sorted({f'{b.computed_at:%Y-%m-%d}' for b in report.blocks})) if report.blocks else "")
+for block in report.blocks:
+    st.divider()
+    st.markdown(f"## {block.title}")
+    _report_ui.draw_block(block.kind, block.snapshot, key=f"present_{block.block_id}", big=True)

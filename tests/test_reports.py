@@ -1,0 +1,250 @@
+"""Reports: blocks pin what they show and hold the engine's numbers; a re-run on changed
+data names what changed; the exported HTML is self-contained and carries the same
+numbers; the CLI builds, re-runs and exports."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
+from analysis.cli import main
+from analysis.compare import Side, compare
+from analysis.gate import run_gate
+from analysis.labels import attach_labels
+from analysis.product_metrics import ProductMetric, define_metric
+from analysis.reports import (add_block, default_report, delete_block, edit_block, get_report, list_reports,
+                              move_block, refresh, render_html, rerun)
+from analysis.reports.html import _plotly_packed
+from analysis.saved import save_slice
+from analysis.slice_metrics import slice_metrics
+from analysis.slices import parse_slice
+from analysis.scope import Scope
+from analysis.valsets import Selection, commit, create_set, evaluate, promote
+
+from conftest import db_digest
+from test_compare import two_versions
+
+MAPPING = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
+                  prediction="prediction", score="score", label="label", positive_label="1",
+                  features=["city", "tier"], outcomes=["loss"])
+
+
+def dataset(n: int = 3000) -> pd.DataFrame:
+    frame = two_versions(seed=11, n=n)
+    frame["ts"] = pd.Timestamp("2026-03-01") + pd.to_timedelta(frame.index % n % 20, unit="D")
+    # The last 500 examples are not labeled yet (labels arrive later in a test).
+    late = frame["example"].isin([f"e{i}" for i in range(n - 500, n)])
+    return frame.assign(label=frame["label"].where(~late))
+
+
+@pytest.fixture()
+def project_db(tmp_path):
+    frame = dataset()
+    store = Store(tmp_path / "r.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=MAPPING)
+        project = get_project(con, "p")
+        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
+                                                  "lower", "$", ",.0f"))
+        save_slice(con, project, "planted", parse_slice("city = ber AND tier = free"))
+        create_set(con, project, "berlin", criteria=["accuracy >= 0.5"])
+        promote(con, project, "berlin", Selection(slice_=parse_slice("city = ber"), scope=Scope.of(versions="v1")))
+        commit(con, project, "berlin", "first")
+    return store, frame
+
+
+def labeled(frame: pd.DataFrame, version: str) -> pd.DataFrame:
+    return frame[(frame.v == version) & frame.label.notna()]
+
+
+def test_blocks_hold_the_engines_numbers_and_pin_their_view(project_db):
+    store, frame = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        headline = add_block(con, project, "review", "headline", {})
+        comparison = add_block(con, project, "review", "comparison",
+                               {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0})
+        gate = add_block(con, project, "review", "gate", {"baseline": Side("v1"), "candidate": Side("v2")})
+        slice_block = add_block(con, project, "review", "slice",
+                                {"slice": parse_slice("city = ber"), "scope": Scope.of(versions="v2")})
+        sets = add_block(con, project, "review", "valsets", {})
+        series = add_block(con, project, "review", "series", {"baseline": Side("v1"), "candidate": Side("v2")})
+        found = add_block(con, project, "review", "discovery", {"scope": {"versions": ["v2"]}, "top_k": 3})
+        note = add_block(con, project, "review", "note", {"text": "**Decision**: wait for the free tier fix."})
+        # The same engine calls on the same (pinned) parameters.
+        comp = compare(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20", discovered=0)
+        verdict = run_gate(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20")
+        sm = slice_metrics(con, project, parse_slice("city = ber"), Scope.of(versions="v2", start="2026-03-01",
+                                                                               end="2026-03-20"))
+        matrix = evaluate(con, project, ["berlin"], version=1)
+
+    rows = {r["side"]: r for r in headline.snapshot["rows"]}
+    for version in ("v1", "v2"):
+        lab = labeled(frame, version)
+        assert rows[version]["accuracy"] == pytest.approx(skm.accuracy_score(lab.label, lab.prediction), abs=1e-12)
+        assert rows[version]["roc_auc"] == pytest.approx(skm.roc_auc_score(lab.label, lab.score), abs=1e-9)
+        assert rows[version]["n_rows"] == (frame.v == version).sum()
+        missed = lab.loss[(lab.prediction == 0) & (lab.label == 1)].sum()
+        assert rows[version]["missed_loss"] == pytest.approx(missed)
+    # Pinned: explicit days, the saved slices' definitions, the metric definitions, the set's version.
+    assert comparison.params["start"] == "2026-03-01" and comparison.params["end"] == "2026-03-20"
+    assert comparison.params["saved"] == ["city = ber AND tier = free"]
+    assert comparison.params["metrics"][0]["expression"].startswith("sum(loss)")
+    assert sets.params == {"sets": {"berlin": 1}}
+    overall = {r["metric"]: r for r in comparison.snapshot["overall"]}
+    for r in comp.overall.itertuples():
+        assert overall[r.metric]["delta"] == pytest.approx(r.delta, abs=1e-12, nan_ok=True)
+    assert comparison.snapshot["n_pairs"] == comp.n_pairs
+    assert gate.snapshot["passed"] == verdict.passed and gate.snapshot["lines"] == verdict.lines()
+    part = {p["part"]: p for p in slice_block.snapshot["parts"]}
+    assert part["slice"]["error_rate"] == pytest.approx(sm.row("slice")["error_rate"])
+    assert part["slice"]["n_rows"] == int(sm.row("slice")["n_rows"])
+    assert sets.snapshot["rows"][0]["accuracy"] == pytest.approx(matrix["accuracy"].iloc[0])
+    assert {r["side"] for r in series.snapshot["rows"]} == {"baseline", "candidate"}
+    assert found.snapshot["slices"] and found.snapshot["slices"][0]["where"]
+    assert note.snapshot == {"text": "**Decision**: wait for the free tier fix."}
+    # Plain-language lines name the planted regression.
+    from analysis.reports.words import lines
+
+    said = " ".join(lines("comparison", comparison.snapshot))
+    assert "Worse for" in said and "tier = free" in said
+
+
+def test_a_rerun_on_changed_data_says_what_changed(project_db, tmp_path):
+    store, frame = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        add_block(con, project, "weekly", "headline", {})
+        add_block(con, project, "weekly", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
+                                                         "discovered": 0})
+        add_block(con, project, "weekly", "note", {"text": "Numbers as of the review."})
+        # A saved slice revised later does not change what the report shows.
+        save_slice(con, project, "planted", parse_slice("city = ams"))
+        assert all(r.same for r in rerun(con, project, "weekly"))
+        # Late labels arrive for the last 500 examples.
+        late = two_versions(seed=11, n=3000)[["example", "label"]].drop_duplicates("example").tail(500)
+        attach_labels(con, late, project="p", key="example")
+        results = {r.block.kind: r for r in rerun(con, project, "weekly")}
+    assert results["note"].same
+    head = results["headline"]
+    assert not head.same
+    changed = {name for name, _, _ in head.changes}
+    assert "v1: n_labeled" in changed and "v2: accuracy" in changed
+    before = dict((n, a) for n, a, _ in head.changes)["v1: n_labeled"]
+    after = dict((n, b) for n, _, b in head.changes)["v1: n_labeled"]
+    assert after - before == 500
+    assert any(x.startswith("labeled rows:") and "+1,000" in x for x in head.data_changes)
+    assert not results["comparison"].same
+    with store.write() as con:
+        project = get_project(con, "p")
+        refresh(con, project, "weekly")
+        assert all(r.same for r in rerun(con, project, "weekly"))
+        block = get_report(con, project, "weekly").blocks[0]
+    assert block.snapshot["rows"][0]["n_labeled"] == labeled(frame, "v1").shape[0] + 500
+
+
+def test_blocks_move_edit_and_bad_input_changes_nothing(project_db):
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        a = add_block(con, project, "r", "note", {"text": "first"})
+        b = add_block(con, project, "r", "note", {"text": "second"})
+        report = move_block(con, project, "r", b.block_id, -1)
+        assert [x.snapshot["text"] for x in report.blocks] == ["second", "first"]
+        edit_block(con, project, "r", a.block_id, text="first, edited", title="Context")
+        report = get_report(con, project, "r")
+        assert report.blocks[1].title == "Context" and report.blocks[1].snapshot["text"] == "first, edited"
+    digest = db_digest(store.path)
+    with store.write() as con:
+        project = get_project(con, "p")
+        for call, message in [
+            (lambda: add_block(con, project, "r", "pie", {}), "one of"),
+            (lambda: add_block(con, project, "", "note", {"text": "x"}), "report name"),
+            (lambda: add_block(con, project, "r", "comparison", {"baseline": Side("v1"), "candidate": Side("v9")}),
+             "no predictions"),
+            (lambda: add_block(con, project, "r", "valsets", {"sets": ["nope"]}), "No validation set"),
+            (lambda: edit_block(con, project, "r", 99, text="x"), "no block 99"),
+            (lambda: add_block(con, project, "r", "note", {"text": "x" * 20_001}), "20,000"),
+            (lambda: add_block(con, project, "r", "slice", {"slice": parse_slice("nope = 1")}), "nope"),
+        ]:
+            with pytest.raises(ConfigError, match=message):
+                call()
+    assert db_digest(store.path) == digest
+    with store.write() as con:
+        project = get_project(con, "p")
+        delete_block(con, project, "r", a.block_id)
+        assert len(get_report(con, project, "r").blocks) == 1
+        assert list(list_reports(con, project)["name"]) == ["r"]
+
+
+def test_the_exported_file_is_self_contained_and_carries_the_numbers(project_db):
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        add_block(con, project, "out", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
+                                                      "discovered": 0})
+        add_block(con, project, "out", "note", {"text": "<script>alert('x')</script> ![pixel](https://example.com/p.png)"
+                                                        " and [a link](https://example.com)"})
+        report = get_report(con, project, "out")
+    page = render_html(report)
+    # Nothing to fetch: no element loads a URL, and the policy forbids any request.
+    assert not re.search(r"<(script|link|img|iframe|source|video|audio)\b[^>]*\b(src|href)\s*=", page, re.I)
+    assert "default-src 'none'" in page
+    # The note's HTML is shown as text and its image is not loaded.
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page and "<img" not in page
+    # Every overall figure is in the table at full precision.
+    values = {float(v) for v in re.findall(r'data-value="([^"]+)"', page) if v not in ("None", "nan")}
+    for row in report.blocks[0].snapshot["overall"]:
+        for key in ("baseline", "candidate", "delta"):
+            if row[key] is not None:
+                assert row[key] in values
+    # The pins: parameters and the data's fingerprint.
+    pins = html.unescape(page[page.index("<footer>"):])
+    assert '"start": "2026-03-01"' in pins and '"rows": 6000' in pins and '"labeled": 5000' in pins
+    assert _plotly_packed() in page and len(page) < 5_000_000
+
+
+def test_the_cli_builds_reruns_and_exports(project_db, tmp_path, capsys):
+    store, _ = project_db
+    db = ["--db", str(store.path), "--project", "p"]
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "comparison", "--baseline", "v1",
+                 "--candidate", "v2", "--format", "json"]) == 0
+    assert "Worse for" in " ".join(json.loads(capsys.readouterr().out)["lines"])
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "ship after the fix"]) == 0
+    assert "added block 2" in capsys.readouterr().out
+    assert main(["reports", "list", *db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reports"][0]["blocks"] == 2
+    assert main(["reports", "rerun", *db, "--name", "cli", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True
+    out = tmp_path / "cli.html"
+    assert main(["report", *db, "--report", "cli", "--out", str(out), "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["bytes"] == out.stat().st_size and "ship after the fix" in out.read_text()
+    default = tmp_path / "default.html"
+    assert main(["report", *db, "--out", str(default)]) == 0
+    text = default.read_text()
+    assert "Headline numbers" in text and "Validation sets" in text and "Discovered slices" in text
+    assert main(["reports", "show", *db, "--name", "missing"]) == 2
+    assert "No report named" in capsys.readouterr().err
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "comparison"]) == 2
+    assert main(["reports", "delete", *db, "--name", "cli"]) == 0
+    assert main(["reports", "show", *db, "--name", "cli"]) == 2
+
+
+def test_default_report_of_the_demo_stays_small(demo_copy):
+    store = Store(demo_copy)
+    with store.read() as con:
+        report = default_report(con, get_project(con, "lending-demo"))
+    kinds = [b.kind for b in report.blocks]
+    assert kinds[:4] == ["headline", "comparison", "gate", "discovery"]
+    comparison = report.blocks[1].snapshot
+    assert (comparison["baseline"], comparison["candidate"]) == ("credit-v1", "credit-v3")
+    assert len(render_html(report).encode()) < 5_000_000
+    np.testing.assert_equal(report.blocks[2].snapshot["passed"], False)
