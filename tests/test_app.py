@@ -579,3 +579,34 @@ def test_a_report_built_from_the_demos_comparison_presents_and_exports(monkeypat
     assert not at.exception
     assert "Launch review" in texts(at) and not at.text_input and not at.button
     assert any(m.label == "revenue" for m in at.metric)
+
+
+@pytest.mark.parametrize("page, key, kind", [
+    ("pages/overview.py", "ov_report", "headline"),
+    ("pages/slices.py", "sl_report", "slice"),
+    ("pages/discover.py", "dc_report", "discovery"),
+])
+def test_add_to_report_from_each_page(monkeypatch, demo_copy, page, key, kind):
+    from analysis import Store
+    from analysis.reports import get_report
+
+    at = app_on(monkeypatch, demo_copy)
+    if kind == "slice":
+        at.query_params["slice"] = "region = east"
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    at.selectbox(key=f"{key}_report").set_value("New report…").run()
+    at.text_input(key=f"{key}_new").set_value("From every page").run()
+    at.button(key=f"{key}_add").click().run()
+    assert not at.exception
+    assert "to From every page" in texts(at)
+    with Store(demo_copy).read() as con:
+        block = get_report(con, get_project(con, "lending-demo"), "From every page").blocks[0]
+    assert block.kind == kind
+    if kind == "slice":
+        assert block.params["where"] == "region = east"
+    if kind == "headline":
+        assert [r["side"] for r in block.snapshot["rows"]] == ["credit-v1", "credit-v2", "credit-v3"]
+    if kind == "discovery":
+        assert block.params["versions"] == ["credit-v1"] and block.snapshot["slices"]

@@ -475,7 +475,8 @@ def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp
         pg.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         browser.close()
     for row, values in zip(comp.overall.itertuples(), shown):
-        assert [float(v) for v in values[:3]] == pytest.approx([row.baseline, row.candidate, row.delta], abs=1e-12)
+        # Sums of floats in parallel differ in the last bits from one run to the next.
+        assert [float(v) for v in values[:3]] == pytest.approx([row.baseline, row.candidate, row.delta], rel=1e-9)
     pdf = write_pdf(report, tmp_path / "launch.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
 

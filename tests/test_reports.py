@@ -100,7 +100,7 @@ def test_blocks_hold_the_engines_numbers_and_pin_their_view(project_db):
     assert sets.params == {"sets": {"berlin": 1}}
     overall = {r["metric"]: r for r in comparison.snapshot["overall"]}
     for r in comp.overall.itertuples():
-        assert overall[r.metric]["delta"] == pytest.approx(r.delta, abs=1e-12, nan_ok=True)
+        assert overall[r.metric]["delta"] == pytest.approx(r.delta, rel=1e-9, abs=1e-12, nan_ok=True)
     assert comparison.snapshot["n_pairs"] == comp.n_pairs
     assert gate.snapshot["passed"] == verdict.passed and gate.snapshot["lines"] == verdict.lines()
     part = {p["part"]: p for p in slice_block.snapshot["parts"]}

@@ -41,15 +41,13 @@ def show(name: str, value, products: list[dict] = ()) -> str:
 def show_delta(name: str, delta, products: list[dict] = ()) -> str:
     if missing(delta):
         return "–"
-    if name in PROPORTIONS:
-        return f"{100 * float(delta):+.1f} points"
+    if is_share(name, products):
+        return f"{100 * float(delta):+.1f} points".replace("-", "−")
     for d in products:
         if d["name"] == name:
-            if d.get("format", "").endswith("%"):
-                return f"{100 * float(delta):+.1f} points"
             shown = ProductMetric(**d).show(abs(float(delta)))
             return ("+" if delta >= 0 else "−") + shown
-    return f"{float(delta):+.3f}"
+    return f"{float(delta):+.3f}".replace("-", "−")
 
 
 def is_share(name: str, products: list[dict] = ()) -> bool:
