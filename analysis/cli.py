@@ -96,6 +96,27 @@ def cmd_ingest(args) -> int:
     return EXIT_OK
 
 
+def cmd_attach(args) -> int:
+    from .errors import ConfigError
+    from .external import attach_parquet, refresh, stored_rows
+    from .mapping import load_mapping
+    from .project import get_project
+
+    with _store(args).write() as con:
+        if args.refresh:
+            rows = refresh(con, get_project(con, args.project))
+            d = {"project": args.project, "refreshed": True, "rows": rows}
+        else:
+            if not args.dataset:
+                raise ConfigError("attach needs the Parquet dataset (a file, a folder or a glob).")
+            mapping = load_mapping(args.config) if args.config else None
+            project = attach_parquet(con, args.dataset, project=args.project, mapping=mapping,
+                                     version=args.version, stage=args.stage)
+            d = {"project": project.name, "dataset": project.external, "rows": stored_rows(con, project)}
+    _emit(args, d, _kv_table(d))
+    return EXIT_OK
+
+
 def cmd_labels(args) -> int:
     from .labels import attach_labels
 
@@ -332,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="model version for every row (overrides the mapped column)")
     p.add_argument("--stage", help="stage for every row: offline, shadow, canary or production")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("attach", parents=[common],
+                       help="a new project over an external Parquet dataset, read in place (no copy)")
+    p.add_argument("dataset", nargs="?", help="Parquet file, folder (hive partitions included) or glob")
+    p.add_argument("--project", required=True)
+    p.add_argument("--config", help="column mapping TOML (default: guessed from column names)")
+    p.add_argument("--version", help="model version for every row (overrides the mapped column)")
+    p.add_argument("--stage", help="stage for every row: offline, shadow, canary or production")
+    p.add_argument("--refresh", action="store_true", help="re-read the project's dataset (new files)")
+    p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("labels", parents=[common], help="attach late labels and outcomes")
     p.add_argument("file")

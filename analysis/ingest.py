@@ -539,6 +539,10 @@ def ingest_predictions(
 def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_duplicate: str,
             version: str | None, stage: str | None) -> IngestReport:
     existing = find_project(con, project_name)
+    if existing is not None:
+        from .external import require_stored
+
+        require_stored(existing, "an ingest")
     total = count_rows(con, src)
     now = utc_now()
     plan = _plan(con, src, project_name, existing, mapping, version, stage, now)

@@ -121,6 +121,9 @@ def attach_labels(
     if key not in KEYS:
         raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
     proj = get_project(con, project)
+    from .external import require_stored
+
+    require_stored(proj, "attaching labels")
     src = open_source(con, source, name=source_name)
     try:
         return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,

@@ -106,6 +106,7 @@ class ProjectSummary:
     outcomes: list[str]
     last_ingest: datetime | None
     metrics: tuple[str, ...]
+    external: str | None = None  # the Parquet dataset read in place, if any
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -156,5 +157,5 @@ def project_summary(con: duckdb.DuckDBPyConnection, project: Project) -> Project
         stages=sorted(vs["stage"].unique().tolist()), first_timestamp=first,
         last_timestamp=last, features={c.name: c.kind for c in project.features},
         outcomes=[c.name for c in project.outcomes], last_ingest=last_ingest,
-        metrics=metrics_for(project.task),
+        metrics=metrics_for(project.task), external=project.external,
     )

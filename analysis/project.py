@@ -32,6 +32,7 @@ class Project:
     mapping_toml: str
     created_at: datetime
     columns: tuple[Column, ...] = field(default=())
+    external: str | None = None  # the Parquet dataset the log reads in place (None: stored here)
 
     @property
     def log_table(self) -> str:
@@ -82,7 +83,9 @@ def _row_to_project(con: duckdb.DuckDBPyConnection, row: tuple) -> Project:
         "SELECT name, role, dtype, kind FROM sb_columns WHERE project_id = ? ORDER BY position",
         [pid],
     ).fetchall()
+    external = con.execute("SELECT uri FROM sb_external WHERE project_id = ?", [pid]).fetchall()
     return Project(
+        external=external[0][0] if external else None,
         project_id=pid,
         name=row[1],
         task=row[2],

@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -72,7 +72,7 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
+PROJECT_METADATA = ("sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
                     "sb_ingests", "sb_projects")
 
 
@@ -261,8 +261,23 @@ def _migration_5(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
+    """Projects whose log is an external Parquet dataset, read in place."""
+    con.execute(
+        """
+        CREATE TABLE sb_external (
+            project_id INTEGER PRIMARY KEY,
+            uri VARCHAR NOT NULL,
+            attached_at TIMESTAMP NOT NULL,
+            refreshed_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5))
+MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5),
+              (6, _migration_6))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

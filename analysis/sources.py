@@ -115,7 +115,10 @@ def open_source(
     pattern, kind, multi = _resolve_path(path)
     try:
         if kind == "parquet":
-            rel = con.read_parquet(pattern, filename=FILE_COLUMN if multi else False)
+            # Folders and globs: hive partitions (model_version=.../day=...) become columns,
+            # and files whose columns differ are read by name.
+            rel = (con.read_parquet(pattern, filename=FILE_COLUMN, hive_partitioning=True, union_by_name=True)
+                   if multi else con.read_parquet(pattern))
             rel.create_view(view, replace=True)
             cols, types = _describe(con, view)
             return Source(label, kind, view, cols, types, False, multi)

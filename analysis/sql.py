@@ -44,3 +44,30 @@ def in_transaction(con, work):
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def sql_literal(value) -> str:
+    """A value as a SQL literal, for the one place that cannot bind parameters: the
+    definition of a view (an external dataset's log). Strings are quoted with their
+    quotes doubled (DuckDB's standard strings have no other escape); NUL is refused."""
+    from datetime import date, datetime
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"CAST('{value!r}' AS DOUBLE)"
+        return f"CAST({value!r} AS DOUBLE)"
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError("A value contains a NUL character.")
+        return "'" + value.replace("'", "''") + "'"
+    raise ConfigError(f"Cannot write a {type(value).__name__} value into SQL.")

@@ -6,6 +6,7 @@ writes in one transaction; errors appear here as messages."""
 import streamlit as st
 
 from analysis import Mapping, attach_labels, get_project, guess_mapping, ingest_predictions, mapping_to_toml
+from analysis.external import attach_parquet
 from analysis.labels import guess_label_columns
 from analysis.mapping import ROLE_KEYS, parse_mapping
 from analysis.schema import STAGES, TASKS
@@ -97,6 +98,15 @@ if kind == "Predictions":
                        f"{report.labels_applied_from_pending}.")
             for w in report.warnings:
                 st.warning(w)
+    # A Parquet dataset on the server can also be read where it is, without a copy.
+    if choice == NEW and preview.kind == "parquet" and "sliceboard-uploads" not in str(path):
+        if st.button("Attach in place (read the Parquet where it is)", key="imp_attach", disabled=not project_name):
+            with _ui.readable_errors(), st.spinner("Checking every value and building the rollup…"):
+                with _ui.store().write() as con:
+                    attached = attach_parquet(con, path, project=project_name.strip(), mapping=mapping,
+                                              version=const_version, stage=None if const_stage == NONE else const_stage)
+                _ui.clear_caches()
+                st.success(f"**{attached.name}** reads {attached.external} in place.")
 else:
     if not projects:
         st.info("Labels attach to a project's predictions: ingest predictions first.")

@@ -22,6 +22,9 @@ st.caption(
     f"{summary.first_timestamp:%Y-%m-%d} to {summary.last_timestamp:%Y-%m-%d}"
     if summary.n_rows else f"{summary.task.capitalize()} task · no predictions yet"
 )
+if summary.external:
+    st.caption(f"Reads the Parquet dataset `{summary.external}` in place; the daily figures are as of its last "
+               "refresh (`python -m analysis attach --refresh`).")
 if not summary.n_rows:
     st.info("This project has no logged predictions yet. Ingest a file on the Import page.")
     st.stop()

@@ -610,3 +610,29 @@ def test_add_to_report_from_each_page(monkeypatch, demo_copy, page, key, kind):
         assert [r["side"] for r in block.snapshot["rows"]] == ["credit-v1", "credit-v2", "credit-v3"]
     if kind == "discovery":
         assert block.params["versions"] == ["credit-v1"] and block.snapshot["slices"]
+
+
+def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
+    from test_external import frame, write_lake
+
+    from analysis import Store
+
+    rows = frame(300)
+    write_lake(rows, tmp_path / "lake")
+    db = tmp_path / "app.duckdb"
+    at = app_on(monkeypatch, db)
+    at.run()
+    at.switch_page("pages/import_data.py").run()
+    assert not at.exception
+    at.text_input(key="imp_pred_path").set_value(str(tmp_path / "lake")).run()
+    at.text_input(key="imp_new_name").set_value("lake").run()
+    assert at.selectbox(key="imp_role_version").value == "model_version"
+    at.button(key="imp_attach").click().run()
+    assert not at.exception
+    assert "reads" in texts(at) and "in place" in texts(at)
+    with Store(db).read() as con:
+        project = get_project(con, "lake")
+        assert project.external and con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0] == len(rows)
+    at.switch_page("pages/overview.py").run()
+    at.selectbox(key="project").set_value("lake").run()
+    assert not at.exception and "in place" in texts(at)

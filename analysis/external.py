@@ -1,0 +1,124 @@
+"""Projects whose predictions live in an external Parquet dataset, read in place.
+
+A file, a glob or a folder (hive-partitioned folders such as
+``model_version=.../day=.../part-0.parquet`` included; local, or on object storage
+where DuckDB's ``httpfs`` reaches it) becomes a project without copying its rows: the
+project's log is a view over the dataset that applies the column mapping, with the same
+conversions as an ingest, so every analysis reads it as it reads a stored log, and
+DuckDB prunes partitions and row groups by the filters of each query.
+
+Attaching checks the whole dataset once (the mapping, every value's type, unique
+prediction ids) and builds the per-day rollup the Overview reads; :func:`refresh`
+rebuilds the rollup after files were added. Labels and outcomes are the dataset's
+own: writes that would change the log (ingests, labels, re-scored validation sets)
+are refused with a message. Curation data (saved slices, validation sets, reports,
+product metrics, gate criteria) stays in the local database, keyed by ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+
+from . import convert as cv
+from .errors import ConfigError, IngestError
+from .ingest import _check_unique_ids, _plan, _register_project, next_ingest_id, record_ingest
+from .mapping import Mapping
+from .project import Project, find_project, get_project
+from .rollup import days_of_rows, rebuild_days
+from .schema import bump_data_version
+from .sources import _resolve_path, close_source, count_rows, open_source
+from .sql import in_transaction, quote_ident, sql_literal
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _inline(sql: str, params: list) -> str:
+    """``sql`` with its ``?`` placeholders replaced by literals (a view cannot bind them)."""
+    parts = sql.split("?")
+    if len(parts) - 1 != len(params):
+        raise AssertionError("placeholders and parameters differ")
+    out = [parts[0]]
+    for value, rest in zip(params, parts[1:]):
+        out += [sql_literal(value), rest]
+    return "".join(out)
+
+
+def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str, mapping: Mapping | None = None,
+                   version: str | None = None, stage: str | None = None) -> Project:
+    """A new project over the Parquet dataset ``source`` (see the module docstring)."""
+    name = (project or "").strip()
+    if not name:
+        raise ConfigError("A project name is required.")
+    if find_project(con, name) is not None:
+        raise ConfigError(f"A project named {name!r} exists already; an external dataset gets a project of its own.")
+    pattern, kind, _ = _resolve_path(str(source))
+    if kind != "parquet":
+        raise ConfigError(f"{source!r} is not a Parquet dataset; attach reads Parquet in place (ingest copies CSV).")
+    src = open_source(con, str(source))
+    try:
+        plan = _plan(con, src, name, None, mapping, version, stage, _now())
+        total = count_rows(con, src)
+        if not total:
+            raise IngestError("has no rows", source=src.name)
+        # The whole dataset is checked now, so that a bad value is named here and not
+        # met later as a failed query.
+        cv.run_checks(con, src, plan.checks)
+        _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+
+        def work() -> Project:
+            from .mapping import guess_mapping
+
+            stored = (mapping or guess_mapping(src.columns)).with_(name=name, task=plan.task,
+                                                                    positive_label=plan.positive)
+            pid = _register_project(con, name, plan, stored)
+            ingest_id = next_ingest_id(con)
+            log = quote_ident(f"log_{pid}")
+            # The view has the stored log's columns, in its order and of its types.
+            columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {log}").fetchall()]
+            exprs = {c: _inline(*e.strict()) for c, e in plan.exprs.items()}
+            exprs["ingest_id"] = str(int(ingest_id))
+            select = ", ".join(f"CAST(({exprs.get(c, 'NULL')}) AS {t}) AS {quote_ident(c)}" for c, t in columns)
+            con.execute(f"DROP TABLE {log}")
+            con.execute(f"CREATE VIEW {log} AS SELECT {select} "
+                        f"FROM read_parquet({sql_literal(pattern)}, hive_partitioning = true, union_by_name = true)")
+            con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
+            attached = get_project(con, name)
+            rebuild_days(con, attached, days_of_rows(attached, "TRUE"), [])
+            record_ingest(con, ingest_id, pid, "external", src.name, total, {"uri": pattern, "rows": total})
+            bump_data_version(con)
+            return attached
+
+        return in_transaction(con, work)
+    finally:
+        close_source(con, src)
+
+
+def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:
+    """Rebuild the rollup of an external project from its dataset as it is now; its rows."""
+    if project.external is None:
+        raise ConfigError(f"{project.name} is stored in this database, not read from an external dataset.")
+
+    def work() -> int:
+        rebuild_days(con, project, days_of_rows(project, "TRUE"), [])
+        con.execute("UPDATE sb_external SET refreshed_at = ? WHERE project_id = ?", [_now(), project.project_id])
+        bump_data_version(con)
+        return con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)}").fetchall()[0][0]
+
+    return in_transaction(con, work)
+
+
+def stored_rows(con: duckdb.DuckDBPyConnection, project: Project) -> int:
+    """Rows of the project as its rollup counts them (as of the last attach or refresh)."""
+    rows = con.execute(f"SELECT sum(n) FROM {quote_ident(project.rollup_table)}").fetchall()[0][0]
+    return int(rows or 0)
+
+
+def require_stored(project: Project, action: str) -> None:
+    """Refuse a write to the log of a project that reads an external dataset."""
+    if project.external is not None:
+        raise ConfigError(f"{project.name} reads its predictions from {project.external}; {action} changes that "
+                          "dataset, not Sliceboard: write to the dataset, then refresh the project.")

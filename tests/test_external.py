@@ -1,0 +1,176 @@
+"""A project over an external, hive-partitioned Parquet dataset gives the same numbers
+as the same rows ingested; bad datasets are named and change nothing; writes to the
+log are refused; a refresh picks up new files."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis import ConfigError, Mapping, SliceboardError, Store, get_project, ingest_predictions
+from analysis.breakdown import breakdown
+from analysis.compare import Side, compare
+from analysis.external import attach_parquet, refresh
+from analysis.labels import attach_labels
+from analysis.overview import overview_table
+from analysis.scope import Scope
+from analysis.slice_metrics import slice_metrics
+from analysis.slices import parse_slice
+from analysis.sql import sql_literal
+
+from conftest import db_digest
+from test_compare import two_versions
+
+MAPPING = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
+                  prediction="prediction", score="score", label="label", positive_label="1",
+                  features=["city", "tier"], outcomes=["loss"])
+
+
+def frame(n: int = 2000) -> pd.DataFrame:
+    rows = two_versions(seed=3, n=n)
+    rows["ts"] = pd.Timestamp("2026-05-01") + pd.to_timedelta(rows.index % 10, unit="D") \
+        + pd.to_timedelta(rows.index % 977, unit="s")
+    rows["day"] = rows["ts"].dt.date.astype(str)
+    unlabeled = rows["example"].isin([f"e{i}" for i in range(n - 300, n)])
+    return rows.assign(label=rows["label"].where(~unlabeled))
+
+
+def write_lake(rows: pd.DataFrame, folder) -> None:
+    """model_version=.../day=.../part-0.parquet, as a data lake keeps them."""
+    pq.write_to_dataset(pa.Table.from_pandas(rows.rename(columns={"v": "model_version"}), preserve_index=False),
+                        root_path=str(folder), partition_cols=["model_version", "day"])
+
+
+@pytest.fixture()
+def lake(tmp_path):
+    rows = frame()
+    write_lake(rows, tmp_path / "lake")
+    store = Store(tmp_path / "x.duckdb")
+    lake_mapping = Mapping(**{**MAPPING.__dict__, "version": "model_version"})
+    with store.write() as con:
+        ingest_predictions(con, rows.drop(columns=["day"]), project="stored", mapping=MAPPING)
+        attach_parquet(con, str(tmp_path / "lake"), project="lake", mapping=lake_mapping)
+    return store, rows, tmp_path / "lake", lake_mapping
+
+
+def test_the_lake_gives_the_numbers_of_the_same_rows_stored(lake):
+    store, rows, _, _ = lake
+    with store.read() as con:
+        stored, external = get_project(con, "stored"), get_project(con, "lake")
+        assert external.external and external.external.endswith(".parquet")
+        assert stored.external is None
+        pairs = [
+            (overview_table(con, p).sort_values(["model_version", "stage"]).reset_index(drop=True)
+             for p in (stored, external)),
+            (slice_metrics(con, p, parse_slice("city = ber AND tier = free"), Scope.of(versions="v2")).table
+             for p in (stored, external)),
+            (breakdown(con, p, "city").reset_index(drop=True) for p in (stored, external)),
+            (compare(con, p, Side("v1"), Side("v2"), discovered=2).overall for p in (stored, external)),
+        ]
+        for a, b in pairs:
+            pd.testing.assert_frame_equal(a, b, rtol=1e-9, check_dtype=False)
+        comp = compare(con, external, Side("v1"), Side("v2"), discovered=0)
+    assert comp.paired and comp.n_pairs == len(rows) // 2
+
+
+def test_writes_to_the_lakes_log_are_refused_and_change_nothing(lake, tmp_path):
+    store, rows, _, _ = lake
+    digest = db_digest(store.path)
+    with store.write() as con:
+        with pytest.raises(ConfigError, match="reads its predictions from .*write to the dataset"):
+            ingest_predictions(con, rows.drop(columns=["day"]).head(5), project="lake", mapping=MAPPING)
+        with pytest.raises(ConfigError, match="attaching labels"):
+            attach_labels(con, rows[["example", "label"]].head(5), project="lake", key="example")
+    assert db_digest(store.path) == digest
+
+
+def test_bad_datasets_are_named_and_change_nothing(lake, tmp_path):
+    store, rows, folder, lake_mapping = lake
+    digest = db_digest(store.path)
+    csv = tmp_path / "rows.csv"
+    rows.to_csv(csv, index=False)
+    bad = rows.rename(columns={"v": "model_version"}).assign(score=rows["score"].astype(str))
+    bad.loc[3, "score"] = "high"
+    pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), tmp_path / "bad.parquet")
+    dup = rows.rename(columns={"v": "model_version"})
+    pq.write_table(pa.Table.from_pandas(pd.concat([dup, dup.head(2)]), preserve_index=False), tmp_path / "dup.parquet")
+    with store.write() as con:
+        for source, project, message in [
+            (str(folder), "lake", "exists already"),
+            (str(csv), "other", "not a Parquet dataset"),
+            (str(tmp_path / "missing"), "other", "(?i)no such|not found|does not exist|no files"),
+            (str(tmp_path / "bad.parquet"), "other", "score"),
+            (str(tmp_path / "dup.parquet"), "other", "(?i)duplicate|unique|more than once"),
+        ]:
+            with pytest.raises(SliceboardError, match=message):
+                attach_parquet(con, source, project=project, mapping=lake_mapping)
+        with pytest.raises(SliceboardError, match="nope"):
+            attach_parquet(con, str(folder), project="other", mapping=Mapping(**{**lake_mapping.__dict__,
+                                                                                "features": ["nope"]}))
+    assert db_digest(store.path) == digest
+
+
+def test_a_refresh_reads_files_added_to_the_lake(lake):
+    store, rows, folder, _ = lake
+    later = frame().assign(ts=pd.Timestamp("2026-05-20"), day="2026-05-20")
+    later["id"] = later["id"] + "-later"
+    write_lake(later.head(400), folder)
+    with store.write() as con:
+        project = get_project(con, "lake")
+        assert overview_table(con, project)["n_rows"].sum() == len(rows)  # the rollup is as attached
+        assert refresh(con, project) == len(rows) + 400
+        assert overview_table(con, project)["n_rows"].sum() == len(rows) + 400
+        with pytest.raises(ConfigError, match="stored in this database"):
+            refresh(con, get_project(con, "stored"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text().filter(lambda s: "\x00" not in s), st.integers(-2**62, 2**62),
+                 st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+                 st.dates(min_value=date(1, 1, 1)), st.datetimes(min_value=datetime(1, 1, 1))))
+def test_a_value_written_as_a_literal_reads_back_the_same(value):
+    con = duckdb.connect()
+    got = con.execute(f"SELECT {sql_literal(value)}").fetchall()[0][0]
+    if isinstance(value, float) and math.isnan(value):
+        assert math.isnan(got)
+    else:
+        assert got == value and type(got) is type(value) or (isinstance(value, float) and got == value)
+
+
+def test_a_nul_is_refused_as_a_literal():
+    with pytest.raises(ConfigError, match="NUL"):
+        sql_literal("a\x00b")
+    with pytest.raises(ConfigError):
+        sql_literal(np.array([1]))
+
+
+def test_the_cli_attaches_and_refreshes(tmp_path, capsys):
+    import json
+
+    from analysis.cli import main
+
+    rows = frame(400)
+    write_lake(rows, tmp_path / "lake")
+    config = tmp_path / "lake.toml"
+    config.write_text('[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\n'
+                      'example = "example"\nversion = "model_version"\nstage = "stage"\ntimestamp = "ts"\n'
+                      'prediction = "prediction"\nscore = "score"\nlabel = "label"\nfeatures = ["city", "tier"]\n')
+    db = ["--db", str(tmp_path / "cli.duckdb")]
+    assert main(["attach", str(tmp_path / "lake"), "--project", "lake", "--config", str(config), *db,
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == len(rows)
+    assert main(["slice", "--project", "lake", "--where", "city = ber", *db, "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["attach", "--refresh", "--project", "lake", *db, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == len(rows)
+    assert main(["labels", str(tmp_path / "lake"), "--project", "lake", *db]) == 2
+    assert "write to the dataset" in capsys.readouterr().err
