@@ -60,7 +60,8 @@ def main() -> None:
             mapping = parse_mapping(stored.mapping_toml)
             canonical = mapping.with_(id="prediction_id", example="example_id", timestamp="timestamp",
                                       version="model_version", stage="stage", prediction="prediction",
-                                      score="score", label="label", label_timestamp="label_timestamp")
+                                      score="score", label="label", label_timestamp="label_timestamp",
+                                      positive_label="true")  # the stored labels are booleans
             for name, source in (("one-file", str(single)), ("partitioned", str(folder))):
                 start = time.perf_counter()
                 attach_parquet(con, source, project=name, mapping=canonical.with_(name=name))
