@@ -25,7 +25,7 @@ INGEST_KEYS = ["project", "source", "task", "rows_read", "inserted", "skipped_du
 LABEL_KEYS = ["project", "source", "key", "rows_read", "matched_predictions", "applied", "unchanged", "conflicting",
               "overwritten", "pending", "outcomes", "conflict_examples", "ingest_id", "seconds", "warnings", "db"]
 SUMMARY_KEYS = ["name", "task", "positive_label", "negative_label", "n_rows", "n_labeled", "pending_labels", "versions",
-                "stages", "first_timestamp", "last_timestamp", "features", "outcomes", "last_ingest", "metrics"]
+                "stages", "first_timestamp", "last_timestamp", "features", "outcomes", "last_ingest", "metrics", "external"]
 BINARY = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"]
 
 
@@ -190,7 +190,7 @@ def test_info(capsys, tmp_path, db_path):
         "n_labeled": 0, "pending_labels": 0, "versions": ["m1", "m2"], "stages": ["production"],
         "first_timestamp": "2026-01-01T00:00:00", "last_timestamp": "2026-01-01T11:00:00",
         "features": {"country": "categorical", "age": "numeric", "vip": "boolean"}, "outcomes": [],
-        "metrics": BINARY,
+        "metrics": BINARY, "external": None,
     }
     code, text, _ = cli(capsys, "info", "--db", db_path)
     assert code == 0 and ["shop", "binary", "12", "0", "0", "[m1,", "m2]"] in [ln.split() for ln in text.splitlines()]
