@@ -123,10 +123,12 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
         # milliseconds at any size); which bin a row falls in is then exact.
         # quantile_disc keeps cut points at values that occur (integers stay integers).
         sample_sql, params = _sample(con, project, binned, _where(project, scope, slice_))
-        exprs = [f"quantile_disc({_numeric(c, kinds[c])}, ?::DOUBLE[])" for c in binned]
+        fractions = qs or [0.5]
+        marks = ", ".join("?" for _ in fractions)  # one parameter per fraction: plain SQL on any engine
+        exprs = [f"quantile_disc({_numeric(c, kinds[c])}, [{marks}])" for c in binned]
         exprs += [f"approx_count_distinct({quote_ident(c)})" for c in binned]
         row = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
-                          [*[qs or [0.5] for _ in binned], *params]).fetchall()[0]
+                          [*[q for _ in binned for q in fractions], *params]).fetchall()[0]
         for i, c in enumerate(binned):
             cuts[c] = sorted({float(x) for x in (row[i] or []) if x is not None}) if qs else []
             distinct[c] = int(row[len(binned) + i] or 0)

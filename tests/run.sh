@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt \
+    -r tests/requirements-spark.txt
 
 # 2. Debian's Chromium and ChromeDriver for the browser tests, where missing.
 if [ ! -x /usr/bin/chromium ]; then
@@ -24,5 +25,18 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-# 3. Every test.
+# 3. A Java runtime for the local Spark of the parity tests, where missing.
+if ! command -v java >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null; then
+        $SUDO apt-get install -y -q openjdk-17-jre-headless >/dev/null \
+            || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q openjdk-17-jre-headless >/dev/null; } \
+            || echo "warning: could not install Java; the Spark parity tests will skip" >&2
+    else
+        echo "warning: no apt-get; install Java 17 for the Spark parity tests" >&2
+    fi
+fi
+
+# 4. Every test.
 exec .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"

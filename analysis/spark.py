@@ -1,0 +1,124 @@
+"""Apache Spark as a second engine for the read-side analyses.
+
+:class:`SparkConnection` looks like the DuckDB connection the analyses take: every
+statement they issue is translated from DuckDB SQL to Spark SQL (SQLGlot, pinned,
+plus the rewrites in :mod:`analysis.portable`) and run with its ``?`` parameters bound
+by Spark; results come back as pandas frames, rows or numpy arrays. The log of a
+project is a temporary view of the same name over its Parquet data
+(:func:`register_log`). Statistics that run in Python (intervals, tests,
+Benjamini–Hochberg) take the aggregates from whichever engine ran the query.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError
+from .portable import to_spark
+
+_CREATE_TEMP = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+TABLE\s+(\"[^\"]+\"|\w+)\s+AS\s+(.*)$",
+                          re.IGNORECASE | re.DOTALL)
+_DROP = re.compile(r"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\"[^\"]+\"|\w+)\s*$", re.IGNORECASE)
+
+
+_DUCKDB_TYPES = {"tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
+                 "float": "FLOAT", "double": "DOUBLE", "boolean": "BOOLEAN", "string": "VARCHAR",
+                 "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP", "date": "DATE"}
+
+
+def _name(token: str) -> str:
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token
+
+
+class SparkResult:
+    """The rows of one statement, read the ways the analyses read DuckDB results."""
+
+    def __init__(self, frame: pd.DataFrame, dtypes: list[tuple[str, str]] | None = None):
+        self._frame = frame
+        self._dtypes = dtypes or [(c, "string") for c in frame.columns]
+
+    def df(self) -> pd.DataFrame:
+        return self._frame
+
+    def fetchall(self) -> list[tuple]:
+        return [tuple(r) for r in self._frame.itertuples(index=False, name=None)]
+
+    def fetchone(self):
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    @property
+    def description(self) -> list[tuple]:
+        """(name, type) per column, with DuckDB's type names."""
+        return [(c, _DUCKDB_TYPES.get(t, t.upper())) for c, t in self._dtypes]
+
+    def fetchnumpy(self) -> dict[str, np.ndarray]:
+        return {c: self._frame[c].to_numpy() for c in self._frame.columns}
+
+
+class SparkConnection:
+    """A connection-like wrapper of a SparkSession (see the module docstring)."""
+
+    def __init__(self, spark, local=None):
+        self.spark = spark
+        self.local = local  # the DuckDB metadata store: saved slices, product metrics, sets, ...
+
+    def _frame(self, sdf) -> pd.DataFrame:
+        # Rows, not Arrow: the pinned pandas is newer than what PySpark's converters know.
+        rows = sdf.collect()
+        frame = pd.DataFrame([r.asDict() for r in rows], columns=sdf.columns)
+        for column, kind in sdf.dtypes:
+            if kind in ("double", "float") and len(frame):
+                frame[column] = frame[column].astype("float64")
+        return frame
+
+    def execute(self, sql: str, params=None):
+        params = list(params or [])
+        if self.local is not None and _metadata_only(sql):
+            return self.local.execute(sql, params)
+        create = _CREATE_TEMP.match(sql)
+        if create:
+            sdf = self.spark.sql(to_spark(create.group(2)), args=params or None)
+            sdf = sdf.cache()
+            sdf.createOrReplaceTempView(_name(create.group(1)))
+            # DuckDB answers CREATE TABLE AS with the number of rows written.
+            return SparkResult(pd.DataFrame({"Count": [sdf.count()]}), [("Count", "bigint")])
+        drop = _DROP.match(sql)
+        if drop:
+            self.spark.catalog.dropTempView(_name(drop.group(1)))
+            return SparkResult(pd.DataFrame())
+        try:
+            sdf = self.spark.sql(to_spark(sql), args=params or None)
+        except Exception as exc:  # Spark's own errors: readable, one line
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"Spark could not run a query: {message}") from None
+        return SparkResult(self._frame(sdf), sdf.dtypes)
+
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        self.spark.createDataFrame(frame).createOrReplaceTempView(name)
+
+    def unregister(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+
+
+def _metadata_only(sql: str) -> bool:
+    """True when the statement reads only the local metadata tables (projects, saved
+    slices, validation sets, product metrics, ...), not a log or a temporary table."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tables = {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
+    except sqlglot.errors.ParseError:
+        return False
+    from .schema import PROJECT_METADATA
+
+    return bool(tables) and tables <= set(PROJECT_METADATA) | {"sb_meta"}
+
+
+def register_log(connection: SparkConnection, table: str, parquet: str) -> None:
+    """A project's log on Spark: a temporary view named like the stored log table."""
+    connection.spark.read.parquet(parquet).createOrReplaceTempView(table)
