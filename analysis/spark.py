@@ -56,15 +56,30 @@ class SparkResult:
         return [(c, _DUCKDB_TYPES.get(t, t.upper())) for c, t in self._dtypes]
 
     def fetchnumpy(self) -> dict[str, np.ndarray]:
-        return {c: self._frame[c].to_numpy() for c in self._frame.columns}
+        """Columns as arrays; a column with NULLs as a masked array, as DuckDB gives it."""
+        out = {}
+        for c in self._frame.columns:
+            column = self._frame[c]
+            missing = column.isna().to_numpy()
+            if missing.any():
+                filled = column.where(~column.isna(), 0)
+                data = filled.to_numpy(dtype="float64") if column.dtype == object or column.dtype.kind in "fiu" \
+                    else filled.to_numpy()
+                out[c] = np.ma.MaskedArray(data, mask=missing)
+            else:
+                out[c] = column.to_numpy()
+        return out
 
 
 class SparkConnection:
     """A connection-like wrapper of a SparkSession (see the module docstring)."""
 
     def __init__(self, spark, local=None):
+        import tempfile
+
         self.spark = spark
         self.local = local  # the DuckDB metadata store: saved slices, product metrics, sets, ...
+        self._shipped = tempfile.mkdtemp(prefix="sliceboard-spark-")
 
     def _frame(self, sdf) -> pd.DataFrame:
         # Rows, not Arrow: the pinned pandas is newer than what PySpark's converters know.
@@ -77,8 +92,13 @@ class SparkConnection:
 
     def execute(self, sql: str, params=None):
         params = list(params or [])
-        if self.local is not None and _metadata_only(sql):
-            return self.local.execute(sql, params)
+        if self.local is not None:
+            tables = _tables(sql)
+            local = {t for t in tables if _is_local(t)}
+            if tables and local == tables:
+                return self.local.execute(sql, params)
+            for table in local:  # a local table joined with the log: Spark gets a copy first
+                self._ship(table)
         create = _CREATE_TEMP.match(sql)
         if create:
             sdf = self.spark.sql(to_spark(create.group(2)), args=params or None)
@@ -97,6 +117,16 @@ class SparkConnection:
             raise ConfigError(f"Spark could not run a query: {message}") from None
         return SparkResult(self._frame(sdf), sdf.dtypes)
 
+    def _ship(self, table: str) -> None:
+        """A local table (metadata, validation-set members) as a Spark view of the same name."""
+        from pathlib import Path
+
+        from .sql import quote_ident, sql_literal
+
+        path = Path(self._shipped) / f"{table}.parquet"
+        self.local.execute(f"COPY (SELECT * FROM {quote_ident(table)}) TO {sql_literal(str(path))} (FORMAT parquet)")
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(table)
+
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.spark.createDataFrame(frame).createOrReplaceTempView(name)
 
@@ -104,19 +134,22 @@ class SparkConnection:
         self.spark.catalog.dropTempView(name)
 
 
-def _metadata_only(sql: str) -> bool:
-    """True when the statement reads only the local metadata tables (projects, saved
-    slices, validation sets, product metrics, ...), not a log or a temporary table."""
+def _tables(sql: str) -> set[str]:
     import sqlglot
     from sqlglot import exp
 
     try:
-        tables = {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
+        return {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
     except sqlglot.errors.ParseError:
-        return False
+        return set()
+
+
+def _is_local(table: str) -> bool:
+    """Curation data stays in the local DuckDB: projects, saved slices, validation sets
+    (and their members), product metrics, gates, reports."""
     from .schema import PROJECT_METADATA
 
-    return bool(tables) and tables <= set(PROJECT_METADATA) | {"sb_meta"}
+    return table in set(PROJECT_METADATA) | {"sb_meta"} or table.startswith("members_")
 
 
 def register_log(connection: SparkConnection, table: str, parquet: str) -> None:

@@ -5,8 +5,9 @@ translated (analysis.portable). Skips only when Java is missing (bash tests/run.
 installs it and PySpark); CI has both.
 
 Covered so far: the Overview (rollup), metrics from the log, one slice's metrics with
-intervals, breakdowns by a category and by a number (quantile bins), the leaderboard.
-Not yet: discovery, comparison and validation sets (see docs/portable-sql.md)."""
+intervals, breakdowns by a category and by a number (quantile bins), the leaderboard,
+the validation-set matrix (its members stay local and are shipped to Spark for the
+join) and slice discovery (SliceLine). Not yet: the comparison (see docs/portable-sql.md)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import pytest
 from analysis import Store, get_project
 from analysis.breakdown import breakdown, leaderboard
 from analysis.demo import build_demo
+from analysis.discovery.run import discover
 from analysis.metrics import VERSION, compute_metrics
 from analysis.overview import overview_table
 from analysis.portable import to_spark
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import parse_slice
+from analysis.valsets import Selection, commit, create_set, evaluate, promote
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,9 @@ def engines(tmp_path_factory):
     build_demo(store, n_days=45, requests_per_day=300)  # ~18,000 predictions, 3 versions, late labels
     with store.write() as con:
         project = get_project(con, "lending-demo")
+        create_set(con, project, "east", criteria=["accuracy >= 0.8"])
+        promote(con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east")))
+        commit(con, project, "east", "the east region")
         tables = (project.log_table, project.rollup_table, project.ranks_table)
         for table in tables:
             con.execute(f"COPY \"{table}\" TO '{folder / (table + '.parquet')}' (FORMAT parquet)")
@@ -47,11 +53,12 @@ def engines(tmp_path_factory):
              .config("spark.sql.shuffle.partitions", "4").config("spark.driver.host", "127.0.0.1")
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
-    remote = SparkConnection(spark)
-    for table in tables:
-        register_log(remote, table, str(folder / (table + ".parquet")))
     try:
         with store.read() as local:
+            # Curation data (here the validation set) stays local; the log is on Spark.
+            remote = SparkConnection(spark, local)
+            for table in tables:
+                register_log(remote, table, str(folder / (table + ".parquet")))
             yield local, remote, project
     finally:
         spark.stop()
@@ -67,6 +74,11 @@ ANALYSES = {
     "breakdown by a category": lambda con, p: breakdown(con, p, "region", V1),
     "breakdown by a number": lambda con, p: breakdown(con, p, "income", V1, bins=5),
     "leaderboard": lambda con, p: leaderboard(con, p, V1),
+    "validation sets": lambda con, p: evaluate(con, p),
+    # The same top slices with the same sizes, errors, scores, intervals and q-values.
+    "discovery": lambda con, p: discover(con, p, V1, top_k=5).slices.drop(columns=["slice"]),
+    "discovery of a cost": lambda con, p: discover(con, p, V1, error="loss", top_k=5,
+                                                   max_level=2).slices.drop(columns=["slice"]),
 }
 
 

@@ -799,7 +799,8 @@ class _Finder:
             used = sorted({j for c in batch for j in c})
             pos = {j: q for q, j in enumerate(used)}
             sets = ", ".join("(" + ", ".join(base.exprs[j] for j in c) + ")" for c in batch)
-            having = " AND ".join(f"coalesce({base.exprs[j]}, 1) > 0" for j in used)
+            # By the output names: Spark resolves a HAVING over GROUPING SETS only so.
+            having = " AND ".join(f"coalesce(x{pos[j]}, 1) > 0" for j in used)
             res = self.con.execute(
                 f"SELECT {', '.join(f'{base.exprs[j]} AS x{pos[j]}' for j in used)}, {self._aggs(True)} "
                 f"FROM {quote_ident(base.name)} GROUP BY GROUPING SETS ({sets}) HAVING {having}").fetchnumpy()
