@@ -285,7 +285,8 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     choose(page, "Buckets by", "employment")
     wait_idle(page)
     # A real click on the first segment of the first bar: plotly's selection event.
-    bars = page.get_by_test_id("stPlotlyChart").filter(has_text="Click a bar segment")
+    # By its key: while a rerun replaces the chart, the stale one can still be on the page.
+    bars = page.locator(".st-key-sl_err_bars [data-testid=stPlotlyChart]")
     expect(bars).to_be_visible()
     # The chart is redrawn for the chosen column: wait for its categories.
     expect(bars.locator("g.xtick text").filter(has_text="self_employed")).to_be_attached()
