@@ -13,8 +13,8 @@ each version, one shared label. Otherwise each version is measured on its own ro
   z-test and Newcombe's interval (statsmodels);
 * ROC AUC: Hanley–McNeil standard errors, z-test (conservative when paired);
 * every other metric and every product metric: a bootstrap of 1,000 resamples.
-  Rows are spread over 1,000 buckets by a hash of their example id (paired) or
-  prediction id; DuckDB sums each bucket once, and numpy resamples the buckets
+  Rows are spread over 1,000 buckets by their example key (analysis.example_key,
+  the same on every engine); the engine sums each bucket once, and numpy resamples the buckets
   (a multinomial draw per resample, the same draw for both versions when
   paired). The interval is the percentile interval, the p-value the normal one
   from the bootstrap standard error. A product metric is decomposed into its
@@ -226,7 +226,8 @@ class _Sources:
 
 def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -> tuple[str, list]:
     where, params = scope.to_sql()
-    return (f"SELECT example_id, label, prediction, score{outs}{feats} FROM (SELECT example_id, label, prediction, "
+    return (f"SELECT example_id, example_key, label, prediction, score{outs}{feats} FROM (SELECT example_id, "
+            f"example_key, label, prediction, "
             f"score{outs}{feats}, row_number() OVER (PARTITION BY example_id ORDER BY \"timestamp\" DESC, "
             f"prediction_id DESC) AS sb_rank FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked "
             "WHERE sb_rank = 1", params)
@@ -284,18 +285,18 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
         pair_feats = "".join(f", {quote_ident(f)}" for f in carried)
         side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + side)}"
                             for side in ("b", "c") for c in ["prediction", "score", *outs_list])
-        # The pairs keep a hash of the example id, not the id (the widest column): it spreads
-        # them over buckets and proves the ids unique (equal hashes at worst send the check
-        # down the exact, slower path).
-        select = (f"SELECT hash(b.example_id) AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
+        # The pairs keep the example key, not the id (the widest column): it spreads them
+        # over buckets and proves the ids unique (equal keys at worst send the check down
+        # the exact, slower path). It is the same number on every engine (analysis.example_key).
+        select = (f"SELECT b.example_key AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
                   f"{''.join(f', b.{quote_ident(f)}' for f in carried)}")
         (b_where, b_params), (c_where, c_params) = base.scope(start, end).to_sql(), cand.scope(start, end).to_sql()
         # Usually each version scored an example once: join the rows as they are, and
         # only when an example repeats take each side's latest prediction (a sort).
         con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
-                    f"FROM (SELECT example_id, label, prediction, score{outs}{pair_feats} FROM {log} "
-                    f"WHERE {b_where}) AS b JOIN (SELECT example_id, label, prediction, score{outs} FROM {log} "
-                    f"WHERE {c_where}) AS c ON b.example_id = c.example_id", [*b_params, *c_params])
+                    f"FROM (SELECT example_key, label, prediction, score{outs}{pair_feats} FROM {log} "
+                    f"WHERE {b_where}) AS b JOIN (SELECT example_key, label, prediction, score{outs} FROM {log} "
+                    f"WHERE {c_where}) AS c ON b.example_key = c.example_key", [*b_params, *c_params])
         buckets, discordant, n_pairs, n_examples = _pair_buckets(con, project, table, decomposed)
         if n_pairs != n_examples:
             con.execute(f"DROP TABLE {quote_ident(table)}")
@@ -320,7 +321,7 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
 
     def own(side: Side) -> tuple[str, list]:
         where, params = side.scope(start, end).to_sql()
-        return (f"SELECT label, prediction, score{outs}{feats}, hash(prediction_id) % {N_BUCKETS} "
+        return (f"SELECT label, prediction, score{outs}{feats}, example_key % {N_BUCKETS} "
                 f"AS sb_bucket FROM {log} WHERE {where}", params)
 
     yield _Sources(False, int(n_pairs), own(base), own(cand), None)

@@ -23,6 +23,7 @@ import duckdb
 from . import convert as cv
 from .classes import MAX_MAPPED_VALUES, distinct_raw_values, mapped_case, normalized
 from .errors import ConfigError, IngestError
+from .example_key import example_key_sql
 from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
 from .project import Project, find_project, get_project
 from .rollup import days_of_rows, rebuild_days
@@ -394,6 +395,7 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         checks.append(_required_check(src, ex, "have no example id"))
     else:
         exprs["example_id"] = exprs["prediction_id"]
+    exprs["example_key"] = _Expr(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
     if "timestamp" in roles:
         ts = roles["timestamp"]
         e = _value_expr(src, ts, "TIMESTAMP")

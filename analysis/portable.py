@@ -26,6 +26,14 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         for t in terms[1:]:
             out = exp.Add(this=out, expression=t)
         return exp.Paren(this=out)
+    # CAST('0x' || hex AS BIGINT), how the example key reads hexadecimal digits
+    # (analysis.example_key): Spark reads hexadecimal with conv().
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.BIGINT:
+        inner = node.this.unnest()
+        if isinstance(inner, exp.DPipe) and isinstance(inner.this, exp.Literal) and inner.this.this == "0x":
+            digits = exp.Anonymous(this="CONV", expressions=[inner.expression.copy(), exp.Literal.number(16),
+                                                             exp.Literal.number(10)])
+            return exp.Cast(this=digits, to=exp.DataType.build("BIGINT"))
     return node
 
 

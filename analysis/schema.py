@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -31,6 +31,7 @@ DEFAULT_STAGE = "production"
 CANONICAL_COLUMNS = (
     "prediction_id",
     "example_id",
+    "example_key",
     "timestamp",
     "model_version",
     "stage",
@@ -275,9 +276,32 @@ def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
+    """Every log row gets its example key (analysis.example_key): stored logs get the
+    column, computed from the example id; an external dataset's view computes it."""
+    from .example_key import example_key_sql
+
+    key = example_key_sql("example_id")
+    for (project_id,) in con.execute("SELECT project_id FROM sb_projects ORDER BY project_id").fetchall():
+        log = log_table(project_id)
+        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [log]).fetchall()
+        has_key = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+                              "AND column_name = 'example_key'", [log]).fetchall()[0][0]
+        if not kind or has_key:
+            continue
+        if kind[0][0] == "VIEW":
+            definition = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [log]).fetchall()[0][0]
+            select = definition[definition.upper().index(" AS ") + 4:].rstrip().rstrip(";")
+            con.execute(f"DROP VIEW {quote_ident(log)}")
+            con.execute(f"CREATE VIEW {quote_ident(log)} AS SELECT *, {key} AS example_key FROM ({select}) AS v6")
+        else:
+            con.execute(f"ALTER TABLE {quote_ident(log)} ADD COLUMN example_key BIGINT")
+            con.execute(f"UPDATE {quote_ident(log)} SET example_key = {key}")
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5),
-              (6, _migration_6))
+              (6, _migration_6), (7, _migration_7))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -343,6 +367,7 @@ def create_project_tables(
     cols = [
         "prediction_id VARCHAR NOT NULL",
         "example_id VARCHAR NOT NULL",
+        "example_key BIGINT NOT NULL",  # see analysis.example_key
         '"timestamp" TIMESTAMP NOT NULL',
         "model_version VARCHAR NOT NULL",
         "stage VARCHAR NOT NULL",

@@ -11,6 +11,7 @@ import pytest
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
 from analysis.cli import main
+from analysis.example_key import example_key
 from analysis.saved import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
                             slice_history, slice_over_time)
 from analysis.schema import SCHEMA_VERSION
@@ -113,6 +114,7 @@ def test_a_version_1_database_is_migrated(shop):
     for table in ("sb_saved_slices", "sb_valsets", "sb_valset_versions", "members_1", "sb_product_metrics",
                   "sb_gates", "sb_reports", "sb_report_blocks", "sb_external"):
         con.execute(f"DROP TABLE {table}")
+    con.execute("ALTER TABLE log_1 DROP COLUMN example_key")  # (7)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)
@@ -122,5 +124,8 @@ def test_a_version_1_database_is_migrated(shop):
         # Every existing project gets its validation-set members table, with its features.
         columns = [r[0] for r in con.execute("DESCRIBE members_1").fetchall()]
         assert [f.name for f in project.features] == columns[5:5 + len(project.features)]
+        # Every stored row gets its example key, as Python's MD5 gives it.
+        keys = con.execute("SELECT example_id, example_key FROM log_1").fetchall()
+        assert keys and all(key == example_key(example) for example, key in keys)
         assert con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0] == \
             str(SCHEMA_VERSION)

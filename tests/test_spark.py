@@ -4,10 +4,11 @@ labels. Spark reads the log as Parquet; every statement is the engine's DuckDB S
 translated (analysis.portable). Skips only when Java is missing (bash tests/run.sh
 installs it and PySpark); CI has both.
 
-Covered so far: the Overview (rollup), metrics from the log, one slice's metrics with
+Covered: the Overview (rollup), metrics from the log, one slice's metrics with
 intervals, breakdowns by a category and by a number (quantile bins), the leaderboard,
 the validation-set matrix (its members stay local and are shipped to Spark for the
-join) and slice discovery (SliceLine). Not yet: the comparison (see docs/portable-sql.md)."""
+join), slice discovery (SliceLine), and the comparison of two versions, paired (the
+bootstrap draws the same buckets of example keys on both engines) and unpaired."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import pytest
 
 from analysis import Store, get_project
 from analysis.breakdown import breakdown, leaderboard
+from analysis.compare import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
+from analysis.example_key import example_key, example_key_sql
 from analysis.metrics import VERSION, compute_metrics
 from analysis.overview import overview_table
 from analysis.portable import to_spark
@@ -66,6 +69,7 @@ def engines(tmp_path_factory):
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 V1 = Scope.of(versions="credit-v1")
+PRODUCTION, CANARY, SHADOW = Side("credit-v1", "production"), Side("credit-v2", "canary"), Side("credit-v3", "shadow")
 ANALYSES = {
     "overview": lambda con, p: overview_table(con, p),
     "metrics from the log": lambda con, p: compute_metrics(con, p, group_by=[VERSION], source="log"),
@@ -79,6 +83,12 @@ ANALYSES = {
     "discovery": lambda con, p: discover(con, p, V1, top_k=5).slices.drop(columns=["slice"]),
     "discovery of a cost": lambda con, p: discover(con, p, V1, error="loss", top_k=5,
                                                    max_level=2).slices.drop(columns=["slice"]),
+    # Paired (the shadow scored production's applications): McNemar, the bootstrap over
+    # the same buckets of example keys, and every slice's delta with its q-value.
+    "paired comparison": lambda con, p: compare(con, p, PRODUCTION, SHADOW).overall,
+    "paired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, SHADOW).slices.drop(columns=["slice"]),
+    "unpaired comparison": lambda con, p: compare(con, p, PRODUCTION, CANARY).overall,
+    "unpaired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, CANARY).slices.drop(columns=["slice"]),
 }
 
 
@@ -99,3 +109,17 @@ def test_the_rewrites_spark_needs():
     assert "APPROX" not in sql
     # grouping() of several columns: Spark's takes one.
     assert "(GROUPING(b) * 1 + GROUPING(a) * 2)" in to_spark("SELECT grouping(a, b) FROM t GROUP BY ROLLUP (a, b)")
+    # The example key reads hexadecimal digits: DuckDB casts '0x…', Spark has conv().
+    key = to_spark(f"SELECT {example_key_sql('example_id')} FROM t")
+    assert "CAST(CONV(SUBSTRING(MD5(example_id), 1, 15), 16, 10) AS BIGINT)" in key
+
+
+def test_the_example_key_is_the_same_number_on_both_engines(engines):
+    local, remote, _ = engines
+    ids = ["app-000001", "", "héllo wörld", "'; DROP TABLE x; --", "\\", "x" * 5000, "日本語"]
+    frame = pd.DataFrame({"example_id": ids})
+    remote.register("sb_keys", frame)
+    sql = f"SELECT example_id, {example_key_sql('example_id')} AS k FROM sb_keys ORDER BY example_id"
+    on_spark = dict(remote.execute(sql).fetchall())
+    on_duckdb = dict(local.execute(sql.replace("sb_keys", "frame")).fetchall())
+    assert on_spark == on_duckdb == {i: example_key(i) for i in ids}
