@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _ui
+from pages import _engine_ui, _ui
 
 # The favicon is drawn locally: Streamlit fetches Material and emoji favicons
 # from a CDN, and Sliceboard must work with no network beyond its own server.
@@ -23,6 +23,9 @@ page = st.navigation(PAGES)
 st.sidebar.markdown("### :material/troubleshoot: Sliceboard")
 with _ui.readable_errors():
     _ui.ensure_database()
-    _ui.project_picker()
+    project = _ui.project_picker()
+    if project:
+        _engine_ui.engine_panel(project)
     st.sidebar.caption(f"Database: `{_ui.store().path}`")
     page.run()
+_engine_ui.answered_caption()

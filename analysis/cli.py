@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Sequence
 
@@ -44,6 +45,11 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
 
 
 def _emit(args, payload: dict, table_text: str) -> None:
+    answer = getattr(args, "answered", None)
+    if answer is not None:  # which engine answered, and how long it took
+        print(f"answered by {answer.engine} in {answer.seconds:.2f} s", file=sys.stderr)
+        if isinstance(payload, dict):
+            payload = {**payload, "engine": {"name": answer.engine, "seconds": round(answer.seconds, 3)}}
     if args.format == "json":
         print(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
     else:
@@ -62,6 +68,32 @@ def _kv_table(d: dict) -> str:
 
 def _store(args) -> Store:
     return Store(args.db, busy_timeout=args.wait)
+
+
+def engine_args(p: argparse.ArgumentParser) -> None:
+    """--engine and --spark-remote: who answers this command (default: the project's setting)."""
+    p.add_argument("--engine", choices=("duckdb", "spark"),
+                   help="who answers: embedded DuckDB or Spark (default: the project's setting)")
+    p.add_argument("--spark-remote", help="Spark Connect URL sc://host:port (Databricks: sc://host:443/;token=...) "
+                                          "or a local master such as local[2]; implies --engine spark")
+
+
+@contextmanager
+def on_engine(args, con, project):
+    """The connection the analyses take, on the engine chosen for this command; records
+    which engine answered and how long it took (printed by ``_emit``)."""
+    from .engine import EngineSettings, answered, engine_connection, get_settings
+
+    settings = get_settings(con, project)
+    choice = getattr(args, "engine", None) or ("spark" if getattr(args, "spark_remote", None) else None)
+    if choice == "duckdb":
+        settings = EngineSettings()
+    elif choice == "spark":
+        settings = EngineSettings("spark", getattr(args, "spark_remote", None) or settings.spark_remote)
+    with answered(settings) as answer:
+        with engine_connection(con, project, settings) as engine_con:
+            yield engine_con
+    args.answered = answer
 
 
 # --- commands -----------------------------------------------------------------
@@ -166,7 +198,8 @@ def cmd_metrics(args) -> int:
     scope = Scope.of(args.version, args.stage, args.start, args.end)
     with _store(args).read() as con:
         project = get_project(con, args.project)
-        frame = daily_series(con, project, scope) if args.daily else overview_table(con, project, scope)
+        with on_engine(args, con, project) as econ:
+            frame = daily_series(econ, project, scope) if args.daily else overview_table(econ, project, scope)
     payload = {
         "project": project.name,
         "task": project.task,
@@ -194,7 +227,8 @@ def cmd_slice(args) -> int:
     with _store(args).read() as con:
         project = get_project(con, args.project)
         slice_ = validate_slice(slice_, project)
-        result = slice_metrics(con, project, slice_, scope)
+        with on_engine(args, con, project) as econ:
+            result = slice_metrics(econ, project, slice_, scope)
     payload = result.to_dict()
     payload["scope"] = {"versions": list(scope.versions), "stages": list(scope.stages),
                         "start": args.start, "end": args.end}
@@ -226,11 +260,12 @@ def cmd_breakdown(args) -> int:
     with _store(args).read() as con:
         project = get_project(con, args.project)
         slice_, scope = _slice_scope(args, project)
-        if args.command == "breakdown":
-            frame = breakdown(con, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled)
-        else:
-            frame = leaderboard(con, project, scope, slice_, columns=args.column, bins=args.bins,
-                                sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit)
+        with on_engine(args, con, project) as econ:
+            if args.command == "breakdown":
+                frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled)
+            else:
+                frame = leaderboard(econ, project, scope, slice_, columns=args.column, bins=args.bins,
+                                    sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit)
     payload = {"project": project.name, "where": slice_.readable(), "slice": slice_.to_dict(),
                "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame)}
     keys = ["column", "value", "n_rows", "n_labeled", "error_rate", "error_rate_low", "error_rate_high",
@@ -251,9 +286,10 @@ def cmd_discover(args) -> int:
     with _store(args).read() as con:
         project = get_project(con, args.project)
         slice_, scope = _slice_scope(args, project)
-        result = discover(con, project, scope, error=args.error, columns=args.column, bins=args.bins,
-                          alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
-                          rank_by=args.rank_by, q_threshold=args.q, slice_=slice_)
+        with on_engine(args, con, project) as econ:
+            result = discover(econ, project, scope, error=args.error, columns=args.column, bins=args.bins,
+                              alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
+                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_)
     payload = result.to_dict()
     payload["where"] = slice_.readable()
     lines = [f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
@@ -267,6 +303,27 @@ def cmd_discover(args) -> int:
         lines.append(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(frame)
                      else "no slice scores above zero")
     _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_engine(args) -> int:
+    from .engine import EngineSettings, get_settings, set_settings
+    from .errors import ConfigError
+    from .project import get_project
+
+    store = _store(args)
+    with (store.write(create=False) if args.action == "set" else store.read()) as con:
+        project = get_project(con, args.project)
+        if args.action == "set":
+            if not (args.engine or args.spark_remote):
+                raise ConfigError("engine set needs --engine duckdb|spark (and --spark-remote for Spark Connect).")
+            engine = args.engine or "spark"
+            settings = set_settings(con, project, EngineSettings(engine, args.spark_remote if engine == "spark" else None))
+        else:
+            settings = get_settings(con, project)
+    d = {"project": project.name, "engine": settings.engine, "spark_remote": settings.spark_remote,
+         "answers": settings.label}
+    _emit(args, d, _kv_table(d))
     return EXIT_OK
 
 
@@ -390,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="first day, YYYY-MM-DD")
     p.add_argument("--end", help="last day (included), YYYY-MM-DD")
     p.add_argument("--daily", action="store_true", help="one row per day as well")
+    engine_args(p)
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("slice", parents=[common],
@@ -402,7 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", action="append", help="repeatable; default all")
     p.add_argument("--start", help="first day, YYYY-MM-DD")
     p.add_argument("--end", help="last day (included), YYYY-MM-DD")
+    engine_args(p)
     p.set_defaults(func=cmd_slice)
+
+    p = sub.add_parser("engine", parents=[common],
+                       help="who answers a project's analyses: show, or set duckdb / spark (--spark-remote)")
+    p.add_argument("action", choices=("show", "set"))
+    p.add_argument("--project", required=True)
+    p.add_argument("--engine", choices=("duckdb", "spark"))
+    p.add_argument("--spark-remote", help="Spark Connect URL sc://host:port or a local master such as local[2]")
+    p.set_defaults(func=cmd_engine)
 
     p = sub.add_parser("slices", parents=[common], help="saved slices: list, save, show, delete")
     p.add_argument("action", choices=("list", "save", "show", "delete"))
@@ -441,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--min-labeled", type=int, default=30,
                        help="groups with fewer labeled rows are flagged unreliable")
         _slice_scope_args(p, "restrict to a slice (repeatable; ANDed)")
+        engine_args(p)
         p.set_defaults(func=cmd_breakdown)
 
     p = sub.add_parser("discover", parents=[common],
@@ -458,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
     p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
     _slice_scope_args(p, "search within a slice (repeatable; ANDed)")
+    engine_args(p)
     p.set_defaults(func=cmd_discover)
     return parser
 

@@ -24,8 +24,9 @@ def cmd_compare(args) -> int:
     baseline, candidate = _sides(args)
     with base._store(args).read() as con:
         project = get_project(con, args.project)
-        comp = compare(con, project, baseline, candidate, start=args.start, end=args.end,
-                       discovered=args.discovered)
+        with base.on_engine(args, con, project) as econ:
+            comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
+                           discovered=args.discovered)
     overall = comp.overall.drop(columns=["kind"])
     shown = ["source", "where", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low", "ci_high",
              "q_value", "verdict"]
@@ -43,7 +44,8 @@ def cmd_gate(args) -> int:
     baseline, candidate = _sides(args)
     with base._store(args).read() as con:
         project = get_project(con, args.project)
-        verdict = run_gate(con, project, baseline, candidate, start=args.start, end=args.end)
+        with base.on_engine(args, con, project) as econ:
+            verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end)
     base._emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
     return base.EXIT_OK if verdict.passed else EXIT_FAIL
 
@@ -111,6 +113,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         if name == "compare":
             p.add_argument("--discovered", type=int, default=5, help="top discovered slices of each version")
             p.add_argument("--limit", type=int, default=20, help="slices to print (table output)")
+        base.engine_args(p)
         p.set_defaults(func=func)
     p = sub.add_parser("gate-criteria", parents=[common], help="the project's gate criteria: show or set")
     p.add_argument("action", choices=("show", "set"))

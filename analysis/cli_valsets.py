@@ -72,7 +72,9 @@ def cmd_valsets(args) -> int:
                        "skipped_duplicates": report.skipped_duplicates}
             text = base._kv_table(payload)
         else:  # evaluate
-            frame = vs.evaluate(con, project, [args.set] if args.set else None, version=args.set_version or "latest")
+            with base.on_engine(args, con, project) as econ:
+                frame = vs.evaluate(econ, project, [args.set] if args.set else None,
+                                    version=args.set_version or "latest")
             payload = {"project": project.name, "results": base.frame_records(frame)}
             shown = ["set", "set_version", "model_version", "stage", "members", "scored", "labeled", "verdict",
                      "failed"]
@@ -124,6 +126,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", help="ingest-scores: the model version that scored it")
     p.add_argument("--on-duplicate", choices=("error", "skip", "replace"), default="error")
     p.add_argument("--example", action="append", help="remove: an example id (repeatable)")
+    base.engine_args(p)  # evaluate
     p.set_defaults(func=cmd_valsets)
 
     p = sub.add_parser("promote", parents=[common], help="add a slice's examples to a validation set's draft")

@@ -87,6 +87,10 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
                         f"FROM read_parquet({sql_literal(pattern)}, hive_partitioning = true, union_by_name = true)")
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
             attached = get_project(con, name)
+            if mapping is not None and mapping.engine:
+                from .engine import settings_from_mapping, store_settings
+
+                store_settings(con, attached, settings_from_mapping(mapping.engine))
             rebuild_days(con, attached, days_of_rows(attached, "TRUE"), [])
             record_ingest(con, ingest_id, pid, "external", src.name, total, {"uri": pattern, "rows": total})
             bump_data_version(con)

@@ -40,7 +40,7 @@ from .sources import Source, close_source, count_rows, open_source
 from .sql import quote_ident
 
 DUPLICATE_POLICIES = ("error", "skip", "replace")
-IGNORED_COLUMNS = ("__index_level_0__",)  # pandas' index written into Parquet
+IGNORED_COLUMNS = ("__index_level_0__", "example_key")  # pandas' index in Parquet; a key Sliceboard computes itself
 _TEXT_MIN_AVG_LENGTH = 40
 _TEXT_MIN_DISTINCT = 1000
 _MAX_BINARY_VALUES = 50
@@ -580,6 +580,10 @@ def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_dup
             from .product_metrics import metrics_from_mapping, store_metrics
 
             store_metrics(con, get_project(con, project_name), metrics_from_mapping(mapping.metrics))
+        if mapping is not None and mapping.engine:
+            from .engine import settings_from_mapping, store_settings
+
+            store_settings(con, get_project(con, project_name), settings_from_mapping(mapping.engine))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -23,6 +23,10 @@ A project is described by a small TOML file::
 
     [kinds]                         # optional: override how a feature is treated
     zip_code = "categorical"        # categorical | numeric | boolean | text | timestamp
+
+    [engine]                        # optional: who answers the analyses (analysis.engine)
+    name = "spark"                  # duckdb (default) | spark
+    spark_remote = "sc://spark.internal:15002"   # or local[2]
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class Mapping:
     outcomes: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)  # [metrics.NAME]: product metrics
+    engine: dict[str, str] = field(default_factory=dict)  # [engine]: name, spark_remote
 
     def role_columns(self) -> dict[str, str]:
         """{role: source column} for the single-column roles that are mapped."""
@@ -153,10 +158,16 @@ _COLUMN_KEYS = set(ROLE_KEYS) | {"features", "outcomes"}
 
 def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
     """Build a :class:`Mapping` from parsed TOML, naming any wrong key."""
-    unknown = set(data) - {"project", "columns", "kinds", "metrics"}
+    unknown = set(data) - {"project", "columns", "kinds", "metrics", "engine"}
     if unknown:
         raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; "
-                          "expected [project], [columns], [kinds], [metrics.NAME].")
+                          "expected [project], [columns], [kinds], [metrics.NAME], [engine].")
+    engine = data.get("engine", {})
+    if not isinstance(engine, dict):
+        raise ConfigError(f"{origin}: [engine] must be a table (name, spark_remote).")
+    from .engine import settings_from_mapping
+
+    settings_from_mapping(engine, origin=origin)  # checked now, stored with the project
     metrics = data.get("metrics", {})
     if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
         raise ConfigError(f"{origin}: product metrics are tables [metrics.NAME] with expression = \"...\".")
@@ -207,6 +218,7 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
         outcomes=list(columns.get("outcomes", [])),
         kinds=dict(kinds),
         metrics={name: dict(spec) for name, spec in metrics.items()},
+        engine=dict(engine),
         **{k: columns.get(k) for k in ROLE_KEYS},
     )
     return mapping.validate()
@@ -251,6 +263,8 @@ def mapping_to_toml(mapping: Mapping) -> str:
         data["kinds"] = dict(mapping.kinds)
     if mapping.metrics:
         data["metrics"] = {name: dict(spec) for name, spec in mapping.metrics.items()}
+    if mapping.engine:
+        data["engine"] = dict(mapping.engine)
     return tomli_w.dumps(data)
 
 

@@ -34,6 +34,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             digits = exp.Anonymous(this="CONV", expressions=[inner.expression.copy(), exp.Literal.number(16),
                                                              exp.Literal.number(10)])
             return exp.Cast(this=digits, to=exp.DataType.build("BIGINT"))
+    # error('message') inside a CASE (an attached dataset's checked conversions): raise_error.
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "error":
+        return exp.Anonymous(this="RAISE_ERROR", expressions=[e.copy() for e in node.expressions])
     return node
 
 

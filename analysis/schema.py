@@ -73,7 +73,7 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
+PROJECT_METADATA = ("sb_engine", "sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
                     "sb_ingests", "sb_projects")
 
 
@@ -278,9 +278,13 @@ def _migration_6(con: duckdb.DuckDBPyConnection) -> None:
 
 def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
     """Every log row gets its example key (analysis.example_key): stored logs get the
-    column, computed from the example id; an external dataset's view computes it."""
+    column, computed from the example id; an external dataset's view computes it. And
+    each project's engine (analysis.engine)."""
     from .example_key import example_key_sql
 
+    # Which engine answers a project's analyses (analysis.engine); no row: DuckDB.
+    con.execute("CREATE TABLE sb_engine (project_id INTEGER PRIMARY KEY, engine VARCHAR NOT NULL, "
+                "spark_remote VARCHAR)")
     key = example_key_sql("example_id")
     for (project_id,) in con.execute("SELECT project_id FROM sb_projects ORDER BY project_id").fetchall():
         log = log_table(project_id)

@@ -74,12 +74,11 @@ class SparkResult:
 class SparkConnection:
     """A connection-like wrapper of a SparkSession (see the module docstring)."""
 
-    def __init__(self, spark, local=None):
-        import tempfile
-
+    def __init__(self, spark, local=None, local_tables: set[str] | frozenset[str] = frozenset()):
         self.spark = spark
         self.local = local  # the DuckDB metadata store: saved slices, product metrics, sets, ...
-        self._shipped = tempfile.mkdtemp(prefix="sliceboard-spark-")
+        self.local_tables = set(local_tables)  # more tables the local store answers (a rollup)
+        self._views: list[str] = []  # temporary views this connection made, dropped by close()
 
     def _frame(self, sdf) -> pd.DataFrame:
         # Rows, not Arrow: the pinned pandas is newer than what PySpark's converters know.
@@ -94,7 +93,7 @@ class SparkConnection:
         params = list(params or [])
         if self.local is not None:
             tables = _tables(sql)
-            local = {t for t in tables if _is_local(t)}
+            local = {t for t in tables if _is_local(t) or t in self.local_tables}
             if tables and local == tables:
                 return self.local.execute(sql, params)
             for table in local:  # a local table joined with the log: Spark gets a copy first
@@ -112,20 +111,29 @@ class SparkConnection:
             return SparkResult(pd.DataFrame())
         try:
             sdf = self.spark.sql(to_spark(sql), args=params or None)
+            return SparkResult(self._frame(sdf), sdf.dtypes)
         except Exception as exc:  # Spark's own errors: readable, one line
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"Spark could not run a query: {message}") from None
-        return SparkResult(self._frame(sdf), sdf.dtypes)
+            from .engine import spark_message
+
+            raise ConfigError(f"Spark could not run a query: {spark_message(exc)}") from None
 
     def _ship(self, table: str) -> None:
-        """A local table (metadata, validation-set members) as a Spark view of the same name."""
-        from pathlib import Path
+        """A local table (metadata, validation-set members) as a Spark view of the same name.
+        It travels as Arrow, so its types stay exact and a remote server needs no shared disk."""
+        from .sql import quote_ident
 
-        from .sql import quote_ident, sql_literal
+        arrow = self.local.execute(f"SELECT * FROM {quote_ident(table)}").to_arrow_table()
+        self.spark.createDataFrame(arrow).createOrReplaceTempView(table)
+        self._views.append(table)
 
-        path = Path(self._shipped) / f"{table}.parquet"
-        self.local.execute(f"COPY (SELECT * FROM {quote_ident(table)}) TO {sql_literal(str(path))} (FORMAT parquet)")
-        self.spark.read.parquet(str(path)).createOrReplaceTempView(table)
+    def close(self) -> None:
+        """Drop the temporary views this connection registered (the session stays)."""
+        for view in reversed(self._views):
+            try:
+                self.spark.catalog.dropTempView(view)
+            except Exception:  # noqa: BLE001 - a session already stopped has nothing to drop
+                pass
+        self._views.clear()
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.spark.createDataFrame(frame).createOrReplaceTempView(name)
@@ -139,9 +147,11 @@ def _tables(sql: str) -> set[str]:
     from sqlglot import exp
 
     try:
-        return {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)}
+        tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError:
         return set()
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name not in ctes}
 
 
 def _is_local(table: str) -> bool:
@@ -155,3 +165,39 @@ def _is_local(table: str) -> bool:
 def register_log(connection: SparkConnection, table: str, parquet: str) -> None:
     """A project's log on Spark: a temporary view named like the stored log table."""
     connection.spark.read.parquet(parquet).createOrReplaceTempView(table)
+
+
+def spark_path(uri: str) -> str:
+    """Where Spark reads an external dataset: a folder (``…/**/*.parquet``, as DuckDB
+    globs it) is read as the folder, so that Spark discovers its hive partitions."""
+    for suffix in ("/**/*.parquet", "/**/*.parq", "/**/*.pq"):
+        if uri.endswith(suffix):
+            return uri[: -len(suffix)]
+    return uri
+
+
+def register_external(connection: SparkConnection, con, project) -> None:
+    """An external project's log on Spark: the dataset read by Spark, under the same
+    view DuckDB uses (the column mapping and conversions of the attach), translated."""
+    import sqlglot
+    from sqlglot import exp
+
+    from .engine import spark_message
+
+    row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [project.log_table]).fetchall()
+    if not row:
+        raise ConfigError(f"{project.name}: the view over {project.external} is missing from the database.")
+    raw = f"sb_raw_{int(project.project_id)}"
+    select = sqlglot.parse_one(row[0][0], read="duckdb").expression
+    for table in list(select.find_all(exp.Table)):
+        if isinstance(table.this, exp.ReadParquet):
+            table.replace(exp.to_table(raw))
+    try:
+        reader = connection.spark.read.option("mergeSchema", "true")
+        reader.parquet(spark_path(project.external)).createOrReplaceTempView(raw)
+        connection._views.append(raw)
+        connection.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW `{project.log_table}` AS "
+                             f"{to_spark(select.sql(dialect='duckdb'))}")
+        connection._views.append(project.log_table)
+    except Exception as exc:  # noqa: BLE001 - Spark's refusal, as one line
+        raise ConfigError(f"Spark could not read {project.external}: {spark_message(exc)}") from None

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from contextlib import contextmanager
 
 import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
+from analysis.engine import answered, engine_connection, get_settings
 
 log = logging.getLogger("sliceboard")
 
@@ -49,20 +51,31 @@ def _cached_call(fingerprint: tuple, path: str, func_path: str, project: str | N
     func = getattr(importlib.import_module(module), name)
     with _store_for(path).read() as con:
         if project is None:
-            return func(con, **dict(kwargs))
-        return func(con, get_project(con, project), **dict(kwargs))
+            return func(con, **dict(kwargs)), None
+        p = get_project(con, project)
+        settings = get_settings(con, p)
+        # The project's engine answers (DuckDB, or Spark over its Parquet dataset).
+        with answered(settings) as answer:
+            with engine_connection(con, p, settings) as engine_con:
+                value = func(engine_con, p, **dict(kwargs))
+        return value, answer
 
 
 def query(func, project: str | None = None, **kwargs):
-    """Run ``func(con, project, **kwargs)`` read-only, cached until the database changes.
-
-    Keyword values must be hashable plain values (strings, numbers, tuples).
+    """Run ``func(con, project, **kwargs)`` read-only on the project's engine, cached
+    until the database changes (the key includes the engine setting, kept in the
+    database). Keyword values must be hashable plain values (strings, numbers, tuples).
     """
     s = store()
-    return _cached_call(
+    start = time.perf_counter()
+    value, answer = _cached_call(
         s.fingerprint(), str(s.path), f"{func.__module__}.{func.__name__}", project,
         tuple(sorted(kwargs.items())),
     )
+    if answer is not None:  # what the sidebar says answered this page
+        cached = time.perf_counter() - start < answer.seconds / 2
+        st.session_state.setdefault("sb_answers", []).append((answer.engine, answer.seconds, cached))
+    return value
 
 
 def clear_caches() -> None:

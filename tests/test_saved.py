@@ -112,7 +112,7 @@ def test_a_version_1_database_is_migrated(shop):
     # What a version-1 database lacks: saved slices (2), validation sets (3), product
     # metrics and gates (4), reports (5), external datasets (6).
     for table in ("sb_saved_slices", "sb_valsets", "sb_valset_versions", "members_1", "sb_product_metrics",
-                  "sb_gates", "sb_reports", "sb_report_blocks", "sb_external"):
+                  "sb_gates", "sb_reports", "sb_report_blocks", "sb_external", "sb_engine"):
         con.execute(f"DROP TABLE {table}")
     con.execute("ALTER TABLE log_1 DROP COLUMN example_key")  # (7)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")

@@ -123,3 +123,98 @@ def test_the_example_key_is_the_same_number_on_both_engines(engines):
     on_spark = dict(remote.execute(sql).fetchall())
     on_duckdb = dict(local.execute(sql.replace("sb_keys", "frame")).fetchall())
     assert on_spark == on_duckdb == {i: example_key(i) for i in ids}
+
+
+# -- a lake attached to a project whose engine is Spark ------------------------------------------
+
+@pytest.fixture(scope="module")
+def lake(engines, tmp_path_factory):
+    """A hive-partitioned lake (model_version=/day=) attached with [engine] spark in its mapping."""
+    from test_external import MAPPING, frame, write_lake
+
+    from analysis.external import attach_parquet
+    from analysis.mapping import mapping_to_toml, parse_mapping
+
+    folder = tmp_path_factory.mktemp("lake")
+    write_lake(frame(n=1500), folder / "lake")
+    store = Store(folder / "lake.duckdb")
+    mapping = parse_mapping(mapping_to_toml(MAPPING.with_(version="model_version"))
+                            + '\n[engine]\nname = "spark"\nspark_remote = "local[2]"\n')
+    with store.write() as con:
+        attach_parquet(con, str(folder / "lake"), project="lake", mapping=mapping)
+    return store
+
+
+LAKE_ANALYSES = {
+    "overview": lambda con, p: overview_table(con, p),
+    "slice metrics": lambda con, p: slice_metrics(con, p, parse_slice("city = ber AND tier = free"),
+                                                  Scope.of(versions="v2")).table,
+    "breakdown": lambda con, p: breakdown(con, p, "city"),
+    "paired comparison": lambda con, p: compare(con, p, Side("v1"), Side("v2"), discovered=2).overall,
+    "paired comparison by slice": lambda con, p: compare(con, p, Side("v1"), Side("v2"),
+                                                         discovered=2).slices.drop(columns=["slice"]),
+}
+
+
+def test_the_projects_engine_answers_from_the_lake_with_duckdbs_numbers(lake):
+    from analysis.engine import EngineSettings, engine_connection, get_settings
+
+    with lake.read() as con:
+        project = get_project(con, "lake")
+        assert get_settings(con, project) == EngineSettings("spark", "local[2]")
+        with engine_connection(con, project) as on_spark:
+            assert type(on_spark).__name__ == "SparkConnection"
+            for name, analysis in LAKE_ANALYSES.items():
+                expected = analysis(con, project).reset_index(drop=True)
+                got = analysis(on_spark, project).reset_index(drop=True)
+                assert len(expected), name
+                pd.testing.assert_frame_equal(got, expected, rtol=1e-9, atol=1e-12, check_dtype=False, obj=name)
+
+
+def test_the_cli_answers_on_the_projects_engine(lake, capsys):
+    import json
+
+    from analysis.cli import main
+
+    args = ["compare", "--project", "lake", "--db", str(lake.path), "--baseline", "v1", "--candidate", "v2",
+            "--discovered", "0", "--format", "json"]
+    assert main(args) == 0
+    on_spark = json.loads(capsys.readouterr().out)
+    assert main([*args, "--engine", "duckdb"]) == 0
+    on_duckdb = json.loads(capsys.readouterr().out)
+    assert on_spark.pop("engine")["name"] == "Spark (local[2])"
+    assert on_duckdb.pop("engine")["name"] == "DuckDB"
+    assert on_spark["method"] == on_duckdb["method"] and on_spark["method"].startswith("paired")
+    for a, b in zip(on_spark["overall"] + on_spark["slices"], on_duckdb["overall"] + on_duckdb["slices"]):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float):
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12), key
+            else:
+                assert a[key] == b[key], key
+
+
+def test_the_app_says_spark_answered(lake, monkeypatch):
+    from test_app import app_on
+
+    at = app_on(monkeypatch, lake.path, timeout=300)
+    at.query_params["project"] = "lake"
+    at.run()
+    assert not at.exception
+    assert any(e.label.startswith("Engine: Spark (local[2])") for e in at.sidebar.expander)
+    captions = [c.value for c in at.sidebar.caption]
+    assert any(c.startswith("Answered by Spark (local[2]) in") for c in captions), captions
+
+
+@pytest.mark.parametrize("page", ["pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
+                                  "pages/reports.py"])
+def test_every_page_runs_on_spark(lake, monkeypatch, page):
+    from test_app import app_on
+
+    at = app_on(monkeypatch, lake.path, timeout=300)
+    at.query_params["project"] = "lake"
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    problems = [e.value for e in at.error if not e.value.startswith("**Gate:")]  # a failed gate is an answer
+    assert not problems, problems

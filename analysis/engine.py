@@ -1,0 +1,232 @@
+"""Which engine answers a project's read-side analyses: embedded DuckDB or Spark.
+
+A project's settings name its engine (``sb_engine``; the mapping TOML's ``[engine]``
+section; ``python -m analysis engine set``; the Import page), and any command can
+override them (``--engine duckdb|spark --spark-remote URL``):
+
+* ``duckdb`` (the default): the local database answers everything.
+* ``spark``: the project's log is read by Spark from the project's external Parquet
+  dataset (see :mod:`analysis.external`; a log stored inside the local database is
+  out of Spark's reach). ``spark_remote`` is a Spark Connect URL (``sc://host:port``,
+  with ``/;token=...`` for Databricks and other servers that want one) or a local
+  master such as ``local[2]`` (the default). The per-day rollup and every piece of
+  curation data (saved slices, validation sets, product metrics, reports) stay in the
+  local database; :class:`analysis.spark.SparkConnection` sends each statement to the
+  side that holds its tables.
+
+:func:`engine_connection` gives the connection the analyses take, and
+:func:`answered` times what it ran, so that the app and the CLI can say which engine
+answered and how long it took.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import urlparse
+
+from .errors import ConfigError
+from .project import Project
+from .sql import in_transaction
+
+ENGINES = ("duckdb", "spark")
+DEFAULT_SPARK = "local[2]"
+_LOCAL_MASTER = re.compile(r"^local(\[(\d+|\*)\])?$")
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """``engine`` is ``duckdb`` or ``spark``; ``spark_remote`` a Spark Connect URL or local master."""
+
+    engine: str = "duckdb"
+    spark_remote: str | None = None
+
+    def check(self) -> "EngineSettings":
+        if self.engine not in ENGINES:
+            raise ConfigError(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
+        remote = (self.spark_remote or "").strip() or None
+        if remote is not None:
+            if self.engine != "spark":
+                raise ConfigError("A Spark remote is set only with engine = spark.")
+            if not (_LOCAL_MASTER.match(remote) or remote.startswith("sc://")):
+                raise ConfigError(f"Spark remote {remote!r} is neither a Spark Connect URL (sc://host:port) "
+                                  "nor a local master (local[2]).")
+            if remote.startswith("sc://"):
+                _host_port(remote)
+        return EngineSettings(self.engine, remote)
+
+    @property
+    def label(self) -> str:
+        """How the app and the CLI name it: ``DuckDB`` or ``Spark (sc://host:15002)``."""
+        if self.engine == "duckdb":
+            return "DuckDB"
+        return f"Spark ({_without_secrets(self.spark_remote or DEFAULT_SPARK)})"
+
+
+def _without_secrets(remote: str) -> str:
+    """A Spark Connect URL with its parameters (tokens) left out, for messages."""
+    return remote.split("/;", 1)[0] if remote.startswith("sc://") else remote
+
+
+def _host_port(remote: str) -> tuple[str, int]:
+    parsed = urlparse(remote.split("/;", 1)[0])
+    try:
+        port = parsed.port or 15002
+    except ValueError:
+        raise ConfigError(f"Spark remote {_without_secrets(remote)!r} has no valid port.") from None
+    if not parsed.hostname:
+        raise ConfigError(f"Spark remote {_without_secrets(remote)!r} names no host (sc://host:port).")
+    return parsed.hostname, port
+
+
+def get_settings(con, project: Project) -> EngineSettings:
+    row = con.execute("SELECT engine, spark_remote FROM sb_engine WHERE project_id = ?",
+                      [project.project_id]).fetchall()
+    return EngineSettings(*row[0]) if row else EngineSettings()
+
+
+def set_settings(con, project: Project, settings: EngineSettings) -> EngineSettings:
+    """Store a project's engine, in a transaction of its own (checked first; nothing is
+    stored when it is wrong)."""
+    return in_transaction(con, lambda: store_settings(con, project, settings))
+
+
+def store_settings(con, project: Project, settings: EngineSettings) -> EngineSettings:
+    """:func:`set_settings` inside the caller's transaction (an ingest, an attach)."""
+    checked = settings.check()
+    if checked.engine == "spark" and project.external is None:
+        raise ConfigError(_stored_log_message(project))
+    con.execute("DELETE FROM sb_engine WHERE project_id = ?", [project.project_id])
+    con.execute("INSERT INTO sb_engine VALUES (?, ?, ?)", [project.project_id, checked.engine, checked.spark_remote])
+    return checked
+
+
+def settings_from_mapping(section: dict | None, *, origin: str = "mapping") -> EngineSettings | None:
+    """The ``[engine]`` section of a mapping TOML (``name``, ``spark_remote``)."""
+    if not section:
+        return None
+    unknown = set(section) - {"name", "spark_remote"}
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) in [engine]: {', '.join(sorted(unknown))}. "
+                          "Allowed: name, spark_remote.")
+    if not all(isinstance(v, str) for v in section.values()):
+        raise ConfigError(f"{origin}: [engine] name and spark_remote are strings.")
+    return EngineSettings(section.get("name", "duckdb"), section.get("spark_remote")).check()
+
+
+def _stored_log_message(project: Project) -> str:
+    return (f"{project.name} keeps its log inside the local database, which Spark cannot read. Spark answers "
+            "projects whose log is a Parquet dataset: attach one (python -m analysis attach), or use DuckDB.")
+
+
+# -- Spark sessions ------------------------------------------------------------------------------
+
+_SESSIONS: dict[str, object] = {}  # one per Spark Connect URL for the process: a session takes seconds
+
+
+def spark_session(remote: str | None):
+    """A SparkSession for ``remote`` (Spark Connect URL or local master), reused per process."""
+    remote = remote or DEFAULT_SPARK
+    if remote in _SESSIONS:  # Spark Connect sessions; a local one is the process's active session
+        return _SESSIONS[remote]
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError("The Spark engine needs PySpark: pip install -r tests/requirements-spark.txt "
+                          "(PySpark and the Spark Connect client).") from None
+    if remote.startswith("sc://"):
+        host, port = _host_port(remote)
+        try:  # gRPC would retry for minutes: say at once that nothing listens there
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
+        except OSError as exc:
+            raise ConfigError(f"Cannot reach Spark Connect at {host}:{port}: "
+                              f"{exc.strerror or type(exc).__name__}. Is the server running, and the "
+                              "address right?") from None
+        try:
+            session = SparkSession.builder.remote(remote).getOrCreate()
+            session.sql("SELECT 1").collect()  # credentials and protocol are checked here
+        except ImportError as exc:
+            raise ConfigError(f"Spark Connect needs its client packages ({exc.name}): "
+                              "pip install -r tests/requirements-spark.txt") from None
+        except Exception as exc:  # noqa: BLE001 - the server's refusal, as one readable line
+            raise ConfigError(f"Spark Connect at {host}:{port} refused the session: {spark_message(exc)}") from None
+    else:
+        if not _LOCAL_MASTER.match(remote):
+            raise ConfigError(f"Spark remote {remote!r} is neither sc://host:port nor local[N].")
+        import shutil
+
+        if shutil.which("java") is None:
+            raise ConfigError("A local Spark needs a Java runtime (17): install one (apt-get install "
+                              "openjdk-17-jre-headless) or point the project at a Spark Connect server.")
+        session = (SparkSession.builder.master(remote).appName("sliceboard")
+                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.shuffle.partitions", "4").config("spark.driver.host", "127.0.0.1")
+                   .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+        session.sparkContext.setLogLevel("ERROR")
+        return session  # getOrCreate gives the active session back, or a new one after a stop
+    _SESSIONS[remote] = session
+    return session
+
+
+def spark_message(exc: BaseException) -> str:
+    """Spark's error as one line that names what is wrong (auth, a missing table, a path)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    lowered = text.lower()
+    if "unauthenticated" in lowered or "permission_denied" in lowered or "invalid access token" in lowered:
+        return f"the server refused the credentials (check the token in the URL): {first}"
+    if "path_not_found" in lowered or "path does not exist" in lowered:
+        return f"the dataset is not where the project says: {first}"
+    if "table_or_view_not_found" in lowered:
+        return f"a table or view is missing on Spark: {first}"
+    return first
+
+
+# -- the connection the analyses take ------------------------------------------------------------
+
+@contextmanager
+def engine_connection(con, project: Project, settings: EngineSettings | None = None) -> Iterator:
+    """``con`` itself on DuckDB; on Spark, a :class:`~analysis.spark.SparkConnection` with
+    the project's log registered (``settings`` default to the project's own)."""
+    settings = (settings or get_settings(con, project)).check()
+    if settings.engine == "duckdb":
+        yield con
+        return
+    if project.external is None:
+        raise ConfigError(_stored_log_message(project))
+    from .spark import SparkConnection, register_external
+
+    session = spark_session(settings.spark_remote)
+    # The rollup is built locally when the dataset is attached or refreshed; waiting labels
+    # (none for a lake, whose labels are its own) are local too.
+    remote = SparkConnection(session, con, local_tables={project.rollup_table, project.ranks_table,
+                                                         project.pending_table})
+    try:
+        register_external(remote, con, project)
+        yield remote
+    finally:
+        remote.close()
+
+
+@dataclass
+class Answer:
+    """Which engine answered, and how long the work took."""
+
+    engine: str
+    seconds: float
+
+
+@contextmanager
+def answered(settings: EngineSettings) -> Iterator[Answer]:
+    """Times the body; the :class:`Answer` is filled in when it ends."""
+    answer = Answer(settings.label, 0.0)
+    start = time.perf_counter()
+    try:
+        yield answer
+    finally:
+        answer.seconds = time.perf_counter() - start
