@@ -126,7 +126,7 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
         fractions = qs or [0.5]
         marks = ", ".join("?" for _ in fractions)  # one parameter per fraction: plain SQL on any engine
         exprs = [f"quantile_disc({_numeric(c, kinds[c])}, [{marks}])" for c in binned]
-        exprs += [f"approx_count_distinct({quote_ident(c)})" for c in binned]
+        exprs += [f"count(DISTINCT {quote_ident(c)})" for c in binned]  # exact: the same on every engine
         row = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
                           [*[q for _ in binned for q in fractions], *params]).fetchall()[0]
         for i, c in enumerate(binned):

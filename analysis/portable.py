@@ -3,6 +3,8 @@ it needs here. Each rewrite names the construct; see docs/portable-sql.md."""
 
 from __future__ import annotations
 
+import re
+
 import sqlglot
 from sqlglot import exp
 
@@ -75,7 +77,78 @@ def _percentile_disc(sql: str) -> str:
         i = end
 
 
+_SAMPLE = "SB_SAMPLE_"
+
+
+def _samples(tree: exp.Expression) -> list[tuple[str, str, str]]:
+    """``SELECT … FROM (subquery) AS a USING SAMPLE p% (system, seed)``: Spark samples a
+    subquery with ``(subquery) TABLESAMPLE (p PERCENT) REPEATABLE (seed) AS a``, a form
+    SQLGlot does not write. The alias becomes a marker, replaced in the text after."""
+    found = []
+    for select in list(tree.find_all(exp.Select)):
+        sample, source = select.args.get("sample"), select.args.get("from_")
+        if sample is None:
+            continue
+        sub = source.this if source is not None else None
+        if not isinstance(sub, exp.Subquery) or not sub.alias or sample.args.get("percent") is None:
+            raise ValueError("a sample is taken only of an aliased subquery, by percent")
+        seed = sample.args.get("seed")
+        found.append((sub.alias, sample.args["percent"].name, seed.name if seed is not None else "0"))
+        sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"{_SAMPLE}{len(found) - 1}")))
+        select.set("sample", None)
+    return found
+
+
 def to_spark(sql: str) -> str:
     """One DuckDB statement as Spark SQL."""
     tree = sqlglot.parse_one(sql, read="duckdb").transform(_rewrite)
-    return _percentile_disc(tree.sql(dialect="spark"))
+    samples = _samples(tree)
+    out = _percentile_disc(tree.sql(dialect="spark"))
+    for i, (alias, percent, seed) in enumerate(samples):
+        out = out.replace(f"AS {_SAMPLE}{i}", f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed}) AS {alias}")
+    return out
+
+
+# Constructs the engine must not send to Spark: DuckDB functions Spark lacks (or that
+# SQLGlot translates to something else), and approximate forms of exact statistics.
+DUCKDB_ONLY_FUNCTIONS = {"HASH", "QUANTILE_CONT", "TIME_BUCKET", "STRING_AGG", "LIST", "ARRAY_AGG", "EPOCH",
+                         "READ_PARQUET", "READ_CSV", "READ_CSV_AUTO", "SHA256", "APPROX_QUANTILE", "MD5_NUMBER",
+                         "REGEXP_FULL_MATCH", "LIST_VALUE", "STRUCT_PACK", "GLOB", "DATE_BIN"}
+_APPROXIMATE = ("PERCENTILE_APPROX", "APPROX_PERCENTILE", "APPROX_COUNT_DISTINCT")
+
+
+def spark_problems(sql: str) -> list[str]:
+    """What in ``sql`` (DuckDB) has no faithful Spark translation here; empty when it has one."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        return [f"not parsed: {str(exc).splitlines()[0]}"]
+    problems = []
+    for node in tree.walk():
+        name = node.name.upper() if isinstance(node, exp.Anonymous) else (
+            node.sql_name().upper() if isinstance(node, exp.Func) else "")
+        if name in DUCKDB_ONLY_FUNCTIONS:
+            problems.append(f"DuckDB-only function {name.lower()}()")
+        if isinstance(node, exp.Qualify):
+            problems.append("QUALIFY (SQLGlot's rewrite loses the ordering)")
+        if isinstance(node, exp.Unpivot) if hasattr(exp, "Unpivot") else False:
+            problems.append("UNPIVOT")
+        if isinstance(node, exp.Pivot) and node.args.get("unpivot"):
+            problems.append("UNPIVOT")
+        if isinstance(node, exp.Bracket) and any(isinstance(e, exp.Slice) for e in node.expressions):
+            problems.append("string or list slicing x[a:b]")
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            problems.append("CTE MATERIALIZED hint")
+    try:
+        spark = to_spark(sql)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return problems + [f"not translated: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"]
+    upper = spark.upper()
+    problems += [f"approximate {f}" for f in _APPROXIMATE if f in upper]
+    if re.search(r"\bGROUPING\([^(),]*,", upper):
+        problems.append("grouping() of several columns")
+    if "PERCENTILE_CONT(" in upper and "WITHIN GROUP" not in upper:
+        problems.append("PERCENTILE_CONT(x, q), not a Spark form")
+    if "USING SAMPLE" in upper:
+        problems.append("DuckDB's USING SAMPLE")
+    return problems

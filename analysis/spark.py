@@ -92,8 +92,8 @@ class SparkConnection:
     def execute(self, sql: str, params=None):
         params = list(params or [])
         if self.local is not None:
-            tables = _tables(sql)
-            local = {t for t in tables if _is_local(t) or t in self.local_tables}
+            tables = spark_tables(sql)
+            local = {t for t in tables if is_local_table(t) or t in self.local_tables}
             if tables and local == tables:
                 return self.local.execute(sql, params)
             for table in local:  # a local table joined with the log: Spark gets a copy first
@@ -142,7 +142,7 @@ class SparkConnection:
         self.spark.catalog.dropTempView(name)
 
 
-def _tables(sql: str) -> set[str]:
+def spark_tables(sql: str) -> set[str]:
     import sqlglot
     from sqlglot import exp
 
@@ -154,7 +154,7 @@ def _tables(sql: str) -> set[str]:
     return {t.name for t in tree.find_all(exp.Table) if t.name not in ctes}
 
 
-def _is_local(table: str) -> bool:
+def is_local_table(table: str) -> bool:
     """Curation data stays in the local DuckDB: projects, saved slices, validation sets
     (and their members), product metrics, gates, reports."""
     from .schema import PROJECT_METADATA

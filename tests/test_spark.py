@@ -218,3 +218,17 @@ def test_every_page_runs_on_spark(lake, monkeypatch, page):
     assert not at.exception
     problems = [e.value for e in at.error if not e.value.startswith("**Gate:")]  # a failed gate is an answer
     assert not problems, problems
+
+
+def test_sampled_cut_points_run_on_spark(engines, monkeypatch):
+    """Beyond a million rows the cut points come from a sample; Spark takes its own
+    (TABLESAMPLE … REPEATABLE), so the bins are close to DuckDB's, not equal."""
+    import analysis.breakdown as breakdown_module
+
+    local, remote, project = engines
+    monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 1000)
+    monkeypatch.setattr(breakdown_module, "QUANTILE_SAMPLE", 2000)
+    on_spark = breakdown(remote, project, "income", V1, bins=4)
+    on_duckdb = breakdown(local, project, "income", V1, bins=4)
+    assert len(on_spark) == len(on_duckdb) == 4
+    assert on_spark["n_rows"].sum() == on_duckdb["n_rows"].sum()

@@ -71,6 +71,8 @@ def error_tree(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = 
         if n > sample:  # whole vectors of rows: fast, and the same rows on every run over the same file
             source += f" USING SAMPLE {100 * sample / n:.6f}% (system, 7)"
         data = con.execute(source, enc.params).df()
+        if data.empty:  # a tiny share of whole vectors can draw none of them
+            data = con.execute(f"SELECT * FROM ({enc.sql}) AS encoded", enc.params).df()
         names = [f.column for f in enc.features]
         orders = {f.column: _order(f, data) for f in enc.features}
         x = np.column_stack([data[c].map(orders[c]).to_numpy(dtype=float) for c in names])
