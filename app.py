@@ -24,7 +24,7 @@ st.sidebar.markdown("### :material/troubleshoot: Sliceboard")
 with _ui.readable_errors():
     _ui.ensure_database()
     project = _ui.project_picker()
-    if project:
+    if project and page.url_path != "present":  # a presentation shows no controls
         _engine_ui.engine_panel(project)
     st.sidebar.caption(f"Database: `{_ui.store().path}`")
     page.run()

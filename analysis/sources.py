@@ -50,8 +50,15 @@ def _kind_for(path: str) -> str | None:
 
 
 def _resolve_path(path: str) -> tuple[str, str, bool]:
-    """Return (pattern, kind, multi_file) for a file, folder or glob."""
-    p = Path(path).expanduser()
+    """Return (pattern, kind, multi_file) for a file, folder or glob (local, or an object
+    store URL such as s3://bucket/lake/, which DuckDB reads through its httpfs extension)."""
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme and scheme != "file":
+        if path.endswith("/"):  # a folder in a bucket: every Parquet file below it
+            return path + "**/*.parquet", "parquet", True
+        kind = _kind_for(path) or "parquet"
+        return path, kind, any(ch in path for ch in "*?[")
+    p = Path(path.split("://", 1)[1] if scheme == "file" else path).expanduser()
     if p.is_dir():
         for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
             for suffix in suffixes:
