@@ -202,6 +202,10 @@ def engine_connection(con, project: Project, settings: EngineSettings | None = N
     from .spark import SparkConnection, register_external
 
     session = spark_session(settings.spark_remote)
+    if not (settings.spark_remote or "").startswith("sc://"):
+        # Temporary views are per session: a session of its own (sharing the local Spark)
+        # keeps two projects' log_<id> views apart.
+        session = session.newSession()
     # The rollup is built locally when the dataset is attached or refreshed; waiting labels
     # (none for a lake, whose labels are its own) are local too.
     remote = SparkConnection(session, con, local_tables={project.rollup_table, project.ranks_table,

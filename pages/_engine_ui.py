@@ -14,8 +14,7 @@ LABELS = {"duckdb": "DuckDB (embedded)", "spark": "Spark"}
 
 def engine_panel(project: str) -> None:
     """An expander in the sidebar with the project's engine and a form to change it."""
-    with _ui.store().read() as con:  # a metadata row: no engine needed to read it
-        settings = get_settings(con, get_project(con, project))
+    settings = _ui.metadata(get_settings, project)
     st.session_state["sb_answers"] = []  # this run's answers (filled by _ui.query)
     with st.sidebar.expander(f"Engine: {settings.label}", icon=":material/memory:"):
         with st.form("sb_engine_form", border=False):

@@ -78,8 +78,24 @@ def query(func, project: str | None = None, **kwargs):
     return value
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_metadata(fingerprint: tuple, path: str, func_path: str, project: str):
+    module, name = func_path.rsplit(".", 1)
+    func = getattr(importlib.import_module(module), name)
+    with _store_for(path).read() as con:
+        return func(con, get_project(con, project))
+
+
+def metadata(func, project: str):
+    """``func(con, project)`` on the local database only (settings, curation data),
+    cached until the database changes: no engine is started to read a setting."""
+    s = store()
+    return _cached_metadata(s.fingerprint(), str(s.path), f"{func.__module__}.{func.__name__}", project)
+
+
 def clear_caches() -> None:
     _cached_call.clear()
+    _cached_metadata.clear()
 
 
 def ensure_database() -> None:
