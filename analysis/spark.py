@@ -122,7 +122,7 @@ class SparkConnection:
         It travels as Arrow, so its types stay exact and a remote server needs no shared disk."""
         from .sql import quote_ident
 
-        arrow = self.local.execute(f"SELECT * FROM {quote_ident(table)}").to_arrow_table()
+        arrow = self.local.sql(f"SELECT * FROM {quote_ident(table)}").to_arrow_table()
         self.spark.createDataFrame(arrow).createOrReplaceTempView(table)
         self._views.append(table)
 
