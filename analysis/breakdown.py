@@ -90,9 +90,11 @@ def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) 
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
     if n > EXACT_QUANTILES_UP_TO:
-        # Whole vectors of rows, each with this probability: milliseconds at any
-        # size, and the same rows on every run over the same file.
-        sql = f"SELECT * FROM ({sql}) AS scoped USING SAMPLE {100 * QUANTILE_SAMPLE / n:.6f}% (system, 7)"
+        # Whole vectors of the table's rows, each with this probability, then the
+        # scope: the sample is drawn in the scan, which then reads only the vectors
+        # drawn (milliseconds at any size), the same rows on every run over one file.
+        sample = f"SELECT * FROM {table} USING SAMPLE {100 * QUANTILE_SAMPLE / n:.6f}% (system, 7)"
+        sql = f"SELECT {cols} FROM ({sample}) AS sampled_rows WHERE {where[0]}"
     return sql, list(where[1])
 
 
@@ -186,9 +188,10 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
     # group come from all rows, grouped by the value itself where it repeats
     # (then binned), so the bin is not worked out for every row.
     key, key_params = g.key_for()
-    rows = (f"SELECT *, {key} AS sb_group FROM {quote_ident(project.log_table)} "
+    rows = (f"SELECT *, {key} AS sb_group FROM {quote_ident(project.labeled_table)} "
             f"WHERE ({where}) AND label IS NOT NULL", [*key_params, *params])
-    labeled = compute_metrics(con, project, group_by=[GroupKey("value", "sb_group")], rows=rows)
+    labeled = compute_metrics(con, project, group_by=[GroupKey("value", "sb_group")], rows=rows,
+                              include_outcomes=False, labeled_only=True)
     labeled["value"] = g.label_of(labeled["value"])
     counts = _group_counts(con, project, g, (where, params))
     frame = _with_counts(labeled, counts, project)

@@ -41,7 +41,7 @@ def buckets_for(task: str) -> tuple[str, ...]:
 
 def _mae(con, project: Project, where: tuple[str, list]) -> float:
     value = con.execute(
-        f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.log_table)} WHERE {where[0]}",
+        f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.labeled_table)} WHERE {where[0]}",
         where[1]).fetchall()[0][0]
     return float(value) if value else 1.0
 
@@ -148,7 +148,9 @@ def examples(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
             raise ConfigError("Near-threshold rows exist for binary tasks only.")
         filters.append(("abs(score - ?) < ?", [project.threshold, float(near_threshold)]))
     f_sql, f_params = and_all(filters)
-    table = quote_ident(project.log_table)
+    # Every bucket but "unlabeled" holds labeled rows only: those have a table of their own.
+    labeled_only = bucket is not None and bucket != "unlabeled"
+    table = quote_ident(project.labeled_table if labeled_only else project.log_table)
     total = con.execute(f"SELECT count(*) FROM {table} WHERE {f_sql}", f_params).fetchall()[0][0]
     columns = ["prediction_id", "example_id", "timestamp", "model_version", "stage", "prediction", "score",
                "label", "label_timestamp"] + [c.name for c in project.features] + [c.name for c in project.outcomes]

@@ -27,7 +27,7 @@ from .ingest import _check_unique_ids, _plan, _register_project, next_ingest_id,
 from .mapping import Mapping
 from .project import Project, find_project, get_project
 from .rollup import days_of_rows, rebuild_days
-from .schema import bump_data_version
+from .schema import bump_data_version, labeled_table
 from .sources import _resolve_path, close_source, count_rows, open_source
 from .sql import in_transaction, quote_ident, sql_literal
 
@@ -83,6 +83,7 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
             exprs["ingest_id"] = str(int(ingest_id))
             select = ", ".join(f"CAST(({exprs.get(c, 'NULL')}) AS {t}) AS {quote_ident(c)}" for c, t in columns)
             con.execute(f"DROP TABLE {log}")
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(labeled_table(pid))}")  # the view is read in place
             con.execute(f"CREATE VIEW {log} AS SELECT {select} "
                         f"FROM read_parquet({sql_literal(pattern)}, hive_partitioning = true, union_by_name = true)")
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])

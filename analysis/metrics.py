@@ -251,7 +251,8 @@ GROUP BY {part}"""
 
 
 def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
-                   outcomes: list[str], rows: tuple[str, list] | None = None) -> tuple[str, list]:
+                   outcomes: list[str], rows: tuple[str, list] | None = None,
+                   labeled_only: bool = False) -> tuple[str, list]:
     rollup = source == "rollup"
     table, table_params = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
@@ -266,9 +267,13 @@ def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, l
     # from the labeled rows grouped by label, prediction and score (the CTE
     # LABELED_CTE, see labeled_cte), so the per-row terms (logarithms included)
     # are evaluated once per distinct combination rather than once per row.
-    counts = (f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
-              f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}")
     aliases = [quote_ident(g.alias) for g in groups]
+    if labeled_only and not outcomes:  # every row is in the labeled rows' CTE: count them there
+        counts = f"SELECT {', '.join(aliases)}, sum(n) AS n_rows FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}"
+        table_params, params = [], []
+    else:
+        counts = (f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
+                  f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}")
     lab_sums = (f"SELECT {', '.join(aliases)}, "
                 + ", ".join(f"{expr} AS {name}" for name, expr in binary_sums(weight="n"))
                 + f" FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}")
@@ -285,7 +290,7 @@ def labeled_cte(project: Project, groups: list[GroupKey], where: tuple[str, list
                 rows: tuple[str, list] | None = None) -> tuple[str, list]:
     """Labeled rows counted per group, label, prediction and score: what every
     binary statistic and the ranking curves of the log are computed from."""
-    table, table_params = _rows(project, False, rows)
+    table, table_params = _rows(project, False, rows) if rows is not None else (quote_ident(project.labeled_table), [])
     sel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
     where_sql, params = where
     return (f"{LABELED_CTE} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
@@ -418,6 +423,7 @@ def metrics_query(
     curve: tuple | None = None,
     include_outcomes: bool = True,
     rows: tuple[str, list] | None = None,
+    labeled_only: bool = False,
 ) -> tuple[str, list]:
     """SQL and parameters for every metric of the project's task, per group.
 
@@ -437,7 +443,8 @@ def metrics_query(
         ctes, cte_params = "", []
         if source == "log" or curve[0] == "log":
             ctes, cte_params = labeled_cte(project, groups, where if source == "log" else curve[1], rows)
-        totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows)
+        totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows,
+                                          labeled_only=labeled_only and source == "log")
         curve_q, c_params = _binary_curve(project, groups, curve, rows)
         return _binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
     hist, params = hist_query(project, groups, where, source, outcomes, rows)
@@ -455,14 +462,19 @@ def compute_metrics(
     curve: tuple | None = None,
     include_outcomes: bool = True,
     rows: tuple[str, list] | None = None,
+    labeled_only: bool = False,
 ) -> pd.DataFrame:
     """Every metric of the task, per group (one row per group).
 
     ``rows`` replaces the log with a subquery over it (``(sql, params)``) whose
     extra columns the groups may use; ``where`` then applies to its rows.
+    ``labeled_only`` says every row is labeled (``rows`` reads the labeled rows):
+    without outcomes, a binary task then counts rows from the labeled rows'
+    groups, with no second scan.
     """
     sql, params = metrics_query(project, group_by=group_by or [], where=where, source=source,
-                                curve=curve, include_outcomes=include_outcomes, rows=rows)
+                                curve=curve, include_outcomes=include_outcomes, rows=rows,
+                                labeled_only=labeled_only)
     frame = con.execute(sql, params).df()
     for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
         if c in frame:

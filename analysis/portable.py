@@ -81,17 +81,19 @@ _SAMPLE = "SB_SAMPLE_"
 
 
 def _samples(tree: exp.Expression) -> list[tuple[str, str, str]]:
-    """``SELECT … FROM (subquery) AS a USING SAMPLE p% (system, seed)``: Spark samples a
-    subquery with ``(subquery) TABLESAMPLE (p PERCENT) REPEATABLE (seed) AS a``, a form
-    SQLGlot does not write. The alias becomes a marker, replaced in the text after."""
+    """``SELECT … FROM (subquery) AS a USING SAMPLE p% (system, seed)`` or ``… FROM t
+    USING SAMPLE …``: Spark samples with ``(subquery) TABLESAMPLE (p PERCENT) REPEATABLE
+    (seed) AS a`` (``t TABLESAMPLE …``), a form SQLGlot does not write. The source gets
+    a marker for an alias, replaced in the text after."""
     found = []
     for select in list(tree.find_all(exp.Select)):
         sample, source = select.args.get("sample"), select.args.get("from_")
         if sample is None:
             continue
         sub = source.this if source is not None else None
-        if not isinstance(sub, exp.Subquery) or not sub.alias or sample.args.get("percent") is None:
-            raise ValueError("a sample is taken only of an aliased subquery, by percent")
+        aliased = isinstance(sub, exp.Subquery) and sub.alias
+        if not (aliased or isinstance(sub, exp.Table)) or sample.args.get("percent") is None:
+            raise ValueError("a sample is taken only of a table or an aliased subquery, by percent")
         seed = sample.args.get("seed")
         found.append((sub.alias, sample.args["percent"].name, seed.name if seed is not None else "0"))
         sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"{_SAMPLE}{len(found) - 1}")))
@@ -105,7 +107,8 @@ def to_spark(sql: str) -> str:
     samples = _samples(tree)
     out = _percentile_disc(tree.sql(dialect="spark"))
     for i, (alias, percent, seed) in enumerate(samples):
-        out = out.replace(f"AS {_SAMPLE}{i}", f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed}) AS {alias}")
+        out = out.replace(f"AS {_SAMPLE}{i}", f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed})"
+                          + (f" AS {alias}" if alias else ""))
     return out
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 
 from .errors import ProjectNotFoundError
-from .schema import label_type, log_table, members_table, pending_table, ranks_table, rollup_table
+from .schema import label_type, labeled_table, log_table, members_table, pending_table, ranks_table, rollup_table
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class Project:
     @property
     def log_table(self) -> str:
         return log_table(self.project_id)
+
+    @property
+    def labeled_table(self) -> str:
+        """The log's labeled rows: their own copy for a stored log (see
+        ``analysis.schema.create_labeled_table``), the log itself for an external one
+        (read with ``label IS NOT NULL`` either way)."""
+        return labeled_table(self.project_id) if self.external is None else log_table(self.project_id)
 
     @property
     def pending_table(self) -> str:

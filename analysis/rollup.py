@@ -12,7 +12,9 @@ version x stage's all-time ranking statistics (``ranks_<id>``); a window that
 is neither one day nor all time computes them from the log.
 
 It is derived data: every write rebuilds the days (and versions) it touched
-from the log, in the same transaction, so it never drifts from the log.
+from the log, in the same transaction, so it never drifts from the log. The
+copy of a stored log's labeled rows (``analysis.schema.create_labeled_table``)
+is rebuilt the same way, day by day.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def rebuild_days(con: duckdb.DuckDBPyConnection, project: Project, days_sql: str
         [project.project_id]).fetchall()]
     cols, exprs, group = _additive(project, outcomes)
     in_days = f"{DAY_SQL} IN (SELECT day FROM sb_days)"
+    if project.external is None:
+        labeled = quote_ident(project.labeled_table)
+        con.execute(f"DELETE FROM {labeled} WHERE {in_days}")
+        con.execute(f"INSERT INTO {labeled} BY NAME SELECT * FROM {log} WHERE {in_days} AND label IS NOT NULL")
     additive = f"SELECT {', '.join(exprs)} FROM {log} WHERE {in_days} GROUP BY {group}"
     con.execute(f"DELETE FROM {table} WHERE day IN (SELECT day FROM sb_days)")
     if project.task != "binary":

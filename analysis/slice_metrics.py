@@ -112,8 +112,8 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
     rest_cols = ", ".join(f"coalesce(o.{quote_ident(c)}, 0) - coalesce(s.{quote_ident(c)}, 0) AS {quote_ident(c)}"
                           for c in ["n_rows", *o_cols])
     # Grouping by a boolean is much cheaper than by a string.
-    labeled = (f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, "
-               f"count(*) AS n FROM {table} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL")
+    labeled = (f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, count(*) AS n "
+               f"FROM {quote_ident(project.labeled_table)} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL")
     terms = dict(binary_terms())
     squares = {"ll_sq": f"n * ({terms['ll_sum']}) * ({terms['ll_sum']})",
                "brier_sq": f"n * ({terms['brier_sum']}) * ({terms['brier_sum']})"}

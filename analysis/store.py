@@ -157,6 +157,8 @@ class Store:
 
     def _configure(self, con: duckdb.DuckDBPyConnection, read_only: bool = True) -> None:
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's own progress bar writes to the terminal, into the CLI's JSON output.
+        con.execute("SET enable_progress_bar = false")
         if not read_only:
             # Bulk inserts then fill whole row groups in parallel and are stored
             # final at commit; with insertion order kept, DuckDB writes them

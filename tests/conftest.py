@@ -45,6 +45,29 @@ def db_digest(path: str | os.PathLike) -> dict:
         con.close()
 
 
+def labeled_out_of_step(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Stored projects whose copy of the labeled rows differs from the log's labeled
+    rows: ``{log table: (rows missing from the copy, rows only in the copy)}``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        logs = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
+            "AND table_type = 'BASE TABLE'").fetchall()]
+        for log in logs:
+            labeled = "labeled_" + log.split("_", 1)[1]
+            cols = ", ".join('"' + r[0].replace('"', '""') + '"' for r in con.execute(f'DESCRIBE "{log}"').fetchall())
+            mine = f'SELECT {cols} FROM "{log}" WHERE label IS NOT NULL'
+            copy = f'SELECT {cols} FROM "{labeled}"'
+            missing = con.execute(f"SELECT count(*) FROM ({mine} EXCEPT ALL {copy})").fetchall()[0][0]
+            extra = con.execute(f"SELECT count(*) FROM ({copy} EXCEPT ALL {mine})").fetchall()[0][0]
+            if missing or extra:
+                out[log] = (missing, extra)
+        return out
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "test.duckdb"

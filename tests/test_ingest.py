@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, IngestError, Mapping, get_project, ingest_predictions, parse_mapping
-from conftest import SMALL_MAPPING, db_digest, small_predictions
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -46,6 +46,15 @@ def assert_rejected(store, db_path, source, match, exc=IngestError, **kw):
 
 
 # --- happy paths -------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def labeled_rows_stay_in_step(db_path):
+    """After every write of this module, each stored log's copy of its labeled rows
+    equals its labeled rows."""
+    yield
+    if db_path.exists():
+        assert labeled_out_of_step(db_path) == {}
 
 
 def test_dataframe_creates_project_with_native_types(store, db_path):

@@ -16,7 +16,7 @@ from analysis import (
     parse_mapping,
 )
 from analysis.overview import overview_table, project_summary
-from conftest import SMALL_MAPPING, db_digest, small_predictions
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -44,6 +44,15 @@ def stored(db_path, table="log_1"):
 def seeded(store):
     ingest(store, small_predictions(10))
     return store
+
+
+@pytest.fixture(autouse=True)
+def labeled_rows_stay_in_step(db_path):
+    """After every write of this module, each stored log's copy of its labeled rows
+    equals its labeled rows."""
+    yield
+    if db_path.exists():
+        assert labeled_out_of_step(db_path) == {}
 
 
 def test_labels_and_outcomes_apply(seeded, db_path):

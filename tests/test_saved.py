@@ -17,7 +17,7 @@ from analysis.saved import (delete_slice, get_slice, list_slices, save_slice, sl
 from analysis.schema import SCHEMA_VERSION
 from analysis.slices import parse_slice, validate_slice
 
-from conftest import db_digest
+from conftest import db_digest, labeled_out_of_step
 from test_slices import MAPPING, shop_frame
 
 
@@ -115,6 +115,9 @@ def test_a_version_1_database_is_migrated(shop):
                   "sb_gates", "sb_reports", "sb_report_blocks", "sb_external", "sb_engine"):
         con.execute(f"DROP TABLE {table}")
     con.execute("ALTER TABLE log_1 DROP COLUMN example_key")  # (7)
+    con.execute("UPDATE log_1 SET label = score > 0.5 WHERE prediction_id IN "
+                "(SELECT prediction_id FROM log_1 ORDER BY prediction_id LIMIT 40)")
+    con.execute("DROP TABLE labeled_1")  # (8)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)
@@ -127,5 +130,9 @@ def test_a_version_1_database_is_migrated(shop):
         # Every stored row gets its example key, as Python's MD5 gives it.
         keys = con.execute("SELECT example_id, example_key FROM log_1").fetchall()
         assert keys and all(key == example_key(example) for example, key in keys)
+        # The labeled rows get their copy.
+        assert con.execute("SELECT count(*) FROM labeled_1").fetchall()[0][0] == \
+            con.execute("SELECT count(*) FROM log_1 WHERE label IS NOT NULL").fetchall()[0][0] >= 40
         assert con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0] == \
             str(SCHEMA_VERSION)
+    assert labeled_out_of_step(store.path) == {}

@@ -48,7 +48,8 @@ def engines(tmp_path_factory):
         create_set(con, project, "east", criteria=["accuracy >= 0.8"])
         promote(con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east")))
         commit(con, project, "east", "the east region")
-        tables = (project.log_table, project.rollup_table, project.ranks_table)
+        # The stored log's labeled rows have their own table (a lake's are read from the log).
+        tables = (project.log_table, project.labeled_table, project.rollup_table, project.ranks_table)
         for table in tables:
             con.execute(f"COPY \"{table}\" TO '{folder / (table + '.parquet')}' (FORMAT parquet)")
     spark = (SparkSession.builder.master("local[2]").appName("sliceboard-parity")
