@@ -150,6 +150,8 @@ def spark_session(remote: str | None):
         try:
             session = SparkSession.builder.remote(remote).getOrCreate()
             session.sql("SELECT 1").collect()  # credentials and protocol are checked here
+            # Timestamps and days mean UTC, as in the local store, whatever the server's zone.
+            session.conf.set("spark.sql.session.timeZone", "UTC")
         except ImportError as exc:
             raise ConfigError(f"Spark Connect needs its client packages ({exc.name}): "
                               "pip install -r tests/requirements-spark.txt") from None
