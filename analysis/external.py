@@ -26,7 +26,7 @@ from .errors import ConfigError, IngestError
 from .ingest import _check_unique_ids, _plan, _register_project, next_ingest_id, record_ingest
 from .mapping import Mapping
 from .project import Project, find_project, get_project
-from .rollup import days_of_rows, rebuild_days
+from .rollup import rebuild_all
 from .schema import bump_data_version, labeled_table
 from .sources import _resolve_path, close_source, count_rows, open_source
 from .sql import in_transaction, quote_ident, sql_literal
@@ -92,7 +92,7 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
                 from .engine import settings_from_mapping, store_settings
 
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
-            rebuild_days(con, attached, days_of_rows(attached, "TRUE"), [])
+            _rebuild_rollup(con, attached)
             record_ingest(con, ingest_id, pid, "external", src.name, total, {"uri": pattern, "rows": total})
             bump_data_version(con)
             return attached
@@ -103,17 +103,27 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
 
 
 def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:
-    """Rebuild the rollup of an external project from its dataset as it is now; its rows."""
+    """Rebuild the rollup of an external project from its dataset as it is now, on the
+    project's engine; its rows."""
     if project.external is None:
         raise ConfigError(f"{project.name} is stored in this database, not read from an external dataset.")
 
     def work() -> int:
-        rebuild_days(con, project, days_of_rows(project, "TRUE"), [])
+        _rebuild_rollup(con, project)
         con.execute("UPDATE sb_external SET refreshed_at = ? WHERE project_id = ?", [_now(), project.project_id])
         bump_data_version(con)
-        return con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)}").fetchall()[0][0]
+        return stored_rows(con, project)
 
     return in_transaction(con, work)
+
+
+def _rebuild_rollup(con: duckdb.DuckDBPyConnection, project: Project) -> None:
+    """The Overview's rollup of the whole dataset, aggregated by the project's engine:
+    on Spark, the cluster reads the lake and only the per-day figures come back."""
+    from .engine import engine_connection
+
+    with engine_connection(con, project) as reader:
+        rebuild_all(con, project, reader)
 
 
 def stored_rows(con: duckdb.DuckDBPyConnection, project: Project) -> int:

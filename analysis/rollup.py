@@ -116,5 +116,45 @@ def days_of_rows(project: Project, where: str) -> str:
     return f"SELECT DISTINCT {DAY_SQL} FROM {quote_ident(project.log_table)} WHERE {where}"
 
 
-def rebuild_all(con: duckdb.DuckDBPyConnection, project: Project) -> None:
-    rebuild_days(con, project, days_of_rows(project, "TRUE"), [])
+def rebuild_all(con: duckdb.DuckDBPyConnection, project: Project, reader=None) -> None:
+    """Every day's rollup rows, and each version x stage's ranking figures, from the log
+    as it is now. ``reader`` runs the aggregations (the project's Spark engine, for a
+    lake too large for one machine to read); the local store keeps what they return,
+    a few rows per version, stage and day."""
+    if reader is None or reader is con:
+        rebuild_days(con, project, days_of_rows(project, "TRUE"), [])
+        return
+    log, table = quote_ident(project.log_table), quote_ident(project.rollup_table)
+    outcomes = [r[0] for r in con.execute(
+        "SELECT name FROM sb_columns WHERE project_id = ? AND role = 'outcome' ORDER BY position",
+        [project.project_id]).fetchall()]
+    cols, exprs, group = _additive(project, outcomes)
+    a_cols = [f"a{i}" for i in range(len(exprs))]
+    named = ", ".join(f"{e} AS {c}" for e, c in zip(exprs, a_cols))
+    frames = {"sb_additive": reader.execute(f"SELECT {named} FROM {log} GROUP BY {group}").df()}
+    if project.task == "binary":
+        day_groups = [("model_version", "model_version"), ("stage", "stage"), ("day", DAY_SQL)]
+        frames["sb_curve"] = reader.execute(curve_sql(score_counts_sql(log, day_groups, "TRUE"), list(KEYS))).df()
+        pairs = [("model_version", "model_version"), ("stage", "stage")]
+        frames["sb_ranks"] = reader.execute(curve_sql(score_counts_sql(log, pairs, "TRUE"),
+                                                      ["model_version", "stage"])).df()
+    for name, frame in frames.items():
+        con.register(name, frame)
+    try:
+        con.execute(f"DELETE FROM {table}")
+        if project.task != "binary":
+            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(a_cols)} FROM sb_additive")
+            return
+        join = " AND ".join(f"a.a{i} = c.{k}" for i, k in enumerate(KEYS))
+        con.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}, {', '.join(CURVE_COLUMNS)}) "
+            f"SELECT {', '.join('a.' + c for c in a_cols)}, "
+            f"{', '.join(f'coalesce(c.{c}, 0)' for c in CURVE_COLUMNS)} "
+            f"FROM sb_additive AS a LEFT JOIN sb_curve AS c ON {join}")
+        ranks = quote_ident(project.ranks_table)
+        con.execute(f"DELETE FROM {ranks}")
+        con.execute(f"INSERT INTO {ranks} (model_version, stage, {', '.join(CURVE_COLUMNS)}) "
+                    f"SELECT model_version, stage, {', '.join(CURVE_COLUMNS)} FROM sb_ranks")
+    finally:
+        for name in frames:
+            con.unregister(name)
