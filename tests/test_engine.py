@@ -58,14 +58,18 @@ def test_the_mapping_carries_the_engine(lake):
         parse_mapping('[engine]\nname = "spark"\nmaster = "x"\n')
     with pytest.raises(ConfigError, match="Unknown engine 'spork'"):
         parse_mapping('[engine]\nname = "spork"\n')
-    # Attaching a lake with [engine] stores it with the project.
+    # Attaching a lake with [engine] has that engine aggregate the lake for the rollup
+    # (test_spark.py attaches one with a local Spark and reads the engine back): an engine
+    # that cannot be reached is named, and nothing is written.
     store, folder = lake
     mapping = parse_mapping(mapping_to_toml(MAPPING.with_(version="model_version")) +
-                            '\n[engine]\nname = "spark"\nspark_remote = "sc://spark.internal:15002"\n')
+                            '\n[engine]\nname = "spark"\nspark_remote = "sc://127.0.0.1:9"\n')
+    before = db_digest(store.path)
     with store.write() as con:
-        attach_parquet(con, str(folder), project="lake", mapping=mapping)
-        assert get_settings(con, get_project(con, "lake")) == EngineSettings("spark", "sc://spark.internal:15002")
+        with pytest.raises(ConfigError, match="Cannot reach Spark Connect at 127.0.0.1:9"):
+            attach_parquet(con, str(folder), project="lake", mapping=mapping)
         assert get_settings(con, get_project(con, "stored")) == EngineSettings()
+    assert db_digest(store.path) == before
 
 
 def test_spark_is_refused_for_a_log_stored_in_the_database(lake, capsys):
