@@ -246,8 +246,7 @@ def _pair_features(con, project: Project, saved: list[str] | None = None) -> lis
 
 def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decomposed]) -> tuple:
     """One pass over the pairs: per bucket, both sides' sums (ML terms, product metric
-    parts), the discordant pairs, and the distinct example hashes (equal hashes fall in
-    one bucket, so the per-bucket distinct counts add up to the total)."""
+    parts) and the discordant pairs; then the number of distinct example keys."""
     sums = _ml_sums(project)
     parts = [(f"m{i}_p{j}", term) for i, d in enumerate(decomposed) if d.outer for j, term in enumerate(d.terms)]
     cols = []
@@ -259,15 +258,17 @@ def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decompose
         cols += [f"count(*) FILTER (WHERE {both} AND prediction__b = label AND prediction__c <> label) AS sb_n01",
                  f"count(*) FILTER (WHERE {both} AND prediction__b <> label AND prediction__c = label) AS sb_n10"]
     frame = con.execute(f"SELECT sb_hash % {N_BUCKETS} AS sb_bucket, count(*) AS sb_rows, "
-                        f"count(DISTINCT sb_hash) AS sb_distinct, {', '.join(cols)} FROM {quote_ident(table)} "
+                        f"{', '.join(cols)} FROM {quote_ident(table)} "
                         "GROUP BY ALL").df().set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
+    # One distinct count over all pairs costs less than one per bucket.
+    distinct = con.execute(f"SELECT count(DISTINCT sb_hash) FROM {quote_ident(table)}").fetchall()[0][0]
     sides = []
     for tag in ("b", "c"):
         names = [name for name, _ in [*sums.items(), *parts]]
         side = frame[[f"{n}__{tag}" for n in names]].set_axis(names, axis=1).astype(float)
         sides.append(side.assign(sb_rows=frame["sb_rows"].astype(float)))
     discordant = ((int(frame["sb_n01"].sum()), int(frame["sb_n10"].sum())) if "sb_n01" in frame else (0, 0))
-    return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), int(frame["sb_distinct"].sum())
+    return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), int(distinct or 0)
 
 
 @contextmanager
@@ -483,7 +484,7 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
     out = [("saved", where, parse_slice(where)) for where in _saved_wheres(con, project, saved)]
     if discovered:
         from .discovery.encode import RowsError
-        from .discovery.run import discover
+        from .discovery.run import discover, discover_each
 
         if src.paired:
             pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
@@ -497,11 +498,19 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
                     "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END", both))]
         else:
             searches = [(f"discovered in {side.version}", "misclassification") for side in (base, cand)]
-        for i, (label, error) in enumerate(searches):
-            scope = base.scope(start, end) if src.paired else (base, cand)[i].scope(start, end)
-            try:
-                found = discover(con, project, scope, error=error, top_k=discovered)
-            except ConfigError:
+        if src.paired:  # both directions over the same pairs: encoded once
+            results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
+                                    top_k=discovered)
+        else:
+            results = []
+            for i, (_, error) in enumerate(searches):
+                try:
+                    results.append(discover(con, project, (base, cand)[i].scope(start, end), error=error,
+                                            top_k=discovered))
+                except ConfigError as exc:
+                    results.append(exc)
+        for (label, _), found in zip(searches, results):
+            if isinstance(found, ConfigError):
                 continue
             kept = found.slices[found.slices["folded_under"].isna()]  # near-duplicates of a better slice: once
             out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
@@ -537,6 +546,7 @@ class _Key:
     sql: str
     params: tuple
     label: object  # callable: key value -> group label (None: drop the group)
+    where: str | None = None  # a slice's predicate: its rows are aggregated by a filtered scan
 
 
 def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
@@ -556,12 +566,32 @@ def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
     for i, (_, _, slice_) in enumerate(predicate_slices):
         sql, params = compile_slice(slice_, project)
         keys.append(_Key(f"#slice{i}", f"CASE WHEN {sql} THEN TRUE END", tuple(params),
-                         lambda v: "in" if v is True or v == 1 else None))
+                         lambda v: "in" if v is True or v == 1 else None, where=sql))
     return keys
 
 
 def _grouped(con, keys: list[_Key], aggregates: list[str], source: tuple[str, list]) -> pd.DataFrame:
-    """``aggregates`` per group of every key, one scan with one grouping set per key."""
+    """``aggregates`` per group of every key: one scan with one grouping set per feature,
+    and for each slice predicate a scan filtered by it (DuckDB then evaluates the
+    predicate in the scan and aggregates the slice's rows only, where a grouping set
+    would hash every row)."""
+    frames = []
+    features = [k for k in keys if k.where is None]
+    if features:
+        frames.append(_grouping_sets(con, features, aggregates, source))
+    predicates = [k for k in keys if k.where is not None]
+    if predicates:
+        selects = [f"SELECT {i} AS sb_key, count(*) AS sb_n, {', '.join(aggregates)} FROM ({source[0]}) AS s "
+                   f"WHERE {k.where}" for i, k in enumerate(predicates)]
+        params = [p for k in predicates for p in (*source[1], *k.params)]
+        frame = con.execute(" UNION ALL ".join(selects), params).df()
+        frame = frame[frame["sb_n"] > 0]  # an empty slice has no group, as in a grouping set
+        frame = frame.assign(key=[predicates[int(i)].name for i in frame["sb_key"]], value="in")
+        frames.append(frame.drop(columns=["sb_key", "sb_n"]))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _grouping_sets(con, keys: list[_Key], aggregates: list[str], source: tuple[str, list]) -> pd.DataFrame:
     key_sql = [f"{k.sql} AS k{i}" for i, k in enumerate(keys)]
     params = [p for k in keys for p in k.params] + list(source[1])
     sets = ", ".join(f"(k{i})" for i in range(len(keys)))

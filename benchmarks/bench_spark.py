@@ -83,7 +83,8 @@ def _analyses() -> dict:
         "leaderboard": lambda con, p: {"": leaderboard(con, p, v1)},
         "validation sets": lambda con, p: {"": evaluate(con, p)},
         "discovery": lambda con, p: {"": discover(con, p, v1, top_k=5).slices.drop(columns=["slice"])},
-        "discovery of a cost": lambda con, p: {"": discover(con, p, v1, error="loss", top_k=5,
+        # The generated log has no outcome values: the cost of a wrong approval is the loan.
+        "discovery of a cost": lambda con, p: {"": discover(con, p, v1, error=COST, top_k=5,
                                                             max_level=2).slices.drop(columns=["slice"])},
         "paired comparison": lambda con, p: comparison(con, p, shadow),
         "unpaired comparison": lambda con, p: comparison(con, p, canary),
@@ -92,6 +93,9 @@ def _analyses() -> dict:
 
 def _key(name: str) -> str:
     return " ".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
+COST = "CASE WHEN prediction AND NOT label THEN loan_amount ELSE 0 END"
 
 
 def arguments(names: list[str]) -> argparse.Namespace:
@@ -184,6 +188,11 @@ def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
         con.execute(f"DROP TABLE {log}")
         con.execute(f"CREATE VIEW {log} AS SELECT * FROM read_parquet({sql_literal(str(files[project.log_table]))})")
         assert [r[0] for r in con.execute(f"DESCRIBE {log}").fetchall()] == columns
+        # The stored log's labeled rows have their own table: here they are the log file's
+        # labeled rows, as for a lake, on both engines.
+        labeled = quote_ident(project.labeled_table)
+        con.execute(f"DROP TABLE IF EXISTS {labeled}")
+        con.execute(f"CREATE VIEW {labeled} AS SELECT * FROM {log} WHERE label IS NOT NULL")
         con.execute("CHECKPOINT")
     _say(f"the stored log {project.log_table} is now a view over its Parquet file ({rows:,} rows)")
     return db, files, rows
@@ -287,6 +296,8 @@ def main() -> None:
                 remote = SparkConnection(spark, local)
                 for table, path in files.items():
                     register_log(remote, table, str(path))
+                spark.sql(f"SELECT * FROM {project.log_table} WHERE label IS NOT NULL").createOrReplaceTempView(
+                    project.labeled_table)
                 for name in args.selected:
                     func = analyses[name]
                     duck_times, duck, duck_error = _time(name, "DuckDB", func, local, project, args.runs)

@@ -119,6 +119,14 @@ def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
     assert top["p_value"] == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-6)
 
 
+def test_a_cost_defined_on_no_row_says_so(planted):
+    """No row where the cost is known (an outcome not yet reported): a message, not broken SQL."""
+    store, project, _ = planted
+    with store.read() as con:
+        with pytest.raises(ConfigError, match="No rows with a defined .* in this scope"):
+            discover(con, project, error="CASE WHEN cost < 0 THEN cost END", max_level=2)
+
+
 def test_cost_expressions_find_what_their_columns_find(planted):
     """A per-row expression ranks slices exactly as the same cost from a column:
     ``label <> prediction`` is misclassification, ``cost / 4`` a quarter of cost."""

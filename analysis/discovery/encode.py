@@ -190,11 +190,12 @@ class RowsError:
 
 def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
            columns: list[str] | None = None, error: str | RowsError = "misclassification", bins: int = 5,
-           slice_: Slice = Slice()) -> Encoding:
+           slice_: Slice = Slice(), more_errors: dict[str, str] | None = None) -> Encoding:
     """Encode ``columns`` (default: every categorical, boolean, numeric and
     timestamp feature) of the rows in ``scope`` (and ``slice_``) where
     ``error`` is defined; with a :class:`RowsError`, of its rows (cut points still
-    come from ``scope``)."""
+    come from ``scope``), and ``more_errors`` (column name -> term over the same
+    rows) as more columns beside the error."""
     kinds = slice_columns(project)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
@@ -227,6 +228,10 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
         kind, col = kinds[column], quote_ident(column)
         if kind == "categorical":
             values = top[column]
+            if not values:  # no row in scope has a value: nothing to encode (and CASE needs a WHEN)
+                selects.append(f"CAST(NULL AS INTEGER) AS {col}")
+                features.append(EncodedFeature(column, kind, (), (), (Condition(column, "is_null"),)))
+                continue
             cases = " ".join("WHEN ? THEN ?" for _ in values)
             other = f" ELSE {len(values)}" if len(values) >= MAX_CATEGORIES else ""
             selects.append(f"CASE WHEN {col} IS NULL THEN NULL ELSE (CASE {col} {cases}{other} END) END AS {col}")
@@ -254,7 +259,8 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
             features.append(EncodedFeature(column, kind, tuple(g.order[:-1]), tuple(
                 (_bin_condition(column, kind, edges, i),) for i in range(len(edges) + 1)),
                 (Condition(column, "is_null"),)))
-    sql = f"SELECT {', '.join(selects)}, {err} AS {ERROR_COLUMN} FROM {table} WHERE {where}"
+    extra = "".join(f", {term} AS {quote_ident(name)}" for name, term in (more_errors or {}).items())
+    sql = f"SELECT {', '.join(selects)}, {err} AS {ERROR_COLUMN}{extra} FROM {table} WHERE {where}"
     totals = (f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} "
               f"WHERE {where}", list(params))
     if isinstance(error, RowsError):

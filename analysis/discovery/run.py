@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
@@ -101,32 +101,71 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
              rank_by: str = "score", q_threshold: float = 0.05, fold_overlap: float = 0.9,
              slice_: Slice = Slice()) -> Discovery:
     """The worst slices of ``scope`` by SliceLine, with significance (see the module docstring)."""
+    _check_options(rank_by, q_threshold)
+    start = time.perf_counter()
+    encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+    with materialized(con, encoding) as enc:
+        return _search(con, project, scope, enc, start, alpha=alpha, min_support=min_support,
+                       max_level=max_level, top_k=top_k, rank_by=rank_by, q_threshold=q_threshold,
+                       fold_overlap=fold_overlap)
+
+
+def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, errors: list[RowsError], *,
+                  columns: list[str] | None = None, bins: int = 5, **options) -> list[Discovery | ConfigError]:
+    """One search per error over the same rows (the errors share their rows and where
+    they are defined, as a comparison's two directions of disagreement do): the rows
+    are encoded once, with a column per error, and each search reads its own. A search
+    that cannot run gives its :class:`ConfigError` in its place."""
+    _check_options(options.get("rank_by", "score"), options.get("q_threshold", 0.05))
+    first, more = errors[0], errors[1:]
+    columns_of = {f"sb_error_{i}": e.error for i, e in enumerate(more, start=1)}
+    encoding = encode(con, project, scope, columns=columns, error=first, bins=bins, more_errors=columns_of)
+    out: list[Discovery | ConfigError] = []
+    with materialized(con, encoding) as enc:
+        features = ", ".join(quote_ident(f.column) for f in enc.features)
+        e = quote_ident(ERROR_COLUMN)
+        for error, column in zip(errors, [ERROR_COLUMN, *columns_of]):
+            start = time.perf_counter()
+            sql = f"SELECT {features}, {quote_ident(column)} AS {e} FROM ({enc.sql}) AS sb_encoded"
+            totals = (f"SELECT count(*), coalesce(sum({e}), 0), coalesce(sum({e} * {e}), 0) FROM ({sql}) AS t", [])
+            one = replace(enc, sql=sql, totals=totals, error=error.name, binary_error=error.binary)
+            try:
+                out.append(_search(con, project, scope, one, start, **options))
+            except ConfigError as exc:
+                out.append(exc)
+    return out
+
+
+def _check_options(rank_by: str, q_threshold: float) -> None:
     if rank_by not in RANKINGS:
         raise ConfigError(f"Rank by one of {', '.join(RANKINGS)}, not {rank_by!r}.")
     if not 0 < q_threshold < 1:
         raise ConfigError(f"The q-value threshold must be in (0, 1), not {q_threshold!r}.")
-    start = time.perf_counter()
-    encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
-    with materialized(con, encoding) as enc:
-        n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
-        if not n:
-            raise ConfigError(f"No rows with a defined {enc.error} in this scope: nothing to search.")
-        features = [f.column for f in enc.features]
-        found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
-                            min_support=min_support, max_level=max_level, top_k=top_k)
-        evaluated = found.evaluated.copy()
-        evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
-        evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())
-        evaluated["impact"] = evaluated["errors"] - evaluated["size"] * (total / n)
-        if rank_by == "score":
-            chosen = found.top_slices[["predicates", "level", "size", "errors", "score"]]
-        else:  # the evaluated slices that cost the most errors beyond the average
-            chosen = evaluated[evaluated["impact"] > 0].sort_values(["impact", "score"], ascending=False).head(top_k)
-            chosen = chosen[["predicates", "level", "size", "errors", "score"]]
-        table = _reported(enc, chosen, evaluated, n, total)
-        _add_intervals(con, enc, table)
-        _fold(con, enc, table, fold_overlap)
-        table["significant"] = table["q_value"] < q_threshold
+
+
+def _search(con, project: Project, scope: Scope, enc: Encoding, start: float, *, alpha: float = 0.95,
+            min_support: int | float | None = None, max_level: int = 3, top_k: int = 10, rank_by: str = "score",
+            q_threshold: float = 0.05, fold_overlap: float = 0.9) -> Discovery:
+    """SliceLine over an encoding already materialized, then the tests, intervals and folding."""
+    n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
+    if not n:
+        raise ConfigError(f"No rows with a defined {enc.error} in this scope: nothing to search.")
+    features = [f.column for f in enc.features]
+    found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
+                        min_support=min_support, max_level=max_level, top_k=top_k)
+    evaluated = found.evaluated.copy()
+    evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
+    evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())
+    evaluated["impact"] = evaluated["errors"] - evaluated["size"] * (total / n)
+    if rank_by == "score":
+        chosen = found.top_slices[["predicates", "level", "size", "errors", "score"]]
+    else:  # the evaluated slices that cost the most errors beyond the average
+        chosen = evaluated[evaluated["impact"] > 0].sort_values(["impact", "score"], ascending=False).head(top_k)
+        chosen = chosen[["predicates", "level", "size", "errors", "score"]]
+    table = _reported(enc, chosen, evaluated, n, total)
+    _add_intervals(con, enc, table)
+    _fold(con, enc, table, fold_overlap)
+    table["significant"] = table["q_value"] < q_threshold
     return Discovery(project.name, scope, enc.error, table[COLUMNS], int(n), float(total), len(evaluated),
                      found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
                      q_threshold, time.perf_counter() - start, features,
