@@ -162,7 +162,9 @@ def result_type(con: duckdb.DuckDBPyConnection, project: Project, select_sql: st
     """The type of ``select_sql`` over the project's log, found by running it on an
     empty copy of the log's columns in an in-memory DuckDB with external access
     disabled (raises ``duckdb.Error`` where it does not apply)."""
-    columns = con.execute(f"DESCRIBE {quote_ident(project.log_table)}").fetchall()
+    # The log's columns as the local store types them (another engine names its types its own way).
+    local = getattr(con, "local", None) or con
+    columns = local.execute(f"DESCRIBE {quote_ident(project.log_table)}").fetchall()
     sandbox = duckdb.connect(":memory:", config={"enable_external_access": False, "lock_configuration": True})
     try:
         table = quote_ident(project.log_table)

@@ -82,6 +82,9 @@ ANALYSES = {
     "validation sets": lambda con, p: evaluate(con, p),
     # The same top slices with the same sizes, errors, scores, intervals and q-values.
     "discovery": lambda con, p: discover(con, p, V1, top_k=5).slices.drop(columns=["slice"]),
+    "discovery of a cost expression": lambda con, p: discover(
+        con, p, V1, error="CASE WHEN prediction AND NOT label THEN loan_amount ELSE 0 END", top_k=5,
+        max_level=2).slices.drop(columns=["slice"]),
     "discovery of a cost": lambda con, p: discover(con, p, V1, error="loss", top_k=5,
                                                    max_level=2).slices.drop(columns=["slice"]),
     # Paired (the shadow scored production's applications): McNemar, the bootstrap over
