@@ -287,6 +287,9 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     # A real click on the first segment of the first bar: plotly's selection event.
     # By its key: while a rerun replaces the chart, the stale one can still be on the page.
     bars = page.locator(".st-key-sl_err_bars [data-testid=stPlotlyChart]")
+    # Inside the keyed container too, the old chart and the new one can both be there for
+    # a moment while the rerun swaps them: wait until one is left.
+    expect(bars).to_have_count(1)
     expect(bars).to_be_visible()
     # The chart is redrawn for the chosen column: wait for its categories.
     expect(bars.locator("g.xtick text").filter(has_text="self_employed")).to_be_attached()
