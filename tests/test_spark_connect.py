@@ -25,7 +25,7 @@ import pytest
 from analysis import Store
 from analysis.cli import main
 from analysis.external import attach_parquet
-from analysis.mapping import mapping_to_toml, parse_mapping
+from analysis.mapping import mapping_to_toml
 from test_external import MAPPING, frame, write_lake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,11 +81,15 @@ def connect_lake(connect_url, tmp_path_factory):
     """A hive-partitioned lake attached with its engine set to the Connect server."""
     folder = tmp_path_factory.mktemp("connect-lake")
     write_lake(frame(n=1500), folder / "lake")
+    config = folder / "lake.toml"
+    config.write_text(mapping_to_toml(MAPPING.with_(version="model_version"))
+                      + f'\n[engine]\nname = "spark"\nspark_remote = "{connect_url}"\n')
     store = Store(folder / "lake.duckdb")
-    mapping = parse_mapping(mapping_to_toml(MAPPING.with_(version="model_version"))
-                            + f'\n[engine]\nname = "spark"\nspark_remote = "{connect_url}"\n')
-    with store.write() as con:
-        attach_parquet(con, str(folder / "lake"), project="lake", mapping=mapping)
+    # Attaching aggregates the lake on the project's engine, the Connect server: in a
+    # process of its own too.
+    attached = _cli(["attach", str(folder / "lake"), "--project", "lake", "--config", str(config),
+                     "--db", str(store.path)])
+    assert attached.returncode == 0, attached.stderr[-2000:]
     return store
 
 
