@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .example_key import HEX_DIGITS
 from .metrics import GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
@@ -33,6 +34,7 @@ MISSING = "(missing)"
 SORTS = ("impact", "error_rate", "lift", "size")
 GROUPABLE = ("categorical", "boolean", "numeric", "timestamp")
 QUANTILE_SAMPLE = 100_000
+KEY_RANGE = 16 ** HEX_DIGITS  # example keys are in [0, KEY_RANGE)
 # Up to this many rows the cut points are exact quantiles (the same for any
 # physical order of the rows); beyond, they come from a sample.
 EXACT_QUANTILES_UP_TO = 1_000_000
@@ -84,17 +86,18 @@ def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
 
 
 def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) -> tuple[str, list]:
-    """The scoped rows' ``columns`` or, beyond EXACT_QUANTILES_UP_TO rows, a
-    fixed-seed sample of about QUANTILE_SAMPLE of them."""
+    """The scoped rows' ``columns`` or, beyond EXACT_QUANTILES_UP_TO rows, a sample
+    of about QUANTILE_SAMPLE of them: the rows of a fixed share of the examples."""
     table, cols = quote_ident(project.log_table), ", ".join(quote_ident(c) for c in columns)
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
     if n > EXACT_QUANTILES_UP_TO:
-        # Whole vectors of the table's rows, each with this probability, then the
-        # scope: the sample is drawn in the scan, which then reads only the vectors
-        # drawn (milliseconds at any size), the same rows on every run over one file.
-        sample = f"SELECT * FROM {table} USING SAMPLE {100 * QUANTILE_SAMPLE / n:.6f}% (system, 7)"
-        sql = f"SELECT {cols} FROM ({sample}) AS sampled_rows WHERE {where[0]}"
+        # The example key is a uniform 60-bit hash of the id, the same number on every
+        # engine: the examples whose key is below a bound are the same rows on every run
+        # and every engine, and the bound is a plain comparison in the scan. (DuckDB's
+        # block samples, even with a seed, vary from run to run on more than one thread.)
+        bound = min(KEY_RANGE, -(-KEY_RANGE * QUANTILE_SAMPLE // n))  # ceil, in integers
+        return (f"SELECT {cols} FROM {table} WHERE ({where[0]}) AND example_key < ?", [*where[1], bound])
     return sql, list(where[1])
 
 

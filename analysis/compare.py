@@ -34,6 +34,7 @@ A slice is a *regression* (candidate worse) or an *improvement* when q < 0.05.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import uuid
@@ -56,6 +57,7 @@ from .discovery.significance import bh_qvalues
 from .errors import ConfigError
 from .expressions import parse_aggregate_expression, row_columns
 from .intervals import hanley_mcneil_se
+from .key_repeats import examples_unique
 from .metrics import binary_terms, compute_metrics
 from .product_metrics import ProductMetric, list_metrics
 from .project import Project
@@ -244,9 +246,10 @@ def _pair_features(con, project: Project, saved: list[str] | None = None) -> lis
     return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
 
 
-def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decomposed]) -> tuple:
+def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decomposed], count_keys: bool) -> tuple:
     """One pass over the pairs: per bucket, both sides' sums (ML terms, product metric
-    parts) and the discordant pairs; then the number of distinct example keys."""
+    parts) and the discordant pairs; then, if ``count_keys``, the number of distinct
+    example keys (else None)."""
     sums = _ml_sums(project)
     parts = [(f"m{i}_p{j}", term) for i, d in enumerate(decomposed) if d.outer for j, term in enumerate(d.terms)]
     cols = []
@@ -261,14 +264,15 @@ def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decompose
                         f"{', '.join(cols)} FROM {quote_ident(table)} "
                         "GROUP BY ALL").df().set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
     # One distinct count over all pairs costs less than one per bucket.
-    distinct = con.execute(f"SELECT count(DISTINCT sb_hash) FROM {quote_ident(table)}").fetchall()[0][0]
+    distinct = (con.execute(f"SELECT count(DISTINCT sb_hash) FROM {quote_ident(table)}").fetchall()[0][0] or 0
+                if count_keys else None)
     sides = []
     for tag in ("b", "c"):
         names = [name for name, _ in [*sums.items(), *parts]]
         side = frame[[f"{n}__{tag}" for n in names]].set_axis(names, axis=1).astype(float)
         sides.append(side.assign(sb_rows=frame["sb_rows"].astype(float)))
     discordant = ((int(frame["sb_n01"].sum()), int(frame["sb_n10"].sum())) if "sb_n01" in frame else (0, 0))
-    return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), int(distinct or 0)
+    return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), distinct
 
 
 @contextmanager
@@ -293,19 +297,25 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
                   f"{''.join(f', b.{quote_ident(f)}' for f in carried)}")
         (b_where, b_params), (c_where, c_params) = base.scope(start, end).to_sql(), cand.scope(start, end).to_sql()
         # Usually each version scored an example once: join the rows as they are, and
-        # only when an example repeats take each side's latest prediction (a sort).
-        con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
-                    f"FROM (SELECT example_key, label, prediction, score{outs}{pair_feats} FROM {log} "
-                    f"WHERE {b_where}) AS b JOIN (SELECT example_key, label, prediction, score{outs} FROM {log} "
-                    f"WHERE {c_where}) AS c ON b.example_key = c.example_key", [*b_params, *c_params])
-        buckets, discordant, n_pairs, n_examples = _pair_buckets(con, project, table, decomposed)
-        if n_pairs != n_examples:
-            con.execute(f"DROP TABLE {quote_ident(table)}")
+        # only when an example repeats take each side's latest prediction (a sort). The
+        # store's flags say which (analysis.key_repeats); a lake's pairs are counted.
+        unique = examples_unique(con, project, [(base.version, base.stage), (cand.version, cand.stage)])
+        n_pairs = n_examples = 0
+        if unique is not False:
+            con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
+                        f"FROM (SELECT example_key, label, prediction, score{outs}{pair_feats} FROM {log} "
+                        f"WHERE {b_where}) AS b JOIN (SELECT example_key, label, prediction, score{outs} FROM {log} "
+                        f"WHERE {c_where}) AS c ON b.example_key = c.example_key", [*b_params, *c_params])
+            buckets, discordant, n_pairs, n_examples = _pair_buckets(con, project, table, decomposed, unique is None)
+            if unique is True:
+                n_examples = n_pairs
+        if unique is False or n_pairs != n_examples:
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
             b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, pair_feats)
             c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
             con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} FROM ({b_sql}) AS b JOIN ({c_sql}) AS c "
                         "ON b.example_id = c.example_id", [*b_params, *c_params])
-            buckets, discordant, n_pairs, _ = _pair_buckets(con, project, table, decomposed)
+            buckets, discordant, n_pairs, _ = _pair_buckets(con, project, table, decomposed, False)
         if n_pairs >= MIN_PAIRS:
             def side(tag: str) -> tuple[str, list]:
                 cols = ", ".join(f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}"
@@ -338,8 +348,16 @@ def _bucket_sums(con, source: tuple[str, list], sums: dict[str, str], parts: lis
     return frame.set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
 
 
-def _resample_weights(rng: np.random.Generator) -> np.ndarray:
-    return rng.multinomial(N_BUCKETS, np.full(N_BUCKETS, 1.0 / N_BUCKETS), size=N_RESAMPLES).astype(float)
+@functools.lru_cache(maxsize=1)
+def _resample_weights() -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap's two draws of bucket weights (the baseline's, then an unpaired
+    candidate's): fixed by SEED, so drawn once per process."""
+    rng = np.random.default_rng(SEED)
+    draws = tuple(rng.multinomial(N_BUCKETS, np.full(N_BUCKETS, 1.0 / N_BUCKETS), size=N_RESAMPLES).astype(float)
+                  for _ in range(2))
+    for draw in draws:
+        draw.setflags(write=False)
+    return draws
 
 
 def _evaluate_outer(con, outer: str, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -357,9 +375,8 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]
     sums = _ml_sums(project)
     parts = [(f"m{i}_p{j}", sql) for i, d in enumerate(decomposed) if d.outer for j, sql in enumerate(d.parts)]
     b, c = src.buckets or (_bucket_sums(con, src.base, sums, parts), _bucket_sums(con, src.cand, sums, parts))
-    rng = np.random.default_rng(SEED)
-    w_b = _resample_weights(rng)
-    w_c = w_b if src.paired else _resample_weights(rng)
+    w_b, w_other = _resample_weights()
+    w_c = w_b if src.paired else w_other
     rep_b = {k: w_b @ b[k].to_numpy() for k in b.columns}
     rep_c = {k: w_c @ c[k].to_numpy() for k in c.columns}
     tot_b, tot_c = {k: b[k].sum() for k in b.columns}, {k: c[k].sum() for k in c.columns}

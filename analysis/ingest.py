@@ -26,6 +26,7 @@ from .errors import ConfigError, IngestError
 from .example_key import example_key_sql
 from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
 from .project import Project, find_project, get_project
+from .key_repeats import note_ingest
 from .rollup import days_of_rows, rebuild_days
 from .schema import (
     DEFAULT_STAGE,
@@ -637,6 +638,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     ).fetchall()[0][0]
     if repeats:
         _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+    note_ingest(con, proj, ingest_id)
     applied, conflicts = apply_pending(con, proj, ingest_id)
     days = days_of_rows(proj, "ingest_id = ?")
     if replaced:

@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -77,7 +77,7 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_engine", "sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
+PROJECT_METADATA = ("sb_key_repeats", "sb_engine", "sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
                     "sb_ingests", "sb_projects")
 
 
@@ -318,9 +318,22 @@ def _migration_8(con: duckdb.DuckDBPyConnection) -> None:
                         f"SELECT * FROM {quote_ident(log)} WHERE label IS NOT NULL")
 
 
+def _migration_9(con: duckdb.DuckDBPyConnection) -> None:
+    """Whether each version x stage of a stored log repeats an example (analysis.key_repeats)."""
+    con.execute("CREATE TABLE sb_key_repeats (project_id INTEGER NOT NULL, model_version VARCHAR NOT NULL, "
+                "stage VARCHAR NOT NULL, repeats BOOLEAN NOT NULL, PRIMARY KEY (project_id, model_version, stage))")
+    for (project_id,) in con.execute("SELECT project_id FROM sb_projects ORDER BY project_id").fetchall():
+        log = log_table(project_id)
+        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [log]).fetchall()
+        if kind and kind[0][0] == "BASE TABLE":
+            con.execute("INSERT INTO sb_key_repeats SELECT ?, model_version, stage, "
+                        f"count(*) <> count(DISTINCT example_key) FROM {quote_ident(log)} "
+                        "GROUP BY model_version, stage", [project_id])
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5),
-              (6, _migration_6), (7, _migration_7), (8, _migration_8))
+              (6, _migration_6), (7, _migration_7), (8, _migration_8), (9, _migration_9))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -68,6 +68,30 @@ def labeled_out_of_step(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
         con.close()
 
 
+def repeat_flags_wrong(path: str | os.PathLike) -> list[tuple]:
+    """``(project, version, stage, flag)`` of every stored version x stage whose flag
+    (analysis.key_repeats) could mislead a comparison: missing, or saying "no repeats"
+    where an example has two rows. (A sticky "repeats" where none is left is allowed.)"""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        wrong = []
+        logs = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
+            "AND table_type = 'BASE TABLE'").fetchall()]
+        for log in logs:
+            pid = int(log.split("_", 1)[1])
+            truth = con.execute(f'SELECT model_version, stage, count(*) > count(DISTINCT example_id) FROM "{log}" '
+                                "GROUP BY ALL").fetchall()
+            for version, stage, repeats in truth:
+                flag = con.execute("SELECT repeats FROM sb_key_repeats WHERE project_id = ? AND model_version = ? "
+                                   "AND stage = ?", [pid, version, stage]).fetchall()
+                if not flag or (repeats and not flag[0][0]):
+                    wrong.append((pid, version, stage, flag[0][0] if flag else None))
+        return wrong
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "test.duckdb"

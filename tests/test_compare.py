@@ -23,7 +23,7 @@ from analysis.product_metrics import ProductMetric, define_metric
 from analysis.saved import save_slice
 from analysis.slices import parse_slice
 
-from conftest import db_digest
+from conftest import db_digest, repeat_flags_wrong
 
 
 def two_versions(seed: int = 5, n: int = 6000) -> pd.DataFrame:
@@ -288,6 +288,57 @@ def test_an_example_scored_twice_is_paired_on_its_latest_predictions(tmp_path):
     assert rows.loc["accuracy", "candidate"] == pytest.approx(skm.accuracy_score(c.label, c.prediction), abs=1e-12)
     assert rows.loc["accuracy", "baseline"] == pytest.approx(skm.accuracy_score(b.label, b.prediction), abs=1e-12)
     assert rows.loc["roc_auc", "candidate"] == pytest.approx(skm.roc_auc_score(c.label, c.score), abs=1e-9)
+
+
+def test_pairs_proven_unique_by_the_store_equal_pairs_counted(pair):
+    """With both stages named, the store's flags prove that no example repeats and the
+    pairs are not counted; over every stage, they are counted. Same comparison."""
+    store, project, _ = pair
+    with store.read() as con:
+        flagged = compare(con, project, Side("v1", "production"), Side("v2", "shadow"), discovered=0)
+        counted = compare(con, project, Side("v1"), Side("v2"), discovered=0)
+    assert flagged.paired and flagged.n_pairs == counted.n_pairs > 0
+    pd.testing.assert_frame_equal(flagged.overall, counted.overall)
+    pd.testing.assert_frame_equal(flagged.slices.drop(columns=["slice"]), counted.slices.drop(columns=["slice"]))
+
+
+def test_a_repeat_written_later_is_flagged_and_the_pairs_are_the_latest_predictions(tmp_path):
+    """The second ingest scores 40 of v2's examples again: the write marks v2's stage as
+    repeating an example (analysis.key_repeats), and the comparison of the two stages
+    pairs each example's latest predictions without counting the pairs first."""
+    frame = two_versions(seed=9, n=400)
+    frame["ts"] = pd.Timestamp("2026-01-01")
+    again = frame[(frame.v == "v2")].head(40).copy()
+    again["id"] = again["id"] + "-again"
+    again["ts"] = pd.Timestamp("2026-01-02")
+    again["prediction"] = 1 - again["prediction"]
+    mapping = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
+                      prediction="prediction", score="score", label="label", positive_label="1",
+                      features=["city", "tier"])
+    store = Store(tmp_path / "later.duckdb")
+    stages = {v: frame[frame.v == v]["stage"].iloc[0] for v in ("v1", "v2")}
+
+    def flags():
+        with store.read() as con:
+            return dict(((v, s), r) for v, s, r in con.execute(
+                "SELECT model_version, stage, repeats FROM sb_key_repeats").fetchall())
+
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=mapping)
+    assert flags() == {("v1", stages["v1"]): False, ("v2", stages["v2"]): False}
+    with store.write() as con:
+        ingest_predictions(con, again, project="p", mapping=mapping)
+    assert flags() == {("v1", stages["v1"]): False, ("v2", stages["v2"]): True}
+    with store.read() as con:
+        comp = compare(con, get_project(con, "p"), Side("v1", stages["v1"]), Side("v2", stages["v2"]),
+                       discovered=0)
+    assert comp.paired and comp.n_pairs == 400
+    both = pd.concat([frame, again], ignore_index=True)
+    latest = both.sort_values("ts").groupby(["v", "example"]).tail(1)
+    c = latest[latest.v == "v2"]
+    rows = comp.overall.set_index("metric")
+    assert rows.loc["accuracy", "candidate"] == pytest.approx(skm.accuracy_score(c.label, c.prediction), abs=1e-12)
+    assert repeat_flags_wrong(store.path) == []
 
 
 def test_the_gate_can_skip_discovery(pair, capsys):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, IngestError, Mapping, get_project, ingest_predictions, parse_mapping
-from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, small_predictions
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -55,6 +55,7 @@ def labeled_rows_stay_in_step(db_path):
     yield
     if db_path.exists():
         assert labeled_out_of_step(db_path) == {}
+        assert repeat_flags_wrong(db_path) == []
 
 
 def test_dataframe_creates_project_with_native_types(store, db_path):

@@ -16,7 +16,7 @@ from analysis import (
     parse_mapping,
 )
 from analysis.overview import overview_table, project_summary
-from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, small_predictions
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -53,6 +53,7 @@ def labeled_rows_stay_in_step(db_path):
     yield
     if db_path.exists():
         assert labeled_out_of_step(db_path) == {}
+        assert repeat_flags_wrong(db_path) == []
 
 
 def test_labels_and_outcomes_apply(seeded, db_path):

@@ -17,7 +17,7 @@ from analysis.saved import (delete_slice, get_slice, list_slices, save_slice, sl
 from analysis.schema import SCHEMA_VERSION
 from analysis.slices import parse_slice, validate_slice
 
-from conftest import db_digest, labeled_out_of_step
+from conftest import db_digest, labeled_out_of_step, repeat_flags_wrong
 from test_slices import MAPPING, shop_frame
 
 
@@ -118,6 +118,7 @@ def test_a_version_1_database_is_migrated(shop):
     con.execute("UPDATE log_1 SET label = score > 0.5 WHERE prediction_id IN "
                 "(SELECT prediction_id FROM log_1 ORDER BY prediction_id LIMIT 40)")
     con.execute("DROP TABLE labeled_1")  # (8)
+    con.execute("DROP TABLE sb_key_repeats")  # (9)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)
@@ -135,4 +136,8 @@ def test_a_version_1_database_is_migrated(shop):
             con.execute("SELECT count(*) FROM log_1 WHERE label IS NOT NULL").fetchall()[0][0] >= 40
         assert con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0] == \
             str(SCHEMA_VERSION)
+        # Each version x stage learns whether it repeats an example (the shop's do not).
+        assert sorted(con.execute("SELECT model_version, stage, repeats FROM sb_key_repeats").fetchall()) == \
+            sorted(con.execute("SELECT DISTINCT model_version, stage, false FROM log_1").fetchall())
     assert labeled_out_of_step(store.path) == {}
+    assert repeat_flags_wrong(store.path) == []

@@ -355,6 +355,30 @@ def test_breakdown_by_number_bins_every_row_once(shop):
     assert list(table.value[:-1]) == sorted(table.value[:-1])  # bins in order, missing last
 
 
+def test_sampled_cut_points_are_the_quantiles_of_the_examples_below_a_key_bound(shop, monkeypatch):
+    """Beyond EXACT_QUANTILES_UP_TO rows the cut points are the quantiles of the rows
+    whose example key is below a bound: picked here in Python from the ids, and the
+    same whatever the number of threads (a block sample is not)."""
+    import duckdb
+
+    import analysis.breakdown as breakdown_module
+    from analysis.example_key import example_key
+
+    store, project, frame = shop
+    monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 100)
+    monkeypatch.setattr(breakdown_module, "QUANTILE_SAMPLE", 150)
+    bound = -(-breakdown_module.KEY_RANGE * 150 // len(frame))
+    drawn = frame[[example_key(i) < bound for i in frame["id"]]]
+    assert 60 < len(drawn) < 240  # about 150 of the 400
+    expected = duckdb.connect().execute("SELECT quantile_disc(age, [0.25, 0.5, 0.75]) FROM drawn").fetchall()[0][0]
+    edges = []
+    for threads in (1, 4):
+        with store.read() as con:
+            con.execute(f"SET threads = {threads}")
+            edges.append(list(grouping(con, project, "age", bins=4).params[1::2][:-1]))
+    assert edges[0] == edges[1] == [float(x) for x in expected]
+
+
 def test_breakdown_within_a_slice_and_bad_columns(shop):
     store, project, frame = shop
     with store.read() as con:
