@@ -493,7 +493,8 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 # -- slices --------------------------------------------------------------------------------------
 
 def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
-                discovered: int, saved: list[str] | None = None) -> list[tuple[str, str, Slice]]:
+                discovered: int, saved: list[str] | None = None, cuts: list | None = None,
+                bins: int = 5) -> list[tuple[str, str, Slice]]:
     """``(source, where, slice)`` of every saved slice and the top discovered slices.
     Paired, SliceLine runs on the pairs with the disagreements as errors: where the
     candidate errs and the baseline does not, and the other way round (the verdict
@@ -517,7 +518,7 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
             searches = [(f"discovered in {side.version}", "misclassification") for side in (base, cand)]
         if src.paired:  # both directions over the same pairs: encoded once
             results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
-                                    top_k=discovered)
+                                    top_k=discovered, bins=bins, cuts=cuts)
         else:
             results = []
             for i, (_, error) in enumerate(searches):
@@ -694,7 +695,7 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
-    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered, saved)
+    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts, bins)
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()

@@ -190,12 +190,14 @@ class RowsError:
 
 def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
            columns: list[str] | None = None, error: str | RowsError = "misclassification", bins: int = 5,
-           slice_: Slice = Slice(), more_errors: dict[str, str] | None = None) -> Encoding:
+           slice_: Slice = Slice(), more_errors: dict[str, str] | None = None,
+           cuts: list | None = None) -> Encoding:
     """Encode ``columns`` (default: every categorical, boolean, numeric and
     timestamp feature) of the rows in ``scope`` (and ``slice_``) where
     ``error`` is defined; with a :class:`RowsError`, of its rows (cut points still
     come from ``scope``), and ``more_errors`` (column name -> term over the same
-    rows) as more columns beside the error."""
+    rows) as more columns beside the error. ``cuts`` are groupings the caller already
+    has for this scope, slice and number of bins (a comparison's): not computed again."""
     kinds = slice_columns(project)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
@@ -220,9 +222,11 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
                               "non-negative costs. Choose a cost that is zero or more per row.")
     categorical = [c for c in columns if kinds[c] == "categorical"]
     top = _top_values(con, table, categorical, (where, params))
-    binned = {g.column: g for g in groupings(con, project, [c for c in columns if kinds[c] in ("numeric", "timestamp")],
-                                             scope, slice_, bins)} if any(
-        kinds[c] in ("numeric", "timestamp") for c in columns) else {}
+    numeric = [c for c in columns if kinds[c] in ("numeric", "timestamp")]
+    known = {g.column: g for g in cuts or []}
+    missing = [c for c in numeric if c not in known]
+    binned = {**known, **({g.column: g for g in groupings(con, project, missing, scope, slice_, bins)}
+                          if missing else {})}
     selects, sel_params, features = [], [], []
     for column in columns:
         kind, col = kinds[column], quote_ident(column)

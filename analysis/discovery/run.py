@@ -111,7 +111,8 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
 
 
 def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, errors: list[RowsError], *,
-                  columns: list[str] | None = None, bins: int = 5, **options) -> list[Discovery | ConfigError]:
+                  columns: list[str] | None = None, bins: int = 5, cuts: list | None = None,
+                  **options) -> list[Discovery | ConfigError]:
     """One search per error over the same rows (the errors share their rows and where
     they are defined, as a comparison's two directions of disagreement do): the rows
     are encoded once, with a column per error, and each search reads its own. A search
@@ -119,7 +120,7 @@ def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope
     _check_options(options.get("rank_by", "score"), options.get("q_threshold", 0.05))
     first, more = errors[0], errors[1:]
     columns_of = {f"sb_error_{i}": e.error for i, e in enumerate(more, start=1)}
-    encoding = encode(con, project, scope, columns=columns, error=first, bins=bins, more_errors=columns_of)
+    encoding = encode(con, project, scope, columns=columns, error=first, bins=bins, more_errors=columns_of, cuts=cuts)
     out: list[Discovery | ConfigError] = []
     with materialized(con, encoding) as enc:
         features = ", ".join(quote_ident(f.column) for f in enc.features)
