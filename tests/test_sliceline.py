@@ -381,6 +381,33 @@ def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
         assert_same(ranked(run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)), want)
 
 
+def test_searches_sharing_their_counts_equal_searches_alone(tmp_path):
+    """Two errors over the same rows (one 0/1, one real-valued), searched with shared
+    counts (as a comparison's two directions are): each gives exactly what it gives
+    alone, and the second search counts only the combinations the first did not."""
+    df = random_frame(33, 3000, 5)
+    other = random_frame(34, 3000, 5, real_errors=True)["err"]
+    df["err2"] = other.to_numpy()
+    con = make_db(tmp_path, df)
+    features = [c for c in df.columns if c not in ("err", "err2")]
+    counts = sl.SharedCounts(con, "SELECT * FROM d", [], features, ["err", "err2"])
+    options = dict(alpha=0.9, min_support=10, max_level=3, top_k=12)
+    for index, column in enumerate(["err", "err2"]):
+        source = f"SELECT {', '.join(features)}, {column} AS err FROM d"
+        alone = find_slices(con, source, [], features, **options)
+        before = len(counts.groups)
+        shared = find_slices(con, source, [], features, shared=(counts, index), **options)
+        assert_same(ranked(shared), ranked(alone))
+        pd.testing.assert_frame_equal(shared.evaluated, alone.evaluated)
+        pairs = len(list(itertools.combinations(features, 2)))
+        if index == 0:
+            assert len(counts.groups) >= pairs  # every pair of features, and some triples
+        else:
+            assert len(counts.groups) - before < pairs  # the pairs were counted already
+    with pytest.raises(ConfigError, match="other features"):
+        find_slices(con, "SELECT * FROM d", [], features[:3], shared=(counts, 0), **options)
+
+
 def test_pre_grouping_chosen_at_scale(tmp_path):
     """With many rows and few distinct value combinations the levels are counted over the
     pre-grouped table; results still equal the unpruned run and the package."""

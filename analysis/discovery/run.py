@@ -38,7 +38,7 @@ from ..slices import Slice
 from ..sql import quote_ident
 from .encode import ERROR_COLUMN, Encoding, RowsError, encode, materialized
 from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
-from .sliceline import find_slices
+from .sliceline import SharedCounts, find_slices
 
 RANKINGS = ("score", "impact")
 COLUMNS = ["rank", "where", "predicates", "level", "size", "errors", "error_rate", "ci_low", "ci_high",
@@ -125,13 +125,16 @@ def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope
     with materialized(con, encoding) as enc:
         features = ", ".join(quote_ident(f.column) for f in enc.features)
         e = quote_ident(ERROR_COLUMN)
-        for error, column in zip(errors, [ERROR_COLUMN, *columns_of]):
+        error_columns = [ERROR_COLUMN, *columns_of]
+        # The searches ask for mostly the same feature combinations: counted once for all.
+        counts = SharedCounts(con, enc.sql, enc.params, [f.column for f in enc.features], error_columns)
+        for index, (error, column) in enumerate(zip(errors, error_columns)):
             start = time.perf_counter()
             sql = f"SELECT {features}, {quote_ident(column)} AS {e} FROM ({enc.sql}) AS sb_encoded"
             totals = (f"SELECT count(*), coalesce(sum({e}), 0), coalesce(sum({e} * {e}), 0) FROM ({sql}) AS t", [])
             one = replace(enc, sql=sql, totals=totals, error=error.name, binary_error=error.binary)
             try:
-                out.append(_search(con, project, scope, one, start, **options))
+                out.append(_search(con, project, scope, one, start, shared=(counts, index), **options))
             except ConfigError as exc:
                 out.append(exc)
     return out
@@ -146,14 +149,15 @@ def _check_options(rank_by: str, q_threshold: float) -> None:
 
 def _search(con, project: Project, scope: Scope, enc: Encoding, start: float, *, alpha: float = 0.95,
             min_support: int | float | None = None, max_level: int = 3, top_k: int = 10, rank_by: str = "score",
-            q_threshold: float = 0.05, fold_overlap: float = 0.9) -> Discovery:
-    """SliceLine over an encoding already materialized, then the tests, intervals and folding."""
+            q_threshold: float = 0.05, fold_overlap: float = 0.9, shared=None) -> Discovery:
+    """SliceLine over an encoding already materialized, then the tests, intervals and folding
+    (``shared``: counts shared with the other searches over the same rows, see discover_each)."""
     n, total, total_sq = con.execute(*enc.totals).fetchall()[0]
     if not n:
         raise ConfigError(f"No rows with a defined {enc.error} in this scope: nothing to search.")
     features = [f.column for f in enc.features]
     found = find_slices(con, enc.sql, enc.params, features, error_column=ERROR_COLUMN, alpha=alpha,
-                        min_support=min_support, max_level=max_level, top_k=top_k)
+                        min_support=min_support, max_level=max_level, top_k=top_k, shared=shared)
     evaluated = found.evaluated.copy()
     evaluated["p_value"] = pooled_z_pvalues(evaluated["size"], evaluated["errors"], n, total, total_sq)
     evaluated["q_value"] = bh_qvalues(evaluated["p_value"].to_numpy())

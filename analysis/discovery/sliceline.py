@@ -75,6 +75,13 @@ Each further level ``l+1``:
    if features were independent); when it does not, each combination is one
    ``GROUP BY`` straight over the source. No Python loop touches rows.
 
+   Searches of several errors over the same rows (a comparison's two directions
+   of disagreement) may share a :class:`SharedCounts` instead: each combination
+   of features is counted once over the rows, for every error, and kept for the
+   next search that asks for it. Their candidates are mostly the same
+   combinations (every pair of features at level 2), so the second search
+   counts little.
+
 ``prune=False`` is the referee: every conjunction of up to ``max_level``
 predicates whose parents all have ``size >= σ``, no bounds.
 
@@ -164,7 +171,8 @@ class SliceLineResult:
 
 def find_slices(con: duckdb.DuckDBPyConnection, source_sql: str, params: list, features: list[str], *,
                 error_column: str = "err", alpha: float = 0.95, min_support: int | float | None = None,
-                max_level: int = 3, top_k: int = 10, prune: bool = True) -> SliceLineResult:
+                max_level: int = 3, top_k: int = 10, prune: bool = True,
+                shared: tuple[SharedCounts, int] | None = None) -> SliceLineResult:
     """The ``top_k`` slices by SliceLine score, computed exactly (see the module docstring).
 
     ``source_sql`` is a SELECT with bound ``params`` giving one row per example,
@@ -173,7 +181,9 @@ def find_slices(con: duckdb.DuckDBPyConnection, source_sql: str, params: list, f
     ``min_support`` is a row count (int) or a fraction of the rows (float in
     (0, 1)), default ``0.01``; ``max_level`` bounds the number of predicates.
     ``prune=False`` enumerates every conjunction with enough support (the
-    referee for the pruned run, whose top-k it must equal).
+    referee for the pruned run, whose top-k it must equal). ``shared`` is a
+    :class:`SharedCounts` over the same rows and features and this search's error in
+    it: the searches of several errors then count each feature combination once.
     """
     features = list(features)
     if not features:
@@ -197,11 +207,84 @@ def find_slices(con: duckdb.DuckDBPyConnection, source_sql: str, params: list, f
             raise ConfigError(f"A fractional min_support must be in (0, 1), not {min_support!r}.")
         if min_support < 0:
             raise ConfigError(f"min_support cannot be negative ({min_support!r}).")
+    if shared is not None and list(shared[0].features) != features:
+        raise ConfigError("The shared counts are of other features than this search's.")
     finder = _Finder(con, source_sql, list(params or []), features, error_column, float(alpha), bool(prune))
+    finder.shared = shared
     try:
         return finder.run(min_support, max_level, top_k)
     finally:
         finder.cleanup()
+
+
+class SharedCounts:
+    """Size, and error sum and maximum per error column, of every group of a feature
+    combination over one set of encoded rows, counted once for several searches.
+
+    The searches of several errors over the same rows (a comparison's two directions of
+    disagreement) mostly ask for the same combinations: all pairs of features at level
+    2, many of the same triples at level 3. Each combination is counted once, for every
+    error, over the rows as they are (one ``GROUPING SETS`` query per batch), and kept
+    for the next search that asks. Codes are the features' own (NULL as
+    :data:`NULL_CODE`), so every search reads the same groups.
+    """
+
+    def __init__(self, con, source_sql: str, params: list, features: list[str], error_columns: list[str]):
+        self.con, self.params = con, list(params or [])
+        self.features = list(features)
+        cols = ", ".join(f"coalesce(CAST({quote_ident(f)} AS BIGINT), {NULL_CODE}) AS c{j}"
+                         for j, f in enumerate(self.features))
+        errs = ", ".join(f"CAST({quote_ident(e)} AS DOUBLE) AS e{k}" for k, e in enumerate(error_columns))
+        self.src = f"(SELECT {cols}, {errs} FROM ({source_sql}) AS sb_source)"
+        self.n_errors = len(error_columns)
+        self.groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _count(self, combos: list[tuple[int, ...]]) -> None:
+        aggs = ", ".join(f"CAST(sum(e{k}) AS DOUBLE) AS se{k}, CAST(max(e{k}) AS DOUBLE) AS sm{k}"
+                         for k in range(self.n_errors))
+        for i in range(0, len(combos), _COMBOS_PER_QUERY):
+            batch = combos[i:i + _COMBOS_PER_QUERY]
+            used = sorted({j for c in batch for j in c})
+            pos = {j: q for q, j in enumerate(used)}
+            sets = ", ".join("(" + ", ".join(f"c{j}" for j in c) + ")" for c in batch)
+            res = self.con.execute(
+                f"SELECT {', '.join(f'c{j} AS x{pos[j]}' for j in used)}, count(*) AS n, {aggs} "
+                f"FROM {self.src} AS s GROUP BY GROUPING SETS ({sets})", self.params).fetchnumpy()
+            cols = [res[f"x{q}"] for q in range(len(used))]
+            grouped = np.column_stack([~np.ma.getmaskarray(c) for c in cols]) if len(res["n"]) else \
+                np.zeros((0, len(used)), dtype=bool)
+            values = np.column_stack([np.ma.filled(np.ma.asarray(c).astype(np.int64), 0) for c in cols]) \
+                if len(res["n"]) else np.zeros((0, len(used)), dtype=np.int64)
+            n = np.asarray(res["n"], dtype=np.int64)
+            se = np.column_stack([np.ma.filled(np.ma.asarray(res[f"se{k}"], dtype=np.float64), 0.0)
+                                  for k in range(self.n_errors)]) if len(n) else np.zeros((0, self.n_errors))
+            sm = np.column_stack([np.ma.filled(np.ma.asarray(res[f"sm{k}"], dtype=np.float64), 0.0)
+                                  for k in range(self.n_errors)]) if len(n) else np.zeros((0, self.n_errors))
+            for combo in batch:  # a group belongs to the combination whose columns it is grouped by
+                mask = np.zeros(len(used), dtype=bool)
+                mask[[pos[j] for j in combo]] = True
+                rows = np.flatnonzero((grouped == mask).all(axis=1))
+                self.groups[combo] = (values[np.ix_(rows, [pos[j] for j in combo])], n[rows], se[rows], sm[rows])
+
+    def stats(self, combos: np.ndarray, cand_rows: np.ndarray, index: int, binary: bool):
+        """Size, error sum and maximum error (of error ``index``) of the candidates: rows
+        ``(combination id, value, ...)`` over ``combos`` (feature indices, one row each)."""
+        wanted = [tuple(int(j) for j in c) for c in combos.tolist()]
+        self._count([c for c in dict.fromkeys(wanted) if c not in self.groups])
+        size = len(cand_rows)
+        ss, se, sm = np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size)
+        parts = [np.column_stack([np.full(len(self.groups[c][1]), cid, dtype=np.int64), self.groups[c][0]])
+                 for cid, c in enumerate(wanted)]
+        if not parts:
+            return ss, se, sm
+        rows = np.concatenate(parts)
+        ci, ri = _match_rows(cand_rows.astype(np.int64), rows)
+        n_all = np.concatenate([self.groups[c][1] for c in wanted])
+        se_all = np.concatenate([self.groups[c][2][:, index] for c in wanted])
+        sm_all = np.concatenate([self.groups[c][3][:, index] for c in wanted])
+        ss[ci], se[ci] = n_all[ri], se_all[ri]
+        sm[ci] = (se_all[ri] > 0).astype(np.float64) if binary else sm_all[ri]
+        return ss, se, sm
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +491,7 @@ class _Finder:
         self.temp_tables: list[str] = []
         self.serial = 0
         self.binary = False
+        self.shared: tuple[SharedCounts, int] | None = None
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -631,6 +715,10 @@ class _Finder:
 
     def _evaluate(self, cands: np.ndarray, level: int):
         """Size, error sum and maximum error of every candidate, counted in DuckDB."""
+        if self.shared is not None:
+            counts, index = self.shared
+            combos, combo_id = self._combos(cands)
+            return counts.stats(combos, np.column_stack([combo_id, self.item_val[cands]]), index, self.binary)
         items = np.unique(cands)
         feats = self.item_feat[items]
         rel = {int(j): self.item_val[items[feats == j]] for j in np.unique(feats)}
