@@ -85,10 +85,14 @@ def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
 
 
-def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) -> tuple[str, list]:
+def _sample(con, project: Project, columns: list[str], where: tuple[str, list],
+            rows: tuple[str, str] | None = None) -> tuple[str, list]:
     """The scoped rows' ``columns`` or, beyond EXACT_QUANTILES_UP_TO rows, a sample
-    of about QUANTILE_SAMPLE of them: the rows of a fixed share of the examples."""
-    table, cols = quote_ident(project.log_table), ", ".join(quote_ident(c) for c in columns)
+    of about QUANTILE_SAMPLE of them: the rows of a fixed share of the examples.
+    ``rows``: ``(table, key column)`` to read instead of the log (a comparison's pairs)."""
+    table, key = (quote_ident(rows[0]), quote_ident(rows[1])) if rows else (quote_ident(project.log_table),
+                                                                             "example_key")
+    cols = ", ".join(quote_ident(c) for c in columns)
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
     if n > EXACT_QUANTILES_UP_TO:
@@ -97,7 +101,7 @@ def _sample(con, project: Project, columns: list[str], where: tuple[str, list]) 
         # and every engine, and the bound is a plain comparison in the scan. (DuckDB's
         # block samples, even with a seed, vary from run to run on more than one thread.)
         bound = min(KEY_RANGE, -(-KEY_RANGE * QUANTILE_SAMPLE // n))  # ceil, in integers
-        return (f"SELECT {cols} FROM {table} WHERE ({where[0]}) AND example_key < ?", [*where[1], bound])
+        return (f"SELECT {cols} FROM {table} WHERE ({where[0]}) AND {key} < ?", [*where[1], bound])
     return sql, list(where[1])
 
 
@@ -114,8 +118,10 @@ def check_groupable(project: Project, columns: list[str], purpose: str = "break 
 
 
 def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[str], scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10) -> list[Grouping]:
-    """How each column is cut; the quantile edges of every numeric column in one pass."""
+              slice_: Slice = Slice(), bins: int = 10, rows: tuple[str, str] | None = None) -> list[Grouping]:
+    """How each column is cut; the quantile edges of every numeric column in one pass.
+    The edges are quantiles of the log's rows in ``scope`` and ``slice_``, or of every
+    row of ``rows``, a ``(table, key column)`` such as a comparison's pairs."""
     kinds = check_groupable(project, columns)
     if not 1 <= int(bins) <= 100:
         raise ConfigError("Use between 1 and 100 bins.")
@@ -127,7 +133,8 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
         # Cut points come from a sample of the rows (deterministic, and
         # milliseconds at any size); which bin a row falls in is then exact.
         # quantile_disc keeps cut points at values that occur (integers stay integers).
-        sample_sql, params = _sample(con, project, binned, _where(project, scope, slice_))
+        where = _where(project, scope, slice_) if rows is None else ("TRUE", [])
+        sample_sql, params = _sample(con, project, binned, where, rows)
         fractions = qs or [0.5]
         marks = ", ".join("?" for _ in fractions)  # one parameter per fraction: plain SQL on any engine
         exprs = [f"quantile_disc({_numeric(c, kinds[c])}, [{marks}])" for c in binned]

@@ -694,7 +694,10 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     from .breakdown import group_condition
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
-    cuts = groupings(con, project, columns, base.scope(start, end), bins=bins) if columns else []
+    # Paired, the bins are quantiles of the pairs' features (what is compared), read from
+    # the stored pairs; unpaired, of the baseline's rows.
+    rows = (src.pairs_table, "sb_hash") if src.paired else None
+    cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
     predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts, bins)
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
