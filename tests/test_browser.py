@@ -283,16 +283,16 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     expect(page.get_by_role("heading", name=slice_.readable())).to_be_visible()
     page.get_by_role("tab", name="Errors").click()
     choose(page, "Buckets by", "employment")
-    wait_idle(page)
     # A real click on the first segment of the first bar: plotly's selection event.
     # By its key: while a rerun replaces the chart, the stale one can still be on the page.
     bars = page.locator(".st-key-sl_err_bars [data-testid=stPlotlyChart]")
-    # Inside the keyed container too, the old chart and the new one can both be there for
-    # a moment while the rerun swaps them: wait until one is left.
+    # The rerun may not have begun when the pick returns, so "idle" alone proves nothing:
+    # first wait for the chart drawn for the chosen column (its categories), then for the
+    # run to end, then for the stale chart to be gone.
+    expect(bars.locator("g.xtick text").filter(has_text="self_employed").first).to_be_attached()
+    wait_idle(page)
     expect(bars).to_have_count(1)
     expect(bars).to_be_visible()
-    # The chart is redrawn for the chosen column: wait for its categories.
-    expect(bars.locator("g.xtick text").filter(has_text="self_employed")).to_be_attached()
     segments = bars.locator("g.trace.bars g.point path")
     expect(segments.first).to_be_attached()
     # Plotly hit-tests the pointer itself (its drag layer lies on top): click the
