@@ -20,7 +20,7 @@ import duckdb
 
 from .sql import quote_ident
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -331,9 +331,21 @@ def _migration_9(con: duckdb.DuckDBPyConnection) -> None:
                         "GROUP BY model_version, stage", [project_id])
 
 
+# Views that reading an input used to leave behind in the file when the process was
+# killed halfway (inputs are now opened as temporary views, which never reach the file).
+LEFTOVER_INPUT_VIEWS = ("sb_src", "sb_scored", "sb_preview")
+
+
+def _migration_10(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop input views an interrupted ingest, labels run or re-scoring left in the file."""
+    for name in LEFTOVER_INPUT_VIEWS:
+        con.execute(f"DROP VIEW IF EXISTS main.{quote_ident(name)}")
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5),
-              (6, _migration_6), (7, _migration_7), (8, _migration_8), (9, _migration_9))
+              (6, _migration_6), (7, _migration_7), (8, _migration_8), (9, _migration_9),
+              (10, _migration_10))
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -372,6 +384,27 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the database has no table or view at all: a file this connection
+    has just created (Sliceboard's schema is not in it yet)."""
+    return not con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_catalog = current_database()").fetchall()[0][0]
+
+
+def is_blank(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the database holds no data: no table but Sliceboard's own metadata, no
+    project, and no write that changed stored data. That is a file just created, or the
+    leftover of a first write that was interrupted before its data was committed."""
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()]
+    if any(not t.startswith("sb_") for t in tables):
+        return False
+    if "sb_projects" in tables and con.execute("SELECT count(*) FROM sb_projects").fetchall()[0][0]:
+        return False
+    return "sb_meta" not in tables or data_version(con) == 0
 
 
 def bump_data_version(con: duckdb.DuckDBPyConnection) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import IngestError
-from .sql import quote_ident
+from .sql import quote_ident, sql_literal
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -120,25 +120,31 @@ def open_source(
     path = str(source)
     label = name or path
     pattern, kind, multi = _resolve_path(path)
+    # The input is a temporary view: it never reaches the database file, so a process
+    # killed halfway through an ingest leaves nothing behind. (A relation's own
+    # create_view is persistent, and loses the name of the file column.)
+    file_option = f", filename = {sql_literal(FILE_COLUMN)}" if multi else ""
     try:
         if kind == "parquet":
             # Folders and globs: hive partitions (model_version=.../day=...) become columns,
             # and files whose columns differ are read by name.
-            rel = (con.read_parquet(pattern, filename=FILE_COLUMN, hive_partitioning=True, union_by_name=True)
-                   if multi else con.read_parquet(pattern))
-            rel.create_view(view, replace=True)
+            options = f"{file_option}, hive_partitioning = true, union_by_name = true" if multi else ""
+            _temp_view(con, view, f"read_parquet({sql_literal(pattern)}{options})")
             cols, types = _describe(con, view)
             return Source(label, kind, view, cols, types, False, multi)
         sniffed = con.read_csv(pattern)
         detected = {c: str(t) for c, t in zip(sniffed.columns, sniffed.types)}
-        rel = con.read_csv(pattern, all_varchar=True, filename=FILE_COLUMN if multi else False)
-        rel.create_view(view, replace=True)
+        _temp_view(con, view, f"read_csv({sql_literal(pattern)}, all_varchar = true{file_option})")
         cols, _ = _describe(con, view)
         types = {c: detected.get(c, "VARCHAR") for c in cols}
         return Source(label, kind, view, cols, types, True, multi)
     except duckdb.Error as exc:
         what = "Parquet" if kind == "parquet" else "CSV"
         raise IngestError(f"cannot be read as {what}: {_first_line(exc)}", source=label) from None
+
+
+def _temp_view(con: duckdb.DuckDBPyConnection, view: str, table_function: str) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {table_function}")
 
 
 def _describe(con: duckdb.DuckDBPyConnection, view: str) -> tuple[list[str], dict[str, str]]:

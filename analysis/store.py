@@ -29,7 +29,7 @@ from typing import Iterator
 import duckdb
 
 from .errors import DatabaseBusyError, DatabaseNotFoundError
-from .schema import SCHEMA_VERSION, current_version, data_version, ensure_schema
+from .schema import SCHEMA_VERSION, current_version, data_version, ensure_schema, is_blank, is_empty
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "sliceboard.duckdb"
 DB_ENV = "SLICEBOARD_DB"
@@ -229,37 +229,63 @@ class Store:
     def write(self, *, create: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection for one operation.
 
-        With ``create`` a missing database file is created; if the operation
-        then fails, the new file is removed again, so a rejected first ingest
-        leaves nothing behind. Without it a missing file is an error.
+        With ``create`` a missing database file is created; if the operation then
+        fails, the new file is removed again, so a rejected first ingest leaves
+        nothing behind. Whether this operation created the file is decided after the
+        lock is taken (the file is new when it holds no table at all), and the file
+        is removed before the lock is let go: a writer in another process that
+        created the same file a moment earlier, or opens it right after, never loses
+        its data. Without ``create`` a missing file is an error.
         """
-        created = not self.exists()
-        if created and not create:
+        if not create and not self.exists():
             raise DatabaseNotFoundError(
                 f"There is no Sliceboard database at {self.path}. Ingest predictions first "
                 "(or check the --db path)."
             )
-        if created:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with self._lock.writing():
-                con = self._connect(read_only=False)
-                try:
-                    if created or not self._schema_checked:
-                        ensure_schema(con)
-                        self._schema_checked = True
-                    yield con
-                finally:
-                    con.close()
-        except BaseException:
-            if created:
-                self._remove_files()
-            raise
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock.writing():
+            con = self._connect(read_only=False)
+            created = False
+            try:
+                created = is_empty(con)
+                if created or not self._schema_checked:
+                    ensure_schema(con)
+                    self._schema_checked = True
+                yield con
+            except BaseException:
+                if created:
+                    self._discard(con)
+                raise
+            finally:
+                con.close()
 
-    def _remove_files(self) -> None:
-        for p in (self.path, Path(str(self.path) + ".wal")):
-            p.unlink(missing_ok=True)
+    def _discard(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Remove the database file of ``con`` while its lock is still held.
+
+        Everything is checkpointed first, so no write-ahead log is left that closing
+        the connection would later delete by name (by then it could be another
+        process's log for a new file at the same path)."""
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction was open
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.Error:
+            return  # keep the file: an empty Sliceboard database, usable as it is
+        self.path.unlink(missing_ok=True)
         self._schema_checked = False
+
+    def is_blank(self) -> bool:
+        """True when there is no database file or it holds no data (see :func:`is_blank`)."""
+        if not self.exists():
+            return True
+        with self._lock.reading():
+            con = self._connect(read_only=True)
+            try:
+                return is_blank(con)
+            finally:
+                con.close()
 
     def _check_schema(self) -> None:
         with self._lock.reading():
