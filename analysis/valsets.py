@@ -17,6 +17,7 @@ and nothing is added twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -349,15 +350,31 @@ def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
 
 # -- versions --------------------------------------------------------------------------------------
 
-def _hash_sql(project: Project) -> str:
-    """The content hash of one set version: every member's id, source prediction, label,
-    features, reason and source, in example-id order."""
+HASH_BATCH_ROWS = 50_000
+
+
+def content_hash(con: duckdb.DuckDBPyConnection, project: Project, set_id: int, version: int) -> tuple[str, int]:
+    """The content hash of one set version and its number of members.
+
+    SHA-256 of every member's id, source prediction, label, features, reason and
+    source, rows in example-id order (fields separated by U+001F, rows by U+001E).
+    The rows are fed to the hash in batches, so a set of any size is hashed in
+    bounded memory; the digest equals the one of the rows joined into one string."""
     parts = ["example_id", "coalesce(prediction_id, '')", "coalesce(CAST(label AS VARCHAR), '')"]
     parts += [f"coalesce(CAST({quote_ident(f.name)} AS VARCHAR), '')" for f in project.features]
     parts += ["reason", "source"]
     row = " || chr(31) || ".join(parts)
-    return (f"SELECT sha256(coalesce(string_agg({row}, chr(30) ORDER BY example_id), '')), count(*) "
-            f"FROM {quote_ident(project.members_table)} WHERE set_id = ? AND set_version = ?")
+    reader = con.sql(
+        f"SELECT {row} FROM {quote_ident(project.members_table)} WHERE set_id = ? AND set_version = ? "
+        "ORDER BY example_id", params=[set_id, version]).to_arrow_reader(HASH_BATCH_ROWS)
+    digest, members = hashlib.sha256(), 0
+    for batch in reader:
+        texts = batch.column(0).to_pylist()
+        if members:
+            digest.update(b"\x1e")
+        digest.update("\x1e".join(texts).encode("utf-8"))
+        members += len(texts)
+    return digest.hexdigest(), members
 
 
 def commit(con: duckdb.DuckDBPyConnection, project: Project, name: str, message: str) -> CommittedVersion:
@@ -371,20 +388,20 @@ def commit(con: duckdb.DuckDBPyConnection, project: Project, name: str, message:
                       "reason", "source", "added_at"])
 
     def work():
-        content_hash, n = con.execute(_hash_sql(project), [vs.set_id, 0]).fetchall()[0]
+        draft_hash, n = content_hash(con, project, vs.set_id, 0)
         if not n:
             raise ConfigError(f"The draft of {name!r} is empty: promote examples into it first.")
         last = con.execute("SELECT version, content_hash FROM sb_valset_versions WHERE set_id = ? "
                            "ORDER BY version DESC LIMIT 1", [vs.set_id]).fetchall()
-        if last and last[0][1] == content_hash:
+        if last and last[0][1] == draft_hash:
             raise ConfigError(f"The draft of {name!r} equals version {last[0][0]}: nothing to commit.")
         version = (last[0][0] if last else 0) + 1
         con.execute(f"INSERT INTO {members} (set_id, set_version, {cols}) SELECT set_id, ?, {cols} FROM {members} "
                     "WHERE set_id = ? AND set_version = 0", [version, vs.set_id])
         now = _now()
         con.execute("INSERT INTO sb_valset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [project.project_id, vs.set_id, version, message, content_hash, int(n), now])
-        return CommittedVersion(vs.name, version, message, content_hash, int(n), now)
+                    [project.project_id, vs.set_id, version, message, draft_hash, int(n), now])
+        return CommittedVersion(vs.name, version, message, draft_hash, int(n), now)
 
     return in_transaction(con, work)
 
@@ -572,7 +589,7 @@ def _with_class_names(frame: pd.DataFrame, project: Project) -> pd.DataFrame:
     """Binary labels as the project's class names, as the log's source files had them."""
     if project.task == "binary":
         names = project.class_names()
-        frame["label"] = frame["label"].map(lambda v: None if v is None or v != v else names[bool(v)])
+        frame["label"] = frame["label"].map(lambda v: None if pd.isna(v) else names[bool(v)])
     return frame
 
 

@@ -345,3 +345,59 @@ def test_regression_sets_promote_large_residuals_and_evaluate_like_scikit_learn(
     assert row["mae"] == pytest.approx(skm.mean_absolute_error(big.label, big.prediction), rel=1e-9)
     assert row["rmse"] == pytest.approx(skm.root_mean_squared_error(big.label, big.prediction), rel=1e-9)
     assert row["verdict"] == "fail" and row["failed"] == "mae <= 3"
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_export_keeps_members_without_a_label(shop, tmp_path, suffix):
+    """Members whose label has not arrived are exported with an empty label (they are
+    most of a fresh set), and the export -> score -> ingest loop still closes."""
+    store, project, frame = shop
+    unlabeled = frame[(frame.version == "v1") & frame.label.isna()]
+    labeled = frame[(frame.version == "v1") & frame.label.notna()].head(5)
+    picked = tuple(unlabeled.id.head(4)) + tuple(labeled.id)
+    with store.write() as con:
+        create_set(con, project, "fresh")
+        promote(con, project, "fresh", Selection(prediction_ids=picked), reason="new failures")
+        commit(con, project, "fresh", "first")
+        done = export_set(con, project, "fresh", str(tmp_path / f"fresh.{suffix}"))
+    exported = (pd.read_parquet if suffix == "parquet" else pd.read_csv)(tmp_path / f"fresh.{suffix}")
+    exported["example_id"] = exported["example_id"].astype(str)
+    assert done.rows == len(exported) == len(picked)
+    by_example = exported.set_index("example_id")["label"]
+    assert by_example[list(unlabeled.example.head(4))].isna().all()
+    want = {e: str(int(v)) for e, v in zip(labeled.example, labeled.label)}
+    assert {e: str(int(float(by_example[e]))) for e in want} == want
+    scored = exported.assign(prediction="1", score=0.8)
+    with store.write() as con:
+        ingest_scores(con, project, "fresh", scored, model_version="v9")
+        result = evaluate(con, project, ["fresh"])
+    row = result[result.model_version == "v9"].iloc[0]
+    assert (row["scored"], row["labeled"]) == (len(picked), 5)
+
+
+def test_a_large_set_commits_in_bounded_memory_with_the_same_hash(tmp_path):
+    """The content hash is fed row batch by row batch: a set whose members joined into one
+    string would exceed the memory limit commits, and the hash equals SHA-256 of that string."""
+    import hashlib
+
+    n = 120_000
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"id": [f"p{i}" for i in range(n)], "ts": "2026-01-01 10:00:00", "version": "v1",
+                          "score": rng.random(n), "label": rng.integers(0, 2, n),
+                          "note": ["x" * 200] * n})
+    with Store(tmp_path / "big.duckdb").write() as con:
+        ingest_predictions(con, frame, project="big", mapping=Mapping(
+            id="id", timestamp="ts", version="version", task="binary", score="score", label="label",
+            positive_label="1", features=["note"], kinds={"note": "categorical"}))
+        project = get_project(con, "big")
+        create_set(con, project, "all")
+        promote(con, project, "all", Selection(), reason="everything")
+    # The members joined into one string take about 31 MB.
+    with Store(tmp_path / "big.duckdb", memory_limit="64MB").write() as con:
+        done = commit(con, project, "all", "all rows")
+    assert done.n_members == n
+    rows = frame.assign(example_id=frame.id).sort_values("example_id")
+    text = chr(30).join(chr(31).join([e, e, "true" if lab else "false", note, "everything", src])
+                        for e, lab, note, src in zip(rows.example_id, rows.label, rows.note,
+                                                     [json.dumps(Selection().source(), sort_keys=True)] * n))
+    assert done.content_hash == hashlib.sha256(text.encode()).hexdigest()
