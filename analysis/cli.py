@@ -113,15 +113,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from .ingest import ingest_predictions
     from .mapping import load_mapping
+    from .staging import ingest_staged
 
     mapping = load_mapping(args.config) if args.config else None
-    with _store(args).write() as con:
-        report = ingest_predictions(
-            con, args.file, project=args.project, mapping=mapping, on_duplicate=args.on_duplicate,
-            version=args.version, stage=args.stage,
-        )
+    report = ingest_staged(_store(args), args.file, project=args.project, mapping=mapping,
+                           on_duplicate=args.on_duplicate, version=args.version, stage=args.stage)
     d = report.to_dict()
     d["db"] = str(_store(args).path)
     _emit(args, d, _kv_table(d))

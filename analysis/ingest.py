@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from typing import NoReturn
 
 import duckdb
 
@@ -524,19 +525,25 @@ def ingest_predictions(
     are kept).
     """
     started = time.perf_counter()
+    name = check_ingest_options(project, on_duplicate, stage)
+    src = open_source(con, source, name=source_name)
+    try:
+        report = _ingest(con, src, name, mapping, on_duplicate, version, stage)
+    finally:
+        close_source(con, src)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def check_ingest_options(project: str, on_duplicate: str, stage: str | None) -> str:
+    """Refuse bad options before any input is read; the project's name, trimmed."""
     if on_duplicate not in DUPLICATE_POLICIES:
         raise ConfigError(f"on_duplicate must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}.")
     if not project or not str(project).strip():
         raise ConfigError("A project name is required.")
     if stage is not None and stage.strip().lower() not in STAGES:
         raise ConfigError(f"stage {stage!r} is not one of {', '.join(STAGES)}.")
-    src = open_source(con, source, name=source_name)
-    try:
-        report = _ingest(con, src, project.strip(), mapping, on_duplicate, version, stage)
-    finally:
-        close_source(con, src)
-    report.seconds = time.perf_counter() - started
-    return report
+    return str(project).strip()
 
 
 def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_duplicate: str,
@@ -547,11 +554,32 @@ def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_dup
 
         require_stored(existing, "an ingest")
     total = count_rows(con, src)
-    now = utc_now()
-    plan = _plan(con, src, project_name, existing, mapping, version, stage, now)
+    plan = plan_ingest(con, src, project_name, existing, mapping, version, stage)
     if total == 0:
-        plan.warnings.append("the input has no rows; nothing was written")
-        return IngestReport(project_name, src.name, plan.task, 0, 0, warnings=plan.warnings)
+        return empty_report(project_name, src, plan)
+    return write_planned(con, src, project_name, existing, plan, mapping, total, on_duplicate)
+
+
+def plan_ingest(con, src: Source, project_name: str, existing: Project | None, mapping: Mapping | None,
+                version: str | None, stage: str | None) -> _Plan:
+    """How each stored column is computed from ``src`` and checked (nothing is written)."""
+    return _plan(con, src, project_name, existing, mapping, version, stage, utc_now())
+
+
+def empty_report(project_name: str, src: Source, plan: _Plan) -> IngestReport:
+    plan.warnings.append("the input has no rows; nothing was written")
+    return IngestReport(project_name, src.name, plan.task, 0, 0, warnings=plan.warnings)
+
+
+def staged_plan(plan: _Plan, columns: list[str]) -> _Plan:
+    """The plan for rows already converted by ``plan`` into ``columns`` (a staged copy):
+    every stored column is read as it is, and there is nothing left to check."""
+    return replace(plan, exprs={c: _Expr(quote_ident(c)) for c in columns}, checks=[])
+
+
+def write_planned(con, src: Source, project_name: str, existing: Project | None, plan: _Plan,
+                  mapping: Mapping | None, total: int, on_duplicate: str) -> IngestReport:
+    """Write the ``total`` rows of ``src`` as ``plan`` says, in one transaction."""
     view = quote_ident(src.view)
     pid_sql, pid_params = plan.exprs["prediction_id"].strict()
 
@@ -663,9 +691,16 @@ def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error) -> None:
     """The fast pass failed: find every offending column and row for the message."""
     con.execute("ROLLBACK")
     con.execute("BEGIN TRANSACTION")  # the caller rolls this one back
+    explain_rejected_input(con, src, plan, exc)
+
+
+def explain_rejected_input(con, src: Source, plan: _Plan, exc: duckdb.Error | None) -> NoReturn:
+    """Converting ``src`` failed with ``exc`` (or its ids repeat): raise the error that
+    names every offending column, its first rows and how many rows fail."""
     cv.run_checks(con, src, plan.checks)
     _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
-    raise IngestError(f"could not be ingested: {str(exc).splitlines()[0]}", source=src.name) from None
+    detail = str(exc).splitlines()[0] if exc is not None else "the input changed while it was read"
+    raise IngestError(f"could not be ingested: {detail}", source=src.name) from None
 
 
 def _register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:
