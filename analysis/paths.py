@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -192,26 +193,32 @@ def uploads_root() -> Path:
         return _uploads_root
 
 
+def _made_uploads_root() -> list[Path]:
+    """The uploads folder if this process made one (asking does not make it)."""
+    with _uploads_lock:
+        return [_uploads_root] if _uploads_root is not None and _uploads_root.is_dir() else []
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
 def read_folders(db_path: str | os.PathLike) -> list[Path]:
-    """The folders the app may read: those in ``$SLICEBOARD_READ_FOLDERS`` (separated by
-    ``os.pathsep``), else the database's folder (unless that is a home folder or a
-    file system's root); and the app's uploads folder. Resolved."""
+    """The folders the app may read besides its uploads: those in
+    ``$SLICEBOARD_READ_FOLDERS`` (separated by ``os.pathsep``), else the database's folder
+    (unless that is a home folder or a file system's root). Resolved."""
     env = os.environ.get(READ_FOLDERS_ENV)
     if env is not None:
         folders = [Path(x.strip()).expanduser() for x in env.split(os.pathsep) if x.strip()]
     else:
         folder = Path(db_path).expanduser().resolve().parent
         folders = [] if folder in (Path.home().resolve(), Path(folder.anchor)) else [folder]
-    return [*(f.resolve() for f in folders), uploads_root()]
+    return [f.resolve() for f in folders]
 
 
 def is_upload(path: str | os.PathLike) -> bool:
     """Whether ``path`` is one of the app's uploaded files."""
-    return _inside(Path(path).resolve(), uploads_root())
+    return any(_inside(Path(path).resolve(), root) for root in _made_uploads_root())
 
 
 def _matches(path: str) -> list[Path]:
@@ -225,10 +232,12 @@ def _matches(path: str) -> list[Path]:
 
 def check_readable(path: str, folders: list[Path]) -> str:
     """``path`` (a file, folder or glob on the server) expanded, if it and everything it
-    names lies inside ``folders`` once ``..`` and symbolic links are resolved; else a
-    :class:`ConfigError` naming the folders. URLs (object storage, http) are refused."""
+    names lies inside ``folders`` (or the app's uploads folder) once ``..`` and symbolic
+    links are resolved; else a :class:`ConfigError` naming the folders. URLs (object
+    storage, http) are refused."""
     text = str(path).strip()
-    shown = ", ".join(str(f) for f in folders if f != uploads_root()) or "none"
+    shown = ", ".join(str(f) for f in folders) or "none"
+    folders = [*folders, *_made_uploads_root()]
     refusal = (f"The app does not read {text!r}: it reads only files inside the folders it is allowed "
                f"({shown}; set {READ_FOLDERS_ENV} to change them), or upload the file.")
     if "\x00" in text:
@@ -263,18 +272,24 @@ class Uploads:
     discarded or ingested."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="session-", dir=uploads_root()))
         self.tag: str | None = None
+        self.folder: Path | None = None  # made with the first upload
+
+    def _new_folder(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="session-", dir=uploads_root()))
+        # A session that ends takes its folder with it.
+        weakref.finalize(self, shutil.rmtree, str(self.folder), True)
 
     def keep(self, tag: str, name: str, data) -> Path:
         """Save ``data`` (bytes or a buffer) as ``name`` (made safe); ``tag`` tells one
         upload from another (an upload already kept is not written again)."""
-        target = self.folder / safe_file_name(name, fallback="upload")
-        if tag == self.tag and target.is_file():
-            return target
+        name = safe_file_name(name, fallback="upload")
+        if tag == self.tag and self.folder is not None and (self.folder / name).is_file():
+            return self.folder / name
         self.discard()
-        if not self.folder.is_dir():
-            self.folder = Path(tempfile.mkdtemp(prefix="session-", dir=uploads_root()))
+        if self.folder is None or not self.folder.is_dir():
+            self._new_folder()
+        target = self.folder / name
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -283,7 +298,7 @@ class Uploads:
 
     def discard(self) -> None:
         """Remove the kept file."""
-        if self.folder.is_dir():
+        if self.folder is not None and self.folder.is_dir():
             for child in self.folder.iterdir():
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)

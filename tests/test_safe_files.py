@@ -254,8 +254,12 @@ def test_check_readable(tmp_path, monkeypatch):
     (tmp_path / "secret.csv").write_text("key\nsk-123\n")
     monkeypatch.delenv("SLICEBOARD_READ_FOLDERS", raising=False)
     folders = read_folders(data / "sb.duckdb")
-    assert folders == [data.resolve(), uploads_root()]
+    assert folders == [data.resolve()]
     assert stat.S_IMODE(uploads_root().stat().st_mode) == 0o700
+    upload = uploads_root() / "u.csv"
+    upload.write_text("a\n1\n")
+    assert check_readable(str(upload), folders) == str(upload)  # uploads are always readable
+    upload.unlink()
     assert check_readable(str(data / "lake" / "a.parquet"), folders) == str(data / "lake" / "a.parquet")
     assert check_readable(str(data / "lake"), folders)
     assert check_readable(str(data / "*" / "*.parquet"), folders)
@@ -271,6 +275,7 @@ def test_check_readable(tmp_path, monkeypatch):
             check_readable(bad, folders)
     # The setting replaces the data folder; a home folder is never the default.
     monkeypatch.setenv("SLICEBOARD_READ_FOLDERS", os.pathsep.join([str(tmp_path), ""]))
-    assert read_folders(data / "sb.duckdb") == [tmp_path.resolve(), uploads_root()]
+    assert read_folders(data / "sb.duckdb") == [tmp_path.resolve()]
     monkeypatch.delenv("SLICEBOARD_READ_FOLDERS")
-    assert read_folders(Path.home() / "sb.duckdb") == [uploads_root()]
+    assert read_folders(Path.home() / "sb.duckdb") == []
+    assert read_folders("/sb.duckdb") == []
