@@ -144,7 +144,10 @@ def writing(path: str | os.PathLike, *, force: bool = False, protect=()) -> Iter
     without an error, move it to ``path`` (see :func:`check_target`). On an error the
     temporary file is removed and ``path`` is untouched."""
     target = check_target(path, force=force, protect=protect)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".part", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
