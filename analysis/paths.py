@@ -224,25 +224,24 @@ def is_upload(path: str | os.PathLike) -> bool:
     return any(_inside(Path(path).resolve(), root) for root in _made_uploads_root())
 
 
-def _matches(path: str) -> list[Path]:
+def _matches(path: str):
     p = Path(path)
     if p.is_dir():
-        return [Path(x) for x in globlib.glob(str(p / "**" / "*"), recursive=True, include_hidden=True)]
+        return globlib.iglob(str(p / "**" / "*"), recursive=True, include_hidden=True)
     if any(ch in path for ch in "*?["):
-        return [Path(x) for x in globlib.glob(path, recursive=True, include_hidden=True)]
-    return [p]
+        return globlib.iglob(path, recursive=True, include_hidden=True)
+    return iter([path])
 
 
 def check_readable(path: str, folders: list[Path]) -> str:
     """``path`` (a file, folder or glob on the server) expanded, if it and everything it
-    names lies inside ``folders`` (or the app's uploads folder) once ``..`` and symbolic
-    links are resolved; else a :class:`ConfigError` naming the folders. URLs (object
-    storage, http) are refused."""
+    names lies inside ``folders`` once ``..`` and symbolic links are resolved; else a
+    :class:`ConfigError` naming the folders. URLs (object storage, http) are refused, and
+    so are other sessions' uploads (an upload is used by its own session, not by path)."""
     text = str(path).strip()
-    shown = ", ".join(str(f) for f in folders) or "none"
-    folders = [*folders, *_made_uploads_root()]
     refusal = (f"The app does not read {text!r}: it reads only files inside the folders it is allowed "
-               f"({shown}; set {READ_FOLDERS_ENV} to change them), or upload the file.")
+               f"({', '.join(str(f) for f in folders) or 'none'}; set {READ_FOLDERS_ENV} to change them), "
+               "or upload the file.")
     if "\x00" in text:
         raise ConfigError(refusal)
     if "://" in text:
@@ -251,19 +250,22 @@ def check_readable(path: str, folders: list[Path]) -> str:
                               "line (python -m analysis attach URL).")
         text = text[len("file://"):]
     text = os.path.expanduser(text)
-    literal = []
-    for part in Path(text).parts:
-        if any(ch in part for ch in "*?["):
-            break
-        literal.append(part)
-    rest = Path(text).parts[len(literal):]
-    if ".." in rest:
+    parts = Path(text).parts
+    literal = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
+    if ".." in parts[literal:]:
         raise ConfigError(refusal)
-    candidates = [Path(*literal) if literal else Path("."), *_matches(text)]
-    for candidate in candidates:
+    uploads = _made_uploads_root()
+
+    def allowed(candidate) -> bool:
         resolved = Path(os.path.realpath(candidate))
-        if not any(_inside(resolved, folder) for folder in folders):
-            raise ConfigError(refusal)
+        return (any(_inside(resolved, folder) for folder in folders)
+                and not any(_inside(resolved, root) for root in uploads))
+
+    # The fixed part first: a pattern under / is refused before anything is listed.
+    if not allowed(Path(*parts[:literal]) if literal else Path(".")):
+        raise ConfigError(refusal)
+    if not all(allowed(m) for m in _matches(text)):
+        raise ConfigError(refusal)
     return text
 
 

@@ -258,7 +258,8 @@ def test_check_readable(tmp_path, monkeypatch):
     assert stat.S_IMODE(uploads_root().stat().st_mode) == 0o700
     upload = uploads_root() / "u.csv"
     upload.write_text("a\n1\n")
-    assert check_readable(str(upload), folders) == str(upload)  # uploads are always readable
+    with pytest.raises(ConfigError, match="does not read"):  # an upload is not read by its path
+        check_readable(str(upload), [*folders, uploads_root().parent])
     upload.unlink()
     assert check_readable(str(data / "lake" / "a.parquet"), folders) == str(data / "lake" / "a.parquet")
     assert check_readable(str(data / "lake"), folders)
