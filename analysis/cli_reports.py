@@ -16,20 +16,29 @@ def _progress(fraction: float, text: str) -> None:
 
 
 def cmd_report(args) -> int:
+    from .paths import check_target, database_files, safe_file_name
     from .project import get_project
     from .reports import default_report, get_report, write_html, write_pdf
 
-    out = Path(args.out or f"{args.project}-report.html")
-    with base._store(args).read() as con:
+    store = base._store(args)
+    protect = database_files(store.path)
+    # A name made from the project's name stays in the current folder, whatever the name holds.
+    out = Path(args.out) if args.out else Path(safe_file_name(f"{args.project}-report.html", fallback="report.html"))
+    check_target(out, force=args.force, protect=protect)  # refused before any work
+    if args.pdf:
+        check_target(args.pdf, force=args.force, protect=protect)
+        if Path(args.pdf).expanduser().absolute() == out.expanduser().absolute():
+            raise ConfigError("--out and --pdf name the same file; name two files.")
+    with store.read() as con:
         project = get_project(con, args.project)
         report = get_report(con, project, args.report) if args.report else default_report(con, project, _progress)
     if args.title:
         report.title = args.title
-    write_html(report, out)
+    write_html(report, out, force=args.force, protect=protect)
     payload = {"project": args.project, "report": report.name, "out": str(out), "bytes": out.stat().st_size,
                "blocks": [b.title for b in report.blocks]}
     if args.pdf:
-        payload["pdf"] = str(write_pdf(report, args.pdf))
+        payload["pdf"] = str(write_pdf(report, args.pdf, force=args.force, protect=protect))
     base._emit(args, payload, f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(report.blocks)} blocks)"
                + (f" and {args.pdf}" if args.pdf else ""))
     return base.EXIT_OK
@@ -122,9 +131,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("report", parents=[common], help="export a report as one self-contained HTML file")
     p.add_argument("--project", required=True)
     p.add_argument("--report", help="a saved report (default: the project's default report)")
-    p.add_argument("--out", help="the HTML file to write (default: PROJECT-report.html)")
+    p.add_argument("--out", help="the HTML file to write (default: PROJECT-report.html in the current folder)")
     p.add_argument("--pdf", help="also print it to this PDF file (needs Chromium)")
     p.add_argument("--title", help="the report's title in the file")
+    p.add_argument("--force", action="store_true", help="replace --out (and --pdf) if it exists (never a database)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reports", parents=[common], help="saved reports: list, show, add, rerun, refresh, delete")

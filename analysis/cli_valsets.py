@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 def cmd_valsets(args) -> int:
     from . import valsets as vs
+    from .paths import database_files
     from .project import get_project
 
     needs_set = args.action != "list" and args.action != "evaluate"
@@ -59,7 +60,8 @@ def cmd_valsets(args) -> int:
         elif args.action == "export":
             if not args.out:
                 raise ConfigError("valsets export needs --out FILE.parquet or FILE.csv")
-            done = vs.export_set(con, project, args.set, args.out, args.set_version or "latest")
+            done = vs.export_set(con, project, args.set, args.out, args.set_version or "latest", force=args.force,
+                                 protect=database_files(base._store(args).path))
             payload = {"set": args.set, "path": done.path, "rows": done.rows, "columns": list(done.columns)}
             text = base._kv_table(payload)
         elif args.action == "ingest-scores":
@@ -122,6 +124,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--old", help="diff: the older version (default: latest)")
     p.add_argument("--new", help="diff: the newer version (default: draft)")
     p.add_argument("--out", help="export: a .parquet or .csv file")
+    p.add_argument("--force", action="store_true", help="export: replace --out if it exists")
     p.add_argument("--file", help="ingest-scores: the scored export")
     p.add_argument("--model-version", help="ingest-scores: the model version that scored it")
     p.add_argument("--on-duplicate", choices=("error", "skip", "replace"), default="error")

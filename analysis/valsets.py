@@ -593,17 +593,16 @@ def _with_class_names(frame: pd.DataFrame, project: Project) -> pd.DataFrame:
     return frame
 
 
-def export_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, path: str,
-               version: int | str = "latest") -> Export:
-    """Write a committed version's examples (ids, features as promoted, labels as now
-    known) to Parquet or CSV (by the file's suffix), for scoring offline."""
+def export_bytes(con: duckdb.DuckDBPyConnection, project: Project, name: str, version: int | str = "latest",
+                 fmt: str = "parquet") -> tuple[bytes, Export]:
+    """A committed version's examples (ids, features as promoted, labels as now known) as
+    the bytes of a Parquet or CSV file (``fmt``), for scoring offline; nothing is written."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    suffix = str(path).lower().rsplit(".", 1)[-1]
-    if suffix not in ("parquet", "csv"):
-        raise ConfigError(f"Export to a .parquet or .csv file, not {path!r}.")
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"Export to a .parquet or .csv file, not {fmt!r}.")
     vs = get_set(con, project, name)
     number = _version(con, project, vs, version)
     if number == 0:
@@ -621,14 +620,28 @@ def export_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, path
         [vs.name, vs.set_id, number, vs.set_id, number]).df()
     frame = _with_class_names(frame, project)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    try:
-        if suffix == "parquet":
-            pq.write_table(table, path)
-        else:
-            pacsv.write_csv(table, path)
-    except OSError as exc:
-        raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-    return Export(str(path), len(frame), tuple(frame.columns))
+    sink = pa.BufferOutputStream()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+    else:
+        pacsv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes(), Export("", len(frame), tuple(frame.columns))
+
+
+def export_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, path: str,
+               version: int | str = "latest", *, force: bool = True, protect=()) -> Export:
+    """Write a committed version's examples to Parquet or CSV (by the file's suffix), for
+    scoring offline: through :func:`analysis.paths.write_file` (no links followed, never a
+    database, replaced only with ``force``, never half a file)."""
+    from .paths import check_target, write_file
+
+    suffix = str(path).lower().rsplit(".", 1)[-1]
+    if suffix not in ("parquet", "csv"):
+        raise ConfigError(f"Export to a .parquet or .csv file, not {path!r}.")
+    check_target(path, force=force, protect=protect)  # before the query: a refusal costs nothing
+    data, done = export_bytes(con, project, name, version, suffix)
+    write_file(path, data, force=force, protect=protect)
+    return Export(str(path), done.rows, done.columns)
 
 
 def ingest_scores(con: duckdb.DuckDBPyConnection, project: Project, name: str, source, *, model_version: str,

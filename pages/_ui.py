@@ -209,31 +209,3 @@ def fmt_pct(x) -> str:
 
 def fmt_num(x, spec: str = ".3f") -> str:
     return "–" if x is None or x != x else format(x, spec)
-
-
-def saved_upload(upload) -> str:
-    """Write an uploaded file to a private temp folder (DuckDB reads paths); keep its name."""
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.gettempdir()) / "sliceboard-uploads" / upload.file_id
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / Path(upload.name).name
-    if not target.exists():
-        target.write_bytes(upload.getbuffer())
-    return str(target)
-
-
-def file_input(key: str):
-    """An uploaded file, or a path on the server for files too big to upload.
-
-    Returns ``(path, display name)`` or ``(None, None)``.
-    """
-    upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "parquet", "pq"], key=f"{key}_upload")
-    with st.expander("…or read a file, folder or glob on the server"):
-        server_path = st.text_input("Path", key=f"{key}_path", placeholder="/data/logs/2026-11-*.parquet")
-    if upload is not None:
-        return saved_upload(upload), upload.name
-    if server_path.strip():
-        return server_path.strip(), server_path.strip()
-    return None, None

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
-from analysis.valsets import export_set, ingest_scores
-from pages import _ui
+from analysis.paths import safe_file_name
+from analysis.valsets import export_bytes, ingest_scores
+from pages import _files, _ui
 
+EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 VERDICT_MARK = {"pass": "✓ pass", "fail": "✗ fail", "no criteria": "", "no data": "no data"}
 
 
@@ -55,15 +54,20 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
     a, b = st.columns(2)
     version = a.selectbox("Version", sorted(versions, reverse=True), key="vs_export_version")
     fmt = b.radio("Format", ["parquet", "csv"], horizontal=True, key="vs_export_format")
-    folder = Path(tempfile.gettempdir()) / "sliceboard-exports"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{project_name}-{name}-v{version}.{fmt}".replace("/", "_")
-    with _ui.store().read() as con:
-        done = export_set(con, project, name, str(path), version)
-    st.download_button(f"Download {done.rows:,} examples ({fmt})", path.read_bytes(), file_name=path.name,
-                       key="vs_download")
+    # Built in memory when asked for: nothing is written on the server.
+    wanted = (project_name, name, version, fmt, _ui.store().fingerprint())
+    ready = st.session_state.get("vs_export_ready")
+    if not (ready and ready["for"] == wanted) and st.button("Prepare the export", key="vs_export_prepare"):
+        with _ui.readable_errors():
+            with _ui.store().read() as con:
+                data, done = export_bytes(con, project, name, version, fmt)
+            st.session_state["vs_export_ready"] = ready = {"for": wanted, "data": data, "rows": done.rows}
+    if ready and ready["for"] == wanted:
+        st.download_button(f"Download {ready['rows']:,} examples ({fmt})", ready["data"],
+                           file_name=safe_file_name(f"{project_name}-{name}-v{version}.{fmt}"),
+                           mime=EXPORT_MIME[fmt], key="vs_download")
     st.markdown("##### Ingest scores")
-    scored, label = _ui.file_input("vs_scored")
+    scored, label = _files.file_input("vs_scored")
     model_version = st.text_input("Model version that scored it", key="vs_scored_version")
     if st.button("Ingest as offline predictions", key="vs_ingest", disabled=not (scored and model_version)):
         try:
@@ -71,6 +75,7 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
                 report = ingest_scores(con, project, name, scored, model_version=model_version, version=version,
                                        source_name=label)
             _ui.clear_caches()
+            _files.ingested()
             st.success(f"Ingested {report.inserted:,} offline predictions of {model_version}.")
         except SliceboardError as exc:
             st.error(str(exc), icon=":material/error:")

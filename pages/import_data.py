@@ -9,9 +9,10 @@ from analysis import Mapping, attach_labels, get_project, guess_mapping, ingest_
 from analysis.external import attach_parquet
 from analysis.labels import guess_label_columns
 from analysis.mapping import ROLE_KEYS, parse_mapping
+from analysis.paths import is_upload
 from analysis.schema import STAGES, TASKS
 from analysis.sources import preview_source
-from pages import _ui
+from pages import _files, _ui
 
 NONE = "—"
 NEW = "New project…"
@@ -30,7 +31,7 @@ ROLE_HELP = {
 _ui.require_app()
 st.title("Import")
 kind = st.radio("What are you importing?", ["Predictions", "Labels and outcomes"], horizontal=True, key="imp_kind")
-path, name = _ui.file_input("imp_" + ("pred" if kind == "Predictions" else "lab"))
+path, name = _files.file_input("imp_" + ("pred" if kind == "Predictions" else "lab"))
 if path is None:
     st.caption("Upload a CSV or Parquet file to map its columns. Files are checked completely "
                "before anything is written.")
@@ -92,6 +93,7 @@ if kind == "Predictions":
                     source_name=name,
                 )
             _ui.clear_caches()
+            _files.ingested()
             st.success(f"Ingested {_ui.fmt_int(report.inserted)} predictions into **{report.project}** "
                        f"({report.seconds:.1f} s). Skipped duplicates: {report.skipped_duplicates}; "
                        f"replaced: {report.replaced}; labels applied from waiting: "
@@ -99,7 +101,7 @@ if kind == "Predictions":
             for w in report.warnings:
                 st.warning(w)
     # A Parquet dataset on the server can also be read where it is, without a copy.
-    if choice == NEW and preview.kind == "parquet" and "sliceboard-uploads" not in str(path):
+    if choice == NEW and preview.kind == "parquet" and not is_upload(path):
         if st.button("Attach in place (read the Parquet where it is)", key="imp_attach", disabled=not project_name):
             with _ui.readable_errors(), st.spinner("Checking every value and building the rollup…"):
                 with _ui.store().write() as con:
@@ -138,6 +140,7 @@ else:
                     outcomes=outcomes, overwrite=overwrite, source_name=name,
                 )
             _ui.clear_caches()
+            _files.ingested()
             st.success(f"{_ui.fmt_int(report.applied)} predictions updated, {_ui.fmt_int(report.unchanged)} "
                        f"unchanged, {_ui.fmt_int(report.pending)} labels waiting for their predictions, "
                        f"{_ui.fmt_int(report.conflicting)} conflicts ({report.seconds:.1f} s).")

@@ -636,3 +636,117 @@ def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
     at.switch_page("pages/overview.py").run()
     at.selectbox(key="project").set_value("lake").run()
     assert not at.exception and "in place" in texts(at)
+
+
+# -- files: nothing written for a download, uploads kept private, server paths fenced (issue 20) ---
+
+def listing(*folders) -> set:
+    return {(str(p), p.is_dir()) for folder in folders for p in folder.rglob("*")}
+
+
+def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(monkeypatch, demo_copy, tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # pinned Streamlit 1.67
+
+    from analysis.paths import safe_file_name
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+    from analysis.valsets import Selection, commit, create_set, promote
+
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        create_set(con, project, "east errors")
+        promote(con, project, "east errors", Selection(slice_=parse_slice("region = east"),
+                                                       scope=Scope.of(versions="credit-v1"), only_errors=True))
+        commit(con, project, "east errors", "first")
+    # The shared temp folder, as the app sees it, is a private one here (other processes write to /tmp).
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    before = listing(shared, demo_copy.parent)
+    at = app_on(monkeypatch, demo_copy).run()
+    at.switch_page("pages/valsets.py").run()
+    assert not at.exception
+    assert at.selectbox(key="vs_open").value == "east errors"
+    assert not at.get("download_button")  # nothing built until asked for
+    at.radio(key="vs_export_format").set_value("csv").run()
+    at.button(key="vs_export_prepare").click().run()
+    assert not at.exception
+    assert listing(shared, demo_copy.parent) == before
+    button = at.get("download_button")[0].proto
+    # The CLI's export of the same version, and the bytes the app serves: Streamlit names a
+    # download by a hash of its bytes, type and file name.
+    out = tmp_path / "cli.csv"
+    done = subprocess.run([sys.executable, "-m", "analysis", "--db", str(demo_copy), "valsets", "export",
+                           "--project", "lending-demo", "--set", "east errors", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cli_bytes = out.read_bytes()
+    assert len(pd.read_csv(out)) > 0
+    name = safe_file_name("lending-demo-east errors-v1.csv")
+    assert button.url.endswith("/" + _calculate_file_id(cli_bytes, "text/csv", name) + ".csv")
+    assert f"Download {len(pd.read_csv(out)):,} examples (csv)" == button.label
+
+
+def test_import_page_reads_only_the_allowed_folders(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "app.duckdb"
+    Store(path).initialize()
+    secret = tmp_path / "keys.csv"
+    secret.write_text("name,value\nOPENAI_API_KEY,sk-live-secret\npassword,hunter2\n")
+    (data / "link.csv").symlink_to(secret)
+    small_predictions(12).to_csv(data / "preds.csv", index=False)
+    monkeypatch.delenv("SLICEBOARD_READ_FOLDERS", raising=False)
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    for bad in ["/etc/passwd", str(secret), str(data / ".." / "keys.csv"), str(data / "link.csv"),
+                str(tmp_path / "*.csv"), "http://169.254.169.254/latest/meta-data"]:
+        at.text_input(key="imp_pred_path").set_value(bad).run()
+        assert not at.exception, bad
+        assert "does not read" in "\n".join(e.value for e in at.error), bad
+        assert not at.dataframe and "sk-live" not in str(at) and "root:" not in str(at), bad
+    at.text_input(key="imp_pred_path").set_value(str(data / "preds.csv")).run()
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["request_id"][:3]) == ["r0", "r1", "r2"]
+    # The setting names other folders (and only those, besides uploads).
+    monkeypatch.setenv("SLICEBOARD_READ_FOLDERS", str(tmp_path))
+    at.text_input(key="imp_pred_path").set_value(str(secret)).run()
+    assert not at.error and at.dataframe[0].value["value"][0] == "sk-live-secret"
+
+
+def test_uploads_are_private_and_gone_after_ingest(monkeypatch, tmp_path):
+    import stat
+    import tempfile
+
+    from analysis.paths import uploads_root
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    path = tmp_path / "up.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    upload_predictions(at, small_predictions(12, start=100), "first.csv")
+    upload_predictions(at, small_predictions(12), "../../x/preds.csv")  # replaces the first
+    assert not at.exception
+    kept = [p for p in uploads_root().rglob("*") if p.is_file()]
+    assert [p.name for p in kept] == ["_.._x_preds.csv"]  # the client's name, made safe
+    for folder in (uploads_root(), kept[0].parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
+    assert not [p for p in shared.rglob("*") if p.is_file() and "preds" in p.name and uploads_root() not in p.parents]
+    at.text_input(key="imp_new_name").input("shop")
+    at.selectbox(key="imp_role_version").set_value("model")
+    at.selectbox(key="imp_task").set_value("binary")
+    at.run()
+    at.button(key="imp_ingest").click().run()
+    assert not at.exception and "Ingested 12 predictions" in texts(at)
+    assert not [p for p in uploads_root().rglob("*") if p.is_file()]
+    at.run()  # the uploader still holds the file: it is not saved again
+    assert not at.exception and "is ingested" in texts(at)
+    assert not [p for p in uploads_root().rglob("*") if p.is_file()]

@@ -224,10 +224,13 @@ def render_html(report: Report) -> str:
             f"{''.join(scripts)}{packed}{loader}</body></html>\n")
 
 
-def write_html(report: Report, path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(render_html(report), encoding="utf-8")
-    return path
+def write_html(report: Report, path: str | Path, *, force: bool = True, protect=()) -> Path:
+    """The report as one HTML file, written by :func:`analysis.paths.write_file` (never
+    through a link, never over a database, all or nothing; an existing file is replaced
+    only with ``force``)."""
+    from ..paths import write_file
+
+    return write_file(path, render_html(report), force=force, protect=protect)
 
 
 def _chromium() -> str:
@@ -238,14 +241,18 @@ def _chromium() -> str:
     raise ConfigError("PDF export needs Chromium (or Chrome) on the PATH; the HTML export does not.")
 
 
-def write_pdf(report: Report, path: str | Path, *, timeout: float = 120) -> Path:
-    """The HTML, printed to PDF by headless Chromium (charts drawn first)."""
-    path = Path(path).resolve()
-    with tempfile.TemporaryDirectory() as tmp:
-        page = write_html(report, Path(tmp) / "report.html")
-        done = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-                               "--virtual-time-budget=15000", f"--print-to-pdf={path}", page.as_uri()],
+def write_pdf(report: Report, path: str | Path, *, timeout: float = 120, force: bool = True, protect=()) -> Path:
+    """The HTML, printed to PDF by headless Chromium (charts drawn first), written under
+    the rules of :func:`write_html`."""
+    from ..paths import writing
+
+    chromium = _chromium()
+    with writing(path, force=force, protect=protect) as target, tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(render_html(report), encoding="utf-8")
+        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                               "--virtual-time-budget=15000", f"--print-to-pdf={target.resolve()}", page.as_uri()],
                               capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0 or not path.exists():
-        raise ConfigError(f"Chromium could not print the report: {done.stderr.strip()[-300:]}")
-    return path
+        if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+            raise ConfigError(f"Chromium could not print the report: {done.stderr.strip()[-300:]}")
+    return Path(path).expanduser()
