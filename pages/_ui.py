@@ -98,17 +98,10 @@ def clear_caches() -> None:
     _cached_metadata.clear()
 
 
-_HOLDS_DATA: set[str] = set()
-
-
 def ensure_database() -> None:
-    """Build the demo project on first start: when there is no database yet, or only an
-    empty one (left by a first ingest that was interrupted)."""
+    """Build the demo project on first start, when there is no database yet."""
     s = store()
-    if str(s.path) in _HOLDS_DATA and s.exists():
-        return
-    if s.exists() and not s.is_blank():
-        _HOLDS_DATA.add(str(s.path))  # a database that holds data never becomes blank again
+    if s.exists():
         return
     from analysis.demo import build_demo
 

@@ -5,13 +5,14 @@ writes in one transaction; errors appear here as messages."""
 
 import streamlit as st
 
-from analysis import Mapping, attach_labels, get_project, guess_mapping, ingest_predictions, mapping_to_toml
+from analysis import Mapping, attach_labels, get_project, guess_mapping, mapping_to_toml
 from analysis.external import attach_parquet
 from analysis.labels import guess_label_columns
 from analysis.mapping import ROLE_KEYS, parse_mapping
 from analysis.paths import is_upload
 from analysis.schema import STAGES, TASKS
 from analysis.sources import preview_source
+from analysis.staging import ingest_staged
 from pages import _files, _ui
 
 NONE = "—"
@@ -86,12 +87,11 @@ if kind == "Predictions":
     st.download_button("Download mapping as TOML", toml_text, file_name="mapping.toml", key="imp_toml")
     if st.button("Ingest predictions", type="primary", key="imp_ingest", disabled=not project_name):
         with _ui.readable_errors(), st.spinner("Checking and ingesting…"):
-            with _ui.store().write() as con:
-                report = ingest_predictions(
-                    con, path, project=project_name.strip(), mapping=mapping, on_duplicate=on_duplicate,
-                    version=const_version, stage=None if const_stage == NONE else const_stage,
-                    source_name=name,
-                )
+            # Read and checked first; the database is locked only to copy the rows in.
+            report = ingest_staged(
+                _ui.store(), path, project=project_name.strip(), mapping=mapping, on_duplicate=on_duplicate,
+                version=const_version, stage=None if const_stage == NONE else const_stage, source_name=name,
+            )
             _ui.clear_caches()
             _files.ingested()
             st.success(f"Ingested {_ui.fmt_int(report.inserted)} predictions into **{report.project}** "

@@ -157,7 +157,7 @@ def test_a_killed_first_ingest_leaves_a_database_that_the_next_write_uses(tmp_pa
     killed = _run_child(path, "ingest", 2, arg)
     assert killed.returncode == -9
     assert _persistent_views(path) == []
-    assert Store(path).is_blank()  # the app builds the demo on it, as on a missing file
+    assert Store(path).is_blank()
     before = db_digest(path)
     with pytest.raises(IngestError):
         with Store(path).write() as con:
@@ -237,15 +237,16 @@ def test_a_rejected_write_keeps_a_file_that_is_not_sliceboards(tmp_path):
     assert db_digest(path)["mine"] == before["mine"]
 
 
-def test_the_app_builds_the_demo_on_a_database_left_empty(monkeypatch, tmp_path):
-    """A first ingest killed after the schema was written leaves an empty database; the
-    app treats it as a first start (as if there were no file) instead of showing nothing."""
-    from test_app import app_on
+def test_the_app_opens_a_database_left_empty_by_a_killed_first_ingest(monkeypatch, tmp_path):
+    """The leftover is an empty Sliceboard database: the app says there are no projects
+    yet and offers the Import page, as on any empty database."""
+    from test_app import app_on, texts
 
     path = tmp_path / "left.duckdb"
-    Store(path).initialize()
-    assert Store(path).is_blank()
-    at = app_on(monkeypatch, path, timeout=300).run()
+    killed = _run_child(path, "ingest", 2, _more_predictions(tmp_path))
+    assert killed.returncode == -9
+    at = app_on(monkeypatch, path).run()
     assert not at.exception
-    assert at.title[0].value == "lending-demo"
-    assert not Store(path).is_blank()
+    assert "no projects" in texts(at)
+    at.switch_page("pages/import_data.py").run()
+    assert not at.exception
