@@ -17,9 +17,12 @@ product metrics, gate criteria) stays in the local database, keyed by ids.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from . import convert as cv
 from .errors import ConfigError, IngestError
@@ -36,15 +39,41 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _inline(sql: str, params: list) -> str:
-    """``sql`` with its ``?`` placeholders replaced by literals (a view cannot bind them)."""
-    parts = sql.split("?")
-    if len(parts) - 1 != len(params):
-        raise AssertionError("placeholders and parameters differ")
-    out = [parts[0]]
-    for value, rest in zip(params, parts[1:]):
-        out += [sql_literal(value), rest]
-    return "".join(out)
+def _literal(value) -> exp.Expression:
+    """A bound value as a literal of the view's definition (which cannot bind parameters)."""
+    from datetime import date, datetime
+
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(int(value))
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+        return exp.cast(exp.Literal.string(str(value)), "DOUBLE")  # 'nan', 'inf', '-inf'
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError("A value contains a NUL character.")
+        return exp.Literal.string(value)
+    raise ConfigError(f"Cannot write a {type(value).__name__} value into a view.")
+
+
+def with_literals(sql: str, params: list) -> str:
+    """``sql`` (a DuckDB expression) with each ``?`` placeholder replaced by its value as a
+    literal, on the parsed tree: a ``?`` inside a quoted name or a string is not one."""
+    tree = sqlglot.parse_one(f"SELECT {sql}", read="duckdb")
+    holders = list(tree.find_all(exp.Placeholder, bfs=False))  # depth first: in the order written
+    if len(holders) != len(params):
+        raise RuntimeError(f"internal error: {len(holders)} placeholders for {len(params)} values in a view")
+    for holder, value in zip(holders, params):
+        holder.replace(_literal(value))
+    return tree.expressions[0].sql(dialect="duckdb")
 
 
 def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str, mapping: Mapping | None = None,
@@ -79,7 +108,7 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
             log = quote_ident(f"log_{pid}")
             # The view has the stored log's columns, in its order and of its types.
             columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {log}").fetchall()]
-            exprs = {c: _inline(*e.strict()) for c, e in plan.exprs.items()}
+            exprs = {c: with_literals(*e.strict()) for c, e in plan.exprs.items()}
             exprs["ingest_id"] = str(int(ingest_id))
             select = ", ".join(f"CAST(({exprs.get(c, 'NULL')}) AS {t}) AS {quote_ident(c)}" for c, t in columns)
             con.execute(f"DROP TABLE {log}")
