@@ -17,6 +17,7 @@ product metrics, gate criteria) stays in the local database, keyed by ids.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 
@@ -31,7 +32,7 @@ from .mapping import Mapping
 from .project import Project, find_project, get_project
 from .rollup import rebuild_all
 from .schema import bump_data_version, labeled_table
-from .sources import _resolve_path, close_source, count_rows, open_source
+from .sources import _resolve_path, close_source, count_rows, open_source, parquet_scan
 from .sql import in_transaction, quote_ident, sql_literal
 
 
@@ -114,7 +115,7 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
             con.execute(f"DROP TABLE {log}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(labeled_table(pid))}")  # the view is read in place
             con.execute(f"CREATE VIEW {log} AS SELECT {select} "
-                        f"FROM read_parquet({sql_literal(pattern)}, hive_partitioning = true, union_by_name = true)")
+                        f"FROM {parquet_scan(sql_literal(pattern), dataset=True)}")
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
             attached = get_project(con, name)
             if mapping is not None and mapping.engine:
@@ -122,13 +123,22 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
 
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
             _rebuild_rollup(con, attached)
-            record_ingest(con, ingest_id, pid, "external", src.name, total, {"uri": pattern, "rows": total})
+            record_ingest(con, ingest_id, pid, "external", src.name, total,
+                          {"uri": pattern, "rows": total, "warnings": plan.warnings})
             bump_data_version(con)
             return attached
 
         return in_transaction(con, work)
     finally:
         close_source(con, src)
+
+
+def attach_warnings(con: duckdb.DuckDBPyConnection, project: Project) -> list[str]:
+    """What attaching ``project``'s dataset warned about (such as infinite feature
+    values read as missing)."""
+    rows = con.execute("SELECT details FROM sb_ingests WHERE project_id = ? AND kind = 'external' "
+                       "ORDER BY ingest_id DESC LIMIT 1", [project.project_id]).fetchall()
+    return list(json.loads(rows[0][0]).get("warnings", [])) if rows else []
 
 
 def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:

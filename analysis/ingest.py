@@ -113,8 +113,7 @@ def _require_columns(src: Source, required) -> None:
 
 
 def _family(src: Source, column: str) -> str:
-    # CSV is read as text; conversions go from text. Other sources keep their types.
-    return "string" if src.raw_varchar else cv.type_family(src.types[column])
+    return cv.source_family(src, column)
 
 
 def next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -189,7 +188,7 @@ class ClassColumns:
         values = self.raw[column]
         if self.task == "regression":
             sql = cv.to_double(raw, fam)
-            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL")
+            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL{_not_infinite(raw, fam)}")
         if self.task == "multiclass":
             if values is None:
                 sql, params = cv.to_class_value(raw, fam), []
@@ -278,7 +277,7 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
     raw, fam = cv.col(column), _family(src, column)
     passthrough = {
         ("integer", "BIGINT"): f"CAST({raw} AS BIGINT)",
-        ("float", "DOUBLE"): f"CASE WHEN isnan(CAST({raw} AS DOUBLE)) THEN NULL ELSE CAST({raw} AS DOUBLE) END",
+        ("float", "DOUBLE"): cv.to_double(raw, "float"),
         ("integer", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
         ("boolean", "BOOLEAN"): raw,
         ("boolean", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
@@ -291,7 +290,28 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
     if passthrough is not None:
         return _Expr(passthrough)
     sql = cv.to_storage(raw, fam, dtype)
-    return _Expr(sql, [], f"{cv.present(raw, fam)} AND ({sql}) IS NULL")
+    inf = _not_infinite(raw, fam) if dtype == "DOUBLE" else ""
+    return _Expr(sql, [], f"{cv.present(raw, fam)} AND ({sql}) IS NULL{inf}")
+
+
+def _not_infinite(raw: str, family: str) -> str:
+    """`` AND NOT <infinite>``: an infinity is not a conversion failure (it has rules of its own)."""
+    inf = cv.infinite(raw, family)
+    return f" AND NOT coalesce({inf}, FALSE)" if inf else ""
+
+
+def must_be_finite(src: Source, column: str, e: _Expr) -> tuple[_Expr, cv.Check | None]:
+    """A score, label or prediction must be finite: +-inf fails ``e`` and is named by the check."""
+    check = cv.finite_check(src, column)
+    if check is None:
+        return e, None
+    fail = f"({e.fail}) OR {check.condition}" if e.fail else check.condition
+    return _Expr(e.sql, e.params, fail, list(e.fail_params)), check
+
+
+def numeric_class(task: str, src: Source, column: str) -> bool:
+    """Labels and predictions that are numbers (regression, or numeric classes) must be finite."""
+    return task == "regression" or (task == "multiclass" and _family(src, column) == "float")
 
 
 def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
@@ -421,6 +441,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         sc = roles["score"]
         e = _value_expr(src, sc, "DOUBLE")
         checks.append(_conversion_check(sc, e, "are not numbers"))
+        e, finite = must_be_finite(src, sc, e)
+        checks.append(finite)
         if task in ("binary", "multiclass"):
             out_of_range = f"({e.sql}) < 0 OR ({e.sql}) > 1"
             checks.append(cv.Check(sc, "are outside [0, 1]", out_of_range, e.params * 2,
@@ -435,6 +457,9 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         p = roles["prediction"]
         e = classes.expr(p, positive, negative)
         checks += [class_check(p, e, problem), _required_check(src, p, "have no prediction")]
+        if numeric_class(task, src, p):
+            e, finite = must_be_finite(src, p, e)
+            checks.append(finite)
         missing = f"({e.sql}) IS NULL"
         fail = f"({e.fail}) OR {missing}" if e.fail else missing
         exprs["prediction"] = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params)
@@ -446,6 +471,9 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         lab = roles["label"]
         e = classes.expr(lab, positive, negative)
         checks.append(class_check(lab, e, problem))
+        if numeric_class(task, src, lab):
+            e, finite = must_be_finite(src, lab, e)
+            checks.append(finite)
         exprs["label"] = e
     else:
         exprs["label"] = _Expr(f"CAST(NULL AS {label_type(task)})")
@@ -468,6 +496,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         e = _value_expr(src, name, "DOUBLE")
         exprs[name] = e
         checks.append(_conversion_check(name, e, "are not numbers"))
+    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"]
+                                     + outcomes_in_input)
     return _Plan(task, positive, negative, features, outcomes_in_input, exprs,
                  [c for c in checks if c is not None], id_col, warnings)
 

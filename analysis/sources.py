@@ -82,6 +82,23 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
     return str(p), kind, False
 
 
+def parquet_scan(path_sql: str, *, dataset: bool, filename: bool = False) -> str:
+    """``read_parquet`` of ``path_sql`` (a placeholder or a literal) as Sliceboard reads
+    Parquet. ``can_have_nan``: the Parquet spec leaves NaN out of a float column's
+    min/max statistics (pyarrow, polars and Spark write such statistics), and DuckDB
+    would otherwise trust them and fold ``isnan(x)`` to false for a NaN; with it every
+    NaN is seen, and stored (or read) as missing. A ``dataset`` (folder or glob): hive
+    partitions (model_version=.../day=...) become columns and files whose columns differ
+    are read by name; ``filename`` adds each row's file as a column."""
+    options = []
+    if filename:
+        options.append(f"filename = '{FILE_COLUMN}'")
+    if dataset:
+        options += ["hive_partitioning = true", "union_by_name = true"]
+    options.append("can_have_nan = true")
+    return f"read_parquet({path_sql}, {', '.join(options)})"
+
+
 def _sniff_kind(p: Path) -> str:
     with p.open("rb") as fh:
         head = fh.read(4)
@@ -122,10 +139,7 @@ def open_source(
     pattern, kind, multi = _resolve_path(path)
     try:
         if kind == "parquet":
-            # Folders and globs: hive partitions (model_version=.../day=...) become columns,
-            # and files whose columns differ are read by name.
-            rel = (con.read_parquet(pattern, filename=FILE_COLUMN, hive_partitioning=True, union_by_name=True)
-                   if multi else con.read_parquet(pattern))
+            rel = con.sql(f"SELECT * FROM {parquet_scan('?', dataset=multi, filename=multi)}", params=[pattern])
             rel.create_view(view, replace=True)
             cols, types = _describe(con, view)
             return Source(label, kind, view, cols, types, False, multi)

@@ -38,6 +38,111 @@ BIN = Mapping(id="id", version="v", timestamp="ts", task="binary", score="score"
               positive_label="1", features=["size", "city"], outcomes=["cost"])
 
 
+def regression_table(seed: int = 7) -> pa.Table:
+    """Floats with NaN written as NaN (not as null): pyarrow keeps them."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(10, 3, N)
+    pred = y + rng.normal(0, 1, N)
+    size = rng.uniform(0, 100, N)
+    cost = rng.uniform(0, 5, N)
+    y[::17] = np.nan  # (a prediction is required: a NaN one is refused as missing)
+    size[::7] = np.nan
+    cost[3::11] = np.nan
+    return pa.table({
+        "id": [f"r{i}" for i in range(N)],
+        "v": ["m1"] * N,
+        "ts": pa.array(pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(N) % 5, unit="D")),
+        "size": size, "city": np.array(["ber", "lis", "osl"])[np.arange(N) % 3],
+        "pred": pred, "y": y, "cost": cost,
+    })
+
+
+def write(table: pa.Table, path, writer: str) -> str:
+    if writer == "pyarrow":
+        pq.write_table(table, path)
+    elif writer == "pyarrow-nostats":
+        pq.write_table(table, path, write_statistics=False)
+    elif writer == "polars":
+        import polars as pl
+
+        pl.from_arrow(table).write_parquet(path)
+    else:
+        con = duckdb.connect()
+        con.from_arrow(table).write_parquet(str(path))
+        con.close()
+    return str(path)
+
+
+WRITERS = ["pyarrow", "pyarrow-nostats", "polars", "duckdb"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_an_opened_parquet_file_answers_isnan_truly(tmp_path, writer):
+    """The trap: DuckDB folds isnan() to false from min/max statistics, which leave
+    NaN out; a source opened by Sliceboard tells NaN apart in every query of it."""
+    from analysis.sources import close_source, open_source
+
+    path = write(pa.table({"x": [1.0, float("nan"), 3.0]}), tmp_path / "x.parquet", writer)
+    con = duckdb.connect()
+    src = open_source(con, path)
+    assert con.execute(f'SELECT list(isnan(x)) FROM "{src.view}"').fetchall()[0][0] == [False, True, False]
+    assert con.execute(f'SELECT count(*) FROM "{src.view}" WHERE isnan(x)').fetchall()[0][0] == 1
+    close_source(con, src)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("how", ["ingest", "attach"])
+def test_nan_is_missing_in_every_parquet_writer(store, tmp_path, writer, how):
+    table = regression_table()
+    path = write(table, tmp_path / "reg.parquet", writer)
+    with store.write() as con:
+        if how == "ingest":
+            report = ingest_predictions(con, path, project="p", mapping=REG)
+            assert report.inserted == N
+            assert not any("infinite" in w for w in report.warnings)
+        else:
+            attach_parquet(con, path, project="p", mapping=REG)
+    df = table.to_pandas()
+    ok = df["y"].notna() & df["pred"].notna()
+    y, p = df.loc[ok, "y"], df.loc[ok, "pred"]
+    with store.read() as con:
+        project = get_project(con, "p")
+        o = overview_table(con, project).iloc[0]
+        assert o["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-9)
+        assert o["rmse"] == pytest.approx(math.sqrt(mean_squared_error(y, p)), rel=1e-9)
+        assert o["r2"] == pytest.approx(r2_score(y, p), rel=1e-9)
+        stored = con.execute(f'SELECT count(*) FILTER (WHERE "size" IS NULL), count(*) FILTER (WHERE cost IS NULL), '
+                             f'count(*) FILTER (WHERE isnan("size") OR isnan(cost) OR isnan(label) '
+                             f'OR isnan(prediction)) FROM "{project.log_table}"').fetchall()[0]
+        assert stored == (df["size"].isna().sum(), df["cost"].isna().sum(), 0)
+        sizes = breakdown(con, project, "size")
+        missing = sizes.loc[sizes["value"] == MISSING]
+        assert int(missing["n_rows"].iloc[0]) == df["size"].isna().sum()
+        assert int(sizes["n_rows"].sum()) == N
+        found = discover(con, project, error=error_choices(project)[0], columns=["size", "city"], max_level=2)
+        assert found.n_rows == int(ok.sum()) and math.isfinite(found.total_errors)
+
+
+def test_nan_in_a_late_labels_file_is_a_missing_label(store, tmp_path):
+    table = regression_table()
+    path = write(table.drop_columns(["y", "cost"]), tmp_path / "preds.parquet", "pyarrow")
+    labels = write(table.select(["id", "y", "cost"]), tmp_path / "labels.parquet", "pyarrow")
+    with store.write() as con:
+        ingest_predictions(con, path, project="p", mapping=REG)
+        report = attach_labels(con, labels, project="p")
+        df = table.to_pandas()
+        assert report.applied == int((df["y"].notna() | df["cost"].notna()).sum())
+    with store.read() as con:
+        project = get_project(con, "p")
+        bad = con.execute(f'SELECT count(*) FILTER (WHERE isnan(label) OR isnan(cost)), count(label), count(cost) '
+                          f'FROM "{project.log_table}"').fetchall()[0]
+    df = table.to_pandas()
+    assert bad == (0, df["y"].notna().sum(), df["cost"].notna().sum())
+
+
+# --- infinities ------------------------------------------------------------------------------
+
+
 def binary_frame(n: int = 40) -> pd.DataFrame:
     i = np.arange(n)
     return pd.DataFrame({
@@ -46,6 +151,93 @@ def binary_frame(n: int = 40) -> pd.DataFrame:
         "score": (i % 10) / 10 + 0.05, "y": (i % 3 == 0).astype(int),
         "size": i * 1.5, "city": np.array(["ber", "lis"])[i % 2], "cost": i / 4,
     })
+
+
+def as_source(frame: pd.DataFrame, form: str, tmp_path):
+    """The same rows as a DataFrame, a CSV file or a Parquet file (NaN/inf kept)."""
+    if form == "dataframe":
+        return frame
+    if form == "csv":
+        path = tmp_path / "in.csv"
+        frame.to_csv(path, index=False)  # inf is written as "inf"
+        return str(path)
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return str(path)
+
+
+FORMS = ["dataframe", "csv", "parquet"]
+
+
+@pytest.mark.parametrize("form", FORMS + ["attach"])
+@pytest.mark.parametrize("column,mapping,value", [
+    ("score", BIN, np.inf), ("score", BIN, -np.inf),
+    ("pred", REG, np.inf), ("y", REG, -np.inf),
+])
+def test_an_infinite_score_label_or_prediction_is_refused_with_its_row(store, db_path, tmp_path, form, column,
+                                                                       mapping, value):
+    frame = binary_frame()
+    if mapping is REG:
+        frame = frame.assign(pred=frame["score"] * 10, y=frame["score"] * 9)
+    frame[column] = frame[column].astype(float)
+    frame.loc[[4, 9], column] = value
+    store.initialize()
+    before = db_digest(db_path)
+    source = as_source(frame, "parquet" if form == "attach" else form, tmp_path)
+    with pytest.raises(IngestError, match=rf"(?s)column '{column}': 2 rows are not finite numbers.*"
+                                          rf"{ {'csv': 'line 6', 'dataframe': 'position 4'}.get(form, 'row 5')}") as info:
+        with store.write() as con:
+            if form == "attach":
+                attach_parquet(con, source, project="p", mapping=mapping)
+            else:
+                ingest_predictions(con, source, project="p", mapping=mapping)
+    assert info.value.column == column
+    assert db_digest(db_path) == before
+
+
+@pytest.mark.parametrize("form", FORMS + ["attach"])
+def test_an_infinite_feature_or_outcome_is_stored_as_missing_and_counted(store, tmp_path, form):
+    frame = binary_frame()
+    frame.loc[[2, 3, 7], "size"] = [np.inf, -np.inf, np.inf]
+    frame.loc[[5], "cost"] = np.inf
+    source = as_source(frame, "parquet" if form == "attach" else form, tmp_path)
+    with store.write() as con:
+        if form == "attach":
+            attach_parquet(con, source, project="p", mapping=BIN)
+            warnings = con.execute("SELECT details FROM sb_ingests").fetchall()[0][0]
+        else:
+            warnings = " ".join(ingest_predictions(con, source, project="p", mapping=BIN).warnings)
+        assert "3 values of column 'size' were stored as missing because they were infinite" in warnings
+        assert "1 value of column 'cost' was stored as missing because it was infinite" in warnings
+        project = get_project(con, "p")
+        got = con.execute(f'SELECT prediction_id FROM "{project.log_table}" WHERE "size" IS NULL '
+                          f'ORDER BY prediction_id').fetchall()
+        assert sorted(r[0] for r in got) == ["r2", "r3", "r7"]
+        assert con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE cost IS NULL').fetchall()[0][0] == 1
+        assert con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE isinf("size") OR isinf(cost)'
+                           ).fetchall()[0][0] == 0
+
+
+def test_infinite_labels_and_outcomes_in_a_labels_file(store, db_path, tmp_path):
+    frame = binary_frame().assign(pred=lambda f: f["score"] * 10)
+    with store.write() as con:
+        ingest_predictions(con, frame.drop(columns=["y", "cost"]), project="p",
+                           mapping=Mapping(**{**REG.__dict__, "outcomes": ["cost"]}))
+    labels = frame[["id", "cost"]].assign(y=frame["score"] * 9.0)
+    labels.loc[3, "cost"] = np.inf
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    with store.write() as con:
+        report = attach_labels(con, str(path), project="p")
+    assert any("1 value of column 'cost' was stored as missing because it was infinite" in w
+               for w in report.warnings)
+    labels.loc[6, "y"] = -np.inf
+    labels.to_csv(path, index=False)
+    before = db_digest(db_path)
+    with store.write() as con:
+        with pytest.raises(IngestError, match=r"column 'y': 1 row (is|are) not (a )?finite numbers? \(line 8: '-inf'\)"):
+            attach_labels(con, str(path), project="p", overwrite=True)
+    assert db_digest(db_path) == before
 
 
 # --- column names -----------------------------------------------------------------------------
