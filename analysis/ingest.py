@@ -464,6 +464,10 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         fail = f"({e.fail}) OR {missing}" if e.fail else missing
         exprs["prediction"] = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params)
     else:
+        # Derived from the score: a row without a score would have no prediction (and
+        # could not be evaluated), so an ingest refuses it like a row without a prediction
+        # (found after the fast pass, see _write). An attached dataset's view gives such a
+        # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
         exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
         checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)"))
@@ -663,6 +667,9 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
             con.execute(f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view}", select_params)
     except duckdb.Error as exc:
         _explain_failure(con, src, plan, exc)
+    if con.execute(f"SELECT count(*) FROM {log} WHERE ingest_id = ? AND prediction IS NULL",
+                   [ingest_id]).fetchall()[0][0]:
+        _explain_failure(con, src, plan, None)  # a prediction derived from a missing score
     repeats = con.execute(
         f"SELECT count(*) - count(DISTINCT prediction_id) FROM {log} WHERE ingest_id = ?", [ingest_id]
     ).fetchall()[0][0]
@@ -689,13 +696,14 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     return report
 
 
-def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error) -> None:
+def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error | None) -> None:
     """The fast pass failed: find every offending column and row for the message."""
     con.execute("ROLLBACK")
     con.execute("BEGIN TRANSACTION")  # the caller rolls this one back
     cv.run_checks(con, src, plan.checks)
     _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
-    raise IngestError(f"could not be ingested: {str(exc).splitlines()[0]}", source=src.name) from None
+    why = str(exc).splitlines()[0] if exc is not None else "rows without a prediction"
+    raise IngestError(f"could not be ingested: {why}", source=src.name) from None
 
 
 def _register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:

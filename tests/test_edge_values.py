@@ -240,6 +240,62 @@ def test_infinite_labels_and_outcomes_in_a_labels_file(store, db_path, tmp_path)
     assert db_digest(db_path) == before
 
 
+# --- missing scores ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_missing_score_that_would_leave_no_prediction_is_refused(store, db_path, tmp_path, form):
+    frame = binary_frame()
+    frame.loc[[3, 8], "score"] = np.nan  # CSV: an empty cell; Parquet: NaN (pyarrow keeps statistics)
+    if form == "parquet":
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.set_column(table.schema.get_field_index("score"), "score",
+                                 pa.array(frame["score"].to_numpy(), from_pandas=False))
+        path = tmp_path / "in.parquet"
+        pq.write_table(table, path)
+        source = str(path)
+    else:
+        source = as_source(frame, form, tmp_path)
+    store.initialize()
+    before = db_digest(db_path)
+    where = {"csv": "line 5", "dataframe": "position 3", "parquet": "row 4"}[form]
+    with pytest.raises(IngestError, match=rf"column 'score': 2 rows have no score \(needed to derive the "
+                                          rf"prediction\) \({where}"):
+        with store.write() as con:
+            ingest_predictions(con, source, project="p", mapping=BIN)
+    assert db_digest(db_path) == before
+
+
+def test_rows_without_a_prediction_are_left_out_of_every_binary_metric(store, tmp_path):
+    """An attached dataset is checked when attached; a file added later with missing
+    scores gives rows without a prediction: accuracy and the confusion matrix both
+    leave them out."""
+    frame = binary_frame(60)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), lake / "a.parquet")
+    with store.write() as con:
+        attach_parquet(con, str(lake), project="p", mapping=BIN)
+    later = binary_frame(60).assign(id=lambda f: f["id"] + "-later")
+    later["score"] = later["score"].where(later.index % 4 != 0)
+    table = pa.Table.from_pandas(later, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("score"), "score",
+                             pa.array(later["score"].to_numpy(), from_pandas=False))  # NaN, not null
+    pq.write_table(table, lake / "b.parquet")
+    both = pd.concat([frame, later], ignore_index=True)
+    has = both["score"].notna()
+    y, p = both.loc[has, "y"].to_numpy(), (both.loc[has, "score"] >= 0.5).astype(int).to_numpy()
+    tn, fp, fn, tp = confusion_matrix(y, p, labels=[0, 1]).ravel()
+    with store.write() as con:
+        project = get_project(con, "p")
+        refresh(con, project)
+        for source in ("log", "rollup"):
+            o = overview_table(con, project, source=source).iloc[0]
+            assert (o["tp"], o["fp"], o["fn"], o["tn"]) == (tp, fp, fn, tn)
+            assert o["accuracy"] == pytest.approx(accuracy_score(y, p), rel=1e-12)
+            assert o["n_rows"] == len(both)
+
+
 # --- column names -----------------------------------------------------------------------------
 
 
