@@ -192,8 +192,14 @@ def to_storage(expr: str, family: str, dtype: str) -> str:
     raise ValueError(f"unsupported storage type {dtype}")
 
 
-def present(expr: str, family: str) -> str:
-    """SQL that is true when the source holds a value (not NULL, not blank, not NaN)."""
+def present(expr: str, family: str, *, number: bool = False) -> str:
+    """SQL that is true when the source holds a value (not NULL, not blank, not NaN).
+
+    ``number``: the column is read as a number, so text that reads as NaN (``nan``,
+    ``NaN``, as Spark and numpy write it in CSV) is missing too, as a Parquet NaN is."""
+    if family == "string" and number:
+        text = f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
+        return f"({text} IS NOT NULL AND NOT coalesce(isnan(TRY_CAST({text} AS DOUBLE)), FALSE))"
     if family == "string":
         return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '') IS NOT NULL"
     if family == "float":

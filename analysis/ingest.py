@@ -184,7 +184,7 @@ class ClassColumns:
     def expr(self, column: str, positive: str | None, negative: str | None) -> _Expr:
         """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
         raw, fam = cv.col(column), _family(self.src, column)
-        present = cv.present(raw, fam)
+        present = cv.present(raw, fam, number=self.task == "regression")
         values = self.raw[column]
         if self.task == "regression":
             sql = cv.to_double(raw, fam)
@@ -291,7 +291,7 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
         return _Expr(passthrough)
     sql = cv.to_storage(raw, fam, dtype)
     inf = _not_infinite(raw, fam) if dtype == "DOUBLE" else ""
-    return _Expr(sql, [], f"{cv.present(raw, fam)} AND ({sql}) IS NULL{inf}")
+    return _Expr(sql, [], f"{cv.present(raw, fam, number=dtype == 'DOUBLE')} AND ({sql}) IS NULL{inf}")
 
 
 def _not_infinite(raw: str, family: str) -> str:
@@ -320,9 +320,9 @@ def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
 
 
-def _required_check(src: Source, column: str, problem: str) -> cv.Check:
+def _required_check(src: Source, column: str, problem: str, *, number: bool = False) -> cv.Check:
     raw = cv.col(column)
-    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column))})")
+    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column), number=number)})")
 
 
 @dataclass
@@ -456,7 +456,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     if "prediction" in roles:
         p = roles["prediction"]
         e = classes.expr(p, positive, negative)
-        checks += [class_check(p, e, problem), _required_check(src, p, "have no prediction")]
+        checks += [class_check(p, e, problem),
+                   _required_check(src, p, "have no prediction", number=task == "regression")]
         if numeric_class(task, src, p):
             e, finite = must_be_finite(src, p, e)
             checks.append(finite)
@@ -470,7 +471,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
         exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
-        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)"))
+        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)",
+                                      number=True))
     if "label" in roles:
         lab = roles["label"]
         e = classes.expr(lab, positive, negative)

@@ -320,3 +320,38 @@ def test_a_question_mark_in_a_column_name_attaches(store, tmp_path, name):
     assert (a["value"] == MISSING).sum() == 1
     y = (frame["y"] == "pos?'\\").astype(int)
     assert o["accuracy"] == pytest.approx(accuracy_score(y, (frame["score"] >= 0.5).astype(int)), rel=1e-12)
+
+
+# --- NaN written as text ----------------------------------------------------------------------
+
+
+def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_path, tmp_path):
+    """Spark and numpy write NaN into CSV as "NaN"/"nan": a feature, outcome or label
+    holding it is missing; a score needed for the prediction, or a prediction, is refused
+    as missing, as the same NaN in Parquet is."""
+    frame = binary_frame().assign(pred=lambda f: f["score"] * 10).astype({"size": object, "cost": object,
+                                                                         "score": object, "pred": object})
+    frame.loc[[1, 2], "size"] = ["NaN", "nan"]
+    frame.loc[[4], "cost"] = " NaN "
+    path = tmp_path / "in.csv"
+    frame.assign(y=frame["score"] * 9).to_csv(path, index=False)
+    with store.write() as con:
+        report = ingest_predictions(con, str(path), project="r", mapping=REG)
+        assert report.inserted == len(frame) and report.warnings == []
+        log = get_project(con, "r").log_table
+        assert con.execute(f'SELECT list(prediction_id ORDER BY prediction_id) FILTER (WHERE "size" IS NULL), '
+                           f'count(*) FILTER (WHERE cost IS NULL) FROM "{log}"').fetchall()[0] == (["r1", "r2"], 1)
+    frame.loc[6, "score"] = "nan"
+    frame.to_csv(path, index=False)
+    before = db_digest(db_path)
+    with store.write() as con:
+        with pytest.raises(IngestError, match=r"column 'score': 1 row .*have no score \(needed to derive the "
+                                              r"prediction\) \(line 8\)"):
+            ingest_predictions(con, str(path), project="b", mapping=BIN)
+    regression = frame.assign(score=binary_frame()["score"], y=1.0)
+    regression.loc[9, "pred"] = "NaN"
+    regression.to_csv(path, index=False)
+    with store.write() as con:
+        with pytest.raises(IngestError, match=r"column 'pred': 1 row .*have no prediction \(line 11\)"):
+            ingest_predictions(con, str(path), project="r2", mapping=REG)
+    assert db_digest(db_path) == before
