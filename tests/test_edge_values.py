@@ -355,3 +355,24 @@ def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_pa
         with pytest.raises(IngestError, match=r"column 'pred': 1 row .*have no prediction \(line 11\)"):
             ingest_predictions(con, str(path), project="r2", mapping=REG)
     assert db_digest(db_path) == before
+
+
+def test_the_cli_says_which_values_were_infinite(tmp_path, capsys):
+    import json
+
+    from analysis.cli import main
+
+    frame = binary_frame()
+    frame.loc[[1, 2], "cost"] = np.inf
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "f.parquet")
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    config = tmp_path / "m.toml"
+    config.write_text('[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\nversion = "v"\n'
+                      'timestamp = "ts"\nscore = "score"\nlabel = "y"\nfeatures = ["size", "city"]\n'
+                      'outcomes = ["cost"]\n')
+    db = ["--db", str(tmp_path / "cli.duckdb"), "--format", "json"]
+    said = "2 values of column 'cost' were stored as missing because they were infinite"
+    assert main(["attach", str(tmp_path / "f.parquet"), "--project", "lake", "--config", str(config), *db]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == [said]
+    assert main(["ingest", str(tmp_path / "f.csv"), "--project", "p", "--config", str(config), *db]) == 0
+    assert said in json.loads(capsys.readouterr().out)["warnings"]
