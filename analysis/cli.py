@@ -127,7 +127,7 @@ def cmd_ingest(args) -> int:
 
 def cmd_attach(args) -> int:
     from .errors import ConfigError
-    from .external import attach_parquet, refresh, stored_rows
+    from .external import attach_parquet, attach_warnings, refresh, stored_rows
     from .mapping import load_mapping
     from .project import get_project
 
@@ -141,7 +141,8 @@ def cmd_attach(args) -> int:
             mapping = load_mapping(args.config) if args.config else None
             project = attach_parquet(con, args.dataset, project=args.project, mapping=mapping,
                                      version=args.version, stage=args.stage)
-            d = {"project": project.name, "dataset": project.external, "rows": stored_rows(con, project)}
+            d = {"project": project.name, "dataset": project.external, "rows": stored_rows(con, project),
+                 "warnings": attach_warnings(con, project)}
     _emit(args, d, _kv_table(d))
     return EXIT_OK
 

@@ -77,21 +77,41 @@ def col(name: str) -> str:
     return quote_ident(name)
 
 
-def _nan_to_null(expr: str, family: str) -> str:
-    if family == "float":
-        return f"CASE WHEN isnan(CAST({expr} AS DOUBLE)) THEN NULL ELSE {expr} END"
-    return expr
+# Infinity written so that Spark reads it too (the view of an external dataset is
+# translated for Spark, which has no isinf()).
+INFINITY = "CAST('Infinity' AS DOUBLE)"
+
+
+def _finite_or_null(number: str) -> str:
+    """``number`` (DOUBLE SQL), or NULL where it is NaN or infinite.
+
+    NaN is seen only where DuckDB does not trust Parquet min/max statistics for it
+    (``sources.parquet_scan`` reads with ``can_have_nan``)."""
+    return f"CASE WHEN isnan({number}) OR abs({number}) = {INFINITY} THEN NULL ELSE {number} END"
 
 
 def to_double(expr: str, family: str) -> str:
-    """Number (DOUBLE) or NULL; NaN counts as missing."""
-    if family in ("integer", "float"):
-        return _nan_to_null(f"CAST({expr} AS DOUBLE)", "float")
+    """Number (DOUBLE) or NULL; NaN and infinities count as missing (see :func:`infinite`)."""
+    if family == "integer":
+        return f"CAST({expr} AS DOUBLE)"
+    if family == "float":
+        return _finite_or_null(f"CAST({expr} AS DOUBLE)")
     if family == "boolean":
         return f"CAST({expr} AS DOUBLE)"
     if family == "string":
-        return _nan_to_null(f"TRY_CAST(NULLIF(trim({expr}), '') AS DOUBLE)", "float")
+        return _finite_or_null(f"TRY_CAST(NULLIF(trim({expr}), '') AS DOUBLE)")
     return f"TRY_CAST({expr} AS DOUBLE)"
+
+
+def infinite(expr: str, family: str) -> str | None:
+    """SQL that is true where the source holds +inf or -inf (text such as ``inf``,
+    ``-Infinity`` or ``1e999`` included); None for types that cannot hold one. A score,
+    label or prediction must be finite; a feature or outcome stores it as missing."""
+    if family == "float":
+        return f"(abs(CAST({expr} AS DOUBLE)) = {INFINITY})"
+    if family == "string":
+        return f"(abs(TRY_CAST(NULLIF(trim(CAST({expr} AS VARCHAR)), '') AS DOUBLE)) = {INFINITY})"
+    return None
 
 
 def to_timestamp(expr: str, family: str) -> str:
@@ -172,13 +192,24 @@ def to_storage(expr: str, family: str, dtype: str) -> str:
     raise ValueError(f"unsupported storage type {dtype}")
 
 
-def present(expr: str, family: str) -> str:
-    """SQL that is true when the source holds a value (not NULL, not blank, not NaN)."""
+def present(expr: str, family: str, *, number: bool = False) -> str:
+    """SQL that is true when the source holds a value (not NULL, not blank, not NaN).
+
+    ``number``: the column is read as a number, so text that reads as NaN (``nan``,
+    ``NaN``, as Spark and numpy write it in CSV) is missing too, as a Parquet NaN is."""
+    if family == "string" and number:
+        text = f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
+        return f"({text} IS NOT NULL AND NOT coalesce(isnan(TRY_CAST({text} AS DOUBLE)), FALSE))"
     if family == "string":
         return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '') IS NOT NULL"
     if family == "float":
         return f"({expr} IS NOT NULL AND NOT isnan(CAST({expr} AS DOUBLE)))"
     return f"{expr} IS NOT NULL"
+
+
+def source_family(src: Source, column: str) -> str:
+    """The family conversions start from: CSV is read as text; other sources keep their types."""
+    return "string" if src.raw_varchar else type_family(src.types[column])
 
 
 @dataclass
@@ -254,3 +285,33 @@ def run_checks(con: duckdb.DuckDBPyConnection, src: Source, checks: list[Check],
     )
 
 
+
+
+def finite_check(src: Source, column: str) -> Check | None:
+    """Rows whose ``column`` is +inf or -inf (for a score, label or prediction, which must
+    be finite); None when the column's type cannot hold an infinity."""
+    inf = infinite(col(column), source_family(src, column))
+    if inf is None:
+        return None
+    return Check(column, "are not finite numbers", inf, value_sql=f"CAST({col(column)} AS VARCHAR)")
+
+
+def infinite_warnings(con: duckdb.DuckDBPyConnection, src: Source, columns: list[str]) -> list[str]:
+    """Features and outcomes stored as numbers keep an infinite value as missing: one
+    warning per column that had any, with the count (one scan for all the columns)."""
+    conds = [(c, infinite(col(c), source_family(src, c))) for c in columns]
+    conds = [(c, inf) for c, inf in conds if inf]
+    if not conds:
+        return []
+    sel = ", ".join(f"sum(CASE WHEN {inf} THEN 1 ELSE 0 END)" for _, inf in conds)
+    try:
+        counts = con.execute(f"SELECT {sel} FROM {quote_ident(src.view)}").fetchall()[0]
+    except duckdb.Error as exc:
+        raise IngestError(f"cannot be read: {str(exc).splitlines()[0]}", source=src.name) from None
+    out = []
+    for (column, _), n in zip(conds, counts):
+        if n == 1:
+            out.append(f"1 value of column {column!r} was stored as missing because it was infinite")
+        elif n:
+            out.append(f"{n} values of column {column!r} were stored as missing because they were infinite")
+    return out

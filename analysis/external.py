@@ -17,9 +17,13 @@ product metrics, gate criteria) stays in the local database, keyed by ids.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime, timezone
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from . import convert as cv
 from .errors import ConfigError, IngestError
@@ -28,7 +32,7 @@ from .mapping import Mapping
 from .project import Project, find_project, get_project
 from .rollup import rebuild_all
 from .schema import bump_data_version, labeled_table
-from .sources import _resolve_path, close_source, count_rows, open_source
+from .sources import _resolve_path, close_source, count_rows, open_source, parquet_scan
 from .sql import in_transaction, quote_ident, sql_literal
 
 
@@ -36,15 +40,41 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _inline(sql: str, params: list) -> str:
-    """``sql`` with its ``?`` placeholders replaced by literals (a view cannot bind them)."""
-    parts = sql.split("?")
-    if len(parts) - 1 != len(params):
-        raise AssertionError("placeholders and parameters differ")
-    out = [parts[0]]
-    for value, rest in zip(params, parts[1:]):
-        out += [sql_literal(value), rest]
-    return "".join(out)
+def _literal(value) -> exp.Expression:
+    """A bound value as a literal of the view's definition (which cannot bind parameters)."""
+    from datetime import date, datetime
+
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(int(value))
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+        return exp.cast(exp.Literal.string(str(value)), "DOUBLE")  # 'nan', 'inf', '-inf'
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError("A value contains a NUL character.")
+        return exp.Literal.string(value)
+    raise ConfigError(f"Cannot write a {type(value).__name__} value into a view.")
+
+
+def with_literals(sql: str, params: list) -> str:
+    """``sql`` (a DuckDB expression) with each ``?`` placeholder replaced by its value as a
+    literal, on the parsed tree: a ``?`` inside a quoted name or a string is not one."""
+    tree = sqlglot.parse_one(f"SELECT {sql}", read="duckdb")
+    holders = list(tree.find_all(exp.Placeholder, bfs=False))  # depth first: in the order written
+    if len(holders) != len(params):
+        raise RuntimeError(f"internal error: {len(holders)} placeholders for {len(params)} values in a view")
+    for holder, value in zip(holders, params):
+        holder.replace(_literal(value))
+    return tree.expressions[0].sql(dialect="duckdb")
 
 
 def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str, mapping: Mapping | None = None,
@@ -79,13 +109,13 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
             log = quote_ident(f"log_{pid}")
             # The view has the stored log's columns, in its order and of its types.
             columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {log}").fetchall()]
-            exprs = {c: _inline(*e.strict()) for c, e in plan.exprs.items()}
+            exprs = {c: with_literals(*e.strict()) for c, e in plan.exprs.items()}
             exprs["ingest_id"] = str(int(ingest_id))
             select = ", ".join(f"CAST(({exprs.get(c, 'NULL')}) AS {t}) AS {quote_ident(c)}" for c, t in columns)
             con.execute(f"DROP TABLE {log}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(labeled_table(pid))}")  # the view is read in place
             con.execute(f"CREATE VIEW {log} AS SELECT {select} "
-                        f"FROM read_parquet({sql_literal(pattern)}, hive_partitioning = true, union_by_name = true)")
+                        f"FROM {parquet_scan(sql_literal(pattern), dataset=True)}")
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
             attached = get_project(con, name)
             if mapping is not None and mapping.engine:
@@ -93,13 +123,22 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
 
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
             _rebuild_rollup(con, attached)
-            record_ingest(con, ingest_id, pid, "external", src.name, total, {"uri": pattern, "rows": total})
+            record_ingest(con, ingest_id, pid, "external", src.name, total,
+                          {"uri": pattern, "rows": total, "warnings": plan.warnings})
             bump_data_version(con)
             return attached
 
         return in_transaction(con, work)
     finally:
         close_source(con, src)
+
+
+def attach_warnings(con: duckdb.DuckDBPyConnection, project: Project) -> list[str]:
+    """What attaching ``project``'s dataset warned about (such as infinite feature
+    values read as missing)."""
+    rows = con.execute("SELECT details FROM sb_ingests WHERE project_id = ? AND kind = 'external' "
+                       "ORDER BY ingest_id DESC LIMIT 1", [project.project_id]).fetchall()
+    return list(json.loads(rows[0][0]).get("warnings", [])) if rows else []
 
 
 def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:

@@ -114,8 +114,7 @@ def _require_columns(src: Source, required) -> None:
 
 
 def _family(src: Source, column: str) -> str:
-    # CSV is read as text; conversions go from text. Other sources keep their types.
-    return "string" if src.raw_varchar else cv.type_family(src.types[column])
+    return cv.source_family(src, column)
 
 
 def next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -186,11 +185,11 @@ class ClassColumns:
     def expr(self, column: str, positive: str | None, negative: str | None) -> _Expr:
         """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
         raw, fam = cv.col(column), _family(self.src, column)
-        present = cv.present(raw, fam)
+        present = cv.present(raw, fam, number=self.task == "regression")
         values = self.raw[column]
         if self.task == "regression":
             sql = cv.to_double(raw, fam)
-            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL")
+            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL{_not_infinite(raw, fam)}")
         if self.task == "multiclass":
             if values is None:
                 sql, params = cv.to_class_value(raw, fam), []
@@ -279,7 +278,7 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
     raw, fam = cv.col(column), _family(src, column)
     passthrough = {
         ("integer", "BIGINT"): f"CAST({raw} AS BIGINT)",
-        ("float", "DOUBLE"): f"CASE WHEN isnan(CAST({raw} AS DOUBLE)) THEN NULL ELSE CAST({raw} AS DOUBLE) END",
+        ("float", "DOUBLE"): cv.to_double(raw, "float"),
         ("integer", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
         ("boolean", "BOOLEAN"): raw,
         ("boolean", "DOUBLE"): f"CAST({raw} AS DOUBLE)",
@@ -292,7 +291,28 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
     if passthrough is not None:
         return _Expr(passthrough)
     sql = cv.to_storage(raw, fam, dtype)
-    return _Expr(sql, [], f"{cv.present(raw, fam)} AND ({sql}) IS NULL")
+    inf = _not_infinite(raw, fam) if dtype == "DOUBLE" else ""
+    return _Expr(sql, [], f"{cv.present(raw, fam, number=dtype == 'DOUBLE')} AND ({sql}) IS NULL{inf}")
+
+
+def _not_infinite(raw: str, family: str) -> str:
+    """`` AND NOT <infinite>``: an infinity is not a conversion failure (it has rules of its own)."""
+    inf = cv.infinite(raw, family)
+    return f" AND NOT coalesce({inf}, FALSE)" if inf else ""
+
+
+def must_be_finite(src: Source, column: str, e: _Expr) -> tuple[_Expr, cv.Check | None]:
+    """A score, label or prediction must be finite: +-inf fails ``e`` and is named by the check."""
+    check = cv.finite_check(src, column)
+    if check is None:
+        return e, None
+    fail = f"({e.fail}) OR {check.condition}" if e.fail else check.condition
+    return _Expr(e.sql, e.params, fail, list(e.fail_params)), check
+
+
+def numeric_class(task: str, src: Source, column: str) -> bool:
+    """Labels and predictions that are numbers (regression, or numeric classes) must be finite."""
+    return task == "regression" or (task == "multiclass" and _family(src, column) == "float")
 
 
 def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
@@ -301,9 +321,9 @@ def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
 
 
-def _required_check(src: Source, column: str, problem: str) -> cv.Check:
+def _required_check(src: Source, column: str, problem: str, *, number: bool = False) -> cv.Check:
     raw = cv.col(column)
-    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column))})")
+    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column), number=number)})")
 
 
 @dataclass
@@ -422,6 +442,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         sc = roles["score"]
         e = _value_expr(src, sc, "DOUBLE")
         checks.append(_conversion_check(sc, e, "are not numbers"))
+        e, finite = must_be_finite(src, sc, e)
+        checks.append(finite)
         if task in ("binary", "multiclass"):
             out_of_range = f"({e.sql}) < 0 OR ({e.sql}) > 1"
             checks.append(cv.Check(sc, "are outside [0, 1]", out_of_range, e.params * 2,
@@ -435,18 +457,30 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     if "prediction" in roles:
         p = roles["prediction"]
         e = classes.expr(p, positive, negative)
-        checks += [class_check(p, e, problem), _required_check(src, p, "have no prediction")]
+        checks += [class_check(p, e, problem),
+                   _required_check(src, p, "have no prediction", number=task == "regression")]
+        if numeric_class(task, src, p):
+            e, finite = must_be_finite(src, p, e)
+            checks.append(finite)
         missing = f"({e.sql}) IS NULL"
         fail = f"({e.fail}) OR {missing}" if e.fail else missing
         exprs["prediction"] = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params)
     else:
+        # Derived from the score: a row without a score would have no prediction (and
+        # could not be evaluated), so an ingest refuses it like a row without a prediction
+        # (found after the fast pass, see _write). An attached dataset's view gives such a
+        # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
         exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
-        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)"))
+        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)",
+                                      number=True))
     if "label" in roles:
         lab = roles["label"]
         e = classes.expr(lab, positive, negative)
         checks.append(class_check(lab, e, problem))
+        if numeric_class(task, src, lab):
+            e, finite = must_be_finite(src, lab, e)
+            checks.append(finite)
         exprs["label"] = e
     else:
         exprs["label"] = _Expr(f"CAST(NULL AS {label_type(task)})")
@@ -469,6 +503,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         e = _value_expr(src, name, "DOUBLE")
         exprs[name] = e
         checks.append(_conversion_check(name, e, "are not numbers"))
+    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"]
+                                     + outcomes_in_input)
     return _Plan(task, positive, negative, features, outcomes_in_input, exprs,
                  [c for c in checks if c is not None], id_col, warnings)
 
@@ -661,6 +697,9 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
             con.execute(f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view}", select_params)
     except duckdb.Error as exc:
         _explain_failure(con, src, plan, exc)
+    if con.execute(f"SELECT count(*) FROM {log} WHERE ingest_id = ? AND prediction IS NULL",
+                   [ingest_id]).fetchall()[0][0]:
+        _explain_failure(con, src, plan, None)  # a prediction derived from a missing score
     repeats = con.execute(
         f"SELECT count(*) - count(DISTINCT prediction_id) FROM {log} WHERE ingest_id = ?", [ingest_id]
     ).fetchall()[0][0]
@@ -687,7 +726,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     return report
 
 
-def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error) -> None:
+def _explain_failure(con, src: Source, plan: _Plan, exc: duckdb.Error | None) -> None:
     """The fast pass failed: find every offending column and row for the message."""
     con.execute("ROLLBACK")
     con.execute("BEGIN TRANSACTION")  # the caller rolls this one back
@@ -699,8 +738,8 @@ def explain_rejected_input(con, src: Source, plan: _Plan, exc: duckdb.Error | No
     names every offending column, its first rows and how many rows fail."""
     cv.run_checks(con, src, plan.checks)
     _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
-    detail = str(exc).splitlines()[0] if exc is not None else "the input changed while it was read"
-    raise IngestError(f"could not be ingested: {detail}", source=src.name) from None
+    why = str(exc).splitlines()[0] if exc is not None else "rows without a prediction"
+    raise IngestError(f"could not be ingested: {why}", source=src.name) from None
 
 
 def _register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:

@@ -30,6 +30,7 @@ from .ingest import (
     _value_expr,
     class_check,
     next_ingest_id,
+    numeric_class,
     record_ingest,
     register_outcomes,
     resolve_binary_classes,
@@ -184,6 +185,8 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         check = class_check(lab_col, e, classes.problem(positive, negative))
         if check is not None:
             checks.append(check)
+        if numeric_class(proj.task, src, lab_col):
+            checks.append(cv.finite_check(src, lab_col))
         exprs["label"] = _Expr(e.sql, e.params)
     else:
         exprs["label"] = _Expr(f"CAST(NULL AS {proj.label_type})")
@@ -207,7 +210,8 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         if e.fail:
             checks.append(cv.Check(name, "are not numbers", e.fail, list(e.fail_params),
                                    value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
-    cv.run_checks(con, src, checks)
+    cv.run_checks(con, src, [c for c in checks if c is not None])
+    warnings += cv.infinite_warnings(con, src, outcome_cols)
 
     log = quote_ident(proj.log_table)
     pending = quote_ident(proj.pending_table)

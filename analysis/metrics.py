@@ -6,7 +6,8 @@ sums, and the ranking statistics of :func:`curve_sql`; multiclass: counts per
 label and prediction; regression: sums of errors and labels), either from the
 raw log or from the per-day rollup (``analysis.rollup``), and every metric is
 derived from those. Metrics
-use labeled rows only; ``n_labeled`` (and ``n_scored`` for score-based metrics)
+use labeled rows that have a prediction only (a row without one cannot be evaluated:
+every metric leaves it out); ``n_labeled`` (and ``n_scored`` for score-based metrics)
 say how many rows that is. The definitions match scikit-learn:
 
 * ROC AUC is the Mann-Whitney statistic with ties counted half (``roc_auc_score``);
@@ -186,7 +187,7 @@ def binary_terms() -> list[tuple[str, str]]:
     scored = "label IS NOT NULL AND score IS NOT NULL"
     y = "(CASE WHEN label THEN 1.0 ELSE 0.0 END)"
     return [
-        ("n_labeled", "CASE WHEN label IS NOT NULL THEN 1 ELSE 0 END"),
+        ("n_labeled", "CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN 1 ELSE 0 END"),
         ("n_scored", f"CASE WHEN {scored} THEN 1 ELSE 0 END"),
         ("tp", "CASE WHEN label AND prediction THEN 1 ELSE 0 END"),
         ("fp", "CASE WHEN NOT label AND prediction THEN 1 ELSE 0 END"),
@@ -360,7 +361,7 @@ WITH hist AS ({hist}),
 totals AS (
     SELECT {gcols},
         sum(n) AS n_rows,
-        sum(CASE WHEN y IS NOT NULL THEN n ELSE 0 END) AS n_labeled,
+        sum(CASE WHEN y IS NOT NULL AND p IS NOT NULL THEN n ELSE 0 END) AS n_labeled,
         sum(CASE WHEN y IS NOT NULL AND y = p THEN n ELSE 0 END) AS n_correct
         {_outcome_totals(outcomes)}
     FROM hist
@@ -371,8 +372,8 @@ per_class AS (
     FROM (
         SELECT {gcols}, y AS cls,
             CASE WHEN y = p THEN n ELSE 0 END AS tp, 0 AS fp,
-            CASE WHEN p IS NULL OR y <> p THEN n ELSE 0 END AS fn
-        FROM hist WHERE y IS NOT NULL
+            CASE WHEN y <> p THEN n ELSE 0 END AS fn
+        FROM hist WHERE y IS NOT NULL AND p IS NOT NULL
         UNION ALL
         SELECT {gcols}, p AS cls, 0 AS tp, CASE WHEN y <> p THEN n ELSE 0 END AS fp, 0 AS fn
         FROM hist WHERE y IS NOT NULL AND p IS NOT NULL

@@ -98,8 +98,10 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, src: Source, plan) -> list[str]:
         con.execute(f"CREATE TABLE {STAGED_TABLE} AS SELECT {select} FROM {quote_ident(src.view)}", params)
     except duckdb.Error as exc:
         explain_rejected_input(con, src, plan, exc)
-    repeats = con.execute(f"SELECT count(*) - count(DISTINCT prediction_id) FROM {STAGED_TABLE}").fetchall()[0][0]
-    if repeats:
+    repeats, unpredicted = con.execute(
+        f"SELECT count(*) - count(DISTINCT prediction_id), count(*) - count(prediction) FROM {STAGED_TABLE}"
+    ).fetchall()[0]
+    if repeats or unpredicted:  # ids given twice; predictions derived from a missing score
         explain_rejected_input(con, src, plan, None)
     return columns
 
