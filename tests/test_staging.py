@@ -126,3 +126,31 @@ def test_staging_is_private_and_abandoned_staging_is_removed(tmp_path):
     assert mine.exists()  # this process still runs: its folder is left alone
     assert remove_abandoned_staging(tmp_path) == []
     assert seen["mode"] == 0o700
+
+
+def _bad_inputs() -> dict[str, pd.DataFrame]:
+    rows = small_predictions(8, start=100)
+    no_score = rows.copy()
+    no_score.loc[[2, 5], "score"] = np.nan
+    infinite = rows.copy()
+    infinite.loc[3, "score"] = np.inf
+    repeated = pd.concat([rows, rows.head(2)], ignore_index=True)
+    text = rows.astype({"score": object})
+    text.loc[1, "score"] = "high"
+    return {"no score": no_score, "infinite score": infinite, "repeated ids": repeated, "text score": text}
+
+
+@pytest.mark.parametrize("case", sorted(_bad_inputs()))
+def test_a_bad_input_gets_the_same_message_staged_or_in_the_lock(tmp_path, case):
+    path = tmp_path / "db.duckdb"
+    with Store(path).write() as con:
+        ingest_predictions(con, small_predictions(5), project="p", mapping=parse_mapping(SMALL_MAPPING))
+    before = db_digest(path)
+    source = _bad_inputs()[case]
+    with pytest.raises(IngestError) as staged:
+        ingest_staged(Store(path), source, project="p")
+    with pytest.raises(IngestError) as locked:
+        with Store(path).write() as con:
+            ingest_predictions(con, source, project="p")
+    assert str(staged.value) == str(locked.value)
+    assert db_digest(path) == before
