@@ -240,3 +240,18 @@ def test_the_sidebar_never_sends_the_spark_token(monkeypatch, tmp_path):
     with store.read() as con:
         assert get_settings(con, get_project(con, "lake")) == EngineSettings("spark", remote)
     assert token not in sent(at)
+
+
+@pytest.mark.parametrize("note, kept, gone", [
+    ("[x](//evil.example/p)", "x", "evil.example"),  # protocol-relative: another host
+    ("[y](/\\evil.example/p)", "y", "evil.example"),  # a browser reads /\ as //
+    ("<http://evil.example/p>", "http://evil.example/p", "href"),  # an autolink keeps its text only
+    ("[r][ref]\n\n[ref]: http://evil.example/p", "r", "evil.example"),  # a reference link
+    ("![i](data:image/png;base64,AAAA)", "i", "data:"),  # an inline image, even of data
+    ("[ours](/slices?project=p#top)", '<a href="/slices?project=p#top">ours</a>', "http"),  # a link of the site
+])
+def test_a_note_links_only_within_the_site(note, kept, gone):
+    from analysis.reports.html import note_html
+
+    out = note_html(note)
+    assert kept in out and gone not in out and "<img" not in out
