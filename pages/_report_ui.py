@@ -9,6 +9,7 @@ import streamlit as st
 from analysis import SliceboardError, get_project
 from analysis.reports import add_block, list_reports
 from analysis.reports.charts import figures
+from analysis.reports.html import inert_figure
 from analysis.reports.words import lines
 from pages import _ui
 
@@ -57,7 +58,7 @@ def draw_block(kind: str, snapshot: dict, *, key: str, big: bool = False) -> Non
             st.markdown("\n".join(f"### {x}" if i == 0 and lead else f"- **{x}**" for i, x in enumerate(said)))
         else:
             st.markdown("\n".join(f"- {x}" for x in said))
-    for i, fig in enumerate(figures(kind, snapshot)):
+    for i, fig in enumerate(map(inert_figure, figures(kind, snapshot))):
         st.plotly_chart(fig, key=f"{key}_fig{i}", config={"displaylogo": False})
     if not big:
         table = _table(kind, snapshot)

@@ -29,6 +29,7 @@ HOSTILE = f"{IMAGE} <img src=http://127.0.0.1:9/y.png> [link](http://evil) :mate
 PROJECT = "shop " + HOSTILE
 VERSION = "v " + HOSTILE
 VALUE = "<img src=http://127.0.0.1:9/c.png>"
+LINKED = '<a href="http://evil.example/">m1</a>'  # plotly draws this as a link in a chart
 SLICE, SET, REPORT = "slice " + HOSTILE, "set " + HOSTILE, "report " + HOSTILE
 NOTE = f"A **decision**. {HOSTILE}\n\n<div><img src=http://127.0.0.1:9/z.png></div>\n\n[ours](/slices?x=1)"
 
@@ -41,7 +42,7 @@ def hostile_db(tmp_path):
     i = np.arange(n)
     rows["label"] = i % 3 == 0
     rows["revenue"] = 1.0
-    rows["model"] = np.where(i % 2 == 0, "m1", VERSION)
+    rows["model"] = np.where(i % 2 == 0, LINKED, VERSION)
     rows["country"] = np.where(i % 5 == 0, VALUE, rows["country"])
     store = Store(tmp_path / "hostile.duckdb")
     with store.write() as con:
@@ -255,3 +256,29 @@ def test_a_note_links_only_within_the_site(note, kept, gone):
 
     out = note_html(note)
     assert kept in out and gone not in out and "<img" not in out
+
+
+def test_report_charts_show_names_without_markup(hostile_db):
+    """A version named with plotly's HTML (<a href>) is a plain label in a report's charts,
+    in the export and in the app (both draw ``inert_figure``)."""
+    import json
+
+    from analysis.compare import Side
+    from analysis.reports.charts import figures
+    from analysis.reports.html import inert_figure
+
+    with Store(hostile_db).write() as con:
+        block = add_block(con, get_project(con, PROJECT), "charts", "series",
+                          {"baseline": Side(LINKED), "candidate": Side(VERSION)})
+    raw = [json.dumps(f.to_plotly_json(), default=str) for f in figures("series", block.snapshot)]
+    assert raw and any('<a href=\\"http://evil.example/' in r for r in raw)  # plotly would draw a link
+    for fig in map(inert_figure, figures("series", block.snapshot)):
+        spec = json.dumps(fig.to_plotly_json(), default=str)
+        assert "<a href" not in spec and "<img" not in spec and "&lt;a href" in spec
+    with Store(hostile_db).read() as con:
+        page = render_html(get_report(con, get_project(con, PROJECT), "charts"))
+    import re
+
+    specs = [json.dumps(json.loads(s)) for s in re.findall(r'<script type="application/json" id="fig-\d+">(.*?)</script>',
+                                                          page, re.S)]
+    assert specs and not [s for s in specs if "<a href" in s] and [s for s in specs if "&lt;a href" in s]

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import plotly.graph_objects as go
 import plotly.io as pio
 from markdown_it import MarkdownIt
 
@@ -110,6 +111,29 @@ def _note_renderer() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": True}).disable("image")
     md.core.ruler.push("sb_local_links", _keep_local_links)
     return md
+
+
+_TEMPLATES = {"hovertemplate", "texttemplate", "template"}  # written by Sliceboard and plotly, not by users
+
+
+def _inert(value, key: str | None = None):
+    if isinstance(value, str):
+        # Plotly reads a little HTML in text (<a href>, <span style>): names show as written;
+        # the line breaks Sliceboard puts in cell texts stay.
+        return value if key in _TEMPLATES else html.escape(value, quote=False).replace("&lt;br&gt;", "<br>")
+    if isinstance(value, dict):
+        return {k: v if k in _TEMPLATES else _inert(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_inert(v, key) for v in value]
+    if getattr(value, "dtype", None) is not None and value.dtype.kind in "OUS":  # numpy text arrays
+        return [_inert(v, key) for v in value.tolist()]
+    return value
+
+
+def inert_figure(fig: go.Figure) -> go.Figure:
+    """The figure with every text (titles, names, category labels, annotations) shown
+    literally by plotly: no link or markup from a version, slice or set name."""
+    return go.Figure(_inert(fig.to_plotly_json()))
 
 
 def note_html(text: str) -> str:
@@ -242,7 +266,7 @@ def render_html(report: Report) -> str:
         said = lines(b.kind, b.snapshot)
         if said:
             body.append('<ul class="lines">' + "".join(f"<li>{html.escape(x)}</li>" for x in said) + "</ul>")
-        for fig in figures(b.kind, b.snapshot):
+        for fig in map(inert_figure, figures(b.kind, b.snapshot)):
             n += 1
             body.append(f'<div class="chart" data-figure="fig-{n}"></div>')
             spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")
