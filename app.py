@@ -16,16 +16,17 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/reports.py", title="Reports", icon=":material/description:", url_path="reports"),
     st.Page("pages/present.py", title="Present", icon=":material/slideshow:", url_path="present"),
-    st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"),
 ]
+if not _ui.read_only():  # read-only mode (SLICEBOARD_READ_ONLY=1): no Import page, no engine settings
+    PAGES.append(st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"))
 
 page = st.navigation(PAGES)
 st.sidebar.markdown("### :material/troubleshoot: Sliceboard")
 with _ui.readable_errors():
     _ui.ensure_database()
     project = _ui.project_picker()
-    if project and page.url_path != "present":  # a presentation shows no controls
+    if project and page.url_path != "present" and not _ui.read_only():  # a presentation shows no controls
         _engine_ui.engine_panel(project)
-    st.sidebar.caption(f"Database: `{_ui.store().path}`")
+    st.sidebar.caption(f"Database: {_ui.plain(_ui.store().path)}" + (" · read-only" if _ui.read_only() else ""))
     page.run()
 _engine_ui.answered_caption()

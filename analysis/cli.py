@@ -305,7 +305,7 @@ def cmd_discover(args) -> int:
 
 
 def cmd_engine(args) -> int:
-    from .engine import EngineSettings, get_settings, set_settings
+    from .engine import EngineSettings, get_settings, masked_remote, set_settings
     from .errors import ConfigError
     from .project import get_project
 
@@ -319,7 +319,8 @@ def cmd_engine(args) -> int:
             settings = set_settings(con, project, EngineSettings(engine, args.spark_remote if engine == "spark" else None))
         else:
             settings = get_settings(con, project)
-    d = {"project": project.name, "engine": settings.engine, "spark_remote": settings.spark_remote,
+    # The token stays in the database: shown masked (sc://host:443/;token=****) in every format.
+    d = {"project": project.name, "engine": settings.engine, "spark_remote": masked_remote(settings.spark_remote),
          "answers": settings.label}
     _emit(args, d, _kv_table(d))
     return EXIT_OK

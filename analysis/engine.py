@@ -54,9 +54,16 @@ class EngineSettings:
             if self.engine != "spark":
                 raise ConfigError("A Spark remote is set only with engine = spark.")
             if not (_LOCAL_MASTER.match(remote) or remote.startswith("sc://")):
-                raise ConfigError(f"Spark remote {remote!r} is neither a Spark Connect URL (sc://host:port) "
-                                  "nor a local master (local[2]).")
+                raise ConfigError(f"Spark remote {masked_remote(remote)!r} is neither a Spark Connect URL "
+                                  "(sc://host:port) nor a local master (local[2]).")
             if remote.startswith("sc://"):
+                address = remote.partition(";")[0]
+                if "@" in address:
+                    raise ConfigError(f"Spark remote {masked_remote(remote)!r}: a Spark Connect URL carries its "
+                                      "credentials as parameters (sc://host:port/;token=...), not as user@host.")
+                if ";" in remote and not address.endswith("/"):
+                    raise ConfigError(f"Spark remote {masked_remote(remote)!r}: parameters such as the token "
+                                      "follow '/;' (sc://host:port/;token=...).")
                 _host_port(remote)
         return EngineSettings(self.engine, remote)
 
@@ -68,13 +75,62 @@ class EngineSettings:
         return f"Spark ({_without_secrets(self.spark_remote or DEFAULT_SPARK)})"
 
 
+# Spark Connect parameters that carry no secret; every other value (token, custom
+# headers such as x-api-key) is shown as MASK.
+PUBLIC_PARAMETERS = frozenset({"use_ssl", "user_id", "user_agent", "session_id", "grpc_max_message_size",
+                               "x-databricks-cluster-id"})
+MASK = "****"
+
+
+def _split_remote(remote: str) -> tuple[str, str | None, list[str]]:
+    """``(scheme://host:port/..., userinfo or None, [parameters])`` of a remote as written."""
+    address, _, params = remote.partition(";")
+    userinfo = None
+    scheme, sep, rest = address.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, _, rest = rest.partition("@")
+        address = f"{scheme}://{rest}"
+    return address, userinfo, [p for p in params.split(";") if p] if params else []
+
+
+def masked_remote(remote: str | None) -> str | None:
+    """A remote as Sliceboard shows it: the token (every parameter value but a few harmless
+    ones) and any user:password as ``****``, e.g. ``sc://host:443/;token=****``."""
+    if remote is None:
+        return None
+    address, userinfo, params = _split_remote(remote)
+    if userinfo is not None:
+        scheme, _, rest = address.partition("://")
+        address = f"{scheme}://{MASK}@{rest}"
+    shown = []
+    for param in params:
+        key, eq, value = param.partition("=")
+        shown.append(f"{key}={value if key.strip().lower() in PUBLIC_PARAMETERS else MASK}" if eq else MASK)
+    return ";".join([address, *shown])
+
+
+def redact(text: str, remote: str | None) -> str:
+    """``text`` (a message from Spark or gRPC) with the remote's secret values replaced by ``****``."""
+    if not remote:
+        return text
+    _, userinfo, params = _split_remote(remote)
+    secrets = [userinfo] if userinfo else []
+    for param in params:
+        key, eq, value = param.partition("=")
+        if key.strip().lower() not in PUBLIC_PARAMETERS:
+            secrets.append(value if eq else param)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
 def _without_secrets(remote: str) -> str:
-    """A Spark Connect URL with its parameters (tokens) left out, for messages."""
-    return remote.split("/;", 1)[0] if remote.startswith("sc://") else remote
+    """A Spark Connect URL with its parameters (tokens) and any user:password left out, for labels."""
+    return _split_remote(remote)[0].rstrip("/") if remote.startswith("sc://") else masked_remote(remote)
 
 
 def _host_port(remote: str) -> tuple[str, int]:
-    parsed = urlparse(remote.split("/;", 1)[0])
+    parsed = urlparse(_split_remote(remote)[0])
     try:
         port = parsed.port or 15002
     except ValueError:
@@ -156,10 +212,12 @@ def spark_session(remote: str | None):
             raise ConfigError(f"Spark Connect needs its client packages ({exc.name}): "
                               "pip install -r tests/requirements-spark.txt") from None
         except Exception as exc:  # noqa: BLE001 - the server's refusal, as one readable line
-            raise ConfigError(f"Spark Connect at {host}:{port} refused the session: {spark_message(exc)}") from None
+            # Spark's message may quote the URL it was given: never its token.
+            raise ConfigError(f"Spark Connect at {host}:{port} refused the session: "
+                              f"{redact(spark_message(exc), remote)}") from None
     else:
         if not _LOCAL_MASTER.match(remote):
-            raise ConfigError(f"Spark remote {remote!r} is neither sc://host:port nor local[N].")
+            raise ConfigError(f"Spark remote {masked_remote(remote)!r} is neither sc://host:port nor local[N].")
         import shutil
 
         if shutil.which("java") is None:

@@ -17,10 +17,10 @@ from pages import _ui
 
 
 def verdict_view(verdict) -> None:
-    text = "\n".join(f"- {':material/check:' if r.passed else ':material/close:'} **{r.criterion}**: {r.detail}"
-                     for r in verdict.results)
-    head = (f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** — {verdict.comparison.candidate} against "
-            f"{verdict.comparison.baseline}")
+    text = "\n".join(f"- {':material/check:' if r.passed else ':material/close:'} **{_ui.plain(r.criterion)}**: "
+                     f"{_ui.plain(r.detail)}" for r in verdict.results)
+    head = (f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** — {_ui.plain(verdict.comparison.candidate)} "
+            f"against {_ui.plain(verdict.comparison.baseline)}")
     (st.success if verdict.passed else st.error)(head + "\n\n" + text)
 
 
@@ -64,7 +64,7 @@ def slices_view(project_name: str, comparison) -> None:
         where = s["where"].iloc[picked[0]]
         link = "/slices?" + urlencode({"project": project_name, "version": comparison.candidate.version,
                                        "slice": where})
-        st.link_button(f"Open “{where}” in Slices ({comparison.candidate.version})", link)
+        st.link_button(f"Open “{_ui.plain(where)}” in Slices ({_ui.plain(comparison.candidate.version)})", link)
 
 
 def series_view(days, comparison) -> None:
@@ -75,18 +75,20 @@ def series_view(days, comparison) -> None:
     products = [m.name for m in comparison.product_metrics if m.name in days]
     product = st.selectbox("Product metric", products, key="cmp_series_product") if products else None
     fig = make_subplots(rows=1, cols=2 if product else 1, subplot_titles=[f"{headline} per day"]
-                        + ([f"{product} per day"] if product else []))
+                        + ([_ui.chart_text(f"{product} per day")] if product else []))
     for i, (label, part) in enumerate(days.groupby("version", sort=False)):
         color = ["#4c78a8", "#e45756"][i % 2]
-        fig.add_scatter(x=part["day"], y=part[headline], name=label, line_color=color, row=1, col=1)
+        fig.add_scatter(x=part["day"], y=part[headline], name=_ui.chart_text(label), line_color=color, row=1, col=1)
         if product:
-            fig.add_scatter(x=part["day"], y=part[product], name=label, line_color=color, showlegend=False,
-                            row=1, col=2)
+            fig.add_scatter(x=part["day"], y=part[product], name=_ui.chart_text(label), line_color=color,
+                            showlegend=False, row=1, col=2)
     fig.update_layout(height=320, margin=dict(t=40, l=10, r=10, b=10))
     st.plotly_chart(fig, key="cmp_series")
     if product:
-        scatter = px.scatter(days, x=headline, y=product, color="version", size="n_rows", hover_data=["day"],
-                             title=f"{product} against {headline}, one point per version and day",
+        scatter = px.scatter(days.assign(version=days["version"].map(_ui.chart_text)), x=headline, y=product,
+                             color="version", size="n_rows", hover_data=["day"],
+                             labels={product: _ui.chart_text(product)},
+                             title=_ui.chart_text(f"{product} against {headline}, one point per version and day"),
                              color_discrete_sequence=["#4c78a8", "#e45756"])
         scatter.update_layout(height=360, margin=dict(t=40, l=10, r=10, b=10))
         st.plotly_chart(scatter, key="cmp_scatter")
@@ -104,14 +106,19 @@ def sets_view(results, baseline, candidate) -> None:
 
 
 def product_metrics_editor(project_name: str, project) -> None:
+    """The project's product metrics; read-only mode lists them without delete or save."""
+    editable = not _ui.read_only()
     for m in _ui.query(list_metrics, project_name):
         a, b = st.columns([6, 1])
-        a.markdown(f"**{m.name}** = `{m.expression}` · {m.direction} is better" + (f" · {m.unit}" if m.unit else ""))
-        if b.button("Delete", key=f"cmp_pm_delete_{m.name}"):
+        a.markdown(f"**{_ui.plain(m.name)}** = {_ui.plain(m.expression)} · {_ui.plain(m.direction)} is better"
+                   + (f" · {_ui.plain(m.unit)}" if m.unit else ""))
+        if editable and b.button("Delete", key=f"cmp_pm_delete_{m.name}"):
             with _ui.store().write() as con:
                 delete_metric(con, project, m.name)
             _ui.clear_caches()
             st.rerun()
+    if not editable:
+        return
     with st.form("cmp_pm_form"):
         a, b, c, d, e = st.columns([2, 5, 1, 1, 1])
         name = a.text_input("Name", key="cmp_pm_name", placeholder="loss_from_false_approvals")
@@ -127,12 +134,19 @@ def product_metrics_editor(project_name: str, project) -> None:
                 _ui.clear_caches()
                 st.rerun()
             except SliceboardError as exc:
-                st.error(str(exc), icon=":material/error:")
+                _ui.show_error(exc)
 
 
 def criteria_editor(project_name: str, project) -> None:
     """The project's gate criteria; saving them reruns the verdict above."""
     current = _ui.query(get_criteria, project_name)
+    if _ui.read_only():  # read-only mode: the criteria, not the form
+        st.caption(_ui.plain(f"Product metrics may be worse by {current.product_max_worse:g} of the baseline; slices "
+                             f"of {current.slice_min_rows:,} rows or more by {current.slice_max_worse:g}; "
+                             f"{current.discovered_slices} discovered slices each way; sets that must pass: "
+                             + (current.required_sets if current.required_sets == "all"
+                                else ", ".join(current.required_sets) or "none") + "."))
+        return
     sets = list(_ui.query(list_sets, project_name)["name"])
     with st.form("cmp_gate_form"):
         a, b, c = st.columns(3)
@@ -157,4 +171,4 @@ def criteria_editor(project_name: str, project) -> None:
                 _ui.clear_caches()
                 st.rerun()
             except SliceboardError as exc:
-                st.error(str(exc), icon=":material/error:")
+                _ui.show_error(exc)

@@ -21,7 +21,7 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
     """Ranked slices: chart, table, and open or save the selected one."""
     m1, m2, m3 = st.columns(3)
     m1.metric("Rows searched", _ui.fmt_int(result.n_rows))
-    m2.metric(f"Mean {error}", _ui.fmt_num(result.mean_error, ".4g"))
+    m2.metric(f"Mean {_ui.plain(error)}", _ui.fmt_num(result.mean_error, ".4g"))
     m3.metric("Significant slices (q < 0.05)", int(result.slices["significant"].sum()))
     table = result.slices
     if table.empty:
@@ -30,7 +30,7 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
         return
 
     fig = go.Figure(go.Bar(
-        y=[f"#{r} {w}" for r, w in zip(table["rank"], table["where"])][::-1], x=table["error_rate"][::-1],
+        y=[_ui.chart_text(f"#{r} {w}") for r, w in zip(table["rank"], table["where"])][::-1], x=table["error_rate"][::-1],
         orientation="h", marker_color=["#e45756" if s else "#bab0ac" for s in table["significant"]][::-1],
         error_x=dict(type="data", symmetric=False, array=(table["ci_high"] - table["error_rate"])[::-1],
                      arrayminus=(table["error_rate"] - table["ci_low"])[::-1])))
@@ -51,9 +51,11 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
         st.caption("Select a row to open the slice in the Slices page or save it.")
         return
     row = table.iloc[picked[0]]
-    st.markdown(f"**#{int(row['rank'])}** `{row['where']}`")
+    st.markdown(f"**#{int(row['rank'])}** {_ui.plain(row['where'])}")
     left, right = st.columns(2)
     left.link_button("Open in Slices", _slice_link(project_name, version, row["where"]))
+    if _ui.read_only():  # read-only mode: no save, no promotion
+        return
     with right.form("dc_save"):
         name = st.text_input("Save as", key="dc_save_name")
         if st.form_submit_button("Save slice"):
@@ -63,9 +65,9 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
                                        f"Found by Discover ({error}, {version}): rank {int(row['rank'])}, "
                                        f"error {row['error_rate']:.4g} vs {result.mean_error:.4g} average")
                 _ui.clear_caches()
-                st.success(f"Saved **{saved.name}**, revision {saved.revision}.")
+                st.success(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision}.")
             except SliceboardError as exc:
-                st.error(str(exc), icon=":material/error:")
+                _ui.show_error(exc)
     with st.expander("Promote its examples to a validation set"):
         promote_view(project_name, project, result.scope, row["slice"], key="dc_promote",
                      source={"kind": "discovered", "where": row["where"], "error": error, "version": version,
@@ -75,7 +77,7 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
 def tree_view(project_name: str, version: str, tree) -> None:
     """The error tree as an icicle (click a box to zoom into its branch) and its leaves."""
     nodes = tree.nodes
-    labels = [s if len(s) < 60 else s[:57] + "…" for s in nodes["split"]]
+    labels = [_ui.chart_text(s if len(s) < 60 else s[:57] + "…") for s in nodes["split"]]
     fig = go.Figure(go.Icicle(
         ids=nodes["id"].astype(str), parents=["" if p != p else str(int(p)) for p in nodes["parent"]],
         labels=labels, values=nodes["size"], branchvalues="total",

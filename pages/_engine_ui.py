@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.engine import DEFAULT_SPARK, EngineSettings, get_settings, set_settings
+from analysis.engine import DEFAULT_SPARK, EngineSettings, get_settings, masked_remote, set_settings
 from analysis.project import get_project
 from pages import _ui
 
@@ -13,23 +13,32 @@ LABELS = {"duckdb": "DuckDB (embedded)", "spark": "Spark"}
 
 
 def engine_panel(project: str) -> None:
-    """An expander in the sidebar with the project's engine and a form to change it."""
+    """An expander in the sidebar with the project's engine and a form to change it.
+
+    The stored remote is never sent to the browser: it is shown masked
+    (``sc://host:443/;token=****``), and the input for a new one is a password field,
+    empty by default; left empty, the stored remote is kept."""
     settings = _ui.metadata(get_settings, project)
     st.session_state["sb_answers"] = []  # this run's answers (filled by _ui.query)
-    with st.sidebar.expander(f"Engine: {settings.label}", icon=":material/memory:"):
+    with st.sidebar.expander(f"Engine: {_ui.plain(settings.label)}", icon=":material/memory:"):
+        if settings.spark_remote:
+            st.caption(f"Spark remote: {_ui.plain(masked_remote(settings.spark_remote))}")
         with st.form("sb_engine_form", border=False):
             engine = st.radio("Engine", list(LABELS), format_func=LABELS.get, key="sb_engine_choice",
                               index=list(LABELS).index(settings.engine), horizontal=True)
-            remote = st.text_input("Spark remote", value=settings.spark_remote or "", key="sb_engine_remote",
-                                   placeholder=f"sc://host:15002 (empty: {DEFAULT_SPARK})",
+            remote = st.text_input("Spark remote", value="", type="password", key="sb_engine_remote",
+                                   placeholder="empty: keep the current one" if settings.spark_remote
+                                   else f"sc://host:15002 (empty: {DEFAULT_SPARK})",
                                    help="A Spark Connect URL (Databricks: sc://host:443/;token=…) or a local "
-                                        "master such as local[2]. Spark reads projects attached to a Parquet dataset.")
+                                        "master such as local[2]. Spark reads projects attached to a Parquet "
+                                        "dataset. Left empty, the stored remote is kept.")
             if st.form_submit_button("Use this engine"):
                 with _ui.readable_errors():
-                    wanted = EngineSettings(engine, remote.strip() or None if engine == "spark" else None)
+                    typed = remote.strip() or None
+                    wanted = EngineSettings(engine, (typed or settings.spark_remote) if engine == "spark" else None)
                     with _ui.store().write(create=False) as con:
                         set_settings(con, get_project(con, project), wanted)
-                    st.toast(f"{project} is answered by {wanted.check().label} now.")
+                    st.toast(f"{_ui.plain(project)} is answered by {_ui.plain(wanted.check().label)} now.")
                     st.rerun()
 
 
@@ -41,7 +50,7 @@ def answered_caption() -> None:
     engines = sorted({engine for engine, _, _ in answers})
     computed = [seconds for _, seconds, cached in answers if not cached]
     cached = sum(1 for *_, was_cached in answers if was_cached)
-    text = f"Answered by {', '.join(engines)}"
+    text = f"Answered by {_ui.plain(', '.join(engines))}"
     if computed:
         text += f" in {sum(computed):.2f} s"
     if cached:

@@ -42,7 +42,7 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
         return
     if target in sets:
         preview = _ui.query(preview_promotion, project_name, name=target, selection=selection)
-        st.caption(f"**{preview.new:,}** example(s) will be added to the draft of **{target}**; "
+        st.caption(f"**{preview.new:,}** example(s) will be added to the draft of **{_ui.plain(target)}**; "
                    f"{preview.already:,} of the {preview.selected:,} selected are in it already.")
     if st.button("Promote to the draft", key=f"{key}_go", type="primary"):
         try:
@@ -51,7 +51,7 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
                     create_set(con, project, target)
                 done = promote(con, project, target, selection, reason=reason, source=source)
             _ui.clear_caches()
-            st.success(f"Added {done.added:,} example(s) to the draft of **{target}** ({done.already:,} were in it "
+            st.success(f"Added {done.added:,} example(s) to the draft of **{_ui.plain(target)}** ({done.already:,} were in it "
                        "already). Commit it on the Validation sets page.")
         except SliceboardError as exc:
-            st.error(str(exc), icon=":material/error:")
+            _ui.show_error(exc)

@@ -9,6 +9,7 @@ import streamlit as st
 from analysis import SliceboardError, get_project
 from analysis.reports import add_block, list_reports
 from analysis.reports.charts import figures
+from analysis.reports.html import inert_figure
 from analysis.reports.words import lines
 from pages import _ui
 
@@ -17,7 +18,10 @@ NEW = "New report…"
 
 def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, key: str) -> None:
     """A popover that pins the current view into a report: ``options`` are
-    ``(label, kind, view)``, for example ``("The comparison", "comparison", {...})``."""
+    ``(label, kind, view)``, for example ``("The comparison", "comparison", {...})``.
+    Not shown in read-only mode."""
+    if _ui.read_only():
+        return
     with st.popover("Add to report", icon=":material/post_add:"):
         labels = [o[0] for o in options]
         chosen = st.radio("What", labels, key=f"{key}_what") if len(options) > 1 else labels[0]
@@ -36,7 +40,7 @@ def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, ke
                         block = add_block(con, get_project(con, project_name), name, kind, view, title=title)
                 _ui.clear_caches()
                 st.session_state["sb_report"] = name
-                st.success(f"Added “{block.title}” to {name}.", icon=":material/check:")
+                st.success(f"Added “{_ui.plain(block.title)}” to {_ui.plain(name)}.", icon=":material/check:")
                 st.page_link("pages/reports.py", label="Open Reports", icon=":material/description:")
             except SliceboardError as exc:
                 _ui.show_error(exc)
@@ -44,9 +48,9 @@ def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, ke
 
 def draw_block(kind: str, snapshot: dict, *, key: str, big: bool = False) -> None:
     """The block's plain-language lines, charts and (unless ``big``) its main table."""
-    said = lines(kind, snapshot)
+    said = [_ui.plain(x) for x in lines(kind, snapshot)]  # sentences quoting names and values
     if kind == "note":
-        st.markdown(snapshot["text"])
+        _ui.note(snapshot["text"])  # Markdown without images, raw HTML or links to other hosts
     elif said:
         if big:
             _big_numbers(kind, snapshot)
@@ -54,7 +58,7 @@ def draw_block(kind: str, snapshot: dict, *, key: str, big: bool = False) -> Non
             st.markdown("\n".join(f"### {x}" if i == 0 and lead else f"- **{x}**" for i, x in enumerate(said)))
         else:
             st.markdown("\n".join(f"- {x}" for x in said))
-    for i, fig in enumerate(figures(kind, snapshot)):
+    for i, fig in enumerate(map(inert_figure, figures(kind, snapshot))):
         st.plotly_chart(fig, key=f"{key}_fig{i}", config={"displaylogo": False})
     if not big:
         table = _table(kind, snapshot)
@@ -86,7 +90,7 @@ def _big_numbers(kind: str, s: dict) -> None:
                       "off"))
     if cards:
         for col, (label, value, delta, color) in zip(st.columns(len(cards)), cards):
-            col.metric(label, value, delta, delta_color=color, border=True)
+            col.metric(_ui.plain(label), value, delta, delta_color=color, border=True)
 
 
 def _table(kind: str, s: dict) -> pd.DataFrame | None:

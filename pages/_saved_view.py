@@ -14,30 +14,32 @@ from pages import _ui
 
 def saved_view(project_name: str, project, scope, current: Slice, open_slice) -> None:
     left, right = st.columns(2)
-    with left.form("sl_save_form", clear_on_submit=False):
-        st.markdown("##### Save this slice")
-        name = st.text_input("Name", key="sl_save_name")
-        description = st.text_area("Description", key="sl_save_description", height=80)
-        if st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions):
-            try:
-                with _ui.store().write() as con:
-                    saved = save_slice(con, project, name, current, description or None)
-                _ui.clear_caches()
-                st.success(f"Saved **{saved.name}**, revision {saved.revision}.")
-            except SliceboardError as exc:
-                st.error(str(exc), icon=":material/error:")
-    with right:
+    editable = not _ui.read_only()  # read-only mode: no save, no delete
+    if editable:
+        with left.form("sl_save_form", clear_on_submit=False):
+            st.markdown("##### Save this slice")
+            name = st.text_input("Name", key="sl_save_name")
+            description = st.text_area("Description", key="sl_save_description", height=80)
+            if st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions):
+                try:
+                    with _ui.store().write() as con:
+                        saved = save_slice(con, project, name, current, description or None)
+                    _ui.clear_caches()
+                    st.success(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision}.")
+                except SliceboardError as exc:
+                    _ui.show_error(exc)
+    with right if editable else left:
         st.markdown("##### Saved slices")
         saved_list = _ui.query(list_slices, project_name)
         if saved_list.empty:
             st.caption("None yet.")
         for row in saved_list.itertuples():
             a, b, c = st.columns([5, 1, 1])
-            a.markdown(f"**{row.name}** · r{row.revision}  \n`{row.where}`" + (f"  \n{row.description}"
-                                                                              if row.description else ""))
+            a.markdown(f"**{_ui.plain(row.name)}** · r{row.revision}  \n{_ui.plain(row.where)}"
+                       + (f"  \n{_ui.plain(row.description)}" if row.description else ""))
             if b.button("Open", key=f"sl_open_{row.name}"):
                 open_slice(row.where)
-            if c.button("Delete", key=f"sl_delete_{row.name}"):
+            if editable and c.button("Delete", key=f"sl_delete_{row.name}"):
                 with _ui.store().write() as con:
                     delete_slice(con, project, row.name)
                 _ui.clear_caches()

@@ -54,7 +54,7 @@ def metrics_view(result) -> None:
 
 def _error_chart(frame, title: str, key: str) -> None:
     fig = go.Figure(go.Bar(
-        x=frame["value"], y=frame["error_rate"],
+        x=[_ui.chart_text(v) for v in frame["value"]], y=frame["error_rate"],
         marker_color=["#bbbbbb" if u else "#e45756" for u in frame["unreliable"]],
         error_y=dict(type="data", symmetric=False, array=frame["error_rate_high"] - frame["error_rate"],
                      arrayminus=frame["error_rate"] - frame["error_rate_low"])
@@ -76,7 +76,8 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
     bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins",
                           disabled=kinds.get(column) not in ("numeric", "timestamp"))
     frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
-    _error_chart(frame, f"Error rate by {column} (grey: fewer than 30 labeled rows)", "sl_breakdown_chart")
+    _error_chart(frame, _ui.chart_text(f"Error rate by {column} (grey: fewer than 30 labeled rows)"),
+                 "sl_breakdown_chart")
     st.dataframe(frame, hide_index=True, key="sl_breakdown")
 
 
@@ -108,17 +109,21 @@ def errors_view(project_name: str, project, scope, current) -> None:
                        confidence=float(confidence))
     grid = counts.pivot(index="bucket", columns="value", values="n").reindex(
         index=list(buckets_for(project.task)), columns=list(dict.fromkeys(counts["value"])))
-    heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
+    heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[_ui.chart_text(v) for v in grid.columns], y=list(grid.index),
                                 colorscale="Reds", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
-    heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10), title=f"Rows by bucket and {column}")
+    heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10),
+                       title=_ui.chart_text(f"Rows by bucket and {column}"))
     st.plotly_chart(heat, key="sl_heat")
     bars = go.Figure()
     for bucket in grid.index:
         bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
     # Streamlit turns a click into a point selection when the figure leaves
     # dragmode and clickmode to it (a "select" dragmode disables click-to-select).
+    # The values stay the bars' x (a click names the value); their tick labels are shown literally.
     bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
-                       title="Click a bar segment to see its examples")
+                       title="Click a bar segment to see its examples",
+                       xaxis=dict(tickmode="array", tickvals=list(grid.columns),
+                                  ticktext=[_ui.chart_text(v) for v in grid.columns]))
     event = st.plotly_chart(bars, key="sl_err_bars", on_select="rerun", selection_mode=("points",))
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     if points:
@@ -128,7 +133,7 @@ def errors_view(project_name: str, project, scope, current) -> None:
     # The same drill without the chart, for keyboards and exact picks.
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket")
-    pick_value = c2.selectbox(f"where {column} is", [str(v) for v in grid.columns], key=f"sl_cell_value_{column}")
+    pick_value = c2.selectbox(f"where {_ui.plain(column)} is", [str(v) for v in grid.columns], key=f"sl_cell_value_{column}")
     if c3.button("Show examples", key="sl_cell_go") and pick_value is not None:
         drill(project, scope, current, column, pick_value, pick_bucket)
 
@@ -136,7 +141,8 @@ def errors_view(project_name: str, project, scope, current) -> None:
 def drill(project, scope, current, column: str, value: str, bucket: str) -> None:
     """Keep the drill target for the Examples tab."""
     st.session_state["sl_drill"] = {"column": column, "value": value, "bucket": bucket}
-    st.info(f"Showing **{bucket}** rows where **{column}** is **{value}** in the Examples tab.")
+    st.info(f"Showing **{_ui.plain(bucket)}** rows where **{_ui.plain(column)}** is **{_ui.plain(value)}** in the "
+            "Examples tab.")
 
 
 def examples_view(project_name: str, project, scope, current) -> None:
@@ -150,7 +156,7 @@ def examples_view(project_name: str, project, scope, current) -> None:
         slice_ = current.and_(group_condition(g, drill_target["value"]))
         bucket = drill_target["bucket"]
         left, right = st.columns([4, 1])
-        left.caption(f"Drilled into: {bucket} · {slice_.readable()}")
+        left.caption(f"Drilled into: {_ui.plain(bucket)} · {_ui.plain(slice_.readable())}")
         if right.button("Clear", key="sl_drill_clear"):
             st.session_state.pop("sl_drill", None)
             st.rerun()

@@ -3,15 +3,19 @@ queries and readable errors. The only place where Streamlit caching lives."""
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
+import re
 import time
 from contextlib import contextmanager
 
 import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
+from analysis.access import ReadOnlyStore, read_only_mode
 from analysis.engine import answered, engine_connection, get_settings
+from analysis.reports.html import note_html
 
 log = logging.getLogger("sliceboard")
 
@@ -19,10 +23,51 @@ BUSY_WAIT_SECONDS = 20.0
 
 
 @st.cache_resource(show_spinner=False)
-def _store_for(path: str) -> Store:
+def _store_for(path: str, read_only: bool = False) -> Store:
     # One Store per database path for the whole server. It holds no open
     # connection: each query opens the file briefly, so the CLI can write.
-    return Store(path, busy_timeout=BUSY_WAIT_SECONDS)
+    # Read-only mode: a store that refuses every write before opening the file.
+    return (ReadOnlyStore if read_only else Store)(path, busy_timeout=BUSY_WAIT_SECONDS)
+
+
+def read_only() -> bool:
+    """Read-only mode (``SLICEBOARD_READ_ONLY=1``): pages hide every control that writes."""
+    return read_only_mode()
+
+
+# CommonMark shows a backslash-escaped punctuation character literally. Escaped: every
+# character that starts Markdown, HTML, an entity, LaTeX, an autolink (www., x@y, any
+# "scheme:") or one of Streamlit's directives (:material/icon:, :red[text], :smile:);
+# and, at the start of a line, what starts a list or a heading underline. The rest
+# (- . / , ; = ? ' " ( ) > letters, and _ inside a word, which CommonMark never reads
+# as emphasis) stays as typed, so names such as self_employed read as they are.
+_ALWAYS = re.compile(r"([\\`*~\[\]<&#|${}!@^])|:(?=\S)|(?<=material)/|(?<=www)\.|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])",
+                     re.IGNORECASE)
+_LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
+
+
+def plain(text) -> str:
+    """User text (a project, version, slice, set or report name, a description, a
+    value, a message quoting them) for any Streamlit element that reads Markdown
+    (markdown, caption, title, info/success/warning/error, metric and widget labels,
+    toasts): shown literally, never as an image, a link, HTML or an icon."""
+    if text is None:
+        return ""
+    out = []
+    for line in re.split(r"\r\n|\r|\n", str(text)):
+        line = _ALWAYS.sub(lambda m: "\\" + m.group(0), line)
+        out.append(_LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], line))
+    return "  \n".join(out)
+
+
+def chart_text(text) -> str:
+    """User text inside a plotly title or label, which reads a little HTML: shown literally."""
+    return html.escape("" if text is None else str(text))
+
+
+def note(text: str) -> None:
+    """A report note (Markdown): drawn without images, raw HTML or links to other hosts."""
+    st.html(note_html(text))
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,7 +87,7 @@ def favicon() -> bytes:
 
 
 def store() -> Store:
-    return _store_for(str(default_db_path()))
+    return _store_for(str(default_db_path()), read_only_mode())
 
 
 @st.cache_data(show_spinner="Querying the log…", max_entries=256)
@@ -103,6 +148,10 @@ def ensure_database() -> None:
     s = store()
     if s.exists():
         return
+    if read_only_mode():
+        st.info("There is no Sliceboard database here yet, and this app is read-only: it shows a database "
+                "someone else builds.")
+        st.stop()
     from analysis.demo import build_demo
 
     with st.status("First start: building the demo project…", expanded=True) as status:
@@ -158,6 +207,9 @@ def current_project() -> str:
     names = project_names()
     name = next((n for n in (st.session_state.get("project"), st.session_state.get("sb_project"),
                              st.query_params.get("project")) if n in names), None)
+    if not name and read_only():
+        st.info("There are no projects in this database yet.")
+        st.stop()
     if not name:
         st.info(
             "There are no projects in this database yet. Import a predictions file on the "
@@ -169,14 +221,15 @@ def current_project() -> str:
 
 
 def show_error(exc: BaseException) -> None:
+    """An error as a message; its text (which may quote names and values) shown literally."""
     if isinstance(exc, DatabaseBusyError):
-        st.warning(str(exc), icon=":material/hourglass:")
+        st.warning(plain(exc), icon=":material/hourglass:")
     elif isinstance(exc, SliceboardError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
     else:
         log.exception("unexpected error in a page", exc_info=exc)
         st.error(
-            f"Something went wrong ({type(exc).__name__}: {exc}). The details are in the "
+            f"Something went wrong ({type(exc).__name__}: {plain(exc)}). The details are in the "
             "server log.",
             icon=":material/error:",
         )

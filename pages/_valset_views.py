@@ -22,8 +22,8 @@ def matrix_view(project_name: str, project, results) -> None:
     metrics = [m for m in ("accuracy", "recall", "precision", "f1", "roc_auc", "error_rate", "mae", "rmse")
                if m in results]
     metric = st.selectbox("Metric", metrics, key="vs_matrix_metric")
-    results = results.assign(row=results["set"] + " v" + results["set_version"].astype(str),
-                             column=results["model_version"] + " · " + results["stage"])
+    results = results.assign(row=(results["set"] + " v" + results["set_version"].astype(str)).map(_ui.chart_text),
+                             column=(results["model_version"] + " · " + results["stage"]).map(_ui.chart_text))
     grid = results.pivot(index="row", columns="column", values=metric)
     def cell(r) -> str:
         value = "–" if r[metric] != r[metric] else f"{r[metric]:.3f}"
@@ -66,6 +66,8 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
         st.download_button(f"Download {ready['rows']:,} examples ({fmt})", ready["data"],
                            file_name=safe_file_name(f"{project_name}-{name}-v{version}.{fmt}"),
                            mime=EXPORT_MIME[fmt], key="vs_download")
+    if _ui.read_only():  # read-only mode: no ingest
+        return
     st.markdown("##### Ingest scores")
     scored, label = _files.file_input("vs_scored")
     model_version = st.text_input("Model version that scored it", key="vs_scored_version")
@@ -76,6 +78,6 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
                                        source_name=label)
             _ui.clear_caches()
             _files.ingested()
-            st.success(f"Ingested {report.inserted:,} offline predictions of {model_version}.")
+            st.success(f"Ingested {report.inserted:,} offline predictions of {_ui.plain(model_version)}.")
         except SliceboardError as exc:
-            st.error(str(exc), icon=":material/error:")
+            _ui.show_error(exc)

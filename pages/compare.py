@@ -48,7 +48,7 @@ views.verdict_view(verdict)
 view = {"baseline": baseline, "candidate": candidate, "start": start, "end": end}
 _report_ui.add_to_report(project_name, [("The comparison", "comparison", view), ("The gate's verdict", "gate", view),
                                         ("Both versions over time", "series", view)], key="cmp_report")
-st.caption(f"{comparison.method}. Delta = candidate − baseline; 95% intervals.")
+st.caption(f"{_ui.plain(comparison.method)}. Delta = candidate − baseline; 95% intervals.")
 views.overall_view(comparison)
 views.slices_view(project_name, comparison)
 views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),

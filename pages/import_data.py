@@ -30,6 +30,8 @@ ROLE_HELP = {
 }
 
 _ui.require_app()
+if _ui.read_only():  # read-only mode: the page is not in the navigation, nor reachable
+    st.stop()
 st.title("Import")
 kind = st.radio("What are you importing?", ["Predictions", "Labels and outcomes"], horizontal=True, key="imp_kind")
 path, name = _files.file_input("imp_" + ("pred" if kind == "Predictions" else "lab"))
@@ -38,7 +40,7 @@ if path is None:
                "before anything is written.")
     st.stop()
 preview = preview_source(path, name=name)
-st.markdown(f"**{preview.name}** · {preview.kind} · {_ui.fmt_int(preview.n_rows)} rows · {len(preview.columns)} columns")
+st.markdown(f"**{_ui.plain(preview.name)}** · {preview.kind} · {_ui.fmt_int(preview.n_rows)} rows · {len(preview.columns)} columns")
 st.dataframe(preview.head, hide_index=True, height=220, key="imp_preview")
 cols = preview.columns
 projects = _ui.project_names()
@@ -61,7 +63,7 @@ if kind == "Predictions":
         roles[role] = None if picked == NONE else picked
     mapped = {c for c in roles.values() if c}
     if existing:
-        st.caption("Features of this project: " + ", ".join(c.name for c in existing.features))
+        st.caption("Features of this project: " + _ui.plain(", ".join(c.name for c in existing.features)))
         features = None
         task, positive = existing.task, existing.positive_label
     else:
@@ -94,12 +96,12 @@ if kind == "Predictions":
             )
             _ui.clear_caches()
             _files.ingested()
-            st.success(f"Ingested {_ui.fmt_int(report.inserted)} predictions into **{report.project}** "
+            st.success(f"Ingested {_ui.fmt_int(report.inserted)} predictions into **{_ui.plain(report.project)}** "
                        f"({report.seconds:.1f} s). Skipped duplicates: {report.skipped_duplicates}; "
                        f"replaced: {report.replaced}; labels applied from waiting: "
                        f"{report.labels_applied_from_pending}.")
             for w in report.warnings:
-                st.warning(w)
+                st.warning(_ui.plain(w))
     # A Parquet dataset on the server can also be read where it is, without a copy.
     if choice == NEW and preview.kind == "parquet" and not is_upload(path):
         if st.button("Attach in place (read the Parquet where it is)", key="imp_attach", disabled=not project_name):
@@ -108,7 +110,7 @@ if kind == "Predictions":
                     attached = attach_parquet(con, path, project=project_name.strip(), mapping=mapping,
                                               version=const_version, stage=None if const_stage == NONE else const_stage)
                 _ui.clear_caches()
-                st.success(f"**{attached.name}** reads {attached.external} in place.")
+                st.success(f"**{_ui.plain(attached.name)}** reads {_ui.plain(attached.external)} in place.")
 else:
     if not projects:
         st.info("Labels attach to a project's predictions: ingest predictions first.")
@@ -145,6 +147,6 @@ else:
                        f"unchanged, {_ui.fmt_int(report.pending)} labels waiting for their predictions, "
                        f"{_ui.fmt_int(report.conflicting)} conflicts ({report.seconds:.1f} s).")
             for w in report.warnings:
-                st.warning(w)
+                st.warning(_ui.plain(w))
             if report.conflict_examples:
                 st.dataframe(report.conflict_examples, key="imp_lab_conflicts")

@@ -15,7 +15,7 @@ _ui.require_app()
 
 project = _ui.current_project()
 summary = _ui.query(project_summary, project)
-st.title(project)
+st.title(_ui.plain(project))
 st.caption(
     f"{summary.task.capitalize()} task · {_ui.fmt_int(summary.n_rows)} logged predictions · "
     f"{len(summary.versions)} model versions · "
@@ -23,7 +23,7 @@ st.caption(
     if summary.n_rows else f"{summary.task.capitalize()} task · no predictions yet"
 )
 if summary.external:
-    st.caption(f"Reads the Parquet dataset `{summary.external}` in place; the daily figures are as of its last "
+    st.caption(f"Reads the Parquet dataset {_ui.plain(summary.external)} in place; the daily figures are as of its last "
                "refresh (`python -m analysis attach --refresh`).")
 if not summary.n_rows:
     st.info("This project has no logged predictions yet. Ingest a file on the Import page.")
@@ -67,7 +67,7 @@ outcome_names = summary.outcomes
 cards = st.columns(min(len(table), 4))
 for i, row in enumerate(table.head(4).itertuples(index=False)):
     with cards[i].container(border=True):
-        st.markdown(f"**{row.model_version}** · {row.stage}")
+        st.markdown(f"**{_ui.plain(row.model_version)}** · {_ui.plain(row.stage)}")
         a, b = st.columns(2)
         a.metric("Predictions", _ui.fmt_int(row.n_rows))
         b.metric("Labeled", _ui.fmt_pct(row.labeled_share))
@@ -75,7 +75,7 @@ for i, row in enumerate(table.head(4).itertuples(index=False)):
         second = metric_names[0] if headline != metric_names[0] else metric_names[1]
         b.metric(METRICS[second].label, _ui.fmt_num(getattr(row, second), METRICS[second].fmt))
         for name in outcome_names[:2]:
-            st.metric(f"{name} (sum)", _ui.fmt_num(getattr(row, f"{name}_sum"), ",.0f"))
+            st.metric(f"{_ui.plain(name)} (sum)", _ui.fmt_num(getattr(row, f"{name}_sum"), ",.0f"))
 
 st.subheader("Metrics by version and stage")
 shown = ["model_version", "stage", "n_rows", "n_labeled", "labeled_share", *metric_names]
@@ -97,7 +97,7 @@ st.subheader("Over time")
 metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline),
                       format_func=lambda m: METRICS[m].label, key="ov_metric")
 daily = data.daily.copy()
-daily["series"] = daily["model_version"] + " · " + daily["stage"]
+daily["series"] = (daily["model_version"] + " · " + daily["stage"]).map(_ui.chart_text)
 left, middle, right = st.columns(3)
 charts = (
     (left, "n_rows", "Predictions per day", None),

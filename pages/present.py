@@ -17,10 +17,10 @@ if wanted not in names:
     wanted = st.selectbox("Report to present", names, key="present_pick")
 st.query_params["report"] = wanted
 report = _ui.query(get_report, project_name, name=wanted)
-st.markdown(f"# {report.title}")
-st.caption(f"{project_name} · {len(report.blocks)} parts · numbers as computed on "
+st.markdown(f"# {_ui.plain(report.title)}")
+st.caption(f"{_ui.plain(project_name)} · {len(report.blocks)} parts · numbers as computed on "
            + ", ".join(sorted({f'{b.computed_at:%Y-%m-%d}' for b in report.blocks})) if report.blocks else "")
 for block in report.blocks:
     st.divider()
-    st.markdown(f"## {block.title}")
+    st.markdown(f"## {_ui.plain(block.title)}")
     _report_ui.draw_block(block.kind, block.snapshot, key=f"present_{block.block_id}", big=True)

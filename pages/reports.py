@@ -17,9 +17,11 @@ st.title("Reports")
 listing = _ui.query(list_reports, project_name)
 names = list(listing["name"])
 if names:
-    with st.expander(f"All reports of {project_name} ({len(names)})"):
+    with st.expander(f"All reports of {_ui.plain(project_name)} ({len(names)})"):
         st.dataframe(listing, hide_index=True, key="rep_list")
-if not names:
+if not names and _ui.read_only():
+    st.info("No report yet.")
+elif not names:
     st.info("No report yet. Add a view to one with **Add to report** on the Compare, Slices, Discover, "
             "Validation sets or Overview page, or export the project's default report below.")
 wanted = st.query_params.get("report") or st.session_state.get("sb_report")
@@ -55,12 +57,13 @@ if name is None:
 st.session_state["sb_report"] = name
 st.query_params["report"] = name
 report = _ui.query(get_report, project_name, name=name)
+editable = not _ui.read_only()  # read-only mode: no control that writes
 top = st.columns([2, 2, 2, 2])
 top[0].download_button("Export HTML", render_html(report).encode("utf-8"), file_name=f"{name}.html",
                        mime="text/html", key="rep_export", icon=":material/download:", type="primary")
 top[1].page_link("pages/present.py", label="Present", icon=":material/slideshow:")
 check = top[2].button("Re-run on current data", key="rep_rerun", icon=":material/refresh:")
-if top[3].button("Delete report", key="rep_delete", icon=":material/delete:"):
+if editable and top[3].button("Delete report", key="rep_delete", icon=":material/delete:"):
     write(delete_report, name)
     st.session_state.pop("rep_name", None)
     st.rerun()
@@ -75,24 +78,30 @@ if check:
     else:
         st.warning(f"{len(changed)} of {len(results)} blocks show different numbers now.", icon=":material/update:")
         for r in changed:
-            st.markdown(f"**{r.block.title}**" + (f" — data: {'; '.join(r.data_changes)}" if r.data_changes else ""))
+            st.markdown(f"**{_ui.plain(r.block.title)}**"
+                        + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else ""))
             st.dataframe(pd.DataFrame(r.changes, columns=["figure", "then", "now"]).astype(str), hide_index=True,
                          key=f"rep_changes_{r.block.block_id}")
-        if st.button("Keep the new numbers", key="rep_refresh"):
+        if editable and st.button("Keep the new numbers", key="rep_refresh"):
             write(refresh, name)
             st.rerun()
 
-with st.form("rep_note_form", clear_on_submit=True):
-    text = st.text_area("Add a note (Markdown)", key="rep_note_text", placeholder="What we decided, and why.")
-    if st.form_submit_button("Add note") and text.strip():
-        write(add_block, name, "note", {"text": text})
-        st.rerun()
+if editable:
+    with st.form("rep_note_form", clear_on_submit=True):
+        text = st.text_area("Add a note (Markdown; images, raw HTML and links to other sites are left out)",
+                            key="rep_note_text", placeholder="What we decided, and why.")
+        if st.form_submit_button("Add note") and text.strip():
+            write(add_block, name, "note", {"text": text})
+            st.rerun()
 
 for i, block in enumerate(report.blocks):
     with st.container(border=True):
         head = st.columns([6, 1, 1, 1])
-        head[0].subheader(block.title)
+        head[0].subheader(_ui.plain(block.title))
         head[0].caption(f"{TITLES[block.kind]} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
+        if not editable:
+            _report_ui.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
+            continue
         if head[1].button("Up", key=f"rep_up_{block.block_id}", disabled=i == 0, icon=":material/arrow_upward:"):
             write(move_block, name, block.block_id, -1)
             st.rerun()

@@ -57,7 +57,7 @@ text = st.text_input("Slice", key="sl_text", placeholder="country = NG AND age <
 try:
     current = validate_slice(parse_slice(text), project)
 except SliceboardError as exc:
-    st.error(str(exc), icon=":material/error:")
+    _ui.show_error(exc)
     current = Slice()
 readable = current.readable() if current.conditions else ""
 if readable:
@@ -107,21 +107,22 @@ with st.expander("Add a condition", expanded=not current.conditions):
         try:
             set_slice(validate_slice(current.and_(cond), project))
         except SliceboardError as exc:
-            st.error(str(exc), icon=":material/error:")
+            _ui.show_error(exc)
 
 if current.conditions:
     st.caption("Conditions (click to remove)")
     chips = st.columns(min(len(current.conditions), 4))
     for i, c in enumerate(current.conditions):
-        if chips[i % len(chips)].button(f"✕ {c.readable()}", key=f"sl_remove_{i}"):
+        if chips[i % len(chips)].button(f"✕ {_ui.plain(c.readable())}", key=f"sl_remove_{i}"):
             set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
 
 # --- views of the slice --------------------------------------------------------------------
-st.subheader(readable or "All rows")
+st.subheader(_ui.plain(readable) if readable else "All rows")
 _report_ui.add_to_report(project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})],
                          key="sl_report")
-metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab, promote_tab = st.tabs(
-    ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved", "Promote"])
+tabs = st.tabs(["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"]
+               + ([] if _ui.read_only() else ["Promote"]))  # read-only mode: no promotion
+metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab = tabs[:6]
 with metrics_tab:
     views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
 with breakdown_tab:
@@ -134,6 +135,7 @@ with examples_tab:
     views.examples_view(project_name, project, scope, current)
 with saved_tab:
     saved_view(project_name, project, scope, current, open_slice=lambda text: set_slice(parse_slice(text)))
-with promote_tab:
-    promote_view(project_name, project, scope, current, key="sl_promote",
-                 selected_ids=tuple(sorted(st.session_state.get("sl_selected", set()))))
+for promote_tab in tabs[6:]:
+    with promote_tab:
+        promote_view(project_name, project, scope, current, key="sl_promote",
+                     selected_ids=tuple(sorted(st.session_state.get("sl_selected", set()))))

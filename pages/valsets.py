@@ -24,23 +24,24 @@ with matrix_tab:
 with sets_tab:
     left, right = st.columns([3, 2])
     left.dataframe(sets, hide_index=True, key="vs_list")
-    with right.form("vs_create", clear_on_submit=True):
-        st.markdown("##### New set")
-        name = st.text_input("Name", key="vs_new_name")
-        description = st.text_input("Description", key="vs_new_description")
-        owner = st.text_input("Owner (optional)", key="vs_new_owner")
-        tags = st.text_input("Tags (comma-separated)", key="vs_new_tags")
-        criteria = st.text_area("Pass criteria, one per line", key="vs_new_criteria", height=68,
-                                placeholder="accuracy >= 0.9\nrecall >= 0.8")
-        if st.form_submit_button("Create"):
-            try:
-                with _ui.store().write() as con:
-                    create_set(con, project, name, description=description, owner=owner,
-                               tags=[t for t in tags.split(",")], criteria=[c for c in criteria.splitlines() if c.strip()])
-                _ui.clear_caches()
-                st.rerun()
-            except SliceboardError as exc:
-                st.error(str(exc), icon=":material/error:")
+    if not _ui.read_only():  # read-only mode: no new set
+        with right.form("vs_create", clear_on_submit=True):
+            st.markdown("##### New set")
+            name = st.text_input("Name", key="vs_new_name")
+            description = st.text_input("Description", key="vs_new_description")
+            owner = st.text_input("Owner (optional)", key="vs_new_owner")
+            tags = st.text_input("Tags (comma-separated)", key="vs_new_tags")
+            criteria = st.text_area("Pass criteria, one per line", key="vs_new_criteria", height=68,
+                                    placeholder="accuracy >= 0.9\nrecall >= 0.8")
+            if st.form_submit_button("Create"):
+                try:
+                    with _ui.store().write() as con:
+                        create_set(con, project, name, description=description, owner=owner,
+                                   tags=[t for t in tags.split(",")], criteria=[c for c in criteria.splitlines() if c.strip()])
+                    _ui.clear_caches()
+                    st.rerun()
+                except SliceboardError as exc:
+                    _ui.show_error(exc)
     if sets.empty:
         st.info("No validation sets yet: create one here, or promote a slice's errors from the Slices page.")
         st.stop()
@@ -51,31 +52,32 @@ with sets_tab:
     info = sets.set_index("name").loc[chosen]
     draft = _ui.query(members, project_name, name=chosen, version="draft")
     versions = _ui.query(history, project_name, name=chosen)
-    st.markdown(f"**{chosen}** · {info['description'] or 'no description'} · latest version "
+    st.markdown(f"**{_ui.plain(chosen)}** · {_ui.plain(info['description']) or 'no description'} · latest version "
                 f"**{int(info['latest_version']) or '–'}** · draft: **{len(draft):,}** members"
-                + (f" · criteria: `{info['criteria']}`" if info["criteria"] else ""))
+                + (f" · criteria: {_ui.plain(info['criteria'])}" if info["criteria"] else ""))
     draft_tab, history_tab, export_tab = st.tabs(["Draft", "History and diff", "Export and re-score"])
     with draft_tab:
         event = st.dataframe(draft, hide_index=True, key=f"vs_draft_{chosen}", on_select="rerun",
                              selection_mode="multi-row")
         picked = [draft["example_id"].iloc[i] for i in (event.selection.rows if event else [])]
         a, b = st.columns([1, 3])
-        if a.button(f"Remove {len(picked)} selected from the draft", key="vs_remove", disabled=not picked):
-            with _ui.store().write() as con:
-                remove_members(con, project, chosen, picked)
-            _ui.clear_caches()
-            st.rerun()
-        with b.form("vs_commit"):
-            message = st.text_input("Commit message", key="vs_message", placeholder="what this version adds")
-            if st.form_submit_button("Commit the draft as a new version", type="primary"):
-                try:
-                    with _ui.store().write() as con:
-                        done = commit(con, project, chosen, message)
-                    _ui.clear_caches()
-                    st.success(f"Committed version {done.version} ({done.n_members:,} members, "
-                               f"hash `{done.content_hash[:12]}`).")
-                except SliceboardError as exc:
-                    st.error(str(exc), icon=":material/error:")
+        if not _ui.read_only():  # read-only mode: no removal, no commit
+            if a.button(f"Remove {len(picked)} selected from the draft", key="vs_remove", disabled=not picked):
+                with _ui.store().write() as con:
+                    remove_members(con, project, chosen, picked)
+                _ui.clear_caches()
+                st.rerun()
+            with b.form("vs_commit"):
+                message = st.text_input("Commit message", key="vs_message", placeholder="what this version adds")
+                if st.form_submit_button("Commit the draft as a new version", type="primary"):
+                    try:
+                        with _ui.store().write() as con:
+                            done = commit(con, project, chosen, message)
+                        _ui.clear_caches()
+                        st.success(f"Committed version {done.version} ({done.n_members:,} members, "
+                                   f"hash `{done.content_hash[:12]}`).")
+                    except SliceboardError as exc:
+                        _ui.show_error(exc)
     with history_tab:
         st.dataframe(versions, hide_index=True, key=f"vs_history_{chosen}")
         options = ["draft", *[int(v) for v in sorted(versions["version"])]]

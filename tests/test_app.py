@@ -4,6 +4,7 @@ real DuckDB files in temp folders."""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import numpy as np
@@ -43,11 +44,16 @@ def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
     return AppTest.from_file(APP, default_timeout=timeout)
 
 
+def literal(markdown: str) -> str:
+    """Markdown source as read: CommonMark's backslash escapes (the app escapes user text) undone."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [e.value for e in at.info] + [e.value for e in at.success] + [e.value for e in at.error]
     parts += [e.value for e in at.warning]
-    return "\n".join(str(p) for p in parts)
+    return literal("\n".join(str(p) for p in parts))
 
 
 def demo_truth(path) -> pd.DataFrame:
@@ -214,7 +220,7 @@ def test_import_page_shows_a_bad_file_error_and_writes_nothing(monkeypatch, tmp_
     before = db_digest(path)
     at.button(key="imp_ingest").click().run()
     assert not at.exception
-    message = "\n".join(e.value for e in at.error)
+    message = literal("\n".join(e.value for e in at.error))
     assert "scores.csv" in message and "score" in message and "[0, 1]" in message
     assert db_digest(path) == before
 
@@ -284,7 +290,7 @@ def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
     assert not at.exception
     assert "Cannot read the condition" in at.error[0].value or "Unknown column" in at.error[0].value
     at.text_input(key="sl_text").input("country_of_birth = NG").run()
-    assert "Unknown column 'country_of_birth'" in at.error[0].value
+    assert "Unknown column 'country_of_birth'" in literal(at.error[0].value)
 
 
 def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
@@ -530,7 +536,7 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
         first, last = at.date_input(key="cmp_window").value
         verdict = run_gate(con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"),
                            start=first, end=last)
-    shown = (at.success or at.error)[0].value
+    shown = literal((at.success or at.error)[0].value)
     assert shown.startswith(f"**Gate: {'PASS' if verdict.passed else 'FAIL'}**")
     for result in verdict.results:
         assert result.criterion in shown

@@ -128,3 +128,74 @@ def test_an_unreachable_spark_connect_server_is_a_clear_message(lake, capsys):
     err = capsys.readouterr().err
     assert code == 2 and f"Cannot reach Spark Connect at 127.0.0.1:{port}" in err
     assert "secret" not in err and "Traceback" not in err
+
+
+# -- the Spark Connect token never shows -----------------------------------------------------------
+
+TOKEN = "dapi0123SECRETtoken"
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_the_token_is_masked_in_every_output_of_engine_set_and_show(lake):
+    store, folder = lake
+    db = str(store.path)
+    with store.write() as con:
+        attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
+    remote = f"sc://db.example:443/;token={TOKEN};x-databricks-cluster-id=0123-abc"
+    for fmt in ("json", "table"):
+        code, out, err = run_cli("engine", "set", "--project", "lake", "--db", db, "--spark-remote", remote,
+                                 "--format", fmt)
+        assert code == 0, err
+        assert TOKEN not in out + err
+        assert "sc://db.example:443/;token=****;x-databricks-cluster-id=0123-abc" in out
+        code, out, err = run_cli("engine", "show", "--project", "lake", "--db", db, "--format", fmt)
+        assert code == 0 and TOKEN not in out + err
+        assert "token=****" in out
+    shown = json.loads(run_cli("engine", "show", "--project", "lake", "--db", db, "--format", "json")[1])
+    assert shown["spark_remote"] == "sc://db.example:443/;token=****;x-databricks-cluster-id=0123-abc"
+    # The token is stored (the engine needs it), only never shown.
+    with store.read() as con:
+        assert get_settings(con, get_project(con, "lake")).spark_remote == remote
+
+
+@pytest.mark.parametrize("remote", [
+    f"sc://db.example:notaport/;token={TOKEN}",  # a wrong port
+    f"sc://db.example:443;token={TOKEN}",  # parameters without the slash
+    f"https://db.example/;token={TOKEN}",  # not a Spark Connect URL at all
+    f"sc://user:{TOKEN}@db.example:443",  # a password in the address
+])
+def test_a_wrong_remote_is_named_without_its_token(lake, remote):
+    store, folder = lake
+    with store.write() as con:
+        attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
+    digest = db_digest(store.path)
+    code, out, err = run_cli("engine", "set", "--project", "lake", "--db", str(store.path), "--spark-remote", remote)
+    assert code == 2 and TOKEN not in out + err and "Traceback" not in err
+    assert "db.example" in err  # the message still names the address
+    assert db_digest(store.path) == digest
+
+
+def test_an_unreachable_server_is_named_without_its_token(lake):
+    pytest.importorskip("pyspark")
+    store, folder = lake
+    port = closed_port()
+    with store.write() as con:
+        attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
+    code, out, err = run_cli("engine", "set", "--project", "lake", "--db", str(store.path),
+                             "--spark-remote", f"sc://127.0.0.1:{port}/;token={TOKEN}")
+    assert code == 0 and TOKEN not in out + err
+    for fmt in ("json", "table"):
+        code, out, err = run_cli("slice", "--project", "lake", "--db", str(store.path), "--where", "city = ber",
+                                 "--format", fmt)
+        assert code == 2 and f"Cannot reach Spark Connect at 127.0.0.1:{port}" in err
+        assert TOKEN not in out + err and "Traceback" not in err

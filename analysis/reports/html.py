@@ -5,7 +5,8 @@ Nothing is fetched when the file opens. Plotly's JavaScript is inside the file,
 gzip-compressed (4.8 MB becomes 1.4 MB) and unpacked by the browser
 (``DecompressionStream``, in every current browser); a Content-Security-Policy
 forbids any request besides the file itself. Only aggregates are written, never
-rows. Notes are Markdown without raw HTML or images.
+rows. Notes are Markdown without raw HTML, images or links to other hosts
+(:func:`note_html`, which the app uses too); every other text is escaped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import plotly.graph_objects as go
 import plotly.io as pio
 from markdown_it import MarkdownIt
 
@@ -71,9 +74,72 @@ def _plotly_packed() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
 
 
-def _markdown(text: str) -> str:
-    md = MarkdownIt("commonmark", {"html": False}).disable("image")
-    return md.render(text)
+def is_local_link(href: str) -> bool:
+    """A link within the page's own site (``/slices?...``, ``#block-3``): no scheme, no host,
+    and nothing a browser would read as one (``//host``, ``/\\host``)."""
+    parts = urlsplit(href)
+    lowered = href.lower()
+    return not (parts.scheme or parts.netloc or href.startswith("//") or "\\" in href or "%5c" in lowered)
+
+
+def _keep_local_links(state) -> None:
+    """A markdown-it core rule: raw HTML is dropped, and a link to another host (or an
+    autolink) keeps its text only."""
+    state.tokens = [t for t in state.tokens if t.type != "html_block"]
+    for token in state.tokens:
+        if token.type != "inline" or not token.children:
+            continue
+        kept, dropped = [], []
+        for child in token.children:
+            if child.type == "html_inline":
+                continue
+            if child.type == "link_open":
+                drop = not is_local_link(child.attrGet("href") or "")
+                dropped.append(drop)
+                if drop:
+                    continue
+            elif child.type == "link_close" and dropped and dropped.pop():
+                continue
+            kept.append(child)
+        token.children = kept
+
+
+@lru_cache(maxsize=1)
+def _note_renderer() -> MarkdownIt:
+    # CommonMark; raw HTML is parsed (so that it can be dropped whole, its URLs too),
+    # images are off (an image reads as its "!" and link text), no link to another host.
+    md = MarkdownIt("commonmark", {"html": True}).disable("image")
+    md.core.ruler.push("sb_local_links", _keep_local_links)
+    return md
+
+
+_TEMPLATES = {"hovertemplate", "texttemplate", "template"}  # written by Sliceboard and plotly, not by users
+
+
+def _inert(value, key: str | None = None):
+    if isinstance(value, str):
+        # Plotly reads a little HTML in text (<a href>, <span style>): names show as written;
+        # the line breaks Sliceboard puts in cell texts stay.
+        return value if key in _TEMPLATES else html.escape(value, quote=False).replace("&lt;br&gt;", "<br>")
+    if isinstance(value, dict):
+        return {k: v if k in _TEMPLATES else _inert(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_inert(v, key) for v in value]
+    if getattr(value, "dtype", None) is not None and value.dtype.kind in "OUS":  # numpy text arrays
+        return [_inert(v, key) for v in value.tolist()]
+    return value
+
+
+def inert_figure(fig: go.Figure) -> go.Figure:
+    """The figure with every text (titles, names, category labels, annotations) shown
+    literally by plotly: no link or markup from a version, slice or set name."""
+    return go.Figure(_inert(fig.to_plotly_json()))
+
+
+def note_html(text: str) -> str:
+    """A report note (Markdown) as safe HTML: headings, emphasis, lists, code and links
+    within the site; raw HTML dropped; no image and no link to another host."""
+    return _note_renderer().render(text or "")
 
 
 def _cell(value, name: str = "", products: list[dict] = ()) -> str:
@@ -200,13 +266,13 @@ def render_html(report: Report) -> str:
         said = lines(b.kind, b.snapshot)
         if said:
             body.append('<ul class="lines">' + "".join(f"<li>{html.escape(x)}</li>" for x in said) + "</ul>")
-        for fig in figures(b.kind, b.snapshot):
+        for fig in map(inert_figure, figures(b.kind, b.snapshot)):
             n += 1
             body.append(f'<div class="chart" data-figure="fig-{n}"></div>')
             spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")
             scripts.append(f'<script type="application/json" id="fig-{n}">{spec}</script>')
         if b.kind == "note":
-            body.append(f'<div class="note">{_markdown(b.snapshot["text"])}</div>')
+            body.append(f'<div class="note">{note_html(b.snapshot["text"])}</div>')
         else:
             body.append(tables(b.kind, b.snapshot))
         sections.append(f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
