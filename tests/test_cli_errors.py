@@ -183,3 +183,21 @@ def test_defining_a_metric_checks_the_real_rows(db):
                 define_metric(con, project, ProductMetric("m", expression))
         assert list_metrics(con, project) == []
     assert db_digest(db) == before
+
+
+def test_the_compare_page_names_a_failing_metric(monkeypatch, broken_metric):
+    from test_app import app_on
+
+    at = app_on(monkeypatch, broken_metric.path)
+    at.query_params["project"] = "p"
+    at.query_params["baseline"] = "v1"
+    at.query_params["candidate"] = "v2"
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Product metric coded could not be computed") and "'NG'" in w for w in warnings)
+    overall = next(d.value for d in at.dataframe if "candidate is" in d.value)
+    assert {"accuracy", "revenue", "coded"} <= set(overall["metric"])
+    shown = (at.success or at.error)[0].value
+    assert "product metric coded" in shown and "could not be computed" in shown
