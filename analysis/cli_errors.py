@@ -46,7 +46,7 @@ def support(text: str) -> int | float:
     if not value >= 0 or value == float("inf") or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(
             f"a count of rows such as 50, or a fraction below 1 such as 0.01; not {text!r}")
-    return value if value < 1 or "." in text else int(value)
+    return int(value) if value.is_integer() and "." not in text else value
 
 
 def seconds(text: str) -> float:

@@ -168,6 +168,10 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
                 failed[m.name] = failure_reason(exc)
         if not failed:
             raise whole
+        if len(failed) == len(metrics):  # every one: is it the metrics, or the rows (an engine that is down)?
+            scope_sql, scope_params = scope.to_sql()
+            con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND "
+                        f"({where[0]})", [*scope_params, *where[1]]).fetchall()
     rest = [m for m in metrics if m.name not in failed]
     frame = _query(con, project, scope, group_by, where, rest) if rest or group_by else pd.DataFrame(index=[0])
     frame = frame.assign(**{name: float("nan") for name in failed})

@@ -201,3 +201,11 @@ def test_the_compare_page_names_a_failing_metric(monkeypatch, broken_metric):
     assert {"accuracy", "revenue", "coded"} <= set(overall["metric"])
     shown = (at.success or at.error)[0].value
     assert "product metric coded" in shown and "could not be computed" in shown
+
+
+@pytest.mark.parametrize("text, value", [("0", 0), ("50", 50), ("1e3", 1000), ("0.01", 0.01), ("5e-1", 0.5)])
+def test_min_support_is_a_count_or_a_fraction(text, value):
+    from analysis.cli_errors import support
+
+    got = support(text)
+    assert got == value and type(got) is type(value)
