@@ -195,7 +195,8 @@ def result_type(con: duckdb.DuckDBPyConnection, project: Project, select_sql: st
 
 def first_line(exc: BaseException) -> str:
     """DuckDB's reason, without its error class prefix and the SQL it quotes."""
-    return str(exc).splitlines()[0].split(": ", 1)[-1]
+    lines = str(exc).strip().splitlines()
+    return lines[0].split(": ", 1)[-1] if lines else type(exc).__name__
 
 
 def check_on_rows(con: duckdb.DuckDBPyConnection, project: Project, expr: RowExpression, what: str, *,

@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from .errors import ConfigError
-from .expressions import check_on_rows, parse_aggregate_expression, result_type, row_columns
+from .expressions import check_on_rows, first_line, parse_aggregate_expression, result_type, row_columns
 from .metrics import STAGE, VERSION, GroupKey
 from .project import Project
 from .scope import Scope
@@ -165,7 +165,7 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
             try:
                 _query(con, project, scope, group_by, where, [m])
             except Exception as exc:  # noqa: BLE001 - DuckDB's or another engine's error, reported
-                failed[m.name] = failure_reason(exc)
+                failed[m.name] = first_line(exc)
         if not failed:
             raise whole
         if len(failed) == len(metrics):  # every one: is it the metrics, or the rows (an engine that is down)?
@@ -179,11 +179,6 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
     frame = frame[[*keys, *(m.name for m in metrics)]] if len(frame.columns) else frame
     frame.attrs["failed"] = failed
     return frame
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A failing metric's reason: the engine's first line, without its error class."""
-    return str(exc).strip().splitlines()[0].split(": ", 1)[-1] if str(exc).strip() else type(exc).__name__
 
 
 def _query(con, project: Project, scope: Scope, group_by: tuple[GroupKey, ...], where: tuple[str, list],
