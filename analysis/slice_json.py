@@ -73,11 +73,20 @@ def _refusal(exc: ValidationError, prefix: str) -> ConfigError:
     return ConfigError(f"In the slice, {where} must be {expected}, not {_shown(err.get('input'))}.")
 
 
+def _plain(value):
+    """A numpy scalar (a value from a DataFrame) as the Python scalar it holds."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def condition_fields(d: dict, index: int | None = None) -> dict:
     """The fields of one condition dict, type-checked (see the module docstring)."""
     prefix = f"conditions[{index}]" if index is not None else "condition"
     try:
-        return ConditionJSON.model_validate(d).model_dump()
+        return ConditionJSON.model_validate({k: _plain(v) for k, v in d.items()}).model_dump()
     except ValidationError as exc:
         raise _refusal(exc, prefix) from None
     except RecursionError:

@@ -496,3 +496,14 @@ def test_a_time_bound_with_an_offset_is_an_instant(shop, bound):
         got = rows_of(store, project, slice_)
         assert got == set(frame.id[expected]) and 0 < len(got) < len(frame)
         assert rows_of(store, project, validate_slice(slice_, project)) == got
+
+
+def test_slice_dicts_built_in_python_take_numpy_and_pandas_scalars(shop):
+    store, project, frame = shop
+    d = {"conditions": [{"column": "age", "op": "between", "low": np.int64(30), "high": np.float64(50.5),
+                         "low_inclusive": np.bool_(True)},
+                        {"column": "country", "op": "in", "values": [np.str_("NG"), "US"]},
+                        {"column": "timestamp", "op": "between", "low": pd.Timestamp("2026-03-10T05:00:00+05:00")}]}
+    got = rows_of(store, project, Slice.from_dict(d))
+    expected = (frame.age >= 30) & (frame.age < 50.5) & frame.country.isin(["NG", "US"]) & (frame.ts >= "2026-03-10")
+    assert got == set(frame.id[expected]) and got
