@@ -209,3 +209,21 @@ def test_min_support_is_a_count_or_a_fraction(text, value):
 
     got = support(text)
     assert got == value and type(got) is type(value)
+
+
+def test_a_report_block_names_a_failing_metric(broken_metric):
+    from analysis.reports.blocks import compute, pin
+    from analysis.reports.words import LINES
+
+    with broken_metric.read() as con:
+        project = get_project(con, "p")
+        for kind in ("comparison", "gate", "series"):
+            params = pin(con, project, kind, {"baseline": {"version": "v1"}, "candidate": {"version": "v2"},
+                                              "discovered": 0})
+            snapshot = compute(con, project, kind, params)
+            if kind == "comparison":
+                lines = LINES[kind](snapshot)
+                assert any(line.startswith("coded: could not be computed (") and "'NG'" in line for line in lines)
+                assert any(line.startswith("revenue: ") for line in lines)
+            if kind == "gate":
+                assert "could not be computed" in json.dumps(snapshot)
