@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import DatabaseBusyError, SliceboardError
+from .store import default_db_path
 
 EXIT_ERROR = 2
 EXIT_BUSY = 75
@@ -101,9 +102,12 @@ def guarded(func, args) -> int:
         _say(args, "RecursionError", "The input nests too deeply to be read (a slice, expression or file).")
         return EXIT_ERROR
     except (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException) as exc:
-        where = f"the database {db}" if db else "the database"
-        _say(args, "DatabaseError", f"DuckDB could not use {where}: {_first_line(exc)} "
-                                    "(is it a Sliceboard database, whole and not damaged?)")
+        path = str(Path(db).expanduser() if db is not None else default_db_path())
+        if path in str(exc) or "database file" in str(exc):
+            _say(args, "DatabaseError", f"DuckDB could not use the database {path}: {_first_line(exc)} "
+                                        "(is it a Sliceboard database, whole and not damaged?)")
+        else:
+            _say(args, "DatabaseError", f"DuckDB could not read or write a file: {_first_line(exc)}")
         return EXIT_ERROR
     except OSError as exc:
         name = f" {exc.filename}" if exc.filename else ""
