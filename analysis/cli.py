@@ -16,12 +16,12 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import DatabaseBusyError, SliceboardError
+from .cli_errors import EXIT_BUSY, EXIT_ERROR, OneLineParser, database_problem, guarded, seconds, support
+from .errors import ConfigError
 from .store import Store, default_db_path
 
 EXIT_OK = 0
-EXIT_ERROR = 2
-EXIT_BUSY = 75
+__all__ = ["EXIT_BUSY", "EXIT_ERROR", "EXIT_OK", "main", "build_parser"]
 
 
 def _jsonable(value):
@@ -67,6 +67,9 @@ def _kv_table(d: dict) -> str:
 
 
 def _store(args) -> Store:
+    problem = database_problem(args.db if args.db is not None else default_db_path())
+    if problem:
+        raise ConfigError(problem)
     return Store(args.db, busy_timeout=args.wait)
 
 
@@ -279,8 +282,6 @@ def cmd_discover(args) -> int:
     from .project import get_project
 
     min_support = args.min_support
-    if min_support is not None:
-        min_support = float(min_support) if "." in min_support else int(min_support)
     with _store(args).read() as con:
         project = get_project(con, args.project)
         slice_, scope = _slice_scope(args, project)
@@ -384,10 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"database file (default: $SLICEBOARD_DB or {default_db_path()})")
     common.add_argument("--format", choices=("table", "json"), default=argparse.SUPPRESS,
                         help="output format (default: table)")
-    common.add_argument("--wait", type=float, default=argparse.SUPPRESS,
+    common.add_argument("--wait", type=seconds, default=argparse.SUPPRESS,
                         help="seconds to wait for a database locked by another process (default 30)")
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m analysis", parents=[common],
         description="Sliceboard: model evaluation and slice debugging on logged predictions.",
     )
@@ -518,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "cost such as 'CASE WHEN NOT prediction AND label THEN loss ELSE 0 END'")
     p.add_argument("--max-level", type=int, default=3, help="at most this many conditions per slice")
     p.add_argument("--top", type=int, default=10, help="how many slices to report")
-    p.add_argument("--min-support", help="minimum rows per slice: a count, or a fraction such as 0.01 (default)")
+    p.add_argument("--min-support", type=support, help="minimum rows per slice: a count, or a fraction such as 0.01 (default)")
     p.add_argument("--alpha", type=float, default=0.95, help="weight of error against size in the score")
     p.add_argument("--rank-by", choices=("score", "impact"), default="score")
     p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
@@ -546,17 +547,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, default in (("db", None), ("format", "table"), ("wait", 30.0)):
         if not hasattr(args, name):
             setattr(args, name, default)
-    try:
-        return args.func(args)
-    except DatabaseBusyError as exc:
-        _error(args, exc)
-        return EXIT_BUSY
-    except SliceboardError as exc:
-        _error(args, exc)
-        return EXIT_ERROR
-
-
-def _error(args, exc: Exception) -> None:
-    if args.format == "json":
-        print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc)}}, indent=2))
-    print(f"error: {exc}", file=sys.stderr)
+    return guarded(args.func, args)  # every error: one line, exit 2 (75: locked), see analysis.cli_errors

@@ -1,12 +1,16 @@
 """Command line for comparing versions: ``compare``, ``gate`` (exit 0 pass, 1 fail,
-2 usage or data error) and ``product-metrics list|define|delete``."""
+2 usage or data error: any error, never 1) and ``product-metrics list|define|delete``.
+A product metric that fails on the compared rows is reported (a warning line on
+stderr, its ``error`` in the JSON); the gate counts it as a failed check."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import cli as base
 from .errors import ConfigError
+from .metric_failures import failure_lines
 
 EXIT_FAIL = 1
 
@@ -27,7 +31,9 @@ def cmd_compare(args) -> int:
         with base.on_engine(args, con, project) as econ:
             comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
                            discovered=args.discovered)
-    overall = comp.overall.drop(columns=["kind"])
+    overall = comp.overall.drop(columns=["kind", "error"], errors="ignore")
+    for line in failure_lines(comp.overall):
+        print(f"warning: {line}", file=sys.stderr)
     shown = ["source", "where", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low", "ci_high",
              "q_value", "verdict"]
     slices = comp.slices[[c for c in shown if c in comp.slices]]
@@ -46,6 +52,8 @@ def cmd_gate(args) -> int:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
             verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end)
+    for line in failure_lines(verdict.comparison.overall):
+        print(f"warning: {line}", file=sys.stderr)
     base._emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
     return base.EXIT_OK if verdict.passed else EXIT_FAIL
 

@@ -59,7 +59,8 @@ from .expressions import parse_aggregate_expression, row_columns
 from .intervals import hanley_mcneil_se
 from .key_repeats import examples_unique
 from .metrics import binary_terms, compute_metrics
-from .product_metrics import ProductMetric, list_metrics
+from .metric_failures import split as split_failing, with_failures
+from .product_metrics import ProductMetric, list_metrics, product_metrics
 from .project import Project
 from .saved import list_slices
 from .scope import Scope
@@ -833,14 +834,15 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
         if not n:
             raise ConfigError(f"{side} has no predictions in this window.")
     metrics = list(metrics) if metrics is not None else list_metrics(con, project)
-    decomposed = [_decompose(m, project, i) for i, m in enumerate(metrics)]
+    usable, failed = split_failing(con, project, metrics, [baseline.scope(start, end), candidate.scope(start, end)])
+    decomposed = [_decompose(m, project, i) for i, m in enumerate(usable)]
     scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
     with _sources(con, project, baseline, candidate, start, end, pair, decomposed, saved) as src:
         overall, rows = _overall(con, project, src, decomposed)
         per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved)
                      if slices else pd.DataFrame())
     return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
-                      overall, per_slice, metrics)
+                      with_failures(overall, metrics, failed), per_slice, metrics)
 
 
 def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
@@ -855,8 +857,6 @@ def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, cand
         scope = side.scope(start, end)
         ml = compute_metrics(con, project, group_by=[DAY], where=scope.to_sql(), include_outcomes=False)
         ml = ml[["day", "n_rows", headline]]
-        from .product_metrics import product_metrics
-
         pm = product_metrics(con, project, scope, group_by=(DAY,))
         frame = ml.merge(pm, on="day", how="left") if not pm.empty else ml
         frames.append(frame.assign(side=label, version=str(side)))

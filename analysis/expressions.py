@@ -25,7 +25,12 @@ literals: they are nodes of the checked tree, escaped by the generator.
 Before an expression is accepted, :func:`result_type` runs it on an empty table
 with the project's columns in a separate in-memory DuckDB whose external access
 (files, URLs, extensions) is off and locked: a second wall behind the whitelist,
-and the check of its columns and result type.
+and the check of its columns and result type. Then :func:`check_on_rows` runs it
+over every row of the project's log (all rows, not a sample; per model version and
+stage for an aggregate), under the time bound of :mod:`analysis.time_bound`, so an
+expression that fails on the data (a text that does not cast to a number, a
+remainder of a division by zero) is refused with DuckDB's reason before it is
+stored or searched with, and one that runs too long is cancelled.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from sqlglot.errors import ParseError
 from .errors import ConfigError
 from .project import Project
 from .sql import quote_ident
+from .time_bound import CHECK_SECONDS, local_connection, run_bounded
 
 _ROW_NODES: dict[type, str] = {
     exp.Column: "column", exp.Identifier: "name", exp.Literal: "literal", exp.Boolean: "true/false",
@@ -61,6 +67,9 @@ _CAST_TYPES = {*exp.DataType.NUMERIC_TYPES, exp.DataType.Type.BOOLEAN, *exp.Data
 _NUMERIC_RESULT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
 MAX_LENGTH = 2000
+MAX_DEPTH = 100  # levels of the parsed tree (a sum of 100 terms is 100 levels deep)
+_TOO_DEEP = ("The expression nests too deeply to be read ({}); write it with fewer nested parentheses, "
+             "functions or operators.")
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,14 @@ def _parse(text: str, columns: Iterable[str], *, aggregate: bool) -> RowExpressi
     except (ParseError, sqlglot.errors.TokenError) as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"The expression {text!r} is not valid SQL: {first}") from None
+    except RecursionError:  # the parser recurses per level: a few dozen nested calls exhaust Python's stack
+        raise ConfigError(_TOO_DEEP.format("the parser ran out of stack")) from None
     if len(trees) != 1:
         raise ConfigError(f"Write one expression, not {len(trees)} statements: {text!r}.")
     tree = trees[0]
+    depth = max(node.depth for node in tree.walk())  # walk and depth are iterative
+    if depth > MAX_DEPTH:
+        raise ConfigError(_TOO_DEEP.format(f"{depth} levels; the limit is {MAX_DEPTH}"))
     allowed = {**_ROW_NODES, **(_AGGREGATE_NODES if aggregate else {})}
     by_lower = {c.lower(): c for c in columns}
     used: list[str] = []
@@ -132,9 +146,13 @@ def _parse(text: str, columns: Iterable[str], *, aggregate: bool) -> RowExpressi
     if aggregate and not n_aggregates:
         raise ConfigError(f"{text!r} aggregates nothing: a product metric sums, averages or counts rows, "
                           "as in sum(revenue) or avg(prediction::int).")
-    quoted = tree.transform(lambda n: exp.column(by_lower[n.name.lower()], quoted=True)
-                            if isinstance(n, exp.Column) else n)
-    return RowExpression(text, quoted.sql(dialect="duckdb"), tuple(dict.fromkeys(used)))
+    try:
+        quoted = tree.transform(lambda n: exp.column(by_lower[n.name.lower()], quoted=True)
+                                if isinstance(n, exp.Column) else n)
+        sql = quoted.sql(dialect="duckdb")
+    except RecursionError:
+        raise ConfigError(_TOO_DEEP.format(f"{depth} levels")) from None
+    return RowExpression(text, sql, tuple(dict.fromkeys(used)))
 
 
 def _describe(node: exp.Expression) -> str:
@@ -175,8 +193,32 @@ def result_type(con: duckdb.DuckDBPyConnection, project: Project, select_sql: st
         sandbox.close()
 
 
+def first_line(exc: BaseException) -> str:
+    """DuckDB's reason, without its error class prefix and the SQL it quotes."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].split(": ", 1)[-1] if lines else type(exc).__name__
+
+
+def check_on_rows(con: duckdb.DuckDBPyConnection, project: Project, expr: RowExpression, what: str, *,
+                  aggregate: bool, seconds: float = CHECK_SECONDS) -> None:
+    """Evaluate a checked expression over every row of ``project``'s log (an aggregate
+    per model version and stage, as it is reported); raise :class:`ConfigError` with
+    DuckDB's reason if it fails there, or if it runs longer than ``seconds``."""
+    local = local_connection(con)
+    table = quote_ident(project.log_table)
+    if aggregate:
+        sql = f"SELECT CAST(({expr.sql}) AS DOUBLE) FROM {table} GROUP BY model_version, stage"
+    else:
+        sql = f"SELECT sum(CAST(({expr.sql}) AS DOUBLE)) FROM {table}"
+    try:
+        run_bounded(local, sql, seconds=seconds, what=f"Checking {what} on {project.name}'s rows")
+    except duckdb.Error as exc:
+        raise ConfigError(f"{what} fails on {project.name}'s rows: {first_line(exc)}") from None
+
+
 def cost_expression(con: duckdb.DuckDBPyConnection, project: Project, text: str) -> RowExpression:
-    """A row expression of ``project`` that gives a number (a boolean counts as 0/1)."""
+    """A row expression of ``project`` that gives a number (a boolean counts as 0/1)
+    on every row of its log."""
     expr = parse_row_expression(text, row_columns(project))
     try:
         kind = result_type(con, project, expr.sql)
@@ -185,4 +227,5 @@ def cost_expression(con: duckdb.DuckDBPyConnection, project: Project, text: str)
         raise ConfigError(f"The expression {text!r} does not apply to {project.name}'s columns: {first}") from None
     if not str(kind).upper().startswith(_NUMERIC_RESULT):
         raise ConfigError(f"The expression {text!r} gives {kind} values; a cost must be a number.")
+    check_on_rows(con, project, expr, f"The cost {text!r}", aggregate=False)
     return expr

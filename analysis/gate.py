@@ -6,7 +6,9 @@ Criteria (defaults in brackets):
 
 * ``product_max_worse`` [0.0]: no product metric may be significantly worse (its
   95% interval entirely on the worse side) by more than this share of the
-  baseline's value;
+  baseline's value; a product metric that cannot be computed on the compared rows
+  (it fails on data that arrived after it was defined) fails this check, with the
+  engine's reason, so the gate's verdict is FAIL (exit 1) and names it;
 * ``slice_min_rows`` [500] and ``slice_max_worse`` [0.02]: no slice with at least
   that many rows in both versions may have a significantly higher error rate
   (q < 0.05), by more than that many points;
@@ -111,6 +113,11 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
         return [CriterionResult("product metrics", True, "no product metric is defined for this project")]
     out = []
     for r in rows.itertuples():
+        error = getattr(r, "error", None)
+        if isinstance(error, str):  # fails on the compared rows: a failed check with the reason, not a crash
+            out.append(CriterionResult(f"product metric {r.metric} ({r.direction} is better)", False,
+                                       f"could not be computed on the compared rows: {error}"))
+            continue
         sign = -1 if r.direction == "higher" else 1  # > 0 means worse
         worse = sign * r.delta
         significant = (r.ci_high < 0) if r.direction == "higher" else (r.ci_low > 0)

@@ -8,9 +8,12 @@ unit and a display format. For example::
 
 Every definition is checked before it is stored (:func:`analysis.expressions.
 parse_aggregate_expression`: only aggregates over the project's own columns; no
-subquery, table function, setting or other statement can get through) and bound
-against the log, so a bad one gets a clear message and is not stored. What runs is
-the SQL generated from the checked expression.
+subquery, table function, setting or other statement can get through), bound
+against the log and evaluated on all of its rows per version and stage (under a
+time bound), so a bad one gets a clear message and is not stored. What runs is
+the SQL generated from the checked expression. A stored metric that fails later
+(new rows it cannot take) is reported as failing by a comparison, with its reason
+(:mod:`analysis.metric_failures`), and the rest of the comparison still works.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from .errors import ConfigError
-from .expressions import parse_aggregate_expression, result_type, row_columns
+from .expressions import check_on_rows, first_line, parse_aggregate_expression, result_type, row_columns
 from .metrics import STAGE, VERSION, GroupKey
 from .project import Project
 from .scope import Scope
@@ -78,6 +81,7 @@ def check_metric(con: duckdb.DuckDBPyConnection, project: Project, metric: Produ
                           f"{first}") from None
     if not str(kind).upper().startswith(_NUMERIC):
         raise ConfigError(f"{metric.name} = {metric.expression!r} gives {kind} values; a product metric is a number.")
+    check_on_rows(con, project, expr, f"{metric.name} = {metric.expression!r}", aggregate=True)
     return metric
 
 
@@ -141,7 +145,9 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
                     where: tuple[str, list] = ("TRUE", []),
                     metrics: list[ProductMetric] | None = None) -> pd.DataFrame:
     """Every (or the named) product metric per group of the rows in ``scope`` and
-    ``where``; ``metrics`` replaces the project's definitions (a report's pinned ones)."""
+    ``where``; ``metrics`` replaces the project's definitions (a report's pinned ones).
+    A metric that fails on these rows (data that changed since it was defined) is a
+    column of NaN, and ``frame.attrs["failed"]`` maps its name to the reason."""
     metrics = list(metrics) if metrics is not None else list_metrics(con, project)
     if names is not None:
         unknown = sorted(set(names) - {m.name for m in metrics})
@@ -149,6 +155,34 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
             raise ConfigError(f"Unknown product metric(s) {', '.join(unknown)}; {project.name} has "
                               f"{', '.join(m.name for m in metrics) or 'none'}.")
         metrics = [m for m in metrics if m.name in names]
+    try:
+        frame = _query(con, project, scope, group_by, where, metrics)
+        frame.attrs["failed"] = {}
+        return frame
+    except Exception as whole:  # noqa: BLE001 - a metric that fails on these rows, or something else
+        failed = {}
+        for m in metrics:
+            try:
+                _query(con, project, scope, group_by, where, [m])
+            except Exception as exc:  # noqa: BLE001 - DuckDB's or another engine's error, reported
+                failed[m.name] = first_line(exc)
+        if not failed:
+            raise whole
+        if len(failed) == len(metrics):  # every one: is it the metrics, or the rows (an engine that is down)?
+            scope_sql, scope_params = scope.to_sql()
+            con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND "
+                        f"({where[0]})", [*scope_params, *where[1]]).fetchall()
+    rest = [m for m in metrics if m.name not in failed]
+    frame = _query(con, project, scope, group_by, where, rest) if rest or group_by else pd.DataFrame(index=[0])
+    frame = frame.assign(**{name: float("nan") for name in failed})
+    keys = [g.alias for g in group_by]
+    frame = frame[[*keys, *(m.name for m in metrics)]] if len(frame.columns) else frame
+    frame.attrs["failed"] = failed
+    return frame
+
+
+def _query(con, project: Project, scope: Scope, group_by: tuple[GroupKey, ...], where: tuple[str, list],
+           metrics: list[ProductMetric]) -> pd.DataFrame:
     columns = row_columns(project)
     keys = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in group_by)
     values = [f"{parse_aggregate_expression(m.expression, columns).sql} AS {quote_ident(m.name)}" for m in metrics]
@@ -156,6 +190,7 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
     select = ", ".join([keys] if keys else []) + (", " if keys and values else "") + ", ".join(values)
     if not select:
         return pd.DataFrame()
-    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(group_by)))} ORDER BY {', '.join(str(i + 1) for i in range(len(group_by)))}" if group_by else ""
+    positions = ", ".join(str(i + 1) for i in range(len(group_by)))
+    group = f" GROUP BY {positions} ORDER BY {positions}" if group_by else ""
     return con.execute(f"SELECT {select} FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]})"
                        f"{group}", [*scope_params, *where[1]]).df()

@@ -36,10 +36,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from .errors import ConfigError
 from .project import Project
+from .slice_json import FIELDS, condition_fields, load as load_json
 from .sql import quote_ident
 
 OPS = ("in", "not_in", "between", "is_true", "is_false", "is_null", "not_null", "contains")
@@ -82,18 +83,16 @@ class Condition:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Condition":
+    def from_dict(cls, d: dict, index: int | None = None) -> "Condition":
         if not isinstance(d, dict) or "column" not in d or "op" not in d:
-            raise ConfigError(f"A slice condition needs 'column' and 'op': {d!r}")
-        unknown = set(d) - {"column", "op", "values", "low", "high", "low_inclusive", "high_inclusive", "text"}
+            shown = repr(d) if len(repr(d)) <= 80 else repr(d)[:77] + "..."
+            raise ConfigError(f"A slice condition needs 'column' and 'op': {shown}")
+        unknown = set(d) - set(FIELDS)
         if unknown:
-            raise ConfigError(f"Unknown key(s) in a slice condition: {', '.join(sorted(unknown))}")
-        cond = cls(
-            column=d["column"], op=d["op"], values=tuple(d.get("values") or ()),
-            low=d.get("low"), high=d.get("high"),
-            low_inclusive=bool(d.get("low_inclusive", True)), high_inclusive=bool(d.get("high_inclusive", False)),
-            text=d.get("text"),
-        )
+            raise ConfigError(f"Unknown key(s) in a slice condition: {', '.join(sorted(map(str, unknown)))}")
+        f = condition_fields(d, index)  # declared types, strictly (analysis.slice_json)
+        cond = cls(column=f["column"], op=f["op"], values=tuple(f["values"] or ()), low=f["low"], high=f["high"],
+                   low_inclusive=f["low_inclusive"], high_inclusive=f["high_inclusive"], text=f["text"])
         cond.check_shape()
         return cond
 
@@ -168,14 +167,15 @@ class Slice:
     def from_dict(cls, d: dict) -> "Slice":
         if not isinstance(d, dict) or not isinstance(d.get("conditions", []), list):
             raise ConfigError("A slice is an object with a list of 'conditions'.")
-        return cls(tuple(Condition.from_dict(c) for c in d.get("conditions", [])))
+        unknown = set(d) - {"conditions"}
+        if unknown:
+            raise ConfigError(f"Unknown key(s) in a slice: {', '.join(sorted(map(str, unknown)))}")
+        return cls(tuple(Condition.from_dict(c, i) for i, c in enumerate(d.get("conditions", []))))
 
     @classmethod
     def from_json(cls, text: str) -> "Slice":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"The slice is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+        """A slice from JSON whose fields have their declared types (:mod:`analysis.slice_json`)."""
+        return cls.from_dict(load_json(text))
 
     def readable(self) -> str:
         return " AND ".join(c.readable() for c in self.conditions) or "all rows"
@@ -238,15 +238,17 @@ def _coerce(value, kind: str, column: str, project: Project):
             if text in (names[flag], str(flag).lower(), str(int(flag))):
                 return flag
         raise ConfigError(f"{column}: {value!r} is not true or false.")
-    if kind == "timestamp":
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=None)
-        if isinstance(value, date):
+    if kind == "timestamp":  # stored as UTC instants: a bound with an offset is converted to UTC
+        if not isinstance(value, (datetime, date)):
+            try:
+                value = datetime.fromisoformat(str(value).strip())
+            except ValueError:
+                raise ConfigError(f"{column}: {value!r} is not a date or timestamp (use YYYY-MM-DD).") from None
+        if not isinstance(value, datetime):
             return datetime.combine(value, datetime.min.time())
-        try:
-            return datetime.fromisoformat(str(value).strip()).replace(tzinfo=None)
-        except ValueError:
-            raise ConfigError(f"{column}: {value!r} is not a date or timestamp (use YYYY-MM-DD).") from None
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None)
     raise ConfigError(f"{column}: unsupported column kind {kind!r}.")
 
 

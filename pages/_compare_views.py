@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from analysis import SliceboardError
 from analysis.gate import GateCriteria, get_criteria, set_criteria
+from analysis.metric_failures import failure_lines
 from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
 from analysis.valsets import list_sets
 from pages import _ui
@@ -43,6 +44,8 @@ def overall_view(comparison) -> None:
     frame["p_value"] = [_ui.fmt_num(p, ".2g") for p in comparison.overall["p_value"]]
     st.dataframe(frame[["metric", "kind", "baseline", "candidate", "delta", "95% interval", "p_value",
                         "candidate is", "test"]], hide_index=True, key="cmp_overall")
+    for line in failure_lines(comparison.overall):  # a product metric failing on these rows, with the reason
+        st.warning(line[0].upper() + line[1:])
 
 
 def slices_view(project_name: str, comparison) -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.expressions import cost_expression, parse_row_expression
+from analysis.expressions import MAX_LENGTH, cost_expression, parse_row_expression, result_type
+from analysis.time_bound import run_bounded
 
 from conftest import db_digest
 
@@ -106,3 +107,57 @@ def test_any_text_is_refused_cleanly_or_runs_without_changing_anything(project_s
         except ConfigError:
             pass
     assert db_digest(store.path) == before
+
+
+# --- statements, the sandbox, nesting, failures on the data, the time bound (issue 20) ----------
+
+
+@pytest.mark.parametrize("text", ["LOAD httpfs", "INSTALL httpfs", "loss; LOAD httpfs", "PRAGMA version",
+                                  "SET threads = 1", "ATTACH 'other.duckdb'", "COPY log_1 TO 'x.csv'",
+                                  "current_setting('memory_limit')", "read_text('/etc/passwd')",
+                                  "getenv('HOME')", "load_extension('x')"])
+def test_statements_settings_and_file_readers_are_refused(project_store, text):
+    store, project = project_store
+    before = db_digest(store.path)
+    with store.read() as con:
+        with pytest.raises(ConfigError):
+            cost_expression(con, project, text)
+    assert db_digest(store.path) == before
+
+
+def test_the_sandbox_behind_the_whitelist_has_no_files_or_extensions(project_store):
+    store, project = project_store
+    with store.read() as con:
+        for sql in ["(SELECT count(*) FROM read_csv('/etc/passwd'))", "(SELECT count(*) FROM glob('/etc/*'))"]:
+            with pytest.raises(duckdb.Error, match="disabled|Permission"):
+                result_type(con, project, sql)
+
+
+@pytest.mark.parametrize("text", ["(" * 500 + "loss" + ")" * 500, "abs(" * 300 + "loss" + ")" * 300,
+                                  "NOT " * 400 + "label", "loss + " * 150 + "1", "- " * 700 + "loss",
+                                  "CASE WHEN " * 90 + "label" + " THEN 1 END" * 90])
+def test_deep_nesting_under_the_length_limit_is_refused_with_a_message(text):
+    assert len(text) <= MAX_LENGTH
+    with pytest.raises(ConfigError, match="nests too deeply"):
+        parse_row_expression(text, COLUMNS)
+
+
+@pytest.mark.parametrize("text, message", [("label::INT % 0", "Division by zero"),
+                                           ("region::INT", "Could not convert string 'n'"),
+                                           ("CASE WHEN score > 0.8 THEN 1 // (prediction::INT - 1) ELSE 0 END",
+                                            "Division by zero")])
+def test_a_cost_that_fails_on_the_rows_is_refused_with_the_reason(project_store, text, message):
+    store, project = project_store
+    with store.read() as con:
+        with pytest.raises(ConfigError, match=message) as refused:
+            cost_expression(con, project, text)
+    assert text in str(refused.value)
+
+
+def test_the_time_bound_cancels_long_work_with_a_message(project_store):
+    store, project = project_store
+    with store.read() as con:
+        with pytest.raises(ConfigError, match=r"Counting took longer than 0.5 s and was cancelled"):
+            run_bounded(con, "SELECT sum(i % 7) FROM range(10000000000) AS t(i)", seconds=0.5, what="Counting")
+        assert con.execute("SELECT 42").fetchall() == [(42,)]  # the connection still answers
+        assert run_bounded(con, "SELECT 1 + 1", seconds=5) == [(2,)]

@@ -158,3 +158,20 @@ def test_expressions_are_tried_where_files_are_out_of_reach(lending):
             result_type(con, project, "(SELECT count(*) FROM read_csv('/etc/hostname'))")
         with pytest.raises(duckdb.Error):
             result_type(con, project, "(SELECT 1); SET enable_external_access = true; SELECT 1")
+
+
+def test_a_metric_failing_on_the_rows_is_a_column_of_nan_with_its_reason(lending):
+    """Data changes after a metric is defined: the metric that cannot take the new rows
+    is reported with its reason; the others are computed as before."""
+    store, project, frame = lending
+    with store.write() as con:
+        con.execute(f"UPDATE \"{project.log_table}\" SET region = '7'")
+        define_metric(con, project, ProductMetric("revenue", "sum(revenue)"))
+        define_metric(con, project, ProductMetric("coded", "sum(CAST(region AS INT))"))
+        con.execute(f"UPDATE \"{project.log_table}\" SET region = 'NG' WHERE prediction_id = 'p5'")
+        got = product_metrics(con, project)
+    assert list(got.columns) == ["model_version", "stage", "revenue", "coded"]
+    assert got.set_index("model_version")["revenue"].to_dict() == pytest.approx(
+        frame.groupby("v")["revenue"].sum().to_dict())
+    assert got["coded"].isna().all()
+    assert "Could not convert string 'NG'" in got.attrs["failed"]["coded"]

@@ -427,3 +427,83 @@ def test_cli_breakdown_and_leaderboard(shop, capsys):
     assert out["rows"][0]["n_rows"] >= out["rows"][1]["n_rows"] >= out["rows"][2]["n_rows"]
     code = main(["breakdown", "--project", "shop", "--db", str(store.path), "--by", "note"])
     assert code == 2 and "note is a text column" in capsys.readouterr().err
+
+
+# --- declared types, deep nesting, time-zone offsets (issue 20) ---------------------------------
+
+
+@pytest.mark.parametrize("condition, field, shown", [
+    ({"column": "country", "op": "in", "values": "NG"}, "conditions[0].values", "'NG'"),
+    ({"column": "age", "op": "between", "low": 30, "low_inclusive": "false"}, "conditions[0].low_inclusive",
+     "'false'"),
+    ({"column": "age", "op": "between", "high": 30, "high_inclusive": 0}, "conditions[0].high_inclusive", "0"),
+    ({"column": "age", "op": "between", "low": [30]}, "conditions[0].low", "[30]"),
+    ({"column": "age", "op": "between", "low": {"n": 1}}, "conditions[0].low", '{"n": 1}'),
+    ({"column": "country", "op": "in", "values": [["NG"]]}, "conditions[0].values[0]", '["NG"]'),
+    ({"column": 7, "op": "in", "values": ["NG"]}, "conditions[0].column", "7"),
+    ({"column": "note", "op": "contains", "text": 5}, "conditions[0].text", "5"),
+])
+def test_slice_json_fields_have_declared_types(shop, condition, field, shown):
+    store, project, _ = shop
+    text = json.dumps({"conditions": [condition]})
+    with pytest.raises(ConfigError) as refused:
+        Slice.from_json(text)
+    assert field in str(refused.value) and f"not {shown}" in str(refused.value)
+    before = db_digest(store.path)
+    code = main(["slices", "save", "--db", str(store.path), "--project", "shop", "--name", "x", "--slice-json", text])
+    assert code == 2 and db_digest(store.path) == before
+
+
+def test_deeply_nested_slice_json_is_refused_with_a_message():
+    for text in ["[" * 100_000 + "]" * 100_000, '{"conditions": [' + '{"a": ' * 50_000 + "1" + "}" * 50_000 + "]}"]:
+        with pytest.raises(ConfigError, match="nests too deeply"):
+            Slice.from_json(text)
+
+
+def test_slices_saved_by_earlier_versions_still_load(shop):
+    store, project, frame = shop
+    written = [  # as Condition.to_dict wrote them, keys sorted, an infinite bound as text
+        '{"conditions": [{"column": "country", "op": "in", "values": ["NG", "US"]}]}',
+        '{"conditions": [{"column": "age", "high": "inf", "high_inclusive": false, "low": 30.0, '
+        '"low_inclusive": true, "op": "between"}, {"column": "vip", "op": "is_true"}]}',
+        '{"conditions": [{"column": "timestamp", "op": "between", "low": "2026-03-10T00:00:00", "high": null, '
+        '"low_inclusive": true, "high_inclusive": false}]}',
+        '{"conditions": [{"column": "note", "op": "contains", "text": "refund"}, {"column": "age", "op": "is_null"}]}',
+        '{"conditions": []}',
+    ]
+    with store.write() as con:
+        for i, text in enumerate(written):
+            con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, 1, '', ?, FALSE, now()::TIMESTAMP)",
+                        [project.project_id, f"old{i}", text])
+    from analysis.saved import get_slice, list_slices
+
+    with store.read() as con:
+        assert len(list_slices(con, project)) >= len(written)
+        loaded = [get_slice(con, project, f"old{i}").slice for i in range(len(written))]
+    assert [json.loads(s.to_json()) for s in loaded] == [json.loads(Slice.from_json(t).to_json()) for t in written]
+    assert validate_slice(loaded[1], project).readable() == "age >= 30 AND vip is true"
+    assert rows_of(store, project, loaded[0]) == set(frame.id[frame.country.isin(["NG", "US"])])
+
+
+@pytest.mark.parametrize("bound", ["2026-03-10T00:00:00+05:00", "2026-03-10T09:30:00-03:30", "2026-03-10T00:00:00Z",
+                                   "2026-03-10 07:00:00+14:00"])
+def test_a_time_bound_with_an_offset_is_an_instant(shop, bound):
+    store, project, frame = shop
+    instant = pd.Timestamp(bound)
+    stored_utc = frame.ts.dt.tz_localize("UTC")  # ingested naive timestamps are UTC
+    for where, expected in [(f'timestamp >= "{bound}"', stored_utc >= instant), (f'timestamp < "{bound}"', stored_utc < instant)]:
+        slice_ = parse_slice(where)
+        got = rows_of(store, project, slice_)
+        assert got == set(frame.id[expected]) and 0 < len(got) < len(frame)
+        assert rows_of(store, project, validate_slice(slice_, project)) == got
+
+
+def test_slice_dicts_built_in_python_take_numpy_and_pandas_scalars(shop):
+    store, project, frame = shop
+    d = {"conditions": [{"column": "age", "op": "between", "low": np.int64(30), "high": np.float64(50.5),
+                         "low_inclusive": np.bool_(True)},
+                        {"column": "country", "op": "in", "values": [np.str_("NG"), "US"]},
+                        {"column": "timestamp", "op": "between", "low": pd.Timestamp("2026-03-10T05:00:00+05:00")}]}
+    got = rows_of(store, project, Slice.from_dict(d))
+    expected = (frame.age >= 30) & (frame.age < 50.5) & frame.country.isin(["NG", "US"]) & (frame.ts >= "2026-03-10")
+    assert got == set(frame.id[expected]) and got

@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..expressions import first_line
 from ..project import Project
 from ..scope import Scope
 from ..slices import Slice
 from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, RowsError, encode, materialized
+from .encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, materialized
 from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
 from .sliceline import SharedCounts, find_slices
 
@@ -103,11 +104,16 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
     """The worst slices of ``scope`` by SliceLine, with significance (see the module docstring)."""
     _check_options(rank_by, q_threshold)
     start = time.perf_counter()
-    encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
-    with materialized(con, encoding) as enc:
-        return _search(con, project, scope, enc, start, alpha=alpha, min_support=min_support,
-                       max_level=max_level, top_k=top_k, rank_by=rank_by, q_threshold=q_threshold,
-                       fold_overlap=fold_overlap)
+    try:
+        encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+        with materialized(con, encoding) as enc:
+            return _search(con, project, scope, enc, start, alpha=alpha, min_support=min_support,
+                           max_level=max_level, top_k=top_k, rank_by=rank_by, q_threshold=q_threshold,
+                           fold_overlap=fold_overlap)
+    except duckdb.Error as exc:  # a cost is checked on every row first; this is the net behind that check
+        if isinstance(error, str) and error not in error_choices(project):
+            raise ConfigError(f"The cost {error!r} fails on {project.name}'s rows: {first_line(exc)}") from None
+        raise
 
 
 def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, errors: list[RowsError], *,

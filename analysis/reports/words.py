@@ -79,6 +79,9 @@ def comparison_lines(s: dict) -> list[str]:
         if row["kind"] == "ml" and row["metric"] not in ("accuracy", "roc_auc"):
             continue
         name = row["metric"]
+        if row.get("error"):  # a product metric that fails on the compared rows
+            lines.append(f"{metric_name(name)}: could not be computed ({row['error']}).")
+            continue
         base, cand = row["baseline"], row["candidate"]
         relative = ""
         if row["kind"] == "product" and not is_share(name, products) and not missing(base) and base and not missing(cand):
