@@ -578,10 +578,10 @@ def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
             keys.append(_Key(g.column, sql, params, lambda v, g=g: g.order[int(v)]))
         elif g.kind == "boolean":
             keys.append(_Key(g.column, quote_ident(g.column), (),
-                             lambda v: MISSING if v is None or v != v else ("true" if v else "false")))
+                             lambda v: MISSING if pd.isna(v) else ("true" if v else "false")))
         else:  # categories: the raw value (no string conversion per row)
             keys.append(_Key(g.column, quote_ident(g.column), (),
-                             lambda v: MISSING if v is None or (isinstance(v, float) and v != v) else str(v)))
+                             lambda v: MISSING if pd.isna(v) else str(v)))
     for i, (_, _, slice_) in enumerate(predicate_slices):
         sql, params = compile_slice(slice_, project)
         keys.append(_Key(f"#slice{i}", f"CASE WHEN {sql} THEN TRUE END", tuple(params),

@@ -104,7 +104,7 @@ def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: Gat
 
 
 def _fmt(x: float) -> str:
-    return "–" if x is None or x != x else f"{x:.4g}"
+    return "–" if pd.isna(x) else f"{x:.4g}"
 
 
 def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:

@@ -10,6 +10,7 @@ import re
 import time
 from contextlib import contextmanager
 
+import pandas as pd
 import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
@@ -250,8 +251,8 @@ def fmt_int(n) -> str:
 
 
 def fmt_pct(x) -> str:
-    return "–" if x is None or x != x else f"{x:.1%}"
+    return "–" if pd.isna(x) else f"{x:.1%}"
 
 
 def fmt_num(x, spec: str = ".3f") -> str:
-    return "–" if x is None or x != x else format(x, spec)
+    return "–" if pd.isna(x) else format(x, spec)

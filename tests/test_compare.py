@@ -355,3 +355,24 @@ def test_the_gate_can_skip_discovery(pair, capsys):
     assert main(["gate-criteria", "set", *db, "--discovered-slices", "0", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["discovered_slices"] == 0
     assert main(["gate-criteria", "set", *db, "--discovered-slices", "5"]) == 0
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_boolean_feature_with_missing_values_is_compared_per_value(tmp_path, paired):
+    """Missing booleans come back from DuckDB as pandas' NA, which cannot be compared in
+    Python: they are the "(missing)" slice, and the counts per value equal pandas'."""
+    frame = two_versions(n=900)
+    rng = np.random.default_rng(2)
+    member = pd.Series(rng.random(900) < 0.5, dtype="boolean")
+    member[rng.random(900) < 0.2] = pd.NA
+    frame["member"] = pd.concat([member, member], ignore_index=True)
+    store = Store(tmp_path / "c.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
+            score="score", label="label", positive_label="1", features=["member"]))
+        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), pair=paired)
+    rows = comp.slices[comp.slices["where"].str.startswith("member")].set_index("where")
+    truth = frame[frame.v == "v1"]["member"].map(lambda v: "member is null" if pd.isna(v) else
+                                                 f"member is {str(bool(v)).lower()}").value_counts()
+    assert rows["n_rows_b"].astype(int).to_dict() == truth.to_dict()
