@@ -14,6 +14,7 @@ message. A clean input is read once.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -287,6 +288,24 @@ def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
 
 
+# C0 and C1 control characters (NUL, tab, line breaks, escape...), as RE2 escapes: the SQL
+# text itself holds none. An id or version with one cannot be typed on a command line.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def has_control_character(text: str) -> bool:
+    return re.search(CONTROL_CHARACTERS, text) is not None
+
+
+def clean_text(column: str, e: _Expr, what: str) -> tuple[_Expr, cv.Check]:
+    """``e`` (text) refusing control characters, and the check that names the rows."""
+    bad = f"regexp_matches(coalesce(({e.sql}), ''), '{CONTROL_CHARACTERS}')"
+    check = cv.Check(column, f"have a control character in their {what} (such as NUL, a tab or a line break)",
+                     bad, list(e.params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+    fail = f"({e.fail}) OR {bad}" if e.fail else bad
+    return _Expr(e.sql, e.params, fail, list(e.fail_params) + list(e.params)), check
+
+
 def _required_check(src: Source, column: str, problem: str) -> cv.Check:
     raw = cv.col(column)
     return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column))})")
@@ -376,12 +395,14 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     exprs: dict[str, _Expr] = {}
     checks: list[cv.Check | None] = []
     id_col = roles["id"]
-    exprs["prediction_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')")
-    checks.append(_required_check(src, id_col, "have no id"))
+    exprs["prediction_id"], check = clean_text(
+        id_col, _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')"), "id")
+    checks += [_required_check(src, id_col, "have no id"), check]
     if "example" in roles:
         ex = roles["example"]
-        exprs["example_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')")
-        checks.append(_required_check(src, ex, "have no example id"))
+        exprs["example_id"], check = clean_text(
+            ex, _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')"), "example id")
+        checks += [_required_check(src, ex, "have no example id"), check]
     else:
         exprs["example_id"] = exprs["prediction_id"]
     exprs["example_key"] = _Expr(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
@@ -396,8 +417,9 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
     else:
         v = roles["version"]
-        exprs["model_version"] = _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')")
-        checks.append(_required_check(src, v, "have no model version"))
+        exprs["model_version"], check = clean_text(
+            v, _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')"), "model version")
+        checks += [_required_check(src, v, "have no model version"), check]
     if stage is not None:
         exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [stage.strip().lower()])
     elif "stage" in roles:
@@ -518,6 +540,8 @@ def ingest_predictions(
         raise ConfigError("A project name is required.")
     if stage is not None and stage.strip().lower() not in STAGES:
         raise ConfigError(f"stage {stage!r} is not one of {', '.join(STAGES)}.")
+    if version is not None and has_control_character(str(version)):
+        raise ConfigError(f"version {str(version)!r} has a control character (such as NUL, a tab or a line break).")
     src = open_source(con, source, name=source_name)
     try:
         report = _ingest(con, src, project.strip(), mapping, on_duplicate, version, stage)

@@ -29,6 +29,7 @@ from .ingest import (
     _require_columns,
     _value_expr,
     class_check,
+    clean_text,
     next_ingest_id,
     record_ingest,
     register_outcomes,
@@ -189,8 +190,9 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
     exprs: dict[str, _Expr] = {}
     checks: list[cv.Check] = []
     kfam = _family(src, key_col)
-    exprs["key"] = _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')")
-    checks.append(cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"))
+    exprs["key"], check = clean_text(key_col, _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id")
+    exprs["key"] = _Expr(exprs["key"].sql, exprs["key"].params)  # checked below, with the rows named
+    checks += [cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"), check]
     now = utc_now()
     if lab_col:
         e = classes.expr(lab_col, positive, negative)

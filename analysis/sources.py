@@ -59,11 +59,18 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         kind = _kind_for(path) or "parquet"
         return path, kind, any(ch in path for ch in "*?[")
     p = Path(path.split("://", 1)[1] if scheme == "file" else path).expanduser()
+
+    def none_empty(files: list[str]) -> None:  # DuckDB reads a 0-byte CSV as one column "column0"
+        empty = sorted(f for f in files if Path(f).is_file() and Path(f).stat().st_size == 0)
+        if empty:
+            raise IngestError("the file is empty (0 bytes)", source=empty[0])
+
     if p.is_dir():
         for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
             for suffix in suffixes:
                 pattern = str(p / "**" / f"*{suffix}")
-                if globlib.glob(pattern, recursive=True):
+                if matches := globlib.glob(pattern, recursive=True):
+                    none_empty(matches)
                     return pattern, kind, True
         raise IngestError("the folder holds no .parquet or .csv files", source=path)
     if any(ch in path for ch in "*?["):
@@ -73,9 +80,11 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         kind = _kind_for(path) or _kind_for(matches[0])
         if kind is None:
             raise IngestError("cannot tell the file type; use .csv or .parquet files", source=path)
+        none_empty(matches)
         return str(p), kind, len(matches) > 1
     if not p.exists():
         raise IngestError("file not found", source=path)
+    none_empty([str(p)])
     kind = _kind_for(str(p))
     if kind is None:
         kind = _sniff_kind(p)
@@ -158,7 +167,13 @@ def close_source(con: duckdb.DuckDBPyConnection, src: Source) -> None:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    lines = text.splitlines()
+    if "CSV Error on Line" in lines[0]:  # the reason follows the (possibly huge) original line
+        reason = next((x.strip() for x in lines[1:] if x.strip() and not x.startswith("Original Line")), "")
+        return f"{lines[0]}: {reason}" if reason else lines[0]
+    return lines[0]
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, src: Source) -> int:

@@ -25,7 +25,9 @@ def agree(n: int, phrase: str) -> str:
         if phrase == plural or phrase.startswith(plural + " "):
             return singular + phrase[len(plural):]
     verb, _, rest = phrase.partition(" ")
-    return f"{_VERBS.get(verb, verb)} {rest}".rstrip() if verb in _VERBS else phrase
+    if verb in _VERBS:
+        phrase = f"{_VERBS[verb]} {rest}".rstrip()
+    return phrase.replace(" their ", " its ")
 
 
 def counted(n: int, noun: str, phrase: str, plural: str | None = None) -> str:
