@@ -70,9 +70,10 @@ CONVENTIONAL_PAIRS = (("true", "false"), ("1", "0"), ("yes", "no"), ("1", "-1"))
 def settled_classes(stored: tuple[str | None, str | None], given: tuple[str | None, str | None],
                     *, project: str) -> tuple[str | None, str | None]:
     """(positive, negative) known before reading the data: the project's stored classes,
-    completed by the ones a mapping or caller names; a contradiction is refused."""
+    completed by the ones a mapping or caller names (in any form: ``1``, ``"+1"``,
+    ``1.0`` are one class); a contradiction is refused."""
     out = []
-    for role, have, named in zip(("positive", "negative"), stored, given):
+    for role, have, named in zip(("positive", "negative"), stored, (normalized(v) for v in given)):
         if have is not None and named is not None and have != named:
             raise ConfigError(f"Project {project!r} has the {role} class {have!r}; {role}_label {named!r} "
                               "contradicts it.")
