@@ -138,3 +138,24 @@ def resolve_binary_classes(values: list[str], positive: str | None, negative: st
     else:
         other = partners[0] if len(partners) == 1 else None
     return (positive, other) if positive is not None else (other, negative)
+
+
+def stored_classes(con: duckdb.DuckDBPyConnection, project) -> tuple[str | None, str | None]:
+    """A binary project's known (positive, negative) classes.
+
+    Sliceboard before 2026-12 guessed the negative class "0" beside a positive "1" for a
+    project created from scores alone, before any label was seen. Such a guess, in a
+    project that still holds no label, is not taken as known: the labels decide it.
+    """
+    from .mapping import parse_mapping
+
+    classes = (project.positive_label, project.negative_label)
+    if project.task != "binary" or classes != ("1", "0") or project.external is not None:
+        return classes
+    mapping = parse_mapping(project.mapping_toml, origin=f"stored mapping of {project.name!r}")
+    if mapping.negative_label is not None or mapping.prediction is not None:
+        return classes
+    labeled = con.execute(
+        f"SELECT (SELECT count(label) FROM {quote_ident(project.log_table)}) + "
+        f"(SELECT count(label) FROM {quote_ident(project.pending_table)})").fetchall()[0][0]
+    return classes if labeled else ("1", None)

@@ -29,6 +29,7 @@ from .classes import (
     normalized,
     resolve_binary_classes,
     settled_classes,
+    stored_classes,
 )
 from .errors import ConfigError, IngestError
 from .example_key import example_key_sql
@@ -367,7 +368,7 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
 
     classes = ClassColumns(con, src, class_cols, task)
     positive, negative = settled_classes(
-        (existing.positive_label, existing.negative_label) if existing else (None, None),
+        stored_classes(con, existing) if existing else (None, None),
         (mapping.positive_label, mapping.negative_label), project=project_name)
     if task == "binary":
         positive, negative = classes.resolve(positive, negative)

@@ -36,7 +36,7 @@ from .ingest import (
     utc_now,
 )
 from .rollup import rebuild_days
-from .classes import settled_classes
+from .classes import settled_classes, stored_classes
 from .mapping import normalize_class_value, parse_mapping
 from .project import get_project
 from .schema import bump_data_version
@@ -136,7 +136,7 @@ def attach_labels(
                           f"{proj.name!r} is a {proj.task} task.")
     if "" in named:
         raise ConfigError("an empty positive or negative label; name the class as it appears in the data.")
-    classes = settled_classes((proj.positive_label, proj.negative_label), named, project=proj.name)
+    classes = settled_classes(stored_classes(con, proj), named, project=proj.name)
     src = open_source(con, source, name=source_name)
     try:
         return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,

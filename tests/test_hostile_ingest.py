@@ -639,3 +639,20 @@ def test_attach_a_parquet_file_with_a_question_mark_in_a_column_name(store, db_p
     with store.write(create=True) as con:
         attach_parquet(con, source, project="p", mapping=MAPPING)
     assert "what?" in features_of(store)
+
+
+@pytest.mark.parametrize("later", ["labels", "ingest"])
+def test_a_negative_class_guessed_by_an_earlier_version_gives_way_to_the_labels(store, db_path, later):
+    ingest(store, scored_frame([None] * 12).drop(columns="y"), binary_mapping('positive_label = "1"', label=False))
+    # Sliceboard before 2026-12 stored the guess "0" for such a project.
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("UPDATE sb_projects SET negative_label = '0'")
+    frame = scored_frame(PLUS_MINUS["ints"])
+    if later == "labels":
+        labels(store, frame[["rid", "y"]], id_column="rid", label_column="y")
+    else:
+        ingest(store, frame.assign(rid=frame.rid + "b"), binary_mapping(), project="p")
+    with store.read() as con:
+        project = get_project(con, "p")
+    assert (project.positive_label, project.negative_label) == ("1", "-1")
+    assert stored(db_path, "SELECT label FROM log_1 WHERE label IS NOT NULL ORDER BY prediction_id").label.tolist() == IS_POS
