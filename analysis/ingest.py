@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 
@@ -46,7 +47,7 @@ from .schema import (
     create_project_tables,
     label_type,
 )
-from .sources import Source, close_source, count_rows, open_source
+from .sources import FILE_COLUMN, Source, close_source, count_rows, open_source
 from .sql import quote_ident
 from .wording import agree, count, counted
 
@@ -725,11 +726,14 @@ def _check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
     dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]
     if not dup:
         return
+    files = (f"list(DISTINCT {quote_ident(FILE_COLUMN)} ORDER BY {quote_ident(FILE_COLUMN)})"
+             if src.multi_file else "NULL")
     sample = con.execute(
-        f"SELECT ({sql}) AS i, count(*) AS n FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
+        f"SELECT ({sql}) AS i, count(*) AS n, {files} FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
         params,
     ).fetchall()
-    shown = ", ".join(f"{i!r} ({n} times)" for i, n in sample)
+    shown = ", ".join(f"{i!r} ({n} times" + (f" in {', '.join(Path(f).name for f in where)}" if where else "") + ")"
+                      for i, n, where in sample)
     raise IngestError(
         f"rejected, nothing was written.\n- column {id_col!r}: {counted(dup, 'row', 'repeat')} an id that appears "
         f"earlier in the input (for example {shown}); ids must be unique.",

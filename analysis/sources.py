@@ -133,7 +133,9 @@ def open_source(
         if kind == "parquet":
             # Folders and globs: hive partitions (model_version=.../day=...) become columns,
             # and files whose columns differ are read by name.
-            rel = (con.read_parquet(pattern, filename=FILE_COLUMN, hive_partitioning=True, union_by_name=True)
+            # (In SQL: the Python read_parquet takes filename only as a flag, naming the column "filename".)
+            rel = (con.sql("SELECT * FROM read_parquet(?, filename = ?, hive_partitioning = true, "
+                           "union_by_name = true)", params=[pattern, FILE_COLUMN])
                    if multi else con.read_parquet(pattern))
             rel.create_view(view, replace=True)
             cols, types = _describe(con, view)

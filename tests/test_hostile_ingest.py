@@ -336,7 +336,8 @@ def test_duplicate_ids_across_files(store, db_path, tmp_path, fmt, how):
     write(base(3), fmt, folder / "a")
     write(base(3, start=2), fmt, folder / "b")  # r2 is in both files
     source = str(folder) if how == "folder" else str(folder / f"*.{fmt}")
-    rejected(store, db_path, lambda: ingest(store, source, MAPPING), r"column 'rid': 1 row repeats an id.*'r2' \(2 times\)")
+    rejected(store, db_path, lambda: ingest(store, source, MAPPING),
+             rf"column 'rid': 1 row repeats an id.*'r2' \(2 times in a\.{fmt}, b\.{fmt}\)")
 
 
 def test_duplicate_ids_in_a_second_ingest(store, db_path):
@@ -444,6 +445,15 @@ def test_control_characters_in_example_ids_are_refused(store, db_path):
     frame = base(ex=["e1", "e\x00", "e3", "e4"])
     rejected(store, db_path, lambda: ingest(store, frame, MAPPING.with_(example="ex")),
              r"column 'ex': 1 row has a control character in its example id \(.*\) \(position 1: 'e\\x00'\)")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_control_characters_in_a_stage_column_are_refused(store, db_path, tmp_path, fmt):
+    frame = base(stage=["production", "shadow", "production\x00", "canary"])
+    source = write(frame, fmt, tmp_path / "preds")
+    rejected(store, db_path, lambda: ingest(store, source, MAPPING.with_(stage="stage")),
+             r"column 'stage': 1 row is not a stage \(offline, shadow, canary, production\) \(.* 'production\\x00'\)",
+             IngestError)
 
 
 @pytest.mark.parametrize("option", ["version", "stage"])
@@ -613,7 +623,8 @@ def test_labels_repeating_an_id_across_files(store, db_path, tmp_path, fmt):
     folder.mkdir()
     write(pd.DataFrame({"rid": ["r0", "r1"], "y": [1, 0]}), fmt, folder / "a")
     write(pd.DataFrame({"rid": ["r1", "r2"], "y": [1, 0]}), fmt, folder / "b")
-    rejected(store, db_path, lambda: labels(store, str(folder)), r"column 'rid': 1 row repeats an id.*'r1' \(2 times\)")
+    rejected(store, db_path, lambda: labels(store, str(folder)),
+             rf"column 'rid': 1 row repeats an id.*'r1' \(2 times in a\.{fmt}, b\.{fmt}\)")
 
 
 # --- found here, fixed by the NaN/inf and attach work (analysis/convert.py, analysis/external.py) ----
@@ -656,3 +667,27 @@ def test_a_negative_class_guessed_by_an_earlier_version_gives_way_to_the_labels(
         project = get_project(con, "p")
     assert (project.positive_label, project.negative_label) == ("1", "-1")
     assert stored(db_path, "SELECT label FROM log_1 WHERE label IS NOT NULL ORDER BY prediction_id").label.tolist() == IS_POS
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_folder_of_files_is_stored_without_the_file_names_as_a_feature(store, db_path, tmp_path, fmt):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(base(3), fmt, folder / "a")
+    write(base(3, start=5), fmt, folder / "b")
+    assert ingest(store, str(folder), MAPPING).inserted == 6
+    assert set(features_of(store)) == {"country", "age"}
+    assert stored(db_path, "SELECT prediction_id FROM log_1 ORDER BY 1").prediction_id.tolist() == [
+        "r0", "r1", "r2", "r5", "r6", "r7"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_bad_value_in_a_folder_of_files_names_the_file_and_row(store, db_path, tmp_path, fmt):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(base(3), fmt, folder / "a")
+    frame = base(3, start=5)
+    frame.loc[1, "score"] = 7.0
+    write(frame, fmt, folder / "b")
+    rejected(store, db_path, lambda: ingest(store, str(folder), MAPPING),
+             rf"column 'score': 1 row is outside \[0, 1\] \((line 3|row 2) of .*b\.{fmt}: '7\.0'\)", IngestError)
