@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import IngestError
+from .headers import repeated_column
 from .sql import quote_ident
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
@@ -129,6 +130,9 @@ def open_source(
     path = str(source)
     label = name or path
     pattern, kind, multi = _resolve_path(path)
+    if repeat := repeated_column(con, pattern, kind):
+        raise IngestError(f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB treats "
+                          "them as the same name. Rename one of them.", source=repeat[0], column=repeat[2])
     try:
         if kind == "parquet":
             # Folders and globs: hive partitions (model_version=.../day=...) become columns,

@@ -691,3 +691,35 @@ def test_a_bad_value_in_a_folder_of_files_names_the_file_and_row(store, db_path,
     write(frame, fmt, folder / "b")
     rejected(store, db_path, lambda: ingest(store, str(folder), MAPPING),
              rf"column 'score': 1 row is outside \[0, 1\] \((line 3|row 2) of .*b\.{fmt}: '7\.0'\)", IngestError)
+
+
+def header_file(tmp_path, fmt: str, names: list[str]) -> str:
+    """One row under a header that may repeat a name (pandas cannot write that, pyarrow can)."""
+    values = {"rid": "r1", "model": "m1", "ts": "2026-03-01 12:00:00", "score": 0.5, "y": 1}
+    row = [values.get(n, 3) for n in names]
+    if fmt == "csv":
+        path = tmp_path / "repeat.csv"
+        path.write_text(",".join(names) + "\n" + ",".join(str(v) for v in row) + "\n")
+    else:
+        path = tmp_path / "repeat.parquet"
+        pq.write_table(pa.table([pa.array([v]) for v in row], names=names), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("names, repeated", [
+    (["rid", "model", "ts", "score", "y", "score"], "'score' and 'score'"),
+    (["rid", "model", "ts", "score", "y", "age", "age"], "'age' and 'age'"),
+    (["rid", "model", "ts", "score", "y", "Age", "age"], "'Age' and 'age'"),
+])
+def test_a_header_that_repeats_a_column_name_is_refused(store, db_path, tmp_path, fmt, names, repeated):
+    source = header_file(tmp_path, fmt, names)
+    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING), "differ only in case \\(or repeat\\)", IngestError)
+    assert repeated in str(err)
+
+
+def test_a_csv_without_a_header_row_is_not_taken_for_repeated_names(store, db_path, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("rid,y\nr1,1\nr2,1\n")
+    ingest(store, base(), MAPPING)
+    assert labels(store, str(path)).matched_predictions == 2
