@@ -7,8 +7,6 @@ in a role, or a renamed feature, without a word. The raw header is read here ins
 
 from __future__ import annotations
 
-import glob as globlib
-
 import duckdb
 
 
@@ -21,22 +19,20 @@ def _first_repeat(names: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def _csv_header(con: duckdb.DuckDBPyConnection, pattern: str) -> list[str]:
-    files = sorted(globlib.glob(pattern, recursive=True)) or [pattern]
-    has_header = con.execute("SELECT HasHeader FROM sniff_csv(?)", [files[0]]).fetchall()
+def _csv_header(con: duckdb.DuckDBPyConnection, file: str) -> list[str]:
+    has_header = con.execute("SELECT HasHeader FROM sniff_csv(?)", [file]).fetchall()
     if not has_header or not has_header[0][0]:
         return []
-    row = con.execute("SELECT * FROM read_csv(?, header = false, all_varchar = true) LIMIT 1",
-                      [files[0]]).fetchall()
+    row = con.execute("SELECT * FROM read_csv(?, header = false, all_varchar = true) LIMIT 1", [file]).fetchall()
     return [v for v in row[0] if v is not None] if row else []
 
 
-def _parquet_headers(con: duckdb.DuckDBPyConnection, pattern: str) -> dict[str, list[str]]:
+def _parquet_headers(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, list[str]]:
     """{file: top-level column names}; the schema lists elements depth first."""
     out: dict[str, list[str]] = {}
     pending: dict[str, list[int]] = {}  # per file: children still to read at each open level
     for file, name, children in con.execute(
-            "SELECT file_name, name, num_children FROM parquet_schema(?)", [pattern]).fetchall():
+            "SELECT file_name, name, num_children FROM parquet_schema(?)", [files]).fetchall():
         stack = pending.setdefault(file, [])
         if file not in out:  # the root element
             out[file] = []
@@ -52,19 +48,25 @@ def _parquet_headers(con: duckdb.DuckDBPyConnection, pattern: str) -> dict[str, 
     return out
 
 
-def repeated_column(con: duckdb.DuckDBPyConnection, pattern: str, kind: str) -> tuple[str, str, str] | None:
-    """``(file, first name, repeated name)`` for a header that repeats a name, else None.
+def repeated_column(files: list[str], kind: str) -> tuple[str, str, str] | None:
+    """``(file, first name, repeated name)`` for a local file whose header repeats a name,
+    else None. (CSV: the first file's header, as DuckDB takes the names from it.)
 
-    Reading the header may fail where reading the data fails too: then None (the reader's
-    own message follows).
+    A header that cannot be read gives None: reading the data fails too, with the
+    reader's own message.
     """
+    if not files:
+        return None
+    con = duckdb.connect()
     try:
         if kind == "csv":
-            headers = {pattern: _csv_header(con, pattern)}
+            headers = {files[0]: _csv_header(con, files[0])}
         else:
-            headers = _parquet_headers(con, pattern)
+            headers = _parquet_headers(con, files)
     except duckdb.Error:
         return None
+    finally:
+        con.close()
     for file, names in headers.items():
         repeat = _first_repeat(names)
         if repeat:

@@ -16,7 +16,7 @@ import duckdb
 
 from .errors import IngestError
 from .headers import repeated_column
-from .sql import quote_ident
+from .sql import quote_ident, sql_literal
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -61,17 +61,21 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         return path, kind, any(ch in path for ch in "*?[")
     p = Path(path.split("://", 1)[1] if scheme == "file" else path).expanduser()
 
-    def none_empty(files: list[str]) -> None:  # DuckDB reads a 0-byte CSV as one column "column0"
+    def check_files(files: list[str], kind: str) -> None:
+        # DuckDB reads a 0-byte CSV as one column "column0", a repeated name as "score_1".
         empty = sorted(f for f in files if Path(f).is_file() and Path(f).stat().st_size == 0)
         if empty:
             raise IngestError("the file is empty (0 bytes)", source=empty[0])
+        if repeat := repeated_column(sorted(files), kind):
+            raise IngestError(f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB "
+                              "treats them as the same name. Rename one of them.", source=repeat[0], column=repeat[2])
 
     if p.is_dir():
         for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
             for suffix in suffixes:
                 pattern = str(p / "**" / f"*{suffix}")
                 if matches := globlib.glob(pattern, recursive=True):
-                    none_empty(matches)
+                    check_files(matches, kind)
                     return pattern, kind, True
         raise IngestError("the folder holds no .parquet or .csv files", source=path)
     if any(ch in path for ch in "*?["):
@@ -81,14 +85,14 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         kind = _kind_for(path) or _kind_for(matches[0])
         if kind is None:
             raise IngestError("cannot tell the file type; use .csv or .parquet files", source=path)
-        none_empty(matches)
+        check_files(matches, kind)
         return str(p), kind, len(matches) > 1
     if not p.exists():
         raise IngestError("file not found", source=path)
-    none_empty([str(p)])
     kind = _kind_for(str(p))
     if kind is None:
         kind = _sniff_kind(p)
+    check_files([str(p)], kind)
     return str(p), kind, False
 
 
@@ -130,30 +134,31 @@ def open_source(
     path = str(source)
     label = name or path
     pattern, kind, multi = _resolve_path(path)
-    if repeat := repeated_column(con, pattern, kind):
-        raise IngestError(f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB treats "
-                          "them as the same name. Rename one of them.", source=repeat[0], column=repeat[2])
+    # The input is a temporary view: it never reaches the database file, so a process
+    # killed halfway through an ingest leaves nothing behind. (A relation's own
+    # create_view is persistent, and loses the name of the file column.)
+    file_option = f", filename = {sql_literal(FILE_COLUMN)}" if multi else ""
     try:
         if kind == "parquet":
             # Folders and globs: hive partitions (model_version=.../day=...) become columns,
             # and files whose columns differ are read by name.
-            # (In SQL: the Python read_parquet takes filename only as a flag, naming the column "filename".)
-            rel = (con.sql("SELECT * FROM read_parquet(?, filename = ?, hive_partitioning = true, "
-                           "union_by_name = true)", params=[pattern, FILE_COLUMN])
-                   if multi else con.read_parquet(pattern))
-            rel.create_view(view, replace=True)
+            options = f"{file_option}, hive_partitioning = true, union_by_name = true" if multi else ""
+            _temp_view(con, view, f"read_parquet({sql_literal(pattern)}{options})")
             cols, types = _describe(con, view)
             return Source(label, kind, view, cols, types, False, multi)
         sniffed = con.read_csv(pattern)
         detected = {c: str(t) for c, t in zip(sniffed.columns, sniffed.types)}
-        rel = con.read_csv(pattern, all_varchar=True, filename=FILE_COLUMN if multi else False)
-        rel.create_view(view, replace=True)
+        _temp_view(con, view, f"read_csv({sql_literal(pattern)}, all_varchar = true{file_option})")
         cols, _ = _describe(con, view)
         types = {c: detected.get(c, "VARCHAR") for c in cols}
         return Source(label, kind, view, cols, types, True, multi)
     except duckdb.Error as exc:
         what = "Parquet" if kind == "parquet" else "CSV"
         raise IngestError(f"cannot be read as {what}: {_first_line(exc)}", source=label) from None
+
+
+def _temp_view(con: duckdb.DuckDBPyConnection, view: str, table_function: str) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {table_function}")
 
 
 def _describe(con: duckdb.DuckDBPyConnection, view: str) -> tuple[list[str], dict[str, str]]:
