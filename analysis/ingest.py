@@ -416,6 +416,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     else:
         exprs["timestamp"] = _Expr("CAST(? AS TIMESTAMP)", [now])
     if version is not None:
+        if has_control_character(str(version)):
+            raise ConfigError(f"version {str(version)!r} has a control character (such as NUL, a tab or a line break).")
         exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
     else:
         v = roles["version"]
@@ -542,8 +544,6 @@ def ingest_predictions(
         raise ConfigError("A project name is required.")
     if stage is not None and stage.strip().lower() not in STAGES:
         raise ConfigError(f"stage {stage!r} is not one of {', '.join(STAGES)}.")
-    if version is not None and has_control_character(str(version)):
-        raise ConfigError(f"version {str(version)!r} has a control character (such as NUL, a tab or a line break).")
     src = open_source(con, source, name=source_name)
     try:
         report = _ingest(con, src, project.strip(), mapping, on_duplicate, version, stage)
