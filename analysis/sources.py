@@ -96,6 +96,23 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
     return str(p), kind, False
 
 
+def parquet_scan(path_sql: str, *, dataset: bool, filename: bool = False) -> str:
+    """``read_parquet`` of ``path_sql`` (a placeholder or a literal) as Sliceboard reads
+    Parquet. ``can_have_nan``: the Parquet spec leaves NaN out of a float column's
+    min/max statistics (pyarrow, polars and Spark write such statistics), and DuckDB
+    would otherwise trust them and fold ``isnan(x)`` to false for a NaN; with it every
+    NaN is seen, and stored (or read) as missing. A ``dataset`` (folder or glob): hive
+    partitions (model_version=.../day=...) become columns and files whose columns differ
+    are read by name; ``filename`` adds each row's file as a column."""
+    options = []
+    if filename:
+        options.append(f"filename = '{FILE_COLUMN}'")
+    if dataset:
+        options += ["hive_partitioning = true", "union_by_name = true"]
+    options.append("can_have_nan = true")
+    return f"read_parquet({path_sql}, {', '.join(options)})"
+
+
 def _sniff_kind(p: Path) -> str:
     with p.open("rb") as fh:
         head = fh.read(4)
@@ -137,17 +154,16 @@ def open_source(
     # The input is a temporary view: it never reaches the database file, so a process
     # killed halfway through an ingest leaves nothing behind. (A relation's own
     # create_view is persistent, and loses the name of the file column.)
-    file_option = f", filename = {sql_literal(FILE_COLUMN)}" if multi else ""
     try:
         if kind == "parquet":
             # Folders and globs: hive partitions (model_version=.../day=...) become columns,
             # and files whose columns differ are read by name.
-            options = f"{file_option}, hive_partitioning = true, union_by_name = true" if multi else ""
-            _temp_view(con, view, f"read_parquet({sql_literal(pattern)}{options})")
+            _temp_view(con, view, parquet_scan(sql_literal(pattern), dataset=multi, filename=multi))
             cols, types = _describe(con, view)
             return Source(label, kind, view, cols, types, False, multi)
         sniffed = con.read_csv(pattern)
         detected = {c: str(t) for c, t in zip(sniffed.columns, sniffed.types)}
+        file_option = f", filename = {sql_literal(FILE_COLUMN)}" if multi else ""
         _temp_view(con, view, f"read_csv({sql_literal(pattern)}, all_varchar = true{file_option})")
         cols, _ = _describe(con, view)
         types = {c: detected.get(c, "VARCHAR") for c in cols}
