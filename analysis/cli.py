@@ -158,6 +158,7 @@ def cmd_labels(args) -> int:
             con, args.file, project=args.project, key=args.key, id_column=args.id_column,
             label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,
             outcomes=args.outcome, overwrite=args.overwrite,
+            positive_label=args.positive_label, negative_label=args.negative_label,
         )
     d = report.to_dict()
     d["db"] = str(_store(args).path)
@@ -434,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "columns present in the file)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace stored labels/outcomes that differ (default: keep and report)")
+    p.add_argument("--positive-label", help="a binary project's positive class, if it is not known yet")
+    p.add_argument("--negative-label", help="its negative class (default: the labels' other value)")
     p.set_defaults(func=cmd_labels)
 
     p = sub.add_parser("info", parents=[common], help="projects in the database")

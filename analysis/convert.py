@@ -15,6 +15,7 @@ import duckdb
 from .errors import IngestError
 from .sources import FILE_COLUMN, Source
 from .sql import quote_ident
+from .wording import counted
 
 _INTEGER = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
@@ -271,10 +272,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, src: Source, checks: list[Check],
             shown.append(f"{where}: {_short(value)}" if check.value_sql else where)
         if not first_rows:
             first_rows = [_display_row(src, r[0]) for r in rows]
-        noun = "row" if n == 1 else "rows"
-        lines.append(
-            f"column {check.column!r}: {n} {noun} {check.problem} ({'; '.join(shown)})"
-        )
+        lines.append(f"column {check.column!r}: {counted(n, 'row', check.problem)} ({'; '.join(shown)})")
     header = "rejected, nothing was written."
     raise IngestError(
         header + "\n- " + "\n- ".join(lines),

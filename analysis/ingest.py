@@ -14,15 +14,25 @@ message. A clean input is read once.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import NoReturn
 
 import duckdb
 
 from . import convert as cv
-from .classes import MAX_MAPPED_VALUES, distinct_raw_values, mapped_case, normalized
+from .classes import (
+    MAX_MAPPED_VALUES,
+    distinct_raw_values,
+    mapped_case,
+    normalized,
+    resolve_binary_classes,
+    settled_classes,
+    stored_classes,
+)
 from .errors import ConfigError, IngestError
 from .example_key import example_key_sql
 from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
@@ -38,8 +48,9 @@ from .schema import (
     create_project_tables,
     label_type,
 )
-from .sources import Source, close_source, count_rows, open_source
+from .sources import FILE_COLUMN, Source, close_source, count_rows, open_source
 from .sql import quote_ident
+from .wording import agree, count, counted
 
 DUPLICATE_POLICIES = ("error", "skip", "replace")
 IGNORED_COLUMNS = ("__index_level_0__", "example_key")  # pandas' index in Parquet; a key Sliceboard computes itself
@@ -131,36 +142,6 @@ def record_ingest(con, ingest_id: int, project_id: int, kind: str, source: str, 
 # --- classes --------------------------------------------------------------------------
 
 
-def resolve_binary_classes(values: list[str], positive: str | None, negative: str | None,
-                           *, source: str) -> tuple[str, str | None]:
-    """Decide the positive and negative class names of a binary task."""
-    vs = set(values)
-    if positive is None and not vs:
-        # No class values yet (scores only, labels to come): decide when they arrive.
-        return None, negative
-    if positive is None:
-        for pos, pair in (("true", {"true", "false"}), ("1", {"0", "1"}), ("yes", {"yes", "no"})):
-            if vs and vs <= pair:
-                positive = pos
-                break
-        else:
-            shown = ", ".join(repr(v) for v in sorted(vs)[:10]) or "none"
-            raise ConfigError(f"{source}: set positive_label in [project]: the class values are {shown}.")
-    if negative is None:
-        negative = {"true": "false", "1": "0", "yes": "no"}.get(positive)
-    others = sorted(vs - {positive} - ({negative} if negative else set()))
-    if negative is None and len(others) == 1:
-        negative = others[0]
-    elif negative is None and len(others) > 1:
-        raise IngestError(
-            f"a binary task has two classes, but besides the positive label {positive!r} the input "
-            f"holds {len(others)} others: {', '.join(repr(v) for v in others[:10])}. Fix the labels "
-            "or use a multiclass project.",
-            source=source,
-        )
-    return positive, negative
-
-
 class ClassColumns:
     """Distinct raw values of the class columns of one input, read once."""
 
@@ -181,6 +162,11 @@ class ClassColumns:
     def values(self) -> list[str]:
         out = {normalized(r) for vals in self.raw.values() for r in (vals or [])}
         return sorted(v for v in out if v is not None)
+
+    def resolve(self, positive: str | None, negative: str | None) -> tuple[str | None, str | None]:
+        """The binary task's (positive, negative) classes, given what is known and this input."""
+        return resolve_binary_classes(self.values(), positive, negative, source=self.src.name,
+                                      columns=list(self.raw))
 
     def expr(self, column: str, positive: str | None, negative: str | None) -> _Expr:
         """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
@@ -209,7 +195,11 @@ class ClassColumns:
     def problem(self, positive: str | None, negative: str | None) -> str:
         if self.task != "binary":
             return "are not numbers" if self.task == "regression" else "are not valid class labels"
-        return "are not one of the classes " + ", ".join(repr(v) for v in (positive, negative) if v is not None)
+        if positive is None or negative is None:
+            known, role, other = ((positive, "positive", "negative") if negative is None
+                                  else (negative, "negative", "positive"))
+            return f"are not a class of this binary task ({role}: {known!r}; name the {other} class with {other}_label)"
+        return f"are not one of the two classes {positive!r} (positive) and {negative!r} (negative)"
 
 
 def class_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
@@ -321,6 +311,24 @@ def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
 
 
+# C0 and C1 control characters (NUL, tab, line breaks, escape...), as RE2 escapes: the SQL
+# text itself holds none. An id or version with one cannot be typed on a command line.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def has_control_character(text: str) -> bool:
+    return re.search(CONTROL_CHARACTERS, text) is not None
+
+
+def clean_text(column: str, e: _Expr, what: str) -> tuple[_Expr, cv.Check]:
+    """``e`` (text) refusing control characters, and the check that names the rows."""
+    bad = f"regexp_matches(coalesce(({e.sql}), ''), '{CONTROL_CHARACTERS}')"
+    check = cv.Check(column, f"have a control character in their {what} (such as NUL, a tab or a line break)",
+                     bad, list(e.params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+    fail = f"({e.fail}) OR {bad}" if e.fail else bad
+    return _Expr(e.sql, e.params, fail, list(e.fail_params) + list(e.params)), check
+
+
 def _required_check(src: Source, column: str, problem: str, *, number: bool = False) -> cv.Check:
     raw = cv.col(column)
     return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column), number=number)})")
@@ -381,10 +389,11 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
 
     classes = ClassColumns(con, src, class_cols, task)
-    positive = existing.positive_label if existing else mapping.positive_label
-    negative = existing.negative_label if existing else None
+    positive, negative = settled_classes(
+        stored_classes(con, existing) if existing else (None, None),
+        (mapping.positive_label, mapping.negative_label), project=project_name)
     if task == "binary":
-        positive, negative = resolve_binary_classes(classes.values(), positive, negative, source=src.name)
+        positive, negative = classes.resolve(positive, negative)
 
     if existing is None:
         features = _feature_plan(con, src, mapping, warnings)
@@ -409,12 +418,14 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     exprs: dict[str, _Expr] = {}
     checks: list[cv.Check | None] = []
     id_col = roles["id"]
-    exprs["prediction_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')")
-    checks.append(_required_check(src, id_col, "have no id"))
+    exprs["prediction_id"], check = clean_text(
+        id_col, _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')"), "id")
+    checks += [_required_check(src, id_col, "have no id"), check]
     if "example" in roles:
         ex = roles["example"]
-        exprs["example_id"] = _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')")
-        checks.append(_required_check(src, ex, "have no example id"))
+        exprs["example_id"], check = clean_text(
+            ex, _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')"), "example id")
+        checks += [_required_check(src, ex, "have no example id"), check]
     else:
         exprs["example_id"] = exprs["prediction_id"]
     exprs["example_key"] = _Expr(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
@@ -426,11 +437,14 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     else:
         exprs["timestamp"] = _Expr("CAST(? AS TIMESTAMP)", [now])
     if version is not None:
+        if has_control_character(str(version)):
+            raise ConfigError(f"version {str(version)!r} has a control character (such as NUL, a tab or a line break).")
         exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
     else:
         v = roles["version"]
-        exprs["model_version"] = _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')")
-        checks.append(_required_check(src, v, "have no model version"))
+        exprs["model_version"], check = clean_text(
+            v, _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')"), "model version")
+        checks += [_required_check(src, v, "have no model version"), check]
     if stage is not None:
         exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [stage.strip().lower()])
     elif "stage" in roles:
@@ -631,7 +645,7 @@ def write_planned(con, src: Source, project_name: str, existing: Project | None,
             f"(SELECT prediction_id FROM {quote_ident(existing.log_table)}) ORDER BY i LIMIT 5", pid_params,
         ).fetchall()]
         raise IngestError(
-            f"{dup_count} of {total} prediction ids are already stored in project {project_name!r} "
+            f"{dup_count} of {count(total, 'prediction id')} {agree(dup_count, 'are')} already stored in project {project_name!r} "
             f"(for example {', '.join(repr(s) for s in sample)}); nothing was written. If this file was "
             "ingested before, nothing needs doing; to add only the new rows use --on-duplicate skip, to "
             "overwrite the stored rows --on-duplicate replace.",
@@ -661,7 +675,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     view = quote_ident(src.view)
     if existing is None:
         stored_mapping = (mapping or guess_mapping(src.columns)).with_(
-            name=project_name, task=plan.task, positive_label=plan.positive)
+            name=project_name, task=plan.task, positive_label=plan.positive, negative_label=plan.negative)
         pid = _register_project(con, project_name, plan, stored_mapping)
     else:
         pid = existing.project_id
@@ -715,7 +729,8 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
         rebuild_days(con, proj, days, [ingest_id])
     warnings = plan.warnings
     if conflicts:
-        warnings.append(f"{conflicts} waiting labels disagreed with labels in this input; the input's labels were kept")
+        warnings.append(f"{count(conflicts, 'waiting label')} disagreed with labels in this input; the input's "
+                        "labels were kept")
     report = IngestReport(
         project=project_name, source=src.name, task=plan.task, rows_read=total, inserted=total - skipped,
         skipped_duplicates=skipped, replaced=replaced, labels_applied_from_pending=applied,
@@ -785,13 +800,16 @@ def _check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
     dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]
     if not dup:
         return
+    files = (f"list(DISTINCT {quote_ident(FILE_COLUMN)} ORDER BY {quote_ident(FILE_COLUMN)})"
+             if src.multi_file else "NULL")
     sample = con.execute(
-        f"SELECT ({sql}) AS i, count(*) AS n FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
+        f"SELECT ({sql}) AS i, count(*) AS n, {files} FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
         params,
     ).fetchall()
-    shown = ", ".join(f"{i!r} ({n} times)" for i, n in sample)
+    shown = ", ".join(f"{i!r} ({n} times" + (f" in {', '.join(Path(f).name for f in where)}" if where else "") + ")"
+                      for i, n, where in sample)
     raise IngestError(
-        f"rejected, nothing was written.\n- column {id_col!r}: {dup} rows repeat an id that appears "
+        f"rejected, nothing was written.\n- column {id_col!r}: {counted(dup, 'row', 'repeat')} an id that appears "
         f"earlier in the input (for example {shown}); ids must be unique.",
         source=src.name, column=id_col, count=int(dup),
     )

@@ -29,19 +29,21 @@ from .ingest import (
     _require_columns,
     _value_expr,
     class_check,
+    clean_text,
     next_ingest_id,
     numeric_class,
     record_ingest,
     register_outcomes,
-    resolve_binary_classes,
     utc_now,
 )
 from .rollup import rebuild_days
-from .mapping import parse_mapping
+from .classes import settled_classes, stored_classes
+from .mapping import normalize_class_value, parse_mapping
 from .project import get_project
 from .schema import bump_data_version
 from .sources import Source, close_source, count_rows, open_source
 from .sql import quote_ident
+from .wording import agree, count
 
 KEYS = ("prediction", "example")
 
@@ -109,6 +111,8 @@ def attach_labels(
     outcomes: list[str] | None = None,
     overwrite: bool = False,
     source_name: str | None = None,
+    positive_label=None,
+    negative_label=None,
 ) -> LabelReport:
     """Attach labels and outcomes from ``source`` to ``project``'s predictions.
 
@@ -116,7 +120,9 @@ def attach_labels(
     (rows name an example id; the label applies to every prediction of that
     example, including ones logged later). Columns default to the names in the
     project's mapping; ``outcomes`` lists outcome columns to attach (default: the
-    project's outcome columns present in the file).
+    project's outcome columns present in the file). ``positive_label`` and
+    ``negative_label`` name a binary project's classes when it does not know them
+    yet (a project created from scores alone); they must agree with known ones.
     """
     started = time.perf_counter()
     if key not in KEYS:
@@ -125,15 +131,23 @@ def attach_labels(
     from .external import require_stored
 
     require_stored(proj, "attaching labels")
+    named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
+    if any(v is not None for v in named) and proj.task != "binary":
+        raise ConfigError(f"positive and negative labels name the classes of a binary task; project "
+                          f"{proj.name!r} is a {proj.task} task.")
+    if "" in named:
+        raise ConfigError("an empty positive or negative label; name the class as it appears in the data.")
+    classes = settled_classes(stored_classes(con, proj), named, project=proj.name)
     src = open_source(con, source, name=source_name)
     try:
         return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,
-                       outcomes, overwrite, started)
+                       outcomes, overwrite, started, classes)
     finally:
         close_source(con, src)
 
 
-def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started):
+def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started,
+            known_classes):
     warnings: list[str] = []
     stored = parse_mapping(proj.mapping_toml, origin="stored mapping")
     if key == "prediction":
@@ -169,16 +183,17 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         warnings.append("the input has no rows; nothing was written")
         return report
 
-    positive, negative = proj.positive_label, proj.negative_label
+    positive, negative = known_classes
     classes = ClassColumns(con, src, [lab_col] if lab_col else [], proj.task)
-    if proj.task == "binary" and lab_col:
-        positive, negative = resolve_binary_classes(classes.values(), positive, negative, source=src.name)
+    if proj.task == "binary":
+        positive, negative = classes.resolve(positive, negative)
 
     exprs: dict[str, _Expr] = {}
     checks: list[cv.Check] = []
     kfam = _family(src, key_col)
-    exprs["key"] = _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')")
-    checks.append(cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"))
+    exprs["key"], check = clean_text(key_col, _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id")
+    exprs["key"] = _Expr(exprs["key"].sql, exprs["key"].params)  # checked below, with the rows named
+    checks += [cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"), check]
     now = utc_now()
     if lab_col:
         e = classes.expr(lab_col, positive, negative)
@@ -328,8 +343,9 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
         report.ingest_id = ingest_id
         if report.conflicting and not overwrite:
             warnings.append(
-                f"{report.conflicting} labels or outcomes disagree with stored values and were "
-                "not changed; rerun with --overwrite to replace them"
+                f"{count(report.conflicting, 'label or outcome', 'labels or outcomes')} "
+                f"{agree(report.conflicting, 'disagree')} with stored values and "
+                f"{agree(report.conflicting, 'were')} not changed; rerun with --overwrite to replace them"
             )
         record_ingest(con, ingest_id, proj.project_id, "labels", src.name, total, report.to_dict())
         bump_data_version(con)

@@ -6,6 +6,7 @@ A project is described by a small TOML file::
     name = "loans"
     task = "binary"            # binary | multiclass | regression
     positive_label = "default"
+    negative_label = "repaid"  # optional: inferred when the data has one other value
     threshold = 0.5            # prediction = score >= threshold when no prediction column
 
     [columns]
@@ -67,6 +68,7 @@ class Mapping:
     name: str | None = None
     task: str | None = None
     positive_label: str | None = None
+    negative_label: str | None = None
     threshold: float = 0.5
     id: str | None = None
     example: str | None = None
@@ -99,6 +101,12 @@ class Mapping:
             raise ConfigError(f"[project] threshold must be a number in [0, 1], got {self.threshold!r}.")
         if self.threshold != self.threshold:  # NaN
             raise ConfigError("[project] threshold must be a number in [0, 1], got NaN.")
+        for key in ("positive_label", "negative_label"):
+            if getattr(self, key) == "":
+                raise ConfigError(f"[project] {key} is empty; name the class as it appears in the data.")
+        if self.positive_label is not None and self.positive_label == self.negative_label:
+            raise ConfigError(f"[project] positive_label and negative_label name the same class "
+                              f"({self.positive_label!r}); a binary task has two different classes.")
         for kind_col, kind in self.kinds.items():
             if kind not in FEATURE_KINDS:
                 raise ConfigError(
@@ -152,7 +160,7 @@ def normalize_class_value(value) -> str | None:
     return repr(float(number))  # "0.50" and 0.5 compare equal
 
 
-_PROJECT_KEYS = {"name", "task", "positive_label", "threshold"}
+_PROJECT_KEYS = {"name", "task", "positive_label", "negative_label", "threshold"}
 _COLUMN_KEYS = set(ROLE_KEYS) | {"features", "outcomes"}
 
 
@@ -206,6 +214,9 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
     for key in ("name", "task"):
         if key in project and not isinstance(project[key], str):
             raise ConfigError(f"{origin}: [project] {key} must be a string.")
+    for key in ("positive_label", "negative_label"):
+        if key in project and not isinstance(project[key], (str, int, float)):
+            raise ConfigError(f"{origin}: [project] {key} must be a class value (text, a number or true/false).")
     threshold = project.get("threshold", 0.5)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ConfigError(f"{origin}: [project] threshold must be a number.")
@@ -213,6 +224,7 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
         name=project.get("name"),
         task=project.get("task"),
         positive_label=normalize_class_value(project.get("positive_label")),
+        negative_label=normalize_class_value(project.get("negative_label")),
         threshold=float(threshold),
         features=list(columns["features"]) if "features" in columns else None,
         outcomes=list(columns.get("outcomes", [])),
@@ -250,6 +262,7 @@ def mapping_to_toml(mapping: Mapping) -> str:
             ("name", mapping.name),
             ("task", mapping.task),
             ("positive_label", mapping.positive_label),
+            ("negative_label", mapping.negative_label),
             ("threshold", mapping.threshold),
         )
         if v is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import IngestError
+from .headers import repeated_column
 from .sql import quote_ident, sql_literal
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
@@ -59,11 +60,22 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         kind = _kind_for(path) or "parquet"
         return path, kind, any(ch in path for ch in "*?[")
     p = Path(path.split("://", 1)[1] if scheme == "file" else path).expanduser()
+
+    def check_files(files: list[str], kind: str) -> None:
+        # DuckDB reads a 0-byte CSV as one column "column0", a repeated name as "score_1".
+        empty = sorted(f for f in files if Path(f).is_file() and Path(f).stat().st_size == 0)
+        if empty:
+            raise IngestError("the file is empty (0 bytes)", source=empty[0])
+        if repeat := repeated_column(sorted(files), kind):
+            raise IngestError(f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB "
+                              "treats them as the same name. Rename one of them.", source=repeat[0], column=repeat[2])
+
     if p.is_dir():
         for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
             for suffix in suffixes:
                 pattern = str(p / "**" / f"*{suffix}")
-                if globlib.glob(pattern, recursive=True):
+                if matches := globlib.glob(pattern, recursive=True):
+                    check_files(matches, kind)
                     return pattern, kind, True
         raise IngestError("the folder holds no .parquet or .csv files", source=path)
     if any(ch in path for ch in "*?["):
@@ -73,12 +85,14 @@ def _resolve_path(path: str) -> tuple[str, str, bool]:
         kind = _kind_for(path) or _kind_for(matches[0])
         if kind is None:
             raise IngestError("cannot tell the file type; use .csv or .parquet files", source=path)
+        check_files(matches, kind)
         return str(p), kind, len(matches) > 1
     if not p.exists():
         raise IngestError("file not found", source=path)
     kind = _kind_for(str(p))
     if kind is None:
         kind = _sniff_kind(p)
+    check_files([str(p)], kind)
     return str(p), kind, False
 
 
@@ -180,7 +194,13 @@ def close_source(con: duckdb.DuckDBPyConnection, src: Source) -> None:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    lines = text.splitlines()
+    if "CSV Error on Line" in lines[0]:  # the reason follows the (possibly huge) original line
+        reason = next((x.strip() for x in lines[1:] if x.strip() and not x.startswith("Original Line")), "")
+        return f"{lines[0]}: {reason}" if reason else lines[0]
+    return lines[0]
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, src: Source) -> int:

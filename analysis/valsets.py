@@ -38,6 +38,7 @@ from .scope import Scope
 from .slice_metrics import add_counts, with_intervals
 from .slices import Slice, compile_slice
 from .sql import in_transaction, and_all, quote_ident
+from .wording import count
 
 MAX_NAME = 200
 MAX_HAND_PICKED = 10_000
@@ -685,8 +686,9 @@ def ingest_scores(con: duckdb.DuckDBPyConnection, project: Project, name: str, s
     mem = members(con, project, name, number)
     unknown = sorted(set(scored["example_id"]) - set(mem["example_id"]))
     if unknown:
-        raise IngestError(f"{len(unknown)} example id(s) are not members of {vs.name!r} version {number}, "
-                          f"such as {unknown[:3]}", source=label)
+        member = "is not a member" if len(unknown) == 1 else "are not members"
+        raise IngestError(f"{count(len(unknown), 'example id')} {member} of {vs.name!r} version {number}, such as "
+                          f"{', '.join(repr(u) for u in unknown[:3])}", source=label)
     frame = scored.merge(mem.drop(columns=["prediction", "score"], errors="ignore"), on="example_id", how="left")
     frame = _with_class_names(frame, project)
     frame["prediction_id"] = [f"{vs.name}@{number}/{model_version}/{e}" for e in frame["example_id"]]

@@ -224,7 +224,7 @@ def test_wrong_type_names_rows_and_count(seeded, db_path, tmp_path):
 def test_duplicate_ids_within_file(store, db_path):
     frame = small_predictions(6)
     frame.loc[4, "request_id"] = "r1"
-    err = assert_rejected(store, db_path, frame, r"1 rows repeat an id.*'r1' \(2 times\)")
+    err = assert_rejected(store, db_path, frame, r"1 row repeats an id.*'r1' \(2 times\)")
     assert err.column == "request_id"
 
 
@@ -254,27 +254,27 @@ def test_unparseable_timestamps(seeded, db_path, tmp_path):
     frame.loc[2, "ts"] = "yesterday"
     path = tmp_path / "t.parquet"
     frame.to_parquet(path)
-    err = assert_rejected(seeded, db_path, str(path), r"column 'ts': 1 row are not timestamps \(row 3: 'yesterday'\)")
+    err = assert_rejected(seeded, db_path, str(path), r"column 'ts': 1 row is not a timestamp \(row 3: 'yesterday'\)")
     assert err.rows == [3]
 
 
 def test_unknown_stage(seeded, db_path):
     frame = small_predictions(3, start=50).assign(stage=["production", "staging", "canary"])
-    assert_rejected(seeded, db_path, frame, r"column 'stage': 1 row are not a stage.*'staging'",
+    assert_rejected(seeded, db_path, frame, r"column 'stage': 1 row is not a stage.*'staging'",
                     mapping=MAPPING.with_(stage="stage"))
 
 
 def test_third_class_in_binary_task(seeded, db_path):
     frame = small_predictions(3, start=50).assign(label=["true", "false", "maybe"])
-    assert_rejected(seeded, db_path, frame, r"column 'label': 1 row are not one of the classes 'true', 'false'.*'maybe'")
+    assert_rejected(seeded, db_path, frame, r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\).*'maybe'")
 
 
 def test_missing_ids_and_versions(seeded, db_path):
     frame = small_predictions(4, start=50)
     frame.loc[1, "request_id"] = None
     frame.loc[2, "model"] = "  "
-    err = assert_rejected(seeded, db_path, frame, r"column 'request_id': 1 row have no id")
-    assert "column 'model': 1 row have no model version" in str(err)
+    err = assert_rejected(seeded, db_path, frame, r"column 'request_id': 1 row has no id")
+    assert "column 'model': 1 row has no model version" in str(err)
 
 
 def test_corrupt_and_missing_files(seeded, db_path, tmp_path):

@@ -153,15 +153,15 @@ def assert_labels_rejected(store, db_path, frame, match, exc=IngestError, **kw):
 
 def test_bad_label_files_change_nothing(seeded, db_path, tmp_path):
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", "r1"], "label": ["true", "perhaps"]}),
-                           r"column 'label': 1 row are not one of the classes 'true', 'false'")
+                           r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\)")
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", "r0"], "label": [True, False]}),
-                           r"1 rows repeat an id.*'r0'")
+                           r"1 row repeats an id.*'r0'")
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", None], "label": [True, False]}),
-                           r"column 'request_id': 1 row have no prediction id")
+                           r"column 'request_id': 1 row has no prediction id")
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "label": [True], "label_timestamp": ["soon"]}),
-                           r"column 'label_timestamp': 1 row are not timestamps")
+                           r"column 'label_timestamp': 1 row is not a timestamp")
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "revenue": ["lots"]}),
-                           r"column 'revenue': 1 row are not numbers")
+                           r"column 'revenue': 1 row is not a number")
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"id2": ["r0"], "label": [True]}),
                            r"no prediction id column found", exc=ConfigError)
     assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "other": [1]}),

@@ -64,7 +64,8 @@ def test_defaults_of_a_minimal_mapping():
     Mapping(task="regression", id="id", version="v", prediction="y_hat", label="y", threshold=1.0,
             features=["x"], kinds={"x": "text"}),
     load_mapping(DEMO_MAPPING_PATH),
-], ids=["full", "minimal", "odd-names", "regression", "demo"])
+    Mapping(task="binary", positive_label="1", negative_label="-1", id="id", version="v", score="s"),
+], ids=["full", "minimal", "odd-names", "regression", "demo", "both-classes"])
 def test_toml_round_trip(mapping):
     text = mapping_to_toml(mapping)
     again = parse_mapping(text)
@@ -131,10 +132,21 @@ def test_unknown_keys_are_rejected_by_name(text, fragment):
     ('[columns]\nid = "a"\nscore = "s"\nfeatures = ["s"]\n', r"Column 's' is mapped as score and also listed"),
     ('[columns]\nfeatures = ["x", "y"]\noutcomes = ["y"]\n', r"both as features and outcomes: y"),
     ('[project\ntask = "binary"\n', r"is not valid TOML"),
+    ('[project]\npositive_label = "1"\nnegative_label = 1.0\n', r"positive_label and negative_label name the same class \('1'\)"),
+    ('[project]\nnegative_label = ""\n', r"\[project\] negative_label is empty"),
+    ('[project]\nnegative_label = ["no"]\n', r"\[project\] negative_label must be a class value"),
+    ('[project]\npositive_label = {a = 1}\n', r"\[project\] positive_label must be a class value"),
 ])
 def test_bad_values_are_rejected(text, match):
     with pytest.raises(ConfigError, match=match):
         parse_mapping(text)
+
+
+@pytest.mark.parametrize("literal, expected", [("-1", "-1"), ("-1.0", "-1"), ('"-1"', "-1"), ('" stayed "', "stayed"),
+                                               ("false", "false"), ('"No"', "No")])
+def test_negative_label_is_read_and_normalized(literal, expected):
+    m = parse_mapping(f"[project]\nnegative_label = {literal}\n")
+    assert m.negative_label == expected and m.positive_label is None
 
 
 def test_example_may_be_the_id_column():

@@ -254,8 +254,10 @@ def test_export_score_offline_ingest_fills_the_matrix(shop, tmp_path):
         with pytest.raises(IngestError, match="already stored"):
             ingest_scores(con, project, "loop", str(tmp_path / "scored.csv"), model_version="v3")
         stranger = exported.head(2).assign(example_id=["zzz", "e000x"])
-        with pytest.raises(IngestError, match="not members of 'loop' version 1"):
+        with pytest.raises(IngestError, match="2 example ids are not members of 'loop' version 1"):
             ingest_scores(con, project, "loop", stranger, model_version="v4")
+        with pytest.raises(IngestError, match="1 example id is not a member of 'loop' version 1, such as 'zzz'"):
+            ingest_scores(con, project, "loop", stranger.head(1), model_version="v4")
         with pytest.raises(IngestError, match="more than once"):
             ingest_scores(con, project, "loop", pd.concat([exported.head(2)] * 2), model_version="v4")
         with pytest.raises(IngestError, match="no column 'prediction'"):
