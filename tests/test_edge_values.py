@@ -345,7 +345,7 @@ def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_pa
     frame.to_csv(path, index=False)
     before = db_digest(db_path)
     with store.write() as con:
-        with pytest.raises(IngestError, match=r"column 'score': 1 row .*have no score \(needed to derive the "
+        with pytest.raises(IngestError, match=r"column 'score': 1 row has no score \(needed to derive the "
                                               r"prediction\) \(line 8\)"):
             ingest_predictions(con, str(path), project="b", mapping=BIN)
     regression = frame.assign(score=binary_frame()["score"], y=1.0)
