@@ -111,8 +111,11 @@ def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
     assert top["where"] == "city = ber AND tier = free"
     inside = frame[(frame.city == "ber") & (frame.tier == "free")].cost
     assert top["error_rate"] == pytest.approx(inside.mean(), rel=1e-9)
+    # A cost is never negative: the log-scale interval m exp(v/2 ± t sqrt(v)), v = s² / (n m²).
+    m, n = inside.mean(), len(inside)
+    v, t = inside.var(ddof=1) / (n * m * m), sps.t.ppf(0.975, n - 1)
     assert (top["ci_low"], top["ci_high"]) == pytest.approx(
-        sps.t.interval(0.95, len(inside) - 1, loc=inside.mean(), scale=sps.sem(inside)), rel=1e-9)
+        (m * np.exp(v / 2 - t * np.sqrt(v)), m * np.exp(v / 2 + t * np.sqrt(v))), rel=1e-9)
     rest = frame.cost.drop(inside.index)
     var = frame.cost.var(ddof=0)
     z = (inside.mean() - rest.mean()) / np.sqrt(var * (1 / len(inside) + 1 / len(rest)))

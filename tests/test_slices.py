@@ -269,9 +269,11 @@ def test_slice_metrics_match_pandas_sklearn_statsmodels_scipy(shop):
         low, high = proportion_confint(correct, len(rows), alpha=0.05, method="wilson")
         assert (row.accuracy_low, row.accuracy_high) == pytest.approx((low, high), abs=TOL)
         mean, sd = rows.revenue.mean(), rows.revenue.std(ddof=1)
-        half = sps.t.ppf(0.975, len(rows) - 1) * sd / math.sqrt(len(rows))
         assert row.revenue_mean == pytest.approx(mean, rel=1e-9)
-        assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx((mean - half, mean + half), rel=1e-9)
+        # Revenue is never negative here: the log-scale interval m exp(v/2 ± t sqrt(v)), v = sd² / (n m²).
+        v, t = sd * sd / (len(rows) * mean * mean), sps.t.ppf(0.975, len(rows) - 1)
+        assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx(
+            (mean * math.exp(v / 2 - t * math.sqrt(v)), mean * math.exp(v / 2 + t * math.sqrt(v))), rel=1e-9)
     comp = result.comparison.set_index("metric")
     k = [int((r.label.astype(bool) == r.prediction).sum()) for r in (inside, rest)]
     assert comp.loc["accuracy", "p_value"] == pytest.approx(
@@ -427,3 +429,42 @@ def test_cli_breakdown_and_leaderboard(shop, capsys):
     assert out["rows"][0]["n_rows"] >= out["rows"][1]["n_rows"] >= out["rows"][2]["n_rows"]
     code = main(["breakdown", "--project", "shop", "--db", str(store.path), "--by", "note"])
     assert code == 2 and "note is a text column" in capsys.readouterr().err
+
+
+# --- intervals stay in their domain (issue 20, item 6) ----------------------------------------
+
+
+def test_small_slice_of_skewed_errors_keeps_its_intervals_in_their_domain(tmp_path):
+    """Five rows, one large error: a t interval of MAE, RMSE or a cost goes below zero; these do not."""
+    from analysis.intervals import positive_mean_interval
+
+    rng = np.random.default_rng(9)
+    n = 200
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "region": ["tiny"] * 5 + ["big"] * (n - 5),
+                          "pred": rng.normal(10, 1, n)})
+    frame["label"] = frame.pred + rng.normal(0, 0.3, n)
+    frame.loc[:4, "label"] = frame.pred[:5] + np.array([0.1, -0.1, 0.2, 0.1, 20.0])
+    frame["loss"] = (frame.label - frame.pred).abs() * 3  # a non-negative cost per row
+    frame["profit"] = rng.normal(0, 5, n)  # an outcome with negative values: Student t as before
+    store = Store(tmp_path / "r.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="r", mapping=Mapping(
+            id="id", version="v", task="regression", prediction="pred", label="label", features=["region"],
+            outcomes=["loss", "profit"]))
+    with store.read() as con:
+        project = get_project(con, "r")
+        result = slice_metrics(con, project, parse_slice("region = tiny"))
+    row = result.row("slice")
+    err = (frame.label - frame.pred)[:5]
+    assert sps.t.interval(0.95, 4, loc=err.abs().mean(), scale=sps.sem(err.abs()))[0] < 0  # the old interval
+    assert 0 <= row.mae_low <= row.mae <= row.mae_high
+    assert (row.mae_low, row.mae_high) == pytest.approx(positive_mean_interval(
+        5, err.abs().sum(), (err ** 2).sum())[2:], rel=1e-9)
+    low, high = positive_mean_interval(5, (err ** 2).sum(), (err ** 4).sum())[2:]
+    assert (row.rmse_low, row.rmse_high) == pytest.approx((math.sqrt(low), math.sqrt(high)), rel=1e-9)
+    loss = frame.loss[:5]
+    assert (row.loss_mean_low, row.loss_mean_high) == pytest.approx(positive_mean_interval(
+        5, loss.sum(), (loss ** 2).sum())[2:], rel=1e-9)
+    profit = frame.profit[:5]
+    assert (row.profit_mean_low, row.profit_mean_high) == pytest.approx(
+        sps.t.interval(0.95, 4, loc=profit.mean(), scale=sps.sem(profit)), rel=1e-9)

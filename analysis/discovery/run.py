@@ -211,7 +211,8 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
             sums.append(f"sum(CASE WHEN {pred} THEN {e} * {e} END)")
         squares = list(con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded",
                                    params + enc.params).fetchall()[0])
-    bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error)
+    ceiling = 1.0 if enc.error == "brier" else None
+    bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error, ceiling)
               for s, e, q in zip(table["size"], table["errors"], squares)]
     table["ci_low"] = [b[0] for b in bounds]
     table["ci_high"] = [b[1] for b in bounds]
