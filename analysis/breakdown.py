@@ -81,6 +81,81 @@ class Grouping:
         return keys.map(lambda k: self.order[int(k)]) if self.order else keys
 
 
+# A categorical column is *id-like* when it has more than ID_LIKE_DISTINCT distinct
+# values and more distinct values than half its rows (see :func:`is_id_like`).
+ID_LIKE_DISTINCT = 100
+ID_LIKE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    """One categorical column within a scope: its most frequent values (most rows
+    first, equal counts in natural order: numbers by value, then text by text),
+    how many distinct non-null values it has, and its non-null rows."""
+
+    column: str
+    top: list
+    distinct: int
+    rows: int
+
+    @property
+    def id_like(self) -> bool:
+        return is_id_like(self.distinct, self.rows)
+
+    def note(self) -> str:
+        return (f"{self.column} looks like an identifier ({self.distinct:,} distinct values in "
+                f"{self.rows:,} rows): left out")
+
+
+def is_id_like(distinct: int, rows: int) -> bool:
+    """Nearly every value unique: more than ID_LIKE_DISTINCT distinct values, and more
+    distinct values than ID_LIKE_SHARE of the rows (fewer than 2 rows per value on average).
+    No single value of such a column can reach a slice's minimum support; only a lump
+    of arbitrary identifiers could, and that is not a group anyone can act on. A column
+    with at most ID_LIKE_DISTINCT values loses nothing: every value gets its own group."""
+    return distinct > ID_LIKE_DISTINCT and distinct > ID_LIKE_SHARE * rows
+
+
+def natural_order(column: str) -> str:
+    """ORDER BY terms putting values in natural order: numbers by value first, then text."""
+    text = f"CAST({column} AS VARCHAR)"
+    return f"TRY_CAST({text} AS DOUBLE) NULLS LAST, {text}"
+
+
+def category_counts(con, table: str, columns: list[str], where: tuple[str, list],
+                    top: int) -> dict[str, CategoryCounts]:
+    """:class:`CategoryCounts` of each column of ``table`` (an SQL table expression) in
+    ``where``, with at most ``top`` values each; one scan, ranked in the database (only the
+    top values leave it, however many distinct values there are)."""
+    if not columns:
+        return {}
+    k = [f"k{i}" for i in range(len(columns))]
+    keys = ", ".join(f"{quote_ident(c)} AS {key}" for c, key in zip(columns, k))
+    flags = ", ".join(f"grouping({key}) AS g{i}" for i, key in enumerate(k))
+    sets = ", ".join(f"({key})" for key in k)
+    which = "CASE " + " ".join(f"WHEN g{i} = 0 THEN {i}" for i in range(len(k))) + " END"
+    text = "CASE " + " ".join(f"WHEN g{i} = 0 THEN CAST({key} AS VARCHAR)" for i, key in enumerate(k)) + " END"
+    grouped = (f"SELECT {', '.join(k)}, {flags}, count(*) AS n FROM (SELECT {keys} FROM {table} WHERE {where[0]}) "
+               f"AS scoped GROUP BY GROUPING SETS ({sets})")
+    keyed = f"SELECT *, {which} AS sb_c, {text} AS sb_text FROM ({grouped}) AS grouped"
+    ranked = (f"SELECT {', '.join(k)}, sb_c, sb_text, n, "
+              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE 1 END) OVER (PARTITION BY sb_c) AS sb_distinct, "
+              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE n END) OVER (PARTITION BY sb_c) AS sb_rows, "
+              f"row_number() OVER (PARTITION BY sb_c ORDER BY sb_text IS NULL, n DESC, {natural_order('sb_text')}) "
+              f"AS sb_r FROM ({keyed}) AS keyed")
+    frame = con.execute(f"SELECT * FROM ({ranked}) AS ranked WHERE sb_r <= ? ORDER BY sb_c, sb_r",
+                        [*where[1], max(int(top), 1)]).df()
+    out = {}
+    for i, c in enumerate(columns):
+        part = frame[frame["sb_c"] == i]
+        values = part[part["sb_text"].notna()][f"k{i}"].head(max(int(top), 0))
+        first = part.iloc[0] if len(part) else None
+        out[c] = CategoryCounts(c, [v.item() if hasattr(v, "item") else v for v in values],
+                                int(first["sb_distinct"]) if first is not None else 0,
+                                int(first["sb_rows"]) if first is not None else 0)
+    return out
+
+
 def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
 
@@ -280,15 +355,29 @@ def _rank_columns(frame: pd.DataFrame, overall: float, min_labeled: int) -> None
 
 def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
                 slice_: Slice = Slice(), columns: list[str] | None = None, bins: int = 5,
-                sort_by: str = "impact", min_labeled: int = 30, limit: int | None = None) -> pd.DataFrame:
-    """Groups of every feature at once, most harmful first (see the module docstring)."""
+                sort_by: str = "impact", min_labeled: int = 30, limit: int | None = None,
+                keep_id_like: bool = False) -> pd.DataFrame:
+    """Groups of every feature at once, most harmful first (see the module docstring).
+    Id-like categorical features are left out unless ``keep_id_like``: ``attrs["notes"]``
+    and ``attrs["skipped_features"]`` say which."""
     if sort_by not in SORTS:
         raise ConfigError(f"Sort by one of {', '.join(SORTS)}, not {sort_by!r}.")
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
-    if not columns:
-        return pd.DataFrame(columns=["column", "value", "n_rows", "n_labeled", "errors"])
     where, params = _where(project, scope, slice_)
+    kinds = check_groupable(project, columns)
+    skipped: list[CategoryCounts] = []
+    if not keep_id_like:
+        categorical = [c for c in columns if kinds[c] == "categorical"]
+        counts = category_counts(con, quote_ident(project.log_table), categorical, (where, params), 0)
+        skipped = [counts[c] for c in categorical if counts[c].id_like]
+        columns = [c for c in columns if c not in {k.column for k in skipped}]
+    notes = [k.note() + " (keep_id_like to include it)" for k in skipped]
+    if not columns:
+        empty = pd.DataFrame(columns=["column", "value", "n_rows", "n_labeled", "errors"])
+        empty.attrs.update(notes=notes, skipped_features=[{"column": k.column, "distinct": k.distinct,
+                                                            "rows": k.rows} for k in skipped])
+        return empty
     error = ("CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN "
              + ("abs(label - prediction)" if project.task == "regression"
                 else "CASE WHEN label = prediction THEN 0 ELSE 1 END") + " END")
@@ -311,6 +400,8 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     frame = frame.sort_values(["unreliable", key], ascending=[True, False], na_position="last")
     frame = frame.reset_index(drop=True)
     frame.attrs["overall_error_rate"] = overall
+    frame.attrs["notes"] = notes
+    frame.attrs["skipped_features"] = [{"column": k.column, "distinct": k.distinct, "rows": k.rows} for k in skipped]
     return frame.head(limit) if limit else frame
 
 

@@ -289,10 +289,11 @@ def cmd_discover(args) -> int:
         with on_engine(args, con, project) as econ:
             result = discover(econ, project, scope, error=args.error, columns=args.column, bins=args.bins,
                               alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
-                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_)
+                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_, keep_id_like=args.keep_id_like)
     payload = result.to_dict()
     payload["where"] = slice_.readable()
-    lines = [f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
+    lines = [*(f"note: {note}" for note in result.notes),
+             f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
              f"{result.n_evaluated:,} slices evaluated in {result.seconds:.2f} s; "
              f"significant: q < {result.q_threshold:g} (Benjamini-Hochberg over all evaluated)", ""]
     frame = result.slices.assign(folded=result.slices["folded_under"].map(
@@ -525,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
     p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
     p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
+    p.add_argument("--keep-id-like", action="store_true",
+                   help="search id-like features too (nearly every value unique; left out by default)")
     _slice_scope_args(p, "search within a slice (repeatable; ANDed)")
     engine_args(p)
     p.set_defaults(func=cmd_discover)
