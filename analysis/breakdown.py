@@ -263,12 +263,26 @@ def _bin_labels(edges: list[float], kind: str) -> list[str]:
     return labels
 
 
+BREAKDOWN_LIMIT = 50  # groups of a category shown by default; the rest summarized in one row
+
+
 def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10, min_labeled: int = 30) -> pd.DataFrame:
+              slice_: Slice = Slice(), bins: int = 10, min_labeled: int = 30,
+              limit: int | None = BREAKDOWN_LIMIT) -> pd.DataFrame:
     """Every metric of the task per group of ``column`` (one row per group), with
-    the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag."""
+    the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag.
+
+    A category with more than ``limit`` groups (None or 0: no cap) shows the ``limit``
+    groups with the most rows (equal counts in natural order) and one more row, last,
+    summarizing all the others ("199,950 other values"); ``attrs["other"]`` describes it
+    and ``attrs["notes"]`` says so. Groups are ranked and cut in the database: only
+    ``limit`` + 1 groups reach Python. (Numbers and timestamps have at most 100 bins.)"""
+    _check_limit(limit)
     g = grouping(con, project, column, scope, slice_, bins)
     where, params = _where(project, scope, slice_)
+    other = None
+    if not g.order and g.kind == "categorical" and limit:
+        g, other = capped_grouping(con, project, g, (where, params), int(limit))
     # The metrics need only the labeled rows: group those. Rows and outcomes per
     # group come from all rows, grouped by the value itself where it repeats
     # (then binned), so the bin is not worked out for every row.
@@ -287,8 +301,55 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
         order = {label: i for i, label in enumerate(g.order)}
         frame = frame.sort_values("value", key=lambda s: s.map(order)).reset_index(drop=True)
     else:
-        frame = frame.sort_values("n_rows", ascending=False).reset_index(drop=True)
+        frame = frame.sort_values("n_rows", ascending=False, kind="stable").reset_index(drop=True)
+    frame.attrs["notes"] = []
+    if other:
+        last = frame["value"] == other["value"]
+        frame = pd.concat([frame[~last], frame[last]], ignore_index=True)
+        row = frame.iloc[-1]
+        other.update(rows=int(row["n_rows"]), labeled=int(row["n_labeled"]), error_rate=_plain(row["error_rate"]))
+        frame.attrs["other"] = other
+        frame.attrs["notes"] = [
+            f"{other['groups']:,} groups: the {other['shown']:,} with the most rows are shown; the last row "
+            f"summarizes the other {other['values']:,} values ({other['rows']:,} rows"
+            + (", missing values included)" if other["missing"] else ")")]
+    frame.attrs["overall_error_rate"] = overall
     return frame
+
+
+def _check_limit(limit) -> None:
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
+        raise ConfigError(f"The limit of groups must be a whole number, 0 or more (0: all), not {limit!r}.")
+
+
+def _plain(x) -> float | None:
+    return None if x is None or x != x else float(x)
+
+
+def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
+                    limit: int) -> tuple[Grouping, dict | None]:
+    """A categorical grouping ``g`` cut to its ``limit`` largest groups (most rows first, equal
+    counts in natural order) and one group for all the others, ranked in the database; with
+    a description of that last group (``None``: ``g`` has at most ``limit`` groups, unchanged)."""
+    col = quote_ident(g.column)
+    ranked = con.execute(
+        f"SELECT sb_v, n, count(*) OVER () AS sb_groups, count(*) OVER () - count(sb_v) OVER () AS sb_null "
+        f"FROM (SELECT CAST({col} AS VARCHAR) AS sb_v, count(*) AS n FROM {quote_ident(project.log_table)} "
+        f"WHERE {where[0]} GROUP BY 1) AS counted ORDER BY n DESC, sb_v IS NULL, {natural_order('sb_v')} LIMIT ?",
+        [*where[1], limit]).fetchall()
+    groups = int(ranked[0][2]) if ranked else 0
+    if groups <= limit:
+        return g, None
+    top = [v for v, _, _, _ in ranked if v is not None]
+    missing = bool(ranked[0][3]) and len(top) == len(ranked)  # missing values, not among the largest: in the rest
+    values = groups - int(ranked[0][3]) - len(top)
+    label = f"{values:,} other values"
+    while label in top:  # a real value of that name stays its own group
+        label += "*"
+    listed = f"CAST({col} AS VARCHAR) IN ({', '.join('?' for _ in top)})" if top else "FALSE"
+    sql = f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END"
+    capped = Grouping(g.column, g.kind, sql, (label if missing else MISSING, *top, label), ())
+    return capped, {"value": label, "groups": groups, "shown": limit, "values": values, "missing": missing}
 
 
 def _group_counts(con, project: Project, g: Grouping, where: tuple[str, list]) -> pd.DataFrame:
@@ -362,6 +423,7 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     and ``attrs["skipped_features"]`` say which."""
     if sort_by not in SORTS:
         raise ConfigError(f"Sort by one of {', '.join(SORTS)}, not {sort_by!r}.")
+    _check_limit(limit)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
     where, params = _where(project, scope, slice_)

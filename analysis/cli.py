@@ -262,17 +262,20 @@ def cmd_breakdown(args) -> int:
         slice_, scope = _slice_scope(args, project)
         with on_engine(args, con, project) as econ:
             if args.command == "breakdown":
-                frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled)
+                frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled,
+                                  limit=args.limit)
             else:
                 frame = leaderboard(econ, project, scope, slice_, columns=args.column, bins=args.bins,
-                                    sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit)
+                                    sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit,
+                                    keep_id_like=args.keep_id_like)
     payload = {"project": project.name, "where": slice_.readable(), "slice": slice_.to_dict(),
-               "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame)}
+               "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame),
+               "notes": frame.attrs.get("notes", []), "other": frame.attrs.get("other")}
     keys = ["column", "value", "n_rows", "n_labeled", "error_rate", "error_rate_low", "error_rate_high",
             "lift", "impact", "unreliable"]
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
         text = frame[[k for k in keys if k in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    _emit(args, payload, text)
+    _emit(args, payload, "\n".join([*(f"note: {n}" for n in payload["notes"]), text]))
     return EXIT_OK
 
 
@@ -503,7 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--column", action="append", help="repeatable; default every feature")
             p.add_argument("--sort", choices=("impact", "error_rate", "lift", "size"), default="impact")
-            p.add_argument("--limit", type=int, default=None, help="show the first N groups")
+            p.add_argument("--keep-id-like", action="store_true",
+                           help="include id-like features (nearly every value unique; left out by default)")
+        p.add_argument("--limit", type=int, default=50,
+                       help="show at most N groups (default 50; 0: all); a breakdown summarizes the rest in one row")
         p.add_argument("--bins", type=int, default=10 if name == "breakdown" else 5,
                        help="quantile bins for numbers and timestamps")
         p.add_argument("--min-labeled", type=int, default=30,
