@@ -569,3 +569,17 @@ def test_bucket_counts_of_200000_values_keep_the_largest_and_one_group_for_the_r
     assert counts.n.sum() == len(frame)
     assert counts[counts.value == "199,950 other values"].n.sum() == (~frame.uid.isin(values[:50])).sum()
     assert counts.attrs["other"]["values"] == 199_950
+
+
+def test_a_value_named_like_the_summary_row_stays_its_own_group(tmp_path):
+    values = ["2 other values"] * 10 + ["b"] * 9 + ["c"] * 8 + ["d", "e"]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(values))], "v": "m", "kind": values,
+                          "label": [1, 0] * 14 + [1], "prediction": [1] * len(values)})
+    store = Store(tmp_path / "n.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="n", mapping=Mapping(
+            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
+            features=["kind"]))
+    with store.read() as con:
+        got = breakdown(con, get_project(con, "n"), "kind", limit=3)
+    assert list(zip(got.value, got.n_rows)) == [("2 other values", 10), ("b", 9), ("c", 8), ("2 other values*", 2)]
