@@ -81,6 +81,81 @@ class Grouping:
         return keys.map(lambda k: self.order[int(k)]) if self.order else keys
 
 
+# A categorical column is *id-like* when it has more than ID_LIKE_DISTINCT distinct
+# values and more distinct values than half its rows (see :func:`is_id_like`).
+ID_LIKE_DISTINCT = 100
+ID_LIKE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    """One categorical column within a scope: its most frequent values (most rows
+    first, equal counts in natural order: numbers by value, then text by text),
+    how many distinct non-null values it has, and its non-null rows."""
+
+    column: str
+    top: list
+    distinct: int
+    rows: int
+
+    @property
+    def id_like(self) -> bool:
+        return is_id_like(self.distinct, self.rows)
+
+    def note(self) -> str:
+        return (f"{self.column} looks like an identifier ({self.distinct:,} distinct values in "
+                f"{self.rows:,} rows): left out")
+
+
+def is_id_like(distinct: int, rows: int) -> bool:
+    """Nearly every value unique: more than ID_LIKE_DISTINCT distinct values, and more
+    distinct values than ID_LIKE_SHARE of the rows (fewer than 2 rows per value on average).
+    No single value of such a column can reach a slice's minimum support; only a lump
+    of arbitrary identifiers could, and that is not a group anyone can act on. A column
+    with at most ID_LIKE_DISTINCT values loses nothing: every value gets its own group."""
+    return distinct > ID_LIKE_DISTINCT and distinct > ID_LIKE_SHARE * rows
+
+
+def natural_order(column: str) -> str:
+    """ORDER BY terms putting values in natural order: numbers by value first, then text."""
+    text = f"CAST({column} AS VARCHAR)"
+    return f"TRY_CAST({text} AS DOUBLE) NULLS LAST, {text}"
+
+
+def category_counts(con, table: str, columns: list[str], where: tuple[str, list],
+                    top: int) -> dict[str, CategoryCounts]:
+    """:class:`CategoryCounts` of each column of ``table`` (an SQL table expression) in
+    ``where``, with at most ``top`` values each; one scan, ranked in the database (only the
+    top values leave it, however many distinct values there are)."""
+    if not columns:
+        return {}
+    k = [f"k{i}" for i in range(len(columns))]
+    keys = ", ".join(f"{quote_ident(c)} AS {key}" for c, key in zip(columns, k))
+    flags = ", ".join(f"grouping({key}) AS g{i}" for i, key in enumerate(k))
+    sets = ", ".join(f"({key})" for key in k)
+    which = "CASE " + " ".join(f"WHEN g{i} = 0 THEN {i}" for i in range(len(k))) + " END"
+    text = "CASE " + " ".join(f"WHEN g{i} = 0 THEN CAST({key} AS VARCHAR)" for i, key in enumerate(k)) + " END"
+    grouped = (f"SELECT {', '.join(k)}, {flags}, count(*) AS n FROM (SELECT {keys} FROM {table} WHERE {where[0]}) "
+               f"AS scoped GROUP BY GROUPING SETS ({sets})")
+    keyed = f"SELECT *, {which} AS sb_c, {text} AS sb_text FROM ({grouped}) AS grouped"
+    ranked = (f"SELECT {', '.join(k)}, sb_c, sb_text, n, "
+              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE 1 END) OVER (PARTITION BY sb_c) AS sb_distinct, "
+              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE n END) OVER (PARTITION BY sb_c) AS sb_rows, "
+              f"row_number() OVER (PARTITION BY sb_c ORDER BY sb_text IS NULL, n DESC, {natural_order('sb_text')}) "
+              f"AS sb_r FROM ({keyed}) AS keyed")
+    frame = con.execute(f"SELECT * FROM ({ranked}) AS ranked WHERE sb_r <= ? ORDER BY sb_c, sb_r",
+                        [*where[1], max(int(top), 1)]).df()
+    out = {}
+    for i, c in enumerate(columns):
+        part = frame[frame["sb_c"] == i]
+        values = part[part["sb_text"].notna()][f"k{i}"].head(max(int(top), 0))
+        first = part.iloc[0] if len(part) else None
+        out[c] = CategoryCounts(c, [v.item() if hasattr(v, "item") else v for v in values],
+                                int(first["sb_distinct"]) if first is not None else 0,
+                                int(first["sb_rows"]) if first is not None else 0)
+    return out
+
+
 def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
 
@@ -188,12 +263,26 @@ def _bin_labels(edges: list[float], kind: str) -> list[str]:
     return labels
 
 
+BREAKDOWN_LIMIT = 50  # groups of a category shown by default; the rest summarized in one row
+
+
 def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10, min_labeled: int = 30) -> pd.DataFrame:
+              slice_: Slice = Slice(), bins: int = 10, min_labeled: int = 30,
+              limit: int | None = BREAKDOWN_LIMIT) -> pd.DataFrame:
     """Every metric of the task per group of ``column`` (one row per group), with
-    the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag."""
+    the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag.
+
+    A category with more than ``limit`` groups (None or 0: no cap) shows the ``limit``
+    groups with the most rows (equal counts in natural order) and one more row, last,
+    summarizing all the others ("199,950 other values"); ``attrs["other"]`` describes it
+    and ``attrs["notes"]`` says so. Groups are ranked and cut in the database: only
+    ``limit`` + 1 groups reach Python. (Numbers and timestamps have at most 100 bins.)"""
+    _check_limit(limit)
     g = grouping(con, project, column, scope, slice_, bins)
     where, params = _where(project, scope, slice_)
+    other = None
+    if not g.order and g.kind == "categorical" and limit:
+        g, other = capped_grouping(con, project, g, (where, params), int(limit))
     # The metrics need only the labeled rows: group those. Rows and outcomes per
     # group come from all rows, grouped by the value itself where it repeats
     # (then binned), so the bin is not worked out for every row.
@@ -212,8 +301,55 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
         order = {label: i for i, label in enumerate(g.order)}
         frame = frame.sort_values("value", key=lambda s: s.map(order)).reset_index(drop=True)
     else:
-        frame = frame.sort_values("n_rows", ascending=False).reset_index(drop=True)
+        frame = frame.sort_values("n_rows", ascending=False, kind="stable").reset_index(drop=True)
+    frame.attrs["notes"] = []
+    if other:
+        last = frame["value"] == other["value"]
+        frame = pd.concat([frame[~last], frame[last]], ignore_index=True)
+        row = frame.iloc[-1]
+        other.update(rows=int(row["n_rows"]), labeled=int(row["n_labeled"]), error_rate=_plain(row["error_rate"]))
+        frame.attrs["other"] = other
+        frame.attrs["notes"] = [
+            f"{other['groups']:,} groups: the {other['shown']:,} with the most rows are shown; the last row "
+            f"summarizes the other {other['values']:,} values ({other['rows']:,} rows"
+            + (", missing values included)" if other["missing"] else ")")]
+    frame.attrs["overall_error_rate"] = overall
     return frame
+
+
+def _check_limit(limit) -> None:
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
+        raise ConfigError(f"The limit of groups must be a whole number, 0 or more (0: all), not {limit!r}.")
+
+
+def _plain(x) -> float | None:
+    return None if x is None or x != x else float(x)
+
+
+def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
+                    limit: int) -> tuple[Grouping, dict | None]:
+    """A categorical grouping ``g`` cut to its ``limit`` largest groups (most rows first, equal
+    counts in natural order) and one group for all the others, ranked in the database; with
+    a description of that last group (``None``: ``g`` has at most ``limit`` groups, unchanged)."""
+    col = quote_ident(g.column)
+    ranked = con.execute(
+        f"SELECT sb_v, n, count(*) OVER () AS sb_groups, count(*) OVER () - count(sb_v) OVER () AS sb_null "
+        f"FROM (SELECT CAST({col} AS VARCHAR) AS sb_v, count(*) AS n FROM {quote_ident(project.log_table)} "
+        f"WHERE {where[0]} GROUP BY 1) AS counted ORDER BY n DESC, sb_v IS NULL, {natural_order('sb_v')} LIMIT ?",
+        [*where[1], limit]).fetchall()
+    groups = int(ranked[0][2]) if ranked else 0
+    if groups <= limit:
+        return g, None
+    top = [v for v, _, _, _ in ranked if v is not None]
+    missing = bool(ranked[0][3]) and len(top) == len(ranked)  # missing values, not among the largest: in the rest
+    values = groups - int(ranked[0][3]) - len(top)
+    label = f"{values:,} other values"
+    while label in top:  # a real value of that name stays its own group
+        label += "*"
+    listed = f"CAST({col} AS VARCHAR) IN ({', '.join('?' for _ in top)})" if top else "FALSE"
+    sql = f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END"
+    capped = Grouping(g.column, g.kind, sql, (label if missing else MISSING, *top, label), ())
+    return capped, {"value": label, "groups": groups, "shown": limit, "values": values, "missing": missing}
 
 
 def _group_counts(con, project: Project, g: Grouping, where: tuple[str, list]) -> pd.DataFrame:
@@ -280,15 +416,30 @@ def _rank_columns(frame: pd.DataFrame, overall: float, min_labeled: int) -> None
 
 def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
                 slice_: Slice = Slice(), columns: list[str] | None = None, bins: int = 5,
-                sort_by: str = "impact", min_labeled: int = 30, limit: int | None = None) -> pd.DataFrame:
-    """Groups of every feature at once, most harmful first (see the module docstring)."""
+                sort_by: str = "impact", min_labeled: int = 30, limit: int | None = None,
+                keep_id_like: bool = False) -> pd.DataFrame:
+    """Groups of every feature at once, most harmful first (see the module docstring).
+    Id-like categorical features are left out unless ``keep_id_like``: ``attrs["notes"]``
+    and ``attrs["skipped_features"]`` say which."""
     if sort_by not in SORTS:
         raise ConfigError(f"Sort by one of {', '.join(SORTS)}, not {sort_by!r}.")
+    _check_limit(limit)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
-    if not columns:
-        return pd.DataFrame(columns=["column", "value", "n_rows", "n_labeled", "errors"])
     where, params = _where(project, scope, slice_)
+    kinds = check_groupable(project, columns)
+    skipped: list[CategoryCounts] = []
+    if not keep_id_like:
+        categorical = [c for c in columns if kinds[c] == "categorical"]
+        counts = category_counts(con, quote_ident(project.log_table), categorical, (where, params), 0)
+        skipped = [counts[c] for c in categorical if counts[c].id_like]
+        columns = [c for c in columns if c not in {k.column for k in skipped}]
+    notes = [k.note() + " (keep_id_like to include it)" for k in skipped]
+    if not columns:
+        empty = pd.DataFrame(columns=["column", "value", "n_rows", "n_labeled", "errors"])
+        empty.attrs.update(notes=notes, skipped_features=[{"column": k.column, "distinct": k.distinct,
+                                                            "rows": k.rows} for k in skipped])
+        return empty
     error = ("CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN "
              + ("abs(label - prediction)" if project.task == "regression"
                 else "CASE WHEN label = prediction THEN 0 ELSE 1 END") + " END")
@@ -311,6 +462,8 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     frame = frame.sort_values(["unreliable", key], ascending=[True, False], na_position="last")
     frame = frame.reset_index(drop=True)
     frame.attrs["overall_error_rate"] = overall
+    frame.attrs["notes"] = notes
+    frame.attrs["skipped_features"] = [{"column": k.column, "distinct": k.distinct, "rows": k.rows} for k in skipped]
     return frame.head(limit) if limit else frame
 
 

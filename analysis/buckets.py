@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from .breakdown import grouping
+from .breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
 from .errors import ConfigError
 from .project import Project
 from .scope import Scope
@@ -102,15 +102,21 @@ def bucket_counts(con: duckdb.DuckDBPyConnection, project: Project, column: str,
     (every pair present, zeros included), ordered as the groups and buckets."""
     where = _scoped(project, scope, slice_)
     g = grouping(con, project, column, scope, slice_, bins)
+    other = None
+    if not g.order and g.kind == "categorical":  # very many values: the largest, and one group for the rest
+        g, other = capped_grouping(con, project, g, where, BREAKDOWN_LIMIT)
     b_sql, b_params = _buckets(con, project, where, confidence)
     frame = con.execute(
         f"SELECT {g.sql} AS value, {b_sql} AS bucket, count(*) AS n FROM {quote_ident(project.log_table)} "
         f"WHERE {where[0]} GROUP BY 1, 2", [*g.params, *b_params, *where[1]]).df()
     values = list(g.order) if g.order else list(frame.groupby("value")["n"].sum().sort_values(ascending=False).index)
-    values = [v for v in values if v in set(frame["value"])]
+    present = set(frame["value"])
+    values = [v for v in values if v in present and not (other and v == other["value"])]
+    values += [other["value"]] if other and other["value"] in present else []
     full = pd.MultiIndex.from_product([values, list(buckets_for(project.task))], names=["value", "bucket"])
     out = frame.set_index(["value", "bucket"])["n"].reindex(full, fill_value=0).reset_index()
     out.insert(0, "column", column)
+    out.attrs["other"] = other  # the group summarizing the values beyond the largest (not a value to drill into)
     return out
 
 

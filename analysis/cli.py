@@ -264,17 +264,20 @@ def cmd_breakdown(args) -> int:
         slice_, scope = _slice_scope(args, project)
         with on_engine(args, con, project) as econ:
             if args.command == "breakdown":
-                frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled)
+                frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled,
+                                  limit=args.limit)
             else:
                 frame = leaderboard(econ, project, scope, slice_, columns=args.column, bins=args.bins,
-                                    sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit)
+                                    sort_by=args.sort, min_labeled=args.min_labeled, limit=args.limit,
+                                    keep_id_like=args.keep_id_like)
     payload = {"project": project.name, "where": slice_.readable(), "slice": slice_.to_dict(),
-               "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame)}
+               "overall_error_rate": frame.attrs.get("overall_error_rate"), "rows": frame_records(frame),
+               "notes": frame.attrs.get("notes", []), "other": frame.attrs.get("other")}
     keys = ["column", "value", "n_rows", "n_labeled", "error_rate", "error_rate_low", "error_rate_high",
             "lift", "impact", "unreliable"]
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
         text = frame[[k for k in keys if k in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    _emit(args, payload, text)
+    _emit(args, payload, "\n".join([*(f"note: {n}" for n in payload["notes"]), text]))
     return EXIT_OK
 
 
@@ -289,10 +292,11 @@ def cmd_discover(args) -> int:
         with on_engine(args, con, project) as econ:
             result = discover(econ, project, scope, error=args.error, columns=args.column, bins=args.bins,
                               alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
-                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_)
+                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_, keep_id_like=args.keep_id_like)
     payload = result.to_dict()
     payload["where"] = slice_.readable()
-    lines = [f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
+    lines = [*(f"note: {note}" for note in result.notes),
+             f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
              f"{result.n_evaluated:,} slices evaluated in {result.seconds:.2f} s; "
              f"significant: q < {result.q_threshold:g} (Benjamini-Hochberg over all evaluated)", ""]
     frame = result.slices.assign(folded=result.slices["folded_under"].map(
@@ -505,7 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--column", action="append", help="repeatable; default every feature")
             p.add_argument("--sort", choices=("impact", "error_rate", "lift", "size"), default="impact")
-            p.add_argument("--limit", type=int, default=None, help="show the first N groups")
+            p.add_argument("--keep-id-like", action="store_true",
+                           help="include id-like features (nearly every value unique; left out by default)")
+        p.add_argument("--limit", type=int, default=50,
+                       help="show at most N groups (default 50; 0: all); a breakdown summarizes the rest in one row")
         p.add_argument("--bins", type=int, default=10 if name == "breakdown" else 5,
                        help="quantile bins for numbers and timestamps")
         p.add_argument("--min-labeled", type=int, default=30,
@@ -528,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
     p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
     p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
+    p.add_argument("--keep-id-like", action="store_true",
+                   help="search id-like features too (nearly every value unique; left out by default)")
     _slice_scope_args(p, "search within a slice (repeatable; ANDed)")
     engine_args(p)
     p.set_defaults(func=cmd_discover)

@@ -7,14 +7,30 @@ Every function takes counts or sums that DuckDB aggregated, never rows:
 * F1: F1 = 2q / (1 + q) with q = tp / (tp + fp + fn), an increasing function
   of a proportion, so the Wilson interval of q maps to an interval of F1 and
   two F1 scores differ exactly when their q differ (z-test on q);
-* ROC AUC: Hanley & McNeil (1982) standard error, normal interval clipped to
-  [0, 1]; two samples: z-test on the independent AUCs;
+* ROC AUC: Hanley & McNeil (1982) standard error, interval on the logit scale
+  (so it stays inside (0, 1); an observed AUC of exactly 0 or 1 is moved by
+  half a pair, 0.5 / (n_pos n_neg), to get a finite logit, and its own end of
+  the interval stays at 0 or 1); two samples: z-test on the independent AUCs;
 * average precision (PR AUC): the logit interval of Boyd, Eng & Page (2013),
   with standard error sqrt(AP (1 - AP) / n_pos) on the probability scale;
   two samples: z-test with that standard error;
-* a mean of a per-row value (an outcome, log loss, Brier score, absolute
-  error, squared error): Student t interval from count, sum and sum of
-  squares; two samples: Welch's t-test (``scipy.stats.ttest_ind_from_stats``).
+* a mean of a per-row value that can be negative (an outcome with negative
+  values): Student t interval from count, sum and sum of squares;
+* a mean of a non-negative per-row value (log loss, Brier score, absolute
+  error, squared error, a cost, an outcome whose values are all >= 0): the
+  Student interval on the log scale, from the same three sums. With
+  ``v = s² / (n m²)`` the delta-method variance of ``log m``, the interval is
+  ``m · exp(v/2 ± t(n−1) √v)`` (``v/2``: the second-order correction of the
+  bias of ``log m``). It never goes below zero, and it is longer upwards, as
+  the uncertainty of a mean of right-skewed values is. Measured coverage of
+  the 95% interval (tests/test_intervals.py, 4,000 replicates per cell):
+  93–95% for exponential and lognormal (σ = 0.5) values at n = 10 … 200,
+  where the plain t interval covers 90% at n = 10 and goes below zero. For
+  heavier tails (lognormal σ = 1) every interval from these sums undercovers
+  at small n (log scale 89% at n = 10, 93% from n ≈ 200; t 84%). A mean with a
+  known ceiling (Brier ≤ 1) has its upper end capped there. A mean of
+  exactly 0 (every value 0) gets the interval [0, 0].
+  Two samples: Welch's t-test (``scipy.stats.ttest_ind_from_stats``).
 """
 
 from __future__ import annotations
@@ -79,11 +95,15 @@ def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 def auc_interval(auc: float, n_pos: int, n_neg: int) -> tuple[float, float, float]:
-    """(standard error, low, high) of ROC AUC."""
+    """(standard error, low, high) of ROC AUC: Hanley-McNeil on the logit scale (module docstring)."""
     se = hanley_mcneil_se(auc, n_pos, n_neg)
     if math.isnan(se):
         return (math.nan,) * 3
-    return se, max(auc - Z95 * se, 0.0), min(auc + Z95 * se, 1.0)
+    half_pair = 0.5 / (n_pos * n_neg)
+    a = min(max(auc, half_pair), 1 - half_pair)
+    eta, tau = math.log(a / (1 - a)), hanley_mcneil_se(a, n_pos, n_neg) / (a * (1 - a))
+    low, high = 1 / (1 + math.exp(-(eta - Z95 * tau))), 1 / (1 + math.exp(-(eta + Z95 * tau)))
+    return se, (0.0 if auc <= 0 else low), (1.0 if auc >= 1 else high)
 
 
 def average_precision_se(ap: float, n_pos: int) -> float:
@@ -136,6 +156,32 @@ def mean_intervals(n, total, squares) -> tuple[np.ndarray, ...]:
         sd = np.sqrt(var)
         half = stats.t.ppf(0.975, np.where(n >= 2, n - 1, np.nan)) * sd / np.sqrt(n)
     return mean, sd, mean - half, mean + half
+
+
+def positive_mean_intervals(n, total, squares, ceiling: float | None = None) -> tuple[np.ndarray, ...]:
+    """:func:`mean_intervals` for a mean of non-negative values: the same means
+    and sds, and the log-scale interval of the module docstring (inside
+    ``[0, ceiling]``)."""
+    mean, sd, _, _ = mean_intervals(n, total, squares)
+    n = np.asarray(n, dtype="float64")
+    with np.errstate(all="ignore"):
+        v = sd * sd / (n * mean * mean)
+        t = stats.t.ppf(0.975, np.where(n >= 2, n - 1, np.nan))
+        low = mean * np.exp(v / 2 - t * np.sqrt(v))
+        high = mean * np.exp(v / 2 + t * np.sqrt(v))
+    zero = (n >= 2) & (mean == 0)  # every value is 0: nothing to scale
+    low, high = np.where(zero, 0.0, low), np.where(zero, 0.0, high)
+    if ceiling is not None:
+        high = np.minimum(high, ceiling)
+    return mean, sd, low, high
+
+
+def positive_mean_interval(n: int, total: float, squares: float,
+                           ceiling: float | None = None) -> tuple[float, float, float, float]:
+    """(mean, sd, low, high) of a mean of non-negative values (see :func:`positive_mean_intervals`)."""
+    if n <= 0:
+        return (math.nan,) * 4
+    return tuple(float(x[0]) for x in positive_mean_intervals([n], [total], [squares], ceiling))
 
 
 def welch_test(a: tuple[float, float, int], b: tuple[float, float, int]) -> float:

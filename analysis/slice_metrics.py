@@ -4,9 +4,11 @@ and a test of the difference slice vs rest.
 Every metric gets an interval and a test except macro F1 and R² (see
 :mod:`analysis.intervals` for the methods): proportions (shares, accuracy,
 error rate, precision, recall) Wilson and two-proportion z; F1 through
-tp / (tp + fp + fn); ROC AUC Hanley-McNeil; average precision Boyd's logit
-interval; means of a per-row value (outcomes, log loss, Brier, MAE, and MSE
-for RMSE) Student t and Welch.
+tp / (tp + fp + fn); ROC AUC Hanley-McNeil on the logit scale; average precision
+Boyd's logit interval; means of a per-row value (outcomes, log loss, Brier, MAE,
+and MSE for RMSE) Welch's test, and the log-scale interval of a non-negative
+mean (log loss, Brier, MAE, MSE, an outcome with no negative value in the
+scope), else Student t.
 
 Everything is aggregated in DuckDB; Python only turns the per-part sums into
 intervals.
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
-                        proportion_test, welch_test, wilson_bounds, z_test)
+                        positive_mean_intervals, proportion_test, welch_test, wilson_bounds, z_test)
 
 from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
 from .project import Project
@@ -216,7 +218,7 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
     frame = with_intervals(frame, project, total)
     # The binary query summed the squares already; other tasks take one more pass.
     sums = frame.set_index("part") if project.task == "binary" else _part_sums(con, project, rows)
-    means = _mean_interval_columns(frame, project, sums)
+    means = _mean_interval_columns(frame, project, sums, _non_negative_outcomes(con, project, scope))
     frame = frame.drop(columns=[c for c in frame.columns if c in means or c.endswith("__sq")
                                 or c in ("ll_sq", "brier_sq")])
     frame = pd.concat([frame, pd.DataFrame(means, index=frame.index)], axis=1)
@@ -273,8 +275,24 @@ def with_intervals(frame: pd.DataFrame, project: Project, total: int | None = No
     return pd.concat([kept, pd.DataFrame(new, index=frame.index)], axis=1)
 
 
-def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataFrame) -> dict[str, object]:
-    """t intervals (and the sd Welch's test needs) of every metric that is a mean."""
+def _non_negative_outcomes(con, project: Project, scope: Scope) -> set[str]:
+    """The outcomes with no negative value in ``scope``: their means get the log-scale interval."""
+    if not project.outcomes:
+        return set()
+    where, params = scope.to_sql()
+    lows = con.execute(f"SELECT {', '.join(f'min({quote_ident(o.name)})' for o in project.outcomes)} "
+                       f"FROM {quote_ident(project.log_table)} WHERE {where}", params).fetchall()[0]
+    return {o.name for o, low in zip(project.outcomes, lows) if low is None or low >= 0}
+
+
+# Means of values that are never negative, and their ceiling (Brier is at most 1).
+NON_NEGATIVE = {"log_loss": None, "brier": 1.0, "mae": None, "mse": None}
+
+
+def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataFrame,
+                           non_negative: set[str] = frozenset()) -> dict[str, object]:
+    """Intervals (and the sd Welch's test needs) of every metric that is a mean: on the
+    log scale for a mean of non-negative values, else Student t (see analysis.intervals)."""
     parts = list(frame["part"])
     by_part = sums.reindex(parts)
 
@@ -284,7 +302,10 @@ def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataF
     new: dict[str, object] = {}
     for name, (n_col, s_col, q_col) in _mean_specs(project).items():
         n = column(n_col)
-        mean, sd, low, high = mean_intervals(n, column(s_col), column(q_col))
+        if name in NON_NEGATIVE or name[:-len("_mean")] in non_negative:
+            mean, sd, low, high = positive_mean_intervals(n, column(s_col), column(q_col), NON_NEGATIVE.get(name))
+        else:
+            mean, sd, low, high = mean_intervals(n, column(s_col), column(q_col))
         if name == "mse":  # reported as RMSE: the interval's bounds are square roots
             new["rmse_sd"] = sd
             new["rmse_low"], new["rmse_high"] = np.sqrt(np.maximum(low, 0.0)), np.sqrt(high)

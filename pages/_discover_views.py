@@ -23,6 +23,8 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
     m1.metric("Rows searched", _ui.fmt_int(result.n_rows))
     m2.metric(f"Mean {_ui.plain(error)}", _ui.fmt_num(result.mean_error, ".4g"))
     m3.metric("Significant slices (q < 0.05)", int(result.slices["significant"].sum()))
+    for note in result.notes:  # features left out of the search (id-like), as plain text
+        st.text(f"Note: {note}")  # st.text: never Markdown
     table = result.slices
     if table.empty:
         st.info("No slice errs enough above average to score above zero. Lower σ or raise α to look at "
@@ -53,7 +55,7 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
     row = table.iloc[picked[0]]
     st.markdown(f"**#{int(row['rank'])}** {_ui.plain(row['where'])}")
     left, right = st.columns(2)
-    left.link_button("Open in Slices", _slice_link(project_name, version, row["where"]))
+    left.link_button("Open in Slices", _slice_link(project_name, version, row["slice"].readable()))
     if _ui.read_only():  # read-only mode: no save, no promotion
         return
     with right.form("dc_save"):

@@ -76,6 +76,8 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
     bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins",
                           disabled=kinds.get(column) not in ("numeric", "timestamp"))
     frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
+    for note in frame.attrs.get("notes", []):  # too many groups: the largest shown, the rest in the last bar
+        st.caption(f"Only the largest groups are shown: {_ui.plain(note)}.")
     _error_chart(frame, _ui.chart_text(f"Error rate by {column} (grey: fewer than 30 labeled rows)"),
                  "sl_breakdown_chart")
     st.dataframe(frame, hide_index=True, key="sl_breakdown")
@@ -88,6 +90,8 @@ def leaderboard_view(project_name: str, scope, current) -> None:
                                              "lift": "lift", "size": "size"}[s])
     limit = b.number_input("Show", 5, 500, 25, key="sl_limit")
     frame = _ui.query(leaderboard, project_name, scope=scope, slice_=current, sort_by=sort_by)
+    for note in frame.attrs.get("notes", []):  # id-like features left out
+        st.text(f"Note: {note}")
     st.caption("Every value of every feature (numbers in 5 quantile bins) within the slice. Groups with "
                "fewer than 30 labeled rows are marked unreliable and listed after the others.")
     st.dataframe(frame.head(int(limit)), hide_index=True, key="sl_leaderboard", column_config={
@@ -126,6 +130,8 @@ def errors_view(project_name: str, project, scope, current) -> None:
                                   ticktext=[_ui.chart_text(v) for v in grid.columns]))
     event = st.plotly_chart(bars, key="sl_err_bars", on_select="rerun", selection_mode=("points",))
     points = (event or {}).get("selection", {}).get("points", []) if event else []
+    lumped = (counts.attrs.get("other") or {}).get("value")  # the bar of all the smaller groups: no drill
+    points = [p for p in points if str(p.get("x")) != lumped]
     if points:
         point = points[0]
         bucket = grid.index[point["curve_number"]]
@@ -133,7 +139,8 @@ def errors_view(project_name: str, project, scope, current) -> None:
     # The same drill without the chart, for keyboards and exact picks.
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket")
-    pick_value = c2.selectbox(f"where {_ui.plain(column)} is", [str(v) for v in grid.columns], key=f"sl_cell_value_{column}")
+    pick_value = c2.selectbox(f"where {_ui.plain(column)} is", [str(v) for v in grid.columns if v != lumped],
+                              key=f"sl_cell_value_{column}")
     if c3.button("Show examples", key="sl_cell_go") and pick_value is not None:
         drill(project, scope, current, column, pick_value, pick_bucket)
 

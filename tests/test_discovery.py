@@ -111,8 +111,11 @@ def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
     assert top["where"] == "city = ber AND tier = free"
     inside = frame[(frame.city == "ber") & (frame.tier == "free")].cost
     assert top["error_rate"] == pytest.approx(inside.mean(), rel=1e-9)
+    # A cost is never negative: the log-scale interval m exp(v/2 ± t sqrt(v)), v = s² / (n m²).
+    m, n = inside.mean(), len(inside)
+    v, t = inside.var(ddof=1) / (n * m * m), sps.t.ppf(0.975, n - 1)
     assert (top["ci_low"], top["ci_high"]) == pytest.approx(
-        sps.t.interval(0.95, len(inside) - 1, loc=inside.mean(), scale=sps.sem(inside)), rel=1e-9)
+        (m * np.exp(v / 2 - t * np.sqrt(v)), m * np.exp(v / 2 + t * np.sqrt(v))), rel=1e-9)
     rest = frame.cost.drop(inside.index)
     var = frame.cost.var(ddof=0)
     z = (inside.mean() - rest.mean()) / np.sqrt(var * (1 / len(inside) + 1 / len(rest)))
@@ -280,3 +283,127 @@ def test_error_tree_leaves_cover_every_row_once_and_match_their_slices(planted):
     assert leaves["where"].iloc[0] == "city = ber AND tier = free"
     inside = frame[(frame.city == "ber") & (frame.tier == "free")]
     assert leaves["error_rate"].iloc[0] == pytest.approx((inside.label != inside.prediction).mean(), abs=1e-12)
+
+
+# --- id-like columns and the (other) lump (issue 20, item 5) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_uid(tmp_path_factory):
+    """2,000 rows; uid 1..800 twice each, 801..1200 once (id-like: 1,200 distinct values in 2,000 rows).
+    The rows of uid 1..100 (the top 100 in natural order) never err, so the lump of the
+    other 1,100 values is worse than the rest by construction; region NG is a planted slice."""
+    rng = np.random.default_rng(12)
+    uid = [str(i) for i in range(1, 801) for _ in range(2)] + [str(i) for i in range(801, 1201)]
+    n = len(uid)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "uid": uid,
+                          "region": rng.choice(["NG", "US", "DE", "FR", "BR"], n, p=[0.15, 0.25, 0.2, 0.2, 0.2])})
+    p_wrong = np.where(frame.region == "NG", 0.7, 0.15)
+    p_wrong = np.where(frame.uid.astype(int) <= 100, 0.0, p_wrong)
+    frame["label"] = rng.integers(0, 2, n)
+    frame["prediction"] = np.where(rng.random(n) < p_wrong, 1 - frame.label, frame.label)
+    store, project = ingest(tmp_path_factory.mktemp("uid") / "u.duckdb", frame, task="binary",
+                            prediction="prediction", label="label", positive_label="1", features=["uid", "region"],
+                            kinds={"uid": "categorical"})  # declared: ingest alone would call it free text
+    return store, project, frame
+
+
+def test_id_like_column_is_left_out_with_a_note_and_the_planted_slice_is_found(with_uid):
+    store, project, frame = with_uid
+    before = db_digest(store.path)
+    with store.read() as con:
+        found = discover(con, project, max_level=2, top_k=5)
+    assert found.skipped_features == [{"column": "uid", "distinct": 1200, "rows": 2000}]
+    assert len(found.notes) == 1 and "uid looks like an identifier (1,200 distinct values in 2,000 rows)" in found.notes[0]
+    assert found.features == ["region"]
+    assert found.slices.iloc[0]["where"] == "region = NG"
+    assert not any("uid" in w for w in found.slices["where"])
+    assert db_digest(store.path) == before
+
+
+def test_kept_id_like_column_ties_in_natural_order_and_the_lump_is_named(with_uid):
+    store, project, frame = with_uid
+    with store.read() as con:
+        enc = encode(con, project, columns=["uid", "region"], keep_id_like=True)
+        found = discover(con, project, max_level=2, top_k=10, keep_id_like=True, min_support=50)
+    uid = enc.feature("uid")
+    # 800 values tie at two rows: the first 100 by number, not "1", "10", "100", "101", ...
+    assert uid.labels[:100] == tuple(str(i) for i in range(1, 101))
+    assert uid.labels[100] == "(other)" and uid.lumped == 1100
+    wheres = list(found.slices["where"])
+    assert not any("uid not in" in w for w in wheres)
+    lumps = found.slices[found.slices["where"].str.contains("less frequent values of uid")]
+    assert len(lumps), wheres  # the lump is worse than the rest by construction, and named for what it is
+    top = lumps.iloc[0]
+    assert "any of 1,100 less frequent values of uid" in top["where"]
+    rows = frame[~frame.uid.astype(int).between(1, 100)]
+    if "region = NG" in top["where"]:
+        rows = rows[rows.region == "NG"]
+    assert top["size"] == len(rows)  # the slice behind the name selects exactly the lumped rows
+    assert top["errors"] == (rows.label != rows.prediction).sum()
+    assert found.notes == [] and found.skipped_features == []
+
+
+def test_category_counts_natural_order_numbers_then_text(tmp_path):
+    import duckdb
+
+    from analysis.breakdown import category_counts
+
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('x'), ('10'), ('9'), ('a'), ('2.5'), ('b'), ('b'), (NULL), "
+                "(NULL), (NULL)) AS v(c)")
+    got = category_counts(con, "t", ["c"], ("TRUE", []), 10)["c"]
+    assert got.top == ["b", "2.5", "9", "10", "a", "x"]
+    assert (got.distinct, got.rows) == (6, 7)
+    assert category_counts(con, "t", ["c"], ("TRUE", []), 2)["c"].top == ["b", "2.5"]
+
+
+def test_cli_discover_says_which_features_it_left_out(with_uid, capsys):
+    store, project, frame = with_uid
+    code = main(["discover", "--project", "p", "--db", str(store.path), "--format", "json", "--max-level", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["skipped_features"][0]["column"] == "uid" and "identifier" in out["notes"][0]
+    code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid"])
+    assert code == 2 and "uid looks like an identifier" in capsys.readouterr().err
+    code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid", "--keep-id-like",
+                 "--format", "json", "--max-level", "1", "--min-support", "50"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["features"] == ["uid"] and out["notes"] == []
+
+
+def test_leaderboard_leaves_id_like_columns_out_with_a_note(with_uid):
+    from analysis.breakdown import leaderboard
+
+    store, project, frame = with_uid
+    with store.read() as con:
+        board = leaderboard(con, project)
+        kept = leaderboard(con, project, keep_id_like=True)
+    assert set(board.column) == {"region"} and "uid looks like an identifier" in board.attrs["notes"][0]
+    assert board.attrs["skipped_features"] == [{"column": "uid", "distinct": 1200, "rows": 2000}]
+    assert set(kept.column) == {"uid", "region"} and kept.attrs["notes"] == []
+
+
+def test_discover_page_shows_which_features_it_left_out(monkeypatch, with_uid):
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    store, project, frame = with_uid
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # as tests/test_app.py: the app as a server sees it after its first run
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    monkeypatch.setenv("SLICEBOARD_DB", str(store.path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["project"] = "p"
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    assert not at.exception
+    shown = "\n".join(t.value for t in at.text)
+    assert "Note: uid looks like an identifier (1,200 distinct values in 2,000 rows): left out" in shown
+    table = next(d.value for d in at.dataframe if "where" in d.value)
+    assert table["where"].iloc[0] == "region = NG" and not table["where"].str.contains("uid").any()

@@ -28,6 +28,14 @@ def t_interval(values: pd.Series) -> tuple[float, float]:
     return sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
 
 
+def log_interval(values: pd.Series, ceiling: float = math.inf) -> tuple[float, float]:
+    """The log-scale interval of a mean of non-negative values, from the rows (numpy, scipy)."""
+    m, n = values.mean(), len(values)
+    v = values.var(ddof=1) / (n * m * m)
+    t = sps.t.ppf(0.975, n - 1)
+    return m * math.exp(v / 2 - t * math.sqrt(v)), min(m * math.exp(v / 2 + t * math.sqrt(v)), ceiling)
+
+
 def wilson(k: int, n: int) -> tuple[float, float]:
     return proportion_confint(k, n, alpha=0.05, method="wilson")
 
@@ -87,14 +95,14 @@ def test_binary_metrics_and_intervals_match_independent_computation(binary):
         half = 1.959963984540054 / math.sqrt(y.sum() * ap * (1 - ap))
         assert (row.pr_auc_low, row.pr_auc_high) == pytest.approx((expit(logit(ap) - half),
                                                                    expit(logit(ap) + half)), abs=TOL)
-        # Log loss and Brier score are means of a per-row loss: t intervals.
+        # Log loss and Brier score are means of a non-negative per-row loss: log-scale intervals.
         clipped = np.clip(s, EPS, 1 - EPS)
         losses = pd.Series(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
         assert row.log_loss == pytest.approx(skm.log_loss(y, s), rel=1e-9)
-        assert (row.log_loss_low, row.log_loss_high) == pytest.approx(t_interval(losses), rel=1e-9)
+        assert (row.log_loss_low, row.log_loss_high) == pytest.approx(log_interval(losses), rel=1e-9)
         squares = pd.Series((s - y) ** 2)
         assert row.brier == pytest.approx(skm.brier_score_loss(y, s), rel=1e-9)
-        assert (row.brier_low, row.brier_high) == pytest.approx(t_interval(squares), rel=1e-9)
+        assert (row.brier_low, row.brier_high) == pytest.approx(log_interval(squares, 1.0), rel=1e-9)
         revenue = rows.revenue.dropna()
         assert (row.revenue_count, row.revenue_mean) == (len(revenue), pytest.approx(revenue.mean(), rel=1e-9))
         assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx(t_interval(revenue), rel=1e-9)
@@ -151,9 +159,9 @@ def test_regression_intervals_match_scipy(tmp_path):
         row = table.loc[part]
         abs_err, sq_err = (lab.label - lab.pred).abs(), (lab.label - lab.pred) ** 2
         assert row.mae == pytest.approx(skm.mean_absolute_error(lab.label, lab.pred), rel=1e-9)
-        assert (row.mae_low, row.mae_high) == pytest.approx(t_interval(abs_err), rel=1e-9)
+        assert (row.mae_low, row.mae_high) == pytest.approx(log_interval(abs_err), rel=1e-9)
         assert row.rmse == pytest.approx(math.sqrt(skm.mean_squared_error(lab.label, lab.pred)), rel=1e-9)
-        low, high = t_interval(sq_err)
+        low, high = log_interval(sq_err)
         assert (row.rmse_low, row.rmse_high) == pytest.approx((math.sqrt(low), math.sqrt(high)), rel=1e-9)
         assert row.r2 == pytest.approx(skm.r2_score(lab.label, lab.pred), rel=1e-9)
     comp = result.comparison.set_index("metric")
@@ -234,3 +242,75 @@ def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
         low, high = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
         assert (means[i], sds[i]) == pytest.approx((x.mean(), x.std(ddof=1)), abs=1e-9)
         assert (lows[i], highs[i]) == pytest.approx((low, high), abs=1e-9)
+
+
+# --- Intervals stay in their domain (issue 20, item 6) -------------------------------------------------------
+
+def _coverage(draw, mu: float, n: int, reps: int = 4000):
+    """Share of 95% intervals (from count, sum and sum of squares) covering ``mu``, and the lowest bound."""
+    from analysis.intervals import positive_mean_intervals
+
+    x = draw((reps, n))
+    _, _, low, high = positive_mean_intervals(np.full(reps, n), x.sum(axis=1), (x * x).sum(axis=1))
+    return float(np.mean((low <= mu) & (mu <= high))), float(low.min()), float(np.mean((high - low) > 0))
+
+
+@pytest.mark.parametrize("n", [10, 20, 50, 200])
+def test_non_negative_mean_interval_covers_skewed_errors_and_stays_non_negative(n):
+    rng = np.random.default_rng(100 + n)
+    for draw, mu in ((lambda size: rng.exponential(2.0, size), 2.0),
+                     (lambda size: rng.lognormal(0.0, 0.5, size), math.exp(0.125))):
+        covered, lowest, proper = _coverage(draw, mu, n)
+        assert covered >= 0.93, (n, mu, covered)
+        assert lowest >= 0 and proper == 1.0
+
+
+def test_plain_t_interval_of_the_same_errors_goes_negative_and_undercovers():
+    """The reason for the log scale: the t interval of 10 exponential errors."""
+    from analysis.intervals import mean_intervals
+
+    rng = np.random.default_rng(7)
+    x = rng.exponential(2.0, (4000, 10))
+    _, _, low, high = mean_intervals(np.full(4000, 10), x.sum(axis=1), (x * x).sum(axis=1))
+    assert low.min() < 0
+    assert np.mean((low <= 2.0) & (2.0 <= high)) < 0.92
+
+
+def test_non_negative_mean_interval_pinned_to_scipy_on_rows():
+    """m · exp(v/2 ± t √v), v = s² / (n m²): mean, sd and t quantile from numpy/scipy on the rows."""
+    from analysis.intervals import positive_mean_interval
+
+    x = np.array([0.1, 0.1, 0.2, 0.1, 20.0])  # one large error among small ones
+    m, s, n = x.mean(), x.std(ddof=1), len(x)
+    v = s * s / (n * m * m)
+    t = sps.t.ppf(0.975, n - 1)
+    mean, sd, low, high = positive_mean_interval(n, x.sum(), (x * x).sum())
+    assert (mean, sd) == pytest.approx((m, s), rel=1e-9)
+    assert (low, high) == pytest.approx((m * math.exp(v / 2 - t * math.sqrt(v)), m * math.exp(v / 2 + t * math.sqrt(v))),
+                                        rel=1e-9)
+    assert sps.t.interval(0.95, n - 1, loc=m, scale=sps.sem(x))[0] < 0 < low  # t went below zero
+    assert positive_mean_interval(4, 0.0, 0.0)[2:] == (0.0, 0.0)  # every error 0
+    assert positive_mean_interval(20, 19.0, 19.0, ceiling=1.0)[3] <= 1.0  # Brier stays <= 1
+    assert all(math.isnan(v) for v in positive_mean_interval(1, 3.0, 9.0)[1:])
+
+
+def test_auc_interval_is_on_the_logit_scale_and_covers():
+    from analysis.intervals import auc_interval, hanley_mcneil_se
+
+    # Pinned: the Hanley-McNeil se of the observed AUC, the interval expit(logit(auc) ± z se / (auc (1 - auc))).
+    auc, p, q = 0.9, 12, 15
+    se, low, high = auc_interval(auc, p, q)
+    assert se == pytest.approx(hanley_mcneil_se(auc, p, q))
+    tau = 1.959963984540054 * se / (auc * (1 - auc))
+    assert (low, high) == pytest.approx((expit(logit(auc) - tau), expit(logit(auc) + tau)), rel=1e-12)
+    assert auc_interval(1.0, 5, 5)[2] == 1.0 and auc_interval(1.0, 5, 5)[1] < 1.0  # a perfect AUC still has a width
+    assert auc_interval(0.0, 5, 5)[1] == 0.0 and auc_interval(0.0, 5, 5)[2] > 0.0
+    rng = np.random.default_rng(21)
+    for d, n_pos, n_neg in ((1.19, 10, 10), (1.19, 30, 60), (2.33, 20, 20), (2.33, 100, 100)):
+        truth = sps.norm.cdf(d / math.sqrt(2))  # binormal AUC
+        pos, neg = rng.normal(d, 1, (1500, n_pos)), rng.normal(0, 1, (1500, n_neg))
+        aucs = (pos[:, :, None] > neg[:, None, :]).mean(axis=(1, 2))
+        assert aucs[0] == pytest.approx(skm.roc_auc_score([1] * n_pos + [0] * n_neg, [*pos[0], *neg[0]]))
+        bounds = np.array([auc_interval(a, n_pos, n_neg)[1:] for a in aucs])
+        assert bounds.min() >= 0 and bounds.max() <= 1
+        assert np.mean((bounds[:, 0] <= truth) & (truth <= bounds[:, 1])) >= 0.93, (d, n_pos, n_neg)

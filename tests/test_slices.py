@@ -269,9 +269,11 @@ def test_slice_metrics_match_pandas_sklearn_statsmodels_scipy(shop):
         low, high = proportion_confint(correct, len(rows), alpha=0.05, method="wilson")
         assert (row.accuracy_low, row.accuracy_high) == pytest.approx((low, high), abs=TOL)
         mean, sd = rows.revenue.mean(), rows.revenue.std(ddof=1)
-        half = sps.t.ppf(0.975, len(rows) - 1) * sd / math.sqrt(len(rows))
         assert row.revenue_mean == pytest.approx(mean, rel=1e-9)
-        assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx((mean - half, mean + half), rel=1e-9)
+        # Revenue is never negative here: the log-scale interval m exp(v/2 ± t sqrt(v)), v = sd² / (n m²).
+        v, t = sd * sd / (len(rows) * mean * mean), sps.t.ppf(0.975, len(rows) - 1)
+        assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx(
+            (mean * math.exp(v / 2 - t * math.sqrt(v)), mean * math.exp(v / 2 + t * math.sqrt(v))), rel=1e-9)
     comp = result.comparison.set_index("metric")
     k = [int((r.label.astype(bool) == r.prediction).sum()) for r in (inside, rest)]
     assert comp.loc["accuracy", "p_value"] == pytest.approx(
@@ -507,3 +509,157 @@ def test_slice_dicts_built_in_python_take_numpy_and_pandas_scalars(shop):
     got = rows_of(store, project, Slice.from_dict(d))
     expected = (frame.age >= 30) & (frame.age < 50.5) & frame.country.isin(["NG", "US"]) & (frame.ts >= "2026-03-10")
     assert got == set(frame.id[expected]) and got
+
+
+# --- intervals stay in their domain (issue 20, item 6) ----------------------------------------
+
+
+def test_small_slice_of_skewed_errors_keeps_its_intervals_in_their_domain(tmp_path):
+    """Five rows, one large error: a t interval of MAE, RMSE or a cost goes below zero; these do not."""
+    from analysis.intervals import positive_mean_interval
+
+    rng = np.random.default_rng(9)
+    n = 200
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "region": ["tiny"] * 5 + ["big"] * (n - 5),
+                          "pred": rng.normal(10, 1, n)})
+    frame["label"] = frame.pred + rng.normal(0, 0.3, n)
+    frame.loc[:4, "label"] = frame.pred[:5] + np.array([0.1, -0.1, 0.2, 0.1, 20.0])
+    frame["loss"] = (frame.label - frame.pred).abs() * 3  # a non-negative cost per row
+    frame["profit"] = rng.normal(0, 5, n)  # an outcome with negative values: Student t as before
+    store = Store(tmp_path / "r.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="r", mapping=Mapping(
+            id="id", version="v", task="regression", prediction="pred", label="label", features=["region"],
+            outcomes=["loss", "profit"]))
+    with store.read() as con:
+        project = get_project(con, "r")
+        result = slice_metrics(con, project, parse_slice("region = tiny"))
+    row = result.row("slice")
+    err = (frame.label - frame.pred)[:5]
+    assert sps.t.interval(0.95, 4, loc=err.abs().mean(), scale=sps.sem(err.abs()))[0] < 0  # the old interval
+    assert 0 <= row.mae_low <= row.mae <= row.mae_high
+    assert (row.mae_low, row.mae_high) == pytest.approx(positive_mean_interval(
+        5, err.abs().sum(), (err ** 2).sum())[2:], rel=1e-9)
+    low, high = positive_mean_interval(5, (err ** 2).sum(), (err ** 4).sum())[2:]
+    assert (row.rmse_low, row.rmse_high) == pytest.approx((math.sqrt(low), math.sqrt(high)), rel=1e-9)
+    loss = frame.loss[:5]
+    assert (row.loss_mean_low, row.loss_mean_high) == pytest.approx(positive_mean_interval(
+        5, loss.sum(), (loss ** 2).sum())[2:], rel=1e-9)
+    profit = frame.profit[:5]
+    assert (row.profit_mean_low, row.profit_mean_high) == pytest.approx(
+        sps.t.interval(0.95, 4, loc=profit.mean(), scale=sps.sem(profit)), rel=1e-9)
+
+
+# --- a breakdown of very many groups is capped (issue 20, item 17) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_values(tmp_path_factory):
+    """200,000 distinct values of uid: a0..a59 on 1,000 - i rows each, 199,940 others once, 100 missing."""
+    rng = np.random.default_rng(17)
+    uid = [f"a{i}" for i in range(60) for _ in range(1000 - i)] + [f"u{i}" for i in range(199_940)] + [None] * 100
+    n = len(uid)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "uid": uid, "region": rng.choice(["x", "y"], n)})
+    frame["label"] = rng.integers(0, 2, n)
+    frame["prediction"] = np.where(rng.random(n) < 0.2, 1 - frame.label, frame.label)
+    store = Store(tmp_path_factory.mktemp("many") / "m.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="m", mapping=Mapping(
+            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
+            features=["uid", "region"], kinds={"uid": "categorical"}))
+    return store, frame
+
+
+def test_breakdown_of_200000_values_shows_the_largest_and_one_summary_row(many_values):
+    store, frame = many_values
+    with store.read() as con:
+        project = get_project(con, "m")
+        got = breakdown(con, project, "uid")  # default limit: 50
+        small = breakdown(con, project, "uid", limit=5)
+        with pytest.raises(ConfigError, match="limit of groups"):
+            breakdown(con, project, "uid", limit=-1)
+    assert len(got) == 51
+    top = [f"a{i}" for i in range(50)]
+    assert list(got.value[:50]) == top
+    assert list(got.n_rows[:50]) == [1000 - i for i in range(50)]
+    rest = frame[~frame.uid.isin(top)]  # the missing values too: they are not among the 50 largest
+    last = got.iloc[-1]
+    assert last.value == "199,950 other values"
+    assert (last.n_rows, last.n_labeled) == (len(rest), len(rest))
+    assert last.errors == (rest.label != rest.prediction).sum()
+    assert last.error_rate == pytest.approx((rest.label != rest.prediction).mean(), abs=1e-12)
+    assert got.attrs["other"] == {"value": "199,950 other values", "groups": 200_001, "shown": 50, "values": 199_950,
+                                  "missing": True, "rows": len(rest), "labeled": len(rest),
+                                  "error_rate": pytest.approx((rest.label != rest.prediction).mean())}
+    assert "200,001 groups" in got.attrs["notes"][0] and "missing values included" in got.attrs["notes"][0]
+    assert len(small) == 6 and small.n_rows.sum() == len(frame)
+
+
+def test_cli_breakdown_of_200000_values_prints_little(many_values, capsys):
+    store, frame = many_values
+    code = main(["breakdown", "--project", "m", "--db", str(store.path), "--by", "uid", "--format", "json"])
+    text = capsys.readouterr().out
+    out = json.loads(text)
+    assert code == 0 and len(out["rows"]) == 51 and len(text) < 100_000
+    assert out["other"]["values"] == 199_950 and out["notes"]
+    code = main(["breakdown", "--project", "m", "--db", str(store.path), "--by", "uid", "--limit", "3"])
+    text = capsys.readouterr().out
+    assert code == 0 and "199,997 other values" in text and len(text.splitlines()) == 6  # note, header, 3 + 1 rows
+    code = main(["leaderboard", "--project", "m", "--db", str(store.path), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and {r["column"] for r in out["rows"]} == {"region"} and "uid looks like" in out["notes"][0]
+
+
+def test_slices_page_breakdown_of_200000_values_draws_51_bars_and_says_why(monkeypatch, many_values):
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    store, frame = many_values
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # as tests/test_app.py: the app as a server sees it after its first run
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    monkeypatch.setenv("SLICEBOARD_DB", str(store.path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params["project"] = "m"
+    at.run()
+    at.switch_page("pages/slices.py").run()
+    at.selectbox(key="sl_by").set_value("uid").run()
+    assert not at.exception
+    chart = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+                 if "Error rate by uid" in json.dumps(json.loads(el.proto.spec).get("layout", {}).get("title", "")))
+    assert len(chart["data"][0]["x"]) == 51 and chart["data"][0]["x"][-1] == "199,950 other values"
+    captions = [c.value for c in at.caption]
+    assert any("Only the largest groups are shown: 200,001 groups" in c for c in captions)
+
+
+def test_bucket_counts_of_200000_values_keep_the_largest_and_one_group_for_the_rest(many_values):
+    from analysis.buckets import bucket_counts
+
+    store, frame = many_values
+    with store.read() as con:
+        counts = bucket_counts(con, get_project(con, "m"), "uid")
+    values = list(dict.fromkeys(counts.value))
+    assert len(values) == 51 and values[:3] == ["a0", "a1", "a2"] and values[-1] == "199,950 other values"
+    assert counts.n.sum() == len(frame)
+    assert counts[counts.value == "199,950 other values"].n.sum() == (~frame.uid.isin(values[:50])).sum()
+    assert counts.attrs["other"]["values"] == 199_950
+
+
+def test_a_value_named_like_the_summary_row_stays_its_own_group(tmp_path):
+    values = ["2 other values"] * 10 + ["b"] * 9 + ["c"] * 8 + ["d", "e"]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(values))], "v": "m", "kind": values,
+                          "label": [1, 0] * 14 + [1], "prediction": [1] * len(values)})
+    store = Store(tmp_path / "n.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="n", mapping=Mapping(
+            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
+            features=["kind"]))
+    with store.read() as con:
+        got = breakdown(con, get_project(con, "n"), "kind", limit=3)
+    assert list(zip(got.value, got.n_rows)) == [("2 other values", 10), ("b", 9), ("c", 8), ("2 other values*", 2)]

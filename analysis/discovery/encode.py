@@ -2,8 +2,13 @@
 slice finding.
 
 * Categorical features keep their values: the ``MAX_CATEGORIES`` most frequent
-  get codes 0, 1, ... (most frequent first) and any others share one more code,
-  ``(other)``.
+  get codes 0, 1, ... (most frequent first; equal counts in natural order,
+  numbers by value and then text by text, so the choice is the same on every
+  run) and any others share one more code, ``(other)``, which a reported slice
+  names for what it is: "any of 93 less frequent values of uid".
+* Id-like categorical features (nearly every value unique, see
+  :func:`analysis.breakdown.is_id_like`) are left out unless ``keep_id_like``;
+  :attr:`Encoding.skipped` says which, and why.
 * Booleans: ``false`` is 0, ``true`` is 1.
 * Numbers and timestamps: quantile bins (cut points from
   :func:`analysis.breakdown.groupings`), bin ``i`` being ``[edge(i-1), edge(i))``.
@@ -33,7 +38,7 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from ..breakdown import GROUPABLE, check_groupable, groupings
+from ..breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
 from ..errors import ConfigError
 from ..expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from ..metrics import binary_terms
@@ -65,6 +70,13 @@ class EncodedFeature:
     labels: tuple[str, ...]
     conditions: tuple[tuple[Condition, ...], ...]
     null_conditions: tuple[Condition, ...]
+    lumped: int = 0  # how many less frequent values share the (other) code
+
+    def describe(self, code) -> str:
+        """The readable condition of a code; the (other) lump named for what it is."""
+        if code is not None and self.lumped and int(code) == len(self.labels) - 1:
+            return f"any of {self.lumped:,} less frequent values of {self.column}"
+        return Slice(self.condition(code)).readable()
 
     def label(self, code) -> str:
         return "(missing)" if code is None else self.labels[int(code)]
@@ -101,6 +113,10 @@ class Encoding:
     error: str
     binary_error: bool
     totals: tuple[str, list] = ("", [])  # (sql, params): rows, error sum, sum of squared errors
+    skipped: tuple[CategoryCounts, ...] = ()  # id-like features left out
+
+    def notes(self) -> list[str]:
+        return [c.note() + " (keep_id_like / --keep-id-like to search it)" for c in self.skipped]
 
     def feature(self, column: str) -> EncodedFeature:
         return next(f for f in self.features if f.column == column)
@@ -111,6 +127,10 @@ class Encoding:
         for column, code in predicates.items():
             conditions += self.feature(column).condition(code)
         return Slice(tuple(conditions))
+
+    def describe(self, predicates: dict) -> str:
+        """The readable form of :meth:`slice_of`, with an (other) lump named for what it is."""
+        return " AND ".join(self.feature(c).describe(v) for c, v in predicates.items()) or "all rows"
 
 
 @contextmanager
@@ -191,13 +211,14 @@ class RowsError:
 def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
            columns: list[str] | None = None, error: str | RowsError = "misclassification", bins: int = 5,
            slice_: Slice = Slice(), more_errors: dict[str, str] | None = None,
-           cuts: list | None = None) -> Encoding:
+           cuts: list | None = None, keep_id_like: bool = False) -> Encoding:
     """Encode ``columns`` (default: every categorical, boolean, numeric and
     timestamp feature) of the rows in ``scope`` (and ``slice_``) where
     ``error`` is defined; with a :class:`RowsError`, of its rows (cut points still
     come from ``scope``), and ``more_errors`` (column name -> term over the same
     rows) as more columns beside the error. ``cuts`` are groupings the caller already
-    has for this scope, slice and number of bins (a comparison's): not computed again."""
+    has for this scope, slice and number of bins (a comparison's): not computed again.
+    Id-like categorical columns are left out (see :attr:`Encoding.skipped`) unless ``keep_id_like``."""
     kinds = slice_columns(project)
     if columns is None:
         columns = [c.name for c in project.features if c.kind in GROUPABLE]
@@ -221,7 +242,14 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
             raise ConfigError(f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
                               "non-negative costs. Choose a cost that is zero or more per row.")
     categorical = [c for c in columns if kinds[c] == "categorical"]
-    top = _top_values(con, table, categorical, (where, params))
+    counts = category_counts(con, table, categorical, (where, params), MAX_CATEGORIES)
+    skipped = tuple(counts[c] for c in categorical if counts[c].id_like and not keep_id_like)
+    if skipped:
+        columns = [c for c in columns if c not in {s.column for s in skipped}]
+        if not columns:
+            raise ConfigError("; ".join(s.note() for s in skipped) + ". Nothing else to find slices on: choose "
+                              "other features, or keep id-like columns (keep_id_like, --keep-id-like).")
+    top = {c: counts[c].top for c in categorical}
     numeric = [c for c in columns if kinds[c] in ("numeric", "timestamp")]
     known = {g.column: g for g in cuts or []}
     missing = [c for c in numeric if c not in known]
@@ -237,17 +265,18 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
                 features.append(EncodedFeature(column, kind, (), (), (Condition(column, "is_null"),)))
                 continue
             cases = " ".join("WHEN ? THEN ?" for _ in values)
-            other = f" ELSE {len(values)}" if len(values) >= MAX_CATEGORIES else ""
+            lumped = max(counts[column].distinct - len(values), 0)  # the less frequent values beyond the top
+            other = f" ELSE {len(values)}" if lumped else ""
             selects.append(f"CASE WHEN {col} IS NULL THEN NULL ELSE (CASE {col} {cases}{other} END) END AS {col}")
             for i, v in enumerate(values):
                 sel_params += [v, i]
             labels = [str(v) for v in values]
             conds = [(Condition(column, "in", values=(v,)),) for v in values]
-            if other:
+            if lumped:
                 labels.append(OTHER)
                 conds.append((Condition(column, "not_in", values=tuple(values)), Condition(column, "not_null")))
             features.append(EncodedFeature(column, kind, tuple(labels), tuple(conds),
-                                           (Condition(column, "is_null"),)))
+                                           (Condition(column, "is_null"),), lumped))
         elif kind == "boolean":
             selects.append(f"CASE WHEN {col} THEN 1 WHEN NOT {col} THEN 0 END AS {col}")
             features.append(EncodedFeature(column, kind, ("false", "true"),
@@ -268,27 +297,8 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
     totals = (f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} "
               f"WHERE {where}", list(params))
     if isinstance(error, RowsError):
-        return Encoding(sql, sel_params + params, features, error.name, error.binary, totals)
-    return Encoding(sql, sel_params + params, features, error, error in BINARY_ERROR, totals)
-
-
-def _top_values(con, table: str, columns: list[str], where: tuple[str, list]) -> dict[str, list]:
-    """Each column's most frequent non-null values (at most MAX_CATEGORIES, ties by value)."""
-    if not columns:
-        return {}
-    keys = ", ".join(f"{quote_ident(c)} AS k{i}" for i, c in enumerate(columns))
-    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(columns)))
-    sets = ", ".join(f"(k{i})" for i in range(len(columns)))
-    frame = con.execute(
-        f"SELECT {', '.join(f'k{i}' for i in range(len(columns)))}, {flags}, count(*) AS n "
-        f"FROM (SELECT {keys} FROM {table} WHERE {where[0]}) AS scoped GROUP BY GROUPING SETS ({sets})",
-        where[1]).df()
-    out = {}
-    for i, c in enumerate(columns):
-        part = frame[(frame[f"g{i}"] == 0) & frame[f"k{i}"].notna()]
-        part = part.assign(key=part[f"k{i}"].astype(str)).sort_values(["n", "key"], ascending=[False, True])
-        out[c] = [v.item() if hasattr(v, "item") else v for v in part[f"k{i}"].head(MAX_CATEGORIES)]
-    return out
+        return Encoding(sql, sel_params + params, features, error.name, error.binary, totals, skipped)
+    return Encoding(sql, sel_params + params, features, error, error in BINARY_ERROR, totals, skipped)
 
 
 def _bin_condition(column: str, kind: str, edges: list[float], i: int) -> Condition:

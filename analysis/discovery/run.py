@@ -4,7 +4,8 @@
 call. It returns a :class:`Discovery` whose ``slices`` table has one row per
 reported slice, best first:
 
-``rank``, ``where`` (readable slice), ``slice`` (a :class:`~analysis.slices.Slice`),
+``rank``, ``where`` (readable slice; a lump of less frequent values named as "any
+of 93 less frequent values of uid"), ``slice`` (a :class:`~analysis.slices.Slice`),
 ``predicates`` (column -> value, ``{"low", "high"}`` range, or None for missing;
 see :meth:`~analysis.discovery.encode.EncodedFeature.predicate`), ``level``, ``size``, ``errors`` (error
 sum), ``error_rate`` (mean error) with ``ci_low`` / ``ci_high``,
@@ -19,6 +20,10 @@ A slice is *folded* under a better-ranked one when the two select nearly the
 same rows: their common rows are at least ``fold_overlap`` (90%) of the larger
 one's. This covers a condition added to a slice that hardly changes its rows,
 and two features that say the same thing (a device that only one channel uses).
+
+Id-like features (nearly every value unique: :func:`analysis.breakdown.is_id_like`)
+are left out of the search unless ``keep_id_like``; ``skipped_features`` and
+``notes`` say which.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Discovery:
     seconds: float = 0.0
     features: list[str] = field(default_factory=list)
     evaluated: pd.DataFrame | None = None  # every slice tested: predicates, size, errors, score, p, q
+    skipped_features: list[dict] = field(default_factory=list)  # id-like features left out: column, distinct, rows
+    notes: list[str] = field(default_factory=list)  # what a reader must know about the search (features left out)
 
     @property
     def mean_error(self) -> float:
@@ -89,6 +96,7 @@ class Discovery:
             "min_support": self.min_support, "max_level": self.max_level, "top": self.top_k,
             "features": self.features, "evaluated": self.n_evaluated, "q_threshold": self.q_threshold,
             "candidates_per_level": self.candidates_per_level, "seconds": self.seconds, "slices": rows,
+            "skipped_features": self.skipped_features, "notes": self.notes,
         }
 
 
@@ -100,12 +108,14 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
              error: str | RowsError = "misclassification", columns: list[str] | None = None, bins: int = 5,
              alpha: float = 0.95, min_support: int | float | None = None, max_level: int = 3, top_k: int = 10,
              rank_by: str = "score", q_threshold: float = 0.05, fold_overlap: float = 0.9,
-             slice_: Slice = Slice()) -> Discovery:
-    """The worst slices of ``scope`` by SliceLine, with significance (see the module docstring)."""
+             slice_: Slice = Slice(), keep_id_like: bool = False) -> Discovery:
+    """The worst slices of ``scope`` by SliceLine, with significance (see the module docstring);
+    id-like features are left out (with a note) unless ``keep_id_like``."""
     _check_options(rank_by, q_threshold)
     start = time.perf_counter()
     try:
-        encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_)
+        encoding = encode(con, project, scope, columns=columns, error=error, bins=bins, slice_=slice_,
+                          keep_id_like=keep_id_like)
         with materialized(con, encoding) as enc:
             return _search(con, project, scope, enc, start, alpha=alpha, min_support=min_support,
                            max_level=max_level, top_k=top_k, rank_by=rank_by, q_threshold=q_threshold,
@@ -118,7 +128,7 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
 
 def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, errors: list[RowsError], *,
                   columns: list[str] | None = None, bins: int = 5, cuts: list | None = None,
-                  **options) -> list[Discovery | ConfigError]:
+                  keep_id_like: bool = False, **options) -> list[Discovery | ConfigError]:
     """One search per error over the same rows (the errors share their rows and where
     they are defined, as a comparison's two directions of disagreement do): the rows
     are encoded once, with a column per error, and each search reads its own. A search
@@ -126,7 +136,8 @@ def discover_each(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope
     _check_options(options.get("rank_by", "score"), options.get("q_threshold", 0.05))
     first, more = errors[0], errors[1:]
     columns_of = {f"sb_error_{i}": e.error for i, e in enumerate(more, start=1)}
-    encoding = encode(con, project, scope, columns=columns, error=first, bins=bins, more_errors=columns_of, cuts=cuts)
+    encoding = encode(con, project, scope, columns=columns, error=first, bins=bins, more_errors=columns_of, cuts=cuts,
+                      keep_id_like=keep_id_like)
     out: list[Discovery | ConfigError] = []
     with materialized(con, encoding) as enc:
         features = ", ".join(quote_ident(f.column) for f in enc.features)
@@ -180,7 +191,8 @@ def _search(con, project: Project, scope: Scope, enc: Encoding, start: float, *,
     return Discovery(project.name, scope, enc.error, table[COLUMNS], int(n), float(total), len(evaluated),
                      found.candidates_per_level, found.min_support, alpha, max_level, top_k, rank_by,
                      q_threshold, time.perf_counter() - start, features,
-                     evaluated[["predicates", "level", "size", "errors", "score", "impact", "p_value", "q_value"]])
+                     evaluated[["predicates", "level", "size", "errors", "score", "impact", "p_value", "q_value"]],
+                     [{"column": c.column, "distinct": c.distinct, "rows": c.rows} for c in enc.skipped], enc.notes())
 
 
 def _key(predicates: dict) -> tuple:
@@ -196,7 +208,7 @@ def _reported(enc: Encoding, chosen: pd.DataFrame, evaluated: pd.DataFrame, n: i
         slice_ = enc.slice_of(r.predicates)
         rest = n - r.size
         rows.append({
-            "rank": rank, "where": slice_.readable(), "slice": slice_, "codes": r.predicates,
+            "rank": rank, "where": enc.describe(r.predicates), "slice": slice_, "codes": r.predicates,
             "predicates": {c: enc.feature(c).predicate(v) for c, v in r.predicates.items()},
             "level": int(r.level), "size": int(r.size), "errors": float(r.errors),
             "error_rate": r.errors / r.size, "rest_error_rate": (total - r.errors) / rest if rest else math.nan,
@@ -217,7 +229,8 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
             sums.append(f"sum(CASE WHEN {pred} THEN {e} * {e} END)")
         squares = list(con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded",
                                    params + enc.params).fetchall()[0])
-    bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error)
+    ceiling = 1.0 if enc.error == "brier" else None
+    bounds = [error_rate_interval(s, e, q or 0.0, enc.binary_error, ceiling)
               for s, e, q in zip(table["size"], table["errors"], squares)]
     table["ci_low"] = [b[0] for b in bounds]
     table["ci_high"] = [b[1] for b in bounds]

@@ -17,7 +17,8 @@ over all of them gives the q-values. Slices pruned unevaluated are not in the
 family: they could not be reported.
 
 *Intervals* of a reported slice's error rate: Wilson for a 0/1 error, else the
-Student t interval from the slice's own sum of squares.
+log-scale interval of a mean of non-negative values (every error and cost here is
+non-negative) from the slice's own sum of squares (see :mod:`analysis.intervals`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from ..intervals import mean_interval, wilson
+from ..intervals import positive_mean_interval, wilson
 
 
 def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float, total_sq: float) -> np.ndarray:
@@ -54,9 +55,10 @@ def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
     return q
 
 
-def error_rate_interval(size: int, errors: float, squares: float, binary: bool) -> tuple[float, float]:
-    """95% interval of a slice's mean error."""
+def error_rate_interval(size: int, errors: float, squares: float, binary: bool,
+                        ceiling: float | None = None) -> tuple[float, float]:
+    """95% interval of a slice's mean error (``ceiling``: the most one row's error can be)."""
     if binary:
         return wilson(int(round(errors)), int(size))
-    _, _, low, high = mean_interval(int(size), float(errors), float(squares))
+    _, _, low, high = positive_mean_interval(int(size), float(errors), float(squares), ceiling)
     return low, high
