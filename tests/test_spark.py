@@ -224,14 +224,14 @@ def test_the_cli_answers_on_the_projects_engine(lake, capsys):
 
 
 def test_the_app_says_spark_answered(lake, monkeypatch):
-    from test_app import app_on
+    from test_app import app_on, literal
 
     at = app_on(monkeypatch, lake.path, timeout=300)
     at.query_params["project"] = "lake"
     at.run()
     assert not at.exception
-    assert any(e.label.startswith("Engine: Spark (local[2])") for e in at.sidebar.expander)
-    captions = [c.value for c in at.sidebar.caption]
+    assert any(literal(e.label).startswith("Engine: Spark (local[2])") for e in at.sidebar.expander)
+    captions = [literal(c.value) for c in at.sidebar.caption]
     assert any(c.startswith("Answered by Spark (local[2]) in") for c in captions), captions
 
 
