@@ -151,15 +151,14 @@ def cmd_attach(args) -> int:
 
 
 def cmd_labels(args) -> int:
-    from .labels import attach_labels
+    from .staging import labels_staged
 
-    with _store(args).write(create=False) as con:
-        report = attach_labels(
-            con, args.file, project=args.project, key=args.key, id_column=args.id_column,
-            label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,
-            outcomes=args.outcome, overwrite=args.overwrite,
-            positive_label=args.positive_label, negative_label=args.negative_label,
-        )
+    report = labels_staged(
+        _store(args), args.file, project=args.project, key=args.key, id_column=args.id_column,
+        label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,
+        outcomes=args.outcome, overwrite=args.overwrite,
+        positive_label=args.positive_label, negative_label=args.negative_label,
+    )
     d = report.to_dict()
     d["db"] = str(_store(args).path)
     text = _kv_table({k: v for k, v in d.items() if k != "conflict_examples"})

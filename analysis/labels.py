@@ -12,7 +12,8 @@ overwritten, unless ``overwrite=True``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 
 import duckdb
 
@@ -99,6 +100,25 @@ def _pick(src: Source, explicit: str | None, candidates: list[str | None], what:
     return None
 
 
+def check_label_options(con: duckdb.DuckDBPyConnection, project: str, key: str, positive_label=None,
+                        negative_label=None):
+    """Refuse bad options before any input is read: the project and the classes it
+    knows (settled with the ones named)."""
+    if key not in KEYS:
+        raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
+    proj = get_project(con, project)
+    from .external import require_stored
+
+    require_stored(proj, "attaching labels")
+    named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
+    if any(v is not None for v in named) and proj.task != "binary":
+        raise ConfigError(f"positive and negative labels name the classes of a binary task; project "
+                          f"{proj.name!r} is a {proj.task} task.")
+    if "" in named:
+        raise ConfigError("an empty positive or negative label; name the class as it appears in the data.")
+    return proj, settled_classes(stored_classes(con, proj), named, project=proj.name)
+
+
 def attach_labels(
     con: duckdb.DuckDBPyConnection,
     source,
@@ -125,19 +145,7 @@ def attach_labels(
     yet (a project created from scores alone); they must agree with known ones.
     """
     started = time.perf_counter()
-    if key not in KEYS:
-        raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
-    proj = get_project(con, project)
-    from .external import require_stored
-
-    require_stored(proj, "attaching labels")
-    named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
-    if any(v is not None for v in named) and proj.task != "binary":
-        raise ConfigError(f"positive and negative labels name the classes of a binary task; project "
-                          f"{proj.name!r} is a {proj.task} task.")
-    if "" in named:
-        raise ConfigError("an empty positive or negative label; name the class as it appears in the data.")
-    classes = settled_classes(stored_classes(con, proj), named, project=proj.name)
+    proj, classes = check_label_options(con, project, key, positive_label, negative_label)
     src = open_source(con, source, name=source_name)
     try:
         return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,
@@ -146,8 +154,38 @@ def attach_labels(
         close_source(con, src)
 
 
+@dataclass
+class LabelPlan:
+    """How each row of a labels input becomes the values stored (nothing written yet):
+    the columns used, the classes, and ``exprs`` from the input to ``key``, ``label``,
+    ``label_timestamp`` and each outcome. ``report`` counts the input's rows."""
+
+    key: str
+    key_column: str
+    label_column: str | None
+    outcome_columns: list[str]
+    positive: str | None
+    negative: str | None
+    exprs: dict
+    report: LabelReport
+    now: datetime
+
+    def converted(self) -> "LabelPlan":
+        """The plan for rows already converted by this one (a staged copy)."""
+        return replace(self, exprs={c: _Expr(quote_ident(c)) for c in self.exprs})
+
+
 def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started,
             known_classes):
+    plan = plan_labels(con, src, proj, key, id_column, label_column, lt_column, outcome_names, known_classes)
+    if not plan.report.rows_read:
+        return plan.report
+    return apply_labels(con, src, proj, plan, overwrite, started)
+
+
+def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_column: str | None,
+                lt_column: str | None, outcome_names: list[str] | None, known_classes) -> LabelPlan:
+    """Read and check the whole input (every failing column and row named at once)."""
     warnings: list[str] = []
     stored = parse_mapping(proj.mapping_toml, origin="stored mapping")
     if key == "prediction":
@@ -181,7 +219,7 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
     report = LabelReport(proj.name, src.name, key, total, outcomes=outcome_cols, warnings=warnings)
     if total == 0:
         warnings.append("the input has no rows; nothing was written")
-        return report
+        return LabelPlan(key, key_col, lab_col, outcome_cols, None, None, {}, report, utc_now())
 
     positive, negative = known_classes
     classes = ClassColumns(con, src, [lab_col] if lab_col else [], proj.task)
@@ -227,7 +265,26 @@ def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_nam
                                    value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
     cv.run_checks(con, src, [c for c in checks if c is not None])
     warnings += cv.infinite_warnings(con, src, outcome_cols)
+    return LabelPlan(key, key_col, lab_col, outcome_cols, positive, negative, exprs, report, now)
 
+
+def convert_labels(con, src: Source, plan: LabelPlan, table: str) -> LabelPlan:
+    """Write the input's converted rows into ``table`` (checked already by
+    :func:`plan_labels`; a repeated id is named here); the plan that reads them."""
+    cols = list(plan.exprs)
+    con.execute(f"CREATE TABLE {quote_ident(table)} AS SELECT "
+                + ", ".join(f"({plan.exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
+                + f" FROM {quote_ident(src.view)}", [p for c in cols for p in plan.exprs[c].params])
+    if con.execute(f"SELECT count(*) - count(DISTINCT key) FROM {quote_ident(table)}").fetchall()[0][0]:
+        _check_unique_ids(con, src, plan.key_column, plan.exprs["key"])
+    return plan.converted()
+
+
+def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, started: float) -> LabelReport:
+    """Attach the rows of ``src`` as ``plan`` says, in one transaction."""
+    key, key_col, lab_col, outcome_cols = plan.key, plan.key_column, plan.label_column, plan.outcome_columns
+    positive, negative, exprs, report, now = plan.positive, plan.negative, plan.exprs, plan.report, plan.now
+    total, warnings = report.rows_read, report.warnings
     log = quote_ident(proj.log_table)
     pending = quote_ident(proj.pending_table)
     log_key = "prediction_id" if key == "prediction" else "example_id"

@@ -1,9 +1,9 @@
-"""Ingest with the slow part outside the database lock.
+"""Ingests and labels with the slow part outside the database lock.
 
 Reading a file, converting every value and checking it is most of an ingest (a
 million-row CSV takes seconds). Done inside the write, it would keep the app and
 every other reader out of the database for all that time. Here it runs first, in a
-staging database of the ingest's own, in a private folder (mode 0700) beside the
+staging database of the write's own, in a private folder (mode 0700) beside the
 store that is removed afterwards; the store is then locked only to copy the
 converted rows in and to update what depends on them (waiting labels, the daily
 rollup). A bad input is refused before the store is even locked.
@@ -32,8 +32,9 @@ from .ingest import (
     staged_plan,
     write_planned,
 )
+from .labels import LabelReport, apply_labels, attach_labels, check_label_options, convert_labels, plan_labels
 from .mapping import Mapping, guess_mapping
-from .project import find_project
+from .project import find_project, get_project
 from .sources import Source, close_source, count_rows, open_source
 from .sql import quote_ident, sql_literal
 
@@ -88,6 +89,42 @@ def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None
     return report
 
 
+def labels_staged(store, source, *, project: str, key: str = "prediction", id_column: str | None = None,
+                  label_column: str | None = None, label_timestamp_column: str | None = None,
+                  outcomes: list[str] | None = None, overwrite: bool = False, source_name: str | None = None,
+                  positive_label=None, negative_label=None) -> LabelReport:
+    """:func:`analysis.labels.attach_labels` into ``store``, holding the store's lock
+    only to write. Same arguments, checks, messages and report."""
+    started = time.perf_counter()
+    with store.read() as con:
+        proj, classes = check_label_options(con, project, key, positive_label, negative_label)
+    with _staging_folder(store.path.parent) as folder:
+        staged = folder / "staging.duckdb"
+        con = _staging_connection(staged, store)
+        try:
+            src = open_source(con, source, name=source_name)
+            try:
+                plan = plan_labels(con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes,
+                                   classes)
+                if not plan.report.rows_read:
+                    return plan.report
+                plan = convert_labels(con, src, plan, STAGED_TABLE)
+            finally:
+                close_source(con, src)
+        finally:
+            con.close()
+        with store.write(create=False) as con:
+            if (get_project(con, proj.name), check_label_options(con, project, key, positive_label,
+                                                                 negative_label)[1]) != (proj, classes):
+                # Another writer changed the project while the input was read: again, inside the lock.
+                return attach_labels(con, source, project=project, key=key, id_column=id_column,
+                                     label_column=label_column, label_timestamp_column=label_timestamp_column,
+                                     outcomes=outcomes, overwrite=overwrite, source_name=source_name,
+                                     positive_label=positive_label, negative_label=negative_label)
+            with _attached(con, staged, list(plan.exprs), src) as rows:
+                return apply_labels(con, rows, proj, plan, overwrite, started)
+
+
 def _stage_rows(con: duckdb.DuckDBPyConnection, src: Source, plan) -> list[str]:
     """Convert and check every row into the staging table; its columns."""
     columns = list(plan.exprs)
@@ -108,12 +145,18 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, src: Source, plan) -> list[str]:
 
 def _write_staged(con, staged: Path, src: Source, name: str, existing, plan, mapping, total: int,
                   on_duplicate: str) -> IngestReport:
+    with _attached(con, staged, list(plan.exprs), src) as rows:
+        return write_planned(con, rows, name, existing, plan, mapping, total, on_duplicate)
+
+
+@contextmanager
+def _attached(con, staged: Path, columns: list[str], src: Source) -> Iterator[Source]:
+    """The staged rows as a source in the store's connection (attached read-only)."""
     con.execute(f"ATTACH {sql_literal(str(staged))} AS {STAGING_ALIAS} (READ_ONLY)")
     view = "sb_staged_rows"
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {STAGING_ALIAS}.main.{STAGED_TABLE}")
-        rows = Source(src.name, src.kind, view, list(plan.exprs), {}, False, False)
-        return write_planned(con, rows, name, existing, plan, mapping, total, on_duplicate)
+        yield Source(src.name, src.kind, view, columns, {}, False, False)
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")
         con.execute(f"DETACH {STAGING_ALIAS}")

@@ -78,8 +78,7 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
     frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
     for note in frame.attrs.get("notes", []):  # too many groups: the largest shown, the rest in the last bar
         st.caption(f"Only the largest groups are shown: {_ui.plain(note)}.")
-    _error_chart(frame, _ui.chart_text(f"Error rate by {column} (grey: fewer than 30 labeled rows)"),
-                 "sl_breakdown_chart")
+    _error_chart(frame, _ui.chart_text(f"Error rate by {column} (grey: under 30 labeled rows)"), "sl_breakdown_chart")
     st.dataframe(frame, hide_index=True, key="sl_breakdown")
 
 
@@ -121,9 +120,8 @@ def errors_view(project_name: str, project, scope, current) -> None:
     bars = go.Figure()
     for bucket in grid.index:
         bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
-    # Streamlit turns a click into a point selection when the figure leaves
-    # dragmode and clickmode to it (a "select" dragmode disables click-to-select).
-    # The values stay the bars' x (a click names the value); their tick labels are shown literally.
+    # A click is a point selection when dragmode and clickmode are left to Streamlit ("select" would
+    # disable it). The values stay the bars' x (a click names the value); tick labels are shown literally.
     bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
                        title="Click a bar segment to see its examples",
                        xaxis=dict(tickmode="array", tickvals=list(grid.columns),

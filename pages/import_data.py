@@ -5,14 +5,14 @@ writes in one transaction; errors appear here as messages."""
 
 import streamlit as st
 
-from analysis import Mapping, attach_labels, get_project, guess_mapping, mapping_to_toml
+from analysis import Mapping, get_project, guess_mapping, mapping_to_toml
 from analysis.external import attach_parquet
 from analysis.labels import guess_label_columns
 from analysis.mapping import ROLE_KEYS, parse_mapping
 from analysis.paths import is_upload
 from analysis.schema import STAGES, TASKS
 from analysis.sources import preview_source
-from analysis.staging import ingest_staged
+from analysis.staging import ingest_staged, labels_staged
 from pages import _files, _ui
 
 NONE = "—"
@@ -135,12 +135,10 @@ else:
     overwrite = st.checkbox("Overwrite stored labels and outcomes that differ", key="imp_lab_overwrite")
     if st.button("Attach labels", type="primary", key="imp_lab_go", disabled=id_column is None):
         with _ui.readable_errors(), st.spinner("Checking and attaching…"):
-            with _ui.store().write() as con:
-                report = attach_labels(
-                    con, path, project=project_name, key=key, id_column=id_column,
-                    label_column=label_column, label_timestamp_column=ts_column,
-                    outcomes=outcomes, overwrite=overwrite, source_name=name,
-                )
+            report = labels_staged(  # read and checked first; locked only to write
+                _ui.store(), path, project=project_name, key=key, id_column=id_column, label_column=label_column,
+                label_timestamp_column=ts_column, outcomes=outcomes, overwrite=overwrite, source_name=name,
+            )
             _ui.clear_caches()
             _files.ingested()
             st.success(f"{_ui.fmt_int(report.applied)} predictions updated, {_ui.fmt_int(report.unchanged)} "

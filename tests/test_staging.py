@@ -21,16 +21,17 @@ from test_store import LockHolder
 
 # Tables that hold the time of writing (it differs between two ingests of one file).
 WRITE_TIMES = {"sb_ingests", "sb_projects"}
-LOGS = ("log_1", "labeled_1")
+LOGS = {"log_1": "prediction_id", "labeled_1": "prediction_id", "pending_1": "key_kind, key"}
 
 
 def _content(path: Path) -> dict:
-    """Every table's digest, and the log's rows without the time labels were written."""
+    """Every table's digest, and the log's and waiting labels' rows without the times of writing."""
     out = {t: v for t, v in db_digest(path).items() if t not in WRITE_TIMES | set(LOGS)}
     con = duckdb.connect(str(path), read_only=True)
     try:
-        for log in LOGS:
-            rows = con.execute(f"SELECT * EXCLUDE (label_timestamp) FROM {log} ORDER BY prediction_id").df()
+        for log, order in LOGS.items():
+            times = "label_timestamp, received_at" if log.startswith("pending") else "label_timestamp"
+            rows = con.execute(f"SELECT * EXCLUDE ({times}) FROM {log} ORDER BY {order}").df()
             out[log] = rows.astype(object).where(rows.notna(), None).to_dict("list")
     finally:
         con.close()
@@ -152,5 +153,58 @@ def test_a_bad_input_gets_the_same_message_staged_or_in_the_lock(tmp_path, case)
     with pytest.raises(IngestError) as locked:
         with Store(path).write() as con:
             ingest_predictions(con, source, project="p")
+    assert str(staged.value) == str(locked.value)
+    assert db_digest(path) == before
+
+
+def test_staged_labels_store_what_labels_in_the_lock_store(tmp_path):
+    """Labels by prediction and by example id, conflicts kept and overwritten, labels that
+    wait for their predictions: the same tables and the same report either way."""
+    from analysis.staging import labels_staged
+
+    mapping = parse_mapping(SMALL_MAPPING)
+    staged, locked = tmp_path / "staged.duckdb", tmp_path / "locked.duckdb"
+    for path in (staged, locked):
+        with Store(path).write() as con:
+            ingest_predictions(con, small_predictions(40), project="p", mapping=mapping)
+    first = tmp_path / "first.csv"
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(0, 50)], "label": np.arange(50) % 3 == 0,
+                  "revenue": np.arange(50) * 1.5}).to_csv(first, index=False)
+    second = pd.DataFrame({"request_id": [f"r{i}" for i in range(20, 30)], "label": [True] * 10})
+    steps = [(str(first), {}), (second, {}), (second, {"overwrite": True})]
+    for source, options in steps:
+        a = labels_staged(Store(staged), source, project="p", **options)
+        with Store(locked).write() as con:
+            b = attach_labels(con, source, project="p", **options)
+        assert {k: v for k, v in a.to_dict().items() if k != "seconds"} == \
+               {k: v for k, v in b.to_dict().items() if k != "seconds"}
+    assert _content(staged) == _content(locked)
+    assert a.overwritten == b.overwritten > 0 and b.pending == 0
+
+
+@pytest.mark.parametrize("case", ["repeated ids", "unknown class", "bad outcome"])
+def test_bad_labels_are_refused_without_waiting_for_the_database(tmp_path, case):
+    from analysis.staging import labels_staged
+
+    path = tmp_path / "db.duckdb"
+    with Store(path).write() as con:
+        ingest_predictions(con, small_predictions(5), project="p", mapping=parse_mapping(SMALL_MAPPING))
+    frame = pd.DataFrame({"request_id": ["r0", "r1", "r2"], "label": [True, False, True]})
+    if case == "repeated ids":
+        frame["request_id"] = ["r0", "r1", "r0"]
+    elif case == "unknown class":
+        frame["label"] = ["true", "perhaps", "false"]
+    else:
+        frame["revenue"] = ["1.5", "lots", "2"]
+    with pytest.raises(IngestError) as locked:
+        with Store(path).write() as con:
+            attach_labels(con, frame, project="p")
+    before = db_digest(path)
+    holder = LockHolder(path, "ro")  # the app reading: the staged check does not wait for it
+    try:
+        with pytest.raises(IngestError) as staged:
+            labels_staged(Store(path, busy_timeout=0.2), frame, project="p")
+    finally:
+        holder.release()
     assert str(staged.value) == str(locked.value)
     assert db_digest(path) == before
