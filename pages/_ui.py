@@ -45,6 +45,10 @@ def read_only() -> bool:
 _ALWAYS = re.compile(r"([\\`*~\[\]<&#|${}!@^])|:(?=\S)|(?<=material)/|(?<=www)\.|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])",
                      re.IGNORECASE)
 _LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
+# Streamlit's Markdown turns bare URLs, www. names and e-mail addresses into links after
+# escapes are read, so no escape stops it: an invisible word joiner breaks the pattern.
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 
 
 def plain(text) -> str:
@@ -56,7 +60,7 @@ def plain(text) -> str:
         return ""
     out = []
     for line in re.split(r"\r\n|\r|\n", str(text)):
-        line = _ALWAYS.sub(lambda m: "\\" + m.group(0), line)
+        line = _ALWAYS.sub(lambda m: "\\" + m.group(0), _AUTOLINK.sub(WORD_JOINER, line))
         out.append(_LINE_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], line))
     return "  \n".join(out)
 
