@@ -61,21 +61,14 @@ def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None
                                       version=version, stage=stage, source_name=source_name)
     with _staging_folder(store.path.parent) as folder:
         staged = folder / "staging.duckdb"
-        con = _staging_connection(staged, store)
-        try:
-            src = open_source(con, source, name=source_name)
-            try:
-                if existing is None and mapping is None:
-                    mapping = guess_mapping(src.columns)
-                total = count_rows(con, src)
-                plan = plan_ingest(con, src, name, existing, mapping, version, stage)
-                if total == 0:
-                    return empty_report(name, src, plan)
-                columns = _stage_rows(con, src, plan)
-            finally:
-                close_source(con, src)
-        finally:
-            con.close()
+        with _reading(staged, store, source, source_name) as (con, src):
+            if existing is None and mapping is None:
+                mapping = guess_mapping(src.columns)
+            total = count_rows(con, src)
+            plan = plan_ingest(con, src, name, existing, mapping, version, stage)
+            if total == 0:
+                return empty_report(name, src, plan)
+            columns = _stage_rows(con, src, plan)
         with store.write() as con:
             if find_project(con, name) != existing:
                 # Another writer created or changed the project while the input was read:
@@ -100,19 +93,12 @@ def labels_staged(store, source, *, project: str, key: str = "prediction", id_co
         proj, classes = check_label_options(con, project, key, positive_label, negative_label)
     with _staging_folder(store.path.parent) as folder:
         staged = folder / "staging.duckdb"
-        con = _staging_connection(staged, store)
-        try:
-            src = open_source(con, source, name=source_name)
-            try:
-                plan = plan_labels(con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes,
-                                   classes)
-                if not plan.report.rows_read:
-                    return plan.report
-                plan = convert_labels(con, src, plan, STAGED_TABLE)
-            finally:
-                close_source(con, src)
-        finally:
-            con.close()
+        with _reading(staged, store, source, source_name) as (con, src):
+            plan = plan_labels(con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes,
+                               classes)
+            if not plan.report.rows_read:
+                return plan.report
+            plan = convert_labels(con, src, plan, STAGED_TABLE)
         with store.write(create=False) as con:
             if (get_project(con, proj.name), check_label_options(con, project, key, positive_label,
                                                                  negative_label)[1]) != (proj, classes):
@@ -160,6 +146,21 @@ def _attached(con, staged: Path, columns: list[str], src: Source) -> Iterator[So
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")
         con.execute(f"DETACH {STAGING_ALIAS}")
+
+
+@contextmanager
+def _reading(staged: Path, store, source,
+             source_name: str | None) -> Iterator[tuple[duckdb.DuckDBPyConnection, Source]]:
+    """The input opened in the staging database ``staged``; both closed afterwards."""
+    con = _staging_connection(staged, store)
+    try:
+        src = open_source(con, source, name=source_name)
+        try:
+            yield con, src
+        finally:
+            close_source(con, src)
+    finally:
+        con.close()
 
 
 def _staging_connection(path: Path, store) -> duckdb.DuckDBPyConnection:

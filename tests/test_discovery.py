@@ -384,21 +384,10 @@ def test_leaderboard_leaves_id_like_columns_out_with_a_note(with_uid):
 
 
 def test_discover_page_shows_which_features_it_left_out(monkeypatch, with_uid):
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
+    from test_app import app_on
 
     store, project, frame = with_uid
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # as tests/test_app.py: the app as a server sees it after its first run
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    monkeypatch.setenv("SLICEBOARD_DB", str(store.path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = app_on(monkeypatch, store.path, timeout=120)
     at.query_params["project"] = "p"
     at.run()
     at.switch_page("pages/discover.py").run()

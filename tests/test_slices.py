@@ -611,21 +611,10 @@ def test_cli_breakdown_of_200000_values_prints_little(many_values, capsys):
 
 
 def test_slices_page_breakdown_of_200000_values_draws_51_bars_and_says_why(monkeypatch, many_values):
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
+    from test_app import app_on
 
     store, frame = many_values
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # as tests/test_app.py: the app as a server sees it after its first run
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-    monkeypatch.setenv("SLICEBOARD_DB", str(store.path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at = app_on(monkeypatch, store.path, timeout=180)
     at.query_params["project"] = "m"
     at.run()
     at.switch_page("pages/slices.py").run()
