@@ -756,3 +756,38 @@ def test_uploads_are_private_and_gone_after_ingest(monkeypatch, tmp_path):
     at.run()  # the uploader still holds the file: it is not saved again
     assert not at.exception and "is ingested" in texts(at)
     assert not [p for p in uploads_root().rglob("*") if p.is_file()]
+
+
+def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
+    """Members whose labels have not arrived (most of a fresh set) used to crash the page
+    ("boolean value of NA is ambiguous"): both views and the export work, and the export
+    leaves those labels empty."""
+    from analysis.valsets import Selection, commit, create_set, export_bytes, promote
+
+    con = duckdb.connect(str(demo_copy), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        picked = [con.execute(f'SELECT prediction_id, label IS NULL FROM "{table}" WHERE model_version = ? '
+                              f"AND {which} ORDER BY prediction_id LIMIT 10", ["credit-v1"]).fetchall()
+                  for which in ("label IS NULL", "prediction <> label")]
+        picked = picked[0] + picked[1]
+    finally:
+        con.close()
+    unlabeled = sum(1 for _, missing in picked if missing)
+    assert unlabeled == 10 and len(picked) == 20
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        create_set(con, project, "fresh failures")
+        promote(con, project, "fresh failures", Selection(prediction_ids=tuple(p for p, _ in picked)), reason="new")
+        commit(con, project, "fresh failures", "first")
+        data, done = export_bytes(con, project, "fresh failures", "latest", "csv")
+    assert done.rows == len(picked)
+    assert pd.read_csv(__import__("io").BytesIO(data))["label"].isna().sum() == unlabeled
+    at = app_on(monkeypatch, demo_copy).run()
+    at.switch_page("pages/valsets.py").run()
+    assert not at.exception
+    at.selectbox(key="vs_open").set_value("fresh failures").run()
+    assert not at.exception
+    at.button(key="vs_export_prepare").click().run()
+    assert not at.exception
+    assert at.get("download_button")[0].proto.label == f"Download {len(picked):,} examples (parquet)"
