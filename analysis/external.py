@@ -27,12 +27,12 @@ from sqlglot import exp
 
 from . import convert as cv
 from .errors import ConfigError, IngestError
-from .ingest import _check_unique_ids, _plan, _register_project, next_ingest_id, record_ingest
+from .ingest import check_unique_ids, next_ingest_id, plan_ingest, record_ingest, register_project
 from .mapping import Mapping
 from .project import Project, find_project, get_project
 from .rollup import rebuild_all
 from .schema import bump_data_version, labeled_table
-from .sources import _resolve_path, close_source, count_rows, open_source, parquet_scan
+from .sources import resolve_path, close_source, count_rows, open_source, parquet_scan
 from .sql import in_transaction, quote_ident, sql_literal
 
 
@@ -85,26 +85,26 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
         raise ConfigError("A project name is required.")
     if find_project(con, name) is not None:
         raise ConfigError(f"A project named {name!r} exists already; an external dataset gets a project of its own.")
-    pattern, kind, _ = _resolve_path(str(source))
+    pattern, kind, _ = resolve_path(str(source))
     if kind != "parquet":
         raise ConfigError(f"{source!r} is not a Parquet dataset; attach reads Parquet in place (ingest copies CSV).")
     src = open_source(con, str(source))
     try:
-        plan = _plan(con, src, name, None, mapping, version, stage, _now())
+        plan = plan_ingest(con, src, name, None, mapping, version, stage)
         total = count_rows(con, src)
         if not total:
             raise IngestError("has no rows", source=src.name)
         # The whole dataset is checked now, so that a bad value is named here and not
         # met later as a failed query.
         cv.run_checks(con, src, plan.checks)
-        _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+        check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
 
         def work() -> Project:
             from .mapping import guess_mapping
 
             stored = (mapping or guess_mapping(src.columns)).with_(name=name, task=plan.task,
                                                                     positive_label=plan.positive)
-            pid = _register_project(con, name, plan, stored)
+            pid = register_project(con, name, plan, stored)
             ingest_id = next_ingest_id(con)
             log = quote_ident(f"log_{pid}")
             # The view has the stored log's columns, in its order and of its types.

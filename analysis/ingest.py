@@ -676,7 +676,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     if existing is None:
         stored_mapping = (mapping or guess_mapping(src.columns)).with_(
             name=project_name, task=plan.task, positive_label=plan.positive, negative_label=plan.negative)
-        pid = _register_project(con, project_name, plan, stored_mapping)
+        pid = register_project(con, project_name, plan, stored_mapping)
     else:
         pid = existing.project_id
         if (plan.positive, plan.negative) != (existing.positive_label, existing.negative_label):
@@ -718,7 +718,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
         f"SELECT count(*) - count(DISTINCT prediction_id) FROM {log} WHERE ingest_id = ?", [ingest_id]
     ).fetchall()[0][0]
     if repeats:
-        _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+        check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
     note_ingest(con, proj, ingest_id)
     applied, conflicts = apply_pending(con, proj, ingest_id)
     days = days_of_rows(proj, "ingest_id = ?")
@@ -752,12 +752,12 @@ def explain_rejected_input(con, src: Source, plan: _Plan, exc: duckdb.Error | No
     """Converting ``src`` failed with ``exc`` (or its ids repeat): raise the error that
     names every offending column, its first rows and how many rows fail."""
     cv.run_checks(con, src, plan.checks)
-    _check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
+    check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
     why = str(exc).splitlines()[0] if exc is not None else "rows without a prediction"
     raise IngestError(f"could not be ingested: {why}", source=src.name) from None
 
 
-def _register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:
+def register_project(con, name: str, plan: _Plan, mapping: Mapping) -> int:
     pid = con.execute("SELECT coalesce(max(project_id), 0) + 1 FROM sb_projects").fetchall()[0][0]
     con.execute(
         "INSERT INTO sb_projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -794,7 +794,7 @@ def register_outcomes(con, project: Project, names: list[str]) -> list[str]:
     return added
 
 
-def _check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
+def check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
     view = quote_ident(src.view)
     sql, params = pid_expr.sql, pid_expr.params
     dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]

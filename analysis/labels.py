@@ -22,7 +22,7 @@ from .errors import ConfigError, IngestError
 from .ingest import (
     IGNORED_COLUMNS,
     ClassColumns,
-    _check_unique_ids,
+    check_unique_ids,
     _disagree,
     _Expr,
     _family,
@@ -276,7 +276,7 @@ def convert_labels(con, src: Source, plan: LabelPlan, table: str) -> LabelPlan:
                 + ", ".join(f"({plan.exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
                 + f" FROM {quote_ident(src.view)}", [p for c in cols for p in plan.exprs[c].params])
     if con.execute(f"SELECT count(*) - count(DISTINCT key) FROM {quote_ident(table)}").fetchall()[0][0]:
-        _check_unique_ids(con, src, plan.key_column, plan.exprs["key"])
+        check_unique_ids(con, src, plan.key_column, plan.exprs["key"])
     return plan.converted()
 
 
@@ -305,7 +305,7 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
         )
         # Repeated ids are counted on the typed copy; the message comes from the input.
         if con.execute("SELECT count(*) - count(DISTINCT key) FROM sb_labels").fetchall()[0][0]:
-            _check_unique_ids(con, src, key_col, exprs["key"])
+            check_unique_ids(con, src, key_col, exprs["key"])
         values = (["label"] if lab_col else []) + outcome_cols
         fields = (["label", "label_timestamp"] if lab_col else []) + outcome_cols
         match = f"l.{log_key} = n.key"

@@ -323,7 +323,7 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
     return f"SELECT {sel}, {sums} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}", list(params)
 
 
-def _binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str],
+def binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str],
                 extra: tuple[str, ...] = (), ctes: str = "") -> str:
     """The metrics from ``totals`` and ``curve`` (after the common table
     expressions ``ctes``, if any); ``extra`` totals columns pass through."""
@@ -447,7 +447,7 @@ def metrics_query(
         totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows,
                                           labeled_only=labeled_only and source == "log")
         curve_q, c_params = _binary_curve(project, groups, curve, rows)
-        return _binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
+        return binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
     hist, params = hist_query(project, groups, where, source, outcomes, rows)
     builder = {"multiclass": _multiclass_sql, "regression": _regression_sql}
     return builder[project.task](hist, groups, outcomes), params

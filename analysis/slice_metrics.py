@@ -26,7 +26,7 @@ import pandas as pd
 from .intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
                         positive_mean_intervals, proportion_test, welch_test, wilson_bounds, z_test)
 
-from .metrics import ALL_ROWS, GroupKey, _binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
+from .metrics import ALL_ROWS, GroupKey, binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
 from .project import Project
 from .scope import Scope
 from .slices import Slice, compile_slice
@@ -142,7 +142,7 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
     ])
     totals = ("SELECT a.*, " + ", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in lab_names)
               + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part")
-    body = _binary_sql(totals, curves, [PART_ALIAS], outcomes,
+    body = binary_sql(totals, curves, [PART_ALIAS], outcomes,
                        (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
     sql = (f"WITH all_rows AS ({all_rows}), "
            f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "

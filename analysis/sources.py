@@ -50,7 +50,7 @@ def _kind_for(path: str) -> str | None:
     return None
 
 
-def _resolve_path(path: str) -> tuple[str, str, bool]:
+def resolve_path(path: str) -> tuple[str, str, bool]:
     """Return (pattern, kind, multi_file) for a file, folder or glob (local, or an object
     store URL such as s3://bucket/lake/, which DuckDB reads through its httpfs extension)."""
     scheme = path.split("://", 1)[0].lower() if "://" in path else ""
@@ -150,7 +150,7 @@ def open_source(
 
     path = str(source)
     label = name or path
-    pattern, kind, multi = _resolve_path(path)
+    pattern, kind, multi = resolve_path(path)
     # The input is a temporary view: it never reaches the database file, so a process
     # killed halfway through an ingest leaves nothing behind. (A relation's own
     # create_view is persistent, and loses the name of the file column.)

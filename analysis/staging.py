@@ -52,7 +52,7 @@ def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None
     started = time.perf_counter()
     name = check_ingest_options(project, on_duplicate, stage)
     existing = None
-    if store.exists() and not store.is_blank():
+    if store.exists():
         with store.read() as con:
             existing = find_project(con, name)
     if existing is not None and existing.external is not None:

@@ -179,10 +179,10 @@ def test_the_cli_attaches_and_refreshes(tmp_path, capsys):
 def test_an_object_store_url_is_read_through_httpfs_or_named(lake):
     """s3://bucket/folder/ is a dataset of every Parquet file below it; without DuckDB's
     httpfs extension (and no download: tests stay on loopback) the message says so."""
-    from analysis.sources import _resolve_path
+    from analysis.sources import resolve_path
 
-    assert _resolve_path("s3://bucket/lake/") == ("s3://bucket/lake/**/*.parquet", "parquet", True)
-    assert _resolve_path("gs://bucket/day=*/part.parquet") == ("gs://bucket/day=*/part.parquet", "parquet", True)
+    assert resolve_path("s3://bucket/lake/") == ("s3://bucket/lake/**/*.parquet", "parquet", True)
+    assert resolve_path("gs://bucket/day=*/part.parquet") == ("gs://bucket/day=*/part.parquet", "parquet", True)
     store, _, _, lake_mapping = lake
     digest = db_digest(store.path)
     with store.write() as con:

@@ -14,7 +14,7 @@ from ..project import Project
 from ..sql import quote_ident
 from . import blocks as kinds
 from .fingerprint import fingerprint
-from .saved import Block, Report, _default_title, _now
+from .saved import Block, Report, default_title, utc_now
 
 
 def latest_comparison(con: duckdb.DuckDBPyConnection, project: Project) -> tuple[Side, Side] | None:
@@ -67,6 +67,6 @@ def default_report(con: duckdb.DuckDBPyConnection, project: Project, progress=No
         except ConfigError as exc:  # e.g. nothing labeled to discover from: leave the block out, say why
             params = {"text": f"{kinds.TITLES[kind]}: {exc}"}
             kind, snapshot = "note", params
-        out.append(Block(i, i, kind, _default_title(kind, params), params, snapshot, print_, _now()))
+        out.append(Block(i, i, kind, default_title(kind, params), params, snapshot, print_, utc_now()))
     step(1.0, "Done")
     return Report(f"{project.name} (default)", f"{project.name}: model report", project.name, out)

@@ -59,7 +59,7 @@ class BlockRerun:
         return not self.changes
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -89,7 +89,7 @@ def create_report(con: duckdb.DuckDBPyConnection, project: Project, name: str, t
 
     def work():
         rid = con.execute("SELECT coalesce(max(report_id), 0) + 1 FROM sb_reports").fetchall()[0][0]
-        now = _now()
+        now = utc_now()
         con.execute("INSERT INTO sb_reports VALUES (?, ?, ?, ?, ?, ?)",
                     [rid, project.project_id, name, title.strip() or name, now, now])
 
@@ -131,7 +131,7 @@ def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kin
         if not create:
             raise
         rid = create_report(con, project, report).report_id
-    title = (title or "").strip() or _default_title(kind, params)
+    title = (title or "").strip() or default_title(kind, params)
 
     def work():
         block_id, position = con.execute(
@@ -139,15 +139,15 @@ def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kin
             "WHERE report_id = ?", [rid]).fetchall()[0]
         con.execute("INSERT INTO sb_report_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [project.project_id, rid, block_id, position, kind, title, json.dumps(params),
-                     json.dumps(snapshot), json.dumps(print_), _now()])
-        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [_now(), rid])
+                     json.dumps(snapshot), json.dumps(print_), utc_now()])
+        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), rid])
         return block_id
 
     block_id = in_transaction(con, work)
     return next(b for b in get_report(con, project, report).blocks if b.block_id == block_id)
 
 
-def _default_title(kind: str, params: dict) -> str:
+def default_title(kind: str, params: dict) -> str:
     side = kinds.side_label
     if kind in ("comparison", "gate", "series"):
         return f"{kinds.TITLES[kind]}: {side(params['candidate'])} vs {side(params['baseline'])}"
@@ -184,7 +184,7 @@ def edit_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, bl
         for column, value in updates.items():
             con.execute(f"UPDATE sb_report_blocks SET {column} = ? WHERE report_id = ? AND block_id = ?",
                         [value, rid, block_id])
-        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [_now(), rid])
+        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), rid])
 
     in_transaction(con, work)
     return _block(con, project, report, block_id)[1]
@@ -203,7 +203,7 @@ def move_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, bl
         for position, bid in enumerate(order, start=1):
             con.execute("UPDATE sb_report_blocks SET position = ? WHERE report_id = ? AND block_id = ?",
                         [position, r.report_id, bid])
-        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [_now(), r.report_id])
+        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), r.report_id])
 
     in_transaction(con, work)
     return get_report(con, project, report)
@@ -242,8 +242,8 @@ def refresh(con: duckdb.DuckDBPyConnection, project: Project, report: str) -> Re
         for x in results:
             con.execute("UPDATE sb_report_blocks SET snapshot = ?, fingerprint = ?, computed_at = ? "
                         "WHERE report_id = ? AND block_id = ?",
-                        [json.dumps(x.snapshot), json.dumps(x.fingerprint), _now(), r.report_id, x.block.block_id])
-        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [_now(), r.report_id])
+                        [json.dumps(x.snapshot), json.dumps(x.fingerprint), utc_now(), r.report_id, x.block.block_id])
+        con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), r.report_id])
 
     in_transaction(con, work)
     return get_report(con, project, report)
