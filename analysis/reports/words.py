@@ -4,60 +4,10 @@ approval_rate 62.0% vs 65.1% for credit-v1 (production), 3.1 points lower (worse
 
 from __future__ import annotations
 
-import math
-
-from ..product_metrics import ProductMetric
-
-PROPORTIONS = {"accuracy", "error_rate", "precision", "recall", "f1", "labeled_share", "share"}
-LOWER_IS_BETTER = {"error_rate", "log_loss", "brier", "mae", "rmse"}
-NAMES = {"accuracy": "accuracy", "error_rate": "error rate", "precision": "precision", "recall": "recall",
-         "f1": "F1", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "log_loss": "log loss", "brier": "Brier score",
-         "mae": "mean absolute error", "rmse": "RMSE", "r2": "R²", "macro_f1": "macro F1"}
-
-
-def missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def metric_name(name: str) -> str:
-    return NAMES.get(name, name.replace("_", " "))
-
-
-def show(name: str, value, products: list[dict] = ()) -> str:
-    """A metric's value as people read it: proportions in percent, product metrics in
-    their own format and unit."""
-    if missing(value):
-        return "–"
-    for d in products:
-        if d["name"] == name:
-            return ProductMetric(**d).show(float(value))
-    if name in PROPORTIONS:
-        return f"{100 * float(value):.1f}%"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
-        return f"{int(value):,}"
-    return f"{float(value):.3f}"
-
-
-def show_delta(name: str, delta, products: list[dict] = ()) -> str:
-    if missing(delta):
-        return "–"
-    if is_share(name, products):
-        return f"{100 * float(delta):+.1f} points".replace("-", "−")
-    for d in products:
-        if d["name"] == name:
-            shown = ProductMetric(**d).show(abs(float(delta)))
-            return ("+" if delta >= 0 else "−") + shown
-    return f"{float(delta):+.3f}".replace("-", "−")
-
-
-def is_share(name: str, products: list[dict] = ()) -> bool:
-    return name in PROPORTIONS or any(d["name"] == name and d.get("format", "").endswith("%") for d in products)
-
-
-def p_words(p) -> str:
-    if missing(p):
-        return ""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+# One formatting of numbers for the whole product: re-exported here for the report's modules.
+from ..numbers import format_delta as show_delta
+from ..numbers import format_p, is_share, metric_name, missing, p_words  # noqa: F401
+from ..numbers import format_value as show
 
 
 def _judged(row: dict) -> str:
@@ -94,7 +44,7 @@ def comparison_lines(s: dict) -> list[str]:
         for r in group:
             lines.append(f"{word} for {r['where']}: error rate {show('error_rate', r['error_rate_b'])} → "
                          f"{show('error_rate', r['error_rate_c'])} ({int(r['n_rows_c'] or 0):,} rows, "
-                         f"q {r['q_value']:.2g}).")
+                         f"q {format_p(r['q_value'])}).")
     if not worse and not better:
         lines.append(f"No slice of the {s['n_slices']:,} checked changed significantly.")
     return lines
@@ -146,7 +96,7 @@ def discovery_lines(s: dict) -> list[str]:
              f"over {s['n_rows']:,} rows):"]
     for r in kept[:3]:
         lines.append(f"{r['where']}: {show('error_rate', r['error_rate'])} on {r['size']:,} rows"
-                     + (f" (q {r['q_value']:.2g})" if not missing(r["q_value"]) else "") + ".")
+                     + (f" (q {format_p(r['q_value'])})" if not missing(r["q_value"]) else "") + ".")
     return lines
 
 
