@@ -68,7 +68,7 @@ def _view(args) -> dict:
 
 def cmd_reports(args) -> int:
     from .project import get_project
-    from .reports import add_block, delete_report, get_report, list_reports, refresh, rerun
+    from .reports import add_block, delete_report, get_report, list_reports, position_after, refresh, rerun
     from .reports.words import lines
 
     store = base._store(args)
@@ -89,7 +89,10 @@ def cmd_reports(args) -> int:
         if args.action == "add":
             if not args.kind:
                 raise ConfigError("reports add needs --kind.")
-            block = add_block(con, project, args.name, args.kind, _view(args), title=args.title)
+            position = args.position
+            if args.after is not None:
+                position = position_after(get_report(con, project, args.name), args.after)
+            block = add_block(con, project, args.name, args.kind, _view(args), title=args.title, position=position)
             base._emit(args, {"report": args.name, "block": block.block_id, "title": block.title,
                               "lines": lines(block.kind, block.snapshot)},
                        "\n".join([f"added block {block.block_id}: {block.title}", *lines(block.kind, block.snapshot)]))
@@ -143,6 +146,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="the report")
     p.add_argument("--kind", choices=KINDS, help="add: the kind of block")
     p.add_argument("--title", help="add: the block's title")
+    place = p.add_mutually_exclusive_group()
+    place.add_argument("--position", type=int, help="add: the block's place, 1 = first (default: at the end)")
+    place.add_argument("--after", type=int, metavar="BLOCK", help="add: just after this block (its number in "
+                                                                  "`reports show`)")
     p.add_argument("--baseline")
     p.add_argument("--candidate")
     p.add_argument("--baseline-stage")

@@ -250,3 +250,45 @@ def test_default_report_of_the_demo_stays_small(demo_copy):
     assert (comparison["baseline"], comparison["candidate"]) == ("credit-v1", "credit-v3")
     assert len(render_html(report).encode()) < 5_000_000
     np.testing.assert_equal(report.blocks[2].snapshot["passed"], False)
+
+
+def test_a_new_block_goes_where_asked(project_db):
+    """A note placed first, after a chosen block, or (by default) at the end; the other
+    blocks keep their order. A place beyond the end is the end; a place below 1 is refused."""
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        for text in ("a", "b", "c"):
+            add_block(con, project, "order", "note", {"text": text})
+        add_block(con, project, "order", "note", {"text": "top"}, position=1)
+        add_block(con, project, "order", "note", {"text": "after b"}, position=4)
+        add_block(con, project, "order", "note", {"text": "end"})
+        add_block(con, project, "order", "note", {"text": "far"}, position=99)
+        report = get_report(con, project, "order")
+        assert [b.snapshot["text"] for b in report.blocks] == ["top", "a", "b", "after b", "c", "end", "far"]
+        assert [b.position for b in report.blocks] == list(range(1, 8))
+    digest = db_digest(store.path)
+    with store.write() as con:
+        project = get_project(con, "p")
+        for bad in (0, -2):
+            with pytest.raises(ConfigError, match="position"):
+                add_block(con, project, "order", "note", {"text": "x"}, position=bad)
+    assert db_digest(store.path) == digest
+
+
+def test_the_cli_places_a_note_after_a_block(project_db, capsys):
+    store, _ = project_db
+    db = ["--db", str(store.path), "--project", "p"]
+    for text in ("first", "second"):
+        assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", text]) == 0
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "between", "--after", "1"]) == 0
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "top", "--position", "1"]) == 0
+    capsys.readouterr()
+    assert main(["reports", "show", *db, "--name", "cli", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["blocks"]
+    with store.read() as con:
+        texts = [b.snapshot["text"] for b in get_report(con, get_project(con, "p"), "cli").blocks]
+    assert texts == ["top", "first", "between", "second"]
+    assert [b["block"] for b in shown] == [4, 1, 3, 2]
+    assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "x", "--after", "9"]) == 2
+    assert "no block 9" in capsys.readouterr().err

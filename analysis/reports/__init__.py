@@ -6,9 +6,9 @@ from .default import default_report, latest_comparison
 from .fingerprint import describe_changes, fingerprint
 from .html import render_html, write_html, write_pdf
 from .saved import (Block, BlockRerun, Report, add_block, create_report, delete_block, delete_report, edit_block,
-                    get_report, list_reports, move_block, refresh, rerun)
+                    get_report, list_reports, move_block, position_after, refresh, rerun)
 
 __all__ = ["KINDS", "TITLES", "Block", "BlockRerun", "Report", "add_block", "create_report", "default_report",
            "delete_block", "delete_report", "describe_changes", "edit_block", "fingerprint", "get_report",
-           "latest_comparison", "list_reports", "move_block", "refresh", "render_html", "rerun", "write_html",
-           "write_pdf"]
+           "latest_comparison", "list_reports", "move_block", "position_after", "refresh", "render_html", "rerun",
+           "write_html", "write_pdf"]

@@ -119,9 +119,12 @@ def delete_report(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
 
 
 def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kind: str, view: dict, *,
-              title: str | None = None, create: bool = True) -> Block:
-    """Pin ``view`` as a block of ``kind``, compute it and append it to ``report``
-    (created first when missing and ``create``)."""
+              title: str | None = None, create: bool = True, position: int | None = None) -> Block:
+    """Pin ``view`` as a block of ``kind``, compute it and put it in ``report`` (created
+    first when missing and ``create``): at ``position`` (1 is first; the blocks from there
+    move down one place), or at the end when ``position`` is None or past the end."""
+    if position is not None and (isinstance(position, bool) or int(position) != position or position < 1):
+        raise ConfigError(f"A block's position is 1 (first) or more, not {position!r}.")
     params = kinds.pin(con, project, kind, view)
     snapshot = kinds.compute(con, project, kind, params)
     print_ = fingerprint(con, project)
@@ -134,17 +137,36 @@ def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kin
     title = (title or "").strip() or default_title(kind, params)
 
     def work():
-        block_id, position = con.execute(
-            "SELECT coalesce(max(block_id), 0) + 1, coalesce(max(position), 0) + 1 FROM sb_report_blocks "
-            "WHERE report_id = ?", [rid]).fetchall()[0]
+        order = [b for (b,) in con.execute("SELECT block_id FROM sb_report_blocks WHERE report_id = ? "
+                                           "ORDER BY position", [rid]).fetchall()]
+        block_id = con.execute("SELECT coalesce(max(block_id), 0) + 1 FROM sb_report_blocks WHERE report_id = ?",
+                               [rid]).fetchall()[0][0]
+        place = len(order) if position is None else min(int(position) - 1, len(order))
+        order.insert(place, block_id)
         con.execute("INSERT INTO sb_report_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [project.project_id, rid, block_id, position, kind, title, json.dumps(params),
+                    [project.project_id, rid, block_id, place + 1, kind, title, json.dumps(params),
                      json.dumps(snapshot), json.dumps(print_), utc_now()])
+        _renumber(con, rid, order[place + 1:], start=place + 2)
         con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), rid])
         return block_id
 
     block_id = in_transaction(con, work)
     return next(b for b in get_report(con, project, report).blocks if b.block_id == block_id)
+
+
+def _renumber(con, rid: int, block_ids: list[int], start: int = 1) -> None:
+    """Positions ``start``, ``start + 1``, ... for ``block_ids``, in that order."""
+    for position, bid in enumerate(block_ids, start=start):
+        con.execute("UPDATE sb_report_blocks SET position = ? WHERE report_id = ? AND block_id = ?",
+                    [position, rid, bid])
+
+
+def position_after(report: Report, block_id: int) -> int:
+    """The position just after block ``block_id`` of ``report`` (for :func:`add_block`)."""
+    for i, b in enumerate(report.blocks):
+        if b.block_id == block_id:
+            return i + 2
+    raise ConfigError(f"Report {report.name!r} has no block {block_id}.")
 
 
 def default_title(kind: str, params: dict) -> str:
@@ -200,9 +222,7 @@ def move_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, bl
     order.insert(max(0, min(len(order) - 1, i + int(offset))), order.pop(i))
 
     def work():
-        for position, bid in enumerate(order, start=1):
-            con.execute("UPDATE sb_report_blocks SET position = ? WHERE report_id = ? AND block_id = ?",
-                        [position, r.report_id, bid])
+        _renumber(con, r.report_id, order)
         con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), r.report_id])
 
     in_transaction(con, work)
