@@ -292,3 +292,95 @@ def test_the_cli_places_a_note_after_a_block(project_db, capsys):
     assert [b["block"] for b in shown] == [4, 1, 3, 2]
     assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "x", "--after", "9"]) == 2
     assert "no block 9" in capsys.readouterr().err
+
+
+def visible_cells(page: str, table_class: str) -> list[list[str]]:
+    """The texts of a table's body cells in the exported page."""
+    body = page[page.index(f'<table class="{table_class}">'):]
+    body = body[:body.index("</table>")]
+    return [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body[body.index("<tbody>"):])]
+
+
+def test_the_export_formats_every_figure_as_the_app_does(project_db):
+    """The HTML table of a comparison holds, per metric, exactly analysis.numbers' text of
+    a direct engine call: money in dollars with separators, shares in percent, changes of
+    shares in points, p-values as < 1e-16 at most; never "None", "nan" or a column name."""
+    from analysis.numbers import format_delta, format_p, format_value, metric_name
+
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        block = add_block(con, project, "fmt", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
+                                                              "discovered": 0})
+        comp = compare(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20", discovered=0,
+                       saved=block.params["saved"], metrics=[ProductMetric(**m) for m in block.params["metrics"]])
+        report = get_report(con, project, "fmt")
+    products = block.params["metrics"]
+    page = render_html(report)
+    shown = {row[0]: row for row in visible_cells(page, "overall")}
+    assert len(shown) == len(comp.overall)
+    for r in comp.overall.itertuples():
+        row = shown[metric_name(r.metric, products)]
+        assert row[1:4] == [format_value(r.metric, r.baseline, products), format_value(r.metric, r.candidate, products),
+                            format_delta(r.metric, r.delta, products)]
+        assert row[5] == format_p(r.p_value)
+    money = shown["missed loss"]
+    assert money[1].startswith("$") and "," in money[1] or float(money[1].strip("$")) < 1000
+    assert shown["accuracy"][3].endswith(" points") and shown["accuracy"][1].endswith("%")
+    assert "ROC AUC" in shown
+    text = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    text = text[:text.index("<footer>")]
+    for bad in (">None<", ">nan<", "roc_auc", "error_rate", "Roc auc"):
+        assert bad not in text
+
+
+def test_the_validation_set_chart_is_coloured_by_verdict(project_db):
+    """A set that a version fails is vermillion however high its accuracy; a passing one
+    blue; the value is written in the cell (the colour is not a metric scale)."""
+    from analysis.numbers import format_value
+    from analysis.palette import FAIL, PASS, VERDICT_LEVEL, verdict_scale
+    from analysis.reports.charts import figures
+
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        create_set(con, project, "strict", criteria=["accuracy >= 0.999"])
+        promote(con, project, "strict", Selection(slice_=parse_slice("city = ams"), scope=Scope.of(versions="v1")))
+        commit(con, project, "strict", "first")
+        block = add_block(con, project, "sets", "valsets", {})
+        truth = evaluate(con, project)
+    fig = figures("valsets", block.snapshot)[0].to_plotly_json()
+    heat = fig["data"][0]
+    assert heat["type"] == "heatmap" and heat["showscale"] is False
+    scale = verdict_scale()
+
+    def colour(level):
+        x = level / heat["zmax"]
+        return next(c for (a, c), (b, _) in zip(scale[::2], scale[1::2]) if a <= x <= b)
+
+    seen = set()
+    for r in truth.itertuples():
+        i, j = heat["y"].index(f"{r.set} v{r.set_version}"), heat["x"].index(f"{r.model_version} ({r.stage})")
+        assert heat["z"][i][j] == VERDICT_LEVEL[r.verdict]
+        assert heat["text"][i][j].startswith(format_value("accuracy", r.accuracy))
+        if r.verdict in ("pass", "fail"):
+            assert colour(heat["z"][i][j]) == (PASS if r.verdict == "pass" else FAIL)
+            seen.add(r.verdict)
+    assert seen == {"pass", "fail"}  # v1 on "strict" fails with a high accuracy
+    assert truth.loc[truth.verdict == "fail", "accuracy"].max() > 0.5
+
+
+def test_charts_scale_to_the_values_shown(project_db):
+    """A log loss of 1.07 is not cut off by a 0–1 axis; shares read in percent."""
+    from analysis.reports.charts import figures
+
+    snapshot = {"task": "binary", "metrics": ["log_loss"], "product_metrics": [],
+                "rows": [{"side": "v1", "log_loss": 1.07, "log_loss_low": 0.98, "log_loss_high": 1.16},
+                         {"side": "v2", "log_loss": 0.41, "log_loss_low": None, "log_loss_high": None}]}
+    axis = figures("headline", snapshot)[0].to_plotly_json()["layout"]["yaxis"]
+    assert axis.get("range") is None and axis["autorange"] is True and axis.get("tickformat") is None
+    snapshot["metrics"] = ["accuracy"]
+    snapshot["rows"] = [{"side": "v1", "accuracy": 0.83}]
+    fig = figures("headline", snapshot)[0].to_plotly_json()
+    assert fig["layout"]["yaxis"]["tickformat"] == ".0%" and fig["data"][0]["text"] == ["83.0%"]

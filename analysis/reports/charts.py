@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from ..numbers import format_delta, format_value, is_share
+from ..palette import BASELINE as BASE
+from ..palette import BETTER, NEUTRAL, VERDICT_LEVEL, VERDICT_WORDS, WORSE, verdict_scale
+from ..palette import CANDIDATE as CAND
+from .tables import error_measure
 from .words import metric_name, missing
-
-WORSE, BETTER, NEUTRAL, BASE, CAND = "#d62728", "#2ca02c", "#7f7f7f", "#1f77b4", "#ff7f0e"
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), template="plotly_white",
                       font=dict(size=14), legend=dict(orientation="h", y=-0.15))
     return fig
+
+
+def value_axis(fig: go.Figure, metric: str, products=(), axis: str = "y") -> None:
+    """An axis of a metric's values from zero, scaled to the largest value or interval end
+    (never a fixed 0–1, which would cut off a log loss of 1.07); a share reads in percent."""
+    update = fig.update_yaxes if axis == "y" else fig.update_xaxes
+    update(rangemode="tozero", autorange=True, tickformat=".0%" if is_share(metric, products) else None)
 
 
 def _errors(values, lows, highs) -> dict:
@@ -28,9 +38,11 @@ def headline_figures(s: dict) -> list[go.Figure]:
     if metric is None or not s["rows"]:
         return []
     values = [r.get(metric) for r in s["rows"]]
+    highs = [r.get(f"{metric}_high") for r in s["rows"]]
     fig = go.Figure(go.Bar(x=[r["side"] for r in s["rows"]], y=values, marker_color=BASE,
-                           error_y=_errors(values, [r.get(f"{metric}_low") for r in s["rows"]],
-                                           [r.get(f"{metric}_high") for r in s["rows"]])))
+                           text=[format_value(metric, v) for v in values], textposition="inside",
+                           error_y=_errors(values, [r.get(f"{metric}_low") for r in s["rows"]], highs)))
+    value_axis(fig, metric)
     return [_layout(fig, f"{metric_name(metric)} per version (95% interval)")]
 
 
@@ -46,6 +58,8 @@ def comparison_figures(s: dict) -> list[go.Figure]:
         deltas = [rel(r["delta"], r["baseline"]) for r in rows]
         colors = [BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
         fig = go.Figure(go.Bar(y=names, x=deltas, orientation="h", marker_color=colors,
+                               text=[format_delta(r["metric"], r["delta"], s.get("product_metrics", []))
+                                     for r in rows],
                                error_x=_errors(deltas, [rel(r["ci_low"], r["baseline"]) for r in rows],
                                                [rel(r["ci_high"], r["baseline"]) for r in rows])))
         fig.update_xaxes(title="change, % of the baseline (95% interval)", zeroline=True)
@@ -56,6 +70,7 @@ def comparison_figures(s: dict) -> list[go.Figure]:
         deltas = [100 * r["delta"] for r in slices]
         fig = go.Figure(go.Bar(
             y=[r["where"] for r in slices], x=deltas, orientation="h",
+            text=[format_delta("error_rate", r["delta"]) for r in slices],
             marker_color=[WORSE if r["verdict"] == "regression" else BETTER for r in slices],
             error_x=_errors(deltas, [100 * r["ci_low"] if not missing(r["ci_low"]) else None for r in slices],
                             [100 * r["ci_high"] if not missing(r["ci_high"]) else None for r in slices])))
@@ -72,9 +87,12 @@ def slice_figures(s: dict) -> list[go.Figure]:
         return []
     parts = [p for p in s["parts"] if p["part"] in ("slice", "rest", "overall")]
     values = [p.get(metric) for p in parts]
-    fig = go.Figure(go.Bar(x=[p["part"] for p in parts], y=values, marker_color=[WORSE, NEUTRAL, BASE][:len(parts)],
-                           error_y=_errors(values, [p.get(f"{metric}_low") for p in parts],
-                                           [p.get(f"{metric}_high") for p in parts])))
+    highs = [p.get(f"{metric}_high") for p in parts]
+    colour = {"slice": CAND, "rest": NEUTRAL, "overall": BASE}
+    fig = go.Figure(go.Bar(x=[p["part"] for p in parts], y=values, marker_color=[colour[p["part"]] for p in parts],
+                           text=[format_value(metric, v) for v in values], textposition="inside",
+                           error_y=_errors(values, [p.get(f"{metric}_low") for p in parts], highs)))
+    value_axis(fig, metric)
     return [_layout(fig, f"{metric_name(metric)}: {s['where']} (95% interval)")]
 
 
@@ -90,10 +108,14 @@ def discovery_figures(s: dict) -> list[go.Figure]:
         fig.add_vline(x=s["mean_error"], line_dash="dash", annotation_text="average")
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(title=f"{s['error']} (95% interval)")
+    value_axis(fig, error_measure(s["error"]), axis="x")
     return [_layout(fig, "Slices with the most errors", 100 + 40 * len(rows))]
 
 
 def valsets_figures(s: dict) -> list[go.Figure]:
+    """Sets × model versions, each cell coloured by its verdict (blue pass, vermillion
+    fail, grey not judged) and labelled with the metric's value, the verdict in words and
+    how many members were scored."""
     rows = s["rows"]
     if not rows:
         return []
@@ -101,12 +123,22 @@ def valsets_figures(s: dict) -> list[go.Figure]:
     versions = list(dict.fromkeys(f"{r['model_version']} ({r['stage']})" for r in rows))
     cell = {(f"{r['set']} v{r['set_version']}", f"{r['model_version']} ({r['stage']})"): r for r in rows}
     metric = s["metric"]
-    z = [[(cell.get((a, b)) or {}).get(metric) for b in versions] for a in sets]
-    text = [[(f"{100 * v:.1f}%" if metric == "accuracy" else f"{v:.3g}") + f"<br>{(cell.get((a, b)) or {}).get('verdict')}"
-             if not missing(v) else "" for v, b in zip(row, versions)] for row, a in zip(z, sets)]
-    fig = go.Figure(go.Heatmap(z=z, x=versions, y=sets, text=text, texttemplate="%{text}", colorscale="RdYlGn",
-                               reversescale=metric == "mae", colorbar=dict(title=metric_name(metric))))
-    return [_layout(fig, f"Validation sets × versions: {metric_name(metric)}", 120 + 60 * len(sets))]
+    z, text = [], []
+    for a in sets:
+        z.append([VERDICT_LEVEL.get((cell.get((a, b)) or {}).get("verdict"), 0) for b in versions])
+        text.append([_valset_cell(cell.get((a, b)), metric) for b in versions])
+    fig = go.Figure(go.Heatmap(z=z, x=versions, y=sets, text=text, texttemplate="%{text}", hoverinfo="text",
+                               colorscale=verdict_scale(), zmin=0, zmax=max(VERDICT_LEVEL.values()), showscale=False,
+                               xgap=2, ygap=2))
+    fig.update_yaxes(autorange="reversed")
+    return [_layout(fig, f"Validation sets × versions: verdict, and {metric_name(metric)}", 120 + 70 * len(sets))]
+
+
+def _valset_cell(r: dict | None, metric: str) -> str:
+    if not r:
+        return ""
+    scored = f"{int(r.get('scored') or 0):,}/{int(r.get('members') or 0):,} scored"
+    return f"{format_value(metric, r.get(metric))}<br>{VERDICT_WORDS.get(r['verdict'], r['verdict'])}<br>{scored}"
 
 
 def series_figures(s: dict) -> list[go.Figure]:
@@ -119,6 +151,7 @@ def series_figures(s: dict) -> list[go.Figure]:
             if rows:
                 fig.add_trace(go.Scatter(x=[r["day"] for r in rows], y=[r.get(name) for r in rows], mode="lines",
                                          name=rows[0]["version"], line=dict(color=color)))
+        value_axis(fig, name, s.get("product_metrics", []))
         figs.append(_layout(fig, f"{metric_name(name)} per day", 300))
     return figs
 

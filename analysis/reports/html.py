@@ -31,7 +31,9 @@ from ..errors import ConfigError
 from . import blocks as kinds
 from .charts import figures
 from .saved import Report
-from .words import lines, metric_name, missing, show
+from .tables import Cell, Table
+from .tables import tables as block_tables
+from .words import lines
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
        "img-src data: blob:; font-src data:")
@@ -43,7 +45,7 @@ section.block{padding:16px 0;border-bottom:1px solid #eee} h2{margin:8px 0}
 ul.lines{font-size:1.15em;line-height:1.5} .chart{min-height:200px;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0;font-size:.9em} th,td{padding:4px 8px;border-bottom:1px solid #eee;
 text-align:right} th{background:#f6f6f6} td.text,th.text{text-align:left}
-.pass{color:#2ca02c;font-weight:600} .fail{color:#d62728;font-weight:600}
+.pass{color:#0072B2;font-weight:600} .fail{color:#D55E00;font-weight:600}
 footer{color:#444;font-size:.85em;padding-bottom:40px} footer pre{white-space:pre-wrap;background:#f8f8f8;padding:8px}
 .nochart{color:#a00} .scroll{overflow-x:auto}
 """
@@ -142,104 +144,26 @@ def note_html(text: str) -> str:
     return _note_renderer().render(text or "")
 
 
-def _cell(value, name: str = "", products: list[dict] = ()) -> str:
-    """A table cell; numbers keep their full value in ``data-value``."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        text = "" if value is None else ("yes" if value is True else "no" if value is False else str(value))
-        return f'<td class="text">{html.escape(text)}</td>'
-    return f'<td data-value="{value!r}">{html.escape(show(name, value, products))}</td>'
+def _cell(cell: Cell) -> str:
+    """A table cell: the formatted text; a number keeps its full value in ``data-value``."""
+    if cell.value is None or isinstance(cell.value, bool):
+        return f'<td class="text {cell.tone}">{html.escape(cell.text)}</td>'
+    return f'<td data-value="{cell.value!r}">{html.escape(cell.text)}</td>'
 
 
-def _table(rows: list[dict], columns: list[tuple[str, str]], products: list[dict] = (), cls: str = "") -> str:
-    """``columns``: (key, heading); a key ending in ``:metric`` formats with that metric."""
-    if not rows:
+def table_html(table: Table) -> str:
+    if not table.rows:
         return ""
-    head = "".join(f'<th class="{"text" if i == 0 else ""}">{html.escape(h)}</th>' for i, (_, h) in enumerate(columns))
-    body = []
-    for r in rows:
-        cells = []
-        for key, _ in columns:
-            field, _, fmt = key.partition(":")
-            cells.append(_cell(r.get(field), fmt or field, products))
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
-
-
-
-def _interval_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
-    out = []
-    for r in rows:
-        r = dict(r)
-        for m in metrics:
-            low, high = r.get(f"{m}_low"), r.get(f"{m}_high")
-            r[f"{m}_ci"] = "" if missing(low) or missing(high) else f"[{show(m, low)}, {show(m, high)}]"
-        out.append(r)
-    return out
+    head = "".join(f'<th class="{"text" if i == 0 else ""}">{html.escape(h)}</th>' for i, h in enumerate(table.headings))
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows)
+    note = f'<p class="sub">{html.escape(table.note)}</p>' if table.note else ""
+    return (f'<div class="scroll"><table class="{table.name}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>{note}")
 
 
 def tables(kind: str, s: dict) -> str:
-    """The block's figures as HTML tables."""
-    products = s.get("product_metrics", [])
-    if kind == "headline":
-        cols = [("side", "version"), ("n_rows", "predictions"), ("n_labeled", "labeled")]
-        for m in s["metrics"]:
-            cols += [(f"{m}", metric_name(m)), (f"{m}_ci", "95% interval")]
-        cols += [(d["name"], d["name"]) for d in products]
-        return _table(_interval_rows(s["rows"], s["metrics"]), cols, products)
-    if kind == "comparison":
-        # Per-row formats: each metric's own (a product metric in its unit).
-        out = _format_overall(s, products)
-        slices = [dict(r, ci="" if missing(r["ci_low"]) else f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]")
-                  for r in s["slices"]]
-        out += _table(slices, [("where", "slice"), ("source", "found as"), ("n_rows_b", "rows, baseline"),
-                               ("n_rows_c", "rows, candidate"), ("error_rate_b:error_rate", "error, baseline"),
-                               ("error_rate_c:error_rate", "error, candidate"), ("delta:error_rate", "delta"),
-                               ("ci", "95% interval (points)"), ("q_value:p", "q-value"), ("verdict", "verdict")],
-                      products, "slices")
-        return out + (f'<p class="sub">{s["n_slices"]:,} slices checked: {s["n_regressions"]} worse, '
-                      f'{s["n_improvements"]} better (q &lt; 0.05); the table lists the first {len(s["slices"])}.</p>')
-    if kind == "gate":
-        rows = [dict(r, verdict="pass" if r["passed"] else "FAIL") for r in s["results"]]
-        return _table(rows, [("criterion", "criterion"), ("verdict", "result"), ("detail", "numbers")])
-    if kind == "slice":
-        metrics = [m for m in s["metrics"] if m != "share"]
-        cols = [("part", "part"), ("n_rows", "predictions"), ("share", "share")]
-        for m in metrics:
-            cols += [(m, metric_name(m)), (f"{m}_ci", "95% interval")]
-        out = _table(_interval_rows(s["parts"], metrics), cols)
-        out += _table([dict(c, difference_v=c["difference"]) for c in s["comparison"]],
-                      [("metric", "metric"), ("slice", "slice"), ("rest", "rest"), ("difference", "difference"),
-                       ("p_value:p", "p-value"), ("test", "test")])
-        return out
-    if kind == "discovery":
-        rows = [dict(r, ci="" if missing(r["ci_low"]) else f"[{show('error_rate', r['ci_low'])}, "
-                                                            f"{show('error_rate', r['ci_high'])}]") for r in s["slices"]]
-        return _table(rows, [("rank", "#"), ("where", "slice"), ("size", "rows"), ("error_rate:error_rate", "error"),
-                             ("ci", "95% interval"), ("impact", "excess errors"), ("q_value:p", "q-value"),
-                             ("folded_under", "near-duplicate of")])
-    if kind == "valsets":
-        m = s["metric"]
-        return _table(_interval_rows(s["rows"], [m]),
-                      [("set", "set"), ("set_version", "version"), ("model_version", "model version"),
-                       ("stage", "stage"), ("members", "members"), ("labeled", "labeled"), (m, metric_name(m)),
-                       (f"{m}_ci", "95% interval"), ("verdict", "verdict"), ("failed", "failed")])
-    return ""
-
-
-def _format_overall(s: dict, products: list[dict]) -> str:
-    rows = []
-    for r in s["overall"]:
-        name = r["metric"]
-        ci = "" if missing(r["ci_low"]) else f"[{show(name, r['ci_low'], products)}, {show(name, r['ci_high'], products)}]"
-        rows.append("<tr>" + _cell(metric_name(name)) + _cell(r["baseline"], name, products)
-                    + _cell(r["candidate"], name, products) + _cell(r["delta"], name, products) + _cell(ci)
-                    + _cell(r["p_value"], "p") + _cell(r["test"]) + "</tr>")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ("metric", s["baseline"], s["candidate"], "delta", "95% interval", "p-value", "test"))
-    return (f'<div class="scroll"><table class="overall"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
-
+    """The block's figures as HTML tables (the same texts as the app's tables)."""
+    return "".join(table_html(t) for t in block_tables(kind, s))
 
 
 def _pins(report: Report) -> str:
