@@ -8,12 +8,28 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.reports import add_block, list_reports
+from analysis.palette import FAIL, PASS
 from analysis.reports.charts import figures
 from analysis.reports.html import inert_figure
+from analysis.reports.tables import Table, tables
 from analysis.reports.words import lines
 from pages import _ui
 
 NEW = "New report…"
+FLASH = "sb_flash"
+
+
+def flash(message: str) -> None:
+    """A short confirmation shown (as a toast) on the page's next run: a write's callback
+    or a write followed by ``st.rerun`` says what it did."""
+    st.session_state[FLASH] = message
+
+
+def show_flash() -> None:
+    """The confirmation a write left, once."""
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.toast(message, icon=":material/check_circle:")
 
 
 def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, key: str) -> None:
@@ -40,7 +56,9 @@ def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, ke
                         block = add_block(con, get_project(con, project_name), name, kind, view, title=title)
                 _ui.clear_caches()
                 st.session_state["sb_report"] = name
-                st.success(f"Added “{_ui.plain(block.title)}” to {_ui.plain(name)}.", icon=":material/check:")
+                done = f"Added “{_ui.plain(block.title)}” to {_ui.plain(name)}."
+                st.toast(done, icon=":material/check_circle:")
+                st.success(done, icon=":material/check:")
                 st.page_link("pages/reports.py", label="Open Reports", icon=":material/description:")
             except SliceboardError as exc:
                 _ui.show_error(exc)
@@ -61,50 +79,59 @@ def draw_block(kind: str, snapshot: dict, *, key: str, big: bool = False) -> Non
     for i, fig in enumerate(map(inert_figure, figures(kind, snapshot))):
         st.plotly_chart(fig, key=f"{key}_fig{i}", config={"displaylogo": False})
     if not big:
-        table = _table(kind, snapshot)
-        if table is not None and len(table):
-            st.dataframe(table, hide_index=True, key=f"{key}_table")
+        for i, table in enumerate(tables(kind, snapshot)):
+            if table.rows:
+                st.dataframe(table_frame(table), hide_index=True, key=f"{key}_table{i}")
+                if table.note:
+                    st.caption(_ui.plain(table.note))
+
+
+def table_frame(table: Table):
+    """A block's table as the texts the HTML export shows (one formatting), verdicts in
+    their colours."""
+    frame = pd.DataFrame([[c.text for c in row] for row in table.rows], columns=_unique(table.headings))
+    tones = pd.DataFrame([[_TONE.get(c.tone, "") for c in row] for row in table.rows], columns=frame.columns)
+    return frame.style.apply(lambda _: tones, axis=None) if tones.to_numpy().any() else frame
+
+
+_TONE = {"pass": f"color: {PASS}; font-weight: 600", "fail": f"color: {FAIL}; font-weight: 600"}
+
+
+def _unique(headings: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for h in headings:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h} ({seen[h]})")
+    return out
 
 
 def _big_numbers(kind: str, s: dict) -> None:
-    """Up to four headline figures as large metrics (the presentation view)."""
-    from analysis.reports.words import metric_name, show, show_delta
+    """Up to four headline figures as large metrics (the presentation view). A change is
+    blue when better and orange when worse (colour-blind safe); a verdict has no arrow."""
+    from analysis.numbers import higher_is_better, metric_title
+    from analysis.reports.words import show, show_delta
 
-    cards = []
+    cards = []  # (label, value, delta, colour, arrow)
     if kind == "comparison":
         products = s.get("product_metrics", [])
         for r in [r for r in s["overall"] if r["kind"] == "product"][:3] + \
                  [r for r in s["overall"] if r["metric"] == "accuracy"]:
-            better = r["direction"] == "higher"
-            # An ASCII minus, so the card shows the direction (and the colour says better or worse).
-            delta = show_delta(r["metric"], r["delta"], products).replace("−", "-")
-            cards.append((metric_name(r["metric"]), show(r["metric"], r["candidate"], products), delta,
-                          "normal" if better else "inverse"))
+            delta = r["delta"]
+            better = None if not delta else (delta > 0) == higher_is_better(r["metric"], products)
+            # An ASCII minus, so the card's arrow follows the sign.
+            text = None if delta is None else show_delta(r["metric"], delta, products).replace("−", "-")
+            cards.append((metric_title(r["metric"], products), show(r["metric"], r["candidate"], products), text,
+                          "gray" if better is None else "blue" if better else "orange", "auto"))
     elif kind == "headline":
         metric = next((m for m in s["metrics"] if m != "error_rate"), None)
         for r in s["rows"][:4]:
-            cards.append((f"{r['side']}: {metric_name(metric)}", show(metric, r.get(metric)), None, "off"))
+            cards.append((f"{r['side']}: {metric_title(metric)}", show(metric, r.get(metric)), None, "off", "off"))
     elif kind == "gate":
-        cards.append(("Deployment gate", "PASS" if s["passed"] else "FAIL",
-                      f"{sum(not r['passed'] for r in s['results'])} criteria fail" if not s["passed"] else None,
-                      "off"))
+        failed = sum(not r["passed"] for r in s["results"])
+        cards.append(("Deployment gate", "✓ PASS" if s["passed"] else "✗ FAIL",
+                      f"{failed} of {len(s['results'])} criteria fail" if failed else "every criterion holds",
+                      "orange" if failed else "blue", "off"))
     if cards:
-        for col, (label, value, delta, color) in zip(st.columns(len(cards)), cards):
-            col.metric(_ui.plain(label), value, delta, delta_color=color, border=True)
-
-
-def _table(kind: str, s: dict) -> pd.DataFrame | None:
-    if kind == "headline":
-        return pd.DataFrame(s["rows"])[["side", "n_rows", "n_labeled", *s["metrics"],
-                                        *(m["name"] for m in s["product_metrics"])]]
-    if kind == "comparison":
-        return pd.DataFrame(s["overall"])[["metric", "baseline", "candidate", "delta", "ci_low", "ci_high", "p_value"]]
-    if kind == "gate":
-        return pd.DataFrame(s["results"])
-    if kind == "slice":
-        return pd.DataFrame(s["comparison"])
-    if kind == "discovery":
-        return pd.DataFrame(s["slices"])
-    if kind == "valsets":
-        return pd.DataFrame(s["rows"])
-    return None
+        for col, (label, value, delta, color, arrow) in zip(st.columns(len(cards)), cards):
+            col.metric(_ui.plain(label), value, delta, delta_color=color, delta_arrow=arrow, border=True)

@@ -1,18 +1,23 @@
 """Reports: the blocks users added from the other pages, in order, with notes; re-run
-against the current data, exported as one HTML file, shown in the presentation view."""
+against the current data, exported as one HTML file, shown in the presentation view.
+
+Every write (a note, a move, a rename, a removal) runs in its button's callback, before
+the page is drawn: the page shows the new state at once, with a short toast. Removing a
+block or a report asks first."""
 
 import pandas as pd
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.reports import (default_report, delete_block, delete_report, edit_block, get_report, list_reports,
-                              move_block, refresh, render_html, rerun)
-from analysis.reports import add_block
+from analysis.numbers import MISSING, format_count, format_number, missing
+from analysis.reports import (add_block, default_report, delete_block, delete_report, edit_block, get_report,
+                              list_reports, move_block, position_after, refresh, render_html, rerun)
 from analysis.reports.blocks import TITLES
 from pages import _report_ui, _ui
 
 _ui.require_app()
 project_name = _ui.current_project()
+_report_ui.show_flash()
 st.title("Reports")
 listing = _ui.query(list_reports, project_name)
 names = list(listing["name"])
@@ -28,18 +33,70 @@ wanted = st.query_params.get("report") or st.session_state.get("sb_report")
 if names and st.session_state.get("rep_name") not in names:
     st.session_state["rep_name"] = wanted if wanted in names else names[0]
 name = st.selectbox("Report", names, key="rep_name") if names else None
+if st.session_state.get("rep_error"):
+    _ui.show_error(SliceboardError(st.session_state.pop("rep_error")))
 
 
-def write(action, *args, **kwargs):
-    """One write through the engine; errors as messages, caches cleared after."""
+def write(action, *args, done: str = "", **kwargs):
+    """One write through the engine: caches cleared and a confirmation after, an error
+    kept to show as a message."""
     try:
         with _ui.store().write() as con:
             result = action(con, get_project(con, project_name), *args, **kwargs)
         _ui.clear_caches()
+        if done:
+            _report_ui.flash(done)
         return result
     except SliceboardError as exc:
-        _ui.show_error(exc)
+        st.session_state["rep_error"] = str(exc)
         return None
+
+
+def ask(what) -> None:
+    """The first step of a removal: the page asks before doing it."""
+    st.session_state["rep_confirm"] = what
+
+
+def cancel() -> None:
+    st.session_state.pop("rep_confirm", None)
+
+
+def remove_report(report: str) -> None:
+    cancel()
+    write(delete_report, report, done=f"Deleted the report “{_ui.plain(report)}”.")
+    if "rep_error" not in st.session_state:
+        st.session_state.pop("rep_name", None)
+        st.session_state.pop("sb_report", None)
+        st.query_params.pop("report", None)
+
+
+def remove_block(report: str, block_id: int, title: str) -> None:
+    cancel()
+    write(delete_block, report, block_id, done=f"Removed “{_ui.plain(title)}”.")
+
+
+def move(report: str, block_id: int, offset: int, title: str) -> None:
+    write(move_block, report, block_id, offset, done=f"Moved “{_ui.plain(title)}” {'up' if offset < 0 else 'down'}.")
+
+
+def save(report: str, block_id: int, is_note: bool) -> None:
+    title = st.session_state.get(f"rep_title_{block_id}")
+    text = st.session_state.get(f"rep_text_{block_id}") if is_note else None
+    write(edit_block, report, block_id, title=title, text=text, done="Saved.")
+
+
+def keep_numbers(report: str) -> None:
+    st.session_state.pop("rep_check", None)
+    write(refresh, report, done="Kept the current numbers.")
+
+
+def shown(x) -> str:
+    """A re-run's figure (a number, a verdict or a name), formatted."""
+    if missing(x):
+        return MISSING
+    if isinstance(x, bool) or isinstance(x, str):
+        return str(x)
+    return format_count(x) if isinstance(x, int) else format_number(x)
 
 
 with st.expander("The project's default report (overview, latest comparison, discovered slices, validation sets)"):
@@ -47,9 +104,9 @@ with st.expander("The project's default report (overview, latest comparison, dis
         bar = st.progress(0.0)
         with _ui.readable_errors():
             with _ui.store().read() as con:
-                report = default_report(con, get_project(con, project_name),
-                                        progress=lambda f, t: bar.progress(min(1.0, f), text=t))
-            st.download_button("Download the default report (HTML)", render_html(report).encode("utf-8"),
+                built = default_report(con, get_project(con, project_name),
+                                       progress=lambda f, t: bar.progress(min(1.0, f), text=t))
+            st.download_button("Download the default report (HTML)", render_html(built).encode("utf-8"),
                                file_name=f"{project_name}-report.html", mime="text/html", key="rep_default_dl")
 
 if name is None:
@@ -58,65 +115,88 @@ st.session_state["sb_report"] = name
 st.query_params["report"] = name
 report = _ui.query(get_report, project_name, name=name)
 editable = not _ui.read_only()  # read-only mode: no control that writes
+confirm = st.session_state.get("rep_confirm")
 top = st.columns([2, 2, 2, 2])
-top[0].download_button("Export HTML", render_html(report).encode("utf-8"), file_name=f"{name}.html",
-                       mime="text/html", key="rep_export", icon=":material/download:", type="primary")
+# The file is built when the button is pressed, not on every run of the page.
+top[0].download_button("Export HTML", lambda: render_html(report).encode("utf-8"), file_name=f"{name}.html",
+                       mime="text/html", key="rep_export", icon=":material/download:", type="primary",
+                       on_click="ignore")
 top[1].page_link("pages/present.py", label="Present", icon=":material/slideshow:")
-check = top[2].button("Re-run on current data", key="rep_rerun", icon=":material/refresh:")
-if editable and top[3].button("Delete report", key="rep_delete", icon=":material/delete:"):
-    write(delete_report, name)
-    st.session_state.pop("rep_name", None)
-    st.rerun()
+if top[2].button("Re-run on current data", key="rep_rerun", icon=":material/refresh:"):
+    st.session_state["rep_check"] = name
+if editable:
+    top[3].button("Delete report", key="rep_delete", icon=":material/delete:", on_click=ask, args=(("report", name),))
+if editable and confirm == ("report", name):
+    with st.container(border=True):
+        st.warning(f"Delete the report “{_ui.plain(name)}” and its {len(report.blocks)} blocks? This cannot be "
+                   "undone.", icon=":material/delete:")
+        a, b = st.columns([1, 5])
+        a.button("Delete it", key="rep_delete_yes", type="primary", on_click=remove_report, args=(name,))
+        b.button("Keep it", key="rep_delete_no", on_click=cancel)
 
-if check:
-    with st.spinner("Computing every block again…"):
-        with _ui.store().read() as con:
-            results = rerun(con, get_project(con, project_name), name)
-    changed = [r for r in results if not r.same]
-    if not changed:
-        st.success("Same numbers: nothing this report shows has changed.", icon=":material/check:")
-    else:
-        st.warning(f"{len(changed)} of {len(results)} blocks show different numbers now.", icon=":material/update:")
-        for r in changed:
-            st.markdown(f"**{_ui.plain(r.block.title)}**"
-                        + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else ""))
-            st.dataframe(pd.DataFrame(r.changes, columns=["figure", "then", "now"]).astype(str), hide_index=True,
-                         key=f"rep_changes_{r.block.block_id}")
-        if editable and st.button("Keep the new numbers", key="rep_refresh"):
-            write(refresh, name)
-            st.rerun()
+if st.session_state.get("rep_check") == name:
+    with st.container(border=True):
+        with st.spinner("Computing every block again…"):
+            with _ui.store().read() as con:
+                results = rerun(con, get_project(con, project_name), name)
+        changed = [r for r in results if not r.same]
+        if not changed:
+            st.success("Same numbers: nothing this report shows has changed.", icon=":material/check:")
+        else:
+            st.warning(f"{len(changed)} of {len(results)} blocks show different numbers now.",
+                       icon=":material/update:")
+            for r in changed:
+                st.markdown(f"**{_ui.plain(r.block.title)}**"
+                            + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else ""))
+                st.dataframe(pd.DataFrame([(n, shown(a), shown(b)) for n, a, b in r.changes],
+                                          columns=["figure", "then", "now"]), hide_index=True,
+                             key=f"rep_changes_{r.block.block_id}")
+        a, b = st.columns([1, 3])
+        if editable and changed:
+            a.button("Keep the new numbers", key="rep_refresh", on_click=keep_numbers, args=(name,))
+        b.button("Close", key="rep_check_close", on_click=lambda: st.session_state.pop("rep_check", None))
 
 if editable:
+    # Where a new note goes: a position (1 = first), None at the end.
+    places = {None: "At the end", 1: "At the top"}
+    for b in report.blocks[:-1]:
+        places[position_after(report, b.block_id)] = f"After “{b.title}”"
     with st.form("rep_note_form", clear_on_submit=True):
         text = st.text_area("Add a note (Markdown; images, raw HTML and links to other sites are left out)",
                             key="rep_note_text", placeholder="What we decided, and why.")
+        place = st.selectbox("Where", list(places), format_func=places.get, key="rep_note_place")
         if st.form_submit_button("Add note") and text.strip():
-            write(add_block, name, "note", {"text": text})
-            st.rerun()
+            if write(add_block, name, "note", {"text": text}, position=place) is not None:
+                st.toast("Added the note.", icon=":material/check_circle:")
+            report = _ui.query(get_report, project_name, name=name)  # the new state, drawn below at once
+            if st.session_state.get("rep_error"):
+                _ui.show_error(SliceboardError(st.session_state.pop("rep_error")))
 
 for i, block in enumerate(report.blocks):
     with st.container(border=True):
         head = st.columns([6, 1, 1, 1])
         head[0].subheader(_ui.plain(block.title))
         head[0].caption(f"{TITLES[block.kind]} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
-        if not editable:
-            _report_ui.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
-            continue
-        if head[1].button("Up", key=f"rep_up_{block.block_id}", disabled=i == 0, icon=":material/arrow_upward:"):
-            write(move_block, name, block.block_id, -1)
-            st.rerun()
-        if head[2].button("Down", key=f"rep_down_{block.block_id}", disabled=i == len(report.blocks) - 1,
-                          icon=":material/arrow_downward:"):
-            write(move_block, name, block.block_id, 1)
-            st.rerun()
-        if head[3].button("Remove", key=f"rep_rm_{block.block_id}", icon=":material/close:"):
-            write(delete_block, name, block.block_id)
-            st.rerun()
+        if editable:
+            head[1].button("Up", key=f"rep_up_{block.block_id}", disabled=i == 0, icon=":material/arrow_upward:",
+                           on_click=move, args=(name, block.block_id, -1, block.title))
+            head[2].button("Down", key=f"rep_down_{block.block_id}", disabled=i == len(report.blocks) - 1,
+                           icon=":material/arrow_downward:", on_click=move, args=(name, block.block_id, 1, block.title))
+            head[3].button("Remove", key=f"rep_rm_{block.block_id}", icon=":material/close:", on_click=ask,
+                           args=(("block", block.block_id),))
+            if confirm == ("block", block.block_id):
+                st.warning(f"Remove “{_ui.plain(block.title)}” from this report? This cannot be undone.",
+                           icon=":material/delete:")
+                a, b = st.columns([1, 5])
+                a.button("Remove it", key=f"rep_rm_yes_{block.block_id}", type="primary", on_click=remove_block,
+                         args=(name, block.block_id, block.title))
+                b.button("Keep it", key=f"rep_rm_no_{block.block_id}", on_click=cancel)
         _report_ui.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
+        if not editable:
+            continue
         with st.expander("Edit" if block.kind == "note" else "Rename"):
-            new_title = st.text_input("Title", block.title, key=f"rep_title_{block.block_id}")
-            new_text = (st.text_area("Text", block.snapshot["text"], key=f"rep_text_{block.block_id}")
-                        if block.kind == "note" else None)
-            if st.button("Save", key=f"rep_save_{block.block_id}"):
-                write(edit_block, name, block.block_id, title=new_title, text=new_text)
-                st.rerun()
+            st.text_input("Title", block.title, key=f"rep_title_{block.block_id}")
+            if block.kind == "note":
+                st.text_area("Text", block.snapshot["text"], key=f"rep_text_{block.block_id}")
+            st.button("Save", key=f"rep_save_{block.block_id}", on_click=save,
+                      args=(name, block.block_id, block.kind == "note"))
