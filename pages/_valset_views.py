@@ -2,44 +2,57 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 
 from analysis import SliceboardError
+from analysis.numbers import MISSING, format_count, format_value, metric_name, metric_title, missing
+from analysis.palette import VERDICT_WORDS
 from analysis.paths import safe_file_name
+from analysis.reports.blocks import records
+from analysis.reports.charts import valsets_figures
+from analysis.reports.html import inert_figure
 from analysis.valsets import export_bytes, ingest_scores
 from pages import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
-VERDICT_MARK = {"pass": "✓ pass", "fail": "✗ fail", "no criteria": "", "no data": "no data"}
+METRICS = ("accuracy", "recall", "precision", "f1", "macro_f1", "roc_auc", "error_rate", "mae", "rmse")
 
 
 def matrix_view(project_name: str, project, results) -> None:
-    """A heatmap of one metric per set × model version · stage, with verdicts; the full table below."""
+    """Sets × model version · stage, each cell coloured by its verdict (blue pass,
+    vermillion fail, grey not judged: the chart the reports draw) with the chosen metric's
+    value written in it; the figures, formatted, in the table below."""
     if results.empty:
         st.info("No committed validation set yet. Promote examples into a set, then commit it.")
         return
-    metrics = [m for m in ("accuracy", "recall", "precision", "f1", "roc_auc", "error_rate", "mae", "rmse")
-               if m in results]
-    metric = st.selectbox("Metric", metrics, key="vs_matrix_metric")
-    results = results.assign(row=(results["set"] + " v" + results["set_version"].astype(str)).map(_ui.chart_text),
-                             column=(results["model_version"] + " · " + results["stage"]).map(_ui.chart_text))
-    grid = results.pivot(index="row", columns="column", values=metric)
-    def cell(r) -> str:
-        value = "–" if r[metric] != r[metric] else f"{r[metric]:.3f}"
-        low, high = r.get(f"{metric}_low"), r.get(f"{metric}_high")
-        ci = f"<br>[{low:.3f}, {high:.3f}]" if low is not None and low == low else ""
-        return f"{value}{ci}<br>{VERDICT_MARK[r['verdict']]}<br>{int(r['scored']):,}/{int(r['members']):,} scored"
-    text = results.assign(t=[cell(r) for _, r in results.iterrows()]).pivot(index="row", columns="column", values="t")
-    fig = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index), text=text.values,
-                               texttemplate="%{text}", colorscale="RdYlGn",
-                               reversescale=metric in ("error_rate", "mae", "rmse"), colorbar=dict(title=metric)))
-    fig.update_layout(height=120 + 90 * len(grid), margin=dict(t=30, l=10, r=10, b=10),
-                      title=f"{metric} of each model version on each set's latest version")
-    st.plotly_chart(fig, key="vs_matrix")
-    st.caption("Coverage: members the version scored. Members without a label are counted, not evaluated. "
-               "Labels that arrived after promotion are used.")
-    st.dataframe(results.drop(columns=["row", "column"]), hide_index=True, key="vs_matrix_table")
+    metrics = [m for m in METRICS if m in results]
+    metric = st.selectbox("Metric written in the cells", metrics, key="vs_matrix_metric", format_func=metric_title)
+    fig = valsets_figures({"metric": metric, "rows": records(results)})[0]
+    st.plotly_chart(inert_figure(fig), key="vs_matrix", config={"displaylogo": False})
+    st.caption("Colour: the set's verdict (blue ✓ pass, vermillion ✗ fail against the set's criteria; light grey: "
+               "no criteria; grey: no labeled member scored). Coverage: members the version scored. Members "
+               "without a label are counted, not evaluated. Labels that arrived after promotion are used.")
+    st.dataframe(matrix_table(results, metrics), hide_index=True, key="vs_matrix_table")
+
+
+def matrix_table(results, metrics: list[str]) -> pd.DataFrame:
+    """The matrix as people read it: counts with separators, metrics in their format with
+    their 95% interval, the verdict in words."""
+    out = pd.DataFrame({"set": results["set"], "version": results["set_version"].map(format_count),
+                        "model version": results["model_version"], "stage": results["stage"],
+                        "members": results["members"].map(format_count),
+                        "scored": results["scored"].map(format_count),
+                        "labeled": results["labeled"].map(format_count)})
+    for m in metrics:
+        out[metric_name(m)] = [format_value(m, v) for v in results[m]]
+        if f"{m}_low" in results:
+            out[f"{metric_name(m)}, 95% interval"] = [
+                MISSING if missing(lo) or missing(hi) else f"[{format_value(m, lo)}, {format_value(m, hi)}]"
+                for lo, hi in zip(results[f"{m}_low"], results[f"{m}_high"])]
+    out["verdict"] = results["verdict"].map(lambda v: VERDICT_WORDS.get(v, v))
+    out["failed criteria"] = results["failed"].fillna("")
+    return out
 
 
 def export_view(project_name: str, project, name: str, versions: list[int]) -> None:
@@ -78,6 +91,8 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
                                        source_name=label)
             _ui.clear_caches()
             _files.ingested()
-            st.success(f"Ingested {report.inserted:,} offline predictions of {_ui.plain(model_version)}.")
+            done = f"Ingested {report.inserted:,} offline predictions of {_ui.plain(model_version)}."
+            st.toast(done, icon=":material/check_circle:")
+            st.success(done)
         except SliceboardError as exc:
             _ui.show_error(exc)

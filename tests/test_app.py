@@ -479,11 +479,13 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
         project = get_project(con, "lending-demo")
         assert members(con, project, "partner self-employed", 1)["reason"].eq("credit-v1 approves defaulters").all()
         expected = evaluate(con, project)
-    at.run()  # the matrix sits above the commit form: the next run shows the new version
+    from analysis.numbers import format_count
+
+    at.radio(key="vs_view").set_value("Sets × model versions").run()  # only the chosen view is computed
     assert not at.exception
-    shown = next(d.value for d in at.dataframe if "verdict" in d.value)
-    assert list(shown["scored"]) == list(expected["scored"])
-    assert shown.loc[shown.model_version == "credit-v1", "accuracy"].iloc[0] == 0.0  # only its errors
+    shown = next(d.value for d in at.dataframe if "verdict" in d.value)  # formatted figures
+    assert list(shown["scored"]) == [format_count(n) for n in expected["scored"]]
+    assert shown.loc[shown["model version"] == "credit-v1", "accuracy"].iloc[0] == "0.0%"  # only its errors
 
 
 def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, demo_copy):
@@ -676,7 +678,9 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
     shared.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
     before = listing(shared, demo_copy.parent)
-    at = app_on(monkeypatch, demo_copy).run()
+    at = app_on(monkeypatch, demo_copy)
+    at.query_params.update(view="sets", part="export")  # the set's export, by its link
+    at.run()
     at.switch_page("pages/valsets.py").run()
     assert not at.exception
     assert at.selectbox(key="vs_open").value == "east errors"
@@ -788,9 +792,13 @@ def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
     assert pd.read_csv(__import__("io").BytesIO(data))["label"].isna().sum() == unlabeled
     at = app_on(monkeypatch, demo_copy).run()
     at.switch_page("pages/valsets.py").run()
-    assert not at.exception
+    assert not at.exception  # the matrix (the default view once a set is committed)
+    at.radio(key="vs_view").set_value("Sets").run()
     at.selectbox(key="vs_open").set_value("fresh failures").run()
     assert not at.exception
+    for part in ("History and diff", "Export and re-score"):
+        at.radio(key="vs_part").set_value(part).run()
+        assert not at.exception
     at.button(key="vs_export_prepare").click().run()
     assert not at.exception
     assert at.get("download_button")[0].proto.label == f"Download {len(picked):,} examples (parquet)"

@@ -5,6 +5,8 @@ analysis.numbers' text of a direct engine call, the same as in the HTML export."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from analysis import Store, get_project
@@ -141,3 +143,115 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
             assert card.value == format_value(r.metric, r.candidate, products)
             assert card.proto.delta == format_delta(r.metric, r.delta, products).replace("−", "-")
             assert card.value in page
+
+
+# -- Validation sets ----------------------------------------------------------------------------
+
+def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), commit_it: bool = True):
+    """A set of credit-v1's errors in the east, criterion accuracy >= 30%: a version that scored
+    a third of them right (credit-v3) passes, credit-v1 fails, credit-v2 never scored them."""
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+    from analysis.valsets import Selection, commit, create_set, promote
+
+    with Store(path).write() as con:
+        project = get_project(con, "lending-demo")
+        create_set(con, project, name, criteria=list(criteria))
+        promote(con, project, name, Selection(slice_=parse_slice("region = east"),
+                                              scope=Scope.of(versions="credit-v1"), only_errors=True))
+        if commit_it:
+            commit(con, project, name, "first")
+
+
+def valsets_page(monkeypatch, path, **params):
+    at = app_on(monkeypatch, path)
+    at.query_params.update(params)
+    at.run()
+    at.switch_page("pages/valsets.py").run()
+    assert not at.exception
+    return at
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_the_matrix_is_coloured_by_verdict_with_the_engines_figures(monkeypatch, demo_copy):
+    from analysis.numbers import format_count
+    from analysis.palette import VERDICT_LEVEL, VERDICT_WORDS
+    from analysis.valsets import evaluate
+
+    east_set(demo_copy)
+    with Store(demo_copy).read() as con:
+        truth = evaluate(con, get_project(con, "lending-demo"))
+    assert {"pass", "fail"} <= set(truth["verdict"])
+    at = valsets_page(monkeypatch, demo_copy)
+    assert at.radio(key="vs_view").value == "Sets × model versions"  # a committed set: the matrix first
+    heat = charts(at)[0]["data"][0]
+    assert heat["type"] == "heatmap" and heat["showscale"] is False
+    table = next(d.value for d in at.dataframe if "verdict" in d.value)
+    for r in truth.itertuples():
+        i, j = heat["y"].index(f"{r.set} v{r.set_version}"), heat["x"].index(f"{r.model_version} ({r.stage})")
+        assert heat["z"][i][j] == VERDICT_LEVEL[r.verdict]  # the colour says the verdict, not the accuracy
+        assert heat["text"][i][j] == (f"{format_value('accuracy', r.accuracy)}<br>{VERDICT_WORDS[r.verdict]}<br>"
+                                      f"{format_count(r.scored)}/{format_count(r.members)} scored")
+        row = table[(table["model version"] == r.model_version) & (table["stage"] == r.stage)].iloc[0]
+        assert row["accuracy"] == format_value("accuracy", r.accuracy)
+        assert row["ROC AUC"] == format_value("roc_auc", r.roc_auc)
+        assert row["verdict"] == VERDICT_WORDS[r.verdict] and row["members"] == format_count(r.members)
+    assert "None" not in table.to_string() and "nan" not in table.to_string()
+    at.selectbox(key="vs_matrix_metric").set_value("roc_auc").run()
+    heat = charts(at)[0]["data"][0]
+    assert heat["text"][0][0].startswith(format_value("roc_auc", truth.sort_values(
+        ["model_version", "stage"]).iloc[0].roc_auc))
+
+
+def test_only_the_chosen_view_is_computed_and_kept_in_the_link(monkeypatch, demo_copy):
+    east_set(demo_copy)
+    at = valsets_page(monkeypatch, demo_copy, view="sets", part="history")
+    assert at.radio(key="vs_view").value == "Sets" and at.radio(key="vs_part").value == "History and diff"
+    assert not at.get("plotly_chart")  # the matrix is not drawn (nor computed) in the Sets view
+    assert not [d for d in at.dataframe if "example_id" in d.value and "change" not in d.value]  # no draft table
+    at.radio(key="vs_part").set_value("Draft").run()
+    assert at.query_params["part"] in ("draft", ["draft"])
+    assert any("example_id" in d.value for d in at.dataframe)
+    at.radio(key="vs_view").set_value("Sets × model versions").run()
+    assert at.query_params["view"] in ("matrix", ["matrix"]) and charts(at)
+    assert not any("example_id" in d.value for d in at.dataframe)
+
+
+def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
+    from analysis.valsets import list_sets
+
+    east_set(demo_copy, "draft only", commit_it=False)
+    at = valsets_page(monkeypatch, demo_copy)
+    assert at.radio(key="vs_view").value == "Sets"  # nothing committed yet: the sets first
+    n = len(next(d.value for d in at.dataframe if "example_id" in d.value))
+    assert "latest version **–**" in "\n".join(m.value for m in at.markdown)
+    at.text_input(key="vs_message").input("first")
+    at.button(key="FormSubmitter:vs_commit-Commit the draft as a new version").click().run()
+    assert not at.exception
+    # The same run shows the committed version, and says so.
+    shown = "\n".join(m.value for m in at.markdown)
+    assert f"latest version **1** · draft: **{n:,}** members" in shown
+    assert [t.value for t in at.toast][0].startswith("Committed version 1 of “draft only”")
+    assert "vs_delete" not in [b.key for b in at.button]  # a committed set is kept
+
+    at.text_input(key="vs_new_name").input("to delete")
+    at.button(key="FormSubmitter:vs_create-Create").click().run()
+    assert not at.exception
+    assert at.selectbox(key="vs_open").value == "to delete"  # opened at once
+    assert [literal(t.value) for t in at.toast] == ["Created the set “to delete”."]
+    at.button(key="vs_delete").click().run()
+    assert "Delete the set “to delete”" in texts(at)
+    with Store(demo_copy).read() as con:
+        assert "to delete" in set(list_sets(con, get_project(con, "lending-demo"))["name"])
+    at.button(key="vs_delete_no").click().run()
+    assert "Delete the set “to delete”" not in texts(at)
+    at.button(key="vs_delete").click().run()
+    at.button(key="vs_delete_yes").click().run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        assert list(list_sets(con, get_project(con, "lending-demo"))["name"]) == ["draft only"]
+    assert at.selectbox(key="vs_open").options == ["draft only"]
+    assert [literal(t.value) for t in at.toast] == ["Deleted the set “to delete”."]
