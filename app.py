@@ -21,6 +21,8 @@ if not _ui.read_only():  # read-only mode (SLICEBOARD_READ_ONLY=1): no Import pa
     PAGES.append(st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"))
 
 page = st.navigation(PAGES)
+if page.url_path != "present":  # Present collapses the sidebar; every other page shows it again
+    st.set_page_config(initial_sidebar_state="auto")
 st.sidebar.markdown("### :material/troubleshoot: Sliceboard")
 with _ui.readable_errors():
     _ui.ensure_database()

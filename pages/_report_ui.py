@@ -132,6 +132,10 @@ def _big_numbers(kind: str, s: dict) -> None:
         cards.append(("Deployment gate", "✓ PASS" if s["passed"] else "✗ FAIL",
                       f"{failed} of {len(s['results'])} criteria fail" if failed else "every criterion holds",
                       "orange" if failed else "blue", "off"))
-    if cards:
-        for col, (label, value, delta, color, arrow) in zip(st.columns(len(cards)), cards):
+    # Four cards to a row fit figures up to 12 characters ($182,955,000) at 1280 pixels; longer ones two to a
+    # row, so that no figure is cut.
+    per_row = 4 if max((len(c[1]) for c in cards), default=0) <= 12 else 2
+    for start in range(0, len(cards), per_row):
+        row = cards[start:start + per_row]
+        for col, (label, value, delta, color, arrow) in zip(st.columns(per_row), row):
             col.metric(_ui.plain(label), value, delta, delta_color=color, delta_arrow=arrow, border=True)

@@ -7,6 +7,9 @@ from analysis.reports import get_report, list_reports
 from pages import _report_ui, _ui
 
 _ui.require_app()
+# A presentation shows no sidebar (no project picker, no page list): collapsed for this
+# page only; the other pages keep theirs (app.py sets the sidebar's state on every run).
+st.set_page_config(initial_sidebar_state="collapsed")
 project_name = _ui.current_project()
 names = list(_ui.query(list_reports, project_name)["name"])
 wanted = st.query_params.get("report") or st.session_state.get("sb_report")
@@ -16,6 +19,7 @@ if wanted not in names:
         st.stop()
     wanted = st.selectbox("Report to present", names, key="present_pick")
 st.query_params["report"] = wanted
+st.page_link("pages/reports.py", label="Back to Reports", icon=":material/arrow_back:")
 report = _ui.query(get_report, project_name, name=wanted)
 st.markdown(f"# {_ui.plain(report.title)}")
 st.caption(f"{_ui.plain(project_name)} · {len(report.blocks)} parts · numbers as computed on "

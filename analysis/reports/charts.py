@@ -41,6 +41,7 @@ def headline_figures(s: dict) -> list[go.Figure]:
     highs = [r.get(f"{metric}_high") for r in s["rows"]]
     fig = go.Figure(go.Bar(x=[r["side"] for r in s["rows"]], y=values, marker_color=BASE,
                            text=[format_value(metric, v) for v in values], textposition="inside",
+                           insidetextanchor="middle",
                            error_y=_errors(values, [r.get(f"{metric}_low") for r in s["rows"]], highs)))
     value_axis(fig, metric)
     return [_layout(fig, f"{metric_name(metric)} per version (95% interval)")]
@@ -58,8 +59,8 @@ def comparison_figures(s: dict) -> list[go.Figure]:
         deltas = [rel(r["delta"], r["baseline"]) for r in rows]
         colors = [BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
         fig = go.Figure(go.Bar(y=names, x=deltas, orientation="h", marker_color=colors,
-                               text=[format_delta(r["metric"], r["delta"], s.get("product_metrics", []))
-                                     for r in rows],
+                               hovertext=[format_delta(r["metric"], r["delta"], s.get("product_metrics", []))
+                                          for r in rows],
                                error_x=_errors(deltas, [rel(r["ci_low"], r["baseline"]) for r in rows],
                                                [rel(r["ci_high"], r["baseline"]) for r in rows])))
         fig.update_xaxes(title="change, % of the baseline (95% interval)", zeroline=True)
@@ -70,7 +71,7 @@ def comparison_figures(s: dict) -> list[go.Figure]:
         deltas = [100 * r["delta"] for r in slices]
         fig = go.Figure(go.Bar(
             y=[r["where"] for r in slices], x=deltas, orientation="h",
-            text=[format_delta("error_rate", r["delta"]) for r in slices],
+            hovertext=[format_delta("error_rate", r["delta"]) for r in slices],
             marker_color=[WORSE if r["verdict"] == "regression" else BETTER for r in slices],
             error_x=_errors(deltas, [100 * r["ci_low"] if not missing(r["ci_low"]) else None for r in slices],
                             [100 * r["ci_high"] if not missing(r["ci_high"]) else None for r in slices])))
@@ -91,6 +92,7 @@ def slice_figures(s: dict) -> list[go.Figure]:
     colour = {"slice": CAND, "rest": NEUTRAL, "overall": BASE}
     fig = go.Figure(go.Bar(x=[p["part"] for p in parts], y=values, marker_color=[colour[p["part"]] for p in parts],
                            text=[format_value(metric, v) for v in values], textposition="inside",
+                           insidetextanchor="middle",
                            error_y=_errors(values, [p.get(f"{metric}_low") for p in parts], highs)))
     value_axis(fig, metric)
     return [_layout(fig, f"{metric_name(metric)}: {s['where']} (95% interval)")]
