@@ -50,8 +50,8 @@ def matrix_table(results, metrics: list[str]) -> pd.DataFrame:
             out[f"{metric_name(m)}, 95% interval"] = [
                 MISSING if missing(lo) or missing(hi) else f"[{format_value(m, lo)}, {format_value(m, hi)}]"
                 for lo, hi in zip(results[f"{m}_low"], results[f"{m}_high"])]
-    out["verdict"] = results["verdict"].map(lambda v: VERDICT_WORDS.get(v, v))
-    out["failed criteria"] = results["failed"].fillna("")
+    out.insert(4, "verdict", results["verdict"].map(lambda v: VERDICT_WORDS.get(v, v)))
+    out.insert(5, "failed criteria", results["failed"].fillna(""))
     return out
 
 
