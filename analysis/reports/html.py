@@ -45,7 +45,7 @@ section.block{padding:16px 0;border-bottom:1px solid #eee} h2{margin:8px 0}
 ul.lines{font-size:1.15em;line-height:1.5} .chart{min-height:200px;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0;font-size:.9em} th,td{padding:4px 8px;border-bottom:1px solid #eee;
 text-align:right} th{background:#f6f6f6} td.text,th.text{text-align:left}
-.pass{color:#0072B2;font-weight:600} .fail{color:#D55E00;font-weight:600}
+.pass{color:#0072B2;font-weight:600;white-space:nowrap} .fail{color:#D55E00;font-weight:600;white-space:nowrap}
 footer{color:#444;font-size:.85em;padding-bottom:40px} footer pre{white-space:pre-wrap;background:#f8f8f8;padding:8px}
 .nochart{color:#a00} .scroll{overflow-x:auto}
 """
@@ -154,7 +154,10 @@ def _cell(cell: Cell) -> str:
 def table_html(table: Table) -> str:
     if not table.rows:
         return ""
-    head = "".join(f'<th class="{"text" if i == 0 else ""}">{html.escape(h)}</th>' for i, h in enumerate(table.headings))
+    # A heading aligns as its column: text to the left, numbers to the right.
+    first = table.rows[0]
+    head = "".join(f'<th class="{"text" if i == 0 or first[i].value is None else ""}">{html.escape(h)}</th>'
+                   for i, h in enumerate(table.headings))
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows)
     note = f'<p class="sub">{html.escape(table.note)}</p>' if table.note else ""
     return (f'<div class="scroll"><table class="{table.name}"><thead><tr>{head}</tr></thead>'
