@@ -69,6 +69,7 @@ def _view(args) -> dict:
 def cmd_reports(args) -> int:
     from .project import get_project
     from .reports import add_block, delete_report, get_report, list_reports, position_after, refresh, rerun
+    from .reports.tables import figure_text
     from .reports.words import lines
 
     store = base._store(args)
@@ -121,7 +122,7 @@ def cmd_reports(args) -> int:
     for r in results:
         text.append(f"[{r.block.block_id}] {r.block.title}: " + ("same numbers" if r.same else
                                                                   f"{len(r.changes)} figure(s) changed"))
-        text += [f"  {n}: {a} -> {b}" for n, a, b in r.changes[:20]]
+        text += [f"  {n}: {figure_text(a)} -> {figure_text(b)}" for n, a, b in r.changes[:20]]
         if not r.same and r.data_changes:
             text += [f"  data: {x}" for x in r.data_changes]
     base._emit(args, payload, "\n".join(text))

@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.numbers import MISSING, format_count, format_number, missing
 from analysis.reports import (add_block, default_report, delete_block, delete_report, edit_block, get_report,
                               list_reports, move_block, position_after, refresh, render_html, rerun)
 from analysis.reports.blocks import TITLES
+from analysis.reports.tables import figure_text
 from pages import _report_ui, _ui
 
 _ui.require_app()
@@ -90,15 +90,6 @@ def keep_numbers(report: str) -> None:
     write(refresh, report, done="Kept the current numbers.")
 
 
-def shown(x) -> str:
-    """A re-run's figure (a number, a verdict or a name), formatted."""
-    if missing(x):
-        return MISSING
-    if isinstance(x, bool) or isinstance(x, str):
-        return str(x)
-    return format_count(x) if isinstance(x, int) else format_number(x)
-
-
 with st.expander("The project's default report (overview, latest comparison, discovered slices, validation sets)"):
     if st.button("Build it", key="rep_default"):
         bar = st.progress(0.0)
@@ -148,7 +139,7 @@ if st.session_state.get("rep_check") == name:
             for r in changed:
                 st.markdown(f"**{_ui.plain(r.block.title)}**"
                             + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else ""))
-                st.dataframe(pd.DataFrame([(n, shown(a), shown(b)) for n, a, b in r.changes],
+                st.dataframe(pd.DataFrame([(n, figure_text(a), figure_text(b)) for n, a, b in r.changes],
                                           columns=["figure", "then", "now"]), hide_index=True,
                              key=f"rep_changes_{r.block.block_id}")
         a, b = st.columns([1, 3])

@@ -255,3 +255,25 @@ def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy)
         assert list(list_sets(con, get_project(con, "lending-demo"))["name"]) == ["draft only"]
     assert at.selectbox(key="vs_open").options == ["draft only"]
     assert [literal(t.value) for t in at.toast] == ["Deleted the set “to delete”."]
+
+
+def test_removing_draft_members_shows_the_smaller_draft_at_once(monkeypatch, demo_copy):
+    from analysis.valsets import members
+
+    east_set(demo_copy, "draft only", commit_it=False)
+    at = valsets_page(monkeypatch, demo_copy)
+    draft = next(d.value for d in at.dataframe if "example_id" in d.value)
+    picked = list(draft["example_id"].iloc[[0, 2]])
+    at.session_state["vs_draft_draft only"] = {"selection": {"rows": [0, 2], "columns": [], "cells": []}}
+    at.run()
+    assert at.button(key="vs_remove").label == "Remove 2 selected from the draft"
+    at.button(key="vs_remove").click().run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        left = members(con, get_project(con, "lending-demo"), "draft only", "draft")
+    shown = next(d.value for d in at.dataframe if "example_id" in d.value)
+    assert len(shown) == len(left) == len(draft) - 2 and not set(picked) & set(shown["example_id"])
+    assert f"draft: **{len(left):,}** members" in "\n".join(m.value for m in at.markdown)
+    assert [literal(t.value) for t in at.toast] == ["Removed 2 example(s) from the draft of “draft only”."]
+    # The selection pointed at rows that are gone: it is cleared, not moved onto others.
+    assert at.button(key="vs_remove").label == "Remove 0 selected from the draft"

@@ -384,3 +384,18 @@ def test_charts_scale_to_the_values_shown(project_db):
     snapshot["rows"] = [{"side": "v1", "accuracy": 0.83}]
     fig = figures("headline", snapshot)[0].to_plotly_json()
     assert fig["layout"]["yaxis"]["tickformat"] == ".0%" and fig["data"][0]["text"] == ["83.0%"]
+
+
+def test_the_cli_rerun_writes_figures_as_people_read_them(project_db, capsys):
+    store, frame = project_db
+    db = ["--db", str(store.path), "--project", "p"]
+    assert main(["reports", "add", *db, "--name", "weekly", "--kind", "headline"]) == 0
+    with store.write() as con:
+        late = two_versions(seed=11, n=3000)[["example", "label"]].drop_duplicates("example").tail(500)
+        attach_labels(con, late, project="p", key="example")
+    capsys.readouterr()
+    assert main(["reports", "rerun", *db, "--name", "weekly"]) == 0
+    out = capsys.readouterr().out
+    before = len(labeled(frame, "v1"))
+    assert before >= 1000 and f"v1: n_labeled: {before:,} -> {before + 500:,}" in out
+    assert "None" not in out and "nan" not in out

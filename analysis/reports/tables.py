@@ -65,6 +65,16 @@ def verdict(v) -> Cell:
     return Cell(VERDICT_WORDS.get(v, MISSING if missing(v) else str(v)), tone=v if v in ("pass", "fail") else "")
 
 
+def figure_text(x) -> str:
+    """A figure a re-run compares (a number, a verdict or a name) as text: counts with
+    separators, other numbers by :func:`analysis.numbers.format_number`, ``–`` for none."""
+    if missing(x):
+        return MISSING
+    if isinstance(x, (bool, str)):
+        return str(x)
+    return format_count(x) if isinstance(x, int) else format_number(x)
+
+
 def headline(s: dict) -> list[Table]:
     products = s.get("product_metrics", [])
     heads = ["version", "predictions", "labeled"]
