@@ -76,7 +76,8 @@ def remove_block(report: str, block_id: int, title: str) -> None:
 
 
 def move(report: str, block_id: int, offset: int, title: str) -> None:
-    write(move_block, report, block_id, offset, done=f"Moved “{_ui.plain(title)}” {'up' if offset < 0 else 'down'}.")
+    where = "up" if offset < 0 else "down"
+    write(move_block, report, block_id, offset, done=f"Moved “{_ui.plain(title)}” {where}.")
 
 
 def save(report: str, block_id: int, is_note: bool) -> None:

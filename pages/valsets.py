@@ -60,7 +60,8 @@ def do_create() -> None:
     criteria = st.session_state.get("vs_new_criteria", "")
     done = write(create_set, name, description=st.session_state.get("vs_new_description", ""),
                  owner=st.session_state.get("vs_new_owner", ""), tags=[t for t in tags.split(",")],
-                 criteria=[c for c in criteria.splitlines() if c.strip()], done=f"Created the set “{name.strip()}”.")
+                 criteria=[c for c in criteria.splitlines() if c.strip()],
+                 done=f"Created the set “{_ui.plain(name.strip())}”.")
     if done is not None:
         st.session_state["vs_open"] = done.name
         for key in ("vs_new_name", "vs_new_description", "vs_new_owner", "vs_new_tags", "vs_new_criteria"):
@@ -68,7 +69,8 @@ def do_create() -> None:
 
 
 def do_remove(name: str, picked: list) -> None:
-    write(remove_members, name, picked, done=f"Removed {len(picked):,} example(s) from the draft of “{name}”.")
+    write(remove_members, name, picked,
+          done=f"Removed {len(picked):,} example(s) from the draft of “{_ui.plain(name)}”.")
     st.session_state.pop(f"vs_draft_{name}", None)
 
 
@@ -81,14 +83,14 @@ def do_commit(name: str) -> None:
         return
     _ui.clear_caches()
     st.session_state["vs_message"] = ""
-    _report_ui.flash(f"Committed version {done.version} of “{name}” ({done.n_members:,} members, hash "
+    _report_ui.flash(f"Committed version {done.version} of “{_ui.plain(name)}” ({done.n_members:,} members, hash "
                      f"{done.content_hash[:12]}).")
     st.session_state["vs_committed"] = (name, done.version, done.n_members, done.content_hash[:12])
 
 
 def do_delete(name: str) -> None:
     st.session_state.pop("vs_confirm", None)
-    write(delete_set, name, done=f"Deleted the set “{name}”.")
+    write(delete_set, name, done=f"Deleted the set “{_ui.plain(name)}”.")
     if "vs_error" not in st.session_state:
         st.session_state.pop("vs_open", None)
         st.query_params.pop("set", None)
