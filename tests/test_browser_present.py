@@ -77,3 +77,57 @@ def test_present_fits_1280_by_720_without_a_sidebar(demo_copy):
     finally:
         server.stop()
     assert "Traceback" not in "".join(server.output), "".join(server.output)
+
+
+def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
+    """Reports page: move a block, add a note after a chosen block, remove one after
+    confirming: each time the page shows the stored order at once with a toast."""
+    from analysis.reports import get_report
+
+    require_chromium()
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        for title in ("One", "Two", "Three"):
+            add_block(con, project, "Review", "note", {"text": f"note {title}"}, title=title)
+
+    def stored() -> list[str]:
+        with Store(demo_copy).read() as con:
+            return [b.title for b in get_report(con, get_project(con, "lending-demo"), "Review").blocks]
+
+    server = AppServer(demo_copy)
+    try:
+        server.wait_ready()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{server.url}/reports?project=lending-demo&report=Review")
+            expect(page.get_by_role("heading", name="Three")).to_be_visible()
+            wait_idle(page)
+
+            def order() -> list[str]:
+                return [t for t in page.get_by_role("heading", level=3).all_inner_texts() if t in
+                        ("One", "Two", "Three", "Note")]
+
+            page.get_by_role("button", name="Down").first.click()
+            expect(page.get_by_test_id("stToast")).to_contain_text("Moved “One” down.")
+            wait_idle(page)
+            assert order() == ["Two", "One", "Three"] == stored()
+            page.get_by_label("Add a note").fill("between")
+            page.get_by_label("Where").click()
+            page.get_by_role("option", name="After “Two”").click()
+            page.get_by_role("button", name="Add note").click()
+            expect(page.get_by_test_id("stToast").filter(has_text="Added the note.")).to_be_visible()
+            wait_idle(page)
+            assert order() == ["Two", "Note", "One", "Three"] == stored()
+            page.get_by_role("button", name="Remove").nth(3).click()
+            expect(page.get_by_text("Remove “Three” from this report?")).to_be_visible()
+            assert stored() == ["Two", "Note", "One", "Three"]
+            page.get_by_role("button", name="Remove it").click()
+            expect(page.get_by_test_id("stToast").filter(has_text="Removed “Three”.")).to_be_visible()
+            wait_idle(page)
+            assert order() == ["Two", "Note", "One"] == stored()
+            browser.close()
+    finally:
+        server.stop()
+    assert "Traceback" not in "".join(server.output), "".join(server.output)
