@@ -105,28 +105,29 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
             expect(page.get_by_role("heading", name="Three")).to_be_visible()
             wait_idle(page)
 
-            def order() -> list[str]:
-                return [t for t in page.get_by_role("heading", level=3).all_inner_texts() if t in
-                        ("One", "Two", "Three", "Note")]
+            def shows(expected: list[str]) -> bool:
+                """Waits until the page's block headings read ``expected`` (the new state drawn)."""
+                page.wait_for_function(
+                    """names => JSON.stringify([...document.querySelectorAll('h3')].map(h => h.innerText.trim())
+                        .filter(t => ['One', 'Two', 'Three', 'Note'].includes(t))) === JSON.stringify(names)""",
+                    arg=expected)
+                return True
 
             page.get_by_role("button", name="Down").first.click()
             expect(page.get_by_test_id("stToast")).to_contain_text("Moved “One” down.")
-            wait_idle(page)
-            assert order() == ["Two", "One", "Three"] == stored()
+            assert shows(["Two", "One", "Three"]) and stored() == ["Two", "One", "Three"]
             page.get_by_label("Add a note").fill("between")
             page.get_by_label("Where").click()
             page.get_by_role("option", name="After “Two”").click()
             page.get_by_role("button", name="Add note").click()
             expect(page.get_by_test_id("stToast").filter(has_text="Added the note.")).to_be_visible()
-            wait_idle(page)
-            assert order() == ["Two", "Note", "One", "Three"] == stored()
+            assert shows(["Two", "Note", "One", "Three"]) and stored() == ["Two", "Note", "One", "Three"]
             page.get_by_role("button", name="Remove").nth(3).click()
             expect(page.get_by_text("Remove “Three” from this report?")).to_be_visible()
             assert stored() == ["Two", "Note", "One", "Three"]
             page.get_by_role("button", name="Remove it").click()
             expect(page.get_by_test_id("stToast").filter(has_text="Removed “Three”.")).to_be_visible()
-            wait_idle(page)
-            assert order() == ["Two", "Note", "One"] == stored()
+            assert shows(["Two", "Note", "One"]) and stored() == ["Two", "Note", "One"]
             browser.close()
     finally:
         server.stop()
