@@ -117,6 +117,8 @@ class Comparison:
                 "start": self.start, "end": self.end, "method": self.method, "paired": self.paired,
                 "pairs": self.n_pairs, "overall": self.overall.to_dict(orient="records"),
                 "window": self.window.to_dict() if self.window else None,
+                "normalisation": {r["metric"]: r.get("normalisation") for r in self.overall.to_dict(orient="records")
+                                  if r.get("kind") == "product"},
                 "slices": slices.to_dict(orient="records")}
 
 
