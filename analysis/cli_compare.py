@@ -50,7 +50,8 @@ def _overall_text(comp) -> str:
     rows = []
     for r in comp.overall.to_dict(orient="records"):
         m = r["metric"]
-        rows.append({"metric": compared_name(metric_name(m, products), r.get("normalisation")), "better": r["direction"],
+        rows.append({"metric": compared_name(metric_name(m, products), r.get("normalisation")),
+                     "better": r["direction"],
                      "baseline": format_value(m, r["baseline"], products),
                      "candidate": format_value(m, r["candidate"], products),
                      "change": format_delta(m, r["delta"], products),

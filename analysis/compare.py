@@ -436,7 +436,8 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
     se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
     delta = ac - ab
     ok = se > 0 and math.isfinite(se) and math.isfinite(delta)
-    return {"metric": "roc_auc", "kind": "ml", "normalisation": AS_DEFINED, "direction": "higher", "baseline": ab, "candidate": ac,
+    return {"metric": "roc_auc", "kind": "ml", "normalisation": AS_DEFINED, "direction": "higher", "baseline": ab,
+            "candidate": ac,
             "delta": delta, "ci_low": delta - Z * se if ok else math.nan, "ci_high": delta + Z * se if ok else math.nan,
             "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,
             "test": "z-test, Hanley-McNeil standard errors" + (" (conservative for pairs)" if src.paired else "")}

@@ -18,9 +18,9 @@ tested slice is one hypothesis: the Benjamini–Hochberg procedure runs over all
 them (and over the comparison's other slices), so a slice reported at q < 0.05 is
 a discovery at a false-discovery rate of 5% whatever the number of slices tried.
 
-**Counting** is one DuckDB query per side: each row's cell (its bin of every
-feature) grouped by every feature and every pair of features (GROUPING SETS); the
-thresholds are then sums of cells, in numpy.
+**Counting** is one scan per side: each row's cell (its bin of every feature) and its
+error terms, counted per feature and per pair of features by numpy; the thresholds
+are then sums of cells.
 """
 
 from __future__ import annotations
@@ -149,33 +149,28 @@ def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Con
     return m, [a[0] for a in atoms]
 
 
-def _cells(con, feats: list[_Feature], source: tuple[str, list], terms: list[str], sums: list[str]) -> pd.DataFrame:
-    keys = ", ".join(f"{f.code_sql} AS k{i}" for i, f in enumerate(feats))
+def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str]) -> tuple[dict, dict]:
+    """Per feature (and pair of features) each statistic as a vector (matrix) over codes:
+    one scan reads each row's codes and terms, numpy counts them (``bincount``)."""
+    keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS k{i}" for i, f in enumerate(feats))
     params = [p for f in feats for p in f.params] + list(source[1])
-    sets = [f"(k{i})" for i in range(len(feats))]
-    sets += [f"(k{i}, k{j})" for i in range(len(feats)) for j in range(i + 1, len(feats))]
-    flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(feats)))
-    aggs = ", ".join(f"sum({t}) AS {quote_ident(name)}" for name, t in zip(sums, terms))
-    return con.execute(f"SELECT {', '.join(f'k{i}' for i in range(len(feats)))}, {flags}, {aggs} "
-                       f"FROM (SELECT *, {keys} FROM ({source[0]}) AS s) AS keyed "
-                       f"GROUP BY GROUPING SETS ({', '.join(sets)})", params).df()
+    values = ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
+    got = con.execute(f"SELECT {keys}, {values} FROM ({source[0]}) AS s", params).fetchnumpy()
+    codes = [np.asarray(got[f"k{i}"], dtype=np.int64) + 2 for i in range(len(feats))]
+    stats = {name: np.nan_to_num(np.asarray(got[name], dtype=float)) for name in terms}
+    ones = {name for name, t in terms.items() if t == "1"}
 
+    def count(index: np.ndarray, size: int) -> dict:
+        return {name: (np.bincount(index, minlength=size).astype(float) if name in ones else
+                       np.bincount(index, weights=stats[name], minlength=size)) for name in terms}
 
-def _tables(cells: pd.DataFrame, feats: list[_Feature], stats: list[str]) -> tuple[dict, dict]:
-    """Per feature (and pair of features) each statistic as a vector (matrix) over codes."""
-    flags = cells[[f"g{i}" for i in range(len(feats))]].to_numpy()
-    singles, pairs = {}, {}
-    for i, f in enumerate(feats):
-        part = cells[(flags[:, i] == 0) & (flags.sum(axis=1) == len(feats) - 1)]
-        idx = part[f"k{i}"].astype(int).to_numpy() + 2
-        singles[i] = {s: np.bincount(idx, weights=part[s].to_numpy(float), minlength=f.size) for s in stats}
+    singles = {i: count(codes[i], f.size) for i, f in enumerate(feats)}
+    pairs = {}
     for i, f in enumerate(feats):
         for j in range(i + 1, len(feats)):
             g = feats[j]
-            part = cells[(flags[:, i] == 0) & (flags[:, j] == 0) & (flags.sum(axis=1) == len(feats) - 2)]
-            flat = (part[f"k{i}"].astype(int).to_numpy() + 2) * g.size + part[f"k{j}"].astype(int).to_numpy() + 2
-            pairs[(i, j)] = {s: np.bincount(flat, weights=part[s].to_numpy(float),
-                                            minlength=f.size * g.size).reshape(f.size, g.size) for s in stats}
+            table = count(codes[i] * g.size + codes[j], f.size * g.size)
+            pairs[(i, j)] = {name: v.reshape(f.size, g.size) for name, v in table.items()}
     return singles, pairs
 
 
@@ -215,8 +210,7 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
         else:
             terms |= {"n01": f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
                       "n10": f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END"}
-        cells = _cells(con, feats, base, list(terms.values()), list(terms))
-        singles, pairs = _tables(cells, feats, list(terms))
+        singles, pairs = _tables(con, feats, base, terms)
         frame = _candidates(feats, singles, pairs, list(terms))
         frame["n_rows_c"] = frame["n_rows_b"]
         frame["n_labeled_c"] = frame["n_both"] = frame["n_labeled_b"]
@@ -228,8 +222,7 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
                  "errors_sq": f"CASE WHEN {labeled} THEN ({wrong}) * ({wrong}) ELSE 0 END"}
         sides = []
         for source in (base, cand):
-            cells = _cells(con, feats, source, list(terms.values()), list(terms))
-            singles, pairs = _tables(cells, feats, list(terms))
+            singles, pairs = _tables(con, feats, source, terms)
             sides.append(_candidates(feats, singles, pairs, list(terms)))
         frame = sides[0].rename(columns={s: f"{s}_b" for s in terms})
         for s in terms:

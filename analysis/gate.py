@@ -8,8 +8,8 @@ Criteria (defaults in brackets):
   95% interval entirely on the worse side) by more than this share of the
   baseline's value; a total (``sum(revenue)``) of versions that served different
   traffic is judged per prediction (:mod:`analysis.compare_metrics`), and an
-  unpaired comparison looks at the days both versions served (:mod:`analysis.traffic`); a product metric that cannot be computed on the compared rows
-  (it fails on data that arrived after it was defined) fails this check, with the
+  unpaired comparison looks at the days both versions served (:mod:`analysis.traffic`);
+  a product metric that cannot be computed on the compared rows (it fails on data that arrived after it was defined) fails this check, with the
   engine's reason, so the gate's verdict is FAIL (exit 1) and names it;
 * ``slice_min_rows`` [500] and ``slice_max_worse`` [0.02]: no slice with at least
   that many rows in both versions may have a significantly higher error rate
@@ -18,9 +18,10 @@ Criteria (defaults in brackets):
 * ``required_sets`` ["all"]: these validation sets (``"all"``: every set with pass
   criteria) must pass for the candidate;
 * ``discovered_slices`` [5]: besides saved slices and every feature value, the slice
-  criterion covers this many discovered slices of each direction (where the candidate
-  errs and the baseline does not, and the reverse). 0 skips discovery: the gate then
-  runs in about half the time.
+  criterion covers this many slices found by the search of the difference (where the
+  candidate's error exceeds the baseline's), and, paired, this many discovered slices
+  of each direction (where the candidate errs and the baseline does not, and the
+  reverse). 0 skips the searches: the gate then runs in about half the time.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> Criterio
         f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; {format_count(r['n_rows_b'])} and "
         f"{format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})"
         for r in bad.head(5).to_dict(orient="records"))
-    return CriterionResult(name, False, f"{format_count(len(bad))} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
+    return CriterionResult(name, False,
+                           f"{format_count(len(bad))} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:

@@ -89,7 +89,8 @@ def test_the_found_slice_is_refereed_by_pandas_and_statsmodels(planted):
     assert row["p_value"] == pytest.approx(p, rel=1e-6)
     se = np.sqrt(row["error_rate_b"] * (1 - row["error_rate_b"]) / len(bi)
                  + row["error_rate_c"] * (1 - row["error_rate_c"]) / len(ci))
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["delta"] - 1.959964 * se, row["delta"] + 1.959964 * se))
+    half = 1.959964 * se
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["delta"] - half, row["delta"] + half))
 
 
 def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, planted):
@@ -102,7 +103,8 @@ def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, p
     with store.read() as con:
         project = get_project(con, "s")
         src = own_sources(project, Side("v1"), Side("v2"), None, None)
-        found = search(con, project, paired=False, base=src.base, cand=src.cand, columns=["x", "kind", "flag", "amount"])
+        found = search(con, project, paired=False, base=src.base, cand=src.cand,
+                       columns=["x", "kind", "flag", "amount"])
     t = found.tested
     singles = (t["level"] == 1).to_numpy()
     w = np.where(singles, SINGLE_SHARE * len(t) / singles.sum(), (1 - SINGLE_SHARE) * len(t) / (~singles).sum())
