@@ -3,8 +3,9 @@ metrics and product metrics, paired where both scored the same examples.
 
 **Pairing.** When both versions scored the same example ids in the window (shadow
 mode), the comparison uses those pairs only: each example's latest prediction of
-each version, one shared label. Otherwise each version is measured on its own rows.
-:attr:`Comparison.method` says which, and on how many pairs.
+each version, one shared label. Otherwise each version is measured on its own rows,
+by default on the days both served (:mod:`analysis.traffic`; :attr:`Comparison.window`
+says what was left out). :attr:`Comparison.method` says which, and on how many pairs.
 
 **Intervals and tests** (95%; the delta is candidate − baseline):
 
@@ -19,12 +20,14 @@ each version, one shared label. Otherwise each version is measured on its own ro
   paired). The interval is the percentile interval, the p-value the normal one
   from the bootstrap standard error. A product metric is decomposed into its
   aggregates (``avg`` into ``sum / count``), which add up over buckets; one with
-  ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval.
+  ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval. Unpaired, a total (a sum
+  or a count) is compared per prediction (:mod:`analysis.compare_metrics`).
 
 **Slices**: every saved slice, every value of every groupable feature (numbers in
-quantile bins) and the top discovered slices: paired, SliceLine's slices where the
-candidate errs and the baseline does not (and the other way round); unpaired, each
-version's own worst slices. For
+quantile bins) and the top slices of the search of the difference, where the
+candidate's error exceeds the baseline's (:mod:`analysis.compare_slices`, with the
+q-values of its own family); paired, also SliceLine's slices where the candidate errs
+and the baseline does not (and the other way round). For
 each: rows and error rates (regression: mean absolute errors) of both versions, the
 delta with a 95% interval (paired: Wald for paired proportions and McNemar, or the
 paired t-test; unpaired: Wald and the pooled z-test, or Welch's t-test),

@@ -92,6 +92,7 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str])
     kinds = {f.name: f.kind for f in project.features}
     numeric = [c for c in columns if kinds[c] == "numeric"]
     cuts: dict[str, list[float]] = {}
+    deciles: dict[str, set[float]] = {}
     if numeric:
         qs = [*QUANTILES, 0.01, 0.99]
         marks = ", ".join("?" for _ in qs)
@@ -104,6 +105,7 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str])
             integer = bool(got[len(numeric) + i])
             marks_ = [float(x) if x is not None else math.nan for x in (got[i] or [math.nan] * len(qs))]
             cuts[c] = cut_points(marks_[:len(QUANTILES)], marks_[-2], marks_[-1], integer)
+            deciles[c] = {nice(q, integer) for q in marks_[:len(QUANTILES)] if math.isfinite(q)}
     categorical = [c for c in columns if kinds[c] == "categorical"]
     values: dict[str, list[str]] = {}
     for c in categorical:
@@ -120,11 +122,14 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str])
             sql = (f"CASE WHEN {col} IS NULL THEN -1 ELSE "
                    + " + ".join(f"CAST(CAST({col} AS DOUBLE) >= ? AS INTEGER)" for _ in edges) + " END")
             atoms = [(Condition(c, "is_null"), [-1], False)]
-            for k, edge in enumerate(edges, start=1):
-                edge = int(edge) if float(edge).is_integer() else edge
-                every_other = (k % 2 == 0) or len(edges) <= 9
-                atoms.append((Condition(c, "between", high=edge), list(range(0, k)), every_other))
-                atoms.append((Condition(c, "between", low=edge), list(range(k, len(edges) + 1)), every_other))
+            # The deciles first (values that occur), then the round values: of two
+            # thresholds that cut the rows the same way, the first is kept.
+            order = sorted(range(1, len(edges) + 1), key=lambda k: (edges[k - 1] not in deciles[c], k))
+            for k in order:
+                edge = int(edges[k - 1]) if float(edges[k - 1]).is_integer() else edges[k - 1]
+                decile = edges[k - 1] in deciles[c]  # pairs use the deciles only
+                atoms.append((Condition(c, "between", high=edge), list(range(0, k)), decile))
+                atoms.append((Condition(c, "between", low=edge), list(range(k, len(edges) + 1)), decile))
             out.append(_Feature(c, "numeric", sql, tuple(edges), atoms, len(edges) + 3))
         elif c in values:
             vals = values[c]
@@ -231,7 +236,10 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
     if frame.empty:
         return empty
     frame["where"] = [s.readable() for s in frame["slice"]]
-    frame = frame.drop_duplicates("where")
+    # One test per set of rows: thresholds that cut the rows alike (no value between
+    # them) and a pair equal to one of its conditions have the same counts.
+    counts = [c for c in frame.columns if c.startswith(("n_", "errors", "n01", "n10", "d_"))]
+    frame = frame.drop_duplicates("where").drop_duplicates(counts)
     frame["error_rate_b"] = frame["errors_b"] / frame["n_labeled_b"]
     frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"]
     frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
