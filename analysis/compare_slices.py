@@ -18,9 +18,9 @@ tested slice is one hypothesis: the Benjamini–Hochberg procedure runs over all
 them (and over the comparison's other slices), so a slice reported at q < 0.05 is
 a discovery at a false-discovery rate of 5% whatever the number of slices tried.
 
-**Counting** is one scan per side: each row's cell (its bin of every feature) and its
-error terms, counted per feature and per pair of features by numpy; the thresholds
-are then sums of cells.
+**Counting** is one GROUP BY per side: the rows of each cell (a bin of every feature)
+summed by the engine; numpy adds the cells up per feature and per pair of features,
+and the thresholds are sums of those.
 """
 
 from __future__ import annotations
@@ -159,15 +159,16 @@ def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[st
     one scan reads each row's codes and terms, numpy counts them (``bincount``)."""
     keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS k{i}" for i, f in enumerate(feats))
     params = [p for f in feats for p in f.params] + list(source[1])
-    values = ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
-    got = con.execute(f"SELECT {keys}, {values} FROM ({source[0]}) AS s", params).fetchnumpy()
+    values = ", ".join(f"sum(CAST({t} AS DOUBLE)) AS {quote_ident(name)}" for name, t in terms.items())
+    group = ", ".join(f"k{i}" for i in range(len(feats)))
+    # The engine sums the rows of each cell (one GROUP BY, any engine); numpy adds cells up.
+    got = con.execute(f"SELECT {group}, {values} FROM (SELECT *, {keys} FROM ({source[0]}) AS s) AS keyed "
+                      f"GROUP BY {group}", params).fetchnumpy()
     codes = [np.asarray(got[f"k{i}"], dtype=np.int64) + 2 for i in range(len(feats))]
     stats = {name: np.nan_to_num(np.asarray(got[name], dtype=float)) for name in terms}
-    ones = {name for name, t in terms.items() if t == "1"}
 
     def count(index: np.ndarray, size: int) -> dict:
-        return {name: (np.bincount(index, minlength=size).astype(float) if name in ones else
-                       np.bincount(index, weights=stats[name], minlength=size)) for name in terms}
+        return {name: np.bincount(index, weights=stats[name], minlength=size) for name in terms}
 
     singles = {i: count(codes[i], f.size) for i, f in enumerate(feats)}
     pairs = {}
