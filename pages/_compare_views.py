@@ -166,8 +166,12 @@ def sets_view(results, baseline, candidate) -> None:
         return
     rows = results[results["model_version"].isin([baseline.version, candidate.version])]
     metric = "accuracy" if "accuracy" in rows else "mae"
-    st.dataframe(rows[["set", "set_version", "model_version", "stage", "members", "scored", "labeled", metric,
-                       "verdict", "failed"]], hide_index=True, key="cmp_sets")
+    shown = rows[["set", "set_version", "model_version", "stage", "members", "scored", "labeled", metric, "verdict",
+                  "failed"]].copy()
+    for column in ("members", "scored", "labeled"):
+        shown[column] = [format_count(x) for x in shown[column]]
+    shown[metric] = [format_value(metric, x) for x in shown[metric]]
+    st.dataframe(shown.rename(columns={metric: metric_title(metric)}), hide_index=True, key="cmp_sets")
 
 
 def product_metrics_editor(project_name: str, project) -> None:

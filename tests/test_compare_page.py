@@ -65,3 +65,13 @@ def test_the_canary_is_judged_per_prediction_and_fails_on_its_young_applicants(m
     row = table.loc["age < 25"]
     assert row["verdict"] == "worse" and row["found by"] == "found where the candidate is worse"
     assert row["error rate (candidate)"] == "41.9%" and row["error rate (baseline)"] == "31.2%"
+
+
+def test_saving_the_criteria_shows_the_new_verdict_at_once(monkeypatch, demo_copy):
+    at = open_compare(monkeypatch, demo_copy, baseline="credit-v1", candidate="credit-v2", view="settings")
+    assert literal(at.warning[0].value).startswith("**Gate: FAIL**")
+    at.number_input(key="cmp_gate_worse").set_value(0.5)
+    at.button(key="FormSubmitter:cmp_gate_form-Save the criteria").click().run()
+    assert not at.exception
+    assert literal(at.info[0].value).startswith("**Gate: PASS**")  # age < 25 is 10.7 points worse, under 50
+    assert any("Saved the gate criteria" in t.value for t in at.toast)
