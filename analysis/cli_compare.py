@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pandas as pd
+
 from . import cli as base
 from .errors import ConfigError
 from .metric_failures import failure_lines
@@ -30,17 +32,48 @@ def cmd_compare(args) -> int:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
             comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
-                           discovered=args.discovered)
-    overall = comp.overall.drop(columns=["kind", "error"], errors="ignore")
+                           discovered=args.discovered, overlap=not args.whole_window)
     for line in failure_lines(comp.overall):
         print(f"warning: {line}", file=sys.stderr)
-    shown = ["source", "where", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low", "ci_high",
-             "q_value", "verdict"]
-    slices = comp.slices[[c for c in shown if c in comp.slices]]
-    text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", "", overall.to_string(index=False),
-                      "", slices.head(args.limit).to_string(index=False)])
+    text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", comp.window.sentence(), "",
+                      _overall_text(comp), "", _slices_text(comp, args.limit)])
     base._emit(args, comp.to_dict(), text)
     return base.EXIT_OK
+
+
+def _overall_text(comp) -> str:
+    """The overall table as people read it (analysis.numbers): units, points, p-values."""
+    from .gate import compared_name
+    from .numbers import format_delta, format_p, format_value, metric_name
+
+    products = [m.to_dict() for m in comp.product_metrics]
+    rows = []
+    for r in comp.overall.to_dict(orient="records"):
+        m = r["metric"]
+        rows.append({"metric": compared_name(metric_name(m, products), r.get("normalisation")),
+                     "better": r["direction"],
+                     "baseline": format_value(m, r["baseline"], products),
+                     "candidate": format_value(m, r["candidate"], products),
+                     "change": format_delta(m, r["delta"], products),
+                     "95% interval": f"{format_delta(m, r['ci_low'], products)} to "
+                                     f"{format_delta(m, r['ci_high'], products)}",
+                     "p-value": format_p(r["p_value"]), "test": r["test"]})
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+def _slices_text(comp, limit: int) -> str:
+    from .numbers import format_count, format_delta, format_p, format_value
+
+    if comp.slices.empty:
+        return "no slices"
+    rows = [{"verdict": r["verdict"], "slice": r["where"], "found by": r["source"],
+             "rows (b / c)": f"{format_count(r['n_rows_b'])} / {format_count(r['n_rows_c'])}",
+             "error (b → c)": f"{format_value('error_rate', r['error_rate_b'])} → "
+                              f"{format_value('error_rate', r['error_rate_c'])}",
+             "change [95%]": f"{format_delta('error_rate', r['delta'])} [{format_delta('error_rate', r['ci_low'])}, "
+                             f"{format_delta('error_rate', r['ci_high'])}]",
+             "q": format_p(r["q_value"])} for r in comp.slices.head(limit).to_dict(orient="records")]
+    return pd.DataFrame(rows).to_string(index=False)
 
 
 def cmd_gate(args) -> int:
@@ -51,7 +84,8 @@ def cmd_gate(args) -> int:
     with base._store(args).read() as con:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
-            verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end)
+            verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end,
+                               overlap=not args.whole_window)
     for line in failure_lines(verdict.comparison.overall):
         print(f"warning: {line}", file=sys.stderr)
     base._emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
@@ -118,6 +152,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         p.add_argument("--candidate-stage", help="default: all stages of the candidate")
         p.add_argument("--start", help="first day, YYYY-MM-DD")
         p.add_argument("--end", help="last day (included), YYYY-MM-DD")
+        p.add_argument("--whole-window", action="store_true",
+                       help="unpaired: compare each version's rows over the whole window, not only the days both "
+                            "served (the default keeps their overlap and says what it left out)")
         if name == "compare":
             p.add_argument("--discovered", type=int, default=5, help="top discovered slices of each version")
             p.add_argument("--limit", type=int, default=20, help="slices to print (table output)")

@@ -3,8 +3,9 @@ metrics and product metrics, paired where both scored the same examples.
 
 **Pairing.** When both versions scored the same example ids in the window (shadow
 mode), the comparison uses those pairs only: each example's latest prediction of
-each version, one shared label. Otherwise each version is measured on its own rows.
-:attr:`Comparison.method` says which, and on how many pairs.
+each version, one shared label. Otherwise each version is measured on its own rows,
+by default on the days both served (:mod:`analysis.traffic`; :attr:`Comparison.window`
+says what was left out). :attr:`Comparison.method` says which, and on how many pairs.
 
 **Intervals and tests** (95%; the delta is candidate − baseline):
 
@@ -19,12 +20,14 @@ each version, one shared label. Otherwise each version is measured on its own ro
   paired). The interval is the percentile interval, the p-value the normal one
   from the bootstrap standard error. A product metric is decomposed into its
   aggregates (``avg`` into ``sum / count``), which add up over buckets; one with
-  ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval.
+  ``min``, ``max`` or ``count(DISTINCT …)`` gets no interval. Unpaired, a total (a sum
+  or a count) is compared per prediction (:mod:`analysis.compare_metrics`).
 
 **Slices**: every saved slice, every value of every groupable feature (numbers in
-quantile bins) and the top discovered slices: paired, SliceLine's slices where the
-candidate errs and the baseline does not (and the other way round); unpaired, each
-version's own worst slices. For
+quantile bins) and the top slices of the search of the difference, where the
+candidate's error exceeds the baseline's (:mod:`analysis.compare_slices`, with the
+q-values of its own family); paired, also SliceLine's slices where the candidate errs
+and the baseline does not (and the other way round). For
 each: rows and error rates (regression: mean absolute errors) of both versions, the
 delta with a 95% interval (paired: Wald for paired proportions and McNemar, or the
 paired t-test; unpaired: Wald and the pooled z-test, or Welch's t-test),
@@ -49,13 +52,14 @@ import pandas as pd
 import sqlglot
 from scipy import stats
 from sqlglot import exp
-from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
 from .breakdown import GROUPABLE, groupings
 from .discovery.significance import bh_qvalues
 from .errors import ConfigError
-from .expressions import parse_aggregate_expression, row_columns
+from .compare_tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from .compare_slices import Found, search as search_difference, with_search
+from .compare_metrics import AS_DEFINED, Decomposed, decompose
 from .intervals import hanley_mcneil_se
 from .key_repeats import examples_unique
 from .metrics import binary_terms, compute_metrics
@@ -66,12 +70,12 @@ from .saved import list_slices
 from .scope import Scope
 from .slices import Slice, compile_slice, parse_slice
 from .sql import quote_ident
+from .traffic import Window, window
 
 N_BUCKETS = 1000
 N_RESAMPLES = 1000
 SEED = 7
 MIN_PAIRS = 30
-Z = stats.norm.ppf(0.975)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Comparison:
     overall: pd.DataFrame  # one row per metric
     slices: pd.DataFrame  # one row per slice, regressions and improvements first
     product_metrics: list[ProductMetric] = field(default_factory=list)
+    window: Window | None = None  # the days compared, and what was left out of each side
 
     @property
     def method(self) -> str:
@@ -114,6 +119,9 @@ class Comparison:
         return {"project": self.project, "baseline": str(self.baseline), "candidate": str(self.candidate),
                 "start": self.start, "end": self.end, "method": self.method, "paired": self.paired,
                 "pairs": self.n_pairs, "overall": self.overall.to_dict(orient="records"),
+                "window": self.window.to_dict() if self.window else None,
+                "normalisation": {r["metric"]: r.get("normalisation") for r in self.overall.to_dict(orient="records")
+                                  if r.get("kind") == "product"},
                 "slices": slices.to_dict(orient="records")}
 
 
@@ -156,64 +164,6 @@ ML_METRICS = {
 }
 
 
-@dataclass(frozen=True)
-class _Decomposed:
-    """A product metric as additive aggregates and an outer expression over them."""
-
-    metric: ProductMetric
-    sql: str  # the whole expression, checked
-    parts: tuple[str, ...]  # aggregate SQL, summed per bucket
-    outer: str | None  # SQL over columns p0, p1, ... (None: not decomposable)
-    terms: tuple[str, ...] = ()  # per part, the per-row term whose sum it is
-
-    def part_names(self, index: int) -> list[str]:
-        return [f"m{index}_p{j}" for j in range(len(self.parts))]
-
-
-def _decompose(metric: ProductMetric, project: Project, index: int) -> _Decomposed:
-    checked = parse_aggregate_expression(metric.expression, row_columns(project))
-    tree = sqlglot.parse_one(checked.sql, read="duckdb")
-    parts: list[str] = []
-    ok = True
-
-    def part(node: exp.Expression) -> exp.Expression:
-        parts.append(node.sql(dialect="duckdb"))
-        return exp.column(f"m{index}_p{len(parts) - 1}", quoted=True)
-
-    def replace(node: exp.Expression):
-        nonlocal ok
-        agg, filt = (node.this, node) if isinstance(node, exp.Filter) else (node, None)
-        if not isinstance(agg, (exp.Sum, exp.Count, exp.Avg, exp.Min, exp.Max)) or isinstance(node.parent, exp.Filter):
-            return node
-        if isinstance(agg, (exp.Min, exp.Max)) or isinstance(agg.this, exp.Distinct):
-            ok = False
-            return node
-        if isinstance(agg, exp.Avg):
-            where = filt.expression.copy() if filt else None
-            total, count = exp.Sum(this=agg.this.copy()), exp.Count(this=agg.this.copy())
-            if where is not None:
-                total, count = exp.Filter(this=total, expression=where), exp.Filter(this=count, expression=where.copy())
-            return exp.Div(this=part(total), expression=exp.Nullif(this=part(count), expression=exp.Literal.number(0)))
-        return part(node)
-
-    outer = tree.transform(replace)
-    if not ok:
-        return _Decomposed(metric, checked.sql, tuple(parts), None)
-    return _Decomposed(metric, checked.sql, tuple(parts), outer.sql(dialect="duckdb"),
-                       tuple(_row_term(p) for p in parts))
-
-
-def _row_term(part: str) -> str:
-    """The per-row term whose sum is the aggregate ``part`` (sum, count, with a FILTER)."""
-    node = sqlglot.parse_one(part, read="duckdb")
-    agg, cond = (node.this, node.expression.this) if isinstance(node, exp.Filter) else (node, None)
-    if isinstance(agg, exp.Count):
-        value = "1" if isinstance(agg.this, exp.Star) else f"CASE WHEN {agg.this.sql('duckdb')} IS NOT NULL THEN 1 ELSE 0 END"
-        return f"CASE WHEN {cond.sql('duckdb')} THEN {value} ELSE 0 END" if cond is not None else value
-    value = agg.this.sql("duckdb")
-    return f"CASE WHEN {cond.sql('duckdb')} THEN {value} END" if cond is not None else value
-
-
 # -- the rows compared -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -247,7 +197,7 @@ def _pair_features(con, project: Project, saved: list[str] | None = None) -> lis
     return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
 
 
-def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decomposed], count_keys: bool) -> tuple:
+def _pair_buckets(con, project: Project, table: str, decomposed: list[Decomposed], count_keys: bool) -> tuple:
     """One pass over the pairs: per bucket, both sides' sums (ML terms, product metric
     parts) and the discordant pairs; then, if ``count_keys``, the number of distinct
     example keys (else None)."""
@@ -278,11 +228,9 @@ def _pair_buckets(con, project: Project, table: str, decomposed: list[_Decompose
 
 @contextmanager
 def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool,
-             decomposed: list[_Decomposed], saved: list[str] | None = None) -> Iterator[_Sources]:
+             decomposed: list[Decomposed], saved: list[str] | None = None) -> Iterator[_Sources]:
     outs_list = [o.name for o in project.outcomes]
-    feats_list = [f.name for f in project.features]
     outs = "".join(f", {quote_ident(o)}" for o in outs_list)
-    feats = "".join(f", {quote_ident(f)}" for f in feats_list)
     log = quote_ident(project.log_table)
     n_pairs = 0
     if pair:
@@ -330,13 +278,20 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
                 con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
             return
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
+    yield own_sources(project, base, cand, start, end, int(n_pairs))
+
+
+def own_sources(project: Project, base: Side, cand: Side, start, end, n_pairs: int = 0) -> _Sources:
+    """Unpaired: each side's own rows in the window."""
+    cols = "".join(f", {quote_ident(c)}" for c in [*(o.name for o in project.outcomes),
+                                                   *(f.name for f in project.features)])
 
     def own(side: Side) -> tuple[str, list]:
         where, params = side.scope(start, end).to_sql()
-        return (f"SELECT label, prediction, score{outs}{feats}, example_key % {N_BUCKETS} "
-                f"AS sb_bucket FROM {log} WHERE {where}", params)
+        return (f"SELECT label, prediction, score{cols}, example_key % {N_BUCKETS} "
+                f"AS sb_bucket FROM {quote_ident(project.log_table)} WHERE {where}", params)
 
-    yield _Sources(False, int(n_pairs), own(base), own(cand), None)
+    return _Sources(False, n_pairs, own(base), own(cand), None)
 
 
 # -- overall -------------------------------------------------------------------------------------
@@ -372,7 +327,7 @@ def _evaluate_outer(con, outer: str, columns: dict[str, np.ndarray]) -> np.ndarr
         con.unregister(name)
 
 
-def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]) -> tuple[pd.DataFrame, tuple]:
+def _overall(con, project: Project, src: _Sources, decomposed: list[Decomposed]) -> tuple[pd.DataFrame, tuple]:
     sums = _ml_sums(project)
     parts = [(f"m{i}_p{j}", sql) for i, d in enumerate(decomposed) if d.outer for j, sql in enumerate(d.parts)]
     b, c = src.buckets or (_bucket_sums(con, src.base, sums, parts), _bucket_sums(con, src.cand, sums, parts))
@@ -384,26 +339,34 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[_Decomposed]
     rows = []
     for name, (direction, f) in ML_METRICS[project.task].items():
         vb, vc = float(f(tot_b)), float(f(tot_c))
-        rows.append(_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)))
+        rows.append({**_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)), "normalisation": AS_DEFINED})
     if project.task == "binary":
         _accuracy_tests(rows, src, tot_b, tot_c)
         rows.append(_auc_row(con, project, src))
     for i, d in enumerate(decomposed):
         reps = None
+        totals = (math.nan, math.nan)
         if d.outer:  # the value from its summed parts; the bootstrap from the replicates' parts
             cols = [f"m{i}_p{j}" for j in range(len(d.parts))]
             point_b, point_c = (float(_evaluate_outer(con, d.outer, {k: np.array([tot[k]]) for k in cols})[0])
                                 for tot in (tot_b, tot_c))
             point_b, point_c = (math.nan if v is None or v != v else v for v in (point_b, point_c))
-            reps = (_evaluate_outer(con, d.outer, {k: rep_c[k] for k in cols})
-                    - _evaluate_outer(con, d.outer, {k: rep_b[k] for k in cols}))
+            rep_vb = _evaluate_outer(con, d.outer, {k: rep_b[k] for k in cols})
+            rep_vc = _evaluate_outer(con, d.outer, {k: rep_c[k] for k in cols})
+            totals = (point_b, point_c)
+            if d.additive and not src.paired:  # a total over unequal traffic: per prediction (a ratio estimate)
+                point_b, point_c = point_b / tot_b["sb_rows"], point_c / tot_c["sb_rows"]
+                rep_vb, rep_vc = _ratio(rep_vb, rep_b["sb_rows"]), _ratio(rep_vc, rep_c["sb_rows"])
+            reps = rep_vc - rep_vb
         else:
             point_b, point_c = _product_value(con, d, src.base), _product_value(con, d, src.cand)
-        rows.append(_row(d.metric.name, "product", d.metric.direction, point_b, point_c, reps))
+        row = _row(d.metric.name, "product", d.metric.direction, point_b, point_c, reps)
+        rows.append({**row, "normalisation": d.normalisation(src.paired), "baseline_total": totals[0],
+                     "candidate_total": totals[1]})
     return pd.DataFrame(rows), (int(b["sb_rows"].sum()), int(c["sb_rows"].sum()))
 
 
-def _product_value(con, d: _Decomposed, source: tuple[str, list]) -> float:
+def _product_value(con, d: Decomposed, source: tuple[str, list]) -> float:
     value = con.execute(f"SELECT CAST({d.sql} AS DOUBLE) FROM ({source[0]}) AS s", source[1]).fetchall()[0][0]
     return math.nan if value is None else float(value)
 
@@ -443,15 +406,6 @@ def _accuracy_tests(rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -
             row["test"] = "two-proportion z-test; Newcombe interval"
 
 
-def mcnemar_p(n01: int, n10: int) -> float:
-    """McNemar's test as statsmodels runs it: exact binomial below 25 discordant pairs,
-    else chi-square with continuity correction."""
-    if n01 + n10 == 0:
-        return 1.0
-    exact = n01 + n10 < 25
-    return float(mcnemar([[0, n01], [n10, 0]], exact=exact, correction=True).pvalue)
-
-
 def auc_from_counts(label, score, n) -> tuple[float, int, int]:
     """Exact ROC AUC, ties counting half, from labeled rows counted per (label, score):
     ``(auc, n_pos, n_neg)``."""
@@ -485,7 +439,8 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
     se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
     delta = ac - ab
     ok = se > 0 and math.isfinite(se) and math.isfinite(delta)
-    return {"metric": "roc_auc", "kind": "ml", "direction": "higher", "baseline": ab, "candidate": ac,
+    return {"metric": "roc_auc", "kind": "ml", "normalisation": AS_DEFINED, "direction": "higher", "baseline": ab,
+            "candidate": ac,
             "delta": delta, "ci_low": delta - Z * se if ok else math.nan, "ci_high": delta + Z * se if ok else math.nan,
             "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,
             "test": "z-test, Hanley-McNeil standard errors" + (" (conservative for pairs)" if src.paired else "")}
@@ -495,18 +450,23 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 
 def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
                 discovered: int, saved: list[str] | None = None, cuts: list | None = None,
-                bins: int = 5) -> list[tuple[str, str, Slice]]:
-    """``(source, where, slice)`` of every saved slice and the top discovered slices.
-    Paired, SliceLine runs on the pairs with the disagreements as errors: where the
-    candidate errs and the baseline does not, and the other way round (the verdict
-    then says which way the slice went). Unpaired, on each version's own errors."""
+                bins: int = 5) -> tuple[list[tuple[str, str, Slice]], Found | None]:
+    """``(source, where, slice)`` of every saved slice and the top found slices, and the
+    search of the difference (:mod:`analysis.compare_slices`: where the candidate's
+    error exceeds the baseline's on the same slice, paired or not). Paired, SliceLine
+    also runs on the pairs with the disagreements as errors: where the candidate errs
+    and the baseline does not, and the other way round."""
     out = [("saved", where, parse_slice(where)) for where in _saved_wheres(con, project, saved)]
+    found = None
     if discovered:
         from .discovery.encode import RowsError
-        from .discovery.run import discover, discover_each
+        from .discovery.run import discover_each
 
+        columns = [f.name for f in project.features if f.kind in GROUPABLE]
         if src.paired:
             pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
+            found = search_difference(con, project, paired=True, base=(pairs, []), cand=None, columns=columns,
+                                      top_k=discovered)
             both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
             searches = [
                 ("found where the candidate errs", RowsError(
@@ -515,30 +475,24 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
                 ("found where the baseline errs", RowsError(
                     f"{base} wrong where {cand} was right", (pairs, []),
                     "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END", both))]
-        else:
-            searches = [(f"discovered in {side.version}", "misclassification") for side in (base, cand)]
-        if src.paired:  # both directions over the same pairs: encoded once
+            # both directions over the same pairs: encoded once
             results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
                                     top_k=discovered, bins=bins, cuts=cuts)
+            for (label, _), result in zip(searches, results):
+                if isinstance(result, ConfigError):
+                    continue
+                kept = result.slices[result.slices["folded_under"].isna()]  # near-duplicates: once
+                out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
         else:
-            results = []
-            for i, (_, error) in enumerate(searches):
-                try:
-                    results.append(discover(con, project, (base, cand)[i].scope(start, end), error=error,
-                                            top_k=discovered))
-                except ConfigError as exc:
-                    results.append(exc)
-        for (label, _), found in zip(searches, results):
-            if isinstance(found, ConfigError):
-                continue
-            kept = found.slices[found.slices["folded_under"].isna()]  # near-duplicates of a better slice: once
-            out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
+            found = search_difference(con, project, paired=False, base=src.base, cand=src.cand, columns=columns,
+                                      top_k=discovered)
+        out += found.slices
     seen, unique = set(), []
     for source, where, slice_ in out:
         if where not in seen:
             seen.add(where)
             unique.append((source, where, slice_))
-    return unique
+    return unique, found
 
 
 def _error_term(project: Project, side: str | None = None) -> tuple[str, str]:
@@ -629,7 +583,7 @@ def _grouping_sets(con, keys: list[_Key], aggregates: list[str], source: tuple[s
                                                        if c[:1] in ("k", "g") and c[1:].isdigit()])
 
 
-def _metric_aggregates(products: list[_Decomposed], project: Project, tag: str | None) -> tuple[list, list]:
+def _metric_aggregates(products: list[Decomposed], project: Project, tag: str | None) -> tuple[list, list]:
     """``(per-row terms, aggregates)`` for the product metrics: decomposable ones as sums
     of row terms (cheap under GROUPING SETS), the others as they are."""
     terms, aggs = [], []
@@ -646,7 +600,7 @@ def _metric_aggregates(products: list[_Decomposed], project: Project, tag: str |
     return terms, aggs
 
 
-def _finish_metrics(con, frame: pd.DataFrame, products: list[_Decomposed], tags: list[str]) -> pd.DataFrame:
+def _finish_metrics(con, frame: pd.DataFrame, products: list[Decomposed], tags: list[str]) -> pd.DataFrame:
     """Each decomposable product metric from its summed parts, per group."""
     for i, d in enumerate(products):
         if not d.outer:
@@ -659,7 +613,7 @@ def _finish_metrics(con, frame: pd.DataFrame, products: list[_Decomposed], tags:
 
 
 def _side_stats(con, project: Project, source: tuple[str, list], keys: list[_Key],
-                products: list[_Decomposed]) -> pd.DataFrame:
+                products: list[Decomposed]) -> pd.DataFrame:
     labeled, wrong = _error_term(project)
     terms, metric_aggs = _metric_aggregates(products, project, None)
     inner = [f"{labeled} AS t_labeled", f"{wrong} AS t_wrong", *terms]
@@ -669,7 +623,7 @@ def _side_stats(con, project: Project, source: tuple[str, list], keys: list[_Key
     return _finish_metrics(con, frame, products, [""])
 
 
-def _paired_stats(con, project: Project, table: str, keys: list[_Key], products: list[_Decomposed]) -> pd.DataFrame:
+def _paired_stats(con, project: Project, table: str, keys: list[_Key], products: list[Decomposed]) -> pd.DataFrame:
     """Both sides' figures and the discordant pairs per group, in one scan of the pairs."""
     inner, aggs = [], ["count(*) AS n_rows_b", "count(*) AS n_rows_c"]
     for tag in ("b", "c"):
@@ -690,7 +644,7 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
     return _finish_metrics(con, frame, products, ["b", "c"])
 
 
-def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[_Decomposed],
+def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[Decomposed],
             bins: int, discovered: int, saved: list[str] | None = None) -> pd.DataFrame:
     from .breakdown import group_condition
 
@@ -699,7 +653,8 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     # the stored pairs; unpaired, of the baseline's rows.
     rows = (src.pairs_table, "sb_hash") if src.paired else None
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
-    predicate_slices = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts, bins)
+    predicate_slices, found = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts,
+                                          bins)
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()
@@ -729,18 +684,25 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"].where(frame["n_labeled_c"] > 0)
     frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
     if src.paired:
-        (_paired_mean_tests if project.task == "regression" else _paired_tests)(frame)
+        (paired_mean_tests if project.task == "regression" else paired_tests)(frame)
     elif project.task == "regression":
-        _welch_tests(frame)
+        welch_tests(frame)
     else:
-        _unpaired_slice_tests(frame, project)
-    for d in products:
-        frame[f"{d.metric.name}_delta"] = frame[f"pm_{d.metric.name}_c"] - frame[f"pm_{d.metric.name}_b"]
+        unpaired_slice_tests(frame)
+    for d in products:  # a total over unequal traffic: per prediction, as overall
+        per = d.additive and not src.paired
+        value_b, value_c = frame[f"pm_{d.metric.name}_b"], frame[f"pm_{d.metric.name}_c"]
+        if per:
+            value_b = value_b / frame["n_rows_b"].where(frame["n_rows_b"] > 0)
+            value_c = value_c / frame["n_rows_c"].where(frame["n_rows_c"] > 0)
+        frame[f"{d.metric.name}_delta"] = value_c - value_b
     # A slice found in several ways (saved, discovered, a feature value) is tested once.
     rank = frame["source"].map(lambda x: 0 if x == "saved" else 2 if x == "feature value" else 1)
     frame = frame.assign(sb_rank=rank).sort_values("sb_rank", kind="stable").drop_duplicates("where")
     frame = frame.drop(columns=["sb_rank"])
     frame["q_value"] = bh_qvalues(frame["p_value"].to_numpy(dtype=float))
+    if found is not None:  # the search's slices: the p- and q-values of its own family (every slice it tested)
+        with_search(frame, found)
     significant = frame["q_value"] < 0.05
     frame["verdict"] = np.where(significant & (frame["delta"] > 0), "regression",
                                 np.where(significant & (frame["delta"] < 0), "improvement", ""))
@@ -752,80 +714,16 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
                       errors="ignore").reset_index(drop=True)
 
 
-def _unpaired_slice_tests(frame: pd.DataFrame, project: Project) -> None:
-    """Wald interval and pooled two-proportion z-test of the error-rate difference (vectorized)."""
-    nb, nc = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
-    pb, pc = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.sqrt(pb * (1 - pb) / nb + pc * (1 - pc) / nc)
-        pooled = (frame["errors_b"].to_numpy(float) + frame["errors_c"].to_numpy(float)) / (nb + nc)
-        se0 = np.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / nc))
-        z = (pc - pb) / se0
-    frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
-    frame["p_value"] = np.where((nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)),
-                                np.where((nb > 0) & (nc > 0), 1.0, np.nan))
-    frame["test"] = "two-proportion z-test; Wald interval"
-
-
-def _welch_tests(frame: pd.DataFrame) -> None:
-    """Regression, unpaired: Welch's t-test and interval on the mean absolute errors."""
-    n_b, n_c = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
-    m_b, m_c = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v_b = (frame["errors_sq_b"].to_numpy(float) - n_b * m_b ** 2) / (n_b - 1)
-        v_c = (frame["errors_sq_c"].to_numpy(float) - n_c * m_c ** 2) / (n_c - 1)
-        a, b = np.maximum(v_b, 0) / n_b, np.maximum(v_c, 0) / n_c
-        se = np.sqrt(a + b)
-        df = (a + b) ** 2 / (a ** 2 / (n_b - 1) + b ** 2 / (n_c - 1))
-        t = (m_c - m_b) / se
-    ok = (n_b > 1) & (n_c > 1) & (se > 0)
-    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, df, 1.0)) * se, np.nan)
-    frame["ci_low"], frame["ci_high"] = (m_c - m_b) - half, (m_c - m_b) + half
-    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, t, 0.0)), np.where(ok, df, 1.0)), np.nan)
-    frame["test"] = "Welch t-test on absolute errors"
-
-
-def _paired_mean_tests(frame: pd.DataFrame) -> None:
-    """Regression, paired: the t-test and interval of each pair's change of absolute error."""
-    n = frame["n_both"].fillna(0).to_numpy(float)
-    total, squares = frame["d_sum"].fillna(0).to_numpy(float), frame["d_sq"].fillna(0).to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / n
-        sd = np.sqrt(np.maximum(squares - n * mean ** 2, 0) / (n - 1))
-        se = sd / np.sqrt(n)
-    ok = (n > 1) & (se > 0)
-    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, n - 1, 1.0)) * se, np.nan)
-    frame["paired_n"] = n.astype(int)
-    frame["delta"] = mean
-    frame["ci_low"], frame["ci_high"] = mean - half, mean + half
-    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, mean / se, 0.0)), np.where(ok, n - 1, 1.0)),
-                                np.nan)
-    frame["test"] = "paired t-test on absolute errors"
-
-
-def _paired_tests(frame: pd.DataFrame) -> None:
-    """Delta over the pairs labeled on both sides, its paired Wald interval and McNemar's p."""
-    n01, n10 = frame["n01"].fillna(0).to_numpy(float), frame["n10"].fillna(0).to_numpy(float)
-    n = frame["n_both"].fillna(0).to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = (n01 - n10) / n
-        se = np.sqrt(np.maximum(n01 + n10 - (n01 - n10) ** 2 / n, 0)) / n
-    frame["paired_n"] = n.astype(int)
-    frame["delta"] = delta
-    frame["ci_low"], frame["ci_high"] = delta - Z * se, delta + Z * se
-    frame["p_value"] = [mcnemar_p(int(a), int(b)) if m > 0 else np.nan for a, b, m in zip(n01, n10, n)]
-    frame["test"] = "McNemar; paired Wald interval"
-
-
 # -- entry point -----------------------------------------------------------------------------------
 
 def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
             start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
             slices: bool = True, saved: list[str] | None = None,
-            metrics: list[ProductMetric] | None = None) -> Comparison:
+            metrics: list[ProductMetric] | None = None, overlap: bool = True) -> Comparison:
     """The comparison described in the module docstring. ``saved`` (slice definitions)
     and ``metrics`` replace the project's saved slices and product metrics (a report
-    re-runs a comparison with what it showed)."""
+    re-runs a comparison with what it showed). Unpaired, ``overlap`` keeps only the
+    days both sides served (:mod:`analysis.traffic`)."""
     if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
         raise ConfigError("Pick two different versions (or stages) to compare.")
     for side in (baseline, candidate):
@@ -835,14 +733,18 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
             raise ConfigError(f"{side} has no predictions in this window.")
     metrics = list(metrics) if metrics is not None else list_metrics(con, project)
     usable, failed = split_failing(con, project, metrics, [baseline.scope(start, end), candidate.scope(start, end)])
-    decomposed = [_decompose(m, project, i) for i, m in enumerate(usable)]
+    decomposed = [decompose(m, project, i) for i, m in enumerate(usable)]
     scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
     with _sources(con, project, baseline, candidate, start, end, pair, decomposed, saved) as src:
+        days = window(con, project, baseline, candidate, start, end, overlap=overlap, paired=src.paired)
+        if days.restricted:  # unpaired: each side's rows on the days both served
+            start, end = days.start, days.end
+            src = own_sources(project, baseline, candidate, start, end, src.n_pairs)
         overall, rows = _overall(con, project, src, decomposed)
         per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved)
                      if slices else pd.DataFrame())
     return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
-                      with_failures(overall, metrics, failed), per_slice, metrics)
+                      with_failures(overall, metrics, failed), per_slice, metrics, days)
 
 
 def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,

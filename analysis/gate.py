@@ -6,18 +6,22 @@ Criteria (defaults in brackets):
 
 * ``product_max_worse`` [0.0]: no product metric may be significantly worse (its
   95% interval entirely on the worse side) by more than this share of the
-  baseline's value; a product metric that cannot be computed on the compared rows
-  (it fails on data that arrived after it was defined) fails this check, with the
+  baseline's value; a total (``sum(revenue)``) of versions that served different
+  traffic is judged per prediction (:mod:`analysis.compare_metrics`), and an
+  unpaired comparison looks at the days both versions served (:mod:`analysis.traffic`);
+  a product metric that cannot be computed on the compared rows (it fails on data that arrived after it was defined) fails this check, with the
   engine's reason, so the gate's verdict is FAIL (exit 1) and names it;
 * ``slice_min_rows`` [500] and ``slice_max_worse`` [0.02]: no slice with at least
   that many rows in both versions may have a significantly higher error rate
-  (q < 0.05), by more than that many points;
+  (q < 0.05), by more than that many points; the slices include those the search of
+  the difference finds (:mod:`analysis.compare_slices`), such as ``age < 25``;
 * ``required_sets`` ["all"]: these validation sets (``"all"``: every set with pass
   criteria) must pass for the candidate;
 * ``discovered_slices`` [5]: besides saved slices and every feature value, the slice
-  criterion covers this many discovered slices of each direction (where the candidate
-  errs and the baseline does not, and the reverse). 0 skips discovery: the gate then
-  runs in about half the time.
+  criterion covers this many slices found by the search of the difference (where the
+  candidate's error exceeds the baseline's), and, paired, this many discovered slices
+  of each direction (where the candidate errs and the baseline does not, and the
+  reverse). 0 skips the searches: the gate then runs in about half the time.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import duckdb
-import pandas as pd
 
 from .compare import Comparison, Side, compare
+from .compare_metrics import PER_PREDICTION
 from .errors import ConfigError
+from .numbers import format_count, format_delta, format_p, format_percent, format_value, metric_name
 from .project import Project
 
 
@@ -74,12 +79,17 @@ class GateVerdict:
     def lines(self) -> list[str]:
         head = f"{'PASS' if self.passed else 'FAIL'}: {self.comparison.candidate} vs {self.comparison.baseline} " \
                f"({self.comparison.method})"
-        return [head] + [f"  [{'pass' if r.passed else 'FAIL'}] {r.criterion}: {r.detail}" for r in self.results]
+        window = [f"  {self.comparison.window.sentence()}"] if self.comparison.window else []
+        return [head, *window] + [f"  [{'pass' if r.passed else 'FAIL'}] {r.criterion}: {r.detail}"
+                                  for r in self.results]
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "baseline": str(self.comparison.baseline),
                 "candidate": str(self.comparison.candidate), "method": self.comparison.method,
                 "criteria": asdict(self.criteria),
+                "window": self.comparison.window.to_dict() if self.comparison.window else None,
+                "normalisation": {r["metric"]: r.get("normalisation") for r in
+                                  self.comparison.overall.to_dict(orient="records") if r["kind"] == "product"},
                 "results": [asdict(r) for r in self.results]}
 
 
@@ -103,8 +113,21 @@ def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: Gat
     return criteria
 
 
-def _fmt(x: float) -> str:
-    return "–" if pd.isna(x) else f"{x:.4g}"
+def _products(comp: Comparison) -> list[dict]:
+    return [m.to_dict() for m in comp.product_metrics]
+
+
+def _value(comp: Comparison, name: str, x) -> str:
+    return format_value(name, x, _products(comp))
+
+
+def _change(comp: Comparison, name: str, x) -> str:
+    return format_delta(name, x, _products(comp))
+
+
+def compared_name(metric: str, normalisation) -> str:
+    """``revenue per prediction`` where a total was compared per prediction."""
+    return f"{metric} {PER_PREDICTION}" if normalisation == PER_PREDICTION else metric
 
 
 def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
@@ -112,38 +135,48 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
     if rows.empty:
         return [CriterionResult("product metrics", True, "no product metric is defined for this project")]
     out = []
-    for r in rows.itertuples():
-        error = getattr(r, "error", None)
+    for r in rows.to_dict(orient="records"):
+        name = compared_name(r["metric"], r.get("normalisation"))
+        error = r.get("error")
         if isinstance(error, str):  # fails on the compared rows: a failed check with the reason, not a crash
-            out.append(CriterionResult(f"product metric {r.metric} ({r.direction} is better)", False,
+            out.append(CriterionResult(f"product metric {name} ({r['direction']} is better)", False,
                                        f"could not be computed on the compared rows: {error}"))
             continue
-        sign = -1 if r.direction == "higher" else 1  # > 0 means worse
-        worse = sign * r.delta
-        significant = (r.ci_high < 0) if r.direction == "higher" else (r.ci_low > 0)
-        share = worse / abs(r.baseline) if r.baseline else math.inf if worse > 0 else 0.0
+        sign = -1 if r["direction"] == "higher" else 1  # > 0 means worse
+        worse = sign * r["delta"]
+        significant = (r["ci_high"] < 0) if r["direction"] == "higher" else (r["ci_low"] > 0)
+        share = worse / abs(r["baseline"]) if r["baseline"] else math.inf if worse > 0 else 0.0
         failed = bool(significant) and worse > 0 and share > limit
+        m = r["metric"]
         out.append(CriterionResult(
-            f"product metric {r.metric} ({'higher' if r.direction == 'higher' else 'lower'} is better)", not failed,
-            f"baseline {_fmt(r.baseline)}, candidate {_fmt(r.candidate)}, delta {_fmt(r.delta)} "
-            f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
-            + (f"; significantly worse by {share:.2%} of the baseline (limit {limit:.2%})" if failed else
+            f"product metric {name} ({'higher' if r['direction'] == 'higher' else 'lower'} is better)", not failed,
+            f"baseline {_value(comp, m, r['baseline'])}, candidate {_value(comp, m, r['candidate'])}, "
+            f"change {_change(comp, m, r['delta'])} [{_change(comp, m, r['ci_low'])}, {_change(comp, m, r['ci_high'])}]"
+            + (f"; significantly worse by {format_percent(share, 2)} of the baseline "
+               f"(limit {format_percent(limit, 2)})" if failed else
                ("; worse, but not significantly or within the limit" if worse > 0 else ""))))
     return out
 
 
 def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> CriterionResult:
-    name = f"no slice of at least {min_rows:,} rows significantly worse by more than {max_worse:.1%}"
+    name = (f"no slice of at least {format_count(min_rows)} rows significantly worse by more than "
+            f"{format_delta('error_rate', max_worse)[1:]}")
     if comp.slices.empty:
         return CriterionResult(name, True, "no slices to check")
     s = comp.slices
     big = s[(s["n_rows_b"] >= min_rows) & (s["n_rows_c"] >= min_rows)]
     bad = big[(big["verdict"] == "regression") & (big["delta"] > max_worse)]
     if bad.empty:
-        return CriterionResult(name, True, f"{len(big):,} slices checked, none fails")
-    shown = "; ".join(f"{r.where}: error {r.error_rate_b:.3f} -> {r.error_rate_c:.3f} (q {r.q_value:.2g})"
-                      for r in bad.head(5).itertuples())
-    return CriterionResult(name, False, f"{len(bad):,} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
+        return CriterionResult(name, True, f"{format_count(len(big))} slices checked, none fails")
+    rate = "mae" if "mae" in set(comp.overall["metric"]) else "error_rate"  # regression: mean absolute error
+    shown = "; ".join(
+        f"{r['where']}: {metric_name(rate)} {format_value(rate, r['error_rate_b'])} → "
+        f"{format_value(rate, r['error_rate_c'])} ({format_delta(rate, r['delta'])}, 95% interval "
+        f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; {format_count(r['n_rows_b'])} and "
+        f"{format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})"
+        for r in bad.head(5).to_dict(orient="records"))
+    return CriterionResult(name, False,
+                           f"{format_count(len(bad))} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:
@@ -181,11 +214,11 @@ def _set_results(con, project: Project, candidate: Side, required) -> list[Crite
 
 def run_gate(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
              start=None, end=None, criteria: GateCriteria | None = None,
-             comparison: Comparison | None = None) -> GateVerdict:
+             comparison: Comparison | None = None, overlap: bool = True) -> GateVerdict:
     """Compare (unless ``comparison`` is given) and check every criterion."""
     criteria = (criteria or get_criteria(con, project)).check()
     comp = comparison or compare(con, project, baseline, candidate, start=start, end=end,
-                                 discovered=criteria.discovered_slices)
+                                 discovered=criteria.discovered_slices, overlap=overlap)
     results = _product_results(comp, criteria.product_max_worse)
     results.append(_slice_result(comp, criteria.slice_min_rows, criteria.slice_max_worse))
     results += _set_results(con, project, candidate, criteria.required_sets)

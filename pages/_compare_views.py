@@ -5,47 +5,71 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from analysis import SliceboardError
-from analysis.gate import GateCriteria, get_criteria, set_criteria
+from analysis.compare_metrics import PER_PREDICTION, TOTAL
+from analysis.compare_slices import SOURCE
+from analysis.gate import GateCriteria, compared_name, get_criteria, set_criteria
 from analysis.metric_failures import failure_lines
+from analysis.numbers import (format_count, format_delta, format_p, format_value, is_share, metric_name,
+                             metric_title, missing)
 from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
 from analysis.valsets import list_sets
 from pages import _ui
 
 
+BLUE, ORANGE = "#1f77b4", "#ff7f0e"  # colour-blind-safe pair: baseline blue, candidate orange
+
+
+def _products(comparison) -> list[dict]:
+    return [m.to_dict() for m in comparison.product_metrics]
+
+
+def method_caption(comparison) -> None:
+    window = comparison.window.sentence() if comparison.window else ""
+    st.caption(f"{_ui.plain(comparison.method)}. {_ui.plain(window)} Change = candidate − baseline; 95% intervals. "
+               "Totals (sums, counts) of versions that did not score the same examples are compared per "
+               "prediction.")
+
+
 def verdict_view(verdict) -> None:
-    text = "\n".join(f"- {':material/check:' if r.passed else ':material/close:'} **{_ui.plain(r.criterion)}**: "
-                     f"{_ui.plain(r.detail)}" for r in verdict.results)
+    """PASS in blue, FAIL in orange (colour-blind safe), each with its word and icon."""
+    text = "\n".join(f"- {':material/check:' if r.passed else ':material/close:'} "
+                     f"**{'pass' if r.passed else 'FAIL'}** · **{_ui.plain(r.criterion)}**: {_ui.plain(r.detail)}"
+                     for r in verdict.results)
     head = (f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** — {_ui.plain(verdict.comparison.candidate)} "
             f"against {_ui.plain(verdict.comparison.baseline)}")
-    (st.success if verdict.passed else st.error)(head + "\n\n" + text)
+    if verdict.passed:
+        st.info(head + "\n\n" + text, icon=":material/check_circle:")
+    else:
+        st.warning(head + "\n\n" + text, icon=":material/cancel:")
 
 
 def overall_view(comparison) -> None:
     st.subheader("Overall")
-    frame = comparison.overall.copy()
-    formats = {m.name: m for m in comparison.product_metrics}
-
-    def shown(row, col):
-        m = formats.get(row["metric"])
-        return m.show(row[col]) if m and col in ("baseline", "candidate") else _ui.fmt_num(row[col], ".4g")
-
-    for col in ("baseline", "candidate", "delta"):
-        frame[col] = [shown(r, col) for _, r in frame.iterrows()]
-    frame["95% interval"] = [f"[{_ui.fmt_num(lo, '.4g')}, {_ui.fmt_num(hi, '.4g')}]"
-                             for lo, hi in zip(comparison.overall["ci_low"], comparison.overall["ci_high"])]
-    better = [(d > 0) == (direction == "higher") if d == d and d != 0 else None
-              for d, direction in zip(comparison.overall["delta"], comparison.overall["direction"])]
-    frame["candidate is"] = ["better" if b else "worse" if b is False else "" for b in better]
-    frame["p_value"] = [_ui.fmt_num(p, ".2g") for p in comparison.overall["p_value"]]
-    st.dataframe(frame[["metric", "kind", "baseline", "candidate", "delta", "95% interval", "p_value",
-                        "candidate is", "test"]], hide_index=True, key="cmp_overall")
+    products = _products(comparison)
+    rows = []
+    for r in comparison.overall.to_dict(orient="records"):
+        m, delta = r["metric"], r["delta"]
+        better = None if missing(delta) or delta == 0 else (delta > 0) == (r["direction"] == "higher")
+        significant = not missing(r["ci_low"]) and (r["ci_low"] > 0 or r["ci_high"] < 0)
+        rows.append({"metric": compared_name(metric_title(m, products), r.get("normalisation")),
+                     "baseline": format_value(m, r["baseline"], products),
+                     "candidate": format_value(m, r["candidate"], products),
+                     "change": format_delta(m, delta, products),
+                     "95% interval": f"{format_delta(m, r['ci_low'], products)} to "
+                                     f"{format_delta(m, r['ci_high'], products)}",
+                     "p-value": format_p(r["p_value"]),
+                     "candidate is": "" if better is None else ("better" if better else "worse")
+                     + ("" if significant else " (not significant)"),
+                     "compared": r.get("normalisation") or "", "test": r["test"]})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_overall")
     for line in failure_lines(comparison.overall):  # a product metric failing on these rows, with the reason
-        st.warning(line[0].upper() + line[1:])
+        st.warning(_ui.plain(line[0].upper() + line[1:]))
 
 
 def slices_view(project_name: str, comparison) -> None:
@@ -55,13 +79,34 @@ def slices_view(project_name: str, comparison) -> None:
         st.caption("No slices to compare.")
         return
     counts = s["verdict"].value_counts()
-    st.caption(f"{counts.get('regression', 0)} significantly worse, {counts.get('improvement', 0)} significantly "
-               f"better (Benjamini–Hochberg q < 0.05) of {len(s):,} slices. Select a row to open it.")
-    cols = ["verdict", "where", "source", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low",
-            "ci_high", "q_value"] + [c for c in s.columns if c.endswith("_delta") and c != "delta"]
-    event = st.dataframe(s[cols], hide_index=True, key="cmp_slices", on_select="rerun", selection_mode="single-row",
-                         column_config={"q_value": st.column_config.NumberColumn(format="%.2g"),
-                                        "where": st.column_config.TextColumn("slice", width="large")})
+    searched = s[s["source"] == SOURCE]
+    st.caption(f"{format_count(counts.get('regression', 0))} significantly worse, "
+               f"{format_count(counts.get('improvement', 0))} significantly better (Benjamini–Hochberg q < 0.05) of "
+               f"{format_count(len(s))} slices. "
+               + (f"“{SOURCE}”: the search of the difference (one-sided, weighted BH over every slice it tested). "
+                  if len(searched) else "")
+               + "Select a row to open it.")
+    regression = "mae" in set(comparison.overall["metric"])
+    rate = "mae" if regression else "error_rate"
+    products = _products(comparison)
+    table = pd.DataFrame({
+        "verdict": s["verdict"].map({"regression": "worse", "improvement": "better"}).fillna(""),
+        "where": s["where"], "found by": s["source"],
+        "rows (baseline)": [format_count(x) for x in s["n_rows_b"]],
+        "rows (candidate)": [format_count(x) for x in s["n_rows_c"]],
+        f"{metric_name(rate)} (baseline)": [format_value(rate, x) for x in s["error_rate_b"]],
+        f"{metric_name(rate)} (candidate)": [format_value(rate, x) for x in s["error_rate_c"]],
+        "change": [format_delta(rate, x) for x in s["delta"]],
+        "95% interval": [f"{format_delta(rate, lo)} to {format_delta(rate, hi)}" for lo, hi in zip(s["ci_low"],
+                                                                                                s["ci_high"])],
+        "q-value": [format_p(q) for q in s["q_value"]],
+        **{f"{compared_name(metric_name(m['name'], products), per)} change":
+           [format_delta(m["name"], x, products) for x in s[f"{m['name']}_delta"]]
+           for m, per in _normalised(comparison) if f"{m['name']}_delta" in s}})
+    styled = table.style.map(lambda v: f"color: {ORANGE}; font-weight: bold" if v == "worse" else
+                             f"color: {BLUE}; font-weight: bold" if v == "better" else "", subset=["verdict"])
+    event = st.dataframe(styled, hide_index=True, key="cmp_slices", on_select="rerun", selection_mode="single-row",
+                         column_config={"where": st.column_config.TextColumn("slice", width="large")})
     picked = event.selection.rows if event else []
     if picked:
         where = s["where"].iloc[picked[0]]
@@ -70,29 +115,46 @@ def slices_view(project_name: str, comparison) -> None:
         st.link_button(f"Open “{_ui.plain(where)}” in Slices ({_ui.plain(comparison.candidate.version)})", link)
 
 
+def _normalised(comparison) -> list[tuple[dict, str | None]]:
+    how = {r["metric"]: r.get("normalisation") for r in comparison.overall.to_dict(orient="records")}
+    return [(m, how.get(m["name"])) for m in _products(comparison)]
+
+
 def series_view(days, comparison) -> None:
+    """Each version per day on its own rows: totals (sums, counts) per prediction, since the
+    two versions may have served different traffic."""
     if days.empty:
         return
     st.subheader("Over time")
     headline = days.attrs.get("headline", "accuracy")
-    products = [m.name for m in comparison.product_metrics if m.name in days]
-    product = st.selectbox("Product metric", products, key="cmp_series_product") if products else None
-    fig = make_subplots(rows=1, cols=2 if product else 1, subplot_titles=[f"{headline} per day"]
-                        + ([_ui.chart_text(f"{product} per day")] if product else []))
+    specs = _products(comparison)
+    totals = {m["name"] for m, how in _normalised(comparison) if how in (PER_PREDICTION, TOTAL)}
+    days = days.copy()
+    for name in totals & set(days.columns):
+        days[name] = days[name] / days["n_rows"].where(days["n_rows"] > 0)
+    names = {m["name"]: compared_name(metric_name(m["name"], specs), PER_PREDICTION if m["name"] in totals else None)
+             for m in specs if m["name"] in days}
+    product = (st.selectbox("Product metric", list(names), format_func=names.get, key="cmp_series_product")
+               if names else None)
+    fig = make_subplots(rows=1, cols=2 if product else 1, subplot_titles=[f"{metric_title(headline)} per day"]
+                        + ([_ui.chart_text(f"{names[product]}, per day")] if product else []))
     for i, (label, part) in enumerate(days.groupby("version", sort=False)):
-        color = ["#4c78a8", "#e45756"][i % 2]
+        color = [BLUE, ORANGE][i % 2]
         fig.add_scatter(x=part["day"], y=part[headline], name=_ui.chart_text(label), line_color=color, row=1, col=1)
         if product:
             fig.add_scatter(x=part["day"], y=part[product], name=_ui.chart_text(label), line_color=color,
                             showlegend=False, row=1, col=2)
+    if is_share(headline):
+        fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_layout(height=320, margin=dict(t=40, l=10, r=10, b=10))
     st.plotly_chart(fig, key="cmp_series")
     if product:
         scatter = px.scatter(days.assign(version=days["version"].map(_ui.chart_text)), x=headline, y=product,
                              color="version", size="n_rows", hover_data=["day"],
-                             labels={product: _ui.chart_text(product)},
-                             title=_ui.chart_text(f"{product} against {headline}, one point per version and day"),
-                             color_discrete_sequence=["#4c78a8", "#e45756"])
+                             labels={product: _ui.chart_text(names[product]), headline: metric_title(headline)},
+                             title=_ui.chart_text(f"{names[product]} against {metric_name(headline)}, one point per "
+                                                  "version and day"),
+                             color_discrete_sequence=[BLUE, ORANGE])
         scatter.update_layout(height=360, margin=dict(t=40, l=10, r=10, b=10))
         st.plotly_chart(scatter, key="cmp_scatter")
 
@@ -104,8 +166,12 @@ def sets_view(results, baseline, candidate) -> None:
         return
     rows = results[results["model_version"].isin([baseline.version, candidate.version])]
     metric = "accuracy" if "accuracy" in rows else "mae"
-    st.dataframe(rows[["set", "set_version", "model_version", "stage", "members", "scored", "labeled", metric,
-                       "verdict", "failed"]], hide_index=True, key="cmp_sets")
+    shown = rows[["set", "set_version", "model_version", "stage", "members", "scored", "labeled", metric, "verdict",
+                  "failed"]].copy()
+    for column in ("members", "scored", "labeled"):
+        shown[column] = [format_count(x) for x in shown[column]]
+    shown[metric] = [format_value(metric, x) for x in shown[metric]]
+    st.dataframe(shown.rename(columns={metric: metric_title(metric)}), hide_index=True, key="cmp_sets")
 
 
 def product_metrics_editor(project_name: str, project) -> None:
@@ -119,6 +185,7 @@ def product_metrics_editor(project_name: str, project) -> None:
             with _ui.store().write() as con:
                 delete_metric(con, project, m.name)
             _ui.clear_caches()
+            st.session_state["cmp_toast"] = f"Deleted the product metric {m.name}."
             st.rerun()
     if not editable:
         return
@@ -135,6 +202,7 @@ def product_metrics_editor(project_name: str, project) -> None:
                 with _ui.store().write() as con:
                     define_metric(con, project, ProductMetric(name.strip(), expression, direction, unit, number_format))
                 _ui.clear_caches()
+                st.session_state["cmp_toast"] = f"Saved the product metric {name.strip()}."
                 st.rerun()
             except SliceboardError as exc:
                 _ui.show_error(exc)
@@ -172,6 +240,7 @@ def criteria_editor(project_name: str, project) -> None:
                     set_criteria(con, project, GateCriteria(float(product), int(rows), float(worse),
                                                             "all" if every else tuple(chosen), int(found)))
                 _ui.clear_caches()
+                st.session_state["cmp_toast"] = "Saved the gate criteria; the verdict above uses them."
                 st.rerun()
             except SliceboardError as exc:
                 _ui.show_error(exc)

@@ -1,10 +1,17 @@
 """Compare: a candidate model version against a baseline, overall and per slice, on
-ML and product metrics, with the deployment gate's verdict at the top."""
+ML and product metrics, with the deployment gate's verdict at the top.
+
+Baseline, candidate, stages, window, "only the days both served" and the view live in
+the URL, so a link reproduces what is on screen. Only the chosen view is computed; the
+overall figures come first and the gate's verdict (every slice, and the search of
+where the candidate is worse) fills in above them, with progress."""
+
+from datetime import date
 
 import streamlit as st
 
-from analysis import get_project
-from analysis.compare import Side, daily
+from analysis import SliceboardError, get_project
+from analysis.compare import Side, compare, daily
 from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
@@ -12,49 +19,108 @@ from pages import _compare_views as views
 from pages import _report_ui, _ui
 
 ALL_STAGES = "all stages"
+VIEWS = {"overall": "Overall", "slices": "Slices", "time": "Over time", "sets": "Validation sets",
+         "settings": "Metrics and criteria"}
 
 _ui.require_app()
 project_name = _ui.current_project()
 summary = _ui.query(project_summary, project_name)
 project = _ui.query(get_project, None, name=project_name)
 st.title("Compare")
+if toast := st.session_state.pop("cmp_toast", None):  # the confirmation of a write, after its rerun
+    st.toast(_ui.plain(toast), icon=":material/check:")
 versions = list(summary.versions)
 if len(versions) < 2:
     st.info("Comparing needs two model versions; this project has one.")
     st.stop()
-for key, param, default in (("cmp_base", "baseline", versions[0]), ("cmp_cand", "candidate", versions[-1])):
+stages = [ALL_STAGES, *summary.stages]
+first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
+
+
+def _day(text, default: date) -> date:
+    try:
+        value = date.fromisoformat(str(text))
+    except ValueError:
+        return default
+    return min(max(value, first), last)
+
+
+# The URL seeds the widgets once per session (a shared link opens the same view).
+params = st.query_params
+for key, param, options, default in (("cmp_base", "baseline", versions, versions[0]),
+                                     ("cmp_cand", "candidate", versions, versions[-1]),
+                                     ("cmp_base_stage", "baseline_stage", stages, ALL_STAGES),
+                                     ("cmp_cand_stage", "candidate_stage", stages, ALL_STAGES),
+                                     ("cmp_view", "view", list(VIEWS), "overall")):
     if key not in st.session_state:
-        wanted = st.query_params.get(param)
-        st.session_state[key] = wanted if wanted in versions else default
+        wanted = params.get(param)
+        st.session_state[key] = wanted if wanted in options else default
+if "cmp_window" not in st.session_state:
+    st.session_state["cmp_window"] = (_day(params.get("start"), first), _day(params.get("end"), last))
+if "cmp_overlap" not in st.session_state:
+    st.session_state["cmp_overlap"] = params.get("overlap") != "0"
+
 a, b, c, d, e = st.columns([2, 2, 2, 2, 3])
 base_version = a.selectbox("Baseline", versions, key="cmp_base")
-base_stage = b.selectbox("Baseline stage", [ALL_STAGES, *summary.stages], key="cmp_base_stage")
+base_stage = b.selectbox("Baseline stage", stages, key="cmp_base_stage")
 cand_version = c.selectbox("Candidate", versions, key="cmp_cand")
-cand_stage = d.selectbox("Candidate stage", [ALL_STAGES, *summary.stages], key="cmp_cand_stage")
-first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
-window = e.date_input("Time window", value=(first, last), min_value=first, max_value=last, key="cmp_window")
-st.query_params["baseline"], st.query_params["candidate"] = base_version, cand_version
+cand_stage = d.selectbox("Candidate stage", stages, key="cmp_cand_stage")
+window = e.date_input("Time window", min_value=first, max_value=last, key="cmp_window")
+overlap = st.toggle("Only the days both versions served (when they did not score the same examples)",
+                    key="cmp_overlap",
+                    help="Two versions that served over different days are compared on the days they share; "
+                         "what is left out of each is said below.")
 start, end = (window[0], window[1]) if isinstance(window, (list, tuple)) and len(window) == 2 else (first, last)
+view_key = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="cmp_view",
+                                label_visibility="collapsed") or "overall"
+url = {"baseline": base_version, "candidate": cand_version, "view": view_key}
+url |= {k: v for k, v in (("baseline_stage", base_stage), ("candidate_stage", cand_stage)) if v != ALL_STAGES}
+url |= {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v != (first if k == "start" else last)}
+if not overlap:
+    url["overlap"] = "0"
+for param in ("baseline_stage", "candidate_stage", "start", "end", "overlap"):
+    if param not in url:
+        params.pop(param, None)
+for param, value in url.items():
+    if params.get(param) != value:
+        params[param] = value
+
 baseline = Side(base_version, None if base_stage == ALL_STAGES else base_stage)
 candidate = Side(cand_version, None if cand_stage == ALL_STAGES else cand_stage)
 if baseline == candidate:
     st.info("Pick two different versions (or stages) to compare.")
     st.stop()
 
-with st.spinner("Comparing overall, on every feature value, saved and discovered slice…"):
-    verdict = _ui.query(run_gate, project_name, baseline=baseline, candidate=candidate, start=start, end=end)
+verdict_box = st.empty()  # the gate's verdict, filled in after the first figures
+args = {"baseline": baseline, "candidate": candidate, "start": start, "end": end, "overlap": overlap}
+try:
+    with st.spinner("Comparing the two versions overall…", show_time=True):
+        first_figures = _ui.query(compare, project_name, discovered=0, slices=False, **args)
+except SliceboardError as exc:
+    _ui.show_error(exc)
+    st.stop()
+views.method_caption(first_figures)
+report_view = {"baseline": baseline, "candidate": candidate, "start": start, "end": end, "overlap": overlap}
+if view_key == "overall":
+    views.overall_view(first_figures)
+with verdict_box.container():
+    with st.spinner("Checking the gate: every slice, and the search of where the candidate is worse than the "
+                    "baseline…", show_time=True):
+        verdict = _ui.query(run_gate, project_name, **args)
+    views.verdict_view(verdict)
+    _report_ui.add_to_report(project_name, [("The comparison", "comparison", report_view),
+                                            ("The gate's verdict", "gate", report_view),
+                                            ("Both versions over time", "series", report_view)], key="cmp_report")
 comparison = verdict.comparison
-views.verdict_view(verdict)
-view = {"baseline": baseline, "candidate": candidate, "start": start, "end": end}
-_report_ui.add_to_report(project_name, [("The comparison", "comparison", view), ("The gate's verdict", "gate", view),
-                                        ("Both versions over time", "series", view)], key="cmp_report")
-st.caption(f"{_ui.plain(comparison.method)}. Delta = candidate − baseline; 95% intervals.")
-views.overall_view(comparison)
-views.slices_view(project_name, comparison)
-views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),
-                  comparison)
-views.sets_view(_ui.query(evaluate, project_name), baseline, candidate)
-with st.expander("Product metrics of this project"):
+if view_key == "slices":
+    views.slices_view(project_name, comparison)
+elif view_key == "time":
+    views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),
+                      comparison)
+elif view_key == "sets":
+    views.sets_view(_ui.query(evaluate, project_name), baseline, candidate)
+elif view_key == "settings":
+    st.subheader("Product metrics of this project")
     views.product_metrics_editor(project_name, project)
-with st.expander("Gate criteria of this project"):
+    st.subheader("Gate criteria of this project")
     views.criteria_editor(project_name, project)

@@ -528,6 +528,7 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
     from analysis import Store
     from analysis.compare import Side
     from analysis.gate import run_gate
+    from analysis.numbers import metric_title
 
     at = compare_page(monkeypatch, demo_copy)
     at.selectbox(key="cmp_base_stage").set_value("production").run()
@@ -538,14 +539,16 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
         first, last = at.date_input(key="cmp_window").value
         verdict = run_gate(con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"),
                            start=first, end=last)
-    shown = literal((at.success or at.error)[0].value)
+    shown = literal((at.info or at.warning)[0].value)  # PASS in blue, FAIL in orange
     assert shown.startswith(f"**Gate: {'PASS' if verdict.passed else 'FAIL'}**")
     for result in verdict.results:
         assert result.criterion in shown
     assert f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples" in texts(at)
     overall = next(d.value for d in at.dataframe if "candidate is" in d.value)
-    assert list(overall["metric"]) == list(verdict.comparison.overall["metric"])
-    assert overall.set_index("metric").loc["loss_from_false_approvals", "baseline"].startswith("$")
+    assert list(overall["metric"]) == [metric_title(m, verdict.comparison.product_metrics)
+                                       for m in verdict.comparison.overall["metric"]]  # paired: totals stay totals
+    assert overall.set_index("metric").loc["Loss from false approvals", "baseline"].startswith("$")
+    at.segmented_control(key="cmp_view").set_value("slices").run()  # only the view on screen is computed
     slices = next(d.value for d in at.dataframe if "verdict" in d.value and "where" in d.value)
     assert list(slices["where"]) == list(verdict.comparison.slices["where"])
 

@@ -410,7 +410,7 @@ def test_compare_shows_the_verdict(server, page):
     from analysis.compare import Side
     from analysis.gate import run_gate
 
-    page.goto(f"{server.url}/compare?project=lending-demo&baseline=credit-v1&candidate=credit-v3")
+    page.goto(f"{server.url}/compare?project=lending-demo&baseline=credit-v1&candidate=credit-v3&view=time")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
     verdict_box = page.get_by_test_id("stAlert").filter(has_text="Gate:").first
     expect(verdict_box).to_be_visible()

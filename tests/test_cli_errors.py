@@ -145,8 +145,9 @@ def test_a_stored_metric_failing_on_the_data(broken_metric):
         rows = con.execute(f'SELECT model_version, sum(revenue) FROM "{project.log_table}" GROUP BY 1').fetchall()
     revenue = dict(rows)
     overall = comp.overall.set_index("metric")
-    assert overall.loc["revenue", "baseline"] == pytest.approx(revenue["v1"])
-    assert overall.loc["revenue", "candidate"] == pytest.approx(revenue["v2"])
+    # Unpaired, a total is compared per prediction; the totals are kept beside it.
+    assert overall.loc["revenue", "baseline_total"] == pytest.approx(revenue["v1"])
+    assert overall.loc["revenue", "candidate_total"] == pytest.approx(revenue["v2"])
     assert "accuracy" in overall.index and overall.loc["accuracy", "error"] is None
     assert "Could not convert string 'NG'" in overall.loc["coded", "error"]
     assert np.isnan(overall.loc["coded", "delta"])
@@ -198,8 +199,8 @@ def test_the_compare_page_names_a_failing_metric(monkeypatch, broken_metric):
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Product metric coded could not be computed") and "'NG'" in w for w in warnings)
     overall = next(d.value for d in at.dataframe if "candidate is" in d.value)
-    assert {"accuracy", "revenue", "coded"} <= set(overall["metric"])
-    shown = (at.success or at.error)[0].value
+    assert {"Accuracy", "Revenue per prediction", "Coded"} <= set(overall["metric"])
+    shown = (at.info or at.warning)[0].value  # the gate's verdict: PASS blue, FAIL orange
     assert "product metric coded" in shown and "could not be computed" in shown
 
 
@@ -224,6 +225,6 @@ def test_a_report_block_names_a_failing_metric(broken_metric):
             if kind == "comparison":
                 lines = LINES[kind](snapshot)
                 assert any(line.startswith("coded: could not be computed (") and "'NG'" in line for line in lines)
-                assert any(line.startswith("revenue: ") for line in lines)
+                assert any(line.startswith("revenue per prediction: ") for line in lines)
             if kind == "gate":
                 assert "could not be computed" in json.dumps(snapshot)

@@ -130,7 +130,8 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
         from ..saved import list_slices
 
         params = {"baseline": _side(view["baseline"]), "candidate": _side(view["candidate"]),
-                  "start": start, "end": end, "metrics": _metric_defs(con, project)}
+                  "start": start, "end": end, "metrics": _metric_defs(con, project),
+                  "overlap": bool(view.get("overlap", True))}
         if kind != "series":
             params["saved"] = list(view.get("saved") or list_slices(con, project)["where"])
             params["discovered"] = int(view.get("discovered", 5))
@@ -212,7 +213,7 @@ def _comparison_of(con, project: Project, params: dict, discovered: int):
 
     return compare(con, project, side_of(params["baseline"]), side_of(params["candidate"]), start=params["start"],
                    end=params["end"], discovered=discovered, saved=params.get("saved", []),
-                   metrics=_metrics_of(params))
+                   metrics=_metrics_of(params), overlap=params.get("overlap", True))
 
 
 def _comparison_snapshot(comp, params: dict) -> dict:
@@ -225,7 +226,9 @@ def _comparison_snapshot(comp, params: dict) -> dict:
             "overall": records(comp.overall), "slices": records(slices.head(TOP_SLICES), columns) if len(slices) else [],
             "n_slices": len(slices), "n_regressions": int(counts.get("regression", 0)),
             "n_improvements": int(counts.get("improvement", 0)), "product_metrics": params.get("metrics", []),
-            "start": params["start"], "end": params["end"]}
+            "start": params["start"], "end": params["end"],
+            "window": comp.window.to_dict() if comp.window else None,
+            "window_sentence": comp.window.sentence() if comp.window else ""}
 
 
 def _comparison(con, project: Project, params: dict, comp=None) -> dict:
@@ -242,6 +245,7 @@ def _gate(con, project: Project, params: dict, comp=None) -> dict:
     comp = comp or _comparison_of(con, project, params, criteria.discovered_slices)
     verdict = run_gate(con, project, comp.baseline, comp.candidate, criteria=criteria, comparison=comp)
     return {"passed": verdict.passed, "lines": verdict.lines(), "method": comp.method,
+            "window_sentence": comp.window.sentence() if comp.window else "",
             "baseline": side_label(params["baseline"]), "candidate": side_label(params["candidate"]),
             "results": [asdict(r) for r in verdict.results], "criteria": params["criteria"]}
 

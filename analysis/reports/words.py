@@ -24,7 +24,7 @@ def _judged(row: dict) -> str:
 def comparison_lines(s: dict) -> list[str]:
     products = s.get("product_metrics", [])
     head = f"{s['candidate']} against {s['baseline']}, {s['method']}."
-    lines = [head]
+    lines = [head] + ([s["window_sentence"]] if s.get("window_sentence") else [])
     for row in s["overall"]:
         if row["kind"] == "ml" and row["metric"] not in ("accuracy", "roc_auc"):
             continue
@@ -33,17 +33,21 @@ def comparison_lines(s: dict) -> list[str]:
             lines.append(f"{metric_name(name)}: could not be computed ({row['error']}).")
             continue
         base, cand = row["baseline"], row["candidate"]
-        relative = ""
+        relative = ""  # a share of the baseline: for amounts, not for rates
         if row["kind"] == "product" and not is_share(name, products) and not missing(base) and base and not missing(cand):
             relative = f", {100 * (cand - base) / abs(base):+.1f}%".replace("-", "−")
-        lines.append(f"{metric_name(name)}: {show(name, cand, products)} vs {show(name, base, products)} "
+        per = " per prediction" if row.get("normalisation") == "per prediction" else ""
+        lines.append(f"{metric_name(name)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
                      f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)}).")
     worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
     better = [r for r in s["slices"] if r["verdict"] == "improvement"][:3]
     for word, group in (("Worse", worse), ("Better", better)):
         for r in group:
+            interval = ("" if missing(r.get("ci_low")) else
+                        f", {show_delta('error_rate', r['ci_low'])} to {show_delta('error_rate', r['ci_high'])}")
             lines.append(f"{word} for {r['where']}: error rate {show('error_rate', r['error_rate_b'])} → "
-                         f"{show('error_rate', r['error_rate_c'])} ({int(r['n_rows_c'] or 0):,} rows, "
+                         f"{show('error_rate', r['error_rate_c'])} ({show_delta('error_rate', r['delta'])}{interval}; "
+                         f"{int(r['n_rows_b'] or 0):,} and {int(r['n_rows_c'] or 0):,} rows, "
                          f"q {format_p(r['q_value'])}).")
     if not worse and not better:
         lines.append(f"No slice of the {s['n_slices']:,} checked changed significantly.")
@@ -71,7 +75,8 @@ def gate_lines(s: dict) -> list[str]:
     head = (f"{s['candidate']} passes the deployment gate against {s['baseline']}." if s["passed"] else
             f"{s['candidate']} fails the deployment gate against {s['baseline']}: "
             f"{len(failed)} of {len(s['results'])} criteria fail.")
-    return [head] + [f"Fails: {r['criterion']} ({r['detail']})." for r in failed]
+    window = [s["window_sentence"]] if s.get("window_sentence") else []
+    return [head, *window] + [f"Fails: {r['criterion']} ({r['detail']})." for r in failed]
 
 
 def slice_lines(s: dict) -> list[str]:

@@ -1,0 +1,302 @@
+"""Where is the candidate worse than the baseline? A search on the *difference* of the
+two versions' errors, slice by slice, with false-discovery control.
+
+**Candidate slices.** Every value of each categorical or boolean feature (and its
+missing value), and for each numeric feature the one-sided thresholds ``x < c`` and
+``x >= c`` at cut points fine enough to find a narrow band such as ``age < 25``: the
+5%, 10%, …, 95% quantiles of the compared rows, each rounded to two significant
+digits (round values people use; integers stay integers). Then every pair of
+conditions on two different features (numeric features at every other cut point:
+the deciles). A slice is tested only when it has at least ``min_support`` labeled
+rows in both versions (paired: that many labeled pairs).
+
+**Test** per slice, on the same slice in both versions (:mod:`analysis.compare_tests`):
+unpaired, the two-proportion z-test of the error rates and the Wald interval of
+their difference (regression: Welch's t-test on absolute errors); paired, McNemar's
+test on the pairs the versions disagree on (regression: the paired t-test). Every
+tested slice is one hypothesis: the Benjamini–Hochberg procedure runs over all of
+them (and over the comparison's other slices), so a slice reported at q < 0.05 is
+a discovery at a false-discovery rate of 5% whatever the number of slices tried.
+
+**Counting** is one GROUP BY per side: the rows of each cell (a bin of every feature)
+summed by the engine; numpy adds the cells up per feature and per pair of features,
+and the thresholds are sums of those.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .compare_tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from .discovery.significance import bh_qvalues
+from .project import Project
+from .slices import Condition, Slice
+from .sql import quote_ident
+
+QUANTILES = [i / 10 for i in range(1, 10)]
+MIN_SUPPORT = 100
+MAX_VALUES = 50  # categories of one feature searched (the most frequent)
+SOURCE = "found where the candidate is worse"
+SINGLE_SHARE = 0.9  # of the weight in the false-discovery control: single conditions (pairs: the rest)
+
+
+@dataclass(frozen=True)
+class _Feature:
+    name: str
+    kind: str  # numeric, categorical, boolean
+    code_sql: str  # a small integer per row: -1 missing, -2 a category not searched
+    params: tuple
+    atoms: list  # (Condition, codes it covers, used in pairs)
+    size: int  # codes -2..size-3
+
+
+@dataclass
+class Found:
+    """The search's result: the top slices and every tested slice's p-value."""
+
+    slices: list[tuple[str, str, Slice]]
+    tested: pd.DataFrame  # where, counts, delta, interval, p_value, q_value of every tested slice
+
+
+def nice(x: float, integer: bool) -> float:
+    """``x`` to two significant digits (617.3 → 620, 24.6 → 25, 0.0437 → 0.044)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    digits = 1 - int(math.floor(math.log10(abs(x))))
+    value = round(x, digits)
+    return float(int(round(value))) if integer and digits <= 0 else (float(round(value)) if integer else value)
+
+
+def cut_points(quantiles: list[float], low: float, high: float, integer: bool) -> list[float]:
+    """The deciles (to two significant digits) and the round values between the 1% and
+    99% quantiles (multiples of 1, 2, 2.5 or 5 × a power of ten, at most 15 of them)."""
+    out = {nice(q, integer) for q in quantiles if math.isfinite(q)}
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        raw = (high - low) / 15
+        power = 10 ** math.floor(math.log10(raw))
+        step = next(m * power for m in (1, 2, 2.5, 5, 10) if (high - low) / (m * power) <= 15)
+        if integer:
+            step = max(1.0, round(step))
+        k = math.ceil(low / step)
+        while k * step <= high:
+            out.add(round(k * step, 10))
+            k += 1
+    return sorted(x for x in out if math.isfinite(x))
+
+
+def _features(con, project: Project, rows: tuple[str, list], columns: list[str]) -> list[_Feature]:
+    kinds = {f.name: f.kind for f in project.features}
+    numeric = [c for c in columns if kinds[c] == "numeric"]
+    cuts: dict[str, list[float]] = {}
+    deciles: dict[str, set[float]] = {}
+    if numeric:
+        qs = [*QUANTILES, 0.01, 0.99]
+        marks = ", ".join("?" for _ in qs)
+        exprs = [f"quantile_disc(CAST({quote_ident(c)} AS DOUBLE), [{marks}])" for c in numeric]
+        exprs += [f"bool_and(CAST({quote_ident(c)} AS DOUBLE) = round(CAST({quote_ident(c)} AS DOUBLE)))"
+                  for c in numeric]
+        got = con.execute(f"SELECT {', '.join(exprs)} FROM ({rows[0]}) AS s",
+                          [*[q for _ in numeric for q in qs], *rows[1]]).fetchall()[0]
+        for i, c in enumerate(numeric):
+            integer = bool(got[len(numeric) + i])
+            marks_ = [float(x) if x is not None else math.nan for x in (got[i] or [math.nan] * len(qs))]
+            cuts[c] = cut_points(marks_[:len(QUANTILES)], marks_[-2], marks_[-1], integer)
+            deciles[c] = {nice(q, integer) for q in marks_[:len(QUANTILES)] if math.isfinite(q)}
+    categorical = [c for c in columns if kinds[c] == "categorical"]
+    values: dict[str, list[str]] = {}
+    for c in categorical:
+        top = con.execute(f"SELECT CAST({quote_ident(c)} AS VARCHAR) AS v, count(*) AS n FROM ({rows[0]}) AS s "
+                          f"WHERE {quote_ident(c)} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_VALUES + 1}",
+                          rows[1]).fetchall()
+        if len(top) <= MAX_VALUES:  # more distinct values than that: an identifier, not a grouping
+            values[c] = [str(v) for v, _ in top]
+    out = []
+    for c in columns:
+        col = quote_ident(c)
+        if c in cuts and cuts[c]:
+            edges = cuts[c]
+            sql = (f"CASE WHEN {col} IS NULL THEN -1 ELSE "
+                   + " + ".join(f"CAST(CAST({col} AS DOUBLE) >= ? AS INTEGER)" for _ in edges) + " END")
+            atoms = [(Condition(c, "is_null"), [-1], False)]
+            # The deciles first (values that occur), then the round values: of two
+            # thresholds that cut the rows the same way, the first is kept.
+            order = sorted(range(1, len(edges) + 1), key=lambda k: (edges[k - 1] not in deciles[c], k))
+            for k in order:
+                edge = int(edges[k - 1]) if float(edges[k - 1]).is_integer() else edges[k - 1]
+                decile = edges[k - 1] in deciles[c]  # pairs use the deciles only
+                atoms.append((Condition(c, "between", high=edge), list(range(0, k)), decile))
+                atoms.append((Condition(c, "between", low=edge), list(range(k, len(edges) + 1)), decile))
+            out.append(_Feature(c, "numeric", sql, tuple(edges), atoms, len(edges) + 3))
+        elif c in values:
+            vals = values[c]
+            sql = (f"CASE WHEN {col} IS NULL THEN -1 "
+                   + " ".join(f"WHEN CAST({col} AS VARCHAR) = ? THEN {i}" for i in range(len(vals))) + " ELSE -2 END")
+            atoms = [(Condition(c, "in", values=(v,)), [i], True) for i, v in enumerate(vals)]
+            atoms.append((Condition(c, "is_null"), [-1], True))
+            out.append(_Feature(c, "categorical", sql, tuple(vals), atoms, len(vals) + 2))
+        elif kinds[c] == "boolean":
+            sql = f"CASE WHEN {col} IS NULL THEN -1 WHEN {col} THEN 1 ELSE 0 END"
+            atoms = [(Condition(c, "is_true"), [1], True), (Condition(c, "is_false"), [0], True),
+                     (Condition(c, "is_null"), [-1], True)]
+            out.append(_Feature(c, "boolean", sql, (), atoms, 4))
+    return out
+
+
+def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Condition]]:
+    atoms = [a for a in f.atoms if a[2] or not pairs_only]
+    m = np.zeros((len(atoms), f.size))
+    for i, (_, codes, _) in enumerate(atoms):
+        m[i, [code + 2 for code in codes]] = 1.0
+    return m, [a[0] for a in atoms]
+
+
+def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str]) -> tuple[dict, dict]:
+    """Per feature (and pair of features) each statistic as a vector (matrix) over codes:
+    one scan reads each row's codes and terms, numpy counts them (``bincount``)."""
+    keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS k{i}" for i, f in enumerate(feats))
+    params = [p for f in feats for p in f.params] + list(source[1])
+    values = ", ".join(f"sum(CAST({t} AS DOUBLE)) AS {quote_ident(name)}" for name, t in terms.items())
+    group = ", ".join(f"k{i}" for i in range(len(feats)))
+    # The engine sums the rows of each cell (one GROUP BY, any engine); numpy adds cells up.
+    got = con.execute(f"SELECT {group}, {values} FROM (SELECT *, {keys} FROM ({source[0]}) AS s) AS keyed "
+                      f"GROUP BY {group}", params).fetchnumpy()
+    codes = [np.asarray(got[f"k{i}"], dtype=np.int64) + 2 for i in range(len(feats))]
+    stats = {name: np.nan_to_num(np.asarray(got[name], dtype=float)) for name in terms}
+
+    def count(index: np.ndarray, size: int) -> dict:
+        return {name: np.bincount(index, weights=stats[name], minlength=size) for name in terms}
+
+    singles = {i: count(codes[i], f.size) for i, f in enumerate(feats)}
+    pairs = {}
+    for i, f in enumerate(feats):
+        for j in range(i + 1, len(feats)):
+            g = feats[j]
+            table = count(codes[i] * g.size + codes[j], f.size * g.size)
+            pairs[(i, j)] = {name: v.reshape(f.size, g.size) for name, v in table.items()}
+    return singles, pairs
+
+
+def _candidates(feats: list[_Feature], singles: dict, pairs: dict, stats: list[str]) -> pd.DataFrame:
+    frames = []
+    for i, f in enumerate(feats):
+        m, conds = _matrix(f)
+        frames.append(pd.DataFrame({"slice": [Slice.of(c) for c in conds],
+                                    **{s: m @ singles[i][s] for s in stats}}))
+    for (i, j), table in pairs.items():
+        (mi, ci), (mj, cj) = _matrix(feats[i], True), _matrix(feats[j], True)
+        values = {s: (mi @ table[s] @ mj.T).ravel() for s in stats}
+        frames.append(pd.DataFrame({"slice": [Slice.of(a, b) for a in ci for b in cj], **values}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand: tuple[str, list] | None,
+           columns: list[str], top_k: int = 5, min_support: int = MIN_SUPPORT, alpha: float = 0.05) -> Found:
+    """The slices where the candidate's error is significantly above the baseline's.
+    Unpaired, ``base`` and ``cand`` are each side's rows (label, prediction, features);
+    paired, ``base`` is the pairs (label, prediction__b, prediction__c, features)."""
+    feats = _features(con, project, base, columns)
+    empty = Found([], pd.DataFrame(columns=["where", "p_value", "q_value"]))
+    if not feats:
+        return empty
+    regression = project.task == "regression"
+    if paired:
+        both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
+        err = {t: (f"abs(label - prediction__{t})" if regression else
+                   f"CASE WHEN label = prediction__{t} THEN 0 ELSE 1 END") for t in ("b", "c")}
+        terms = {"n_rows_b": "1", "n_labeled_b": f"CASE WHEN {both} THEN 1 ELSE 0 END",
+                 "errors_b": f"CASE WHEN {both} THEN {err['b']} ELSE 0 END",
+                 "errors_c": f"CASE WHEN {both} THEN {err['c']} ELSE 0 END"}
+        if regression:
+            terms |= {"d_sum": f"CASE WHEN {both} THEN {err['c']} - {err['b']} ELSE 0 END",
+                      "d_sq": f"CASE WHEN {both} THEN ({err['c']} - {err['b']}) * ({err['c']} - {err['b']}) ELSE 0 END"}
+        else:
+            terms |= {"n01": f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
+                      "n10": f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END"}
+        singles, pairs = _tables(con, feats, base, terms)
+        frame = _candidates(feats, singles, pairs, list(terms))
+        frame["n_rows_c"] = frame["n_rows_b"]
+        frame["n_labeled_c"] = frame["n_both"] = frame["n_labeled_b"]
+    else:
+        labeled = "label IS NOT NULL AND prediction IS NOT NULL"
+        wrong = "abs(label - prediction)" if regression else "CASE WHEN label = prediction THEN 0 ELSE 1 END"
+        terms = {"n_rows": "1", "n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
+                 "errors": f"CASE WHEN {labeled} THEN {wrong} ELSE 0 END",
+                 "errors_sq": f"CASE WHEN {labeled} THEN ({wrong}) * ({wrong}) ELSE 0 END"}
+        sides = []
+        for source in (base, cand):
+            singles, pairs = _tables(con, feats, source, terms)
+            sides.append(_candidates(feats, singles, pairs, list(terms)))
+        frame = sides[0].rename(columns={s: f"{s}_b" for s in terms})
+        for s in terms:
+            frame[f"{s}_c"] = sides[1][s].to_numpy()
+    frame = frame[(frame["n_labeled_b"] >= min_support) & (frame["n_labeled_c"] >= min_support)].copy()
+    if frame.empty:
+        return empty
+    frame["where"] = [s.readable() for s in frame["slice"]]
+    # One test per set of rows: thresholds that cut the rows alike (no value between
+    # them) and a pair equal to one of its conditions have the same counts.
+    counts = [c for c in frame.columns if c.startswith(("n_", "errors", "n01", "n10", "d_"))]
+    frame = frame.drop_duplicates("where").drop_duplicates(counts)
+    frame["error_rate_b"] = frame["errors_b"] / frame["n_labeled_b"]
+    frame["error_rate_c"] = frame["errors_c"] / frame["n_labeled_c"]
+    frame["delta"] = frame["error_rate_c"] - frame["error_rate_b"]
+    if paired:
+        (paired_mean_tests if regression else paired_tests)(frame)
+    else:
+        (welch_tests if regression else unpaired_slice_tests)(frame)
+    # One-sided: the search asks whether the candidate is worse (the tests are symmetric).
+    two = frame["p_value"].to_numpy(float)
+    frame["p_value"] = np.where(frame["delta"] > 0, two / 2, 1 - two / 2)
+    frame["level"] = [len(s.conditions) for s in frame["slice"]]
+    frame["q_value"] = weighted_bh(frame["p_value"].to_numpy(float), frame["level"].to_numpy())
+    frame["test"] = frame["test"] + f"; one-sided, weighted BH over {len(frame):,} slices searched"
+    frame = frame.reset_index(drop=True)
+    return Found(_top(frame, top_k, alpha), frame)
+
+
+def weighted_bh(p: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg with weights by level (Genovese, Roeder & Wasserman 2006):
+    single conditions share ``SINGLE_SHARE`` of the weight, pairs the rest; the weights
+    average one, so the false-discovery rate stays at the level. ``p / w`` is adjusted
+    as in BH (capped at 1)."""
+    p, level = np.asarray(p, dtype=float), np.asarray(level)
+    singles, pairs = level == 1, level > 1
+    weights = np.ones(len(p))
+    if singles.any() and pairs.any():
+        weights[singles] = SINGLE_SHARE * len(p) / singles.sum()
+        weights[pairs] = (1 - SINGLE_SHARE) * len(p) / pairs.sum()
+    return np.minimum(bh_qvalues(p / weights), 1.0)
+
+
+def with_search(frame: pd.DataFrame, found: Found) -> None:
+    """A comparison's slices, with the searched ones' p- and q-values from the search's
+    own family (they were chosen from it) and the rest's BH q-values over the rest."""
+    mask = (frame["source"] == SOURCE).to_numpy()
+    tested = found.tested.set_index("where")
+    if mask.any():
+        where = frame.loc[mask, "where"]
+        for column in ("p_value", "q_value", "test"):
+            frame.loc[mask, column] = where.map(tested[column]).to_numpy()
+    frame.loc[~mask, "q_value"] = bh_qvalues(frame.loc[~mask, "p_value"].to_numpy(float))
+
+
+def _top(frame: pd.DataFrame, top_k: int, alpha: float) -> list[tuple[str, str, Slice]]:
+    """The ``top_k`` significant regressions with the largest sure worsening (the lower
+    end of the interval), a refinement of one already chosen left out."""
+    worse = frame[(frame["q_value"] < alpha) & (frame["delta"] > 0)].sort_values(["ci_low", "q_value"],
+                                                                                  ascending=[False, True])
+    chosen: list[tuple[str, str, Slice]] = []
+    taken: list[set] = []
+    for where, slice_ in zip(worse["where"], worse["slice"]):
+        if len(chosen) >= top_k:
+            break
+        conds = {c.readable() for c in slice_.conditions}
+        if any(t <= conds or conds <= t for t in taken):
+            continue
+        taken.append(conds)
+        chosen.append((SOURCE, where, slice_))
+    return chosen

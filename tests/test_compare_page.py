@@ -1,0 +1,77 @@
+"""The Compare page under AppTest on the demo (issue 21, items 3, 4 and 6 for Compare):
+a link reproduces the view; the canary is judged per prediction on the days both
+versions served; the planted slice fails the gate; figures read as numbers."""
+
+from __future__ import annotations
+
+from analysis import Store, get_project
+from analysis.compare import Side
+from analysis.gate import run_gate
+
+from test_app import app_on, literal, texts
+
+
+def open_compare(monkeypatch, path, **params):
+    at = app_on(monkeypatch, path)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    return at
+
+
+def test_a_link_reproduces_the_view(monkeypatch, demo_copy):
+    link = {"baseline": "credit-v1", "candidate": "credit-v2", "baseline_stage": "production",
+            "candidate_stage": "canary", "view": "slices", "start": "2026-10-01", "end": "2026-10-30",
+            "overlap": "0"}
+    at = open_compare(monkeypatch, demo_copy, **link)
+    assert at.selectbox(key="cmp_base").value == "credit-v1" and at.selectbox(key="cmp_cand").value == "credit-v2"
+    assert at.selectbox(key="cmp_base_stage").value == "production"
+    assert at.selectbox(key="cmp_cand_stage").value == "canary"
+    assert [d.isoformat() for d in at.date_input(key="cmp_window").value] == ["2026-10-01", "2026-10-30"]
+    assert at.toggle(key="cmp_overlap").value is False
+    assert at.segmented_control(key="cmp_view").value == "slices"
+    assert {k: at.query_params[k][0] if isinstance(at.query_params[k], list) else at.query_params[k]
+            for k in link} == link
+    # Only the chosen view: the slices table, not the overall one.
+    assert any("where" in d.value for d in at.dataframe)
+    assert not any("candidate is" in d.value for d in at.dataframe)
+    at.segmented_control(key="cmp_view").set_value("overall").run()
+    assert at.query_params["view"] in ("overall", ["overall"])
+    assert any("candidate is" in d.value for d in at.dataframe)
+
+
+def test_the_canary_is_judged_per_prediction_and_fails_on_its_young_applicants(monkeypatch, demo_copy):
+    at = open_compare(monkeypatch, demo_copy, baseline="credit-v1", candidate="credit-v2")
+    assert not at.exception
+    shown = texts(at)
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        first, last = at.date_input(key="cmp_window").value
+        verdict = run_gate(con, project, Side("credit-v1"), Side("credit-v2"), start=first, end=last)
+    assert not verdict.passed
+    box = literal(at.warning[0].value)  # FAIL: orange
+    assert box.startswith("**Gate: FAIL**") and "age < 25" in box
+    assert "revenue per prediction" in box and "e+" not in box and "e-" not in box
+    assert "the days both versions served" in shown and "left out credit-v1" in shown
+    overall = next(d.value for d in at.dataframe if "candidate is" in d.value).set_index("metric")
+    assert overall.loc["Revenue per prediction", "compared"] == "per prediction"
+    engine = verdict.comparison.overall.set_index("metric")
+    assert overall.loc["Revenue per prediction", "baseline"] == f"${engine.loc['revenue', 'baseline']:,.0f}"
+    assert overall.loc["ROC AUC", "p-value"] not in ("0", "0.0", "None", "nan")
+    at.segmented_control(key="cmp_view").set_value("slices").run()
+    table = next(d.value for d in at.dataframe if "where" in d.value).set_index("where")
+    row = table.loc["age < 25"]
+    assert row["verdict"] == "worse" and row["found by"] == "found where the candidate is worse"
+    assert row["error rate (candidate)"] == "41.9%" and row["error rate (baseline)"] == "31.2%"
+
+
+def test_saving_the_criteria_shows_the_new_verdict_at_once(monkeypatch, demo_copy):
+    at = open_compare(monkeypatch, demo_copy, baseline="credit-v1", candidate="credit-v2", view="settings")
+    assert literal(at.warning[0].value).startswith("**Gate: FAIL**")
+    at.number_input(key="cmp_gate_worse").set_value(0.5)
+    at.button(key="FormSubmitter:cmp_gate_form-Save the criteria").click().run()
+    assert not at.exception
+    assert literal(at.info[0].value).startswith("**Gate: PASS**")  # age < 25 is 10.7 points worse, under 50
+    assert any("Saved the gate criteria" in t.value for t in at.toast)
