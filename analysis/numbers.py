@@ -82,6 +82,8 @@ def higher_is_better(name: str, products: Iterable = ()) -> bool:
 
 
 def _signed(text: str, negative: bool) -> str:
+    if not any(ch in "123456789" for ch in text.split("e")[0]):  # rounds to zero: no sign
+        return text
     return (MINUS if negative else "+") + text
 
 
@@ -140,6 +142,8 @@ def format_delta(name: str, delta, products: Iterable = ()) -> str:
     spec = _product(name, products)
     if spec:
         return _signed(format_value(name, abs(delta), products), delta < 0)
+    if abs(delta) < 1:  # a change in a score's units: fixed decimals, never scientific notation
+        return _signed(f"{abs(delta):.3f}", delta < 0)
     return _signed(format_number(abs(delta)), delta < 0)
 
 

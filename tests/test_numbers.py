@@ -48,3 +48,8 @@ def test_names_read_as_words():
     assert metric_title("error_rate") == "Error rate"
     assert metric_name("macro_f1") == "macro F1"
     assert metric_title("revenue", MONEY) == "Revenue"
+
+
+def test_a_change_that_rounds_to_zero_has_no_sign():
+    assert format_delta("accuracy", -0.00001) == "0.0 points"
+    assert format_delta("roc_auc", -0.0001) == "0.000"
