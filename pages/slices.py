@@ -71,16 +71,50 @@ def set_slice(new: Slice) -> None:
     st.rerun()
 
 
+def add_condition(cond: Condition, column: str) -> None:
+    """AND ``cond`` to the slice (a condition already in it is not added twice) and
+    empty the builder's inputs for ``column``."""
+    wanted = validate_slice(current.and_(cond), project)
+    kept = []
+    for c in wanted.conditions:
+        if c not in kept:
+            kept.append(c)
+    st.session_state["sl_clear"] = column  # applied before the inputs exist, on the next run
+    set_slice(Slice(tuple(kept)))
+
+
+def value_picker(column: str, counts) -> list:
+    """The values of ``column`` with their counts in the scope. The picks are kept when
+    the counts change (another version, stages or a write): each label is re-drawn with
+    the new count, and a picked value the scope lacks stays listed with a count of 0."""
+    key, labels_key = f"sl_values_{column}", f"sl_labels_{column}"
+    labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
+              for v, n in zip(counts["value"], counts["n"])}
+    previous = st.session_state.get(labels_key)
+    # Read with the previous run's labels: what the browser sends is the label it shows.
+    picked = list(st.session_state.get(key, []))
+    picked = [v for v in picked if v in labels or (previous and v in previous)]
+    for v in picked:
+        labels.setdefault(v, f"{v}  ·  0")
+    if previous is not None and previous != labels and key in st.session_state:
+        st.session_state[key] = picked  # the browser draws the picks with their new labels
+    st.session_state[labels_key] = labels
+    return st.multiselect("Values", list(labels), format_func=lambda v: labels.get(v, str(v)), key=key)
+
+
+if st.session_state.get("sl_clear"):  # "Add to slice" empties the inputs it used
+    cleared = st.session_state.pop("sl_clear")
+    st.session_state[f"sl_values_{cleared}"] = []
+    for prefix, empty in (("sl_not_", False), ("sl_low_", ""), ("sl_high_", ""), ("sl_contains_", "")):
+        st.session_state[f"{prefix}{cleared}"] = empty
+
 with st.expander("Add a condition", expanded=not current.conditions):
     kinds = slice_columns(project)
     column = st.selectbox("Column", sorted(kinds), key="sl_column")
     kind = kinds[column]
     cond = None
     if kind in ("categorical", "boolean"):
-        counts = _ui.query(value_counts, project_name, column=column, scope=scope, limit=200)
-        labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
-                  for v, n in zip(counts["value"], counts["n"])}
-        picked = st.multiselect("Values", list(labels), format_func=labels.get, key=f"sl_values_{column}")
+        picked = value_picker(column, _ui.query(value_counts, project_name, column=column, scope=scope, limit=200))
         negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
         if picked:
             present = [v for v in picked if v != MISSING]
@@ -105,7 +139,7 @@ with st.expander("Add a condition", expanded=not current.conditions):
             cond = Condition(column, "contains", text=needle)
     if st.button("Add to slice", key="sl_add", disabled=cond is None, type="primary"):
         try:
-            set_slice(validate_slice(current.and_(cond), project))
+            add_condition(cond, column)
         except SliceboardError as exc:
             _ui.show_error(exc)
 
