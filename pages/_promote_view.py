@@ -7,8 +7,10 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.buckets import buckets_for
+from analysis.numbers import format_count
 from analysis.valsets import Selection, create_set, list_sets, preview_promotion, promote
 from pages import _ui
+from pages._saved_view import flash, show_flash
 
 NEW_SET = "+ a new set…"
 
@@ -16,7 +18,10 @@ NEW_SET = "+ a new set…"
 def promote_view(project_name: str, project, scope, current, key: str, source: dict | None = None,
                  selected_ids: tuple[str, ...] = ()) -> None:
     """The promotion form; ``source`` overrides what each member records it came from."""
+    show_flash(f"{key}_toast")
     sets = list(_ui.query(list_sets, project_name)["name"])
+    if st.session_state.get(f"{key}_set_pending") in sets:  # a set just created: picked in the list
+        st.session_state[f"{key}_set"] = st.session_state.pop(f"{key}_set_pending")
     a, b = st.columns([2, 3])
     target = a.selectbox("Validation set", [*sets, NEW_SET], key=f"{key}_set")
     if target == NEW_SET:
@@ -50,8 +55,12 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
                 if target not in sets:
                     create_set(con, project, target)
                 done = promote(con, project, target, selection, reason=reason, source=source)
-            _ui.clear_caches()
-            st.success(f"Added {done.added:,} example(s) to the draft of **{_ui.plain(target)}** ({done.already:,} were in it "
-                       "already). Commit it on the Validation sets page.")
         except SliceboardError as exc:
             _ui.show_error(exc)
+            return
+        _ui.clear_caches()
+        if target not in sets:  # the new set is picked in the list at once
+            st.session_state[f"{key}_set_pending"] = target
+        flash(f"Added {format_count(done.added)} example(s) to the draft of **{_ui.plain(target)}** "
+              f"({format_count(done.already)} were in it already). Commit it on the Validation sets page.",
+              f"{key}_toast")

@@ -1,6 +1,7 @@
 """Slices: build a slice from the project's columns and see its metrics with
 95% intervals next to the rest and the whole scope. The URL carries the
-project, version, stages and the slice (``?slice=country = NG AND age < 25``)."""
+project, version, stages, the slice (``?slice=country = NG AND age < 25``) and
+the view (``?view=errors``); only the chosen view is computed."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -11,6 +12,7 @@ from analysis.profile import histogram, value_counts
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
+from pages import _slice_examples as examples
 from pages import _slice_views as views
 from pages._promote_view import promote_view
 from pages._saved_view import saved_view
@@ -27,6 +29,10 @@ project = _ui.query(get_project, None, name=project_name)
 st.title("Slices")
 
 # --- scope: version and stages, kept in the URL ---------------------------------------
+if "sl_pending_scope" in st.session_state:  # a saved slice opened: its version and stages come back
+    versions, wanted_stages = st.session_state.pop("sl_pending_scope")
+    st.session_state["sl_version"] = versions[0] if len(versions) == 1 and versions[0] in summary.versions else ALL
+    st.session_state["sl_stages"] = [x for x in wanted_stages if x in summary.stages] or list(summary.stages)
 if "sl_version" not in st.session_state:
     wanted = st.query_params.get("version")
     st.session_state["sl_version"] = wanted if wanted in summary.versions else ALL
@@ -69,6 +75,12 @@ else:
 def set_slice(new: Slice) -> None:
     st.session_state["sl_pending"] = new.readable() if new.conditions else ""
     st.rerun()
+
+
+def open_saved(where: str, versions, stages) -> None:
+    """Open a saved slice in the version and stages it was saved for."""
+    st.session_state["sl_pending_scope"] = (list(versions), list(stages))
+    set_slice(parse_slice(where))
 
 
 def add_condition(cond: Condition, column: str) -> None:
@@ -150,26 +162,31 @@ if current.conditions:
         if chips[i % len(chips)].button(f"✕ {_ui.plain(c.readable())}", key=f"sl_remove_{i}"):
             set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
 
-# --- views of the slice --------------------------------------------------------------------
+# --- views of the slice: only the chosen one is computed ----------------------------------
 st.subheader(_ui.plain(readable) if readable else "All rows")
 _report_ui.add_to_report(project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})],
                          key="sl_report")
-tabs = st.tabs(["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"]
-               + ([] if _ui.read_only() else ["Promote"]))  # read-only mode: no promotion
-metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab = tabs[:6]
-with metrics_tab:
-    views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
-with breakdown_tab:
-    views.breakdown_view(project_name, project, scope, current)
-with board_tab:
-    views.leaderboard_view(project_name, scope, current)
-with errors_tab:
-    views.errors_view(project_name, project, scope, current)
-with examples_tab:
-    views.examples_view(project_name, project, scope, current)
-with saved_tab:
-    saved_view(project_name, project, scope, current, open_slice=lambda text: set_slice(parse_slice(text)))
-for promote_tab in tabs[6:]:
-    with promote_tab:
-        promote_view(project_name, project, scope, current, key="sl_promote",
-                     selected_ids=tuple(sorted(st.session_state.get("sl_selected", set()))))
+VIEWS = ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"] + \
+    ([] if _ui.read_only() else ["Promote"])  # read-only mode: no promotion
+if "sl_view_pending" in st.session_state:  # set by a drill or a write, applied before the switcher exists
+    st.session_state["sl_view"] = st.session_state.pop("sl_view_pending")
+if st.session_state.get("sl_view") not in VIEWS:
+    wanted = str(st.query_params.get("view", "")).capitalize()
+    st.session_state["sl_view"] = wanted if wanted in VIEWS else VIEWS[0]
+view = st.segmented_control("View", VIEWS, key="sl_view", required=True, label_visibility="collapsed")
+if view == VIEWS[0]:
+    st.query_params.pop("view", None)
+else:
+    st.query_params["view"] = view.lower()
+
+DRAW = {
+    "Metrics": lambda: views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope)),
+    "Breakdown": lambda: views.breakdown_view(project_name, project, scope, current),
+    "Leaderboard": lambda: views.leaderboard_view(project_name, project, scope, current),
+    "Errors": lambda: examples.errors_view(project_name, project, scope, current),
+    "Examples": lambda: examples.examples_view(project_name, project, scope, current),
+    "Saved": lambda: saved_view(project_name, project, scope, current, open_saved=open_saved),
+    "Promote": lambda: promote_view(project_name, project, scope, current, key="sl_promote",
+                                    selected_ids=examples.selected_ids(scope, current)),
+}
+DRAW[view]()
