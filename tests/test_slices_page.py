@@ -4,6 +4,8 @@ and the numbers shown are those of a direct engine call, formatted by analysis.n
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -52,3 +54,113 @@ def test_a_picked_value_survives_version_changes(monkeypatch, demo_copy):
     at.button(key="sl_add").click().run()
     assert not at.exception
     assert at.text_input(key="sl_text").value == "region = east"
+
+
+def engine(path, func, **kwargs):
+    with Store(path).read() as con:
+        return func(con, get_project(con, "lending-demo"), **kwargs)
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, demo_copy):
+    """Issue 21, item 6: "ROC AUC" not "Roc auc", values by meaning, no arrows on figures
+    that are not changes, p-values by format_p, no "None"; a log loss above 1 is not
+    clipped by a 0–1 axis."""
+    from analysis.metrics import METRICS  # noqa: F401 - the engine's names
+    from analysis.numbers import format_count, format_p, format_value
+    from analysis.scope import Scope
+    from analysis.slice_metrics import slice_metrics
+    from analysis.slices import parse_slice
+    from streamlit.proto.Metric_pb2 import Metric
+
+    where = "channel = partner_api AND employment = self_employed"
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice=where)
+    truth = engine(demo_copy, slice_metrics, slice_=parse_slice(where), scope=Scope.of(versions="credit-v1"))
+    s, r = truth.row("slice"), truth.row("rest")
+    cards = {m.label: m for m in at.metric}
+    assert list(cards) == ["Rows in the slice", "Labeled", "Error rate", "ROC AUC"]
+    assert cards["Rows in the slice"].value == format_count(s.n_rows)
+    assert cards["Labeled"].value == format_count(s.n_labeled)
+    assert cards["Error rate"].value == format_value("error_rate", s.error_rate) == f"{100 * s.error_rate:.1f}%"
+    assert cards["ROC AUC"].value == format_value("roc_auc", s.roc_auc)
+    assert cards["Error rate"].proto.delta == (
+        f"95% CI {format_value('error_rate', s.error_rate_low)}–{format_value('error_rate', s.error_rate_high)}"
+        f" · rest {format_value('error_rate', r.error_rate)}")
+    assert all(m.proto.direction == Metric.MetricDirection.NONE for m in at.metric)  # no arrows
+
+    shown = next(d.value for d in at.dataframe if "p-value" in d.value)
+    assert list(shown["p-value"]) == [format_p(p) for p in truth.comparison["p_value"]]
+    assert list(shown["Metric"])[:3] == ["Share", "Labeled share", "Accuracy"] or "ROC AUC" in list(shown["Metric"])
+    assert "ROC AUC" in list(shown["Metric"]) and "Roc auc" not in list(shown["Metric"])
+    for frame in (d.value for d in at.dataframe):
+        cells = frame.astype(str).to_numpy().ravel()
+        assert not {"None", "nan", "NaN", "<NA>"} & set(cells)
+
+    shares, others = (c for c in charts(at) if "95% intervals" in str(c["layout"].get("title")))
+    assert shares["layout"]["yaxis"]["range"] == [0, 1]
+    assert "Log loss" in others["data"][0]["x"] and "Error rate" not in others["data"][0]["x"]
+    assert "range" not in others["layout"].get("yaxis", {})
+    by_part = {t["name"]: dict(zip(t["x"], t["y"])) for t in others["data"]}
+    assert by_part["slice"]["Log loss"] == pytest.approx(s.log_loss)
+
+
+def test_multiclass_cards_show_two_different_metrics(monkeypatch, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from analysis import ingest_predictions
+    from analysis.mapping import Mapping
+    from analysis.numbers import format_value
+    from analysis.slice_metrics import slice_metrics
+    from analysis.slices import parse_slice
+
+    rng = np.random.default_rng(5)
+    n = 300
+    labels = rng.choice(["cat", "dog", "fox"], n)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "src": rng.choice(["x", "y"], n),
+                          "prediction": np.where(rng.random(n) < 0.7, labels, rng.choice(["cat", "dog", "fox"], n)),
+                          "label": labels})
+    db = tmp_path / "mc.duckdb"
+    with Store(db).write() as con:
+        ingest_predictions(con, frame, project="animals", mapping=Mapping(
+            task="multiclass", id="id", version="v", prediction="prediction", label="label", features=["src"]))
+    at = slices_page(monkeypatch, db, slice="src = x")
+    with Store(db).read() as con:
+        truth = slice_metrics(con, get_project(con, "animals"), parse_slice("src = x")).row("slice")
+    cards = {m.label: m.value for m in at.metric}
+    assert list(cards)[2:] == ["Error rate", "Macro F1"]
+    rows = frame[frame.src == "x"]
+    assert cards["Error rate"] == format_value("error_rate", (rows.label != rows.prediction).mean())
+    assert cards["Macro F1"] == format_value("macro_f1", truth.macro_f1)
+
+
+def test_the_view_is_in_the_link_and_only_the_chosen_view_is_computed(monkeypatch, demo_copy):
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="region = east", view="errors")
+    assert at.segmented_control(key="sl_view").value == "Errors"
+    assert not at.metric  # the Metrics view is not drawn, so not computed
+    assert at.selectbox(key="sl_err_by")
+    assert query_param(at, "view") == "errors"
+    at.segmented_control(key="sl_view").set_value("Metrics").run()
+    assert not at.exception
+    assert at.metric and "view" not in at.query_params
+    at.segmented_control(key="sl_view").set_value("Leaderboard").run()
+    assert query_param(at, "view") == "leaderboard" and not at.metric
+    board = next(d for d in at.dataframe if "impact" in d.value)
+    headers = {k: v.get("label") for k, v in json.loads(board.proto.columns).items()}  # readable headers
+    assert headers["impact"] == "Impact (excess errors)" and headers["error_rate"] == "Error rate"
+    assert headers["n_labeled"] == "Labeled rows" and headers["error_rate_low"] == "Error rate, 95% low"
+
+
+def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, demo_copy):
+    at = slices_page(monkeypatch, demo_copy, slice="region = east")
+    at.selectbox(key="sl_column").set_value("region").run()
+    at.multiselect(key="sl_values_region").set_value(["east"]).run()
+    at.button(key="sl_add").click().run()
+    assert not at.exception
+    assert at.text_input(key="sl_text").value == "region = east"
+    assert at.multiselect(key="sl_values_region").value == []
+    assert [b.label for b in at.button if b.key and b.key.startswith("sl_remove_")] == ["✕ region = east"]
+
