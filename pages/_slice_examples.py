@@ -142,6 +142,7 @@ def examples_view(project_name: str, project, scope, current) -> None:
     selected: set = st.session_state.setdefault("sl_selected", set())
     ticked = [i for i, pid in enumerate(shown) if pid in selected]
     fresh = key not in st.session_state
+    st.session_state["sl_examples_key"] = key  # the table on screen
     event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
                          selection_default={"selection": {"rows": ticked}}, placeholder=MISSING)
     picked_rows = {shown[i] for i in event.selection.rows if i < len(shown)} if event else set()

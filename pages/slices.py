@@ -46,7 +46,8 @@ if stages and set(stages) != set(summary.stages):
     st.query_params["stage"] = stages
 else:
     st.query_params.pop("stage", None)
-scope = Scope.of(versions=None if version == ALL else version, stages=stages or None)
+every_stage = not stages or set(stages) == set(summary.stages)  # all stages: no stage filter
+scope = Scope.of(versions=None if version == ALL else version, stages=None if every_stage else stages)
 if version == ALL:
     st.query_params.pop("version", None)
 else:

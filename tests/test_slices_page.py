@@ -164,3 +164,95 @@ def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, dem
     assert at.multiselect(key="sl_values_region").value == []
     assert [b.label for b in at.button if b.key and b.key.startswith("sl_remove_")] == ["✕ region = east"]
 
+
+
+def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, demo_copy):
+    from analysis.saved import save_slice
+    from analysis.scope import Scope
+    from analysis.slices import parse_slice
+
+    with Store(demo_copy).write() as con:
+        save_slice(con, get_project(con, "lending-demo"), "young on the canary", parse_slice("age < 25"),
+                   scope=Scope.of(versions="credit-v2", stages="canary"))
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="region = east", view="saved")
+    assert "young on the canary** · r1 · credit-v2 · canary" in "\n".join(m.value for m in at.markdown)
+    at.button(key="sl_open_young on the canary").click().run()
+    assert not at.exception
+    assert at.selectbox(key="sl_version").value == "credit-v2"
+    assert at.multiselect(key="sl_stages").value == ["canary"]
+    assert at.text_input(key="sl_text").value == "age < 25"
+    assert query_param(at, "version") == "credit-v2" and query_param(at, "stage") == "canary"
+    at.segmented_control(key="sl_view").set_value("Metrics").run()
+    expected = count_rows(demo_copy, "model_version = 'credit-v2' AND stage = 'canary' AND age < 25")
+    assert next(m.value for m in at.metric if m.label == "Rows in the slice") == f"{expected:,}"
+
+
+def test_saving_shows_the_slice_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
+    from analysis.saved import list_slices
+
+    at = slices_page(monkeypatch, demo_copy, version="credit-v3", slice="region = east", view="saved")
+    at.text_input(key="sl_save_name").input("east")
+    at.button[[b.label for b in at.button].index("Save (a new revision if the name exists)")].click().run()
+    assert not at.exception
+    assert [t.value for t in at.toast] == ["Saved **east**, revision 1 (credit-v3 · all stages)."]
+    assert at.button(key="sl_open_east")  # listed in the same run, without a reload
+    saved = engine(demo_copy, list_slices)
+    assert list(saved["name"]) == ["east"] and list(saved["versions"]) == [["credit-v3"]]
+
+    at.button(key="sl_delete_east").click().run()
+    assert "Delete **east**? Its history stays." in [w.value for w in at.warning]
+    assert list(engine(demo_copy, list_slices)["name"]) == ["east"]  # nothing deleted yet
+    at.button(key="sl_delete_no").click().run()
+    assert not at.warning and list(engine(demo_copy, list_slices)["name"]) == ["east"]
+    at.button(key="sl_delete_east").click().run()
+    at.button(key="sl_delete_yes").click().run()
+    assert not at.exception
+    assert engine(demo_copy, list_slices).empty
+    assert [t.value for t in at.toast] == ["Deleted **east** (its history stays)."]
+    assert "None yet." in texts(at)
+
+
+def examples_table(at):
+    return next(d for d in at.dataframe if "prediction_id" in d.value)
+
+
+def examples_key(at) -> str:
+    return at.session_state["sl_examples_key"]
+
+
+def test_ticked_examples_stay_ticked_across_pages_and_belong_to_their_slice(monkeypatch, demo_copy):
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="region = east", view="examples")
+    first_page = list(examples_table(at).value["prediction_id"])
+    at.session_state[examples_key(at)] = {"selection": {"rows": [0, 2], "columns": [], "cells": []}}
+    at.run()
+    assert "2 rows selected" in texts(at)
+    at.number_input(key="sl_ex_page").set_value(2).run()
+    assert list(examples_table(at).value["prediction_id"]) != first_page
+    assert json.loads(examples_table(at).proto.selection_default or '{"selection": {"rows": []}}'
+                      )["selection"]["rows"] == []
+    at.number_input(key="sl_ex_page").set_value(1).run()
+    table = examples_table(at)
+    assert list(table.value["prediction_id"]) == first_page
+    assert json.loads(table.proto.selection_default)["selection"]["rows"] == [0, 2]  # ticked again
+    assert "2 rows selected" in texts(at)
+    at.segmented_control(key="sl_view").set_value("Promote").run()
+    assert "the 2 rows selected in Examples" in at.radio(key="sl_promote_what").options
+    # Another slice: the ticks pointed at rows of the old one, so they are cleared.
+    at.text_input(key="sl_text").input("region = west").run()
+    assert not at.exception
+    assert all("selected in Examples" not in o for o in at.radio(key="sl_promote_what").options)
+    at.segmented_control(key="sl_view").set_value("Examples").run()
+    assert "0 rows selected" in texts(at)
+
+
+def test_a_drill_that_points_at_no_row_is_cleared(monkeypatch, demo_copy):
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="channel = partner_api", view="examples")
+    at.session_state["sl_drill"] = {"column": "employment", "value": "self_employed", "bucket": "FP"}
+    at.run()
+    assert "Drilled into: FP" in texts(at)
+    at.text_input(key="sl_text").input("employment = salaried").run()
+    assert not at.exception
+    assert "sl_drill" not in at.session_state
+    assert "was cleared: there are no such rows in this slice and scope" in texts(at)
+    expected = count_rows(demo_copy, "model_version = 'credit-v1' AND employment = 'salaried'")
+    assert f"; {expected:,} rows)" in at.number_input(key="sl_ex_page").label
