@@ -22,8 +22,8 @@ from test_browser import ARTIFACTS, card_value, choose, count_demo, page, server
 
 def open_slices(server, page, **params) -> None:
     page.goto(f"{server.url}/slices?{urlencode({'project': 'lending-demo', **params})}")
-    expect(page.get_by_role("heading", name="Slices")).to_be_visible()
-    expect(card_value(page, "Rows in the slice")).to_be_visible()
+    expect(page.get_by_role("heading", name="Slices", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stButtonGroup")).to_be_visible()  # the view switcher
     wait_idle(page)
 
 
@@ -65,6 +65,7 @@ def test_a_picked_value_survives_changing_the_version(server, page, then):
     removing a condition) crashed the builder: the labels carry counts that change with
     the version. The value stays picked, with the count of the version shown."""
     open_slices(server, page, slice="device = android")
+    expect(card_value(page, "Rows in the slice")).to_be_visible()
     pick_value(page, server.db, "region", "east", None)
     versions = ["credit-v2", "credit-v3"] if then == "version twice" else ["credit-v2"]
     for version in versions:
@@ -92,3 +93,36 @@ def test_a_picked_value_survives_changing_the_version(server, page, then):
     # Adding clears the pick: the box is empty again.
     expect(values_box(page).get_by_text("east", exact=False)).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / f"slices-builder-{then.replace(' ', '-')}.png"), full_page=True)
+
+
+def test_save_shows_at_once_and_opening_it_brings_back_its_version(server, page):
+    """The write-then-see path: a saved slice is listed at once with a confirmation, no
+    reload; opened later from another version, it comes back with its own version."""
+    from analysis.saved import list_slices
+
+    open_slices(server, page, version="credit-v2", slice="age < 25", view="saved")
+    expect(page.get_by_role("radio", name="Saved", exact=True)).to_be_visible()
+    page.get_by_label("Name").fill("young on the canary")
+    page.get_by_role("button", name="Save (a new revision if the name exists)").click()
+    expect(page.get_by_test_id("stToast").filter(has_text="Saved young on the canary, revision 1")).to_be_visible()
+    listed = page.get_by_text("young on the canary · r1 · credit-v2 · all stages")
+    expect(listed).to_be_visible()
+    with Store(server.db).read() as con:
+        saved = list_slices(con, get_project(con, "lending-demo"))
+    assert list(saved["versions"]) == [["credit-v2"]]
+
+    choose(page, "Model version", "credit-v1")
+    expect(page).to_have_url(re.compile("version=credit-v1"))
+    page.get_by_test_id("stButton").get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_text("Delete young on the canary? Its history stays.")).to_be_visible()
+    page.get_by_role("button", name="Keep it").click()
+    expect(page.get_by_text("Delete young on the canary?")).to_have_count(0)
+    page.get_by_test_id("stButton").get_by_role("button", name="Open", exact=True).click()
+    expect(page).to_have_url(re.compile("version=credit-v2"))
+    page.get_by_role("radio", name="Metrics", exact=True).click()
+    expect(page).not_to_have_url(re.compile("view="))
+    expected = count_demo(server.db, "count(*)", "model_version = 'credit-v2' AND age < 25")
+    expect(card_value(page, "Rows in the slice")).to_have_text(f"{expected:,}")
+    wait_idle(page)
+    expect_no_error(page)
+    page.screenshot(path=str(ARTIFACTS / "slices-saved-opened.png"), full_page=True)
