@@ -24,8 +24,8 @@ def errors_view(project_name: str, project, scope, current) -> None:
     """Bucket x group counts as a heatmap and stacked bars; a bar drills into its examples."""
     a, b = st.columns([3, 1])
     choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
-    column = a.selectbox("Buckets by", choices, key="sl_err_by")
-    confidence = b.slider("Confident mistake at", 0.5, 1.0, 0.9, 0.01, key="sl_conf",
+    column = a.selectbox("Buckets by", choices, key="sl_err_by", persist_state="page")
+    confidence = b.slider("Confident mistake at", 0.5, 1.0, 0.9, 0.01, key="sl_conf", persist_state="page",
                           disabled=project.task != "binary")
     counts = _ui.query(bucket_counts, project_name, column=column, scope=scope, slice_=current,
                        confidence=float(confidence))
@@ -54,9 +54,9 @@ def errors_view(project_name: str, project, scope, current) -> None:
         drill(column, str(point["x"]), grid.index[point["curve_number"]])
     # The same drill without the chart, for keyboards and exact picks.
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket")
+    pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket", persist_state="page")
     pick_value = c2.selectbox(f"where {_ui.plain(column)} is", [str(v) for v in grid.columns if v != lumped],
-                              key=f"sl_cell_value_{column}")
+                              key=f"sl_cell_value_{column}", persist_state="page")
     if c3.button("Show examples", key="sl_cell_go") and pick_value is not None:
         drill(column, pick_value, pick_bucket)
 
@@ -118,9 +118,9 @@ def examples_view(project_name: str, project, scope, current) -> None:
     picked = a.selectbox("Bucket", options, index=options.index(bucket) if bucket in options else 0,
                          key=f"sl_ex_bucket_{bucket}")
     sort_by = b.selectbox("Sort by", ["timestamp", "score", "bucket", *[f.name for f in project.features]],
-                          key="sl_ex_sort")
-    descending = c.toggle("Descending", True, key="sl_ex_desc")
-    near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near",
+                          key="sl_ex_sort", persist_state="page")
+    descending = c.toggle("Descending", True, key="sl_ex_desc", persist_state="page")
+    near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near", persist_state="page",
                     disabled=project.task != "binary")
     page_no = int(st.session_state.get("sl_ex_page", 1))
     query = dict(scope=scope, slice_=slice_, bucket=None if picked == "all" else picked, sort_by=sort_by,

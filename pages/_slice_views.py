@@ -183,8 +183,8 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
     kinds = slice_columns(project)
     choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
     a, b = st.columns([3, 1])
-    column = a.selectbox("Break down by", choices, key="sl_by")
-    bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins",
+    column = a.selectbox("Break down by", choices, key="sl_by", persist_state="page")
+    bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins", persist_state="page",
                           disabled=kinds.get(column) not in ("numeric", "timestamp"))
     frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
     for note in frame.attrs.get("notes", []):  # too many groups: the largest shown, the rest in the last bar
@@ -198,10 +198,10 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
 
 def leaderboard_view(project_name: str, project, scope, current) -> None:
     a, b = st.columns([3, 1])
-    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort",
+    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort", persist_state="page",
                       format_func=lambda s: {"impact": "impact (excess errors)", "error_rate": "error rate",
                                              "lift": "lift", "size": "size"}[s])
-    limit = b.number_input("Show", 5, 500, 25, key="sl_limit")
+    limit = b.number_input("Show", 5, 500, 25, key="sl_limit", persist_state="page")
     frame = _ui.query(leaderboard, project_name, scope=scope, slice_=current, sort_by=sort_by)
     for note in frame.attrs.get("notes", []):  # id-like features left out
         st.text(f"Note: {note}")

@@ -152,6 +152,12 @@ def test_the_view_is_in_the_link_and_only_the_chosen_view_is_computed(monkeypatc
     headers = {k: v.get("label") for k, v in json.loads(board.proto.columns).items()}  # readable headers
     assert headers["impact"] == "Impact (excess errors)" and headers["error_rate"] == "Error rate"
     assert headers["n_labeled"] == "Labeled rows" and headers["error_rate_low"] == "Error rate, 95% low"
+    # A view's own choices stay while another view is shown.
+    at.segmented_control(key="sl_view").set_value("Breakdown").run()
+    at.selectbox(key="sl_by").set_value("region").run()
+    at.segmented_control(key="sl_view").set_value("Metrics").run()
+    at.segmented_control(key="sl_view").set_value("Breakdown").run()
+    assert at.selectbox(key="sl_by").value == "region"
 
 
 def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, demo_copy):
