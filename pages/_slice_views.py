@@ -20,7 +20,10 @@ SECOND_CARD = ("roc_auc", "macro_f1", "r2", "rmse", "accuracy", "log_loss")
 HEADERS = {"value": "Value", "column": "Column", "n_rows": "Rows", "n_labeled": "Labeled rows",
            "n_scored": "Scored rows", "errors": "Errors", "lift": "Lift", "impact": "Impact (excess errors)",
            "unreliable": "Under 30 labeled", "error_rate_low": "Error rate, 95% low",
-           "error_rate_high": "Error rate, 95% high", "share": "Share of the scope"}
+           "error_rate_high": "Error rate, 95% high", "share": "Share of the scope", "part": "Part",
+           "tp": "True positives", "fp": "False positives", "fn": "False negatives", "tn": "True negatives",
+           "n_pos": "Positive labels", "n_neg": "Negative labels", "n_correct": "Correct", "n_wrong": "Wrong",
+           "model_version": "Model version", "stage": "Stage", "day": "Day"}
 
 
 def header(name: str) -> str:
