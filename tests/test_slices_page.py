@@ -262,3 +262,64 @@ def test_a_drill_that_points_at_no_row_is_cleared(monkeypatch, demo_copy):
     assert "was cleared: there are no such rows in this slice and scope" in texts(at)
     expected = count_rows(demo_copy, "model_version = 'credit-v1' AND employment = 'salaried'")
     assert f"; {expected:,} rows)" in at.number_input(key="sl_ex_page").label
+
+
+@pytest.fixture
+def other_tasks(tmp_path):
+    """A multiclass and a regression project, with unlabeled rows and other column names."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis import ingest_predictions
+    from analysis.mapping import Mapping
+
+    rng = np.random.default_rng(21)
+    n = 400
+    db = tmp_path / "tasks.duckdb"
+    animals = rng.choice(["cat", "dog", "fox"], n).astype(object)
+    guess = np.where(rng.random(n) < 0.6, animals, rng.choice(["cat", "dog", "fox"], n))
+    animals[rng.random(n) < 0.25] = None  # labels still pending
+    kinds = pd.DataFrame({"req": [f"q{i}" for i in range(n)], "when": pd.Timestamp("2026-05-01") +
+                          pd.to_timedelta(np.arange(n), unit="h"), "build": np.where(np.arange(n) % 2, "b1", "b2"),
+                          "habitat": rng.choice(["forest", "city", "farm"], n), "weight_kg": rng.gamma(3, 4, n),
+                          "guess": guess, "truth": animals})
+    price = rng.normal(300, 80, n)
+    houses = pd.DataFrame({"house": [f"h{i}" for i in range(n)], "listed": pd.Timestamp("2026-05-01") +
+                           pd.to_timedelta(np.arange(n), unit="h"), "model": np.where(np.arange(n) % 3, "r1", "r2"),
+                           "rooms": rng.integers(1, 7, n), "town": rng.choice(["north", "south"], n),
+                           "estimate": price + rng.normal(0, 40, n),
+                           "sold_for": np.where(rng.random(n) < 0.3, np.nan, price)})
+    with Store(db).write() as con:
+        ingest_predictions(con, kinds, project="animals", mapping=Mapping(
+            task="multiclass", id="req", timestamp="when", version="build", prediction="guess", label="truth",
+            features=["habitat", "weight_kg"]))
+        ingest_predictions(con, houses, project="houses", mapping=Mapping(
+            task="regression", id="house", timestamp="listed", version="model", prediction="estimate",
+            label="sold_for", features=["rooms", "town"]))
+    return db
+
+
+@pytest.mark.parametrize("project, where, cards", [
+    ("animals", "habitat = forest", ["Error rate", "Macro F1"]),
+    ("houses", "town = north", ["Mean absolute error", "R²"]),
+])
+def test_every_view_runs_on_other_tasks(monkeypatch, other_tasks, project, where, cards):
+    at = slices_page(monkeypatch, other_tasks, project=project, slice=where)
+    assert [m.label for m in at.metric][2:] == cards
+    assert not {"None", "nan"} & {m.value for m in at.metric}
+    for view in at.segmented_control(key="sl_view").options:
+        at.segmented_control(key="sl_view").set_value(view).run()
+        assert not at.exception, view
+        assert not at.error, (view, [e.value for e in at.error])
+
+
+def test_a_picked_value_the_new_version_lacks_stays_with_a_count_of_zero(monkeypatch, demo_copy):
+    at = slices_page(monkeypatch, demo_copy)
+    at.selectbox(key="sl_column").set_value("stage").run()
+    at.multiselect(key="sl_values_stage").set_value(["canary"]).run()
+    at.selectbox(key="sl_version").set_value("credit-v1").run()  # production only
+    assert not at.exception
+    widget = at.multiselect(key="sl_values_stage")
+    assert widget.value == ["canary"] and widget.format_func("canary") == "canary  ·  0"
+    n = count_rows(demo_copy, "model_version = 'credit-v1'")
+    assert widget.format_func("production") == f"production  ·  {n:,}"
