@@ -331,9 +331,15 @@ def cmd_engine(args) -> int:
     return EXIT_OK
 
 
+def _saved_text(d: dict) -> dict:
+    """A saved slice's fields for the text table: versions and stages say "all" when empty."""
+    return {k: (v or "all") if k in ("versions", "stages") else v for k, v in d.items() if k != "slice"}
+
+
 def cmd_slices(args) -> int:
     from .project import get_project
     from .saved import delete_slice, get_slice, list_slices, save_slice, slice_history
+    from .scope import Scope
     from .slices import Slice, parse_slice
 
     if args.action in ("save", "show", "delete") and not args.name:
@@ -346,24 +352,27 @@ def cmd_slices(args) -> int:
             project = get_project(con, args.project)
             if args.action == "save":
                 slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
-                payload = save_slice(con, project, args.name, slice_, args.description).to_dict()
+                scope = Scope.of(versions=args.version, stages=args.stage)
+                payload = save_slice(con, project, args.name, slice_, args.description, scope=scope).to_dict()
             else:
                 delete_slice(con, project, args.name)
                 payload = {"name": args.name, "deleted": True}
-        _emit(args, payload, _kv_table({k: v for k, v in payload.items() if k != "slice"}))
+        _emit(args, payload, _kv_table(_saved_text(payload)))
         return EXIT_OK
     with _store(args).read() as con:
         project = get_project(con, args.project)
         if args.action == "list":
             frame = list_slices(con, project)
             payload = {"project": project.name, "slices": frame_records(frame)}
-            text = frame.to_string(index=False) if len(frame) else "no saved slices"
+            shown = frame.assign(**{k: frame[k].map(lambda v: ", ".join(v) or "all") for k in ("versions", "stages")})
+            text = shown.to_string(index=False) if len(frame) else "no saved slices"
         else:
             saved = get_slice(con, project, args.name, args.revision)
             history = slice_history(con, project, args.name)
             payload = {**saved.to_dict(), "history": frame_records(history)}
-            text = _kv_table({k: v for k, v in saved.to_dict().items() if k != "slice"}) + "\n\n" + \
-                history.to_string(index=False)
+            shown = history.assign(**{k: history[k].map(lambda v: ", ".join(v) or "all")
+                                      for k in ("versions", "stages")})
+            text = _kv_table(_saved_text(saved.to_dict())) + "\n\n" + shown.to_string(index=False)
     _emit(args, payload, text)
     return EXIT_OK
 
@@ -485,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", action="append", help="the slice to save (repeatable; ANDed)")
     p.add_argument("--slice-json")
     p.add_argument("--revision", type=int, help="show an earlier revision")
+    p.add_argument("--version", action="append", help="save: the model version it is for (repeatable; default all)")
+    p.add_argument("--stage", action="append", help="save: the stage it is for (repeatable; default all)")
     p.set_defaults(func=cmd_slices)
 
     from .cli_valsets import add_parsers as add_valset_parsers

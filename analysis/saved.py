@@ -1,16 +1,24 @@
 """Saved slices: named, described, revised (the old definitions stay in the
 history), deleted (a deleted revision; the history stays), and tracked over
-time and across model versions."""
+time and across model versions.
+
+A saved slice remembers the model versions and stages it was looked at in (empty:
+all). They are stored beside the conditions in the definition's JSON
+(``{"conditions": [...], "scope": {"versions": [...], "stages": [...]}}``); a
+definition saved before has no ``scope`` and means every version and stage."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import json
+
 import duckdb
 import pandas as pd
 
 from .errors import ConfigError
+from .slice_json import load as load_json
 from .metrics import DAY, STAGE, VERSION, GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
@@ -27,11 +35,33 @@ class SavedSlice:
     description: str
     slice: Slice
     saved_at: datetime
+    versions: tuple[str, ...] = ()  # the model versions it was saved for (empty: all)
+    stages: tuple[str, ...] = ()  # and the stages (empty: all)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.of(versions=self.versions, stages=self.stages)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "revision": self.revision, "description": self.description,
                 "where": self.slice.readable(), "slice": self.slice.to_dict(),
-                "saved_at": self.saved_at.isoformat()}
+                "saved_at": self.saved_at.isoformat(), "versions": list(self.versions), "stages": list(self.stages)}
+
+
+def _definition(slice_: Slice, scope: Scope | None) -> str:
+    d = slice_.to_dict()
+    if scope is not None and (scope.versions or scope.stages):
+        d["scope"] = {"versions": list(scope.versions), "stages": list(scope.stages)}
+    return json.dumps(d, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def _read(definition: str) -> tuple[Slice, tuple[str, ...], tuple[str, ...]]:
+    """A stored definition: the slice, and the versions and stages it was saved for."""
+    d = load_json(definition)
+    scope = d.pop("scope", None) if isinstance(d, dict) else None
+    scope = scope if isinstance(scope, dict) else {}
+    return (Slice.from_dict(d), tuple(str(v) for v in scope.get("versions") or ()),
+            tuple(str(v) for v in scope.get("stages") or ()))
 
 
 def _check_name(name: str) -> str:
@@ -51,9 +81,10 @@ def _latest(con, project: Project, name: str) -> tuple | None:
 
 
 def save_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, slice_: Slice,
-               description: str | None = None) -> SavedSlice:
+               description: str | None = None, scope: Scope | None = None) -> SavedSlice:
     """Save ``slice_`` as ``name``: a new slice, or a new revision of an existing one
-    (without a ``description`` the revision keeps the previous one)."""
+    (without a ``description`` the revision keeps the previous one). ``scope``: the
+    versions and stages it is saved for (its time window is not kept)."""
     name = _check_name(name)
     slice_ = validate_slice(slice_, project)
     latest = _latest(con, project, name)
@@ -63,8 +94,9 @@ def save_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, slic
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute(
         "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, FALSE, ?)",
-        [project.project_id, name, revision, description or "", slice_.to_json(), now])
-    return SavedSlice(name, revision, description or "", slice_, now)
+        [project.project_id, name, revision, description or "", _definition(slice_, scope), now])
+    scope = scope or Scope()
+    return SavedSlice(name, revision, description or "", slice_, now, scope.versions, scope.stages)
 
 
 def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str,
@@ -79,26 +111,31 @@ def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str,
     if row is None or (revision is None and row[3]):
         known = ", ".join(list_slices(con, project)["name"]) or "none yet"
         raise ConfigError(f"No saved slice named {name!r} in {project.name}. Saved slices: {known}.")
-    return SavedSlice(name, row[0], row[1], Slice.from_json(row[2]), row[4])
+    slice_, versions, stages = _read(row[2])
+    return SavedSlice(name, row[0], row[1], slice_, row[4], versions, stages)
 
 
 def delete_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> None:
     current = get_slice(con, project, name)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, TRUE, ?)",
-                [project.project_id, name, current.revision + 1, current.description, current.slice.to_json(), now])
+                [project.project_id, name, current.revision + 1, current.description,
+                 _definition(current.slice, current.scope), now])
 
 
 def list_slices(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFrame:
-    """The latest revision of every slice that is not deleted: name, revision, description, where, saved_at."""
+    """The latest revision of every slice that is not deleted: name, revision, description, where,
+    saved_at, versions and stages (lists; empty: all)."""
     rows = con.execute(
         "SELECT s.name, s.revision, s.description, s.definition, s.saved_at FROM sb_saved_slices s "
         "JOIN (SELECT name, max(revision) AS revision FROM sb_saved_slices WHERE project_id = ? GROUP BY name) m "
         "ON s.name = m.name AND s.revision = m.revision WHERE s.project_id = ? AND NOT s.deleted ORDER BY s.name",
         [project.project_id, project.project_id]).fetchall()
-    return pd.DataFrame(
-        [(n, r, d, Slice.from_json(j).readable(), t) for n, r, d, j, t in rows],
-        columns=["name", "revision", "description", "where", "saved_at"])
+    out = []
+    for n, r, d, j, t in rows:
+        slice_, versions, stages = _read(j)
+        out.append((n, r, d, slice_.readable(), t, list(versions), list(stages)))
+    return pd.DataFrame(out, columns=["name", "revision", "description", "where", "saved_at", "versions", "stages"])
 
 
 def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> pd.DataFrame:
@@ -107,8 +144,11 @@ def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
         "WHERE project_id = ? AND name = ? ORDER BY revision", [project.project_id, name]).fetchall()
     if not rows:
         raise ConfigError(f"No saved slice named {name!r} in {project.name}.")
-    return pd.DataFrame([(r, d, Slice.from_json(j).readable(), x, t) for r, d, j, x, t in rows],
-                        columns=["revision", "description", "where", "deleted", "saved_at"])
+    out = []
+    for r, d, j, x, t in rows:
+        slice_, versions, stages = _read(j)
+        out.append((r, d, slice_.readable(), list(versions), list(stages), x, t))
+    return pd.DataFrame(out, columns=["revision", "description", "where", "versions", "stages", "deleted", "saved_at"])
 
 
 def _with_part(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:

@@ -7,8 +7,10 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.buckets import buckets_for
+from analysis.numbers import format_count
 from analysis.valsets import Selection, create_set, list_sets, preview_promotion, promote
 from pages import _ui
+from pages._saved_view import flash, show_flash
 
 NEW_SET = "+ a new set…"
 
@@ -16,21 +18,24 @@ NEW_SET = "+ a new set…"
 def promote_view(project_name: str, project, scope, current, key: str, source: dict | None = None,
                  selected_ids: tuple[str, ...] = ()) -> None:
     """The promotion form; ``source`` overrides what each member records it came from."""
+    show_flash(f"{key}_toast")
     sets = list(_ui.query(list_sets, project_name)["name"])
+    if st.session_state.get(f"{key}_set_pending") in sets:  # a set just created: picked in the list
+        st.session_state[f"{key}_set"] = st.session_state.pop(f"{key}_set_pending")
     a, b = st.columns([2, 3])
-    target = a.selectbox("Validation set", [*sets, NEW_SET], key=f"{key}_set")
+    target = a.selectbox("Validation set", [*sets, NEW_SET], key=f"{key}_set", persist_state="page")
     if target == NEW_SET:
-        target = a.text_input("Name of the new set", key=f"{key}_new_name").strip()
+        target = a.text_input("Name of the new set", key=f"{key}_new_name", persist_state="page").strip()
     whats = ["the whole slice", "only its errors", "one error bucket"]
     if selected_ids:
         whats.append(f"the {len(selected_ids):,} rows selected in Examples")
-    what = b.radio("Promote", whats, horizontal=True, key=f"{key}_what")
+    what = b.radio("Promote", whats, horizontal=True, key=f"{key}_what", persist_state="page")
     bucket = None
     if what == "one error bucket":
-        bucket = b.selectbox("Bucket", [x for x in buckets_for(project.task) if x != "unlabeled"], key=f"{key}_bucket")
+        bucket = b.selectbox("Bucket", [x for x in buckets_for(project.task) if x != "unlabeled"], key=f"{key}_bucket", persist_state="page")
     c, d = st.columns([1, 4])
-    sample = c.number_input("Random sample of (0 = all)", 0, 1_000_000, 0, step=100, key=f"{key}_sample")
-    reason = d.text_input("Reason (kept with every example)", key=f"{key}_reason",
+    sample = c.number_input("Random sample of (0 = all)", 0, 1_000_000, 0, step=100, key=f"{key}_sample", persist_state="page")
+    reason = d.text_input("Reason (kept with every example)", key=f"{key}_reason", persist_state="page",
                           placeholder="credit-v1 approves self-employed partner-API applicants who default")
     if what.startswith("the ") and what.endswith("Examples"):
         selection = Selection(prediction_ids=tuple(sorted(selected_ids)))
@@ -50,8 +55,12 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
                 if target not in sets:
                     create_set(con, project, target)
                 done = promote(con, project, target, selection, reason=reason, source=source)
-            _ui.clear_caches()
-            st.success(f"Added {done.added:,} example(s) to the draft of **{_ui.plain(target)}** ({done.already:,} were in it "
-                       "already). Commit it on the Validation sets page.")
         except SliceboardError as exc:
             _ui.show_error(exc)
+            return
+        _ui.clear_caches()
+        if target not in sets:  # the new set is picked in the list at once
+            st.session_state[f"{key}_set_pending"] = target
+        flash(f"Added {format_count(done.added)} example(s) to the draft of **{_ui.plain(target)}** "
+              f"({format_count(done.already)} were in it already). Commit it on the Validation sets page.",
+              f"{key}_toast")

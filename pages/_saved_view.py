@@ -1,5 +1,6 @@
-"""The Slices page's Saved tab: save the current slice, open or delete saved
-ones with their history, and track the current slice over time and versions."""
+"""The Slices page's Saved view: save the current slice (with the version and stages
+in view), open saved ones (their version and stages come back too), delete after a
+confirmation, see their history, and track the current slice over time and versions."""
 
 from __future__ import annotations
 
@@ -7,54 +8,109 @@ import plotly.express as px
 import streamlit as st
 
 from analysis import SliceboardError
+from analysis.numbers import MISSING, metric_title
 from analysis.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices import Slice
 from pages import _ui
+from pages._slice_views import table
 
 
-def saved_view(project_name: str, project, scope, current: Slice, open_slice) -> None:
+def scope_words(versions, stages) -> str:
+    """``credit-v1 · production``, or ``all versions · all stages``."""
+    return f"{', '.join(versions) or 'all versions'} · {', '.join(stages) or 'all stages'}"
+
+
+def flash(message: str, key: str = "sl_saved_toast") -> None:
+    """Rerun at once, so the page shows the new state, with ``message`` as a toast there."""
+    st.session_state[key] = message
+    st.rerun()
+
+
+def show_flash(key: str = "sl_saved_toast") -> None:
+    if key in st.session_state:
+        st.toast(st.session_state.pop(key), icon=":material/check_circle:")
+
+
+def _save(project, name: str, description: str, current: Slice, scope) -> None:
+    try:
+        with _ui.store().write() as con:
+            saved = save_slice(con, project, name, current, description or None, scope=scope)
+    except SliceboardError as exc:
+        _ui.show_error(exc)
+        return
+    _ui.clear_caches()
+    flash(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
+          f"({_ui.plain(scope_words(saved.versions, saved.stages))}).")
+
+
+def _delete(project, name: str) -> None:
+    try:
+        with _ui.store().write() as con:
+            delete_slice(con, project, name)
+    except SliceboardError as exc:
+        _ui.show_error(exc)
+        return
+    st.session_state.pop("sl_confirm_delete", None)
+    _ui.clear_caches()
+    flash(f"Deleted **{_ui.plain(name)}** (its history stays).")
+
+
+def saved_view(project_name: str, project, scope, current: Slice, open_saved) -> None:
+    show_flash()
     left, right = st.columns(2)
     editable = not _ui.read_only()  # read-only mode: no save, no delete
     if editable:
         with left.form("sl_save_form", clear_on_submit=False):
             st.markdown("##### Save this slice")
+            st.caption(f"For {_ui.plain(scope_words(scope.versions, scope.stages))}.")
             name = st.text_input("Name", key="sl_save_name")
             description = st.text_area("Description", key="sl_save_description", height=80)
             if st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions):
-                try:
-                    with _ui.store().write() as con:
-                        saved = save_slice(con, project, name, current, description or None)
-                    _ui.clear_caches()
-                    st.success(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision}.")
-                except SliceboardError as exc:
-                    _ui.show_error(exc)
+                _save(project, name, description, current, scope)
     with right if editable else left:
         st.markdown("##### Saved slices")
         saved_list = _ui.query(list_slices, project_name)
         if saved_list.empty:
             st.caption("None yet.")
+        confirming = st.session_state.get("sl_confirm_delete")
+        if confirming not in set(saved_list["name"]):  # deleted elsewhere: nothing to confirm
+            st.session_state.pop("sl_confirm_delete", None)
+            confirming = None
         for row in saved_list.itertuples():
             a, b, c = st.columns([5, 1, 1])
-            a.markdown(f"**{_ui.plain(row.name)}** · r{row.revision}  \n{_ui.plain(row.where)}"
-                       + (f"  \n{_ui.plain(row.description)}" if row.description else ""))
+            a.markdown(f"**{_ui.plain(row.name)}** · r{row.revision} · {_ui.plain(scope_words(row.versions, row.stages))}"
+                       f"  \n{_ui.plain(row.where)}" + (f"  \n{_ui.plain(row.description)}" if row.description else ""))
             if b.button("Open", key=f"sl_open_{row.name}"):
-                open_slice(row.where)
+                open_saved(row.where, row.versions, row.stages)
             if editable and c.button("Delete", key=f"sl_delete_{row.name}"):
-                with _ui.store().write() as con:
-                    delete_slice(con, project, row.name)
-                _ui.clear_caches()
+                st.session_state["sl_confirm_delete"] = row.name
                 st.rerun()
+            if editable and confirming == row.name:
+                with a.container(border=True):
+                    st.warning(f"Delete **{_ui.plain(row.name)}**? Its history stays.", icon=":material/delete:")
+                    yes, no = st.columns(2)
+                    if yes.button("Delete it", key="sl_delete_yes", type="primary"):
+                        _delete(project, row.name)
+                    if no.button("Keep it", key="sl_delete_no"):
+                        st.session_state.pop("sl_confirm_delete", None)
+                        st.rerun()
             with a.expander("History"):
-                st.dataframe(_ui.query(slice_history, project_name, name=row.name), hide_index=True,
-                             key=f"sl_history_{row.name}")
+                history = _ui.query(slice_history, project_name, name=row.name)
+                history = history.assign(**{k: history[k].map(lambda v: ", ".join(v) or "all")
+                                            for k in ("versions", "stages")})
+                st.dataframe(history, hide_index=True, key=f"sl_history_{row.name}", placeholder=MISSING)
     if not current.conditions:
         return
     st.markdown("##### This slice over time and across versions")
     daily = _ui.query(slice_over_time, project_name, slice_=current, scope=scope)
     metric = "accuracy" if "accuracy" in daily else "mae"
-    fig = px.line(daily, x="day", y=metric, color="part", title=f"{metric} per day, slice vs rest (labeled rows)",
-                  color_discrete_map={"slice": "#e45756", "rest": "#4c78a8"})
+    fig = px.line(daily, x="day", y=metric, color="part",
+                  title=f"{metric_title(metric)} per day, slice vs rest (labeled rows)",
+                  color_discrete_map={"slice": "#e45756", "rest": "#4c78a8"},
+                  labels={metric: metric_title(metric), "day": "Day"})
     fig.update_layout(height=320, margin=dict(t=40, l=10, r=10, b=10), legend_title_text="")
+    if metric == "accuracy":
+        fig.update_yaxes(tickformat=".0%")
     st.plotly_chart(fig, key="sl_over_time")
-    st.dataframe(_ui.query(slice_by_version, project_name, slice_=current, scope=scope), hide_index=True,
-                 key="sl_by_version")
+    by_version = _ui.query(slice_by_version, project_name, slice_=current, scope=scope)
+    table(by_version, "sl_by_version", regression=project.task == "regression")

@@ -1,70 +1,184 @@
 """The Slices page's views of one slice: metrics with intervals, a breakdown by
-one column, and the leaderboard of every feature's values."""
+one column, and the leaderboard of every feature's values. Every figure is shown
+through analysis.numbers (readable names, values by meaning, p-values by format_p)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.breakdown import GROUPABLE, SORTS, breakdown, group_condition, grouping, leaderboard
-from analysis.buckets import bucket_counts, buckets_for, examples
+from analysis.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
+from analysis.numbers import (MISSING, PROPORTIONS, format_count, format_delta, format_p, format_value, metric_title,
+                              missing)
 from analysis.slices import slice_columns
 from pages import _ui
 
 PART_COLORS = (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d"))
+# The card beside the error: the first of these the task has (never the error again).
+SECOND_CARD = ("roc_auc", "macro_f1", "r2", "rmse", "accuracy", "log_loss")
+HEADERS = {"value": "Value", "column": "Column", "n_rows": "Rows", "n_labeled": "Labeled rows",
+           "n_scored": "Scored rows", "errors": "Errors", "lift": "Lift", "impact": "Impact (excess errors)",
+           "unreliable": "Under 30 labeled", "error_rate_low": "Error rate, 95% low",
+           "error_rate_high": "Error rate, 95% high", "share": "Share of the scope", "part": "Part",
+           "tp": "True positives", "fp": "False positives", "fn": "False negatives", "tn": "True negatives",
+           "n_pos": "Positive labels", "n_neg": "Negative labels", "n_correct": "Correct", "n_wrong": "Wrong",
+           "model_version": "Model version", "stage": "Stage", "day": "Day"}
 
 
-def _interval(row, name: str) -> str:
+def header(name: str) -> str:
+    """A column's header: words, not the engine's name (``error_rate_low`` → ``Error rate, 95% low``)."""
+    if name in HEADERS:
+        return HEADERS[name]
+    for suffix, words in (("_low", ", 95% low"), ("_high", ", 95% high"), ("_mean", " (mean)"), ("_sum", " (sum)"),
+                          ("_count", " (rows with a value)"), ("_sd", " (SD)")):
+        if name.endswith(suffix):
+            return metric_title(name[: -len(suffix)]) + words
+    return metric_title(name)
+
+
+def number_columns(frame: pd.DataFrame, regression: bool = False) -> dict:
+    """Readable headers and formats for a table of the engine's figures (the values stay
+    numbers, so the table sorts by them); missing values show as the placeholder. In a
+    regression the "error rate" of a group is its mean absolute error."""
+    config = {}
+    for name in frame.columns:
+        base = name.removesuffix("_low").removesuffix("_high")
+        if regression and base == "error_rate":
+            config[name] = st.column_config.NumberColumn(header(name.replace("error_rate", "mae")), format="localized")
+        elif not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
+            config[name] = st.column_config.Column(header(name))
+        elif base in PROPORTIONS:
+            config[name] = st.column_config.NumberColumn(header(name), format="percent")
+        elif name.startswith("n_") or name in ("errors", "tp", "fp", "fn", "tn", "n_pos", "n_neg") \
+                or name.endswith("_count"):
+            config[name] = st.column_config.NumberColumn(header(name), format="localized")
+        elif name in ("lift",):
+            config[name] = st.column_config.NumberColumn(header(name), format="%.2f")
+        else:
+            config[name] = st.column_config.NumberColumn(header(name), format="localized")
+    return config
+
+
+def table(frame: pd.DataFrame, key: str, regression: bool = False, **kwargs):
+    """``st.dataframe`` of engine figures with readable headers; no "None" for a missing value."""
+    return st.dataframe(frame, hide_index=True, key=key, column_config=number_columns(frame, regression),
+                        placeholder=MISSING, **kwargs)
+
+
+def card_metrics(metrics: list[str]) -> tuple[str, str]:
+    """The two metric cards: the error (or the task's first metric), and a second, distinct one."""
+    shown = [m for m in metrics if m not in ("share", "labeled_share")]
+    headline = next((m for m in ("error_rate", "mae") if m in shown), shown[0])
+    second = next((m for m in SECOND_CARD if m in shown and m != headline),
+                  next((m for m in shown if m != headline), headline))
+    return headline, second
+
+
+def interval_text(row, name: str) -> str:
     low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
-    return "" if low is None or low != low else f"95% CI {low:.3f}–{high:.3f} · "
+    if missing(low) or missing(high):
+        return ""
+    return f"95% CI {format_value(name, low)}–{format_value(name, high)}"
 
 
 def metrics_view(result) -> None:
-    table = result.table.set_index("part")
-    s, r = table.loc["slice"], table.loc["rest"]
+    frame = result.table.set_index("part")
+    s, r = frame.loc["slice"], frame.loc["rest"]
     cols = st.columns(4)
-    cols[0].metric("Rows in the slice", _ui.fmt_int(s.n_rows), f"{_ui.fmt_pct(s.share)} of the scope",
-                   delta_color="off")
-    cols[1].metric("Labeled", _ui.fmt_int(s.n_labeled), _ui.fmt_pct(s.labeled_share), delta_color="off")
-    headline = "error_rate" if "error_rate" in result.metrics else result.metrics[2]
-    second = "roc_auc" if "roc_auc" in table else result.metrics[3]
-    for col, name in zip(cols[2:], [headline, second]):
-        col.metric(name.replace("_", " ").capitalize(), _ui.fmt_num(s[name]),
-                   f"{_interval(s, name)}rest {_ui.fmt_num(r[name])}", delta_color="off")
-    shown = [m for m in result.metrics if m in table and f"{m}_low" in table]
-    if shown:
-        fig = go.Figure()
-        for part, color in PART_COLORS:
-            row = table.loc[part]
-            fig.add_bar(name=part, x=shown, y=[row[m] for m in shown], marker_color=color,
-                        error_y=dict(type="data", symmetric=False,
-                                     array=[row[f"{m}_high"] - row[m] for m in shown],
-                                     arrayminus=[row[m] - row[f"{m}_low"] for m in shown]))
-        fig.update_layout(barmode="group", height=340, margin=dict(t=30, l=10, r=10, b=10),
-                          title="With 95% intervals", yaxis_range=[0, 1])
-        st.plotly_chart(fig, key="sl_bars")
+    # Cards show figures, not changes: no arrows, no colour.
+    plain = dict(delta_color="off", delta_arrow="off")
+    cols[0].metric("Rows in the slice", format_count(s.n_rows), f"{format_value('share', s.share)} of the scope",
+                   **plain)
+    cols[1].metric("Labeled", format_count(s.n_labeled), f"{format_value('labeled_share', s.labeled_share)} "
+                   "of its rows", **plain)
+    for col, name in zip(cols[2:], card_metrics(result.metrics)):
+        note = " · ".join(t for t in (interval_text(s, name), f"rest {format_value(name, r[name])}") if t)
+        col.metric(metric_title(name), format_value(name, s[name]), note, **plain)
+    shown = [m for m in result.metrics if m in frame and f"{m}_low" in frame]
+    shares = [m for m in shown if m in PROPORTIONS]
+    others = [m for m in shown if m not in PROPORTIONS]
+    charts = [(names, title) for names, title in ((shares, "Shares of rows, with 95% intervals"),
+                                                  (others, "Other metrics, with 95% intervals")) if names]
+    for column, (names, title) in zip(st.columns(len(charts)) if charts else [], charts):
+        with column:
+            metrics_chart(frame, names, title, share=names is shares)
     st.markdown("##### Slice vs rest")
-    st.dataframe(result.comparison, hide_index=True, key="sl_comparison", column_config={
-        "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
-        "difference": st.column_config.NumberColumn("Difference", format="%.4f"),
-    })
+    st.dataframe(comparison_table(result.comparison), hide_index=True, key="sl_comparison", placeholder=MISSING)
     with st.expander("Every figure, with intervals"):
-        st.dataframe(result.table, hide_index=True, key="sl_table")
+        st.dataframe(every_figure(result.table), hide_index=True, key="sl_table", placeholder=MISSING)
 
 
-def _error_chart(frame, title: str, key: str) -> None:
+def metrics_chart(frame: pd.DataFrame, names: list[str], title: str, share: bool) -> None:
+    """Grouped bars of slice, rest and overall. Shares on a 0–100% axis; the other metrics
+    (a log loss of 1.07, an error in the label's unit) on an axis that fits them."""
+    fig = go.Figure()
+    x = [metric_title(m) for m in names]
+    for part, color in PART_COLORS:
+        row = frame.loc[part]
+        values = [row[m] for m in names]
+        fig.add_bar(name=part, x=x, y=values, marker_color=color,
+                    customdata=[format_value(m, row[m]) for m in names],
+                    hovertemplate="%{x}: %{customdata}<extra>" + part + "</extra>",
+                    error_y=dict(type="data", symmetric=False,
+                                 array=[row[f"{m}_high"] - row[m] for m in names],
+                                 arrayminus=[row[m] - row[f"{m}_low"] for m in names]))
+    layout = dict(barmode="group", height=340, margin=dict(t=40, l=10, r=10, b=10), title=title)
+    if share:
+        layout["yaxis"] = dict(range=[0, 1], tickformat=".0%")
+    else:
+        layout["yaxis"] = dict(rangemode="tozero")
+    fig.update_layout(**layout)
+    st.plotly_chart(fig, key=f"sl_bars_{'shares' if share else 'others'}")
+
+
+def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Slice vs rest for reading: names in words, values by meaning, p-values by format_p."""
+    return pd.DataFrame({
+        "Metric": [metric_title(m) for m in comparison["metric"]],
+        "Slice": [format_value(m, v) for m, v in zip(comparison["metric"], comparison["slice"])],
+        "Rest": [format_value(m, v) for m, v in zip(comparison["metric"], comparison["rest"])],
+        "Difference": [format_delta(m, v) for m, v in zip(comparison["metric"], comparison["difference"])],
+        "p-value": [format_p(p) for p in comparison["p_value"]],
+        "Test": [t if isinstance(t, str) and t else MISSING for t in comparison["test"]],
+    })
+
+
+def every_figure(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per figure (slice, rest, overall side by side), each formatted by what it is."""
+    parts = list(frame["part"])
+    rows = []
+    for name in frame.columns:
+        if name == "part":
+            continue
+        base = name.removesuffix("_low").removesuffix("_high")
+        values = list(frame[name])
+        if name.startswith("n_") or name.endswith("_n") or name.endswith("_count") or name in ("tp", "fp", "fn", "tn"):
+            shown = [format_count(v) for v in values]
+        elif name.endswith("_sd"):
+            shown = [format_value(name.removesuffix("_sd"), v) for v in values]
+        else:
+            shown = [format_value(base, v) for v in values]
+        rows.append({"Figure": header(name.removesuffix("_n") if name.endswith("_n") else name)
+                     + (" (rows)" if name.endswith("_n") else ""), **dict(zip(parts, shown))})
+    return pd.DataFrame(rows).rename(columns=str.capitalize)
+
+
+def _error_chart(frame, title: str, key: str, share: bool) -> None:
     fig = go.Figure(go.Bar(
         x=[_ui.chart_text(v) for v in frame["value"]], y=frame["error_rate"],
         marker_color=["#bbbbbb" if u else "#e45756" for u in frame["unreliable"]],
         error_y=dict(type="data", symmetric=False, array=frame["error_rate_high"] - frame["error_rate"],
                      arrayminus=frame["error_rate"] - frame["error_rate_low"])
         if "error_rate_low" in frame else None,
-        customdata=frame[["n_rows", "n_labeled"]], hovertemplate="%{x}: %{y:.3f}<br>rows %{customdata[0]:,}"
+        customdata=frame[["n_rows", "n_labeled"]],
+        hovertemplate="%{x}: %{y" + (":.1%" if share else ":,.3f") + "}<br>rows %{customdata[0]:,}"
         "<br>labeled %{customdata[1]:,}<extra></extra>"))
     overall = frame.attrs.get("overall_error_rate")
-    if overall == overall and overall is not None:
+    if not missing(overall):
         fig.add_hline(y=overall, line_dash="dot", annotation_text="overall")
-    fig.update_layout(title=title, height=320, margin=dict(t=40, l=10, r=10, b=10))
+    fig.update_layout(title=title, height=320, margin=dict(t=40, l=10, r=10, b=10),
+                      yaxis=dict(tickformat=".0%" if share else ",", rangemode="tozero"))
     st.plotly_chart(fig, key=key)
 
 
@@ -72,128 +186,28 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
     kinds = slice_columns(project)
     choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
     a, b = st.columns([3, 1])
-    column = a.selectbox("Break down by", choices, key="sl_by")
-    bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins",
+    column = a.selectbox("Break down by", choices, key="sl_by", persist_state="page")
+    bins = b.number_input("Bins (numbers)", 2, 50, 10, key="sl_bins", persist_state="page",
                           disabled=kinds.get(column) not in ("numeric", "timestamp"))
     frame = _ui.query(breakdown, project_name, column=column, scope=scope, slice_=current, bins=int(bins))
     for note in frame.attrs.get("notes", []):  # too many groups: the largest shown, the rest in the last bar
         st.caption(f"Only the largest groups are shown: {_ui.plain(note)}.")
-    _error_chart(frame, _ui.chart_text(f"Error rate by {column} (grey: under 30 labeled rows)"), "sl_breakdown_chart")
-    st.dataframe(frame, hide_index=True, key="sl_breakdown")
+    share = project.task != "regression"  # regression: the error is the mean absolute error
+    error = metric_title("error_rate" if share else "mae")
+    _error_chart(frame, _ui.chart_text(f"{error} by {column} (grey: under 30 labeled rows)"), "sl_breakdown_chart",
+                 share)
+    table(frame, "sl_breakdown", regression=not share)
 
 
-def leaderboard_view(project_name: str, scope, current) -> None:
+def leaderboard_view(project_name: str, project, scope, current) -> None:
     a, b = st.columns([3, 1])
-    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort",
+    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort", persist_state="page",
                       format_func=lambda s: {"impact": "impact (excess errors)", "error_rate": "error rate",
                                              "lift": "lift", "size": "size"}[s])
-    limit = b.number_input("Show", 5, 500, 25, key="sl_limit")
+    limit = b.number_input("Show", 5, 500, 25, key="sl_limit", persist_state="page")
     frame = _ui.query(leaderboard, project_name, scope=scope, slice_=current, sort_by=sort_by)
     for note in frame.attrs.get("notes", []):  # id-like features left out
         st.text(f"Note: {note}")
     st.caption("Every value of every feature (numbers in 5 quantile bins) within the slice. Groups with "
                "fewer than 30 labeled rows are marked unreliable and listed after the others.")
-    st.dataframe(frame.head(int(limit)), hide_index=True, key="sl_leaderboard", column_config={
-        "error_rate": st.column_config.NumberColumn("Error rate", format="%.3f"),
-        "impact": st.column_config.NumberColumn("Impact (excess errors)", format="%.1f"),
-        "lift": st.column_config.NumberColumn("Lift", format="%.2f"),
-        "share": st.column_config.NumberColumn("Share", format="percent"),
-    })
-
-
-def errors_view(project_name: str, project, scope, current) -> None:
-    """Bucket x group counts as a heatmap and stacked bars; a bar drills into its examples."""
-    a, b = st.columns([3, 1])
-    choices = [c.name for c in project.features if c.kind in GROUPABLE] + ["model_version", "stage"]
-    column = a.selectbox("Buckets by", choices, key="sl_err_by")
-    confidence = b.slider("Confident mistake at", 0.5, 1.0, 0.9, 0.01, key="sl_conf",
-                          disabled=project.task != "binary")
-    counts = _ui.query(bucket_counts, project_name, column=column, scope=scope, slice_=current,
-                       confidence=float(confidence))
-    grid = counts.pivot(index="bucket", columns="value", values="n").reindex(
-        index=list(buckets_for(project.task)), columns=list(dict.fromkeys(counts["value"])))
-    heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[_ui.chart_text(v) for v in grid.columns], y=list(grid.index),
-                                colorscale="Reds", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
-    heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10),
-                       title=_ui.chart_text(f"Rows by bucket and {column}"))
-    st.plotly_chart(heat, key="sl_heat")
-    bars = go.Figure()
-    for bucket in grid.index:
-        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
-    # A click is a point selection when dragmode and clickmode are left to Streamlit ("select" would
-    # disable it). The values stay the bars' x (a click names the value); tick labels are shown literally.
-    bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
-                       title="Click a bar segment to see its examples",
-                       xaxis=dict(tickmode="array", tickvals=list(grid.columns),
-                                  ticktext=[_ui.chart_text(v) for v in grid.columns]))
-    event = st.plotly_chart(bars, key="sl_err_bars", on_select="rerun", selection_mode=("points",))
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    lumped = (counts.attrs.get("other") or {}).get("value")  # the bar of all the smaller groups: no drill
-    points = [p for p in points if str(p.get("x")) != lumped]
-    if points:
-        point = points[0]
-        bucket = grid.index[point["curve_number"]]
-        drill(project, scope, current, column, str(point["x"]), bucket)
-    # The same drill without the chart, for keyboards and exact picks.
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    pick_bucket = c1.selectbox("Drill into the bucket", list(grid.index), key="sl_cell_bucket")
-    pick_value = c2.selectbox(f"where {_ui.plain(column)} is", [str(v) for v in grid.columns if v != lumped],
-                              key=f"sl_cell_value_{column}")
-    if c3.button("Show examples", key="sl_cell_go") and pick_value is not None:
-        drill(project, scope, current, column, pick_value, pick_bucket)
-
-
-def drill(project, scope, current, column: str, value: str, bucket: str) -> None:
-    """Keep the drill target for the Examples tab."""
-    st.session_state["sl_drill"] = {"column": column, "value": value, "bucket": bucket}
-    st.info(f"Showing **{_ui.plain(bucket)}** rows where **{_ui.plain(column)}** is **{_ui.plain(value)}** in the "
-            "Examples tab.")
-
-
-def examples_view(project_name: str, project, scope, current) -> None:
-    """A paged, sortable table of the slice's rows; selected rows stay selected across pages."""
-    drill_target = st.session_state.get("sl_drill")
-    slice_ = current
-    bucket = None
-    if drill_target:
-        g = _ui.query(grouping, project_name, column=drill_target["column"], scope=scope, slice_=current,
-                      bins=5)
-        slice_ = current.and_(group_condition(g, drill_target["value"]))
-        bucket = drill_target["bucket"]
-        left, right = st.columns([4, 1])
-        left.caption(f"Drilled into: {_ui.plain(bucket)} · {_ui.plain(slice_.readable())}")
-        if right.button("Clear", key="sl_drill_clear"):
-            st.session_state.pop("sl_drill", None)
-            st.rerun()
-    a, b, c, d = st.columns(4)
-    options = ["all", *buckets_for(project.task)]
-    picked = a.selectbox("Bucket", options, index=options.index(bucket) if bucket in options else 0,
-                         key=f"sl_ex_bucket_{bucket}")
-    sort_by = b.selectbox("Sort by", ["timestamp", "score", "bucket", *[f.name for f in project.features]],
-                          key="sl_ex_sort")
-    descending = c.toggle("Descending", True, key="sl_ex_desc")
-    near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near",
-                    disabled=project.task != "binary")
-    page_no = int(st.session_state.get("sl_ex_page", 1))
-    query = dict(scope=scope, slice_=slice_, bucket=None if picked == "all" else picked, sort_by=sort_by,
-                 descending=descending, near_threshold=0.05 if near else None, page_size=50)
-    result = _ui.query(examples, project_name, page=page_no, **query)
-    if page_no > result.pages:  # the filters shrank the table: back to its first page
-        page_no = 1
-        result = _ui.query(examples, project_name, page=1, **query)
-    st.session_state["sl_ex_page"] = page_no
-    st.number_input(f"Page (of {result.pages:,}; {result.total:,} rows)", 1, result.pages, key="sl_ex_page")
-    # One table widget per query and page, so a selection never points at other rows;
-    # the selection itself is kept by prediction id across pages and filters.
-    key = f"sl_examples_{abs(hash((repr(query), page_no)))}"
-    fresh = key not in st.session_state
-    event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row")
-    shown = list(result.rows["prediction_id"])
-    picked_rows = {shown[i] for i in event.selection.rows} if event else set()
-    selected: set = st.session_state.setdefault("sl_selected", set())
-    last = set() if fresh else st.session_state.get(key + "_last", set())
-    selected |= picked_rows - last
-    selected -= last - picked_rows
-    st.session_state[key + "_last"] = picked_rows
-    st.caption(f"{len(selected):,} rows selected (kept across pages and filters, ready to promote to a "
-               "validation set).")
+    table(frame.head(int(limit)), "sl_leaderboard", regression=project.task == "regression")

@@ -1,6 +1,7 @@
 """Slices: build a slice from the project's columns and see its metrics with
 95% intervals next to the rest and the whole scope. The URL carries the
-project, version, stages and the slice (``?slice=country = NG AND age < 25``)."""
+project, version, stages, the slice (``?slice=country = NG AND age < 25``) and
+the view (``?view=errors``); only the chosen view is computed."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -11,6 +12,7 @@ from analysis.profile import histogram, value_counts
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
+from pages import _slice_examples as examples
 from pages import _slice_views as views
 from pages._promote_view import promote_view
 from pages._saved_view import saved_view
@@ -27,6 +29,10 @@ project = _ui.query(get_project, None, name=project_name)
 st.title("Slices")
 
 # --- scope: version and stages, kept in the URL ---------------------------------------
+if "sl_pending_scope" in st.session_state:  # a saved slice opened: its version and stages come back
+    versions, wanted_stages = st.session_state.pop("sl_pending_scope")
+    st.session_state["sl_version"] = versions[0] if len(versions) == 1 and versions[0] in summary.versions else ALL
+    st.session_state["sl_stages"] = [x for x in wanted_stages if x in summary.stages] or list(summary.stages)
 if "sl_version" not in st.session_state:
     wanted = st.query_params.get("version")
     st.session_state["sl_version"] = wanted if wanted in summary.versions else ALL
@@ -40,7 +46,8 @@ if stages and set(stages) != set(summary.stages):
     st.query_params["stage"] = stages
 else:
     st.query_params.pop("stage", None)
-scope = Scope.of(versions=None if version == ALL else version, stages=stages or None)
+every_stage = not stages or set(stages) == set(summary.stages)  # all stages: no stage filter
+scope = Scope.of(versions=None if version == ALL else version, stages=None if every_stage else stages)
 if version == ALL:
     st.query_params.pop("version", None)
 else:
@@ -71,16 +78,56 @@ def set_slice(new: Slice) -> None:
     st.rerun()
 
 
+def open_saved(where: str, versions, stages) -> None:
+    """Open a saved slice in the version and stages it was saved for."""
+    st.session_state["sl_pending_scope"] = (list(versions), list(stages))
+    set_slice(parse_slice(where))
+
+
+def add_condition(cond: Condition, column: str) -> None:
+    """AND ``cond`` to the slice (a condition already in it is not added twice) and
+    empty the builder's inputs for ``column``."""
+    wanted = validate_slice(current.and_(cond), project)
+    kept = []
+    for c in wanted.conditions:
+        if c not in kept:
+            kept.append(c)
+    st.session_state["sl_clear"] = column  # applied before the inputs exist, on the next run
+    set_slice(Slice(tuple(kept)))
+
+
+def value_picker(column: str, counts) -> list:
+    """The values of ``column`` with their counts in the scope. The picks are kept when
+    the counts change (another version, stages or a write): each label is re-drawn with
+    the new count, and a picked value the scope lacks stays listed with a count of 0."""
+    key, labels_key = f"sl_values_{column}", f"sl_labels_{column}"
+    labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
+              for v, n in zip(counts["value"], counts["n"])}
+    previous = st.session_state.get(labels_key)
+    # Read with the previous run's labels: what the browser sends is the label it shows.
+    picked = list(st.session_state.get(key, []))
+    picked = [v for v in picked if v in labels or (previous and v in previous)]
+    for v in picked:
+        labels.setdefault(v, f"{v}  ·  0")
+    if previous is not None and previous != labels and key in st.session_state:
+        st.session_state[key] = picked  # the browser draws the picks with their new labels
+    st.session_state[labels_key] = labels
+    return st.multiselect("Values", list(labels), format_func=lambda v: labels.get(v, str(v)), key=key)
+
+
+if st.session_state.get("sl_clear"):  # "Add to slice" empties the inputs it used
+    cleared = st.session_state.pop("sl_clear")
+    st.session_state[f"sl_values_{cleared}"] = []
+    for prefix, empty in (("sl_not_", False), ("sl_low_", ""), ("sl_high_", ""), ("sl_contains_", "")):
+        st.session_state[f"{prefix}{cleared}"] = empty
+
 with st.expander("Add a condition", expanded=not current.conditions):
     kinds = slice_columns(project)
     column = st.selectbox("Column", sorted(kinds), key="sl_column")
     kind = kinds[column]
     cond = None
     if kind in ("categorical", "boolean"):
-        counts = _ui.query(value_counts, project_name, column=column, scope=scope, limit=200)
-        labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
-                  for v, n in zip(counts["value"], counts["n"])}
-        picked = st.multiselect("Values", list(labels), format_func=labels.get, key=f"sl_values_{column}")
+        picked = value_picker(column, _ui.query(value_counts, project_name, column=column, scope=scope, limit=200))
         negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
         if picked:
             present = [v for v in picked if v != MISSING]
@@ -105,7 +152,7 @@ with st.expander("Add a condition", expanded=not current.conditions):
             cond = Condition(column, "contains", text=needle)
     if st.button("Add to slice", key="sl_add", disabled=cond is None, type="primary"):
         try:
-            set_slice(validate_slice(current.and_(cond), project))
+            add_condition(cond, column)
         except SliceboardError as exc:
             _ui.show_error(exc)
 
@@ -116,26 +163,31 @@ if current.conditions:
         if chips[i % len(chips)].button(f"✕ {_ui.plain(c.readable())}", key=f"sl_remove_{i}"):
             set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
 
-# --- views of the slice --------------------------------------------------------------------
+# --- views of the slice: only the chosen one is computed ----------------------------------
 st.subheader(_ui.plain(readable) if readable else "All rows")
 _report_ui.add_to_report(project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})],
                          key="sl_report")
-tabs = st.tabs(["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"]
-               + ([] if _ui.read_only() else ["Promote"]))  # read-only mode: no promotion
-metrics_tab, breakdown_tab, board_tab, errors_tab, examples_tab, saved_tab = tabs[:6]
-with metrics_tab:
-    views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope))
-with breakdown_tab:
-    views.breakdown_view(project_name, project, scope, current)
-with board_tab:
-    views.leaderboard_view(project_name, scope, current)
-with errors_tab:
-    views.errors_view(project_name, project, scope, current)
-with examples_tab:
-    views.examples_view(project_name, project, scope, current)
-with saved_tab:
-    saved_view(project_name, project, scope, current, open_slice=lambda text: set_slice(parse_slice(text)))
-for promote_tab in tabs[6:]:
-    with promote_tab:
-        promote_view(project_name, project, scope, current, key="sl_promote",
-                     selected_ids=tuple(sorted(st.session_state.get("sl_selected", set()))))
+VIEWS = ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"] + \
+    ([] if _ui.read_only() else ["Promote"])  # read-only mode: no promotion
+if "sl_view_pending" in st.session_state:  # set by a drill or a write, applied before the switcher exists
+    st.session_state["sl_view"] = st.session_state.pop("sl_view_pending")
+if st.session_state.get("sl_view") not in VIEWS:
+    wanted = str(st.query_params.get("view", "")).capitalize()
+    st.session_state["sl_view"] = wanted if wanted in VIEWS else VIEWS[0]
+view = st.segmented_control("View", VIEWS, key="sl_view", required=True, label_visibility="collapsed")
+if view == VIEWS[0]:
+    st.query_params.pop("view", None)
+else:
+    st.query_params["view"] = view.lower()
+
+DRAW = {
+    "Metrics": lambda: views.metrics_view(_ui.query(slice_metrics, project_name, slice_=current, scope=scope)),
+    "Breakdown": lambda: views.breakdown_view(project_name, project, scope, current),
+    "Leaderboard": lambda: views.leaderboard_view(project_name, project, scope, current),
+    "Errors": lambda: examples.errors_view(project_name, project, scope, current),
+    "Examples": lambda: examples.examples_view(project_name, project, scope, current),
+    "Saved": lambda: saved_view(project_name, project, scope, current, open_saved=open_saved),
+    "Promote": lambda: promote_view(project_name, project, scope, current, key="sl_promote",
+                                    selected_ids=examples.selected_ids(scope, current)),
+}
+DRAW[view]()

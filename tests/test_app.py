@@ -303,6 +303,7 @@ def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
     at.query_params["slice"] = "device = android"
     at.run()
     at.switch_page("pages/slices.py").run()
+    at.segmented_control(key="sl_view").set_value("Breakdown").run()
     at.selectbox(key="sl_by").set_value("region").run()
     assert not at.exception
     frames = [d.value for d in at.dataframe]
@@ -310,7 +311,8 @@ def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
                      and set(f["column"]) == {"region"})
     expected = count_rows(demo_copy, "model_version = 'credit-v1' AND device = 'android' AND region = 'east'")
     assert by_region.set_index("value").loc["east", "n_rows"] == expected
-    board = next(f for f in frames if "column" in f and len(set(f["column"])) > 1)
+    at.segmented_control(key="sl_view").set_value("Leaderboard").run()
+    board = next(d.value for d in at.dataframe if "column" in d.value and len(set(d.value["column"])) > 1)
     with Store(demo_copy).read() as con:
         reference = leaderboard(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"),
                                 parse_slice("device = android"))
@@ -340,6 +342,7 @@ def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
     at.query_params["slice"] = "channel = partner_api"
     at.run()
     at.switch_page("pages/slices.py").run()
+    at.segmented_control(key="sl_view").set_value("Errors").run()
     at.selectbox(key="sl_err_by").set_value("employment").run()
     assert not at.exception
     # Clicking the 'FP' segment of the self_employed bar (a plotly selection event).
@@ -364,11 +367,12 @@ def test_slices_page_saves_opens_and_tracks_a_slice(monkeypatch, demo_copy):
     at.query_params["slice"] = "age < 25"
     at.run()
     at.switch_page("pages/slices.py").run()
+    at.segmented_control(key="sl_view").set_value("Saved").run()
     at.text_input(key="sl_save_name").input("young applicants")
     at.text_area(key="sl_save_description").input("credit-v2 is weak here")
     at.button[[b.label for b in at.button].index("Save (a new revision if the name exists)")].click().run()
     assert not at.exception
-    assert "Saved **young applicants**, revision 1." in "\n".join(s.value for s in at.success)
+    assert "Saved **young applicants**, revision 1" in "\n".join(t.value for t in at.toast)
     at.text_input(key="sl_text").input("region = east").run()
     at.button(key="sl_open_young applicants").click().run()
     assert at.text_input(key="sl_text").value == "age < 25"
@@ -450,6 +454,7 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
     at.query_params["slice"] = "channel = partner_api AND employment = self_employed"
     at.run()
     at.switch_page("pages/slices.py").run()
+    at.segmented_control(key="sl_view").set_value("Promote").run()
     at.selectbox(key="sl_promote_set").set_value("+ a new set…").run()
     at.text_input(key="sl_promote_new_name").input("partner self-employed").run()
     at.radio(key="sl_promote_what").set_value("only its errors").run()
@@ -462,9 +467,9 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
     table = get_project(con, "lending-demo").log_table
     wrong = con.execute(f'SELECT count(DISTINCT example_id) FROM "{table}" WHERE {scope}').fetchall()[0][0]
     con.close()
-    assert f"Added {wrong:,} example(s) to the draft of **partner self-employed**" in texts(at)
-    # Asking again shows that they are all in the set already.
-    at.run()
+    assert f"Added {wrong:,} example(s) to the draft of **partner self-employed**" in "\n".join(
+        t.value for t in at.toast)
+    # At once, without another run, the page shows that they are all in the set already.
     assert f"**0** example(s) will be added to the draft of **partner self-employed**; {wrong:,} of the " \
            f"{wrong:,} selected are in it already." in texts(at)
 

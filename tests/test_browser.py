@@ -265,8 +265,8 @@ def test_slice_deep_link_shows_the_slice(server, page):
 
 
 def test_error_bucket_drill_down_shows_those_examples(server, page):
-    """Errors tab: a click on a bar segment (or the bucket and value pickers)
-    opens the Examples tab on exactly that bucket x value's rows."""
+    """Errors view: a click on a bar segment (or the bucket and value pickers)
+    opens the Examples view on exactly that bucket x value's rows."""
     from urllib.parse import urlencode
 
     from analysis import Store
@@ -281,7 +281,7 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     query = urlencode({"project": "lending-demo", "version": "credit-v1", "slice": slice_.readable()})
     page.goto(f"{server.url}/slices?{query}")
     expect(page.get_by_role("heading", name=slice_.readable())).to_be_visible()
-    page.get_by_role("tab", name="Errors").click()
+    page.get_by_role("radio", name="Errors", exact=True).click()  # the view switcher
     choose(page, "Buckets by", "employment")
     # A real click on the first segment of the first bar: plotly's selection event.
     # By its key: while a rerun replaces the chart, the stale one can still be on the page.
@@ -306,25 +306,24 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     # Plotly picks the point under the pointer on hover; a click selects it.
     expect(bars.locator(".hoverlayer .hovertext")).to_be_visible()
     page.mouse.click(x, y)
-    info = page.get_by_test_id("stAlertContentInfo").filter(has_text="in the Examples tab")
-    expect(info).to_be_visible()
-    text = info.inner_text()
+    # The drill opens the Examples view on that bucket and value.
+    drilled = page.get_by_text(re.compile(r"^Drilled into: "))
+    expect(drilled).to_be_visible()
+    expect(page).to_have_url(re.compile("view=examples"))
+    text = drilled.inner_text()
     expected = counts.set_index(["bucket", "value"])["n"]
-    bucket, value = next((b, v) for (b, v) in expected.index if f"{b} rows where employment is {v}" in text)
-    page.get_by_role("tab", name="Examples").click()
-    expect(page.get_by_text(f"Drilled into: {bucket}")).to_be_visible()
+    bucket, value = next((b, v) for (b, v) in expected.index
+                         if text == f"Drilled into: {b} · {slice_.readable()} AND employment = {v}")
     expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
 
     # The pickers reach any cell, here the largest one.
-    page.get_by_role("tab", name="Errors").click()
+    page.get_by_role("radio", name="Errors", exact=True).click()
     bucket, value = expected.idxmax()
     choose(page, "Drill into the bucket", bucket)
     choose(page, "where employment is", value)
     page.get_by_role("button", name="Show examples").click()
-    expect(page.get_by_test_id("stAlertContentInfo").filter(
-        has_text=f"{bucket} rows where employment is {value}")).to_be_visible()
-    page.get_by_role("tab", name="Examples").click()
-    expect(page.get_by_text(f"Drilled into: {bucket}")).to_be_visible()
+    expect(page.get_by_text(f"Drilled into: {bucket} · {slice_.readable()} AND employment = {value}",
+                            exact=True)).to_be_visible()
     expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "error-drill-down.png"), full_page=True)
 
@@ -374,7 +373,7 @@ def test_promote_a_slices_errors_and_commit_them(server, page):
                        "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
                        "AND label <> prediction")
     open_partner_slice(server, page)
-    page.get_by_role("tab", name="Promote").click()
+    page.get_by_role("radio", name="Promote", exact=True).click()  # the view switcher
     choose(page, "Validation set", "+ a new set…")
     page.get_by_label("Name of the new set").fill("partner errors")
     page.get_by_label("Name of the new set").press("Enter")
@@ -385,7 +384,7 @@ def test_promote_a_slices_errors_and_commit_them(server, page):
     page.get_by_label("Reason (kept with every example)").press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Promote to the draft").click()
-    expect(page.get_by_text(f"Added {wrong:,} example(s) to the draft of")).to_be_visible()
+    expect(page.get_by_test_id("stToast").filter(has_text=f"Added {wrong:,} example(s) to the draft of")).to_be_visible()
 
     page.goto(f"{server.url}/validation-sets?project=lending-demo&set=partner+errors")
     expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()

@@ -127,6 +127,7 @@ def test_user_text_shows_literally_on_every_page(monkeypatch, hostile_db):
     assert ":material/warning: :red[x]" in text
 
     at.query_params["slice"] = f'country = "{VALUE}"'
+    at.query_params["view"] = "saved"  # the Slices page's view with the saved slices
     at.switch_page("pages/slices.py").run()
     text = assert_inert(at)  # the slice's chips and heading, the saved slice and its description
     assert f'country = "{VALUE}"' in text
@@ -198,6 +199,7 @@ def test_read_only_mode_hides_every_write_and_the_store_refuses_one(monkeypatch,
         labels += [b.label for b in at.button] + [label for kind, label in shown_texts(at) if kind == "button"]
         assert not at.text_area and not at.get("popover"), page  # no note, no "Add to report"
         assert not [t for t in at.tabs if t.label == "Promote"]
+        assert not [g for g in at.button_group if "Promote" in g.options]  # the Slices page's views
     assert labels and not set(labels) & WRITE_LABELS, set(labels) & WRITE_LABELS
     # The Import page is not in the navigation (its file alone stops at once in this mode).
     with pytest.raises(ValueError, match="Could not find a navigation page"):

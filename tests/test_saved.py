@@ -4,6 +4,7 @@ the CLI, and the schema migration that adds them."""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pandas as pd
@@ -141,3 +142,57 @@ def test_a_version_1_database_is_migrated(shop):
             sorted(con.execute("SELECT DISTINCT model_version, stage, false FROM log_1").fetchall())
     assert labeled_out_of_step(store.path) == {}
     assert repeat_flags_wrong(store.path) == []
+
+
+def test_a_saved_slice_remembers_its_versions_and_stages(shop):
+    """Issue 21: saved slices remember their version (and stages); a slice saved before
+    (no scope in its definition) means every version and stage."""
+    from analysis.scope import Scope
+
+    store, project, frame = shop
+    with store.write() as con:
+        saved = save_slice(con, project, "ng on m2", parse_slice("country = NG"), "",
+                           scope=Scope.of(versions="m2", stages=["production"]))
+        save_slice(con, project, "anywhere", parse_slice("vip is true"))
+        con.execute("INSERT INTO sb_saved_slices VALUES (?, 'old', 1, '', ?, FALSE, now()::TIMESTAMP)",
+                    [project.project_id, '{"conditions": [{"column": "country", "op": "in", "values": ["US"]}]}'])
+    assert (saved.versions, saved.stages) == (("m2",), ("production",))
+    with store.read() as con:
+        got = get_slice(con, project, "ng on m2")
+        assert (got.versions, got.stages) == (("m2",), ("production",))
+        assert got.scope == Scope.of(versions="m2", stages="production")
+        assert get_slice(con, project, "anywhere").versions == () and get_slice(con, project, "old").stages == ()
+        listed = list_slices(con, project).set_index("name")
+        assert listed.loc["ng on m2", "versions"] == ["m2"] and listed.loc["ng on m2", "stages"] == ["production"]
+        assert listed.loc["old", "versions"] == [] and listed.loc["old", "where"] == "country = US"
+        assert list(slice_history(con, project, "ng on m2")["versions"]) == [["m2"]]
+        # Tracking the saved slice in its own scope counts its own rows.
+        by_version = slice_by_version(con, project, got.slice, got.scope)
+    assert set(by_version["model_version"]) == {"m2"}
+    assert by_version.set_index("part").loc["slice", "n_rows"] == ((frame.v == "m2") & (frame.country == "NG")).sum()
+    with store.write() as con:  # a deletion keeps the scope in the history
+        delete_slice(con, project, "ng on m2")
+    with store.read() as con:
+        assert list(slice_history(con, project, "ng on m2")["versions"]) == [["m2"], ["m2"]]
+
+
+def test_cli_saves_and_shows_a_slices_version(shop, capsys):
+    store, project, _ = shop
+    db = str(store.path)
+    assert main(["slices", "save", "--project", "shop", "--db", db, "--name", "ng", "--where", "country = NG",
+                 "--version", "m1", "--stage", "production", "--format", "json"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert (saved["versions"], saved["stages"], saved["where"], saved["revision"]) == (
+        ["m1"], ["production"], "country = NG", 1)
+    assert main(["slices", "show", "--project", "shop", "--db", db, "--name", "ng"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^versions\s+m1$", text, re.M) and re.search(r"^stages\s+production$", text, re.M)
+    assert re.search(r"^where\s+country = NG$", text, re.M) and re.search(r"^revision\s+1$", text, re.M)
+    assert main(["slices", "save", "--project", "shop", "--db", db, "--name", "all", "--where", "vip is true"]) == 0
+    assert re.search(r"^versions\s+all$", capsys.readouterr().out, re.M)
+    assert main(["slices", "list", "--project", "shop", "--db", db, "--format", "json"]) == 0
+    listed = {s["name"]: s for s in json.loads(capsys.readouterr().out)["slices"]}
+    assert listed["ng"]["versions"] == ["m1"] and listed["all"]["versions"] == []
+    assert main(["slices", "save", "--project", "shop", "--db", db, "--name", "x", "--where", "vip is true",
+                 "--stage", "nowhere"]) == 2
+    assert "Unknown stage(s) nowhere" in capsys.readouterr().err
