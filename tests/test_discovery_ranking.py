@@ -247,3 +247,31 @@ def test_cli_says_which_ranking(demo_db, capsys):
     text = capsys.readouterr().out
     assert code == 0 and "Ranked by: plain error." in text
     assert "18,523,881" in text  # the impact of the partner slice, in money, whole
+
+
+def test_report_block_says_which_ranking(tmp_path):
+    """A discovery block added to a report ranks by default against the scores and its words
+    say so; the numbers are those of the engine on the same parameters."""
+    from analysis.reports import add_block
+    from analysis.reports.words import discovery_lines
+
+    frame = calibrated_frame(4, n=6000)
+    store, project = ingest(tmp_path / "r.duckdb", frame, task="binary", score="score", label="label",
+                            positive_label="1", threshold=0.5, features=["city", "tier", "hard"])
+    with store.write() as con:
+        project = get_project(con, "p")
+        block = add_block(con, project, "review", "discovery", {"top_k": 3, "max_level": 2})
+        found = discover(con, project, max_level=2, top_k=3)
+    assert block.params["ranking"] == "expected"
+    snap = block.snapshot
+    assert snap["ranking_words"] == "worse than its scores predict"
+    assert [r["where"] for r in snap["slices"]] == list(found.slices["where"])
+    words = discovery_lines(snap)
+    assert words[0].startswith("Ranked by: worse than its scores predict.")
+    first = found.slices.iloc[0]
+    assert f"where its scores predict {100 * first['expected_rate']:.1f}%" in words[1]
+    # a snapshot made before the rankings reads as plain error
+    old = {**snap, "slices": [dict(r) for r in snap["slices"]]}
+    for key in ("ranking", "ranking_words"):
+        old.pop(key)
+    assert discovery_lines(old)[0].startswith("Ranked by: plain error.")
