@@ -10,9 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
-from analysis.discovery.shown import (discovery_table, error_words, format_error, is_share, ranking_caption,
-                                      summary_line)
-from analysis.numbers import format_count, format_number
+from analysis.discovery.shown import error_words, format_error, is_share, ranking_caption
+from analysis.numbers import format_count, format_number, format_p
 from analysis.saved import save_slice
 from pages import _ui
 from pages._promote_view import promote_view
@@ -68,13 +67,10 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
     fig.update_xaxes(tickformat=_axis_format(result.error))
     st.plotly_chart(fig, key="dc_chart")
 
-    shown = discovery_table(result)
+    shown, config = _table(result)
     # A table per error measure and ranking: its columns are sized for its own figures.
-    event = st.dataframe(
-        shown, hide_index=True, on_select="rerun", selection_mode="single-row",
-        key=f"dc_table_{result.ranking}_{error}",
-        column_config={"slice": st.column_config.TextColumn("slice", width="large"),
-                       "variants": st.column_config.TextColumn("variants", help="near-duplicates folded in")})
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key=_table_key(result.ranking, error), column_config=config)
     picked = event.selection.rows if event else []
     if not picked:
         st.caption("Select a row to see its variants, open the slice in the Slices page or save it.")
@@ -108,6 +104,52 @@ def found_view(project_name: str, project, version: str, error: str, result) -> 
                              "rank": int(row["rank"]), "error_rate": float(row["error_rate"])})
 
 
+def _table_key(ranking: str, error: str) -> str:
+    """A table per ranking and error measure (its columns sized for its own figures); the
+    default view keeps the plain key."""
+    return "dc_table" if (ranking, error) == ("expected", "misclassification") else f"dc_table_{ranking}_{error}"
+
+
+def _table(result):
+    """The entries with their numbers kept as numbers (sortable), each column formatted the
+    way analysis.numbers formats it: shares in percent to one decimal, counts and money
+    with thousands separators, p- and q-values by format_p (as text)."""
+    t = result.slices
+    share = is_share(result.error)
+    scale = 100.0 if share else 1.0
+    mean_format = "%.1f%%" if share else "localized"
+    what = error_words(result.error)
+    col = st.column_config
+    frame = t[["rank", "where", "size"]].assign(error_rate=t["error_rate"] * scale)
+    config = {"rank": col.NumberColumn("#", format="%d", width="small"),
+              "where": col.TextColumn("slice", width="large"),
+              "size": col.NumberColumn("rows", format="localized"),
+              "error_rate": col.NumberColumn(what, format=mean_format)}
+    if result.ranking == "error":
+        frame["interval"] = [f"{format_error(result.error, lo)} – {format_error(result.error, hi)}"
+                             for lo, hi in zip(t["ci_low"], t["ci_high"])]
+        frame["score"] = t["score"]
+        frame["impact"] = t["impact"]
+        config.update({"interval": col.TextColumn("95% interval"), "score": col.NumberColumn("score", format="%.3f"),
+                       "impact": col.NumberColumn("impact", format="localized",
+                                                  help="errors (or cost) beyond the average, in this slice")})
+    else:
+        frame["expected_rate"] = t["expected_rate"] * scale
+        frame["excess"] = t["excess"]
+        frame["z"] = t["z"]
+        label = "expected" if result.ranking == "expected" else f"{result.other_version}"
+        config.update({"expected_rate": col.NumberColumn(label, format=mean_format),
+                       "excess": col.NumberColumn("excess", format="localized",
+                                                  help="errors (or cost) beyond what they should be, in this slice"),
+                       "z": col.NumberColumn("z", format="%.2f", help="the excess in standard errors")})
+    frame["q_value"] = t["q_value"].map(format_p)
+    frame["significant"] = t["significant"].astype(bool)
+    frame["variants"] = t["variants"].map(len)
+    config.update({"q_value": col.TextColumn("q-value"), "significant": col.CheckboxColumn("significant"),
+                   "variants": col.NumberColumn("variants", format="%d", help="near-duplicates folded in")})
+    return frame, config
+
+
 def tree_view(project_name: str, version: str, error: str, tree) -> None:
     """The error tree as an icicle (click a box to zoom into its branch) and its leaves;
     the error is called by its name (money lost is "loss", not "error_rate")."""
@@ -128,13 +170,15 @@ def tree_view(project_name: str, version: str, error: str, tree) -> None:
                             f"{format_count(tree.n_rows)} rows)")
     st.plotly_chart(fig, key="dc_tree")
     leaves = tree.leaves
-    total = "errors" if is_share(error) else f"total {what}"
-    shown_leaves = leaves.assign(
-        rows=leaves["size"].map(format_count), total=leaves["errors"].map(lambda v: format_number(v, 1)),
-        mean=leaves["error_rate"].map(lambda v: format_error(error, v)))[["where", "rows", "total", "mean"]]
-    st.dataframe(shown_leaves.rename(columns={"total": total, "mean": what}), hide_index=True,
-                 key=f"dc_leaves_{error}",
-                 column_config={"where": st.column_config.TextColumn("leaf", width="large")})
+    share = is_share(error)
+    col = st.column_config
+    shown_leaves = leaves[["where", "size", "errors", "error_rate"]]
+    if share:
+        shown_leaves = shown_leaves.assign(error_rate=shown_leaves["error_rate"] * 100)
+    st.dataframe(shown_leaves, hide_index=True, key=f"dc_leaves_{error}", column_config={
+        "where": col.TextColumn("leaf", width="large"), "size": col.NumberColumn("rows", format="localized"),
+        "errors": col.NumberColumn("errors" if share else f"total {what}", format="localized"),
+        "error_rate": col.NumberColumn(what, format="%.1f%%" if share else "localized")})
     openable = leaves[leaves["slice"].notna()]
     if len(openable):
         a, b = st.columns([4, 1], vertical_alignment="bottom")

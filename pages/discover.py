@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis import get_project
 from analysis.breakdown import GROUPABLE
-from analysis.discovery.encode import error_choices
+from analysis.discovery.encode import error_choices, is_cost
 from analysis.discovery.run import AGAINST, DEFAULT_BINS, RANKING_WORDS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
@@ -104,7 +104,9 @@ with st.expander("Search settings"):
                       disabled=ranking != "error")
     f1, f2, f3 = st.columns([4, 1, 1])
     chosen = f1.multiselect("Features", features, default=features, key="dc_features")
-    bins = f2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS[ranking], key=f"dc_bins_{ranking}",
+    # A cost falls back to plain error (the scores do not predict amounts): its bins too.
+    effective = "error" if ranking == "expected" and is_cost(project, error) else ranking
+    bins = f2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS[effective], key=f"dc_bins_{effective}",
                            help="Numbers and timestamps are cut into this many quantile bins; the rankings "
                                 "against a baseline also try every 'below / from a cut point' band.")
     rank_by = f3.selectbox("Order (plain error)", ["score", "impact"], key="dc_rank", disabled=ranking != "error")
@@ -123,7 +125,7 @@ scope = Scope.of(versions=version, stages=stages or None)
 if not chosen:
     st.info("Pick at least one feature to search.")
     st.stop()
-view = st.segmented_control("View", VIEWS, key="dc_view", required=True, label_visibility="collapsed")
+view = st.radio("View", VIEWS, horizontal=True, key="dc_view", label_visibility="collapsed")
 st.query_params["view"] = view
 if view == "Slices":  # only the chosen view is computed
     words = RANKING_WORDS[ranking] if ranking != "version" else f"worse than {against}"

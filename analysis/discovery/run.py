@@ -23,8 +23,10 @@ and ``variants`` (the near-duplicates folded into this entry: ``where``, ``size`
 own scores predict for those rows), ``"version"`` (errors beyond another version's
 error rate on the same slice, ``other_version``), both from
 :mod:`analysis.discovery.expected`, or ``"error"`` (plain error, SliceLine, ordered by
-``rank_by``: ``score`` or ``impact``). Without any score (or, for regression,
-prediction) in scope, ``"expected"`` falls back to plain error and says so in ``notes``.
+``rank_by``: ``score`` or ``impact``). For a cost (an outcome column such as money
+lost, or a cost expression: the scores say how likely an error is, not what it costs),
+and without any score (or, for regression, prediction) in scope, ``"expected"`` falls
+back to plain error and says so in ``notes``.
 
 *Folding* (:mod:`analysis.discovery.fold`): a slice whose rows nearly equal a
 better-ranked entry's (Jaccard index at least ``fold_overlap``, 0.8) is listed among
@@ -54,7 +56,7 @@ from ..project import Project
 from ..scope import Scope
 from ..slices import Slice
 from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, materialized
+from .encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
 from . import expected
 from .fold import DROPPED, contains, fold
 from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
@@ -163,7 +165,11 @@ def discover(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
         raise ConfigError(f"The overlap that folds two slices must be in (0, 1], not {fold_overlap!r}.")
     start = time.perf_counter()
     notes = []
-    if ranking == "expected" and not isinstance(error, RowsError) and not expected.has_basis(con, project, scope):
+    if ranking == "expected" and isinstance(error, str) and is_cost(project, error):
+        ranking = "error"
+        notes.append(f"{error} is a cost: the scores say how likely an error is, not what it costs, so it is "
+                     "ranked by plain cost (hold it against another version to see where this one costs more).")
+    elif ranking == "expected" and not isinstance(error, RowsError) and not expected.has_basis(con, project, scope):
         ranking = "error"
         notes.append(f"No row in scope has a {expected.basis(project)}: ranked by plain error instead of "
                      "errors beyond what the scores predict.")
