@@ -122,7 +122,7 @@ def _table(result):
     col = st.column_config
     frame = t[["rank", "where", "size"]].assign(error_rate=t["error_rate"] * scale)
     config = {"rank": col.NumberColumn("#", format="%d", width="small"),
-              "where": col.TextColumn("slice", width="large"),
+              "where": col.TextColumn("slice", width="medium"),
               "size": col.NumberColumn("rows", format="localized"),
               "error_rate": col.NumberColumn(what, format=mean_format)}
     if result.ranking == "error":

@@ -145,8 +145,11 @@ if view == "Slices":  # only the chosen view is computed
         "min_support": float(support), "alpha": float(alpha), "bins": int(bins), "rank_by": rank_by,
         "ranking": ranking, "other_version": against})], key="dc_report")
 else:
-    depth = st.slider("Depth", 1, 6, 3, key="dc_depth")
+    t1, t2 = st.columns([4, 1])
+    depth = t1.slider("Depth", 1, 6, 3, key="dc_depth")
+    tree_bins = t2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS["error"], key="dc_tree_bins",
+                                help="Numbers and timestamps are cut into this many quantile bins for the tree.")
     with st.spinner("Fitting the error tree…"):
         tree = _ui.query(error_tree, project_name, scope=scope, error=error, columns=tuple(chosen),
-                         max_depth=int(depth), bins=int(bins))
+                         max_depth=int(depth), bins=int(tree_bins))
     views.tree_view(project_name, version, error, tree)

@@ -375,9 +375,9 @@ def test_cli_discover_says_which_features_it_left_out(with_uid, capsys):
     code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid"])
     assert code == 2 and "uid looks like an identifier" in capsys.readouterr().err
     code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid", "--keep-id-like",
-                 "--format", "json", "--max-level", "1", "--min-support", "50"])
+                 "--format", "json", "--max-level", "1", "--min-support", "50", "--ranking", "error"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["features"] == ["uid"] and out["notes"] == []
+    assert code == 0 and out["features"] == ["uid"] and out["notes"] == [] and out["ranking"] == "error"
 
 
 def test_leaderboard_leaves_id_like_columns_out_with_a_note(with_uid):
