@@ -110,6 +110,14 @@ def _table_key(ranking: str, error: str) -> str:
     return "dc_table" if (ranking, error) == ("expected", "misclassification") else f"dc_table_{ranking}_{error}"
 
 
+def _shown(values, scale: float = 1.0):
+    """Figures rounded as analysis.numbers.format_number rounds them (no decimals from
+    100,000 on, one from 1,000 on, three below), for a column formatted "localized"."""
+    v = values.astype(float) * scale
+    return v.where(v.abs() < 1e5, v.round(0)).where((v.abs() < 1000) | (v.abs() >= 1e5), v.round(1)).where(
+        v.abs() >= 1000, v.round(3))
+
+
 def _table(result):
     """The entries with their numbers kept as numbers (sortable), each column formatted the
     way analysis.numbers formats it: shares in percent to one decimal, counts and money
@@ -120,7 +128,7 @@ def _table(result):
     mean_format = "%.1f%%" if share else "localized"
     what = error_words(result.error)
     col = st.column_config
-    frame = t[["rank", "where", "size"]].assign(error_rate=t["error_rate"] * scale)
+    frame = t[["rank", "where", "size"]].assign(error_rate=_shown(t["error_rate"], scale))
     config = {"rank": col.NumberColumn("#", format="%d", width="small"),
               "where": col.TextColumn("slice", width="medium"),
               "size": col.NumberColumn("rows", format="localized"),
@@ -129,13 +137,13 @@ def _table(result):
         frame["interval"] = [f"{format_error(result.error, lo)} – {format_error(result.error, hi)}"
                              for lo, hi in zip(t["ci_low"], t["ci_high"])]
         frame["score"] = t["score"]
-        frame["impact"] = t["impact"]
+        frame["impact"] = _shown(t["impact"])
         config.update({"interval": col.TextColumn("95% interval"), "score": col.NumberColumn("score", format="%.3f"),
                        "impact": col.NumberColumn("impact", format="localized",
                                                   help="errors (or cost) beyond the average, in this slice")})
     else:
-        frame["expected_rate"] = t["expected_rate"] * scale
-        frame["excess"] = t["excess"]
+        frame["expected_rate"] = _shown(t["expected_rate"], scale)
+        frame["excess"] = _shown(t["excess"])
         frame["z"] = t["z"]
         label = "expected" if result.ranking == "expected" else f"{result.other_version}"
         config.update({"expected_rate": col.NumberColumn(label, format=mean_format),
