@@ -9,10 +9,11 @@ cosigner), and the same rows under different names (``channel = partner_api``
 and ``device = server`` when only the partner channel uses servers: Jaccard 1).
 
 Walking the slices best first, a slice becomes an *entry* unless it nearly
-duplicates an earlier entry, or the caller's ``absorbs`` rule says an earlier entry
-holds it (the rankings against a baseline fold a refinement of an entry, and a
-wider slice whose excess lies all inside an entry); then it is listed among that
-entry's *variants*.
+duplicates an earlier entry, or the caller's ``relate`` rule says an earlier entry
+holds it (the rankings against a baseline fold a refinement of an entry that is no
+sharper than the rest of it, and a wider slice whose excess lies all inside an
+entry) or should replace it (a wider slice that says the same more simply); a
+folded slice is listed among that entry's *variants*.
 
 The common rows are counted in DuckDB over the encoded rows (one scan groups the
 rows by which of up to :data:`SLICES_PER_SCAN` slices hold them), only for pairs
