@@ -275,3 +275,33 @@ def test_report_block_says_which_ranking(tmp_path):
     for key in ("ranking", "ranking_words"):
         old.pop(key)
     assert discovery_lines(old)[0].startswith("Ranked by: plain error.")
+
+
+def test_jaccard_of_row_sets_counted_in_duckdb_equals_pandas():
+    """The overlaps folding reads: exact Jaccard indices, including bands ("lt"/"ge" runs
+    of bins), nested slices (small / large, no count) and conflicting conditions (0)."""
+    from analysis.discovery.fold import jaccard_pairs
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    frame = pd.DataFrame({"a": rng.integers(0, 3, n), "b": rng.integers(0, 6, n).astype(float)})
+    frame.loc[rng.random(n) < 0.1, "b"] = np.nan
+    con = duckdb.connect()
+    con.register("rows_df", frame)
+    codes = [{"a": 0}, {"a": 0, "b": 1}, {"b": ("lt", 3)}, {"b": ("ge", 2)}, {"a": 1}, {"b": None},
+             {"a": 0, "b": ("lt", 3)}]
+
+    def rows(c):
+        m = pd.Series(True, index=frame.index)
+        for col, v in c.items():
+            x = frame[col]
+            m &= x.isna() if v is None else (x < v[1]) if isinstance(v, tuple) and v[0] == "lt" else \
+                (x >= v[1]) if isinstance(v, tuple) else (x == v)
+        return m
+
+    sizes = [int(rows(c).sum()) for c in codes]
+    got = jaccard_pairs(con, "SELECT * FROM rows_df", [], codes, sizes, threshold=0.0)
+    for (i, j), value in got.items():
+        a, b = rows(codes[i]), rows(codes[j])
+        assert value == pytest.approx((a & b).sum() / (a | b).sum()), (codes[i], codes[j])
+    assert len(got) == len(codes) * (len(codes) - 1) // 2
