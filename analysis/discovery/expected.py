@@ -212,15 +212,14 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _extend(con, rows: Rows, parents: list[dict]) -> pd.DataFrame:
-    """Every child of ``parents`` with one more condition, in one scan: each row is
-    tagged with the parents it belongs to, and grouped by parent and each other feature."""
-    cases, params = [], []
+    """Every child of ``parents`` with one more condition, in one query: each parent's rows
+    (a filtered scan each), tagged with the parent, grouped by parent and each other feature."""
+    parts, params = [], []
     for i, codes in enumerate(parents):
         sql, bound = predicate_sql(codes)
-        cases.append(f"CASE WHEN {sql} THEN {i} END")
+        parts.append(f"SELECT *, {i} AS sb_pid FROM {rows.table} WHERE {sql}")
         params += bound
-    tagged = (f"(SELECT * FROM (SELECT *, unnest([{', '.join(cases)}]) AS sb_pid FROM {rows.table}) AS u "
-              "WHERE sb_pid IS NOT NULL) AS tagged")
+    tagged = f"({' UNION ALL '.join(parts)}) AS tagged"
     sets = [(c,) for c in rows.features]
     out = _query(con, rows, sets, ("TRUE", params), parents, extra=tagged, id_column="sb_pid")
     grown = out["predicates"].map(len) > np.array([len(parents[0])] * len(out))
