@@ -291,19 +291,16 @@ def cmd_discover(args) -> int:
         with on_engine(args, con, project) as econ:
             result = discover(econ, project, scope, error=args.error, columns=args.column, bins=args.bins,
                               alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
-                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_, keep_id_like=args.keep_id_like)
+                              rank_by=args.rank_by, q_threshold=args.q, slice_=slice_, keep_id_like=args.keep_id_like,
+                              ranking=args.ranking, other_version=args.against)
     payload = result.to_dict()
     payload["where"] = slice_.readable()
-    lines = [*(f"note: {note}" for note in result.notes),
-             f"{result.n_rows:,} rows, mean {result.error} {result.mean_error:.4g}; "
-             f"{result.n_evaluated:,} slices evaluated in {result.seconds:.2f} s; "
-             f"significant: q < {result.q_threshold:g} (Benjamini-Hochberg over all evaluated)", ""]
-    frame = result.slices.assign(folded=result.slices["folded_under"].map(
-        lambda r: "" if pd.isna(r) else f"under #{int(r)}"))
-    cols = ["rank", "where", "size", "error_rate", "ci_low", "ci_high", "score", "impact", "q_value",
-            "significant", "folded"]
+    from .discovery.shown import discovery_table, summary_line
+
+    lines = [*(f"note: {note}" for note in result.notes), summary_line(result), ""]
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 80):
-        lines.append(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(frame)
+        lines.append(discovery_table(result).to_string(index=False) if len(result.slices)
+                     else "no slice is worse than it should be" if result.ranking != "error"
                      else "no slice scores above zero")
     _emit(args, payload, "\n".join(lines))
     return EXIT_OK
@@ -541,10 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="how many slices to report")
     p.add_argument("--min-support", type=support, help="minimum rows per slice: a count, or a fraction such as 0.01 (default)")
     p.add_argument("--alpha", type=float, default=0.95, help="weight of error against size in the score")
-    p.add_argument("--rank-by", choices=("score", "impact"), default="score")
+    p.add_argument("--ranking", choices=("expected", "version", "error"), default="expected",
+                   help="what a slice's errors are held against: 'expected' (default) what the model's own scores "
+                        "predict for those rows, 'version' another version's errors on the same slice (--against), "
+                        "'error' nothing (plain error, SliceLine)")
+    p.add_argument("--against", help="the other version, for --ranking version")
+    p.add_argument("--rank-by", choices=("score", "impact"), default="score",
+                   help="order of the plain-error ranking (--ranking error)")
     p.add_argument("--q", type=float, default=0.05, help="q-value below which a slice is significant")
     p.add_argument("--column", action="append", help="features to search (repeatable; default all)")
-    p.add_argument("--bins", type=int, default=5, help="quantile bins for numbers and timestamps")
+    p.add_argument("--bins", type=int, help="quantile bins for numbers and timestamps (default 30; 5 for --ranking error)")
     p.add_argument("--keep-id-like", action="store_true",
                    help="search id-like features too (nearly every value unique; left out by default)")
     _slice_scope_args(p, "search within a slice (repeatable; ANDed)")

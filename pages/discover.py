@@ -1,12 +1,15 @@
-"""Discover: the slices where a model version errs most, found by SliceLine, with
-intervals, Benjamini–Hochberg q-values and impact; open or save any of them."""
+"""Discover: the slices where a model version is worse than it should be (than its own
+scores predict, or than another version), or plainly errs most (SliceLine), with
+intervals, Benjamini–Hochberg q-values, near-duplicates folded; open or save any of them.
+Every choice lives in the URL, so a link reproduces the view."""
 
 import streamlit as st
 
 from analysis import get_project
 from analysis.breakdown import GROUPABLE
-from analysis.discovery.encode import error_choices
-from analysis.discovery.run import discover
+from analysis.discovery.encode import error_choices, is_cost
+from analysis.discovery.run import AGAINST, DEFAULT_BINS, RANKING_WORDS, discover
+from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
 from analysis.scope import Scope
@@ -19,19 +22,68 @@ project_name = _ui.current_project()
 summary = _ui.query(project_summary, project_name)
 project = _ui.query(get_project, None, name=project_name)
 st.title("Discover")
-st.caption("SliceLine (Sagadeeva & Boehm, 2021) searches every combination of up to *L* feature values "
-           "for the slices whose error is far above average and which are big enough to matter.")
+st.caption("Where is the model worse than it should be? Each slice (up to *L* feature conditions) is held "
+           "against what its rows should err: what the model's own scores predict for them, or another "
+           "version on the same slice; or ranked by plain error (SliceLine, Sagadeeva & Boehm 2021).")
 
-if "dc_version" not in st.session_state:
-    wanted = st.query_params.get("version")
-    st.session_state["dc_version"] = wanted if wanted in summary.versions else summary.versions[0]
+EXPRESSION = "a cost expression…"
+VIEWS = ["Slices", "Error tree"]
+errors = [*error_choices(project), EXPRESSION]
+
+
+def _from_url(key: str, param: str, choices=None, cast=None, default=None):
+    """Seed a widget's state from the URL once (a link reproduces the view)."""
+    if key in st.session_state:
+        return
+    wanted = st.query_params.get(param)
+    try:
+        value = default if wanted is None else (cast(wanted) if cast else wanted)
+    except ValueError:
+        value = default
+    if choices is not None and value not in choices:
+        value = default
+    st.session_state[key] = value
+
+
+_from_url("dc_version", "version", summary.versions, default=summary.versions[0])
+_from_url("dc_ranking", "ranking", AGAINST, default="expected")
+_from_url("dc_error", "error", errors, default=errors[0])
+_from_url("dc_level", "level", range(1, 5), int, 3)
+_from_url("dc_top", "top", range(1, 51), int, 10)
+_from_url("dc_support", "support", None, float, 0.01)
+_from_url("dc_view", "view", VIEWS, default=VIEWS[0])
+if "dc_stages" not in st.session_state:
+    wanted = [s for s in st.query_params.get_all("stage") if s in summary.stages]
+    st.session_state["dc_stages"] = wanted or list(summary.stages)
+if not 0.0005 <= st.session_state["dc_support"] <= 0.5:
+    st.session_state["dc_support"] = 0.01
+
 a, b, c = st.columns(3)
 version = a.selectbox("Model version", summary.versions, key="dc_version")
-stages = b.multiselect("Stages", summary.stages, default=list(summary.stages), key="dc_stages")
-EXPRESSION = "a cost expression…"
-error = c.selectbox("Error to find", [*error_choices(project), EXPRESSION], key="dc_error",
+stages = b.multiselect("Stages", summary.stages, key="dc_stages")
+error = c.selectbox("Error to find", errors, key="dc_error", format_func=lambda e: e if e == EXPRESSION else
+                    f"{error_words(e)} ({e})" if error_words(e) != e else e,
                     help="misclassification, log loss or Brier per row, residuals, an outcome column "
-                         "(a cost such as money lost), or your own per-row cost to rank slices by.")
+                         "(a cost such as money lost), or your own per-row cost.")
+r1, r2 = st.columns([2, 1])
+ranking = r1.segmented_control(
+    "Rank slices by", AGAINST, key="dc_ranking", required=True,
+    format_func=lambda r: RANKING_WORDS[r] if r != "version" else "worse than another version",
+    help="Worse than its scores predict: errors beyond the mean error of rows with about the same score "
+         "(the default; the hard population, where every model errs and its scores say so, is not a finding). "
+         "Worse than another version: errors beyond that version's error rate on the same slice. "
+         "Plain error: where errors are highest.")
+others = [v for v in summary.versions if v != version]
+against = None
+if ranking == "version":
+    if not others:
+        st.info("This project has one version: there is no other version to hold it against.")
+        st.stop()
+    _from_url("dc_against", "against", others, default=others[0])
+    if st.session_state["dc_against"] not in others:
+        st.session_state["dc_against"] = others[0]
+    against = r2.selectbox("Against version", others, key="dc_against")
+
 if error == EXPRESSION:
     error = st.text_input("Cost per row (SQL over the log's columns)", key="dc_expression",
                           placeholder="CASE WHEN NOT prediction AND label THEN loss ELSE 0 END",
@@ -41,43 +93,63 @@ if error == EXPRESSION:
     if not error:
         st.info("Write a cost per row, for example the money lost on approved loans that default.")
         st.stop()
-st.query_params["version"] = version
 features = [f.name for f in project.features if f.kind in GROUPABLE]
 with st.expander("Search settings"):
-    s1, s2, s3, s4, s5 = st.columns(5)
-    max_level = s1.number_input("Conditions per slice (L)", 1, 4, 3, key="dc_level")
-    top_k = s2.number_input("Slices to report (k)", 1, 50, 10, key="dc_top")
-    support = s3.number_input("Minimum support σ (share of rows)", 0.001, 0.5, 0.01, 0.005, format="%.3f",
+    s1, s2, s3, s4 = st.columns(4)
+    max_level = s1.number_input("Conditions per slice (L)", 1, 4, key="dc_level")
+    top_k = s2.number_input("Slices to report (k)", 1, 50, key="dc_top")
+    support = s3.number_input("Minimum support σ (share of rows)", 0.0005, 0.5, step=0.005, format="%.4f",
                               key="dc_support")
-    alpha = s4.slider("α: error vs size", 0.5, 1.0, 0.95, 0.01, key="dc_alpha")
-    rank_by = s5.selectbox("Rank by", ["score", "impact"], key="dc_rank")
-    f1, f2 = st.columns([5, 1])
+    alpha = s4.slider("α: error vs size (plain error)", 0.5, 1.0, 0.95, 0.01, key="dc_alpha",
+                      disabled=ranking != "error")
+    f1, f2, f3 = st.columns([4, 1, 1])
     chosen = f1.multiselect("Features", features, default=features, key="dc_features")
-    bins = f2.number_input("Bins for numbers", 2, 20, 5, key="dc_bins",
-                           help="Numbers and timestamps are cut into this many quantile bins; more bins find "
-                                "narrower ranges (such as an age band) but need more rows per slice.")
+    # A cost falls back to plain error (the scores do not predict amounts): its bins too.
+    effective = "error" if ranking == "expected" and is_cost(project, error) else ranking
+    bins = f2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS[effective], key=f"dc_bins_{effective}",
+                           help="Numbers and timestamps are cut into this many quantile bins; the rankings "
+                                "against a baseline also try every 'below / from a cut point' band.")
+    rank_by = f3.selectbox("Order (plain error)", ["score", "impact"], key="dc_rank", disabled=ranking != "error")
+
+# The URL says what is on screen.
+st.query_params.update({"version": version, "ranking": ranking, "level": str(int(max_level)),
+                        "top": str(int(top_k)), "support": f"{float(support):g}"})
+st.query_params["stage"] = stages
+for param, value in (("against", against), ("error", None if error not in errors else error)):
+    if value:
+        st.query_params[param] = value
+    else:
+        st.query_params.pop(param, None)
 
 scope = Scope.of(versions=version, stages=stages or None)
 if not chosen:
     st.info("Pick at least one feature to search.")
     st.stop()
-view = st.radio("View", ["Slices (SliceLine)", "Error tree"], horizontal=True, key="dc_view",
-                label_visibility="collapsed")
-if view == "Slices (SliceLine)":
-    with st.status("Searching slices…", expanded=False) as status:
-        result = _ui.query(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
-                           max_level=int(max_level), top_k=int(top_k), min_support=float(support),
-                           alpha=float(alpha), rank_by=rank_by, bins=int(bins))
-        status.update(label=f"Searched {result.n_evaluated:,} slices of {result.n_rows:,} rows in "
-                            f"{result.seconds:.2f} s", state="complete")
+view = st.radio("View", VIEWS, horizontal=True, key="dc_view", label_visibility="collapsed")
+st.query_params["view"] = view
+if view == "Slices":  # only the chosen view is computed
+    words = RANKING_WORDS[ranking] if ranking != "version" else f"worse than {against}"
+    result = None
+    with st.status(f"Searching slices ({words})…", expanded=False) as status:
+        with _ui.readable_errors():
+            result = _ui.query(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
+                               max_level=int(max_level), top_k=int(top_k), min_support=float(support),
+                               alpha=float(alpha), rank_by=rank_by, bins=int(bins), ranking=ranking,
+                               other_version=against)
+            status.update(label=views.searched(result), state="complete")
+    if result is None:  # the search could not run: the message says why
+        st.stop()
     views.found_view(project_name, project, version, error, result)
     _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", {
         "scope": scope, "error": error, "columns": chosen, "max_level": int(max_level), "top_k": int(top_k),
-        "min_support": float(support), "alpha": float(alpha), "bins": int(bins), "rank_by": rank_by})],
-        key="dc_report")
-else:  # only the chosen view is computed
-    depth = st.slider("Depth", 1, 6, 3, key="dc_depth")
+        "min_support": float(support), "alpha": float(alpha), "bins": int(bins), "rank_by": rank_by,
+        "ranking": ranking, "other_version": against})], key="dc_report")
+else:
+    t1, t2 = st.columns([4, 1])
+    depth = t1.slider("Depth", 1, 6, 3, key="dc_depth")
+    tree_bins = t2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS["error"], key="dc_tree_bins",
+                                help="Numbers and timestamps are cut into this many quantile bins for the tree.")
     with st.spinner("Fitting the error tree…"):
         tree = _ui.query(error_tree, project_name, scope=scope, error=error, columns=tuple(chosen),
-                         max_depth=int(depth), bins=int(bins))
-    views.tree_view(project_name, version, tree)
+                         max_depth=int(depth), bins=int(tree_bins))
+    views.tree_view(project_name, version, error, tree)

@@ -61,6 +61,12 @@ ERRORS = {
 BINARY_ERROR = ("misclassification",)  # 0/1 per row: intervals and tests for proportions
 
 
+def is_range(code) -> bool:
+    """Whether a code is a run of a number's bins, ``("lt", k)`` (bins below ``k``) or
+    ``("ge", k)`` (bin ``k`` and above), rather than one code or None (missing)."""
+    return isinstance(code, tuple)
+
+
 @dataclass(frozen=True)
 class EncodedFeature:
     """One feature's codes: ``labels[code]`` to show, ``conditions[code]`` to select its rows."""
@@ -74,14 +80,21 @@ class EncodedFeature:
 
     def describe(self, code) -> str:
         """The readable condition of a code; the (other) lump named for what it is."""
-        if code is not None and self.lumped and int(code) == len(self.labels) - 1:
+        if code is not None and not is_range(code) and self.lumped and int(code) == len(self.labels) - 1:
             return f"any of {self.lumped:,} less frequent values of {self.column}"
         return Slice(self.condition(code)).readable()
 
     def label(self, code) -> str:
+        if is_range(code):
+            return Slice(self.condition(code)).readable()
         return "(missing)" if code is None else self.labels[int(code)]
 
     def condition(self, code) -> tuple[Condition, ...]:
+        if is_range(code):  # a run of a number's bins: below bin k's low edge, or from it on
+            op, k = code
+            edge = self.conditions[int(k)][0].low
+            low, high = (None, edge) if op == "lt" else (edge, None)
+            return (Condition(self.column, "between", low=low, high=high),)
         return self.null_conditions if code is None else self.conditions[int(code)]
 
     def predicate(self, code):
@@ -90,7 +103,7 @@ class EncodedFeature:
         is None), ``"(other)"``, or None for a missing value."""
         if code is None:
             return None
-        cond = self.conditions[int(code)][0]
+        cond = self.condition(code)[0]
         if cond.op == "in":
             return cond.values[0]
         if cond.op in ("is_true", "is_false"):

@@ -167,8 +167,10 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
     if kind == "discovery":
         return {**base, "error": str(view.get("error", "misclassification")), "top_k": int(view.get("top_k", 10)),
                 "max_level": int(view.get("max_level", 3)), "alpha": float(view.get("alpha", 0.95)),
-                "bins": int(view.get("bins", 5)), "min_support": view.get("min_support"),
-                "rank_by": str(view.get("rank_by", "score")), "columns": list(view.get("columns") or [])}
+                "bins": None if view.get("bins") is None else int(view["bins"]),
+                "min_support": view.get("min_support"), "rank_by": str(view.get("rank_by", "score")),
+                "columns": list(view.get("columns") or []), "ranking": str(view.get("ranking", "expected")),
+                "other_version": view.get("other_version") or None}
     raise AssertionError(kind)
 
 
@@ -268,11 +270,17 @@ def _discovery(con, project: Project, params: dict) -> dict:
 
     found = discover(con, project, _scope(params), error=params["error"], columns=params["columns"] or None,
                      bins=params["bins"], alpha=params["alpha"], min_support=params["min_support"],
-                     max_level=params["max_level"], top_k=params["top_k"], rank_by=params.get("rank_by", "score"))
+                     max_level=params["max_level"], top_k=params["top_k"], rank_by=params.get("rank_by", "score"),
+                     # a block saved before the rankings against a baseline keeps its plain-error ranking
+                     ranking=params.get("ranking", "error"), other_version=params.get("other_version"))
     columns = ["rank", "where", "size", "errors", "error_rate", "ci_low", "ci_high", "rest_error_rate", "impact",
-               "p_value", "q_value", "significant", "folded_under"]
+               "p_value", "q_value", "significant", "folded_under", "expected_rate", "excess", "z"]
+    slices = records(found.slices, columns)
+    for row, variants in zip(slices, found.slices["variants"]):
+        row["variants"] = [v["where"] for v in variants]
     return {"error": found.error, "n_rows": found.n_rows, "mean_error": found.mean_error,
-            "slices": records(found.slices, columns), "features": found.features,
+            "slices": slices, "features": found.features, "ranking": found.ranking,
+            "ranking_words": found.ranking_words, "other_version": found.other_version,
             "scope": {k: params[k] for k in ("versions", "stages", "start", "end")}}
 
 
@@ -335,10 +343,13 @@ def numbers(kind: str, snapshot: dict) -> dict[str, object]:
             for key in ("n_rows", "n_labeled", *snapshot["metrics"]):
                 out[f"{part['part']}: {key}"] = part.get(key)
     elif kind == "discovery":
+        out["ranked by"] = snapshot.get("ranking_words", "plain error")
         for r in snapshot["slices"]:
             out[f"#{r['rank']}"] = r["where"]
             out[f"#{r['rank']} error rate"] = r["error_rate"]
             out[f"#{r['rank']} size"] = r["size"]
+            if r.get("excess") is not None:
+                out[f"#{r['rank']} excess"] = r["excess"]
     elif kind == "valsets":
         for r in snapshot["rows"]:
             name = f"{r['set']} v{r['set_version']}, {r['model_version']} ({r['stage']})"

@@ -5,6 +5,7 @@ approval_rate 62.0% vs 65.1% for credit-v1 (production), 3.1 points lower (worse
 from __future__ import annotations
 
 # One formatting of numbers for the whole product: re-exported here for the report's modules.
+from ..discovery.shown import error_words, format_error
 from ..numbers import format_delta as show_delta
 from ..numbers import format_p, is_share, metric_name, missing, p_words  # noqa: F401
 from ..numbers import format_value as show
@@ -95,13 +96,24 @@ def slice_lines(s: dict) -> list[str]:
 
 def discovery_lines(s: dict) -> list[str]:
     kept = [r for r in s["slices"] if r["folded_under"] is None]
+    ranking = s.get("ranking", "error")  # a snapshot from before the rankings: plain error
+    words = s.get("ranking_words", "plain error")
     if not kept:
-        return ["No slice stands out."]
-    lines = [f"{len(kept)} slices with the most {s['error']} (average {show('error_rate', s['mean_error'])} "
+        return [f"Ranked by: {words}. No slice stands out."]
+    what, error = error_words(s["error"]), s["error"]
+    if ranking == "error":
+        head = f"{len(kept)} slices with the most {what}"
+    else:
+        head = f"{len(kept)} slices {words}"
+    lines = [f"Ranked by: {words}. {head} (average {what} {format_error(error, s['mean_error'])} "
              f"over {s['n_rows']:,} rows):"]
+    baseline = "its scores predict" if ranking == "expected" else f"{s.get('other_version')} has"
     for r in kept[:3]:
-        lines.append(f"{r['where']}: {show('error_rate', r['error_rate'])} on {r['size']:,} rows"
-                     + (f" (q {format_p(r['q_value'])})" if not missing(r["q_value"]) else "") + ".")
+        versus = (f" where {baseline} {format_error(error, r['expected_rate'])}"
+                  if ranking != "error" and not missing(r.get("expected_rate")) else "")
+        folded = f"; {len(r['variants'])} near-duplicates folded in" if r.get("variants") else ""
+        lines.append(f"{r['where']}: {what} {format_error(error, r['error_rate'])}{versus} on {r['size']:,} rows"
+                     + (f" (q {format_p(r['q_value'])}{folded})" if not missing(r["q_value"]) else "") + ".")
     return lines
 
 

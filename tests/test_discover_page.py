@@ -1,0 +1,75 @@
+"""The Discover page (issue 21, items 5 and 6): the ranking and its versions in the URL,
+the engine's entries with their folded variants, figures formatted by analysis.numbers, a
+table per error measure, and the error tree naming the error."""
+
+from __future__ import annotations
+
+import json
+
+from analysis import Store, get_project
+from analysis.discovery.run import discover
+from analysis.scope import Scope
+from test_app import app_on
+
+
+def _open(monkeypatch, path, **params):
+    at = app_on(monkeypatch, path)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("pages/discover.py").run()
+    assert not at.exception
+    return at
+
+
+def _table(at):
+    return next(d for d in at.dataframe if "where" in d.value)
+
+
+def test_a_link_reproduces_a_version_ranking_and_the_page_shows_the_engines_entries(monkeypatch, demo_copy):
+    at = _open(monkeypatch, demo_copy, version="credit-v2", ranking="version", against="credit-v1", top="5")
+    assert at.session_state["dc_ranking"] == "version" and at.session_state["dc_against"] == "credit-v1"
+    assert at.query_params["ranking"] == "version" and at.query_params["against"] == "credit-v1"
+    with Store(demo_copy).read() as con:
+        stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
+        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v2", stages=stages),
+                            ranking="version", other_version="credit-v1", top_k=5)
+    shown = _table(at).value
+    assert list(shown["where"]) == list(expected.slices["where"])
+    assert list(shown["size"]) == list(expected.slices["size"])
+    assert "Ranked by: worse than credit-v1." in "\n".join(c.value for c in at.caption)
+    # The default ranking, when the link does not say: worse than its scores predict.
+    at2 = _open(monkeypatch, demo_copy, version="credit-v1")
+    assert at2.session_state["dc_ranking"] == "expected" and at2.query_params["ranking"] == "expected"
+
+
+def test_selected_entry_lists_its_variants(monkeypatch, demo_copy):
+    at = _open(monkeypatch, demo_copy, version="credit-v1", top="3")
+    at.session_state["dc_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    top = _table(at).value["where"].iloc[0]
+    assert top == "employment = self_employed AND channel = partner_api"
+    listed = "\n".join(t.value for t in at.text)
+    assert "• employment = self_employed AND device = server" in listed  # the same rows under another name
+
+
+def test_large_money_figures_keep_their_digits_after_switching_the_measure(monkeypatch, demo_copy):
+    """After switching to money lost, the table is a new one (its own widths) and its impact
+    column is formatted with thousands separators, not cut; the error tree says "loss"."""
+    at = _open(monkeypatch, demo_copy, version="credit-v1", top="3")
+    first_key = _table(at).proto.id
+    at.selectbox(key="dc_error").set_value("loss").run()
+    assert not at.exception
+    table = _table(at)
+    assert table.proto.id != first_key
+    config = json.loads(table.proto.columns)
+    assert config["impact"]["type_config"]["format"] == "localized"
+    assert round(table.value["impact"].iloc[0]) == 18523881  # 18,523,881 on screen
+    at.radio(key="dc_view").set_value("Error tree").run()
+    assert not at.exception
+    tree = next(json.loads(e.proto.spec) for e in at.get("plotly_chart"))
+    assert tree["data"][0]["marker"]["colorbar"]["title"]["text"] == "loss"
+    assert "error_rate" not in json.dumps(tree["layout"]["title"])
+    leaves = next(d for d in at.dataframe if "errors" in d.value)
+    assert json.loads(leaves.proto.columns)["error_rate"]["label"] == "loss"
