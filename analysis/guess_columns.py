@@ -26,7 +26,6 @@ MAX_CLASSES = 20  # a label with more distinct values than this, all numbers, is
 _NUMERIC = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|REAL|"
                       r"DOUBLE|DECIMAL|INT|NUMERIC)", re.IGNORECASE)
 _TEMPORAL = re.compile(r"^(TIMESTAMP|DATE)", re.IGNORECASE)
-_BOOLEAN = re.compile(r"^BOOL", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -240,8 +239,9 @@ def profile_source(source, *, name: str | None = None, limit: int = SAMPLE_ROWS)
         for col in src.columns:
             kind = str(src.types.get(col, ""))
             q = quote_ident(col)
-            numeric, temporal = bool(_NUMERIC.match(kind)) or bool(_BOOLEAN.match(kind)), bool(_TEMPORAL.match(kind))
-            value = f"{q}::DOUBLE" if numeric else "NULL::DOUBLE"
+            # A CSV's view holds text; the types are what DuckDB's sniffer saw.
+            numeric, temporal = bool(_NUMERIC.match(kind)), bool(_TEMPORAL.match(kind))
+            value = f"TRY_CAST({q} AS DOUBLE)" if numeric else "NULL::DOUBLE"
             n_distinct, n_values, lo, hi, integral = con.execute(
                 f"SELECT count(DISTINCT {q}), count({q}), min({value}), max({value}), "
                 f"coalesce(bool_and({value} = floor({value})), false) FROM sb_sample").fetchall()[0]

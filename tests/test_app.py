@@ -631,6 +631,7 @@ def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
     at.switch_page("pages/import_data.py").run()
     assert not at.exception
     at.text_input(key="imp_pred_path").set_value(str(tmp_path / "lake")).run()
+    at.radio(key="imp_target").set_value("new").run()  # not into the demo chosen in the sidebar
     at.text_input(key="imp_new_name").set_value("lake").run()
     assert at.selectbox(key="imp_role_version").value == "model_version"
     at.button(key="imp_attach").click().run()

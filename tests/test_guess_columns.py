@@ -4,6 +4,7 @@ checked by hand on small files."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from analysis import Mapping
 from analysis.guess_columns import ColumnProfile, guess_columns, guess_source, profile_source
@@ -35,8 +36,13 @@ def test_a_churn_file_gets_its_score_label_outcome_and_id():
     assert "revenue" in g.reasons["outcomes"]
 
 
-def test_the_profile_of_a_sample_is_what_the_rows_hold():
-    profiles = {p.name: p for p in profile_source(churn_frame())}
+@pytest.mark.parametrize("as_file", [False, True])
+def test_the_profile_of_a_sample_is_what_the_rows_hold(tmp_path, as_file):
+    source = churn_frame()
+    if as_file:  # a CSV's values are read as text, its types as DuckDB's sniffer sees them
+        source.assign(vip=[True, False] * 20).to_csv(tmp_path / "churn.csv", index=False)
+        source = str(tmp_path / "churn.csv")
+    profiles = {p.name: p for p in profile_source(source)}
     churned = profiles["churned"]
     assert churned.numeric and churned.n_distinct == 2 and churned.values == ("0", "1")
     assert profiles["customer_id"].unique and not profiles["customer_id"].numeric
