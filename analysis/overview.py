@@ -19,6 +19,19 @@ from .scope import Scope
 from .sql import quote_ident
 
 
+# The figures a task is summed up by, first the headline: the Overview's cards, in one place.
+HEADLINE_METRICS: dict[str, tuple[str, str]] = {
+    "binary": ("roc_auc", "accuracy"),
+    "multiclass": ("accuracy", "macro_f1"),
+    "regression": ("mae", "rmse"),
+}
+
+
+def headline_metrics(task: str) -> tuple[str, str]:
+    """The task's headline metric and the one shown beside it."""
+    return HEADLINE_METRICS[task]
+
+
 def _metrics(con, project: Project, groups: list[GroupKey], scope: Scope, source: str | None) -> pd.DataFrame:
     if source is None:
         source = "rollup" if scope.day_aligned() else "log"
