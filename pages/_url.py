@@ -33,23 +33,47 @@ def start_choices(key: str, param: str, options: list, default: list) -> None:
     st.session_state[key] = wanted or list(default)
 
 
-def _day(text: str | None) -> date | None:
+def day(text) -> date | None:
+    """A day written YYYY-MM-DD (a date passes through), or None."""
+    if isinstance(text, date):
+        return text
     try:
-        return date.fromisoformat(text) if text else None
+        return date.fromisoformat(str(text).strip()) if text else None
     except ValueError:
         return None
 
 
 def start_dates(keys: tuple[str, str], params: tuple[str, str], first: date, last: date) -> None:
-    """Session state for a from/to pair of date inputs: the URL's days inside
-    ``[first, last]``, else the whole range."""
-    values = [st.session_state.get(k) for k in keys]
-    if all(isinstance(v, date) and first <= v <= last for v in values):
+    """Session state for a from/to pair of day inputs (text, YYYY-MM-DD): the URL's days
+    inside ``[first, last]``, else the whole range."""
+    if all(k in st.session_state for k in keys):
         return
-    start, end = (_day(st.query_params.get(p)) for p in params)
+    start, end = (day(st.query_params.get(p)) for p in params)
     start = start if start and first <= start <= last else first
     end = end if end and first <= end <= last else last
-    st.session_state[keys[0]], st.session_state[keys[1]] = (start, end) if start <= end else (end, start)
+    start, end = (start, end) if start <= end else (end, start)
+    st.session_state[keys[0]], st.session_state[keys[1]] = start.isoformat(), end.isoformat()
+
+
+def window(keys: tuple[str, str], first: date, last: date) -> tuple[date, date, list[str]]:
+    """The from/to days the inputs hold, inside ``[first, last]`` and in order, and what
+    was changed to get there (shown to the user)."""
+    notes, out = [], []
+    for key, fallback, what in ((keys[0], first, "From"), (keys[1], last, "To")):
+        text = st.session_state.get(key)
+        value = day(text)
+        if value is None:
+            notes.append(f"{what} {text!r} is not a day written YYYY-MM-DD; using {fallback.isoformat()}.")
+            value = fallback
+        elif not first <= value <= last:
+            value = min(max(value, first), last)
+            notes.append(f"{what} {text} is outside the logged days; using {value.isoformat()}.")
+        out.append(value)
+    start, end = out
+    if start > end:
+        start, end = end, start
+        notes.append("From came after To; the two were swapped.")
+    return start, end, notes
 
 
 def keep(param: str, value, default=None) -> None:

@@ -49,12 +49,15 @@ c1, c2, c3 = st.columns([2, 3, 3])
 version = c1.selectbox("Model version", [ALL, *version_names], key="ov_version")
 stages = c2.multiselect("Stages", stage_names, key="ov_stages")
 with c3.form("ov_window", border=False, enter_to_submit=True):
-    # Applies on Enter or the button, not while a date is being typed.
+    # The window applies on Enter (or Apply), both days at once, never while a day is typed.
+    # Text, not st.date_input: in Streamlit 1.67 Enter in a typed date commits nothing.
     a, b, c = st.columns([5, 5, 3], vertical_alignment="bottom")
-    a.date_input("From", min_value=first, max_value=last, key="ov_from")
-    b.date_input("To", min_value=first, max_value=last, key="ov_to")
-    c.form_submit_button("Apply", help="Or press Enter in a date.")
-start, end = sorted((st.session_state["ov_from"], st.session_state["ov_to"]))
+    a.text_input("From", key="ov_from", placeholder="YYYY-MM-DD", help=f"First day, from {first} on.")
+    b.text_input("To", key="ov_to", placeholder="YYYY-MM-DD", help=f"Last day, up to {last}.")
+    c.form_submit_button("Apply")
+start, end, notes = _url.window(("ov_from", "ov_to"), first, last)
+for note in notes:
+    st.caption(_ui.plain(note))
 view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="ov_view",
                             label_visibility="collapsed") or "versions"
 

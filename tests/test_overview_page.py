@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -91,7 +90,7 @@ def test_a_link_reproduces_version_stages_window_and_view(monkeypatch, projects)
     assert not at.exception
     assert at.selectbox(key="ov_version").value == "v1"
     assert at.multiselect(key="ov_stages").value == ["production"]
-    assert (at.date_input(key="ov_from").value, at.date_input(key="ov_to").value) == (date(2026, 3, 3), date(2026, 3, 6))
+    assert (at.text_input(key="ov_from").value, at.text_input(key="ov_to").value) == ("2026-03-03", "2026-03-06")
     frame, _ = frames()["shop"]
     rows = frame[(frame["model"] == "v1") & (frame["stage"] == "production")
                  & (frame["ts"] >= "2026-03-03") & (frame["ts"] < "2026-03-07")]
@@ -108,16 +107,24 @@ def test_the_window_applies_on_submit_and_goes_into_the_link(monkeypatch, projec
     at = open_overview(monkeypatch, projects, project="shop")
     total = int(at.dataframe[0].value["n_rows"].sum())
     assert total == 400 and "from" not in at.query_params
-    at.date_input(key="ov_from").set_value(date(2026, 3, 9))
-    at.run()  # a date typed but not applied: nothing changes yet
+    at.text_input(key="ov_from").set_value("2026-03-09")
+    at.run()  # a day typed but not applied: nothing changes yet
     assert int(at.dataframe[0].value["n_rows"].sum()) == 400 and "from" not in at.query_params
-    at.date_input(key="ov_from").set_value(date(2026, 3, 9))
+    at.text_input(key="ov_from").set_value("2026-03-09")
     next(b for b in at.button if b.label == "Apply").click().run()
     assert not at.exception
     assert int(at.dataframe[0].value["n_rows"].sum()) == 80  # two days of ten
     assert at.query_params["from"] in ("2026-03-09", ["2026-03-09"]) and "to" not in at.query_params
     at.multiselect(key="ov_stages").set_value(["canary"]).run()
     assert at.query_params["stage"] in ("canary", ["canary"])
+    # A day that is not one, or outside the log, is said and replaced.
+    at.text_input(key="ov_from").set_value("2026-02-30")
+    at.text_input(key="ov_to").set_value("2027-01-01")
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert not at.exception and int(at.dataframe[0].value["n_rows"].sum()) == 100  # every canary row
+    said = texts(at)
+    assert "'2026-02-30' is not a day written YYYY-MM-DD; using 2026-03-01" in said
+    assert "2027-01-01 is outside the logged days; using 2026-03-10" in said
 
 
 def test_only_the_chosen_view_is_computed(monkeypatch, projects):
