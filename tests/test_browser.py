@@ -161,10 +161,10 @@ def test_overview_in_a_real_browser(server, page):
     values = metric_values(page)
     for version, n in counts.items():
         assert f"{n:,}" in values, (version, n, values)
-    page.get_by_role("button", name="Over time").click()  # the daily charts are a view of their own
+    page.get_by_role("radio", name="Over time").click()  # the daily charts are a view of their own
     expect(page.locator(".js-plotly-plot")).to_have_count(3)
     expect(page).to_have_url(re.compile(r"view=time"))
-    page.get_by_role("button", name="By version").click()
+    page.get_by_role("radio", name="By version").click()
     wait_idle(page)
 
     choose(page, "Model version", "credit-v2")
