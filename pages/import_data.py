@@ -89,6 +89,7 @@ if "imp_done" in st.session_state:
     done = st.session_state.pop("imp_done")
     st.toast(done, icon=":material/check_circle:")
     st.success(done)
+    st.page_link("pages/overview.py", label="See it on the Overview", icon=":material/monitoring:")
     for w in st.session_state.pop("imp_warnings", []):
         st.warning(_ui.plain(w))
     if "imp_conflicts" in st.session_state:
