@@ -175,3 +175,15 @@ def test_cards_name_each_tasks_headline_in_words_and_never_none(monkeypatch, pro
         assert cards["Mean absolute error"] == [f"{skm.mean_absolute_error(labeled['label'], labeled['prediction']):.4f}"]
     for m in at.metric:
         assert not m.proto.delta  # figures, not changes: no arrows
+
+
+def test_another_project_in_the_sidebar_opens_its_whole_view(monkeypatch, projects):
+    at = open_overview(monkeypatch, projects, project="shop", version="v1", stage="canary", **{"from": "2026-03-05"})
+    assert at.selectbox(key="ov_version").value == "v1"
+    at.selectbox(key="project").set_value("eta").run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="ov_version").value == "All versions"
+    assert at.multiselect(key="ov_stages").value == ["production"]
+    assert at.text_input(key="ov_from").value == "2026-03-01"
+    assert not {"version", "stage", "from"} & set(at.query_params)
+    assert int(at.dataframe[0].value["n_rows"].sum()) == 400
