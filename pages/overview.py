@@ -120,31 +120,40 @@ def by_version() -> None:
     st.dataframe(frame.style.format(formats, na_rep="–"), column_config=config, hide_index=True, key="ov_table")
 
 
+def line_chart(daily, y: str, title: str, share: bool, key: str) -> None:
+    fig = px.line(daily, x="day", y=y, color="series", title=title, markers=False,
+                  labels={"day": "", y: "", "series": ""})
+    fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(t=40, l=10, r=10, b=10), height=340)
+    if share:  # a share of rows: 0 to 100%, never more, whatever the line does
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    else:  # anything else on its own scale, from zero for counts
+        fig.update_yaxes(rangemode="tozero" if y == "n_rows" else "normal")
+    st.plotly_chart(fig, key=key)
+
+
+@st.fragment
+def metric_chart(daily) -> None:
+    """The chosen metric's chart: picking another metric redraws only this one."""
+    metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline), format_func=metric_title,
+                          key="ov_metric")
+    line_chart(daily, metric, f"{metric_title(metric)} (labeled rows)", is_share(metric), f"ov_chart_{metric}")
+
+
 def over_time() -> None:
     daily = _ui.query(daily_series, project, scope=scope)
     if daily.empty:
         st.warning("No predictions match these filters.")
         return
     coverage(int(daily["n_rows"].sum()), int(daily["n_labeled"].sum()))
-    metric = st.columns([1, 2])[0].selectbox("Metric", metric_names, index=metric_names.index(headline),
-                                             format_func=metric_title, key="ov_metric")
     daily = daily.copy()
     daily["series"] = (daily["model_version"] + " · " + daily["stage"]).map(_ui.chart_text)
-    left, middle, right = st.columns(3)
-    charts = (
-        (left, "n_rows", "Predictions per day", False),
-        (middle, "labeled_share", "Label coverage", True),
-        (right, metric, f"{metric_title(metric)} (labeled rows)", is_share(metric)),
-    )
-    for col, y, title, share in charts:
-        fig = px.line(daily, x="day", y=y, color="series", title=title, markers=False,
-                      labels={"day": "", y: "", "series": ""})
-        fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(t=40, l=10, r=10, b=10), height=340)
-        if share:  # a share of rows: 0 to 100%, never more, whatever the line does
-            fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-        else:  # anything else on its own scale, from zero for counts
-            fig.update_yaxes(rangemode="tozero" if y == "n_rows" else "normal")
-        col.plotly_chart(fig, key=f"ov_chart_{y}")
+    left, middle, right = st.columns(3, vertical_alignment="bottom")
+    with left:
+        line_chart(daily, "n_rows", "Predictions per day", False, "ov_chart_n_rows")
+    with middle:
+        line_chart(daily, "labeled_share", "Label coverage", True, "ov_chart_labeled_share")
+    with right:
+        metric_chart(daily)
     if daily["labeled_share"].min() < 1:
         st.caption("Where label coverage drops (labels arrive days to weeks after the prediction), "
                    "the metrics of those days rest on fewer rows.")
