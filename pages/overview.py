@@ -8,7 +8,8 @@ import streamlit as st
 from analysis.metrics import metrics_for
 from analysis.numbers import (format_count, format_number, format_percent, format_value, is_share, metric_name,
                               metric_title)
-from analysis.overview import daily_series, headline_metrics, overview_table, project_summary
+from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
+from analysis.product_metrics import list_metrics
 from analysis.scope import Scope
 from pages import _report_ui, _ui, _url
 
@@ -74,6 +75,12 @@ _report_ui.add_to_report(project, [("Headline numbers per version", "headline", 
 metric_names = list(metrics_for(summary.task))
 headline, second = headline_metrics(summary.task)
 outcome_names = summary.outcomes
+# An outcome whose plain sum is a product metric (sum(revenue), in $) is shown in its unit.
+units = outcome_units(_ui.metadata(list_metrics, project), outcome_names)
+
+
+def outcome_value(name: str, value) -> str:
+    return units[name].show(value) if name in units else format_number(value)
 
 
 def coverage(rows: int, labeled: int) -> None:
@@ -101,7 +108,7 @@ def by_version() -> None:
             a.metric(metric_title(headline), format_value(headline, row[headline]))
             b.metric(metric_title(second), format_value(second, row[second]))
             for name in outcome_names[:2]:
-                st.metric(_ui.plain(f"Total {metric_name(name)}"), format_number(row[f"{name}_sum"]))
+                st.metric(_ui.plain(f"Total {metric_name(name)}"), outcome_value(name, row[f"{name}_sum"]))
     if len(table) > 4:
         st.caption(f"The first 4 of {len(table)} version and stage pairs; all of them are in the table.")
 
@@ -115,7 +122,8 @@ def by_version() -> None:
     for name in outcome_names:
         headers.update({f"{name}_sum": f"Total {metric_name(name)}", f"{name}_mean": f"Mean {metric_name(name)}"})
     formats = {c: (lambda v, c=c: format_value(c, v)) for c in ["n_rows", "n_labeled", "labeled_share", *metric_names]}
-    formats.update({c: format_number for c in shown[5 + len(metric_names):]})
+    for name in outcome_names:
+        formats.update({f"{name}_{k}": (lambda v, n=name: outcome_value(n, v)) for k in ("sum", "mean")})
     config = {c: st.column_config.Column(h) for c, h in headers.items()}  # headers are plain text
     st.dataframe(frame.style.format(formats, na_rep="–"), column_config=config, hide_index=True, key="ov_table")
 

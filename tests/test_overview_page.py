@@ -187,3 +187,31 @@ def test_another_project_in_the_sidebar_opens_its_whole_view(monkeypatch, projec
     assert at.text_input(key="ov_from").value == "2026-03-01"
     assert not {"version", "stage", "from"} & set(at.query_params)
     assert int(at.dataframe[0].value["n_rows"].sum()) == 400
+
+
+def test_an_outcome_summed_by_a_product_metric_takes_its_unit():
+    from analysis.overview import outcome_units
+    from analysis.product_metrics import ProductMetric
+
+    revenue = ProductMetric("revenue", "sum(revenue)", unit="$", format=",.0f")
+    cost = ProductMetric("shipping", ' SUM( "delivery_cost" ) ', unit="EUR")
+    filtered = ProductMetric("lost", "sum(loss) FILTER (WHERE label)", unit="$")
+    assert outcome_units([revenue, cost, filtered], ["revenue", "delivery_cost", "loss"]) == {
+        "revenue": revenue, "delivery_cost": cost}
+
+
+def test_the_demos_revenue_reads_in_dollars(monkeypatch, demo_copy):
+    import duckdb
+
+    from analysis import get_project
+
+    con = duckdb.connect(str(demo_copy), read_only=True)
+    try:
+        table = get_project(con, "lending-demo").log_table
+        total = con.execute(f"SELECT sum(revenue) FROM \"{table}\" WHERE model_version = 'credit-v1'").fetchall()[0][0]
+    finally:
+        con.close()
+    at = open_overview(monkeypatch, demo_copy, project="lending-demo", version="credit-v1")
+    shown = metric_cards(at)["Total revenue"][0]
+    assert shown.startswith("$") and float(shown[1:].replace(",", "")) == pytest.approx(total, abs=0.51)
+    assert at.dataframe[0].value["revenue_sum"][0] == pytest.approx(total)
