@@ -105,3 +105,25 @@ def test_adding_to_the_sidebars_project_by_default(monkeypatch, tmp_path):
     at.button(key="imp_ingest").click().run()
     assert not at.exception and "into **alpha**" in at.toast[0].value
     assert len(stored(path, "alpha")) == 15 and len(stored(path, "beta")) == 10
+
+
+def test_late_labels_with_other_names_are_guessed_for_the_sidebars_project(monkeypatch, tmp_path):
+    path = tmp_path / "late.duckdb"
+    Store(path).initialize()
+    at = app_on(monkeypatch, path).run()
+    at.switch_page("pages/import_data.py").run()
+    upload(at, churn_file(12).drop(columns=["churned", "monthly_revenue"]), "scores.csv")
+    at.text_input(key="imp_new_name").input("churn").run()
+    at.text_input(key="imp_const_version").input("v1").run()
+    at.button(key="imp_ingest").click().run()
+    assert not at.exception and at.selectbox(key="project").value == "churn"
+    at.radio(key="imp_kind").set_value("Labels and outcomes").run()
+    labels = pd.DataFrame({"customer_id": [f"c{k}" for k in range(6)], "is_churned": [1, 0, 0, 1, 0, 0],
+                           "revenue_usd": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]})
+    upload(at, labels, "outcomes.csv", key="imp_lab_upload")
+    assert at.selectbox(key="imp_lab_id").value == "customer_id"
+    assert at.selectbox(key="imp_lab_label").value == "is_churned"
+    assert at.multiselect(key="imp_lab_outcomes").value == ["revenue_usd"]
+    at.button(key="imp_lab_go").click().run()
+    assert not at.exception and "6 predictions updated" in at.toast[0].value
+    assert stored(path, "churn")["label"].notna().sum() == 6
