@@ -147,6 +147,12 @@ if kind == "Predictions":
     mapped = {c for c in roles.values() if c}
     if existing:
         st.caption("Features of this project: " + _ui.plain(", ".join(c.name for c in existing.features)))
+        absent = [c.name for c in existing.features if c.name not in cols]
+        if absent:
+            st.warning(_ui.plain(f"This file lacks {len(absent)} of the {len(existing.features)} features of {current} "
+                                 f"({', '.join(absent[:8])}{'…' if len(absent) > 8 else ''}). If it belongs to "
+                                 "another project, pick that project in the sidebar, or choose a new project."),
+                       icon=":material/help:")
         features = None
         task, positive = existing.task, existing.positive_label
         outcomes = [c.name for c in existing.outcomes if c.name in cols]

@@ -102,8 +102,12 @@ def test_adding_to_the_sidebars_project_by_default(monkeypatch, tmp_path):
     target = at.radio(key="imp_target")
     assert target.value == "add" and "alpha" in target.format_func("add")
     assert not [t for t in at.text_input if t.key == "imp_new_name"]
+    assert not at.warning
     at.button(key="imp_ingest").click().run()
     assert not at.exception and "into **alpha**" in at.toast[0].value
+    # A file that does not fit the sidebar's project says so before anything is written.
+    upload(at, churn_file(5, start=900).drop(columns=["plan", "region"]), "other.csv")
+    assert "lacks 2 of the 3 features of alpha (plan, region)" in at.warning[0].value.replace("\\", "")
     assert len(stored(path, "alpha")) == 15 and len(stored(path, "beta")) == 10
 
 
