@@ -194,6 +194,13 @@ def guess_columns(profiles: list[ColumnProfile], *, base: Mapping | None = None)
                 take("id", p.name, "named like an id, and distinct on every row of the sample")
                 break
 
+    if mapping.example is None:
+        for p in profiles:
+            if p.name not in taken and _id_name(p.name) and not p.unique and p.n_distinct > 1:
+                take("example", p.name, f"named like an id, and repeated ({p.n_distinct:,} distinct in "
+                                        f"{p.n_values:,} rows): the same input scored more than once")
+                break
+
     left_out = [p.name for p in profiles if p.name not in taken and _id_name(p.name) and p.n_distinct > 0.9 * p.n_values
                 and not p.numeric]
     if not mapping.outcomes:

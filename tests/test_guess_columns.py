@@ -116,3 +116,13 @@ def test_an_existing_projects_mapping_wins_and_nothing_is_guessed_twice():
     assert g.mapping.features == ["plan"] and g.mapping.outcomes == ["monthly_revenue"]
     roles = [c for c in g.mapping.role_columns().values()]
     assert len(roles) == len(set(roles))
+
+
+def test_an_id_that_repeats_is_the_example_not_the_prediction():
+    # Two versions scored the same 20 customers: customer_id repeats, score_id is unique.
+    frame = pd.concat([churn_frame(20).assign(model="a"), churn_frame(20).assign(model="b")], ignore_index=True)
+    frame.insert(0, "score_id", [f"s{i}" for i in range(40)])
+    g = guess_source(frame)
+    assert (g.mapping.id, g.mapping.example, g.mapping.version) == ("score_id", "customer_id", "model")
+    assert "repeated (20 distinct in 40 rows)" in g.reasons["example"]
+    assert "customer_id" not in g.mapping.features
