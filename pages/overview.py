@@ -23,7 +23,7 @@ summary = _ui.query(project_summary, project)
 st.title(_ui.plain(project))
 st.caption(
     f"{summary.task.capitalize()} task · {format_count(summary.n_rows)} logged predictions · "
-    f"{format_count(len(summary.versions))} model versions · "
+    f"{format_count(len(summary.versions))} model version{'s' if len(summary.versions) != 1 else ''} · "
     f"{summary.first_timestamp:%Y-%m-%d} to {summary.last_timestamp:%Y-%m-%d}"
     if summary.n_rows else f"{summary.task.capitalize()} task · no predictions yet"
 )

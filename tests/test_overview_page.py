@@ -215,3 +215,8 @@ def test_the_demos_revenue_reads_in_dollars(monkeypatch, demo_copy):
     shown = metric_cards(at)["Total revenue"][0]
     assert shown.startswith("$") and float(shown[1:].replace(",", "")) == pytest.approx(total, abs=0.51)
     assert at.dataframe[0].value["revenue_sum"][0] == pytest.approx(total)
+
+
+def test_one_version_is_said_in_the_singular(monkeypatch, projects):
+    at = open_overview(monkeypatch, projects, project="pets")
+    assert "Multiclass task · 400 logged predictions · 1 model version · 2026-03-01 to 2026-03-10" in texts(at)
