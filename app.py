@@ -8,8 +8,13 @@ from pages import _engine_ui, _ui
 # from a CDN, and Sliceboard must work with no network beyond its own server.
 st.set_page_config(page_title="Sliceboard", page_icon=_ui.favicon(), layout="wide")
 
+# The Overview has its own address (/overview); the app's root is a hidden default page
+# that opens it with the same query (Streamlit serves a default page only at the root).
+OVERVIEW = st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview")
+HOME = st.Page(lambda: None, title="Sliceboard", url_path="home", default=True, visibility="hidden")
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
+    HOME,
+    OVERVIEW,
     st.Page("pages/slices.py", title="Slices", icon=":material/filter_alt:", url_path="slices"),
     st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:", url_path="discover"),
     st.Page("pages/valsets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"),
@@ -21,6 +26,8 @@ if not _ui.read_only():  # read-only mode (SLICEBOARD_READ_ONLY=1): no Import pa
     PAGES.append(st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"))
 
 page = st.navigation(PAGES)
+if page is HOME:
+    st.switch_page(OVERVIEW, query_params={k: st.query_params.get_all(k) for k in st.query_params})
 if page.url_path != "present":  # Present collapses the sidebar; every other page shows it again
     st.set_page_config(initial_sidebar_state="auto")
 st.sidebar.markdown("### :material/troubleshoot: Sliceboard")

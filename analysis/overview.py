@@ -7,6 +7,7 @@ from the app), otherwise from the raw log; both give the same numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -17,6 +18,29 @@ from .metrics import DAY, STAGE, VERSION, GroupKey, compute_metrics, metrics_for
 from .project import Project
 from .scope import Scope
 from .sql import quote_ident
+
+
+# The figures a task is summed up by, first the headline: the Overview's cards, in one place.
+HEADLINE_METRICS: dict[str, tuple[str, str]] = {
+    "binary": ("roc_auc", "accuracy"),
+    "multiclass": ("accuracy", "macro_f1"),
+    "regression": ("mae", "rmse"),
+}
+
+
+def headline_metrics(task: str) -> tuple[str, str]:
+    """The task's headline metric and the one shown beside it."""
+    return HEADLINE_METRICS[task]
+
+
+def outcome_units(products, outcomes: list[str]) -> dict:
+    """For each outcome column, the product metric that is its plain sum (``sum(revenue)``),
+    whose unit and format its totals and means are shown in."""
+    def plain_sum(expression: str) -> str | None:
+        m = re.fullmatch(r'\s*sum\s*\(\s*"?([A-Za-z_][A-Za-z0-9_ ]*?)"?\s*\)\s*', expression, re.IGNORECASE)
+        return m.group(1) if m else None
+    found = {plain_sum(p.expression): p for p in products}
+    return {o: found[o] for o in outcomes if o in found}
 
 
 def _metrics(con, project: Project, groups: list[GroupKey], scope: Scope, source: str | None) -> pd.DataFrame:

@@ -1,14 +1,19 @@
 """Import: upload predictions or late labels, map their columns, ingest.
 
-Nothing partial is ever written: the engine checks the whole file first and
-writes in one transaction; errors appear here as messages."""
+The page works on the project chosen in the sidebar: predictions are added to it (or
+start a new project), labels attach to it. Columns are guessed from names and values
+(``analysis.guess_columns``), each guess with its reason; every guess can be changed.
+Nothing partial is ever written: the engine checks the whole file first and writes in
+one transaction; errors appear here as messages."""
 
 import streamlit as st
 
-from analysis import Mapping, get_project, guess_mapping, mapping_to_toml
+from analysis import Mapping, get_project, mapping_to_toml
 from analysis.external import attach_parquet
+from analysis.guess_columns import guess_source
 from analysis.labels import guess_label_columns
 from analysis.mapping import ROLE_KEYS, parse_mapping
+from analysis.numbers import format_count
 from analysis.paths import is_upload
 from analysis.schema import STAGES, TASKS
 from analysis.sources import preview_source
@@ -16,7 +21,7 @@ from analysis.staging import ingest_staged, labels_staged
 from pages import _files, _ui
 
 NONE = "—"
-NEW = "New project…"
+ADD, NEW = "add", "new"
 ROLE_HELP = {
     "id": "unique id of each logged prediction (required)",
     "example": "the request/input; versions scoring the same request share it",
@@ -28,56 +33,140 @@ ROLE_HELP = {
     "label": "true label, if already known",
     "label_timestamp": "when the label became known",
 }
+ROLE_WORDS = {"id": "id", "example": "example id", "timestamp": "timestamp", "version": "model version",
+              "stage": "stage", "prediction": "prediction", "score": "score", "label": "label",
+              "label_timestamp": "label timestamp", "outcomes": "outcomes", "features": "features", "task": "task"}
+
+
+def sidebar_project(names: list[str]) -> str | None:
+    """The project chosen in the sidebar (the frame keeps it in the session and the URL)."""
+    return next((n for n in (st.session_state.get("project"), st.session_state.get("sb_project"),
+                             st.query_params.get("project")) if n in names), None)
+
+
+def written(message: str, project: str) -> None:
+    """After a write: the sidebar shows (and selects) the project, the page shows the
+    new state at once, and a short confirmation says what happened."""
+    _ui.clear_caches()
+    _files.ingested()
+    st.session_state["imp_done"] = message
+    st.query_params["project"] = project
+    st.session_state.pop("project", None)  # the sidebar picks the project up from the URL
+    st.session_state.pop("imp_target", None)  # the next file goes into that project too
+    st.rerun()
+
+
+def defaults_for(guess_key: tuple, values: dict) -> None:
+    """Preselect the guesses when the file or the target changes; afterwards the user's picks stay."""
+    if st.session_state.get("imp_guess_key") == guess_key and all(k in st.session_state for k in values):
+        return
+    st.session_state["imp_guess_key"] = guess_key
+    for key, value in values.items():
+        st.session_state[key] = value
+
+
+def keep_options(key: str, options: list[str]) -> None:
+    """A multiselect's picks that are still among its options (a column mapped to a role leaves them)."""
+    if key in st.session_state:
+        st.session_state[key] = [x for x in st.session_state[key] if x in options]
+
+
+def show_reasons(guess) -> None:
+    lines = [f"- **{ROLE_WORDS.get(role, role)}**"
+             + (f" ← `{_ui.plain(getattr(guess.mapping, role))}`" if role in ROLE_KEYS else "")
+             + f": {_ui.plain(why)}" for role, why in guess.reasons.items()]
+    if lines:
+        with st.expander("What was guessed, and why", expanded=True):
+            st.markdown("\n".join(lines))
+            st.caption("Guessed from the column names and the first 10,000 rows. Change any of them below.")
+
 
 _ui.require_app()
 if _ui.read_only():  # read-only mode: the page is not in the navigation, nor reachable
     st.stop()
 st.title("Import")
+if "imp_done" in st.session_state:
+    done = st.session_state.pop("imp_done")
+    st.toast(done, icon=":material/check_circle:")
+    st.success(done)
+    st.page_link("pages/overview.py", label="See it on the Overview", icon=":material/monitoring:")
+    for w in st.session_state.pop("imp_warnings", []):
+        st.warning(_ui.plain(w))
+    if "imp_conflicts" in st.session_state:
+        st.dataframe(st.session_state.pop("imp_conflicts"), key="imp_lab_conflicts")
+projects = _ui.project_names()
+current = sidebar_project(projects)
 kind = st.radio("What are you importing?", ["Predictions", "Labels and outcomes"], horizontal=True, key="imp_kind")
+if kind != "Predictions" and current is None:
+    st.info("Labels attach to a project's predictions: ingest predictions first.")
+    st.stop()
+if kind != "Predictions":
+    st.markdown(f"Labels and outcomes for the project **{_ui.plain(current)}** (chosen in the sidebar).")
 path, name = _files.file_input("imp_" + ("pred" if kind == "Predictions" else "lab"))
 if path is None:
     st.caption("Upload a CSV or Parquet file to map its columns. Files are checked completely "
                "before anything is written.")
     st.stop()
 preview = preview_source(path, name=name)
-st.markdown(f"**{_ui.plain(preview.name)}** · {preview.kind} · {_ui.fmt_int(preview.n_rows)} rows · {len(preview.columns)} columns")
+st.markdown(f"**{_ui.plain(preview.name)}** · {preview.kind} · {format_count(preview.n_rows)} rows · "
+            f"{len(preview.columns)} columns")
 st.dataframe(preview.head, hide_index=True, height=220, key="imp_preview")
 cols = preview.columns
-projects = _ui.project_names()
 
 if kind == "Predictions":
-    choice = st.selectbox("Project", [NEW, *projects], key="imp_project")
-    existing = None if choice == NEW else _ui.query(get_project, None, name=choice)
-    project_name = st.text_input("New project name", key="imp_new_name") if choice == NEW else choice
-    base = parse_mapping(existing.mapping_toml) if existing else Mapping()
-    guess = guess_mapping(cols, base=Mapping(**{r: getattr(base, r) for r in ROLE_KEYS if getattr(base, r) in cols}))
+    targets = [ADD, NEW] if current else [NEW]
+    if st.session_state.get("imp_target_for") != current:  # another project in the sidebar: add to it
+        st.session_state.pop("imp_target", None)
+        st.session_state["imp_target_for"] = current
+    target = st.radio("Into", targets, horizontal=True, key="imp_target",
+                      format_func=lambda t: f"the project {current} (chosen in the sidebar)" if t == ADD
+                      else "a new project")
+    existing = _ui.query(get_project, None, name=current) if target == ADD else None
+    project_name = current if existing else st.text_input("New project name", key="imp_new_name")
+    stored = parse_mapping(existing.mapping_toml) if existing else None
+    base = None
+    if stored is not None:
+        base = Mapping(**{r: getattr(stored, r) for r in ROLE_KEYS if getattr(stored, r) in cols},
+                       task=existing.task, outcomes=[c.name for c in existing.outcomes if c.name in cols],
+                       features=[c.name for c in existing.features])
+    guess = guess_source(path, name=name, base=base)
+    defaults_for(("pred", path, name, existing.name if existing else None), {
+        **{f"imp_role_{r}": getattr(guess.mapping, r) or NONE for r in ROLE_KEYS},
+        "imp_outcomes": [c for c in guess.mapping.outcomes if c in cols],
+        "imp_features": [c for c in guess.mapping.features or [] if c in cols],
+        "imp_task": guess.mapping.task if guess.mapping.task in TASKS else TASKS[0],
+    })
+    show_reasons(guess)
     st.markdown("##### Column mapping")
     roles = {}
     grid = st.columns(3)
     for i, role in enumerate(ROLE_KEYS):
-        options = [NONE, *cols]
-        default = getattr(guess, role)
-        picked = grid[i % 3].selectbox(role.replace("_", " ").capitalize(), options,
-                                       index=options.index(default) if default in cols else 0,
+        picked = grid[i % 3].selectbox(role.replace("_", " ").capitalize(), [NONE, *cols],
                                        help=ROLE_HELP[role], key=f"imp_role_{role}")
         roles[role] = None if picked == NONE else picked
     mapped = {c for c in roles.values() if c}
     if existing:
         st.caption("Features of this project: " + _ui.plain(", ".join(c.name for c in existing.features)))
+        absent = [c.name for c in existing.features if c.name not in cols]
+        if absent:
+            st.warning(_ui.plain(f"This file lacks {len(absent)} of the {len(existing.features)} features of {current} "
+                                 f"({', '.join(absent[:8])}{'…' if len(absent) > 8 else ''}). If it belongs to "
+                                 "another project, pick that project in the sidebar, or choose a new project."),
+                       icon=":material/help:")
         features = None
         task, positive = existing.task, existing.positive_label
+        outcomes = [c.name for c in existing.outcomes if c.name in cols]
     else:
         remaining = [c for c in cols if c not in mapped]
-        default_out = [c for c in guess.outcomes if c in remaining]
-        outcomes_pick = st.multiselect("Product outcome columns (money, clicks, costs)", remaining,
-                                       default=default_out, key="imp_outcomes")
-        features = st.multiselect("Feature columns", [c for c in remaining if c not in outcomes_pick],
-                                  default=[c for c in remaining if c not in outcomes_pick], key="imp_features")
+        keep_options("imp_outcomes", remaining)
+        outcomes = st.multiselect("Product outcome columns (money, clicks, costs)", remaining, key="imp_outcomes")
+        candidates = [c for c in remaining if c not in outcomes]
+        keep_options("imp_features", candidates)
+        features = st.multiselect("Feature columns", candidates, key="imp_features")
         a, b = st.columns(2)
         task = a.selectbox("Task", TASKS, key="imp_task")
         positive = b.text_input("Positive label (binary)", key="imp_positive",
                                 help="e.g. 1, true, fraud. Left empty, 1/true/yes is used when the labels are of that form.") or None
-    outcomes = ([c.name for c in existing.outcomes if c.name in cols] if existing else outcomes_pick)
     a, b, c = st.columns(3)
     const_version = a.text_input("Model version for all rows", key="imp_const_version",
                                  help="Overrides the version column.") or None
@@ -87,64 +176,63 @@ if kind == "Predictions":
     mapping = Mapping(task=task, positive_label=positive, features=features, outcomes=list(outcomes), **roles)
     toml_text = mapping_to_toml(mapping.with_(name=project_name or None))
     st.download_button("Download mapping as TOML", toml_text, file_name="mapping.toml", key="imp_toml")
-    if st.button("Ingest predictions", type="primary", key="imp_ingest", disabled=not project_name):
+    label = f"Add predictions to {current}" if existing else "Ingest predictions"
+    if st.button(_ui.plain(label), type="primary", key="imp_ingest", disabled=not project_name):
         with _ui.readable_errors(), st.spinner("Checking and ingesting…"):
             # Read and checked first; the database is locked only to copy the rows in.
             report = ingest_staged(
                 _ui.store(), path, project=project_name.strip(), mapping=mapping, on_duplicate=on_duplicate,
                 version=const_version, stage=None if const_stage == NONE else const_stage, source_name=name,
             )
-            _ui.clear_caches()
-            _files.ingested()
-            st.success(f"Ingested {_ui.fmt_int(report.inserted)} predictions into **{_ui.plain(report.project)}** "
-                       f"({report.seconds:.1f} s). Skipped duplicates: {report.skipped_duplicates}; "
-                       f"replaced: {report.replaced}; labels applied from waiting: "
-                       f"{report.labels_applied_from_pending}.")
-            for w in report.warnings:
-                st.warning(_ui.plain(w))
+            st.session_state["imp_warnings"] = list(report.warnings)
+            written(f"Ingested {format_count(report.inserted)} predictions into **{_ui.plain(report.project)}** "
+                    f"({report.seconds:.1f} s). Skipped duplicates: {format_count(report.skipped_duplicates)}; "
+                    f"replaced: {format_count(report.replaced)}; labels applied from waiting: "
+                    f"{format_count(report.labels_applied_from_pending)}.", report.project)
     # A Parquet dataset on the server can also be read where it is, without a copy.
-    if choice == NEW and preview.kind == "parquet" and not is_upload(path):
+    if target == NEW and preview.kind == "parquet" and not is_upload(path):
         if st.button("Attach in place (read the Parquet where it is)", key="imp_attach", disabled=not project_name):
             with _ui.readable_errors(), st.spinner("Checking every value and building the rollup…"):
                 with _ui.store().write() as con:
                     attached = attach_parquet(con, path, project=project_name.strip(), mapping=mapping,
                                               version=const_version, stage=None if const_stage == NONE else const_stage)
-                _ui.clear_caches()
-                st.success(f"**{_ui.plain(attached.name)}** reads {_ui.plain(attached.external)} in place.")
+                written(f"**{_ui.plain(attached.name)}** reads {_ui.plain(attached.external)} in place.", attached.name)
 else:
-    if not projects:
-        st.info("Labels attach to a project's predictions: ingest predictions first.")
-        st.stop()
-    project_name = st.selectbox("Project", projects, key="imp_lab_project")
-    project = _ui.query(get_project, None, name=project_name)
+    project = _ui.query(get_project, None, name=current)
     key = st.radio("Rows name a", ["prediction", "example"], horizontal=True, key="imp_lab_key",
                    format_func=lambda k: f"{k} id")
     guess = guess_label_columns(project, cols, key)
+    named = guess_source(path, name=name).mapping  # names and values, where the stored names are absent
+    if guess["label_column"] is None and named.label:
+        guess["label_column"] = named.label
+    if not guess["outcomes"]:
+        guess["outcomes"] = [c for c in named.outcomes if c in cols]
+    defaults_for(("lab", path, name, current, key), {
+        "imp_lab_id": guess["id_column"] or NONE, "imp_lab_label": guess["label_column"] or NONE,
+        "imp_lab_ts": guess["label_timestamp_column"] or NONE, "imp_lab_outcomes": guess["outcomes"],
+    })
     a, b, c = st.columns(3)
 
-    def pick(col, label, default, k):
-        options = [NONE, *cols]
-        value = col.selectbox(label, options, index=options.index(default) if default in cols else 0, key=k)
+    def pick(col, label, k):
+        value = col.selectbox(label, [NONE, *cols], key=k)
         return None if value == NONE else value
 
-    id_column = pick(a, "Id column", guess["id_column"], "imp_lab_id")
-    label_column = pick(b, "Label column", guess["label_column"], "imp_lab_label")
-    ts_column = pick(c, "Label timestamp column", guess["label_timestamp_column"], "imp_lab_ts")
+    id_column = pick(a, "Id column", "imp_lab_id")
+    label_column = pick(b, "Label column", "imp_lab_label")
+    ts_column = pick(c, "Label timestamp column", "imp_lab_ts")
     numeric = [x for x in cols if x not in {id_column, label_column, ts_column}]
-    outcomes = st.multiselect("Outcome columns", numeric, default=guess["outcomes"], key="imp_lab_outcomes")
+    keep_options("imp_lab_outcomes", numeric)
+    outcomes = st.multiselect("Outcome columns", numeric, key="imp_lab_outcomes")
     overwrite = st.checkbox("Overwrite stored labels and outcomes that differ", key="imp_lab_overwrite")
     if st.button("Attach labels", type="primary", key="imp_lab_go", disabled=id_column is None):
         with _ui.readable_errors(), st.spinner("Checking and attaching…"):
             report = labels_staged(  # read and checked first; locked only to write
-                _ui.store(), path, project=project_name, key=key, id_column=id_column, label_column=label_column,
+                _ui.store(), path, project=current, key=key, id_column=id_column, label_column=label_column,
                 label_timestamp_column=ts_column, outcomes=outcomes, overwrite=overwrite, source_name=name,
             )
-            _ui.clear_caches()
-            _files.ingested()
-            st.success(f"{_ui.fmt_int(report.applied)} predictions updated, {_ui.fmt_int(report.unchanged)} "
-                       f"unchanged, {_ui.fmt_int(report.pending)} labels waiting for their predictions, "
-                       f"{_ui.fmt_int(report.conflicting)} conflicts ({report.seconds:.1f} s).")
-            for w in report.warnings:
-                st.warning(_ui.plain(w))
+            st.session_state["imp_warnings"] = list(report.warnings)
             if report.conflict_examples:
-                st.dataframe(report.conflict_examples, key="imp_lab_conflicts")
+                st.session_state["imp_conflicts"] = report.conflict_examples
+            written(f"{format_count(report.applied)} predictions updated, {format_count(report.unchanged)} "
+                    f"unchanged, {format_count(report.pending)} labels waiting for their predictions, "
+                    f"{format_count(report.conflicting)} conflicts ({report.seconds:.1f} s).", current)

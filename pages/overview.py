@@ -1,15 +1,20 @@
-"""Overview: per model version and stage, volume, label coverage, ML metrics,
-product outcomes, and their daily series."""
+"""Overview: per model version and stage, volume, label coverage, ML metrics and product
+outcomes (the "By version" view), or their daily series (the "Over time" view). Only the
+chosen view is computed. Version, stages, time window and view live in the URL."""
 
 import plotly.express as px
 import streamlit as st
 
-from analysis.metrics import METRICS, metrics_for
-from analysis.overview import overview_data, project_summary
+from analysis.metrics import metrics_for
+from analysis.numbers import (format_count, format_number, format_percent, format_value, is_share, metric_name,
+                              metric_title)
+from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
+from analysis.product_metrics import list_metrics
 from analysis.scope import Scope
-from pages import _report_ui, _ui
+from pages import _report_ui, _ui, _url
 
 ALL = "All versions"
+VIEWS = {"versions": "By version", "time": "Over time"}
 
 _ui.require_app()
 
@@ -17,8 +22,8 @@ project = _ui.current_project()
 summary = _ui.query(project_summary, project)
 st.title(_ui.plain(project))
 st.caption(
-    f"{summary.task.capitalize()} task · {_ui.fmt_int(summary.n_rows)} logged predictions · "
-    f"{len(summary.versions)} model versions · "
+    f"{summary.task.capitalize()} task · {format_count(summary.n_rows)} logged predictions · "
+    f"{format_count(len(summary.versions))} model version{'s' if len(summary.versions) != 1 else ''} · "
     f"{summary.first_timestamp:%Y-%m-%d} to {summary.last_timestamp:%Y-%m-%d}"
     if summary.n_rows else f"{summary.task.capitalize()} task · no predictions yet"
 )
@@ -30,88 +35,136 @@ if not summary.n_rows:
     st.stop()
 
 version_names, stage_names = summary.versions, summary.stages
-if "ov_version" not in st.session_state:
-    wanted = st.query_params.get("version")
-    st.session_state["ov_version"] = wanted if wanted in version_names else ALL
+if st.session_state.get("ov_for", project) != project:  # another project: its own full view, not the last one's
+    for key, param in (("ov_version", "version"), ("ov_stages", "stage"), ("ov_from", "from"), ("ov_to", "to")):
+        st.session_state.pop(key, None)
+        st.query_params.pop(param, None)
+st.session_state["ov_for"] = project
+first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
+_url.start_choice("ov_version", "version", [ALL, *version_names], ALL)
+_url.start_choices("ov_stages", "stage", stage_names, stage_names)
+_url.start_choice("ov_view", "view", list(VIEWS), "versions")
+_url.start_dates(("ov_from", "ov_to"), ("from", "to"), first, last)
+
 c1, c2, c3 = st.columns([2, 3, 3])
 version = c1.selectbox("Model version", [ALL, *version_names], key="ov_version")
-stages = c2.multiselect("Stages", stage_names, default=stage_names, key="ov_stages")
-first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
-window = c3.date_input("Time window", value=(first, last), min_value=first, max_value=last, key="ov_window")
-if version == ALL:
-    st.query_params.pop("version", None)
-else:
-    st.query_params["version"] = version
+stages = c2.multiselect("Stages", stage_names, key="ov_stages")
+with c3.form("ov_window", border=False, enter_to_submit=True):
+    # The window applies on Enter (or Apply), both days at once, never while a day is typed.
+    # Text, not st.date_input: in Streamlit 1.67 Enter in a typed date commits nothing.
+    a, b, c = st.columns([5, 5, 3], vertical_alignment="bottom")
+    a.text_input("From", key="ov_from", placeholder="YYYY-MM-DD", help=f"First day, from {first} on.")
+    b.text_input("To", key="ov_to", placeholder="YYYY-MM-DD", help=f"Last day, up to {last}.")
+    c.form_submit_button("Apply")
+start, end, notes = _url.window(("ov_from", "ov_to"), first, last)
+for note in notes:
+    st.caption(_ui.plain(note))
+view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="ov_view",
+                            label_visibility="collapsed") or "versions"
 
-start, end = (window[0], window[1]) if len(window) == 2 else (window[0], window[0])
+_url.keep("version", None if version == ALL else version)
+_url.keep("stage", stages if set(stages) != set(stage_names) else None)
+_url.keep("from", start, first)
+_url.keep("to", end, last)
+_url.keep("view", view, "versions")
+
 scope = Scope.of(versions=None if version == ALL else version, stages=stages or None, start=start, end=end)
-data = _ui.query(overview_data, project, scope=scope)
 _report_ui.add_to_report(project, [("Headline numbers per version", "headline", {
     "scope": scope, "sides": None if version == ALL else [{"version": version, "stage": None}]})], key="ov_report")
-table = data.table
-if table.empty:
-    st.warning("No predictions match these filters.")
-    st.stop()
 
 metric_names = list(metrics_for(summary.task))
-headline = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "mae"}[summary.task]
-labeled, rows = int(table["n_labeled"].sum()), int(table["n_rows"].sum())
-st.markdown(
-    f"Metrics use **labeled rows only**: {_ui.fmt_int(labeled)} of {_ui.fmt_int(rows)} predictions "
-    f"in this view ({_ui.fmt_pct(labeled / rows)}) have a label."
-    + (f" {_ui.fmt_int(summary.pending_labels)} labels are waiting for predictions that are not logged yet."
-       if summary.pending_labels else "")
-)
-
+headline, second = headline_metrics(summary.task)
 outcome_names = summary.outcomes
-cards = st.columns(min(len(table), 4))
-for i, row in enumerate(table.head(4).itertuples(index=False)):
-    with cards[i].container(border=True):
-        st.markdown(f"**{_ui.plain(row.model_version)}** · {_ui.plain(row.stage)}")
-        a, b = st.columns(2)
-        a.metric("Predictions", _ui.fmt_int(row.n_rows))
-        b.metric("Labeled", _ui.fmt_pct(row.labeled_share))
-        a.metric(METRICS[headline].label, _ui.fmt_num(getattr(row, headline), METRICS[headline].fmt))
-        second = metric_names[0] if headline != metric_names[0] else metric_names[1]
-        b.metric(METRICS[second].label, _ui.fmt_num(getattr(row, second), METRICS[second].fmt))
-        for name in outcome_names[:2]:
-            st.metric(f"{_ui.plain(name)} (sum)", _ui.fmt_num(getattr(row, f"{name}_sum"), ",.0f"))
+# An outcome whose plain sum is a product metric (sum(revenue), in $) is shown in its unit.
+units = outcome_units(_ui.metadata(list_metrics, project), outcome_names)
 
-st.subheader("Metrics by version and stage")
-shown = ["model_version", "stage", "n_rows", "n_labeled", "labeled_share", *metric_names]
-for name in outcome_names:
-    shown += [f"{name}_sum", f"{name}_mean"]
-config = {
-    "model_version": st.column_config.TextColumn("Version"),
-    "stage": st.column_config.TextColumn("Stage"),
-    "n_rows": st.column_config.NumberColumn("Predictions", format="localized"),
-    "n_labeled": st.column_config.NumberColumn("Labeled", format="localized"),
-    "labeled_share": st.column_config.NumberColumn("Labeled share", format="percent"),
-}
-config.update({m: st.column_config.NumberColumn(METRICS[m].label, format="%.4f") for m in metric_names})
-config.update({f"{o}_sum": st.column_config.NumberColumn(f"{o} sum", format="localized") for o in outcome_names})
-config.update({f"{o}_mean": st.column_config.NumberColumn(f"{o} mean", format="%.2f") for o in outcome_names})
-st.dataframe(table[shown], column_config=config, hide_index=True, key="ov_table")
 
-st.subheader("Over time")
-metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline),
-                      format_func=lambda m: METRICS[m].label, key="ov_metric")
-daily = data.daily.copy()
-daily["series"] = (daily["model_version"] + " · " + daily["stage"]).map(_ui.chart_text)
-left, middle, right = st.columns(3)
-charts = (
-    (left, "n_rows", "Predictions per day", None),
-    (middle, "labeled_share", "Label coverage", ".0%"),
-    (right, metric, f"{METRICS[metric].label} (labeled rows)", None),
-)
-for col, y, title, tickformat in charts:
+def outcome_value(name: str, value) -> str:
+    return units[name].show(value) if name in units else format_number(value)
+
+
+def coverage(rows: int, labeled: int) -> None:
+    st.markdown(
+        f"Metrics use **labeled rows only**: {format_count(labeled)} of {format_count(rows)} predictions "
+        f"in this view ({format_percent(labeled / rows)}) have a label."
+        + (f" {format_count(summary.pending_labels)} labels are waiting for predictions that are not logged yet."
+           if summary.pending_labels else "")
+    )
+
+
+def by_version() -> None:
+    table = _ui.query(overview_table, project, scope=scope)
+    if table.empty:
+        st.warning("No predictions match these filters.")
+        return
+    coverage(int(table["n_rows"].sum()), int(table["n_labeled"].sum()))
+    cards = st.columns(min(len(table), 4))
+    for i, row in enumerate(table.head(4).to_dict("records")):
+        with cards[i].container(border=True):
+            st.markdown(f"**{_ui.plain(row['model_version'])}** · {_ui.plain(row['stage'])}")
+            a, b = st.columns(2)
+            a.metric("Predictions", format_count(row["n_rows"]))
+            b.metric("Labeled", format_percent(row["labeled_share"]))
+            a.metric(metric_title(headline), format_value(headline, row[headline]))
+            b.metric(metric_title(second), format_value(second, row[second]))
+            for name in outcome_names[:2]:
+                st.metric(_ui.plain(f"Total {metric_name(name)}"), outcome_value(name, row[f"{name}_sum"]))
+    if len(table) > 4:
+        st.caption(f"The first 4 of {len(table)} version and stage pairs; all of them are in the table.")
+
+    st.subheader("Metrics by version and stage")
+    shown = ["model_version", "stage", "n_rows", "n_labeled", "labeled_share", *metric_names]
+    for name in outcome_names:
+        shown += [f"{name}_sum", f"{name}_mean"]
+    frame = table[shown]
+    headers = {"model_version": "Version", "stage": "Stage", "n_rows": "Predictions", "n_labeled": "Labeled",
+               "labeled_share": "Labeled share", **{m: metric_title(m) for m in metric_names}}
+    for name in outcome_names:
+        headers.update({f"{name}_sum": f"Total {metric_name(name)}", f"{name}_mean": f"Mean {metric_name(name)}"})
+    formats = {c: (lambda v, c=c: format_value(c, v)) for c in ["n_rows", "n_labeled", "labeled_share", *metric_names]}
+    for name in outcome_names:
+        formats.update({f"{name}_{k}": (lambda v, n=name: outcome_value(n, v)) for k in ("sum", "mean")})
+    config = {c: st.column_config.Column(h) for c, h in headers.items()}  # headers are plain text
+    st.dataframe(frame.style.format(formats, na_rep="–"), column_config=config, hide_index=True, key="ov_table")
+
+
+def line_chart(daily, y: str, title: str, share: bool, key: str) -> None:
     fig = px.line(daily, x="day", y=y, color="series", title=title, markers=False,
                   labels={"day": "", y: "", "series": ""})
     fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(t=40, l=10, r=10, b=10), height=340)
-    if tickformat:
-        fig.update_yaxes(tickformat=tickformat)
-    col.plotly_chart(fig, key=f"ov_chart_{y}")
-st.caption(
-    "Label coverage drops for recent days because labels arrive days to weeks after the "
-    "prediction; metrics for those days rest on fewer rows."
-)
+    if share:  # a share of rows: 0 to 100%, never more, whatever the line does
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    else:  # anything else on its own scale, from zero for counts
+        fig.update_yaxes(rangemode="tozero" if y == "n_rows" else "normal")
+    st.plotly_chart(fig, key=key)
+
+
+@st.fragment
+def metric_chart(daily) -> None:
+    """The chosen metric's chart: picking another metric redraws only this one."""
+    metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline), format_func=metric_title,
+                          key="ov_metric")
+    line_chart(daily, metric, f"{metric_title(metric)} (labeled rows)", is_share(metric), f"ov_chart_{metric}")
+
+
+def over_time() -> None:
+    daily = _ui.query(daily_series, project, scope=scope)
+    if daily.empty:
+        st.warning("No predictions match these filters.")
+        return
+    coverage(int(daily["n_rows"].sum()), int(daily["n_labeled"].sum()))
+    daily = daily.copy()
+    daily["series"] = (daily["model_version"] + " · " + daily["stage"]).map(_ui.chart_text)
+    left, middle, right = st.columns(3, vertical_alignment="bottom")
+    with left:
+        line_chart(daily, "n_rows", "Predictions per day", False, "ov_chart_n_rows")
+    with middle:
+        line_chart(daily, "labeled_share", "Label coverage", True, "ov_chart_labeled_share")
+    with right:
+        metric_chart(daily)
+    if daily["labeled_share"].min() < 1:
+        st.caption("Where label coverage drops (labels arrive days to weeks after the prediction), "
+                   "the metrics of those days rest on fewer rows.")
+
+
+{"versions": by_version, "time": over_time}[view]()

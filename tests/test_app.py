@@ -99,7 +99,10 @@ def test_overview_numbers_match_the_log(monkeypatch, demo_copy):
     assert list(shown["n_rows"]) == list(truth["n_rows"])
     assert list(shown["n_labeled"]) == list(truth["n_labeled"])
     np.testing.assert_allclose(shown["roc_auc"], truth["roc_auc"], atol=1e-9)
-    # Three daily charts, one line per version and stage.
+    # The "Over time" view: three daily charts, one line per version and stage.
+    assert not at.get("plotly_chart")  # only the view on screen is computed
+    at.session_state["ov_view"] = "time"
+    at.run()
     charts = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
     assert len(charts) == 3
     assert {t["name"] for t in charts[0]["data"]} == {
@@ -644,6 +647,7 @@ def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
     at.switch_page("pages/import_data.py").run()
     assert not at.exception
     at.text_input(key="imp_pred_path").set_value(str(tmp_path / "lake")).run()
+    at.radio(key="imp_target").set_value("new").run()  # not into the demo chosen in the sidebar
     at.text_input(key="imp_new_name").set_value("lake").run()
     assert at.selectbox(key="imp_role_version").value == "model_version"
     at.button(key="imp_attach").click().run()

@@ -1,0 +1,90 @@
+"""A page's state in its URL: a widget starts from the link's query parameter, and the
+parameter follows the widget, so a copied link reproduces the view.
+
+Widgets keep their values in session state under their ``key``; these helpers set that
+value from the URL the first time the key is seen (or when the value it holds is no
+longer valid, e.g. after the project changed), and write the widget's value back,
+leaving a parameter out of the URL when it holds the default."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+
+def start_choice(key: str, param: str, options: list, default) -> None:
+    """Session state for a one-of widget: the URL's value if it is an option, else ``default``."""
+    if st.session_state.get(key) in options:
+        return
+    wanted = st.query_params.get(param)
+    st.session_state[key] = wanted if wanted in options else default
+
+
+def start_choices(key: str, param: str, options: list, default: list) -> None:
+    """Session state for a several-of widget: the URL's repeated values that are options,
+    else ``default``; picks that are no longer options are dropped."""
+    if key in st.session_state:
+        kept = [x for x in st.session_state[key] if x in options]
+        if kept or not st.session_state[key]:
+            st.session_state[key] = kept
+            return
+    wanted = [x for x in st.query_params.get_all(param) if x in options]
+    st.session_state[key] = wanted or list(default)
+
+
+def day(text) -> date | None:
+    """A day written YYYY-MM-DD (a date passes through), or None."""
+    if isinstance(text, date):
+        return text
+    try:
+        return date.fromisoformat(str(text).strip()) if text else None
+    except ValueError:
+        return None
+
+
+def start_dates(keys: tuple[str, str], params: tuple[str, str], first: date, last: date) -> None:
+    """Session state for a from/to pair of day inputs (text, YYYY-MM-DD): the URL's days
+    inside ``[first, last]``, else the whole range."""
+    if all(k in st.session_state for k in keys):
+        return
+    start, end = (day(st.query_params.get(p)) for p in params)
+    start = start if start and first <= start <= last else first
+    end = end if end and first <= end <= last else last
+    start, end = (start, end) if start <= end else (end, start)
+    st.session_state[keys[0]], st.session_state[keys[1]] = start.isoformat(), end.isoformat()
+
+
+def window(keys: tuple[str, str], first: date, last: date) -> tuple[date, date, list[str]]:
+    """The from/to days the inputs hold, inside ``[first, last]`` and in order, and what
+    was changed to get there (shown to the user)."""
+    notes, out = [], []
+    for key, fallback, what in ((keys[0], first, "From"), (keys[1], last, "To")):
+        text = st.session_state.get(key)
+        value = day(text)
+        if value is None:
+            notes.append(f"{what} {text!r} is not a day written YYYY-MM-DD; using {fallback.isoformat()}.")
+            value = fallback
+        elif not first <= value <= last:
+            value = min(max(value, first), last)
+            notes.append(f"{what} {text} is outside the logged days; using {value.isoformat()}.")
+        out.append(value)
+    start, end = out
+    if start > end:
+        start, end = end, start
+        notes.append("From came after To; the two were swapped.")
+    return start, end, notes
+
+
+def keep(param: str, value, default=None) -> None:
+    """Write ``value`` to the URL (a list as repeated parameters; a date as YYYY-MM-DD);
+    at its default, leave the parameter out."""
+    if value == default or value is None or value == []:
+        st.query_params.pop(param, None)
+        return
+    if isinstance(value, date):
+        value = value.isoformat()
+    if isinstance(value, (list, tuple)):
+        value = [str(v) for v in value]
+    if st.query_params.get_all(param) != (value if isinstance(value, list) else [str(value)]):
+        st.query_params[param] = value
