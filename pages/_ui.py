@@ -21,7 +21,6 @@ from analysis.access import ReadOnlyStore, read_only_mode
 from analysis.changes import Signatures
 from analysis.changes import signatures as read_signatures
 from analysis.engine import answered, engine_connection, get_settings
-from analysis.reports.html import note_html
 
 log = logging.getLogger("sliceboard")
 
@@ -79,6 +78,10 @@ def chart_text(text) -> str:
 
 def note(text: str) -> None:
     """A report note (Markdown): drawn without images, raw HTML or links to other hosts."""
+    # Imported here: analysis.reports brings the comparison engine (scipy, statsmodels),
+    # seconds of imports that every page's first run would otherwise wait for.
+    from analysis.reports.html import note_html
+
     st.html(note_html(text))
 
 
