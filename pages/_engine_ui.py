@@ -44,6 +44,7 @@ def engine_panel(project: str) -> None:
 
 def answered_caption() -> None:
     """Below the page's sidebar: which engine answered this page's queries, and how long they took."""
+    _ui.trace_mark("run end")
     answers = st.session_state.get("sb_answers") or []
     if not answers:
         return

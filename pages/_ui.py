@@ -6,7 +6,10 @@ from __future__ import annotations
 import html
 import importlib
 import logging
+import os
+import pickle
 import re
+import threading
 import time
 from contextlib import contextmanager
 
@@ -15,12 +18,15 @@ import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
 from analysis.access import ReadOnlyStore, read_only_mode
+from analysis.changes import Signatures
+from analysis.changes import signatures as read_signatures
 from analysis.engine import answered, engine_connection, get_settings
-from analysis.reports.html import note_html
 
 log = logging.getLogger("sliceboard")
 
 BUSY_WAIT_SECONDS = 20.0
+TRACE_ENV = "SLICEBOARD_TRACE"
+_TRACE_LOCK = threading.Lock()
 
 
 @st.cache_resource(show_spinner=False)
@@ -72,6 +78,10 @@ def chart_text(text) -> str:
 
 def note(text: str) -> None:
     """A report note (Markdown): drawn without images, raw HTML or links to other hosts."""
+    # Imported here: analysis.reports brings the comparison engine (scipy, statsmodels),
+    # seconds of imports that every page's first run would otherwise wait for.
+    from analysis.reports.html import note_html
+
     st.html(note_html(text))
 
 
@@ -95,8 +105,34 @@ def store() -> Store:
     return _store_for(str(default_db_path()), read_only_mode())
 
 
+# Which areas of the database (see analysis.changes) each cached answer depends on: the
+# signatures are read again only when the file changed on disk (a stat, microseconds),
+# and after a write of this process (clear_caches).
+_SIGNATURES: dict[str, tuple[tuple, Signatures]] = {}
+_SIGNATURES_LOCK = threading.Lock()
+# Set while a cached function body runs: the call was computed, not served from cache.
+_COMPUTING = threading.local()
+
+
+def signatures() -> Signatures:
+    """The database's area signatures, read again only when its file changed."""
+    s = store()
+    key = str(s.path)
+    fingerprint = s.fingerprint()
+    with _SIGNATURES_LOCK:
+        known = _SIGNATURES.get(key)
+    if known is not None and known[0] == fingerprint:
+        return known[1]
+    with s.read() as con:
+        value = read_signatures(con)
+    with _SIGNATURES_LOCK:
+        _SIGNATURES[key] = (fingerprint, value)
+    return value
+
+
 @st.cache_data(show_spinner="Querying the log…", max_entries=256)
-def _cached_call(fingerprint: tuple, path: str, func_path: str, project: str | None, kwargs: tuple):
+def _cached_call(depends_on: tuple, path: str, func_path: str, project: str | None, kwargs: tuple):
+    _COMPUTING.computed = True
     module, name = func_path.rsplit(".", 1)
     func = getattr(importlib.import_module(module), name)
     with _store_for(path).read() as con:
@@ -113,37 +149,71 @@ def _cached_call(fingerprint: tuple, path: str, func_path: str, project: str | N
 
 def query(func, project: str | None = None, **kwargs):
     """Run ``func(con, project, **kwargs)`` read-only on the project's engine, cached
-    until the database changes (the key includes the engine setting, kept in the
-    database). Keyword values must be hashable plain values (strings, numbers, tuples).
+    until a write changes what it reads (the areas ``analysis.changes.READS`` declares
+    for it, every area when not declared; the project and its engine setting always).
+    Keyword values must be hashable plain values (strings, numbers, tuples).
     """
     s = store()
-    start = time.perf_counter()
+    func_path = f"{func.__module__}.{func.__name__}"
+    _COMPUTING.computed = False
     value, answer = _cached_call(
-        s.fingerprint(), str(s.path), f"{func.__module__}.{func.__name__}", project,
-        tuple(sorted(kwargs.items())),
+        signatures().key(func_path, project), str(s.path), func_path, project, tuple(sorted(kwargs.items())),
     )
+    computed = getattr(_COMPUTING, "computed", False)
+    _COMPUTING.computed = False
+    _trace(func_path, project, kwargs, computed, answer.seconds if answer is not None else None)
     if answer is not None:  # what the sidebar says answered this page
-        cached = time.perf_counter() - start < answer.seconds / 2
-        st.session_state.setdefault("sb_answers", []).append((answer.engine, answer.seconds, cached))
+        st.session_state.setdefault("sb_answers", []).append((answer.engine, answer.seconds, not computed))
     return value
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _cached_metadata(fingerprint: tuple, path: str, func_path: str, project: str):
+def _cached_metadata(depends_on: tuple, path: str, func_path: str, project: str):
+    _COMPUTING.computed = True
     module, name = func_path.rsplit(".", 1)
     func = getattr(importlib.import_module(module), name)
     with _store_for(path).read() as con:
         return func(con, get_project(con, project))
 
 
+def _trace(func_path: str, project: str | None, kwargs: dict, computed: bool, seconds: float | None) -> None:
+    """With ``$SLICEBOARD_TRACE`` set (benchmarks/bench_pages.py), append each engine call
+    of a page to that file, so that the benchmark can time the same calls directly."""
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    record = (time.time(), func_path, project, kwargs, computed, seconds)
+    with _TRACE_LOCK, open(path, "ab") as fh:
+        pickle.dump(record, fh)
+
+
+def trace_mark(name: str) -> None:
+    """A point of the script run (its start, its end) in the trace, when tracing."""
+    _trace(name, None, {}, False, None)
+
+
 def metadata(func, project: str):
     """``func(con, project)`` on the local database only (settings, curation data),
-    cached until the database changes: no engine is started to read a setting."""
+    cached until a write changes what it reads: no engine is started to read a setting."""
     s = store()
-    return _cached_metadata(s.fingerprint(), str(s.path), f"{func.__module__}.{func.__name__}", project)
+    func_path = f"{func.__module__}.{func.__name__}"
+    _COMPUTING.computed = False
+    value = _cached_metadata(signatures().key(func_path, project), str(s.path), func_path, project)
+    _trace(func_path, project, {}, getattr(_COMPUTING, "computed", False), None)
+    _COMPUTING.computed = False
+    return value
 
 
 def clear_caches() -> None:
+    """Call after a write: the next query reads the database's signatures again, so
+    the answers the write changed are computed again and the others stay cached."""
+    with _SIGNATURES_LOCK:
+        _SIGNATURES.clear()
+
+
+def drop_caches() -> None:
+    """Forget every cached answer (nothing needs this after a write; see clear_caches)."""
+    clear_caches()
     _cached_call.clear()
     _cached_metadata.clear()
 
@@ -176,6 +246,7 @@ def project_names() -> list[str]:
 
 def project_picker() -> str | None:
     """Sidebar picker; the choice is kept in the URL (``?project=``)."""
+    trace_mark("run start")
     names = project_names()
     if not names:
         return None
