@@ -691,8 +691,8 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
     before = listing(shared, demo_copy.parent)
     at = app_on(monkeypatch, demo_copy)
-    at.query_params.update(view="sets", part="export")  # the set's export, by its link
     at.run()
+    at.query_params.update(view="sets", part="export")  # the set's export, by its link
     at.switch_page("pages/valsets.py").run()
     assert not at.exception
     assert at.selectbox(key="vs_open").value == "east errors"
