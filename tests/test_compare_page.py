@@ -13,9 +13,10 @@ from test_app import app_on, literal, texts
 
 def open_compare(monkeypatch, path, **params):
     at = app_on(monkeypatch, path)
+    at.query_params.update(params)  # the project is chosen on the first run
+    at.run()  # the app's first page (the Overview) keeps its own view in the URL: the link's come again after it
     for key, value in params.items():
         at.query_params[key] = value
-    at.run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     return at
