@@ -16,6 +16,9 @@ NEW_SET = "+ a new set…"
 def promote_view(project_name: str, project, scope, current, key: str, source: dict | None = None,
                  selected_ids: tuple[str, ...] = ()) -> None:
     """The promotion form; ``source`` overrides what each member records it came from."""
+    done_key = f"{key}_done"  # the confirmation of a promotion, shown after the rerun that shows its result
+    if done_key in st.session_state:
+        st.success(st.session_state.pop(done_key))
     sets = list(_ui.query(list_sets, project_name)["name"])
     a, b = st.columns([2, 3])
     target = a.selectbox("Validation set", [*sets, NEW_SET], key=f"{key}_set")
@@ -51,7 +54,10 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
                     create_set(con, project, target)
                 done = promote(con, project, target, selection, reason=reason, source=source)
             _ui.clear_caches()
-            st.success(f"Added {done.added:,} example(s) to the draft of **{_ui.plain(target)}** ({done.already:,} were in it "
-                       "already). Commit it on the Validation sets page.")
         except SliceboardError as exc:
             _ui.show_error(exc)
+        else:  # rerun, so the preview and the list of sets above show the new draft
+            st.session_state[done_key] = (
+                f"Added {done.added:,} example(s) to the draft of **{_ui.plain(target)}** ({done.already:,} were in it "
+                "already). Commit it on the Validation sets page.")
+            st.rerun()

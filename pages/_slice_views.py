@@ -8,6 +8,7 @@ import streamlit as st
 
 from analysis.breakdown import GROUPABLE, SORTS, breakdown, group_condition, grouping, leaderboard
 from analysis.buckets import bucket_counts, buckets_for, examples
+from analysis import SliceboardError
 from analysis.slices import slice_columns
 from pages import _ui
 
@@ -156,9 +157,15 @@ def examples_view(project_name: str, project, scope, current) -> None:
     slice_ = current
     bucket = None
     if drill_target:
-        g = _ui.query(grouping, project_name, column=drill_target["column"], scope=scope, slice_=current,
-                      bins=5)
-        slice_ = current.and_(group_condition(g, drill_target["value"]))
+        try:
+            g = _ui.query(grouping, project_name, column=drill_target["column"], scope=scope, slice_=current,
+                          bins=5)
+            slice_ = current.and_(group_condition(g, drill_target["value"]))
+        except SliceboardError:  # another project, scope or slice: the drill no longer names a group here
+            st.session_state.pop("sl_drill", None)
+            st.caption("The drill-down picked earlier names no group of these rows any more: cleared.")
+            drill_target = None
+    if drill_target:
         bucket = drill_target["bucket"]
         left, right = st.columns([4, 1])
         left.caption(f"Drilled into: {_ui.plain(bucket)} · {_ui.plain(slice_.readable())}")

@@ -52,6 +52,8 @@ with st.expander("Search settings"):
     alpha = s4.slider("α: error vs size", 0.5, 1.0, 0.95, 0.01, key="dc_alpha")
     rank_by = s5.selectbox("Rank by", ["score", "impact"], key="dc_rank")
     f1, f2 = st.columns([5, 1])
+    if any(f not in features for f in st.session_state.get("dc_features", ())):  # another project's features
+        del st.session_state["dc_features"]
     chosen = f1.multiselect("Features", features, default=features, key="dc_features")
     bins = f2.number_input("Bins for numbers", 2, 20, 5, key="dc_bins",
                            help="Numbers and timestamps are cut into this many quantile bins; more bins find "

@@ -2,6 +2,7 @@
 95% intervals next to the rest and the whole scope. The URL carries the
 project, version, stages and the slice (``?slice=country = NG AND age < 25``)."""
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -78,8 +79,8 @@ with st.expander("Add a condition", expanded=not current.conditions):
     cond = None
     if kind in ("categorical", "boolean"):
         counts = _ui.query(value_counts, project_name, column=column, scope=scope, limit=200)
-        labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
-                  for v, n in zip(counts["value"], counts["n"])}
+        shown = [MISSING if pd.isna(v) else v for v in counts["value"]]  # pandas 3 reads a missing value as NaN
+        labels = {v: f"{v}  ·  {n:,}" for v, n in zip(shown, counts["n"])}
         picked = st.multiselect("Values", list(labels), format_func=labels.get, key=f"sl_values_{column}")
         negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
         if picked:
