@@ -103,6 +103,8 @@ with st.expander("Search settings"):
     alpha = s4.slider("α: error vs size (plain error)", 0.5, 1.0, 0.95, 0.01, key="dc_alpha",
                       disabled=ranking != "error")
     f1, f2, f3 = st.columns([4, 1, 1])
+    if any(f not in features for f in st.session_state.get("dc_features", ())):  # another project's features
+        del st.session_state["dc_features"]
     chosen = f1.multiselect("Features", features, default=features, key="dc_features")
     # A cost falls back to plain error (the scores do not predict amounts): its bins too.
     effective = "error" if ranking == "expected" and is_cost(project, error) else ranking

@@ -3,6 +3,7 @@
 project, version, stages, the slice (``?slice=country = NG AND age < 25``) and
 the view (``?view=errors``); only the chosen view is computed."""
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -101,8 +102,8 @@ def value_picker(column: str, counts) -> list:
     the counts change (another version, stages or a write): each label is re-drawn with
     the new count, and a picked value the scope lacks stays listed with a count of 0."""
     key, labels_key = f"sl_values_{column}", f"sl_labels_{column}"
-    labels = {MISSING if v is None else v: f"{MISSING if v is None else v}  ·  {n:,}"
-              for v, n in zip(counts["value"], counts["n"])}
+    shown = [MISSING if pd.isna(v) else v for v in counts["value"]]  # pandas 3 reads a missing value as NaN
+    labels = {v: f"{v}  ·  {n:,}" for v, n in zip(shown, counts["n"])}
     previous = st.session_state.get(labels_key)
     # Read with the previous run's labels: what the browser sends is the label it shows.
     picked = list(st.session_state.get(key, []))

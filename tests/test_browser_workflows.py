@@ -1,0 +1,125 @@
+"""Write, then see: in a real headless Chromium against a real `streamlit run` server, a
+write shows its new state at once, without a reload (issue 21).
+
+* A slice saved on the Slices page is listed among the saved slices at once.
+* Examples selected on the Slices page and promoted into a validation set change the set's
+  draft count at once: the promotion's own preview, and the Validation sets page reached
+  through the app's navigation (not a reload).
+
+Every wait is on page state (Playwright's ``expect``), never a sleep. Widget labels are the
+pages' of current main; adapt the small helpers below when the pages change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import duckdb
+from playwright.sync_api import expect
+
+from analysis import Store, get_project
+from analysis.scope import Scope
+from analysis.slices import compile_slice, parse_slice
+from analysis.valsets import Selection, create_set, members, promote
+
+from test_browser import ARTIFACTS, card_value, choose, page, server, wait_idle  # noqa: F401 - fixtures
+
+SLICE = "channel = partner_api AND employment = self_employed"
+
+
+def open_slice(server, page) -> None:
+    query = urlencode({"project": "lending-demo", "version": "credit-v1", "slice": SLICE})
+    page.goto(f"{server.url}/slices?{query}")
+    expect(page.get_by_role("heading", name=SLICE)).to_be_visible()
+    wait_idle(page)
+
+
+def show_view(page, name: str) -> None:
+    """The Slices page's view of that name (a tab on current main)."""
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def slice_rows(db: Path) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        project = get_project(con, "lending-demo")
+        sql, params = compile_slice(parse_slice(SLICE), project)
+        return con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}',
+                           ["credit-v1", *params]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_a_saved_slice_is_listed_at_once(server, page):
+    open_slice(server, page)
+    expect(card_value(page, "Rows in the slice")).to_have_text(f"{slice_rows(server.db):,}")
+    show_view(page, "Saved")
+    saved = page.get_by_test_id("stMarkdownContainer").filter(has_text="partner self-employed · r")
+    expect(saved).to_have_count(0)
+    name = page.get_by_label("Name", exact=True)
+    name.fill("partner self-employed")
+    page.get_by_role("button", name="Save (a new revision if the name exists)").click()
+    # Listed at once, in the same session, without a reload; and stored.
+    expect(saved.first).to_be_visible()
+    expect(saved.first).to_contain_text("r1")
+    expect(saved.first).to_contain_text(SLICE)
+    with Store(server.db).read() as con:
+        from analysis.saved import list_slices
+        assert list(list_slices(con, get_project(con, "lending-demo"))["name"]) == ["partner self-employed"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "workflow-save-slice.png"), full_page=True)
+
+
+def select_example_rows(page, rows: list[int]) -> None:
+    """Tick rows of the Examples table by clicking their row markers (the grid is a canvas)."""
+    grid = page.locator("[class*='st-key-sl_examples_'] [data-testid=stDataFrame]")
+    expect(grid).to_have_count(1)
+    expect(grid).to_be_visible()
+    grid.hover()  # the row markers show on hover
+    box = grid.bounding_box()
+    for i, row in enumerate(rows):
+        # Glide Data Grid draws a 35 px header and 35 px rows; the row marker is the first column.
+        page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+        expect(page.get_by_text(f"{i + 1:,} rows selected (kept across pages")).to_be_visible()
+
+
+def draft_size(db: Path, name: str) -> int:
+    with Store(db).read() as con:
+        return len(members(con, get_project(con, "lending-demo"), name))
+
+
+def test_promoted_examples_change_the_draft_count_at_once(server, page):
+    # A set that already holds some of the project's examples (not these).
+    with Store(server.db).write() as con:
+        project = get_project(con, "lending-demo")
+        create_set(con, project, "watchlist")
+        promote(con, project, "watchlist", Selection(scope=Scope.of(versions="credit-v1"),
+                                                     slice_=parse_slice("region = east"), sample=5),
+                reason="seed")
+    before = draft_size(server.db, "watchlist")
+    assert before == 5
+
+    open_slice(server, page)
+    show_view(page, "Examples")
+    select_example_rows(page, [0, 1])
+    show_view(page, "Promote")
+    choose(page, "Validation set", "watchlist")
+    wait_idle(page)
+    page.get_by_text("the 2 rows selected in Examples", exact=True).click()
+    preview = page.get_by_test_id("stCaptionContainer").filter(has_text="will be added to the draft of")
+    expect(preview).to_contain_text("2 example(s) will be added to the draft of watchlist; 0 of the 2 selected")
+    page.get_by_role("button", name="Promote to the draft").click()
+    expect(page.get_by_text("Added 2 example(s) to the draft of")).to_be_visible()
+    # The same view shows the new state at once: the two are in the draft now.
+    expect(preview).to_contain_text("0 example(s) will be added to the draft of watchlist; 2 of the 2 selected")
+    assert draft_size(server.db, "watchlist") == before + 2
+
+    # The Validation sets page, reached through the app's own navigation (no reload).
+    page.get_by_test_id("stSidebarNav").get_by_text("Validation sets", exact=True).click()
+    expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()
+    page.get_by_role("tab", name="Sets", exact=True).click()
+    choose(page, "Open a set", "watchlist")
+    expect(page.get_by_text(f"draft: {before + 2:,} members")).to_be_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "workflow-promote-selected.png"), full_page=True)
