@@ -45,6 +45,12 @@ def _from_url(key: str, param: str, choices=None, cast=None, default=None):
     st.session_state[key] = value
 
 
+if st.session_state.get("dc_for", project_name) != project_name:  # another project: its own versions and stages
+    for key in ("dc_version", "dc_stages", "dc_against", "dc_error"):
+        st.session_state.pop(key, None)
+    for param in ("version", "stage", "against", "error"):
+        st.query_params.pop(param, None)
+st.session_state["dc_for"] = project_name
 _from_url("dc_version", "version", summary.versions, default=summary.versions[0])
 _from_url("dc_ranking", "ranking", AGAINST, default="expected")
 _from_url("dc_error", "error", errors, default=errors[0])

@@ -30,6 +30,12 @@ project = _ui.query(get_project, None, name=project_name)
 st.title("Slices")
 
 # --- scope: version and stages, kept in the URL ---------------------------------------
+if st.session_state.get("sl_for", project_name) != project_name:  # another project: its own scope, no slice
+    for key in ("sl_version", "sl_stages", "sl_text", "sl_drill", "sl_selected"):
+        st.session_state.pop(key, None)
+    for param in ("version", "stage", "slice"):
+        st.query_params.pop(param, None)
+st.session_state["sl_for"] = project_name
 if "sl_pending_scope" in st.session_state:  # a saved slice opened: its version and stages come back
     versions, wanted_stages = st.session_state.pop("sl_pending_scope")
     st.session_state["sl_version"] = versions[0] if len(versions) == 1 and versions[0] in summary.versions else ALL

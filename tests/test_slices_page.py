@@ -10,6 +10,8 @@ import duckdb
 import pytest
 
 from analysis import Store, get_project
+from analysis.ingest import ingest_predictions
+from analysis.mapping import Mapping
 
 from test_app import app_on, literal, texts
 
@@ -324,3 +326,37 @@ def test_a_picked_value_the_new_version_lacks_stays_with_a_count_of_zero(monkeyp
     assert widget.value == ["canary"] and widget.format_func("canary") == "canary  ·  0"
     n = count_rows(demo_copy, "model_version = 'credit-v1'")
     assert widget.format_func("production") == f"production  ·  {n:,}"
+
+
+def test_another_project_brings_its_own_versions_stages_and_no_slice(monkeypatch, demo_copy):
+    """Found by the state machine: after a project change the stage pickers kept the last
+    project's stages (a project with three was searched on two without saying so)."""
+    import numpy as np
+    import pandas as pd
+
+    n = 300
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"rid": [f"r{i}" for i in range(n)],
+                          "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(np.arange(n), unit="h"),
+                          "build": "m1", "env": np.where(np.arange(n) % 3 == 0, "offline", "shadow"),
+                          "p_yes": rng.random(n), "yes": rng.random(n) < 0.4, "colour": rng.choice(["red", "blue"], n)})
+    with Store(demo_copy).write() as con:
+        ingest_predictions(con, frame, project="tiny", mapping=Mapping(
+            task="binary", id="rid", timestamp="at", version="build", stage="env", score="p_yes", label="yes",
+            features=["colour"]))
+    at = slices_page(monkeypatch, demo_copy, project="lending-demo", version="credit-v2", stage="canary",
+                     slice="region = east")
+    assert at.multiselect(key="sl_stages").value == ["canary"]
+    at.selectbox(key="project").set_value("tiny").run()
+    assert not at.exception and not at.error
+    assert sorted(at.multiselect(key="sl_stages").value) == ["offline", "shadow"]
+    assert at.selectbox(key="sl_version").value == "All versions"
+    assert at.text_input(key="sl_text").value == ""
+    rows = next(m for m in at.metric if m.label == "Rows in the slice")
+    assert rows.value == f"{n:,}"
+    at.switch_page("pages/discover.py").run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="dc_stages").value) == ["offline", "shadow"]
+    at.selectbox(key="project").set_value("lending-demo").run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="dc_stages").value) == ["canary", "production", "shadow"]
