@@ -138,7 +138,12 @@ with st.expander("Add a condition", expanded=not current.conditions):
         negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
         if picked:
             present = [v for v in picked if v != MISSING]
-            if present:
+            if present and len(present) < len(picked):  # "one of these or missing" is not one AND-condition
+                st.warning(f"Pick either values or {MISSING}, not both: a slice joins its conditions with AND "
+                           f"and cannot yet say “one of these or missing”. To leave out missing rows as well as "
+                           f"these values, add “Everything except” these values, then “Everything except” "
+                           f"{MISSING}.", icon=":material/info:")
+            elif present:
                 cond = Condition(column, "not_in" if negate else "in", values=tuple(present))
             else:
                 cond = Condition(column, "not_null" if negate else "is_null")

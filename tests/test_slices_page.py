@@ -360,3 +360,28 @@ def test_another_project_brings_its_own_versions_stages_and_no_slice(monkeypatch
     at.selectbox(key="project").set_value("lending-demo").run()
     assert not at.exception
     assert sorted(at.multiselect(key="dc_stages").value) == ["canary", "production", "shadow"]
+
+
+def test_values_and_missing_picked_together_are_not_silently_dropped(monkeypatch, tmp_path):
+    """Found by the state machine: picking a value and the missing value added only the value."""
+    import pandas as pd
+
+    db = tmp_path / "plans.duckdb"
+    frame = pd.DataFrame({"rid": [f"r{i}" for i in range(90)],
+                          "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(range(90), unit="h"),
+                          "build": "m1", "p_yes": [i / 90 for i in range(90)], "yes": [i % 2 == 0 for i in range(90)],
+                          "plan": ["pro", "free", None] * 30})
+    with Store(db).write() as con:
+        ingest_predictions(con, frame, project="plans", mapping=Mapping(
+            task="binary", id="rid", timestamp="at", version="build", score="p_yes", label="yes", features=["plan"]))
+    at = slices_page(monkeypatch, db, project="plans")
+    at.selectbox(key="sl_column").set_value("plan").run()
+    at.multiselect(key="sl_values_plan").select("pro").select("∅ missing").run()
+    assert not at.exception
+    assert any("not both" in literal(w.value) for w in at.warning)
+    assert at.button(key="sl_add").disabled
+    at.multiselect(key="sl_values_plan").unselect("pro").run()
+    at.button(key="sl_add").click().run()
+    assert at.text_input(key="sl_text").value == "plan is null"
+    rows = next(m for m in at.metric if m.label == "Rows in the slice")
+    assert rows.value == "30"
