@@ -6,8 +6,6 @@ the URL, so a link reproduces what is on screen. Only the chosen view is compute
 overall figures come first and the gate's verdict (every slice, and the search of
 where the candidate is worse) fills in above them, with progress."""
 
-from datetime import date
-
 import streamlit as st
 
 from analysis import SliceboardError, get_project
@@ -16,7 +14,7 @@ from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
 from pages import _compare_views as views
-from pages import _report_ui, _ui
+from pages import _report_ui, _ui, _url
 
 ALL_STAGES = "all stages"
 VIEWS = {"overall": "Overall", "slices": "Slices", "time": "Over time", "sets": "Validation sets",
@@ -37,14 +35,6 @@ stages = [ALL_STAGES, *summary.stages]
 first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
 
 
-def _day(text, default: date) -> date:
-    try:
-        value = date.fromisoformat(str(text))
-    except ValueError:
-        return default
-    return min(max(value, first), last)
-
-
 # The URL seeds the widgets once per session (a shared link opens the same view).
 params = st.query_params
 for key, param, options, default in (("cmp_base", "baseline", versions, versions[0]),
@@ -55,8 +45,7 @@ for key, param, options, default in (("cmp_base", "baseline", versions, versions
     if key not in st.session_state:
         wanted = params.get(param)
         st.session_state[key] = wanted if wanted in options else default
-if "cmp_window" not in st.session_state:
-    st.session_state["cmp_window"] = (_day(params.get("start"), first), _day(params.get("end"), last))
+_url.start_dates(("cmp_from", "cmp_to"), ("start", "end"), first, last)
 if "cmp_overlap" not in st.session_state:
     st.session_state["cmp_overlap"] = params.get("overlap") != "0"
 
@@ -65,12 +54,13 @@ base_version = a.selectbox("Baseline", versions, key="cmp_base")
 base_stage = b.selectbox("Baseline stage", stages, key="cmp_base_stage")
 cand_version = c.selectbox("Candidate", versions, key="cmp_cand")
 cand_stage = d.selectbox("Candidate stage", stages, key="cmp_cand_stage")
-window = e.date_input("Time window", min_value=first, max_value=last, key="cmp_window")
+start, end, window_notes = _url.window_input(e, ("cmp_from", "cmp_to"), first, last)
 overlap = st.toggle("Only the days both versions served (when they did not score the same examples)",
                     key="cmp_overlap",
                     help="Two versions that served over different days are compared on the days they share; "
                          "what is left out of each is said below.")
-start, end = (window[0], window[1]) if isinstance(window, (list, tuple)) and len(window) == 2 else (first, last)
+for note in window_notes:
+    st.caption(_ui.plain(note))
 view_key = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="cmp_view",
                                 label_visibility="collapsed") or "overall"
 url = {"baseline": base_version, "candidate": cand_version, "view": view_key}

@@ -49,14 +49,7 @@ _url.start_dates(("ov_from", "ov_to"), ("from", "to"), first, last)
 c1, c2, c3 = st.columns([2, 3, 3])
 version = c1.selectbox("Model version", [ALL, *version_names], key="ov_version")
 stages = c2.multiselect("Stages", stage_names, key="ov_stages")
-with c3.form("ov_window", border=False, enter_to_submit=True):
-    # The window applies on Enter (or Apply), both days at once, never while a day is typed.
-    # Text, not st.date_input: in Streamlit 1.67 Enter in a typed date commits nothing.
-    a, b, c = st.columns([5, 5, 3], vertical_alignment="bottom")
-    a.text_input("From", key="ov_from", placeholder="YYYY-MM-DD", help=f"First day, from {first} on.")
-    b.text_input("To", key="ov_to", placeholder="YYYY-MM-DD", help=f"Last day, up to {last}.")
-    c.form_submit_button("Apply")
-start, end, notes = _url.window(("ov_from", "ov_to"), first, last)
+start, end, notes = _url.window_input(c3, ("ov_from", "ov_to"), first, last)
 for note in notes:
     st.caption(_ui.plain(note))
 view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="ov_view",

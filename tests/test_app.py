@@ -3,6 +3,8 @@ real DuckDB files in temp folders."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import json
 import re
 
@@ -544,7 +546,7 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
     assert not at.exception
     with Store(demo_copy).read() as con:
         project = get_project(con, "lending-demo")
-        first, last = at.date_input(key="cmp_window").value
+        first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
         verdict = run_gate(con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"),
                            start=first, end=last)
     shown = literal((at.info or at.warning)[0].value)  # PASS in blue, FAIL in orange

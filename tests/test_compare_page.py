@@ -4,6 +4,8 @@ versions served; the planted slice fails the gate; figures read as numbers."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from analysis import Store, get_project
 from analysis.compare import Side
 from analysis.gate import run_gate
@@ -30,7 +32,7 @@ def test_a_link_reproduces_the_view(monkeypatch, demo_copy):
     assert at.selectbox(key="cmp_base").value == "credit-v1" and at.selectbox(key="cmp_cand").value == "credit-v2"
     assert at.selectbox(key="cmp_base_stage").value == "production"
     assert at.selectbox(key="cmp_cand_stage").value == "canary"
-    assert [d.isoformat() for d in at.date_input(key="cmp_window").value] == ["2026-10-01", "2026-10-30"]
+    assert [at.text_input(key=k).value for k in ("cmp_from", "cmp_to")] == ["2026-10-01", "2026-10-30"]
     assert at.toggle(key="cmp_overlap").value is False
     assert at.segmented_control(key="cmp_view").value == "slices"
     assert {k: at.query_params[k][0] if isinstance(at.query_params[k], list) else at.query_params[k]
@@ -49,7 +51,7 @@ def test_the_canary_is_judged_per_prediction_and_fails_on_its_young_applicants(m
     shown = texts(at)
     with Store(demo_copy).read() as con:
         project = get_project(con, "lending-demo")
-        first, last = at.date_input(key="cmp_window").value
+        first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
         verdict = run_gate(con, project, Side("credit-v1"), Side("credit-v2"), start=first, end=last)
     assert not verdict.passed
     box = literal(at.warning[0].value)  # FAIL: orange
