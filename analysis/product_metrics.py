@@ -18,6 +18,7 @@ the SQL generated from the checked expression. A stored metric that fails later
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,16 @@ _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "
             "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
 
 
+def _readable_spec(spec: str, value: float) -> str:
+    """``spec`` with enough decimals to show three significant digits of a small value:
+    a total's format (",.0f") would show a revenue of $0.43 per prediction as "$0"."""
+    match = re.fullmatch(r"(,?)\.(\d+)f", spec)
+    if not match or value == 0 or not math.isfinite(value) or abs(value) >= 100:
+        return spec
+    needed = min(6, max(int(match.group(2)), 2 - math.floor(math.log10(abs(value)))))
+    return f"{match.group(1)}.{needed}f"
+
+
 @dataclass(frozen=True)
 class ProductMetric:
     name: str
@@ -49,7 +60,7 @@ class ProductMetric:
     def show(self, value: float) -> str:
         if value is None or value != value:
             return "–"
-        text = format(value, self.format)
+        text = format(value, _readable_spec(self.format, value))
         return f"{self.unit}{text}" if self.unit in ("$", "€", "£") else f"{text} {self.unit}".strip()
 
     def to_dict(self) -> dict:

@@ -53,3 +53,14 @@ def test_names_read_as_words():
 def test_a_change_that_rounds_to_zero_has_no_sign():
     assert format_delta("accuracy", -0.00001) == "0.0 points"
     assert format_delta("roc_auc", -0.0001) == "0.000"
+
+
+def test_a_small_value_in_a_totals_format_keeps_three_significant_digits():
+    """A total's format (",.0f") would show revenue per prediction of $0.43 as "$0"."""
+    whole = [{"name": "revenue", "expression": "sum(outcome_revenue)", "direction": "higher", "unit": "$",
+              "format": ",.0f"}]
+    assert format_value("revenue", 0.4312, whole) == "$0.431"
+    assert format_value("revenue", 12.5, whole) == "$12.5"
+    assert format_value("revenue", 1060.2, whole) == "$1,060"
+    assert format_value("revenue", 0.0, whole) == "$0"
+    assert format_delta("revenue", -0.0213, whole) == "−$0.0213"
