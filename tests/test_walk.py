@@ -1,0 +1,92 @@
+"""What walking every workflow on projects other than the demo found (issue 21): a
+regression project's comparison in a report, the Errors view's colours, the Slices
+page's example slice. Real DuckDB files, the real engine and the real app (AppTest)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import Mapping, Store, get_project, ingest_predictions
+from analysis import palette
+from analysis.compare import Side
+from analysis.numbers import format_value
+from analysis.reports import add_block, render_html
+from analysis.reports.words import lines
+
+from test_slices_page import other_tasks, slices_page  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def deliveries(tmp_path):
+    """Delivery times: eta-v8 (a canary) is 12 minutes off in Porto, eta-v7 is not."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    city = rng.choice(["Lisbon", "Porto", "Faro"], n)
+    version = np.where(np.arange(n) % 4 == 0, "eta-v8", "eta-v7")
+    actual = 20 + rng.gamma(2, 5, n)
+    error = rng.normal(0, 3, n) + np.where((version == "eta-v8") & (city == "Porto"), 12, 0)
+    frame = pd.DataFrame({"order_id": [f"o{i}" for i in range(n)], "at": pd.Timestamp("2026-11-01") +
+                          pd.to_timedelta(np.arange(n) * 7, unit="min"), "eta_model": version,
+                          "predicted_minutes": actual + error, "actual_minutes": actual, "city": city})
+    db = tmp_path / "eta.duckdb"
+    with Store(db).write() as con:
+        ingest_predictions(con, frame, project="eta", mapping=Mapping(
+            task="regression", id="order_id", timestamp="at", version="eta_model", prediction="predicted_minutes",
+            label="actual_minutes", features=["city"]))
+    return db, frame
+
+
+def test_a_regression_comparison_in_a_report_speaks_of_mean_absolute_errors(deliveries):
+    """A regression's slices change in mean absolute error (minutes), not in an error rate
+    ("error rate 469.7% → 1197.5%" was shown for MAEs of 4.7 and 12.0)."""
+    db, frame = deliveries
+    with Store(db).write() as con:
+        block = add_block(con, get_project(con, "eta"), "review", "comparison",
+                          {"baseline": Side("eta-v7"), "candidate": Side("eta-v8"), "discovered": 0})
+    porto = frame[frame.city == "Porto"]
+    mae = {v: (g.predicted_minutes - g.actual_minutes).abs().mean() for v, g in porto.groupby("eta_model")}
+    said = "\n".join(lines("comparison", block.snapshot))
+    line = next(x for x in said.splitlines() if x.startswith("Worse for city = Porto:"))
+    assert "error rate" not in said and "%" not in line, line
+    assert f"mean absolute error {format_value('mae', mae['eta-v7'])} → {format_value('mae', mae['eta-v8'])}" in line
+    with Store(db).read() as con:
+        from analysis.reports import get_report
+        page = render_html(get_report(con, get_project(con, "eta"), "review"))
+    assert "error rate, baseline" not in page and "mean absolute error, baseline" in page
+    assert "error rate change" not in page
+
+
+BUCKETS = {"animals": ("habitat", ["correct"], ["wrong"]),
+           "houses": ("town", ["within 1 MAE"], ["under > 2 MAE", "under 1-2 MAE", "over 1-2 MAE", "over > 2 MAE"])}
+
+
+@pytest.mark.parametrize("project", ["animals", "houses"])
+def test_error_buckets_are_coloured_by_what_they_mean(monkeypatch, other_tasks, project):  # noqa: F811
+    """Right answers in blue, wrong ones in vermillion/orange, unlabeled rows in grey
+    (the theme's colours made 'unlabeled' red and 'within 1 MAE' red)."""
+    column, good, bad = BUCKETS[project]
+    at = slices_page(monkeypatch, other_tasks, project=project, view="errors")
+    at.selectbox(key="sl_err_by").set_value(column).run()
+    bars = next(c for c in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
+                if c["layout"].get("barmode") == "stack")
+    colour = {t["name"]: t["marker"]["color"] for t in bars["data"]}
+    assert colour["unlabeled"] == palette.NOT_SCORED
+    blues = {palette.BETTER, "#56B4E9"}
+    assert all(colour[b] in blues for b in good), colour
+    assert all(colour[b] not in blues and colour[b] != palette.NOT_SCORED for b in bad), colour
+    assert len(set(colour.values())) == len(colour)  # each bucket its own colour
+
+
+@pytest.mark.parametrize("project", ["animals", "houses"])
+def test_the_example_slice_names_the_projects_own_columns(monkeypatch, other_tasks, project):  # noqa: F811
+    at = slices_page(monkeypatch, other_tasks, project=project)
+    placeholder = at.text_input(key="sl_text").proto.placeholder
+    with Store(other_tasks).read() as con:
+        features = {c.name for c in get_project(con, project).features}
+    named = set(re.findall(r"([A-Za-z_]\w*) (?:=|<)", placeholder))
+    assert named and named <= features, placeholder
