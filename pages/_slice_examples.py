@@ -11,7 +11,19 @@ from analysis import SliceboardError
 from analysis.breakdown import GROUPABLE, group_condition, grouping
 from analysis.buckets import bucket_counts, buckets_for, examples
 from analysis.numbers import MISSING, format_count
+from analysis.palette import BETTER, NOT_SCORED
 from pages import _ui
+
+# Each bucket's colour says what it is (Okabe and Ito's colour-blind-safe hues): right answers
+# in blues, wrong ones in vermillion and orange (confident mistakes and large residuals the
+# darker), rows without a label in grey.
+SKY, ORANGE, VERMILLION, REDDISH = "#56B4E9", "#E69F00", "#D55E00", "#CC79A7"
+BUCKET_COLOURS = {
+    "TP": BETTER, "TN": SKY, "correct": BETTER, "within 1 MAE": BETTER,
+    "FP confident": VERMILLION, "FP": ORANGE, "FN confident": REDDISH, "FN": "#F0E442", "wrong": VERMILLION,
+    "under > 2 MAE": VERMILLION, "under 1-2 MAE": ORANGE, "over 1-2 MAE": "#F0E442", "over > 2 MAE": REDDISH,
+    "unlabeled": NOT_SCORED,
+}
 
 
 def show_view(name: str) -> None:
@@ -32,13 +44,14 @@ def errors_view(project_name: str, project, scope, current) -> None:
     grid = counts.pivot(index="bucket", columns="value", values="n").reindex(
         index=list(buckets_for(project.task)), columns=list(dict.fromkeys(counts["value"])))
     heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[_ui.chart_text(v) for v in grid.columns], y=list(grid.index),
-                                colorscale="Reds", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
+                                colorscale="Blues", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
     heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10),
                        title=_ui.chart_text(f"Rows by bucket and {column}"))
     st.plotly_chart(heat, key="sl_heat")
     bars = go.Figure()
     for bucket in grid.index:
-        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
+        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]),
+                     marker_color=BUCKET_COLOURS.get(bucket, NOT_SCORED))
     # A click is a point selection when dragmode and clickmode are left to Streamlit ("select" would
     # disable it). The values stay the bars' x (a click names the value); tick labels are shown literally.
     bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
