@@ -11,6 +11,7 @@ from analysis import SliceboardError
 from analysis.breakdown import GROUPABLE, group_condition, grouping
 from analysis.buckets import bucket_counts, buckets_for, examples
 from analysis.numbers import MISSING, format_count
+from analysis.mapping import parse_mapping
 from analysis.palette import BETTER, NOT_SCORED
 from pages import _ui
 
@@ -24,6 +25,30 @@ BUCKET_COLOURS = {
     "under > 2 MAE": VERMILLION, "under 1-2 MAE": ORANGE, "over 1-2 MAE": "#F0E442", "over > 2 MAE": REDDISH,
     "unlabeled": NOT_SCORED,
 }
+
+
+# The log's own columns in the Examples table: a header in words, the user's column as help.
+ROLES = {"prediction_id": ("id", "Prediction id"), "example_id": ("example", "Example id"),
+         "timestamp": ("timestamp", "Scored at"), "model_version": ("version", "Model version"),
+         "stage": ("stage", "Stage"), "prediction": ("prediction", "Prediction"), "score": ("score", "Score"),
+         "label": ("label", "Label"), "label_timestamp": ("label_timestamp", "Labeled at")}
+
+
+def example_columns(project) -> dict:
+    """Column settings of the Examples table: readable headers naming the user's columns;
+    roles the project does not map (no scores, no example id) hidden."""
+    try:
+        mapped = parse_mapping(project.mapping_toml, origin=f"project {project.name}").role_columns()
+    except SliceboardError:  # a mapping this version cannot read: headers without the user's names
+        mapped = {}
+    config: dict = {"bucket": st.column_config.Column("Bucket")}
+    for name, (role, words) in ROLES.items():
+        if mapped and role in ("example", "score") and role not in mapped:
+            config[name] = None  # a column of dashes
+        else:
+            config[name] = st.column_config.Column(words, help=f"Your column {mapped[role]}" if role in mapped
+                                                   else None)
+    return config
 
 
 def show_view(name: str) -> None:
@@ -130,8 +155,10 @@ def examples_view(project_name: str, project, scope, current) -> None:
     options = ["all", *buckets_for(project.task)]
     picked = a.selectbox("Bucket", options, index=options.index(bucket) if bucket in options else 0,
                          key=f"sl_ex_bucket_{bucket}")
-    sort_by = b.selectbox("Sort by", ["timestamp", "score", "bucket", *[f.name for f in project.features]],
-                          key="sl_ex_sort", persist_state="page")
+    columns = example_columns(project)
+    sortable = ["timestamp", "score", "bucket", *[f.name for f in project.features]]
+    sort_by = b.selectbox("Sort by", [c for c in sortable if columns.get(c, True) is not None], key="sl_ex_sort",
+                          persist_state="page", format_func=lambda c: ROLES.get(c, (None, c))[1])
     descending = c.toggle("Descending", True, key="sl_ex_desc", persist_state="page")
     near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near", persist_state="page",
                     disabled=project.task != "binary")
@@ -157,7 +184,8 @@ def examples_view(project_name: str, project, scope, current) -> None:
     fresh = key not in st.session_state
     st.session_state["sl_examples_key"] = key  # the table on screen
     event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
-                         selection_default={"selection": {"rows": ticked}}, placeholder=MISSING)
+                         selection_default={"selection": {"rows": ticked}}, placeholder=MISSING,
+                         column_config=columns)
     picked_rows = {shown[i] for i in event.selection.rows if i < len(shown)} if event else set()
     last = {shown[i] for i in ticked} if fresh else st.session_state.get(key + "_last", set())
     selected |= picked_rows - last

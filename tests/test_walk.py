@@ -90,3 +90,19 @@ def test_the_example_slice_names_the_projects_own_columns(monkeypatch, other_tas
         features = {c.name for c in get_project(con, project).features}
     named = set(re.findall(r"([A-Za-z_]\w*) (?:=|<)", placeholder))
     assert named and named <= features, placeholder
+
+
+@pytest.mark.parametrize("project, id_column, label_column", [("animals", "req", "truth"),
+                                                               ("houses", "house", "sold_for")])
+def test_examples_have_readable_headers_that_name_the_users_columns(monkeypatch, other_tasks, project,  # noqa: F811
+                                                                    id_column, label_column):
+    """The Examples table showed the engine's names (prediction_id, model_version,
+    label_timestamp) and a Score column of dashes for a project without scores."""
+    at = slices_page(monkeypatch, other_tasks, project=project, view="examples")
+    table = next(d for d in at.dataframe if "prediction_id" in d.value.columns)
+    config = json.loads(table.proto.columns)
+    assert config["prediction_id"]["label"] == "Prediction id" and id_column in config["prediction_id"]["help"]
+    assert config["label"]["label"] == "Label" and label_column in config["label"]["help"]
+    assert config["model_version"]["label"] == "Model version"
+    assert config["score"]["hidden"] and config["example_id"]["hidden"]  # not mapped in these projects
+    assert "score" not in at.selectbox(key="sl_ex_sort").options
