@@ -58,7 +58,8 @@ def example_slice(project) -> str:
     """The text box's example, in the project's own columns (a categorical one and a number)."""
     cat = next((c.name for c in project.features if c.kind == "categorical"), None)
     num = next((c.name for c in project.features if c.kind == "numeric"), None)
-    return " AND ".join([f"{cat} = …"] * bool(cat) + [f"{num} < …"] * bool(num)) or "column = value"
+    parts = ([f"{cat} = …"] if cat else []) + ([f"{num} < …"] if num else [])
+    return " AND ".join(parts) or "column = value"
 
 
 if "sl_pending" in st.session_state:  # set by a button below, applied before the widget exists

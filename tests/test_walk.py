@@ -18,6 +18,7 @@ from analysis.numbers import format_value
 from analysis.reports import add_block, render_html
 from analysis.reports.words import lines
 
+from test_app import texts
 from test_slices_page import other_tasks, slices_page  # noqa: F401 (fixture)
 
 
@@ -106,3 +107,40 @@ def test_examples_have_readable_headers_that_name_the_users_columns(monkeypatch,
     assert config["model_version"]["label"] == "Model version"
     assert config["score"]["hidden"] and config["example_id"]["hidden"]  # not mapped in these projects
     assert "score" not in at.selectbox(key="sl_ex_sort").options
+
+
+def houses_set(path) -> None:
+    from analysis.slices import parse_slice
+    from analysis.valsets import Selection, commit, create_set, promote
+
+    with Store(path).write() as con:
+        project = get_project(con, "houses")
+        create_set(con, project, "north misses")
+        promote(con, project, "north misses", Selection(slice_=parse_slice("town = north"), only_errors=False),
+                reason="north")
+        commit(con, project, "north misses", "first")
+
+
+def test_validation_set_tables_speak_words(monkeypatch, other_tasks):  # noqa: F811
+    """The sets, draft, history and diff tables showed the engine's names (latest_version,
+    content_hash, added_at), "None" for a missing owner and each member's source as raw JSON;
+    a diff without changes was an empty table; the criteria's example named classifier
+    metrics on a regression project."""
+    from test_curation_pages import valsets_page
+
+    houses_set(other_tasks)
+    at = valsets_page(monkeypatch, other_tasks, project="houses", view="sets")
+    listing = json.loads(next(d for d in at.dataframe if "latest_version" in d.value.columns).proto.columns)
+    assert listing["latest_version"]["label"] == "Latest version" and listing["created_at"]["label"] == "Created"
+    draft = next(d for d in at.dataframe if "example_id" in d.value.columns)
+    assert set(draft.value["source"]) == {"town = north"}
+    assert json.loads(draft.proto.columns)["example_id"]["label"] == "Example id"
+    assert "mae" in at.text_area(key="vs_new_criteria").placeholder
+    assert "accuracy" not in at.text_area(key="vs_new_criteria").placeholder
+    at.radio(key="vs_part").set_value("History and diff").run()
+    versions = json.loads(next(d for d in at.dataframe if "content_hash" in d.value.columns).proto.columns)
+    assert versions["n_members"]["label"] == "Members"
+    at.selectbox(key="vs_diff_old").set_value(1).run()
+    at.selectbox(key="vs_diff_new").set_value("draft").run()
+    assert "No change between version 1 and the draft." in texts(at)
+    assert not [d for d in at.dataframe if "change" in d.value.columns]
