@@ -144,3 +144,19 @@ def test_validation_set_tables_speak_words(monkeypatch, other_tasks):  # noqa: F
     at.selectbox(key="vs_diff_new").set_value("draft").run()
     assert "No change between version 1 and the draft." in texts(at)
     assert not [d for d in at.dataframe if "change" in d.value.columns]
+
+
+def test_a_change_that_is_not_significant_is_not_coloured_worse(other_tasks):  # noqa: F811
+    """The comparison chart coloured every change by its sign: an accuracy 2.4 points lower
+    with an interval reaching 0 was vermillion, as if it were a regression."""
+    from analysis.reports.charts import figures
+
+    with Store(other_tasks).write() as con:
+        block = add_block(con, get_project(con, "animals"), "review", "comparison",
+                          {"baseline": Side("b1"), "candidate": Side("b2"), "discovered": 0})
+    rows = [r for r in block.snapshot["overall"] if r["delta"] is not None]
+    bar = figures("comparison", block.snapshot)[0].data[0]
+    crossing = [r["ci_low"] <= 0 <= r["ci_high"] for r in rows]
+    assert any(crossing)  # this pair of builds has a change that is not significant
+    for r, colour, unsure in zip(rows, bar.marker.color, crossing):
+        assert (colour == palette.NEUTRAL) == unsure, (r["metric"], r["ci_low"], r["ci_high"], colour)

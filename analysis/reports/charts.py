@@ -57,7 +57,9 @@ def comparison_figures(s: dict) -> list[go.Figure]:
 
         names = [metric_name(r["metric"]) for r in rows]
         deltas = [rel(r["delta"], r["baseline"]) for r in rows]
-        colors = [BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
+        # Better or worse only where the interval excludes no change; grey otherwise.
+        colors = [NEUTRAL if missing(r.get("ci_low")) or missing(r.get("ci_high")) or r["ci_low"] <= 0 <= r["ci_high"]
+                  else BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
         fig = go.Figure(go.Bar(y=names, x=deltas, orientation="h", marker_color=colors,
                                hovertext=[format_delta(r["metric"], r["delta"], s.get("product_metrics", []))
                                           for r in rows],
@@ -65,7 +67,7 @@ def comparison_figures(s: dict) -> list[go.Figure]:
                                                [rel(r["ci_high"], r["baseline"]) for r in rows])))
         fig.update_xaxes(title="change, % of the baseline (95% interval)", zeroline=True)
         fig.update_yaxes(autorange="reversed")
-        figs.append(_layout(fig, f"{s['candidate']} vs {s['baseline']}", 80 + 40 * len(rows)))
+        figs.append(_layout(fig, f"{s['candidate']} vs {s['baseline']} (grey: not significant)", 130 + 40 * len(rows)))
     slices = [r for r in s["slices"] if r["verdict"]]
     if slices:
         rate = slice_measure(s)  # a rate's change in points; a mean absolute error's as it is
