@@ -160,3 +160,22 @@ def test_a_change_that_is_not_significant_is_not_coloured_worse(other_tasks):  #
     assert any(crossing)  # this pair of builds has a change that is not significant
     for r, colour, unsure in zip(rows, bar.marker.color, crossing):
         assert (colour == palette.NEUTRAL) == unsure, (r["metric"], r["ci_low"], r["ci_high"], colour)
+
+
+def test_the_gate_says_what_its_slice_check_left_out_and_speaks_minutes_for_a_regression(deliveries):
+    """eta-v8's canary is 12 minutes off in Porto, on fewer than 500 rows: the gate said
+    "1 slices checked, none fails" and "worse by more than 2.0 points" (of minutes)."""
+    from analysis.gate import run_gate
+    from analysis.numbers import format_delta
+
+    db, frame = deliveries
+    with Store(db).read() as con:
+        verdict = run_gate(con, get_project(con, "eta"), Side("eta-v7"), Side("eta-v8"))
+    s = verdict.comparison.slices
+    big = s[(s.n_rows_b >= 500) & (s.n_rows_c >= 500)]
+    small_worse = s[((s.n_rows_b < 500) | (s.n_rows_c < 500)) & (s.verdict == "regression")]
+    assert len(small_worse) and (small_worse["where"] == "city = Porto").any()
+    result = next(r for r in verdict.results if r.criterion.startswith("no slice"))
+    assert "points" not in result.criterion and format_delta("mae", 0.02)[1:] in result.criterion
+    assert f"{len(big):,} of {len(s):,} slices" in result.detail
+    assert f"{len(small_worse):,} smaller slice" in result.detail and "city = Porto" in result.detail
