@@ -136,7 +136,7 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
         return [CriterionResult("product metrics", True, "no product metric is defined for this project")]
     out = []
     for r in rows.to_dict(orient="records"):
-        name = compared_name(r["metric"], r.get("normalisation"))
+        name = compared_name(metric_name(r["metric"], _products(comp)), r.get("normalisation"))
         error = r.get("error")
         if isinstance(error, str):  # fails on the compared rows: a failed check with the reason, not a crash
             out.append(CriterionResult(f"product metric {name} ({r['direction']} is better)", False,

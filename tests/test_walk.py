@@ -179,3 +179,15 @@ def test_the_gate_says_what_its_slice_check_left_out_and_speaks_minutes_for_a_re
     assert "points" not in result.criterion and format_delta("mae", 0.02)[1:] in result.criterion
     assert f"{len(big):,} of {len(s):,} slices" in result.detail
     assert f"{len(small_worse):,} smaller slice" in result.detail and "city = Porto" in result.detail
+
+
+def test_the_gate_names_product_metrics_in_words(demo_copy):
+    """The gate's lines said "product metric loss_from_false_approvals" beside readable tables."""
+    from analysis.gate import run_gate
+
+    with Store(demo_copy).read() as con:
+        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v3"), Side("credit-v1"),
+                           criteria=None)
+    names = [r.criterion for r in verdict.results if r.criterion.startswith("product metric")]
+    assert any(n.startswith("product metric loss from false approvals") for n in names), names
+    assert not any("_" in n for n in names), names
