@@ -48,7 +48,17 @@ def example_columns(project) -> dict:
         else:
             config[name] = st.column_config.Column(words, help=f"Your column {mapped[role]}" if role in mapped
                                                    else None)
+    if config.get("score") is not None:
+        config["score"] = st.column_config.NumberColumn("Score", help=config["score"]["help"], format="%.3f")
     return config
+
+
+def in_words(rows, project):
+    """A binary project's prediction and label as its class names (a ticked box names no class)."""
+    if project.task != "binary" or not project.positive_label:
+        return rows
+    names = {True: project.positive_label, False: project.negative_label or f"not {project.positive_label}"}
+    return rows.assign(**{c: rows[c].map(names) for c in ("prediction", "label") if c in rows})
 
 
 def show_view(name: str) -> None:
@@ -183,7 +193,7 @@ def examples_view(project_name: str, project, scope, current) -> None:
     ticked = [i for i, pid in enumerate(shown) if pid in selected]
     fresh = key not in st.session_state
     st.session_state["sl_examples_key"] = key  # the table on screen
-    event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
+    event = st.dataframe(in_words(result.rows, project), hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
                          selection_default={"selection": {"rows": ticked}}, placeholder=MISSING,
                          column_config=columns)
     picked_rows = {shown[i] for i in event.selection.rows if i < len(shown)} if event else set()

@@ -191,3 +191,21 @@ def test_the_gate_names_product_metrics_in_words(demo_copy):
     names = [r.criterion for r in verdict.results if r.criterion.startswith("product metric")]
     assert any(n.startswith("product metric loss from false approvals") for n in names), names
     assert not any("_" in n for n in names), names
+
+
+def test_binary_examples_show_class_names_not_ticks(monkeypatch, demo_copy):
+    """A binary project's prediction and label showed as ticked boxes: which class is ticked?"""
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="region = east", view="examples")
+    at.toggle(key="sl_ex_desc").set_value(False).run()  # the oldest rows first: their labels have arrived
+    table = next(d for d in at.dataframe if "prediction_id" in d.value.columns)
+    assert set(table.value["prediction"]) <= {"default", "repaid"}
+    assert set(table.value["label"].dropna()) <= {"default", "repaid"} and table.value["label"].notna().any()
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        row = con.execute(f'SELECT prediction, label FROM "{project.log_table}" WHERE prediction_id = ?',
+                          [table.value["prediction_id"].iloc[0]]).fetchone()
+    words = {True: "default", False: "repaid", None: None}
+    first = table.value.iloc[0]
+    assert (first["prediction"], first["label"] if isinstance(first["label"], str) else None) == \
+        (words[row[0]], words[row[1]])
+    assert json.loads(table.proto.columns)["score"]["type_config"]["format"] == "%.3f"
