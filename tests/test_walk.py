@@ -209,3 +209,10 @@ def test_binary_examples_show_class_names_not_ticks(monkeypatch, demo_copy):
     assert (first["prediction"], first["label"] if isinstance(first["label"], str) else None) == \
         (words[row[0]], words[row[1]])
     assert json.loads(table.proto.columns)["score"]["type_config"]["format"] == "%.3f"
+
+
+def test_the_promotion_reason_example_is_about_this_slice(monkeypatch, other_tasks):  # noqa: F811
+    """The reason's example spoke of the demo (credit-v1, partner-API applicants) on every project."""
+    at = slices_page(monkeypatch, other_tasks, project="animals", slice="habitat = forest", view="promote")
+    placeholder = at.text_input(key="sl_promote_reason").placeholder
+    assert "credit" not in placeholder and "habitat = forest" in placeholder
