@@ -216,3 +216,17 @@ def test_the_promotion_reason_example_is_about_this_slice(monkeypatch, other_tas
     at = slices_page(monkeypatch, other_tasks, project="animals", slice="habitat = forest", view="promote")
     placeholder = at.text_input(key="sl_promote_reason").placeholder
     assert "credit" not in placeholder and "habitat = forest" in placeholder
+
+
+def test_present_without_a_report_links_to_reports(monkeypatch, other_tasks):  # noqa: F811
+    """Present hides the sidebar: with no report, its message left no way to the Reports page."""
+    from test_app import app_on
+
+    at = app_on(monkeypatch, other_tasks)
+    at.query_params["project"] = "animals"
+    at.run()
+    at.switch_page("pages/present.py").run()
+    assert not at.exception
+    assert "This project has no report yet" in texts(at)
+    links = [el.proto.page for el in at.get("page_link")]
+    assert any(p.endswith("reports.py") or p == "reports" for p in links), links
