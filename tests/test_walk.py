@@ -230,3 +230,16 @@ def test_present_without_a_report_links_to_reports(monkeypatch, other_tasks):  #
     assert "This project has no report yet" in texts(at)
     links = [el.proto.page for el in at.get("page_link")]
     assert any(p.endswith("reports.py") or p == "reports" for p in links), links
+
+
+def test_ml_metrics_are_not_called_rates(deliveries):
+    """The Compare table said a mean absolute error (and ROC AUC) was compared "as defined
+    (a rate)"; a rate is what a product metric's ratio of sums is."""
+    from analysis.compare import compare
+
+    db, _ = deliveries
+    with Store(db).read() as con:
+        comp = compare(con, get_project(con, "eta"), Side("eta-v7"), Side("eta-v8"), discovered=0, slices=False)
+    ml = comp.overall[comp.overall["kind"] == "ml"]
+    assert set(ml["metric"]) >= {"mae", "rmse"}
+    assert set(ml["normalisation"]) == {"as defined"}
