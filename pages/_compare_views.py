@@ -171,7 +171,10 @@ def sets_view(results, baseline, candidate) -> None:
     for column in ("members", "scored", "labeled"):
         shown[column] = [format_count(x) for x in shown[column]]
     shown[metric] = [format_value(metric, x) for x in shown[metric]]
-    st.dataframe(shown.rename(columns={metric: metric_title(metric)}), hide_index=True, key="cmp_sets")
+    words = {"set": "Set", "set_version": "Set version", "model_version": "Model version", "stage": "Stage",
+             "members": "Members", "scored": "Scored", "labeled": "Labeled", "verdict": "Verdict",
+             "failed": "Failed criteria", metric: metric_title(metric)}
+    st.dataframe(shown.rename(columns=words), hide_index=True, key="cmp_sets")
 
 
 def product_metrics_editor(project_name: str, project) -> None:

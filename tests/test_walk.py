@@ -243,3 +243,18 @@ def test_ml_metrics_are_not_called_rates(deliveries):
     ml = comp.overall[comp.overall["kind"] == "ml"]
     assert set(ml["metric"]) >= {"mae", "rmse"}
     assert set(ml["normalisation"]) == {"as defined"}
+
+
+def test_compare_validation_sets_view_has_headers_in_words(monkeypatch, other_tasks):  # noqa: F811
+    """Compare's Validation sets view had the engine's set_version and model_version as headers."""
+    from test_app import app_on
+
+    houses_set(other_tasks)
+    at = app_on(monkeypatch, other_tasks)
+    at.query_params.update({"project": "houses", "view": "sets"})
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "Members" in d.value.columns)
+    assert not [c for c in table.columns if "_" in c], list(table.columns)
+    assert {"Set", "Set version", "Model version", "Mean absolute error", "Verdict"} <= set(table.columns)
