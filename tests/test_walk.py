@@ -258,3 +258,19 @@ def test_compare_validation_sets_view_has_headers_in_words(monkeypatch, other_ta
     table = next(d.value for d in at.dataframe if "Members" in d.value.columns)
     assert not [c for c in table.columns if "_" in c], list(table.columns)
     assert {"Set", "Set version", "Model version", "Mean absolute error", "Verdict"} <= set(table.columns)
+
+
+@pytest.mark.parametrize("project, words", [("houses", "mean absolute error"), ("animals", "0.02 = 2 points")])
+def test_metrics_and_criteria_forms_fit_the_project(monkeypatch, other_tasks, project, words):  # noqa: F811
+    """The forms' examples were the demo's (sum(loss) FILTER (WHERE NOT prediction AND label),
+    invalid on a regression), and the slice limit said "(points)" beside a value of 0.020."""
+    from test_app import app_on
+
+    at = app_on(monkeypatch, other_tasks)
+    at.query_params.update({"project": project, "view": "settings"})
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert words in at.number_input(key="cmp_gate_worse").label
+    assert "loss" not in at.text_input(key="cmp_pm_name").placeholder
+    assert "NOT prediction" not in at.text_input(key="cmp_pm_expression").placeholder
