@@ -274,3 +274,15 @@ def test_metrics_and_criteria_forms_fit_the_project(monkeypatch, other_tasks, pr
     assert words in at.number_input(key="cmp_gate_worse").label
     assert "loss" not in at.text_input(key="cmp_pm_name").placeholder
     assert "NOT prediction" not in at.text_input(key="cmp_pm_expression").placeholder
+
+
+def test_a_regression_leaderboard_speaks_of_absolute_error(monkeypatch, other_tasks):  # noqa: F811
+    """The leaderboard of a regression said "Errors" and "Impact (excess errors)" for sums of
+    absolute errors in the label's unit, with three decimals on one row and none on the next."""
+    at = slices_page(monkeypatch, other_tasks, project="houses", view="leaderboard")
+    table = next(d for d in at.dataframe if "impact" in d.value.columns)
+    config = json.loads(table.proto.columns)
+    assert config["impact"]["label"] == "Impact (excess absolute error)"
+    assert config["errors"]["label"] == "Absolute error (sum)"
+    assert {config[c]["type_config"]["format"] for c in ("impact", "errors", "error_rate")} <= {"%.1f", "%.3f"}
+    assert "excess absolute error" in at.radio(key="sl_sort").format_func("impact")
