@@ -286,3 +286,12 @@ def test_a_regression_leaderboard_speaks_of_absolute_error(monkeypatch, other_ta
     assert config["errors"]["label"] == "Absolute error (sum)"
     assert {config[c]["type_config"]["format"] for c in ("impact", "errors", "error_rate")} <= {"%.1f", "%.3f"}
     assert "excess absolute error" in at.radio(key="sl_sort").format_func("impact")
+
+
+def test_the_saved_view_says_what_to_do_when_empty(monkeypatch, other_tasks):  # noqa: F811
+    """"None yet." and a greyed Save button said neither what is missing nor what to do."""
+    at = slices_page(monkeypatch, other_tasks, project="animals", view="saved")
+    said = texts(at)
+    assert "None yet." not in said
+    assert "No saved slice in this project yet" in said
+    assert "Add a condition above to save a slice." in said
