@@ -59,7 +59,7 @@ from .discovery.significance import bh_qvalues
 from .errors import ConfigError
 from .compare_tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from .compare_slices import Found, search as search_difference, with_search
-from .compare_metrics import AS_DEFINED, Decomposed, decompose
+from .compare_metrics import ML_DEFINED, Decomposed, decompose
 from .intervals import hanley_mcneil_se
 from .key_repeats import examples_unique
 from .metrics import binary_terms, compute_metrics
@@ -339,7 +339,7 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[Decomposed])
     rows = []
     for name, (direction, f) in ML_METRICS[project.task].items():
         vb, vc = float(f(tot_b)), float(f(tot_c))
-        rows.append({**_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)), "normalisation": AS_DEFINED})
+        rows.append({**_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)), "normalisation": ML_DEFINED})
     if project.task == "binary":
         _accuracy_tests(rows, src, tot_b, tot_c)
         rows.append(_auc_row(con, project, src))
@@ -439,7 +439,7 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
     se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
     delta = ac - ab
     ok = se > 0 and math.isfinite(se) and math.isfinite(delta)
-    return {"metric": "roc_auc", "kind": "ml", "normalisation": AS_DEFINED, "direction": "higher", "baseline": ab,
+    return {"metric": "roc_auc", "kind": "ml", "normalisation": ML_DEFINED, "direction": "higher", "baseline": ab,
             "candidate": ac,
             "delta": delta, "ci_low": delta - Z * se if ok else math.nan, "ci_high": delta + Z * se if ok else math.nan,
             "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,

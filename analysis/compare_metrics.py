@@ -31,6 +31,7 @@ from .project import Project
 PER_PREDICTION = "per prediction"
 TOTAL = "total over the same examples"
 AS_DEFINED = "as defined (a rate)"
+ML_DEFINED = "as defined"  # an ML metric (accuracy, mean absolute error, ROC AUC): neither a total nor a rate
 NEITHER = "as defined (neither a total nor a rate)"
 
 

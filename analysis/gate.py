@@ -136,7 +136,7 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
         return [CriterionResult("product metrics", True, "no product metric is defined for this project")]
     out = []
     for r in rows.to_dict(orient="records"):
-        name = compared_name(r["metric"], r.get("normalisation"))
+        name = compared_name(metric_name(r["metric"], _products(comp)), r.get("normalisation"))
         error = r.get("error")
         if isinstance(error, str):  # fails on the compared rows: a failed check with the reason, not a crash
             out.append(CriterionResult(f"product metric {name} ({r['direction']} is better)", False,
@@ -159,24 +159,35 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
 
 
 def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> CriterionResult:
+    rate = "mae" if "mae" in set(comp.overall["metric"]) else "error_rate"  # regression: mean absolute error
     name = (f"no slice of at least {format_count(min_rows)} rows significantly worse by more than "
-            f"{format_delta('error_rate', max_worse)[1:]}")
+            f"{format_delta(rate, max_worse)[1:]}" + (f" ({metric_name(rate)})" if rate != "error_rate" else ""))
     if comp.slices.empty:
         return CriterionResult(name, True, "no slices to check")
     s = comp.slices
-    big = s[(s["n_rows_b"] >= min_rows) & (s["n_rows_c"] >= min_rows)]
+    enough = (s["n_rows_b"] >= min_rows) & (s["n_rows_c"] >= min_rows)
+    big = s[enough]
     bad = big[(big["verdict"] == "regression") & (big["delta"] > max_worse)]
+
+    def said(r) -> str:
+        return (f"{r['where']}: {metric_name(rate)} {format_value(rate, r['error_rate_b'])} → "
+                f"{format_value(rate, r['error_rate_c'])} ({format_delta(rate, r['delta'])}, 95% interval "
+                f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; "
+                f"{format_count(r['n_rows_b'])} and {format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})")
+
+    # Slices too small to judge that are significantly worse: not a failure, but said, so a
+    # small canary's pass is not read as "nothing is worse".
+    small = s[~enough & (s["verdict"] == "regression")].sort_values("n_rows_c", ascending=False)
+    aside = ("" if small.empty else
+             f"; {format_count(len(small))} smaller slice(s) are significantly worse but below "
+             f"{format_count(min_rows)} rows in a version, not judged: "
+             + "; ".join(said(r) for r in small.head(2).to_dict(orient="records")) + (" …" if len(small) > 2 else ""))
+    checked = f"{format_count(len(big))} of {format_count(len(s))} slices had enough rows in both versions"
     if bad.empty:
-        return CriterionResult(name, True, f"{format_count(len(big))} slices checked, none fails")
-    rate = "mae" if "mae" in set(comp.overall["metric"]) else "error_rate"  # regression: mean absolute error
-    shown = "; ".join(
-        f"{r['where']}: {metric_name(rate)} {format_value(rate, r['error_rate_b'])} → "
-        f"{format_value(rate, r['error_rate_c'])} ({format_delta(rate, r['delta'])}, 95% interval "
-        f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; {format_count(r['n_rows_b'])} and "
-        f"{format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})"
-        for r in bad.head(5).to_dict(orient="records"))
-    return CriterionResult(name, False,
-                           f"{format_count(len(bad))} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else ""))
+        return CriterionResult(name, True, f"{checked}; none fails{aside}")
+    shown = "; ".join(said(r) for r in bad.head(5).to_dict(orient="records"))
+    return CriterionResult(name, False, f"{format_count(len(bad))} slice(s) fail: {shown}"
+                           + (" …" if len(bad) > 5 else "") + f" ({checked}){aside}")
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:

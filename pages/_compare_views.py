@@ -171,7 +171,10 @@ def sets_view(results, baseline, candidate) -> None:
     for column in ("members", "scored", "labeled"):
         shown[column] = [format_count(x) for x in shown[column]]
     shown[metric] = [format_value(metric, x) for x in shown[metric]]
-    st.dataframe(shown.rename(columns={metric: metric_title(metric)}), hide_index=True, key="cmp_sets")
+    words = {"set": "Set", "set_version": "Set version", "model_version": "Model version", "stage": "Stage",
+             "members": "Members", "scored": "Scored", "labeled": "Labeled", "verdict": "Verdict",
+             "failed": "Failed criteria", metric: metric_title(metric)}
+    st.dataframe(shown.rename(columns=words), hide_index=True, key="cmp_sets")
 
 
 def product_metrics_editor(project_name: str, project) -> None:
@@ -191,9 +194,10 @@ def product_metrics_editor(project_name: str, project) -> None:
         return
     with st.form("cmp_pm_form"):
         a, b, c, d, e = st.columns([2, 5, 1, 1, 1])
-        name = a.text_input("Name", key="cmp_pm_name", placeholder="loss_from_false_approvals")
-        expression = b.text_input("Aggregate SQL", key="cmp_pm_expression",
-                                  placeholder="sum(loss) FILTER (WHERE NOT prediction AND label)")
+        outcome = next((c.name for c in project.outcomes), None)  # the examples, in this project's columns
+        name = a.text_input("Name", key="cmp_pm_name", placeholder=f"total_{outcome}" if outcome else "labeled_rows")
+        example = f"sum({outcome})" if outcome else "count(*) FILTER (WHERE label IS NOT NULL)"
+        expression = b.text_input("Aggregate SQL", key="cmp_pm_expression", placeholder=example)
         direction = c.selectbox("Better", ["higher", "lower"], key="cmp_pm_direction")
         unit = d.text_input("Unit", key="cmp_pm_unit")
         number_format = e.text_input("Format", ",.2f", key="cmp_pm_format")
@@ -225,8 +229,10 @@ def criteria_editor(project_name: str, project) -> None:
                                  float(current.product_max_worse), 0.005, format="%.3f", key="cmp_gate_product")
         rows = b.number_input("Slices checked from (rows in both versions)", 1, 10_000_000,
                               int(current.slice_min_rows), key="cmp_gate_rows")
-        worse = c.number_input("Slice error rate may be worse by (points)", 0.0, 1.0, float(current.slice_max_worse),
-                               0.005, format="%.3f", key="cmp_gate_worse")
+        limit = ("Slice mean absolute error may be worse by (in the label's unit)" if project.task == "regression"
+                 else "Slice error rate may be worse by (a share: 0.02 = 2 points)")
+        worse = c.number_input(limit, 0.0, 1.0, float(current.slice_max_worse), 0.005, format="%.3f",
+                               key="cmp_gate_worse")
         found = st.number_input("Discovered slices checked, each direction (0: none, faster)", 0, 50,
                                 int(current.discovered_slices), key="cmp_gate_found")
         every = st.checkbox("Every validation set with pass criteria must pass", current.required_sets == "all",

@@ -36,7 +36,7 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
     c, d = st.columns([1, 4])
     sample = c.number_input("Random sample of (0 = all)", 0, 1_000_000, 0, step=100, key=f"{key}_sample", persist_state="page")
     reason = d.text_input("Reason (kept with every example)", key=f"{key}_reason", persist_state="page",
-                          placeholder="credit-v1 approves self-employed partner-API applicants who default")
+                          placeholder=f"what goes wrong on {current.readable() or 'these rows'}, and since when")
     if what.startswith("the ") and what.endswith("Examples"):
         selection = Selection(prediction_ids=tuple(sorted(selected_ids)))
     else:

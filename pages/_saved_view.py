@@ -65,13 +65,15 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
             st.caption(f"For {_ui.plain(scope_words(scope.versions, scope.stages))}.")
             name = st.text_input("Name", key="sl_save_name")
             description = st.text_area("Description", key="sl_save_description", height=80)
+            if not current.conditions:
+                st.caption("Add a condition above to save a slice.")
             if st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions):
                 _save(project, name, description, current, scope)
     with right if editable else left:
         st.markdown("##### Saved slices")
         saved_list = _ui.query(list_slices, project_name)
         if saved_list.empty:
-            st.caption("None yet.")
+            st.caption("No saved slice in this project yet: build one above, name it and save it.")
         confirming = st.session_state.get("sl_confirm_delete")
         if confirming not in set(saved_list["name"]):  # deleted elsewhere: nothing to confirm
             st.session_state.pop("sl_confirm_delete", None)

@@ -11,7 +11,54 @@ from analysis import SliceboardError
 from analysis.breakdown import GROUPABLE, group_condition, grouping
 from analysis.buckets import bucket_counts, buckets_for, examples
 from analysis.numbers import MISSING, format_count
+from analysis.mapping import parse_mapping
+from analysis.palette import BETTER, NOT_SCORED
 from pages import _ui
+
+# Each bucket's colour says what it is (Okabe and Ito's colour-blind-safe hues): right answers
+# in blues, wrong ones in vermillion and orange (confident mistakes and large residuals the
+# darker), rows without a label in grey.
+SKY, ORANGE, VERMILLION, REDDISH = "#56B4E9", "#E69F00", "#D55E00", "#CC79A7"
+BUCKET_COLOURS = {
+    "TP": BETTER, "TN": SKY, "correct": BETTER, "within 1 MAE": BETTER,
+    "FP confident": VERMILLION, "FP": ORANGE, "FN confident": REDDISH, "FN": "#F0E442", "wrong": VERMILLION,
+    "under > 2 MAE": VERMILLION, "under 1-2 MAE": ORANGE, "over 1-2 MAE": "#F0E442", "over > 2 MAE": REDDISH,
+    "unlabeled": NOT_SCORED,
+}
+
+
+# The log's own columns in the Examples table: a header in words, the user's column as help.
+ROLES = {"prediction_id": ("id", "Prediction id"), "example_id": ("example", "Example id"),
+         "timestamp": ("timestamp", "Scored at"), "model_version": ("version", "Model version"),
+         "stage": ("stage", "Stage"), "prediction": ("prediction", "Prediction"), "score": ("score", "Score"),
+         "label": ("label", "Label"), "label_timestamp": ("label_timestamp", "Labeled at")}
+
+
+def example_columns(project) -> dict:
+    """Column settings of the Examples table: readable headers naming the user's columns;
+    roles the project does not map (no scores, no example id) hidden."""
+    try:
+        mapped = parse_mapping(project.mapping_toml, origin=f"project {project.name}").role_columns()
+    except SliceboardError:  # a mapping this version cannot read: headers without the user's names
+        mapped = {}
+    config: dict = {"bucket": st.column_config.Column("Bucket")}
+    for name, (role, words) in ROLES.items():
+        if mapped and role in ("example", "score") and role not in mapped:
+            config[name] = None  # a column of dashes
+        else:
+            config[name] = st.column_config.Column(words, help=f"Your column {mapped[role]}" if role in mapped
+                                                   else None)
+    if config.get("score") is not None:
+        config["score"] = st.column_config.NumberColumn("Score", help=config["score"]["help"], format="%.3f")
+    return config
+
+
+def in_words(rows, project):
+    """A binary project's prediction and label as its class names (a ticked box names no class)."""
+    if project.task != "binary" or not project.positive_label:
+        return rows
+    names = {True: project.positive_label, False: project.negative_label or f"not {project.positive_label}"}
+    return rows.assign(**{c: rows[c].map(names) for c in ("prediction", "label") if c in rows})
 
 
 def show_view(name: str) -> None:
@@ -32,13 +79,14 @@ def errors_view(project_name: str, project, scope, current) -> None:
     grid = counts.pivot(index="bucket", columns="value", values="n").reindex(
         index=list(buckets_for(project.task)), columns=list(dict.fromkeys(counts["value"])))
     heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[_ui.chart_text(v) for v in grid.columns], y=list(grid.index),
-                                colorscale="Reds", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
+                                colorscale="Blues", hovertemplate="%{y} · %{x}: %{z:,}<extra></extra>"))
     heat.update_layout(height=320, margin=dict(t=30, l=10, r=10, b=10),
                        title=_ui.chart_text(f"Rows by bucket and {column}"))
     st.plotly_chart(heat, key="sl_heat")
     bars = go.Figure()
     for bucket in grid.index:
-        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]))
+        bars.add_bar(name=bucket, x=list(grid.columns), y=list(grid.loc[bucket]),
+                     marker_color=BUCKET_COLOURS.get(bucket, NOT_SCORED))
     # A click is a point selection when dragmode and clickmode are left to Streamlit ("select" would
     # disable it). The values stay the bars' x (a click names the value); tick labels are shown literally.
     bars.update_layout(barmode="stack", height=320, margin=dict(t=30, l=10, r=10, b=10),
@@ -117,8 +165,10 @@ def examples_view(project_name: str, project, scope, current) -> None:
     options = ["all", *buckets_for(project.task)]
     picked = a.selectbox("Bucket", options, index=options.index(bucket) if bucket in options else 0,
                          key=f"sl_ex_bucket_{bucket}")
-    sort_by = b.selectbox("Sort by", ["timestamp", "score", "bucket", *[f.name for f in project.features]],
-                          key="sl_ex_sort", persist_state="page")
+    columns = example_columns(project)
+    sortable = ["timestamp", "score", "bucket", *[f.name for f in project.features]]
+    sort_by = b.selectbox("Sort by", [c for c in sortable if columns.get(c, True) is not None], key="sl_ex_sort",
+                          persist_state="page", format_func=lambda c: ROLES.get(c, (None, c))[1])
     descending = c.toggle("Descending", True, key="sl_ex_desc", persist_state="page")
     near = d.toggle("Near the threshold only (±0.05)", False, key="sl_ex_near", persist_state="page",
                     disabled=project.task != "binary")
@@ -143,8 +193,9 @@ def examples_view(project_name: str, project, scope, current) -> None:
     ticked = [i for i, pid in enumerate(shown) if pid in selected]
     fresh = key not in st.session_state
     st.session_state["sl_examples_key"] = key  # the table on screen
-    event = st.dataframe(result.rows, hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
-                         selection_default={"selection": {"rows": ticked}}, placeholder=MISSING)
+    event = st.dataframe(in_words(result.rows, project), hide_index=True, key=key, on_select="rerun", selection_mode="multi-row",
+                         selection_default={"selection": {"rows": ticked}}, placeholder=MISSING,
+                         column_config=columns)
     picked_rows = {shown[i] for i in event.selection.rows if i < len(shown)} if event else set()
     last = {shown[i] for i in ticked} if fresh else st.session_state.get(key + "_last", set())
     selected |= picked_rows - last

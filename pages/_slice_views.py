@@ -45,7 +45,12 @@ def number_columns(frame: pd.DataFrame, regression: bool = False) -> dict:
     for name in frame.columns:
         base = name.removesuffix("_low").removesuffix("_high")
         if regression and base == "error_rate":
-            config[name] = st.column_config.NumberColumn(header(name.replace("error_rate", "mae")), format="localized")
+            config[name] = st.column_config.NumberColumn(header(name.replace("error_rate", "mae")), format="%.3f")
+        elif regression and name in ("errors", "impact"):  # sums of absolute errors, in the label's unit
+            words = {"errors": "Absolute error (sum)", "impact": "Impact (excess absolute error)"}[name]
+            config[name] = st.column_config.NumberColumn(words, format="%.1f")
+        elif name == "impact":
+            config[name] = st.column_config.NumberColumn(header(name), format="%.1f")
         elif not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             config[name] = st.column_config.Column(header(name))
         elif base in PROPORTIONS:
@@ -201,9 +206,10 @@ def breakdown_view(project_name: str, project, scope, current) -> None:
 
 def leaderboard_view(project_name: str, project, scope, current) -> None:
     a, b = st.columns([3, 1])
-    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort", persist_state="page",
-                      format_func=lambda s: {"impact": "impact (excess errors)", "error_rate": "error rate",
-                                             "lift": "lift", "size": "size"}[s])
+    regression = project.task == "regression"
+    words = {"impact": "impact (excess absolute error)" if regression else "impact (excess errors)",
+             "error_rate": "mean absolute error" if regression else "error rate", "lift": "lift", "size": "size"}
+    sort_by = a.radio("Rank by", SORTS, horizontal=True, key="sl_sort", persist_state="page", format_func=words.get)
     limit = b.number_input("Show", 5, 500, 25, key="sl_limit", persist_state="page")
     frame = _ui.query(leaderboard, project_name, scope=scope, slice_=current, sort_by=sort_by)
     for note in frame.attrs.get("notes", []):  # id-like features left out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +18,47 @@ from analysis.valsets import export_bytes, ingest_scores
 from pages import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
+# The engine's column names as a person reads them, in the sets, draft, history and diff tables.
+HEADERS = {"name": "Name", "description": "Description", "owner": "Owner", "tags": "Tags",
+           "criteria": "Pass criteria", "created_at": "Created", "latest_version": "Latest version",
+           "latest_members": "Members (latest)", "draft_members": "Members (draft)", "example_id": "Example id",
+           "prediction_id": "Prediction id", "label": "Label", "reason": "Reason", "source": "Source",
+           "added_at": "Added at", "version": "Version", "message": "Message", "content_hash": "Content hash",
+           "n_members": "Members", "committed_at": "Committed", "added": "Added", "removed": "Removed",
+           "change": "Change"}
+CRITERIA_EXAMPLE = {"binary": "accuracy >= 0.9\nrecall >= 0.8", "multiclass": "accuracy >= 0.9\nmacro_f1 >= 0.8",
+                    "regression": "mae <= 5\nrmse <= 8"}
+
+
+def source_words(source) -> str:
+    """Where a member came from, in words: the slice, "errors only", the bucket, the sample."""
+    try:
+        s = json.loads(source) if isinstance(source, str) else source
+    except ValueError:
+        return str(source)
+    if not isinstance(s, dict):
+        return MISSING if missing(s) else str(s)
+    parts = [str(s.get("where") or s.get("kind") or MISSING)]
+    versions = (s.get("scope") or {}).get("versions") or []
+    if versions:
+        parts.append(f"in {', '.join(map(str, versions))}")
+    if s.get("only_errors"):
+        parts.append("errors only")
+    if s.get("bucket"):
+        parts.append(f"bucket {s['bucket']}")
+    if s.get("sample"):
+        parts.append(f"a sample of {format_count(s['sample'])}")
+    return " · ".join(parts)
+
+
+def table(frame: pd.DataFrame, key: str, **kwargs):
+    """A set's table with headers in words, sources in words and no "None"."""
+    if "source" in frame:
+        frame = frame.assign(source=[source_words(x) for x in frame["source"]])
+    config = {c: st.column_config.Column(HEADERS[c]) for c in frame.columns if c in HEADERS}
+    return st.dataframe(frame, hide_index=True, key=key, column_config=config, placeholder=MISSING, **kwargs)
+
+
 METRICS = ("accuracy", "recall", "precision", "f1", "macro_f1", "roc_auc", "error_rate", "mae", "rmse")
 
 

@@ -16,6 +16,7 @@ wanted = st.query_params.get("report") or st.session_state.get("sb_report")
 if wanted not in names:
     if not names:
         st.info("This project has no report yet: build one on the Reports page.")
+        st.page_link("pages/reports.py", label="Open Reports", icon=":material/description:")
         st.stop()
     wanted = st.selectbox("Report to present", names, key="present_pick")
 st.query_params["report"] = wanted

@@ -166,7 +166,7 @@ if editable:
 
 for i, block in enumerate(report.blocks):
     with st.container(border=True):
-        head = st.columns([6, 1, 1, 1])
+        head = st.columns([4.5, 1, 1.2, 1.3])  # wide enough for "Down" and "Remove" beside their icons
         head[0].subheader(_ui.plain(block.title))
         head[0].caption(f"{TITLES[block.kind]} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
         if editable:

@@ -61,11 +61,19 @@ else:
     st.query_params["version"] = version
 
 # --- the slice: from the URL, edited by the builder or as text --------------------------
+def example_slice(project) -> str:
+    """The text box's example, in the project's own columns (a categorical one and a number)."""
+    cat = next((c.name for c in project.features if c.kind == "categorical"), None)
+    num = next((c.name for c in project.features if c.kind == "numeric"), None)
+    parts = ([f"{cat} = …"] if cat else []) + ([f"{num} < …"] if num else [])
+    return " AND ".join(parts) or "column = value"
+
+
 if "sl_pending" in st.session_state:  # set by a button below, applied before the widget exists
     st.session_state["sl_text"] = st.session_state.pop("sl_pending")
 if "sl_text" not in st.session_state:
     st.session_state["sl_text"] = st.query_params.get("slice", "")
-text = st.text_input("Slice", key="sl_text", placeholder="country = NG AND age < 25",
+text = st.text_input("Slice", key="sl_text", placeholder=example_slice(project),
                      help="Conditions joined by AND: `col = v`, `col != v`, `col in (a, b)`, `col < 5`, "
                           "`1 <= col < 5`, `col is null`, `col is true`, `col contains \"text\"`.")
 try:

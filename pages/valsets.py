@@ -106,7 +106,8 @@ if view == MATRIX:  # only the chosen view is computed
     st.stop()
 
 left, right = st.columns([3, 2])
-left.dataframe(sets, hide_index=True, key="vs_list")
+with left:
+    views.table(sets, key="vs_list")
 if not _ui.read_only():  # read-only mode: no new set
     with right.form("vs_create"):
         st.markdown("##### New set")
@@ -115,7 +116,7 @@ if not _ui.read_only():  # read-only mode: no new set
         st.text_input("Owner (optional)", key="vs_new_owner")
         st.text_input("Tags (comma-separated)", key="vs_new_tags")
         st.text_area("Pass criteria, one per line", key="vs_new_criteria", height=68,
-                     placeholder="accuracy >= 0.9\nrecall >= 0.8")
+                     placeholder=views.CRITERIA_EXAMPLE.get(project.task, ""))
         st.form_submit_button("Create", on_click=do_create)
 if sets.empty:
     st.info("No validation sets yet: create one here, or promote a slice's errors from the Slices page.")
@@ -152,8 +153,7 @@ if not _ui.read_only():
 part = switcher("Part", [DRAFT, HISTORY, EXPORT], "vs_part", "part", DRAFT)
 if part == DRAFT:
     draft = _ui.query(members, project_name, name=chosen, version="draft")
-    event = st.dataframe(draft, hide_index=True, key=f"vs_draft_{chosen}", on_select="rerun",
-                         selection_mode="multi-row")
+    event = views.table(draft, key=f"vs_draft_{chosen}", on_select="rerun", selection_mode="multi-row")
     picked = [draft["example_id"].iloc[i] for i in (event.selection.rows if event else []) if i < len(draft)]
     if not _ui.read_only():  # read-only mode: no removal, no commit
         a, b = st.columns([1, 3])
@@ -165,15 +165,19 @@ if part == DRAFT:
                                   args=(chosen,))
 elif part == HISTORY:
     versions = _ui.query(history, project_name, name=chosen)
-    st.dataframe(versions, hide_index=True, key=f"vs_history_{chosen}")
+    views.table(versions, key=f"vs_history_{chosen}")
     options = ["draft", *[int(v) for v in sorted(versions["version"])]]
     c, d = st.columns(2)
     old = c.selectbox("From", options, index=max(0, len(options) - 1), key="vs_diff_old")
     new = d.selectbox("To", options, index=0, key="vs_diff_new")
     changes = _ui.query(diff, project_name, name=chosen, old=old, new=new)
-    st.caption(f"{int((changes['change'] == 'added').sum()):,} added, "
-               f"{int((changes['change'] == 'removed').sum()):,} removed")
-    st.dataframe(changes, hide_index=True, key="vs_diff")
+    if changes.empty:
+        st.caption(f"No change between {'the draft' if old == 'draft' else f'version {old}'} and "
+                   f"{'the draft' if new == 'draft' else f'version {new}'}.")
+    else:
+        st.caption(f"{int((changes['change'] == 'added').sum()):,} added, "
+                   f"{int((changes['change'] == 'removed').sum()):,} removed")
+        views.table(changes, key="vs_diff")
 else:
     versions = _ui.query(history, project_name, name=chosen)
     views.export_view(project_name, project, chosen, [int(v) for v in versions["version"]])

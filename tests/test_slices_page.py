@@ -218,7 +218,7 @@ def test_saving_shows_the_slice_at_once_and_deleting_asks_first(monkeypatch, dem
     assert not at.exception
     assert engine(demo_copy, list_slices).empty
     assert [t.value for t in at.toast] == ["Deleted **east** (its history stays)."]
-    assert "None yet." in texts(at)
+    assert "No saved slice in this project yet" in texts(at)
 
 
 def examples_table(at):

@@ -11,7 +11,7 @@ from ..palette import BASELINE as BASE
 from ..palette import BETTER, NEUTRAL, VERDICT_LEVEL, VERDICT_WORDS, WORSE, verdict_scale
 from ..palette import CANDIDATE as CAND
 from .tables import error_measure
-from .words import metric_name, missing
+from .words import metric_name, missing, slice_measure
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
@@ -57,7 +57,9 @@ def comparison_figures(s: dict) -> list[go.Figure]:
 
         names = [metric_name(r["metric"]) for r in rows]
         deltas = [rel(r["delta"], r["baseline"]) for r in rows]
-        colors = [BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
+        # Better or worse only where the interval excludes no change; grey otherwise.
+        colors = [NEUTRAL if missing(r.get("ci_low")) or missing(r.get("ci_high")) or r["ci_low"] <= 0 <= r["ci_high"]
+                  else BETTER if (r["delta"] > 0) == (r["direction"] == "higher") else WORSE for r in rows]
         fig = go.Figure(go.Bar(y=names, x=deltas, orientation="h", marker_color=colors,
                                hovertext=[format_delta(r["metric"], r["delta"], s.get("product_metrics", []))
                                           for r in rows],
@@ -65,17 +67,20 @@ def comparison_figures(s: dict) -> list[go.Figure]:
                                                [rel(r["ci_high"], r["baseline"]) for r in rows])))
         fig.update_xaxes(title="change, % of the baseline (95% interval)", zeroline=True)
         fig.update_yaxes(autorange="reversed")
-        figs.append(_layout(fig, f"{s['candidate']} vs {s['baseline']}", 80 + 40 * len(rows)))
+        figs.append(_layout(fig, f"{s['candidate']} vs {s['baseline']} (grey: not significant)", 130 + 40 * len(rows)))
     slices = [r for r in s["slices"] if r["verdict"]]
     if slices:
-        deltas = [100 * r["delta"] for r in slices]
+        rate = slice_measure(s)  # a rate's change in points; a mean absolute error's as it is
+        scale = 100 if rate == "error_rate" else 1
+        deltas = [scale * r["delta"] for r in slices]
         fig = go.Figure(go.Bar(
             y=[r["where"] for r in slices], x=deltas, orientation="h",
-            hovertext=[format_delta("error_rate", r["delta"]) for r in slices],
+            hovertext=[format_delta(rate, r["delta"]) for r in slices],
             marker_color=[WORSE if r["verdict"] == "regression" else BETTER for r in slices],
-            error_x=_errors(deltas, [100 * r["ci_low"] if not missing(r["ci_low"]) else None for r in slices],
-                            [100 * r["ci_high"] if not missing(r["ci_high"]) else None for r in slices])))
-        fig.update_xaxes(title="error rate change, points (candidate − baseline)")
+            error_x=_errors(deltas, [scale * r["ci_low"] if not missing(r["ci_low"]) else None for r in slices],
+                            [scale * r["ci_high"] if not missing(r["ci_high"]) else None for r in slices])))
+        unit = "change, points" if rate == "error_rate" else "change"
+        fig.update_xaxes(title=f"{metric_name(rate).lower()} {unit} (candidate − baseline)")
         fig.update_yaxes(autorange="reversed", automargin=True)
         figs.append(_layout(fig, "Slices that changed significantly", 100 + 40 * len(slices)))
     return figs

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..numbers import (MISSING, format_count, format_delta, format_number, format_p, format_value, metric_name,
                        missing)
 from ..palette import VERDICT_WORDS
+from .words import slice_measure
 
 
 @dataclass(frozen=True)
@@ -101,16 +102,17 @@ def comparison(s: dict) -> list[Table]:
                              value(m, r["candidate"], products), delta(m, r["delta"], products),
                              interval(m, r["ci_low"], r["ci_high"], products, change=True), p_value(r["p_value"]),
                              text(r.get("test"))])
-    slices = Table(["slice", "found as", "rows, baseline", "rows, candidate", "error rate, baseline",
-                    "error rate, candidate", "change", "95% interval of the change", "q-value", "verdict"],
+    rate = slice_measure(s)
+    slices = Table(["slice", "found as", "rows, baseline", "rows, candidate", f"{metric_name(rate)}, baseline",
+                    f"{metric_name(rate)}, candidate", "change", "95% interval of the change", "q-value", "verdict"],
                    name="slices", note=f"{s['n_slices']:,} slices checked: {s['n_regressions']:,} worse, "
                                        f"{s['n_improvements']:,} better (q < 0.05); the table lists the first "
                                        f"{len(s['slices'])}.")
     for r in s["slices"]:
         slices.rows.append([text(r["where"]), text(r["source"]), count(r["n_rows_b"]), count(r["n_rows_c"]),
-                            value("error_rate", r["error_rate_b"]), value("error_rate", r["error_rate_c"]),
-                            delta("error_rate", r["delta"]),
-                            interval("error_rate", r["ci_low"], r["ci_high"], change=True), p_value(r["q_value"]),
+                            value(rate, r["error_rate_b"]), value(rate, r["error_rate_c"]),
+                            delta(rate, r["delta"]),
+                            interval(rate, r["ci_low"], r["ci_high"], change=True), p_value(r["q_value"]),
                             text(r["verdict"] or "no significant change")])
     return [overall, slices] if s["slices"] else [overall]
 

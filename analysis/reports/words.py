@@ -22,6 +22,12 @@ def _judged(row: dict) -> str:
     return ("better" if better else "worse") + ("" if significant else ", not significant")
 
 
+def slice_measure(s: dict) -> str:
+    """What a comparison's slices differ in: a regression's mean absolute error, else the
+    error rate (the snapshot's ``error_rate_b``/``error_rate_c`` hold one or the other)."""
+    return "mae" if any(r.get("metric") == "mae" for r in s.get("overall", [])) else "error_rate"
+
+
 def comparison_lines(s: dict) -> list[str]:
     products = s.get("product_metrics", [])
     head = f"{s['candidate']} against {s['baseline']}, {s['method']}."
@@ -40,14 +46,15 @@ def comparison_lines(s: dict) -> list[str]:
         per = " per prediction" if row.get("normalisation") == "per prediction" else ""
         lines.append(f"{metric_name(name)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
                      f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)}).")
+    rate = slice_measure(s)
     worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
     better = [r for r in s["slices"] if r["verdict"] == "improvement"][:3]
     for word, group in (("Worse", worse), ("Better", better)):
         for r in group:
             interval = ("" if missing(r.get("ci_low")) else
-                        f", {show_delta('error_rate', r['ci_low'])} to {show_delta('error_rate', r['ci_high'])}")
-            lines.append(f"{word} for {r['where']}: error rate {show('error_rate', r['error_rate_b'])} → "
-                         f"{show('error_rate', r['error_rate_c'])} ({show_delta('error_rate', r['delta'])}{interval}; "
+                        f", {show_delta(rate, r['ci_low'])} to {show_delta(rate, r['ci_high'])}")
+            lines.append(f"{word} for {r['where']}: {metric_name(rate)} {show(rate, r['error_rate_b'])} → "
+                         f"{show(rate, r['error_rate_c'])} ({show_delta(rate, r['delta'])}{interval}; "
                          f"{int(r['n_rows_b'] or 0):,} and {int(r['n_rows_c'] or 0):,} rows, "
                          f"q {format_p(r['q_value'])}).")
     if not worse and not better:
