@@ -18,6 +18,7 @@ import pandas as pd
 
 from .cli_errors import EXIT_BUSY, EXIT_ERROR, OneLineParser, database_problem, guarded, seconds, support
 from .errors import ConfigError
+from .numbers import format_count, format_number
 from .store import Store, default_db_path
 
 EXIT_OK = 0
@@ -62,6 +63,12 @@ def _kv_table(d: dict) -> str:
     for k, v in d.items():
         if isinstance(v, list):
             v = ", ".join(str(x) for x in v) if v else "-"
+        elif isinstance(v, bool):
+            v = "yes" if v else "no"
+        elif isinstance(v, float) and k.endswith("seconds"):
+            v = f"{v:.2f} s"
+        elif isinstance(v, (int, float)):
+            v = format_number(v) if isinstance(v, float) else format_count(v)
         lines.append(f"{k.ljust(width)}  {v}")
     return "\n".join(lines)
 
