@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _engine_ui, _ui
+from pages.parts import _engine_ui, _ui
 
 # The favicon is drawn locally: Streamlit fetches Material and emoji favicons
 # from a CDN, and Sliceboard must work with no network beyond its own server.
@@ -17,13 +17,13 @@ PAGES = [
     OVERVIEW,
     st.Page("pages/slices.py", title="Slices", icon=":material/filter_alt:", url_path="slices"),
     st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:", url_path="discover"),
-    st.Page("pages/valsets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"),
+    st.Page("pages/validation-sets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/reports.py", title="Reports", icon=":material/description:", url_path="reports"),
     st.Page("pages/present.py", title="Present", icon=":material/slideshow:", url_path="present"),
 ]
 if not _ui.read_only():  # read-only mode (SLICEBOARD_READ_ONLY=1): no Import page, no engine settings
-    PAGES.append(st.Page("pages/import_data.py", title="Import", icon=":material/upload:", url_path="import"))
+    PAGES.append(st.Page("pages/import.py", title="Import", icon=":material/upload:", url_path="import"))
 
 page = st.navigation(PAGES)
 if page is HOME:

@@ -13,8 +13,8 @@ from analysis.compare import Side, compare, daily
 from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
-from pages import _compare_views as views
-from pages import _report_ui, _ui, _url
+from pages.parts import _compare_views as views
+from pages.parts import _report_ui, _ui, _url
 
 ALL_STAGES = "all stages"
 VIEWS = {"overall": "Overall", "slices": "Slices", "time": "Over time", "sets": "Validation sets",

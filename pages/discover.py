@@ -13,8 +13,8 @@ from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
 from analysis.scope import Scope
-from pages import _discover_views as views
-from pages import _report_ui, _ui
+from pages.parts import _discover_views as views
+from pages.parts import _report_ui, _ui
 
 _ui.require_app()
 

@@ -11,7 +11,7 @@ from analysis.numbers import (format_count, format_number, format_percent, forma
 from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
 from analysis.product_metrics import list_metrics
 from analysis.scope import Scope
-from pages import _report_ui, _ui, _url
+from pages.parts import _report_ui, _ui, _url
 
 ALL = "All versions"
 VIEWS = {"versions": "By version", "time": "Over time"}

@@ -4,7 +4,7 @@ Opens from a deep link: ``/present?project=NAME&report=REPORT``."""
 import streamlit as st
 
 from analysis.reports import get_report, list_reports
-from pages import _report_ui, _ui
+from pages.parts import _report_ui, _ui
 
 _ui.require_app()
 # A presentation shows no sidebar (no project picker, no page list): collapsed for this

@@ -13,7 +13,7 @@ from analysis.reports import (add_block, default_report, delete_block, delete_re
                               list_reports, move_block, position_after, refresh, render_html, rerun)
 from analysis.reports.blocks import TITLES
 from analysis.reports.tables import figure_text
-from pages import _report_ui, _ui
+from pages.parts import _report_ui, _ui
 
 _ui.require_app()
 project_name = _ui.current_project()

@@ -13,11 +13,11 @@ from analysis.profile import histogram, value_counts
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
-from pages import _slice_examples as examples
-from pages import _slice_views as views
-from pages._promote_view import promote_view
-from pages._saved_view import saved_view
-from pages import _report_ui, _ui
+from pages.parts import _slice_examples as examples
+from pages.parts import _slice_views as views
+from pages.parts._promote_view import promote_view
+from pages.parts._saved_view import saved_view
+from pages.parts import _report_ui, _ui
 
 ALL = "All versions"
 MISSING = "∅ missing"

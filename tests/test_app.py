@@ -20,8 +20,8 @@ from analysis import Store, get_project
 from conftest import ROOT, db_digest, small_predictions
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
-         "pages/import_data.py", "pages/reports.py", "pages/present.py"]
+PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
+         "pages/import.py", "pages/reports.py", "pages/present.py"]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
@@ -148,7 +148,7 @@ def test_empty_database_shows_the_way_to_import(monkeypatch, tmp_path):
     at = app_on(monkeypatch, path).run()
     assert not at.exception
     assert "no projects" in texts(at)
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     assert not at.exception
 
 
@@ -161,7 +161,7 @@ def test_import_page_ingests_an_uploaded_file_and_labels(monkeypatch, tmp_path):
     path = tmp_path / "import.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     frame = small_predictions(12)
     upload_predictions(at, frame)
     assert not at.exception
@@ -217,7 +217,7 @@ def test_import_page_shows_a_bad_file_error_and_writes_nothing(monkeypatch, tmp_
     path = tmp_path / "bad.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     frame = small_predictions(6)
     frame.loc[3, "score"] = 1.7
     upload_predictions(at, frame, "scores.csv")
@@ -234,7 +234,7 @@ def test_import_page_reports_an_unreadable_file(monkeypatch, tmp_path):
     path = tmp_path / "corrupt.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     at.file_uploader(key="imp_pred_upload").set_value(("broken.parquet", b"PAR1 not really", "application/octet-stream"))
     at.run()
     assert not at.exception
@@ -478,7 +478,7 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
     assert f"**0** example(s) will be added to the draft of **partner self-employed**; {wrong:,} of the " \
            f"{wrong:,} selected are in it already." in texts(at)
 
-    at.switch_page("pages/valsets.py").run()
+    at.switch_page("pages/validation-sets.py").run()
     assert not at.exception
     assert any(len(d.value) == wrong for d in at.dataframe)
     at.text_input(key="vs_message").input("partner API errors of credit-v1")
@@ -646,7 +646,7 @@ def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
     db = tmp_path / "app.duckdb"
     at = app_on(monkeypatch, db)
     at.run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     assert not at.exception
     at.text_input(key="imp_pred_path").set_value(str(tmp_path / "lake")).run()
     at.radio(key="imp_target").set_value("new").run()  # not into the demo chosen in the sidebar
@@ -695,7 +695,7 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
     at = app_on(monkeypatch, demo_copy)
     at.run()
     at.query_params.update(view="sets", part="export")  # the set's export, by its link
-    at.switch_page("pages/valsets.py").run()
+    at.switch_page("pages/validation-sets.py").run()
     assert not at.exception
     assert at.selectbox(key="vs_open").value == "east errors"
     assert not at.get("download_button")  # nothing built until asked for
@@ -729,7 +729,7 @@ def test_import_page_reads_only_the_allowed_folders(monkeypatch, tmp_path):
     small_predictions(12).to_csv(data / "preds.csv", index=False)
     monkeypatch.delenv("SLICEBOARD_READ_FOLDERS", raising=False)
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     for bad in ["/etc/passwd", str(secret), str(data / ".." / "keys.csv"), str(data / "link.csv"),
                 str(tmp_path / "*.csv"), "http://169.254.169.254/latest/meta-data"]:
         at.text_input(key="imp_pred_path").set_value(bad).run()
@@ -757,7 +757,7 @@ def test_uploads_are_private_and_gone_after_ingest(monkeypatch, tmp_path):
     path = tmp_path / "up.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     upload_predictions(at, small_predictions(12, start=100), "first.csv")
     upload_predictions(at, small_predictions(12), "../../x/preds.csv")  # replaces the first
     assert not at.exception
@@ -805,7 +805,7 @@ def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
     assert done.rows == len(picked)
     assert pd.read_csv(__import__("io").BytesIO(data))["label"].isna().sum() == unlabeled
     at = app_on(monkeypatch, demo_copy).run()
-    at.switch_page("pages/valsets.py").run()
+    at.switch_page("pages/validation-sets.py").run()
     assert not at.exception  # the matrix (the default view once a set is committed)
     at.radio(key="vs_view").set_value("Sets").run()
     at.selectbox(key="vs_open").set_value("fresh failures").run()

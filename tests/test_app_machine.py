@@ -252,7 +252,7 @@ def test_discover_searches_the_new_projects_features_after_a_project_change(monk
 # --- reading the page ---------------------------------------------------------------------
 
 MISSING = "∅ missing"  # the Slices builder's name for a missing value
-PAGES = ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
+PAGES = ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
          "pages/reports.py", "pages/present.py")
 
 
@@ -938,7 +938,7 @@ class AppMachine(RuleBasedStateMachine):
     # Validation sets -------------------------------------------------------------------------------
     @rule(data=st.data())
     def valsets_open(self, data):
-        self.visit("pages/valsets.py")
+        self.visit("pages/validation-sets.py")
         box = find(self.at, "selectbox", "vs_open")
         if box is None:
             return
@@ -947,7 +947,7 @@ class AppMachine(RuleBasedStateMachine):
 
     @rule(message=st.sampled_from(["first cut", "more", ""]))
     def valsets_commit(self, message):
-        self.visit("pages/valsets.py")
+        self.visit("pages/validation-sets.py")
         if submit(self.at, "vs_commit") is None:
             return
         from analysis.valsets import history, members
@@ -972,7 +972,7 @@ class AppMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def valsets_remove(self, data):
-        self.visit("pages/valsets.py")
+        self.visit("pages/validation-sets.py")
         name = find(self.at, "selectbox", "vs_open")
         if name is not None and vs_remove(self, data):
             self.sets[name.value] = None
@@ -980,7 +980,7 @@ class AppMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def valsets_diff_and_export(self, data):
-        self.visit("pages/valsets.py")
+        self.visit("pages/validation-sets.py")
         for key in ("vs_diff_old", "vs_diff_new", "vs_matrix_metric", "vs_export_version"):
             box = find(self.at, "selectbox", key)
             if box is not None:
@@ -1070,7 +1070,7 @@ class AppMachine(RuleBasedStateMachine):
             assert any(message in e for e in shown), (message, shown)
         self.expected_errors = []
         check = {"pages/overview.py": self.check_overview, "pages/slices.py": self.check_slices,
-                 "pages/valsets.py": self.check_valsets, "pages/reports.py": self.check_reports}.get(self.page)
+                 "pages/validation-sets.py": self.check_valsets, "pages/reports.py": self.check_reports}.get(self.page)
         if check:
             check()
 

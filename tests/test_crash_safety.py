@@ -248,5 +248,5 @@ def test_the_app_opens_a_database_left_empty_by_a_killed_first_ingest(monkeypatc
     at = app_on(monkeypatch, path).run()
     assert not at.exception
     assert "no projects" in texts(at)
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     assert not at.exception

@@ -168,7 +168,7 @@ def valsets_page(monkeypatch, path, **params):
     at.query_params.update(params)  # the project is chosen on the first run
     at.run()  # the app's first page (the Overview) keeps its own view in the URL: the link's come again after it
     at.query_params.update(params)
-    at.switch_page("pages/valsets.py").run()
+    at.switch_page("pages/validation-sets.py").run()
     assert not at.exception
     return at
 

@@ -133,7 +133,7 @@ def test_user_text_shows_literally_on_every_page(monkeypatch, hostile_db):
     assert f'country = "{VALUE}"' in text
     assert SLICE in text and "described as " + HOSTILE in text
 
-    at.switch_page("pages/valsets.py").run()
+    at.switch_page("pages/validation-sets.py").run()
     text = assert_inert(at)
     assert SET in text and "described as " + HOSTILE in text
 
@@ -192,7 +192,7 @@ def test_read_only_mode_hides_every_write_and_the_store_refuses_one(monkeypatch,
     assert not at.exception
     assert not [e for e in at.sidebar.children.values() if getattr(e, "type", "") == "expander"]  # no engine panel
     labels = []
-    for page in ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/valsets.py",
+    for page in ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py",
                  "pages/compare.py", "pages/reports.py", "pages/present.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
@@ -203,7 +203,7 @@ def test_read_only_mode_hides_every_write_and_the_store_refuses_one(monkeypatch,
     assert labels and not set(labels) & WRITE_LABELS, set(labels) & WRITE_LABELS
     # The Import page is not in the navigation (its file alone stops at once in this mode).
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/import_data.py")
+        at.switch_page("pages/import.py")
     assert db_digest(hostile_db) == before
     # The store the app uses in this mode refuses a write before opening the file, and
     # its reads are read-only connections.
@@ -293,7 +293,7 @@ def test_urls_in_user_text_are_never_turned_into_links(text):
     """Streamlit's Markdown links bare URLs, www. names and e-mail addresses after reading
     escapes (seen in Chromium: an escaped model version still showed a link); the pattern
     is broken by an invisible word joiner, and the text still reads the same."""
-    from pages._ui import WORD_JOINER, plain
+    from pages.parts._ui import WORD_JOINER, plain
     from test_app import literal
 
     shown = plain(text)

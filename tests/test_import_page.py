@@ -42,7 +42,7 @@ def test_a_churn_file_gets_its_columns_guessed_and_a_new_project_shows_at_once(m
     path = tmp_path / "churn.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     upload(at, churn_file(), "churn.csv")
     assert not at.exception
     # Guessed from names and values, preselected.
@@ -87,7 +87,7 @@ def test_adding_to_the_sidebars_project_by_default(monkeypatch, tmp_path):
     path = tmp_path / "two.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     for name in ("alpha", "beta"):
         upload(at, churn_file(10, start=0 if name == "alpha" else 100), f"{name}.csv")
         at.radio(key="imp_target").set_value("new").run()
@@ -115,7 +115,7 @@ def test_late_labels_with_other_names_are_guessed_for_the_sidebars_project(monke
     path = tmp_path / "late.duckdb"
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
-    at.switch_page("pages/import_data.py").run()
+    at.switch_page("pages/import.py").run()
     upload(at, churn_file(12).drop(columns=["churned", "monthly_revenue"]), "scores.csv")
     at.text_input(key="imp_new_name").input("churn").run()
     at.text_input(key="imp_const_version").input("v1").run()

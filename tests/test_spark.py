@@ -235,7 +235,7 @@ def test_the_app_says_spark_answered(lake, monkeypatch):
     assert any(c.startswith("Answered by Spark (local[2]) in") for c in captions), captions
 
 
-@pytest.mark.parametrize("page", ["pages/slices.py", "pages/discover.py", "pages/valsets.py", "pages/compare.py",
+@pytest.mark.parametrize("page", ["pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
                                   "pages/reports.py"])
 def test_every_page_runs_on_spark(lake, monkeypatch, page):
     from test_app import app_on

@@ -13,7 +13,7 @@ from analysis.reports.charts import figures
 from analysis.reports.html import inert_figure
 from analysis.reports.tables import Table, tables
 from analysis.reports.words import lines
-from pages import _ui
+from pages.parts import _ui
 
 NEW = "New report…"
 FLASH = "sb_flash"

@@ -12,7 +12,7 @@ from analysis.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
 from analysis.numbers import (MISSING, PROPORTIONS, format_count, format_delta, format_p, format_value, metric_title,
                               missing)
 from analysis.slices import slice_columns
-from pages import _ui
+from pages.parts import _ui
 
 PART_COLORS = (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d"))
 # The card beside the error: the first of these the task has (never the error again).

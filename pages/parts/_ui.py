@@ -269,7 +269,10 @@ def require_app() -> None:
     Streamlit treats the ``pages/`` folder the old way: a first request for a
     page URL (a deep link such as ``/slices?...``) runs that file alone, with
     no frame and an automatic page list. Leave that mode and rerun, so that
-    app.py draws the frame and runs the page.
+    app.py draws the frame and runs the page. That old mode matches a URL to a
+    file's name and lists every file at the top of ``pages/``: each page file is
+    named as its address and the shared code lives in ``pages/parts/``, so the
+    first request finds its page (no "Page not found") and lists no helper.
     """
     from streamlit.runtime.pages_manager import PagesManager  # pinned Streamlit 1.67
 
@@ -291,7 +294,7 @@ def current_project() -> str:
             "There are no projects in this database yet. Import a predictions file on the "
             "**Import** page, or build the demo with `python -m analysis demo`."
         )
-        st.page_link("pages/import_data.py", label="Go to Import", icon=":material/upload:")
+        st.page_link("pages/import.py", label="Go to Import", icon=":material/upload:")
         st.stop()
     return name
 

@@ -13,8 +13,8 @@ from analysis import SliceboardError
 from analysis.discovery.shown import error_words, format_error, is_share, ranking_caption
 from analysis.numbers import format_count, format_number, format_p
 from analysis.saved import save_slice
-from pages import _ui
-from pages._promote_view import promote_view
+from pages.parts import _ui
+from pages.parts._promote_view import promote_view
 
 
 def _slice_link(project_name: str, version: str, where: str) -> str:

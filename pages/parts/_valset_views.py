@@ -15,7 +15,7 @@ from analysis.reports.blocks import records
 from analysis.reports.charts import valsets_figures
 from analysis.reports.html import inert_figure
 from analysis.valsets import export_bytes, ingest_scores
-from pages import _files, _ui
+from pages.parts import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 # The engine's column names as a person reads them, in the sets, draft, history and diff tables.

@@ -9,8 +9,8 @@ from analysis import SliceboardError
 from analysis.buckets import buckets_for
 from analysis.numbers import format_count
 from analysis.valsets import Selection, create_set, list_sets, preview_promotion, promote
-from pages import _ui
-from pages._saved_view import flash, show_flash
+from pages.parts import _ui
+from pages.parts._saved_view import flash, show_flash
 
 NEW_SET = "+ a new set…"
 

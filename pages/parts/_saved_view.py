@@ -11,8 +11,8 @@ from analysis import SliceboardError
 from analysis.numbers import MISSING, metric_title
 from analysis.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices import Slice
-from pages import _ui
-from pages._slice_views import table
+from pages.parts import _ui
+from pages.parts._slice_views import table
 
 
 def scope_words(versions, stages) -> str:

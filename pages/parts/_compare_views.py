@@ -19,7 +19,7 @@ from analysis.numbers import (format_count, format_delta, format_p, format_value
                              metric_title, missing)
 from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
 from analysis.valsets import list_sets
-from pages import _ui
+from pages.parts import _ui
 
 
 BLUE, ORANGE = "#1f77b4", "#ff7f0e"  # colour-blind-safe pair: baseline blue, candidate orange

@@ -18,7 +18,7 @@ from analysis.paths import is_upload
 from analysis.schema import STAGES, TASKS
 from analysis.sources import preview_source
 from analysis.staging import ingest_staged, labels_staged
-from pages import _files, _ui
+from pages.parts import _files, _ui
 
 NONE = "—"
 ADD, NEW = "add", "new"

@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis.engine import DEFAULT_SPARK, EngineSettings, get_settings, masked_remote, set_settings
 from analysis.project import get_project
-from pages import _ui
+from pages.parts import _ui
 
 LABELS = {"duckdb": "DuckDB (embedded)", "spark": "Spark"}
 

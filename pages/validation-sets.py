@@ -10,8 +10,8 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.valsets import commit, create_set, delete_set, diff, evaluate, history, list_sets, members, remove_members
-from pages import _report_ui, _ui
-from pages import _valset_views as views
+from pages.parts import _report_ui, _ui
+from pages.parts import _valset_views as views
 
 MATRIX, SETS = "Sets × model versions", "Sets"
 DRAFT, HISTORY, EXPORT = "Draft", "History and diff", "Export and re-score"

@@ -13,7 +13,7 @@ from analysis.buckets import bucket_counts, buckets_for, examples
 from analysis.numbers import MISSING, format_count
 from analysis.mapping import parse_mapping
 from analysis.palette import BETTER, NOT_SCORED
-from pages import _ui
+from pages.parts import _ui
 
 # Each bucket's colour says what it is (Okabe and Ito's colour-blind-safe hues): right answers
 # in blues, wrong ones in vermillion and orange (confident mistakes and large residuals the
