@@ -242,8 +242,11 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
         # The pairs keep the example key, not the id (the widest column): it spreads them
         # over buckets and proves the ids unique (equal keys at worst send the check down
         # the exact, slower path). It is the same number on every engine (analysis.example_key).
+        # A saved slice may name the prediction, score or an outcome: the baseline's, as for features.
+        named = {c for w in _saved_wheres(con, project, saved) for c in parse_slice(w).columns()}
+        carried_own = [c for c in ["prediction", "score", *outs_list] if c in named]
         select = (f"SELECT b.example_key AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
-                  f"{''.join(f', b.{quote_ident(f)}' for f in carried)}")
+                  f"{''.join(f', b.{quote_ident(f)}' for f in [*carried, *carried_own])}")
         (b_where, b_params), (c_where, c_params) = base.scope(start, end).to_sql(), cand.scope(start, end).to_sql()
         # Usually each version scored an example once: join the rows as they are, and
         # only when an example repeats take each side's latest prediction (a sort). The

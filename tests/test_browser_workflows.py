@@ -7,7 +7,7 @@ write shows its new state at once, without a reload (issue 21).
   through the app's navigation (not a reload).
 
 Every wait is on page state (Playwright's ``expect``), never a sleep. Widget labels are the
-pages' of current main; adapt the small helpers below when the pages change.
+pages' of current main (view switchers, not tabs); adapt the small helpers below when the pages change.
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def open_slice(server, page) -> None:
 
 
 def show_view(page, name: str) -> None:
-    """The Slices page's view of that name (a tab on current main)."""
-    page.get_by_role("tab", name=name, exact=True).click()
+    """A page's view of that name: an option of its view switcher (a segmented control or a
+    radio, each option a radio to the browser). Waits until the script run it starts is done."""
+    switcher = page.get_by_test_id("stButtonGroup").get_by_role("radio", name=name, exact=True)
+    radio = page.get_by_test_id("stRadio").get_by_text(name, exact=True)  # its input is hidden under the text
+    switcher.or_(radio).click()
+    wait_idle(page)
 
 
 def slice_rows(db: Path) -> int:
@@ -118,7 +122,7 @@ def test_promoted_examples_change_the_draft_count_at_once(server, page):
     # The Validation sets page, reached through the app's own navigation (no reload).
     page.get_by_test_id("stSidebarNav").get_by_text("Validation sets", exact=True).click()
     expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()
-    page.get_by_role("tab", name="Sets", exact=True).click()
+    show_view(page, "Sets")
     choose(page, "Open a set", "watchlist")
     expect(page.get_by_text(f"draft: {before + 2:,} members")).to_be_visible()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -121,10 +121,10 @@ def _drilled(project_name: str, scope, current):
     target = st.session_state.get("sl_drill")
     if not target:
         return None
-    g = _ui.query(grouping, project_name, column=target["column"], scope=scope, slice_=current, bins=5)
     try:
+        g = _ui.query(grouping, project_name, column=target["column"], scope=scope, slice_=current, bins=5)
         condition = group_condition(g, target["value"])
-    except SliceboardError:  # the bin is not there any more: the drill points at nothing
+    except SliceboardError:  # the column or bin is not there any more (another project, version or slice)
         _clear_drill(target)
         return None
     return current.and_(condition), target["bucket"]
