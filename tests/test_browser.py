@@ -147,6 +147,32 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+# Counts the script runs the page has seen (the app's root says running, then notRunning).
+RUN_COUNTER = """() => {
+  if (window.__sbRuns === undefined) {
+    window.__sbRuns = 0;
+    new MutationObserver((changes) => {
+      for (const c of changes) {
+        if (c.target.getAttribute('data-test-script-state') === 'running') window.__sbRuns += 1;
+      }
+    }).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
+  }
+  return window.__sbRuns;
+}"""
+RUN_DONE = """(runs) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return window.__sbRuns > runs && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
+}"""
+
+
+def after_run(page, action) -> None:
+    """Do ``action`` (an input that reruns the script) and wait until a run it started has
+    finished: what the page draws next is that run's, not the one before."""
+    runs = page.evaluate(RUN_COUNTER)
+    action()
+    page.wait_for_function(RUN_DONE, arg=runs)
+
+
 def wait_idle(page) -> None:
     """Wait until the script run finished (the status widget says 'Running' while busy)."""
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)

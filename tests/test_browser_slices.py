@@ -17,7 +17,8 @@ from analysis import Store, get_project
 from analysis.profile import value_counts
 from analysis.scope import Scope
 
-from test_browser import ARTIFACTS, card_value, choose, count_demo, page, server, wait_idle  # noqa: F401 (fixtures)
+from test_browser import (ARTIFACTS, after_run, card_value, choose, count_demo, page, server,  # noqa: F401 (fixtures)
+                          wait_idle)
 
 
 def open_slices(server, page, **params) -> None:
@@ -44,11 +45,17 @@ def pick_value(page, db, column: str, value: str, version: str | None) -> None:
     builder = page.get_by_test_id("stExpander").filter(has_text="Add a condition")
     if not builder.get_by_test_id("stSelectbox").is_visible():
         builder.get_by_text("Add a condition").click()
-    choose(page, "Column", column)
+    def pick_column():  # typed, so that a long list shows the option (the dropdown draws only what fits)
+        page.get_by_test_id("stSelectbox").filter(has_text="Column").click()
+        page.keyboard.type(column)
+        page.get_by_role("option", name=column, exact=True).click()
+
+    after_run(page, pick_column)  # the Values box is this column's, not the last one's
     box = values_box(page)
     expect(box).to_be_visible()
     box.click()
-    page.get_by_role("option", name=value_label(db, column, value, version), exact=True).click()
+    after_run(page, lambda: page.get_by_role("option", name=value_label(db, column, value, version),
+                                             exact=True).click())
     page.keyboard.press("Escape")
     expect(box.get_by_text(value_label(db, column, value, version), exact=True)).to_be_visible()
     wait_idle(page)
@@ -69,7 +76,7 @@ def test_a_picked_value_survives_changing_the_version(server, page, then):
     pick_value(page, server.db, "region", "east", None)
     versions = ["credit-v2", "credit-v3"] if then == "version twice" else ["credit-v2"]
     for version in versions:
-        choose(page, "Model version", version)
+        after_run(page, lambda: choose(page, "Model version", version))
         expect(page).to_have_url(re.compile(f"version={version}"))
         label = value_label(server.db, "region", "east", version)
         expect(values_box(page).get_by_text(label, exact=True)).to_be_visible()
