@@ -601,7 +601,7 @@ def ov_scope(m, version: str | None, stages: list[str] | None, window: tuple | N
     if window is not None:
         m.at.text_input(key="ov_from").input(str(window[0]))
         m.at.text_input(key="ov_to").input(str(window[-1]))
-        submit(m.at, "ov_window").click()
+        submit(m.at, "ov_from_form").click()
 
 
 def ov_window(m, first: date, last: date) -> tuple[date, date]:

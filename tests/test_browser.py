@@ -236,19 +236,19 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
          "--db", str(server.db), "--format", "json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    # Keep the session busy while the CLI writes: every change reruns the page.
-    metrics = ["Accuracy", "ROC AUC"]
+    # Keep the session busy while the CLI writes: every switch of the view reruns the page.
+    views = ["Over time", "By version"]
     i = 0
     while cli.poll() is None and i < 20:
-        choose(page, "Metric", metrics[i % 2])
-        wait_idle(page)
+        after_run(page, lambda: page.get_by_role("radio", name=views[i % 2]).click())
         i += 1
     out, err = cli.communicate(timeout=120)
     assert cli.returncode == 0, err
     assert f'"applied": {len(missing)}' in out
 
-    choose(page, "Metric", "Log loss")  # the next rerun
-    wait_idle(page)
+    shown = views[(i - 1) % 2] if i else "By version"
+    for view in (["By version"] if shown == "Over time" else views):  # the next reruns, ending on the cards
+        after_run(page, lambda: page.get_by_role("radio", name=view).click())
     expect(card_value(page, "Labeled")).to_have_text("100.0%")
     assert not page.get_by_test_id("stException").count()
 

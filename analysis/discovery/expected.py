@@ -123,8 +123,9 @@ def prepared(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, *, 
     try:
         if ranking == "expected":
             probs = [k / EXPECTED_BINS for k in range(1, EXPECTED_BINS)]
-            edges = con.execute(f"SELECT quantile_disc(CAST(sb_basis AS DOUBLE), ?) FROM {encoded}",
-                                [probs]).fetchall()[0][0] or []
+            marks = ", ".join("?" for _ in probs)  # one parameter per fraction: plain SQL on any engine
+            edges = con.execute(f"SELECT quantile_disc(CAST(sb_basis AS DOUBLE), [{marks}]) FROM {encoded}",
+                                probs).fetchall()[0][0] or []
             edges = sorted({float(x) for x in edges})
             cases = " ".join(f"WHEN CAST(sb_basis AS DOUBLE) < ? THEN {i}" for i in range(len(edges)))
             bin_sql = f"CASE {cases} ELSE {len(edges)} END" if edges else "0"
