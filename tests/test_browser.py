@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from analysis import get_project
@@ -141,10 +143,26 @@ def card_value(page, label: str):
     return page.get_by_test_id("stMetric").filter(has_text=label).first.get_by_test_id("stMetricValue")
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=option, exact=True).click()
+def choose(page, label: str, option: str, *, typed: bool = False, box=None) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (``typed``: type it first, so
+    that a long list shows it: the dropdown draws only the options that fit).
+
+    A script run that lands while the list is open redraws it and closes it; then the
+    list is opened again, until the option is clicked (a state, not a delay). ``box``: another
+    dropdown than a selectbox (a multiselect)."""
+    box = box if box is not None else page.get_by_test_id("stSelectbox").filter(has_text=label)
+    deadline = time.monotonic() + 60
+    while True:
+        box.click()
+        if typed:
+            page.keyboard.type(option)
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise
+            page.keyboard.press("Escape")
 
 
 # Counts the script runs the page has seen (the app's root says running, then notRunning).
@@ -158,6 +176,10 @@ RUN_COUNTER = """() => {
     }).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
   }
   return window.__sbRuns;
+}"""
+SCRIPT_IDLE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
 }"""
 RUN_DONE = """(runs) => {
   const app = document.querySelector('[data-testid="stApp"]');
@@ -174,7 +196,9 @@ def after_run(page, action) -> None:
 
 
 def wait_idle(page) -> None:
-    """Wait until the script run finished (the status widget says 'Running' while busy)."""
+    """Wait until the script run finished: the app's root says so, and the status widget
+    (which says 'Running' while busy) is gone."""
+    page.wait_for_function(SCRIPT_IDLE)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
 
 

@@ -13,7 +13,7 @@ from analysis.numbers import format_delta, format_value, metric_title
 from analysis.product_metrics import ProductMetric
 from analysis.reports import add_block
 
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, wait_idle
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, choose, wait_idle
 
 
 def require_chromium() -> None:
@@ -117,8 +117,7 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
             expect(page.get_by_test_id("stToast")).to_contain_text("Moved “One” down.")
             assert shows(["Two", "One", "Three"]) and stored() == ["Two", "One", "Three"]
             page.get_by_label("Add a note").fill("between")
-            page.get_by_label("Where").click()
-            page.get_by_role("option", name="After “Two”").click()
+            choose(page, "Where", "After “Two”", box=page.get_by_label("Where"))
             page.get_by_role("button", name="Add note").click()
             expect(page.get_by_test_id("stToast").filter(has_text="Added the note.")).to_be_visible()
             assert shows(["Two", "Note", "One", "Three"]) and stored() == ["Two", "Note", "One", "Three"]

@@ -45,17 +45,11 @@ def pick_value(page, db, column: str, value: str, version: str | None) -> None:
     builder = page.get_by_test_id("stExpander").filter(has_text="Add a condition")
     if not builder.get_by_test_id("stSelectbox").is_visible():
         builder.get_by_text("Add a condition").click()
-    def pick_column():  # typed, so that a long list shows the option (the dropdown draws only what fits)
-        page.get_by_test_id("stSelectbox").filter(has_text="Column").click()
-        page.keyboard.type(column)
-        page.get_by_role("option", name=column, exact=True).click()
-
-    after_run(page, pick_column)  # the Values box is this column's, not the last one's
+    # The Values box is this column's, not the last one's.
+    after_run(page, lambda: choose(page, "Column", column, typed=True))
     box = values_box(page)
     expect(box).to_be_visible()
-    box.click()
-    after_run(page, lambda: page.get_by_role("option", name=value_label(db, column, value, version),
-                                             exact=True).click())
+    after_run(page, lambda: choose(page, "Values", value_label(db, column, value, version), box=box))
     page.keyboard.press("Escape")
     expect(box.get_by_text(value_label(db, column, value, version), exact=True)).to_be_visible()
     wait_idle(page)
