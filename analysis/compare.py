@@ -190,11 +190,17 @@ def _saved_wheres(con, project: Project, saved: list[str] | None) -> list[str]:
     return list(saved) if saved is not None else list(list_slices(con, project)["where"])
 
 
+# Columns of a logged row (not features) that a slice may name: carried with the rows compared.
+ROW_COLUMNS = ("model_version", "stage", "timestamp", "label_timestamp")
+
+
 def _pair_features(con, project: Project, saved: list[str] | None = None) -> list[str]:
-    """Features the slices can use: the groupable ones, and any other a saved slice names
-    (free text is wide; it is carried only when needed)."""
+    """Columns the slices can use: the groupable features, any other a saved slice names
+    (free text is wide; it is carried only when needed), and the row's own columns a saved
+    slice names (its time, its stage)."""
     wanted = {c for w in _saved_wheres(con, project, saved) for c in parse_slice(w).columns()}
-    return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
+    return ([f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
+            + [c for c in ROW_COLUMNS if c in wanted])
 
 
 def _pair_buckets(con, project: Project, table: str, decomposed: list[Decomposed], count_keys: bool) -> tuple:
@@ -287,7 +293,7 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
 def own_sources(project: Project, base: Side, cand: Side, start, end, n_pairs: int = 0) -> _Sources:
     """Unpaired: each side's own rows in the window."""
     cols = "".join(f", {quote_ident(c)}" for c in [*(o.name for o in project.outcomes),
-                                                   *(f.name for f in project.features)])
+                                                   *(f.name for f in project.features), *ROW_COLUMNS])
 
     def own(side: Side) -> tuple[str, list]:
         where, params = side.scope(start, end).to_sql()

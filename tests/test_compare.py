@@ -376,3 +376,39 @@ def test_a_boolean_feature_with_missing_values_is_compared_per_value(tmp_path, p
     truth = frame[frame.v == "v1"]["member"].map(lambda v: "member is null" if pd.isna(v) else
                                                  f"member is {str(bool(v)).lower()}").value_counts()
     assert rows["n_rows_b"].astype(int).to_dict() == truth.to_dict()
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_saved_slices_may_name_the_rows_time_and_stage(tmp_path, paired):
+    """A saved slice on the prediction's time, stage or version (not features) crashed
+    Compare ("column timestamp not found"): the rows compared did not carry them. Paired,
+    a row's own columns are the baseline's, as its features are."""
+    frame = two_versions(n=2000)
+    day = frame["example"].str[1:].astype(int) % 20
+    frame["ts"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(day, unit="D")
+    store = Store(tmp_path / "t.duckdb")
+    with store.write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
+            score="score", label="label", positive_label="1", features=["city", "tier"], timestamp="ts"))
+    wheres = ["timestamp < 2026-01-11", "stage = production AND city = ber", "model_version = v2"]
+    with store.read() as con:
+        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), pair=paired, discovered=0,
+                       saved=wheres)
+    assert comp.paired == paired
+    got = comp.slices[comp.slices.source == "saved"].set_index("where")
+    b, c = by_version(frame)
+    early_b, early_c = b[b.ts < "2026-01-11"], c[c.ts < "2026-01-11"]
+    row = got.loc["timestamp < 2026-01-11"]
+    assert (row.n_rows_b, row.n_rows_c) == (len(early_b), len(early_c)) == (1000, 1000)
+    assert row.errors_b == (early_b.prediction != early_b.label).sum()
+    assert row.errors_c == (early_c.prediction != early_c.label).sum()
+    ber = got.loc["stage = production AND city = ber"]
+    assert ber.n_rows_b == (b.city == "ber").sum()
+    # Unpaired, the candidate serves in shadow: none of its rows is in production.
+    assert ber.n_rows_c == ((c.city == "ber").sum() if paired else 0)
+    # Paired, the version is the baseline's: no pair is in the slice (an empty slice is not listed).
+    if paired:
+        assert "model_version = v2" not in got.index
+    else:
+        assert tuple(got.loc["model_version = v2", ["n_rows_b", "n_rows_c"]]) == (0, 2000)
