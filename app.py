@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.parts import _engine_ui, _ui
+from pages.parts import _engine_ui, _ui, _writes
 
 # The favicon is drawn locally: Streamlit fetches Material and emoji favicons
 # from a CDN, and Sliceboard must work with no network beyond its own server.
@@ -37,5 +37,6 @@ with _ui.readable_errors():
     if project and page.url_path != "present" and not _ui.read_only():  # a presentation shows no controls
         _engine_ui.engine_panel(project)
     st.sidebar.caption(f"Database: {_ui.plain(_ui.store().path)}" + (" · read-only" if _ui.read_only() else ""))
+    _writes.show_flash()  # what the last write did, on whatever page comes next
     page.run()
 _engine_ui.answered_caption()

@@ -25,8 +25,6 @@ project_name = _ui.current_project()
 summary = _ui.query(project_summary, project_name)
 project = _ui.query(get_project, None, name=project_name)
 st.title("Compare")
-if toast := st.session_state.pop("cmp_toast", None):  # the confirmation of a write, after its rerun
-    st.toast(_ui.plain(toast), icon=":material/check:")
 versions = list(summary.versions)
 if len(versions) < 2:
     st.info("Comparing needs two model versions; this project has one.")

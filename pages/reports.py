@@ -5,6 +5,8 @@ Every write (a note, a move, a rename, a removal) runs in its button's callback,
 the page is drawn: the page shows the new state at once, with a short toast. Removing a
 block or a report asks first."""
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
@@ -13,11 +15,10 @@ from analysis.reports import (add_block, default_report, delete_block, delete_re
                               list_reports, move_block, position_after, refresh, render_html, rerun)
 from analysis.reports.blocks import TITLES
 from analysis.reports.tables import figure_text
-from pages.parts import _report_ui, _ui
+from pages.parts import _report_ui, _ui, _writes
 
 _ui.require_app()
 project_name = _ui.current_project()
-_report_ui.show_flash()
 st.title("Reports")
 listing = _ui.query(list_reports, project_name)
 names = list(listing["name"])
@@ -37,19 +38,7 @@ if st.session_state.get("rep_error"):
     _ui.show_error(SliceboardError(st.session_state.pop("rep_error")))
 
 
-def write(action, *args, done: str = "", **kwargs):
-    """One write through the engine: caches cleared and a confirmation after, an error
-    kept to show as a message."""
-    try:
-        with _ui.store().write() as con:
-            result = action(con, get_project(con, project_name), *args, **kwargs)
-        _ui.clear_caches()
-        if done:
-            _report_ui.flash(done)
-        return result
-    except SliceboardError as exc:
-        st.session_state["rep_error"] = str(exc)
-        return None
+write = partial(_writes.write, project_name, error_key="rep_error")
 
 
 def ask(what) -> None:

@@ -6,11 +6,13 @@ write (create, remove members, commit, delete) runs in its button's callback, be
 page is drawn, so the page shows the new state at once with a short toast; deleting a
 set asks first."""
 
+from functools import partial
+
 import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.valsets import commit, create_set, delete_set, diff, evaluate, history, list_sets, members, remove_members
-from pages.parts import _report_ui, _ui
+from pages.parts import _report_ui, _ui, _writes
 from pages.parts import _valset_views as views
 
 MATRIX, SETS = "Sets × model versions", "Sets"
@@ -20,7 +22,6 @@ URL_VIEWS = {MATRIX: "matrix", SETS: "sets", DRAFT: "draft", HISTORY: "history",
 _ui.require_app()
 project_name = _ui.current_project()
 project = _ui.query(get_project, None, name=project_name)
-_report_ui.show_flash()
 st.title("Validation sets")
 st.caption("Failing examples worth remembering, frozen into numbered versions that every model version is "
            "evaluated on. Promote examples from the Slices or Discover page.")
@@ -28,19 +29,7 @@ if st.session_state.get("vs_error"):
     _ui.show_error(SliceboardError(st.session_state.pop("vs_error")))
 
 
-def write(action, *args, done: str = "", **kwargs):
-    """One write through the engine: caches cleared and a confirmation after, an error
-    kept to show as a message on the run that follows."""
-    try:
-        with _ui.store().write() as con:
-            result = action(con, get_project(con, project_name), *args, **kwargs)
-        _ui.clear_caches()
-        if done:
-            _report_ui.flash(done)
-        return result
-    except SliceboardError as exc:
-        st.session_state["vs_error"] = str(exc)
-        return None
+write = partial(_writes.write, project_name, error_key="vs_error")
 
 
 def switcher(label: str, options: list[str], key: str, param: str, default: str) -> str:
@@ -83,7 +72,7 @@ def do_commit(name: str) -> None:
         return
     _ui.clear_caches()
     st.session_state["vs_message"] = ""
-    _report_ui.flash(f"Committed version {done.version} of “{_ui.plain(name)}” ({done.n_members:,} members, hash "
+    _writes.flash(f"Committed version {done.version} of “{_ui.plain(name)}” ({done.n_members:,} members, hash "
                      f"{done.content_hash[:12]}).")
     st.session_state["vs_committed"] = (name, done.version, done.n_members, done.content_hash[:12])
 

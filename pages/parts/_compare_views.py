@@ -20,6 +20,7 @@ from analysis.numbers import (format_count, format_delta, format_p, format_value
 from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
 from analysis.valsets import list_sets
 from pages.parts import _ui
+from pages.parts._writes import flash
 
 
 BLUE, ORANGE = "#1f77b4", "#ff7f0e"  # colour-blind-safe pair: baseline blue, candidate orange
@@ -188,8 +189,7 @@ def product_metrics_editor(project_name: str, project) -> None:
             with _ui.store().write() as con:
                 delete_metric(con, project, m.name)
             _ui.clear_caches()
-            st.session_state["cmp_toast"] = f"Deleted the product metric {m.name}."
-            st.rerun()
+            flash(f"Deleted the product metric {_ui.plain(m.name)}.", rerun=True)
     if not editable:
         return
     with st.form("cmp_pm_form"):
@@ -206,8 +206,7 @@ def product_metrics_editor(project_name: str, project) -> None:
                 with _ui.store().write() as con:
                     define_metric(con, project, ProductMetric(name.strip(), expression, direction, unit, number_format))
                 _ui.clear_caches()
-                st.session_state["cmp_toast"] = f"Saved the product metric {name.strip()}."
-                st.rerun()
+                flash(f"Saved the product metric {_ui.plain(name.strip())}.", rerun=True)
             except SliceboardError as exc:
                 _ui.show_error(exc)
 
@@ -246,7 +245,6 @@ def criteria_editor(project_name: str, project) -> None:
                     set_criteria(con, project, GateCriteria(float(product), int(rows), float(worse),
                                                             "all" if every else tuple(chosen), int(found)))
                 _ui.clear_caches()
-                st.session_state["cmp_toast"] = "Saved the gate criteria; the verdict above uses them."
-                st.rerun()
+                flash("Saved the gate criteria; the verdict above uses them.", rerun=True)
             except SliceboardError as exc:
                 _ui.show_error(exc)

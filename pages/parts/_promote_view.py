@@ -10,7 +10,7 @@ from analysis.buckets import buckets_for
 from analysis.numbers import format_count
 from analysis.valsets import Selection, create_set, list_sets, preview_promotion, promote
 from pages.parts import _ui
-from pages.parts._saved_view import flash, show_flash
+from pages.parts._writes import flash
 
 NEW_SET = "+ a new set…"
 
@@ -18,7 +18,6 @@ NEW_SET = "+ a new set…"
 def promote_view(project_name: str, project, scope, current, key: str, source: dict | None = None,
                  selected_ids: tuple[str, ...] = ()) -> None:
     """The promotion form; ``source`` overrides what each member records it came from."""
-    show_flash(f"{key}_toast")
     sets = list(_ui.query(list_sets, project_name)["name"])
     if st.session_state.get(f"{key}_set_pending") in sets:  # a set just created: picked in the list
         st.session_state[f"{key}_set"] = st.session_state.pop(f"{key}_set_pending")
@@ -63,4 +62,4 @@ def promote_view(project_name: str, project, scope, current, key: str, source: d
             st.session_state[f"{key}_set_pending"] = target
         flash(f"Added {format_count(done.added)} example(s) to the draft of **{_ui.plain(target)}** "
               f"({format_count(done.already)} were in it already). Commit it on the Validation sets page.",
-              f"{key}_toast")
+              rerun=True)

@@ -16,20 +16,6 @@ from analysis.reports.words import lines
 from pages.parts import _ui
 
 NEW = "New report…"
-FLASH = "sb_flash"
-
-
-def flash(message: str) -> None:
-    """A short confirmation shown (as a toast) on the page's next run: a write's callback
-    or a write followed by ``st.rerun`` says what it did."""
-    st.session_state[FLASH] = message
-
-
-def show_flash() -> None:
-    """The confirmation a write left, once."""
-    message = st.session_state.pop(FLASH, None)
-    if message:
-        st.toast(message, icon=":material/check_circle:")
 
 
 def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, key: str) -> None:

@@ -12,23 +12,13 @@ from analysis.numbers import MISSING, metric_title
 from analysis.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices import Slice
 from pages.parts import _ui
+from pages.parts._writes import flash
 from pages.parts._slice_views import table
 
 
 def scope_words(versions, stages) -> str:
     """``credit-v1 · production``, or ``all versions · all stages``."""
     return f"{', '.join(versions) or 'all versions'} · {', '.join(stages) or 'all stages'}"
-
-
-def flash(message: str, key: str = "sl_saved_toast") -> None:
-    """Rerun at once, so the page shows the new state, with ``message`` as a toast there."""
-    st.session_state[key] = message
-    st.rerun()
-
-
-def show_flash(key: str = "sl_saved_toast") -> None:
-    if key in st.session_state:
-        st.toast(st.session_state.pop(key), icon=":material/check_circle:")
 
 
 def _save(project, name: str, description: str, current: Slice, scope) -> None:
@@ -40,7 +30,7 @@ def _save(project, name: str, description: str, current: Slice, scope) -> None:
         return
     _ui.clear_caches()
     flash(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
-          f"({_ui.plain(scope_words(saved.versions, saved.stages))}).")
+          f"({_ui.plain(scope_words(saved.versions, saved.stages))}).", rerun=True)
 
 
 def _delete(project, name: str) -> None:
@@ -52,11 +42,10 @@ def _delete(project, name: str) -> None:
         return
     st.session_state.pop("sl_confirm_delete", None)
     _ui.clear_caches()
-    flash(f"Deleted **{_ui.plain(name)}** (its history stays).")
+    flash(f"Deleted **{_ui.plain(name)}** (its history stays).", rerun=True)
 
 
 def saved_view(project_name: str, project, scope, current: Slice, open_saved) -> None:
-    show_flash()
     left, right = st.columns(2)
     editable = not _ui.read_only()  # read-only mode: no save, no delete
     if editable:
