@@ -46,6 +46,19 @@ def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
     return AppTest.from_file(APP, default_timeout=timeout)
 
 
+def open_page(monkeypatch, path, page: str, **params) -> AppTest:
+    """The app on ``path`` opened at ``page`` (``"pages/slices.py"``) by a link with ``params``,
+    run, with no exception. The project is chosen on the first run; the app's first page (the
+    Overview) keeps its own view in the URL, so the link's parameters come again after it."""
+    at = app_on(monkeypatch, path)
+    at.query_params.update(params)
+    at.run()
+    at.query_params.update(params)
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
 def literal(markdown: str) -> str:
     """Markdown source as read: CommonMark's backslash escapes (the app escapes user text) undone."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -10,18 +10,11 @@ from analysis import Store, get_project
 from analysis.compare import Side
 from analysis.gate import run_gate
 
-from test_app import app_on, literal, texts
+from test_app import literal, open_page, texts
 
 
 def open_compare(monkeypatch, path, **params):
-    at = app_on(monkeypatch, path)
-    at.query_params.update(params)  # the project is chosen on the first run
-    at.run()  # the app's first page (the Overview) keeps its own view in the URL: the link's come again after it
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page("pages/compare.py").run()
-    assert not at.exception
-    return at
+    return open_page(monkeypatch, path, "pages/compare.py", **params)
 
 
 def test_a_link_reproduces_the_view(monkeypatch, demo_copy):

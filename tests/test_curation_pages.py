@@ -14,7 +14,7 @@ from analysis.numbers import format_delta, format_value, metric_title
 from analysis.reports import add_block, get_report, render_html
 from analysis.reports.tables import tables
 
-from test_app import app_on, literal, texts
+from test_app import literal, open_page, texts
 
 
 def blocks_shown(at) -> list[str]:
@@ -22,12 +22,7 @@ def blocks_shown(at) -> list[str]:
 
 
 def report_page(monkeypatch, path, report: str):
-    at = app_on(monkeypatch, path)
-    at.query_params["report"] = report
-    at.run()
-    at.switch_page("pages/reports.py").run()
-    assert not at.exception
-    return at
+    return open_page(monkeypatch, path, "pages/reports.py", report=report)
 
 
 def stored(path, report: str) -> list[str]:
@@ -164,13 +159,7 @@ def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), com
 
 
 def valsets_page(monkeypatch, path, **params):
-    at = app_on(monkeypatch, path)
-    at.query_params.update(params)  # the project is chosen on the first run
-    at.run()  # the app's first page (the Overview) keeps its own view in the URL: the link's come again after it
-    at.query_params.update(params)
-    at.switch_page("pages/validation-sets.py").run()
-    assert not at.exception
-    return at
+    return open_page(monkeypatch, path, "pages/validation-sets.py", **params)
 
 
 def charts(at) -> list[dict]:

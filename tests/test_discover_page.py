@@ -9,17 +9,11 @@ import json
 from analysis import Store, get_project
 from analysis.discovery.run import discover
 from analysis.scope import Scope
-from test_app import app_on
+from test_app import open_page
 
 
 def _open(monkeypatch, path, **params):
-    at = app_on(monkeypatch, path)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page("pages/discover.py").run()
-    assert not at.exception
-    return at
+    return open_page(monkeypatch, path, "pages/discover.py", **params)
 
 
 def _table(at):

@@ -13,7 +13,7 @@ from analysis import Store, get_project
 from analysis.ingest import ingest_predictions
 from analysis.mapping import Mapping
 
-from test_app import app_on, literal, texts
+from test_app import literal, open_page, texts
 
 
 def count_rows(path, where: str, params=()) -> int:
@@ -26,14 +26,7 @@ def count_rows(path, where: str, params=()) -> int:
 
 
 def slices_page(monkeypatch, path, **params):
-    at = app_on(monkeypatch, path)
-    at.query_params.update(params)  # the project is chosen on the first run
-    at.run()  # the app's first page (the Overview) keeps its own view in the URL: the link's come again after it
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("pages/slices.py").run()
-    assert not at.exception
-    return at
+    return open_page(monkeypatch, path, "pages/slices.py", **params)
 
 
 def query_param(at, name):
