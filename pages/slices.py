@@ -3,24 +3,21 @@
 project, version, stages, the slice (``?slice=country = NG AND age < 25``) and
 the view (``?view=errors``); only the chosen view is computed."""
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.overview import project_summary
-from analysis.profile import histogram, value_counts
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
-from analysis.slices import Condition, Slice, parse_slice, slice_columns, validate_slice
+from analysis.slices import Slice, parse_slice, validate_slice
 from pages.parts import _slice_examples as examples
 from pages.parts import _slice_views as views
 from pages.parts._promote_view import promote_view
 from pages.parts._saved_view import saved_view
+from pages.parts._slice_builder import condition_builder
 from pages.parts import _report_ui, _ui
 
 ALL = "All versions"
-MISSING = "∅ missing"
 
 _ui.require_app()
 
@@ -99,82 +96,7 @@ def open_saved(where: str, versions, stages) -> None:
     set_slice(parse_slice(where))
 
 
-def add_condition(cond: Condition, column: str) -> None:
-    """AND ``cond`` to the slice (a condition already in it is not added twice) and
-    empty the builder's inputs for ``column``."""
-    wanted = validate_slice(current.and_(cond), project)
-    kept = []
-    for c in wanted.conditions:
-        if c not in kept:
-            kept.append(c)
-    st.session_state["sl_clear"] = column  # applied before the inputs exist, on the next run
-    set_slice(Slice(tuple(kept)))
-
-
-def value_picker(column: str, counts) -> list:
-    """The values of ``column`` with their counts in the scope. The picks are kept when
-    the counts change (another version, stages or a write): each label is re-drawn with
-    the new count, and a picked value the scope lacks stays listed with a count of 0."""
-    key, labels_key = f"sl_values_{column}", f"sl_labels_{column}"
-    shown = [MISSING if pd.isna(v) else v for v in counts["value"]]  # pandas 3 reads a missing value as NaN
-    labels = {v: f"{v}  ·  {n:,}" for v, n in zip(shown, counts["n"])}
-    previous = st.session_state.get(labels_key)
-    # Read with the previous run's labels: what the browser sends is the label it shows.
-    picked = list(st.session_state.get(key, []))
-    picked = [v for v in picked if v in labels or (previous and v in previous)]
-    for v in picked:
-        labels.setdefault(v, f"{v}  ·  0")
-    if previous is not None and previous != labels and key in st.session_state:
-        st.session_state[key] = picked  # the browser draws the picks with their new labels
-    st.session_state[labels_key] = labels
-    return st.multiselect("Values", list(labels), format_func=lambda v: labels.get(v, str(v)), key=key)
-
-
-if st.session_state.get("sl_clear"):  # "Add to slice" empties the inputs it used
-    cleared = st.session_state.pop("sl_clear")
-    st.session_state[f"sl_values_{cleared}"] = []
-    for prefix, empty in (("sl_not_", False), ("sl_low_", ""), ("sl_high_", ""), ("sl_contains_", "")):
-        st.session_state[f"{prefix}{cleared}"] = empty
-
-with st.expander("Add a condition", expanded=not current.conditions):
-    kinds = slice_columns(project)
-    column = st.selectbox("Column", sorted(kinds), key="sl_column")
-    kind = kinds[column]
-    cond = None
-    if kind in ("categorical", "boolean"):
-        picked = value_picker(column, _ui.query(value_counts, project_name, column=column, scope=scope, limit=200))
-        negate = st.checkbox("Everything except these", key=f"sl_not_{column}")
-        if picked:
-            present = [v for v in picked if v != MISSING]
-            if present and len(present) < len(picked):  # "one of these or missing" is not one AND-condition
-                st.warning(f"Pick either values or {MISSING}, not both: a slice joins its conditions with AND "
-                           f"and cannot yet say “one of these or missing”. To leave out missing rows as well as "
-                           f"these values, add “Everything except” these values, then “Everything except” "
-                           f"{MISSING}.", icon=":material/info:")
-            elif present:
-                cond = Condition(column, "not_in" if negate else "in", values=tuple(present))
-            else:
-                cond = Condition(column, "not_null" if negate else "is_null")
-    elif kind in ("numeric", "timestamp"):
-        hist = _ui.query(histogram, project_name, column=column, scope=scope, bins=40)
-        if len(hist):
-            fig = go.Figure(go.Bar(x=hist["low"], y=hist["n"], marker_color="#4c78a8"))
-            fig.update_layout(height=180, margin=dict(t=10, l=10, r=10, b=10), bargap=0.05)
-            st.plotly_chart(fig, key=f"sl_hist_{column}")
-        lo_col, hi_col = st.columns(2)
-        low = lo_col.text_input("From (included)", key=f"sl_low_{column}")
-        high = hi_col.text_input("Below (excluded)", key=f"sl_high_{column}")
-        if low.strip() or high.strip():
-            cond = Condition(column, "between", low=low.strip() or None, high=high.strip() or None)
-    else:
-        needle = st.text_input("Contains", key=f"sl_contains_{column}")
-        if needle:
-            cond = Condition(column, "contains", text=needle)
-    if st.button("Add to slice", key="sl_add", disabled=cond is None, type="primary"):
-        try:
-            add_condition(cond, column)
-        except SliceboardError as exc:
-            _ui.show_error(exc)
+condition_builder(project_name, project, scope, current, set_slice)
 
 if current.conditions:
     st.caption("Conditions (click to remove)")
