@@ -55,6 +55,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from streamlit.testing.v1 import AppTest
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
+from analysis.breakdown import SORTS
 
 from test_app import app_on, literal, texts
 
@@ -955,7 +956,8 @@ class AppMachine(RuleBasedStateMachine):
         self.step()
         self.show("sl", "Leaderboard")
         sort = self.at.radio(key="sl_sort")
-        sort.set_value(data.draw(st.sampled_from(list(sort.options)), label="rank by"))
+        # The radio shows words for each ranking; it is set by the ranking itself.
+        sort.set_value(data.draw(st.sampled_from(SORTS), label="rank by"))
         self.step()
 
     @rule(data=st.data())
@@ -1298,8 +1300,6 @@ def get_report_blocks(con, project, name):
     return get_report(con, project, name).blocks
 
 
-@pytest.mark.skip(reason="on merged main this machine finds a failing sequence that it takes six minutes to "
-                         "shrink; until that is read and fixed, CI runs the focused tests of what it found")
 def test_a_user_clicking_at_random_never_crashes_and_sees_true_numbers(base_db):
     AppMachine.base = base_db
     AppMachine.logs = read_logs(base_db)
