@@ -12,10 +12,12 @@ pages' of current main (view switchers, not tabs); adapt the small helpers below
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 import duckdb
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from analysis import Store, get_project
@@ -23,7 +25,8 @@ from analysis.scope import Scope
 from analysis.slices import compile_slice, parse_slice
 from analysis.valsets import Selection, create_set, members, promote
 
-from test_browser import ARTIFACTS, card_value, choose, page, server, wait_idle  # noqa: F401 - fixtures
+from test_browser import (ARTIFACTS, RUN_COUNTER, card_value, choose, page, server,  # noqa: F401 - fixtures
+                          wait_idle)
 
 SLICE = "channel = partner_api AND employment = self_employed"
 
@@ -80,11 +83,23 @@ def select_example_rows(page, rows: list[int]) -> None:
     grid = page.locator("[class*='st-key-sl_examples_'] [data-testid=stDataFrame]")
     expect(grid).to_have_count(1)
     expect(grid).to_be_visible()
-    grid.hover()  # the row markers show on hover
-    box = grid.bounding_box()
     for i, row in enumerate(rows):
-        # Glide Data Grid draws a 35 px header and 35 px rows; the row marker is the first column.
-        page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+        # A click the grid missed (drawn while the page still moved) starts no script run:
+        # then it is clicked again. A click that started one is never repeated (it would untick).
+        deadline = time.monotonic() + 60
+        while True:
+            wait_idle(page)
+            grid.hover()  # the row markers show on hover
+            box = grid.bounding_box()
+            runs = page.evaluate(RUN_COUNTER)
+            # Glide Data Grid draws a 35 px header and 35 px rows; the row marker is the first column.
+            page.mouse.click(box["x"] + 18, box["y"] + 35 + 35 * row + 17)
+            try:
+                page.wait_for_function("runs => window.__sbRuns > runs", arg=runs, timeout=5_000)
+                break
+            except PlaywrightTimeoutError:
+                if time.monotonic() > deadline:
+                    raise
         expect(page.get_by_text(f"{i + 1:,} rows selected (kept across pages")).to_be_visible()
 
 
