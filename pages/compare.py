@@ -14,7 +14,7 @@ from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
 from pages.parts import _compare_views as views
-from pages.parts import _report_ui, _ui, _url
+from pages.parts import _report_ui, _slow, _ui, _url
 
 ALL_STAGES = "all stages"
 VIEWS = {"overall": "Overall", "slices": "Slices", "time": "Over time", "sets": "Validation sets",
@@ -92,19 +92,26 @@ report_view = {"baseline": baseline, "candidate": candidate, "start": start, "en
 if view_key == "overall":
     views.overall_view(first_figures)
 with verdict_box.container():
-    with st.spinner("Checking the gate: every slice, and the search of where the candidate is worse than the "
-                    "baseline…", show_time=True):
-        verdict = _ui.query(run_gate, project_name, **args)
-    views.verdict_view(verdict)
+    # The gate searches every slice: on millions of rows it takes seconds, computed on a
+    # worker while the rest of the page is drawn and used; this part fills in by itself.
+    verdict = _slow.answer(run_gate, project_name, **args)
+    if isinstance(verdict, _slow.Pending):
+        _slow.show_pending(verdict, "Checking the gate: every slice, and the search of where the candidate is "
+                                    "worse than the baseline")
+    else:
+        with st.container(key="cmp_verdict"):
+            views.verdict_view(verdict)
     _report_ui.add_to_report(project_name, [("The comparison", "comparison", report_view),
                                             ("The gate's verdict", "gate", report_view),
                                             ("Both versions over time", "series", report_view)], key="cmp_report")
-comparison = verdict.comparison
 if view_key == "slices":
-    views.slices_view(project_name, comparison)
+    if isinstance(verdict, _slow.Pending):
+        st.caption("The slices come with the gate's verdict, above, when its search is done.")
+    else:
+        views.slices_view(project_name, verdict.comparison)
 elif view_key == "time":
     views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),
-                      comparison)
+                      first_figures)
 elif view_key == "sets":
     views.sets_view(_ui.query(evaluate, project_name), baseline, candidate)
 elif view_key == "settings":

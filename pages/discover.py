@@ -14,7 +14,7 @@ from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
 from analysis.scope import Scope
 from pages.parts import _discover_views as views
-from pages.parts import _report_ui, _ui
+from pages.parts import _report_ui, _slow, _ui
 
 _ui.require_app()
 
@@ -138,15 +138,17 @@ st.query_params["view"] = view
 if view == "Slices":  # only the chosen view is computed
     words = RANKING_WORDS[ranking] if ranking != "version" else f"worse than {against}"
     result = None
-    with st.status(f"Searching slices ({words})…", expanded=False) as status:
-        with _ui.readable_errors():
-            result = _ui.query(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
-                               max_level=int(max_level), top_k=int(top_k), min_support=float(support),
-                               alpha=float(alpha), rank_by=rank_by, bins=int(bins), ranking=ranking,
-                               other_version=against)
-            status.update(label=views.searched(result), state="complete")
+    with _ui.readable_errors():  # on millions of rows a search takes seconds: computed on a worker
+        result = _slow.answer(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
+                              max_level=int(max_level), top_k=int(top_k), min_support=float(support),
+                              alpha=float(alpha), rank_by=rank_by, bins=int(bins), ranking=ranking,
+                              other_version=against)
+    if isinstance(result, _slow.Pending):
+        _slow.show_pending(result, f"Searching slices ({words})")
+        st.stop()
     if result is None:  # the search could not run: the message says why
         st.stop()
+    st.status(views.searched(result), state="complete", expanded=False)
     views.found_view(project_name, project, version, error, result)
     _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", {
         "scope": scope, "error": error, "columns": chosen, "max_level": int(max_level), "top_k": int(top_k),

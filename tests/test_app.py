@@ -43,6 +43,9 @@ def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
 
     monkeypatch.setattr(PagesManager, "__init__", init)
     monkeypatch.setenv("SLICEBOARD_DB", str(path))
+    # AppTest runs no fragment on a timer: a page waits for its slow answers here (the
+    # pending state is tested on its own, and in the browser).
+    monkeypatch.setenv("SLICEBOARD_WAIT_SECONDS", str(timeout))
     return AppTest.from_file(APP, default_timeout=timeout)
 
 

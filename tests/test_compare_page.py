@@ -10,7 +10,7 @@ from analysis import Store, get_project
 from analysis.compare import Side
 from analysis.gate import run_gate
 
-from test_app import literal, open_page, texts
+from test_app import app_on, literal, open_page, texts
 
 
 def open_compare(monkeypatch, path, **params):
@@ -71,3 +71,33 @@ def test_saving_the_criteria_shows_the_new_verdict_at_once(monkeypatch, demo_cop
     assert not at.exception
     assert literal(at.info[0].value).startswith("**Gate: PASS**")  # age < 25 is 10.7 points worse, under 50
     assert any("Saved the gate criteria" in t.value for t in at.toast)
+
+
+def test_a_slow_gate_leaves_the_page_usable_and_fills_in_when_done(monkeypatch, demo_copy):
+    """On millions of rows the gate's search takes seconds: the page does not wait for it.
+    It shows the overall figures at once, says the gate is being checked, and shows the
+    same verdict as the engine once the worker is done (here: a page that waits no time)."""
+    from pages.parts import _slow
+
+    link = {"baseline": "credit-v1", "candidate": "credit-v2", "view": "slices"}
+    at = app_on(monkeypatch, demo_copy)
+    monkeypatch.setenv(_slow.WAIT_ENV, "0")
+    at.query_params.update(link)
+    at.run()
+    at.query_params.update(link)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    infos = [literal(i.value) for i in at.info]
+    assert any(i.startswith("Checking the gate") and "s so far" in i for i in infos), infos
+    assert "The slices come with the gate's verdict" in texts(at)
+    assert not at.warning  # no verdict yet
+    assert _slow.wait_for_answers(timeout=300)
+    at.run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
+        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v2"),
+                           start=first, end=last)
+    assert not verdict.passed and literal(at.warning[0].value).startswith("**Gate: FAIL**")
+    table = next(d.value for d in at.dataframe if "where" in d.value).set_index("where")
+    assert table.loc["age < 25", "verdict"] == "worse"

@@ -9,7 +9,7 @@ import json
 from analysis import Store, get_project
 from analysis.discovery.run import discover
 from analysis.scope import Scope
-from test_app import open_page
+from test_app import app_on, literal, open_page
 
 
 def _open(monkeypatch, path, **params):
@@ -67,3 +67,29 @@ def test_large_money_figures_keep_their_digits_after_switching_the_measure(monke
     assert "error_rate" not in json.dumps(tree["layout"]["title"])
     leaves = next(d for d in at.dataframe if "errors" in d.value)
     assert json.loads(leaves.proto.columns)["error_rate"]["label"] == "loss"
+
+
+def test_a_slow_search_says_it_is_coming_and_fills_in_with_the_engines_entries(monkeypatch, demo_copy):
+    """On millions of rows a search takes seconds: it runs on a worker, the page says so
+    and stays usable, and then shows the engine's entries (here: a page that waits no time)."""
+    from pages.parts import _slow
+
+    at = app_on(monkeypatch, demo_copy)
+    monkeypatch.setenv(_slow.WAIT_ENV, "0")
+    link = {"version": "credit-v3", "top": "4"}
+    at.query_params.update(link)
+    at.run()
+    at.query_params.update(link)
+    at.switch_page("pages/discover.py").run()
+    assert not at.exception
+    assert any(literal(i.value).startswith("Searching slices (worse than its scores predict)") for i in at.info), \
+        [i.value for i in at.info]
+    assert not any("where" in d.value for d in at.dataframe)
+    assert _slow.wait_for_answers(timeout=300)
+    at.run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
+        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v3", stages=stages),
+                            top_k=4)
+    assert list(_table(at).value["where"]) == list(expected.slices["where"])

@@ -133,6 +133,12 @@ def signatures() -> Signatures:
 @st.cache_data(show_spinner="Querying the log…", max_entries=256)
 def _cached_call(depends_on: tuple, path: str, func_path: str, project: str | None, kwargs: tuple):
     _COMPUTING.computed = True
+    return compute(path, func_path, project, kwargs)
+
+
+def compute(path: str, func_path: str, project: str | None, kwargs: tuple):
+    """``func(con, project, **kwargs)`` on the project's engine, uncached: ``(value, answer)``,
+    the answer saying which engine answered and how fast (None for a call without project)."""
     module, name = func_path.rsplit(".", 1)
     func = getattr(importlib.import_module(module), name)
     with _store_for(path).read() as con:
@@ -153,18 +159,29 @@ def query(func, project: str | None = None, **kwargs):
     for it, every area when not declared; the project and its engine setting always).
     Keyword values must be hashable plain values (strings, numbers, tuples).
     """
-    s = store()
-    func_path = f"{func.__module__}.{func.__name__}"
     _COMPUTING.computed = False
-    value, answer = _cached_call(
-        signatures().key(func_path, project), str(s.path), func_path, project, tuple(sorted(kwargs.items())),
-    )
+    key = call_key(func, project, kwargs)
+    func_path = key[2]
+    value, answer = _cached_call(*key)
     computed = getattr(_COMPUTING, "computed", False)
     _COMPUTING.computed = False
-    _trace(func_path, project, kwargs, computed, answer.seconds if answer is not None else None)
-    if answer is not None:  # what the sidebar says answered this page
-        st.session_state.setdefault("sb_answers", []).append((answer.engine, answer.seconds, not computed))
+    note_answer(func_path, project, kwargs, answer, computed)
     return value
+
+
+def note_answer(func_path: str, project: str | None, kwargs: dict, answer, computed: bool) -> None:
+    """Trace the call (benchmarks) and keep which engine answered, for the sidebar."""
+    trace_call(func_path, project, kwargs, computed, answer.seconds if answer is not None else None)
+    if answer is not None:
+        st.session_state.setdefault("sb_answers", []).append((answer.engine, answer.seconds, not computed))
+
+
+def call_key(func, project: str | None, kwargs: dict) -> tuple:
+    """What identifies an answer: the areas of the database it reads as they are now (a
+    write that changes them makes a new key), the database, the function and its arguments."""
+    func_path = f"{func.__module__}.{func.__name__}"
+    return (signatures().key(func_path, project), str(store().path), func_path, project,
+            tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -176,7 +193,7 @@ def _cached_metadata(depends_on: tuple, path: str, func_path: str, project: str)
         return func(con, get_project(con, project))
 
 
-def _trace(func_path: str, project: str | None, kwargs: dict, computed: bool, seconds: float | None) -> None:
+def trace_call(func_path: str, project: str | None, kwargs: dict, computed: bool, seconds: float | None) -> None:
     """With ``$SLICEBOARD_TRACE`` set (benchmarks/bench_pages.py), append each engine call
     of a page to that file, so that the benchmark can time the same calls directly."""
     path = os.environ.get(TRACE_ENV)
@@ -189,7 +206,7 @@ def _trace(func_path: str, project: str | None, kwargs: dict, computed: bool, se
 
 def trace_mark(name: str) -> None:
     """A point of the script run (its start, its end) in the trace, when tracing."""
-    _trace(name, None, {}, False, None)
+    trace_call(name, None, {}, False, None)
 
 
 def metadata(func, project: str):
@@ -199,7 +216,7 @@ def metadata(func, project: str):
     func_path = f"{func.__module__}.{func.__name__}"
     _COMPUTING.computed = False
     value = _cached_metadata(signatures().key(func_path, project), str(s.path), func_path, project)
-    _trace(func_path, project, {}, getattr(_COMPUTING, "computed", False), None)
+    trace_call(func_path, project, {}, getattr(_COMPUTING, "computed", False), None)
     _COMPUTING.computed = False
     return value
 

@@ -1,0 +1,100 @@
+"""Slow answers (the deployment gate, a discovery search on millions of rows) computed on a
+worker thread: the page settles at once and stays usable, says what is being computed and
+for how long, and reruns itself when the answer is in.
+
+``answer(func, project, **kwargs)`` is ``_ui.query``'s answer when it is ready within
+``wait_seconds()`` (most are: small projects, answers already computed), else a
+:class:`Pending`; ``show_pending`` draws it where the answer will go, and a fragment polls
+the job and reruns the page once it is done. The answers are kept per key (the areas of the
+database they read, as ``_ui.query``'s cache does), so a write makes a new one and every
+session shares them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_for_futures
+from dataclasses import dataclass
+
+import streamlit as st
+
+from pages.parts import _ui
+
+WAIT_ENV = "SLICEBOARD_WAIT_SECONDS"
+DEFAULT_WAIT = 0.5  # the page waits this long for a slow answer before saying it is coming
+KEEP = 32  # answers kept (the newest); an older one is computed again when asked for
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sliceboard-slow")
+_JOBS: OrderedDict[tuple, tuple[float, Future]] = OrderedDict()
+_NOTED: set[tuple] = set()  # answers already said to be computed (the first page to show one computed it)
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An answer still being computed: since when (``time.monotonic``), and its job."""
+    started: float
+    job: Future
+
+
+def wait_seconds() -> float:
+    """How long a page waits for a slow answer (``$SLICEBOARD_WAIT_SECONDS``, default 0.5)."""
+    try:
+        return max(0.0, float(os.environ.get(WAIT_ENV, DEFAULT_WAIT)))
+    except ValueError:
+        return DEFAULT_WAIT
+
+
+def answer(func, project: str | None = None, **kwargs):
+    """``func(con, project, **kwargs)`` as ``_ui.query`` answers it, or a :class:`Pending`
+    while a worker computes it. An error of the computation is raised here, as by ``query``,
+    and the next request computes it again."""
+    key = _ui.call_key(func, project, kwargs)
+    with _LOCK:
+        if key not in _JOBS:
+            _JOBS[key] = (time.monotonic(), _POOL.submit(_ui.compute, *key[1:]))
+            for old in [k for k, (_, job) in _JOBS.items() if job.done()][:max(0, len(_JOBS) - KEEP)]:
+                del _JOBS[old]
+                _NOTED.discard(old)
+        _JOBS.move_to_end(key)
+        started, job = _JOBS[key]
+    try:
+        value, engine_answer = job.result(timeout=wait_seconds())
+    except FutureTimeout:
+        return Pending(started, job)
+    except Exception:
+        with _LOCK:
+            _JOBS.pop(key, None)
+        raise
+    with _LOCK:
+        computed = key not in _NOTED
+        _NOTED.add(key)
+    _ui.note_answer(key[2], project, kwargs, engine_answer, computed)
+    return value
+
+
+def show_pending(pending: Pending, message: str) -> None:
+    """Where the answer will show: what is being computed and for how long. Polled every
+    second; the page reruns when the answer is in."""
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        if pending.job.done():
+            st.rerun(scope="app")
+        seconds = time.monotonic() - pending.started
+        st.container(key="sb_pending").info(f"{message} ({seconds:.0f} s so far). The rest of the page can be used meanwhile; "
+                "this part fills in by itself.", icon=":material/hourglass_top:")
+
+    poll()
+
+
+def wait_for_answers(timeout: float | None = None) -> bool:
+    """Wait until every answer being computed is in (tests of the pending state); True when all are."""
+    with _LOCK:
+        jobs = [job for _, job in _JOBS.values()]
+    return not wait_for_futures(jobs, timeout=timeout).not_done
