@@ -65,7 +65,6 @@ def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, 
     """Issue 21, item 6: "ROC AUC" not "Roc auc", values by meaning, no arrows on figures
     that are not changes, p-values by format_p, no "None"; a log loss above 1 is not
     clipped by a 0–1 axis."""
-    from analysis.metrics import METRICS  # noqa: F401 - the engine's names
     from analysis.numbers import format_count, format_p, format_value
     from analysis.scope import Scope
     from analysis.slice_metrics import slice_metrics
