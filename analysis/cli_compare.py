@@ -129,6 +129,7 @@ def cmd_gate_criteria(args) -> int:
             changes = {k: v for k, v in (("product_max_worse", args.product_max_worse),
                                          ("slice_min_rows", args.slice_min_rows),
                                          ("slice_max_worse", args.slice_max_worse),
+                                         ("overall_max_worse", args.overall_max_worse),
                                          ("discovered_slices", args.discovered_slices)) if v is not None}
             if args.all_sets:
                 changes["required_sets"] = "all"
@@ -166,6 +167,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--product-max-worse", type=float, help="share of the baseline a product metric may lose")
     p.add_argument("--slice-min-rows", type=int, help="slices checked from this many rows in both versions")
     p.add_argument("--slice-max-worse", type=float, help="error-rate points a slice may lose")
+    p.add_argument("--overall-max-worse", type=float,
+                   help="error-rate points (a regression: the label's unit) the whole comparison may lose")
     p.add_argument("--required-set", action="append", help="a validation set that must pass (repeatable)")
     p.add_argument("--all-sets", action="store_true", help="every committed set with pass criteria must pass")
     p.add_argument("--discovered-slices", type=int,

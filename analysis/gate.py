@@ -15,6 +15,10 @@ Criteria (defaults in brackets):
   that many rows in both versions may have a significantly higher error rate
   (q < 0.05), by more than that many points; the slices include those the search of
   the difference finds (:mod:`analysis.compare_slices`), such as ``age < 25``;
+* ``overall_max_worse`` [0.02]: the overall error (error rate of a classifier, mean
+  absolute error of a regression, in the label's unit) may not be significantly worse
+  (its 95% interval entirely on the worse side) by more than this: a candidate that is
+  worse everywhere, by a little in each slice, fails here;
 * ``required_sets`` ["all"]: these validation sets (``"all"``: every set with pass
   criteria) must pass for the candidate;
 * ``discovered_slices`` [5]: besides saved slices and every feature value, the slice
@@ -47,6 +51,7 @@ class GateCriteria:
     slice_max_worse: float = 0.02
     required_sets: tuple[str, ...] | str = "all"
     discovered_slices: int = 5
+    overall_max_worse: float = 0.02
 
     def check(self) -> "GateCriteria":
         if not (isinstance(self.product_max_worse, (int, float)) and 0 <= self.product_max_worse < 10):
@@ -55,6 +60,9 @@ class GateCriteria:
             raise ConfigError("slice_min_rows is a whole number of rows, at least 1.")
         if not (isinstance(self.slice_max_worse, (int, float)) and 0 <= self.slice_max_worse <= 1):
             raise ConfigError("slice_max_worse is a difference of error rates, between 0 and 1.")
+        if not (isinstance(self.overall_max_worse, (int, float)) and 0 <= self.overall_max_worse < math.inf):
+            raise ConfigError("overall_max_worse is how much worse the overall error may be, from 0 (error-rate "
+                              "points for a classifier, the label's unit for a regression).")
         if not (isinstance(self.discovered_slices, int) and 0 <= self.discovered_slices <= 50):
             raise ConfigError("discovered_slices is a whole number from 0 (no discovery) to 50.")
         if self.required_sets != "all" and not all(isinstance(s, str) for s in self.required_sets):
@@ -158,6 +166,32 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
     return out
 
 
+def _overall_result(comp: Comparison, max_worse: float) -> CriterionResult:
+    """The overall error: a classifier's error rate (1 − accuracy), a regression's MAE."""
+    rows = comp.overall.set_index("metric")
+    regression = "mae" in rows.index
+    rate = "mae" if regression else "error_rate"
+    name = f"overall {metric_name(rate)} not significantly worse by more than {format_delta(rate, max_worse)[1:]}"
+    if ("mae" if regression else "accuracy") not in rows.index:
+        return CriterionResult(name, True, "no labeled rows to compare")
+    r = rows.loc["mae" if regression else "accuracy"]
+    if regression:
+        b, c, worse, worse_low, worse_high = r["baseline"], r["candidate"], r["delta"], r["ci_low"], r["ci_high"]
+    else:  # the error rate moves opposite to the accuracy
+        b, c, worse, worse_low, worse_high = 1 - r["baseline"], 1 - r["candidate"], -r["delta"], -r["ci_high"], -r["ci_low"]
+    if any(not math.isfinite(float(x)) for x in (b, c, worse)):
+        return CriterionResult(name, True, "no labeled rows to compare")
+    significant = math.isfinite(float(worse_low)) and worse_low > 0
+    failed = significant and worse > max_worse
+    detail = (f"{format_value(rate, b)} → {format_value(rate, c)} ({format_delta(rate, worse)}, 95% interval "
+              f"{format_delta(rate, worse_low)} to {format_delta(rate, worse_high)}; p {format_p(r['p_value'])})")
+    if failed:
+        detail += f"; significantly worse by more than {format_delta(rate, max_worse)[1:]}"
+    elif worse > 0:
+        detail += "; worse, but not significantly or within the limit"
+    return CriterionResult(name, not failed, detail)
+
+
 def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> CriterionResult:
     rate = "mae" if "mae" in set(comp.overall["metric"]) else "error_rate"  # regression: mean absolute error
     name = (f"no slice of at least {format_count(min_rows)} rows significantly worse by more than "
@@ -230,7 +264,7 @@ def run_gate(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, c
     criteria = (criteria or get_criteria(con, project)).check()
     comp = comparison or compare(con, project, baseline, candidate, start=start, end=end,
                                  discovered=criteria.discovered_slices, overlap=overlap)
-    results = _product_results(comp, criteria.product_max_worse)
+    results = [_overall_result(comp, criteria.overall_max_worse), *_product_results(comp, criteria.product_max_worse)]
     results.append(_slice_result(comp, criteria.slice_min_rows, criteria.slice_max_worse))
     results += _set_results(con, project, candidate, criteria.required_sets)
     return GateVerdict(all(r.passed for r in results), results, comp, criteria)

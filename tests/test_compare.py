@@ -167,7 +167,7 @@ def test_the_gate_exit_codes(pair, capsys):
         main(["gate", *db, "--baseline", "v1"])
     assert usage.value.code == 2
     with store.write() as con:
-        set_criteria(con, project, GateCriteria(slice_max_worse=0.5, product_max_worse=5.0))
+        set_criteria(con, project, GateCriteria(slice_max_worse=0.5, product_max_worse=5.0, overall_max_worse=0.5))
     assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 0
     with store.write() as con:
         set_criteria(con, project, GateCriteria())
@@ -218,13 +218,39 @@ def test_gate_criteria_from_the_cli_decide_the_verdict(pair, capsys):
     store, _, _ = pair
     db = ["--db", str(store.path), "--project", "p"]
     assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.5", "--product-max-worse", "5",
-                 "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["slice_max_worse"] == 0.5
+                 "--overall-max-worse", "0.5", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["slice_max_worse"], shown["overall_max_worse"]) == (0.5, 0.5)
     assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 0
     assert main(["gate-criteria", "set", *db, "--slice-min-rows", "0"]) == 2
     assert "slice_min_rows" in capsys.readouterr().err
     assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.02", "--product-max-worse", "0"]) == 0
     assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 1
+
+
+def test_a_candidate_worse_overall_fails_the_gate_on_the_overall_error(pair):
+    """Worse everywhere by a little (no one slice over its limit) is still worse: the
+    overall error rate is a criterion of its own. Its numbers are pandas' and statsmodels'."""
+    store, project, frame = pair
+    b, c = by_version(frame)
+    err_b, err_c = (b.prediction != b.label).mean(), (c.prediction != c.label).mean()
+    loose = dict(slice_max_worse=0.5, product_max_worse=5.0, required_sets=())
+    with store.read() as con:
+        strict = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(**loose))
+        lenient = run_gate(con, project, Side("v1"), Side("v2"),
+                           criteria=GateCriteria(**loose, overall_max_worse=err_c - err_b + 0.001))
+        better = run_gate(con, project, Side("v2"), Side("v1"), criteria=GateCriteria(**loose))
+    overall = strict.results[0]
+    assert not strict.passed and not overall.passed and overall.criterion.startswith("overall error rate")
+    assert f"{err_b:.1%} → {err_c:.1%}" in overall.detail
+    # The interval is the paired one of the accuracy, turned round (McNemar's test gives p).
+    right_b, right_c = b.prediction == b.label, c.prediction == c.label
+    n01, n10 = int((right_b & ~right_c).sum()), int((~right_b & right_c).sum())
+    p = mcnemar([[0, n01], [n10, 0]], exact=False, correction=True).pvalue
+    assert strict.comparison.overall.set_index("metric").loc["accuracy", "p_value"] == pytest.approx(p)
+    assert lenient.passed and lenient.results[0].passed  # within the limit: passes, and says it is worse
+    assert "worse, but not significantly or within the limit" in lenient.results[0].detail
+    assert better.results[0].passed and "worse" not in better.results[0].detail
 
 
 def test_regression_slices_use_t_tests_like_scipy(tmp_path):

@@ -215,7 +215,8 @@ def criteria_editor(project_name: str, project) -> None:
     """The project's gate criteria; saving them reruns the verdict above."""
     current = _ui.query(get_criteria, project_name)
     if _ui.read_only():  # read-only mode: the criteria, not the form
-        st.caption(_ui.plain(f"Product metrics may be worse by {current.product_max_worse:g} of the baseline; slices "
+        st.caption(_ui.plain(f"The overall error may be worse by {current.overall_max_worse:g}; product metrics by "
+                             f"{current.product_max_worse:g} of the baseline; slices "
                              f"of {current.slice_min_rows:,} rows or more by {current.slice_max_worse:g}; "
                              f"{current.discovered_slices} discovered slices each way; sets that must pass: "
                              + (current.required_sets if current.required_sets == "all"
@@ -232,8 +233,13 @@ def criteria_editor(project_name: str, project) -> None:
                  else "Slice error rate may be worse by (a share: 0.02 = 2 points)")
         worse = c.number_input(limit, 0.0, 1.0, float(current.slice_max_worse), 0.005, format="%.3f",
                                key="cmp_gate_worse")
-        found = st.number_input("Discovered slices checked, each direction (0: none, faster)", 0, 50,
-                                int(current.discovered_slices), key="cmp_gate_found")
+        d, e = st.columns(2)
+        overall = d.number_input("Overall mean absolute error may be worse by (in the label's unit)"
+                                 if project.task == "regression" else
+                                 "Overall error rate may be worse by (a share: 0.02 = 2 points)", 0.0, None,
+                                 float(current.overall_max_worse), 0.005, format="%.3f", key="cmp_gate_overall")
+        found = e.number_input("Discovered slices checked, each direction (0: none, faster)", 0, 50,
+                               int(current.discovered_slices), key="cmp_gate_found")
         every = st.checkbox("Every validation set with pass criteria must pass", current.required_sets == "all",
                             key="cmp_gate_all")
         chosen = st.multiselect("…or these sets", sets, default=[s for s in (() if current.required_sets == "all"
@@ -243,7 +249,8 @@ def criteria_editor(project_name: str, project) -> None:
             try:
                 with _ui.store().write() as con:
                     set_criteria(con, project, GateCriteria(float(product), int(rows), float(worse),
-                                                            "all" if every else tuple(chosen), int(found)))
+                                                            "all" if every else tuple(chosen), int(found),
+                                                            float(overall)))
                 _ui.clear_caches()
                 flash("Saved the gate criteria; the verdict above uses them.", rerun=True)
             except SliceboardError as exc:
