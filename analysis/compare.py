@@ -44,7 +44,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import numpy as np
@@ -76,6 +76,14 @@ N_BUCKETS = 1000
 N_RESAMPLES = 1000
 SEED = 7
 MIN_PAIRS = 30
+
+
+# Told each step of a long computation as it starts: ``progress(fraction done, what now)``.
+Progress = Callable[[float, str], None]
+
+
+def _silent(fraction: float, text: str) -> None:
+    """No one is listening."""
 
 
 @dataclass(frozen=True)
@@ -459,7 +467,7 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 
 def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
                 discovered: int, saved: list[str] | None = None, cuts: list | None = None,
-                bins: int = 5) -> tuple[list[tuple[str, str, Slice]], Found | None]:
+                bins: int = 5, say: Progress | None = None) -> tuple[list[tuple[str, str, Slice]], Found | None]:
     """``(source, where, slice)`` of every saved slice and the top found slices, and the
     search of the difference (:mod:`analysis.compare_slices`: where the candidate's
     error exceeds the baseline's on the same slice, paired or not). Paired, SliceLine
@@ -472,6 +480,8 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
         from .discovery.run import discover_each
 
         columns = [f.name for f in project.features if f.kind in GROUPABLE]
+        say = say or _silent
+        say(0.2, "searching where the candidate is worse than the baseline")
         if src.paired:
             pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
             found = search_difference(con, project, paired=True, base=(pairs, []), cand=None, columns=columns,
@@ -485,6 +495,7 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
                     f"{base} wrong where {cand} was right", (pairs, []),
                     "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END", both))]
             # both directions over the same pairs: encoded once
+            say(0.65, "searching where each version errs and the other does not")
             results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
                                     top_k=discovered, bins=bins, cuts=cuts)
             for (label, _), result in zip(searches, results):
@@ -654,7 +665,8 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
 
 
 def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[Decomposed],
-            bins: int, discovered: int, saved: list[str] | None = None) -> pd.DataFrame:
+            bins: int, discovered: int, saved: list[str] | None = None, say: Progress | None = None) -> pd.DataFrame:
+    say = say or _silent
     from .breakdown import group_condition
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
@@ -663,7 +675,8 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     rows = (src.pairs_table, "sb_hash") if src.paired else None
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
     predicate_slices, found = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts,
-                                          bins)
+                                          bins, say)
+    say(0.8, "every saved slice, feature value and found slice, in both versions")
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
         return pd.DataFrame()
@@ -728,11 +741,14 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
 def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
             start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
             slices: bool = True, saved: list[str] | None = None,
-            metrics: list[ProductMetric] | None = None, overlap: bool = True) -> Comparison:
+            metrics: list[ProductMetric] | None = None, overlap: bool = True,
+            progress: Progress | None = None) -> Comparison:
     """The comparison described in the module docstring. ``saved`` (slice definitions)
     and ``metrics`` replace the project's saved slices and product metrics (a report
     re-runs a comparison with what it showed). Unpaired, ``overlap`` keeps only the
-    days both sides served (:mod:`analysis.traffic`)."""
+    days both sides served (:mod:`analysis.traffic`). ``progress(fraction, text)`` is
+    told each step as it starts (a page shows it while the comparison runs)."""
+    say = progress or _silent
     if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
         raise ConfigError("Pick two different versions (or stages) to compare.")
     for side in (baseline, candidate):
@@ -744,14 +760,16 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
     usable, failed = split_failing(con, project, metrics, [baseline.scope(start, end), candidate.scope(start, end)])
     decomposed = [decompose(m, project, i) for i, m in enumerate(usable)]
     scope_start, scope_end = Scope.of(start=start, end=end).start, Scope.of(start=start, end=end).end
+    say(0.0, "reading both versions' rows")
     with _sources(con, project, baseline, candidate, start, end, pair, decomposed, saved) as src:
+        say(0.15, "the overall figures")
         days = window(con, project, baseline, candidate, start, end, overlap=overlap, paired=src.paired)
         if days.restricted:  # unpaired: each side's rows on the days both served
             start, end = days.start, days.end
             src = own_sources(project, baseline, candidate, start, end, src.n_pairs)
         overall, rows = _overall(con, project, src, decomposed)
-        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved)
-                     if slices else pd.DataFrame())
+        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved,
+                             say) if slices else pd.DataFrame())
     return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
                       with_failures(overall, metrics, failed), per_slice, metrics, days)
 

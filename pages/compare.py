@@ -94,7 +94,7 @@ if view_key == "overall":
 with verdict_box.container():
     # The gate searches every slice: on millions of rows it takes seconds, computed on a
     # worker while the rest of the page is drawn and used; this part fills in by itself.
-    verdict = _slow.answer(run_gate, project_name, **args)
+    verdict = _slow.answer(run_gate, project_name, progress=True, **args)
     if isinstance(verdict, _slow.Pending):
         _slow.show_pending(verdict, "Checking the gate: every slice, and the search of where the candidate is "
                                     "worse than the baseline")

@@ -438,3 +438,26 @@ def test_saved_slices_may_name_the_rows_time_and_stage(tmp_path, paired):
         assert "model_version = v2" not in got.index
     else:
         assert tuple(got.loc["model_version = v2", ["n_rows_b", "n_rows_c"]]) == (0, 2000)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_the_gate_says_each_step_as_it_starts(pair, paired):
+    """A page shows the gate's progress while it runs: the steps come in order, from 0,
+    the searches among them, and the verdict is the same as without listening."""
+    store, project, _ = pair
+    said = []
+    with store.read() as con:
+        listened = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(),
+                            progress=lambda fraction, text: said.append((fraction, text)),
+                            comparison=None if paired else compare(con, project, Side("v1"), Side("v2"), pair=False,
+                                                                   progress=lambda f, t: said.append((f, t))))
+        quiet = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(),
+                         comparison=None if paired else compare(con, project, Side("v1"), Side("v2"), pair=False))
+    fractions = [f for f, _ in said]
+    assert fractions[0] == 0.0 and fractions == sorted(fractions) and fractions[-1] < 1
+    texts_said = [t for _, t in said]
+    assert "searching where the candidate is worse than the baseline" in texts_said
+    assert ("searching where each version errs and the other does not" in texts_said) == paired
+    assert texts_said[-1] == "the validation sets"
+    assert [(r.criterion, r.passed, r.detail) for r in listened.results] == \
+        [(r.criterion, r.passed, r.detail) for r in quiet.results]

@@ -31,15 +31,21 @@ KEEP = 32  # answers kept (the newest); an older one is computed again when aske
 
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sliceboard-slow")
 _JOBS: OrderedDict[tuple, tuple[float, Future]] = OrderedDict()
+_PROGRESS: dict[tuple, tuple[float, str]] = {}  # what each job said it is doing
 _NOTED: set[tuple] = set()  # answers already said to be computed (the first page to show one computed it)
 _LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Pending:
-    """An answer still being computed: since when (``time.monotonic``), and its job."""
+    """An answer still being computed: since when (``time.monotonic``), its job, and its key."""
     started: float
     job: Future
+    key: tuple
+
+    def progress(self) -> tuple[float, str] | None:
+        """``(fraction done, what it is doing)`` as the computation last said, if it says."""
+        return _PROGRESS.get(self.key)
 
 
 def wait_seconds() -> float:
@@ -50,23 +56,29 @@ def wait_seconds() -> float:
         return DEFAULT_WAIT
 
 
-def answer(func, project: str | None = None, **kwargs):
+def answer(func, project: str | None = None, *, progress: bool = False, **kwargs):
     """``func(con, project, **kwargs)`` as ``_ui.query`` answers it, or a :class:`Pending`
-    while a worker computes it. An error of the computation is raised here, as by ``query``,
-    and the next request computes it again."""
+    while a worker computes it (``progress``: ``func`` takes a ``progress(fraction, text)``
+    callback, and the pending state shows what it says). An error of the computation is
+    raised here, as by ``query``, and the next request computes it again."""
     key = _ui.call_key(func, project, kwargs)
     with _LOCK:
         if key not in _JOBS:
-            _JOBS[key] = (time.monotonic(), _POOL.submit(_ui.compute, *key[1:]))
+            def say(fraction: float, text: str) -> None:
+                _PROGRESS[key] = (fraction, text)
+
+            extra = {"progress": say} if progress else None
+            _JOBS[key] = (time.monotonic(), _POOL.submit(_ui.compute, *key[1:], extra))
             for old in [k for k, (_, job) in _JOBS.items() if job.done()][:max(0, len(_JOBS) - KEEP)]:
                 del _JOBS[old]
                 _NOTED.discard(old)
+                _PROGRESS.pop(old, None)
         _JOBS.move_to_end(key)
         started, job = _JOBS[key]
     try:
         value, engine_answer = job.result(timeout=wait_seconds())
     except FutureTimeout:
-        return Pending(started, job)
+        return Pending(started, job, key)
     except Exception:
         with _LOCK:
             _JOBS.pop(key, None)
@@ -87,8 +99,13 @@ def show_pending(pending: Pending, message: str) -> None:
         if pending.job.done():
             st.rerun(scope="app")
         seconds = time.monotonic() - pending.started
-        st.container(key="sb_pending").info(f"{message} ({seconds:.0f} s so far). The rest of the page can be used meanwhile; "
-                "this part fills in by itself.", icon=":material/hourglass_top:")
+        box = st.container(key="sb_pending")
+        box.info(f"{message} ({seconds:.0f} s so far). The rest of the page can be used meanwhile; "
+                 "this part fills in by itself.", icon=":material/hourglass_top:")
+        said = pending.progress()
+        if said is not None:
+            fraction, text = said
+            box.progress(min(1.0, max(0.0, fraction)), text=_ui.plain(f"Now: {text}"))
 
     poll()
 

@@ -136,9 +136,11 @@ def _cached_call(depends_on: tuple, path: str, func_path: str, project: str | No
     return compute(path, func_path, project, kwargs)
 
 
-def compute(path: str, func_path: str, project: str | None, kwargs: tuple):
+def compute(path: str, func_path: str, project: str | None, kwargs: tuple, extra: dict | None = None):
     """``func(con, project, **kwargs)`` on the project's engine, uncached: ``(value, answer)``,
-    the answer saying which engine answered and how fast (None for a call without project)."""
+    the answer saying which engine answered and how fast (None for a call without project).
+    ``extra``: more keyword arguments that do not change the answer (a progress callback)."""
+    kwargs = (*kwargs, *(extra or {}).items())
     module, name = func_path.rsplit(".", 1)
     func = getattr(importlib.import_module(module), name)
     with _store_for(path).read() as con:
