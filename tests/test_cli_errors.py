@@ -224,7 +224,7 @@ def test_a_report_block_names_a_failing_metric(broken_metric):
             snapshot = compute(con, project, kind, params)
             if kind == "comparison":
                 lines = LINES[kind](snapshot)
-                assert any(line.startswith("coded: could not be computed (") and "'NG'" in line for line in lines)
-                assert any(line.startswith("revenue per prediction: ") for line in lines)
+                assert any(line.startswith("Coded: could not be computed (") and "'NG'" in line for line in lines)
+                assert any(line.startswith("Revenue per prediction: ") for line in lines)
             if kind == "gate":
                 assert "could not be computed" in json.dumps(snapshot)

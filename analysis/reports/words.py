@@ -7,7 +7,7 @@ from __future__ import annotations
 # One formatting of numbers for the whole product: re-exported here for the report's modules.
 from ..discovery.shown import error_words, format_error
 from ..numbers import format_delta as show_delta
-from ..numbers import format_p, is_share, metric_name, missing, p_words  # noqa: F401
+from ..numbers import format_p, is_share, metric_name, metric_title, missing, p_words  # noqa: F401
 from ..numbers import format_value as show
 
 
@@ -37,14 +37,14 @@ def comparison_lines(s: dict) -> list[str]:
             continue
         name = row["metric"]
         if row.get("error"):  # a product metric that fails on the compared rows
-            lines.append(f"{metric_name(name)}: could not be computed ({row['error']}).")
+            lines.append(f"{metric_title(name, products)}: could not be computed ({row['error']}).")
             continue
         base, cand = row["baseline"], row["candidate"]
         relative = ""  # a share of the baseline: for amounts, not for rates
         if row["kind"] == "product" and not is_share(name, products) and not missing(base) and base and not missing(cand):
             relative = f", {100 * (cand - base) / abs(base):+.1f}%".replace("-", "−")
         per = " per prediction" if row.get("normalisation") == "per prediction" else ""
-        lines.append(f"{metric_name(name)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
+        lines.append(f"{metric_title(name, products)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
                      f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)}).")
     rate = slice_measure(s)
     worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
@@ -95,7 +95,7 @@ def slice_lines(s: dict) -> list[str]:
              f"({show('share', sl.get('share'))} of the scope)."]
     if metric:
         test = next((c for c in s["comparison"] if c["metric"] == metric), {})
-        lines.append(f"{metric_name(metric)} {show(metric, sl.get(metric))} against {show(metric, rest.get(metric))} "
+        lines.append(f"{metric_title(metric)} {show(metric, sl.get(metric))} against {show(metric, rest.get(metric))} "
                      f"for the rest" + (f" ({p_words(test.get('p_value'))})" if test.get("p_value") is not None else "")
                      + ".")
     return lines
