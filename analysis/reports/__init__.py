@@ -2,7 +2,6 @@
 numbers, re-run against new data, shown in a meeting and exported as one HTML file."""
 
 from .blocks import KINDS, TITLES
-from .default import default_report, latest_comparison
 from .fingerprint import describe_changes, fingerprint
 from .html import render_html, write_html, write_pdf
 from .saved import (Block, BlockRerun, Report, add_block, create_report, delete_block, delete_report, edit_block,
@@ -12,3 +11,12 @@ __all__ = ["KINDS", "TITLES", "Block", "BlockRerun", "Report", "add_block", "cre
            "delete_block", "delete_report", "describe_changes", "edit_block", "fingerprint", "get_report",
            "latest_comparison", "list_reports", "move_block", "position_after", "refresh", "render_html", "rerun",
            "write_html", "write_pdf"]
+
+
+def __getattr__(name: str):
+    # The default report compares versions: it needs the comparison engine (scipy,
+    # statsmodels), imported when it is used rather than by every page that lists reports.
+    if name in ("default_report", "latest_comparison"):
+        from . import default
+        return getattr(default, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -230,13 +230,6 @@ def clear_caches() -> None:
         _SIGNATURES.clear()
 
 
-def drop_caches() -> None:
-    """Forget every cached answer (nothing needs this after a write; see clear_caches)."""
-    clear_caches()
-    _cached_call.clear()
-    _cached_metadata.clear()
-
-
 def ensure_database() -> None:
     """Build the demo project on first start, when there is no database yet."""
     s = store()
