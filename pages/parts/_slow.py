@@ -92,9 +92,9 @@ def answer(func, project: str | None = None, *, progress: bool = False, **kwargs
 
 def show_pending(pending: Pending, message: str) -> None:
     """Where the answer will show: what is being computed and for how long. Polled every
-    half second; the page reruns when the answer is in."""
+    second; the page reruns when the answer is in."""
 
-    @st.fragment(run_every=0.5)
+    @st.fragment(run_every=1.0)
     def poll() -> None:
         if pending.job.done():
             st.rerun(scope="app")
