@@ -47,7 +47,7 @@ _url.start_dates(("cmp_from", "cmp_to"), ("start", "end"), first, last)
 if "cmp_overlap" not in st.session_state:
     st.session_state["cmp_overlap"] = params.get("overlap") != "0"
 
-a, b, c, d, e = st.columns([2, 2, 2, 2, 4])  # the window: two dates and Apply
+a, b, c, d, e = st.columns([2, 2, 2, 2, 5])  # the window: two dates and Apply
 base_version = a.selectbox("Baseline", versions, key="cmp_base")
 base_stage = b.selectbox("Baseline stage", stages, key="cmp_base_stage")
 cand_version = c.selectbox("Candidate", versions, key="cmp_cand")

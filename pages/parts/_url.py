@@ -81,7 +81,7 @@ def window_input(container, keys: tuple[str, str], first: date, last: date) -> t
     once, never while a day is typed. Text, not ``st.date_input``: in Streamlit 1.67 Enter
     in a typed date commits nothing. Returns :func:`window`'s days and notes."""
     with container.form(f"{keys[0]}_form", border=False, enter_to_submit=True):
-        a, b, c = st.columns([5, 5, 3], vertical_alignment="bottom")
+        a, b, c = st.columns([4, 4, 3], vertical_alignment="bottom")
         a.text_input("From", key=keys[0], placeholder="YYYY-MM-DD", help=f"First day, from {first} on.")
         b.text_input("To", key=keys[1], placeholder="YYYY-MM-DD", help=f"Last day, up to {last}.")
         c.form_submit_button("Apply")
