@@ -26,6 +26,7 @@ and the thresholds are sums of those.
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,28 +155,43 @@ def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Con
     return m, [a[0] for a in atoms]
 
 
+def _values_per_row(terms: dict[str, str]) -> str:
+    return ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
+
+
 def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str]) -> tuple[dict, dict]:
-    """Per feature (and pair of features) each statistic as a vector (matrix) over codes:
-    one scan reads each row's codes and terms, numpy counts them (``bincount``)."""
-    keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS k{i}" for i, f in enumerate(feats))
+    """Per feature (and pair of features) each statistic as a vector (matrix) over codes, in
+    one query with a grouping set per feature and per pair: the engine counts every table
+    in one scan (on millions of rows each row is nearly a cell of its own, so counting
+    cells in numpy would go over every row once per pair)."""
+    names = [f"k{i}" for i in range(len(feats))]
+    keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS {name}" for name, f in zip(names, feats))
     params = [p for f in feats for p in f.params] + list(source[1])
-    values = ", ".join(f"sum(CAST({t} AS DOUBLE)) AS {quote_ident(name)}" for name, t in terms.items())
-    group = ", ".join(f"k{i}" for i in range(len(feats)))
-    # The engine sums the rows of each cell (one GROUP BY, any engine); numpy adds cells up.
-    got = con.execute(f"SELECT {group}, {values} FROM (SELECT *, {keys} FROM ({source[0]}) AS s) AS keyed "
-                      f"GROUP BY {group}", params).fetchnumpy()
-    codes = [np.asarray(got[f"k{i}"], dtype=np.int64) + 2 for i in range(len(feats))]
-    stats = {name: np.nan_to_num(np.asarray(got[name], dtype=float)) for name in terms}
+    sets = [f"({a})" for a in names] + [f"({a}, {b})" for i, a in enumerate(names) for b in names[i + 1:]]
+    # Each row's codes and terms first (narrow): the grouping sets then read only those.
+    table = quote_ident(f"sb_codes_{uuid.uuid4().hex}")
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {_values_per_row(terms)} FROM ({source[0]}) AS s", params)
+    try:
+        sums = ", ".join(f"sum({quote_ident(name)}) AS {quote_ident(name)}" for name in terms)
+        got = con.execute(f"SELECT {', '.join(names)}, {sums} FROM {table} GROUP BY GROUPING SETS ({', '.join(sets)})"
+                          ).df()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    # A code is never NULL (a missing value has its own code): a NULL key is one the set leaves out.
+    present = [got[name].notna().to_numpy() for name in names]
+    codes = [got[name].fillna(-2).to_numpy(dtype=np.int64) + 2 for name in names]
+    stats = {name: got[name].fillna(0).to_numpy(dtype=float) for name in terms}
+    width = np.sum(present, axis=0) if present else np.zeros(0)
 
-    def count(index: np.ndarray, size: int) -> dict:
-        return {name: np.bincount(index, weights=stats[name], minlength=size) for name in terms}
+    def count(rows: np.ndarray, index: np.ndarray, size: int) -> dict:
+        return {name: np.bincount(index[rows], weights=stats[name][rows], minlength=size) for name in terms}
 
-    singles = {i: count(codes[i], f.size) for i, f in enumerate(feats)}
+    singles = {i: count((width == 1) & present[i], codes[i], f.size) for i, f in enumerate(feats)}
     pairs = {}
     for i, f in enumerate(feats):
         for j in range(i + 1, len(feats)):
             g = feats[j]
-            table = count(codes[i] * g.size + codes[j], f.size * g.size)
+            table = count((width == 2) & present[i] & present[j], codes[i] * g.size + codes[j], f.size * g.size)
             pairs[(i, j)] = {name: v.reshape(f.size, g.size) for name, v in table.items()}
     return singles, pairs
 
