@@ -155,10 +155,6 @@ def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Con
     return m, [a[0] for a in atoms]
 
 
-def _values_per_row(terms: dict[str, str]) -> str:
-    return ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
-
-
 def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str]) -> tuple[dict, dict]:
     """Per feature (and pair of features) each statistic as a vector (matrix) over codes, in
     one query with a grouping set per feature and per pair: the engine counts every table
@@ -170,7 +166,8 @@ def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[st
     sets = [f"({a})" for a in names] + [f"({a}, {b})" for i, a in enumerate(names) for b in names[i + 1:]]
     # Each row's codes and terms first (narrow): the grouping sets then read only those.
     table = quote_ident(f"sb_codes_{uuid.uuid4().hex}")
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {_values_per_row(terms)} FROM ({source[0]}) AS s", params)
+    values = ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {values} FROM ({source[0]}) AS s", params)
     try:
         sums = ", ".join(f"sum({quote_ident(name)}) AS {quote_ident(name)}" for name in terms)
         got = con.execute(f"SELECT {', '.join(names)}, {sums} FROM {table} GROUP BY GROUPING SETS ({', '.join(sets)})"
@@ -181,7 +178,7 @@ def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[st
     present = [got[name].notna().to_numpy() for name in names]
     codes = [got[name].fillna(-2).to_numpy(dtype=np.int64) + 2 for name in names]
     stats = {name: got[name].fillna(0).to_numpy(dtype=float) for name in terms}
-    width = np.sum(present, axis=0) if present else np.zeros(0)
+    width = np.sum(present, axis=0)  # how many features the row's grouping set has
 
     def count(rows: np.ndarray, index: np.ndarray, size: int) -> dict:
         return {name: np.bincount(index[rows], weights=stats[name][rows], minlength=size) for name in terms}
