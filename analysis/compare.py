@@ -484,8 +484,9 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
         say(0.2, "searching where the candidate is worse than the baseline")
         if src.paired:
             pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
-            found = search_difference(con, project, paired=True, base=(pairs, []), cand=None, columns=columns,
-                                      top_k=discovered)
+            keyed = f"SELECT *, sb_hash % {N_BUCKETS} AS sb_bucket FROM {quote_ident(src.pairs_table)}"
+            found = search_difference(con, project, paired=True, base=(keyed, []), cand=None, columns=columns,
+                                      top_k=discovered, buckets=N_BUCKETS)
             both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
             searches = [
                 ("found where the candidate errs", RowsError(
@@ -505,7 +506,7 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
                 out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
         else:
             found = search_difference(con, project, paired=False, base=src.base, cand=src.cand, columns=columns,
-                                      top_k=discovered)
+                                      top_k=discovered, buckets=N_BUCKETS)
         out += found.slices
     seen, unique = set(), []
     for source, where, slice_ in out:

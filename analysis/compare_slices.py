@@ -4,8 +4,10 @@ two versions' errors, slice by slice, with false-discovery control.
 **Candidate slices.** Every value of each categorical or boolean feature (and its
 missing value), and for each numeric feature the one-sided thresholds ``x < c`` and
 ``x >= c`` at cut points fine enough to find a narrow band such as ``age < 25``: the
-5%, 10%, …, 95% quantiles of the compared rows, each rounded to two significant
-digits (round values people use; integers stay integers). Then every pair of
+5%, 10%, …, 95% quantiles of the compared rows (beyond a million rows, of a fixed
+sample of about 100,000 of their examples, the same on every run and engine; the
+counts are always exact), each rounded to two significant digits (round values
+people use; integers stay integers). Then every pair of
 conditions on two different features (numeric features at every other cut point:
 the deciles). A slice is tested only when it has at least ``min_support`` labeled
 rows in both versions (paired: that many labeled pairs).
@@ -18,9 +20,9 @@ tested slice is one hypothesis: the Benjamini–Hochberg procedure runs over all
 them (and over the comparison's other slices), so a slice reported at q < 0.05 is
 a discovery at a false-discovery rate of 5% whatever the number of slices tried.
 
-**Counting** is one GROUP BY per side: the rows of each cell (a bin of every feature)
-summed by the engine; numpy adds the cells up per feature and per pair of features,
-and the thresholds are sums of those.
+**Counting** is one query per side over its labeled rows (the only ones a test
+reads): a grouping set per feature and per pair of features counts every row's
+bin; numpy adds the bins up into the thresholds.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import pandas as pd
 
 from .compare_tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from .discovery.significance import bh_qvalues
+from .breakdown import EXACT_QUANTILES_UP_TO, QUANTILE_SAMPLE
 from .project import Project
 from .slices import Condition, Slice
 from .sql import quote_ident
@@ -89,7 +92,20 @@ def cut_points(quantiles: list[float], low: float, high: float, integer: bool) -
     return sorted(x for x in out if math.isfinite(x))
 
 
-def _features(con, project: Project, rows: tuple[str, list], columns: list[str]) -> list[_Feature]:
+def sample_rows(con, rows: tuple[str, list], buckets: int | None) -> tuple[str, list]:
+    """``rows``, or beyond EXACT_QUANTILES_UP_TO of them those of the first buckets
+    (``sb_bucket``, one of ``buckets`` by the example's key): about QUANTILE_SAMPLE rows."""
+    if not buckets:
+        return rows
+    n = con.execute(f"SELECT count(*) FROM ({rows[0]}) AS s", rows[1]).fetchall()[0][0]
+    if n <= EXACT_QUANTILES_UP_TO:
+        return rows
+    bound = -(-buckets * QUANTILE_SAMPLE // n)  # ceil, in integers
+    return f"SELECT * FROM ({rows[0]}) AS s WHERE sb_bucket < ?", [*rows[1], bound]
+
+
+def _features(con, project: Project, rows: tuple[str, list], columns: list[str],
+              buckets: int | None = None) -> list[_Feature]:
     kinds = {f.name: f.kind for f in project.features}
     numeric = [c for c in columns if kinds[c] == "numeric"]
     cuts: dict[str, list[float]] = {}
@@ -100,8 +116,9 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str])
         exprs = [f"quantile_disc(CAST({quote_ident(c)} AS DOUBLE), [{marks}])" for c in numeric]
         exprs += [f"bool_and(CAST({quote_ident(c)} AS DOUBLE) = round(CAST({quote_ident(c)} AS DOUBLE)))"
                   for c in numeric]
-        got = con.execute(f"SELECT {', '.join(exprs)} FROM ({rows[0]}) AS s",
-                          [*[q for _ in numeric for q in qs], *rows[1]]).fetchall()[0]
+        sample = sample_rows(con, rows, buckets)
+        got = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample[0]}) AS s",
+                          [*[q for _ in numeric for q in qs], *sample[1]]).fetchall()[0]
         for i, c in enumerate(numeric):
             integer = bool(got[len(numeric) + i])
             marks_ = [float(x) if x is not None else math.nan for x in (got[i] or [math.nan] * len(qs))]
@@ -155,11 +172,13 @@ def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Con
     return m, [a[0] for a in atoms]
 
 
-def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str]) -> tuple[dict, dict]:
-    """Per feature (and pair of features) each statistic as a vector (matrix) over codes, in
-    one query with a grouping set per feature and per pair: the engine counts every table
-    in one scan (on millions of rows each row is nearly a cell of its own, so counting
-    cells in numpy would go over every row once per pair)."""
+def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str],
+            where: str) -> tuple[dict, dict]:
+    """Per feature (and pair of features) each statistic (a sum of ``terms`` over the rows
+    meeting ``where``) as a vector (matrix) over codes, in one query with a grouping set
+    per feature and per pair: the engine counts every table in one scan (on millions of
+    rows each row is nearly a cell of its own, so counting cells in numpy would go over
+    every row once per pair)."""
     names = [f"k{i}" for i in range(len(feats))]
     keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS {name}" for name, f in zip(names, feats))
     params = [p for f in feats for p in f.params] + list(source[1])
@@ -167,7 +186,7 @@ def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[st
     # Each row's codes and terms first (narrow): the grouping sets then read only those.
     table = quote_ident(f"sb_codes_{uuid.uuid4().hex}")
     values = ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {values} FROM ({source[0]}) AS s", params)
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {values} FROM ({source[0]}) AS s WHERE {where}", params)
     try:
         sums = ", ".join(f"sum({quote_ident(name)}) AS {quote_ident(name)}" for name in terms)
         got = con.execute(f"SELECT {', '.join(names)}, {sums} FROM {table} GROUP BY GROUPING SETS ({', '.join(sets)})"
@@ -207,11 +226,14 @@ def _candidates(feats: list[_Feature], singles: dict, pairs: dict, stats: list[s
 
 
 def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand: tuple[str, list] | None,
-           columns: list[str], top_k: int = 5, min_support: int = MIN_SUPPORT, alpha: float = 0.05) -> Found:
+           columns: list[str], top_k: int = 5, min_support: int = MIN_SUPPORT, alpha: float = 0.05,
+           buckets: int | None = None) -> Found:
     """The slices where the candidate's error is significantly above the baseline's.
     Unpaired, ``base`` and ``cand`` are each side's rows (label, prediction, features);
-    paired, ``base`` is the pairs (label, prediction__b, prediction__c, features)."""
-    feats = _features(con, project, base, columns)
+    paired, ``base`` is the pairs (label, prediction__b, prediction__c, features).
+    ``buckets``: the rows carry ``sb_bucket``, one of that many by the example's key, and
+    the cut points of millions of rows come from a sample of the buckets (None: every row)."""
+    feats = _features(con, project, base, columns, buckets)
     empty = Found([], pd.DataFrame(columns=["where", "p_value", "q_value"]))
     if not feats:
         return empty
@@ -220,28 +242,23 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
         both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
         err = {t: (f"abs(label - prediction__{t})" if regression else
                    f"CASE WHEN label = prediction__{t} THEN 0 ELSE 1 END") for t in ("b", "c")}
-        terms = {"n_rows_b": "1", "n_labeled_b": f"CASE WHEN {both} THEN 1 ELSE 0 END",
-                 "errors_b": f"CASE WHEN {both} THEN {err['b']} ELSE 0 END",
-                 "errors_c": f"CASE WHEN {both} THEN {err['c']} ELSE 0 END"}
+        # Over the labeled pairs only (the tests read nothing else).
+        terms = {"n_labeled_b": "1", "errors_b": err["b"], "errors_c": err["c"]}
         if regression:
-            terms |= {"d_sum": f"CASE WHEN {both} THEN {err['c']} - {err['b']} ELSE 0 END",
-                      "d_sq": f"CASE WHEN {both} THEN ({err['c']} - {err['b']}) * ({err['c']} - {err['b']}) ELSE 0 END"}
+            terms |= {"d_sum": f"{err['c']} - {err['b']}", "d_sq": f"({err['c']} - {err['b']}) * ({err['c']} - {err['b']})"}
         else:
-            terms |= {"n01": f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
-                      "n10": f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END"}
-        singles, pairs = _tables(con, feats, base, terms)
+            terms |= {"n01": "CASE WHEN prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
+                      "n10": "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END"}
+        singles, pairs = _tables(con, feats, base, terms, both)
         frame = _candidates(feats, singles, pairs, list(terms))
-        frame["n_rows_c"] = frame["n_rows_b"]
         frame["n_labeled_c"] = frame["n_both"] = frame["n_labeled_b"]
     else:
         labeled = "label IS NOT NULL AND prediction IS NOT NULL"
         wrong = "abs(label - prediction)" if regression else "CASE WHEN label = prediction THEN 0 ELSE 1 END"
-        terms = {"n_rows": "1", "n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
-                 "errors": f"CASE WHEN {labeled} THEN {wrong} ELSE 0 END",
-                 "errors_sq": f"CASE WHEN {labeled} THEN ({wrong}) * ({wrong}) ELSE 0 END"}
+        terms = {"n_labeled": "1", "errors": wrong, "errors_sq": f"({wrong}) * ({wrong})"}
         sides = []
         for source in (base, cand):
-            singles, pairs = _tables(con, feats, source, terms)
+            singles, pairs = _tables(con, feats, source, terms, labeled)
             sides.append(_candidates(feats, singles, pairs, list(terms)))
         frame = sides[0].rename(columns={s: f"{s}_b" for s in terms})
         for s in terms:

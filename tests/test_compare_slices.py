@@ -179,3 +179,33 @@ def test_the_demos_planted_credit_v2_slice_is_found_and_fails_the_gate(demo_db):
     assert not verdict.passed
     revenue = next(r for r in verdict.results if "revenue" in r.criterion)
     assert revenue.passed and "per prediction" in revenue.criterion
+
+
+def test_cut_points_from_a_sample_and_counts_of_labeled_rows_are_exact(tmp_path, monkeypatch):
+    """Beyond a million rows the cut points come from a fixed sample of the examples (forced
+    here on 36,000 rows) and only labeled rows are counted: the band is still found, and its
+    counts are every labeled row's (pandas), not the sample's."""
+    import analysis.compare_slices as search_module
+
+    monkeypatch.setattr(search_module, "EXACT_QUANTILES_UP_TO", 5_000)
+    monkeypatch.setattr(search_module, "QUANTILE_SAMPLE", 3_000)
+    rng = np.random.default_rng(8)
+    frame = pd.concat([side(rng, "v1", 30_000, 0.0), side(rng, "v2", 6_000, 0.15, offset=10**6)], ignore_index=True)
+    frame["label"] = frame["label"].astype("Int64")
+    frame.loc[rng.random(len(frame)) < 0.3, "label"] = pd.NA  # labels still to come
+    store = ingest(tmp_path / "sampled.duckdb", frame)
+    with store.read() as con:
+        project = get_project(con, "s")
+        rows = f'SELECT *, example_key % 1000 AS sb_bucket FROM "{project.log_table}"'
+        sampled = search_module.sample_rows(con, (rows, []), 1000)
+        n_sample = con.execute(f"SELECT count(*) FROM ({sampled[0]}) AS s", sampled[1]).fetchall()[0][0]
+        comp = compare(con, project, Side("v1"), Side("v2"))
+    assert 2_000 <= n_sample <= 4_500  # about QUANTILE_SAMPLE rows of the 36,000
+    found = comp.slices[(comp.slices["source"] == SOURCE) & (comp.slices["verdict"] == "regression")]
+    assert found.iloc[0]["where"] == "x < 25", list(found["where"])
+    row = found.iloc[0]
+    labeled = frame[frame.label.notna()]
+    for tag, version in (("b", "v1"), ("c", "v2")):
+        band = labeled[(labeled.v == version) & (labeled.x < BAND)]
+        assert row[f"n_labeled_{tag}"] == len(band)
+        assert row[f"errors_{tag}"] == (band.prediction != band.label).sum()
