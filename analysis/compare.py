@@ -42,7 +42,7 @@ import math
 import re
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
@@ -131,6 +131,10 @@ class Comparison:
                 "normalisation": {r["metric"]: r.get("normalisation") for r in self.overall.to_dict(orient="records")
                                   if r.get("kind") == "product"},
                 "slices": slices.to_dict(orient="records")}
+
+
+# Told a comparison's overall figures as soon as they are in, before its slices.
+Figures = Callable[[Comparison], None]
 
 
 # -- what is summed per bucket ---------------------------------------------------------------------
@@ -743,12 +747,14 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
             start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
             slices: bool = True, saved: list[str] | None = None,
             metrics: list[ProductMetric] | None = None, overlap: bool = True,
-            progress: Progress | None = None) -> Comparison:
+            progress: Progress | None = None, figures: Figures | None = None) -> Comparison:
     """The comparison described in the module docstring. ``saved`` (slice definitions)
     and ``metrics`` replace the project's saved slices and product metrics (a report
     re-runs a comparison with what it showed). Unpaired, ``overlap`` keeps only the
     days both sides served (:mod:`analysis.traffic`). ``progress(fraction, text)`` is
-    told each step as it starts (a page shows it while the comparison runs)."""
+    told each step as it starts (a page shows it while the comparison runs);
+    ``figures(comparison)`` the overall figures as soon as they are in (the comparison
+    without its slices: a page shows them while the slices are searched)."""
     say = progress or _silent
     if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
         raise ConfigError("Pick two different versions (or stages) to compare.")
@@ -769,10 +775,15 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
             start, end = days.start, days.end
             src = own_sources(project, baseline, candidate, start, end, src.n_pairs)
         overall, rows = _overall(con, project, src, decomposed)
-        per_slice = (_slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved,
-                             say) if slices else pd.DataFrame())
-    return Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
-                      with_failures(overall, metrics, failed), per_slice, metrics, days)
+        first = Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
+                           with_failures(overall, metrics, failed), pd.DataFrame(), metrics, days)
+        if not slices:
+            return first
+        if figures is not None:
+            figures(first)
+        per_slice = _slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved,
+                            say)
+    return replace(first, slices=per_slice)
 
 
 def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,

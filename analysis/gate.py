@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from .compare import Comparison, Progress, Side, compare
+from .compare import Comparison, Figures, Progress, Side, compare
 from .compare_metrics import PER_PREDICTION
 from .errors import ConfigError
 from .numbers import format_count, format_delta, format_p, format_percent, format_value, metric_name
@@ -260,12 +260,13 @@ def _set_results(con, project: Project, candidate: Side, required) -> list[Crite
 def run_gate(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
              start=None, end=None, criteria: GateCriteria | None = None,
              comparison: Comparison | None = None, overlap: bool = True,
-             progress: Progress | None = None) -> GateVerdict:
-    """Compare (unless ``comparison`` is given) and check every criterion; ``progress`` as
-    for :func:`analysis.compare.compare`."""
+             progress: Progress | None = None, figures: Figures | None = None) -> GateVerdict:
+    """Compare (unless ``comparison`` is given) and check every criterion; ``progress`` and
+    ``figures`` as for :func:`analysis.compare.compare`."""
     criteria = (criteria or get_criteria(con, project)).check()
     comp = comparison or compare(con, project, baseline, candidate, start=start, end=end,
-                                 discovered=criteria.discovered_slices, overlap=overlap, progress=progress)
+                                 discovered=criteria.discovered_slices, overlap=overlap, progress=progress,
+                                 figures=figures)
     if progress is not None:
         progress(0.95, "the validation sets")
     results = [_overall_result(comp, criteria.overall_max_worse), *_product_results(comp, criteria.product_max_worse)]

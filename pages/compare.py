@@ -9,7 +9,7 @@ where the candidate is worse) fills in above them, with progress."""
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.compare import Side, compare, daily
+from analysis.compare import Side, daily
 from analysis.gate import run_gate
 from analysis.overview import project_summary
 from analysis.valsets import evaluate
@@ -79,22 +79,41 @@ if baseline == candidate:
     st.info("Pick two different versions (or stages) to compare.")
     st.stop()
 
+FIGURES_WAIT = 30.0  # seconds the page waits for the overall figures (they come first; a second or two)
+
+
+def comparison_and_verdict(args: dict):
+    """The gate's verdict (or its pending state) and the overall figures. One computation
+    gives both: it says the overall figures before it searches the slices, and the page
+    shows them as soon as they are in (None: not in after FIGURES_WAIT)."""
+    verdict = _slow.answer(run_gate, project_name, progress=True, figures=True, **args)
+    if not isinstance(verdict, _slow.Pending):
+        return verdict.comparison, verdict
+    with st.spinner("Comparing the two versions overall…", show_time=True):
+        first = verdict.first_figures(timeout=FIGURES_WAIT)
+    if first is None and verdict.job.done():  # it ended first: its answer, or its error
+        verdict = _slow.answer(run_gate, project_name, progress=True, figures=True, **args)
+        return verdict.comparison, verdict
+    return first, verdict
+
+
 verdict_box = st.empty()  # the gate's verdict, filled in after the first figures
 args = {"baseline": baseline, "candidate": candidate, "start": start, "end": end, "overlap": overlap}
 try:
-    with st.spinner("Comparing the two versions overall…", show_time=True):
-        first_figures = _ui.query(compare, project_name, discovered=0, slices=False, **args)
+    # The gate searches every slice: on millions of rows it takes seconds, computed on a
+    # worker while the rest of the page is drawn and used; its part fills in by itself.
+    first_figures, verdict = comparison_and_verdict(args)
 except SliceboardError as exc:
     _ui.show_error(exc)
     st.stop()
-views.method_caption(first_figures)
+if first_figures is None:
+    st.caption("The overall figures come with the gate's verdict, above.")
+else:
+    views.method_caption(first_figures)
 report_view = {"baseline": baseline, "candidate": candidate, "start": start, "end": end, "overlap": overlap}
-if view_key == "overall":
+if view_key == "overall" and first_figures is not None:
     views.overall_view(first_figures)
 with verdict_box.container():
-    # The gate searches every slice: on millions of rows it takes seconds, computed on a
-    # worker while the rest of the page is drawn and used; this part fills in by itself.
-    verdict = _slow.answer(run_gate, project_name, progress=True, **args)
     if isinstance(verdict, _slow.Pending):
         _slow.show_pending(verdict, "Checking the gate: every slice, and the search of where the candidate is "
                                     "worse than the baseline")
@@ -109,7 +128,7 @@ if view_key == "slices":
         st.caption("The slices come with the gate's verdict, above, when its search is done.")
     else:
         views.slices_view(project_name, verdict.comparison)
-elif view_key == "time":
+elif view_key == "time" and first_figures is not None:
     views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),
                       first_figures)
 elif view_key == "sets":

@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import test_proportions_2indep as two_proporti
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli import main
-from analysis.compare import Side, compare, mcnemar_p
+from analysis.compare import Comparison, Side, compare, mcnemar_p
 from analysis.gate import GateCriteria, run_gate, set_criteria
 from analysis.product_metrics import ProductMetric, define_metric
 from analysis.saved import save_slice
@@ -461,3 +461,27 @@ def test_the_gate_says_each_step_as_it_starts(pair, paired):
     assert texts_said[-1] == "the validation sets"
     assert [(r.criterion, r.passed, r.detail) for r in listened.results] == \
         [(r.criterion, r.passed, r.detail) for r in quiet.results]
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_the_overall_figures_come_before_the_slices_and_equal_the_final_ones(pair, paired):
+    """A page shows the overall figures while the gate searches the slices: they are told
+    once, before any slice is searched, and are the final comparison's overall figures
+    (and the gate passes them on)."""
+    store, project, _ = pair
+    events, gate_told = [], []
+    with store.read() as con:
+        full = compare(con, project, Side("v1"), Side("v2"), pair=paired,
+                       progress=lambda fraction, text: events.append(text), figures=events.append)
+        alone = compare(con, project, Side("v1"), Side("v2"), slices=False, discovered=0, pair=paired)
+        run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(), figures=gate_told.append)
+    told = [e for e in events if isinstance(e, Comparison)]
+    assert len(told) == 1 and told[0].slices.empty and not full.slices.empty
+    said_before = events[:events.index(told[0])]
+    assert "the overall figures" in said_before
+    assert not any(text.startswith("searching") for text in said_before)
+    pd.testing.assert_frame_equal(told[0].overall, full.overall)
+    pd.testing.assert_frame_equal(told[0].overall, alone.overall)
+    assert (told[0].paired, told[0].rows, told[0].n_pairs) == (full.paired, full.rows, full.n_pairs) == (
+        paired, alone.rows, alone.n_pairs)
+    assert len(gate_told) == 1 and gate_told[0].paired

@@ -101,3 +101,34 @@ def test_a_slow_gate_leaves_the_page_usable_and_fills_in_when_done(monkeypatch, 
     assert not verdict.passed and literal(at.warning[0].value).startswith("**Gate: FAIL**")
     table = next(d.value for d in at.dataframe if "where" in d.value).set_index("where")
     assert table.loc["age < 25", "verdict"] == "worse"
+
+
+def test_the_overall_figures_show_while_the_gate_is_checked(monkeypatch, demo_copy):
+    """The overall figures come from the gate's own computation, before it searches the
+    slices: shown with the gate still pending, equal to the engine's, and the same once
+    the verdict is in."""
+    from analysis.compare import compare
+    from pages.parts import _slow
+
+    link = {"baseline": "credit-v1", "candidate": "credit-v2", "view": "overall"}
+    at = app_on(monkeypatch, demo_copy)
+    monkeypatch.setenv(_slow.WAIT_ENV, "0")
+    at.query_params.update(link)
+    at.run()
+    at.query_params.update(link)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert any(literal(i.value).startswith("Checking the gate") for i in at.info)
+    assert not at.warning  # no verdict yet
+    pending = next(d.value for d in at.dataframe if "candidate is" in d.value).set_index("metric")
+    with Store(demo_copy).read() as con:
+        first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
+        engine = compare(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v2"),
+                         start=first, end=last, slices=False).overall.set_index("metric")
+    assert pending.loc["Revenue per prediction", "baseline"] == f"${engine.loc['revenue', 'baseline']:,.0f}"
+    assert pending.loc["Accuracy", "candidate"] == f"{engine.loc['accuracy', 'candidate']:.1%}"
+    assert _slow.wait_for_answers(timeout=300)
+    at.run()
+    assert not at.exception and literal(at.warning[0].value).startswith("**Gate: FAIL**")
+    done = next(d.value for d in at.dataframe if "candidate is" in d.value).set_index("metric")
+    assert done.equals(pending)

@@ -5,7 +5,10 @@ for how long, and reruns itself when the answer is in.
 ``answer(func, project, **kwargs)`` is ``_ui.query``'s answer when it is ready within
 ``wait_seconds()`` (most are: small projects, answers already computed), else a
 :class:`Pending`; ``show_pending`` draws it where the answer will go, and a fragment polls
-the job and reruns the page once it is done. The answers are kept per key (the areas of the
+the job and reruns the page once it is done. A computation that says its first figures
+before the rest (``figures(first)``, as a comparison does before searching its slices)
+hands them to the page through ``Pending.first_figures``: the page shows them as soon as
+they are in, without computing them a second time. The answers are kept per key (the areas of the
 database they read, as ``_ui.query``'s cache does), so a write makes a new one and every
 session shares them.
 """
@@ -18,6 +21,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 
@@ -32,6 +36,7 @@ KEEP = 32  # answers kept (the newest); an older one is computed again when aske
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sliceboard-slow")
 _JOBS: OrderedDict[tuple, tuple[float, Future]] = OrderedDict()
 _PROGRESS: dict[tuple, tuple[float, str]] = {}  # what each job said it is doing
+_FIRST: dict[tuple, Future] = {}  # each job's first figures, when it says them
 _NOTED: set[tuple] = set()  # answers already said to be computed (the first page to show one computed it)
 _LOCK = threading.Lock()
 
@@ -47,6 +52,16 @@ class Pending:
         """``(fraction done, what it is doing)`` as the computation last said, if it says."""
         return _PROGRESS.get(self.key)
 
+    def first_figures(self, timeout: float):
+        """The first figures the computation said (``answer(..., figures=True)``), waiting
+        for them up to ``timeout`` seconds; None if the computation ended first (done, or
+        failed: ``answer`` then gives its value or raises its error) or they are not in yet."""
+        first = _FIRST.get(self.key)
+        if first is None:
+            return None
+        wait_for_futures([first, self.job], timeout=timeout, return_when=FIRST_COMPLETED)
+        return first.result() if first.done() else None
+
 
 def wait_seconds() -> float:
     """How long a page waits for a slow answer (``$SLICEBOARD_WAIT_SECONDS``, default 0.5)."""
@@ -56,23 +71,28 @@ def wait_seconds() -> float:
         return DEFAULT_WAIT
 
 
-def answer(func, project: str | None = None, *, progress: bool = False, **kwargs):
+def answer(func, project: str | None = None, *, progress: bool = False, figures: bool = False, **kwargs):
     """``func(con, project, **kwargs)`` as ``_ui.query`` answers it, or a :class:`Pending`
     while a worker computes it (``progress``: ``func`` takes a ``progress(fraction, text)``
-    callback, and the pending state shows what it says). An error of the computation is
-    raised here, as by ``query``, and the next request computes it again."""
+    callback, and the pending state shows what it says; ``figures``: it takes a
+    ``figures(first)`` callback, and ``Pending.first_figures`` gives them). An error of the
+    computation is raised here, as by ``query``, and the next request computes it again."""
     key = _ui.call_key(func, project, kwargs)
     with _LOCK:
         if key not in _JOBS:
             def say(fraction: float, text: str) -> None:
                 _PROGRESS[key] = (fraction, text)
 
-            extra = {"progress": say} if progress else None
+            extra = {"progress": say} if progress else {}
+            if figures:
+                first = _FIRST[key] = Future()
+                extra["figures"] = first.set_result
             _JOBS[key] = (time.monotonic(), _POOL.submit(_ui.compute, *key[1:], extra))
             for old in [k for k, (_, job) in _JOBS.items() if job.done()][:max(0, len(_JOBS) - KEEP)]:
                 del _JOBS[old]
                 _NOTED.discard(old)
                 _PROGRESS.pop(old, None)
+                _FIRST.pop(old, None)
         _JOBS.move_to_end(key)
         started, job = _JOBS[key]
     try:
@@ -82,6 +102,7 @@ def answer(func, project: str | None = None, *, progress: bool = False, **kwargs
     except Exception:
         with _LOCK:
             _JOBS.pop(key, None)
+            _FIRST.pop(key, None)
         raise
     with _LOCK:
         computed = key not in _NOTED
