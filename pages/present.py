@@ -4,7 +4,7 @@ Opens from a deep link: ``/present?project=NAME&report=REPORT``."""
 import streamlit as st
 
 from analysis.reports import get_report, list_reports
-from pages.parts import _report_ui, _ui
+from pages.parts import _block_view, _ui
 
 _ui.require_app()
 # A presentation shows no sidebar (no project picker, no page list): collapsed for this
@@ -28,4 +28,4 @@ st.caption(f"{_ui.plain(project_name)} · {len(report.blocks)} parts · numbers 
 for block in report.blocks:
     st.divider()
     st.markdown(f"## {_ui.plain(block.title)}")
-    _report_ui.draw_block(block.kind, block.snapshot, key=f"present_{block.block_id}", big=True)
+    _block_view.draw_block(block.kind, block.snapshot, key=f"present_{block.block_id}", big=True)

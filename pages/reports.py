@@ -15,7 +15,7 @@ from analysis.reports import (add_block, default_report, delete_block, delete_re
                               list_reports, move_block, position_after, refresh, render_html, rerun)
 from analysis.reports.blocks import TITLES
 from analysis.reports.tables import figure_text
-from pages.parts import _report_ui, _ui, _writes
+from pages.parts import _block_view, _ui, _writes
 
 _ui.require_app()
 project_name = _ui.current_project()
@@ -172,7 +172,7 @@ for i, block in enumerate(report.blocks):
                 a.button("Remove it", key=f"rep_rm_yes_{block.block_id}", type="primary", on_click=remove_block,
                          args=(name, block.block_id, block.title))
                 b.button("Keep it", key=f"rep_rm_no_{block.block_id}", on_click=cancel)
-        _report_ui.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
+        _block_view.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
         if not editable:
             continue
         with st.expander("Edit" if block.kind == "note" else "Rename"):

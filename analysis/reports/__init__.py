@@ -3,7 +3,6 @@ numbers, re-run against new data, shown in a meeting and exported as one HTML fi
 
 from .blocks import KINDS, TITLES
 from .fingerprint import describe_changes, fingerprint
-from .html import render_html, write_html, write_pdf
 from .saved import (Block, BlockRerun, Report, add_block, create_report, delete_block, delete_report, edit_block,
                     get_report, list_reports, move_block, position_after, refresh, rerun)
 
@@ -15,8 +14,12 @@ __all__ = ["KINDS", "TITLES", "Block", "BlockRerun", "Report", "add_block", "cre
 
 def __getattr__(name: str):
     # The default report compares versions: it needs the comparison engine (scipy,
-    # statsmodels), imported when it is used rather than by every page that lists reports.
+    # statsmodels); the export draws charts (plotly). Each is imported when it is used
+    # rather than by every page that lists reports or adds a block.
     if name in ("default_report", "latest_comparison"):
         from . import default
         return getattr(default, name)
+    if name in ("render_html", "write_html", "write_pdf"):
+        from . import html
+        return getattr(html, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
