@@ -64,7 +64,8 @@ class Pending:
 
 
 def wait_seconds() -> float:
-    """How long a page waits for a slow answer (``$SLICEBOARD_WAIT_SECONDS``, default 0.5)."""
+    """How long a page waits for a slow answer from when it was asked for
+    (``$SLICEBOARD_WAIT_SECONDS``, default 0.5)."""
     try:
         return max(0.0, float(os.environ.get(WAIT_ENV, DEFAULT_WAIT)))
     except ValueError:
@@ -96,7 +97,9 @@ def answer(func, project: str | None = None, *, progress: bool = False, figures:
         _JOBS.move_to_end(key)
         started, job = _JOBS[key]
     try:
-        value, engine_answer = job.result(timeout=wait_seconds())
+        # A new job gets a short wait (a quick answer shows without a pending state); one
+        # already under way is not waited for again on every rerun while it runs.
+        value, engine_answer = job.result(timeout=max(0.0, wait_seconds() - (time.monotonic() - started)))
     except FutureTimeout:
         return Pending(started, job, key)
     except Exception:
