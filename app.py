@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.parts import _engine_ui, _ui, _writes
+from pages.parts import _engine_ui, _ui, _warm_up, _writes
 
 # The favicon is drawn locally: Streamlit fetches Material and emoji favicons
 # from a CDN, and Sliceboard must work with no network beyond its own server.
@@ -40,3 +40,4 @@ with _ui.readable_errors():
     _writes.show_flash()  # what the last write did, on whatever page comes next
     page.run()
 _engine_ui.answered_caption()
+_warm_up.warm_up()  # after the first page is drawn: the libraries the next pages need
