@@ -188,6 +188,20 @@ def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, d
     assert next(m.value for m in at.metric if m.label == "Rows in the slice") == f"{expected:,}"
 
 
+def test_a_refused_save_says_why_in_the_form_and_writes_nothing(monkeypatch, demo_copy):
+    """The save runs in the button's callback (one run shows the new state); a name the
+    engine refuses is said below the button, and the database is as it was."""
+    from conftest import db_digest
+
+    at = slices_page(monkeypatch, demo_copy, version="credit-v3", slice="region = east", view="saved")
+    before = db_digest(demo_copy)
+    at.text_input(key="sl_save_name").input("   ")
+    at.button[[b.label for b in at.button].index("Save (a new revision if the name exists)")].click().run()
+    assert not at.exception and not at.toast
+    assert [literal(e.value) for e in at.error] and "name" in literal(at.error[0].value).lower()
+    assert db_digest(demo_copy) == before
+
+
 def test_saving_shows_the_slice_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
     from analysis.saved import list_slices
 

@@ -12,7 +12,7 @@ from analysis.numbers import MISSING, metric_title
 from analysis.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices import Slice
 from pages.parts import _ui
-from pages.parts._writes import flash
+from pages.parts._writes import flash, write
 from pages.parts._slice_views import table
 
 
@@ -21,16 +21,15 @@ def scope_words(versions, stages) -> str:
     return f"{', '.join(versions) or 'all versions'} · {', '.join(stages) or 'all stages'}"
 
 
-def _save(project, name: str, description: str, current: Slice, scope) -> None:
-    try:
-        with _ui.store().write() as con:
-            saved = save_slice(con, project, name, current, description or None, scope=scope)
-    except SliceboardError as exc:
-        _ui.show_error(exc)
-        return
-    _ui.clear_caches()
-    flash(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
-          f"({_ui.plain(scope_words(saved.versions, saved.stages))}).", rerun=True)
+def _save(project_name: str, current: Slice, scope) -> None:
+    """The Save button's callback: it runs before the page's next run, which then shows the
+    new state and the confirmation (one run, not a run and a rerun)."""
+    description = st.session_state.get("sl_save_description") or None
+    saved = write(project_name, save_slice, st.session_state.get("sl_save_name", ""), current, description,
+                  scope=scope, error_key="sl_save_error")
+    if saved is not None:
+        flash(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
+              f"({_ui.plain(scope_words(saved.versions, saved.stages))}).")
 
 
 def _delete(project, name: str) -> None:
@@ -52,12 +51,14 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
         with left.form("sl_save_form", clear_on_submit=False):
             st.markdown("##### Save this slice")
             st.caption(f"For {_ui.plain(scope_words(scope.versions, scope.stages))}.")
-            name = st.text_input("Name", key="sl_save_name")
-            description = st.text_area("Description", key="sl_save_description", height=80)
+            st.text_input("Name", key="sl_save_name")
+            st.text_area("Description", key="sl_save_description", height=80)
             if not current.conditions:
                 st.caption("Add a condition above to save a slice.")
-            if st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions):
-                _save(project, name, description, current, scope)
+            st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions,
+                                  on_click=_save, args=(project_name, current, scope))
+            if st.session_state.get("sl_save_error"):
+                _ui.show_error(SliceboardError(st.session_state.pop("sl_save_error")))
     with right if editable else left:
         st.markdown("##### Saved slices")
         saved_list = _ui.query(list_slices, project_name)
