@@ -7,103 +7,21 @@ was written); 75 the database stayed locked by another process (try again later)
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import os
 import sys
-from contextlib import contextmanager
-from datetime import date, datetime
 from typing import Sequence
 
 import pandas as pd
 
-from .cli_errors import EXIT_BUSY, EXIT_ERROR, OneLineParser, database_problem, guarded, seconds, support
-from .errors import ConfigError
-from .numbers import format_count, format_number
-from .store import Store, default_db_path
+from .cli_errors import EXIT_BROKEN_PIPE, EXIT_BUSY, EXIT_ERROR, OneLineParser, guarded, seconds, support
+from .cli_compare import add_parsers as add_compare_parsers
+from .cli_output import (EXIT_OK, emit, engine_args, frame_records, kv_table, on_engine, open_store,
+                         slice_scope, slice_scope_args)
+from .cli_reports import add_parsers as add_report_parsers
+from .cli_valsets import add_parsers as add_valset_parsers
+from .store import default_db_path
 
-EXIT_OK = 0
 __all__ = ["EXIT_BUSY", "EXIT_ERROR", "EXIT_OK", "main", "build_parser"]
-
-
-def _jsonable(value):
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, (datetime, date, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
-def frame_records(frame: pd.DataFrame) -> list[dict]:
-    return [_jsonable(r) for r in frame.to_dict(orient="records")]
-
-
-def _emit(args, payload: dict, table_text: str) -> None:
-    answer = getattr(args, "answered", None)
-    if answer is not None:  # which engine answered, and how long it took
-        print(f"answered by {answer.engine} in {answer.seconds:.2f} s", file=sys.stderr)
-        if isinstance(payload, dict):
-            payload = {**payload, "engine": {"name": answer.engine, "seconds": round(answer.seconds, 3)}}
-    if args.format == "json":
-        print(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
-    else:
-        print(table_text)
-
-
-def _kv_table(d: dict) -> str:
-    width = max((len(k) for k in d), default=0)
-    lines = []
-    for k, v in d.items():
-        if isinstance(v, list):
-            v = ", ".join(str(x) for x in v) if v else "-"
-        elif isinstance(v, bool):
-            v = "yes" if v else "no"
-        elif isinstance(v, float) and k.endswith("seconds"):
-            v = f"{v:.2f} s"
-        elif isinstance(v, (int, float)):
-            v = format_number(v) if isinstance(v, float) else format_count(v)
-        lines.append(f"{k.ljust(width)}  {v}")
-    return "\n".join(lines)
-
-
-def _store(args) -> Store:
-    problem = database_problem(args.db if args.db is not None else default_db_path())
-    if problem:
-        raise ConfigError(problem)
-    return Store(args.db, busy_timeout=args.wait)
-
-
-def engine_args(p: argparse.ArgumentParser) -> None:
-    """--engine and --spark-remote: who answers this command (default: the project's setting)."""
-    p.add_argument("--engine", choices=("duckdb", "spark"),
-                   help="who answers: embedded DuckDB or Spark (default: the project's setting)")
-    p.add_argument("--spark-remote", help="Spark Connect URL sc://host:port (Databricks: sc://host:443/;token=...) "
-                                          "or a local master such as local[2]; implies --engine spark")
-
-
-@contextmanager
-def on_engine(args, con, project):
-    """The connection the analyses take, on the engine chosen for this command; records
-    which engine answered and how long it took (printed by ``_emit``)."""
-    from .engine import EngineSettings, answered, engine_connection, get_settings
-
-    settings = get_settings(con, project)
-    choice = getattr(args, "engine", None) or ("spark" if getattr(args, "spark_remote", None) else None)
-    if choice == "duckdb":
-        settings = EngineSettings()
-    elif choice == "spark":
-        settings = EngineSettings("spark", getattr(args, "spark_remote", None) or settings.spark_remote)
-    with answered(settings) as answer:
-        with engine_connection(con, project, settings) as engine_con:
-            yield engine_con
-    args.answered = answer
 
 
 # --- commands -----------------------------------------------------------------
@@ -116,9 +34,9 @@ def cmd_demo(args) -> int:
         if args.format != "json":
             print(f"[{fraction:4.0%}] {text}", file=sys.stderr)
 
-    result = build_demo(_store(args), seed=args.seed, replace=args.replace, progress=progress)
-    result["db"] = str(_store(args).path)
-    _emit(args, result, _kv_table(result))
+    result = build_demo(open_store(args), seed=args.seed, replace=args.replace, progress=progress)
+    result["db"] = str(open_store(args).path)
+    emit(args, result, kv_table(result))
     return EXIT_OK
 
 
@@ -127,11 +45,11 @@ def cmd_ingest(args) -> int:
     from .staging import ingest_staged
 
     mapping = load_mapping(args.config) if args.config else None
-    report = ingest_staged(_store(args), args.file, project=args.project, mapping=mapping,
+    report = ingest_staged(open_store(args), args.file, project=args.project, mapping=mapping,
                            on_duplicate=args.on_duplicate, version=args.version, stage=args.stage)
     d = report.to_dict()
-    d["db"] = str(_store(args).path)
-    _emit(args, d, _kv_table(d))
+    d["db"] = str(open_store(args).path)
+    emit(args, d, kv_table(d))
     return EXIT_OK
 
 
@@ -141,7 +59,7 @@ def cmd_attach(args) -> int:
     from .mapping import load_mapping
     from .project import get_project
 
-    with _store(args).write() as con:
+    with open_store(args).write() as con:
         if args.refresh:
             rows = refresh(con, get_project(con, args.project))
             d = {"project": args.project, "refreshed": True, "rows": rows}
@@ -153,7 +71,7 @@ def cmd_attach(args) -> int:
                                      version=args.version, stage=args.stage)
             d = {"project": project.name, "dataset": project.external, "rows": stored_rows(con, project),
                  "warnings": attach_warnings(con, project)}
-    _emit(args, d, _kv_table(d))
+    emit(args, d, kv_table(d))
     return EXIT_OK
 
 
@@ -161,17 +79,17 @@ def cmd_labels(args) -> int:
     from .staging import labels_staged
 
     report = labels_staged(
-        _store(args), args.file, project=args.project, key=args.key, id_column=args.id_column,
+        open_store(args), args.file, project=args.project, key=args.key, id_column=args.id_column,
         label_column=args.label_column, label_timestamp_column=args.label_timestamp_column,
         outcomes=args.outcome, overwrite=args.overwrite,
         positive_label=args.positive_label, negative_label=args.negative_label,
     )
     d = report.to_dict()
-    d["db"] = str(_store(args).path)
-    text = _kv_table({k: v for k, v in d.items() if k != "conflict_examples"})
+    d["db"] = str(open_store(args).path)
+    text = kv_table({k: v for k, v in d.items() if k != "conflict_examples"})
     if report.conflict_examples:
         text += "\nconflicts (first ones):\n" + pd.DataFrame(report.conflict_examples).to_string(index=False)
-    _emit(args, d, text)
+    emit(args, d, text)
     return EXIT_OK
 
 
@@ -179,11 +97,11 @@ def cmd_info(args) -> int:
     from .overview import project_summary
     from .project import get_project, list_projects
 
-    store = _store(args)
+    store = open_store(args)
     with store.read() as con:
         if args.project:
             summary = project_summary(con, get_project(con, args.project)).to_dict()
-            _emit(args, summary, _kv_table({k: v for k, v in summary.items() if k != "features"})
+            emit(args, summary, kv_table({k: v for k, v in summary.items() if k != "features"})
                   + "\nfeatures  " + ", ".join(f"{k} ({v})" for k, v in summary["features"].items()))
             return EXIT_OK
         projects = [project_summary(con, p).to_dict() for p in list_projects(con)]
@@ -193,7 +111,7 @@ def cmd_info(args) -> int:
         text = f"database: {store.path}\n" + frame.to_string(index=False)
     else:
         text = f"database: {store.path}\nno projects yet"
-    _emit(args, payload, text)
+    emit(args, payload, text)
     return EXIT_OK
 
 
@@ -204,7 +122,7 @@ def cmd_metrics(args) -> int:
     from .scope import Scope
 
     scope = Scope.of(args.version, args.stage, args.start, args.end)
-    with _store(args).read() as con:
+    with open_store(args).read() as con:
         project = get_project(con, args.project)
         with on_engine(args, con, project) as econ:
             frame = daily_series(econ, project, scope) if args.daily else overview_table(econ, project, scope)
@@ -220,7 +138,7 @@ def cmd_metrics(args) -> int:
     cols = keys + list(metrics_for(project.task))
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         text = frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(frame) else "no rows"
-    _emit(args, payload, text)
+    emit(args, payload, text)
     return EXIT_OK
 
 
@@ -232,7 +150,7 @@ def cmd_slice(args) -> int:
 
     slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
     scope = Scope.of(args.version, args.stage, args.start, args.end)
-    with _store(args).read() as con:
+    with open_store(args).read() as con:
         project = get_project(con, args.project)
         slice_ = validate_slice(slice_, project)
         with on_engine(args, con, project) as econ:
@@ -249,25 +167,17 @@ def cmd_slice(args) -> int:
         })
         lines.append(shown.to_string())
         lines += ["", result.comparison.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return EXIT_OK
-
-
-def _slice_scope(args, project):
-    from .scope import Scope
-    from .slices import Slice, parse_slice, validate_slice
-
-    slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
-    return validate_slice(slice_, project), Scope.of(args.version, args.stage, args.start, args.end)
 
 
 def cmd_breakdown(args) -> int:
     from .breakdown import breakdown, leaderboard
     from .project import get_project
 
-    with _store(args).read() as con:
+    with open_store(args).read() as con:
         project = get_project(con, args.project)
-        slice_, scope = _slice_scope(args, project)
+        slice_, scope = slice_scope(args, project)
         with on_engine(args, con, project) as econ:
             if args.command == "breakdown":
                 frame = breakdown(econ, project, args.by, scope, slice_, bins=args.bins, min_labeled=args.min_labeled,
@@ -283,7 +193,7 @@ def cmd_breakdown(args) -> int:
             "lift", "impact", "unreliable"]
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
         text = frame[[k for k in keys if k in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    _emit(args, payload, "\n".join([*(f"note: {n}" for n in payload["notes"]), text]))
+    emit(args, payload, "\n".join([*(f"note: {n}" for n in payload["notes"]), text]))
     return EXIT_OK
 
 
@@ -292,9 +202,9 @@ def cmd_discover(args) -> int:
     from .project import get_project
 
     min_support = args.min_support
-    with _store(args).read() as con:
+    with open_store(args).read() as con:
         project = get_project(con, args.project)
-        slice_, scope = _slice_scope(args, project)
+        slice_, scope = slice_scope(args, project)
         with on_engine(args, con, project) as econ:
             result = discover(econ, project, scope, error=args.error, columns=args.column, bins=args.bins,
                               alpha=args.alpha, min_support=min_support, max_level=args.max_level, top_k=args.top,
@@ -309,7 +219,7 @@ def cmd_discover(args) -> int:
         lines.append(discovery_table(result).to_string(index=False) if len(result.slices)
                      else "no slice is worse than it should be" if result.ranking != "error"
                      else "no slice scores above zero")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return EXIT_OK
 
 
@@ -318,7 +228,7 @@ def cmd_engine(args) -> int:
     from .errors import ConfigError
     from .project import get_project
 
-    store = _store(args)
+    store = open_store(args)
     with (store.write(create=False) if args.action == "set" else store.read()) as con:
         project = get_project(con, args.project)
         if args.action == "set":
@@ -331,7 +241,7 @@ def cmd_engine(args) -> int:
     # The token stays in the database: shown masked (sc://host:443/;token=****) in every format.
     d = {"project": project.name, "engine": settings.engine, "spark_remote": masked_remote(settings.spark_remote),
          "answers": settings.label}
-    _emit(args, d, _kv_table(d))
+    emit(args, d, kv_table(d))
     return EXIT_OK
 
 
@@ -352,7 +262,7 @@ def cmd_slices(args) -> int:
 
         raise ConfigError(raise_usage)
     if args.action in ("save", "delete"):
-        with _store(args).write(create=False) as con:
+        with open_store(args).write(create=False) as con:
             project = get_project(con, args.project)
             if args.action == "save":
                 slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
@@ -361,9 +271,9 @@ def cmd_slices(args) -> int:
             else:
                 delete_slice(con, project, args.name)
                 payload = {"name": args.name, "deleted": True}
-        _emit(args, payload, _kv_table(_saved_text(payload)))
+        emit(args, payload, kv_table(_saved_text(payload)))
         return EXIT_OK
-    with _store(args).read() as con:
+    with open_store(args).read() as con:
         project = get_project(con, args.project)
         if args.action == "list":
             frame = list_slices(con, project)
@@ -376,8 +286,8 @@ def cmd_slices(args) -> int:
             payload = {**saved.to_dict(), "history": frame_records(history)}
             shown = history.assign(**{k: history[k].map(lambda v: ", ".join(v) or "all")
                                       for k in ("versions", "stages")})
-            text = _kv_table(_saved_text(saved.to_dict())) + "\n\n" + shown.to_string(index=False)
-    _emit(args, payload, text)
+            text = kv_table(_saved_text(saved.to_dict())) + "\n\n" + shown.to_string(index=False)
+    emit(args, payload, text)
     return EXIT_OK
 
 
@@ -405,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--wait", type=seconds, default=argparse.SUPPRESS,
                         help="seconds to wait for a database locked by another process (default 30)")
 
+    # Installed, the command is `sliceboard`; from the folder, `python -m analysis`.
+    command = "sliceboard" if sys.argv and sys.argv[0].endswith("sliceboard") else "python -m analysis"
     parser = OneLineParser(
-        prog="python -m analysis", parents=[common],
+        prog=command, parents=[common],
         description="Sliceboard: model evaluation and slice debugging on logged predictions.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -502,15 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", action="append", help="save: the stage it is for (repeatable; default all)")
     p.set_defaults(func=cmd_slices)
 
-    from .cli_valsets import add_parsers as add_valset_parsers
 
     add_valset_parsers(sub, common)
 
-    from .cli_compare import add_parsers as add_compare_parsers
 
     add_compare_parsers(sub, common)
 
-    from .cli_reports import add_parsers as add_report_parsers
 
     add_report_parsers(sub, common)
 
@@ -531,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="quantile bins for numbers and timestamps")
         p.add_argument("--min-labeled", type=int, default=30,
                        help="groups with fewer labeled rows are flagged unreliable")
-        _slice_scope_args(p, "restrict to a slice (repeatable; ANDed)")
+        slice_scope_args(p, "restrict to a slice (repeatable; ANDed)")
         engine_args(p)
         p.set_defaults(func=cmd_breakdown)
 
@@ -557,20 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=int, help="quantile bins for numbers and timestamps (default 30; 5 for --ranking error)")
     p.add_argument("--keep-id-like", action="store_true",
                    help="search id-like features too (nearly every value unique; left out by default)")
-    _slice_scope_args(p, "search within a slice (repeatable; ANDed)")
+    slice_scope_args(p, "search within a slice (repeatable; ANDed)")
     engine_args(p)
     p.set_defaults(func=cmd_discover)
     return parser
-
-
-def _slice_scope_args(p: argparse.ArgumentParser, where_help: str) -> None:
-    """--where / --slice-json and the scope options (version, stage, start, end)."""
-    p.add_argument("--where", action="append", help=where_help)
-    p.add_argument("--slice-json", help="the slice as JSON instead of --where")
-    p.add_argument("--version", action="append", help="repeatable; default all")
-    p.add_argument("--stage", action="append", help="repeatable; default all")
-    p.add_argument("--start", help="first day, YYYY-MM-DD")
-    p.add_argument("--end", help="last day (included), YYYY-MM-DD")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -579,4 +478,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, default in (("db", None), ("format", "table"), ("wait", 30.0)):
         if not hasattr(args, name):
             setattr(args, name, default)
-    return guarded(args.func, args)  # every error: one line, exit 2 (75: locked), see analysis.cli_errors
+    try:
+        return guarded(args.func, args)  # every error: one line, exit 2 (75: locked), see analysis.cli_errors
+    except BrokenPipeError:
+        # The reader stopped early (`sliceboard info | head`): no traceback, and the exit
+        # status of a Unix tool stopped by SIGPIPE (128 + 13). Python would complain again
+        # when it flushes stdout at exit, so stdout goes nowhere from here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

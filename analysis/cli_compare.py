@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 
-from . import cli as base
+from . import cli_output as base
 from .errors import ConfigError
 from .metric_failures import failure_lines
 
@@ -28,7 +28,7 @@ def cmd_compare(args) -> int:
     from .project import get_project
 
     baseline, candidate = _sides(args)
-    with base._store(args).read() as con:
+    with base.open_store(args).read() as con:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
             comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
@@ -37,7 +37,7 @@ def cmd_compare(args) -> int:
         print(f"warning: {line}", file=sys.stderr)
     text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", comp.window.sentence(), "",
                       _overall_text(comp), "", _slices_text(comp, args.limit)])
-    base._emit(args, comp.to_dict(), text)
+    base.emit(args, comp.to_dict(), text)
     return base.EXIT_OK
 
 
@@ -81,14 +81,14 @@ def cmd_gate(args) -> int:
     from .project import get_project
 
     baseline, candidate = _sides(args)
-    with base._store(args).read() as con:
+    with base.open_store(args).read() as con:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
             verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end,
                                overlap=not args.whole_window)
     for line in failure_lines(verdict.comparison.overall):
         print(f"warning: {line}", file=sys.stderr)
-    base._emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
+    base.emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
     return base.EXIT_OK if verdict.passed else EXIT_FAIL
 
 
@@ -100,7 +100,7 @@ def cmd_product_metrics(args) -> int:
         raise ConfigError(f"product-metrics {args.action} needs --name")
     if args.action == "define" and not args.expression:
         raise ConfigError("product-metrics define needs --expression, such as 'sum(revenue)'")
-    store = base._store(args)
+    store = base.open_store(args)
     with (store.write(create=False) if args.action != "list" else store.read()) as con:
         project = get_project(con, args.project)
         if args.action == "define":
@@ -111,7 +111,7 @@ def cmd_product_metrics(args) -> int:
         metrics = [m.to_dict() for m in list_metrics(con, project)]
     text = "\n".join(f"{m['name']} = {m['expression']}  ({m['direction']} is better"
                      + (f", {m['unit']}" if m["unit"] else "") + ")" for m in metrics) or "no product metrics"
-    base._emit(args, {"project": args.project, "product_metrics": metrics}, text)
+    base.emit(args, {"project": args.project, "product_metrics": metrics}, text)
     return base.EXIT_OK
 
 
@@ -121,7 +121,7 @@ def cmd_gate_criteria(args) -> int:
     from .gate import get_criteria, set_criteria
     from .project import get_project
 
-    store = base._store(args)
+    store = base.open_store(args)
     with (store.write(create=False) if args.action == "set" else store.read()) as con:
         project = get_project(con, args.project)
         criteria = get_criteria(con, project)
@@ -137,7 +137,7 @@ def cmd_gate_criteria(args) -> int:
                 changes["required_sets"] = tuple(args.required_set)
             criteria = set_criteria(con, project, replace(criteria, **changes))
     payload = {"project": args.project, **asdict(criteria)}
-    base._emit(args, payload, base._kv_table(payload))
+    base.emit(args, payload, base.kv_table(payload))
     return base.EXIT_OK
 
 

@@ -27,6 +27,7 @@ from .store import default_db_path
 
 EXIT_ERROR = 2
 EXIT_BUSY = 75
+EXIT_BROKEN_PIPE = 141  # the reader of the output went away (as a Unix tool stopped by SIGPIPE)
 DEBUG_ENV = "SLICEBOARD_DEBUG"
 
 
@@ -92,6 +93,8 @@ def guarded(func, args) -> int:
     db = getattr(args, "db", None)
     try:
         return func(args)
+    except BrokenPipeError:  # the reader went away: no one to tell (analysis.cli.main ends quietly)
+        raise
     except DatabaseBusyError as exc:
         _say(args, type(exc).__name__, str(exc))
         return EXIT_BUSY

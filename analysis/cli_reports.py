@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli as base
+from . import cli_output as base
 from .errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def cmd_report(args) -> int:
     from .project import get_project
     from .reports import default_report, get_report, write_html, write_pdf
 
-    store = base._store(args)
+    store = base.open_store(args)
     protect = database_files(store.path)
     # A name made from the project's name stays in the current folder, whatever the name holds.
     out = Path(args.out) if args.out else Path(safe_file_name(f"{args.project}-report.html", fallback="report.html"))
@@ -39,7 +39,7 @@ def cmd_report(args) -> int:
                "blocks": [b.title for b in report.blocks]}
     if args.pdf:
         payload["pdf"] = str(write_pdf(report, args.pdf, force=args.force, protect=protect))
-    base._emit(args, payload, f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(report.blocks)} blocks)"
+    base.emit(args, payload, f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(report.blocks)} blocks)"
                + (f" and {args.pdf}" if args.pdf else ""))
     return base.EXIT_OK
 
@@ -72,7 +72,7 @@ def cmd_reports(args) -> int:
     from .reports.tables import figure_text
     from .reports.words import lines
 
-    store = base._store(args)
+    store = base.open_store(args)
     writes = args.action in ("add", "refresh", "delete")
     if args.action != "list" and not args.name:
         raise ConfigError(f"reports {args.action} needs --name.")
@@ -80,12 +80,12 @@ def cmd_reports(args) -> int:
         project = get_project(con, args.project)
         if args.action == "list":
             frame = list_reports(con, project)
-            base._emit(args, {"project": args.project, "reports": base.frame_records(frame)},
+            base.emit(args, {"project": args.project, "reports": base.frame_records(frame)},
                        frame.to_string(index=False) if len(frame) else "no reports")
             return base.EXIT_OK
         if args.action == "delete":
             delete_report(con, project, args.name)
-            base._emit(args, {"deleted": args.name}, f"deleted report {args.name!r}")
+            base.emit(args, {"deleted": args.name}, f"deleted report {args.name!r}")
             return base.EXIT_OK
         if args.action == "add":
             if not args.kind:
@@ -94,13 +94,13 @@ def cmd_reports(args) -> int:
             if args.after is not None:
                 position = position_after(get_report(con, project, args.name), args.after)
             block = add_block(con, project, args.name, args.kind, _view(args), title=args.title, position=position)
-            base._emit(args, {"report": args.name, "block": block.block_id, "title": block.title,
+            base.emit(args, {"report": args.name, "block": block.block_id, "title": block.title,
                               "lines": lines(block.kind, block.snapshot)},
                        "\n".join([f"added block {block.block_id}: {block.title}", *lines(block.kind, block.snapshot)]))
             return base.EXIT_OK
         if args.action == "refresh":
             report = refresh(con, project, args.name)
-            base._emit(args, {"report": args.name, "refreshed": len(report.blocks)},
+            base.emit(args, {"report": args.name, "refreshed": len(report.blocks)},
                        f"kept the current numbers of {len(report.blocks)} blocks")
             return base.EXIT_OK
         report = get_report(con, project, args.name)
@@ -111,7 +111,7 @@ def cmd_reports(args) -> int:
             text = [report.title]
             for b in report.blocks:
                 text += ["", f"[{b.block_id}] {b.title}", *(f"  {x}" for x in lines(b.kind, b.snapshot))]
-            base._emit(args, payload, "\n".join(text))
+            base.emit(args, payload, "\n".join(text))
             return base.EXIT_OK
         results = rerun(con, project, report)
     payload = {"report": report.name, "same": all(r.same for r in results), "blocks": [
@@ -125,7 +125,7 @@ def cmd_reports(args) -> int:
         text += [f"  {n}: {figure_text(a)} -> {figure_text(b)}" for n, a, b in r.changes[:20]]
         if not r.same and r.data_changes:
             text += [f"  data: {x}" for x in r.data_changes]
-    base._emit(args, payload, "\n".join(text))
+    base.emit(args, payload, "\n".join(text))
     return base.EXIT_OK
 
 

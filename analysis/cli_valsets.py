@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import cli as base
+from . import cli_output as base
 from .errors import ConfigError
 
 
@@ -18,7 +18,7 @@ def cmd_valsets(args) -> int:
     if needs_set and not args.set:
         raise ConfigError(f"valsets {args.action} needs --set")
     writes = args.action in ("create", "commit", "remove", "ingest-scores")
-    with (base._store(args).write(create=False) if writes else base._store(args).read()) as con:
+    with (base.open_store(args).write(create=False) if writes else base.open_store(args).read()) as con:
         project = get_project(con, args.project)
         if args.action == "list":
             frame = vs.list_sets(con, project)
@@ -28,7 +28,7 @@ def cmd_valsets(args) -> int:
             created = vs.create_set(con, project, args.set, description=args.description or "", owner=args.owner,
                                     tags=args.tag or (), criteria=args.criterion or ())
             payload = created.to_dict()
-            text = base._kv_table(payload)
+            text = base.kv_table(payload)
         elif args.action == "show":
             info = vs.get_set(con, project, args.set)
             version = args.set_version or "draft"
@@ -38,18 +38,18 @@ def cmd_valsets(args) -> int:
                        "history": base.frame_records(history)}
             if args.members:
                 payload["rows"] = base.frame_records(frame)
-            text = (base._kv_table({**info.to_dict(), "version": version, "members": len(frame)}) + "\n\n"
+            text = (base.kv_table({**info.to_dict(), "version": version, "members": len(frame)}) + "\n\n"
                     + (history.to_string(index=False) if len(history) else "no committed version yet"))
         elif args.action == "commit":
             done = vs.commit(con, project, args.set, args.message or "")
             payload = {"set": done.set_name, "version": done.version, "message": done.message,
                        "content_hash": done.content_hash, "members": done.n_members,
                        "committed_at": done.committed_at}
-            text = base._kv_table(payload)
+            text = base.kv_table(payload)
         elif args.action == "remove":
             removed = vs.remove_members(con, project, args.set, args.example or [])
             payload = {"set": args.set, "removed_from_draft": removed}
-            text = base._kv_table(payload)
+            text = base.kv_table(payload)
         elif args.action == "diff":
             frame = vs.diff(con, project, args.set, args.old or "latest", args.new or "draft")
             payload = {"set": args.set, "old": args.old or "latest", "new": args.new or "draft",
@@ -61,9 +61,9 @@ def cmd_valsets(args) -> int:
             if not args.out:
                 raise ConfigError("valsets export needs --out FILE.parquet or FILE.csv")
             done = vs.export_set(con, project, args.set, args.out, args.set_version or "latest", force=args.force,
-                                 protect=database_files(base._store(args).path))
+                                 protect=database_files(base.open_store(args).path))
             payload = {"set": args.set, "path": done.path, "rows": done.rows, "columns": list(done.columns)}
-            text = base._kv_table(payload)
+            text = base.kv_table(payload)
         elif args.action == "ingest-scores":
             if not args.file or not args.model_version:
                 raise ConfigError("valsets ingest-scores needs --file and --model-version")
@@ -72,7 +72,7 @@ def cmd_valsets(args) -> int:
             payload = {"set": args.set, "model_version": args.model_version, "stage": "offline",
                        "inserted": report.inserted, "replaced": report.replaced,
                        "skipped_duplicates": report.skipped_duplicates}
-            text = base._kv_table(payload)
+            text = base.kv_table(payload)
         else:  # evaluate
             with base.on_engine(args, con, project) as econ:
                 frame = vs.evaluate(econ, project, [args.set] if args.set else None,
@@ -83,7 +83,7 @@ def cmd_valsets(args) -> int:
             metrics = [c for c in ("accuracy", "recall", "precision", "roc_auc", "mae", "rmse") if c in frame]
             text = frame[shown[:7] + metrics + shown[7:]].to_string(index=False) if len(frame) else \
                 "no committed validation sets"
-    base._emit(args, payload, text)
+    base.emit(args, payload, text)
     return base.EXIT_OK
 
 
@@ -91,9 +91,9 @@ def cmd_promote(args) -> int:
     from .project import get_project
     from .valsets import Selection, preview_promotion, promote
 
-    with base._store(args).write(create=False) as con:
+    with base.open_store(args).write(create=False) as con:
         project = get_project(con, args.project)
-        slice_, scope = base._slice_scope(args, project)
+        slice_, scope = base.slice_scope(args, project)
         selection = Selection(scope=scope, slice_=slice_, only_errors=args.only_errors, bucket=args.bucket,
                               sample=args.sample, seed=args.seed)
         if args.dry_run:
@@ -102,7 +102,7 @@ def cmd_promote(args) -> int:
             done = promote(con, project, args.set, selection, reason=args.reason or "")
     payload = {"set": done.set_name, "selected": done.selected, "already_in_draft": done.already,
                "added": done.added, "dry_run": bool(args.dry_run)}
-    base._emit(args, payload, base._kv_table(payload))
+    base.emit(args, payload, base.kv_table(payload))
     return base.EXIT_OK
 
 
@@ -141,5 +141,5 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the sample's seed")
     p.add_argument("--reason", help="why these examples matter")
     p.add_argument("--dry-run", action="store_true", help="only count what would be added")
-    base._slice_scope_args(p, "the slice to promote (repeatable; ANDed)")
+    base.slice_scope_args(p, "the slice to promote (repeatable; ANDed)")
     p.set_defaults(func=cmd_promote)

@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from .errors import ConfigError
 from .project import Project
+from .spark import SparkConnection, register_external, spark_message
 from .sql import in_transaction
 
 ENGINES = ("duckdb", "spark")
@@ -233,20 +234,6 @@ def spark_session(remote: str | None):
     return session
 
 
-def spark_message(exc: BaseException) -> str:
-    """Spark's error as one line that names what is wrong (auth, a missing table, a path)."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    lowered = text.lower()
-    if "unauthenticated" in lowered or "permission_denied" in lowered or "invalid access token" in lowered:
-        return f"the server refused the credentials (check the token in the URL): {first}"
-    if "path_not_found" in lowered or "path does not exist" in lowered:
-        return f"the dataset is not where the project says: {first}"
-    if "table_or_view_not_found" in lowered:
-        return f"a table or view is missing on Spark: {first}"
-    return first
-
-
 # -- the connection the analyses take ------------------------------------------------------------
 
 @contextmanager
@@ -259,7 +246,6 @@ def engine_connection(con, project: Project, settings: EngineSettings | None = N
         return
     if project.external is None:
         raise ConfigError(_stored_log_message(project))
-    from .spark import SparkConnection, register_external
 
     session = spark_session(settings.spark_remote)
     if not (settings.spark_remote or "").startswith("sc://"):

@@ -169,10 +169,3 @@ def stored_rows(con: duckdb.DuckDBPyConnection, project: Project) -> int:
     """Rows of the project as its rollup counts them (as of the last attach or refresh)."""
     rows = con.execute(f"SELECT sum(n) FROM {quote_ident(project.rollup_table)}").fetchall()[0][0]
     return int(rows or 0)
-
-
-def require_stored(project: Project, action: str) -> None:
-    """Refuse a write to the log of a project that reads an external dataset."""
-    if project.external is not None:
-        raise ConfigError(f"{project.name} reads its predictions from {project.external}; {action} changes that "
-                          "dataset, not Sliceboard: write to the dataset, then refresh the project.")

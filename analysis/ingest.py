@@ -35,9 +35,9 @@ from .classes import (
 )
 from .errors import ConfigError, IngestError
 from .example_key import example_key_sql
-from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
-from .project import Project, find_project, get_project
 from .key_repeats import note_ingest
+from .mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
+from .project import Project, find_project, get_project, require_stored
 from .rollup import days_of_rows, rebuild_days
 from .schema import (
     DEFAULT_STAGE,
@@ -86,7 +86,7 @@ def utc_now() -> datetime:
 
 
 @dataclass
-class _Expr:
+class SourceValue:
     """A stored column's value from the source: ``sql`` yields NULL where the value
     is bad, ``fail`` (if any) is true exactly there."""
 
@@ -110,7 +110,7 @@ def _suggest(src: Source, name: str) -> str:
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
-def _require_columns(src: Source, required) -> None:
+def require_columns(src: Source, required) -> None:
     """``required``: {role: column} or [(role, column)]; every column must be in the input."""
     pairs = list(required.items()) if isinstance(required, dict) else list(required)
     missing = [(role, col) for role, col in pairs if col not in src.columns]
@@ -122,10 +122,6 @@ def _require_columns(src: Source, required) -> None:
             + f"\nColumns in the input: {', '.join(src.columns)}",
             source=src.name, column=missing[0][1],
         )
-
-
-def _family(src: Source, column: str) -> str:
-    return cv.source_family(src, column)
 
 
 def next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -168,20 +164,20 @@ class ClassColumns:
         return resolve_binary_classes(self.values(), positive, negative, source=self.src.name,
                                       columns=list(self.raw))
 
-    def expr(self, column: str, positive: str | None, negative: str | None) -> _Expr:
+    def expr(self, column: str, positive: str | None, negative: str | None) -> SourceValue:
         """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
-        raw, fam = cv.col(column), _family(self.src, column)
+        raw, fam = cv.col(column), cv.source_family(self.src, column)
         present = cv.present(raw, fam, number=self.task == "regression")
         values = self.raw[column]
         if self.task == "regression":
             sql = cv.to_double(raw, fam)
-            return _Expr(sql, [], f"{present} AND ({sql}) IS NULL{_not_infinite(raw, fam)}")
+            return SourceValue(sql, [], f"{present} AND ({sql}) IS NULL{_not_infinite(raw, fam)}")
         if self.task == "multiclass":
             if values is None:
                 sql, params = cv.to_class_value(raw, fam), []
             else:
                 sql, params = mapped_case(column, {r: normalized(r) for r in values}, "VARCHAR")
-            return _Expr(sql, params)
+            return SourceValue(sql, params)
         classes = {positive: True}
         if negative is not None:
             classes[negative] = False
@@ -189,8 +185,8 @@ class ClassColumns:
         sql, params = mapped_case(column, mapping, "BOOLEAN")
         bad = [r for r in values if normalized(r) is not None and normalized(r) not in classes]
         if not bad:
-            return _Expr(sql, params)
-        return _Expr(sql, params, f"{raw} IN ({', '.join('?' for _ in bad)})", bad)
+            return SourceValue(sql, params)
+        return SourceValue(sql, params, f"{raw} IN ({', '.join('?' for _ in bad)})", bad)
 
     def problem(self, positive: str | None, negative: str | None) -> str:
         if self.task != "binary":
@@ -202,7 +198,7 @@ class ClassColumns:
         return f"are not one of the two classes {positive!r} (positive) and {negative!r} (negative)"
 
 
-def class_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
+def class_check(column: str, e: SourceValue, problem: str) -> cv.Check | None:
     if e.fail is None:
         return None
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
@@ -216,7 +212,7 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
     mapped = set(mapping.role_columns().values()) | set(mapping.outcomes)
     explicit = mapping.features is not None
     if explicit:
-        _require_columns(src, [("feature", c) for c in mapping.features])
+        require_columns(src, [("feature", c) for c in mapping.features])
         names = list(mapping.features)
     else:
         names = [c for c in src.columns if c not in mapped and c not in IGNORED_COLUMNS]
@@ -263,9 +259,9 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
     return plan
 
 
-def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
+def value_expr(src: Source, column: str, dtype: str) -> SourceValue:
     """Convert a feature or outcome column to its storage type."""
-    raw, fam = cv.col(column), _family(src, column)
+    raw, fam = cv.col(column), cv.source_family(src, column)
     passthrough = {
         ("integer", "BIGINT"): f"CAST({raw} AS BIGINT)",
         ("float", "DOUBLE"): cv.to_double(raw, "float"),
@@ -279,10 +275,10 @@ def _value_expr(src: Source, column: str, dtype: str) -> _Expr:
         ("date", "TIMESTAMP"): f"CAST({raw} AS TIMESTAMP)",
     }.get((fam, dtype))
     if passthrough is not None:
-        return _Expr(passthrough)
+        return SourceValue(passthrough)
     sql = cv.to_storage(raw, fam, dtype)
     inf = _not_infinite(raw, fam) if dtype == "DOUBLE" else ""
-    return _Expr(sql, [], f"{cv.present(raw, fam, number=dtype == 'DOUBLE')} AND ({sql}) IS NULL{inf}")
+    return SourceValue(sql, [], f"{cv.present(raw, fam, number=dtype == 'DOUBLE')} AND ({sql}) IS NULL{inf}")
 
 
 def _not_infinite(raw: str, family: str) -> str:
@@ -291,21 +287,21 @@ def _not_infinite(raw: str, family: str) -> str:
     return f" AND NOT coalesce({inf}, FALSE)" if inf else ""
 
 
-def must_be_finite(src: Source, column: str, e: _Expr) -> tuple[_Expr, cv.Check | None]:
+def must_be_finite(src: Source, column: str, e: SourceValue) -> tuple[SourceValue, cv.Check | None]:
     """A score, label or prediction must be finite: +-inf fails ``e`` and is named by the check."""
     check = cv.finite_check(src, column)
     if check is None:
         return e, None
     fail = f"({e.fail}) OR {check.condition}" if e.fail else check.condition
-    return _Expr(e.sql, e.params, fail, list(e.fail_params)), check
+    return SourceValue(e.sql, e.params, fail, list(e.fail_params)), check
 
 
 def numeric_class(task: str, src: Source, column: str) -> bool:
     """Labels and predictions that are numbers (regression, or numeric classes) must be finite."""
-    return task == "regression" or (task == "multiclass" and _family(src, column) == "float")
+    return task == "regression" or (task == "multiclass" and cv.source_family(src, column) == "float")
 
 
-def _conversion_check(column: str, e: _Expr, problem: str) -> cv.Check | None:
+def _conversion_check(column: str, e: SourceValue, problem: str) -> cv.Check | None:
     if e.fail is None:
         return None
     return cv.Check(column, problem, e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
@@ -320,18 +316,18 @@ def has_control_character(text: str) -> bool:
     return re.search(CONTROL_CHARACTERS, text) is not None
 
 
-def clean_text(column: str, e: _Expr, what: str) -> tuple[_Expr, cv.Check]:
+def clean_text(column: str, e: SourceValue, what: str) -> tuple[SourceValue, cv.Check]:
     """``e`` (text) refusing control characters, and the check that names the rows."""
     bad = f"regexp_matches(coalesce(({e.sql}), ''), '{CONTROL_CHARACTERS}')"
     check = cv.Check(column, f"have a control character in their {what} (such as NUL, a tab or a line break)",
                      bad, list(e.params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
     fail = f"({e.fail}) OR {bad}" if e.fail else bad
-    return _Expr(e.sql, e.params, fail, list(e.fail_params) + list(e.params)), check
+    return SourceValue(e.sql, e.params, fail, list(e.fail_params) + list(e.params)), check
 
 
 def _required_check(src: Source, column: str, problem: str, *, number: bool = False) -> cv.Check:
     raw = cv.col(column)
-    return cv.Check(column, problem, f"NOT ({cv.present(raw, _family(src, column), number=number)})")
+    return cv.Check(column, problem, f"NOT ({cv.present(raw, cv.source_family(src, column), number=number)})")
 
 
 @dataclass
@@ -341,7 +337,7 @@ class _Plan:
     negative: str | None
     features: list[tuple[str, str, str]]
     outcomes_in_input: list[str]
-    exprs: dict[str, _Expr]
+    exprs: dict[str, SourceValue]
     checks: list[cv.Check]
     id_column: str
     warnings: list[str]
@@ -379,7 +375,7 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
                           "or give a constant version (--version).")
     if "prediction" not in roles and "score" not in roles:
         raise ConfigError(f"{src.name}: map a prediction column (or, for binary tasks, a score column).")
-    _require_columns(src, roles)
+    require_columns(src, roles)
 
     class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
     if task is None:
@@ -415,46 +411,46 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         if extra:
             warnings.append(f"columns not in the project were ignored: {', '.join(extra)}")
 
-    exprs: dict[str, _Expr] = {}
+    exprs: dict[str, SourceValue] = {}
     checks: list[cv.Check | None] = []
     id_col = roles["id"]
     exprs["prediction_id"], check = clean_text(
-        id_col, _Expr(f"NULLIF({cv.to_text(cv.col(id_col), _family(src, id_col))}, '')"), "id")
+        id_col, SourceValue(f"NULLIF({cv.to_text(cv.col(id_col), cv.source_family(src, id_col))}, '')"), "id")
     checks += [_required_check(src, id_col, "have no id"), check]
     if "example" in roles:
         ex = roles["example"]
         exprs["example_id"], check = clean_text(
-            ex, _Expr(f"NULLIF({cv.to_text(cv.col(ex), _family(src, ex))}, '')"), "example id")
+            ex, SourceValue(f"NULLIF({cv.to_text(cv.col(ex), cv.source_family(src, ex))}, '')"), "example id")
         checks += [_required_check(src, ex, "have no example id"), check]
     else:
         exprs["example_id"] = exprs["prediction_id"]
-    exprs["example_key"] = _Expr(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
+    exprs["example_key"] = SourceValue(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
     if "timestamp" in roles:
         ts = roles["timestamp"]
-        e = _value_expr(src, ts, "TIMESTAMP")
+        e = value_expr(src, ts, "TIMESTAMP")
         exprs["timestamp"] = e
         checks += [_required_check(src, ts, "have no timestamp"), _conversion_check(ts, e, "are not timestamps")]
     else:
-        exprs["timestamp"] = _Expr("CAST(? AS TIMESTAMP)", [now])
+        exprs["timestamp"] = SourceValue("CAST(? AS TIMESTAMP)", [now])
     if version is not None:
         if has_control_character(str(version)):
             raise ConfigError(f"version {str(version)!r} has a control character (such as NUL, a tab or a line break).")
-        exprs["model_version"] = _Expr("CAST(? AS VARCHAR)", [str(version)])
+        exprs["model_version"] = SourceValue("CAST(? AS VARCHAR)", [str(version)])
     else:
         v = roles["version"]
         exprs["model_version"], check = clean_text(
-            v, _Expr(f"NULLIF({cv.to_text(cv.col(v), _family(src, v))}, '')"), "model version")
+            v, SourceValue(f"NULLIF({cv.to_text(cv.col(v), cv.source_family(src, v))}, '')"), "model version")
         checks += [_required_check(src, v, "have no model version"), check]
     if stage is not None:
-        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [stage.strip().lower()])
+        exprs["stage"] = SourceValue("CAST(? AS VARCHAR)", [stage.strip().lower()])
     elif "stage" in roles:
         exprs["stage"], check = _stage_expr(con, src, roles["stage"])
         checks.append(check)
     else:
-        exprs["stage"] = _Expr("CAST(? AS VARCHAR)", [DEFAULT_STAGE])
+        exprs["stage"] = SourceValue("CAST(? AS VARCHAR)", [DEFAULT_STAGE])
     if "score" in roles:
         sc = roles["score"]
-        e = _value_expr(src, sc, "DOUBLE")
+        e = value_expr(src, sc, "DOUBLE")
         checks.append(_conversion_check(sc, e, "are not numbers"))
         e, finite = must_be_finite(src, sc, e)
         checks.append(finite)
@@ -463,10 +459,10 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
             checks.append(cv.Check(sc, "are outside [0, 1]", out_of_range, e.params * 2,
                                    value_sql=f"CAST({cv.col(sc)} AS VARCHAR)"))
             fail = f"({e.fail}) OR {out_of_range}" if e.fail else out_of_range
-            e = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params * 2)
+            e = SourceValue(e.sql, e.params, fail, list(e.fail_params) + e.params * 2)
         exprs["score"] = e
     else:
-        exprs["score"] = _Expr("CAST(NULL AS DOUBLE)")
+        exprs["score"] = SourceValue("CAST(NULL AS DOUBLE)")
     problem = classes.problem(positive, negative)
     if "prediction" in roles:
         p = roles["prediction"]
@@ -478,14 +474,14 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
             checks.append(finite)
         missing = f"({e.sql}) IS NULL"
         fail = f"({e.fail}) OR {missing}" if e.fail else missing
-        exprs["prediction"] = _Expr(e.sql, e.params, fail, list(e.fail_params) + e.params)
+        exprs["prediction"] = SourceValue(e.sql, e.params, fail, list(e.fail_params) + e.params)
     else:
         # Derived from the score: a row without a score would have no prediction (and
         # could not be evaluated), so an ingest refuses it like a row without a prediction
         # (found after the fast pass, see _write). An attached dataset's view gives such a
         # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
-        exprs["prediction"] = _Expr(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
+        exprs["prediction"] = SourceValue(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
         checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)",
                                       number=True))
     if "label" in roles:
@@ -497,24 +493,24 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
             checks.append(finite)
         exprs["label"] = e
     else:
-        exprs["label"] = _Expr(f"CAST(NULL AS {label_type(task)})")
+        exprs["label"] = SourceValue(f"CAST(NULL AS {label_type(task)})")
     if "label_timestamp" in roles:
         lt = roles["label_timestamp"]
-        e = _value_expr(src, lt, "TIMESTAMP")
+        e = value_expr(src, lt, "TIMESTAMP")
         checks.append(_conversion_check(lt, e, "are not timestamps"))
         exprs["label_timestamp"] = e
     elif "label" in roles:
         lab = exprs["label"]
-        exprs["label_timestamp"] = _Expr(f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END",
+        exprs["label_timestamp"] = SourceValue(f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END",
                                          [*lab.params, now])
     else:
-        exprs["label_timestamp"] = _Expr("CAST(NULL AS TIMESTAMP)")
+        exprs["label_timestamp"] = SourceValue("CAST(NULL AS TIMESTAMP)")
     for name, dtype, _kind in features:
-        e = _value_expr(src, name, dtype)
+        e = value_expr(src, name, dtype)
         exprs[name] = e
         checks.append(_conversion_check(name, e, f"do not convert to {dtype}"))
     for name in outcomes_in_input:
-        e = _value_expr(src, name, "DOUBLE")
+        e = value_expr(src, name, "DOUBLE")
         exprs[name] = e
         checks.append(_conversion_check(name, e, "are not numbers"))
     warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"]
@@ -523,7 +519,7 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
                  [c for c in checks if c is not None], id_col, warnings)
 
 
-def _stage_expr(con, src: Source, column: str) -> tuple[_Expr, cv.Check]:
+def _stage_expr(con, src: Source, column: str) -> tuple[SourceValue, cv.Check]:
     values = distinct_raw_values(con, src, column) or []
     mapping = {}
     for raw in values:
@@ -532,7 +528,7 @@ def _stage_expr(con, src: Source, column: str) -> tuple[_Expr, cv.Check]:
     sql, params = mapped_case(column, mapping, "VARCHAR")
     bad = [r for r, s in mapping.items() if s not in STAGES]
     fail = f"{cv.col(column)} IN ({', '.join('?' for _ in bad)})" if bad else None
-    e = _Expr(f"coalesce({sql}, ?)", params + [DEFAULT_STAGE], fail, bad)
+    e = SourceValue(f"coalesce({sql}, ?)", params + [DEFAULT_STAGE], fail, bad)
     check = cv.Check(column, f"are not a stage ({', '.join(STAGES)})", fail or "FALSE", bad,
                      value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
     return e, check
@@ -600,8 +596,6 @@ def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_dup
             version: str | None, stage: str | None) -> IngestReport:
     existing = find_project(con, project_name)
     if existing is not None:
-        from .external import require_stored
-
         require_stored(existing, "an ingest")
     total = count_rows(con, src)
     plan = plan_ingest(con, src, project_name, existing, mapping, version, stage)
@@ -624,7 +618,7 @@ def empty_report(project_name: str, src: Source, plan: _Plan) -> IngestReport:
 def staged_plan(plan: _Plan, columns: list[str]) -> _Plan:
     """The plan for rows already converted by ``plan`` into ``columns`` (a staged copy):
     every stored column is read as it is, and there is nothing left to check."""
-    return replace(plan, exprs={c: _Expr(quote_ident(c)) for c in columns}, checks=[])
+    return replace(plan, exprs={c: SourceValue(quote_ident(c)) for c in columns}, checks=[])
 
 
 def write_planned(con, src: Source, project_name: str, existing: Project | None, plan: _Plan,
@@ -687,7 +681,7 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
     log = quote_ident(proj.log_table)
     ingest_id = next_ingest_id(con)
     exprs = dict(plan.exprs)
-    exprs["ingest_id"] = _Expr("CAST(? AS INTEGER)", [ingest_id])
+    exprs["ingest_id"] = SourceValue("CAST(? AS INTEGER)", [ingest_id])
     columns = list(exprs)
     strict = [exprs[c].strict() for c in columns]
     select_sql = ", ".join(f"({sql}) AS {quote_ident(c)}" for (sql, _), c in zip(strict, columns))
@@ -794,7 +788,7 @@ def register_outcomes(con, project: Project, names: list[str]) -> list[str]:
     return added
 
 
-def check_unique_ids(con, src: Source, id_col: str, pid_expr: _Expr) -> None:
+def check_unique_ids(con, src: Source, id_col: str, pid_expr: SourceValue) -> None:
     view = quote_ident(src.view)
     sql, params = pid_expr.sql, pid_expr.params
     dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]
@@ -848,7 +842,7 @@ def _replace_rows(con, proj: Project, view: str, select_sql: str, select_params:
 # --- waiting labels ------------------------------------------------------------------------
 
 
-def _disagree(a: str, b: str, fields: list[str]) -> str:
+def disagree_sql(a: str, b: str, fields: list[str]) -> str:
     """SQL: some field is set on both sides to different values."""
     return " OR ".join(
         f"({a}.{quote_ident(f)} IS NOT NULL AND {b}.{quote_ident(f)} IS NOT NULL "
@@ -857,7 +851,7 @@ def _disagree(a: str, b: str, fields: list[str]) -> str:
     ) or "FALSE"
 
 
-def _fills(a: str, b: str, fields: list[str]) -> str:
+def fills_sql(a: str, b: str, fields: list[str]) -> str:
     """SQL: ``b`` has a value for some field that ``a`` lacks."""
     return " OR ".join(f"({a}.{quote_ident(f)} IS NULL AND {b}.{quote_ident(f)} IS NOT NULL)" for f in fields) or "FALSE"
 
@@ -880,13 +874,13 @@ def apply_pending(con, proj: Project, ingest_id: int) -> tuple[int, int]:
     for key_kind, key_col in (("prediction", "prediction_id"), ("example", "example_id")):
         conflicts += con.execute(
             f"SELECT count(*) FROM {log} l JOIN {pending} p ON p.key_kind = ? "
-            f"AND l.{key_col} = p.key AND l.ingest_id = ? WHERE {_disagree('l', 'p', values)}",
+            f"AND l.{key_col} = p.key AND l.ingest_id = ? WHERE {disagree_sql('l', 'p', values)}",
             [key_kind, ingest_id],
         ).fetchall()[0][0]
         sets = ", ".join(f"{quote_ident(f)} = coalesce({log}.{quote_ident(f)}, p.{quote_ident(f)})" for f in fields)
         applied += con.execute(
             f"UPDATE {log} SET {sets} FROM {pending} p WHERE p.key_kind = ? AND "
-            f"{log}.{key_col} = p.key AND {log}.ingest_id = ? AND ({_fills(log, 'p', fields)})",
+            f"{log}.{key_col} = p.key AND {log}.ingest_id = ? AND ({fills_sql(log, 'p', fields)})",
             [key_kind, ingest_id],
         ).fetchall()[0][0]
         if key_kind == "prediction":

@@ -18,29 +18,28 @@ from datetime import datetime
 import duckdb
 
 from . import convert as cv
-from .errors import ConfigError, IngestError
+from .classes import settled_classes, stored_classes
+from .errors import ConfigError
 from .ingest import (
     IGNORED_COLUMNS,
     ClassColumns,
+    SourceValue,
     check_unique_ids,
-    _disagree,
-    _Expr,
-    _family,
-    _fills,
-    _require_columns,
-    _value_expr,
     class_check,
     clean_text,
+    disagree_sql,
+    fills_sql,
     next_ingest_id,
     numeric_class,
     record_ingest,
     register_outcomes,
+    require_columns,
     utc_now,
+    value_expr,
 )
-from .rollup import rebuild_days
-from .classes import settled_classes, stored_classes
 from .mapping import normalize_class_value, parse_mapping
-from .project import get_project
+from .project import get_project, require_stored
+from .rollup import rebuild_days
 from .schema import bump_data_version
 from .sources import Source, close_source, count_rows, open_source
 from .sql import quote_ident
@@ -92,7 +91,7 @@ def guess_label_columns(project, columns: list[str], key: str = "prediction") ->
 def _pick(src: Source, explicit: str | None, candidates: list[str | None], what: str) -> str | None:
     if explicit:
         if explicit not in src.columns:
-            _require_columns(src, [(what, explicit)])
+            require_columns(src, [(what, explicit)])
         return explicit
     for c in candidates:
         if c and c in src.columns:
@@ -107,8 +106,6 @@ def check_label_options(con: duckdb.DuckDBPyConnection, project: str, key: str, 
     if key not in KEYS:
         raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
     proj = get_project(con, project)
-    from .external import require_stored
-
     require_stored(proj, "attaching labels")
     named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
     if any(v is not None for v in named) and proj.task != "binary":
@@ -172,7 +169,7 @@ class LabelPlan:
 
     def converted(self) -> "LabelPlan":
         """The plan for rows already converted by this one (a staged copy)."""
-        return replace(self, exprs={c: _Expr(quote_ident(c)) for c in self.exprs})
+        return replace(self, exprs={c: SourceValue(quote_ident(c)) for c in self.exprs})
 
 
 def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started,
@@ -203,7 +200,7 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
     if outcome_names is None:
         outcome_cols = [c.name for c in proj.outcomes if c.name in src.columns]
     else:
-        _require_columns(src, [("outcome", o) for o in outcome_names])
+        require_columns(src, [("outcome", o) for o in outcome_names])
         outcome_cols = list(outcome_names)
     used = {key_col, lab_col, lt_col, *outcome_cols}
     ignored = [c for c in src.columns if c not in used and c not in IGNORED_COLUMNS]
@@ -226,11 +223,11 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
     if proj.task == "binary":
         positive, negative = classes.resolve(positive, negative)
 
-    exprs: dict[str, _Expr] = {}
+    exprs: dict[str, SourceValue] = {}
     checks: list[cv.Check] = []
-    kfam = _family(src, key_col)
-    exprs["key"], check = clean_text(key_col, _Expr(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id")
-    exprs["key"] = _Expr(exprs["key"].sql, exprs["key"].params)  # checked below, with the rows named
+    kfam = cv.source_family(src, key_col)
+    exprs["key"], check = clean_text(key_col, SourceValue(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id")
+    exprs["key"] = SourceValue(exprs["key"].sql, exprs["key"].params)  # checked below, with the rows named
     checks += [cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"), check]
     now = utc_now()
     if lab_col:
@@ -240,26 +237,26 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
             checks.append(check)
         if numeric_class(proj.task, src, lab_col):
             checks.append(cv.finite_check(src, lab_col))
-        exprs["label"] = _Expr(e.sql, e.params)
+        exprs["label"] = SourceValue(e.sql, e.params)
     else:
-        exprs["label"] = _Expr(f"CAST(NULL AS {proj.label_type})")
+        exprs["label"] = SourceValue(f"CAST(NULL AS {proj.label_type})")
     lab = exprs["label"]
     if lt_col:
-        e = _value_expr(src, lt_col, "TIMESTAMP")
+        e = value_expr(src, lt_col, "TIMESTAMP")
         if e.fail:
             checks.append(cv.Check(lt_col, "are not timestamps", e.fail, list(e.fail_params),
                                    value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
-        exprs["label_timestamp"] = _Expr(
+        exprs["label_timestamp"] = SourceValue(
             f"CASE WHEN ({lab.sql}) IS NOT NULL THEN coalesce(({e.sql}), CAST(? AS TIMESTAMP)) END",
             [*lab.params, *e.params, now],
         )
     else:
-        exprs["label_timestamp"] = _Expr(
+        exprs["label_timestamp"] = SourceValue(
             f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END", [*lab.params, now]
         )
     for name in outcome_cols:
-        e = _value_expr(src, name, "DOUBLE")
-        exprs[name] = _Expr(e.sql, e.params)
+        e = value_expr(src, name, "DOUBLE")
+        exprs[name] = SourceValue(e.sql, e.params)
         if e.fail:
             checks.append(cv.Check(name, "are not numbers", e.fail, list(e.fail_params),
                                    value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
@@ -298,7 +295,7 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
         cols = list(exprs)
         con.execute("DROP TABLE IF EXISTS sb_labels")
         con.execute(
-            f"CREATE TEMP TABLE sb_labels AS SELECT "
+            "CREATE TEMP TABLE sb_labels AS SELECT "
             + ", ".join(f"({exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
             + f" FROM {quote_ident(src.view)}",
             [p for c in cols for p in exprs[c].params],
@@ -309,14 +306,14 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
         values = (["label"] if lab_col else []) + outcome_cols
         fields = (["label", "label_timestamp"] if lab_col else []) + outcome_cols
         match = f"l.{log_key} = n.key"
-        changes = f"({_fills('l', 'n', fields)})" + (f" OR ({_disagree('l', 'n', values)})" if overwrite else "")
+        changes = f"({fills_sql('l', 'n', fields)})" + (f" OR ({disagree_sql('l', 'n', values)})" if overwrite else "")
         # The log is joined once; counts, touched days and waiting labels come from this.
         con.execute("DROP TABLE IF EXISTS sb_matched")
         con.execute(
             f'CREATE TEMP TABLE sb_matched AS SELECT l.rowid AS rid, n.key AS key, '
             f'CAST(l."timestamp" AS DATE) AS day, '
-            f"CASE WHEN {_disagree('l', 'n', values)} THEN 1 ELSE 0 END AS disagrees, "
-            f"CASE WHEN {_fills('l', 'n', fields)} THEN 1 ELSE 0 END AS fills, "
+            f"CASE WHEN {disagree_sql('l', 'n', values)} THEN 1 ELSE 0 END AS disagrees, "
+            f"CASE WHEN {fills_sql('l', 'n', fields)} THEN 1 ELSE 0 END AS fills, "
             f"CASE WHEN {changes} THEN 1 ELSE 0 END AS changes"
             + "".join(f", n.{quote_ident(f)} AS {quote_ident('new_' + f)}" for f in fields)
             + f" FROM {log} l JOIN sb_labels n ON {match}"
@@ -334,7 +331,7 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
             )
             rows = con.execute(
                 f"SELECT l.prediction_id, {shown} FROM {log} l JOIN sb_labels n ON {match} "
-                f"WHERE {_disagree('l', 'n', values)} ORDER BY l.prediction_id LIMIT 5"
+                f"WHERE {disagree_sql('l', 'n', values)} ORDER BY l.prediction_id LIMIT 5"
             ).fetchall()
             names = ["prediction_id"] + [x for v in values for x in ("stored_" + v, "new_" + v)]
             report.conflict_examples = [dict(zip(names, r)) for r in rows]
@@ -366,7 +363,7 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
             pmatch = "p.key_kind = ? AND p.key = n.key"
             pconf = con.execute(
                 f"SELECT count(*) FROM {pending} p JOIN sb_labels n ON {pmatch} "
-                f"WHERE {waiting} AND ({_disagree('p', 'n', values)})",
+                f"WHERE {waiting} AND ({disagree_sql('p', 'n', values)})",
                 [key],
             ).fetchall()[0][0]
             report.conflicting += pconf

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import duckdb
 
-from .errors import ProjectNotFoundError
+from .errors import ConfigError, ProjectNotFoundError
 from .schema import label_type, labeled_table, log_table, members_table, pending_table, ranks_table, rollup_table
 
 
@@ -129,3 +129,10 @@ def get_project(con: duckdb.DuckDBPyConnection, name: str) -> Project:
 def list_projects(con: duckdb.DuckDBPyConnection) -> list[Project]:
     rows = con.execute(f"SELECT {_PROJECT_COLS} FROM sb_projects ORDER BY name").fetchall()
     return [_row_to_project(con, r) for r in rows]
+
+
+def require_stored(project: Project, action: str) -> None:
+    """Refuse a write to the log of a project that reads an external dataset."""
+    if project.external is not None:
+        raise ConfigError(f"{project.name} reads its predictions from {project.external}; {action} changes that "
+                          "dataset, not Sliceboard: write to the dataset, then refresh the project.")

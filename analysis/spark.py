@@ -29,6 +29,21 @@ _DUCKDB_TYPES = {"tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER",
                  "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP", "date": "DATE"}
 
 
+
+def spark_message(exc: BaseException) -> str:
+    """Spark's error as one line that names what is wrong (auth, a missing table, a path)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    lowered = text.lower()
+    if "unauthenticated" in lowered or "permission_denied" in lowered or "invalid access token" in lowered:
+        return f"the server refused the credentials (check the token in the URL): {first}"
+    if "path_not_found" in lowered or "path does not exist" in lowered:
+        return f"the dataset is not where the project says: {first}"
+    if "table_or_view_not_found" in lowered:
+        return f"a table or view is missing on Spark: {first}"
+    return first
+
+
 def _name(token: str) -> str:
     return token[1:-1].replace('""', '"') if token.startswith('"') else token
 
@@ -113,7 +128,6 @@ class SparkConnection:
             sdf = self.spark.sql(to_spark(sql), args=params or None)
             return SparkResult(self._frame(sdf), sdf.dtypes)
         except Exception as exc:  # Spark's own errors: readable, one line
-            from .engine import spark_message
 
             raise ConfigError(f"Spark could not run a query: {spark_message(exc)}") from None
 
@@ -182,7 +196,6 @@ def register_external(connection: SparkConnection, con, project) -> None:
     import sqlglot
     from sqlglot import exp
 
-    from .engine import spark_message
 
     row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [project.log_table]).fetchall()
     if not row:

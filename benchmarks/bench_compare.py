@@ -16,16 +16,13 @@ from __future__ import annotations
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from labeled_db import arguments  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from labeled_db import arguments  # noqa: E402  (beside this script)
-
 
 
 def main() -> None:

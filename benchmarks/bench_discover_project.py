@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from labeled_db import arguments  # beside this script
 
-from labeled_db import arguments  # noqa: E402  (beside this script)
+ROOT = Path(__file__).resolve().parent.parent
 
 TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
                 "purpose", "has_cosigner"]

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MAPPING = """
 [project]
@@ -41,7 +40,6 @@ label = "label"
 
 READER = """
 import sys, time
-sys.path.insert(0, sys.argv[2])
 from analysis import Store
 store = Store(sys.argv[1], busy_timeout=600)
 longest = 0.0
@@ -85,7 +83,7 @@ def one_run(way: str, csv: Path, db: Path) -> tuple[float, float, float]:
             yield con
         held.append(time.perf_counter() - start)
 
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db), str(ROOT)], stdin=subprocess.PIPE,
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     assert reader.stdout.readline().strip() == "ready"
     Store.write = timed_write

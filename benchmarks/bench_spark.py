@@ -34,16 +34,14 @@ import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from labeled_db import DB  # beside this script
 
-from labeled_db import DB  # noqa: E402  (beside this script)
+ROOT = Path(__file__).resolve().parent.parent
 
 PROJECT = "lending-demo"
 VALSET = "bench-east"  # committed in the copy when the database has no validation set

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sqlglot
+from sqlglot import exp
 
-import sqlglot  # noqa: E402
-from sqlglot import exp  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Functions with no Spark counterpart of the same name and meaning (or known to be
 # mistranslated: see issue 8).

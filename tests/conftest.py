@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from analysis import Store
+from analysis.demo import build_demo
 
-from analysis import Store  # noqa: E402
-from analysis.demo import build_demo  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def db_digest(path: str | os.PathLike) -> dict:

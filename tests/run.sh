@@ -5,12 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# 1. A local virtual environment with the pinned requirements (app + tests).
+# 1. A local virtual environment with the pinned requirements (app + tests), and Sliceboard
+#    itself installed from this folder (editable: the `sliceboard` command, `analysis` importable).
 if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt \
-    -r tests/requirements-spark.txt
+    -r tests/requirements-spark.txt -e .
 
 # 2. Debian's Chromium and ChromeDriver for the browser tests, where missing.
 if [ ! -x /usr/bin/chromium ]; then

@@ -8,7 +8,6 @@ import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.buckets import BINARY_BUCKETS, bucket_counts, examples
-from analysis.scope import Scope
 from analysis.slices import parse_slice
 
 from test_slices import MAPPING, shop_frame

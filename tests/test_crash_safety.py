@@ -22,7 +22,7 @@ import pytest
 
 from analysis import IngestError, Store, ingest_predictions, parse_mapping
 from analysis.project import get_project
-from analysis.valsets import Selection, commit, create_set, promote
+from analysis.valsets import Selection, create_set, promote
 from conftest import SMALL_MAPPING, db_digest, small_predictions
 
 ROOT = Path(__file__).resolve().parent.parent

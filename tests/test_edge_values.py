@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, mean_absolute_error, mean_squared_error, r2_score
 
-from analysis import IngestError, Mapping, SliceboardError, get_project, ingest_predictions
+from analysis import IngestError, Mapping, get_project, ingest_predictions
 from analysis.breakdown import MISSING, breakdown
 from analysis.discovery.encode import error_choices
 from analysis.discovery.run import discover

@@ -190,3 +190,26 @@ def test_an_object_store_url_is_read_through_httpfs_or_named(lake):
         with pytest.raises(SliceboardError, match="httpfs"):
             attach_parquet(con, "s3://sliceboard-nowhere/lake/", project="remote", mapping=lake_mapping)
     assert db_digest(store.path) == digest
+
+
+def test_a_column_named_with_a_question_mark_attaches_and_groups(tmp_path):
+    """A column called ``why?`` (a parameter mark in SQL text) is a name, not a mark: the
+    lake attaches, its breakdown and a slice on it count as pandas does."""
+    n = 300
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "model": "m1",
+                          "ts": pd.date_range("2026-01-01", periods=n, freq="h"),
+                          "prediction": np.arange(n) % 2, "score": np.linspace(0, 1, n),
+                          "label": (np.arange(n) // 3) % 2, "why?": np.where(np.arange(n) % 3 == 0, "a", "b")})
+    frame.to_parquet(tmp_path / "lake.parquet")
+    store = Store(tmp_path / "db.duckdb")
+    mapping = Mapping(id="id", version="model", timestamp="ts", task="binary", prediction="prediction", score="score",
+                      label="label", positive_label="1", features=["why?"])
+    with store.write() as con:
+        attach_parquet(con, str(tmp_path / "lake.parquet"), project="q", mapping=mapping)
+    with store.read() as con:
+        project = get_project(con, "q")
+        by_value = breakdown(con, project, "why?").set_index("value")
+        sliced = slice_metrics(con, project, parse_slice("why? = a"))
+    expected = frame["why?"].value_counts()
+    assert by_value.loc["a", "n_rows"] == expected["a"] and by_value.loc["b", "n_rows"] == expected["b"]
+    assert sliced.row("slice")["n_rows"] == expected["a"]

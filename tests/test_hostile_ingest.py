@@ -16,7 +16,6 @@ from sklearn import metrics as skm
 from analysis import (
     ConfigError,
     IngestError,
-    Store,
     attach_labels,
     get_project,
     ingest_predictions,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ConfigError, IngestError, Mapping, get_project, ingest_predictions, parse_mapping
+from analysis import ConfigError, IngestError, get_project, ingest_predictions, parse_mapping
 from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)

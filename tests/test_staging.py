@@ -111,7 +111,7 @@ def test_staging_is_private_and_abandoned_staging_is_removed(tmp_path):
     seen = {}
     code = (
         "import os, sys, tempfile\n"
-        f"from analysis.staging import STAGING_PREFIX\n"
+        "from analysis.staging import STAGING_PREFIX\n"
         "d = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{os.getpid()}-', dir=sys.argv[1])\n"
         "open(os.path.join(d, 'staging.duckdb'), 'wb').write(b'x' * 10)\n"
         "print(d)\n")

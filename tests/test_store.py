@@ -157,7 +157,6 @@ def test_cli_writes_while_another_process_keeps_reading(tmp_path):
     pd.DataFrame({"request_id": [f"r{i}" for i in range(10)], "label": [True, False] * 5}).to_csv(labels_file, index=False)
     reader_code = """
 import sys
-sys.path.insert(0, sys.argv[2])
 from analysis import Store
 store = Store(sys.argv[1])
 seen = 0
@@ -166,7 +165,7 @@ while seen < 10:
         seen = con.execute("SELECT count(label) FROM log_1").fetchall()[0][0]
 print("saw", seen, flush=True)
 """
-    reader = subprocess.Popen([sys.executable, "-c", reader_code, str(path), str(ROOT)],
+    reader = subprocess.Popen([sys.executable, "-c", reader_code, str(path)],
                               stdout=subprocess.PIPE, text=True)
     cli = subprocess.run([sys.executable, "-m", "analysis", "labels", str(labels_file), "--project", "p",
                           "--db", str(path), "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=120)

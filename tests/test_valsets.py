@@ -20,7 +20,7 @@ from analysis.labels import attach_labels
 from analysis.scope import Scope
 from analysis.slices import parse_slice
 from analysis.valsets import (Selection, commit, create_set, delete_set, diff, evaluate, export_set, history,
-                              ingest_scores, list_sets, members, parse_criterion, preview_promotion, promote,
+                              ingest_scores, members, parse_criterion, preview_promotion, promote,
                               remove_members)
 
 from conftest import ROOT, db_digest

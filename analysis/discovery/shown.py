@@ -7,7 +7,6 @@ from __future__ import annotations
 import pandas as pd
 
 from ..numbers import MISSING, format_count, format_number, format_p, format_percent, missing
-from .encode import ERRORS
 
 ERROR_WORDS = {
     "misclassification": "error rate",

@@ -371,12 +371,12 @@ def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int):
     Returns ``(candidates, parent_index)``: candidate rows (sorted item ids) and,
     per candidate, the indices of all its l+1 parents.
     """
-    n, l = parents.shape
-    empty = (np.zeros((0, l + 1), dtype=np.int64), np.zeros((0, l + 1), dtype=np.int64))
+    n, level = parents.shape
+    empty = (np.zeros((0, level + 1), dtype=np.int64), np.zeros((0, level + 1), dtype=np.int64))
     if n < 2:
         return empty
     # parents must be sorted lexicographically: rows with one prefix are then adjacent
-    prefix = parents[:, : l - 1]
+    prefix = parents[:, : level - 1]
     change = np.any(prefix[1:] != prefix[:-1], axis=1)
     starts = np.flatnonzero(np.concatenate([[True], change]))
     ends = np.concatenate([starts[1:], [n]])
@@ -396,7 +396,7 @@ def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int):
     keys = _row_keys(parents, n_items)
     lookup = None if keys is not None else {tuple(r): i for i, r in enumerate(parents.tolist())}
     found = np.ones(len(cands), dtype=bool)
-    for p in range(l - 1):  # the subsets that leave out one of the shared predicates
+    for p in range(level - 1):  # the subsets that leave out one of the shared predicates
         sub = np.delete(cands, p, axis=1)
         if keys is not None:
             sub_keys = _row_keys(sub, n_items)
