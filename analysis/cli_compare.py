@@ -33,7 +33,7 @@ def cmd_compare(args) -> int:
         with base.on_engine(args, con, project) as econ:
             comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
                            discovered=args.discovered, overlap=not args.whole_window)
-    for line in failure_lines(comp.overall):
+    for line in [*failure_lines(comp.overall), *comp.notes]:
         print(f"warning: {line}", file=sys.stderr)
     text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", comp.window.sentence(), "",
                       _overall_text(comp), "", _slices_text(comp, args.limit)])

@@ -114,6 +114,7 @@ class Comparison:
     slices: pd.DataFrame  # one row per slice, regressions and improvements first
     product_metrics: list[ProductMetric] = field(default_factory=list)
     window: Window | None = None  # the days compared, and what was left out of each side
+    notes: list[str] = field(default_factory=list)  # what the comparison could not do, and why
 
     @property
     def method(self) -> str:
@@ -127,7 +128,7 @@ class Comparison:
         return {"project": self.project, "baseline": str(self.baseline), "candidate": str(self.candidate),
                 "start": self.start, "end": self.end, "method": self.method, "paired": self.paired,
                 "pairs": self.n_pairs, "overall": self.overall.to_dict(orient="records"),
-                "window": self.window.to_dict() if self.window else None,
+                "window": self.window.to_dict() if self.window else None, "notes": list(self.notes),
                 "normalisation": {r["metric"]: r.get("normalisation") for r in self.overall.to_dict(orient="records")
                                   if r.get("kind") == "product"},
                 "slices": slices.to_dict(orient="records")}
@@ -471,12 +472,14 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
 
 def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
                 discovered: int, saved: list[str] | None = None, cuts: list | None = None,
-                bins: int = 5, say: Progress | None = None) -> tuple[list[tuple[str, str, Slice]], Found | None]:
+                bins: int = 5, say: Progress | None = None,
+                notes: list[str] | None = None) -> tuple[list[tuple[str, str, Slice]], Found | None]:
     """``(source, where, slice)`` of every saved slice and the top found slices, and the
     search of the difference (:mod:`analysis.compare_slices`: where the candidate's
     error exceeds the baseline's on the same slice, paired or not). Paired, SliceLine
     also runs on the pairs with the disagreements as errors: where the candidate errs
-    and the baseline does not, and the other way round."""
+    and the baseline does not, and the other way round; a search that cannot run says
+    why in ``notes``."""
     out = [("saved", where, parse_slice(where)) for where in _saved_wheres(con, project, saved)]
     found = None
     if discovered:
@@ -503,8 +506,10 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
             say(0.65, "searching where each version errs and the other does not")
             results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
                                     top_k=discovered, bins=bins, cuts=cuts)
-            for (label, _), result in zip(searches, results):
+            for (label, error), result in zip(searches, results):
                 if isinstance(result, ConfigError):
+                    if notes is not None:
+                        notes.append(f"No slices {label} ({error.name}): {result}")
                     continue
                 kept = result.slices[result.slices["folded_under"].isna()]  # near-duplicates: once
                 out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
@@ -670,7 +675,8 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
 
 
 def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[Decomposed],
-            bins: int, discovered: int, saved: list[str] | None = None, say: Progress | None = None) -> pd.DataFrame:
+            bins: int, discovered: int, saved: list[str] | None = None, say: Progress | None = None,
+            notes: list[str] | None = None) -> pd.DataFrame:
     say = say or _silent
     from .breakdown import group_condition
 
@@ -680,7 +686,7 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     rows = (src.pairs_table, "sb_hash") if src.paired else None
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
     predicate_slices, found = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts,
-                                          bins, say)
+                                          bins, say, notes)
     say(0.8, "every saved slice, feature value and found slice, in both versions")
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
@@ -781,9 +787,10 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
             return first
         if figures is not None:
             figures(first)
+        notes: list[str] = []
         per_slice = _slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved,
-                            say)
-    return replace(first, slices=per_slice)
+                            say, notes)
+    return replace(first, slices=per_slice, notes=notes)
 
 
 def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,13 +185,22 @@ def _stored_log_message(project: Project) -> str:
 # -- Spark sessions ------------------------------------------------------------------------------
 
 _SESSIONS: dict[str, object] = {}  # one per Spark Connect URL for the process: a session takes seconds
+_SESSIONS_LOCK = threading.Lock()  # the app asks from several threads (pages, the slow answers' workers)
 
 
 def spark_session(remote: str | None):
-    """A SparkSession for ``remote`` (Spark Connect URL or local master), reused per process."""
+    """A SparkSession for ``remote`` (Spark Connect URL or local master), reused per process:
+    one at a time is created, and a stopped one is replaced rather than handed out again."""
     remote = remote or DEFAULT_SPARK
-    if remote in _SESSIONS:  # Spark Connect sessions; a local one is the process's active session
-        return _SESSIONS[remote]
+    with _SESSIONS_LOCK:
+        cached = _SESSIONS.get(remote)  # Spark Connect sessions; a local one is the process's active session
+        if cached is not None and not getattr(cached, "is_stopped", False):
+            return cached
+        _SESSIONS.pop(remote, None)
+        return _new_session(remote)
+
+
+def _new_session(remote: str):
     try:
         from pyspark.sql import SparkSession
     except ImportError:

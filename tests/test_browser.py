@@ -187,12 +187,24 @@ RUN_DONE = """(runs) => {
 }"""
 
 
-def after_run(page, action) -> None:
+RUN_STARTED = "(runs) => window.__sbRuns > runs"
+
+
+def after_run(page, action, *, attempts: int = 3) -> None:
     """Do ``action`` (an input that reruns the script) and wait until a run it started has
-    finished: what the page draws next is that run's, not the one before."""
+    finished: what the page draws next is that run's, not the one before. An input that
+    started no run within 15 s was lost (the element was being redrawn as it came): it is
+    made again, so the action must be one that can be repeated (a click on an option)."""
     runs = page.evaluate(RUN_COUNTER)
-    action()
-    page.wait_for_function(RUN_DONE, arg=runs)
+    for attempt in range(attempts):
+        action()
+        try:
+            page.wait_for_function(RUN_STARTED, arg=runs, timeout=15_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+    page.wait_for_function(RUN_DONE, arg=runs, timeout=120_000)
 
 
 def wait_idle(page) -> None:

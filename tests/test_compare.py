@@ -485,3 +485,28 @@ def test_the_overall_figures_come_before_the_slices_and_equal_the_final_ones(pai
     assert (told[0].paired, told[0].rows, told[0].n_pairs) == (full.paired, full.rows, full.n_pairs) == (
         paired, alone.rows, alone.n_pairs)
     assert len(gate_told) == 1 and gate_told[0].paired
+
+
+def test_a_search_that_cannot_run_says_why(tmp_path, capsys):
+    """No label has arrived yet: the searches of where each version errs and the other does
+    not have no rows to search. The comparison says so (page, CLI JSON and its warning
+    lines) instead of leaving them out silently, and still compares what it can."""
+    frame = two_versions(n=2000)
+    frame["label"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    path = tmp_path / "unlabeled.duckdb"
+    with Store(path).write() as con:
+        ingest_predictions(con, frame, project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
+            score="score", label="label", positive_label="1", features=["city", "tier"]))
+    with Store(path).read() as con:
+        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"))
+    assert comp.paired
+    for direction in ("where the candidate errs", "where the baseline errs"):
+        assert [n for n in comp.notes if n.startswith(f"No slices found {direction}") and "nothing to search" in n], \
+            comp.notes
+    assert (comp.slices["source"] == "feature value").any()  # the rest is compared
+    code = main(["--db", str(path), "--format", "json", "compare", "--project", "p", "--baseline", "v1",
+                 "--candidate", "v2"])
+    out = capsys.readouterr()
+    assert code == 0 and json.loads(out.out)["notes"] == comp.notes
+    assert "warning: No slices found where the candidate errs" in out.err

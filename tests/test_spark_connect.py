@@ -144,3 +144,20 @@ def test_a_dataset_the_server_cannot_find_is_named(connect_url, tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "not where the project says" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sessions_are_shared_between_threads_and_a_stopped_one_is_replaced(connect_url):
+    """The app asks for the session from several threads at once (pages and the workers of
+    slow answers): they get one session. A session stopped since (a server restart, a
+    closed channel) is not handed out again: the next request opens a new one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from analysis.engine import spark_session
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        sessions = list(pool.map(lambda _: spark_session(connect_url), range(8)))
+    assert all(s is sessions[0] for s in sessions)
+    sessions[0].stop()
+    fresh = spark_session(connect_url)
+    assert fresh is not sessions[0] and not fresh.is_stopped
+    assert fresh.sql("SELECT 41 + 1 AS answer").collect()[0]["answer"] == 42

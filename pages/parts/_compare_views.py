@@ -35,6 +35,8 @@ def method_caption(comparison) -> None:
     st.caption(f"{_ui.plain(comparison.method)}. {_ui.plain(window)} Change = candidate − baseline; 95% intervals. "
                "Totals (sums, counts) of versions that did not score the same examples are compared per "
                "prediction.")
+    for note in comparison.notes:  # a search that could not run, and why
+        st.caption(_ui.plain(note))
 
 
 def verdict_view(verdict) -> None:
