@@ -26,7 +26,7 @@ from .example_key import HEX_DIGITS
 from .metrics import GroupKey, compute_metrics
 from .project import Project
 from .scope import Scope
-from .intervals import wilson_bounds
+from .stats.intervals import wilson_bounds
 from .slices import Condition, Slice, compile_slice, slice_columns
 from .sql import and_all, quote_ident
 

@@ -55,12 +55,12 @@ from sqlglot import exp
 from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
 from .breakdown import GROUPABLE, groupings
-from .discovery.significance import bh_qvalues
+from .stats.multiple_testing import bh_qvalues
 from .errors import ConfigError
-from .compare_tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from .stats.tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from .compare_slices import Found, search as search_difference, with_search
 from .compare_metrics import ML_DEFINED, Decomposed, decompose
-from .intervals import hanley_mcneil_se
+from .stats.intervals import hanley_mcneil_se
 from .key_repeats import examples_unique
 from .metrics import binary_terms, compute_metrics
 from .metric_failures import split as split_failing, with_failures

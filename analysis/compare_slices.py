@@ -12,7 +12,7 @@ conditions on two different features (numeric features at every other cut point:
 the deciles). A slice is tested only when it has at least ``min_support`` labeled
 rows in both versions (paired: that many labeled pairs).
 
-**Test** per slice, on the same slice in both versions (:mod:`analysis.compare_tests`):
+**Test** per slice, on the same slice in both versions (:mod:`analysis.stats.tests`):
 unpaired, the two-proportion z-test of the error rates and the Wald interval of
 their difference (regression: Welch's t-test on absolute errors); paired, McNemar's
 test on the pairs the versions disagree on (regression: the paired t-test). Every
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .compare_tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
-from .discovery.significance import bh_qvalues
+from .stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from .stats.multiple_testing import bh_qvalues, weighted_bh
 from .breakdown import EXACT_QUANTILES_UP_TO, QUANTILE_SAMPLE
 from .project import Project
 from .slices import Condition, Slice
@@ -45,7 +45,6 @@ QUANTILES = [i / 10 for i in range(1, 10)]
 MIN_SUPPORT = 100
 MAX_VALUES = 50  # categories of one feature searched (the most frequent)
 SOURCE = "found where the candidate is worse"
-SINGLE_SHARE = 0.9  # of the weight in the false-discovery control: single conditions (pairs: the rest)
 
 
 @dataclass(frozen=True)
@@ -286,20 +285,6 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
     frame["test"] = frame["test"] + f"; one-sided, weighted BH over {len(frame):,} slices searched"
     frame = frame.reset_index(drop=True)
     return Found(_top(frame, top_k, alpha), frame)
-
-
-def weighted_bh(p: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg with weights by level (Genovese, Roeder & Wasserman 2006):
-    single conditions share ``SINGLE_SHARE`` of the weight, pairs the rest; the weights
-    average one, so the false-discovery rate stays at the level. ``p / w`` is adjusted
-    as in BH (capped at 1)."""
-    p, level = np.asarray(p, dtype=float), np.asarray(level)
-    singles, pairs = level == 1, level > 1
-    weights = np.ones(len(p))
-    if singles.any() and pairs.any():
-        weights[singles] = SINGLE_SHARE * len(p) / singles.sum()
-        weights[pairs] = (1 - SINGLE_SHARE) * len(p) / pairs.sum()
-    return np.minimum(bh_qvalues(p / weights), 1.0)
 
 
 def with_search(frame: pd.DataFrame, found: Found) -> None:

@@ -2,7 +2,7 @@
 and a test of the difference slice vs rest.
 
 Every metric gets an interval and a test except macro F1 and R² (see
-:mod:`analysis.intervals` for the methods): proportions (shares, accuracy,
+:mod:`analysis.stats.intervals` for the methods): proportions (shares, accuracy,
 error rate, precision, recall) Wilson and two-proportion z; F1 through
 tp / (tp + fp + fn); ROC AUC Hanley-McNeil on the logit scale; average precision
 Boyd's logit interval; means of a per-row value (outcomes, log loss, Brier, MAE,
@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
+from .stats.intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
                         positive_mean_intervals, proportion_test, welch_test, wilson_bounds, z_test)
 
 from .metrics import ALL_ROWS, GroupKey, binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
@@ -292,7 +292,7 @@ NON_NEGATIVE = {"log_loss": None, "brier": 1.0, "mae": None, "mse": None}
 def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataFrame,
                            non_negative: set[str] = frozenset()) -> dict[str, object]:
     """Intervals (and the sd Welch's test needs) of every metric that is a mean: on the
-    log scale for a mean of non-negative values, else Student t (see analysis.intervals)."""
+    log scale for a mean of non-negative values, else Student t (see analysis.stats.intervals)."""
     parts = list(frame["part"])
     by_part = sums.reindex(parts)
 

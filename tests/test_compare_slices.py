@@ -14,7 +14,8 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.compare import Side, compare
-from analysis.compare_slices import SINGLE_SHARE, SOURCE, cut_points
+from analysis.compare_slices import SOURCE, cut_points
+from analysis.stats.multiple_testing import SINGLE_SHARE
 from analysis.gate import GateCriteria, run_gate
 
 BAND = 25  # the planted band: x < 25

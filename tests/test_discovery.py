@@ -17,7 +17,8 @@ from analysis import ConfigError, Mapping, Store, get_project, ingest_prediction
 from analysis.cli import main
 from analysis.discovery.encode import encode
 from analysis.discovery.run import discover
-from analysis.discovery.significance import bh_qvalues, pooled_z_pvalues
+from analysis.discovery.significance import pooled_z_pvalues
+from analysis.stats.multiple_testing import bh_qvalues
 from analysis.scope import Scope
 from analysis.slices import compile_slice
 

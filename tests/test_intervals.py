@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
-from analysis.intervals import average_precision_interval, f1_interval
+from analysis.stats.intervals import average_precision_interval, f1_interval
 from analysis.scope import Scope
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import parse_slice
@@ -224,7 +224,7 @@ def test_breakdown_with_pending_labels_and_missing_outcomes(binary, tmp_path):
 
 
 def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
-    from analysis.intervals import mean_intervals, wilson_bounds
+    from analysis.stats.intervals import mean_intervals, wilson_bounds
 
     k, n = np.array([0, 3, 7, 0, 1]), np.array([0, 10, 7, 10, 1])
     lows, highs = wilson_bounds(k, n)
@@ -248,7 +248,7 @@ def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
 
 def _coverage(draw, mu: float, n: int, reps: int = 4000):
     """Share of 95% intervals (from count, sum and sum of squares) covering ``mu``, and the lowest bound."""
-    from analysis.intervals import positive_mean_intervals
+    from analysis.stats.intervals import positive_mean_intervals
 
     x = draw((reps, n))
     _, _, low, high = positive_mean_intervals(np.full(reps, n), x.sum(axis=1), (x * x).sum(axis=1))
@@ -267,7 +267,7 @@ def test_non_negative_mean_interval_covers_skewed_errors_and_stays_non_negative(
 
 def test_plain_t_interval_of_the_same_errors_goes_negative_and_undercovers():
     """The reason for the log scale: the t interval of 10 exponential errors."""
-    from analysis.intervals import mean_intervals
+    from analysis.stats.intervals import mean_intervals
 
     rng = np.random.default_rng(7)
     x = rng.exponential(2.0, (4000, 10))
@@ -278,7 +278,7 @@ def test_plain_t_interval_of_the_same_errors_goes_negative_and_undercovers():
 
 def test_non_negative_mean_interval_pinned_to_scipy_on_rows():
     """m · exp(v/2 ± t √v), v = s² / (n m²): mean, sd and t quantile from numpy/scipy on the rows."""
-    from analysis.intervals import positive_mean_interval
+    from analysis.stats.intervals import positive_mean_interval
 
     x = np.array([0.1, 0.1, 0.2, 0.1, 20.0])  # one large error among small ones
     m, s, n = x.mean(), x.std(ddof=1), len(x)
@@ -295,7 +295,7 @@ def test_non_negative_mean_interval_pinned_to_scipy_on_rows():
 
 
 def test_auc_interval_is_on_the_logit_scale_and_covers():
-    from analysis.intervals import auc_interval, hanley_mcneil_se
+    from analysis.stats.intervals import auc_interval, hanley_mcneil_se
 
     # Pinned: the Hanley-McNeil se of the observed AUC, the interval expit(logit(auc) ± z se / (auc (1 - auc))).
     auc, p, q = 0.9, 12, 15

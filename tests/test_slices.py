@@ -18,7 +18,7 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli import main
 from analysis.scope import Scope
-from analysis.intervals import hanley_mcneil_se
+from analysis.stats.intervals import hanley_mcneil_se
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import Condition, Slice, compile_slice, parse_slice, validate_slice
 
@@ -516,7 +516,7 @@ def test_slice_dicts_built_in_python_take_numpy_and_pandas_scalars(shop):
 
 def test_small_slice_of_skewed_errors_keeps_its_intervals_in_their_domain(tmp_path):
     """Five rows, one large error: a t interval of MAE, RMSE or a cost goes below zero; these do not."""
-    from analysis.intervals import positive_mean_interval
+    from analysis.stats.intervals import positive_mean_interval
 
     rng = np.random.default_rng(9)
     n = 200

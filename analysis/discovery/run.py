@@ -59,7 +59,8 @@ from ..sql import quote_ident
 from .encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
 from . import expected
 from .fold import contains, fold
-from .significance import bh_qvalues, error_rate_interval, pooled_z_pvalues
+from ..stats.multiple_testing import bh_qvalues
+from .significance import error_rate_interval, pooled_z_pvalues
 from .sliceline import SharedCounts, find_slices
 
 RANKINGS = ("score", "impact")

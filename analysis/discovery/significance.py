@@ -18,16 +18,15 @@ family: they could not be reported.
 
 *Intervals* of a reported slice's error rate: Wilson for a 0/1 error, else the
 log-scale interval of a mean of non-negative values (every error and cost here is
-non-negative) from the slice's own sum of squares (see :mod:`analysis.intervals`).
+non-negative) from the slice's own sum of squares (see :mod:`analysis.stats.intervals`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
-from ..intervals import positive_mean_interval, wilson
+from ..stats.intervals import positive_mean_interval, wilson
 
 
 def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float, total_sq: float) -> np.ndarray:
@@ -43,16 +42,6 @@ def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float,
     p = 2 * stats.norm.sf(np.abs(z))
     # No rest, or no variance at all: nothing to test.
     return np.where((rest > 0) & (size > 0) & (se > 0), p, np.nan)
-
-
-def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q-values); NaN p-values stay NaN and are not counted."""
-    pvalues = np.asarray(pvalues, dtype=float)
-    q = np.full(pvalues.shape, np.nan)
-    ok = ~np.isnan(pvalues)
-    if ok.any():
-        q[ok] = multipletests(pvalues[ok], method="fdr_bh")[1]
-    return q
 
 
 def error_rate_interval(size: int, errors: float, squares: float, binary: bool,
