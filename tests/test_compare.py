@@ -510,3 +510,61 @@ def test_a_search_that_cannot_run_says_why(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0 and json.loads(out.out)["notes"] == comp.notes
     assert "warning: No slices found where the candidate errs" in out.err
+
+
+def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_path):
+    """Each way the gate fails on what it is asked to require, with its numbers from pandas:
+    a required set the candidate does worse on than its criterion, a set the candidate
+    never scored, a set that does not exist, and a product metric significantly worse by
+    more than its limit."""
+    from analysis.scope import Scope
+    from analysis.valsets import Selection, commit, create_set, promote
+
+    frame = two_versions(n=3000)
+    only_v1 = frame[frame.v == "v1"].head(60).copy()  # examples the candidate never scored
+    only_v1["example"] = "x" + only_v1["example"]
+    only_v1["id"] = "v1-x" + only_v1["id"]
+    path = tmp_path / "gate.duckdb"
+    with Store(path).write() as con:
+        ingest_predictions(con, pd.concat([frame, only_v1], ignore_index=True), project="p", mapping=Mapping(
+            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
+            score="score", label="label", positive_label="1", features=["city", "tier"], outcomes=["loss"]))
+        project = get_project(con, "p")
+        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
+                                                  "lower", "$"))
+        create_set(con, project, "ber free", criteria=["accuracy >= 0.75"])
+        promote(con, project, "ber free", Selection(scope=Scope.of(versions="v1"),
+                                                    slice_=parse_slice("city = ber AND tier = free")))
+        commit(con, project, "ber free", "the planted slice")
+        create_set(con, project, "v1 only", criteria=["accuracy >= 0.5"])
+        promote(con, project, "v1 only", Selection(prediction_ids=tuple(only_v1["id"])))
+        commit(con, project, "v1 only", "examples only v1 scored")
+    loose = dict(slice_max_worse=0.9, overall_max_worse=0.9)
+    with Store(path).read() as con:
+        project = get_project(con, "p")
+        verdict = run_gate(con, project, Side("v1"), Side("v2"),
+                           criteria=GateCriteria(**loose, product_max_worse=0.05, required_sets=("ber free", "v1 only")))
+        with pytest.raises(ConfigError, match="requires validation set\\(s\\) nowhere, which do not exist"):
+            run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(**loose, required_sets=("nowhere",)))
+    results = {r.criterion: r for r in verdict.results}
+    assert not verdict.passed
+    # The planted slice: v2's accuracy on the members, as pandas counts it.
+    logged = pd.concat([frame, only_v1])
+    members = logged[(logged.v == "v1") & (logged.city == "ber") & (logged.tier == "free")]["example"]
+    scored = frame[(frame.v == "v2") & frame.example.isin(members)]
+    accuracy = (scored.prediction == scored.label).mean()
+    ber = results["validation set ber free v1"]
+    assert accuracy < 0.75 and not ber.passed
+    assert ber.detail == (f"fail on {len(scored):,} labeled of {len(members):,} members (stage shadow); "
+                          "failed: accuracy >= 0.75")
+    never = results["validation set v1 only"]
+    assert not never.passed and never.detail == "v2 has not scored any labeled member of it"
+    # missed_loss: v2 misses more defaults (its loss is the baseline's and more), beyond 5%.
+    b, c = by_version(frame)
+    loss_b = b.loss[(b.prediction == 0) & (b.label == 1)].sum()
+    loss_c = c.loss[(c.prediction == 0) & (c.label == 1)].sum()
+    product = next((r for r in verdict.results if r.criterion.startswith("product metric missed")),
+                   [r.criterion for r in verdict.results])
+    assert loss_c > loss_b * 1.05
+    assert not product.passed and "significantly worse by" in product.detail
+    assert f"{(loss_c - loss_b) / loss_b:.2%}" in product.detail
