@@ -213,3 +213,40 @@ def test_a_column_named_with_a_question_mark_attaches_and_groups(tmp_path):
     expected = frame["why?"].value_counts()
     assert by_value.loc["a", "n_rows"] == expected["a"] and by_value.loc["b", "n_rows"] == expected["b"]
     assert sliced.row("slice")["n_rows"] == expected["a"]
+
+
+def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
+    """A database from before schema 7: the lake's view had no example key. Opening it
+    migrates the view (the stored log's column is tested in test_saved.py): every row's
+    key is the one Python's MD5 gives its example id, and the lake's numbers stay the same."""
+    import duckdb as db
+
+    from analysis.example_key import example_key
+    from analysis.schema import SCHEMA_VERSION
+
+    store, rows, _, _ = lake
+    with store.read() as con:
+        project = get_project(con, "lake")
+        before = overview_table(con, project)
+    view = project.log_table
+    con = db.connect(str(store.path))
+    # The view as schema 6 left it: the same rows, without the key.
+    con.execute(f'ALTER VIEW "{view}" RENAME TO sb_keyed')
+    con.execute('CREATE TABLE sb_rows AS SELECT * EXCLUDE (example_key) FROM sb_keyed')
+    con.execute("DROP VIEW sb_keyed")
+    con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM sb_rows')
+    assert "example_key" not in [r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()]
+    # And what schemas 7 to 9 added beside it: engines, the labeled rows' copies, key repeats.
+    labeled = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                         "WHERE table_name LIKE 'labeled_%'").fetchall()]
+    for table in ("sb_engine", "sb_key_repeats", *labeled):
+        con.execute(f'DROP TABLE "{table}"')
+    con.execute("UPDATE sb_meta SET value = '6' WHERE key = 'schema_version'")
+    con.close()
+    with Store(store.path).read() as con:
+        keys = con.execute(f'SELECT example_id, example_key FROM "{view}"').fetchall()
+        after = overview_table(con, get_project(con, "lake"))
+        version = con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()[0][0]
+    assert version == str(SCHEMA_VERSION)
+    assert len(keys) == len(rows) and all(key == example_key(example) for example, key in keys)
+    pd.testing.assert_frame_equal(before, after)
