@@ -399,3 +399,43 @@ def test_the_cli_rerun_writes_figures_as_people_read_them(project_db, capsys):
     before = len(labeled(frame, "v1"))
     assert before >= 1000 and f"v1: n_labeled: {before:,} -> {before + 500:,}" in out
     assert "None" not in out and "nan" not in out
+
+
+VIEWS = {  # a view of every block kind, as the pages pin them
+    "headline": {},
+    "comparison": {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0},
+    "gate": {"baseline": Side("v1"), "candidate": Side("v2")},
+    "slice": {"slice": parse_slice("city = ber"), "scope": Scope.of(versions="v2")},
+    "valsets": {},
+    "series": {"baseline": Side("v1"), "candidate": Side("v2")},
+    "discovery": {"scope": {"versions": ["v2"]}, "top_k": 3},
+    "note": {"text": "Numbers as of the review."},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(VIEWS))
+def test_every_block_kind_reruns_the_same_then_says_what_the_late_labels_changed(project_db, kind):
+    """Re-run on the same data: nothing changed. After 500 late labels: every kind that
+    reads labels says which of its figures moved, from what to what (a note never moves),
+    and a refresh takes the new figures in."""
+    from analysis.reports import KINDS
+
+    assert set(VIEWS) == set(KINDS)  # a new kind gets a view here
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        add_block(con, project, "kinds", kind, VIEWS[kind])
+        (again,) = rerun(con, project, "kinds")
+        assert again.same and again.changes == []
+        late = two_versions(seed=11, n=3000)[["example", "label"]].drop_duplicates("example").tail(500)
+        attach_labels(con, late, project="p", key="example")
+        (after,) = rerun(con, project, "kinds")
+        if kind == "note":
+            assert after.same
+            return
+        assert not after.same, kind
+        assert all(then != now for _, then, now in after.changes)
+        assert any(x.startswith("labeled rows:") for x in after.data_changes)
+        refresh(con, project, "kinds")
+        (refreshed,) = rerun(con, project, "kinds")
+    assert refreshed.same
