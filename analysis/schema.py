@@ -17,6 +17,8 @@ number of projects. Each project has
 from __future__ import annotations
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from .sql import quote_ident
 
@@ -298,10 +300,13 @@ def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
         if not kind or has_key:
             continue
         if kind[0][0] == "VIEW":
+            # The view's query, rewritten on sqlglot's tree: its rows, with the key beside them.
             definition = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [log]).fetchall()[0][0]
-            select = definition[definition.upper().index(" AS ") + 4:].rstrip().rstrip(";")
+            query = sqlglot.parse_one(definition, read="duckdb").expression
+            keyed = exp.select(exp.Star(), exp.alias_(sqlglot.parse_one(key, read="duckdb"), "example_key")).from_(
+                query.subquery("v6"))
             con.execute(f"DROP VIEW {quote_ident(log)}")
-            con.execute(f"CREATE VIEW {quote_ident(log)} AS SELECT *, {key} AS example_key FROM ({select}) AS v6")
+            con.execute(f"CREATE VIEW {quote_ident(log)} AS {keyed.sql(dialect='duckdb')}")
         else:
             con.execute(f"ALTER TABLE {quote_ident(log)} ADD COLUMN example_key BIGINT")
             con.execute(f"UPDATE {quote_ident(log)} SET example_key = {key}")
