@@ -45,36 +45,60 @@ RAW_DISTINCT = 20_000
 
 @dataclass(frozen=True)
 class Grouping:
-    """How one column is cut into groups: ``(sql, params)`` giving each row's group label.
+    """How one column is cut into groups; ``label_sql`` gives each row's group label.
 
-    ``edges`` are the cut points of a numeric or timestamp column (empty for
-    categories); ``raw`` says the column has few enough distinct values that
-    an aggregation may group by the value itself and bin the groups afterwards.
+    Categories and booleans: the value itself (missing values in one group). ``top``:
+    categories capped to those values, the rest one group named ``other``. Numbers and
+    timestamps: bins cut at ``edges``, labelled by ``order`` (the missing group last);
+    ``raw`` says the column has few enough distinct values that an aggregation may group
+    by the value itself and bin the groups afterwards.
     """
 
     column: str
     kind: str
-    sql: str
-    params: tuple
-    order: tuple[str, ...]  # group labels in display order
+    edges: tuple[float, ...] = ()
+    order: tuple[str, ...] = ()  # group labels in display order (bins only)
     raw: bool = True
+    top: tuple[str, ...] | None = None
+    other: str = ""
+    missing: str = MISSING  # the missing values' group (capped categories: in ``other`` when rare)
 
-    def sql_for(self, ref: str) -> tuple[str, tuple]:
-        """The group label of ``ref``, an expression holding this column's values."""
-        return self.sql.replace(quote_ident(self.column), ref), self.params
+    def label_sql(self, ref: str | None = None) -> tuple[str, tuple]:
+        """``(sql, params)``: the group label of ``ref``, an expression holding this
+        column's values (default: the column)."""
+        col = ref or quote_ident(self.column)
+        if self.top is not None:
+            listed = f"CAST({col} AS VARCHAR) IN ({', '.join('?' for _ in self.top)})" if self.top else "FALSE"
+            return (f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END",
+                    (self.missing, *self.top, self.other))
+        if not self.order:
+            return f"coalesce(CAST({col} AS VARCHAR), ?)", (MISSING,)
+        value = _numeric(col, self.kind)
+        cases = " ".join(f"WHEN {value} < ? THEN ?" for _ in self.edges)
+        params: list = [MISSING]
+        for edge, label in zip(self.edges, self.order):
+            params += [edge, label]
+        return f"CASE WHEN {col} IS NULL THEN ? {cases} ELSE ? END", (*params, self.order[-2])
+
+    @property
+    def sql(self) -> str:
+        return self.label_sql()[0]
+
+    @property
+    def params(self) -> tuple:
+        return self.label_sql()[1]
 
     def key_for(self, ref: str | None = None) -> tuple[str, tuple]:
         """A cheap grouping key of ``ref`` (default: the column): for bins the
         bin's position in ``order`` (an integer hashes in half the time of its
         label), for categories the label itself. ``label_of`` turns keys into labels."""
         if not self.order:
-            return self.sql_for(ref) if ref else (self.sql, self.params)
+            return self.label_sql(ref)
         col = ref or quote_ident(self.column)
-        value = _numeric(self.column, self.kind).replace(quote_ident(self.column), col)
-        edges = self.params[1:-1:2]
-        cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(edges)))
+        value = _numeric(col, self.kind)
+        cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(self.edges)))
         return (f"CASE WHEN {col} IS NULL THEN {len(self.order) - 1} {cases} ELSE {len(self.order) - 2} END",
-                tuple(edges))
+                tuple(self.edges))
 
     def label_of(self, keys: pd.Series) -> pd.Series:
         """The group labels of keys from ``key_for``."""
@@ -212,7 +236,7 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
         sample_sql, params = _sample(con, project, binned, where, rows)
         fractions = qs or [0.5]
         marks = ", ".join("?" for _ in fractions)  # one parameter per fraction: plain SQL on any engine
-        exprs = [f"quantile_disc({_numeric(c, kinds[c])}, [{marks}])" for c in binned]
+        exprs = [f"quantile_disc({_numeric(quote_ident(c), kinds[c])}, [{marks}])" for c in binned]
         exprs += [f"count(DISTINCT {quote_ident(c)})" for c in binned]  # exact: the same on every engine
         row = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
                           [*[q for _ in binned for q in fractions], *params]).fetchall()[0]
@@ -221,20 +245,13 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
             distinct[c] = int(row[len(binned) + i] or 0)
     out = []
     for column in columns:
-        kind, col = kinds[column], quote_ident(column)
+        kind = kinds[column]
         if kind in ("categorical", "boolean"):
-            out.append(Grouping(column, kind, f"coalesce(CAST({col} AS VARCHAR), ?)", (MISSING,), ()))
+            out.append(Grouping(column, kind))
             continue
         edges = cuts.get(column, [])
-        labels = _bin_labels(edges, kind)
-        value = _numeric(column, kind)
-        cases = " ".join(f"WHEN {value} < ? THEN ?" for _ in edges)
-        params: list = [MISSING]
-        for edge, label in zip(edges, labels):
-            params += [edge, label]
-        params.append(labels[-1])
-        out.append(Grouping(column, kind, f"CASE WHEN {col} IS NULL THEN ? {cases} ELSE ? END", tuple(params),
-                            tuple(labels) + (MISSING,), raw=distinct.get(column, 0) <= RAW_DISTINCT))
+        out.append(Grouping(column, kind, tuple(edges), (*_bin_labels(edges, kind), MISSING),
+                            raw=distinct.get(column, 0) <= RAW_DISTINCT))
     return out
 
 
@@ -243,8 +260,8 @@ def grouping(con: duckdb.DuckDBPyConnection, project: Project, column: str, scop
     return groupings(con, project, [column], scope, slice_, bins)[0]
 
 
-def _numeric(column: str, kind: str) -> str:
-    col = quote_ident(column)
+def _numeric(col: str, kind: str) -> str:
+    """``col`` (an expression) as a number: seconds for a timestamp."""
     return f"epoch({col})" if kind == "timestamp" else f"CAST({col} AS DOUBLE)"
 
 
@@ -346,9 +363,7 @@ def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
     label = f"{values:,} other values"
     while label in top:  # a real value of that name stays its own group
         label += "*"
-    listed = f"CAST({col} AS VARCHAR) IN ({', '.join('?' for _ in top)})" if top else "FALSE"
-    sql = f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END"
-    capped = Grouping(g.column, g.kind, sql, (label if missing else MISSING, *top, label), ())
+    capped = Grouping(g.column, g.kind, top=tuple(top), other=label, missing=label if missing else MISSING)
     return capped, {"value": label, "groups": groups, "shown": limit, "values": values, "missing": missing}
 
 
@@ -481,7 +496,7 @@ def _leaderboard_query(project: Project, cuts: list[Grouping], where: tuple[str,
         key = f"k{i}"
         if g.raw:
             keys.append(f"{quote_ident(g.column)} AS {key}")
-            labels.append(g.sql_for(key))
+            labels.append(g.label_sql(key))
         else:
             keys.append(f"{g.sql} AS {key}")
             params += g.params
@@ -512,7 +527,7 @@ def group_condition(g: Grouping, value: str) -> Condition:
     labels = list(g.order[:-1])
     if value not in labels:
         raise ConfigError(f"{value!r} is not a group of {g.column}.")
-    edges = list(g.params[1:-1:2])
+    edges = list(g.edges)
     i = labels.index(value)
     low = edges[i - 1] if i > 0 else None
     high = edges[i] if i < len(edges) else None

@@ -297,7 +297,7 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
                                            (Condition(column, "is_null"),)))
         else:
             g = binned[column]
-            edges = list(g.params[1:-1:2])
+            edges = list(g.edges)
             value = f"epoch({col})" if kind == "timestamp" else f"CAST({col} AS DOUBLE)"
             cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(edges)))
             selects.append(f"CASE WHEN {col} IS NULL THEN NULL {cases} ELSE {len(edges)} END AS {col}")
