@@ -21,6 +21,8 @@ EXIT_OK = 0
 
 
 def jsonable(value):
+    """``value`` as JSON can hold it: NaN and infinities as null, dates as ISO text, numpy
+    scalars as numbers, pandas' missing values as null."""
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, (datetime, date, pd.Timestamp)):
@@ -41,6 +43,8 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
 
 
 def emit(args, payload: dict, table_text: str) -> None:
+    """The command's answer: ``payload`` as JSON (``--format json``) or ``table_text``; and
+    which engine answered, on stderr."""
     answer = getattr(args, "answered", None)
     if answer is not None:  # which engine answered, and how long it took
         print(f"answered by {answer.engine} in {answer.seconds:.2f} s", file=sys.stderr)
@@ -53,6 +57,7 @@ def emit(args, payload: dict, table_text: str) -> None:
 
 
 def kv_table(d: dict) -> str:
+    """``d`` as aligned ``key  value`` lines, numbers formatted for people."""
     width = max((len(k) for k in d), default=0)
     lines = []
     for k, v in d.items():
@@ -69,6 +74,7 @@ def kv_table(d: dict) -> str:
 
 
 def open_store(args) -> Store:
+    """The database ``--db`` names (default: $SLICEBOARD_DB or data/), checked first."""
     problem = database_problem(args.db if args.db is not None else default_db_path())
     if problem:
         raise ConfigError(problem)

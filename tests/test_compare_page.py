@@ -73,20 +73,29 @@ def test_saving_the_criteria_shows_the_new_verdict_at_once(monkeypatch, demo_cop
     assert any("Saved the gate criteria" in t.value for t in at.toast)
 
 
-def test_a_slow_gate_leaves_the_page_usable_and_fills_in_when_done(monkeypatch, demo_copy):
-    """On millions of rows the gate's search takes seconds: the page does not wait for it.
-    It shows the overall figures at once, says the gate is being checked, and shows the
-    same verdict as the engine once the worker is done (here: a page that waits no time)."""
+def open_while_the_gate_runs(monkeypatch, path, view: str):
+    """Compare credit-v2 against credit-v1 on a page that waits no time for the gate (as on
+    millions of rows): the first run shows the gate pending."""
     from pages.parts import _slow
 
-    link = {"baseline": "credit-v1", "candidate": "credit-v2", "view": "slices"}
-    at = app_on(monkeypatch, demo_copy)
+    link = {"baseline": "credit-v1", "candidate": "credit-v2", "view": view}
+    at = app_on(monkeypatch, path)
     monkeypatch.setenv(_slow.WAIT_ENV, "0")
     at.query_params.update(link)
     at.run()
     at.query_params.update(link)
     at.switch_page("pages/compare.py").run()
     assert not at.exception
+    return at
+
+
+def test_a_slow_gate_leaves_the_page_usable_and_fills_in_when_done(monkeypatch, demo_copy):
+    """On millions of rows the gate's search takes seconds: the page does not wait for it.
+    It shows the overall figures at once, says the gate is being checked, and shows the
+    same verdict as the engine once the worker is done (here: a page that waits no time)."""
+    from pages.parts import _slow
+
+    at = open_while_the_gate_runs(monkeypatch, demo_copy, "slices")
     infos = [literal(i.value) for i in at.info]
     assert any(i.startswith("Checking the gate") and "s so far" in i for i in infos), infos
     assert "The slices come with the gate's verdict" in texts(at)
@@ -110,14 +119,7 @@ def test_the_overall_figures_show_while_the_gate_is_checked(monkeypatch, demo_co
     from analysis.compare import compare
     from pages.parts import _slow
 
-    link = {"baseline": "credit-v1", "candidate": "credit-v2", "view": "overall"}
-    at = app_on(monkeypatch, demo_copy)
-    monkeypatch.setenv(_slow.WAIT_ENV, "0")
-    at.query_params.update(link)
-    at.run()
-    at.query_params.update(link)
-    at.switch_page("pages/compare.py").run()
-    assert not at.exception
+    at = open_while_the_gate_runs(monkeypatch, demo_copy, "overall")
     assert any(literal(i.value).startswith("Checking the gate") for i in at.info)
     assert not at.warning  # no verdict yet
     pending = next(d.value for d in at.dataframe if "candidate is" in d.value).set_index("metric")
