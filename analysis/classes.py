@@ -11,7 +11,6 @@ import math
 
 import duckdb
 
-from .convert import to_class_value
 from .errors import ConfigError, IngestError
 from .mapping import normalize_class_value
 from .sources import Source
@@ -54,13 +53,6 @@ def mapped_case(column: str, mapping: dict, out_type: str) -> tuple[str, list]:
         parts.append(f"WHEN {quote_ident(column)} IN ({', '.join('?' for _ in raws)}) THEN CAST(? AS {out_type})")
         params += list(raws) + [out]
     return "CASE " + " ".join(parts) + " END", params
-
-
-def class_value_sql(src: Source, column: str, family: str, raw_values: list | None) -> tuple[str, list]:
-    """Normalized class text for a column (mapped when the raw values are few)."""
-    if raw_values is None:
-        return to_class_value(quote_ident(column), family), []
-    return mapped_case(column, {r: normalized(r) for r in raw_values}, "VARCHAR")
 
 
 # Binary class pairs recognised without a positive_label: (positive, negative).

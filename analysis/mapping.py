@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import tomli_w
@@ -321,6 +321,3 @@ def guess_mapping(columns: list[str], *, base: Mapping | None = None) -> Mapping
         mapping.outcomes = [c for c in columns if _norm(c) in _OUTCOME_NAMES and c not in taken]
     return mapping
 
-
-def mapping_fields() -> list[str]:
-    return [f.name for f in fields(Mapping)]

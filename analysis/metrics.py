@@ -95,10 +95,6 @@ def _ratio(num: str, den: str) -> str:
     return f"CASE WHEN {den} > 0 THEN CAST({num} AS DOUBLE) / CAST({den} AS DOUBLE) END"
 
 
-def _dbl(expr: str) -> str:
-    return f"CAST({expr} AS DOUBLE)"
-
-
 def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
                outcomes: list[str], rows: tuple[str, list] | None = None) -> tuple[str, list]:
     """Multiclass and regression: sufficient statistics per group (and per

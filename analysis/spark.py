@@ -61,10 +61,6 @@ class SparkResult:
     def fetchall(self) -> list[tuple]:
         return [tuple(r) for r in self._frame.itertuples(index=False, name=None)]
 
-    def fetchone(self):
-        rows = self.fetchall()
-        return rows[0] if rows else None
-
     @property
     def description(self) -> list[tuple]:
         """(name, type) per column, with DuckDB's type names."""

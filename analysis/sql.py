@@ -20,10 +20,6 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def qualified(table: str, column: str) -> str:
-    return f"{quote_ident(table)}.{quote_ident(column)}"
-
-
 def and_all(fragments: list[tuple[str, list]]) -> tuple[str, list]:
     """Join ``(sql, params)`` fragments with AND; an empty list is ``TRUE``."""
     parts = [f"({sql})" for sql, _ in fragments if sql]
