@@ -252,7 +252,7 @@ def _saved_text(d: dict) -> dict:
 
 def cmd_slices(args) -> int:
     from .project import get_project
-    from .saved import delete_slice, get_slice, list_slices, save_slice, slice_history
+    from .saved_slices import delete_slice, get_slice, list_slices, save_slice, slice_history
     from .scope import Scope
     from .slices import Slice, parse_slice
 

@@ -66,7 +66,7 @@ from .metrics import binary_terms, compute_metrics
 from .metric_failures import split as split_failing, with_failures
 from .product_metrics import ProductMetric, list_metrics, product_metrics
 from .project import Project
-from .saved import list_slices
+from .saved_slices import list_slices
 from .scope import Scope
 from .slices import Slice, compile_slice, parse_slice
 from .sql import quote_ident

@@ -24,7 +24,7 @@ from typing import NoReturn
 import duckdb
 
 from . import convert as cv
-from .classes import (
+from .class_labels import (
     MAX_MAPPED_VALUES,
     distinct_raw_values,
     mapped_case,

@@ -18,7 +18,7 @@ from datetime import datetime
 import duckdb
 
 from . import convert as cv
-from .classes import settled_classes, stored_classes
+from .class_labels import settled_classes, stored_classes
 from .errors import ConfigError
 from .ingest import (
     IGNORED_COLUMNS,

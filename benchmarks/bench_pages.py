@@ -109,7 +109,7 @@ def prepare(db: Path) -> None:
     """A saved slice, a committed validation set and a report (once)."""
     from analysis import Store, get_project
     from analysis.reports import add_block
-    from analysis.saved import list_slices, save_slice
+    from analysis.saved_slices import list_slices, save_slice
     from analysis.slices import parse_slice
     from analysis.valsets import Selection, commit, create_set, promote
 

@@ -257,7 +257,7 @@ def test_a_saved_slice_on_an_outcome_and_the_score_is_compared_on_paired_version
     one version's production against all its stages (paired: the same examples) fail with
     "Referenced column monthly_revenue not found" (the pairs carried only the features)."""
     from analysis.compare import Side, compare
-    from analysis.saved import save_slice
+    from analysis.saved_slices import save_slice
     from analysis.slices import parse_slice
     path = tmp_path / "copy.duckdb"
     shutil.copyfile(base_db, path)

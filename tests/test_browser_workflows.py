@@ -72,7 +72,7 @@ def test_a_saved_slice_is_listed_at_once(server, page):
     expect(saved.first).to_contain_text("r1")
     expect(saved.first).to_contain_text(SLICE)
     with Store(server.db).read() as con:
-        from analysis.saved import list_slices
+        from analysis.saved_slices import list_slices
         assert list(list_slices(con, get_project(con, "lending-demo"))["name"]) == ["partner self-employed"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "workflow-save-slice.png"), full_page=True)

@@ -14,7 +14,7 @@ from analysis.engine import EngineSettings, set_settings
 from analysis.gate import GateCriteria, set_criteria
 from analysis.product_metrics import ProductMetric, define_metric
 from analysis.reports import add_block
-from analysis.saved import save_slice
+from analysis.saved_slices import save_slice
 from analysis.slices import parse_slice
 from analysis.valsets import Selection, create_set, promote
 
@@ -122,7 +122,7 @@ def test_every_declared_function_exists_and_reads_its_project_and_engine():
         assert set(extra) <= set(AREAS)
         assert {"data", "engine"} <= set(areas_read(path))
     assert areas_read("analysis.some.undeclared_function") == AREAS
-    assert areas_read("analysis.saved.list_slices") == ("data", "engine", "slices")
+    assert areas_read("analysis.saved_slices.list_slices") == ("data", "engine", "slices")
 
 
 def _answers(at) -> list[tuple]:

@@ -20,7 +20,7 @@ from analysis.cli import main
 from analysis.compare import Comparison, Side, compare, mcnemar_p
 from analysis.gate import GateCriteria, run_gate, set_criteria
 from analysis.product_metrics import ProductMetric, define_metric
-from analysis.saved import save_slice
+from analysis.saved_slices import save_slice
 from analysis.slices import parse_slice
 
 from conftest import db_digest, repeat_flags_wrong

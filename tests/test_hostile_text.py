@@ -18,7 +18,7 @@ from markdown_it import MarkdownIt
 from analysis import Store, get_project, ingest_predictions, parse_mapping
 from analysis.access import ReadOnlyError, ReadOnlyStore
 from analysis.reports import add_block, get_report, render_html
-from analysis.saved import save_slice
+from analysis.saved_slices import save_slice
 from analysis.slices import parse_slice
 from analysis.valsets import create_set
 

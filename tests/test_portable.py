@@ -39,8 +39,8 @@ def analyses(project):
     from analysis.gate import run_gate
     from analysis.metrics import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
-    from analysis.profile import histogram, value_counts
-    from analysis.saved import slice_by_version, slice_over_time
+    from analysis.column_profile import histogram, value_counts
+    from analysis.saved_slices import slice_by_version, slice_over_time
     from analysis.scope import Scope
     from analysis.slice_metrics import slice_metrics
     from analysis.slices import parse_slice

@@ -22,7 +22,7 @@ from analysis.product_metrics import ProductMetric, define_metric
 from analysis.reports import (add_block, default_report, delete_block, edit_block, get_report, list_reports,
                               move_block, refresh, render_html, rerun)
 from analysis.reports.html import _plotly_packed
-from analysis.saved import save_slice
+from analysis.saved_slices import save_slice
 from analysis.slice_metrics import slice_metrics
 from analysis.slices import parse_slice
 from analysis.scope import Scope

@@ -477,7 +477,7 @@ def test_slices_saved_by_earlier_versions_still_load(shop):
         for i, text in enumerate(written):
             con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, 1, '', ?, FALSE, now()::TIMESTAMP)",
                         [project.project_id, f"old{i}", text])
-    from analysis.saved import get_slice, list_slices
+    from analysis.saved_slices import get_slice, list_slices
 
     with store.read() as con:
         assert len(list_slices(con, project)) >= len(written)

@@ -168,7 +168,7 @@ def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, dem
 
 
 def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, demo_copy):
-    from analysis.saved import save_slice
+    from analysis.saved_slices import save_slice
     from analysis.scope import Scope
     from analysis.slices import parse_slice
 
@@ -203,7 +203,7 @@ def test_a_refused_save_says_why_in_the_form_and_writes_nothing(monkeypatch, dem
 
 
 def test_saving_shows_the_slice_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
-    from analysis.saved import list_slices
+    from analysis.saved_slices import list_slices
 
     at = slices_page(monkeypatch, demo_copy, version="credit-v3", slice="region = east", view="saved")
     at.text_input(key="sl_save_name").input("east")

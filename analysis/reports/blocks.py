@@ -127,7 +127,7 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
         return {"sets": {str(k): int(v) for k, v in wanted.items()}}
     start, end = _window(con, project, view.get("start"), view.get("end"))
     if kind in ("comparison", "gate", "series"):
-        from ..saved import list_slices
+        from ..saved_slices import list_slices
 
         params = {"baseline": _side(view["baseline"]), "candidate": _side(view["candidate"]),
                   "start": start, "end": end, "metrics": _metric_defs(con, project),

@@ -9,7 +9,7 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.numbers import MISSING, metric_title
-from analysis.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
+from analysis.saved_slices import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices import Slice
 from pages.parts import _ui
 from pages.parts._writes import flash, write

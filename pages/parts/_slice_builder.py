@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
-from analysis.profile import histogram, value_counts
+from analysis.column_profile import histogram, value_counts
 from analysis.slices import Condition, Slice, slice_columns, validate_slice
 from pages.parts import _ui
 

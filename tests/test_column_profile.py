@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.profile import histogram, value_counts
+from analysis.column_profile import histogram, value_counts
 from analysis.scope import Scope
 
 

@@ -13,7 +13,7 @@ import pytest
 from analysis import ConfigError, Store, get_project, ingest_predictions
 from analysis.cli import main
 from analysis.example_key import example_key
-from analysis.saved import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
+from analysis.saved_slices import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
                             slice_history, slice_over_time)
 from analysis.schema import SCHEMA_VERSION
 from analysis.slices import parse_slice, validate_slice
