@@ -69,7 +69,7 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
             st.session_state.pop("sl_confirm_delete", None)
             confirming = None
         for row in saved_list.itertuples():
-            a, b, c = st.columns([5, 1, 1])
+            a, b, c = st.columns([3, 1, 1])  # room for "Open" and "Delete" whole in half the page
             a.markdown(f"**{_ui.plain(row.name)}** · r{row.revision} · {_ui.plain(scope_words(row.versions, row.stages))}"
                        f"  \n{_ui.plain(row.where)}" + (f"  \n{_ui.plain(row.description)}" if row.description else ""))
             if b.button("Open", key=f"sl_open_{row.name}"):
