@@ -49,6 +49,7 @@ from typing import Callable, Iterator
 import duckdb
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 import sqlglot
 from scipy import stats
 from sqlglot import exp
@@ -430,16 +431,13 @@ def _accuracy_tests(rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -
 
 def auc_from_counts(label, score, n) -> tuple[float, int, int]:
     """Exact ROC AUC, ties counting half, from labeled rows counted per (label, score):
-    ``(auc, n_pos, n_neg)``."""
+    ``(auc, n_pos, n_neg)``; scikit-learn's, each distinct row weighted by its count."""
     label, n = np.asarray(label, dtype=bool), np.asarray(n, dtype=float)
-    table = pd.DataFrame({"s": np.asarray(score, dtype=float), "pos": np.where(label, n, 0.0),
-                          "neg": np.where(label, 0.0, n)}).groupby("s").sum().sort_index(ascending=False)
-    pos, neg = table["pos"].to_numpy(), table["neg"].to_numpy()
-    n_pos, n_neg = pos.sum(), neg.sum()
+    n_pos, n_neg = n[label].sum(), n[~label].sum()
     if not (n_pos > 0 and n_neg > 0):
         return math.nan, int(n_pos), int(n_neg)
-    wrong = np.sum(pos * (np.cumsum(neg) - 0.5 * neg))  # negatives scored at or above each positive
-    return float(1 - wrong / (n_pos * n_neg)), int(n_pos), int(n_neg)
+    auc = roc_auc_score(label, np.asarray(score, dtype=float), sample_weight=n)
+    return float(auc), int(n_pos), int(n_neg)
 
 
 def _auc_row(con, project: Project, src: _Sources) -> dict:

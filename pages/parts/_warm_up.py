@@ -11,7 +11,7 @@ import importlib
 import logging
 import threading
 
-LIBRARIES = ("scipy.stats", "statsmodels.stats.proportion", "statsmodels.stats.multitest",
+LIBRARIES = ("scipy.stats", "statsmodels.stats.proportion", "statsmodels.stats.multitest", "sklearn.metrics",
              "statsmodels.stats.contingency_tables", "markdown_it")
 
 _LOCK = threading.Lock()
