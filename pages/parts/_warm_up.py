@@ -24,6 +24,8 @@ def _import_all() -> None:
             importlib.import_module(name)
         except ImportError:  # a page that needs it says so when it is opened
             logging.getLogger(__name__).warning("could not import %s ahead of use", name)
+        except BaseException:  # noqa: BLE001 - the server is stopping under the import: nothing to warm any more
+            return
 
 
 def warm_up() -> threading.Thread:
