@@ -5,7 +5,7 @@ connection (from :class:`Store`) and plain values, and return DataFrames or
 small dataclasses.
 """
 
-from .errors import (
+from analysis.errors import (
     ConfigError,
     DatabaseBusyError,
     DatabaseNotFoundError,
@@ -13,11 +13,12 @@ from .errors import (
     ProjectNotFoundError,
     SliceboardError,
 )
-from .ingest import IngestReport, ingest_predictions
-from .labels import LabelReport, attach_labels
-from .mapping import Mapping, guess_mapping, load_mapping, mapping_to_toml, parse_mapping
-from .project import Project, get_project, list_projects
-from .store import Store, default_db_path
+from analysis.moved import install as install_moved_modules
+from analysis.ingest.predictions import IngestReport, ingest_predictions
+from analysis.ingest.labels import LabelReport, attach_labels
+from analysis.ingest.mapping import Mapping, guess_mapping, load_mapping, mapping_to_toml, parse_mapping
+from analysis.store.project import Project, get_project, list_projects
+from analysis.store.connection import Store, default_db_path
 
 __all__ = [
     "ConfigError",
@@ -41,3 +42,5 @@ __all__ = [
     "mapping_to_toml",
     "parse_mapping",
 ]
+
+install_moved_modules()

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .mapping import load_mapping
+from analysis.ingest.mapping import load_mapping
 
 DEMO_PROJECT = "lending-demo"
 DEMO_END = datetime(2026, 11, 1)
@@ -256,10 +256,10 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
                progress=None) -> dict:
     """Generate the demo and ingest it through the public paths (predictions,
     then late labels by example id, then outcomes by prediction id)."""
-    from .ingest import ingest_predictions
-    from .labels import attach_labels
-    from .project import find_project
-    from .schema import PROJECT_METADATA, drop_project_tables
+    from analysis.ingest.predictions import ingest_predictions
+    from analysis.ingest.labels import attach_labels
+    from analysis.store.project import find_project
+    from analysis.store.schema import PROJECT_METADATA, drop_project_tables
 
     def step(fraction: float, text: str) -> None:
         if progress is not None:

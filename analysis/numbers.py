@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from .metrics import METRICS
+from analysis.metrics.sql import METRICS
 
 MISSING = "–"
 MINUS = "−"
@@ -118,7 +118,7 @@ def format_value(name: str, value, products: Iterable = ()) -> str:
         return MISSING
     spec = _product(name, products)
     if spec:
-        from .product_metrics import ProductMetric
+        from analysis.metrics.product import ProductMetric
 
         shown = ProductMetric(**spec).show(abs(float(value)))
         return MINUS + shown if float(value) < 0 else shown

@@ -14,10 +14,10 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from .metrics import DAY, STAGE, VERSION, GroupKey, compute_metrics, metrics_for
-from .project import Project
-from .scope import Scope
-from .sql import quote_ident
+from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics, metrics_for
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.store.sql import quote_ident
 
 
 # The figures a task is summed up by, first the headline: the Overview's cards, in one place.

@@ -29,10 +29,10 @@ def main() -> None:
     args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
-    from analysis.compare import Side, compare
+    from analysis.compare.comparison import Side, compare
     from analysis.demo import demo_mapping
-    from analysis.gate import GateCriteria, run_gate
-    from analysis.product_metrics import metrics_from_mapping, store_metrics
+    from analysis.compare.gate import GateCriteria, run_gate
+    from analysis.metrics.product import metrics_from_mapping, store_metrics
 
     base, cand = Side("credit-v1", "production"), Side("credit-v3", "shadow")
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ def main() -> None:
     from analysis import Store, get_project
     from analysis.discovery.run import discover
     from analysis.discovery.tree import error_tree
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     store = Store(args.db)
     v1 = Scope.of(versions="credit-v1")

@@ -27,15 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     args = arguments(__doc__, runs=3)
     from analysis import Store, get_project
-    from analysis.breakdown import breakdown
-    from analysis.buckets import examples
-    from analysis.compare import Side, compare
+    from analysis.slices.breakdown import breakdown
+    from analysis.slices.buckets import examples
+    from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
-    from analysis.external import attach_parquet
-    from analysis.mapping import parse_mapping
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
+    from analysis.ingest.external import attach_parquet
+    from analysis.ingest.mapping import parse_mapping
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "external.duckdb"

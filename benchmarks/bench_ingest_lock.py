@@ -69,7 +69,7 @@ def make_csv(path: Path, rows: int) -> None:
 
 def one_run(way: str, csv: Path, db: Path) -> tuple[float, float, float]:
     from analysis import Store, ingest_predictions, parse_mapping
-    from analysis.staging import ingest_staged
+    from analysis.ingest.staging import ingest_staged
 
     with Store(db).write() as con:  # the project exists; readers read it during the ingest
         ingest_predictions(con, pd.read_csv(csv, nrows=10), project="p", mapping=parse_mapping(MAPPING))

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from analysis import Mapping, Store, get_project, ingest_predictions
-    from analysis.breakdown import breakdown
+    from analysis.slices.breakdown import breakdown
 
     rng = np.random.default_rng(3)
     n = args.rows

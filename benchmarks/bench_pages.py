@@ -109,9 +109,9 @@ def prepare(db: Path) -> None:
     """A saved slice, a committed validation set and a report (once)."""
     from analysis import Store, get_project
     from analysis.reports import add_block
-    from analysis.saved_slices import list_slices, save_slice
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.slices.saved import list_slices, save_slice
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     store = Store(db)
     with store.write(create=False) as con:
@@ -338,7 +338,7 @@ def engine_seconds(db: Path, calls: list[tuple]) -> tuple[float, float]:
     import importlib
 
     from analysis import Store, get_project
-    from analysis.engine import engine_connection, get_settings
+    from analysis.engines.settings import engine_connection, get_settings
 
     store = Store(db)
     total = computed_total = 0.0
@@ -352,7 +352,7 @@ def engine_seconds(db: Path, calls: list[tuple]) -> tuple[float, float]:
             else:
                 p = get_project(con, project)
                 settings = get_settings(con, p)
-                if func_path == "analysis.engine.get_settings":
+                if func_path == "analysis.engines.settings.get_settings":
                     func(con, p)
                 else:
                     with engine_connection(con, p, settings) as engine_con:

@@ -27,9 +27,9 @@ def main() -> None:
     args = arguments(__doc__, runs=2)
     from analysis import Store, get_project
     from analysis.demo import demo_mapping
-    from analysis.product_metrics import metrics_from_mapping, store_metrics
+    from analysis.metrics.product import metrics_from_mapping, store_metrics
     from analysis.reports import default_report, render_html
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.duckdb"

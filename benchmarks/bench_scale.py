@@ -102,7 +102,7 @@ def phase_floor(db: Path, logs: Path, memory_limit: str | None) -> dict:
 
     start = time.perf_counter()
     con = duckdb.connect(str(db))
-    from analysis.store import DEFAULT_MEMORY_LIMIT
+    from analysis.store.connection import DEFAULT_MEMORY_LIMIT
 
     con.execute("SET preserve_insertion_order = false")  # as Sliceboard's writes
     con.execute("SET memory_limit = ?", [memory_limit or DEFAULT_MEMORY_LIMIT])
@@ -133,7 +133,7 @@ def phase_overview(db: Path, runs: int, memory_limit: str | None) -> dict:
     """The Overview page's queries, as the page issues them (one connection per query)."""
     from analysis import Store, get_project
     from analysis.overview import daily_series, overview_data, overview_table, project_summary
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     store = Store(db, memory_limit=memory_limit)
 
@@ -220,7 +220,7 @@ def main() -> None:
 
     data = OUTPUT / f"data-{args.rows_per_day}"
     print(f"machine: {machine()}")
-    from analysis.store import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
+    from analysis.store.connection import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
 
     print(f"memory_limit: {limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT}")
     t0 = time.perf_counter()

@@ -28,11 +28,11 @@ def main() -> None:
     args = arguments(__doc__, runs=5)
 
     from analysis import Store, get_project
-    from analysis.breakdown import breakdown, leaderboard
-    from analysis.buckets import examples
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.slices.buckets import examples
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
 
     store = Store(args.db)
     slice_ = parse_slice("channel = partner_api AND employment = self_employed")

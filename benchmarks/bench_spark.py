@@ -50,15 +50,15 @@ VALSET_SAMPLE = 100_000
 
 def _analyses() -> dict:
     """Name -> function(con, project) -> {part: frame}: the parity test's analyses."""
-    from analysis.breakdown import breakdown, leaderboard
-    from analysis.compare import Side, compare
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
-    from analysis.metrics import VERSION, compute_metrics
+    from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
-    from analysis.valsets import evaluate
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
     production, canary = Side("credit-v1", "production"), Side("credit-v2", "canary")
@@ -148,10 +148,10 @@ def _machine() -> str:
 def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
     """The copy of the database (its log a view over Parquet) and the Parquet file of each table."""
     from analysis import Store, get_project
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
-    from analysis.sql import quote_ident, sql_literal
-    from analysis.valsets import Selection, commit, create_set, list_sets, promote
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
+    from analysis.store.sql import quote_ident, sql_literal
+    from analysis.valsets.sets import Selection, commit, create_set, list_sets, promote
 
     db = tmp / "bench.duckdb"
     start = time.perf_counter()
@@ -273,7 +273,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
     from analysis import Store, get_project
-    from analysis.spark import SparkConnection, register_log
+    from analysis.engines.spark import SparkConnection, register_log
 
     machine = _machine()
     print(machine, flush=True)

@@ -30,9 +30,9 @@ def main() -> None:
     args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, evaluate, promote
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "valsets.duckdb"

@@ -83,17 +83,17 @@ def constructs(sql: str) -> set[str]:
 
 def run_analyses(con, log: list) -> None:
     from analysis import get_project
-    from analysis.breakdown import breakdown, leaderboard
-    from analysis.buckets import bucket_counts, examples
-    from analysis.compare import Side, compare
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.slices.buckets import bucket_counts, examples
+    from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
-    from analysis.metrics import VERSION, compute_metrics
+    from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
     from analysis.reports.fingerprint import fingerprint
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
-    from analysis.valsets import evaluate
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import evaluate
 
     label = [""]
     rec = Recorder(con, log, label)

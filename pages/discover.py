@@ -6,13 +6,13 @@ Every choice lives in the URL, so a link reproduces the view."""
 import streamlit as st
 
 from analysis import get_project
-from analysis.breakdown import GROUPABLE
+from analysis.slices.breakdown import GROUPABLE
 from analysis.discovery.encode import error_choices, is_cost
 from analysis.discovery.run import AGAINST, DEFAULT_BINS, RANKING_WORDS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
-from analysis.scope import Scope
+from analysis.store.scope import Scope
 from pages.parts import _discover_views as views
 from pages.parts import _report_ui, _slow, _ui
 

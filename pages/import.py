@@ -2,21 +2,21 @@
 
 The page works on the project chosen in the sidebar: predictions are added to it (or
 start a new project), labels attach to it. Columns are guessed from names and values
-(``analysis.guess_columns``), each guess with its reason; every guess can be changed.
+(``analysis.ingest.guess_columns``), each guess with its reason; every guess can be changed.
 Nothing partial is ever written: the engine checks the whole file first and writes in
 one transaction; errors appear here as messages."""
 
 import streamlit as st
 
 from analysis import Mapping, get_project, mapping_to_toml
-from analysis.external import attach_parquet
-from analysis.guess_columns import guess_source
-from analysis.mapping import ROLE_KEYS, parse_mapping
+from analysis.ingest.external import attach_parquet
+from analysis.ingest.guess_columns import guess_source
+from analysis.ingest.mapping import ROLE_KEYS, parse_mapping
 from analysis.numbers import format_count
-from analysis.paths import is_upload
-from analysis.schema import STAGES, TASKS
-from analysis.sources import preview_source
-from analysis.staging import ingest_staged
+from analysis.store.paths import is_upload
+from analysis.store.schema import STAGES, TASKS
+from analysis.ingest.sources import preview_source
+from analysis.ingest.staging import ingest_staged
 from pages.parts import _files, _ui
 from pages.parts import _import_forms as forms
 from pages.parts._import_forms import ADD, NEW, NONE

@@ -5,12 +5,12 @@ chosen view is computed. Version, stages, time window and view live in the URL."
 import plotly.express as px
 import streamlit as st
 
-from analysis.metrics import metrics_for
+from analysis.metrics.sql import metrics_for
 from analysis.numbers import (format_count, format_number, format_percent, format_value, is_share, metric_name,
                               metric_title)
 from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
-from analysis.product_metrics import list_metrics
-from analysis.scope import Scope
+from analysis.metrics.product import list_metrics
+from analysis.store.scope import Scope
 from pages.parts import _report_ui, _ui, _url
 
 ALL = "All versions"

@@ -7,9 +7,9 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.overview import project_summary
-from analysis.scope import Scope
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import Slice, parse_slice, validate_slice
+from analysis.store.scope import Scope
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import Slice, parse_slice, validate_slice
 from pages.parts import _slice_examples as examples
 from pages.parts import _slice_views as views
 from pages.parts._promote_view import promote_view

@@ -11,7 +11,7 @@ from functools import partial
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.valsets import commit, create_set, delete_set, diff, evaluate, history, list_sets, members, remove_members
+from analysis.valsets.sets import commit, create_set, delete_set, diff, evaluate, history, list_sets, members, remove_members
 from pages.parts import _report_ui, _ui, _writes
 from pages.parts import _valset_views as views
 

@@ -66,7 +66,7 @@ def labeled_out_of_step(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
 
 def repeat_flags_wrong(path: str | os.PathLike) -> list[tuple]:
     """``(project, version, stage, flag)`` of every stored version x stage whose flag
-    (analysis.key_repeats) could mislead a comparison: missing, or saying "no repeats"
+    (analysis.ingest.key_repeats) could mislead a comparison: missing, or saying "no repeats"
     where an example has two rows. (A sticky "repeats" where none is left is allowed.)"""
     con = duckdb.connect(str(path), read_only=True)
     try:

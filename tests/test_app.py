@@ -315,9 +315,9 @@ def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
 
 
 def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
-    from analysis.breakdown import leaderboard
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
+    from analysis.slices.breakdown import leaderboard
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -354,9 +354,9 @@ def test_slices_page_link_carries_stages(monkeypatch, demo_copy):
 
 
 def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
-    from analysis.buckets import examples
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
+    from analysis.slices.buckets import examples
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -405,7 +405,7 @@ def test_slices_page_saves_opens_and_tracks_a_slice(monkeypatch, demo_copy):
 def test_discover_page_shows_the_engines_slices(monkeypatch, demo_copy):
     from analysis import Store
     from analysis.discovery.run import discover
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -429,7 +429,7 @@ def test_discover_page_shows_the_engines_slices(monkeypatch, demo_copy):
 def test_discover_page_ranks_by_a_cost_expression_and_names_a_bad_one(monkeypatch, demo_copy):
     from analysis import Store
     from analysis.discovery.run import discover
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -467,7 +467,7 @@ def test_discover_page_error_tree(monkeypatch, demo_copy):
 
 def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_copy):
     from analysis import Store
-    from analysis.valsets import evaluate, members
+    from analysis.valsets.sets import evaluate, members
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["project"] = "lending-demo"
@@ -516,7 +516,7 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
 
 def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, demo_copy):
     from analysis import Store
-    from analysis.valsets import members
+    from analysis.valsets.sets import members
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -552,8 +552,8 @@ def compare_page(monkeypatch, demo_copy) -> AppTest:
 
 def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatch, demo_copy):
     from analysis import Store
-    from analysis.compare import Side
-    from analysis.gate import run_gate
+    from analysis.compare.comparison import Side
+    from analysis.compare.gate import run_gate
     from analysis.numbers import metric_title
 
     at = compare_page(monkeypatch, demo_copy)
@@ -692,10 +692,10 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
 
     from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # pinned Streamlit 1.67
 
-    from analysis.paths import safe_file_name
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.store.paths import safe_file_name
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
@@ -765,7 +765,7 @@ def test_uploads_are_private_and_gone_after_ingest(monkeypatch, tmp_path):
     import stat
     import tempfile
 
-    from analysis.paths import uploads_root
+    from analysis.store.paths import uploads_root
 
     shared = tmp_path / "shared-tmp"
     shared.mkdir()
@@ -799,7 +799,7 @@ def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
     """Members whose labels have not arrived (most of a fresh set) used to crash the page
     ("boolean value of NA is ambiguous"): both views and the export work, and the export
     leaves those labels empty."""
-    from analysis.valsets import Selection, commit, create_set, export_bytes, promote
+    from analysis.valsets.sets import Selection, commit, create_set, export_bytes, promote
 
     con = duckdb.connect(str(demo_copy), read_only=True)
     try:

@@ -55,7 +55,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from streamlit.testing.v1 import AppTest
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
-from analysis.breakdown import SORTS
+from analysis.slices.breakdown import SORTS
 
 from test_app import app_on, literal, texts
 
@@ -256,9 +256,9 @@ def test_a_saved_slice_on_an_outcome_and_the_score_is_compared_on_paired_version
     """Found by the machine: a saved slice naming an outcome (monthly_revenue) made Compare of
     one version's production against all its stages (paired: the same examples) fail with
     "Referenced column monthly_revenue not found" (the pairs carried only the features)."""
-    from analysis.compare import Side, compare
-    from analysis.saved_slices import save_slice
-    from analysis.slices import parse_slice
+    from analysis.compare.comparison import Side, compare
+    from analysis.slices.saved import save_slice
+    from analysis.slices.model import parse_slice
     path = tmp_path / "copy.duckdb"
     shutil.copyfile(base_db, path)
     with Store(path).write() as con:
@@ -423,7 +423,7 @@ def pick(box, data, label: str, leave_out: str | None = None) -> None:
     """Pick one of a selectbox's options as shown. A box with a format_func shows labels,
     and takes values: each label is traced back to the value it shows (a metric's name, a
     value written in brackets after its words, or the label itself)."""
-    from analysis.metrics import METRICS
+    from analysis.metrics.sql import METRICS
     options = list(box.options)
     candidates = [*options, *METRICS, *(m.group(1) for o in options if (m := re.search(r"\(([^()]*)\)$", o)))]
     shown = getattr(box, "format_func", None) or str
@@ -1089,7 +1089,7 @@ class AppMachine(RuleBasedStateMachine):
         self.valsets_part("Draft")
         if submit(self.at, "vs_commit") is None:
             return
-        from analysis.valsets import history, members
+        from analysis.valsets.sets import history, members
         name = self.at.selectbox(key="vs_open").value
         draft = set(self.engine(members, name=name, version="draft")["example_id"])
         versions = self.engine(history, name=name)["version"]
@@ -1141,7 +1141,7 @@ class AppMachine(RuleBasedStateMachine):
         self.step()
         left = find(self.at, "selectbox", "vs_open")
         assert (name in (left.options if left is not None else [])) != yes, (name, yes)
-        from analysis.valsets import list_sets
+        from analysis.valsets.sets import list_sets
         assert (name in set(self.engine(list_sets)["name"])) != yes, (name, yes)
         if yes:
             self.sets.pop(name, None)
@@ -1279,7 +1279,7 @@ class AppMachine(RuleBasedStateMachine):
         box = find(self.at, "selectbox", "vs_open")
         if box is None:
             return
-        from analysis.valsets import members
+        from analysis.valsets.sets import members
         draft = self.engine(members, name=box.value, version="draft")
         assert f"draft: **{len(draft):,}** members" in "\n".join(m.value for m in self.at.markdown)
         known = self.sets.get(box.value)

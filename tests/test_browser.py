@@ -335,9 +335,9 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     from urllib.parse import urlencode
 
     from analysis import Store
-    from analysis.buckets import bucket_counts
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
+    from analysis.slices.buckets import bucket_counts
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
 
     slice_ = parse_slice("channel = partner_api")
     with Store(server.db).read() as con:
@@ -398,7 +398,7 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
     with the same row count."""
     from analysis import Store
     from analysis.discovery.tree import error_tree
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     page.goto(f"{server.url}/discover?project=lending-demo&version=credit-v1")
     expect(page.get_by_role("heading", name="Discover")).to_be_visible()
@@ -421,7 +421,7 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
     expect(slices.get_by_role("heading", name=worst["where"])).to_be_visible()
     con = duckdb.connect(str(server.db), read_only=True)
     try:
-        from analysis.slices import compile_slice
+        from analysis.slices.model import compile_slice
         sql, params = compile_slice(worst["slice"], project)
         expected = con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}',
                                ["credit-v1", *params]).fetchall()[0][0]
@@ -471,8 +471,8 @@ def test_promote_a_slices_errors_and_commit_them(server, page):
 def test_compare_shows_the_verdict(server, page):
     """Compare on the demo: the shadow model against production, the gate's verdict on top."""
     from analysis import Store
-    from analysis.compare import Side
-    from analysis.gate import run_gate
+    from analysis.compare.comparison import Side
+    from analysis.compare.gate import run_gate
 
     page.goto(f"{server.url}/compare?project=lending-demo&baseline=credit-v1&candidate=credit-v3&view=time")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible()
@@ -493,9 +493,9 @@ def test_compare_shows_the_verdict(server, page):
 def _report_on_the_demo(db: Path):
     """A report of the demo's comparison (shadow against production), a slice, a note."""
     from analysis import Store
-    from analysis.compare import Side
+    from analysis.compare.comparison import Side
     from analysis.reports import add_block, get_report
-    from analysis.slices import parse_slice
+    from analysis.slices.model import parse_slice
 
     with Store(db).write() as con:
         project = get_project(con, "lending-demo")
@@ -513,7 +513,7 @@ def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp
     from PIL import Image
 
     from analysis import Store
-    from analysis.compare import Side, compare
+    from analysis.compare.comparison import Side, compare
     from analysis.reports import write_html, write_pdf
     from analysis.reports.charts import figures
 

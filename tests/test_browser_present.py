@@ -8,9 +8,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from analysis import Store, get_project
-from analysis.compare import Side, compare
+from analysis.compare.comparison import Side, compare
 from analysis.numbers import format_delta, format_value, metric_title
-from analysis.product_metrics import ProductMetric
+from analysis.metrics.product import ProductMetric
 from analysis.reports import add_block
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, choose, wait_idle

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from analysis import Store, get_project
-from analysis.column_profile import value_counts
-from analysis.scope import Scope
+from analysis.slices.column_profile import value_counts
+from analysis.store.scope import Scope
 
 from test_browser import (ARTIFACTS, after_run, card_value, choose, count_demo, page, server,  # noqa: F401 (fixtures)
                           wait_idle)
@@ -99,7 +99,7 @@ def test_a_picked_value_survives_changing_the_version(server, page, then):
 def test_save_shows_at_once_and_opening_it_brings_back_its_version(server, page):
     """The write-then-see path: a saved slice is listed at once with a confirmation, no
     reload; opened later from another version, it comes back with its own version."""
-    from analysis.saved_slices import list_slices
+    from analysis.slices.saved import list_slices
 
     open_slices(server, page, version="credit-v2", slice="age < 25", view="saved")
     expect(page.get_by_role("radio", name="Saved", exact=True)).to_be_visible()

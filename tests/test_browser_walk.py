@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from analysis import Store, get_project
-from analysis.compare import Side
+from analysis.compare.comparison import Side
 from analysis.reports import add_block
 
 from test_browser import page, server, wait_idle  # noqa: F401 (fixtures)

@@ -21,9 +21,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from analysis import Store, get_project
-from analysis.scope import Scope
-from analysis.slices import compile_slice, parse_slice
-from analysis.valsets import Selection, create_set, members, promote
+from analysis.store.scope import Scope
+from analysis.slices.model import compile_slice, parse_slice
+from analysis.valsets.sets import Selection, create_set, members, promote
 
 from test_browser import (ARTIFACTS, RUN_COUNTER, card_value, choose, page, server,  # noqa: F401 - fixtures
                           wait_idle)
@@ -72,7 +72,7 @@ def test_a_saved_slice_is_listed_at_once(server, page):
     expect(saved.first).to_contain_text("r1")
     expect(saved.first).to_contain_text(SLICE)
     with Store(server.db).read() as con:
-        from analysis.saved_slices import list_slices
+        from analysis.slices.saved import list_slices
         assert list(list_slices(con, get_project(con, "lending-demo"))["name"]) == ["partner self-employed"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "workflow-save-slice.png"), full_page=True)

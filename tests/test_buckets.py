@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.buckets import BINARY_BUCKETS, bucket_counts, examples
-from analysis.slices import parse_slice
+from analysis.slices.buckets import BINARY_BUCKETS, bucket_counts, examples
+from analysis.slices.model import parse_slice
 
 from test_slices import MAPPING, shop_frame
 
@@ -111,8 +111,8 @@ def test_regression_residual_bands(tmp_path):
 
 
 def test_drilling_into_a_group_selects_its_rows(shop):
-    from analysis.breakdown import breakdown, group_condition, grouping
-    from analysis.slices import Slice, compile_slice
+    from analysis.slices.breakdown import breakdown, group_condition, grouping
+    from analysis.slices.model import Slice, compile_slice
 
     store, project, frame = shop
     with store.read() as con:
@@ -130,7 +130,7 @@ def test_bucket_filters_select_exactly_the_named_rows(shop):
     combination of label, prediction and score, missing values included."""
     import duckdb
 
-    from analysis.buckets import bucket_filter, bucket_sql, buckets_for
+    from analysis.slices.buckets import bucket_filter, bucket_sql, buckets_for
 
     _, project, _ = shop
     con = duckdb.connect()

@@ -1,5 +1,5 @@
 """A write invalidates what it changed: every area of a project has a signature
-(analysis.changes), each write changes exactly its own, and the app keeps every cached
+(analysis.store.changes), each write changes exactly its own, and the app keeps every cached
 answer whose areas did not change, while still seeing writes of other processes."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Store, attach_labels, get_project, ingest_predictions, parse_mapping
-from analysis.changes import AREAS, READS, areas_read, signatures
-from analysis.engine import EngineSettings, set_settings
-from analysis.gate import GateCriteria, set_criteria
-from analysis.product_metrics import ProductMetric, define_metric
+from analysis.store.changes import AREAS, READS, areas_read, signatures
+from analysis.engines.settings import EngineSettings, set_settings
+from analysis.compare.gate import GateCriteria, set_criteria
+from analysis.metrics.product import ProductMetric, define_metric
 from analysis.reports import add_block
-from analysis.saved_slices import save_slice
-from analysis.slices import parse_slice
-from analysis.valsets import Selection, create_set, promote
+from analysis.slices.saved import save_slice
+from analysis.slices.model import parse_slice
+from analysis.valsets.sets import Selection, create_set, promote
 
 from conftest import SMALL_MAPPING, small_predictions
 from test_app import app_on
@@ -122,7 +122,7 @@ def test_every_declared_function_exists_and_reads_its_project_and_engine():
         assert set(extra) <= set(AREAS)
         assert {"data", "engine"} <= set(areas_read(path))
     assert areas_read("analysis.some.undeclared_function") == AREAS
-    assert areas_read("analysis.saved_slices.list_slices") == ("data", "engine", "slices")
+    assert areas_read("analysis.slices.saved.list_slices") == ("data", "engine", "slices")
 
 
 def _answers(at) -> list[tuple]:

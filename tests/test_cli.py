@@ -15,7 +15,7 @@ import pytest
 from sklearn import metrics as skm
 
 from analysis import Store
-from analysis.cli import main
+from analysis.cli.main import main
 from conftest import ROOT, SMALL_MAPPING, db_digest, small_predictions
 
 TOL = 1e-9

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.compare import Side, compare
-from analysis.gate import run_gate
-from analysis.product_metrics import ProductMetric, define_metric, list_metrics
+from analysis.compare.comparison import Side, compare
+from analysis.compare.gate import run_gate
+from analysis.metrics.product import ProductMetric, define_metric, list_metrics
 
 from conftest import ROOT, db_digest
 
@@ -104,7 +104,7 @@ def test_database_files_that_are_not_databases(tmp_path, db):
 
 
 def test_the_last_resort_handler_gives_one_line_and_exit_2(capsys, monkeypatch):
-    from analysis.cli_errors import guarded
+    from analysis.cli.errors import guarded
 
     def broken(args):
         raise RuntimeError("something nobody planned for\nsecond line")
@@ -206,7 +206,7 @@ def test_the_compare_page_names_a_failing_metric(monkeypatch, broken_metric):
 
 @pytest.mark.parametrize("text, value", [("0", 0), ("50", 50), ("1e3", 1000), ("0.01", 0.01), ("5e-1", 0.5)])
 def test_min_support_is_a_count_or_a_fraction(text, value):
-    from analysis.cli_errors import support
+    from analysis.cli.errors import support
 
     got = support(text)
     assert got == value and type(got) is type(value)

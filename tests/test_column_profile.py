@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.column_profile import histogram, value_counts
-from analysis.scope import Scope
+from analysis.slices.column_profile import histogram, value_counts
+from analysis.store.scope import Scope
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.stats.proportion import test_proportions_2indep as two_proportion_test
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.compare import Comparison, Side, compare, mcnemar_p
-from analysis.gate import GateCriteria, run_gate, set_criteria
-from analysis.product_metrics import ProductMetric, define_metric
-from analysis.saved_slices import save_slice
-from analysis.slices import parse_slice
+from analysis.cli.main import main
+from analysis.compare.comparison import Comparison, Side, compare, mcnemar_p
+from analysis.compare.gate import GateCriteria, run_gate, set_criteria
+from analysis.metrics.product import ProductMetric, define_metric
+from analysis.slices.saved import save_slice
+from analysis.slices.model import parse_slice
 
 from conftest import db_digest, repeat_flags_wrong
 
@@ -330,7 +330,7 @@ def test_pairs_proven_unique_by_the_store_equal_pairs_counted(pair):
 
 def test_a_repeat_written_later_is_flagged_and_the_pairs_are_the_latest_predictions(tmp_path):
     """The second ingest scores 40 of v2's examples again: the write marks v2's stage as
-    repeating an example (analysis.key_repeats), and the comparison of the two stages
+    repeating an example (analysis.ingest.key_repeats), and the comparison of the two stages
     pairs each example's latest predictions without counting the pairs first."""
     frame = two_versions(seed=9, n=400)
     frame["ts"] = pd.Timestamp("2026-01-01")
@@ -517,8 +517,8 @@ def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_
     a required set the candidate does worse on than its criterion, a set the candidate
     never scored, a set that does not exist, and a product metric significantly worse by
     more than its limit."""
-    from analysis.scope import Scope
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.store.scope import Scope
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     frame = two_versions(n=3000)
     only_v1 = frame[frame.v == "v1"].head(60).copy()  # examples the candidate never scored

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date
 
 from analysis import Store, get_project
-from analysis.compare import Side
-from analysis.gate import run_gate
+from analysis.compare.comparison import Side
+from analysis.compare.gate import run_gate
 
 from test_app import app_on, literal, open_page, texts
 
@@ -116,7 +116,7 @@ def test_the_overall_figures_show_while_the_gate_is_checked(monkeypatch, demo_co
     """The overall figures come from the gate's own computation, before it searches the
     slices: shown with the gate still pending, equal to the engine's, and the same once
     the verdict is in."""
-    from analysis.compare import compare
+    from analysis.compare.comparison import compare
     from pages.parts import _slow
 
     at = open_while_the_gate_runs(monkeypatch, demo_copy, "overall")

@@ -13,10 +13,10 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
-from analysis.compare import Side, compare
-from analysis.compare_slices import SOURCE, cut_points
+from analysis.compare.comparison import Side, compare
+from analysis.compare.slices import SOURCE, cut_points
 from analysis.stats.multiple_testing import SINGLE_SHARE
-from analysis.gate import GateCriteria, run_gate
+from analysis.compare.gate import GateCriteria, run_gate
 
 BAND = 25  # the planted band: x < 25
 
@@ -96,8 +96,8 @@ def test_the_found_slice_is_refereed_by_pandas_and_statsmodels(planted):
 
 def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, planted):
     """Recompute the family from its p-values: weights by level, then statsmodels' BH."""
-    from analysis.compare import own_sources
-    from analysis.compare_slices import search
+    from analysis.compare.comparison import own_sources
+    from analysis.compare.slices import search
 
     frame, comp, _ = planted
     store = ingest(tmp_path / "again.duckdb", frame)
@@ -165,7 +165,7 @@ def test_the_demos_planted_credit_v2_slice_is_found_and_fails_the_gate(demo_db):
     try:
         young = []
         for where in worse["where"]:
-            from analysis.slices import compile_slice, parse_slice
+            from analysis.slices.model import compile_slice, parse_slice
 
             sql, params = compile_slice(parse_slice(where), project)
             young.append(con.execute(f'SELECT avg(CAST(age < 25 AS INTEGER)) FROM "{table}" WHERE model_version = '
@@ -186,7 +186,7 @@ def test_cut_points_from_a_sample_and_counts_of_labeled_rows_are_exact(tmp_path,
     """Beyond a million rows the cut points come from a fixed sample of the examples (forced
     here on 36,000 rows) and only labeled rows are counted: the band is still found, and its
     counts are every labeled row's (pandas), not the sample's."""
-    import analysis.compare_slices as search_module
+    import analysis.compare.slices as search_module
 
     monkeypatch.setattr(search_module, "EXACT_QUANTILES_UP_TO", 5_000)
     monkeypatch.setattr(search_module, "QUANTILE_SAMPLE", 3_000)

@@ -13,11 +13,11 @@ import pytest
 from scipy import stats
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.compare import Side, compare
-from analysis.compare_metrics import AS_DEFINED, NEITHER, PER_PREDICTION, TOTAL, decompose
-from analysis.gate import GateCriteria, run_gate
-from analysis.product_metrics import ProductMetric, define_metric
+from analysis.cli.main import main
+from analysis.compare.comparison import Side, compare
+from analysis.metrics.decompose import AS_DEFINED, NEITHER, PER_PREDICTION, TOTAL, decompose
+from analysis.compare.gate import GateCriteria, run_gate
+from analysis.metrics.product import ProductMetric, define_metric
 
 from test_compare import two_versions
 
@@ -148,7 +148,7 @@ def test_a_small_canary_no_longer_fails_for_its_smaller_total(traffic, capsys):
     store, _ = traffic
     db = ["--db", str(store.path), "--project", "t", "--baseline", "v1", "--candidate", "v2"]
     with store.write() as con:
-        from analysis.gate import set_criteria
+        from analysis.compare.gate import set_criteria
 
         set_criteria(con, get_project(con, "t"), GateCriteria(discovered_slices=0))
     assert main(["gate", *db]) == 0

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from analysis import IngestError, Store, ingest_predictions, parse_mapping
-from analysis.project import get_project
-from analysis.valsets import Selection, create_set, promote
+from analysis.store.project import get_project
+from analysis.valsets.sets import Selection, create_set, promote
 from conftest import SMALL_MAPPING, db_digest, small_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +31,8 @@ CHILD = r"""
 import json, os, signal, sys
 import pandas as pd
 from analysis import Store, attach_labels, ingest_predictions, parse_mapping
-from analysis.project import get_project
-from analysis.valsets import commit
+from analysis.store.project import get_project
+from analysis.valsets.sets import commit
 
 path, operation, kill_at, arg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 

@@ -106,8 +106,8 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
     """A comparison block: the Reports page's table, the Present page's cards and the HTML
     export show the same text for every figure, analysis.numbers' text of the engine's
     numbers (money in dollars, changes of shares in points)."""
-    from analysis.compare import Side, compare
-    from analysis.product_metrics import ProductMetric
+    from analysis.compare.comparison import Side, compare
+    from analysis.metrics.product import ProductMetric
 
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
@@ -145,9 +145,9 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
 def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), commit_it: bool = True):
     """A set of credit-v1's errors in the east, criterion accuracy >= 30%: a version that scored
     a third of them right (credit-v3) passes, credit-v1 fails, credit-v2 never scored them."""
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:
         project = get_project(con, "lending-demo")
@@ -169,7 +169,7 @@ def charts(at) -> list[dict]:
 def test_the_matrix_is_coloured_by_verdict_with_the_engines_figures(monkeypatch, demo_copy):
     from analysis.numbers import format_count
     from analysis.palette import VERDICT_LEVEL, VERDICT_WORDS
-    from analysis.valsets import evaluate
+    from analysis.valsets.sets import evaluate
 
     east_set(demo_copy)
     with Store(demo_copy).read() as con:
@@ -211,7 +211,7 @@ def test_only_the_chosen_view_is_computed_and_kept_in_the_link(monkeypatch, demo
 
 
 def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
-    from analysis.valsets import list_sets
+    from analysis.valsets.sets import list_sets
 
     east_set(demo_copy, "draft only", commit_it=False)
     at = valsets_page(monkeypatch, demo_copy)
@@ -248,7 +248,7 @@ def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy)
 
 
 def test_removing_draft_members_shows_the_smaller_draft_at_once(monkeypatch, demo_copy):
-    from analysis.valsets import members
+    from analysis.valsets.sets import members
 
     east_set(demo_copy, "draft only", commit_it=False)
     at = valsets_page(monkeypatch, demo_copy)

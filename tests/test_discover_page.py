@@ -8,7 +8,7 @@ import json
 
 from analysis import Store, get_project
 from analysis.discovery.run import discover
-from analysis.scope import Scope
+from analysis.store.scope import Scope
 from test_app import app_on, literal, open_page
 
 

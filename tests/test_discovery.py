@@ -14,13 +14,13 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
+from analysis.cli.main import main
 from analysis.discovery.encode import encode
 from analysis.discovery.run import discover
 from analysis.discovery.significance import pooled_z_pvalues
 from analysis.stats.multiple_testing import bh_qvalues
-from analysis.scope import Scope
-from analysis.slices import compile_slice
+from analysis.store.scope import Scope
+from analysis.slices.model import compile_slice
 
 from conftest import db_digest
 
@@ -357,7 +357,7 @@ def test_kept_id_like_column_ties_in_natural_order_and_the_lump_is_named(with_ui
 def test_category_counts_natural_order_numbers_then_text(tmp_path):
     import duckdb
 
-    from analysis.breakdown import category_counts
+    from analysis.slices.breakdown import category_counts
 
     con = duckdb.connect(str(tmp_path / "c.duckdb"))
     con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('x'), ('10'), ('9'), ('a'), ('2.5'), ('b'), ('b'), (NULL), "
@@ -382,7 +382,7 @@ def test_cli_discover_says_which_features_it_left_out(with_uid, capsys):
 
 
 def test_leaderboard_leaves_id_like_columns_out_with_a_note(with_uid):
-    from analysis.breakdown import leaderboard
+    from analysis.slices.breakdown import leaderboard
 
     store, project, frame = with_uid
     with store.read() as con:

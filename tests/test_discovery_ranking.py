@@ -13,11 +13,11 @@ import pytest
 from scipy import stats as sps
 
 from analysis import Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
+from analysis.cli.main import main
 from analysis.discovery.expected import EXPECTED_BINS
 from analysis.discovery.run import discover
-from analysis.scope import Scope
-from analysis.slices import compile_slice
+from analysis.store.scope import Scope
+from analysis.slices.model import compile_slice
 
 PLANTED = {  # analysis/demo.py's docstring: the version-specific failures
     "credit-v1": "channel = 'partner_api' AND employment = 'self_employed'",

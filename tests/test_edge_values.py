@@ -22,11 +22,11 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, mean_absolute_error, mean_squared_error, r2_score
 
 from analysis import IngestError, Mapping, get_project, ingest_predictions
-from analysis.breakdown import MISSING, breakdown
+from analysis.slices.breakdown import MISSING, breakdown
 from analysis.discovery.encode import error_choices
 from analysis.discovery.run import discover
-from analysis.external import attach_parquet, refresh
-from analysis.labels import attach_labels
+from analysis.ingest.external import attach_parquet, refresh
+from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
 
 from conftest import db_digest
@@ -80,7 +80,7 @@ WRITERS = ["pyarrow", "pyarrow-nostats", "polars", "duckdb"]
 def test_an_opened_parquet_file_answers_isnan_truly(tmp_path, writer):
     """The trap: DuckDB folds isnan() to false from min/max statistics, which leave
     NaN out; a source opened by Sliceboard tells NaN apart in every query of it."""
-    from analysis.sources import close_source, open_source
+    from analysis.ingest.sources import close_source, open_source
 
     path = write(pa.table({"x": [1.0, float("nan"), 3.0]}), tmp_path / "x.parquet", writer)
     con = duckdb.connect()
@@ -360,7 +360,7 @@ def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_pa
 def test_the_cli_says_which_values_were_infinite(tmp_path, capsys):
     import json
 
-    from analysis.cli import main
+    from analysis.cli.main import main
 
     frame = binary_frame()
     frame.loc[[1, 2], "cost"] = np.inf

@@ -10,10 +10,10 @@ import socket
 import pytest
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.engine import EngineSettings, engine_connection, get_settings, set_settings, spark_session
-from analysis.external import attach_parquet
-from analysis.mapping import mapping_to_toml, parse_mapping
+from analysis.cli.main import main
+from analysis.engines.settings import EngineSettings, engine_connection, get_settings, set_settings, spark_session
+from analysis.ingest.external import attach_parquet
+from analysis.ingest.mapping import mapping_to_toml, parse_mapping
 
 from conftest import db_digest
 from test_external import MAPPING, frame, write_lake

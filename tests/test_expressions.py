@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.expressions import MAX_LENGTH, cost_expression, parse_row_expression, result_type
-from analysis.time_bound import run_bounded
+from analysis.metrics.expressions import MAX_LENGTH, cost_expression, parse_row_expression, result_type
+from analysis.store.time_bound import run_bounded
 
 from conftest import db_digest
 

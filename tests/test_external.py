@@ -17,15 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import ConfigError, Mapping, SliceboardError, Store, get_project, ingest_predictions
-from analysis.breakdown import breakdown
-from analysis.compare import Side, compare
-from analysis.external import attach_parquet, refresh
-from analysis.labels import attach_labels
+from analysis.slices.breakdown import breakdown
+from analysis.compare.comparison import Side, compare
+from analysis.ingest.external import attach_parquet, refresh
+from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
-from analysis.scope import Scope
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import parse_slice
-from analysis.sql import sql_literal
+from analysis.store.scope import Scope
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import parse_slice
+from analysis.store.sql import sql_literal
 
 from conftest import db_digest
 from test_compare import two_versions
@@ -156,7 +156,7 @@ def test_a_nul_is_refused_as_a_literal():
 def test_the_cli_attaches_and_refreshes(tmp_path, capsys):
     import json
 
-    from analysis.cli import main
+    from analysis.cli.main import main
 
     rows = frame(400)
     write_lake(rows, tmp_path / "lake")
@@ -179,7 +179,7 @@ def test_the_cli_attaches_and_refreshes(tmp_path, capsys):
 def test_an_object_store_url_is_read_through_httpfs_or_named(lake):
     """s3://bucket/folder/ is a dataset of every Parquet file below it; without DuckDB's
     httpfs extension (and no download: tests stay on loopback) the message says so."""
-    from analysis.sources import resolve_path
+    from analysis.ingest.sources import resolve_path
 
     assert resolve_path("s3://bucket/lake/") == ("s3://bucket/lake/**/*.parquet", "parquet", True)
     assert resolve_path("gs://bucket/day=*/part.parquet") == ("gs://bucket/day=*/part.parquet", "parquet", True)
@@ -221,8 +221,8 @@ def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
     key is the one Python's MD5 gives its example id, and the lake's numbers stay the same."""
     import duckdb as db
 
-    from analysis.example_key import example_key
-    from analysis.schema import SCHEMA_VERSION
+    from analysis.store.example_key import example_key
+    from analysis.store.schema import SCHEMA_VERSION
 
     store, rows, _, _ = lake
     with store.read() as con:

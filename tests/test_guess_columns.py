@@ -1,4 +1,4 @@
-"""Guessing which column is which from names and values (analysis/guess_columns.py),
+"""Guessing which column is which from names and values (analysis/ingest/guess_columns.py),
 checked by hand on small files."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import Mapping
-from analysis.guess_columns import ColumnProfile, guess_columns, guess_source, profile_source
+from analysis.ingest.guess_columns import ColumnProfile, guess_columns, guess_source, profile_source
 
 
 def churn_frame(n: int = 40) -> pd.DataFrame:

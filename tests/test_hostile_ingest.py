@@ -21,8 +21,8 @@ from analysis import (
     ingest_predictions,
     parse_mapping,
 )
-from analysis.cli import main
-from analysis.metrics import VERSION, compute_metrics
+from analysis.cli.main import main
+from analysis.metrics.sql import VERSION, compute_metrics
 from conftest import db_digest
 
 FORMATS = ("csv", "parquet", "dataframe")
@@ -626,7 +626,7 @@ def test_labels_repeating_an_id_across_files(store, db_path, tmp_path, fmt):
              rf"column 'rid': 1 row repeats an id.*'r1' \(2 times in a\.{fmt}, b\.{fmt}\)")
 
 
-# --- found here, fixed by the NaN/inf and attach work (analysis/convert.py, analysis/external.py) ---
+# --- found here, fixed by the NaN/inf and attach work (analysis/ingest/convert.py, analysis/ingest/external.py) ---
 
 
 def test_a_nan_score_in_parquet_is_refused_with_its_row(store, db_path, tmp_path):
@@ -637,7 +637,7 @@ def test_a_nan_score_in_parquet_is_refused_with_its_row(store, db_path, tmp_path
 
 
 def test_attach_a_parquet_file_with_a_question_mark_in_a_column_name(store, db_path, tmp_path):
-    from analysis.external import attach_parquet
+    from analysis.ingest.external import attach_parquet
 
     source = write(base(**{"what?": ["a", "b", "c", "d"]}), "parquet", tmp_path / "preds")
     with store.write(create=True) as con:

@@ -16,11 +16,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
-from analysis.access import ReadOnlyError, ReadOnlyStore
+from analysis.store.access import ReadOnlyError, ReadOnlyStore
 from analysis.reports import add_block, get_report, render_html
-from analysis.saved_slices import save_slice
-from analysis.slices import parse_slice
-from analysis.valsets import create_set
+from analysis.slices.saved import save_slice
+from analysis.slices.model import parse_slice
+from analysis.valsets.sets import create_set
 
 from conftest import SMALL_MAPPING, db_digest, small_predictions
 from test_app import app_on
@@ -221,8 +221,8 @@ def test_the_sidebar_never_sends_the_spark_token(monkeypatch, tmp_path):
     and submitting it empty keeps the stored remote, token included. The message of the
     unreachable server does not quote the token either."""
     pytest.importorskip("pyspark")
-    from analysis.engine import EngineSettings, get_settings, set_settings
-    from analysis.external import attach_parquet
+    from analysis.engines.settings import EngineSettings, get_settings, set_settings
+    from analysis.ingest.external import attach_parquet
     from test_external import MAPPING, frame, write_lake
 
     token = "dapi0123SECRETtoken"
@@ -266,7 +266,7 @@ def test_report_charts_show_names_without_markup(hostile_db):
     in the export and in the app (both draw ``inert_figure``)."""
     import json
 
-    from analysis.compare import Side
+    from analysis.compare.comparison import Side
     from analysis.reports.charts import figures
     from analysis.reports.html import inert_figure
 

@@ -6,7 +6,12 @@ inside functions):
 * no module imports another module's private names (``_name``): what a module shares it
   names publicly. The app's parts (``pages/parts/_ui.py`` and its neighbours) are modules
   of the app, imported by its pages; importing such a module is not reaching into one;
-* the engine's modules import each other without cycles.
+* the engine's modules import each other without cycles (importing ``a.b.c`` runs the
+  package ``a.b`` first, so that counts as an import of ``a.b``);
+* the engine's packages are layered: a package imports only from the layers below its
+  own (``LAYERS``), so the store never reaches up into an analysis;
+* the code uses the modules' homes, never the flat layout's old names that
+  :mod:`analysis.moved` keeps importable for scripts.
 """
 
 from __future__ import annotations
@@ -75,14 +80,24 @@ def test_no_module_imports_another_modules_private_names():
     assert not found, "\n".join(found)
 
 
-def test_the_engines_modules_import_each_other_without_cycles():
+def import_graph() -> dict[str, set[str]]:
+    """Which of the engine's modules each one runs by importing: the module imported and
+    the packages above it (outside the importer's own package)."""
     modules = sources("analysis")
     graph = {name: set() for name in modules}
     for name, path in modules.items():
         for _, module, imported in imports(name, path):
             target = f"{module}.{imported}" if imported and f"{module}.{imported}" in modules else module
-            if target in modules and target != name and not name.startswith(target + "."):
-                graph[name].add(target)
+            parts = target.split(".")
+            for cut in range(2, len(parts) + 1):
+                run = ".".join(parts[:cut])
+                if run in modules and run != name and not name.startswith(run + "."):
+                    graph[name].add(run)
+    return graph
+
+
+def test_the_engines_modules_import_each_other_without_cycles():
+    graph = import_graph()
     cycles, done = [], set()
 
     def visit(node: str, path: list[str]) -> None:
@@ -98,3 +113,58 @@ def test_the_engines_modules_import_each_other_without_cycles():
     for start in sorted(graph):
         visit(start, [])
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+# Lowest first. A module at the top of ``analysis`` is its own entry. The demo builds its project through
+# ingest; the command line reaches every analysis.
+LAYERS = [
+    {"errors", "wording", "palette", "moved"},
+    {"store"},
+    {"engines", "stats", "metrics"},
+    {"ingest", "slices", "numbers"},
+    {"discovery", "valsets", "overview", "demo"},
+    {"compare"},
+    {"reports"},
+    {"cli", "__init__"},
+    {"__main__"},
+]
+
+
+def unit(module: str) -> str:
+    """The package (or top-level module) of ``analysis`` that a module belongs to."""
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def layer_of(module: str) -> int:
+    return next(i for i, names in enumerate(LAYERS) if unit(module) in names)
+
+
+def test_every_package_of_the_engine_has_a_layer():
+    units = {m.split(".")[1] for m in sources("analysis") if "." in m}
+    assert units <= set().union(*LAYERS), units - set().union(*LAYERS)
+
+
+def test_the_engines_packages_import_only_from_layers_below():
+    found = []
+    for name, targets in import_graph().items():
+        for target in targets:
+            if target == "analysis" or layer_of(target) < layer_of(name) or unit(target) == unit(name):
+                continue
+            found.append(f"{name} imports {target}, in layer {layer_of(target)} (its own is {layer_of(name)})")
+    assert not found, "\n".join(sorted(found))
+
+
+def test_the_code_imports_modules_by_their_homes_not_their_old_names():
+    from analysis.moved import MOVED
+    real = sources("analysis")
+    old = {f"analysis.{name}" for name in MOVED} - set(real)  # some old modules are packages now
+    found = []
+    for folder in ("analysis", "pages", "tests", "benchmarks"):
+        for name, path in sources(folder).items():
+            if path.name == "test_moved_modules.py":
+                continue
+            for line, module, imported in imports(name, path):
+                full = f"{module}.{imported}" if imported else module
+                if module in old or (module == "analysis" and full in old):
+                    found.append(f"{path.relative_to(ROOT)}:{line} imports {full}")
+    assert not found, "\n".join(found)

@@ -314,7 +314,7 @@ def test_hostile_column_names_are_just_names(store, db_path):
 
 def test_failure_mid_write_rolls_back(seeded, db_path, monkeypatch):
     """A crash after rows were inserted (here: recording the ingest) leaves nothing behind."""
-    import analysis.ingest as ingest_module
+    import analysis.ingest.predictions as ingest_module
 
     before = db_digest(db_path)
 

@@ -16,9 +16,9 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.stats.intervals import average_precision_interval, f1_interval
-from analysis.scope import Scope
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import parse_slice
+from analysis.store.scope import Scope
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import parse_slice
 
 TOL = 1e-9
 EPS = np.finfo(np.float64).eps
@@ -205,7 +205,7 @@ def test_hand_computed_f1_and_average_precision_intervals():
 
 def test_breakdown_with_pending_labels_and_missing_outcomes(binary, tmp_path):
     """Rows and outcomes per group count every row; metrics only the labeled ones."""
-    from analysis.breakdown import breakdown
+    from analysis.slices.breakdown import breakdown
 
     frame, _ = binary
     store, project = ingest(tmp_path, frame.drop(columns=["prediction"]), task="binary", score="score",

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import ConfigError, Mapping, guess_mapping, load_mapping, mapping_to_toml, parse_mapping
 from analysis.demo import DEMO_MAPPING_PATH
-from analysis.mapping import normalize_class_value
+from analysis.ingest.mapping import normalize_class_value
 
 FULL = """
 [project]

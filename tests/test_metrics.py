@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from analysis import Mapping, get_project, ingest_predictions
 from analysis.overview import daily_series, overview_table
-from analysis.scope import Scope
+from analysis.store.scope import Scope
 
 TOL = 1e-9
 

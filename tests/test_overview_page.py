@@ -191,7 +191,7 @@ def test_another_project_in_the_sidebar_opens_its_whole_view(monkeypatch, projec
 
 def test_an_outcome_summed_by_a_product_metric_takes_its_unit():
     from analysis.overview import outcome_units
-    from analysis.product_metrics import ProductMetric
+    from analysis.metrics.product import ProductMetric
 
     revenue = ProductMetric("revenue", "sum(revenue)", unit="$", format=",.0f")
     cost = ProductMetric("shipping", ' SUM( "delivery_cost" ) ', unit="EUR")

@@ -2,7 +2,7 @@
 
 The analyses run on the demo through a connection that records each statement; each
 one that Spark would answer (it reads the log, not only local curation tables) must
-translate with SQLGlot plus analysis.portable's rewrites and be free of constructs
+translate with SQLGlot plus analysis.engines.portable's rewrites and be free of constructs
 that are banned or unhandled (DuckDB-only functions, QUALIFY, UNPIVOT, slicing,
 approximate statistics, multi-argument grouping(), DuckDB's sampling clause). A new
 query that breaks this fails here, without a Spark at hand."""
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from analysis import Store, get_project
-from analysis.portable import spark_problems, to_spark
-from analysis.spark import is_local_table, spark_tables
+from analysis.engines.portable import spark_problems, to_spark
+from analysis.engines.spark import is_local_table, spark_tables
 
 
 class Recorder:
@@ -31,20 +31,20 @@ class Recorder:
 
 
 def analyses(project):
-    from analysis.breakdown import breakdown, leaderboard
-    from analysis.buckets import bucket_counts, examples
-    from analysis.compare import Side, compare
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.slices.buckets import bucket_counts, examples
+    from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
     from analysis.discovery.tree import error_tree
-    from analysis.gate import run_gate
-    from analysis.metrics import VERSION, compute_metrics
+    from analysis.compare.gate import run_gate
+    from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
-    from analysis.column_profile import histogram, value_counts
-    from analysis.saved_slices import slice_by_version, slice_over_time
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
-    from analysis.valsets import evaluate
+    from analysis.slices.column_profile import histogram, value_counts
+    from analysis.slices.saved import slice_by_version, slice_over_time
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
     east = parse_slice("region = east AND age < 30")
@@ -77,11 +77,11 @@ def analyses(project):
 
 @pytest.fixture(scope="module")
 def recorded(demo_db, tmp_path_factory):
-    import analysis.breakdown as breakdown_module
+    import analysis.slices.breakdown as breakdown_module
 
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     path = tmp_path_factory.mktemp("portable") / "demo.duckdb"
     path.write_bytes(demo_db.read_bytes())

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics, product_metrics
-from analysis.scope import Scope
+from analysis.metrics.product import ProductMetric, define_metric, delete_metric, list_metrics, product_metrics
+from analysis.store.scope import Scope
 
 from conftest import db_digest
 
@@ -103,7 +103,7 @@ def test_redefining_keeps_the_place_and_deleting_removes(lending):
 
 
 def test_a_mapping_defines_metrics_and_a_bad_one_rolls_the_ingest_back(tmp_path):
-    from analysis.mapping import mapping_to_toml, parse_mapping
+    from analysis.ingest.mapping import mapping_to_toml, parse_mapping
 
     frame = pd.DataFrame({"id": ["a", "b"], "v": "m", "prediction": [0, 1], "label": [1, 1], "loss": [5.0, 0.0]})
     toml = """
@@ -149,7 +149,7 @@ def test_expressions_are_tried_where_files_are_out_of_reach(lending):
     locked off: even SQL that skipped the whitelist could not read a file there."""
     import duckdb
 
-    from analysis.expressions import result_type
+    from analysis.metrics.expressions import result_type
 
     store, project, _ = lending
     with store.read() as con:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from analysis import Store, get_project
-from analysis.cli import build_parser
+from analysis.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

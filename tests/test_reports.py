@@ -14,19 +14,19 @@ import pytest
 from sklearn import metrics as skm
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.compare import Side, compare
-from analysis.gate import run_gate
-from analysis.labels import attach_labels
-from analysis.product_metrics import ProductMetric, define_metric
+from analysis.cli.main import main
+from analysis.compare.comparison import Side, compare
+from analysis.compare.gate import run_gate
+from analysis.ingest.labels import attach_labels
+from analysis.metrics.product import ProductMetric, define_metric
 from analysis.reports import (add_block, default_report, delete_block, edit_block, get_report, list_reports,
                               move_block, refresh, render_html, rerun)
 from analysis.reports.html import _plotly_packed
-from analysis.saved_slices import save_slice
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import parse_slice
-from analysis.scope import Scope
-from analysis.valsets import Selection, commit, create_set, evaluate, promote
+from analysis.slices.saved import save_slice
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import parse_slice
+from analysis.store.scope import Scope
+from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
 from conftest import db_digest
 from test_compare import two_versions

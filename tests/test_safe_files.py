@@ -1,7 +1,7 @@
 """Files the command line writes (``report``, ``valsets export``): never over an existing
 file without ``--force``, never over the database, never through a planted link, never
 outside the chosen folder, never half a file; bad targets get one line and exit 2. And
-the rules under them (``analysis.paths``): safe file names, the folders the app may read."""
+the rules under them (``analysis.store.paths``): safe file names, the folders the app may read."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
-from analysis.paths import check_readable, read_folders, safe_file_name, uploads_root, write_file
+from analysis.store.paths import check_readable, read_folders, safe_file_name, uploads_root, write_file
 from analysis.reports import add_block, render_html, get_report
 
 from conftest import ROOT, db_digest
@@ -37,9 +37,9 @@ def run(cwd, *args):
 def built(tmp_path_factory):
     """A database with project ``p`` (a committed set ``berlin``) and projects named to
     escape a folder, each with a saved report ``r`` of one note."""
-    from analysis.valsets import Selection, commit, create_set, promote
-    from analysis.slices import parse_slice
-    from analysis.scope import Scope
+    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     folder = tmp_path_factory.mktemp("db")
     store = Store(folder / "sb.duckdb")
@@ -199,7 +199,7 @@ def test_valsets_export_follows_the_same_rules(db, tmp_path):
     assert_refused(code, out, err, "does not exist")
     code, out, err = run(tmp_path, *export, "--out", tmp_path / "x.parquet")
     assert code == 0, err
-    from analysis.valsets import export_bytes
+    from analysis.valsets.sets import export_bytes
 
     with Store(db).read() as con:
         data, done = export_bytes(con, get_project(con, "p"), "berlin", "latest", "parquet")
@@ -234,7 +234,7 @@ def test_safe_file_name_keeps_the_suffix_of_a_long_name():
 
 
 def test_write_file_leaves_no_half_file(tmp_path):
-    from analysis.paths import writing
+    from analysis.store.paths import writing
 
     target = tmp_path / "t.txt"
     target.write_text("old")

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.example_key import example_key
-from analysis.saved_slices import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
+from analysis.cli.main import main
+from analysis.store.example_key import example_key
+from analysis.slices.saved import (delete_slice, get_slice, list_slices, save_slice, slice_by_version,
                             slice_history, slice_over_time)
-from analysis.schema import SCHEMA_VERSION
-from analysis.slices import parse_slice, validate_slice
+from analysis.store.schema import SCHEMA_VERSION
+from analysis.slices.model import parse_slice, validate_slice
 
 from conftest import db_digest, labeled_out_of_step, repeat_flags_wrong
 from test_slices import MAPPING, shop_frame
@@ -147,7 +147,7 @@ def test_a_version_1_database_is_migrated(shop):
 def test_a_saved_slice_remembers_its_versions_and_stages(shop):
     """Issue 21: saved slices remember their version (and stages); a slice saved before
     (no scope in its definition) means every version and stage."""
-    from analysis.scope import Scope
+    from analysis.store.scope import Scope
 
     store, project, frame = shop
     with store.write() as con:

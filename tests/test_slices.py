@@ -16,11 +16,11 @@ from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.scope import Scope
+from analysis.cli.main import main
+from analysis.store.scope import Scope
 from analysis.stats.intervals import hanley_mcneil_se
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import Condition, Slice, compile_slice, parse_slice, validate_slice
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import Condition, Slice, compile_slice, parse_slice, validate_slice
 
 from conftest import db_digest
 
@@ -319,7 +319,7 @@ def test_cli_slice_json(shop, capsys):
 
 # --- breakdowns and the leaderboard ----------------------------------------------------------
 
-from analysis.breakdown import MISSING, breakdown, grouping, leaderboard  # noqa: E402
+from analysis.slices.breakdown import MISSING, breakdown, grouping, leaderboard  # noqa: E402
 
 
 def test_breakdown_by_category_matches_pandas_and_sklearn(shop):
@@ -363,8 +363,8 @@ def test_sampled_cut_points_are_the_quantiles_of_the_examples_below_a_key_bound(
     same whatever the number of threads (a block sample is not)."""
     import duckdb
 
-    import analysis.breakdown as breakdown_module
-    from analysis.example_key import example_key
+    import analysis.slices.breakdown as breakdown_module
+    from analysis.store.example_key import example_key
 
     store, project, frame = shop
     monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 100)
@@ -477,7 +477,7 @@ def test_slices_saved_by_earlier_versions_still_load(shop):
         for i, text in enumerate(written):
             con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, 1, '', ?, FALSE, now()::TIMESTAMP)",
                         [project.project_id, f"old{i}", text])
-    from analysis.saved_slices import get_slice, list_slices
+    from analysis.slices.saved import get_slice, list_slices
 
     with store.read() as con:
         assert len(list_slices(con, project)) >= len(written)
@@ -629,7 +629,7 @@ def test_slices_page_breakdown_of_200000_values_draws_51_bars_and_says_why(monke
 
 
 def test_bucket_counts_of_200000_values_keep_the_largest_and_one_group_for_the_rest(many_values):
-    from analysis.buckets import bucket_counts
+    from analysis.slices.buckets import bucket_counts
 
     store, frame = many_values
     with store.read() as con:

@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from analysis import Store, get_project
-from analysis.ingest import ingest_predictions
-from analysis.mapping import Mapping
+from analysis.ingest.predictions import ingest_predictions
+from analysis.ingest.mapping import Mapping
 
 from test_app import literal, open_page, texts
 
@@ -66,9 +66,9 @@ def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, 
     that are not changes, p-values by format_p, no "None"; a log loss above 1 is not
     clipped by a 0–1 axis."""
     from analysis.numbers import format_count, format_p, format_value
-    from analysis.scope import Scope
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
+    from analysis.store.scope import Scope
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
     from streamlit.proto.Metric_pb2 import Metric
 
     where = "channel = partner_api AND employment = self_employed"
@@ -107,10 +107,10 @@ def test_multiclass_cards_show_two_different_metrics(monkeypatch, tmp_path):
     import pandas as pd
 
     from analysis import ingest_predictions
-    from analysis.mapping import Mapping
+    from analysis.ingest.mapping import Mapping
     from analysis.numbers import format_value
-    from analysis.slice_metrics import slice_metrics
-    from analysis.slices import parse_slice
+    from analysis.slices.metrics import slice_metrics
+    from analysis.slices.model import parse_slice
 
     rng = np.random.default_rng(5)
     n = 300
@@ -168,9 +168,9 @@ def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, dem
 
 
 def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, demo_copy):
-    from analysis.saved_slices import save_slice
-    from analysis.scope import Scope
-    from analysis.slices import parse_slice
+    from analysis.slices.saved import save_slice
+    from analysis.store.scope import Scope
+    from analysis.slices.model import parse_slice
 
     with Store(demo_copy).write() as con:
         save_slice(con, get_project(con, "lending-demo"), "young on the canary", parse_slice("age < 25"),
@@ -203,7 +203,7 @@ def test_a_refused_save_says_why_in_the_form_and_writes_nothing(monkeypatch, dem
 
 
 def test_saving_shows_the_slice_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
-    from analysis.saved_slices import list_slices
+    from analysis.slices.saved import list_slices
 
     at = slices_page(monkeypatch, demo_copy, version="credit-v3", slice="region = east", view="saved")
     at.text_input(key="sl_save_name").input("east")
@@ -280,7 +280,7 @@ def other_tasks(tmp_path):
     import pandas as pd
 
     from analysis import ingest_predictions
-    from analysis.mapping import Mapping
+    from analysis.ingest.mapping import Mapping
 
     rng = np.random.default_rng(21)
     n = 400

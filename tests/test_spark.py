@@ -1,7 +1,7 @@
 """The same analyses on embedded DuckDB and on a local Spark (PySpark, local[2]) give
 the same numbers, on a generated log with planted slices, three versions and late
 labels. Spark reads the log as Parquet; every statement is the engine's DuckDB SQL,
-translated (analysis.portable). Skips only when Java is missing (bash tests/run.sh
+translated (analysis.engines.portable). Skips only when Java is missing (bash tests/run.sh
 installs it and PySpark); CI has both.
 
 Covered: the Overview (rollup), metrics from the log, one slice's metrics with
@@ -18,18 +18,18 @@ import pandas as pd
 import pytest
 
 from analysis import Store, get_project
-from analysis.breakdown import breakdown, leaderboard
-from analysis.compare import Side, compare
+from analysis.slices.breakdown import breakdown, leaderboard
+from analysis.compare.comparison import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
-from analysis.example_key import example_key, example_key_sql
-from analysis.metrics import VERSION, compute_metrics
+from analysis.store.example_key import example_key, example_key_sql
+from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
-from analysis.portable import to_spark
-from analysis.scope import Scope
-from analysis.slice_metrics import slice_metrics
-from analysis.slices import parse_slice
-from analysis.valsets import Selection, commit, create_set, evaluate, promote
+from analysis.engines.portable import to_spark
+from analysis.store.scope import Scope
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.model import parse_slice
+from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def engines(tmp_path_factory):
         pytest.skip("no Java runtime (bash tests/run.sh installs it)")
     from pyspark.sql import SparkSession
 
-    from analysis.spark import SparkConnection, register_log
+    from analysis.engines.spark import SparkConnection, register_log
 
     folder = tmp_path_factory.mktemp("spark")
     store = Store(folder / "demo.duckdb")
@@ -136,8 +136,8 @@ def lake(engines, tmp_path_factory):
     """A hive-partitioned lake (model_version=/day=) attached with [engine] spark in its mapping."""
     from test_external import MAPPING, frame, write_lake
 
-    from analysis.external import attach_parquet
-    from analysis.mapping import mapping_to_toml, parse_mapping
+    from analysis.ingest.external import attach_parquet
+    from analysis.ingest.mapping import mapping_to_toml, parse_mapping
 
     folder = tmp_path_factory.mktemp("lake")
     write_lake(frame(n=1500), folder / "lake")
@@ -161,7 +161,7 @@ LAKE_ANALYSES = {
 
 
 def test_the_projects_engine_answers_from_the_lake_with_duckdbs_numbers(lake):
-    from analysis.engine import EngineSettings, engine_connection, get_settings
+    from analysis.engines.settings import EngineSettings, engine_connection, get_settings
 
     with lake.read() as con:
         project = get_project(con, "lake")
@@ -178,7 +178,7 @@ def test_the_projects_engine_answers_from_the_lake_with_duckdbs_numbers(lake):
 def test_the_lakes_rollup_is_built_on_spark_with_duckdbs_numbers(lake):
     """Attach (and refresh) aggregate the lake on the project's engine; the local store
     keeps the per-day figures. DuckDB building the same rollup gives the same rows."""
-    from analysis.rollup import rebuild_all
+    from analysis.metrics.rollup import rebuild_all
 
     def dump(con, project) -> list[pd.DataFrame]:
         frames = []
@@ -203,7 +203,7 @@ def test_the_lakes_rollup_is_built_on_spark_with_duckdbs_numbers(lake):
 def test_the_cli_answers_on_the_projects_engine(lake, capsys):
     import json
 
-    from analysis.cli import main
+    from analysis.cli.main import main
 
     args = ["compare", "--project", "lake", "--db", str(lake.path), "--baseline", "v1", "--candidate", "v2",
             "--discovered", "0", "--format", "json"]
@@ -252,7 +252,7 @@ def test_every_page_runs_on_spark(lake, monkeypatch, page):
 def test_sampled_cut_points_are_the_same_on_spark(engines, monkeypatch):
     """Beyond a million rows the cut points come from a sample: the examples whose key
     is below a bound. Both engines draw the same rows, so the bins are equal."""
-    import analysis.breakdown as breakdown_module
+    import analysis.slices.breakdown as breakdown_module
 
     local, remote, project = engines
     monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 1000)

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from analysis import Store
-from analysis.cli import main
-from analysis.external import attach_parquet
-from analysis.mapping import mapping_to_toml
+from analysis.cli.main import main
+from analysis.ingest.external import attach_parquet
+from analysis.ingest.mapping import mapping_to_toml
 from test_external import MAPPING, frame, write_lake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_sessions_are_shared_between_threads_and_a_stopped_one_is_replaced(conne
     closed channel) is not handed out again: the next request opens a new one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from analysis.engine import spark_session
+    from analysis.engines.settings import spark_session
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         sessions = list(pool.map(lambda _: spark_session(connect_url), range(8)))

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from analysis import DatabaseBusyError, IngestError, Store, attach_labels, ingest_predictions, parse_mapping
-from analysis.staging import STAGING_PREFIX, ingest_staged, remove_abandoned_staging
+from analysis.ingest.staging import STAGING_PREFIX, ingest_staged, remove_abandoned_staging
 from conftest import SMALL_MAPPING, db_digest, small_predictions
 from test_store import LockHolder
 
@@ -111,7 +111,7 @@ def test_staging_is_private_and_abandoned_staging_is_removed(tmp_path):
     seen = {}
     code = (
         "import os, sys, tempfile\n"
-        "from analysis.staging import STAGING_PREFIX\n"
+        "from analysis.ingest.staging import STAGING_PREFIX\n"
         "d = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{os.getpid()}-', dir=sys.argv[1])\n"
         "open(os.path.join(d, 'staging.duckdb'), 'wb').write(b'x' * 10)\n"
         "print(d)\n")
@@ -160,7 +160,7 @@ def test_a_bad_input_gets_the_same_message_staged_or_in_the_lock(tmp_path, case)
 def test_staged_labels_store_what_labels_in_the_lock_store(tmp_path):
     """Labels by prediction and by example id, conflicts kept and overwritten, labels that
     wait for their predictions: the same tables and the same report either way."""
-    from analysis.staging import labels_staged
+    from analysis.ingest.staging import labels_staged
 
     mapping = parse_mapping(SMALL_MAPPING)
     staged, locked = tmp_path / "staged.duckdb", tmp_path / "locked.duckdb"
@@ -184,7 +184,7 @@ def test_staged_labels_store_what_labels_in_the_lock_store(tmp_path):
 
 @pytest.mark.parametrize("case", ["repeated ids", "unknown class", "bad outcome"])
 def test_bad_labels_are_refused_without_waiting_for_the_database(tmp_path, case):
-    from analysis.staging import labels_staged
+    from analysis.ingest.staging import labels_staged
 
     path = tmp_path / "db.duckdb"
     with Store(path).write() as con:

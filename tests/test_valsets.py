@@ -15,11 +15,11 @@ import pytest
 from sklearn import metrics as skm
 
 from analysis import ConfigError, IngestError, Mapping, Store, get_project, ingest_predictions
-from analysis.cli import main
-from analysis.labels import attach_labels
-from analysis.scope import Scope
-from analysis.slices import parse_slice
-from analysis.valsets import (Selection, commit, create_set, delete_set, diff, evaluate, export_set, history,
+from analysis.cli.main import main
+from analysis.ingest.labels import attach_labels
+from analysis.store.scope import Scope
+from analysis.slices.model import parse_slice
+from analysis.valsets.sets import (Selection, commit, create_set, delete_set, diff, evaluate, export_set, history,
                               ingest_scores, members, parse_criterion, preview_promotion, promote,
                               remove_members)
 

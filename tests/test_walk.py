@@ -13,7 +13,7 @@ import pytest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis import palette
-from analysis.compare import Side
+from analysis.compare.comparison import Side
 from analysis.numbers import format_value
 from analysis.reports import add_block, render_html
 from analysis.reports.words import lines
@@ -110,8 +110,8 @@ def test_examples_have_readable_headers_that_name_the_users_columns(monkeypatch,
 
 
 def houses_set(path) -> None:
-    from analysis.slices import parse_slice
-    from analysis.valsets import Selection, commit, create_set, promote
+    from analysis.slices.model import parse_slice
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:
         project = get_project(con, "houses")
@@ -165,7 +165,7 @@ def test_a_change_that_is_not_significant_is_not_coloured_worse(other_tasks):  #
 def test_the_gate_says_what_its_slice_check_left_out_and_speaks_minutes_for_a_regression(deliveries):
     """eta-v8's canary is 12 minutes off in Porto, on fewer than 500 rows: the gate said
     "1 slices checked, none fails" and "worse by more than 2.0 points" (of minutes)."""
-    from analysis.gate import run_gate
+    from analysis.compare.gate import run_gate
     from analysis.numbers import format_delta
 
     db, frame = deliveries
@@ -183,7 +183,7 @@ def test_the_gate_says_what_its_slice_check_left_out_and_speaks_minutes_for_a_re
 
 def test_the_gate_names_product_metrics_in_words(demo_copy):
     """The gate's lines said "product metric loss_from_false_approvals" beside readable tables."""
-    from analysis.gate import run_gate
+    from analysis.compare.gate import run_gate
 
     with Store(demo_copy).read() as con:
         verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v3"), Side("credit-v1"),
@@ -235,7 +235,7 @@ def test_present_without_a_report_links_to_reports(monkeypatch, other_tasks):  #
 def test_ml_metrics_are_not_called_rates(deliveries):
     """The Compare table said a mean absolute error (and ROC AUC) was compared "as defined
     (a rate)"; a rate is what a product metric's ratio of sums is."""
-    from analysis.compare import compare
+    from analysis.compare.comparison import compare
 
     db, _ = deliveries
     with Store(db).read() as con:

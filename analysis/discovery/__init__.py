@@ -7,6 +7,6 @@ own scores predict (the default), beyond another version's, or by plain error; s
 DuckDB, level by level with the paper's pruning, the plain-error ranking; see :mod:`.sliceline`.
 """
 
-from .sliceline import NULL_CODE, SliceLineResult, find_slices
+from analysis.discovery.sliceline import NULL_CODE, SliceLineResult, find_slices
 
 __all__ = ["NULL_CODE", "SliceLineResult", "find_slices"]

@@ -7,11 +7,11 @@ slice finding.
   run) and any others share one more code, ``(other)``, which a reported slice
   names for what it is: "any of 93 less frequent values of uid".
 * Id-like categorical features (nearly every value unique, see
-  :func:`analysis.breakdown.is_id_like`) are left out unless ``keep_id_like``;
+  :func:`analysis.slices.breakdown.is_id_like`) are left out unless ``keep_id_like``;
   :attr:`Encoding.skipped` says which, and why.
 * Booleans: ``false`` is 0, ``true`` is 1.
 * Numbers and timestamps: quantile bins (cut points from
-  :func:`analysis.breakdown.groupings`), bin ``i`` being ``[edge(i-1), edge(i))``.
+  :func:`analysis.slices.breakdown.groupings`), bin ``i`` being ``[edge(i-1), edge(i))``.
 * Missing values stay SQL NULL, which slice finding treats as a value of its own.
 
 Every code maps back to slice conditions (:attr:`EncodedFeature.conditions`),
@@ -21,7 +21,7 @@ Error measures (:data:`ERRORS`): ``misclassification`` (classification),
 ``logloss`` and ``brier`` (binary), ``abs_residual`` and ``sq_residual``
 (regression), the name of any numeric outcome column (a product cost, such
 as money lost), or a per-row expression over the log's columns (checked by
-:mod:`analysis.expressions`), for example
+:mod:`analysis.metrics.expressions`), for example
 ``CASE WHEN prediction AND NOT label THEN loss ELSE 0 END``. Costs must not be
 negative. Rows where the measure is undefined (no label yet, no score, no
 outcome value, an expression that is NULL or reads a label or outcome not known
@@ -38,14 +38,14 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from ..breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
-from ..errors import ConfigError
-from ..expressions import RowExpression, cost_expression, parse_row_expression, row_columns
-from ..metrics import binary_terms
-from ..project import Project
-from ..scope import Scope
-from ..slices import Condition, Slice, compile_slice, slice_columns
-from ..sql import and_all, quote_ident
+from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
+from analysis.errors import ConfigError
+from analysis.metrics.expressions import RowExpression, cost_expression, parse_row_expression, row_columns
+from analysis.metrics.sql import binary_terms
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
+from analysis.store.sql import and_all, quote_ident
 
 MAX_CATEGORIES = 100
 OTHER = "(other)"

@@ -50,13 +50,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConfigError
-from ..project import Project
-from ..scope import Scope
-from ..slices import Condition, Slice
-from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, encode
-from .fold import predicate_sql
+from analysis.errors import ConfigError
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.slices.model import Condition, Slice
+from analysis.store.sql import quote_ident
+from analysis.discovery.encode import ERROR_COLUMN, Encoding, encode
+from analysis.discovery.fold import predicate_sql
 
 EXPECTED_BINS = 50
 SETS_PER_QUERY = 128

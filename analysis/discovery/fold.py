@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..sql import quote_ident
+from analysis.store.sql import quote_ident
 
 SLICES_PER_SCAN = 60  # slices whose membership packs into one integer per row
 

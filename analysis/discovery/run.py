@@ -5,7 +5,7 @@ call. It returns a :class:`Discovery` whose ``slices`` table has one row per
 reported slice, best first:
 
 ``rank``, ``where`` (readable slice; a lump of less frequent values named as "any
-of 93 less frequent values of uid"), ``slice`` (a :class:`~analysis.slices.Slice`),
+of 93 less frequent values of uid"), ``slice`` (a :class:`~analysis.slices.model.Slice`),
 ``predicates`` (column -> value, ``{"low", "high"}`` range, or None for missing;
 see :meth:`~analysis.discovery.encode.EncodedFeature.predicate`), ``level``, ``size``, ``errors`` (error
 sum), ``error_rate`` (mean error) with ``ci_low`` / ``ci_high``,
@@ -34,7 +34,7 @@ that entry's variants instead of taking a place of its own: a condition added to
 slice that hardly changes its rows, two features that say the same thing (a device
 that only one channel uses).
 
-Id-like features (nearly every value unique: :func:`analysis.breakdown.is_id_like`)
+Id-like features (nearly every value unique: :func:`analysis.slices.breakdown.is_id_like`)
 are left out of the search unless ``keep_id_like``; ``skipped_features`` and
 ``notes`` say which.
 """
@@ -50,18 +50,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConfigError
-from ..expressions import first_line
-from ..project import Project
-from ..scope import Scope
-from ..slices import Slice
-from ..sql import quote_ident
-from .encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
-from . import expected
-from .fold import contains, fold
-from ..stats.multiple_testing import bh_qvalues
-from .significance import error_rate_interval, pooled_z_pvalues
-from .sliceline import SharedCounts, find_slices
+from analysis.errors import ConfigError
+from analysis.metrics.expressions import first_line
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.slices.model import Slice
+from analysis.store.sql import quote_ident
+from analysis.discovery.encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
+from analysis.discovery import expected
+from analysis.discovery.fold import contains, fold
+from analysis.stats.multiple_testing import bh_qvalues
+from analysis.discovery.significance import error_rate_interval, pooled_z_pvalues
+from analysis.discovery.sliceline import SharedCounts, find_slices
 
 RANKINGS = ("score", "impact")
 AGAINST = ("expected", "version", "error")  # what a slice's errors are held against

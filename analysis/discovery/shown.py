@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..numbers import MISSING, format_count, format_number, format_p, format_percent, missing
+from analysis.numbers import MISSING, format_count, format_number, format_p, format_percent, missing
 
 ERROR_WORDS = {
     "misclassification": "error rate",

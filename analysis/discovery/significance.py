@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..stats.intervals import positive_mean_interval, wilson
+from analysis.stats.intervals import positive_mean_interval, wilson
 
 
 def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float, total_sq: float) -> np.ndarray:

@@ -93,7 +93,7 @@ them); ties go to fewer predicates, then more rows, then the predicates compared
 one by one in the order of ``features`` (earlier feature first) and by code
 (NULL first).
 
-SQL hygiene: column names go through :func:`analysis.sql.quote_ident`; data values
+SQL hygiene: column names go through :func:`analysis.store.sql.quote_ident`; data values
 (feature codes) are bound parameters. Only numbers this module makes up itself
 (collapsed codes, radices, combination ids) appear in SQL text.
 """
@@ -109,8 +109,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..sql import quote_ident
+from analysis.errors import ConfigError
+from analysis.store.sql import quote_ident
 
 NULL_CODE = -1
 """Code of a ``feature IS NULL`` predicate in the per-feature columns of the result."""

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
-from ..errors import ConfigError
-from ..project import Project
-from ..scope import Scope
-from ..slices import Condition, Slice
-from ..sql import quote_ident
-from .encode import ERROR_COLUMN, EncodedFeature, encode, materialized
+from analysis.errors import ConfigError
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.slices.model import Condition, Slice
+from analysis.store.sql import quote_ident
+from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, encode, materialized
 
 MISSING = -1  # the tree's code for a missing value
 

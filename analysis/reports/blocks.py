@@ -21,12 +21,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..metrics import ALL_ROWS, compute_metrics, metrics_for
-from ..product_metrics import ProductMetric, list_metrics, product_metrics
-from ..project import Project
-from ..scope import Scope
-from ..slices import Slice
+from analysis.errors import ConfigError
+from analysis.metrics.sql import ALL_ROWS, compute_metrics, metrics_for
+from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.slices.model import Slice
 
 KINDS = ("headline", "comparison", "gate", "slice", "discovery", "valsets", "series", "note")
 TITLES = {"headline": "Headline numbers", "comparison": "Comparison", "gate": "Deployment gate",
@@ -62,7 +62,7 @@ def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict]
 
 def _window(con, project: Project, start, end) -> tuple[str, str]:
     """Explicit first and last day (an open end: the data's first or last day now)."""
-    from ..sql import quote_ident
+    from analysis.store.sql import quote_ident
 
     first, last = con.execute(f'SELECT min("timestamp"), max("timestamp") FROM {quote_ident(project.log_table)}'
                               ).fetchall()[0]
@@ -73,14 +73,14 @@ def _window(con, project: Project, start, end) -> tuple[str, str]:
 
 
 def _side(side) -> dict:
-    """A version × stage as plain values (from a :class:`~analysis.compare.Side` or a dict)."""
+    """A version × stage as plain values (from a :class:`~analysis.compare.comparison.Side` or a dict)."""
     if isinstance(side, dict):
         return {"version": str(side["version"]), "stage": side.get("stage") or None}
     return {"version": side.version, "stage": side.stage}
 
 
 def side_of(d: dict):
-    from ..compare import Side
+    from analysis.compare.comparison import Side
 
     return Side(d["version"], d.get("stage"))
 
@@ -113,7 +113,7 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
             raise ConfigError("A note holds at most 20,000 characters.")
         return {"text": text}
     if kind == "valsets":
-        from ..valsets import list_sets
+        from analysis.valsets.sets import list_sets
 
         sets = list_sets(con, project)
         committed = sets[sets["latest_version"] > 0]
@@ -127,7 +127,7 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
         return {"sets": {str(k): int(v) for k, v in wanted.items()}}
     start, end = _window(con, project, view.get("start"), view.get("end"))
     if kind in ("comparison", "gate", "series"):
-        from ..saved_slices import list_slices
+        from analysis.slices.saved import list_slices
 
         params = {"baseline": _side(view["baseline"]), "candidate": _side(view["candidate"]),
                   "start": start, "end": end, "metrics": _metric_defs(con, project),
@@ -136,7 +136,7 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
             params["saved"] = list(view.get("saved") or list_slices(con, project)["where"])
             params["discovered"] = int(view.get("discovered", 5))
         if kind == "gate":
-            from ..gate import get_criteria
+            from analysis.compare.gate import get_criteria
 
             criteria = view.get("criteria") or get_criteria(con, project)
             params["criteria"] = plain(asdict(criteria) if not isinstance(criteria, dict) else criteria)
@@ -154,7 +154,7 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
     if kind == "headline":
         sides = view.get("sides")
         if not sides:
-            from ..sql import quote_ident
+            from analysis.store.sql import quote_ident
 
             sides = [{"version": v, "stage": None} for (v,) in con.execute(
                 f"SELECT DISTINCT model_version FROM {quote_ident(project.log_table)} ORDER BY 1").fetchall()]
@@ -191,7 +191,7 @@ def comparison_for(con: duckdb.DuckDBPyConnection, project: Project, params: dic
 
 
 def _headline(con, project: Project, params: dict) -> dict:
-    from ..slice_metrics import add_counts, with_intervals
+    from analysis.slices.metrics import add_counts, with_intervals
 
     metrics = _metrics_of(params)
     rows = []
@@ -211,7 +211,7 @@ def _headline(con, project: Project, params: dict) -> dict:
 
 
 def _comparison_of(con, project: Project, params: dict, discovered: int):
-    from ..compare import compare
+    from analysis.compare.comparison import compare
 
     return compare(con, project, side_of(params["baseline"]), side_of(params["candidate"]), start=params["start"],
                    end=params["end"], discovered=discovered, saved=params.get("saved", []),
@@ -238,7 +238,7 @@ def _comparison(con, project: Project, params: dict, comp=None) -> dict:
 
 
 def _gate(con, project: Project, params: dict, comp=None) -> dict:
-    from ..gate import GateCriteria, run_gate
+    from analysis.compare.gate import GateCriteria, run_gate
 
     data = dict(params["criteria"])
     if isinstance(data.get("required_sets"), list):
@@ -253,7 +253,7 @@ def _gate(con, project: Project, params: dict, comp=None) -> dict:
 
 
 def _slice(con, project: Project, params: dict) -> dict:
-    from ..slice_metrics import slice_metrics
+    from analysis.slices.metrics import slice_metrics
 
     result = slice_metrics(con, project, Slice.from_dict(params["slice"]), _scope(params))
     keep = ["part", "n_rows", "n_labeled", "share", "share_low", "share_high"]
@@ -266,7 +266,7 @@ def _slice(con, project: Project, params: dict) -> dict:
 
 
 def _discovery(con, project: Project, params: dict) -> dict:
-    from ..discovery.run import discover
+    from analysis.discovery.run import discover
 
     found = discover(con, project, _scope(params), error=params["error"], columns=params["columns"] or None,
                      bins=params["bins"], alpha=params["alpha"], min_support=params["min_support"],
@@ -285,7 +285,7 @@ def _discovery(con, project: Project, params: dict) -> dict:
 
 
 def _valsets(con, project: Project, params: dict) -> dict:
-    from ..valsets import evaluate
+    from analysis.valsets.sets import evaluate
 
     frames = [evaluate(con, project, [name], version=version) for name, version in params["sets"].items()]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -296,7 +296,7 @@ def _valsets(con, project: Project, params: dict) -> dict:
 
 
 def _series(con, project: Project, params: dict) -> dict:
-    from ..compare import daily
+    from analysis.compare.comparison import daily
 
     frame = daily(con, project, side_of(params["baseline"]), side_of(params["candidate"]), start=params["start"],
                   end=params["end"])

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..numbers import format_delta, format_value, is_share
-from ..palette import BASELINE as BASE
-from ..palette import BETTER, NEUTRAL, VERDICT_LEVEL, VERDICT_WORDS, WORSE, verdict_scale
-from ..palette import CANDIDATE as CAND
-from .tables import error_measure
-from .words import metric_name, missing, slice_measure
+from analysis.numbers import format_delta, format_value, is_share
+from analysis.palette import BASELINE as BASE
+from analysis.palette import BETTER, NEUTRAL, VERDICT_LEVEL, VERDICT_WORDS, WORSE, verdict_scale
+from analysis.palette import CANDIDATE as CAND
+from analysis.reports.tables import error_measure
+from analysis.reports.words import metric_name, missing, slice_measure
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:

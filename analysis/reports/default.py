@@ -8,13 +8,13 @@ import json
 
 import duckdb
 
-from ..compare import Side
-from ..errors import ConfigError
-from ..project import Project
-from ..sql import quote_ident
-from . import blocks as kinds
-from .fingerprint import fingerprint
-from .saved import Block, Report, default_title, utc_now
+from analysis.compare.comparison import Side
+from analysis.errors import ConfigError
+from analysis.store.project import Project
+from analysis.store.sql import quote_ident
+from analysis.reports import blocks as kinds
+from analysis.reports.fingerprint import fingerprint
+from analysis.reports.saved import Block, Report, default_title, utc_now
 
 
 def latest_comparison(con: duckdb.DuckDBPyConnection, project: Project) -> tuple[Side, Side] | None:
@@ -43,7 +43,7 @@ def default_report(con: duckdb.DuckDBPyConnection, project: Project, progress=No
     views: list[tuple[str, dict]] = [("headline", {})]
     pair = latest_comparison(con, project)
     if pair is not None:
-        from ..gate import get_criteria
+        from analysis.compare.gate import get_criteria
 
         # The comparison block looks as far as the gate does, so both show one comparison.
         found = get_criteria(con, project).discovered_slices

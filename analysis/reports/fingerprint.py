@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import duckdb
 
-from ..project import Project
-from ..sql import quote_ident
+from analysis.store.project import Project
+from analysis.store.sql import quote_ident
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, project: Project) -> dict:

@@ -27,13 +27,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markdown_it import MarkdownIt
 
-from ..errors import ConfigError
-from . import blocks as kinds
-from .charts import figures
-from .saved import Report
-from .tables import Cell, Table
-from .tables import tables as block_tables
-from .words import lines
+from analysis.errors import ConfigError
+from analysis.reports import blocks as kinds
+from analysis.reports.charts import figures
+from analysis.reports.saved import Report
+from analysis.reports.tables import Cell, Table
+from analysis.reports.tables import tables as block_tables
+from analysis.reports.words import lines
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
        "img-src data: blob:; font-src data:")
@@ -218,10 +218,10 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path: str | Path, *, force: bool = True, protect=()) -> Path:
-    """The report as one HTML file, written by :func:`analysis.paths.write_file` (never
+    """The report as one HTML file, written by :func:`analysis.store.paths.write_file` (never
     through a link, never over a database, all or nothing; an existing file is replaced
     only with ``force``)."""
-    from ..paths import write_file
+    from analysis.store.paths import write_file
 
     return write_file(path, render_html(report), force=force, protect=protect)
 
@@ -237,7 +237,7 @@ def _chromium() -> str:
 def write_pdf(report: Report, path: str | Path, *, timeout: float = 120, force: bool = True, protect=()) -> Path:
     """The HTML, printed to PDF by headless Chromium (charts drawn first), written under
     the rules of :func:`write_html`."""
-    from ..paths import writing
+    from analysis.store.paths import writing
 
     chromium = _chromium()
     with writing(path, force=force, protect=protect) as target, tempfile.TemporaryDirectory() as tmp:

@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
-from ..errors import ConfigError
-from ..project import Project
-from ..sql import in_transaction
-from . import blocks as kinds
-from .fingerprint import describe_changes, fingerprint
+from analysis.errors import ConfigError
+from analysis.store.project import Project
+from analysis.store.sql import in_transaction
+from analysis.reports import blocks as kinds
+from analysis.reports.fingerprint import describe_changes, fingerprint
 
 MAX_NAME = 200
 

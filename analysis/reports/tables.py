@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..numbers import (MISSING, format_count, format_delta, format_number, format_p, format_value, metric_name,
+from analysis.numbers import (MISSING, format_count, format_delta, format_number, format_p, format_value, metric_name,
                        missing)
-from ..palette import VERDICT_WORDS
-from .words import slice_measure
+from analysis.palette import VERDICT_WORDS
+from analysis.reports.words import slice_measure
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def slice_(s: dict) -> list[Table]:
 def error_measure(error: str) -> str:
     """The name a discovery block's error values format as: a 0/1 error is a rate
     (percent); a log loss or a residual is a plain number."""
-    from ..discovery.encode import BINARY_ERROR
+    from analysis.discovery.encode import BINARY_ERROR
 
     return "error_rate" if error in BINARY_ERROR else error
 

@@ -5,10 +5,10 @@ approval_rate 62.0% vs 65.1% for credit-v1 (production), 3.1 points lower (worse
 from __future__ import annotations
 
 # One formatting of numbers for the whole product: re-exported here for the report's modules.
-from ..discovery.shown import error_words, format_error
-from ..numbers import format_delta as show_delta
-from ..numbers import format_p, is_share, metric_name, metric_title, missing, p_words  # noqa: F401
-from ..numbers import format_value as show
+from analysis.discovery.shown import error_words, format_error
+from analysis.numbers import format_delta as show_delta
+from analysis.numbers import format_p, is_share, metric_name, metric_title, missing, p_words  # noqa: F401
+from analysis.numbers import format_value as show
 
 
 def _judged(row: dict) -> str:

@@ -11,14 +11,14 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from analysis import SliceboardError
-from analysis.compare_metrics import PER_PREDICTION, TOTAL
-from analysis.compare_slices import SOURCE
-from analysis.gate import GateCriteria, compared_name, get_criteria, set_criteria
-from analysis.metric_failures import failure_lines
+from analysis.metrics.decompose import PER_PREDICTION, TOTAL
+from analysis.compare.slices import SOURCE
+from analysis.compare.gate import GateCriteria, compared_name, get_criteria, set_criteria
+from analysis.metrics.failures import failure_lines
 from analysis.numbers import (format_count, format_delta, format_p, format_value, is_share, metric_name,
                              metric_title, missing)
-from analysis.product_metrics import ProductMetric, define_metric, delete_metric, list_metrics
-from analysis.valsets import list_sets
+from analysis.metrics.product import ProductMetric, define_metric, delete_metric, list_metrics
+from analysis.valsets.sets import list_sets
 from pages.parts import _ui
 from pages.parts._writes import flash
 

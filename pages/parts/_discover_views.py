@@ -12,7 +12,7 @@ import streamlit as st
 from analysis import SliceboardError
 from analysis.discovery.shown import error_words, format_error, is_share, ranking_caption
 from analysis.numbers import format_count, format_number, format_p
-from analysis.saved_slices import save_slice
+from analysis.slices.saved import save_slice
 from pages.parts import _ui
 from pages.parts._promote_view import promote_view
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.engine import DEFAULT_SPARK, EngineSettings, get_settings, masked_remote, set_settings
-from analysis.project import get_project
+from analysis.engines.settings import DEFAULT_SPARK, EngineSettings, get_settings, masked_remote, set_settings
+from analysis.store.project import get_project
 from pages.parts import _ui
 
 LABELS = {"duckdb": "DuckDB (embedded)", "spark": "Spark"}

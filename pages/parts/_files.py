@@ -1,13 +1,13 @@
 """Files in the app: an upload is kept in a private folder of the server (mode 0700) and
 removed once ingested or replaced; a path on the server is read only inside the folders
-the app may read (``analysis.paths``; ``$SLICEBOARD_READ_FOLDERS``)."""
+the app may read (``analysis.store.paths``; ``$SLICEBOARD_READ_FOLDERS``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from analysis import SliceboardError, default_db_path
-from analysis.paths import Uploads, check_readable, read_folders
+from analysis.store.paths import Uploads, check_readable, read_folders
 
 
 def _uploads() -> Uploads:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import get_project
-from analysis.guess_columns import guess_source
-from analysis.labels import guess_label_columns
-from analysis.mapping import ROLE_KEYS
+from analysis.ingest.guess_columns import guess_source
+from analysis.ingest.labels import guess_label_columns
+from analysis.ingest.mapping import ROLE_KEYS
 from analysis.numbers import format_count
-from analysis.staging import labels_staged
+from analysis.ingest.staging import labels_staged
 from pages.parts import _files, _ui
 
 NONE = "—"

@@ -9,8 +9,8 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.numbers import MISSING, metric_title
-from analysis.saved_slices import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
-from analysis.slices import Slice
+from analysis.slices.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
+from analysis.slices.model import Slice
 from pages.parts import _ui
 from pages.parts._writes import flash, write
 from pages.parts._slice_views import table

@@ -8,10 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
-from analysis.breakdown import GROUPABLE, group_condition, grouping
-from analysis.buckets import bucket_counts, buckets_for, examples
+from analysis.slices.breakdown import GROUPABLE, group_condition, grouping
+from analysis.slices.buckets import bucket_counts, buckets_for, examples
 from analysis.numbers import MISSING, format_count
-from analysis.mapping import parse_mapping
+from analysis.ingest.mapping import parse_mapping
 from analysis.palette import BETTER, NOT_SCORED
 from pages.parts import _ui
 

@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
+from analysis.slices.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
 from analysis.numbers import (MISSING, PROPORTIONS, format_count, format_delta, format_p, format_value, metric_title,
                               missing)
-from analysis.slices import slice_columns
+from analysis.slices.model import slice_columns
 from pages.parts import _ui
 
 PART_COLORS = (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d"))

@@ -17,10 +17,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
-from analysis.access import ReadOnlyStore, read_only_mode
-from analysis.changes import Signatures
-from analysis.changes import signatures as read_signatures
-from analysis.engine import answered, engine_connection, get_settings
+from analysis.store.access import ReadOnlyStore, read_only_mode
+from analysis.store.changes import Signatures
+from analysis.store.changes import signatures as read_signatures
+from analysis.engines.settings import answered, engine_connection, get_settings
 
 log = logging.getLogger("sliceboard")
 
@@ -105,7 +105,7 @@ def store() -> Store:
     return _store_for(str(default_db_path()), read_only_mode())
 
 
-# Which areas of the database (see analysis.changes) each cached answer depends on: the
+# Which areas of the database (see analysis.store.changes) each cached answer depends on: the
 # signatures are read again only when the file changed on disk (a stat, microseconds),
 # and after a write of this process (clear_caches).
 _SIGNATURES: dict[str, tuple[tuple, Signatures]] = {}
@@ -157,7 +157,7 @@ def compute(path: str, func_path: str, project: str | None, kwargs: tuple, extra
 
 def query(func, project: str | None = None, **kwargs):
     """Run ``func(con, project, **kwargs)`` read-only on the project's engine, cached
-    until a write changes what it reads (the areas ``analysis.changes.READS`` declares
+    until a write changes what it reads (the areas ``analysis.store.changes.READS`` declares
     for it, every area when not declared; the project and its engine setting always).
     Keyword values must be hashable plain values (strings, numbers, tuples).
     """

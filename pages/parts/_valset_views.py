@@ -10,11 +10,11 @@ import streamlit as st
 from analysis import SliceboardError
 from analysis.numbers import MISSING, format_count, format_value, metric_name, metric_title, missing
 from analysis.palette import VERDICT_WORDS
-from analysis.paths import safe_file_name
+from analysis.store.paths import safe_file_name
 from analysis.reports.blocks import records
 from analysis.reports.charts import valsets_figures
 from analysis.reports.html import inert_figure
-from analysis.valsets import export_bytes, ingest_scores
+from analysis.valsets.sets import export_bytes, ingest_scores
 from pages.parts import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
