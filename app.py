@@ -17,7 +17,9 @@ PAGES = [
     OVERVIEW,
     st.Page("pages/slices.py", title="Slices", icon=":material/filter_alt:", url_path="slices"),
     st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:", url_path="discover"),
-    st.Page("pages/validation-sets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"),
+    st.Page(
+        "pages/validation-sets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"
+    ),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/reports.py", title="Reports", icon=":material/description:", url_path="reports"),
     st.Page("pages/present.py", title="Present", icon=":material/slideshow:", url_path="present"),

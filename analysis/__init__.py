@@ -13,12 +13,12 @@ from analysis.errors import (
     ProjectNotFoundError,
     SliceboardError,
 )
-from analysis.moved import install as install_moved_modules
-from analysis.ingest.predictions import IngestReport, ingest_predictions
 from analysis.ingest.labels import LabelReport, attach_labels
 from analysis.ingest.mapping import Mapping, guess_mapping, load_mapping, mapping_to_toml, parse_mapping
-from analysis.store.project import Project, get_project, list_projects
+from analysis.ingest.predictions import IngestReport, ingest_predictions
+from analysis.moved import install as install_moved_modules
 from analysis.store.connection import Store, default_db_path
+from analysis.store.project import Project, get_project, list_projects
 
 __all__ = [
     "ConfigError",

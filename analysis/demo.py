@@ -62,13 +62,31 @@ PURPOSES = np.array(["debt_consolidation", "home_improvement", "car", "education
 PURPOSE_P = [0.32, 0.18, 0.17, 0.08, 0.07, 0.10, 0.08]
 TERMS = np.array([12, 24, 36, 60])
 TERM_P = [0.15, 0.30, 0.35, 0.20]
-NOTE_OPENERS = np.array([
-    "Consolidating", "Paying off", "Refinancing", "Covering", "Funding", "Financing", "Spreading",
-])
-NOTE_OBJECTS = np.array([
-    "two credit cards", "a used car", "kitchen renovation", "medical bills", "tuition fees",
-    "equipment for my shop", "a family wedding", "moving costs", "roof repairs", "a store card",
-])
+NOTE_OPENERS = np.array(
+    [
+        "Consolidating",
+        "Paying off",
+        "Refinancing",
+        "Covering",
+        "Funding",
+        "Financing",
+        "Spreading",
+    ]
+)
+NOTE_OBJECTS = np.array(
+    [
+        "two credit cards",
+        "a used car",
+        "kitchen renovation",
+        "medical bills",
+        "tuition fees",
+        "equipment for my shop",
+        "a family wedding",
+        "moving costs",
+        "roof repairs",
+        "a store card",
+    ]
+)
 
 
 @dataclass
@@ -102,9 +120,13 @@ def _applications(day: int, n_days: int, per_day: int, seed: int, end: datetime)
     region = rng.choice(REGIONS, n, p=REGION_P)
     channel = rng.choice(CHANNELS, n, p=CHANNEL_P)
     device = np.where(
-        channel == "branch", "in_person",
-        np.where(channel == "partner_api", "server",
-                 rng.choice(np.array(["desktop", "ios", "android"]), n, p=[0.35, 0.30, 0.35])),
+        channel == "branch",
+        "in_person",
+        np.where(
+            channel == "partner_api",
+            "server",
+            rng.choice(np.array(["desktop", "ios", "android"]), n, p=[0.35, 0.30, 0.35]),
+        ),
     )
     device = np.where((channel == "mobile_app") & (device == "desktop"), "android", device)
     purpose = rng.choice(PURPOSES, n, p=PURPOSE_P)
@@ -140,31 +162,33 @@ def _applications(day: int, n_days: int, per_day: int, seed: int, end: datetime)
     partner_self = (channel == "partner_api") & (employment == "self_employed")
     logit = logit + 1.6 * partner_self
     app_ids = np.char.add(f"app-{day:02d}-", np.arange(n).astype(str))
-    return pd.DataFrame({
-        "application_id": app_ids,
-        "scored_at": ts,
-        "age": age,
-        "income": income,
-        "bureau_score": bureau,
-        "loan_amount": loan,
-        "term_months": term,
-        "employment": employment,
-        "region": region,
-        "channel": channel,
-        "device": device,
-        "purpose": purpose,
-        "credit_history_years": history,
-        "has_cosigner": cosigner,
-        "account_opened": opened,
-        "applicant_note": note,
-        "_logit": logit,
-        "_default": rng.random(n) < _sigmoid(logit),
-        "_u_canary": rng.random(n),
-        "_delay": 3 + rng.gamma(1.6, 6.0, n),
-        "_noise1": rng.normal(0, 1, n),
-        "_noise2": rng.normal(0, 1, n),
-        "_noise3": rng.normal(0, 1, n),
-    })
+    return pd.DataFrame(
+        {
+            "application_id": app_ids,
+            "scored_at": ts,
+            "age": age,
+            "income": income,
+            "bureau_score": bureau,
+            "loan_amount": loan,
+            "term_months": term,
+            "employment": employment,
+            "region": region,
+            "channel": channel,
+            "device": device,
+            "purpose": purpose,
+            "credit_history_years": history,
+            "has_cosigner": cosigner,
+            "account_opened": opened,
+            "applicant_note": note,
+            "_logit": logit,
+            "_default": rng.random(n) < _sigmoid(logit),
+            "_u_canary": rng.random(n),
+            "_delay": 3 + rng.gamma(1.6, 6.0, n),
+            "_noise1": rng.normal(0, 1, n),
+            "_noise2": rng.normal(0, 1, n),
+            "_noise3": rng.normal(0, 1, n),
+        }
+    )
 
 
 def _score(apps: pd.DataFrame, version: str) -> np.ndarray:
@@ -187,8 +211,14 @@ def _score(apps: pd.DataFrame, version: str) -> np.ndarray:
     return np.round(_sigmoid(z), 4)
 
 
-def generate_day(day: int, *, seed: int = 7, n_days: int = DEMO_DAYS,
-                 requests_per_day: int = DEMO_REQUESTS_PER_DAY, end: datetime = DEMO_END) -> DemoData:
+def generate_day(
+    day: int,
+    *,
+    seed: int = 7,
+    n_days: int = DEMO_DAYS,
+    requests_per_day: int = DEMO_REQUESTS_PER_DAY,
+    end: datetime = DEMO_END,
+) -> DemoData:
     """Predictions, labels and outcomes for one day (deterministic per day)."""
     apps = _applications(day, n_days, requests_per_day, seed, end)
     as_of = pd.Timestamp(end)
@@ -221,25 +251,46 @@ def generate_day(day: int, *, seed: int = 7, n_days: int = DEMO_DAYS,
         sub["predicted"] = np.where(predicted_default, "default", "repaid")
         parts.append(sub)
     preds = pd.concat(parts, ignore_index=True)
-    labels = pd.DataFrame({
-        "application_id": apps["application_id"][known],
-        "outcome": np.where(apps["_default"][known], "default", "repaid"),
-        "outcome_at": label_at[known].dt.floor("s"),
-    })
+    labels = pd.DataFrame(
+        {
+            "application_id": apps["application_id"][known],
+            "outcome": np.where(apps["_default"][known], "default", "repaid"),
+            "outcome_at": label_at[known].dt.floor("s"),
+        }
+    )
     outcomes = preds.loc[preds["_known"].to_numpy(), ["prediction_id", "revenue", "loss"]].reset_index(drop=True)
     columns = [
-        "prediction_id", "application_id", "scored_at", "model_version", "stage", "predicted",
-        "p_default", "age", "income", "bureau_score", "loan_amount", "term_months", "employment", "region",
-        "channel", "device", "purpose", "credit_history_years", "has_cosigner", "account_opened",
+        "prediction_id",
+        "application_id",
+        "scored_at",
+        "model_version",
+        "stage",
+        "predicted",
+        "p_default",
+        "age",
+        "income",
+        "bureau_score",
+        "loan_amount",
+        "term_months",
+        "employment",
+        "region",
+        "channel",
+        "device",
+        "purpose",
+        "credit_history_years",
+        "has_cosigner",
+        "account_opened",
         "applicant_note",
     ]
     return DemoData(preds[columns], labels.reset_index(drop=True), outcomes)
 
 
-def generate_demo(*, seed: int = 7, n_days: int = DEMO_DAYS,
-                  requests_per_day: int = DEMO_REQUESTS_PER_DAY, end: datetime = DEMO_END) -> DemoData:
-    days = [generate_day(d, seed=seed, n_days=n_days, requests_per_day=requests_per_day, end=end)
-            for d in range(n_days)]
+def generate_demo(
+    *, seed: int = 7, n_days: int = DEMO_DAYS, requests_per_day: int = DEMO_REQUESTS_PER_DAY, end: datetime = DEMO_END
+) -> DemoData:
+    days = [
+        generate_day(d, seed=seed, n_days=n_days, requests_per_day=requests_per_day, end=end) for d in range(n_days)
+    ]
     return DemoData(
         pd.concat([d.predictions for d in days], ignore_index=True),
         pd.concat([d.labels for d in days], ignore_index=True),
@@ -251,13 +302,19 @@ def demo_mapping():
     return load_mapping(DEMO_MAPPING_PATH)
 
 
-def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
-               requests_per_day: int = DEMO_REQUESTS_PER_DAY, replace: bool = False,
-               progress=None) -> dict:
+def build_demo(
+    store,
+    *,
+    seed: int = 7,
+    n_days: int = DEMO_DAYS,
+    requests_per_day: int = DEMO_REQUESTS_PER_DAY,
+    replace: bool = False,
+    progress=None,
+) -> dict:
     """Generate the demo and ingest it through the public paths (predictions,
     then late labels by example id, then outcomes by prediction id)."""
-    from analysis.ingest.predictions import ingest_predictions
     from analysis.ingest.labels import attach_labels
+    from analysis.ingest.predictions import ingest_predictions
     from analysis.store.project import find_project
     from analysis.store.schema import PROJECT_METADATA, drop_project_tables
 
@@ -271,8 +328,11 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
         existing = find_project(con, DEMO_PROJECT)
         if existing is not None:
             if not replace:
-                return {"project": DEMO_PROJECT, "created": False,
-                        "message": f"project {DEMO_PROJECT!r} already exists; use --replace to rebuild it"}
+                return {
+                    "project": DEMO_PROJECT,
+                    "created": False,
+                    "message": f"project {DEMO_PROJECT!r} already exists; use --replace to rebuild it",
+                }
             con.execute("BEGIN TRANSACTION")
             try:
                 drop_project_tables(con, existing.project_id)
@@ -283,14 +343,13 @@ def build_demo(store, *, seed: int = 7, n_days: int = DEMO_DAYS,
                 con.execute("ROLLBACK")
                 raise
         step(0.35, f"Ingesting {len(data.predictions):,} predictions")
-        pred = ingest_predictions(con, data.predictions, project=DEMO_PROJECT, mapping=demo_mapping(),
-                                  source_name="demo predictions")
+        pred = ingest_predictions(
+            con, data.predictions, project=DEMO_PROJECT, mapping=demo_mapping(), source_name="demo predictions"
+        )
         step(0.7, f"Attaching {len(data.labels):,} late labels")
-        lab = attach_labels(con, data.labels, project=DEMO_PROJECT, key="example",
-                            source_name="demo labels")
+        lab = attach_labels(con, data.labels, project=DEMO_PROJECT, key="example", source_name="demo labels")
         step(0.85, "Attaching product outcomes")
-        out = attach_labels(con, data.outcomes, project=DEMO_PROJECT, key="prediction",
-                            source_name="demo outcomes")
+        out = attach_labels(con, data.outcomes, project=DEMO_PROJECT, key="prediction", source_name="demo outcomes")
         con.execute("CHECKPOINT")
     step(1.0, "Done")
     return {

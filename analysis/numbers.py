@@ -20,17 +20,47 @@ MINUS = "−"
 SMALLEST_P = 1e-16
 
 # Figures that are shares of rows: shown in percent, their differences in points.
-PROPORTIONS = frozenset({"accuracy", "error_rate", "precision", "recall", "f1", "macro_f1", "labeled_share",
-                         "share", "coverage", "excess_error_rate"})
+PROPORTIONS = frozenset(
+    {
+        "accuracy",
+        "error_rate",
+        "precision",
+        "recall",
+        "f1",
+        "macro_f1",
+        "labeled_share",
+        "share",
+        "coverage",
+        "excess_error_rate",
+    }
+)
 LOWER_IS_BETTER = frozenset(
-    {name for name, info in METRICS.items() if not info.higher_is_better} | {"error_rate", "excess_error_rate"})
+    {name for name, info in METRICS.items() if not info.higher_is_better} | {"error_rate", "excess_error_rate"}
+)
 NAMES = {
-    "accuracy": "accuracy", "error_rate": "error rate", "precision": "precision", "recall": "recall",
-    "f1": "F1", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "log_loss": "log loss", "brier": "Brier score",
-    "mae": "mean absolute error", "rmse": "RMSE", "r2": "R²", "macro_f1": "macro F1",
-    "n_rows": "rows", "n_labeled": "labeled rows", "n_scored": "scored rows", "labeled_share": "labeled share",
-    "share": "share", "p_value": "p-value", "q_value": "q-value", "excess_errors": "excess errors",
-    "expected_errors": "expected errors", "excess_error_rate": "excess error rate",
+    "accuracy": "accuracy",
+    "error_rate": "error rate",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "mae": "mean absolute error",
+    "rmse": "RMSE",
+    "r2": "R²",
+    "macro_f1": "macro F1",
+    "n_rows": "rows",
+    "n_labeled": "labeled rows",
+    "n_scored": "scored rows",
+    "labeled_share": "labeled share",
+    "share": "share",
+    "p_value": "p-value",
+    "q_value": "q-value",
+    "excess_errors": "excess errors",
+    "expected_errors": "expected errors",
+    "excess_error_rate": "excess error rate",
 }
 # Names that stay as written at the start of a sentence or a column header.
 _KEEP_CASE = ("ROC", "PR ", "RMSE", "R²", "F1", "MAE")
@@ -99,7 +129,7 @@ def format_number(x, digits: int = 3) -> str:
     x = float(x)
     if math.isinf(x):
         return "∞" if x > 0 else MINUS + "∞"
-    if x != 0 and abs(x) < 10 ** -digits:
+    if x != 0 and abs(x) < 10**-digits:
         return f"{x:.{max(1, digits - 1)}e}".replace("-", MINUS)
     if abs(x) >= 1000:
         return f"{x:,.{1 if abs(x) < 1e5 and not x.is_integer() else 0}f}".replace("-", MINUS)

@@ -19,7 +19,6 @@ from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
 
-
 # The figures a task is summed up by, first the headline: the Overview's cards, in one place.
 HEADLINE_METRICS: dict[str, tuple[str, str]] = {
     "binary": ("roc_auc", "accuracy"),
@@ -36,9 +35,11 @@ def headline_metrics(task: str) -> tuple[str, str]:
 def outcome_units(products, outcomes: list[str]) -> dict:
     """For each outcome column, the product metric that is its plain sum (``sum(revenue)``),
     whose unit and format its totals and means are shown in."""
+
     def plain_sum(expression: str) -> str | None:
         m = re.fullmatch(r'\s*sum\s*\(\s*"?([A-Za-z_][A-Za-z0-9_ ]*?)"?\s*\)\s*', expression, re.IGNORECASE)
         return m.group(1) if m else None
+
     found = {plain_sum(p.expression): p for p in products}
     return {o: found[o] for o in outcomes if o in found}
 
@@ -49,8 +50,14 @@ def _metrics(con, project: Project, groups: list[GroupKey], scope: Scope, source
     if source == "log":
         return compute_metrics(con, project, group_by=groups, where=scope.to_sql())
     where = scope.to_rollup_sql()
-    return compute_metrics(con, project, group_by=groups, where=where, source="rollup",
-                           curve=_curve_source(con, project, groups, scope, where))
+    return compute_metrics(
+        con,
+        project,
+        group_by=groups,
+        where=where,
+        source="rollup",
+        curve=_curve_source(con, project, groups, scope, where),
+    )
 
 
 def _curve_source(con, project: Project, groups: list[GroupKey], scope: Scope, where) -> tuple | None:
@@ -73,12 +80,12 @@ def _covers_all_days(con, project: Project, scope: Scope) -> bool:
     first, last = con.execute(f"SELECT min(day), max(day) FROM {quote_ident(project.rollup_table)}").fetchall()[0]
     if first is None:
         return True
-    return ((scope.start is None or scope.start.date() <= first)
-            and (scope.end is None or scope.end.date() > last))
+    return (scope.start is None or scope.start.date() <= first) and (scope.end is None or scope.end.date() > last)
 
 
-def overview_table(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
-                   source: str | None = None) -> pd.DataFrame:
+def overview_table(
+    con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), source: str | None = None
+) -> pd.DataFrame:
     """One row per model version x stage with every metric and outcome sum/mean."""
     return _metrics(con, project, [VERSION, STAGE], scope, source)
 
@@ -96,8 +103,9 @@ def overview_data(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope
     return OverviewData(overview_table(con, project, scope), daily_series(con, project, scope))
 
 
-def daily_series(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
-                 source: str | None = None) -> pd.DataFrame:
+def daily_series(
+    con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), source: str | None = None
+) -> pd.DataFrame:
     """One row per day x model version x stage: volume, label coverage, every metric."""
     frame = _metrics(con, project, [DAY, VERSION, STAGE], scope, source)
     frame["day"] = pd.to_datetime(frame["day"])
@@ -174,12 +182,20 @@ def project_summary(con: duckdb.DuckDBPyConnection, project: Project) -> Project
         "SELECT max(ingested_at) FROM sb_ingests WHERE project_id = ?", [project.project_id]
     ).fetchall()[0][0]
     return ProjectSummary(
-        name=project.name, task=project.task, positive_label=project.positive_label,
-        negative_label=project.negative_label, n_rows=int(n), n_labeled=int(labeled),
+        name=project.name,
+        task=project.task,
+        positive_label=project.positive_label,
+        negative_label=project.negative_label,
+        n_rows=int(n),
+        n_labeled=int(labeled),
         pending_labels=int(pending_labels(con, project)),
         versions=sorted(vs["model_version"].unique().tolist()),
-        stages=sorted(vs["stage"].unique().tolist()), first_timestamp=first,
-        last_timestamp=last, features={c.name: c.kind for c in project.features},
-        outcomes=[c.name for c in project.outcomes], last_ingest=last_ingest,
-        metrics=metrics_for(project.task), external=project.external,
+        stages=sorted(vs["stage"].unique().tolist()),
+        first_timestamp=first,
+        last_timestamp=last,
+        features={c.name: c.kind for c in project.features},
+        outcomes=[c.name for c in project.outcomes],
+        last_ingest=last_ingest,
+        metrics=metrics_for(project.task),
+        external=project.external,
     )

@@ -23,7 +23,7 @@ def agree(n: int, phrase: str) -> str:
         return phrase
     for plural, singular in _SINGULAR.items():
         if phrase == plural or phrase.startswith(plural + " "):
-            return singular + phrase[len(plural):]
+            return singular + phrase[len(plural) :]
     verb, _, rest = phrase.partition(" ")
     if verb in _VERBS:
         phrase = f"{_VERBS[verb]} {rest}".rstrip()

@@ -30,8 +30,8 @@ def main() -> None:
 
     from analysis import Store, get_project
     from analysis.compare.comparison import Side, compare
-    from analysis.demo import demo_mapping
     from analysis.compare.gate import GateCriteria, run_gate
+    from analysis.demo import demo_mapping
     from analysis.metrics.product import metrics_from_mapping, store_metrics
 
     base, cand = Side("credit-v1", "production"), Side("credit-v3", "shadow")
@@ -43,12 +43,16 @@ def main() -> None:
             store_metrics(con, get_project(con, "lending-demo"), metrics_from_mapping(demo_mapping().metrics))
         cases = [
             ("paired comparison, all feature values", lambda con, p: compare(con, p, base, cand, discovered=0)),
-            ("unpaired comparison, all feature values", lambda con, p: compare(con, p, base, cand, pair=False,
-                                                                             discovered=0)),
+            (
+                "unpaired comparison, all feature values",
+                lambda con, p: compare(con, p, base, cand, pair=False, discovered=0),
+            ),
             ("paired, + top-5 discovered slices of each", lambda con, p: compare(con, p, base, cand, discovered=5)),
             ("gate (paired, discovered slices included)", lambda con, p: run_gate(con, p, base, cand)),
-            ("gate without discovery (discovered_slices 0)", lambda con, p: run_gate(
-                con, p, base, cand, criteria=GateCriteria(discovered_slices=0))),
+            (
+                "gate without discovery (discovered_slices 0)",
+                lambda con, p: run_gate(con, p, base, cand, criteria=GateCriteria(discovered_slices=0)),
+            ),
         ]
         # One untimed call first: the process's one-off costs (imports, the bootstrap's
         # weights) are not the comparison's.
@@ -63,8 +67,10 @@ def main() -> None:
                     result = func(con, get_project(con, "lending-demo"))
                 times.append(time.perf_counter() - start)
             comp = getattr(result, "comparison", result)
-            print(f"{name:44} {min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}   "
-                  f"{comp.method}; {len(comp.slices):,} slices")
+            print(
+                f"{name:44} {min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}   "
+                f"{comp.method}; {len(comp.slices):,} slices"
+            )
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

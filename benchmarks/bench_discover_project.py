@@ -19,8 +19,18 @@ from labeled_db import arguments  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
-                "purpose", "has_cosigner"]
+TEN_FEATURES = [
+    "age",
+    "income",
+    "bureau_score",
+    "loan_amount",
+    "employment",
+    "region",
+    "channel",
+    "device",
+    "purpose",
+    "has_cosigner",
+]
 
 
 def main() -> None:
@@ -34,16 +44,31 @@ def main() -> None:
     store = Store(args.db)
     v1 = Scope.of(versions="credit-v1")
     cases = [
-        ("misclassification, 10 features, labeled rows", "rows with a label",
-         lambda con, p: discover(con, p, error="misclassification", columns=TEN_FEATURES)),
-        ("misclassification, all 13 features", "rows with a label",
-         lambda con, p: discover(con, p, error="misclassification")),
-        ("log loss (real-valued), 10 features", "rows with a label and score",
-         lambda con, p: discover(con, p, error="logloss", columns=TEN_FEATURES)),
-        ("misclassification, 10 features, one version", "rows with a label",
-         lambda con, p: discover(con, p, v1, error="misclassification", columns=TEN_FEATURES)),
-        ("error tree, depth 3, 10 features", "rows with a label",
-         lambda con, p: error_tree(con, p, columns=TEN_FEATURES, max_depth=3)),
+        (
+            "misclassification, 10 features, labeled rows",
+            "rows with a label",
+            lambda con, p: discover(con, p, error="misclassification", columns=TEN_FEATURES),
+        ),
+        (
+            "misclassification, all 13 features",
+            "rows with a label",
+            lambda con, p: discover(con, p, error="misclassification"),
+        ),
+        (
+            "log loss (real-valued), 10 features",
+            "rows with a label and score",
+            lambda con, p: discover(con, p, error="logloss", columns=TEN_FEATURES),
+        ),
+        (
+            "misclassification, 10 features, one version",
+            "rows with a label",
+            lambda con, p: discover(con, p, v1, error="misclassification", columns=TEN_FEATURES),
+        ),
+        (
+            "error tree, depth 3, 10 features",
+            "rows with a label",
+            lambda con, p: error_tree(con, p, columns=TEN_FEATURES, max_depth=3),
+        ),
     ]
     print(f"{'analysis':50} {'rows':>12} {'evaluated':>10} {'seconds min / median / max':>28}")
     for name, _, func in cases:
@@ -54,8 +79,10 @@ def main() -> None:
                 result = func(con, get_project(con, "lending-demo"))
             times.append(time.perf_counter() - start)
         evaluated = getattr(result, "n_evaluated", "-")
-        print(f"{name:50} {result.n_rows:>12,} {evaluated!s:>10} "
-              f"{min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}")
+        print(
+            f"{name:50} {result.n_rows:>12,} {evaluated!s:>10} "
+            f"{min(times):8.3f} / {statistics.median(times):7.3f} / {max(times):7.3f}"
+        )
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

@@ -69,16 +69,21 @@ def generate(con, table: str, n: int, cards: list[int], seed: int = 1) -> None:
         if j == 6:
             expr = f"CASE WHEN hash(i, {seed * 100 + 99}) % 12 = 0 THEN NULL ELSE {expr} END"
         cols.append(f"{expr} AS f{j}")
-    nudge = " + ".join(f"((hash(coalesce(f{j}, -1), {seed * 1000 + j}) % 1001) / 1000.0 - 0.5)"
-                       for j in range(len(cards)))
-    p = ("CASE WHEN f0 = 1 AND f3 = 2 THEN 0.55 "
-         "WHEN f5 = 7 THEN 0.35 "
-         "WHEN f0 = 0 AND f1 = 0 AND f2 = 0 THEN 0.6 "
-         "WHEN f6 IS NULL AND f3 < 3 THEN 0.45 "
-         f"ELSE 1 / (1 + exp(3.0 - 2.0 * ({nudge}))) END")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE (i, p), "
-                f"CAST((hash(i, {seed * 100 + 77}) % 1000003) / 1000003.0 < p AS INTEGER) AS err FROM ("
-                f"SELECT *, {p} AS p FROM (SELECT i, {', '.join(cols)} FROM range({n}) AS t(i)))")
+    nudge = " + ".join(
+        f"((hash(coalesce(f{j}, -1), {seed * 1000 + j}) % 1001) / 1000.0 - 0.5)" for j in range(len(cards))
+    )
+    p = (
+        "CASE WHEN f0 = 1 AND f3 = 2 THEN 0.55 "
+        "WHEN f5 = 7 THEN 0.35 "
+        "WHEN f0 = 0 AND f1 = 0 AND f2 = 0 THEN 0.6 "
+        "WHEN f6 IS NULL AND f3 < 3 THEN 0.45 "
+        f"ELSE 1 / (1 + exp(3.0 - 2.0 * ({nudge}))) END"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE (i, p), "
+        f"CAST((hash(i, {seed * 100 + 77}) % 1000003) / 1000003.0 < p AS INTEGER) AS err FROM ("
+        f"SELECT *, {p} AS p FROM (SELECT i, {', '.join(cols)} FROM range({n}) AS t(i)))"
+    )
 
 
 def data_file(rows: int) -> Path:
@@ -123,24 +128,43 @@ def significance(con, m: int, result) -> None:
 def worker_find(db: str, m: int, prune: bool, runs: int, max_level: int = MAX_LEVEL) -> dict:
     import duckdb
 
-    from analysis.discovery import find_slices
-    from analysis.discovery import significance  # noqa: F401  (imported by the app long before a search)
+    from analysis.discovery import (
+        find_slices,
+        significance,  # noqa: F401  (imported by the app long before a search)
+    )
 
     feats = [f"f{j}" for j in range(m)]
     times, result = [], None
     for _ in range(runs):
         con = duckdb.connect(db, read_only=True)
         start = time.perf_counter()
-        result = find_slices(con, f"SELECT * FROM d{m}", [], feats, error_column="err", alpha=ALPHA,
-                             min_support=None, max_level=max_level, top_k=TOP_K, prune=prune)
+        result = find_slices(
+            con,
+            f"SELECT * FROM d{m}",
+            [],
+            feats,
+            error_column="err",
+            alpha=ALPHA,
+            min_support=None,
+            max_level=max_level,
+            top_k=TOP_K,
+            prune=prune,
+        )
         significance(con, m, result)
         times.append(time.perf_counter() - start)
         con.close()
     t = result.top_slices
-    top = [[slice_key(p), int(s), float(e), float(sc)] for p, s, e, sc in
-           zip(t["predicates"], t["size"], t["errors"], t["score"])]
-    return {"seconds": times, "peak_rss_mb": peak_rss_mb(), "top": top,
-            "levels": result.candidates_per_level, "min_support": result.min_support}
+    top = [
+        [slice_key(p), int(s), float(e), float(sc)]
+        for p, s, e, sc in zip(t["predicates"], t["size"], t["errors"], t["score"])
+    ]
+    return {
+        "seconds": times,
+        "peak_rss_mb": peak_rss_mb(),
+        "top": top,
+        "levels": result.candidates_per_level,
+        "min_support": result.min_support,
+    }
 
 
 def worker_grouping_sets(db: str, m: int, runs: int) -> dict:
@@ -150,12 +174,14 @@ def worker_grouping_sets(db: str, m: int, runs: int) -> dict:
     feats = [f"f{j}" for j in range(m)]
     sets = [c for level in range(1, MAX_LEVEL + 1) for c in itertools.combinations(feats, level)]
     cols = ", ".join(feats)
-    sql = (f"WITH t AS (SELECT count(*) AS n, avg(err) AS ebar FROM d{m}), "
-           f"g AS (SELECT grouping_id({cols}) AS gid, {cols}, count(*) AS size, sum(err) AS errors "
-           f"FROM d{m} GROUP BY GROUPING SETS ({', '.join('(' + ', '.join(c) + ')' for c in sets)})) "
-           f"SELECT * FROM (SELECT g.*, ? * ((errors / size) / t.ebar - 1) - (1 - ?) * (t.n / size - 1) AS score "
-           f"FROM g, t WHERE size >= CAST(floor(? * t.n) AS BIGINT)) WHERE score > 0 "
-           f"ORDER BY score DESC LIMIT ?")
+    sql = (
+        f"WITH t AS (SELECT count(*) AS n, avg(err) AS ebar FROM d{m}), "
+        f"g AS (SELECT grouping_id({cols}) AS gid, {cols}, count(*) AS size, sum(err) AS errors "
+        f"FROM d{m} GROUP BY GROUPING SETS ({', '.join('(' + ', '.join(c) + ')' for c in sets)})) "
+        f"SELECT * FROM (SELECT g.*, ? * ((errors / size) / t.ebar - 1) - (1 - ?) * (t.n / size - 1) AS score "
+        f"FROM g, t WHERE size >= CAST(floor(? * t.n) AS BIGINT)) WHERE score > 0 "
+        f"ORDER BY score DESC LIMIT ?"
+    )
     times, rows = [], []
     for _ in range(runs):
         con = duckdb.connect(db, read_only=True)
@@ -200,14 +226,12 @@ def worker_package(db: str, m: int, max_level: int, mem_gb: float) -> dict:
             sf = Slicefinder(alpha=ALPHA, k=TOP_K, max_l=max_level, min_sup=SUPPORT, verbose=False)
             sf.fit(x, errors)
     except MemoryError:
-        return {"oom": True, "seconds": [time.perf_counter() - start], "peak_rss_mb": peak_rss_mb(),
-                "mem_gb": mem_gb}
+        return {"oom": True, "seconds": [time.perf_counter() - start], "peak_rss_mb": peak_rss_mb(), "mem_gb": mem_gb}
     seconds = time.perf_counter() - start
     top = []
     for row, st in zip(sf.top_slices_, sf.top_slices_statistics_):
         preds = {f"f{j}": (None if v == -1 else int(v)) for j, v in enumerate(row) if v is not None}
-        top.append([slice_key(preds), int(st["slice_size"]), float(st["sum_slice_error"]),
-                    float(st["slice_score"])])
+        top.append([slice_key(preds), int(st["slice_size"]), float(st["sum_slice_error"]), float(st["slice_score"])])
     return {"oom": False, "seconds": [seconds], "peak_rss_mb": peak_rss_mb(), "top": top, "mem_gb": mem_gb}
 
 
@@ -226,8 +250,12 @@ def run_worker(spec: dict) -> dict:
 def same_ranked(a: list, b: list) -> bool:
     """Identical top-k: same slices in the same order, sizes equal, sums and scores to 1e-9."""
     return len(a) == len(b) and all(
-        x[0] == y[0] and x[1] == y[1] and math.isclose(x[2], y[2], rel_tol=1e-9)
-        and math.isclose(x[3], y[3], rel_tol=1e-9) for x, y in zip(a, b))
+        x[0] == y[0]
+        and x[1] == y[1]
+        and math.isclose(x[2], y[2], rel_tol=1e-9)
+        and math.isclose(x[3], y[3], rel_tol=1e-9)
+        for x, y in zip(a, b)
+    )
 
 
 def same_up_to_ties(ours: list, other: list, k: int) -> bool:
@@ -239,8 +267,7 @@ def same_up_to_ties(ours: list, other: list, k: int) -> bool:
             return False
     mine = {json.dumps(x[0]) for x in ours}
     kth = ours[-1][3] if len(ours) == k else None
-    return all(json.dumps(x[0]) in mine or (kth is not None and math.isclose(x[3], kth, rel_tol=1e-9))
-               for x in other)
+    return all(json.dumps(x[0]) in mine or (kth is not None and math.isclose(x[3], kth, rel_tol=1e-9)) for x in other)
 
 
 def spread(values: list[float]) -> str:
@@ -263,8 +290,10 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import duckdb
 
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
+    )
 
 
 def main() -> None:
@@ -273,8 +302,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, nargs="+", default=[8, 10], choices=sorted(CARDS))
     parser.add_argument("--runs", type=int, default=5, help="runs of the pruned search")
     parser.add_argument("--baseline-runs", type=int, default=1, help="runs of the unpruned and grouping-sets searches")
-    parser.add_argument("--package-mem-gb", type=float, default=6.0,
-                        help="address-space budget of the sliceline package (default 6 GB)")
+    parser.add_argument(
+        "--package-mem-gb", type=float, default=6.0, help="address-space budget of the sliceline package (default 6 GB)"
+    )
     parser.add_argument("--skip-package", action="store_true")
     parser.add_argument("--skip-baselines", action="store_true", help="only the pruned search")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -298,29 +328,35 @@ def main() -> None:
             entry = {"rows": rows, "features": m}
             entry["pruned"] = pruned = run_worker({"kind": "find", "db": db, "m": m, "prune": True, "runs": args.runs})
             if not args.skip_baselines:
-                entry["unpruned"] = run_worker({"kind": "find", "db": db, "m": m, "prune": False,
-                                                "runs": args.baseline_runs})
+                entry["unpruned"] = run_worker(
+                    {"kind": "find", "db": db, "m": m, "prune": False, "runs": args.baseline_runs}
+                )
                 entry["grouping_sets"] = run_worker({"kind": "gs", "db": db, "m": m, "runs": args.baseline_runs})
                 entry["identical_to_unpruned"] = same_ranked(pruned["top"], entry["unpruned"]["top"])
                 entry["grouping_sets_agrees"] = same_up_to_ties(pruned["top"], entry["grouping_sets"]["top"], TOP_K)
             package_level = {100_000: MAX_LEVEL, 1_000_000: 2}.get(rows)
             if package_level and not args.skip_package:
-                pk = run_worker({"kind": "package", "db": db, "m": m, "max_level": package_level,
-                                 "mem_gb": args.package_mem_gb})
+                pk = run_worker(
+                    {"kind": "package", "db": db, "m": m, "max_level": package_level, "mem_gb": args.package_mem_gb}
+                )
                 pk["max_level"] = package_level
                 if not pk.get("oom"):
                     if package_level == MAX_LEVEL:
                         pk["agrees"] = same_up_to_ties(pruned["top"], pk["top"], TOP_K)
                     else:  # compare with our search at the same level
-                        ours = run_worker({"kind": "find", "db": db, "m": m, "prune": True, "runs": 1,
-                                           "max_level": package_level})
+                        ours = run_worker(
+                            {"kind": "find", "db": db, "m": m, "prune": True, "runs": 1, "max_level": package_level}
+                        )
                         pk["agrees"] = same_up_to_ties(ours["top"], pk["top"], TOP_K)
                 entry["package"] = pk
             report.append(entry)
             print_entry(entry)
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    (OUTPUT / "discovery.json").write_text(json.dumps({"machine": machine(), "alpha": ALPHA, "top_k": TOP_K,
-                                                       "max_level": MAX_LEVEL, "results": report}, indent=2))
+    (OUTPUT / "discovery.json").write_text(
+        json.dumps(
+            {"machine": machine(), "alpha": ALPHA, "top_k": TOP_K, "max_level": MAX_LEVEL, "results": report}, indent=2
+        )
+    )
     print(f"\nwritten: {OUTPUT / 'discovery.json'}")
 
 
@@ -330,10 +366,14 @@ def print_entry(e: dict) -> None:
     print(f"    {'pruned find_slices':28} {spread(p['seconds']):>26} s   peak {p['peak_rss_mb']:,.0f} MB")
     if "unpruned" in e:
         u, g = e["unpruned"], e["grouping_sets"]
-        print(f"    {'unpruned find_slices':28} {spread(u['seconds']):>26} s   peak {u['peak_rss_mb']:,.0f} MB   "
-              f"identical top-{TOP_K}: {e['identical_to_unpruned']}")
-        print(f"    {'grouping sets (' + str(g['sets']) + ' sets)':28} {spread(g['seconds']):>26} s   "
-              f"peak {g['peak_rss_mb']:,.0f} MB   same top-{TOP_K}: {e['grouping_sets_agrees']}")
+        print(
+            f"    {'unpruned find_slices':28} {spread(u['seconds']):>26} s   peak {u['peak_rss_mb']:,.0f} MB   "
+            f"identical top-{TOP_K}: {e['identical_to_unpruned']}"
+        )
+        print(
+            f"    {'grouping sets (' + str(g['sets']) + ' sets)':28} {spread(g['seconds']):>26} s   "
+            f"peak {g['peak_rss_mb']:,.0f} MB   same top-{TOP_K}: {e['grouping_sets_agrees']}"
+        )
     if "package" in e:
         k = e["package"]
         label = f"sliceline package (L={k['max_level']})"

@@ -27,15 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     args = arguments(__doc__, runs=3)
     from analysis import Store, get_project
-    from analysis.slices.breakdown import breakdown
-    from analysis.slices.buckets import examples
     from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
     from analysis.ingest.external import attach_parquet
     from analysis.ingest.mapping import parse_mapping
-    from analysis.store.scope import Scope
+    from analysis.slices.breakdown import breakdown
+    from analysis.slices.buckets import examples
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "external.duckdb"
@@ -50,16 +50,28 @@ def main() -> None:
             print(f"write one Parquet file: {time.perf_counter() - start:.1f} s, {single.stat().st_size / 1e6:,.0f} MB")
             start = time.perf_counter()
             folder = Path(tmp) / "lake"
-            con.execute(f"COPY (SELECT * EXCLUDE (ingest_id), CAST(\"timestamp\" AS DATE) AS day FROM {log}) "
-                        f"TO '{folder}' (FORMAT parquet, PARTITION_BY (model_version, day))")
-            print(f"write the partitioned folder: {time.perf_counter() - start:.1f} s, "
-                  f"{sum(f.stat().st_size for f in folder.rglob('*.parquet')) / 1e6:,.0f} MB in "
-                  f"{len(list(folder.rglob('*.parquet'))):,} files")
+            con.execute(
+                f'COPY (SELECT * EXCLUDE (ingest_id), CAST("timestamp" AS DATE) AS day FROM {log}) '
+                f"TO '{folder}' (FORMAT parquet, PARTITION_BY (model_version, day))"
+            )
+            print(
+                f"write the partitioned folder: {time.perf_counter() - start:.1f} s, "
+                f"{sum(f.stat().st_size for f in folder.rglob('*.parquet')) / 1e6:,.0f} MB in "
+                f"{len(list(folder.rglob('*.parquet'))):,} files"
+            )
             mapping = parse_mapping(stored.mapping_toml)
-            canonical = mapping.with_(id="prediction_id", example="example_id", timestamp="timestamp",
-                                      version="model_version", stage="stage", prediction="prediction",
-                                      score="score", label="label", label_timestamp="label_timestamp",
-                                      positive_label="true")  # the stored labels are booleans
+            canonical = mapping.with_(
+                id="prediction_id",
+                example="example_id",
+                timestamp="timestamp",
+                version="model_version",
+                stage="stage",
+                prediction="prediction",
+                score="score",
+                label="label",
+                label_timestamp="label_timestamp",
+                positive_label="true",
+            )  # the stored labels are booleans
             for name, source in (("one-file", str(single)), ("partitioned", str(folder))):
                 start = time.perf_counter()
                 attach_parquet(con, source, project=name, mapping=canonical.with_(name=name))
@@ -70,11 +82,33 @@ def main() -> None:
             ("slice metrics, one version", lambda con, p: slice_metrics(con, p, slice_, v1)),
             ("breakdown by region", lambda con, p: breakdown(con, p, "region", v1)),
             ("examples, first page by time", lambda con, p: examples(con, p, v1, slice_)),
-            ("discovery, 10 features, one version", lambda con, p: discover(
-                con, p, v1, columns=["age", "income", "bureau_score", "loan_amount", "employment", "region",
-                                     "channel", "device", "purpose", "has_cosigner"], top_k=5)),
-            ("paired comparison, feature values", lambda con, p: compare(
-                con, p, Side("credit-v1", "production"), Side("credit-v3", "shadow"), discovered=0)),
+            (
+                "discovery, 10 features, one version",
+                lambda con, p: discover(
+                    con,
+                    p,
+                    v1,
+                    columns=[
+                        "age",
+                        "income",
+                        "bureau_score",
+                        "loan_amount",
+                        "employment",
+                        "region",
+                        "channel",
+                        "device",
+                        "purpose",
+                        "has_cosigner",
+                    ],
+                    top_k=5,
+                ),
+            ),
+            (
+                "paired comparison, feature values",
+                lambda con, p: compare(
+                    con, p, Side("credit-v1", "production"), Side("credit-v3", "shadow"), discovered=0
+                ),
+            ),
         ]
         print(f"{'analysis':38} {'stored':>22} {'one Parquet file':>22} {'partitioned Parquet':>22}")
         for label, func in cases:

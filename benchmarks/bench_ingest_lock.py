@@ -57,14 +57,20 @@ print(f"{longest:.3f}", flush=True)
 
 def make_csv(path: Path, rows: int) -> None:
     rng = np.random.default_rng(1)
-    pd.DataFrame({
-        "request_id": [f"r{i}" for i in range(rows)],
-        "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 60 * 86400, rows), unit="s"),
-        "model": rng.choice(["m1", "m2"], rows), "score": rng.random(rows).round(4),
-        "label": rng.random(rows) < 0.3, "country": rng.choice(["NG", "US", "DE", "FR", "BR"], rows),
-        "age": rng.integers(18, 90, rows), "income": rng.normal(5e4, 1e4, rows).round(2),
-        "vip": rng.random(rows) < 0.1, "channel": rng.choice(["web", "app", "api"], rows),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(rows)],
+            "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 60 * 86400, rows), unit="s"),
+            "model": rng.choice(["m1", "m2"], rows),
+            "score": rng.random(rows).round(4),
+            "label": rng.random(rows) < 0.3,
+            "country": rng.choice(["NG", "US", "DE", "FR", "BR"], rows),
+            "age": rng.integers(18, 90, rows),
+            "income": rng.normal(5e4, 1e4, rows).round(2),
+            "vip": rng.random(rows) < 0.1,
+            "channel": rng.choice(["web", "app", "api"], rows),
+        }
+    ).to_csv(path, index=False)
 
 
 def one_run(way: str, csv: Path, db: Path) -> tuple[float, float, float]:
@@ -83,8 +89,9 @@ def one_run(way: str, csv: Path, db: Path) -> tuple[float, float, float]:
             yield con
         held.append(time.perf_counter() - start)
 
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert reader.stdout.readline().strip() == "ready"
     Store.write = timed_write
     try:

@@ -36,14 +36,35 @@ def main() -> None:
 
     rng = np.random.default_rng(3)
     n = args.rows
-    frame = pd.DataFrame({"id": [f"p{i}" for i in range(n)], "ts": "2026-01-01 10:00:00", "v": "v1",
-                          "score": rng.random(n), "label": rng.integers(0, 2, n), "uid": [f"u{i}" for i in range(n)]})
+    frame = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "ts": "2026-01-01 10:00:00",
+            "v": "v1",
+            "score": rng.random(n),
+            "label": rng.integers(0, 2, n),
+            "uid": [f"u{i}" for i in range(n)],
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "many.duckdb"
         with Store(db).write() as con:
-            ingest_predictions(con, frame, project="many", mapping=Mapping(
-                id="id", timestamp="ts", version="v", task="binary", score="score", label="label",
-                positive_label="1", features=["uid"], kinds={"uid": "categorical"}))
+            ingest_predictions(
+                con,
+                frame,
+                project="many",
+                mapping=Mapping(
+                    id="id",
+                    timestamp="ts",
+                    version="v",
+                    task="binary",
+                    score="score",
+                    label="label",
+                    positive_label="1",
+                    features=["uid"],
+                    kinds={"uid": "categorical"},
+                ),
+            )
         del frame
         print(f"{n:,} rows, {n:,} distinct values of uid")
         for name, limit in (("capped (50)", 50), ("uncapped", 0)):
@@ -54,11 +75,30 @@ def main() -> None:
                     start = time.perf_counter()
                     rows = len(breakdown(con, project, "uid", limit=limit))
                     times.append(time.perf_counter() - start)
-            print(f"breakdown() {name:<12} {min(times):7.2f} {statistics.median(times):7.2f} {max(times):7.2f} s, "
-                  f"{rows:,} rows returned")
+            print(
+                f"breakdown() {name:<12} {min(times):7.2f} {statistics.median(times):7.2f} {max(times):7.2f} s, "
+                f"{rows:,} rows returned"
+            )
         start = time.perf_counter()
-        cli = subprocess.run([sys.executable, "-m", "analysis", "--db", str(db), "--format", "json", "breakdown",
-                              "--project", "many", "--by", "uid"], capture_output=True, cwd=ROOT, check=True)
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "--db",
+                str(db),
+                "--format",
+                "json",
+                "breakdown",
+                "--project",
+                "many",
+                "--by",
+                "uid",
+            ],
+            capture_output=True,
+            cwd=ROOT,
+            check=True,
+        )
         print(f"CLI breakdown --format json: {time.perf_counter() - start:.2f} s, {len(cli.stdout) / 1e3:.0f} kB")
     print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 

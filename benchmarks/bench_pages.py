@@ -44,8 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "lending-demo"
 SLICE = "channel = partner_api AND employment = self_employed"
 SAVED = "partner self-employed"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 # Notes each change of Streamlit's script state, so a step knows its run happened.
 OBSERVER = """
 window.__sbRuns = 0;
@@ -109,8 +117,8 @@ def prepare(db: Path) -> None:
     """A saved slice, a committed validation set and a report (once)."""
     from analysis import Store, get_project
     from analysis.reports import add_block
-    from analysis.slices.saved import list_slices, save_slice
     from analysis.slices.model import parse_slice
+    from analysis.slices.saved import list_slices, save_slice
     from analysis.valsets.sets import Selection, commit, create_set, promote
 
     store = Store(db)
@@ -121,8 +129,13 @@ def prepare(db: Path) -> None:
         t0 = time.perf_counter()
         save_slice(con, project, SAVED, parse_slice(SLICE))
         create_set(con, project, "partner hard cases")
-        promote(con, project, "partner hard cases", Selection(slice_=parse_slice(SLICE), only_errors=True,
-                                                              sample=300), reason="benchmark")
+        promote(
+            con,
+            project,
+            "partner hard cases",
+            Selection(slice_=parse_slice(SLICE), only_errors=True, sample=300),
+            reason="benchmark",
+        )
         commit(con, project, "partner hard cases", "first 300")
         add_block(con, project, "weekly", "headline", {})
         add_block(con, project, "weekly", "note", {"text": "Benchmark report."})
@@ -135,10 +148,28 @@ def prepare(db: Path) -> None:
 def start_app(db: Path, port: int, trace: Path) -> subprocess.Popen:
     env = dict(os.environ, SLICEBOARD_DB=str(db), SLICEBOARD_TRACE=str(trace))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -216,9 +247,11 @@ class Driver:
         """Switch to a view: a tab (drawn already: no run) or a view switcher (a run)."""
         page = self.page
         t0 = time.time()
-        for candidate in (page.get_by_role("tab", name=label, exact=True),
-                          page.get_by_role("radio", name=label, exact=True),
-                          page.get_by_role("button", name=label, exact=True)):
+        for candidate in (
+            page.get_by_role("tab", name=label, exact=True),
+            page.get_by_role("radio", name=label, exact=True),
+            page.get_by_role("button", name=label, exact=True),
+        ):
             if candidate.count():
                 candidate.first.click()
                 break
@@ -235,12 +268,15 @@ class Driver:
     def click_bar(self, key: str) -> None:
         """Click the middle of the largest bar of a plotly chart."""
         self.page.locator(f".st-key-{key}").first.scroll_into_view_if_needed()
-        box = self.page.evaluate("""(key) => {
+        box = self.page.evaluate(
+            """(key) => {
           const paths = [...document.querySelectorAll(`.st-key-${key} .barlayer .point path`)];
           const boxes = paths.map(p => p.getBoundingClientRect()).filter(b => b.width > 2 && b.height > 2);
           boxes.sort((a, b) => b.width * b.height - a.width * a.height);
           return boxes.length ? {x: boxes[0].x + boxes[0].width / 2, y: boxes[0].y + boxes[0].height / 2} : null;
-        }""", key)
+        }""",
+            key,
+        )
         if box is None:
             raise RuntimeError(f"no bar to click in {key}")
         self.page.mouse.click(box["x"], box["y"])
@@ -265,8 +301,11 @@ def walk(driver: Driver, steps: set[str] | None) -> None:
         d.open("open Slices again (warm)", slice_link, '[class*="st-key-sl_bars_"]')
         d.act("pick a version", lambda: d.choose("sl_version", "credit-v2"), '[class*="st-key-sl_bars_"]')
         expander = d.page.locator('[data-testid="stExpander"] summary', has_text="Add a condition")
-        if expander.count() and d.page.locator(".st-key-sl_column input").count() and \
-                not d.page.locator(".st-key-sl_column input").first.is_visible():
+        if (
+            expander.count()
+            and d.page.locator(".st-key-sl_column input").count()
+            and not d.page.locator(".st-key-sl_column input").first.is_visible()
+        ):
             expander.first.click()  # drawn already: opening it runs nothing
         d.act("add a condition: choose a column", lambda: d.choose("sl_column", "region"), ".st-key-sl_values_region")
         d.act("add a condition: choose a value", lambda: d.choose("sl_values_region", "east"), ".st-key-sl_add")
@@ -275,8 +314,11 @@ def walk(driver: Driver, steps: set[str] | None) -> None:
         d.view("switch a view: Errors", "Errors", ".st-key-sl_err_bars")
         d.act("drill into a bar (opens Examples)", lambda: d.click_bar("sl_err_bars"), ".st-key-sl_drill_clear")
         d.view("switch a view: Examples", "Examples", ".st-key-sl_ex_page")
-        d.act("page the examples", lambda: d.page.locator(
-            '.st-key-sl_ex_page [data-testid="stNumberInputStepUp"]').first.click(), ".st-key-sl_ex_page")
+        d.act(
+            "page the examples",
+            lambda: d.page.locator('.st-key-sl_ex_page [data-testid="stNumberInputStepUp"]').first.click(),
+            ".st-key-sl_ex_page",
+        )
         d.view("switch a view: Saved", "Saved", ".st-key-sl_save_name")
 
         def save():
@@ -287,14 +329,16 @@ def walk(driver: Driver, steps: set[str] | None) -> None:
         # The examples and the deep link were computed before the save, which changes saved
         # slices only.
         d.view("switch a view: Examples", "Examples", ".st-key-sl_ex_page")
-        d.act("next view after the save: the next examples page", lambda: d.page.locator(
-            '.st-key-sl_ex_page [data-testid="stNumberInputStepUp"]').first.click(), ".st-key-sl_ex_page",
-              target=2.0)
+        d.act(
+            "next view after the save: the next examples page",
+            lambda: d.page.locator('.st-key-sl_ex_page [data-testid="stNumberInputStepUp"]').first.click(),
+            ".st-key-sl_ex_page",
+            target=2.0,
+        )
         d.open("next page after the save: Slices deep link", slice_link, '[class*="st-key-sl_bars_"]', target=2.0)
     if want("discover"):
         # The search runs on a worker: the page settles with a note that it is under way.
-        opened = d.open("open Discover: the page", f"/discover{p}",
-                        '.st-key-sb_pending, [data-testid="stDataFrame"]')
+        opened = d.open("open Discover: the page", f"/discover{p}", '.st-key-sb_pending, [data-testid="stDataFrame"]')
         d.then("open Discover: the slices found", '[data-testid="stDataFrame"]', opened, target=2.0)
     if want("compare"):
         opened = d.open("open Compare: the overall figures", f"/compare{p}", '[data-testid="stDataFrame"]')
@@ -302,8 +346,11 @@ def walk(driver: Driver, steps: set[str] | None) -> None:
         d.view("switch a view: Slices", "Slices", '[data-testid="stDataFrame"]')
         d.view("switch a view: Overall", "Overall", '[data-testid="stDataFrame"]')
         # Another comparison on the warm server; the gate runs on a worker while the page is used.
-        picked = d.act("pick another baseline: the overall figures", lambda: d.choose("cmp_base", "credit-v2"),
-                       '[data-testid="stDataFrame"]')
+        picked = d.act(
+            "pick another baseline: the overall figures",
+            lambda: d.choose("cmp_base", "credit-v2"),
+            '[data-testid="stDataFrame"]',
+        )
         d.view("switch a view: Over time (gate under way)", "Over time", ".st-key-cmp_series")
         d.then("pick another baseline: the gate's verdict", ".st-key-cmp_verdict", picked, target=2.0)
     if want("valsets"):
@@ -386,8 +433,11 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="build the database first (about 2 minutes)")
     parser.add_argument("--rows-per-day", type=int, default=108_000, help="108,000 gives about 10M predictions")
     parser.add_argument("--port", type=int, default=8616)
-    parser.add_argument("--steps", default="overview,slices,discover,compare,valsets,reports,present",
-                        help="comma-separated: overview, slices, discover, compare, valsets, reports, present")
+    parser.add_argument(
+        "--steps",
+        default="overview,slices,discover,compare,valsets,reports,present",
+        help="comma-separated: overview, slices, discover, compare, valsets, reports, present",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a step counts as not settled")
     parser.add_argument("--screenshots", default=None, help="a folder for a screenshot after each page")
     args = parser.parse_args()
@@ -397,9 +447,8 @@ def main() -> None:
         build(db, args.rows_per_day)
     prepare(db)
 
-    from playwright.sync_api import sync_playwright
-
     from bench_scale import machine
+    from playwright.sync_api import sync_playwright
 
     trace = Path(tempfile.mkdtemp(prefix="bench_pages_")) / "trace.pickle"
     # The walk saves a slice: it runs on a copy, so every run starts from the same database
@@ -423,16 +472,20 @@ def main() -> None:
     attach_engine(db, driver.results, trace)
     shutil.rmtree(trace.parent, ignore_errors=True)
     print()
-    print("| step | settle (s) | server done (s) | engine, calls the app computed (s) | engine, all calls "
-          "uncached (s) | calls (cached in app) | target (s) | |")
+    print(
+        "| step | settle (s) | server done (s) | engine, calls the app computed (s) | engine, all calls "
+        "uncached (s) | calls (cached in app) | target (s) | |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in driver.results:
         settle = "–" if r.settle is None else f"{r.settle:.2f}"
         met = "" if r.settle is None else ("met" if r.settle <= r.target else "**not met**")
         server = "–" if r.server is None else f"{r.server:.2f}"
-        print(f"| {r.name} | {settle} | {server} | {r.engine_computed:.2f} | {r.engine:.2f} | {r.calls} ({r.cached}) | "
-              f"{r.target:g} | "
-              f"{met} {r.note} |")
+        print(
+            f"| {r.name} | {settle} | {server} | {r.engine_computed:.2f} | {r.engine:.2f} | {r.calls} ({r.cached}) | "
+            f"{r.target:g} | "
+            f"{met} {r.note} |"
+        )
     print()
     print("| engine function | calls | seconds per call (median) | max |")
     print("|---|---:|---:|---:|")

@@ -56,14 +56,20 @@ def main() -> None:
             write.append(time.perf_counter() - start)
             sizes.append(out.stat().st_size)
         print(f"blocks: {', '.join(b.title for b in report.blocks)}")
-        print(f"{'compute the default report (s)':40} {min(compute):8.2f} / {statistics.median(compute):7.2f} / "
-              f"{max(compute):7.2f}")
-        print(f"{'render and write the HTML (s)':40} {min(write):8.2f} / {statistics.median(write):7.2f} / "
-              f"{max(write):7.2f}")
+        print(
+            f"{'compute the default report (s)':40} {min(compute):8.2f} / {statistics.median(compute):7.2f} / "
+            f"{max(compute):7.2f}"
+        )
+        print(
+            f"{'render and write the HTML (s)':40} {min(write):8.2f} / {statistics.median(write):7.2f} / "
+            f"{max(write):7.2f}"
+        )
         from analysis.reports.html import _plotly_packed
 
-        print(f"{'HTML file (MB)':40} {sizes[-1] / 1e6:8.2f}   (plotly.js inside it, compressed: "
-              f"{len(_plotly_packed()) / 1e6:.2f} MB)")
+        print(
+            f"{'HTML file (MB)':40} {sizes[-1] / 1e6:8.2f}   (plotly.js inside it, compressed: "
+            f"{len(_plotly_packed()) / 1e6:.2f} MB)"
+        )
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 

@@ -67,15 +67,13 @@ def generate(folder: Path, rows_per_day: int, n_labels: int) -> dict:
         data = generate_day(day, requests_per_day=rows_per_day)
         data.predictions.to_parquet(folder / "logs" / f"day={day:02d}.parquet", index=False)
         rows += len(data.predictions)
-        known = data.predictions[["prediction_id", "application_id"]].merge(
-            data.labels, on="application_id")
+        known = data.predictions[["prediction_id", "application_id"]].merge(data.labels, on="application_id")
         label_parts.append(known[["prediction_id", "outcome", "outcome_at"]])
         print(f"  generated day {day + 1}/{DEMO_DAYS}: {rows:,} rows", file=sys.stderr, end="\r")
     labels = pd.concat(label_parts, ignore_index=True)
     picked = np.random.default_rng(1).choice(len(labels), size=min(n_labels, len(labels)), replace=False)
     labels.iloc[np.sort(picked)].to_parquet(folder / "labels.parquet", index=False)
-    info = {"rows": rows, "rows_per_day": rows_per_day, "n_labels": int(len(picked)),
-            "n_labels_wanted": n_labels}
+    info = {"rows": rows, "rows_per_day": rows_per_day, "n_labels": int(len(picked)), "n_labels_wanted": n_labels}
     marker.write_text(json.dumps(info))
     print(file=sys.stderr)
     return info
@@ -122,9 +120,15 @@ def phase_labels(db: Path, labels: Path, memory_limit: str | None) -> dict:
     store = Store(db, memory_limit=memory_limit)
     start = time.perf_counter()
     with store.write() as con:
-        report = attach_labels(con, str(labels), project=PROJECT, key="prediction",
-                               id_column="prediction_id", label_column="outcome",
-                               label_timestamp_column="outcome_at")
+        report = attach_labels(
+            con,
+            str(labels),
+            project=PROJECT,
+            key="prediction",
+            id_column="prediction_id",
+            label_column="outcome",
+            label_timestamp_column="outcome_at",
+        )
     seconds = time.perf_counter() - start
     return {"rows": report.applied, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
@@ -159,8 +163,13 @@ def phase_overview(db: Path, runs: int, memory_limit: str | None) -> dict:
         run(overview_table, scope=raw, source="log")
         run(daily_series, scope=raw, source="log")
         timings.setdefault("from the raw log (no rollup)", []).append(time.perf_counter() - t0)
-    return {"rows": summary.n_rows, "timings": timings, "table_rows": len(data.table),
-            "daily_rows": len(data.daily), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "rows": summary.n_rows,
+        "timings": timings,
+        "table_rows": len(data.table),
+        "daily_rows": len(data.daily),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_phase(*args: str) -> dict:
@@ -189,17 +198,21 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import duckdb
 
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows-per-day", type=int, default=108_000,
-                        help="applications per day (108,000 gives about 10M predictions)")
+    parser.add_argument(
+        "--rows-per-day", type=int, default=108_000, help="applications per day (108,000 gives about 10M predictions)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs of ingest and labels (overview: 3x this)")
-    parser.add_argument("--memory-limit", default=None,
-                        help="DuckDB memory_limit, e.g. 2GB (default: Sliceboard's, 1GB)")
+    parser.add_argument(
+        "--memory-limit", default=None, help="DuckDB memory_limit, e.g. 2GB (default: Sliceboard's, 1GB)"
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     limit = args.memory_limit
@@ -225,8 +238,10 @@ def main() -> None:
     print(f"memory_limit: {limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT}")
     t0 = time.perf_counter()
     info = generate(data, args.rows_per_day, N_LABELS)
-    print(f"data: {info['rows']:,} predictions in 60 Parquet files, {info['n_labels']:,} labels "
-          f"({time.perf_counter() - t0:.0f} s to generate or reuse)")
+    print(
+        f"data: {info['rows']:,} predictions in 60 Parquet files, {info['n_labels']:,} labels "
+        f"({time.perf_counter() - t0:.0f} s to generate or reuse)"
+    )
     mem_arg = limit or "-"
     work = OUTPUT / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -263,18 +278,26 @@ def main() -> None:
 
     print()
     print(f"{'phase':38} {'rows':>12}  {'seconds min / median / max':>27}  {'rows/s (median)':>15}  peak RSS")
-    for name, runs in (("DuckDB alone: INSERT, no checks", floor_runs),
-                       ("ingest Parquet -> new project", ingest_runs), ("attach late labels", label_runs)):
+    for name, runs in (
+        ("DuckDB alone: INSERT, no checks", floor_runs),
+        ("ingest Parquet -> new project", ingest_runs),
+        ("attach late labels", label_runs),
+    ):
         secs = [r["seconds"] for r in runs]
         rate = runs[0]["rows"] / statistics.median(secs)
-        print(f"{name:38} {runs[0]['rows']:>12,}  {spread(secs):>27}  {rate:>15,.0f}  "
-              f"{max(r['peak_rss_mb'] for r in runs):,.0f} MB")
+        print(
+            f"{name:38} {runs[0]['rows']:>12,}  {spread(secs):>27}  {rate:>15,.0f}  "
+            f"{max(r['peak_rss_mb'] for r in runs):,.0f} MB"
+        )
     for name, secs in overview["timings"].items():
-        print(f"{'overview: ' + name:38} {overview['rows']:>12,}  {spread(secs):>27}  {'':>15}  "
-              f"{overview['peak_rss_mb']:,.0f} MB")
+        print(
+            f"{'overview: ' + name:38} {overview['rows']:>12,}  {spread(secs):>27}  {'':>15}  "
+            f"{overview['peak_rss_mb']:,.0f} MB"
+        )
     print(f"database file: {base.stat().st_size / 2**20:,.0f} MB")
-    (OUTPUT / "last_run.json").write_text(json.dumps({"machine": machine(), "memory_limit": limit,
-                                                       "data": info, **results}, indent=2))
+    (OUTPUT / "last_run.json").write_text(
+        json.dumps({"machine": machine(), "memory_limit": limit, "data": info, **results}, indent=2)
+    )
 
 
 if __name__ == "__main__":

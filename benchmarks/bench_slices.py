@@ -20,8 +20,18 @@ from labeled_db import arguments  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TEN_FEATURES = ["age", "income", "bureau_score", "loan_amount", "employment", "region", "channel", "device",
-                "purpose", "has_cosigner"]
+TEN_FEATURES = [
+    "age",
+    "income",
+    "bureau_score",
+    "loan_amount",
+    "employment",
+    "region",
+    "channel",
+    "device",
+    "purpose",
+    "has_cosigner",
+]
 
 
 def main() -> None:
@@ -30,20 +40,23 @@ def main() -> None:
     from analysis import Store, get_project
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.buckets import examples
-    from analysis.store.scope import Scope
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     store = Store(args.db)
     slice_ = parse_slice("channel = partner_api AND employment = self_employed")
+
     def floor_connect(con, p):
         return None
 
     def floor_labeled(con, p):
         # The least any binary metric with AUC needs: the labeled rows grouped by
         # label, prediction and score, with nothing computed from the groups.
-        con.execute(f'SELECT count(*) FROM (SELECT label, prediction, score, count(*) FROM "{p.log_table}" '
-                    "WHERE label IS NOT NULL GROUP BY ALL)").fetchall()
+        con.execute(
+            f'SELECT count(*) FROM (SELECT label, prediction, score, count(*) FROM "{p.log_table}" '
+            "WHERE label IS NOT NULL GROUP BY ALL)"
+        ).fetchall()
 
     cases = [
         ("reference: open + close a read connection", floor_connect),
@@ -52,15 +65,24 @@ def main() -> None:
         ("slice metrics, one version", lambda con, p: slice_metrics(con, p, slice_, Scope.of(versions="credit-v1"))),
         ("breakdown by region (categorical)", lambda con, p: breakdown(con, p, "region")),
         ("breakdown by income (10 bins)", lambda con, p: breakdown(con, p, "income")),
-        ("leaderboard, 10 features, one version", lambda con, p: leaderboard(
-            con, p, Scope.of(versions="credit-v1"), columns=TEN_FEATURES)),
-        ("leaderboard, all 13 features, one version", lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1"))),
+        (
+            "leaderboard, 10 features, one version",
+            lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1"), columns=TEN_FEATURES),
+        ),
+        (
+            "leaderboard, all 13 features, one version",
+            lambda con, p: leaderboard(con, p, Scope.of(versions="credit-v1")),
+        ),
         ("leaderboard, all 13 features, all versions", lambda con, p: leaderboard(con, p)),
         ("examples, first page by time", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_)),
-        ("examples, page 40 by score", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_,
-                                                             sort_by="score", page=40)),
-        ("examples, one bucket (FP confident)", lambda con, p: examples(con, p, Scope.of(versions="credit-v1"),
-                                                                      slice_, bucket="FP confident")),
+        (
+            "examples, page 40 by score",
+            lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_, sort_by="score", page=40),
+        ),
+        (
+            "examples, one bucket (FP confident)",
+            lambda con, p: examples(con, p, Scope.of(versions="credit-v1"), slice_, bucket="FP confident"),
+        ),
     ]
     with store.read() as con:
         project = get_project(con, "lending-demo")

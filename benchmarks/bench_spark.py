@@ -50,14 +50,14 @@ VALSET_SAMPLE = 100_000
 
 def _analyses() -> dict:
     """Name -> function(con, project) -> {part: frame}: the parity test's analyses."""
-    from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
-    from analysis.store.scope import Scope
+    from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
@@ -82,8 +82,9 @@ def _analyses() -> dict:
         "validation sets": lambda con, p: {"": evaluate(con, p)},
         "discovery": lambda con, p: {"": discover(con, p, v1, top_k=5).slices.drop(columns=["slice"])},
         # The generated log has no outcome values: the cost of a wrong approval is the loan.
-        "discovery of a cost": lambda con, p: {"": discover(con, p, v1, error=COST, top_k=5,
-                                                            max_level=2).slices.drop(columns=["slice"])},
+        "discovery of a cost": lambda con, p: {
+            "": discover(con, p, v1, error=COST, top_k=5, max_level=2).slices.drop(columns=["slice"])
+        },
         "paired comparison": lambda con, p: comparison(con, p, shadow),
         "unpaired comparison": lambda con, p: comparison(con, p, canary),
     }
@@ -101,8 +102,11 @@ def arguments(names: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default=str(DB))
-    parser.add_argument("--analyses", default="",
-                        help="comma-separated names of the analyses to run (default: all): " + ", ".join(names))
+    parser.add_argument(
+        "--analyses",
+        default="",
+        help="comma-separated names of the analyses to run (default: all): " + ", ".join(names),
+    )
     parser.add_argument("--spark-memory", default="6g", help="the Spark driver's memory (spark.driver.memory)")
     args = parser.parse_args()
     if args.runs < 1:
@@ -141,15 +145,17 @@ def _machine() -> str:
         java = (out.stderr or out.stdout).strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
-    return (f"machine: {cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, {platform.platform()}, "
-            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, PySpark {pyspark.__version__}, {java}")
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, {platform.platform()}, "
+        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, PySpark {pyspark.__version__}, {java}"
+    )
 
 
 def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
     """The copy of the database (its log a view over Parquet) and the Parquet file of each table."""
     from analysis import Store, get_project
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.store.sql import quote_ident, sql_literal
     from analysis.valsets.sets import Selection, commit, create_set, list_sets, promote
 
@@ -166,11 +172,19 @@ def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
         if not (sets["latest_version"] > 0).any():
             start = time.perf_counter()
             create_set(con, project, VALSET, criteria=["accuracy >= 0.8"])
-            done = promote(con, project, VALSET, Selection(scope=Scope.of(versions="credit-v1"),
-                                                           slice_=parse_slice("region = east"), sample=VALSET_SAMPLE))
+            done = promote(
+                con,
+                project,
+                VALSET,
+                Selection(
+                    scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east"), sample=VALSET_SAMPLE
+                ),
+            )
             commit(con, project, VALSET, "region = east of credit-v1, for bench_spark.py")
-            _say(f"committed the validation set {VALSET!r} ({done.added:,} examples) in "
-                 f"{time.perf_counter() - start:.1f} s")
+            _say(
+                f"committed the validation set {VALSET!r} ({done.added:,} examples) in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
         else:
             _say(f"validation sets in the database: {', '.join(sets['name'])}")
         rows = con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)}").fetchall()[0][0]
@@ -179,8 +193,10 @@ def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
             files[table] = tmp / f"{table}.parquet"
             start = time.perf_counter()
             con.execute(f"COPY {quote_ident(table)} TO {sql_literal(str(files[table]))} (FORMAT parquet)")
-            _say(f"wrote {table} as Parquet: {files[table].stat().st_size / 1e6:,.1f} MB in "
-                 f"{time.perf_counter() - start:.1f} s")
+            _say(
+                f"wrote {table} as Parquet: {files[table].stat().st_size / 1e6:,.1f} MB in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
         log = quote_ident(project.log_table)
         columns = [r[0] for r in con.execute(f"DESCRIBE {log}").fetchall()]
         con.execute(f"DROP TABLE {log}")
@@ -200,16 +216,24 @@ def _spark(memory: str):
     from pyspark.sql import SparkSession
 
     start = time.perf_counter()
-    spark = (SparkSession.builder.master("local[2]").appName("sliceboard-bench")
-             .config("spark.driver.memory", memory)
-             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", "4").config("spark.driver.host", "127.0.0.1")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("sliceboard-bench")
+        .config("spark.driver.memory", memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     seconds = time.perf_counter() - start
     jvm = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**30
-    _say(f"Spark session started in {seconds:.1f} s (local[2], spark.driver.memory "
-         f"{spark.sparkContext.getConf().get('spark.driver.memory')}, JVM max heap {jvm:.1f} GiB)")
+    _say(
+        f"Spark session started in {seconds:.1f} s (local[2], spark.driver.memory "
+        f"{spark.sparkContext.getConf().get('spark.driver.memory')}, JVM max heap {jvm:.1f} GiB)"
+    )
     return spark, seconds
 
 
@@ -287,30 +311,38 @@ def main() -> None:
         try:
             with store.read() as local:
                 project = get_project(local, PROJECT)
-                threads, memory = local.execute("SELECT current_setting('threads'), "
-                                                "current_setting('memory_limit')").fetchall()[0]
+                threads, memory = local.execute(
+                    "SELECT current_setting('threads'), current_setting('memory_limit')"
+                ).fetchall()[0]
                 _say(f"DuckDB: read-only connection, threads {threads}, memory_limit {memory}")
                 # Curation data (validation sets, projects) stays local; the log, rollup and ranks are Parquet on Spark.
                 remote = SparkConnection(spark, local)
                 for table, path in files.items():
                     register_log(remote, table, str(path))
                 spark.sql(f"SELECT * FROM {project.log_table} WHERE label IS NOT NULL").createOrReplaceTempView(
-                    project.labeled_table)
+                    project.labeled_table
+                )
                 for name in args.selected:
                     func = analyses[name]
                     duck_times, duck, duck_error = _time(name, "DuckDB", func, local, project, args.runs)
                     spark_times, on_spark, spark_error = _time(name, "Spark", func, remote, project, args.runs)
                     if duck_error or spark_error:
-                        verdict = (f"DuckDB failed: {duck_error}" if duck_error else "") + \
-                                  ("; " if duck_error and spark_error else "") + \
-                                  (f"Spark failed: {spark_error}" if spark_error else "")
+                        verdict = (
+                            (f"DuckDB failed: {duck_error}" if duck_error else "")
+                            + ("; " if duck_error and spark_error else "")
+                            + (f"Spark failed: {spark_error}" if spark_error else "")
+                        )
                     else:
                         verdict = _difference(duck, on_spark)
                     rows = "/".join(f"{len(frame):,}" for frame in duck.values()) if duck else "-"
-                    ratio = (f"{statistics.median(spark_times) / statistics.median(duck_times):8.1f}"
-                             if duck_times and spark_times and statistics.median(duck_times) > 0 else f"{'-':>8}")
-                    table_lines.append(f"{name:26} {rows:>12} {_cell(duck_times):>21} {_cell(spark_times):>21} "
-                                       f"{ratio} {verdict}")
+                    ratio = (
+                        f"{statistics.median(spark_times) / statistics.median(duck_times):8.1f}"
+                        if duck_times and spark_times and statistics.median(duck_times) > 0
+                        else f"{'-':>8}"
+                    )
+                    table_lines.append(
+                        f"{name:26} {rows:>12} {_cell(duck_times):>21} {_cell(spark_times):>21} {ratio} {verdict}"
+                    )
                     _say(f"{name}: {verdict}")
             jvm_peak = _jvm_peak(spark)
         finally:
@@ -320,18 +352,24 @@ def main() -> None:
 
     print()
     print(machine)
-    print(f"log: {log_rows:,} rows of {PROJECT} ({Path(args.db).name}), one Parquet file read by both engines; "
-          f"per-version analyses on credit-v1; {args.runs} run(s) each")
+    print(
+        f"log: {log_rows:,} rows of {PROJECT} ({Path(args.db).name}), one Parquet file read by both engines; "
+        f"per-version analyses on credit-v1; {args.runs} run(s) each"
+    )
     print(f"Spark session start: {started:.1f} s (local[2], driver memory {args.spark_memory})")
     print()
-    print(f"{'analysis':26} {'rows':>12} {'DuckDB s min / median':>21} {'Spark s min / median':>21} "
-          f"{'Spark/DB':>8} result")
+    print(
+        f"{'analysis':26} {'rows':>12} {'DuckDB s min / median':>21} {'Spark s min / median':>21} "
+        f"{'Spark/DB':>8} result"
+    )
     for line in table_lines:
         print(line)
     print()
-    print(f"peak RSS of this process (DuckDB, pandas, PySpark driver side): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; "
-          f"Spark JVM peak RSS: {jvm_peak}")
+    print(
+        f"peak RSS of this process (DuckDB, pandas, PySpark driver side): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; "
+        f"Spark JVM peak RSS: {jvm_peak}"
+    )
 
 
 if __name__ == "__main__":

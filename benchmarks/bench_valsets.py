@@ -30,8 +30,8 @@ def main() -> None:
     args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,8 +42,11 @@ def main() -> None:
             project = get_project(con, "lending-demo")
             rows = con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0]
         print(f"rows: {rows:,}; slice: {SLICE} in credit-v1, a random sample of 100,000 examples")
-        timings: dict[str, list[float]] = {"promote 100,000 examples": [], "commit the draft": [],
-                                           "evaluate every version on the set": []}
+        timings: dict[str, list[float]] = {
+            "promote 100,000 examples": [],
+            "commit the draft": [],
+            "evaluate every version on the set": [],
+        }
         selection = Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice(SLICE), sample=100_000)
         for run in range(args.runs):
             name = f"bench-{run}"

@@ -23,9 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Functions with no Spark counterpart of the same name and meaning (or known to be
 # mistranslated: see issue 8).
-DUCKDB_ONLY_FUNCTIONS = {"HASH", "QUANTILE_CONT", "QUANTILE_DISC", "TIME_BUCKET", "ARG_MAX", "ARG_MIN",
-                         "STRING_AGG", "LIST", "ARRAY_AGG", "REGEXP_FULL_MATCH", "EPOCH", "READ_PARQUET",
-                         "READ_CSV", "SHA256", "APPROX_QUANTILE"}
+DUCKDB_ONLY_FUNCTIONS = {
+    "HASH",
+    "QUANTILE_CONT",
+    "QUANTILE_DISC",
+    "TIME_BUCKET",
+    "ARG_MAX",
+    "ARG_MIN",
+    "STRING_AGG",
+    "LIST",
+    "ARRAY_AGG",
+    "REGEXP_FULL_MATCH",
+    "EPOCH",
+    "READ_PARQUET",
+    "READ_CSV",
+    "SHA256",
+    "APPROX_QUANTILE",
+}
 
 
 class Recorder:
@@ -83,16 +97,16 @@ def constructs(sql: str) -> set[str]:
 
 def run_analyses(con, log: list) -> None:
     from analysis import get_project
-    from analysis.slices.breakdown import breakdown, leaderboard
-    from analysis.slices.buckets import bucket_counts, examples
     from analysis.compare.comparison import Side, compare
     from analysis.discovery.run import discover
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
     from analysis.reports.fingerprint import fingerprint
-    from analysis.store.scope import Scope
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
 
     label = [""]
@@ -109,10 +123,14 @@ def run_analyses(con, log: list) -> None:
         ("buckets", lambda: bucket_counts(rec, project, "region", v1, east)),
         ("examples", lambda: examples(rec, project, v1, east, sort_by="score", page=2)),
         ("discovery", lambda: discover(rec, project, v1, top_k=5)),
-        ("comparison, paired", lambda: compare(rec, project, Side("credit-v1", "production"),
-                                               Side("credit-v3", "shadow"), discovered=2)),
-        ("comparison, unpaired", lambda: compare(rec, project, Side("credit-v1"), Side("credit-v2"),
-                                                 pair=False, discovered=0)),
+        (
+            "comparison, paired",
+            lambda: compare(rec, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"), discovered=2),
+        ),
+        (
+            "comparison, unpaired",
+            lambda: compare(rec, project, Side("credit-v1"), Side("credit-v2"), pair=False, discovered=0),
+        ),
         ("validation sets", lambda: evaluate(rec, project)),
         ("report fingerprint", lambda: fingerprint(rec, project)),
     ]
@@ -139,8 +157,9 @@ def main() -> None:
         for c in constructs(sql):
             by_construct[c][analysis] += 1
         try:
-            sqlglot.transpile(sql.split(" USING SAMPLE ")[0], read="duckdb", write="spark",
-                              unsupported_level=sqlglot.ErrorLevel.RAISE)
+            sqlglot.transpile(
+                sql.split(" USING SAMPLE ")[0], read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE
+            )
         except Exception as exc:  # noqa: BLE001
             untranslated.append((analysis, type(exc).__name__, str(exc).splitlines()[0][:120]))
     print(f"{len(log)} statements from {len({a for a, _ in log})} analyses")

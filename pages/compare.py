@@ -17,8 +17,13 @@ from pages.parts import _compare_views as views
 from pages.parts import _report_ui, _slow, _ui, _url
 
 ALL_STAGES = "all stages"
-VIEWS = {"overall": "Overall", "slices": "Slices", "time": "Over time", "sets": "Validation sets",
-         "settings": "Metrics and criteria"}
+VIEWS = {
+    "overall": "Overall",
+    "slices": "Slices",
+    "time": "Over time",
+    "sets": "Validation sets",
+    "settings": "Metrics and criteria",
+}
 
 _ui.require_app()
 project_name = _ui.current_project()
@@ -35,11 +40,13 @@ first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
 
 # The URL seeds the widgets once per session (a shared link opens the same view).
 params = st.query_params
-for key, param, options, default in (("cmp_base", "baseline", versions, versions[0]),
-                                     ("cmp_cand", "candidate", versions, versions[-1]),
-                                     ("cmp_base_stage", "baseline_stage", stages, ALL_STAGES),
-                                     ("cmp_cand_stage", "candidate_stage", stages, ALL_STAGES),
-                                     ("cmp_view", "view", list(VIEWS), "overall")):
+for key, param, options, default in (
+    ("cmp_base", "baseline", versions, versions[0]),
+    ("cmp_cand", "candidate", versions, versions[-1]),
+    ("cmp_base_stage", "baseline_stage", stages, ALL_STAGES),
+    ("cmp_cand_stage", "candidate_stage", stages, ALL_STAGES),
+    ("cmp_view", "view", list(VIEWS), "overall"),
+):
     if key not in st.session_state:
         wanted = params.get(param)
         st.session_state[key] = wanted if wanted in options else default
@@ -53,14 +60,18 @@ base_stage = b.selectbox("Baseline stage", stages, key="cmp_base_stage")
 cand_version = c.selectbox("Candidate", versions, key="cmp_cand")
 cand_stage = d.selectbox("Candidate stage", stages, key="cmp_cand_stage")
 start, end, window_notes = _url.window_input(e, ("cmp_from", "cmp_to"), first, last)
-overlap = st.toggle("Only the days both versions served (when they did not score the same examples)",
-                    key="cmp_overlap",
-                    help="Two versions that served over different days are compared on the days they share; "
-                         "what is left out of each is said below.")
+overlap = st.toggle(
+    "Only the days both versions served (when they did not score the same examples)",
+    key="cmp_overlap",
+    help="Two versions that served over different days are compared on the days they share; "
+    "what is left out of each is said below.",
+)
 for note in window_notes:
     st.caption(_ui.plain(note))
-view_key = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="cmp_view",
-                                label_visibility="collapsed") or "overall"
+view_key = (
+    st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="cmp_view", label_visibility="collapsed")
+    or "overall"
+)
 url = {"baseline": base_version, "candidate": cand_version, "view": view_key}
 url |= {k: v for k, v in (("baseline_stage", base_stage), ("candidate_stage", cand_stage)) if v != ALL_STAGES}
 url |= {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v != (first if k == "start" else last)}
@@ -115,22 +126,30 @@ if view_key == "overall" and first_figures is not None:
     views.overall_view(first_figures)
 with verdict_box.container():
     if isinstance(verdict, _slow.Pending):
-        _slow.show_pending(verdict, "Checking the gate: every slice, and the search of where the candidate is "
-                                    "worse than the baseline")
+        _slow.show_pending(
+            verdict, "Checking the gate: every slice, and the search of where the candidate is worse than the baseline"
+        )
     else:
         with st.container(key="cmp_verdict"):
             views.verdict_view(verdict)
-    _report_ui.add_to_report(project_name, [("The comparison", "comparison", report_view),
-                                            ("The gate's verdict", "gate", report_view),
-                                            ("Both versions over time", "series", report_view)], key="cmp_report")
+    _report_ui.add_to_report(
+        project_name,
+        [
+            ("The comparison", "comparison", report_view),
+            ("The gate's verdict", "gate", report_view),
+            ("Both versions over time", "series", report_view),
+        ],
+        key="cmp_report",
+    )
 if view_key == "slices":
     if isinstance(verdict, _slow.Pending):
         st.caption("The slices come with the gate's verdict, above, when its search is done.")
     else:
         views.slices_view(project_name, verdict.comparison)
 elif view_key == "time" and first_figures is not None:
-    views.series_view(_ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end),
-                      first_figures)
+    views.series_view(
+        _ui.query(daily, project_name, baseline=baseline, candidate=candidate, start=start, end=end), first_figures
+    )
 elif view_key == "sets":
     views.sets_view(_ui.query(evaluate, project_name), baseline, candidate)
 elif view_key == "settings":

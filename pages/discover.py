@@ -6,12 +6,12 @@ Every choice lives in the URL, so a link reproduces the view."""
 import streamlit as st
 
 from analysis import get_project
-from analysis.slices.breakdown import GROUPABLE
 from analysis.discovery.encode import error_choices, is_cost
 from analysis.discovery.run import AGAINST, DEFAULT_BINS, RANKING_WORDS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
+from analysis.slices.breakdown import GROUPABLE
 from analysis.store.scope import Scope
 from pages.parts import _discover_views as views
 from pages.parts import _report_ui, _slow, _ui
@@ -22,9 +22,11 @@ project_name = _ui.current_project()
 summary = _ui.query(project_summary, project_name)
 project = _ui.query(get_project, None, name=project_name)
 st.title("Discover")
-st.caption("Where is the model worse than it should be? Each slice (up to *L* feature conditions) is held "
-           "against what its rows should err: what the model's own scores predict for them, or another "
-           "version on the same slice; or ranked by plain error (SliceLine, Sagadeeva & Boehm 2021).")
+st.caption(
+    "Where is the model worse than it should be? Each slice (up to *L* feature conditions) is held "
+    "against what its rows should err: what the model's own scores predict for them, or another "
+    "version on the same slice; or ranked by plain error (SliceLine, Sagadeeva & Boehm 2021)."
+)
 
 EXPRESSION = "a cost expression…"
 VIEWS = ["Slices", "Error tree"]
@@ -67,18 +69,26 @@ if not 0.0005 <= st.session_state["dc_support"] <= 0.5:
 a, b, c = st.columns(3)
 version = a.selectbox("Model version", summary.versions, key="dc_version")
 stages = b.multiselect("Stages", summary.stages, key="dc_stages")
-error = c.selectbox("Error to find", errors, key="dc_error", format_func=lambda e: e if e == EXPRESSION else
-                    f"{error_words(e)} ({e})" if error_words(e) != e else e,
-                    help="misclassification, log loss or Brier per row, residuals, an outcome column "
-                         "(a cost such as money lost), or your own per-row cost.")
+error = c.selectbox(
+    "Error to find",
+    errors,
+    key="dc_error",
+    format_func=lambda e: e if e == EXPRESSION else f"{error_words(e)} ({e})" if error_words(e) != e else e,
+    help="misclassification, log loss or Brier per row, residuals, an outcome column "
+    "(a cost such as money lost), or your own per-row cost.",
+)
 r1, r2 = st.columns([2, 1])
 ranking = r1.segmented_control(
-    "Rank slices by", AGAINST, key="dc_ranking", required=True,
+    "Rank slices by",
+    AGAINST,
+    key="dc_ranking",
+    required=True,
     format_func=lambda r: RANKING_WORDS[r] if r != "version" else "worse than another version",
     help="Worse than its scores predict: errors beyond the mean error of rows with about the same score "
-         "(the default; the hard population, where every model errs and its scores say so, is not a finding). "
-         "Worse than another version: errors beyond that version's error rate on the same slice. "
-         "Plain error: where errors are highest.")
+    "(the default; the hard population, where every model errs and its scores say so, is not a finding). "
+    "Worse than another version: errors beyond that version's error rate on the same slice. "
+    "Plain error: where errors are highest.",
+)
 others = [v for v in summary.versions if v != version]
 against = None
 if ranking == "version":
@@ -91,11 +101,14 @@ if ranking == "version":
     against = r2.selectbox("Against version", others, key="dc_against")
 
 if error == EXPRESSION:
-    error = st.text_input("Cost per row (SQL over the log's columns)", key="dc_expression",
-                          placeholder="CASE WHEN NOT prediction AND label THEN loss ELSE 0 END",
-                          help="Columns, numbers, arithmetic, comparisons, CASE and scalar functions "
-                               "(abs, coalesce, least, greatest, round, ln, exp, sqrt). Rows where it is "
-                               "NULL are left out; it must not be negative.").strip()
+    error = st.text_input(
+        "Cost per row (SQL over the log's columns)",
+        key="dc_expression",
+        placeholder="CASE WHEN NOT prediction AND label THEN loss ELSE 0 END",
+        help="Columns, numbers, arithmetic, comparisons, CASE and scalar functions "
+        "(abs, coalesce, least, greatest, round, ln, exp, sqrt). Rows where it is "
+        "NULL are left out; it must not be negative.",
+    ).strip()
     if not error:
         st.info("Write a cost per row, for example the money lost on approved loans that default.")
         st.stop()
@@ -104,24 +117,39 @@ with st.expander("Search settings"):
     s1, s2, s3, s4 = st.columns(4)
     max_level = s1.number_input("Conditions per slice (L)", 1, 4, key="dc_level")
     top_k = s2.number_input("Slices to report (k)", 1, 50, key="dc_top")
-    support = s3.number_input("Minimum support σ (share of rows)", 0.0005, 0.5, step=0.005, format="%.4f",
-                              key="dc_support")
-    alpha = s4.slider("α: error vs size (plain error)", 0.5, 1.0, 0.95, 0.01, key="dc_alpha",
-                      disabled=ranking != "error")
+    support = s3.number_input(
+        "Minimum support σ (share of rows)", 0.0005, 0.5, step=0.005, format="%.4f", key="dc_support"
+    )
+    alpha = s4.slider(
+        "α: error vs size (plain error)", 0.5, 1.0, 0.95, 0.01, key="dc_alpha", disabled=ranking != "error"
+    )
     f1, f2, f3 = st.columns([4, 1, 1])
     if any(f not in features for f in st.session_state.get("dc_features", ())):  # another project's features
         del st.session_state["dc_features"]
     chosen = f1.multiselect("Features", features, default=features, key="dc_features")
     # A cost falls back to plain error (the scores do not predict amounts): its bins too.
     effective = "error" if ranking == "expected" and is_cost(project, error) else ranking
-    bins = f2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS[effective], key=f"dc_bins_{effective}",
-                           help="Numbers and timestamps are cut into this many quantile bins; the rankings "
-                                "against a baseline also try every 'below / from a cut point' band.")
+    bins = f2.number_input(
+        "Bins for numbers",
+        2,
+        60,
+        DEFAULT_BINS[effective],
+        key=f"dc_bins_{effective}",
+        help="Numbers and timestamps are cut into this many quantile bins; the rankings "
+        "against a baseline also try every 'below / from a cut point' band.",
+    )
     rank_by = f3.selectbox("Order (plain error)", ["score", "impact"], key="dc_rank", disabled=ranking != "error")
 
 # The URL says what is on screen.
-st.query_params.update({"version": version, "ranking": ranking, "level": str(int(max_level)),
-                        "top": str(int(top_k)), "support": f"{float(support):g}"})
+st.query_params.update(
+    {
+        "version": version,
+        "ranking": ranking,
+        "level": str(int(max_level)),
+        "top": str(int(top_k)),
+        "support": f"{float(support):g}",
+    }
+)
 st.query_params["stage"] = stages
 for param, value in (("against", against), ("error", None if error not in errors else error)):
     if value:
@@ -139,10 +167,21 @@ if view == "Slices":  # only the chosen view is computed
     words = RANKING_WORDS[ranking] if ranking != "version" else f"worse than {against}"
     result = None
     with _ui.readable_errors():  # on millions of rows a search takes seconds: computed on a worker
-        result = _slow.answer(discover, project_name, scope=scope, error=error, columns=tuple(chosen),
-                              max_level=int(max_level), top_k=int(top_k), min_support=float(support),
-                              alpha=float(alpha), rank_by=rank_by, bins=int(bins), ranking=ranking,
-                              other_version=against)
+        result = _slow.answer(
+            discover,
+            project_name,
+            scope=scope,
+            error=error,
+            columns=tuple(chosen),
+            max_level=int(max_level),
+            top_k=int(top_k),
+            min_support=float(support),
+            alpha=float(alpha),
+            rank_by=rank_by,
+            bins=int(bins),
+            ranking=ranking,
+            other_version=against,
+        )
     if isinstance(result, _slow.Pending):
         _slow.show_pending(result, f"Searching slices ({words})")
         st.stop()
@@ -150,16 +189,48 @@ if view == "Slices":  # only the chosen view is computed
         st.stop()
     st.status(views.searched(result), state="complete", expanded=False)
     views.found_view(project_name, project, version, error, result)
-    _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", {
-        "scope": scope, "error": error, "columns": chosen, "max_level": int(max_level), "top_k": int(top_k),
-        "min_support": float(support), "alpha": float(alpha), "bins": int(bins), "rank_by": rank_by,
-        "ranking": ranking, "other_version": against})], key="dc_report")
+    _report_ui.add_to_report(
+        project_name,
+        [
+            (
+                "These discovered slices",
+                "discovery",
+                {
+                    "scope": scope,
+                    "error": error,
+                    "columns": chosen,
+                    "max_level": int(max_level),
+                    "top_k": int(top_k),
+                    "min_support": float(support),
+                    "alpha": float(alpha),
+                    "bins": int(bins),
+                    "rank_by": rank_by,
+                    "ranking": ranking,
+                    "other_version": against,
+                },
+            )
+        ],
+        key="dc_report",
+    )
 else:
     t1, t2 = st.columns([4, 1])
     depth = t1.slider("Depth", 1, 6, 3, key="dc_depth")
-    tree_bins = t2.number_input("Bins for numbers", 2, 60, DEFAULT_BINS["error"], key="dc_tree_bins",
-                                help="Numbers and timestamps are cut into this many quantile bins for the tree.")
+    tree_bins = t2.number_input(
+        "Bins for numbers",
+        2,
+        60,
+        DEFAULT_BINS["error"],
+        key="dc_tree_bins",
+        help="Numbers and timestamps are cut into this many quantile bins for the tree.",
+    )
     with st.spinner("Fitting the error tree…"):
-        tree = _ui.query(error_tree, project_name, scope=scope, error=error, columns=tuple(chosen),
-                         max_depth=int(depth), bins=int(tree_bins))
+        tree = _ui.query(
+            error_tree,
+            project_name,
+            scope=scope,
+            error=error,
+            columns=tuple(chosen),
+            max_depth=int(depth),
+            bins=int(tree_bins),
+        )
     views.tree_view(project_name, version, error, tree)

@@ -5,11 +5,18 @@ chosen view is computed. Version, stages, time window and view live in the URL."
 import plotly.express as px
 import streamlit as st
 
-from analysis.metrics.sql import metrics_for
-from analysis.numbers import (format_count, format_number, format_percent, format_value, is_share, metric_name,
-                              metric_title)
-from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
 from analysis.metrics.product import list_metrics
+from analysis.metrics.sql import metrics_for
+from analysis.numbers import (
+    format_count,
+    format_number,
+    format_percent,
+    format_value,
+    is_share,
+    metric_name,
+    metric_title,
+)
+from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
 from analysis.store.scope import Scope
 from pages.parts import _report_ui, _ui, _url
 
@@ -25,11 +32,14 @@ st.caption(
     f"{summary.task.capitalize()} task · {format_count(summary.n_rows)} logged predictions · "
     f"{format_count(len(summary.versions))} model version{'s' if len(summary.versions) != 1 else ''} · "
     f"{summary.first_timestamp:%Y-%m-%d} to {summary.last_timestamp:%Y-%m-%d}"
-    if summary.n_rows else f"{summary.task.capitalize()} task · no predictions yet"
+    if summary.n_rows
+    else f"{summary.task.capitalize()} task · no predictions yet"
 )
 if summary.external:
-    st.caption(f"Reads the Parquet dataset {_ui.plain(summary.external)} in place; the daily figures are as of its last "
-               "refresh (`python -m analysis attach --refresh`).")
+    st.caption(
+        f"Reads the Parquet dataset {_ui.plain(summary.external)} in place; the daily figures are as of its last "
+        "refresh (`python -m analysis attach --refresh`)."
+    )
 if not summary.n_rows:
     st.info("This project has no logged predictions yet. Ingest a file on the Import page.")
     st.stop()
@@ -52,8 +62,10 @@ stages = c2.multiselect("Stages", stage_names, key="ov_stages")
 start, end, notes = _url.window_input(c3, ("ov_from", "ov_to"), first, last)
 for note in notes:
     st.caption(_ui.plain(note))
-view = st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="ov_view",
-                            label_visibility="collapsed") or "versions"
+view = (
+    st.segmented_control("View", list(VIEWS), format_func=VIEWS.get, key="ov_view", label_visibility="collapsed")
+    or "versions"
+)
 
 _url.keep("version", None if version == ALL else version)
 _url.keep("stage", stages if set(stages) != set(stage_names) else None)
@@ -62,8 +74,17 @@ _url.keep("to", end, last)
 _url.keep("view", view, "versions")
 
 scope = Scope.of(versions=None if version == ALL else version, stages=stages or None, start=start, end=end)
-_report_ui.add_to_report(project, [("Headline numbers per version", "headline", {
-    "scope": scope, "sides": None if version == ALL else [{"version": version, "stage": None}]})], key="ov_report")
+_report_ui.add_to_report(
+    project,
+    [
+        (
+            "Headline numbers per version",
+            "headline",
+            {"scope": scope, "sides": None if version == ALL else [{"version": version, "stage": None}]},
+        )
+    ],
+    key="ov_report",
+)
 
 metric_names = list(metrics_for(summary.task))
 headline, second = headline_metrics(summary.task)
@@ -80,8 +101,11 @@ def coverage(rows: int, labeled: int) -> None:
     st.markdown(
         f"Metrics use **labeled rows only**: {format_count(labeled)} of {format_count(rows)} predictions "
         f"in this view ({format_percent(labeled / rows)}) have a label."
-        + (f" {format_count(summary.pending_labels)} labels are waiting for predictions that are not logged yet."
-           if summary.pending_labels else "")
+        + (
+            f" {format_count(summary.pending_labels)} labels are waiting for predictions that are not logged yet."
+            if summary.pending_labels
+            else ""
+        )
     )
 
 
@@ -110,8 +134,14 @@ def by_version() -> None:
     for name in outcome_names:
         shown += [f"{name}_sum", f"{name}_mean"]
     frame = table[shown]
-    headers = {"model_version": "Version", "stage": "Stage", "n_rows": "Predictions", "n_labeled": "Labeled",
-               "labeled_share": "Labeled share", **{m: metric_title(m) for m in metric_names}}
+    headers = {
+        "model_version": "Version",
+        "stage": "Stage",
+        "n_rows": "Predictions",
+        "n_labeled": "Labeled",
+        "labeled_share": "Labeled share",
+        **{m: metric_title(m) for m in metric_names},
+    }
     for name in outcome_names:
         headers.update({f"{name}_sum": f"Total {metric_name(name)}", f"{name}_mean": f"Mean {metric_name(name)}"})
     formats = {c: (lambda v, c=c: format_value(c, v)) for c in ["n_rows", "n_labeled", "labeled_share", *metric_names]}
@@ -122,8 +152,9 @@ def by_version() -> None:
 
 
 def line_chart(daily, y: str, title: str, share: bool, key: str) -> None:
-    fig = px.line(daily, x="day", y=y, color="series", title=title, markers=False,
-                  labels={"day": "", y: "", "series": ""})
+    fig = px.line(
+        daily, x="day", y=y, color="series", title=title, markers=False, labels={"day": "", y: "", "series": ""}
+    )
     fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(t=40, l=10, r=10, b=10), height=340)
     if share:  # a share of rows: 0 to 100%, never more, whatever the line does
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
@@ -135,8 +166,9 @@ def line_chart(daily, y: str, title: str, share: bool, key: str) -> None:
 @st.fragment
 def metric_chart(daily) -> None:
     """The chosen metric's chart: picking another metric redraws only this one."""
-    metric = st.selectbox("Metric", metric_names, index=metric_names.index(headline), format_func=metric_title,
-                          key="ov_metric")
+    metric = st.selectbox(
+        "Metric", metric_names, index=metric_names.index(headline), format_func=metric_title, key="ov_metric"
+    )
     line_chart(daily, metric, f"{metric_title(metric)} (labeled rows)", is_share(metric), f"ov_chart_{metric}")
 
 
@@ -156,8 +188,10 @@ def over_time() -> None:
     with right:
         metric_chart(daily)
     if daily["labeled_share"].min() < 1:
-        st.caption("Where label coverage drops (labels arrive days to weeks after the prediction), "
-                   "the metrics of those days rest on fewer rows.")
+        st.caption(
+            "Where label coverage drops (labels arrive days to weeks after the prediction), "
+            "the metrics of those days rest on fewer rows."
+        )
 
 
 {"versions": by_version, "time": over_time}[view]()

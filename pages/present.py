@@ -23,8 +23,12 @@ st.query_params["report"] = wanted
 st.page_link("pages/reports.py", label="Back to Reports", icon=":material/arrow_back:")
 report = _ui.query(get_report, project_name, name=wanted)
 st.markdown(f"# {_ui.plain(report.title)}")
-st.caption(f"{_ui.plain(project_name)} · {len(report.blocks)} parts · numbers as computed on "
-           + ", ".join(sorted({f'{b.computed_at:%Y-%m-%d}' for b in report.blocks})) if report.blocks else "")
+st.caption(
+    f"{_ui.plain(project_name)} · {len(report.blocks)} parts · numbers as computed on "
+    + ", ".join(sorted({f"{b.computed_at:%Y-%m-%d}" for b in report.blocks}))
+    if report.blocks
+    else ""
+)
 for block in report.blocks:
     st.divider()
     st.markdown(f"## {_ui.plain(block.title)}")

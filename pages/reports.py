@@ -11,8 +11,20 @@ import pandas as pd
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.reports import (add_block, default_report, delete_block, delete_report, edit_block, get_report,
-                              list_reports, move_block, position_after, refresh, render_html, rerun)
+from analysis.reports import (
+    add_block,
+    default_report,
+    delete_block,
+    delete_report,
+    edit_block,
+    get_report,
+    list_reports,
+    move_block,
+    position_after,
+    refresh,
+    render_html,
+    rerun,
+)
 from analysis.reports.blocks import TITLES
 from analysis.reports.tables import figure_text
 from pages.parts import _block_view, _ui, _writes
@@ -28,8 +40,10 @@ if names:
 if not names and _ui.read_only():
     st.info("No report yet.")
 elif not names:
-    st.info("No report yet. Add a view to one with **Add to report** on the Compare, Slices, Discover, "
-            "Validation sets or Overview page, or export the project's default report below.")
+    st.info(
+        "No report yet. Add a view to one with **Add to report** on the Compare, Slices, Discover, "
+        "Validation sets or Overview page, or export the project's default report below."
+    )
 wanted = st.query_params.get("report") or st.session_state.get("sb_report")
 if names and st.session_state.get("rep_name") not in names:
     st.session_state["rep_name"] = wanted if wanted in names else names[0]
@@ -85,10 +99,16 @@ with st.expander("The project's default report (overview, latest comparison, dis
         bar = st.progress(0.0)
         with _ui.readable_errors():
             with _ui.store().read() as con:
-                built = default_report(con, get_project(con, project_name),
-                                       progress=lambda f, t: bar.progress(min(1.0, f), text=t))
-            st.download_button("Download the default report (HTML)", render_html(built).encode("utf-8"),
-                               file_name=f"{project_name}-report.html", mime="text/html", key="rep_default_dl")
+                built = default_report(
+                    con, get_project(con, project_name), progress=lambda f, t: bar.progress(min(1.0, f), text=t)
+                )
+            st.download_button(
+                "Download the default report (HTML)",
+                render_html(built).encode("utf-8"),
+                file_name=f"{project_name}-report.html",
+                mime="text/html",
+                key="rep_default_dl",
+            )
 
 if name is None:
     st.stop()
@@ -99,9 +119,16 @@ editable = not _ui.read_only()  # read-only mode: no control that writes
 confirm = st.session_state.get("rep_confirm")
 top = st.columns([2, 2, 2, 2])
 # The file is built when the button is pressed, not on every run of the page.
-top[0].download_button("Export HTML", lambda: render_html(report).encode("utf-8"), file_name=f"{name}.html",
-                       mime="text/html", key="rep_export", icon=":material/download:", type="primary",
-                       on_click="ignore")
+top[0].download_button(
+    "Export HTML",
+    lambda: render_html(report).encode("utf-8"),
+    file_name=f"{name}.html",
+    mime="text/html",
+    key="rep_export",
+    icon=":material/download:",
+    type="primary",
+    on_click="ignore",
+)
 top[1].page_link("pages/present.py", label="Present", icon=":material/slideshow:")
 if top[2].button("Re-run on current data", key="rep_rerun", icon=":material/refresh:"):
     st.session_state["rep_check"] = name
@@ -109,8 +136,10 @@ if editable:
     top[3].button("Delete report", key="rep_delete", icon=":material/delete:", on_click=ask, args=(("report", name),))
 if editable and confirm == ("report", name):
     with st.container(border=True):
-        st.warning(f"Delete the report “{_ui.plain(name)}” and its {len(report.blocks)} blocks? This cannot be "
-                   "undone.", icon=":material/delete:")
+        st.warning(
+            f"Delete the report “{_ui.plain(name)}” and its {len(report.blocks)} blocks? This cannot be undone.",
+            icon=":material/delete:",
+        )
         a, b = st.columns([1, 5])
         a.button("Delete it", key="rep_delete_yes", type="primary", on_click=remove_report, args=(name,))
         b.button("Keep it", key="rep_delete_no", on_click=cancel)
@@ -124,14 +153,20 @@ if st.session_state.get("rep_check") == name:
         if not changed:
             st.success("Same numbers: nothing this report shows has changed.", icon=":material/check:")
         else:
-            st.warning(f"{len(changed)} of {len(results)} blocks show different numbers now.",
-                       icon=":material/update:")
+            st.warning(f"{len(changed)} of {len(results)} blocks show different numbers now.", icon=":material/update:")
             for r in changed:
-                st.markdown(f"**{_ui.plain(r.block.title)}**"
-                            + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else ""))
-                st.dataframe(pd.DataFrame([(n, figure_text(a), figure_text(b)) for n, a, b in r.changes],
-                                          columns=["figure", "then", "now"]), hide_index=True,
-                             key=f"rep_changes_{r.block.block_id}")
+                st.markdown(
+                    f"**{_ui.plain(r.block.title)}**"
+                    + (f" — data: {_ui.plain('; '.join(r.data_changes))}" if r.data_changes else "")
+                )
+                st.dataframe(
+                    pd.DataFrame(
+                        [(n, figure_text(a), figure_text(b)) for n, a, b in r.changes],
+                        columns=["figure", "then", "now"],
+                    ),
+                    hide_index=True,
+                    key=f"rep_changes_{r.block.block_id}",
+                )
         a, b = st.columns([1, 3])
         if editable and changed:
             a.button("Keep the new numbers", key="rep_refresh", on_click=keep_numbers, args=(name,))
@@ -143,8 +178,11 @@ if editable:
     for b in report.blocks[:-1]:
         places[position_after(report, b.block_id)] = f"After “{b.title}”"
     with st.form("rep_note_form", clear_on_submit=True):
-        text = st.text_area("Add a note (Markdown; images, raw HTML and links to other sites are left out)",
-                            key="rep_note_text", placeholder="What we decided, and why.")
+        text = st.text_area(
+            "Add a note (Markdown; images, raw HTML and links to other sites are left out)",
+            key="rep_note_text",
+            placeholder="What we decided, and why.",
+        )
         place = st.selectbox("Where", list(places), format_func=places.get, key="rep_note_place")
         if st.form_submit_button("Add note") and text.strip():
             if write(add_block, name, "note", {"text": text}, position=place) is not None:
@@ -159,18 +197,42 @@ for i, block in enumerate(report.blocks):
         head[0].subheader(_ui.plain(block.title))
         head[0].caption(f"{TITLES[block.kind]} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
         if editable:
-            head[1].button("Up", key=f"rep_up_{block.block_id}", disabled=i == 0, icon=":material/arrow_upward:",
-                           on_click=move, args=(name, block.block_id, -1, block.title))
-            head[2].button("Down", key=f"rep_down_{block.block_id}", disabled=i == len(report.blocks) - 1,
-                           icon=":material/arrow_downward:", on_click=move, args=(name, block.block_id, 1, block.title))
-            head[3].button("Remove", key=f"rep_rm_{block.block_id}", icon=":material/close:", on_click=ask,
-                           args=(("block", block.block_id),))
+            head[1].button(
+                "Up",
+                key=f"rep_up_{block.block_id}",
+                disabled=i == 0,
+                icon=":material/arrow_upward:",
+                on_click=move,
+                args=(name, block.block_id, -1, block.title),
+            )
+            head[2].button(
+                "Down",
+                key=f"rep_down_{block.block_id}",
+                disabled=i == len(report.blocks) - 1,
+                icon=":material/arrow_downward:",
+                on_click=move,
+                args=(name, block.block_id, 1, block.title),
+            )
+            head[3].button(
+                "Remove",
+                key=f"rep_rm_{block.block_id}",
+                icon=":material/close:",
+                on_click=ask,
+                args=(("block", block.block_id),),
+            )
             if confirm == ("block", block.block_id):
-                st.warning(f"Remove “{_ui.plain(block.title)}” from this report? This cannot be undone.",
-                           icon=":material/delete:")
+                st.warning(
+                    f"Remove “{_ui.plain(block.title)}” from this report? This cannot be undone.",
+                    icon=":material/delete:",
+                )
                 a, b = st.columns([1, 5])
-                a.button("Remove it", key=f"rep_rm_yes_{block.block_id}", type="primary", on_click=remove_block,
-                         args=(name, block.block_id, block.title))
+                a.button(
+                    "Remove it",
+                    key=f"rep_rm_yes_{block.block_id}",
+                    type="primary",
+                    on_click=remove_block,
+                    args=(name, block.block_id, block.title),
+                )
                 b.button("Keep it", key=f"rep_rm_no_{block.block_id}", on_click=cancel)
         _block_view.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
         if not editable:
@@ -179,5 +241,9 @@ for i, block in enumerate(report.blocks):
             st.text_input("Title", block.title, key=f"rep_title_{block.block_id}")
             if block.kind == "note":
                 st.text_area("Text", block.snapshot["text"], key=f"rep_text_{block.block_id}")
-            st.button("Save", key=f"rep_save_{block.block_id}", on_click=save,
-                      args=(name, block.block_id, block.kind == "note"))
+            st.button(
+                "Save",
+                key=f"rep_save_{block.block_id}",
+                on_click=save,
+                args=(name, block.block_id, block.kind == "note"),
+            )

@@ -7,15 +7,15 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.overview import project_summary
-from analysis.store.scope import Scope
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import Slice, parse_slice, validate_slice
+from analysis.store.scope import Scope
+from pages.parts import _report_ui, _ui
 from pages.parts import _slice_examples as examples
 from pages.parts import _slice_views as views
 from pages.parts._promote_view import promote_view
 from pages.parts._saved_view import saved_view
 from pages.parts._slice_builder import condition_builder
-from pages.parts import _report_ui, _ui
 
 ALL = "All versions"
 
@@ -57,6 +57,7 @@ if version == ALL:
 else:
     st.query_params["version"] = version
 
+
 # --- the slice: from the URL, edited by the builder or as text --------------------------
 def example_slice(project) -> str:
     """The text box's example, in the project's own columns (a categorical one and a number)."""
@@ -70,9 +71,13 @@ if "sl_pending" in st.session_state:  # set by a button below, applied before th
     st.session_state["sl_text"] = st.session_state.pop("sl_pending")
 if "sl_text" not in st.session_state:
     st.session_state["sl_text"] = st.query_params.get("slice", "")
-text = st.text_input("Slice", key="sl_text", placeholder=example_slice(project),
-                     help="Conditions joined by AND: `col = v`, `col != v`, `col in (a, b)`, `col < 5`, "
-                          "`1 <= col < 5`, `col is null`, `col is true`, `col contains \"text\"`.")
+text = st.text_input(
+    "Slice",
+    key="sl_text",
+    placeholder=example_slice(project),
+    help="Conditions joined by AND: `col = v`, `col != v`, `col in (a, b)`, `col < 5`, "
+    '`1 <= col < 5`, `col is null`, `col is true`, `col contains "text"`.',
+)
 try:
     current = validate_slice(parse_slice(text), project)
 except SliceboardError as exc:
@@ -103,14 +108,16 @@ if current.conditions:
     chips = st.columns(min(len(current.conditions), 4))
     for i, c in enumerate(current.conditions):
         if chips[i % len(chips)].button(f"✕ {_ui.plain(c.readable())}", key=f"sl_remove_{i}"):
-            set_slice(Slice(current.conditions[:i] + current.conditions[i + 1:]))
+            set_slice(Slice(current.conditions[:i] + current.conditions[i + 1 :]))
 
 # --- views of the slice: only the chosen one is computed ----------------------------------
 st.subheader(_ui.plain(readable) if readable else "All rows")
-_report_ui.add_to_report(project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})],
-                         key="sl_report")
-VIEWS = ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"] + \
-    ([] if _ui.read_only() else ["Promote"])  # read-only mode: no promotion
+_report_ui.add_to_report(
+    project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})], key="sl_report"
+)
+VIEWS = ["Metrics", "Breakdown", "Leaderboard", "Errors", "Examples", "Saved"] + (
+    [] if _ui.read_only() else ["Promote"]
+)  # read-only mode: no promotion
 if "sl_view_pending" in st.session_state:  # set by a drill or a write, applied before the switcher exists
     st.session_state["sl_view"] = st.session_state.pop("sl_view_pending")
 if st.session_state.get("sl_view") not in VIEWS:
@@ -129,7 +136,8 @@ DRAW = {
     "Errors": lambda: examples.errors_view(project_name, project, scope, current),
     "Examples": lambda: examples.examples_view(project_name, project, scope, current),
     "Saved": lambda: saved_view(project_name, project, scope, current, open_saved=open_saved),
-    "Promote": lambda: promote_view(project_name, project, scope, current, key="sl_promote",
-                                    selected_ids=examples.selected_ids(scope, current)),
+    "Promote": lambda: promote_view(
+        project_name, project, scope, current, key="sl_promote", selected_ids=examples.selected_ids(scope, current)
+    ),
 }
 DRAW[view]()

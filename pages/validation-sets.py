@@ -11,7 +11,17 @@ from functools import partial
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.valsets.sets import commit, create_set, delete_set, diff, evaluate, history, list_sets, members, remove_members
+from analysis.valsets.sets import (
+    commit,
+    create_set,
+    delete_set,
+    diff,
+    evaluate,
+    history,
+    list_sets,
+    members,
+    remove_members,
+)
 from pages.parts import _report_ui, _ui, _writes
 from pages.parts import _valset_views as views
 
@@ -23,8 +33,10 @@ _ui.require_app()
 project_name = _ui.current_project()
 project = _ui.query(get_project, None, name=project_name)
 st.title("Validation sets")
-st.caption("Failing examples worth remembering, frozen into numbered versions that every model version is "
-           "evaluated on. Promote examples from the Slices or Discover page.")
+st.caption(
+    "Failing examples worth remembering, frozen into numbered versions that every model version is "
+    "evaluated on. Promote examples from the Slices or Discover page."
+)
 if st.session_state.get("vs_error"):
     _ui.show_error(SliceboardError(st.session_state.pop("vs_error")))
 
@@ -47,10 +59,15 @@ def do_create() -> None:
     name = st.session_state.get("vs_new_name", "")
     tags = st.session_state.get("vs_new_tags", "")
     criteria = st.session_state.get("vs_new_criteria", "")
-    done = write(create_set, name, description=st.session_state.get("vs_new_description", ""),
-                 owner=st.session_state.get("vs_new_owner", ""), tags=[t for t in tags.split(",")],
-                 criteria=[c for c in criteria.splitlines() if c.strip()],
-                 done=f"Created the set “{_ui.plain(name.strip())}”.")
+    done = write(
+        create_set,
+        name,
+        description=st.session_state.get("vs_new_description", ""),
+        owner=st.session_state.get("vs_new_owner", ""),
+        tags=[t for t in tags.split(",")],
+        criteria=[c for c in criteria.splitlines() if c.strip()],
+        done=f"Created the set “{_ui.plain(name.strip())}”.",
+    )
     if done is not None:
         st.session_state["vs_open"] = done.name
         for key in ("vs_new_name", "vs_new_description", "vs_new_owner", "vs_new_tags", "vs_new_criteria"):
@@ -58,8 +75,9 @@ def do_create() -> None:
 
 
 def do_remove(name: str, picked: list) -> None:
-    write(remove_members, name, picked,
-          done=f"Removed {len(picked):,} example(s) from the draft of “{_ui.plain(name)}”.")
+    write(
+        remove_members, name, picked, done=f"Removed {len(picked):,} example(s) from the draft of “{_ui.plain(name)}”."
+    )
     st.session_state.pop(f"vs_draft_{name}", None)
 
 
@@ -72,8 +90,10 @@ def do_commit(name: str) -> None:
         return
     _ui.clear_caches()
     st.session_state["vs_message"] = ""
-    _writes.flash(f"Committed version {done.version} of “{_ui.plain(name)}” ({done.n_members:,} members, hash "
-                     f"{done.content_hash[:12]}).")
+    _writes.flash(
+        f"Committed version {done.version} of “{_ui.plain(name)}” ({done.n_members:,} members, hash "
+        f"{done.content_hash[:12]})."
+    )
     st.session_state["vs_committed"] = (name, done.version, done.n_members, done.content_hash[:12])
 
 
@@ -104,8 +124,12 @@ if not _ui.read_only():  # read-only mode: no new set
         st.text_input("Description", key="vs_new_description")
         st.text_input("Owner (optional)", key="vs_new_owner")
         st.text_input("Tags (comma-separated)", key="vs_new_tags")
-        st.text_area("Pass criteria, one per line", key="vs_new_criteria", height=68,
-                     placeholder=views.CRITERIA_EXAMPLE.get(project.task, ""))
+        st.text_area(
+            "Pass criteria, one per line",
+            key="vs_new_criteria",
+            height=68,
+            placeholder=views.CRITERIA_EXAMPLE.get(project.task, ""),
+        )
         st.form_submit_button("Create", on_click=do_create)
 if sets.empty:
     st.info("No validation sets yet: create one here, or promote a slice's errors from the Slices page.")
@@ -118,26 +142,36 @@ chosen = st.selectbox("Open a set", names, key="vs_open")
 st.query_params["set"] = chosen
 info = sets.set_index("name").loc[chosen]
 latest = int(info["latest_version"])
-st.markdown(f"**{_ui.plain(chosen)}** · {_ui.plain(info['description']) or 'no description'} · latest version "
-            f"**{latest or '–'}** · draft: **{int(info['draft_members']):,}** members"
-            + (f" · criteria: {_ui.plain(info['criteria'])}" if info["criteria"] else ""))
+st.markdown(
+    f"**{_ui.plain(chosen)}** · {_ui.plain(info['description']) or 'no description'} · latest version "
+    f"**{latest or '–'}** · draft: **{int(info['draft_members']):,}** members"
+    + (f" · criteria: {_ui.plain(info['criteria'])}" if info["criteria"] else "")
+)
 just = st.session_state.pop("vs_committed", None)
 if just and just[0] == chosen:
     st.success(f"Committed version {just[1]} ({just[2]:,} members, hash `{just[3]}`).", icon=":material/check:")
 if not _ui.read_only():
     if latest:
-        st.caption("A set with committed versions is kept: its versions are the record of what models were "
-                   "checked against.")
+        st.caption(
+            "A set with committed versions is kept: its versions are the record of what models were checked against."
+        )
     elif st.session_state.get("vs_confirm") == chosen:
         with st.container(border=True):
-            st.warning(f"Delete the set “{_ui.plain(chosen)}” and its draft of {int(info['draft_members']):,} "
-                       "members? This cannot be undone.", icon=":material/delete:")
+            st.warning(
+                f"Delete the set “{_ui.plain(chosen)}” and its draft of {int(info['draft_members']):,} "
+                "members? This cannot be undone.",
+                icon=":material/delete:",
+            )
             a, b = st.columns([1, 5])
             a.button("Delete it", key="vs_delete_yes", type="primary", on_click=do_delete, args=(chosen,))
             b.button("Keep it", key="vs_delete_no", on_click=lambda: st.session_state.pop("vs_confirm", None))
     else:
-        st.button("Delete this set", key="vs_delete", icon=":material/delete:",
-                  on_click=lambda: st.session_state.update(vs_confirm=chosen))
+        st.button(
+            "Delete this set",
+            key="vs_delete",
+            icon=":material/delete:",
+            on_click=lambda: st.session_state.update(vs_confirm=chosen),
+        )
 
 part = switcher("Part", [DRAFT, HISTORY, EXPORT], "vs_part", "part", DRAFT)
 if part == DRAFT:
@@ -146,12 +180,18 @@ if part == DRAFT:
     picked = [draft["example_id"].iloc[i] for i in (event.selection.rows if event else []) if i < len(draft)]
     if not _ui.read_only():  # read-only mode: no removal, no commit
         a, b = st.columns([1, 3])
-        a.button(f"Remove {len(picked)} selected from the draft", key="vs_remove", disabled=not picked,
-                 on_click=do_remove, args=(chosen, picked))
+        a.button(
+            f"Remove {len(picked)} selected from the draft",
+            key="vs_remove",
+            disabled=not picked,
+            on_click=do_remove,
+            args=(chosen, picked),
+        )
         with b.form("vs_commit"):
             st.text_input("Commit message", key="vs_message", placeholder="what this version adds")
-            st.form_submit_button("Commit the draft as a new version", type="primary", on_click=do_commit,
-                                  args=(chosen,))
+            st.form_submit_button(
+                "Commit the draft as a new version", type="primary", on_click=do_commit, args=(chosen,)
+            )
 elif part == HISTORY:
     versions = _ui.query(history, project_name, name=chosen)
     views.table(versions, key=f"vs_history_{chosen}")
@@ -161,11 +201,15 @@ elif part == HISTORY:
     new = d.selectbox("To", options, index=0, key="vs_diff_new")
     changes = _ui.query(diff, project_name, name=chosen, old=old, new=new)
     if changes.empty:
-        st.caption(f"No change between {'the draft' if old == 'draft' else f'version {old}'} and "
-                   f"{'the draft' if new == 'draft' else f'version {new}'}.")
+        st.caption(
+            f"No change between {'the draft' if old == 'draft' else f'version {old}'} and "
+            f"{'the draft' if new == 'draft' else f'version {new}'}."
+        )
     else:
-        st.caption(f"{int((changes['change'] == 'added').sum()):,} added, "
-                   f"{int((changes['change'] == 'removed').sum()):,} removed")
+        st.caption(
+            f"{int((changes['change'] == 'added').sum()):,} added, "
+            f"{int((changes['change'] == 'removed').sum()):,} removed"
+        )
         views.table(changes, key="vs_diff")
 else:
     versions = _ui.query(history, project_name, name=chosen)

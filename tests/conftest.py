@@ -25,16 +25,19 @@ def db_digest(path: str | os.PathLike) -> dict:
         return {}
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-            "ORDER BY table_name").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
+            ).fetchall()
+        ]
         digest = {}
         for t in tables:
             q = '"' + t.replace('"', '""') + '"'
             cols = [r[0] for r in con.execute(f"DESCRIBE {q}").fetchall()]
-            n, h = con.execute(
-                f"SELECT count(*), coalesce(sum(CAST(hash(t) AS HUGEINT)), 0) FROM {q} AS t"
-            ).fetchall()[0]
+            n, h = con.execute(f"SELECT count(*), coalesce(sum(CAST(hash(t) AS HUGEINT)), 0) FROM {q} AS t").fetchall()[
+                0
+            ]
             digest[t] = (tuple(cols), int(n), int(h))
         return digest
     finally:
@@ -47,9 +50,13 @@ def labeled_out_of_step(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
         out = {}
-        logs = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
-            "AND table_type = 'BASE TABLE'").fetchall()]
+        logs = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
+                "AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
         for log in logs:
             labeled = "labeled_" + log.split("_", 1)[1]
             cols = ", ".join('"' + r[0].replace('"', '""') + '"' for r in con.execute(f'DESCRIBE "{log}"').fetchall())
@@ -71,16 +78,23 @@ def repeat_flags_wrong(path: str | os.PathLike) -> list[tuple]:
     con = duckdb.connect(str(path), read_only=True)
     try:
         wrong = []
-        logs = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
-            "AND table_type = 'BASE TABLE'").fetchall()]
+        logs = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'log\\_%' ESCAPE '\\' "
+                "AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
         for log in logs:
             pid = int(log.split("_", 1)[1])
-            truth = con.execute(f'SELECT model_version, stage, count(*) > count(DISTINCT example_id) FROM "{log}" '
-                                "GROUP BY ALL").fetchall()
+            truth = con.execute(
+                f'SELECT model_version, stage, count(*) > count(DISTINCT example_id) FROM "{log}" GROUP BY ALL'
+            ).fetchall()
             for version, stage, repeats in truth:
-                flag = con.execute("SELECT repeats FROM sb_key_repeats WHERE project_id = ? AND model_version = ? "
-                                   "AND stage = ?", [pid, version, stage]).fetchall()
+                flag = con.execute(
+                    "SELECT repeats FROM sb_key_repeats WHERE project_id = ? AND model_version = ? AND stage = ?",
+                    [pid, version, stage],
+                ).fetchall()
                 if not flag or (repeats and not flag[0][0]):
                     wrong.append((pid, version, stage, flag[0][0] if flag else None))
         return wrong
@@ -119,15 +133,17 @@ def small_predictions(n: int = 12, *, start: int = 0) -> pd.DataFrame:
     import numpy as np
 
     i = np.arange(start, start + n)
-    return pd.DataFrame({
-        "request_id": [f"r{k}" for k in i],
-        "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(i, unit="h"),
-        "model": np.where(i % 2 == 0, "m1", "m2"),
-        "score": np.round((i % 10) / 10 + 0.05, 2),
-        "country": np.array(["NG", "US", "DE"])[i % 3],
-        "age": 20 + i,
-        "vip": i % 4 == 0,
-    })
+    return pd.DataFrame(
+        {
+            "request_id": [f"r{k}" for k in i],
+            "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(i, unit="h"),
+            "model": np.where(i % 2 == 0, "m1", "m2"),
+            "score": np.round((i % 10) / 10 + 0.05, 2),
+            "country": np.array(["NG", "US", "DE"])[i % 3],
+            "age": 20 + i,
+            "vip": i % 4 == 0,
+        }
+    )
 
 
 SMALL_MAPPING = """

@@ -3,25 +3,31 @@ real DuckDB files in temp folders."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import json
 import re
+from datetime import date
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, db_digest, small_predictions
 from sklearn import metrics as skm
 from streamlit.testing.v1 import AppTest
 
 from analysis import Store, get_project
 
-from conftest import ROOT, db_digest, small_predictions
-
 APP = str(ROOT / "app.py")
-PAGES = ["pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
-         "pages/import.py", "pages/reports.py", "pages/present.py"]
+PAGES = [
+    "pages/overview.py",
+    "pages/slices.py",
+    "pages/discover.py",
+    "pages/validation-sets.py",
+    "pages/compare.py",
+    "pages/import.py",
+    "pages/reports.py",
+    "pages/present.py",
+]
 
 
 def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
@@ -79,17 +85,21 @@ def demo_truth(path) -> pd.DataFrame:
     con = duckdb.connect(str(path), read_only=True)
     try:
         table = get_project(con, "lending-demo").log_table
-        rows = con.execute(
-            f'SELECT model_version, stage, label, score FROM "{table}"').df()
+        rows = con.execute(f'SELECT model_version, stage, label, score FROM "{table}"').df()
     finally:
         con.close()
     out = []
     for (version, stage), g in rows.groupby(["model_version", "stage"]):
         lab = g[g["label"].notna()]
-        out.append({
-            "model_version": version, "stage": stage, "n_rows": len(g), "n_labeled": len(lab),
-            "roc_auc": skm.roc_auc_score(lab["label"].astype(bool), lab["score"]),
-        })
+        out.append(
+            {
+                "model_version": version,
+                "stage": stage,
+                "n_rows": len(g),
+                "n_labeled": len(lab),
+                "roc_auc": skm.roc_auc_score(lab["label"].astype(bool), lab["score"]),
+            }
+        )
     return pd.DataFrame(out).sort_values(["model_version", "stage"]).reset_index(drop=True)
 
 
@@ -124,7 +134,8 @@ def test_overview_numbers_match_the_log(monkeypatch, demo_copy):
     charts = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
     assert len(charts) == 3
     assert {t["name"] for t in charts[0]["data"]} == {
-        f"{v} · {s}" for v, s in zip(truth["model_version"], truth["stage"])}
+        f"{v} · {s}" for v, s in zip(truth["model_version"], truth["stage"])
+    }
 
 
 def test_switching_version_filters_and_sets_the_link(monkeypatch, demo_copy):
@@ -203,11 +214,9 @@ def test_import_page_ingests_an_uploaded_file_and_labels(monkeypatch, tmp_path):
     assert n == 12 and versions == ["m1", "m2"]
 
     # Labels for half of the predictions, and one for a prediction not logged yet.
-    labels = pd.DataFrame({"request_id": [f"r{k}" for k in range(6)] + ["r99"],
-                           "label": [1, 0, 1, 0, 1, 0, 1]})
+    labels = pd.DataFrame({"request_id": [f"r{k}" for k in range(6)] + ["r99"], "label": [1, 0, 1, 0, 1, 0, 1]})
     at.radio(key="imp_kind").set_value("Labels and outcomes").run()
-    at.file_uploader(key="imp_lab_upload").set_value(
-        ("labels.csv", labels.to_csv(index=False).encode(), "text/csv"))
+    at.file_uploader(key="imp_lab_upload").set_value(("labels.csv", labels.to_csv(index=False).encode(), "text/csv"))
     at.run()
     assert at.selectbox(key="imp_lab_id").value == "request_id"
     assert at.selectbox(key="imp_lab_label").value == "label"
@@ -216,8 +225,7 @@ def test_import_page_ingests_an_uploaded_file_and_labels(monkeypatch, tmp_path):
     assert "6 predictions updated" in texts(at) and "1 labels waiting" in texts(at)
     con = duckdb.connect(str(path), read_only=True)
     try:
-        labeled = con.execute(
-            f'SELECT count(label) FROM "{project.log_table}"').fetchall()[0][0]
+        labeled = con.execute(f'SELECT count(label) FROM "{project.log_table}"').fetchall()[0][0]
     finally:
         con.close()
     assert labeled == 6
@@ -251,7 +259,9 @@ def test_import_page_reports_an_unreadable_file(monkeypatch, tmp_path):
     Store(path).initialize()
     at = app_on(monkeypatch, path).run()
     at.switch_page("pages/import.py").run()
-    at.file_uploader(key="imp_pred_upload").set_value(("broken.parquet", b"PAR1 not really", "application/octet-stream"))
+    at.file_uploader(key="imp_pred_upload").set_value(
+        ("broken.parquet", b"PAR1 not really", "application/octet-stream")
+    )
     at.run()
     assert not at.exception
     assert "broken.parquet" in "\n".join(e.value for e in at.error)
@@ -278,8 +288,9 @@ def test_slices_page_opens_a_deep_link(monkeypatch, demo_copy):
     at.run()
     at.switch_page("pages/slices.py").run()
     assert not at.exception
-    expected = count_rows(demo_copy, "model_version = 'credit-v1' AND channel = 'partner_api' "
-                                     "AND employment = 'self_employed'")
+    expected = count_rows(
+        demo_copy, "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed'"
+    )
     assert metric_value(at, "Rows in the slice") == f"{expected:,}"
     assert at.text_input(key="sl_text").value == "channel = partner_api AND employment = self_employed"
     assert at.subheader[0].value == "channel = partner_api AND employment = self_employed"
@@ -293,7 +304,9 @@ def test_slices_page_builder_adds_and_removes_conditions(monkeypatch, demo_copy)
     at.button(key="sl_add").click().run()
     assert not at.exception
     assert at.text_input(key="sl_text").value == "region = east"
-    assert metric_value(at, "Rows in the slice") == f"{count_rows(demo_copy, 'region = ' + chr(39) + 'east' + chr(39)):,}"
+    assert (
+        metric_value(at, "Rows in the slice") == f"{count_rows(demo_copy, 'region = ' + chr(39) + 'east' + chr(39)):,}"
+    )
     assert at.query_params["slice"] in (["region = east"], "region = east")
     at.selectbox(key="sl_column").set_value("age").run()
     at.text_input(key="sl_high_age").input("25").run()
@@ -316,8 +329,8 @@ def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
 
 def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
     from analysis.slices.breakdown import leaderboard
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -328,15 +341,19 @@ def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
     at.selectbox(key="sl_by").set_value("region").run()
     assert not at.exception
     frames = [d.value for d in at.dataframe]
-    by_region = next(f for f in frames if "value" in f and "east" in set(f["value"]) and "column" in f
-                     and set(f["column"]) == {"region"})
+    by_region = next(
+        f
+        for f in frames
+        if "value" in f and "east" in set(f["value"]) and "column" in f and set(f["column"]) == {"region"}
+    )
     expected = count_rows(demo_copy, "model_version = 'credit-v1' AND device = 'android' AND region = 'east'")
     assert by_region.set_index("value").loc["east", "n_rows"] == expected
     at.segmented_control(key="sl_view").set_value("Leaderboard").run()
     board = next(d.value for d in at.dataframe if "column" in d.value and len(set(d.value["column"])) > 1)
     with Store(demo_copy).read() as con:
-        reference = leaderboard(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"),
-                                parse_slice("device = android"))
+        reference = leaderboard(
+            con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"), parse_slice("device = android")
+        )
     assert list(board["value"][:5]) == list(reference["value"][:5])
     assert list(board["impact"][:5]) == pytest.approx(list(reference["impact"][:5]))
 
@@ -355,8 +372,8 @@ def test_slices_page_link_carries_stages(monkeypatch, demo_copy):
 
 def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
     from analysis.slices.buckets import examples
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -367,16 +384,26 @@ def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
     at.selectbox(key="sl_err_by").set_value("employment").run()
     assert not at.exception
     # Clicking the 'FP' segment of the self_employed bar (a plotly selection event).
-    at.session_state["sl_err_bars"] = {"selection": {"points": [
-        {"curve_number": 3, "point_number": 0, "point_index": 0, "x": "self_employed", "y": 1}],
-        "point_indices": [0], "box": [], "lasso": []}}
+    at.session_state["sl_err_bars"] = {
+        "selection": {
+            "points": [{"curve_number": 3, "point_number": 0, "point_index": 0, "x": "self_employed", "y": 1}],
+            "point_indices": [0],
+            "box": [],
+            "lasso": [],
+        }
+    }
     at.run()
     assert not at.exception
     assert at.session_state["sl_drill"] == {"column": "employment", "value": "self_employed", "bucket": "FP"}
     with Store(demo_copy).read() as con:
-        expected = examples(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1"),
-                            parse_slice("channel = partner_api AND employment = self_employed"),
-                            bucket="FP", page_size=50)
+        expected = examples(
+            con,
+            get_project(con, "lending-demo"),
+            Scope.of(versions="credit-v1"),
+            parse_slice("channel = partner_api AND employment = self_employed"),
+            bucket="FP",
+            page_size=50,
+        )
     table = next(d.value for d in at.dataframe if "bucket" in d.value and "prediction_id" in d.value)
     assert set(table["bucket"]) == {"FP"}
     assert list(table["prediction_id"]) == list(expected.rows["prediction_id"])
@@ -416,8 +443,9 @@ def test_discover_page_shows_the_engines_slices(monkeypatch, demo_copy):
     assert not at.exception
     with Store(demo_copy).read() as con:
         stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
-        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages),
-                            error="loss")
+        expected = discover(
+            con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages), error="loss"
+        )
     shown = next(d.value for d in at.dataframe if "where" in d.value)
     assert list(shown["where"]) == list(expected.slices["where"])
     assert list(shown["size"]) == list(expected.slices["size"])
@@ -442,8 +470,9 @@ def test_discover_page_ranks_by_a_cost_expression_and_names_a_bad_one(monkeypatc
     assert not at.exception
     with Store(demo_copy).read() as con:
         stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
-        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages),
-                            error=cost)
+        expected = discover(
+            con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", stages=stages), error=cost
+        )
     shown = next(d.value for d in at.dataframe if "where" in d.value)
     assert list(shown["where"]) == list(expected.slices["where"])
     assert shown["where"].iloc[0] == "employment = self_employed AND channel = partner_api"
@@ -482,17 +511,22 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
     at.text_input(key="sl_promote_reason").input("credit-v1 approves defaulters").run()
     at.button(key="sl_promote_go").click().run()
     assert not at.exception
-    scope = ("model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
-             "AND label IS NOT NULL AND prediction IS NOT NULL AND label <> prediction")
+    scope = (
+        "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
+        "AND label IS NOT NULL AND prediction IS NOT NULL AND label <> prediction"
+    )
     con = duckdb.connect(str(demo_copy), read_only=True)
     table = get_project(con, "lending-demo").log_table
     wrong = con.execute(f'SELECT count(DISTINCT example_id) FROM "{table}" WHERE {scope}').fetchall()[0][0]
     con.close()
     assert f"Added {wrong:,} example(s) to the draft of **partner self-employed**" in "\n".join(
-        t.value for t in at.toast)
+        t.value for t in at.toast
+    )
     # At once, without another run, the page shows that they are all in the set already.
-    assert f"**0** example(s) will be added to the draft of **partner self-employed**; {wrong:,} of the " \
-           f"{wrong:,} selected are in it already." in texts(at)
+    assert (
+        f"**0** example(s) will be added to the draft of **partner self-employed**; {wrong:,} of the "
+        f"{wrong:,} selected are in it already." in texts(at)
+    )
 
     at.switch_page("pages/validation-sets.py").run()
     assert not at.exception
@@ -563,16 +597,18 @@ def test_compare_page_shows_the_gates_verdict_and_the_engines_numbers(monkeypatc
     with Store(demo_copy).read() as con:
         project = get_project(con, "lending-demo")
         first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
-        verdict = run_gate(con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"),
-                           start=first, end=last)
+        verdict = run_gate(
+            con, project, Side("credit-v1", "production"), Side("credit-v3", "shadow"), start=first, end=last
+        )
     shown = literal((at.info or at.warning)[0].value)  # PASS in blue, FAIL in orange
     assert shown.startswith(f"**Gate: {'PASS' if verdict.passed else 'FAIL'}**")
     for result in verdict.results:
         assert result.criterion in shown
     assert f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples" in texts(at)
     overall = next(d.value for d in at.dataframe if "candidate is" in d.value)
-    assert list(overall["metric"]) == [metric_title(m, verdict.comparison.product_metrics)
-                                       for m in verdict.comparison.overall["metric"]]  # paired: totals stay totals
+    assert list(overall["metric"]) == [
+        metric_title(m, verdict.comparison.product_metrics) for m in verdict.comparison.overall["metric"]
+    ]  # paired: totals stay totals
     assert overall.set_index("metric").loc["Loss from false approvals", "baseline"].startswith("$")
     at.segmented_control(key="cmp_view").set_value("slices").run()  # only the view on screen is computed
     slices = next(d.value for d in at.dataframe if "verdict" in d.value and "where" in d.value)
@@ -603,8 +639,10 @@ def test_a_report_built_from_the_demos_comparison_presents_and_exports(monkeypat
 
     overall = next(d.value for d in at.dataframe if "p-value" in d.value)  # formatted as in the export
     products = block.snapshot["product_metrics"]
-    expected = {metric_name(r["metric"], products): format_delta(r["metric"], r["delta"], products)
-                for r in block.snapshot["overall"]}
+    expected = {
+        metric_name(r["metric"], products): format_delta(r["metric"], r["delta"], products)
+        for r in block.snapshot["overall"]
+    }
     assert dict(zip(overall["metric"], overall["change"])) == expected
     at.text_area(key="rep_note_text").set_value("Hold the launch until the east/android slice is fixed.")
     at.button(key="FormSubmitter:rep_note_form-Add note").click().run()
@@ -621,11 +659,14 @@ def test_a_report_built_from_the_demos_comparison_presents_and_exports(monkeypat
     assert any(m.label == "Revenue" for m in at.metric)
 
 
-@pytest.mark.parametrize("page, key, kind", [
-    ("pages/overview.py", "ov_report", "headline"),
-    ("pages/slices.py", "sl_report", "slice"),
-    ("pages/discover.py", "dc_report", "discovery"),
-])
+@pytest.mark.parametrize(
+    "page, key, kind",
+    [
+        ("pages/overview.py", "ov_report", "headline"),
+        ("pages/slices.py", "sl_report", "slice"),
+        ("pages/discover.py", "dc_report", "discovery"),
+    ],
+)
 def test_add_to_report_from_each_page(monkeypatch, demo_copy, page, key, kind):
     from analysis import Store
     from analysis.reports import get_report
@@ -673,13 +714,16 @@ def test_import_attaches_a_parquet_folder_in_place(monkeypatch, tmp_path):
     assert "reads" in texts(at) and "in place" in texts(at)
     with Store(db).read() as con:
         project = get_project(con, "lake")
-        assert project.external and con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0] == len(rows)
+        assert project.external and con.execute(f'SELECT count(*) FROM "{project.log_table}"').fetchall()[0][0] == len(
+            rows
+        )
     at.switch_page("pages/overview.py").run()
     at.selectbox(key="project").set_value("lake").run()
     assert not at.exception and "in place" in texts(at)
 
 
 # -- files: nothing written for a download, uploads kept private, server paths fenced (issue 20) ---
+
 
 def listing(*folders) -> set:
     return {(str(p), p.is_dir()) for folder in folders for p in folder.rglob("*")}
@@ -692,16 +736,20 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
 
     from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # pinned Streamlit 1.67
 
+    from analysis.slices.model import parse_slice
     from analysis.store.paths import safe_file_name
     from analysis.store.scope import Scope
-    from analysis.slices.model import parse_slice
     from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
         create_set(con, project, "east errors")
-        promote(con, project, "east errors", Selection(slice_=parse_slice("region = east"),
-                                                       scope=Scope.of(versions="credit-v1"), only_errors=True))
+        promote(
+            con,
+            project,
+            "east errors",
+            Selection(slice_=parse_slice("region = east"), scope=Scope.of(versions="credit-v1"), only_errors=True),
+        )
         commit(con, project, "east errors", "first")
     # The shared temp folder, as the app sees it, is a private one here (other processes write to /tmp).
     shared = tmp_path / "shared-tmp"
@@ -723,9 +771,26 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
     # The CLI's export of the same version, and the bytes the app serves: Streamlit names a
     # download by a hash of its bytes, type and file name.
     out = tmp_path / "cli.csv"
-    done = subprocess.run([sys.executable, "-m", "analysis", "--db", str(demo_copy), "valsets", "export",
-                           "--project", "lending-demo", "--set", "east errors", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "--db",
+            str(demo_copy),
+            "valsets",
+            "export",
+            "--project",
+            "lending-demo",
+            "--set",
+            "east errors",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     cli_bytes = out.read_bytes()
     assert len(pd.read_csv(out)) > 0
@@ -746,8 +811,14 @@ def test_import_page_reads_only_the_allowed_folders(monkeypatch, tmp_path):
     monkeypatch.delenv("SLICEBOARD_READ_FOLDERS", raising=False)
     at = app_on(monkeypatch, path).run()
     at.switch_page("pages/import.py").run()
-    for bad in ["/etc/passwd", str(secret), str(data / ".." / "keys.csv"), str(data / "link.csv"),
-                str(tmp_path / "*.csv"), "http://169.254.169.254/latest/meta-data"]:
+    for bad in [
+        "/etc/passwd",
+        str(secret),
+        str(data / ".." / "keys.csv"),
+        str(data / "link.csv"),
+        str(tmp_path / "*.csv"),
+        "http://169.254.169.254/latest/meta-data",
+    ]:
         at.text_input(key="imp_pred_path").set_value(bad).run()
         assert not at.exception, bad
         assert "does not read" in "\n".join(e.value for e in at.error), bad
@@ -804,9 +875,14 @@ def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
     con = duckdb.connect(str(demo_copy), read_only=True)
     try:
         table = get_project(con, "lending-demo").log_table
-        picked = [con.execute(f'SELECT prediction_id, label IS NULL FROM "{table}" WHERE model_version = ? '
-                              f"AND {which} ORDER BY prediction_id LIMIT 10", ["credit-v1"]).fetchall()
-                  for which in ("label IS NULL", "prediction <> label")]
+        picked = [
+            con.execute(
+                f'SELECT prediction_id, label IS NULL FROM "{table}" WHERE model_version = ? '
+                f"AND {which} ORDER BY prediction_id LIMIT 10",
+                ["credit-v1"],
+            ).fetchall()
+            for which in ("label IS NULL", "prediction <> label")
+        ]
         picked = picked[0] + picked[1]
     finally:
         con.close()

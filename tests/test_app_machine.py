@@ -39,8 +39,8 @@ Adding a rule
 
 from __future__ import annotations
 
-import shutil
 import re
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -50,14 +50,12 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, \
-    run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from streamlit.testing.v1 import AppTest
+from test_app import app_on, literal, texts
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
 from analysis.slices.breakdown import SORTS
-
-from test_app import app_on, literal, texts
 
 # --- the three projects ---------------------------------------------------------------------
 
@@ -120,42 +118,63 @@ def project_frames(seed: int = 21) -> dict[str, tuple[str, pd.DataFrame]]:
     """The raw files of the three projects (other column names than the demo's)."""
     rng = np.random.default_rng(seed)
     n = 320
-    churn = pd.DataFrame({
-        "event_id": [f"ev{i:04d}" for i in range(n)], "sent_at": _times(rng, n),
-        "model_tag": rng.choice(["gbm-7", "gbm-8"], n), "env": rng.choice(["production", "canary"], n, p=[.7, .3]),
-        "plan": rng.choice(["basic", "pro", "team"], n).astype(object),
-        "tenure_months": rng.integers(0, 60, n).astype(float), "is_mobile": rng.random(n) < .4,
-        "region_code": rng.choice(["101", "202", "303"], n), "p_churn": rng.random(n).round(4),
-        "monthly_revenue": rng.gamma(2, 20, n).round(2)})
-    churn.loc[rng.random(n) < .06, "plan"] = None
-    churn.loc[rng.random(n) < .05, "tenure_months"] = np.nan
+    churn = pd.DataFrame(
+        {
+            "event_id": [f"ev{i:04d}" for i in range(n)],
+            "sent_at": _times(rng, n),
+            "model_tag": rng.choice(["gbm-7", "gbm-8"], n),
+            "env": rng.choice(["production", "canary"], n, p=[0.7, 0.3]),
+            "plan": rng.choice(["basic", "pro", "team"], n).astype(object),
+            "tenure_months": rng.integers(0, 60, n).astype(float),
+            "is_mobile": rng.random(n) < 0.4,
+            "region_code": rng.choice(["101", "202", "303"], n),
+            "p_churn": rng.random(n).round(4),
+            "monthly_revenue": rng.gamma(2, 20, n).round(2),
+        }
+    )
+    churn.loc[rng.random(n) < 0.06, "plan"] = None
+    churn.loc[rng.random(n) < 0.05, "tenure_months"] = np.nan
     truth = rng.random(n) < churn["p_churn"]
     churn["churned"] = np.where(truth, "yes", "no").astype(object)
-    churn.loc[rng.random(n) < .33, "churned"] = None  # a third not labeled yet
+    churn.loc[rng.random(n) < 0.33, "churned"] = None  # a third not labeled yet
 
     n = 260
     queues = np.array(["billing", "tech", "sales", "other"])
-    label = rng.choice(queues, n, p=[.4, .3, .2, .1])
-    right = rng.random(n) < .7
-    tickets = pd.DataFrame({
-        "ticket_ref": [f"T-{i}" for i in range(n)], "opened": _times(rng, n),
-        "router": rng.choice(["r1", "r2"], n), "lane": "production",
-        "lang": rng.choice(["en", "de", "fr"], n), "words": rng.integers(5, 400, n),
-        "vip": rng.random(n) < .2,
-        "routed_to": np.where(right, label, rng.choice(queues, n)), "true_queue": label.astype(object)})
-    tickets.loc[rng.random(n) < .08, "true_queue"] = None
+    label = rng.choice(queues, n, p=[0.4, 0.3, 0.2, 0.1])
+    right = rng.random(n) < 0.7
+    tickets = pd.DataFrame(
+        {
+            "ticket_ref": [f"T-{i}" for i in range(n)],
+            "opened": _times(rng, n),
+            "router": rng.choice(["r1", "r2"], n),
+            "lane": "production",
+            "lang": rng.choice(["en", "de", "fr"], n),
+            "words": rng.integers(5, 400, n),
+            "vip": rng.random(n) < 0.2,
+            "routed_to": np.where(right, label, rng.choice(queues, n)),
+            "true_queue": label.astype(object),
+        }
+    )
+    tickets.loc[rng.random(n) < 0.08, "true_queue"] = None
 
     n = 280
     dist = rng.gamma(2, 4, n).round(2)
     actual = (dist * 2.5 + rng.normal(0, 4, n)).clip(1).round(1)
-    eta = pd.DataFrame({
-        "trip": [f"trip/{i}" for i in range(n)], "booked_at": _times(rng, n),
-        "build": rng.choice(["b-100", "b-101"], n), "where_run": rng.choice(["production", "shadow", "canary"], n),
-        "city": rng.choice(["lagos", "lima", "oslo"], n), "distance_km": dist, "night": rng.random(n) < .3,
-        "eta_min": (actual + rng.normal(0, 5, n)).round(1), "actual_min": actual})
-    eta.loc[rng.random(n) < .1, "actual_min"] = np.nan
-    return {"churn-watch": (CHURN_TOML, churn), "ticket-router": (TICKETS_TOML, tickets),
-            "eta-model": (ETA_TOML, eta)}
+    eta = pd.DataFrame(
+        {
+            "trip": [f"trip/{i}" for i in range(n)],
+            "booked_at": _times(rng, n),
+            "build": rng.choice(["b-100", "b-101"], n),
+            "where_run": rng.choice(["production", "shadow", "canary"], n),
+            "city": rng.choice(["lagos", "lima", "oslo"], n),
+            "distance_km": dist,
+            "night": rng.random(n) < 0.3,
+            "eta_min": (actual + rng.normal(0, 5, n)).round(1),
+            "actual_min": actual,
+        }
+    )
+    eta.loc[rng.random(n) < 0.1, "actual_min"] = np.nan
+    return {"churn-watch": (CHURN_TOML, churn), "ticket-router": (TICKETS_TOML, tickets), "eta-model": (ETA_TOML, eta)}
 
 
 def build_database(path: Path) -> None:
@@ -187,6 +206,7 @@ def base_db(tmp_path_factory) -> Path:
 
 
 # --- crashes the machine found, each kept as a focused test -----------------------------------
+
 
 def test_the_builder_offers_the_missing_value_by_name_and_selects_those_rows(monkeypatch, base_db):
     """Found by the machine: under pandas 3 a missing value came back from the engine as NaN, not
@@ -257,8 +277,9 @@ def test_a_saved_slice_on_an_outcome_and_the_score_is_compared_on_paired_version
     one version's production against all its stages (paired: the same examples) fail with
     "Referenced column monthly_revenue not found" (the pairs carried only the features)."""
     from analysis.compare.comparison import Side, compare
-    from analysis.slices.saved import save_slice
     from analysis.slices.model import parse_slice
+    from analysis.slices.saved import save_slice
+
     path = tmp_path / "copy.duckdb"
     shutil.copyfile(base_db, path)
     with Store(path).write() as con:
@@ -276,8 +297,15 @@ def test_a_saved_slice_on_an_outcome_and_the_score_is_compared_on_paired_version
 # --- reading the page ---------------------------------------------------------------------
 
 MISSING = "∅ missing"  # the Slices builder's name for a missing value
-PAGES = ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
-         "pages/reports.py", "pages/present.py")
+PAGES = (
+    "pages/overview.py",
+    "pages/slices.py",
+    "pages/discover.py",
+    "pages/validation-sets.py",
+    "pages/compare.py",
+    "pages/reports.py",
+    "pages/present.py",
+)
 
 
 def find(at: AppTest, kind: str, key: str):
@@ -316,16 +344,19 @@ def raw_option(label: str) -> str:
 
 def as_text(series: pd.Series) -> pd.Series:
     """Values as DuckDB's CAST(... AS VARCHAR) writes them (booleans as true/false); missing as None."""
+
     def one(v):
         if v is None or (not isinstance(v, str) and pd.isna(v)):
             return None
         if isinstance(v, (bool, np.bool_)):
             return "true" if v else "false"
         return str(v)
+
     return series.map(one).astype(object)
 
 
 # --- the model: conditions as this test understands them, evaluated with pandas -----------------
+
 
 def mask(frame: pd.DataFrame, cond: tuple) -> pd.Series:
     """Rows of ``frame`` meeting one condition ``(column, op, arg)``, computed here with pandas."""
@@ -364,8 +395,13 @@ def text_of(cond: tuple) -> str:
     return f"{column} >= {low}" if low is not None else f"{column} < {high}"
 
 
-def in_scope(frame: pd.DataFrame, version: str | None, stages: list[str] | None,
-             start: date | None = None, end: date | None = None) -> pd.DataFrame:
+def in_scope(
+    frame: pd.DataFrame,
+    version: str | None,
+    stages: list[str] | None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
     keep = pd.Series(True, index=frame.index)
     if version:
         keep &= frame["model_version"] == version
@@ -379,21 +415,30 @@ def in_scope(frame: pd.DataFrame, version: str | None, stages: list[str] | None,
 
 
 # Columns the machine conditions on, per project: picked by value, or by a numeric range.
-VALUE_COLUMNS = {"churn-watch": ["plan", "is_mobile", "region_code", "stage", "label"],
-                 "ticket-router": ["lang", "vip", "label", "prediction", "model_version"],
-                 "eta-model": ["city", "night", "stage"]}
-NUMBER_COLUMNS = {"churn-watch": ["tenure_months", "score", "monthly_revenue"],
-                  "ticket-router": ["words"],
-                  "eta-model": ["distance_km", "label", "prediction"]}
+VALUE_COLUMNS = {
+    "churn-watch": ["plan", "is_mobile", "region_code", "stage", "label"],
+    "ticket-router": ["lang", "vip", "label", "prediction", "model_version"],
+    "eta-model": ["city", "night", "stage"],
+}
+NUMBER_COLUMNS = {
+    "churn-watch": ["tenure_months", "score", "monthly_revenue"],
+    "ticket-router": ["words"],
+    "eta-model": ["distance_km", "label", "prediction"],
+}
 BOUNDS = ["0", "0.3", "2", "7.5", "12", "30", "45", "150"]
 # Slice text a person mistypes, and the start of the readable message each must give.
-BAD_SLICES = [("nope = 1", "Unknown column 'nope'"), ("{num} < abc", "is not a number"),
-              ("{val} in (a b)", "Cannot read the list"), ("{val} = pro AND", "An AND in the slice has nothing")]
+BAD_SLICES = [
+    ("nope = 1", "Unknown column 'nope'"),
+    ("{num} < abc", "is not a number"),
+    ("{val} in (a b)", "Cannot read the list"),
+    ("{val} = pro AND", "An AND in the slice has nothing"),
+]
 NAMES = ["watch", "weekly review", "look/again", "ünïcode"]
 
 
 # --- drivers: one small function per thing a person does, found by widget key -------------------
 # (After a page changes, adapt the driver; the rules and checks stay as they are.)
+
 
 def go_to(m, page: str) -> None:
     m.at.switch_page(page)
@@ -424,6 +469,7 @@ def pick(box, data, label: str, leave_out: str | None = None) -> None:
     and takes values: each label is traced back to the value it shows (a metric's name, a
     value written in brackets after its words, or the label itself)."""
     from analysis.metrics.sql import METRICS
+
     options = list(box.options)
     candidates = [*options, *METRICS, *(m.group(1) for o in options if (m := re.search(r"\(([^()]*)\)$", o)))]
     shown = getattr(box, "format_func", None) or str
@@ -468,11 +514,15 @@ def sl_builder_values(m, data) -> None:
     if MISSING in options and data.draw(st.booleans(), label="only the missing value"):
         picked = [MISSING]
     else:
-        picked = data.draw(st.lists(st.sampled_from(present), min_size=1, max_size=3, unique=True), label="values") \
-            if present else []
+        picked = (
+            data.draw(st.lists(st.sampled_from(present), min_size=1, max_size=3, unique=True), label="values")
+            if present
+            else []
+        )
     values.set_value(picked)
-    find(m.at, "checkbox", f"sl_not_{column}").check() if data.draw(st.booleans(), label="negate") else \
-        find(m.at, "checkbox", f"sl_not_{column}").uncheck()
+    find(m.at, "checkbox", f"sl_not_{column}").check() if data.draw(st.booleans(), label="negate") else find(
+        m.at, "checkbox", f"sl_not_{column}"
+    ).uncheck()
 
 
 def sl_builder_range(m, low: str, high: str) -> None:
@@ -608,11 +658,13 @@ def ov_scope(m, version: str | None, stages: list[str] | None, window: tuple | N
 def ov_window(m, first: date, last: date) -> tuple[date, date]:
     """The window the From/To fields say, read as a person would: a day written YYYY-MM-DD
     (anything else: the first or last logged day), kept inside the logged days, in order."""
+
     def read(key, fallback):
         try:
             return min(max(date.fromisoformat(m.at.text_input(key=key).value.strip()), first), last)
         except ValueError:
             return fallback
+
     start, end = read("ov_from", first), read("ov_to", last)
     return (start, end) if start <= end else (end, start)
 
@@ -670,16 +722,21 @@ def vs_remove(m, data) -> bool:
 def cmp_choose(m, data) -> None:
     for key in ("cmp_base", "cmp_cand", "cmp_base_stage", "cmp_cand_stage"):
         pick(m.at.selectbox(key=key), data, key)
-    show_view(m, "cmp", data.draw(st.sampled_from(["overall", "slices", "time", "sets", "settings"]),
-                                  label="compare view"))
+    show_view(
+        m, "cmp", data.draw(st.sampled_from(["overall", "slices", "time", "sets", "settings"]), label="compare view")
+    )
 
 
 # Reports
 def rep_move(m, data) -> tuple[str, int] | None:
     """Up, Down, or Remove then its confirmation (``rm``) or Keep it (``keep``)."""
-    buttons = [b for b in keyed(m.at, "button", "rep_up_") + keyed(m.at, "button", "rep_down_")
-               + keyed(m.at, "button", "rep_rm_") if not b.disabled and not b.key.startswith(("rep_rm_yes_",
-                                                                                           "rep_rm_no_"))]
+    buttons = [
+        b
+        for b in keyed(m.at, "button", "rep_up_")
+        + keyed(m.at, "button", "rep_down_")
+        + keyed(m.at, "button", "rep_rm_")
+        if not b.disabled and not b.key.startswith(("rep_rm_yes_", "rep_rm_no_"))
+    ]
     if not buttons:
         return None
     key = data.draw(st.sampled_from([b.key for b in buttons]), label="block button")
@@ -700,6 +757,7 @@ def rep_note(m, text: str) -> None:
 
 
 # --- the machine --------------------------------------------------------------------------------
+
 
 class AppMachine(RuleBasedStateMachine):
     """One person in one browser tab, on a private copy of the three-project database."""
@@ -829,11 +887,23 @@ class AppMachine(RuleBasedStateMachine):
         b = data.draw(st.integers(a, (last - first).days), label="window end")
         # A window in order, one day, the wrong way round (swapped), or a day mistyped (the
         # page falls back to the first logged day and says so in a caption, not an error).
-        ov_scope(self, data.draw(st.sampled_from(versions), label="version"),
-                 data.draw(st.lists(st.sampled_from(stages), unique=True), label="stages"),
-                 data.draw(st.sampled_from([None, (first + timedelta(a), first + timedelta(b)),
-                                            (first + timedelta(a),), (first + timedelta(b), first + timedelta(a)),
-                                            ("2026-13-01", first + timedelta(b))]), label="window"))
+        ov_scope(
+            self,
+            data.draw(st.sampled_from(versions), label="version"),
+            data.draw(st.lists(st.sampled_from(stages), unique=True), label="stages"),
+            data.draw(
+                st.sampled_from(
+                    [
+                        None,
+                        (first + timedelta(a), first + timedelta(b)),
+                        (first + timedelta(a),),
+                        (first + timedelta(b), first + timedelta(a)),
+                        ("2026-13-01", first + timedelta(b)),
+                    ]
+                ),
+                label="window",
+            ),
+        )
         self.step()
 
     @rule(view=st.sampled_from(["versions", "time"]))
@@ -869,8 +939,11 @@ class AppMachine(RuleBasedStateMachine):
         self.visit("pages/slices.py")
         versions = list(self.at.selectbox(key="sl_version").options)
         stages = list(self.at.multiselect(key="sl_stages").options)
-        sl_scope(self, data.draw(st.sampled_from(versions), label="version"),
-                 data.draw(st.one_of(st.none(), st.lists(st.sampled_from(stages), unique=True)), label="stages"))
+        sl_scope(
+            self,
+            data.draw(st.sampled_from(versions), label="version"),
+            data.draw(st.one_of(st.none(), st.lists(st.sampled_from(stages), unique=True)), label="stages"),
+        )
         self.step()
 
     @rule(data=st.data())
@@ -887,8 +960,11 @@ class AppMachine(RuleBasedStateMachine):
             sl_builder_values(self, data)
         else:
             bad = data.draw(st.sampled_from(["", "", "", "abc"]), label="bad bound")
-            sl_builder_range(self, data.draw(st.sampled_from(["", *BOUNDS]), label="from") or bad,
-                             data.draw(st.sampled_from(["", *BOUNDS]), label="below"))
+            sl_builder_range(
+                self,
+                data.draw(st.sampled_from(["", *BOUNDS]), label="from") or bad,
+                data.draw(st.sampled_from(["", *BOUNDS]), label="below"),
+            )
         self.step()
 
     @rule()
@@ -915,7 +991,7 @@ class AppMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(0, len(chips) - 1), label="chip")
         sl_remove(self, i)
         if self.conditions is not None:
-            self.conditions = self.conditions[:i] + self.conditions[i + 1:]
+            self.conditions = self.conditions[:i] + self.conditions[i + 1 :]
         self.step()
 
     @rule(data=st.data())
@@ -994,11 +1070,16 @@ class AppMachine(RuleBasedStateMachine):
         name = target or f"set {self.names}"
         done = [s.value for s in self.at.toast if "to the draft of" in s.value]
         assert done, texts(self.at)
-        if self.at.radio(key="sl_promote_what").value == "the whole slice" and before is not None and not self.bad_slice:
+        if (
+            self.at.radio(key="sl_promote_what").value == "the whole slice"
+            and before is not None
+            and not self.bad_slice
+        ):
             rows = self.slice_rows()
             ids = set(rows["example_id"])
-            added, already = (count(x) for x in re.findall(r"([\d,]+) example\(s\) to the draft.*?\(([\d,]+) were",
-                                                            done[0])[0])
+            added, already = (
+                count(x) for x in re.findall(r"([\d,]+) example\(s\) to the draft.*?\(([\d,]+) were", done[0])[0]
+            )
             assert (added, already) == (len(ids - before), len(ids & before)), done[0]
             self.sets[name] = before | ids
         else:
@@ -1076,8 +1157,9 @@ class AppMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def valsets_open(self, data):
-        self.valsets_part(data.draw(st.sampled_from(["Draft", "History and diff", "Export and re-score"]),
-                                    label="part"))
+        self.valsets_part(
+            data.draw(st.sampled_from(["Draft", "History and diff", "Export and re-score"]), label="part")
+        )
         box = find(self.at, "selectbox", "vs_open")
         if box is None:
             return
@@ -1090,11 +1172,13 @@ class AppMachine(RuleBasedStateMachine):
         if submit(self.at, "vs_commit") is None:
             return
         from analysis.valsets.sets import history, members
+
         name = self.at.selectbox(key="vs_open").value
         draft = set(self.engine(members, name=name, version="draft")["example_id"])
         versions = self.engine(history, name=name)["version"]
-        latest = set(self.engine(members, name=name, version=int(versions.max()))["example_id"]) \
-            if len(versions) else None
+        latest = (
+            set(self.engine(members, name=name, version=int(versions.max()))["example_id"]) if len(versions) else None
+        )
         vs_commit(self, message)
         if not message:
             self.expected_errors = ["Say in a message what this version changes"]
@@ -1142,6 +1226,7 @@ class AppMachine(RuleBasedStateMachine):
         left = find(self.at, "selectbox", "vs_open")
         assert (name in (left.options if left is not None else [])) != yes, (name, yes)
         from analysis.valsets.sets import list_sets
+
         assert (name in set(self.engine(list_sets)["name"])) != yes, (name, yes)
         if yes:
             self.sets.pop(name, None)
@@ -1205,8 +1290,9 @@ class AppMachine(RuleBasedStateMachine):
     # the checks after every step -------------------------------------------------------------------------
     def scope_rows(self) -> pd.DataFrame:
         version = self.at.selectbox(key="sl_version").value
-        return in_scope(self.log, None if version == "All versions" else version,
-                        self.at.multiselect(key="sl_stages").value)
+        return in_scope(
+            self.log, None if version == "All versions" else version, self.at.multiselect(key="sl_stages").value
+        )
 
     def slice_rows(self) -> pd.DataFrame:
         rows = self.scope_rows()
@@ -1227,8 +1313,12 @@ class AppMachine(RuleBasedStateMachine):
         for message in expected:
             assert any(message in e for e in shown), (message, shown)
         self.expected_errors = []
-        check = {"pages/overview.py": self.check_overview, "pages/slices.py": self.check_slices,
-                 "pages/validation-sets.py": self.check_valsets, "pages/reports.py": self.check_reports}.get(self.page)
+        check = {
+            "pages/overview.py": self.check_overview,
+            "pages/slices.py": self.check_slices,
+            "pages/validation-sets.py": self.check_valsets,
+            "pages/reports.py": self.check_reports,
+        }.get(self.page)
         if check:
             check()
 
@@ -1236,23 +1326,35 @@ class AppMachine(RuleBasedStateMachine):
         table = table_with(self.at, "model_version", "stage", "n_rows", "n_labeled")
         version = self.at.selectbox(key="ov_version").value
         start, end = ov_window(self, self.log["timestamp"].min().date(), self.log["timestamp"].max().date())
-        rows = in_scope(self.log, None if version == "All versions" else version,
-                        self.at.multiselect(key="ov_stages").value, start, end)
-        truth = rows.groupby(["model_version", "stage"]).agg(n_rows=("prediction_id", "size"),
-                                                               n_labeled=("label", "count")).reset_index()
+        rows = in_scope(
+            self.log,
+            None if version == "All versions" else version,
+            self.at.multiselect(key="ov_stages").value,
+            start,
+            end,
+        )
+        truth = (
+            rows.groupby(["model_version", "stage"])
+            .agg(n_rows=("prediction_id", "size"), n_labeled=("label", "count"))
+            .reset_index()
+        )
         # Both views say how many rows the metrics rest on.
         said = literal("\n".join(m.value for m in self.at.markdown))
         if not rows.empty:
-            assert f"labeled rows only**: {int(rows['label'].notna().sum()):,} of {len(rows):,} predictions" \
-                in said, (said[:300], len(rows))
+            assert f"labeled rows only**: {int(rows['label'].notna().sum()):,} of {len(rows):,} predictions" in said, (
+                said[:300],
+                len(rows),
+            )
         if view_of(self, "ov") != "versions":
             return
         if table is None:
             assert truth.empty, "the Overview shows no table for rows that exist"
             return
         shown = table.value.sort_values(["model_version", "stage"]).reset_index(drop=True)
-        assert shown[["model_version", "stage", "n_rows", "n_labeled"]].astype(str).values.tolist() == \
-            truth.astype(str).values.tolist()
+        assert (
+            shown[["model_version", "stage", "n_rows", "n_labeled"]].astype(str).values.tolist()
+            == truth.astype(str).values.tolist()
+        )
 
     def check_slices(self):
         if self.conditions is None:
@@ -1266,8 +1368,12 @@ class AppMachine(RuleBasedStateMachine):
             assert count(metric(self.at, "Labeled")) == int(rows["label"].notna().sum())
         page = find(self.at, "number_input", "sl_ex_page")
         drilled = find(self.at, "button", "sl_drill_clear") is not None
-        if page is not None and not drilled and self.at.selectbox(key="sl_ex_bucket_None").value == "all" \
-                and not self.at.toggle(key="sl_ex_near").value:
+        if (
+            page is not None
+            and not drilled
+            and self.at.selectbox(key="sl_ex_bucket_None").value == "all"
+            and not self.at.toggle(key="sl_ex_near").value
+        ):
             assert f"; {len(rows):,} rows)" in page.label, page.label
         if view_of(self, "sl") != "Saved":  # the saved slices are listed in the Saved view
             return
@@ -1280,6 +1386,7 @@ class AppMachine(RuleBasedStateMachine):
         if box is None:
             return
         from analysis.valsets.sets import members
+
         draft = self.engine(members, name=box.value, version="draft")
         assert f"draft: **{len(draft):,}** members" in "\n".join(m.value for m in self.at.markdown)
         known = self.sets.get(box.value)
@@ -1297,12 +1404,22 @@ class AppMachine(RuleBasedStateMachine):
 
 def get_report_blocks(con, project, name):
     from analysis.reports import get_report
+
     return get_report(con, project, name).blocks
 
 
 def test_a_user_clicking_at_random_never_crashes_and_sees_true_numbers(base_db):
     AppMachine.base = base_db
     AppMachine.logs = read_logs(base_db)
-    run_state_machine_as_test(AppMachine, settings=settings(
-        max_examples=8, stateful_step_count=35, derandomize=True, database=None, deadline=None,
-        suppress_health_check=list(HealthCheck), print_blob=False))
+    run_state_machine_as_test(
+        AppMachine,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=35,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        ),
+    )

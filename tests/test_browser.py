@@ -20,18 +20,23 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from conftest import ROOT
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from analysis import get_project
 
-from conftest import ROOT
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 TIMEOUT_MS = 60_000
 # Assertions wait for the page (a first render on a busy machine can take
@@ -65,11 +70,28 @@ class AppServer:
         self._ready = threading.Event()
         env = dict(os.environ, SLICEBOARD_DB=str(db), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py",
-             "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(self.port), "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(self.port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -117,8 +139,14 @@ def page():
         pg.set_default_timeout(TIMEOUT_MS)
         # Nothing leaves the machine: every request goes to the loopback server.
         outside: list[str] = []
-        pg.on("request", lambda req: None if req.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:"))
-              else outside.append(req.url))
+        pg.on(
+            "request",
+            lambda req: (
+                None
+                if req.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:"))
+                else outside.append(req.url)
+            ),
+        )
         yield pg
         browser.close()
         assert not outside, f"requests left the machine: {outside[:5]}"
@@ -232,7 +260,9 @@ def test_overview_in_a_real_browser(server, page):
     expect(page).to_have_url(re.compile(r"version=credit-v2"))
     wait_idle(page)
     expect(page.get_by_test_id("stMetricValue").first).to_have_text(f"{counts['credit-v2']:,}")
-    expect(page.get_by_test_id("stMetricValue").filter(has_text=re.compile(rf"^{counts['credit-v1']:,}$"))).to_have_count(0)
+    expect(
+        page.get_by_test_id("stMetricValue").filter(has_text=re.compile(rf"^{counts['credit-v1']:,}$"))
+    ).to_have_count(0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "overview-credit-v2.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -268,9 +298,23 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
     assert card_value(page, "Labeled").inner_text().strip() != "100.0%"
 
     cli = subprocess.Popen(
-        [sys.executable, "-m", "analysis", "labels", str(labels), "--project", "lending-demo",
-         "--db", str(server.db), "--format", "json"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "labels",
+            str(labels),
+            "--project",
+            "lending-demo",
+            "--db",
+            str(server.db),
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # Keep the session busy while the CLI writes: every switch of the view reruns the page.
     views = ["Over time", "By version"]
@@ -283,7 +327,7 @@ def test_labels_from_the_cli_while_the_app_serves_a_session(server, page, tmp_pa
     assert f'"applied": {len(missing)}' in out
 
     shown = views[(i - 1) % 2] if i else "By version"
-    for view in (["By version"] if shown == "Over time" else views):  # the next reruns, ending on the cards
+    for view in ["By version"] if shown == "Over time" else views:  # the next reruns, ending on the cards
         after_run(page, lambda: page.get_by_role("radio", name=view).click())
     expect(card_value(page, "Labeled")).to_have_text("100.0%")
     assert not page.get_by_test_id("stException").count()
@@ -313,8 +357,11 @@ def open_partner_slice(server, page) -> None:
 
 def test_slice_deep_link_shows_the_slice(server, page):
     """A link to a slice, pasted into a new browser, opens the same view."""
-    expected = count_demo(server.db, "count(*)", "model_version = 'credit-v1' AND channel = 'partner_api' "
-                                                 "AND employment = 'self_employed'")
+    expected = count_demo(
+        server.db,
+        "count(*)",
+        "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed'",
+    )
     open_partner_slice(server, page)
     expect(card_value(page, "Rows in the slice")).to_have_text(f"{expected:,}")
     wait_idle(page)
@@ -328,7 +375,6 @@ def test_slice_deep_link_shows_the_slice(server, page):
     page.screenshot(path=str(ARTIFACTS / "slice-deep-link.png"), full_page=True)
 
 
-
 def test_error_bucket_drill_down_shows_those_examples(server, page):
     """Errors view: a click on a bar segment (or the bucket and value pickers)
     opens the Examples view on exactly that bucket x value's rows."""
@@ -336,13 +382,14 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
 
     from analysis import Store
     from analysis.slices.buckets import bucket_counts
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
 
     slice_ = parse_slice("channel = partner_api")
     with Store(server.db).read() as con:
-        counts = bucket_counts(con, get_project(con, "lending-demo"), "employment",
-                               scope=Scope.of(versions="credit-v1"), slice_=slice_)
+        counts = bucket_counts(
+            con, get_project(con, "lending-demo"), "employment", scope=Scope.of(versions="credit-v1"), slice_=slice_
+        )
     query = urlencode({"project": "lending-demo", "version": "credit-v1", "slice": slice_.readable()})
     page.goto(f"{server.url}/slices?{query}")
     expect(page.get_by_role("heading", name=slice_.readable())).to_be_visible()
@@ -364,7 +411,8 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     # middle of the biggest segment drawn, as a person would. The boxes are read in
     # one step, so a redraw cannot change the count in between.
     boxes = segments.evaluate_all(
-        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; })")
+        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; })"
+    )
     bx, by, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
     x, y = bx + bw / 2, by + bh / 2
     page.mouse.move(x, y)
@@ -377,8 +425,9 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     expect(page).to_have_url(re.compile("view=examples"))
     text = drilled.inner_text()
     expected = counts.set_index(["bucket", "value"])["n"]
-    bucket, value = next((b, v) for (b, v) in expected.index
-                         if text == f"Drilled into: {b} · {slice_.readable()} AND employment = {v}")
+    bucket, value = next(
+        (b, v) for (b, v) in expected.index if text == f"Drilled into: {b} · {slice_.readable()} AND employment = {v}"
+    )
     expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
 
     # The pickers reach any cell, here the largest one.
@@ -387,8 +436,9 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     choose(page, "Drill into the bucket", bucket)
     choose(page, "where employment is", value)
     page.get_by_role("button", name="Show examples").click()
-    expect(page.get_by_text(f"Drilled into: {bucket} · {slice_.readable()} AND employment = {value}",
-                            exact=True)).to_be_visible()
+    expect(
+        page.get_by_text(f"Drilled into: {bucket} · {slice_.readable()} AND employment = {value}", exact=True)
+    ).to_be_visible()
     expect(page.get_by_text(f"{int(expected[(bucket, value)]):,} rows)")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "error-drill-down.png"), full_page=True)
 
@@ -409,8 +459,9 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
     expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Error tree")).to_be_visible()
     with Store(server.db).read() as con:
         project = get_project(con, "lending-demo")
-        stages = tuple(sorted(set(s for (s,) in con.execute(
-            f'SELECT DISTINCT stage FROM "{project.log_table}"').fetchall())))
+        stages = tuple(
+            sorted(set(s for (s,) in con.execute(f'SELECT DISTINCT stage FROM "{project.log_table}"').fetchall()))
+        )
         tree = error_tree(con, project, Scope.of(versions="credit-v1", stages=stages))
     worst = tree.leaves[tree.leaves["slice"].notna()].iloc[0]
     choose(page, "Leaf", worst["where"])
@@ -422,9 +473,11 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
     con = duckdb.connect(str(server.db), read_only=True)
     try:
         from analysis.slices.model import compile_slice
+
         sql, params = compile_slice(worst["slice"], project)
-        expected = con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}',
-                               ["credit-v1", *params]).fetchall()[0][0]
+        expected = con.execute(
+            f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}', ["credit-v1", *params]
+        ).fetchall()[0][0]
     finally:
         con.close()
     expect(card_value(slices, "Rows in the slice")).to_have_text(f"{expected:,}")
@@ -434,9 +487,12 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
 def test_promote_a_slices_errors_and_commit_them(server, page):
     """Slices page → Promote tab → a new set with the slice's errors → Validation sets →
     commit → the matrix shows the set against every model version."""
-    wrong = count_demo(server.db, "count(DISTINCT example_id)",
-                       "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
-                       "AND label <> prediction")
+    wrong = count_demo(
+        server.db,
+        "count(DISTINCT example_id)",
+        "model_version = 'credit-v1' AND channel = 'partner_api' AND employment = 'self_employed' "
+        "AND label <> prediction",
+    )
     open_partner_slice(server, page)
     page.get_by_role("radio", name="Promote", exact=True).click()  # the view switcher
     choose(page, "Validation set", "+ a new set…")
@@ -449,7 +505,9 @@ def test_promote_a_slices_errors_and_commit_them(server, page):
     page.get_by_label("Reason (kept with every example)").press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Promote to the draft").click()
-    expect(page.get_by_test_id("stToast").filter(has_text=f"Added {wrong:,} example(s) to the draft of")).to_be_visible()
+    expect(
+        page.get_by_test_id("stToast").filter(has_text=f"Added {wrong:,} example(s) to the draft of")
+    ).to_be_visible()
 
     page.goto(f"{server.url}/validation-sets?project=lending-demo&set=partner+errors")
     expect(page.get_by_role("heading", name="Validation sets")).to_be_visible()
@@ -480,12 +538,20 @@ def test_compare_shows_the_verdict(server, page):
     expect(verdict_box).to_be_visible()
     with Store(server.db).read() as con:
         summary_first, summary_last = con.execute(
-            'SELECT min("timestamp")::DATE, max("timestamp")::DATE FROM log_1').fetchall()[0]
-        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v3"),
-                           start=summary_first, end=summary_last)
+            'SELECT min("timestamp")::DATE, max("timestamp")::DATE FROM log_1'
+        ).fetchall()[0]
+        verdict = run_gate(
+            con,
+            get_project(con, "lending-demo"),
+            Side("credit-v1"),
+            Side("credit-v3"),
+            start=summary_first,
+            end=summary_last,
+        )
     expect(verdict_box).to_contain_text(f"Gate: {'PASS' if verdict.passed else 'FAIL'}")
-    expect(page.get_by_text(f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples")
-           ).to_be_visible()
+    expect(
+        page.get_by_text(f"paired: both versions scored the same {verdict.comparison.n_pairs:,} examples")
+    ).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
 
@@ -521,8 +587,15 @@ def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp
     report = _report_on_the_demo(demo_copy)
     params = report.blocks[1].params
     with Store(demo_copy).read() as con:
-        comp = compare(con, get_project(con, "lending-demo"), Side("credit-v1", "production"),
-                       Side("credit-v3", "shadow"), start=params["start"], end=params["end"], discovered=0)
+        comp = compare(
+            con,
+            get_project(con, "lending-demo"),
+            Side("credit-v1", "production"),
+            Side("credit-v3", "shadow"),
+            start=params["start"],
+            end=params["end"],
+            discovered=0,
+        )
     out = write_html(report, tmp_path / "launch.html")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -541,7 +614,8 @@ def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp
             drawn = sum(histogram[:200]) / sum(histogram)  # share of pixels darker than near-white
             assert drawn > 0.02, f"chart {i} looks blank"
         shown = pg.locator("section[data-kind=comparison] table.overall tbody tr").evaluate_all(
-            "rows => rows.map(r => Array.from(r.querySelectorAll('td[data-value]')).map(td => td.dataset.value))")
+            "rows => rows.map(r => Array.from(r.querySelectorAll('td[data-value]')).map(td => td.dataset.value))"
+        )
         pg.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         browser.close()
     for row, values in zip(comp.overall.itertuples(), shown):

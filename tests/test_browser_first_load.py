@@ -14,7 +14,6 @@ import re
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-
 from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, _require_chromium, wait_idle
 
 NAVIGATION = ["Overview", "Slices", "Discover", "Validation sets", "Compare", "Reports", "Present", "Import"]

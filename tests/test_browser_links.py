@@ -8,11 +8,17 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import expect
-
 from test_browser import page, server, wait_idle  # noqa: F401  (fixtures)
 
-PAGES = {"overview": "lending-demo", "slices": "Slices", "discover": "Discover", "validation-sets": "Validation sets",
-         "compare": "Compare", "reports": "Reports", "import": "Import"}
+PAGES = {
+    "overview": "lending-demo",
+    "slices": "Slices",
+    "discover": "Discover",
+    "validation-sets": "Validation sets",
+    "compare": "Compare",
+    "reports": "Reports",
+    "import": "Import",
+}
 
 
 def test_overview_has_its_own_address_and_every_page_opens_by_its_link(server, page):  # noqa: F811
@@ -21,7 +27,8 @@ def test_overview_has_its_own_address_and_every_page_opens_by_its_link(server, p
     expect(page.get_by_role("heading", name="lending-demo")).to_be_visible()
     expect(page.get_by_role("combobox", name="Model version")).to_have_value("credit-v2")
     expect(page.get_by_test_id("stSidebarNav").get_by_role("link", name="Overview")).to_have_attribute(
-        "aria-current", "page")
+        "aria-current", "page"
+    )
     # The root opens the Overview, keeping the query.
     page.goto(server.url + "/?project=lending-demo&version=credit-v3")
     expect(page).to_have_url(re.compile(r"/overview\?.*version=credit-v3"))

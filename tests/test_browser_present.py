@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, choose, wait_idle
 
 from analysis import Store, get_project
 from analysis.compare.comparison import Side, compare
-from analysis.numbers import format_delta, format_value, metric_title
 from analysis.metrics.product import ProductMetric
+from analysis.numbers import format_delta, format_value, metric_title
 from analysis.reports import add_block
-
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, choose, wait_idle
 
 
 def require_chromium() -> None:
@@ -21,8 +20,10 @@ def require_chromium() -> None:
         pytest.skip(f"Chromium is not installed at {CHROMIUM}")
 
 
-SIDEBAR_WIDTH = "() => { const s = document.querySelector('[data-testid=stSidebar]'); " \
-                "return s ? s.getBoundingClientRect().width : 0 }"
+SIDEBAR_WIDTH = (
+    "() => { const s = document.querySelector('[data-testid=stSidebar]'); "
+    "return s ? s.getBoundingClientRect().width : 0 }"
+)
 # Every big number: its text fits its box (no ellipsis, nothing scrolled away) inside the window.
 CUT = """() => [...document.querySelectorAll('[data-testid=stMetricValue]')].flatMap(v =>
     [v, ...v.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1
@@ -33,13 +34,22 @@ def test_present_fits_1280_by_720_without_a_sidebar(demo_copy):
     require_chromium()
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
-        block = add_block(con, project, "Launch", "comparison", {"baseline": Side("credit-v1"),
-                                                                 "candidate": Side("credit-v3")})
+        block = add_block(
+            con, project, "Launch", "comparison", {"baseline": Side("credit-v1"), "candidate": Side("credit-v3")}
+        )
         add_block(con, project, "Launch", "gate", {"baseline": Side("credit-v1"), "candidate": Side("credit-v3")})
         add_block(con, project, "Launch", "headline", {})
-        comp = compare(con, project, Side("credit-v1"), Side("credit-v3"), start=block.params["start"],
-                       end=block.params["end"], saved=block.params["saved"], discovered=5,
-                       metrics=[ProductMetric(**m) for m in block.params["metrics"]])
+        comp = compare(
+            con,
+            project,
+            Side("credit-v1"),
+            Side("credit-v3"),
+            start=block.params["start"],
+            end=block.params["end"],
+            saved=block.params["saved"],
+            discovered=5,
+            metrics=[ProductMetric(**m) for m in block.params["metrics"]],
+        )
     products = block.params["metrics"]
     server = AppServer(demo_copy)
     try:
@@ -65,9 +75,11 @@ def test_present_fits_1280_by_720_without_a_sidebar(demo_copy):
                     continue
                 card = cards[metric_title(r.metric, products)]
                 assert card.get_by_test_id("stMetricValue").inner_text().strip() == format_value(
-                    r.metric, r.candidate, products)
+                    r.metric, r.candidate, products
+                )
                 assert card.get_by_test_id("stMetricDelta").inner_text().strip() == format_delta(
-                    r.metric, r.delta, products).replace("−", "-")
+                    r.metric, r.delta, products
+                ).replace("−", "-")
             # Leaving the presentation brings the sidebar back.
             page.get_by_text("Back to Reports").click()
             expect(page.get_by_text("Export HTML")).to_be_visible()
@@ -110,7 +122,8 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
                 page.wait_for_function(
                     """names => JSON.stringify([...document.querySelectorAll('h3')].map(h => h.innerText.trim())
                         .filter(t => ['One', 'Two', 'Three', 'Note'].includes(t))) === JSON.stringify(names)""",
-                    arg=expected)
+                    arg=expected,
+                )
                 return True
 
             page.get_by_role("button", name="Down").first.click()

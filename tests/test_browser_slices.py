@@ -12,13 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
+from test_browser import ARTIFACTS, after_run, card_value, choose, count_demo, page, server, wait_idle  # noqa: F401 (fixtures)
 
 from analysis import Store, get_project
 from analysis.slices.column_profile import value_counts
 from analysis.store.scope import Scope
-
-from test_browser import (ARTIFACTS, after_run, card_value, choose, count_demo, page, server,  # noqa: F401 (fixtures)
-                          wait_idle)
 
 
 def open_slices(server, page, **params) -> None:
@@ -31,8 +29,9 @@ def open_slices(server, page, **params) -> None:
 def value_label(db, column: str, value: str, version: str | None) -> str:
     """The builder's label of ``value``: its row count in the version, from the engine."""
     with Store(db).read() as con:
-        counts = value_counts(con, get_project(con, "lending-demo"), column,
-                              scope=Scope.of(versions=version), limit=200)
+        counts = value_counts(
+            con, get_project(con, "lending-demo"), column, scope=Scope.of(versions=version), limit=200
+        )
     n = int(counts.set_index("value").loc[value, "n"])
     return f"{value} · {n:,}"
 
@@ -81,15 +80,17 @@ def test_a_picked_value_survives_changing_the_version(server, page, then):
         expect(page.get_by_role("heading", name="All rows")).to_be_visible()
         wait_idle(page)
         expect_no_error(page)
-        expect(values_box(page).get_by_text(value_label(server.db, "region", "east", versions[-1]),
-                                            exact=True)).to_be_visible()
+        expect(
+            values_box(page).get_by_text(value_label(server.db, "region", "east", versions[-1]), exact=True)
+        ).to_be_visible()
     page.get_by_role("button", name="Add to slice").click()
     where = "region = east" if then == "version and remove" else "device = android AND region = east"
     expect(page.get_by_role("heading", name=where)).to_be_visible()
     wait_idle(page)
     expect_no_error(page)
-    sql = "model_version = '{}' AND {}".format(versions[-1], where.replace("android", "'android'").replace(
-        "east", "'east'"))
+    sql = "model_version = '{}' AND {}".format(
+        versions[-1], where.replace("android", "'android'").replace("east", "'east'")
+    )
     expect(card_value(page, "Rows in the slice")).to_have_text(f"{count_demo(server.db, 'count(*)', sql):,}")
     # Adding clears the pick: the box is empty again.
     expect(values_box(page).get_by_text("east", exact=False)).to_have_count(0)

@@ -5,12 +5,11 @@ headless Chromium at the size a person uses, 1440×900; every step waits on the 
 from __future__ import annotations
 
 from playwright.sync_api import expect
+from test_browser import page, server, wait_idle  # noqa: F401 (fixtures)
 
 from analysis import Store, get_project
 from analysis.compare.comparison import Side
 from analysis.reports import add_block
-
-from test_browser import page, server, wait_idle  # noqa: F401 (fixtures)
 
 CUT = "el => { const t = el.querySelector('[data-testid=stMarkdownContainer]'); return t.scrollWidth > t.clientWidth; }"
 
@@ -20,8 +19,13 @@ def test_a_reports_block_buttons_are_not_cut(server, page):
     with Store(server.db).write() as con:
         project = get_project(con, "lending-demo")
         add_block(con, project, "Walk", "headline", {})
-        add_block(con, project, "Walk", "comparison", {"baseline": Side("credit-v1"), "candidate": Side("credit-v2"),
-                                                       "discovered": 0})
+        add_block(
+            con,
+            project,
+            "Walk",
+            "comparison",
+            {"baseline": Side("credit-v1"), "candidate": Side("credit-v2"), "discovered": 0},
+        )
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"{server.url}/reports?project=lending-demo&report=Walk")
     buttons = page.get_by_role("button", name="Remove", exact=True)

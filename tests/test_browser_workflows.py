@@ -19,14 +19,12 @@ from urllib.parse import urlencode
 import duckdb
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
+from test_browser import ARTIFACTS, RUN_COUNTER, card_value, choose, page, server, wait_idle  # noqa: F401 - fixtures
 
 from analysis import Store, get_project
-from analysis.store.scope import Scope
 from analysis.slices.model import compile_slice, parse_slice
+from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, create_set, members, promote
-
-from test_browser import (ARTIFACTS, RUN_COUNTER, card_value, choose, page, server,  # noqa: F401 - fixtures
-                          wait_idle)
 
 SLICE = "channel = partner_api AND employment = self_employed"
 
@@ -52,8 +50,9 @@ def slice_rows(db: Path) -> int:
     try:
         project = get_project(con, "lending-demo")
         sql, params = compile_slice(parse_slice(SLICE), project)
-        return con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}',
-                           ["credit-v1", *params]).fetchall()[0][0]
+        return con.execute(
+            f'SELECT count(*) FROM "{project.log_table}" WHERE model_version = ? AND {sql}', ["credit-v1", *params]
+        ).fetchall()[0][0]
     finally:
         con.close()
 
@@ -73,6 +72,7 @@ def test_a_saved_slice_is_listed_at_once(server, page):
     expect(saved.first).to_contain_text(SLICE)
     with Store(server.db).read() as con:
         from analysis.slices.saved import list_slices
+
         assert list(list_slices(con, get_project(con, "lending-demo"))["name"]) == ["partner self-employed"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "workflow-save-slice.png"), full_page=True)
@@ -113,9 +113,13 @@ def test_promoted_examples_change_the_draft_count_at_once(server, page):
     with Store(server.db).write() as con:
         project = get_project(con, "lending-demo")
         create_set(con, project, "watchlist")
-        promote(con, project, "watchlist", Selection(scope=Scope.of(versions="credit-v1"),
-                                                     slice_=parse_slice("region = east"), sample=5),
-                reason="seed")
+        promote(
+            con,
+            project,
+            "watchlist",
+            Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east"), sample=5),
+            reason="seed",
+        )
     before = draft_size(server.db, "watchlist")
     assert before == 5
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_slices import MAPPING, shop_frame
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.slices.buckets import BINARY_BUCKETS, bucket_counts, examples
 from analysis.slices.model import parse_slice
-
-from test_slices import MAPPING, shop_frame
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +56,46 @@ def test_bucket_counts_by_column_match_pandas(shop):
 def test_examples_page_through_one_bucket_sorted(shop):
     store, project, frame = shop
     wanted = frame[(frame.bucket == "FP") & (frame.country == "NG")].sort_values(
-        ["score", "id"], ascending=[False, True])
+        ["score", "id"], ascending=[False, True]
+    )
     seen = []
     with store.read() as con:
-        first = examples(con, project, slice_=parse_slice("country = NG"), bucket="FP",
-                         sort_by="score", descending=True, page=1, page_size=7)
+        first = examples(
+            con,
+            project,
+            slice_=parse_slice("country = NG"),
+            bucket="FP",
+            sort_by="score",
+            descending=True,
+            page=1,
+            page_size=7,
+        )
         for page in range(1, first.pages + 1):
-            seen += list(examples(con, project, slice_=parse_slice("country = NG"), bucket="FP",
-                                  sort_by="score", descending=True, page=page, page_size=7).rows.prediction_id)
+            seen += list(
+                examples(
+                    con,
+                    project,
+                    slice_=parse_slice("country = NG"),
+                    bucket="FP",
+                    sort_by="score",
+                    descending=True,
+                    page=page,
+                    page_size=7,
+                ).rows.prediction_id
+            )
     assert first.total == len(wanted)
     assert first.pages == -(-len(wanted) // 7)
-    assert list(first.rows.columns[:9]) == ["prediction_id", "example_id", "timestamp", "model_version", "stage",
-                                            "prediction", "score", "label", "label_timestamp"]
+    assert list(first.rows.columns[:9]) == [
+        "prediction_id",
+        "example_id",
+        "timestamp",
+        "model_version",
+        "stage",
+        "prediction",
+        "score",
+        "label",
+        "label_timestamp",
+    ]
     # Ties in score are broken by id, so the page order is exactly pandas' order.
     assert seen == list(wanted.id)
     assert len(seen) == len(set(seen)) == len(wanted)
@@ -91,19 +118,34 @@ def test_near_threshold_and_bad_requests(shop):
 def test_regression_residual_bands(tmp_path):
     rng = np.random.default_rng(5)
     n = 300
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "segment": rng.choice(["a", "b"], n),
-                          "pred": rng.normal(10, 3, n)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "segment": rng.choice(["a", "b"], n),
+            "pred": rng.normal(10, 3, n),
+        }
+    )
     frame["label"] = frame["pred"] + rng.normal(0, 2, n)
     store = Store(tmp_path / "reg.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="r", mapping=Mapping(
-            task="regression", id="id", version="v", prediction="pred", label="label", features=["segment"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="r",
+            mapping=Mapping(
+                task="regression", id="id", version="v", prediction="pred", label="label", features=["segment"]
+            ),
+        )
     with store.read() as con:
         counts = bucket_counts(con, get_project(con, "r"), "segment")
     mae = (frame.pred - frame.label).abs().mean()
     r = frame.pred - frame.label
-    bands = np.select([r < -2 * mae, r < -mae, r <= mae, r <= 2 * mae],
-                      ["under > 2 MAE", "under 1-2 MAE", "within 1 MAE", "over 1-2 MAE"], "over > 2 MAE")
+    bands = np.select(
+        [r < -2 * mae, r < -mae, r <= mae, r <= 2 * mae],
+        ["under > 2 MAE", "under 1-2 MAE", "within 1 MAE", "over 1-2 MAE"],
+        "over > 2 MAE",
+    )
     expected = pd.Series(bands).groupby([frame.segment, bands]).size()
     got = counts.set_index(["value", "bucket"])["n"]
     for key, value in got.items():
@@ -134,14 +176,17 @@ def test_bucket_filters_select_exactly_the_named_rows(shop):
 
     _, project, _ = shop
     con = duckdb.connect()
-    con.execute("CREATE TABLE t AS SELECT l.v AS label, p.v AS prediction, s.v AS score "
-                "FROM (VALUES (true), (false), (NULL)) l(v), (VALUES (true), (false), (NULL)) p(v), "
-                "(VALUES (0.0), (0.05), (0.1), (0.5), (0.9), (0.95), (1.0), (NULL)) s(v)")
+    con.execute(
+        "CREATE TABLE t AS SELECT l.v AS label, p.v AS prediction, s.v AS score "
+        "FROM (VALUES (true), (false), (NULL)) l(v), (VALUES (true), (false), (NULL)) p(v), "
+        "(VALUES (0.0), (0.05), (0.1), (0.5), (0.9), (0.95), (1.0), (NULL)) s(v)"
+    )
     for confidence in (0.5, 0.9, 1.0):
         case, case_params = bucket_sql(project, confidence=confidence)
         for bucket in buckets_for("binary"):
             where, params = bucket_filter(project, bucket, confidence=confidence)
             got = con.execute(f"SELECT label, prediction, score FROM t WHERE {where} ORDER BY ALL", params).fetchall()
-            want = con.execute(f"SELECT label, prediction, score FROM t WHERE ({case}) = ? ORDER BY ALL",
-                               [*case_params, bucket]).fetchall()
+            want = con.execute(
+                f"SELECT label, prediction, score FROM t WHERE ({case}) = ? ORDER BY ALL", [*case_params, bucket]
+            ).fetchall()
             assert got == want, (bucket, confidence)

@@ -7,19 +7,18 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-
-from analysis import ConfigError, Store, attach_labels, get_project, ingest_predictions, parse_mapping
-from analysis.store.changes import AREAS, READS, areas_read, signatures
-from analysis.engines.settings import EngineSettings, set_settings
-from analysis.compare.gate import GateCriteria, set_criteria
-from analysis.metrics.product import ProductMetric, define_metric
-from analysis.reports import add_block
-from analysis.slices.saved import save_slice
-from analysis.slices.model import parse_slice
-from analysis.valsets.sets import Selection, create_set, promote
-
 from conftest import SMALL_MAPPING, small_predictions
 from test_app import app_on
+
+from analysis import ConfigError, Store, attach_labels, get_project, ingest_predictions, parse_mapping
+from analysis.compare.gate import GateCriteria, set_criteria
+from analysis.engines.settings import EngineSettings, set_settings
+from analysis.metrics.product import ProductMetric, define_metric
+from analysis.reports import add_block
+from analysis.slices.model import parse_slice
+from analysis.slices.saved import save_slice
+from analysis.store.changes import AREAS, READS, areas_read, signatures
+from analysis.valsets.sets import Selection, create_set, promote
 
 
 def _two_projects(path) -> Store:
@@ -31,8 +30,13 @@ def _two_projects(path) -> Store:
 
 
 def _labels(n: int = 40) -> pd.DataFrame:
-    return pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "label": [i % 3 == 0 for i in range(n)],
-                         "revenue": [float(i) for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(n)],
+            "label": [i % 3 == 0 for i in range(n)],
+            "revenue": [float(i) for i in range(n)],
+        }
+    )
 
 
 def _changed(store: Store, write) -> set:
@@ -44,8 +48,12 @@ def _changed(store: Store, write) -> set:
         write(con, get_project(con, "p"))
     with store.read() as con:
         after = signatures(con)
-    changed = {(name, area) for name, (_, areas) in before.projects.items() for area in AREAS
-               if after.projects[name][1][area] != areas[area]}
+    changed = {
+        (name, area)
+        for name, (_, areas) in before.projects.items()
+        for area in AREAS
+        if after.projects[name][1][area] != areas[area]
+    }
     return changed | ({"projects"} if before.database != after.database else set())
 
 

@@ -13,29 +13,42 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, db_digest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.compare.comparison import Side, compare
 from analysis.compare.gate import run_gate
 from analysis.metrics.product import ProductMetric, define_metric, list_metrics
 
-from conftest import ROOT, db_digest
-
-MAPPING = Mapping(id="id", version="v", task="binary", prediction="prediction", label="label", score="score",
-                  positive_label="1", features=["region", "code"], outcomes=["revenue"])
+MAPPING = Mapping(
+    id="id",
+    version="v",
+    task="binary",
+    prediction="prediction",
+    label="label",
+    score="score",
+    positive_label="1",
+    features=["region", "code"],
+    outcomes=["revenue"],
+)
 
 
 def frame(n: int, *, start: int = 0, code=None) -> pd.DataFrame:
     rng = np.random.default_rng(start + 3)
     i = np.arange(start, start + n)
     label = rng.integers(0, 2, n)
-    return pd.DataFrame({
-        "id": [f"p{k}" for k in i], "v": np.where(i % 2 == 0, "v1", "v2"),
-        "score": rng.random(n).round(3), "prediction": rng.integers(0, 2, n), "label": label,
-        "revenue": rng.integers(0, 100, n).astype(float),
-        "region": np.array(["north", "south", "east"])[i % 3],
-        "code": code if code is not None else (i % 7).astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"p{k}" for k in i],
+            "v": np.where(i % 2 == 0, "v1", "v2"),
+            "score": rng.random(n).round(3),
+            "prediction": rng.integers(0, 2, n),
+            "label": label,
+            "revenue": rng.integers(0, 100, n).astype(float),
+            "region": np.array(["north", "south", "east"])[i % 3],
+            "code": code if code is not None else (i % 7).astype(str),
+        }
+    )
 
 
 @pytest.fixture
@@ -47,8 +60,14 @@ def db(tmp_path):
 
 
 def run(*args, env=None):
-    p = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "analysis", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -60,21 +79,23 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["discover", "--min-support", "abc"], "--min-support"),
-    (["discover", "--min-support", "-3"], "--min-support"),
-    (["discover", "--error", "(" * 300 + "1" + ")" * 300], "nest"),
-    (["discover", "--error", "abs(" * 300 + "score" + ")" * 300], "nest"),
-    (["discover", "--error", "NOT " * 400 + "label"], "nest"),
-    (["discover", "--error", "CASE WHEN region::INT > 3 THEN 1 ELSE 0 END"], "north"),
-    (["slice", "--slice-json", "[" * 20000 + "]" * 20000], "slice"),
-    (["slice", "--slice-json", '{"conditions": ' + '{"a": ' * 5000 + "1" + "}" * 5001], "slice"),
-    (["slice", "--slice-json", '{"conditions": [{"column": "region", "op": "in", "values": "north"}]}'],
-     "values"),
-    (["product-metrics", "define", "--name", "m", "--expression", "sum(region::INT)"], "region"),
-    (["product-metrics", "define", "--name", "m", "--expression", "sum(1 % 0)"], "zero"),
-    (["metrics", "--wait", "soon"], "--wait"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["discover", "--min-support", "abc"], "--min-support"),
+        (["discover", "--min-support", "-3"], "--min-support"),
+        (["discover", "--error", "(" * 300 + "1" + ")" * 300], "nest"),
+        (["discover", "--error", "abs(" * 300 + "score" + ")" * 300], "nest"),
+        (["discover", "--error", "NOT " * 400 + "label"], "nest"),
+        (["discover", "--error", "CASE WHEN region::INT > 3 THEN 1 ELSE 0 END"], "north"),
+        (["slice", "--slice-json", "[" * 20000 + "]" * 20000], "slice"),
+        (["slice", "--slice-json", '{"conditions": ' + '{"a": ' * 5000 + "1" + "}" * 5001], "slice"),
+        (["slice", "--slice-json", '{"conditions": [{"column": "region", "op": "in", "values": "north"}]}'], "values"),
+        (["product-metrics", "define", "--name", "m", "--expression", "sum(region::INT)"], "region"),
+        (["product-metrics", "define", "--name", "m", "--expression", "sum(1 % 0)"], "zero"),
+        (["metrics", "--wait", "soon"], "--wait"),
+    ],
+)
 def test_cli_errors_exit_2_with_one_line(db, argv, needle):
     before = db_digest(db)
     code, _, err = run(*argv, "--project", "p", "--db", db)
@@ -93,9 +114,15 @@ def test_database_files_that_are_not_databases(tmp_path, db):
     noise = tmp_path / "noise.duckdb"
     noise.write_bytes(np.random.default_rng(1).integers(0, 256, 300_000, dtype=np.uint8).tobytes())
     under_file = text / "x.duckdb"
-    for path, argv in [(folder, ["info"]), (folder, ["ingest", "x.csv", "--project", "p"]),
-                       (truncated, ["info"]), (text, ["info"]), (noise, ["metrics", "--project", "p"]),
-                       (text, ["product-metrics", "list", "--project", "p"]), (under_file, ["demo"])]:
+    for path, argv in [
+        (folder, ["info"]),
+        (folder, ["ingest", "x.csv", "--project", "p"]),
+        (truncated, ["info"]),
+        (text, ["info"]),
+        (noise, ["metrics", "--project", "p"]),
+        (text, ["product-metrics", "list", "--project", "p"]),
+        (under_file, ["demo"]),
+    ]:
         before = path.read_bytes() if path.is_file() else None
         code, _, err = run(*argv, "--db", path)
         line = one_line(err)
@@ -115,8 +142,9 @@ def test_the_last_resort_handler_gives_one_line_and_exit_2(capsys, monkeypatch):
     monkeypatch.delenv("SLICEBOARD_DEBUG", raising=False)
     assert guarded(broken, Args()) == 2
     err = capsys.readouterr().err
-    assert one_line(err) == ("error: unexpected RuntimeError: something nobody planned for "
-                             "(set SLICEBOARD_DEBUG=1 for the details)")
+    assert one_line(err) == (
+        "error: unexpected RuntimeError: something nobody planned for (set SLICEBOARD_DEBUG=1 for the details)"
+    )
     monkeypatch.setenv("SLICEBOARD_DEBUG", "1")
     assert guarded(broken, Args()) == 2
     err = capsys.readouterr().err
@@ -177,9 +205,11 @@ def test_defining_a_metric_checks_the_real_rows(db):
     before = db_digest(db)
     with store.write(create=False) as con:
         project = get_project(con, "p")
-        for expression, message in [("sum(region::INT)", "Could not convert string 'north'"),
-                                    ("sum(1 % 0)", "Division by zero"),
-                                    ("count(*) // (count(*) - count(*))", "Division by zero")]:
+        for expression, message in [
+            ("sum(region::INT)", "Could not convert string 'north'"),
+            ("sum(1 % 0)", "Division by zero"),
+            ("count(*) // (count(*) - count(*))", "Division by zero"),
+        ]:
             with pytest.raises(ConfigError, match=message):
                 define_metric(con, project, ProductMetric("m", expression))
         assert list_metrics(con, project) == []
@@ -219,8 +249,9 @@ def test_a_report_block_names_a_failing_metric(broken_metric):
     with broken_metric.read() as con:
         project = get_project(con, "p")
         for kind in ("comparison", "gate", "series"):
-            params = pin(con, project, kind, {"baseline": {"version": "v1"}, "candidate": {"version": "v2"},
-                                              "discovered": 0})
+            params = pin(
+                con, project, kind, {"baseline": {"version": "v1"}, "candidate": {"version": "v2"}, "discovered": 0}
+            )
             snapshot = compute(con, project, kind, params)
             if kind == "comparison":
                 lines = LINES[kind](snapshot)

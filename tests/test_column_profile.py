@@ -17,19 +17,35 @@ from analysis.store.scope import Scope
 def profiled(tmp_path_factory):
     rng = np.random.default_rng(3)
     n = 2000
-    frame = pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)], "v": np.where(np.arange(n) % 4 == 0, "v2", "v1"),
-        "ts": pd.Timestamp("2026-10-01") + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h"),
-        "prediction": rng.integers(0, 2, n), "label": rng.integers(0, 2, n),
-        "region": rng.choice(["east", "west", "north", None], n, p=[0.5, 0.3, 0.15, 0.05]),
-        "amount": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 100.0, n).round(2)),
-        "opened": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 2000, n), unit="D"),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": np.where(np.arange(n) % 4 == 0, "v2", "v1"),
+            "ts": pd.Timestamp("2026-10-01") + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h"),
+            "prediction": rng.integers(0, 2, n),
+            "label": rng.integers(0, 2, n),
+            "region": rng.choice(["east", "west", "north", None], n, p=[0.5, 0.3, 0.15, 0.05]),
+            "amount": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 100.0, n).round(2)),
+            "opened": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 2000, n), unit="D"),
+        }
+    )
     store = Store(tmp_path_factory.mktemp("profile") / "p.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", version="v", timestamp="ts", task="binary", prediction="prediction", label="label",
-            positive_label="1", features=["region", "amount", "opened"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                timestamp="ts",
+                task="binary",
+                prediction="prediction",
+                label="label",
+                positive_label="1",
+                features=["region", "amount", "opened"],
+            ),
+        )
     with store.read() as con:
         return store, get_project(con, "p"), frame
 

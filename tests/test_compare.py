@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import db_digest, repeat_flags_wrong
 from sklearn import metrics as skm
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
@@ -20,10 +21,8 @@ from analysis.cli.main import main
 from analysis.compare.comparison import Comparison, Side, compare, mcnemar_p
 from analysis.compare.gate import GateCriteria, run_gate, set_criteria
 from analysis.metrics.product import ProductMetric, define_metric
-from analysis.slices.saved import save_slice
 from analysis.slices.model import parse_slice
-
-from conftest import db_digest, repeat_flags_wrong
+from analysis.slices.saved import save_slice
 
 
 def two_versions(seed: int = 5, n: int = 6000) -> pd.DataFrame:
@@ -40,10 +39,20 @@ def two_versions(seed: int = 5, n: int = 6000) -> pd.DataFrame:
         pred = np.where(wrong, 1 - label, label)
         score = np.clip(np.where(pred == 1, 0.7, 0.3) + rng.normal(0, 0.15, n), 0.01, 0.99)
         for i in range(n):
-            rows.append({"id": f"{version}-{i}", "example": f"e{i}", "v": version, "stage": "production" if
-                         version == "v1" else "shadow", "prediction": int(pred[i]), "score": float(score[i]),
-                         "label": int(label[i]), "city": city[i], "tier": tier[i],
-                         "loss": float(loss[i]) if pred[i] == 0 and label[i] == 1 else 0.0})
+            rows.append(
+                {
+                    "id": f"{version}-{i}",
+                    "example": f"e{i}",
+                    "v": version,
+                    "stage": "production" if version == "v1" else "shadow",
+                    "prediction": int(pred[i]),
+                    "score": float(score[i]),
+                    "label": int(label[i]),
+                    "city": city[i],
+                    "tier": tier[i],
+                    "loss": float(loss[i]) if pred[i] == 0 and label[i] == 1 else 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -52,12 +61,30 @@ def pair(tmp_path_factory):
     frame = two_versions()
     store = Store(tmp_path_factory.mktemp("cmp") / "c.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["city", "tier"], outcomes=["loss"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+                outcomes=["loss"],
+            ),
+        )
         project = get_project(con, "p")
-        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
-                                                  "lower", "$"))
+        define_metric(
+            con,
+            project,
+            ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)", "lower", "$"),
+        )
         define_metric(con, project, ProductMetric("approval_rate", "avg((NOT prediction)::int)", "higher"))
         save_slice(con, project, "planted", parse_slice("city = ber AND tier = free"))
     with store.read() as con:
@@ -77,15 +104,22 @@ def test_paired_overall_matches_sklearn_statsmodels_and_numpy(pair):
     assert comp.paired and comp.n_pairs == 6000
     rows = comp.overall.set_index("metric")
     b, c = by_version(frame)
-    for name, f in (("accuracy", skm.accuracy_score), ("precision", skm.precision_score),
-                    ("recall", skm.recall_score), ("f1", skm.f1_score)):
+    for name, f in (
+        ("accuracy", skm.accuracy_score),
+        ("precision", skm.precision_score),
+        ("recall", skm.recall_score),
+        ("f1", skm.f1_score),
+    ):
         assert rows.loc[name, "baseline"] == pytest.approx(f(b.label, b.prediction), abs=1e-12)
         assert rows.loc[name, "delta"] == pytest.approx(f(c.label, c.prediction) - f(b.label, b.prediction), abs=1e-12)
-    assert rows.loc["roc_auc", "delta"] == pytest.approx(skm.roc_auc_score(c.label, c.score)
-                                                         - skm.roc_auc_score(b.label, b.score), abs=1e-9)
+    assert rows.loc["roc_auc", "delta"] == pytest.approx(
+        skm.roc_auc_score(c.label, c.score) - skm.roc_auc_score(b.label, b.score), abs=1e-9
+    )
     right_b, right_c = b.prediction == b.label, c.prediction == c.label
-    table = [[int((right_b & right_c).sum()), int((right_b & ~right_c).sum())],
-             [int((~right_b & right_c).sum()), int((~right_b & ~right_c).sum())]]
+    table = [
+        [int((right_b & right_c).sum()), int((right_b & ~right_c).sum())],
+        [int((~right_b & right_c).sum()), int((~right_b & ~right_c).sum())],
+    ]
     assert rows.loc["accuracy", "p_value"] == pytest.approx(mcnemar(table, exact=False, correction=True).pvalue)
     # The bootstrap interval of the accuracy delta is close to the analytic paired one.
     n, n01, n10 = len(b), table[0][1], table[1][0]
@@ -96,8 +130,9 @@ def test_paired_overall_matches_sklearn_statsmodels_and_numpy(pair):
     missed_b = b.loss[(b.prediction == 0) & (b.label == 1)].sum()
     missed_c = c.loss[(c.prediction == 0) & (c.label == 1)].sum()
     assert rows.loc["missed_loss", "delta"] == pytest.approx(missed_c - missed_b)
-    d = np.where((c.prediction == 0) & (c.label == 1), c.loss, 0) - np.where((b.prediction == 0) & (b.label == 1),
-                                                                             b.loss, 0)
+    d = np.where((c.prediction == 0) & (c.label == 1), c.loss, 0) - np.where(
+        (b.prediction == 0) & (b.label == 1), b.loss, 0
+    )
     width = rows.loc["missed_loss", "ci_high"] - rows.loc["missed_loss", "ci_low"]
     assert width == pytest.approx(2 * 1.96 * np.sqrt(n) * d.std(ddof=1), rel=0.15)
     assert rows.loc["approval_rate", "delta"] == pytest.approx((c.prediction == 0).mean() - (b.prediction == 0).mean())
@@ -112,8 +147,9 @@ def test_unpaired_accuracy_uses_statsmodels_two_sample_tests(pair):
     b, c = by_version(frame)
     kb, kc = int((b.prediction == b.label).sum()), int((c.prediction == c.label).sum())
     assert row["p_value"] == pytest.approx(two_proportion_test(kc, 6000, kb, 6000, method="wald").pvalue)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx(confint_proportions_2indep(kc, 6000, kb, 6000,
-                                                                                       method="newcomb"))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        confint_proportions_2indep(kc, 6000, kb, 6000, method="newcomb")
+    )
 
 
 def test_slices_find_the_planted_regression_with_exact_tests(pair):
@@ -131,7 +167,8 @@ def test_slices_find_the_planted_regression_with_exact_tests(pair):
     n10 = int(((b.prediction != b.label) & (c.prediction == c.label))[inside].sum())
     assert planted["p_value"] == pytest.approx(mcnemar([[0, n01], [n10, 0]], exact=False, correction=True).pvalue)
     assert list(comp.slices["q_value"]) == pytest.approx(
-        list(multipletests(comp.slices["p_value"], method="fdr_bh")[1]))
+        list(multipletests(comp.slices["p_value"], method="fdr_bh")[1])
+    )
     # Regressions: the planted slice and the groups that contain it, nothing else.
     for where in comp.slices.loc[comp.slices.verdict == "regression", "where"]:
         assert "ber" in where or "free" in where, where
@@ -140,7 +177,8 @@ def test_slices_find_the_planted_regression_with_exact_tests(pair):
     assert comp.slices["where"].is_unique
     assert s.loc["tier = free", "missed_loss_delta"] == pytest.approx(
         c.loss[(c.tier == "free") & (c.prediction == 0) & (c.label == 1)].sum()
-        - b.loss[(b.tier == "free") & (b.prediction == 0) & (b.label == 1)].sum())
+        - b.loss[(b.tier == "free") & (b.prediction == 0) & (b.label == 1)].sum()
+    )
 
 
 def test_mcnemar_helper_matches_statsmodels_exact_and_asymptotic():
@@ -179,9 +217,14 @@ def test_hostile_product_metrics_from_the_cli_change_nothing(pair, capsys):
     store, _, _ = pair
     before = db_digest(store.path)
     db = ["--db", str(store.path), "--project", "p"]
-    for expression in ("sum(loss); DROP TABLE log_1", "(SELECT count(*) FROM sb_projects)",
-                       "sum(length(read_text('/etc/passwd')))", "count(*) FROM read_csv('x.csv')",
-                       "ATTACH 'other.duckdb'", "sum(loss) FILTER (WHERE getenv('HOME') IS NOT NULL)"):
+    for expression in (
+        "sum(loss); DROP TABLE log_1",
+        "(SELECT count(*) FROM sb_projects)",
+        "sum(length(read_text('/etc/passwd')))",
+        "count(*) FROM read_csv('x.csv')",
+        "ATTACH 'other.duckdb'",
+        "sum(loss) FILTER (WHERE getenv('HOME') IS NOT NULL)",
+    ):
         assert main(["product-metrics", "define", *db, "--name", "evil", "--expression", expression]) == 2
         assert "error:" in capsys.readouterr().err
     assert db_digest(store.path) == before
@@ -192,12 +235,23 @@ def test_demo_shadow_is_judged_on_the_planted_slices(demo_copy):
     defaults, worse where v3 flags good applicants."""
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
-        save_slice(con, project, "v1 misses defaults", parse_slice("channel = partner_api AND employment = self_employed"))
-        save_slice(con, project, "v3 flags good applicants",
-                   parse_slice("region = east AND device = android AND term_months >= 60"))
+        save_slice(
+            con, project, "v1 misses defaults", parse_slice("channel = partner_api AND employment = self_employed")
+        )
+        save_slice(
+            con,
+            project,
+            "v3 flags good applicants",
+            parse_slice("region = east AND device = android AND term_months >= 60"),
+        )
     with Store(demo_copy).read() as con:
-        comp = compare(con, get_project(con, "lending-demo"), Side("credit-v1", "production"),
-                       Side("credit-v3", "shadow"), discovered=5)
+        comp = compare(
+            con,
+            get_project(con, "lending-demo"),
+            Side("credit-v1", "production"),
+            Side("credit-v3", "shadow"),
+            discovered=5,
+        )
     assert comp.paired and comp.n_pairs > 10_000
     s = comp.slices.set_index("where")
     assert s.loc["channel = partner_api AND employment = self_employed", "verdict"] == "improvement"
@@ -217,8 +271,24 @@ def test_demo_shadow_is_judged_on_the_planted_slices(demo_copy):
 def test_gate_criteria_from_the_cli_decide_the_verdict(pair, capsys):
     store, _, _ = pair
     db = ["--db", str(store.path), "--project", "p"]
-    assert main(["gate-criteria", "set", *db, "--slice-max-worse", "0.5", "--product-max-worse", "5",
-                 "--overall-max-worse", "0.5", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "gate-criteria",
+                "set",
+                *db,
+                "--slice-max-worse",
+                "0.5",
+                "--product-max-worse",
+                "5",
+                "--overall-max-worse",
+                "0.5",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     shown = json.loads(capsys.readouterr().out)
     assert (shown["slice_max_worse"], shown["overall_max_worse"]) == (0.5, 0.5)
     assert main(["gate", *db, "--baseline", "v1", "--candidate", "v2"]) == 0
@@ -237,8 +307,13 @@ def test_a_candidate_worse_overall_fails_the_gate_on_the_overall_error(pair):
     loose = dict(slice_max_worse=0.5, product_max_worse=5.0, required_sets=())
     with store.read() as con:
         strict = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(**loose))
-        lenient = run_gate(con, project, Side("v1"), Side("v2"),
-                           criteria=GateCriteria(**loose, overall_max_worse=err_c - err_b + 0.001))
+        lenient = run_gate(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            criteria=GateCriteria(**loose, overall_max_worse=err_c - err_b + 0.001),
+        )
         better = run_gate(con, project, Side("v2"), Side("v1"), criteria=GateCriteria(**loose))
     overall = strict.results[0]
     assert not strict.passed and not overall.passed and overall.criterion.startswith("overall error rate")
@@ -266,14 +341,34 @@ def test_regression_slices_use_t_tests_like_scipy(tmp_path):
     for version, noise in (("v1", 5.0), ("v2", 5.0)):
         extra = np.where((kind == "b") & (version == "v2"), 6.0, 0.0)
         pred = truth + rng.normal(0, noise + extra, n)
-        rows += [{"id": f"{version}-{i}", "example": f"e{i}", "v": version, "prediction": pred[i],
-                  "label": truth[i], "kind": kind[i]} for i in range(n)]
+        rows += [
+            {
+                "id": f"{version}-{i}",
+                "example": f"e{i}",
+                "v": version,
+                "prediction": pred[i],
+                "label": truth[i],
+                "kind": kind[i],
+            }
+            for i in range(n)
+        ]
     frame = pd.DataFrame(rows)
     store = Store(tmp_path / "r.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="r", mapping=Mapping(
-            id="id", example="example", version="v", task="regression", prediction="prediction", label="label",
-            features=["kind"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="r",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                task="regression",
+                prediction="prediction",
+                label="label",
+                features=["kind"],
+            ),
+        )
     b, c = (frame[frame.v == v].set_index("example") for v in ("v1", "v2"))
     err_b, err_c = (b.label - b.prediction).abs(), (c.label - c.prediction).abs().loc[b.index]
     inside = b.kind == "b"
@@ -301,9 +396,24 @@ def test_an_example_scored_twice_is_paired_on_its_latest_predictions(tmp_path):
     frame = pd.concat([frame, again], ignore_index=True)
     store = Store(tmp_path / "twice.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
-            prediction="prediction", score="score", label="label", positive_label="1", features=["city", "tier"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                timestamp="ts",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+            ),
+        )
     with store.read() as con:
         comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), discovered=0)
     assert comp.paired and comp.n_pairs == 400
@@ -338,16 +448,28 @@ def test_a_repeat_written_later_is_flagged_and_the_pairs_are_the_latest_predicti
     again["id"] = again["id"] + "-again"
     again["ts"] = pd.Timestamp("2026-01-02")
     again["prediction"] = 1 - again["prediction"]
-    mapping = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
-                      prediction="prediction", score="score", label="label", positive_label="1",
-                      features=["city", "tier"])
+    mapping = Mapping(
+        id="id",
+        example="example",
+        version="v",
+        stage="stage",
+        timestamp="ts",
+        task="binary",
+        prediction="prediction",
+        score="score",
+        label="label",
+        positive_label="1",
+        features=["city", "tier"],
+    )
     store = Store(tmp_path / "later.duckdb")
     stages = {v: frame[frame.v == v]["stage"].iloc[0] for v in ("v1", "v2")}
 
     def flags():
         with store.read() as con:
-            return dict(((v, s), r) for v, s, r in con.execute(
-                "SELECT model_version, stage, repeats FROM sb_key_repeats").fetchall())
+            return dict(
+                ((v, s), r)
+                for v, s, r in con.execute("SELECT model_version, stage, repeats FROM sb_key_repeats").fetchall()
+            )
 
     with store.write() as con:
         ingest_predictions(con, frame, project="p", mapping=mapping)
@@ -356,8 +478,7 @@ def test_a_repeat_written_later_is_flagged_and_the_pairs_are_the_latest_predicti
         ingest_predictions(con, again, project="p", mapping=mapping)
     assert flags() == {("v1", stages["v1"]): False, ("v2", stages["v2"]): True}
     with store.read() as con:
-        comp = compare(con, get_project(con, "p"), Side("v1", stages["v1"]), Side("v2", stages["v2"]),
-                       discovered=0)
+        comp = compare(con, get_project(con, "p"), Side("v1", stages["v1"]), Side("v2", stages["v2"]), discovered=0)
     assert comp.paired and comp.n_pairs == 400
     both = pd.concat([frame, again], ignore_index=True)
     latest = both.sort_values("ts").groupby(["v", "example"]).tail(1)
@@ -394,13 +515,30 @@ def test_a_boolean_feature_with_missing_values_is_compared_per_value(tmp_path, p
     frame["member"] = pd.concat([member, member], ignore_index=True)
     store = Store(tmp_path / "c.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["member"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["member"],
+            ),
+        )
         comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), pair=paired)
     rows = comp.slices[comp.slices["where"].str.startswith("member")].set_index("where")
-    truth = frame[frame.v == "v1"]["member"].map(lambda v: "member is null" if pd.isna(v) else
-                                                 f"member is {str(bool(v)).lower()}").value_counts()
+    truth = (
+        frame[frame.v == "v1"]["member"]
+        .map(lambda v: "member is null" if pd.isna(v) else f"member is {str(bool(v)).lower()}")
+        .value_counts()
+    )
     assert rows["n_rows_b"].astype(int).to_dict() == truth.to_dict()
 
 
@@ -414,13 +552,27 @@ def test_saved_slices_may_name_the_rows_time_and_stage(tmp_path, paired):
     frame["ts"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(day, unit="D")
     store = Store(tmp_path / "t.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["city", "tier"], timestamp="ts"))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+                timestamp="ts",
+            ),
+        )
     wheres = ["timestamp < 2026-01-11", "stage = production AND city = ber", "model_version = v2"]
     with store.read() as con:
-        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), pair=paired, discovered=0,
-                       saved=wheres)
+        comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"), pair=paired, discovered=0, saved=wheres)
     assert comp.paired == paired
     got = comp.slices[comp.slices.source == "saved"].set_index("where")
     b, c = by_version(frame)
@@ -447,20 +599,34 @@ def test_the_gate_says_each_step_as_it_starts(pair, paired):
     store, project, _ = pair
     said = []
     with store.read() as con:
-        listened = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(),
-                            progress=lambda fraction, text: said.append((fraction, text)),
-                            comparison=None if paired else compare(con, project, Side("v1"), Side("v2"), pair=False,
-                                                                   progress=lambda f, t: said.append((f, t))))
-        quiet = run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(),
-                         comparison=None if paired else compare(con, project, Side("v1"), Side("v2"), pair=False))
+        listened = run_gate(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            criteria=GateCriteria(),
+            progress=lambda fraction, text: said.append((fraction, text)),
+            comparison=None
+            if paired
+            else compare(con, project, Side("v1"), Side("v2"), pair=False, progress=lambda f, t: said.append((f, t))),
+        )
+        quiet = run_gate(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            criteria=GateCriteria(),
+            comparison=None if paired else compare(con, project, Side("v1"), Side("v2"), pair=False),
+        )
     fractions = [f for f, _ in said]
     assert fractions[0] == 0.0 and fractions == sorted(fractions) and fractions[-1] < 1
     texts_said = [t for _, t in said]
     assert "searching where the candidate is worse than the baseline" in texts_said
     assert ("searching where each version errs and the other does not" in texts_said) == paired
     assert texts_said[-1] == "the validation sets"
-    assert [(r.criterion, r.passed, r.detail) for r in listened.results] == \
-        [(r.criterion, r.passed, r.detail) for r in quiet.results]
+    assert [(r.criterion, r.passed, r.detail) for r in listened.results] == [
+        (r.criterion, r.passed, r.detail) for r in quiet.results
+    ]
 
 
 @pytest.mark.parametrize("paired", [True, False])
@@ -471,19 +637,29 @@ def test_the_overall_figures_come_before_the_slices_and_equal_the_final_ones(pai
     store, project, _ = pair
     events, gate_told = [], []
     with store.read() as con:
-        full = compare(con, project, Side("v1"), Side("v2"), pair=paired,
-                       progress=lambda fraction, text: events.append(text), figures=events.append)
+        full = compare(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            pair=paired,
+            progress=lambda fraction, text: events.append(text),
+            figures=events.append,
+        )
         alone = compare(con, project, Side("v1"), Side("v2"), slices=False, discovered=0, pair=paired)
         run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(), figures=gate_told.append)
     told = [e for e in events if isinstance(e, Comparison)]
     assert len(told) == 1 and told[0].slices.empty and not full.slices.empty
-    said_before = events[:events.index(told[0])]
+    said_before = events[: events.index(told[0])]
     assert "the overall figures" in said_before
     assert not any(text.startswith("searching") for text in said_before)
     pd.testing.assert_frame_equal(told[0].overall, full.overall)
     pd.testing.assert_frame_equal(told[0].overall, alone.overall)
-    assert (told[0].paired, told[0].rows, told[0].n_pairs) == (full.paired, full.rows, full.n_pairs) == (
-        paired, alone.rows, alone.n_pairs)
+    assert (
+        (told[0].paired, told[0].rows, told[0].n_pairs)
+        == (full.paired, full.rows, full.n_pairs)
+        == (paired, alone.rows, alone.n_pairs)
+    )
     assert len(gate_told) == 1 and gate_told[0].paired
 
 
@@ -495,18 +671,34 @@ def test_a_search_that_cannot_run_says_why(tmp_path, capsys):
     frame["label"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     path = tmp_path / "unlabeled.duckdb"
     with Store(path).write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["city", "tier"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+            ),
+        )
     with Store(path).read() as con:
         comp = compare(con, get_project(con, "p"), Side("v1"), Side("v2"))
     assert comp.paired
     for direction in ("where the candidate errs", "where the baseline errs"):
-        assert [n for n in comp.notes if n.startswith(f"No slices found {direction}") and "nothing to search" in n], \
+        assert [n for n in comp.notes if n.startswith(f"No slices found {direction}") and "nothing to search" in n], (
             comp.notes
+        )
     assert (comp.slices["source"] == "feature value").any()  # the rest is compared
-    code = main(["--db", str(path), "--format", "json", "compare", "--project", "p", "--baseline", "v1",
-                 "--candidate", "v2"])
+    code = main(
+        ["--db", str(path), "--format", "json", "compare", "--project", "p", "--baseline", "v1", "--candidate", "v2"]
+    )
     out = capsys.readouterr()
     assert code == 0 and json.loads(out.out)["notes"] == comp.notes
     assert "warning: No slices found where the candidate errs" in out.err
@@ -526,15 +718,37 @@ def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_
     only_v1["id"] = "v1-x" + only_v1["id"]
     path = tmp_path / "gate.duckdb"
     with Store(path).write() as con:
-        ingest_predictions(con, pd.concat([frame, only_v1], ignore_index=True), project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["city", "tier"], outcomes=["loss"]))
+        ingest_predictions(
+            con,
+            pd.concat([frame, only_v1], ignore_index=True),
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+                outcomes=["loss"],
+            ),
+        )
         project = get_project(con, "p")
-        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
-                                                  "lower", "$"))
+        define_metric(
+            con,
+            project,
+            ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)", "lower", "$"),
+        )
         create_set(con, project, "ber free", criteria=["accuracy >= 0.75"])
-        promote(con, project, "ber free", Selection(scope=Scope.of(versions="v1"),
-                                                    slice_=parse_slice("city = ber AND tier = free")))
+        promote(
+            con,
+            project,
+            "ber free",
+            Selection(scope=Scope.of(versions="v1"), slice_=parse_slice("city = ber AND tier = free")),
+        )
         commit(con, project, "ber free", "the planted slice")
         create_set(con, project, "v1 only", criteria=["accuracy >= 0.5"])
         promote(con, project, "v1 only", Selection(prediction_ids=tuple(only_v1["id"])))
@@ -542,8 +756,13 @@ def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_
     loose = dict(slice_max_worse=0.9, overall_max_worse=0.9)
     with Store(path).read() as con:
         project = get_project(con, "p")
-        verdict = run_gate(con, project, Side("v1"), Side("v2"),
-                           criteria=GateCriteria(**loose, product_max_worse=0.05, required_sets=("ber free", "v1 only")))
+        verdict = run_gate(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            criteria=GateCriteria(**loose, product_max_worse=0.05, required_sets=("ber free", "v1 only")),
+        )
         with pytest.raises(ConfigError, match="requires validation set\\(s\\) nowhere, which do not exist"):
             run_gate(con, project, Side("v1"), Side("v2"), criteria=GateCriteria(**loose, required_sets=("nowhere",)))
     results = {r.criterion: r for r in verdict.results}
@@ -555,16 +774,19 @@ def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_
     accuracy = (scored.prediction == scored.label).mean()
     ber = results["validation set ber free v1"]
     assert accuracy < 0.75 and not ber.passed
-    assert ber.detail == (f"fail on {len(scored):,} labeled of {len(members):,} members (stage shadow); "
-                          "failed: accuracy >= 0.75")
+    assert ber.detail == (
+        f"fail on {len(scored):,} labeled of {len(members):,} members (stage shadow); failed: accuracy >= 0.75"
+    )
     never = results["validation set v1 only"]
     assert not never.passed and never.detail == "v2 has not scored any labeled member of it"
     # missed_loss: v2 misses more defaults (its loss is the baseline's and more), beyond 5%.
     b, c = by_version(frame)
     loss_b = b.loss[(b.prediction == 0) & (b.label == 1)].sum()
     loss_c = c.loss[(c.prediction == 0) & (c.label == 1)].sum()
-    product = next((r for r in verdict.results if r.criterion.startswith("product metric missed")),
-                   [r.criterion for r in verdict.results])
+    product = next(
+        (r for r in verdict.results if r.criterion.startswith("product metric missed")),
+        [r.criterion for r in verdict.results],
+    )
     assert loss_c > loss_b * 1.05
     assert not product.passed and "significantly worse by" in product.detail
     assert f"{(loss_c - loss_b) / loss_b:.2%}" in product.detail

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from test_app import app_on, literal, open_page, texts
+
 from analysis import Store, get_project
 from analysis.compare.comparison import Side
 from analysis.compare.gate import run_gate
-
-from test_app import app_on, literal, open_page, texts
 
 
 def open_compare(monkeypatch, path, **params):
@@ -18,9 +18,16 @@ def open_compare(monkeypatch, path, **params):
 
 
 def test_a_link_reproduces_the_view(monkeypatch, demo_copy):
-    link = {"baseline": "credit-v1", "candidate": "credit-v2", "baseline_stage": "production",
-            "candidate_stage": "canary", "view": "slices", "start": "2026-10-01", "end": "2026-10-30",
-            "overlap": "0"}
+    link = {
+        "baseline": "credit-v1",
+        "candidate": "credit-v2",
+        "baseline_stage": "production",
+        "candidate_stage": "canary",
+        "view": "slices",
+        "start": "2026-10-01",
+        "end": "2026-10-30",
+        "overlap": "0",
+    }
     at = open_compare(monkeypatch, demo_copy, **link)
     assert at.selectbox(key="cmp_base").value == "credit-v1" and at.selectbox(key="cmp_cand").value == "credit-v2"
     assert at.selectbox(key="cmp_base_stage").value == "production"
@@ -28,8 +35,9 @@ def test_a_link_reproduces_the_view(monkeypatch, demo_copy):
     assert [at.text_input(key=k).value for k in ("cmp_from", "cmp_to")] == ["2026-10-01", "2026-10-30"]
     assert at.toggle(key="cmp_overlap").value is False
     assert at.segmented_control(key="cmp_view").value == "slices"
-    assert {k: at.query_params[k][0] if isinstance(at.query_params[k], list) else at.query_params[k]
-            for k in link} == link
+    assert {
+        k: at.query_params[k][0] if isinstance(at.query_params[k], list) else at.query_params[k] for k in link
+    } == link
     # Only the chosen view: the slices table, not the overall one.
     assert any("where" in d.value for d in at.dataframe)
     assert not any("candidate is" in d.value for d in at.dataframe)
@@ -105,8 +113,9 @@ def test_a_slow_gate_leaves_the_page_usable_and_fills_in_when_done(monkeypatch, 
     assert not at.exception
     with Store(demo_copy).read() as con:
         first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
-        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v2"),
-                           start=first, end=last)
+        verdict = run_gate(
+            con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v2"), start=first, end=last
+        )
     assert not verdict.passed and literal(at.warning[0].value).startswith("**Gate: FAIL**")
     table = next(d.value for d in at.dataframe if "where" in d.value).set_index("where")
     assert table.loc["age < 25", "verdict"] == "worse"
@@ -125,8 +134,15 @@ def test_the_overall_figures_show_while_the_gate_is_checked(monkeypatch, demo_co
     pending = next(d.value for d in at.dataframe if "candidate is" in d.value).set_index("metric")
     with Store(demo_copy).read() as con:
         first, last = (date.fromisoformat(at.text_input(key=k).value) for k in ("cmp_from", "cmp_to"))
-        engine = compare(con, get_project(con, "lending-demo"), Side("credit-v1"), Side("credit-v2"),
-                         start=first, end=last, slices=False).overall.set_index("metric")
+        engine = compare(
+            con,
+            get_project(con, "lending-demo"),
+            Side("credit-v1"),
+            Side("credit-v2"),
+            start=first,
+            end=last,
+            slices=False,
+        ).overall.set_index("metric")
     assert pending.loc["Revenue per prediction", "baseline"] == f"${engine.loc['revenue', 'baseline']:,.0f}"
     assert pending.loc["Accuracy", "candidate"] == f"{engine.loc['accuracy', 'candidate']:.1%}"
     assert _slow.wait_for_answers(timeout=300)

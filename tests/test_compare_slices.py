@@ -14,9 +14,9 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.compare.comparison import Side, compare
+from analysis.compare.gate import GateCriteria, run_gate
 from analysis.compare.slices import SOURCE, cut_points
 from analysis.stats.multiple_testing import SINGLE_SHARE
-from analysis.compare.gate import GateCriteria, run_gate
 
 BAND = 25  # the planted band: x < 25
 
@@ -31,13 +31,33 @@ def side(rng, version: str, n: int, worse: float, offset: int = 0, pair_ids: boo
     wrong = rng.random(n) < np.where(x < BAND, 0.2 + worse, 0.2)
     pred = np.where(wrong, 1 - label, label)
     ids = np.arange(offset, offset + n)
-    return pd.DataFrame({"id": [f"{version}-{i}" for i in ids], "example": [f"e{i}" for i in ids],
-                         "v": version, "prediction": pred, "score": np.where(pred == 1, 0.8, 0.2),
-                         "label": label, "x": x, "kind": kind, "flag": flag, "amount": amount})
+    return pd.DataFrame(
+        {
+            "id": [f"{version}-{i}" for i in ids],
+            "example": [f"e{i}" for i in ids],
+            "v": version,
+            "prediction": pred,
+            "score": np.where(pred == 1, 0.8, 0.2),
+            "label": label,
+            "x": x,
+            "kind": kind,
+            "flag": flag,
+            "amount": amount,
+        }
+    )
 
 
-MAPPING = Mapping(id="id", example="example", version="v", task="binary", prediction="prediction", score="score",
-                  label="label", positive_label="1", features=["x", "kind", "flag", "amount"])
+MAPPING = Mapping(
+    id="id",
+    example="example",
+    version="v",
+    task="binary",
+    prediction="prediction",
+    score="score",
+    label="label",
+    positive_label="1",
+    features=["x", "kind", "flag", "amount"],
+)
 
 
 def ingest(path, frame: pd.DataFrame) -> Store:
@@ -62,8 +82,14 @@ def planted(tmp_path_factory):
     with store.read() as con:
         project = get_project(con, "s")
         comp = compare(con, project, Side("v1"), Side("v2"))
-        verdict = run_gate(con, project, Side("v1"), Side("v2"), comparison=comp,
-                           criteria=GateCriteria(slice_min_rows=100, required_sets=()))
+        verdict = run_gate(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            comparison=comp,
+            criteria=GateCriteria(slice_min_rows=100, required_sets=()),
+        )
     return frame, comp, verdict
 
 
@@ -88,8 +114,10 @@ def test_the_found_slice_is_refereed_by_pandas_and_statsmodels(planted):
     # One-sided pooled two-proportion z-test: is the candidate's error higher?
     _, p = proportions_ztest([ec, eb], [len(ci), len(bi)], alternative="larger")
     assert row["p_value"] == pytest.approx(p, rel=1e-6)
-    se = np.sqrt(row["error_rate_b"] * (1 - row["error_rate_b"]) / len(bi)
-                 + row["error_rate_c"] * (1 - row["error_rate_c"]) / len(ci))
+    se = np.sqrt(
+        row["error_rate_b"] * (1 - row["error_rate_b"]) / len(bi)
+        + row["error_rate_c"] * (1 - row["error_rate_c"]) / len(ci)
+    )
     half = 1.959964 * se
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["delta"] - half, row["delta"] + half))
 
@@ -104,8 +132,9 @@ def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, p
     with store.read() as con:
         project = get_project(con, "s")
         src = own_sources(project, Side("v1"), Side("v2"), None, None)
-        found = search(con, project, paired=False, base=src.base, cand=src.cand,
-                       columns=["x", "kind", "flag", "amount"])
+        found = search(
+            con, project, paired=False, base=src.base, cand=src.cand, columns=["x", "kind", "flag", "amount"]
+        )
     t = found.tested
     singles = (t["level"] == 1).to_numpy()
     w = np.where(singles, SINGLE_SHARE * len(t) / singles.sum(), (1 - SINGLE_SHARE) * len(t) / (~singles).sum())
@@ -113,7 +142,8 @@ def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, p
     want = np.minimum(multipletests(t["p_value"] / w, method="fdr_bh")[1], 1.0)
     assert t["q_value"].to_numpy() == pytest.approx(want)
     assert comp.slices.set_index("where").loc["x < 25", "q_value"] == pytest.approx(
-        t.set_index("where").loc["x < 25", "q_value"])
+        t.set_index("where").loc["x < 25", "q_value"]
+    )
     assert (t["n_labeled_b"] >= 100).all() and (t["n_labeled_c"] >= 100).all()
 
 
@@ -168,8 +198,13 @@ def test_the_demos_planted_credit_v2_slice_is_found_and_fails_the_gate(demo_db):
             from analysis.slices.model import compile_slice, parse_slice
 
             sql, params = compile_slice(parse_slice(where), project)
-            young.append(con.execute(f'SELECT avg(CAST(age < 25 AS INTEGER)) FROM "{table}" WHERE model_version = '
-                                     f"'credit-v2' AND {sql}", params).fetchall()[0][0])
+            young.append(
+                con.execute(
+                    f'SELECT avg(CAST(age < 25 AS INTEGER)) FROM "{table}" WHERE model_version = '
+                    f"'credit-v2' AND {sql}",
+                    params,
+                ).fetchall()[0][0]
+            )
     finally:
         con.close()
     assert max(young) > 0.5, list(zip(worse["where"], young))

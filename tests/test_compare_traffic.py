@@ -11,15 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_compare import two_versions
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.compare.comparison import Side, compare
-from analysis.metrics.decompose import AS_DEFINED, NEITHER, PER_PREDICTION, TOTAL, decompose
 from analysis.compare.gate import GateCriteria, run_gate
+from analysis.metrics.decompose import AS_DEFINED, NEITHER, PER_PREDICTION, TOTAL, decompose
 from analysis.metrics.product import ProductMetric, define_metric
-
-from test_compare import two_versions
 
 
 def canary(seed: int = 3, n: int = 20_000) -> pd.DataFrame:
@@ -33,11 +32,19 @@ def canary(seed: int = 3, n: int = 20_000) -> pd.DataFrame:
     pred = np.where(wrong, ~label, label)
     revenue = np.where(~pred, rng.gamma(2.0, 40.0, n), 0.0).round(2)
     loss = np.where(~pred & label, rng.gamma(2.0, 100.0, n), 0.0).round(2)
-    return pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": version,
-                         "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(day * 86400 + rng.integers(0, 86400, n),
-                                                                             unit="s"),
-                         "prediction": pred.astype(int), "score": np.where(pred, 0.7, 0.3), "label": label.astype(int),
-                         "x": rng.normal(0, 1, n).round(3), "revenue": revenue, "loss": loss})
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": version,
+            "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(day * 86400 + rng.integers(0, 86400, n), unit="s"),
+            "prediction": pred.astype(int),
+            "score": np.where(pred, 0.7, 0.3),
+            "label": label.astype(int),
+            "x": rng.normal(0, 1, n).round(3),
+            "revenue": revenue,
+            "loss": loss,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +52,30 @@ def traffic(tmp_path_factory):
     frame = canary()
     store = Store(tmp_path_factory.mktemp("traffic") / "t.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="t", mapping=Mapping(
-            id="id", version="v", timestamp="ts", task="binary", prediction="prediction", score="score",
-            label="label", positive_label="1", features=["x"], outcomes=["revenue", "loss"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="t",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                timestamp="ts",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["x"],
+                outcomes=["revenue", "loss"],
+            ),
+        )
         project = get_project(con, "t")
         define_metric(con, project, ProductMetric("revenue", "sum(revenue)", "higher", "$"))
-        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
-                                                  "lower", "$"))
+        define_metric(
+            con,
+            project,
+            ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)", "lower", "$"),
+        )
         define_metric(con, project, ProductMetric("approval_rate", "avg((NOT prediction)::int)", "higher"))
     return store, frame
 
@@ -61,8 +85,9 @@ def test_totals_between_unequal_traffic_are_compared_per_prediction(traffic):
     with store.read() as con:
         project = get_project(con, "t")
         comp = compare(con, project, Side("v1"), Side("v2"), discovered=0)
-        verdict = run_gate(con, project, Side("v1"), Side("v2"), comparison=comp,
-                           criteria=GateCriteria(required_sets=()))
+        verdict = run_gate(
+            con, project, Side("v1"), Side("v2"), comparison=comp, criteria=GateCriteria(required_sets=())
+        )
     rows = comp.overall.set_index("metric")
     assert rows.loc["revenue", "normalisation"] == PER_PREDICTION
     assert rows.loc["missed_loss", "normalisation"] == PER_PREDICTION
@@ -70,8 +95,10 @@ def test_totals_between_unequal_traffic_are_compared_per_prediction(traffic):
     kept = frame[frame.ts >= pd.Timestamp("2026-03-11")]  # the days both served
     b, c = kept[kept.v == "v1"], kept[kept.v == "v2"]
     assert comp.rows == (len(b), len(c))
-    for name, per_row in (("revenue", lambda s: s.revenue),
-                          ("missed_loss", lambda s: s.loss.where((s.prediction == 0) & (s.label == 1), 0.0))):
+    for name, per_row in (
+        ("revenue", lambda s: s.revenue),
+        ("missed_loss", lambda s: s.loss.where((s.prediction == 0) & (s.label == 1), 0.0)),
+    ):
         vb, vc = per_row(b), per_row(c)
         assert rows.loc[name, "baseline"] == pytest.approx(vb.mean())
         assert rows.loc[name, "candidate"] == pytest.approx(vc.mean())
@@ -111,9 +138,22 @@ def test_a_comparison_with_no_day_in_common_says_so(tmp_path):
     frame.loc[frame.v == "v2", "ts"] = pd.Timestamp("2026-05-01")
     store = Store(tmp_path / "apart.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="t", mapping=Mapping(
-            id="id", version="v", timestamp="ts", task="binary", prediction="prediction", score="score",
-            label="label", positive_label="1", features=["x"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="t",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                timestamp="ts",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["x"],
+            ),
+        )
     with store.read() as con:
         project = get_project(con, "t")
         with pytest.raises(ConfigError, match="no day in common"):
@@ -126,11 +166,25 @@ def test_the_cli_says_how_each_product_metric_was_normalised(traffic, capsys):
     db = ["--db", str(store.path), "--project", "t", "--baseline", "v1", "--candidate", "v2"]
     assert main(["compare", *db, "--discovered", "0", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["normalisation"] == {"revenue": PER_PREDICTION, "missed_loss": PER_PREDICTION,
-                                    "approval_rate": AS_DEFINED}
+    assert out["normalisation"] == {
+        "revenue": PER_PREDICTION,
+        "missed_loss": PER_PREDICTION,
+        "approval_rate": AS_DEFINED,
+    }
     revenue = next(r for r in out["overall"] if r["metric"] == "revenue")
-    assert {"metric", "kind", "direction", "baseline", "candidate", "delta", "ci_low", "ci_high", "p_value",
-            "test", "normalisation"} <= set(revenue)
+    assert {
+        "metric",
+        "kind",
+        "direction",
+        "baseline",
+        "candidate",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "test",
+        "normalisation",
+    } <= set(revenue)
     assert out["window"]["overlap_only"] is True and out["window"]["sides"][0]["dropped_rows"] > 0
     assert main(["compare", *db, "--discovered", "0", "--whole-window", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["window"]["overlap_only"] is False
@@ -159,12 +213,30 @@ def test_paired_totals_stay_totals_and_the_window_is_stated(tmp_path):
     frame = two_versions(n=1500)
     store = Store(tmp_path / "p.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", version="v", stage="stage", task="binary", prediction="prediction",
-            score="score", label="label", positive_label="1", features=["city", "tier"], outcomes=["loss"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                stage="stage",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city", "tier"],
+                outcomes=["loss"],
+            ),
+        )
         project = get_project(con, "p")
-        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
-                                                  "lower", "$"))
+        define_metric(
+            con,
+            project,
+            ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)", "lower", "$"),
+        )
         comp = compare(con, project, Side("v1"), Side("v2"), discovered=0)
     assert comp.paired and comp.window.paired and not comp.window.restricted
     assert comp.window.sentence().startswith("Paired on the examples both versions scored")
@@ -174,14 +246,24 @@ def test_paired_totals_stay_totals_and_the_window_is_stated(tmp_path):
     assert row["candidate"] == pytest.approx(c.loss[(c.prediction == 0) & (c.label == 1)].sum())
 
 
-@pytest.mark.parametrize("expression, how", [
-    ("sum(revenue)", PER_PREDICTION), ("count(*)", PER_PREDICTION), ("sum(revenue) - sum(loss)", PER_PREDICTION),
-    ("count(*) FILTER (WHERE label)", PER_PREDICTION), ("2 * sum(loss)", PER_PREDICTION),
-    ("coalesce(sum(revenue), 0)", PER_PREDICTION),
-    ("avg(revenue)", AS_DEFINED), ("sum(revenue) / count(*)", AS_DEFINED), ("round(avg(loss), 2)", AS_DEFINED),
-    ("max(revenue)", NEITHER), ("count(DISTINCT revenue)", NEITHER), ("sum(revenue) * sum(loss)", NEITHER),
-    ("sum(revenue) + 1", NEITHER),
-])
+@pytest.mark.parametrize(
+    "expression, how",
+    [
+        ("sum(revenue)", PER_PREDICTION),
+        ("count(*)", PER_PREDICTION),
+        ("sum(revenue) - sum(loss)", PER_PREDICTION),
+        ("count(*) FILTER (WHERE label)", PER_PREDICTION),
+        ("2 * sum(loss)", PER_PREDICTION),
+        ("coalesce(sum(revenue), 0)", PER_PREDICTION),
+        ("avg(revenue)", AS_DEFINED),
+        ("sum(revenue) / count(*)", AS_DEFINED),
+        ("round(avg(loss), 2)", AS_DEFINED),
+        ("max(revenue)", NEITHER),
+        ("count(DISTINCT revenue)", NEITHER),
+        ("sum(revenue) * sum(loss)", NEITHER),
+        ("sum(revenue) + 1", NEITHER),
+    ],
+)
 def test_how_a_metric_is_normalised_is_read_from_its_tree(traffic, expression, how):
     store, _ = traffic
     with store.read() as con:

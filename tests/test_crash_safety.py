@@ -19,11 +19,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SMALL_MAPPING, db_digest, small_predictions
 
 from analysis import IngestError, Store, ingest_predictions, parse_mapping
 from analysis.store.project import get_project
 from analysis.valsets.sets import Selection, create_set, promote
-from conftest import SMALL_MAPPING, db_digest, small_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,16 +74,26 @@ print(json.dumps({"statements": wrapped.statements}))
 
 def _run_child(path: Path, operation: str, kill_at: int, arg: str) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-c", CHILD, str(path), operation, str(kill_at), arg],
-                          capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), operation, str(kill_at), arg],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def _persistent_views(path: Path) -> list[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return [r[0] for r in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
-            "AND view_name NOT LIKE 'log\\_%' ESCAPE '\\'").fetchall()]
+        return [
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+                "AND view_name NOT LIKE 'log\\_%' ESCAPE '\\'"
+            ).fetchall()
+        ]
     finally:
         con.close()
 
@@ -102,8 +112,7 @@ def _more_predictions(tmp_path: Path) -> str:
 
 def _labels(tmp_path: Path) -> str:
     csv = tmp_path / "labels.csv"
-    pd.DataFrame({"request_id": [f"r{i}" for i in range(40)],
-                  "label": np.arange(40) % 3 == 0}).to_csv(csv, index=False)
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(40)], "label": np.arange(40) % 3 == 0}).to_csv(csv, index=False)
     return str(csv)
 
 
@@ -124,8 +133,11 @@ def _kill_points(statements: int) -> list[int]:
 def test_a_write_killed_halfway_leaves_the_database_as_it_was(tmp_path, operation):
     path = tmp_path / "db.duckdb"
     _seeded(path)
-    arg = {"ingest": lambda: _more_predictions(tmp_path), "labels": lambda: _labels(tmp_path),
-           "commit": lambda: _draft(path)}[operation]()
+    arg = {
+        "ingest": lambda: _more_predictions(tmp_path),
+        "labels": lambda: _labels(tmp_path),
+        "commit": lambda: _draft(path),
+    }[operation]()
 
     # A dry run on a copy counts the statements of the transaction.
     copy = tmp_path / "copy.duckdb"
@@ -161,8 +173,9 @@ def test_a_killed_first_ingest_leaves_a_database_that_the_next_write_uses(tmp_pa
     before = db_digest(path)
     with pytest.raises(IngestError):
         with Store(path).write() as con:
-            ingest_predictions(con, small_predictions(3).drop(columns=["score"]), project="p",
-                               mapping=parse_mapping(SMALL_MAPPING))
+            ingest_predictions(
+                con, small_predictions(3).drop(columns=["score"]), project="p", mapping=parse_mapping(SMALL_MAPPING)
+            )
     assert db_digest(path) == before
     retry = _run_child(path, "ingest", 0, arg)
     assert retry.returncode == 0, retry.stderr
@@ -173,8 +186,9 @@ def test_a_rejected_first_write_leaves_no_file(tmp_path):
     path = tmp_path / "new.duckdb"
     with pytest.raises(IngestError):
         with Store(path).write() as con:
-            ingest_predictions(con, small_predictions(3).drop(columns=["score"]), project="p",
-                               mapping=parse_mapping(SMALL_MAPPING))
+            ingest_predictions(
+                con, small_predictions(3).drop(columns=["score"]), project="p", mapping=parse_mapping(SMALL_MAPPING)
+            )
     assert not path.exists() and not Path(str(path) + ".wal").exists()
 
 
@@ -211,8 +225,10 @@ def test_a_rejected_first_write_never_removes_a_database_another_writer_created(
             except IngestError as exc:
                 results[name] = str(exc)
 
-        threads = [threading.Thread(target=run, args=("good", good_rows)),
-                   threading.Thread(target=run, args=("bad", bad_rows))]
+        threads = [
+            threading.Thread(target=run, args=("good", good_rows)),
+            threading.Thread(target=run, args=("bad", bad_rows)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -231,8 +247,9 @@ def test_a_rejected_write_keeps_a_file_that_is_not_sliceboards(tmp_path):
     before = db_digest(path)
     with pytest.raises(IngestError):
         with Store(path).write() as con:
-            ingest_predictions(con, small_predictions(3).drop(columns=["score"]), project="p",
-                               mapping=parse_mapping(SMALL_MAPPING))
+            ingest_predictions(
+                con, small_predictions(3).drop(columns=["score"]), project="p", mapping=parse_mapping(SMALL_MAPPING)
+            )
     assert path.exists()
     assert db_digest(path)["mine"] == before["mine"]
 

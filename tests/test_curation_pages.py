@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_app import literal, open_page, texts
 
 from analysis import Store, get_project
 from analysis.numbers import format_delta, format_value, metric_title
 from analysis.reports import add_block, get_report, render_html
 from analysis.reports.tables import tables
-
-from test_app import literal, open_page, texts
 
 
 def blocks_shown(at) -> list[str]:
@@ -55,8 +54,9 @@ def test_report_writes_show_at_once_with_a_toast(monkeypatch, notes_db):
 
 def get_id(path, title: str, report: str = "Review") -> int:
     with Store(path).read() as con:
-        return next(b.block_id for b in get_report(con, get_project(con, "lending-demo"), report).blocks
-                    if b.title == title)
+        return next(
+            b.block_id for b in get_report(con, get_project(con, "lending-demo"), report).blocks if b.title == title
+        )
 
 
 def test_a_note_goes_where_the_user_puts_it(monkeypatch, notes_db):
@@ -111,12 +111,21 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
 
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
-        block = add_block(con, project, "Launch", "comparison", {"baseline": Side("credit-v1"),
-                                                                 "candidate": Side("credit-v3")})
+        block = add_block(
+            con, project, "Launch", "comparison", {"baseline": Side("credit-v1"), "candidate": Side("credit-v3")}
+        )
         report = get_report(con, project, "Launch")
-        comp = compare(con, project, Side("credit-v1"), Side("credit-v3"), start=block.params["start"],
-                       end=block.params["end"], saved=block.params["saved"], discovered=5,
-                       metrics=[ProductMetric(**m) for m in block.params["metrics"]])
+        comp = compare(
+            con,
+            project,
+            Side("credit-v1"),
+            Side("credit-v3"),
+            start=block.params["start"],
+            end=block.params["end"],
+            saved=block.params["saved"],
+            discovered=5,
+            metrics=[ProductMetric(**m) for m in block.params["metrics"]],
+        )
     products = block.params["metrics"]
     at = report_page(monkeypatch, demo_copy, "Launch")
     table = next(d.value for d in at.dataframe if "change" in d.value and "metric" in d.value)
@@ -142,18 +151,23 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
 
 # -- Validation sets ----------------------------------------------------------------------------
 
+
 def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), commit_it: bool = True):
     """A set of credit-v1's errors in the east, criterion accuracy >= 30%: a version that scored
     a third of them right (credit-v3) passes, credit-v1 fails, credit-v2 never scored them."""
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:
         project = get_project(con, "lending-demo")
         create_set(con, project, name, criteria=list(criteria))
-        promote(con, project, name, Selection(slice_=parse_slice("region = east"),
-                                              scope=Scope.of(versions="credit-v1"), only_errors=True))
+        promote(
+            con,
+            project,
+            name,
+            Selection(slice_=parse_slice("region = east"), scope=Scope.of(versions="credit-v1"), only_errors=True),
+        )
         if commit_it:
             commit(con, project, name, "first")
 
@@ -183,8 +197,10 @@ def test_the_matrix_is_coloured_by_verdict_with_the_engines_figures(monkeypatch,
     for r in truth.itertuples():
         i, j = heat["y"].index(f"{r.set} v{r.set_version}"), heat["x"].index(f"{r.model_version} ({r.stage})")
         assert heat["z"][i][j] == VERDICT_LEVEL[r.verdict]  # the colour says the verdict, not the accuracy
-        assert heat["text"][i][j] == (f"{format_value('accuracy', r.accuracy)}<br>{VERDICT_WORDS[r.verdict]}<br>"
-                                      f"{format_count(r.scored)}/{format_count(r.members)} scored")
+        assert heat["text"][i][j] == (
+            f"{format_value('accuracy', r.accuracy)}<br>{VERDICT_WORDS[r.verdict]}<br>"
+            f"{format_count(r.scored)}/{format_count(r.members)} scored"
+        )
         row = table[(table["model version"] == r.model_version) & (table["stage"] == r.stage)].iloc[0]
         assert row["accuracy"] == format_value("accuracy", r.accuracy)
         assert row["ROC AUC"] == format_value("roc_auc", r.roc_auc)
@@ -192,8 +208,9 @@ def test_the_matrix_is_coloured_by_verdict_with_the_engines_figures(monkeypatch,
     assert "None" not in table.to_string() and "nan" not in table.to_string()
     at.selectbox(key="vs_matrix_metric").set_value("roc_auc").run()
     heat = charts(at)[0]["data"][0]
-    assert heat["text"][0][0].startswith(format_value("roc_auc", truth.sort_values(
-        ["model_version", "stage"]).iloc[0].roc_auc))
+    assert heat["text"][0][0].startswith(
+        format_value("roc_auc", truth.sort_values(["model_version", "stage"]).iloc[0].roc_auc)
+    )
 
 
 def test_only_the_chosen_view_is_computed_and_kept_in_the_link(monkeypatch, demo_copy):

@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import duckdb
 import pandas as pd
 import pytest
+from conftest import db_digest
 
 from analysis import Store, get_project
 from analysis.demo import DEMO_PROJECT, build_demo, generate_demo
-from conftest import db_digest
 
 FIRST_DAY = date(2026, 9, 2)  # README: 2026-09-02 to 2026-10-31
 LAST_DAY = date(2026, 10, 31)
@@ -74,8 +74,11 @@ def test_generation_with_labels_is_deterministic():
 
 
 def test_versions_stages_and_days(con, log):
-    rows = q(con, f'SELECT model_version, stage, min(CAST("timestamp" AS DATE)), max(CAST("timestamp" AS DATE)), '
-                  f'count(DISTINCT CAST("timestamp" AS DATE)) FROM {log} GROUP BY ALL ORDER BY 1')
+    rows = q(
+        con,
+        f'SELECT model_version, stage, min(CAST("timestamp" AS DATE)), max(CAST("timestamp" AS DATE)), '
+        f'count(DISTINCT CAST("timestamp" AS DATE)) FROM {log} GROUP BY ALL ORDER BY 1',
+    )
     got = {v: (s, first, last, days) for v, s, first, last, days in rows}
     assert set(got) == set(VERSIONS) and len(rows) == 3, "one stage per version"
     assert got["credit-v1"] == ("production", FIRST_DAY, LAST_DAY, 60)
@@ -92,9 +95,10 @@ def test_readme_counts(con, log):
 
 def test_canary_takes_about_15_percent_of_traffic(con, log):
     shares = con.execute(
-        f"SELECT CAST(\"timestamp\" AS DATE) AS d, "
+        f'SELECT CAST("timestamp" AS DATE) AS d, '
         f"avg(CASE WHEN model_version = 'credit-v2' THEN 1.0 ELSE 0.0 END) AS share "
-        f"FROM {log} WHERE model_version IN ('credit-v1', 'credit-v2') GROUP BY d ORDER BY d").df()
+        f"FROM {log} WHERE model_version IN ('credit-v1', 'credit-v2') GROUP BY d ORDER BY d"
+    ).df()
     canary_start = pd.Timestamp(FIRST_DAY + timedelta(days=36))
     before, after = shares[shares.d < canary_start], shares[shares.d >= canary_start]
     assert (before.share == 0).all() and len(after) == 24
@@ -105,8 +109,12 @@ def test_canary_takes_about_15_percent_of_traffic(con, log):
 def test_prediction_ids_unique_and_one_prediction_per_version_and_example(con, log):
     n, ids = q(con, f"SELECT count(*), count(DISTINCT prediction_id) FROM {log}")[0]
     assert n == ids
-    assert q(con, f"SELECT count(*) FROM (SELECT example_id, model_version FROM {log} "
-                  "GROUP BY ALL HAVING count(*) > 1)")[0][0] == 0
+    assert (
+        q(con, f"SELECT count(*) FROM (SELECT example_id, model_version FROM {log} GROUP BY ALL HAVING count(*) > 1)")[
+            0
+        ][0]
+        == 0
+    )
 
 
 def test_production_and_canary_split_applications_and_shadow_pairs_with_production(con, log):
@@ -120,32 +128,45 @@ def test_production_and_canary_split_applications_and_shadow_pairs_with_producti
     v1_late = ids(f"model_version = 'credit-v1' AND CAST(\"timestamp\" AS DATE) >= DATE '{shadow_start}'")
     assert v3 == v1_late, "shadow scores exactly the production applications from its first day"
     # The pair shares the features too: same application, same input.
-    mismatched = q(con, f"SELECT count(*) FROM {log} a JOIN {log} b ON a.example_id = b.example_id "
-                        "AND a.model_version = 'credit-v1' AND b.model_version = 'credit-v3' "
-                        "WHERE a.age <> b.age OR a.income <> b.income OR a.\"timestamp\" <> b.\"timestamp\" "
-                        "OR a.label IS DISTINCT FROM b.label")[0][0]
+    mismatched = q(
+        con,
+        f"SELECT count(*) FROM {log} a JOIN {log} b ON a.example_id = b.example_id "
+        "AND a.model_version = 'credit-v1' AND b.model_version = 'credit-v3' "
+        'WHERE a.age <> b.age OR a.income <> b.income OR a."timestamp" <> b."timestamp" '
+        "OR a.label IS DISTINCT FROM b.label",
+    )[0][0]
     assert mismatched == 0
 
 
 def test_labels_arrive_late(con, log):
-    assert q(con, f"SELECT count(*) FROM {log} WHERE label IS NOT NULL "
-                  "AND NOT (label_timestamp > \"timestamp\")")[0][0] == 0
+    assert (
+        q(con, f'SELECT count(*) FROM {log} WHERE label IS NOT NULL AND NOT (label_timestamp > "timestamp")')[0][0] == 0
+    )
     assert q(con, f"SELECT count(*) FROM {log} WHERE (label IS NULL) <> (label_timestamp IS NULL)")[0][0] == 0
-    assert q(con, f"SELECT min(label_timestamp - \"timestamp\") FROM {log}")[0][0] >= timedelta(days=3)
-    cov = con.execute(f"SELECT CAST(\"timestamp\" AS DATE) AS d, avg(CASE WHEN label IS NULL THEN 0.0 ELSE 1.0 END) "
-                      f"AS c FROM {log} GROUP BY d ORDER BY d").df()["c"].tolist()
+    assert q(con, f'SELECT min(label_timestamp - "timestamp") FROM {log}')[0][0] >= timedelta(days=3)
+    cov = (
+        con.execute(
+            f'SELECT CAST("timestamp" AS DATE) AS d, avg(CASE WHEN label IS NULL THEN 0.0 ELSE 1.0 END) '
+            f"AS c FROM {log} GROUP BY d ORDER BY d"
+        )
+        .df()["c"]
+        .tolist()
+    )
     assert len(cov) == 60
     assert min(cov[:7]) > 0.95, "the first week is almost fully labeled"
     assert max(cov[-3:]) == 0.0, "nothing decided in the last three days is labeled yet"
     assert sum(cov[-14:]) / 14 < sum(cov[:14]) / 14 - 0.3
     # Coverage never rises from week to week.
-    weekly = [sum(cov[i:i + 7]) / 7 for i in range(0, 56, 7)]
+    weekly = [sum(cov[i : i + 7]) / 7 for i in range(0, 56, 7)]
     assert weekly == sorted(weekly, reverse=True)
 
 
 def test_outcomes_attached_where_labels_are_known(con, log):
-    rows = q(con, f"SELECT count(*) FILTER (WHERE label IS NOT NULL AND (revenue IS NULL OR loss IS NULL)), "
-                  f"count(*) FILTER (WHERE label IS NULL AND (revenue IS NOT NULL OR loss IS NOT NULL)) FROM {log}")
+    rows = q(
+        con,
+        f"SELECT count(*) FILTER (WHERE label IS NOT NULL AND (revenue IS NULL OR loss IS NULL)), "
+        f"count(*) FILTER (WHERE label IS NULL AND (revenue IS NOT NULL OR loss IS NOT NULL)) FROM {log}",
+    )
     assert rows[0] == (0, 0)
     # Approved loans (predicted repaid) that defaulted lose money; predicted defaults earn and lose nothing.
     assert q(con, f"SELECT count(*) FROM {log} WHERE prediction AND (revenue <> 0 OR loss <> 0)")[0][0] == 0
@@ -157,9 +178,15 @@ def test_outcomes_attached_where_labels_are_known(con, log):
 
 def error_rate(con, log, version, condition) -> tuple[float, float]:
     """Misclassification rate on labeled rows of ``version`` inside and outside ``condition``."""
-    rows = dict((bool(s), r) for s, r in q(
-        con, f"SELECT coalesce({condition}, FALSE) AS s, avg(CASE WHEN prediction <> label THEN 1.0 ELSE 0.0 END) "
-             f"FROM {log} WHERE model_version = ? AND label IS NOT NULL GROUP BY s", [version]))
+    rows = dict(
+        (bool(s), r)
+        for s, r in q(
+            con,
+            f"SELECT coalesce({condition}, FALSE) AS s, avg(CASE WHEN prediction <> label THEN 1.0 ELSE 0.0 END) "
+            f"FROM {log} WHERE model_version = ? AND label IS NOT NULL GROUP BY s",
+            [version],
+        )
+    )
     return rows[True], rows[False]
 
 
@@ -174,8 +201,9 @@ def test_planted_slice_is_clearly_worse_for_its_version(con, log, version):
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
 def test_thin_files_are_worse_for_every_version(con, log, version):
-    n_null = q(con, f"SELECT count(*) FROM {log} WHERE model_version = ? AND {THIN_FILE} "
-                    "AND label IS NOT NULL", [version])[0][0]
+    n_null = q(
+        con, f"SELECT count(*) FROM {log} WHERE model_version = ? AND {THIN_FILE} AND label IS NOT NULL", [version]
+    )[0][0]
     assert n_null > 100
     inside, outside = error_rate(con, log, version, THIN_FILE)
     assert inside > outside + 0.1 and inside > 1.5 * outside, (inside, outside)
@@ -183,8 +211,9 @@ def test_thin_files_are_worse_for_every_version(con, log, version):
 
 def test_slice_rates_match_pandas(con, log):
     """The SQL helper above against an independent pandas computation (credit-v2, under 25)."""
-    frame = con.execute(f"SELECT age, prediction, label FROM {log} "
-                        "WHERE model_version = 'credit-v2' AND label IS NOT NULL").df()
+    frame = con.execute(
+        f"SELECT age, prediction, label FROM {log} WHERE model_version = 'credit-v2' AND label IS NOT NULL"
+    ).df()
     wrong = frame.prediction != frame.label
     young = frame.age < 25
     inside, outside = error_rate(con, log, "credit-v2", PLANTED["credit-v2"])

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 
+from test_app import app_on, literal, open_page
+
 from analysis import Store, get_project
 from analysis.discovery.run import discover
 from analysis.store.scope import Scope
-from test_app import app_on, literal, open_page
 
 
 def _open(monkeypatch, path, **params):
@@ -26,8 +27,14 @@ def test_a_link_reproduces_a_version_ranking_and_the_page_shows_the_engines_entr
     assert at.query_params["ranking"] == "version" and at.query_params["against"] == "credit-v1"
     with Store(demo_copy).read() as con:
         stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
-        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v2", stages=stages),
-                            ranking="version", other_version="credit-v1", top_k=5)
+        expected = discover(
+            con,
+            get_project(con, "lending-demo"),
+            Scope.of(versions="credit-v2", stages=stages),
+            ranking="version",
+            other_version="credit-v1",
+            top_k=5,
+        )
     shown = _table(at).value
     assert list(shown["where"]) == list(expected.slices["where"])
     assert list(shown["size"]) == list(expected.slices["size"])
@@ -82,14 +89,16 @@ def test_a_slow_search_says_it_is_coming_and_fills_in_with_the_engines_entries(m
     at.query_params.update(link)
     at.switch_page("pages/discover.py").run()
     assert not at.exception
-    assert any(literal(i.value).startswith("Searching slices (worse than its scores predict)") for i in at.info), \
-        [i.value for i in at.info]
+    assert any(literal(i.value).startswith("Searching slices (worse than its scores predict)") for i in at.info), [
+        i.value for i in at.info
+    ]
     assert not any("where" in d.value for d in at.dataframe)
     assert _slow.wait_for_answers(timeout=300)
     at.run()
     assert not at.exception
     with Store(demo_copy).read() as con:
         stages = tuple(sorted(set(at.multiselect(key="dc_stages").value)))
-        expected = discover(con, get_project(con, "lending-demo"), Scope.of(versions="credit-v3", stages=stages),
-                            top_k=4)
+        expected = discover(
+            con, get_project(con, "lending-demo"), Scope.of(versions="credit-v3", stages=stages), top_k=4
+        )
     assert list(_table(at).value["where"]) == list(expected.slices["where"])

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import db_digest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
@@ -18,11 +19,9 @@ from analysis.cli.main import main
 from analysis.discovery.encode import encode
 from analysis.discovery.run import discover
 from analysis.discovery.significance import pooled_z_pvalues
+from analysis.slices.model import compile_slice
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.scope import Scope
-from analysis.slices.model import compile_slice
-
-from conftest import db_digest
 
 
 def ingest(path, frame, **mapping) -> tuple[Store, object]:
@@ -36,12 +35,18 @@ def ingest(path, frame, **mapping) -> tuple[Store, object]:
 def null_frame(seed: int, n: int = 4000) -> pd.DataFrame:
     """Features independent of the errors: any slice found is chance."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)], "v": "m",
-        "a": rng.choice(["x", "y", "z"], n), "b": rng.choice(["p", "q", "r", "s"], n),
-        "c": rng.choice(["u", "w"], n), "d": rng.integers(0, 100, n).astype(float),
-        "label": rng.integers(0, 2, n), "prediction": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "a": rng.choice(["x", "y", "z"], n),
+            "b": rng.choice(["p", "q", "r", "s"], n),
+            "c": rng.choice(["u", "w"], n),
+            "d": rng.integers(0, 100, n).astype(float),
+            "label": rng.integers(0, 2, n),
+            "prediction": rng.integers(0, 2, n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +54,16 @@ def planted(tmp_path_factory):
     """A slice with three times the error rate, a near-duplicate of it, and missing values."""
     rng = np.random.default_rng(4)
     n = 6000
-    frame = pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)], "v": "m",
-        "city": rng.choice(["ams", "ber", "cph", "dub"], n), "tier": rng.choice(["gold", "free"], n),
-        "age": rng.integers(18, 80, n).astype(float), "cost": rng.gamma(2.0, 10.0, n).round(2),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "city": rng.choice(["ams", "ber", "cph", "dub"], n),
+            "tier": rng.choice(["gold", "free"], n),
+            "age": rng.integers(18, 80, n).astype(float),
+            "cost": rng.gamma(2.0, 10.0, n).round(2),
+        }
+    )
     frame.loc[rng.random(n) < 0.1, "city"] = None
     bad = (frame.city == "ber") & (frame.tier == "free")
     p_wrong = np.where(bad, 0.45, 0.15)
@@ -61,9 +71,16 @@ def planted(tmp_path_factory):
     wrong = rng.random(n) < p_wrong
     frame["prediction"] = np.where(wrong, 1 - frame.label, frame.label)
     frame.loc[bad, "cost"] *= 4
-    store, project = ingest(tmp_path_factory.mktemp("planted") / "p.duckdb", frame, task="binary",
-                            prediction="prediction", label="label", positive_label="1",
-                            features=["city", "tier", "age"], outcomes=["cost"])
+    store, project = ingest(
+        tmp_path_factory.mktemp("planted") / "p.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["city", "tier", "age"],
+        outcomes=["cost"],
+    )
     return store, project, frame
 
 
@@ -75,14 +92,20 @@ def test_every_code_maps_back_to_the_rows_of_its_slice(planted):
         enc = encode(con, project, bins=4)
         for feature in enc.features:
             col = f'"{feature.column}"'
-            per_code = {None if c is None else int(c): (n, e) for c, n, e in con.execute(
-                f"SELECT {col}, count(*), sum(sb_error) FROM ({enc.sql}) GROUP BY 1", enc.params).fetchall()}
+            per_code = {
+                None if c is None else int(c): (n, e)
+                for c, n, e in con.execute(
+                    f"SELECT {col}, count(*), sum(sb_error) FROM ({enc.sql}) GROUP BY 1", enc.params
+                ).fetchall()
+            }
             assert len(per_code) >= 2
             for code, (n, errors) in per_code.items():
                 sql, params = compile_slice(enc.slice_of({feature.column: code}), project)
                 got = con.execute(
                     f'SELECT count(*), sum(CASE WHEN label = prediction THEN 0 ELSE 1 END) FROM "{project.log_table}" '
-                    f"WHERE label IS NOT NULL AND prediction IS NOT NULL AND {sql}", params).fetchall()[0]
+                    f"WHERE label IS NOT NULL AND prediction IS NOT NULL AND {sql}",
+                    params,
+                ).fetchall()[0]
                 assert got == (n, errors), (feature.column, code)
 
 
@@ -97,9 +120,11 @@ def test_planted_slice_is_found_first_with_tests_matching_statsmodels(planted):
     total_wrong = (frame.label != frame.prediction).sum()
     assert (top["size"], top["errors"]) == (len(inside), wrong)
     assert (top["ci_low"], top["ci_high"]) == pytest.approx(
-        proportion_confint(wrong, len(inside), method="wilson"), abs=1e-12)
+        proportion_confint(wrong, len(inside), method="wilson"), abs=1e-12
+    )
     assert top["p_value"] == pytest.approx(
-        proportions_ztest([wrong, total_wrong - wrong], [len(inside), len(frame) - len(inside)])[1], rel=1e-6)
+        proportions_ztest([wrong, total_wrong - wrong], [len(inside), len(frame) - len(inside)])[1], rel=1e-6
+    )
     assert top["significant"]
     assert top["impact"] == pytest.approx(wrong - len(inside) * total_wrong / len(frame), rel=1e-12)
 
@@ -116,7 +141,8 @@ def test_real_valued_cost_uses_t_intervals_and_the_pooled_test(planted):
     m, n = inside.mean(), len(inside)
     v, t = inside.var(ddof=1) / (n * m * m), sps.t.ppf(0.975, n - 1)
     assert (top["ci_low"], top["ci_high"]) == pytest.approx(
-        (m * np.exp(v / 2 - t * np.sqrt(v)), m * np.exp(v / 2 + t * np.sqrt(v))), rel=1e-9)
+        (m * np.exp(v / 2 - t * np.sqrt(v)), m * np.exp(v / 2 + t * np.sqrt(v))), rel=1e-9
+    )
     rest = frame.cost.drop(inside.index)
     var = frame.cost.var(ddof=0)
     z = (inside.mean() - rest.mean()) / np.sqrt(var * (1 / len(inside) + 1 / len(rest)))
@@ -139,8 +165,9 @@ def test_cost_expressions_find_what_their_columns_find(planted):
     with store.read() as con:
         by_flag = discover(con, project, error="(label <> prediction)::int", max_level=2, top_k=5).slices
         by_measure = discover(con, project, error="misclassification", max_level=2, top_k=5).slices
-        quarter = discover(con, project, error="CASE WHEN cost IS NULL THEN NULL ELSE cost / 4 END",
-                           max_level=2, top_k=5).slices
+        quarter = discover(
+            con, project, error="CASE WHEN cost IS NULL THEN NULL ELSE cost / 4 END", max_level=2, top_k=5
+        ).slices
         whole = discover(con, project, error="cost", max_level=2, top_k=5).slices
     pd.testing.assert_frame_equal(by_flag[keys], by_measure[keys], check_dtype=False)
     assert list(quarter["where"]) == list(whole["where"])
@@ -166,9 +193,15 @@ def test_no_real_effect_gives_almost_no_significant_slices(tmp_path):
     nothing is going on, at most a few runs in twenty may find anything."""
     runs_with_discoveries, reported, tested = 0, 0, 0
     for seed in range(20):
-        store, project = ingest(tmp_path / f"null{seed}.duckdb", null_frame(seed), task="binary",
-                                prediction="prediction", label="label", positive_label="1",
-                                features=["a", "b", "c", "d"])
+        store, project = ingest(
+            tmp_path / f"null{seed}.duckdb",
+            null_frame(seed),
+            task="binary",
+            prediction="prediction",
+            label="label",
+            positive_label="1",
+            features=["a", "b", "c", "d"],
+        )
         with store.read() as con:
             # alpha near 1 barely penalises small slices, so chance slices do get reported.
             found = discover(con, project, max_level=2, top_k=10, min_support=0.02, alpha=0.999)
@@ -185,14 +218,27 @@ def test_near_duplicates_fold_under_the_better_slice(tmp_path):
     better slice; a real sub-slice does not."""
     rng = np.random.default_rng(2)
     n = 3000
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "shop": rng.choice(["a", "b", "c"], n),
-                          "label": rng.integers(0, 2, n)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "shop": rng.choice(["a", "b", "c"], n),
+            "label": rng.integers(0, 2, n),
+        }
+    )
     frame["channel"] = np.where((frame.shop == "a") & (rng.random(n) < 0.97), "app", "web")
     frame["till"] = np.where(frame.shop == "a", "kiosk", rng.choice(["desk", "phone"], n))
     bad = frame.shop == "a"
     frame["prediction"] = np.where(rng.random(n) < np.where(bad, 0.5, 0.1), 1 - frame.label, frame.label)
-    store, project = ingest(tmp_path / "f.duckdb", frame, task="binary", prediction="prediction", label="label",
-                            positive_label="1", features=["shop", "channel", "till"])
+    store, project = ingest(
+        tmp_path / "f.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["shop", "channel", "till"],
+    )
     with store.read() as con:
         found = discover(con, project, max_level=2, top_k=8, alpha=0.95, ranking="error")
     table = found.slices.set_index("where")
@@ -203,8 +249,11 @@ def test_near_duplicates_fold_under_the_better_slice(tmp_path):
     others = {"shop = a", "till = kiosk", "shop = a AND channel = app"} - {best}
     assert others & variants and not others & set(table.index)
     # Jaccard of the row sets, by hand: every folded variant shares at least 80% of the union.
-    rows = {"shop = a": frame.shop == "a", "till = kiosk": frame.till == "kiosk",
-            "shop = a AND channel = app": (frame.shop == "a") & (frame.channel == "app")}
+    rows = {
+        "shop = a": frame.shop == "a",
+        "till = kiosk": frame.till == "kiosk",
+        "shop = a AND channel = app": (frame.shop == "a") & (frame.channel == "app"),
+    }
     labeled = frame.label.notna()
     for where in others & variants:
         a, b = rows[best] & labeled, rows[where] & labeled
@@ -215,10 +264,19 @@ def test_demo_planted_failures_are_found_at_the_top(demo_copy):
     store = Store(demo_copy)
     with store.read() as con:
         project = get_project(con, "lending-demo")
-        money = discover(con, project, Scope.of(versions="credit-v1"), error="loss", max_level=2, top_k=5,
-                         ranking="error")
-        calibration = discover(con, project, Scope.of(versions="credit-v1"), error="logloss", alpha=0.99,
-                               max_level=2, top_k=5, ranking="error")
+        money = discover(
+            con, project, Scope.of(versions="credit-v1"), error="loss", max_level=2, top_k=5, ranking="error"
+        )
+        calibration = discover(
+            con,
+            project,
+            Scope.of(versions="credit-v1"),
+            error="logloss",
+            alpha=0.99,
+            max_level=2,
+            top_k=5,
+            ranking="error",
+        )
         v3 = discover(con, project, Scope.of(versions="credit-v3"), alpha=0.99, top_k=3, ranking="error")
     assert money.slices["where"].iloc[0] == "employment = self_employed AND channel = partner_api"
     assert "credit_history_years is null" in list(calibration.slices["where"].head(4))
@@ -228,14 +286,24 @@ def test_demo_planted_failures_are_found_at_the_top(demo_copy):
 
 def test_cli_discover_json(planted, capsys):
     store, _, _ = planted
-    code = main(["discover", "--db", str(store.path), "--project", "p", "--max-level", "2", "--top", "3",
-                 "--format", "json"])
+    code = main(
+        ["discover", "--db", str(store.path), "--project", "p", "--max-level", "2", "--top", "3", "--format", "json"]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     first = out["slices"][0]
     assert first["predicates"] == {"city": "ber", "tier": "free"}
-    assert set(first) >= {"predicates", "size", "errors", "error_rate", "score", "ci_low", "ci_high", "p_value",
-                          "q_value"}
+    assert set(first) >= {
+        "predicates",
+        "size",
+        "errors",
+        "error_rate",
+        "score",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "q_value",
+    }
     assert out["evaluated"] >= len(out["slices"])
 
 
@@ -257,8 +325,16 @@ def test_bad_requests_are_named_and_change_nothing(planted, tmp_path, capsys):
     assert "Unknown error measure" in capsys.readouterr().err
     assert db_digest(store.path) == before
     frame = frame.assign(refund=np.where(np.arange(len(frame)) % 2, -5.0, 3.0))
-    other, project2 = ingest(tmp_path / "neg.duckdb", frame, task="binary", prediction="prediction",
-                             label="label", positive_label="1", features=["city"], outcomes=["refund"])
+    other, project2 = ingest(
+        tmp_path / "neg.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["city"],
+        outcomes=["refund"],
+    )
     with other.read() as con:
         with pytest.raises(ConfigError, match="refund has negative values"):
             discover(con, project2, error="refund")
@@ -282,7 +358,9 @@ def test_error_tree_leaves_cover_every_row_once_and_match_their_slices(planted):
             sql, params = compile_slice(leaf.slice, project)
             n, errors = con.execute(
                 f'SELECT count(*), sum(CASE WHEN label = prediction THEN 0 ELSE 1 END) FROM "{project.log_table}" '
-                f"WHERE {sql}", params).fetchall()[0]
+                f"WHERE {sql}",
+                params,
+            ).fetchall()[0]
             assert (n, errors) == (leaf.size, leaf.errors), leaf.where
             covered += n
         assert covered >= 0.5 * len(frame)
@@ -305,15 +383,28 @@ def with_uid(tmp_path_factory):
     rng = np.random.default_rng(12)
     uid = [str(i) for i in range(1, 801) for _ in range(2)] + [str(i) for i in range(801, 1201)]
     n = len(uid)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "uid": uid,
-                          "region": rng.choice(["NG", "US", "DE", "FR", "BR"], n, p=[0.15, 0.25, 0.2, 0.2, 0.2])})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "uid": uid,
+            "region": rng.choice(["NG", "US", "DE", "FR", "BR"], n, p=[0.15, 0.25, 0.2, 0.2, 0.2]),
+        }
+    )
     p_wrong = np.where(frame.region == "NG", 0.7, 0.15)
     p_wrong = np.where(frame.uid.astype(int) <= 100, 0.0, p_wrong)
     frame["label"] = rng.integers(0, 2, n)
     frame["prediction"] = np.where(rng.random(n) < p_wrong, 1 - frame.label, frame.label)
-    store, project = ingest(tmp_path_factory.mktemp("uid") / "u.duckdb", frame, task="binary",
-                            prediction="prediction", label="label", positive_label="1", features=["uid", "region"],
-                            kinds={"uid": "categorical"})  # declared: ingest alone would call it free text
+    store, project = ingest(
+        tmp_path_factory.mktemp("uid") / "u.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["uid", "region"],
+        kinds={"uid": "categorical"},
+    )  # declared: ingest alone would call it free text
     return store, project, frame
 
 
@@ -323,7 +414,9 @@ def test_id_like_column_is_left_out_with_a_note_and_the_planted_slice_is_found(w
     with store.read() as con:
         found = discover(con, project, max_level=2, top_k=5, ranking="error")
     assert found.skipped_features == [{"column": "uid", "distinct": 1200, "rows": 2000}]
-    assert len(found.notes) == 1 and "uid looks like an identifier (1,200 distinct values in 2,000 rows)" in found.notes[0]
+    assert (
+        len(found.notes) == 1 and "uid looks like an identifier (1,200 distinct values in 2,000 rows)" in found.notes[0]
+    )
     assert found.features == ["region"]
     assert found.slices.iloc[0]["where"] == "region = NG"
     assert not any("uid" in w for w in found.slices["where"])
@@ -334,8 +427,7 @@ def test_kept_id_like_column_ties_in_natural_order_and_the_lump_is_named(with_ui
     store, project, frame = with_uid
     with store.read() as con:
         enc = encode(con, project, columns=["uid", "region"], keep_id_like=True)
-        found = discover(con, project, max_level=2, top_k=10, keep_id_like=True, min_support=50,
-                         ranking="error")
+        found = discover(con, project, max_level=2, top_k=10, keep_id_like=True, min_support=50, ranking="error")
     uid = enc.feature("uid")
     # 800 values tie at two rows: the first 100 by number, not "1", "10", "100", "101", ...
     assert uid.labels[:100] == tuple(str(i) for i in range(1, 101))
@@ -360,8 +452,10 @@ def test_category_counts_natural_order_numbers_then_text(tmp_path):
     from analysis.slices.breakdown import category_counts
 
     con = duckdb.connect(str(tmp_path / "c.duckdb"))
-    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('x'), ('10'), ('9'), ('a'), ('2.5'), ('b'), ('b'), (NULL), "
-                "(NULL), (NULL)) AS v(c)")
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES ('x'), ('10'), ('9'), ('a'), ('2.5'), ('b'), ('b'), (NULL), "
+        "(NULL), (NULL)) AS v(c)"
+    )
     got = category_counts(con, "t", ["c"], ("TRUE", []), 10)["c"]
     assert got.top == ["b", "2.5", "9", "10", "a", "x"]
     assert (got.distinct, got.rows) == (6, 7)
@@ -375,8 +469,26 @@ def test_cli_discover_says_which_features_it_left_out(with_uid, capsys):
     assert code == 0 and out["skipped_features"][0]["column"] == "uid" and "identifier" in out["notes"][0]
     code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid"])
     assert code == 2 and "uid looks like an identifier" in capsys.readouterr().err
-    code = main(["discover", "--project", "p", "--db", str(store.path), "--column", "uid", "--keep-id-like",
-                 "--format", "json", "--max-level", "1", "--min-support", "50", "--ranking", "error"])
+    code = main(
+        [
+            "discover",
+            "--project",
+            "p",
+            "--db",
+            str(store.path),
+            "--column",
+            "uid",
+            "--keep-id-like",
+            "--format",
+            "json",
+            "--max-level",
+            "1",
+            "--min-support",
+            "50",
+            "--ranking",
+            "error",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["features"] == ["uid"] and out["notes"] == [] and out["ranking"] == "error"
 

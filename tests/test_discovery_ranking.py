@@ -16,8 +16,8 @@ from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.discovery.expected import EXPECTED_BINS
 from analysis.discovery.run import discover
-from analysis.store.scope import Scope
 from analysis.slices.model import compile_slice
+from analysis.store.scope import Scope
 
 PLANTED = {  # analysis/demo.py's docstring: the version-specific failures
     "credit-v1": "channel = 'partner_api' AND employment = 'self_employed'",
@@ -39,10 +39,15 @@ def calibrated_frame(seed: int, n: int = 20000) -> pd.DataFrame:
     ``hard`` rows have probabilities near the 0.5 threshold (many errors, all predicted by
     the scores), ``city = ber AND tier = free`` rows default far more than their scores say."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m",
-                          "city": rng.choice(["ams", "ber", "cph", "dub"], n),
-                          "tier": rng.choice(["gold", "free"], n),
-                          "hard": rng.random(n) < 0.3})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "city": rng.choice(["ams", "ber", "cph", "dub"], n),
+            "tier": rng.choice(["gold", "free"], n),
+            "hard": rng.random(n) < 0.3,
+        }
+    )
     p = np.where(frame.hard, rng.uniform(0.35, 0.65, n), rng.beta(1, 6, n))
     bad = (frame.city == "ber") & (frame.tier == "free")
     truth = np.where(bad, np.minimum(p + 0.35, 0.95), p)  # the scores miss this slice's risk
@@ -55,8 +60,16 @@ def calibrated_frame(seed: int, n: int = 20000) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     frame = calibrated_frame(3)
-    store, project = ingest(tmp_path_factory.mktemp("sim") / "s.duckdb", frame, task="binary", score="score",
-                            label="label", positive_label="1", threshold=0.5, features=["city", "tier", "hard"])
+    store, project = ingest(
+        tmp_path_factory.mktemp("sim") / "s.duckdb",
+        frame,
+        task="binary",
+        score="score",
+        label="label",
+        positive_label="1",
+        threshold=0.5,
+        features=["city", "tier", "hard"],
+    )
     return store, project, frame
 
 
@@ -109,11 +122,27 @@ def test_nothing_going_on_gives_almost_no_significant_slices(tmp_path):
         rng = np.random.default_rng(100 + seed)
         n = 3000
         p = rng.beta(2, 3, n)
-        frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "a": rng.choice(list("xyz"), n),
-                              "b": rng.choice(list("pqrs"), n), "d": rng.integers(0, 100, n).astype(float),
-                              "score": p.round(4), "label": (rng.random(n) < p).astype(int)})
-        store, project = ingest(tmp_path / f"n{seed}.duckdb", frame, task="binary", score="score", label="label",
-                                positive_label="1", threshold=0.5, features=["a", "b", "d"])
+        frame = pd.DataFrame(
+            {
+                "id": [f"r{i}" for i in range(n)],
+                "v": "m",
+                "a": rng.choice(list("xyz"), n),
+                "b": rng.choice(list("pqrs"), n),
+                "d": rng.integers(0, 100, n).astype(float),
+                "score": p.round(4),
+                "label": (rng.random(n) < p).astype(int),
+            }
+        )
+        store, project = ingest(
+            tmp_path / f"n{seed}.duckdb",
+            frame,
+            task="binary",
+            score="score",
+            label="label",
+            positive_label="1",
+            threshold=0.5,
+            features=["a", "b", "d"],
+        )
         with store.read() as con:
             found = discover(con, project, max_level=2, top_k=5, min_support=0.02)
         runs_with_discoveries += bool((found.evaluated["q_value"] < 0.05).any())
@@ -125,16 +154,30 @@ def test_identical_row_sets_and_refinements_fold_into_one_entry(tmp_path):
     97% of them (Jaccard 0.97) and a refinement no worse than the rest of its slice fold too."""
     rng = np.random.default_rng(5)
     n = 12000
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "shop": rng.choice(list("abcd"), n),
-                          "colour": rng.choice(["red", "blue"], n)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "shop": rng.choice(list("abcd"), n),
+            "colour": rng.choice(["red", "blue"], n),
+        }
+    )
     frame["till"] = np.where(frame.shop == "a", "kiosk", rng.choice(["desk", "phone"], n))
     frame["channel"] = np.where((frame.shop == "a") & (rng.random(n) < 0.97), "app", "web")
     p = rng.beta(1, 5, n)
     truth = np.where(frame.shop == "a", np.minimum(p + 0.3, 0.95), p)
     frame["score"] = p.round(4)
     frame["label"] = (rng.random(n) < truth).astype(int)
-    store, project = ingest(tmp_path / "f.duckdb", frame, task="binary", score="score", label="label",
-                            positive_label="1", threshold=0.5, features=["shop", "till", "channel", "colour"])
+    store, project = ingest(
+        tmp_path / "f.duckdb",
+        frame,
+        task="binary",
+        score="score",
+        label="label",
+        positive_label="1",
+        threshold=0.5,
+        features=["shop", "till", "channel", "colour"],
+    )
     with store.read() as con:
         found = discover(con, project, max_level=2, top_k=5)
     entries = list(found.slices["where"])
@@ -152,14 +195,27 @@ def test_worse_than_another_version_by_hand(tmp_path):
     n = 8000
     frames = []
     for version in ("old", "new"):
-        f = pd.DataFrame({"id": [f"{version}{i}" for i in range(n)], "v": version,
-                          "city": rng.choice(["ams", "ber", "cph"], n), "label": rng.integers(0, 2, n)})
+        f = pd.DataFrame(
+            {
+                "id": [f"{version}{i}" for i in range(n)],
+                "v": version,
+                "city": rng.choice(["ams", "ber", "cph"], n),
+                "label": rng.integers(0, 2, n),
+            }
+        )
         wrong = rng.random(n) < np.where((f.city == "ber") & (version == "new"), 0.4, 0.15)
         f["prediction"] = np.where(wrong, 1 - f.label, f.label)
         frames.append(f)
     frame = pd.concat(frames, ignore_index=True)
-    store, project = ingest(tmp_path / "v.duckdb", frame, task="binary", prediction="prediction", label="label",
-                            positive_label="1", features=["city"])
+    store, project = ingest(
+        tmp_path / "v.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["city"],
+    )
     with store.read() as con:
         found = discover(con, project, Scope.of(versions="new"), ranking="version", other_version="old", top_k=3)
         with pytest.raises(Exception, match="other version"):
@@ -179,10 +235,24 @@ def test_worse_than_another_version_by_hand(tmp_path):
 def test_without_scores_the_default_falls_back_to_plain_error_and_says_so(tmp_path):
     rng = np.random.default_rng(1)
     n = 2000
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "a": rng.choice(list("xy"), n),
-                          "label": rng.integers(0, 2, n), "prediction": rng.integers(0, 2, n)})
-    store, project = ingest(tmp_path / "n.duckdb", frame, task="binary", prediction="prediction", label="label",
-                            positive_label="1", features=["a"])
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "a": rng.choice(list("xy"), n),
+            "label": rng.integers(0, 2, n),
+            "prediction": rng.integers(0, 2, n),
+        }
+    )
+    store, project = ingest(
+        tmp_path / "n.duckdb",
+        frame,
+        task="binary",
+        prediction="prediction",
+        label="label",
+        positive_label="1",
+        features=["a"],
+    )
     with store.read() as con:
         found = discover(con, project, max_level=1)
     assert found.ranking == "error" and any("ranked by plain error" in n for n in found.notes)
@@ -204,7 +274,9 @@ def _jaccard(con, project, version, found_slice, planted_sql) -> float:
     a, b, both = con.execute(
         f"SELECT count(*) FILTER (WHERE {where}), count(*) FILTER (WHERE {planted_sql}), "
         f"count(*) FILTER (WHERE ({where}) AND ({planted_sql})) FROM {log} "
-        "WHERE model_version = ? AND label IS NOT NULL AND score IS NOT NULL", params + params + [version]).fetchall()[0]
+        "WHERE model_version = ? AND label IS NOT NULL AND score IS NOT NULL",
+        params + params + [version],
+    ).fetchall()[0]
     return both / (a + b - both) if a + b - both else 0.0
 
 
@@ -227,23 +299,52 @@ def test_demo_planted_slice_is_in_the_default_top_five(demo, version):
 
 def test_demo_credit_v2_is_worse_than_credit_v1_on_the_young(demo):
     con, project = demo
-    found = discover(con, project, Scope.of(versions="credit-v2"), ranking="version", other_version="credit-v1",
-                     top_k=5)
+    found = discover(
+        con, project, Scope.of(versions="credit-v2"), ranking="version", other_version="credit-v1", top_k=5
+    )
     first = found.slices.iloc[0]
     assert _jaccard(con, project, "credit-v2", first["slice"], PLANTED["credit-v2"]) >= 0.8
     assert first["significant"] and first["error_rate"] > first["other_error_rate"]
 
 
 def test_cli_says_which_ranking(demo_db, capsys):
-    code = main(["discover", "--db", str(demo_db), "--project", "lending-demo", "--version", "credit-v3",
-                 "--top", "3", "--format", "json"])
+    code = main(
+        [
+            "discover",
+            "--db",
+            str(demo_db),
+            "--project",
+            "lending-demo",
+            "--version",
+            "credit-v3",
+            "--top",
+            "3",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ranking"] == "expected" and out["ranking_words"] == "worse than its scores predict"
     first = out["slices"][0]
     assert {"excess", "expected_errors", "z", "variants", "where", "size", "q_value", "folded_under"} <= set(first)
     assert first["where"] == "term_months >= 60 AND region = east AND device = android"
-    code = main(["discover", "--db", str(demo_db), "--project", "lending-demo", "--version", "credit-v1",
-                 "--top", "2", "--ranking", "error", "--error", "loss"])
+    code = main(
+        [
+            "discover",
+            "--db",
+            str(demo_db),
+            "--project",
+            "lending-demo",
+            "--version",
+            "credit-v1",
+            "--top",
+            "2",
+            "--ranking",
+            "error",
+            "--error",
+            "loss",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and "Ranked by: plain error." in text
     assert "18,523,881" in text  # the impact of the partner slice, in money, whole
@@ -256,8 +357,16 @@ def test_report_block_says_which_ranking(tmp_path):
     from analysis.reports.words import discovery_lines
 
     frame = calibrated_frame(4, n=6000)
-    store, project = ingest(tmp_path / "r.duckdb", frame, task="binary", score="score", label="label",
-                            positive_label="1", threshold=0.5, features=["city", "tier", "hard"])
+    store, project = ingest(
+        tmp_path / "r.duckdb",
+        frame,
+        task="binary",
+        score="score",
+        label="label",
+        positive_label="1",
+        threshold=0.5,
+        features=["city", "tier", "hard"],
+    )
     with store.write() as con:
         project = get_project(con, "p")
         block = add_block(con, project, "review", "discovery", {"top_k": 3, "max_level": 2})
@@ -288,15 +397,29 @@ def test_jaccard_of_row_sets_counted_in_duckdb_equals_pandas():
     frame.loc[rng.random(n) < 0.1, "b"] = np.nan
     con = duckdb.connect()
     con.register("rows_df", frame)
-    codes = [{"a": 0}, {"a": 0, "b": 1}, {"b": ("lt", 3)}, {"b": ("ge", 2)}, {"a": 1}, {"b": None},
-             {"a": 0, "b": ("lt", 3)}]
+    codes = [
+        {"a": 0},
+        {"a": 0, "b": 1},
+        {"b": ("lt", 3)},
+        {"b": ("ge", 2)},
+        {"a": 1},
+        {"b": None},
+        {"a": 0, "b": ("lt", 3)},
+    ]
 
     def rows(c):
         m = pd.Series(True, index=frame.index)
         for col, v in c.items():
             x = frame[col]
-            m &= x.isna() if v is None else (x < v[1]) if isinstance(v, tuple) and v[0] == "lt" else \
-                (x >= v[1]) if isinstance(v, tuple) else (x == v)
+            m &= (
+                x.isna()
+                if v is None
+                else (x < v[1])
+                if isinstance(v, tuple) and v[0] == "lt"
+                else (x >= v[1])
+                if isinstance(v, tuple)
+                else (x == v)
+            )
         return m
 
     sizes = [int(rows(c).sum()) for c in codes]

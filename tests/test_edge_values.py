@@ -19,23 +19,39 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import db_digest
 from sklearn.metrics import accuracy_score, confusion_matrix, mean_absolute_error, mean_squared_error, r2_score
 
 from analysis import IngestError, Mapping, get_project, ingest_predictions
-from analysis.slices.breakdown import MISSING, breakdown
 from analysis.discovery.encode import error_choices
 from analysis.discovery.run import discover
 from analysis.ingest.external import attach_parquet, refresh
 from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
-
-from conftest import db_digest
+from analysis.slices.breakdown import MISSING, breakdown
 
 N = 300
-REG = Mapping(id="id", version="v", timestamp="ts", task="regression", prediction="pred", label="y",
-              features=["size", "city"], outcomes=["cost"])
-BIN = Mapping(id="id", version="v", timestamp="ts", task="binary", score="score", label="y",
-              positive_label="1", features=["size", "city"], outcomes=["cost"])
+REG = Mapping(
+    id="id",
+    version="v",
+    timestamp="ts",
+    task="regression",
+    prediction="pred",
+    label="y",
+    features=["size", "city"],
+    outcomes=["cost"],
+)
+BIN = Mapping(
+    id="id",
+    version="v",
+    timestamp="ts",
+    task="binary",
+    score="score",
+    label="y",
+    positive_label="1",
+    features=["size", "city"],
+    outcomes=["cost"],
+)
 
 
 def regression_table(seed: int = 7) -> pa.Table:
@@ -48,13 +64,18 @@ def regression_table(seed: int = 7) -> pa.Table:
     y[::17] = np.nan  # (a prediction is required: a NaN one is refused as missing)
     size[::7] = np.nan
     cost[3::11] = np.nan
-    return pa.table({
-        "id": [f"r{i}" for i in range(N)],
-        "v": ["m1"] * N,
-        "ts": pa.array(pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(N) % 5, unit="D")),
-        "size": size, "city": np.array(["ber", "lis", "osl"])[np.arange(N) % 3],
-        "pred": pred, "y": y, "cost": cost,
-    })
+    return pa.table(
+        {
+            "id": [f"r{i}" for i in range(N)],
+            "v": ["m1"] * N,
+            "ts": pa.array(pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(N) % 5, unit="D")),
+            "size": size,
+            "city": np.array(["ber", "lis", "osl"])[np.arange(N) % 3],
+            "pred": pred,
+            "y": y,
+            "cost": cost,
+        }
+    )
 
 
 def write(table: pa.Table, path, writer: str) -> str:
@@ -111,9 +132,11 @@ def test_nan_is_missing_in_every_parquet_writer(store, tmp_path, writer, how):
         assert o["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-9)
         assert o["rmse"] == pytest.approx(math.sqrt(mean_squared_error(y, p)), rel=1e-9)
         assert o["r2"] == pytest.approx(r2_score(y, p), rel=1e-9)
-        stored = con.execute(f'SELECT count(*) FILTER (WHERE "size" IS NULL), count(*) FILTER (WHERE cost IS NULL), '
-                             f'count(*) FILTER (WHERE isnan("size") OR isnan(cost) OR isnan(label) '
-                             f'OR isnan(prediction)) FROM "{project.log_table}"').fetchall()[0]
+        stored = con.execute(
+            f'SELECT count(*) FILTER (WHERE "size" IS NULL), count(*) FILTER (WHERE cost IS NULL), '
+            f'count(*) FILTER (WHERE isnan("size") OR isnan(cost) OR isnan(label) '
+            f'OR isnan(prediction)) FROM "{project.log_table}"'
+        ).fetchall()[0]
         assert stored == (df["size"].isna().sum(), df["cost"].isna().sum(), 0)
         sizes = breakdown(con, project, "size")
         missing = sizes.loc[sizes["value"] == MISSING]
@@ -134,8 +157,10 @@ def test_nan_in_a_late_labels_file_is_a_missing_label(store, tmp_path):
         assert report.applied == int((df["y"].notna() | df["cost"].notna()).sum())
     with store.read() as con:
         project = get_project(con, "p")
-        bad = con.execute(f'SELECT count(*) FILTER (WHERE isnan(label) OR isnan(cost)), count(label), count(cost) '
-                          f'FROM "{project.log_table}"').fetchall()[0]
+        bad = con.execute(
+            f"SELECT count(*) FILTER (WHERE isnan(label) OR isnan(cost)), count(label), count(cost) "
+            f'FROM "{project.log_table}"'
+        ).fetchall()[0]
     df = table.to_pandas()
     assert bad == (0, df["y"].notna().sum(), df["cost"].notna().sum())
 
@@ -145,12 +170,18 @@ def test_nan_in_a_late_labels_file_is_a_missing_label(store, tmp_path):
 
 def binary_frame(n: int = 40) -> pd.DataFrame:
     i = np.arange(n)
-    return pd.DataFrame({
-        "id": [f"r{k}" for k in i], "v": "m1",
-        "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(i, unit="h"),
-        "score": (i % 10) / 10 + 0.05, "y": (i % 3 == 0).astype(int),
-        "size": i * 1.5, "city": np.array(["ber", "lis"])[i % 2], "cost": i / 4,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{k}" for k in i],
+            "v": "m1",
+            "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(i, unit="h"),
+            "score": (i % 10) / 10 + 0.05,
+            "y": (i % 3 == 0).astype(int),
+            "size": i * 1.5,
+            "city": np.array(["ber", "lis"])[i % 2],
+            "cost": i / 4,
+        }
+    )
 
 
 def as_source(frame: pd.DataFrame, form: str, tmp_path):
@@ -170,12 +201,18 @@ FORMS = ["dataframe", "csv", "parquet"]
 
 
 @pytest.mark.parametrize("form", FORMS + ["attach"])
-@pytest.mark.parametrize("column,mapping,value", [
-    ("score", BIN, np.inf), ("score", BIN, -np.inf),
-    ("pred", REG, np.inf), ("y", REG, -np.inf),
-])
-def test_an_infinite_score_label_or_prediction_is_refused_with_its_row(store, db_path, tmp_path, form, column,
-                                                                       mapping, value):
+@pytest.mark.parametrize(
+    "column,mapping,value",
+    [
+        ("score", BIN, np.inf),
+        ("score", BIN, -np.inf),
+        ("pred", REG, np.inf),
+        ("y", REG, -np.inf),
+    ],
+)
+def test_an_infinite_score_label_or_prediction_is_refused_with_its_row(
+    store, db_path, tmp_path, form, column, mapping, value
+):
     frame = binary_frame()
     if mapping is REG:
         frame = frame.assign(pred=frame["score"] * 10, y=frame["score"] * 9)
@@ -184,8 +221,11 @@ def test_an_infinite_score_label_or_prediction_is_refused_with_its_row(store, db
     store.initialize()
     before = db_digest(db_path)
     source = as_source(frame, "parquet" if form == "attach" else form, tmp_path)
-    with pytest.raises(IngestError, match=rf"(?s)column '{column}': 2 rows are not finite numbers.*"
-                                          rf"{ {'csv': 'line 6', 'dataframe': 'position 4'}.get(form, 'row 5')}") as info:
+    with pytest.raises(
+        IngestError,
+        match=rf"(?s)column '{column}': 2 rows are not finite numbers.*"
+        rf"{ {'csv': 'line 6', 'dataframe': 'position 4'}.get(form, 'row 5') }",
+    ) as info:
         with store.write() as con:
             if form == "attach":
                 attach_parquet(con, source, project="p", mapping=mapping)
@@ -210,32 +250,42 @@ def test_an_infinite_feature_or_outcome_is_stored_as_missing_and_counted(store, 
         assert "3 values of column 'size' were stored as missing because they were infinite" in warnings
         assert "1 value of column 'cost' was stored as missing because it was infinite" in warnings
         project = get_project(con, "p")
-        got = con.execute(f'SELECT prediction_id FROM "{project.log_table}" WHERE "size" IS NULL '
-                          f'ORDER BY prediction_id').fetchall()
+        got = con.execute(
+            f'SELECT prediction_id FROM "{project.log_table}" WHERE "size" IS NULL ORDER BY prediction_id'
+        ).fetchall()
         assert sorted(r[0] for r in got) == ["r2", "r3", "r7"]
         assert con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE cost IS NULL').fetchall()[0][0] == 1
-        assert con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE isinf("size") OR isinf(cost)'
-                           ).fetchall()[0][0] == 0
+        assert (
+            con.execute(f'SELECT count(*) FROM "{project.log_table}" WHERE isinf("size") OR isinf(cost)').fetchall()[0][
+                0
+            ]
+            == 0
+        )
 
 
 def test_infinite_labels_and_outcomes_in_a_labels_file(store, db_path, tmp_path):
     frame = binary_frame().assign(pred=lambda f: f["score"] * 10)
     with store.write() as con:
-        ingest_predictions(con, frame.drop(columns=["y", "cost"]), project="p",
-                           mapping=Mapping(**{**REG.__dict__, "outcomes": ["cost"]}))
+        ingest_predictions(
+            con,
+            frame.drop(columns=["y", "cost"]),
+            project="p",
+            mapping=Mapping(**{**REG.__dict__, "outcomes": ["cost"]}),
+        )
     labels = frame[["id", "cost"]].assign(y=frame["score"] * 9.0)
     labels.loc[3, "cost"] = np.inf
     path = tmp_path / "labels.csv"
     labels.to_csv(path, index=False)
     with store.write() as con:
         report = attach_labels(con, str(path), project="p")
-    assert any("1 value of column 'cost' was stored as missing because it was infinite" in w
-               for w in report.warnings)
+    assert any("1 value of column 'cost' was stored as missing because it was infinite" in w for w in report.warnings)
     labels.loc[6, "y"] = -np.inf
     labels.to_csv(path, index=False)
     before = db_digest(db_path)
     with store.write() as con:
-        with pytest.raises(IngestError, match=r"column 'y': 1 row (is|are) not (a )?finite numbers? \(line 8: '-inf'\)"):
+        with pytest.raises(
+            IngestError, match=r"column 'y': 1 row (is|are) not (a )?finite numbers? \(line 8: '-inf'\)"
+        ):
             attach_labels(con, str(path), project="p", overwrite=True)
     assert db_digest(db_path) == before
 
@@ -249,8 +299,9 @@ def test_a_missing_score_that_would_leave_no_prediction_is_refused(store, db_pat
     frame.loc[[3, 8], "score"] = np.nan  # CSV: an empty cell; Parquet: NaN (pyarrow keeps statistics)
     if form == "parquet":
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.set_column(table.schema.get_field_index("score"), "score",
-                                 pa.array(frame["score"].to_numpy(), from_pandas=False))
+        table = table.set_column(
+            table.schema.get_field_index("score"), "score", pa.array(frame["score"].to_numpy(), from_pandas=False)
+        )
         path = tmp_path / "in.parquet"
         pq.write_table(table, path)
         source = str(path)
@@ -259,8 +310,11 @@ def test_a_missing_score_that_would_leave_no_prediction_is_refused(store, db_pat
     store.initialize()
     before = db_digest(db_path)
     where = {"csv": "line 5", "dataframe": "position 3", "parquet": "row 4"}[form]
-    with pytest.raises(IngestError, match=rf"column 'score': 2 rows have no score \(needed to derive the "
-                                          rf"prediction\) \({where}"):
+    with pytest.raises(
+        IngestError,
+        match=rf"column 'score': 2 rows have no score \(needed to derive the "
+        rf"prediction\) \({where}",
+    ):
         with store.write() as con:
             ingest_predictions(con, source, project="p", mapping=BIN)
     assert db_digest(db_path) == before
@@ -279,8 +333,9 @@ def test_rows_without_a_prediction_are_left_out_of_every_binary_metric(store, tm
     later = binary_frame(60).assign(id=lambda f: f["id"] + "-later")
     later["score"] = later["score"].where(later.index % 4 != 0)
     table = pa.Table.from_pandas(later, preserve_index=False)
-    table = table.set_column(table.schema.get_field_index("score"), "score",
-                             pa.array(later["score"].to_numpy(), from_pandas=False))  # NaN, not null
+    table = table.set_column(
+        table.schema.get_field_index("score"), "score", pa.array(later["score"].to_numpy(), from_pandas=False)
+    )  # NaN, not null
     pq.write_table(table, lake / "b.parquet")
     both = pd.concat([frame, later], ignore_index=True)
     has = both["score"].notna()
@@ -329,8 +384,11 @@ def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_pa
     """Spark and numpy write NaN into CSV as "NaN"/"nan": a feature, outcome or label
     holding it is missing; a score needed for the prediction, or a prediction, is refused
     as missing, as the same NaN in Parquet is."""
-    frame = binary_frame().assign(pred=lambda f: f["score"] * 10).astype({"size": object, "cost": object,
-                                                                         "score": object, "pred": object})
+    frame = (
+        binary_frame()
+        .assign(pred=lambda f: f["score"] * 10)
+        .astype({"size": object, "cost": object, "score": object, "pred": object})
+    )
     frame.loc[[1, 2], "size"] = ["NaN", "nan"]
     frame.loc[[4], "cost"] = " NaN "
     path = tmp_path / "in.csv"
@@ -339,14 +397,19 @@ def test_nan_written_as_text_in_a_csv_is_missing_like_a_parquet_nan(store, db_pa
         report = ingest_predictions(con, str(path), project="r", mapping=REG)
         assert report.inserted == len(frame) and report.warnings == []
         log = get_project(con, "r").log_table
-        assert con.execute(f'SELECT list(prediction_id ORDER BY prediction_id) FILTER (WHERE "size" IS NULL), '
-                           f'count(*) FILTER (WHERE cost IS NULL) FROM "{log}"').fetchall()[0] == (["r1", "r2"], 1)
+        assert con.execute(
+            f'SELECT list(prediction_id ORDER BY prediction_id) FILTER (WHERE "size" IS NULL), '
+            f'count(*) FILTER (WHERE cost IS NULL) FROM "{log}"'
+        ).fetchall()[0] == (["r1", "r2"], 1)
     frame.loc[6, "score"] = "nan"
     frame.to_csv(path, index=False)
     before = db_digest(db_path)
     with store.write() as con:
-        with pytest.raises(IngestError, match=r"column 'score': 1 row has no score \(needed to derive the "
-                                              r"prediction\) \(line 8\)"):
+        with pytest.raises(
+            IngestError,
+            match=r"column 'score': 1 row has no score \(needed to derive the "
+            r"prediction\) \(line 8\)",
+        ):
             ingest_predictions(con, str(path), project="b", mapping=BIN)
     regression = frame.assign(score=binary_frame()["score"], y=1.0)
     regression.loc[9, "pred"] = "NaN"
@@ -367,9 +430,11 @@ def test_the_cli_says_which_values_were_infinite(tmp_path, capsys):
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "f.parquet")
     frame.to_csv(tmp_path / "f.csv", index=False)
     config = tmp_path / "m.toml"
-    config.write_text('[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\nversion = "v"\n'
-                      'timestamp = "ts"\nscore = "score"\nlabel = "y"\nfeatures = ["size", "city"]\n'
-                      'outcomes = ["cost"]\n')
+    config.write_text(
+        '[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\nversion = "v"\n'
+        'timestamp = "ts"\nscore = "score"\nlabel = "y"\nfeatures = ["size", "city"]\n'
+        'outcomes = ["cost"]\n'
+    )
     db = ["--db", str(tmp_path / "cli.duckdb"), "--format", "json"]
     said = "2 values of column 'cost' were stored as missing because they were infinite"
     assert main(["attach", str(tmp_path / "f.parquet"), "--project", "lake", "--config", str(config), *db]) == 0

@@ -8,15 +8,14 @@ import json
 import socket
 
 import pytest
+from conftest import db_digest
+from test_external import MAPPING, frame, write_lake
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.engines.settings import EngineSettings, engine_connection, get_settings, set_settings, spark_session
 from analysis.ingest.external import attach_parquet
 from analysis.ingest.mapping import mapping_to_toml, parse_mapping
-
-from conftest import db_digest
-from test_external import MAPPING, frame, write_lake
 
 
 @pytest.fixture()
@@ -42,11 +41,13 @@ def test_settings_are_checked():
     assert EngineSettings("spark", "local[4]").check().label == "Spark (local[4])"
     # A token never shows in a label or a message.
     assert EngineSettings("spark", "sc://db.example:443/;token=secret").label == "Spark (sc://db.example:443)"
-    for wrong, message in [(EngineSettings("postgres"), "Unknown engine 'postgres'"),
-                           (EngineSettings("spark", "http://x:1"), "neither a Spark Connect URL"),
-                           (EngineSettings("spark", "sc://:15002"), "names no host"),
-                           (EngineSettings("spark", "sc://host:notaport"), "no valid port"),
-                           (EngineSettings("duckdb", "sc://host:1"), "only with engine = spark")]:
+    for wrong, message in [
+        (EngineSettings("postgres"), "Unknown engine 'postgres'"),
+        (EngineSettings("spark", "http://x:1"), "neither a Spark Connect URL"),
+        (EngineSettings("spark", "sc://:15002"), "names no host"),
+        (EngineSettings("spark", "sc://host:notaport"), "no valid port"),
+        (EngineSettings("duckdb", "sc://host:1"), "only with engine = spark"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             wrong.check()
 
@@ -67,8 +68,10 @@ def test_attaching_with_an_engine_that_cannot_be_reached_writes_nothing(lake):
     is another (it says PySpark is missing): skipped, as its neighbours are."""
     pytest.importorskip("pyspark")
     store, folder = lake
-    mapping = parse_mapping(mapping_to_toml(MAPPING.with_(version="model_version")) +
-                            '\n[engine]\nname = "spark"\nspark_remote = "sc://127.0.0.1:9"\n')
+    mapping = parse_mapping(
+        mapping_to_toml(MAPPING.with_(version="model_version"))
+        + '\n[engine]\nname = "spark"\nspark_remote = "sc://127.0.0.1:9"\n'
+    )
     before = db_digest(store.path)
     with store.write() as con:
         with pytest.raises(ConfigError, match="Cannot reach Spark Connect at 127.0.0.1:9"):
@@ -103,18 +106,52 @@ def test_the_cli_shows_and_sets_the_engine(lake, capsys):
         attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
     assert main(["engine", "show", "--project", "lake", "--db", db, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["answers"] == "DuckDB"
-    assert main(["engine", "set", "--project", "lake", "--db", db, "--spark-remote", "sc://10.0.0.7:15002",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "engine",
+                "set",
+                "--project",
+                "lake",
+                "--db",
+                db,
+                "--spark-remote",
+                "sc://10.0.0.7:15002",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     shown = json.loads(capsys.readouterr().out)
-    assert (shown["engine"], shown["spark_remote"], shown["answers"]) == \
-        ("spark", "sc://10.0.0.7:15002", "Spark (sc://10.0.0.7:15002)")
+    assert (shown["engine"], shown["spark_remote"], shown["answers"]) == (
+        "spark",
+        "sc://10.0.0.7:15002",
+        "Spark (sc://10.0.0.7:15002)",
+    )
     digest = db_digest(store.path)
     assert main(["engine", "set", "--project", "lake", "--db", db, "--engine", "spark", "--spark-remote", "yarn"]) == 2
     assert "neither a Spark Connect URL" in capsys.readouterr().err
     assert db_digest(store.path) == digest
     # A command on the DuckDB engine says so, and how long it took.
-    assert main(["slice", "--project", "lake", "--db", db, "--where", "city = ber", "--engine", "duckdb",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "slice",
+                "--project",
+                "lake",
+                "--db",
+                db,
+                "--where",
+                "city = ber",
+                "--engine",
+                "duckdb",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert json.loads(out.out)["engine"]["name"] == "DuckDB"
     assert "answered by DuckDB in" in out.err
@@ -128,8 +165,19 @@ def test_an_unreachable_spark_connect_server_is_a_clear_message(lake, capsys):
         spark_session(f"sc://127.0.0.1:{port}")
     with store.write() as con:
         attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
-    code = main(["slice", "--project", "lake", "--db", str(store.path), "--where", "city = ber",
-                 "--spark-remote", f"sc://127.0.0.1:{port}/;token=secret"])
+    code = main(
+        [
+            "slice",
+            "--project",
+            "lake",
+            "--db",
+            str(store.path),
+            "--where",
+            "city = ber",
+            "--spark-remote",
+            f"sc://127.0.0.1:{port}/;token=secret",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and f"Cannot reach Spark Connect at 127.0.0.1:{port}" in err
     assert "secret" not in err and "Traceback" not in err
@@ -146,8 +194,9 @@ def run_cli(*args):
 
     from conftest import ROOT
 
-    done = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -158,8 +207,9 @@ def test_the_token_is_masked_in_every_output_of_engine_set_and_show(lake):
         attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
     remote = f"sc://db.example:443/;token={TOKEN};x-databricks-cluster-id=0123-abc"
     for fmt in ("json", "table"):
-        code, out, err = run_cli("engine", "set", "--project", "lake", "--db", db, "--spark-remote", remote,
-                                 "--format", fmt)
+        code, out, err = run_cli(
+            "engine", "set", "--project", "lake", "--db", db, "--spark-remote", remote, "--format", fmt
+        )
         assert code == 0, err
         assert TOKEN not in out + err
         assert "sc://db.example:443/;token=****;x-databricks-cluster-id=0123-abc" in out
@@ -173,12 +223,15 @@ def test_the_token_is_masked_in_every_output_of_engine_set_and_show(lake):
         assert get_settings(con, get_project(con, "lake")).spark_remote == remote
 
 
-@pytest.mark.parametrize("remote", [
-    f"sc://db.example:notaport/;token={TOKEN}",  # a wrong port
-    f"sc://db.example:443;token={TOKEN}",  # parameters without the slash
-    f"https://db.example/;token={TOKEN}",  # not a Spark Connect URL at all
-    f"sc://user:{TOKEN}@db.example:443",  # a password in the address
-])
+@pytest.mark.parametrize(
+    "remote",
+    [
+        f"sc://db.example:notaport/;token={TOKEN}",  # a wrong port
+        f"sc://db.example:443;token={TOKEN}",  # parameters without the slash
+        f"https://db.example/;token={TOKEN}",  # not a Spark Connect URL at all
+        f"sc://user:{TOKEN}@db.example:443",  # a password in the address
+    ],
+)
 def test_a_wrong_remote_is_named_without_its_token(lake, remote):
     store, folder = lake
     with store.write() as con:
@@ -196,11 +249,20 @@ def test_an_unreachable_server_is_named_without_its_token(lake):
     port = closed_port()
     with store.write() as con:
         attach_parquet(con, str(folder), project="lake", mapping=MAPPING.with_(version="model_version"))
-    code, out, err = run_cli("engine", "set", "--project", "lake", "--db", str(store.path),
-                             "--spark-remote", f"sc://127.0.0.1:{port}/;token={TOKEN}")
+    code, out, err = run_cli(
+        "engine",
+        "set",
+        "--project",
+        "lake",
+        "--db",
+        str(store.path),
+        "--spark-remote",
+        f"sc://127.0.0.1:{port}/;token={TOKEN}",
+    )
     assert code == 0 and TOKEN not in out + err
     for fmt in ("json", "table"):
-        code, out, err = run_cli("slice", "--project", "lake", "--db", str(store.path), "--where", "city = ber",
-                                 "--format", fmt)
+        code, out, err = run_cli(
+            "slice", "--project", "lake", "--db", str(store.path), "--where", "city = ber", "--format", fmt
+        )
         assert code == 2 and f"Cannot reach Spark Connect at 127.0.0.1:{port}" in err
         assert TOKEN not in out + err and "Traceback" not in err

@@ -13,32 +13,45 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import db_digest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_compare import two_versions
 
 from analysis import ConfigError, Mapping, SliceboardError, Store, get_project, ingest_predictions
-from analysis.slices.breakdown import breakdown
 from analysis.compare.comparison import Side, compare
 from analysis.ingest.external import attach_parquet, refresh
 from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
-from analysis.store.scope import Scope
+from analysis.slices.breakdown import breakdown
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import parse_slice
+from analysis.store.scope import Scope
 from analysis.store.sql import sql_literal
 
-from conftest import db_digest
-from test_compare import two_versions
-
-MAPPING = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
-                  prediction="prediction", score="score", label="label", positive_label="1",
-                  features=["city", "tier"], outcomes=["loss"])
+MAPPING = Mapping(
+    id="id",
+    example="example",
+    version="v",
+    stage="stage",
+    timestamp="ts",
+    task="binary",
+    prediction="prediction",
+    score="score",
+    label="label",
+    positive_label="1",
+    features=["city", "tier"],
+    outcomes=["loss"],
+)
 
 
 def frame(n: int = 2000) -> pd.DataFrame:
     rows = two_versions(seed=3, n=n)
-    rows["ts"] = pd.Timestamp("2026-05-01") + pd.to_timedelta(rows.index % 10, unit="D") \
+    rows["ts"] = (
+        pd.Timestamp("2026-05-01")
+        + pd.to_timedelta(rows.index % 10, unit="D")
         + pd.to_timedelta(rows.index % 977, unit="s")
+    )
     rows["day"] = rows["ts"].dt.date.astype(str)
     unlabeled = rows["example"].isin([f"e{i}" for i in range(n - 300, n)])
     return rows.assign(label=rows["label"].where(~unlabeled))
@@ -46,8 +59,11 @@ def frame(n: int = 2000) -> pd.DataFrame:
 
 def write_lake(rows: pd.DataFrame, folder) -> None:
     """model_version=.../day=.../part-0.parquet, as a data lake keeps them."""
-    pq.write_to_dataset(pa.Table.from_pandas(rows.rename(columns={"v": "model_version"}), preserve_index=False),
-                        root_path=str(folder), partition_cols=["model_version", "day"])
+    pq.write_to_dataset(
+        pa.Table.from_pandas(rows.rename(columns={"v": "model_version"}), preserve_index=False),
+        root_path=str(folder),
+        partition_cols=["model_version", "day"],
+    )
 
 
 @pytest.fixture()
@@ -69,10 +85,14 @@ def test_the_lake_gives_the_numbers_of_the_same_rows_stored(lake):
         assert external.external and external.external.endswith(".parquet")
         assert stored.external is None
         pairs = [
-            (overview_table(con, p).sort_values(["model_version", "stage"]).reset_index(drop=True)
-             for p in (stored, external)),
-            (slice_metrics(con, p, parse_slice("city = ber AND tier = free"), Scope.of(versions="v2")).table
-             for p in (stored, external)),
+            (
+                overview_table(con, p).sort_values(["model_version", "stage"]).reset_index(drop=True)
+                for p in (stored, external)
+            ),
+            (
+                slice_metrics(con, p, parse_slice("city = ber AND tier = free"), Scope.of(versions="v2")).table
+                for p in (stored, external)
+            ),
             (breakdown(con, p, "city").reset_index(drop=True) for p in (stored, external)),
             (compare(con, p, Side("v1"), Side("v2"), discovered=2).overall for p in (stored, external)),
         ]
@@ -114,8 +134,9 @@ def test_bad_datasets_are_named_and_change_nothing(lake, tmp_path):
             with pytest.raises(SliceboardError, match=message):
                 attach_parquet(con, source, project=project, mapping=lake_mapping)
         with pytest.raises(SliceboardError, match="nope"):
-            attach_parquet(con, str(folder), project="other", mapping=Mapping(**{**lake_mapping.__dict__,
-                                                                                "features": ["nope"]}))
+            attach_parquet(
+                con, str(folder), project="other", mapping=Mapping(**{**lake_mapping.__dict__, "features": ["nope"]})
+            )
     assert db_digest(store.path) == digest
 
 
@@ -134,9 +155,17 @@ def test_a_refresh_reads_files_added_to_the_lake(lake):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(st.text().filter(lambda s: "\x00" not in s), st.integers(-2**62, 2**62),
-                 st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-                 st.dates(min_value=date(1, 1, 1)), st.datetimes(min_value=datetime(1, 1, 1))))
+@given(
+    st.one_of(
+        st.text().filter(lambda s: "\x00" not in s),
+        st.integers(-(2**62), 2**62),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.dates(min_value=date(1, 1, 1)),
+        st.datetimes(min_value=datetime(1, 1, 1)),
+    )
+)
 def test_a_value_written_as_a_literal_reads_back_the_same(value):
     con = duckdb.connect()
     got = con.execute(f"SELECT {sql_literal(value)}").fetchall()[0][0]
@@ -161,12 +190,16 @@ def test_the_cli_attaches_and_refreshes(tmp_path, capsys):
     rows = frame(400)
     write_lake(rows, tmp_path / "lake")
     config = tmp_path / "lake.toml"
-    config.write_text('[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\n'
-                      'example = "example"\nversion = "model_version"\nstage = "stage"\ntimestamp = "ts"\n'
-                      'prediction = "prediction"\nscore = "score"\nlabel = "label"\nfeatures = ["city", "tier"]\n')
+    config.write_text(
+        '[project]\ntask = "binary"\npositive_label = "1"\n\n[columns]\nid = "id"\n'
+        'example = "example"\nversion = "model_version"\nstage = "stage"\ntimestamp = "ts"\n'
+        'prediction = "prediction"\nscore = "score"\nlabel = "label"\nfeatures = ["city", "tier"]\n'
+    )
     db = ["--db", str(tmp_path / "cli.duckdb")]
-    assert main(["attach", str(tmp_path / "lake"), "--project", "lake", "--config", str(config), *db,
-                 "--format", "json"]) == 0
+    assert (
+        main(["attach", str(tmp_path / "lake"), "--project", "lake", "--config", str(config), *db, "--format", "json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["rows"] == len(rows)
     assert main(["slice", "--project", "lake", "--where", "city = ber", *db, "--format", "json"]) == 0
     capsys.readouterr()
@@ -196,14 +229,30 @@ def test_a_column_named_with_a_question_mark_attaches_and_groups(tmp_path):
     """A column called ``why?`` (a parameter mark in SQL text) is a name, not a mark: the
     lake attaches, its breakdown and a slice on it count as pandas does."""
     n = 300
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "model": "m1",
-                          "ts": pd.date_range("2026-01-01", periods=n, freq="h"),
-                          "prediction": np.arange(n) % 2, "score": np.linspace(0, 1, n),
-                          "label": (np.arange(n) // 3) % 2, "why?": np.where(np.arange(n) % 3 == 0, "a", "b")})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "model": "m1",
+            "ts": pd.date_range("2026-01-01", periods=n, freq="h"),
+            "prediction": np.arange(n) % 2,
+            "score": np.linspace(0, 1, n),
+            "label": (np.arange(n) // 3) % 2,
+            "why?": np.where(np.arange(n) % 3 == 0, "a", "b"),
+        }
+    )
     frame.to_parquet(tmp_path / "lake.parquet")
     store = Store(tmp_path / "db.duckdb")
-    mapping = Mapping(id="id", version="model", timestamp="ts", task="binary", prediction="prediction", score="score",
-                      label="label", positive_label="1", features=["why?"])
+    mapping = Mapping(
+        id="id",
+        version="model",
+        timestamp="ts",
+        task="binary",
+        prediction="prediction",
+        score="score",
+        label="label",
+        positive_label="1",
+        features=["why?"],
+    )
     with store.write() as con:
         attach_parquet(con, str(tmp_path / "lake.parquet"), project="q", mapping=mapping)
     with store.read() as con:
@@ -232,13 +281,17 @@ def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
     con = db.connect(str(store.path))
     # The view as schema 6 left it: the same rows, without the key.
     con.execute(f'ALTER VIEW "{view}" RENAME TO sb_keyed')
-    con.execute('CREATE TABLE sb_rows AS SELECT * EXCLUDE (example_key) FROM sb_keyed')
+    con.execute("CREATE TABLE sb_rows AS SELECT * EXCLUDE (example_key) FROM sb_keyed")
     con.execute("DROP VIEW sb_keyed")
     con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM sb_rows')
     assert "example_key" not in [r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()]
     # And what schemas 7 to 9 added beside it: engines, the labeled rows' copies, key repeats.
-    labeled = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                         "WHERE table_name LIKE 'labeled_%'").fetchall()]
+    labeled = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'labeled_%'"
+        ).fetchall()
+    ]
     for table in ("sb_engine", "sb_key_repeats", *labeled):
         con.execute(f'DROP TABLE "{table}"')
     con.execute("UPDATE sb_meta SET value = '6' WHERE key = 'schema_version'")

@@ -11,16 +11,18 @@ from analysis.ingest.guess_columns import ColumnProfile, guess_columns, guess_so
 
 
 def churn_frame(n: int = 40) -> pd.DataFrame:
-    return pd.DataFrame({
-        "customer_id": [f"c{i}" for i in range(n)],
-        "scored_at": pd.date_range("2026-10-01", periods=n, freq="h"),
-        "plan": ["basic", "pro"] * (n // 2),
-        "region": ["north", "south", "east", "west"] * (n // 4),
-        "tenure_months": list(range(n)),
-        "p_churn": [round(0.01 + i / (n + 1), 4) for i in range(n)],
-        "churned": [0, 1] * (n // 2),
-        "monthly_revenue": [10.5 + i for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "scored_at": pd.date_range("2026-10-01", periods=n, freq="h"),
+            "plan": ["basic", "pro"] * (n // 2),
+            "region": ["north", "south", "east", "west"] * (n // 4),
+            "tenure_months": list(range(n)),
+            "p_churn": [round(0.01 + i / (n + 1), 4) for i in range(n)],
+            "churned": [0, 1] * (n // 2),
+            "monthly_revenue": [10.5 + i for i in range(n)],
+        }
+    )
 
 
 def test_a_churn_file_gets_its_score_label_outcome_and_id():
@@ -54,6 +56,7 @@ def test_the_profile_of_a_sample_is_what_the_rows_hold(tmp_path, as_file):
 def test_score_name_patterns_need_values_in_the_unit_interval():
     def score(name, lo, hi):
         return ColumnProfile(name, numeric=True, n_distinct=50, n_values=50, min=lo, max=hi)
+
     for name in ("fraud_score", "prob_default", "click_prob", "score", "p_fraud"):
         assert guess_columns([score(name, 0.01, 0.97)]).mapping.score == name, name
     # A "score" from 300 to 850 is a credit bureau score, a feature: not the model's score.
@@ -63,8 +66,10 @@ def test_score_name_patterns_need_values_in_the_unit_interval():
 
 def test_label_names_need_two_values_for_a_classifier():
     def col(name, distinct, values=()):
-        return ColumnProfile(name, numeric=True, n_distinct=distinct, n_values=100, min=0, max=1,
-                             integral=True, values=values)
+        return ColumnProfile(
+            name, numeric=True, n_distinct=distinct, n_values=100, min=0, max=1, integral=True, values=values
+        )
+
     score = ColumnProfile("risk_score", numeric=True, n_distinct=90, n_values=100, min=0.0, max=0.99)
     for name in ("is_fraud", "default_flag", "target", "label", "y", "defaulted"):
         g = guess_columns([score, col(name, 2, ("0", "1"))])
@@ -72,35 +77,48 @@ def test_label_names_need_two_values_for_a_classifier():
     # Many values under a label-like name, next to a score: not a label.
     assert guess_columns([score, col("is_active_days", 30)]).mapping.label is None
     # The column naming what the score scores wins over a generic yes/no name.
-    g = guess_columns([ColumnProfile("p_churn", numeric=True, n_distinct=90, n_values=100, min=0.0, max=0.9),
-                       col("is_premium", 2, ("0", "1")), col("churned", 2, ("0", "1"))])
+    g = guess_columns(
+        [
+            ColumnProfile("p_churn", numeric=True, n_distinct=90, n_values=100, min=0.0, max=0.9),
+            col("is_premium", 2, ("0", "1")),
+            col("churned", 2, ("0", "1")),
+        ]
+    )
     assert g.mapping.label == "churned"
 
 
 def test_a_regression_file():
-    frame = pd.DataFrame({
-        "order_id": [f"o{i}" for i in range(30)],
-        "created_at": pd.date_range("2026-10-01", periods=30, freq="D"),
-        "model_version": ["eta-1", "eta-2"] * 15,
-        "distance_km": [1.5 + i for i in range(30)],
-        "predicted_minutes": [10.0 + 2 * i for i in range(30)],
-        "actual_minutes": [11.5 + 2 * i for i in range(30)],
-        "delivery_cost": [3.25 + i for i in range(30)],
-    })
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(30)],
+            "created_at": pd.date_range("2026-10-01", periods=30, freq="D"),
+            "model_version": ["eta-1", "eta-2"] * 15,
+            "distance_km": [1.5 + i for i in range(30)],
+            "predicted_minutes": [10.0 + 2 * i for i in range(30)],
+            "actual_minutes": [11.5 + 2 * i for i in range(30)],
+            "delivery_cost": [3.25 + i for i in range(30)],
+        }
+    )
     m = guess_source(frame).mapping
-    assert (m.id, m.version, m.prediction, m.label) == ("order_id", "model_version", "predicted_minutes",
-                                                        "actual_minutes")
+    assert (m.id, m.version, m.prediction, m.label) == (
+        "order_id",
+        "model_version",
+        "predicted_minutes",
+        "actual_minutes",
+    )
     assert m.task == "regression" and m.outcomes == ["delivery_cost"] and m.features == ["distance_km"]
 
 
 def test_a_multiclass_file_and_an_id_left_out_of_the_features():
-    frame = pd.DataFrame({
-        "pred_id": range(60),
-        "session_id": [f"s{i}" for i in range(60)],
-        "predicted_class": ["cat", "dog", "bird"] * 20,
-        "label": ["cat", "dog", "bird", "dog"] * 15,
-        "brightness": [i / 60 for i in range(60)],
-    })
+    frame = pd.DataFrame(
+        {
+            "pred_id": range(60),
+            "session_id": [f"s{i}" for i in range(60)],
+            "predicted_class": ["cat", "dog", "bird"] * 20,
+            "label": ["cat", "dog", "bird", "dog"] * 15,
+            "brightness": [i / 60 for i in range(60)],
+        }
+    )
     g = guess_source(frame)
     assert (g.mapping.id, g.mapping.prediction, g.mapping.label) == ("pred_id", "predicted_class", "label")
     assert g.mapping.task == "multiclass"
@@ -109,8 +127,14 @@ def test_a_multiclass_file_and_an_id_left_out_of_the_features():
 
 
 def test_an_existing_projects_mapping_wins_and_nothing_is_guessed_twice():
-    base = Mapping(task="binary", id="customer_id", score="p_churn", label="churned", outcomes=["monthly_revenue"],
-                   features=["plan"])
+    base = Mapping(
+        task="binary",
+        id="customer_id",
+        score="p_churn",
+        label="churned",
+        outcomes=["monthly_revenue"],
+        features=["plan"],
+    )
     g = guess_source(churn_frame(), base=base)
     assert g.mapping.label == "churned" and g.reasons["label"] == "as in the project's mapping"
     assert g.mapping.features == ["plan"] and g.mapping.outcomes == ["monthly_revenue"]

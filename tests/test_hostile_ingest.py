@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import db_digest
 from sklearn import metrics as skm
 
 from analysis import (
@@ -23,7 +24,6 @@ from analysis import (
 )
 from analysis.cli.main import main
 from analysis.metrics.sql import VERSION, compute_metrics
-from conftest import db_digest
 
 FORMATS = ("csv", "parquet", "dataframe")
 
@@ -80,8 +80,7 @@ IS_POS = [True, False, False, True, True, False, True, False, True, False, False
 
 
 def scored_frame(y) -> pd.DataFrame:
-    return pd.DataFrame({"rid": [f"r{i:02d}" for i in range(len(SCORES))], "model": "m1",
-                         "score": SCORES, "y": y})
+    return pd.DataFrame({"rid": [f"r{i:02d}" for i in range(len(SCORES))], "model": "m1", "score": SCORES, "y": y})
 
 
 def assert_metrics_equal_sklearn(store, project="p"):
@@ -90,10 +89,14 @@ def assert_metrics_equal_sklearn(store, project="p"):
     s = np.array(SCORES)
     pred = (s >= 0.5).astype(int)
     expected = {
-        "accuracy": skm.accuracy_score(y, pred), "precision": skm.precision_score(y, pred),
-        "recall": skm.recall_score(y, pred), "f1": skm.f1_score(y, pred),
-        "roc_auc": skm.roc_auc_score(y, s), "pr_auc": skm.average_precision_score(y, s),
-        "log_loss": skm.log_loss(y, s), "brier": skm.brier_score_loss(y, s),
+        "accuracy": skm.accuracy_score(y, pred),
+        "precision": skm.precision_score(y, pred),
+        "recall": skm.recall_score(y, pred),
+        "f1": skm.f1_score(y, pred),
+        "roc_auc": skm.roc_auc_score(y, s),
+        "pr_auc": skm.average_precision_score(y, s),
+        "log_loss": skm.log_loss(y, s),
+        "brier": skm.brier_score_loss(y, s),
     }
     with store.read() as con:
         frame = compute_metrics(con, get_project(con, project), group_by=[VERSION])
@@ -113,8 +116,11 @@ PLUS_MINUS = {
 @pytest.mark.parametrize("values", list(PLUS_MINUS))
 @pytest.mark.parametrize("named", ["positive", "both", "neither"])
 def test_plus_minus_one_labels_are_ingested(store, db_path, tmp_path, fmt, values, named):
-    extra = {"positive": ['positive_label = "1"'], "both": ['positive_label = "+1"', 'negative_label = -1'],
-             "neither": []}[named]
+    extra = {
+        "positive": ['positive_label = "1"'],
+        "both": ['positive_label = "+1"', "negative_label = -1"],
+        "neither": [],
+    }[named]
     source = write(scored_frame(PLUS_MINUS[values]), fmt, tmp_path / "preds")
     report = ingest(store, source, binary_mapping(*extra))
     assert report.inserted == 12
@@ -136,9 +142,14 @@ def test_classes_of_a_mapping_built_in_python_are_normalized(store, db_path, pos
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("extra", [['positive_label = "churned"'],
-                                   ['positive_label = "churned"', 'negative_label = "stayed"'],
-                                   ['negative_label = "stayed"']])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ['positive_label = "churned"'],
+        ['positive_label = "churned"', 'negative_label = "stayed"'],
+        ['negative_label = "stayed"'],
+    ],
+)
 def test_text_classes_are_ingested(store, db_path, tmp_path, fmt, extra):
     y = ["churned" if p else "stayed" for p in IS_POS]
     ingest(store, write(scored_frame(y), fmt, tmp_path / "preds"), binary_mapping(*extra))
@@ -151,8 +162,9 @@ def test_text_classes_are_ingested(store, db_path, tmp_path, fmt, extra):
 
 def test_text_classes_without_a_positive_label_ask_for_one(store, db_path):
     y = ["churned" if p else "stayed" for p in IS_POS]
-    err = rejected(store, db_path, lambda: ingest(store, scored_frame(y), binary_mapping()),
-                   "positive_label", ConfigError)
+    err = rejected(
+        store, db_path, lambda: ingest(store, scored_frame(y), binary_mapping()), "positive_label", ConfigError
+    )
     assert "'churned'" in str(err) and "'stayed'" in str(err)
 
 
@@ -171,9 +183,14 @@ def test_a_label_outside_the_stored_classes_is_refused_by_row(store, db_path):
     ingest(store, scored_frame(PLUS_MINUS["ints"]), binary_mapping())
     y = PLUS_MINUS["ints"][:3] + ["maybe"]
     more = scored_frame(PLUS_MINUS["ints"]).iloc[:4].assign(rid=lambda f: f.rid + "b", y=y)
-    rejected(store, db_path, lambda: ingest(store, more, binary_mapping()),
-             r"column 'y': 1 row is not one of the two classes '1' \(positive\) and '-1' \(negative\) "
-             r"\(position 3: 'maybe'\)", IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, more, binary_mapping()),
+        r"column 'y': 1 row is not one of the two classes '1' \(positive\) and '-1' \(negative\) "
+        r"\(position 3: 'maybe'\)",
+        IngestError,
+    )
 
 
 def test_a_label_outside_the_named_classes_is_refused(store, db_path):
@@ -192,15 +209,23 @@ def test_the_positive_and_negative_label_must_differ():
 def test_a_mapping_that_contradicts_the_stored_classes_is_refused(store, db_path):
     ingest(store, scored_frame(PLUS_MINUS["ints"]), binary_mapping('positive_label = "1"'))
     more = scored_frame(PLUS_MINUS["ints"]).assign(rid=lambda f: f.rid + "b")
-    rejected(store, db_path, lambda: ingest(store, more, binary_mapping('positive_label = "1"', 'negative_label = "0"')),
-             "negative")
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, more, binary_mapping('positive_label = "1"', 'negative_label = "0"')),
+        "negative",
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", ["plus-minus", "plus-minus named", "churn named", "churn named later"])
 def test_labels_for_a_project_created_from_scores_alone(store, db_path, tmp_path, fmt, case):
-    extra = {"plus-minus": [], "plus-minus named": ['positive_label = "1"'],
-             "churn named": ['positive_label = "churned"'], "churn named later": []}[case]
+    extra = {
+        "plus-minus": [],
+        "plus-minus named": ['positive_label = "1"'],
+        "churn named": ['positive_label = "churned"'],
+        "churn named later": [],
+    }[case]
     ingest(store, scored_frame([None] * 12).drop(columns="y"), binary_mapping(*extra, label=False))
     y = PLUS_MINUS["signed strings"] if case.startswith("plus") else ["churned" if p else "stayed" for p in IS_POS]
     frame = scored_frame(y)[["rid", "y"]]
@@ -223,8 +248,22 @@ def test_labels_command_names_the_classes(store, db_path, tmp_path, capsys):
     code = main(["labels", path, "--project", "p", "--id-column", "rid", "--label-column", "y", "--db", str(db_path)])
     assert code == 2 and "positive" in capsys.readouterr().err
     assert db_digest(db_path) == before
-    code = main(["labels", path, "--project", "p", "--id-column", "rid", "--label-column", "y",
-                 "--positive-label", "churned", "--db", str(db_path)])
+    code = main(
+        [
+            "labels",
+            path,
+            "--project",
+            "p",
+            "--id-column",
+            "rid",
+            "--label-column",
+            "y",
+            "--positive-label",
+            "churned",
+            "--db",
+            str(db_path),
+        ]
+    )
     assert code == 0
     assert stored(db_path).label.tolist() == IS_POS
 
@@ -239,8 +278,12 @@ def test_labels_with_a_third_class_are_refused(store, db_path):
 def test_labels_with_three_values_on_a_fresh_project_are_refused(store, db_path):
     ingest(store, scored_frame([None] * 12).drop(columns="y"), binary_mapping(label=False))
     frame = pd.DataFrame({"rid": ["r00", "r01", "r02"], "y": ["a", "b", "c"]})
-    err = rejected(store, db_path, lambda: labels(store, frame, id_column="rid", label_column="y",
-                                                  positive_label="a"), "two classes")
+    err = rejected(
+        store,
+        db_path,
+        lambda: labels(store, frame, id_column="rid", label_column="y", positive_label="a"),
+        "two classes",
+    )
     assert "'b'" in str(err) and "'c'" in str(err)
 
 
@@ -262,12 +305,17 @@ label = "y"
 def base(n: int = 4, start: int = 0, **columns) -> pd.DataFrame:
     """A small binary log: ids r<start>.., one model, scores, 0/1 labels and two features."""
     i = np.arange(start, start + n)
-    frame = pd.DataFrame({
-        "rid": [f"r{k}" for k in i], "model": "m1",
-        "ts": [f"2026-03-0{1 + k % 9} 12:00:00" for k in i],
-        "score": np.round(0.1 + (i % 8) / 10, 2), "y": i % 2, "country": np.array(["NG", "US", "DE"])[i % 3],
-        "age": 20 + i,
-    })
+    frame = pd.DataFrame(
+        {
+            "rid": [f"r{k}" for k in i],
+            "model": "m1",
+            "ts": [f"2026-03-0{1 + k % 9} 12:00:00" for k in i],
+            "score": np.round(0.1 + (i % 8) / 10, 2),
+            "y": i % 2,
+            "country": np.array(["NG", "US", "DE"])[i % 3],
+            "age": 20 + i,
+        }
+    )
     for name, values in columns.items():
         frame[name] = values
     return frame
@@ -281,16 +329,21 @@ def features_of(store, project="p") -> dict[str, str]:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_missing_mapped_column(store, db_path, tmp_path, fmt):
     source = write(base().drop(columns="score"), fmt, tmp_path / "preds")
-    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING), r"column 'score' \(mapped as score\) is not in")
+    err = rejected(
+        store, db_path, lambda: ingest(store, source, MAPPING), r"column 'score' \(mapped as score\) is not in"
+    )
     assert err.column == "score"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("column, value, message", [
-    ("score", "abc", r"column 'score': 1 row is not a number \((line 3|row 2|position 1): 'abc'\)"),
-    ("ts", "yesterday", r"column 'ts': 1 row is not a timestamp \((line 3|row 2|position 1): 'yesterday'\)"),
-    ("y", "maybe", r"a binary task has two classes, but column 'y' holds 3 values: '0', '1', 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("score", "abc", r"column 'score': 1 row is not a number \((line 3|row 2|position 1): 'abc'\)"),
+        ("ts", "yesterday", r"column 'ts': 1 row is not a timestamp \((line 3|row 2|position 1): 'yesterday'\)"),
+        ("y", "maybe", r"a binary task has two classes, but column 'y' holds 3 values: '0', '1', 'maybe'"),
+    ],
+)
 def test_wrong_types_are_named_with_row_and_value(store, db_path, tmp_path, fmt, column, value, message):
     frame = base().astype({column: object})
     frame.loc[1, column] = value
@@ -303,7 +356,9 @@ def test_wrong_types_are_named_with_row_and_value(store, db_path, tmp_path, fmt,
 def test_two_bad_rows_are_counted_in_the_plural(store, db_path):
     frame = base().astype({"score": object})
     frame.loc[[1, 2], "score"] = "abc"
-    rejected(store, db_path, lambda: ingest(store, frame, MAPPING), r"column 'score': 2 rows are not numbers", IngestError)
+    rejected(
+        store, db_path, lambda: ingest(store, frame, MAPPING), r"column 'score': 2 rows are not numbers", IngestError
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -314,8 +369,13 @@ def test_a_feature_of_another_type_on_a_second_ingest(store, db_path, tmp_path, 
     if fmt == "parquet":
         frame["age"] = frame["age"].astype(str)
     source = write(frame, fmt, tmp_path / "more")
-    rejected(store, db_path, lambda: ingest(store, source, MAPPING), r"column 'age': 1 row does not convert to BIGINT.*'old'",
-             IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, source, MAPPING),
+        r"column 'age': 1 row does not convert to BIGINT.*'old'",
+        IngestError,
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -323,7 +383,9 @@ def test_duplicate_ids_within_a_file(store, db_path, tmp_path, fmt):
     frame = base()
     frame.loc[3, "rid"] = "r1"
     source = write(frame, fmt, tmp_path / "preds")
-    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING), r"column 'rid': 1 row repeats an id.*'r1' \(2 times\)")
+    err = rejected(
+        store, db_path, lambda: ingest(store, source, MAPPING), r"column 'rid': 1 row repeats an id.*'r1' \(2 times\)"
+    )
     assert err.count == 1
 
 
@@ -335,14 +397,22 @@ def test_duplicate_ids_across_files(store, db_path, tmp_path, fmt, how):
     write(base(3), fmt, folder / "a")
     write(base(3, start=2), fmt, folder / "b")  # r2 is in both files
     source = str(folder) if how == "folder" else str(folder / f"*.{fmt}")
-    rejected(store, db_path, lambda: ingest(store, source, MAPPING),
-             rf"column 'rid': 1 row repeats an id.*'r2' \(2 times in a\.{fmt}, b\.{fmt}\)")
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, source, MAPPING),
+        rf"column 'rid': 1 row repeats an id.*'r2' \(2 times in a\.{fmt}, b\.{fmt}\)",
+    )
 
 
 def test_duplicate_ids_in_a_second_ingest(store, db_path):
     ingest(store, base(), MAPPING)
-    rejected(store, db_path, lambda: ingest(store, base(2, start=3), MAPPING),
-             r"1 of 2 prediction ids is already stored.*'r3'")
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, base(2, start=3), MAPPING),
+        r"1 of 2 prediction ids is already stored.*'r3'",
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -417,9 +487,13 @@ def test_megabyte_cells_are_stored_whole(store, db_path, tmp_path, fmt):
 def test_a_csv_line_beyond_the_readers_limit_says_so(store, db_path, tmp_path):
     frame = base(2, note=["x" * 2_100_000, "short"])
     source = write(frame, "csv", tmp_path / "preds")
-    rejected(store, db_path, lambda: ingest(store, source, MAPPING),
-             r"preds.csv: cannot be read as CSV: .*CSV Error on Line: \d+: Maximum line size of \d+ bytes exceeded",
-             IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, source, MAPPING),
+        r"preds.csv: cannot be read as CSV: .*CSV Error on Line: \d+: Maximum line size of \d+ bytes exceeded",
+        IngestError,
+    )
 
 
 CONTROL = ["a\x00b", "a\tb", "a\nb", "a\x1bb", "a\x85b"]
@@ -433,26 +507,38 @@ def test_control_characters_in_ids_and_versions_are_refused(store, db_path, tmp_
     frame.loc[2, column] = value
     source = write(frame, fmt, tmp_path / "preds")
     what = {"rid": "id", "model": "model version"}[column]
-    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING),
-                   rf"column '{column}': 1 row has a control character in its {what} \(such as NUL, a tab or a line "
-                   r"break\) \((line 4|row 3|position 2): ",
-                   IngestError)
+    err = rejected(
+        store,
+        db_path,
+        lambda: ingest(store, source, MAPPING),
+        rf"column '{column}': 1 row has a control character in its {what} \(such as NUL, a tab or a line "
+        r"break\) \((line 4|row 3|position 2): ",
+        IngestError,
+    )
     assert err.column == column
 
 
 def test_control_characters_in_example_ids_are_refused(store, db_path):
     frame = base(ex=["e1", "e\x00", "e3", "e4"])
-    rejected(store, db_path, lambda: ingest(store, frame, MAPPING.with_(example="ex")),
-             r"column 'ex': 1 row has a control character in its example id \(.*\) \(position 1: 'e\\x00'\)")
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, frame, MAPPING.with_(example="ex")),
+        r"column 'ex': 1 row has a control character in its example id \(.*\) \(position 1: 'e\\x00'\)",
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_control_characters_in_a_stage_column_are_refused(store, db_path, tmp_path, fmt):
     frame = base(stage=["production", "shadow", "production\x00", "canary"])
     source = write(frame, fmt, tmp_path / "preds")
-    rejected(store, db_path, lambda: ingest(store, source, MAPPING.with_(stage="stage")),
-             r"column 'stage': 1 row is not a stage \(offline, shadow, canary, production\) \(.* 'production\\x00'\)",
-             IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, source, MAPPING.with_(stage="stage")),
+        r"column 'stage': 1 row is not a stage \(offline, shadow, canary, production\) \(.* 'production\\x00'\)",
+        IngestError,
+    )
 
 
 @pytest.mark.parametrize("option", ["version", "stage"])
@@ -466,8 +552,13 @@ def test_control_characters_in_label_keys_are_refused(store, db_path, tmp_path, 
     ingest(store, base(), MAPPING)
     frame = pd.DataFrame({"rid": ["r1", "r\x002"], "y": [1, 0]})
     source = write(frame, fmt, tmp_path / "labels")
-    rejected(store, db_path, lambda: labels(store, source),
-             r"column 'rid': 1 row has a control character in its prediction id", IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: labels(store, source),
+        r"column 'rid': 1 row has a control character in its prediction id",
+        IngestError,
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -505,7 +596,11 @@ def test_column_names_that_are_keywords_or_hold_quotes_semicolons_or_question_ma
     report = ingest(store, write(renamed, fmt, tmp_path / "more"), odd, project="odd")
     assert report.inserted == 4
     assert stored(db_path, "SELECT prediction_id FROM log_2 ORDER BY 1").prediction_id.tolist() == [
-        "r10", "r11", "r12", "r13"]
+        "r10",
+        "r11",
+        "r12",
+        "r13",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "dataframe"])
@@ -517,8 +612,12 @@ def test_a_nul_in_a_column_name(store, db_path, tmp_path, fmt):
 
 
 MIXED = ["2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00-05:00", "2026-03-01T10:00:00Z", "2026-03-01 10:00:00"]
-UTC = [pd.Timestamp("2026-03-01 08:00"), pd.Timestamp("2026-03-01 15:00"), pd.Timestamp("2026-03-01 10:00"),
-       pd.Timestamp("2026-03-01 10:00")]
+UTC = [
+    pd.Timestamp("2026-03-01 08:00"),
+    pd.Timestamp("2026-03-01 15:00"),
+    pd.Timestamp("2026-03-01 10:00"),
+    pd.Timestamp("2026-03-01 10:00"),
+]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -549,7 +648,9 @@ def test_a_second_ingest_with_an_extra_feature_column(store, db_path, tmp_path, 
 def test_a_second_ingest_missing_a_feature_column(store, db_path, tmp_path, fmt):
     ingest(store, base(), MAPPING)
     source = write(base(start=10).drop(columns="age"), fmt, tmp_path / "more")
-    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING), r"feature column 'age' of project 'p' is not in")
+    err = rejected(
+        store, db_path, lambda: ingest(store, source, MAPPING), r"feature column 'age' of project 'p' is not in"
+    )
     assert err.column == "age"
 
 
@@ -575,8 +676,9 @@ def test_conflicting_labels_are_reported_not_applied(store, db_path, tmp_path, f
     before = db_digest(db_path)
     report = labels(store, write(frame, fmt, tmp_path / "labels"))
     assert (report.conflicting, report.applied, report.unchanged) == (1, 0, 1)
-    assert report.warnings == ["1 label or outcome disagrees with stored values and was not changed; rerun with "
-                               "--overwrite to replace them"]
+    assert report.warnings == [
+        "1 label or outcome disagrees with stored values and was not changed; rerun with --overwrite to replace them"
+    ]
     assert stored(db_path).label.tolist() == [False, True, False, True]
     after = db_digest(db_path)
     # Only the record of the attempt and the data version changed.
@@ -592,12 +694,18 @@ def test_the_same_id_twice_with_different_labels_is_refused(store, db_path):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_text_labels_for_a_regression_project_are_refused(store, db_path, tmp_path, fmt):
     frame = pd.DataFrame({"rid": ["a", "b", "c"], "model": "m", "pred": [1.5, 2.0, 3.25]})
-    mapping = parse_mapping('[project]\ntask = "regression"\n[columns]\nid = "rid"\nversion = "model"\n'
-                            'prediction = "pred"\nlabel = "y"\n')
+    mapping = parse_mapping(
+        '[project]\ntask = "regression"\n[columns]\nid = "rid"\nversion = "model"\nprediction = "pred"\nlabel = "y"\n'
+    )
     ingest(store, frame, mapping)
     lab = pd.DataFrame({"rid": ["a", "b", "c"], "y": ["1.5", "high", "2"]})
-    rejected(store, db_path, lambda: labels(store, write(lab, fmt, tmp_path / "labels")),
-             r"column 'y': 1 row is not a number \((line 3|row 2|position 1): 'high'\)", IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: labels(store, write(lab, fmt, tmp_path / "labels")),
+        r"column 'y': 1 row is not a number \((line 3|row 2|position 1): 'high'\)",
+        IngestError,
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -611,8 +719,12 @@ def test_an_aware_timestamp_column_is_stored_in_utc(store, db_path, tmp_path, fm
 def test_labels_name_a_missing_column(store, db_path, tmp_path, fmt):
     ingest(store, base(), MAPPING)
     source = write(pd.DataFrame({"rid": ["r1"], "y": [1]}), fmt, tmp_path / "labels")
-    rejected(store, db_path, lambda: labels(store, source, label_column="outcome"),
-             r"column 'outcome' \(mapped as label\) is not in the input")
+    rejected(
+        store,
+        db_path,
+        lambda: labels(store, source, label_column="outcome"),
+        r"column 'outcome' \(mapped as label\) is not in the input",
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -622,8 +734,12 @@ def test_labels_repeating_an_id_across_files(store, db_path, tmp_path, fmt):
     folder.mkdir()
     write(pd.DataFrame({"rid": ["r0", "r1"], "y": [1, 0]}), fmt, folder / "a")
     write(pd.DataFrame({"rid": ["r1", "r2"], "y": [1, 0]}), fmt, folder / "b")
-    rejected(store, db_path, lambda: labels(store, str(folder)),
-             rf"column 'rid': 1 row repeats an id.*'r1' \(2 times in a\.{fmt}, b\.{fmt}\)")
+    rejected(
+        store,
+        db_path,
+        lambda: labels(store, str(folder)),
+        rf"column 'rid': 1 row repeats an id.*'r1' \(2 times in a\.{fmt}, b\.{fmt}\)",
+    )
 
 
 # --- found here, fixed by the NaN/inf and attach work (analysis/ingest/convert.py, analysis/ingest/external.py) ---
@@ -659,7 +775,10 @@ def test_a_negative_class_guessed_by_an_earlier_version_gives_way_to_the_labels(
     with store.read() as con:
         project = get_project(con, "p")
     assert (project.positive_label, project.negative_label) == ("1", "-1")
-    assert stored(db_path, "SELECT label FROM log_1 WHERE label IS NOT NULL ORDER BY prediction_id").label.tolist() == IS_POS
+    assert (
+        stored(db_path, "SELECT label FROM log_1 WHERE label IS NOT NULL ORDER BY prediction_id").label.tolist()
+        == IS_POS
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -671,7 +790,13 @@ def test_a_folder_of_files_is_stored_without_the_file_names_as_a_feature(store, 
     assert ingest(store, str(folder), MAPPING).inserted == 6
     assert set(features_of(store)) == {"country", "age"}
     assert stored(db_path, "SELECT prediction_id FROM log_1 ORDER BY 1").prediction_id.tolist() == [
-        "r0", "r1", "r2", "r5", "r6", "r7"]
+        "r0",
+        "r1",
+        "r2",
+        "r5",
+        "r6",
+        "r7",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -682,8 +807,13 @@ def test_a_bad_value_in_a_folder_of_files_names_the_file_and_row(store, db_path,
     frame = base(3, start=5)
     frame.loc[1, "score"] = 7.0
     write(frame, fmt, folder / "b")
-    rejected(store, db_path, lambda: ingest(store, str(folder), MAPPING),
-             rf"column 'score': 1 row is outside \[0, 1\] \((line 3|row 2) of .*b\.{fmt}: '7\.0'\)", IngestError)
+    rejected(
+        store,
+        db_path,
+        lambda: ingest(store, str(folder), MAPPING),
+        rf"column 'score': 1 row is outside \[0, 1\] \((line 3|row 2) of .*b\.{fmt}: '7\.0'\)",
+        IngestError,
+    )
 
 
 def header_file(tmp_path, fmt: str, names: list[str]) -> str:
@@ -700,14 +830,19 @@ def header_file(tmp_path, fmt: str, names: list[str]) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-@pytest.mark.parametrize("names, repeated", [
-    (["rid", "model", "ts", "score", "y", "score"], "'score' and 'score'"),
-    (["rid", "model", "ts", "score", "y", "age", "age"], "'age' and 'age'"),
-    (["rid", "model", "ts", "score", "y", "Age", "age"], "'Age' and 'age'"),
-])
+@pytest.mark.parametrize(
+    "names, repeated",
+    [
+        (["rid", "model", "ts", "score", "y", "score"], "'score' and 'score'"),
+        (["rid", "model", "ts", "score", "y", "age", "age"], "'age' and 'age'"),
+        (["rid", "model", "ts", "score", "y", "Age", "age"], "'Age' and 'age'"),
+    ],
+)
 def test_a_header_that_repeats_a_column_name_is_refused(store, db_path, tmp_path, fmt, names, repeated):
     source = header_file(tmp_path, fmt, names)
-    err = rejected(store, db_path, lambda: ingest(store, source, MAPPING), "differ only in case \\(or repeat\\)", IngestError)
+    err = rejected(
+        store, db_path, lambda: ingest(store, source, MAPPING), "differ only in case \\(or repeat\\)", IngestError
+    )
     assert repeated in str(err)
 
 

@@ -6,24 +6,23 @@ and read-only mode hides every write and refuses one at the store."""
 
 from __future__ import annotations
 
-import re
 import html
+import re
 from html.parser import HTMLParser
 
 import duckdb
 import numpy as np
 import pytest
+from conftest import SMALL_MAPPING, db_digest, small_predictions
 from markdown_it import MarkdownIt
+from test_app import app_on
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
-from analysis.store.access import ReadOnlyError, ReadOnlyStore
 from analysis.reports import add_block, get_report, render_html
-from analysis.slices.saved import save_slice
 from analysis.slices.model import parse_slice
+from analysis.slices.saved import save_slice
+from analysis.store.access import ReadOnlyError, ReadOnlyStore
 from analysis.valsets.sets import create_set
-
-from conftest import SMALL_MAPPING, db_digest, small_predictions
-from test_app import app_on
 
 IMAGE = "![b](http://127.0.0.1:9/x.png)"
 HOSTILE = f"{IMAGE} <img src=http://127.0.0.1:9/y.png> [link](http://evil) :material/warning: :red[x]"
@@ -64,7 +63,7 @@ def shown_texts(at) -> list[tuple[str, str]]:
     def strings(message, kind):
         for field, value in message.ListFields():
             if field.type == field.TYPE_MESSAGE:
-                for item in ([value] if hasattr(value, "ListFields") else value):  # one message or a list
+                for item in [value] if hasattr(value, "ListFields") else value:  # one message or a list
                     strings(item, kind)
             elif field.name in ("body", "label") and isinstance(value, str):
                 out.append((kind, value))
@@ -171,18 +170,34 @@ def test_the_html_export_holds_no_image_and_no_url_of_user_text(hostile_db):
     assert "img" not in parsed.tags and "<img" not in page
     assert not [a for a in parsed.attributes if "127.0.0.1:9" in a or "evil" in a]
     # The note loses its image, raw HTML and outside link whole; its text and own link stay.
-    note = page[page.index('<div class="note">'):]
-    note = note[:note.index("</div>")]
+    note = page[page.index('<div class="note">') :]
+    note = note[: note.index("</div>")]
     assert "127.0.0.1:9" not in note and "evil" not in note and "<div><img" not in note
     assert "<strong>decision</strong>" in note and '<a href="/slices?x=1">ours</a>' in note
     # Names are escaped text: the report's title and block titles read literally.
     assert html.escape("report " + HOSTILE) in page and html.escape("headline " + HOSTILE) in page
 
 
-WRITE_LABELS = {"Add", "Save", "Delete", "Up", "Down", "Remove", "Promote to the draft", "Create", "Add note",
-                "Commit the draft as a new version", "Keep the new numbers", "Use this engine", "Save slice",
-                "Save metric", "Save the criteria", "Delete report", "Ingest as offline predictions",
-                "Save (a new revision if the name exists)"}
+WRITE_LABELS = {
+    "Add",
+    "Save",
+    "Delete",
+    "Up",
+    "Down",
+    "Remove",
+    "Promote to the draft",
+    "Create",
+    "Add note",
+    "Commit the draft as a new version",
+    "Keep the new numbers",
+    "Use this engine",
+    "Save slice",
+    "Save metric",
+    "Save the criteria",
+    "Delete report",
+    "Ingest as offline predictions",
+    "Save (a new revision if the name exists)",
+}
 
 
 def test_read_only_mode_hides_every_write_and_the_store_refuses_one(monkeypatch, hostile_db):
@@ -192,8 +207,15 @@ def test_read_only_mode_hides_every_write_and_the_store_refuses_one(monkeypatch,
     assert not at.exception
     assert not [e for e in at.sidebar.children.values() if getattr(e, "type", "") == "expander"]  # no engine panel
     labels = []
-    for page in ("pages/overview.py", "pages/slices.py", "pages/discover.py", "pages/validation-sets.py",
-                 "pages/compare.py", "pages/reports.py", "pages/present.py"):
+    for page in (
+        "pages/overview.py",
+        "pages/slices.py",
+        "pages/discover.py",
+        "pages/validation-sets.py",
+        "pages/compare.py",
+        "pages/reports.py",
+        "pages/present.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
         labels += [b.label for b in at.button] + [label for kind, label in shown_texts(at) if kind == "button"]
@@ -221,9 +243,10 @@ def test_the_sidebar_never_sends_the_spark_token(monkeypatch, tmp_path):
     and submitting it empty keeps the stored remote, token included. The message of the
     unreachable server does not quote the token either."""
     pytest.importorskip("pyspark")
+    from test_external import MAPPING, frame, write_lake
+
     from analysis.engines.settings import EngineSettings, get_settings, set_settings
     from analysis.ingest.external import attach_parquet
-    from test_external import MAPPING, frame, write_lake
 
     token = "dapi0123SECRETtoken"
     remote = f"sc://127.0.0.1:9/;token={token}"
@@ -246,14 +269,17 @@ def test_the_sidebar_never_sends_the_spark_token(monkeypatch, tmp_path):
     assert token not in sent(at)
 
 
-@pytest.mark.parametrize("note, kept, gone", [
-    ("[x](//evil.example/p)", "x", "evil.example"),  # protocol-relative: another host
-    ("[y](/\\evil.example/p)", "y", "evil.example"),  # a browser reads /\ as //
-    ("<http://evil.example/p>", "http://evil.example/p", "href"),  # an autolink keeps its text only
-    ("[r][ref]\n\n[ref]: http://evil.example/p", "r", "evil.example"),  # a reference link
-    ("![i](data:image/png;base64,AAAA)", "i", "data:"),  # an inline image, even of data
-    ("[ours](/slices?project=p#top)", '<a href="/slices?project=p#top">ours</a>', "http"),  # a link of the site
-])
+@pytest.mark.parametrize(
+    "note, kept, gone",
+    [
+        ("[x](//evil.example/p)", "x", "evil.example"),  # protocol-relative: another host
+        ("[y](/\\evil.example/p)", "y", "evil.example"),  # a browser reads /\ as //
+        ("<http://evil.example/p>", "http://evil.example/p", "href"),  # an autolink keeps its text only
+        ("[r][ref]\n\n[ref]: http://evil.example/p", "r", "evil.example"),  # a reference link
+        ("![i](data:image/png;base64,AAAA)", "i", "data:"),  # an inline image, even of data
+        ("[ours](/slices?project=p#top)", '<a href="/slices?project=p#top">ours</a>', "http"),  # a link of the site
+    ],
+)
 def test_a_note_links_only_within_the_site(note, kept, gone):
     from analysis.reports.html import note_html
 
@@ -271,8 +297,9 @@ def test_report_charts_show_names_without_markup(hostile_db):
     from analysis.reports.html import inert_figure
 
     with Store(hostile_db).write() as con:
-        block = add_block(con, get_project(con, PROJECT), "charts", "series",
-                          {"baseline": Side(LINKED), "candidate": Side(VERSION)})
+        block = add_block(
+            con, get_project(con, PROJECT), "charts", "series", {"baseline": Side(LINKED), "candidate": Side(VERSION)}
+        )
     raw = [json.dumps(f.to_plotly_json(), default=str) for f in figures("series", block.snapshot)]
     assert raw and any('<a href=\\"http://evil.example/' in r for r in raw)  # plotly would draw a link
     for fig in map(inert_figure, figures("series", block.snapshot)):
@@ -282,19 +309,31 @@ def test_report_charts_show_names_without_markup(hostile_db):
         page = render_html(get_report(con, get_project(con, PROJECT), "charts"))
     import re
 
-    specs = [json.dumps(json.loads(s)) for s in re.findall(r'<script type="application/json" id="fig-\d+">(.*?)</script>',
-                                                          page, re.S)]
+    specs = [
+        json.dumps(json.loads(s))
+        for s in re.findall(r'<script type="application/json" id="fig-\d+">(.*?)</script>', page, re.S)
+    ]
     assert specs and not [s for s in specs if "<a href" in s] and [s for s in specs if "&lt;a href" in s]
 
 
-@pytest.mark.parametrize("text", ["![b](http://127.0.0.1:9/x.png)", "see https://evil.example/x", "www.evil.example",
-                                  "write to me@evil.example", "mailto:me@evil.example", "HTTP://EVIL.EXAMPLE"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "![b](http://127.0.0.1:9/x.png)",
+        "see https://evil.example/x",
+        "www.evil.example",
+        "write to me@evil.example",
+        "mailto:me@evil.example",
+        "HTTP://EVIL.EXAMPLE",
+    ],
+)
 def test_urls_in_user_text_are_never_turned_into_links(text):
     """Streamlit's Markdown links bare URLs, www. names and e-mail addresses after reading
     escapes (seen in Chromium: an escaped model version still showed a link); the pattern
     is broken by an invisible word joiner, and the text still reads the same."""
-    from pages.parts._ui import WORD_JOINER, plain
     from test_app import literal
+
+    from pages.parts._ui import WORD_JOINER, plain
 
     shown = plain(text)
     assert not re.search(r"(?i)[a-z]:?//|www\.|\w\\?@", shown.replace("\\:", ":"))

@@ -46,15 +46,19 @@ def imports(name: str, path: Path) -> list[tuple[int, str, str | None]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                parts = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(parts + ([node.module] if node.module else []))
             out += [(node.lineno, base, alias.name) for alias in node.names]
     return out
 
 
 def test_the_engine_never_imports_streamlit():
-    found = [f"{path.relative_to(ROOT)}:{line}" for name, path in sources("analysis").items()
-             for line, module, _ in imports(name, path) if module.split(".")[0] == "streamlit"]
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for name, path in sources("analysis").items()
+        for line, module, _ in imports(name, path)
+        if module.split(".")[0] == "streamlit"
+    ]
     assert not found, found
 
 
@@ -74,8 +78,13 @@ def test_no_module_imports_another_modules_private_names():
             if imported.startswith("_") and not imported.startswith("__") and module != name:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {module}.{imported}")
         for node in ast.walk(ast.parse(path.read_text())):  # module._name
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
     assert not found, "\n".join(found)
 
@@ -102,7 +111,7 @@ def test_the_engines_modules_import_each_other_without_cycles():
 
     def visit(node: str, path: list[str]) -> None:
         if node in path:
-            cycles.append(path[path.index(node):] + [node])
+            cycles.append(path[path.index(node) :] + [node])
             return
         if node in done:
             return
@@ -156,6 +165,7 @@ def test_the_engines_packages_import_only_from_layers_below():
 
 def test_the_code_imports_modules_by_their_homes_not_their_old_names():
     from analysis.moved import MOVED
+
     real = sources("analysis")
     old = {f"analysis.{name}" for name in MOVED} - set(real)  # some old modules are packages now
     found = []

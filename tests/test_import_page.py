@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+from test_app import app_on, texts
 
 from analysis import Store, get_project
-
-from test_app import app_on, texts
 
 
 def churn_file(n: int = 40, start: int = 0) -> pd.DataFrame:
     i = range(start, start + n)
-    return pd.DataFrame({
-        "customer_id": [f"c{k}" for k in i],
-        "scored_at": [pd.Timestamp("2026-10-01") + pd.Timedelta(hours=k) for k in i],
-        "plan": [["basic", "pro"][k % 2] for k in i],
-        "region": [["north", "south", "east", "west"][k % 4] for k in i],
-        "tenure_months": [1 + k % 30 for k in i],
-        "p_churn": [round(0.05 + (k % 9) / 10, 2) for k in i],
-        "churned": [k % 3 == 0 for k in i],
-        "monthly_revenue": [round(20 + 1.5 * k, 2) for k in i],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{k}" for k in i],
+            "scored_at": [pd.Timestamp("2026-10-01") + pd.Timedelta(hours=k) for k in i],
+            "plan": [["basic", "pro"][k % 2] for k in i],
+            "region": [["north", "south", "east", "west"][k % 4] for k in i],
+            "tenure_months": [1 + k % 30 for k in i],
+            "p_churn": [round(0.05 + (k % 9) / 10, 2) for k in i],
+            "churned": [k % 3 == 0 for k in i],
+            "monthly_revenue": [round(20 + 1.5 * k, 2) for k in i],
+        }
+    )
 
 
 def upload(at, frame: pd.DataFrame, name: str, key: str = "imp_pred_upload"):
@@ -122,8 +123,13 @@ def test_late_labels_with_other_names_are_guessed_for_the_sidebars_project(monke
     at.button(key="imp_ingest").click().run()
     assert not at.exception and at.selectbox(key="project").value == "churn"
     at.radio(key="imp_kind").set_value("Labels and outcomes").run()
-    labels = pd.DataFrame({"customer_id": [f"c{k}" for k in range(6)], "is_churned": [1, 0, 0, 1, 0, 0],
-                           "revenue_usd": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]})
+    labels = pd.DataFrame(
+        {
+            "customer_id": [f"c{k}" for k in range(6)],
+            "is_churned": [1, 0, 0, 1, 0, 0],
+            "revenue_usd": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+        }
+    )
     upload(at, labels, "outcomes.csv", key="imp_lab_upload")
     assert at.selectbox(key="imp_lab_id").value == "customer_id"
     assert at.selectbox(key="imp_lab_label").value == "is_churned"

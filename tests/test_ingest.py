@@ -7,9 +7,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 from analysis import ConfigError, IngestError, get_project, ingest_predictions, parse_mapping
-from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -63,8 +63,11 @@ def test_dataframe_creates_project_with_native_types(store, db_path):
     assert report.created_project and report.inserted == 12 and report.task == "binary"
     with store.read() as con:
         project = get_project(con, "p")
-        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = 'log_1'").fetchall())
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'log_1'"
+            ).fetchall()
+        )
     assert {c.name: c.kind for c in project.features} == {"country": "categorical", "age": "numeric", "vip": "boolean"}
     assert types["age"] == "BIGINT" and types["vip"] == "BOOLEAN" and types["country"] == "VARCHAR"
     assert types["prediction"] == "BOOLEAN" and types["score"] == "DOUBLE" and types["timestamp"] == "TIMESTAMP"
@@ -131,7 +134,13 @@ age = "categorical"
     assert list(stored.stage) == ["production", "shadow", "canary", "offline", "production", "production"]
     assert list(stored.prediction) == [True, False, True, False, False, True]
     assert stored.label.tolist()[:4] == [True, None, False, False] or stored.label.isna().tolist() == [
-        False, True, False, False, True, False]
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     # Text with an offset is converted to UTC.
     assert stored.label_timestamp.iloc[0] == pd.Timestamp("2026-01-31 22:00")
     assert list(stored.example_id) == ["e1", "e1", "e2", "e2", "e3", "e3"]
@@ -150,9 +159,16 @@ def test_constant_version_and_stage(store, db_path):
 
 
 def test_guessed_mapping_for_new_project(store, db_path):
-    frame = pd.DataFrame({"prediction_id": ["a", "b", "c"], "model_version": ["v1"] * 3,
-                          "timestamp": ["2026-01-01 10:00", "2026-01-01 11:00", "2026-01-02 00:00"],
-                          "score": [0.2, 0.7, 0.9], "label": [0, 1, 1], "region": ["x", "y", "x"]})
+    frame = pd.DataFrame(
+        {
+            "prediction_id": ["a", "b", "c"],
+            "model_version": ["v1"] * 3,
+            "timestamp": ["2026-01-01 10:00", "2026-01-01 11:00", "2026-01-02 00:00"],
+            "score": [0.2, 0.7, 0.9],
+            "label": [0, 1, 1],
+            "region": ["x", "y", "x"],
+        }
+    )
     report = ingest(store, frame, mapping=None)
     assert report.task == "binary"
     assert any("inferred" in w for w in report.warnings)
@@ -191,19 +207,28 @@ def test_empty_input_writes_nothing(seeded, db_path):
 
 
 def test_missing_mapped_column(seeded, db_path):
-    err = assert_rejected(seeded, db_path, small_predictions(3, start=50).drop(columns=["ts"]),
-                          r"column 'ts' \(mapped as timestamp\) is not in the input")
+    err = assert_rejected(
+        seeded,
+        db_path,
+        small_predictions(3, start=50).drop(columns=["ts"]),
+        r"column 'ts' \(mapped as timestamp\) is not in the input",
+    )
     assert err.column == "ts"
 
 
 def test_missing_feature_of_existing_project(seeded, db_path):
-    assert_rejected(seeded, db_path, small_predictions(3, start=50).drop(columns=["age"]),
-                    r"feature column 'age' of project 'p' is not in the input")
+    assert_rejected(
+        seeded,
+        db_path,
+        small_predictions(3, start=50).drop(columns=["age"]),
+        r"feature column 'age' of project 'p' is not in the input",
+    )
 
 
 def test_missing_column_in_first_file_is_named(store, db_path):
-    assert_rejected(store, db_path, small_predictions(3).drop(columns=["model"]),
-                    r"column 'model' \(mapped as version\)")
+    assert_rejected(
+        store, db_path, small_predictions(3).drop(columns=["model"]), r"column 'model' \(mapped as version\)"
+    )
     with store.read() as con:
         assert con.execute("SELECT count(*) FROM sb_projects").fetchall()[0][0] == 0
 
@@ -229,8 +254,12 @@ def test_duplicate_ids_within_file(store, db_path):
 
 
 def test_duplicate_ids_against_store(seeded, db_path):
-    err = assert_rejected(seeded, db_path, small_predictions(14),
-                          r"12 of 14 prediction ids are already stored in project 'p'.*--on-duplicate skip")
+    err = assert_rejected(
+        seeded,
+        db_path,
+        small_predictions(14),
+        r"12 of 14 prediction ids are already stored in project 'p'.*--on-duplicate skip",
+    )
     assert err.count == 12
 
 
@@ -245,7 +274,9 @@ def test_scores_out_of_range(seeded, db_path):
 def test_infinite_score(seeded, db_path):
     frame = small_predictions(3, start=50)
     frame.loc[0, "score"] = np.inf
-    assert_rejected(seeded, db_path, frame, r"column 'score': 1 row (are|is) not (a )?finite numbers? \(position 0: 'inf'\)")
+    assert_rejected(
+        seeded, db_path, frame, r"column 'score': 1 row (are|is) not (a )?finite numbers? \(position 0: 'inf'\)"
+    )
 
 
 def test_unparseable_timestamps(seeded, db_path, tmp_path):
@@ -260,13 +291,19 @@ def test_unparseable_timestamps(seeded, db_path, tmp_path):
 
 def test_unknown_stage(seeded, db_path):
     frame = small_predictions(3, start=50).assign(stage=["production", "staging", "canary"])
-    assert_rejected(seeded, db_path, frame, r"column 'stage': 1 row is not a stage.*'staging'",
-                    mapping=MAPPING.with_(stage="stage"))
+    assert_rejected(
+        seeded, db_path, frame, r"column 'stage': 1 row is not a stage.*'staging'", mapping=MAPPING.with_(stage="stage")
+    )
 
 
 def test_third_class_in_binary_task(seeded, db_path):
     frame = small_predictions(3, start=50).assign(label=["true", "false", "maybe"])
-    assert_rejected(seeded, db_path, frame, r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\).*'maybe'")
+    assert_rejected(
+        seeded,
+        db_path,
+        frame,
+        r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\).*'maybe'",
+    )
 
 
 def test_missing_ids_and_versions(seeded, db_path):
@@ -289,17 +326,24 @@ def test_corrupt_and_missing_files(seeded, db_path, tmp_path):
 
 
 def test_reserved_and_case_colliding_names(store, db_path):
-    assert_rejected(store, db_path, small_predictions(3).assign(stage="x"),
-                    r"'stage' is a reserved column name")
-    assert_rejected(store, db_path, small_predictions(3).assign(Country="x"),
-                    r"columns 'country' and 'Country' differ only in case")
+    assert_rejected(store, db_path, small_predictions(3).assign(stage="x"), r"'stage' is a reserved column name")
+    assert_rejected(
+        store, db_path, small_predictions(3).assign(Country="x"), r"columns 'country' and 'Country' differ only in case"
+    )
 
 
 def test_task_mismatch_and_bad_policy(seeded, db_path):
-    assert_rejected(seeded, db_path, small_predictions(3, start=50), r"is a binary task", exc=ConfigError,
-                    mapping=MAPPING.with_(task="regression"))
-    assert_rejected(seeded, db_path, small_predictions(3, start=50), r"on_duplicate must be", exc=ConfigError,
-                    on_duplicate="merge")
+    assert_rejected(
+        seeded,
+        db_path,
+        small_predictions(3, start=50),
+        r"is a binary task",
+        exc=ConfigError,
+        mapping=MAPPING.with_(task="regression"),
+    )
+    assert_rejected(
+        seeded, db_path, small_predictions(3, start=50), r"on_duplicate must be", exc=ConfigError, on_duplicate="merge"
+    )
 
 
 def test_hostile_column_names_are_just_names(store, db_path):

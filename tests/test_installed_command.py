@@ -30,9 +30,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(demo_db, tmp_path):
     """`sliceboard metrics --daily | head`: the command ends as a Unix tool stopped by
     SIGPIPE (exit 141), without a traceback."""
     command = Path(sys.executable).parent / "sliceboard"
-    proc = subprocess.Popen([str(command), "--db", str(demo_db), "--format", "json", "metrics", "--project",
-                             "lending-demo", "--daily"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(command), "--db", str(demo_db), "--format", "json", "metrics", "--project", "lending-demo", "--daily"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout.read(10)  # the reader takes ten bytes and goes away
     proc.stdout.close()
     stderr = proc.stderr.read().decode()

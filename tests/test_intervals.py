@@ -15,10 +15,10 @@ from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
-from analysis.stats.intervals import average_precision_interval, f1_interval
-from analysis.store.scope import Scope
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import parse_slice
+from analysis.stats.intervals import average_precision_interval, f1_interval
+from analysis.store.scope import Scope
 
 TOL = 1e-9
 EPS = np.finfo(np.float64).eps
@@ -54,15 +54,32 @@ def binary(tmp_path_factory):
     n = 600
     segment = rng.choice(["a", "b", "c"], n)
     score = np.round(rng.random(n), 2)  # ties in the scores
-    label = pd.array((rng.random(n) < np.clip(score + np.where(segment == "a", 0.2, 0.0), 0, 1)).astype(int),
-                     dtype="Int64")
+    label = pd.array(
+        (rng.random(n) < np.clip(score + np.where(segment == "a", 0.2, 0.0), 0, 1)).astype(int), dtype="Int64"
+    )
     label[rng.random(n) < 0.3] = pd.NA  # late labels still pending
     revenue = rng.normal(50, 20, n)
     revenue[rng.random(n) < 0.15] = np.nan
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "segment": segment, "score": score,
-                          "label": label, "revenue": revenue})
-    store, project = ingest(tmp_path_factory.mktemp("bin"), frame, task="binary", score="score", label="label",
-                            positive_label="1", features=["segment"], outcomes=["revenue"])
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "segment": segment,
+            "score": score,
+            "label": label,
+            "revenue": revenue,
+        }
+    )
+    store, project = ingest(
+        tmp_path_factory.mktemp("bin"),
+        frame,
+        task="binary",
+        score="score",
+        label="label",
+        positive_label="1",
+        features=["segment"],
+        outcomes=["revenue"],
+    )
     frame["prediction"] = frame.score >= 0.5
     with store.read() as con:
         result = slice_metrics(con, project, parse_slice("segment = a"))
@@ -72,8 +89,11 @@ def binary(tmp_path_factory):
 def test_binary_metrics_and_intervals_match_independent_computation(binary):
     frame, result = binary
     table = result.table.set_index("part")
-    for part, rows in (("slice", frame[frame.segment == "a"]), ("rest", frame[frame.segment != "a"]),
-                       ("overall", frame)):
+    for part, rows in (
+        ("slice", frame[frame.segment == "a"]),
+        ("rest", frame[frame.segment != "a"]),
+        ("overall", frame),
+    ):
         row = table.loc[part]
         lab = rows[rows.label.notna()]
         y, p, s = lab.label.astype(int).to_numpy(), lab.prediction.to_numpy(), lab.score.to_numpy()
@@ -86,15 +106,15 @@ def test_binary_metrics_and_intervals_match_independent_computation(binary):
         # F1 = 2q / (1 + q), q = tp / (tp + fp + fn): the interval of q, mapped.
         assert row.f1 == pytest.approx(skm.f1_score(y, p), abs=TOL)
         q_low, q_high = wilson(tp, tp + fp + fn)
-        assert (row.f1_low, row.f1_high) == pytest.approx((2 * q_low / (1 + q_low), 2 * q_high / (1 + q_high)),
-                                                          abs=TOL)
+        assert (row.f1_low, row.f1_high) == pytest.approx((2 * q_low / (1 + q_low), 2 * q_high / (1 + q_high)), abs=TOL)
         assert row.f1_low <= row.f1 <= row.f1_high
         # Average precision: Boyd et al.'s logit interval.
         ap = skm.average_precision_score(y, s)
         assert row.pr_auc == pytest.approx(ap, abs=TOL)
         half = 1.959963984540054 / math.sqrt(y.sum() * ap * (1 - ap))
-        assert (row.pr_auc_low, row.pr_auc_high) == pytest.approx((expit(logit(ap) - half),
-                                                                   expit(logit(ap) + half)), abs=TOL)
+        assert (row.pr_auc_low, row.pr_auc_high) == pytest.approx(
+            (expit(logit(ap) - half), expit(logit(ap) + half)), abs=TOL
+        )
         # Log loss and Brier score are means of a non-negative per-row loss: log-scale intervals.
         clipped = np.clip(s, EPS, 1 - EPS)
         losses = pd.Series(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
@@ -120,41 +140,49 @@ def test_binary_tests_match_independent_computation(binary):
 
     (tp1, fp1, fn1), (tp2, fp2, fn2) = cells(a), cells(b)
     assert comp.loc["f1", "p_value"] == pytest.approx(
-        proportions_ztest([tp1, tp2], [tp1 + fp1 + fn1, tp2 + fp2 + fn2])[1], rel=1e-9)
+        proportions_ztest([tp1, tp2], [tp1 + fp1 + fn1, tp2 + fp2 + fn2])[1], rel=1e-9
+    )
     assert comp.loc["precision", "p_value"] == pytest.approx(
-        proportions_ztest([tp1, tp2], [tp1 + fp1, tp2 + fp2])[1], rel=1e-9)
+        proportions_ztest([tp1, tp2], [tp1 + fp1, tp2 + fp2])[1], rel=1e-9
+    )
 
     def loss(rows):
         y, s = rows.label.astype(int).to_numpy(), np.clip(rows.score.to_numpy(), EPS, 1 - EPS)
         return -(y * np.log(s) + (1 - y) * np.log(1 - s))
 
     assert comp.loc["log_loss", "p_value"] == pytest.approx(
-        sps.ttest_ind(loss(a), loss(b), equal_var=False).pvalue, rel=1e-9)
+        sps.ttest_ind(loss(a), loss(b), equal_var=False).pvalue, rel=1e-9
+    )
     aps = [(skm.average_precision_score(r.label.astype(int), r.score), int(r.label.sum())) for r in (a, b)]
     se = math.sqrt(sum(ap * (1 - ap) / n for ap, n in aps))
     z = (aps[0][0] - aps[1][0]) / se
     assert comp.loc["pr_auc", "p_value"] == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-9)
-    assert comp.loc["revenue_mean", "p_value"] == pytest.approx(sps.ttest_ind(
-        frame[frame.segment == "a"].revenue.dropna(), frame[frame.segment != "a"].revenue.dropna(),
-        equal_var=False).pvalue, rel=1e-9)
-    assert set(comp.test[comp.p_value.notna()]) >= {"two-proportion z-test", "Welch t-test",
-                                                    "z-test on average precisions"}
+    assert comp.loc["revenue_mean", "p_value"] == pytest.approx(
+        sps.ttest_ind(
+            frame[frame.segment == "a"].revenue.dropna(), frame[frame.segment != "a"].revenue.dropna(), equal_var=False
+        ).pvalue,
+        rel=1e-9,
+    )
+    assert set(comp.test[comp.p_value.notna()]) >= {
+        "two-proportion z-test",
+        "Welch t-test",
+        "z-test on average precisions",
+    }
 
 
 def test_regression_intervals_match_scipy(tmp_path):
     rng = np.random.default_rng(5)
     n = 300
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "region": rng.choice(["n", "s"], n),
-                          "pred": rng.normal(10, 3, n)})
+    frame = pd.DataFrame(
+        {"id": [f"r{i}" for i in range(n)], "v": "m", "region": rng.choice(["n", "s"], n), "pred": rng.normal(10, 3, n)}
+    )
     frame["label"] = frame.pred + rng.normal(0, 2, n) + np.where(frame.region == "n", 1.5, 0)
     frame.loc[frame.index % 7 == 0, "label"] = np.nan
-    store, project = ingest(tmp_path, frame, task="regression", prediction="pred", label="label",
-                            features=["region"])
+    store, project = ingest(tmp_path, frame, task="regression", prediction="pred", label="label", features=["region"])
     with store.read() as con:
         result = slice_metrics(con, project, parse_slice("region = n"), Scope())
     table = result.table.set_index("part")
-    for part, rows in (("slice", frame[frame.region == "n"]), ("rest", frame[frame.region != "n"]),
-                       ("overall", frame)):
+    for part, rows in (("slice", frame[frame.region == "n"]), ("rest", frame[frame.region != "n"]), ("overall", frame)):
         lab = rows[rows.label.notna()]
         row = table.loc[part]
         abs_err, sq_err = (lab.label - lab.pred).abs(), (lab.label - lab.pred) ** 2
@@ -165,11 +193,18 @@ def test_regression_intervals_match_scipy(tmp_path):
         assert (row.rmse_low, row.rmse_high) == pytest.approx((math.sqrt(low), math.sqrt(high)), rel=1e-9)
         assert row.r2 == pytest.approx(skm.r2_score(lab.label, lab.pred), rel=1e-9)
     comp = result.comparison.set_index("metric")
-    inside, rest = frame[(frame.region == "n") & frame.label.notna()], frame[(frame.region != "n") & frame.label.notna()]
-    assert comp.loc["mae", "p_value"] == pytest.approx(sps.ttest_ind(
-        (inside.label - inside.pred).abs(), (rest.label - rest.pred).abs(), equal_var=False).pvalue, rel=1e-9)
-    assert comp.loc["rmse", "p_value"] == pytest.approx(sps.ttest_ind(
-        (inside.label - inside.pred) ** 2, (rest.label - rest.pred) ** 2, equal_var=False).pvalue, rel=1e-9)
+    inside, rest = (
+        frame[(frame.region == "n") & frame.label.notna()],
+        frame[(frame.region != "n") & frame.label.notna()],
+    )
+    assert comp.loc["mae", "p_value"] == pytest.approx(
+        sps.ttest_ind((inside.label - inside.pred).abs(), (rest.label - rest.pred).abs(), equal_var=False).pvalue,
+        rel=1e-9,
+    )
+    assert comp.loc["rmse", "p_value"] == pytest.approx(
+        sps.ttest_ind((inside.label - inside.pred) ** 2, (rest.label - rest.pred) ** 2, equal_var=False).pvalue,
+        rel=1e-9,
+    )
     assert comp.loc["rmse", "test"] == "Welch t-test on squared errors"
 
 
@@ -178,10 +213,18 @@ def test_multiclass_accuracy_interval_and_macro_f1(tmp_path):
     n = 240
     labels = rng.choice(["cat", "dog", "fox"], n)
     pred = np.where(rng.random(n) < 0.7, labels, rng.choice(["cat", "dog", "fox"], n))
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "src": rng.choice(["x", "y"], n),
-                          "prediction": pred, "label": labels})
-    store, project = ingest(tmp_path, frame, task="multiclass", prediction="prediction", label="label",
-                            features=["src"])
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "src": rng.choice(["x", "y"], n),
+            "prediction": pred,
+            "label": labels,
+        }
+    )
+    store, project = ingest(
+        tmp_path, frame, task="multiclass", prediction="prediction", label="label", features=["src"]
+    )
     with store.read() as con:
         result = slice_metrics(con, project, parse_slice("src = x"))
     row = result.row("slice")
@@ -198,7 +241,8 @@ def test_hand_computed_f1_and_average_precision_intervals():
     assert all(math.isnan(x) for x in f1_interval(0, 0, 0))
     # AP = 0.5 with 16 positives: logit 0, tau = 1 / sqrt(16 * 0.25) = 0.5.
     assert average_precision_interval(0.5, 16) == pytest.approx(
-        (expit(-1.959963984540054 * 0.5), expit(1.959963984540054 * 0.5)), abs=1e-12)
+        (expit(-1.959963984540054 * 0.5), expit(1.959963984540054 * 0.5)), abs=1e-12
+    )
     assert average_precision_interval(1.0, 5) == (1.0, 1.0)
     assert all(math.isnan(x) for x in average_precision_interval(0.5, 0))
 
@@ -208,8 +252,16 @@ def test_breakdown_with_pending_labels_and_missing_outcomes(binary, tmp_path):
     from analysis.slices.breakdown import breakdown
 
     frame, _ = binary
-    store, project = ingest(tmp_path, frame.drop(columns=["prediction"]), task="binary", score="score",
-                            label="label", positive_label="1", features=["segment"], outcomes=["revenue"])
+    store, project = ingest(
+        tmp_path,
+        frame.drop(columns=["prediction"]),
+        task="binary",
+        score="score",
+        label="label",
+        positive_label="1",
+        features=["segment"],
+        outcomes=["revenue"],
+    )
     with store.read() as con:
         got = breakdown(con, project, "segment").set_index("value")
     for value, rows in frame.groupby("segment"):
@@ -234,8 +286,9 @@ def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
         assert lows[i] == pytest.approx(low, abs=TOL) and highs[i] == pytest.approx(high, abs=TOL)
     rng = np.random.default_rng(3)
     samples = [rng.normal(5, 2, size=m) for m in (0, 1, 2, 40)]
-    means, sds, lows, highs = mean_intervals([len(x) for x in samples], [x.sum() for x in samples],
-                                             [(x * x).sum() for x in samples])
+    means, sds, lows, highs = mean_intervals(
+        [len(x) for x in samples], [x.sum() for x in samples], [(x * x).sum() for x in samples]
+    )
     assert np.isnan([means[0], sds[0], sds[1], lows[1]]).all() and means[1] == samples[1][0]
     for i in (2, 3):
         x = samples[i]
@@ -245,6 +298,7 @@ def test_vectorized_intervals_equal_statsmodels_and_scipy_per_value():
 
 
 # --- Intervals stay in their domain (issue 20, item 6) -------------------------------------------------------
+
 
 def _coverage(draw, mu: float, n: int, reps: int = 4000):
     """Share of 95% intervals (from count, sum and sum of squares) covering ``mu``, and the lowest bound."""
@@ -258,8 +312,10 @@ def _coverage(draw, mu: float, n: int, reps: int = 4000):
 @pytest.mark.parametrize("n", [10, 20, 50, 200])
 def test_non_negative_mean_interval_covers_skewed_errors_and_stays_non_negative(n):
     rng = np.random.default_rng(100 + n)
-    for draw, mu in ((lambda size: rng.exponential(2.0, size), 2.0),
-                     (lambda size: rng.lognormal(0.0, 0.5, size), math.exp(0.125))):
+    for draw, mu in (
+        (lambda size: rng.exponential(2.0, size), 2.0),
+        (lambda size: rng.lognormal(0.0, 0.5, size), math.exp(0.125)),
+    ):
         covered, lowest, proper = _coverage(draw, mu, n)
         assert covered >= 0.93, (n, mu, covered)
         assert lowest >= 0 and proper == 1.0
@@ -286,8 +342,9 @@ def test_non_negative_mean_interval_pinned_to_scipy_on_rows():
     t = sps.t.ppf(0.975, n - 1)
     mean, sd, low, high = positive_mean_interval(n, x.sum(), (x * x).sum())
     assert (mean, sd) == pytest.approx((m, s), rel=1e-9)
-    assert (low, high) == pytest.approx((m * math.exp(v / 2 - t * math.sqrt(v)), m * math.exp(v / 2 + t * math.sqrt(v))),
-                                        rel=1e-9)
+    assert (low, high) == pytest.approx(
+        (m * math.exp(v / 2 - t * math.sqrt(v)), m * math.exp(v / 2 + t * math.sqrt(v))), rel=1e-9
+    )
     assert sps.t.interval(0.95, n - 1, loc=m, scale=sps.sem(x))[0] < 0 < low  # t went below zero
     assert positive_mean_interval(4, 0.0, 0.0)[2:] == (0.0, 0.0)  # every error 0
     assert positive_mean_interval(20, 19.0, 19.0, ceiling=1.0)[3] <= 1.0  # Brier stays <= 1

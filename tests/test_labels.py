@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
+from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 from analysis import (
     ConfigError,
@@ -16,7 +17,6 @@ from analysis import (
     parse_mapping,
 )
 from analysis.overview import overview_table, project_summary
-from conftest import SMALL_MAPPING, db_digest, labeled_out_of_step, repeat_flags_wrong, small_predictions
 
 MAPPING = parse_mapping(SMALL_MAPPING)
 
@@ -34,8 +34,7 @@ def labels(store, frame, **kw):
 def stored(db_path, table="log_1"):
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        return con.execute(f"SELECT * FROM {table}").df().set_index(
-            "prediction_id" if table == "log_1" else "key")
+        return con.execute(f"SELECT * FROM {table}").df().set_index("prediction_id" if table == "log_1" else "key")
     finally:
         con.close()
 
@@ -57,10 +56,18 @@ def labeled_rows_stay_in_step(db_path):
 
 
 def test_labels_and_outcomes_apply(seeded, db_path):
-    rep = labels(seeded, pd.DataFrame({
-        "request_id": ["r0", "r1", "r2"], "label": [True, False, True],
-        "label_timestamp": ["2026-03-01 12:00", None, "2026-03-02"], "revenue": [5.0, None, 7.5],
-    }), outcomes=["revenue"])
+    rep = labels(
+        seeded,
+        pd.DataFrame(
+            {
+                "request_id": ["r0", "r1", "r2"],
+                "label": [True, False, True],
+                "label_timestamp": ["2026-03-01 12:00", None, "2026-03-02"],
+                "revenue": [5.0, None, 7.5],
+            }
+        ),
+        outcomes=["revenue"],
+    )
     assert (rep.matched_predictions, rep.applied, rep.pending, rep.conflicting) == (3, 3, 0, 0)
     rows = stored(db_path)
     assert rows.loc["r0", "label"] == True and rows.loc["r1", "label"] == False  # noqa: E712
@@ -75,8 +82,11 @@ def test_labels_and_outcomes_apply(seeded, db_path):
 
 def test_labels_before_predictions_wait_then_apply(store, db_path):
     ingest(store, small_predictions(4))
-    early = labels(store, pd.DataFrame({"request_id": ["r2", "r7", "r8"], "label": [True, False, True],
-                                        "revenue": [1.0, 2.0, 3.0]}), outcomes=["revenue"])
+    early = labels(
+        store,
+        pd.DataFrame({"request_id": ["r2", "r7", "r8"], "label": [True, False, True], "revenue": [1.0, 2.0, 3.0]}),
+        outcomes=["revenue"],
+    )
     assert (early.applied, early.pending) == (1, 2)
     assert sorted(stored(db_path, "pending_1").index) == ["r7", "r8"]
     with store.read() as con:
@@ -114,13 +124,26 @@ def test_example_keyed_labels_reach_every_version_even_later(store, db_path):
     frame = small_predictions(4).assign(example=["e1", "e1", "e2", "e3"])
     with store.write() as con:
         ingest_predictions(con, frame, project="p", mapping=MAPPING.with_(example="example"))
-    rep = labels(store, pd.DataFrame({"example": ["e1", "e2", "e9"], "label": [True, False, True]}),
-                 key="example", id_column="example")
+    rep = labels(
+        store,
+        pd.DataFrame({"example": ["e1", "e2", "e9"], "label": [True, False, True]}),
+        key="example",
+        id_column="example",
+    )
     assert rep.matched_predictions == 3 and rep.applied == 3 and rep.pending == 1
     # A new version scores e1 and e9 later (an offline re-score): both pick up the labels.
-    later = pd.DataFrame({"request_id": ["x1", "x9"], "ts": pd.Timestamp("2026-02-01"), "model": "m3",
-                          "score": [0.3, 0.8], "country": "NG", "age": 30, "vip": False,
-                          "example": ["e1", "e9"]})
+    later = pd.DataFrame(
+        {
+            "request_id": ["x1", "x9"],
+            "ts": pd.Timestamp("2026-02-01"),
+            "model": "m3",
+            "score": [0.3, 0.8],
+            "country": "NG",
+            "age": 30,
+            "vip": False,
+            "example": ["e1", "e9"],
+        }
+    )
     with store.write() as con:
         r = ingest_predictions(con, later, project="p", mapping=MAPPING.with_(example="example"))
     assert r.labels_applied_from_pending == 2
@@ -152,22 +175,53 @@ def assert_labels_rejected(store, db_path, frame, match, exc=IngestError, **kw):
 
 
 def test_bad_label_files_change_nothing(seeded, db_path, tmp_path):
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", "r1"], "label": ["true", "perhaps"]}),
-                           r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\)")
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", "r0"], "label": [True, False]}),
-                           r"1 row repeats an id.*'r0'")
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0", None], "label": [True, False]}),
-                           r"column 'request_id': 1 row has no prediction id")
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "label": [True], "label_timestamp": ["soon"]}),
-                           r"column 'label_timestamp': 1 row is not a timestamp")
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "revenue": ["lots"]}),
-                           r"column 'revenue': 1 row is not a number")
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"id2": ["r0"], "label": [True]}),
-                           r"no prediction id column found", exc=ConfigError)
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "other": [1]}),
-                           r"nothing to attach", exc=ConfigError)
-    assert_labels_rejected(seeded, db_path, pd.DataFrame({"request_id": ["r0"], "label": [True]}),
-                           r"column 'nope' \(mapped as outcome\) is not in the input", outcomes=["nope"])
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0", "r1"], "label": ["true", "perhaps"]}),
+        r"column 'label': 1 row is not one of the two classes 'true' \(positive\) and 'false' \(negative\)",
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0", "r0"], "label": [True, False]}),
+        r"1 row repeats an id.*'r0'",
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0", None], "label": [True, False]}),
+        r"column 'request_id': 1 row has no prediction id",
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0"], "label": [True], "label_timestamp": ["soon"]}),
+        r"column 'label_timestamp': 1 row is not a timestamp",
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0"], "revenue": ["lots"]}),
+        r"column 'revenue': 1 row is not a number",
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"id2": ["r0"], "label": [True]}),
+        r"no prediction id column found",
+        exc=ConfigError,
+    )
+    assert_labels_rejected(
+        seeded, db_path, pd.DataFrame({"request_id": ["r0"], "other": [1]}), r"nothing to attach", exc=ConfigError
+    )
+    assert_labels_rejected(
+        seeded,
+        db_path,
+        pd.DataFrame({"request_id": ["r0"], "label": [True]}),
+        r"column 'nope' \(mapped as outcome\) is not in the input",
+        outcomes=["nope"],
+    )
     broken = tmp_path / "labels.csv"
     broken.write_bytes(b"\xff\xfe\x00garbage\x00\x00")
     assert_labels_rejected(seeded, db_path, str(broken), r"labels.csv")
@@ -181,8 +235,12 @@ def test_regression_labels(store, db_path):
     from analysis import Mapping
 
     with store.write() as con:
-        ingest_predictions(con, frame, project="reg", mapping=Mapping(task="regression", id="id", version="v",
-                                                                       prediction="prediction", features=[]))
+        ingest_predictions(
+            con,
+            frame,
+            project="reg",
+            mapping=Mapping(task="regression", id="id", version="v", prediction="prediction", features=[]),
+        )
         rep = attach_labels(con, pd.DataFrame({"id": ["a", "b"], "label": ["1.5", "x"]}).iloc[:1], project="reg")
         assert rep.applied == 1
         table = overview_table(con, get_project(con, "reg"))

@@ -28,13 +28,15 @@ def ingest_frame(store, frame, task, **roles):
 
 
 def test_binary_hand_computed(store):
-    frame = pd.DataFrame({
-        "id": ["a", "b", "c", "d", "e", "f"],
-        "v": ["m"] * 6,
-        "label": pd.array([1, 1, 0, 0, 1, None], dtype="Int64"),
-        "score": [0.9, 0.4, 0.6, 0.1, 0.6, 0.8],
-        "prediction": [1, 0, 1, 0, 1, 1],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "v": ["m"] * 6,
+            "label": pd.array([1, 1, 0, 0, 1, None], dtype="Int64"),
+            "score": [0.9, 0.4, 0.6, 0.1, 0.6, 0.8],
+            "prediction": [1, 0, 1, 0, 1, 1],
+        }
+    )
     row = ingest_frame(store, frame, "binary", label="label", score="score", prediction="prediction").iloc[0]
     assert row.n_rows == 6 and row.n_labeled == 5
     assert row.labeled_share == pytest.approx(5 / 6, abs=TOL)
@@ -53,18 +55,23 @@ def test_binary_hand_computed(store):
 
 
 def test_multiclass_hand_computed(store):
-    frame = pd.DataFrame({
-        "id": list("12345"), "v": ["m"] * 5,
-        "label": ["a", "a", "b", "c", "b"], "prediction": ["a", "b", "b", "c", "a"],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": list("12345"),
+            "v": ["m"] * 5,
+            "label": ["a", "a", "b", "c", "b"],
+            "prediction": ["a", "b", "b", "c", "a"],
+        }
+    )
     row = ingest_frame(store, frame, "multiclass", label="label", prediction="prediction").iloc[0]
     assert row.accuracy == pytest.approx(3 / 5, abs=TOL)
     assert row.macro_f1 == pytest.approx((0.5 + 0.5 + 1.0) / 3, abs=TOL)
 
 
 def test_regression_hand_computed(store):
-    frame = pd.DataFrame({"id": list("1234"), "v": ["m"] * 4,
-                          "label": [1.0, 2.0, 3.0, 4.0], "prediction": [1.5, 2.0, 2.0, 5.0]})
+    frame = pd.DataFrame(
+        {"id": list("1234"), "v": ["m"] * 4, "label": [1.0, 2.0, 3.0, 4.0], "prediction": [1.5, 2.0, 2.0, 5.0]}
+    )
     row = ingest_frame(store, frame, "regression", label="label", prediction="prediction").iloc[0]
     assert row.mae == pytest.approx(0.625, abs=TOL)
     assert row.rmse == pytest.approx(0.75, abs=TOL)
@@ -94,8 +101,15 @@ def test_binary_random_against_sklearn(store, seed):
     pred = rng.random(n) < score
     label = pd.array(y.astype(int), dtype="Int64")
     label[rng.random(n) < 0.1] = pd.NA
-    frame = pd.DataFrame({"id": np.arange(n), "v": rng.choice(["a", "b", "c"], n),
-                          "label": label, "score": score, "prediction": pred.astype(int)})
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "v": rng.choice(["a", "b", "c"], n),
+            "label": label,
+            "score": score,
+            "prediction": pred.astype(int),
+        }
+    )
     table = ingest_frame(store, frame, "binary", label="label", score="score", prediction="prediction")
     for version, part in frame.groupby("v"):
         part = part[part.label.notna()]
@@ -138,7 +152,7 @@ def demo_rows(path) -> pd.DataFrame:
     con = duckdb.connect(str(path), read_only=True)
     try:
         return con.execute(
-            "SELECT model_version, stage, CAST(\"timestamp\" AS DATE) AS day, label, prediction, score, "
+            'SELECT model_version, stage, CAST("timestamp" AS DATE) AS day, label, prediction, score, '
             "revenue, loss FROM log_1"
         ).df()
     finally:
@@ -181,7 +195,8 @@ def test_demo_daily_series_matches_sklearn(demo_db):
         assert row.n_rows == len(part)
         assert row.roc_auc == pytest.approx(skm.roc_auc_score(labeled.label.astype(bool), labeled.score), abs=TOL)
         assert row.accuracy == pytest.approx(
-            skm.accuracy_score(labeled.label.astype(bool), labeled.prediction.astype(bool)), abs=TOL)
+            skm.accuracy_score(labeled.label.astype(bool), labeled.prediction.astype(bool)), abs=TOL
+        )
 
 
 def test_scope_filters_versions_stages_and_window(demo_db):
@@ -189,21 +204,28 @@ def test_scope_filters_versions_stages_and_window(demo_db):
 
     with Store(demo_db).read() as con:
         project = get_project(con, "lending-demo")
-        table = overview_table(con, project, Scope.of(stages=["shadow", "canary"], start="2026-10-10",
-                                                      end="2026-10-20"))
+        table = overview_table(
+            con, project, Scope.of(stages=["shadow", "canary"], start="2026-10-10", end="2026-10-20")
+        )
     rows = demo_rows(demo_db)
-    window = rows[(rows.day >= pd.Timestamp("2026-10-10")) & (rows.day <= pd.Timestamp("2026-10-20"))
-                  & rows.stage.isin(["shadow", "canary"])]
+    window = rows[
+        (rows.day >= pd.Timestamp("2026-10-10"))
+        & (rows.day <= pd.Timestamp("2026-10-20"))
+        & rows.stage.isin(["shadow", "canary"])
+    ]
     assert sorted(table.stage) == ["canary", "shadow"]
     assert table.n_rows.sum() == len(window)
 
 
-@pytest.mark.parametrize("scope", [
-    Scope(),
-    Scope.of(start="2026-10-10", end="2026-10-20"),
-    Scope.of(versions="credit-v1", stages="production", start="2026-09-01", end="2026-12-31"),
-    Scope.of(stages=["shadow", "canary"]),
-])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Scope(),
+        Scope.of(start="2026-10-10", end="2026-10-20"),
+        Scope.of(versions="credit-v1", stages="production", start="2026-09-01", end="2026-12-31"),
+        Scope.of(stages=["shadow", "canary"]),
+    ],
+)
 def test_rollup_answers_equal_the_raw_log(demo_db, scope):
     """Each way the rollup answers (per-day ranking figures, all-time figures,
     ranking figures from the log for other windows) equals the raw log."""
@@ -222,13 +244,17 @@ def test_partial_window_roc_auc_matches_sklearn(demo_db):
     from analysis import Store
 
     with Store(demo_db).read() as con:
-        table = overview_table(con, get_project(con, "lending-demo"),
-                               Scope.of(versions="credit-v1", start="2026-10-01", end="2026-10-07"))
+        table = overview_table(
+            con, get_project(con, "lending-demo"), Scope.of(versions="credit-v1", start="2026-10-01", end="2026-10-07")
+        )
     rows = demo_rows(demo_db)
-    part = rows[(rows.model_version == "credit-v1") & (rows.day >= pd.Timestamp("2026-10-01"))
-                & (rows.day <= pd.Timestamp("2026-10-07")) & rows.label.notna()]
+    part = rows[
+        (rows.model_version == "credit-v1")
+        & (rows.day >= pd.Timestamp("2026-10-01"))
+        & (rows.day <= pd.Timestamp("2026-10-07"))
+        & rows.label.notna()
+    ]
     row = table.iloc[0]
     assert row.n_labeled == len(part)
     assert row.roc_auc == pytest.approx(skm.roc_auc_score(part.label.astype(bool), part.score), abs=TOL)
-    assert row.pr_auc == pytest.approx(
-        skm.average_precision_score(part.label.astype(bool), part.score), abs=TOL)
+    assert row.pr_auc == pytest.approx(skm.average_precision_score(part.label.astype(bool), part.score), abs=TOL)

@@ -5,17 +5,36 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.numbers import (format_count, format_delta, format_number, format_p, format_value, metric_name,
-                              metric_title)
+from analysis.numbers import (
+    format_count,
+    format_delta,
+    format_number,
+    format_p,
+    format_value,
+    metric_name,
+    metric_title,
+)
 
-MONEY = [{"name": "revenue", "expression": "sum(outcome_revenue)", "direction": "higher", "unit": "$",
-          "format": ",.2f"}]
+MONEY = [
+    {"name": "revenue", "expression": "sum(outcome_revenue)", "direction": "higher", "unit": "$", "format": ",.2f"}
+]
 
 
-@pytest.mark.parametrize("p, shown", [
-    (0.0, "< 1e-16"), (1e-300, "< 1e-16"), (3.2e-7, "3.2e−7"), (0.0041, "0.0041"), (0.032, "0.032"),
-    (0.5, "0.5"), (1.0, "1"), (None, "–"), (math.nan, "–"), (pd.NA, "–"),
-])
+@pytest.mark.parametrize(
+    "p, shown",
+    [
+        (0.0, "< 1e-16"),
+        (1e-300, "< 1e-16"),
+        (3.2e-7, "3.2e−7"),
+        (0.0041, "0.0041"),
+        (0.032, "0.032"),
+        (0.5, "0.5"),
+        (1.0, "1"),
+        (None, "–"),
+        (math.nan, "–"),
+        (pd.NA, "–"),
+    ],
+)
 def test_p_values_read_as_people_write_them(p, shown):
     assert format_p(p) == shown
 
@@ -57,8 +76,9 @@ def test_a_change_that_rounds_to_zero_has_no_sign():
 
 def test_a_small_value_in_a_totals_format_keeps_three_significant_digits():
     """A total's format (",.0f") would show revenue per prediction of $0.43 as "$0"."""
-    whole = [{"name": "revenue", "expression": "sum(outcome_revenue)", "direction": "higher", "unit": "$",
-              "format": ",.0f"}]
+    whole = [
+        {"name": "revenue", "expression": "sum(outcome_revenue)", "direction": "higher", "unit": "$", "format": ",.0f"}
+    ]
     assert format_value("revenue", 0.4312, whole) == "$0.431"
     assert format_value("revenue", 12.5, whole) == "$12.5"
     assert format_value("revenue", 1060.2, whole) == "$1,060"

@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
+from test_app import app_on, texts
 
 from analysis import Mapping, Store, ingest_predictions
-
-from test_app import app_on, texts
 
 DAYS = pd.date_range("2026-03-01", periods=10, freq="D")
 
@@ -26,18 +25,42 @@ def frames() -> dict[str, tuple[pd.DataFrame, Mapping]]:
     label = rng.random(n) < 0.4
     # A poor model: log loss above 1 on every day.
     score = np.clip(np.where(label, rng.uniform(0.0, 0.7, n), rng.uniform(0.3, 1.0, n)), 0.01, 0.99)
-    binary = pd.DataFrame({"id": [f"b{i}" for i in range(n)], "ts": ts, "model": np.where(np.arange(n) % 2, "v1", "v2"),
-                           "stage": np.where(np.arange(n) % 4 == 0, "canary", "production"),
-                           "score": score.round(3), "label": label.astype(int), "plan": rng.choice(["a", "b"], n),
-                           "revenue": rng.gamma(2, 10, n).round(2)})
+    binary = pd.DataFrame(
+        {
+            "id": [f"b{i}" for i in range(n)],
+            "ts": ts,
+            "model": np.where(np.arange(n) % 2, "v1", "v2"),
+            "stage": np.where(np.arange(n) % 4 == 0, "canary", "production"),
+            "score": score.round(3),
+            "label": label.astype(int),
+            "plan": rng.choice(["a", "b"], n),
+            "revenue": rng.gamma(2, 10, n).round(2),
+        }
+    )
     binary.loc[binary["model"] == "v2", "label"] = None  # v2 has no labels yet
     classes = np.array(["cat", "dog", "bird"])
-    multi = pd.DataFrame({"id": [f"m{i}" for i in range(n)], "ts": ts, "model": "mc-1", "stage": "production",
-                          "prediction": classes[np.arange(n) % 3], "label": classes[(np.arange(n) // 2) % 3],
-                          "size": rng.integers(1, 9, n)})
-    reg = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "ts": ts, "model": "eta-1", "stage": "production",
-                        "prediction": rng.normal(30, 5, n).round(1), "label": rng.normal(30, 6, n).round(1),
-                        "city": rng.choice(["x", "y"], n)})
+    multi = pd.DataFrame(
+        {
+            "id": [f"m{i}" for i in range(n)],
+            "ts": ts,
+            "model": "mc-1",
+            "stage": "production",
+            "prediction": classes[np.arange(n) % 3],
+            "label": classes[(np.arange(n) // 2) % 3],
+            "size": rng.integers(1, 9, n),
+        }
+    )
+    reg = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "ts": ts,
+            "model": "eta-1",
+            "stage": "production",
+            "prediction": rng.normal(30, 5, n).round(1),
+            "label": rng.normal(30, 6, n).round(1),
+            "city": rng.choice(["x", "y"], n),
+        }
+    )
     m = dict(id="id", timestamp="ts", version="model", stage="stage", label="label")
     return {
         "shop": (binary, Mapping(task="binary", score="score", features=["plan"], outcomes=["revenue"], **m)),
@@ -65,8 +88,9 @@ def open_overview(monkeypatch, path, **params):
 
 
 def charts(at) -> dict[str, dict]:
-    return {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
-            for c in at.get("plotly_chart")}
+    return {
+        json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in at.get("plotly_chart")
+    }
 
 
 def ys(trace) -> list[float]:
@@ -85,15 +109,25 @@ def metric_cards(at) -> dict[str, list[str]]:
 
 
 def test_a_link_reproduces_version_stages_window_and_view(monkeypatch, projects):
-    at = open_overview(monkeypatch, projects, project="shop", version="v1", stage="production",
-                       **{"from": "2026-03-03", "to": "2026-03-06"})
+    at = open_overview(
+        monkeypatch,
+        projects,
+        project="shop",
+        version="v1",
+        stage="production",
+        **{"from": "2026-03-03", "to": "2026-03-06"},
+    )
     assert not at.exception
     assert at.selectbox(key="ov_version").value == "v1"
     assert at.multiselect(key="ov_stages").value == ["production"]
     assert (at.text_input(key="ov_from").value, at.text_input(key="ov_to").value) == ("2026-03-03", "2026-03-06")
     frame, _ = frames()["shop"]
-    rows = frame[(frame["model"] == "v1") & (frame["stage"] == "production")
-                 & (frame["ts"] >= "2026-03-03") & (frame["ts"] < "2026-03-07")]
+    rows = frame[
+        (frame["model"] == "v1")
+        & (frame["stage"] == "production")
+        & (frame["ts"] >= "2026-03-03")
+        & (frame["ts"] < "2026-03-07")
+    ]
     shown = at.dataframe[0].value
     assert list(shown["n_rows"]) == [len(rows)]
     assert shown["roc_auc"][0] == pytest.approx(skm.roc_auc_score(rows["label"], rows["score"]))
@@ -151,8 +185,10 @@ def test_axes_fit_their_figures(monkeypatch, projects):
     assert charts(at)["Accuracy (labeled rows)"]["layout"]["yaxis"]["range"] == [0, 1.02]
 
 
-@pytest.mark.parametrize("name, headline", [("shop", ("ROC AUC", "Accuracy")), ("pets", ("Accuracy", "Macro F1")),
-                                            ("eta", ("Mean absolute error", "RMSE"))])
+@pytest.mark.parametrize(
+    "name, headline",
+    [("shop", ("ROC AUC", "Accuracy")), ("pets", ("Accuracy", "Macro F1")), ("eta", ("Mean absolute error", "RMSE"))],
+)
 def test_cards_name_each_tasks_headline_in_words_and_never_none(monkeypatch, projects, name, headline):
     at = open_overview(monkeypatch, projects, project=name)
     assert not at.exception
@@ -172,7 +208,9 @@ def test_cards_name_each_tasks_headline_in_words_and_never_none(monkeypatch, pro
     if name == "pets":
         assert cards["Accuracy"] == [f"{100 * skm.accuracy_score(labeled['label'], labeled['prediction']):.1f}%"]
     if name == "eta":
-        assert cards["Mean absolute error"] == [f"{skm.mean_absolute_error(labeled['label'], labeled['prediction']):.4f}"]
+        assert cards["Mean absolute error"] == [
+            f"{skm.mean_absolute_error(labeled['label'], labeled['prediction']):.4f}"
+        ]
     for m in at.metric:
         assert not m.proto.delta  # figures, not changes: no arrows
 
@@ -190,14 +228,16 @@ def test_another_project_in_the_sidebar_opens_its_whole_view(monkeypatch, projec
 
 
 def test_an_outcome_summed_by_a_product_metric_takes_its_unit():
-    from analysis.overview import outcome_units
     from analysis.metrics.product import ProductMetric
+    from analysis.overview import outcome_units
 
     revenue = ProductMetric("revenue", "sum(revenue)", unit="$", format=",.0f")
     cost = ProductMetric("shipping", ' SUM( "delivery_cost" ) ', unit="EUR")
     filtered = ProductMetric("lost", "sum(loss) FILTER (WHERE label)", unit="$")
     assert outcome_units([revenue, cost, filtered], ["revenue", "delivery_cost", "loss"]) == {
-        "revenue": revenue, "delivery_cost": cost}
+        "revenue": revenue,
+        "delivery_cost": cost,
+    }
 
 
 def test_the_demos_revenue_reads_in_dollars(monkeypatch, demo_copy):

@@ -31,19 +31,19 @@ class Recorder:
 
 
 def analyses(project):
-    from analysis.slices.breakdown import breakdown, leaderboard
-    from analysis.slices.buckets import bucket_counts, examples
     from analysis.compare.comparison import Side, compare
+    from analysis.compare.gate import run_gate
     from analysis.discovery.run import discover
     from analysis.discovery.tree import error_tree
-    from analysis.compare.gate import run_gate
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
+    from analysis.slices.breakdown import breakdown, leaderboard
+    from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.column_profile import histogram, value_counts
-    from analysis.slices.saved import slice_by_version, slice_over_time
-    from analysis.store.scope import Scope
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
+    from analysis.slices.saved import slice_by_version, slice_over_time
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
@@ -68,8 +68,9 @@ def analyses(project):
         "discovery of a cost": lambda con: discover(con, project, v1, error="loss", top_k=3, max_level=2),
         "error tree (sampled)": lambda con: error_tree(con, project, v1, sample=20_000, max_depth=2),
         "comparison, paired": lambda con: compare(con, project, production, shadow, discovered=2),
-        "comparison, unpaired": lambda con: compare(con, project, Side("credit-v1"), Side("credit-v2"),
-                                                    pair=False, discovered=0),
+        "comparison, unpaired": lambda con: compare(
+            con, project, Side("credit-v1"), Side("credit-v2"), pair=False, discovered=0
+        ),
         "gate": lambda con: run_gate(con, project, production, shadow),
         "validation sets": lambda con: evaluate(con, project),
     }
@@ -78,9 +79,8 @@ def analyses(project):
 @pytest.fixture(scope="module")
 def recorded(demo_db, tmp_path_factory):
     import analysis.slices.breakdown as breakdown_module
-
-    from analysis.store.scope import Scope
     from analysis.slices.model import parse_slice
+    from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote
 
     path = tmp_path_factory.mktemp("portable") / "demo.duckdb"
@@ -89,8 +89,9 @@ def recorded(demo_db, tmp_path_factory):
     with store.write() as con:
         project = get_project(con, "lending-demo")
         create_set(con, project, "east", criteria=["accuracy >= 0.8"])
-        promote(con, project, "east", Selection(scope=Scope.of(versions="credit-v1"),
-                                                slice_=parse_slice("region = east")))
+        promote(
+            con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east"))
+        )
         commit(con, project, "east", "the east region")
     # Cut points from a sample, as beyond a million rows.
     limit = breakdown_module.EXACT_QUANTILES_UP_TO
@@ -135,20 +136,27 @@ def test_the_sampled_statements_take_spark_s_sampling_form(recorded):
 def test_the_cut_points_sample_examples_by_key(recorded):
     """Beyond a million rows the cut points read the examples whose key is below a bound:
     a plain comparison, the same rows on every run and engine (no block sample)."""
-    cuts = [sql for statements in recorded.values() for sql in statements
-            if "quantile_disc" in sql and "example_key < ?" in sql]
+    cuts = [
+        sql
+        for statements in recorded.values()
+        for sql in statements
+        if "quantile_disc" in sql and "example_key < ?" in sql
+    ]
     assert cuts
 
 
-@pytest.mark.parametrize("sql, problem", [
-    ("SELECT hash(example_id) % 10 FROM log_1", "DuckDB-only function hash()"),
-    ("SELECT time_bucket(INTERVAL 1 DAY, ts) FROM log_1", "DuckDB-only function date_bin()"),
-    ("SELECT * FROM log_1 QUALIFY row_number() OVER (ORDER BY ts) = 1", "QUALIFY"),
-    ("UNPIVOT log_1 ON a, b INTO NAME k VALUE v", "UNPIVOT"),
-    ("SELECT example_id[1:3] FROM log_1", "slicing"),
-    ("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM log_1", "approximate PERCENTILE_APPROX"),
-    ("SELECT quantile_cont(score, 0.5) FROM log_1", "not a Spark form"),
-    ("SELECT * FROM read_parquet('/etc/x.parquet')", "read_parquet"),
-])
+@pytest.mark.parametrize(
+    "sql, problem",
+    [
+        ("SELECT hash(example_id) % 10 FROM log_1", "DuckDB-only function hash()"),
+        ("SELECT time_bucket(INTERVAL 1 DAY, ts) FROM log_1", "DuckDB-only function date_bin()"),
+        ("SELECT * FROM log_1 QUALIFY row_number() OVER (ORDER BY ts) = 1", "QUALIFY"),
+        ("UNPIVOT log_1 ON a, b INTO NAME k VALUE v", "UNPIVOT"),
+        ("SELECT example_id[1:3] FROM log_1", "slicing"),
+        ("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM log_1", "approximate PERCENTILE_APPROX"),
+        ("SELECT quantile_cont(score, 0.5) FROM log_1", "not a Spark form"),
+        ("SELECT * FROM read_parquet('/etc/x.parquet')", "read_parquet"),
+    ],
+)
 def test_banned_constructs_are_named(sql, problem):
     assert any(problem in p for p in spark_problems(sql)), spark_problems(sql)

@@ -5,27 +5,43 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import db_digest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.metrics.product import ProductMetric, define_metric, delete_metric, list_metrics, product_metrics
 from analysis.store.scope import Scope
 
-from conftest import db_digest
-
 
 @pytest.fixture()
 def lending(tmp_path):
-    frame = pd.DataFrame({
-        "id": [f"p{i}" for i in range(8)], "v": ["a"] * 4 + ["b"] * 4,
-        "prediction": [0, 0, 1, 1, 0, 1, 0, 0], "label": [0, 1, 1, 0, 1, 1, 0, None],
-        "revenue": [100.0, 0.0, 0.0, 0.0, 50.0, 0.0, 70.0, None], "loss": [0.0, 900.0, 0.0, 0.0, 400.0, 0.0, 0.0, None],
-        "region": ["n", "s", "n", "s", "n", "s", "n", "s"],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(8)],
+            "v": ["a"] * 4 + ["b"] * 4,
+            "prediction": [0, 0, 1, 1, 0, 1, 0, 0],
+            "label": [0, 1, 1, 0, 1, 1, 0, None],
+            "revenue": [100.0, 0.0, 0.0, 0.0, 50.0, 0.0, 70.0, None],
+            "loss": [0.0, 900.0, 0.0, 0.0, 400.0, 0.0, 0.0, None],
+            "region": ["n", "s", "n", "s", "n", "s", "n", "s"],
+        }
+    )
     store = Store(tmp_path / "m.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="loans", mapping=Mapping(
-            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
-            features=["region"], outcomes=["revenue", "loss"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="loans",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                task="binary",
+                prediction="prediction",
+                label="label",
+                positive_label="1",
+                features=["region"],
+                outcomes=["revenue", "loss"],
+            ),
+        )
     with store.read() as con:
         return store, get_project(con, "loans"), frame
 
@@ -52,33 +68,37 @@ def test_metrics_per_version_equal_pandas(lending):
         false_approvals = approved & (rows.label == 1)
         assert got.loc[version, "loss_from_false_approvals"] == pytest.approx(rows.loss[false_approvals].sum())
         assert got.loc[version, "net_per_application"] == pytest.approx(
-            (rows.revenue.sum() - rows.loss.sum()) / len(rows))
+            (rows.revenue.sum() - rows.loss.sum()) / len(rows)
+        )
     assert DEFINITIONS[0].show(1234.0) == "$1,234" and DEFINITIONS[1].show(0.5) == "50.0%"
     with store.read() as con:
         one = product_metrics(con, project, Scope.of(versions="b"), names=["revenue"])
     assert one.values.tolist() == [["b", "production", 120.0]]
 
 
-@pytest.mark.parametrize("metric, message", [
-    (ProductMetric("m", "(SELECT sum(loss) FROM log_1)"), "subquery"),
-    (ProductMetric("m", "sum(loss) + (SELECT 1)"), "subquery"),
-    (ProductMetric("m", "read_csv('/etc/passwd')"), "read_csv"),
-    (ProductMetric("m", "count(*) FROM read_parquet('x')"), "not valid SQL|not allowed"),
-    (ProductMetric("m", "sum(glob('*'))"), "glob"),
-    (ProductMetric("m", "DROP TABLE log_1"), "not allowed"),
-    (ProductMetric("m", "SET threads = 1"), "not allowed"),
-    (ProductMetric("m", "sum(loss); DROP TABLE log_1"), "statements"),
-    (ProductMetric("m", "loss"), "outside any aggregate"),
-    (ProductMetric("m", "sum(sum(loss))"), "do not nest"),
-    (ProductMetric("m", "sum(loss) OVER ()"), "window"),
-    (ProductMetric("m", "sum(nope)"), "Unknown column 'nope'"),
-    (ProductMetric("m", "min(region)"), "gives VARCHAR"),
-    (ProductMetric("m", "sum(region)"), "does not apply"),
-    (ProductMetric("bad name", "sum(loss)"), "name"),
-    (ProductMetric("stage", "sum(loss)"), "grouping column"),
-    (ProductMetric("m", "sum(loss)", direction="up"), "Direction"),
-    (ProductMetric("m", "sum(loss)", format="%d"), "number format"),
-])
+@pytest.mark.parametrize(
+    "metric, message",
+    [
+        (ProductMetric("m", "(SELECT sum(loss) FROM log_1)"), "subquery"),
+        (ProductMetric("m", "sum(loss) + (SELECT 1)"), "subquery"),
+        (ProductMetric("m", "read_csv('/etc/passwd')"), "read_csv"),
+        (ProductMetric("m", "count(*) FROM read_parquet('x')"), "not valid SQL|not allowed"),
+        (ProductMetric("m", "sum(glob('*'))"), "glob"),
+        (ProductMetric("m", "DROP TABLE log_1"), "not allowed"),
+        (ProductMetric("m", "SET threads = 1"), "not allowed"),
+        (ProductMetric("m", "sum(loss); DROP TABLE log_1"), "statements"),
+        (ProductMetric("m", "loss"), "outside any aggregate"),
+        (ProductMetric("m", "sum(sum(loss))"), "do not nest"),
+        (ProductMetric("m", "sum(loss) OVER ()"), "window"),
+        (ProductMetric("m", "sum(nope)"), "Unknown column 'nope'"),
+        (ProductMetric("m", "min(region)"), "gives VARCHAR"),
+        (ProductMetric("m", "sum(region)"), "does not apply"),
+        (ProductMetric("bad name", "sum(loss)"), "name"),
+        (ProductMetric("stage", "sum(loss)"), "grouping column"),
+        (ProductMetric("m", "sum(loss)", direction="up"), "Direction"),
+        (ProductMetric("m", "sum(loss)", format="%d"), "number format"),
+    ],
+)
 def test_bad_definitions_are_named_and_not_stored(lending, metric, message):
     store, project, _ = lending
     before = db_digest(store.path)
@@ -130,12 +150,21 @@ unit = "$"
         ingest_predictions(con, frame, project="t", mapping=mapping)
         project = get_project(con, "t")
         assert [m.to_dict() for m in list_metrics(con, project)] == [
-            {"name": "missed", "expression": "sum(loss) FILTER (WHERE NOT prediction AND label)",
-             "direction": "lower", "unit": "$", "format": ",.2f"}]
+            {
+                "name": "missed",
+                "expression": "sum(loss) FILTER (WHERE NOT prediction AND label)",
+                "direction": "lower",
+                "unit": "$",
+                "format": ",.2f",
+            }
+        ]
         assert product_metrics(con, project)["missed"].tolist() == [5.0]
     before = db_digest(store.path)
-    evil = parse_mapping(toml.replace('sum(loss) FILTER (WHERE NOT prediction AND label)',
-                                      "sum(loss) + (SELECT count(*) FROM sb_projects)"))
+    evil = parse_mapping(
+        toml.replace(
+            "sum(loss) FILTER (WHERE NOT prediction AND label)", "sum(loss) + (SELECT count(*) FROM sb_projects)"
+        )
+    )
     with store.write() as con:
         with pytest.raises(ConfigError, match="subquery"):
             ingest_predictions(con, frame.assign(id=["c", "d"]), project="t", mapping=evil)
@@ -172,6 +201,7 @@ def test_a_metric_failing_on_the_rows_is_a_column_of_nan_with_its_reason(lending
         got = product_metrics(con, project)
     assert list(got.columns) == ["model_version", "stage", "revenue", "coded"]
     assert got.set_index("model_version")["revenue"].to_dict() == pytest.approx(
-        frame.groupby("v")["revenue"].sum().to_dict())
+        frame.groupby("v")["revenue"].sum().to_dict()
+    )
     assert got["coded"].isna().all()
     assert "Could not convert string 'NG'" in got.attrs["failed"]["coded"]

@@ -19,7 +19,7 @@ README = (ROOT / "README.md").read_text()
 def section(title: str) -> str:
     start = README.index(f"\n## {title}\n")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def test_the_python_api_block_runs_on_the_demo(demo_db, tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import db_digest
 from sklearn import metrics as skm
+from test_compare import two_versions
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
@@ -19,21 +21,39 @@ from analysis.compare.comparison import Side, compare
 from analysis.compare.gate import run_gate
 from analysis.ingest.labels import attach_labels
 from analysis.metrics.product import ProductMetric, define_metric
-from analysis.reports import (add_block, default_report, delete_block, edit_block, get_report, list_reports,
-                              move_block, refresh, render_html, rerun)
+from analysis.reports import (
+    add_block,
+    default_report,
+    delete_block,
+    edit_block,
+    get_report,
+    list_reports,
+    move_block,
+    refresh,
+    render_html,
+    rerun,
+)
 from analysis.reports.html import _plotly_packed
-from analysis.slices.saved import save_slice
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import parse_slice
+from analysis.slices.saved import save_slice
 from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
-from conftest import db_digest
-from test_compare import two_versions
-
-MAPPING = Mapping(id="id", example="example", version="v", stage="stage", timestamp="ts", task="binary",
-                  prediction="prediction", score="score", label="label", positive_label="1",
-                  features=["city", "tier"], outcomes=["loss"])
+MAPPING = Mapping(
+    id="id",
+    example="example",
+    version="v",
+    stage="stage",
+    timestamp="ts",
+    task="binary",
+    prediction="prediction",
+    score="score",
+    label="label",
+    positive_label="1",
+    features=["city", "tier"],
+    outcomes=["loss"],
+)
 
 
 def dataset(n: int = 3000) -> pd.DataFrame:
@@ -51,8 +71,11 @@ def project_db(tmp_path):
     with store.write() as con:
         ingest_predictions(con, frame, project="p", mapping=MAPPING)
         project = get_project(con, "p")
-        define_metric(con, project, ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)",
-                                                  "lower", "$", ",.0f"))
+        define_metric(
+            con,
+            project,
+            ProductMetric("missed_loss", "sum(loss) FILTER (WHERE NOT prediction AND label)", "lower", "$", ",.0f"),
+        )
         save_slice(con, project, "planted", parse_slice("city = ber AND tier = free"))
         create_set(con, project, "berlin", criteria=["accuracy >= 0.5"])
         promote(con, project, "berlin", Selection(slice_=parse_slice("city = ber"), scope=Scope.of(versions="v1")))
@@ -69,11 +92,13 @@ def test_blocks_hold_the_engines_numbers_and_pin_their_view(project_db):
     with store.write() as con:
         project = get_project(con, "p")
         headline = add_block(con, project, "review", "headline", {})
-        comparison = add_block(con, project, "review", "comparison",
-                               {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0})
+        comparison = add_block(
+            con, project, "review", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0}
+        )
         gate = add_block(con, project, "review", "gate", {"baseline": Side("v1"), "candidate": Side("v2")})
-        slice_block = add_block(con, project, "review", "slice",
-                                {"slice": parse_slice("city = ber"), "scope": Scope.of(versions="v2")})
+        slice_block = add_block(
+            con, project, "review", "slice", {"slice": parse_slice("city = ber"), "scope": Scope.of(versions="v2")}
+        )
         sets = add_block(con, project, "review", "valsets", {})
         series = add_block(con, project, "review", "series", {"baseline": Side("v1"), "candidate": Side("v2")})
         found = add_block(con, project, "review", "discovery", {"scope": {"versions": ["v2"]}, "top_k": 3})
@@ -81,8 +106,9 @@ def test_blocks_hold_the_engines_numbers_and_pin_their_view(project_db):
         # The same engine calls on the same (pinned) parameters.
         comp = compare(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20", discovered=0)
         verdict = run_gate(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20")
-        sm = slice_metrics(con, project, parse_slice("city = ber"), Scope.of(versions="v2", start="2026-03-01",
-                                                                               end="2026-03-20"))
+        sm = slice_metrics(
+            con, project, parse_slice("city = ber"), Scope.of(versions="v2", start="2026-03-01", end="2026-03-20")
+        )
         matrix = evaluate(con, project, ["berlin"], version=1)
 
     rows = {r["side"]: r for r in headline.snapshot["rows"]}
@@ -122,8 +148,9 @@ def test_a_rerun_on_changed_data_says_what_changed(project_db, tmp_path):
     with store.write() as con:
         project = get_project(con, "p")
         add_block(con, project, "weekly", "headline", {})
-        add_block(con, project, "weekly", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
-                                                         "discovered": 0})
+        add_block(
+            con, project, "weekly", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0}
+        )
         add_block(con, project, "weekly", "note", {"text": "Numbers as of the review."})
         # A saved slice revised later does not change what the report shows.
         save_slice(con, project, "planted", parse_slice("city = ams"))
@@ -167,8 +194,10 @@ def test_blocks_move_edit_and_bad_input_changes_nothing(project_db):
         for call, message in [
             (lambda: add_block(con, project, "r", "pie", {}), "one of"),
             (lambda: add_block(con, project, "", "note", {"text": "x"}), "report name"),
-            (lambda: add_block(con, project, "r", "comparison", {"baseline": Side("v1"), "candidate": Side("v9")}),
-             "no predictions"),
+            (
+                lambda: add_block(con, project, "r", "comparison", {"baseline": Side("v1"), "candidate": Side("v9")}),
+                "no predictions",
+            ),
             (lambda: add_block(con, project, "r", "valsets", {"sets": ["nope"]}), "No validation set"),
             (lambda: edit_block(con, project, "r", 99, text="x"), "no block 99"),
             (lambda: add_block(con, project, "r", "note", {"text": "x" * 20_001}), "20,000"),
@@ -188,18 +217,25 @@ def test_the_exported_file_is_self_contained_and_carries_the_numbers(project_db)
     store, _ = project_db
     with store.write() as con:
         project = get_project(con, "p")
-        add_block(con, project, "out", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
-                                                      "discovered": 0})
-        add_block(con, project, "out", "note", {"text": "<script>alert('x')</script> ![pixel](https://example.com/p.png)"
-                                                        " and [a link](https://example.com)"})
+        add_block(con, project, "out", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0})
+        add_block(
+            con,
+            project,
+            "out",
+            "note",
+            {
+                "text": "<script>alert('x')</script> ![pixel](https://example.com/p.png)"
+                " and [a link](https://example.com)"
+            },
+        )
         report = get_report(con, project, "out")
     page = render_html(report)
     # Nothing to fetch: no element loads a URL, and the policy forbids any request.
     assert not re.search(r"<(script|link|img|iframe|source|video|audio)\b[^>]*\b(src|href)\s*=", page, re.I)
     assert "default-src 'none'" in page
     # The note's raw HTML is dropped (here the whole HTML block it opens), its image is not loaded.
-    note = page[page.index('<div class="note">'):]
-    note = note[:note.index("</div>")]
+    note = page[page.index('<div class="note">') :]
+    note = note[: note.index("</div>")]
     assert "<script>alert" not in page and "script" not in note and "alert" not in note and "<img" not in page
     # Every overall figure is in the table at full precision.
     values = {float(v) for v in re.findall(r'data-value="([^"]+)"', page) if v not in ("None", "nan")}
@@ -208,7 +244,7 @@ def test_the_exported_file_is_self_contained_and_carries_the_numbers(project_db)
             if row[key] is not None:
                 assert row[key] in values
     # The pins: parameters and the data's fingerprint.
-    pins = html.unescape(page[page.index("<footer>"):])
+    pins = html.unescape(page[page.index("<footer>") :])
     assert '"start": "2026-03-01"' in pins and '"rows": 6000' in pins and '"labeled": 5000' in pins
     assert _plotly_packed() in page and len(page) < 5_000_000
 
@@ -216,8 +252,26 @@ def test_the_exported_file_is_self_contained_and_carries_the_numbers(project_db)
 def test_the_cli_builds_reruns_and_exports(project_db, tmp_path, capsys):
     store, _ = project_db
     db = ["--db", str(store.path), "--project", "p"]
-    assert main(["reports", "add", *db, "--name", "cli", "--kind", "comparison", "--baseline", "v1",
-                 "--candidate", "v2", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "reports",
+                "add",
+                *db,
+                "--name",
+                "cli",
+                "--kind",
+                "comparison",
+                "--baseline",
+                "v1",
+                "--candidate",
+                "v2",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     assert "Worse for" in " ".join(json.loads(capsys.readouterr().out)["lines"])
     assert main(["reports", "add", *db, "--name", "cli", "--kind", "note", "--text", "ship after the fix"]) == 0
     assert "added block 2" in capsys.readouterr().out
@@ -296,10 +350,12 @@ def test_the_cli_places_a_note_after_a_block(project_db, capsys):
 
 def visible_cells(page: str, table_class: str) -> list[list[str]]:
     """The texts of a table's body cells in the exported page."""
-    body = page[page.index(f'<table class="{table_class}">'):]
-    body = body[:body.index("</table>")]
-    return [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body[body.index("<tbody>"):])]
+    body = page[page.index(f'<table class="{table_class}">') :]
+    body = body[: body.index("</table>")]
+    return [
+        [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body[body.index("<tbody>") :])
+    ]
 
 
 def test_the_export_formats_every_figure_as_the_app_does(project_db):
@@ -311,10 +367,20 @@ def test_the_export_formats_every_figure_as_the_app_does(project_db):
     store, _ = project_db
     with store.write() as con:
         project = get_project(con, "p")
-        block = add_block(con, project, "fmt", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"),
-                                                              "discovered": 0})
-        comp = compare(con, project, Side("v1"), Side("v2"), start="2026-03-01", end="2026-03-20", discovered=0,
-                       saved=block.params["saved"], metrics=[ProductMetric(**m) for m in block.params["metrics"]])
+        block = add_block(
+            con, project, "fmt", "comparison", {"baseline": Side("v1"), "candidate": Side("v2"), "discovered": 0}
+        )
+        comp = compare(
+            con,
+            project,
+            Side("v1"),
+            Side("v2"),
+            start="2026-03-01",
+            end="2026-03-20",
+            discovered=0,
+            saved=block.params["saved"],
+            metrics=[ProductMetric(**m) for m in block.params["metrics"]],
+        )
         report = get_report(con, project, "fmt")
     products = block.params["metrics"]
     page = render_html(report)
@@ -322,15 +388,18 @@ def test_the_export_formats_every_figure_as_the_app_does(project_db):
     assert len(shown) == len(comp.overall)
     for r in comp.overall.itertuples():
         row = shown[metric_name(r.metric, products)]
-        assert row[1:4] == [format_value(r.metric, r.baseline, products), format_value(r.metric, r.candidate, products),
-                            format_delta(r.metric, r.delta, products)]
+        assert row[1:4] == [
+            format_value(r.metric, r.baseline, products),
+            format_value(r.metric, r.candidate, products),
+            format_delta(r.metric, r.delta, products),
+        ]
         assert row[5] == format_p(r.p_value)
     money = shown["missed loss"]
     assert money[1].startswith("$") and "," in money[1] or float(money[1].strip("$")) < 1000
     assert shown["accuracy"][3].endswith(" points") and shown["accuracy"][1].endswith("%")
     assert "ROC AUC" in shown
     text = re.sub(r"<script.*?</script>", "", page, flags=re.S)
-    text = text[:text.index("<footer>")]
+    text = text[: text.index("<footer>")]
     for bad in (">None<", ">nan<", "roc_auc", "error_rate", "Roc auc"):
         assert bad not in text
 
@@ -375,9 +444,15 @@ def test_charts_scale_to_the_values_shown(project_db):
     """A log loss of 1.07 is not cut off by a 0–1 axis; shares read in percent."""
     from analysis.reports.charts import figures
 
-    snapshot = {"task": "binary", "metrics": ["log_loss"], "product_metrics": [],
-                "rows": [{"side": "v1", "log_loss": 1.07, "log_loss_low": 0.98, "log_loss_high": 1.16},
-                         {"side": "v2", "log_loss": 0.41, "log_loss_low": None, "log_loss_high": None}]}
+    snapshot = {
+        "task": "binary",
+        "metrics": ["log_loss"],
+        "product_metrics": [],
+        "rows": [
+            {"side": "v1", "log_loss": 1.07, "log_loss_low": 0.98, "log_loss_high": 1.16},
+            {"side": "v2", "log_loss": 0.41, "log_loss_low": None, "log_loss_high": None},
+        ],
+    }
     axis = figures("headline", snapshot)[0].to_plotly_json()["layout"]["yaxis"]
     assert axis.get("range") is None and axis["autorange"] is True and axis.get("tickformat") is None
     snapshot["metrics"] = ["accuracy"]

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from analysis import ConfigError, Store, get_project, ingest_predictions
-from analysis.store.paths import check_readable, read_folders, safe_file_name, uploads_root, write_file
-from analysis.reports import add_block, render_html, get_report
-
 from conftest import ROOT, db_digest
 from test_reports import MAPPING, dataset
+
+from analysis import ConfigError, Store, get_project, ingest_predictions
+from analysis.reports import add_block, get_report, render_html
+from analysis.store.paths import check_readable, read_folders, safe_file_name, uploads_root, write_file
 
 HOSTILE_PROJECTS = ["../../x/trav", "a/b", "two\nlines", "tab\there", "..", ".hidden", "con"]
 
@@ -28,8 +27,14 @@ HOSTILE_PROJECTS = ["../../x/trav", "a/b", "two\nlines", "tab\there", "..", ".hi
 def run(cwd, *args):
     """The CLI in a subprocess from ``cwd``: (exit code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                       timeout=300, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "analysis", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -37,9 +42,9 @@ def run(cwd, *args):
 def built(tmp_path_factory):
     """A database with project ``p`` (a committed set ``berlin``) and projects named to
     escape a folder, each with a saved report ``r`` of one note."""
-    from analysis.valsets.sets import Selection, commit, create_set, promote
     from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
+    from analysis.valsets.sets import Selection, commit, create_set, promote
 
     folder = tmp_path_factory.mktemp("db")
     store = Store(folder / "sb.duckdb")
@@ -79,6 +84,7 @@ def assert_refused(code, out, err, *words):
 
 # -- report ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("target", ["db", "wal"])
 def test_report_never_overwrites_the_database_even_with_force(db, tmp_path, target):
     path = db if target == "db" else db.with_name(db.name + ".wal")
@@ -106,8 +112,21 @@ def test_report_replaces_an_existing_file_only_with_force(db, tmp_path):
     code, out, err = run(tmp_path, "--db", db, "report", "--project", "p", "--report", "r", "--out", out_file)
     assert_refused(code, out, err, "already exists", "--force")
     assert out_file.read_text() == "keep me"
-    code, out, err = run(tmp_path, "--db", db, "report", "--project", "p", "--report", "r", "--out", out_file,
-                         "--force", "--format", "json")
+    code, out, err = run(
+        tmp_path,
+        "--db",
+        db,
+        "report",
+        "--project",
+        "p",
+        "--report",
+        "r",
+        "--out",
+        out_file,
+        "--force",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     assert json.loads(out)["out"] == str(out_file)
     written = out_file.read_text(encoding="utf-8")
@@ -121,8 +140,9 @@ def test_report_replaces_an_existing_file_only_with_force(db, tmp_path):
 def test_report_into_a_folder_or_a_missing_folder_is_one_line_and_exit_2(db, tmp_path):
     code, out, err = run(tmp_path, "--db", db, "report", "--project", "p", "--report", "r", "--out", tmp_path)
     assert_refused(code, out, err, "is a folder")
-    code, out, err = run(tmp_path, "--db", db, "report", "--project", "p", "--report", "r",
-                         "--out", tmp_path / "missing" / "x.html")
+    code, out, err = run(
+        tmp_path, "--db", db, "report", "--project", "p", "--report", "r", "--out", tmp_path / "missing" / "x.html"
+    )
     assert_refused(code, out, err, "does not exist", str(tmp_path / "missing"))
     assert not (tmp_path / "missing").exists()
     afile = tmp_path / "afile"
@@ -185,6 +205,7 @@ def test_new_files_keep_the_umask_but_are_never_world_writable(db, tmp_path):
 
 # -- valsets export --------------------------------------------------------------------------------
 
+
 def test_valsets_export_follows_the_same_rules(db, tmp_path):
     before = db_digest(db)
     raw = db.read_bytes()
@@ -219,11 +240,23 @@ def test_valsets_export_follows_the_same_rules(db, tmp_path):
 
 # -- the rules themselves --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, want", [
-    ("../../x/trav", "_.._x_trav"), ("a/b\\c", "a_b_c"), ("\x00nul", "_nul"), ("two\nlines", "two_lines"),
-    ("..", "file"), (".hidden", "hidden"), ("", "file"), ("right\u202eto left", "right_to left"),
-    ("con.html", "_con.html"), ("résumé 📈", "résumé 📈"), ("a:b*c?.html", "a_b_c_.html"),
-])
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("../../x/trav", "_.._x_trav"),
+        ("a/b\\c", "a_b_c"),
+        ("\x00nul", "_nul"),
+        ("two\nlines", "two_lines"),
+        ("..", "file"),
+        (".hidden", "hidden"),
+        ("", "file"),
+        ("right\u202eto left", "right_to left"),
+        ("con.html", "_con.html"),
+        ("résumé 📈", "résumé 📈"),
+        ("a:b*c?.html", "a_b_c_.html"),
+    ],
+)
 def test_safe_file_name(text, want):
     assert safe_file_name(text) == want
 
@@ -264,9 +297,18 @@ def test_check_readable(tmp_path, monkeypatch):
     assert check_readable(str(data / "lake" / "a.parquet"), folders) == str(data / "lake" / "a.parquet")
     assert check_readable(str(data / "lake"), folders)
     assert check_readable(str(data / "*" / "*.parquet"), folders)
-    for bad in ["/etc/passwd", str(tmp_path / "secret.csv"), str(data / ".." / "secret.csv"), str(data / ".."),
-                str(data / "*" / ".." / ".." / "*.csv"), "/*", "s3://bucket/x/", "http://169.254.169.254/",
-                "~/.ssh/id_rsa", "secret.csv"]:
+    for bad in [
+        "/etc/passwd",
+        str(tmp_path / "secret.csv"),
+        str(data / ".." / "secret.csv"),
+        str(data / ".."),
+        str(data / "*" / ".." / ".." / "*.csv"),
+        "/*",
+        "s3://bucket/x/",
+        "http://169.254.169.254/",
+        "~/.ssh/id_rsa",
+        "secret.csv",
+    ]:
         with pytest.raises(ConfigError, match="does not read"):
             check_readable(bad, folders)
     # A link inside an allowed folder that points out of it is refused, alone or in a folder.

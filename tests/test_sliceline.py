@@ -53,8 +53,10 @@ def run(con, df, prune=True, **kw):
 def ranked(result) -> list[tuple]:
     """(predicates, size, errors, score) of the reported slices, in order."""
     t = result.top_slices
-    return [(frozenset(p.items()), int(s), float(e), float(sc))
-            for p, s, e, sc in zip(t["predicates"], t["size"], t["errors"], t["score"])]
+    return [
+        (frozenset(p.items()), int(s), float(e), float(sc))
+        for p, s, e, sc in zip(t["predicates"], t["size"], t["errors"], t["score"])
+    ]
 
 
 def close(a: float, b: float) -> bool:
@@ -120,15 +122,26 @@ def brute_force(df: pd.DataFrame, alpha, k, max_l, min_sup) -> list[tuple]:
                 if score <= 0:
                     continue
                 order = tuple((j, int(v)) for j, v in zip(combo, vals))
-                found.append(((-score, level, -size, order),
-                              (frozenset((feats[j], None if v == NULL_CODE else int(v)) for j, v in order),
-                               size, se, score)))
+                found.append(
+                    (
+                        (-score, level, -size, order),
+                        (frozenset((feats[j], None if v == NULL_CODE else int(v)) for j, v in order), size, se, score),
+                    )
+                )
     found.sort(key=lambda x: x[0])
     return [x[1] for x in found[:k]]
 
 
-def random_frame(seed: int, n: int = 1500, m: int = 5, *, nulls: bool = True, duplicate: bool = True,
-                 real_errors: bool = False, integer_errors: bool = False) -> pd.DataFrame:
+def random_frame(
+    seed: int,
+    n: int = 1500,
+    m: int = 5,
+    *,
+    nulls: bool = True,
+    duplicate: bool = True,
+    real_errors: bool = False,
+    integer_errors: bool = False,
+) -> pd.DataFrame:
     """Integer-coded features (some with NULLs, one an exact copy of another so that
     scores tie), errors driven by the features."""
     rng = np.random.default_rng(seed)
@@ -168,17 +181,18 @@ def test_hand_computed_case(tmp_path):
       4 rows, 1 error: −0.48; b=1: 4 rows, no error: −1.05
     * a=0 AND b IS NULL: 1 row < σ; the other pairs have ≤ 2 rows and ≤ 0 score.
     """
-    df = pd.DataFrame({
-        "a": [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
-        "b": [0, 0, 1, None, 0, 0, 1, None, 0, 1, 1, None],
-        "err": [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1],
-    })
+    df = pd.DataFrame(
+        {
+            "a": [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
+            "b": [0, 0, 1, None, 0, 0, 1, None, 0, 1, 1, None],
+            "err": [1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1],
+        }
+    )
     df["b"] = df["b"].astype("Int64")
     con = make_db(tmp_path, df)
     res = run(con, df, alpha=0.95, min_support=2, max_level=2, top_k=3)
     top = ranked(res)
-    assert [t[0] for t in top] == [frozenset({("b", None)}), frozenset({("a", 0), ("b", 0)}),
-                                   frozenset({("a", 0)})]
+    assert [t[0] for t in top] == [frozenset({("b", None)}), frozenset({("a", 0), ("b", 0)}), frozenset({("a", 0)})]
     assert [t[1] for t in top] == [3, 2, 4]
     assert [t[2] for t in top] == [3.0, 2.0, 3.0]
     for got, want in zip([t[3] for t in top], [1.18, 1.08, 0.66]):
@@ -195,8 +209,13 @@ def test_hand_computed_case(tmp_path):
     # forms a=0 with b=0 and with b IS NULL, and both are counted
     lv = {c["level"]: c for c in res.candidates_per_level}
     assert (lv[1]["generated"], lv[1]["valid"]) == (6, 5)
-    assert (lv[2]["parents"], lv[2]["extendable"], lv[2]["generated"], lv[2]["evaluated"], lv[2]["valid"]) == \
-        (5, 3, 2, 2, 1)
+    assert (lv[2]["parents"], lv[2]["extendable"], lv[2]["generated"], lv[2]["evaluated"], lv[2]["valid"]) == (
+        5,
+        3,
+        2,
+        2,
+        1,
+    )
     ev = res.evaluated
     assert len(ev) == 8
     lonely = ev[ev["predicates"] == {"a": 0, "b": None}].iloc[0]
@@ -223,13 +242,21 @@ def test_hand_computed_tie(tmp_path):
     pair's bound (0.1625) does not exceed that lowest score (0.75625); the pair belongs in
     a top-4 (and, as a tie, in the package's own top-3 listing).
     """
-    df = pd.DataFrame({"a": [0, 0, 0, 0, 1, 1, 1, 1, 2, 2], "b": [0, 0, 1, 1, 0, 0, 1, 1, 0, 1],
-                       "err": [1, 1, 1, 0, 0, 0, 1, 0, 0, 0]})
+    df = pd.DataFrame(
+        {
+            "a": [0, 0, 0, 0, 1, 1, 1, 1, 2, 2],
+            "b": [0, 0, 1, 1, 0, 0, 1, 1, 0, 1],
+            "err": [1, 1, 1, 0, 0, 0, 1, 0, 0, 0],
+        }
+    )
     con = make_db(tmp_path, df)
     res = run(con, df, alpha=0.95, min_support=2, max_level=2, top_k=3)
     top = ranked(res)
-    assert [t[0] for t in top] == [frozenset({("a", 0), ("b", 0)}), frozenset({("a", 0)}),
-                                   frozenset({("a", 0), ("b", 1)})]
+    assert [t[0] for t in top] == [
+        frozenset({("a", 0), ("b", 0)}),
+        frozenset({("a", 0)}),
+        frozenset({("a", 0), ("b", 1)}),
+    ]
     assert [t[3] for t in top] == pytest.approx([1.225, 0.75625, 0.0375], rel=1e-12)
     assert_same(brute_force(df, 0.95, 3, 2, 2), top)
     assert agrees_with_package(top, package_slices(df, 0.95, 3, 2, 2), 3)
@@ -282,8 +309,12 @@ def test_pruning_is_exact_on_many_datasets(tmp_path):
         opts = [{}, {"integer_errors": True}, {"real_errors": True}][i % 3]
         df = random_frame(1000 + i, int(rng.integers(100, 1500)), int(rng.integers(2, 6)), **opts)
         con = make_db(tmp_path, df, name=f"many{i}.duckdb")
-        kw = dict(alpha=float(rng.choice([0.6, 0.9, 0.95, 0.99, 1.0])), min_support=int(rng.integers(1, 30)),
-                  max_level=int(rng.integers(1, 5)), top_k=int(rng.integers(1, 26)))
+        kw = dict(
+            alpha=float(rng.choice([0.6, 0.9, 0.95, 0.99, 1.0])),
+            min_support=int(rng.integers(1, 30)),
+            max_level=int(rng.integers(1, 5)),
+            top_k=int(rng.integers(1, 26)),
+        )
         assert_same(ranked(run(con, df, **kw)), ranked(run(con, df, prune=False, **kw)))
         con.close()
 
@@ -339,14 +370,16 @@ def test_package_inexact_with_more_one_hot_columns_than_rows(tmp_path):
     package's size penalty is too large, its "upper bound" falls below real scores and
     it prunes two pairs that score 1.8 (the single error's row, 2 rows each). The
     unpruned enumeration and the brute force agree with our pruned run."""
-    df = pd.DataFrame({
-        "f0": [2, 3, 1, 3, 8, 4, 10, 4, 3, 8, 9, 9, 9, 0, 5, 2, 2, 2, 9, 8],
-        "f1": [1, 2, 3, 0, 3, 2, 4, 3, 1, 4, 3, 1, 2, 3, 1, 1, 0, 0, 2, 0],
-        "f2": [8, 5, 2, 5, 0, 2, 6, 1, 10, 3, 12, 2, 8, 7, 12, 8, 12, 6, 3, 2],
-        "f3": [6, 1, 5, 3, 1, 2, 5, 3, 6, 6, 2, 3, 3, 3, 0, 2, 4, 6, 1, 4],
-        "f4": [5, 6, 1, 4, 2, 3, 0, 5, 0, 2, 3, 4, 3, 5, 0, 1, 1, 2, 0, 3],
-        "err": [0.0] * 11 + [1.0] + [0.0] * 8,
-    })
+    df = pd.DataFrame(
+        {
+            "f0": [2, 3, 1, 3, 8, 4, 10, 4, 3, 8, 9, 9, 9, 0, 5, 2, 2, 2, 9, 8],
+            "f1": [1, 2, 3, 0, 3, 2, 4, 3, 1, 4, 3, 1, 2, 3, 1, 1, 0, 0, 2, 0],
+            "f2": [8, 5, 2, 5, 0, 2, 6, 1, 10, 3, 12, 2, 8, 7, 12, 8, 12, 6, 3, 2],
+            "f3": [6, 1, 5, 3, 1, 2, 5, 3, 6, 6, 2, 3, 3, 3, 0, 2, 4, 6, 1, 4],
+            "f4": [5, 6, 1, 4, 2, 3, 0, 5, 0, 2, 3, 4, 3, 5, 0, 1, 1, 2, 0, 3],
+            "err": [0.0] * 11 + [1.0] + [0.0] * 8,
+        }
+    )
     con = make_db(tmp_path, df)
     ours = ranked(run(con, df, alpha=0.6, min_support=2, max_level=2, top_k=5))
     assert_same(ours, ranked(run(con, df, prune=False, alpha=0.6, min_support=2, max_level=2, top_k=5)))
@@ -366,7 +399,7 @@ def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
     df = random_frame(21, 3000, 5, real_errors=True)
     con = make_db(tmp_path, df)
     want = ranked(run(con, df, prune=False, alpha=0.9, min_support=10, max_level=3, top_k=15))
-    monkeypatch.setattr(sl, "_GROUP_COST", 10 ** 9 if path == "source" else 0)
+    monkeypatch.setattr(sl, "_GROUP_COST", 10**9 if path == "source" else 0)
     res = run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)
     assert {c["base"] for c in res.candidates_per_level[1:]} == {path}
     assert_same(ranked(res), want)
@@ -433,8 +466,10 @@ def test_pre_grouping_chosen_at_scale(tmp_path):
     assert calls == [3]
     # pruning did its job: fewer candidates than the unpruned enumeration
     ev = sum(c["evaluated"] for c in res.candidates_per_level)
-    ev_full = sum(c["evaluated"] for c in run(con, df, prune=False, alpha=0.95, min_support=200,
-                                                  max_level=3, top_k=10).candidates_per_level)
+    ev_full = sum(
+        c["evaluated"]
+        for c in run(con, df, prune=False, alpha=0.95, min_support=200, max_level=3, top_k=10).candidates_per_level
+    )
     assert ev < ev_full
 
 
@@ -445,8 +480,9 @@ def test_error_column_types_agree(tmp_path):
     con = make_db(tmp_path, df)
     a = run(con, df, min_support=20, top_k=12)
     for cast in ("DOUBLE", "BOOLEAN", "DECIMAL(6, 2)", "UTINYINT"):
-        b = find_slices(con, f"SELECT * REPLACE (CAST(err AS {cast}) AS err) FROM d", [], features_of(df),
-                        min_support=20, top_k=12)
+        b = find_slices(
+            con, f"SELECT * REPLACE (CAST(err AS {cast}) AS err) FROM d", [], features_of(df), min_support=20, top_k=12
+        )
         assert_same(ranked(a), ranked(b))
         assert a.top_slices["max_error"].tolist() == b.top_slices["max_error"].tolist()
         assert len(a.evaluated) == len(b.evaluated)
@@ -550,9 +586,17 @@ def test_min_support_semantics(tmp_path):
 
 
 def test_bad_inputs(tmp_path):
-    df = pd.DataFrame({"a": [0, 1, 2, 0], "s": ["x", "y", "x", "y"], "neg": [0, -1, 0, 1],
-                       "err": [1.0, 0.0, 0.0, 1.0], "nullerr": [1.0, None, 0.0, 1.0],
-                       "negerr": [1.0, -0.5, 0.0, 1.0], "inferr": [1.0, math.inf, 0.0, 1.0]})
+    df = pd.DataFrame(
+        {
+            "a": [0, 1, 2, 0],
+            "s": ["x", "y", "x", "y"],
+            "neg": [0, -1, 0, 1],
+            "err": [1.0, 0.0, 0.0, 1.0],
+            "nullerr": [1.0, None, 0.0, 1.0],
+            "negerr": [1.0, -0.5, 0.0, 1.0],
+            "inferr": [1.0, math.inf, 0.0, 1.0],
+        }
+    )
     con = make_db(tmp_path, df)
     cases = [
         dict(features=["a"], error_column="nullerr"),
@@ -603,8 +647,16 @@ def test_result_shape_and_bookkeeping(tmp_path):
     con = make_db(tmp_path, df)
     res = run(con, df, min_support=20, top_k=6)
     t = res.top_slices
-    assert list(t.columns) == ["predicates", *features_of(df), "level", "size", "errors", "max_error",
-                               "error_rate", "score"]
+    assert list(t.columns) == [
+        "predicates",
+        *features_of(df),
+        "level",
+        "size",
+        "errors",
+        "max_error",
+        "error_rate",
+        "score",
+    ]
     assert (t["score"].diff().dropna() <= 0).all()
     assert (t["size"] >= res.min_support).all() and (t["score"] > 0).all()
     assert (t["level"] == t["predicates"].map(len)).all()

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import db_digest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
@@ -17,12 +18,10 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
-from analysis.store.scope import Scope
-from analysis.stats.intervals import hanley_mcneil_se
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import Condition, Slice, compile_slice, parse_slice, validate_slice
-
-from conftest import db_digest
+from analysis.stats.intervals import hanley_mcneil_se
+from analysis.store.scope import Scope
 
 TOL = 1e-9
 
@@ -34,23 +33,34 @@ def shop_frame(n: int = 400, seed: int = 3) -> pd.DataFrame:
     age[rng.random(n) < 0.1] = np.nan
     score = np.round(rng.random(n), 3)
     label = (rng.random(n) < np.where(country == "NG", 0.2, 0.5) * 0 + score * 0.8).astype(int)
-    return pd.DataFrame({
-        "id": [f"r{i}" for i in range(n)],
-        "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n) * 3, unit="h"),
-        "v": np.where(np.arange(n) % 3 == 0, "m2", "m1"),
-        "score": score,
-        "label": label,
-        "country": country,
-        "age": age,
-        "vip": rng.random(n) < 0.3,
-        "note": rng.choice(["refund please", "all good", "REFUND", "'; DROP TABLE x; --", "back\\slash"], n),
-        "revenue": np.round(rng.normal(100, 30, n), 2),
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "ts": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(n) * 3, unit="h"),
+            "v": np.where(np.arange(n) % 3 == 0, "m2", "m1"),
+            "score": score,
+            "label": label,
+            "country": country,
+            "age": age,
+            "vip": rng.random(n) < 0.3,
+            "note": rng.choice(["refund please", "all good", "REFUND", "'; DROP TABLE x; --", "back\\slash"], n),
+            "revenue": np.round(rng.normal(100, 30, n), 2),
+        }
+    )
 
 
-MAPPING = Mapping(task="binary", id="id", timestamp="ts", version="v", score="score", label="label",
-                  positive_label="1", outcomes=["revenue"], features=["country", "age", "vip", "note"],
-                  kinds={"note": "text"})
+MAPPING = Mapping(
+    task="binary",
+    id="id",
+    timestamp="ts",
+    version="v",
+    score="score",
+    label="label",
+    positive_label="1",
+    outcomes=["revenue"],
+    features=["country", "age", "vip", "note"],
+    kinds={"note": "text"},
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,30 +79,34 @@ def shop(tmp_path_factory):
 def rows_of(store, project, slice_) -> set[str]:
     sql, params = compile_slice(slice_, project)
     with store.read() as con:
-        return {r[0] for r in con.execute(
-            f'SELECT prediction_id FROM "{project.log_table}" WHERE {sql}', params).fetchall()}
+        return {
+            r[0] for r in con.execute(f'SELECT prediction_id FROM "{project.log_table}" WHERE {sql}', params).fetchall()
+        }
 
 
 # --- readable form and JSON ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    "country = NG",
-    "country != NG",
-    'country in (NG, "say \\"hi\\"", "it\'s")',
-    "country not in (NG, US)",
-    "age < 25",
-    "age >= 30",
-    "18 <= age < 25",
-    "20 < age <= 30",
-    "vip is true",
-    "vip is false",
-    "age is null",
-    "age is not null",
-    'note contains "refund"',
-    "`odd ``col`` name` = x",
-    "country = NG AND age < 25 AND vip is true",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "country = NG",
+        "country != NG",
+        'country in (NG, "say \\"hi\\"", "it\'s")',
+        "country not in (NG, US)",
+        "age < 25",
+        "age >= 30",
+        "18 <= age < 25",
+        "20 < age <= 30",
+        "vip is true",
+        "vip is false",
+        "age is null",
+        "age is not null",
+        'note contains "refund"',
+        "`odd ``col`` name` = x",
+        "country = NG AND age < 25 AND vip is true",
+    ],
+)
 def test_readable_form_round_trips(text):
     parsed = parse_slice(text)
     assert parse_slice(parsed.readable()) == parsed
@@ -110,14 +124,17 @@ def test_parse_reads_what_people_write():
     assert parse_slice().readable() == "all rows"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("country", "Cannot read the condition"),
-    ("country = ", "Cannot read the condition"),
-    ("country = NG AND", "nothing on one side"),
-    ("country in NG", "a list goes in parentheses"),
-    ("age is maybe", "after 'is' comes null"),
-    ('country = "unterminated', "Cannot read the slice"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("country", "Cannot read the condition"),
+        ("country = ", "Cannot read the condition"),
+        ("country = NG AND", "nothing on one side"),
+        ("country in NG", "a list goes in parentheses"),
+        ("age is maybe", "after 'is' comes null"),
+        ('country = "unterminated', "Cannot read the slice"),
+    ],
+)
 def test_parse_errors_say_what_is_wrong(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_slice(text)
@@ -137,8 +154,10 @@ def test_json_errors_are_readable():
 
 def test_compiled_sql_binds_every_value(shop):
     _, project, _ = shop
-    s = parse_slice('country in (NG, "it\'s") AND 18 <= age < 25 AND note contains "\'; DROP" AND vip is true '
-                    "AND age is not null AND country != US")
+    s = parse_slice(
+        'country in (NG, "it\'s") AND 18 <= age < 25 AND note contains "\'; DROP" AND vip is true '
+        "AND age is not null AND country != US"
+    )
     sql, params = compile_slice(s, project)
     assert sql == (
         '"country" IN (?, ?) AND ("age" IS NOT NULL AND "age" >= ? AND "age" < ?) '
@@ -200,17 +219,46 @@ def test_validate_gives_typed_values(shop):
 
 
 hostile_text = st.one_of(
-    st.sampled_from(["'; DROP TABLE x; --", '"', "'", "\\", "\\'", "%", "_", "NG", "it's", "ü-ñ", "",
-                     "\x00", "a\nb", "`", "``", "x" * 5000, "NULL", "null", "1 OR 1=1"]),
+    st.sampled_from(
+        [
+            "'; DROP TABLE x; --",
+            '"',
+            "'",
+            "\\",
+            "\\'",
+            "%",
+            "_",
+            "NG",
+            "it's",
+            "ü-ñ",
+            "",
+            "\x00",
+            "a\nb",
+            "`",
+            "``",
+            "x" * 5000,
+            "NULL",
+            "null",
+            "1 OR 1=1",
+        ]
+    ),
     st.text(max_size=40),
 )
-hostile_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6),
-                           st.sampled_from(["nan", "inf", "-inf", "1e308", "25; DROP TABLE x"]))
+hostile_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**6), 10**6),
+    st.sampled_from(["nan", "inf", "-inf", "1e308", "25; DROP TABLE x"]),
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(hostile_text, min_size=1, max_size=4), needle=hostile_text,
-       low=hostile_number, high=hostile_number, negate=st.booleans())
+@given(
+    values=st.lists(hostile_text, min_size=1, max_size=4),
+    needle=hostile_text,
+    low=hostile_number,
+    high=hostile_number,
+    negate=st.booleans(),
+)
 def test_hostile_values_are_only_values(shop, values, needle, low, high, negate):
     """Any string or number in a condition selects exactly the pandas rows (or is
     refused with a readable message), and the database never changes."""
@@ -273,13 +321,14 @@ def test_slice_metrics_match_pandas_sklearn_statsmodels_scipy(shop):
         # Revenue is never negative here: the log-scale interval m exp(v/2 ± t sqrt(v)), v = sd² / (n m²).
         v, t = sd * sd / (len(rows) * mean * mean), sps.t.ppf(0.975, len(rows) - 1)
         assert (row.revenue_mean_low, row.revenue_mean_high) == pytest.approx(
-            (mean * math.exp(v / 2 - t * math.sqrt(v)), mean * math.exp(v / 2 + t * math.sqrt(v))), rel=1e-9)
+            (mean * math.exp(v / 2 - t * math.sqrt(v)), mean * math.exp(v / 2 + t * math.sqrt(v))), rel=1e-9
+        )
     comp = result.comparison.set_index("metric")
     k = [int((r.label.astype(bool) == r.prediction).sum()) for r in (inside, rest)]
-    assert comp.loc["accuracy", "p_value"] == pytest.approx(
-        proportions_ztest(k, [len(inside), len(rest)])[1], rel=1e-9)
+    assert comp.loc["accuracy", "p_value"] == pytest.approx(proportions_ztest(k, [len(inside), len(rest)])[1], rel=1e-9)
     assert comp.loc["revenue_mean", "p_value"] == pytest.approx(
-        sps.ttest_ind(inside.revenue, rest.revenue, equal_var=False).pvalue, rel=1e-9)
+        sps.ttest_ind(inside.revenue, rest.revenue, equal_var=False).pvalue, rel=1e-9
+    )
 
 
 def test_hanley_mcneil_on_a_hand_computed_case():
@@ -301,8 +350,21 @@ def test_empty_slice_reports_zero_rows(shop):
 
 def test_cli_slice_json(shop, capsys):
     store, project, frame = shop
-    code = main(["slice", "--project", "shop", "--db", str(store.path), "--where", "country = NG",
-                 "--where", "age < 40", "--format", "json"])
+    code = main(
+        [
+            "slice",
+            "--project",
+            "shop",
+            "--db",
+            str(store.path),
+            "--where",
+            "country = NG",
+            "--where",
+            "age < 40",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["where"] == "country = NG AND age < 40"
@@ -390,8 +452,7 @@ def test_breakdown_within_a_slice_and_bad_columns(shop):
         with pytest.raises(ConfigError, match="Unknown column 'nope'"):
             breakdown(con, project, "nope")
     ng = frame[frame.country == "NG"]
-    assert dict(zip(table.value, table.n_rows)) == {
-        "true": int(ng.vip.sum()), "false": int((~ng.vip).sum())}
+    assert dict(zip(table.value, table.n_rows)) == {"true": int(ng.vip.sum()), "false": int((~ng.vip).sum())}
 
 
 @pytest.mark.parametrize("sort_by", ["impact", "error_rate", "lift", "size"])
@@ -416,14 +477,40 @@ def test_leaderboard_ranks_reliable_groups_first(shop, sort_by):
 
 def test_cli_breakdown_and_leaderboard(shop, capsys):
     store, project, frame = shop
-    code = main(["breakdown", "--project", "shop", "--db", str(store.path), "--by", "country",
-                 "--where", "vip is true", "--format", "json"])
+    code = main(
+        [
+            "breakdown",
+            "--project",
+            "shop",
+            "--db",
+            str(store.path),
+            "--by",
+            "country",
+            "--where",
+            "vip is true",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["where"] == "vip is true"
     vip = frame[frame.vip]
     assert {r["value"]: r["n_rows"] for r in out["rows"]} == vip.country.value_counts().to_dict()
-    code = main(["leaderboard", "--project", "shop", "--db", str(store.path), "--sort", "size",
-                 "--limit", "3", "--format", "json"])
+    code = main(
+        [
+            "leaderboard",
+            "--project",
+            "shop",
+            "--db",
+            str(store.path),
+            "--sort",
+            "size",
+            "--limit",
+            "3",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and len(out["rows"]) == 3
     assert out["rows"][0]["n_rows"] >= out["rows"][1]["n_rows"] >= out["rows"][2]["n_rows"]
@@ -434,17 +521,23 @@ def test_cli_breakdown_and_leaderboard(shop, capsys):
 # --- declared types, deep nesting, time-zone offsets (issue 20) ---------------------------------
 
 
-@pytest.mark.parametrize("condition, field, shown", [
-    ({"column": "country", "op": "in", "values": "NG"}, "conditions[0].values", "'NG'"),
-    ({"column": "age", "op": "between", "low": 30, "low_inclusive": "false"}, "conditions[0].low_inclusive",
-     "'false'"),
-    ({"column": "age", "op": "between", "high": 30, "high_inclusive": 0}, "conditions[0].high_inclusive", "0"),
-    ({"column": "age", "op": "between", "low": [30]}, "conditions[0].low", "[30]"),
-    ({"column": "age", "op": "between", "low": {"n": 1}}, "conditions[0].low", '{"n": 1}'),
-    ({"column": "country", "op": "in", "values": [["NG"]]}, "conditions[0].values[0]", '["NG"]'),
-    ({"column": 7, "op": "in", "values": ["NG"]}, "conditions[0].column", "7"),
-    ({"column": "note", "op": "contains", "text": 5}, "conditions[0].text", "5"),
-])
+@pytest.mark.parametrize(
+    "condition, field, shown",
+    [
+        ({"column": "country", "op": "in", "values": "NG"}, "conditions[0].values", "'NG'"),
+        (
+            {"column": "age", "op": "between", "low": 30, "low_inclusive": "false"},
+            "conditions[0].low_inclusive",
+            "'false'",
+        ),
+        ({"column": "age", "op": "between", "high": 30, "high_inclusive": 0}, "conditions[0].high_inclusive", "0"),
+        ({"column": "age", "op": "between", "low": [30]}, "conditions[0].low", "[30]"),
+        ({"column": "age", "op": "between", "low": {"n": 1}}, "conditions[0].low", '{"n": 1}'),
+        ({"column": "country", "op": "in", "values": [["NG"]]}, "conditions[0].values[0]", '["NG"]'),
+        ({"column": 7, "op": "in", "values": ["NG"]}, "conditions[0].column", "7"),
+        ({"column": "note", "op": "contains", "text": 5}, "conditions[0].text", "5"),
+    ],
+)
 def test_slice_json_fields_have_declared_types(shop, condition, field, shown):
     store, project, _ = shop
     text = json.dumps({"conditions": [condition]})
@@ -475,8 +568,10 @@ def test_slices_saved_by_earlier_versions_still_load(shop):
     ]
     with store.write() as con:
         for i, text in enumerate(written):
-            con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, 1, '', ?, FALSE, now()::TIMESTAMP)",
-                        [project.project_id, f"old{i}", text])
+            con.execute(
+                "INSERT INTO sb_saved_slices VALUES (?, ?, 1, '', ?, FALSE, now()::TIMESTAMP)",
+                [project.project_id, f"old{i}", text],
+            )
     from analysis.slices.saved import get_slice, list_slices
 
     with store.read() as con:
@@ -487,13 +582,18 @@ def test_slices_saved_by_earlier_versions_still_load(shop):
     assert rows_of(store, project, loaded[0]) == set(frame.id[frame.country.isin(["NG", "US"])])
 
 
-@pytest.mark.parametrize("bound", ["2026-03-10T00:00:00+05:00", "2026-03-10T09:30:00-03:30", "2026-03-10T00:00:00Z",
-                                   "2026-03-10 07:00:00+14:00"])
+@pytest.mark.parametrize(
+    "bound",
+    ["2026-03-10T00:00:00+05:00", "2026-03-10T09:30:00-03:30", "2026-03-10T00:00:00Z", "2026-03-10 07:00:00+14:00"],
+)
 def test_a_time_bound_with_an_offset_is_an_instant(shop, bound):
     store, project, frame = shop
     instant = pd.Timestamp(bound)
     stored_utc = frame.ts.dt.tz_localize("UTC")  # ingested naive timestamps are UTC
-    for where, expected in [(f'timestamp >= "{bound}"', stored_utc >= instant), (f'timestamp < "{bound}"', stored_utc < instant)]:
+    for where, expected in [
+        (f'timestamp >= "{bound}"', stored_utc >= instant),
+        (f'timestamp < "{bound}"', stored_utc < instant),
+    ]:
         slice_ = parse_slice(where)
         got = rows_of(store, project, slice_)
         assert got == set(frame.id[expected]) and 0 < len(got) < len(frame)
@@ -502,10 +602,19 @@ def test_a_time_bound_with_an_offset_is_an_instant(shop, bound):
 
 def test_slice_dicts_built_in_python_take_numpy_and_pandas_scalars(shop):
     store, project, frame = shop
-    d = {"conditions": [{"column": "age", "op": "between", "low": np.int64(30), "high": np.float64(50.5),
-                         "low_inclusive": np.bool_(True)},
-                        {"column": "country", "op": "in", "values": [np.str_("NG"), "US"]},
-                        {"column": "timestamp", "op": "between", "low": pd.Timestamp("2026-03-10T05:00:00+05:00")}]}
+    d = {
+        "conditions": [
+            {
+                "column": "age",
+                "op": "between",
+                "low": np.int64(30),
+                "high": np.float64(50.5),
+                "low_inclusive": np.bool_(True),
+            },
+            {"column": "country", "op": "in", "values": [np.str_("NG"), "US"]},
+            {"column": "timestamp", "op": "between", "low": pd.Timestamp("2026-03-10T05:00:00+05:00")},
+        ]
+    }
     got = rows_of(store, project, Slice.from_dict(d))
     expected = (frame.age >= 30) & (frame.age < 50.5) & frame.country.isin(["NG", "US"]) & (frame.ts >= "2026-03-10")
     assert got == set(frame.id[expected]) and got
@@ -520,17 +629,34 @@ def test_small_slice_of_skewed_errors_keeps_its_intervals_in_their_domain(tmp_pa
 
     rng = np.random.default_rng(9)
     n = 200
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "region": ["tiny"] * 5 + ["big"] * (n - 5),
-                          "pred": rng.normal(10, 1, n)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "region": ["tiny"] * 5 + ["big"] * (n - 5),
+            "pred": rng.normal(10, 1, n),
+        }
+    )
     frame["label"] = frame.pred + rng.normal(0, 0.3, n)
     frame.loc[:4, "label"] = frame.pred[:5] + np.array([0.1, -0.1, 0.2, 0.1, 20.0])
     frame["loss"] = (frame.label - frame.pred).abs() * 3  # a non-negative cost per row
     frame["profit"] = rng.normal(0, 5, n)  # an outcome with negative values: Student t as before
     store = Store(tmp_path / "r.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="r", mapping=Mapping(
-            id="id", version="v", task="regression", prediction="pred", label="label", features=["region"],
-            outcomes=["loss", "profit"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="r",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                task="regression",
+                prediction="pred",
+                label="label",
+                features=["region"],
+                outcomes=["loss", "profit"],
+            ),
+        )
     with store.read() as con:
         project = get_project(con, "r")
         result = slice_metrics(con, project, parse_slice("region = tiny"))
@@ -538,16 +664,19 @@ def test_small_slice_of_skewed_errors_keeps_its_intervals_in_their_domain(tmp_pa
     err = (frame.label - frame.pred)[:5]
     assert sps.t.interval(0.95, 4, loc=err.abs().mean(), scale=sps.sem(err.abs()))[0] < 0  # the old interval
     assert 0 <= row.mae_low <= row.mae <= row.mae_high
-    assert (row.mae_low, row.mae_high) == pytest.approx(positive_mean_interval(
-        5, err.abs().sum(), (err ** 2).sum())[2:], rel=1e-9)
-    low, high = positive_mean_interval(5, (err ** 2).sum(), (err ** 4).sum())[2:]
+    assert (row.mae_low, row.mae_high) == pytest.approx(
+        positive_mean_interval(5, err.abs().sum(), (err**2).sum())[2:], rel=1e-9
+    )
+    low, high = positive_mean_interval(5, (err**2).sum(), (err**4).sum())[2:]
     assert (row.rmse_low, row.rmse_high) == pytest.approx((math.sqrt(low), math.sqrt(high)), rel=1e-9)
     loss = frame.loss[:5]
-    assert (row.loss_mean_low, row.loss_mean_high) == pytest.approx(positive_mean_interval(
-        5, loss.sum(), (loss ** 2).sum())[2:], rel=1e-9)
+    assert (row.loss_mean_low, row.loss_mean_high) == pytest.approx(
+        positive_mean_interval(5, loss.sum(), (loss**2).sum())[2:], rel=1e-9
+    )
     profit = frame.profit[:5]
     assert (row.profit_mean_low, row.profit_mean_high) == pytest.approx(
-        sps.t.interval(0.95, 4, loc=profit.mean(), scale=sps.sem(profit)), rel=1e-9)
+        sps.t.interval(0.95, 4, loc=profit.mean(), scale=sps.sem(profit)), rel=1e-9
+    )
 
 
 # --- a breakdown of very many groups is capped (issue 20, item 17) ---------------------------------
@@ -564,9 +693,21 @@ def many_values(tmp_path_factory):
     frame["prediction"] = np.where(rng.random(n) < 0.2, 1 - frame.label, frame.label)
     store = Store(tmp_path_factory.mktemp("many") / "m.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="m", mapping=Mapping(
-            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
-            features=["uid", "region"], kinds={"uid": "categorical"}))
+        ingest_predictions(
+            con,
+            frame,
+            project="m",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                task="binary",
+                prediction="prediction",
+                label="label",
+                positive_label="1",
+                features=["uid", "region"],
+                kinds={"uid": "categorical"},
+            ),
+        )
     return store, frame
 
 
@@ -588,9 +729,16 @@ def test_breakdown_of_200000_values_shows_the_largest_and_one_summary_row(many_v
     assert (last.n_rows, last.n_labeled) == (len(rest), len(rest))
     assert last.errors == (rest.label != rest.prediction).sum()
     assert last.error_rate == pytest.approx((rest.label != rest.prediction).mean(), abs=1e-12)
-    assert got.attrs["other"] == {"value": "199,950 other values", "groups": 200_001, "shown": 50, "values": 199_950,
-                                  "missing": True, "rows": len(rest), "labeled": len(rest),
-                                  "error_rate": pytest.approx((rest.label != rest.prediction).mean())}
+    assert got.attrs["other"] == {
+        "value": "199,950 other values",
+        "groups": 200_001,
+        "shown": 50,
+        "values": 199_950,
+        "missing": True,
+        "rows": len(rest),
+        "labeled": len(rest),
+        "error_rate": pytest.approx((rest.label != rest.prediction).mean()),
+    }
     assert "200,001 groups" in got.attrs["notes"][0] and "missing values included" in got.attrs["notes"][0]
     assert len(small) == 6 and small.n_rows.sum() == len(frame)
 
@@ -621,8 +769,11 @@ def test_slices_page_breakdown_of_200000_values_draws_51_bars_and_says_why(monke
     at.switch_page("pages/slices.py").run()
     at.selectbox(key="sl_by").set_value("uid").run()
     assert not at.exception
-    chart = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
-                 if "Error rate by uid" in json.dumps(json.loads(el.proto.spec).get("layout", {}).get("title", "")))
+    chart = next(
+        json.loads(el.proto.spec)
+        for el in at.get("plotly_chart")
+        if "Error rate by uid" in json.dumps(json.loads(el.proto.spec).get("layout", {}).get("title", ""))
+    )
     assert len(chart["data"][0]["x"]) == 51 and chart["data"][0]["x"][-1] == "199,950 other values"
     captions = [c.value for c in at.caption]
     assert any("Only the largest groups are shown: 200,001 groups" in c for c in captions)
@@ -643,13 +794,31 @@ def test_bucket_counts_of_200000_values_keep_the_largest_and_one_group_for_the_r
 
 def test_a_value_named_like_the_summary_row_stays_its_own_group(tmp_path):
     values = ["2 other values"] * 10 + ["b"] * 9 + ["c"] * 8 + ["d", "e"]
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(values))], "v": "m", "kind": values,
-                          "label": [1, 0] * 14 + [1], "prediction": [1] * len(values)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(values))],
+            "v": "m",
+            "kind": values,
+            "label": [1, 0] * 14 + [1],
+            "prediction": [1] * len(values),
+        }
+    )
     store = Store(tmp_path / "n.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="n", mapping=Mapping(
-            id="id", version="v", task="binary", prediction="prediction", label="label", positive_label="1",
-            features=["kind"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="n",
+            mapping=Mapping(
+                id="id",
+                version="v",
+                task="binary",
+                prediction="prediction",
+                label="label",
+                positive_label="1",
+                features=["kind"],
+            ),
+        )
     with store.read() as con:
         got = breakdown(con, get_project(con, "n"), "kind", limit=3)
     assert list(zip(got.value, got.n_rows)) == [("2 other values", 10), ("b", 9), ("c", 8), ("2 other values*", 2)]

@@ -8,12 +8,11 @@ import json
 
 import duckdb
 import pytest
+from test_app import literal, open_page, texts
 
 from analysis import Store, get_project
-from analysis.ingest.predictions import ingest_predictions
 from analysis.ingest.mapping import Mapping
-
-from test_app import literal, open_page, texts
+from analysis.ingest.predictions import ingest_predictions
 
 
 def count_rows(path, where: str, params=()) -> int:
@@ -65,11 +64,12 @@ def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, 
     """Issue 21, item 6: "ROC AUC" not "Roc auc", values by meaning, no arrows on figures
     that are not changes, p-values by format_p, no "None"; a log loss above 1 is not
     clipped by a 0–1 axis."""
+    from streamlit.proto.Metric_pb2 import Metric
+
     from analysis.numbers import format_count, format_p, format_value
-    from analysis.store.scope import Scope
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.model import parse_slice
-    from streamlit.proto.Metric_pb2 import Metric
+    from analysis.store.scope import Scope
 
     where = "channel = partner_api AND employment = self_employed"
     at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice=where)
@@ -83,7 +83,8 @@ def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, 
     assert cards["ROC AUC"].value == format_value("roc_auc", s.roc_auc)
     assert cards["Error rate"].proto.delta == (
         f"95% CI {format_value('error_rate', s.error_rate_low)}–{format_value('error_rate', s.error_rate_high)}"
-        f" · rest {format_value('error_rate', r.error_rate)}")
+        f" · rest {format_value('error_rate', r.error_rate)}"
+    )
     assert all(m.proto.direction == Metric.MetricDirection.NONE for m in at.metric)  # no arrows
 
     shown = next(d.value for d in at.dataframe if "p-value" in d.value)
@@ -115,13 +116,25 @@ def test_multiclass_cards_show_two_different_metrics(monkeypatch, tmp_path):
     rng = np.random.default_rng(5)
     n = 300
     labels = rng.choice(["cat", "dog", "fox"], n)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "v": "m", "src": rng.choice(["x", "y"], n),
-                          "prediction": np.where(rng.random(n) < 0.7, labels, rng.choice(["cat", "dog", "fox"], n)),
-                          "label": labels})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "v": "m",
+            "src": rng.choice(["x", "y"], n),
+            "prediction": np.where(rng.random(n) < 0.7, labels, rng.choice(["cat", "dog", "fox"], n)),
+            "label": labels,
+        }
+    )
     db = tmp_path / "mc.duckdb"
     with Store(db).write() as con:
-        ingest_predictions(con, frame, project="animals", mapping=Mapping(
-            task="multiclass", id="id", version="v", prediction="prediction", label="label", features=["src"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="animals",
+            mapping=Mapping(
+                task="multiclass", id="id", version="v", prediction="prediction", label="label", features=["src"]
+            ),
+        )
     at = slices_page(monkeypatch, db, slice="src = x")
     with Store(db).read() as con:
         truth = slice_metrics(con, get_project(con, "animals"), parse_slice("src = x")).row("slice")
@@ -166,15 +179,19 @@ def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, dem
     assert [b.label for b in at.button if b.key and b.key.startswith("sl_remove_")] == ["✕ region = east"]
 
 
-
 def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, demo_copy):
+    from analysis.slices.model import parse_slice
     from analysis.slices.saved import save_slice
     from analysis.store.scope import Scope
-    from analysis.slices.model import parse_slice
 
     with Store(demo_copy).write() as con:
-        save_slice(con, get_project(con, "lending-demo"), "young on the canary", parse_slice("age < 25"),
-                   scope=Scope.of(versions="credit-v2", stages="canary"))
+        save_slice(
+            con,
+            get_project(con, "lending-demo"),
+            "young on the canary",
+            parse_slice("age < 25"),
+            scope=Scope.of(versions="credit-v2", stages="canary"),
+        )
     at = slices_page(monkeypatch, demo_copy, version="credit-v1", slice="region = east", view="saved")
     assert "young on the canary** · r1 · credit-v2 · canary" in "\n".join(m.value for m in at.markdown)
     at.button(key="sl_open_young on the canary").click().run()
@@ -243,8 +260,10 @@ def test_ticked_examples_stay_ticked_across_pages_and_belong_to_their_slice(monk
     assert "2 rows selected" in texts(at)
     at.number_input(key="sl_ex_page").set_value(2).run()
     assert list(examples_table(at).value["prediction_id"]) != first_page
-    assert json.loads(examples_table(at).proto.selection_default or '{"selection": {"rows": []}}'
-                      )["selection"]["rows"] == []
+    assert (
+        json.loads(examples_table(at).proto.selection_default or '{"selection": {"rows": []}}')["selection"]["rows"]
+        == []
+    )
     at.number_input(key="sl_ex_page").set_value(1).run()
     table = examples_table(at)
     assert list(table.value["prediction_id"]) == first_page
@@ -288,30 +307,68 @@ def other_tasks(tmp_path):
     animals = rng.choice(["cat", "dog", "fox"], n).astype(object)
     guess = np.where(rng.random(n) < 0.6, animals, rng.choice(["cat", "dog", "fox"], n))
     animals[rng.random(n) < 0.25] = None  # labels still pending
-    kinds = pd.DataFrame({"req": [f"q{i}" for i in range(n)], "when": pd.Timestamp("2026-05-01") +
-                          pd.to_timedelta(np.arange(n), unit="h"), "build": np.where(np.arange(n) % 2, "b1", "b2"),
-                          "habitat": rng.choice(["forest", "city", "farm"], n), "weight_kg": rng.gamma(3, 4, n),
-                          "guess": guess, "truth": animals})
+    kinds = pd.DataFrame(
+        {
+            "req": [f"q{i}" for i in range(n)],
+            "when": pd.Timestamp("2026-05-01") + pd.to_timedelta(np.arange(n), unit="h"),
+            "build": np.where(np.arange(n) % 2, "b1", "b2"),
+            "habitat": rng.choice(["forest", "city", "farm"], n),
+            "weight_kg": rng.gamma(3, 4, n),
+            "guess": guess,
+            "truth": animals,
+        }
+    )
     price = rng.normal(300, 80, n)
-    houses = pd.DataFrame({"house": [f"h{i}" for i in range(n)], "listed": pd.Timestamp("2026-05-01") +
-                           pd.to_timedelta(np.arange(n), unit="h"), "model": np.where(np.arange(n) % 3, "r1", "r2"),
-                           "rooms": rng.integers(1, 7, n), "town": rng.choice(["north", "south"], n),
-                           "estimate": price + rng.normal(0, 40, n),
-                           "sold_for": np.where(rng.random(n) < 0.3, np.nan, price)})
+    houses = pd.DataFrame(
+        {
+            "house": [f"h{i}" for i in range(n)],
+            "listed": pd.Timestamp("2026-05-01") + pd.to_timedelta(np.arange(n), unit="h"),
+            "model": np.where(np.arange(n) % 3, "r1", "r2"),
+            "rooms": rng.integers(1, 7, n),
+            "town": rng.choice(["north", "south"], n),
+            "estimate": price + rng.normal(0, 40, n),
+            "sold_for": np.where(rng.random(n) < 0.3, np.nan, price),
+        }
+    )
     with Store(db).write() as con:
-        ingest_predictions(con, kinds, project="animals", mapping=Mapping(
-            task="multiclass", id="req", timestamp="when", version="build", prediction="guess", label="truth",
-            features=["habitat", "weight_kg"]))
-        ingest_predictions(con, houses, project="houses", mapping=Mapping(
-            task="regression", id="house", timestamp="listed", version="model", prediction="estimate",
-            label="sold_for", features=["rooms", "town"]))
+        ingest_predictions(
+            con,
+            kinds,
+            project="animals",
+            mapping=Mapping(
+                task="multiclass",
+                id="req",
+                timestamp="when",
+                version="build",
+                prediction="guess",
+                label="truth",
+                features=["habitat", "weight_kg"],
+            ),
+        )
+        ingest_predictions(
+            con,
+            houses,
+            project="houses",
+            mapping=Mapping(
+                task="regression",
+                id="house",
+                timestamp="listed",
+                version="model",
+                prediction="estimate",
+                label="sold_for",
+                features=["rooms", "town"],
+            ),
+        )
     return db
 
 
-@pytest.mark.parametrize("project, where, cards", [
-    ("animals", "habitat = forest", ["Error rate", "Macro F1"]),
-    ("houses", "town = north", ["Mean absolute error", "R²"]),
-])
+@pytest.mark.parametrize(
+    "project, where, cards",
+    [
+        ("animals", "habitat = forest", ["Error rate", "Macro F1"]),
+        ("houses", "town = north", ["Mean absolute error", "R²"]),
+    ],
+)
 def test_every_view_runs_on_other_tasks(monkeypatch, other_tasks, project, where, cards):
     at = slices_page(monkeypatch, other_tasks, project=project, slice=where)
     assert [m.label for m in at.metric][2:] == cards
@@ -342,16 +399,36 @@ def test_another_project_brings_its_own_versions_stages_and_no_slice(monkeypatch
 
     n = 300
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({"rid": [f"r{i}" for i in range(n)],
-                          "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(np.arange(n), unit="h"),
-                          "build": "m1", "env": np.where(np.arange(n) % 3 == 0, "offline", "shadow"),
-                          "p_yes": rng.random(n), "yes": rng.random(n) < 0.4, "colour": rng.choice(["red", "blue"], n)})
+    frame = pd.DataFrame(
+        {
+            "rid": [f"r{i}" for i in range(n)],
+            "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(np.arange(n), unit="h"),
+            "build": "m1",
+            "env": np.where(np.arange(n) % 3 == 0, "offline", "shadow"),
+            "p_yes": rng.random(n),
+            "yes": rng.random(n) < 0.4,
+            "colour": rng.choice(["red", "blue"], n),
+        }
+    )
     with Store(demo_copy).write() as con:
-        ingest_predictions(con, frame, project="tiny", mapping=Mapping(
-            task="binary", id="rid", timestamp="at", version="build", stage="env", score="p_yes", label="yes",
-            features=["colour"]))
-    at = slices_page(monkeypatch, demo_copy, project="lending-demo", version="credit-v2", stage="canary",
-                     slice="region = east")
+        ingest_predictions(
+            con,
+            frame,
+            project="tiny",
+            mapping=Mapping(
+                task="binary",
+                id="rid",
+                timestamp="at",
+                version="build",
+                stage="env",
+                score="p_yes",
+                label="yes",
+                features=["colour"],
+            ),
+        )
+    at = slices_page(
+        monkeypatch, demo_copy, project="lending-demo", version="credit-v2", stage="canary", slice="region = east"
+    )
     assert at.multiselect(key="sl_stages").value == ["canary"]
     at.selectbox(key="project").set_value("tiny").run()
     assert not at.exception and not at.error
@@ -373,13 +450,25 @@ def test_values_and_missing_picked_together_are_not_silently_dropped(monkeypatch
     import pandas as pd
 
     db = tmp_path / "plans.duckdb"
-    frame = pd.DataFrame({"rid": [f"r{i}" for i in range(90)],
-                          "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(range(90), unit="h"),
-                          "build": "m1", "p_yes": [i / 90 for i in range(90)], "yes": [i % 2 == 0 for i in range(90)],
-                          "plan": ["pro", "free", None] * 30})
+    frame = pd.DataFrame(
+        {
+            "rid": [f"r{i}" for i in range(90)],
+            "at": pd.Timestamp("2026-05-01") + pd.to_timedelta(range(90), unit="h"),
+            "build": "m1",
+            "p_yes": [i / 90 for i in range(90)],
+            "yes": [i % 2 == 0 for i in range(90)],
+            "plan": ["pro", "free", None] * 30,
+        }
+    )
     with Store(db).write() as con:
-        ingest_predictions(con, frame, project="plans", mapping=Mapping(
-            task="binary", id="rid", timestamp="at", version="build", score="p_yes", label="yes", features=["plan"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="plans",
+            mapping=Mapping(
+                task="binary", id="rid", timestamp="at", version="build", score="p_yes", label="yes", features=["plan"]
+            ),
+        )
     at = slices_page(monkeypatch, db, project="plans")
     at.selectbox(key="sl_column").set_value("plan").run()
     at.multiselect(key="sl_values_plan").select("pro").select("∅ missing").run()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SMALL_MAPPING, small_predictions
 
 from analysis import IngestError, Store, get_project, ingest_predictions, parse_mapping
-from conftest import SMALL_MAPPING, small_predictions
 
 
 def test_a_folder_of_parquet_files_brings_only_its_own_columns(tmp_path):
@@ -13,7 +13,7 @@ def test_a_folder_of_parquet_files_brings_only_its_own_columns(tmp_path):
     folder.mkdir()
     rows = small_predictions(30)
     for part in range(3):
-        rows.iloc[part * 10:(part + 1) * 10].to_parquet(folder / f"part-{part}.parquet", index=False)
+        rows.iloc[part * 10 : (part + 1) * 10].to_parquet(folder / f"part-{part}.parquet", index=False)
     store = Store(tmp_path / "db.duckdb")
     with store.write() as con:
         report = ingest_predictions(con, str(folder), project="p", mapping=parse_mapping(SMALL_MAPPING))
@@ -21,8 +21,10 @@ def test_a_folder_of_parquet_files_brings_only_its_own_columns(tmp_path):
     assert report.inserted == 30
     assert [c.name for c in project.features] == ["country", "age", "vip"]
     with store.read() as con:
-        views = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary "
-                            "AND view_name LIKE 'sb\\_%' ESCAPE '\\'").fetchall()[0][0]
+        views = con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary "
+            "AND view_name LIKE 'sb\\_%' ESCAPE '\\'"
+        ).fetchall()[0][0]
     assert views == 0
 
 

@@ -18,17 +18,17 @@ import pandas as pd
 import pytest
 
 from analysis import Store, get_project
-from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.compare.comparison import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
-from analysis.store.example_key import example_key, example_key_sql
+from analysis.engines.portable import to_spark
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
-from analysis.engines.portable import to_spark
-from analysis.store.scope import Scope
+from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.model import parse_slice
+from analysis.store.example_key import example_key, example_key_sql
+from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 
 
@@ -46,16 +46,24 @@ def engines(tmp_path_factory):
     with store.write() as con:
         project = get_project(con, "lending-demo")
         create_set(con, project, "east", criteria=["accuracy >= 0.8"])
-        promote(con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east")))
+        promote(
+            con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east"))
+        )
         commit(con, project, "east", "the east region")
         # The stored log's labeled rows have their own table (a lake's are read from the log).
         tables = (project.log_table, project.labeled_table, project.rollup_table, project.ranks_table)
         for table in tables:
             con.execute(f"COPY \"{table}\" TO '{folder / (table + '.parquet')}' (FORMAT parquet)")
-    spark = (SparkSession.builder.master("local[2]").appName("sliceboard-parity")
-             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", "4").config("spark.driver.host", "127.0.0.1")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("sliceboard-parity")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     try:
         with store.read() as local:
@@ -83,10 +91,11 @@ ANALYSES = {
     # The same top slices with the same sizes, errors, scores, intervals and q-values.
     "discovery": lambda con, p: discover(con, p, V1, top_k=5).slices.drop(columns=["slice"]),
     "discovery of a cost expression": lambda con, p: discover(
-        con, p, V1, error="CASE WHEN prediction AND NOT label THEN loan_amount ELSE 0 END", top_k=5,
-        max_level=2).slices.drop(columns=["slice"]),
-    "discovery of a cost": lambda con, p: discover(con, p, V1, error="loss", top_k=5,
-                                                   max_level=2).slices.drop(columns=["slice"]),
+        con, p, V1, error="CASE WHEN prediction AND NOT label THEN loan_amount ELSE 0 END", top_k=5, max_level=2
+    ).slices.drop(columns=["slice"]),
+    "discovery of a cost": lambda con, p: discover(con, p, V1, error="loss", top_k=5, max_level=2).slices.drop(
+        columns=["slice"]
+    ),
     # Paired (the shadow scored production's applications): McNemar, the bootstrap over
     # the same buckets of example keys, and every slice's delta with its q-value.
     "paired comparison": lambda con, p: compare(con, p, PRODUCTION, SHADOW).overall,
@@ -131,6 +140,7 @@ def test_the_example_key_is_the_same_number_on_both_engines(engines):
 
 # -- a lake attached to a project whose engine is Spark ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lake(engines, tmp_path_factory):
     """A hive-partitioned lake (model_version=/day=) attached with [engine] spark in its mapping."""
@@ -142,8 +152,10 @@ def lake(engines, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lake")
     write_lake(frame(n=1500), folder / "lake")
     store = Store(folder / "lake.duckdb")
-    mapping = parse_mapping(mapping_to_toml(MAPPING.with_(version="model_version"))
-                            + '\n[engine]\nname = "spark"\nspark_remote = "local[2]"\n')
+    mapping = parse_mapping(
+        mapping_to_toml(MAPPING.with_(version="model_version"))
+        + '\n[engine]\nname = "spark"\nspark_remote = "local[2]"\n'
+    )
     with store.write() as con:
         attach_parquet(con, str(folder / "lake"), project="lake", mapping=mapping)
     return store
@@ -151,12 +163,14 @@ def lake(engines, tmp_path_factory):
 
 LAKE_ANALYSES = {
     "overview": lambda con, p: overview_table(con, p),
-    "slice metrics": lambda con, p: slice_metrics(con, p, parse_slice("city = ber AND tier = free"),
-                                                  Scope.of(versions="v2")).table,
+    "slice metrics": lambda con, p: (
+        slice_metrics(con, p, parse_slice("city = ber AND tier = free"), Scope.of(versions="v2")).table
+    ),
     "breakdown": lambda con, p: breakdown(con, p, "city"),
     "paired comparison": lambda con, p: compare(con, p, Side("v1"), Side("v2"), discovered=2).overall,
-    "paired comparison by slice": lambda con, p: compare(con, p, Side("v1"), Side("v2"),
-                                                         discovered=2).slices.drop(columns=["slice"]),
+    "paired comparison by slice": lambda con, p: compare(con, p, Side("v1"), Side("v2"), discovered=2).slices.drop(
+        columns=["slice"]
+    ),
 }
 
 
@@ -205,8 +219,21 @@ def test_the_cli_answers_on_the_projects_engine(lake, capsys):
 
     from analysis.cli.main import main
 
-    args = ["compare", "--project", "lake", "--db", str(lake.path), "--baseline", "v1", "--candidate", "v2",
-            "--discovered", "0", "--format", "json"]
+    args = [
+        "compare",
+        "--project",
+        "lake",
+        "--db",
+        str(lake.path),
+        "--baseline",
+        "v1",
+        "--candidate",
+        "v2",
+        "--discovered",
+        "0",
+        "--format",
+        "json",
+    ]
     assert main(args) == 0
     on_spark = json.loads(capsys.readouterr().out)
     assert main([*args, "--engine", "duckdb"]) == 0
@@ -235,8 +262,9 @@ def test_the_app_says_spark_answered(lake, monkeypatch):
     assert any(c.startswith("Answered by Spark (local[2]) in") for c in captions), captions
 
 
-@pytest.mark.parametrize("page", ["pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py",
-                                  "pages/reports.py"])
+@pytest.mark.parametrize(
+    "page", ["pages/slices.py", "pages/discover.py", "pages/validation-sets.py", "pages/compare.py", "pages/reports.py"]
+)
 def test_every_page_runs_on_spark(lake, monkeypatch, page):
     from test_app import app_on
 

@@ -21,12 +21,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_external import MAPPING, frame, write_lake
 
 from analysis import Store
 from analysis.cli.main import main
 from analysis.ingest.external import attach_parquet
 from analysis.ingest.mapping import mapping_to_toml
-from test_external import MAPPING, frame, write_lake
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "Spark Connect server started at"
@@ -47,17 +47,43 @@ def connect_url(tmp_path_factory):
     spark_home = Path(pyspark.__file__).parent
     logs = tmp_path_factory.mktemp("connect-logs")
     port = _free_port()
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(logs), "SPARK_PID_DIR": str(logs),
-           "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOG_DIR": str(logs),
+        "SPARK_PID_DIR": str(logs),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     server = subprocess.Popen(
-        ["bash", str(spark_home / "sbin" / "start-connect-server.sh"), "--wait", "--master", "local[2]",
-         "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-         "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.sql.session.timeZone=UTC"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            "bash",
+            str(spark_home / "sbin" / "start-connect-server.sh"),
+            "--wait",
+            "--master",
+            "local[2]",
+            "--conf",
+            f"spark.connect.grpc.binding.port={port}",
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            "spark.sql.shuffle.partitions=4",
+            "--conf",
+            "spark.sql.session.timeZone=UTC",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in server.stdout] + [lines.put(None)],
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in server.stdout] + [lines.put(None)], daemon=True
+    ).start()
     seen = []
     try:
         while True:
@@ -82,21 +108,30 @@ def connect_lake(connect_url, tmp_path_factory):
     folder = tmp_path_factory.mktemp("connect-lake")
     write_lake(frame(n=1500), folder / "lake")
     config = folder / "lake.toml"
-    config.write_text(mapping_to_toml(MAPPING.with_(version="model_version"))
-                      + f'\n[engine]\nname = "spark"\nspark_remote = "{connect_url}"\n')
+    config.write_text(
+        mapping_to_toml(MAPPING.with_(version="model_version"))
+        + f'\n[engine]\nname = "spark"\nspark_remote = "{connect_url}"\n'
+    )
     store = Store(folder / "lake.duckdb")
     # Attaching aggregates the lake on the project's engine, the Connect server: in a
     # process of its own too.
-    attached = _cli(["attach", str(folder / "lake"), "--project", "lake", "--config", str(config),
-                     "--db", str(store.path)])
+    attached = _cli(
+        ["attach", str(folder / "lake"), "--project", "lake", "--config", str(config), "--db", str(store.path)]
+    )
     assert attached.returncode == 0, attached.stderr[-2000:]
     return store
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
     """The CLI in a process of its own (no local Spark session beside the Connect one)."""
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
 
 
 def _assert_same(a, b, where: str = "") -> None:
@@ -115,11 +150,15 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-@pytest.mark.parametrize("command", [
-    ["slice", "--where", "city = ber", "--where", "tier = free", "--version", "v2"],
-    ["breakdown", "--by", "city"],
-    ["compare", "--baseline", "v1", "--candidate", "v2", "--discovered", "2"],
-], ids=["slice", "breakdown", "paired comparison"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["slice", "--where", "city = ber", "--where", "tier = free", "--version", "v2"],
+        ["breakdown", "--by", "city"],
+        ["compare", "--baseline", "v1", "--candidate", "v2", "--discovered", "2"],
+    ],
+    ids=["slice", "breakdown", "paired comparison"],
+)
 def test_a_spark_connect_server_gives_duckdbs_numbers(connect_lake, connect_url, command, capsys):
     args = [*command, "--project", "lake", "--db", str(connect_lake.path), "--format", "json"]
     remote = _cli(args)  # the project's own engine: the Connect server
@@ -139,8 +178,21 @@ def test_a_dataset_the_server_cannot_find_is_named(connect_url, tmp_path):
     with store.write() as con:
         attach_parquet(con, str(tmp_path / "lake"), project="gone", mapping=MAPPING.with_(version="model_version"))
     shutil.rmtree(tmp_path / "lake")
-    result = _cli(["slice", "--project", "gone", "--db", str(store.path), "--where", "city = ber",
-                   "--engine", "spark", "--spark-remote", connect_url])
+    result = _cli(
+        [
+            "slice",
+            "--project",
+            "gone",
+            "--db",
+            str(store.path),
+            "--where",
+            "city = ber",
+            "--engine",
+            "spark",
+            "--spark-remote",
+            connect_url,
+        ]
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "not where the project says" in result.stderr
     assert "Traceback" not in result.stderr

@@ -13,11 +13,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SMALL_MAPPING, db_digest, small_predictions
+from test_store import LockHolder
 
 from analysis import DatabaseBusyError, IngestError, Store, attach_labels, ingest_predictions, parse_mapping
 from analysis.ingest.staging import STAGING_PREFIX, ingest_staged, remove_abandoned_staging
-from conftest import SMALL_MAPPING, db_digest, small_predictions
-from test_store import LockHolder
 
 # Tables that hold the time of writing (it differs between two ingests of one file).
 WRITE_TIMES = {"sb_ingests", "sb_projects"}
@@ -62,15 +62,18 @@ def test_staged_ingest_stores_what_an_ingest_in_the_lock_stores(tmp_path):
         with Store(path).write() as con:
             ingest_predictions(con, small_predictions(1, start=500), project="p", mapping=mapping)
             attach_labels(con, labels, project="p")
-    steps = [(str(first), {"project": "p", "mapping": mapping}),
-             (str(second), {"project": "p", "on_duplicate": "replace"}),
-             (small_predictions(30, start=60), {"project": "p", "on_duplicate": "skip"})]
+    steps = [
+        (str(first), {"project": "p", "mapping": mapping}),
+        (str(second), {"project": "p", "on_duplicate": "replace"}),
+        (small_predictions(30, start=60), {"project": "p", "on_duplicate": "skip"}),
+    ]
     for source, kwargs in steps:
         a = ingest_staged(Store(staged), source, **kwargs)
         with Store(locked).write() as con:
             b = ingest_predictions(con, source, **kwargs)
-        assert {k: v for k, v in a.to_dict().items() if k != "seconds"} == \
-               {k: v for k, v in b.to_dict().items() if k != "seconds"}
+        assert {k: v for k, v in a.to_dict().items() if k != "seconds"} == {
+            k: v for k, v in b.to_dict().items() if k != "seconds"
+        }
     assert _content(staged) == _content(locked)
     with Store(staged).read() as con:
         stored = con.execute("SELECT count(*), count(label) FROM log_1").fetchall()[0]
@@ -114,9 +117,15 @@ def test_staging_is_private_and_abandoned_staging_is_removed(tmp_path):
         "from analysis.ingest.staging import STAGING_PREFIX\n"
         "d = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{os.getpid()}-', dir=sys.argv[1])\n"
         "open(os.path.join(d, 'staging.duckdb'), 'wb').write(b'x' * 10)\n"
-        "print(d)\n")
-    left = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, check=True)
+        "print(d)\n"
+    )
+    left = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=True,
+    )
     abandoned = Path(left.stdout.strip())
     assert abandoned.is_dir()
     seen["mode"] = stat.S_IMODE(abandoned.stat().st_mode)
@@ -168,16 +177,18 @@ def test_staged_labels_store_what_labels_in_the_lock_store(tmp_path):
         with Store(path).write() as con:
             ingest_predictions(con, small_predictions(40), project="p", mapping=mapping)
     first = tmp_path / "first.csv"
-    pd.DataFrame({"request_id": [f"r{i}" for i in range(0, 50)], "label": np.arange(50) % 3 == 0,
-                  "revenue": np.arange(50) * 1.5}).to_csv(first, index=False)
+    pd.DataFrame(
+        {"request_id": [f"r{i}" for i in range(0, 50)], "label": np.arange(50) % 3 == 0, "revenue": np.arange(50) * 1.5}
+    ).to_csv(first, index=False)
     second = pd.DataFrame({"request_id": [f"r{i}" for i in range(20, 30)], "label": [True] * 10})
     steps = [(str(first), {}), (second, {}), (second, {"overwrite": True})]
     for source, options in steps:
         a = labels_staged(Store(staged), source, project="p", **options)
         with Store(locked).write() as con:
             b = attach_labels(con, source, project="p", **options)
-        assert {k: v for k, v in a.to_dict().items() if k != "seconds"} == \
-               {k: v for k, v in b.to_dict().items() if k != "seconds"}
+        assert {k: v for k, v in a.to_dict().items() if k != "seconds"} == {
+            k: v for k, v in b.to_dict().items() if k != "seconds"
+        }
     assert _content(staged) == _content(locked)
     assert a.overwritten == b.overwritten > 0 and b.pending == 0
 

@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from analysis import DatabaseBusyError, DatabaseNotFoundError, Store, attach_labels, get_project, ingest_predictions, parse_mapping
-from analysis.overview import overview_table
 from conftest import SMALL_MAPPING, small_predictions
+
+from analysis import (
+    DatabaseBusyError,
+    DatabaseNotFoundError,
+    Store,
+    attach_labels,
+    get_project,
+    ingest_predictions,
+    parse_mapping,
+)
+from analysis.overview import overview_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,8 +39,9 @@ class LockHolder:
     """Another process that holds the database file open until released."""
 
     def __init__(self, path: Path, mode: str = "rw") -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), mode],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path), mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout.readline().strip() == "locked"
 
     def release(self) -> None:
@@ -138,7 +147,9 @@ def test_threads_reading_and_writing_lose_nothing(tmp_path):
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [
+        threading.Thread(target=writer, args=(k,)) for k in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -154,7 +165,9 @@ def test_cli_writes_while_another_process_keeps_reading(tmp_path):
     path = tmp_path / "db.duckdb"
     seeded_store(path)
     labels_file = tmp_path / "labels.csv"
-    pd.DataFrame({"request_id": [f"r{i}" for i in range(10)], "label": [True, False] * 5}).to_csv(labels_file, index=False)
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(10)], "label": [True, False] * 5}).to_csv(
+        labels_file, index=False
+    )
     reader_code = """
 import sys
 from analysis import Store
@@ -165,10 +178,26 @@ while seen < 10:
         seen = con.execute("SELECT count(label) FROM log_1").fetchall()[0][0]
 print("saw", seen, flush=True)
 """
-    reader = subprocess.Popen([sys.executable, "-c", reader_code, str(path)],
-                              stdout=subprocess.PIPE, text=True)
-    cli = subprocess.run([sys.executable, "-m", "analysis", "labels", str(labels_file), "--project", "p",
-                          "--db", str(path), "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    reader = subprocess.Popen([sys.executable, "-c", reader_code, str(path)], stdout=subprocess.PIPE, text=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "labels",
+            str(labels_file),
+            "--project",
+            "p",
+            "--db",
+            str(path),
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr
     out, _ = reader.communicate(timeout=120)
     assert reader.returncode == 0 and out.strip() == "saw 10"

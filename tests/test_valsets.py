@@ -12,18 +12,30 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, db_digest
 from sklearn import metrics as skm
 
 from analysis import ConfigError, IngestError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.ingest.labels import attach_labels
-from analysis.store.scope import Scope
 from analysis.slices.model import parse_slice
-from analysis.valsets.sets import (Selection, commit, create_set, delete_set, diff, evaluate, export_set, history,
-                              ingest_scores, members, parse_criterion, preview_promotion, promote,
-                              remove_members)
-
-from conftest import ROOT, db_digest
+from analysis.store.scope import Scope
+from analysis.valsets.sets import (
+    Selection,
+    commit,
+    create_set,
+    delete_set,
+    diff,
+    evaluate,
+    export_set,
+    history,
+    ingest_scores,
+    members,
+    parse_criterion,
+    preview_promotion,
+    promote,
+    remove_members,
+)
 
 
 def make_log(seed: int = 3, n: int = 400) -> pd.DataFrame:
@@ -37,14 +49,32 @@ def make_log(seed: int = 3, n: int = 400) -> pd.DataFrame:
     for version, noise in (("v1", 0.35), ("v2", 0.2)):
         score = np.clip(label * 0.6 + rng.normal(0.2, noise, n), 0, 1)
         for i in range(n):
-            rows.append({"id": f"{version}-{i}", "example": examples[i], "ts": f"2026-01-0{1 + i % 5} 10:00:00",
-                         "version": version, "score": score[i], "prediction": int(score[i] >= 0.5),
-                         "label": None if i % 10 == 0 else int(label[i]), "city": city[i]})
+            rows.append(
+                {
+                    "id": f"{version}-{i}",
+                    "example": examples[i],
+                    "ts": f"2026-01-0{1 + i % 5} 10:00:00",
+                    "version": version,
+                    "score": score[i],
+                    "prediction": int(score[i] >= 0.5),
+                    "label": None if i % 10 == 0 else int(label[i]),
+                    "city": city[i],
+                }
+            )
     # v2 scored the first 50 examples again later, with a different score: the latest one counts.
     for i in range(50):
-        rows.append({"id": f"v2b-{i}", "example": examples[i], "ts": "2026-01-09 10:00:00", "version": "v2",
-                     "score": 0.99, "prediction": 1, "label": None if i % 10 == 0 else int(label[i]),
-                     "city": city[i]})
+        rows.append(
+            {
+                "id": f"v2b-{i}",
+                "example": examples[i],
+                "ts": "2026-01-09 10:00:00",
+                "version": "v2",
+                "score": 0.99,
+                "prediction": 1,
+                "label": None if i % 10 == 0 else int(label[i]),
+                "city": city[i],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -53,9 +83,23 @@ def shop(tmp_path):
     frame = make_log()
     store = Store(tmp_path / "v.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="p", mapping=Mapping(
-            id="id", example="example", timestamp="ts", version="version", task="binary",
-            prediction="prediction", score="score", label="label", positive_label="1", features=["city"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="p",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                timestamp="ts",
+                version="version",
+                task="binary",
+                prediction="prediction",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["city"],
+            ),
+        )
     with store.read() as con:
         return store, get_project(con, "p"), frame
 
@@ -71,8 +115,13 @@ def test_promotion_counts_adds_each_example_once_and_keeps_its_record(shop):
         create_set(con, project, "ber", criteria=["recall >= 0.5"])
         preview = preview_promotion(con, project, "ber", errors)
         first = promote(con, project, "ber", errors, reason="wrong in Berlin")
-        again = promote(con, project, "ber", Selection(scope=Scope.of(versions="v1"), slice_=parse_slice("city = ber")),
-                        reason="all of Berlin")
+        again = promote(
+            con,
+            project,
+            "ber",
+            Selection(scope=Scope.of(versions="v1"), slice_=parse_slice("city = ber")),
+            reason="all of Berlin",
+        )
         got = members(con, project, "ber")
     v1 = frame[(frame.version == "v1") & (frame.city == "ber")]
     wrong = v1[v1.label.notna() & (v1.label != v1.prediction)]
@@ -84,9 +133,13 @@ def test_promotion_counts_adds_each_example_once_and_keeps_its_record(shop):
     assert set(kept.index[kept.reason == "wrong in Berlin"]) == set(wrong.example)
     row = kept.loc[wrong.example.iloc[0]]
     assert row["prediction_id"] == wrong.id.iloc[0] and row["city"] == "ber"
-    assert json.loads(row["source"]) == {"kind": "slice", "where": "city = ber", "only_errors": True,
-                                         "slice": parse_slice("city = ber").to_dict(),
-                                         "scope": {"versions": ["v1"], "stages": [], "start": None, "end": None}}
+    assert json.loads(row["source"]) == {
+        "kind": "slice",
+        "where": "city = ber",
+        "only_errors": True,
+        "slice": parse_slice("city = ber").to_dict(),
+        "scope": {"versions": ["v1"], "stages": [], "start": None, "end": None},
+    }
 
 
 def test_latest_prediction_bucket_sample_and_hand_picked(shop):
@@ -98,8 +151,9 @@ def test_latest_prediction_bucket_sample_and_hand_picked(shop):
         ams = latest(frame[(frame.version == "v2") & (frame.city == "ams")]).set_index("example")
         assert got["prediction_id"].to_dict() == ams["id"].to_dict()  # the rescored ones: v2b-*
         create_set(con, project, "fp")
-        done = promote(con, project, "fp", Selection(scope=Scope.of(versions="v1"), bucket="FP confident",
-                                                      confidence=0.8))
+        done = promote(
+            con, project, "fp", Selection(scope=Scope.of(versions="v1"), bucket="FP confident", confidence=0.8)
+        )
         v1 = frame[frame.version == "v1"]
         assert done.added == int(((v1.label == 0) & (v1.prediction == 1) & (v1.score >= 0.8)).sum())
         create_set(con, project, "sample")
@@ -110,11 +164,14 @@ def test_latest_prediction_bucket_sample_and_hand_picked(shop):
         three = promote(con, project, "sample", Selection(scope=Scope.of(versions="v1"), sample=25, seed=4))
         assert (three.already, three.added) == (25, 0)  # the same seed draws the same examples
         create_set(con, project, "picked")
-        picked = promote(con, project, "picked", Selection(prediction_ids=("v1-3", "v2-3", "v1-7")),
-                         reason="looked odd")
+        picked = promote(
+            con, project, "picked", Selection(prediction_ids=("v1-3", "v2-3", "v1-7")), reason="looked odd"
+        )
         assert (picked.selected, picked.added) == (2, 2)  # v1-3 and v2-3 are one example
-        assert json.loads(members(con, project, "picked")["source"].iloc[0]) == {"kind": "hand-picked",
-                                                                                 "predictions": 3}
+        assert json.loads(members(con, project, "picked")["source"].iloc[0]) == {
+            "kind": "hand-picked",
+            "predictions": 3,
+        }
     assert len(drawn) == 25
 
 
@@ -131,8 +188,10 @@ def test_committed_versions_are_immutable_and_diffs_are_exact(shop):
         assert list(members(con, project, "d", 1)["example_id"]) == ["e001", "e002", "e003"]
         assert sorted(members(con, project, "d", 2)["example_id"]) == ["e002", "e003", "e004"]
         change = diff(con, project, "d", 1, 2)
-        assert change[["change", "example_id", "reason"]].values.tolist() == [["added", "e004", "later"],
-                                                                             ["removed", "e001", "first"]]
+        assert change[["change", "example_id", "reason"]].values.tolist() == [
+            ["added", "e004", "later"],
+            ["removed", "e001", "first"],
+        ]
         assert diff(con, project, "d", 2, "draft").empty
         h = history(con, project, "d")
         assert h[["version", "n_members", "added", "removed"]].values.tolist() == [[2, 3, 1, 1], [1, 3, 3, 0]]
@@ -170,8 +229,10 @@ def test_content_hash_is_sha256_of_the_members_in_id_order(shop):
             promote(con, project, name, Selection(prediction_ids=("v1-5", "v1-1", "v2-9")), reason="same")
         first, second = commit(con, project, "h1", "a"), commit(con, project, "h2", "b")
         rows = members(con, project, "h1", 1).sort_values("example_id")
-    text = chr(30).join(chr(31).join([r.example_id, r.prediction_id, "true" if r.label else "false", r.city,
-                                      r.reason, r.source]) for r in rows.itertuples())
+    text = chr(30).join(
+        chr(31).join([r.example_id, r.prediction_id, "true" if r.label else "false", r.city, r.reason, r.source])
+        for r in rows.itertuples()
+    )
     assert first.content_hash == second.content_hash == hashlib.sha256(text.encode()).hexdigest()
     assert parse_criterion(" recall>=0.8 ", project).value == 0.8
 
@@ -187,9 +248,14 @@ def expected_metrics(frame: pd.DataFrame, ids: list[str], late: dict | None = No
                 label[example] = value
         known = label.notna()
         y, pred, score = label[known].astype(int), rows.prediction[known], rows.score[known]
-        out[version] = {"scored": len(rows), "labeled": int(known.sum()),
-                        "accuracy": skm.accuracy_score(y, pred), "recall": skm.recall_score(y, pred),
-                        "precision": skm.precision_score(y, pred), "roc_auc": skm.roc_auc_score(y, score)}
+        out[version] = {
+            "scored": len(rows),
+            "labeled": int(known.sum()),
+            "accuracy": skm.accuracy_score(y, pred),
+            "recall": skm.recall_score(y, pred),
+            "precision": skm.precision_score(y, pred),
+            "roc_auc": skm.roc_auc_score(y, score),
+        }
     return out
 
 
@@ -209,15 +275,24 @@ def test_evaluation_equals_scikit_learn_and_picks_up_late_labels(shop):
         for m in ("accuracy", "recall", "precision", "roc_auc"):
             assert row[m] == pytest.approx(want[m], abs=1e-12), (version, m)
         assert row["recall_low"] < row["recall"] < row["recall_high"]
-        fails = [c for c, ok in (("accuracy >= 0.7", want["accuracy"] >= 0.7), ("recall >= 0.5", want["recall"] >= 0.5))
-                 if not ok]
+        fails = [
+            c
+            for c, ok in (("accuracy >= 0.7", want["accuracy"] >= 0.7), ("recall >= 0.5", want["recall"] >= 0.5))
+            if not ok
+        ]
         assert row["verdict"] == ("fail" if fails else "pass") and row["failed"] == "; ".join(fails)
     # Labels that arrive after promotion (for the examples that had none) are used.
     unlabeled = sorted(set(frame[frame.label.isna() & frame.example.isin(ids)].example))
     late = {e: 1 for e in unlabeled}
     with store.write() as con:
-        attach_labels(con, pd.DataFrame({"example": unlabeled, "label": [1] * len(unlabeled)}), project="p",
-                      key="example", id_column="example", label_column="label")
+        attach_labels(
+            con,
+            pd.DataFrame({"example": unlabeled, "label": [1] * len(unlabeled)}),
+            project="p",
+            key="example",
+            id_column="example",
+            label_column="label",
+        )
         after = evaluate(con, project)
     for version, want in expected_metrics(frame, ids, late).items():
         row = after[after.model_version == version].iloc[0]
@@ -229,16 +304,21 @@ def test_export_score_offline_ingest_fills_the_matrix(shop, tmp_path):
     store, project, frame = shop
     with store.write() as con:
         create_set(con, project, "loop")
-        promote(con, project, "loop", Selection(scope=Scope.of(versions="v1"), slice_=parse_slice("city = cph"),
-                                                only_errors=True))
+        promote(
+            con,
+            project,
+            "loop",
+            Selection(scope=Scope.of(versions="v1"), slice_=parse_slice("city = cph"), only_errors=True),
+        )
         commit(con, project, "loop", "cph errors")
         done = export_set(con, project, "loop", str(tmp_path / "loop.parquet"))
     exported = pd.read_parquet(tmp_path / "loop.parquet")
     assert done.rows == len(exported) and set(exported.columns) >= {"example_id", "city", "label"}
     assert set(exported.label) <= {"1", "0"}
     # "Offline scoring": a model that gets every second example right.
-    exported["prediction"] = [lab if i % 2 == 0 else ("0" if lab == "1" else "1")
-                              for i, lab in enumerate(exported.label)]
+    exported["prediction"] = [
+        lab if i % 2 == 0 else ("0" if lab == "1" else "1") for i, lab in enumerate(exported.label)
+    ]
     exported["score"] = [0.9 if p == "1" else 0.1 for p in exported.prediction]
     exported.to_csv(tmp_path / "scored.csv", index=False)
     with store.write() as con:
@@ -284,10 +364,35 @@ def test_concurrent_writers_lose_nothing(shop):
     for t in threads:
         t.join()
     wheres = ["city = ams", "city = ber", "city = cph", "city = ams"]
-    procs = [subprocess.Popen([sys.executable, "-m", "analysis", "promote", "--db", str(store.path), "--project", "p",
-                               "--set", "shared", "--version", "v2", "--where", w, "--wait", "60",
-                               "--format", "json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for w in wheres]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "promote",
+                "--db",
+                str(store.path),
+                "--project",
+                "p",
+                "--set",
+                "shared",
+                "--version",
+                "v2",
+                "--where",
+                w,
+                "--wait",
+                "60",
+                "--format",
+                "json",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in wheres
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1] for o in outs]
     added = sum(json.loads(o[0])["added"] for o in outs)
@@ -303,8 +408,24 @@ def test_cli_round_trip(shop, tmp_path, capsys):
     store, _, _ = shop
     db = ["--db", str(store.path), "--project", "p"]
     assert main(["valsets", "create", *db, "--set", "c", "--criterion", "accuracy >= 0.6", "--tag", "x"]) == 0
-    assert main(["promote", *db, "--set", "c", "--version", "v1", "--where", "city = ams", "--only-errors",
-                 "--reason", "cli"]) == 0
+    assert (
+        main(
+            [
+                "promote",
+                *db,
+                "--set",
+                "c",
+                "--version",
+                "v1",
+                "--where",
+                "city = ams",
+                "--only-errors",
+                "--reason",
+                "cli",
+            ]
+        )
+        == 0
+    )
     assert main(["valsets", "commit", *db, "--set", "c", "--message", "first"]) == 0
     capsys.readouterr()
     assert main(["valsets", "show", *db, "--set", "c", "--set-version", "1", "--format", "json"]) == 0
@@ -327,14 +448,32 @@ def test_regression_sets_promote_large_residuals_and_evaluate_like_scikit_learn(
     rng = np.random.default_rng(8)
     n = 300
     label = rng.normal(50, 10, n)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "example": [f"x{i}" for i in range(n)], "v": "m1",
-                          "prediction": label + rng.normal(0, 5, n), "label": label,
-                          "kind": rng.choice(["a", "b"], n)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "example": [f"x{i}" for i in range(n)],
+            "v": "m1",
+            "prediction": label + rng.normal(0, 5, n),
+            "label": label,
+            "kind": rng.choice(["a", "b"], n),
+        }
+    )
     store = Store(tmp_path / "r.duckdb")
     with store.write() as con:
-        ingest_predictions(con, frame, project="r", mapping=Mapping(
-            id="id", example="example", version="v", task="regression", prediction="prediction", label="label",
-            features=["kind"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="r",
+            mapping=Mapping(
+                id="id",
+                example="example",
+                version="v",
+                task="regression",
+                prediction="prediction",
+                label="label",
+                features=["kind"],
+            ),
+        )
         project = get_project(con, "r")
         create_set(con, project, "big misses", criteria=["mae <= 3"])
         done = promote(con, project, "big misses", Selection(only_errors=True), reason="beyond the MAE")
@@ -384,13 +523,33 @@ def test_a_large_set_commits_in_bounded_memory_with_the_same_hash(tmp_path):
 
     n = 120_000
     rng = np.random.default_rng(5)
-    frame = pd.DataFrame({"id": [f"p{i}" for i in range(n)], "ts": "2026-01-01 10:00:00", "version": "v1",
-                          "score": rng.random(n), "label": rng.integers(0, 2, n),
-                          "note": ["x" * 200] * n})
+    frame = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "ts": "2026-01-01 10:00:00",
+            "version": "v1",
+            "score": rng.random(n),
+            "label": rng.integers(0, 2, n),
+            "note": ["x" * 200] * n,
+        }
+    )
     with Store(tmp_path / "big.duckdb").write() as con:
-        ingest_predictions(con, frame, project="big", mapping=Mapping(
-            id="id", timestamp="ts", version="version", task="binary", score="score", label="label",
-            positive_label="1", features=["note"], kinds={"note": "categorical"}))
+        ingest_predictions(
+            con,
+            frame,
+            project="big",
+            mapping=Mapping(
+                id="id",
+                timestamp="ts",
+                version="version",
+                task="binary",
+                score="score",
+                label="label",
+                positive_label="1",
+                features=["note"],
+                kinds={"note": "categorical"},
+            ),
+        )
         project = get_project(con, "big")
         create_set(con, project, "all")
         promote(con, project, "all", Selection(), reason="everything")
@@ -399,7 +558,10 @@ def test_a_large_set_commits_in_bounded_memory_with_the_same_hash(tmp_path):
         done = commit(con, project, "all", "all rows")
     assert done.n_members == n
     rows = frame.assign(example_id=frame.id).sort_values("example_id")
-    text = chr(30).join(chr(31).join([e, e, "true" if lab else "false", note, "everything", src])
-                        for e, lab, note, src in zip(rows.example_id, rows.label, rows.note,
-                                                     [json.dumps(Selection().source(), sort_keys=True)] * n))
+    text = chr(30).join(
+        chr(31).join([e, e, "true" if lab else "false", note, "everything", src])
+        for e, lab, note, src in zip(
+            rows.example_id, rows.label, rows.note, [json.dumps(Selection().source(), sort_keys=True)] * n
+        )
+    )
     assert done.content_hash == hashlib.sha256(text.encode()).hexdigest()

@@ -10,16 +10,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from test_app import texts
+from test_slices_page import other_tasks, slices_page  # noqa: F401 (fixture)
 
-from analysis import Mapping, Store, get_project, ingest_predictions
-from analysis import palette
+from analysis import Mapping, Store, get_project, ingest_predictions, palette
 from analysis.compare.comparison import Side
 from analysis.numbers import format_value
 from analysis.reports import add_block, render_html
 from analysis.reports.words import lines
-
-from test_app import texts
-from test_slices_page import other_tasks, slices_page  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -31,14 +29,32 @@ def deliveries(tmp_path):
     version = np.where(np.arange(n) % 4 == 0, "eta-v8", "eta-v7")
     actual = 20 + rng.gamma(2, 5, n)
     error = rng.normal(0, 3, n) + np.where((version == "eta-v8") & (city == "Porto"), 12, 0)
-    frame = pd.DataFrame({"order_id": [f"o{i}" for i in range(n)], "at": pd.Timestamp("2026-11-01") +
-                          pd.to_timedelta(np.arange(n) * 7, unit="min"), "eta_model": version,
-                          "predicted_minutes": actual + error, "actual_minutes": actual, "city": city})
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(n)],
+            "at": pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(n) * 7, unit="min"),
+            "eta_model": version,
+            "predicted_minutes": actual + error,
+            "actual_minutes": actual,
+            "city": city,
+        }
+    )
     db = tmp_path / "eta.duckdb"
     with Store(db).write() as con:
-        ingest_predictions(con, frame, project="eta", mapping=Mapping(
-            task="regression", id="order_id", timestamp="at", version="eta_model", prediction="predicted_minutes",
-            label="actual_minutes", features=["city"]))
+        ingest_predictions(
+            con,
+            frame,
+            project="eta",
+            mapping=Mapping(
+                task="regression",
+                id="order_id",
+                timestamp="at",
+                version="eta_model",
+                prediction="predicted_minutes",
+                label="actual_minutes",
+                features=["city"],
+            ),
+        )
     return db, frame
 
 
@@ -47,8 +63,13 @@ def test_a_regression_comparison_in_a_report_speaks_of_mean_absolute_errors(deli
     ("error rate 469.7% → 1197.5%" was shown for MAEs of 4.7 and 12.0)."""
     db, frame = deliveries
     with Store(db).write() as con:
-        block = add_block(con, get_project(con, "eta"), "review", "comparison",
-                          {"baseline": Side("eta-v7"), "candidate": Side("eta-v8"), "discovered": 0})
+        block = add_block(
+            con,
+            get_project(con, "eta"),
+            "review",
+            "comparison",
+            {"baseline": Side("eta-v7"), "candidate": Side("eta-v8"), "discovered": 0},
+        )
     porto = frame[frame.city == "Porto"]
     mae = {v: (g.predicted_minutes - g.actual_minutes).abs().mean() for v, g in porto.groupby("eta_model")}
     said = "\n".join(lines("comparison", block.snapshot))
@@ -57,13 +78,16 @@ def test_a_regression_comparison_in_a_report_speaks_of_mean_absolute_errors(deli
     assert f"mean absolute error {format_value('mae', mae['eta-v7'])} → {format_value('mae', mae['eta-v8'])}" in line
     with Store(db).read() as con:
         from analysis.reports import get_report
+
         page = render_html(get_report(con, get_project(con, "eta"), "review"))
     assert "error rate, baseline" not in page and "mean absolute error, baseline" in page
     assert "error rate change" not in page
 
 
-BUCKETS = {"animals": ("habitat", ["correct"], ["wrong"]),
-           "houses": ("town", ["within 1 MAE"], ["under > 2 MAE", "under 1-2 MAE", "over 1-2 MAE", "over > 2 MAE"])}
+BUCKETS = {
+    "animals": ("habitat", ["correct"], ["wrong"]),
+    "houses": ("town", ["within 1 MAE"], ["under > 2 MAE", "under 1-2 MAE", "over 1-2 MAE", "over > 2 MAE"]),
+}
 
 
 @pytest.mark.parametrize("project", ["animals", "houses"])
@@ -73,8 +97,9 @@ def test_error_buckets_are_coloured_by_what_they_mean(monkeypatch, other_tasks, 
     column, good, bad = BUCKETS[project]
     at = slices_page(monkeypatch, other_tasks, project=project, view="errors")
     at.selectbox(key="sl_err_by").set_value(column).run()
-    bars = next(c for c in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
-                if c["layout"].get("barmode") == "stack")
+    bars = next(
+        c for c in (json.loads(el.proto.spec) for el in at.get("plotly_chart")) if c["layout"].get("barmode") == "stack"
+    )
     colour = {t["name"]: t["marker"]["color"] for t in bars["data"]}
     assert colour["unlabeled"] == palette.NOT_SCORED
     blues = {palette.BETTER, "#56B4E9"}
@@ -93,10 +118,16 @@ def test_the_example_slice_names_the_projects_own_columns(monkeypatch, other_tas
     assert named and named <= features, placeholder
 
 
-@pytest.mark.parametrize("project, id_column, label_column", [("animals", "req", "truth"),
-                                                               ("houses", "house", "sold_for")])
-def test_examples_have_readable_headers_that_name_the_users_columns(monkeypatch, other_tasks, project,  # noqa: F811
-                                                                    id_column, label_column):
+@pytest.mark.parametrize(
+    "project, id_column, label_column", [("animals", "req", "truth"), ("houses", "house", "sold_for")]
+)
+def test_examples_have_readable_headers_that_name_the_users_columns(
+    monkeypatch,
+    other_tasks,
+    project,  # noqa: F811
+    id_column,
+    label_column,
+):
     """The Examples table showed the engine's names (prediction_id, model_version,
     label_timestamp) and a Score column of dashes for a project without scores."""
     at = slices_page(monkeypatch, other_tasks, project=project, view="examples")
@@ -116,8 +147,13 @@ def houses_set(path) -> None:
     with Store(path).write() as con:
         project = get_project(con, "houses")
         create_set(con, project, "north misses")
-        promote(con, project, "north misses", Selection(slice_=parse_slice("town = north"), only_errors=False),
-                reason="north")
+        promote(
+            con,
+            project,
+            "north misses",
+            Selection(slice_=parse_slice("town = north"), only_errors=False),
+            reason="north",
+        )
         commit(con, project, "north misses", "first")
 
 
@@ -152,8 +188,13 @@ def test_a_change_that_is_not_significant_is_not_coloured_worse(other_tasks):  #
     from analysis.reports.charts import figures
 
     with Store(other_tasks).write() as con:
-        block = add_block(con, get_project(con, "animals"), "review", "comparison",
-                          {"baseline": Side("b1"), "candidate": Side("b2"), "discovered": 0})
+        block = add_block(
+            con,
+            get_project(con, "animals"),
+            "review",
+            "comparison",
+            {"baseline": Side("b1"), "candidate": Side("b2"), "discovered": 0},
+        )
     rows = [r for r in block.snapshot["overall"] if r["delta"] is not None]
     bar = figures("comparison", block.snapshot)[0].data[0]
     crossing = [r["ci_low"] <= 0 <= r["ci_high"] for r in rows]
@@ -186,8 +227,7 @@ def test_the_gate_names_product_metrics_in_words(demo_copy):
     from analysis.compare.gate import run_gate
 
     with Store(demo_copy).read() as con:
-        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v3"), Side("credit-v1"),
-                           criteria=None)
+        verdict = run_gate(con, get_project(con, "lending-demo"), Side("credit-v3"), Side("credit-v1"), criteria=None)
     names = [r.criterion for r in verdict.results if r.criterion.startswith("product metric")]
     assert any(n.startswith("product metric loss from false approvals") for n in names), names
     assert not any("_" in n for n in names), names
@@ -202,12 +242,16 @@ def test_binary_examples_show_class_names_not_ticks(monkeypatch, demo_copy):
     assert set(table.value["label"].dropna()) <= {"default", "repaid"} and table.value["label"].notna().any()
     with Store(demo_copy).read() as con:
         project = get_project(con, "lending-demo")
-        row = con.execute(f'SELECT prediction, label FROM "{project.log_table}" WHERE prediction_id = ?',
-                          [table.value["prediction_id"].iloc[0]]).fetchone()
+        row = con.execute(
+            f'SELECT prediction, label FROM "{project.log_table}" WHERE prediction_id = ?',
+            [table.value["prediction_id"].iloc[0]],
+        ).fetchone()
     words = {True: "default", False: "repaid", None: None}
     first = table.value.iloc[0]
-    assert (first["prediction"], first["label"] if isinstance(first["label"], str) else None) == \
-        (words[row[0]], words[row[1]])
+    assert (first["prediction"], first["label"] if isinstance(first["label"], str) else None) == (
+        words[row[0]],
+        words[row[1]],
+    )
     assert json.loads(table.proto.columns)["score"]["type_config"]["format"] == "%.3f"
 
 
@@ -291,7 +335,7 @@ def test_a_regression_leaderboard_speaks_of_absolute_error(monkeypatch, other_ta
 
 
 def test_the_saved_view_says_what_to_do_when_empty(monkeypatch, other_tasks):  # noqa: F811
-    """"None yet." and a greyed Save button said neither what is missing nor what to do."""
+    """ "None yet." and a greyed Save button said neither what is missing nor what to do."""
     at = slices_page(monkeypatch, other_tasks, project="animals", view="saved")
     said = texts(at)
     assert "None yet." not in said

@@ -31,12 +31,28 @@ def cmd_compare(args) -> int:
     with base.open_store(args).read() as con:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
-            comp = compare(econ, project, baseline, candidate, start=args.start, end=args.end,
-                           discovered=args.discovered, overlap=not args.whole_window)
+            comp = compare(
+                econ,
+                project,
+                baseline,
+                candidate,
+                start=args.start,
+                end=args.end,
+                discovered=args.discovered,
+                overlap=not args.whole_window,
+            )
     for line in [*failure_lines(comp.overall), *comp.notes]:
         print(f"warning: {line}", file=sys.stderr)
-    text = "\n".join([f"{candidate} vs {baseline}: {comp.method}", comp.window.sentence(), "",
-                      _overall_text(comp), "", _slices_text(comp, args.limit)])
+    text = "\n".join(
+        [
+            f"{candidate} vs {baseline}: {comp.method}",
+            comp.window.sentence(),
+            "",
+            _overall_text(comp),
+            "",
+            _slices_text(comp, args.limit),
+        ]
+    )
     base.emit(args, comp.to_dict(), text)
     return base.EXIT_OK
 
@@ -50,14 +66,19 @@ def _overall_text(comp) -> str:
     rows = []
     for r in comp.overall.to_dict(orient="records"):
         m = r["metric"]
-        rows.append({"metric": compared_name(metric_name(m, products), r.get("normalisation")),
-                     "better": r["direction"],
-                     "baseline": format_value(m, r["baseline"], products),
-                     "candidate": format_value(m, r["candidate"], products),
-                     "change": format_delta(m, r["delta"], products),
-                     "95% interval": f"{format_delta(m, r['ci_low'], products)} to "
-                                     f"{format_delta(m, r['ci_high'], products)}",
-                     "p-value": format_p(r["p_value"]), "test": r["test"]})
+        rows.append(
+            {
+                "metric": compared_name(metric_name(m, products), r.get("normalisation")),
+                "better": r["direction"],
+                "baseline": format_value(m, r["baseline"], products),
+                "candidate": format_value(m, r["candidate"], products),
+                "change": format_delta(m, r["delta"], products),
+                "95% interval": f"{format_delta(m, r['ci_low'], products)} to "
+                f"{format_delta(m, r['ci_high'], products)}",
+                "p-value": format_p(r["p_value"]),
+                "test": r["test"],
+            }
+        )
     return pd.DataFrame(rows).to_string(index=False)
 
 
@@ -66,13 +87,20 @@ def _slices_text(comp, limit: int) -> str:
 
     if comp.slices.empty:
         return "no slices"
-    rows = [{"verdict": r["verdict"], "slice": r["where"], "found by": r["source"],
-             "rows (b / c)": f"{format_count(r['n_rows_b'])} / {format_count(r['n_rows_c'])}",
-             "error (b → c)": f"{format_value('error_rate', r['error_rate_b'])} → "
-                              f"{format_value('error_rate', r['error_rate_c'])}",
-             "change [95%]": f"{format_delta('error_rate', r['delta'])} [{format_delta('error_rate', r['ci_low'])}, "
-                             f"{format_delta('error_rate', r['ci_high'])}]",
-             "q": format_p(r["q_value"])} for r in comp.slices.head(limit).to_dict(orient="records")]
+    rows = [
+        {
+            "verdict": r["verdict"],
+            "slice": r["where"],
+            "found by": r["source"],
+            "rows (b / c)": f"{format_count(r['n_rows_b'])} / {format_count(r['n_rows_c'])}",
+            "error (b → c)": f"{format_value('error_rate', r['error_rate_b'])} → "
+            f"{format_value('error_rate', r['error_rate_c'])}",
+            "change [95%]": f"{format_delta('error_rate', r['delta'])} [{format_delta('error_rate', r['ci_low'])}, "
+            f"{format_delta('error_rate', r['ci_high'])}]",
+            "q": format_p(r["q_value"]),
+        }
+        for r in comp.slices.head(limit).to_dict(orient="records")
+    ]
     return pd.DataFrame(rows).to_string(index=False)
 
 
@@ -84,8 +112,9 @@ def cmd_gate(args) -> int:
     with base.open_store(args).read() as con:
         project = get_project(con, args.project)
         with base.on_engine(args, con, project) as econ:
-            verdict = run_gate(econ, project, baseline, candidate, start=args.start, end=args.end,
-                               overlap=not args.whole_window)
+            verdict = run_gate(
+                econ, project, baseline, candidate, start=args.start, end=args.end, overlap=not args.whole_window
+            )
     for line in failure_lines(verdict.comparison.overall):
         print(f"warning: {line}", file=sys.stderr)
     base.emit(args, verdict.to_dict(), "\n".join(verdict.lines()))
@@ -101,16 +130,26 @@ def cmd_product_metrics(args) -> int:
     if args.action == "define" and not args.expression:
         raise ConfigError("product-metrics define needs --expression, such as 'sum(revenue)'")
     store = base.open_store(args)
-    with (store.write(create=False) if args.action != "list" else store.read()) as con:
+    with store.write(create=False) if args.action != "list" else store.read() as con:
         project = get_project(con, args.project)
         if args.action == "define":
-            define_metric(con, project, ProductMetric(args.name, args.expression, args.direction, args.unit or "",
-                                                      args.number_format))
+            define_metric(
+                con,
+                project,
+                ProductMetric(args.name, args.expression, args.direction, args.unit or "", args.number_format),
+            )
         elif args.action == "delete":
             delete_metric(con, project, args.name)
         metrics = [m.to_dict() for m in list_metrics(con, project)]
-    text = "\n".join(f"{m['name']} = {m['expression']}  ({m['direction']} is better"
-                     + (f", {m['unit']}" if m["unit"] else "") + ")" for m in metrics) or "no product metrics"
+    text = (
+        "\n".join(
+            f"{m['name']} = {m['expression']}  ({m['direction']} is better"
+            + (f", {m['unit']}" if m["unit"] else "")
+            + ")"
+            for m in metrics
+        )
+        or "no product metrics"
+    )
     base.emit(args, {"project": args.project, "product_metrics": metrics}, text)
     return base.EXIT_OK
 
@@ -122,15 +161,21 @@ def cmd_gate_criteria(args) -> int:
     from analysis.store.project import get_project
 
     store = base.open_store(args)
-    with (store.write(create=False) if args.action == "set" else store.read()) as con:
+    with store.write(create=False) if args.action == "set" else store.read() as con:
         project = get_project(con, args.project)
         criteria = get_criteria(con, project)
         if args.action == "set":
-            changes = {k: v for k, v in (("product_max_worse", args.product_max_worse),
-                                         ("slice_min_rows", args.slice_min_rows),
-                                         ("slice_max_worse", args.slice_max_worse),
-                                         ("overall_max_worse", args.overall_max_worse),
-                                         ("discovered_slices", args.discovered_slices)) if v is not None}
+            changes = {
+                k: v
+                for k, v in (
+                    ("product_max_worse", args.product_max_worse),
+                    ("slice_min_rows", args.slice_min_rows),
+                    ("slice_max_worse", args.slice_max_worse),
+                    ("overall_max_worse", args.overall_max_worse),
+                    ("discovered_slices", args.discovered_slices),
+                )
+                if v is not None
+            }
             if args.all_sets:
                 changes["required_sets"] = "all"
             elif args.required_set is not None:
@@ -143,8 +188,9 @@ def cmd_gate_criteria(args) -> int:
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     for name, help_text, func in (
-            ("compare", "a candidate vs a baseline: overall and per slice, ML and product metrics", cmd_compare),
-            ("gate", "the deployment gate: exit 0 pass, 1 fail, 2 usage or data error", cmd_gate)):
+        ("compare", "a candidate vs a baseline: overall and per slice, ML and product metrics", cmd_compare),
+        ("gate", "the deployment gate: exit 0 pass, 1 fail, 2 usage or data error", cmd_gate),
+    ):
         p = sub.add_parser(name, parents=[common], help=help_text)
         p.add_argument("--project", required=True)
         p.add_argument("--baseline", required=True, help="the baseline model version")
@@ -153,9 +199,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         p.add_argument("--candidate-stage", help="default: all stages of the candidate")
         p.add_argument("--start", help="first day, YYYY-MM-DD")
         p.add_argument("--end", help="last day (included), YYYY-MM-DD")
-        p.add_argument("--whole-window", action="store_true",
-                       help="unpaired: compare each version's rows over the whole window, not only the days both "
-                            "served (the default keeps their overlap and says what it left out)")
+        p.add_argument(
+            "--whole-window",
+            action="store_true",
+            help="unpaired: compare each version's rows over the whole window, not only the days both "
+            "served (the default keeps their overlap and says what it left out)",
+        )
         if name == "compare":
             p.add_argument("--discovered", type=int, default=5, help="top discovered slices of each version")
             p.add_argument("--limit", type=int, default=20, help="slices to print (table output)")
@@ -167,12 +216,18 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--product-max-worse", type=float, help="share of the baseline a product metric may lose")
     p.add_argument("--slice-min-rows", type=int, help="slices checked from this many rows in both versions")
     p.add_argument("--slice-max-worse", type=float, help="error-rate points a slice may lose")
-    p.add_argument("--overall-max-worse", type=float,
-                   help="error-rate points (a regression: the label's unit) the whole comparison may lose")
+    p.add_argument(
+        "--overall-max-worse",
+        type=float,
+        help="error-rate points (a regression: the label's unit) the whole comparison may lose",
+    )
     p.add_argument("--required-set", action="append", help="a validation set that must pass (repeatable)")
     p.add_argument("--all-sets", action="store_true", help="every committed set with pass criteria must pass")
-    p.add_argument("--discovered-slices", type=int,
-                   help="discovered slices of each direction the slice criterion covers (0: no discovery, faster)")
+    p.add_argument(
+        "--discovered-slices",
+        type=int,
+        help="discovered slices of each direction the slice criterion covers (0: no discovery, faster)",
+    )
     p.set_defaults(func=cmd_gate_criteria)
 
     p = sub.add_parser("product-metrics", parents=[common], help="a project's product metrics: list, define, delete")

@@ -47,7 +47,8 @@ def support(text: str) -> int | float:
         value = float("nan")
     if not value >= 0 or value == float("inf") or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(
-            f"a count of rows such as 50, or a fraction below 1 such as 0.01; not {text!r}")
+            f"a count of rows such as 50, or a fraction below 1 such as 0.01; not {text!r}"
+        )
     return int(value) if value.is_integer() and "." not in text else value
 
 
@@ -107,8 +108,12 @@ def guarded(func, args) -> int:
     except (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException) as exc:
         path = str(Path(db).expanduser() if db is not None else default_db_path())
         if path in str(exc) or "database file" in str(exc):
-            _say(args, "DatabaseError", f"DuckDB could not use the database {path}: {_first_line(exc)} "
-                                        "(is it a Sliceboard database, whole and not damaged?)")
+            _say(
+                args,
+                "DatabaseError",
+                f"DuckDB could not use the database {path}: {_first_line(exc)} "
+                "(is it a Sliceboard database, whole and not damaged?)",
+            )
         else:
             _say(args, "DatabaseError", f"DuckDB could not read or write a file: {_first_line(exc)}")
         return EXIT_ERROR
@@ -119,6 +124,9 @@ def guarded(func, args) -> int:
     except Exception as exc:  # the last resort: one line, the detail only on request
         if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
-        _say(args, type(exc).__name__, f"unexpected {type(exc).__name__}: {_first_line(exc)} "
-                                       f"(set {DEBUG_ENV}=1 for the details)")
+        _say(
+            args,
+            type(exc).__name__,
+            f"unexpected {type(exc).__name__}: {_first_line(exc)} (set {DEBUG_ENV}=1 for the details)",
+        )
         return EXIT_ERROR

@@ -83,10 +83,16 @@ def open_store(args) -> Store:
 
 def engine_args(p: argparse.ArgumentParser) -> None:
     """--engine and --spark-remote: who answers this command (default: the project's setting)."""
-    p.add_argument("--engine", choices=("duckdb", "spark"),
-                   help="who answers: embedded DuckDB or Spark (default: the project's setting)")
-    p.add_argument("--spark-remote", help="Spark Connect URL sc://host:port (Databricks: sc://host:443/;token=...) "
-                                          "or a local master such as local[2]; implies --engine spark")
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        help="who answers: embedded DuckDB or Spark (default: the project's setting)",
+    )
+    p.add_argument(
+        "--spark-remote",
+        help="Spark Connect URL sc://host:port (Databricks: sc://host:443/;token=...) "
+        "or a local master such as local[2]; implies --engine spark",
+    )
 
 
 @contextmanager
@@ -108,8 +114,8 @@ def on_engine(args, con, project):
 
 
 def slice_scope(args, project):
-    from analysis.store.scope import Scope
     from analysis.slices.model import Slice, parse_slice, validate_slice
+    from analysis.store.scope import Scope
 
     slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
     return validate_slice(slice_, project), Scope.of(args.version, args.stage, args.start, args.end)

@@ -16,9 +16,9 @@ def _progress(fraction: float, text: str) -> None:
 
 
 def cmd_report(args) -> int:
+    from analysis.reports import default_report, get_report, write_html, write_pdf
     from analysis.store.paths import check_target, database_files, safe_file_name
     from analysis.store.project import get_project
-    from analysis.reports import default_report, get_report, write_html, write_pdf
 
     store = base.open_store(args)
     protect = database_files(store.path)
@@ -35,12 +35,21 @@ def cmd_report(args) -> int:
     if args.title:
         report.title = args.title
     write_html(report, out, force=args.force, protect=protect)
-    payload = {"project": args.project, "report": report.name, "out": str(out), "bytes": out.stat().st_size,
-               "blocks": [b.title for b in report.blocks]}
+    payload = {
+        "project": args.project,
+        "report": report.name,
+        "out": str(out),
+        "bytes": out.stat().st_size,
+        "blocks": [b.title for b in report.blocks],
+    }
     if args.pdf:
         payload["pdf"] = str(write_pdf(report, args.pdf, force=args.force, protect=protect))
-    base.emit(args, payload, f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(report.blocks)} blocks)"
-               + (f" and {args.pdf}" if args.pdf else ""))
+    base.emit(
+        args,
+        payload,
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(report.blocks)} blocks)"
+        + (f" and {args.pdf}" if args.pdf else ""),
+    )
     return base.EXIT_OK
 
 
@@ -52,8 +61,9 @@ def _view(args) -> dict:
     if args.kind in ("comparison", "gate", "series"):
         if not (args.baseline and args.candidate):
             raise ConfigError(f"A {args.kind} block needs --baseline and --candidate.")
-        view.update(baseline=Side(args.baseline, args.baseline_stage), candidate=Side(args.candidate,
-                                                                                      args.candidate_stage))
+        view.update(
+            baseline=Side(args.baseline, args.baseline_stage), candidate=Side(args.candidate, args.candidate_stage)
+        )
     if args.kind == "slice":
         view["slice"] = parse_slice(" AND ".join(args.where or []))
     if args.kind == "discovery":
@@ -67,21 +77,24 @@ def _view(args) -> dict:
 
 
 def cmd_reports(args) -> int:
-    from analysis.store.project import get_project
     from analysis.reports import add_block, delete_report, get_report, list_reports, position_after, refresh, rerun
     from analysis.reports.tables import figure_text
     from analysis.reports.words import lines
+    from analysis.store.project import get_project
 
     store = base.open_store(args)
     writes = args.action in ("add", "refresh", "delete")
     if args.action != "list" and not args.name:
         raise ConfigError(f"reports {args.action} needs --name.")
-    with (store.write(create=False) if writes else store.read()) as con:
+    with store.write(create=False) if writes else store.read() as con:
         project = get_project(con, args.project)
         if args.action == "list":
             frame = list_reports(con, project)
-            base.emit(args, {"project": args.project, "reports": base.frame_records(frame)},
-                       frame.to_string(index=False) if len(frame) else "no reports")
+            base.emit(
+                args,
+                {"project": args.project, "reports": base.frame_records(frame)},
+                frame.to_string(index=False) if len(frame) else "no reports",
+            )
             return base.EXIT_OK
         if args.action == "delete":
             delete_report(con, project, args.name)
@@ -94,34 +107,68 @@ def cmd_reports(args) -> int:
             if args.after is not None:
                 position = position_after(get_report(con, project, args.name), args.after)
             block = add_block(con, project, args.name, args.kind, _view(args), title=args.title, position=position)
-            base.emit(args, {"report": args.name, "block": block.block_id, "title": block.title,
-                              "lines": lines(block.kind, block.snapshot)},
-                       "\n".join([f"added block {block.block_id}: {block.title}", *lines(block.kind, block.snapshot)]))
+            base.emit(
+                args,
+                {
+                    "report": args.name,
+                    "block": block.block_id,
+                    "title": block.title,
+                    "lines": lines(block.kind, block.snapshot),
+                },
+                "\n".join([f"added block {block.block_id}: {block.title}", *lines(block.kind, block.snapshot)]),
+            )
             return base.EXIT_OK
         if args.action == "refresh":
             report = refresh(con, project, args.name)
-            base.emit(args, {"report": args.name, "refreshed": len(report.blocks)},
-                       f"kept the current numbers of {len(report.blocks)} blocks")
+            base.emit(
+                args,
+                {"report": args.name, "refreshed": len(report.blocks)},
+                f"kept the current numbers of {len(report.blocks)} blocks",
+            )
             return base.EXIT_OK
         report = get_report(con, project, args.name)
         if args.action == "show":
-            payload = {"report": report.name, "title": report.title, "blocks": [
-                {"block": b.block_id, "kind": b.kind, "title": b.title, "params": b.params,
-                 "lines": lines(b.kind, b.snapshot), "computed_at": b.computed_at} for b in report.blocks]}
+            payload = {
+                "report": report.name,
+                "title": report.title,
+                "blocks": [
+                    {
+                        "block": b.block_id,
+                        "kind": b.kind,
+                        "title": b.title,
+                        "params": b.params,
+                        "lines": lines(b.kind, b.snapshot),
+                        "computed_at": b.computed_at,
+                    }
+                    for b in report.blocks
+                ],
+            }
             text = [report.title]
             for b in report.blocks:
                 text += ["", f"[{b.block_id}] {b.title}", *(f"  {x}" for x in lines(b.kind, b.snapshot))]
             base.emit(args, payload, "\n".join(text))
             return base.EXIT_OK
         results = rerun(con, project, report)
-    payload = {"report": report.name, "same": all(r.same for r in results), "blocks": [
-        {"block": r.block.block_id, "title": r.block.title, "same": r.same,
-         "changes": [{"figure": n, "then": a, "now": b} for n, a, b in r.changes], "data_changes": r.data_changes}
-        for r in results]}
+    payload = {
+        "report": report.name,
+        "same": all(r.same for r in results),
+        "blocks": [
+            {
+                "block": r.block.block_id,
+                "title": r.block.title,
+                "same": r.same,
+                "changes": [{"figure": n, "then": a, "now": b} for n, a, b in r.changes],
+                "data_changes": r.data_changes,
+            }
+            for r in results
+        ],
+    }
     text = []
     for r in results:
-        text.append(f"[{r.block.block_id}] {r.block.title}: " + ("same numbers" if r.same else
-                                                                  f"{len(r.changes)} figure(s) changed"))
+        text.append(
+            f"[{r.block.block_id}] {r.block.title}: "
+            + ("same numbers" if r.same else f"{len(r.changes)} figure(s) changed")
+        )
         text += [f"  {n}: {figure_text(a)} -> {figure_text(b)}" for n, a, b in r.changes[:20]]
         if not r.same and r.data_changes:
             text += [f"  data: {x}" for x in r.data_changes]
@@ -149,8 +196,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--title", help="add: the block's title")
     place = p.add_mutually_exclusive_group()
     place.add_argument("--position", type=int, help="add: the block's place, 1 = first (default: at the end)")
-    place.add_argument("--after", type=int, metavar="BLOCK", help="add: just after this block (its number in "
-                                                                  "`reports show`)")
+    place.add_argument(
+        "--after", type=int, metavar="BLOCK", help="add: just after this block (its number in `reports show`)"
+    )
     p.add_argument("--baseline")
     p.add_argument("--candidate")
     p.add_argument("--baseline-stage")

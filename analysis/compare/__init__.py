@@ -10,8 +10,10 @@ def __getattr__(name: str):
     # criteria import this package without paying for them.
     if name in ("Comparison", "Side", "compare", "daily"):
         from analysis.compare import comparison
+
         return getattr(comparison, name)
     if name == "run_gate":
         from analysis.compare import gate
+
         return gate.run_gate
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

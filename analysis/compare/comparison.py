@@ -49,29 +49,31 @@ from typing import Callable, Iterator
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 import sqlglot
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 from sqlglot import exp
 from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
-from analysis.slices.breakdown import GROUPABLE, groupings
-from analysis.stats.multiple_testing import bh_qvalues
-from analysis.errors import ConfigError
-from analysis.stats.tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
-from analysis.compare.slices import Found, search as search_difference, with_search
-from analysis.metrics.decompose import ML_DEFINED, Decomposed, decompose
-from analysis.stats.intervals import hanley_mcneil_se
-from analysis.ingest.key_repeats import examples_unique
-from analysis.metrics.sql import binary_terms, compute_metrics
-from analysis.metrics.failures import split as split_failing, with_failures
-from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
-from analysis.store.project import Project
-from analysis.slices.saved import list_slices
-from analysis.store.scope import Scope
-from analysis.slices.model import Slice, compile_slice, parse_slice
-from analysis.store.sql import quote_ident
+from analysis.compare.slices import Found, with_search
+from analysis.compare.slices import search as search_difference
 from analysis.compare.traffic import Window, window
+from analysis.errors import ConfigError
+from analysis.ingest.key_repeats import examples_unique
+from analysis.metrics.decompose import ML_DEFINED, Decomposed, decompose
+from analysis.metrics.failures import split as split_failing
+from analysis.metrics.failures import with_failures
+from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
+from analysis.metrics.sql import binary_terms, compute_metrics
+from analysis.slices.breakdown import GROUPABLE, groupings
+from analysis.slices.model import Slice, compile_slice, parse_slice
+from analysis.slices.saved import list_slices
+from analysis.stats.intervals import hanley_mcneil_se
+from analysis.stats.multiple_testing import bh_qvalues
+from analysis.stats.tests import Z, mcnemar_p, paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.store.sql import quote_ident
 
 N_BUCKETS = 1000
 N_RESAMPLES = 1000
@@ -121,18 +123,31 @@ class Comparison:
     def method(self) -> str:
         if self.paired:
             return f"paired: both versions scored the same {self.n_pairs:,} examples"
-        return (f"unpaired: {self.rows[0]:,} and {self.rows[1]:,} rows"
-                + (f" (only {self.n_pairs:,} examples scored by both)" if self.n_pairs else ""))
+        return f"unpaired: {self.rows[0]:,} and {self.rows[1]:,} rows" + (
+            f" (only {self.n_pairs:,} examples scored by both)" if self.n_pairs else ""
+        )
 
     def to_dict(self) -> dict:
         slices = self.slices.drop(columns=["slice"], errors="ignore")
-        return {"project": self.project, "baseline": str(self.baseline), "candidate": str(self.candidate),
-                "start": self.start, "end": self.end, "method": self.method, "paired": self.paired,
-                "pairs": self.n_pairs, "overall": self.overall.to_dict(orient="records"),
-                "window": self.window.to_dict() if self.window else None, "notes": list(self.notes),
-                "normalisation": {r["metric"]: r.get("normalisation") for r in self.overall.to_dict(orient="records")
-                                  if r.get("kind") == "product"},
-                "slices": slices.to_dict(orient="records")}
+        return {
+            "project": self.project,
+            "baseline": str(self.baseline),
+            "candidate": str(self.candidate),
+            "start": self.start,
+            "end": self.end,
+            "method": self.method,
+            "paired": self.paired,
+            "pairs": self.n_pairs,
+            "overall": self.overall.to_dict(orient="records"),
+            "window": self.window.to_dict() if self.window else None,
+            "notes": list(self.notes),
+            "normalisation": {
+                r["metric"]: r.get("normalisation")
+                for r in self.overall.to_dict(orient="records")
+                if r.get("kind") == "product"
+            },
+            "slices": slices.to_dict(orient="records"),
+        }
 
 
 # Told a comparison's overall figures as soon as they are in, before its slices.
@@ -141,17 +156,22 @@ Figures = Callable[[Comparison], None]
 
 # -- what is summed per bucket ---------------------------------------------------------------------
 
+
 def _ml_sums(project: Project) -> dict[str, str]:
     """Per-row terms whose sums give every compared ML metric of the task."""
     if project.task == "binary":
         return dict(binary_terms())
     labeled = "label IS NOT NULL AND prediction IS NOT NULL"
     if project.task == "multiclass":
-        return {"n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
-                "correct": f"CASE WHEN {labeled} AND label = prediction THEN 1 ELSE 0 END"}
-    return {"n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
-            "abs_sum": f"CASE WHEN {labeled} THEN abs(label - prediction) ELSE 0 END",
-            "sq_sum": f"CASE WHEN {labeled} THEN (label - prediction) * (label - prediction) ELSE 0 END"}
+        return {
+            "n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
+            "correct": f"CASE WHEN {labeled} AND label = prediction THEN 1 ELSE 0 END",
+        }
+    return {
+        "n_labeled": f"CASE WHEN {labeled} THEN 1 ELSE 0 END",
+        "abs_sum": f"CASE WHEN {labeled} THEN abs(label - prediction) ELSE 0 END",
+        "sq_sum": f"CASE WHEN {labeled} THEN (label - prediction) * (label - prediction) ELSE 0 END",
+    }
 
 
 def _ratio(a, b):
@@ -180,6 +200,7 @@ ML_METRICS = {
 
 # -- the rows compared -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Sources:
     paired: bool
@@ -193,11 +214,14 @@ class _Sources:
 
 def _latest_per_example(project: Project, scope: Scope, outs: str, feats: str) -> tuple[str, list]:
     where, params = scope.to_sql()
-    return (f"SELECT example_id, example_key, label, prediction, score{outs}{feats} FROM (SELECT example_id, "
-            f"example_key, label, prediction, "
-            f"score{outs}{feats}, row_number() OVER (PARTITION BY example_id ORDER BY \"timestamp\" DESC, "
-            f"prediction_id DESC) AS sb_rank FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked "
-            "WHERE sb_rank = 1", params)
+    return (
+        f"SELECT example_id, example_key, label, prediction, score{outs}{feats} FROM (SELECT example_id, "
+        f"example_key, label, prediction, "
+        f'score{outs}{feats}, row_number() OVER (PARTITION BY example_id ORDER BY "timestamp" DESC, '
+        f"prediction_id DESC) AS sb_rank FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked "
+        "WHERE sb_rank = 1",
+        params,
+    )
 
 
 def _saved_wheres(con, project: Project, saved: list[str] | None) -> list[str]:
@@ -213,8 +237,9 @@ def _pair_features(con, project: Project, saved: list[str] | None = None) -> lis
     (free text is wide; it is carried only when needed), and the row's own columns a saved
     slice names (its time, its stage)."""
     wanted = {c for w in _saved_wheres(con, project, saved) for c in parse_slice(w).columns()}
-    return ([f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted]
-            + [c for c in ROW_COLUMNS if c in wanted])
+    return [f.name for f in project.features if f.kind in GROUPABLE or f.name in wanted] + [
+        c for c in ROW_COLUMNS if c in wanted
+    ]
 
 
 def _pair_buckets(con, project: Project, table: str, decomposed: list[Decomposed], count_keys: bool) -> tuple:
@@ -225,30 +250,54 @@ def _pair_buckets(con, project: Project, table: str, decomposed: list[Decomposed
     parts = [(f"m{i}_p{j}", term) for i, d in enumerate(decomposed) if d.outer for j, term in enumerate(d.terms)]
     cols = []
     for tag in ("b", "c"):
-        cols += [f"sum({_for_side(term, project, tag)}) AS {quote_ident(name + '__' + tag)}"
-                 for name, term in [*sums.items(), *parts]]
+        cols += [
+            f"sum({_for_side(term, project, tag)}) AS {quote_ident(name + '__' + tag)}"
+            for name, term in [*sums.items(), *parts]
+        ]
     both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
     if project.task != "regression":
-        cols += [f"count(*) FILTER (WHERE {both} AND prediction__b = label AND prediction__c <> label) AS sb_n01",
-                 f"count(*) FILTER (WHERE {both} AND prediction__b <> label AND prediction__c = label) AS sb_n10"]
-    frame = con.execute(f"SELECT sb_hash % {N_BUCKETS} AS sb_bucket, count(*) AS sb_rows, "
-                        f"{', '.join(cols)} FROM {quote_ident(table)} "
-                        "GROUP BY ALL").df().set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
+        cols += [
+            f"count(*) FILTER (WHERE {both} AND prediction__b = label AND prediction__c <> label) AS sb_n01",
+            f"count(*) FILTER (WHERE {both} AND prediction__b <> label AND prediction__c = label) AS sb_n10",
+        ]
+    frame = (
+        con.execute(
+            f"SELECT sb_hash % {N_BUCKETS} AS sb_bucket, count(*) AS sb_rows, "
+            f"{', '.join(cols)} FROM {quote_ident(table)} "
+            "GROUP BY ALL"
+        )
+        .df()
+        .set_index("sb_bucket")
+        .reindex(range(N_BUCKETS))
+        .fillna(0.0)
+    )
     # One distinct count over all pairs costs less than one per bucket.
-    distinct = (con.execute(f"SELECT count(DISTINCT sb_hash) FROM {quote_ident(table)}").fetchall()[0][0] or 0
-                if count_keys else None)
+    distinct = (
+        con.execute(f"SELECT count(DISTINCT sb_hash) FROM {quote_ident(table)}").fetchall()[0][0] or 0
+        if count_keys
+        else None
+    )
     sides = []
     for tag in ("b", "c"):
         names = [name for name, _ in [*sums.items(), *parts]]
         side = frame[[f"{n}__{tag}" for n in names]].set_axis(names, axis=1).astype(float)
         sides.append(side.assign(sb_rows=frame["sb_rows"].astype(float)))
-    discordant = ((int(frame["sb_n01"].sum()), int(frame["sb_n10"].sum())) if "sb_n01" in frame else (0, 0))
+    discordant = (int(frame["sb_n01"].sum()), int(frame["sb_n10"].sum())) if "sb_n01" in frame else (0, 0)
     return (sides[0], sides[1]), discordant, int(frame["sb_rows"].sum()), distinct
 
 
 @contextmanager
-def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bool,
-             decomposed: list[Decomposed], saved: list[str] | None = None) -> Iterator[_Sources]:
+def _sources(
+    con,
+    project: Project,
+    base: Side,
+    cand: Side,
+    start,
+    end,
+    pair: bool,
+    decomposed: list[Decomposed],
+    saved: list[str] | None = None,
+) -> Iterator[_Sources]:
     outs_list = [o.name for o in project.outcomes]
     outs = "".join(f", {quote_ident(o)}" for o in outs_list)
     log = quote_ident(project.log_table)
@@ -257,16 +306,21 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
         table = f"sb_pairs_{uuid.uuid4().hex}"
         carried = _pair_features(con, project, saved)
         pair_feats = "".join(f", {quote_ident(f)}" for f in carried)
-        side_cols = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + side)}"
-                            for side in ("b", "c") for c in ["prediction", "score", *outs_list])
+        side_cols = "".join(
+            f", {side}.{quote_ident(c)} AS {quote_ident(c + '__' + side)}"
+            for side in ("b", "c")
+            for c in ["prediction", "score", *outs_list]
+        )
         # The pairs keep the example key, not the id (the widest column): it spreads them
         # over buckets and proves the ids unique (equal keys at worst send the check down
         # the exact, slower path). It is the same number on every engine (analysis.store.example_key).
         # A saved slice may name the prediction, score or an outcome: the baseline's, as for features.
         named = {c for w in _saved_wheres(con, project, saved) for c in parse_slice(w).columns()}
         carried_own = [c for c in ["prediction", "score", *outs_list] if c in named]
-        select = (f"SELECT b.example_key AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
-                  f"{''.join(f', b.{quote_ident(f)}' for f in [*carried, *carried_own])}")
+        select = (
+            f"SELECT b.example_key AS sb_hash, coalesce(b.label, c.label) AS label{side_cols}"
+            f"{''.join(f', b.{quote_ident(f)}' for f in [*carried, *carried_own])}"
+        )
         (b_where, b_params), (c_where, c_params) = base.scope(start, end).to_sql(), cand.scope(start, end).to_sql()
         # Usually each version scored an example once: join the rows as they are, and
         # only when an example repeats take each side's latest prediction (a sort). The
@@ -274,10 +328,13 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
         unique = examples_unique(con, project, [(base.version, base.stage), (cand.version, cand.stage)])
         n_pairs = n_examples = 0
         if unique is not False:
-            con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
-                        f"FROM (SELECT example_key, label, prediction, score{outs}{pair_feats} FROM {log} "
-                        f"WHERE {b_where}) AS b JOIN (SELECT example_key, label, prediction, score{outs} FROM {log} "
-                        f"WHERE {c_where}) AS c ON b.example_key = c.example_key", [*b_params, *c_params])
+            con.execute(
+                f"CREATE TEMP TABLE {quote_ident(table)} AS {select} "
+                f"FROM (SELECT example_key, label, prediction, score{outs}{pair_feats} FROM {log} "
+                f"WHERE {b_where}) AS b JOIN (SELECT example_key, label, prediction, score{outs} FROM {log} "
+                f"WHERE {c_where}) AS c ON b.example_key = c.example_key",
+                [*b_params, *c_params],
+            )
             buckets, discordant, n_pairs, n_examples = _pair_buckets(con, project, table, decomposed, unique is None)
             if unique is True:
                 n_examples = n_pairs
@@ -285,15 +342,22 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
             b_sql, b_params = _latest_per_example(project, base.scope(start, end), outs, pair_feats)
             c_sql, c_params = _latest_per_example(project, cand.scope(start, end), outs, "")
-            con.execute(f"CREATE TEMP TABLE {quote_ident(table)} AS {select} FROM ({b_sql}) AS b JOIN ({c_sql}) AS c "
-                        "ON b.example_id = c.example_id", [*b_params, *c_params])
+            con.execute(
+                f"CREATE TEMP TABLE {quote_ident(table)} AS {select} FROM ({b_sql}) AS b JOIN ({c_sql}) AS c "
+                "ON b.example_id = c.example_id",
+                [*b_params, *c_params],
+            )
             buckets, discordant, n_pairs, _ = _pair_buckets(con, project, table, decomposed, False)
         if n_pairs >= MIN_PAIRS:
+
             def side(tag: str) -> tuple[str, list]:
-                cols = ", ".join(f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}"
-                                 for c in ["prediction", "score", *outs_list])
-                return (f"SELECT label, {cols}{pair_feats}, sb_hash % {N_BUCKETS} AS sb_bucket "
-                        f"FROM {quote_ident(table)}", [])
+                cols = ", ".join(
+                    f"{quote_ident(c + '__' + tag)} AS {quote_ident(c)}" for c in ["prediction", "score", *outs_list]
+                )
+                return (
+                    f"SELECT label, {cols}{pair_feats}, sb_hash % {N_BUCKETS} AS sb_bucket FROM {quote_ident(table)}",
+                    [],
+                )
 
             try:
                 yield _Sources(True, int(n_pairs), side("b"), side("c"), table, buckets, discordant)
@@ -306,24 +370,32 @@ def _sources(con, project: Project, base: Side, cand: Side, start, end, pair: bo
 
 def own_sources(project: Project, base: Side, cand: Side, start, end, n_pairs: int = 0) -> _Sources:
     """Unpaired: each side's own rows in the window."""
-    cols = "".join(f", {quote_ident(c)}" for c in [*(o.name for o in project.outcomes),
-                                                   *(f.name for f in project.features), *ROW_COLUMNS])
+    cols = "".join(
+        f", {quote_ident(c)}"
+        for c in [*(o.name for o in project.outcomes), *(f.name for f in project.features), *ROW_COLUMNS]
+    )
 
     def own(side: Side) -> tuple[str, list]:
         where, params = side.scope(start, end).to_sql()
-        return (f"SELECT label, prediction, score{cols}, example_key % {N_BUCKETS} "
-                f"AS sb_bucket FROM {quote_ident(project.log_table)} WHERE {where}", params)
+        return (
+            f"SELECT label, prediction, score{cols}, example_key % {N_BUCKETS} "
+            f"AS sb_bucket FROM {quote_ident(project.log_table)} WHERE {where}",
+            params,
+        )
 
     return _Sources(False, n_pairs, own(base), own(cand), None)
 
 
 # -- overall -------------------------------------------------------------------------------------
 
+
 def _bucket_sums(con, source: tuple[str, list], sums: dict[str, str], parts: list[str]) -> pd.DataFrame:
     cols = [f"sum({term}) AS {quote_ident(name)}" for name, term in sums.items()]
     cols += [f"{sql} AS {quote_ident(name)}" for name, sql in parts]
-    frame = con.execute(f"SELECT sb_bucket, count(*) AS sb_rows, {', '.join(cols)} FROM ({source[0]}) AS s "
-                        "GROUP BY sb_bucket", source[1]).df()
+    frame = con.execute(
+        f"SELECT sb_bucket, count(*) AS sb_rows, {', '.join(cols)} FROM ({source[0]}) AS s GROUP BY sb_bucket",
+        source[1],
+    ).df()
     return frame.set_index("sb_bucket").reindex(range(N_BUCKETS)).fillna(0.0)
 
 
@@ -332,8 +404,10 @@ def _resample_weights() -> tuple[np.ndarray, np.ndarray]:
     """The bootstrap's two draws of bucket weights (the baseline's, then an unpaired
     candidate's): fixed by SEED, so drawn once per process."""
     rng = np.random.default_rng(SEED)
-    draws = tuple(rng.multinomial(N_BUCKETS, np.full(N_BUCKETS, 1.0 / N_BUCKETS), size=N_RESAMPLES).astype(float)
-                  for _ in range(2))
+    draws = tuple(
+        rng.multinomial(N_BUCKETS, np.full(N_BUCKETS, 1.0 / N_BUCKETS), size=N_RESAMPLES).astype(float)
+        for _ in range(2)
+    )
     for draw in draws:
         draw.setflags(write=False)
     return draws
@@ -371,8 +445,9 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[Decomposed])
         totals = (math.nan, math.nan)
         if d.outer:  # the value from its summed parts; the bootstrap from the replicates' parts
             cols = [f"m{i}_p{j}" for j in range(len(d.parts))]
-            point_b, point_c = (float(_evaluate_outer(con, d.outer, {k: np.array([tot[k]]) for k in cols})[0])
-                                for tot in (tot_b, tot_c))
+            point_b, point_c = (
+                float(_evaluate_outer(con, d.outer, {k: np.array([tot[k]]) for k in cols})[0]) for tot in (tot_b, tot_c)
+            )
             point_b, point_c = (math.nan if v is None or v != v else v for v in (point_b, point_c))
             rep_vb = _evaluate_outer(con, d.outer, {k: rep_b[k] for k in cols})
             rep_vc = _evaluate_outer(con, d.outer, {k: rep_c[k] for k in cols})
@@ -384,8 +459,14 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[Decomposed])
         else:
             point_b, point_c = _product_value(con, d, src.base), _product_value(con, d, src.cand)
         row = _row(d.metric.name, "product", d.metric.direction, point_b, point_c, reps)
-        rows.append({**row, "normalisation": d.normalisation(src.paired), "baseline_total": totals[0],
-                     "candidate_total": totals[1]})
+        rows.append(
+            {
+                **row,
+                "normalisation": d.normalisation(src.paired),
+                "baseline_total": totals[0],
+                "candidate_total": totals[1],
+            }
+        )
     return pd.DataFrame(rows), (int(b["sb_rows"].sum()), int(c["sb_rows"].sum()))
 
 
@@ -406,8 +487,18 @@ def _row(name: str, kind: str, direction: str, vb: float, vc: float, reps) -> di
             se = float(reps.std(ddof=1))
             p = float(2 * stats.norm.sf(abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
             test = f"bootstrap ({N_RESAMPLES:,} resamples of {N_BUCKETS:,} buckets)"
-    return {"metric": name, "kind": kind, "direction": direction, "baseline": vb, "candidate": vc, "delta": delta,
-            "ci_low": low, "ci_high": high, "p_value": p, "test": test}
+    return {
+        "metric": name,
+        "kind": kind,
+        "direction": direction,
+        "baseline": vb,
+        "candidate": vc,
+        "delta": delta,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p,
+        "test": test,
+    }
 
 
 def _accuracy_tests(rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -> None:
@@ -424,8 +515,9 @@ def _accuracy_tests(rows: list[dict], src: _Sources, tot_b: dict, tot_c: dict) -
         nc = kc + tot_c["fp"] + tot_c["fn"]
         if nb and nc:
             row["p_value"] = float(test_proportions_2indep(kc, nc, kb, nb, method="wald").pvalue)
-            row["ci_low"], row["ci_high"] = (float(x) for x in confint_proportions_2indep(kc, nc, kb, nb,
-                                                                                          method="newcomb"))
+            row["ci_low"], row["ci_high"] = (
+                float(x) for x in confint_proportions_2indep(kc, nc, kb, nb, method="newcomb")
+            )
             row["test"] = "two-proportion z-test; Newcombe interval"
 
 
@@ -445,7 +537,8 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
         counts = con.execute(
             f"SELECT label, score__b, score__c, grouping(score__b) AS g_b, count(*) AS n FROM "
             f"{quote_ident(src.pairs_table)} WHERE label IS NOT NULL GROUP BY GROUPING SETS "
-            "((label, score__b), (label, score__c))").df()
+            "((label, score__b), (label, score__c))"
+        ).df()
         values = []
         for tag, flag in (("b", 0), ("c", 1)):
             part = counts[(counts["g_b"] == flag) & counts[f"score__{tag}"].notna()]
@@ -459,19 +552,39 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
     se = math.hypot(hanley_mcneil_se(ab, pb, nb), hanley_mcneil_se(ac, pc, nc))
     delta = ac - ab
     ok = se > 0 and math.isfinite(se) and math.isfinite(delta)
-    return {"metric": "roc_auc", "kind": "ml", "normalisation": ML_DEFINED, "direction": "higher", "baseline": ab,
-            "candidate": ac,
-            "delta": delta, "ci_low": delta - Z * se if ok else math.nan, "ci_high": delta + Z * se if ok else math.nan,
-            "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,
-            "test": "z-test, Hanley-McNeil standard errors" + (" (conservative for pairs)" if src.paired else "")}
+    return {
+        "metric": "roc_auc",
+        "kind": "ml",
+        "normalisation": ML_DEFINED,
+        "direction": "higher",
+        "baseline": ab,
+        "candidate": ac,
+        "delta": delta,
+        "ci_low": delta - Z * se if ok else math.nan,
+        "ci_high": delta + Z * se if ok else math.nan,
+        "p_value": float(2 * stats.norm.sf(abs(delta) / se)) if ok else math.nan,
+        "test": "z-test, Hanley-McNeil standard errors" + (" (conservative for pairs)" if src.paired else ""),
+    }
 
 
 # -- slices --------------------------------------------------------------------------------------
 
-def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, start, end,
-                discovered: int, saved: list[str] | None = None, cuts: list | None = None,
-                bins: int = 5, say: Progress | None = None,
-                notes: list[str] | None = None) -> tuple[list[tuple[str, str, Slice]], Found | None]:
+
+def _slice_list(
+    con,
+    project: Project,
+    src: _Sources,
+    base: Side,
+    cand: Side,
+    start,
+    end,
+    discovered: int,
+    saved: list[str] | None = None,
+    cuts: list | None = None,
+    bins: int = 5,
+    say: Progress | None = None,
+    notes: list[str] | None = None,
+) -> tuple[list[tuple[str, str, Slice]], Found | None]:
     """``(source, where, slice)`` of every saved slice and the top found slices, and the
     search of the difference (:mod:`analysis.compare.slices`: where the candidate's
     error exceeds the baseline's on the same slice, paired or not). Paired, SliceLine
@@ -490,20 +603,42 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
         if src.paired:
             pairs = f"SELECT * FROM {quote_ident(src.pairs_table)}"
             keyed = f"SELECT *, sb_hash % {N_BUCKETS} AS sb_bucket FROM {quote_ident(src.pairs_table)}"
-            found = search_difference(con, project, paired=True, base=(keyed, []), cand=None, columns=columns,
-                                      top_k=discovered, buckets=N_BUCKETS)
+            found = search_difference(
+                con,
+                project,
+                paired=True,
+                base=(keyed, []),
+                cand=None,
+                columns=columns,
+                top_k=discovered,
+                buckets=N_BUCKETS,
+            )
             both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
             searches = [
-                ("found where the candidate errs", RowsError(
-                    f"{cand} wrong where {base} was right", (pairs, []),
-                    "CASE WHEN prediction__c <> label AND prediction__b = label THEN 1 ELSE 0 END", both)),
-                ("found where the baseline errs", RowsError(
-                    f"{base} wrong where {cand} was right", (pairs, []),
-                    "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END", both))]
+                (
+                    "found where the candidate errs",
+                    RowsError(
+                        f"{cand} wrong where {base} was right",
+                        (pairs, []),
+                        "CASE WHEN prediction__c <> label AND prediction__b = label THEN 1 ELSE 0 END",
+                        both,
+                    ),
+                ),
+                (
+                    "found where the baseline errs",
+                    RowsError(
+                        f"{base} wrong where {cand} was right",
+                        (pairs, []),
+                        "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END",
+                        both,
+                    ),
+                ),
+            ]
             # both directions over the same pairs: encoded once
             say(0.65, "searching where each version errs and the other does not")
-            results = discover_each(con, project, base.scope(start, end), [e for _, e in searches],
-                                    top_k=discovered, bins=bins, cuts=cuts)
+            results = discover_each(
+                con, project, base.scope(start, end), [e for _, e in searches], top_k=discovered, bins=bins, cuts=cuts
+            )
             for (label, error), result in zip(searches, results):
                 if isinstance(result, ConfigError):
                     if notes is not None:
@@ -512,8 +647,16 @@ def _slice_list(con, project: Project, src: _Sources, base: Side, cand: Side, st
                 kept = result.slices[result.slices["folded_under"].isna()]  # near-duplicates: once
                 out += [(label, r["where"], r["slice"]) for _, r in kept.iterrows()]
         else:
-            found = search_difference(con, project, paired=False, base=src.base, cand=src.cand, columns=columns,
-                                      top_k=discovered, buckets=N_BUCKETS)
+            found = search_difference(
+                con,
+                project,
+                paired=False,
+                base=src.base,
+                cand=src.cand,
+                columns=columns,
+                top_k=discovered,
+                buckets=N_BUCKETS,
+            )
         out += found.slices
     seen, unique = set(), []
     for source, where, slice_ in out:
@@ -535,8 +678,9 @@ def _for_side(sql: str, project: Project, tag: str) -> str:
     """A product metric's SQL over one side's columns of the pairs table."""
     renamed = {c: f"{c}__{tag}" for c in ["prediction", "score", *(o.name for o in project.outcomes)]}
     tree = sqlglot.parse_one(sql, read="duckdb")
-    return tree.transform(lambda n: exp.column(renamed[n.name], quoted=True)
-                          if isinstance(n, exp.Column) and n.name in renamed else n).sql(dialect="duckdb")
+    return tree.transform(
+        lambda n: exp.column(renamed[n.name], quoted=True) if isinstance(n, exp.Column) and n.name in renamed else n
+    ).sql(dialect="duckdb")
 
 
 @dataclass(frozen=True)
@@ -559,15 +703,24 @@ def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
             sql, params = g.key_for()
             keys.append(_Key(g.column, sql, params, lambda v, g=g: g.order[int(v)]))
         elif g.kind == "boolean":
-            keys.append(_Key(g.column, quote_ident(g.column), (),
-                             lambda v: MISSING if pd.isna(v) else ("true" if v else "false")))
+            keys.append(
+                _Key(
+                    g.column, quote_ident(g.column), (), lambda v: MISSING if pd.isna(v) else ("true" if v else "false")
+                )
+            )
         else:  # categories: the raw value (no string conversion per row)
-            keys.append(_Key(g.column, quote_ident(g.column), (),
-                             lambda v: MISSING if pd.isna(v) else str(v)))
+            keys.append(_Key(g.column, quote_ident(g.column), (), lambda v: MISSING if pd.isna(v) else str(v)))
     for i, (_, _, slice_) in enumerate(predicate_slices):
         sql, params = compile_slice(slice_, project)
-        keys.append(_Key(f"#slice{i}", f"CASE WHEN {sql} THEN TRUE END", tuple(params),
-                         lambda v: "in" if v is True or v == 1 else None, where=sql))
+        keys.append(
+            _Key(
+                f"#slice{i}",
+                f"CASE WHEN {sql} THEN TRUE END",
+                tuple(params),
+                lambda v: "in" if v is True or v == 1 else None,
+                where=sql,
+            )
+        )
     return keys
 
 
@@ -582,8 +735,10 @@ def _grouped(con, keys: list[_Key], aggregates: list[str], source: tuple[str, li
         frames.append(_grouping_sets(con, features, aggregates, source))
     predicates = [k for k in keys if k.where is not None]
     if predicates:
-        selects = [f"SELECT {i} AS sb_key, count(*) AS sb_n, {', '.join(aggregates)} FROM ({source[0]}) AS s "
-                   f"WHERE {k.where}" for i, k in enumerate(predicates)]
+        selects = [
+            f"SELECT {i} AS sb_key, count(*) AS sb_n, {', '.join(aggregates)} FROM ({source[0]}) AS s WHERE {k.where}"
+            for i, k in enumerate(predicates)
+        ]
         params = [p for k in predicates for p in (*source[1], *k.params)]
         frame = con.execute(" UNION ALL ".join(selects), params).df()
         frame = frame[frame["sb_n"] > 0]  # an empty slice has no group, as in a grouping set
@@ -600,15 +755,17 @@ def _grouping_sets(con, keys: list[_Key], aggregates: list[str], source: tuple[s
     frame = con.execute(
         f"SELECT {', '.join(f'k{i}' for i in range(len(keys)))}, {flags}, {', '.join(aggregates)} "
         f"FROM (SELECT *, {', '.join(key_sql)} FROM ({source[0]}) AS s) AS keyed GROUP BY GROUPING SETS ({sets})",
-        params).df()
+        params,
+    ).df()
     out = []
     for i, k in enumerate(keys):
         part = frame[frame[f"g{i}"] == 0]
         values = [k.label(None if v is pd.NA else v) for v in part[f"k{i}"].astype(object)]
         out.append(part.assign(key=k.name, value=values))
     frame = pd.concat(out, ignore_index=True)
-    return frame[frame["value"].notna()].drop(columns=[c for c in frame.columns
-                                                       if c[:1] in ("k", "g") and c[1:].isdigit()])
+    return frame[frame["value"].notna()].drop(
+        columns=[c for c in frame.columns if c[:1] in ("k", "g") and c[1:].isdigit()]
+    )
 
 
 def _metric_aggregates(products: list[Decomposed], project: Project, tag: str | None) -> tuple[list, list]:
@@ -623,8 +780,9 @@ def _metric_aggregates(products: list[Decomposed], project: Project, tag: str | 
                 terms.append(f"{_for_side(term, project, tag) if tag else term} AS {column}")
                 aggs.append(f"sum({column}) AS {quote_ident(name + suffix)}")
         else:
-            aggs.append(f"{_for_side(d.sql, project, tag) if tag else d.sql} AS "
-                        f"{quote_ident(f'pm_{d.metric.name}{suffix}')}")
+            aggs.append(
+                f"{_for_side(d.sql, project, tag) if tag else d.sql} AS {quote_ident(f'pm_{d.metric.name}{suffix}')}"
+            )
     return terms, aggs
 
 
@@ -640,13 +798,19 @@ def _finish_metrics(con, frame: pd.DataFrame, products: list[Decomposed], tags: 
     return frame
 
 
-def _side_stats(con, project: Project, source: tuple[str, list], keys: list[_Key],
-                products: list[Decomposed]) -> pd.DataFrame:
+def _side_stats(
+    con, project: Project, source: tuple[str, list], keys: list[_Key], products: list[Decomposed]
+) -> pd.DataFrame:
     labeled, wrong = _error_term(project)
     terms, metric_aggs = _metric_aggregates(products, project, None)
     inner = [f"{labeled} AS t_labeled", f"{wrong} AS t_wrong", *terms]
-    aggs = ["count(*) AS n_rows", "sum(t_labeled) AS n_labeled", "sum(t_wrong) AS errors",
-            "sum(t_wrong * t_wrong) AS errors_sq", *metric_aggs]
+    aggs = [
+        "count(*) AS n_rows",
+        "sum(t_labeled) AS n_labeled",
+        "sum(t_wrong) AS errors",
+        "sum(t_wrong * t_wrong) AS errors_sq",
+        *metric_aggs,
+    ]
     frame = _grouped(con, keys, aggs, (f"SELECT *, {', '.join(inner)} FROM ({source[0]}) AS src", source[1]))
     return _finish_metrics(con, frame, products, [""])
 
@@ -664,17 +828,31 @@ def _paired_stats(con, project: Project, table: str, keys: list[_Key], products:
         inner.append(f"CASE WHEN {both} THEN abs(label - prediction__c) - abs(label - prediction__b) END AS t_d")
         aggs += ["sum(t_d) AS d_sum", "sum(t_d * t_d) AS d_sq", "count(t_d) AS n_both"]
     else:
-        inner += [f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END AS t01",
-                  f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END AS t10",
-                  f"CASE WHEN {both} THEN 1 ELSE 0 END AS t_both"]
+        inner += [
+            f"CASE WHEN {both} AND prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END AS t01",
+            f"CASE WHEN {both} AND prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END AS t10",
+            f"CASE WHEN {both} THEN 1 ELSE 0 END AS t_both",
+        ]
         aggs += ["sum(t01) AS n01", "sum(t10) AS n10", "sum(t_both) AS n_both"]
     frame = _grouped(con, keys, aggs, (f"SELECT *, {', '.join(inner)} FROM {quote_ident(table)}", []))
     return _finish_metrics(con, frame, products, ["b", "c"])
 
 
-def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start, end, products: list[Decomposed],
-            bins: int, discovered: int, saved: list[str] | None = None, say: Progress | None = None,
-            notes: list[str] | None = None) -> pd.DataFrame:
+def _slices(
+    con,
+    project: Project,
+    src: _Sources,
+    base: Side,
+    cand: Side,
+    start,
+    end,
+    products: list[Decomposed],
+    bins: int,
+    discovered: int,
+    saved: list[str] | None = None,
+    say: Progress | None = None,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
     say = say or _silent
     from analysis.slices.breakdown import group_condition
 
@@ -683,8 +861,9 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     # the stored pairs; unpaired, of the baseline's rows.
     rows = (src.pairs_table, "sb_hash") if src.paired else None
     cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
-    predicate_slices, found = _slice_list(con, project, src, base, cand, start, end, discovered, saved, cuts,
-                                          bins, say, notes)
+    predicate_slices, found = _slice_list(
+        con, project, src, base, cand, start, end, discovered, saved, cuts, bins, say, notes
+    )
     say(0.8, "every saved slice, feature value and found slice, in both versions")
     keys = _keys(cuts, predicate_slices, project)
     if not keys:
@@ -735,23 +914,54 @@ def _slices(con, project: Project, src: _Sources, base: Side, cand: Side, start,
     if found is not None:  # the search's slices: the p- and q-values of its own family (every slice it tested)
         with_search(frame, found)
     significant = frame["q_value"] < 0.05
-    frame["verdict"] = np.where(significant & (frame["delta"] > 0), "regression",
-                                np.where(significant & (frame["delta"] < 0), "improvement", ""))
+    frame["verdict"] = np.where(
+        significant & (frame["delta"] > 0),
+        "regression",
+        np.where(significant & (frame["delta"] < 0), "improvement", ""),
+    )
     order = frame["verdict"].map({"regression": 0, "improvement": 1, "": 2})
     frame = frame.assign(sb_order=order, sb_abs=-frame["delta"].abs()).sort_values(["sb_order", "q_value", "sb_abs"])
     parts = [c for c in frame.columns if re.fullmatch(r"m\d+_p\d+(_[bc])?", c)]  # product metrics' sums
-    return frame.drop(columns=["key", "value", "sb_order", "sb_abs", "n01", "n10", "n_both", "d_sum", "d_sq",
-                               "errors_sq_b", "errors_sq_c", *parts],
-                      errors="ignore").reset_index(drop=True)
+    return frame.drop(
+        columns=[
+            "key",
+            "value",
+            "sb_order",
+            "sb_abs",
+            "n01",
+            "n10",
+            "n_both",
+            "d_sum",
+            "d_sq",
+            "errors_sq_b",
+            "errors_sq_c",
+            *parts,
+        ],
+        errors="ignore",
+    ).reset_index(drop=True)
 
 
 # -- entry point -----------------------------------------------------------------------------------
 
-def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
-            start=None, end=None, pair: bool = True, bins: int = 5, discovered: int = 5,
-            slices: bool = True, saved: list[str] | None = None,
-            metrics: list[ProductMetric] | None = None, overlap: bool = True,
-            progress: Progress | None = None, figures: Figures | None = None) -> Comparison:
+
+def compare(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    baseline: Side,
+    candidate: Side,
+    *,
+    start=None,
+    end=None,
+    pair: bool = True,
+    bins: int = 5,
+    discovered: int = 5,
+    slices: bool = True,
+    saved: list[str] | None = None,
+    metrics: list[ProductMetric] | None = None,
+    overlap: bool = True,
+    progress: Progress | None = None,
+    figures: Figures | None = None,
+) -> Comparison:
     """The comparison described in the module docstring. ``saved`` (slice definitions)
     and ``metrics`` replace the project's saved slices and product metrics (a report
     re-runs a comparison with what it showed). Unpaired, ``overlap`` keeps only the
@@ -779,20 +989,34 @@ def compare(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, ca
             start, end = days.start, days.end
             src = own_sources(project, baseline, candidate, start, end, src.n_pairs)
         overall, rows = _overall(con, project, src, decomposed)
-        first = Comparison(project.name, baseline, candidate, scope_start, scope_end, src.paired, src.n_pairs, rows,
-                           with_failures(overall, metrics, failed), pd.DataFrame(), metrics, days)
+        first = Comparison(
+            project.name,
+            baseline,
+            candidate,
+            scope_start,
+            scope_end,
+            src.paired,
+            src.n_pairs,
+            rows,
+            with_failures(overall, metrics, failed),
+            pd.DataFrame(),
+            metrics,
+            days,
+        )
         if not slices:
             return first
         if figures is not None:
             figures(first)
         notes: list[str] = []
-        per_slice = _slices(con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved,
-                            say, notes)
+        per_slice = _slices(
+            con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved, say, notes
+        )
     return replace(first, slices=per_slice, notes=notes)
 
 
-def daily(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
-          start=None, end=None) -> pd.DataFrame:
+def daily(
+    con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *, start=None, end=None
+) -> pd.DataFrame:
     """Per day and side: rows, the task's headline metric and every product metric
     (on each side's own rows), for the side-by-side series and the ML-vs-product plot."""
     from analysis.metrics.sql import DAY

@@ -38,8 +38,8 @@ from datetime import datetime, timezone
 import duckdb
 
 from analysis.compare.comparison import Comparison, Figures, Progress, Side, compare
-from analysis.metrics.decompose import PER_PREDICTION
 from analysis.errors import ConfigError
+from analysis.metrics.decompose import PER_PREDICTION
 from analysis.numbers import format_count, format_delta, format_p, format_percent, format_value, metric_name
 from analysis.store.project import Project
 
@@ -61,8 +61,10 @@ class GateCriteria:
         if not (isinstance(self.slice_max_worse, (int, float)) and 0 <= self.slice_max_worse <= 1):
             raise ConfigError("slice_max_worse is a difference of error rates, between 0 and 1.")
         if not (isinstance(self.overall_max_worse, (int, float)) and 0 <= self.overall_max_worse < math.inf):
-            raise ConfigError("overall_max_worse is how much worse the overall error may be, from 0 (error-rate "
-                              "points for a classifier, the label's unit for a regression).")
+            raise ConfigError(
+                "overall_max_worse is how much worse the overall error may be, from 0 (error-rate "
+                "points for a classifier, the label's unit for a regression)."
+            )
         if not (isinstance(self.discovered_slices, int) and 0 <= self.discovered_slices <= 50):
             raise ConfigError("discovered_slices is a whole number from 0 (no discovery) to 50.")
         if self.required_sets != "all" and not all(isinstance(s, str) for s in self.required_sets):
@@ -85,20 +87,30 @@ class GateVerdict:
     criteria: GateCriteria = field(default_factory=GateCriteria)
 
     def lines(self) -> list[str]:
-        head = f"{'PASS' if self.passed else 'FAIL'}: {self.comparison.candidate} vs {self.comparison.baseline} " \
-               f"({self.comparison.method})"
+        head = (
+            f"{'PASS' if self.passed else 'FAIL'}: {self.comparison.candidate} vs {self.comparison.baseline} "
+            f"({self.comparison.method})"
+        )
         window = [f"  {self.comparison.window.sentence()}"] if self.comparison.window else []
-        return [head, *window] + [f"  [{'pass' if r.passed else 'FAIL'}] {r.criterion}: {r.detail}"
-                                  for r in self.results]
+        return [head, *window] + [
+            f"  [{'pass' if r.passed else 'FAIL'}] {r.criterion}: {r.detail}" for r in self.results
+        ]
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "baseline": str(self.comparison.baseline),
-                "candidate": str(self.comparison.candidate), "method": self.comparison.method,
-                "criteria": asdict(self.criteria),
-                "window": self.comparison.window.to_dict() if self.comparison.window else None,
-                "normalisation": {r["metric"]: r.get("normalisation") for r in
-                                  self.comparison.overall.to_dict(orient="records") if r["kind"] == "product"},
-                "results": [asdict(r) for r in self.results]}
+        return {
+            "passed": self.passed,
+            "baseline": str(self.comparison.baseline),
+            "candidate": str(self.comparison.candidate),
+            "method": self.comparison.method,
+            "criteria": asdict(self.criteria),
+            "window": self.comparison.window.to_dict() if self.comparison.window else None,
+            "normalisation": {
+                r["metric"]: r.get("normalisation")
+                for r in self.comparison.overall.to_dict(orient="records")
+                if r["kind"] == "product"
+            },
+            "results": [asdict(r) for r in self.results],
+        }
 
 
 def get_criteria(con: duckdb.DuckDBPyConnection, project: Project) -> GateCriteria:
@@ -116,8 +128,10 @@ def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: Gat
     data = asdict(criteria)
     if not isinstance(data["required_sets"], str):
         data["required_sets"] = list(data["required_sets"])
-    con.execute("INSERT OR REPLACE INTO sb_gates VALUES (?, ?, ?)",
-                [project.project_id, json.dumps(data), datetime.now(timezone.utc).replace(tzinfo=None)])
+    con.execute(
+        "INSERT OR REPLACE INTO sb_gates VALUES (?, ?, ?)",
+        [project.project_id, json.dumps(data), datetime.now(timezone.utc).replace(tzinfo=None)],
+    )
     return criteria
 
 
@@ -147,8 +161,13 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
         name = compared_name(metric_name(r["metric"], _products(comp)), r.get("normalisation"))
         error = r.get("error")
         if isinstance(error, str):  # fails on the compared rows: a failed check with the reason, not a crash
-            out.append(CriterionResult(f"product metric {name} ({r['direction']} is better)", False,
-                                       f"could not be computed on the compared rows: {error}"))
+            out.append(
+                CriterionResult(
+                    f"product metric {name} ({r['direction']} is better)",
+                    False,
+                    f"could not be computed on the compared rows: {error}",
+                )
+            )
             continue
         sign = -1 if r["direction"] == "higher" else 1  # > 0 means worse
         worse = sign * r["delta"]
@@ -156,13 +175,20 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
         share = worse / abs(r["baseline"]) if r["baseline"] else math.inf if worse > 0 else 0.0
         failed = bool(significant) and worse > 0 and share > limit
         m = r["metric"]
-        out.append(CriterionResult(
-            f"product metric {name} ({'higher' if r['direction'] == 'higher' else 'lower'} is better)", not failed,
-            f"baseline {_value(comp, m, r['baseline'])}, candidate {_value(comp, m, r['candidate'])}, "
-            f"change {_change(comp, m, r['delta'])} [{_change(comp, m, r['ci_low'])}, {_change(comp, m, r['ci_high'])}]"
-            + (f"; significantly worse by {format_percent(share, 2)} of the baseline "
-               f"(limit {format_percent(limit, 2)})" if failed else
-               ("; worse, but not significantly or within the limit" if worse > 0 else ""))))
+        out.append(
+            CriterionResult(
+                f"product metric {name} ({'higher' if r['direction'] == 'higher' else 'lower'} is better)",
+                not failed,
+                f"baseline {_value(comp, m, r['baseline'])}, candidate {_value(comp, m, r['candidate'])}, "
+                f"change {_change(comp, m, r['delta'])} [{_change(comp, m, r['ci_low'])}, {_change(comp, m, r['ci_high'])}]"
+                + (
+                    f"; significantly worse by {format_percent(share, 2)} of the baseline "
+                    f"(limit {format_percent(limit, 2)})"
+                    if failed
+                    else ("; worse, but not significantly or within the limit" if worse > 0 else "")
+                ),
+            )
+        )
     return out
 
 
@@ -178,13 +204,21 @@ def _overall_result(comp: Comparison, max_worse: float) -> CriterionResult:
     if regression:
         b, c, worse, worse_low, worse_high = r["baseline"], r["candidate"], r["delta"], r["ci_low"], r["ci_high"]
     else:  # the error rate moves opposite to the accuracy
-        b, c, worse, worse_low, worse_high = 1 - r["baseline"], 1 - r["candidate"], -r["delta"], -r["ci_high"], -r["ci_low"]
+        b, c, worse, worse_low, worse_high = (
+            1 - r["baseline"],
+            1 - r["candidate"],
+            -r["delta"],
+            -r["ci_high"],
+            -r["ci_low"],
+        )
     if any(not math.isfinite(float(x)) for x in (b, c, worse)):
         return CriterionResult(name, True, "no labeled rows to compare")
     significant = math.isfinite(float(worse_low)) and worse_low > 0
     failed = significant and worse > max_worse
-    detail = (f"{format_value(rate, b)} → {format_value(rate, c)} ({format_delta(rate, worse)}, 95% interval "
-              f"{format_delta(rate, worse_low)} to {format_delta(rate, worse_high)}; p {format_p(r['p_value'])})")
+    detail = (
+        f"{format_value(rate, b)} → {format_value(rate, c)} ({format_delta(rate, worse)}, 95% interval "
+        f"{format_delta(rate, worse_low)} to {format_delta(rate, worse_high)}; p {format_p(r['p_value'])})"
+    )
     if failed:
         detail += f"; significantly worse by more than {format_delta(rate, max_worse)[1:]}"
     elif worse > 0:
@@ -194,8 +228,10 @@ def _overall_result(comp: Comparison, max_worse: float) -> CriterionResult:
 
 def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> CriterionResult:
     rate = "mae" if "mae" in set(comp.overall["metric"]) else "error_rate"  # regression: mean absolute error
-    name = (f"no slice of at least {format_count(min_rows)} rows significantly worse by more than "
-            f"{format_delta(rate, max_worse)[1:]}" + (f" ({metric_name(rate)})" if rate != "error_rate" else ""))
+    name = (
+        f"no slice of at least {format_count(min_rows)} rows significantly worse by more than "
+        f"{format_delta(rate, max_worse)[1:]}" + (f" ({metric_name(rate)})" if rate != "error_rate" else "")
+    )
     if comp.slices.empty:
         return CriterionResult(name, True, "no slices to check")
     s = comp.slices
@@ -204,24 +240,33 @@ def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> Criterio
     bad = big[(big["verdict"] == "regression") & (big["delta"] > max_worse)]
 
     def said(r) -> str:
-        return (f"{r['where']}: {metric_name(rate)} {format_value(rate, r['error_rate_b'])} → "
-                f"{format_value(rate, r['error_rate_c'])} ({format_delta(rate, r['delta'])}, 95% interval "
-                f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; "
-                f"{format_count(r['n_rows_b'])} and {format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})")
+        return (
+            f"{r['where']}: {metric_name(rate)} {format_value(rate, r['error_rate_b'])} → "
+            f"{format_value(rate, r['error_rate_c'])} ({format_delta(rate, r['delta'])}, 95% interval "
+            f"{format_delta(rate, r['ci_low'])} to {format_delta(rate, r['ci_high'])}; "
+            f"{format_count(r['n_rows_b'])} and {format_count(r['n_rows_c'])} rows; q {format_p(r['q_value'])})"
+        )
 
     # Slices too small to judge that are significantly worse: not a failure, but said, so a
     # small canary's pass is not read as "nothing is worse".
     small = s[~enough & (s["verdict"] == "regression")].sort_values("n_rows_c", ascending=False)
-    aside = ("" if small.empty else
-             f"; {format_count(len(small))} smaller slice(s) are significantly worse but below "
-             f"{format_count(min_rows)} rows in a version, not judged: "
-             + "; ".join(said(r) for r in small.head(2).to_dict(orient="records")) + (" …" if len(small) > 2 else ""))
+    aside = (
+        ""
+        if small.empty
+        else f"; {format_count(len(small))} smaller slice(s) are significantly worse but below "
+        f"{format_count(min_rows)} rows in a version, not judged: "
+        + "; ".join(said(r) for r in small.head(2).to_dict(orient="records"))
+        + (" …" if len(small) > 2 else "")
+    )
     checked = f"{format_count(len(big))} of {format_count(len(s))} slices had enough rows in both versions"
     if bad.empty:
         return CriterionResult(name, True, f"{checked}; none fails{aside}")
     shown = "; ".join(said(r) for r in bad.head(5).to_dict(orient="records"))
-    return CriterionResult(name, False, f"{format_count(len(bad))} slice(s) fail: {shown}"
-                           + (" …" if len(bad) > 5 else "") + f" ({checked}){aside}")
+    return CriterionResult(
+        name,
+        False,
+        f"{format_count(len(bad))} slice(s) fail: {shown}" + (" …" if len(bad) > 5 else "") + f" ({checked}){aside}",
+    )
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:
@@ -245,28 +290,52 @@ def _set_results(con, project: Project, candidate: Side, required) -> list[Crite
             rows = rows[rows["stage"] == candidate.stage]
         scored = rows[rows["labeled"] > 0]
         if scored.empty:
-            out.append(CriterionResult(f"validation set {name}", False,
-                                       f"{candidate} has not scored any labeled member of it"))
+            out.append(
+                CriterionResult(f"validation set {name}", False, f"{candidate} has not scored any labeled member of it")
+            )
             continue
         r = scored.sort_values("labeled", ascending=False).iloc[0]
         passed = r["verdict"] in ("pass", "no criteria")
-        out.append(CriterionResult(
-            f"validation set {name} v{int(r['set_version'])}", passed,
-            f"{r['verdict']} on {int(r['labeled']):,} labeled of {int(r['members']):,} members (stage {r['stage']})"
-            + (f"; failed: {r['failed']}" if r["failed"] else "")))
+        out.append(
+            CriterionResult(
+                f"validation set {name} v{int(r['set_version'])}",
+                passed,
+                f"{r['verdict']} on {int(r['labeled']):,} labeled of {int(r['members']):,} members (stage {r['stage']})"
+                + (f"; failed: {r['failed']}" if r["failed"] else ""),
+            )
+        )
     return out
 
 
-def run_gate(con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *,
-             start=None, end=None, criteria: GateCriteria | None = None,
-             comparison: Comparison | None = None, overlap: bool = True,
-             progress: Progress | None = None, figures: Figures | None = None) -> GateVerdict:
+def run_gate(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    baseline: Side,
+    candidate: Side,
+    *,
+    start=None,
+    end=None,
+    criteria: GateCriteria | None = None,
+    comparison: Comparison | None = None,
+    overlap: bool = True,
+    progress: Progress | None = None,
+    figures: Figures | None = None,
+) -> GateVerdict:
     """Compare (unless ``comparison`` is given) and check every criterion; ``progress`` and
     ``figures`` as for :func:`analysis.compare.comparison.compare`."""
     criteria = (criteria or get_criteria(con, project)).check()
-    comp = comparison or compare(con, project, baseline, candidate, start=start, end=end,
-                                 discovered=criteria.discovered_slices, overlap=overlap, progress=progress,
-                                 figures=figures)
+    comp = comparison or compare(
+        con,
+        project,
+        baseline,
+        candidate,
+        start=start,
+        end=end,
+        discovered=criteria.discovered_slices,
+        overlap=overlap,
+        progress=progress,
+        figures=figures,
+    )
     if progress is not None:
         progress(0.95, "the validation sets")
     results = [_overall_result(comp, criteria.overall_max_worse), *_product_results(comp, criteria.product_max_worse)]

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
-from analysis.stats.multiple_testing import bh_qvalues, weighted_bh
 from analysis.slices.breakdown import EXACT_QUANTILES_UP_TO, QUANTILE_SAMPLE
-from analysis.store.project import Project
 from analysis.slices.model import Condition, Slice
+from analysis.stats.multiple_testing import bh_qvalues, weighted_bh
+from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
+from analysis.store.project import Project
 from analysis.store.sql import quote_ident
 
 QUANTILES = [i / 10 for i in range(1, 10)]
@@ -103,8 +103,9 @@ def sample_rows(con, rows: tuple[str, list], buckets: int | None) -> tuple[str, 
     return f"SELECT * FROM ({rows[0]}) AS s WHERE sb_bucket < ?", [*rows[1], bound]
 
 
-def _features(con, project: Project, rows: tuple[str, list], columns: list[str],
-              buckets: int | None = None) -> list[_Feature]:
+def _features(
+    con, project: Project, rows: tuple[str, list], columns: list[str], buckets: int | None = None
+) -> list[_Feature]:
     kinds = {f.name: f.kind for f in project.features}
     numeric = [c for c in columns if kinds[c] == "numeric"]
     cuts: dict[str, list[float]] = {}
@@ -113,22 +114,26 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str],
         qs = [*QUANTILES, 0.01, 0.99]
         marks = ", ".join("?" for _ in qs)
         exprs = [f"quantile_disc(CAST({quote_ident(c)} AS DOUBLE), [{marks}])" for c in numeric]
-        exprs += [f"bool_and(CAST({quote_ident(c)} AS DOUBLE) = round(CAST({quote_ident(c)} AS DOUBLE)))"
-                  for c in numeric]
+        exprs += [
+            f"bool_and(CAST({quote_ident(c)} AS DOUBLE) = round(CAST({quote_ident(c)} AS DOUBLE)))" for c in numeric
+        ]
         sample = sample_rows(con, rows, buckets)
-        got = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample[0]}) AS s",
-                          [*[q for _ in numeric for q in qs], *sample[1]]).fetchall()[0]
+        got = con.execute(
+            f"SELECT {', '.join(exprs)} FROM ({sample[0]}) AS s", [*[q for _ in numeric for q in qs], *sample[1]]
+        ).fetchall()[0]
         for i, c in enumerate(numeric):
             integer = bool(got[len(numeric) + i])
             marks_ = [float(x) if x is not None else math.nan for x in (got[i] or [math.nan] * len(qs))]
-            cuts[c] = cut_points(marks_[:len(QUANTILES)], marks_[-2], marks_[-1], integer)
-            deciles[c] = {nice(q, integer) for q in marks_[:len(QUANTILES)] if math.isfinite(q)}
+            cuts[c] = cut_points(marks_[: len(QUANTILES)], marks_[-2], marks_[-1], integer)
+            deciles[c] = {nice(q, integer) for q in marks_[: len(QUANTILES)] if math.isfinite(q)}
     categorical = [c for c in columns if kinds[c] == "categorical"]
     values: dict[str, list[str]] = {}
     for c in categorical:
-        top = con.execute(f"SELECT CAST({quote_ident(c)} AS VARCHAR) AS v, count(*) AS n FROM ({rows[0]}) AS s "
-                          f"WHERE {quote_ident(c)} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_VALUES + 1}",
-                          rows[1]).fetchall()
+        top = con.execute(
+            f"SELECT CAST({quote_ident(c)} AS VARCHAR) AS v, count(*) AS n FROM ({rows[0]}) AS s "
+            f"WHERE {quote_ident(c)} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {MAX_VALUES + 1}",
+            rows[1],
+        ).fetchall()
         if len(top) <= MAX_VALUES:  # more distinct values than that: an identifier, not a grouping
             values[c] = [str(v) for v, _ in top]
     out = []
@@ -136,8 +141,11 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str],
         col = quote_ident(c)
         if c in cuts and cuts[c]:
             edges = cuts[c]
-            sql = (f"CASE WHEN {col} IS NULL THEN -1 ELSE "
-                   + " + ".join(f"CAST(CAST({col} AS DOUBLE) >= ? AS INTEGER)" for _ in edges) + " END")
+            sql = (
+                f"CASE WHEN {col} IS NULL THEN -1 ELSE "
+                + " + ".join(f"CAST(CAST({col} AS DOUBLE) >= ? AS INTEGER)" for _ in edges)
+                + " END"
+            )
             atoms = [(Condition(c, "is_null"), [-1], False)]
             # The deciles first (values that occur), then the round values: of two
             # thresholds that cut the rows the same way, the first is kept.
@@ -150,15 +158,21 @@ def _features(con, project: Project, rows: tuple[str, list], columns: list[str],
             out.append(_Feature(c, "numeric", sql, tuple(edges), atoms, len(edges) + 3))
         elif c in values:
             vals = values[c]
-            sql = (f"CASE WHEN {col} IS NULL THEN -1 "
-                   + " ".join(f"WHEN CAST({col} AS VARCHAR) = ? THEN {i}" for i in range(len(vals))) + " ELSE -2 END")
+            sql = (
+                f"CASE WHEN {col} IS NULL THEN -1 "
+                + " ".join(f"WHEN CAST({col} AS VARCHAR) = ? THEN {i}" for i in range(len(vals)))
+                + " ELSE -2 END"
+            )
             atoms = [(Condition(c, "in", values=(v,)), [i], True) for i, v in enumerate(vals)]
             atoms.append((Condition(c, "is_null"), [-1], True))
             out.append(_Feature(c, "categorical", sql, tuple(vals), atoms, len(vals) + 2))
         elif kinds[c] == "boolean":
             sql = f"CASE WHEN {col} IS NULL THEN -1 WHEN {col} THEN 1 ELSE 0 END"
-            atoms = [(Condition(c, "is_true"), [1], True), (Condition(c, "is_false"), [0], True),
-                     (Condition(c, "is_null"), [-1], True)]
+            atoms = [
+                (Condition(c, "is_true"), [1], True),
+                (Condition(c, "is_false"), [0], True),
+                (Condition(c, "is_null"), [-1], True),
+            ]
             out.append(_Feature(c, "boolean", sql, (), atoms, 4))
     return out
 
@@ -171,8 +185,9 @@ def _matrix(f: _Feature, pairs_only: bool = False) -> tuple[np.ndarray, list[Con
     return m, [a[0] for a in atoms]
 
 
-def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str],
-            where: str) -> tuple[dict, dict]:
+def _tables(
+    con, feats: list[_Feature], source: tuple[str, list], terms: dict[str, str], where: str
+) -> tuple[dict, dict]:
     """Per feature (and pair of features) each statistic (a sum of ``terms`` over the rows
     meeting ``where``) as a vector (matrix) over codes, in one query with a grouping set
     per feature and per pair: the engine counts every table in one scan (on millions of
@@ -181,15 +196,16 @@ def _tables(con, feats: list[_Feature], source: tuple[str, list], terms: dict[st
     names = [f"k{i}" for i in range(len(feats))]
     keys = ", ".join(f"CAST({f.code_sql} AS SMALLINT) AS {name}" for name, f in zip(names, feats))
     params = [p for f in feats for p in f.params] + list(source[1])
-    sets = [f"({a})" for a in names] + [f"({a}, {b})" for i, a in enumerate(names) for b in names[i + 1:]]
+    sets = [f"({a})" for a in names] + [f"({a}, {b})" for i, a in enumerate(names) for b in names[i + 1 :]]
     # Each row's codes and terms first (narrow): the grouping sets then read only those.
     table = quote_ident(f"sb_codes_{uuid.uuid4().hex}")
     values = ", ".join(f"CAST({t} AS DOUBLE) AS {quote_ident(name)}" for name, t in terms.items())
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT {keys}, {values} FROM ({source[0]}) AS s WHERE {where}", params)
     try:
         sums = ", ".join(f"sum({quote_ident(name)}) AS {quote_ident(name)}" for name in terms)
-        got = con.execute(f"SELECT {', '.join(names)}, {sums} FROM {table} GROUP BY GROUPING SETS ({', '.join(sets)})"
-                          ).df()
+        got = con.execute(
+            f"SELECT {', '.join(names)}, {sums} FROM {table} GROUP BY GROUPING SETS ({', '.join(sets)})"
+        ).df()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     # A code is never NULL (a missing value has its own code): a NULL key is one the set leaves out.
@@ -215,8 +231,7 @@ def _candidates(feats: list[_Feature], singles: dict, pairs: dict, stats: list[s
     frames = []
     for i, f in enumerate(feats):
         m, conds = _matrix(f)
-        frames.append(pd.DataFrame({"slice": [Slice.of(c) for c in conds],
-                                    **{s: m @ singles[i][s] for s in stats}}))
+        frames.append(pd.DataFrame({"slice": [Slice.of(c) for c in conds], **{s: m @ singles[i][s] for s in stats}}))
     for (i, j), table in pairs.items():
         (mi, ci), (mj, cj) = _matrix(feats[i], True), _matrix(feats[j], True)
         values = {s: (mi @ table[s] @ mj.T).ravel() for s in stats}
@@ -224,9 +239,19 @@ def _candidates(feats: list[_Feature], singles: dict, pairs: dict, stats: list[s
     return pd.concat(frames, ignore_index=True)
 
 
-def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand: tuple[str, list] | None,
-           columns: list[str], top_k: int = 5, min_support: int = MIN_SUPPORT, alpha: float = 0.05,
-           buckets: int | None = None) -> Found:
+def search(
+    con,
+    project: Project,
+    *,
+    paired: bool,
+    base: tuple[str, list],
+    cand: tuple[str, list] | None,
+    columns: list[str],
+    top_k: int = 5,
+    min_support: int = MIN_SUPPORT,
+    alpha: float = 0.05,
+    buckets: int | None = None,
+) -> Found:
     """The slices where the candidate's error is significantly above the baseline's.
     Unpaired, ``base`` and ``cand`` are each side's rows (label, prediction, features);
     paired, ``base`` is the pairs (label, prediction__b, prediction__c, features).
@@ -239,15 +264,26 @@ def search(con, project: Project, *, paired: bool, base: tuple[str, list], cand:
     regression = project.task == "regression"
     if paired:
         both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
-        err = {t: (f"abs(label - prediction__{t})" if regression else
-                   f"CASE WHEN label = prediction__{t} THEN 0 ELSE 1 END") for t in ("b", "c")}
+        err = {
+            t: (
+                f"abs(label - prediction__{t})"
+                if regression
+                else f"CASE WHEN label = prediction__{t} THEN 0 ELSE 1 END"
+            )
+            for t in ("b", "c")
+        }
         # Over the labeled pairs only (the tests read nothing else).
         terms = {"n_labeled_b": "1", "errors_b": err["b"], "errors_c": err["c"]}
         if regression:
-            terms |= {"d_sum": f"{err['c']} - {err['b']}", "d_sq": f"({err['c']} - {err['b']}) * ({err['c']} - {err['b']})"}
+            terms |= {
+                "d_sum": f"{err['c']} - {err['b']}",
+                "d_sq": f"({err['c']} - {err['b']}) * ({err['c']} - {err['b']})",
+            }
         else:
-            terms |= {"n01": "CASE WHEN prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
-                      "n10": "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END"}
+            terms |= {
+                "n01": "CASE WHEN prediction__b = label AND prediction__c <> label THEN 1 ELSE 0 END",
+                "n10": "CASE WHEN prediction__b <> label AND prediction__c = label THEN 1 ELSE 0 END",
+            }
         singles, pairs = _tables(con, feats, base, terms, both)
         frame = _candidates(feats, singles, pairs, list(terms))
         frame["n_labeled_c"] = frame["n_both"] = frame["n_labeled_b"]
@@ -302,8 +338,9 @@ def with_search(frame: pd.DataFrame, found: Found) -> None:
 def _top(frame: pd.DataFrame, top_k: int, alpha: float) -> list[tuple[str, str, Slice]]:
     """The ``top_k`` significant regressions with the largest sure worsening (the lower
     end of the interval), a refinement of one already chosen left out."""
-    worse = frame[(frame["q_value"] < alpha) & (frame["delta"] > 0)].sort_values(["ci_low", "q_value"],
-                                                                                  ascending=[False, True])
+    worse = frame[(frame["q_value"] < alpha) & (frame["delta"] > 0)].sort_values(
+        ["ci_low", "q_value"], ascending=[False, True]
+    )
     chosen: list[tuple[str, str, Slice]] = []
     taken: list[set] = []
     for where, slice_ in zip(worse["where"], worse["slice"]):

@@ -49,9 +49,14 @@ class SideDays:
         return sum(d.rows for d in self.dropped)
 
     def to_dict(self) -> dict:
-        return {"side": self.side, "first": self.first.isoformat() if self.first else None,
-                "last": self.last.isoformat() if self.last else None, "rows": self.rows,
-                "dropped_rows": self.dropped_rows, "dropped": [d.to_dict() for d in self.dropped]}
+        return {
+            "side": self.side,
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "rows": self.rows,
+            "dropped_rows": self.dropped_rows,
+            "dropped": [d.to_dict() for d in self.dropped],
+        }
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,13 @@ class Window:
     sides: tuple[SideDays, SideDays] = field(default=())
 
     def to_dict(self) -> dict:
-        return {"start": self.start.isoformat() if self.start else None,
-                "end": self.end.isoformat() if self.end else None, "overlap_only": self.restricted,
-                "paired": self.paired, "sides": [s.to_dict() for s in self.sides]}
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "overlap_only": self.restricted,
+            "paired": self.paired,
+            "sides": [s.to_dict() for s in self.sides],
+        }
 
     def sentence(self) -> str:
         days = f"{self.start} to {self.end}" if self.start and self.end else "every day"
@@ -77,16 +86,20 @@ class Window:
             return f"Paired on the examples both versions scored ({covers})."
         if self.restricted:
             dropped = [f"{s.side}: {', '.join(d.words() for d in s.dropped)}" for s in self.sides if s.dropped]
-            return (f"Compared on {days}, the days both versions served"
-                    + (f"; left out {'; '.join(dropped)}." if dropped else "; nothing left out."))
+            return f"Compared on {days}, the days both versions served" + (
+                f"; left out {'; '.join(dropped)}." if dropped else "; nothing left out."
+            )
         covers = "; ".join(f"{s.side} {s.first} to {s.last}" for s in self.sides if s.first)
         return f"Compared on each version's own days ({covers}), overlap not enforced."
 
 
 def _days(con, project: Project, scope: Scope) -> list[tuple[date, int]]:
     where, params = scope.to_sql()
-    rows = con.execute(f'SELECT CAST("timestamp" AS DATE) AS day, count(*) FROM {quote_ident(project.log_table)} '
-                       f"WHERE {where} GROUP BY 1 ORDER BY 1", params).fetchall()
+    rows = con.execute(
+        f'SELECT CAST("timestamp" AS DATE) AS day, count(*) FROM {quote_ident(project.log_table)} '
+        f"WHERE {where} GROUP BY 1 ORDER BY 1",
+        params,
+    ).fetchall()
     return [(d if isinstance(d, date) else date.fromisoformat(str(d)[:10]), int(n)) for d, n in rows]
 
 
@@ -95,8 +108,17 @@ def _as_day(value) -> date | None:
     return scope.start.date() if scope.start else None
 
 
-def window(con: duckdb.DuckDBPyConnection, project: Project, baseline, candidate, start=None, end=None, *,
-           overlap: bool = True, paired: bool = False) -> Window:
+def window(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    baseline,
+    candidate,
+    start=None,
+    end=None,
+    *,
+    overlap: bool = True,
+    paired: bool = False,
+) -> Window:
     """The compared days of ``baseline`` and ``candidate`` (:class:`~analysis.compare.comparison.Side`)
     in the requested window: their overlap when ``overlap`` and not ``paired``, else
     the requested window. Raises :class:`ConfigError` when the overlap is empty."""
@@ -107,9 +129,11 @@ def window(con: duckdb.DuckDBPyConnection, project: Project, baseline, candidate
     if restrict:
         lo, hi = max(firsts), min(lasts)
         if lo > hi:
-            raise ConfigError(f"{baseline} served from {firsts[0]} to {lasts[0]} and {candidate} from {firsts[1]} "
-                              f"to {lasts[1]}: no day in common. Turn off “only the days both served” to compare "
-                              "them anyway.")
+            raise ConfigError(
+                f"{baseline} served from {firsts[0]} to {lasts[0]} and {candidate} from {firsts[1]} "
+                f"to {lasts[1]}: no day in common. Turn off “only the days both served” to compare "
+                "them anyway."
+            )
     sides = []
     for side, days, first, last in zip((baseline, candidate), per_side, firsts, lasts):
         dropped = []
@@ -121,6 +145,10 @@ def window(con: duckdb.DuckDBPyConnection, project: Project, baseline, candidate
     if restrict:
         return Window(lo, hi, True, False, tuple(sides))
     end_day = Scope.of(end=end).end
-    return Window(_as_day(start) if start is not None else min(f for f in firsts if f),
-                  (end_day - timedelta(days=1)).date() if end_day else max(x for x in lasts if x),
-                  False, paired, tuple(sides))
+    return Window(
+        _as_day(start) if start is not None else min(f for f in firsts if f),
+        (end_day - timedelta(days=1)).date() if end_day else max(x for x in lasts if x),
+        False,
+        paired,
+        tuple(sides),
+    )

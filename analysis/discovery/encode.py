@@ -38,13 +38,13 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from analysis.metrics.sql import binary_terms
+from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
+from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
 from analysis.store.sql import and_all, quote_ident
 
 MAX_CATEGORIES = 100
@@ -156,8 +156,12 @@ def materialized(con: duckdb.DuckDBPyConnection, enc: Encoding) -> Iterator[Enco
     con.execute(f"CREATE TEMP TABLE {name} AS {enc.sql}", enc.params)
     try:
         e = quote_ident(ERROR_COLUMN)
-        yield replace(enc, sql=f"SELECT * FROM {name}", params=[],
-                      totals=(f"SELECT count(*), coalesce(sum({e}), 0), coalesce(sum({e} * {e}), 0) FROM {name}", []))
+        yield replace(
+            enc,
+            sql=f"SELECT * FROM {name}",
+            params=[],
+            totals=(f"SELECT count(*), coalesce(sum({e}), 0), coalesce(sum({e} * {e}), 0) FROM {name}", []),
+        )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -196,9 +200,11 @@ def _cost_expression(project: Project, error: str) -> RowExpression:
         return parse_row_expression(error, row_columns(project))
     except ConfigError:
         if str(error).strip().isidentifier():
-            raise ConfigError(f"Unknown error measure {error!r} for a {project.task} project; choose one of "
-                              f"{', '.join(error_choices(project))}, or write a per-row cost such as "
-                              "'CASE WHEN prediction AND NOT label THEN loss ELSE 0 END'.") from None
+            raise ConfigError(
+                f"Unknown error measure {error!r} for a {project.task} project; choose one of "
+                f"{', '.join(error_choices(project))}, or write a per-row cost such as "
+                "'CASE WHEN prediction AND NOT label THEN loss ELSE 0 END'."
+            ) from None
         raise
 
 
@@ -221,10 +227,19 @@ class RowsError:
     binary: bool = True
 
 
-def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
-           columns: list[str] | None = None, error: str | RowsError = "misclassification", bins: int = 5,
-           slice_: Slice = Slice(), more_errors: dict[str, str] | None = None,
-           cuts: list | None = None, keep_id_like: bool = False) -> Encoding:
+def encode(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope = Scope(),
+    *,
+    columns: list[str] | None = None,
+    error: str | RowsError = "misclassification",
+    bins: int = 5,
+    slice_: Slice = Slice(),
+    more_errors: dict[str, str] | None = None,
+    cuts: list | None = None,
+    keep_id_like: bool = False,
+) -> Encoding:
     """Encode ``columns`` (default: every categorical, boolean, numeric and
     timestamp feature) of the rows in ``scope`` (and ``slice_``) where
     ``error`` is defined; with a :class:`RowsError`, of its rows (cut points still
@@ -252,22 +267,28 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
     if not isinstance(error, RowsError) and is_cost(project, error):
         lowest = con.execute(f"SELECT min({err}) FROM {table} WHERE {where}", params).fetchall()[0][0]
         if lowest is not None and lowest < 0:
-            raise ConfigError(f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
-                              "non-negative costs. Choose a cost that is zero or more per row.")
+            raise ConfigError(
+                f"{error} has negative values (as low as {lowest:g}); slice finding ranks "
+                "non-negative costs. Choose a cost that is zero or more per row."
+            )
     categorical = [c for c in columns if kinds[c] == "categorical"]
     counts = category_counts(con, table, categorical, (where, params), MAX_CATEGORIES)
     skipped = tuple(counts[c] for c in categorical if counts[c].id_like and not keep_id_like)
     if skipped:
         columns = [c for c in columns if c not in {s.column for s in skipped}]
         if not columns:
-            raise ConfigError("; ".join(s.note() for s in skipped) + ". Nothing else to find slices on: choose "
-                              "other features, or keep id-like columns (keep_id_like, --keep-id-like).")
+            raise ConfigError(
+                "; ".join(s.note() for s in skipped) + ". Nothing else to find slices on: choose "
+                "other features, or keep id-like columns (keep_id_like, --keep-id-like)."
+            )
     top = {c: counts[c].top for c in categorical}
     numeric = [c for c in columns if kinds[c] in ("numeric", "timestamp")]
     known = {g.column: g for g in cuts or []}
     missing = [c for c in numeric if c not in known]
-    binned = {**known, **({g.column: g for g in groupings(con, project, missing, scope, slice_, bins)}
-                          if missing else {})}
+    binned = {
+        **known,
+        **({g.column: g for g in groupings(con, project, missing, scope, slice_, bins)} if missing else {}),
+    }
     selects, sel_params, features = [], [], []
     for column in columns:
         kind, col = kinds[column], quote_ident(column)
@@ -288,13 +309,20 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
             if lumped:
                 labels.append(OTHER)
                 conds.append((Condition(column, "not_in", values=tuple(values)), Condition(column, "not_null")))
-            features.append(EncodedFeature(column, kind, tuple(labels), tuple(conds),
-                                           (Condition(column, "is_null"),), lumped))
+            features.append(
+                EncodedFeature(column, kind, tuple(labels), tuple(conds), (Condition(column, "is_null"),), lumped)
+            )
         elif kind == "boolean":
             selects.append(f"CASE WHEN {col} THEN 1 WHEN NOT {col} THEN 0 END AS {col}")
-            features.append(EncodedFeature(column, kind, ("false", "true"),
-                                           ((Condition(column, "is_false"),), (Condition(column, "is_true"),)),
-                                           (Condition(column, "is_null"),)))
+            features.append(
+                EncodedFeature(
+                    column,
+                    kind,
+                    ("false", "true"),
+                    ((Condition(column, "is_false"),), (Condition(column, "is_true"),)),
+                    (Condition(column, "is_null"),),
+                )
+            )
         else:
             g = binned[column]
             edges = list(g.edges)
@@ -302,13 +330,21 @@ def encode(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scop
             cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(edges)))
             selects.append(f"CASE WHEN {col} IS NULL THEN NULL {cases} ELSE {len(edges)} END AS {col}")
             sel_params += edges
-            features.append(EncodedFeature(column, kind, tuple(g.order[:-1]), tuple(
-                (_bin_condition(column, kind, edges, i),) for i in range(len(edges) + 1)),
-                (Condition(column, "is_null"),)))
+            features.append(
+                EncodedFeature(
+                    column,
+                    kind,
+                    tuple(g.order[:-1]),
+                    tuple((_bin_condition(column, kind, edges, i),) for i in range(len(edges) + 1)),
+                    (Condition(column, "is_null"),),
+                )
+            )
     extra = "".join(f", {term} AS {quote_ident(name)}" for name, term in (more_errors or {}).items())
     sql = f"SELECT {', '.join(selects)}, {err} AS {ERROR_COLUMN}{extra} FROM {table} WHERE {where}"
-    totals = (f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} "
-              f"WHERE {where}", list(params))
+    totals = (
+        f"SELECT count(*), coalesce(sum({err}), 0), coalesce(sum(({err}) * ({err})), 0) FROM {table} WHERE {where}",
+        list(params),
+    )
     if isinstance(error, RowsError):
         return Encoding(sql, sel_params + params, features, error.name, error.binary, totals, skipped)
     return Encoding(sql, sel_params + params, features, error, error in BINARY_ERROR, totals, skipped)

@@ -50,13 +50,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.errors import ConfigError
-from analysis.store.project import Project
-from analysis.store.scope import Scope
-from analysis.slices.model import Condition, Slice
-from analysis.store.sql import quote_ident
 from analysis.discovery.encode import ERROR_COLUMN, Encoding, encode
 from analysis.discovery.fold import predicate_sql
+from analysis.errors import ConfigError
+from analysis.slices.model import Condition, Slice
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.store.sql import quote_ident
 
 EXPECTED_BINS = 50
 SETS_PER_QUERY = 128
@@ -93,30 +93,58 @@ def has_basis(con, project: Project, scope: Scope) -> bool:
     """Whether any row in scope has what ``expected`` needs (a score; a regression's prediction)."""
     where, params = scope.to_sql()
     col = quote_ident(basis(project))
-    return con.execute(f"SELECT count({col}) > 0 FROM {quote_ident(project.log_table)} WHERE {where}",
-                       params).fetchall()[0][0]
+    return con.execute(
+        f"SELECT count({col}) > 0 FROM {quote_ident(project.log_table)} WHERE {where}", params
+    ).fetchall()[0][0]
 
 
 @contextmanager
-def prepared(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, *, ranking: str,
-             other_version: str | None = None, error="misclassification", columns=None, bins: int = 5,
-             slice_: Slice = Slice(), keep_id_like: bool = False) -> Iterator[Rows]:
+def prepared(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope,
+    *,
+    ranking: str,
+    other_version: str | None = None,
+    error="misclassification",
+    columns=None,
+    bins: int = 5,
+    slice_: Slice = Slice(),
+    keep_id_like: bool = False,
+) -> Iterator[Rows]:
     """The rows of ``scope`` for an excess search (see :class:`Rows`), dropped afterwards."""
     name = quote_ident(f"sb_excess_{uuid.uuid4().hex}")
     encoded = quote_ident(f"sb_excess_enc_{uuid.uuid4().hex}")
     if ranking == "expected":
         col = basis(project)
-        enc = encode(con, project, scope, columns=columns, error=error, bins=bins, keep_id_like=keep_id_like,
-                     slice_=Slice((*slice_.conditions, Condition(col, "not_null"))),
-                     more_errors={"sb_basis": quote_ident(col)})
+        enc = encode(
+            con,
+            project,
+            scope,
+            columns=columns,
+            error=error,
+            bins=bins,
+            keep_id_like=keep_id_like,
+            slice_=Slice((*slice_.conditions, Condition(col, "not_null"))),
+            more_errors={"sb_basis": quote_ident(col)},
+        )
     else:
         if not other_version:
             raise ConfigError("Choose the other version to hold this version's errors against.")
         if other_version in scope.versions:
             raise ConfigError(f"Choose another version than {other_version} to compare with.")
         both = replace(scope, versions=(*scope.versions, other_version))
-        enc = encode(con, project, both, columns=columns, error=error, bins=bins, slice_=slice_,
-                     keep_id_like=keep_id_like, more_errors={"sb_version": "model_version"})
+        enc = encode(
+            con,
+            project,
+            both,
+            columns=columns,
+            error=error,
+            bins=bins,
+            slice_=slice_,
+            keep_id_like=keep_id_like,
+            more_errors={"sb_version": "model_version"},
+        )
     feats = ", ".join(quote_ident(f.column) for f in enc.features)
     e = quote_ident(ERROR_COLUMN)
     con.execute(f"CREATE TEMP TABLE {encoded} AS {enc.sql}", enc.params)
@@ -124,20 +152,28 @@ def prepared(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope, *, 
         if ranking == "expected":
             probs = [k / EXPECTED_BINS for k in range(1, EXPECTED_BINS)]
             marks = ", ".join("?" for _ in probs)  # one parameter per fraction: plain SQL on any engine
-            edges = con.execute(f"SELECT quantile_disc(CAST(sb_basis AS DOUBLE), [{marks}]) FROM {encoded}",
-                                probs).fetchall()[0][0] or []
+            edges = (
+                con.execute(
+                    f"SELECT quantile_disc(CAST(sb_basis AS DOUBLE), [{marks}]) FROM {encoded}", probs
+                ).fetchall()[0][0]
+                or []
+            )
             edges = sorted({float(x) for x in edges})
             cases = " ".join(f"WHEN CAST(sb_basis AS DOUBLE) < ? THEN {i}" for i in range(len(edges)))
             bin_sql = f"CASE {cases} ELSE {len(edges)} END" if edges else "0"
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT {feats}, CAST({e} AS DOUBLE) AS sb_e, 1 AS sb_side, "
-                        f"avg({e}) OVER w AS sb_x, var_pop({e}) OVER w AS sb_v "
-                        f"FROM (SELECT *, {bin_sql} AS sb_bin FROM {encoded}) AS b WINDOW w AS (PARTITION BY sb_bin)",
-                        edges)
+            con.execute(
+                f"CREATE TEMP TABLE {name} AS SELECT {feats}, CAST({e} AS DOUBLE) AS sb_e, 1 AS sb_side, "
+                f"avg({e}) OVER w AS sb_x, var_pop({e}) OVER w AS sb_v "
+                f"FROM (SELECT *, {bin_sql} AS sb_bin FROM {encoded}) AS b WINDOW w AS (PARTITION BY sb_bin)",
+                edges,
+            )
         else:
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT {feats}, CAST({e} AS DOUBLE) AS sb_e, "
-                        f"CASE WHEN sb_version IN ({', '.join('?' for _ in scope.versions)}) THEN 1 ELSE 0 END "
-                        f"AS sb_side, CAST(NULL AS DOUBLE) AS sb_x, CAST(NULL AS DOUBLE) AS sb_v FROM {encoded}",
-                        list(scope.versions))
+            con.execute(
+                f"CREATE TEMP TABLE {name} AS SELECT {feats}, CAST({e} AS DOUBLE) AS sb_e, "
+                f"CASE WHEN sb_version IN ({', '.join('?' for _ in scope.versions)}) THEN 1 ELSE 0 END "
+                f"AS sb_side, CAST(NULL AS DOUBLE) AS sb_x, CAST(NULL AS DOUBLE) AS sb_v FROM {encoded}",
+                list(scope.versions),
+            )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {encoded}")
     try:
@@ -159,13 +195,14 @@ def totals(con, rows: Rows) -> dict:
     return out
 
 
-def _grouped(con, rows: Rows, sets: list[tuple[str, ...]], where: tuple[str, list] = ("TRUE", []),
-             fixed: dict | None = None) -> pd.DataFrame:
+def _grouped(
+    con, rows: Rows, sets: list[tuple[str, ...]], where: tuple[str, list] = ("TRUE", []), fixed: dict | None = None
+) -> pd.DataFrame:
     """Statistics of every group of each feature combination in ``sets`` (within ``where``):
     ``predicates`` (``fixed`` plus the group's codes) and :data:`STATS`."""
     parts = []
     for start in range(0, len(sets), SETS_PER_QUERY):
-        batch = sets[start:start + SETS_PER_QUERY]
+        batch = sets[start : start + SETS_PER_QUERY]
         parts.append(_query(con, rows, batch, where, fixed))
     return _combined(parts)
 
@@ -178,8 +215,11 @@ def _query(con, rows: Rows, batch, where, fixed, extra: str = "", id_column: str
     lead = [*([id_column] if id_column else []), *(["sb_side"] if rows.ranking == "version" else [])]
     spec = ", ".join("(" + ", ".join([*lead, *(quote_ident(c) for c in s)]) + ")" for s in batch)
     head = "".join(f"{c}, " for c in lead)
-    frame = con.execute(f"SELECT {head}{cols}, {flags}, {_AGGREGATES} FROM {extra or rows.table} "
-                        f"WHERE {where[0]} GROUP BY GROUPING SETS ({spec})", where[1]).df()
+    frame = con.execute(
+        f"SELECT {head}{cols}, {flags}, {_AGGREGATES} FROM {extra or rows.table} "
+        f"WHERE {where[0]} GROUP BY GROUPING SETS ({spec})",
+        where[1],
+    ).df()
     codes = frame[used].to_numpy(dtype=object)
     grouped = frame[[f"sb_g{i}" for i in range(len(used))]].to_numpy() == 0
     base = [dict(fixed or {})] * len(frame) if id_column is None else [dict(fixed[int(i)]) for i in frame[id_column]]
@@ -291,8 +331,9 @@ def _valid(frame: pd.DataFrame, min_support: int, min_other: int, ranking: str) 
 
 
 def _key(predicates: dict) -> tuple:
-    return tuple(sorted((k, str(v) if isinstance(v, tuple) else (-1 if v is None else int(v)))
-                        for k, v in predicates.items()))
+    return tuple(
+        sorted((k, str(v) if isinstance(v, tuple) else (-1 if v is None else int(v))) for k, v in predicates.items())
+    )
 
 
 def _ranges(frame: pd.DataFrame, rows: Rows) -> pd.DataFrame:
@@ -320,9 +361,14 @@ def _ranges(frame: pd.DataFrame, rows: Rows) -> pd.DataFrame:
                 if (op == "lt" and k == 1) or (op == "ge" and k == width - 1):
                     continue  # one bin: already a slice of its own
                 part = pd.DataFrame(sums, columns=list(STATS))
-                part.insert(0, "predicates", [
-                    dict(sorted({**t, column: (op, k)}.items(), key=lambda kv: rows.features.index(kv[0])))
-                    for t in template])
+                part.insert(
+                    0,
+                    "predicates",
+                    [
+                        dict(sorted({**t, column: (op, k)}.items(), key=lambda kv: rows.features.index(kv[0])))
+                        for t in template
+                    ],
+                )
                 out.append(part)
     return pd.concat(out, ignore_index=True) if out else frame.iloc[0:0]
 

@@ -92,8 +92,15 @@ def _known(codes, sizes, threshold, i, j) -> float | None:
     return None
 
 
-def jaccard_pairs(con, source_sql: str, params: list, codes: list[dict], sizes: list[int],
-                  threshold: float, pairs: list[tuple[int, int]] | None = None) -> dict[tuple[int, int], float]:
+def jaccard_pairs(
+    con,
+    source_sql: str,
+    params: list,
+    codes: list[dict],
+    sizes: list[int],
+    threshold: float,
+    pairs: list[tuple[int, int]] | None = None,
+) -> dict[tuple[int, int], float]:
     """Jaccard index of the ``pairs`` (default: every pair ``(i, j)``, ``i < j``) that can
     reach ``threshold`` (others: 0); ``source_sql`` yields the encoded rows (``sizes``: each
     slice's rows in it). Pairs that need a count are counted in one scan per
@@ -126,8 +133,10 @@ def jaccard_pairs(con, source_sql: str, params: list, codes: list[dict], sizes: 
             sql, ps = predicate_sql(codes[k])
             bits.append(f"CASE WHEN {sql} THEN {1 << b} ELSE 0 END")
             bound += ps
-        groups = con.execute(f"SELECT CAST({' + '.join(bits)} AS BIGINT) AS m, count(*) AS n "
-                             f"FROM ({source_sql}) AS sb_rows GROUP BY m", bound + list(params)).fetchnumpy()
+        groups = con.execute(
+            f"SELECT CAST({' + '.join(bits)} AS BIGINT) AS m, count(*) AS n FROM ({source_sql}) AS sb_rows GROUP BY m",
+            bound + list(params),
+        ).fetchnumpy()
         masks, counts = np.asarray(groups["m"], dtype=np.int64), np.asarray(groups["n"], dtype=np.int64)
         member = ((masks[:, None] >> np.arange(len(involved))[None, :]) & 1).astype(np.int64)
         common = member.T @ (member * counts[:, None])
@@ -143,9 +152,17 @@ DROPPED = -1
 """What :func:`fold` says of a slice that is no entry's variant once ``limit`` entries exist."""
 
 
-def fold(con, source_sql: str, params: list, codes: list[dict], sizes: list[int],
-         threshold: float = 0.8, relate: Callable[[int, int], str | None] | None = None,
-         limit: int | None = None, chunk: int = 25) -> list[int | None]:
+def fold(
+    con,
+    source_sql: str,
+    params: list,
+    codes: list[dict],
+    sizes: list[int],
+    threshold: float = 0.8,
+    relate: Callable[[int, int], str | None] | None = None,
+    limit: int | None = None,
+    chunk: int = 25,
+) -> list[int | None]:
     """For slices given best first: ``None`` for an entry, else the index of the
     entry it folds into: the entry it overlaps most among those it nearly duplicates
     (Jaccard at least ``threshold``), else the first entry for which

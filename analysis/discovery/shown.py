@@ -41,19 +41,25 @@ def summary_line(result) -> str:
     """One sentence: the ranking, the rows, the mean error, the search and the test."""
     what = error_words(result.error)
     mean = format_error(result.error, result.mean_error)
-    return (f"Ranked by: {result.ranking_words}. {format_count(result.n_rows)} rows, {what} {mean}; "
-            f"{format_count(result.n_evaluated)} slices evaluated in {format_number(result.seconds, 2)} s; "
-            f"significant: q < {format_p(result.q_threshold)} (Benjamini–Hochberg over all evaluated).")
+    return (
+        f"Ranked by: {result.ranking_words}. {format_count(result.n_rows)} rows, {what} {mean}; "
+        f"{format_count(result.n_evaluated)} slices evaluated in {format_number(result.seconds, 2)} s; "
+        f"significant: q < {format_p(result.q_threshold)} (Benjamini–Hochberg over all evaluated)."
+    )
 
 
 def ranking_caption(result) -> str:
     """What the figures of a ranking mean, in one sentence."""
     if result.ranking == "expected":
-        return ("Expected: the errors the model's own scores predict for these rows (the mean error of rows "
-                "with about the same score). Excess: errors beyond that. z: excess in standard errors.")
+        return (
+            "Expected: the errors the model's own scores predict for these rows (the mean error of rows "
+            "with about the same score). Excess: errors beyond that. z: excess in standard errors."
+        )
     if result.ranking == "version":
-        return (f"Expected: {result.other_version}'s {error_words(result.error)} on the same slice, applied to "
-                "this version's rows. Excess: errors beyond that. z: excess in standard errors.")
+        return (
+            f"Expected: {result.other_version}'s {error_words(result.error)} on the same slice, applied to "
+            "this version's rows. Excess: errors beyond that. z: excess in standard errors."
+        )
     return "Score: SliceLine's (error far above average, big enough to matter). Impact: errors beyond the average."
 
 
@@ -62,11 +68,16 @@ def discovery_table(result) -> pd.DataFrame:
     t = result.slices
     err = result.error
     what = error_words(err)
-    rows = {"rank": t["rank"].map(lambda r: f"#{int(r)}"), "slice": t["where"], "rows": t["size"].map(format_count),
-            what: t["error_rate"].map(lambda v: format_error(err, v))}
+    rows = {
+        "rank": t["rank"].map(lambda r: f"#{int(r)}"),
+        "slice": t["where"],
+        "rows": t["size"].map(format_count),
+        what: t["error_rate"].map(lambda v: format_error(err, v)),
+    }
     if result.ranking == "error":
-        rows["95% interval"] = [f"{format_error(err, lo)} – {format_error(err, hi)}"
-                                for lo, hi in zip(t["ci_low"], t["ci_high"])]
+        rows["95% interval"] = [
+            f"{format_error(err, lo)} – {format_error(err, hi)}" for lo, hi in zip(t["ci_low"], t["ci_high"])
+        ]
         rows["score"] = t["score"].map(lambda v: format_number(v, 3))
         rows["impact"] = t["impact"].map(lambda v: format_number(v, 1))
     else:

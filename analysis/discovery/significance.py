@@ -44,8 +44,9 @@ def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float,
     return np.where((rest > 0) & (size > 0) & (se > 0), p, np.nan)
 
 
-def error_rate_interval(size: int, errors: float, squares: float, binary: bool,
-                        ceiling: float | None = None) -> tuple[float, float]:
+def error_rate_interval(
+    size: int, errors: float, squares: float, binary: bool, ceiling: float | None = None
+) -> tuple[float, float]:
     """95% interval of a slice's mean error (``ceiling``: the most one row's error can be)."""
     if binary:
         return wilson(int(round(errors)), int(size))

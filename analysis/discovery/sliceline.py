@@ -115,18 +115,28 @@ from analysis.store.sql import quote_ident
 NULL_CODE = -1
 """Code of a ``feature IS NULL`` predicate in the per-feature columns of the result."""
 
-_PRUNE_RTOL = 1e-9           # an upper bound must fall this far below the threshold to prune
-_TIE_RTOL = 1e-12            # scores this close count as tied
+_PRUNE_RTOL = 1e-9  # an upper bound must fall this far below the threshold to prune
+_TIE_RTOL = 1e-12  # scores this close count as tied
 _RESERVED = ("predicates", "level", "size", "errors", "max_error", "error_rate", "score")
-_MAX_GROUPED = 3_000_000     # never pre-group into more groups than this (memory)
-_GROUP_COST = 20             # inserting one group costs about as much as scanning this many rows
-_PERFECT_HASH_BITS = 12      # DuckDB's default perfect_ht_threshold
-_COMBOS_PER_QUERY = 64       # GROUP BYs (or grouping sets) per query
-_MAX_PACKED_KEY = 2 ** 62    # largest packed key (codes of a group, ids of a candidate) in an integer
-_TWO_STEP_ROWS = 2_000_000   # from this many rows on, pre-group in two statements (see _group_source)
-_REGROUP_ROWS = 20_000       # pre-grouped tables smaller than this are not grouped again
-_INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-              "UBIGINT", "UHUGEINT"}
+_MAX_GROUPED = 3_000_000  # never pre-group into more groups than this (memory)
+_GROUP_COST = 20  # inserting one group costs about as much as scanning this many rows
+_PERFECT_HASH_BITS = 12  # DuckDB's default perfect_ht_threshold
+_COMBOS_PER_QUERY = 64  # GROUP BYs (or grouping sets) per query
+_MAX_PACKED_KEY = 2**62  # largest packed key (codes of a group, ids of a candidate) in an integer
+_TWO_STEP_ROWS = 2_000_000  # from this many rows on, pre-group in two statements (see _group_source)
+_REGROUP_ROWS = 20_000  # pre-grouped tables smaller than this are not grouped again
+_INT_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
 
 
 @dataclass(frozen=True)
@@ -169,10 +179,20 @@ class SliceLineResult:
     pruned: bool = True
 
 
-def find_slices(con: duckdb.DuckDBPyConnection, source_sql: str, params: list, features: list[str], *,
-                error_column: str = "err", alpha: float = 0.95, min_support: int | float | None = None,
-                max_level: int = 3, top_k: int = 10, prune: bool = True,
-                shared: tuple[SharedCounts, int] | None = None) -> SliceLineResult:
+def find_slices(
+    con: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    params: list,
+    features: list[str],
+    *,
+    error_column: str = "err",
+    alpha: float = 0.95,
+    min_support: int | float | None = None,
+    max_level: int = 3,
+    top_k: int = 10,
+    prune: bool = True,
+    shared: tuple[SharedCounts, int] | None = None,
+) -> SliceLineResult:
     """The ``top_k`` slices by SliceLine score, computed exactly (see the module docstring).
 
     ``source_sql`` is a SELECT with bound ``params`` giving one row per example,
@@ -232,34 +252,54 @@ class SharedCounts:
     def __init__(self, con, source_sql: str, params: list, features: list[str], error_columns: list[str]):
         self.con, self.params = con, list(params or [])
         self.features = list(features)
-        cols = ", ".join(f"coalesce(CAST({quote_ident(f)} AS BIGINT), {NULL_CODE}) AS c{j}"
-                         for j, f in enumerate(self.features))
+        cols = ", ".join(
+            f"coalesce(CAST({quote_ident(f)} AS BIGINT), {NULL_CODE}) AS c{j}" for j, f in enumerate(self.features)
+        )
         errs = ", ".join(f"CAST({quote_ident(e)} AS DOUBLE) AS e{k}" for k, e in enumerate(error_columns))
         self.src = f"(SELECT {cols}, {errs} FROM ({source_sql}) AS sb_source)"
         self.n_errors = len(error_columns)
         self.groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _count(self, combos: list[tuple[int, ...]]) -> None:
-        aggs = ", ".join(f"CAST(sum(e{k}) AS DOUBLE) AS se{k}, CAST(max(e{k}) AS DOUBLE) AS sm{k}"
-                         for k in range(self.n_errors))
+        aggs = ", ".join(
+            f"CAST(sum(e{k}) AS DOUBLE) AS se{k}, CAST(max(e{k}) AS DOUBLE) AS sm{k}" for k in range(self.n_errors)
+        )
         for i in range(0, len(combos), _COMBOS_PER_QUERY):
-            batch = combos[i:i + _COMBOS_PER_QUERY]
+            batch = combos[i : i + _COMBOS_PER_QUERY]
             used = sorted({j for c in batch for j in c})
             pos = {j: q for q, j in enumerate(used)}
             sets = ", ".join("(" + ", ".join(f"c{j}" for j in c) + ")" for c in batch)
             res = self.con.execute(
                 f"SELECT {', '.join(f'c{j} AS x{pos[j]}' for j in used)}, count(*) AS n, {aggs} "
-                f"FROM {self.src} AS s GROUP BY GROUPING SETS ({sets})", self.params).fetchnumpy()
+                f"FROM {self.src} AS s GROUP BY GROUPING SETS ({sets})",
+                self.params,
+            ).fetchnumpy()
             cols = [res[f"x{q}"] for q in range(len(used))]
-            grouped = np.column_stack([~np.ma.getmaskarray(c) for c in cols]) if len(res["n"]) else \
-                np.zeros((0, len(used)), dtype=bool)
-            values = np.column_stack([np.ma.filled(np.ma.asarray(c).astype(np.int64), 0) for c in cols]) \
-                if len(res["n"]) else np.zeros((0, len(used)), dtype=np.int64)
+            grouped = (
+                np.column_stack([~np.ma.getmaskarray(c) for c in cols])
+                if len(res["n"])
+                else np.zeros((0, len(used)), dtype=bool)
+            )
+            values = (
+                np.column_stack([np.ma.filled(np.ma.asarray(c).astype(np.int64), 0) for c in cols])
+                if len(res["n"])
+                else np.zeros((0, len(used)), dtype=np.int64)
+            )
             n = np.asarray(res["n"], dtype=np.int64)
-            se = np.column_stack([np.ma.filled(np.ma.asarray(res[f"se{k}"], dtype=np.float64), 0.0)
-                                  for k in range(self.n_errors)]) if len(n) else np.zeros((0, self.n_errors))
-            sm = np.column_stack([np.ma.filled(np.ma.asarray(res[f"sm{k}"], dtype=np.float64), 0.0)
-                                  for k in range(self.n_errors)]) if len(n) else np.zeros((0, self.n_errors))
+            se = (
+                np.column_stack(
+                    [np.ma.filled(np.ma.asarray(res[f"se{k}"], dtype=np.float64), 0.0) for k in range(self.n_errors)]
+                )
+                if len(n)
+                else np.zeros((0, self.n_errors))
+            )
+            sm = (
+                np.column_stack(
+                    [np.ma.filled(np.ma.asarray(res[f"sm{k}"], dtype=np.float64), 0.0) for k in range(self.n_errors)]
+                )
+                if len(n)
+                else np.zeros((0, self.n_errors))
+            )
             for combo in batch:  # a group belongs to the combination whose columns it is grouped by
                 mask = np.zeros(len(used), dtype=bool)
                 mask[[pos[j] for j in combo]] = True
@@ -273,8 +313,10 @@ class SharedCounts:
         self._count([c for c in dict.fromkeys(wanted) if c not in self.groups])
         size = len(cand_rows)
         ss, se, sm = np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size)
-        parts = [np.column_stack([np.full(len(self.groups[c][1]), cid, dtype=np.int64), self.groups[c][0]])
-                 for cid, c in enumerate(wanted)]
+        parts = [
+            np.column_stack([np.full(len(self.groups[c][1]), cid, dtype=np.int64), self.groups[c][0]])
+            for cid, c in enumerate(wanted)
+        ]
         if not parts:
             return ss, se, sm
         rows = np.concatenate(parts)
@@ -301,8 +343,9 @@ def _scores(ss: np.ndarray, se: np.ndarray, n: int, ebar: float, alpha: float) -
     return np.nan_to_num(sc, nan=-np.inf)
 
 
-def _upper_bounds(ss: np.ndarray, se: np.ndarray, sm: np.ndarray, n: int, ebar: float, alpha: float,
-                  sigma: int) -> np.ndarray:
+def _upper_bounds(
+    ss: np.ndarray, se: np.ndarray, sm: np.ndarray, n: int, ebar: float, alpha: float, sigma: int
+) -> np.ndarray:
     """Largest score any slice with at most ``ss`` rows, error sum ``se`` and
     row errors ``<= sm`` can reach with at least ``σ`` rows; -inf if none can."""
     ss = np.asarray(ss, dtype=np.float64)
@@ -341,7 +384,7 @@ def _prune_line(theta: float) -> float:
 def _row_keys(rows: np.ndarray, base: int) -> np.ndarray | None:
     """Integer keys of item-id rows, ordered like the rows; None if they would overflow."""
     width = rows.shape[1]
-    if base ** width >= _MAX_PACKED_KEY:
+    if base**width >= _MAX_PACKED_KEY:
         return None
     keys = np.zeros(rows.shape[0], dtype=np.int64)
     for c in range(width):
@@ -460,7 +503,7 @@ class _Base:
     ``codes[j]`` maps a value of feature j to its code in the table (0: a value
     not in play), ``exprs[j]`` is the SQL giving that code from a table row."""
 
-    kind: str                                   # "source" or "table"
+    kind: str  # "source" or "table"
     rows: int
     name: str = ""
     codes: dict = field(default_factory=dict)
@@ -469,7 +512,7 @@ class _Base:
 
 @dataclass
 class _Level:
-    items: np.ndarray     # (N, level) item ids; for level 1 the (feature, value) pairs
+    items: np.ndarray  # (N, level) item ids; for level 1 the (feature, value) pairs
     size: np.ndarray
     errors: np.ndarray
     max_error: np.ndarray
@@ -539,8 +582,9 @@ class _Finder:
             if f not in types:
                 raise ConfigError(f"The source has no column {f!r}. Columns: {', '.join(types)}.")
             if types[f] not in _INT_TYPES:
-                raise ConfigError(f"Feature {f} is {types[f]}; encode it as integer codes 0, 1, 2, ... "
-                                  "(NULL allowed) first.")
+                raise ConfigError(
+                    f"Feature {f} is {types[f]}; encode it as integer codes 0, 1, 2, ... (NULL allowed) first."
+                )
         if self.error_column not in types:
             raise ConfigError(f"The source has no error column {self.error_column!r}.")
         et = types[self.error_column]
@@ -553,14 +597,20 @@ class _Finder:
             raise ConfigError(f"The error column {self.error_column} is {et}; it must be numeric.")
         cols = ", ".join(f"{quote_ident(f)} AS c{j}" for j, f in enumerate(self.features))
         self.src = f"(SELECT {cols}, {err} AS e FROM ({self.source_sql}) AS sb_source)"
-        mm = self.con.execute("SELECT " + ", ".join(f"min(c{j}), max(c{j})" for j in range(self.m))
-                              + f", min(e), max(e) FROM {self.src} AS s", self.params).fetchall()[0]
+        mm = self.con.execute(
+            "SELECT "
+            + ", ".join(f"min(c{j}), max(c{j})" for j in range(self.m))
+            + f", min(e), max(e) FROM {self.src} AS s",
+            self.params,
+        ).fetchall()[0]
         bits = []
         for j in range(self.m):
             lo, hi = mm[2 * j], mm[2 * j + 1]
             if lo is not None and lo < 0:
-                raise ConfigError(f"Feature {self.features[j]} must hold integer codes >= 0 (or NULL); "
-                                  f"found {lo!r}. Encode categories and bins as 0, 1, 2, ... first.")
+                raise ConfigError(
+                    f"Feature {self.features[j]} must hold integer codes >= 0 (or NULL); "
+                    f"found {lo!r}. Encode categories and bins as 0, 1, 2, ... first."
+                )
             bits.append(1 if lo is None else int(hi - lo + 2).bit_length())
         e_lo, e_hi = mm[-2], mm[-1]
         if e_lo is not None and e_lo < 0:
@@ -589,12 +639,16 @@ class _Finder:
         w = max(len(b) for b in blocks)
         tail = "" if self.binary else ", CAST(max(e) AS DOUBLE) AS sm"
         tx = ["CAST(count(e) AS BIGINT)"] + ["NULL::BIGINT"] * (w - 1)
-        parts = [f"SELECT -1 AS blk, {', '.join(f'{x} AS x{p}' for p, x in enumerate(tx))}, "
-                 f"count(*) AS n, CAST(sum(e) AS DOUBLE) AS se{tail} FROM {self.src} AS s"]
+        parts = [
+            f"SELECT -1 AS blk, {', '.join(f'{x} AS x{p}' for p, x in enumerate(tx))}, "
+            f"count(*) AS n, CAST(sum(e) AS DOUBLE) AS se{tail} FROM {self.src} AS s"
+        ]
         for b, block in enumerate(blocks):
             xs = [f"coalesce(CAST(c{j} AS BIGINT), {NULL_CODE})" for j in block] + ["NULL::BIGINT"] * (w - len(block))
-            parts.append(f"SELECT {b} AS blk, {', '.join(f'{x} AS x{p}' for p, x in enumerate(xs))}, "
-                         f"{self._aggs(False)} FROM {self.src} AS s GROUP BY {', '.join(f'c{j}' for j in block)}")
+            parts.append(
+                f"SELECT {b} AS blk, {', '.join(f'{x} AS x{p}' for p, x in enumerate(xs))}, "
+                f"{self._aggs(False)} FROM {self.src} AS s GROUP BY {', '.join(f'c{j}' for j in block)}"
+            )
         res = self.con.execute(" UNION ALL ".join(parts), self.params * (len(blocks) + 1)).fetchnumpy()
         blk = np.asarray(res["blk"], dtype=np.int64)
         n_all, se_all, sm_all = self._stats(res)
@@ -612,8 +666,16 @@ class _Finder:
                 cnt.append(np.bincount(inv, weights=n_all[rows], minlength=len(uniq)).round().astype(np.int64))
                 se.append(np.bincount(inv, weights=se_all[rows], minlength=len(uniq)))
                 sm.append(mx)
-        return (n_rows, total, n_err, np.concatenate(feat), np.concatenate(val), np.concatenate(cnt),
-                np.concatenate(se), np.concatenate(sm))
+        return (
+            n_rows,
+            total,
+            n_err,
+            np.concatenate(feat),
+            np.concatenate(val),
+            np.concatenate(cnt),
+            np.concatenate(se),
+            np.concatenate(sm),
+        )
 
     # -- the search --------------------------------------------------------------------------
 
@@ -636,8 +698,17 @@ class _Finder:
         score1 = _scores(cnt, se, n, ebar, self.alpha) if total > 0 else np.full(len(cnt), -np.inf)
         levels: list[_Level] = [_Level(np.column_stack([feat, val]), cnt, se, sm, score1, 1)]
         valid1 = (cnt >= sigma) & (se > 0)
-        stats = [{"level": 1, "parents": None, "extendable": None, "generated": len(cnt), "pruned": 0,
-                  "evaluated": len(cnt), "valid": int(valid1.sum())}]
+        stats = [
+            {
+                "level": 1,
+                "parents": None,
+                "extendable": None,
+                "generated": len(cnt),
+                "pruned": 0,
+                "evaluated": len(cnt),
+                "valid": int(valid1.sum()),
+            }
+        ]
         # scores of the reportable slices so far (score > 0, size >= σ): the k-th best is the threshold
         pool_scores = [score1[(cnt >= sigma) & (score1 > 0)]]
         theta = _kth_best(np.concatenate(pool_scores), top_k)
@@ -656,8 +727,16 @@ class _Finder:
         while level < max_level and total > 0:
             level += 1
             t1 = time.perf_counter()
-            entry = {"level": level, "parents": len(par_items), "extendable": len(par_items), "generated": 0,
-                     "pruned": 0, "evaluated": 0, "valid": 0, "threshold": theta}
+            entry = {
+                "level": level,
+                "parents": len(par_items),
+                "extendable": len(par_items),
+                "generated": 0,
+                "pruned": 0,
+                "evaluated": 0,
+                "valid": 0,
+                "threshold": theta,
+            }
             stats.append(entry)
             if self.prune and len(par_items):
                 # a parent whose own bound is below the threshold has no child that could reach it
@@ -676,14 +755,29 @@ class _Finder:
             pool_scores.append(c_sc[(c_ss >= sigma) & (c_sc > 0)])
             theta = _kth_best(np.concatenate(pool_scores), top_k)
             valid = (c_ss >= sigma) & (c_se > 0)
-            entry.update(evaluated=len(cands), valid=int(valid.sum()), threshold=theta,
-                         seconds=round(time.perf_counter() - t1, 4), base=self.base.kind)
+            entry.update(
+                evaluated=len(cands),
+                valid=int(valid.sum()),
+                threshold=theta,
+                seconds=round(time.perf_counter() - t1, 4),
+                base=self.base.kind,
+            )
             nxt = valid if self.prune else (c_ss >= sigma) & (c_ss > 0)
             par_items, par_ss, par_se, par_sm = cands[nxt], c_ss[nxt], c_se[nxt], c_sm[nxt]
         top, evaluated = self._results(levels, top_k)
-        return SliceLineResult(top_slices=top, evaluated=evaluated, candidates_per_level=stats, n_rows=int(n),
-                               total_errors=total, min_support=sigma, alpha=self.alpha,
-                               features=tuple(self.features), top_k=top_k, max_level=max_level, pruned=self.prune)
+        return SliceLineResult(
+            top_slices=top,
+            evaluated=evaluated,
+            candidates_per_level=stats,
+            n_rows=int(n),
+            total_errors=total,
+            min_support=sigma,
+            alpha=self.alpha,
+            features=tuple(self.features),
+            top_k=top_k,
+            max_level=max_level,
+            pruned=self.prune,
+        )
 
     def _candidates(self, par_items, par_ss, par_se, par_sm, theta, level):
         """Level-``level`` candidates from the parents, with the bound pruning applied;
@@ -691,16 +785,19 @@ class _Finder:
         line = _prune_line(theta)
         out, generated, pruned = [], 0, 0
         if level == 2:
-            chunks = ((np.column_stack([par_items[a, 0], par_items[b, 0]]), np.column_stack([a, b]))
-                      for a, b in _pairs_level2(self.item_feat[par_items[:, 0]]))
+            chunks = (
+                (np.column_stack([par_items[a, 0], par_items[b, 0]]), np.column_stack([a, b]))
+                for a, b in _pairs_level2(self.item_feat[par_items[:, 0]])
+            )
         else:
             chunks = [_join_parents(par_items, self.item_feat, len(self.item_feat))]
         for cands, pidx in chunks:
             generated += len(cands)
             if len(cands) and self.prune:
                 ss = par_ss[pidx].min(axis=1)
-                ub = _upper_bounds(ss, par_se[pidx].min(axis=1), par_sm[pidx].min(axis=1),
-                                   self.n, self.ebar, self.alpha, self.sigma)
+                ub = _upper_bounds(
+                    ss, par_se[pidx].min(axis=1), par_sm[pidx].min(axis=1), self.n, self.ebar, self.alpha, self.sigma
+                )
                 keep = (ss >= self.sigma) & (ub >= line)
                 pruned += int((~keep).sum())
                 cands = cands[keep]
@@ -764,7 +861,7 @@ class _Finder:
             if raw[j]:
                 # the feature's own codes shifted by 2: NULL is 1, and 0 stays free
                 top = int(allv.max()) if len(allv) else 0
-                shifted = f"(CAST({col} AS {'INTEGER' if top < 2 ** 30 else 'BIGINT'}) + 2)"
+                shifted = f"(CAST({col} AS {'INTEGER' if top < 2**30 else 'BIGINT'}) + 2)"
                 exprs.append(f"coalesce{shifted[:-1]}, 1)" if (allv == NULL_CODE).any() else shifted)
                 radix.append(max(top, 0) + 3)
                 codes[j] = {int(v): (1 if v == NULL_CODE else int(v) + 2) for v in allv}
@@ -788,11 +885,11 @@ class _Finder:
         if product < _MAX_PACKED_KEY:
             # group by one packed integer key (much cheaper than grouping by several columns),
             # then unpack it into small code columns (cheap: the table is small by now)
-            ktype = "INTEGER" if product < 2 ** 31 else "BIGINT"
+            ktype = "INTEGER" if product < 2**31 else "BIGINT"
             key = f"CAST({exprs[0]} AS {ktype})"
             for e, r in zip(exprs[1:], radix[1:]):
                 key = f"({key}) * {r} + ({e})"
-            mults = [math.prod(radix[i + 1:]) for i in range(len(radix))]
+            mults = [math.prod(radix[i + 1 :]) for i in range(len(radix))]
             dec = ", ".join(f"CAST((k // {mu}) % {r} AS {ctype[j]}) AS c{j}" for j, mu, r in zip(feats, mults, radix))
             grouped = f"SELECT {key} AS k, {self._aggs(False)} FROM {self.src} AS s GROUP BY k"
             if self.n < _TWO_STEP_ROWS:
@@ -802,14 +899,17 @@ class _Finder:
             else:  # at scale it is faster to store the packed groups first, then unpack them
                 packed = name + "k"
                 self.temp_tables.append(packed)
-                self.con.execute(f"CREATE TEMP TABLE {quote_ident(packed)} AS {grouped}",
-                                 params + self.params).fetchall()
+                self.con.execute(
+                    f"CREATE TEMP TABLE {quote_ident(packed)} AS {grouped}", params + self.params
+                ).fetchall()
                 sql = f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {dec}, n, se{tail} FROM {quote_ident(packed)}"
                 params = []
         else:  # too many codes for one integer key: group by a column per feature
             sel = ", ".join(f"CAST({e} AS {ctype[j]}) AS c{j}" for j, e in zip(feats, exprs))
-            sql = (f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {sel}, {self._aggs(False)} "
-                   f"FROM {self.src} AS s GROUP BY ALL")
+            sql = (
+                f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {sel}, {self._aggs(False)} "
+                f"FROM {self.src} AS s GROUP BY ALL"
+            )
             params = params + self.params
             packed = None
         self.temp_tables.append(name)
@@ -834,9 +934,11 @@ class _Finder:
         enough = " + ".join(f"CAST(c{j} > 0 AS INTEGER)" for j in rel)
         tail = "" if self.binary else ", sm"
         name = self._name()
-        sql = (f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {', '.join(f'c{j}' for j in rel)}, "
-               f"{self._aggs(True)} FROM (SELECT {', '.join(exprs)}, n, se{tail} "
-               f"FROM {quote_ident(old.name)}) AS t WHERE {enough} >= {int(level)} GROUP BY ALL")
+        sql = (
+            f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {', '.join(f'c{j}' for j in rel)}, "
+            f"{self._aggs(True)} FROM (SELECT {', '.join(exprs)}, n, se{tail} "
+            f"FROM {quote_ident(old.name)}) AS t WHERE {enough} >= {int(level)} GROUP BY ALL"
+        )
         self.temp_tables.append(name)
         rows = self.con.execute(sql, params).fetchall()[0][0]
         self._drop(old.name)
@@ -855,12 +957,14 @@ class _Finder:
         sm = np.zeros(size, dtype=np.float64)
         width = cand_rows.shape[1]
         for i in range(0, len(parts), _COMBOS_PER_QUERY):
-            batch = parts[i:i + _COMBOS_PER_QUERY]
+            batch = parts[i : i + _COMBOS_PER_QUERY]
             res = self.con.execute(" UNION ALL ".join(batch), params_per_part * len(batch)).fetchnumpy()
             if len(res["n"]) == 0:
                 continue
-            rows = np.column_stack([np.asarray(res["cid"], dtype=np.int64)]
-                                   + [np.asarray(res[f"a{p}"], dtype=np.int64) for p in range(width - 1)])
+            rows = np.column_stack(
+                [np.asarray(res["cid"], dtype=np.int64)]
+                + [np.asarray(res[f"a{p}"], dtype=np.int64) for p in range(width - 1)]
+            )
             ci, ri = _match_rows(cand_rows, rows)
             n_, se_, sm_ = self._stats(res, ri)
             ss[ci], se[ci], sm[ci] = n_, se_, sm_
@@ -883,7 +987,7 @@ class _Finder:
         sm = np.zeros(len(cands), dtype=np.float64)
         combo_list = combos.tolist()
         for i in range(0, len(combo_list), _COMBOS_PER_QUERY):
-            batch = combo_list[i:i + _COMBOS_PER_QUERY]
+            batch = combo_list[i : i + _COMBOS_PER_QUERY]
             used = sorted({j for c in batch for j in c})
             pos = {j: q for q, j in enumerate(used)}
             sets = ", ".join("(" + ", ".join(base.exprs[j] for j in c) + ")" for c in batch)
@@ -891,13 +995,18 @@ class _Finder:
             having = " AND ".join(f"coalesce(x{pos[j]}, 1) > 0" for j in used)
             res = self.con.execute(
                 f"SELECT {', '.join(f'{base.exprs[j]} AS x{pos[j]}' for j in used)}, {self._aggs(True)} "
-                f"FROM {quote_ident(base.name)} GROUP BY GROUPING SETS ({sets}) HAVING {having}").fetchnumpy()
+                f"FROM {quote_ident(base.name)} GROUP BY GROUPING SETS ({sets}) HAVING {having}"
+            ).fetchnumpy()
             if len(res["n"]) == 0:
                 continue
             cols = [res[f"x{q}"] for q in range(len(used))]
             grouped = np.column_stack([~np.ma.getmaskarray(c) for c in cols])
-            values = np.column_stack([np.ma.filled(c.astype(np.int64), -1) if np.ma.isMaskedArray(c)
-                                      else np.asarray(c, dtype=np.int64) for c in cols])
+            values = np.column_stack(
+                [
+                    np.ma.filled(c.astype(np.int64), -1) if np.ma.isMaskedArray(c) else np.asarray(c, dtype=np.int64)
+                    for c in cols
+                ]
+            )
             # which combination each group belongs to, from the pattern of grouped columns
             weights = 1 << np.arange(len(used), dtype=np.int64)
             pattern = grouped.astype(np.int64) @ weights
@@ -918,8 +1027,9 @@ class _Finder:
         for cid, combo in enumerate(combos.tolist()):
             cols = [f"c{j}" for j in combo]
             sel = ", ".join(f"coalesce(CAST({c} AS BIGINT), {NULL_CODE}) AS a{p}" for p, c in enumerate(cols))
-            parts.append(f"SELECT {cid} AS cid, {sel}, {self._aggs(False)} FROM {self.src} AS s "
-                         f"GROUP BY {', '.join(cols)}")
+            parts.append(
+                f"SELECT {cid} AS cid, {sel}, {self._aggs(False)} FROM {self.src} AS s GROUP BY {', '.join(cols)}"
+            )
         return self._run_batches(parts, self.params, np.column_stack([combo_id, self.item_val[cands]]))
 
     # -- results -----------------------------------------------------------------------------
@@ -955,8 +1065,9 @@ class _Finder:
             return out
 
         all_rows = np.arange(len(size))
-        evaluated = pd.DataFrame({"predicates": preds(all_rows), "level": lvl, "size": size, "errors": err,
-                                  "max_error": mx, "score": score})
+        evaluated = pd.DataFrame(
+            {"predicates": preds(all_rows), "level": lvl, "size": size, "errors": err, "max_error": mx, "score": score}
+        )
 
         ok = np.flatnonzero((size >= self.sigma) & (size > 0) & (score > 0))
         if len(ok):
@@ -980,7 +1091,8 @@ class _Finder:
             present = hit.any(axis=1)
             value = np.where(hit, vals[ranked], 0).sum(axis=1)
             cols[name if name not in _RESERVED else f"{name} [feature]"] = pd.arrays.IntegerArray(
-                value.astype(np.int64), ~present)
+                value.astype(np.int64), ~present
+            )
         cols["level"] = lvl[ranked].astype(np.int64)
         cols["size"] = size[ranked]
         cols["errors"] = err[ranked]

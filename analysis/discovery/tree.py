@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
+from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, encode, materialized
 from analysis.errors import ConfigError
+from analysis.slices.model import Condition, Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Condition, Slice
 from analysis.store.sql import quote_ident
-from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, encode, materialized
 
 MISSING = -1  # the tree's code for a missing value
 
@@ -54,10 +54,19 @@ class ErrorTree:
         return self.total_errors / self.n_rows if self.n_rows else float("nan")
 
 
-def error_tree(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
-               error: str = "misclassification", columns: list[str] | None = None, bins: int = 5,
-               max_depth: int = 3, min_leaf: int | None = None, sample: int = 500_000,
-               slice_: Slice = Slice()) -> ErrorTree:
+def error_tree(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope = Scope(),
+    *,
+    error: str = "misclassification",
+    columns: list[str] | None = None,
+    bins: int = 5,
+    max_depth: int = 3,
+    min_leaf: int | None = None,
+    sample: int = 500_000,
+    slice_: Slice = Slice(),
+) -> ErrorTree:
     """Fit the error tree (see the module docstring). ``min_leaf`` defaults to 1% of the rows."""
     if not 1 <= int(max_depth) <= 8:
         raise ConfigError("The tree's depth must be between 1 and 8.")
@@ -81,8 +90,12 @@ def error_tree(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = 
         model = DecisionTreeRegressor(max_depth=int(max_depth), min_samples_leaf=leaf_in_sample, random_state=0)
         model.fit(x, y)
         # Codes no row has (a missing value in a column without any) are left out of paths.
-        nulls = con.execute("SELECT " + ", ".join(f"count(*) - count({quote_ident(c)})" for c in names)
-                            + f" FROM ({enc.sql}) AS encoded", enc.params).fetchall()[0]
+        nulls = con.execute(
+            "SELECT "
+            + ", ".join(f"count(*) - count({quote_ident(c)})" for c in names)
+            + f" FROM ({enc.sql}) AS encoded",
+            enc.params,
+        ).fetchall()[0]
         start = {c: set(orders[c]) - (set() if missing else {None}) for c, missing in zip(names, nulls)}
         nodes = _paths(model, enc.features, orders, start)
         counted = _count_leaves(con, enc, nodes)
@@ -100,16 +113,14 @@ def _order(feature: EncodedFeature, data: pd.DataFrame) -> dict:
     return {c: float(MISSING if c is None else c) for c in codes}
 
 
-def _paths(model: DecisionTreeRegressor, features: list[EncodedFeature], orders: dict,
-           start: dict) -> list[dict]:
+def _paths(model: DecisionTreeRegressor, features: list[EncodedFeature], orders: dict, start: dict) -> list[dict]:
     """Every node with its parent, the edge's split, and the codes each feature may still take."""
     t = model.tree_
     out: list[dict] = []
 
     def walk(node: int, parent, depth: int, allowed: dict, split: str) -> None:
         leaf = t.children_left[node] == -1
-        out.append({"id": node, "parent": parent, "depth": depth, "split": split, "leaf": leaf,
-                    "allowed": allowed})
+        out.append({"id": node, "parent": parent, "depth": depth, "split": split, "leaf": leaf, "allowed": allowed})
         if leaf:
             return
         f = features[t.feature[node]]
@@ -156,7 +167,9 @@ def _count_leaves(con, enc, nodes: list[dict]) -> pd.DataFrame:
     e = quote_ident(ERROR_COLUMN)
     return con.execute(
         f"SELECT CASE {' '.join(cases)} END AS id, count(*) AS size, coalesce(sum({e}), 0) AS errors "
-        f"FROM ({enc.sql}) AS encoded GROUP BY 1", params + enc.params).df()
+        f"FROM ({enc.sql}) AS encoded GROUP BY 1",
+        params + enc.params,
+    ).df()
 
 
 def _leaf_slice(enc, allowed: dict, start: dict) -> Slice | None:
@@ -177,10 +190,16 @@ def _leaf_slice(enc, allowed: dict, start: dict) -> Slice | None:
                 return None
             low = f.conditions[present[0]][0]
             high = f.conditions[present[-1]][0]
-            conditions.append(Condition(f.column, "between", low=low.low if low.op == "between" else None,
-                                        high=high.high if high.op == "between" else None)
-                              if not (present[0] == 0 and present[-1] == n_values - 1)
-                              else Condition(f.column, "not_null"))
+            conditions.append(
+                Condition(
+                    f.column,
+                    "between",
+                    low=low.low if low.op == "between" else None,
+                    high=high.high if high.op == "between" else None,
+                )
+                if not (present[0] == 0 and present[-1] == n_values - 1)
+                else Condition(f.column, "not_null")
+            )
             continue
         if f.kind == "boolean":
             if with_null:
@@ -223,11 +242,25 @@ def _assemble(nodes, counted, enc, n, total, fit_rows, max_depth, min_leaf, name
         if not node["leaf"]:
             continue
         slice_ = _leaf_slice(enc, node["allowed"], nodes[0]["allowed"])
-        where = (slice_.readable() or "all rows") if slice_ is not None else " AND ".join(
-            _describe(f, node["allowed"][f.column]) for f in enc.features
-            if node["allowed"][f.column] != nodes[0]["allowed"][f.column])
+        where = (
+            (slice_.readable() or "all rows")
+            if slice_ is not None
+            else " AND ".join(
+                _describe(f, node["allowed"][f.column])
+                for f in enc.features
+                if node["allowed"][f.column] != nodes[0]["allowed"][f.column]
+            )
+        )
         size, errors = sizes.get(node["id"], (0, 0.0))
-        leaves.append({"id": node["id"], "where": where, "slice": slice_, "size": size, "errors": errors,
-                       "error_rate": errors / size if size else float("nan")})
+        leaves.append(
+            {
+                "id": node["id"],
+                "where": where,
+                "slice": slice_,
+                "size": size,
+                "errors": errors,
+                "error_rate": errors / size if size else float("nan"),
+            }
+        )
     leaf_frame = pd.DataFrame(leaves).sort_values(["error_rate", "size"], ascending=[False, False])
     return ErrorTree(frame, leaf_frame.reset_index(drop=True), n, total, fit_rows, max_depth, min_leaf, names)

@@ -18,12 +18,17 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     # WITHIN GROUP form; both follow the SQL standard (the smallest value whose
     # cumulative share reaches p).
     if isinstance(node, exp.PercentileDisc) and isinstance(node.expression, exp.Array):
-        return exp.Array(expressions=[exp.Anonymous(this=_DISC, expressions=[p.copy(), node.this.copy()])
-                                      for p in node.expression.expressions])
+        return exp.Array(
+            expressions=[
+                exp.Anonymous(this=_DISC, expressions=[p.copy(), node.this.copy()]) for p in node.expression.expressions
+            ]
+        )
     # GROUPING(a, b, ...) with several arguments: Spark's grouping() takes one.
     if isinstance(node, exp.Grouping) and len(node.expressions) > 1:
-        terms = [exp.Mul(this=exp.Grouping(expressions=[e.copy()]), expression=exp.Literal.number(2 ** k))
-                 for k, e in enumerate(reversed(node.expressions))]
+        terms = [
+            exp.Mul(this=exp.Grouping(expressions=[e.copy()]), expression=exp.Literal.number(2**k))
+            for k, e in enumerate(reversed(node.expressions))
+        ]
         out = terms[0]
         for t in terms[1:]:
             out = exp.Add(this=out, expression=t)
@@ -33,8 +38,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.BIGINT:
         inner = node.this.unnest()
         if isinstance(inner, exp.DPipe) and isinstance(inner.this, exp.Literal) and inner.this.this == "0x":
-            digits = exp.Anonymous(this="CONV", expressions=[inner.expression.copy(), exp.Literal.number(16),
-                                                             exp.Literal.number(10)])
+            digits = exp.Anonymous(
+                this="CONV", expressions=[inner.expression.copy(), exp.Literal.number(16), exp.Literal.number(10)]
+            )
             return exp.Cast(this=digits, to=exp.DataType.build("BIGINT"))
     # error('message') inside a CASE (an attached dataset's checked conversions): raise_error.
     if isinstance(node, exp.Anonymous) and node.name.lower() == "error":
@@ -107,16 +113,35 @@ def to_spark(sql: str) -> str:
     samples = _samples(tree)
     out = _percentile_disc(tree.sql(dialect="spark"))
     for i, (alias, percent, seed) in enumerate(samples):
-        out = out.replace(f"AS {_SAMPLE}{i}", f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed})"
-                          + (f" AS {alias}" if alias else ""))
+        out = out.replace(
+            f"AS {_SAMPLE}{i}",
+            f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed})" + (f" AS {alias}" if alias else ""),
+        )
     return out
 
 
 # Constructs the engine must not send to Spark: DuckDB functions Spark lacks (or that
 # SQLGlot translates to something else), and approximate forms of exact statistics.
-DUCKDB_ONLY_FUNCTIONS = {"HASH", "QUANTILE_CONT", "TIME_BUCKET", "STRING_AGG", "LIST", "ARRAY_AGG", "EPOCH",
-                         "READ_PARQUET", "READ_CSV", "READ_CSV_AUTO", "SHA256", "APPROX_QUANTILE", "MD5_NUMBER",
-                         "REGEXP_FULL_MATCH", "LIST_VALUE", "STRUCT_PACK", "GLOB", "DATE_BIN"}
+DUCKDB_ONLY_FUNCTIONS = {
+    "HASH",
+    "QUANTILE_CONT",
+    "TIME_BUCKET",
+    "STRING_AGG",
+    "LIST",
+    "ARRAY_AGG",
+    "EPOCH",
+    "READ_PARQUET",
+    "READ_CSV",
+    "READ_CSV_AUTO",
+    "SHA256",
+    "APPROX_QUANTILE",
+    "MD5_NUMBER",
+    "REGEXP_FULL_MATCH",
+    "LIST_VALUE",
+    "STRUCT_PACK",
+    "GLOB",
+    "DATE_BIN",
+}
 _APPROXIMATE = ("PERCENTILE_APPROX", "APPROX_PERCENTILE", "APPROX_COUNT_DISTINCT")
 
 
@@ -128,8 +153,11 @@ def spark_problems(sql: str) -> list[str]:
         return [f"not parsed: {str(exc).splitlines()[0]}"]
     problems = []
     for node in tree.walk():
-        name = node.name.upper() if isinstance(node, exp.Anonymous) else (
-            node.sql_name().upper() if isinstance(node, exp.Func) else "")
+        name = (
+            node.name.upper()
+            if isinstance(node, exp.Anonymous)
+            else (node.sql_name().upper() if isinstance(node, exp.Func) else "")
+        )
         if name in DUCKDB_ONLY_FUNCTIONS:
             problems.append(f"DuckDB-only function {name.lower()}()")
         if isinstance(node, exp.Qualify):

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlparse
 
+from analysis.engines.spark import SparkConnection, register_external, spark_message
 from analysis.errors import ConfigError
 from analysis.store.project import Project
-from analysis.engines.spark import SparkConnection, register_external, spark_message
 from analysis.store.sql import in_transaction
 
 ENGINES = ("duckdb", "spark")
@@ -56,16 +56,22 @@ class EngineSettings:
             if self.engine != "spark":
                 raise ConfigError("A Spark remote is set only with engine = spark.")
             if not (_LOCAL_MASTER.match(remote) or remote.startswith("sc://")):
-                raise ConfigError(f"Spark remote {masked_remote(remote)!r} is neither a Spark Connect URL "
-                                  "(sc://host:port) nor a local master (local[2]).")
+                raise ConfigError(
+                    f"Spark remote {masked_remote(remote)!r} is neither a Spark Connect URL "
+                    "(sc://host:port) nor a local master (local[2])."
+                )
             if remote.startswith("sc://"):
                 address = remote.partition(";")[0]
                 if "@" in address:
-                    raise ConfigError(f"Spark remote {masked_remote(remote)!r}: a Spark Connect URL carries its "
-                                      "credentials as parameters (sc://host:port/;token=...), not as user@host.")
+                    raise ConfigError(
+                        f"Spark remote {masked_remote(remote)!r}: a Spark Connect URL carries its "
+                        "credentials as parameters (sc://host:port/;token=...), not as user@host."
+                    )
                 if ";" in remote and not address.endswith("/"):
-                    raise ConfigError(f"Spark remote {masked_remote(remote)!r}: parameters such as the token "
-                                      "follow '/;' (sc://host:port/;token=...).")
+                    raise ConfigError(
+                        f"Spark remote {masked_remote(remote)!r}: parameters such as the token "
+                        "follow '/;' (sc://host:port/;token=...)."
+                    )
                 _host_port(remote)
         return EngineSettings(self.engine, remote)
 
@@ -79,8 +85,9 @@ class EngineSettings:
 
 # Spark Connect parameters that carry no secret; every other value (token, custom
 # headers such as x-api-key) is shown as MASK.
-PUBLIC_PARAMETERS = frozenset({"use_ssl", "user_id", "user_agent", "session_id", "grpc_max_message_size",
-                               "x-databricks-cluster-id"})
+PUBLIC_PARAMETERS = frozenset(
+    {"use_ssl", "user_id", "user_agent", "session_id", "grpc_max_message_size", "x-databricks-cluster-id"}
+)
 MASK = "****"
 
 
@@ -143,8 +150,9 @@ def _host_port(remote: str) -> tuple[str, int]:
 
 
 def get_settings(con, project: Project) -> EngineSettings:
-    row = con.execute("SELECT engine, spark_remote FROM sb_engine WHERE project_id = ?",
-                      [project.project_id]).fetchall()
+    row = con.execute(
+        "SELECT engine, spark_remote FROM sb_engine WHERE project_id = ?", [project.project_id]
+    ).fetchall()
     return EngineSettings(*row[0]) if row else EngineSettings()
 
 
@@ -170,16 +178,19 @@ def settings_from_mapping(section: dict | None, *, origin: str = "mapping") -> E
         return None
     unknown = set(section) - {"name", "spark_remote"}
     if unknown:
-        raise ConfigError(f"{origin}: unknown key(s) in [engine]: {', '.join(sorted(unknown))}. "
-                          "Allowed: name, spark_remote.")
+        raise ConfigError(
+            f"{origin}: unknown key(s) in [engine]: {', '.join(sorted(unknown))}. Allowed: name, spark_remote."
+        )
     if not all(isinstance(v, str) for v in section.values()):
         raise ConfigError(f"{origin}: [engine] name and spark_remote are strings.")
     return EngineSettings(section.get("name", "duckdb"), section.get("spark_remote")).check()
 
 
 def _stored_log_message(project: Project) -> str:
-    return (f"{project.name} keeps its log inside the local database, which Spark cannot read. Spark answers "
-            "projects whose log is a Parquet dataset: attach one (python -m analysis attach), or use DuckDB.")
+    return (
+        f"{project.name} keeps its log inside the local database, which Spark cannot read. Spark answers "
+        "projects whose log is a Parquet dataset: attach one (python -m analysis attach), or use DuckDB."
+    )
 
 
 # -- Spark sessions ------------------------------------------------------------------------------
@@ -204,40 +215,54 @@ def _new_session(remote: str):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise ConfigError("The Spark engine needs PySpark: pip install -r tests/requirements-spark.txt "
-                          "(PySpark and the Spark Connect client).") from None
+        raise ConfigError(
+            "The Spark engine needs PySpark: pip install -r tests/requirements-spark.txt "
+            "(PySpark and the Spark Connect client)."
+        ) from None
     if remote.startswith("sc://"):
         host, port = _host_port(remote)
         try:  # gRPC would retry for minutes: say at once that nothing listens there
             socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS).close()
         except OSError as exc:
-            raise ConfigError(f"Cannot reach Spark Connect at {host}:{port}: "
-                              f"{exc.strerror or type(exc).__name__}. Is the server running, and the "
-                              "address right?") from None
+            raise ConfigError(
+                f"Cannot reach Spark Connect at {host}:{port}: "
+                f"{exc.strerror or type(exc).__name__}. Is the server running, and the "
+                "address right?"
+            ) from None
         try:
             session = SparkSession.builder.remote(remote).getOrCreate()
             session.sql("SELECT 1").collect()  # credentials and protocol are checked here
             # Timestamps and days mean UTC, as in the local store, whatever the server's zone.
             session.conf.set("spark.sql.session.timeZone", "UTC")
         except ImportError as exc:
-            raise ConfigError(f"Spark Connect needs its client packages ({exc.name}): "
-                              "pip install -r tests/requirements-spark.txt") from None
+            raise ConfigError(
+                f"Spark Connect needs its client packages ({exc.name}): pip install -r tests/requirements-spark.txt"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - the server's refusal, as one readable line
             # Spark's message may quote the URL it was given: never its token.
-            raise ConfigError(f"Spark Connect at {host}:{port} refused the session: "
-                              f"{redact(spark_message(exc), remote)}") from None
+            raise ConfigError(
+                f"Spark Connect at {host}:{port} refused the session: {redact(spark_message(exc), remote)}"
+            ) from None
     else:
         if not _LOCAL_MASTER.match(remote):
             raise ConfigError(f"Spark remote {masked_remote(remote)!r} is neither sc://host:port nor local[N].")
         import shutil
 
         if shutil.which("java") is None:
-            raise ConfigError("A local Spark needs a Java runtime (17): install one (apt-get install "
-                              "openjdk-17-jre-headless) or point the project at a Spark Connect server.")
-        session = (SparkSession.builder.master(remote).appName("sliceboard")
-                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                   .config("spark.sql.shuffle.partitions", "4").config("spark.driver.host", "127.0.0.1")
-                   .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+            raise ConfigError(
+                "A local Spark needs a Java runtime (17): install one (apt-get install "
+                "openjdk-17-jre-headless) or point the project at a Spark Connect server."
+            )
+        session = (
+            SparkSession.builder.master(remote)
+            .appName("sliceboard")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
         session.sparkContext.setLogLevel("ERROR")
         return session  # getOrCreate gives the active session back, or a new one after a stop
     _SESSIONS[remote] = session
@@ -245,6 +270,7 @@ def _new_session(remote: str):
 
 
 # -- the connection the analyses take ------------------------------------------------------------
+
 
 @contextmanager
 def engine_connection(con, project: Project, settings: EngineSettings | None = None) -> Iterator:
@@ -264,8 +290,9 @@ def engine_connection(con, project: Project, settings: EngineSettings | None = N
         session = session.newSession()
     # The rollup is built locally when the dataset is attached or refreshed; waiting labels
     # (none for a lake, whose labels are its own) are local too.
-    remote = SparkConnection(session, con, local_tables={project.rollup_table, project.ranks_table,
-                                                         project.pending_table})
+    remote = SparkConnection(
+        session, con, local_tables={project.rollup_table, project.ranks_table, project.pending_table}
+    )
     try:
         register_external(remote, con, project)
         yield remote

@@ -16,18 +16,29 @@ import re
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ConfigError
 from analysis.engines.portable import to_spark
+from analysis.errors import ConfigError
 
-_CREATE_TEMP = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+TABLE\s+(\"[^\"]+\"|\w+)\s+AS\s+(.*)$",
-                          re.IGNORECASE | re.DOTALL)
+_CREATE_TEMP = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+TABLE\s+(\"[^\"]+\"|\w+)\s+AS\s+(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
 _DROP = re.compile(r"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\"[^\"]+\"|\w+)\s*$", re.IGNORECASE)
 
 
-_DUCKDB_TYPES = {"tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
-                 "float": "FLOAT", "double": "DOUBLE", "boolean": "BOOLEAN", "string": "VARCHAR",
-                 "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP", "date": "DATE"}
-
+_DUCKDB_TYPES = {
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "timestamp_ntz": "TIMESTAMP",
+    "date": "DATE",
+}
 
 
 def spark_message(exc: BaseException) -> str:
@@ -74,8 +85,11 @@ class SparkResult:
             missing = column.isna().to_numpy()
             if missing.any():
                 filled = column.where(~column.isna(), 0)
-                data = filled.to_numpy(dtype="float64") if column.dtype == object or column.dtype.kind in "fiu" \
+                data = (
+                    filled.to_numpy(dtype="float64")
+                    if column.dtype == object or column.dtype.kind in "fiu"
                     else filled.to_numpy()
+                )
                 out[c] = np.ma.MaskedArray(data, mask=missing)
             else:
                 out[c] = column.to_numpy()
@@ -124,7 +138,6 @@ class SparkConnection:
             sdf = self.spark.sql(to_spark(sql), args=params or None)
             return SparkResult(self._frame(sdf), sdf.dtypes)
         except Exception as exc:  # Spark's own errors: readable, one line
-
             raise ConfigError(f"Spark could not run a query: {spark_message(exc)}") from None
 
     def _ship(self, table: str) -> None:
@@ -192,7 +205,6 @@ def register_external(connection: SparkConnection, con, project) -> None:
     import sqlglot
     from sqlglot import exp
 
-
     row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [project.log_table]).fetchall()
     if not row:
         raise ConfigError(f"{project.name}: the view over {project.external} is missing from the database.")
@@ -205,8 +217,9 @@ def register_external(connection: SparkConnection, con, project) -> None:
         reader = connection.spark.read.option("mergeSchema", "true")
         reader.parquet(spark_path(project.external)).createOrReplaceTempView(raw)
         connection._views.append(raw)
-        connection.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW `{project.log_table}` AS "
-                             f"{to_spark(select.sql(dialect='duckdb'))}")
+        connection.spark.sql(
+            f"CREATE OR REPLACE TEMPORARY VIEW `{project.log_table}` AS {to_spark(select.sql(dialect='duckdb'))}"
+        )
         connection._views.append(project.log_table)
     except Exception as exc:  # noqa: BLE001 - Spark's refusal, as one line
         raise ConfigError(f"Spark could not read {project.external}: {spark_message(exc)}") from None

@@ -19,8 +19,9 @@ from analysis.store.sql import quote_ident
 MAX_MAPPED_VALUES = 500
 
 
-def distinct_raw_values(con: duckdb.DuckDBPyConnection, src: Source, column: str,
-                        limit: int = MAX_MAPPED_VALUES) -> list | None:
+def distinct_raw_values(
+    con: duckdb.DuckDBPyConnection, src: Source, column: str, limit: int = MAX_MAPPED_VALUES
+) -> list | None:
     """Distinct non-null raw values of a column, or None if there are more than ``limit``."""
     rows = con.execute(
         f"SELECT DISTINCT {quote_ident(column)} FROM {quote_ident(src.view)} "
@@ -59,20 +60,24 @@ def mapped_case(column: str, mapping: dict, out_type: str) -> tuple[str, list]:
 CONVENTIONAL_PAIRS = (("true", "false"), ("1", "0"), ("yes", "no"), ("1", "-1"))
 
 
-def settled_classes(stored: tuple[str | None, str | None], given: tuple[str | None, str | None],
-                    *, project: str) -> tuple[str | None, str | None]:
+def settled_classes(
+    stored: tuple[str | None, str | None], given: tuple[str | None, str | None], *, project: str
+) -> tuple[str | None, str | None]:
     """(positive, negative) known before reading the data: the project's stored classes,
     completed by the ones a mapping or caller names (in any form: ``1``, ``"+1"``,
     ``1.0`` are one class); a contradiction is refused."""
     out = []
     for role, have, named in zip(("positive", "negative"), stored, (normalized(v) for v in given)):
         if have is not None and named is not None and have != named:
-            raise ConfigError(f"Project {project!r} has the {role} class {have!r}; {role}_label {named!r} "
-                              "contradicts it.")
+            raise ConfigError(
+                f"Project {project!r} has the {role} class {have!r}; {role}_label {named!r} contradicts it."
+            )
         out.append(have if have is not None else named)
     if out[0] is not None and out[0] == out[1]:
-        raise ConfigError(f"positive_label and negative_label name the same class ({out[0]!r}); a binary "
-                          "task has two different classes.")
+        raise ConfigError(
+            f"positive_label and negative_label name the same class ({out[0]!r}); a binary "
+            "task has two different classes."
+        )
     return out[0], out[1]
 
 
@@ -81,8 +86,9 @@ def _listed(values) -> str:
     return ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
 
 
-def resolve_binary_classes(values: list[str], positive: str | None, negative: str | None,
-                           *, source: str, columns: list[str] = ()) -> tuple[str | None, str | None]:
+def resolve_binary_classes(
+    values: list[str], positive: str | None, negative: str | None, *, source: str, columns: list[str] = ()
+) -> tuple[str | None, str | None]:
     """Decide the positive and negative class names of a binary task.
 
     ``values`` are the normalized class values of the input; ``positive`` and
@@ -92,8 +98,13 @@ def resolve_binary_classes(values: list[str], positive: str | None, negative: st
     the data has not shown it. Values beyond two classes are refused, named.
     """
     vs = set(values)
-    where = (f"column {columns[0]!r}" if len(columns) == 1
-             else "columns " + " and ".join(repr(c) for c in columns) if columns else "the input")
+    where = (
+        f"column {columns[0]!r}"
+        if len(columns) == 1
+        else "columns " + " and ".join(repr(c) for c in columns)
+        if columns
+        else "the input"
+    )
     column = columns[0] if columns else None
     if positive is None and negative is None:
         if not vs:  # no class values yet (scores only, labels to come): decide when they arrive
@@ -104,27 +115,36 @@ def resolve_binary_classes(values: list[str], positive: str | None, negative: st
                 break
         else:
             if len(vs) > 2:
-                raise IngestError(f"a binary task has two classes, but {where} holds {len(vs)} values: "
-                                  f"{_listed(vs)}. Fix the labels, or use a multiclass project.",
-                                  source=source, column=column)
-            raise ConfigError(f"{source}: {where} holds the classes {_listed(vs)}; say which is the positive "
-                              "class with positive_label in the mapping's [project] table (for labels: "
-                              "--positive-label), and optionally negative_label for the other.")
+                raise IngestError(
+                    f"a binary task has two classes, but {where} holds {len(vs)} values: "
+                    f"{_listed(vs)}. Fix the labels, or use a multiclass project.",
+                    source=source,
+                    column=column,
+                )
+            raise ConfigError(
+                f"{source}: {where} holds the classes {_listed(vs)}; say which is the positive "
+                "class with positive_label in the mapping's [project] table (for labels: "
+                "--positive-label), and optionally negative_label for the other."
+            )
     if positive is not None and negative is not None:
         return positive, negative  # values outside the two are named row by row by the checks
     known = positive if positive is not None else negative
     role, other_role = ("positive", "negative") if positive is not None else ("negative", "positive")
     # A conventional class pairs only with its partner (true/false, yes/no, 1 with 0 or -1);
     # any other class is inferred when the data holds exactly one other value.
-    partners = [b if positive is not None else a for a, b in CONVENTIONAL_PAIRS
-                if (a if positive is not None else b) == known]
+    partners = [
+        b if positive is not None else a for a, b in CONVENTIONAL_PAIRS if (a if positive is not None else b) == known
+    ]
     others = vs - {known}
     candidates = others & set(partners) if partners else others
     if len(candidates) > 1:
-        raise IngestError(f"a binary task has two classes, but besides the {role} class {known!r} {where} "
-                          f"holds {len(others)} values: {_listed(others)}. Name the {other_role} class with "
-                          f"{other_role}_label, fix the labels, or use a multiclass project.",
-                          source=source, column=column)
+        raise IngestError(
+            f"a binary task has two classes, but besides the {role} class {known!r} {where} "
+            f"holds {len(others)} values: {_listed(others)}. Name the {other_role} class with "
+            f"{other_role}_label, fix the labels, or use a multiclass project.",
+            source=source,
+            column=column,
+        )
     if candidates:
         other = next(iter(candidates))
     else:
@@ -149,5 +169,6 @@ def stored_classes(con: duckdb.DuckDBPyConnection, project) -> tuple[str | None,
         return classes
     labeled = con.execute(
         f"SELECT (SELECT count(label) FROM {quote_ident(project.log_table)}) + "
-        f"(SELECT count(label) FROM {quote_ident(project.pending_table)})").fetchall()[0][0]
+        f"(SELECT count(label) FROM {quote_ident(project.pending_table)})"
+    ).fetchall()[0][0]
     return classes if labeled else ("1", None)

@@ -18,8 +18,16 @@ from analysis.store.sql import quote_ident
 from analysis.wording import counted
 
 _INTEGER = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
 }
 _FLOAT = {"FLOAT", "DOUBLE", "REAL"}
 
@@ -242,9 +250,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, src: Source, checks: list[Check],
     """Run all checks in one pass; raise one IngestError describing every failure."""
     if not checks:
         return
-    selects = ", ".join(
-        f"sum(CASE WHEN {c.condition} THEN 1 ELSE 0 END)" for c in checks
-    )
+    selects = ", ".join(f"sum(CASE WHEN {c.condition} THEN 1 ELSE 0 END)" for c in checks)
     params = [p for c in checks for p in c.params]
     try:
         counts = con.execute(f"SELECT {selects} FROM {quote_ident(src.view)}", params).fetchall()[0]
@@ -281,8 +287,6 @@ def run_checks(con: duckdb.DuckDBPyConnection, src: Source, checks: list[Check],
         rows=first_rows,
         count=failures[0][1],
     )
-
-
 
 
 def finite_check(src: Source, column: str) -> Check | None:

@@ -25,14 +25,14 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from analysis.ingest import convert as cv
 from analysis.errors import ConfigError, IngestError
-from analysis.ingest.predictions import check_unique_ids, next_ingest_id, plan_ingest, record_ingest, register_project
+from analysis.ingest import convert as cv
 from analysis.ingest.mapping import Mapping
-from analysis.store.project import Project, find_project, get_project
+from analysis.ingest.predictions import check_unique_ids, next_ingest_id, plan_ingest, record_ingest, register_project
+from analysis.ingest.sources import close_source, count_rows, open_source, parquet_scan, resolve_path
 from analysis.metrics.rollup import rebuild_all
+from analysis.store.project import Project, find_project, get_project
 from analysis.store.schema import bump_data_version, labeled_table
-from analysis.ingest.sources import resolve_path, close_source, count_rows, open_source, parquet_scan
 from analysis.store.sql import in_transaction, quote_ident, sql_literal
 
 
@@ -77,8 +77,15 @@ def with_literals(sql: str, params: list) -> str:
     return tree.expressions[0].sql(dialect="duckdb")
 
 
-def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str, mapping: Mapping | None = None,
-                   version: str | None = None, stage: str | None = None) -> Project:
+def attach_parquet(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    *,
+    project: str,
+    mapping: Mapping | None = None,
+    version: str | None = None,
+    stage: str | None = None,
+) -> Project:
     """A new project over the Parquet dataset ``source`` (see the module docstring)."""
     name = (project or "").strip()
     if not name:
@@ -102,8 +109,9 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
         def work() -> Project:
             from analysis.ingest.mapping import guess_mapping
 
-            stored = (mapping or guess_mapping(src.columns)).with_(name=name, task=plan.task,
-                                                                    positive_label=plan.positive)
+            stored = (mapping or guess_mapping(src.columns)).with_(
+                name=name, task=plan.task, positive_label=plan.positive
+            )
             pid = register_project(con, name, plan, stored)
             ingest_id = next_ingest_id(con)
             log = quote_ident(f"log_{pid}")
@@ -114,8 +122,7 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
             select = ", ".join(f"CAST(({exprs.get(c, 'NULL')}) AS {t}) AS {quote_ident(c)}" for c, t in columns)
             con.execute(f"DROP TABLE {log}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(labeled_table(pid))}")  # the view is read in place
-            con.execute(f"CREATE VIEW {log} AS SELECT {select} "
-                        f"FROM {parquet_scan(sql_literal(pattern), dataset=True)}")
+            con.execute(f"CREATE VIEW {log} AS SELECT {select} FROM {parquet_scan(sql_literal(pattern), dataset=True)}")
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
             attached = get_project(con, name)
             if mapping is not None and mapping.engine:
@@ -123,8 +130,15 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
 
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
             _rebuild_rollup(con, attached)
-            record_ingest(con, ingest_id, pid, "external", src.name, total,
-                          {"uri": pattern, "rows": total, "warnings": plan.warnings})
+            record_ingest(
+                con,
+                ingest_id,
+                pid,
+                "external",
+                src.name,
+                total,
+                {"uri": pattern, "rows": total, "warnings": plan.warnings},
+            )
             bump_data_version(con)
             return attached
 
@@ -136,8 +150,10 @@ def attach_parquet(con: duckdb.DuckDBPyConnection, source: str, *, project: str,
 def attach_warnings(con: duckdb.DuckDBPyConnection, project: Project) -> list[str]:
     """What attaching ``project``'s dataset warned about (such as infinite feature
     values read as missing)."""
-    rows = con.execute("SELECT details FROM sb_ingests WHERE project_id = ? AND kind = 'external' "
-                       "ORDER BY ingest_id DESC LIMIT 1", [project.project_id]).fetchall()
+    rows = con.execute(
+        "SELECT details FROM sb_ingests WHERE project_id = ? AND kind = 'external' ORDER BY ingest_id DESC LIMIT 1",
+        [project.project_id],
+    ).fetchall()
     return list(json.loads(rows[0][0]).get("warnings", [])) if rows else []
 
 

@@ -23,8 +23,11 @@ from analysis.store.sql import quote_ident
 SAMPLE_ROWS = 10_000
 MAX_CLASSES = 20  # a label with more distinct values than this, all numbers, is a regression target
 
-_NUMERIC = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|REAL|"
-                      r"DOUBLE|DECIMAL|INT|NUMERIC)", re.IGNORECASE)
+_NUMERIC = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|REAL|"
+    r"DOUBLE|DECIMAL|INT|NUMERIC)",
+    re.IGNORECASE,
+)
 _TEMPORAL = re.compile(r"^(TIMESTAMP|DATE)", re.IGNORECASE)
 
 
@@ -103,13 +106,34 @@ def _label_name(name: str, stem: str | None) -> tuple[int, str] | None:
 def _prediction_name(name: str) -> str | None:
     n = _norm(name)
     if re.fullmatch(r"(pred|predicted|prediction|y_pred|y_hat|yhat)(_.+)?", n) or re.fullmatch(
-            r".+_(pred|prediction|predicted|estimate|forecast)", n):
+        r".+_(pred|prediction|predicted|estimate|forecast)", n
+    ):
         return "named like a prediction (" + n + ")"
     return None
 
 
-_MONEY = ("revenue", "profit", "loss", "cost", "costs", "amount", "spend", "spent", "price", "fee", "fees",
-          "margin", "gmv", "sales", "income", "payout", "refund", "clicks", "conversions", "converted")
+_MONEY = (
+    "revenue",
+    "profit",
+    "loss",
+    "cost",
+    "costs",
+    "amount",
+    "spend",
+    "spent",
+    "price",
+    "fee",
+    "fees",
+    "margin",
+    "gmv",
+    "sales",
+    "income",
+    "payout",
+    "refund",
+    "clicks",
+    "conversions",
+    "converted",
+)
 
 
 def _outcome_name(name: str) -> str | None:
@@ -197,12 +221,19 @@ def guess_columns(profiles: list[ColumnProfile], *, base: Mapping | None = None)
     if mapping.example is None:
         for p in profiles:
             if p.name not in taken and _id_name(p.name) and not p.unique and p.n_distinct > 1:
-                take("example", p.name, f"named like an id, and repeated ({p.n_distinct:,} distinct in "
-                                        f"{p.n_values:,} rows): the same input scored more than once")
+                take(
+                    "example",
+                    p.name,
+                    f"named like an id, and repeated ({p.n_distinct:,} distinct in "
+                    f"{p.n_values:,} rows): the same input scored more than once",
+                )
                 break
 
-    left_out = [p.name for p in profiles if p.name not in taken and _id_name(p.name) and p.n_distinct > 0.9 * p.n_values
-                and not p.numeric]
+    left_out = [
+        p.name
+        for p in profiles
+        if p.name not in taken and _id_name(p.name) and p.n_distinct > 0.9 * p.n_values and not p.numeric
+    ]
     if not mapping.outcomes:
         picked = []
         for p in profiles:
@@ -215,7 +246,7 @@ def guess_columns(profiles: list[ColumnProfile], *, base: Mapping | None = None)
     if mapping.features is None:
         mapping.features = [n for n in names if n not in taken and n not in mapping.outcomes and n not in left_out]
     if left_out:
-        reasons["features"] = ("left out, as ids rather than features: " + ", ".join(left_out))
+        reasons["features"] = "left out, as ids rather than features: " + ", ".join(left_out)
     if mapping.task is None:
         mapping.task, reasons["task"] = _task(mapping, by_name)
     return ColumnGuess(mapping=mapping, reasons=reasons, left_out=left_out)
@@ -251,13 +282,29 @@ def profile_source(source, *, name: str | None = None, limit: int = SAMPLE_ROWS)
             value = f"TRY_CAST({q} AS DOUBLE)" if numeric else "NULL::DOUBLE"
             n_distinct, n_values, lo, hi, integral = con.execute(
                 f"SELECT count(DISTINCT {q}), count({q}), min({value}), max({value}), "
-                f"coalesce(bool_and({value} = floor({value})), false) FROM sb_sample").fetchall()[0]
+                f"coalesce(bool_and({value} = floor({value})), false) FROM sb_sample"
+            ).fetchall()[0]
             values = ()
             if n_distinct <= 3:
-                values = tuple(str(v) for (v,) in con.execute(
-                    f"SELECT DISTINCT {q}::VARCHAR AS v FROM sb_sample WHERE {q} IS NOT NULL ORDER BY v").fetchall())
-            out.append(ColumnProfile(col, numeric=numeric, temporal=temporal, n_distinct=int(n_distinct),
-                                     n_values=int(n_values), min=lo, max=hi, integral=bool(integral), values=values))
+                values = tuple(
+                    str(v)
+                    for (v,) in con.execute(
+                        f"SELECT DISTINCT {q}::VARCHAR AS v FROM sb_sample WHERE {q} IS NOT NULL ORDER BY v"
+                    ).fetchall()
+                )
+            out.append(
+                ColumnProfile(
+                    col,
+                    numeric=numeric,
+                    temporal=temporal,
+                    n_distinct=int(n_distinct),
+                    n_values=int(n_values),
+                    min=lo,
+                    max=hi,
+                    integral=bool(integral),
+                    values=values,
+                )
+            )
         return out
     finally:
         con.close()
@@ -266,4 +313,3 @@ def profile_source(source, *, name: str | None = None, limit: int = SAMPLE_ROWS)
 def guess_source(source, *, name: str | None = None, base: Mapping | None = None) -> ColumnGuess:
     """:func:`guess_columns` on a file's first rows."""
     return guess_columns(profile_source(source, name=name), base=base)
-

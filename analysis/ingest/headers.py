@@ -32,7 +32,8 @@ def _parquet_headers(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[s
     out: dict[str, list[str]] = {}
     pending: dict[str, list[int]] = {}  # per file: children still to read at each open level
     for file, name, children in con.execute(
-            "SELECT file_name, name, num_children FROM parquet_schema(?)", [files]).fetchall():
+        "SELECT file_name, name, num_children FROM parquet_schema(?)", [files]
+    ).fetchall():
         stack = pending.setdefault(file, [])
         if file not in out:  # the root element
             out[file] = []

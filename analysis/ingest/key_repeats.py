@@ -34,7 +34,8 @@ def note_ingest(con: duckdb.DuckDBPyConnection, project: Project, ingest_id: int
         "ON r.model_version = t.model_version AND r.stage = t.stage "
         "ON CONFLICT (project_id, model_version, stage) DO UPDATE "
         f"SET repeats = {TABLE}.repeats OR excluded.repeats",
-        [project.project_id, ingest_id, ingest_id])
+        [project.project_id, ingest_id, ingest_id],
+    )
 
 
 def examples_unique(con, project: Project, sides: list[tuple[str, str | None]]) -> bool | None:
@@ -46,8 +47,10 @@ def examples_unique(con, project: Project, sides: list[tuple[str, str | None]]) 
     local = getattr(con, "local", None) or con  # a Spark connection keeps its metadata locally
     flags = {}
     for version, stage in sides:
-        row = local.execute(f"SELECT repeats FROM {TABLE} WHERE project_id = ? AND model_version = ? AND stage = ?",
-                            [project.project_id, version, stage]).fetchall()
+        row = local.execute(
+            f"SELECT repeats FROM {TABLE} WHERE project_id = ? AND model_version = ? AND stage = ?",
+            [project.project_id, version, stage],
+        ).fetchall()
         flags[(version, stage)] = row[0][0] if row else None
     if any(v is True for v in flags.values()):
         return False

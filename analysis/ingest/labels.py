@@ -17,9 +17,10 @@ from datetime import datetime
 
 import duckdb
 
+from analysis.errors import ConfigError
 from analysis.ingest import convert as cv
 from analysis.ingest.class_labels import settled_classes, stored_classes
-from analysis.errors import ConfigError
+from analysis.ingest.mapping import normalize_class_value, parse_mapping
 from analysis.ingest.predictions import (
     IGNORED_COLUMNS,
     ClassColumns,
@@ -37,11 +38,10 @@ from analysis.ingest.predictions import (
     utc_now,
     value_expr,
 )
-from analysis.ingest.mapping import normalize_class_value, parse_mapping
-from analysis.store.project import get_project, require_stored
-from analysis.metrics.rollup import rebuild_days
-from analysis.store.schema import bump_data_version
 from analysis.ingest.sources import Source, close_source, count_rows, open_source
+from analysis.metrics.rollup import rebuild_days
+from analysis.store.project import get_project, require_stored
+from analysis.store.schema import bump_data_version
 from analysis.store.sql import quote_ident
 from analysis.wording import agree, count
 
@@ -99,8 +99,9 @@ def _pick(src: Source, explicit: str | None, candidates: list[str | None], what:
     return None
 
 
-def check_label_options(con: duckdb.DuckDBPyConnection, project: str, key: str, positive_label=None,
-                        negative_label=None):
+def check_label_options(
+    con: duckdb.DuckDBPyConnection, project: str, key: str, positive_label=None, negative_label=None
+):
     """Refuse bad options before any input is read: the project and the classes it
     knows (settled with the ones named)."""
     if key not in KEYS:
@@ -109,8 +110,10 @@ def check_label_options(con: duckdb.DuckDBPyConnection, project: str, key: str, 
     require_stored(proj, "attaching labels")
     named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
     if any(v is not None for v in named) and proj.task != "binary":
-        raise ConfigError(f"positive and negative labels name the classes of a binary task; project "
-                          f"{proj.name!r} is a {proj.task} task.")
+        raise ConfigError(
+            f"positive and negative labels name the classes of a binary task; project "
+            f"{proj.name!r} is a {proj.task} task."
+        )
     if "" in named:
         raise ConfigError("an empty positive or negative label; name the class as it appears in the data.")
     return proj, settled_classes(stored_classes(con, proj), named, project=proj.name)
@@ -145,8 +148,9 @@ def attach_labels(
     proj, classes = check_label_options(con, project, key, positive_label, negative_label)
     src = open_source(con, source, name=source_name)
     try:
-        return _attach(con, src, proj, key, id_column, label_column, label_timestamp_column,
-                       outcomes, overwrite, started, classes)
+        return _attach(
+            con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes, overwrite, started, classes
+        )
     finally:
         close_source(con, src)
 
@@ -172,16 +176,24 @@ class LabelPlan:
         return replace(self, exprs={c: SourceValue(quote_ident(c)) for c in self.exprs})
 
 
-def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started,
-            known_classes):
+def _attach(con, src, proj, key, id_column, label_column, lt_column, outcome_names, overwrite, started, known_classes):
     plan = plan_labels(con, src, proj, key, id_column, label_column, lt_column, outcome_names, known_classes)
     if not plan.report.rows_read:
         return plan.report
     return apply_labels(con, src, proj, plan, overwrite, started)
 
 
-def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_column: str | None,
-                lt_column: str | None, outcome_names: list[str] | None, known_classes) -> LabelPlan:
+def plan_labels(
+    con,
+    src: Source,
+    proj,
+    key: str,
+    id_column: str | None,
+    label_column: str | None,
+    lt_column: str | None,
+    outcome_names: list[str] | None,
+    known_classes,
+) -> LabelPlan:
     """Read and check the whole input (every failing column and row named at once)."""
     warnings: list[str] = []
     stored = parse_mapping(proj.mapping_toml, origin="stored mapping")
@@ -226,7 +238,9 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
     exprs: dict[str, SourceValue] = {}
     checks: list[cv.Check] = []
     kfam = cv.source_family(src, key_col)
-    exprs["key"], check = clean_text(key_col, SourceValue(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id")
+    exprs["key"], check = clean_text(
+        key_col, SourceValue(f"NULLIF({cv.to_text(cv.col(key_col), kfam)}, '')"), f"{key} id"
+    )
     exprs["key"] = SourceValue(exprs["key"].sql, exprs["key"].params)  # checked below, with the rows named
     checks += [cv.Check(key_col, f"have no {key} id", f"NOT ({cv.present(cv.col(key_col), kfam)})"), check]
     now = utc_now()
@@ -244,8 +258,15 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
     if lt_col:
         e = value_expr(src, lt_col, "TIMESTAMP")
         if e.fail:
-            checks.append(cv.Check(lt_col, "are not timestamps", e.fail, list(e.fail_params),
-                                   value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)"))
+            checks.append(
+                cv.Check(
+                    lt_col,
+                    "are not timestamps",
+                    e.fail,
+                    list(e.fail_params),
+                    value_sql=f"CAST({cv.col(lt_col)} AS VARCHAR)",
+                )
+            )
         exprs["label_timestamp"] = SourceValue(
             f"CASE WHEN ({lab.sql}) IS NOT NULL THEN coalesce(({e.sql}), CAST(? AS TIMESTAMP)) END",
             [*lab.params, *e.params, now],
@@ -258,8 +279,11 @@ def plan_labels(con, src: Source, proj, key: str, id_column: str | None, label_c
         e = value_expr(src, name, "DOUBLE")
         exprs[name] = SourceValue(e.sql, e.params)
         if e.fail:
-            checks.append(cv.Check(name, "are not numbers", e.fail, list(e.fail_params),
-                                   value_sql=f"CAST({cv.col(name)} AS VARCHAR)"))
+            checks.append(
+                cv.Check(
+                    name, "are not numbers", e.fail, list(e.fail_params), value_sql=f"CAST({cv.col(name)} AS VARCHAR)"
+                )
+            )
     cv.run_checks(con, src, [c for c in checks if c is not None])
     warnings += cv.infinite_warnings(con, src, outcome_cols)
     return LabelPlan(key, key_col, lab_col, outcome_cols, positive, negative, exprs, report, now)
@@ -269,9 +293,12 @@ def convert_labels(con, src: Source, plan: LabelPlan, table: str) -> LabelPlan:
     """Write the input's converted rows into ``table`` (checked already by
     :func:`plan_labels`; a repeated id is named here); the plan that reads them."""
     cols = list(plan.exprs)
-    con.execute(f"CREATE TABLE {quote_ident(table)} AS SELECT "
-                + ", ".join(f"({plan.exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
-                + f" FROM {quote_ident(src.view)}", [p for c in cols for p in plan.exprs[c].params])
+    con.execute(
+        f"CREATE TABLE {quote_ident(table)} AS SELECT "
+        + ", ".join(f"({plan.exprs[c].sql}) AS {quote_ident(c)}" for c in cols)
+        + f" FROM {quote_ident(src.view)}",
+        [p for c in cols for p in plan.exprs[c].params],
+    )
     if con.execute(f"SELECT count(*) - count(DISTINCT key) FROM {quote_ident(table)}").fetchall()[0][0]:
         check_unique_ids(con, src, plan.key_column, plan.exprs["key"])
     return plan.converted()
@@ -288,8 +315,10 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
     con.execute("BEGIN TRANSACTION")
     try:
         if (positive, negative) != (proj.positive_label, proj.negative_label):
-            con.execute("UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
-                        [positive, negative, proj.project_id])
+            con.execute(
+                "UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
+                [positive, negative, proj.project_id],
+            )
         register_outcomes(con, proj, outcome_cols)
         ingest_id = next_ingest_id(con)
         cols = list(exprs)
@@ -310,7 +339,7 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
         # The log is joined once; counts, touched days and waiting labels come from this.
         con.execute("DROP TABLE IF EXISTS sb_matched")
         con.execute(
-            f'CREATE TEMP TABLE sb_matched AS SELECT l.rowid AS rid, n.key AS key, '
+            f"CREATE TEMP TABLE sb_matched AS SELECT l.rowid AS rid, n.key AS key, "
             f'CAST(l."timestamp" AS DATE) AS day, '
             f"CASE WHEN {disagree_sql('l', 'n', values)} THEN 1 ELSE 0 END AS disagrees, "
             f"CASE WHEN {fills_sql('l', 'n', fields)} THEN 1 ELSE 0 END AS fills, "
@@ -341,9 +370,13 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
             for f, (old, new) in zip(fields, pairs)
         )
         # Rows are addressed by rowid (stable inside this transaction): no second key join.
-        report.applied = con.execute(
-            f"UPDATE {log} SET {sets} FROM sb_matched m WHERE m.changes = 1 AND {log}.rowid = m.rid"
-        ).fetchall()[0][0] if fields else 0
+        report.applied = (
+            con.execute(
+                f"UPDATE {log} SET {sets} FROM sb_matched m WHERE m.changes = 1 AND {log}.rowid = m.rid"
+            ).fetchall()[0][0]
+            if fields
+            else 0
+        )
         report.overwritten = report.conflicting if overwrite else 0
         report.unchanged = report.matched_predictions - int(stats[3] or 0)
         rebuild_days(con, proj, "SELECT DISTINCT day FROM sb_matched WHERE changes = 1", [])
@@ -370,10 +403,12 @@ def apply_labels(con, src: Source, proj, plan: LabelPlan, overwrite: bool, start
             if overwrite:
                 report.overwritten += pconf
                 psets = ", ".join(
-                    f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {pending}.{quote_ident(f)})" for f in fields)
+                    f"{quote_ident(f)} = coalesce(n.{quote_ident(f)}, {pending}.{quote_ident(f)})" for f in fields
+                )
             else:
                 psets = ", ".join(
-                    f"{quote_ident(f)} = coalesce({pending}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields)
+                    f"{quote_ident(f)} = coalesce({pending}.{quote_ident(f)}, n.{quote_ident(f)})" for f in fields
+                )
             con.execute(
                 f"UPDATE {pending} SET {psets} FROM sb_labels n WHERE {pending}.key_kind = ? "
                 f"AND {pending}.key = n.key AND {waiting}",

@@ -33,9 +33,9 @@ A project is described by a small TOML file::
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
 import tomllib
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import tomli_w
@@ -94,9 +94,7 @@ class Mapping:
 
     def validate(self) -> "Mapping":
         if self.task is not None and self.task not in TASKS:
-            raise ConfigError(
-                f"[project] task = {self.task!r} is not one of {', '.join(TASKS)}."
-            )
+            raise ConfigError(f"[project] task = {self.task!r} is not one of {', '.join(TASKS)}.")
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
             raise ConfigError(f"[project] threshold must be a number in [0, 1], got {self.threshold!r}.")
         if self.threshold != self.threshold:  # NaN
@@ -105,31 +103,24 @@ class Mapping:
             if getattr(self, key) == "":
                 raise ConfigError(f"[project] {key} is empty; name the class as it appears in the data.")
         if self.positive_label is not None and self.positive_label == self.negative_label:
-            raise ConfigError(f"[project] positive_label and negative_label name the same class "
-                              f"({self.positive_label!r}); a binary task has two different classes.")
+            raise ConfigError(
+                f"[project] positive_label and negative_label name the same class "
+                f"({self.positive_label!r}); a binary task has two different classes."
+            )
         for kind_col, kind in self.kinds.items():
             if kind not in FEATURE_KINDS:
-                raise ConfigError(
-                    f"[kinds] {kind_col} = {kind!r} is not one of {', '.join(FEATURE_KINDS)}."
-                )
+                raise ConfigError(f"[kinds] {kind_col} = {kind!r} is not one of {', '.join(FEATURE_KINDS)}.")
         used: dict[str, str] = {}
         for role, col in self.role_columns().items():
             if col in used and not (role == "example" and used[col] == "id"):
-                raise ConfigError(
-                    f"Column {col!r} is mapped twice: as {used[col]} and as {role}."
-                )
+                raise ConfigError(f"Column {col!r} is mapped twice: as {used[col]} and as {role}.")
             used.setdefault(col, role)
         for col in (self.features or []) + list(self.outcomes):
             if col in used:
-                raise ConfigError(
-                    f"Column {col!r} is mapped as {used[col]} and also listed as a "
-                    "feature or outcome."
-                )
+                raise ConfigError(f"Column {col!r} is mapped as {used[col]} and also listed as a feature or outcome.")
         overlap = set(self.features or []) & set(self.outcomes)
         if overlap:
-            raise ConfigError(
-                f"Columns listed both as features and outcomes: {', '.join(sorted(overlap))}."
-            )
+            raise ConfigError(f"Columns listed both as features and outcomes: {', '.join(sorted(overlap))}.")
         return self
 
 
@@ -168,8 +159,10 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
     """Build a :class:`Mapping` from parsed TOML, naming any wrong key."""
     unknown = set(data) - {"project", "columns", "kinds", "metrics", "engine"}
     if unknown:
-        raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; "
-                          "expected [project], [columns], [kinds], [metrics.NAME], [engine].")
+        raise ConfigError(
+            f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; "
+            "expected [project], [columns], [kinds], [metrics.NAME], [engine]."
+        )
     engine = data.get("engine", {})
     if not isinstance(engine, dict):
         raise ConfigError(f"{origin}: [engine] must be a table (name, spark_remote).")
@@ -178,12 +171,14 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
     settings_from_mapping(engine, origin=origin)  # checked now, stored with the project
     metrics = data.get("metrics", {})
     if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
-        raise ConfigError(f"{origin}: product metrics are tables [metrics.NAME] with expression = \"...\".")
+        raise ConfigError(f'{origin}: product metrics are tables [metrics.NAME] with expression = "...".')
     for name, spec in metrics.items():
         bad = set(spec) - {"expression", "direction", "unit", "format"}
         if bad or not isinstance(spec.get("expression"), str):
-            raise ConfigError(f"{origin}: [metrics.{name}] needs expression = \"...\" and may have direction, "
-                              "unit and format" + (f"; unknown key(s) {', '.join(sorted(bad))}" if bad else "") + ".")
+            raise ConfigError(
+                f'{origin}: [metrics.{name}] needs expression = "..." and may have direction, '
+                "unit and format" + (f"; unknown key(s) {', '.join(sorted(bad))}" if bad else "") + "."
+            )
         if not all(isinstance(spec.get(k, ""), str) for k in ("direction", "unit", "format")):
             raise ConfigError(f"{origin}: [metrics.{name}] direction, unit and format are strings.")
     project = data.get("project", {})
@@ -207,9 +202,7 @@ def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
         if key in columns and not isinstance(columns[key], str):
             raise ConfigError(f"{origin}: [columns] {key} must be a column name (a string).")
     for key in ("features", "outcomes"):
-        if key in columns and not (
-            isinstance(columns[key], list) and all(isinstance(c, str) for c in columns[key])
-        ):
+        if key in columns and not (isinstance(columns[key], list) and all(isinstance(c, str) for c in columns[key])):
             raise ConfigError(f"{origin}: [columns] {key} must be a list of column names.")
     for key in ("name", "task"):
         if key in project and not isinstance(project[key], str):
@@ -286,8 +279,16 @@ _GUESSES: dict[str, tuple[str, ...]] = {
     "id": ("prediction_id", "pred_id", "id", "event_id", "uuid", "request_id"),
     "example": ("example_id", "request_id", "input_id", "sample_id", "application_id"),
     "timestamp": (
-        "timestamp", "ts", "scored_at", "predicted_at", "prediction_time", "event_time",
-        "created_at", "time", "datetime", "date",
+        "timestamp",
+        "ts",
+        "scored_at",
+        "predicted_at",
+        "prediction_time",
+        "event_time",
+        "created_at",
+        "time",
+        "datetime",
+        "date",
     ),
     "version": ("model_version", "version", "model", "model_id", "model_name"),
     "stage": ("stage", "deployment_stage", "deployment", "env", "environment"),
@@ -320,4 +321,3 @@ def guess_mapping(columns: list[str], *, base: Mapping | None = None) -> Mapping
     if not mapping.outcomes:
         mapping.outcomes = [c for c in columns if _norm(c) in _OUTCOME_NAMES and c not in taken]
     return mapping
-

@@ -23,6 +23,7 @@ from typing import NoReturn
 
 import duckdb
 
+from analysis.errors import ConfigError, IngestError
 from analysis.ingest import convert as cv
 from analysis.ingest.class_labels import (
     MAX_MAPPED_VALUES,
@@ -33,12 +34,12 @@ from analysis.ingest.class_labels import (
     settled_classes,
     stored_classes,
 )
-from analysis.errors import ConfigError, IngestError
-from analysis.store.example_key import example_key_sql
 from analysis.ingest.key_repeats import note_ingest
 from analysis.ingest.mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
-from analysis.store.project import Project, find_project, get_project, require_stored
+from analysis.ingest.sources import FILE_COLUMN, Source, close_source, count_rows, open_source
 from analysis.metrics.rollup import days_of_rows, rebuild_days
+from analysis.store.example_key import example_key_sql
+from analysis.store.project import Project, find_project, get_project, require_stored
 from analysis.store.schema import (
     DEFAULT_STAGE,
     RESERVED_NAMES,
@@ -48,7 +49,6 @@ from analysis.store.schema import (
     create_project_tables,
     label_type,
 )
-from analysis.ingest.sources import FILE_COLUMN, Source, close_source, count_rows, open_source
 from analysis.store.sql import quote_ident
 from analysis.wording import agree, count, counted
 
@@ -99,8 +99,10 @@ class SourceValue:
         """The value, raising inside DuckDB where it is bad (checked again slowly on failure)."""
         if self.fail is None:
             return self.sql, list(self.params)
-        return (f"CASE WHEN {self.fail} THEN error('sliceboard: invalid value') ELSE {self.sql} END",
-                list(self.fail_params) + list(self.params))
+        return (
+            f"CASE WHEN {self.fail} THEN error('sliceboard: invalid value') ELSE {self.sql} END",
+            list(self.fail_params) + list(self.params),
+        )
 
 
 def _suggest(src: Source, name: str) -> str:
@@ -115,12 +117,15 @@ def require_columns(src: Source, required) -> None:
     pairs = list(required.items()) if isinstance(required, dict) else list(required)
     missing = [(role, col) for role, col in pairs if col not in src.columns]
     if missing:
-        problems = [f"column {col!r} (mapped as {role}) is not in the input{_suggest(src, col)}"
-                    for role, col in missing]
+        problems = [
+            f"column {col!r} (mapped as {role}) is not in the input{_suggest(src, col)}" for role, col in missing
+        ]
         raise IngestError(
-            "rejected, nothing was written.\n- " + "\n- ".join(problems)
+            "rejected, nothing was written.\n- "
+            + "\n- ".join(problems)
             + f"\nColumns in the input: {', '.join(src.columns)}",
-            source=src.name, column=missing[0][1],
+            source=src.name,
+            column=missing[0][1],
         )
 
 
@@ -152,7 +157,8 @@ class ClassColumns:
                     raise IngestError(
                         f"column {c!r} holds more than {limit} distinct values; a binary task has two "
                         "classes. Is this the right column, or the right task?",
-                        source=src.name, column=c,
+                        source=src.name,
+                        column=c,
                     )
 
     def values(self) -> list[str]:
@@ -161,8 +167,7 @@ class ClassColumns:
 
     def resolve(self, positive: str | None, negative: str | None) -> tuple[str | None, str | None]:
         """The binary task's (positive, negative) classes, given what is known and this input."""
-        return resolve_binary_classes(self.values(), positive, negative, source=self.src.name,
-                                      columns=list(self.raw))
+        return resolve_binary_classes(self.values(), positive, negative, source=self.src.name, columns=list(self.raw))
 
     def expr(self, column: str, positive: str | None, negative: str | None) -> SourceValue:
         """Stored prediction/label for ``column``; unknown classes make ``fail`` true."""
@@ -192,8 +197,9 @@ class ClassColumns:
         if self.task != "binary":
             return "are not numbers" if self.task == "regression" else "are not valid class labels"
         if positive is None or negative is None:
-            known, role, other = ((positive, "positive", "negative") if negative is None
-                                  else (negative, "negative", "positive"))
+            known, role, other = (
+                (positive, "positive", "negative") if negative is None else (negative, "negative", "positive")
+            )
             return f"are not a class of this binary task ({role}: {known!r}; name the {other} class with {other}_label)"
         return f"are not one of the two classes {positive!r} (positive) and {negative!r} (negative)"
 
@@ -222,7 +228,8 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
             raise IngestError(
                 f"column {name!r} would be a feature, but {name!r} is a reserved column name in "
                 "Sliceboard. Map it to its role or rename it in the input.",
-                source=src.name, column=name,
+                source=src.name,
+                column=name,
             )
         storage = cv.feature_storage(cv.type_family(src.types[name]), mapping.kinds.get(name))
         if storage is None:
@@ -230,7 +237,8 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
                 raise IngestError(
                     f"feature {name!r} has type {src.types[name]}, which Sliceboard cannot slice on; "
                     "convert it to text, a number, a boolean or a timestamp.",
-                    source=src.name, column=name,
+                    source=src.name,
+                    column=name,
                 )
             warnings.append(f"column {name!r} ({src.types[name]}) was not ingested: unsupported type")
             continue
@@ -241,7 +249,8 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
             raise IngestError(
                 f"columns {lowered[name.lower()]!r} and {name!r} differ only in case; DuckDB treats "
                 "them as the same name. Rename one of them.",
-                source=src.name, column=name,
+                source=src.name,
+                column=name,
             )
         lowered[name.lower()] = name
     # Strings with long values or very many distinct values are free text (judged on a sample).
@@ -250,11 +259,12 @@ def _feature_plan(con, src: Source, mapping: Mapping, warnings: list[str]) -> li
         sel = ", ".join(
             f"approx_count_distinct({cv.col(n)}), avg(length(CAST({cv.col(n)} AS VARCHAR)))" for n in candidates
         )
-        stats = con.execute(
-            f"SELECT {sel} FROM (SELECT * FROM {quote_ident(src.view)} LIMIT 200000)"
-        ).fetchall()[0]
-        text = {n for i, n in enumerate(candidates)
-                if (stats[2 * i + 1] or 0) >= _TEXT_MIN_AVG_LENGTH or (stats[2 * i] or 0) >= _TEXT_MIN_DISTINCT}
+        stats = con.execute(f"SELECT {sel} FROM (SELECT * FROM {quote_ident(src.view)} LIMIT 200000)").fetchall()[0]
+        text = {
+            n
+            for i, n in enumerate(candidates)
+            if (stats[2 * i + 1] or 0) >= _TEXT_MIN_AVG_LENGTH or (stats[2 * i] or 0) >= _TEXT_MIN_DISTINCT
+        }
         plan = [(n, d, "text" if n in text else k) for n, d, k in plan]
     return plan
 
@@ -319,8 +329,13 @@ def has_control_character(text: str) -> bool:
 def clean_text(column: str, e: SourceValue, what: str) -> tuple[SourceValue, cv.Check]:
     """``e`` (text) refusing control characters, and the check that names the rows."""
     bad = f"regexp_matches(coalesce(({e.sql}), ''), '{CONTROL_CHARACTERS}')"
-    check = cv.Check(column, f"have a control character in their {what} (such as NUL, a tab or a line break)",
-                     bad, list(e.params), value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+    check = cv.Check(
+        column,
+        f"have a control character in their {what} (such as NUL, a tab or a line break)",
+        bad,
+        list(e.params),
+        value_sql=f"CAST({cv.col(column)} AS VARCHAR)",
+    )
     fail = f"({e.fail}) OR {bad}" if e.fail else bad
     return SourceValue(e.sql, e.params, fail, list(e.fail_params) + list(e.params)), check
 
@@ -343,8 +358,16 @@ class _Plan:
     warnings: list[str]
 
 
-def _plan(con, src: Source, project_name: str, existing: Project | None, mapping: Mapping | None,
-          version: str | None, stage: str | None, now: datetime) -> _Plan:
+def _plan(
+    con,
+    src: Source,
+    project_name: str,
+    existing: Project | None,
+    mapping: Mapping | None,
+    version: str | None,
+    stage: str | None,
+    now: datetime,
+) -> _Plan:
     warnings: list[str] = []
     if existing is not None:
         if mapping is None:
@@ -368,11 +391,14 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         if role in roles and roles[role] not in src.columns:
             roles.pop(role)
     if "id" not in roles:
-        raise ConfigError(f"{src.name}: no id column. Map one with [columns] id = \"...\" "
-                          f"(columns: {', '.join(src.columns)}).")
+        raise ConfigError(
+            f'{src.name}: no id column. Map one with [columns] id = "..." (columns: {", ".join(src.columns)}).'
+        )
     if "version" not in roles and version is None:
-        raise ConfigError(f"{src.name}: no model version. Map a column with [columns] version = \"...\" "
-                          "or give a constant version (--version).")
+        raise ConfigError(
+            f'{src.name}: no model version. Map a column with [columns] version = "..." '
+            "or give a constant version (--version)."
+        )
     if "prediction" not in roles and "score" not in roles:
         raise ConfigError(f"{src.name}: map a prediction column (or, for binary tasks, a score column).")
     require_columns(src, roles)
@@ -380,14 +406,18 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
     if task is None:
         task = _infer_task(con, src, roles)
-        warnings.append(f"task not given; inferred {task!r} from the values of {class_cols[0] if class_cols else roles['score']!r}")
+        warnings.append(
+            f"task not given; inferred {task!r} from the values of {class_cols[0] if class_cols else roles['score']!r}"
+        )
     if task == "regression" and "prediction" not in roles:
         raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
 
     classes = ClassColumns(con, src, class_cols, task)
     positive, negative = settled_classes(
         stored_classes(con, existing) if existing else (None, None),
-        (mapping.positive_label, mapping.negative_label), project=project_name)
+        (mapping.positive_label, mapping.negative_label),
+        project=project_name,
+    )
     if task == "binary":
         positive, negative = classes.resolve(positive, negative)
 
@@ -399,13 +429,17 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         missing = [n for n, _, _ in features if n not in src.columns]
         if missing:
             raise IngestError(
-                "rejected, nothing was written.\n- " + "\n- ".join(
+                "rejected, nothing was written.\n- "
+                + "\n- ".join(
                     f"feature column {m!r} of project {project_name!r} is not in the input{_suggest(src, m)}"
-                    for m in missing),
-                source=src.name, column=missing[0],
+                    for m in missing
+                ),
+                source=src.name,
+                column=missing[0],
             )
         outcomes_in_input = [c.name for c in existing.outcomes if c.name in src.columns] + [
-            o for o in mapping.outcomes if o in src.columns and existing.column(o) is None]
+            o for o in mapping.outcomes if o in src.columns and existing.column(o) is None
+        ]
         known = set(roles.values()) | {n for n, _, _ in features} | set(outcomes_in_input) | set(IGNORED_COLUMNS)
         extra = [c for c in src.columns if c not in known and c not in mapping.role_columns().values()]
         if extra:
@@ -415,16 +449,20 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     checks: list[cv.Check | None] = []
     id_col = roles["id"]
     exprs["prediction_id"], check = clean_text(
-        id_col, SourceValue(f"NULLIF({cv.to_text(cv.col(id_col), cv.source_family(src, id_col))}, '')"), "id")
+        id_col, SourceValue(f"NULLIF({cv.to_text(cv.col(id_col), cv.source_family(src, id_col))}, '')"), "id"
+    )
     checks += [_required_check(src, id_col, "have no id"), check]
     if "example" in roles:
         ex = roles["example"]
         exprs["example_id"], check = clean_text(
-            ex, SourceValue(f"NULLIF({cv.to_text(cv.col(ex), cv.source_family(src, ex))}, '')"), "example id")
+            ex, SourceValue(f"NULLIF({cv.to_text(cv.col(ex), cv.source_family(src, ex))}, '')"), "example id"
+        )
         checks += [_required_check(src, ex, "have no example id"), check]
     else:
         exprs["example_id"] = exprs["prediction_id"]
-    exprs["example_key"] = SourceValue(example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params))
+    exprs["example_key"] = SourceValue(
+        example_key_sql(f"({exprs['example_id'].sql})"), list(exprs["example_id"].params)
+    )
     if "timestamp" in roles:
         ts = roles["timestamp"]
         e = value_expr(src, ts, "TIMESTAMP")
@@ -439,7 +477,8 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     else:
         v = roles["version"]
         exprs["model_version"], check = clean_text(
-            v, SourceValue(f"NULLIF({cv.to_text(cv.col(v), cv.source_family(src, v))}, '')"), "model version")
+            v, SourceValue(f"NULLIF({cv.to_text(cv.col(v), cv.source_family(src, v))}, '')"), "model version"
+        )
         checks += [_required_check(src, v, "have no model version"), check]
     if stage is not None:
         exprs["stage"] = SourceValue("CAST(? AS VARCHAR)", [stage.strip().lower()])
@@ -456,8 +495,11 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         checks.append(finite)
         if task in ("binary", "multiclass"):
             out_of_range = f"({e.sql}) < 0 OR ({e.sql}) > 1"
-            checks.append(cv.Check(sc, "are outside [0, 1]", out_of_range, e.params * 2,
-                                   value_sql=f"CAST({cv.col(sc)} AS VARCHAR)"))
+            checks.append(
+                cv.Check(
+                    sc, "are outside [0, 1]", out_of_range, e.params * 2, value_sql=f"CAST({cv.col(sc)} AS VARCHAR)"
+                )
+            )
             fail = f"({e.fail}) OR {out_of_range}" if e.fail else out_of_range
             e = SourceValue(e.sql, e.params, fail, list(e.fail_params) + e.params * 2)
         exprs["score"] = e
@@ -467,8 +509,10 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
     if "prediction" in roles:
         p = roles["prediction"]
         e = classes.expr(p, positive, negative)
-        checks += [class_check(p, e, problem),
-                   _required_check(src, p, "have no prediction", number=task == "regression")]
+        checks += [
+            class_check(p, e, problem),
+            _required_check(src, p, "have no prediction", number=task == "regression"),
+        ]
         if numeric_class(task, src, p):
             e, finite = must_be_finite(src, p, e)
             checks.append(finite)
@@ -482,8 +526,9 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
         exprs["prediction"] = SourceValue(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
-        checks.append(_required_check(src, roles["score"], "have no score (needed to derive the prediction)",
-                                      number=True))
+        checks.append(
+            _required_check(src, roles["score"], "have no score (needed to derive the prediction)", number=True)
+        )
     if "label" in roles:
         lab = roles["label"]
         e = classes.expr(lab, positive, negative)
@@ -501,8 +546,9 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         exprs["label_timestamp"] = e
     elif "label" in roles:
         lab = exprs["label"]
-        exprs["label_timestamp"] = SourceValue(f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END",
-                                         [*lab.params, now])
+        exprs["label_timestamp"] = SourceValue(
+            f"CASE WHEN ({lab.sql}) IS NOT NULL THEN CAST(? AS TIMESTAMP) END", [*lab.params, now]
+        )
     else:
         exprs["label_timestamp"] = SourceValue("CAST(NULL AS TIMESTAMP)")
     for name, dtype, _kind in features:
@@ -513,10 +559,18 @@ def _plan(con, src: Source, project_name: str, existing: Project | None, mapping
         e = value_expr(src, name, "DOUBLE")
         exprs[name] = e
         checks.append(_conversion_check(name, e, "are not numbers"))
-    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"]
-                                     + outcomes_in_input)
-    return _Plan(task, positive, negative, features, outcomes_in_input, exprs,
-                 [c for c in checks if c is not None], id_col, warnings)
+    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"] + outcomes_in_input)
+    return _Plan(
+        task,
+        positive,
+        negative,
+        features,
+        outcomes_in_input,
+        exprs,
+        [c for c in checks if c is not None],
+        id_col,
+        warnings,
+    )
 
 
 def _stage_expr(con, src: Source, column: str) -> tuple[SourceValue, cv.Check]:
@@ -529,8 +583,13 @@ def _stage_expr(con, src: Source, column: str) -> tuple[SourceValue, cv.Check]:
     bad = [r for r, s in mapping.items() if s not in STAGES]
     fail = f"{cv.col(column)} IN ({', '.join('?' for _ in bad)})" if bad else None
     e = SourceValue(f"coalesce({sql}, ?)", params + [DEFAULT_STAGE], fail, bad)
-    check = cv.Check(column, f"are not a stage ({', '.join(STAGES)})", fail or "FALSE", bad,
-                     value_sql=f"CAST({cv.col(column)} AS VARCHAR)")
+    check = cv.Check(
+        column,
+        f"are not a stage ({', '.join(STAGES)})",
+        fail or "FALSE",
+        bad,
+        value_sql=f"CAST({cv.col(column)} AS VARCHAR)",
+    )
     return e, check
 
 
@@ -592,8 +651,15 @@ def check_ingest_options(project: str, on_duplicate: str, stage: str | None) -> 
     return str(project).strip()
 
 
-def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_duplicate: str,
-            version: str | None, stage: str | None) -> IngestReport:
+def _ingest(
+    con,
+    src: Source,
+    project_name: str,
+    mapping: Mapping | None,
+    on_duplicate: str,
+    version: str | None,
+    stage: str | None,
+) -> IngestReport:
     existing = find_project(con, project_name)
     if existing is not None:
         require_stored(existing, "an ingest")
@@ -604,8 +670,15 @@ def _ingest(con, src: Source, project_name: str, mapping: Mapping | None, on_dup
     return write_planned(con, src, project_name, existing, plan, mapping, total, on_duplicate)
 
 
-def plan_ingest(con, src: Source, project_name: str, existing: Project | None, mapping: Mapping | None,
-                version: str | None, stage: str | None) -> _Plan:
+def plan_ingest(
+    con,
+    src: Source,
+    project_name: str,
+    existing: Project | None,
+    mapping: Mapping | None,
+    version: str | None,
+    stage: str | None,
+) -> _Plan:
     """How each stored column is computed from ``src`` and checked (nothing is written)."""
     return _plan(con, src, project_name, existing, mapping, version, stage, utc_now())
 
@@ -621,8 +694,16 @@ def staged_plan(plan: _Plan, columns: list[str]) -> _Plan:
     return replace(plan, exprs={c: SourceValue(quote_ident(c)) for c in columns}, checks=[])
 
 
-def write_planned(con, src: Source, project_name: str, existing: Project | None, plan: _Plan,
-                  mapping: Mapping | None, total: int, on_duplicate: str) -> IngestReport:
+def write_planned(
+    con,
+    src: Source,
+    project_name: str,
+    existing: Project | None,
+    plan: _Plan,
+    mapping: Mapping | None,
+    total: int,
+    on_duplicate: str,
+) -> IngestReport:
     """Write the ``total`` rows of ``src`` as ``plan`` says, in one transaction."""
     view = quote_ident(src.view)
     pid_sql, pid_params = plan.exprs["prediction_id"].strict()
@@ -631,19 +712,26 @@ def write_planned(con, src: Source, project_name: str, existing: Project | None,
     if existing is not None:
         dup_count = con.execute(
             f"SELECT count(*) FROM {view} WHERE ({pid_sql}) IN "
-            f"(SELECT prediction_id FROM {quote_ident(existing.log_table)})", pid_params,
+            f"(SELECT prediction_id FROM {quote_ident(existing.log_table)})",
+            pid_params,
         ).fetchall()[0][0]
     if dup_count and on_duplicate == "error":
-        sample = [r[0] for r in con.execute(
-            f"SELECT i FROM (SELECT ({pid_sql}) AS i FROM {view}) WHERE i IN "
-            f"(SELECT prediction_id FROM {quote_ident(existing.log_table)}) ORDER BY i LIMIT 5", pid_params,
-        ).fetchall()]
+        sample = [
+            r[0]
+            for r in con.execute(
+                f"SELECT i FROM (SELECT ({pid_sql}) AS i FROM {view}) WHERE i IN "
+                f"(SELECT prediction_id FROM {quote_ident(existing.log_table)}) ORDER BY i LIMIT 5",
+                pid_params,
+            ).fetchall()
+        ]
         raise IngestError(
             f"{dup_count} of {count(total, 'prediction id')} {agree(dup_count, 'are')} already stored in project {project_name!r} "
             f"(for example {', '.join(repr(s) for s in sample)}); nothing was written. If this file was "
             "ingested before, nothing needs doing; to add only the new rows use --on-duplicate skip, to "
             "overwrite the stored rows --on-duplicate replace.",
-            source=src.name, column=plan.id_column, count=dup_count,
+            source=src.name,
+            column=plan.id_column,
+            count=dup_count,
         )
 
     con.execute("BEGIN TRANSACTION")
@@ -664,18 +752,30 @@ def write_planned(con, src: Source, project_name: str, existing: Project | None,
     return report
 
 
-def _write(con, src: Source, project_name: str, existing: Project | None, plan: _Plan,
-           mapping: Mapping | None, total: int, dup_count: int, on_duplicate: str) -> IngestReport:
+def _write(
+    con,
+    src: Source,
+    project_name: str,
+    existing: Project | None,
+    plan: _Plan,
+    mapping: Mapping | None,
+    total: int,
+    dup_count: int,
+    on_duplicate: str,
+) -> IngestReport:
     view = quote_ident(src.view)
     if existing is None:
         stored_mapping = (mapping or guess_mapping(src.columns)).with_(
-            name=project_name, task=plan.task, positive_label=plan.positive, negative_label=plan.negative)
+            name=project_name, task=plan.task, positive_label=plan.positive, negative_label=plan.negative
+        )
         pid = register_project(con, project_name, plan, stored_mapping)
     else:
         pid = existing.project_id
         if (plan.positive, plan.negative) != (existing.positive_label, existing.negative_label):
-            con.execute("UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
-                        [plan.positive, plan.negative, pid])
+            con.execute(
+                "UPDATE sb_projects SET positive_label = ?, negative_label = ? WHERE project_id = ?",
+                [plan.positive, plan.negative, pid],
+            )
         register_outcomes(con, existing, plan.outcomes_in_input)
     proj = get_project(con, project_name)
     log = quote_ident(proj.log_table)
@@ -705,8 +805,9 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
             con.execute(f"INSERT INTO {log} ({col_list}) SELECT {select_sql} FROM {view}", select_params)
     except duckdb.Error as exc:
         _explain_failure(con, src, plan, exc)
-    if con.execute(f"SELECT count(*) FROM {log} WHERE ingest_id = ? AND prediction IS NULL",
-                   [ingest_id]).fetchall()[0][0]:
+    if con.execute(f"SELECT count(*) FROM {log} WHERE ingest_id = ? AND prediction IS NULL", [ingest_id]).fetchall()[0][
+        0
+    ]:
         _explain_failure(con, src, plan, None)  # a prediction derived from a missing score
     repeats = con.execute(
         f"SELECT count(*) - count(DISTINCT prediction_id) FROM {log} WHERE ingest_id = ?", [ingest_id]
@@ -723,12 +824,22 @@ def _write(con, src: Source, project_name: str, existing: Project | None, plan: 
         rebuild_days(con, proj, days, [ingest_id])
     warnings = plan.warnings
     if conflicts:
-        warnings.append(f"{count(conflicts, 'waiting label')} disagreed with labels in this input; the input's "
-                        "labels were kept")
+        warnings.append(
+            f"{count(conflicts, 'waiting label')} disagreed with labels in this input; the input's labels were kept"
+        )
     report = IngestReport(
-        project=project_name, source=src.name, task=plan.task, rows_read=total, inserted=total - skipped,
-        skipped_duplicates=skipped, replaced=replaced, labels_applied_from_pending=applied,
-        pending_conflicts=conflicts, created_project=existing is None, ingest_id=ingest_id, warnings=warnings,
+        project=project_name,
+        source=src.name,
+        task=plan.task,
+        rows_read=total,
+        inserted=total - skipped,
+        skipped_duplicates=skipped,
+        replaced=replaced,
+        labels_applied_from_pending=applied,
+        pending_conflicts=conflicts,
+        created_project=existing is None,
+        ingest_id=ingest_id,
+        warnings=warnings,
     )
     record_ingest(con, ingest_id, pid, "predictions", src.name, total, report.to_dict())
     bump_data_version(con)
@@ -779,8 +890,10 @@ def register_outcomes(con, project: Project, names: list[str]) -> list[str]:
             continue
         if name in RESERVED_NAMES:
             raise ConfigError(f"{name!r} is a reserved column name and cannot be an outcome.")
-        con.execute("INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)",
-                    [project.project_id, name, position])
+        con.execute(
+            "INSERT INTO sb_columns VALUES (?, ?, 'outcome', 'DOUBLE', 'outcome', ?)",
+            [project.project_id, name, position],
+        )
         add_outcome_column(con, project.project_id, name)
         position += 1
         have.add(name.lower())
@@ -794,18 +907,23 @@ def check_unique_ids(con, src: Source, id_col: str, pid_expr: SourceValue) -> No
     dup = con.execute(f"SELECT count(*) - count(DISTINCT ({sql})) FROM {view}", params).fetchall()[0][0]
     if not dup:
         return
-    files = (f"list(DISTINCT {quote_ident(FILE_COLUMN)} ORDER BY {quote_ident(FILE_COLUMN)})"
-             if src.multi_file else "NULL")
+    files = (
+        f"list(DISTINCT {quote_ident(FILE_COLUMN)} ORDER BY {quote_ident(FILE_COLUMN)})" if src.multi_file else "NULL"
+    )
     sample = con.execute(
         f"SELECT ({sql}) AS i, count(*) AS n, {files} FROM {view} GROUP BY 1 HAVING count(*) > 1 ORDER BY i LIMIT 5",
         params,
     ).fetchall()
-    shown = ", ".join(f"{i!r} ({n} times" + (f" in {', '.join(Path(f).name for f in where)}" if where else "") + ")"
-                      for i, n, where in sample)
+    shown = ", ".join(
+        f"{i!r} ({n} times" + (f" in {', '.join(Path(f).name for f in where)}" if where else "") + ")"
+        for i, n, where in sample
+    )
     raise IngestError(
         f"rejected, nothing was written.\n- column {id_col!r}: {counted(dup, 'row', 'repeat')} an id that appears "
         f"earlier in the input (for example {shown}); ids must be unique.",
-        source=src.name, column=id_col, count=int(dup),
+        source=src.name,
+        column=id_col,
+        count=int(dup),
     )
 
 
@@ -815,10 +933,14 @@ def _replace_rows(con, proj: Project, view: str, select_sql: str, select_params:
     con.execute("DROP TABLE IF EXISTS sb_new")
     con.execute("DROP TABLE IF EXISTS sb_replaced")
     con.execute(f"CREATE TEMP TABLE sb_new AS SELECT {select_sql} FROM {view}", select_params)
-    con.execute(f"CREATE TEMP TABLE sb_replaced AS SELECT * FROM {log} "
-                "WHERE prediction_id IN (SELECT prediction_id FROM sb_new)")
+    con.execute(
+        f"CREATE TEMP TABLE sb_replaced AS SELECT * FROM {log} "
+        "WHERE prediction_id IN (SELECT prediction_id FROM sb_new)"
+    )
     con.execute("DROP TABLE IF EXISTS sb_replaced_days")
-    con.execute('CREATE TEMP TABLE sb_replaced_days AS SELECT DISTINCT CAST("timestamp" AS DATE) AS day FROM sb_replaced')
+    con.execute(
+        'CREATE TEMP TABLE sb_replaced_days AS SELECT DISTINCT CAST("timestamp" AS DATE) AS day FROM sb_replaced'
+    )
     con.execute(f"DELETE FROM {log} WHERE prediction_id IN (SELECT prediction_id FROM sb_new)")
     all_cols = [r[0] for r in con.execute(f"DESCRIBE {log}").fetchall()]
     late = {"label", "label_timestamp"} | {c.name for c in proj.outcomes}
@@ -844,16 +966,21 @@ def _replace_rows(con, proj: Project, view: str, select_sql: str, select_params:
 
 def disagree_sql(a: str, b: str, fields: list[str]) -> str:
     """SQL: some field is set on both sides to different values."""
-    return " OR ".join(
-        f"({a}.{quote_ident(f)} IS NOT NULL AND {b}.{quote_ident(f)} IS NOT NULL "
-        f"AND {a}.{quote_ident(f)} <> {b}.{quote_ident(f)})"
-        for f in fields
-    ) or "FALSE"
+    return (
+        " OR ".join(
+            f"({a}.{quote_ident(f)} IS NOT NULL AND {b}.{quote_ident(f)} IS NOT NULL "
+            f"AND {a}.{quote_ident(f)} <> {b}.{quote_ident(f)})"
+            for f in fields
+        )
+        or "FALSE"
+    )
 
 
 def fills_sql(a: str, b: str, fields: list[str]) -> str:
     """SQL: ``b`` has a value for some field that ``a`` lacks."""
-    return " OR ".join(f"({a}.{quote_ident(f)} IS NULL AND {b}.{quote_ident(f)} IS NOT NULL)" for f in fields) or "FALSE"
+    return (
+        " OR ".join(f"({a}.{quote_ident(f)} IS NULL AND {b}.{quote_ident(f)} IS NOT NULL)" for f in fields) or "FALSE"
+    )
 
 
 def apply_pending(con, proj: Project, ingest_id: int) -> tuple[int, int]:

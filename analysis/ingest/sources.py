@@ -67,8 +67,12 @@ def resolve_path(path: str) -> tuple[str, str, bool]:
         if empty:
             raise IngestError("the file is empty (0 bytes)", source=empty[0])
         if repeat := repeated_column(sorted(files), kind):
-            raise IngestError(f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB "
-                              "treats them as the same name. Rename one of them.", source=repeat[0], column=repeat[2])
+            raise IngestError(
+                f"columns {repeat[1]!r} and {repeat[2]!r} differ only in case (or repeat); DuckDB "
+                "treats them as the same name. Rename one of them.",
+                source=repeat[0],
+                column=repeat[2],
+            )
 
     if p.is_dir():
         for kind, suffixes in (("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES)):
@@ -140,7 +144,8 @@ def open_source(
                 raise IngestError(
                     f"columns {seen[c.lower()]!r} and {c!r} differ only in case (or repeat); "
                     "DuckDB treats them as the same name. Rename one of them.",
-                    source=label, column=c,
+                    source=label,
+                    column=c,
                 )
             seen[c.lower()] = c
         con.register(f"{view}_df", frame)

@@ -22,6 +22,15 @@ from typing import Iterator
 
 import duckdb
 
+from analysis.ingest.labels import (
+    LabelReport,
+    apply_labels,
+    attach_labels,
+    check_label_options,
+    convert_labels,
+    plan_labels,
+)
+from analysis.ingest.mapping import Mapping, guess_mapping
 from analysis.ingest.predictions import (
     IngestReport,
     check_ingest_options,
@@ -32,10 +41,8 @@ from analysis.ingest.predictions import (
     staged_plan,
     write_planned,
 )
-from analysis.ingest.labels import LabelReport, apply_labels, attach_labels, check_label_options, convert_labels, plan_labels
-from analysis.ingest.mapping import Mapping, guess_mapping
-from analysis.store.project import find_project, get_project
 from analysis.ingest.sources import Source, close_source, count_rows, open_source
+from analysis.store.project import find_project, get_project
 from analysis.store.sql import quote_ident, sql_literal
 
 STAGING_PREFIX = "sliceboard-staging-"
@@ -44,9 +51,17 @@ STAGING_ALIAS = "sb_staging"
 _FOLDER = re.compile(re.escape(STAGING_PREFIX) + r"(?P<pid>\d+)-")
 
 
-def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None, on_duplicate: str = "error",
-                  version: str | None = None, stage: str | None = None,
-                  source_name: str | None = None) -> IngestReport:
+def ingest_staged(
+    store,
+    source,
+    *,
+    project: str,
+    mapping: Mapping | None = None,
+    on_duplicate: str = "error",
+    version: str | None = None,
+    stage: str | None = None,
+    source_name: str | None = None,
+) -> IngestReport:
     """:func:`analysis.ingest.predictions.ingest_predictions` into ``store``, holding the store's
     lock only to write. Same arguments, checks, messages and report."""
     started = time.perf_counter()
@@ -57,8 +72,16 @@ def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None
             existing = find_project(con, name)
     if existing is not None and existing.external is not None:
         with store.write(create=False) as con:  # refused with the usual message
-            return ingest_predictions(con, source, project=name, mapping=mapping, on_duplicate=on_duplicate,
-                                      version=version, stage=stage, source_name=source_name)
+            return ingest_predictions(
+                con,
+                source,
+                project=name,
+                mapping=mapping,
+                on_duplicate=on_duplicate,
+                version=version,
+                stage=stage,
+                source_name=source_name,
+            )
     with _staging_folder(store.path.parent) as folder:
         staged = folder / "staging.duckdb"
         with _reading(staged, store, source, source_name) as (con, src):
@@ -73,19 +96,39 @@ def ingest_staged(store, source, *, project: str, mapping: Mapping | None = None
             if find_project(con, name) != existing:
                 # Another writer created or changed the project while the input was read:
                 # plan again against what is stored now, inside the lock.
-                report = ingest_predictions(con, source, project=name, mapping=mapping, on_duplicate=on_duplicate,
-                                            version=version, stage=stage, source_name=source_name)
+                report = ingest_predictions(
+                    con,
+                    source,
+                    project=name,
+                    mapping=mapping,
+                    on_duplicate=on_duplicate,
+                    version=version,
+                    stage=stage,
+                    source_name=source_name,
+                )
             else:
-                report = _write_staged(con, staged, src, name, existing, staged_plan(plan, columns), mapping,
-                                       total, on_duplicate)
+                report = _write_staged(
+                    con, staged, src, name, existing, staged_plan(plan, columns), mapping, total, on_duplicate
+                )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def labels_staged(store, source, *, project: str, key: str = "prediction", id_column: str | None = None,
-                  label_column: str | None = None, label_timestamp_column: str | None = None,
-                  outcomes: list[str] | None = None, overwrite: bool = False, source_name: str | None = None,
-                  positive_label=None, negative_label=None) -> LabelReport:
+def labels_staged(
+    store,
+    source,
+    *,
+    project: str,
+    key: str = "prediction",
+    id_column: str | None = None,
+    label_column: str | None = None,
+    label_timestamp_column: str | None = None,
+    outcomes: list[str] | None = None,
+    overwrite: bool = False,
+    source_name: str | None = None,
+    positive_label=None,
+    negative_label=None,
+) -> LabelReport:
     """:func:`analysis.ingest.labels.attach_labels` into ``store``, holding the store's lock
     only to write. Same arguments, checks, messages and report."""
     started = time.perf_counter()
@@ -94,19 +137,30 @@ def labels_staged(store, source, *, project: str, key: str = "prediction", id_co
     with _staging_folder(store.path.parent) as folder:
         staged = folder / "staging.duckdb"
         with _reading(staged, store, source, source_name) as (con, src):
-            plan = plan_labels(con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes,
-                               classes)
+            plan = plan_labels(con, src, proj, key, id_column, label_column, label_timestamp_column, outcomes, classes)
             if not plan.report.rows_read:
                 return plan.report
             plan = convert_labels(con, src, plan, STAGED_TABLE)
         with store.write(create=False) as con:
-            if (get_project(con, proj.name), check_label_options(con, project, key, positive_label,
-                                                                 negative_label)[1]) != (proj, classes):
+            if (
+                get_project(con, proj.name),
+                check_label_options(con, project, key, positive_label, negative_label)[1],
+            ) != (proj, classes):
                 # Another writer changed the project while the input was read: again, inside the lock.
-                return attach_labels(con, source, project=project, key=key, id_column=id_column,
-                                     label_column=label_column, label_timestamp_column=label_timestamp_column,
-                                     outcomes=outcomes, overwrite=overwrite, source_name=source_name,
-                                     positive_label=positive_label, negative_label=negative_label)
+                return attach_labels(
+                    con,
+                    source,
+                    project=project,
+                    key=key,
+                    id_column=id_column,
+                    label_column=label_column,
+                    label_timestamp_column=label_timestamp_column,
+                    outcomes=outcomes,
+                    overwrite=overwrite,
+                    source_name=source_name,
+                    positive_label=positive_label,
+                    negative_label=negative_label,
+                )
             with _attached(con, staged, list(plan.exprs), src) as rows:
                 return apply_labels(con, rows, proj, plan, overwrite, started)
 
@@ -129,8 +183,9 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, src: Source, plan) -> list[str]:
     return columns
 
 
-def _write_staged(con, staged: Path, src: Source, name: str, existing, plan, mapping, total: int,
-                  on_duplicate: str) -> IngestReport:
+def _write_staged(
+    con, staged: Path, src: Source, name: str, existing, plan, mapping, total: int, on_duplicate: str
+) -> IngestReport:
     with _attached(con, staged, list(plan.exprs), src) as rows:
         return write_planned(con, rows, name, existing, plan, mapping, total, on_duplicate)
 
@@ -149,8 +204,9 @@ def _attached(con, staged: Path, columns: list[str], src: Source) -> Iterator[So
 
 
 @contextmanager
-def _reading(staged: Path, store, source,
-             source_name: str | None) -> Iterator[tuple[duckdb.DuckDBPyConnection, Source]]:
+def _reading(
+    staged: Path, store, source, source_name: str | None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Source]]:
     """The input opened in the staging database ``staged``; both closed afterwards."""
     con = _staging_connection(staged, store)
     try:
@@ -207,4 +263,3 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-

@@ -89,8 +89,14 @@ def decompose(metric: ProductMetric, project: Project, index: int) -> Decomposed
     if not ok:
         return Decomposed(metric, checked.sql, tuple(parts), None)
     names = {f"m{index}_p{j}" for j in range(len(parts))}
-    return Decomposed(metric, checked.sql, tuple(parts), outer.sql(dialect="duckdb"),
-                      tuple(row_term(p) for p in parts), degree(outer, names))
+    return Decomposed(
+        metric,
+        checked.sql,
+        tuple(parts),
+        outer.sql(dialect="duckdb"),
+        tuple(row_term(p) for p in parts),
+        degree(outer, names),
+    )
 
 
 def degree(node: exp.Expression, parts: set[str]) -> int | None:
@@ -130,8 +136,11 @@ def row_term(part: str) -> str:
     node = sqlglot.parse_one(part, read="duckdb")
     agg, cond = (node.this, node.expression.this) if isinstance(node, exp.Filter) else (node, None)
     if isinstance(agg, exp.Count):
-        value = ("1" if isinstance(agg.this, exp.Star) else
-                 f"CASE WHEN {agg.this.sql('duckdb')} IS NOT NULL THEN 1 ELSE 0 END")
+        value = (
+            "1"
+            if isinstance(agg.this, exp.Star)
+            else f"CASE WHEN {agg.this.sql('duckdb')} IS NOT NULL THEN 1 ELSE 0 END"
+        )
         return f"CASE WHEN {cond.sql('duckdb')} THEN {value} ELSE 0 END" if cond is not None else value
     value = agg.this.sql("duckdb")
     return f"CASE WHEN {cond.sql('duckdb')} THEN {value} END" if cond is not None else value

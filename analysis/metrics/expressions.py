@@ -49,27 +49,81 @@ from analysis.store.sql import quote_ident
 from analysis.store.time_bound import CHECK_SECONDS, local_connection, run_bounded
 
 _ROW_NODES: dict[type, str] = {
-    exp.Column: "column", exp.Identifier: "name", exp.Literal: "literal", exp.Boolean: "true/false",
-    exp.Null: "null", exp.Paren: "parentheses",
-    exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.IntDiv: "//", exp.Mod: "%", exp.Neg: "-",
-    exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
-    exp.Is: "IS", exp.In: "IN", exp.Between: "BETWEEN", exp.And: "AND", exp.Or: "OR", exp.Not: "NOT",
-    exp.Case: "CASE", exp.If: "IF", exp.Cast: "CAST", exp.TryCast: "TRY_CAST", exp.DataType: "type",
-    exp.Coalesce: "coalesce", exp.Nullif: "nullif", exp.Abs: "abs", exp.Least: "least",
-    exp.Greatest: "greatest", exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Sign: "sign",
-    exp.Ln: "ln", exp.Log: "log", exp.Exp: "exp", exp.Sqrt: "sqrt", exp.Pow: "power",
+    exp.Column: "column",
+    exp.Identifier: "name",
+    exp.Literal: "literal",
+    exp.Boolean: "true/false",
+    exp.Null: "null",
+    exp.Paren: "parentheses",
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.Div: "/",
+    exp.IntDiv: "//",
+    exp.Mod: "%",
+    exp.Neg: "-",
+    exp.EQ: "=",
+    exp.NEQ: "<>",
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.Is: "IS",
+    exp.In: "IN",
+    exp.Between: "BETWEEN",
+    exp.And: "AND",
+    exp.Or: "OR",
+    exp.Not: "NOT",
+    exp.Case: "CASE",
+    exp.If: "IF",
+    exp.Cast: "CAST",
+    exp.TryCast: "TRY_CAST",
+    exp.DataType: "type",
+    exp.Coalesce: "coalesce",
+    exp.Nullif: "nullif",
+    exp.Abs: "abs",
+    exp.Least: "least",
+    exp.Greatest: "greatest",
+    exp.Round: "round",
+    exp.Floor: "floor",
+    exp.Ceil: "ceil",
+    exp.Sign: "sign",
+    exp.Ln: "ln",
+    exp.Log: "log",
+    exp.Exp: "exp",
+    exp.Sqrt: "sqrt",
+    exp.Pow: "power",
 }
-_AGGREGATES: dict[type, str] = {exp.Sum: "sum", exp.Avg: "avg", exp.Count: "count", exp.Min: "min",
-                                exp.Max: "max"}
-_AGGREGATE_NODES: dict[type, str] = {exp.Filter: "FILTER", exp.Where: "WHERE", exp.Star: "*",
-                                     exp.Distinct: "DISTINCT", **_AGGREGATES}
+_AGGREGATES: dict[type, str] = {exp.Sum: "sum", exp.Avg: "avg", exp.Count: "count", exp.Min: "min", exp.Max: "max"}
+_AGGREGATE_NODES: dict[type, str] = {
+    exp.Filter: "FILTER",
+    exp.Where: "WHERE",
+    exp.Star: "*",
+    exp.Distinct: "DISTINCT",
+    **_AGGREGATES,
+}
 _CAST_TYPES = {*exp.DataType.NUMERIC_TYPES, exp.DataType.Type.BOOLEAN, *exp.DataType.TEXT_TYPES}
-_NUMERIC_RESULT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+_NUMERIC_RESULT = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "BOOLEAN",
+)
 MAX_LENGTH = 2000
 MAX_DEPTH = 100  # levels of the parsed tree (a sum of 100 terms is 100 levels deep)
-_TOO_DEEP = ("The expression nests too deeply to be read ({}); write it with fewer nested parentheses, "
-             "functions or operators.")
+_TOO_DEEP = (
+    "The expression nests too deeply to be read ({}); write it with fewer nested parentheses, functions or operators."
+)
 
 
 @dataclass(frozen=True)
@@ -123,20 +177,25 @@ def _parse(text: str, columns: Iterable[str], *, aggregate: bool) -> RowExpressi
                 raise ConfigError(f"Refer to columns by their name alone, not {node.sql('duckdb')!r}.")
             name = by_lower.get(node.name.lower())
             if name is None:
-                raise ConfigError(f"Unknown column {node.name!r} in {text!r}. Columns: {', '.join(sorted(by_lower.values()))}.")
+                raise ConfigError(
+                    f"Unknown column {node.name!r} in {text!r}. Columns: {', '.join(sorted(by_lower.values()))}."
+                )
             if aggregate and inside is None:
-                raise ConfigError(f"{node.name} is outside any aggregate in {text!r}: a product metric sums, "
-                                  f"averages or counts rows, as in sum({node.name}).")
+                raise ConfigError(
+                    f"{node.name} is outside any aggregate in {text!r}: a product metric sums, "
+                    f"averages or counts rows, as in sum({node.name})."
+                )
             used.append(name)
         elif isinstance(node, exp.DataType):
             if node.this not in _CAST_TYPES or node.expressions:
                 raise ConfigError(f"Cast to a plain number, boolean or text type, not {node.sql('duckdb')}.")
         elif type(node) not in allowed:
-            raise ConfigError(f"{_describe(node)} is not allowed in {kind} ({text!r}); use columns, numbers, "
-                              "arithmetic, comparisons, CASE and scalar functions such as abs, coalesce, least, "
-                              "greatest, round, ln, exp, sqrt"
-                              + ("; aggregates sum, avg, count, min, max with FILTER (WHERE ...)." if aggregate
-                                 else "."))
+            raise ConfigError(
+                f"{_describe(node)} is not allowed in {kind} ({text!r}); use columns, numbers, "
+                "arithmetic, comparisons, CASE and scalar functions such as abs, coalesce, least, "
+                "greatest, round, ln, exp, sqrt"
+                + ("; aggregates sum, avg, count, min, max with FILTER (WHERE ...)." if aggregate else ".")
+            )
         elif isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
             raise ConfigError(f"* belongs in count(*) only ({text!r}).")
         elif type(node) in _AGGREGATES:
@@ -144,11 +203,14 @@ def _parse(text: str, columns: Iterable[str], *, aggregate: bool) -> RowExpressi
             if inside is not None:
                 raise ConfigError(f"Aggregates do not nest: {node.sql('duckdb')} inside {inside.sql('duckdb')}.")
     if aggregate and not n_aggregates:
-        raise ConfigError(f"{text!r} aggregates nothing: a product metric sums, averages or counts rows, "
-                          "as in sum(revenue) or avg(prediction::int).")
+        raise ConfigError(
+            f"{text!r} aggregates nothing: a product metric sums, averages or counts rows, "
+            "as in sum(revenue) or avg(prediction::int)."
+        )
     try:
-        quoted = tree.transform(lambda n: exp.column(by_lower[n.name.lower()], quoted=True)
-                                if isinstance(n, exp.Column) else n)
+        quoted = tree.transform(
+            lambda n: exp.column(by_lower[n.name.lower()], quoted=True) if isinstance(n, exp.Column) else n
+        )
         sql = quoted.sql(dialect="duckdb")
     except RecursionError:
         raise ConfigError(_TOO_DEEP.format(f"{depth} levels")) from None
@@ -199,8 +261,15 @@ def first_line(exc: BaseException) -> str:
     return lines[0].split(": ", 1)[-1] if lines else type(exc).__name__
 
 
-def check_on_rows(con: duckdb.DuckDBPyConnection, project: Project, expr: RowExpression, what: str, *,
-                  aggregate: bool, seconds: float = CHECK_SECONDS) -> None:
+def check_on_rows(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    expr: RowExpression,
+    what: str,
+    *,
+    aggregate: bool,
+    seconds: float = CHECK_SECONDS,
+) -> None:
     """Evaluate a checked expression over every row of ``project``'s log (an aggregate
     per model version and stage, as it is reported); raise :class:`ConfigError` with
     DuckDB's reason if it fails there, or if it runs longer than ``seconds``."""

@@ -22,15 +22,15 @@ from analysis.store.project import Project
 from analysis.store.scope import Scope
 
 
-def split(con, project: Project, metrics: list[ProductMetric],
-          scopes: list[Scope]) -> tuple[list[ProductMetric], dict[str, str]]:
+def split(
+    con, project: Project, metrics: list[ProductMetric], scopes: list[Scope]
+) -> tuple[list[ProductMetric], dict[str, str]]:
     """``(metrics that evaluate on every scope's rows, {name: reason} for the others)``."""
     failed: dict[str, str] = {}
     for scope in scopes:
         if not [m for m in metrics if m.name not in failed]:
             break
-        values = product_metrics(con, project, scope, group_by=(),
-                                 metrics=[m for m in metrics if m.name not in failed])
+        values = product_metrics(con, project, scope, group_by=(), metrics=[m for m in metrics if m.name not in failed])
         failed.update(values.attrs.get("failed", {}))
     return [m for m in metrics if m.name not in failed], failed
 
@@ -42,9 +42,25 @@ def with_failures(overall: pd.DataFrame, metrics: list[ProductMetric], failed: d
     if not failed:
         return overall
     nan = math.nan
-    extra = pd.DataFrame([{"metric": m.name, "kind": "product", "direction": m.direction, "baseline": nan,
-                           "candidate": nan, "delta": nan, "ci_low": nan, "ci_high": nan, "p_value": nan,
-                           "test": "", "error": failed[m.name]} for m in metrics if m.name in failed])
+    extra = pd.DataFrame(
+        [
+            {
+                "metric": m.name,
+                "kind": "product",
+                "direction": m.direction,
+                "baseline": nan,
+                "candidate": nan,
+                "delta": nan,
+                "ci_low": nan,
+                "ci_high": nan,
+                "p_value": nan,
+                "test": "",
+                "error": failed[m.name],
+            }
+            for m in metrics
+            if m.name in failed
+        ]
+    )
     frames = [overall[overall["kind"] != "product"], overall[overall["kind"] == "product"], extra]
     out = pd.concat([f for f in frames if len(f)], ignore_index=True)
     order = {m.name: i for i, m in enumerate(metrics)}

@@ -35,8 +35,22 @@ from analysis.store.sql import quote_ident
 
 DIRECTIONS = ("higher", "lower")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-            "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "BOOLEAN",
+)
 
 
 def _readable_spec(spec: str, value: float) -> str:
@@ -64,15 +78,22 @@ class ProductMetric:
         return f"{self.unit}{text}" if self.unit in ("$", "€", "£") else f"{text} {self.unit}".strip()
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "expression": self.expression, "direction": self.direction, "unit": self.unit,
-                "format": self.format}
+        return {
+            "name": self.name,
+            "expression": self.expression,
+            "direction": self.direction,
+            "unit": self.unit,
+            "format": self.format,
+        }
 
 
 def check_metric(con: duckdb.DuckDBPyConnection, project: Project, metric: ProductMetric) -> ProductMetric:
     """The metric, if its name, direction, format and expression are all valid for ``project``."""
     if not _NAME.fullmatch(metric.name or ""):
-        raise ConfigError(f"A product metric's name is a word of letters, digits and _ (up to 64), "
-                          f"such as loss_from_false_approvals; not {metric.name!r}.")
+        raise ConfigError(
+            f"A product metric's name is a word of letters, digits and _ (up to 64), "
+            f"such as loss_from_false_approvals; not {metric.name!r}."
+        )
     if metric.name in ("model_version", "stage", "day"):
         raise ConfigError(f"{metric.name!r} names a grouping column of the results; give the metric another name.")
     if metric.direction not in DIRECTIONS:
@@ -88,8 +109,9 @@ def check_metric(con: duckdb.DuckDBPyConnection, project: Project, metric: Produ
         kind = result_type(con, project, expr.sql)  # run where files and URLs are out of reach
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0].split(": ", 1)[-1]
-        raise ConfigError(f"{metric.name} = {metric.expression!r} does not apply to {project.name}'s columns: "
-                          f"{first}") from None
+        raise ConfigError(
+            f"{metric.name} = {metric.expression!r} does not apply to {project.name}'s columns: {first}"
+        ) from None
     if not str(kind).upper().startswith(_NUMERIC):
         raise ConfigError(f"{metric.name} = {metric.expression!r} gives {kind} values; a product metric is a number.")
     check_on_rows(con, project, expr, f"{metric.name} = {metric.expression!r}", aggregate=True)
@@ -119,29 +141,54 @@ def store_metrics(con: duckdb.DuckDBPyConnection, project: Project, metrics: lis
 
 
 def _upsert(con, project: Project, metric: ProductMetric) -> None:
-    row = con.execute("SELECT position FROM sb_product_metrics WHERE project_id = ? AND name = ?",
-                      [project.project_id, metric.name]).fetchall()
-    position = row[0][0] if row else con.execute(
-        "SELECT coalesce(max(position), 0) + 1 FROM sb_product_metrics WHERE project_id = ?",
-        [project.project_id]).fetchall()[0][0]
+    row = con.execute(
+        "SELECT position FROM sb_product_metrics WHERE project_id = ? AND name = ?", [project.project_id, metric.name]
+    ).fetchall()
+    position = (
+        row[0][0]
+        if row
+        else con.execute(
+            "SELECT coalesce(max(position), 0) + 1 FROM sb_product_metrics WHERE project_id = ?", [project.project_id]
+        ).fetchall()[0][0]
+    )
     con.execute("DELETE FROM sb_product_metrics WHERE project_id = ? AND name = ?", [project.project_id, metric.name])
-    con.execute("INSERT INTO sb_product_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [project.project_id, metric.name, metric.expression, metric.direction, metric.unit, metric.format,
-                 position, datetime.now(timezone.utc).replace(tzinfo=None)])
+    con.execute(
+        "INSERT INTO sb_product_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            project.project_id,
+            metric.name,
+            metric.expression,
+            metric.direction,
+            metric.unit,
+            metric.format,
+            position,
+            datetime.now(timezone.utc).replace(tzinfo=None),
+        ],
+    )
 
 
 def metrics_from_mapping(entries: dict) -> list[ProductMetric]:
     """``[metrics.NAME]`` tables of a mapping as product metrics (checked when stored)."""
     out = []
     for name, spec in entries.items():
-        out.append(ProductMetric(name, spec["expression"], spec.get("direction", "higher"), spec.get("unit", ""),
-                                 spec.get("format", ",.2f")))
+        out.append(
+            ProductMetric(
+                name,
+                spec["expression"],
+                spec.get("direction", "higher"),
+                spec.get("unit", ""),
+                spec.get("format", ",.2f"),
+            )
+        )
     return out
 
 
 def list_metrics(con: duckdb.DuckDBPyConnection, project: Project) -> list[ProductMetric]:
-    rows = con.execute("SELECT name, expression, direction, unit, format FROM sb_product_metrics "
-                       "WHERE project_id = ? ORDER BY position", [project.project_id]).fetchall()
+    rows = con.execute(
+        "SELECT name, expression, direction, unit, format FROM sb_product_metrics "
+        "WHERE project_id = ? ORDER BY position",
+        [project.project_id],
+    ).fetchall()
     return [ProductMetric(*r) for r in rows]
 
 
@@ -151,10 +198,16 @@ def delete_metric(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
     con.execute("DELETE FROM sb_product_metrics WHERE project_id = ? AND name = ?", [project.project_id, name])
 
 
-def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), *,
-                    group_by: tuple[GroupKey, ...] = (VERSION, STAGE), names: list[str] | None = None,
-                    where: tuple[str, list] = ("TRUE", []),
-                    metrics: list[ProductMetric] | None = None) -> pd.DataFrame:
+def product_metrics(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope = Scope(),
+    *,
+    group_by: tuple[GroupKey, ...] = (VERSION, STAGE),
+    names: list[str] | None = None,
+    where: tuple[str, list] = ("TRUE", []),
+    metrics: list[ProductMetric] | None = None,
+) -> pd.DataFrame:
     """Every (or the named) product metric per group of the rows in ``scope`` and
     ``where``; ``metrics`` replaces the project's definitions (a report's pinned ones).
     A metric that fails on these rows (data that changed since it was defined) is a
@@ -163,8 +216,10 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
     if names is not None:
         unknown = sorted(set(names) - {m.name for m in metrics})
         if unknown:
-            raise ConfigError(f"Unknown product metric(s) {', '.join(unknown)}; {project.name} has "
-                              f"{', '.join(m.name for m in metrics) or 'none'}.")
+            raise ConfigError(
+                f"Unknown product metric(s) {', '.join(unknown)}; {project.name} has "
+                f"{', '.join(m.name for m in metrics) or 'none'}."
+            )
         metrics = [m for m in metrics if m.name in names]
     try:
         frame = _query(con, project, scope, group_by, where, metrics)
@@ -181,8 +236,10 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
             raise whole
         if len(failed) == len(metrics):  # every one: is it the metrics, or the rows (an engine that is down)?
             scope_sql, scope_params = scope.to_sql()
-            con.execute(f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND "
-                        f"({where[0]})", [*scope_params, *where[1]]).fetchall()
+            con.execute(
+                f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]})",
+                [*scope_params, *where[1]],
+            ).fetchall()
     rest = [m for m in metrics if m.name not in failed]
     frame = _query(con, project, scope, group_by, where, rest) if rest or group_by else pd.DataFrame(index=[0])
     frame = frame.assign(**{name: float("nan") for name in failed})
@@ -192,8 +249,14 @@ def product_metrics(con: duckdb.DuckDBPyConnection, project: Project, scope: Sco
     return frame
 
 
-def _query(con, project: Project, scope: Scope, group_by: tuple[GroupKey, ...], where: tuple[str, list],
-           metrics: list[ProductMetric]) -> pd.DataFrame:
+def _query(
+    con,
+    project: Project,
+    scope: Scope,
+    group_by: tuple[GroupKey, ...],
+    where: tuple[str, list],
+    metrics: list[ProductMetric],
+) -> pd.DataFrame:
     columns = row_columns(project)
     keys = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in group_by)
     values = [f"{parse_aggregate_expression(m.expression, columns).sql} AS {quote_ident(m.name)}" for m in metrics]
@@ -203,5 +266,7 @@ def _query(con, project: Project, scope: Scope, group_by: tuple[GroupKey, ...], 
         return pd.DataFrame()
     positions = ", ".join(str(i + 1) for i in range(len(group_by)))
     group = f" GROUP BY {positions} ORDER BY {positions}" if group_by else ""
-    return con.execute(f"SELECT {select} FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]})"
-                       f"{group}", [*scope_params, *where[1]]).df()
+    return con.execute(
+        f"SELECT {select} FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]}){group}",
+        [*scope_params, *where[1]],
+    ).df()

@@ -56,9 +56,13 @@ def rebuild_days(con: duckdb.DuckDBPyConnection, project: Project, days_sql: str
         con.execute("DROP TABLE sb_days")
         return
     # Outcome columns are read from the catalog: a write may just have added one.
-    outcomes = [r[0] for r in con.execute(
-        "SELECT name FROM sb_columns WHERE project_id = ? AND role = 'outcome' ORDER BY position",
-        [project.project_id]).fetchall()]
+    outcomes = [
+        r[0]
+        for r in con.execute(
+            "SELECT name FROM sb_columns WHERE project_id = ? AND role = 'outcome' ORDER BY position",
+            [project.project_id],
+        ).fetchall()
+    ]
     cols, exprs, group = _additive(project, outcomes)
     in_days = f"{DAY_SQL} IN (SELECT day FROM sb_days)"
     if project.external is None:
@@ -101,8 +105,7 @@ def _rebuild_ranks(con: duckdb.DuckDBPyConnection, project: Project) -> None:
         f"DELETE FROM {ranks} WHERE (model_version, stage) NOT IN "
         f"(SELECT DISTINCT model_version, stage FROM {quote_ident(project.rollup_table)})"
     )
-    pairs_log = (f"(SELECT l.* FROM {log} l JOIN sb_pairs p "
-                 "ON l.model_version = p.model_version AND l.stage = p.stage)")
+    pairs_log = f"(SELECT l.* FROM {log} l JOIN sb_pairs p ON l.model_version = p.model_version AND l.stage = p.stage)"
     counts = score_counts_sql(pairs_log, [("model_version", "model_version"), ("stage", "stage")], "TRUE")
     con.execute(
         f"INSERT INTO {ranks} (model_version, stage, {', '.join(CURVE_COLUMNS)}) "
@@ -125,9 +128,13 @@ def rebuild_all(con: duckdb.DuckDBPyConnection, project: Project, reader=None) -
         rebuild_days(con, project, days_of_rows(project, "TRUE"), [])
         return
     log, table = quote_ident(project.log_table), quote_ident(project.rollup_table)
-    outcomes = [r[0] for r in con.execute(
-        "SELECT name FROM sb_columns WHERE project_id = ? AND role = 'outcome' ORDER BY position",
-        [project.project_id]).fetchall()]
+    outcomes = [
+        r[0]
+        for r in con.execute(
+            "SELECT name FROM sb_columns WHERE project_id = ? AND role = 'outcome' ORDER BY position",
+            [project.project_id],
+        ).fetchall()
+    ]
     cols, exprs, group = _additive(project, outcomes)
     a_cols = [f"a{i}" for i in range(len(exprs))]
     named = ", ".join(f"{e} AS {c}" for e, c in zip(exprs, a_cols))
@@ -136,8 +143,9 @@ def rebuild_all(con: duckdb.DuckDBPyConnection, project: Project, reader=None) -
         day_groups = [("model_version", "model_version"), ("stage", "stage"), ("day", DAY_SQL)]
         frames["sb_curve"] = reader.execute(curve_sql(score_counts_sql(log, day_groups, "TRUE"), list(KEYS))).df()
         pairs = [("model_version", "model_version"), ("stage", "stage")]
-        frames["sb_ranks"] = reader.execute(curve_sql(score_counts_sql(log, pairs, "TRUE"),
-                                                      ["model_version", "stage"])).df()
+        frames["sb_ranks"] = reader.execute(
+            curve_sql(score_counts_sql(log, pairs, "TRUE"), ["model_version", "stage"])
+        ).df()
     for name, frame in frames.items():
         con.register(name, frame)
     try:
@@ -150,11 +158,14 @@ def rebuild_all(con: duckdb.DuckDBPyConnection, project: Project, reader=None) -
             f"INSERT INTO {table} ({', '.join(cols)}, {', '.join(CURVE_COLUMNS)}) "
             f"SELECT {', '.join('a.' + c for c in a_cols)}, "
             f"{', '.join(f'coalesce(c.{c}, 0)' for c in CURVE_COLUMNS)} "
-            f"FROM sb_additive AS a LEFT JOIN sb_curve AS c ON {join}")
+            f"FROM sb_additive AS a LEFT JOIN sb_curve AS c ON {join}"
+        )
         ranks = quote_ident(project.ranks_table)
         con.execute(f"DELETE FROM {ranks}")
-        con.execute(f"INSERT INTO {ranks} (model_version, stage, {', '.join(CURVE_COLUMNS)}) "
-                    f"SELECT model_version, stage, {', '.join(CURVE_COLUMNS)} FROM sb_ranks")
+        con.execute(
+            f"INSERT INTO {ranks} (model_version, stage, {', '.join(CURVE_COLUMNS)}) "
+            f"SELECT model_version, stage, {', '.join(CURVE_COLUMNS)} FROM sb_ranks"
+        )
     finally:
         for name in frames:
             con.unregister(name)

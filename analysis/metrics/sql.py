@@ -95,8 +95,14 @@ def _ratio(num: str, den: str) -> str:
     return f"CASE WHEN {den} > 0 THEN CAST({num} AS DOUBLE) / CAST({den} AS DOUBLE) END"
 
 
-def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
-               outcomes: list[str], rows: tuple[str, list] | None = None) -> tuple[str, list]:
+def hist_query(
+    project: Project,
+    groups: list[GroupKey],
+    where: tuple[str, list],
+    source: str,
+    outcomes: list[str],
+    rows: tuple[str, list] | None = None,
+) -> tuple[str, list]:
     """Multiclass and regression: sufficient statistics per group (and per
     label x prediction for multiclass), from the log or the rollup."""
     rollup = source == "rollup"
@@ -107,19 +113,29 @@ def hist_query(project: Project, groups: list[GroupKey], where: tuple[str, list]
     sel += [f"{col} AS {alias}" for col, alias in keys]
     if project.task == "regression":
         if rollup:
-            sel += ["sum(n) AS n", "sum(n_labeled) AS n_lab", "sum(sum_abs_error) AS sae",
-                    "sum(sum_sq_error) AS sse", "sum(sum_label) AS sy", "sum(sum_label_sq) AS sy2"]
+            sel += [
+                "sum(n) AS n",
+                "sum(n_labeled) AS n_lab",
+                "sum(sum_abs_error) AS sae",
+                "sum(sum_sq_error) AS sse",
+                "sum(sum_label) AS sy",
+                "sum(sum_label_sq) AS sy2",
+            ]
         else:
-            short = {"n_labeled": "n_lab", "sum_abs_error": "sae", "sum_sq_error": "sse",
-                     "sum_label": "sy", "sum_label_sq": "sy2"}
+            short = {
+                "n_labeled": "n_lab",
+                "sum_abs_error": "sae",
+                "sum_sq_error": "sse",
+                "sum_label": "sy",
+                "sum_label_sq": "sy2",
+            }
             sel += ["count(*) AS n"] + [f"{expr} AS {short[name]}" for name, expr in regression_sums()]
     else:
         sel.append("sum(n) AS n" if rollup else "count(*) AS n")
     sel += _outcome_sums(outcomes, rollup, prefix=True)
     group = ", ".join(gexpr + [col for col, _ in keys])
     where_sql, params = where
-    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}",
-            table_params + list(params))
+    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", table_params + list(params))
 
 
 def _rows(project: Project, rollup: bool, rows: tuple[str, list] | None) -> tuple[str, list]:
@@ -170,8 +186,7 @@ def _outcome_out(outcomes: list[str], alias: str = "t") -> str:
 
 
 def _join(groups: list[GroupKey], a: str, b: str) -> str:
-    return " AND ".join(
-        f"{a}.{quote_ident(g.alias)} IS NOT DISTINCT FROM {b}.{quote_ident(g.alias)}" for g in groups)
+    return " AND ".join(f"{a}.{quote_ident(g.alias)} IS NOT DISTINCT FROM {b}.{quote_ident(g.alias)}" for g in groups)
 
 
 # --- binary -----------------------------------------------------------------------------
@@ -247,9 +262,15 @@ FROM (
 GROUP BY {part}"""
 
 
-def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, list], source: str,
-                   outcomes: list[str], rows: tuple[str, list] | None = None,
-                   labeled_only: bool = False) -> tuple[str, list]:
+def _binary_totals(
+    project: Project,
+    groups: list[GroupKey],
+    where: tuple[str, list],
+    source: str,
+    outcomes: list[str],
+    rows: tuple[str, list] | None = None,
+    labeled_only: bool = False,
+) -> tuple[str, list]:
     rollup = source == "rollup"
     table, table_params = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
@@ -258,8 +279,10 @@ def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, l
     if rollup:
         sel += ["sum(n) AS n_rows"] + [f"sum({name}) AS {name}" for name, _ in binary_sums()]
         sel += _outcome_sums(outcomes, rollup)
-        return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
-                table_params + list(params))
+        return (
+            f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
+            table_params + list(params),
+        )
     # From the log: counts and outcome sums over all rows; the binary statistics
     # from the labeled rows grouped by label, prediction and score (the CTE
     # LABELED_CTE, see labeled_cte), so the per-row terms (logarithms included)
@@ -269,33 +292,44 @@ def _binary_totals(project: Project, groups: list[GroupKey], where: tuple[str, l
         counts = f"SELECT {', '.join(aliases)}, sum(n) AS n_rows FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}"
         table_params, params = [], []
     else:
-        counts = (f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
-                  f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}")
-    lab_sums = (f"SELECT {', '.join(aliases)}, "
-                + ", ".join(f"{expr} AS {name}" for name, expr in binary_sums(weight="n"))
-                + f" FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}")
+        counts = (
+            f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
+            f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}"
+        )
+    lab_sums = (
+        f"SELECT {', '.join(aliases)}, "
+        + ", ".join(f"{expr} AS {name}" for name, expr in binary_sums(weight="n"))
+        + f" FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}"
+    )
     names = [name for name, _ in binary_sums()]
-    joined = (f"SELECT a.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in names)} "
-              f"FROM ({counts}) AS a LEFT JOIN ({lab_sums}) AS l ON {_join(groups, 'a', 'l')}")
+    joined = (
+        f"SELECT a.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in names)} "
+        f"FROM ({counts}) AS a LEFT JOIN ({lab_sums}) AS l ON {_join(groups, 'a', 'l')}"
+    )
     return joined, table_params + list(params)
 
 
 LABELED_CTE = "sb_labeled"
 
 
-def labeled_cte(project: Project, groups: list[GroupKey], where: tuple[str, list],
-                rows: tuple[str, list] | None = None) -> tuple[str, list]:
+def labeled_cte(
+    project: Project, groups: list[GroupKey], where: tuple[str, list], rows: tuple[str, list] | None = None
+) -> tuple[str, list]:
     """Labeled rows counted per group, label, prediction and score: what every
     binary statistic and the ranking curves of the log are computed from."""
     table, table_params = _rows(project, False, rows) if rows is not None else (quote_ident(project.labeled_table), [])
     sel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
     where_sql, params = where
-    return (f"{LABELED_CTE} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
-            f"WHERE ({where_sql}) AND label IS NOT NULL GROUP BY ALL)", table_params + list(params))
+    return (
+        f"{LABELED_CTE} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
+        f"WHERE ({where_sql}) AND label IS NOT NULL GROUP BY ALL)",
+        table_params + list(params),
+    )
 
 
-def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
-                  rows: tuple[str, list] | None = None) -> tuple[str, list]:
+def _binary_curve(
+    project: Project, groups: list[GroupKey], curve: tuple, rows: tuple[str, list] | None = None
+) -> tuple[str, list]:
     """Ranking statistics per group from ``curve``:
 
     * ``("log", (where, params))``: computed from the log's rows;
@@ -308,9 +342,11 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
     aliases = [g.alias for g in groups]
     if kind == "log":  # from the labeled rows' CTE (see labeled_cte), same filter as the totals
         keys = ", ".join(quote_ident(a) for a in aliases)
-        counts = (f"SELECT {keys}, score AS s, sum(CASE WHEN label THEN n ELSE 0 END) AS pos, "
-                  f"sum(CASE WHEN label THEN 0 ELSE n END) AS neg FROM {LABELED_CTE} "
-                  f"WHERE score IS NOT NULL GROUP BY {keys}, score")
+        counts = (
+            f"SELECT {keys}, score AS s, sum(CASE WHEN label THEN n ELSE 0 END) AS pos, "
+            f"sum(CASE WHEN label THEN 0 ELSE n END) AS neg FROM {LABELED_CTE} "
+            f"WHERE score IS NOT NULL GROUP BY {keys}, score"
+        )
         return curve_sql(counts, aliases), []
     table = quote_ident(project.rollup_table if kind == "rollup" else project.ranks_table)
     gexpr = [g.rollup_sql for g in groups]
@@ -319,8 +355,9 @@ def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple,
     return f"SELECT {sel}, {sums} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}", list(params)
 
 
-def binary_sql(totals: str, curve: str, groups: list[GroupKey], outcomes: list[str],
-                extra: tuple[str, ...] = (), ctes: str = "") -> str:
+def binary_sql(
+    totals: str, curve: str, groups: list[GroupKey], outcomes: list[str], extra: tuple[str, ...] = (), ctes: str = ""
+) -> str:
     """The metrics from ``totals`` and ``curve`` (after the common table
     expressions ``ctes``, if any); ``extra`` totals columns pass through."""
     tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
@@ -440,8 +477,9 @@ def metrics_query(
         ctes, cte_params = "", []
         if source == "log" or curve[0] == "log":
             ctes, cte_params = labeled_cte(project, groups, where if source == "log" else curve[1], rows)
-        totals, t_params = _binary_totals(project, groups, where, source, outcomes, rows,
-                                          labeled_only=labeled_only and source == "log")
+        totals, t_params = _binary_totals(
+            project, groups, where, source, outcomes, rows, labeled_only=labeled_only and source == "log"
+        )
         curve_q, c_params = _binary_curve(project, groups, curve, rows)
         return binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
     hist, params = hist_query(project, groups, where, source, outcomes, rows)
@@ -469,9 +507,16 @@ def compute_metrics(
     without outcomes, a binary task then counts rows from the labeled rows'
     groups, with no second scan.
     """
-    sql, params = metrics_query(project, group_by=group_by or [], where=where, source=source,
-                                curve=curve, include_outcomes=include_outcomes, rows=rows,
-                                labeled_only=labeled_only)
+    sql, params = metrics_query(
+        project,
+        group_by=group_by or [],
+        where=where,
+        source=source,
+        curve=curve,
+        include_outcomes=include_outcomes,
+        rows=rows,
+        labeled_only=labeled_only,
+    )
     frame = con.execute(sql, params).df()
     for c in ("n_rows", "n_labeled", "n_scored", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
         if c in frame:

@@ -22,16 +22,23 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.metrics.sql import ALL_ROWS, compute_metrics, metrics_for
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
+from analysis.metrics.sql import ALL_ROWS, compute_metrics, metrics_for
+from analysis.slices.model import Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Slice
 
 KINDS = ("headline", "comparison", "gate", "slice", "discovery", "valsets", "series", "note")
-TITLES = {"headline": "Headline numbers", "comparison": "Comparison", "gate": "Deployment gate",
-          "slice": "Slice", "discovery": "Discovered slices", "valsets": "Validation sets",
-          "series": "Over time", "note": "Note"}
+TITLES = {
+    "headline": "Headline numbers",
+    "comparison": "Comparison",
+    "gate": "Deployment gate",
+    "slice": "Slice",
+    "discovery": "Discovered slices",
+    "valsets": "Validation sets",
+    "series": "Over time",
+    "note": "Note",
+}
 TOP_SLICES = 12  # per comparison: the regressions and improvements first
 
 
@@ -60,12 +67,14 @@ def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict]
 
 # -- pinning -------------------------------------------------------------------------------------
 
+
 def _window(con, project: Project, start, end) -> tuple[str, str]:
     """Explicit first and last day (an open end: the data's first or last day now)."""
     from analysis.store.sql import quote_ident
 
-    first, last = con.execute(f'SELECT min("timestamp"), max("timestamp") FROM {quote_ident(project.log_table)}'
-                              ).fetchall()[0]
+    first, last = con.execute(
+        f'SELECT min("timestamp"), max("timestamp") FROM {quote_ident(project.log_table)}'
+    ).fetchall()[0]
     if first is None:
         raise ConfigError(f"{project.name} has no predictions to report on.")
     as_day = lambda v, fallback: (pd.Timestamp(v).date() if v not in (None, "") else fallback.date()).isoformat()  # noqa: E731
@@ -90,8 +99,12 @@ def side_label(d: dict) -> str:
 
 
 def _scope(params: dict, sides: list[dict] | None = None) -> Scope:
-    return Scope.of(versions=[s["version"] for s in sides] if sides else params.get("versions") or None,
-                    stages=params.get("stages") or None, start=params.get("start"), end=params.get("end"))
+    return Scope.of(
+        versions=[s["version"] for s in sides] if sides else params.get("versions") or None,
+        stages=params.get("stages") or None,
+        start=params.get("start"),
+        end=params.get("end"),
+    )
 
 
 def _metric_defs(con, project: Project) -> list[dict]:
@@ -129,9 +142,14 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
     if kind in ("comparison", "gate", "series"):
         from analysis.slices.saved import list_slices
 
-        params = {"baseline": _side(view["baseline"]), "candidate": _side(view["candidate"]),
-                  "start": start, "end": end, "metrics": _metric_defs(con, project),
-                  "overlap": bool(view.get("overlap", True))}
+        params = {
+            "baseline": _side(view["baseline"]),
+            "candidate": _side(view["candidate"]),
+            "start": start,
+            "end": end,
+            "metrics": _metric_defs(con, project),
+            "overlap": bool(view.get("overlap", True)),
+        }
         if kind != "series":
             params["saved"] = list(view.get("saved") or list_slices(con, project)["where"])
             params["discovered"] = int(view.get("discovered", 5))
@@ -149,35 +167,54 @@ def pin(con: duckdb.DuckDBPyConnection, project: Project, kind: str, view: dict)
     if view.get("end") is None and scope.get("end"):
         # A scope's end is an exclusive midnight; the report's end day is included.
         end = (pd.Timestamp(scope["end"]) - pd.Timedelta(days=1)).date().isoformat()
-    base = {"versions": list(scope.get("versions") or []), "stages": list(scope.get("stages") or []),
-            "start": start, "end": end}
+    base = {
+        "versions": list(scope.get("versions") or []),
+        "stages": list(scope.get("stages") or []),
+        "start": start,
+        "end": end,
+    }
     if kind == "headline":
         sides = view.get("sides")
         if not sides:
             from analysis.store.sql import quote_ident
 
-            sides = [{"version": v, "stage": None} for (v,) in con.execute(
-                f"SELECT DISTINCT model_version FROM {quote_ident(project.log_table)} ORDER BY 1").fetchall()]
-        return {"sides": [_side(s) for s in sides], "start": base["start"], "end": base["end"],
-                "metrics": _metric_defs(con, project)}
+            sides = [
+                {"version": v, "stage": None}
+                for (v,) in con.execute(
+                    f"SELECT DISTINCT model_version FROM {quote_ident(project.log_table)} ORDER BY 1"
+                ).fetchall()
+            ]
+        return {
+            "sides": [_side(s) for s in sides],
+            "start": base["start"],
+            "end": base["end"],
+            "metrics": _metric_defs(con, project),
+        }
     if kind == "slice":
         slice_ = view["slice"]
         slice_ = slice_ if isinstance(slice_, Slice) else Slice.from_dict(slice_)
         return {**base, "slice": slice_.to_dict(), "where": slice_.readable(), "name": view.get("name") or ""}
     if kind == "discovery":
-        return {**base, "error": str(view.get("error", "misclassification")), "top_k": int(view.get("top_k", 10)),
-                "max_level": int(view.get("max_level", 3)), "alpha": float(view.get("alpha", 0.95)),
-                "bins": None if view.get("bins") is None else int(view["bins"]),
-                "min_support": view.get("min_support"), "rank_by": str(view.get("rank_by", "score")),
-                "columns": list(view.get("columns") or []), "ranking": str(view.get("ranking", "expected")),
-                "other_version": view.get("other_version") or None}
+        return {
+            **base,
+            "error": str(view.get("error", "misclassification")),
+            "top_k": int(view.get("top_k", 10)),
+            "max_level": int(view.get("max_level", 3)),
+            "alpha": float(view.get("alpha", 0.95)),
+            "bins": None if view.get("bins") is None else int(view["bins"]),
+            "min_support": view.get("min_support"),
+            "rank_by": str(view.get("rank_by", "score")),
+            "columns": list(view.get("columns") or []),
+            "ranking": str(view.get("ranking", "expected")),
+            "other_version": view.get("other_version") or None,
+        }
     raise AssertionError(kind)
 
 
 # -- computing -----------------------------------------------------------------------------------
 
-def compute(con: duckdb.DuckDBPyConnection, project: Project, kind: str, params: dict, *,
-            comparison=None) -> dict:
+
+def compute(con: duckdb.DuckDBPyConnection, project: Project, kind: str, params: dict, *, comparison=None) -> dict:
     """The block's snapshot: the numbers it shows, as plain values. A comparison or gate
     block can take an already computed ``comparison`` of the same parameters."""
     if kind in ("comparison", "gate"):
@@ -206,31 +243,67 @@ def _headline(con, project: Project, params: dict) -> dict:
             row.update(records(values)[0] if len(values) else {})
         rows.append(row)
     names = [m for m in ("accuracy", "error_rate", *metrics_for(project.task)) if any(m in r for r in rows)]
-    return {"task": project.task, "metrics": list(dict.fromkeys(names)), "rows": rows,
-            "product_metrics": params.get("metrics", [])}
+    return {
+        "task": project.task,
+        "metrics": list(dict.fromkeys(names)),
+        "rows": rows,
+        "product_metrics": params.get("metrics", []),
+    }
 
 
 def _comparison_of(con, project: Project, params: dict, discovered: int):
     from analysis.compare.comparison import compare
 
-    return compare(con, project, side_of(params["baseline"]), side_of(params["candidate"]), start=params["start"],
-                   end=params["end"], discovered=discovered, saved=params.get("saved", []),
-                   metrics=_metrics_of(params), overlap=params.get("overlap", True))
+    return compare(
+        con,
+        project,
+        side_of(params["baseline"]),
+        side_of(params["candidate"]),
+        start=params["start"],
+        end=params["end"],
+        discovered=discovered,
+        saved=params.get("saved", []),
+        metrics=_metrics_of(params),
+        overlap=params.get("overlap", True),
+    )
 
 
 def _comparison_snapshot(comp, params: dict) -> dict:
     slices = comp.slices
-    columns = ["source", "where", "n_rows_b", "n_rows_c", "error_rate_b", "error_rate_c", "delta", "ci_low", "ci_high",
-               "p_value", "q_value", "verdict", *[f"{m['name']}_delta" for m in params.get("metrics", [])]]
+    columns = [
+        "source",
+        "where",
+        "n_rows_b",
+        "n_rows_c",
+        "error_rate_b",
+        "error_rate_c",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "q_value",
+        "verdict",
+        *[f"{m['name']}_delta" for m in params.get("metrics", [])],
+    ]
     counts = slices["verdict"].value_counts().to_dict() if len(slices) else {}
-    return {"baseline": side_label(params["baseline"]), "candidate": side_label(params["candidate"]),
-            "method": comp.method, "paired": comp.paired, "n_pairs": comp.n_pairs, "rows": list(comp.rows),
-            "overall": records(comp.overall), "slices": records(slices.head(TOP_SLICES), columns) if len(slices) else [],
-            "n_slices": len(slices), "n_regressions": int(counts.get("regression", 0)),
-            "n_improvements": int(counts.get("improvement", 0)), "product_metrics": params.get("metrics", []),
-            "start": params["start"], "end": params["end"],
-            "window": comp.window.to_dict() if comp.window else None,
-            "window_sentence": comp.window.sentence() if comp.window else ""}
+    return {
+        "baseline": side_label(params["baseline"]),
+        "candidate": side_label(params["candidate"]),
+        "method": comp.method,
+        "paired": comp.paired,
+        "n_pairs": comp.n_pairs,
+        "rows": list(comp.rows),
+        "overall": records(comp.overall),
+        "slices": records(slices.head(TOP_SLICES), columns) if len(slices) else [],
+        "n_slices": len(slices),
+        "n_regressions": int(counts.get("regression", 0)),
+        "n_improvements": int(counts.get("improvement", 0)),
+        "product_metrics": params.get("metrics", []),
+        "start": params["start"],
+        "end": params["end"],
+        "window": comp.window.to_dict() if comp.window else None,
+        "window_sentence": comp.window.sentence() if comp.window else "",
+    }
 
 
 def _comparison(con, project: Project, params: dict, comp=None) -> dict:
@@ -246,10 +319,16 @@ def _gate(con, project: Project, params: dict, comp=None) -> dict:
     criteria = GateCriteria(**data)
     comp = comp or _comparison_of(con, project, params, criteria.discovered_slices)
     verdict = run_gate(con, project, comp.baseline, comp.candidate, criteria=criteria, comparison=comp)
-    return {"passed": verdict.passed, "lines": verdict.lines(), "method": comp.method,
-            "window_sentence": comp.window.sentence() if comp.window else "",
-            "baseline": side_label(params["baseline"]), "candidate": side_label(params["candidate"]),
-            "results": [asdict(r) for r in verdict.results], "criteria": params["criteria"]}
+    return {
+        "passed": verdict.passed,
+        "lines": verdict.lines(),
+        "method": comp.method,
+        "window_sentence": comp.window.sentence() if comp.window else "",
+        "baseline": side_label(params["baseline"]),
+        "candidate": side_label(params["candidate"]),
+        "results": [asdict(r) for r in verdict.results],
+        "criteria": params["criteria"],
+    }
 
 
 def _slice(con, project: Project, params: dict) -> dict:
@@ -260,28 +339,67 @@ def _slice(con, project: Project, params: dict) -> dict:
     for m in result.metrics:
         keep += [m, f"{m}_low", f"{m}_high"]
     keep += [c for c in result.table.columns if c.endswith("_mean") and not c.startswith(("log_loss", "brier"))]
-    return {"where": params["where"], "name": params.get("name", ""), "metrics": result.metrics,
-            "parts": records(result.table, list(dict.fromkeys(keep))), "comparison": records(result.comparison),
-            "scope": {k: params[k] for k in ("versions", "stages", "start", "end")}}
+    return {
+        "where": params["where"],
+        "name": params.get("name", ""),
+        "metrics": result.metrics,
+        "parts": records(result.table, list(dict.fromkeys(keep))),
+        "comparison": records(result.comparison),
+        "scope": {k: params[k] for k in ("versions", "stages", "start", "end")},
+    }
 
 
 def _discovery(con, project: Project, params: dict) -> dict:
     from analysis.discovery.run import discover
 
-    found = discover(con, project, _scope(params), error=params["error"], columns=params["columns"] or None,
-                     bins=params["bins"], alpha=params["alpha"], min_support=params["min_support"],
-                     max_level=params["max_level"], top_k=params["top_k"], rank_by=params.get("rank_by", "score"),
-                     # a block saved before the rankings against a baseline keeps its plain-error ranking
-                     ranking=params.get("ranking", "error"), other_version=params.get("other_version"))
-    columns = ["rank", "where", "size", "errors", "error_rate", "ci_low", "ci_high", "rest_error_rate", "impact",
-               "p_value", "q_value", "significant", "folded_under", "expected_rate", "excess", "z"]
+    found = discover(
+        con,
+        project,
+        _scope(params),
+        error=params["error"],
+        columns=params["columns"] or None,
+        bins=params["bins"],
+        alpha=params["alpha"],
+        min_support=params["min_support"],
+        max_level=params["max_level"],
+        top_k=params["top_k"],
+        rank_by=params.get("rank_by", "score"),
+        # a block saved before the rankings against a baseline keeps its plain-error ranking
+        ranking=params.get("ranking", "error"),
+        other_version=params.get("other_version"),
+    )
+    columns = [
+        "rank",
+        "where",
+        "size",
+        "errors",
+        "error_rate",
+        "ci_low",
+        "ci_high",
+        "rest_error_rate",
+        "impact",
+        "p_value",
+        "q_value",
+        "significant",
+        "folded_under",
+        "expected_rate",
+        "excess",
+        "z",
+    ]
     slices = records(found.slices, columns)
     for row, variants in zip(slices, found.slices["variants"]):
         row["variants"] = [v["where"] for v in variants]
-    return {"error": found.error, "n_rows": found.n_rows, "mean_error": found.mean_error,
-            "slices": slices, "features": found.features, "ranking": found.ranking,
-            "ranking_words": found.ranking_words, "other_version": found.other_version,
-            "scope": {k: params[k] for k in ("versions", "stages", "start", "end")}}
+    return {
+        "error": found.error,
+        "n_rows": found.n_rows,
+        "mean_error": found.mean_error,
+        "slices": slices,
+        "features": found.features,
+        "ranking": found.ranking,
+        "ranking_words": found.ranking_words,
+        "other_version": found.other_version,
+        "scope": {k: params[k] for k in ("versions", "stages", "start", "end")},
+    }
 
 
 def _valsets(con, project: Project, params: dict) -> dict:
@@ -290,34 +408,64 @@ def _valsets(con, project: Project, params: dict) -> dict:
     frames = [evaluate(con, project, [name], version=version) for name, version in params["sets"].items()]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     metric = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}[project.task]
-    columns = ["set", "set_version", "model_version", "stage", "members", "scored", "labeled", "coverage",
-               metric, f"{metric}_low", f"{metric}_high", "verdict", "failed"]
+    columns = [
+        "set",
+        "set_version",
+        "model_version",
+        "stage",
+        "members",
+        "scored",
+        "labeled",
+        "coverage",
+        metric,
+        f"{metric}_low",
+        f"{metric}_high",
+        "verdict",
+        "failed",
+    ]
     return {"metric": metric, "rows": records(frame, columns) if len(frame) else [], "sets": params["sets"]}
 
 
 def _series(con, project: Project, params: dict) -> dict:
     from analysis.compare.comparison import daily
 
-    frame = daily(con, project, side_of(params["baseline"]), side_of(params["candidate"]), start=params["start"],
-                  end=params["end"])
+    frame = daily(
+        con,
+        project,
+        side_of(params["baseline"]),
+        side_of(params["candidate"]),
+        start=params["start"],
+        end=params["end"],
+    )
     frame = frame.assign(day=pd.to_datetime(frame["day"]).dt.date.astype(str))
     names = [m["name"] for m in params.get("metrics", [])]
-    return {"headline": frame.attrs.get("headline", "accuracy"),
-            "rows": records(frame, ["day", "side", "version", "n_rows", frame.attrs.get("headline", "accuracy"),
-                                    *names]),
-            "product_metrics": params.get("metrics", []), "baseline": side_label(params["baseline"]),
-            "candidate": side_label(params["candidate"])}
+    return {
+        "headline": frame.attrs.get("headline", "accuracy"),
+        "rows": records(frame, ["day", "side", "version", "n_rows", frame.attrs.get("headline", "accuracy"), *names]),
+        "product_metrics": params.get("metrics", []),
+        "baseline": side_label(params["baseline"]),
+        "candidate": side_label(params["candidate"]),
+    }
 
 
 def _note(con, project: Project, params: dict) -> dict:
     return {"text": params["text"]}
 
 
-_COMPUTE = {"headline": _headline, "comparison": _comparison, "gate": _gate, "slice": _slice,
-            "discovery": _discovery, "valsets": _valsets, "series": _series, "note": _note}
+_COMPUTE = {
+    "headline": _headline,
+    "comparison": _comparison,
+    "gate": _gate,
+    "slice": _slice,
+    "discovery": _discovery,
+    "valsets": _valsets,
+    "series": _series,
+    "note": _note,
+}
 
 
 # -- what a re-run compares ----------------------------------------------------------------------
+
 
 def numbers(kind: str, snapshot: dict) -> dict[str, object]:
     """The figures of a snapshot by readable name (numbers and verdicts)."""

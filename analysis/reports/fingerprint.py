@@ -15,16 +15,20 @@ def fingerprint(con: duckdb.DuckDBPyConnection, project: Project) -> dict:
     milliseconds at any size)."""
     log = quote_ident(project.log_table)
     per = con.execute(
-        f"SELECT model_version, stage, count(*), count(label), max(\"timestamp\") FROM {log} "
-        "GROUP BY model_version, stage ORDER BY model_version, stage").fetchall()
-    ingests, last = con.execute("SELECT count(*), max(ingested_at) FROM sb_ingests WHERE project_id = ?",
-                                [project.project_id]).fetchall()[0]
+        f'SELECT model_version, stage, count(*), count(label), max("timestamp") FROM {log} '
+        "GROUP BY model_version, stage ORDER BY model_version, stage"
+    ).fetchall()
+    ingests, last = con.execute(
+        "SELECT count(*), max(ingested_at) FROM sb_ingests WHERE project_id = ?", [project.project_id]
+    ).fetchall()[0]
     return {
         "project": project.name,
         "rows": int(sum(r[2] for r in per)),
         "labeled": int(sum(r[3] for r in per)),
-        "versions": {f"{v} ({s})": {"rows": int(n), "labeled": int(k), "last_prediction": t.isoformat() if t else None}
-                     for v, s, n, k, t in per},
+        "versions": {
+            f"{v} ({s})": {"rows": int(n), "labeled": int(k), "last_prediction": t.isoformat() if t else None}
+            for v, s, n, k, t in per
+        },
         "ingests": int(ingests),
         "last_ingest": last.isoformat(sep=" ", timespec="seconds") if last else None,
     }
@@ -46,6 +50,8 @@ def describe_changes(old: dict, new: dict) -> list[str]:
         elif (a["rows"], a["labeled"]) != (b["rows"], b["labeled"]):
             out.append(f"{name}: {a['rows']:,} → {b['rows']:,} rows, {a['labeled']:,} → {b['labeled']:,} labeled")
     if old.get("ingests") != new.get("ingests"):
-        out.append(f"ingests: {old.get('ingests', 0)} → {new.get('ingests', 0)} "
-                   f"(last {old.get('last_ingest')} → {new.get('last_ingest')})")
+        out.append(
+            f"ingests: {old.get('ingests', 0)} → {new.get('ingests', 0)} "
+            f"(last {old.get('last_ingest')} → {new.get('last_ingest')})"
+        )
     return out

@@ -35,8 +35,10 @@ from analysis.reports.tables import Cell, Table
 from analysis.reports.tables import tables as block_tables
 from analysis.reports.words import lines
 
-CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-       "img-src data: blob:; font-src data:")
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:"
+)
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fff}
 header,main,footer{max-width:1100px;margin:0 auto;padding:0 24px}
@@ -156,12 +158,16 @@ def table_html(table: Table) -> str:
         return ""
     # A heading aligns as its column: text to the left, numbers to the right.
     first = table.rows[0]
-    head = "".join(f'<th class="{"text" if i == 0 or first[i].value is None else ""}">{html.escape(h)}</th>'
-                   for i, h in enumerate(table.headings))
+    head = "".join(
+        f'<th class="{"text" if i == 0 or first[i].value is None else ""}">{html.escape(h)}</th>'
+        for i, h in enumerate(table.headings)
+    )
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows)
     note = f'<p class="sub">{html.escape(table.note)}</p>' if table.note else ""
-    return (f'<div class="scroll"><table class="{table.name}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>{note}")
+    return (
+        f'<div class="scroll"><table class="{table.name}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>{note}"
+    )
 
 
 def tables(kind: str, s: dict) -> str:
@@ -170,13 +176,17 @@ def tables(kind: str, s: dict) -> str:
 
 
 def _pins(report: Report) -> str:
-    parts = ["<h2>What this report shows</h2>",
-             f"<p>Project <b>{html.escape(report.project)}</b>. Each block shows the numbers computed at the time "
-             "written beside it, with these parameters and this data.</p>"]
+    parts = [
+        "<h2>What this report shows</h2>",
+        f"<p>Project <b>{html.escape(report.project)}</b>. Each block shows the numbers computed at the time "
+        "written beside it, with these parameters and this data.</p>",
+    ]
     for b in report.blocks:
         params = {k: v for k, v in b.params.items() if k != "text"}
-        parts.append(f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kinds.TITLES[b.kind])}, computed "
-                     f"{b.computed_at:%Y-%m-%d %H:%M} UTC</p>")
+        parts.append(
+            f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kinds.TITLES[b.kind])}, computed "
+            f"{b.computed_at:%Y-%m-%d %H:%M} UTC</p>"
+        )
         if params:
             parts.append(f"<pre>{html.escape(json.dumps(params, indent=1, default=str))}</pre>")
     if report.blocks:
@@ -202,19 +212,23 @@ def render_html(report: Report) -> str:
             body.append(f'<div class="note">{note_html(b.snapshot["text"])}</div>')
         else:
             body.append(tables(b.kind, b.snapshot))
-        sections.append(f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
-                        f"<h2>{html.escape(b.title)}</h2>{''.join(body)}</section>")
+        sections.append(
+            f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
+            f"<h2>{html.escape(b.title)}</h2>{''.join(body)}</section>"
+        )
     exported = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     packed = f'<script id="sb-plotly" type="application/octet-stream">{_plotly_packed()}</script>' if n else ""
     loader = f"<script>{LOADER}</script>" if n else '<script>document.body.dataset.charts = "ready";</script>'
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>"
-            f'<header><h1>{html.escape(report.title)}</h1><p class="sub">Sliceboard report · project '
-            f"{html.escape(report.project)} · exported {exported}</p></header>"
-            f"<main>{''.join(sections)}</main><footer>{_pins(report)}</footer>"
-            f"{''.join(scripts)}{packed}{loader}</body></html>\n")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>"
+        f'<header><h1>{html.escape(report.title)}</h1><p class="sub">Sliceboard report · project '
+        f"{html.escape(report.project)} · exported {exported}</p></header>"
+        f"<main>{''.join(sections)}</main><footer>{_pins(report)}</footer>"
+        f"{''.join(scripts)}{packed}{loader}</body></html>\n"
+    )
 
 
 def write_html(report: Report, path: str | Path, *, force: bool = True, protect=()) -> Path:
@@ -243,9 +257,21 @@ def write_pdf(report: Report, path: str | Path, *, timeout: float = 120, force: 
     with writing(path, force=force, protect=protect) as target, tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(render_html(report), encoding="utf-8")
-        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-                               "--virtual-time-budget=15000", f"--print-to-pdf={target.resolve()}", page.as_uri()],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-pdf-header-footer",
+                "--virtual-time-budget=15000",
+                f"--print-to-pdf={target.resolve()}",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
             raise ConfigError(f"Chromium could not print the report: {done.stderr.strip()[-300:]}")
     return Path(path).expanduser()

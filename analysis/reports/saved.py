@@ -16,10 +16,10 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.store.project import Project
-from analysis.store.sql import in_transaction
 from analysis.reports import blocks as kinds
 from analysis.reports.fingerprint import describe_changes, fingerprint
+from analysis.store.project import Project
+from analysis.store.sql import in_transaction
 
 MAX_NAME = 200
 
@@ -70,11 +70,11 @@ def _check_name(name: str) -> str:
     return name
 
 
-
-
 def _report_row(con, project: Project, name: str):
-    rows = con.execute("SELECT report_id, name, title, updated_at FROM sb_reports WHERE project_id = ? AND name = ?",
-                       [project.project_id, name]).fetchall()
+    rows = con.execute(
+        "SELECT report_id, name, title, updated_at FROM sb_reports WHERE project_id = ? AND name = ?",
+        [project.project_id, name],
+    ).fetchall()
     if not rows:
         raise ConfigError(f"No report named {name!r} in {project.name}.")
     return rows[0]
@@ -82,16 +82,19 @@ def _report_row(con, project: Project, name: str):
 
 def create_report(con: duckdb.DuckDBPyConnection, project: Project, name: str, title: str = "") -> Report:
     name = _check_name(name)
-    exists = con.execute("SELECT count(*) FROM sb_reports WHERE project_id = ? AND name = ?",
-                         [project.project_id, name]).fetchall()[0][0]
+    exists = con.execute(
+        "SELECT count(*) FROM sb_reports WHERE project_id = ? AND name = ?", [project.project_id, name]
+    ).fetchall()[0][0]
     if exists:
         raise ConfigError(f"{project.name} already has a report named {name!r}.")
 
     def work():
         rid = con.execute("SELECT coalesce(max(report_id), 0) + 1 FROM sb_reports").fetchall()[0][0]
         now = utc_now()
-        con.execute("INSERT INTO sb_reports VALUES (?, ?, ?, ?, ?, ?)",
-                    [rid, project.project_id, name, title.strip() or name, now, now])
+        con.execute(
+            "INSERT INTO sb_reports VALUES (?, ?, ?, ?, ?, ?)",
+            [rid, project.project_id, name, title.strip() or name, now, now],
+        )
 
     in_transaction(con, work)
     return get_report(con, project, name)
@@ -99,9 +102,14 @@ def create_report(con: duckdb.DuckDBPyConnection, project: Project, name: str, t
 
 def get_report(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> Report:
     rid, name, title, updated = _report_row(con, project, name)
-    rows = con.execute("SELECT block_id, position, kind, title, params, snapshot, fingerprint, computed_at "
-                       "FROM sb_report_blocks WHERE report_id = ? ORDER BY position", [rid]).fetchall()
-    blocks = [Block(b, p, k, t, json.loads(pa), json.loads(sn), json.loads(fp), at) for b, p, k, t, pa, sn, fp, at in rows]
+    rows = con.execute(
+        "SELECT block_id, position, kind, title, params, snapshot, fingerprint, computed_at "
+        "FROM sb_report_blocks WHERE report_id = ? ORDER BY position",
+        [rid],
+    ).fetchall()
+    blocks = [
+        Block(b, p, k, t, json.loads(pa), json.loads(sn), json.loads(fp), at) for b, p, k, t, pa, sn, fp, at in rows
+    ]
     return Report(name, title, project.name, blocks, rid, updated)
 
 
@@ -109,17 +117,33 @@ def list_reports(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFra
     return con.execute(
         "SELECT r.name, r.title, count(b.block_id) AS blocks, r.updated_at FROM sb_reports r "
         "LEFT JOIN sb_report_blocks b ON b.report_id = r.report_id WHERE r.project_id = ? "
-        "GROUP BY ALL ORDER BY r.name", [project.project_id]).df()
+        "GROUP BY ALL ORDER BY r.name",
+        [project.project_id],
+    ).df()
 
 
 def delete_report(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> None:
     rid = _report_row(con, project, name)[0]
-    in_transaction(con, lambda: (con.execute("DELETE FROM sb_report_blocks WHERE report_id = ?", [rid]),
-                                  con.execute("DELETE FROM sb_reports WHERE report_id = ?", [rid])))
+    in_transaction(
+        con,
+        lambda: (
+            con.execute("DELETE FROM sb_report_blocks WHERE report_id = ?", [rid]),
+            con.execute("DELETE FROM sb_reports WHERE report_id = ?", [rid]),
+        ),
+    )
 
 
-def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kind: str, view: dict, *,
-              title: str | None = None, create: bool = True, position: int | None = None) -> Block:
+def add_block(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    report: str,
+    kind: str,
+    view: dict,
+    *,
+    title: str | None = None,
+    create: bool = True,
+    position: int | None = None,
+) -> Block:
     """Pin ``view`` as a block of ``kind``, compute it and put it in ``report`` (created
     first when missing and ``create``): at ``position`` (1 is first; the blocks from there
     move down one place), or at the end when ``position`` is None or past the end."""
@@ -137,16 +161,33 @@ def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kin
     title = (title or "").strip() or default_title(kind, params)
 
     def work():
-        order = [b for (b,) in con.execute("SELECT block_id FROM sb_report_blocks WHERE report_id = ? "
-                                           "ORDER BY position", [rid]).fetchall()]
-        block_id = con.execute("SELECT coalesce(max(block_id), 0) + 1 FROM sb_report_blocks WHERE report_id = ?",
-                               [rid]).fetchall()[0][0]
+        order = [
+            b
+            for (b,) in con.execute(
+                "SELECT block_id FROM sb_report_blocks WHERE report_id = ? ORDER BY position", [rid]
+            ).fetchall()
+        ]
+        block_id = con.execute(
+            "SELECT coalesce(max(block_id), 0) + 1 FROM sb_report_blocks WHERE report_id = ?", [rid]
+        ).fetchall()[0][0]
         place = len(order) if position is None else min(int(position) - 1, len(order))
         order.insert(place, block_id)
-        con.execute("INSERT INTO sb_report_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [project.project_id, rid, block_id, place + 1, kind, title, json.dumps(params),
-                     json.dumps(snapshot), json.dumps(print_), utc_now()])
-        _renumber(con, rid, order[place + 1:], start=place + 2)
+        con.execute(
+            "INSERT INTO sb_report_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                project.project_id,
+                rid,
+                block_id,
+                place + 1,
+                kind,
+                title,
+                json.dumps(params),
+                json.dumps(snapshot),
+                json.dumps(print_),
+                utc_now(),
+            ],
+        )
+        _renumber(con, rid, order[place + 1 :], start=place + 2)
         con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), rid])
         return block_id
 
@@ -157,8 +198,9 @@ def add_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, kin
 def _renumber(con, rid: int, block_ids: list[int], start: int = 1) -> None:
     """Positions ``start``, ``start + 1``, ... for ``block_ids``, in that order."""
     for position, bid in enumerate(block_ids, start=start):
-        con.execute("UPDATE sb_report_blocks SET position = ? WHERE report_id = ? AND block_id = ?",
-                    [position, rid, bid])
+        con.execute(
+            "UPDATE sb_report_blocks SET position = ? WHERE report_id = ? AND block_id = ?", [position, rid, bid]
+        )
 
 
 def position_after(report: Report, block_id: int) -> int:
@@ -186,8 +228,15 @@ def _block(con, project: Project, report: str, block_id: int) -> tuple[int, Bloc
     raise ConfigError(f"Report {report!r} has no block {block_id}.")
 
 
-def edit_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, block_id: int, *,
-               title: str | None = None, text: str | None = None) -> Block:
+def edit_block(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    report: str,
+    block_id: int,
+    *,
+    title: str | None = None,
+    text: str | None = None,
+) -> Block:
     """A block's new title, or a note's new text."""
     rid, block = _block(con, project, report, block_id)
     updates: dict[str, str] = {}
@@ -204,8 +253,9 @@ def edit_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, bl
 
     def work():
         for column, value in updates.items():
-            con.execute(f"UPDATE sb_report_blocks SET {column} = ? WHERE report_id = ? AND block_id = ?",
-                        [value, rid, block_id])
+            con.execute(
+                f"UPDATE sb_report_blocks SET {column} = ? WHERE report_id = ? AND block_id = ?", [value, rid, block_id]
+            )
         con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), rid])
 
     in_transaction(con, work)
@@ -231,8 +281,9 @@ def move_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, bl
 
 def delete_block(con: duckdb.DuckDBPyConnection, project: Project, report: str, block_id: int) -> Report:
     rid, _ = _block(con, project, report, block_id)
-    in_transaction(con, lambda: con.execute("DELETE FROM sb_report_blocks WHERE report_id = ? AND block_id = ?",
-                                             [rid, block_id]))
+    in_transaction(
+        con, lambda: con.execute("DELETE FROM sb_report_blocks WHERE report_id = ? AND block_id = ?", [rid, block_id])
+    )
     return get_report(con, project, report)
 
 
@@ -245,24 +296,38 @@ def rerun(con: duckdb.DuckDBPyConnection, project: Project, report: Report | str
         try:
             snapshot = kinds.compute(con, project, b.kind, b.params)
         except ConfigError as exc:  # e.g. a validation set version or a version that no longer exists
-            out.append(BlockRerun(b, b.snapshot, now, [("could not be computed again", "", str(exc))],
-                                  describe_changes(b.fingerprint, now)))
+            out.append(
+                BlockRerun(
+                    b,
+                    b.snapshot,
+                    now,
+                    [("could not be computed again", "", str(exc))],
+                    describe_changes(b.fingerprint, now),
+                )
+            )
             continue
-        out.append(BlockRerun(b, snapshot, now, kinds.differences(b.kind, b.snapshot, snapshot),
-                              describe_changes(b.fingerprint, now)))
+        out.append(
+            BlockRerun(
+                b, snapshot, now, kinds.differences(b.kind, b.snapshot, snapshot), describe_changes(b.fingerprint, now)
+            )
+        )
     return out
 
 
 def refresh(con: duckdb.DuckDBPyConnection, project: Project, report: str) -> Report:
     """Keep the current numbers: every block's snapshot and fingerprint replaced by a re-run's."""
     r = get_report(con, project, report)
-    results = [x for x in rerun(con, project, r) if not (x.changes and x.changes[0][0] == "could not be computed again")]
+    results = [
+        x for x in rerun(con, project, r) if not (x.changes and x.changes[0][0] == "could not be computed again")
+    ]
 
     def work():
         for x in results:
-            con.execute("UPDATE sb_report_blocks SET snapshot = ?, fingerprint = ?, computed_at = ? "
-                        "WHERE report_id = ? AND block_id = ?",
-                        [json.dumps(x.snapshot), json.dumps(x.fingerprint), utc_now(), r.report_id, x.block.block_id])
+            con.execute(
+                "UPDATE sb_report_blocks SET snapshot = ?, fingerprint = ?, computed_at = ? "
+                "WHERE report_id = ? AND block_id = ?",
+                [json.dumps(x.snapshot), json.dumps(x.fingerprint), utc_now(), r.report_id, x.block.block_id],
+            )
         con.execute("UPDATE sb_reports SET updated_at = ? WHERE report_id = ?", [utc_now(), r.report_id])
 
     in_transaction(con, work)

@@ -41,22 +41,35 @@ def comparison_lines(s: dict) -> list[str]:
             continue
         base, cand = row["baseline"], row["candidate"]
         relative = ""  # a share of the baseline: for amounts, not for rates
-        if row["kind"] == "product" and not is_share(name, products) and not missing(base) and base and not missing(cand):
+        if (
+            row["kind"] == "product"
+            and not is_share(name, products)
+            and not missing(base)
+            and base
+            and not missing(cand)
+        ):
             relative = f", {100 * (cand - base) / abs(base):+.1f}%".replace("-", "−")
         per = " per prediction" if row.get("normalisation") == "per prediction" else ""
-        lines.append(f"{metric_title(name, products)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
-                     f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)}).")
+        lines.append(
+            f"{metric_title(name, products)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
+            f"({show_delta(name, row['delta'], products)}{relative}; {_judged(row)})."
+        )
     rate = slice_measure(s)
     worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
     better = [r for r in s["slices"] if r["verdict"] == "improvement"][:3]
     for word, group in (("Worse", worse), ("Better", better)):
         for r in group:
-            interval = ("" if missing(r.get("ci_low")) else
-                        f", {show_delta(rate, r['ci_low'])} to {show_delta(rate, r['ci_high'])}")
-            lines.append(f"{word} for {r['where']}: {metric_name(rate)} {show(rate, r['error_rate_b'])} → "
-                         f"{show(rate, r['error_rate_c'])} ({show_delta(rate, r['delta'])}{interval}; "
-                         f"{int(r['n_rows_b'] or 0):,} and {int(r['n_rows_c'] or 0):,} rows, "
-                         f"q {format_p(r['q_value'])}).")
+            interval = (
+                ""
+                if missing(r.get("ci_low"))
+                else f", {show_delta(rate, r['ci_low'])} to {show_delta(rate, r['ci_high'])}"
+            )
+            lines.append(
+                f"{word} for {r['where']}: {metric_name(rate)} {show(rate, r['error_rate_b'])} → "
+                f"{show(rate, r['error_rate_c'])} ({show_delta(rate, r['delta'])}{interval}; "
+                f"{int(r['n_rows_b'] or 0):,} and {int(r['n_rows_c'] or 0):,} rows, "
+                f"q {format_p(r['q_value'])})."
+            )
     if not worse and not better:
         lines.append(f"No slice of the {s['n_slices']:,} checked changed significantly.")
     return lines
@@ -80,9 +93,12 @@ def headline_lines(s: dict) -> list[str]:
 
 def gate_lines(s: dict) -> list[str]:
     failed = [r for r in s["results"] if not r["passed"]]
-    head = (f"{s['candidate']} passes the deployment gate against {s['baseline']}." if s["passed"] else
-            f"{s['candidate']} fails the deployment gate against {s['baseline']}: "
-            f"{len(failed)} of {len(s['results'])} criteria fail.")
+    head = (
+        f"{s['candidate']} passes the deployment gate against {s['baseline']}."
+        if s["passed"]
+        else f"{s['candidate']} fails the deployment gate against {s['baseline']}: "
+        f"{len(failed)} of {len(s['results'])} criteria fail."
+    )
     window = [s["window_sentence"]] if s.get("window_sentence") else []
     return [head, *window] + [f"Fails: {r['criterion']} ({r['detail']})." for r in failed]
 
@@ -91,13 +107,16 @@ def slice_lines(s: dict) -> list[str]:
     parts = {p["part"]: p for p in s["parts"]}
     sl, rest = parts.get("slice", {}), parts.get("rest", {})
     metric = "error_rate" if "error_rate" in s["metrics"] else s["metrics"][2] if len(s["metrics"]) > 2 else None
-    lines = [f"{s['name'] + ': ' if s['name'] else ''}{s['where']}: {int(sl.get('n_rows') or 0):,} predictions "
-             f"({show('share', sl.get('share'))} of the scope)."]
+    lines = [
+        f"{s['name'] + ': ' if s['name'] else ''}{s['where']}: {int(sl.get('n_rows') or 0):,} predictions "
+        f"({show('share', sl.get('share'))} of the scope)."
+    ]
     if metric:
         test = next((c for c in s["comparison"] if c["metric"] == metric), {})
-        lines.append(f"{metric_title(metric)} {show(metric, sl.get(metric))} against {show(metric, rest.get(metric))} "
-                     f"for the rest" + (f" ({p_words(test.get('p_value'))})" if test.get("p_value") is not None else "")
-                     + ".")
+        lines.append(
+            f"{metric_title(metric)} {show(metric, sl.get(metric))} against {show(metric, rest.get(metric))} "
+            f"for the rest" + (f" ({p_words(test.get('p_value'))})" if test.get("p_value") is not None else "") + "."
+        )
     return lines
 
 
@@ -112,15 +131,22 @@ def discovery_lines(s: dict) -> list[str]:
         head = f"{len(kept)} slices with the most {what}"
     else:
         head = f"{len(kept)} slices {words}"
-    lines = [f"Ranked by: {words}. {head} (average {what} {format_error(error, s['mean_error'])} "
-             f"over {s['n_rows']:,} rows):"]
+    lines = [
+        f"Ranked by: {words}. {head} (average {what} {format_error(error, s['mean_error'])} over {s['n_rows']:,} rows):"
+    ]
     baseline = "its scores predict" if ranking == "expected" else f"{s.get('other_version')} has"
     for r in kept[:3]:
-        versus = (f" where {baseline} {format_error(error, r['expected_rate'])}"
-                  if ranking != "error" and not missing(r.get("expected_rate")) else "")
+        versus = (
+            f" where {baseline} {format_error(error, r['expected_rate'])}"
+            if ranking != "error" and not missing(r.get("expected_rate"))
+            else ""
+        )
         folded = f"; {len(r['variants'])} near-duplicates folded in" if r.get("variants") else ""
-        lines.append(f"{r['where']}: {what} {format_error(error, r['error_rate'])}{versus} on {r['size']:,} rows"
-                     + (f" (q {format_p(r['q_value'])}{folded})" if not missing(r["q_value"]) else "") + ".")
+        lines.append(
+            f"{r['where']}: {what} {format_error(error, r['error_rate'])}{versus} on {r['size']:,} rows"
+            + (f" (q {format_p(r['q_value'])}{folded})" if not missing(r["q_value"]) else "")
+            + "."
+        )
     return lines
 
 
@@ -139,13 +165,22 @@ def series_lines(s: dict) -> list[str]:
     days = sorted({r["day"] for r in s["rows"]})
     if not days:
         return ["No predictions in the window."]
-    return [f"Daily {metric_name(s['headline'])} and product metrics of {s['candidate']} and {s['baseline']}, "
-            f"{days[0]} to {days[-1]}."]
+    return [
+        f"Daily {metric_name(s['headline'])} and product metrics of {s['candidate']} and {s['baseline']}, "
+        f"{days[0]} to {days[-1]}."
+    ]
 
 
-LINES = {"comparison": comparison_lines, "headline": headline_lines, "gate": gate_lines, "slice": slice_lines,
-         "discovery": discovery_lines, "valsets": valsets_lines, "series": series_lines,
-         "note": lambda s: []}
+LINES = {
+    "comparison": comparison_lines,
+    "headline": headline_lines,
+    "gate": gate_lines,
+    "slice": slice_lines,
+    "discovery": discovery_lines,
+    "valsets": valsets_lines,
+    "series": series_lines,
+    "note": lambda s: [],
+}
 
 
 def lines(kind: str, snapshot: dict) -> list[str]:

@@ -22,19 +22,19 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.store.example_key import HEX_DIGITS
 from analysis.metrics.sql import GroupKey, compute_metrics
+from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
+from analysis.stats.intervals import wilson_bounds
+from analysis.store.example_key import HEX_DIGITS
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.stats.intervals import wilson_bounds
-from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
 from analysis.store.sql import and_all, quote_ident
 
 MISSING = "(missing)"
 SORTS = ("impact", "error_rate", "lift", "size")
 GROUPABLE = ("categorical", "boolean", "numeric", "timestamp")
 QUANTILE_SAMPLE = 100_000
-KEY_RANGE = 16 ** HEX_DIGITS  # example keys are in [0, KEY_RANGE)
+KEY_RANGE = 16**HEX_DIGITS  # example keys are in [0, KEY_RANGE)
 # Up to this many rows the cut points are exact quantiles (the same for any
 # physical order of the rows); beyond, they come from a sample.
 EXACT_QUANTILES_UP_TO = 1_000_000
@@ -69,8 +69,10 @@ class Grouping:
         col = ref or quote_ident(self.column)
         if self.top is not None:
             listed = f"CAST({col} AS VARCHAR) IN ({', '.join('?' for _ in self.top)})" if self.top else "FALSE"
-            return (f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END",
-                    (self.missing, *self.top, self.other))
+            return (
+                f"CASE WHEN {col} IS NULL THEN ? WHEN {listed} THEN CAST({col} AS VARCHAR) ELSE ? END",
+                (self.missing, *self.top, self.other),
+            )
         if not self.order:
             return f"coalesce(CAST({col} AS VARCHAR), ?)", (MISSING,)
         value = _numeric(col, self.kind)
@@ -97,8 +99,10 @@ class Grouping:
         col = ref or quote_ident(self.column)
         value = _numeric(col, self.kind)
         cases = " ".join(f"WHEN {value} < ? THEN {i}" for i in range(len(self.edges)))
-        return (f"CASE WHEN {col} IS NULL THEN {len(self.order) - 1} {cases} ELSE {len(self.order) - 2} END",
-                tuple(self.edges))
+        return (
+            f"CASE WHEN {col} IS NULL THEN {len(self.order) - 1} {cases} ELSE {len(self.order) - 2} END",
+            tuple(self.edges),
+        )
 
     def label_of(self, keys: pd.Series) -> pd.Series:
         """The group labels of keys from ``key_for``."""
@@ -127,8 +131,10 @@ class CategoryCounts:
         return is_id_like(self.distinct, self.rows)
 
     def note(self) -> str:
-        return (f"{self.column} looks like an identifier ({self.distinct:,} distinct values in "
-                f"{self.rows:,} rows): left out")
+        return (
+            f"{self.column} looks like an identifier ({self.distinct:,} distinct values in "
+            f"{self.rows:,} rows): left out"
+        )
 
 
 def is_id_like(distinct: int, rows: int) -> bool:
@@ -146,8 +152,9 @@ def natural_order(column: str) -> str:
     return f"TRY_CAST({text} AS DOUBLE) NULLS LAST, {text}"
 
 
-def category_counts(con, table: str, columns: list[str], where: tuple[str, list],
-                    top: int) -> dict[str, CategoryCounts]:
+def category_counts(
+    con, table: str, columns: list[str], where: tuple[str, list], top: int
+) -> dict[str, CategoryCounts]:
     """:class:`CategoryCounts` of each column of ``table`` (an SQL table expression) in
     ``where``, with at most ``top`` values each; one scan, ranked in the database (only the
     top values leave it, however many distinct values there are)."""
@@ -159,24 +166,32 @@ def category_counts(con, table: str, columns: list[str], where: tuple[str, list]
     sets = ", ".join(f"({key})" for key in k)
     which = "CASE " + " ".join(f"WHEN g{i} = 0 THEN {i}" for i in range(len(k))) + " END"
     text = "CASE " + " ".join(f"WHEN g{i} = 0 THEN CAST({key} AS VARCHAR)" for i, key in enumerate(k)) + " END"
-    grouped = (f"SELECT {', '.join(k)}, {flags}, count(*) AS n FROM (SELECT {keys} FROM {table} WHERE {where[0]}) "
-               f"AS scoped GROUP BY GROUPING SETS ({sets})")
+    grouped = (
+        f"SELECT {', '.join(k)}, {flags}, count(*) AS n FROM (SELECT {keys} FROM {table} WHERE {where[0]}) "
+        f"AS scoped GROUP BY GROUPING SETS ({sets})"
+    )
     keyed = f"SELECT *, {which} AS sb_c, {text} AS sb_text FROM ({grouped}) AS grouped"
-    ranked = (f"SELECT {', '.join(k)}, sb_c, sb_text, n, "
-              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE 1 END) OVER (PARTITION BY sb_c) AS sb_distinct, "
-              "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE n END) OVER (PARTITION BY sb_c) AS sb_rows, "
-              f"row_number() OVER (PARTITION BY sb_c ORDER BY sb_text IS NULL, n DESC, {natural_order('sb_text')}) "
-              f"AS sb_r FROM ({keyed}) AS keyed")
-    frame = con.execute(f"SELECT * FROM ({ranked}) AS ranked WHERE sb_r <= ? ORDER BY sb_c, sb_r",
-                        [*where[1], max(int(top), 1)]).df()
+    ranked = (
+        f"SELECT {', '.join(k)}, sb_c, sb_text, n, "
+        "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE 1 END) OVER (PARTITION BY sb_c) AS sb_distinct, "
+        "sum(CASE WHEN sb_text IS NULL THEN 0 ELSE n END) OVER (PARTITION BY sb_c) AS sb_rows, "
+        f"row_number() OVER (PARTITION BY sb_c ORDER BY sb_text IS NULL, n DESC, {natural_order('sb_text')}) "
+        f"AS sb_r FROM ({keyed}) AS keyed"
+    )
+    frame = con.execute(
+        f"SELECT * FROM ({ranked}) AS ranked WHERE sb_r <= ? ORDER BY sb_c, sb_r", [*where[1], max(int(top), 1)]
+    ).df()
     out = {}
     for i, c in enumerate(columns):
         part = frame[frame["sb_c"] == i]
         values = part[part["sb_text"].notna()][f"k{i}"].head(max(int(top), 0))
         first = part.iloc[0] if len(part) else None
-        out[c] = CategoryCounts(c, [v.item() if hasattr(v, "item") else v for v in values],
-                                int(first["sb_distinct"]) if first is not None else 0,
-                                int(first["sb_rows"]) if first is not None else 0)
+        out[c] = CategoryCounts(
+            c,
+            [v.item() if hasattr(v, "item") else v for v in values],
+            int(first["sb_distinct"]) if first is not None else 0,
+            int(first["sb_rows"]) if first is not None else 0,
+        )
     return out
 
 
@@ -184,13 +199,15 @@ def _where(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:
     return and_all([scope.to_sql(), compile_slice(slice_, project)])
 
 
-def _sample(con, project: Project, columns: list[str], where: tuple[str, list],
-            rows: tuple[str, str] | None = None) -> tuple[str, list]:
+def _sample(
+    con, project: Project, columns: list[str], where: tuple[str, list], rows: tuple[str, str] | None = None
+) -> tuple[str, list]:
     """The scoped rows' ``columns`` or, beyond EXACT_QUANTILES_UP_TO rows, a sample
     of about QUANTILE_SAMPLE of them: the rows of a fixed share of the examples.
     ``rows``: ``(table, key column)`` to read instead of the log (a comparison's pairs)."""
-    table, key = (quote_ident(rows[0]), quote_ident(rows[1])) if rows else (quote_ident(project.log_table),
-                                                                             "example_key")
+    table, key = (
+        (quote_ident(rows[0]), quote_ident(rows[1])) if rows else (quote_ident(project.log_table), "example_key")
+    )
     cols = ", ".join(quote_ident(c) for c in columns)
     n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
@@ -211,13 +228,21 @@ def check_groupable(project: Project, columns: list[str], purpose: str = "break 
         if column not in kinds:
             raise ConfigError(f"Unknown column {column!r}. Columns of {project.name}: {', '.join(sorted(kinds))}.")
         if kinds[column] not in GROUPABLE:
-            raise ConfigError(f"{column} is a {kinds[column]} column; {purpose} a categorical, boolean, "
-                              "numeric or timestamp column.")
+            raise ConfigError(
+                f"{column} is a {kinds[column]} column; {purpose} a categorical, boolean, numeric or timestamp column."
+            )
     return kinds
 
 
-def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[str], scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10, rows: tuple[str, str] | None = None) -> list[Grouping]:
+def groupings(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    columns: list[str],
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    bins: int = 10,
+    rows: tuple[str, str] | None = None,
+) -> list[Grouping]:
     """How each column is cut; the quantile edges of every numeric column in one pass.
     The edges are quantiles of the log's rows in ``scope`` and ``slice_``, or of every
     row of ``rows``, a ``(table, key column)`` such as a comparison's pairs."""
@@ -238,8 +263,10 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
         marks = ", ".join("?" for _ in fractions)  # one parameter per fraction: plain SQL on any engine
         exprs = [f"quantile_disc({_numeric(quote_ident(c), kinds[c])}, [{marks}])" for c in binned]
         exprs += [f"count(DISTINCT {quote_ident(c)})" for c in binned]  # exact: the same on every engine
-        row = con.execute(f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
-                          [*[q for _ in binned for q in fractions], *params]).fetchall()[0]
+        row = con.execute(
+            f"SELECT {', '.join(exprs)} FROM ({sample_sql}) AS sampled",
+            [*[q for _ in binned for q in fractions], *params],
+        ).fetchall()[0]
         for i, c in enumerate(binned):
             cuts[c] = sorted({float(x) for x in (row[i] or []) if x is not None}) if qs else []
             distinct[c] = int(row[len(binned) + i] or 0)
@@ -250,13 +277,26 @@ def groupings(con: duckdb.DuckDBPyConnection, project: Project, columns: list[st
             out.append(Grouping(column, kind))
             continue
         edges = cuts.get(column, [])
-        out.append(Grouping(column, kind, tuple(edges), (*_bin_labels(edges, kind), MISSING),
-                            raw=distinct.get(column, 0) <= RAW_DISTINCT))
+        out.append(
+            Grouping(
+                column,
+                kind,
+                tuple(edges),
+                (*_bin_labels(edges, kind), MISSING),
+                raw=distinct.get(column, 0) <= RAW_DISTINCT,
+            )
+        )
     return out
 
 
-def grouping(con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(),
-             slice_: Slice = Slice(), bins: int = 10) -> Grouping:
+def grouping(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    column: str,
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    bins: int = 10,
+) -> Grouping:
     return groupings(con, project, [column], scope, slice_, bins)[0]
 
 
@@ -283,9 +323,16 @@ def _bin_labels(edges: list[float], kind: str) -> list[str]:
 BREAKDOWN_LIMIT = 50  # groups of a category shown by default; the rest summarized in one row
 
 
-def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(),
-              slice_: Slice = Slice(), bins: int = 10, min_labeled: int = 30,
-              limit: int | None = BREAKDOWN_LIMIT) -> pd.DataFrame:
+def breakdown(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    column: str,
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    bins: int = 10,
+    min_labeled: int = 30,
+    limit: int | None = BREAKDOWN_LIMIT,
+) -> pd.DataFrame:
     """Every metric of the task per group of ``column`` (one row per group), with
     the error rate's 95% Wilson interval, lift, impact and an ``unreliable`` flag.
 
@@ -304,10 +351,13 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
     # group come from all rows, grouped by the value itself where it repeats
     # (then binned), so the bin is not worked out for every row.
     key, key_params = g.key_for()
-    rows = (f"SELECT *, {key} AS sb_group FROM {quote_ident(project.labeled_table)} "
-            f"WHERE ({where}) AND label IS NOT NULL", [*key_params, *params])
-    labeled = compute_metrics(con, project, group_by=[GroupKey("value", "sb_group")], rows=rows,
-                              include_outcomes=False, labeled_only=True)
+    rows = (
+        f"SELECT *, {key} AS sb_group FROM {quote_ident(project.labeled_table)} WHERE ({where}) AND label IS NOT NULL",
+        [*key_params, *params],
+    )
+    labeled = compute_metrics(
+        con, project, group_by=[GroupKey("value", "sb_group")], rows=rows, include_outcomes=False, labeled_only=True
+    )
     labeled["value"] = g.label_of(labeled["value"])
     counts = _group_counts(con, project, g, (where, params))
     frame = _with_counts(labeled, counts, project)
@@ -329,7 +379,8 @@ def breakdown(con: duckdb.DuckDBPyConnection, project: Project, column: str, sco
         frame.attrs["notes"] = [
             f"{other['groups']:,} groups: the {other['shown']:,} with the most rows are shown; the last row "
             f"summarizes the other {other['values']:,} values ({other['rows']:,} rows"
-            + (", missing values included)" if other["missing"] else ")")]
+            + (", missing values included)" if other["missing"] else ")")
+        ]
     frame.attrs["overall_error_rate"] = overall
     return frame
 
@@ -343,8 +394,9 @@ def _plain(x) -> float | None:
     return None if x is None or x != x else float(x)
 
 
-def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
-                    limit: int) -> tuple[Grouping, dict | None]:
+def capped_grouping(
+    con, project: Project, g: Grouping, where: tuple[str, list], limit: int
+) -> tuple[Grouping, dict | None]:
     """A categorical grouping ``g`` cut to its ``limit`` largest groups (most rows first, equal
     counts in natural order) and one group for all the others, ranked in the database; with
     a description of that last group (``None``: ``g`` has at most ``limit`` groups, unchanged)."""
@@ -353,7 +405,8 @@ def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
         f"SELECT sb_v, n, count(*) OVER () AS sb_groups, count(*) OVER () - count(sb_v) OVER () AS sb_null "
         f"FROM (SELECT CAST({col} AS VARCHAR) AS sb_v, count(*) AS n FROM {quote_ident(project.log_table)} "
         f"WHERE {where[0]} GROUP BY 1) AS counted ORDER BY n DESC, sb_v IS NULL, {natural_order('sb_v')} LIMIT ?",
-        [*where[1], limit]).fetchall()
+        [*where[1], limit],
+    ).fetchall()
     groups = int(ranked[0][2]) if ranked else 0
     if groups <= limit:
         return g, None
@@ -369,15 +422,23 @@ def capped_grouping(con, project: Project, g: Grouping, where: tuple[str, list],
 
 def _group_counts(con, project: Project, g: Grouping, where: tuple[str, list]) -> pd.DataFrame:
     """Rows, and each outcome's sum and count, per group of ``g`` over all rows in ``where``."""
-    sums = "".join(f", sum({quote_ident(o.name)}) AS {quote_ident(o.name + '_sum')}, "
-                   f"count({quote_ident(o.name)}) AS {quote_ident(o.name + '_count')}" for o in project.outcomes)
-    totals = "".join(f", sum({quote_ident(o.name + s)}) AS {quote_ident(o.name + s)}"
-                     for o in project.outcomes for s in ("_sum", "_count"))
+    sums = "".join(
+        f", sum({quote_ident(o.name)}) AS {quote_ident(o.name + '_sum')}, "
+        f"count({quote_ident(o.name)}) AS {quote_ident(o.name + '_count')}"
+        for o in project.outcomes
+    )
+    totals = "".join(
+        f", sum({quote_ident(o.name + s)}) AS {quote_ident(o.name + s)}"
+        for o in project.outcomes
+        for s in ("_sum", "_count")
+    )
     table = quote_ident(project.log_table)
     if g.raw:
         key, key_params = g.key_for("sb_value")
-        sql = (f"SELECT {key} AS value, sum(n_rows) AS n_rows{totals} FROM (SELECT {quote_ident(g.column)} AS "
-               f"sb_value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1) AS by_value GROUP BY 1")
+        sql = (
+            f"SELECT {key} AS value, sum(n_rows) AS n_rows{totals} FROM (SELECT {quote_ident(g.column)} AS "
+            f"sb_value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1) AS by_value GROUP BY 1"
+        )
         frame = con.execute(sql, [*key_params, *where[1]]).df()
     else:
         key, key_params = g.key_for()
@@ -424,15 +485,24 @@ def _rank_columns(frame: pd.DataFrame, overall: float, min_labeled: int) -> None
     frame["impact"] = frame["n_labeled"] * (frame["error_rate"] - overall)
     if "fp" in frame or "accuracy" in frame:
         frame["error_rate_low"], frame["error_rate_high"] = wilson_bounds(
-            frame["errors"].fillna(0).round(), frame["n_labeled"])
+            frame["errors"].fillna(0).round(), frame["n_labeled"]
+        )
     frame["unreliable"] = frame["n_labeled"] < min_labeled
     frame.attrs["overall_error_rate"] = overall
 
 
-def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(),
-                slice_: Slice = Slice(), columns: list[str] | None = None, bins: int = 5,
-                sort_by: str = "impact", min_labeled: int = 30, limit: int | None = None,
-                keep_id_like: bool = False) -> pd.DataFrame:
+def leaderboard(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    columns: list[str] | None = None,
+    bins: int = 5,
+    sort_by: str = "impact",
+    min_labeled: int = 30,
+    limit: int | None = None,
+    keep_id_like: bool = False,
+) -> pd.DataFrame:
     """Groups of every feature at once, most harmful first (see the module docstring).
     Id-like categorical features are left out unless ``keep_id_like``: ``attrs["notes"]``
     and ``attrs["skipped_features"]`` say which."""
@@ -452,12 +522,20 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     notes = [k.note() + " (keep_id_like to include it)" for k in skipped]
     if not columns:
         empty = pd.DataFrame(columns=["column", "value", "n_rows", "n_labeled", "errors"])
-        empty.attrs.update(notes=notes, skipped_features=[{"column": k.column, "distinct": k.distinct,
-                                                            "rows": k.rows} for k in skipped])
+        empty.attrs.update(
+            notes=notes,
+            skipped_features=[{"column": k.column, "distinct": k.distinct, "rows": k.rows} for k in skipped],
+        )
         return empty
-    error = ("CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN "
-             + ("abs(label - prediction)" if project.task == "regression"
-                else "CASE WHEN label = prediction THEN 0 ELSE 1 END") + " END")
+    error = (
+        "CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN "
+        + (
+            "abs(label - prediction)"
+            if project.task == "regression"
+            else "CASE WHEN label = prediction THEN 0 ELSE 1 END"
+        )
+        + " END"
+    )
     cuts = groupings(con, project, columns, scope, slice_, bins)
     frame = con.execute(*_leaderboard_query(project, cuts, (where, params), error)).df()
     frame["errors"] = frame["errors"].fillna(0)
@@ -482,8 +560,7 @@ def leaderboard(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope =
     return frame.head(limit) if limit else frame
 
 
-def _leaderboard_query(project: Project, cuts: list[Grouping], where: tuple[str, list],
-                       error: str) -> tuple[str, list]:
+def _leaderboard_query(project: Project, cuts: list[Grouping], where: tuple[str, list], error: str) -> tuple[str, list]:
     """Rows, labeled rows and errors per group of every grouping, in one scan.
 
     One single-column grouping set per feature, over the value itself where a
@@ -503,15 +580,19 @@ def _leaderboard_query(project: Project, cuts: list[Grouping], where: tuple[str,
             labels.append((key, ()))
     sets = ", ".join(f"(k{i})" for i in range(len(cuts)))
     flags = ", ".join(f"grouping(k{i}) AS g{i}" for i in range(len(cuts)))
-    grouped = (f"SELECT {', '.join(f'k{i}' for i in range(len(cuts)))}, {flags}, count(*) AS n_rows, "
-               f"count(sb_error) AS n_labeled, sum(sb_error) AS errors "
-               f"FROM (SELECT {', '.join(keys)}, {error} AS sb_error FROM {quote_ident(project.log_table)} "
-               f"WHERE {where[0]}) AS scoped GROUP BY GROUPING SETS ({sets})")
+    grouped = (
+        f"SELECT {', '.join(f'k{i}' for i in range(len(cuts)))}, {flags}, count(*) AS n_rows, "
+        f"count(sb_error) AS n_labeled, sum(sb_error) AS errors "
+        f"FROM (SELECT {', '.join(keys)}, {error} AS sb_error FROM {quote_ident(project.log_table)} "
+        f"WHERE {where[0]}) AS scoped GROUP BY GROUPING SETS ({sets})"
+    )
     params += list(where[1])
     selects = []
     for i, (g, (label, label_params)) in enumerate(zip(cuts, labels)):
-        selects.append(f"SELECT ? AS \"column\", {label} AS value, sum(n_rows) AS n_rows, "
-                       f"sum(n_labeled) AS n_labeled, sum(errors) AS errors FROM grouped WHERE g{i} = 0 GROUP BY 2")
+        selects.append(
+            f'SELECT ? AS "column", {label} AS value, sum(n_rows) AS n_rows, '
+            f"sum(n_labeled) AS n_labeled, sum(errors) AS errors FROM grouped WHERE g{i} = 0 GROUP BY 2"
+        )
         params += [g.column, *label_params]
     return f"WITH grouped AS ({grouped}) " + " UNION ALL ".join(selects), params
 

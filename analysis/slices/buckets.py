@@ -21,18 +21,27 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from analysis.slices.breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
 from analysis.errors import ConfigError
+from analysis.slices.breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
+from analysis.slices.model import Slice, compile_slice, slice_columns
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Slice, compile_slice, slice_columns
 from analysis.store.sql import and_all, quote_ident
 
 BINARY_BUCKETS = ("TP", "TN", "FP confident", "FP", "FN confident", "FN", "unlabeled")
 MULTICLASS_BUCKETS = ("correct", "wrong", "unlabeled")
 REGRESSION_BUCKETS = ("under > 2 MAE", "under 1-2 MAE", "within 1 MAE", "over 1-2 MAE", "over > 2 MAE", "unlabeled")
-SORTABLE_EXTRA = ("prediction_id", "example_id", "timestamp", "model_version", "stage", "score", "label",
-                  "prediction", "label_timestamp")
+SORTABLE_EXTRA = (
+    "prediction_id",
+    "example_id",
+    "timestamp",
+    "model_version",
+    "stage",
+    "score",
+    "label",
+    "prediction",
+    "label_timestamp",
+)
 
 
 def buckets_for(task: str) -> tuple[str, ...]:
@@ -41,8 +50,8 @@ def buckets_for(task: str) -> tuple[str, ...]:
 
 def _mae(con, project: Project, where: tuple[str, list]) -> float:
     value = con.execute(
-        f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.labeled_table)} WHERE {where[0]}",
-        where[1]).fetchall()[0][0]
+        f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.labeled_table)} WHERE {where[0]}", where[1]
+    ).fetchall()[0][0]
     return float(value) if value else 1.0
 
 
@@ -51,19 +60,27 @@ def bucket_sql(project: Project, *, confidence: float = 0.9, mae: float = 1.0) -
     if not 0.5 <= confidence <= 1:
         raise ConfigError("The confidence of a confident mistake is between 0.5 and 1.")
     if project.task == "binary":
-        return ("CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
-                "WHEN label AND prediction THEN 'TP' WHEN NOT label AND NOT prediction THEN 'TN' "
-                "WHEN prediction THEN CASE WHEN score >= ? THEN 'FP confident' ELSE 'FP' END "
-                "ELSE CASE WHEN score <= ? THEN 'FN confident' ELSE 'FN' END END",
-                [confidence, 1 - confidence])
+        return (
+            "CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
+            "WHEN label AND prediction THEN 'TP' WHEN NOT label AND NOT prediction THEN 'TN' "
+            "WHEN prediction THEN CASE WHEN score >= ? THEN 'FP confident' ELSE 'FP' END "
+            "ELSE CASE WHEN score <= ? THEN 'FN confident' ELSE 'FN' END END",
+            [confidence, 1 - confidence],
+        )
     if project.task == "multiclass":
-        return ("CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
-                "WHEN label = prediction THEN 'correct' ELSE 'wrong' END", [])
+        return (
+            "CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
+            "WHEN label = prediction THEN 'correct' ELSE 'wrong' END",
+            [],
+        )
     residual = "(prediction - label)"
-    return (f"CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
-            f"WHEN {residual} < -2 * ? THEN 'under > 2 MAE' WHEN {residual} < -1 * ? THEN 'under 1-2 MAE' "
-            f"WHEN {residual} <= ? THEN 'within 1 MAE' WHEN {residual} <= 2 * ? THEN 'over 1-2 MAE' "
-            f"ELSE 'over > 2 MAE' END", [mae, mae, mae, mae])
+    return (
+        f"CASE WHEN label IS NULL OR prediction IS NULL THEN 'unlabeled' "
+        f"WHEN {residual} < -2 * ? THEN 'under > 2 MAE' WHEN {residual} < -1 * ? THEN 'under 1-2 MAE' "
+        f"WHEN {residual} <= ? THEN 'within 1 MAE' WHEN {residual} <= 2 * ? THEN 'over 1-2 MAE' "
+        f"ELSE 'over > 2 MAE' END",
+        [mae, mae, mae, mae],
+    )
 
 
 def bucket_filter(project: Project, bucket: str, *, confidence: float = 0.9, mae: float = 1.0) -> tuple[str, list]:
@@ -96,8 +113,15 @@ def _buckets(con, project: Project, where, confidence: float) -> tuple[str, list
     return bucket_sql(project, confidence=confidence, mae=mae)
 
 
-def bucket_counts(con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(),
-                  slice_: Slice = Slice(), confidence: float = 0.9, bins: int = 5) -> pd.DataFrame:
+def bucket_counts(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    column: str,
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    confidence: float = 0.9,
+    bins: int = 5,
+) -> pd.DataFrame:
     """Rows per (group of ``column``, bucket) within the slice: ``value``, ``bucket``, ``n``
     (every pair present, zeros included), ordered as the groups and buckets."""
     where = _scoped(project, scope, slice_)
@@ -108,7 +132,9 @@ def bucket_counts(con: duckdb.DuckDBPyConnection, project: Project, column: str,
     b_sql, b_params = _buckets(con, project, where, confidence)
     frame = con.execute(
         f"SELECT {g.sql} AS value, {b_sql} AS bucket, count(*) AS n FROM {quote_ident(project.log_table)} "
-        f"WHERE {where[0]} GROUP BY 1, 2", [*g.params, *b_params, *where[1]]).df()
+        f"WHERE {where[0]} GROUP BY 1, 2",
+        [*g.params, *b_params, *where[1]],
+    ).df()
     values = list(g.order) if g.order else list(frame.groupby("value")["n"].sum().sort_values(ascending=False).index)
     present = set(frame["value"])
     values = [v for v in values if v in present and not (other and v == other["value"])]
@@ -132,10 +158,20 @@ class ExamplePage:
         return max(1, -(-self.total // self.page_size))
 
 
-def examples(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Scope(), slice_: Slice = Slice(),
-             *, bucket: str | None = None, confidence: float = 0.9, near_threshold: float | None = None,
-             sort_by: str = "timestamp", descending: bool = True, page: int = 1,
-             page_size: int = 50) -> ExamplePage:
+def examples(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    scope: Scope = Scope(),
+    slice_: Slice = Slice(),
+    *,
+    bucket: str | None = None,
+    confidence: float = 0.9,
+    near_threshold: float | None = None,
+    sort_by: str = "timestamp",
+    descending: bool = True,
+    page: int = 1,
+    page_size: int = 50,
+) -> ExamplePage:
     """One page of the slice's rows (optionally one bucket, or only rows scored
     within ``near_threshold`` of the decision threshold), sorted by any column."""
     if not 1 <= page_size <= 1000:
@@ -158,13 +194,27 @@ def examples(con: duckdb.DuckDBPyConnection, project: Project, scope: Scope = Sc
     labeled_only = bucket is not None and bucket != "unlabeled"
     table = quote_ident(project.labeled_table if labeled_only else project.log_table)
     total = con.execute(f"SELECT count(*) FROM {table} WHERE {f_sql}", f_params).fetchall()[0][0]
-    columns = ["prediction_id", "example_id", "timestamp", "model_version", "stage", "prediction", "score",
-               "label", "label_timestamp"] + [c.name for c in project.features] + [c.name for c in project.outcomes]
+    columns = (
+        [
+            "prediction_id",
+            "example_id",
+            "timestamp",
+            "model_version",
+            "stage",
+            "prediction",
+            "score",
+            "label",
+            "label_timestamp",
+        ]
+        + [c.name for c in project.features]
+        + [c.name for c in project.outcomes]
+    )
     select = ", ".join(quote_ident(c) for c in columns)
     page = max(1, int(page))
     order = "bucket" if sort_by == "bucket" else quote_ident(sort_by)
     rows = con.execute(
         f"SELECT {select}, {b_sql} AS bucket FROM {table} WHERE {f_sql} "
         f"ORDER BY {order} {'DESC' if descending else 'ASC'} NULLS LAST, prediction_id LIMIT ? OFFSET ?",
-        [*b_params, *f_params, int(page_size), (page - 1) * int(page_size)]).df()
+        [*b_params, *f_params, int(page_size), (page - 1) * int(page_size)],
+    ).df()
     return ExamplePage(rows, int(total), page, int(page_size))

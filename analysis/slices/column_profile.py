@@ -7,9 +7,9 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
+from analysis.slices.model import slice_columns
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import slice_columns
 from analysis.store.sql import quote_ident
 
 
@@ -20,8 +20,9 @@ def _column(project: Project, column: str) -> tuple[str, str]:
     return quote_ident(column), kinds[column]
 
 
-def value_counts(con: duckdb.DuckDBPyConnection, project: Project, column: str,
-                 scope: Scope = Scope(), limit: int = 100) -> pd.DataFrame:
+def value_counts(
+    con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(), limit: int = 100
+) -> pd.DataFrame:
     """``value`` (as text; null for missing) and ``n``, most frequent first."""
     col, _ = _column(project, column)
     where, params = scope.to_sql()
@@ -32,8 +33,9 @@ def value_counts(con: duckdb.DuckDBPyConnection, project: Project, column: str,
     ).df()
 
 
-def histogram(con: duckdb.DuckDBPyConnection, project: Project, column: str,
-              scope: Scope = Scope(), bins: int = 30) -> pd.DataFrame:
+def histogram(
+    con: duckdb.DuckDBPyConnection, project: Project, column: str, scope: Scope = Scope(), bins: int = 30
+) -> pd.DataFrame:
     """Equal-width bins over the column's range: ``low``, ``high``, ``n``; plus a
     ``nulls`` attribute with the number of missing values."""
     col, kind = _column(project, column)

@@ -58,8 +58,12 @@ def _shown(value) -> str:
 
 def _refusal(exc: ValidationError, prefix: str) -> ConfigError:
     err = exc.errors()[0]
-    expected = {"list_type": "a list of values", "bool_type": "true or false", "string_type": "a text",
-                "missing": "present"}.get(err["type"], err["msg"].removeprefix("Input should be ").rstrip("."))
+    expected = {
+        "list_type": "a list of values",
+        "bool_type": "true or false",
+        "string_type": "a text",
+        "missing": "present",
+    }.get(err["type"], err["msg"].removeprefix("Input should be ").rstrip("."))
     where = _where(tuple(err["loc"]), prefix)
     field = next((part for part in err["loc"] if part in FIELDS), None)
     if field in ("low", "high"):
@@ -103,5 +107,7 @@ def load(text: str):
     except json.JSONDecodeError as exc:
         raise ConfigError(f"The slice is not valid JSON: {exc.msg} at position {exc.pos}.") from None
     except RecursionError:
-        raise ConfigError("The slice nests too deeply to be read (JSON arrays or objects inside each other "
-                          "beyond what the reader allows).") from None
+        raise ConfigError(
+            "The slice nests too deeply to be read (JSON arrays or objects inside each other "
+            "beyond what the reader allows)."
+        ) from None

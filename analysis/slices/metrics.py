@@ -23,13 +23,22 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analysis.stats.intervals import (auc_interval, average_precision_interval, average_precision_se, f1_test, mean_intervals,
-                        positive_mean_intervals, proportion_test, welch_test, wilson_bounds, z_test)
-
 from analysis.metrics.sql import ALL_ROWS, GroupKey, binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
+from analysis.slices.model import Slice, compile_slice
+from analysis.stats.intervals import (
+    auc_interval,
+    average_precision_interval,
+    average_precision_se,
+    f1_test,
+    mean_intervals,
+    positive_mean_intervals,
+    proportion_test,
+    welch_test,
+    wilson_bounds,
+    z_test,
+)
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Slice, compile_slice
 from analysis.store.sql import quote_ident
 
 PART = GroupKey("part", "sb_part")
@@ -80,8 +89,10 @@ def _rows_with_flag(project: Project, slice_: Slice, scope: Scope) -> tuple[str,
     pred, pred_params = compile_slice(slice_, project)
     where, where_params = scope.to_sql()
     # A NULL predicate (e.g. a comparison with a null value) is outside the slice.
-    sql = (f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
-           f"FROM {quote_ident(project.log_table)} WHERE {where}")
+    sql = (
+        f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
+        f"FROM {quote_ident(project.log_table)} WHERE {where}"
+    )
     return sql, pred_params + where_params
 
 
@@ -106,53 +117,76 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
     o_cols = [o + suffix for o in outcomes for suffix in ("_sum", "_count", "__sq")]
     o_aggs = "".join(
         f", sum({quote_ident(o)}) AS {quote_ident(o + '_sum')}, count({quote_ident(o)}) AS {quote_ident(o + '_count')}"
-        f", sum({quote_ident(o)} * {quote_ident(o)}) AS {quote_ident(o + '__sq')}" for o in outcomes)
-    all_rows = (f"SELECT 'overall' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE {where} "
-                f"UNION ALL SELECT 'slice' AS part, count(*) AS n_rows{o_aggs} FROM {table} "
-                f"WHERE ({where}) AND {in_slice}")
+        f", sum({quote_ident(o)} * {quote_ident(o)}) AS {quote_ident(o + '__sq')}"
+        for o in outcomes
+    )
+    all_rows = (
+        f"SELECT 'overall' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE {where} "
+        f"UNION ALL SELECT 'slice' AS part, count(*) AS n_rows{o_aggs} FROM {table} "
+        f"WHERE ({where}) AND {in_slice}"
+    )
     # An empty slice sums to NULL: count it as zero before taking the difference.
-    rest_cols = ", ".join(f"coalesce(o.{quote_ident(c)}, 0) - coalesce(s.{quote_ident(c)}, 0) AS {quote_ident(c)}"
-                          for c in ["n_rows", *o_cols])
+    rest_cols = ", ".join(
+        f"coalesce(o.{quote_ident(c)}, 0) - coalesce(s.{quote_ident(c)}, 0) AS {quote_ident(c)}"
+        for c in ["n_rows", *o_cols]
+    )
     # Grouping by a boolean is much cheaper than by a string.
-    labeled = (f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, count(*) AS n "
-               f"FROM {quote_ident(project.labeled_table)} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL")
+    labeled = (
+        f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, count(*) AS n "
+        f"FROM {quote_ident(project.labeled_table)} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL"
+    )
     terms = dict(binary_terms())
-    squares = {"ll_sq": f"n * ({terms['ll_sum']}) * ({terms['ll_sum']})",
-               "brier_sq": f"n * ({terms['brier_sum']}) * ({terms['brier_sum']})"}
-    lab_aggs = ", ".join([f"{expr} AS {name}" for name, expr in binary_sums(weight="n")]
-                         + [f"sum({expr}) AS {name}" for name, expr in squares.items()])
+    squares = {
+        "ll_sq": f"n * ({terms['ll_sum']}) * ({terms['ll_sum']})",
+        "brier_sq": f"n * ({terms['brier_sum']}) * ({terms['brier_sum']})",
+    }
+    lab_aggs = ", ".join(
+        [f"{expr} AS {name}" for name, expr in binary_sums(weight="n")]
+        + [f"sum({expr}) AS {name}" for name, expr in squares.items()]
+    )
     lab_names = [name for name, _ in binary_sums()] + list(squares)
     lab_total = ", ".join(f"sum({name}) AS {name}" for name in lab_names)
-    flags = {"ps": "sb_in AND label", "ns": "sb_in AND NOT label",
-             "pr": "NOT sb_in AND label", "nr": "NOT sb_in AND NOT label"}
+    flags = {
+        "ps": "sb_in AND label",
+        "ns": "sb_in AND NOT label",
+        "pr": "NOT sb_in AND label",
+        "nr": "NOT sb_in AND NOT label",
+    }
     counted = ", ".join(f"CAST(sum(CASE WHEN {cond} THEN n ELSE 0 END) AS DOUBLE) AS {k}" for k, cond in flags.items())
     window = "OVER (ORDER BY s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     cums = ", ".join(f"sum({k}) {window} AS c_{k}" for k in flags)
 
     def curve(part: str, pos: str, neg: str, tp_at: str, fp_at: str) -> str:
-        return (f"SELECT '{part}' AS part, sum({pos}) AS n_pos, sum({neg}) AS n_neg, "
-                f"sum({pos}) * sum({neg}) - sum({pos} * (({fp_at}) - 0.5 * ({neg}))) AS auc_num, "
-                f"sum(CASE WHEN {pos} > 0 THEN {pos} * ({tp_at}) / (({tp_at}) + ({fp_at})) ELSE 0 END) AS ap_num "
-                "FROM ranked")
+        return (
+            f"SELECT '{part}' AS part, sum({pos}) AS n_pos, sum({neg}) AS n_neg, "
+            f"sum({pos}) * sum({neg}) - sum({pos} * (({fp_at}) - 0.5 * ({neg}))) AS auc_num, "
+            f"sum(CASE WHEN {pos} > 0 THEN {pos} * ({tp_at}) / (({tp_at}) + ({fp_at})) ELSE 0 END) AS ap_num "
+            "FROM ranked"
+        )
 
-    curves = " UNION ALL ".join([
-        curve("slice", "ps", "ns", "c_ps", "c_ns"),
-        curve("rest", "pr", "nr", "c_pr", "c_nr"),
-        curve("overall", "(ps + pr)", "(ns + nr)", "c_ps + c_pr", "c_ns + c_nr"),
-    ])
-    totals = ("SELECT a.*, " + ", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in lab_names)
-              + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part")
-    body = binary_sql(totals, curves, [PART_ALIAS], outcomes,
-                       (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
-    sql = (f"WITH all_rows AS ({all_rows}), "
-           f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
-           f"FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), "
-           f"lab AS ({labeled}), "
-           f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} FROM lab GROUP BY sb_in), "
-           f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
-           f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
-           f"ranked AS (SELECT *, {cums} FROM scored), "
-           + body.strip()[len("WITH "):])
+    curves = " UNION ALL ".join(
+        [
+            curve("slice", "ps", "ns", "c_ps", "c_ns"),
+            curve("rest", "pr", "nr", "c_pr", "c_nr"),
+            curve("overall", "(ps + pr)", "(ns + nr)", "c_ps + c_pr", "c_ns + c_nr"),
+        ]
+    )
+    totals = (
+        "SELECT a.*, "
+        + ", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in lab_names)
+        + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part"
+    )
+    body = binary_sql(totals, curves, [PART_ALIAS], outcomes, (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
+    sql = (
+        f"WITH all_rows AS ({all_rows}), "
+        f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
+        f"FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), "
+        f"lab AS ({labeled}), "
+        f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} FROM lab GROUP BY sb_in), "
+        f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
+        f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
+        f"ranked AS (SELECT *, {cums} FROM scored), " + body.strip()[len("WITH ") :]
+    )
     params = where_params + where_params + pred_params + pred_params + where_params
     return sql, params
 
@@ -164,12 +198,19 @@ def _part_sums(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:
     sel = []
     for o in project.outcomes:
         c = quote_ident(o.name)
-        sel += [f"count({c}) AS {quote_ident(o.name + '_count')}", f"sum({c}) AS {quote_ident(o.name + '_sum')}",
-                f"sum({c} * {c}) AS {quote_ident(o.name + '__sq')}"]
+        sel += [
+            f"count({c}) AS {quote_ident(o.name + '_count')}",
+            f"sum({c}) AS {quote_ident(o.name + '_sum')}",
+            f"sum({c} * {c}) AS {quote_ident(o.name + '__sq')}",
+        ]
     if project.task == "regression":
         err = "CASE WHEN label IS NOT NULL AND prediction IS NOT NULL THEN label - prediction END"
-        sel += [f"count({err}) AS n_err", f"sum(abs({err})) AS sae", f"sum(({err}) * ({err})) AS sse",
-                f"sum(({err}) * ({err}) * ({err}) * ({err})) AS se4"]
+        sel += [
+            f"count({err}) AS n_err",
+            f"sum(abs({err})) AS sae",
+            f"sum(({err}) * ({err})) AS sse",
+            f"sum(({err}) * ({err}) * ({err}) * ({err})) AS se4",
+        ]
     if not sel:
         return pd.DataFrame(index=pd.Index(PARTS, name="part"))
     sql = f"SELECT sb_part AS part, {', '.join(sel)} FROM ({rows[0]}) AS r GROUP BY sb_part"
@@ -190,8 +231,9 @@ def _mean_specs(project: Project) -> dict[str, tuple[str, str, str]]:
     return specs
 
 
-def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
-                  scope: Scope = Scope()) -> SliceMetrics:
+def slice_metrics(
+    con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice, scope: Scope = Scope()
+) -> SliceMetrics:
     """Metrics with intervals for the slice, the rest of ``scope``, and all of it."""
     if project.task == "binary":
         sql, params = _binary_parts_query(project, slice_, scope)
@@ -219,8 +261,9 @@ def slice_metrics(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slic
     # The binary query summed the squares already; other tasks take one more pass.
     sums = frame.set_index("part") if project.task == "binary" else _part_sums(con, project, rows)
     means = _mean_interval_columns(frame, project, sums, _non_negative_outcomes(con, project, scope))
-    frame = frame.drop(columns=[c for c in frame.columns if c in means or c.endswith("__sq")
-                                or c in ("ll_sq", "brier_sq")])
+    frame = frame.drop(
+        columns=[c for c in frame.columns if c in means or c.endswith("__sq") or c in ("ll_sq", "brier_sq")]
+    )
     frame = pd.concat([frame, pd.DataFrame(means, index=frame.index)], axis=1)
     metric_names = ["share", "labeled_share", *_metric_names(project)]
     comparison = _compare(frame, project, metric_names)
@@ -280,8 +323,11 @@ def _non_negative_outcomes(con, project: Project, scope: Scope) -> set[str]:
     if not project.outcomes:
         return set()
     where, params = scope.to_sql()
-    lows = con.execute(f"SELECT {', '.join(f'min({quote_ident(o.name)})' for o in project.outcomes)} "
-                       f"FROM {quote_ident(project.log_table)} WHERE {where}", params).fetchall()[0]
+    lows = con.execute(
+        f"SELECT {', '.join(f'min({quote_ident(o.name)})' for o in project.outcomes)} "
+        f"FROM {quote_ident(project.log_table)} WHERE {where}",
+        params,
+    ).fetchall()[0]
     return {o.name for o, low in zip(project.outcomes, lows) if low is None or low >= 0}
 
 
@@ -289,20 +335,23 @@ def _non_negative_outcomes(con, project: Project, scope: Scope) -> set[str]:
 NON_NEGATIVE = {"log_loss": None, "brier": 1.0, "mae": None, "mse": None}
 
 
-def _mean_interval_columns(frame: pd.DataFrame, project: Project, sums: pd.DataFrame,
-                           non_negative: set[str] = frozenset()) -> dict[str, object]:
+def _mean_interval_columns(
+    frame: pd.DataFrame, project: Project, sums: pd.DataFrame, non_negative: set[str] = frozenset()
+) -> dict[str, object]:
     """Intervals (and the sd Welch's test needs) of every metric that is a mean: on the
     log scale for a mean of non-negative values, else Student t (see analysis.stats.intervals)."""
     parts = list(frame["part"])
     by_part = sums.reindex(parts)
 
     def column(name: str) -> np.ndarray:
-        return by_part[name].to_numpy(dtype="float64", na_value=0.0) if name in by_part.columns else np.zeros(len(parts))
+        return (
+            by_part[name].to_numpy(dtype="float64", na_value=0.0) if name in by_part.columns else np.zeros(len(parts))
+        )
 
     new: dict[str, object] = {}
     for name, (n_col, s_col, q_col) in _mean_specs(project).items():
         n = column(n_col)
-        if name in NON_NEGATIVE or name[:-len("_mean")] in non_negative:
+        if name in NON_NEGATIVE or name[: -len("_mean")] in non_negative:
             mean, sd, low, high = positive_mean_intervals(n, column(s_col), column(q_col), NON_NEGATIVE.get(name))
         else:
             mean, sd, low, high = mean_intervals(n, column(s_col), column(q_col))

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from analysis.errors import ConfigError
+from analysis.slices.json_types import FIELDS, condition_fields
+from analysis.slices.json_types import load as load_json
 from analysis.store.project import Project
-from analysis.slices.json_types import FIELDS, condition_fields, load as load_json
 from analysis.store.sql import quote_ident
 
 OPS = ("in", "not_in", "between", "is_true", "is_false", "is_null", "not_null", "contains")
@@ -76,8 +77,12 @@ class Condition:
         if self.op in ("in", "not_in"):
             d["values"] = list(self.values)
         elif self.op == "between":
-            d.update(low=_json_number(self.low), high=_json_number(self.high),
-                     low_inclusive=self.low_inclusive, high_inclusive=self.high_inclusive)
+            d.update(
+                low=_json_number(self.low),
+                high=_json_number(self.high),
+                low_inclusive=self.low_inclusive,
+                high_inclusive=self.high_inclusive,
+            )
         elif self.op == "contains":
             d["text"] = self.text
         return d
@@ -91,8 +96,16 @@ class Condition:
         if unknown:
             raise ConfigError(f"Unknown key(s) in a slice condition: {', '.join(sorted(map(str, unknown)))}")
         f = condition_fields(d, index)  # declared types, strictly (analysis.slices.json_types)
-        cond = cls(column=f["column"], op=f["op"], values=tuple(f["values"] or ()), low=f["low"], high=f["high"],
-                   low_inclusive=f["low_inclusive"], high_inclusive=f["high_inclusive"], text=f["text"])
+        cond = cls(
+            column=f["column"],
+            op=f["op"],
+            values=tuple(f["values"] or ()),
+            low=f["low"],
+            high=f["high"],
+            low_inclusive=f["low_inclusive"],
+            high_inclusive=f["high_inclusive"],
+            text=f["text"],
+        )
         cond.check_shape()
         return cond
 
@@ -192,9 +205,17 @@ def slice_columns(project: Project) -> dict[str, str]:
     outcome = {"binary": "boolean", "multiclass": "categorical", "regression": "numeric"}[project.task]
     cols = {c.name: c.kind for c in project.features}
     cols.update({c.name: "numeric" for c in project.outcomes})
-    cols.update({"model_version": "categorical", "stage": "categorical", "timestamp": "timestamp",
-                 "score": "numeric", "prediction": outcome, "label": outcome,
-                 "label_timestamp": "timestamp"})
+    cols.update(
+        {
+            "model_version": "categorical",
+            "stage": "categorical",
+            "timestamp": "timestamp",
+            "score": "numeric",
+            "prediction": outcome,
+            "label": outcome,
+            "label_timestamp": "timestamp",
+        }
+    )
     return cols
 
 
@@ -270,8 +291,10 @@ def compile_condition(cond: Condition, project: Project) -> tuple[str, list]:
     cond.check_shape()
     kind = _kind(project, cond.column)
     if kind not in KINDS_FOR_OP[cond.op]:
-        raise ConfigError(f"{cond.column} is a {kind} column; '{cond.op}' applies to "
-                          f"{', '.join(sorted(KINDS_FOR_OP[cond.op]))} columns.")
+        raise ConfigError(
+            f"{cond.column} is a {kind} column; '{cond.op}' applies to "
+            f"{', '.join(sorted(KINDS_FOR_OP[cond.op]))} columns."
+        )
     col = quote_ident(cond.column)
     if cond.op in ("in", "not_in"):
         values = list(dict.fromkeys(_coerce(v, kind, cond.column, project) for v in cond.values))
@@ -333,9 +356,14 @@ def validate_slice(slice_: Slice, project: Project) -> Slice:
             if low is None and high is None:  # both bounds infinite: every non-null value
                 c = Condition(c.column, "not_null")
             else:
-                c = Condition(c.column, c.op, low=low.isoformat() if isinstance(low, datetime) else low,
-                              high=high.isoformat() if isinstance(high, datetime) else high,
-                              low_inclusive=c.low_inclusive, high_inclusive=c.high_inclusive)
+                c = Condition(
+                    c.column,
+                    c.op,
+                    low=low.isoformat() if isinstance(low, datetime) else low,
+                    high=high.isoformat() if isinstance(high, datetime) else high,
+                    low_inclusive=c.low_inclusive,
+                    high_inclusive=c.high_inclusive,
+                )
         out.append(c)
     return Slice(tuple(out))
 
@@ -345,14 +373,17 @@ def validate_slice(slice_: Slice, project: Project) -> Slice:
 _BARE = re.compile(r"^[A-Za-z0-9_.:+\-]+$")
 _BARE_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORDS = {"and", "in", "not", "is", "null", "true", "false", "contains"}
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<backtick>`(?:[^`]|``)*`)
     | (?P<string>"(?:[^"\\]|\\.)*")
     | (?P<op><=|>=|!=|<>|=|<|>)
     | (?P<punct>[(),])
     | (?P<word>[^\s`"(),<>=!]+)
-    )""", re.VERBOSE | re.DOTALL)
+    )""",
+    re.VERBOSE | re.DOTALL,
+)
 
 
 def _show_column(name: str) -> str:
@@ -384,7 +415,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ConfigError(f"Cannot read the slice at {text[pos:pos + 20]!r}.")
+            raise ConfigError(f"Cannot read the slice at {text[pos : pos + 20]!r}.")
         kind = m.lastgroup
         raw = m.group(kind)
         if kind == "backtick":
@@ -442,8 +473,14 @@ def _parse_term(toks: list[tuple[str, str]]) -> Condition:
     n = len(toks)
     # a <op> col <op> b
     if n == 5 and toks[1][0] == "op" and toks[3][0] == "op" and toks[1][1] in ("<", "<=") and toks[3][1] in ("<", "<="):
-        return Condition(_column(toks[2]), "between", low=_value(toks[0]), high=_value(toks[4]),
-                         low_inclusive=toks[1][1] == "<=", high_inclusive=toks[3][1] == "<=")
+        return Condition(
+            _column(toks[2]),
+            "between",
+            low=_value(toks[0]),
+            high=_value(toks[4]),
+            low_inclusive=toks[1][1] == "<=",
+            high_inclusive=toks[3][1] == "<=",
+        )
     if n >= 3 and toks[1][0] == "op":
         col, op, rest = _column(toks[0]), toks[1][1], toks[2:]
         if len(rest) != 1:
@@ -460,8 +497,9 @@ def _parse_term(toks: list[tuple[str, str]]) -> Condition:
         col, rest = _column(toks[0]), [t[1].lower() for t in toks[2:] if t[0] == "word"]
         if len(rest) != len(toks) - 2:
             raise ConfigError(f"Cannot read the condition {shown!r}.")
-        op = {("null",): "is_null", ("not", "null"): "not_null", ("true",): "is_true",
-              ("false",): "is_false"}.get(tuple(rest))
+        op = {("null",): "is_null", ("not", "null"): "not_null", ("true",): "is_true", ("false",): "is_false"}.get(
+            tuple(rest)
+        )
         if op is None:
             raise ConfigError(f"Cannot read the condition {shown!r}: after 'is' comes null, not null, true or false.")
         return Condition(col, op)
@@ -482,7 +520,7 @@ def _parse_term(toks: list[tuple[str, str]]) -> Condition:
         return Condition(_column(toks[0]), "not_in" if negate else "in", values=tuple(values))
     raise ConfigError(
         f"Cannot read the condition {shown!r}. Write e.g. `country = NG`, `age < 25`, "
-        "`18 <= age < 25`, `region in (east, west)`, `score is null`, `note contains \"refund\"`."
+        '`18 <= age < 25`, `region in (east, west)`, `score is null`, `note contains "refund"`.'
     )
 
 

@@ -9,20 +9,19 @@ definition saved before has no ``scope`` and means every version and stage."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-import json
 
 import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.slices.json_types import load as load_json
 from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics
+from analysis.slices.json_types import load as load_json
+from analysis.slices.model import Slice, compile_slice, validate_slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.slices.model import Slice, compile_slice, validate_slice
 from analysis.store.sql import quote_ident
 
 MAX_NAME = 200
@@ -43,9 +42,16 @@ class SavedSlice:
         return Scope.of(versions=self.versions, stages=self.stages)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "revision": self.revision, "description": self.description,
-                "where": self.slice.readable(), "slice": self.slice.to_dict(),
-                "saved_at": self.saved_at.isoformat(), "versions": list(self.versions), "stages": list(self.stages)}
+        return {
+            "name": self.name,
+            "revision": self.revision,
+            "description": self.description,
+            "where": self.slice.readable(),
+            "slice": self.slice.to_dict(),
+            "saved_at": self.saved_at.isoformat(),
+            "versions": list(self.versions),
+            "stages": list(self.stages),
+        }
 
 
 def _definition(slice_: Slice, scope: Scope | None) -> str:
@@ -60,8 +66,11 @@ def _read(definition: str) -> tuple[Slice, tuple[str, ...], tuple[str, ...]]:
     d = load_json(definition)
     scope = d.pop("scope", None) if isinstance(d, dict) else None
     scope = scope if isinstance(scope, dict) else {}
-    return (Slice.from_dict(d), tuple(str(v) for v in scope.get("versions") or ()),
-            tuple(str(v) for v in scope.get("stages") or ()))
+    return (
+        Slice.from_dict(d),
+        tuple(str(v) for v in scope.get("versions") or ()),
+        tuple(str(v) for v in scope.get("stages") or ()),
+    )
 
 
 def _check_name(name: str) -> str:
@@ -76,12 +85,20 @@ def _check_name(name: str) -> str:
 def _latest(con, project: Project, name: str) -> tuple | None:
     rows = con.execute(
         "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
-        "WHERE project_id = ? AND name = ? ORDER BY revision DESC LIMIT 1", [project.project_id, name]).fetchall()
+        "WHERE project_id = ? AND name = ? ORDER BY revision DESC LIMIT 1",
+        [project.project_id, name],
+    ).fetchall()
     return rows[0] if rows else None
 
 
-def save_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, slice_: Slice,
-               description: str | None = None, scope: Scope | None = None) -> SavedSlice:
+def save_slice(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    name: str,
+    slice_: Slice,
+    description: str | None = None,
+    scope: Scope | None = None,
+) -> SavedSlice:
     """Save ``slice_`` as ``name``: a new slice, or a new revision of an existing one
     (without a ``description`` the revision keeps the previous one). ``scope``: the
     versions and stages it is saved for (its time window is not kept)."""
@@ -94,19 +111,21 @@ def save_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, slic
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute(
         "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, FALSE, ?)",
-        [project.project_id, name, revision, description or "", _definition(slice_, scope), now])
+        [project.project_id, name, revision, description or "", _definition(slice_, scope), now],
+    )
     scope = scope or Scope()
     return SavedSlice(name, revision, description or "", slice_, now, scope.versions, scope.stages)
 
 
-def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str,
-              revision: int | None = None) -> SavedSlice:
+def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, revision: int | None = None) -> SavedSlice:
     if revision is None:
         row = _latest(con, project, name)
     else:
         rows = con.execute(
             "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
-            "WHERE project_id = ? AND name = ? AND revision = ?", [project.project_id, name, int(revision)]).fetchall()
+            "WHERE project_id = ? AND name = ? AND revision = ?",
+            [project.project_id, name, int(revision)],
+        ).fetchall()
         row = rows[0] if rows else None
     if row is None or (revision is None and row[3]):
         known = ", ".join(list_slices(con, project)["name"]) or "none yet"
@@ -118,9 +137,17 @@ def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str,
 def delete_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> None:
     current = get_slice(con, project, name)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    con.execute("INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, TRUE, ?)",
-                [project.project_id, name, current.revision + 1, current.description,
-                 _definition(current.slice, current.scope), now])
+    con.execute(
+        "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, TRUE, ?)",
+        [
+            project.project_id,
+            name,
+            current.revision + 1,
+            current.description,
+            _definition(current.slice, current.scope),
+            now,
+        ],
+    )
 
 
 def list_slices(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFrame:
@@ -130,7 +157,8 @@ def list_slices(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFram
         "SELECT s.name, s.revision, s.description, s.definition, s.saved_at FROM sb_saved_slices s "
         "JOIN (SELECT name, max(revision) AS revision FROM sb_saved_slices WHERE project_id = ? GROUP BY name) m "
         "ON s.name = m.name AND s.revision = m.revision WHERE s.project_id = ? AND NOT s.deleted ORDER BY s.name",
-        [project.project_id, project.project_id]).fetchall()
+        [project.project_id, project.project_id],
+    ).fetchall()
     out = []
     for n, r, d, j, t in rows:
         slice_, versions, stages = _read(j)
@@ -141,7 +169,9 @@ def list_slices(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFram
 def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> pd.DataFrame:
     rows = con.execute(
         "SELECT revision, description, definition, deleted, saved_at FROM sb_saved_slices "
-        "WHERE project_id = ? AND name = ? ORDER BY revision", [project.project_id, name]).fetchall()
+        "WHERE project_id = ? AND name = ? ORDER BY revision",
+        [project.project_id, name],
+    ).fetchall()
     if not rows:
         raise ConfigError(f"No saved slice named {name!r} in {project.name}.")
     out = []
@@ -154,22 +184,27 @@ def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
 def _with_part(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
     pred, pred_params = compile_slice(slice_, project)
     where, params = scope.to_sql()
-    return (f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
-            f"FROM {quote_ident(project.log_table)} WHERE {where}", pred_params + params)
+    return (
+        f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
+        f"FROM {quote_ident(project.log_table)} WHERE {where}",
+        pred_params + params,
+    )
 
 
 PART = GroupKey("part", "sb_part")
 
 
-def slice_over_time(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
-                    scope: Scope = Scope()) -> pd.DataFrame:
+def slice_over_time(
+    con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice, scope: Scope = Scope()
+) -> pd.DataFrame:
     """Every metric per day, for the slice and for the rest of the scope."""
     frame = compute_metrics(con, project, group_by=[DAY, PART], rows=_with_part(project, slice_, scope))
     frame["day"] = pd.to_datetime(frame["day"])
     return frame
 
 
-def slice_by_version(con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice,
-                     scope: Scope = Scope()) -> pd.DataFrame:
+def slice_by_version(
+    con: duckdb.DuckDBPyConnection, project: Project, slice_: Slice, scope: Scope = Scope()
+) -> pd.DataFrame:
     """Every metric per model version and stage, for the slice and for the rest."""
     return compute_metrics(con, project, group_by=[VERSION, STAGE, PART], rows=_with_part(project, slice_, scope))

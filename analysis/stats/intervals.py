@@ -176,8 +176,9 @@ def positive_mean_intervals(n, total, squares, ceiling: float | None = None) -> 
     return mean, sd, low, high
 
 
-def positive_mean_interval(n: int, total: float, squares: float,
-                           ceiling: float | None = None) -> tuple[float, float, float, float]:
+def positive_mean_interval(
+    n: int, total: float, squares: float, ceiling: float | None = None
+) -> tuple[float, float, float, float]:
     """(mean, sd, low, high) of a mean of non-negative values (see :func:`positive_mean_intervals`)."""
     if n <= 0:
         return (math.nan,) * 4

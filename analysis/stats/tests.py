@@ -45,8 +45,9 @@ def unpaired_slice_tests(frame: pd.DataFrame) -> None:
         se0 = np.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / nc))
         z = (pc - pb) / se0
     frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
-    frame["p_value"] = np.where((nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)),
-                                np.where((nb > 0) & (nc > 0), 1.0, np.nan))
+    frame["p_value"] = np.where(
+        (nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)), np.where((nb > 0) & (nc > 0), 1.0, np.nan)
+    )
     frame["test"] = "two-proportion z-test; Wald interval"
 
 
@@ -55,11 +56,11 @@ def welch_tests(frame: pd.DataFrame) -> None:
     n_b, n_c = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
     m_b, m_c = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        v_b = (frame["errors_sq_b"].to_numpy(float) - n_b * m_b ** 2) / (n_b - 1)
-        v_c = (frame["errors_sq_c"].to_numpy(float) - n_c * m_c ** 2) / (n_c - 1)
+        v_b = (frame["errors_sq_b"].to_numpy(float) - n_b * m_b**2) / (n_b - 1)
+        v_c = (frame["errors_sq_c"].to_numpy(float) - n_c * m_c**2) / (n_c - 1)
         a, b = np.maximum(v_b, 0) / n_b, np.maximum(v_c, 0) / n_c
         se = np.sqrt(a + b)
-        df = (a + b) ** 2 / (a ** 2 / (n_b - 1) + b ** 2 / (n_c - 1))
+        df = (a + b) ** 2 / (a**2 / (n_b - 1) + b**2 / (n_c - 1))
         t = (m_c - m_b) / se
     ok = (n_b > 1) & (n_c > 1) & (se > 0)
     half = np.where(ok, stats.t.ppf(0.975, np.where(ok, df, 1.0)) * se, np.nan)
@@ -74,15 +75,16 @@ def paired_mean_tests(frame: pd.DataFrame) -> None:
     total, squares = frame["d_sum"].fillna(0).to_numpy(float), frame["d_sq"].fillna(0).to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = total / n
-        sd = np.sqrt(np.maximum(squares - n * mean ** 2, 0) / (n - 1))
+        sd = np.sqrt(np.maximum(squares - n * mean**2, 0) / (n - 1))
         se = sd / np.sqrt(n)
     ok = (n > 1) & (se > 0)
     half = np.where(ok, stats.t.ppf(0.975, np.where(ok, n - 1, 1.0)) * se, np.nan)
     frame["paired_n"] = n.astype(int)
     frame["delta"] = mean
     frame["ci_low"], frame["ci_high"] = mean - half, mean + half
-    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, mean / se, 0.0)), np.where(ok, n - 1, 1.0)),
-                                np.nan)
+    frame["p_value"] = np.where(
+        ok, 2 * stats.t.sf(np.abs(np.where(ok, mean / se, 0.0)), np.where(ok, n - 1, 1.0)), np.nan
+    )
     frame["test"] = "paired t-test on absolute errors"
 
 

@@ -31,9 +31,13 @@ class ReadOnlyStore(Store):
     """A :class:`~analysis.store.connection.Store` that reads and never writes."""
 
     def write(self, *, create: bool = True):
-        raise ReadOnlyError(f"This Sliceboard is read-only ({READ_ONLY_ENV} is set): nothing can be changed "
-                            "here. Whoever runs it can make changes with the CLI or an app without read-only mode.")
+        raise ReadOnlyError(
+            f"This Sliceboard is read-only ({READ_ONLY_ENV} is set): nothing can be changed "
+            "here. Whoever runs it can make changes with the CLI or an app without read-only mode."
+        )
 
     def initialize(self) -> None:
-        raise ReadOnlyError(f"The database {self.path} needs a schema upgrade, which writes; this Sliceboard is "
-                            f"read-only ({READ_ONLY_ENV} is set). Open it once without read-only mode first.")
+        raise ReadOnlyError(
+            f"The database {self.path} needs a schema upgrade, which writes; this Sliceboard is "
+            f"read-only ({READ_ONLY_ENV} is set). Open it once without read-only mode first."
+        )

@@ -128,25 +128,39 @@ def _digest(parts) -> str:
 
 def signatures(con: duckdb.DuckDBPyConnection) -> Signatures:
     """Every area's signature, read in one snapshot."""
-    existing = {r[0]: r[1] for r in con.execute(
-        "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
-    ).fetchall()}
-    views = {r[0]: r[1] for r in con.execute(
-        "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal AND NOT temporary"
-    ).fetchall()}
-    columns = {r[0]: r[1] for r in con.execute(
-        "SELECT table_name, count(*) FROM duckdb_columns() WHERE schema_name = 'main' GROUP BY ALL").fetchall()}
+    existing = {
+        r[0]: r[1]
+        for r in con.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
+        ).fetchall()
+    }
+    views = {
+        r[0]: r[1]
+        for r in con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal AND NOT temporary"
+        ).fetchall()
+    }
+    columns = {
+        r[0]: r[1]
+        for r in con.execute(
+            "SELECT table_name, count(*) FROM duckdb_columns() WHERE schema_name = 'main' GROUP BY ALL"
+        ).fetchall()
+    }
     selects = []
     for area, tables in AREA_TABLES.items():
         for table in tables:
             if table in existing:
-                selects.append(f"SELECT '{area}' AS area, '{table}' AS tbl, project_id, count(*) AS n, "
-                               f"bit_xor(hash(t)) AS h FROM {quote_ident(table)} AS t GROUP BY ALL")
+                selects.append(
+                    f"SELECT '{area}' AS area, '{table}' AS tbl, project_id, count(*) AS n, "
+                    f"bit_xor(hash(t)) AS h FROM {quote_ident(table)} AS t GROUP BY ALL"
+                )
     for table in existing:
         match = _MEMBERS_TABLE.match(table)
         if match:
-            selects.append(f"SELECT 'valsets', '{table}', {int(match.group(1))}, count(*), bit_xor(hash(t)) "
-                           f"FROM {quote_ident(table)} AS t")
+            selects.append(
+                f"SELECT 'valsets', '{table}', {int(match.group(1))}, count(*), bit_xor(hash(t)) "
+                f"FROM {quote_ident(table)} AS t"
+            )
     rows = con.execute(" UNION ALL ".join(selects)).fetchall() if selects else []
     parts: dict[tuple[int, str], list] = {}
     for area, table, pid, n, h in rows:
@@ -157,7 +171,9 @@ def signatures(con: duckdb.DuckDBPyConnection) -> Signatures:
         if match:
             shape = (name, existing.get(name), columns.get(name), views.get(name))
             parts.setdefault((int(match.group(2)), "data"), []).append(shape)
-    names = dict(con.execute("SELECT project_id, name FROM sb_projects").fetchall()) if "sb_projects" in existing else {}
+    names = (
+        dict(con.execute("SELECT project_id, name FROM sb_projects").fetchall()) if "sb_projects" in existing else {}
+    )
     projects = {
         name: (pid, {area: _digest(sorted(parts.get((pid, area), []), key=repr)) for area in AREAS})
         for pid, name in names.items()

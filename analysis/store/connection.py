@@ -239,8 +239,7 @@ class Store:
         """
         if not create and not self.exists():
             raise DatabaseNotFoundError(
-                f"There is no Sliceboard database at {self.path}. Ingest predictions first "
-                "(or check the --db path)."
+                f"There is no Sliceboard database at {self.path}. Ingest predictions first (or check the --db path)."
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock.writing():

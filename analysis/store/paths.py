@@ -35,12 +35,12 @@ from analysis.errors import ConfigError
 READ_FOLDERS_ENV = "SLICEBOARD_READ_FOLDERS"
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 _UNSAFE = re.compile(r'[/\\<>:"|?*]')
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                     *(f"LPT{i}" for i in range(1, 10))}
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 MAX_NAME_BYTES = 200
 
 
 # -- names -----------------------------------------------------------------------------------------
+
 
 def safe_file_name(text: str, *, fallback: str = "file") -> str:
     """``text`` as one file name: no path separators, no characters that shells or other
@@ -73,6 +73,7 @@ def safe_file_name(text: str, *, fallback: str = "file") -> str:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+
 
 def _umask() -> int:
     try:  # Linux: read it without changing it (other threads may be creating files)
@@ -239,16 +240,20 @@ def check_readable(path: str, folders: list[Path]) -> str:
     :class:`ConfigError` naming the folders. URLs (object storage, http) are refused, and
     so are other sessions' uploads (an upload is used by its own session, not by path)."""
     text = str(path).strip()
-    refusal = (f"The app does not read {text!r}: it reads only files inside the folders it is allowed "
-               f"({', '.join(str(f) for f in folders) or 'none'}; set {READ_FOLDERS_ENV} to change them), "
-               "or upload the file.")
+    refusal = (
+        f"The app does not read {text!r}: it reads only files inside the folders it is allowed "
+        f"({', '.join(str(f) for f in folders) or 'none'}; set {READ_FOLDERS_ENV} to change them), "
+        "or upload the file."
+    )
     if "\x00" in text:
         raise ConfigError(refusal)
     if "://" in text:
         if not text.lower().startswith("file://"):
-            raise ConfigError(f"The app does not read URLs ({text!r}); attach object storage with the command "
-                              "line (python -m analysis attach URL).")
-        text = text[len("file://"):]
+            raise ConfigError(
+                f"The app does not read URLs ({text!r}); attach object storage with the command "
+                "line (python -m analysis attach URL)."
+            )
+        text = text[len("file://") :]
     text = os.path.expanduser(text)
     parts = Path(text).parts
     literal = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
@@ -258,8 +263,9 @@ def check_readable(path: str, folders: list[Path]) -> str:
 
     def allowed(candidate) -> bool:
         resolved = Path(os.path.realpath(candidate))
-        return (any(_inside(resolved, folder) for folder in folders)
-                and not any(_inside(resolved, root) for root in uploads))
+        return any(_inside(resolved, folder) for folder in folders) and not any(
+            _inside(resolved, root) for root in uploads
+        )
 
     # The fixed part first: a pattern under / is refused before anything is listed.
     if not allowed(Path(*parts[:literal]) if literal else Path(".")):
@@ -270,6 +276,7 @@ def check_readable(path: str, folders: list[Path]) -> str:
 
 
 # -- the app's uploads -----------------------------------------------------------------------------
+
 
 class Uploads:
     """One app session's uploaded file, kept in a private folder (mode 0700) under

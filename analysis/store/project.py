@@ -8,7 +8,15 @@ from datetime import datetime
 import duckdb
 
 from analysis.errors import ConfigError, ProjectNotFoundError
-from analysis.store.schema import label_type, labeled_table, log_table, members_table, pending_table, ranks_table, rollup_table
+from analysis.store.schema import (
+    label_type,
+    labeled_table,
+    log_table,
+    members_table,
+    pending_table,
+    ranks_table,
+    rollup_table,
+)
 
 
 @dataclass(frozen=True)
@@ -105,15 +113,11 @@ def _row_to_project(con: duckdb.DuckDBPyConnection, row: tuple) -> Project:
     )
 
 
-_PROJECT_COLS = (
-    "project_id, name, task, positive_label, negative_label, threshold, mapping_toml, created_at"
-)
+_PROJECT_COLS = "project_id, name, task, positive_label, negative_label, threshold, mapping_toml, created_at"
 
 
 def find_project(con: duckdb.DuckDBPyConnection, name: str) -> Project | None:
-    rows = con.execute(
-        f"SELECT {_PROJECT_COLS} FROM sb_projects WHERE name = ?", [name]
-    ).fetchall()
+    rows = con.execute(f"SELECT {_PROJECT_COLS} FROM sb_projects WHERE name = ?", [name]).fetchall()
     return _row_to_project(con, rows[0]) if rows else None
 
 
@@ -134,5 +138,7 @@ def list_projects(con: duckdb.DuckDBPyConnection) -> list[Project]:
 def require_stored(project: Project, action: str) -> None:
     """Refuse a write to the log of a project that reads an external dataset."""
     if project.external is not None:
-        raise ConfigError(f"{project.name} reads its predictions from {project.external}; {action} changes that "
-                          "dataset, not Sliceboard: write to the dataset, then refresh the project.")
+        raise ConfigError(
+            f"{project.name} reads its predictions from {project.external}; {action} changes that "
+            "dataset, not Sliceboard: write to the dataset, then refresh the project."
+        )

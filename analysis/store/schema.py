@@ -79,8 +79,21 @@ def members_table(project_id: int) -> str:
 
 
 # Metadata rows of a project, in the order they are deleted.
-PROJECT_METADATA = ("sb_key_repeats", "sb_engine", "sb_external", "sb_report_blocks", "sb_reports", "sb_saved_slices", "sb_valset_versions", "sb_valsets", "sb_product_metrics", "sb_gates", "sb_columns",
-                    "sb_ingests", "sb_projects")
+PROJECT_METADATA = (
+    "sb_key_repeats",
+    "sb_engine",
+    "sb_external",
+    "sb_report_blocks",
+    "sb_reports",
+    "sb_saved_slices",
+    "sb_valset_versions",
+    "sb_valsets",
+    "sb_product_metrics",
+    "sb_gates",
+    "sb_columns",
+    "sb_ingests",
+    "sb_projects",
+)
 
 
 # Binary rollup: additive counts and sums per version x stage x day, and the
@@ -199,8 +212,8 @@ def _migration_3(con: duckdb.DuckDBPyConnection) -> None:
     projects = con.execute("SELECT project_id, task FROM sb_projects ORDER BY project_id").fetchall()
     for pid, task in projects:
         features = con.execute(
-            "SELECT name, dtype FROM sb_columns WHERE project_id = ? AND role = 'feature' ORDER BY position",
-            [pid]).fetchall()
+            "SELECT name, dtype FROM sb_columns WHERE project_id = ? AND role = 'feature' ORDER BY position", [pid]
+        ).fetchall()
         create_members_table(con, pid, task, features)
 
 
@@ -289,14 +302,17 @@ def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
     from analysis.store.example_key import example_key_sql
 
     # Which engine answers a project's analyses (analysis.engines.settings); no row: DuckDB.
-    con.execute("CREATE TABLE sb_engine (project_id INTEGER PRIMARY KEY, engine VARCHAR NOT NULL, "
-                "spark_remote VARCHAR)")
+    con.execute(
+        "CREATE TABLE sb_engine (project_id INTEGER PRIMARY KEY, engine VARCHAR NOT NULL, spark_remote VARCHAR)"
+    )
     key = example_key_sql("example_id")
     for (project_id,) in con.execute("SELECT project_id FROM sb_projects ORDER BY project_id").fetchall():
         log = log_table(project_id)
         kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [log]).fetchall()
-        has_key = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
-                              "AND column_name = 'example_key'", [log]).fetchall()[0][0]
+        has_key = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'example_key'",
+            [log],
+        ).fetchall()[0][0]
         if not kind or has_key:
             continue
         if kind[0][0] == "VIEW":
@@ -304,7 +320,8 @@ def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
             definition = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [log]).fetchall()[0][0]
             query = sqlglot.parse_one(definition, read="duckdb").expression
             keyed = exp.select(exp.Star(), exp.alias_(sqlglot.parse_one(key, read="duckdb"), "example_key")).from_(
-                query.subquery("v6"))
+                query.subquery("v6")
+            )
             con.execute(f"DROP VIEW {quote_ident(log)}")
             con.execute(f"CREATE VIEW {quote_ident(log)} AS {keyed.sql(dialect='duckdb')}")
         else:
@@ -319,21 +336,28 @@ def _migration_8(con: duckdb.DuckDBPyConnection) -> None:
         kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [log]).fetchall()
         if kind and kind[0][0] == "BASE TABLE":
             create_labeled_table(con, project_id)
-            con.execute(f"INSERT INTO {quote_ident(labeled_table(project_id))} BY NAME "
-                        f"SELECT * FROM {quote_ident(log)} WHERE label IS NOT NULL")
+            con.execute(
+                f"INSERT INTO {quote_ident(labeled_table(project_id))} BY NAME "
+                f"SELECT * FROM {quote_ident(log)} WHERE label IS NOT NULL"
+            )
 
 
 def _migration_9(con: duckdb.DuckDBPyConnection) -> None:
     """Whether each version x stage of a stored log repeats an example (analysis.ingest.key_repeats)."""
-    con.execute("CREATE TABLE sb_key_repeats (project_id INTEGER NOT NULL, model_version VARCHAR NOT NULL, "
-                "stage VARCHAR NOT NULL, repeats BOOLEAN NOT NULL, PRIMARY KEY (project_id, model_version, stage))")
+    con.execute(
+        "CREATE TABLE sb_key_repeats (project_id INTEGER NOT NULL, model_version VARCHAR NOT NULL, "
+        "stage VARCHAR NOT NULL, repeats BOOLEAN NOT NULL, PRIMARY KEY (project_id, model_version, stage))"
+    )
     for (project_id,) in con.execute("SELECT project_id FROM sb_projects ORDER BY project_id").fetchall():
         log = log_table(project_id)
         kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [log]).fetchall()
         if kind and kind[0][0] == "BASE TABLE":
-            con.execute("INSERT INTO sb_key_repeats SELECT ?, model_version, stage, "
-                        f"count(*) <> count(DISTINCT example_key) FROM {quote_ident(log)} "
-                        "GROUP BY model_version, stage", [project_id])
+            con.execute(
+                "INSERT INTO sb_key_repeats SELECT ?, model_version, stage, "
+                f"count(*) <> count(DISTINCT example_key) FROM {quote_ident(log)} "
+                "GROUP BY model_version, stage",
+                [project_id],
+            )
 
 
 # Views that reading an input used to leave behind in the file when the process was
@@ -348,15 +372,22 @@ def _migration_10(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # Ordered (version, function); each runs once, in a transaction, in order.
-MIGRATIONS = ((1, _migration_1), (2, _migration_2), (3, _migration_3), (4, _migration_4), (5, _migration_5),
-              (6, _migration_6), (7, _migration_7), (8, _migration_8), (9, _migration_9),
-              (10, _migration_10))
+MIGRATIONS = (
+    (1, _migration_1),
+    (2, _migration_2),
+    (3, _migration_3),
+    (4, _migration_4),
+    (5, _migration_5),
+    (6, _migration_6),
+    (7, _migration_7),
+    (8, _migration_8),
+    (9, _migration_9),
+    (10, _migration_10),
+)
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sb_meta'"
-    ).fetchall()[0][0]
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'sb_meta'").fetchall()[0][0]
     if not exists:
         return 0
     row = con.execute("SELECT value FROM sb_meta WHERE key = 'schema_version'").fetchall()
@@ -381,9 +412,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         for number, migrate in MIGRATIONS:
             if number > version:
                 migrate(con)
-        con.execute(
-            "INSERT OR REPLACE INTO sb_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-        )
+        con.execute("INSERT OR REPLACE INTO sb_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("INSERT OR IGNORE INTO sb_meta VALUES ('data_version', '0')")
         con.execute("COMMIT")
     except BaseException:
@@ -394,17 +423,22 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the database has no table or view at all: a file this connection
     has just created (Sliceboard's schema is not in it yet)."""
-    return not con.execute("SELECT count(*) FROM information_schema.tables "
-                           "WHERE table_catalog = current_database()").fetchall()[0][0]
+    return not con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()[0][0]
 
 
 def is_blank(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the database holds no data: no table but Sliceboard's own metadata, no
     project, and no write that changed stored data. That is a file just created, or the
     leftover of a first write that was interrupted before its data was committed."""
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()]
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'"
+        ).fetchall()
+    ]
     if any(not t.startswith("sb_") for t in tables):
         return False
     if "sb_projects" in tables and con.execute("SELECT count(*) FROM sb_projects").fetchall()[0][0]:
@@ -414,10 +448,7 @@ def is_blank(con: duckdb.DuckDBPyConnection) -> bool:
 
 def bump_data_version(con: duckdb.DuckDBPyConnection) -> None:
     """Mark that stored data changed (caches key on this)."""
-    con.execute(
-        "UPDATE sb_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) "
-        "WHERE key = 'data_version'"
-    )
+    con.execute("UPDATE sb_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'data_version'")
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -458,9 +489,7 @@ def create_project_tables(
         "received_at TIMESTAMP NOT NULL",
         "ingest_id INTEGER NOT NULL",
     ] + [f"{quote_ident(name)} DOUBLE" for name in outcomes]
-    con.execute(
-        f"CREATE TABLE {quote_ident(pending_table(project_id))} ({', '.join(pending_cols)})"
-    )
+    con.execute(f"CREATE TABLE {quote_ident(pending_table(project_id))} ({', '.join(pending_cols)})")
     create_labeled_table(con, project_id)
     _create_rollup(con, project_id, task, outcomes)
     create_members_table(con, project_id, task, features)
@@ -475,12 +504,15 @@ def create_labeled_table(con: duckdb.DuckDBPyConnection, project_id: int) -> Non
     whole log halves those scans. It is derived data, rebuilt with the rollup
     (``analysis.metrics.rollup.rebuild_days``) for every day a write touches.
     """
-    con.execute(f"CREATE TABLE {quote_ident(labeled_table(project_id))} AS "
-                f"SELECT * FROM {quote_ident(log_table(project_id))} LIMIT 0")
+    con.execute(
+        f"CREATE TABLE {quote_ident(labeled_table(project_id))} AS "
+        f"SELECT * FROM {quote_ident(log_table(project_id))} LIMIT 0"
+    )
 
 
-def create_members_table(con: duckdb.DuckDBPyConnection, project_id: int, task: str,
-                         features: list[tuple[str, str]]) -> None:
+def create_members_table(
+    con: duckdb.DuckDBPyConnection, project_id: int, task: str, features: list[tuple[str, str]]
+) -> None:
     """Validation-set members: an example at most once per set version (0 is the draft)."""
     cols = [
         "set_id INTEGER NOT NULL",
@@ -510,8 +542,13 @@ def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, o
         cols += [f"{c} {'DOUBLE' if c.endswith('_sum') else 'BIGINT'} NOT NULL" for c in BINARY_SUMS]
         cols += [f"{c} DOUBLE NOT NULL" for c in CURVE_COLUMNS]
     if task == "regression":
-        cols += ["n_labeled BIGINT NOT NULL", "sum_abs_error DOUBLE", "sum_sq_error DOUBLE",
-                 "sum_label DOUBLE", "sum_label_sq DOUBLE"]
+        cols += [
+            "n_labeled BIGINT NOT NULL",
+            "sum_abs_error DOUBLE",
+            "sum_sq_error DOUBLE",
+            "sum_label DOUBLE",
+            "sum_label_sq DOUBLE",
+        ]
     for o in outcomes:
         cols += [f"{outcome_sum(o)} DOUBLE", f"{outcome_count(o)} BIGINT"]
     con.execute(f"CREATE TABLE {quote_ident(rollup_table(project_id))} ({', '.join(cols)})")
@@ -524,16 +561,23 @@ def _create_rollup(con: duckdb.DuckDBPyConnection, project_id: int, task: str, o
 
 
 def drop_project_tables(con: duckdb.DuckDBPyConnection, project_id: int) -> None:
-    for table in (log_table(project_id), labeled_table(project_id), pending_table(project_id),
-                  rollup_table(project_id), ranks_table(project_id), members_table(project_id)):
+    for table in (
+        log_table(project_id),
+        labeled_table(project_id),
+        pending_table(project_id),
+        rollup_table(project_id),
+        ranks_table(project_id),
+        members_table(project_id),
+    ):
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
 
 
 def add_outcome_column(con: duckdb.DuckDBPyConnection, project_id: int, name: str) -> None:
     """Add a product outcome column to a project's log and pending tables."""
     labeled = labeled_table(project_id)
-    has_labeled = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                              [labeled]).fetchall()[0][0]
+    has_labeled = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [labeled]
+    ).fetchall()[0][0]
     for table in (log_table(project_id), pending_table(project_id), *([labeled] if has_labeled else [])):
         con.execute(f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} DOUBLE")
     rollup = quote_ident(rollup_table(project_id))

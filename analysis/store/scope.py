@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from analysis.store.schema import STAGES
 from analysis.errors import ConfigError
+from analysis.store.schema import STAGES
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,12 @@ class Scope:
 
     def to_dict(self) -> dict:
         """Plain values (for a JSON record of where something came from)."""
-        return {"versions": list(self.versions), "stages": list(self.stages),
-                "start": self.start.isoformat() if self.start else None,
-                "end": self.end.isoformat() if self.end else None}
+        return {
+            "versions": list(self.versions),
+            "stages": list(self.stages),
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+        }
 
     def day_aligned(self) -> bool:
         """True when the window is whole days, so the per-day rollup can answer."""

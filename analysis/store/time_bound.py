@@ -59,8 +59,14 @@ def time_bound(con: duckdb.DuckDBPyConnection, seconds: float, what: str) -> Ite
         timer.cancel()
 
 
-def run_bounded(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, *,
-                seconds: float = CHECK_SECONDS, what: str = "The query") -> list[tuple]:
+def run_bounded(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list | None = None,
+    *,
+    seconds: float = CHECK_SECONDS,
+    what: str = "The query",
+) -> list[tuple]:
     """``con.execute(sql, params).fetchall()`` under :func:`time_bound`."""
     with time_bound(con, seconds, what):
         return con.execute(sql, params or []).fetchall()

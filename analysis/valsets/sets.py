@@ -30,14 +30,14 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from analysis.slices.buckets import bucket_filter, buckets_for
 from analysis.errors import ConfigError
 from analysis.metrics.sql import GroupKey, compute_metrics, metrics_for
-from analysis.store.project import Project
-from analysis.store.scope import Scope
+from analysis.slices.buckets import bucket_filter, buckets_for
 from analysis.slices.metrics import add_counts, with_intervals
 from analysis.slices.model import Slice, compile_slice
-from analysis.store.sql import in_transaction, and_all, quote_ident
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.store.sql import and_all, in_transaction, quote_ident
 from analysis.wording import count
 
 MAX_NAME = 200
@@ -68,8 +68,9 @@ def parse_criterion(text: str, project: Project) -> Criterion:
         raise ConfigError(f"Write a criterion as 'metric >= value', such as 'accuracy >= 0.9'; got {text!r}.")
     metric, op, value = m.group(1), m.group(2), m.group(3)
     if metric not in names:
-        raise ConfigError(f"Unknown metric {metric!r} in {text!r}; a {project.task} set can require "
-                          f"{', '.join(names)}.")
+        raise ConfigError(
+            f"Unknown metric {metric!r} in {text!r}; a {project.task} set can require {', '.join(names)}."
+        )
     try:
         number = float(value)
     except ValueError:
@@ -91,9 +92,15 @@ class ValidationSet:
     latest_version: int  # 0: nothing committed yet
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "owner": self.owner, "tags": list(self.tags),
-                "criteria": [str(c) for c in self.criteria], "created_at": self.created_at.isoformat(),
-                "latest_version": self.latest_version}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": list(self.tags),
+            "criteria": [str(c) for c in self.criteria],
+            "created_at": self.created_at.isoformat(),
+            "latest_version": self.latest_version,
+        }
 
 
 @dataclass(frozen=True)
@@ -133,13 +140,19 @@ def _check_name(name: str) -> str:
     return name
 
 
-
-
 # -- sets ------------------------------------------------------------------------------------------
 
-def create_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, *, description: str = "",
-               owner: str | None = None, tags: tuple[str, ...] | list[str] = (),
-               criteria: tuple[str, ...] | list[str] = ()) -> ValidationSet:
+
+def create_set(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    name: str,
+    *,
+    description: str = "",
+    owner: str | None = None,
+    tags: tuple[str, ...] | list[str] = (),
+    criteria: tuple[str, ...] | list[str] = (),
+) -> ValidationSet:
     """A new, empty validation set; ``criteria`` such as ``"accuracy >= 0.9"``."""
     name = _check_name(name)
     checked = [parse_criterion(c, project) for c in criteria]
@@ -149,9 +162,19 @@ def create_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, *, d
         if _row(con, project, name) is not None:
             raise ConfigError(f"A validation set named {name!r} already exists in {project.name}.")
         set_id = con.execute("SELECT coalesce(max(set_id), 0) + 1 FROM sb_valsets").fetchall()[0][0]
-        con.execute("INSERT INTO sb_valsets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [set_id, project.project_id, name, description or "", (owner or "").strip() or None,
-                     json.dumps(tags), json.dumps([str(c) for c in checked]), _now()])
+        con.execute(
+            "INSERT INTO sb_valsets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                set_id,
+                project.project_id,
+                name,
+                description or "",
+                (owner or "").strip() or None,
+                json.dumps(tags),
+                json.dumps([str(c) for c in checked]),
+                _now(),
+            ],
+        )
 
     in_transaction(con, work)
     return get_set(con, project, name)
@@ -161,7 +184,9 @@ def _row(con, project: Project, name: str):
     rows = con.execute(
         "SELECT s.set_id, s.name, s.description, s.owner, s.tags, s.criteria, s.created_at, "
         "coalesce(max(v.version), 0) FROM sb_valsets s LEFT JOIN sb_valset_versions v ON v.set_id = s.set_id "
-        "WHERE s.project_id = ? AND s.name = ? GROUP BY ALL", [project.project_id, name]).fetchall()
+        "WHERE s.project_id = ? AND s.name = ? GROUP BY ALL",
+        [project.project_id, name],
+    ).fetchall()
     return rows[0] if rows else None
 
 
@@ -190,7 +215,9 @@ def list_sets(con: duckdb.DuckDBPyConnection, project: Project) -> pd.DataFrame:
                        FROM sb_valset_versions GROUP BY set_id) v ON v.set_id = s.set_id
             LEFT JOIN (SELECT set_id, count(*) AS draft_members FROM {members} WHERE set_version = 0
                        GROUP BY set_id) d ON d.set_id = s.set_id
-            WHERE s.project_id = ? ORDER BY s.name""", [project.project_id]).df()
+            WHERE s.project_id = ? ORDER BY s.name""",
+        [project.project_id],
+    ).df()
     frame["tags"] = [", ".join(json.loads(t)) for t in frame["tags"]]
     frame["criteria"] = ["; ".join(json.loads(c)) for c in frame["criteria"]]
     for c in ("latest_version", "latest_members", "draft_members"):
@@ -202,8 +229,10 @@ def delete_set(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> N
     """Delete a set that has never been committed (committed versions are kept forever)."""
     vs = get_set(con, project, name)
     if vs.latest_version:
-        raise ConfigError(f"{name!r} has {vs.latest_version} committed version(s); committed versions are never "
-                          "deleted. Remove examples from its draft and commit instead.")
+        raise ConfigError(
+            f"{name!r} has {vs.latest_version} committed version(s); committed versions are never "
+            "deleted. Remove examples from its draft and commit instead."
+        )
 
     def work():
         con.execute(f"DELETE FROM {quote_ident(project.members_table)} WHERE set_id = ?", [vs.set_id])
@@ -213,6 +242,7 @@ def delete_set(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> N
 
 
 # -- promotion -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -233,8 +263,12 @@ class Selection:
     def source(self) -> dict:
         if self.prediction_ids is not None:
             return {"kind": "hand-picked", "predictions": len(self.prediction_ids)}
-        out = {"kind": "slice", "where": self.slice_.readable() or "all rows", "slice": self.slice_.to_dict(),
-               "scope": self.scope.to_dict()}
+        out = {
+            "kind": "slice",
+            "where": self.slice_.readable() or "all rows",
+            "slice": self.slice_.to_dict(),
+            "scope": self.scope.to_dict(),
+        }
         if self.only_errors:
             out["only_errors"] = True
         if self.bucket:
@@ -246,15 +280,19 @@ class Selection:
 
 def _mae(con, project: Project, sel: Selection) -> float:
     where = and_all([sel.scope.to_sql(), compile_slice(sel.slice_, project)])
-    value = con.execute(f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.log_table)} "
-                        f"WHERE {where[0]}", where[1]).fetchall()[0][0]
+    value = con.execute(
+        f"SELECT avg(abs(label - prediction)) FROM {quote_ident(project.log_table)} WHERE {where[0]}", where[1]
+    ).fetchall()[0][0]
     return float(value) if value else 1.0
 
 
 def _error_filter(con, project: Project, sel: Selection) -> tuple[str, list]:
     """The rows the model got wrong; for regression, residuals beyond the slice's MAE."""
     if project.task == "regression":
-        return ("label IS NOT NULL AND prediction IS NOT NULL AND abs(label - prediction) > ?", [_mae(con, project, sel)])
+        return (
+            "label IS NOT NULL AND prediction IS NOT NULL AND abs(label - prediction) > ?",
+            [_mae(con, project, sel)],
+        )
     return ("label IS NOT NULL AND prediction IS NOT NULL AND label <> prediction", [])
 
 
@@ -278,9 +316,11 @@ def _selected_rows(con, project: Project, sel: Selection) -> tuple[str, list]:
             filters.append(bucket_filter(project, sel.bucket, confidence=sel.confidence, mae=mae))
     where, params = and_all(filters)
     feats = "".join(f", {quote_ident(f.name)}" for f in project.features)
-    sql = (f"SELECT prediction_id, example_id, label{feats} FROM (SELECT prediction_id, example_id, label{feats}, "
-           "row_number() OVER (PARTITION BY example_id ORDER BY \"timestamp\" DESC, prediction_id DESC) AS sb_rank "
-           f"FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked WHERE sb_rank = 1")
+    sql = (
+        f"SELECT prediction_id, example_id, label{feats} FROM (SELECT prediction_id, example_id, label{feats}, "
+        'row_number() OVER (PARTITION BY example_id ORDER BY "timestamp" DESC, prediction_id DESC) AS sb_rank '
+        f"FROM {quote_ident(project.log_table)} WHERE {where}) AS ranked WHERE sb_rank = 1"
+    )
     if sel.sample is not None:
         if int(sel.sample) < 1:
             raise ConfigError("A sample holds at least one example.")
@@ -294,20 +334,28 @@ def _counts(con, project: Project, set_id: int, rows: tuple[str, list]) -> tuple
     members = quote_ident(project.members_table)
     selected, already = con.execute(
         f"SELECT count(*), count(m.example_id) FROM ({rows[0]}) AS r LEFT JOIN {members} AS m "
-        "ON m.set_id = ? AND m.set_version = 0 AND m.example_id = r.example_id", [*rows[1], set_id]).fetchall()[0]
+        "ON m.set_id = ? AND m.set_version = 0 AND m.example_id = r.example_id",
+        [*rows[1], set_id],
+    ).fetchall()[0]
     return int(selected), int(already)
 
 
-def preview_promotion(con: duckdb.DuckDBPyConnection, project: Project, name: str,
-                      selection: Selection) -> Promotion:
+def preview_promotion(con: duckdb.DuckDBPyConnection, project: Project, name: str, selection: Selection) -> Promotion:
     """How many examples a promotion selects and how many of them the draft already holds."""
     vs = get_set(con, project, name)
     selected, already = _counts(con, project, vs.set_id, _selected_rows(con, project, selection))
     return Promotion(vs.name, selected, already, 0)
 
 
-def promote(con: duckdb.DuckDBPyConnection, project: Project, name: str, selection: Selection, *,
-            reason: str = "", source: dict | None = None) -> Promotion:
+def promote(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    name: str,
+    selection: Selection,
+    *,
+    reason: str = "",
+    source: dict | None = None,
+) -> Promotion:
     """Add the selected examples to the set's draft in one transaction (those already in
     it stay as they are), each with its label and features as of now, ``reason`` and
     ``source`` (default: the selection itself)."""
@@ -323,14 +371,14 @@ def promote(con: duckdb.DuckDBPyConnection, project: Project, name: str, selecti
             f"INSERT INTO {members} SELECT ?, 0, r.example_id, r.prediction_id, r.label{feats}, ?, ?, ? "
             f"FROM ({rows[0]}) AS r WHERE NOT EXISTS (SELECT 1 FROM {members} AS m WHERE m.set_id = ? "
             "AND m.set_version = 0 AND m.example_id = r.example_id)",
-            [vs.set_id, reason or "", source_text, _now(), *rows[1], vs.set_id])
+            [vs.set_id, reason or "", source_text, _now(), *rows[1], vs.set_id],
+        )
         return Promotion(vs.name, selected, already, selected - already)
 
     return in_transaction(con, work)
 
 
-def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
-                   example_ids: list[str]) -> int:
+def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str, example_ids: list[str]) -> int:
     """Take examples out of the draft (committed versions keep them); returns how many left it."""
     vs = get_set(con, project, name)
     ids = list(dict.fromkeys(str(i) for i in example_ids))
@@ -340,10 +388,13 @@ def remove_members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
 
     def work():
         marks = ", ".join("?" for _ in ids)
-        n = con.execute(f"SELECT count(*) FROM {members} WHERE set_id = ? AND set_version = 0 AND example_id IN "
-                        f"({marks})", [vs.set_id, *ids]).fetchall()[0][0]
-        con.execute(f"DELETE FROM {members} WHERE set_id = ? AND set_version = 0 AND example_id IN ({marks})",
-                    [vs.set_id, *ids])
+        n = con.execute(
+            f"SELECT count(*) FROM {members} WHERE set_id = ? AND set_version = 0 AND example_id IN ({marks})",
+            [vs.set_id, *ids],
+        ).fetchall()[0][0]
+        con.execute(
+            f"DELETE FROM {members} WHERE set_id = ? AND set_version = 0 AND example_id IN ({marks})", [vs.set_id, *ids]
+        )
         return int(n)
 
     return in_transaction(con, work)
@@ -367,7 +418,9 @@ def content_hash(con: duckdb.DuckDBPyConnection, project: Project, set_id: int, 
     row = " || chr(31) || ".join(parts)
     reader = con.sql(
         f"SELECT {row} FROM {quote_ident(project.members_table)} WHERE set_id = ? AND set_version = ? "
-        "ORDER BY example_id", params=[set_id, version]).to_arrow_reader(HASH_BATCH_ROWS)
+        "ORDER BY example_id",
+        params=[set_id, version],
+    ).to_arrow_reader(HASH_BATCH_ROWS)
     digest, members = hashlib.sha256(), 0
     for batch in reader:
         texts = batch.column(0).to_pylist()
@@ -385,23 +438,39 @@ def commit(con: duckdb.DuckDBPyConnection, project: Project, name: str, message:
         raise ConfigError("Say in a message what this version changes.")
     vs = get_set(con, project, name)
     members = quote_ident(project.members_table)
-    cols = ", ".join(["example_id", "prediction_id", "label", *(quote_ident(f.name) for f in project.features),
-                      "reason", "source", "added_at"])
+    cols = ", ".join(
+        [
+            "example_id",
+            "prediction_id",
+            "label",
+            *(quote_ident(f.name) for f in project.features),
+            "reason",
+            "source",
+            "added_at",
+        ]
+    )
 
     def work():
         draft_hash, n = content_hash(con, project, vs.set_id, 0)
         if not n:
             raise ConfigError(f"The draft of {name!r} is empty: promote examples into it first.")
-        last = con.execute("SELECT version, content_hash FROM sb_valset_versions WHERE set_id = ? "
-                           "ORDER BY version DESC LIMIT 1", [vs.set_id]).fetchall()
+        last = con.execute(
+            "SELECT version, content_hash FROM sb_valset_versions WHERE set_id = ? ORDER BY version DESC LIMIT 1",
+            [vs.set_id],
+        ).fetchall()
         if last and last[0][1] == draft_hash:
             raise ConfigError(f"The draft of {name!r} equals version {last[0][0]}: nothing to commit.")
         version = (last[0][0] if last else 0) + 1
-        con.execute(f"INSERT INTO {members} (set_id, set_version, {cols}) SELECT set_id, ?, {cols} FROM {members} "
-                    "WHERE set_id = ? AND set_version = 0", [version, vs.set_id])
+        con.execute(
+            f"INSERT INTO {members} (set_id, set_version, {cols}) SELECT set_id, ?, {cols} FROM {members} "
+            "WHERE set_id = ? AND set_version = 0",
+            [version, vs.set_id],
+        )
         now = _now()
-        con.execute("INSERT INTO sb_valset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [project.project_id, vs.set_id, version, message, draft_hash, int(n), now])
+        con.execute(
+            "INSERT INTO sb_valset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [project.project_id, vs.set_id, version, message, draft_hash, int(n), now],
+        )
         return CommittedVersion(vs.name, version, message, draft_hash, int(n), now)
 
     return in_transaction(con, work)
@@ -425,8 +494,9 @@ def _version(con, project: Project, vs: ValidationSet, version: int | str | None
     return number
 
 
-def members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
-            version: int | str | None = None) -> pd.DataFrame:
+def members(
+    con: duckdb.DuckDBPyConnection, project: Project, name: str, version: int | str | None = None
+) -> pd.DataFrame:
     """The members of one version (default: the draft), with their reason and source."""
     vs = get_set(con, project, name)
     number = _version(con, project, vs, version)
@@ -434,7 +504,8 @@ def members(con: duckdb.DuckDBPyConnection, project: Project, name: str,
     return con.execute(
         f"SELECT example_id, prediction_id, label{feats}, reason, source, added_at "
         f"FROM {quote_ident(project.members_table)} WHERE set_id = ? AND set_version = ? ORDER BY added_at, example_id",
-        [vs.set_id, number]).df()
+        [vs.set_id, number],
+    ).df()
 
 
 def history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> pd.DataFrame:
@@ -450,7 +521,9 @@ def history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> pd.D
                    (SELECT count(*) FROM {m} b WHERE b.set_id = v.set_id AND b.set_version = v.version - 1
                       AND v.version > 1 AND NOT EXISTS (SELECT 1 FROM {m} a WHERE a.set_id = v.set_id
                                       AND a.set_version = v.version AND a.example_id = b.example_id)) AS removed
-            FROM sb_valset_versions v WHERE v.set_id = ? ORDER BY v.version DESC""", [vs.set_id]).df()
+            FROM sb_valset_versions v WHERE v.set_id = ? ORDER BY v.version DESC""",
+        [vs.set_id],
+    ).df()
 
 
 def diff(con: duckdb.DuckDBPyConnection, project: Project, name: str, old: int | str, new: int | str) -> pd.DataFrame:
@@ -467,14 +540,18 @@ def diff(con: duckdb.DuckDBPyConnection, project: Project, name: str, old: int |
             SELECT 'removed', example_id, prediction_id, label, reason, source, added_at FROM {m} x
               WHERE set_id = ? AND set_version = ? AND NOT EXISTS (SELECT 1 FROM {m} y WHERE y.set_id = x.set_id
                     AND y.set_version = ? AND y.example_id = x.example_id)
-            ORDER BY change, example_id""", [vs.set_id, b, a, vs.set_id, a, b]).df()
+            ORDER BY change, example_id""",
+        [vs.set_id, b, a, vs.set_id, a, b],
+    ).df()
 
 
 # -- evaluation ------------------------------------------------------------------------------------
 
+
 @contextmanager
-def _member_predictions(con, project: Project, pairs: list[tuple[int, int]],
-                        scope: Scope) -> Iterator[tuple[str, list]]:
+def _member_predictions(
+    con, project: Project, pairs: list[tuple[int, int]], scope: Scope
+) -> Iterator[tuple[str, list]]:
     """Rows ``set_id, set_version, model_version, stage, label, prediction, score, outcomes``:
     each member with the latest prediction every version × stage made for it, and
     its label: the latest one the log knows for the example, else the one it was
@@ -489,9 +566,12 @@ def _member_predictions(con, project: Project, pairs: list[tuple[int, int]],
     table = quote_ident(f"sb_member_rows_{uuid.uuid4().hex}")
     # Not prediction_id: reading it for every row of the log costs more than the rest
     # together, and ties on the timestamp break on the values that count (score, prediction).
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT example_id, model_version, stage, \"timestamp\", "
-                f"prediction, score, label, label_timestamp{outs} FROM {quote_ident(project.log_table)} "
-                f"WHERE example_id IN (SELECT example_id FROM {m} WHERE {keys})", key_params)
+    con.execute(
+        f'CREATE TEMP TABLE {table} AS SELECT example_id, model_version, stage, "timestamp", '
+        f"prediction, score, label, label_timestamp{outs} FROM {quote_ident(project.log_table)} "
+        f"WHERE example_id IN (SELECT example_id FROM {m} WHERE {keys})",
+        key_params,
+    )
     where, params = scope.to_sql()
     sql = f"""
         SELECT mem.set_id, mem.set_version, p.model_version, p.stage, coalesce(known.label, mem.label) AS label,
@@ -512,8 +592,14 @@ def _member_predictions(con, project: Project, pairs: list[tuple[int, int]],
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] | None = None, *,
-             version: int | str = "latest", scope: Scope = Scope()) -> pd.DataFrame:
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    names: list[str] | None = None,
+    *,
+    version: int | str = "latest",
+    scope: Scope = Scope(),
+) -> pd.DataFrame:
     """Every model version × stage on each set's committed ``version`` (default: the latest).
 
     One row per set × model version × stage: ``members``, ``scored`` (members that
@@ -524,25 +610,52 @@ def evaluate(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] 
     """
     sets = [get_set(con, project, n) for n in (names if names is not None else list_sets(con, project)["name"])]
     sets = [s for s in sets if s.latest_version]
-    columns = ["set", "set_version", "model_version", "stage", "members", "scored", "labeled", "unlabeled",
-               "coverage", "verdict", "failed"]
+    columns = [
+        "set",
+        "set_version",
+        "model_version",
+        "stage",
+        "members",
+        "scored",
+        "labeled",
+        "unlabeled",
+        "coverage",
+        "verdict",
+        "failed",
+    ]
     if not sets:
         return pd.DataFrame(columns=columns)
     pairs = [(s.set_id, _version(con, project, s, version)) for s in sets]
     with _member_predictions(con, project, pairs, scope) as rows:
-        frame = compute_metrics(con, project, rows=rows, group_by=[
-            GroupKey("set_id", "set_id"), GroupKey("set_version", "set_version"),
-            GroupKey("model_version", "model_version"), GroupKey("stage", "stage")])
+        frame = compute_metrics(
+            con,
+            project,
+            rows=rows,
+            group_by=[
+                GroupKey("set_id", "set_id"),
+                GroupKey("set_version", "set_version"),
+                GroupKey("model_version", "model_version"),
+                GroupKey("stage", "stage"),
+            ],
+        )
     # Every version x stage in scope, from the small per-day rollup where the window allows.
-    table, (where, params) = ((project.rollup_table, scope.to_rollup_sql()) if scope.day_aligned()
-                              else (project.log_table, scope.to_sql()))
+    table, (where, params) = (
+        (project.rollup_table, scope.to_rollup_sql()) if scope.day_aligned() else (project.log_table, scope.to_sql())
+    )
     grid = con.execute(f"SELECT DISTINCT model_version, stage FROM {quote_ident(table)} WHERE {where}", params).df()
-    sizes = {(sid, ver): n for sid, ver, n in con.execute(
-        f"SELECT set_id, set_version, count(*) FROM {quote_ident(project.members_table)} WHERE "
-        + " OR ".join("(set_id = ? AND set_version = ?)" for _ in pairs) + " GROUP BY ALL",
-        [x for p in pairs for x in p]).fetchall()}
-    full = pd.DataFrame([(sid, ver, mv, st) for sid, ver in pairs for mv, st in zip(grid["model_version"], grid["stage"])],
-                        columns=["set_id", "set_version", "model_version", "stage"])
+    sizes = {
+        (sid, ver): n
+        for sid, ver, n in con.execute(
+            f"SELECT set_id, set_version, count(*) FROM {quote_ident(project.members_table)} WHERE "
+            + " OR ".join("(set_id = ? AND set_version = ?)" for _ in pairs)
+            + " GROUP BY ALL",
+            [x for p in pairs for x in p],
+        ).fetchall()
+    }
+    full = pd.DataFrame(
+        [(sid, ver, mv, st) for sid, ver in pairs for mv, st in zip(grid["model_version"], grid["stage"])],
+        columns=["set_id", "set_version", "model_version", "stage"],
+    )
     frame = full.merge(frame, on=["set_id", "set_version", "model_version", "stage"], how="left")
     for c in frame.columns:
         if c.startswith("n_") or c in ("tp", "fp", "fn", "tn"):
@@ -573,11 +686,15 @@ def evaluate(con: duckdb.DuckDBPyConnection, project: Project, names: list[str] 
     frame["failed"] = failed
     frame = frame.drop(columns=["set_id"])
     lead = [c for c in columns if c in frame]
-    return frame[lead + [c for c in frame.columns if c not in lead]].sort_values(
-        ["set", "model_version", "stage"]).reset_index(drop=True)
+    return (
+        frame[lead + [c for c in frame.columns if c not in lead]]
+        .sort_values(["set", "model_version", "stage"])
+        .reset_index(drop=True)
+    )
 
 
 # -- the re-scoring loop ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Export:
@@ -594,8 +711,9 @@ def _with_class_names(frame: pd.DataFrame, project: Project) -> pd.DataFrame:
     return frame
 
 
-def export_bytes(con: duckdb.DuckDBPyConnection, project: Project, name: str, version: int | str = "latest",
-                 fmt: str = "parquet") -> tuple[bytes, Export]:
+def export_bytes(
+    con: duckdb.DuckDBPyConnection, project: Project, name: str, version: int | str = "latest", fmt: str = "parquet"
+) -> tuple[bytes, Export]:
     """A committed version's examples (ids, features as promoted, labels as now known) as
     the bytes of a Parquet or CSV file (``fmt``), for scoring offline; nothing is written."""
     import pyarrow as pa
@@ -618,7 +736,8 @@ def export_bytes(con: duckdb.DuckDBPyConnection, project: Project, name: str, ve
                                        (SELECT example_id FROM {m} WHERE set_id = ? AND set_version = ?)
                                      GROUP BY example_id) AS known ON known.example_id = m.example_id
             WHERE m.set_id = ? AND m.set_version = ? ORDER BY m.example_id""",
-        [vs.name, vs.set_id, number, vs.set_id, number]).df()
+        [vs.name, vs.set_id, number, vs.set_id, number],
+    ).df()
     frame = _with_class_names(frame, project)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
@@ -629,8 +748,16 @@ def export_bytes(con: duckdb.DuckDBPyConnection, project: Project, name: str, ve
     return sink.getvalue().to_pybytes(), Export("", len(frame), tuple(frame.columns))
 
 
-def export_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, path: str,
-               version: int | str = "latest", *, force: bool = True, protect=()) -> Export:
+def export_set(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    name: str,
+    path: str,
+    version: int | str = "latest",
+    *,
+    force: bool = True,
+    protect=(),
+) -> Export:
     """Write a committed version's examples to Parquet or CSV (by the file's suffix), for
     scoring offline: through :func:`analysis.store.paths.write_file` (no links followed, never a
     database, replaced only with ``force``, never half a file)."""
@@ -645,17 +772,27 @@ def export_set(con: duckdb.DuckDBPyConnection, project: Project, name: str, path
     return Export(str(path), done.rows, done.columns)
 
 
-def ingest_scores(con: duckdb.DuckDBPyConnection, project: Project, name: str, source, *, model_version: str,
-                  version: int | str = "latest", prediction: str = "prediction", score: str | None = "score",
-                  on_duplicate: str = "error", source_name: str | None = None):
+def ingest_scores(
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    name: str,
+    source,
+    *,
+    model_version: str,
+    version: int | str = "latest",
+    prediction: str = "prediction",
+    score: str | None = "score",
+    on_duplicate: str = "error",
+    source_name: str | None = None,
+):
     """Ingest a scored export (``example_id`` and ``prediction``, optionally ``score``) as
     predictions of ``model_version`` at stage ``offline``, so that the set's evaluation
     fills in. Each member becomes one prediction with id
     ``<set>@<version>/<model_version>/<example_id>``, the member's features and its
     label; rows for examples that are not members are refused."""
     from analysis.errors import IngestError
-    from analysis.ingest.predictions import ingest_predictions
     from analysis.ingest.mapping import Mapping
+    from analysis.ingest.predictions import ingest_predictions
     from analysis.ingest.sources import close_source, open_source
 
     if not model_version or not str(model_version).strip():
@@ -669,36 +806,67 @@ def ingest_scores(con: duckdb.DuckDBPyConnection, project: Project, name: str, s
     try:
         missing = [c for c in ("example_id", prediction) if c not in src.columns]
         if missing:
-            raise IngestError(f"has no column {', '.join(repr(c) for c in missing)}; a scored export needs "
-                              f"example_id and {prediction!r}", source=label)
+            raise IngestError(
+                f"has no column {', '.join(repr(c) for c in missing)}; a scored export needs "
+                f"example_id and {prediction!r}",
+                source=label,
+            )
         use_score = bool(score) and score in src.columns
         scored = con.execute(
             f"SELECT CAST(example_id AS VARCHAR) AS example_id, {quote_ident(prediction)} AS prediction"
-            + (f", {quote_ident(score)} AS score" if use_score else "") + " FROM sb_scored").df()
+            + (f", {quote_ident(score)} AS score" if use_score else "")
+            + " FROM sb_scored"
+        ).df()
     finally:
         close_source(con, src)
     if scored["example_id"].isna().any():
         raise IngestError(f"{int(scored['example_id'].isna().sum())} row(s) have no example_id", source=label)
     repeated = scored["example_id"][scored["example_id"].duplicated()].unique().tolist()
     if repeated:
-        raise IngestError(f"{len(repeated)} example id(s) appear more than once, such as {repeated[:3]}",
-                          source=label)
+        raise IngestError(f"{len(repeated)} example id(s) appear more than once, such as {repeated[:3]}", source=label)
     mem = members(con, project, name, number)
     unknown = sorted(set(scored["example_id"]) - set(mem["example_id"]))
     if unknown:
         member = "is not a member" if len(unknown) == 1 else "are not members"
-        raise IngestError(f"{count(len(unknown), 'example id')} {member} of {vs.name!r} version {number}, such as "
-                          f"{', '.join(repr(u) for u in unknown[:3])}", source=label)
+        raise IngestError(
+            f"{count(len(unknown), 'example id')} {member} of {vs.name!r} version {number}, such as "
+            f"{', '.join(repr(u) for u in unknown[:3])}",
+            source=label,
+        )
     frame = scored.merge(mem.drop(columns=["prediction", "score"], errors="ignore"), on="example_id", how="left")
     frame = _with_class_names(frame, project)
     frame["prediction_id"] = [f"{vs.name}@{number}/{model_version}/{e}" for e in frame["example_id"]]
     frame["timestamp"] = pd.Timestamp(_now())
-    mapping = Mapping(task=project.task, positive_label=project.positive_label, threshold=project.threshold,
-                      id="prediction_id", example="example_id", timestamp="timestamp", prediction="prediction",
-                      score="score" if use_score else None, label="label",
-                      features=[f.name for f in project.features], outcomes=[],
-                      kinds={f.name: f.kind for f in project.features})
-    keep = ["prediction_id", "example_id", "timestamp", "prediction", *(["score"] if use_score else []), "label",
-            *(f.name for f in project.features)]
-    return ingest_predictions(con, frame[keep], project=project.name, mapping=mapping, version=str(model_version),
-                              stage="offline", on_duplicate=on_duplicate, source_name=label)
+    mapping = Mapping(
+        task=project.task,
+        positive_label=project.positive_label,
+        threshold=project.threshold,
+        id="prediction_id",
+        example="example_id",
+        timestamp="timestamp",
+        prediction="prediction",
+        score="score" if use_score else None,
+        label="label",
+        features=[f.name for f in project.features],
+        outcomes=[],
+        kinds={f.name: f.kind for f in project.features},
+    )
+    keep = [
+        "prediction_id",
+        "example_id",
+        "timestamp",
+        "prediction",
+        *(["score"] if use_score else []),
+        "label",
+        *(f.name for f in project.features),
+    ]
+    return ingest_predictions(
+        con,
+        frame[keep],
+        project=project.name,
+        mapping=mapping,
+        version=str(model_version),
+        stage="offline",
+        on_duplicate=on_duplicate,
+        source_name=label,
+    )

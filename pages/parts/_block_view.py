@@ -66,27 +66,41 @@ def _big_numbers(kind: str, s: dict) -> None:
     cards = []  # (label, value, delta, colour, arrow)
     if kind == "comparison":
         products = s.get("product_metrics", [])
-        for r in [r for r in s["overall"] if r["kind"] == "product"][:3] + \
-                 [r for r in s["overall"] if r["metric"] == "accuracy"]:
+        for r in [r for r in s["overall"] if r["kind"] == "product"][:3] + [
+            r for r in s["overall"] if r["metric"] == "accuracy"
+        ]:
             delta = r["delta"]
             better = None if not delta else (delta > 0) == higher_is_better(r["metric"], products)
             # An ASCII minus, so the card's arrow follows the sign.
             text = None if delta is None else show_delta(r["metric"], delta, products).replace("−", "-")
-            cards.append((metric_title(r["metric"], products), show(r["metric"], r["candidate"], products), text,
-                          "gray" if better is None else "blue" if better else "orange", "auto"))
+            cards.append(
+                (
+                    metric_title(r["metric"], products),
+                    show(r["metric"], r["candidate"], products),
+                    text,
+                    "gray" if better is None else "blue" if better else "orange",
+                    "auto",
+                )
+            )
     elif kind == "headline":
         metric = next((m for m in s["metrics"] if m != "error_rate"), None)
         for r in s["rows"][:4]:
             cards.append((f"{r['side']}: {metric_title(metric)}", show(metric, r.get(metric)), None, "off", "off"))
     elif kind == "gate":
         failed = sum(not r["passed"] for r in s["results"])
-        cards.append(("Deployment gate", "✓ PASS" if s["passed"] else "✗ FAIL",
-                      f"{failed} of {len(s['results'])} criteria fail" if failed else "every criterion holds",
-                      "orange" if failed else "blue", "off"))
+        cards.append(
+            (
+                "Deployment gate",
+                "✓ PASS" if s["passed"] else "✗ FAIL",
+                f"{failed} of {len(s['results'])} criteria fail" if failed else "every criterion holds",
+                "orange" if failed else "blue",
+                "off",
+            )
+        )
     # Four cards to a row fit figures up to 12 characters ($182,955,000) at 1280 pixels; longer ones two to a
     # row, so that no figure is cut.
     per_row = 4 if max((len(c[1]) for c in cards), default=0) <= 12 else 2
     for start in range(0, len(cards), per_row):
-        row = cards[start:start + per_row]
+        row = cards[start : start + per_row]
         for col, (label, value, delta, color, arrow) in zip(st.columns(per_row), row):
             col.metric(_ui.plain(label), value, delta, delta_color=color, delta_arrow=arrow, border=True)

@@ -24,14 +24,26 @@ def engine_panel(project: str) -> None:
         if settings.spark_remote:
             st.caption(f"Spark remote: {_ui.plain(masked_remote(settings.spark_remote))}")
         with st.form("sb_engine_form", border=False):
-            engine = st.radio("Engine", list(LABELS), format_func=LABELS.get, key="sb_engine_choice",
-                              index=list(LABELS).index(settings.engine), horizontal=True)
-            remote = st.text_input("Spark remote", value="", type="password", key="sb_engine_remote",
-                                   placeholder="empty: keep the current one" if settings.spark_remote
-                                   else f"sc://host:15002 (empty: {DEFAULT_SPARK})",
-                                   help="A Spark Connect URL (Databricks: sc://host:443/;token=…) or a local "
-                                        "master such as local[2]. Spark reads projects attached to a Parquet "
-                                        "dataset. Left empty, the stored remote is kept.")
+            engine = st.radio(
+                "Engine",
+                list(LABELS),
+                format_func=LABELS.get,
+                key="sb_engine_choice",
+                index=list(LABELS).index(settings.engine),
+                horizontal=True,
+            )
+            remote = st.text_input(
+                "Spark remote",
+                value="",
+                type="password",
+                key="sb_engine_remote",
+                placeholder="empty: keep the current one"
+                if settings.spark_remote
+                else f"sc://host:15002 (empty: {DEFAULT_SPARK})",
+                help="A Spark Connect URL (Databricks: sc://host:443/;token=…) or a local "
+                "master such as local[2]. Spark reads projects attached to a Parquet "
+                "dataset. Left empty, the stored remote is kept.",
+            )
             if st.form_submit_button("Use this engine"):
                 with _ui.readable_errors():
                     typed = remote.strip() or None

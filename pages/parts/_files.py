@@ -25,8 +25,11 @@ def file_input(key: str):
     folders = read_folders(default_db_path())
     with st.expander("…or read a file, folder or glob on the server"):
         server_path = st.text_input("Path", key=f"{key}_path", placeholder="/data/logs/2026-11-*.parquet")
-        st.caption("The app reads files inside " + (", ".join(f"`{f}`" for f in folders) or "no folder")
-                   + " (the setting `SLICEBOARD_READ_FOLDERS` names others).")
+        st.caption(
+            "The app reads files inside "
+            + (", ".join(f"`{f}`" for f in folders) or "no folder")
+            + " (the setting `SLICEBOARD_READ_FOLDERS` names others)."
+        )
     uploads = _uploads()
     if upload is not None:
         if upload.file_id in st.session_state.setdefault("sb_uploads_done", set()):

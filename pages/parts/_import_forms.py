@@ -9,8 +9,8 @@ from analysis import get_project
 from analysis.ingest.guess_columns import guess_source
 from analysis.ingest.labels import guess_label_columns
 from analysis.ingest.mapping import ROLE_KEYS
-from analysis.numbers import format_count
 from analysis.ingest.staging import labels_staged
+from analysis.numbers import format_count
 from pages.parts import _files, _ui
 
 NONE = "—"
@@ -26,15 +26,36 @@ ROLE_HELP = {
     "label": "true label, if already known",
     "label_timestamp": "when the label became known",
 }
-ROLE_WORDS = {"id": "id", "example": "example id", "timestamp": "timestamp", "version": "model version",
-              "stage": "stage", "prediction": "prediction", "score": "score", "label": "label",
-              "label_timestamp": "label timestamp", "outcomes": "outcomes", "features": "features", "task": "task"}
+ROLE_WORDS = {
+    "id": "id",
+    "example": "example id",
+    "timestamp": "timestamp",
+    "version": "model version",
+    "stage": "stage",
+    "prediction": "prediction",
+    "score": "score",
+    "label": "label",
+    "label_timestamp": "label timestamp",
+    "outcomes": "outcomes",
+    "features": "features",
+    "task": "task",
+}
 
 
 def sidebar_project(names: list[str]) -> str | None:
     """The project chosen in the sidebar (the frame keeps it in the session and the URL)."""
-    return next((n for n in (st.session_state.get("project"), st.session_state.get("sb_project"),
-                             st.query_params.get("project")) if n in names), None)
+    return next(
+        (
+            n
+            for n in (
+                st.session_state.get("project"),
+                st.session_state.get("sb_project"),
+                st.query_params.get("project"),
+            )
+            if n in names
+        ),
+        None,
+    )
 
 
 def written(message: str, project: str) -> None:
@@ -65,9 +86,12 @@ def keep_options(key: str, options: list[str]) -> None:
 
 
 def show_reasons(guess) -> None:
-    lines = [f"- **{ROLE_WORDS.get(role, role)}**"
-             + (f" ← `{_ui.plain(getattr(guess.mapping, role))}`" if role in ROLE_KEYS else "")
-             + f": {_ui.plain(why)}" for role, why in guess.reasons.items()]
+    lines = [
+        f"- **{ROLE_WORDS.get(role, role)}**"
+        + (f" ← `{_ui.plain(getattr(guess.mapping, role))}`" if role in ROLE_KEYS else "")
+        + f": {_ui.plain(why)}"
+        for role, why in guess.reasons.items()
+    ]
     if lines:
         with st.expander("What was guessed, and why", expanded=True):
             st.markdown("\n".join(lines))
@@ -78,18 +102,24 @@ def labels_form(path: str, name: str, cols: list[str], current: str) -> None:
     """Map a file's columns to an id, a label, its time and outcomes, and attach them to
     ``current``'s predictions."""
     project = _ui.query(get_project, None, name=current)
-    key = st.radio("Rows name a", ["prediction", "example"], horizontal=True, key="imp_lab_key",
-                   format_func=lambda k: f"{k} id")
+    key = st.radio(
+        "Rows name a", ["prediction", "example"], horizontal=True, key="imp_lab_key", format_func=lambda k: f"{k} id"
+    )
     guess = guess_label_columns(project, cols, key)
     named = guess_source(path, name=name).mapping  # names and values, where the stored names are absent
     if guess["label_column"] is None and named.label:
         guess["label_column"] = named.label
     if not guess["outcomes"]:
         guess["outcomes"] = [c for c in named.outcomes if c in cols]
-    defaults_for(("lab", path, name, current, key), {
-        "imp_lab_id": guess["id_column"] or NONE, "imp_lab_label": guess["label_column"] or NONE,
-        "imp_lab_ts": guess["label_timestamp_column"] or NONE, "imp_lab_outcomes": guess["outcomes"],
-    })
+    defaults_for(
+        ("lab", path, name, current, key),
+        {
+            "imp_lab_id": guess["id_column"] or NONE,
+            "imp_lab_label": guess["label_column"] or NONE,
+            "imp_lab_ts": guess["label_timestamp_column"] or NONE,
+            "imp_lab_outcomes": guess["outcomes"],
+        },
+    )
     a, b, c = st.columns(3)
 
     def pick(col, label, k):
@@ -106,12 +136,23 @@ def labels_form(path: str, name: str, cols: list[str], current: str) -> None:
     if st.button("Attach labels", type="primary", key="imp_lab_go", disabled=id_column is None):
         with _ui.readable_errors(), st.spinner("Checking and attaching…"):
             report = labels_staged(  # read and checked first; locked only to write
-                _ui.store(), path, project=current, key=key, id_column=id_column, label_column=label_column,
-                label_timestamp_column=ts_column, outcomes=outcomes, overwrite=overwrite, source_name=name,
+                _ui.store(),
+                path,
+                project=current,
+                key=key,
+                id_column=id_column,
+                label_column=label_column,
+                label_timestamp_column=ts_column,
+                outcomes=outcomes,
+                overwrite=overwrite,
+                source_name=name,
             )
             st.session_state["imp_warnings"] = list(report.warnings)
             if report.conflict_examples:
                 st.session_state["imp_conflicts"] = report.conflict_examples
-            written(f"{format_count(report.applied)} predictions updated, {format_count(report.unchanged)} "
-                    f"unchanged, {format_count(report.pending)} labels waiting for their predictions, "
-                    f"{format_count(report.conflicting)} conflicts ({report.seconds:.1f} s).", current)
+            written(
+                f"{format_count(report.applied)} predictions updated, {format_count(report.unchanged)} "
+                f"unchanged, {format_count(report.pending)} labels waiting for their predictions, "
+                f"{format_count(report.conflicting)} conflicts ({report.seconds:.1f} s).",
+                current,
+            )

@@ -1,4 +1,4 @@
-""""Add to report" on any view (a block is drawn by :mod:`pages.parts._block_view`)."""
+""" "Add to report" on any view (a block is drawn by :mod:`pages.parts._block_view`)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,14 @@ def add_to_report(project_name: str, options: list[tuple[str, str, dict]], *, ke
         _, kind, view = options[labels.index(chosen)]
         reports = list(_ui.query(list_reports, project_name)["name"])
         default = st.session_state.get("sb_report")
-        choice = st.selectbox("Report", [*reports, NEW], key=f"{key}_report",
-                              index=reports.index(default) if default in reports else 0)
-        name = st.text_input("New report's name", key=f"{key}_new", placeholder="Weekly model review") \
-            if choice == NEW else choice
+        choice = st.selectbox(
+            "Report", [*reports, NEW], key=f"{key}_report", index=reports.index(default) if default in reports else 0
+        )
+        name = (
+            st.text_input("New report's name", key=f"{key}_new", placeholder="Weekly model review")
+            if choice == NEW
+            else choice
+        )
         title = st.text_input("Block title (optional)", key=f"{key}_title")
         if st.button("Add", key=f"{key}_add", type="primary", disabled=not name):
             try:

@@ -9,11 +9,18 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.numbers import MISSING, metric_title
-from analysis.slices.saved import delete_slice, list_slices, save_slice, slice_by_version, slice_history, slice_over_time
 from analysis.slices.model import Slice
+from analysis.slices.saved import (
+    delete_slice,
+    list_slices,
+    save_slice,
+    slice_by_version,
+    slice_history,
+    slice_over_time,
+)
 from pages.parts import _ui
-from pages.parts._writes import flash, write
 from pages.parts._slice_views import table
+from pages.parts._writes import flash, write
 
 
 def scope_words(versions, stages) -> str:
@@ -25,11 +32,20 @@ def _save(project_name: str, current: Slice, scope) -> None:
     """The Save button's callback: it runs before the page's next run, which then shows the
     new state and the confirmation (one run, not a run and a rerun)."""
     description = st.session_state.get("sl_save_description") or None
-    saved = write(project_name, save_slice, st.session_state.get("sl_save_name", ""), current, description,
-                  scope=scope, error_key="sl_save_error")
+    saved = write(
+        project_name,
+        save_slice,
+        st.session_state.get("sl_save_name", ""),
+        current,
+        description,
+        scope=scope,
+        error_key="sl_save_error",
+    )
     if saved is not None:
-        flash(f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
-              f"({_ui.plain(scope_words(saved.versions, saved.stages))}).")
+        flash(
+            f"Saved **{_ui.plain(saved.name)}**, revision {saved.revision} "
+            f"({_ui.plain(scope_words(saved.versions, saved.stages))})."
+        )
 
 
 def _delete(project, name: str) -> None:
@@ -55,8 +71,12 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
             st.text_area("Description", key="sl_save_description", height=80)
             if not current.conditions:
                 st.caption("Add a condition above to save a slice.")
-            st.form_submit_button("Save (a new revision if the name exists)", disabled=not current.conditions,
-                                  on_click=_save, args=(project_name, current, scope))
+            st.form_submit_button(
+                "Save (a new revision if the name exists)",
+                disabled=not current.conditions,
+                on_click=_save,
+                args=(project_name, current, scope),
+            )
             if st.session_state.get("sl_save_error"):
                 _ui.show_error(SliceboardError(st.session_state.pop("sl_save_error")))
     with right if editable else left:
@@ -70,8 +90,10 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
             confirming = None
         for row in saved_list.itertuples():
             a, b, c = st.columns([3, 1, 1])  # room for "Open" and "Delete" whole in half the page
-            a.markdown(f"**{_ui.plain(row.name)}** · r{row.revision} · {_ui.plain(scope_words(row.versions, row.stages))}"
-                       f"  \n{_ui.plain(row.where)}" + (f"  \n{_ui.plain(row.description)}" if row.description else ""))
+            a.markdown(
+                f"**{_ui.plain(row.name)}** · r{row.revision} · {_ui.plain(scope_words(row.versions, row.stages))}"
+                f"  \n{_ui.plain(row.where)}" + (f"  \n{_ui.plain(row.description)}" if row.description else "")
+            )
             if b.button("Open", key=f"sl_open_{row.name}"):
                 open_saved(row.where, row.versions, row.stages)
             if editable and c.button("Delete", key=f"sl_delete_{row.name}"):
@@ -88,18 +110,24 @@ def saved_view(project_name: str, project, scope, current: Slice, open_saved) ->
                         st.rerun()
             with a.expander("History"):
                 history = _ui.query(slice_history, project_name, name=row.name)
-                history = history.assign(**{k: history[k].map(lambda v: ", ".join(v) or "all")
-                                            for k in ("versions", "stages")})
+                history = history.assign(
+                    **{k: history[k].map(lambda v: ", ".join(v) or "all") for k in ("versions", "stages")}
+                )
                 st.dataframe(history, hide_index=True, key=f"sl_history_{row.name}", placeholder=MISSING)
     if not current.conditions:
         return
     st.markdown("##### This slice over time and across versions")
     daily = _ui.query(slice_over_time, project_name, slice_=current, scope=scope)
     metric = "accuracy" if "accuracy" in daily else "mae"
-    fig = px.line(daily, x="day", y=metric, color="part",
-                  title=f"{metric_title(metric)} per day, slice vs rest (labeled rows)",
-                  color_discrete_map={"slice": "#e45756", "rest": "#4c78a8"},
-                  labels={metric: metric_title(metric), "day": "Day"})
+    fig = px.line(
+        daily,
+        x="day",
+        y=metric,
+        color="part",
+        title=f"{metric_title(metric)} per day, slice vs rest (labeled rows)",
+        color_discrete_map={"slice": "#e45756", "rest": "#4c78a8"},
+        labels={metric: metric_title(metric), "day": "Day"},
+    )
     fig.update_layout(height=320, margin=dict(t=40, l=10, r=10, b=10), legend_title_text="")
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")

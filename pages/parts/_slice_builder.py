@@ -41,10 +41,13 @@ def _values_condition(project_name: str, column: str, scope) -> Condition | None
         return None
     present = [v for v in picked if v != MISSING]
     if present and len(present) < len(picked):  # "one of these or missing" is not one AND-condition
-        st.warning(f"Pick either values or {MISSING}, not both: a slice joins its conditions with AND "
-                   f"and cannot yet say “one of these or missing”. To leave out missing rows as well as "
-                   f"these values, add “Everything except” these values, then “Everything except” "
-                   f"{MISSING}.", icon=":material/info:")
+        st.warning(
+            f"Pick either values or {MISSING}, not both: a slice joins its conditions with AND "
+            f"and cannot yet say “one of these or missing”. To leave out missing rows as well as "
+            f"these values, add “Everything except” these values, then “Everything except” "
+            f"{MISSING}.",
+            icon=":material/info:",
+        )
         return None
     if present:
         return Condition(column, "not_in" if negate else "in", values=tuple(present))
@@ -70,8 +73,12 @@ def _text_condition(project_name: str, column: str, scope) -> Condition | None:
     return Condition(column, "contains", text=needle) if needle else None
 
 
-INPUTS = {"categorical": _values_condition, "boolean": _values_condition,
-          "numeric": _range_condition, "timestamp": _range_condition}
+INPUTS = {
+    "categorical": _values_condition,
+    "boolean": _values_condition,
+    "numeric": _range_condition,
+    "timestamp": _range_condition,
+}
 
 
 def condition_builder(project_name: str, project, scope, current: Slice, set_slice) -> None:

@@ -19,9 +19,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ _LOCK = threading.Lock()
 @dataclass(frozen=True)
 class Pending:
     """An answer still being computed: since when (``time.monotonic``), its job, and its key."""
+
     started: float
     job: Future
     key: tuple
@@ -81,6 +81,7 @@ def answer(func, project: str | None = None, *, progress: bool = False, figures:
     key = _ui.call_key(func, project, kwargs)
     with _LOCK:
         if key not in _JOBS:
+
             def say(fraction: float, text: str) -> None:
                 _PROGRESS[key] = (fraction, text)
 
@@ -89,7 +90,7 @@ def answer(func, project: str | None = None, *, progress: bool = False, figures:
                 first = _FIRST[key] = Future()
                 extra["figures"] = first.set_result
             _JOBS[key] = (time.monotonic(), _POOL.submit(_ui.compute, *key[1:], extra))
-            for old in [k for k, (_, job) in _JOBS.items() if job.done()][:max(0, len(_JOBS) - KEEP)]:
+            for old in [k for k, (_, job) in _JOBS.items() if job.done()][: max(0, len(_JOBS) - KEEP)]:
                 del _JOBS[old]
                 _NOTED.discard(old)
                 _PROGRESS.pop(old, None)
@@ -124,8 +125,11 @@ def show_pending(pending: Pending, message: str) -> None:
             st.rerun(scope="app")
         seconds = time.monotonic() - pending.started
         box = st.container(key="sb_pending")
-        box.info(f"{message} ({seconds:.0f} s so far). The rest of the page can be used meanwhile; "
-                 "this part fills in by itself.", icon=":material/hourglass_top:")
+        box.info(
+            f"{message} ({seconds:.0f} s so far). The rest of the page can be used meanwhile; "
+            "this part fills in by itself.",
+            icon=":material/hourglass_top:",
+        )
         said = pending.progress()
         if said is not None:
             fraction, text = said

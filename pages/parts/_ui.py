@@ -17,10 +17,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis import DatabaseBusyError, SliceboardError, Store, default_db_path, get_project, list_projects
+from analysis.engines.settings import answered, engine_connection, get_settings
 from analysis.store.access import ReadOnlyStore, read_only_mode
 from analysis.store.changes import Signatures
 from analysis.store.changes import signatures as read_signatures
-from analysis.engines.settings import answered, engine_connection, get_settings
 
 log = logging.getLogger("sliceboard")
 
@@ -48,8 +48,9 @@ def read_only() -> bool:
 # and, at the start of a line, what starts a list or a heading underline. The rest
 # (- . / , ; = ? ' " ( ) > letters, and _ inside a word, which CommonMark never reads
 # as emphasis) stays as typed, so names such as self_employed read as they are.
-_ALWAYS = re.compile(r"([\\`*~\[\]<&#|${}!@^])|:(?=\S)|(?<=material)/|(?<=www)\.|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])",
-                     re.IGNORECASE)
+_ALWAYS = re.compile(
+    r"([\\`*~\[\]<&#|${}!@^])|:(?=\S)|(?<=material)/|(?<=www)\.|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", re.IGNORECASE
+)
 _LINE_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
 # Streamlit's Markdown turns bare URLs, www. names and e-mail addresses into links after
 # escapes are read, so no escape stops it: an invisible word joiner breaks the pattern.
@@ -182,8 +183,7 @@ def call_key(func, project: str | None, kwargs: dict) -> tuple:
     """What identifies an answer: the areas of the database it reads as they are now (a
     write that changes them makes a new key), the database, the function and its arguments."""
     func_path = f"{func.__module__}.{func.__name__}"
-    return (signatures().key(func_path, project), str(store().path), func_path, project,
-            tuple(sorted(kwargs.items())))
+    return (signatures().key(func_path, project), str(store().path), func_path, project, tuple(sorted(kwargs.items())))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -236,8 +236,10 @@ def ensure_database() -> None:
     if s.exists():
         return
     if read_only_mode():
-        st.info("There is no Sliceboard database here yet, and this app is read-only: it shows a database "
-                "someone else builds.")
+        st.info(
+            "There is no Sliceboard database here yet, and this app is read-only: it shows a database "
+            "someone else builds."
+        )
         st.stop()
     from analysis.demo import build_demo
 
@@ -296,8 +298,18 @@ def require_app() -> None:
 def current_project() -> str:
     """The selected project, or an empty state that stops the page."""
     names = project_names()
-    name = next((n for n in (st.session_state.get("project"), st.session_state.get("sb_project"),
-                             st.query_params.get("project")) if n in names), None)
+    name = next(
+        (
+            n
+            for n in (
+                st.session_state.get("project"),
+                st.session_state.get("sb_project"),
+                st.query_params.get("project"),
+            )
+            if n in names
+        ),
+        None,
+    )
     if not name and read_only():
         st.info("There are no projects in this database yet.")
         st.stop()
@@ -320,8 +332,7 @@ def show_error(exc: BaseException) -> None:
     else:
         log.exception("unexpected error in a page", exc_info=exc)
         st.error(
-            f"Something went wrong ({type(exc).__name__}: {plain(exc)}). The details are in the "
-            "server log.",
+            f"Something went wrong ({type(exc).__name__}: {plain(exc)}). The details are in the server log.",
             icon=":material/error:",
         )
 

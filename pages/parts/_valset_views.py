@@ -10,24 +10,45 @@ import streamlit as st
 from analysis import SliceboardError
 from analysis.numbers import MISSING, format_count, format_value, metric_name, metric_title, missing
 from analysis.palette import VERDICT_WORDS
-from analysis.store.paths import safe_file_name
 from analysis.reports.blocks import records
 from analysis.reports.charts import valsets_figures
 from analysis.reports.html import inert_figure
+from analysis.store.paths import safe_file_name
 from analysis.valsets.sets import export_bytes, ingest_scores
 from pages.parts import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 # The engine's column names as a person reads them, in the sets, draft, history and diff tables.
-HEADERS = {"name": "Name", "description": "Description", "owner": "Owner", "tags": "Tags",
-           "criteria": "Pass criteria", "created_at": "Created", "latest_version": "Latest version",
-           "latest_members": "Members (latest)", "draft_members": "Members (draft)", "example_id": "Example id",
-           "prediction_id": "Prediction id", "label": "Label", "reason": "Reason", "source": "Source",
-           "added_at": "Added at", "version": "Version", "message": "Message", "content_hash": "Content hash",
-           "n_members": "Members", "committed_at": "Committed", "added": "Added", "removed": "Removed",
-           "change": "Change"}
-CRITERIA_EXAMPLE = {"binary": "accuracy >= 0.9\nrecall >= 0.8", "multiclass": "accuracy >= 0.9\nmacro_f1 >= 0.8",
-                    "regression": "mae <= 5\nrmse <= 8"}
+HEADERS = {
+    "name": "Name",
+    "description": "Description",
+    "owner": "Owner",
+    "tags": "Tags",
+    "criteria": "Pass criteria",
+    "created_at": "Created",
+    "latest_version": "Latest version",
+    "latest_members": "Members (latest)",
+    "draft_members": "Members (draft)",
+    "example_id": "Example id",
+    "prediction_id": "Prediction id",
+    "label": "Label",
+    "reason": "Reason",
+    "source": "Source",
+    "added_at": "Added at",
+    "version": "Version",
+    "message": "Message",
+    "content_hash": "Content hash",
+    "n_members": "Members",
+    "committed_at": "Committed",
+    "added": "Added",
+    "removed": "Removed",
+    "change": "Change",
+}
+CRITERIA_EXAMPLE = {
+    "binary": "accuracy >= 0.9\nrecall >= 0.8",
+    "multiclass": "accuracy >= 0.9\nmacro_f1 >= 0.8",
+    "regression": "mae <= 5\nrmse <= 8",
+}
 
 
 def source_words(source) -> str:
@@ -73,26 +94,35 @@ def matrix_view(project_name: str, project, results) -> None:
     metric = st.selectbox("Metric written in the cells", metrics, key="vs_matrix_metric", format_func=metric_title)
     fig = valsets_figures({"metric": metric, "rows": records(results)})[0]
     st.plotly_chart(inert_figure(fig), key="vs_matrix", config={"displaylogo": False})
-    st.caption("Colour: the set's verdict (blue ✓ pass, vermillion ✗ fail against the set's criteria; light grey: "
-               "no criteria; grey: no labeled member scored). Coverage: members the version scored. Members "
-               "without a label are counted, not evaluated. Labels that arrived after promotion are used.")
+    st.caption(
+        "Colour: the set's verdict (blue ✓ pass, vermillion ✗ fail against the set's criteria; light grey: "
+        "no criteria; grey: no labeled member scored). Coverage: members the version scored. Members "
+        "without a label are counted, not evaluated. Labels that arrived after promotion are used."
+    )
     st.dataframe(matrix_table(results, metrics), hide_index=True, key="vs_matrix_table")
 
 
 def matrix_table(results, metrics: list[str]) -> pd.DataFrame:
     """The matrix as people read it: counts with separators, metrics in their format with
     their 95% interval, the verdict in words."""
-    out = pd.DataFrame({"set": results["set"], "version": results["set_version"].map(format_count),
-                        "model version": results["model_version"], "stage": results["stage"],
-                        "members": results["members"].map(format_count),
-                        "scored": results["scored"].map(format_count),
-                        "labeled": results["labeled"].map(format_count)})
+    out = pd.DataFrame(
+        {
+            "set": results["set"],
+            "version": results["set_version"].map(format_count),
+            "model version": results["model_version"],
+            "stage": results["stage"],
+            "members": results["members"].map(format_count),
+            "scored": results["scored"].map(format_count),
+            "labeled": results["labeled"].map(format_count),
+        }
+    )
     for m in metrics:
         out[metric_name(m)] = [format_value(m, v) for v in results[m]]
         if f"{m}_low" in results:
             out[f"{metric_name(m)}, 95% interval"] = [
                 MISSING if missing(lo) or missing(hi) else f"[{format_value(m, lo)}, {format_value(m, hi)}]"
-                for lo, hi in zip(results[f"{m}_low"], results[f"{m}_high"])]
+                for lo, hi in zip(results[f"{m}_low"], results[f"{m}_high"])
+            ]
     out.insert(4, "verdict", results["verdict"].map(lambda v: VERDICT_WORDS.get(v, v)))
     out.insert(5, "failed criteria", results["failed"].fillna(""))
     return out
@@ -103,10 +133,12 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
     if not versions:
         st.info("Commit the draft first: exports and scores belong to a committed version.")
         return
-    st.markdown("1. Export a version (example ids, features as promoted, labels as known now).\n"
-                "2. Score the file offline with any model; add a `prediction` (and `score`) column.\n"
-                "3. Upload it here as a model version: it becomes that version's `offline` predictions and "
-                "fills in the matrix.")
+    st.markdown(
+        "1. Export a version (example ids, features as promoted, labels as known now).\n"
+        "2. Score the file offline with any model; add a `prediction` (and `score`) column.\n"
+        "3. Upload it here as a model version: it becomes that version's `offline` predictions and "
+        "fills in the matrix."
+    )
     a, b = st.columns(2)
     version = a.selectbox("Version", sorted(versions, reverse=True), key="vs_export_version")
     fmt = b.radio("Format", ["parquet", "csv"], horizontal=True, key="vs_export_format")
@@ -119,9 +151,13 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
                 data, done = export_bytes(con, project, name, version, fmt)
             st.session_state["vs_export_ready"] = ready = {"for": wanted, "data": data, "rows": done.rows}
     if ready and ready["for"] == wanted:
-        st.download_button(f"Download {ready['rows']:,} examples ({fmt})", ready["data"],
-                           file_name=safe_file_name(f"{project_name}-{name}-v{version}.{fmt}"),
-                           mime=EXPORT_MIME[fmt], key="vs_download")
+        st.download_button(
+            f"Download {ready['rows']:,} examples ({fmt})",
+            ready["data"],
+            file_name=safe_file_name(f"{project_name}-{name}-v{version}.{fmt}"),
+            mime=EXPORT_MIME[fmt],
+            key="vs_download",
+        )
     if _ui.read_only():  # read-only mode: no ingest
         return
     st.markdown("##### Ingest scores")
@@ -130,8 +166,9 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
     if st.button("Ingest as offline predictions", key="vs_ingest", disabled=not (scored and model_version)):
         try:
             with _ui.store().write() as con:
-                report = ingest_scores(con, project, name, scored, model_version=model_version, version=version,
-                                       source_name=label)
+                report = ingest_scores(
+                    con, project, name, scored, model_version=model_version, version=version, source_name=label
+                )
             _ui.clear_caches()
             _files.ingested()
             done = f"Ingested {report.inserted:,} offline predictions of {_ui.plain(model_version)}."

@@ -11,8 +11,14 @@ import importlib
 import logging
 import threading
 
-LIBRARIES = ("scipy.stats", "statsmodels.stats.proportion", "statsmodels.stats.multitest", "sklearn.metrics",
-             "statsmodels.stats.contingency_tables", "markdown_it")
+LIBRARIES = (
+    "scipy.stats",
+    "statsmodels.stats.proportion",
+    "statsmodels.stats.multitest",
+    "sklearn.metrics",
+    "statsmodels.stats.contingency_tables",
+    "markdown_it",
+)
 
 _LOCK = threading.Lock()
 _THREADS: list[threading.Thread] = []  # the one warm-up thread, once started
