@@ -13,44 +13,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from analysis.metrics.sql import METRICS
+from analysis.metrics.registry import METRICS, metric
 
 MISSING = "–"
 MINUS = "−"
 SMALLEST_P = 1e-16
 
-# Figures that are shares of rows: shown in percent, their differences in points.
-PROPORTIONS = frozenset(
-    {
-        "accuracy",
-        "error_rate",
-        "precision",
-        "recall",
-        "f1",
-        "macro_f1",
-        "labeled_share",
-        "share",
-        "coverage",
-        "excess_error_rate",
-    }
-)
-LOWER_IS_BETTER = frozenset(
-    {name for name, info in METRICS.items() if not info.higher_is_better} | {"error_rate", "excess_error_rate"}
-)
+# Figures other than metrics that are shares of rows: shown in percent, changes in points.
+SHARES = frozenset({"labeled_share", "share", "coverage"})
+PROPORTIONS = frozenset({name for name, m in METRICS.items() if m.proportion} | SHARES)
+LOWER_IS_BETTER = frozenset(name for name, m in METRICS.items() if not m.higher_is_better)
+# Columns that are not metrics, in words.
 NAMES = {
-    "accuracy": "accuracy",
-    "error_rate": "error rate",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "F1",
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "log_loss": "log loss",
-    "brier": "Brier score",
-    "mae": "mean absolute error",
-    "rmse": "RMSE",
-    "r2": "R²",
-    "macro_f1": "macro F1",
     "n_rows": "rows",
     "n_labeled": "labeled rows",
     "n_scored": "scored rows",
@@ -60,7 +34,6 @@ NAMES = {
     "q_value": "q-value",
     "excess_errors": "excess errors",
     "expected_errors": "expected errors",
-    "excess_error_rate": "excess error rate",
 }
 # Names that stay as written at the start of a sentence or a column header.
 _KEEP_CASE = ("ROC", "PR ", "RMSE", "R²", "F1", "MAE")
@@ -88,6 +61,9 @@ def metric_name(name: str, products: Iterable = ()) -> str:
     """A metric or column name in words, for a sentence: ``roc_auc`` → ``ROC AUC``."""
     if _product(name, products):
         return name.replace("_", " ")
+    registered = metric(name)
+    if registered is not None:
+        return registered.words
     return NAMES.get(name, name.replace("_", " "))
 
 
@@ -156,9 +132,9 @@ def format_value(name: str, value, products: Iterable = ()) -> str:
         return format_percent(value)
     if name.startswith("n_") or isinstance(value, int):
         return format_count(value)
-    info = METRICS.get(name)
-    if info is not None and abs(float(value)) < 1000:
-        return format(float(value), info.fmt if info.fmt != ".4g" else ".4f").replace("-", MINUS)
+    registered = metric(name)
+    if registered is not None and abs(float(value)) < 1000:
+        return f"{float(value):.{registered.digits}f}".replace("-", MINUS)
     return format_number(value)
 
 

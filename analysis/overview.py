@@ -14,22 +14,11 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics, metrics_for
+from analysis.metrics.registry import metrics_for
+from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
-
-# The figures a task is summed up by, first the headline: the Overview's cards, in one place.
-HEADLINE_METRICS: dict[str, tuple[str, str]] = {
-    "binary": ("roc_auc", "accuracy"),
-    "multiclass": ("accuracy", "macro_f1"),
-    "regression": ("mae", "rmse"),
-}
-
-
-def headline_metrics(task: str) -> tuple[str, str]:
-    """The task's headline metric and the one shown beside it."""
-    return HEADLINE_METRICS[task]
 
 
 def outcome_units(products, outcomes: list[str]) -> dict:

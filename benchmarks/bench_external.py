@@ -31,10 +31,10 @@ def main() -> None:
     from analysis.discovery.run import discover
     from analysis.ingest.external import attach_parquet
     from analysis.ingest.mapping import parse_mapping
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import breakdown
     from analysis.slices.buckets import examples
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -117,7 +117,7 @@ def prepare(db: Path) -> None:
     """A saved slice, a committed validation set and a report (once)."""
     from analysis import Store, get_project
     from analysis.reports import add_block
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.slices.saved import list_slices, save_slice
     from analysis.valsets.sets import Selection, commit, create_set, promote
 

@@ -38,10 +38,10 @@ def main() -> None:
     args = arguments(__doc__, runs=5)
 
     from analysis import Store, get_project
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.buckets import examples
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     store = Store(args.db)

@@ -54,9 +54,9 @@ def _analyses() -> dict:
     from analysis.discovery.run import discover
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
 
@@ -154,7 +154,7 @@ def _machine() -> str:
 def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
     """The copy of the database (its log a view over Parquet) and the Parquet file of each table."""
     from analysis import Store, get_project
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.store.sql import quote_ident, sql_literal
     from analysis.valsets.sets import Selection, commit, create_set, list_sets, promote

@@ -30,7 +30,7 @@ def main() -> None:
     args = arguments(__doc__, runs=3)
 
     from analysis import Store, get_project
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
 

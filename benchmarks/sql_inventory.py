@@ -102,10 +102,10 @@ def run_analyses(con, log: list) -> None:
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import overview_table
     from analysis.reports.fingerprint import fingerprint
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
 

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from analysis.metrics.product import list_metrics
-from analysis.metrics.sql import metrics_for
+from analysis.metrics.registry import headline_metrics, metrics_for
 from analysis.numbers import (
     format_count,
     format_number,
@@ -16,7 +16,7 @@ from analysis.numbers import (
     metric_name,
     metric_title,
 )
-from analysis.overview import daily_series, headline_metrics, outcome_units, overview_table, project_summary
+from analysis.overview import daily_series, outcome_units, overview_table, project_summary
 from analysis.store.scope import Scope
 from pages.parts import _report_ui, _ui, _url
 

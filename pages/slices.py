@@ -7,8 +7,8 @@ import streamlit as st
 
 from analysis import SliceboardError, get_project
 from analysis.overview import project_summary
+from analysis.slices import Slice, parse_slice, validate_slice
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import Slice, parse_slice, validate_slice
 from analysis.store.scope import Scope
 from pages.parts import _report_ui, _ui
 from pages.parts import _slice_examples as examples

@@ -328,8 +328,8 @@ def test_slices_page_explains_a_bad_slice(monkeypatch, demo_copy):
 
 
 def test_slices_page_breakdown_and_leaderboard(monkeypatch, demo_copy):
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import leaderboard
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
@@ -371,8 +371,8 @@ def test_slices_page_link_carries_stages(monkeypatch, demo_copy):
 
 
 def test_slices_page_errors_drill_into_examples(monkeypatch, demo_copy):
+    from analysis.slices import parse_slice
     from analysis.slices.buckets import examples
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     at = app_on(monkeypatch, demo_copy)
@@ -736,7 +736,7 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
 
     from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # pinned Streamlit 1.67
 
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.paths import safe_file_name
     from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote

@@ -277,7 +277,7 @@ def test_a_saved_slice_on_an_outcome_and_the_score_is_compared_on_paired_version
     one version's production against all its stages (paired: the same examples) fail with
     "Referenced column monthly_revenue not found" (the pairs carried only the features)."""
     from analysis.compare.comparison import Side, compare
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.slices.saved import save_slice
 
     path = tmp_path / "copy.duckdb"
@@ -468,7 +468,7 @@ def pick(box, data, label: str, leave_out: str | None = None) -> None:
     """Pick one of a selectbox's options as shown. A box with a format_func shows labels,
     and takes values: each label is traced back to the value it shows (a metric's name, a
     value written in brackets after its words, or the label itself)."""
-    from analysis.metrics.sql import METRICS
+    from analysis.metrics.registry import METRICS
 
     options = list(box.options)
     candidates = [*options, *METRICS, *(m.group(1) for o in options if (m := re.search(r"\(([^()]*)\)$", o)))]

@@ -381,8 +381,8 @@ def test_error_bucket_drill_down_shows_those_examples(server, page):
     from urllib.parse import urlencode
 
     from analysis import Store
+    from analysis.slices import parse_slice
     from analysis.slices.buckets import bucket_counts
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     slice_ = parse_slice("channel = partner_api")
@@ -472,7 +472,7 @@ def test_discover_finds_a_slice_and_opens_it_in_the_slices_page(server, page):
     expect(slices.get_by_role("heading", name=worst["where"])).to_be_visible()
     con = duckdb.connect(str(server.db), read_only=True)
     try:
-        from analysis.slices.model import compile_slice
+        from analysis.slices import compile_slice
 
         sql, params = compile_slice(worst["slice"], project)
         expected = con.execute(
@@ -561,7 +561,7 @@ def _report_on_the_demo(db: Path):
     from analysis import Store
     from analysis.compare.comparison import Side
     from analysis.reports import add_block, get_report
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
 
     with Store(db).write() as con:
         project = get_project(con, "lending-demo")

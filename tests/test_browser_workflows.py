@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 from test_browser import ARTIFACTS, RUN_COUNTER, card_value, choose, page, server, wait_idle  # noqa: F401 - fixtures
 
 from analysis import Store, get_project
-from analysis.slices.model import compile_slice, parse_slice
+from analysis.slices import compile_slice, parse_slice
 from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, create_set, members, promote
 

@@ -8,8 +8,8 @@ import pytest
 from test_slices import MAPPING, shop_frame
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
+from analysis.slices import parse_slice
 from analysis.slices.buckets import BINARY_BUCKETS, bucket_counts, examples
-from analysis.slices.model import parse_slice
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +153,8 @@ def test_regression_residual_bands(tmp_path):
 
 
 def test_drilling_into_a_group_selects_its_rows(shop):
+    from analysis.slices import Slice, compile_slice
     from analysis.slices.breakdown import breakdown, group_condition, grouping
-    from analysis.slices.model import Slice, compile_slice
 
     store, project, frame = shop
     with store.read() as con:

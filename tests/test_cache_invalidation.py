@@ -15,7 +15,7 @@ from analysis.compare.gate import GateCriteria, set_criteria
 from analysis.engines.settings import EngineSettings, set_settings
 from analysis.metrics.product import ProductMetric, define_metric
 from analysis.reports import add_block
-from analysis.slices.model import parse_slice
+from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
 from analysis.store.changes import AREAS, READS, areas_read, signatures
 from analysis.valsets.sets import Selection, create_set, promote

@@ -21,7 +21,7 @@ from analysis.cli.main import main
 from analysis.compare.comparison import Comparison, Side, compare, mcnemar_p
 from analysis.compare.gate import GateCriteria, run_gate, set_criteria
 from analysis.metrics.product import ProductMetric, define_metric
-from analysis.slices.model import parse_slice
+from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
 
 

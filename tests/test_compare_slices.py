@@ -195,7 +195,7 @@ def test_the_demos_planted_credit_v2_slice_is_found_and_fails_the_gate(demo_db):
     try:
         young = []
         for where in worse["where"]:
-            from analysis.slices.model import compile_slice, parse_slice
+            from analysis.slices import compile_slice, parse_slice
 
             sql, params = compile_slice(parse_slice(where), project)
             young.append(

@@ -155,7 +155,7 @@ def test_report_tables_and_present_show_the_exports_figures(monkeypatch, demo_co
 def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), commit_it: bool = True):
     """A set of credit-v1's errors in the east, criterion accuracy >= 30%: a version that scored
     a third of them right (credit-v3) passes, credit-v1 fails, credit-v2 never scored them."""
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote
 

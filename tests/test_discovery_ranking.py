@@ -16,7 +16,7 @@ from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.discovery.expected import EXPECTED_BINS
 from analysis.discovery.run import discover
-from analysis.slices.model import compile_slice
+from analysis.slices import compile_slice
 from analysis.store.scope import Scope
 
 PLANTED = {  # analysis/demo.py's docstring: the version-specific failures

@@ -23,9 +23,9 @@ from analysis.compare.comparison import Side, compare
 from analysis.ingest.external import attach_parquet, refresh
 from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
+from analysis.slices import parse_slice
 from analysis.slices.breakdown import breakdown
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import parse_slice
 from analysis.store.scope import Scope
 from analysis.store.sql import sql_literal
 

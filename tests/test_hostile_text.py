@@ -19,7 +19,7 @@ from test_app import app_on
 
 from analysis import Store, get_project, ingest_predictions, parse_mapping
 from analysis.reports import add_block, get_report, render_html
-from analysis.slices.model import parse_slice
+from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
 from analysis.store.access import ReadOnlyError, ReadOnlyStore
 from analysis.valsets.sets import create_set

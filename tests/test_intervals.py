@@ -15,8 +15,8 @@ from sklearn import metrics as skm
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import Mapping, Store, get_project, ingest_predictions
+from analysis.slices import parse_slice
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import parse_slice
 from analysis.stats.intervals import average_precision_interval, f1_interval
 from analysis.store.scope import Scope
 

@@ -1,4 +1,5 @@
-"""ruff's pycodestyle and pyflakes rules hold over the whole tree (the rules and their
+"""ruff's pycodestyle, pyflakes and import-order rules hold over the whole tree, and
+``ruff format`` finds nothing to change (the rules and their
 few exceptions are in pyproject.toml)."""
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+RUFF = Path(sys.executable).parent / "ruff"
+
+
 def test_ruff_finds_nothing():
-    ruff = Path(sys.executable).parent / "ruff"
-    out = subprocess.run([str(ruff), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([str(RUFF), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_tree_is_formatted():
+    out = subprocess.run([str(RUFF), "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -37,11 +37,11 @@ def analyses(project):
     from analysis.discovery.tree import error_tree
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
+    from analysis.slices import parse_slice
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.column_profile import histogram, value_counts
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.slices.saved import slice_by_version, slice_over_time
     from analysis.store.scope import Scope
     from analysis.valsets.sets import evaluate
@@ -79,7 +79,7 @@ def analyses(project):
 @pytest.fixture(scope="module")
 def recorded(demo_db, tmp_path_factory):
     import analysis.slices.breakdown as breakdown_module
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote
 

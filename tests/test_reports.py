@@ -34,8 +34,8 @@ from analysis.reports import (
     rerun,
 )
 from analysis.reports.html import _plotly_packed
+from analysis.slices import parse_slice
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import parse_slice
 from analysis.slices.saved import save_slice
 from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote

@@ -42,7 +42,7 @@ def run(cwd, *args):
 def built(tmp_path_factory):
     """A database with project ``p`` (a committed set ``berlin``) and projects named to
     escape a folder, each with a saved report ``r`` of one note."""
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets.sets import Selection, commit, create_set, promote
 

@@ -14,7 +14,7 @@ from test_slices import MAPPING, shop_frame
 
 from analysis import ConfigError, Store, get_project, ingest_predictions
 from analysis.cli.main import main
-from analysis.slices.model import parse_slice, validate_slice
+from analysis.slices import parse_slice, validate_slice
 from analysis.slices.saved import (
     delete_slice,
     get_slice,

@@ -18,8 +18,8 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
+from analysis.slices import Condition, Slice, compile_slice, parse_slice, validate_slice
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import Condition, Slice, compile_slice, parse_slice, validate_slice
 from analysis.stats.intervals import hanley_mcneil_se
 from analysis.store.scope import Scope
 

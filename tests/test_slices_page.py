@@ -67,8 +67,8 @@ def test_metric_cards_and_tables_show_the_engines_figures_in_words(monkeypatch, 
     from streamlit.proto.Metric_pb2 import Metric
 
     from analysis.numbers import format_count, format_p, format_value
+    from analysis.slices import parse_slice
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
     from analysis.store.scope import Scope
 
     where = "channel = partner_api AND employment = self_employed"
@@ -110,8 +110,8 @@ def test_multiclass_cards_show_two_different_metrics(monkeypatch, tmp_path):
     from analysis import ingest_predictions
     from analysis.ingest.mapping import Mapping
     from analysis.numbers import format_value
+    from analysis.slices import parse_slice
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import parse_slice
 
     rng = np.random.default_rng(5)
     n = 300
@@ -180,7 +180,7 @@ def test_adding_a_condition_twice_keeps_one_and_clears_the_pick(monkeypatch, dem
 
 
 def test_opening_a_saved_slice_brings_back_its_version_and_stages(monkeypatch, demo_copy):
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.slices.saved import save_slice
     from analysis.store.scope import Scope
 
@@ -480,3 +480,22 @@ def test_values_and_missing_picked_together_are_not_silently_dropped(monkeypatch
     assert at.text_input(key="sl_text").value == "plan is null"
     rows = next(m for m in at.metric if m.label == "Rows in the slice")
     assert rows.value == "30"
+
+
+def test_a_typed_slice_with_or_not_and_parentheses_shows_its_rows(monkeypatch, demo_copy):
+    """The typed form takes OR, NOT and parentheses: the page counts exactly the rows SQL
+    written by hand counts, and shows one chip per AND term, which removes it."""
+    typed = "(region = east OR age < 25) AND NOT channel = partner_api"
+    at = slices_page(monkeypatch, demo_copy, version="credit-v1")
+    at.text_input(key="sl_text").set_value(typed).run()
+    assert not at.exception and not at.error
+    expected = count_rows(
+        demo_copy,
+        "model_version = 'credit-v1' AND (region = 'east' OR age < 25) "
+        "AND (channel IS NULL OR channel <> 'partner_api')",
+    )
+    assert next(m.value for m in at.metric if m.label == "Rows in the slice") == f"{expected:,}"
+    chips = [b.label.replace("\\", "") for b in at.button if b.key and b.key.startswith("sl_remove_")]
+    assert chips == ["✕ region = east OR age < 25", "✕ NOT channel = partner_api"]
+    at.button(key="sl_remove_1").click().run()
+    assert at.text_input(key="sl_text").value == "region = east OR age < 25"

@@ -24,9 +24,9 @@ from analysis.discovery.run import discover
 from analysis.engines.portable import to_spark
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
+from analysis.slices import parse_slice
 from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.slices.metrics import slice_metrics
-from analysis.slices.model import parse_slice
 from analysis.store.example_key import example_key, example_key_sql
 from analysis.store.scope import Scope
 from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote

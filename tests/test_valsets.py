@@ -18,7 +18,7 @@ from sklearn import metrics as skm
 from analysis import ConfigError, IngestError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.ingest.labels import attach_labels
-from analysis.slices.model import parse_slice
+from analysis.slices import parse_slice
 from analysis.store.scope import Scope
 from analysis.valsets.sets import (
     Selection,

@@ -141,7 +141,7 @@ def test_examples_have_readable_headers_that_name_the_users_columns(
 
 
 def houses_set(path) -> None:
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
     from analysis.valsets.sets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:

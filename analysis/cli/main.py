@@ -149,7 +149,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from analysis.metrics.sql import metrics_for
+    from analysis.metrics.registry import metrics_for
     from analysis.overview import daily_series, overview_table
     from analysis.store.project import get_project
     from analysis.store.scope import Scope
@@ -175,8 +175,8 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_slice(args) -> int:
+    from analysis.slices import Slice, parse_slice, validate_slice
     from analysis.slices.metrics import slice_metrics
-    from analysis.slices.model import Slice, parse_slice, validate_slice
     from analysis.store.project import get_project
     from analysis.store.scope import Scope
 
@@ -346,7 +346,7 @@ def _saved_text(d: dict) -> dict:
 
 
 def cmd_slices(args) -> int:
-    from analysis.slices.model import Slice, parse_slice
+    from analysis.slices import Slice, parse_slice
     from analysis.slices.saved import delete_slice, get_slice, list_slices, save_slice, slice_history
     from analysis.store.project import get_project
     from analysis.store.scope import Scope

@@ -114,7 +114,7 @@ def on_engine(args, con, project):
 
 
 def slice_scope(args, project):
-    from analysis.slices.model import Slice, parse_slice, validate_slice
+    from analysis.slices import Slice, parse_slice, validate_slice
     from analysis.store.scope import Scope
 
     slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))

@@ -55,7 +55,7 @@ def cmd_report(args) -> int:
 
 def _view(args) -> dict:
     from analysis.compare.comparison import Side
-    from analysis.slices.model import parse_slice
+    from analysis.slices import parse_slice
 
     view: dict = {}
     if args.kind in ("comparison", "gate", "series"):

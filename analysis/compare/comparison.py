@@ -64,9 +64,10 @@ from analysis.metrics.decompose import ML_DEFINED, Decomposed, decompose
 from analysis.metrics.failures import split as split_failing
 from analysis.metrics.failures import with_failures
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
+from analysis.metrics.registry import METRICS, headline_metrics
 from analysis.metrics.sql import binary_terms, compute_metrics
+from analysis.slices import Slice, compile_slice, parse_slice
 from analysis.slices.breakdown import GROUPABLE, groupings
-from analysis.slices.model import Slice, compile_slice, parse_slice
 from analysis.slices.saved import list_slices
 from analysis.stats.intervals import hanley_mcneil_se
 from analysis.stats.multiple_testing import bh_qvalues
@@ -180,22 +181,27 @@ def _ratio(a, b):
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 
-# name -> (direction, function of the summed columns)
-ML_METRICS = {
+# Each compared ML metric as a function of the summed columns of _ml_sums (its direction
+# is the registry's).
+FROM_SUMS = {
     "binary": {
-        "accuracy": ("higher", lambda s: _ratio(s["tp"] + s["tn"], s["tp"] + s["tn"] + s["fp"] + s["fn"])),
-        "precision": ("higher", lambda s: _ratio(s["tp"], s["tp"] + s["fp"])),
-        "recall": ("higher", lambda s: _ratio(s["tp"], s["tp"] + s["fn"])),
-        "f1": ("higher", lambda s: _ratio(2 * s["tp"], 2 * s["tp"] + s["fp"] + s["fn"])),
-        "log_loss": ("lower", lambda s: _ratio(s["ll_sum"], s["n_scored"])),
-        "brier": ("lower", lambda s: _ratio(s["brier_sum"], s["n_scored"])),
+        "accuracy": lambda s: _ratio(s["tp"] + s["tn"], s["tp"] + s["tn"] + s["fp"] + s["fn"]),
+        "precision": lambda s: _ratio(s["tp"], s["tp"] + s["fp"]),
+        "recall": lambda s: _ratio(s["tp"], s["tp"] + s["fn"]),
+        "f1": lambda s: _ratio(2 * s["tp"], 2 * s["tp"] + s["fp"] + s["fn"]),
+        "log_loss": lambda s: _ratio(s["ll_sum"], s["n_scored"]),
+        "brier": lambda s: _ratio(s["brier_sum"], s["n_scored"]),
     },
-    "multiclass": {"accuracy": ("higher", lambda s: _ratio(s["correct"], s["n_labeled"]))},
+    "multiclass": {"accuracy": lambda s: _ratio(s["correct"], s["n_labeled"])},
     "regression": {
-        "mae": ("lower", lambda s: _ratio(s["abs_sum"], s["n_labeled"])),
-        "rmse": ("lower", lambda s: np.sqrt(_ratio(s["sq_sum"], s["n_labeled"]))),
+        "mae": lambda s: _ratio(s["abs_sum"], s["n_labeled"]),
+        "rmse": lambda s: np.sqrt(_ratio(s["sq_sum"], s["n_labeled"])),
     },
 }
+
+
+def direction(name: str) -> str:
+    return "higher" if METRICS[name].higher_is_better else "lower"
 
 
 # -- the rows compared -----------------------------------------------------------------------------
@@ -434,9 +440,9 @@ def _overall(con, project: Project, src: _Sources, decomposed: list[Decomposed])
     rep_c = {k: w_c @ c[k].to_numpy() for k in c.columns}
     tot_b, tot_c = {k: b[k].sum() for k in b.columns}, {k: c[k].sum() for k in c.columns}
     rows = []
-    for name, (direction, f) in ML_METRICS[project.task].items():
+    for name, f in FROM_SUMS[project.task].items():
         vb, vc = float(f(tot_b)), float(f(tot_c))
-        rows.append({**_row(name, "ml", direction, vb, vc, f(rep_c) - f(rep_b)), "normalisation": ML_DEFINED})
+        rows.append({**_row(name, "ml", direction(name), vb, vc, f(rep_c) - f(rep_b)), "normalisation": ML_DEFINED})
     if project.task == "binary":
         _accuracy_tests(rows, src, tot_b, tot_c)
         rows.append(_auc_row(con, project, src))
@@ -556,7 +562,7 @@ def _auc_row(con, project: Project, src: _Sources) -> dict:
         "metric": "roc_auc",
         "kind": "ml",
         "normalisation": ML_DEFINED,
-        "direction": "higher",
+        "direction": direction("roc_auc"),
         "baseline": ab,
         "candidate": ac,
         "delta": delta,
@@ -1021,7 +1027,7 @@ def daily(
     (on each side's own rows), for the side-by-side series and the ML-vs-product plot."""
     from analysis.metrics.sql import DAY
 
-    headline = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}[project.task]
+    headline = headline_metrics(project.task)[0]
     frames = []
     for label, side in (("baseline", baseline), ("candidate", candidate)):
         scope = side.scope(start, end)

@@ -8,9 +8,10 @@ Criteria (defaults in brackets):
   95% interval entirely on the worse side) by more than this share of the
   baseline's value; a total (``sum(revenue)``) of versions that served different
   traffic is judged per prediction (:mod:`analysis.metrics.decompose`), and an
-  unpaired comparison looks at the days both versions served (:mod:`analysis.compare.traffic`);
-  a product metric that cannot be computed on the compared rows (it fails on data that arrived after it was defined) fails this check, with the
-  engine's reason, so the gate's verdict is FAIL (exit 1) and names it;
+  unpaired comparison looks at the days both versions served
+  (:mod:`analysis.compare.traffic`); a product metric that cannot be computed on the
+  compared rows (it fails on data that arrived after it was defined) fails this check,
+  with the engine's reason, so the gate's verdict is FAIL (exit 1) and names it;
 * ``slice_min_rows`` [500] and ``slice_max_worse`` [0.02]: no slice with at least
   that many rows in both versions may have a significantly higher error rate
   (q < 0.05), by more than that many points; the slices include those the search of
@@ -180,7 +181,8 @@ def _product_results(comp: Comparison, limit: float) -> list[CriterionResult]:
                 f"product metric {name} ({'higher' if r['direction'] == 'higher' else 'lower'} is better)",
                 not failed,
                 f"baseline {_value(comp, m, r['baseline'])}, candidate {_value(comp, m, r['candidate'])}, "
-                f"change {_change(comp, m, r['delta'])} [{_change(comp, m, r['ci_low'])}, {_change(comp, m, r['ci_high'])}]"
+                f"change {_change(comp, m, r['delta'])} "
+                f"[{_change(comp, m, r['ci_low'])}, {_change(comp, m, r['ci_high'])}]"
                 + (
                     f"; significantly worse by {format_percent(share, 2)} of the baseline "
                     f"(limit {format_percent(limit, 2)})"

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.slices import Condition, Slice
 from analysis.slices.breakdown import EXACT_QUANTILES_UP_TO, QUANTILE_SAMPLE
-from analysis.slices.model import Condition, Slice
 from analysis.stats.multiple_testing import bh_qvalues, weighted_bh
 from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from analysis.store.project import Project

@@ -41,8 +41,8 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from analysis.metrics.sql import binary_terms
+from analysis.slices import Condition, Slice, compile_slice, slice_columns
 from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
-from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all, quote_ident

@@ -53,7 +53,7 @@ from scipy import stats
 from analysis.discovery.encode import ERROR_COLUMN, Encoding, encode
 from analysis.discovery.fold import predicate_sql
 from analysis.errors import ConfigError
-from analysis.slices.model import Condition, Slice
+from analysis.slices import Condition, Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident

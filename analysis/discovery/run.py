@@ -57,7 +57,7 @@ from analysis.discovery.significance import error_rate_interval, pooled_z_pvalue
 from analysis.discovery.sliceline import SharedCounts, find_slices
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import first_line
-from analysis.slices.model import Slice
+from analysis.slices import Slice
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
 from analysis.store.scope import Scope

@@ -22,12 +22,13 @@ from sklearn.tree import DecisionTreeRegressor
 
 from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, encode, materialized
 from analysis.errors import ConfigError
-from analysis.slices.model import Condition, Slice
+from analysis.slices import And, Condition, Or, Slice, Term
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
 
 MISSING = -1  # the tree's code for a missing value
+LONGEST_WHERE = 200  # characters of a leaf's readable slice shown as its name
 
 
 @dataclass
@@ -35,8 +36,8 @@ class ErrorTree:
     """``nodes``: one row per node (``id``, ``parent`` (None for the root),
     ``depth``, ``split`` (the condition on the edge from the parent), ``size``,
     ``errors``, ``error_rate``, ``leaf``); ``leaves``: one row per leaf, worst
-    first, with ``id``, ``where`` (readable path), ``slice`` (None when the path
-    mixes missing and present values in a way a slice cannot say), ``size``,
+    first, with ``id``, ``where`` (readable path), ``slice`` (exactly the leaf's rows,
+    to open in Slices), ``size``,
     ``errors``, ``error_rate``. Counts are over all rows; the tree was fit on
     ``fit_rows`` of them."""
 
@@ -172,51 +173,57 @@ def _count_leaves(con, enc, nodes: list[dict]) -> pd.DataFrame:
     ).df()
 
 
-def _leaf_slice(enc, allowed: dict, start: dict) -> Slice | None:
-    """The path as a slice, or None when it cannot be said with AND-ed conditions."""
-    conditions: list[Condition] = []
-    for f in enc.features:
-        codes = allowed[f.column]
-        n_values = len(f.labels)
-        if codes == start[f.column]:
-            continue
-        present = sorted(c for c in codes if c is not None)
-        if not present:
-            conditions.append(Condition(f.column, "is_null"))
-            continue
-        with_null = None in codes
-        if f.kind in ("numeric", "timestamp"):
-            if with_null or present != list(range(present[0], present[-1] + 1)):
-                return None
-            low = f.conditions[present[0]][0]
-            high = f.conditions[present[-1]][0]
-            conditions.append(
-                Condition(
-                    f.column,
-                    "between",
-                    low=low.low if low.op == "between" else None,
-                    high=high.high if high.op == "between" else None,
-                )
-                if not (present[0] == 0 and present[-1] == n_values - 1)
-                else Condition(f.column, "not_null")
-            )
-            continue
-        if f.kind == "boolean":
-            if with_null:
-                return None
-            conditions += f.conditions[present[0]] if len(present) == 1 else (Condition(f.column, "not_null"),)
-            continue
-        values = tuple(f.conditions[c][0].values[0] for c in present if f.conditions[c][0].op == "in")
-        if len(values) != len(present):  # the (other) group
-            return None
-        if with_null:
-            missing = tuple(f.conditions[c][0].values[0] for c in range(n_values) if c not in codes)
-            conditions.append(Condition(f.column, "not_in", values=missing))
-        elif len(present) == n_values:
-            conditions.append(Condition(f.column, "not_null"))
+def _any_code(f: EncodedFeature, codes: set) -> Term:
+    """The rows whose code is one of ``codes``: an OR of each code's conditions."""
+    parts = []
+    for c in sorted(codes, key=lambda c: -1 if c is None else c):
+        conds = f.null_conditions if c is None else f.conditions[c]
+        parts.append(conds[0] if len(conds) == 1 else And(tuple(conds)))
+    return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+
+def _feature_terms(f: EncodedFeature, codes: set) -> list[Term]:
+    """A leaf's constraint on one feature, in the plainest form that says it exactly."""
+    n_values = len(f.labels)
+    present = sorted(c for c in codes if c is not None)
+    with_null = None in codes
+    if not present:
+        return [Condition(f.column, "is_null")]
+    if f.kind in ("numeric", "timestamp") and present == list(range(present[0], present[-1] + 1)):
+        if present[0] == 0 and present[-1] == n_values - 1:
+            run = Condition(f.column, "not_null")
         else:
-            conditions.append(Condition(f.column, "in", values=values))
-    return Slice(tuple(conditions))
+            low, high = f.conditions[present[0]][0], f.conditions[present[-1]][0]
+            run = Condition(
+                f.column,
+                "between",
+                low=low.low if low.op == "between" else None,
+                high=high.high if high.op == "between" else None,
+            )
+        return [Or((run, Condition(f.column, "is_null")))] if with_null else [run]
+    if f.kind == "categorical":
+        tops = [c for c in range(n_values) if f.conditions[c][0].op == "in"]
+        left_out = tuple(f.conditions[c][0].values[0] for c in tops if c not in codes)
+        if len(present) == n_values:  # every value: the leaf is about missing values only
+            return [] if with_null else [Condition(f.column, "not_null")]
+        if len(tops) == n_values or n_values - 1 in codes:  # no lump, or the lump is in the leaf
+            if not with_null and all(c in tops for c in present):
+                return [Condition(f.column, "in", values=tuple(f.conditions[c][0].values[0] for c in present))]
+            rest = [Condition(f.column, "not_in", values=left_out)] if left_out else []
+            return rest + ([] if with_null else [Condition(f.column, "not_null")])
+    if f.kind == "boolean" and not with_null:
+        return list(f.conditions[present[0]]) if len(present) == 1 else [Condition(f.column, "not_null")]
+    return [_any_code(f, codes)]
+
+
+def _leaf_slice(enc, allowed: dict, start: dict) -> Slice:
+    """The path to a leaf as a slice: exactly the leaf's rows (an OR where a branch keeps a
+    value and the missing ones, or bins that are not next to each other)."""
+    terms: list[Term] = []
+    for f in enc.features:
+        if allowed[f.column] != start[f.column]:
+            terms += _feature_terms(f, allowed[f.column])
+    return Slice(tuple(terms))
 
 
 def _assemble(nodes, counted, enc, n, total, fit_rows, max_depth, min_leaf, names) -> ErrorTree:
@@ -242,15 +249,13 @@ def _assemble(nodes, counted, enc, n, total, fit_rows, max_depth, min_leaf, name
         if not node["leaf"]:
             continue
         slice_ = _leaf_slice(enc, node["allowed"], nodes[0]["allowed"])
-        where = (
-            (slice_.readable() or "all rows")
-            if slice_ is not None
-            else " AND ".join(
+        where = slice_.readable()
+        if len(where) > LONGEST_WHERE:  # a list of many values: the leaf told by its codes' labels
+            where = " AND ".join(
                 _describe(f, node["allowed"][f.column])
                 for f in enc.features
                 if node["allowed"][f.column] != nodes[0]["allowed"][f.column]
             )
-        )
         size, errors = sizes.get(node["id"], (0, 0.0))
         leaves.append(
             {

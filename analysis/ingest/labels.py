@@ -197,14 +197,12 @@ def plan_labels(
     """Read and check the whole input (every failing column and row named at once)."""
     warnings: list[str] = []
     stored = parse_mapping(proj.mapping_toml, origin="stored mapping")
-    if key == "prediction":
-        key_col = _pick(src, id_column, [stored.id, "prediction_id", "id"], "prediction id")
-    else:
-        key_col = _pick(src, id_column, [stored.example, "example_id"], "example id")
+    looked_for = [stored.id, "prediction_id", "id"] if key == "prediction" else [stored.example, "example_id"]
+    key_col = _pick(src, id_column, looked_for, f"{key} id")
     if key_col is None:
         raise ConfigError(
             f"{src.name}: no {key} id column found (looked for "
-            f"{', '.join(repr(c) for c in ([stored.id, 'prediction_id', 'id'] if key == 'prediction' else [stored.example, 'example_id']) if c)}); "
+            f"{', '.join(repr(c) for c in looked_for if c)}); "
             f"name it with --id-column. Columns: {', '.join(src.columns)}."
         )
     lab_col = _pick(src, label_column, [stored.label, "label"], "label")

@@ -725,7 +725,8 @@ def write_planned(
             ).fetchall()
         ]
         raise IngestError(
-            f"{dup_count} of {count(total, 'prediction id')} {agree(dup_count, 'are')} already stored in project {project_name!r} "
+            f"{dup_count} of {count(total, 'prediction id')} {agree(dup_count, 'are')} already stored in "
+            f"project {project_name!r} "
             f"(for example {', '.join(repr(s) for s in sample)}); nothing was written. If this file was "
             "ingested before, nothing needs doing; to add only the new rows use --on-duplicate skip, to "
             "overwrite the stored rows --on-duplicate replace.",

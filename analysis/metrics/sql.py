@@ -38,44 +38,6 @@ EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
-class MetricInfo:
-    name: str
-    label: str
-    higher_is_better: bool
-    needs_score: bool = False
-    fmt: str = ".3f"
-
-
-METRICS: dict[str, MetricInfo] = {
-    m.name: m
-    for m in (
-        MetricInfo("accuracy", "Accuracy", True),
-        MetricInfo("precision", "Precision", True),
-        MetricInfo("recall", "Recall", True),
-        MetricInfo("f1", "F1", True),
-        MetricInfo("roc_auc", "ROC AUC", True, needs_score=True),
-        MetricInfo("pr_auc", "PR AUC (average precision)", True, needs_score=True),
-        MetricInfo("log_loss", "Log loss", False, needs_score=True, fmt=".4f"),
-        MetricInfo("brier", "Brier score", False, needs_score=True, fmt=".4f"),
-        MetricInfo("macro_f1", "Macro F1", True),
-        MetricInfo("mae", "MAE", False, fmt=".4g"),
-        MetricInfo("rmse", "RMSE", False, fmt=".4g"),
-        MetricInfo("r2", "R²", True),
-    )
-}
-
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"),
-    "multiclass": ("accuracy", "macro_f1"),
-    "regression": ("mae", "rmse", "r2"),
-}
-
-
-def metrics_for(task: str) -> tuple[str, ...]:
-    return TASK_METRICS[task]
-
-
-@dataclass(frozen=True)
 class GroupKey:
     """One grouping column: ``alias`` in the output, ``sql`` over the log's columns,
     and ``rollup_sql`` over the rollup's columns when the rollup can answer it."""

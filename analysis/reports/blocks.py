@@ -23,8 +23,9 @@ import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
-from analysis.metrics.sql import ALL_ROWS, compute_metrics, metrics_for
-from analysis.slices.model import Slice
+from analysis.metrics.registry import metrics_for
+from analysis.metrics.sql import ALL_ROWS, compute_metrics
+from analysis.slices import Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 

@@ -60,11 +60,14 @@ LOADER = """
     (0, eval)(await new Response(stream).text());
     for (const div of charts) {
       const fig = JSON.parse(document.getElementById(div.dataset.figure).textContent);
-      await Plotly.newPlot(div, fig.data, fig.layout, {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"]});
+      await Plotly.newPlot(div, fig.data, fig.layout,
+                           {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"]});
     }
     document.body.dataset.charts = "ready";
   } catch (err) {
-    for (const div of charts) { div.innerHTML = '<p class="nochart">This browser could not draw the chart; the numbers are in the tables.</p>'; }
+    for (const div of charts) {
+      div.innerHTML = '<p class="nochart">This browser could not draw the chart; the numbers are in the tables.</p>';
+    }
     document.body.dataset.charts = "failed: " + err;
   }
 })();

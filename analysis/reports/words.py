@@ -4,8 +4,10 @@ approval_rate 62.0% vs 65.1% for credit-v1 (production), 3.1 points lower (worse
 
 from __future__ import annotations
 
-# One formatting of numbers for the whole product: re-exported here for the report's modules.
 from analysis.discovery.shown import error_words, format_error
+
+# One formatting of numbers for the whole product: re-exported here for the report's modules.
+from analysis.metrics.registry import is_headline
 from analysis.numbers import format_delta as show_delta
 from analysis.numbers import format_p, is_share, metric_name, metric_title, missing, p_words  # noqa: F401
 from analysis.numbers import format_value as show
@@ -33,7 +35,7 @@ def comparison_lines(s: dict) -> list[str]:
     head = f"{s['candidate']} against {s['baseline']}, {s['method']}."
     lines = [head] + ([s["window_sentence"]] if s.get("window_sentence") else [])
     for row in s["overall"]:
-        if row["kind"] == "ml" and row["metric"] not in ("accuracy", "roc_auc"):
+        if row["kind"] == "ml" and not is_headline(row["metric"]):  # the rest are in the table
             continue
         name = row["metric"]
         if row.get("error"):  # a product metric that fails on the compared rows

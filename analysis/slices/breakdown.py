@@ -23,7 +23,8 @@ import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.metrics.sql import GroupKey, compute_metrics
-from analysis.slices.model import Condition, Slice, compile_slice, slice_columns
+from analysis.slices.compile import compile_slice, slice_columns
+from analysis.slices.model import Condition, Slice
 from analysis.stats.intervals import wilson_bounds
 from analysis.store.example_key import HEX_DIGITS
 from analysis.store.project import Project

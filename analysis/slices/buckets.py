@@ -23,7 +23,8 @@ import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.slices.breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
-from analysis.slices.model import Slice, compile_slice, slice_columns
+from analysis.slices.compile import compile_slice, slice_columns
+from analysis.slices.model import Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all, quote_ident

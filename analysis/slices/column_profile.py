@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.slices.model import slice_columns
+from analysis.slices.compile import slice_columns
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident

@@ -86,9 +86,11 @@ def _plain(value):
     return value
 
 
-def condition_fields(d: dict, index: int | None = None) -> dict:
-    """The fields of one condition dict, type-checked (see the module docstring)."""
-    prefix = f"conditions[{index}]" if index is not None else "condition"
+def condition_fields(d: dict, where: int | str | None = None) -> dict:
+    """The fields of one condition dict, type-checked (see the module docstring); ``where``
+    is its place in the slice (an index of ``conditions``, or a path such as
+    ``conditions[0].any[1]``)."""
+    prefix = f"conditions[{where}]" if isinstance(where, int) else (where or "condition")
     try:
         return ConditionJSON.model_validate({k: _plain(v) for k, v in d.items()}).model_dump()
     except ValidationError as exc:

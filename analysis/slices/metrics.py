@@ -23,8 +23,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analysis.metrics.sql import ALL_ROWS, GroupKey, binary_sql, binary_sums, binary_terms, compute_metrics, metrics_for
-from analysis.slices.model import Slice, compile_slice
+from analysis.metrics.registry import metrics_for
+from analysis.metrics.sql import ALL_ROWS, GroupKey, binary_sql, binary_sums, binary_terms, compute_metrics
+from analysis.slices.compile import compile_slice
+from analysis.slices.model import Slice
 from analysis.stats.intervals import (
     auc_interval,
     average_precision_interval,
@@ -182,7 +184,8 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
         f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
         f"FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), "
         f"lab AS ({labeled}), "
-        f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} FROM lab GROUP BY sb_in), "
+        f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} "
+        "FROM lab GROUP BY sb_in), "
         f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
         f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
         f"ranked AS (SELECT *, {cums} FROM scored), " + body.strip()[len("WITH ") :]

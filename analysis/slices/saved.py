@@ -18,8 +18,9 @@ import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics
+from analysis.slices.compile import compile_slice, validate_slice
 from analysis.slices.json_types import load as load_json
-from analysis.slices.model import Slice, compile_slice, validate_slice
+from analysis.slices.model import Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident

@@ -31,10 +31,11 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.metrics.sql import GroupKey, compute_metrics, metrics_for
+from analysis.metrics.registry import metrics_for
+from analysis.metrics.sql import GroupKey, compute_metrics
+from analysis.slices import Slice, compile_slice
 from analysis.slices.buckets import bucket_filter, buckets_for
 from analysis.slices.metrics import add_counts, with_intervals
-from analysis.slices.model import Slice, compile_slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all, in_transaction, quote_ident

@@ -290,8 +290,8 @@ def tree_view(project_name: str, version: str, error: str, tree) -> None:
             "error_rate": col.NumberColumn(what, format="%.1f%%" if share else "localized"),
         },
     )
-    openable = leaves[leaves["slice"].notna()]
-    if len(openable):
+    if len(leaves):  # every leaf is a slice
         a, b = st.columns([4, 1], vertical_alignment="bottom")
-        where = a.selectbox("Leaf", list(openable["where"]), key="dc_leaf")
-        b.link_button("Open in Slices", _slice_link(project_name, version, where))
+        shown = dict(zip(leaves["where"], leaves["slice"]))
+        where = a.selectbox("Leaf", list(shown), key="dc_leaf")
+        b.link_button("Open in Slices", _slice_link(project_name, version, shown[where].readable()))

@@ -9,7 +9,7 @@ import streamlit as st
 
 from analysis import SliceboardError
 from analysis.numbers import MISSING, metric_title
-from analysis.slices.model import Slice
+from analysis.slices import Slice
 from analysis.slices.saved import (
     delete_slice,
     list_slices,

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
+from analysis.slices import Condition, Slice, slice_columns, validate_slice
 from analysis.slices.column_profile import histogram, value_counts
-from analysis.slices.model import Condition, Slice, slice_columns, validate_slice
 from pages.parts import _ui
 
 MISSING = "∅ missing"
