@@ -25,7 +25,7 @@ from analysis.reports import (
     render_html,
     rerun,
 )
-from analysis.reports.blocks import TITLES
+from analysis.reports.kinds import kind_of
 from analysis.reports.tables import figure_text
 from pages.parts import _block_view, _ui, _writes
 
@@ -195,7 +195,7 @@ for i, block in enumerate(report.blocks):
     with st.container(border=True):
         head = st.columns([4.5, 1, 1.2, 1.3])  # wide enough for "Down" and "Remove" beside their icons
         head[0].subheader(_ui.plain(block.title))
-        head[0].caption(f"{TITLES[block.kind]} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
+        head[0].caption(f"{kind_of(block.kind).title} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
         if editable:
             head[1].button(
                 "Up",
@@ -237,13 +237,14 @@ for i, block in enumerate(report.blocks):
         _block_view.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
         if not editable:
             continue
-        with st.expander("Edit" if block.kind == "note" else "Rename"):
+        text = kind_of(block.kind).text  # a note's words can be edited; other blocks only renamed
+        with st.expander("Edit" if text else "Rename"):
             st.text_input("Title", block.title, key=f"rep_title_{block.block_id}")
-            if block.kind == "note":
+            if text:
                 st.text_area("Text", block.snapshot["text"], key=f"rep_text_{block.block_id}")
             st.button(
                 "Save",
                 key=f"rep_save_{block.block_id}",
                 on_click=save,
-                args=(name, block.block_id, block.kind == "note"),
+                args=(name, block.block_id, text),
             )

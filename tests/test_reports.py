@@ -514,3 +514,45 @@ def test_every_block_kind_reruns_the_same_then_says_what_the_late_labels_changed
         refresh(con, project, "kinds")
         (refreshed,) = rerun(con, project, "kinds")
     assert refreshed.same
+
+
+def test_every_kind_says_how_to_show_itself_and_an_unknown_kind_is_refused():
+    """Pages and the export ask a block's kind for its words, tables, charts and big
+    numbers: every registered kind has each of them (a new kind that lacks one fails here)."""
+    from analysis.reports.charts import FIGURES
+    from analysis.reports.kinds import REGISTRY, kind_of
+    from analysis.reports.tables import TABLES
+    from analysis.reports.words import LINES
+
+    assert set(REGISTRY) == set(VIEWS)
+    for name, kind in REGISTRY.items():
+        assert kind.name == name and kind.title
+        assert name in LINES and name in TABLES and name in FIGURES
+    assert [k.name for k in REGISTRY.values() if k.text] == ["note"]
+    with pytest.raises(ConfigError, match="A report block is one of headline, comparison, gate"):
+        kind_of("pie chart")
+
+
+def test_a_series_block_keeps_the_metric_it_was_pinned_with(project_db):
+    """The daily series shows the task's headline metric (ROC AUC for a binary task) and
+    pins it, so that a re-run shows the same metric; a block pinned before the metric was
+    shows the accuracy it showed then."""
+    import json
+
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    store, frame = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        block = add_block(con, project, "series", "series", VIEWS["series"])
+        assert block.params["metric"] == "roc_auc" and block.snapshot["headline"] == "roc_auc"
+        params = {k: v for k, v in block.params.items() if k != "metric"}  # as stored before
+        con.execute("UPDATE sb_report_blocks SET params = ? WHERE block_id = ?", [json.dumps(params), block.block_id])
+        (old,) = rerun(con, project, "series")
+    assert old.snapshot["headline"] == "accuracy"
+    rows = labeled(frame, "v1").assign(day=lambda f: pd.to_datetime(f["ts"]).dt.date.astype(str))
+    day, group = next(iter(rows.groupby("day")))
+    shown = {r["day"]: r for r in old.snapshot["rows"] if r["version"] == "v1"}
+    assert shown[day]["accuracy"] == pytest.approx(accuracy_score(group["label"], group["prediction"]), abs=1e-12)
+    shown = {r["day"]: r for r in block.snapshot["rows"] if r["version"] == "v1"}
+    assert shown[day]["roc_auc"] == pytest.approx(roc_auc_score(group["label"], group["score"]), abs=1e-12)

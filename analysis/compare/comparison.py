@@ -64,7 +64,7 @@ from analysis.metrics.decompose import ML_DEFINED, Decomposed, decompose
 from analysis.metrics.failures import split as split_failing
 from analysis.metrics.failures import with_failures
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
-from analysis.metrics.registry import METRICS, headline_metrics
+from analysis.metrics.registry import METRICS, headline_metrics, metrics_for
 from analysis.metrics.sql import binary_terms, compute_metrics
 from analysis.slices import Slice, compile_slice, parse_slice
 from analysis.slices.breakdown import GROUPABLE, groupings
@@ -1021,13 +1021,25 @@ def compare(
 
 
 def daily(
-    con: duckdb.DuckDBPyConnection, project: Project, baseline: Side, candidate: Side, *, start=None, end=None
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    baseline: Side,
+    candidate: Side,
+    *,
+    start=None,
+    end=None,
+    metric: str | None = None,
 ) -> pd.DataFrame:
-    """Per day and side: rows, the task's headline metric and every product metric
-    (on each side's own rows), for the side-by-side series and the ML-vs-product plot."""
+    """Per day and side: rows, one ML metric (``metric``, by default the task's headline)
+    and every product metric (on each side's own rows), for the side-by-side series and
+    the ML-vs-product plot."""
     from analysis.metrics.sql import DAY
 
-    headline = headline_metrics(project.task)[0]
+    headline = metric or headline_metrics(project.task)[0]
+    if headline not in metrics_for(project.task):
+        raise ConfigError(
+            f"{headline!r} is not a metric of a {project.task} project: {', '.join(metrics_for(project.task))}."
+        )
     frames = []
     for label, side in (("baseline", baseline), ("candidate", candidate)):
         scope = side.scope(start, end)

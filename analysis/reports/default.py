@@ -70,11 +70,9 @@ def default_report(con: duckdb.DuckDBPyConnection, project: Project, progress=No
         step((i - 1) / len(views), f"Computing {kinds.TITLES[kind].lower()}")
         try:
             params = kinds.pin(con, project, kind, view)
-            if kind == "comparison":
+            if kind == "comparison":  # the gate that follows judges the same comparison
                 shared = kinds.comparison_for(con, project, params)
-            snapshot = kinds.compute(
-                con, project, kind, params, comparison=shared if kind in ("comparison", "gate") else None
-            )
+            snapshot = kinds.compute(con, project, kind, params, comparison=shared)
         except ConfigError as exc:  # e.g. nothing labeled to discover from: leave the block out, say why
             params = {"text": f"{kinds.TITLES[kind]}: {exc}"}
             kind, snapshot = "note", params

@@ -28,12 +28,9 @@ import plotly.io as pio
 from markdown_it import MarkdownIt
 
 from analysis.errors import ConfigError
-from analysis.reports import blocks as kinds
-from analysis.reports.charts import figures
+from analysis.reports.kinds import kind_of
 from analysis.reports.saved import Report
 from analysis.reports.tables import Cell, Table
-from analysis.reports.tables import tables as block_tables
-from analysis.reports.words import lines
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
@@ -173,9 +170,9 @@ def table_html(table: Table) -> str:
     )
 
 
-def tables(kind: str, s: dict) -> str:
-    """The block's figures as HTML tables (the same texts as the app's tables)."""
-    return "".join(table_html(t) for t in block_tables(kind, s))
+def tables(block_tables: list[Table]) -> str:
+    """A block's tables as HTML (the same texts as the app's tables)."""
+    return "".join(table_html(t) for t in block_tables)
 
 
 def _pins(report: Report) -> str:
@@ -187,7 +184,7 @@ def _pins(report: Report) -> str:
     for b in report.blocks:
         params = {k: v for k, v in b.params.items() if k != "text"}
         parts.append(
-            f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kinds.TITLES[b.kind])}, computed "
+            f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kind_of(b.kind).title)}, computed "
             f"{b.computed_at:%Y-%m-%d %H:%M} UTC</p>"
         )
         if params:
@@ -203,18 +200,19 @@ def render_html(report: Report) -> str:
     sections, scripts, n = [], [], 0
     for b in report.blocks:
         body = []
-        said = lines(b.kind, b.snapshot)
+        kind = kind_of(b.kind)
+        said = kind.lines(b.snapshot)
         if said:
             body.append('<ul class="lines">' + "".join(f"<li>{html.escape(x)}</li>" for x in said) + "</ul>")
-        for fig in map(inert_figure, figures(b.kind, b.snapshot)):
+        for fig in map(inert_figure, kind.figures(b.snapshot)):
             n += 1
             body.append(f'<div class="chart" data-figure="fig-{n}"></div>')
             spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")
             scripts.append(f'<script type="application/json" id="fig-{n}">{spec}</script>')
-        if b.kind == "note":
+        if kind.text:
             body.append(f'<div class="note">{note_html(b.snapshot["text"])}</div>')
         else:
-            body.append(tables(b.kind, b.snapshot))
+            body.append(tables(kind.tables(b.snapshot)))
         sections.append(
             f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
             f"<h2>{html.escape(b.title)}</h2>{''.join(body)}</section>"

@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.reports import blocks as kinds
 from analysis.reports.fingerprint import describe_changes, fingerprint
+from analysis.reports.kinds import kind_of
 from analysis.store.project import Project
 from analysis.store.sql import in_transaction
 
@@ -212,12 +213,7 @@ def position_after(report: Report, block_id: int) -> int:
 
 
 def default_title(kind: str, params: dict) -> str:
-    side = kinds.side_label
-    if kind in ("comparison", "gate", "series"):
-        return f"{kinds.TITLES[kind]}: {side(params['candidate'])} vs {side(params['baseline'])}"
-    if kind == "slice":
-        return params.get("name") or params["where"] or "All rows"
-    return kinds.TITLES[kind]
+    return kind_of(kind).default_title(params)
 
 
 def _block(con, project: Project, report: str, block_id: int) -> tuple[int, Block]:

@@ -1,0 +1,65 @@
+"""The deployment gate: the project's criteria checked against a comparison, PASS or FAIL
+with one line per criterion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from analysis.reports.kinds.base import BlockKind, Card, compared_title, plain, side_label
+from analysis.reports.kinds.comparison import comparison_of, pinned_comparison
+
+
+class Gate(BlockKind):
+    name = "gate"
+    title = "Deployment gate"
+    uses_comparison = True
+
+    def pin(self, con, project, view: dict) -> dict:
+        from analysis.compare.gate import get_criteria
+
+        view = dict(view)
+        params = pinned_comparison(con, project, view)
+        criteria = view.get("criteria") or get_criteria(con, project)
+        params["criteria"] = plain(asdict(criteria) if not isinstance(criteria, dict) else criteria)
+        params["discovered"] = int(params["criteria"].get("discovered_slices", 5))
+        return params
+
+    def default_title(self, params: dict) -> str:
+        return compared_title(self, params)
+
+    def compute(self, con, project, params: dict, comparison=None) -> dict:
+        from analysis.compare.gate import GateCriteria, run_gate
+
+        data = dict(params["criteria"])
+        if isinstance(data.get("required_sets"), list):
+            data["required_sets"] = tuple(data["required_sets"])
+        criteria = GateCriteria(**data)
+        comp = comparison or comparison_of(con, project, params, criteria.discovered_slices)
+        verdict = run_gate(con, project, comp.baseline, comp.candidate, criteria=criteria, comparison=comp)
+        return {
+            "passed": verdict.passed,
+            "lines": verdict.lines(),
+            "method": comp.method,
+            "window_sentence": comp.window.sentence() if comp.window else "",
+            "baseline": side_label(params["baseline"]),
+            "candidate": side_label(params["candidate"]),
+            "results": [asdict(r) for r in verdict.results],
+            "criteria": params["criteria"],
+        }
+
+    def numbers(self, snapshot: dict) -> dict[str, object]:
+        out: dict[str, object] = {"verdict": "pass" if snapshot["passed"] else "fail"}
+        for r in snapshot["results"]:
+            out[r["criterion"]] = ("pass" if r["passed"] else "FAIL") + ": " + r["detail"]
+        return out
+
+    def cards(self, snapshot: dict) -> list[Card]:
+        failed = sum(not r["passed"] for r in snapshot["results"])
+        return [
+            Card(
+                "Deployment gate",
+                "✓ PASS" if snapshot["passed"] else "✗ FAIL",
+                f"{failed} of {len(snapshot['results'])} criteria fail" if failed else "every criterion holds",
+                "worse" if failed else "better",
+            )
+        ]

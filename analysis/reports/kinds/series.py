@@ -1,0 +1,51 @@
+"""Over time: the task's headline metric and every product metric of two versions, per day."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.metrics.registry import headline_metrics
+from analysis.reports.kinds.base import BlockKind, compared_title, pinned_sides, records, side_label, side_of
+
+BEFORE_PINNED = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
+
+
+class Series(BlockKind):
+    name = "series"
+    title = "Over time"
+
+    def pin(self, con, project, view: dict) -> dict:
+        view = dict(view)
+        return {**pinned_sides(con, project, view), "metric": view.get("metric") or headline_metrics(project.task)[0]}
+
+    def default_title(self, params: dict) -> str:
+        return compared_title(self, params)
+
+    def compute(self, con, project, params: dict, comparison=None) -> dict:
+        from analysis.compare.comparison import daily
+
+        frame = daily(
+            con,
+            project,
+            side_of(params["baseline"]),
+            side_of(params["candidate"]),
+            start=params["start"],
+            end=params["end"],
+            # a block pinned before the metric was: the one it showed then
+            metric=params.get("metric") or BEFORE_PINNED[project.task],
+        )
+        frame = frame.assign(day=pd.to_datetime(frame["day"]).dt.date.astype(str))
+        names = [m["name"] for m in params.get("metrics", [])]
+        headline = frame.attrs["headline"]
+        return {
+            "headline": headline,
+            "rows": records(frame, ["day", "side", "version", "n_rows", headline, *names]),
+            "product_metrics": params.get("metrics", []),
+            "baseline": side_label(params["baseline"]),
+            "candidate": side_label(params["candidate"]),
+        }
+
+    def numbers(self, snapshot: dict) -> dict[str, object]:
+        return {
+            f"{r['day']} {r['version']}: {snapshot['headline']}": r.get(snapshot["headline"]) for r in snapshot["rows"]
+        }
