@@ -35,8 +35,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Annotated, Literal, Union
 
 import duckdb
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from analysis.compare.comparison import Comparison, Figures, Progress, Side, compare
 from analysis.errors import ConfigError
@@ -55,22 +57,53 @@ class GateCriteria:
     overall_max_worse: float = 0.02
 
     def check(self) -> "GateCriteria":
-        if not (isinstance(self.product_max_worse, (int, float)) and 0 <= self.product_max_worse < 10):
-            raise ConfigError("product_max_worse is a share of the baseline's value, from 0 (for example 0.01 = 1%).")
-        if not (isinstance(self.slice_min_rows, int) and self.slice_min_rows >= 1):
-            raise ConfigError("slice_min_rows is a whole number of rows, at least 1.")
-        if not (isinstance(self.slice_max_worse, (int, float)) and 0 <= self.slice_max_worse <= 1):
-            raise ConfigError("slice_max_worse is a difference of error rates, between 0 and 1.")
-        if not (isinstance(self.overall_max_worse, (int, float)) and 0 <= self.overall_max_worse < math.inf):
+        """The criteria as the declared model accepts them, or a :class:`ConfigError`
+        naming the first one that is out of its range."""
+        return criteria_from_dict(asdict(self))
+
+
+# What each criterion is, said when a value is refused.
+CRITERIA_WORDS = {
+    "product_max_worse": "a share of the baseline's value, from 0 (for example 0.01 = 1%)",
+    "slice_min_rows": "a whole number of rows, at least 1",
+    "slice_max_worse": "a difference of error rates, between 0 and 1",
+    "overall_max_worse": "how much worse the overall error may be, from 0 (error-rate points for a classifier, "
+    "the label's unit for a regression)",
+    "discovered_slices": "a whole number from 0 (no discovery) to 50",
+    "required_sets": "'all' or a list of validation set names",
+}
+Share = Annotated[float, Field(ge=0, lt=10, allow_inf_nan=False)]
+
+
+class CriteriaModel(BaseModel):
+    """The declared types and ranges of gate criteria, as set and as stored (JSON)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    product_max_worse: Share = 0.0
+    slice_min_rows: Annotated[int, Field(ge=1)] = 500
+    slice_max_worse: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.02
+    required_sets: Union[Literal["all"], tuple[StrictStr, ...], list[StrictStr]] = "all"
+    discovered_slices: Annotated[int, Field(ge=0, le=50)] = 5
+    overall_max_worse: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.02
+
+
+def criteria_from_dict(data: dict, origin: str = "gate criteria") -> GateCriteria:
+    """Gate criteria from plain values (set by a person, or stored as JSON), checked
+    against :class:`CriteriaModel`; a refusal names the criterion and what it must be."""
+    try:
+        model = CriteriaModel.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
             raise ConfigError(
-                "overall_max_worse is how much worse the overall error may be, from 0 (error-rate "
-                "points for a classifier, the label's unit for a regression)."
-            )
-        if not (isinstance(self.discovered_slices, int) and 0 <= self.discovered_slices <= 50):
-            raise ConfigError("discovered_slices is a whole number from 0 (no discovery) to 50.")
-        if self.required_sets != "all" and not all(isinstance(s, str) for s in self.required_sets):
-            raise ConfigError("required_sets is 'all' or a list of validation set names.")
-        return self
+                f"{origin}: unknown criterion {name!r}; the criteria are {', '.join(CRITERIA_WORDS)}."
+            ) from None
+        raise ConfigError(f"{name} is {CRITERIA_WORDS.get(name, 'not valid')}.") from None
+    values = model.model_dump()
+    if not isinstance(values["required_sets"], str):
+        values["required_sets"] = tuple(values["required_sets"])
+    return GateCriteria(**values)
 
 
 @dataclass
@@ -118,14 +151,11 @@ def get_criteria(con: duckdb.DuckDBPyConnection, project: Project) -> GateCriter
     rows = con.execute("SELECT criteria FROM sb_gates WHERE project_id = ?", [project.project_id]).fetchall()
     if not rows:
         return GateCriteria()
-    data = json.loads(rows[0][0])
-    if isinstance(data.get("required_sets"), list):
-        data["required_sets"] = tuple(data["required_sets"])
-    return GateCriteria(**data)
+    return criteria_from_dict(json.loads(rows[0][0]), origin=f"the stored gate criteria of {project.name}")
 
 
 def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: GateCriteria) -> GateCriteria:
-    criteria.check()
+    criteria = criteria.check()
     data = asdict(criteria)
     if not isinstance(data["required_sets"], str):
         data["required_sets"] = list(data["required_sets"])

@@ -28,12 +28,9 @@ class Gate(BlockKind):
         return compared_title(self, params)
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.compare.gate import GateCriteria, run_gate
+        from analysis.compare.gate import criteria_from_dict, run_gate
 
-        data = dict(params["criteria"])
-        if isinstance(data.get("required_sets"), list):
-            data["required_sets"] = tuple(data["required_sets"])
-        criteria = GateCriteria(**data)
+        criteria = criteria_from_dict(dict(params["criteria"]), origin="the block's gate criteria")
         comp = comparison or comparison_of(con, project, params, criteria.discovered_slices)
         verdict = run_gate(con, project, comp.baseline, comp.candidate, criteria=criteria, comparison=comp)
         return {
