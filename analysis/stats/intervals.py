@@ -3,7 +3,8 @@
 Every function takes counts or sums that DuckDB aggregated, never rows:
 
 * a proportion: Wilson score interval (statsmodels ``proportion_confint``);
-  two samples: two-proportion z-test (``proportions_ztest``);
+  two samples: pooled two-proportion z-test (:func:`pooled_z_pvalues`, checked
+  against statsmodels' ``proportions_ztest``);
 * F1: F1 = 2q / (1 + q) with q = tp / (tp + fp + fn), an increasing function
   of a proportion, so the Wilson interval of q maps to an interval of F1 and
   two F1 scores differ exactly when their q differ (z-test on q);
@@ -30,7 +31,8 @@ Every function takes counts or sums that DuckDB aggregated, never rows:
   at small n (log scale 89% at n = 10, 93% from n ≈ 200; t 84%). A mean with a
   known ceiling (Brier ≤ 1) has its upper end capped there. A mean of
   exactly 0 (every value 0) gets the interval [0, 0].
-  Two samples: Welch's t-test (``scipy.stats.ttest_ind_from_stats``).
+  Two samples: Welch's t-test (:func:`welch`, checked against
+  ``scipy.stats.ttest_ind_from_stats``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+from statsmodels.stats.proportion import proportion_confint
 
 Z95 = 1.959963984540054
 NAN2 = (math.nan, math.nan)
@@ -64,11 +66,20 @@ def wilson_bounds(successes, trials) -> tuple[np.ndarray, np.ndarray]:
     return np.atleast_1d(np.asarray(low, dtype="float64")), np.atleast_1d(np.asarray(high, dtype="float64"))
 
 
+def pooled_z_pvalues(k_a, n_a, k_b, n_b) -> np.ndarray:
+    """Two-sided p-values of the pooled two-proportion z-test of ``k_b / n_b`` against
+    ``k_a / n_a``, over arrays; NaN where a side has no trials or the pooled rate is 0 or 1."""
+    k_a, n_a, k_b, n_b = (np.asarray(x, dtype="float64") for x in (k_a, n_a, k_b, n_b))
+    with np.errstate(all="ignore"):
+        pooled = (k_a + k_b) / (n_a + n_b)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+        z = (k_b / n_b - k_a / n_a) / se
+    return np.where((n_a > 0) & (n_b > 0) & (se > 0), 2 * stats.norm.sf(np.abs(z)), np.nan)
+
+
 def proportion_test(successes: tuple[int, int], trials: tuple[int, int]) -> float:
     """p-value of the two-proportion z-test; NaN where it is undefined."""
-    if min(trials) <= 0 or not 0 < sum(successes) < sum(trials):
-        return math.nan
-    return float(proportions_ztest(list(successes), list(trials))[1])
+    return float(pooled_z_pvalues([successes[0]], [trials[0]], [successes[1]], [trials[1]])[0])
 
 
 def f1_interval(tp: int, fp: int, fn: int) -> tuple[float, float]:
@@ -185,9 +196,25 @@ def positive_mean_interval(
     return tuple(float(x[0]) for x in positive_mean_intervals([n], [total], [squares], ceiling))
 
 
+def welch(mean_a, sd_a, n_a, mean_b, sd_b, n_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Welch's t-test of ``mean_b - mean_a`` over arrays: the difference, the half width
+    of its 95% interval and the two-sided p-value, NaN where a side has fewer than two values or both
+    standard deviations are 0. The degrees of freedom are Welch–Satterthwaite's."""
+    mean_a, sd_a, n_a, mean_b, sd_b, n_b = (
+        np.asarray(x, dtype="float64") for x in (mean_a, sd_a, n_a, mean_b, sd_b, n_b)
+    )
+    with np.errstate(all="ignore"):
+        a, b = sd_a**2 / n_a, sd_b**2 / n_b
+        se = np.sqrt(a + b)
+        df = (a + b) ** 2 / (a**2 / (n_a - 1) + b**2 / (n_b - 1))
+        ok = (n_a > 1) & (n_b > 1) & (se > 0)
+        df = np.where(ok, df, 1.0)
+        t = np.where(ok, (mean_b - mean_a) / se, 0.0)
+    half = np.where(ok, stats.t.ppf(0.975, df) * se, np.nan)
+    return mean_b - mean_a, half, np.where(ok, 2 * stats.t.sf(np.abs(t), df), np.nan)
+
+
 def welch_test(a: tuple[float, float, int], b: tuple[float, float, int]) -> float:
     """p-value of Welch's t-test from (mean, sd, n) of two samples; NaN where undefined."""
     (m1, s1, n1), (m2, s2, n2) = a, b
-    if n1 < 2 or n2 < 2 or not (s1 > 0 or s2 > 0):
-        return math.nan
-    return float(stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False).pvalue)
+    return float(welch([m1], [s1], [n1], [m2], [s2], [n2])[2][0])

@@ -12,6 +12,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
+from analysis.stats.intervals import mean_intervals, pooled_z_pvalues, welch
+
 Z = stats.norm.ppf(0.975)
 
 
@@ -41,50 +43,36 @@ def unpaired_slice_tests(frame: pd.DataFrame) -> None:
     pb, pc = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(pb * (1 - pb) / nb + pc * (1 - pc) / nc)
-        pooled = (frame["errors_b"].to_numpy(float) + frame["errors_c"].to_numpy(float)) / (nb + nc)
-        se0 = np.sqrt(pooled * (1 - pooled) * (1 / nb + 1 / nc))
-        z = (pc - pb) / se0
     frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
-    frame["p_value"] = np.where(
-        (nb > 0) & (nc > 0) & (se0 > 0), 2 * stats.norm.sf(np.abs(z)), np.where((nb > 0) & (nc > 0), 1.0, np.nan)
-    )
+    p = pooled_z_pvalues(frame["errors_b"].to_numpy(float), nb, frame["errors_c"].to_numpy(float), nc)
+    # Both sides with rows and the same rate everywhere (pooled 0 or 1): no difference at all.
+    frame["p_value"] = np.where((nb > 0) & (nc > 0), np.nan_to_num(p, nan=1.0), np.nan)
     frame["test"] = "two-proportion z-test; Wald interval"
 
 
 def welch_tests(frame: pd.DataFrame) -> None:
     """Regression, unpaired: Welch's t-test and interval on the mean absolute errors."""
     n_b, n_c = frame["n_labeled_b"].to_numpy(float), frame["n_labeled_c"].to_numpy(float)
-    m_b, m_c = frame["error_rate_b"].to_numpy(float), frame["error_rate_c"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v_b = (frame["errors_sq_b"].to_numpy(float) - n_b * m_b**2) / (n_b - 1)
-        v_c = (frame["errors_sq_c"].to_numpy(float) - n_c * m_c**2) / (n_c - 1)
-        a, b = np.maximum(v_b, 0) / n_b, np.maximum(v_c, 0) / n_c
-        se = np.sqrt(a + b)
-        df = (a + b) ** 2 / (a**2 / (n_b - 1) + b**2 / (n_c - 1))
-        t = (m_c - m_b) / se
-    ok = (n_b > 1) & (n_c > 1) & (se > 0)
-    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, df, 1.0)) * se, np.nan)
-    frame["ci_low"], frame["ci_high"] = (m_c - m_b) - half, (m_c - m_b) + half
-    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(np.where(ok, t, 0.0)), np.where(ok, df, 1.0)), np.nan)
+    m_b, sd_b, _, _ = mean_intervals(n_b, frame["error_rate_b"].to_numpy(float) * n_b, frame["errors_sq_b"])
+    m_c, sd_c, _, _ = mean_intervals(n_c, frame["error_rate_c"].to_numpy(float) * n_c, frame["errors_sq_c"])
+    delta, half, p = welch(m_b, sd_b, n_b, m_c, sd_c, n_c)
+    frame["ci_low"], frame["ci_high"] = delta - half, delta + half
+    frame["p_value"] = p
     frame["test"] = "Welch t-test on absolute errors"
 
 
 def paired_mean_tests(frame: pd.DataFrame) -> None:
     """Regression, paired: the t-test and interval of each pair's change of absolute error."""
     n = frame["n_both"].fillna(0).to_numpy(float)
-    total, squares = frame["d_sum"].fillna(0).to_numpy(float), frame["d_sq"].fillna(0).to_numpy(float)
+    mean, sd, low, high = mean_intervals(n, frame["d_sum"].fillna(0), frame["d_sq"].fillna(0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / n
-        sd = np.sqrt(np.maximum(squares - n * mean**2, 0) / (n - 1))
         se = sd / np.sqrt(n)
-    ok = (n > 1) & (se > 0)
-    half = np.where(ok, stats.t.ppf(0.975, np.where(ok, n - 1, 1.0)) * se, np.nan)
+        ok = (n > 1) & (se > 0)
+        t = np.where(ok, mean / se, 0.0)
     frame["paired_n"] = n.astype(int)
-    frame["delta"] = mean
-    frame["ci_low"], frame["ci_high"] = mean - half, mean + half
-    frame["p_value"] = np.where(
-        ok, 2 * stats.t.sf(np.abs(np.where(ok, mean / se, 0.0)), np.where(ok, n - 1, 1.0)), np.nan
-    )
+    frame["delta"] = np.where(n > 0, mean, np.nan)
+    frame["ci_low"], frame["ci_high"] = np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+    frame["p_value"] = np.where(ok, 2 * stats.t.sf(np.abs(t), np.where(ok, n - 1, 1.0)), np.nan)
     frame["test"] = "paired t-test on absolute errors"
 
 
