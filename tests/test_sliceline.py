@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -391,7 +392,7 @@ def test_package_inexact_with_more_one_hot_columns_than_rows(tmp_path):
 
 
 @pytest.mark.parametrize("path", ["source", "table"])
-def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
+def test_both_counting_paths_agree(tmp_path, path):
     """Counting over the pre-grouped table and straight over the source give the same
     statistics (forced either way), and so do grouping the table again at the next level,
     the two-statement pre-grouping used at scale and a pre-grouped table with one column
@@ -399,19 +400,20 @@ def test_both_counting_paths_agree(tmp_path, monkeypatch, path):
     df = random_frame(21, 3000, 5, real_errors=True)
     con = make_db(tmp_path, df)
     want = ranked(run(con, df, prune=False, alpha=0.9, min_support=10, max_level=3, top_k=15))
-    monkeypatch.setattr(sl, "_GROUP_COST", 10**9 if path == "source" else 0)
-    res = run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)
+    options = dict(alpha=0.9, min_support=10, max_level=3, top_k=15)
+    plan = sl.Counting(group_cost=10**9 if path == "source" else 0)
+    res = run(con, df, counting=plan, **options)
     assert {c["base"] for c in res.candidates_per_level[1:]} == {path}
     assert_same(ranked(res), want)
     if path == "table":
-        monkeypatch.setattr(sl, "_REGROUP_ROWS", 0)  # the table grouped again at level 3
-        regrouped = run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)
+        plan = replace(plan, regroup_rows=0)  # the table grouped again at level 3
+        regrouped = run(con, df, counting=plan, **options)
         assert_same(ranked(regrouped), want)
         assert len(regrouped.evaluated) == len(res.evaluated)
-        monkeypatch.setattr(sl, "_TWO_STEP_ROWS", 0)  # packed groups stored first, then unpacked
-        assert_same(ranked(run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)), want)
-        monkeypatch.setattr(sl, "_MAX_PACKED_KEY", 4)  # no packed keys at all: a column per feature
-        assert_same(ranked(run(con, df, alpha=0.9, min_support=10, max_level=3, top_k=15)), want)
+        plan = replace(plan, two_step_rows=0)  # packed groups stored first, then unpacked
+        assert_same(ranked(run(con, df, counting=plan, **options)), want)
+        plan = replace(plan, max_packed_key=4)  # no packed keys at all: a column per feature
+        assert_same(ranked(run(con, df, counting=plan, **options)), want)
 
 
 def test_searches_sharing_their_counts_equal_searches_alone(tmp_path):
@@ -452,18 +454,9 @@ def test_pre_grouping_chosen_at_scale(tmp_path):
     assert_same(ranked(res), full)
     assert agrees_with_package(full, package_slices(df, 0.95, 10, 3, 200), 10)
     # grouping the pre-grouped table again at level 3 (what larger inputs do) changes nothing
-    calls = []
-    regroup = sl._Finder._regroup
-
-    def counted(self, rel, level):
-        calls.append(level)
-        return regroup(self, rel, level)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sl, "_REGROUP_ROWS", 0)
-        mp.setattr(sl._Finder, "_regroup", counted)
-        assert_same(ranked(run(con, df, alpha=0.95, min_support=200, max_level=3, top_k=10)), full)
-    assert calls == [3]
+    again = run(con, df, alpha=0.95, min_support=200, max_level=3, top_k=10, counting=sl.Counting(regroup_rows=0))
+    assert_same(ranked(again), full)
+    assert [c.get("counted") for c in again.candidates_per_level[1:]] == ["table", "table regrouped at level 3"]
     # pruning did its job: fewer candidates than the unpruned enumeration
     ev = sum(c["evaluated"] for c in res.candidates_per_level)
     ev_full = sum(

@@ -119,12 +119,8 @@ _PRUNE_RTOL = 1e-9  # an upper bound must fall this far below the threshold to p
 _TIE_RTOL = 1e-12  # scores this close count as tied
 _RESERVED = ("predicates", "level", "size", "errors", "max_error", "error_rate", "score")
 _MAX_GROUPED = 3_000_000  # never pre-group into more groups than this (memory)
-_GROUP_COST = 20  # inserting one group costs about as much as scanning this many rows
 _PERFECT_HASH_BITS = 12  # DuckDB's default perfect_ht_threshold
 _COMBOS_PER_QUERY = 64  # GROUP BYs (or grouping sets) per query
-_MAX_PACKED_KEY = 2**62  # largest packed key (codes of a group, ids of a candidate) in an integer
-_TWO_STEP_ROWS = 2_000_000  # from this many rows on, pre-group in two statements (see _group_source)
-_REGROUP_ROWS = 20_000  # pre-grouped tables smaller than this are not grouped again
 _INT_TYPES = {
     "TINYINT",
     "SMALLINT",
@@ -140,6 +136,23 @@ _INT_TYPES = {
 
 
 @dataclass(frozen=True)
+class Counting:
+    """How the search counts feature combinations, chosen by these thresholds: the
+    defaults suit DuckDB on a laptop; a caller (or a test) that wants one path sets them.
+
+    ``group_cost``: inserting one group costs about as much as scanning this many rows
+    (when pre-grouping the source pays); ``max_packed_key``: the largest key that packs a
+    group's codes or a candidate's item ids into one integer (beyond it, a column per
+    feature); ``two_step_rows``: from this many rows on, pre-group in two statements;
+    ``regroup_rows``: pre-grouped tables smaller than this are not grouped again."""
+
+    group_cost: int = 20
+    max_packed_key: int = 2**62
+    two_step_rows: int = 2_000_000
+    regroup_rows: int = 20_000
+
+
+@dataclass
 class SliceLineResult:
     """What :func:`find_slices` found.
 
@@ -162,8 +175,9 @@ class SliceLineResult:
     threshold), ``generated`` (candidates formed), ``pruned`` (dropped by the
     size or score bound), ``evaluated`` (counted in DuckDB), ``valid``
     (evaluated with size >= σ and errors > 0), ``threshold`` (the score to beat
-    after the level), ``seconds`` and ``base`` (``"source"`` or ``"table"``:
-    what the level was counted over).
+    after the level), ``seconds``, ``base`` (``"source"`` or ``"table"``:
+    what the level was counted over) and ``counted`` (the same, saying when the table was
+    grouped again: ``"table regrouped at level 3"``).
     """
 
     top_slices: pd.DataFrame
@@ -192,6 +206,7 @@ def find_slices(
     top_k: int = 10,
     prune: bool = True,
     shared: tuple[SharedCounts, int] | None = None,
+    counting: Counting = Counting(),
 ) -> SliceLineResult:
     """The ``top_k`` slices by SliceLine score, computed exactly (see the module docstring).
 
@@ -204,6 +219,8 @@ def find_slices(
     referee for the pruned run, whose top-k it must equal). ``shared`` is a
     :class:`SharedCounts` over the same rows and features and this search's error in
     it: the searches of several errors then count each feature combination once.
+    ``counting`` sets the thresholds that choose how combinations are counted
+    (:class:`Counting`); every choice gives the same numbers.
     """
     features = list(features)
     if not features:
@@ -229,7 +246,7 @@ def find_slices(
             raise ConfigError(f"min_support cannot be negative ({min_support!r}).")
     if shared is not None and list(shared[0].features) != features:
         raise ConfigError("The shared counts are of other features than this search's.")
-    finder = _Finder(con, source_sql, list(params or []), features, error_column, float(alpha), bool(prune))
+    finder = _Finder(con, source_sql, list(params or []), features, error_column, float(alpha), bool(prune), counting)
     finder.shared = shared
     try:
         return finder.run(min_support, max_level, top_k)
@@ -381,10 +398,10 @@ def _prune_line(theta: float) -> float:
 # candidate generation over item ids (an item is one feature = value; ids sort by feature, value)
 
 
-def _row_keys(rows: np.ndarray, base: int) -> np.ndarray | None:
-    """Integer keys of item-id rows, ordered like the rows; None if they would overflow."""
+def _row_keys(rows: np.ndarray, base: int, limit: int) -> np.ndarray | None:
+    """Integer keys of item-id rows, ordered like the rows; None if they would reach ``limit``."""
     width = rows.shape[1]
-    if base**width >= _MAX_PACKED_KEY:
+    if base**width >= limit:
         return None
     keys = np.zeros(rows.shape[0], dtype=np.int64)
     for c in range(width):
@@ -407,7 +424,7 @@ def _pairs_level2(feat: np.ndarray, chunk: int = 1 << 22):
             yield rows[a], b
 
 
-def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int):
+def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int, key_limit: int):
     """Apriori join of level-l parents (sorted item-id rows) into level-(l+1)
     candidates whose every l-subset is a parent.
 
@@ -436,13 +453,13 @@ def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int):
         return empty
     cands = np.column_stack([parents[left], parents[right, -1]])
     index = [left, right]
-    keys = _row_keys(parents, n_items)
+    keys = _row_keys(parents, n_items, key_limit)
     lookup = None if keys is not None else {tuple(r): i for i, r in enumerate(parents.tolist())}
     found = np.ones(len(cands), dtype=bool)
     for p in range(level - 1):  # the subsets that leave out one of the shared predicates
         sub = np.delete(cands, p, axis=1)
         if keys is not None:
-            sub_keys = _row_keys(sub, n_items)
+            sub_keys = _row_keys(sub, n_items, key_limit)
             pos = np.searchsorted(keys, sub_keys)
             pos_c = np.minimum(pos, n - 1)
             hit = (pos < n) & (keys[pos_c] == sub_keys)
@@ -508,6 +525,12 @@ class _Base:
     name: str = ""
     codes: dict = field(default_factory=dict)
     exprs: dict = field(default_factory=dict)
+    regrouped: int | None = None  # the level at which the table was grouped again
+
+    @property
+    def shown(self) -> str:
+        """What a level was counted over, as ``candidates_per_level`` says it."""
+        return self.kind if self.regrouped is None else f"table regrouped at level {self.regrouped}"
 
 
 @dataclass
@@ -521,8 +544,9 @@ class _Level:
 
 
 class _Finder:
-    def __init__(self, con, source_sql, params, features, error_column, alpha, prune):
+    def __init__(self, con, source_sql, params, features, error_column, alpha, prune, counting: Counting):
         self.con = con
+        self.counting = counting
         self.source_sql = source_sql
         self.params = params
         self.features = features
@@ -747,7 +771,7 @@ class _Finder:
             cands, generated, pruned = self._candidates(par_items, par_ss, par_se, par_sm, theta, level)
             entry.update(generated=generated, pruned=pruned)
             if len(cands) == 0:
-                entry.update(seconds=round(time.perf_counter() - t1, 4), base=self.base.kind)
+                entry.update(seconds=round(time.perf_counter() - t1, 4), base=self.base.kind, counted=self.base.shown)
                 break
             c_ss, c_se, c_sm = self._evaluate(cands, level)
             c_sc = _scores(c_ss, c_se, n, ebar, self.alpha)
@@ -761,6 +785,7 @@ class _Finder:
                 threshold=theta,
                 seconds=round(time.perf_counter() - t1, 4),
                 base=self.base.kind,
+                counted=self.base.shown,
             )
             nxt = valid if self.prune else (c_ss >= sigma) & (c_ss > 0)
             par_items, par_ss, par_se, par_sm = cands[nxt], c_ss[nxt], c_se[nxt], c_sm[nxt]
@@ -790,7 +815,7 @@ class _Finder:
                 for a, b in _pairs_level2(self.item_feat[par_items[:, 0]])
             )
         else:
-            chunks = [_join_parents(par_items, self.item_feat, len(self.item_feat))]
+            chunks = [_join_parents(par_items, self.item_feat, len(self.item_feat), self.counting.max_packed_key)]
         for cands, pidx in chunks:
             generated += len(cands)
             if len(cands) and self.prune:
@@ -826,11 +851,11 @@ class _Finder:
             est = _expected_groups([self._dist(j, None if raw[j] else v) for j, v in rel.items()], n)
             # pre-grouping costs about one scan plus inserting its groups; counting straight
             # over the source costs one scan per feature combination
-            if est <= _MAX_GROUPED and n + _GROUP_COST * est < n_combos * n:
+            if est <= _MAX_GROUPED and n + self.counting.group_cost * est < n_combos * n:
                 self.base = self._group_source(rel, raw)
         else:
             # grouping the table again pays once it is large; a small one is counted as it is
-            if self.base.rows >= _REGROUP_ROWS:
+            if self.base.rows >= self.counting.regroup_rows:
                 est = _expected_groups([self._dist(j, v) for j, v in rel.items()], n)
                 if est <= self.base.rows / 2 or len(rel) < len(self.base.codes):
                     self.base = self._regroup(rel, level)
@@ -882,7 +907,7 @@ class _Finder:
         product = math.prod(radix)
         tail = "" if self.binary else ", sm"
         ctype = {j: ("UTINYINT" if r <= 256 else "USMALLINT" if r <= 65536 else "BIGINT") for j, r in zip(feats, radix)}
-        if product < _MAX_PACKED_KEY:
+        if product < self.counting.max_packed_key:
             # group by one packed integer key (much cheaper than grouping by several columns),
             # then unpack it into small code columns (cheap: the table is small by now)
             ktype = "INTEGER" if product < 2**31 else "BIGINT"
@@ -892,7 +917,7 @@ class _Finder:
             mults = [math.prod(radix[i + 1 :]) for i in range(len(radix))]
             dec = ", ".join(f"CAST((k // {mu}) % {r} AS {ctype[j]}) AS c{j}" for j, mu, r in zip(feats, mults, radix))
             grouped = f"SELECT {key} AS k, {self._aggs(False)} FROM {self.src} AS s GROUP BY k"
-            if self.n < _TWO_STEP_ROWS:
+            if self.n < self.counting.two_step_rows:
                 sql = f"CREATE TEMP TABLE {quote_ident(name)} AS SELECT {dec}, n, se{tail} FROM ({grouped}) AS t"
                 params = params + self.params
                 packed = None
@@ -942,7 +967,7 @@ class _Finder:
         self.temp_tables.append(name)
         rows = self.con.execute(sql, params).fetchall()[0][0]
         self._drop(old.name)
-        return _Base("table", int(rows), name, codes, {j: f"c{j}" for j in rel})
+        return _Base("table", int(rows), name, codes, {j: f"c{j}" for j in rel}, regrouped=level)
 
     def _combos(self, cands: np.ndarray):
         combos, combo_id = np.unique(self.item_feat[cands], axis=0, return_inverse=True)
