@@ -114,7 +114,8 @@ def slice_key(preds: dict) -> list:
 def significance(con, m: int, result) -> None:
     """What discovery adds to the search: a p-value for every evaluated slice,
     Benjamini-Hochberg over all of them, and the top slices' intervals."""
-    from analysis.discovery.significance import error_rate_interval, pooled_z_pvalues
+    from analysis.discovery.significance import error_rate_interval
+    from analysis.stats.intervals import pooled_z_pvalues
     from analysis.stats.multiple_testing import bh_qvalues
 
     n, total, total_sq = con.execute(f"SELECT count(*), sum(err), sum(err * err) FROM d{m}").fetchall()[0]

@@ -18,8 +18,8 @@ from analysis import ConfigError, Mapping, Store, get_project, ingest_prediction
 from analysis.cli.main import main
 from analysis.discovery.encode import encode
 from analysis.discovery.run import discover
-from analysis.discovery.significance import pooled_z_pvalues
 from analysis.slices import compile_slice
+from analysis.stats.intervals import pooled_z_pvalues
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.scope import Scope
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportions_ztest
 
-from analysis.stats.intervals import pooled_z_pvalues, proportion_test, welch, welch_test
+from analysis.stats.intervals import proportion_test, two_proportions_pvalues, welch, welch_test
 from analysis.stats.tests import paired_mean_tests, unpaired_slice_tests, welch_tests
 
 rng = np.random.default_rng(2026)
@@ -19,7 +19,7 @@ rng = np.random.default_rng(2026)
 def test_the_pooled_z_test_is_statsmodels_proportions_ztest():
     n_a, n_b = rng.integers(1, 400, 200), rng.integers(1, 400, 200)
     k_a, k_b = rng.binomial(n_a, rng.uniform(0.05, 0.95, 200)), rng.binomial(n_b, rng.uniform(0.05, 0.95, 200))
-    got = pooled_z_pvalues(k_a, n_a, k_b, n_b)
+    got = two_proportions_pvalues(k_a, n_a, k_b, n_b)
     for i in range(200):
         if 0 < k_a[i] + k_b[i] < n_a[i] + n_b[i]:
             expected = proportions_ztest([k_a[i], k_b[i]], [n_a[i], n_b[i]])[1]
@@ -27,7 +27,7 @@ def test_the_pooled_z_test_is_statsmodels_proportions_ztest():
             assert proportion_test((int(k_a[i]), int(k_b[i])), (int(n_a[i]), int(n_b[i]))) == pytest.approx(expected)
         else:
             assert np.isnan(got[i])
-    assert np.isnan(pooled_z_pvalues([0], [0], [1], [3])[0])
+    assert np.isnan(two_proportions_pvalues([0], [0], [1], [3])[0])
 
 
 def test_welch_is_scipys_ttest_ind_from_stats_and_its_interval_is_welchs():

@@ -53,11 +53,12 @@ from scipy import stats
 from analysis.discovery import expected
 from analysis.discovery.encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
 from analysis.discovery.fold import contains, fold
-from analysis.discovery.significance import error_rate_interval, pooled_z_pvalues
+from analysis.discovery.significance import error_rate_interval
 from analysis.discovery.sliceline import SharedCounts, find_slices
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import first_line
 from analysis.slices import Slice
+from analysis.stats.intervals import pooled_z_pvalues
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
 from analysis.store.scope import Scope

@@ -7,7 +7,8 @@ z-test compares the two means with the variance of the error over all rows,
 ``v = Q/n − ē²`` (``Q`` the sum of squared errors), which is the variance the
 permutation null implies: ``z = (m_S − m_rest) / sqrt(v (1/|S| + 1/(n−|S|)))``.
 For a 0/1 error this is exactly the pooled two-proportion z-test
-(statsmodels ``proportions_ztest``). Two-sided p-values, so a slice better than
+(statsmodels ``proportions_ztest``); the test is :func:`analysis.stats.intervals.pooled_z_pvalues`,
+which the comparison's slice tests use too. Two-sided p-values, so a slice better than
 the rest is as surprising as a worse one; only worse ones are reported anyway.
 
 *Family.* Every slice whose statistics were computed in a run (all level-1
@@ -23,25 +24,7 @@ non-negative) from the slice's own sum of squares (see :mod:`analysis.stats.inte
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import stats
-
 from analysis.stats.intervals import positive_mean_interval, wilson
-
-
-def pooled_z_pvalues(size: np.ndarray, errors: np.ndarray, n: int, total: float, total_sq: float) -> np.ndarray:
-    """Two-sided p-values of slice vs rest mean error (see the module docstring)."""
-    size = np.asarray(size, dtype=float)
-    errors = np.asarray(errors, dtype=float)
-    rest = n - size
-    var = max(total_sq / n - (total / n) ** 2, 0.0) if n else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diff = errors / size - (total - errors) / rest
-        se = np.sqrt(var * (1 / size + 1 / rest))
-        z = diff / se
-    p = 2 * stats.norm.sf(np.abs(z))
-    # No rest, or no variance at all: nothing to test.
-    return np.where((rest > 0) & (size > 0) & (se > 0), p, np.nan)
 
 
 def error_rate_interval(

@@ -3,7 +3,7 @@
 Every function takes counts or sums that DuckDB aggregated, never rows:
 
 * a proportion: Wilson score interval (statsmodels ``proportion_confint``);
-  two samples: pooled two-proportion z-test (:func:`pooled_z_pvalues`, checked
+  two samples: pooled two-proportion z-test (:func:`two_proportions_pvalues`, checked
   against statsmodels' ``proportions_ztest``);
 * F1: F1 = 2q / (1 + q) with q = tp / (tp + fp + fn), an increasing function
   of a proportion, so the Wilson interval of q maps to an interval of F1 and
@@ -66,20 +66,33 @@ def wilson_bounds(successes, trials) -> tuple[np.ndarray, np.ndarray]:
     return np.atleast_1d(np.asarray(low, dtype="float64")), np.atleast_1d(np.asarray(high, dtype="float64"))
 
 
-def pooled_z_pvalues(k_a, n_a, k_b, n_b) -> np.ndarray:
-    """Two-sided p-values of the pooled two-proportion z-test of ``k_b / n_b`` against
-    ``k_a / n_a``, over arrays; NaN where a side has no trials or the pooled rate is 0 or 1."""
-    k_a, n_a, k_b, n_b = (np.asarray(x, dtype="float64") for x in (k_a, n_a, k_b, n_b))
+def pooled_z_pvalues(size, errors, n, total, total_sq) -> np.ndarray:
+    """Two-sided p-values of a group's mean against the rest's, over arrays: ``size`` rows
+    with the sum ``errors``, out of ``n`` rows with sum ``total`` and sum of squares
+    ``total_sq``, with the variance over all ``n`` rows (the permutation null's):
+    ``z = (m_group − m_rest) / sqrt(v (1/size + 1/(n − size)))``. For 0/1 values this is the
+    pooled two-proportion z-test. NaN where a side is empty or nothing varies."""
+    size, errors, n, total, total_sq = (np.asarray(x, dtype="float64") for x in (size, errors, n, total, total_sq))
+    rest = n - size
     with np.errstate(all="ignore"):
-        pooled = (k_a + k_b) / (n_a + n_b)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-        z = (k_b / n_b - k_a / n_a) / se
-    return np.where((n_a > 0) & (n_b > 0) & (se > 0), 2 * stats.norm.sf(np.abs(z)), np.nan)
+        var = np.where(n > 0, np.maximum(total_sq / n - (total / n) ** 2, 0.0), 0.0)
+        se = np.sqrt(var * (1 / size + 1 / rest))
+        z = (errors / size - (total - errors) / rest) / se
+    return np.where((rest > 0) & (size > 0) & (se > 0), 2 * stats.norm.sf(np.abs(z)), np.nan)
+
+
+def two_proportions_pvalues(k_a, n_a, k_b, n_b) -> np.ndarray:
+    """The pooled two-proportion z-test of ``k_b / n_b`` against ``k_a / n_a`` over arrays
+    (:func:`pooled_z_pvalues` of 0/1 values); NaN where a side has no trials or the pooled
+    rate is 0 or 1."""
+    k_a, k_b = np.asarray(k_a, dtype="float64"), np.asarray(k_b, dtype="float64")
+    n = np.asarray(n_a, dtype="float64") + np.asarray(n_b, dtype="float64")
+    return pooled_z_pvalues(n_b, k_b, n, k_a + k_b, k_a + k_b)
 
 
 def proportion_test(successes: tuple[int, int], trials: tuple[int, int]) -> float:
     """p-value of the two-proportion z-test; NaN where it is undefined."""
-    return float(pooled_z_pvalues([successes[0]], [trials[0]], [successes[1]], [trials[1]])[0])
+    return float(two_proportions_pvalues([successes[0]], [trials[0]], [successes[1]], [trials[1]])[0])
 
 
 def f1_interval(tp: int, fp: int, fn: int) -> tuple[float, float]:

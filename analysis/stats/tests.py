@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from analysis.stats.intervals import mean_intervals, pooled_z_pvalues, welch
+from analysis.stats.intervals import mean_intervals, two_proportions_pvalues, welch
 
 Z = stats.norm.ppf(0.975)
 
@@ -44,7 +44,7 @@ def unpaired_slice_tests(frame: pd.DataFrame) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(pb * (1 - pb) / nb + pc * (1 - pc) / nc)
     frame["ci_low"], frame["ci_high"] = (pc - pb) - Z * se, (pc - pb) + Z * se
-    p = pooled_z_pvalues(frame["errors_b"].to_numpy(float), nb, frame["errors_c"].to_numpy(float), nc)
+    p = two_proportions_pvalues(frame["errors_b"].to_numpy(float), nb, frame["errors_c"].to_numpy(float), nc)
     # Both sides with rows and the same rate everywhere (pooled 0 or 1): no difference at all.
     frame["p_value"] = np.where((nb > 0) & (nc > 0), np.nan_to_num(p, nan=1.0), np.nan)
     frame["test"] = "two-proportion z-test; Wald interval"
