@@ -245,3 +245,17 @@ def test_regression_labels(store, db_path):
         assert rep.applied == 1
         table = overview_table(con, get_project(con, "reg"))
     assert table.iloc[0].mae == pytest.approx(0.5)
+
+
+def test_the_write_functions_take_a_project_as_well_as_its_name(seeded, db_path):
+    """Read functions take a Project; the writes take one too (or its name, as before),
+    and read the project again inside their transaction, so an object read earlier
+    writes into the project as it is now."""
+    with seeded.read() as con:
+        project = get_project(con, "p")
+    with seeded.write() as con:
+        more = ingest_predictions(con, small_predictions(5, start=10), project=project, mapping=MAPPING)
+        rep = attach_labels(con, pd.DataFrame({"request_id": ["r0", "r12"], "label": [True, False]}), project=project)
+    assert more.inserted == 5 and rep.matched_predictions == 2
+    rows = stored(db_path)
+    assert len(rows) == 15 and rows.loc["r0", "label"] and not rows.loc["r12", "label"]

@@ -7,10 +7,39 @@ import re
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.spark import Spark
 
-# A marker function for a rewrite SQLGlot's Spark generator would otherwise change:
-# it turns PERCENTILE_DISC ... WITHIN GROUP into the approximate PERCENTILE_APPROX.
-_DISC = "SB_PERCENTILE_DISC"
+
+class ExactPercentile(exp.Expression, exp.Func):
+    """One exact quantile, ``PERCENTILE_DISC(fraction) WITHIN GROUP (ORDER BY column)`` in
+    Spark (SQLGlot's Spark generator writes PercentileDisc as the approximate
+    PERCENTILE_APPROX)."""
+
+    arg_types = {"this": True, "expression": True}  # the fraction, the column
+
+
+class SampledSource(exp.Expression):
+    """A table or aliased subquery sampled by percent with a seed: Spark writes the sample
+    after the source and before its alias, a form SQLGlot does not write."""
+
+    arg_types = {"this": True, "percent": True, "seed": True, "alias": False}
+
+
+def _exact_percentile(self, e: ExactPercentile) -> str:
+    return f"PERCENTILE_DISC({self.sql(e, 'this')}) WITHIN GROUP (ORDER BY {self.sql(e, 'expression')})"
+
+
+def _sampled_source(self, e: SampledSource) -> str:
+    alias = f" AS {self.sql(e, 'alias')}" if e.args.get("alias") else ""
+    sample = f"TABLESAMPLE ({self.sql(e, 'percent')} PERCENT) REPEATABLE ({self.sql(e, 'seed')})"
+    return f"{self.sql(e, 'this')} {sample}{alias}"
+
+
+class SparkForSliceboard(Spark):
+    """Spark SQL as SQLGlot writes it, plus the two forms above."""
+
+    class Generator(Spark.Generator):
+        TRANSFORMS = {**Spark.Generator.TRANSFORMS, ExactPercentile: _exact_percentile, SampledSource: _sampled_source}
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
@@ -20,7 +49,7 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.PercentileDisc) and isinstance(node.expression, exp.Array):
         return exp.Array(
             expressions=[
-                exp.Anonymous(this=_DISC, expressions=[p.copy(), node.this.copy()]) for p in node.expression.expressions
+                ExactPercentile(this=p.copy(), expression=node.this.copy()) for p in node.expression.expressions
             ]
         )
     # GROUPING(a, b, ...) with several arguments: Spark's grouping() takes one.
@@ -48,50 +77,10 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _split_call(sql: str, start: int) -> tuple[list[str], int]:
-    """The top-level arguments of the call whose '(' is at ``start``, and the index after ')'."""
-    depth, args, begin, i, quote = 0, [], start + 1, start, None
-    while i < len(sql):
-        ch = sql[i]
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                args.append(sql[begin:i].strip())
-                return args, i + 1
-        elif ch == "," and depth == 1:
-            args.append(sql[begin:i].strip())
-            begin = i + 1
-        i += 1
-    raise ValueError("unbalanced parentheses")
-
-
-def _percentile_disc(sql: str) -> str:
-    out, i = [], 0
-    while True:
-        at = sql.find(_DISC + "(", i)
-        if at < 0:
-            return "".join(out) + sql[i:]
-        (fraction, column), end = _split_call(sql, at + len(_DISC))
-        out += [sql[i:at], f"PERCENTILE_DISC({fraction}) WITHIN GROUP (ORDER BY {column})"]
-        i = end
-
-
-_SAMPLE = "SB_SAMPLE_"
-
-
-def _samples(tree: exp.Expression) -> list[tuple[str, str, str]]:
+def _samples(tree: exp.Expression) -> None:
     """``SELECT … FROM (subquery) AS a USING SAMPLE p% (system, seed)`` or ``… FROM t
-    USING SAMPLE …``: Spark samples with ``(subquery) TABLESAMPLE (p PERCENT) REPEATABLE
-    (seed) AS a`` (``t TABLESAMPLE …``), a form SQLGlot does not write. The source gets
-    a marker for an alias, replaced in the text after."""
-    found = []
+    USING SAMPLE …``: the source becomes a :class:`SampledSource`, which Spark writes as
+    ``(subquery) TABLESAMPLE (p PERCENT) REPEATABLE (seed) AS a``."""
     for select in list(tree.find_all(exp.Select)):
         sample, source = select.args.get("sample"), select.args.get("from_")
         if sample is None:
@@ -101,23 +90,27 @@ def _samples(tree: exp.Expression) -> list[tuple[str, str, str]]:
         if not (aliased or isinstance(sub, exp.Table)) or sample.args.get("percent") is None:
             raise ValueError("a sample is taken only of a table or an aliased subquery, by percent")
         seed = sample.args.get("seed")
-        found.append((sub.alias, sample.args["percent"].name, seed.name if seed is not None else "0"))
-        sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"{_SAMPLE}{len(found) - 1}")))
+        alias = sub.args.get("alias")
+        bare = sub.copy()
+        bare.set("alias", None)
+        source.set(
+            "this",
+            SampledSource(
+                this=bare,
+                percent=exp.Literal.number(sample.args["percent"].name),
+                seed=seed.copy() if seed is not None else exp.Literal.number(0),
+                alias=alias.copy() if alias is not None else None,
+            ),
+        )
         select.set("sample", None)
-    return found
 
 
 def to_spark(sql: str) -> str:
-    """One DuckDB statement as Spark SQL."""
+    """One DuckDB statement as Spark SQL, rewritten on SQLGlot's tree and written by
+    :class:`SparkForSliceboard`."""
     tree = sqlglot.parse_one(sql, read="duckdb").transform(_rewrite)
-    samples = _samples(tree)
-    out = _percentile_disc(tree.sql(dialect="spark"))
-    for i, (alias, percent, seed) in enumerate(samples):
-        out = out.replace(
-            f"AS {_SAMPLE}{i}",
-            f"TABLESAMPLE ({percent} PERCENT) REPEATABLE ({seed})" + (f" AS {alias}" if alias else ""),
-        )
-    return out
+    _samples(tree)
+    return tree.sql(dialect=SparkForSliceboard)
 
 
 # Constructs the engine must not send to Spark: DuckDB functions Spark lacks (or that

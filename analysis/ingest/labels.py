@@ -40,7 +40,7 @@ from analysis.ingest.predictions import (
 )
 from analysis.ingest.sources import Source, close_source, count_rows, open_source
 from analysis.metrics.rollup import rebuild_days
-from analysis.store.project import get_project, require_stored
+from analysis.store.project import Project, get_project, project_name, require_stored
 from analysis.store.schema import bump_data_version
 from analysis.store.sql import quote_ident
 from analysis.wording import agree, count
@@ -100,13 +100,13 @@ def _pick(src: Source, explicit: str | None, candidates: list[str | None], what:
 
 
 def check_label_options(
-    con: duckdb.DuckDBPyConnection, project: str, key: str, positive_label=None, negative_label=None
+    con: duckdb.DuckDBPyConnection, project: str | Project, key: str, positive_label=None, negative_label=None
 ):
     """Refuse bad options before any input is read: the project and the classes it
     knows (settled with the ones named)."""
     if key not in KEYS:
         raise ConfigError(f"key must be one of {', '.join(KEYS)}, got {key!r}.")
-    proj = get_project(con, project)
+    proj = get_project(con, project_name(project))
     require_stored(proj, "attaching labels")
     named = tuple(normalize_class_value(v) for v in (positive_label, negative_label))
     if any(v is not None for v in named) and proj.task != "binary":
@@ -123,7 +123,7 @@ def attach_labels(
     con: duckdb.DuckDBPyConnection,
     source,
     *,
-    project: str,
+    project: str | Project,
     key: str = "prediction",
     id_column: str | None = None,
     label_column: str | None = None,

@@ -39,7 +39,7 @@ from analysis.ingest.mapping import LATE_ROLES, Mapping, guess_mapping, mapping_
 from analysis.ingest.sources import FILE_COLUMN, Source, close_source, count_rows, open_source
 from analysis.metrics.rollup import days_of_rows, rebuild_days
 from analysis.store.example_key import example_key_sql
-from analysis.store.project import Project, find_project, get_project, require_stored
+from analysis.store.project import Project, find_project, get_project, project_name, require_stored
 from analysis.store.schema import (
     DEFAULT_STAGE,
     RESERVED_NAMES,
@@ -611,7 +611,7 @@ def ingest_predictions(
     con: duckdb.DuckDBPyConnection,
     source,
     *,
-    project: str,
+    project: str | Project,
     mapping: Mapping | None = None,
     on_duplicate: str = "error",
     version: str | None = None,
@@ -640,8 +640,9 @@ def ingest_predictions(
     return report
 
 
-def check_ingest_options(project: str, on_duplicate: str, stage: str | None) -> str:
+def check_ingest_options(project: str | Project, on_duplicate: str, stage: str | None) -> str:
     """Refuse bad options before any input is read; the project's name, trimmed."""
+    project = project_name(project)
     if on_duplicate not in DUPLICATE_POLICIES:
         raise ConfigError(f"on_duplicate must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}.")
     if not project or not str(project).strip():

@@ -42,7 +42,7 @@ from analysis.ingest.predictions import (
     write_planned,
 )
 from analysis.ingest.sources import Source, close_source, count_rows, open_source
-from analysis.store.project import find_project, get_project
+from analysis.store.project import Project, find_project, get_project
 from analysis.store.sql import quote_ident, sql_literal
 
 STAGING_PREFIX = "sliceboard-staging-"
@@ -55,7 +55,7 @@ def ingest_staged(
     store,
     source,
     *,
-    project: str,
+    project: str | Project,
     mapping: Mapping | None = None,
     on_duplicate: str = "error",
     version: str | None = None,
@@ -118,7 +118,7 @@ def labels_staged(
     store,
     source,
     *,
-    project: str,
+    project: str | Project,
     key: str = "prediction",
     id_column: str | None = None,
     label_column: str | None = None,

@@ -121,6 +121,12 @@ def find_project(con: duckdb.DuckDBPyConnection, name: str) -> Project | None:
     return _row_to_project(con, rows[0]) if rows else None
 
 
+def project_name(project: "str | Project") -> str:
+    """The name of a project given as its name or as a :class:`Project` (the write
+    functions take either; they read the project again inside their transaction)."""
+    return project.name if isinstance(project, Project) else project
+
+
 def get_project(con: duckdb.DuckDBPyConnection, name: str) -> Project:
     project = find_project(con, name)
     if project is None:
