@@ -111,7 +111,7 @@ def slice_key(preds: dict) -> list:
     return sorted([k, v] for k, v in preds.items())
 
 
-def significance(con, m: int, result) -> None:
+def add_significance(con, m: int, result) -> None:
     """What discovery adds to the search: a p-value for every evaluated slice,
     Benjamini-Hochberg over all of them, and the top slices' intervals."""
     from analysis.discovery.significance import error_rate_interval
@@ -129,10 +129,8 @@ def significance(con, m: int, result) -> None:
 def worker_find(db: str, m: int, prune: bool, runs: int, max_level: int = MAX_LEVEL) -> dict:
     import duckdb
 
-    from analysis.discovery import (
-        find_slices,
-        significance,  # noqa: F401  (imported by the app long before a search)
-    )
+    import analysis.discovery.significance  # noqa: F401  (imported by the app long before a search)
+    from analysis.discovery import find_slices
 
     feats = [f"f{j}" for j in range(m)]
     times, result = [], None
@@ -151,7 +149,7 @@ def worker_find(db: str, m: int, prune: bool, runs: int, max_level: int = MAX_LE
             top_k=TOP_K,
             prune=prune,
         )
-        significance(con, m, result)
+        add_significance(con, m, result)
         times.append(time.perf_counter() - start)
         con.close()
     t = result.top_slices
