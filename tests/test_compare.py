@@ -18,11 +18,12 @@ from statsmodels.stats.proportion import test_proportions_2indep as two_proporti
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
-from analysis.compare.comparison import Comparison, Side, compare, mcnemar_p
+from analysis.compare.comparison import Comparison, Side, compare
 from analysis.compare.gate import GateCriteria, run_gate, set_criteria
 from analysis.metrics.product import ProductMetric, define_metric
 from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
+from analysis.stats.tests import mcnemar_p
 
 
 def two_versions(seed: int = 5, n: int = 6000) -> pd.DataFrame:

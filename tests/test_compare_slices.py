@@ -124,7 +124,7 @@ def test_the_found_slice_is_refereed_by_pandas_and_statsmodels(planted):
 
 def test_the_search_q_values_are_weighted_bh_over_every_slice_tested(tmp_path, planted):
     """Recompute the family from its p-values: weights by level, then statsmodels' BH."""
-    from analysis.compare.comparison import own_sources
+    from analysis.compare.pairs import own_sources
     from analysis.compare.slices import search
 
     frame, comp, _ = planted

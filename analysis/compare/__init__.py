@@ -1,6 +1,8 @@
 """Comparing a candidate model version with a baseline: the comparison
-(:mod:`.comparison`) over the days both served (:mod:`.traffic`), the search for slices
-where the candidate is worse (:mod:`.slices`), and the deployment gate (:mod:`.gate`)."""
+(:mod:`.comparison`, from its parts :mod:`.sides`, :mod:`.pairs`, :mod:`.sums`,
+:mod:`.overall` and :mod:`.slice_tests`) over the days both served (:mod:`.traffic`), the
+search for slices where the candidate is worse (:mod:`.slices`), and the deployment gate
+(:mod:`.gate`)."""
 
 __all__ = ["Comparison", "Side", "compare", "daily", "run_gate"]
 
