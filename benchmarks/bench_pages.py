@@ -119,7 +119,7 @@ def prepare(db: Path) -> None:
     from analysis.reports import add_block
     from analysis.slices import parse_slice
     from analysis.slices.saved import list_slices, save_slice
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     store = Store(db)
     with store.write(create=False) as con:

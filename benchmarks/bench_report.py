@@ -29,7 +29,7 @@ def main() -> None:
     from analysis.demo import demo_mapping
     from analysis.metrics.product import metrics_from_mapping, store_metrics
     from analysis.reports import default_report, render_html
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.duckdb"

@@ -58,7 +58,7 @@ def _analyses() -> dict:
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.metrics import slice_metrics
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import evaluate
+    from analysis.valsets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
     production, canary = Side("credit-v1", "production"), Side("credit-v2", "canary")
@@ -157,7 +157,7 @@ def _prepare(source: str, tmp: Path) -> tuple[Path, dict[str, Path], int]:
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.store.sql import quote_ident, sql_literal
-    from analysis.valsets.sets import Selection, commit, create_set, list_sets, promote
+    from analysis.valsets import Selection, commit, create_set, list_sets, promote
 
     db = tmp / "bench.duckdb"
     start = time.perf_counter()

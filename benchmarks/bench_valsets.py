@@ -32,7 +32,7 @@ def main() -> None:
     from analysis import Store, get_project
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
+    from analysis.valsets import Selection, commit, create_set, evaluate, promote
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "valsets.duckdb"

@@ -107,7 +107,7 @@ def run_analyses(con, log: list) -> None:
     from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.metrics import slice_metrics
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import evaluate
+    from analysis.valsets import evaluate
 
     label = [""]
     rec = Recorder(con, log, label)

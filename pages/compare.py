@@ -12,7 +12,7 @@ from analysis import SliceboardError, get_project
 from analysis.compare.comparison import Side, daily
 from analysis.compare.gate import run_gate
 from analysis.overview import project_summary
-from analysis.valsets.sets import evaluate
+from analysis.valsets import evaluate
 from pages.parts import _compare_views as views
 from pages.parts import _report_ui, _slow, _ui, _url
 

@@ -11,7 +11,7 @@ from functools import partial
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from analysis.valsets.sets import (
+from analysis.valsets import (
     commit,
     create_set,
     delete_set,

@@ -496,7 +496,7 @@ def test_discover_page_error_tree(monkeypatch, demo_copy):
 
 def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_copy):
     from analysis import Store
-    from analysis.valsets.sets import evaluate, members
+    from analysis.valsets import evaluate, members
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["project"] = "lending-demo"
@@ -550,7 +550,7 @@ def test_promote_a_slices_errors_into_a_new_set_and_commit_it(monkeypatch, demo_
 
 def test_discover_promotes_a_found_slices_errors_with_its_source(monkeypatch, demo_copy):
     from analysis import Store
-    from analysis.valsets.sets import members
+    from analysis.valsets import members
 
     at = app_on(monkeypatch, demo_copy)
     at.query_params["version"] = "credit-v1"
@@ -739,7 +739,7 @@ def test_opening_a_validation_set_writes_no_file_and_downloads_the_cli_export(mo
     from analysis.slices import parse_slice
     from analysis.store.paths import safe_file_name
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     with Store(demo_copy).write() as con:
         project = get_project(con, "lending-demo")
@@ -870,7 +870,7 @@ def test_validation_sets_page_with_unlabeled_members(monkeypatch, demo_copy):
     """Members whose labels have not arrived (most of a fresh set) used to crash the page
     ("boolean value of NA is ambiguous"): both views and the export work, and the export
     leaves those labels empty."""
-    from analysis.valsets.sets import Selection, commit, create_set, export_bytes, promote
+    from analysis.valsets import Selection, commit, create_set, export_bytes, promote
 
     con = duckdb.connect(str(demo_copy), read_only=True)
     try:

@@ -1171,7 +1171,7 @@ class AppMachine(RuleBasedStateMachine):
         self.valsets_part("Draft")
         if submit(self.at, "vs_commit") is None:
             return
-        from analysis.valsets.sets import history, members
+        from analysis.valsets import history, members
 
         name = self.at.selectbox(key="vs_open").value
         draft = set(self.engine(members, name=name, version="draft")["example_id"])
@@ -1225,7 +1225,7 @@ class AppMachine(RuleBasedStateMachine):
         self.step()
         left = find(self.at, "selectbox", "vs_open")
         assert (name in (left.options if left is not None else [])) != yes, (name, yes)
-        from analysis.valsets.sets import list_sets
+        from analysis.valsets import list_sets
 
         assert (name in set(self.engine(list_sets)["name"])) != yes, (name, yes)
         if yes:
@@ -1385,7 +1385,7 @@ class AppMachine(RuleBasedStateMachine):
         box = find(self.at, "selectbox", "vs_open")
         if box is None:
             return
-        from analysis.valsets.sets import members
+        from analysis.valsets import members
 
         draft = self.engine(members, name=box.value, version="draft")
         assert f"draft: **{len(draft):,}** members" in "\n".join(m.value for m in self.at.markdown)

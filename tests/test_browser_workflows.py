@@ -24,7 +24,7 @@ from test_browser import ARTIFACTS, RUN_COUNTER, card_value, choose, page, serve
 from analysis import Store, get_project
 from analysis.slices import compile_slice, parse_slice
 from analysis.store.scope import Scope
-from analysis.valsets.sets import Selection, create_set, members, promote
+from analysis.valsets import Selection, create_set, members, promote
 
 SLICE = "channel = partner_api AND employment = self_employed"
 

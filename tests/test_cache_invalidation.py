@@ -18,7 +18,7 @@ from analysis.reports import add_block
 from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
 from analysis.store.changes import AREAS, READS, areas_read, signatures
-from analysis.valsets.sets import Selection, create_set, promote
+from analysis.valsets import Selection, create_set, promote
 
 
 def _two_projects(path) -> Store:

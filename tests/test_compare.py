@@ -711,7 +711,7 @@ def test_the_gates_failing_branches_for_validation_sets_and_product_metrics(tmp_
     never scored, a set that does not exist, and a product metric significantly worse by
     more than its limit."""
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     frame = two_versions(n=3000)
     only_v1 = frame[frame.v == "v1"].head(60).copy()  # examples the candidate never scored

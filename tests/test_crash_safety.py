@@ -23,7 +23,7 @@ from conftest import SMALL_MAPPING, db_digest, small_predictions
 
 from analysis import IngestError, Store, ingest_predictions, parse_mapping
 from analysis.store.project import get_project
-from analysis.valsets.sets import Selection, create_set, promote
+from analysis.valsets import Selection, create_set, promote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ import json, os, signal, sys
 import pandas as pd
 from analysis import Store, attach_labels, ingest_predictions, parse_mapping
 from analysis.store.project import get_project
-from analysis.valsets.sets import commit
+from analysis.valsets import commit
 
 path, operation, kill_at, arg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 

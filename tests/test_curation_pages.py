@@ -157,7 +157,7 @@ def east_set(path, name: str = "east errors", criteria=("accuracy >= 0.3",), com
     a third of them right (credit-v3) passes, credit-v1 fails, credit-v2 never scored them."""
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:
         project = get_project(con, "lending-demo")
@@ -183,7 +183,7 @@ def charts(at) -> list[dict]:
 def test_the_matrix_is_coloured_by_verdict_with_the_engines_figures(monkeypatch, demo_copy):
     from analysis.numbers import format_count
     from analysis.palette import VERDICT_LEVEL, VERDICT_WORDS
-    from analysis.valsets.sets import evaluate
+    from analysis.valsets import evaluate
 
     east_set(demo_copy)
     with Store(demo_copy).read() as con:
@@ -228,7 +228,7 @@ def test_only_the_chosen_view_is_computed_and_kept_in_the_link(monkeypatch, demo
 
 
 def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy):
-    from analysis.valsets.sets import list_sets
+    from analysis.valsets import list_sets
 
     east_set(demo_copy, "draft only", commit_it=False)
     at = valsets_page(monkeypatch, demo_copy)
@@ -265,7 +265,7 @@ def test_set_writes_show_at_once_and_deleting_asks_first(monkeypatch, demo_copy)
 
 
 def test_removing_draft_members_shows_the_smaller_draft_at_once(monkeypatch, demo_copy):
-    from analysis.valsets.sets import members
+    from analysis.valsets import members
 
     east_set(demo_copy, "draft only", commit_it=False)
     at = valsets_page(monkeypatch, demo_copy)

@@ -22,7 +22,7 @@ from analysis.reports import add_block, get_report, render_html
 from analysis.slices import parse_slice
 from analysis.slices.saved import save_slice
 from analysis.store.access import ReadOnlyError, ReadOnlyStore
-from analysis.valsets.sets import create_set
+from analysis.valsets import create_set
 
 IMAGE = "![b](http://127.0.0.1:9/x.png)"
 HOSTILE = f"{IMAGE} <img src=http://127.0.0.1:9/y.png> [link](http://evil) :material/warning: :red[x]"

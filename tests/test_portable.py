@@ -44,7 +44,7 @@ def analyses(project):
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.saved import slice_by_version, slice_over_time
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import evaluate
+    from analysis.valsets import evaluate
 
     v1 = Scope.of(versions="credit-v1")
     east = parse_slice("region = east AND age < 30")
@@ -81,7 +81,7 @@ def recorded(demo_db, tmp_path_factory):
     import analysis.slices.breakdown as breakdown_module
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     path = tmp_path_factory.mktemp("portable") / "demo.duckdb"
     path.write_bytes(demo_db.read_bytes())

@@ -38,7 +38,7 @@ from analysis.slices import parse_slice
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.saved import save_slice
 from analysis.store.scope import Scope
-from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
+from analysis.valsets import Selection, commit, create_set, evaluate, promote
 
 MAPPING = Mapping(
     id="id",

@@ -44,7 +44,7 @@ def built(tmp_path_factory):
     escape a folder, each with a saved report ``r`` of one note."""
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     folder = tmp_path_factory.mktemp("db")
     store = Store(folder / "sb.duckdb")
@@ -220,7 +220,7 @@ def test_valsets_export_follows_the_same_rules(db, tmp_path):
     assert_refused(code, out, err, "does not exist")
     code, out, err = run(tmp_path, *export, "--out", tmp_path / "x.parquet")
     assert code == 0, err
-    from analysis.valsets.sets import export_bytes
+    from analysis.valsets import export_bytes
 
     with Store(db).read() as con:
         data, done = export_bytes(con, get_project(con, "p"), "berlin", "latest", "parquet")

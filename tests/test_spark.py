@@ -29,7 +29,7 @@ from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.slices.metrics import slice_metrics
 from analysis.store.example_key import example_key, example_key_sql
 from analysis.store.scope import Scope
-from analysis.valsets.sets import Selection, commit, create_set, evaluate, promote
+from analysis.valsets import Selection, commit, create_set, evaluate, promote
 
 
 @pytest.fixture(scope="module")

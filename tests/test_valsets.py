@@ -20,7 +20,7 @@ from analysis.cli.main import main
 from analysis.ingest.labels import attach_labels
 from analysis.slices import parse_slice
 from analysis.store.scope import Scope
-from analysis.valsets.sets import (
+from analysis.valsets import (
     Selection,
     commit,
     create_set,

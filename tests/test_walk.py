@@ -142,7 +142,7 @@ def test_examples_have_readable_headers_that_name_the_users_columns(
 
 def houses_set(path) -> None:
     from analysis.slices import parse_slice
-    from analysis.valsets.sets import Selection, commit, create_set, promote
+    from analysis.valsets import Selection, commit, create_set, promote
 
     with Store(path).write() as con:
         project = get_project(con, "houses")

@@ -10,9 +10,9 @@ from analysis.errors import ConfigError
 
 
 def cmd_valsets(args) -> int:
+    from analysis import valsets as vs
     from analysis.store.paths import database_files
     from analysis.store.project import get_project
-    from analysis.valsets import sets as vs
 
     needs_set = args.action != "list" and args.action != "evaluate"
     if needs_set and not args.set:
@@ -146,7 +146,7 @@ def cmd_valsets(args) -> int:
 
 def cmd_promote(args) -> int:
     from analysis.store.project import get_project
-    from analysis.valsets.sets import Selection, preview_promotion, promote
+    from analysis.valsets import Selection, preview_promotion, promote
 
     with base.open_store(args).write(create=False) as con:
         project = get_project(con, args.project)

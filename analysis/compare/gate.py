@@ -302,7 +302,7 @@ def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> Criterio
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:
-    from analysis.valsets.sets import evaluate, list_sets
+    from analysis.valsets import evaluate, list_sets
 
     sets = list_sets(con, project)
     if required == "all":

@@ -26,7 +26,7 @@ from analysis.numbers import (
     metric_title,
     missing,
 )
-from analysis.valsets.sets import list_sets
+from analysis.valsets import list_sets
 from pages.parts import _ui
 from pages.parts._writes import flash
 

@@ -8,7 +8,7 @@ import streamlit as st
 from analysis import SliceboardError
 from analysis.numbers import format_count
 from analysis.slices.buckets import buckets_for
-from analysis.valsets.sets import Selection, create_set, list_sets, preview_promotion, promote
+from analysis.valsets import Selection, create_set, list_sets, preview_promotion, promote
 from pages.parts import _ui
 from pages.parts._writes import flash
 

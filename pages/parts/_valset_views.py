@@ -14,7 +14,7 @@ from analysis.reports.blocks import records
 from analysis.reports.charts import valsets_figures
 from analysis.reports.html import inert_figure
 from analysis.store.paths import safe_file_name
-from analysis.valsets.sets import export_bytes, ingest_scores
+from analysis.valsets import export_bytes, ingest_scores
 from pages.parts import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
