@@ -1,155 +1,34 @@
-"""SliceLine computed in DuckDB: the exact top-k slices where a model errs most.
-
-Sagadeeva & Boehm, "SliceLine: Fast, Linear-Algebra-based Slice Finding for ML
-Model Debugging" (SIGMOD 2021). A *slice* is a conjunction of ``feature = value``
-predicates, at most one per feature and at most ``max_level`` of them. With
-``n`` rows, mean error ``ē = total error / n``, and a slice of ``|S|`` rows whose
-errors sum to ``se``, the score is
-
-    sc = α·((se/|S|)/ē − 1) − (1−α)·(n/|S| − 1)
-
-how much worse than average the slice is, minus a penalty for being small. A
-slice is reported only with at least ``σ`` rows (the minimum support) and a
-score above 0; the ``top_k`` best are returned.
-
-Input
------
-``source_sql`` (with its bound ``params``) yields one row per example: the
-``features`` already encoded as integer codes ``>= 0`` (categories, quantile
-bins) or NULL, which is a value of its own (``None`` in ``predicates``,
-:data:`NULL_CODE` in the per-feature result columns), and a non-negative numeric
-``error_column`` (0/1 misclassification, or any real-valued loss or cost).
-
-Minimum support
----------------
-``min_support`` has the semantics of the ``sliceline`` package's ``min_sup``, so
-results compare: an int is a row count (a slice needs ``size >= σ``); a float in
-(0, 1) is a fraction of the rows, ``σ = int(min_support · n)`` (rounded down, as
-the package does). The default ``None`` is the paper's ``σ = n/100``, exactly
-``min_support=0.01``. (The package's own default is ``min_sup=10``.)
-
-How a run goes
---------------
-*Level 1*: one small query for the code ranges (which size the blocks below)
-and whether the errors are 0/1 (then the maximum error of a slice is 1 if it has
-an error, and is not aggregated); then one query with a ``GROUP BY`` per block of
-features whose code ranges together fit DuckDB's perfect-hash budget (12 bits),
-marginalised per feature, plus the totals. It gives size, error sum and maximum
-error of every ``feature = value``.
-
-Each further level ``l+1``:
-
-1. **Candidates** (numpy, over the small candidate lists): the paper's
-   generation. Two valid level-``l`` parents sharing ``l−1`` predicates are
-   joined, and the result is kept only if *every* one of its ``l+1`` subsets of
-   size ``l`` is a valid parent (size ``>= σ`` and errors ``> 0``).
-2. **Pruning** (``prune=True``), with bounds from *all* its parents: size at most
-   ``ss = min`` of the parents' sizes, error sum at most ``se = min`` of their
-   error sums, largest row error at most ``sm = min`` of their maximum errors.
-   A candidate is dropped when ``ss < σ``, or when its upper-bound score
-
-       max over s in [σ, ss] of  α·(min(s·sm, se)/s/ē − 1) − (1−α)·(n/s − 1)
-
-   (taken at ``σ``, at ``se/sm`` clipped to ``[σ, ss]`` and at ``ss``: the
-   function is monotone on each side of ``se/sm``) is below the threshold: the
-   k-th best score found so far once ``top_k`` positive scores exist, else 0
-   (only positive scores are reported). Ties with the threshold are kept (with a
-   relative tolerance of 1e-9 against rounding), so the pruned run returns
-   exactly the unpruned top-k. A parent whose own bound is already below the
-   threshold is not extended at all (its children's bounds can only be lower).
-   This is the paper's bound; the ``sliceline`` package uses the number of
-   one-hot columns where the paper has ``n`` and the bounds of one pair of
-   parents, and prunes against the lowest score of a top-k list that is not yet
-   full, which is not exact (see ``tests/test_sliceline.py``).
-3. **Counting** (DuckDB): only the feature values that occur in some candidate
-   matter now. The rows are *pre-grouped* once: every other value of a feature
-   collapses into one code, and the rows are grouped by one packed integer key
-   of the codes into a temporary table of counts, error sums and maximum errors
-   (a few hundred thousand groups for ten million rows). All the candidates of
-   a level are then counted in one ``GROUPING SETS`` query over that table, a
-   set per combination of features, keeping the groups where each grouped
-   feature has a value in play; the groups are matched to the candidates. At
-   the next level the table is grouped again by the fewer values still in play,
-   keeping only groups with at least ``l+1`` of them. Whether pre-grouping pays
-   is judged from the level-1 value frequencies (the expected number of groups
-   if features were independent); when it does not, each combination is one
-   ``GROUP BY`` straight over the source. No Python loop touches rows.
-
-   Searches of several errors over the same rows (a comparison's two directions
-   of disagreement) may share a :class:`SharedCounts` instead: each combination
-   of features is counted once over the rows, for every error, and kept for the
-   next search that asks for it. Their candidates are mostly the same
-   combinations (every pair of features at level 2), so the second search
-   counts little.
-
-``prune=False`` is the referee: every conjunction of up to ``max_level``
-predicates whose parents all have ``size >= σ``, no bounds.
-
-Ranking and ties
-----------------
-By score, descending. Scores within a relative 1e-12 of each other count as
-tied (error sums may differ in the last bits depending on the order DuckDB adds
-them); ties go to fewer predicates, then more rows, then the predicates compared
-one by one in the order of ``features`` (earlier feature first) and by code
-(NULL first).
-
-SQL hygiene: column names go through :func:`analysis.store.sql.quote_ident`; data values
-(feature codes) are bound parameters. Only numbers this module makes up itself
-(collapsed codes, radices, combination ids) appear in SQL text.
-"""
+"""SliceLine's search, level by level: level one in one pass, then candidates, pruning
+and counting until no candidate can reach the top k (see the package docstring)."""
 
 from __future__ import annotations
 
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from analysis.discovery.sliceline.candidates import join_parents, match_rows, pairs_level2
+from analysis.discovery.sliceline.counting import (
+    COMBOS_PER_QUERY,
+    INT_TYPES,
+    MAX_GROUPED,
+    NULL_CODE,
+    PERFECT_HASH_BITS,
+    Base,
+    Counting,
+    SharedCounts,
+    expected_groups,
+)
+from analysis.discovery.sliceline.scoring import TIE_RTOL, kth_best, prune_line, scores, upper_bounds
 from analysis.errors import ConfigError
 from analysis.store.sql import quote_ident
 
-NULL_CODE = -1
-"""Code of a ``feature IS NULL`` predicate in the per-feature columns of the result."""
-
-_PRUNE_RTOL = 1e-9  # an upper bound must fall this far below the threshold to prune
-_TIE_RTOL = 1e-12  # scores this close count as tied
 _RESERVED = ("predicates", "level", "size", "errors", "max_error", "error_rate", "score")
-_MAX_GROUPED = 3_000_000  # never pre-group into more groups than this (memory)
-_PERFECT_HASH_BITS = 12  # DuckDB's default perfect_ht_threshold
-_COMBOS_PER_QUERY = 64  # GROUP BYs (or grouping sets) per query
-_INT_TYPES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-}
-
-
-@dataclass(frozen=True)
-class Counting:
-    """How the search counts feature combinations, chosen by these thresholds: the
-    defaults suit DuckDB on a laptop; a caller (or a test) that wants one path sets them.
-
-    ``group_cost``: inserting one group costs about as much as scanning this many rows
-    (when pre-grouping the source pays); ``max_packed_key``: the largest key that packs a
-    group's codes or a candidate's item ids into one integer (beyond it, a column per
-    feature); ``two_step_rows``: from this many rows on, pre-group in two statements;
-    ``regroup_rows``: pre-grouped tables smaller than this are not grouped again."""
-
-    group_cost: int = 20
-    max_packed_key: int = 2**62
-    two_step_rows: int = 2_000_000
-    regroup_rows: int = 20_000
 
 
 @dataclass
@@ -254,285 +133,6 @@ def find_slices(
         finder.cleanup()
 
 
-class SharedCounts:
-    """Size, and error sum and maximum per error column, of every group of a feature
-    combination over one set of encoded rows, counted once for several searches.
-
-    The searches of several errors over the same rows (a comparison's two directions of
-    disagreement) mostly ask for the same combinations: all pairs of features at level
-    2, many of the same triples at level 3. Each combination is counted once, for every
-    error, over the rows as they are (one ``GROUPING SETS`` query per batch), and kept
-    for the next search that asks. Codes are the features' own (NULL as
-    :data:`NULL_CODE`), so every search reads the same groups.
-    """
-
-    def __init__(self, con, source_sql: str, params: list, features: list[str], error_columns: list[str]):
-        self.con, self.params = con, list(params or [])
-        self.features = list(features)
-        cols = ", ".join(
-            f"coalesce(CAST({quote_ident(f)} AS BIGINT), {NULL_CODE}) AS c{j}" for j, f in enumerate(self.features)
-        )
-        errs = ", ".join(f"CAST({quote_ident(e)} AS DOUBLE) AS e{k}" for k, e in enumerate(error_columns))
-        self.src = f"(SELECT {cols}, {errs} FROM ({source_sql}) AS sb_source)"
-        self.n_errors = len(error_columns)
-        self.groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _count(self, combos: list[tuple[int, ...]]) -> None:
-        aggs = ", ".join(
-            f"CAST(sum(e{k}) AS DOUBLE) AS se{k}, CAST(max(e{k}) AS DOUBLE) AS sm{k}" for k in range(self.n_errors)
-        )
-        for i in range(0, len(combos), _COMBOS_PER_QUERY):
-            batch = combos[i : i + _COMBOS_PER_QUERY]
-            used = sorted({j for c in batch for j in c})
-            pos = {j: q for q, j in enumerate(used)}
-            sets = ", ".join("(" + ", ".join(f"c{j}" for j in c) + ")" for c in batch)
-            res = self.con.execute(
-                f"SELECT {', '.join(f'c{j} AS x{pos[j]}' for j in used)}, count(*) AS n, {aggs} "
-                f"FROM {self.src} AS s GROUP BY GROUPING SETS ({sets})",
-                self.params,
-            ).fetchnumpy()
-            cols = [res[f"x{q}"] for q in range(len(used))]
-            grouped = (
-                np.column_stack([~np.ma.getmaskarray(c) for c in cols])
-                if len(res["n"])
-                else np.zeros((0, len(used)), dtype=bool)
-            )
-            values = (
-                np.column_stack([np.ma.filled(np.ma.asarray(c).astype(np.int64), 0) for c in cols])
-                if len(res["n"])
-                else np.zeros((0, len(used)), dtype=np.int64)
-            )
-            n = np.asarray(res["n"], dtype=np.int64)
-            se = (
-                np.column_stack(
-                    [np.ma.filled(np.ma.asarray(res[f"se{k}"], dtype=np.float64), 0.0) for k in range(self.n_errors)]
-                )
-                if len(n)
-                else np.zeros((0, self.n_errors))
-            )
-            sm = (
-                np.column_stack(
-                    [np.ma.filled(np.ma.asarray(res[f"sm{k}"], dtype=np.float64), 0.0) for k in range(self.n_errors)]
-                )
-                if len(n)
-                else np.zeros((0, self.n_errors))
-            )
-            for combo in batch:  # a group belongs to the combination whose columns it is grouped by
-                mask = np.zeros(len(used), dtype=bool)
-                mask[[pos[j] for j in combo]] = True
-                rows = np.flatnonzero((grouped == mask).all(axis=1))
-                self.groups[combo] = (values[np.ix_(rows, [pos[j] for j in combo])], n[rows], se[rows], sm[rows])
-
-    def stats(self, combos: np.ndarray, cand_rows: np.ndarray, index: int, binary: bool):
-        """Size, error sum and maximum error (of error ``index``) of the candidates: rows
-        ``(combination id, value, ...)`` over ``combos`` (feature indices, one row each)."""
-        wanted = [tuple(int(j) for j in c) for c in combos.tolist()]
-        self._count([c for c in dict.fromkeys(wanted) if c not in self.groups])
-        size = len(cand_rows)
-        ss, se, sm = np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size)
-        parts = [
-            np.column_stack([np.full(len(self.groups[c][1]), cid, dtype=np.int64), self.groups[c][0]])
-            for cid, c in enumerate(wanted)
-        ]
-        if not parts:
-            return ss, se, sm
-        rows = np.concatenate(parts)
-        ci, ri = _match_rows(cand_rows.astype(np.int64), rows)
-        n_all = np.concatenate([self.groups[c][1] for c in wanted])
-        se_all = np.concatenate([self.groups[c][2][:, index] for c in wanted])
-        sm_all = np.concatenate([self.groups[c][3][:, index] for c in wanted])
-        ss[ci], se[ci] = n_all[ri], se_all[ri]
-        sm[ci] = (se_all[ri] > 0).astype(np.float64) if binary else sm_all[ri]
-        return ss, se, sm
-
-
-# --------------------------------------------------------------------------------------------
-# scores and bounds
-
-
-def _scores(ss: np.ndarray, se: np.ndarray, n: int, ebar: float, alpha: float) -> np.ndarray:
-    """The SliceLine score; -inf for empty slices."""
-    ss = np.asarray(ss, dtype=np.float64)
-    se = np.asarray(se, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sc = alpha * ((se / ss) / ebar - 1) - (1 - alpha) * (n / ss - 1)
-    sc[~(ss > 0)] = -np.inf
-    return np.nan_to_num(sc, nan=-np.inf)
-
-
-def _upper_bounds(
-    ss: np.ndarray, se: np.ndarray, sm: np.ndarray, n: int, ebar: float, alpha: float, sigma: int
-) -> np.ndarray:
-    """Largest score any slice with at most ``ss`` rows, error sum ``se`` and
-    row errors ``<= sm`` can reach with at least ``σ`` rows; -inf if none can."""
-    ss = np.asarray(ss, dtype=np.float64)
-    se = np.asarray(se, dtype=np.float64)
-    sm = np.asarray(sm, dtype=np.float64)
-    lo = float(max(sigma, 1))
-    best = np.full(ss.shape, -np.inf)
-    ok = (ss >= lo) & (se > 0) & (sm > 0)
-    if not ok.any():
-        return best
-    s_ok, e_ok, m_ok = ss[ok], se[ok], sm[ok]
-    top = np.full(s_ok.shape, -np.inf)
-    for s in (np.full(s_ok.shape, lo), np.minimum(np.maximum(e_ok / m_ok, lo), s_ok), s_ok):
-        g = alpha * ((np.minimum(s * m_ok, e_ok) / s) / ebar - 1) - (1 - alpha) * (n / s - 1)
-        top = np.maximum(top, g)
-    best[ok] = top
-    return best
-
-
-def _kth_best(scores: np.ndarray, k: int) -> float:
-    """The k-th best positive score, 0 if there are fewer than k."""
-    pos = scores[scores > 0]
-    if len(pos) < k:
-        return 0.0
-    return float(np.partition(pos, len(pos) - k)[len(pos) - k])
-
-
-def _prune_line(theta: float) -> float:
-    return theta - _PRUNE_RTOL * max(1.0, abs(theta))
-
-
-# --------------------------------------------------------------------------------------------
-# candidate generation over item ids (an item is one feature = value; ids sort by feature, value)
-
-
-def _row_keys(rows: np.ndarray, base: int, limit: int) -> np.ndarray | None:
-    """Integer keys of item-id rows, ordered like the rows; None if they would reach ``limit``."""
-    width = rows.shape[1]
-    if base**width >= limit:
-        return None
-    keys = np.zeros(rows.shape[0], dtype=np.int64)
-    for c in range(width):
-        keys = keys * base + rows[:, c]
-    return keys
-
-
-def _pairs_level2(feat: np.ndarray, chunk: int = 1 << 22):
-    """All pairs (i < j) of level-1 parents on different features, in chunks."""
-    n = len(feat)
-    if n < 2:
-        return
-    rows_per_chunk = max(1, chunk // n)
-    cols = np.arange(n)
-    for i0 in range(0, n, rows_per_chunk):
-        rows = np.arange(i0, min(n, i0 + rows_per_chunk))
-        mask = (cols[None, :] > rows[:, None]) & (feat[None, :] != feat[rows][:, None])
-        a, b = np.nonzero(mask)
-        if len(a):
-            yield rows[a], b
-
-
-def _join_parents(parents: np.ndarray, item_feat: np.ndarray, n_items: int, key_limit: int):
-    """Apriori join of level-l parents (sorted item-id rows) into level-(l+1)
-    candidates whose every l-subset is a parent.
-
-    Returns ``(candidates, parent_index)``: candidate rows (sorted item ids) and,
-    per candidate, the indices of all its l+1 parents.
-    """
-    n, level = parents.shape
-    empty = (np.zeros((0, level + 1), dtype=np.int64), np.zeros((0, level + 1), dtype=np.int64))
-    if n < 2:
-        return empty
-    # parents must be sorted lexicographically: rows with one prefix are then adjacent
-    prefix = parents[:, : level - 1]
-    change = np.any(prefix[1:] != prefix[:-1], axis=1)
-    starts = np.flatnonzero(np.concatenate([[True], change]))
-    ends = np.concatenate([starts[1:], [n]])
-    group_end = np.repeat(ends, ends - starts)
-    partners = group_end - np.arange(n) - 1
-    total = int(partners.sum())
-    if total == 0:
-        return empty
-    left = np.repeat(np.arange(n), partners)
-    right = left + 1 + (np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners))
-    keep = item_feat[parents[left, -1]] != item_feat[parents[right, -1]]
-    left, right = left[keep], right[keep]
-    if len(left) == 0:
-        return empty
-    cands = np.column_stack([parents[left], parents[right, -1]])
-    index = [left, right]
-    keys = _row_keys(parents, n_items, key_limit)
-    lookup = None if keys is not None else {tuple(r): i for i, r in enumerate(parents.tolist())}
-    found = np.ones(len(cands), dtype=bool)
-    for p in range(level - 1):  # the subsets that leave out one of the shared predicates
-        sub = np.delete(cands, p, axis=1)
-        if keys is not None:
-            sub_keys = _row_keys(sub, n_items, key_limit)
-            pos = np.searchsorted(keys, sub_keys)
-            pos_c = np.minimum(pos, n - 1)
-            hit = (pos < n) & (keys[pos_c] == sub_keys)
-            idx = np.where(hit, pos_c, 0)
-        else:
-            idx_list = [lookup.get(tuple(r), -1) for r in sub.tolist()]
-            idx = np.array(idx_list, dtype=np.int64)
-            hit = idx >= 0
-            idx = np.where(hit, idx, 0)
-        found &= hit
-        index.append(idx)
-    parent_index = np.column_stack(index)[found]
-    return cands[found], parent_index
-
-
-def _match_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (i, j) with ``a[i] == b[j]`` (rows of equal width; rows unique within each)."""
-    both = np.concatenate([a, b])
-    tag = np.concatenate([np.zeros(len(a), dtype=np.int64), np.ones(len(b), dtype=np.int64)])
-    order = np.lexsort([tag] + [both[:, c] for c in reversed(range(both.shape[1]))])
-    srt = both[order]
-    st = tag[order]
-    eq = np.all(srt[1:] == srt[:-1], axis=1) & (st[:-1] == 0) & (st[1:] == 1)
-    pos = np.flatnonzero(eq)
-    return order[pos], order[pos + 1] - len(a)
-
-
-def _expected_groups(dists: list[np.ndarray], n: int) -> float:
-    """Expected number of distinct code combinations among n rows if features were
-    independent with these code frequencies (an estimate of a pre-grouped table's size)."""
-    p = np.ones(1)
-    w = np.ones(1)
-    for d in dists:
-        d = np.asarray(d, dtype=np.float64)
-        d = d[d > 0]
-        if len(d) == 0:
-            continue
-        p = np.outer(p, d).ravel()
-        w = np.repeat(w, len(d))
-        if len(p) > 4096:  # merge cells of similar probability (log-spaced bins)
-            lp = np.log(p)
-            lo, hi = lp.min(), lp.max()
-            b = ((lp - lo) * (1023 / max(hi - lo, 1e-12))).astype(np.int64)
-            ww = np.bincount(b, weights=w, minlength=1024)
-            wp = np.bincount(b, weights=w * p, minlength=1024)
-            nz = ww > 0
-            p, w = wp[nz] / ww[nz], ww[nz]
-    return float(np.sum(w * -np.expm1(-n * p)))
-
-
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Base:
-    """What a level is counted over: the source itself, or a pre-grouped temp table.
-
-    ``codes[j]`` maps a value of feature j to its code in the table (0: a value
-    not in play), ``exprs[j]`` is the SQL giving that code from a table row."""
-
-    kind: str  # "source" or "table"
-    rows: int
-    name: str = ""
-    codes: dict = field(default_factory=dict)
-    exprs: dict = field(default_factory=dict)
-    regrouped: int | None = None  # the level at which the table was grouped again
-
-    @property
-    def shown(self) -> str:
-        """What a level was counted over, as ``candidates_per_level`` says it."""
-        return self.kind if self.regrouped is None else f"table regrouped at level {self.regrouped}"
-
-
 @dataclass
 class _Level:
     items: np.ndarray  # (N, level) item ids; for level 1 the (feature, value) pairs
@@ -605,7 +205,7 @@ class _Finder:
         for f in self.features:
             if f not in types:
                 raise ConfigError(f"The source has no column {f!r}. Columns: {', '.join(types)}.")
-            if types[f] not in _INT_TYPES:
+            if types[f] not in INT_TYPES:
                 raise ConfigError(
                     f"Feature {f} is {types[f]}; encode it as integer codes 0, 1, 2, ... (NULL allowed) first."
                 )
@@ -617,7 +217,7 @@ class _Finder:
             err = f"CAST({err} AS INTEGER)"
         elif et.startswith("DECIMAL"):
             err = f"CAST({err} AS DOUBLE)"
-        elif et not in _INT_TYPES and et not in ("FLOAT", "DOUBLE"):
+        elif et not in INT_TYPES and et not in ("FLOAT", "DOUBLE"):
             raise ConfigError(f"The error column {self.error_column} is {et}; it must be numeric.")
         cols = ", ".join(f"{quote_ident(f)} AS c{j}" for j, f in enumerate(self.features))
         self.src = f"(SELECT {cols}, {err} AS e FROM ({self.source_sql}) AS sb_source)"
@@ -641,7 +241,7 @@ class _Finder:
             raise ConfigError(f"Errors must be non-negative; {self.error_column} has {e_lo!r}.")
         if e_hi is not None and not math.isfinite(e_hi):
             raise ConfigError(f"Errors must be finite numbers; {self.error_column} has {e_hi!r}.")
-        self.binary = (et in _INT_TYPES or et == "BOOLEAN") and (e_hi is None or e_hi <= 1)
+        self.binary = (et in INT_TYPES or et == "BOOLEAN") and (e_hi is None or e_hi <= 1)
         # first-fit decreasing: blocks of features whose code ranges need <= 12 bits together
         blocks: list[list[int]] = []
         room: list[int] = []
@@ -653,7 +253,7 @@ class _Finder:
                     break
             else:
                 blocks.append([j])
-                room.append(max(0, _PERFECT_HASH_BITS - bits[j]))
+                room.append(max(0, PERFECT_HASH_BITS - bits[j]))
         self.blocks = [sorted(b) for b in blocks]
 
     def _level_one(self):
@@ -719,7 +319,7 @@ class _Finder:
         feat, val, cnt, se, sm = feat[order], val[order], cnt[order], se[order], sm[order]
         self.values_of = {j: val[feat == j] for j in range(self.m)}
         self.counts_of = {j: cnt[feat == j] for j in range(self.m)}
-        score1 = _scores(cnt, se, n, ebar, self.alpha) if total > 0 else np.full(len(cnt), -np.inf)
+        score1 = scores(cnt, se, n, ebar, self.alpha) if total > 0 else np.full(len(cnt), -np.inf)
         levels: list[_Level] = [_Level(np.column_stack([feat, val]), cnt, se, sm, score1, 1)]
         valid1 = (cnt >= sigma) & (se > 0)
         stats = [
@@ -735,7 +335,7 @@ class _Finder:
         ]
         # scores of the reportable slices so far (score > 0, size >= σ): the k-th best is the threshold
         pool_scores = [score1[(cnt >= sigma) & (score1 > 0)]]
-        theta = _kth_best(np.concatenate(pool_scores), top_k)
+        theta = kth_best(np.concatenate(pool_scores), top_k)
         stats[0].update(threshold=theta, seconds=round(time.perf_counter() - t0, 4), base="source")
 
         # items: the level-1 slices that may be extended (the parents of level 2)
@@ -745,7 +345,7 @@ class _Finder:
         self.item_val = val[item_rows]
         par_items = np.arange(len(item_rows)).reshape(-1, 1)
         par_ss, par_se, par_sm = cnt[item_rows], se[item_rows], sm[item_rows]
-        self.base = _Base("source", n)
+        self.base = Base("source", n)
         max_level = min(max_level, self.m)
         level = 1
         while level < max_level and total > 0:
@@ -764,8 +364,8 @@ class _Finder:
             stats.append(entry)
             if self.prune and len(par_items):
                 # a parent whose own bound is below the threshold has no child that could reach it
-                own = _upper_bounds(par_ss, par_se, par_sm, n, ebar, self.alpha, sigma)
-                keep = own >= _prune_line(theta)
+                own = upper_bounds(par_ss, par_se, par_sm, n, ebar, self.alpha, sigma)
+                keep = own >= prune_line(theta)
                 par_items, par_ss, par_se, par_sm = par_items[keep], par_ss[keep], par_se[keep], par_sm[keep]
                 entry["extendable"] = len(par_items)
             cands, generated, pruned = self._candidates(par_items, par_ss, par_se, par_sm, theta, level)
@@ -774,10 +374,10 @@ class _Finder:
                 entry.update(seconds=round(time.perf_counter() - t1, 4), base=self.base.kind, counted=self.base.shown)
                 break
             c_ss, c_se, c_sm = self._evaluate(cands, level)
-            c_sc = _scores(c_ss, c_se, n, ebar, self.alpha)
+            c_sc = scores(c_ss, c_se, n, ebar, self.alpha)
             levels.append(_Level(cands, c_ss, c_se, c_sm, c_sc, level))
             pool_scores.append(c_sc[(c_ss >= sigma) & (c_sc > 0)])
-            theta = _kth_best(np.concatenate(pool_scores), top_k)
+            theta = kth_best(np.concatenate(pool_scores), top_k)
             valid = (c_ss >= sigma) & (c_se > 0)
             entry.update(
                 evaluated=len(cands),
@@ -807,20 +407,20 @@ class _Finder:
     def _candidates(self, par_items, par_ss, par_se, par_sm, theta, level):
         """Level-``level`` candidates from the parents, with the bound pruning applied;
         sorted lexicographically (the next level's join needs shared prefixes adjacent)."""
-        line = _prune_line(theta)
+        line = prune_line(theta)
         out, generated, pruned = [], 0, 0
         if level == 2:
             chunks = (
                 (np.column_stack([par_items[a, 0], par_items[b, 0]]), np.column_stack([a, b]))
-                for a, b in _pairs_level2(self.item_feat[par_items[:, 0]])
+                for a, b in pairs_level2(self.item_feat[par_items[:, 0]])
             )
         else:
-            chunks = [_join_parents(par_items, self.item_feat, len(self.item_feat), self.counting.max_packed_key)]
+            chunks = [join_parents(par_items, self.item_feat, len(self.item_feat), self.counting.max_packed_key)]
         for cands, pidx in chunks:
             generated += len(cands)
             if len(cands) and self.prune:
                 ss = par_ss[pidx].min(axis=1)
-                ub = _upper_bounds(
+                ub = upper_bounds(
                     ss, par_se[pidx].min(axis=1), par_sm[pidx].min(axis=1), self.n, self.ebar, self.alpha, self.sigma
                 )
                 keep = (ss >= self.sigma) & (ub >= line)
@@ -848,15 +448,15 @@ class _Finder:
         n_combos = len(np.unique(self.item_feat[cands], axis=0))
         if self.base.kind == "source":
             raw = {j: self._raw_ok(j, v) for j, v in rel.items()}
-            est = _expected_groups([self._dist(j, None if raw[j] else v) for j, v in rel.items()], n)
+            est = expected_groups([self._dist(j, None if raw[j] else v) for j, v in rel.items()], n)
             # pre-grouping costs about one scan plus inserting its groups; counting straight
             # over the source costs one scan per feature combination
-            if est <= _MAX_GROUPED and n + self.counting.group_cost * est < n_combos * n:
+            if est <= MAX_GROUPED and n + self.counting.group_cost * est < n_combos * n:
                 self.base = self._group_source(rel, raw)
         else:
             # grouping the table again pays once it is large; a small one is counted as it is
             if self.base.rows >= self.counting.regroup_rows:
-                est = _expected_groups([self._dist(j, v) for j, v in rel.items()], n)
+                est = expected_groups([self._dist(j, v) for j, v in rel.items()], n)
                 if est <= self.base.rows / 2 or len(rel) < len(self.base.codes):
                     self.base = self._regroup(rel, level)
         if self.base.kind == "source":
@@ -876,7 +476,7 @@ class _Finder:
         allv = self.values_of[j]
         return len(allv) - len(values) <= 1 or len(values) >= 0.75 * len(allv)
 
-    def _group_source(self, rel: dict, raw: dict) -> _Base:
+    def _group_source(self, rel: dict, raw: dict) -> Base:
         """Pre-group the source by the codes of the features in play, other values collapsed
         to 0, into a temp table ``(k, n, se[, sm])`` with one packed key ``k``."""
         exprs, params, radix, codes = [], [], [], {}
@@ -941,9 +541,9 @@ class _Finder:
         rows = self.con.execute(sql, params).fetchall()[0][0]
         if packed:
             self._drop(packed)
-        return _Base("table", int(rows), name, codes, {j: f"c{j}" for j in feats})
+        return Base("table", int(rows), name, codes, {j: f"c{j}" for j in feats})
 
-    def _regroup(self, rel: dict, level: int) -> _Base:
+    def _regroup(self, rel: dict, level: int) -> Base:
         """Group the current pre-grouped table again by the values still in play, keeping only
         groups with at least ``level`` of them."""
         old = self.base
@@ -967,7 +567,7 @@ class _Finder:
         self.temp_tables.append(name)
         rows = self.con.execute(sql, params).fetchall()[0][0]
         self._drop(old.name)
-        return _Base("table", int(rows), name, codes, {j: f"c{j}" for j in rel}, regrouped=level)
+        return Base("table", int(rows), name, codes, {j: f"c{j}" for j in rel}, regrouped=level)
 
     def _combos(self, cands: np.ndarray):
         combos, combo_id = np.unique(self.item_feat[cands], axis=0, return_inverse=True)
@@ -981,8 +581,8 @@ class _Finder:
         se = np.zeros(size, dtype=np.float64)
         sm = np.zeros(size, dtype=np.float64)
         width = cand_rows.shape[1]
-        for i in range(0, len(parts), _COMBOS_PER_QUERY):
-            batch = parts[i : i + _COMBOS_PER_QUERY]
+        for i in range(0, len(parts), COMBOS_PER_QUERY):
+            batch = parts[i : i + COMBOS_PER_QUERY]
             res = self.con.execute(" UNION ALL ".join(batch), params_per_part * len(batch)).fetchnumpy()
             if len(res["n"]) == 0:
                 continue
@@ -990,7 +590,7 @@ class _Finder:
                 [np.asarray(res["cid"], dtype=np.int64)]
                 + [np.asarray(res[f"a{p}"], dtype=np.int64) for p in range(width - 1)]
             )
-            ci, ri = _match_rows(cand_rows, rows)
+            ci, ri = match_rows(cand_rows, rows)
             n_, se_, sm_ = self._stats(res, ri)
             ss[ci], se[ci], sm[ci] = n_, se_, sm_
         return ss, se, sm
@@ -1011,8 +611,8 @@ class _Finder:
         se = np.zeros(len(cands), dtype=np.float64)
         sm = np.zeros(len(cands), dtype=np.float64)
         combo_list = combos.tolist()
-        for i in range(0, len(combo_list), _COMBOS_PER_QUERY):
-            batch = combo_list[i : i + _COMBOS_PER_QUERY]
+        for i in range(0, len(combo_list), COMBOS_PER_QUERY):
+            batch = combo_list[i : i + COMBOS_PER_QUERY]
             used = sorted({j for c in batch for j in c})
             pos = {j: q for q, j in enumerate(used)}
             sets = ", ".join("(" + ", ".join(base.exprs[j] for j in c) + ")" for c in batch)
@@ -1041,7 +641,7 @@ class _Finder:
             rows_cid = cids[np.searchsorted(keys, pattern)]
             take = np.argsort(~grouped, axis=1, kind="stable")[:, :level]
             rows = np.column_stack([rows_cid, np.take_along_axis(values, take, axis=1)])
-            ci, ri = _match_rows(cand_rows, rows)
+            ci, ri = match_rows(cand_rows, rows)
             ss[ci], se[ci], sm[ci] = self._stats(res, ri)
         return ss, se, sm
 
@@ -1100,7 +700,7 @@ class _Finder:
             order = np.argsort(-s, kind="stable")
             s_sorted = s[order]
             gaps = s_sorted[:-1] - s_sorted[1:]
-            new_group = gaps > _TIE_RTOL * np.maximum(np.abs(s_sorted[:-1]), np.finfo(float).tiny)
+            new_group = gaps > TIE_RTOL * np.maximum(np.abs(s_sorted[:-1]), np.finfo(float).tiny)
             group = np.empty(len(order), dtype=np.int64)
             group[order] = np.concatenate([[0], np.cumsum(new_group)])
             keys = []
