@@ -368,7 +368,62 @@ def _plan(
     stage: str | None,
     now: datetime,
 ) -> _Plan:
+    """How each column of ``src`` becomes a stored value, and the checks every row must
+    pass, in steps: the mapping and task, the roles present, the project's columns, the
+    keys (ids, time, version, stage), the model's outputs and labels, then features and
+    outcomes. Nothing is written."""
     warnings: list[str] = []
+    mapping, task = _mapping_and_task(src, project_name, existing, mapping, warnings)
+    roles = _roles(src, mapping, version, stage)
+    class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
+    if task is None:
+        task = _infer_task(con, src, roles)
+        warnings.append(
+            f"task not given; inferred {task!r} from the values of {class_cols[0] if class_cols else roles['score']!r}"
+        )
+    if task == "regression" and "prediction" not in roles:
+        raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
+    classes = ClassColumns(con, src, class_cols, task)
+    positive, negative = settled_classes(
+        stored_classes(con, existing) if existing else (None, None),
+        (mapping.positive_label, mapping.negative_label),
+        project=project_name,
+    )
+    if task == "binary":
+        positive, negative = classes.resolve(positive, negative)
+    features, outcomes_in_input = _project_columns(con, src, project_name, existing, mapping, roles, warnings)
+
+    exprs: dict[str, SourceValue] = {}
+    checks: list[cv.Check | None] = []
+    checks += _key_values(con, src, roles, version, stage, now, exprs)
+    checks += _model_values(src, roles, task, classes, positive, negative, mapping.threshold, now, exprs)
+    for name, dtype, _kind in features:
+        e = value_expr(src, name, dtype)
+        exprs[name] = e
+        checks.append(_conversion_check(name, e, f"do not convert to {dtype}"))
+    for name in outcomes_in_input:
+        e = value_expr(src, name, "DOUBLE")
+        exprs[name] = e
+        checks.append(_conversion_check(name, e, "are not numbers"))
+    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"] + outcomes_in_input)
+    return _Plan(
+        task,
+        positive,
+        negative,
+        features,
+        outcomes_in_input,
+        exprs,
+        [c for c in checks if c is not None],
+        roles["id"],
+        warnings,
+    )
+
+
+def _mapping_and_task(
+    src: Source, project_name: str, existing: Project | None, mapping: Mapping | None, warnings: list[str]
+) -> tuple[Mapping, str | None]:
+    """The mapping that applies (a new project's given or guessed one, an existing one's
+    stored one unless given) and the task it names (None: to be inferred)."""
     if existing is not None:
         if mapping is None:
             mapping = parse_mapping(existing.mapping_toml, origin=f"stored mapping of {project_name!r}")
@@ -382,6 +437,12 @@ def _plan(
     if mapping.name and mapping.name != project_name:
         warnings.append(f"the mapping names project {mapping.name!r}; ingested into {project_name!r}")
 
+    return mapping, task
+
+
+def _roles(src: Source, mapping: Mapping, version: str | None, stage: str | None) -> dict[str, str]:
+    """Role -> column of the input, for the roles it has (a constant version or stage
+    replaces its column; labels may arrive later, in their own files)."""
     roles = mapping.role_columns()
     if version is not None:
         roles.pop("version", None)
@@ -403,24 +464,14 @@ def _plan(
         raise ConfigError(f"{src.name}: map a prediction column (or, for binary tasks, a score column).")
     require_columns(src, roles)
 
-    class_cols = [roles[r] for r in ("prediction", "label") if r in roles]
-    if task is None:
-        task = _infer_task(con, src, roles)
-        warnings.append(
-            f"task not given; inferred {task!r} from the values of {class_cols[0] if class_cols else roles['score']!r}"
-        )
-    if task == "regression" and "prediction" not in roles:
-        raise ConfigError(f"{src.name}: a regression project needs a prediction column.")
+    return roles
 
-    classes = ClassColumns(con, src, class_cols, task)
-    positive, negative = settled_classes(
-        stored_classes(con, existing) if existing else (None, None),
-        (mapping.positive_label, mapping.negative_label),
-        project=project_name,
-    )
-    if task == "binary":
-        positive, negative = classes.resolve(positive, negative)
 
+def _project_columns(
+    con, src: Source, project_name: str, existing: Project | None, mapping: Mapping, roles: dict, warnings: list[str]
+) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The features (name, stored type, kind) and the outcome columns this input brings:
+    a new project's from the mapping and the values, an existing one's as stored."""
     if existing is None:
         features = _feature_plan(con, src, mapping, warnings)
         outcomes_in_input = [o for o in mapping.outcomes if o in src.columns]
@@ -445,7 +496,14 @@ def _plan(
         if extra:
             warnings.append(f"columns not in the project were ignored: {', '.join(extra)}")
 
-    exprs: dict[str, SourceValue] = {}
+    return features, outcomes_in_input
+
+
+def _key_values(
+    con, src: Source, roles: dict, version: str | None, stage: str | None, now: datetime, exprs: dict
+) -> list[cv.Check | None]:
+    """Into ``exprs``: the prediction and example ids, the example key, the timestamp, the
+    model version and the stage; returns their checks."""
     checks: list[cv.Check | None] = []
     id_col = roles["id"]
     exprs["prediction_id"], check = clean_text(
@@ -487,6 +545,15 @@ def _plan(
         checks.append(check)
     else:
         exprs["stage"] = SourceValue("CAST(? AS VARCHAR)", [DEFAULT_STAGE])
+    return checks
+
+
+def _model_values(
+    src: Source, roles: dict, task: str, classes, positive, negative, threshold, now: datetime, exprs: dict
+) -> list[cv.Check | None]:
+    """Into ``exprs``: the score, the prediction (or its derivation from the score), the
+    label and its timestamp; returns their checks."""
+    checks: list[cv.Check | None] = []
     if "score" in roles:
         sc = roles["score"]
         e = value_expr(src, sc, "DOUBLE")
@@ -525,7 +592,7 @@ def _plan(
         # (found after the fast pass, see _write). An attached dataset's view gives such a
         # row (in a file added later) no prediction, and every metric leaves it out.
         sc = exprs["score"]
-        exprs["prediction"] = SourceValue(f"({sc.sql}) >= ?", [*sc.params, mapping.threshold])
+        exprs["prediction"] = SourceValue(f"({sc.sql}) >= ?", [*sc.params, threshold])
         checks.append(
             _required_check(src, roles["score"], "have no score (needed to derive the prediction)", number=True)
         )
@@ -551,26 +618,7 @@ def _plan(
         )
     else:
         exprs["label_timestamp"] = SourceValue("CAST(NULL AS TIMESTAMP)")
-    for name, dtype, _kind in features:
-        e = value_expr(src, name, dtype)
-        exprs[name] = e
-        checks.append(_conversion_check(name, e, f"do not convert to {dtype}"))
-    for name in outcomes_in_input:
-        e = value_expr(src, name, "DOUBLE")
-        exprs[name] = e
-        checks.append(_conversion_check(name, e, "are not numbers"))
-    warnings += cv.infinite_warnings(con, src, [n for n, dtype, _ in features if dtype == "DOUBLE"] + outcomes_in_input)
-    return _Plan(
-        task,
-        positive,
-        negative,
-        features,
-        outcomes_in_input,
-        exprs,
-        [c for c in checks if c is not None],
-        id_col,
-        warnings,
-    )
+    return checks
 
 
 def _stage_expr(con, src: Source, column: str) -> tuple[SourceValue, cv.Check]:
