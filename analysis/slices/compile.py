@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from analysis.errors import ConfigError
 from analysis.slices.model import KINDS_FOR_OP, And, Condition, Not, Or, Slice, Term
 from analysis.store.project import Project
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 # --- columns a slice may use ---------------------------------------------------------
 
@@ -142,23 +142,22 @@ def compile_condition(cond: Condition, project: Project) -> tuple[str, list]:
     return f"position(? IN {col}) > 0", [cond.text]
 
 
-def compile_term(term: Term, project: Project) -> tuple[str, list]:
-    """``(sql, params)`` of one term, its parameters in the order of their marks."""
+def compile_term(term: Term, project: Project) -> Sql:
+    """One term as a fragment, its parameters in the order of their marks."""
     if isinstance(term, Condition):
-        return compile_condition(term, project)
+        return Sql.of(compile_condition(term, project))
     if isinstance(term, Not):
-        sql, params = compile_term(term.term, project)
         # A condition on a null value is unknown; NOT keeps those rows (the complement).
-        return f"NOT coalesce(({sql}), FALSE)", params
+        return Sql.compose("NOT coalesce(({term}), FALSE)", term=compile_term(term.term, project))
     joiner = " AND " if isinstance(term, And) else " OR "
-    parts = [compile_term(t, project) for t in term.terms]
-    return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+    return Sql.compose("({terms})", terms=Sql.join(joiner, [compile_term(t, project) for t in term.terms]))
 
 
-def compile_slice(slice_: Slice, project: Project) -> tuple[str, list]:
-    """``(sql, params)`` selecting the slice's rows of ``project``'s log; ``TRUE`` for all rows."""
-    parts = [compile_term(t, project) for t in slice_.conditions]
-    return (" AND ".join(sql for sql, _ in parts) if parts else "TRUE"), [p for _, params in parts for p in params]
+def compile_slice(slice_: Slice, project: Project) -> Sql:
+    """The fragment selecting the slice's rows of ``project``'s log; ``TRUE`` for all rows."""
+    if not slice_.conditions:
+        return Sql("TRUE")
+    return Sql.join(" AND ", [compile_term(t, project) for t in slice_.conditions])
 
 
 def validate_slice(slice_: Slice, project: Project) -> Slice:

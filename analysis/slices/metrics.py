@@ -41,7 +41,7 @@ from analysis.stats.intervals import (
 )
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 PART = GroupKey("part", "sb_part")
 PART_ALIAS = GroupKey("part", "part")
@@ -87,18 +87,17 @@ class SliceMetrics:
         }
 
 
-def _rows_with_flag(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
-    pred, pred_params = compile_slice(slice_, project)
-    where, where_params = scope.to_sql()
+def _rows_with_flag(project: Project, slice_: Slice, scope: Scope) -> Sql:
     # A NULL predicate (e.g. a comparison with a null value) is outside the slice.
-    sql = (
-        f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
-        f"FROM {quote_ident(project.log_table)} WHERE {where}"
+    return Sql.compose(
+        "SELECT *, CASE WHEN {slice} THEN 'slice' ELSE 'rest' END AS sb_part FROM {log} WHERE {scope}",
+        slice=compile_slice(slice_, project),
+        log=quote_ident(project.log_table),
+        scope=scope.to_sql(),
     )
-    return sql, pred_params + where_params
 
 
-def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
+def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> Sql:
     """Slice, rest and overall of a binary task, with three scans and no sort of rows.
 
     * All rows of the scope and the slice's rows: counts and outcome sums (the
@@ -111,10 +110,7 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
       formulas). Log loss and Brier also get their sums of squares, for their
       intervals.
     """
-    pred, pred_params = compile_slice(slice_, project)
-    where, where_params = scope.to_sql()
     table = quote_ident(project.log_table)
-    in_slice = f"({pred})"  # NULL is outside the slice in WHERE and CASE alike
     outcomes = [c.name for c in project.outcomes]
     o_cols = [o + suffix for o in outcomes for suffix in ("_sum", "_count", "__sq")]
     o_aggs = "".join(
@@ -122,10 +118,18 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
         f", sum({quote_ident(o)} * {quote_ident(o)}) AS {quote_ident(o + '__sq')}"
         for o in outcomes
     )
-    all_rows = (
-        f"SELECT 'overall' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE {where} "
-        f"UNION ALL SELECT 'slice' AS part, count(*) AS n_rows{o_aggs} FROM {table} "
-        f"WHERE ({where}) AND {in_slice}"
+    in_scope, in_slice = scope.to_sql(), compile_slice(slice_, project)
+    all_rows = Sql.join(
+        "",
+        [
+            f"SELECT 'overall' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE ",
+            in_scope,
+            f" UNION ALL SELECT 'slice' AS part, count(*) AS n_rows{o_aggs} FROM {table} WHERE (",
+            in_scope,
+            ") AND (",
+            in_slice,
+            ")",
+        ],
     )
     # An empty slice sums to NULL: count it as zero before taking the difference.
     rest_cols = ", ".join(
@@ -133,9 +137,16 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
         for c in ["n_rows", *o_cols]
     )
     # Grouping by a boolean is much cheaper than by a string.
-    labeled = (
-        f"SELECT {in_slice} IS TRUE AS sb_in, label, prediction, score, count(*) AS n "
-        f"FROM {quote_ident(project.labeled_table)} WHERE ({where}) AND label IS NOT NULL GROUP BY ALL"
+    labeled = Sql.join(
+        "",
+        [
+            "SELECT (",
+            in_slice,
+            ") IS TRUE AS sb_in, label, prediction, score, count(*) AS n "
+            f"FROM {quote_ident(project.labeled_table)} WHERE (",
+            in_scope,
+            ") AND label IS NOT NULL GROUP BY ALL",
+        ],
     )
     terms = dict(binary_terms())
     squares = {
@@ -179,19 +190,21 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> tuple[
         + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part"
     )
     body = binary_sql(totals, curves, [PART_ALIAS], outcomes, (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
-    sql = (
-        f"WITH all_rows AS ({all_rows}), "
-        f"counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
-        f"FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), "
-        f"lab AS ({labeled}), "
-        f"lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} "
-        "FROM lab GROUP BY sb_in), "
-        f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
-        f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
-        f"ranked AS (SELECT *, {cums} FROM scored), " + body.strip()[len("WITH ") :]
+    return Sql.join(
+        "",
+        [
+            "WITH all_rows AS (",
+            all_rows,
+            f"), counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
+            "FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), lab AS (",
+            labeled,
+            f"), lab_parts AS (SELECT CASE WHEN sb_in THEN 'slice' ELSE 'rest' END AS part, {lab_aggs} "
+            "FROM lab GROUP BY sb_in), "
+            f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
+            f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
+            f"ranked AS (SELECT *, {cums} FROM scored), " + body.strip()[len("WITH ") :],
+        ],
     )
-    params = where_params + where_params + pred_params + pred_params + where_params
-    return sql, params
 
 
 def _part_sums(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 from analysis.errors import ConfigError
 from analysis.store.schema import STAGES
+from analysis.store.sql import Sql
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class Scope:
         """True when the window is whole days, so the per-day rollup can answer."""
         return all(t is None or t == datetime.combine(t.date(), time()) for t in (self.start, self.end))
 
-    def to_rollup_sql(self) -> tuple[str, list]:
-        """``(sql, params)`` over the rollup's columns (needs :meth:`day_aligned`)."""
+    def to_rollup_sql(self) -> Sql:
+        """The fragment over the rollup's columns (needs :meth:`day_aligned`)."""
         parts, params = self._common()
         if self.start is not None:
             parts.append("day >= ?")
@@ -55,7 +56,7 @@ class Scope:
         if self.end is not None:
             parts.append("day < ?")
             params.append(self.end.date())
-        return (" AND ".join(parts) if parts else "TRUE", params)
+        return Sql(" AND ".join(parts) if parts else "TRUE", params)
 
     def _common(self) -> tuple[list[str], list]:
         parts: list[str] = []
@@ -68,8 +69,8 @@ class Scope:
             params += list(self.stages)
         return parts, params
 
-    def to_sql(self) -> tuple[str, list]:
-        """``(sql, params)`` over a log table's canonical columns."""
+    def to_sql(self) -> Sql:
+        """The fragment over a log table's canonical columns."""
         parts, params = self._common()
         if self.start is not None:
             parts.append('"timestamp" >= ?')
@@ -77,7 +78,7 @@ class Scope:
         if self.end is not None:
             parts.append('"timestamp" < ?')
             params.append(self.end)
-        return (" AND ".join(parts) if parts else "TRUE", params)
+        return Sql(" AND ".join(parts) if parts else "TRUE", params)
 
 
 def _as_datetime(value, end_of_day: bool = False) -> datetime | None:
