@@ -556,3 +556,28 @@ def test_a_series_block_keeps_the_metric_it_was_pinned_with(project_db):
     assert shown[day]["accuracy"] == pytest.approx(accuracy_score(group["label"], group["prediction"]), abs=1e-12)
     shown = {r["day"]: r for r in block.snapshot["rows"] if r["version"] == "v1"}
     assert shown[day]["roc_auc"] == pytest.approx(roc_auc_score(group["label"], group["score"]), abs=1e-12)
+
+
+def test_the_presentations_big_numbers_are_the_tasks_headline(project_db):
+    """A headline block's cards and a comparison's show the task's headline metric (ROC
+    AUC for a binary task, as the Overview's cards), each version's value that of
+    scikit-learn on its labeled rows; a comparison snapshot kept before the task was
+    stored shows the accuracy it showed."""
+    from sklearn.metrics import roc_auc_score
+
+    from analysis.numbers import format_value
+    from analysis.reports.kinds import kind_of
+
+    store, frame = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        head = add_block(con, project, "present", "headline", {})
+        comp = add_block(con, project, "present", "comparison", VIEWS["comparison"])
+    cards = {c.label: c.value for c in kind_of("headline").cards(head.snapshot)}
+    for version in ("v1", "v2"):
+        rows = labeled(frame, version)
+        assert cards[f"{version}: ROC AUC"] == format_value("roc_auc", roc_auc_score(rows["label"], rows["score"]))
+    shown = [c.label for c in kind_of("comparison").cards(comp.snapshot)]
+    assert shown[-1] == "ROC AUC"
+    older = {k: v for k, v in comp.snapshot.items() if k != "task"}
+    assert [c.label for c in kind_of("comparison").cards(older)][-1] == "Accuracy"

@@ -3,6 +3,7 @@ slices where the candidate is worse or better (the regressions and improvements 
 
 from __future__ import annotations
 
+from analysis.metrics.registry import HEADLINES, headline_metrics
 from analysis.numbers import format_delta, format_value, higher_is_better, metric_title
 from analysis.reports.kinds.base import (
     BlockKind,
@@ -78,6 +79,7 @@ class Comparison(BlockKind):
         columns = [*SLICE_COLUMNS, *[f"{m['name']}_delta" for m in params.get("metrics", [])]]
         counts = slices["verdict"].value_counts().to_dict() if len(slices) else {}
         return {
+            "task": project.task,
             "baseline": side_label(params["baseline"]),
             "candidate": side_label(params["candidate"]),
             "method": comp.method,
@@ -107,11 +109,13 @@ class Comparison(BlockKind):
         return out
 
     def cards(self, snapshot: dict) -> list[Card]:
-        """Up to three product metrics and the accuracy, as the candidate's value and its
-        change (better or worse by the metric's direction)."""
+        """Up to three product metrics and the task's headline metric (a snapshot from before
+        the task was kept: the accuracy), as the candidate's value and its change (better or
+        worse by the metric's direction)."""
         products = snapshot.get("product_metrics", [])
+        headline = headline_metrics(snapshot["task"])[0] if snapshot.get("task") in HEADLINES else "accuracy"
         rows = [r for r in snapshot["overall"] if r["kind"] == "product"][:3]
-        rows += [r for r in snapshot["overall"] if r["metric"] == "accuracy"]
+        rows += [r for r in snapshot["overall"] if r["metric"] == headline]
         cards = []
         for r in rows:
             delta = r["delta"]

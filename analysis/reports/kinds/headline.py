@@ -4,7 +4,7 @@ per version (or version and stage)."""
 from __future__ import annotations
 
 from analysis.metrics.product import product_metrics
-from analysis.metrics.registry import metrics_for
+from analysis.metrics.registry import HEADLINES, headline_metrics, metrics_for
 from analysis.metrics.sql import ALL_ROWS, compute_metrics
 from analysis.numbers import format_value, metric_title
 from analysis.reports.kinds.base import (
@@ -75,7 +75,10 @@ class Headline(BlockKind):
         return out
 
     def cards(self, snapshot: dict) -> list[Card]:
-        metric = next((m for m in snapshot["metrics"] if m != "error_rate"), None)
+        """Each version's headline metric (the task's, as on the Overview's cards)."""
+        metric = headline_metrics(snapshot["task"])[0] if snapshot.get("task") in HEADLINES else None
+        if metric not in snapshot["metrics"]:
+            metric = next((m for m in snapshot["metrics"] if m != "error_rate"), None)
         return [
             Card(f"{r['side']}: {metric_title(metric)}", format_value(metric, r.get(metric)))
             for r in snapshot["rows"][:4]
