@@ -31,7 +31,7 @@ import duckdb
 from analysis.errors import DatabaseBusyError, DatabaseNotFoundError
 from analysis.store.schema import SCHEMA_VERSION, current_version, data_version, ensure_schema, is_blank, is_empty
 
-DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "sliceboard.duckdb"
+DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "sliceboard.duckdb"  # the repository's data/
 DB_ENV = "SLICEBOARD_DB"
 MEMORY_ENV = "SLICEBOARD_MEMORY_LIMIT"
 # DuckDB's own default is 80% of RAM; a bounded buffer pool keeps a 10M-row
