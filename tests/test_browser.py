@@ -209,6 +209,9 @@ SCRIPT_IDLE = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   return app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
 }"""
+# Until the icon font has loaded, an icon is drawn as its name ("arrow_downward"): buttons
+# are wider, rows wrap, and a click aimed at one row can land on the next once it loads.
+FONTS_LOADED = "() => document.fonts.status === 'loaded'"
 RUN_DONE = """(runs) => {
   const app = document.querySelector('[data-testid="stApp"]');
   return window.__sbRuns > runs && app !== null && app.getAttribute('data-test-script-state') === 'notRunning';
@@ -236,10 +239,11 @@ def after_run(page, action, *, attempts: int = 3) -> None:
 
 
 def wait_idle(page) -> None:
-    """Wait until the script run finished: the app's root says so, and the status widget
-    (which says 'Running' while busy) is gone."""
+    """Wait until the script run finished: the app's root says so, the status widget
+    (which says 'Running' while busy) is gone, and the fonts are in (the layout is final)."""
     page.wait_for_function(SCRIPT_IDLE)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+    page.wait_for_function(FONTS_LOADED)
 
 
 def test_overview_in_a_real_browser(server, page):

@@ -126,7 +126,18 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
                 )
                 return True
 
-            page.get_by_role("button", name="Down").first.click()
+            def button_of(title: str, name: str):
+                """The button ``name`` in the block headed ``title`` (the innermost container holding both)."""
+                heading = page.get_by_role("heading", name=title, exact=True)
+                button = page.get_by_role("button", name=name, exact=True)
+                return (
+                    page.get_by_test_id("stVerticalBlock")
+                    .filter(has=heading)
+                    .filter(has=button)
+                    .last.get_by_role("button", name=name, exact=True)
+                )
+
+            button_of("One", "Down").click()
             expect(page.get_by_test_id("stToast")).to_contain_text("Moved “One” down.")
             assert shows(["Two", "One", "Three"]) and stored() == ["Two", "One", "Three"]
             page.get_by_label("Add a note").fill("between")
@@ -134,7 +145,7 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
             page.get_by_role("button", name="Add note").click()
             expect(page.get_by_test_id("stToast").filter(has_text="Added the note.")).to_be_visible()
             assert shows(["Two", "Note", "One", "Three"]) and stored() == ["Two", "Note", "One", "Three"]
-            page.get_by_role("button", name="Remove").nth(3).click()
+            button_of("Three", "Remove").click()
             expect(page.get_by_text("Remove “Three” from this report?")).to_be_visible()
             assert stored() == ["Two", "Note", "One", "Three"]
             page.get_by_role("button", name="Remove it").click()
