@@ -41,11 +41,11 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from analysis.metrics.sql import binary_terms
-from analysis.slices import Condition, Slice, compile_slice, slice_columns
+from analysis.slices import Condition, Or, Slice, SliceColumns, Term, compile_slice, slice_columns
 from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import and_all, quote_ident
+from analysis.store.sql import Sql, and_all, quote_ident
 
 MAX_CATEGORIES = 100
 OTHER = "(other)"
@@ -65,6 +65,30 @@ def is_range(code) -> bool:
     """Whether a code is a run of a number's bins, ``("lt", k)`` (bins below ``k``) or
     ``("ge", k)`` (bin ``k`` and above), rather than one code or None (missing)."""
     return isinstance(code, tuple)
+
+
+def code_term(column: str, codes) -> Term:
+    """The condition that one encoded column's code is one of ``codes``: a code, None
+    (missing) or a run of bins (see :func:`is_range`), or a collection of them (any of them)."""
+    if codes is None or is_range(codes) or not isinstance(codes, (set, frozenset, list, tuple)):
+        codes = [codes]
+    terms: list[Term] = []
+    plain = sorted(int(c) for c in codes if c is not None and not is_range(c))
+    if plain:
+        terms.append(Condition(column, "in", values=tuple(plain)))
+    for op, k in (c for c in codes if is_range(c)):
+        low, high = (None, int(k)) if op == "lt" else (int(k), None)
+        terms.append(Condition(column, "between", low=low, high=high))
+    if any(c is None for c in codes):
+        terms.append(Condition(column, "is_null"))
+    return terms[0] if len(terms) == 1 else Or(tuple(terms))
+
+
+def codes_sql(codes: dict) -> Sql:
+    """The predicate over encoded rows that each column's code is the one given
+    (``{column: code or codes}``), compiled by the one slice compiler; TRUE for ``{}``."""
+    conditions = Slice(tuple(code_term(column, c) for column, c in codes.items()))
+    return compile_slice(conditions, SliceColumns.codes(codes))
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.discovery.encode import ERROR_COLUMN, Encoding, encode
-from analysis.discovery.fold import predicate_sql
+from analysis.discovery.encode import ERROR_COLUMN, Encoding, codes_sql, encode
 from analysis.errors import ConfigError
 from analysis.slices import Condition, Slice
 from analysis.store.project import Project
@@ -257,7 +256,7 @@ def _extend(con, rows: Rows, parents: list[dict]) -> pd.DataFrame:
     (a filtered scan each), tagged with the parent, grouped by parent and each other feature."""
     parts, params = [], []
     for i, codes in enumerate(parents):
-        sql, bound = predicate_sql(codes)
+        sql, bound = codes_sql(codes)
         parts.append(f"SELECT *, {i} AS sb_pid FROM {rows.table} WHERE {sql}")
         params += bound
     tagged = f"({' UNION ALL '.join(parts)}) AS tagged"

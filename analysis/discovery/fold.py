@@ -29,25 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-from analysis.store.sql import quote_ident
+from analysis.discovery.encode import codes_sql
 
 SLICES_PER_SCAN = 60  # slices whose membership packs into one integer per row
-
-
-def predicate_sql(codes: dict) -> tuple[str, list]:
-    """A slice's predicate over encoded columns (``{column: code}``, a code of None
-    for a missing value), with its bound parameters."""
-    conds, params = [], []
-    for column, code in codes.items():
-        if code is None:
-            conds.append(f"{quote_ident(column)} IS NULL")
-        elif isinstance(code, tuple):  # a run of bins: ("lt", k) or ("ge", k)
-            conds.append(f"{quote_ident(column)} {'<' if code[0] == 'lt' else '>='} ?")
-            params.append(int(code[1]))
-        else:
-            conds.append(f"{quote_ident(column)} = ?")
-            params.append(int(code))
-    return " AND ".join(conds) or "TRUE", params
 
 
 def _span(code) -> tuple[float, float] | None:
@@ -130,7 +114,7 @@ def jaccard_pairs(
         counted = [p for p in counted if p not in done]
         bits, bound = [], []
         for b, k in enumerate(involved):
-            sql, ps = predicate_sql(codes[k])
+            sql, ps = codes_sql(codes[k])
             bits.append(f"CASE WHEN {sql} THEN {1 << b} ELSE 0 END")
             bound += ps
         groups = con.execute(

@@ -51,7 +51,16 @@ import pandas as pd
 from scipy import stats
 
 from analysis.discovery import expected
-from analysis.discovery.encode import ERROR_COLUMN, Encoding, RowsError, encode, error_choices, is_cost, materialized
+from analysis.discovery.encode import (
+    ERROR_COLUMN,
+    Encoding,
+    RowsError,
+    codes_sql,
+    encode,
+    error_choices,
+    is_cost,
+    materialized,
+)
 from analysis.discovery.fold import contains, fold
 from analysis.discovery.significance import error_rate_interval
 from analysis.discovery.sliceline import SharedCounts, find_slices
@@ -670,7 +679,7 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
     if not enc.binary_error and len(table):
         sums, params = [], []
         for codes in table["codes"]:
-            pred, pred_params = _predicate_sql(codes)
+            pred, pred_params = codes_sql(codes)
             params += pred_params
             e = quote_ident(ERROR_COLUMN)
             sums.append(f"sum(CASE WHEN {pred} THEN {e} * {e} END)")
@@ -686,18 +695,6 @@ def _add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
     table["ci_high"] = [b[1] for b in bounds]
 
 
-def _predicate_sql(codes: dict) -> tuple[str, list]:
-    """A slice's predicate over the encoded columns."""
-    conds, params = [], []
-    for column, code in codes.items():
-        if code is None:
-            conds.append(f"{quote_ident(column)} IS NULL")
-        else:
-            conds.append(f"{quote_ident(column)} = ?")
-            params.append(int(code))
-    return " AND ".join(conds) or "TRUE", params
-
-
 def _fold(con, enc: Encoding, table: pd.DataFrame, overlap: float) -> None:
     """Mark near-duplicates of a better-ranked slice (see the module docstring)."""
     sizes = list(table["size"])
@@ -711,7 +708,7 @@ def _fold(con, enc: Encoding, table: pd.DataFrame, overlap: float) -> None:
     ]
     common: dict[tuple[int, int], int] = {}
     if pairs:
-        preds = [_predicate_sql(c) for c in table["codes"]]
+        preds = [codes_sql(c) for c in table["codes"]]
         sums, params = [], []
         for i, j in pairs:
             sums.append(f"count(*) FILTER (WHERE ({preds[i][0]}) AND ({preds[j][0]}))")

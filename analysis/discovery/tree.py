@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
-from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, encode, materialized
+from analysis.discovery.encode import ERROR_COLUMN, EncodedFeature, codes_sql, encode, materialized
 from analysis.errors import ConfigError
 from analysis.slices import And, Condition, Or, Slice, Term
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 MISSING = -1  # the tree's code for a missing value
 LONGEST_WHERE = 200  # characters of a leaf's readable slice shown as its name
@@ -140,21 +140,9 @@ def _describe(feature: EncodedFeature, codes: set) -> str:
     return f"{feature.column} in ({', '.join(labels)})" if len(labels) > 1 else f"{feature.column} = {labels[0]}"
 
 
-def _leaf_sql(enc, allowed: dict, start: dict) -> tuple[str, list]:
-    parts, params = [], []
-    for f in enc.features:
-        codes = allowed[f.column]
-        if codes == start[f.column]:
-            continue
-        present = sorted(c for c in codes if c is not None)
-        terms = []
-        if present:
-            terms.append(f"{quote_ident(f.column)} IN ({', '.join('?' for _ in present)})")
-            params += present
-        if None in codes:
-            terms.append(f"{quote_ident(f.column)} IS NULL")
-        parts.append("(" + " OR ".join(terms) + ")")
-    return (" AND ".join(parts) or "TRUE"), params
+def _leaf_sql(enc, allowed: dict, start: dict) -> Sql:
+    """A leaf's rows: each feature's codes where the path narrowed them."""
+    return codes_sql({f.column: allowed[f.column] for f in enc.features if allowed[f.column] != start[f.column]})
 
 
 def _count_leaves(con, enc, nodes: list[dict]) -> pd.DataFrame:

@@ -5,7 +5,7 @@ intervals (:mod:`.metrics`), metrics by every value of a feature (:mod:`.breakdo
 error buckets (:mod:`.buckets`) and column profiles for building slices
 (:mod:`.column_profile`)."""
 
-from analysis.slices.compile import compile_slice, compile_term, slice_columns, validate_slice
+from analysis.slices.compile import SliceColumns, compile_slice, compile_term, slice_columns, validate_slice
 from analysis.slices.model import And, Condition, Not, Or, Slice, Term
 from analysis.slices.parse import parse_slice
 
@@ -20,5 +20,6 @@ __all__ = [
     "compile_term",
     "parse_slice",
     "slice_columns",
+    "SliceColumns",
     "validate_slice",
 ]

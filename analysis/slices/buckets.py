@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.slices.breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
 from analysis.slices.compile import compile_slice, slice_columns
-from analysis.slices.model import Slice
+from analysis.slices.model import Condition, Not, Or, Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all, quote_ident
@@ -85,24 +85,34 @@ def bucket_sql(project: Project, *, confidence: float = 0.9, mae: float = 1.0) -
 
 
 def bucket_filter(project: Project, bucket: str, *, confidence: float = 0.9, mae: float = 1.0) -> tuple[str, list]:
-    """``(predicate, params)`` selecting one bucket's rows. For a binary task it
-    is a plain condition on label, prediction and score, which DuckDB can push
-    into the scan; it selects exactly the rows :func:`bucket_sql` names ``bucket``."""
+    """``(predicate, params)`` selecting one bucket's rows, exactly those
+    :func:`bucket_sql` names ``bucket``. A binary task's bucket is a slice (see
+    :func:`_binary_bucket`); the others compare label with prediction, which no slice
+    condition does, so they select by the bucket's name."""
     if bucket not in buckets_for(project.task):
         raise ConfigError(f"Unknown bucket {bucket!r}; buckets are {', '.join(buckets_for(project.task))}.")
     if project.task == "binary":
-        fp, fn = "NOT label AND prediction", "label AND NOT prediction"
-        return {
-            "unlabeled": ("(label IS NULL OR prediction IS NULL)", []),
-            "TP": ("label AND prediction", []),
-            "TN": ("NOT label AND NOT prediction", []),
-            "FP confident": (f"{fp} AND score >= ?", [confidence]),
-            "FP": (f"{fp} AND (score IS NULL OR NOT score >= ?)", [confidence]),
-            "FN confident": (f"{fn} AND score <= ?", [1 - confidence]),
-            "FN": (f"{fn} AND (score IS NULL OR NOT score <= ?)", [1 - confidence]),
-        }[bucket]
+        return compile_slice(_binary_bucket(bucket, confidence), project)
     b_sql, b_params = bucket_sql(project, confidence=confidence, mae=mae)
     return f"({b_sql}) = ?", [*b_params, bucket]
+
+
+def _binary_bucket(bucket: str, confidence: float) -> Slice:
+    """A binary task's bucket as a slice of label, prediction and score (a plain
+    condition DuckDB can push into the scan)."""
+    label, prediction = Condition("label", "is_true"), Condition("prediction", "is_true")
+    wrong_label, wrong_prediction = Condition("label", "is_false"), Condition("prediction", "is_false")
+    confident_fp = Condition("score", "between", low=confidence, low_inclusive=True)
+    confident_fn = Condition("score", "between", high=1 - confidence, high_inclusive=True)
+    return {
+        "unlabeled": Slice.of(Or((Condition("label", "is_null"), Condition("prediction", "is_null")))),
+        "TP": Slice.of(label, prediction),
+        "TN": Slice.of(wrong_label, wrong_prediction),
+        "FP confident": Slice.of(wrong_label, prediction, confident_fp),
+        "FP": Slice.of(wrong_label, prediction, Not(confident_fp)),
+        "FN confident": Slice.of(label, wrong_prediction, confident_fn),
+        "FN": Slice.of(label, wrong_prediction, Not(confident_fn)),
+    }[bucket]
 
 
 def _scoped(project: Project, scope: Scope, slice_: Slice) -> tuple[str, list]:

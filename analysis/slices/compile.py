@@ -1,12 +1,15 @@
 """A slice compiled to SQL, in this one place: ``(sql, params)`` where every value is a
 bound parameter (``?``, in the order of its mark) and every column name comes from the
-project's schema, quoted by :func:`analysis.store.sql.quote_ident`. Values are checked
-against their column's kind here, and :func:`validate_slice` gives them their type.
+schema the slice is compiled against (a project's log, or discovery's encoded rows; see
+:class:`SliceColumns`), quoted by :func:`analysis.store.sql.quote_ident`. Values are
+checked against their column's kind here, and :func:`validate_slice` gives them their type.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from analysis.errors import ConfigError
@@ -36,18 +39,44 @@ def slice_columns(project: Project) -> dict[str, str]:
     return cols
 
 
-def _kind(project: Project, column: str) -> str:
-    cols = slice_columns(project)
-    if column not in cols:
-        known = ", ".join(sorted(cols))
-        raise ConfigError(f"Unknown column {column!r} in the slice. Columns of {project.name}: {known}.")
-    return cols[column]
+@dataclass(frozen=True)
+class SliceColumns:
+    """The columns a slice is compiled against: each one's kind, and the words a
+    boolean column's values may be written in (a binary project's class names)."""
+
+    kinds: Mapping[str, str]
+    owner: str
+    flag_words: Mapping[str, Mapping[bool, str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, project: Project) -> "SliceColumns":
+        """The columns of ``project``'s log."""
+        words: dict = {}
+        if project.task == "binary":
+            names = {k: (v or str(k)).lower() for k, v in project.class_names().items()}
+            words = {"label": names, "prediction": names}
+        return cls(slice_columns(project), project.name, words)
+
+    @classmethod
+    def codes(cls, columns) -> "SliceColumns":
+        """Integer-coded columns (discovery's encoded rows), one code per value or bin."""
+        return cls(dict.fromkeys(columns, "code"), "the encoded rows")
+
+    def kind(self, column: str) -> str:
+        if column not in self.kinds:
+            known = ", ".join(sorted(self.kinds))
+            raise ConfigError(f"Unknown column {column!r} in the slice. Columns of {self.owner}: {known}.")
+        return self.kinds[column]
+
+
+def _columns(where: "Project | SliceColumns") -> SliceColumns:
+    return where if isinstance(where, SliceColumns) else SliceColumns.of(where)
 
 
 # --- values ---------------------------------------------------------------------------------
 
 
-def _coerce(value, kind: str, column: str, project: Project):
+def _coerce(value, kind: str, column: str, columns: SliceColumns):
     """A condition value as the Python type DuckDB binds for the column."""
     if value is None:
         raise ConfigError(f"{column}: null is not a value; use 'is null'.")
@@ -69,13 +98,15 @@ def _coerce(value, kind: str, column: str, project: Project):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        names = {True: "true", False: "false"}
-        if project.task == "binary" and column in ("label", "prediction"):
-            names = {k: (v or names[k]).lower() for k, v in project.class_names().items()}
+        names = columns.flag_words.get(column, {True: "true", False: "false"})
         for flag in (True, False):
             if text in (names[flag], str(flag).lower(), str(int(flag))):
                 return flag
         raise ConfigError(f"{column}: {value!r} is not true or false.")
+    if kind == "code":
+        if isinstance(value, bool) or not float(value).is_integer():
+            raise ConfigError(f"{column}: {value!r} is not a code.")
+        return int(value)
     if kind == "timestamp":  # stored as UTC instants: a bound with an offset is converted to UTC
         if not isinstance(value, (datetime, date)):
             try:
@@ -90,12 +121,12 @@ def _coerce(value, kind: str, column: str, project: Project):
     raise ConfigError(f"{column}: unsupported column kind {kind!r}.")
 
 
-def _bound(value, kind: str, column: str, project: Project, side: str = "low"):
+def _bound(value, kind: str, column: str, columns: SliceColumns, side: str = "low"):
     """A range bound; -inf as a lower or +inf as an upper bound means open (an
     infinity on the other side stays: nothing is below -inf)."""
     if value is None:
         return None
-    coerced = _coerce(value, kind, column, project)
+    coerced = _coerce(value, kind, column, columns)
     if kind == "numeric" and math.isinf(coerced) and (coerced < 0) == (side == "low"):
         return None
     return coerced
@@ -104,9 +135,10 @@ def _bound(value, kind: str, column: str, project: Project, side: str = "low"):
 # --- the one compiler --------------------------------------------------------------------
 
 
-def compile_condition(cond: Condition, project: Project) -> tuple[str, list]:
+def compile_condition(cond: Condition, where: "Project | SliceColumns") -> tuple[str, list]:
     cond.check_shape()
-    kind = _kind(project, cond.column)
+    columns = _columns(where)
+    kind = columns.kind(cond.column)
     if kind not in KINDS_FOR_OP[cond.op]:
         raise ConfigError(
             f"{cond.column} is a {kind} column; '{cond.op}' applies to "
@@ -114,14 +146,14 @@ def compile_condition(cond: Condition, project: Project) -> tuple[str, list]:
         )
     col = quote_ident(cond.column)
     if cond.op in ("in", "not_in"):
-        values = list(dict.fromkeys(_coerce(v, kind, cond.column, project) for v in cond.values))
+        values = list(dict.fromkeys(_coerce(v, kind, cond.column, columns) for v in cond.values))
         marks = ", ".join("?" for _ in values)
         if cond.op == "in":
             return f"{col} IN ({marks})", values
         return f"({col} IS NULL OR {col} NOT IN ({marks}))", values
     if cond.op == "between":
-        low = _bound(cond.low, kind, cond.column, project, "low")
-        high = _bound(cond.high, kind, cond.column, project, "high")
+        low = _bound(cond.low, kind, cond.column, columns, "low")
+        high = _bound(cond.high, kind, cond.column, columns, "high")
         parts, params = [f"{col} IS NOT NULL"], []
         if low is not None:
             parts.append(f"{col} {'>=' if cond.low_inclusive else '>'} ?")
@@ -142,32 +174,36 @@ def compile_condition(cond: Condition, project: Project) -> tuple[str, list]:
     return f"position(? IN {col}) > 0", [cond.text]
 
 
-def compile_term(term: Term, project: Project) -> Sql:
+def compile_term(term: Term, where: "Project | SliceColumns") -> Sql:
     """One term as a fragment, its parameters in the order of their marks."""
+    columns = _columns(where)
     if isinstance(term, Condition):
-        return Sql.of(compile_condition(term, project))
+        return Sql.of(compile_condition(term, columns))
     if isinstance(term, Not):
         # A condition on a null value is unknown; NOT keeps those rows (the complement).
-        return Sql.compose("NOT coalesce(({term}), FALSE)", term=compile_term(term.term, project))
+        return Sql.compose("NOT coalesce(({term}), FALSE)", term=compile_term(term.term, columns))
     joiner = " AND " if isinstance(term, And) else " OR "
-    return Sql.compose("({terms})", terms=Sql.join(joiner, [compile_term(t, project) for t in term.terms]))
+    return Sql.compose("({terms})", terms=Sql.join(joiner, [compile_term(t, columns) for t in term.terms]))
 
 
-def compile_slice(slice_: Slice, project: Project) -> Sql:
-    """The fragment selecting the slice's rows of ``project``'s log; ``TRUE`` for all rows."""
+def compile_slice(slice_: Slice, where: "Project | SliceColumns") -> Sql:
+    """The fragment selecting the slice's rows of a project's log (or of the rows
+    ``where`` describes); ``TRUE`` for all rows."""
     if not slice_.conditions:
         return Sql("TRUE")
-    return Sql.join(" AND ", [compile_term(t, project) for t in slice_.conditions])
+    columns = _columns(where)
+    return Sql.join(" AND ", [compile_term(t, columns) for t in slice_.conditions])
 
 
 def validate_slice(slice_: Slice, project: Project) -> Slice:
     """The slice with its values in their column's type (numbers as numbers,
     timestamps as ISO text), or a readable :class:`ConfigError` if it does not
     fit the project. Saved slices and links keep this form."""
-    compile_slice(slice_, project)
+    columns = SliceColumns.of(project)
+    compile_slice(slice_, columns)
 
     def typed(value, column):
-        v = _coerce(value, _kind(project, column), column, project)
+        v = _coerce(value, columns.kind(column), column, columns)
         return v.isoformat() if isinstance(v, datetime) else v
 
     def typed_term(c: Term) -> Term:
@@ -178,9 +214,9 @@ def validate_slice(slice_: Slice, project: Project) -> Slice:
         if c.op in ("in", "not_in"):
             return Condition(c.column, c.op, values=tuple(dict.fromkeys(typed(v, c.column) for v in c.values)))
         if c.op == "between":
-            kind = _kind(project, c.column)
-            low = _bound(c.low, kind, c.column, project, "low")
-            high = _bound(c.high, kind, c.column, project, "high")
+            kind = columns.kind(c.column)
+            low = _bound(c.low, kind, c.column, columns, "low")
+            high = _bound(c.high, kind, c.column, columns, "high")
             if low is None and high is None:  # both bounds infinite: every non-null value
                 return Condition(c.column, "not_null")
             return Condition(

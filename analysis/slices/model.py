@@ -55,13 +55,13 @@ from analysis.slices.json_types import load as load_json
 
 OPS = ("in", "not_in", "between", "is_true", "is_false", "is_null", "not_null", "contains")
 KINDS_FOR_OP = {
-    "in": {"categorical", "text", "numeric", "boolean", "timestamp"},
-    "not_in": {"categorical", "text", "numeric", "boolean", "timestamp"},
-    "between": {"numeric", "timestamp"},
+    "in": {"categorical", "text", "numeric", "boolean", "timestamp", "code"},
+    "not_in": {"categorical", "text", "numeric", "boolean", "timestamp", "code"},
+    "between": {"numeric", "timestamp", "code"},
     "is_true": {"boolean"},
     "is_false": {"boolean"},
-    "is_null": {"categorical", "text", "numeric", "boolean", "timestamp"},
-    "not_null": {"categorical", "text", "numeric", "boolean", "timestamp"},
+    "is_null": {"categorical", "text", "numeric", "boolean", "timestamp", "code"},
+    "not_null": {"categorical", "text", "numeric", "boolean", "timestamp", "code"},
     "contains": {"categorical", "text"},
 }
 MAX_VALUES = 10_000
