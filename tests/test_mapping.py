@@ -176,6 +176,11 @@ def test_unknown_keys_are_rejected_by_name(text, fragment):
         ('[project]\nnegative_label = ""\n', r"\[project\] negative_label is empty"),
         ('[project]\nnegative_label = ["no"]\n', r"\[project\] negative_label must be a class value"),
         ("[project]\npositive_label = {a = 1}\n", r"\[project\] positive_label must be a class value"),
+        ('[metrics.x]\nexpression = "sum(revenue)"\ndirection = 3\n', r"\[metrics.x\] direction, unit and format"),
+        ('[metrics.x]\nexpr = "sum(revenue)"\n', r"\[metrics.x\] needs expression .*unknown key\(s\) expr"),
+        ('[metrics]\nx = "sum(revenue)"\n', r"product metrics are tables \[metrics.NAME\]"),
+        ("[engine]\nname = 2\n", r"\[engine\] name and spark_remote are strings"),
+        ('engine = "spark"\n', r"\[engine\] must be a table"),
     ],
 )
 def test_bad_values_are_rejected(text, match):
@@ -365,3 +370,26 @@ def test_large_integer_text_keeps_its_digits():
     assert normalize_class_value("9007199254740993") == "9007199254740993"
     assert normalize_class_value("9007199254740993") == normalize_class_value(9007199254740993)
     assert normalize_class_value("9007199254740993") != normalize_class_value("9007199254740992")
+
+
+def test_the_declared_sections_are_the_mapping_roles():
+    """The file's declared [columns] keys are the mapping's roles plus features and outcomes,
+    and a mapping written back to TOML reads as the same mapping."""
+    from analysis.ingest.mapping import ROLE_KEYS, Mapping, mapping_to_toml
+    from analysis.ingest.mapping_file import ColumnsSection
+
+    assert set(ColumnsSection.model_fields) == set(ROLE_KEYS) | {"features", "outcomes"}
+    full = Mapping(
+        name="loans",
+        task="binary",
+        positive_label="1",
+        negative_label="0",
+        threshold=0.3,
+        features=["age"],
+        outcomes=["revenue"],
+        kinds={"age": "numeric"},
+        metrics={"rev": {"expression": "sum(revenue)", "unit": "$"}},
+        engine={"name": "duckdb"},
+        **{role: f"c_{role}" for role in ROLE_KEYS},
+    )
+    assert parse_mapping(mapping_to_toml(full)) == full

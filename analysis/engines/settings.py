@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlparse
 
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
 from analysis.engines.spark import SparkConnection, register_external, spark_message
 from analysis.errors import ConfigError
 from analysis.store.project import Project
@@ -172,18 +174,28 @@ def store_settings(con, project: Project, settings: EngineSettings) -> EngineSet
     return checked
 
 
+class EngineSection(BaseModel):
+    """The declared ``[engine]`` section of a mapping file."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    name: StrictStr = "duckdb"
+    spark_remote: StrictStr | None = None
+
+
 def settings_from_mapping(section: dict | None, *, origin: str = "mapping") -> EngineSettings | None:
     """The ``[engine]`` section of a mapping TOML (``name``, ``spark_remote``)."""
     if not section:
         return None
-    unknown = set(section) - {"name", "spark_remote"}
-    if unknown:
-        raise ConfigError(
-            f"{origin}: unknown key(s) in [engine]: {', '.join(sorted(unknown))}. Allowed: name, spark_remote."
-        )
-    if not all(isinstance(v, str) for v in section.values()):
-        raise ConfigError(f"{origin}: [engine] name and spark_remote are strings.")
-    return EngineSettings(section.get("name", "duckdb"), section.get("spark_remote")).check()
+    try:
+        declared = EngineSection.model_validate(section)
+    except ValidationError as exc:
+        unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+        if unknown:
+            raise ConfigError(
+                f"{origin}: unknown key(s) in [engine]: {', '.join(unknown)}. Allowed: name, spark_remote."
+            ) from None
+        raise ConfigError(f"{origin}: [engine] name and spark_remote are strings.") from None
+    return EngineSettings(declared.name, declared.spark_remote).check()
 
 
 def _stored_log_message(project: Project) -> str:

@@ -40,21 +40,12 @@ from pathlib import Path
 
 import tomli_w
 
+from analysis.engines.settings import settings_from_mapping
 from analysis.errors import ConfigError
+from analysis.ingest.mapping_file import ROLE_KEYS, read_sections
 from analysis.store.schema import FEATURE_KINDS, TASKS
 
-# Roles a single source column can be mapped to, in TOML key order.
-ROLE_KEYS = (
-    "id",
-    "example",
-    "timestamp",
-    "version",
-    "stage",
-    "prediction",
-    "score",
-    "label",
-    "label_timestamp",
-)
+# ROLE_KEYS: roles a single source column can be mapped to, in TOML key order.
 
 # Roles whose values may arrive later, so a predictions file may lack them
 # even when the project's stored mapping names them.
@@ -151,80 +142,25 @@ def normalize_class_value(value) -> str | None:
     return repr(float(number))  # "0.50" and 0.5 compare equal
 
 
-_PROJECT_KEYS = {"name", "task", "positive_label", "negative_label", "threshold"}
-_COLUMN_KEYS = set(ROLE_KEYS) | {"features", "outcomes"}
-
-
 def mapping_from_dict(data: dict, *, origin: str = "mapping") -> Mapping:
-    """Build a :class:`Mapping` from parsed TOML, naming any wrong key."""
-    unknown = set(data) - {"project", "columns", "kinds", "metrics", "engine"}
-    if unknown:
-        raise ConfigError(
-            f"{origin}: unknown section(s) {', '.join(sorted(unknown))}; "
-            "expected [project], [columns], [kinds], [metrics.NAME], [engine]."
-        )
-    engine = data.get("engine", {})
-    if not isinstance(engine, dict):
-        raise ConfigError(f"{origin}: [engine] must be a table (name, spark_remote).")
-    from analysis.engines.settings import settings_from_mapping
-
-    settings_from_mapping(engine, origin=origin)  # checked now, stored with the project
-    metrics = data.get("metrics", {})
-    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
-        raise ConfigError(f'{origin}: product metrics are tables [metrics.NAME] with expression = "...".')
-    for name, spec in metrics.items():
-        bad = set(spec) - {"expression", "direction", "unit", "format"}
-        if bad or not isinstance(spec.get("expression"), str):
-            raise ConfigError(
-                f'{origin}: [metrics.{name}] needs expression = "..." and may have direction, '
-                "unit and format" + (f"; unknown key(s) {', '.join(sorted(bad))}" if bad else "") + "."
-            )
-        if not all(isinstance(spec.get(k, ""), str) for k in ("direction", "unit", "format")):
-            raise ConfigError(f"{origin}: [metrics.{name}] direction, unit and format are strings.")
-    project = data.get("project", {})
-    columns = data.get("columns", {})
-    kinds = data.get("kinds", {})
-    for section, allowed, values in (
-        ("project", _PROJECT_KEYS, project),
-        ("columns", _COLUMN_KEYS, columns),
-    ):
-        if not isinstance(values, dict):
-            raise ConfigError(f"{origin}: [{section}] must be a table.")
-        bad = set(values) - allowed
-        if bad:
-            raise ConfigError(
-                f"{origin}: unknown key(s) in [{section}]: {', '.join(sorted(bad))}. "
-                f"Allowed: {', '.join(sorted(allowed))}."
-            )
-    if not isinstance(kinds, dict) or not all(isinstance(v, str) for v in kinds.values()):
-        raise ConfigError(f"{origin}: [kinds] must map column names to kind names.")
-    for key in ROLE_KEYS:
-        if key in columns and not isinstance(columns[key], str):
-            raise ConfigError(f"{origin}: [columns] {key} must be a column name (a string).")
-    for key in ("features", "outcomes"):
-        if key in columns and not (isinstance(columns[key], list) and all(isinstance(c, str) for c in columns[key])):
-            raise ConfigError(f"{origin}: [columns] {key} must be a list of column names.")
-    for key in ("name", "task"):
-        if key in project and not isinstance(project[key], str):
-            raise ConfigError(f"{origin}: [project] {key} must be a string.")
-    for key in ("positive_label", "negative_label"):
-        if key in project and not isinstance(project[key], (str, int, float)):
-            raise ConfigError(f"{origin}: [project] {key} must be a class value (text, a number or true/false).")
-    threshold = project.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ConfigError(f"{origin}: [project] threshold must be a number.")
+    """Build a :class:`Mapping` from parsed TOML: its shape checked against the declared
+    sections (:mod:`analysis.ingest.mapping_file`), then its meaning; a refusal names
+    the wrong section or key."""
+    sections = read_sections(data, origin)
+    settings_from_mapping(sections.engine, origin=origin)  # checked now, stored with the project
+    project, columns = sections.project, sections.columns
     mapping = Mapping(
-        name=project.get("name"),
-        task=project.get("task"),
-        positive_label=normalize_class_value(project.get("positive_label")),
-        negative_label=normalize_class_value(project.get("negative_label")),
-        threshold=float(threshold),
-        features=list(columns["features"]) if "features" in columns else None,
-        outcomes=list(columns.get("outcomes", [])),
-        kinds=dict(kinds),
-        metrics={name: dict(spec) for name, spec in metrics.items()},
-        engine=dict(engine),
-        **{k: columns.get(k) for k in ROLE_KEYS},
+        name=project.name,
+        task=project.task,
+        positive_label=normalize_class_value(project.positive_label),
+        negative_label=normalize_class_value(project.negative_label),
+        threshold=float(project.threshold),
+        features=list(columns.features) if columns.features is not None else None,
+        outcomes=list(columns.outcomes),
+        kinds=dict(sections.kinds),
+        metrics={name: spec.model_dump(exclude_none=True) for name, spec in sections.metrics.items()},
+        engine=dict(sections.engine),
+        **{k: getattr(columns, k) for k in ROLE_KEYS},
     )
     return mapping.validate()
 
