@@ -38,7 +38,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.ingest.labels import attach_labels
 from analysis.ingest.mapping import load_mapping
+from analysis.ingest.predictions import ingest_predictions
+from analysis.store.project import find_project
+from analysis.store.schema import PROJECT_METADATA, drop_project_tables
 
 DEMO_PROJECT = "lending-demo"
 DEMO_END = datetime(2026, 11, 1)
@@ -313,10 +317,6 @@ def build_demo(
 ) -> dict:
     """Generate the demo and ingest it through the public paths (predictions,
     then late labels by example id, then outcomes by prediction id)."""
-    from analysis.ingest.labels import attach_labels
-    from analysis.ingest.predictions import ingest_predictions
-    from analysis.store.project import find_project
-    from analysis.store.schema import PROJECT_METADATA, drop_project_tables
 
     def step(fraction: float, text: str) -> None:
         if progress is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from analysis.metrics.product import ProductMetric
 from analysis.metrics.registry import METRICS, metric
 
 MISSING = "–"
@@ -124,8 +125,6 @@ def format_value(name: str, value, products: Iterable = ()) -> str:
         return MISSING
     spec = _product(name, products)
     if spec:
-        from analysis.metrics.product import ProductMetric
-
         shown = ProductMetric(**spec).show(abs(float(value)))
         return MINUS + shown if float(value) < 0 else shown
     if name in PROPORTIONS:

@@ -178,3 +178,33 @@ def test_the_code_imports_modules_by_their_homes_not_their_old_names():
                 if module in old or (module == "analysis" and full in old):
                     found.append(f"{path.relative_to(ROOT)}:{line} imports {full}")
     assert not found, "\n".join(found)
+
+
+def _function_level_imports(path: Path):
+    """(line, text, comment nearby, inside a module __getattr__) of each import of an
+    ``analysis`` module made inside a function."""
+    source = path.read_text()
+    lines = source.splitlines()
+    for func in ast.walk(ast.parse(source)):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("analysis"):
+                here = lines[node.lineno - 1]
+                above = lines[node.lineno - 2].strip()
+                yield node.lineno, here.strip(), "#" in here or above.startswith("#"), func.name == "__getattr__"
+
+
+def test_an_import_inside_a_function_says_why():
+    """Imports belong at the top of a module, where they show the graph. One made inside a
+    function (to keep a fresh page or the command line from loading an engine it may not
+    use) carries a comment saying so, except in the command modules, whose commands each
+    load what they run, and in a package's lazy ``__getattr__``."""
+    silent = [
+        f"{path.relative_to(ROOT)}:{line}: {text}"
+        for path in sorted((ROOT / "analysis").rglob("*.py"))
+        if "cli" not in path.relative_to(ROOT).parts
+        for line, text, commented, lazy_attribute in _function_level_imports(path)
+        if not (commented or lazy_attribute)
+    ]
+    assert not silent, "imports inside functions without a reason:\n" + "\n".join(silent)

@@ -59,7 +59,7 @@ from analysis.metrics.failures import split as split_failing
 from analysis.metrics.failures import with_failures
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
 from analysis.metrics.registry import headline_metrics, metrics_for
-from analysis.metrics.sql import compute_metrics
+from analysis.metrics.sql import DAY, compute_metrics
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
@@ -202,7 +202,6 @@ def daily(
     """Per day and side: rows, one ML metric (``metric``, by default the task's headline)
     and every product metric (on each side's own rows), for the side-by-side series and
     the ML-vs-product plot."""
-    from analysis.metrics.sql import DAY
 
     headline = metric or headline_metrics(project.task)[0]
     if headline not in metrics_for(project.task):

@@ -45,6 +45,7 @@ from analysis.errors import ConfigError
 from analysis.metrics.decompose import PER_PREDICTION
 from analysis.numbers import format_count, format_delta, format_p, format_percent, format_value, metric_name
 from analysis.store.project import Project
+from analysis.valsets import evaluate, list_sets
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,6 @@ def _slice_result(comp: Comparison, min_rows: int, max_worse: float) -> Criterio
 
 
 def _set_results(con, project: Project, candidate: Side, required) -> list[CriterionResult]:
-    from analysis.valsets import evaluate, list_sets
 
     sets = list_sets(con, project)
     if required == "all":

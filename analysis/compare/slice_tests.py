@@ -15,10 +15,12 @@ from analysis.compare.pairs import Sources, saved_wheres
 from analysis.compare.sides import N_BUCKETS, Progress, Side, for_side, silent
 from analysis.compare.slices import Found, with_search
 from analysis.compare.slices import search as search_difference
+from analysis.discovery.encode import RowsError
+from analysis.discovery.run import discover_each
 from analysis.errors import ConfigError
 from analysis.metrics.decompose import Decomposed
 from analysis.slices import Slice, compile_slice, parse_slice
-from analysis.slices.breakdown import GROUPABLE, groupings
+from analysis.slices.breakdown import GROUPABLE, MISSING, group_condition, groupings
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from analysis.store.project import Project
@@ -51,9 +53,6 @@ def _slice_list(
     out = [("saved", where, parse_slice(where)) for where in saved_wheres(con, project, saved)]
     found = None
     if discovered:
-        from analysis.discovery.encode import RowsError
-        from analysis.discovery.run import discover_each
-
         columns = [f.name for f in project.features if f.kind in GROUPABLE]
         say = say or silent
         say(0.2, "searching where the candidate is worse than the baseline")
@@ -143,7 +142,6 @@ class _Key:
 
 
 def _keys(cuts, predicate_slices, project: Project) -> list[_Key]:
-    from analysis.slices.breakdown import MISSING
 
     keys = []
     for g in cuts:
@@ -302,7 +300,6 @@ def slice_rows(
     notes: list[str] | None = None,
 ) -> pd.DataFrame:
     say = say or silent
-    from analysis.slices.breakdown import group_condition
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     # Paired, the bins are quantiles of the pairs' features (what is compared), read from

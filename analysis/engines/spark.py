@@ -15,9 +15,13 @@ import re
 
 import numpy as np
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from analysis.engines.portable import to_spark
 from analysis.errors import ConfigError
+from analysis.store.schema import PROJECT_METADATA
+from analysis.store.sql import quote_ident
 
 _CREATE_TEMP = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+TABLE\s+(\"[^\"]+\"|\w+)\s+AS\s+(.*)$",
@@ -143,7 +147,6 @@ class SparkConnection:
     def _ship(self, table: str) -> None:
         """A local table (metadata, validation-set members) as a Spark view of the same name.
         It travels as Arrow, so its types stay exact and a remote server needs no shared disk."""
-        from analysis.store.sql import quote_ident
 
         arrow = self.local.sql(f"SELECT * FROM {quote_ident(table)}").to_arrow_table()
         self.spark.createDataFrame(arrow).createOrReplaceTempView(table)
@@ -166,9 +169,6 @@ class SparkConnection:
 
 
 def spark_tables(sql: str) -> set[str]:
-    import sqlglot
-    from sqlglot import exp
-
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError:
@@ -180,7 +180,6 @@ def spark_tables(sql: str) -> set[str]:
 def is_local_table(table: str) -> bool:
     """Curation data stays in the local DuckDB: projects, saved slices, validation sets
     (and their members), product metrics, gates, reports."""
-    from analysis.store.schema import PROJECT_METADATA
 
     return table in set(PROJECT_METADATA) | {"sb_meta"} or table.startswith("members_")
 
@@ -202,9 +201,6 @@ def spark_path(uri: str) -> str:
 def register_external(connection: SparkConnection, con, project) -> None:
     """An external project's log on Spark: the dataset read by Spark, under the same
     view DuckDB uses (the column mapping and conversions of the attach), translated."""
-    import sqlglot
-    from sqlglot import exp
-
     row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [project.log_table]).fetchall()
     if not row:
         raise ConfigError(f"{project.name}: the view over {project.external} is missing from the database.")

@@ -12,7 +12,7 @@ import math
 import duckdb
 
 from analysis.errors import ConfigError, IngestError
-from analysis.ingest.mapping import normalize_class_value
+from analysis.ingest.mapping import normalize_class_value, parse_mapping
 from analysis.ingest.sources import Source
 from analysis.store.sql import quote_ident
 
@@ -159,7 +159,6 @@ def stored_classes(con: duckdb.DuckDBPyConnection, project) -> tuple[str | None,
     project created from scores alone, before any label was seen. Such a guess, in a
     project that still holds no label, is not taken as known: the labels decide it.
     """
-    from analysis.ingest.mapping import parse_mapping
 
     classes = (project.positive_label, project.negative_label)
     if project.task != "binary" or classes != ("1", "0") or project.external is not None:

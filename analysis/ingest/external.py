@@ -25,9 +25,10 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from analysis.engines.settings import engine_connection, settings_from_mapping, store_settings
 from analysis.errors import ConfigError, IngestError
 from analysis.ingest import convert as cv
-from analysis.ingest.mapping import Mapping
+from analysis.ingest.mapping import Mapping, guess_mapping
 from analysis.ingest.predictions import check_unique_ids, next_ingest_id, plan_ingest, record_ingest, register_project
 from analysis.ingest.sources import close_source, count_rows, open_source, parquet_scan, resolve_path
 from analysis.metrics.rollup import rebuild_all
@@ -107,7 +108,6 @@ def attach_parquet(
         check_unique_ids(con, src, plan.id_column, plan.exprs["prediction_id"])
 
         def work() -> Project:
-            from analysis.ingest.mapping import guess_mapping
 
             stored = (mapping or guess_mapping(src.columns)).with_(
                 name=name, task=plan.task, positive_label=plan.positive
@@ -126,8 +126,6 @@ def attach_parquet(
             con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
             attached = get_project(con, name)
             if mapping is not None and mapping.engine:
-                from analysis.engines.settings import settings_from_mapping, store_settings
-
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
             _rebuild_rollup(con, attached)
             record_ingest(
@@ -175,7 +173,6 @@ def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:
 def _rebuild_rollup(con: duckdb.DuckDBPyConnection, project: Project) -> None:
     """The Overview's rollup of the whole dataset, aggregated by the project's engine:
     on Spark, the cluster reads the lake and only the per-day figures come back."""
-    from analysis.engines.settings import engine_connection
 
     with engine_connection(con, project) as reader:
         rebuild_all(con, project, reader)

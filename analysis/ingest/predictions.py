@@ -23,6 +23,7 @@ from typing import NoReturn
 
 import duckdb
 
+from analysis.engines.settings import settings_from_mapping, store_settings
 from analysis.errors import ConfigError, IngestError
 from analysis.ingest import convert as cv
 from analysis.ingest.class_labels import (
@@ -37,6 +38,7 @@ from analysis.ingest.class_labels import (
 from analysis.ingest.key_repeats import note_ingest
 from analysis.ingest.mapping import LATE_ROLES, Mapping, guess_mapping, mapping_to_toml, parse_mapping
 from analysis.ingest.sources import FILE_COLUMN, Source, close_source, count_rows, open_source
+from analysis.metrics.product import metrics_from_mapping, store_metrics
 from analysis.metrics.rollup import days_of_rows, rebuild_days
 from analysis.store.example_key import example_key_sql
 from analysis.store.project import Project, find_project, get_project, project_name, require_stored
@@ -788,12 +790,8 @@ def write_planned(
     try:
         report = _write(con, src, project_name, existing, plan, mapping, total, dup_count, on_duplicate)
         if mapping is not None and mapping.metrics:
-            from analysis.metrics.product import metrics_from_mapping, store_metrics
-
             store_metrics(con, get_project(con, project_name), metrics_from_mapping(mapping.metrics))
         if mapping is not None and mapping.engine:
-            from analysis.engines.settings import settings_from_mapping, store_settings
-
             store_settings(con, get_project(con, project_name), settings_from_mapping(mapping.engine))
         con.execute("COMMIT")
     except BaseException:

@@ -9,6 +9,7 @@ import json
 import duckdb
 
 from analysis.compare.comparison import Side
+from analysis.compare.gate import get_criteria
 from analysis.errors import ConfigError
 from analysis.reports import blocks as kinds
 from analysis.reports.fingerprint import fingerprint
@@ -49,8 +50,6 @@ def default_report(con: duckdb.DuckDBPyConnection, project: Project, progress=No
     views: list[tuple[str, dict]] = [("headline", {})]
     pair = latest_comparison(con, project)
     if pair is not None:
-        from analysis.compare.gate import get_criteria
-
         # The comparison block looks as far as the gate does, so both show one comparison.
         found = get_criteria(con, project).discovered_slices
         views += [

@@ -31,6 +31,7 @@ from analysis.errors import ConfigError
 from analysis.reports.kinds import kind_of
 from analysis.reports.saved import Report
 from analysis.reports.tables import Cell, Table
+from analysis.store.paths import write_file, writing
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
@@ -236,7 +237,6 @@ def write_html(report: Report, path: str | Path, *, force: bool = True, protect=
     """The report as one HTML file, written by :func:`analysis.store.paths.write_file` (never
     through a link, never over a database, all or nothing; an existing file is replaced
     only with ``force``)."""
-    from analysis.store.paths import write_file
 
     return write_file(path, render_html(report), force=force, protect=protect)
 
@@ -252,7 +252,6 @@ def _chromium() -> str:
 def write_pdf(report: Report, path: str | Path, *, timeout: float = 120, force: bool = True, protect=()) -> Path:
     """The HTML, printed to PDF by headless Chromium (charts drawn first), written under
     the rules of :func:`write_html`."""
-    from analysis.store.paths import writing
 
     chromium = _chromium()
     with writing(path, force=force, protect=protect) as target, tempfile.TemporaryDirectory() as tmp:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analysis.discovery.encode import BINARY_ERROR
 from analysis.numbers import (
     MISSING,
     format_count,
@@ -198,7 +199,6 @@ def slice_(s: dict) -> list[Table]:
 def error_measure(error: str) -> str:
     """The name a discovery block's error values format as: a 0/1 error is a rate
     (percent); a log loss or a residual is a plain number."""
-    from analysis.discovery.encode import BINARY_ERROR
 
     return "error_rate" if error in BINARY_ERROR else error
 

@@ -20,6 +20,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from analysis.errors import SliceboardError
+from analysis.store.example_key import example_key_sql
 from analysis.store.sql import quote_ident
 
 SCHEMA_VERSION = 10
@@ -299,7 +301,6 @@ def _migration_7(con: duckdb.DuckDBPyConnection) -> None:
     """Every log row gets its example key (analysis.store.example_key): stored logs get the
     column, computed from the example id; an external dataset's view computes it. And
     each project's engine (analysis.engines.settings)."""
-    from analysis.store.example_key import example_key_sql
 
     # Which engine answers a project's analyses (analysis.engines.settings); no row: DuckDB.
     con.execute(
@@ -398,8 +399,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create or migrate the metadata schema to ``SCHEMA_VERSION``."""
     version = current_version(con)
     if version > SCHEMA_VERSION:
-        from analysis.errors import SliceboardError
-
         raise SliceboardError(
             f"The database was written by a newer Sliceboard (schema {version}, "
             f"this one knows {SCHEMA_VERSION}). Upgrade Sliceboard to open it."

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, IngestError
+from analysis.ingest.mapping import Mapping
+from analysis.ingest.predictions import ingest_predictions
+from analysis.ingest.sources import close_source, open_source
+from analysis.store.paths import check_target, write_file
 from analysis.store.project import Project
 from analysis.store.sql import quote_ident
 from analysis.valsets.sets import get_set, members, now_utc, version_number
@@ -82,7 +86,6 @@ def export_set(
     """Write a committed version's examples to Parquet or CSV (by the file's suffix), for
     scoring offline: through :func:`analysis.store.paths.write_file` (no links followed, never a
     database, replaced only with ``force``, never half a file)."""
-    from analysis.store.paths import check_target, write_file
 
     suffix = str(path).lower().rsplit(".", 1)[-1]
     if suffix not in ("parquet", "csv"):
@@ -111,10 +114,6 @@ def ingest_scores(
     fills in. Each member becomes one prediction with id
     ``<set>@<version>/<model_version>/<example_id>``, the member's features and its
     label; rows for examples that are not members are refused."""
-    from analysis.errors import IngestError
-    from analysis.ingest.mapping import Mapping
-    from analysis.ingest.predictions import ingest_predictions
-    from analysis.ingest.sources import close_source, open_source
 
     if not model_version or not str(model_version).strip():
         raise ConfigError("Name the model version that scored the file (--model-version).")

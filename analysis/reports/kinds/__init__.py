@@ -1,5 +1,9 @@
 """The kinds of report block, one module each, in one registry: pages, the command line
-and the HTML export ask a block's kind what to do (:class:`~.base.BlockKind`)."""
+and the HTML export ask a block's kind what to do (:class:`~.base.BlockKind`).
+
+A kind imports the engine it computes with inside ``compute`` (and ``pin``): pages that
+only draw or list blocks then load without the comparison and discovery engines (scipy,
+statsmodels), which a fresh server's first page would otherwise wait for."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from analysis.errors import ConfigError
 from analysis.metrics.product import ProductMetric, list_metrics
 from analysis.store.project import Project
 from analysis.store.scope import Scope
+from analysis.store.sql import quote_ident
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ class BlockKind:
         return []
 
     def lines(self, snapshot: dict) -> list[str]:
+        # The words and tables reach discovery (scipy): loaded when a block is shown, not
+        # when a page only lists the kinds.
         from analysis.reports.words import LINES
 
         return LINES[self.name](snapshot)
 
     def tables(self, snapshot: dict) -> list:
-        from analysis.reports.tables import TABLES
+        from analysis.reports.tables import TABLES  # see lines()
 
         return TABLES[self.name](snapshot)
 
@@ -111,8 +114,6 @@ def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict]
 
 def window(con, project: Project, start, end) -> tuple[str, str]:
     """Explicit first and last day (an open end: the data's first or last day now)."""
-    from analysis.store.sql import quote_ident
-
     first, last = con.execute(
         f'SELECT min("timestamp"), max("timestamp") FROM {quote_ident(project.log_table)}'
     ).fetchall()[0]
@@ -130,7 +131,7 @@ def plain_side(value) -> dict:
 
 
 def side_of(d: dict):
-    from analysis.compare.comparison import Side
+    from analysis.compare.comparison import Side  # the comparison engine: loaded when a block is computed
 
     return Side(d["version"], d.get("stage"))
 

@@ -36,7 +36,7 @@ SLICE_COLUMNS = [
 def pinned_comparison(con, project, view: dict) -> dict:
     """A comparison's sides and days, and the slices it tests: the saved ones (their
     definitions as of now) and how many it discovers."""
-    from analysis.slices.saved import list_slices
+    from analysis.slices.saved import list_slices  # engine: see kinds/__init__
 
     params = pinned_sides(con, project, view)
     params["saved"] = list(view.get("saved") or list_slices(con, project)["where"])
@@ -46,7 +46,7 @@ def pinned_comparison(con, project, view: dict) -> dict:
 
 def comparison_of(con, project, params: dict, discovered: int):
     """The comparison a comparison or gate block with ``params`` shows."""
-    from analysis.compare.comparison import compare
+    from analysis.compare.comparison import compare  # engine: see kinds/__init__
 
     return compare(
         con,

@@ -46,7 +46,7 @@ class Discovery(BlockKind):
         }
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.discovery.run import discover
+        from analysis.discovery.run import discover  # engine: see kinds/__init__
 
         found = discover(
             con,

@@ -15,7 +15,7 @@ class Gate(BlockKind):
     uses_comparison = True
 
     def pin(self, con, project, view: dict) -> dict:
-        from analysis.compare.gate import get_criteria
+        from analysis.compare.gate import get_criteria  # engine: see kinds/__init__
 
         view = dict(view)
         params = pinned_comparison(con, project, view)
@@ -28,7 +28,7 @@ class Gate(BlockKind):
         return compared_title(self, params)
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.compare.gate import criteria_from_dict, run_gate
+        from analysis.compare.gate import criteria_from_dict, run_gate  # engine: see kinds/__init__
 
         criteria = criteria_from_dict(dict(params["criteria"]), origin="the block's gate criteria")
         comp = comparison or comparison_of(con, project, params, criteria.discovered_slices)

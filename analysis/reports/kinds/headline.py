@@ -43,7 +43,7 @@ class Headline(BlockKind):
         }
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.slices.metrics import add_counts, with_intervals
+        from analysis.slices.metrics import add_counts, with_intervals  # engine: see kinds/__init__
 
         metrics = metrics_of(params)
         rows = []

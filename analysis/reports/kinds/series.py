@@ -22,7 +22,7 @@ class Series(BlockKind):
         return compared_title(self, params)
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.compare.comparison import daily
+        from analysis.compare.comparison import daily  # engine: see kinds/__init__
 
         frame = daily(
             con,

@@ -25,7 +25,7 @@ class SliceBlock(BlockKind):
         return params.get("name") or params["where"] or "All rows"
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.slices.metrics import slice_metrics
+        from analysis.slices.metrics import slice_metrics  # engine: see kinds/__init__
 
         result = slice_metrics(con, project, Slice.from_dict(params["slice"]), scope_of(params))
         keep = ["part", "n_rows", "n_labeled", "share", "share_low", "share_high"]

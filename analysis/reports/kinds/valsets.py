@@ -17,7 +17,7 @@ class ValidationSets(BlockKind):
     title = "Validation sets"
 
     def pin(self, con, project, view: dict) -> dict:
-        from analysis.valsets import list_sets
+        from analysis.valsets import list_sets  # engine: see kinds/__init__
 
         sets = list_sets(con, project)
         committed = sets[sets["latest_version"] > 0]
@@ -33,7 +33,7 @@ class ValidationSets(BlockKind):
         return {"sets": {str(k): int(v) for k, v in wanted.items()}}
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
-        from analysis.valsets import evaluate
+        from analysis.valsets import evaluate  # engine: see kinds/__init__
 
         frames = [evaluate(con, project, [name], version=version) for name, version in params["sets"].items()]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
