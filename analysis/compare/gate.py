@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
 import duckdb
@@ -44,6 +43,7 @@ from analysis.compare.comparison import Comparison, Figures, Progress, Side, com
 from analysis.errors import ConfigError
 from analysis.metrics.decompose import PER_PREDICTION
 from analysis.numbers import format_count, format_delta, format_p, format_percent, format_value, metric_name
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.valsets import evaluate, list_sets
 
@@ -162,7 +162,7 @@ def set_criteria(con: duckdb.DuckDBPyConnection, project: Project, criteria: Gat
         data["required_sets"] = list(data["required_sets"])
     con.execute(
         "INSERT OR REPLACE INTO sb_gates VALUES (?, ?, ?)",
-        [project.project_id, json.dumps(data), datetime.now(timezone.utc).replace(tzinfo=None)],
+        [project.project_id, json.dumps(data), utc_now()],
     )
     return criteria
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 import sqlglot
@@ -29,21 +29,19 @@ from analysis.engines.settings import engine_connection, settings_from_mapping, 
 from analysis.errors import ConfigError, IngestError
 from analysis.ingest import convert as cv
 from analysis.ingest.mapping import Mapping, guess_mapping
-from analysis.ingest.predictions import check_unique_ids, next_ingest_id, plan_ingest, record_ingest, register_project
+from analysis.ingest.plan import plan_ingest
+from analysis.ingest.predictions import check_unique_ids, next_ingest_id, record_ingest, register_project
 from analysis.ingest.sources import close_source, count_rows, open_source, parquet_scan, resolve_path
 from analysis.metrics.rollup import rebuild_all
+from analysis.store.clock import utc_now
 from analysis.store.project import Project, find_project, get_project
 from analysis.store.schema import bump_data_version, labeled_table
 from analysis.store.sql import in_transaction, quote_ident, sql_literal
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def _literal(value) -> exp.Expression:
     """A bound value as a literal of the view's definition (which cannot bind parameters)."""
-    from datetime import date, datetime
+    from datetime import date
 
     if value is None:
         return exp.null()
@@ -123,7 +121,7 @@ def attach_parquet(
             con.execute(f"DROP TABLE {log}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(labeled_table(pid))}")  # the view is read in place
             con.execute(f"CREATE VIEW {log} AS SELECT {select} FROM {parquet_scan(sql_literal(pattern), dataset=True)}")
-            con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, _now(), _now()])
+            con.execute("INSERT INTO sb_external VALUES (?, ?, ?, ?)", [pid, pattern, utc_now(), utc_now()])
             attached = get_project(con, name)
             if mapping is not None and mapping.engine:
                 store_settings(con, attached, settings_from_mapping(mapping.engine))
@@ -163,7 +161,7 @@ def refresh(con: duckdb.DuckDBPyConnection, project: Project) -> int:
 
     def work() -> int:
         _rebuild_rollup(con, project)
-        con.execute("UPDATE sb_external SET refreshed_at = ? WHERE project_id = ?", [_now(), project.project_id])
+        con.execute("UPDATE sb_external SET refreshed_at = ? WHERE project_id = ?", [utc_now(), project.project_id])
         bump_data_version(con)
         return stored_rows(con, project)
 

@@ -21,25 +21,21 @@ from analysis.errors import ConfigError
 from analysis.ingest import convert as cv
 from analysis.ingest.class_labels import settled_classes, stored_classes
 from analysis.ingest.mapping import normalize_class_value, parse_mapping
-from analysis.ingest.predictions import (
-    IGNORED_COLUMNS,
+from analysis.ingest.pending import disagree_sql, fills_sql
+from analysis.ingest.plan import IGNORED_COLUMNS
+from analysis.ingest.predictions import check_unique_ids, next_ingest_id, record_ingest, register_outcomes
+from analysis.ingest.sources import Source, close_source, count_rows, open_source
+from analysis.ingest.values import (
     ClassColumns,
     SourceValue,
-    check_unique_ids,
     class_check,
     clean_text,
-    disagree_sql,
-    fills_sql,
-    next_ingest_id,
     numeric_class,
-    record_ingest,
-    register_outcomes,
     require_columns,
-    utc_now,
     value_expr,
 )
-from analysis.ingest.sources import Source, close_source, count_rows, open_source
 from analysis.metrics.rollup import rebuild_days
+from analysis.store.clock import utc_now
 from analysis.store.project import Project, get_project, project_name, require_stored
 from analysis.store.schema import bump_data_version
 from analysis.store.sql import quote_ident

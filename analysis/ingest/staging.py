@@ -31,14 +31,13 @@ from analysis.ingest.labels import (
     plan_labels,
 )
 from analysis.ingest.mapping import Mapping, guess_mapping
+from analysis.ingest.plan import plan_ingest, staged_plan
 from analysis.ingest.predictions import (
     IngestReport,
     check_ingest_options,
     empty_report,
     explain_rejected_input,
     ingest_predictions,
-    plan_ingest,
-    staged_plan,
     write_planned,
 )
 from analysis.ingest.sources import Source, close_source, count_rows, open_source

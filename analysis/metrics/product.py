@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import duckdb
 import pandas as pd
@@ -29,6 +28,7 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.metrics.expressions import check_on_rows, first_line, parse_aggregate_expression, result_type, row_columns
 from analysis.metrics.sql import STAGE, VERSION, GroupKey
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
@@ -162,7 +162,7 @@ def _upsert(con, project: Project, metric: ProductMetric) -> None:
             metric.unit,
             metric.format,
             position,
-            datetime.now(timezone.utc).replace(tzinfo=None),
+            utc_now(),
         ],
     )
 

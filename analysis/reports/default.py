@@ -13,7 +13,8 @@ from analysis.compare.gate import get_criteria
 from analysis.errors import ConfigError
 from analysis.reports import blocks as kinds
 from analysis.reports.fingerprint import fingerprint
-from analysis.reports.saved import Block, Report, default_title, utc_now
+from analysis.reports.saved import Block, Report, default_title
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.sql import quote_ident
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 import pandas as pd
@@ -19,6 +19,7 @@ from analysis.errors import ConfigError
 from analysis.reports import blocks as kinds
 from analysis.reports.fingerprint import describe_changes, fingerprint
 from analysis.reports.kinds import kind_of
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.sql import in_transaction
 
@@ -58,10 +59,6 @@ class BlockRerun:
     @property
     def same(self) -> bool:
         return not self.changes
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _check_name(name: str) -> str:

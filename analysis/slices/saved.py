@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 import pandas as pd
@@ -21,6 +21,7 @@ from analysis.metrics.sql import DAY, STAGE, VERSION, GroupKey, compute_metrics
 from analysis.slices.compile import compile_slice, validate_slice
 from analysis.slices.json_types import load as load_json
 from analysis.slices.model import Slice
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
@@ -109,7 +110,7 @@ def save_slice(
     revision = 1 if latest is None else latest[0] + 1
     if description is None:
         description = latest[1] if latest is not None else ""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utc_now()
     con.execute(
         "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, FALSE, ?)",
         [project.project_id, name, revision, description or "", _definition(slice_, scope), now],
@@ -137,7 +138,7 @@ def get_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str, revis
 
 def delete_slice(con: duckdb.DuckDBPyConnection, project: Project, name: str) -> None:
     current = get_slice(con, project, name)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utc_now()
     con.execute(
         "INSERT INTO sb_saved_slices VALUES (?, ?, ?, ?, ?, TRUE, ?)",
         [

@@ -15,7 +15,6 @@ from analysis.valsets.sets import (
     get_set,
     list_sets,
     members,
-    now_utc,
     version_number,
 )
 from analysis.valsets.versions import HASH_BATCH_ROWS, CommittedVersion, commit, content_hash, diff, history
@@ -44,7 +43,6 @@ __all__ = [
     "ingest_scores",
     "list_sets",
     "members",
-    "now_utc",
     "parse_criterion",
     "preview_promotion",
     "promote",

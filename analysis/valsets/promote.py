@@ -11,10 +11,11 @@ import duckdb
 from analysis.errors import ConfigError
 from analysis.slices import Slice, compile_slice
 from analysis.slices.buckets import bucket_filter, buckets_for
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all, in_transaction, quote_ident
-from analysis.valsets.sets import get_set, now_utc
+from analysis.valsets.sets import get_set
 
 MAX_HAND_PICKED = 10_000
 
@@ -163,7 +164,7 @@ def promote(
             f"INSERT INTO {members} SELECT ?, 0, r.example_id, r.prediction_id, r.label{feats}, ?, ?, ? "
             f"FROM ({rows[0]}) AS r WHERE NOT EXISTS (SELECT 1 FROM {members} AS m WHERE m.set_id = ? "
             "AND m.set_version = 0 AND m.example_id = r.example_id)",
-            [vs.set_id, reason or "", source_text, now_utc(), *rows[1], vs.set_id],
+            [vs.set_id, reason or "", source_text, utc_now(), *rows[1], vs.set_id],
         )
         return Promotion(vs.name, selected, already, selected - already)
 

@@ -12,10 +12,11 @@ from analysis.errors import ConfigError, IngestError
 from analysis.ingest.mapping import Mapping
 from analysis.ingest.predictions import ingest_predictions
 from analysis.ingest.sources import close_source, open_source
+from analysis.store.clock import utc_now
 from analysis.store.paths import check_target, write_file
 from analysis.store.project import Project
 from analysis.store.sql import quote_ident
-from analysis.valsets.sets import get_set, members, now_utc, version_number
+from analysis.valsets.sets import get_set, members, version_number
 from analysis.wording import count
 
 # -- the re-scoring loop ---------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def ingest_scores(
     frame = scored.merge(mem.drop(columns=["prediction", "score"], errors="ignore"), on="example_id", how="left")
     frame = _with_class_names(frame, project)
     frame["prediction_id"] = [f"{vs.name}@{number}/{model_version}/{e}" for e in frame["example_id"]]
-    frame["timestamp"] = pd.Timestamp(now_utc())
+    frame["timestamp"] = pd.Timestamp(utc_now())
     mapping = Mapping(
         task=project.task,
         positive_label=project.positive_label,

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.sql import in_transaction, quote_ident
 from analysis.valsets.criteria import Criterion, parse_criterion
@@ -53,10 +54,6 @@ class ValidationSet:
             "created_at": self.created_at.isoformat(),
             "latest_version": self.latest_version,
         }
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _check_name(name: str) -> str:
@@ -100,7 +97,7 @@ def create_set(
                 (owner or "").strip() or None,
                 json.dumps(tags),
                 json.dumps([str(c) for c in checked]),
-                now_utc(),
+                utc_now(),
             ],
         )
 

@@ -11,9 +11,10 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
+from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.sql import in_transaction, quote_ident
-from analysis.valsets.sets import get_set, now_utc, version_number
+from analysis.valsets.sets import get_set, version_number
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def commit(con: duckdb.DuckDBPyConnection, project: Project, name: str, message:
             "WHERE set_id = ? AND set_version = 0",
             [version, vs.set_id],
         )
-        now = now_utc()
+        now = utc_now()
         con.execute(
             "INSERT INTO sb_valset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
             [project.project_id, vs.set_id, version, message, draft_hash, int(n), now],
