@@ -94,8 +94,10 @@ one by one in the order of ``features`` (earlier feature first) and by code
 (NULL first).
 
 The parts: :mod:`.scoring` (score, bound, threshold), :mod:`.candidates` (the join of
-parents), :mod:`.counting` (DuckDB, with the plan of :class:`Counting`, and
-:class:`SharedCounts`) and :mod:`.search` (the levels, ranking, the result).
+parents), :mod:`.source` (the source checked and projected, and level one),
+:mod:`.counting` (the plan of :class:`Counting`, and :class:`SharedCounts`),
+:mod:`.counter` (a level's candidates counted in DuckDB) and :mod:`.search` (the levels,
+ranking, the result).
 
 SQL hygiene: column names go through :func:`analysis.store.sql.quote_ident`; data values
 (feature codes) are bound parameters. Only numbers this module makes up itself
