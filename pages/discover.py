@@ -7,7 +7,8 @@ import streamlit as st
 
 from analysis import get_project
 from analysis.discovery.encode import error_choices, is_cost
-from analysis.discovery.run import AGAINST, DEFAULT_BINS, RANKING_WORDS, discover
+from analysis.discovery.result import AGAINST, RANKING_WORDS
+from analysis.discovery.run import DEFAULT_BINS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
