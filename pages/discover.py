@@ -12,7 +12,7 @@ from analysis.discovery.run import DEFAULT_BINS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
-from analysis.slices.breakdown import GROUPABLE
+from analysis.slices.grouping import GROUPABLE
 from analysis.store.scope import Scope
 from pages.parts import _discover_views as views
 from pages.parts import _report_ui, _slow, _ui

@@ -154,7 +154,8 @@ def test_regression_residual_bands(tmp_path):
 
 def test_drilling_into_a_group_selects_its_rows(shop):
     from analysis.slices import Slice, compile_slice
-    from analysis.slices.breakdown import breakdown, group_condition, grouping
+    from analysis.slices.breakdown import breakdown
+    from analysis.slices.grouping import group_condition, grouping
 
     store, project, frame = shop
     with store.read() as con:

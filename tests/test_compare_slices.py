@@ -217,14 +217,14 @@ def test_the_demos_planted_credit_v2_slice_is_found_and_fails_the_gate(demo_db):
     assert revenue.passed and "per prediction" in revenue.criterion
 
 
-def test_cut_points_from_a_sample_and_counts_of_labeled_rows_are_exact(tmp_path, monkeypatch):
+def test_cut_points_from_a_sample_and_counts_of_labeled_rows_are_exact(tmp_path):
     """Beyond a million rows the cut points come from a fixed sample of the examples (forced
     here on 36,000 rows) and only labeled rows are counted: the band is still found, and its
     counts are every labeled row's (pandas), not the sample's."""
-    import analysis.compare.slices as search_module
+    from analysis.compare.slices import sample_rows
+    from analysis.slices.grouping import CutSample
 
-    monkeypatch.setattr(search_module, "EXACT_QUANTILES_UP_TO", 5_000)
-    monkeypatch.setattr(search_module, "QUANTILE_SAMPLE", 3_000)
+    sample = CutSample(exact_up_to=5_000, rows=3_000)
     rng = np.random.default_rng(8)
     frame = pd.concat([side(rng, "v1", 30_000, 0.0), side(rng, "v2", 6_000, 0.15, offset=10**6)], ignore_index=True)
     frame["label"] = frame["label"].astype("Int64")
@@ -233,9 +233,9 @@ def test_cut_points_from_a_sample_and_counts_of_labeled_rows_are_exact(tmp_path,
     with store.read() as con:
         project = get_project(con, "s")
         rows = f'SELECT *, example_key % 1000 AS sb_bucket FROM "{project.log_table}"'
-        sampled = search_module.sample_rows(con, (rows, []), 1000)
+        sampled = sample_rows(con, (rows, []), 1000, sample)
         n_sample = con.execute(f"SELECT count(*) FROM ({sampled[0]}) AS s", sampled[1]).fetchall()[0][0]
-        comp = compare(con, project, Side("v1"), Side("v2"))
+        comp = compare(con, project, Side("v1"), Side("v2"), sample=sample)
     assert 2_000 <= n_sample <= 4_500  # about QUANTILE_SAMPLE rows of the 36,000
     found = comp.slices[(comp.slices["source"] == SOURCE) & (comp.slices["verdict"] == "regression")]
     assert found.iloc[0]["where"] == "x < 25", list(found["where"])

@@ -449,7 +449,7 @@ def test_kept_id_like_column_ties_in_natural_order_and_the_lump_is_named(with_ui
 def test_category_counts_natural_order_numbers_then_text(tmp_path):
     import duckdb
 
-    from analysis.slices.breakdown import category_counts
+    from analysis.slices.grouping import category_counts
 
     con = duckdb.connect(str(tmp_path / "c.duckdb"))
     con.execute(

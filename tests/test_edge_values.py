@@ -28,7 +28,8 @@ from analysis.discovery.run import discover
 from analysis.ingest.external import attach_parquet, refresh
 from analysis.ingest.labels import attach_labels
 from analysis.overview import overview_table
-from analysis.slices.breakdown import MISSING, breakdown
+from analysis.slices.breakdown import breakdown
+from analysis.slices.grouping import MISSING
 
 N = 300
 REG = Mapping(

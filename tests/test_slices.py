@@ -381,7 +381,8 @@ def test_cli_slice_json(shop, capsys):
 
 # --- breakdowns and the leaderboard ----------------------------------------------------------
 
-from analysis.slices.breakdown import MISSING, breakdown, grouping, leaderboard  # noqa: E402
+from analysis.slices.breakdown import breakdown, leaderboard  # noqa: E402
+from analysis.slices.grouping import MISSING, grouping  # noqa: E402
 
 
 def test_breakdown_by_category_matches_pandas_and_sklearn(shop):
@@ -419,19 +420,18 @@ def test_breakdown_by_number_bins_every_row_once(shop):
     assert list(table.value[:-1]) == sorted(table.value[:-1])  # bins in order, missing last
 
 
-def test_sampled_cut_points_are_the_quantiles_of_the_examples_below_a_key_bound(shop, monkeypatch):
-    """Beyond EXACT_QUANTILES_UP_TO rows the cut points are the quantiles of the rows
+def test_sampled_cut_points_are_the_quantiles_of_the_examples_below_a_key_bound(shop):
+    """Beyond ``exact_up_to`` rows the cut points are the quantiles of the rows
     whose example key is below a bound: picked here in Python from the ids, and the
     same whatever the number of threads (a block sample is not)."""
     import duckdb
 
-    import analysis.slices.breakdown as breakdown_module
+    from analysis.slices.grouping import KEY_RANGE, CutSample
     from analysis.store.example_key import example_key
 
     store, project, frame = shop
-    monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 100)
-    monkeypatch.setattr(breakdown_module, "QUANTILE_SAMPLE", 150)
-    bound = -(-breakdown_module.KEY_RANGE * 150 // len(frame))
+    sample = CutSample(exact_up_to=100, rows=150)
+    bound = -(-KEY_RANGE * 150 // len(frame))
     drawn = frame[[example_key(i) < bound for i in frame["id"]]]
     assert 60 < len(drawn) < 240  # about 150 of the 400
     expected = duckdb.connect().execute("SELECT quantile_disc(age, [0.25, 0.5, 0.75]) FROM drawn").fetchall()[0][0]
@@ -439,7 +439,7 @@ def test_sampled_cut_points_are_the_quantiles_of_the_examples_below_a_key_bound(
     for threads in (1, 4):
         with store.read() as con:
             con.execute(f"SET threads = {threads}")
-            edges.append(list(grouping(con, project, "age", bins=4).params[1::2][:-1]))
+            edges.append(list(grouping(con, project, "age", bins=4, sample=sample).params[1::2][:-1]))
     assert edges[0] == edges[1] == [float(x) for x in expected]
 
 

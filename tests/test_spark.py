@@ -277,16 +277,15 @@ def test_every_page_runs_on_spark(lake, monkeypatch, page):
     assert not problems, problems
 
 
-def test_sampled_cut_points_are_the_same_on_spark(engines, monkeypatch):
+def test_sampled_cut_points_are_the_same_on_spark(engines):
     """Beyond a million rows the cut points come from a sample: the examples whose key
     is below a bound. Both engines draw the same rows, so the bins are equal."""
-    import analysis.slices.breakdown as breakdown_module
+    from analysis.slices.grouping import CutSample
 
     local, remote, project = engines
-    monkeypatch.setattr(breakdown_module, "EXACT_QUANTILES_UP_TO", 1000)
-    monkeypatch.setattr(breakdown_module, "QUANTILE_SAMPLE", 2000)
-    on_spark = breakdown(remote, project, "income", V1, bins=4)
-    on_duckdb = breakdown(local, project, "income", V1, bins=4)
+    sample = CutSample(exact_up_to=1000, rows=2000)
+    on_spark = breakdown(remote, project, "income", V1, bins=4, sample=sample)
+    on_duckdb = breakdown(local, project, "income", V1, bins=4, sample=sample)
     assert len(on_duckdb) == 4
     assert list(on_spark["value"]) == list(on_duckdb["value"])
     assert list(on_spark["n_rows"]) == list(on_duckdb["n_rows"])

@@ -60,6 +60,7 @@ from analysis.metrics.failures import with_failures
 from analysis.metrics.product import ProductMetric, list_metrics, product_metrics
 from analysis.metrics.registry import headline_metrics, metrics_for
 from analysis.metrics.sql import DAY, compute_metrics
+from analysis.slices.grouping import CUT_SAMPLE, CutSample
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
@@ -136,6 +137,7 @@ def compare(
     overlap: bool = True,
     progress: Progress | None = None,
     figures: Figures | None = None,
+    sample: CutSample = CUT_SAMPLE,
 ) -> Comparison:
     """The comparison described in the module docstring. ``saved`` (slice definitions)
     and ``metrics`` replace the project's saved slices and product metrics (a report
@@ -143,7 +145,8 @@ def compare(
     days both sides served (:mod:`analysis.compare.traffic`). ``progress(fraction, text)`` is
     told each step as it starts (a page shows it while the comparison runs);
     ``figures(comparison)`` the overall figures as soon as they are in (the comparison
-    without its slices: a page shows them while the slices are searched)."""
+    without its slices: a page shows them while the slices are searched). ``sample``
+    says from how many rows the slices' cut points come from a sample, and how many."""
     say = progress or silent
     if (baseline.version, baseline.stage) == (candidate.version, candidate.stage):
         raise ConfigError("Pick two different versions (or stages) to compare.")
@@ -184,7 +187,7 @@ def compare(
             figures(first)
         notes: list[str] = []
         per_slice = slice_rows(
-            con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved, say, notes
+            con, project, src, baseline, candidate, start, end, decomposed, bins, discovered, saved, say, notes, sample
         )
     return replace(first, slices=per_slice, notes=notes)
 

@@ -15,7 +15,7 @@ from analysis.compare.sums import ml_sums
 from analysis.ingest.key_repeats import examples_unique
 from analysis.metrics.decompose import Decomposed
 from analysis.slices import parse_slice
-from analysis.slices.breakdown import GROUPABLE
+from analysis.slices.grouping import GROUPABLE
 from analysis.slices.saved import list_slices
 from analysis.store.project import Project
 from analysis.store.scope import Scope

@@ -20,7 +20,7 @@ from analysis.discovery.run import discover_each
 from analysis.errors import ConfigError
 from analysis.metrics.decompose import Decomposed
 from analysis.slices import Slice, compile_slice, parse_slice
-from analysis.slices.breakdown import GROUPABLE, MISSING, group_condition, groupings
+from analysis.slices.grouping import CUT_SAMPLE, GROUPABLE, MISSING, CutSample, group_condition, groupings
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from analysis.store.project import Project
@@ -43,6 +43,7 @@ def _slice_list(
     bins: int = 5,
     say: Progress | None = None,
     notes: list[str] | None = None,
+    sample: CutSample = CUT_SAMPLE,
 ) -> tuple[list[tuple[str, str, Slice]], Found | None]:
     """``(source, where, slice)`` of every saved slice and the top found slices, and the
     search of the difference (:mod:`analysis.compare.slices`: where the candidate's
@@ -68,6 +69,7 @@ def _slice_list(
                 columns=columns,
                 top_k=discovered,
                 buckets=N_BUCKETS,
+                sample=sample,
             )
             both = "label IS NOT NULL AND prediction__b IS NOT NULL AND prediction__c IS NOT NULL"
             searches = [
@@ -112,6 +114,7 @@ def _slice_list(
                 columns=columns,
                 top_k=discovered,
                 buckets=N_BUCKETS,
+                sample=sample,
             )
         out += found.slices
     seen, unique = set(), []
@@ -298,16 +301,21 @@ def slice_rows(
     saved: list[str] | None = None,
     say: Progress | None = None,
     notes: list[str] | None = None,
+    sample: CutSample = CUT_SAMPLE,
 ) -> pd.DataFrame:
+    """Every saved, grouped and found slice's figures in both versions; the cut points of
+    more than a million rows come from a sample (``sample``)."""
     say = say or silent
 
     columns = [f.name for f in project.features if f.kind in GROUPABLE]
     # Paired, the bins are quantiles of the pairs' features (what is compared), read from
     # the stored pairs; unpaired, of the baseline's rows.
     rows = (src.pairs_table, "sb_hash") if src.paired else None
-    cuts = groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows) if columns else []
+    cuts = (
+        groupings(con, project, columns, base.scope(start, end), bins=bins, rows=rows, sample=sample) if columns else []
+    )
     predicate_slices, found = _slice_list(
-        con, project, src, base, cand, start, end, discovered, saved, cuts, bins, say, notes
+        con, project, src, base, cand, start, end, discovered, saved, cuts, bins, say, notes, sample
     )
     say(0.8, "every saved slice, feature value and found slice, in both versions")
     keys = _keys(cuts, predicate_slices, project)

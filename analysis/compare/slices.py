@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.slices import Condition, Slice
-from analysis.slices.breakdown import EXACT_QUANTILES_UP_TO, QUANTILE_SAMPLE
+from analysis.slices.grouping import CUT_SAMPLE, CutSample
 from analysis.stats.multiple_testing import bh_qvalues, weighted_bh
 from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from analysis.store.project import Project
@@ -91,20 +91,25 @@ def cut_points(quantiles: list[float], low: float, high: float, integer: bool) -
     return sorted(x for x in out if math.isfinite(x))
 
 
-def sample_rows(con, rows: tuple[str, list], buckets: int | None) -> tuple[str, list]:
-    """``rows``, or beyond EXACT_QUANTILES_UP_TO of them those of the first buckets
-    (``sb_bucket``, one of ``buckets`` by the example's key): about QUANTILE_SAMPLE rows."""
+def sample_rows(con, rows: tuple[str, list], buckets: int | None, sample: CutSample = CUT_SAMPLE) -> tuple[str, list]:
+    """``rows``, or beyond ``sample.exact_up_to`` of them those of the first buckets
+    (``sb_bucket``, one of ``buckets`` by the example's key): about ``sample.rows`` rows."""
     if not buckets:
         return rows
     n = con.execute(f"SELECT count(*) FROM ({rows[0]}) AS s", rows[1]).fetchall()[0][0]
-    if n <= EXACT_QUANTILES_UP_TO:
+    bound = sample.key_bound(n, buckets)
+    if bound is None:
         return rows
-    bound = -(-buckets * QUANTILE_SAMPLE // n)  # ceil, in integers
     return f"SELECT * FROM ({rows[0]}) AS s WHERE sb_bucket < ?", [*rows[1], bound]
 
 
 def _features(
-    con, project: Project, rows: tuple[str, list], columns: list[str], buckets: int | None = None
+    con,
+    project: Project,
+    rows: tuple[str, list],
+    columns: list[str],
+    buckets: int | None = None,
+    sample: CutSample = CUT_SAMPLE,
 ) -> list[_Feature]:
     kinds = {f.name: f.kind for f in project.features}
     numeric = [c for c in columns if kinds[c] == "numeric"]
@@ -117,9 +122,9 @@ def _features(
         exprs += [
             f"bool_and(CAST({quote_ident(c)} AS DOUBLE) = round(CAST({quote_ident(c)} AS DOUBLE)))" for c in numeric
         ]
-        sample = sample_rows(con, rows, buckets)
+        drawn = sample_rows(con, rows, buckets, sample)
         got = con.execute(
-            f"SELECT {', '.join(exprs)} FROM ({sample[0]}) AS s", [*[q for _ in numeric for q in qs], *sample[1]]
+            f"SELECT {', '.join(exprs)} FROM ({drawn[0]}) AS s", [*[q for _ in numeric for q in qs], *drawn[1]]
         ).fetchall()[0]
         for i, c in enumerate(numeric):
             integer = bool(got[len(numeric) + i])
@@ -251,13 +256,15 @@ def search(
     min_support: int = MIN_SUPPORT,
     alpha: float = 0.05,
     buckets: int | None = None,
+    sample: CutSample = CUT_SAMPLE,
 ) -> Found:
     """The slices where the candidate's error is significantly above the baseline's.
     Unpaired, ``base`` and ``cand`` are each side's rows (label, prediction, features);
     paired, ``base`` is the pairs (label, prediction__b, prediction__c, features).
     ``buckets``: the rows carry ``sb_bucket``, one of that many by the example's key, and
-    the cut points of millions of rows come from a sample of the buckets (None: every row)."""
-    feats = _features(con, project, base, columns, buckets)
+    the cut points of millions of rows come from a sample of the buckets (None: every row;
+    ``sample`` says from how many rows on, and how many)."""
+    feats = _features(con, project, base, columns, buckets, sample)
     empty = Found([], pd.DataFrame(columns=["where", "p_value", "q_value"]))
     if not feats:
         return empty

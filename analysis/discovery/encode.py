@@ -42,7 +42,7 @@ from analysis.errors import ConfigError
 from analysis.metrics.expressions import RowExpression, cost_expression, parse_row_expression, row_columns
 from analysis.metrics.sql import binary_terms
 from analysis.slices import Condition, Or, Slice, SliceColumns, Term, compile_slice, slice_columns
-from analysis.slices.breakdown import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
+from analysis.slices.grouping import GROUPABLE, CategoryCounts, category_counts, check_groupable, groupings
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import Sql, and_all, quote_ident

@@ -22,8 +22,9 @@ import duckdb
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.slices.breakdown import BREAKDOWN_LIMIT, capped_grouping, grouping
+from analysis.slices.breakdown import BREAKDOWN_LIMIT
 from analysis.slices.compile import compile_slice, slice_columns
+from analysis.slices.grouping import capped_grouping, grouping
 from analysis.slices.model import Condition, Not, Or, Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope

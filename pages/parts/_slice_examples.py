@@ -11,8 +11,8 @@ from analysis import SliceboardError
 from analysis.ingest.mapping import parse_mapping
 from analysis.numbers import MISSING, format_count
 from analysis.palette import BETTER, NOT_SCORED
-from analysis.slices.breakdown import GROUPABLE, group_condition, grouping
 from analysis.slices.buckets import bucket_counts, buckets_for, examples
+from analysis.slices.grouping import GROUPABLE, group_condition, grouping
 from pages.parts import _ui
 
 # Each bucket's colour says what it is (Okabe and Ito's colour-blind-safe hues): right answers

@@ -19,7 +19,8 @@ from analysis.numbers import (
     missing,
 )
 from analysis.slices import slice_columns
-from analysis.slices.breakdown import GROUPABLE, SORTS, breakdown, leaderboard
+from analysis.slices.breakdown import SORTS, breakdown, leaderboard
+from analysis.slices.grouping import GROUPABLE
 from pages.parts import _ui
 
 PART_COLORS = (("slice", "#e45756"), ("rest", "#4c78a8"), ("overall", "#9d9d9d"))
