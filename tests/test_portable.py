@@ -41,6 +41,7 @@ def analyses(project):
     from analysis.slices.breakdown import breakdown, leaderboard
     from analysis.slices.buckets import bucket_counts, examples
     from analysis.slices.column_profile import histogram, value_counts
+    from analysis.slices.grouping import CutSample
     from analysis.slices.metrics import slice_metrics
     from analysis.slices.saved import slice_by_version, slice_over_time
     from analysis.store.scope import Scope
@@ -58,6 +59,10 @@ def analyses(project):
         "value counts": lambda con: value_counts(con, project, "region", v1),
         "histogram": lambda con: histogram(con, project, "income", v1),
         "breakdown by a number": lambda con: breakdown(con, project, "income", v1),
+        # Cut points from a sample, as beyond a million rows.
+        "breakdown by a number, cut at a sample's quantiles": lambda con: breakdown(
+            con, project, "income", v1, sample=CutSample(exact_up_to=1000)
+        ),
         "breakdown by a category": lambda con: breakdown(con, project, "region", v1),
         "leaderboard": lambda con: leaderboard(con, project, v1),
         "error buckets": lambda con: bucket_counts(con, project, "region", v1, east),
@@ -78,7 +83,6 @@ def analyses(project):
 
 @pytest.fixture(scope="module")
 def recorded(demo_db, tmp_path_factory):
-    import analysis.slices.breakdown as breakdown_module
     from analysis.slices import parse_slice
     from analysis.store.scope import Scope
     from analysis.valsets import Selection, commit, create_set, promote
@@ -93,19 +97,13 @@ def recorded(demo_db, tmp_path_factory):
             con, project, "east", Selection(scope=Scope.of(versions="credit-v1"), slice_=parse_slice("region = east"))
         )
         commit(con, project, "east", "the east region")
-    # Cut points from a sample, as beyond a million rows.
-    limit = breakdown_module.EXACT_QUANTILES_UP_TO
-    breakdown_module.EXACT_QUANTILES_UP_TO = 1000
-    try:
-        with store.read() as con:
-            project = get_project(con, "lending-demo")
-            out = {}
-            for name, run in analyses(project).items():
-                recorder = Recorder(con)
-                run(recorder)
-                out[name] = recorder.statements
-    finally:
-        breakdown_module.EXACT_QUANTILES_UP_TO = limit
+    with store.read() as con:
+        project = get_project(con, "lending-demo")
+        out = {}
+        for name, run in analyses(project).items():
+            recorder = Recorder(con)
+            run(recorder)
+            out[name] = recorder.statements
     return out
 
 
