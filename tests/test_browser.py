@@ -585,7 +585,7 @@ def test_the_exported_report_opens_offline_with_every_chart_drawn(demo_copy, tmp
     from analysis import Store
     from analysis.compare.comparison import Side, compare
     from analysis.reports import write_html, write_pdf
-    from analysis.reports.charts import figures
+    from analysis.reports.blocks import figures
 
     _require_chromium()
     report = _report_on_the_demo(demo_copy)

@@ -243,8 +243,7 @@ def test_min_support_is_a_count_or_a_fraction(text, value):
 
 
 def test_a_report_block_names_a_failing_metric(broken_metric):
-    from analysis.reports.blocks import compute, pin
-    from analysis.reports.words import LINES
+    from analysis.reports.blocks import compute, lines, pin
 
     with broken_metric.read() as con:
         project = get_project(con, "p")
@@ -254,8 +253,8 @@ def test_a_report_block_names_a_failing_metric(broken_metric):
             )
             snapshot = compute(con, project, kind, params)
             if kind == "comparison":
-                lines = LINES[kind](snapshot)
-                assert any(line.startswith("Coded: could not be computed (") and "'NG'" in line for line in lines)
-                assert any(line.startswith("Revenue per prediction: ") for line in lines)
+                said = lines(kind, snapshot)
+                assert any(line.startswith("Coded: could not be computed (") and "'NG'" in line for line in said)
+                assert any(line.startswith("Revenue per prediction: ") for line in said)
             if kind == "gate":
                 assert "could not be computed" in json.dumps(snapshot)

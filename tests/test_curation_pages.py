@@ -13,7 +13,7 @@ from test_app import literal, open_page, texts
 from analysis import Store, get_project
 from analysis.numbers import format_delta, format_value, metric_title
 from analysis.reports import add_block, get_report, render_html
-from analysis.reports.tables import tables
+from analysis.reports.blocks import tables
 
 
 def blocks_shown(at) -> list[str]:

@@ -354,7 +354,7 @@ def test_report_block_says_which_ranking(tmp_path):
     """A discovery block added to a report ranks by default against the scores and its words
     say so; the numbers are those of the engine on the same parameters."""
     from analysis.reports import add_block
-    from analysis.reports.words import discovery_lines
+    from analysis.reports.blocks import lines
 
     frame = calibrated_frame(4, n=6000)
     store, project = ingest(
@@ -375,7 +375,7 @@ def test_report_block_says_which_ranking(tmp_path):
     snap = block.snapshot
     assert snap["ranking_words"] == "worse than its scores predict"
     assert [r["where"] for r in snap["slices"]] == list(found.slices["where"])
-    words = discovery_lines(snap)
+    words = lines("discovery", snap)
     assert words[0].startswith("Ranked by: worse than its scores predict.")
     first = found.slices.iloc[0]
     assert f"where its scores predict {100 * first['expected_rate']:.1f}%" in words[1]
@@ -383,7 +383,7 @@ def test_report_block_says_which_ranking(tmp_path):
     old = {**snap, "slices": [dict(r) for r in snap["slices"]]}
     for key in ("ranking", "ranking_words"):
         old.pop(key)
-    assert discovery_lines(old)[0].startswith("Ranked by: plain error.")
+    assert lines("discovery", old)[0].startswith("Ranked by: plain error.")
 
 
 def test_jaccard_of_row_sets_counted_in_duckdb_equals_pandas():

@@ -293,7 +293,7 @@ def test_report_charts_show_names_without_markup(hostile_db):
     import json
 
     from analysis.compare.comparison import Side
-    from analysis.reports.charts import figures
+    from analysis.reports.blocks import figures
     from analysis.reports.html import inert_figure
 
     with Store(hostile_db).write() as con:

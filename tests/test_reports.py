@@ -137,7 +137,7 @@ def test_blocks_hold_the_engines_numbers_and_pin_their_view(project_db):
     assert found.snapshot["slices"] and found.snapshot["slices"][0]["where"]
     assert note.snapshot == {"text": "**Decision**: wait for the free tier fix."}
     # Plain-language lines name the planted regression.
-    from analysis.reports.words import lines
+    from analysis.reports.blocks import lines
 
     said = " ".join(lines("comparison", comparison.snapshot))
     assert "Worse for" in said and "tier = free" in said
@@ -409,7 +409,7 @@ def test_the_validation_set_chart_is_coloured_by_verdict(project_db):
     blue; the value is written in the cell (the colour is not a metric scale)."""
     from analysis.numbers import format_value
     from analysis.palette import FAIL, PASS, VERDICT_LEVEL, verdict_scale
-    from analysis.reports.charts import figures
+    from analysis.reports.blocks import figures
 
     store, _ = project_db
     with store.write() as con:
@@ -442,7 +442,7 @@ def test_the_validation_set_chart_is_coloured_by_verdict(project_db):
 
 def test_charts_scale_to_the_values_shown(project_db):
     """A log loss of 1.07 is not cut off by a 0–1 axis; shares read in percent."""
-    from analysis.reports.charts import figures
+    from analysis.reports.blocks import figures
 
     snapshot = {
         "task": "binary",
@@ -518,16 +518,18 @@ def test_every_block_kind_reruns_the_same_then_says_what_the_late_labels_changed
 
 def test_every_kind_says_how_to_show_itself_and_an_unknown_kind_is_refused():
     """Pages and the export ask a block's kind for its words, tables, charts and big
-    numbers: every registered kind has each of them (a new kind that lacks one fails here)."""
-    from analysis.reports.charts import FIGURES
-    from analysis.reports.kinds import REGISTRY, kind_of
-    from analysis.reports.tables import TABLES
-    from analysis.reports.words import LINES
+    numbers: every registered kind says them itself, in its own module (a note is drawn as
+    its Markdown; a gate has no chart), so a new kind that lacks one fails here."""
+    from analysis.reports.kinds import REGISTRY, BlockKind, kind_of
 
     assert set(REGISTRY) == set(VIEWS)
+    without = {"note": {"lines", "tables", "figures"}, "gate": {"figures"}}
     for name, kind in REGISTRY.items():
         assert kind.name == name and kind.title
-        assert name in LINES and name in TABLES and name in FIGURES
+        own = {
+            step for step in ("lines", "tables", "figures") if getattr(type(kind), step) is not getattr(BlockKind, step)
+        }
+        assert own == {"lines", "tables", "figures"} - without.get(name, set()), name
     assert [k.name for k in REGISTRY.values() if k.text] == ["note"]
     with pytest.raises(ConfigError, match="A report block is one of headline, comparison, gate"):
         kind_of("pie chart")

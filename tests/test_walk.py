@@ -17,7 +17,7 @@ from analysis import Mapping, Store, get_project, ingest_predictions, palette
 from analysis.compare.comparison import Side
 from analysis.numbers import format_value
 from analysis.reports import add_block, render_html
-from analysis.reports.words import lines
+from analysis.reports.blocks import lines
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_validation_set_tables_speak_words(monkeypatch, other_tasks):  # noqa: F
 def test_a_change_that_is_not_significant_is_not_coloured_worse(other_tasks):  # noqa: F811
     """The comparison chart coloured every change by its sign: an accuracy 2.4 points lower
     with an interval reaching 0 was vermillion, as if it were a regression."""
-    from analysis.reports.charts import figures
+    from analysis.reports.blocks import figures
 
     with Store(other_tasks).write() as con:
         block = add_block(

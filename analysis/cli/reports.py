@@ -78,8 +78,8 @@ def _view(args) -> dict:
 
 def cmd_reports(args) -> int:
     from analysis.reports import add_block, delete_report, get_report, list_reports, position_after, refresh, rerun
+    from analysis.reports.blocks import lines
     from analysis.reports.tables import figure_text
-    from analysis.reports.words import lines
     from analysis.store.project import get_project
 
     store = base.open_store(args)

@@ -1,6 +1,7 @@
 """A report block's steps, asked of its kind (:mod:`analysis.reports.kinds`, one module
-per kind): ``pin`` the view, ``compute`` its snapshot, and the ``numbers`` and
-``differences`` a re-run compares."""
+per kind): ``pin`` the view, ``compute`` its snapshot, the ``numbers`` and
+``differences`` a re-run compares, and how it is shown: ``lines``, ``tables``,
+``figures``."""
 
 from __future__ import annotations
 
@@ -53,3 +54,18 @@ def differences(kind: str, old: dict, new: dict) -> list[tuple[str, object, obje
         if not _same(a, b):
             out.append((name, a, b))
     return out
+
+
+def lines(kind: str, snapshot: dict) -> list[str]:
+    """The block's sentences, in plain language."""
+    return kind_of(kind).lines(snapshot)
+
+
+def tables(kind: str, snapshot: dict) -> list:
+    """The block's tables, every figure formatted."""
+    return kind_of(kind).tables(snapshot)
+
+
+def figures(kind: str, snapshot: dict) -> list:
+    """The block's charts."""
+    return kind_of(kind).figures(snapshot)

@@ -11,8 +11,8 @@ from analysis import SliceboardError
 from analysis.numbers import MISSING, format_count, format_value, metric_name, metric_title, missing
 from analysis.palette import VERDICT_WORDS
 from analysis.reports.blocks import records
-from analysis.reports.charts import valsets_figures
 from analysis.reports.html import inert_figure
+from analysis.reports.kinds import kind_of
 from analysis.store.paths import safe_file_name
 from analysis.valsets import export_bytes, ingest_scores
 from pages.parts import _files, _ui
@@ -92,7 +92,7 @@ def matrix_view(project_name: str, project, results) -> None:
         return
     metrics = [m for m in METRICS if m in results]
     metric = st.selectbox("Metric written in the cells", metrics, key="vs_matrix_metric", format_func=metric_title)
-    fig = valsets_figures({"metric": metric, "rows": records(results)})[0]
+    fig = kind_of("valsets").figures({"metric": metric, "rows": records(results)})[0]
     st.plotly_chart(inert_figure(fig), key="vs_matrix", config={"displaylogo": False})
     st.caption(
         "Colour: the set's verdict (blue ✓ pass, vermillion ✗ fail against the set's criteria; light grey: "

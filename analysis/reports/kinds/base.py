@@ -12,9 +12,10 @@ A kind (one module in this folder each) has three steps:
 
 and tells the app and the export how to show itself: its ``title`` and a block's
 default title, whether it is ``text`` (a note, drawn as Markdown), its ``cards`` (the
-presentation's big numbers), and its words, tables and charts (:mod:`..words`,
-:mod:`..tables`, :mod:`..charts`, each keyed by the kind's name; a test checks that
-every kind has all three).
+presentation's big numbers), its ``lines`` (plain-language sentences), ``tables``
+(every figure formatted once) and ``figures`` (plotly charts, built from the snapshot's
+aggregates). A new kind is one module: the shared pieces it draws with are in
+:mod:`..words`, :mod:`..tables` and :mod:`..charts`.
 """
 
 from __future__ import annotations
@@ -69,21 +70,16 @@ class BlockKind:
         return []
 
     def lines(self, snapshot: dict) -> list[str]:
-        # The words and tables reach discovery (scipy): loaded when a block is shown, not
-        # when a page only lists the kinds.
-        from analysis.reports.words import LINES
-
-        return LINES[self.name](snapshot)
+        """Sentences a stakeholder reads first (the presentation and the export)."""
+        return []
 
     def tables(self, snapshot: dict) -> list:
-        from analysis.reports.tables import TABLES  # see lines()
-
-        return TABLES[self.name](snapshot)
+        """:class:`analysis.reports.tables.Table` s, every figure formatted once."""
+        return []
 
     def figures(self, snapshot: dict) -> list:
-        from analysis.reports.charts import FIGURES  # plotly: loaded when a chart is drawn
-
-        return FIGURES[self.name](snapshot)
+        """Plotly figures (plotly is imported when a chart is drawn, not by every page)."""
+        return []
 
 
 def plain(value):

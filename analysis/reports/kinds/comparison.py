@@ -3,8 +3,20 @@ slices where the candidate is worse or better (the regressions and improvements 
 
 from __future__ import annotations
 
-from analysis.metrics.registry import HEADLINES, headline_metrics
-from analysis.numbers import format_delta, format_value, higher_is_better, metric_title
+from analysis.metrics.registry import HEADLINES, headline_metrics, is_headline
+from analysis.numbers import (
+    format_delta,
+    format_p,
+    format_value,
+    higher_is_better,
+    is_share,
+    metric_name,
+    metric_title,
+    missing,
+)
+from analysis.numbers import format_delta as show_delta
+from analysis.numbers import format_value as show
+from analysis.palette import BETTER, NEUTRAL, WORSE
 from analysis.reports.kinds.base import (
     BlockKind,
     Card,
@@ -15,6 +27,8 @@ from analysis.reports.kinds.base import (
     side_label,
     side_of,
 )
+from analysis.reports.tables import Table, count, delta, interval, p_value, text, value
+from analysis.reports.words import judged, slice_measure
 
 TOP_SLICES = 12  # per comparison: the regressions and improvements first
 SLICE_COLUMNS = [
@@ -129,3 +143,171 @@ class Comparison(BlockKind):
                 )
             )
         return cards
+
+    def lines(self, s: dict) -> list:
+        products = s.get("product_metrics", [])
+        head = f"{s['candidate']} against {s['baseline']}, {s['method']}."
+        lines = [head] + ([s["window_sentence"]] if s.get("window_sentence") else [])
+        for row in s["overall"]:
+            if row["kind"] == "ml" and not is_headline(row["metric"]):  # the rest are in the table
+                continue
+            name = row["metric"]
+            if row.get("error"):  # a product metric that fails on the compared rows
+                lines.append(f"{metric_title(name, products)}: could not be computed ({row['error']}).")
+                continue
+            base, cand = row["baseline"], row["candidate"]
+            relative = ""  # a share of the baseline: for amounts, not for rates
+            if (
+                row["kind"] == "product"
+                and not is_share(name, products)
+                and not missing(base)
+                and base
+                and not missing(cand)
+            ):
+                relative = f", {100 * (cand - base) / abs(base):+.1f}%".replace("-", "−")
+            per = " per prediction" if row.get("normalisation") == "per prediction" else ""
+            lines.append(
+                f"{metric_title(name, products)}{per}: {show(name, cand, products)} vs {show(name, base, products)} "
+                f"({show_delta(name, row['delta'], products)}{relative}; {judged(row)})."
+            )
+        rate = slice_measure(s)
+        worse = [r for r in s["slices"] if r["verdict"] == "regression"][:3]
+        better = [r for r in s["slices"] if r["verdict"] == "improvement"][:3]
+        for word, group in (("Worse", worse), ("Better", better)):
+            for r in group:
+                interval = (
+                    ""
+                    if missing(r.get("ci_low"))
+                    else f", {show_delta(rate, r['ci_low'])} to {show_delta(rate, r['ci_high'])}"
+                )
+                lines.append(
+                    f"{word} for {r['where']}: {metric_name(rate)} {show(rate, r['error_rate_b'])} → "
+                    f"{show(rate, r['error_rate_c'])} ({show_delta(rate, r['delta'])}{interval}; "
+                    f"{int(r['n_rows_b'] or 0):,} and {int(r['n_rows_c'] or 0):,} rows, "
+                    f"q {format_p(r['q_value'])})."
+                )
+        if not worse and not better:
+            lines.append(f"No slice of the {s['n_slices']:,} checked changed significantly.")
+        return lines
+
+    def tables(self, s: dict) -> list:
+        products = s.get("product_metrics", [])
+        overall = Table(
+            ["metric", s["baseline"], s["candidate"], "change", "95% interval of the change", "p-value", "test"],
+            name="overall",
+        )
+        for r in s["overall"]:
+            m = r["metric"]
+            overall.rows.append(
+                [
+                    text(metric_name(m, products)),
+                    value(m, r["baseline"], products),
+                    value(m, r["candidate"], products),
+                    delta(m, r["delta"], products),
+                    interval(m, r["ci_low"], r["ci_high"], products, change=True),
+                    p_value(r["p_value"]),
+                    text(r.get("test")),
+                ]
+            )
+        rate = slice_measure(s)
+        slices = Table(
+            [
+                "slice",
+                "found as",
+                "rows, baseline",
+                "rows, candidate",
+                f"{metric_name(rate)}, baseline",
+                f"{metric_name(rate)}, candidate",
+                "change",
+                "95% interval of the change",
+                "q-value",
+                "verdict",
+            ],
+            name="slices",
+            note=f"{s['n_slices']:,} slices checked: {s['n_regressions']:,} worse, "
+            f"{s['n_improvements']:,} better (q < 0.05); the table lists the first "
+            f"{len(s['slices'])}.",
+        )
+        for r in s["slices"]:
+            slices.rows.append(
+                [
+                    text(r["where"]),
+                    text(r["source"]),
+                    count(r["n_rows_b"]),
+                    count(r["n_rows_c"]),
+                    value(rate, r["error_rate_b"]),
+                    value(rate, r["error_rate_c"]),
+                    delta(rate, r["delta"]),
+                    interval(rate, r["ci_low"], r["ci_high"], change=True),
+                    p_value(r["q_value"]),
+                    text(r["verdict"] or "no significant change"),
+                ]
+            )
+        return [overall, slices] if s["slices"] else [overall]
+
+    def figures(self, s: dict) -> list:
+        import plotly.graph_objects as go  # plotly: loaded when a chart is drawn
+
+        from analysis.reports.charts import error_bars, layout  # plotly too
+
+        figs = []
+        rows = [r for r in s["overall"] if not missing(r["delta"])]
+        if rows:
+            # Relative change of each metric, so ML and product metrics share an axis.
+            def rel(x, base):
+                return None if missing(x) or missing(base) or not base else 100 * x / abs(base)
+
+            names = [metric_name(r["metric"]) for r in rows]
+            deltas = [rel(r["delta"], r["baseline"]) for r in rows]
+            # Better or worse only where the interval excludes no change; grey otherwise.
+            colors = [
+                NEUTRAL
+                if missing(r.get("ci_low")) or missing(r.get("ci_high")) or r["ci_low"] <= 0 <= r["ci_high"]
+                else BETTER
+                if (r["delta"] > 0) == (r["direction"] == "higher")
+                else WORSE
+                for r in rows
+            ]
+            fig = go.Figure(
+                go.Bar(
+                    y=names,
+                    x=deltas,
+                    orientation="h",
+                    marker_color=colors,
+                    hovertext=[format_delta(r["metric"], r["delta"], s.get("product_metrics", [])) for r in rows],
+                    error_x=error_bars(
+                        deltas,
+                        [rel(r["ci_low"], r["baseline"]) for r in rows],
+                        [rel(r["ci_high"], r["baseline"]) for r in rows],
+                    ),
+                )
+            )
+            fig.update_xaxes(title="change, % of the baseline (95% interval)", zeroline=True)
+            fig.update_yaxes(autorange="reversed")
+            figs.append(
+                layout(fig, f"{s['candidate']} vs {s['baseline']} (grey: not significant)", 130 + 40 * len(rows))
+            )
+        slices = [r for r in s["slices"] if r["verdict"]]
+        if slices:
+            rate = slice_measure(s)  # a rate's change in points; a mean absolute error's as it is
+            scale = 100 if rate == "error_rate" else 1
+            deltas = [scale * r["delta"] for r in slices]
+            fig = go.Figure(
+                go.Bar(
+                    y=[r["where"] for r in slices],
+                    x=deltas,
+                    orientation="h",
+                    hovertext=[format_delta(rate, r["delta"]) for r in slices],
+                    marker_color=[WORSE if r["verdict"] == "regression" else BETTER for r in slices],
+                    error_x=error_bars(
+                        deltas,
+                        [scale * r["ci_low"] if not missing(r["ci_low"]) else None for r in slices],
+                        [scale * r["ci_high"] if not missing(r["ci_high"]) else None for r in slices],
+                    ),
+                )
+            )
+            unit = "change, points" if rate == "error_rate" else "change"
+            fig.update_xaxes(title=f"{metric_name(rate).lower()} {unit} (candidate − baseline)")
+            fig.update_yaxes(autorange="reversed", automargin=True)
+            figs.append(layout(fig, "Slices that changed significantly", 100 + 40 * len(slices)))
+        return figs

@@ -3,7 +3,11 @@ test of each."""
 
 from __future__ import annotations
 
+from analysis.discovery.shown import error_words, format_error
+from analysis.numbers import format_p, missing
+from analysis.palette import NEUTRAL, WORSE
 from analysis.reports.kinds.base import BlockKind, pinned_scope, records, scope_of
+from analysis.reports.tables import Table, count, error_measure, interval, number, p_value, text, value
 
 SLICE_COLUMNS = [
     "rank",
@@ -88,3 +92,80 @@ class Discovery(BlockKind):
             if r.get("excess") is not None:
                 out[f"#{r['rank']} excess"] = r["excess"]
         return out
+
+    def lines(self, s: dict) -> list:
+        kept = [r for r in s["slices"] if r["folded_under"] is None]
+        ranking = s.get("ranking", "error")  # a snapshot from before the rankings: plain error
+        words = s.get("ranking_words", "plain error")
+        if not kept:
+            return [f"Ranked by: {words}. No slice stands out."]
+        what, error = error_words(s["error"]), s["error"]
+        if ranking == "error":
+            head = f"{len(kept)} slices with the most {what}"
+        else:
+            head = f"{len(kept)} slices {words}"
+        lines = [
+            f"Ranked by: {words}. {head} "
+            f"(average {what} {format_error(error, s['mean_error'])} over {s['n_rows']:,} rows):"
+        ]
+        baseline = "its scores predict" if ranking == "expected" else f"{s.get('other_version')} has"
+        for r in kept[:3]:
+            versus = (
+                f" where {baseline} {format_error(error, r['expected_rate'])}"
+                if ranking != "error" and not missing(r.get("expected_rate"))
+                else ""
+            )
+            folded = f"; {len(r['variants'])} near-duplicates folded in" if r.get("variants") else ""
+            lines.append(
+                f"{r['where']}: {what} {format_error(error, r['error_rate'])}{versus} on {r['size']:,} rows"
+                + (f" (q {format_p(r['q_value'])}{folded})" if not missing(r["q_value"]) else "")
+                + "."
+            )
+        return lines
+
+    def tables(self, s: dict) -> list:
+        rows = []
+        e = error_measure(s["error"])
+        for r in s["slices"]:
+            rows.append(
+                [
+                    count(r["rank"]),
+                    text(r["where"]),
+                    count(r["size"]),
+                    value(e, r["error_rate"]),
+                    interval(e, r["ci_low"], r["ci_high"]),
+                    number(r["impact"]),
+                    p_value(r["q_value"]),
+                    text(r["folded_under"]),
+                ]
+            )
+        return [
+            Table(
+                ["#", "slice", "rows", "error", "95% interval", "excess errors", "q-value", "near-duplicate of"], rows
+            )
+        ]
+
+    def figures(self, s: dict) -> list:
+        import plotly.graph_objects as go  # plotly: loaded when a chart is drawn
+
+        from analysis.reports.charts import error_bars, layout, value_axis  # plotly too
+
+        rows = [r for r in s["slices"] if r["folded_under"] is None]
+        if not rows:
+            return []
+        values = [r["error_rate"] for r in rows]
+        fig = go.Figure(
+            go.Bar(
+                y=[r["where"] for r in rows],
+                x=values,
+                orientation="h",
+                marker_color=[WORSE if r["significant"] else NEUTRAL for r in rows],
+                error_x=error_bars(values, [r["ci_low"] for r in rows], [r["ci_high"] for r in rows]),
+            )
+        )
+        if not missing(s["mean_error"]):
+            fig.add_vline(x=s["mean_error"], line_dash="dash", annotation_text="average")
+        fig.update_yaxes(autorange="reversed", automargin=True)
+        fig.update_xaxes(title=f"{s['error']} (95% interval)")
+        value_axis(fig, error_measure(s["error"]), axis="x")
+        return [layout(fig, "Slices with the most errors", 100 + 40 * len(rows))]

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from analysis.reports.kinds.base import BlockKind, Card, compared_title, plain, side_label
 from analysis.reports.kinds.comparison import comparison_of, pinned_comparison
+from analysis.reports.tables import Table, text, verdict
 
 
 class Gate(BlockKind):
@@ -58,5 +59,27 @@ class Gate(BlockKind):
                 "✓ PASS" if snapshot["passed"] else "✗ FAIL",
                 f"{failed} of {len(snapshot['results'])} criteria fail" if failed else "every criterion holds",
                 "worse" if failed else "better",
+            )
+        ]
+
+    def lines(self, s: dict) -> list:
+        failed = [r for r in s["results"] if not r["passed"]]
+        head = (
+            f"{s['candidate']} passes the deployment gate against {s['baseline']}."
+            if s["passed"]
+            else f"{s['candidate']} fails the deployment gate against {s['baseline']}: "
+            f"{len(failed)} of {len(s['results'])} criteria fail."
+        )
+        window = [s["window_sentence"]] if s.get("window_sentence") else []
+        return [head, *window] + [f"Fails: {r['criterion']} ({r['detail']})." for r in failed]
+
+    def tables(self, s: dict) -> list:
+        return [
+            Table(
+                ["criterion", "result", "numbers"],
+                [
+                    [text(r["criterion"]), verdict("pass" if r["passed"] else "fail"), text(r["detail"])]
+                    for r in s["results"]
+                ],
             )
         ]

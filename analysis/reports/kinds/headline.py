@@ -6,7 +6,9 @@ from __future__ import annotations
 from analysis.metrics.product import product_metrics
 from analysis.metrics.registry import HEADLINES, headline_metrics, metrics_for
 from analysis.metrics.sql import ALL_ROWS, compute_metrics
-from analysis.numbers import format_value, metric_title
+from analysis.numbers import format_value, metric_name, metric_title, missing
+from analysis.numbers import format_value as show
+from analysis.palette import BASELINE as BASE
 from analysis.reports.kinds.base import (
     BlockKind,
     Card,
@@ -17,6 +19,7 @@ from analysis.reports.kinds.base import (
     records,
     side_label,
 )
+from analysis.reports.tables import Table, count, interval, text, value
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
 
@@ -83,3 +86,57 @@ class Headline(BlockKind):
             Card(f"{r['side']}: {metric_title(metric)}", format_value(metric, r.get(metric)))
             for r in snapshot["rows"][:4]
         ]
+
+    def lines(self, s: dict) -> list:
+        products = s.get("product_metrics", [])
+        lines = []
+        first = next((m for m in s["metrics"] if m not in ("error_rate",)), None)
+        for r in s["rows"]:
+            parts = [f"{int(r.get('n_rows') or 0):,} predictions, {int(r.get('n_labeled') or 0):,} labeled"]
+            if first:
+                interval = ""
+                if not missing(r.get(f"{first}_low")):
+                    interval = f" [{show(first, r[f'{first}_low'])}, {show(first, r[f'{first}_high'])}]"
+                parts.append(f"{metric_name(first)} {show(first, r.get(first))}{interval}")
+            parts += [f"{metric_name(d['name'])} {show(d['name'], r.get(d['name']), products)}" for d in products]
+            lines.append(f"{r['side']}: " + "; ".join(parts) + ".")
+        return lines
+
+    def tables(self, s: dict) -> list:
+        products = s.get("product_metrics", [])
+        heads = ["version", "predictions", "labeled"]
+        for m in s["metrics"]:
+            heads += [metric_name(m), f"{metric_name(m)}, 95% interval"]
+        heads += [metric_name(d["name"], products) for d in products]
+        rows = []
+        for r in s["rows"]:
+            row = [text(r["side"]), count(r.get("n_rows")), count(r.get("n_labeled"))]
+            for m in s["metrics"]:
+                row += [value(m, r.get(m)), interval(m, r.get(f"{m}_low"), r.get(f"{m}_high"))]
+            row += [value(d["name"], r.get(d["name"]), products) for d in products]
+            rows.append(row)
+        return [Table(heads, rows)]
+
+    def figures(self, s: dict) -> list:
+        import plotly.graph_objects as go  # plotly: loaded when a chart is drawn
+
+        from analysis.reports.charts import error_bars, layout, value_axis  # plotly too
+
+        metric = next((m for m in s["metrics"] if m != "error_rate"), None)
+        if metric is None or not s["rows"]:
+            return []
+        values = [r.get(metric) for r in s["rows"]]
+        highs = [r.get(f"{metric}_high") for r in s["rows"]]
+        fig = go.Figure(
+            go.Bar(
+                x=[r["side"] for r in s["rows"]],
+                y=values,
+                marker_color=BASE,
+                text=[format_value(metric, v) for v in values],
+                textposition="inside",
+                insidetextanchor="middle",
+                error_y=error_bars(values, [r.get(f"{metric}_low") for r in s["rows"]], highs),
+            )
+        )
+        value_axis(fig, metric)
+        return [layout(fig, f"{metric_name(metric)} per version (95% interval)")]

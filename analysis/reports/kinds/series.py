@@ -5,6 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.metrics.registry import headline_metrics
+from analysis.numbers import metric_name
+from analysis.palette import BASELINE as BASE
+from analysis.palette import CANDIDATE as CAND
 from analysis.reports.kinds.base import BlockKind, compared_title, pinned_sides, records, side_label, side_of
 
 BEFORE_PINNED = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
@@ -49,3 +52,40 @@ class Series(BlockKind):
         return {
             f"{r['day']} {r['version']}: {snapshot['headline']}": r.get(snapshot["headline"]) for r in snapshot["rows"]
         }
+
+    def lines(self, s: dict) -> list:
+        days = sorted({r["day"] for r in s["rows"]})
+        if not days:
+            return ["No predictions in the window."]
+        return [
+            f"Daily {metric_name(s['headline'])} and product metrics of {s['candidate']} and {s['baseline']}, "
+            f"{days[0]} to {days[-1]}."
+        ]
+
+    def tables(self, s: dict) -> list:
+        return []
+
+    def figures(self, s: dict) -> list:
+        import plotly.graph_objects as go  # plotly: loaded when a chart is drawn
+
+        from analysis.reports.charts import layout, value_axis  # plotly too
+
+        figs = []
+        names = [s["headline"], *(m["name"] for m in s.get("product_metrics", []))]
+        for name in names[:3]:
+            fig = go.Figure()
+            for side, color in (("baseline", BASE), ("candidate", CAND)):
+                rows = [r for r in s["rows"] if r["side"] == side]
+                if rows:
+                    fig.add_trace(
+                        go.Scatter(
+                            x=[r["day"] for r in rows],
+                            y=[r.get(name) for r in rows],
+                            mode="lines",
+                            name=rows[0]["version"],
+                            line=dict(color=color),
+                        )
+                    )
+            value_axis(fig, name, s.get("product_metrics", []))
+            figs.append(layout(fig, f"{metric_name(name)} per day", 300))
+        return figs
