@@ -32,7 +32,7 @@ import pandas as pd
 
 from analysis.store.project import Project
 from analysis.store.schema import outcome_count, outcome_sum
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -64,11 +64,11 @@ def hist_query(
     source: str,
     outcomes: list[str],
     rows: tuple[str, list] | None = None,
-) -> tuple[str, list]:
+) -> Sql:
     """Multiclass and regression: sufficient statistics per group (and per
     label x prediction for multiclass), from the log or the rollup."""
     rollup = source == "rollup"
-    table, table_params = _rows(project, rollup, rows)
+    table = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
     keys = [("label", "y"), ("prediction", "p")] if project.task == "multiclass" else []
@@ -96,18 +96,23 @@ def hist_query(
         sel.append("sum(n) AS n" if rollup else "count(*) AS n")
     sel += _outcome_sums(outcomes, rollup, prefix=True)
     group = ", ".join(gexpr + [col for col, _ in keys])
-    where_sql, params = where
-    return (f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {group}", table_params + list(params))
+    return Sql.compose(
+        "SELECT {sel} FROM {table} WHERE {where} GROUP BY {group}",
+        sel=", ".join(sel),
+        table=table,
+        where=where,
+        group=group,
+    )
 
 
-def _rows(project: Project, rollup: bool, rows: tuple[str, list] | None) -> tuple[str, list]:
+def _rows(project: Project, rollup: bool, rows: tuple[str, list] | None) -> Sql:
     """The table a query reads: the rollup, the log, or ``rows``, a subquery over
     the log that adds derived columns (such as a slice flag) to group by."""
     if rollup:
-        return quote_ident(project.rollup_table), []
+        return Sql(quote_ident(project.rollup_table))
     if rows is not None:
-        return f"({rows[0]}) AS sb_rows", list(rows[1])
-    return quote_ident(project.log_table), []
+        return Sql.compose("({rows}) AS sb_rows", rows=rows)
+    return Sql(quote_ident(project.log_table))
 
 
 def regression_sums() -> list[tuple[str, str]]:
@@ -232,31 +237,30 @@ def _binary_totals(
     outcomes: list[str],
     rows: tuple[str, list] | None = None,
     labeled_only: bool = False,
-) -> tuple[str, list]:
+) -> Sql:
     rollup = source == "rollup"
-    table, table_params = _rows(project, rollup, rows)
+    table = _rows(project, rollup, rows)
     gexpr = [g.rollup_sql if rollup else g.sql for g in groups]
     sel = [f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups)]
-    where_sql, params = where
+    grouped = "SELECT {sel} FROM {table} WHERE {where} GROUP BY {group}"
     if rollup:
         sel += ["sum(n) AS n_rows"] + [f"sum({name}) AS {name}" for name, _ in binary_sums()]
         sel += _outcome_sums(outcomes, rollup)
-        return (
-            f"SELECT {', '.join(sel)} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}",
-            table_params + list(params),
-        )
+        return Sql.compose(grouped, sel=", ".join(sel), table=table, where=where, group=", ".join(gexpr))
     # From the log: counts and outcome sums over all rows; the binary statistics
     # from the labeled rows grouped by label, prediction and score (the CTE
     # LABELED_CTE, see labeled_cte), so the per-row terms (logarithms included)
     # are evaluated once per distinct combination rather than once per row.
     aliases = [quote_ident(g.alias) for g in groups]
     if labeled_only and not outcomes:  # every row is in the labeled rows' CTE: count them there
-        counts = f"SELECT {', '.join(aliases)}, sum(n) AS n_rows FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}"
-        table_params, params = [], []
+        counts = Sql(f"SELECT {', '.join(aliases)}, sum(n) AS n_rows FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}")
     else:
-        counts = (
-            f"SELECT {', '.join(sel + ['count(*) AS n_rows'] + _outcome_sums(outcomes, rollup))} "
-            f"FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}"
+        counts = Sql.compose(
+            grouped,
+            sel=", ".join(sel + ["count(*) AS n_rows"] + _outcome_sums(outcomes, rollup)),
+            table=table,
+            where=where,
+            group=", ".join(gexpr),
         )
     lab_sums = (
         f"SELECT {', '.join(aliases)}, "
@@ -264,11 +268,13 @@ def _binary_totals(
         + f" FROM {LABELED_CTE} GROUP BY {', '.join(aliases)}"
     )
     names = [name for name, _ in binary_sums()]
-    joined = (
-        f"SELECT a.*, {', '.join(f'coalesce(l.{n}, 0) AS {n}' for n in names)} "
-        f"FROM ({counts}) AS a LEFT JOIN ({lab_sums}) AS l ON {_join(groups, 'a', 'l')}"
+    return Sql.compose(
+        "SELECT a.*, {sums} FROM ({counts}) AS a LEFT JOIN ({lab_sums}) AS l ON {on}",
+        sums=", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in names),
+        counts=counts,
+        lab_sums=lab_sums,
+        on=_join(groups, "a", "l"),
     )
-    return joined, table_params + list(params)
 
 
 LABELED_CTE = "sb_labeled"
@@ -276,22 +282,21 @@ LABELED_CTE = "sb_labeled"
 
 def labeled_cte(
     project: Project, groups: list[GroupKey], where: tuple[str, list], rows: tuple[str, list] | None = None
-) -> tuple[str, list]:
+) -> Sql:
     """Labeled rows counted per group, label, prediction and score: what every
     binary statistic and the ranking curves of the log are computed from."""
-    table, table_params = _rows(project, False, rows) if rows is not None else (quote_ident(project.labeled_table), [])
-    sel = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups)
-    where_sql, params = where
-    return (
-        f"{LABELED_CTE} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
-        f"WHERE ({where_sql}) AND label IS NOT NULL GROUP BY ALL)",
-        table_params + list(params),
+    table = _rows(project, False, rows) if rows is not None else Sql(quote_ident(project.labeled_table))
+    return Sql.compose(
+        "{name} AS (SELECT {sel}, label, prediction, score, count(*) AS n FROM {table} "
+        "WHERE ({where}) AND label IS NOT NULL GROUP BY ALL)",
+        name=LABELED_CTE,
+        sel=", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in groups),
+        table=table,
+        where=where,
     )
 
 
-def _binary_curve(
-    project: Project, groups: list[GroupKey], curve: tuple, rows: tuple[str, list] | None = None
-) -> tuple[str, list]:
+def _binary_curve(project: Project, groups: list[GroupKey], curve: tuple, rows: tuple[str, list] | None = None) -> Sql:
     """Ranking statistics per group from ``curve``:
 
     * ``("log", (where, params))``: computed from the log's rows;
@@ -300,7 +305,7 @@ def _binary_curve(
     * ``("ranks", (where, params))``: each version x stage's all-time figures
       (groups must be version and stage; ``where`` over those two columns).
     """
-    kind, (where_sql, params) = curve
+    kind, where = curve
     aliases = [g.alias for g in groups]
     if kind == "log":  # from the labeled rows' CTE (see labeled_cte), same filter as the totals
         keys = ", ".join(quote_ident(a) for a in aliases)
@@ -309,17 +314,29 @@ def _binary_curve(
             f"sum(CASE WHEN label THEN 0 ELSE n END) AS neg FROM {LABELED_CTE} "
             f"WHERE score IS NOT NULL GROUP BY {keys}, score"
         )
-        return curve_sql(counts, aliases), []
+        return Sql(curve_sql(counts, aliases))
     table = quote_ident(project.rollup_table if kind == "rollup" else project.ranks_table)
     gexpr = [g.rollup_sql for g in groups]
     sel = ", ".join(f"{e} AS {quote_ident(g.alias)}" for e, g in zip(gexpr, groups))
     sums = ", ".join(f"sum({c}) AS {c}" for c in ("n_pos", "n_neg", "auc_num", "ap_num"))
-    return f"SELECT {sel}, {sums} FROM {table} WHERE {where_sql} GROUP BY {', '.join(gexpr)}", list(params)
+    return Sql.compose(
+        "SELECT {sel}, {sums} FROM {table} WHERE {where} GROUP BY {group}",
+        sel=sel,
+        sums=sums,
+        table=table,
+        where=where,
+        group=", ".join(gexpr),
+    )
 
 
 def binary_sql(
-    totals: str, curve: str, groups: list[GroupKey], outcomes: list[str], extra: tuple[str, ...] = (), ctes: str = ""
-) -> str:
+    totals: Sql | str,
+    curve: Sql | str,
+    groups: list[GroupKey],
+    outcomes: list[str],
+    extra: tuple[str, ...] = (),
+    ctes: Sql | str = "",
+) -> Sql:
     """The metrics from ``totals`` and ``curve`` (after the common table
     expressions ``ctes``, if any); ``extra`` totals columns pass through."""
     tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
@@ -327,9 +344,7 @@ def binary_sql(
     for o in outcomes:
         total, count = f"t.{quote_ident(o + '_sum')}", f"t.{quote_ident(o + '_count')}"
         outs += f", {total}, {count}, {_ratio(total, count)} AS {quote_ident(o + '_mean')}"
-    return f"""
-WITH {ctes + ", " if ctes else ""}totals AS ({totals}),
-curve AS ({curve})
+    select = f"""
 SELECT {tcols}, t.n_rows, t.n_labeled, t.n_scored,
     {_ratio("t.n_labeled", "t.n_rows")} AS labeled_share,
     {_ratio("t.tp + t.tn", "t.n_labeled")} AS accuracy,
@@ -346,13 +361,18 @@ FROM totals t
 LEFT JOIN curve c ON {_join(groups, "t", "c")}
 ORDER BY {tcols}
 """
+    head = (
+        "WITH {ctes}, totals AS ({totals}),\ncurve AS ({curve})"
+        if ctes
+        else "WITH totals AS ({totals}),\ncurve AS ({curve})"
+    )
+    return Sql.compose(head + "{select}", **({"ctes": ctes} if ctes else {}), totals=totals, curve=curve, select=select)
 
 
-def _multiclass_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+def _multiclass_sql(hist: Sql, groups: list[GroupKey], outcomes: list[str]) -> Sql:
     gcols = ", ".join(quote_ident(g.alias) for g in groups)
     tcols = ", ".join(f"t.{quote_ident(g.alias)}" for g in groups)
-    return f"""
-WITH hist AS ({hist}),
+    rest = f""",
 totals AS (
     SELECT {gcols},
         sum(n) AS n_rows,
@@ -389,13 +409,13 @@ FROM totals t
 LEFT JOIN f ON {_join(groups, "t", "f")}
 ORDER BY {tcols}
 """
+    return Sql.compose("\nWITH hist AS ({hist}){rest}", hist=hist, rest=rest)
 
 
-def _regression_sql(hist: str, groups: list[GroupKey], outcomes: list[str]) -> str:
+def _regression_sql(hist: Sql, groups: list[GroupKey], outcomes: list[str]) -> Sql:
     gcols = ", ".join(quote_ident(g.alias) for g in groups)
     ss_tot = "(sum(sy2) - sum(sy) * sum(sy) / sum(n_lab))"
-    return f"""
-WITH hist AS ({hist})
+    rest = f"""
 SELECT {gcols},
     sum(n) AS n_rows,
     sum(n_lab) AS n_labeled,
@@ -408,6 +428,7 @@ FROM hist
 GROUP BY {gcols}
 ORDER BY {gcols}
 """
+    return Sql.compose("\nWITH hist AS ({hist}){rest}", hist=hist, rest=rest)
 
 
 def metrics_query(
@@ -420,7 +441,7 @@ def metrics_query(
     include_outcomes: bool = True,
     rows: tuple[str, list] | None = None,
     labeled_only: bool = False,
-) -> tuple[str, list]:
+) -> Sql:
     """SQL and parameters for every metric of the project's task, per group.
 
     ``where`` is over the log's columns (``source="log"``) or the rollup's
@@ -436,17 +457,16 @@ def metrics_query(
             if source != "log":
                 raise ValueError("a binary task read from the rollup needs curve=")
             curve = ("log", where)
-        ctes, cte_params = "", []
+        ctes: Sql | str = ""
         if source == "log" or curve[0] == "log":
-            ctes, cte_params = labeled_cte(project, groups, where if source == "log" else curve[1], rows)
-        totals, t_params = _binary_totals(
+            ctes = labeled_cte(project, groups, where if source == "log" else curve[1], rows)
+        totals = _binary_totals(
             project, groups, where, source, outcomes, rows, labeled_only=labeled_only and source == "log"
         )
-        curve_q, c_params = _binary_curve(project, groups, curve, rows)
-        return binary_sql(totals, curve_q, groups, outcomes, ctes=ctes), cte_params + t_params + c_params
-    hist, params = hist_query(project, groups, where, source, outcomes, rows)
+        return binary_sql(totals, _binary_curve(project, groups, curve, rows), groups, outcomes, ctes=ctes)
+    hist = hist_query(project, groups, where, source, outcomes, rows)
     builder = {"multiclass": _multiclass_sql, "regression": _regression_sql}
-    return builder[project.task](hist, groups, outcomes), params
+    return builder[project.task](hist, groups, outcomes)
 
 
 def compute_metrics(

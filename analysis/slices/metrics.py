@@ -189,11 +189,10 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> Sql:
         + ", ".join(f"coalesce(l.{n}, 0) AS {n}" for n in lab_names)
         + " FROM counts_all a LEFT JOIN lab_all l ON a.part = l.part"
     )
-    body = binary_sql(totals, curves, [PART_ALIAS], outcomes, (*o_cols[2::3], "ll_sum", "brier_sum", *squares))
-    return Sql.join(
+    ctes = Sql.join(
         "",
         [
-            "WITH all_rows AS (",
+            "all_rows AS (",
             all_rows,
             f"), counts_all AS (SELECT * FROM all_rows UNION ALL SELECT 'rest' AS part, {rest_cols} "
             "FROM all_rows o, all_rows s WHERE o.part = 'overall' AND s.part = 'slice'), lab AS (",
@@ -202,9 +201,11 @@ def _binary_parts_query(project: Project, slice_: Slice, scope: Scope) -> Sql:
             "FROM lab GROUP BY sb_in), "
             f"lab_all AS (SELECT * FROM lab_parts UNION ALL SELECT 'overall' AS part, {lab_total} FROM lab_parts), "
             f"scored AS (SELECT score AS s, {counted} FROM lab WHERE score IS NOT NULL GROUP BY score), "
-            f"ranked AS (SELECT *, {cums} FROM scored), " + body.strip()[len("WITH ") :],
+            f"ranked AS (SELECT *, {cums} FROM scored)",
         ],
     )
+    extra = (*o_cols[2::3], "ll_sum", "brier_sum", *squares)
+    return binary_sql(totals, curves, [PART_ALIAS], outcomes, extra, ctes=ctes)
 
 
 def _part_sums(con, project: Project, rows: tuple[str, list]) -> pd.DataFrame:
