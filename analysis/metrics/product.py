@@ -31,7 +31,7 @@ from analysis.metrics.sql import STAGE, VERSION, GroupKey
 from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, and_all, quote_ident
 
 DIRECTIONS = ("higher", "lower")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -235,11 +235,12 @@ def product_metrics(
         if not failed:
             raise whole
         if len(failed) == len(metrics):  # every one: is it the metrics, or the rows (an engine that is down)?
-            scope_sql, scope_params = scope.to_sql()
-            con.execute(
-                f"SELECT count(*) FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]})",
-                [*scope_params, *where[1]],
-            ).fetchall()
+            rows = Sql.compose(
+                "SELECT count(*) FROM {log} WHERE {where}",
+                log=quote_ident(project.log_table),
+                where=and_all([scope.to_sql(), where]),
+            )
+            con.execute(*rows).fetchall()
     rest = [m for m in metrics if m.name not in failed]
     frame = _query(con, project, scope, group_by, where, rest) if rest or group_by else pd.DataFrame(index=[0])
     frame = frame.assign(**{name: float("nan") for name in failed})
@@ -260,13 +261,16 @@ def _query(
     columns = row_columns(project)
     keys = ", ".join(f"{g.sql} AS {quote_ident(g.alias)}" for g in group_by)
     values = [f"{parse_aggregate_expression(m.expression, columns).sql} AS {quote_ident(m.name)}" for m in metrics]
-    scope_sql, scope_params = scope.to_sql()
     select = ", ".join([keys] if keys else []) + (", " if keys and values else "") + ", ".join(values)
     if not select:
         return pd.DataFrame()
     positions = ", ".join(str(i + 1) for i in range(len(group_by)))
     group = f" GROUP BY {positions} ORDER BY {positions}" if group_by else ""
-    return con.execute(
-        f"SELECT {select} FROM {quote_ident(project.log_table)} WHERE ({scope_sql}) AND ({where[0]}){group}",
-        [*scope_params, *where[1]],
-    ).df()
+    query = Sql.compose(
+        "SELECT {select} FROM {log} WHERE {where}{group}",
+        select=select,
+        log=quote_ident(project.log_table),
+        where=and_all([scope.to_sql(), where]),
+        group=group,
+    )
+    return con.execute(*query).df()

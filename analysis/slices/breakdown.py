@@ -38,7 +38,7 @@ from analysis.slices.model import Slice
 from analysis.stats.intervals import wilson_bounds
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 SORTS = ("impact", "error_rate", "lift", "size")
 
@@ -134,16 +134,25 @@ def _group_counts(con, project: Project, g: Grouping, where: tuple[str, list]) -
     )
     table = quote_ident(project.log_table)
     if g.raw:
-        key, key_params = g.key_for("sb_value")
-        sql = (
-            f"SELECT {key} AS value, sum(n_rows) AS n_rows{totals} FROM (SELECT {quote_ident(g.column)} AS "
-            f"sb_value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1) AS by_value GROUP BY 1"
+        sql = Sql.compose(
+            "SELECT {key} AS value, sum(n_rows) AS n_rows{totals} FROM (SELECT {column} AS sb_value, "
+            "count(*) AS n_rows{sums} FROM {table} WHERE {where} GROUP BY 1) AS by_value GROUP BY 1",
+            key=g.key_for("sb_value"),
+            totals=totals,
+            column=quote_ident(g.column),
+            sums=sums,
+            table=table,
+            where=where,
         )
-        frame = con.execute(sql, [*key_params, *where[1]]).df()
     else:
-        key, key_params = g.key_for()
-        sql = f"SELECT {key} AS value, count(*) AS n_rows{sums} FROM {table} WHERE {where[0]} GROUP BY 1"
-        frame = con.execute(sql, [*key_params, *where[1]]).df()
+        sql = Sql.compose(
+            "SELECT {key} AS value, count(*) AS n_rows{sums} FROM {table} WHERE {where} GROUP BY 1",
+            key=g.key_for(),
+            sums=sums,
+            table=table,
+            where=where,
+        )
+    frame = con.execute(*sql).df()
     frame["value"] = g.label_of(frame["value"])
     return frame
 

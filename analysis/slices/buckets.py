@@ -28,7 +28,7 @@ from analysis.slices.grouping import capped_grouping, grouping
 from analysis.slices.model import Condition, Not, Or, Slice
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import and_all, quote_ident
+from analysis.store.sql import Sql, and_all, quote_ident
 
 BINARY_BUCKETS = ("TP", "TN", "FP confident", "FP", "FN confident", "FN", "unlabeled")
 MULTICLASS_BUCKETS = ("correct", "wrong", "unlabeled")
@@ -141,12 +141,14 @@ def bucket_counts(
     other = None
     if not g.order and g.kind == "categorical":  # very many values: the largest, and one group for the rest
         g, other = capped_grouping(con, project, g, where, BREAKDOWN_LIMIT)
-    b_sql, b_params = _buckets(con, project, where, confidence)
-    frame = con.execute(
-        f"SELECT {g.sql} AS value, {b_sql} AS bucket, count(*) AS n FROM {quote_ident(project.log_table)} "
-        f"WHERE {where[0]} GROUP BY 1, 2",
-        [*g.params, *b_params, *where[1]],
-    ).df()
+    query = Sql.compose(
+        "SELECT {value} AS value, {bucket} AS bucket, count(*) AS n FROM {log} WHERE {where} GROUP BY 1, 2",
+        value=(g.sql, g.params),
+        bucket=_buckets(con, project, where, confidence),
+        log=quote_ident(project.log_table),
+        where=where,
+    )
+    frame = con.execute(*query).df()
     values = list(g.order) if g.order else list(frame.groupby("value")["n"].sum().sort_values(ascending=False).index)
     present = set(frame["value"])
     values = [v for v in values if v in present and not (other and v == other["value"])]

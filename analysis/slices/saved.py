@@ -24,7 +24,7 @@ from analysis.slices.model import Slice
 from analysis.store.clock import utc_now
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 MAX_NAME = 200
 
@@ -183,13 +183,12 @@ def slice_history(con: duckdb.DuckDBPyConnection, project: Project, name: str) -
     return pd.DataFrame(out, columns=["revision", "description", "where", "versions", "stages", "deleted", "saved_at"])
 
 
-def _with_part(project: Project, slice_: Slice, scope: Scope) -> tuple[str, list]:
-    pred, pred_params = compile_slice(slice_, project)
-    where, params = scope.to_sql()
-    return (
-        f"SELECT *, CASE WHEN {pred} THEN 'slice' ELSE 'rest' END AS sb_part "
-        f"FROM {quote_ident(project.log_table)} WHERE {where}",
-        pred_params + params,
+def _with_part(project: Project, slice_: Slice, scope: Scope) -> Sql:
+    return Sql.compose(
+        "SELECT *, CASE WHEN {slice} THEN 'slice' ELSE 'rest' END AS sb_part FROM {log} WHERE {scope}",
+        slice=compile_slice(slice_, project),
+        log=quote_ident(project.log_table),
+        scope=scope.to_sql(),
     )
 
 
