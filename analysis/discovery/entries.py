@@ -16,7 +16,7 @@ from analysis.discovery.encode import (
 from analysis.discovery.fold import fold
 from analysis.discovery.result import COLUMNS, EXCESS_COLUMNS
 from analysis.discovery.significance import error_rate_interval
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 CANDIDATES_PER_ENTRY = 20  # slices considered per entry reported (most fold into a better one)
 
@@ -90,15 +90,16 @@ def add_intervals(con, enc: Encoding, table: pd.DataFrame) -> None:
     """Each reported slice's error-rate interval (its own sum of squares for a real-valued error)."""
     squares = [math.nan] * len(table)
     if not enc.binary_error and len(table):
-        sums, params = [], []
-        for codes in table["codes"]:
-            pred, pred_params = codes_sql(codes)
-            params += pred_params
-            e = quote_ident(ERROR_COLUMN)
-            sums.append(f"sum(CASE WHEN {pred} THEN {e} * {e} END)")
-        squares = list(
-            con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded", params + enc.params).fetchall()[0]
+        e = quote_ident(ERROR_COLUMN)
+        sums = Sql.join(
+            ", ",
+            [
+                Sql.compose("sum(CASE WHEN {slice} THEN {square} END)", slice=codes_sql(c), square=f"{e} * {e}")
+                for c in table["codes"]
+            ],
         )
+        query = Sql.compose("SELECT {sums} FROM ({rows}) AS encoded", sums=sums, rows=(enc.sql, enc.params))
+        squares = list(con.execute(*query).fetchall()[0])
     ceiling = 1.0 if enc.error == "brier" else None
     bounds = [
         error_rate_interval(s, e, q or 0.0, enc.binary_error, ceiling)
@@ -122,11 +123,10 @@ def mark_folded(con, enc: Encoding, table: pd.DataFrame, overlap: float) -> None
     common: dict[tuple[int, int], int] = {}
     if pairs:
         preds = [codes_sql(c) for c in table["codes"]]
-        sums, params = [], []
-        for i, j in pairs:
-            sums.append(f"count(*) FILTER (WHERE ({preds[i][0]}) AND ({preds[j][0]}))")
-            params += preds[i][1] + preds[j][1]
-        counts = con.execute(f"SELECT {', '.join(sums)} FROM ({enc.sql}) AS encoded", params + enc.params).fetchall()[0]
+        both = "count(*) FILTER (WHERE ({a}) AND ({b}))"
+        sums = Sql.join(", ", [Sql.compose(both, a=preds[i], b=preds[j]) for i, j in pairs])
+        query = Sql.compose("SELECT {sums} FROM ({rows}) AS encoded", sums=sums, rows=(enc.sql, enc.params))
+        counts = con.execute(*query).fetchall()[0]
         common = dict(zip(pairs, counts))
     folded = [np.nan] * len(table)
     for j in range(len(table)):

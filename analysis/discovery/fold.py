@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from analysis.discovery.encode import codes_sql
+from analysis.store.sql import Sql
 
 SLICES_PER_SCAN = 60  # slices whose membership packs into one integer per row
 
@@ -112,15 +113,19 @@ def jaccard_pairs(
             batch.append((i, j))
         done = set(batch)
         counted = [p for p in counted if p not in done]
-        bits, bound = [], []
-        for b, k in enumerate(involved):
-            sql, ps = codes_sql(codes[k])
-            bits.append(f"CASE WHEN {sql} THEN {1 << b} ELSE 0 END")
-            bound += ps
-        groups = con.execute(
-            f"SELECT CAST({' + '.join(bits)} AS BIGINT) AS m, count(*) AS n FROM ({source_sql}) AS sb_rows GROUP BY m",
-            bound + list(params),
-        ).fetchnumpy()
+        bits = Sql.join(
+            " + ",
+            [
+                Sql.compose("CASE WHEN {slice} THEN {bit} ELSE 0 END", slice=codes_sql(codes[k]), bit=str(1 << b))
+                for b, k in enumerate(involved)
+            ],
+        )
+        query = Sql.compose(
+            "SELECT CAST({bits} AS BIGINT) AS m, count(*) AS n FROM ({rows}) AS sb_rows GROUP BY m",
+            bits=bits,
+            rows=(source_sql, params),
+        )
+        groups = con.execute(*query).fetchnumpy()
         masks, counts = np.asarray(groups["m"], dtype=np.int64), np.asarray(groups["n"], dtype=np.int64)
         member = ((masks[:, None] >> np.arange(len(involved))[None, :]) & 1).astype(np.int64)
         common = member.T @ (member * counts[:, None])

@@ -147,18 +147,26 @@ def _leaf_sql(enc, allowed: dict, start: dict) -> Sql:
 
 def _count_leaves(con, enc, nodes: list[dict]) -> pd.DataFrame:
     """Rows and errors per leaf over all rows (one pass; a row matching no leaf would show as NULL)."""
-    cases, params = [], []
-    for node in nodes:
-        if node["leaf"]:
-            sql, p = _leaf_sql(enc, node["allowed"], nodes[0]["allowed"])
-            cases.append(f"WHEN {sql} THEN {int(node['id'])}")
-            params += p
-    e = quote_ident(ERROR_COLUMN)
-    return con.execute(
-        f"SELECT CASE {' '.join(cases)} END AS id, count(*) AS size, coalesce(sum({e}), 0) AS errors "
-        f"FROM ({enc.sql}) AS encoded GROUP BY 1",
-        params + enc.params,
-    ).df()
+    cases = Sql.join(
+        " ",
+        [
+            Sql.compose(
+                "WHEN {leaf} THEN {id}",
+                leaf=_leaf_sql(enc, node["allowed"], nodes[0]["allowed"]),
+                id=str(int(node["id"])),
+            )
+            for node in nodes
+            if node["leaf"]
+        ],
+    )
+    query = Sql.compose(
+        "SELECT CASE {cases} END AS id, count(*) AS size, coalesce(sum({e}), 0) AS errors "
+        "FROM ({rows}) AS encoded GROUP BY 1",
+        cases=cases,
+        e=quote_ident(ERROR_COLUMN),
+        rows=(enc.sql, enc.params),
+    )
+    return con.execute(*query).df()
 
 
 def _any_code(f: EncodedFeature, codes: set) -> Term:
