@@ -25,12 +25,13 @@ from urllib.parse import urlsplit
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from analysis.errors import ConfigError
 from analysis.reports.kinds import kind_of
 from analysis.reports.saved import Report
-from analysis.reports.tables import Cell, Table
 from analysis.store.paths import write_file, writing
 
 CSP = (
@@ -147,89 +148,61 @@ def note_html(text: str) -> str:
     return _note_renderer().render(text or "")
 
 
-def _cell(cell: Cell) -> str:
-    """A table cell: the formatted text; a number keeps its full value in ``data-value``."""
-    if cell.value is None or isinstance(cell.value, bool):
-        return f'<td class="text {cell.tone}">{html.escape(cell.text)}</td>'
-    return f'<td data-value="{cell.value!r}">{html.escape(cell.text)}</td>'
-
-
-def table_html(table: Table) -> str:
-    if not table.rows:
-        return ""
-    # A heading aligns as its column: text to the left, numbers to the right.
-    first = table.rows[0]
-    head = "".join(
-        f'<th class="{"text" if i == 0 or first[i].value is None else ""}">{html.escape(h)}</th>'
-        for i, h in enumerate(table.headings)
+@lru_cache(maxsize=1)
+def _template():
+    """The report's page (templates/report.html.j2), every value escaped unless marked safe."""
+    env = Environment(
+        loader=PackageLoader("analysis.reports", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,  # a name the template expects and the code forgot: an error, not a blank
+        keep_trailing_newline=True,
     )
-    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows)
-    note = f'<p class="sub">{html.escape(table.note)}</p>' if table.note else ""
-    return (
-        f'<div class="scroll"><table class="{table.name}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>{note}"
-    )
-
-
-def tables(block_tables: list[Table]) -> str:
-    """A block's tables as HTML (the same texts as the app's tables)."""
-    return "".join(table_html(t) for t in block_tables)
-
-
-def _pins(report: Report) -> str:
-    parts = [
-        "<h2>What this report shows</h2>",
-        f"<p>Project <b>{html.escape(report.project)}</b>. Each block shows the numbers computed at the time "
-        "written beside it, with these parameters and this data.</p>",
-    ]
-    for b in report.blocks:
-        params = {k: v for k, v in b.params.items() if k != "text"}
-        parts.append(
-            f"<h3>{html.escape(b.title)}</h3><p>{html.escape(kind_of(b.kind).title)}, computed "
-            f"{b.computed_at:%Y-%m-%d %H:%M} UTC</p>"
-        )
-        if params:
-            parts.append(f"<pre>{html.escape(json.dumps(params, indent=1, default=str))}</pre>")
-    if report.blocks:
-        fp = report.blocks[-1].fingerprint
-        parts.append("<h3>Data</h3><pre>" + html.escape(json.dumps(fp, indent=1)) + "</pre>")
-    return "\n".join(parts)
+    env.filters["python_repr"] = repr  # a number's full value in data-value, as Python writes it
+    return env.get_template("report.html.j2")
 
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (see the module docstring)."""
-    sections, scripts, n = [], [], 0
+    blocks, figures = [], []
     for b in report.blocks:
-        body = []
         kind = kind_of(b.kind)
-        said = kind.lines(b.snapshot)
-        if said:
-            body.append('<ul class="lines">' + "".join(f"<li>{html.escape(x)}</li>" for x in said) + "</ul>")
+        shown = []
         for fig in map(inert_figure, kind.figures(b.snapshot)):
-            n += 1
-            body.append(f'<div class="chart" data-figure="fig-{n}"></div>')
             spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")
-            scripts.append(f'<script type="application/json" id="fig-{n}">{spec}</script>')
-        if kind.text:
-            body.append(f'<div class="note">{note_html(b.snapshot["text"])}</div>')
-        else:
-            body.append(tables(kind.tables(b.snapshot)))
-        sections.append(
-            f'<section class="block" id="block-{b.block_id}" data-kind="{b.kind}">'
-            f"<h2>{html.escape(b.title)}</h2>{''.join(body)}</section>"
+            figures.append({"n": len(figures) + 1, "spec": Markup(spec)})  # JSON in a script: raw text
+            shown.append(figures[-1])
+        blocks.append(
+            {
+                "id": b.block_id,
+                "kind": b.kind,
+                "title": b.title,
+                "lines": kind.lines(b.snapshot),
+                "figures": shown,
+                "note": Markup(note_html(b.snapshot["text"])) if kind.text else None,
+                "tables": [] if kind.text else kind.tables(b.snapshot),
+            }
         )
-    exported = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    packed = f'<script id="sb-plotly" type="application/octet-stream">{_plotly_packed()}</script>' if n else ""
-    loader = f"<script>{LOADER}</script>" if n else '<script>document.body.dataset.charts = "ready";</script>'
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(report.title)}</title><style>{STYLE}</style></head><body>"
-        f'<header><h1>{html.escape(report.title)}</h1><p class="sub">Sliceboard report · project '
-        f"{html.escape(report.project)} · exported {exported}</p></header>"
-        f"<main>{''.join(sections)}</main><footer>{_pins(report)}</footer>"
-        f"{''.join(scripts)}{packed}{loader}</body></html>\n"
+    pins = [
+        {
+            "title": b.title,
+            "kind": kind_of(b.kind).title,
+            "computed": f"{b.computed_at:%Y-%m-%d %H:%M}",
+            "params": json.dumps(params, indent=1, default=str) if params else "",
+        }
+        for b in report.blocks
+        for params in [{k: v for k, v in b.params.items() if k != "text"}]
+    ]
+    return _template().render(
+        report=report,
+        csp=Markup(CSP),  # a constant with no double quote: written as it is
+        style=Markup(STYLE),
+        loader=Markup(LOADER),
+        packed=_plotly_packed() if figures else "",
+        exported=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        blocks=blocks,
+        figures=figures,
+        pins=pins,
+        data=json.dumps(report.blocks[-1].fingerprint, indent=1) if report.blocks else "",
     )
 
 
