@@ -14,20 +14,16 @@ from analysis import SliceboardError, get_project
 from analysis.reports import (
     add_block,
     default_report,
-    delete_block,
     delete_report,
-    edit_block,
     get_report,
     list_reports,
-    move_block,
     position_after,
     refresh,
     render_html,
     rerun,
 )
-from analysis.reports.kinds import kind_of
 from analysis.reports.tables import figure_text
-from pages.parts import _block_view, _ui, _writes
+from pages.parts import _report_blocks, _ui, _writes
 
 _ui.require_app()
 project_name = _ui.current_project()
@@ -71,22 +67,6 @@ def remove_report(report: str) -> None:
         st.session_state.pop("rep_name", None)
         st.session_state.pop("sb_report", None)
         st.query_params.pop("report", None)
-
-
-def remove_block(report: str, block_id: int, title: str) -> None:
-    cancel()
-    write(delete_block, report, block_id, done=f"Removed “{_ui.plain(title)}”.")
-
-
-def move(report: str, block_id: int, offset: int, title: str) -> None:
-    where = "up" if offset < 0 else "down"
-    write(move_block, report, block_id, offset, done=f"Moved “{_ui.plain(title)}” {where}.")
-
-
-def save(report: str, block_id: int, is_note: bool) -> None:
-    title = st.session_state.get(f"rep_title_{block_id}")
-    text = st.session_state.get(f"rep_text_{block_id}") if is_note else None
-    write(edit_block, report, block_id, title=title, text=text, done="Saved.")
 
 
 def keep_numbers(report: str) -> None:
@@ -191,60 +171,4 @@ if editable:
             if st.session_state.get("rep_error"):
                 _ui.show_error(SliceboardError(st.session_state.pop("rep_error")))
 
-for i, block in enumerate(report.blocks):
-    with st.container(border=True):
-        head = st.columns([4.5, 1, 1.2, 1.3])  # wide enough for "Down" and "Remove" beside their icons
-        head[0].subheader(_ui.plain(block.title))
-        head[0].caption(f"{kind_of(block.kind).title} · computed {block.computed_at:%Y-%m-%d %H:%M} UTC")
-        if editable:
-            head[1].button(
-                "Up",
-                key=f"rep_up_{block.block_id}",
-                disabled=i == 0,
-                icon=":material/arrow_upward:",
-                on_click=move,
-                args=(name, block.block_id, -1, block.title),
-            )
-            head[2].button(
-                "Down",
-                key=f"rep_down_{block.block_id}",
-                disabled=i == len(report.blocks) - 1,
-                icon=":material/arrow_downward:",
-                on_click=move,
-                args=(name, block.block_id, 1, block.title),
-            )
-            head[3].button(
-                "Remove",
-                key=f"rep_rm_{block.block_id}",
-                icon=":material/close:",
-                on_click=ask,
-                args=(("block", block.block_id),),
-            )
-            if confirm == ("block", block.block_id):
-                st.warning(
-                    f"Remove “{_ui.plain(block.title)}” from this report? This cannot be undone.",
-                    icon=":material/delete:",
-                )
-                a, b = st.columns([1, 5])
-                a.button(
-                    "Remove it",
-                    key=f"rep_rm_yes_{block.block_id}",
-                    type="primary",
-                    on_click=remove_block,
-                    args=(name, block.block_id, block.title),
-                )
-                b.button("Keep it", key=f"rep_rm_no_{block.block_id}", on_click=cancel)
-        _block_view.draw_block(block.kind, block.snapshot, key=f"rep_{block.block_id}")
-        if not editable:
-            continue
-        text = kind_of(block.kind).text  # a note's words can be edited; other blocks only renamed
-        with st.expander("Edit" if text else "Rename"):
-            st.text_input("Title", block.title, key=f"rep_title_{block.block_id}")
-            if text:
-                st.text_area("Text", block.snapshot["text"], key=f"rep_text_{block.block_id}")
-            st.button(
-                "Save",
-                key=f"rep_save_{block.block_id}",
-                on_click=save,
-                args=(name, block.block_id, text),
-            )
+_report_blocks.draw(report, name, write, editable=editable, confirm=confirm, ask=ask, cancel=cancel)
