@@ -15,7 +15,7 @@ from analysis.overview import project_summary
 from analysis.slices.grouping import GROUPABLE
 from analysis.store.scope import Scope
 from pages.parts import _discover_views as views
-from pages.parts import _report_ui, _slow, _ui
+from pages.parts import _report_ui, _slow, _ui, _url
 
 _ui.require_app()
 
@@ -34,38 +34,20 @@ VIEWS = ["Slices", "Error tree"]
 errors = [*error_choices(project), EXPRESSION]
 
 
-def _from_url(key: str, param: str, choices=None, cast=None, default=None):
-    """Seed a widget's state from the URL once (a link reproduces the view)."""
-    if key in st.session_state:
-        return
-    wanted = st.query_params.get(param)
-    try:
-        value = default if wanted is None else (cast(wanted) if cast else wanted)
-    except ValueError:
-        value = default
-    if choices is not None and value not in choices:
-        value = default
-    st.session_state[key] = value
-
-
 if st.session_state.get("dc_for", project_name) != project_name:  # another project: its own versions and stages
     for key in ("dc_version", "dc_stages", "dc_against", "dc_error"):
         st.session_state.pop(key, None)
     for param in ("version", "stage", "against", "error"):
         st.query_params.pop(param, None)
 st.session_state["dc_for"] = project_name
-_from_url("dc_version", "version", summary.versions, default=summary.versions[0])
-_from_url("dc_ranking", "ranking", AGAINST, default="expected")
-_from_url("dc_error", "error", errors, default=errors[0])
-_from_url("dc_level", "level", range(1, 5), int, 3)
-_from_url("dc_top", "top", range(1, 51), int, 10)
-_from_url("dc_support", "support", None, float, 0.01)
-_from_url("dc_view", "view", VIEWS, default=VIEWS[0])
-if "dc_stages" not in st.session_state:
-    wanted = [s for s in st.query_params.get_all("stage") if s in summary.stages]
-    st.session_state["dc_stages"] = wanted or list(summary.stages)
-if not 0.0005 <= st.session_state["dc_support"] <= 0.5:
-    st.session_state["dc_support"] = 0.01
+_url.start_choice("dc_version", "version", summary.versions, summary.versions[0])
+_url.start_choice("dc_ranking", "ranking", list(AGAINST), "expected")
+_url.start_choice("dc_error", "error", errors, errors[0])
+_url.start_number("dc_level", "level", 1, 4, 3, int)
+_url.start_number("dc_top", "top", 1, 50, 10, int)
+_url.start_number("dc_support", "support", 0.0005, 0.5, 0.01)
+_url.start_choice("dc_view", "view", VIEWS, VIEWS[0])
+_url.start_choices("dc_stages", "stage", summary.stages, summary.stages)
 
 a, b, c = st.columns(3)
 version = a.selectbox("Model version", summary.versions, key="dc_version")
@@ -96,9 +78,7 @@ if ranking == "version":
     if not others:
         st.info("This project has one version: there is no other version to hold it against.")
         st.stop()
-    _from_url("dc_against", "against", others, default=others[0])
-    if st.session_state["dc_against"] not in others:
-        st.session_state["dc_against"] = others[0]
+    _url.start_choice("dc_against", "against", others, others[0])
     against = r2.selectbox("Against version", others, key="dc_against")
 
 if error == EXPRESSION:
@@ -166,23 +146,22 @@ view = st.radio("View", VIEWS, horizontal=True, key="dc_view", label_visibility=
 st.query_params["view"] = view
 if view == "Slices":  # only the chosen view is computed
     words = RANKING_WORDS[ranking] if ranking != "version" else f"worse than {against}"
+    search = {
+        "scope": scope,
+        "error": error,
+        "columns": tuple(chosen),
+        "max_level": int(max_level),
+        "top_k": int(top_k),
+        "min_support": float(support),
+        "alpha": float(alpha),
+        "rank_by": rank_by,
+        "bins": int(bins),
+        "ranking": ranking,
+        "other_version": against,
+    }
     result = None
     with _ui.readable_errors():  # on millions of rows a search takes seconds: computed on a worker
-        result = _slow.answer(
-            discover,
-            project_name,
-            scope=scope,
-            error=error,
-            columns=tuple(chosen),
-            max_level=int(max_level),
-            top_k=int(top_k),
-            min_support=float(support),
-            alpha=float(alpha),
-            rank_by=rank_by,
-            bins=int(bins),
-            ranking=ranking,
-            other_version=against,
-        )
+        result = _slow.answer(discover, project_name, **search)
     if isinstance(result, _slow.Pending):
         _slow.show_pending(result, f"Searching slices ({words})")
         st.stop()
@@ -190,29 +169,8 @@ if view == "Slices":  # only the chosen view is computed
         st.stop()
     st.status(views.searched(result), state="complete", expanded=False)
     views.found_view(project_name, project, version, error, result)
-    _report_ui.add_to_report(
-        project_name,
-        [
-            (
-                "These discovered slices",
-                "discovery",
-                {
-                    "scope": scope,
-                    "error": error,
-                    "columns": chosen,
-                    "max_level": int(max_level),
-                    "top_k": int(top_k),
-                    "min_support": float(support),
-                    "alpha": float(alpha),
-                    "bins": int(bins),
-                    "rank_by": rank_by,
-                    "ranking": ranking,
-                    "other_version": against,
-                },
-            )
-        ],
-        key="dc_report",
-    )
+    pinned = {**search, "columns": list(chosen)}
+    _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", pinned)], key="dc_report")
 else:
     t1, t2 = st.columns([4, 1])
     depth = t1.slider("Depth", 1, 6, 3, key="dc_depth")

@@ -21,6 +21,19 @@ def start_choice(key: str, param: str, options: list, default) -> None:
     st.session_state[key] = wanted if wanted in options else default
 
 
+def start_number(key: str, param: str, low: float, high: float, default, cast=float) -> None:
+    """Session state for a number input: the URL's value if it reads as a number in
+    ``[low, high]``, else ``default`` (a value out of range is reset too)."""
+    held = st.session_state.get(key)
+    if held is not None and low <= held <= high:
+        return
+    try:
+        wanted = cast(st.query_params.get(param))
+    except (TypeError, ValueError):
+        wanted = None
+    st.session_state[key] = wanted if wanted is not None and low <= wanted <= high else default
+
+
 def start_choices(key: str, param: str, options: list, default: list) -> None:
     """Session state for a several-of widget: the URL's repeated values that are options,
     else ``default``; picks that are no longer options are dropped."""
