@@ -13,9 +13,7 @@ import streamlit as st
 from analysis import SliceboardError, get_project
 from analysis.valsets import (
     commit,
-    create_set,
     delete_set,
-    diff,
     evaluate,
     history,
     list_sets,
@@ -53,25 +51,6 @@ def switcher(label: str, options: list[str], key: str, param: str, default: str)
     if st.query_params.get(param) != URL_VIEWS[choice]:
         st.query_params[param] = URL_VIEWS[choice]
     return choice
-
-
-def do_create() -> None:
-    name = st.session_state.get("vs_new_name", "")
-    tags = st.session_state.get("vs_new_tags", "")
-    criteria = st.session_state.get("vs_new_criteria", "")
-    done = write(
-        create_set,
-        name,
-        description=st.session_state.get("vs_new_description", ""),
-        owner=st.session_state.get("vs_new_owner", ""),
-        tags=[t for t in tags.split(",")],
-        criteria=[c for c in criteria.splitlines() if c.strip()],
-        done=f"Created the set “{_ui.plain(name.strip())}”.",
-    )
-    if done is not None:
-        st.session_state["vs_open"] = done.name
-        for key in ("vs_new_name", "vs_new_description", "vs_new_owner", "vs_new_tags", "vs_new_criteria"):
-            st.session_state[key] = ""
 
 
 def do_remove(name: str, picked: list) -> None:
@@ -118,19 +97,8 @@ left, right = st.columns([3, 2])
 with left:
     views.table(sets, key="vs_list")
 if not _ui.read_only():  # read-only mode: no new set
-    with right.form("vs_create"):
-        st.markdown("##### New set")
-        st.text_input("Name", key="vs_new_name")
-        st.text_input("Description", key="vs_new_description")
-        st.text_input("Owner (optional)", key="vs_new_owner")
-        st.text_input("Tags (comma-separated)", key="vs_new_tags")
-        st.text_area(
-            "Pass criteria, one per line",
-            key="vs_new_criteria",
-            height=68,
-            placeholder=views.CRITERIA_EXAMPLE.get(project.task, ""),
-        )
-        st.form_submit_button("Create", on_click=do_create)
+    with right:
+        views.create_form(project, write)
 if sets.empty:
     st.info("No validation sets yet: create one here, or promote a slice's errors from the Slices page.")
     st.stop()
@@ -193,24 +161,7 @@ if part == DRAFT:
                 "Commit the draft as a new version", type="primary", on_click=do_commit, args=(chosen,)
             )
 elif part == HISTORY:
-    versions = _ui.query(history, project_name, name=chosen)
-    views.table(versions, key=f"vs_history_{chosen}")
-    options = ["draft", *[int(v) for v in sorted(versions["version"])]]
-    c, d = st.columns(2)
-    old = c.selectbox("From", options, index=max(0, len(options) - 1), key="vs_diff_old")
-    new = d.selectbox("To", options, index=0, key="vs_diff_new")
-    changes = _ui.query(diff, project_name, name=chosen, old=old, new=new)
-    if changes.empty:
-        st.caption(
-            f"No change between {'the draft' if old == 'draft' else f'version {old}'} and "
-            f"{'the draft' if new == 'draft' else f'version {new}'}."
-        )
-    else:
-        st.caption(
-            f"{int((changes['change'] == 'added').sum()):,} added, "
-            f"{int((changes['change'] == 'removed').sum()):,} removed"
-        )
-        views.table(changes, key="vs_diff")
+    views.history_view(project_name, chosen)
 else:
     versions = _ui.query(history, project_name, name=chosen)
     views.export_view(project_name, project, chosen, [int(v) for v in versions["version"]])

@@ -14,7 +14,7 @@ from analysis.reports.blocks import records
 from analysis.reports.html import inert_figure
 from analysis.reports.kinds import kind_of
 from analysis.store.paths import safe_file_name
-from analysis.valsets import export_bytes, ingest_scores
+from analysis.valsets import create_set, diff, export_bytes, history, ingest_scores
 from pages.parts import _files, _ui
 
 EXPORT_MIME = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
@@ -176,3 +176,62 @@ def export_view(project_name: str, project, name: str, versions: list[int]) -> N
             st.success(done)
         except SliceboardError as exc:
             _ui.show_error(exc)
+
+
+def create_form(project, write) -> None:
+    """The form that creates a set (name, description, owner, tags, pass criteria); the
+    write runs in the Create button's callback, and the new set opens."""
+
+    def do_create() -> None:
+        name = st.session_state.get("vs_new_name", "")
+        tags = st.session_state.get("vs_new_tags", "")
+        criteria = st.session_state.get("vs_new_criteria", "")
+        done = write(
+            create_set,
+            name,
+            description=st.session_state.get("vs_new_description", ""),
+            owner=st.session_state.get("vs_new_owner", ""),
+            tags=[t for t in tags.split(",")],
+            criteria=[c for c in criteria.splitlines() if c.strip()],
+            done=f"Created the set “{_ui.plain(name.strip())}”.",
+        )
+        if done is not None:
+            st.session_state["vs_open"] = done.name
+            for key in ("vs_new_name", "vs_new_description", "vs_new_owner", "vs_new_tags", "vs_new_criteria"):
+                st.session_state[key] = ""
+
+    with st.form("vs_create"):
+        st.markdown("##### New set")
+        st.text_input("Name", key="vs_new_name")
+        st.text_input("Description", key="vs_new_description")
+        st.text_input("Owner (optional)", key="vs_new_owner")
+        st.text_input("Tags (comma-separated)", key="vs_new_tags")
+        st.text_area(
+            "Pass criteria, one per line",
+            key="vs_new_criteria",
+            height=68,
+            placeholder=CRITERIA_EXAMPLE.get(project.task, ""),
+        )
+        st.form_submit_button("Create", on_click=do_create)
+
+
+def history_view(project_name: str, chosen: str) -> None:
+    """A set's committed versions, and what changed between any two (or the draft)."""
+    versions = _ui.query(history, project_name, name=chosen)
+    table(versions, key=f"vs_history_{chosen}")
+    options = ["draft", *[int(v) for v in sorted(versions["version"])]]
+    c, d = st.columns(2)
+    old = c.selectbox("From", options, index=max(0, len(options) - 1), key="vs_diff_old")
+    new = d.selectbox("To", options, index=0, key="vs_diff_new")
+    changes = _ui.query(diff, project_name, name=chosen, old=old, new=new)
+    if changes.empty:
+        st.caption(
+            f"No change between {'the draft' if old == 'draft' else f'version {old}'} and "
+            f"{'the draft' if new == 'draft' else f'version {new}'}."
+        )
+    else:
+        st.caption(
+            f"{int((changes['change'] == 'added').sum()):,} added, "
+            f"{int((changes['change'] == 'removed').sum()):,} removed"
+        )
+        table(changes, key="vs_diff")
