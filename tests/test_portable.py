@@ -158,3 +158,23 @@ def test_the_cut_points_sample_examples_by_key(recorded):
 )
 def test_banned_constructs_are_named(sql, problem):
     assert any(problem in p for p in spark_problems(sql)), spark_problems(sql)
+
+
+def test_both_engines_answer_through_one_connection_surface(tmp_path):
+    """The analyses take a connection: DuckDB's, or the Spark one that translates their SQL.
+    Both have what analysis.engines.connection declares, and so do their results."""
+    import duckdb
+
+    from analysis.engines.connection import Connection, Result
+    from analysis.engines.spark import SparkConnection, SparkResult
+
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    assert isinstance(con, Connection)
+    assert isinstance(con.execute("SELECT ? AS x", [1]), Result)
+    missing = [
+        name
+        for protocol, cls in ((Connection, SparkConnection), (Result, SparkResult))
+        for name in (n for n in vars(protocol) if not n.startswith("_"))
+        if not hasattr(cls, name)
+    ]
+    assert not missing

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
+from analysis.engines.connection import Connection
 from analysis.engines.spark import SparkConnection, register_external, spark_message
 from analysis.errors import ConfigError
 from analysis.store.project import Project
@@ -285,9 +286,10 @@ def _new_session(remote: str):
 
 
 @contextmanager
-def engine_connection(con, project: Project, settings: EngineSettings | None = None) -> Iterator:
+def engine_connection(con, project: Project, settings: EngineSettings | None = None) -> Iterator[Connection]:
     """``con`` itself on DuckDB; on Spark, a :class:`~analysis.engines.spark.SparkConnection` with
-    the project's log registered (``settings`` default to the project's own)."""
+    the project's log registered (``settings`` default to the project's own). Either is a
+    :class:`~analysis.engines.connection.Connection`: what every analysis takes."""
     settings = (settings or get_settings(con, project)).check()
     if settings.engine == "duckdb":
         yield con
