@@ -24,7 +24,7 @@ from analysis.slices.grouping import CUT_SAMPLE, GROUPABLE, MISSING, CutSample, 
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.stats.tests import paired_mean_tests, paired_tests, unpaired_slice_tests, welch_tests
 from analysis.store.project import Project
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 # -- slices --------------------------------------------------------------------------------------
 
@@ -184,12 +184,12 @@ def _grouped(con, keys: list[_Key], aggregates: list[str], source: tuple[str, li
         frames.append(_grouping_sets(con, features, aggregates, source))
     predicates = [k for k in keys if k.where is not None]
     if predicates:
-        selects = [
-            f"SELECT {i} AS sb_key, count(*) AS sb_n, {', '.join(aggregates)} FROM ({source[0]}) AS s WHERE {k.where}"
+        scan = "SELECT {key} AS sb_key, count(*) AS sb_n, {aggregates} FROM ({rows}) AS s WHERE {slice}"
+        scans = [
+            Sql.compose(scan, key=str(i), aggregates=", ".join(aggregates), rows=source, slice=(k.where, k.params))
             for i, k in enumerate(predicates)
         ]
-        params = [p for k in predicates for p in (*source[1], *k.params)]
-        frame = con.execute(" UNION ALL ".join(selects), params).df()
+        frame = con.execute(*Sql.join(" UNION ALL ", scans)).df()
         frame = frame[frame["sb_n"] > 0]  # an empty slice has no group, as in a grouping set
         frame = frame.assign(key=[predicates[int(i)].name for i in frame["sb_key"]], value="in")
         frames.append(frame.drop(columns=["sb_key", "sb_n"]))
