@@ -583,3 +583,33 @@ def test_the_presentations_big_numbers_are_the_tasks_headline(project_db):
     assert shown[-1] == "ROC AUC"
     older = {k: v for k, v in comp.snapshot.items() if k != "task"}
     assert [c.label for c in kind_of("comparison").cards(older)][-1] == "Accuracy"
+
+
+def test_a_stored_block_that_does_not_fit_its_kind_says_so_in_its_place(project_db, monkeypatch):
+    """Each kind declares what its stored numbers hold (a model checked when a block is
+    computed and when it is shown). A stored snapshot that does not fit is refused by name:
+    the Reports page and the export say so in that block's place and show the others."""
+    from test_app import open_page
+
+    from analysis.reports.blocks import lines, tables
+
+    store, _ = project_db
+    with store.write() as con:
+        project = get_project(con, "p")
+        add_block(con, project, "mixed", "note", {"text": "We ship on Monday."}, title="Decision")
+        broken = add_block(con, project, "mixed", "series", VIEWS["series"], title="Broken")
+        con.execute(
+            "UPDATE sb_report_blocks SET snapshot = ? WHERE block_id = ?",
+            [json.dumps({"rows": "not a list"}), broken.block_id],
+        )
+        report = get_report(con, project, "mixed")
+    said = "The stored numbers of this over time block cannot be read: rows: Input should be a valid list."
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        lines("series", report.blocks[1].snapshot)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        tables("series", report.blocks[1].snapshot)
+    page = render_html(report)
+    assert said in page and "We ship on Monday." in page
+    at = open_page(monkeypatch, store.path, "pages/reports.py", project="p", report="mixed")
+    assert [w.value for w in at.warning] == [said]
+    assert any("We ship on Monday." in e.proto.body for e in at.get("html"))  # the other block is shown

@@ -26,7 +26,9 @@ def compute(con: duckdb.DuckDBPyConnection, project: Project, kind: str, params:
     """The block's snapshot: the numbers it shows, as plain values. A comparison or gate
     block can take an already computed ``comparison`` of the same parameters."""
     k = kind_of(kind)
-    return plain(k.compute(con, project, params, comparison if k.uses_comparison else None))
+    snapshot = plain(k.compute(con, project, params, comparison if k.uses_comparison else None))
+    k.check(snapshot)  # what is stored is what the kind declares
+    return snapshot
 
 
 def comparison_for(con: duckdb.DuckDBPyConnection, project: Project, params: dict):
@@ -56,16 +58,24 @@ def differences(kind: str, old: dict, new: dict) -> list[tuple[str, object, obje
     return out
 
 
+def shown(kind: str, snapshot: dict):
+    """The kind of a block whose stored ``snapshot`` it can show (a readable
+    :class:`ConfigError` naming the field that does not fit)."""
+    k = kind_of(kind)
+    k.check(snapshot)
+    return k
+
+
 def lines(kind: str, snapshot: dict) -> list[str]:
     """The block's sentences, in plain language."""
-    return kind_of(kind).lines(snapshot)
+    return shown(kind, snapshot).lines(snapshot)
 
 
 def tables(kind: str, snapshot: dict) -> list:
     """The block's tables, every figure formatted."""
-    return kind_of(kind).tables(snapshot)
+    return shown(kind, snapshot).tables(snapshot)
 
 
 def figures(kind: str, snapshot: dict) -> list:
     """The block's charts."""
-    return kind_of(kind).figures(snapshot)
+    return shown(kind, snapshot).figures(snapshot)

@@ -166,6 +166,12 @@ def render_html(report: Report) -> str:
     blocks, figures = [], []
     for b in report.blocks:
         kind = kind_of(b.kind)
+        try:
+            kind.check(b.snapshot)
+        except ConfigError as exc:  # the block says why in its place; the others are shown
+            problem = {"id": b.block_id, "kind": b.kind, "title": b.title, "figures": [], "tables": []}
+            blocks.append({**problem, "lines": [str(exc)], "note": None})
+            continue
         shown = []
         for fig in map(inert_figure, kind.figures(b.snapshot)):
             spec = pio.to_json(fig, validate=False, pretty=False, engine="json").replace("</", "<\\/")

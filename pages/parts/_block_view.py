@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from analysis.errors import ConfigError
 from analysis.palette import FAIL, PASS
 from analysis.reports.html import inert_figure
 from analysis.reports.kinds import Card, kind_of
@@ -15,8 +16,14 @@ from pages.parts import _ui
 
 
 def draw_block(kind_name: str, snapshot: dict, *, key: str, big: bool = False) -> None:
-    """The block's plain-language lines, charts and (unless ``big``) its main table."""
+    """The block's plain-language lines, charts and (unless ``big``) its main table; stored
+    numbers that do not fit the kind are said so in the block's place."""
     kind = kind_of(kind_name)
+    try:
+        kind.check(snapshot)
+    except ConfigError as exc:
+        st.warning(str(exc), icon=":material/error:")
+        return
     said = [_ui.plain(x) for x in kind.lines(snapshot)]  # sentences quoting names and values
     if kind.text:
         _ui.note(snapshot["text"])  # Markdown without images, raw HTML or links to other hosts

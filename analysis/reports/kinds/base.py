@@ -23,15 +23,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from analysis.errors import ConfigError
 from analysis.metrics.product import ProductMetric, list_metrics
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
+
+
+class Snapshot(BaseModel):
+    """The declared fields of a kind's stored numbers, checked when a block is computed and
+    when it is shown. A field that an earlier version did not store has a default; fields
+    beyond these are allowed (a snapshot written by a later version still reads)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+Rows = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class BlockKind:
     text: bool = False  # drawn as Markdown, with no tables
     uses_comparison: bool = False  # can take a comparison computed once for several blocks
     summary_first: bool = True  # its first line sums up the rest (the presentation's heading)
+    snapshot_model: type[Snapshot] = Snapshot  # what its stored numbers hold
 
     def pin(self, con: duckdb.DuckDBPyConnection, project: Project, view: dict) -> dict:
         raise NotImplementedError
@@ -62,6 +76,17 @@ class BlockKind:
 
     def numbers(self, snapshot: dict) -> dict[str, object]:
         raise NotImplementedError
+
+    def check(self, snapshot) -> None:
+        """Refuse stored numbers that do not fit :attr:`snapshot_model`, naming the field."""
+        try:
+            self.snapshot_model.model_validate(snapshot)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "the snapshot"
+            raise ConfigError(
+                f"The stored numbers of this {self.title.lower()} block cannot be read: {where}: {err['msg']}."
+            ) from None
 
     def default_title(self, params: dict) -> str:
         return self.title

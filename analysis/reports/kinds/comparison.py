@@ -3,6 +3,8 @@ slices where the candidate is worse or better (the regressions and improvements 
 
 from __future__ import annotations
 
+from typing import Any
+
 from analysis.metrics.registry import HEADLINES, headline_metrics, is_headline
 from analysis.numbers import (
     format_delta,
@@ -20,6 +22,8 @@ from analysis.palette import BETTER, NEUTRAL, WORSE
 from analysis.reports.kinds.base import (
     BlockKind,
     Card,
+    Rows,
+    Snapshot,
     compared_title,
     metrics_of,
     pinned_sides,
@@ -76,9 +80,30 @@ def comparison_of(con, project, params: dict, discovered: int):
     )
 
 
+class ComparisonSnapshot(Snapshot):
+    task: str | None = None
+    baseline: str
+    candidate: str
+    method: str = ""
+    paired: bool = False
+    n_pairs: int | None = None
+    rows: list[Any] = []
+    overall: Rows
+    slices: Rows = []
+    n_slices: int = 0
+    n_regressions: int = 0
+    n_improvements: int = 0
+    product_metrics: Rows = []
+    start: str | None = None
+    end: str | None = None
+    window: dict[str, Any] | None = None
+    window_sentence: str = ""
+
+
 class Comparison(BlockKind):
     name = "comparison"
     title = "Comparison"
+    snapshot_model = ComparisonSnapshot
     uses_comparison = True
 
     def pin(self, con, project, view: dict) -> dict:

@@ -3,10 +3,12 @@ test of each."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from analysis.discovery.shown import error_words, format_error
 from analysis.numbers import format_p, missing
 from analysis.palette import NEUTRAL, WORSE
-from analysis.reports.kinds.base import BlockKind, pinned_scope, records, scope_of
+from analysis.reports.kinds.base import BlockKind, Rows, Snapshot, pinned_scope, records, scope_of
 from analysis.reports.tables import Table, count, error_measure, interval, number, p_value, text, value
 
 SLICE_COLUMNS = [
@@ -29,9 +31,22 @@ SLICE_COLUMNS = [
 ]
 
 
+class DiscoverySnapshot(Snapshot):
+    error: str
+    n_rows: int
+    mean_error: float | None = None
+    slices: Rows
+    features: list[str] = []
+    ranking: str = "error"
+    ranking_words: str | None = None
+    other_version: str | None = None
+    scope: dict[str, Any] = {}
+
+
 class Discovery(BlockKind):
     name = "discovery"
     title = "Discovered slices"
+    snapshot_model = DiscoverySnapshot
 
     def pin(self, con, project, view: dict) -> dict:
         view = dict(view)

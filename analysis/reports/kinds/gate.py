@@ -4,15 +4,28 @@ with one line per criterion."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
-from analysis.reports.kinds.base import BlockKind, Card, compared_title, plain, side_label
+from analysis.reports.kinds.base import BlockKind, Card, Rows, Snapshot, compared_title, plain, side_label
 from analysis.reports.kinds.comparison import comparison_of, pinned_comparison
 from analysis.reports.tables import Table, text, verdict
+
+
+class GateSnapshot(Snapshot):
+    passed: bool
+    lines: list[str] = []
+    method: str = ""
+    window_sentence: str = ""
+    baseline: str = ""
+    candidate: str = ""
+    results: Rows
+    criteria: dict[str, Any] = {}
 
 
 class Gate(BlockKind):
     name = "gate"
     title = "Deployment gate"
+    snapshot_model = GateSnapshot
     uses_comparison = True
 
     def pin(self, con, project, view: dict) -> dict:

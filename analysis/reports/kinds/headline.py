@@ -12,6 +12,8 @@ from analysis.palette import BASELINE as BASE
 from analysis.reports.kinds.base import (
     BlockKind,
     Card,
+    Rows,
+    Snapshot,
     metric_defs,
     metrics_of,
     pinned_scope,
@@ -24,9 +26,17 @@ from analysis.store.scope import Scope
 from analysis.store.sql import quote_ident
 
 
+class HeadlineSnapshot(Snapshot):
+    task: str | None = None
+    metrics: list[str] = []
+    rows: Rows
+    product_metrics: Rows = []
+
+
 class Headline(BlockKind):
     name = "headline"
     title = "Headline numbers"
+    snapshot_model = HeadlineSnapshot
     summary_first = False  # one line per version, none above the others
 
     def pin(self, con, project, view: dict) -> dict:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from analysis.errors import ConfigError
-from analysis.reports.kinds.base import BlockKind
+from analysis.reports.kinds.base import BlockKind, Snapshot
 
 MAX_CHARACTERS = 20_000
+
+
+class NoteSnapshot(Snapshot):
+    text: str
 
 
 class Note(BlockKind):
     name = "note"
     title = "Note"
+    snapshot_model = NoteSnapshot
     text = True
 
     def pin(self, con, project, view: dict) -> dict:

@@ -8,14 +8,32 @@ from analysis.metrics.registry import headline_metrics
 from analysis.numbers import metric_name
 from analysis.palette import BASELINE as BASE
 from analysis.palette import CANDIDATE as CAND
-from analysis.reports.kinds.base import BlockKind, compared_title, pinned_sides, records, side_label, side_of
+from analysis.reports.kinds.base import (
+    BlockKind,
+    Rows,
+    Snapshot,
+    compared_title,
+    pinned_sides,
+    records,
+    side_label,
+    side_of,
+)
 
 BEFORE_PINNED = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
+
+
+class SeriesSnapshot(Snapshot):
+    headline: str = "accuracy"  # a block pinned before the headline was stored showed accuracy
+    rows: Rows
+    product_metrics: Rows = []
+    baseline: str = ""
+    candidate: str = ""
 
 
 class Series(BlockKind):
     name = "series"
     title = "Over time"
+    snapshot_model = SeriesSnapshot
 
     def pin(self, con, project, view: dict) -> dict:
         view = dict(view)

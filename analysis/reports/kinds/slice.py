@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from analysis.numbers import format_value, metric_name, metric_title, p_words
 from analysis.numbers import format_value as show
 from analysis.palette import BASELINE as BASE
 from analysis.palette import CANDIDATE as CAND
 from analysis.palette import NEUTRAL
-from analysis.reports.kinds.base import BlockKind, pinned_scope, records, scope_of
+from analysis.reports.kinds.base import BlockKind, Rows, Snapshot, pinned_scope, records, scope_of
 from analysis.reports.tables import Table, count, delta, interval, p_value, text, value
 from analysis.slices import Slice
+
+
+class SliceSnapshot(Snapshot):
+    where: str = ""
+    name: str = ""
+    metrics: list[str] = []
+    parts: Rows
+    comparison: Rows = []
+    scope: dict[str, Any] = {}
 
 
 class SliceBlock(BlockKind):
     name = "slice"
     title = "Slice"
+    snapshot_model = SliceSnapshot
 
     def pin(self, con, project, view: dict) -> dict:
         view = dict(view)

@@ -3,21 +3,30 @@ pass criteria."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.numbers import metric_name
 from analysis.palette import VERDICT_LEVEL, verdict_scale
-from analysis.reports.kinds.base import BlockKind, records
+from analysis.reports.kinds.base import BlockKind, Rows, Snapshot, records
 from analysis.reports.tables import Table, count, interval, text, value, verdict
 
 # The figure a set is judged by, per task (as the Validation sets page shows it).
 SET_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
 
 
+class ValidationSetsSnapshot(Snapshot):
+    metric: str | None = None
+    rows: Rows
+    sets: Any = None
+
+
 class ValidationSets(BlockKind):
     name = "valsets"
     title = "Validation sets"
+    snapshot_model = ValidationSetsSnapshot
 
     def pin(self, con, project, view: dict) -> dict:
         from analysis.valsets import list_sets  # engine: see kinds/__init__
