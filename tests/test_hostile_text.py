@@ -338,3 +338,13 @@ def test_urls_in_user_text_are_never_turned_into_links(text):
     shown = plain(text)
     assert not re.search(r"(?i)[a-z]:?//|www\.|\w\\?@", shown.replace("\\:", ":"))
     assert literal(shown).replace(WORD_JOINER, "") == text
+
+
+def test_chart_text_keeps_quotes_as_written():
+    """Plotly reads &lt; &gt; &amp; in a label but shows &quot; as written (checked in
+    Chromium): a slice such as `Region Name` = "Île-de-France" keeps its quotes, markup stays text."""
+    from pages.parts._ui import chart_text
+
+    assert chart_text('`Region Name` = "Île-de-France" <b>x</b> & y') == (
+        '`Region Name` = "Île-de-France" &lt;b&gt;x&lt;/b&gt; &amp; y'
+    )

@@ -74,7 +74,7 @@ def plain(text) -> str:
 
 def chart_text(text) -> str:
     """User text inside a plotly title or label, which reads a little HTML: shown literally."""
-    return html.escape("" if text is None else str(text))
+    return html.escape("" if text is None else str(text), quote=False)  # plotly shows &quot; as written
 
 
 def note(text: str) -> None:
