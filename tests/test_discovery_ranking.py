@@ -377,6 +377,10 @@ def test_report_block_says_which_ranking(tmp_path):
     assert [r["where"] for r in snap["slices"]] == list(found.slices["where"])
     words = lines("discovery", snap)
     assert words[0].startswith("Ranked by: worse than its scores predict.")
+    # how many of the ranked slices are findings: the engine's significant ones, no more
+    kept = found.slices[found.slices["folded_under"].isna()]
+    significant = int((kept["q_value"] < 0.05).sum())
+    assert f"{significant or 'none'} of them significant (q < 0.05)" in words[0]
     first = found.slices.iloc[0]
     assert f"where its scores predict {100 * first['expected_rate']:.1f}%" in words[1]
     # a snapshot made before the rankings reads as plain error

@@ -115,10 +115,12 @@ class Discovery(BlockKind):
         if not kept:
             return [f"Ranked by: {words}. No slice stands out."]
         what, error = error_words(s["error"]), s["error"]
-        if ranking == "error":
-            head = f"{len(kept)} slices with the most {what}"
-        else:
-            head = f"{len(kept)} slices {words}"
+        head = (
+            f"{len(kept)} slices with the most {what}" if ranking == "error" else f"{len(kept)} slices ranked {words}"
+        )
+        # A ranked slice is a finding only when its test says so (q-values across every slice tried).
+        significant = sum(1 for r in kept if r.get("significant"))
+        head += f", {significant or 'none'} of them significant (q < 0.05)" if "significant" in kept[0] else ""
         lines = [
             f"Ranked by: {words}. {head} "
             f"(average {what} {format_error(error, s['mean_error'])} over {s['n_rows']:,} rows):"
@@ -183,4 +185,7 @@ class Discovery(BlockKind):
         fig.update_yaxes(autorange="reversed", automargin=True)
         fig.update_xaxes(title=f"{s['error']} (95% interval)")
         value_axis(fig, error_measure(s["error"]), axis="x")
-        return [layout(fig, "Slices with the most errors", 100 + 40 * len(rows))]
+        title = (
+            "Slices with the most errors" if s.get("ranking", "error") == "error" else f"Slices {s['ranking_words']}"
+        )
+        return [layout(fig, f"{title} (grey: not significant)", 100 + 40 * len(rows))]
