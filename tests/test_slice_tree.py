@@ -268,3 +268,22 @@ def test_discovery_codes_compile_through_the_slice_compiler(tmp_path_factory, co
         return True
 
     assert got == {i for i, r in enumerate(rows) if holds(r)}
+
+
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("plan = 'pro'", ("pro",)),
+        ("`Region Name` = 'Île-de-France'", ("Île-de-France",)),
+        ("plan in ('a', 'b c')", ("a", "b c")),
+        ("x = 'it''s'", ("it's",)),
+        ("name = O'Brien", ("O'Brien",)),
+        ("x = '90s", ("'90s",)),
+    ],
+)
+def test_a_value_quoted_as_sql_writes_it_is_the_value(text, values):
+    """'text' in single quotes (a quote doubled inside) reads as the text, as a person used to
+    SQL types it; an apostrophe inside a word stays part of it; the readable form reads back."""
+    (condition,) = parse_slice(text).conditions
+    assert condition.values == values
+    assert parse_slice(parse_slice(text).readable()) == parse_slice(text)

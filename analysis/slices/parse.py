@@ -18,6 +18,7 @@ _TOKEN = re.compile(
     \s*(?:
       (?P<backtick>`(?:[^`]|``)*`)
     | (?P<string>"(?:[^"\\]|\\.)*")
+    | (?P<sqlstring>'(?:[^']|'')*')
     | (?P<op><=|>=|!=|<>|=|<|>)
     | (?P<punct>[(),])
     | (?P<word>[^\s`"(),<>=!]+)
@@ -37,6 +38,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         raw = m.group(kind)
         if kind == "backtick":
             out.append(("column", raw[1:-1].replace("``", "`")))
+        elif kind == "sqlstring":  # 'text' as SQL writes it, a quote doubled inside
+            out.append(("string", raw[1:-1].replace("''", "'")))
         elif kind == "string":
             try:
                 out.append(("string", json.loads(raw)))
