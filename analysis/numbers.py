@@ -132,9 +132,23 @@ def format_value(name: str, value, products: Iterable = ()) -> str:
     if name.startswith("n_") or isinstance(value, int):
         return format_count(value)
     registered = metric(name)
+    if registered is not None and registered.label_units:
+        return format_significant(value, registered.digits)
     if registered is not None and abs(float(value)) < 1000:
         return f"{float(value):.{registered.digits}f}".replace("-", MINUS)
     return format_number(value)
+
+
+def format_significant(x, digits: int = 4) -> str:
+    """A figure in the label's units to ``digits`` significant digits, never in scientific
+    notation: ``9.444``, ``11.91``, ``1,235``, ``0.1234``."""
+    if missing(x):
+        return MISSING
+    x = float(x)
+    if x == 0 or math.isinf(x):
+        return format_number(x, 0 if x == 0 else 3)
+    decimals = max(0, min(digits, digits - 1 - math.floor(math.log10(abs(x)))))
+    return f"{x:,.{decimals}f}".replace("-", MINUS)
 
 
 def format_delta(name: str, delta, products: Iterable = ()) -> str:

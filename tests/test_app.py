@@ -16,6 +16,7 @@ from sklearn import metrics as skm
 from streamlit.testing.v1 import AppTest
 
 from analysis import Store, get_project
+from pages.parts import _warm_up
 
 APP = str(ROOT / "app.py")
 PAGES = [
@@ -52,7 +53,18 @@ def app_on(monkeypatch, path, timeout: float = 120) -> AppTest:
     # AppTest runs no fragment on a timer: a page waits for its slow answers here (the
     # pending state is tested on its own, and in the browser).
     monkeypatch.setenv("SLICEBOARD_WAIT_SECONDS", str(timeout))
-    return AppTest.from_file(APP, default_timeout=timeout)
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    script_run = at._run
+
+    def run_then_settle(*args, **kwargs):
+        # The app imports heavy libraries on a thread after its first page; the test goes on
+        # once they are in (a library half imported there is visible, half made, here).
+        result = script_run(*args, **kwargs)
+        _warm_up.settle()
+        return result
+
+    at._run = run_then_settle
+    return at
 
 
 def open_page(monkeypatch, path, page: str, **params) -> AppTest:

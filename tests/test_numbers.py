@@ -84,3 +84,24 @@ def test_a_small_value_in_a_totals_format_keeps_three_significant_digits():
     assert format_value("revenue", 1060.2, whole) == "$1,060"
     assert format_value("revenue", 0.0, whole) == "$0"
     assert format_delta("revenue", -0.0213, whole) == "−$0.0213"
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (9.44403, "9.444"),
+        (11.91494, "11.91"),
+        (34.7317, "34.73"),
+        (1234.56, "1,235"),
+        (0.123456, "0.1235"),
+        (0.0123456, "0.0123"),
+        (-3.14159, "−3.142"),
+        (123456.7, "123,457"),
+    ],
+)
+def test_an_error_in_the_labels_units_has_four_significant_digits(value, shown):
+    """MAE and RMSE are in the label's units (dollars, minutes): four significant digits,
+    never scientific notation, where fixed decimals showed 9.4440 and 11.9149."""
+    from analysis.numbers import format_value
+
+    assert format_value("mae", value) == shown and format_value("rmse", value) == shown

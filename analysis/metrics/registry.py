@@ -23,7 +23,8 @@ class Metric:
     proportion: bool  # a share of rows: shown in percent, its changes in points
     tasks: tuple[str, ...]
     needs_score: bool = False  # computed from the score, on the rows that have one
-    digits: int = 3  # decimals when it is not a share
+    digits: int = 3  # decimals when it is not a share (significant digits when in the label's units)
+    label_units: bool = False  # measured in the label's units (an error of 9.4 dollars, not a rate)
     computed: bool = True  # one of compute_metrics' columns (else derived by an analysis)
 
 
@@ -39,8 +40,8 @@ METRICS: dict[str, Metric] = {
         Metric("log_loss", "log loss", False, False, ("binary",), needs_score=True, digits=4),
         Metric("brier", "Brier score", False, False, ("binary",), needs_score=True, digits=4),
         Metric("macro_f1", "macro F1", True, True, ("multiclass",)),
-        Metric("mae", "mean absolute error", False, False, ("regression",), digits=4),
-        Metric("rmse", "RMSE", False, False, ("regression",), digits=4),
+        Metric("mae", "mean absolute error", False, False, ("regression",), digits=4, label_units=True),
+        Metric("rmse", "RMSE", False, False, ("regression",), digits=4, label_units=True),
         Metric("r2", "R²", True, False, ("regression",)),
         # Derived by the analyses that use them, not by compute_metrics:
         Metric("error_rate", "error rate", False, True, ("binary", "multiclass"), computed=False),

@@ -21,6 +21,7 @@ from analysis.engines.settings import answered, engine_connection, get_settings
 from analysis.store.access import ReadOnlyStore, read_only_mode
 from analysis.store.changes import Signatures
 from analysis.store.changes import signatures as read_signatures
+from pages.parts import _warm_up
 
 log = logging.getLogger("sliceboard")
 
@@ -141,6 +142,7 @@ def compute(path: str, func_path: str, project: str | None, kwargs: tuple, extra
     """``func(con, project, **kwargs)`` on the project's engine, uncached: ``(value, answer)``,
     the answer saying which engine answered and how fast (None for a call without project).
     ``extra``: more keyword arguments that do not change the answer (a progress callback)."""
+    _warm_up.settle()  # no computation while libraries are half imported on another thread
     kwargs = (*kwargs, *(extra or {}).items())
     module, name = func_path.rsplit(".", 1)
     func = getattr(importlib.import_module(module), name)

@@ -41,3 +41,15 @@ def warm_up() -> threading.Thread:
             _THREADS.append(threading.Thread(target=_import_all, name="sliceboard-warm-up", daemon=True))
             _THREADS[0].start()
         return _THREADS[0]
+
+
+def settle() -> None:
+    """Wait until the imports under way are done (at once when none is). A library being
+    imported on this thread is visible, half made, to the others: scikit-learn checks
+    whether polars is loaded, and statsmodels imports polars when it is installed, so a
+    computation racing the imports could read a partial module. What computes waits."""
+    with _LOCK:
+        threads = list(_THREADS)
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import SliceboardError, get_project
-from pages.parts import _ui
+from pages.parts import _ui, _warm_up
 
 FLASH = "sb_flash"
 
@@ -30,6 +30,7 @@ def write(project_name: str, action, *args, done: str = "", error_key: str, **kw
     """``action(con, project, *args, **kwargs)`` in one write transaction: caches cleared and
     ``done`` said after; an error kept in ``st.session_state[error_key]`` for the page to show
     (the return is then None)."""
+    _warm_up.settle()  # see _warm_up.settle: no write computes while libraries are half imported
     try:
         with _ui.store().write() as con:
             result = action(con, get_project(con, project_name), *args, **kwargs)
