@@ -822,3 +822,17 @@ def test_a_value_named_like_the_summary_row_stays_its_own_group(tmp_path):
     with store.read() as con:
         got = breakdown(con, get_project(con, "n"), "kind", limit=3)
     assert list(zip(got.value, got.n_rows)) == [("2 other values", 10), ("b", 9), ("c", 8), ("2 other values*", 2)]
+
+
+def test_bin_labels_never_use_scientific_notation():
+    """A bin of a large number reads as the number (10600), not 1.06e+04; four significant
+    digits, as before, and plain integers stay plain."""
+    from analysis.slices.grouping import bin_labels
+
+    assert bin_labels([10600.0, 16100.5, 123456.0], "numeric") == [
+        "01 (-inf, 10600)",
+        "02 [10600, 16100)",
+        "03 [16100, 123456)",
+        "04 [123456, inf)",
+    ]
+    assert bin_labels([0.000123, 0.5, 28.0], "numeric")[1:3] == ["02 [0.000123, 0.5)", "03 [0.5, 28)"]

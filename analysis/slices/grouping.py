@@ -4,6 +4,7 @@ SQL that labels each row), and each group as a slice condition."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import duckdb
@@ -291,7 +292,7 @@ def groupings(
                 column,
                 kind,
                 tuple(edges),
-                (*_bin_labels(edges, kind), MISSING),
+                (*bin_labels(edges, kind), MISSING),
                 raw=distinct.get(column, 0) <= RAW_DISTINCT,
             )
         )
@@ -315,11 +316,17 @@ def _numeric(col: str, kind: str) -> str:
     return f"epoch({col})" if kind == "timestamp" else f"CAST({col} AS DOUBLE)"
 
 
-def _bin_labels(edges: list[float], kind: str) -> list[str]:
+def bin_labels(edges: list[float], kind: str) -> list[str]:
     def show(x: float) -> str:
         if kind == "timestamp":
             return pd.Timestamp(x, unit="s").strftime("%Y-%m-%d")
-        return f"{x:.4g}"
+        if x == 0 or not math.isfinite(x):
+            return f"{x:g}"
+        # Four significant digits, as %g, but never in scientific notation (1.06e+04 read
+        # badly as a bin of incomes): 10600, 28, 0.000123.
+        decimals = max(0, 3 - math.floor(math.log10(abs(x))))
+        text = f"{x:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
 
     bounds = [None, *edges, None]
     labels = []
