@@ -583,6 +583,19 @@ def test_the_presentations_big_numbers_are_the_tasks_headline(project_db):
     assert shown[-1] == "ROC AUC"
     older = {k: v for k, v in comp.snapshot.items() if k != "task"}
     assert [c.label for c in kind_of("comparison").cards(older)][-1] == "Accuracy"
+    # a change coloured better or worse only when its interval leaves out zero
+    by_metric = {r["metric"]: r for r in comp.snapshot["overall"]}
+    roc = by_metric["roc_auc"]
+    card = kind_of("comparison").cards(comp.snapshot)[-1]
+    clear = roc["ci_low"] > 0 or roc["ci_high"] < 0
+    assert (card.tone in ("better", "worse")) == clear
+    unclear = {
+        **comp.snapshot,
+        "overall": [{**roc, "ci_low": -abs(roc["delta"]) - 1, "ci_high": abs(roc["delta"]) + 1}],
+    }
+    assert kind_of("comparison").cards(unclear)[-1].tone == "neutral"
+    clear_worse = {**comp.snapshot, "overall": [{**roc, "delta": -0.05, "ci_low": -0.07, "ci_high": -0.03}]}
+    assert kind_of("comparison").cards(clear_worse)[-1].tone == "worse"
 
 
 def test_a_stored_block_that_does_not_fit_its_kind_says_so_in_its_place(project_db, monkeypatch):

@@ -149,8 +149,8 @@ class Comparison(BlockKind):
 
     def cards(self, snapshot: dict) -> list[Card]:
         """Up to three product metrics and the task's headline metric (a snapshot from before
-        the task was kept: the accuracy), as the candidate's value and its change (better or
-        worse by the metric's direction)."""
+        the task was kept: the accuracy), as the candidate's value and its change: coloured
+        better or worse (by the metric's direction) only when the change is significant."""
         products = snapshot.get("product_metrics", [])
         headline = headline_metrics(snapshot["task"])[0] if snapshot.get("task") in HEADLINES else "accuracy"
         rows = [r for r in snapshot["overall"] if r["kind"] == "product"][:3]
@@ -159,12 +159,15 @@ class Comparison(BlockKind):
         for r in rows:
             delta = r["delta"]
             better = None if not delta else (delta > 0) == higher_is_better(r["metric"], products)
+            # A change its interval does not tell from none is shown, not coloured as a finding.
+            significant = "not significant" not in judged({**r, "direction": "higher"})
+            tone = "neutral" if better is None or not significant else "better" if better else "worse"
             cards.append(
                 Card(
                     metric_title(r["metric"], products),
                     format_value(r["metric"], r["candidate"], products),
                     None if delta is None else format_delta(r["metric"], delta, products),
-                    "neutral" if better is None else "better" if better else "worse",
+                    tone,
                 )
             )
         return cards
