@@ -284,3 +284,27 @@ def test_removing_draft_members_shows_the_smaller_draft_at_once(monkeypatch, dem
     assert [literal(t.value) for t in at.toast] == ["Removed 2 example(s) from the draft of “draft only”."]
     # The selection pointed at rows that are gone: it is cleared, not moved onto others.
     assert at.button(key="vs_remove").label == "Remove 0 selected from the draft"
+
+
+def test_the_presentations_gate_card_says_its_verdict_in_words_without_an_arrow(monkeypatch, demo_copy):
+    """A card whose change is words ("3 of 6 criteria fail") has no arrow (it showed an up
+    arrow); a card whose change is a signed figure keeps the arrow of its sign."""
+    from streamlit.proto.Metric_pb2 import Metric
+    from test_app import open_page
+
+    from analysis import Store, get_project
+    from analysis.compare.comparison import Side
+    from analysis.reports import add_block
+
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        add_block(con, project, "Launch", "gate", {"baseline": Side("credit-v1"), "candidate": Side("credit-v3")})
+        add_block(con, project, "Launch", "comparison", {"baseline": Side("credit-v1"), "candidate": Side("credit-v3")})
+    at = open_page(monkeypatch, demo_copy, "pages/present.py", project="lending-demo", report="Launch")
+    gate = next(m for m in at.metric if m.label == "Deployment gate")
+    assert gate.proto.delta and gate.proto.direction == Metric.MetricDirection.NONE
+    signed = [m for m in at.metric if m.proto.delta[:1] in ("+", "-")]
+    assert signed and all(
+        m.proto.direction == (Metric.MetricDirection.UP if m.proto.delta[0] == "+" else Metric.MetricDirection.DOWN)
+        for m in signed
+    )

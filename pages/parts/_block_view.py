@@ -82,6 +82,8 @@ def _big_numbers(cards: list[Card]) -> None:
     for start in range(0, len(cards), per_row):
         for col, card in zip(st.columns(per_row), cards[start : start + per_row]):
             color, arrow = _CARD_DELTA[card.tone]
+            if card.delta and card.delta[0] not in "+-−":  # words ("3 of 6 criteria fail"): no arrow
+                arrow = "off"
             # An ASCII minus, so that the arrow follows the sign.
             delta = card.delta.replace("−", "-") if card.delta and arrow == "auto" else card.delta
             col.metric(_ui.plain(card.label), card.value, delta, delta_color=color, delta_arrow=arrow, border=True)
