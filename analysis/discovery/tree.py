@@ -82,7 +82,7 @@ def error_tree(
             source += f" USING SAMPLE {100 * sample / n:.6f}% (system, 7)"
         data = con.execute(source, enc.params).df()
         if data.empty:  # a tiny share of whole vectors can draw none of them
-            data = con.execute(f"SELECT * FROM ({enc.sql}) AS encoded", enc.params).df()
+            data = con.execute(*Sql.compose("SELECT * FROM ({rows}) AS encoded", rows=(enc.sql, enc.params))).df()
         names = [f.column for f in enc.features]
         orders = {f.column: _order(f, data) for f in enc.features}
         x = np.column_stack([data[c].map(orders[c]).to_numpy(dtype=float) for c in names])

@@ -203,11 +203,13 @@ def examples(
         if project.task != "binary":
             raise ConfigError("Near-threshold rows exist for binary tasks only.")
         filters.append(("abs(score - ?) < ?", [project.threshold, float(near_threshold)]))
-    f_sql, f_params = and_all(filters)
+    where = and_all(filters)
     # Every bucket but "unlabeled" holds labeled rows only: those have a table of their own.
     labeled_only = bucket is not None and bucket != "unlabeled"
     table = quote_ident(project.labeled_table if labeled_only else project.log_table)
-    total = con.execute(f"SELECT count(*) FROM {table} WHERE {f_sql}", f_params).fetchall()[0][0]
+    total = con.execute(
+        *Sql.compose("SELECT count(*) FROM {table} WHERE {where}", table=table, where=where)
+    ).fetchall()[0][0]
     columns = (
         [
             "prediction_id",
@@ -226,9 +228,15 @@ def examples(
     select = ", ".join(quote_ident(c) for c in columns)
     page = max(1, int(page))
     order = "bucket" if sort_by == "bucket" else quote_ident(sort_by)
-    rows = con.execute(
-        f"SELECT {select}, {b_sql} AS bucket FROM {table} WHERE {f_sql} "
-        f"ORDER BY {order} {'DESC' if descending else 'ASC'} NULLS LAST, prediction_id LIMIT ? OFFSET ?",
-        [*b_params, *f_params, int(page_size), (page - 1) * int(page_size)],
-    ).df()
+    query = Sql.compose(
+        "SELECT {select}, {bucket} AS bucket FROM {table} WHERE {where} "
+        "ORDER BY {order} NULLS LAST, prediction_id LIMIT {limit}",
+        select=select,
+        bucket=(b_sql, b_params),
+        table=table,
+        where=where,
+        order=f"{order} {'DESC' if descending else 'ASC'}",
+        limit=("? OFFSET ?", [int(page_size), (page - 1) * int(page_size)]),
+    )
+    rows = con.execute(*query).df()
     return ExamplePage(rows, int(total), page, int(page_size))

@@ -16,7 +16,7 @@ from analysis.slices.model import Condition, Slice
 from analysis.store.example_key import HEX_DIGITS
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import and_all, quote_ident
+from analysis.store.sql import Sql, and_all, quote_ident
 
 MISSING = "(missing)"
 GROUPABLE = ("categorical", "boolean", "numeric", "timestamp")
@@ -217,7 +217,8 @@ def _sample(
         (quote_ident(rows[0]), quote_ident(rows[1])) if rows else (quote_ident(project.log_table), "example_key")
     )
     cols = ", ".join(quote_ident(c) for c in columns)
-    n = con.execute(f"SELECT count(*) FROM {table} WHERE {where[0]}", where[1]).fetchall()[0][0]
+    counted = Sql.compose("SELECT count(*) FROM {table} WHERE {where}", table=table, where=where)
+    n = con.execute(*counted).fetchall()[0][0]
     sql = f"SELECT {cols} FROM {table} WHERE {where[0]}"
     bound = sample.key_bound(n, KEY_RANGE)
     if bound is not None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.discovery.sliceline.counting import INT_TYPES, NULL_CODE, PERFECT_HASH_BITS
 from analysis.errors import ConfigError
-from analysis.store.sql import quote_ident
+from analysis.store.sql import Sql, quote_ident
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ def prepare_source(con, source_sql: str, params: list, features: list[str], erro
     """Check the source's columns; build the projection every query reads; look at the
     code ranges (for level 1's blocks) and whether errors are 0/1."""
     m = len(features)
-    desc = con.execute(f"SELECT * FROM ({source_sql}) AS sb_source LIMIT 0", params).description
+    desc = con.execute(
+        *Sql.compose("SELECT * FROM ({rows}) AS sb_source LIMIT 0", rows=(source_sql, params))
+    ).description
     types = {d[0]: str(d[1]).upper() for d in desc}
     for f in features:
         if f not in types:
