@@ -126,6 +126,9 @@ def test_a_report_write_shows_at_once_in_the_browser(demo_copy):
                         .filter(t => ['One', 'Two', 'Three', 'Note'].includes(t))) === JSON.stringify(names)""",
                     arg=expected,
                 )
+                # The run that drew it has ended: an element of the run before (a block's button
+                # where the block stood) is gone, so a key names one button.
+                wait_idle(page)
                 return True
 
             def button_of(title: str, key: str):
