@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from analysis.numbers import format_value, is_share
+from analysis.numbers import format_value, is_share, missing
 from analysis.palette import VERDICT_WORDS
-from analysis.reports.words import missing
 
 
 def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:

@@ -4,8 +4,7 @@ lower (worse)"): how a change is judged and how a slice's error is named."""
 
 from __future__ import annotations
 
-# One formatting of numbers for the whole product: re-exported here for the report's modules.
-from analysis.numbers import format_p, is_share, metric_name, metric_title, missing, p_words  # noqa: F401
+from analysis.numbers import missing
 
 
 def judged(row: dict) -> str:
