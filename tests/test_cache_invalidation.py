@@ -13,6 +13,7 @@ from test_app import app_on
 from analysis import ConfigError, Store, attach_labels, get_project, ingest_predictions, parse_mapping
 from analysis.compare.gate import GateCriteria, set_criteria
 from analysis.engines.settings import EngineSettings, set_settings
+from analysis.estimation import ReferenceChoice, set_reference_choice
 from analysis.metrics.product import ProductMetric, define_metric
 from analysis.reports import add_block
 from analysis.slices import parse_slice
@@ -65,6 +66,7 @@ WRITES = {
     "gates": lambda con, p: set_criteria(con, p, GateCriteria(slice_min_rows=10)),
     "engine": lambda con, p: set_settings(con, p, EngineSettings("duckdb")),
     "data": lambda con, p: attach_labels(con, _labels(), project=p.name),
+    "monitoring": lambda con, p: set_reference_choice(con, p, ReferenceChoice(recent_days=3)),
 }
 
 

@@ -132,6 +132,8 @@ LAYERS = [
     {"engines", "stats", "metrics"},
     {"ingest", "slices", "numbers"},
     {"discovery", "valsets", "overview", "demo"},
+    {"estimation"},
+    {"drift"},
     {"compare"},
     {"reports"},
     {"cli", "__init__"},

@@ -35,6 +35,7 @@ def analyses(project):
     from analysis.compare.gate import run_gate
     from analysis.discovery.run import discover
     from analysis.discovery.tree import error_tree
+    from analysis.estimation.run import estimate
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
     from analysis.slices import parse_slice
@@ -78,6 +79,7 @@ def analyses(project):
         ),
         "gate": lambda con: run_gate(con, project, production, shadow),
         "validation sets": lambda con: evaluate(con, project),
+        "estimate timeline": lambda con: estimate(con, project, "credit-v1", slice_=east, by="week"),
     }
 
 

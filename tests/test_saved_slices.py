@@ -156,6 +156,7 @@ def test_a_version_1_database_is_migrated(shop):
     )
     con.execute("DROP TABLE labeled_1")  # (8)
     con.execute("DROP TABLE sb_key_repeats")  # (9)
+    con.execute("DROP TABLE sb_reference_windows")  # (11)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)

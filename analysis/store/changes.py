@@ -10,7 +10,8 @@ Areas of a project:
 * ``engine``: which engine answers it (``sb_engine``);
 * ``slices``: saved slices; ``valsets``: validation sets, their versions and members;
   ``reports``: reports and their blocks (notes included);
-* ``metrics``: product metrics; ``gates``: deployment-gate criteria.
+* ``metrics``: product metrics; ``gates``: deployment-gate criteria;
+* ``monitoring``: the reference window of label-free estimates and drift.
 
 And one area of the whole database, ``projects``: the list of projects.
 
@@ -35,7 +36,7 @@ import duckdb
 
 from analysis.store.sql import quote_ident
 
-AREAS = ("data", "engine", "slices", "valsets", "reports", "metrics", "gates")
+AREAS = ("data", "engine", "slices", "valsets", "reports", "metrics", "gates", "monitoring")
 DATABASE_AREA = "projects"
 
 # Metadata tables (with a project_id column) of each area.
@@ -47,6 +48,7 @@ AREA_TABLES = {
     "reports": ("sb_reports", "sb_report_blocks"),
     "metrics": ("sb_product_metrics",),
     "gates": ("sb_gates",),
+    "monitoring": ("sb_reference_windows",),
 }
 # What ``list_projects`` reads of every project.
 DEFINITION_TABLES = ("sb_projects", "sb_columns", "sb_external")
@@ -90,6 +92,11 @@ READS: dict[str, tuple[str, ...]] = {
     "analysis.compare.gate.run_gate": ("gates", "metrics", "slices", "valsets"),
     "analysis.reports.saved.list_reports": ("reports",),
     "analysis.reports.saved.get_report": ("reports",),
+    "analysis.estimation.reference.get_reference_choice": ("monitoring",),
+    "analysis.estimation.reference.resolve_reference": ("monitoring",),
+    "analysis.estimation.fit.fit_slice": (),
+    "analysis.estimation.timeline.estimate_timeline": (),
+    "analysis.estimation.run.estimate": ("monitoring",),
 }
 ALWAYS = ("data", "engine")
 

@@ -24,7 +24,7 @@ from analysis.errors import SliceboardError
 from analysis.store.example_key import example_key_sql
 from analysis.store.sql import quote_ident
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -82,6 +82,7 @@ def members_table(project_id: int) -> str:
 
 # Metadata rows of a project, in the order they are deleted.
 PROJECT_METADATA = (
+    "sb_reference_windows",
     "sb_key_repeats",
     "sb_engine",
     "sb_external",
@@ -372,6 +373,16 @@ def _migration_10(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS main.{quote_ident(name)}")
 
 
+def _migration_11(con: duckdb.DuckDBPyConnection) -> None:
+    """Each project's reference window for label-free estimates and drift
+    (analysis.estimation.reference): dates, both inclusive, or the most recent N fully
+    labeled days; no row: the default."""
+    con.execute(
+        "CREATE TABLE sb_reference_windows (project_id INTEGER PRIMARY KEY, start_day DATE, end_day DATE, "
+        "recent_days INTEGER, saved_at TIMESTAMP NOT NULL)"
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = (
     (1, _migration_1),
@@ -384,6 +395,7 @@ MIGRATIONS = (
     (8, _migration_8),
     (9, _migration_9),
     (10, _migration_10),
+    (11, _migration_11),
 )
 
 

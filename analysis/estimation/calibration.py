@@ -1,0 +1,115 @@
+"""Calibrating a model's scores on the labeled reference, only where it helps.
+
+A score is calibrated when, among rows scored ``s``, a share ``s`` are positive; then the
+score is the probability each confusion-matrix outcome is computed from. Scores are
+calibrated by isotonic regression (scikit-learn's ``IsotonicRegression``: monotone, so the
+ranking is kept, and free of a parametric shape), but only when that helps: every
+candidate is fitted on four fifths of the reference and scored (Brier score) on the fifth
+it did not see, fold by fold, and the candidate with the lower held-out error wins, the
+scores as they are on a tie. The held-out probabilities are kept: they are what the
+calibration error of each estimate is measured on (:mod:`analysis.estimation.fit`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+FOLDS = 5
+FOLD_SEED = 20161  # folds are drawn once per reference, the same on every call
+
+METHOD_WORDS = {
+    "none": "scores used as they are",
+    "isotonic": "isotonic calibration",
+}
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted map from score to probability: piecewise linear through ``(x, y)`` for
+    isotonic calibration (as ``IsotonicRegression.predict`` with ``out_of_bounds="clip"``),
+    the score itself for ``none``."""
+
+    method: str
+    x: np.ndarray
+    y: np.ndarray
+    # Isotonic regression fits a step function: each step's level is the share of positives
+    # among the ``counts`` reference rows it pools, so each level carries the sampling error
+    # of a proportion (see :meth:`fit_variance`).
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        if self.method == "none":
+            return np.clip(scores, 0.0, 1.0)
+        return np.interp(scores, self.x, self.y)
+
+    def fit_variance(self, probabilities: np.ndarray, grad: np.ndarray) -> float:
+        """The variance a metric with gradient ``grad`` (per row) inherits from the sampling
+        error of the fitted levels: each row counts toward the level its probability is
+        nearest to, and a level of ``n`` rows at ``q`` varies by ``q (1 - q) / n``."""
+        if len(self.levels) == 0 or len(probabilities) == 0:
+            return 0.0
+        above = np.clip(np.searchsorted(self.levels, probabilities), 0, len(self.levels) - 1)
+        below = np.maximum(above - 1, 0)
+        closer_below = np.abs(probabilities - self.levels[below]) < np.abs(self.levels[above] - probabilities)
+        nearest = np.where(closer_below, below, above)
+        sums = np.bincount(nearest, weights=grad, minlength=len(self.levels))
+        return float(np.sum(sums**2 * self.levels * (1 - self.levels) / self.counts))
+
+
+IDENTITY = Calibrator("none", np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+
+
+def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
+    """Isotonic regression of the labels (0/1) on the scores."""
+    if len(scores) == 0:
+        return IDENTITY
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    # Rows that share a score are one point weighted by their number (what scikit-learn
+    # does inside fit, done here once so that each fold's fit sorts distinct scores only).
+    distinct, inverse = np.unique(scores, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(distinct)).astype(float)
+    means = np.bincount(inverse, weights=labels.astype(float), minlength=len(distinct)) / counts
+    iso.fit(distinct, means, sample_weight=counts)
+    fitted = iso.predict(distinct)
+    levels, step = np.unique(fitted, return_inverse=True)
+    return Calibrator(
+        "isotonic",
+        np.asarray(iso.X_thresholds_, float),
+        np.asarray(iso.y_thresholds_, float),
+        levels,
+        np.bincount(step, weights=counts, minlength=len(levels)),
+    )
+
+
+FITTERS = {
+    "none": lambda scores, labels: IDENTITY,
+    "isotonic": fit_isotonic,
+}
+
+
+def draw_folds(n: int) -> np.ndarray:
+    """A fold (0 … FOLDS-1) for each of ``n`` rows, balanced, the same for the same ``n``."""
+    rng = np.random.default_rng(FOLD_SEED)
+    return rng.permutation(n) % FOLDS
+
+
+def held_out(
+    fit, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, train: np.ndarray | None = None
+) -> np.ndarray:
+    """Each row's probability from a calibrator fitted on the other folds (``train``: which
+    rows may be fitted on; every row by default)."""
+    train = np.ones(len(scores), bool) if train is None else train
+    out = np.empty(len(scores))
+    for fold in range(FOLDS):
+        into = folds == fold
+        fitted_on = train & ~into
+        out[into] = fit(scores[fitted_on], labels[fitted_on]).apply(scores[into])
+    return out
+
+
+def brier(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean((probabilities - labels) ** 2)) if len(labels) else float("nan")

@@ -1,0 +1,181 @@
+"""One period's estimate, and the estimate combined with the labels that have arrived.
+
+**Estimate.** Each metric from the calibrated probabilities of the period's rows
+(:mod:`.expected`), no label of the period used. Its variance is the sampling variance of
+the realized metric around it (each row's label a Bernoulli draw with its probability:
+Poisson-binomial, by the delta method) plus the calibration error measured on the
+reference's held-out folds (:mod:`.fit`): the larger of the metric's own measured error
+and what the measured per-prediction bias of the probabilities would move it by.
+
+**Combined.** Labeled rows count with their labels. Unlabeled rows count with their
+probability corrected by the bias the period's labeled rows show (the mean of ``label -
+probability`` among rows with the same prediction), as prediction-powered inference
+corrects an estimator by its error on the labeled rows. The correction is weighted by how
+much the labeled rows can tell: with ``τ²`` the bias the reference allows and ``v`` the
+variance of the labeled rows' mean residual, the correction is ``τ²/(τ² + v)`` of that
+mean and its remaining variance ``τ² v/(τ² + v)`` (a precision-weighted average of the
+reference's and the period's evidence), so a handful of labels moves the figure a
+little and many labels move it to what they say. Its variance: the sampling variance of
+the unlabeled rows, the remaining variance of the correction, and the rest of the
+calibration error, in proportion to the unlabeled share. With no labels it equals the
+estimate; with every row labeled it is the realized figure, and the interval closes on
+it (nothing of the period is left to estimate).
+
+Intervals are ``value ± 1.96 sd``, kept within the metric's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.estimation.expected import EXPECTED, Expected, Rows
+from analysis.estimation.fit import Fit
+from analysis.metrics.registry import metric
+from analysis.stats.intervals import Z95
+
+# A period's labels disagree with its estimate when the estimate made for the labeled
+# rows misses their realized figure by more than this many standard deviations.
+DISAGREE_Z = 2.576
+
+
+@dataclass(frozen=True)
+class MetricEstimate:
+    realized: float | None
+    estimated: float
+    low: float
+    high: float
+    combined: float
+    combined_low: float
+    combined_high: float
+    labels_disagree: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "realized": self.realized,
+            "estimated": self.estimated,
+            "low": self.low,
+            "high": self.high,
+            "combined": self.combined,
+            "combined_low": self.combined_low,
+            "combined_high": self.combined_high,
+        }
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    if name == "log_loss":
+        return 0.0, np.inf
+    return 0.0, 1.0
+
+
+def bounds(name: str, value: float, variance: float) -> tuple[float, float]:
+    if not (np.isfinite(value) and np.isfinite(variance)):
+        return np.nan, np.nan
+    lowest, highest = metric_range(name)
+    half = Z95 * np.sqrt(max(variance, 0.0))
+    return max(value - half, lowest), min(value + half, highest)
+
+
+def _by_prediction(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
+    keep = np.ones(len(rows), bool) if mask is None else mask
+    return {g: float(values[keep & (rows.yhat == g)].sum()) for g in (0, 1)}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The per-prediction correction of unlabeled rows' probabilities, and its variance."""
+
+    shift: dict[int, float]
+    variance: dict[int, float]
+
+    @classmethod
+    def from_labels(cls, fit: Fit, rows: Rows, p: np.ndarray, labels: np.ndarray) -> "Correction":
+        labeled = labels >= 0
+        shift, variance = {}, {}
+        for group in (0, 1):
+            prior = fit.group_bias[group].squared
+            at = labeled & (rows.yhat == group)
+            k = int(at.sum())
+            if k == 0 or prior == 0.0:
+                shift[group], variance[group] = 0.0, prior
+                continue
+            seen = float(np.mean(labels[at] - p[at]))
+            noise = float(np.sum(p[at] * (1 - p[at]))) / k**2
+            if noise == 0.0:
+                shift[group], variance[group] = seen, 0.0
+                continue
+            weight = prior / (prior + noise)
+            shift[group], variance[group] = weight * seen, prior * noise / (prior + noise)
+        return cls(shift, variance)
+
+
+def estimate_period(
+    fit: Fit, rows: Rows, labels: np.ndarray, names: list[str], realized: dict[str, float | None]
+) -> dict[str, MetricEstimate]:
+    """Every metric in ``names`` for one period's rows (``labels``: 1, 0, or -1 when not
+    arrived); ``realized``: the engine's figure on the labeled rows."""
+    p = fit.calibrator.apply(rows.s)
+    labeled = labels >= 0
+    k, n = int(labeled.sum()), len(rows)
+    correction = Correction.from_labels(fit, rows, p, labels)
+    shifted = np.clip(p + np.where(rows.yhat == 1, correction.shift[1], correction.shift[0]), 0.0, 1.0)
+    pi = np.where(labeled, labels, shifted)
+    labeled_rows = rows.subset(labeled) if 0 < k < n else None
+    out = {}
+    for name in names:
+        expected = EXPECTED[name]
+        estimate = expected(rows, p)
+        group_var = _group_variance(fit, _by_prediction(rows, estimate.grad))
+        calibration = max(fit.errors[name].squared, group_var) + fit.calibrator.fit_variance(p, estimate.grad)
+        variance = estimate.variance(p) + calibration
+        low, high = bounds(name, estimate.value, variance)
+        if k == 0:
+            combined, c_low, c_high = estimate.value, low, high
+        else:
+            mixed = expected(rows, pi)
+            if k == n:
+                combined, c_low, c_high = mixed.value, mixed.value, mixed.value
+            else:
+                unlabeled_grad = _by_prediction(rows, mixed.grad, ~labeled)
+                rest = max(fit.errors[name].squared - group_var, 0.0) * (1 - k / n) ** 2
+                c_var = (
+                    mixed.variance(pi)
+                    + _group_variance(fit, unlabeled_grad, correction.variance)
+                    + rest
+                    + fit.calibrator.fit_variance(p[~labeled], mixed.grad[~labeled])
+                )
+                combined = mixed.value
+                c_low, c_high = bounds(name, combined, c_var)
+        disagree = labeled_rows is not None and _disagrees(
+            fit, expected, labeled_rows, p[labeled], realized.get(name), name
+        )
+        out[name] = MetricEstimate(
+            realized.get(name), estimate.value, low, high, combined, c_low, c_high, bool(disagree)
+        )
+    return out
+
+
+def _group_variance(fit: Fit, grad_sums: dict[int, float], variances: dict[int, float] | None = None) -> float:
+    variances = variances or {g: fit.group_bias[g].squared for g in (0, 1)}
+    return float(sum(grad_sums[g] ** 2 * variances[g] for g in (0, 1)))
+
+
+def _disagrees(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | None, name: str) -> bool:
+    """Whether the labeled rows' realized figure is far outside what the estimate says for
+    those same rows: the scores no longer mean what they meant on the reference."""
+    if realized is None or not np.isfinite(realized):
+        return False
+    estimate: Expected = expected(rows, p)
+    variance = (
+        estimate.variance(p)
+        + max(fit.errors[name].squared, _group_variance(fit, _by_prediction(rows, estimate.grad)))
+        + fit.calibrator.fit_variance(p, estimate.grad)
+    )
+    if not (np.isfinite(estimate.value) and variance > 0):
+        return False
+    return abs(realized - estimate.value) > DISAGREE_Z * np.sqrt(variance)
+
+
+def is_estimable(name: str) -> bool:
+    return name in EXPECTED and metric(name) is not None

@@ -1,0 +1,260 @@
+"""Fitting the reference for one slice: the calibration its estimates use, and the
+calibration error they carry.
+
+The reference's labeled, scored rows are split into folds once. Candidates for a slice:
+the scores as they are, isotonic calibration fitted on the whole reference, and, where
+the slice has enough reference rows of each class, isotonic calibration fitted on the
+slice's own rows. Each is scored on the slice's rows by its held-out Brier score (a row's
+probability always comes from a fit that did not see it); the best wins, the simpler on a
+tie. Global calibration is not calibration within a slice: a model calibrated overall can
+be over-confident on a small group, and only the group's own rows say so.
+
+The calibration error is then measured on the same held-out probabilities, for each
+metric: the realized metric on the slice's reference rows minus its estimate from those
+probabilities (the bias), and the sampling variance of that difference. An estimate's
+interval adds ``bias² + variance`` to its own sampling variance, so a slice with few
+reference rows, estimated with a calibration fitted elsewhere, gets a wider interval.
+The same is measured per prediction (the mean of ``label - probability`` among rows
+predicted positive, and among rows predicted negative): how far probabilities may be off
+as a whole, which the labels of a period correct as they arrive (:mod:`.timeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.errors import ConfigError
+from analysis.estimation.calibration import (
+    FITTERS,
+    METHOD_WORDS,
+    Calibrator,
+    brier,
+    draw_folds,
+    held_out,
+)
+from analysis.estimation.expected import EXPECTED, Rows
+from analysis.estimation.reference import ReferenceWindow
+from analysis.slices import Slice, compile_slice
+from analysis.store.project import Project
+from analysis.store.sql import Sql, quote_ident
+
+# Labeled reference rows a slice needs (in all, and of each class) to be calibrated on
+# its own rows; fewer, and it borrows the whole reference's calibration.
+MIN_SLICE_ROWS = 500
+MIN_SLICE_CLASS = 25
+# Quantiles of the reference's scores kept to tell how far a period's scores moved.
+SCORE_QUANTILES = np.linspace(0.0, 1.0, 201)
+ESTIMATED_TASKS = ("binary",)
+
+
+@dataclass(frozen=True)
+class MetricError:
+    """How far the held-out estimate of a metric was from the realized one on the slice's
+    reference rows (``bias``), and the sampling variance of that difference."""
+
+    bias: float
+    variance: float
+
+    @property
+    def squared(self) -> float:
+        """``bias² + variance``: what an estimate's variance gains for calibration (NaN, when
+        the metric is undefined on the reference, counts as 0: the metric's own interval is
+        then NaN too)."""
+        total = self.bias**2 + self.variance
+        return float(total) if np.isfinite(total) else 0.0
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A slice's calibration on the reference, and the error it carries."""
+
+    reference: ReferenceWindow
+    slice_: Slice
+    calibrator: Calibrator
+    within_slice: bool  # fitted on the slice's own reference rows (else on the whole reference)
+    rows: int  # the slice's labeled, scored reference rows
+    positives: int
+    held_out_brier: dict[str, float]  # each candidate's held-out Brier score on the slice
+    errors: dict[str, MetricError]  # per metric
+    group_bias: dict[int, MetricError]  # per prediction (0, 1): the mean of label - probability
+    score_quantiles: np.ndarray = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def method(self) -> str:
+        return self.calibrator.method
+
+    def describe(self) -> str:
+        if self.method == "none":
+            return "scores used as they are (calibrating them did not help on held-out folds)"
+        where = "on the slice's own reference rows" if self.within_slice else "on the whole reference"
+        return f"{METHOD_WORDS[self.method]} {where}"
+
+    def to_dict(self) -> dict:
+        return {
+            **self.reference.to_dict(),
+            "slice": self.slice_.readable() or "every row",
+            "slice_rows": self.rows,
+            "calibration": self.method,
+            "calibrated_within_slice": self.within_slice,
+            "calibration_words": self.describe(),
+            "held_out_brier": self.held_out_brier,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class ReferenceRows:
+    """The reference's labeled, scored rows, in a fixed order, with their folds."""
+
+    rows: Rows
+    labels: np.ndarray
+    in_slice: np.ndarray
+    folds: np.ndarray
+
+
+def scored_rows_sql(project: Project, where: Sql, slice_: Slice, period: str | None = None) -> Sql:
+    """Score, prediction (0/1), label (0/1, -1 when missing) and slice membership of the
+    rows ``where`` selects, in a fixed order; with ``period`` (SQL for a row's period) that
+    too, the rows ordered by it first."""
+    return Sql.compose(
+        "SELECT {period} score, CASE WHEN prediction THEN 1 ELSE 0 END AS yhat, "
+        "CASE WHEN label IS NULL THEN -1 WHEN label THEN 1 ELSE 0 END AS y, "
+        "CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
+        "FROM {log} WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL ORDER BY {order}prediction_id",
+        period=f"{period} AS period," if period else "",
+        slice=compile_slice(slice_, project),
+        log=quote_ident(project.log_table),
+        where=where,
+        order=f"{period}, " if period else "",
+    )
+
+
+def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
+    """Refuse, with a reason, what cannot be estimated: a task without estimates, a version
+    without scores."""
+    if project.task not in ESTIMATED_TASKS:
+        raise ConfigError(
+            f"Label-free estimates are made for binary classifiers; {project.name} is a {project.task} task."
+        )
+    scored = con.execute(
+        *Sql.compose(
+            "SELECT count(score) FROM {log} WHERE {scope}",
+            log=quote_ident(project.log_table),
+            scope=reference.scope.__class__.of(reference.version, reference.stage).to_sql(),
+        )
+    ).fetchall()[0][0]
+    if not scored:
+        raise ConfigError(
+            f"Version {reference.version} ({reference.stage}) has no scores: estimates are computed from the "
+            "model's scores, so log them (the mapping's score column)."
+        )
+
+
+def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ReferenceRows:
+    where = Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
+    data = con.execute(*scored_rows_sql(project, where, slice_)).fetchnumpy()
+    scores = np.asarray(data["score"], float)
+    labels = np.asarray(data["y"], float)
+    if len(scores) == 0:
+        raise ConfigError(
+            f"The reference window {reference.start} to {reference.end} has no labeled rows with a score "
+            f"for {reference.version} ({reference.stage})."
+        )
+    if labels.min() == labels.max():
+        only = project.positive_label if labels[0] == 1 else project.negative_label
+        raise ConfigError(
+            f"Every labeled row of the reference window {reference.start} to {reference.end} is {only!r}: "
+            "calibration needs rows of both classes; choose a longer window."
+        )
+    return ReferenceRows(
+        Rows(scores, np.asarray(data["yhat"], float)),
+        labels,
+        np.asarray(data["in_slice"], int) == 1,
+        draw_folds(len(scores)),
+    )
+
+
+def fit_slice(
+    con, project: Project, reference: ReferenceWindow, slice_: Slice = Slice(), method: str | None = None
+) -> Fit:
+    """Calibrate ``slice_`` on ``reference``. ``method`` forces ``"isotonic"`` or ``"none"``
+    (fitted on the slice's rows when it has enough, else on the whole reference); by
+    default the held-out folds choose."""
+    if method is not None and method not in FITTERS:
+        raise ConfigError(f"Calibration is {' or '.join(FITTERS)}, not {method!r}.")
+    check_estimable(con, project, reference)
+    ref = reference_rows(con, project, reference, slice_)
+    if not ref.in_slice.any():
+        raise ConfigError(
+            f"The slice {slice_.readable()} has no labeled rows with a score in the reference window "
+            f"{reference.start} to {reference.end}: there is nothing to calibrate its estimates on."
+        )
+    return fit_rows(reference, slice_, ref, method)
+
+
+def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, method: str | None = None) -> Fit:
+    """:func:`fit_slice` on reference rows already read (the slice's rows are ``ref.in_slice``)."""
+    mask = ref.in_slice
+    scores, labels, folds = ref.rows.s[mask], ref.labels[mask], ref.folds[mask]
+    positives = int(labels.sum())
+    own_rows = len(labels) >= MIN_SLICE_ROWS and min(positives, len(labels) - positives) >= MIN_SLICE_CLASS
+    whole = bool(mask.all())
+    # Candidates: (probabilities held out, fitted on the slice's own rows), by name.
+    candidates: dict[str, tuple[np.ndarray, bool]] = {"none": (np.clip(scores, 0.0, 1.0), False)}
+    for name, fit in FITTERS.items():
+        if name == "none":
+            continue
+        if own_rows and not whole:
+            candidates[name] = (held_out(fit, scores, labels, folds), True)
+        candidates[f"{name} (whole reference)"] = (held_out(fit, ref.rows.s, ref.labels, ref.folds)[mask], False)
+    scored = {name: brier(p, labels) for name, (p, _) in candidates.items()}
+    allowed = [n for n in candidates if method is None or n.split(" ")[0] == method]
+    chosen = min(allowed, key=lambda n: (round(scored[n], 12), list(candidates).index(n)))
+    probabilities, within = candidates[chosen]
+    fitted_on = mask if within else np.ones(len(ref.labels), bool)
+    calibrator = FITTERS[chosen.split(" ")[0]](ref.rows.s[fitted_on], ref.labels[fitted_on])
+    slice_rows = ref.rows.subset(mask)
+    notes = []
+    if not own_rows and not whole:
+        notes.append(
+            f"few reference rows in the slice ({len(labels):,}; {MIN_SLICE_ROWS:,} with {MIN_SLICE_CLASS} of each "
+            "class calibrate it on its own): calibrated on the whole reference, with a wider interval"
+        )
+    return Fit(
+        reference=reference,
+        slice_=slice_,
+        calibrator=calibrator,
+        within_slice=within,
+        rows=len(labels),
+        positives=positives,
+        held_out_brier=scored,
+        errors=measured_errors(slice_rows, labels, probabilities),
+        group_bias=group_bias(slice_rows, labels, probabilities),
+        score_quantiles=np.quantile(scores, SCORE_QUANTILES),
+        notes=tuple(notes),
+    )
+
+
+def measured_errors(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, MetricError]:
+    out = {}
+    for name, expected in EXPECTED.items():
+        estimate = expected(rows, probabilities)
+        realized = expected(rows, labels).value
+        out[name] = MetricError(realized - estimate.value, estimate.variance(probabilities))
+    return out
+
+
+def group_bias(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dict[int, MetricError]:
+    out = {}
+    for group in (0, 1):
+        at = rows.yhat == group
+        k = int(at.sum())
+        if k == 0:
+            out[group] = MetricError(0.0, 0.0)
+            continue
+        p = probabilities[at]
+        out[group] = MetricError(float(np.mean(labels[at] - p)), float(np.sum(p * (1 - p)) / k**2))
+    return out
