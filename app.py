@@ -21,6 +21,7 @@ PAGES = [
         "pages/validation-sets.py", title="Validation sets", icon=":material/fact_check:", url_path="validation-sets"
     ),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/monitor.py", title="Monitor", icon=":material/query_stats:", url_path="monitor"),
     st.Page("pages/reports.py", title="Reports", icon=":material/description:", url_path="reports"),
     st.Page("pages/present.py", title="Present", icon=":material/slideshow:", url_path="present"),
 ]

@@ -35,9 +35,9 @@ errors = [*error_choices(project), EXPRESSION]
 
 
 if st.session_state.get("dc_for", project_name) != project_name:  # another project: its own versions and stages
-    for key in ("dc_version", "dc_stages", "dc_against", "dc_error"):
+    for key in ("dc_version", "dc_stages", "dc_against", "dc_error", "dc_from", "dc_to"):
         st.session_state.pop(key, None)
-    for param in ("version", "stage", "against", "error"):
+    for param in ("version", "stage", "against", "error", "from", "to"):
         st.query_params.pop(param, None)
 st.session_state["dc_for"] = project_name
 _url.start_choice("dc_version", "version", summary.versions, summary.versions[0])
@@ -49,10 +49,17 @@ _url.start_number("dc_support", "support", 0.0005, 0.5, 0.01)
 _url.start_choice("dc_view", "view", VIEWS, VIEWS[0])
 _url.start_choices("dc_stages", "stage", summary.stages, summary.stages)
 
-a, b, c = st.columns(3)
+first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
+_url.start_dates(("dc_from", "dc_to"), ("from", "to"), first, last)
+a, b, w = st.columns([3, 3, 4])
 version = a.selectbox("Model version", summary.versions, key="dc_version")
 stages = b.multiselect("Stages", summary.stages, key="dc_stages")
-error = c.selectbox(
+start, end, window_notes = _url.window_input(w, ("dc_from", "dc_to"), first, last)
+for window_note in window_notes:
+    st.caption(_ui.plain(window_note))
+_url.keep("from", start, first)
+_url.keep("to", end, last)
+error = st.selectbox(
     "Error to find",
     errors,
     key="dc_error",
@@ -138,7 +145,7 @@ for param, value in (("against", against), ("error", None if error not in errors
     else:
         st.query_params.pop(param, None)
 
-scope = Scope.of(versions=version, stages=stages or None)
+scope = Scope.of(version, stages or None, None if start == first else start, None if end == last else end)
 if not chosen:
     st.info("Pick at least one feature to search.")
     st.stop()

@@ -10,7 +10,7 @@ from analysis.overview import project_summary
 from analysis.slices import Slice, parse_slice, validate_slice
 from analysis.slices.metrics import slice_metrics
 from analysis.store.scope import Scope
-from pages.parts import _report_ui, _ui
+from pages.parts import _report_ui, _ui, _url
 from pages.parts import _slice_examples as examples
 from pages.parts import _slice_views as views
 from pages.parts._promote_view import promote_view
@@ -28,9 +28,9 @@ st.title("Slices")
 
 # --- scope: version and stages, kept in the URL ---------------------------------------
 if st.session_state.get("sl_for", project_name) != project_name:  # another project: its own scope, no slice
-    for key in ("sl_version", "sl_stages", "sl_text", "sl_drill", "sl_selected"):
+    for key in ("sl_version", "sl_stages", "sl_text", "sl_drill", "sl_selected", "sl_from", "sl_to"):
         st.session_state.pop(key, None)
-    for param in ("version", "stage", "slice"):
+    for param in ("version", "stage", "slice", "from", "to"):
         st.query_params.pop(param, None)
 st.session_state["sl_for"] = project_name
 if "sl_pending_scope" in st.session_state:  # a saved slice opened: its version and stages come back
@@ -43,15 +43,27 @@ if "sl_version" not in st.session_state:
 if "sl_stages" not in st.session_state:
     wanted_stages = [x for x in st.query_params.get_all("stage") if x in summary.stages]
     st.session_state["sl_stages"] = wanted_stages or list(summary.stages)
-a, b = st.columns(2)
+first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
+_url.start_dates(("sl_from", "sl_to"), ("from", "to"), first, last)
+a, b, c = st.columns([3, 3, 4])
 version = a.selectbox("Model version", [ALL, *summary.versions], key="sl_version")
 stages = b.multiselect("Stages", summary.stages, key="sl_stages")
+start, end, window_notes = _url.window_input(c, ("sl_from", "sl_to"), first, last)
+for window_note in window_notes:
+    st.caption(_ui.plain(window_note))
+_url.keep("from", start, first)
+_url.keep("to", end, last)
 if stages and set(stages) != set(summary.stages):
     st.query_params["stage"] = stages
 else:
     st.query_params.pop("stage", None)
 every_stage = not stages or set(stages) == set(summary.stages)  # all stages: no stage filter
-scope = Scope.of(versions=None if version == ALL else version, stages=None if every_stage else stages)
+scope = Scope.of(
+    versions=None if version == ALL else version,
+    stages=None if every_stage else stages,
+    start=None if start == first else start,
+    end=None if end == last else end,
+)
 if version == ALL:
     st.query_params.pop("version", None)
 else:

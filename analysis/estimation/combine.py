@@ -29,15 +29,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from analysis.estimation.expected import EXPECTED, Expected, Rows
 from analysis.estimation.fit import Fit
 from analysis.metrics.registry import metric
 from analysis.stats.intervals import Z95
 
-# A period's labels disagree with its estimate when the estimate made for the labeled
-# rows misses their realized figure by more than this many standard deviations.
-DISAGREE_Z = 2.576
+# A period's labels disagree with its estimate when the estimate made for the labeled rows
+# misses their realized figure by more than its interval allows: a two-sided test, its
+# p-values adjusted over the periods of a timeline (Benjamini-Hochberg, :mod:`.timeline`).
+DISAGREE_Q = 0.05
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class MetricEstimate:
     combined_low: float
     combined_high: float
     labels_disagree: bool = False
+    disagreement_p: float = float("nan")  # the test of the labeled rows against the estimate
 
     def to_dict(self) -> dict:
         return {
@@ -147,11 +150,13 @@ def estimate_period(
                 )
                 combined = mixed.value
                 c_low, c_high = bounds(name, combined, c_var)
-        disagree = labeled_rows is not None and _disagrees(
-            fit, expected, labeled_rows, p[labeled], realized.get(name), name
+        disagreement = (
+            _disagreement_p(fit, expected, labeled_rows, p[labeled], realized.get(name), name)
+            if labeled_rows is not None
+            else float("nan")
         )
         out[name] = MetricEstimate(
-            realized.get(name), estimate.value, low, high, combined, c_low, c_high, bool(disagree)
+            realized.get(name), estimate.value, low, high, combined, c_low, c_high, False, disagreement
         )
     return out
 
@@ -161,11 +166,12 @@ def _group_variance(fit: Fit, grad_sums: dict[int, float], variances: dict[int, 
     return float(sum(grad_sums[g] ** 2 * variances[g] for g in (0, 1)))
 
 
-def _disagrees(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | None, name: str) -> bool:
-    """Whether the labeled rows' realized figure is far outside what the estimate says for
-    those same rows: the scores no longer mean what they meant on the reference."""
+def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | None, name: str) -> float:
+    """How surprising the labeled rows' realized figure is, given what the estimate says for
+    those same rows (two-sided, normal): small when the scores no longer mean what they
+    meant on the reference."""
     if realized is None or not np.isfinite(realized):
-        return False
+        return float("nan")
     estimate: Expected = expected(rows, p)
     variance = (
         estimate.variance(p)
@@ -173,8 +179,8 @@ def _disagrees(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | 
         + fit.calibrator.fit_variance(p, estimate.grad)
     )
     if not (np.isfinite(estimate.value) and variance > 0):
-        return False
-    return abs(realized - estimate.value) > DISAGREE_Z * np.sqrt(variance)
+        return float("nan")
+    return float(2 * stats.norm.sf(abs(realized - estimate.value) / np.sqrt(variance)))
 
 
 def is_estimable(name: str) -> bool:

@@ -129,11 +129,16 @@ def set_reference_choice(con: duckdb.DuckDBPyConnection, project: Project, choic
     return choice
 
 
+def version_stages(con, project: Project, version: str) -> list[str]:
+    """The stages ``version`` is logged in."""
+    query = f"SELECT DISTINCT stage FROM {quote_ident(project.log_table)} WHERE model_version = ? ORDER BY stage"
+    return [s for (s,) in con.execute(query, [version]).fetchall()]
+
+
 def version_stage(con, project: Project, version: str, stage: str | None) -> str:
     """The stage a version is estimated in: ``stage`` when given (and logged), else its only
     stage, else production when it serves there."""
-    query = f"SELECT DISTINCT stage FROM {quote_ident(project.log_table)} WHERE model_version = ? ORDER BY stage"
-    found = [s for (s,) in con.execute(query, [version]).fetchall()]
+    found = version_stages(con, project, version)
     if not found:
         raise ConfigError(f"{project.name} has no predictions of version {version!r}.")
     if stage is not None:

@@ -9,19 +9,20 @@ from the one place metrics are computed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.estimation.combine import MetricEstimate, estimate_period, is_estimable
+from analysis.estimation.combine import DISAGREE_Q, MetricEstimate, estimate_period, is_estimable
 from analysis.estimation.expected import Rows
 from analysis.estimation.fit import Fit, scored_rows_sql
 from analysis.estimation.periods import Period, check_granularity, first_period_after, period_start_sql
 from analysis.metrics.registry import metrics_for
 from analysis.metrics.sql import GroupKey, compute_metrics
 from analysis.slices import compile_slice
+from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import and_all
@@ -124,11 +125,31 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
             continue
         figures = {n: (None if pd.isna(counts.get(n)) else float(counts[n])) for n in names}
         estimates = estimate_period(fit, period_rows, labels_all[at], list(names), figures)
-        notes = _shift_notes(fit, period_rows.s) + _disagreement_notes(estimates)
         out.append(
-            PeriodEstimate(Period.starting(day, by), int(counts["n_rows"]), int(counts["n_labeled"]), estimates, notes)
+            PeriodEstimate(
+                Period.starting(day, by),
+                int(counts["n_rows"]),
+                int(counts["n_labeled"]),
+                estimates,
+                _shift_notes(fit, period_rows.s),
+            )
         )
-    return EstimateTimeline(fit, by, names, out)
+    return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
+
+
+def _flag_disagreements(periods: list[PeriodEstimate], names) -> list[PeriodEstimate]:
+    """Which periods' labels disagree with their estimate: per metric, the periods' tests
+    adjusted together (Benjamini-Hochberg), so a long timeline does not flag periods by
+    chance; each flagged period says so in its notes."""
+    flagged = {}
+    for name in names:
+        q = bh_qvalues(np.array([p.metrics[name].disagreement_p for p in periods], dtype=float))
+        flagged[name] = q < DISAGREE_Q
+    out = []
+    for i, period in enumerate(periods):
+        metrics = {n: replace(m, labels_disagree=bool(flagged[n][i])) for n, m in period.metrics.items()}
+        out.append(replace(period, metrics=metrics, notes=period.notes + _disagreement_notes(metrics)))
+    return out
 
 
 def _shift_notes(fit: Fit, scores: np.ndarray) -> tuple[str, ...]:

@@ -43,3 +43,88 @@ def valset_cell(r: dict | None, metric: str) -> str:
         return ""
     scored = f"{int(r.get('scored') or 0):,}/{int(r.get('members') or 0):,} scored"
     return f"{format_value(metric, r.get(metric))}<br>{VERDICT_WORDS.get(r['verdict'], r['verdict'])}<br>{scored}"
+
+
+def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380) -> go.Figure:
+    """A slice's estimate timeline for one metric: the estimate (no label of the period
+    used) as a dashed line in its 95% band, the estimate combined with the labels that
+    arrived as a solid line in its band, the realized figure on the labeled rows as
+    points, and each period's labeled share as grey bars on a second axis. ``rows``: one
+    record per period (``period``, ``start``, ``labeled_share`` and the figures of
+    :meth:`analysis.estimation.timeline.EstimateTimeline.frame`). A point's
+    ``customdata`` is its period, for a click to open it."""
+    from analysis.palette import NEUTRAL, SERIES
+
+    x = [r["start"] for r in rows]
+    period = [[r["period"]] for r in rows]
+
+    def column(name):
+        return [None if missing(r.get(name)) else r.get(name) for r in rows]
+
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=column("labeled_share"),
+            name="labeled share",
+            marker=dict(color=NEUTRAL, opacity=0.18),
+            yaxis="y2",
+            customdata=period,
+            hovertemplate="%{customdata[0]}: %{y:.0%} labeled<extra></extra>",
+        )
+    )
+    for kind, colour, dash in (("", SERIES[1], "dash"), ("combined", SERIES[0], "solid")):
+        value = kind or "estimated"
+        low, high = (f"{kind}_low", f"{kind}_high") if kind else ("low", "high")
+        fig.add_trace(
+            go.Scatter(x=x, y=column(high), mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=column(low),
+                mode="lines",
+                line=dict(width=0),
+                fill="tonexty",
+                fillcolor=_transparent(colour, 0.18),
+                name=f"{'combined' if kind else 'estimate'}: 95% interval",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=column(value),
+                mode="lines+markers",
+                line=dict(color=colour, dash=dash),
+                marker=dict(size=5),
+                name="estimate with the labels that arrived" if kind else "estimate from scores alone",
+                customdata=period,
+                hovertemplate="%{customdata[0]}: %{y}<extra>" + ("combined" if kind else "estimate") + "</extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=column("realized"),
+            mode="markers",
+            marker=dict(color="black", size=7, symbol="circle-open"),
+            name="realized (labeled rows)",
+            customdata=period,
+            hovertemplate="%{customdata[0]}: %{y}<extra>realized</extra>",
+        )
+    )
+    layout(fig, title, height)
+    fig.update_layout(
+        yaxis2=dict(overlaying="y", side="right", range=[0, 1], tickformat=".0%", showgrid=False, title="labeled"),
+        hovermode="closest",
+        barmode="overlay",
+    )
+    fig.update_yaxes(tickformat=".0%" if is_share(metric) else None, selector=dict(overlaying=None))
+    return fig
+
+
+def _transparent(colour: str, alpha: float) -> str:
+    """``#RRGGBB`` as ``rgba(r, g, b, alpha)``."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"

@@ -95,6 +95,7 @@ READS: dict[str, tuple[str, ...]] = {
     "analysis.estimation.reference.get_reference_choice": ("monitoring",),
     "analysis.estimation.reference.resolve_reference": ("monitoring",),
     "analysis.estimation.fit.fit_slice": (),
+    "analysis.estimation.reference.version_stages": (),
     "analysis.estimation.timeline.estimate_timeline": (),
     "analysis.estimation.run.estimate": ("monitoring",),
 }

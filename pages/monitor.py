@@ -1,0 +1,81 @@
+"""Monitor: how a model version performs on the recent past, before its labels arrive.
+
+Each period's metrics are estimated from the model's own scores, calibrated on a labeled
+reference window; as labels arrive they are combined with the estimate. A timeline per
+slice (every row, saved slices, a typed slice or one opened from Slices): the estimate in
+its band, the combined figure, the realized figure and the labeled share; a click on a
+period opens it in Slices or Discover. Version, stage, periods, metric and slices live in
+the URL."""
+
+import streamlit as st
+
+from analysis import SliceboardError, get_project
+from analysis.estimation.reference import get_reference_choice, version_stages
+from analysis.estimation.timeline import estimable_metrics
+from analysis.metrics.registry import headline_metrics
+from analysis.numbers import metric_title
+from analysis.overview import project_summary
+from analysis.slices import Slice, parse_slice, validate_slice
+from analysis.slices.saved import list_slices
+from pages.parts import _monitor_views as views
+from pages.parts import _ui, _url
+
+EVERY_ROW = "Every row"
+PERIODS = {"day": "Day", "week": "Week", "month": "Month"}
+
+_ui.require_app()
+project_name = _ui.current_project()
+summary = _ui.query(project_summary, project_name)
+project = _ui.query(get_project, None, name=project_name)
+st.title("Monitor")
+st.caption(
+    "How the model does on recent data before the labels are in: each period's metrics estimated from "
+    "the model's own scores, calibrated on a labeled reference window, with 95% intervals; combined with "
+    "the labels as they arrive."
+)
+metrics = list(estimable_metrics(project))
+if not metrics:
+    st.info(f"Label-free estimates are made for binary classifiers; {project_name} is a {project.task} task.")
+    st.stop()
+
+if st.session_state.get("mo_for", project_name) != project_name:  # another project: its own choices
+    for key in ("mo_version", "mo_stage", "mo_saved", "mo_text"):
+        st.session_state.pop(key, None)
+st.session_state["mo_for"] = project_name
+stages_of = {v: _ui.query(version_stages, project_name, version=v) for v in summary.versions}
+serving = [v for v in summary.versions if "production" in stages_of[v]]
+_url.start_choice("mo_version", "version", summary.versions, (serving or summary.versions)[-1])
+_url.start_choice("mo_by", "by", list(PERIODS), "day")
+_url.start_choice("mo_metric", "metric", metrics, headline_metrics(project.task)[0])
+saved = _ui.query(list_slices, project_name)
+_url.start_choices("mo_saved", "saved", list(saved["name"]), [])
+if "mo_text" not in st.session_state:
+    st.session_state["mo_text"] = st.query_params.get("slice", "")
+
+a, b, c, d = st.columns([3, 2, 2, 3])
+version = a.selectbox("Model version", summary.versions, key="mo_version")
+stages = stages_of[version]
+_url.start_choice("mo_stage", "stage", stages, "production" if "production" in stages else stages[0])
+stage = b.selectbox("Stage", stages, key="mo_stage")
+by = c.segmented_control("Periods", list(PERIODS), format_func=PERIODS.get, key="mo_by", required=True)
+metric = d.selectbox("Metric", metrics, format_func=metric_title, key="mo_metric")
+e, f = st.columns(2)
+picked = e.multiselect("Saved slices", list(saved["name"]), key="mo_saved")
+text = f.text_input("Slice", key="mo_text", placeholder="e.g. region = east AND age < 30")
+st.query_params.update({"version": version, "stage": stage, "by": by, "metric": metric})
+_url.keep("saved", picked)
+_url.keep("slice", text.strip(), "")
+
+choice = _ui.metadata(get_reference_choice, project_name)
+views.reference_panel(project_name, version, stage, choice)
+
+shown: list[tuple[str, Slice]] = [(EVERY_ROW, Slice())]
+where = dict(zip(saved["name"], saved["where"]))
+shown += [(name, parse_slice(where[name])) for name in picked]
+if text.strip():
+    try:
+        shown.append((text.strip(), validate_slice(parse_slice(text), project)))
+    except SliceboardError as exc:
+        _ui.show_error(exc)
+for name, slice_ in shown:
+    views.slice_timeline(project_name, name, slice_, version=version, stage=stage, by=by, metric=metric)

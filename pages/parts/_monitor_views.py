@@ -1,0 +1,176 @@
+"""The Monitor page's parts: the reference window (shown, and chosen) and one slice's
+estimate timeline with the period a click opens."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from analysis import SliceboardError
+from analysis.estimation.reference import ReferenceChoice, resolve_reference, set_reference_choice
+from analysis.estimation.run import estimate
+from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title
+from analysis.reports.charts import estimate_figure
+from pages.parts import _ui, _writes
+
+REFERENCE_ERROR = "mo_ref_error"
+
+
+def reference_panel(project_name: str, version: str, stage: str, choice: ReferenceChoice) -> None:
+    """What the estimates are calibrated on, and a form to choose it (stored with the project)."""
+    try:
+        window = _ui.query(resolve_reference, project_name, version=version, stage=stage, choice=choice)
+        title = f"Reference window: {window.describe()}"
+        said = (
+            f"{format_count(window.labeled)} labeled of {format_count(window.rows)} predictions of {version} "
+            f"({stage}). Estimates are calibrated on these days and listed for the whole periods after them."
+        )
+    except SliceboardError as exc:
+        window, title, said = None, "Reference window: choose one", str(exc)
+    with st.expander(_ui.plain(title), expanded=window is None):
+        st.caption(_ui.plain(said))
+        if REFERENCE_ERROR in st.session_state:
+            st.error(_ui.plain(st.session_state.pop(REFERENCE_ERROR)))
+        if _ui.read_only():
+            return
+        with st.form("mo_reference", border=False):
+            how = st.radio(
+                "Choose it as",
+                ["recent", "dates"],
+                format_func={"recent": "the most recent fully labeled days", "dates": "dates"}.get,
+                index=1 if choice.by_dates else 0,
+                horizontal=True,
+            )
+            a, b, c = st.columns(3)
+            days = a.number_input("Days (at least 99% labeled each)", 1, 365, choice.days)
+            start = b.text_input("From", value=str(choice.start or ""), placeholder="YYYY-MM-DD")
+            end = c.text_input("To (included)", value=str(choice.end or ""), placeholder="YYYY-MM-DD")
+            if st.form_submit_button("Save the reference window"):
+                _save(project_name, how, int(days), start, end)
+
+
+def _save(project_name: str, how: str, days: int, start: str, end: str) -> None:
+    try:
+        choice = ReferenceChoice.of(start, end) if how == "dates" else ReferenceChoice(recent_days=days)
+    except SliceboardError as exc:
+        st.session_state[REFERENCE_ERROR] = str(exc)
+        st.rerun()
+    saved = _writes.write(
+        project_name,
+        set_reference_choice,
+        choice,
+        done=f"Reference window saved: {choice.describe()}.",
+        error_key=REFERENCE_ERROR,
+    )
+    if saved is not None:
+        st.rerun()
+
+
+def _key(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+def slice_timeline(project_name: str, name: str, slice_, *, version: str, stage: str, by: str, metric: str) -> None:
+    st.subheader(_ui.plain(name))
+    try:
+        with st.spinner("Calibrating on the reference and estimating each period…"):
+            timeline = _ui.query(estimate, project_name, version=version, stage=stage, slice_=slice_, by=by)
+    except SliceboardError as exc:
+        _ui.show_error(exc)
+        return
+    fit = timeline.fit
+    st.caption(_ui.plain(f"{fit.describe().capitalize()}; {format_count(fit.rows)} labeled reference rows here."))
+    for note in fit.notes:
+        st.warning(_ui.plain(note.capitalize() + "."), icon=":material/warning:")
+    if not timeline.periods:
+        st.info("No whole period after the reference window has predictions yet.")
+        return
+    frame = timeline.frame()
+    rows = frame[frame.metric == metric].reset_index(drop=True)
+    _latest(rows, metric, by)
+    _disagreements(rows, metric)
+    key = _key(f"{name}|{slice_.readable()}")
+    figure = estimate_figure(rows.to_dict(orient="records"), metric, f"{metric_title(metric)} per {by}")
+    event = st.plotly_chart(figure, key=f"mo_chart_{key}", on_select="rerun", selection_mode="points", width="stretch")
+    chosen = [p["customdata"][0] for p in event["selection"]["points"] if p.get("customdata")]
+    if chosen:
+        _open_period(rows[rows.period == chosen[-1]].iloc[0], slice_, version, stage)
+    else:
+        st.caption("Click a period on the chart to open it in Slices or Discover.")
+    with st.expander(f"Every {by}: figures and notes"):
+        st.dataframe(_table(rows, metric), hide_index=True, key=f"mo_table_{key}", width="stretch")
+
+
+def _latest(rows: pd.DataFrame, metric: str, by: str) -> None:
+    """The last period's estimate, the figure a person asks for first."""
+    last = rows.iloc[-1]
+    a, b, c = st.columns(3)
+    a.metric(
+        f"{metric_title(metric)}, {last.period} (estimated)",
+        format_value(metric, last.estimated),
+        help="From the model's scores alone: no label of this period is used.",
+    )
+    b.metric("95% interval", f"{format_value(metric, last.low)} to {format_value(metric, last['high'])}")
+    c.metric(
+        "Labeled so far",
+        format_percent(last.labeled_share, 0),
+        help=f"{format_count(last.labeled)} of {format_count(last.rows)} rows",
+    )
+
+
+def _disagreements(rows: pd.DataFrame, metric: str) -> None:
+    off = rows[rows.labels_disagree]
+    if len(off):
+        periods = ", ".join(off.period)
+        st.warning(
+            _ui.plain(
+                f"The labels that arrived disagree with the estimate of {metric_name(metric)} in {periods}: "
+                "the scores no longer mean what they meant on the reference (the relation between scores and "
+                "outcomes changed), so estimates for unlabeled rows may be off. Trust the realized and combined "
+                "figures there."
+            ),
+            icon=":material/report:",
+        )
+
+
+def _open_period(row, slice_, version: str, stage: str) -> None:
+    start = row.start.date()
+    last = (row.end - timedelta(days=1)).date()
+    params = {"version": version, "stage": stage, "from": start.isoformat(), "to": last.isoformat()}
+    if slice_.conditions:
+        params["slice"] = slice_.readable()
+    st.caption(
+        _ui.plain(f"{row.period}: {format_count(row.rows)} rows, {format_percent(row.labeled_share, 0)} labeled")
+    )
+    a, b = st.columns(2)
+    a.page_link(
+        "pages/slices.py", label=f"Open {row.period} in Slices", icon=":material/filter_alt:", query_params=params
+    )
+    b.page_link(
+        "pages/discover.py",
+        label=f"Find where {row.period} goes wrong (Discover)",
+        icon=":material/travel_explore:",
+        query_params=params,
+    )
+
+
+def _table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    def shown(x):
+        return format_value(metric, x)
+
+    return pd.DataFrame(
+        {
+            "Period": rows.period,
+            "Rows": rows["rows"].map(format_count),
+            "Labeled": rows.labeled_share.map(lambda x: format_percent(x, 0)),
+            "Realized (labeled rows)": rows.realized.map(shown),
+            "Estimate": rows.estimated.map(shown),
+            "Estimate, 95%": [f"{shown(lo)} to {shown(hi)}" for lo, hi in zip(rows.low, rows["high"])],
+            "Combined": rows.combined.map(shown),
+            "Combined, 95%": [f"{shown(lo)} to {shown(hi)}" for lo, hi in zip(rows.combined_low, rows.combined_high)],
+            "Notes": rows.notes,
+        }
+    )

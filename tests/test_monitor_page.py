@@ -1,0 +1,133 @@
+"""The Monitor page under AppTest (the real app through app.py, a copy of the demo): the
+estimates shown are the engine's, formatted by analysis.numbers; slices come from the
+URL, the saved slices and the text box; the reference window is chosen and stored; a
+click on a period links to that slice and period in Slices and Discover, which open on it."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import pandas as pd
+from test_app import open_page, texts
+from test_slices_page import count_rows, engine, query_param
+
+from analysis import Store, get_project
+from analysis.estimation import ReferenceChoice, get_reference_choice, resolve_reference
+from analysis.estimation.run import estimate
+from analysis.numbers import format_percent, format_value
+from analysis.slices import parse_slice
+from analysis.slices.metrics import slice_metrics
+from analysis.slices.saved import save_slice
+from analysis.store.scope import Scope
+
+
+def monitor(monkeypatch, path, **params):
+    return open_page(monkeypatch, path, "pages/monitor.py", **params)
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_the_page_shows_the_engine_s_estimates(monkeypatch, demo_copy):
+    at = monitor(monkeypatch, demo_copy)
+    timeline = engine(demo_copy, estimate, version="credit-v1", stage="production")
+    last = timeline.periods[-1]
+    auc = last.metrics["roc_auc"]
+    cards = {m.label: m.value for m in at.metric}
+    assert cards[f"ROC AUC, {last.period.label} (estimated)"] == format_value("roc_auc", auc.estimated)
+    assert cards["95% interval"] == f"{format_value('roc_auc', auc.low)} to {format_value('roc_auc', auc.high)}"
+    assert cards["Labeled so far"] == format_percent(last.labeled / last.rows, 0)
+    figure = charts(at)[0]
+    estimated = next(t for t in figure["data"] if t.get("name") == "estimate from scores alone")
+    assert estimated["y"] == [p.metrics["roc_auc"].estimated for p in timeline.periods]
+    realized = next(t for t in figure["data"] if t.get("name") == "realized (labeled rows)")
+    assert realized["y"][-1] is None  # the last days have no label yet
+    window = timeline.fit.reference
+    assert f"Reference window: {window.describe()}" in [e.label for e in at.expander]
+    assert query_param(at, "version") == "credit-v1" and query_param(at, "metric") == "roc_auc"
+
+
+def test_slices_from_the_url_the_saved_ones_and_the_text_box(monkeypatch, demo_copy):
+    with Store(demo_copy).write() as con:
+        save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
+    at = monitor(monkeypatch, demo_copy, slice="region = east", metric="accuracy", by="week")
+    assert [s.value for s in at.subheader] == ["Every row", "region = east"]
+    east = engine(demo_copy, estimate, version="credit-v1", slice_=parse_slice("region = east"), by="week")
+    cards = [m.value for m in at.metric]
+    assert cards[3] == format_value("accuracy", east.periods[-1].metrics["accuracy"].estimated)
+    at.multiselect(key="mo_saved").set_value(["young"]).run()
+    assert not at.exception and [s.value for s in at.subheader] == ["Every row", "young", "region = east"]
+    assert query_param(at, "saved") == "young"
+    at.text_input(key="mo_text").set_value("region = nowhere AND").run()
+    assert not at.exception and at.error  # a half-typed slice is named, the rest still shown
+    at.text_input(key="mo_text").set_value("region = nowhere").run()
+    assert not at.exception
+    assert "has no labeled rows with a score in the reference window" in texts(at)
+
+
+def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
+    at = monitor(monkeypatch, demo_copy)
+    at.radio[0].set_value("dates")
+    at.text_input[1].set_value("2026-09-05")
+    at.text_input[2].set_value("2026-09-20")
+    next(b for b in at.button if b.label == "Save the reference window").click().run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        assert get_reference_choice(con, project) == ReferenceChoice.of("2026-09-05", "2026-09-20")
+        window = resolve_reference(con, project, "credit-v1", "production")
+    assert f"Reference window: {window.describe()}" in [e.label for e in at.expander]
+    assert at.metric  # the estimates follow the new window
+
+
+def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_copy):
+    at = monitor(monkeypatch, demo_copy, slice="region = east")
+    chart = at.get("plotly_chart")[1]
+    at.session_state[chart.key] = {
+        "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception
+    links = [link for link in at.get("page_link") if "2026-10-20" in link.proto.label]
+    assert len(links) == 2
+    params = parse_qs(links[0].proto.query_string)
+    assert params == {
+        "version": ["credit-v1"],
+        "stage": ["production"],
+        "from": ["2026-10-20"],
+        "to": ["2026-10-20"],
+        "slice": ["region = east"],
+    }
+    slices = open_page(monkeypatch, demo_copy, "pages/slices.py", **{k: v[0] for k, v in params.items()})
+    n = count_rows(
+        demo_copy,
+        "model_version = 'credit-v1' AND stage = 'production' AND region = 'east' "
+        "AND CAST(\"timestamp\" AS DATE) = DATE '2026-10-20'",
+    )
+    direct = engine(
+        demo_copy,
+        slice_metrics,
+        slice_=parse_slice("region = east"),
+        scope=Scope.of("credit-v1", "production", "2026-10-20", "2026-10-20"),
+    )
+    assert int(direct.table.set_index("part").loc["slice", "n_rows"]) == n
+    assert {m.label: m.value for m in slices.metric}["Rows in the slice"] == f"{n:,}"
+    assert (slices.text_input(key="sl_from").value, slices.text_input(key="sl_to").value) == ("2026-10-20",) * 2
+    discover = open_page(monkeypatch, demo_copy, "pages/discover.py", **{k: v[0] for k, v in params.items()})
+    assert (discover.text_input(key="dc_from").value, discover.text_input(key="dc_to").value) == ("2026-10-20",) * 2
+
+
+def test_a_task_without_estimates_says_so(monkeypatch, tmp_path):
+    from test_slices_page import Mapping, ingest_predictions
+
+    frame = pd.DataFrame(
+        {"id": ["a", "b"], "ts": pd.to_datetime(["2026-01-01", "2026-01-02"]), "y": [1.0, 2.0], "p": [1.5, 2.5]}
+    )
+    path = tmp_path / "r.duckdb"
+    with Store(path).write() as con:
+        mapping = Mapping(task="regression", id="id", timestamp="ts", label="y", prediction="p")
+        ingest_predictions(con, frame, project="r", mapping=mapping, version="r1")
+    at = monitor(monkeypatch, path)
+    assert "Label-free estimates are made for binary classifiers" in texts(at)
