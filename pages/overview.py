@@ -2,9 +2,9 @@
 outcomes (the "By version" view), or their daily series (the "Over time" view). Only the
 chosen view is computed. Version, stages, time window and view live in the URL."""
 
-import plotly.express as px
 import streamlit as st
 
+from analysis import get_project
 from analysis.metrics.product import list_metrics
 from analysis.metrics.registry import headline_metrics, metrics_for
 from analysis.numbers import (
@@ -18,7 +18,9 @@ from analysis.numbers import (
 )
 from analysis.overview import daily_series, outcome_units, overview_table, project_summary
 from analysis.store.scope import Scope
+from pages.parts import _overview_estimates as estimates
 from pages.parts import _report_ui, _ui, _url
+from pages.parts._overview_estimates import line_chart
 
 ALL = "All versions"
 VIEWS = {"versions": "By version", "time": "Over time"}
@@ -27,6 +29,7 @@ _ui.require_app()
 
 project = _ui.current_project()
 summary = _ui.query(project_summary, project)
+project_definition = _ui.query(get_project, None, name=project)
 st.title(_ui.plain(project))
 st.caption(
     f"{summary.task.capitalize()} task · {format_count(summary.n_rows)} logged predictions · "
@@ -124,6 +127,7 @@ def by_version() -> None:
             b.metric("Labeled", format_percent(row["labeled_share"]))
             a.metric(metric_title(headline), format_value(headline, row[headline]))
             b.metric(metric_title(second), format_value(second, row[second]))
+            estimates.card(project, project_definition, row["model_version"], row["stage"], headline)
             for name in outcome_names[:2]:
                 st.metric(_ui.plain(f"Total {metric_name(name)}"), outcome_value(name, row[f"{name}_sum"]))
     if len(table) > 4:
@@ -151,25 +155,16 @@ def by_version() -> None:
     st.dataframe(frame.style.format(formats, na_rep="–"), column_config=config, hide_index=True, key="ov_table")
 
 
-def line_chart(daily, y: str, title: str, share: bool, key: str) -> None:
-    fig = px.line(
-        daily, x="day", y=y, color="series", title=title, markers=False, labels={"day": "", y: "", "series": ""}
-    )
-    fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(t=40, l=10, r=10, b=10), height=340)
-    if share:  # a share of rows: 0 to 100%, never more, whatever the line does
-        fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    else:  # anything else on its own scale, from zero for counts
-        fig.update_yaxes(rangemode="tozero" if y == "n_rows" else "normal")
-    st.plotly_chart(fig, key=key)
-
-
 @st.fragment
 def metric_chart(daily) -> None:
     """The chosen metric's chart: picking another metric redraws only this one."""
     metric = st.selectbox(
         "Metric", metric_names, index=metric_names.index(headline), format_func=metric_title, key="ov_metric"
     )
-    line_chart(daily, metric, f"{metric_title(metric)} (labeled rows)", is_share(metric), f"ov_chart_{metric}")
+    pairs = daily[["model_version", "stage", "series"]].drop_duplicates().itertuples(index=False)
+    shown = estimates.daily_estimates(project, project_definition, list(pairs)[:4], metric)
+    title = f"{metric_title(metric)} (labeled rows{'; dotted: estimated' if shown else ''})"
+    line_chart(daily, metric, title, is_share(metric), f"ov_chart_{metric}", shown)
 
 
 def over_time() -> None:

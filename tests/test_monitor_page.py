@@ -131,3 +131,19 @@ def test_a_task_without_estimates_says_so(monkeypatch, tmp_path):
         ingest_predictions(con, frame, project="r", mapping=mapping, version="r1")
     at = monitor(monkeypatch, path)
     assert "Label-free estimates are made for binary classifiers" in texts(at)
+
+
+def test_the_overview_shows_the_latest_week_estimated_beside_the_realized_figures(monkeypatch, demo_copy):
+    at = open_page(monkeypatch, demo_copy, "pages/overview.py")
+    week = engine(demo_copy, estimate, version="credit-v1", stage="production", by="week").periods[-1]
+    cards = {m.label: m.value for m in at.metric}
+    figures = week.metrics["roc_auc"]
+    assert cards[f"ROC AUC, {week.period.label} · estimated"] == format_value("roc_auc", figures.estimated)
+    band = f"95%: {format_value('roc_auc', figures.low)} to {format_value('roc_auc', figures.high)}"
+    assert band in texts(at)
+    assert "No estimate yet: no labeled past to calibrate the scores on" in texts(at)  # the canary's first weeks
+    at.segmented_control(key="ov_view").set_value("time").run()
+    assert not at.exception
+    daily = engine(demo_copy, estimate, version="credit-v1", stage="production", by="day")
+    line = next(t for t in charts(at)[2]["data"] if t.get("name") == "credit-v1 · production (estimated from scores)")
+    assert line["y"] == [p.metrics["roc_auc"].estimated for p in daily.periods]
