@@ -315,3 +315,36 @@ def test_labels_that_disagree_with_the_estimate_are_said(tmp_path):
     assert sum(p.metrics["precision"].labels_disagree for p in before) <= 1
     assert all(p.metrics["precision"].labels_disagree for p in after)
     assert all("labels that arrived disagree" in " ".join(p.notes) for p in after)
+
+
+def test_an_estimate_block_holds_the_engine_s_timeline_and_draws_it(shop, tmp_path):
+    from analysis.reports import add_block, get_report, render_html
+    from analysis.reports.kinds import kind_of
+
+    store, frame = shop
+    path = tmp_path / "report.duckdb"
+    path.write_bytes(store.path.read_bytes())
+    copy = Store(path)
+    with copy.write() as con:
+        project = get_project(con, "s")
+        view = {"version": "m1", "metric": "roc_auc", "slice": parse_slice("region = north"), "by": "week"}
+        view["choice"] = by_dates(0, REFERENCE_DAYS - 1)
+        block = add_block(con, project, "review", "estimate", view)
+        report = get_report(con, project, "review")
+    with copy.read() as con:
+        timeline = estimate(
+            con,
+            get_project(con, "s"),
+            "m1",
+            slice_=parse_slice("region = north"),
+            by="week",
+            choice=by_dates(0, REFERENCE_DAYS - 1),
+            metrics=["roc_auc"],
+        )
+    assert block.params["reference_start"] == FIRST_DAY.isoformat()
+    rows = block.snapshot["rows"]
+    assert [r["period"] for r in rows] == [p.period.label for p in timeline.periods]
+    assert [r["estimated"] for r in rows] == [p.metrics["roc_auc"].estimated for p in timeline.periods]
+    assert "from the model's scores" in " ".join(kind_of("estimate").lines(block.snapshot))
+    html = render_html(report)
+    assert "ROC AUC per week" in html and "estimate from scores alone" in html

@@ -147,3 +147,20 @@ def test_the_overview_shows_the_latest_week_estimated_beside_the_realized_figure
     daily = engine(demo_copy, estimate, version="credit-v1", stage="production", by="day")
     line = next(t for t in charts(at)[2]["data"] if t.get("name") == "credit-v1 · production (estimated from scores)")
     assert line["y"] == [p.metrics["roc_auc"].estimated for p in daily.periods]
+
+
+def test_a_timeline_is_added_to_a_report(monkeypatch, demo_copy):
+    from analysis.reports import get_report
+
+    at = monitor(monkeypatch, demo_copy, metric="accuracy")
+    key = next(w.key for w in at.text_input if w.key and w.key.startswith("mo_report_") and w.key.endswith("_new"))
+    prefix = key[: -len("_new")]
+    at.text_input(key=key).set_value("weekly").run()
+    at.button(key=f"{prefix}_add").click().run()
+    assert not at.exception
+    with Store(demo_copy).read() as con:
+        report = get_report(con, get_project(con, "lending-demo"), "weekly")
+    (block,) = report.blocks
+    assert block.kind == "estimate" and block.params["metric"] == "accuracy"
+    timeline = engine(demo_copy, estimate, version="credit-v1", metrics=["accuracy"])
+    assert block.snapshot["rows"][-1]["estimated"] == timeline.periods[-1].metrics["accuracy"].estimated

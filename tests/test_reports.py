@@ -19,6 +19,7 @@ from analysis import ConfigError, Mapping, Store, get_project, ingest_prediction
 from analysis.cli.main import main
 from analysis.compare.comparison import Side, compare
 from analysis.compare.gate import run_gate
+from analysis.estimation import ReferenceChoice
 from analysis.ingest.labels import attach_labels
 from analysis.metrics.product import ProductMetric, define_metric
 from analysis.reports import (
@@ -485,6 +486,12 @@ VIEWS = {  # a view of every block kind, as the pages pin them
     "series": {"baseline": Side("v1"), "candidate": Side("v2")},
     "discovery": {"scope": {"versions": ["v2"]}, "top_k": 3},
     "note": {"text": "Numbers as of the review."},
+    "estimate": {
+        "version": "v2",
+        "metric": "accuracy",
+        "by": "week",
+        "choice": ReferenceChoice.of("2026-03-01", "2026-03-07"),
+    },
 }
 
 

@@ -14,7 +14,7 @@ from analysis.estimation.reference import ReferenceChoice, resolve_reference, se
 from analysis.estimation.run import estimate
 from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title
 from analysis.reports.charts import estimate_figure
-from pages.parts import _ui, _writes
+from pages.parts import _report_ui, _ui, _writes
 
 REFERENCE_ERROR = "mo_ref_error"
 
@@ -93,6 +93,8 @@ def slice_timeline(project_name: str, name: str, slice_, *, version: str, stage:
     _latest(rows, metric, by)
     _disagreements(rows, metric)
     key = _key(f"{name}|{slice_.readable()}")
+    view = {"version": version, "stage": stage, "slice": slice_, "by": by, "metric": metric}
+    _report_ui.add_to_report(project_name, [("This estimate timeline", "estimate", view)], key=f"mo_report_{key}")
     figure = estimate_figure(rows.to_dict(orient="records"), metric, f"{metric_title(metric)} per {by}")
     event = st.plotly_chart(figure, key=f"mo_chart_{key}", on_select="rerun", selection_mode="points", width="stretch")
     chosen = [p["customdata"][0] for p in event["selection"]["points"] if p.get("customdata")]

@@ -11,6 +11,7 @@ from analysis.errors import ConfigError
 from analysis.reports.kinds.base import BlockKind, Card
 from analysis.reports.kinds.comparison import Comparison
 from analysis.reports.kinds.discovery import Discovery
+from analysis.reports.kinds.estimate import EstimateBlock
 from analysis.reports.kinds.gate import Gate
 from analysis.reports.kinds.headline import Headline
 from analysis.reports.kinds.note import Note
@@ -19,7 +20,18 @@ from analysis.reports.kinds.slice import SliceBlock
 from analysis.reports.kinds.valsets import ValidationSets
 
 REGISTRY: dict[str, BlockKind] = {
-    k.name: k for k in (Headline(), Comparison(), Gate(), SliceBlock(), Discovery(), ValidationSets(), Series(), Note())
+    k.name: k
+    for k in (
+        Headline(),
+        Comparison(),
+        Gate(),
+        SliceBlock(),
+        Discovery(),
+        ValidationSets(),
+        Series(),
+        EstimateBlock(),
+        Note(),
+    )
 }
 
 
