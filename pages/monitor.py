@@ -35,7 +35,7 @@ st.caption(
 )
 metrics = list(estimable_metrics(project))
 if not metrics:
-    st.info(f"Label-free estimates are made for binary classifiers; {project_name} is a {project.task} task.")
+    st.info(f"Label-free estimates are made for classifiers with scores; {project_name} is a {project.task} task.")
     st.stop()
 
 if st.session_state.get("mo_for", project_name) != project_name:  # another project: its own choices

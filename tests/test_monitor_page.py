@@ -130,7 +130,7 @@ def test_a_task_without_estimates_says_so(monkeypatch, tmp_path):
         mapping = Mapping(task="regression", id="id", timestamp="ts", label="y", prediction="p")
         ingest_predictions(con, frame, project="r", mapping=mapping, version="r1")
     at = monitor(monkeypatch, path)
-    assert "Label-free estimates are made for binary classifiers" in texts(at)
+    assert "Label-free estimates are made for classifiers with scores" in texts(at)
 
 
 def test_the_overview_shows_the_latest_week_estimated_beside_the_realized_figures(monkeypatch, demo_copy):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.estimation.expected import EXPECTED, Expected, Rows
+from analysis.estimation.expected import EXPECTED_BY_TASK, Expected, Rows
 from analysis.estimation.fit import Fit
 from analysis.metrics.registry import metric
 from analysis.stats.intervals import Z95
@@ -82,7 +82,7 @@ def bounds(name: str, value: float, variance: float) -> tuple[float, float]:
 
 def _by_prediction(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
     keep = np.ones(len(rows), bool) if mask is None else mask
-    return {g: float(values[keep & (rows.yhat == g)].sum()) for g in (0, 1)}
+    return {int(g): float(values[keep & (rows.yhat == g)].sum()) for g in rows.groups}
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class Correction:
     def from_labels(cls, fit: Fit, rows: Rows, p: np.ndarray, labels: np.ndarray) -> "Correction":
         labeled = labels >= 0
         shift, variance = {}, {}
-        for group in (0, 1):
-            prior = fit.group_bias[group].squared
+        for group in rows.groups.astype(int):
+            prior = fit.prior(group)
             at = labeled & (rows.yhat == group)
             k = int(at.sum())
             if k == 0 or prior == 0.0:
@@ -114,20 +114,30 @@ class Correction:
 
 
 def estimate_period(
-    fit: Fit, rows: Rows, labels: np.ndarray, names: list[str], realized: dict[str, float | None]
+    fit: Fit,
+    rows: Rows,
+    labels: np.ndarray,
+    names: list[str],
+    realized: dict[str, float | None],
+    known: Rows | None = None,
 ) -> dict[str, MetricEstimate]:
-    """Every metric in ``names`` for one period's rows (``labels``: 1, 0, or -1 when not
-    arrived); ``realized``: the engine's figure on the labeled rows."""
+    """Every metric in ``names`` for one period's rows (``labels``: the 0/1 outcome, or -1
+    when not arrived); ``realized``: the engine's figure on the labeled rows; ``known``: the
+    rows as their labels say (multiclass: where a labeled row's error went)."""
+    known = known or rows
     p = fit.calibrator.apply(rows.s)
     labeled = labels >= 0
     k, n = int(labeled.sum()), len(rows)
     correction = Correction.from_labels(fit, rows, p, labels)
-    shifted = np.clip(p + np.where(rows.yhat == 1, correction.shift[1], correction.shift[0]), 0.0, 1.0)
+    shift = np.zeros(len(rows))
+    for group, value in correction.shift.items():
+        shift[rows.yhat == group] = value
+    shifted = np.clip(p + shift, 0.0, 1.0)
     pi = np.where(labeled, labels, shifted)
     labeled_rows = rows.subset(labeled) if 0 < k < n else None
     out = {}
     for name in names:
-        expected = EXPECTED[name]
+        expected = fit.expected[name]
         estimate = expected(rows, p)
         group_var = _group_variance(fit, _by_prediction(rows, estimate.grad))
         calibration = max(fit.errors[name].squared, group_var) + fit.calibrator.fit_variance(p, estimate.grad)
@@ -136,7 +146,7 @@ def estimate_period(
         if k == 0:
             combined, c_low, c_high = estimate.value, low, high
         else:
-            mixed = expected(rows, pi)
+            mixed = expected(known, pi)
             if k == n:
                 combined, c_low, c_high = mixed.value, mixed.value, mixed.value
             else:
@@ -162,8 +172,8 @@ def estimate_period(
 
 
 def _group_variance(fit: Fit, grad_sums: dict[int, float], variances: dict[int, float] | None = None) -> float:
-    variances = variances or {g: fit.group_bias[g].squared for g in (0, 1)}
-    return float(sum(grad_sums[g] ** 2 * variances[g] for g in (0, 1)))
+    variances = variances or {g: fit.prior(g) for g in grad_sums}
+    return float(sum(total**2 * variances.get(g, fit.prior(g)) for g, total in grad_sums.items()))
 
 
 def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | None, name: str) -> float:
@@ -183,5 +193,5 @@ def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: flo
     return float(2 * stats.norm.sf(abs(realized - estimate.value) / np.sqrt(variance)))
 
 
-def is_estimable(name: str) -> bool:
-    return name in EXPECTED and metric(name) is not None
+def is_estimable(task: str, name: str) -> bool:
+    return name in EXPECTED_BY_TASK.get(task, {}) and metric(name) is not None

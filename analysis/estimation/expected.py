@@ -13,8 +13,9 @@ The gradient gives the sampling variance of the realized metric around the estim
 how far the metric moves when probabilities shift. A metric that is undefined (no
 predicted positives for precision, a single class for ROC AUC) is NaN.
 
-One function per metric, registered by name in ``EXPECTED``; a metric is added in this
-file.
+One function per metric, registered by task and name in ``EXPECTED_BY_TASK``; a metric is
+added in this file. Multiclass metrics take ``pi`` as each row's probability of being
+right, and spread a wrong row over the true classes by its ``wrong_to``.
 """
 
 from __future__ import annotations
@@ -34,28 +35,42 @@ NAN = float("nan")
 class Expected:
     value: float
     grad: np.ndarray  # d value / d pi, per row
+    # Variance beyond each row's Bernoulli outcome (multiclass: which class a wrong row is).
+    extra: float = 0.0
 
     def variance(self, pi: np.ndarray) -> float:
-        """The delta-method variance of the realized metric when each row is positive with
-        probability ``pi``."""
+        """The delta-method variance of the realized metric when each row is positive (or,
+        multiclass, right) with probability ``pi``."""
         if not np.isfinite(self.value):
             return NAN
-        return float(np.sum(pi * (1.0 - pi) * self.grad**2))
+        return float(np.sum(pi * (1.0 - pi) * self.grad**2)) + self.extra
 
 
 class Rows:
-    """A period's (or a slice's) scored rows: scores, predictions (0/1), and their order by
-    score, sorted once for every ranking metric asked of them."""
+    """A period's (or a slice's) scored rows: scores, predictions (binary: 0/1; multiclass:
+    the predicted class's index), and their order by score, sorted once for every ranking
+    metric asked of them. Multiclass rows also say, for each row, how a wrong prediction
+    is spread over the true classes (``wrong_to``, a row per prediction: the reference's
+    confusion for an unlabeled row, the true class for a labeled one)."""
 
-    def __init__(self, scores: np.ndarray, predictions: np.ndarray) -> None:
+    def __init__(self, scores: np.ndarray, predictions: np.ndarray, wrong_to: np.ndarray | None = None) -> None:
         self.s = np.asarray(scores, float)
         self.yhat = np.asarray(predictions, float)
+        self.wrong_to = wrong_to
 
     def __len__(self) -> int:
         return len(self.s)
 
     def subset(self, mask: np.ndarray) -> "Rows":
-        return Rows(self.s[mask], self.yhat[mask])
+        return Rows(self.s[mask], self.yhat[mask], None if self.wrong_to is None else self.wrong_to[mask])
+
+    def with_wrong_to(self, wrong_to: np.ndarray) -> "Rows":
+        return Rows(self.s, self.yhat, wrong_to)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The distinct predictions: rows are corrected by the bias of their own prediction."""
+        return np.unique(self.yhat)
 
     @cached_property
     def ascending(self) -> tuple:
@@ -182,6 +197,46 @@ def brier(rows: Rows, pi) -> Expected:
     return Expected(value, (if_positive - if_negative) / n)
 
 
+def multiclass_accuracy(rows: Rows, pi) -> Expected:
+    """The share of right predictions: ``pi`` is each row's probability of being right."""
+    n = len(pi)
+    if n == 0:
+        return _undefined(0)
+    return Expected(float(np.mean(pi)), np.full(n, 1.0 / n))
+
+
+def macro_f1(rows: Rows, pi) -> Expected:
+    """F1 per class, averaged over the classes predicted or (expectedly) present. Expected
+    counts: a row predicted ``k`` is a true positive of ``k`` with probability ``pi``, else a
+    false positive of ``k`` and a false negative of a class drawn from its ``wrong_to``."""
+    n = len(pi)
+    if n == 0:
+        return _undefined(0)
+    classes = rows.wrong_to.shape[1]
+    predicted = rows.yhat.astype(int)
+    tp = np.bincount(predicted, weights=pi, minlength=classes)
+    fp = np.bincount(predicted, weights=1.0 - pi, minlength=classes)
+    fn = ((1.0 - pi)[:, None] * rows.wrong_to).sum(axis=0)
+    denominator = 2 * tp + fp + fn
+    seen = denominator > 0
+    if not seen.any():
+        return _undefined(n)
+    count = int(seen.sum())
+    safe = np.where(seen, denominator, 1.0)
+    f1 = np.where(seen, 2 * tp / safe, 0.0)
+    # A row that turns right: its class gains a true positive and loses a false positive;
+    # the class its error went to loses a false negative.
+    own = ((2 * safe - 2 * tp) / safe**2)[predicted]
+    per_fn = np.where(seen, -2 * tp / safe**2, 0.0)  # d F1_c / d FN_c
+    grad = (own - rows.wrong_to @ per_fn) / count
+    # Which class a wrong row's error goes to is a draw of its own.
+    spread = rows.wrong_to @ per_fn**2 - (rows.wrong_to @ per_fn) ** 2
+    extra = float(np.sum((1.0 - pi) * spread)) / count**2
+    return Expected(float(f1[seen].mean()), grad, extra)
+
+
+EXPECTED_BY_TASK: dict[str, dict[str, Callable[..., Expected]]] = {}
+
 EXPECTED: dict[str, Callable[..., Expected]] = {
     "accuracy": accuracy,
     "precision": precision,
@@ -192,3 +247,10 @@ EXPECTED: dict[str, Callable[..., Expected]] = {
     "log_loss": log_loss,
     "brier": brier,
 }
+
+EXPECTED_BY_TASK.update(
+    {
+        "binary": EXPECTED,
+        "multiclass": {"accuracy": multiclass_accuracy, "macro_f1": macro_f1},
+    }
+)

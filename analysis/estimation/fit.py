@@ -34,7 +34,8 @@ from analysis.estimation.calibration import (
     draw_folds,
     held_out,
 )
-from analysis.estimation.expected import EXPECTED, Rows
+from analysis.estimation.expected import EXPECTED_BY_TASK, Rows
+from analysis.estimation.outcomes import READINGS, Classes
 from analysis.estimation.reference import ReferenceWindow
 from analysis.slices import Slice, compile_slice
 from analysis.store.project import Project
@@ -46,7 +47,7 @@ MIN_SLICE_ROWS = 500
 MIN_SLICE_CLASS = 25
 # Quantiles of the reference's scores kept to tell how far a period's scores moved.
 SCORE_QUANTILES = np.linspace(0.0, 1.0, 201)
-ESTIMATED_TASKS = ("binary",)
+ESTIMATED_TASKS = tuple(READINGS)
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,30 @@ class Fit:
 
     reference: ReferenceWindow
     slice_: Slice
+    task: str
     calibrator: Calibrator
     within_slice: bool  # fitted on the slice's own reference rows (else on the whole reference)
     rows: int  # the slice's labeled, scored reference rows
     positives: int
     held_out_brier: dict[str, float]  # each candidate's held-out Brier score on the slice
     errors: dict[str, MetricError]  # per metric
-    group_bias: dict[int, MetricError]  # per prediction (0, 1): the mean of label - probability
+    group_bias: dict[int, MetricError]  # per prediction: the mean of outcome - probability
     score_quantiles: np.ndarray = field(repr=False)
     notes: tuple[str, ...] = ()
+    classes: Classes | None = None  # multiclass: the classes, and where wrong predictions go
+
+    @property
+    def expected(self) -> dict:
+        """The task's metrics as functions of probabilities (:mod:`.expected`)."""
+        return EXPECTED_BY_TASK[self.task]
+
+    def prior(self, group: int) -> float:
+        """How far the probabilities of rows with this prediction may be off as a whole; a
+        prediction the reference never made gets the largest of the others."""
+        known = self.group_bias.get(group)
+        if known is not None:
+            return known.squared
+        return max((g.squared for g in self.group_bias.values()), default=0.0)
 
     @property
     def method(self) -> str:
@@ -107,24 +123,28 @@ class Fit:
 
 @dataclass(frozen=True)
 class ReferenceRows:
-    """The reference's labeled, scored rows, in a fixed order, with their folds."""
+    """The reference's labeled, scored rows, in a fixed order, with their folds: the rows as
+    estimates read them, their 0/1 outcomes, the rows as their labels say (the realized
+    figures), and each row's slice membership."""
 
     rows: Rows
     labels: np.ndarray
     in_slice: np.ndarray
     folds: np.ndarray
+    known: Rows | None = None
+    task: str = "binary"
+    classes: Classes | None = None
 
 
 def scored_rows_sql(project: Project, where: Sql, slice_: Slice, period: str | None = None) -> Sql:
-    """Score, prediction (0/1), label (0/1, -1 when missing) and slice membership of the
-    rows ``where`` selects, in a fixed order; with ``period`` (SQL for a row's period) that
+    """Score, prediction and label (as the task's reading takes them, :mod:`.outcomes`) and
+    slice membership of the rows ``where`` selects, in a fixed order; with ``period`` (SQL for a row's period) that
     too, the rows ordered by it first."""
     return Sql.compose(
-        "SELECT {period} score, CASE WHEN prediction THEN 1 ELSE 0 END AS yhat, "
-        "CASE WHEN label IS NULL THEN -1 WHEN label THEN 1 ELSE 0 END AS y, "
-        "CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
+        "SELECT {period} score, {outcomes}, CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
         "FROM {log} WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL ORDER BY {order}prediction_id",
         period=f"{period} AS period," if period else "",
+        outcomes=READINGS[project.task].select,
         slice=compile_slice(slice_, project),
         log=quote_ident(project.log_table),
         where=where,
@@ -137,7 +157,7 @@ def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
     without scores."""
     if project.task not in ESTIMATED_TASKS:
         raise ConfigError(
-            f"Label-free estimates are made for binary classifiers; {project.name} is a {project.task} task."
+            f"Label-free estimates are made for classifiers with scores; {project.name} is a {project.task} task."
         )
     scored = con.execute(
         *Sql.compose(
@@ -156,24 +176,28 @@ def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
 def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ReferenceRows:
     where = Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
     data = con.execute(*scored_rows_sql(project, where, slice_)).fetchnumpy()
-    scores = np.asarray(data["score"], float)
-    labels = np.asarray(data["y"], float)
-    if len(scores) == 0:
+    reading = READINGS[project.task]
+    read = reading.read(data)
+    labels = read.outcomes
+    if len(labels) == 0:
         raise ConfigError(
             f"The reference window {reference.start} to {reference.end} has no labeled rows with a score "
             f"for {reference.version} ({reference.stage})."
         )
     if labels.min() == labels.max():
-        only = project.positive_label if labels[0] == 1 else project.negative_label
         raise ConfigError(
-            f"Every labeled row of the reference window {reference.start} to {reference.end} is {only!r}: "
-            "calibration needs rows of both classes; choose a longer window."
+            f"Every labeled row of the reference window {reference.start} to {reference.end} "
+            f"{reading.one_outcome(project, int(labels[0]))}: calibration needs both kinds of rows; "
+            "choose a longer window."
         )
     return ReferenceRows(
-        Rows(scores, np.asarray(data["yhat"], float)),
+        read.rows,
         labels,
         np.asarray(data["in_slice"], int) == 1,
-        draw_folds(len(scores)),
+        draw_folds(len(labels)),
+        read.known,
+        project.task,
+        read.classes,
     )
 
 
@@ -217,6 +241,8 @@ def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, meth
     fitted_on = mask if within else np.ones(len(ref.labels), bool)
     calibrator = FITTERS[chosen.split(" ")[0]](ref.rows.s[fitted_on], ref.labels[fitted_on])
     slice_rows = ref.rows.subset(mask)
+    known_rows = (ref.known or ref.rows).subset(mask)
+    expected = EXPECTED_BY_TASK[ref.task]
     notes = []
     if not own_rows and not whole:
         notes.append(
@@ -226,35 +252,36 @@ def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, meth
     return Fit(
         reference=reference,
         slice_=slice_,
+        task=ref.task,
         calibrator=calibrator,
         within_slice=within,
         rows=len(labels),
         positives=positives,
         held_out_brier=scored,
-        errors=measured_errors(slice_rows, labels, probabilities),
+        errors=measured_errors(expected, slice_rows, known_rows, labels, probabilities),
         group_bias=group_bias(slice_rows, labels, probabilities),
         score_quantiles=np.quantile(scores, SCORE_QUANTILES),
         notes=tuple(notes),
+        classes=ref.classes,
     )
 
 
-def measured_errors(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, MetricError]:
+def measured_errors(
+    metrics: dict, rows: Rows, known: Rows, labels: np.ndarray, probabilities: np.ndarray
+) -> dict[str, MetricError]:
     out = {}
-    for name, expected in EXPECTED.items():
+    for name, expected in metrics.items():
         estimate = expected(rows, probabilities)
-        realized = expected(rows, labels).value
+        realized = expected(known, labels).value
         out[name] = MetricError(realized - estimate.value, estimate.variance(probabilities))
     return out
 
 
 def group_bias(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dict[int, MetricError]:
     out = {}
-    for group in (0, 1):
+    for group in rows.groups.astype(int):
         at = rows.yhat == group
         k = int(at.sum())
-        if k == 0:
-            out[group] = MetricError(0.0, 0.0)
-            continue
         p = probabilities[at]
-        out[group] = MetricError(float(np.mean(labels[at] - p)), float(np.sum(p * (1 - p)) / k**2))
+        out[int(group)] = MetricError(float(np.mean(labels[at] - p)), float(np.sum(p * (1 - p)) / k**2))
     return out

@@ -16,8 +16,8 @@ import pandas as pd
 
 from analysis.errors import ConfigError
 from analysis.estimation.combine import DISAGREE_Q, MetricEstimate, estimate_period, is_estimable
-from analysis.estimation.expected import Rows
 from analysis.estimation.fit import Fit, scored_rows_sql
+from analysis.estimation.outcomes import READINGS
 from analysis.estimation.periods import Period, check_granularity, first_period_after, period_start_sql
 from analysis.metrics.registry import metrics_for
 from analysis.metrics.sql import GroupKey, compute_metrics
@@ -88,7 +88,7 @@ class EstimateTimeline:
 
 
 def estimable_metrics(project: Project) -> tuple[str, ...]:
-    return tuple(m for m in metrics_for(project.task) if is_estimable(m))
+    return tuple(m for m in metrics_for(project.task) if is_estimable(project.task, m))
 
 
 def _metric_names(project: Project, metrics) -> tuple[str, ...]:
@@ -112,8 +112,8 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
     realized = compute_metrics(con, project, group_by=[period], where=where, include_outcomes=False)
     data = con.execute(*scored_rows_sql(project, where, fit.slice_, period_start_sql(by))).fetchnumpy()
     starts = pd.to_datetime(np.asarray(data["period"])).date if len(data["period"]) else np.array([])
-    rows_all = Rows(np.asarray(data["score"], float), np.asarray(data["yhat"], float))
-    labels_all = np.asarray(data["y"], float)
+    read = READINGS[project.task].read(data, fit.classes)
+    rows_all, labels_all = read.rows, read.outcomes
     by_start = {r["period"]: r for r in realized.to_dict(orient="records")}
     out = []
     for start in sorted(by_start, key=lambda d: pd.Timestamp(d)):
@@ -124,7 +124,7 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
         if len(period_rows) == 0:
             continue
         figures = {n: (None if pd.isna(counts.get(n)) else float(counts[n])) for n in names}
-        estimates = estimate_period(fit, period_rows, labels_all[at], list(names), figures)
+        estimates = estimate_period(fit, period_rows, labels_all[at], list(names), figures, read.known.subset(at))
         out.append(
             PeriodEstimate(
                 Period.starting(day, by),
