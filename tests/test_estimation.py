@@ -291,7 +291,7 @@ def test_a_reference_of_one_class_and_a_version_without_scores_are_refused(tmp_p
         ingest_predictions(con, both, project="s", mapping=dataclasses.replace(MAPPING, prediction="pred"))
     with store.read() as con:
         project = get_project(con, "s")
-        with pytest.raises(ConfigError, match="is '0': calibration needs rows of both classes"):
+        with pytest.raises(ConfigError, match="is '0': calibration needs both kinds of rows"):
             estimate(con, project, "m1", choice=by_dates(0, 6))
         with pytest.raises(ConfigError, match="has no scores"):
             estimate(con, project, "m0", choice=by_dates(0, 6))

@@ -22,6 +22,11 @@ from analysis.slices.saved import save_slice
 from analysis.store.scope import Scope
 
 
+def engine_on(path, project: str, func, **kwargs):
+    with Store(path).read() as con:
+        return func(con, get_project(con, project), **kwargs)
+
+
 def monitor(monkeypatch, path, **params):
     return open_page(monkeypatch, path, "pages/monitor.py", **params)
 
@@ -119,18 +124,33 @@ def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_c
     assert (discover.text_input(key="dc_from").value, discover.text_input(key="dc_to").value) == ("2026-10-20",) * 2
 
 
-def test_a_task_without_estimates_says_so(monkeypatch, tmp_path):
+def test_a_regression_model_s_errors_are_estimated(monkeypatch, tmp_path):
+    import numpy as np
     from test_slices_page import Mapping, ingest_predictions
 
+    rng = np.random.default_rng(5)
+    day = np.repeat(np.arange(20), 150)
+    size = rng.gamma(2, 50, len(day))
     frame = pd.DataFrame(
-        {"id": ["a", "b"], "ts": pd.to_datetime(["2026-01-01", "2026-01-02"]), "y": [1.0, 2.0], "p": [1.5, 2.5]}
+        {
+            "id": [f"r{i}" for i in range(len(day))],
+            "ts": pd.Timestamp("2026-01-05") + pd.to_timedelta(day * 86400 + 600, unit="s"),
+            "p": 3 * size,
+            "y": np.where(day < 14, 3 * size + rng.normal(0, 20, len(day)), np.nan),
+            "size": size,
+        }
     )
     path = tmp_path / "r.duckdb"
     with Store(path).write() as con:
-        mapping = Mapping(task="regression", id="id", timestamp="ts", label="y", prediction="p")
+        mapping = Mapping(task="regression", id="id", timestamp="ts", label="y", prediction="p", features=["size"])
         ingest_predictions(con, frame, project="r", mapping=mapping, version="r1")
     at = monitor(monkeypatch, path)
-    assert "Label-free estimates are made for classifiers with scores" in texts(at)
+    timeline = engine_on(path, "r", estimate, version="r1")
+    last = timeline.periods[-1]
+    cards = {m.label: m.value for m in at.metric}
+    assert cards[f"Mean absolute error, {last.period.label} (estimated)"] == format_value(
+        "mae", last.metrics["mae"].estimated
+    )
 
 
 def test_the_overview_shows_the_latest_week_estimated_beside_the_realized_figures(monkeypatch, demo_copy):

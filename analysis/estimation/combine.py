@@ -31,53 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.estimation.expected import EXPECTED_BY_TASK, Expected, Rows
+from analysis.estimation.expected import Expected, Rows
+from analysis.estimation.figures import MetricEstimate, bounds, shrink
 from analysis.estimation.fit import Fit
-from analysis.metrics.registry import metric
-from analysis.stats.intervals import Z95
 
 # A period's labels disagree with its estimate when the estimate made for the labeled rows
 # misses their realized figure by more than its interval allows: a two-sided test, its
 # p-values adjusted over the periods of a timeline (Benjamini-Hochberg, :mod:`.timeline`).
 DISAGREE_Q = 0.05
-
-
-@dataclass(frozen=True)
-class MetricEstimate:
-    realized: float | None
-    estimated: float
-    low: float
-    high: float
-    combined: float
-    combined_low: float
-    combined_high: float
-    labels_disagree: bool = False
-    disagreement_p: float = float("nan")  # the test of the labeled rows against the estimate
-
-    def to_dict(self) -> dict:
-        return {
-            "realized": self.realized,
-            "estimated": self.estimated,
-            "low": self.low,
-            "high": self.high,
-            "combined": self.combined,
-            "combined_low": self.combined_low,
-            "combined_high": self.combined_high,
-        }
-
-
-def metric_range(name: str) -> tuple[float, float]:
-    if name == "log_loss":
-        return 0.0, np.inf
-    return 0.0, 1.0
-
-
-def bounds(name: str, value: float, variance: float) -> tuple[float, float]:
-    if not (np.isfinite(value) and np.isfinite(variance)):
-        return np.nan, np.nan
-    lowest, highest = metric_range(name)
-    half = Z95 * np.sqrt(max(variance, 0.0))
-    return max(value - half, lowest), min(value + half, highest)
 
 
 def _by_prediction(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
@@ -100,16 +61,12 @@ class Correction:
             prior = fit.prior(group)
             at = labeled & (rows.yhat == group)
             k = int(at.sum())
-            if k == 0 or prior == 0.0:
+            if k == 0:
                 shift[group], variance[group] = 0.0, prior
                 continue
             seen = float(np.mean(labels[at] - p[at]))
             noise = float(np.sum(p[at] * (1 - p[at]))) / k**2
-            if noise == 0.0:
-                shift[group], variance[group] = seen, 0.0
-                continue
-            weight = prior / (prior + noise)
-            shift[group], variance[group] = weight * seen, prior * noise / (prior + noise)
+            shift[group], variance[group] = shrink(prior, seen, noise)
         return cls(shift, variance)
 
 
@@ -191,7 +148,3 @@ def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: flo
     if not (np.isfinite(estimate.value) and variance > 0):
         return float("nan")
     return float(2 * stats.norm.sf(abs(realized - estimate.value) / np.sqrt(variance)))
-
-
-def is_estimable(task: str, name: str) -> bool:
-    return name in EXPECTED_BY_TASK.get(task, {}) and metric(name) is not None

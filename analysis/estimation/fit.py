@@ -35,8 +35,10 @@ from analysis.estimation.calibration import (
     held_out,
 )
 from analysis.estimation.expected import EXPECTED_BY_TASK, Rows
+from analysis.estimation.figures import MetricError
 from analysis.estimation.outcomes import READINGS, Classes
 from analysis.estimation.reference import ReferenceWindow
+from analysis.estimation.regression import fit_regression
 from analysis.slices import Slice, compile_slice
 from analysis.store.project import Project
 from analysis.store.sql import Sql, quote_ident
@@ -47,24 +49,6 @@ MIN_SLICE_ROWS = 500
 MIN_SLICE_CLASS = 25
 # Quantiles of the reference's scores kept to tell how far a period's scores moved.
 SCORE_QUANTILES = np.linspace(0.0, 1.0, 201)
-ESTIMATED_TASKS = tuple(READINGS)
-
-
-@dataclass(frozen=True)
-class MetricError:
-    """How far the held-out estimate of a metric was from the realized one on the slice's
-    reference rows (``bias``), and the sampling variance of that difference."""
-
-    bias: float
-    variance: float
-
-    @property
-    def squared(self) -> float:
-        """``bias² + variance``: what an estimate's variance gains for calibration (NaN, when
-        the metric is undefined on the reference, counts as 0: the metric's own interval is
-        then NaN too)."""
-        total = self.bias**2 + self.variance
-        return float(total) if np.isfinite(total) else 0.0
 
 
 @dataclass(frozen=True)
@@ -153,12 +137,7 @@ def scored_rows_sql(project: Project, where: Sql, slice_: Slice, period: str | N
 
 
 def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
-    """Refuse, with a reason, what cannot be estimated: a task without estimates, a version
-    without scores."""
-    if project.task not in ESTIMATED_TASKS:
-        raise ConfigError(
-            f"Label-free estimates are made for classifiers with scores; {project.name} is a {project.task} task."
-        )
+    """Refuse, with a reason, a classifier version without scores."""
     scored = con.execute(
         *Sql.compose(
             "SELECT count(score) FROM {log} WHERE {scope}",
@@ -201,7 +180,16 @@ def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Sl
     )
 
 
-def fit_slice(
+def fit_slice(con, project: Project, reference: ReferenceWindow, slice_: Slice = Slice(), method: str | None = None):
+    """What ``slice_``'s estimates rest on, fitted on ``reference``: a classifier's
+    calibration (:func:`fit_classifier`), a regression model's error models
+    (:mod:`.regression`)."""
+    if project.task not in FITS:
+        raise ConfigError(f"Label-free estimates are not made for {project.task} tasks.")
+    return FITS[project.task](con, project, reference, slice_, method)
+
+
+def fit_classifier(
     con, project: Project, reference: ReferenceWindow, slice_: Slice = Slice(), method: str | None = None
 ) -> Fit:
     """Calibrate ``slice_`` on ``reference``. ``method`` forces ``"isotonic"`` or ``"none"``
@@ -285,3 +273,6 @@ def group_bias(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dic
         p = probabilities[at]
         out[int(group)] = MetricError(float(np.mean(labels[at] - p)), float(np.sum(p * (1 - p)) / k**2))
     return out
+
+
+FITS = {"binary": fit_classifier, "multiclass": fit_classifier, "regression": fit_regression}

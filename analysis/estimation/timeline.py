@@ -15,17 +15,20 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ConfigError
-from analysis.estimation.combine import DISAGREE_Q, MetricEstimate, estimate_period, is_estimable
+from analysis.estimation.combine import DISAGREE_Q, estimate_period
+from analysis.estimation.expected import EXPECTED_BY_TASK
+from analysis.estimation.figures import MetricEstimate
 from analysis.estimation.fit import Fit, scored_rows_sql
 from analysis.estimation.outcomes import READINGS
 from analysis.estimation.periods import Period, check_granularity, first_period_after, period_start_sql
+from analysis.estimation.regression import REGRESSION_METRICS, RegressionPeriods
 from analysis.metrics.registry import metrics_for
 from analysis.metrics.sql import GroupKey, compute_metrics
 from analysis.slices import compile_slice
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import and_all
+from analysis.store.sql import Sql, and_all
 
 # A period's scores moved far from the reference's when the Kolmogorov-Smirnov distance
 # between the two is at least this; or lie outside the reference's range for this share.
@@ -88,7 +91,7 @@ class EstimateTimeline:
 
 
 def estimable_metrics(project: Project) -> tuple[str, ...]:
-    return tuple(m for m in metrics_for(project.task) if is_estimable(project.task, m))
+    return tuple(m for m in metrics_for(project.task) if m in ESTIMATED.get(project.task, ()))
 
 
 def _metric_names(project: Project, metrics) -> tuple[str, ...]:
@@ -110,31 +113,52 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
     where = and_all([after.to_sql(), compile_slice(fit.slice_, project)])
     period = GroupKey("period", period_start_sql(by))
     realized = compute_metrics(con, project, group_by=[period], where=where, include_outcomes=False)
-    data = con.execute(*scored_rows_sql(project, where, fit.slice_, period_start_sql(by))).fetchnumpy()
-    starts = pd.to_datetime(np.asarray(data["period"])).date if len(data["period"]) else np.array([])
-    read = READINGS[project.task].read(data, fit.classes)
-    rows_all, labels_all = read.rows, read.outcomes
+    periods = PERIODS[project.task]
+    starts, data = periods.read(con, project, fit, where, period_start_sql(by))
     by_start = {r["period"]: r for r in realized.to_dict(orient="records")}
     out = []
     for start in sorted(by_start, key=lambda d: pd.Timestamp(d)):
         day = pd.Timestamp(start).date()
         counts = by_start[start]
         at = starts == day
-        period_rows = rows_all.subset(at)
-        if len(period_rows) == 0:
+        if not at.any():
             continue
+        rows = periods.subset(data, at)
         figures = {n: (None if pd.isna(counts.get(n)) else float(counts[n])) for n in names}
-        estimates = estimate_period(fit, period_rows, labels_all[at], list(names), figures, read.known.subset(at))
         out.append(
             PeriodEstimate(
                 Period.starting(day, by),
                 int(counts["n_rows"]),
                 int(counts["n_labeled"]),
-                estimates,
-                _shift_notes(fit, period_rows.s),
+                periods.estimate(fit, rows, list(names), figures),
+                _shift_notes(fit, periods.scores(rows)),
             )
         )
     return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
+
+
+class ClassifierPeriods:
+    """A classifier's periods: scores, predictions and labels, estimated from calibrated
+    probabilities (:mod:`.combine`)."""
+
+    def read(self, con, project: Project, fit: Fit, where: Sql, period_sql: str):
+        data = con.execute(*scored_rows_sql(project, where, fit.slice_, period_sql)).fetchnumpy()
+        starts = pd.to_datetime(np.asarray(data["period"])).date if len(data["period"]) else np.array([])
+        return starts, READINGS[project.task].read(data, fit.classes)
+
+    def scores(self, read) -> np.ndarray:
+        return read.rows.s
+
+    def subset(self, read, at: np.ndarray):
+        return replace(read, rows=read.rows.subset(at), outcomes=read.outcomes[at], known=read.known.subset(at))
+
+    def estimate(self, fit: Fit, read, names, realized: dict) -> dict[str, MetricEstimate]:
+        return estimate_period(fit, read.rows, read.outcomes, names, realized, read.known)
+
+
+PERIODS = {"binary": ClassifierPeriods(), "multiclass": ClassifierPeriods(), "regression": RegressionPeriods()}
+# The metrics each task's estimates cover.
+ESTIMATED = {**{task: tuple(metrics) for task, metrics in EXPECTED_BY_TASK.items()}, "regression": REGRESSION_METRICS}
 
 
 def _flag_disagreements(periods: list[PeriodEstimate], names) -> list[PeriodEstimate]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from analysis.numbers import format_value, is_share, missing
-from analysis.palette import VERDICT_WORDS
+from analysis.palette import NEUTRAL, SERIES, VERDICT_WORDS
 
 
 def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
@@ -53,8 +53,6 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     record per period (``period``, ``start``, ``labeled_share`` and the figures of
     :meth:`analysis.estimation.timeline.EstimateTimeline.frame`). A point's
     ``customdata`` is its period, for a click to open it."""
-    from analysis.palette import NEUTRAL, SERIES
-
     x = [r["start"] for r in rows]
     period = [[r["period"]] for r in rows]
 
