@@ -348,3 +348,19 @@ def test_an_estimate_block_holds_the_engine_s_timeline_and_draws_it(shop, tmp_pa
     assert "from the model's scores" in " ".join(kind_of("estimate").lines(block.snapshot))
     html = render_html(report)
     assert "ROC AUC per week" in html and "estimate from scores alone" in html
+
+
+def test_cli_adds_an_estimate_block(shop, tmp_path, capsys):
+    store, frame = shop
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(store.path.read_bytes())
+    base = ["--db", str(path), "reports", "add", "--project", "s", "--name", "weekly", "--kind", "estimate"]
+    assert main(base) == 2 and "An estimate block needs --version" in capsys.readouterr().err
+    assert main(base + ["--version", "m1", "--by", "week", "--where", "region = north", "--format", "json"]) == 0
+    assert "estimated" in json.dumps(json.loads(capsys.readouterr().out))
+    with Store(path).read() as con:
+        from analysis.reports import get_report
+
+        (block,) = get_report(con, get_project(con, "s"), "weekly").blocks
+    assert block.params["metric"] == "roc_auc" and block.params["where"] == "region = north"
+    assert block.params["by"] == "week"

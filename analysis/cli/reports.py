@@ -70,6 +70,17 @@ def _view(args) -> dict:
         view["top_k"] = args.top
     if args.kind == "note":
         view["text"] = args.text or ""
+    if args.kind == "estimate":
+        if not args.version:
+            raise ConfigError("An estimate block needs --version.")
+        view.update(
+            version=args.version[0],
+            stage=args.stage,
+            slice=parse_slice(" AND ".join(args.where or [])),
+            by=args.by,
+            metric=args.metric,
+        )
+        return view
     if args.kind in ("headline", "slice", "discovery") and args.version:
         view["scope"] = {"versions": args.version}
     view.update(start=args.start, end=args.end)
@@ -207,6 +218,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--where", action="append", help="add: the slice (repeatable; ANDed)")
     p.add_argument("--top", type=int, default=10, help="add: discovered slices to show")
     p.add_argument("--text", help="add: a note's Markdown text")
+    p.add_argument(
+        "--stage", help="add: an estimate block's stage (default: the version's only stage, else production)"
+    )
+    p.add_argument("--by", choices=("day", "week", "month"), default="day", help="add: an estimate block's periods")
+    p.add_argument("--metric", help="add: an estimate block's metric (default: the task's headline)")
     p.add_argument("--start", help="first day, YYYY-MM-DD (default: the data's first day now)")
     p.add_argument("--end", help="last day, YYYY-MM-DD (default: the data's last day now)")
     p.set_defaults(func=cmd_reports)

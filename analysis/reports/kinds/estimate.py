@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.metrics.registry import headline_metrics
 from analysis.numbers import format_percent, format_value, metric_name, metric_title
 from analysis.reports.kinds.base import BlockKind, Card, Rows, Snapshot, plain
 from analysis.reports.tables import Table, count, interval, text, value
@@ -58,7 +59,7 @@ class EstimateBlock(BlockKind):
             "slice": slice_.to_dict(),
             "where": slice_.readable() if slice_.conditions else "",
             "by": view.get("by", "day"),
-            "metric": view["metric"],
+            "metric": view.get("metric") or headline_metrics(project.task)[0],
             "reference_start": window.start.isoformat(),
             "reference_end": window.end.isoformat(),
         }
