@@ -5,7 +5,7 @@ reference window; as labels arrive they are combined with the estimate. A timeli
 slice (every row, saved slices, a typed slice or one opened from Slices): the estimate in
 its band, the combined figure, the realized figure and the labeled share; a click on a
 period opens it in Slices or Discover. Version, stage, periods, metric and slices live in
-the URL."""
+the URL (the typed slice as ``?where=``)."""
 
 import streamlit as st
 
@@ -39,8 +39,10 @@ if not metrics:
     st.stop()
 
 if st.session_state.get("mo_for", project_name) != project_name:  # another project: its own choices
-    for key in ("mo_version", "mo_stage", "mo_saved", "mo_text"):
+    for key in ("mo_version", "mo_stage", "mo_saved", "mo_text", "mo_metric"):
         st.session_state.pop(key, None)
+    for param in ("version", "stage", "saved", "where", "metric"):
+        st.query_params.pop(param, None)
 st.session_state["mo_for"] = project_name
 stages_of = {v: _ui.query(version_stages, project_name, version=v) for v in summary.versions}
 serving = [v for v in summary.versions if "production" in stages_of[v]]
@@ -50,7 +52,7 @@ _url.start_choice("mo_metric", "metric", metrics, headline_metrics(project.task)
 saved = _ui.query(list_slices, project_name)
 _url.start_choices("mo_saved", "saved", list(saved["name"]), [])
 if "mo_text" not in st.session_state:
-    st.session_state["mo_text"] = st.query_params.get("slice", "")
+    st.session_state["mo_text"] = st.query_params.get("where", "")
 
 a, b, c, d = st.columns([3, 2, 2, 3])
 version = a.selectbox("Model version", summary.versions, key="mo_version")
@@ -64,18 +66,24 @@ picked = e.multiselect("Saved slices", list(saved["name"]), key="mo_saved")
 text = f.text_input("Slice", key="mo_text", placeholder="e.g. region = east AND age < 30")
 st.query_params.update({"version": version, "stage": stage, "by": by, "metric": metric})
 _url.keep("saved", picked)
-_url.keep("slice", text.strip(), "")
+typed = None
+if text.strip():
+    try:
+        typed = validate_slice(parse_slice(text), project)
+    except SliceboardError as exc:
+        _ui.show_error(exc)
+# Its own parameter: the Slices page's ?slice= is that page's, and stays as it left it.
+_url.keep("where", typed.readable() if typed is not None and typed.conditions else None)  # never a mistyped one
 
 choice = _ui.metadata(get_reference_choice, project_name)
-views.reference_panel(project_name, version, stage, choice)
+if views.reference_panel(project_name, version, stage, choice) is None:
+    st.info("Estimates need a labeled past to calibrate on: choose the reference window above.")
+    st.stop()
 
 shown: list[tuple[str, Slice]] = [(EVERY_ROW, Slice())]
 where = dict(zip(saved["name"], saved["where"]))
 shown += [(name, parse_slice(where[name])) for name in picked]
-if text.strip():
-    try:
-        shown.append((text.strip(), validate_slice(parse_slice(text), project)))
-    except SliceboardError as exc:
-        _ui.show_error(exc)
+if typed is not None and typed.conditions:
+    shown.append((text.strip(), typed))
 for name, slice_ in shown:
     views.slice_timeline(project_name, name, slice_, version=version, stage=stage, by=by, metric=metric)

@@ -124,6 +124,9 @@ if current.conditions:
 
 # --- views of the slice: only the chosen one is computed ----------------------------------
 st.subheader(_ui.plain(readable) if readable else "All rows")
+if readable:  # its recent weeks estimated before the labels arrive
+    watch = {"where": readable} | ({"version": version} if version != ALL else {})
+    st.page_link("pages/monitor.py", label="Monitor this slice", icon=":material/query_stats:", query_params=watch)
 _report_ui.add_to_report(
     project_name, [("This slice's metrics", "slice", {"slice": current, "scope": scope})], key="sl_report"
 )

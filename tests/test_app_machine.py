@@ -303,6 +303,7 @@ PAGES = (
     "pages/discover.py",
     "pages/validation-sets.py",
     "pages/compare.py",
+    "pages/monitor.py",
     "pages/reports.py",
     "pages/present.py",
 )
@@ -642,6 +643,30 @@ def add_to_report(m, key: str, report: str | None) -> None:
     m.at.button(key=f"{key}_add").click()
 
 
+# Monitor
+def mo_choose(m, data) -> None:
+    """Version, stage, metric and periods, each as offered."""
+    for key in ("mo_version", "mo_stage", "mo_metric"):
+        box = find(m.at, "selectbox", key)
+        if box is not None and data.draw(st.booleans(), label=f"change {key}"):
+            pick(box, data, key)
+    periods = find(m.at, "button_group", "mo_by")
+    if periods is not None:
+        periods.set_value(data.draw(st.sampled_from(["day", "week", "month"]), label="periods"))
+
+
+def mo_reference(m, start: date, end: date) -> None:
+    """A reference window typed as dates and saved."""
+    m.at.radio(key="mo_ref_how").set_value("dates")
+    m.at.text_input(key="mo_ref_from").set_value(start.isoformat())
+    m.at.text_input(key="mo_ref_to").set_value(end.isoformat())
+    submit(m.at, "mo_reference").click()
+
+
+def mo_slice(m, text: str) -> None:
+    m.at.text_input(key="mo_text").set_value(text)
+
+
 # Overview
 def ov_scope(m, version: str | None, stages: list[str] | None, window: tuple | None) -> None:
     """Version, stages, and a window typed in From/To (texts) and applied with the form's button."""
@@ -655,9 +680,10 @@ def ov_scope(m, version: str | None, stages: list[str] | None, window: tuple | N
         submit(m.at, "ov_from_form").click()
 
 
-def ov_window(m, first: date, last: date) -> tuple[date, date]:
+def ov_window(m, first: date, last: date, prefix: str = "ov") -> tuple[date, date]:
     """The window the From/To fields say, read as a person would: a day written YYYY-MM-DD
-    (anything else: the first or last logged day), kept inside the logged days, in order."""
+    (anything else: the first or last logged day), kept inside the logged days, in order.
+    ``prefix``: the page's (the Slices page has a window too; a link may set it)."""
 
     def read(key, fallback):
         try:
@@ -665,7 +691,7 @@ def ov_window(m, first: date, last: date) -> tuple[date, date]:
         except ValueError:
             return fallback
 
-    start, end = read("ov_from", first), read("ov_to", last)
+    start, end = read(f"{prefix}_from", first), read(f"{prefix}_to", last)
     return (start, end) if start <= end else (end, start)
 
 
@@ -1247,6 +1273,48 @@ class AppMachine(RuleBasedStateMachine):
         cmp_choose(self, data)
         self.step()
 
+    # Monitor ---------------------------------------------------------------------------------------------
+    @rule(data=st.data())
+    def monitor_reference(self, data):
+        """A reference window chosen as dates: any days of the log, even a window with no label."""
+        self.visit("pages/monitor.py")
+        if find(self.at, "radio", "mo_ref_how") is None:
+            return
+        first, last = self.log["timestamp"].min().date(), self.log["timestamp"].max().date()
+        a = data.draw(st.integers(0, (last - first).days), label="reference start")
+        b = data.draw(st.integers(a, (last - first).days), label="reference end")
+        mo_reference(self, first + timedelta(days=a), first + timedelta(days=b))
+        self.step()
+
+    @rule(data=st.data())
+    def monitor_choose(self, data):
+        self.visit("pages/monitor.py")
+        if find(self.at, "selectbox", "mo_version") is None:
+            return
+        mo_choose(self, data)
+        self.step()
+
+    @rule(data=st.data())
+    def monitor_slice(self, data):
+        """A slice on one feature's value (or a half-typed one, which the page names)."""
+        self.visit("pages/monitor.py")
+        if find(self.at, "text_input", "mo_text") is None:
+            return
+        if data.draw(st.booleans(), label="mistype"):
+            self.expected_errors = ["slice"]
+            mo_slice(self, "(")
+        else:
+            columns = self.engine(lambda con, p: [c.name for c in p.features if c.kind == "categorical"])
+            if not columns:
+                return
+            column = data.draw(st.sampled_from(columns), label="monitor column")
+            values = sorted(self.log[column].dropna().astype(str).unique())
+            if not values:
+                return
+            value = data.draw(st.sampled_from(values), label="monitor value")
+            mo_slice(self, text_of((column, "in", [value])))
+        self.step()
+
     # Reports ---------------------------------------------------------------------------------------------
     @rule(data=st.data())
     def reports_reorder_or_remove(self, data):
@@ -1297,8 +1365,14 @@ class AppMachine(RuleBasedStateMachine):
     # the checks after every step -------------------------------------------------------------------------
     def scope_rows(self) -> pd.DataFrame:
         version = self.at.selectbox(key="sl_version").value
+        first, last = self.log["timestamp"].min().date(), self.log["timestamp"].max().date()
+        start, end = ov_window(self, first, last, "sl")
         return in_scope(
-            self.log, None if version == "All versions" else version, self.at.multiselect(key="sl_stages").value
+            self.log,
+            None if version == "All versions" else version,
+            self.at.multiselect(key="sl_stages").value,
+            start,
+            end,
         )
 
     def slice_rows(self) -> pd.DataFrame:
@@ -1330,9 +1404,32 @@ class AppMachine(RuleBasedStateMachine):
             "pages/slices.py": self.check_slices,
             "pages/validation-sets.py": self.check_valsets,
             "pages/reports.py": self.check_reports,
+            "pages/monitor.py": self.check_monitor,
         }.get(self.page)
         if check:
             check()
+
+    def check_monitor(self):
+        """Every row's latest period: its labeled share from the log itself, its estimate the
+        engine's for the version, stage, periods and metric on screen."""
+        from analysis.estimation.run import estimate
+        from analysis.numbers import format_percent, format_value
+
+        cards = [m for m in self.at.metric if m.label.endswith("(estimated)")]
+        if not cards:
+            return
+        version, stage = self.at.selectbox(key="mo_version").value, self.at.selectbox(key="mo_stage").value
+        metric_name = self.at.selectbox(key="mo_metric").value
+        by = find(self.at, "button_group", "mo_by").value
+        timeline = self.engine(estimate, version=version, stage=stage, by=by)
+        last = timeline.periods[-1]
+        assert cards[0].value == format_value(metric_name, last.metrics[metric_name].estimated)
+        rows = self.log[(self.log.model_version == version) & (self.log.stage == stage)]
+        inside = rows[
+            (rows.timestamp >= pd.Timestamp(last.period.start)) & (rows.timestamp < pd.Timestamp(last.period.end))
+        ]
+        share = inside["label"].notna().mean()
+        assert metric(self.at, "Labeled so far") == format_percent(share, 0)
 
     def check_overview(self):
         table = table_with(self.at, "model_version", "stage", "n_rows", "n_labeled")

@@ -19,7 +19,7 @@ def test_a_click_on_a_period_opens_it_in_slices(server, page):  # noqa: F811
     with Store(server.db).read() as con:
         east = estimate(con, get_project(con, "lending-demo"), "credit-v1", slice_=parse_slice("region = east"))
     last = east.periods[-1]
-    page.goto(server.url + "/monitor?project=lending-demo&slice=region%20%3D%20east&metric=accuracy")
+    page.goto(server.url + "/monitor?project=lending-demo&where=region%20%3D%20east&metric=accuracy")
     expect(page.get_by_role("heading", name="Monitor", exact=True)).to_be_visible()
     wait_idle(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -57,7 +57,7 @@ def test_the_page_shows_the_engine_s_estimates(monkeypatch, demo_copy):
 def test_slices_from_the_url_the_saved_ones_and_the_text_box(monkeypatch, demo_copy):
     with Store(demo_copy).write() as con:
         save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
-    at = monitor(monkeypatch, demo_copy, slice="region = east", metric="accuracy", by="week")
+    at = monitor(monkeypatch, demo_copy, where="region = east", metric="accuracy", by="week")
     assert [s.value for s in at.subheader] == ["Every row", "region = east"]
     east = engine(demo_copy, estimate, version="credit-v1", slice_=parse_slice("region = east"), by="week")
     cards = [m.value for m in at.metric]
@@ -74,9 +74,9 @@ def test_slices_from_the_url_the_saved_ones_and_the_text_box(monkeypatch, demo_c
 
 def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
     at = monitor(monkeypatch, demo_copy)
-    at.radio[0].set_value("dates")
-    at.text_input[1].set_value("2026-09-05")
-    at.text_input[2].set_value("2026-09-20")
+    at.radio(key="mo_ref_how").set_value("dates")
+    at.text_input(key="mo_ref_from").set_value("2026-09-05")
+    at.text_input(key="mo_ref_to").set_value("2026-09-20")
     next(b for b in at.button if b.label == "Save the reference window").click().run()
     assert not at.exception
     with Store(demo_copy).read() as con:
@@ -88,7 +88,7 @@ def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
 
 
 def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_copy):
-    at = monitor(monkeypatch, demo_copy, slice="region = east")
+    at = monitor(monkeypatch, demo_copy, where="region = east")
     chart = at.get("plotly_chart")[1]
     at.session_state[chart.key] = {
         "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
@@ -184,3 +184,30 @@ def test_a_timeline_is_added_to_a_report(monkeypatch, demo_copy):
     assert block.kind == "estimate" and block.params["metric"] == "accuracy"
     timeline = engine(demo_copy, estimate, version="credit-v1", metrics=["accuracy"])
     assert block.snapshot["rows"][-1]["estimated"] == timeline.periods[-1].metrics["accuracy"].estimated
+
+
+def test_the_slices_page_links_a_slice_to_its_monitor(monkeypatch, demo_copy):
+    slices = open_page(monkeypatch, demo_copy, "pages/slices.py", slice="region = east", version="credit-v1")
+    (link,) = [x for x in slices.get("page_link") if x.proto.label == "Monitor this slice"]
+    params = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
+    assert params == {"where": "region = east", "version": "credit-v1"}
+    at = monitor(monkeypatch, demo_copy, **params)
+    assert [s.value for s in at.subheader] == ["Every row", "region = east"]
+
+
+def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_copy, tmp_path):
+    """Found by the random user (test_app_machine): a slice typed for one project was read
+    again, from the link, for the next one."""
+    from test_estimation import MAPPING, stream
+
+    from analysis import ingest_predictions
+
+    with Store(demo_copy).write() as con:
+        ingest_predictions(
+            con, stream(seed=3, per_day=40).drop(columns=["true_label"]), project="other", mapping=MAPPING
+        )
+    at = monitor(monkeypatch, demo_copy, where="channel = partner_api")
+    assert [s.value for s in at.subheader] == ["Every row", "channel = partner_api"]
+    at.selectbox(key="project").set_value("other").run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="mo_text").value == "" and "where" not in at.query_params

@@ -19,8 +19,9 @@ from pages.parts import _report_ui, _ui, _writes
 REFERENCE_ERROR = "mo_ref_error"
 
 
-def reference_panel(project_name: str, version: str, stage: str, choice: ReferenceChoice) -> None:
-    """What the estimates are calibrated on, and a form to choose it (stored with the project)."""
+def reference_panel(project_name: str, version: str, stage: str, choice: ReferenceChoice):
+    """What the estimates are calibrated on, and a form to choose it (stored with the
+    project); the window, or None when the choice finds no labeled past (said in the panel)."""
     try:
         window = _ui.query(resolve_reference, project_name, version=version, stage=stage, choice=choice)
         title = f"Reference window: {window.describe()}"
@@ -31,25 +32,30 @@ def reference_panel(project_name: str, version: str, stage: str, choice: Referen
     except SliceboardError as exc:
         window, title, said = None, "Reference window: choose one", str(exc)
     with st.expander(_ui.plain(title), expanded=window is None):
-        st.caption(_ui.plain(said))
+        (st.caption if window is not None else st.warning)(_ui.plain(said))
         if REFERENCE_ERROR in st.session_state:
             st.error(_ui.plain(st.session_state.pop(REFERENCE_ERROR)))
-        if _ui.read_only():
-            return
-        with st.form("mo_reference", border=False):
-            how = st.radio(
-                "Choose it as",
-                ["recent", "dates"],
-                format_func={"recent": "the most recent fully labeled days", "dates": "dates"}.get,
-                index=1 if choice.by_dates else 0,
-                horizontal=True,
-            )
-            a, b, c = st.columns(3)
-            days = a.number_input("Days (at least 99% labeled each)", 1, 365, choice.days)
-            start = b.text_input("From", value=str(choice.start or ""), placeholder="YYYY-MM-DD")
-            end = c.text_input("To (included)", value=str(choice.end or ""), placeholder="YYYY-MM-DD")
-            if st.form_submit_button("Save the reference window"):
-                _save(project_name, how, int(days), start, end)
+        if not _ui.read_only():
+            _reference_form(project_name, choice)
+    return window
+
+
+def _reference_form(project_name: str, choice: ReferenceChoice) -> None:
+    with st.form("mo_reference", border=False):
+        how = st.radio(
+            "Choose it as",
+            ["recent", "dates"],
+            format_func={"recent": "the most recent fully labeled days", "dates": "dates"}.get,
+            index=1 if choice.by_dates else 0,
+            horizontal=True,
+            key="mo_ref_how",
+        )
+        a, b, c = st.columns(3)
+        days = a.number_input("Days (at least 99% labeled each)", 1, 365, choice.days, key="mo_ref_days")
+        start = b.text_input("From", value=str(choice.start or ""), placeholder="YYYY-MM-DD", key="mo_ref_from")
+        end = c.text_input("To (included)", value=str(choice.end or ""), placeholder="YYYY-MM-DD", key="mo_ref_to")
+        if st.form_submit_button("Save the reference window"):
+            _save(project_name, how, int(days), start, end)
 
 
 def _save(project_name: str, how: str, days: int, start: str, end: str) -> None:
@@ -78,8 +84,8 @@ def slice_timeline(project_name: str, name: str, slice_, *, version: str, stage:
     try:
         with st.spinner("Calibrating on the reference and estimating each period…"):
             timeline = _ui.query(estimate, project_name, version=version, stage=stage, slice_=slice_, by=by)
-    except SliceboardError as exc:
-        _ui.show_error(exc)
+    except SliceboardError as exc:  # a slice without reference rows: said, the others still shown
+        st.warning(_ui.plain(str(exc)), icon=":material/info:")
         return
     fit = timeline.fit
     st.caption(_ui.plain(f"{fit.describe().capitalize()}; {format_count(fit.rows)} labeled reference rows here."))
