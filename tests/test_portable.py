@@ -35,6 +35,8 @@ def analyses(project):
     from analysis.compare.gate import run_gate
     from analysis.discovery.run import discover
     from analysis.discovery.tree import error_tree
+    from analysis.drift import drift_table
+    from analysis.estimation import ReferenceChoice, resolve_reference
     from analysis.estimation.run import estimate
     from analysis.metrics.sql import VERSION, compute_metrics
     from analysis.overview import daily_series, overview_table, project_summary
@@ -51,6 +53,12 @@ def analyses(project):
     v1 = Scope.of(versions="credit-v1")
     east = parse_slice("region = east AND age < 30")
     production, shadow = Side("credit-v1", "production"), Side("credit-v3", "shadow")
+    two_weeks = ReferenceChoice.of("2026-09-02", "2026-09-15")
+
+    def drift(con, slice_, by):
+        reference = resolve_reference(con, project, "credit-v1", "production", two_weeks)
+        return drift_table(con, project, reference, slice_, by)
+
     return {
         "summary": lambda con: project_summary(con, project),
         "overview": lambda con: overview_table(con, project),
@@ -80,6 +88,9 @@ def analyses(project):
         "gate": lambda con: run_gate(con, project, production, shadow),
         "validation sets": lambda con: evaluate(con, project),
         "estimate timeline": lambda con: estimate(con, project, "credit-v1", slice_=east, by="week"),
+        # By week the window ends mid-week: the rest of that week is filtered out.
+        "drift by week in a slice": lambda con: drift(con, east, "week"),
+        "drift by day": lambda con: drift(con, parse_slice(), "day"),
     }
 
 

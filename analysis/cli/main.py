@@ -14,6 +14,7 @@ from typing import Sequence
 from analysis.cli.compare import add_parsers as add_compare_parsers
 from analysis.cli.data import add_parsers as add_data_parsers
 from analysis.cli.discover import add_parsers as add_discover_parsers
+from analysis.cli.drift import add_parsers as add_drift_parsers
 from analysis.cli.engine import add_parsers as add_engine_parsers
 from analysis.cli.errors import EXIT_BROKEN_PIPE, EXIT_BUSY, EXIT_ERROR, OneLineParser, guarded, seconds
 from analysis.cli.estimate import add_parsers as add_estimate_parsers
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_discover_parsers,
         add_valset_parsers,
         add_compare_parsers,
+        add_drift_parsers,
         add_estimate_parsers,
         add_report_parsers,
         add_engine_parsers,
