@@ -381,3 +381,16 @@ def test_table_format_and_frame(streams, capsys):
         project = get_project(con, "shifted")
         frame = drift_table(con, project, reference_window(con, project), parse_slice(), "week").frame()
     assert list(frame.columns) == FRAME_COLUMNS and len(frame) == 4 * 7
+
+
+def test_drift_needs_no_label_in_the_reference(demo_db, capsys):
+    """Drift compares features: a window whose labels have not arrived is a reference too
+    (estimates refuse it)."""
+    args = ["--db", str(demo_db), "--project", "lending-demo", "--version", "credit-v1", "--format", "json"]
+    window = ["--reference-start", "2026-10-29", "--reference-end", "2026-10-30"]
+    code, out, _ = cli(capsys, "drift", *args, *window)
+    assert code == 0
+    periods = out["periods"]
+    assert [p["period"] for p in periods] == ["2026-10-31"] and periods[0]["features"]
+    code, _, err = cli(capsys, "estimate", *args, *window)
+    assert code == 2 and "has no labeled predictions" in err

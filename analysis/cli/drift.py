@@ -17,7 +17,7 @@ def cmd_drift(args) -> int:
     with open_store(args).read() as con:
         project = get_project(con, args.project)
         with on_engine(args, con, project) as econ:
-            slice_, reference = timeline_inputs(args, econ, project)
+            slice_, reference = timeline_inputs(args, econ, project, need_labels=False)  # features only
             result = drift_table(econ, project, reference, slice_, args.by)
     emit(args, result.to_dict(), drift_text(result))
     return EXIT_OK

@@ -24,7 +24,7 @@ def add_timeline_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def timeline_inputs(args, con, project):
+def timeline_inputs(args, con, project, need_labels: bool = True):
     """``(slice, reference window)`` for the command's version and stage: the window given
     on the command line, else the one stored with the project."""
     from analysis.estimation.reference import ReferenceChoice, resolve_reference, version_stage
@@ -35,4 +35,4 @@ def timeline_inputs(args, con, project):
     stage = version_stage(con, project, args.version, args.stage)
     given = args.reference_start or args.reference_end or args.reference_days is not None
     choice = ReferenceChoice.of(args.reference_start, args.reference_end, args.reference_days) if given else None
-    return slice_, resolve_reference(con, project, args.version, stage, choice)
+    return slice_, resolve_reference(con, project, args.version, stage, choice, need_labels)

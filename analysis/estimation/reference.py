@@ -153,10 +153,16 @@ def version_stage(con, project: Project, version: str, stage: str | None) -> str
 
 
 def resolve_reference(
-    con, project: Project, version: str, stage: str, choice: ReferenceChoice | None = None
+    con,
+    project: Project,
+    version: str,
+    stage: str,
+    choice: ReferenceChoice | None = None,
+    need_labels: bool = True,
 ) -> ReferenceWindow:
     """The days, rows and labeled rows of the reference for ``version`` in ``stage`` (the
-    stored choice when ``choice`` is None)."""
+    stored choice when ``choice`` is None). Estimates need labeled rows in it; drift
+    (``need_labels=False``) compares features only."""
     choice = (choice or get_reference_choice(con, project)).check()
     days = Sql.compose(
         'SELECT CAST("timestamp" AS DATE) AS day, count(*) AS n, count(label) AS k '
@@ -190,6 +196,6 @@ def resolve_reference(
     where = f"{version} ({stage})"
     if rows == 0:
         raise ConfigError(f"The reference window {start} to {end} has no predictions of {where}.")
-    if labeled == 0:
+    if labeled == 0 and need_labels:
         raise ConfigError(f"The reference window {start} to {end} has no labeled predictions of {where}.")
     return ReferenceWindow(version, stage, start, end, int(rows), int(labeled), choice)
