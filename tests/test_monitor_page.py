@@ -6,6 +6,7 @@ click on a period links to that slice and period in Slices and Discover, which o
 from __future__ import annotations
 
 import json
+from datetime import date
 from urllib.parse import parse_qs
 
 import pandas as pd
@@ -15,7 +16,7 @@ from test_slices_page import count_rows, engine, query_param
 from analysis import Store, get_project
 from analysis.estimation import ReferenceChoice, get_reference_choice, resolve_reference
 from analysis.estimation.run import estimate
-from analysis.numbers import format_percent, format_value
+from analysis.numbers import format_delta, format_percent, format_value
 from analysis.slices import parse_slice
 from analysis.slices.metrics import slice_metrics
 from analysis.slices.saved import save_slice
@@ -211,3 +212,39 @@ def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_c
     at.selectbox(key="project").set_value("other").run()
     assert not at.exception and not at.error
     assert at.text_input(key="mo_text").value == "" and "where" not in at.query_params
+
+
+def test_drift_of_every_period_and_what_moved_in_a_clicked_one(monkeypatch, demo_copy):
+    from analysis.drift import drift_table
+    from analysis.drift.attribution import explain_change
+
+    at = monitor(monkeypatch, demo_copy, where="region = east")
+    toggle = next(t for t in at.toggle if t.key.startswith("mo_drift_on_"))
+    toggle.set_value(True).run()
+    assert not at.exception
+    timeline = engine(demo_copy, estimate, version="credit-v1", slice_=parse_slice("region = east"))
+    result = engine(
+        demo_copy, drift_table, reference=timeline.fit.reference, slice_=parse_slice("region = east"), by="day"
+    )
+    heatmap = next(c for c in charts(at) if c["data"][0]["type"] == "heatmap")
+    assert heatmap["data"][0]["x"] == [p.period.label for p in result.periods]
+    chart = [c for c in at.get("plotly_chart") if c.key.startswith("mo_chart_")][1]  # the east's timeline
+    at.session_state[chart.key] = {
+        "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception
+    assert "What moved in 2026-10-20" in texts(at)
+    table = next(d.value for d in at.dataframe if "Feature" in d.value.columns)
+    found = engine(
+        demo_copy,
+        explain_change,
+        reference=timeline.fit.reference,
+        slice_=parse_slice("region = east"),
+        period_start=date(2026, 10, 20),
+        by="day",
+    )
+    assert set(table.Feature) == {f.feature for f in result.periods[0].features}
+    biggest = found[0]
+    column = next(c for c in table.columns if c.startswith("Accounts for"))
+    assert table.set_index("Feature").loc[biggest.feature, column] == format_delta("accuracy", biggest.accounts_for)

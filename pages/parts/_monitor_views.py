@@ -15,6 +15,7 @@ from analysis.estimation.run import estimate
 from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title
 from analysis.reports.charts import estimate_figure
 from pages.parts import _report_ui, _ui, _writes
+from pages.parts._monitor_drift import drift_view, period_drift
 
 REFERENCE_ERROR = "mo_ref_error"
 
@@ -104,10 +105,15 @@ def slice_timeline(project_name: str, name: str, slice_, *, version: str, stage:
     figure = estimate_figure(rows.to_dict(orient="records"), metric, f"{metric_title(metric)} per {by}")
     event = st.plotly_chart(figure, key=f"mo_chart_{key}", on_select="rerun", selection_mode="points", width="stretch")
     chosen = [p["customdata"][0] for p in event["selection"]["points"] if p.get("customdata")]
+    reference = fit.reference
     if chosen:
-        _open_period(rows[rows.period == chosen[-1]].iloc[0], slice_, version, stage)
+        row = rows[rows.period == chosen[-1]].iloc[0]
+        _open_period(row, slice_, version, stage)
+        period_drift(project_name, reference, slice_, by, row, key)
     else:
-        st.caption("Click a period on the chart to open it in Slices or Discover.")
+        st.caption("Click a period on the chart to open it in Slices or Discover, and to see what moved in it.")
+    if st.toggle("Input drift of every period", key=f"mo_drift_on_{key}"):
+        drift_view(project_name, reference, slice_, by, key)
     with st.expander(f"Every {by}: figures and notes"):
         st.dataframe(_table(rows, metric), hide_index=True, key=f"mo_table_{key}", width="stretch")
 
