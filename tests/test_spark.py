@@ -21,7 +21,10 @@ from analysis import Store, get_project
 from analysis.compare.comparison import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
+from analysis.drift import drift_table
 from analysis.engines.portable import to_spark
+from analysis.estimation import ReferenceChoice, resolve_reference
+from analysis.estimation.run import estimate
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
 from analysis.slices import parse_slice
@@ -78,6 +81,7 @@ def engines(tmp_path_factory):
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 V1 = Scope.of(versions="credit-v1")
+REFERENCE = ReferenceChoice.of("2026-09-17", "2026-09-30")
 PRODUCTION, CANARY, SHADOW = Side("credit-v1", "production"), Side("credit-v2", "canary"), Side("credit-v3", "shadow")
 ANALYSES = {
     "overview": lambda con, p: overview_table(con, p),
@@ -102,6 +106,13 @@ ANALYSES = {
     "paired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, SHADOW).slices.drop(columns=["slice"]),
     "unpaired comparison": lambda con, p: compare(con, p, PRODUCTION, CANARY).overall,
     "unpaired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, CANARY).slices.drop(columns=["slice"]),
+    # Label-free estimates (the same rows in the same order: the same folds) and drift.
+    "estimate timeline": lambda con, p: estimate(
+        con, p, "credit-v1", slice_=parse_slice("region = east"), by="week", choice=REFERENCE
+    ).frame(),
+    "drift": lambda con, p: drift_table(
+        con, p, resolve_reference(con, p, "credit-v1", "production", REFERENCE), parse_slice("age < 40"), "week"
+    ).frame(),
 }
 
 
