@@ -21,9 +21,8 @@ from analysis import Store, get_project
 from analysis.compare.comparison import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
-from analysis.drift import drift_table
 from analysis.engines.portable import to_spark
-from analysis.estimation import ReferenceChoice, resolve_reference
+from analysis.estimation import ReferenceChoice
 from analysis.estimation.run import estimate
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
@@ -106,12 +105,11 @@ ANALYSES = {
     "paired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, SHADOW).slices.drop(columns=["slice"]),
     "unpaired comparison": lambda con, p: compare(con, p, PRODUCTION, CANARY).overall,
     "unpaired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, CANARY).slices.drop(columns=["slice"]),
-    # Label-free estimates (the same rows in the same order: the same folds) and drift.
+    # Label-free estimates: the same rows in the same order, hence the same folds. (Drift's
+    # statements translate (tests/test_portable.py), but on this local Spark its plan runs
+    # the driver out of memory: not yet answered on Spark.)
     "estimate timeline": lambda con, p: estimate(
         con, p, "credit-v1", slice_=parse_slice("region = east"), by="week", choice=REFERENCE
-    ).frame(),
-    "drift": lambda con, p: drift_table(
-        con, p, resolve_reference(con, p, "credit-v1", "production", REFERENCE), parse_slice("age < 40"), "week"
     ).frame(),
 }
 
