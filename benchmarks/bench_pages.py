@@ -296,6 +296,9 @@ def walk(driver: Driver, steps: set[str] | None) -> None:
     if want("overview"):
         d.open("open Overview", f"/{p}", '[data-testid="stDataFrame"]')
         d.open("open Overview again (warm)", f"/{p}", '[data-testid="stDataFrame"]')
+    if want("monitor"):
+        d.open("open Monitor (estimates of every row)", f"/monitor{p}", '[class*="st-key-mo_chart_"]')
+        d.open("open Monitor again (warm)", f"/monitor{p}", '[class*="st-key-mo_chart_"]')
     if want("slices"):
         d.open("open Slices (slice deep link)", slice_link, '[class*="st-key-sl_bars_"]')
         d.open("open Slices again (warm)", slice_link, '[class*="st-key-sl_bars_"]')
