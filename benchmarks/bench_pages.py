@@ -438,8 +438,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8616)
     parser.add_argument(
         "--steps",
-        default="overview,slices,discover,compare,valsets,reports,present",
-        help="comma-separated: overview, slices, discover, compare, valsets, reports, present",
+        default="overview,monitor,slices,discover,compare,valsets,reports,present",
+        help="comma-separated: overview, monitor, slices, discover, compare, valsets, reports, present",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a step counts as not settled")
     parser.add_argument("--screenshots", default=None, help="a folder for a screenshot after each page")
