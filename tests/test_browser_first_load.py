@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, AppServer, _require_chromium, wait_idle
 
-NAVIGATION = ["Overview", "Slices", "Discover", "Validation sets", "Compare", "Reports", "Present", "Import"]
+NAVIGATION = ["Overview", "Slices", "Discover", "Validation sets", "Compare", "Monitor", "Reports", "Present", "Import"]
 # url path -> what the page shows once it is drawn
 PAGES = {
     "": ("heading", "lending-demo"),
@@ -25,6 +25,7 @@ PAGES = {
     "discover": ("heading", "Discover"),
     "validation-sets": ("heading", "Validation sets"),
     "compare": ("heading", "Compare"),
+    "monitor": ("heading", "Monitor"),
     "reports": ("heading", "Reports"),
     "present": ("link", re.compile(r"^(Back to|Open) Reports$")),  # a report, or the way to build one
     "import": ("heading", "Import"),

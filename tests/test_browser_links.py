@@ -16,6 +16,7 @@ PAGES = {
     "discover": "Discover",
     "validation-sets": "Validation sets",
     "compare": "Compare",
+    "monitor": "Monitor",
     "reports": "Reports",
     "import": "Import",
 }

@@ -1,7 +1,12 @@
 """The Overview's label-free estimates: on a version's card, the latest week estimated from
 the model's scores while its labels are still arriving; on the daily chart, the estimate
 and its band beside the realized line. Both marked as estimates, both from the engine the
-Monitor page shows in full."""
+Monitor page shows in full.
+
+The Overview is a fresh server's first page, which must not wait for scipy and
+scikit-learn (see tests/test_first_page_imports.py): the estimation engine is imported
+where an estimate is drawn, and only once the warm-up has brought those libraries in; the
+very first view says where the estimate is instead."""
 
 from __future__ import annotations
 
@@ -10,25 +15,35 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis import SliceboardError
-from analysis.estimation.run import estimate
-from analysis.estimation.timeline import estimable_metrics
+from analysis.metrics.registry import metrics_for
 from analysis.numbers import format_percent, format_value, metric_title
-from pages.parts import _ui
+from pages.parts import _ui, _warm_up
 
 # The card shows the estimate while the latest week has fewer labels than this share.
 FEW_LABELS = 0.9
 
 
 def _timeline(project_name: str, version: str, stage: str, by: str):
+    from analysis.estimation.run import estimate  # scipy, scikit-learn: not on a fresh server's first view
+
     try:
         return _ui.query(estimate, project_name, version=version, stage=stage, by=by)
     except SliceboardError as exc:
         return str(exc)
 
 
+def _estimable(project, metric: str) -> bool:
+    from analysis.estimation.timeline import estimable_metrics  # as above
+
+    return metric in metrics_for(project.task) and metric in estimable_metrics(project)
+
+
 def card(project_name: str, project, version: str, stage: str, metric: str) -> None:
     """The latest week's estimate of ``metric`` on a version's card, while labels are few."""
-    if metric not in estimable_metrics(project):
+    if not _warm_up.done():
+        st.caption("The latest week estimated from the scores: on the Monitor page.")
+        return
+    if not _estimable(project, metric):
         return
     timeline = _timeline(project_name, version, stage, "week")
     if isinstance(timeline, str) or not timeline.periods:
@@ -69,7 +84,7 @@ def line_chart(daily, y: str, title: str, share: bool, key: str, estimates: list
 
 def daily_estimates(project_name: str, project, pairs, metric: str) -> list:
     """``(series, timeline)`` of each version and stage that has an estimate of ``metric``."""
-    if metric not in estimable_metrics(project):
+    if not _warm_up.done() or not _estimable(project, metric):
         return []
     out = []
     for version, stage, series in pairs:

@@ -53,3 +53,10 @@ def settle() -> None:
     for thread in threads:
         if thread is not threading.current_thread():
             thread.join()
+
+
+def done() -> bool:
+    """Whether the heavy libraries are in: the warm-up ran to its end."""
+    with _LOCK:
+        threads = list(_THREADS)
+    return bool(threads) and not threads[0].is_alive()
