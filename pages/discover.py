@@ -50,15 +50,10 @@ _url.start_choice("dc_view", "view", VIEWS, VIEWS[0])
 _url.start_choices("dc_stages", "stage", summary.stages, summary.stages)
 
 first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
-_url.start_dates(("dc_from", "dc_to"), ("from", "to"), first, last)
 a, b, w = st.columns([3, 3, 4])
 version = a.selectbox("Model version", summary.versions, key="dc_version")
 stages = b.multiselect("Stages", summary.stages, key="dc_stages")
-start, end, window_notes = _url.window_input(w, ("dc_from", "dc_to"), first, last)
-for window_note in window_notes:
-    st.caption(_ui.plain(window_note))
-_url.keep("from", start, first)
-_url.keep("to", end, last)
+start, end = _url.page_window(w, "dc", first, last, _ui.plain)
 error = st.selectbox(
     "Error to find",
     errors,

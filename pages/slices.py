@@ -44,15 +44,10 @@ if "sl_stages" not in st.session_state:
     wanted_stages = [x for x in st.query_params.get_all("stage") if x in summary.stages]
     st.session_state["sl_stages"] = wanted_stages or list(summary.stages)
 first, last = summary.first_timestamp.date(), summary.last_timestamp.date()
-_url.start_dates(("sl_from", "sl_to"), ("from", "to"), first, last)
 a, b, c = st.columns([3, 3, 4])
 version = a.selectbox("Model version", [ALL, *summary.versions], key="sl_version")
 stages = b.multiselect("Stages", summary.stages, key="sl_stages")
-start, end, window_notes = _url.window_input(c, ("sl_from", "sl_to"), first, last)
-for window_note in window_notes:
-    st.caption(_ui.plain(window_note))
-_url.keep("from", start, first)
-_url.keep("to", end, last)
+start, end = _url.page_window(c, "sl", first, last, _ui.plain)
 if stages and set(stages) != set(summary.stages):
     st.query_params["stage"] = stages
 else:

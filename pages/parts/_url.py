@@ -113,3 +113,18 @@ def keep(param: str, value, default=None) -> None:
         value = [str(v) for v in value]
     if st.query_params.get_all(param) != (value if isinstance(value, list) else [str(value)]):
         st.query_params[param] = value
+
+
+def page_window(container, prefix: str, first: date, last: date, plain=str) -> tuple[date, date]:
+    """A page's time window: From/To in a form drawn in ``container`` (keys ``<prefix>_from``
+    and ``<prefix>_to``), started from the URL's ``?from=``/``?to=`` and written back to them
+    (left out at the logged days' ends), so a link from another page opens its window. What
+    was corrected is said under it (through ``plain``, which escapes typed text)."""
+    keys = (f"{prefix}_from", f"{prefix}_to")
+    start_dates(keys, ("from", "to"), first, last)
+    start, end, notes = window_input(container, keys, first, last)
+    for note in notes:
+        st.caption(plain(note))
+    keep("from", start, first)
+    keep("to", end, last)
+    return start, end
