@@ -122,4 +122,4 @@ def test_predictions_beyond_the_reference_s_range_are_said(tmp_path):
         ingest_predictions(con, frame, project="r", mapping=MAPPING)
     with store.read() as con:
         timeline = estimate(con, get_project(con, "r"), "m", choice=reference())
-    assert all("outside the reference's range" in " ".join(p.notes) for p in timeline.periods)
+    assert all("of the predictions lie outside the reference's range" in " ".join(p.notes) for p in timeline.periods)

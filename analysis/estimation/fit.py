@@ -68,6 +68,7 @@ class Fit:
     score_quantiles: np.ndarray = field(repr=False)
     notes: tuple[str, ...] = ()
     classes: Classes | None = None  # multiclass: the classes, and where wrong predictions go
+    compared: str = "scores"  # what a period's shift is measured on (score_quantiles)
 
     @property
     def expected(self) -> dict:

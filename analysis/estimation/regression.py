@@ -109,6 +109,7 @@ class RegressionFit:
     method: str = "error model"
     within_slice: bool = False
     classes: None = None
+    compared: str = "predictions"  # what a period's shift is measured on (score_quantiles)
 
     def describe(self) -> str:
         return "a model of the errors (gradient-boosted trees on the features and the prediction)"

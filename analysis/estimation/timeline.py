@@ -181,11 +181,11 @@ def _shift_notes(fit: Fit, scores: np.ndarray) -> tuple[str, ...]:
     q = fit.score_quantiles
     outside = float(np.mean((scores < q[0]) | (scores > q[-1])))
     if outside >= OUTSIDE_SHARE:
-        notes.append(f"{outside:.0%} of the scores lie outside the reference's range")
+        notes.append(f"{outside:.0%} of the {fit.compared} lie outside the reference's range")
     cdf = np.searchsorted(np.sort(scores), q, side="right") / len(scores)
     distance = float(np.max(np.abs(cdf - np.linspace(0.0, 1.0, len(q)))))
     if distance >= LARGE_SHIFT:
-        notes.append(f"the scores moved far from the reference's (Kolmogorov-Smirnov distance {distance:.2f})")
+        notes.append(f"the {fit.compared} moved far from the reference's (Kolmogorov-Smirnov distance {distance:.2f})")
     return tuple(notes)
 
 
