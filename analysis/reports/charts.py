@@ -114,7 +114,15 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     )
     layout(fig, title, height)
     fig.update_layout(
-        yaxis2=dict(overlaying="y", side="right", range=[0, 1], tickformat=".0%", showgrid=False, title="labeled"),
+        yaxis2=dict(
+            overlaying="y",
+            side="right",
+            range=[0, 1],
+            tickvals=[0, 0.25, 0.5, 0.75, 1],
+            tickformat=".0%",
+            showgrid=False,
+            title="labeled",
+        ),
         hovermode="closest",
         barmode="overlay",
     )
