@@ -14,14 +14,25 @@ import pandas as pd
 import pytest
 from conftest import db_digest
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from analysis import ConfigError, Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.estimation import ReferenceChoice, resolve_reference, set_reference_choice
 from analysis.estimation.fit import fit_slice
+from analysis.estimation.periods import period_start_sql
 from analysis.estimation.run import estimate
 from analysis.estimation.timeline import estimate_timeline
+from analysis.metrics.sql import GroupKey, compute_metrics
 from analysis.slices import Slice, parse_slice
 from analysis.store.sql import in_transaction
 
@@ -151,6 +162,48 @@ def test_realized_and_combined_figures(shop):
             elif period.labeled < period.rows:
                 # The labels narrow the interval.
                 assert m.combined_high - m.combined_low < m.high - m.low
+
+
+def test_realized_figures_are_the_engines_metrics_of_the_labeled_rows(shop):
+    """The timeline computes its realized figures from the rows it estimates (counted
+    alike in SQL): they equal the metrics engine's (what the Slices page shows) and
+    scikit-learn's on the same labeled rows, in fully and partly labeled periods."""
+    store, frame = shop
+    with store.read() as con:
+        project = get_project(con, "s")
+        timeline = estimate(con, project, "m1", choice=by_dates(0, REFERENCE_DAYS - 2))
+        engine = compute_metrics(
+            con,
+            project,
+            group_by=[GroupKey("period", period_start_sql("day"))],
+            where=('"timestamp" >= ?', [FIRST_DAY + timedelta(days=REFERENCE_DAYS - 1)]),
+            include_outcomes=False,
+        )
+    engine = {pd.Timestamp(r["period"]).date(): r for r in engine.to_dict(orient="records")}
+    partly = [p for p in timeline.periods if 0 < p.labeled < p.rows]
+    assert partly and any(p.labeled == p.rows for p in timeline.periods)
+    for period in timeline.periods:
+        day = frame[frame.day == period.period.start]
+        seen = day[day.label.notna()]
+        truth, yhat = seen.label.astype(int), seen.prediction
+        assert (period.rows, period.labeled) == (len(day), len(seen))
+        if seen.empty:
+            assert all(figure.realized is None for figure in period.metrics.values())
+            continue
+        sklearn_figures = {
+            "accuracy": accuracy_score(truth, yhat),
+            "precision": precision_score(truth, yhat),
+            "recall": recall_score(truth, yhat),
+            "f1": f1_score(truth, yhat),
+            "roc_auc": roc_auc_score(truth, seen.score),
+            "pr_auc": average_precision_score(truth, seen.score),
+            "log_loss": log_loss(truth, seen.score),
+            "brier": brier_score_loss(truth, seen.score),
+        }
+        for name, figure in period.metrics.items():
+            label = (period.period.label, name)
+            assert figure.realized == pytest.approx(engine[period.period.start][name], abs=1e-12), label
+            assert figure.realized == pytest.approx(sklearn_figures[name], abs=1e-12), label
 
 
 def test_a_slice_with_few_reference_rows_borrows_the_whole_reference_with_a_wider_interval(shop):

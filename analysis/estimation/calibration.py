@@ -46,18 +46,29 @@ class Calibrator:
             return np.clip(scores, 0.0, 1.0)
         return np.interp(scores, self.x, self.y)
 
-    def fit_variance(self, probabilities: np.ndarray, grad: np.ndarray) -> float:
-        """The variance a metric with gradient ``grad`` (per row) inherits from the sampling
-        error of the fitted levels: each row counts toward the level its probability is
-        nearest to, and a level of ``n`` rows at ``q`` varies by ``q (1 - q) / n``."""
-        if len(self.levels) == 0 or len(probabilities) == 0:
-            return 0.0
+    def nearest_level(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """Each probability's nearest fitted level (None without levels): found once per
+        period, then every metric's :meth:`level_variance` reads it."""
+        if len(self.levels) == 0:
+            return None
         above = np.clip(np.searchsorted(self.levels, probabilities), 0, len(self.levels) - 1)
         below = np.maximum(above - 1, 0)
         closer_below = np.abs(probabilities - self.levels[below]) < np.abs(self.levels[above] - probabilities)
-        nearest = np.where(closer_below, below, above)
-        sums = np.bincount(nearest, weights=grad, minlength=len(self.levels))
+        return np.where(closer_below, below, above)
+
+    def level_variance(self, nearest: np.ndarray | None, weighted_grad: np.ndarray) -> float:
+        """The variance a metric inherits from the sampling error of the fitted levels:
+        each row counts toward the level its probability is nearest to (``nearest``), with
+        its gradient times the rows it stands for (``weighted_grad``), and a level of
+        ``n`` reference rows at ``q`` varies by ``q (1 - q) / n``."""
+        if nearest is None or len(nearest) == 0:
+            return 0.0
+        sums = np.bincount(nearest, weights=weighted_grad, minlength=len(self.levels))
         return float(np.sum(sums**2 * self.levels * (1 - self.levels) / self.counts))
+
+    def fit_variance(self, probabilities: np.ndarray, grad: np.ndarray) -> float:
+        """:meth:`level_variance` of rows counted once each."""
+        return self.level_variance(self.nearest_level(probabilities), grad)
 
 
 IDENTITY = Calibrator("none", np.array([0.0, 1.0]), np.array([0.0, 1.0]))
@@ -70,7 +81,7 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     # Rows that share a score are one point weighted by their number (what scikit-learn
     # does inside fit, done here once so that each fold's fit sorts distinct scores only).
-    distinct, inverse = np.unique(scores, return_inverse=True)
+    distinct, inverse = _distinct(scores)
     counts = np.bincount(inverse, minlength=len(distinct)).astype(float)
     means = np.bincount(inverse, weights=labels.astype(float), minlength=len(distinct)) / counts
     iso.fit(distinct, means, sample_weight=counts)
@@ -83,6 +94,15 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
         levels,
         np.bincount(step, weights=counts, minlength=len(levels)),
     )
+
+
+def _distinct(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct scores and each row's index among them (``np.unique``), without
+    sorting scores that come in order (the reference is read in score order)."""
+    if len(scores) and np.all(scores[1:] >= scores[:-1]):
+        new = np.r_[True, scores[1:] != scores[:-1]]
+        return scores[new], np.cumsum(new) - 1
+    return np.unique(scores, return_inverse=True)
 
 
 FITTERS = {

@@ -26,10 +26,10 @@ Intervals are ``value ± 1.96 sd``, kept within the metric's range.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from analysis.estimation.expected import Expected, Rows
 from analysis.estimation.figures import MetricEstimate, bounds, shrink
@@ -39,11 +39,6 @@ from analysis.estimation.fit import Fit
 # misses their realized figure by more than its interval allows: a two-sided test, its
 # p-values adjusted over the periods of a timeline (Benjamini-Hochberg, :mod:`.timeline`).
 DISAGREE_Q = 0.05
-
-
-def _by_prediction(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:
-    keep = np.ones(len(rows), bool) if mask is None else mask
-    return {int(g): float(values[keep & (rows.yhat == g)].sum()) for g in rows.groups}
 
 
 @dataclass(frozen=True)
@@ -56,17 +51,16 @@ class Correction:
     @classmethod
     def from_labels(cls, fit: Fit, rows: Rows, p: np.ndarray, labels: np.ndarray) -> "Correction":
         labeled = labels >= 0
+        counts = rows.by_prediction(np.ones(len(rows)), labeled)
+        residuals = rows.by_prediction(labels - p, labeled)
+        noise = rows.by_prediction(p * (1 - p), labeled)
         shift, variance = {}, {}
-        for group in rows.groups.astype(int):
+        for group, k in counts.items():
             prior = fit.prior(group)
-            at = labeled & (rows.yhat == group)
-            k = int(at.sum())
             if k == 0:
                 shift[group], variance[group] = 0.0, prior
                 continue
-            seen = float(np.mean(labels[at] - p[at]))
-            noise = float(np.sum(p[at] * (1 - p[at]))) / k**2
-            shift[group], variance[group] = shrink(prior, seen, noise)
+            shift[group], variance[group] = shrink(prior, residuals[group] / k, noise[group] / k**2)
         return cls(shift, variance)
 
 
@@ -75,57 +69,71 @@ def estimate_period(
     rows: Rows,
     labels: np.ndarray,
     names: list[str],
-    realized: dict[str, float | None],
     known: Rows | None = None,
 ) -> dict[str, MetricEstimate]:
     """Every metric in ``names`` for one period's rows (``labels``: the 0/1 outcome, or -1
-    when not arrived); ``realized``: the engine's figure on the labeled rows; ``known``: the
-    rows as their labels say (multiclass: where a labeled row's error went)."""
+    when not arrived; an entry may stand for several rows alike, ``rows.weights``);
+    ``known``: the rows as their labels say (multiclass: where a labeled row's error went).
+    The realized figure is the metric of the labeled rows with their labels (what
+    :mod:`.expected` computes with the labels as probabilities, as scikit-learn does)."""
     known = known or rows
-    p = fit.calibrator.apply(rows.s)
+    calibrator = fit.calibrator
+    p = calibrator.apply(rows.s)
+    nearest = calibrator.nearest_level(p)
     labeled = labels >= 0
-    k, n = int(labeled.sum()), len(rows)
+    k = float(rows.weigh(labeled).sum())
+    n = rows.count
     correction = Correction.from_labels(fit, rows, p, labels)
     shift = np.zeros(len(rows))
     for group, value in correction.shift.items():
         shift[rows.yhat == group] = value
     shifted = np.clip(p + shift, 0.0, 1.0)
     pi = np.where(labeled, labels, shifted)
-    labeled_rows = rows.subset(labeled) if 0 < k < n else None
+    partly = 0 < k < n
+    labeled_rows = rows.subset(labeled) if partly else None
+    known_labeled = (labeled_rows if known is rows else known.subset(labeled)) if partly else known
+    unlabeled_nearest = nearest[~labeled] if partly and nearest is not None else None
+    labeled_nearest = nearest[labeled] if partly and nearest is not None else None
     out = {}
     for name in names:
         expected = fit.expected[name]
         estimate = expected(rows, p)
-        group_var = _group_variance(fit, _by_prediction(rows, estimate.grad))
-        calibration = max(fit.errors[name].squared, group_var) + fit.calibrator.fit_variance(p, estimate.grad)
+        group_var = _group_variance(fit, rows.by_prediction(estimate.grad))
+        calibration = max(fit.errors[name].squared, group_var) + calibrator.level_variance(
+            nearest, rows.weigh(estimate.grad)
+        )
         variance = estimate.variance(p) + calibration
         low, high = bounds(name, estimate.value, variance)
+        realized = None if k == 0 else _figure(expected(known_labeled, labels[labeled] if partly else labels).value)
         if k == 0:
             combined, c_low, c_high = estimate.value, low, high
         else:
             mixed = expected(known, pi)
-            if k == n:
+            if not partly:
                 combined, c_low, c_high = mixed.value, mixed.value, mixed.value
             else:
-                unlabeled_grad = _by_prediction(rows, mixed.grad, ~labeled)
+                unlabeled_grad = rows.by_prediction(mixed.grad, ~labeled)
                 rest = max(fit.errors[name].squared - group_var, 0.0) * (1 - k / n) ** 2
                 c_var = (
                     mixed.variance(pi)
                     + _group_variance(fit, unlabeled_grad, correction.variance)
                     + rest
-                    + fit.calibrator.fit_variance(p[~labeled], mixed.grad[~labeled])
+                    + calibrator.level_variance(unlabeled_nearest, rows.weigh(mixed.grad)[~labeled])
                 )
                 combined = mixed.value
                 c_low, c_high = bounds(name, combined, c_var)
         disagreement = (
-            _disagreement_p(fit, expected, labeled_rows, p[labeled], realized.get(name), name)
+            _disagreement_p(fit, expected, labeled_rows, p[labeled], labeled_nearest, realized, name)
             if labeled_rows is not None
             else float("nan")
         )
-        out[name] = MetricEstimate(
-            realized.get(name), estimate.value, low, high, combined, c_low, c_high, False, disagreement
-        )
+        out[name] = MetricEstimate(realized, estimate.value, low, high, combined, c_low, c_high, False, disagreement)
     return out
+
+
+def _figure(value: float) -> float | None:
+    """A realized figure, None where the labeled rows do not define it."""
+    return float(value) if np.isfinite(value) else None
 
 
 def _group_variance(fit: Fit, grad_sums: dict[int, float], variances: dict[int, float] | None = None) -> float:
@@ -133,7 +141,9 @@ def _group_variance(fit: Fit, grad_sums: dict[int, float], variances: dict[int, 
     return float(sum(total**2 * variances.get(g, fit.prior(g)) for g, total in grad_sums.items()))
 
 
-def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: float | None, name: str) -> float:
+def _disagreement_p(
+    fit: Fit, expected, rows: Rows, p: np.ndarray, nearest: np.ndarray | None, realized: float | None, name: str
+) -> float:
     """How surprising the labeled rows' realized figure is, given what the estimate says for
     those same rows (two-sided, normal): small when the scores no longer mean what they
     meant on the reference."""
@@ -142,9 +152,9 @@ def _disagreement_p(fit: Fit, expected, rows: Rows, p: np.ndarray, realized: flo
     estimate: Expected = expected(rows, p)
     variance = (
         estimate.variance(p)
-        + max(fit.errors[name].squared, _group_variance(fit, _by_prediction(rows, estimate.grad)))
-        + fit.calibrator.fit_variance(p, estimate.grad)
+        + max(fit.errors[name].squared, _group_variance(fit, rows.by_prediction(estimate.grad)))
+        + fit.calibrator.level_variance(nearest, rows.weigh(estimate.grad))
     )
     if not (np.isfinite(estimate.value) and variance > 0):
         return float("nan")
-    return float(2 * stats.norm.sf(abs(realized - estimate.value) / np.sqrt(variance)))
+    return math.erfc(abs(realized - estimate.value) / math.sqrt(2 * variance))  # two-sided normal

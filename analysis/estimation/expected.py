@@ -34,16 +34,20 @@ NAN = float("nan")
 @dataclass(frozen=True)
 class Expected:
     value: float
-    grad: np.ndarray  # d value / d pi, per row
+    grad: np.ndarray  # d value / d pi of one row, per (weighted) row
     # Variance beyond each row's Bernoulli outcome (multiclass: which class a wrong row is).
     extra: float = 0.0
+    weights: np.ndarray | None = None  # rows each entry stands for (None: one each)
 
     def variance(self, pi: np.ndarray) -> float:
         """The delta-method variance of the realized metric when each row is positive (or,
         multiclass, right) with probability ``pi``."""
         if not np.isfinite(self.value):
             return NAN
-        return float(np.sum(pi * (1.0 - pi) * self.grad**2)) + self.extra
+        terms = pi * (1.0 - pi) * self.grad**2
+        if self.weights is not None:
+            terms = terms * self.weights
+        return float(np.sum(terms)) + self.extra
 
 
 class Rows:
@@ -51,33 +55,85 @@ class Rows:
     the predicted class's index), and their order by score, sorted once for every ranking
     metric asked of them. Multiclass rows also say, for each row, how a wrong prediction
     is spread over the true classes (``wrong_to``, a row per prediction: the reference's
-    confusion for an unlabeled row, the true class for a labeled one)."""
+    confusion for an unlabeled row, the true class for a labeled one).
 
-    def __init__(self, scores: np.ndarray, predictions: np.ndarray, wrong_to: np.ndarray | None = None) -> None:
+    An entry may stand for several rows alike (the same score, prediction and outcome,
+    counted in SQL): ``weights`` says how many; every metric and its variance count them,
+    and a gradient is still that of one row. Rows read in score order say so
+    (``presorted``) and are never sorted again."""
+
+    def __init__(
+        self,
+        scores: np.ndarray,
+        predictions: np.ndarray,
+        wrong_to: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        presorted: bool = False,
+    ) -> None:
         self.s = np.asarray(scores, float)
         self.yhat = np.asarray(predictions, float)
         self.wrong_to = wrong_to
+        self.weights = None if weights is None else np.asarray(weights, float)
+        self.presorted = presorted
 
     def __len__(self) -> int:
         return len(self.s)
 
-    def subset(self, mask: np.ndarray) -> "Rows":
-        return Rows(self.s[mask], self.yhat[mask], None if self.wrong_to is None else self.wrong_to[mask])
+    @property
+    def w(self) -> np.ndarray:
+        """How many rows each entry stands for."""
+        return np.ones(len(self.s)) if self.weights is None else self.weights
+
+    @cached_property
+    def count(self) -> float:
+        """The number of rows."""
+        return float(len(self.s)) if self.weights is None else float(self.weights.sum())
+
+    def weigh(self, values: np.ndarray) -> np.ndarray:
+        """``values`` per entry times the rows the entry stands for."""
+        return values if self.weights is None else values * self.weights
+
+    def subset(self, keep) -> "Rows":
+        """The entries ``keep`` selects (a mask or a slice): still in score order if these were."""
+        return Rows(
+            self.s[keep],
+            self.yhat[keep],
+            None if self.wrong_to is None else self.wrong_to[keep],
+            None if self.weights is None else self.weights[keep],
+            self.presorted,
+        )
 
     def with_wrong_to(self, wrong_to: np.ndarray) -> "Rows":
-        return Rows(self.s, self.yhat, wrong_to)
+        return Rows(self.s, self.yhat, wrong_to, self.weights, self.presorted)
 
-    @property
+    @cached_property
     def groups(self) -> np.ndarray:
         """The distinct predictions: rows are corrected by the bias of their own prediction."""
         return np.unique(self.yhat)
 
+    def by_prediction(self, values: np.ndarray, keep: np.ndarray | None = None) -> dict[int, float]:
+        """The sum of ``values`` (per row) over the rows of each prediction (``keep``: only those)."""
+        weighted = self.weigh(values) if keep is None else self.weigh(values) * keep
+        sums = np.bincount(self._prediction_index, weights=weighted)
+        return {g: float(sums[g]) for g in self._group_index}
+
+    @cached_property
+    def _prediction_index(self) -> np.ndarray:
+        return self.yhat.astype(np.intp)
+
+    @cached_property
+    def _group_index(self) -> list[int]:
+        return [int(g) for g in self.groups]
+
     @cached_property
     def ascending(self) -> tuple:
-        return _score_groups(self.s)
+        return _score_groups(self.s, self.presorted)
 
     @cached_property
     def descending(self) -> tuple:
+        if self.presorted:
+            order, _, _ = self.ascending
+            return _runs(order[::-1], self.s[::-1])
         return _score_groups(-self.s)
 
 
@@ -86,44 +142,49 @@ def _undefined(n: int) -> Expected:
 
 
 def accuracy(rows: Rows, pi) -> Expected:
-    n, yhat = len(pi), rows.yhat
+    n, yhat = rows.count, rows.yhat
     if n == 0:
-        return _undefined(0)
+        return _undefined(len(pi))
     correct = np.where(yhat == 1, pi, 1.0 - pi)
-    return Expected(float(correct.mean()), np.where(yhat == 1, 1.0, -1.0) / n)
+    return Expected(float(rows.weigh(correct).sum() / n), np.where(yhat == 1, 1.0, -1.0) / n, 0.0, rows.weights)
 
 
 def precision(rows: Rows, pi) -> Expected:
     positive = rows.yhat == 1
-    predicted = positive.sum()
+    predicted = rows.weigh(positive).sum()
     if predicted == 0:
         return _undefined(len(pi))
-    return Expected(float(pi[positive].sum() / predicted), positive / predicted)
+    return Expected(float(rows.weigh(pi)[positive].sum() / predicted), positive / predicted, 0.0, rows.weights)
 
 
 def recall(rows: Rows, pi) -> Expected:
     yhat = rows.yhat
-    hits, positives = float(np.sum(pi * yhat)), float(pi.sum())
+    weighted = rows.weigh(pi)
+    hits, positives = float(np.sum(weighted * yhat)), float(weighted.sum())
     if positives <= 0:
         return _undefined(len(pi))
     value = hits / positives
-    return Expected(value, (yhat - value) / positives)
+    return Expected(value, (yhat - value) / positives, 0.0, rows.weights)
 
 
 def f1(rows: Rows, pi) -> Expected:
     yhat = rows.yhat
-    hits, denominator = float(np.sum(pi * yhat)), float(yhat.sum() + pi.sum())
+    weighted = rows.weigh(pi)
+    hits, denominator = float(np.sum(weighted * yhat)), float(rows.weigh(yhat).sum() + weighted.sum())
     if denominator <= 0:
         return _undefined(len(pi))
     value = 2.0 * hits / denominator
-    return Expected(value, (2.0 * yhat - value) / denominator)
+    return Expected(value, (2.0 * yhat - value) / denominator, 0.0, rows.weights)
 
 
-def _score_groups(s):
+def _score_groups(s, presorted: bool = False):
     """Rows sorted by score, the start of each run of equal scores, and each sorted row's run."""
-    order = np.argsort(s, kind="mergesort")
-    sorted_scores = s[order]
-    new_run = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
+    order = np.arange(len(s)) if presorted else np.argsort(s, kind="mergesort")
+    return _runs(order, s if presorted else s[order])
+
+
+def _runs(order, sorted_scores):
+    new_run = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]] if len(order) else np.zeros(0, bool)
     return order, np.flatnonzero(new_run), np.cumsum(new_run) - 1
 
 
@@ -140,8 +201,9 @@ def roc_auc(rows: Rows, pi) -> Expected:
     if n == 0:
         return _undefined(0)
     order, starts, group = rows.ascending
-    pos = np.add.reduceat(pi[order], starts)
-    neg = np.add.reduceat(1.0 - pi[order], starts)
+    weighted = rows.weigh(pi)
+    pos = np.add.reduceat(weighted[order], starts)
+    neg = np.add.reduceat((rows.w - weighted)[order], starts)
     total_pos, total_neg = pos.sum(), neg.sum()
     if total_pos <= 0 or total_neg <= 0:
         return _undefined(n)
@@ -153,7 +215,7 @@ def roc_auc(rows: Rows, pi) -> Expected:
     # against the positives above it.
     d_wins = (neg_below + 0.5 * neg) - (pos_above + 0.5 * pos)
     grad_group = d_wins / pairs - value * (1.0 / total_pos - 1.0 / total_neg)
-    return Expected(value, _per_row(order, group, grad_group))
+    return Expected(value, _per_row(order, group, grad_group), 0.0, rows.weights)
 
 
 def pr_auc(rows: Rows, pi) -> Expected:
@@ -163,8 +225,8 @@ def pr_auc(rows: Rows, pi) -> Expected:
     if n == 0:
         return _undefined(0)
     order, starts, group = rows.descending  # highest score first
-    pos = np.add.reduceat(pi[order], starts)
-    count = np.diff(np.r_[starts, n]).astype(float)
+    pos = np.add.reduceat(rows.weigh(pi)[order], starts)
+    count = np.add.reduceat(rows.w[order], starts)
     total_pos = pos.sum()
     if total_pos <= 0:
         return _undefined(n)
@@ -175,34 +237,34 @@ def pr_auc(rows: Rows, pi) -> Expected:
     later = np.cumsum((pos / seen)[::-1])[::-1]  # sum over this score and every lower one
     d_sum = hits / seen + later
     grad_group = (d_sum - value) / total_pos
-    return Expected(value, _per_row(order, group, grad_group))
+    return Expected(value, _per_row(order, group, grad_group), 0.0, rows.weights)
 
 
 def log_loss(rows: Rows, pi) -> Expected:
-    n = len(pi)
+    n = rows.count
     if n == 0:
-        return _undefined(0)
+        return _undefined(len(pi))
     clipped = np.clip(rows.s, EPS, 1.0 - EPS)
     if_positive, if_negative = -np.log(clipped), -np.log1p(-clipped)
-    value = float(np.mean(pi * if_positive + (1.0 - pi) * if_negative))
-    return Expected(value, (if_positive - if_negative) / n)
+    value = float(rows.weigh(pi * if_positive + (1.0 - pi) * if_negative).sum() / n)
+    return Expected(value, (if_positive - if_negative) / n, 0.0, rows.weights)
 
 
 def brier(rows: Rows, pi) -> Expected:
-    n = len(pi)
+    n = rows.count
     if n == 0:
-        return _undefined(0)
+        return _undefined(len(pi))
     if_positive, if_negative = (1.0 - rows.s) ** 2, rows.s**2
-    value = float(np.mean(pi * if_positive + (1.0 - pi) * if_negative))
-    return Expected(value, (if_positive - if_negative) / n)
+    value = float(rows.weigh(pi * if_positive + (1.0 - pi) * if_negative).sum() / n)
+    return Expected(value, (if_positive - if_negative) / n, 0.0, rows.weights)
 
 
 def multiclass_accuracy(rows: Rows, pi) -> Expected:
     """The share of right predictions: ``pi`` is each row's probability of being right."""
-    n = len(pi)
+    n = rows.count
     if n == 0:
-        return _undefined(0)
-    return Expected(float(np.mean(pi)), np.full(n, 1.0 / n))
+        return _undefined(len(pi))
+    return Expected(float(rows.weigh(pi).sum() / n), np.full(len(pi), 1.0 / n), 0.0, rows.weights)
 
 
 def macro_f1(rows: Rows, pi) -> Expected:
@@ -214,9 +276,10 @@ def macro_f1(rows: Rows, pi) -> Expected:
         return _undefined(0)
     classes = rows.wrong_to.shape[1]
     predicted = rows.yhat.astype(int)
-    tp = np.bincount(predicted, weights=pi, minlength=classes)
-    fp = np.bincount(predicted, weights=1.0 - pi, minlength=classes)
-    fn = ((1.0 - pi)[:, None] * rows.wrong_to).sum(axis=0)
+    right, wrong = rows.weigh(pi), rows.weigh(1.0 - pi)
+    tp = np.bincount(predicted, weights=right, minlength=classes)
+    fp = np.bincount(predicted, weights=wrong, minlength=classes)
+    fn = wrong @ rows.wrong_to
     denominator = 2 * tp + fp + fn
     seen = denominator > 0
     if not seen.any():
@@ -231,8 +294,8 @@ def macro_f1(rows: Rows, pi) -> Expected:
     grad = (own - rows.wrong_to @ per_fn) / count
     # Which class a wrong row's error goes to is a draw of its own.
     spread = rows.wrong_to @ per_fn**2 - (rows.wrong_to @ per_fn) ** 2
-    extra = float(np.sum((1.0 - pi) * spread)) / count**2
-    return Expected(float(f1[seen].mean()), grad, extra)
+    extra = float(np.sum(wrong * spread)) / count**2
+    return Expected(float(f1[seen].mean()), grad, extra, rows.weights)
 
 
 EXPECTED_BY_TASK: dict[str, dict[str, Callable[..., Expected]]] = {}

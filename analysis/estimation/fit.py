@@ -121,19 +121,34 @@ class ReferenceRows:
     classes: Classes | None = None
 
 
-def scored_rows_sql(project: Project, where: Sql, slice_: Slice, period: str | None = None) -> Sql:
+def scored_rows_sql(project: Project, where: Sql, slice_: Slice) -> Sql:
     """Score, prediction and label (as the task's reading takes them, :mod:`.outcomes`) and
-    slice membership of the rows ``where`` selects, in a fixed order; with ``period`` (SQL for a row's period) that
-    too, the rows ordered by it first."""
+    slice membership of the rows ``where`` selects, in score order (then by id, so the
+    order, and the folds drawn on it, are the same on every call)."""
     return Sql.compose(
-        "SELECT {period} score, {outcomes}, CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
-        "FROM {log} WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL ORDER BY {order}prediction_id",
-        period=f"{period} AS period," if period else "",
+        "SELECT score, {outcomes}, CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
+        "FROM {log} WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL ORDER BY score, prediction_id",
         outcomes=READINGS[project.task].select,
         slice=compile_slice(slice_, project),
         log=quote_ident(project.log_table),
         where=where,
-        order=f"{period}, " if period else "",
+    )
+
+
+def counted_rows_sql(project: Project, where: Sql, period: str) -> Sql:
+    """The rows ``where`` selects counted by period (``period``: SQL for a row's period),
+    score, prediction and label (as the task's reading takes them), in that order: rows
+    alike are one entry with their number (``w``), which every estimate weighs, and each
+    period's entries come in score order, so nothing is sorted again in Python."""
+    return Sql.compose(
+        "SELECT period, score, yhat, y, count(*) AS w FROM ("
+        "SELECT {period} AS period, score, {outcomes} FROM {log} "
+        "WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL"
+        ") AS scored GROUP BY period, score, yhat, y ORDER BY period, score, yhat, y",
+        period=period,
+        outcomes=READINGS[project.task].select,
+        log=quote_ident(project.log_table),
+        where=where,
     )
 
 
@@ -157,7 +172,7 @@ def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Sl
     where = Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
     data = con.execute(*scored_rows_sql(project, where, slice_)).fetchnumpy()
     reading = READINGS[project.task]
-    read = reading.read(data)
+    read = reading.read(data, presorted=True)
     labels = read.outcomes
     if len(labels) == 0:
         raise ConfigError(

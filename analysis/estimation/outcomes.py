@@ -53,8 +53,8 @@ class BinaryReading:
         "CASE WHEN label IS NULL THEN -1 WHEN label THEN 1 ELSE 0 END AS y"
     )
 
-    def read(self, data: dict, classes: Classes | None = None) -> Reading:
-        rows = Rows(np.asarray(data["score"], float), np.asarray(data["yhat"], float))
+    def read(self, data: dict, classes: Classes | None = None, presorted: bool = False) -> Reading:
+        rows = Rows(np.asarray(data["score"], float), np.asarray(data["yhat"], float), None, data.get("w"), presorted)
         return Reading(rows, np.asarray(data["y"], float), rows)
 
     def one_outcome(self, project, outcome: int) -> str:
@@ -64,7 +64,7 @@ class BinaryReading:
 class MulticlassReading:
     select = "prediction AS yhat, label AS y"
 
-    def read(self, data: dict, classes: Classes | None = None) -> Reading:
+    def read(self, data: dict, classes: Classes | None = None, presorted: bool = False) -> Reading:
         predicted = np.asarray(data["yhat"], dtype=object)
         labels = np.asarray(data["y"], dtype=object)
         labeled = np.array([v is not None for v in labels], dtype=bool)
@@ -75,13 +75,17 @@ class MulticlassReading:
         truth = np.array([index[v] if v is not None else -1 for v in labels], dtype=int)
         outcomes = np.where(labeled, (truth == k).astype(float), -1.0)
         scores = np.asarray(data["score"], float)
+        weights = data.get("w")
         spread = classes.confusion[k] if len(k) else np.zeros((0, len(classes.names)))
         known_spread = spread.copy()
         wrong = labeled & (truth != k)
         known_spread[labeled] = 0.0
         known_spread[np.flatnonzero(wrong), truth[wrong]] = 1.0
         return Reading(
-            Rows(scores, k.astype(float), spread), outcomes, Rows(scores, k.astype(float), known_spread), classes
+            Rows(scores, k.astype(float), spread, weights, presorted),
+            outcomes,
+            Rows(scores, k.astype(float), known_spread, weights, presorted),
+            classes,
         )
 
     def one_outcome(self, project, outcome: int) -> str:

@@ -238,20 +238,24 @@ class RegressionPeriods:
 
     def read(self, con, project: Project, fit: RegressionFit, where: Sql, period_sql: str):
         frame = con.execute(*regression_rows_sql(project, where, fit.slice_, period_sql)).df()
-        starts = pd.to_datetime(frame["period"]).dt.date.to_numpy() if len(frame) else np.array([])
+        starts = pd.to_datetime(frame["period"]).to_numpy().astype("datetime64[D]")
         # Every row's expected errors at once (a model's call has a cost of its own).
         expected = {}
         for i, model in enumerate((fit.model, *fit.folds)):
             expected[f"sb_absolute_{i}"], expected[f"sb_squared_{i}"] = model.expected(frame)
         return starts, frame.assign(**expected)
 
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame["prediction"].to_numpy(float)
+    def scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        return frame["prediction"].to_numpy(float), None
 
-    def subset(self, frame: pd.DataFrame, at: np.ndarray) -> pd.DataFrame:
-        return frame[at]
+    def subset(self, frame: pd.DataFrame, at: slice) -> pd.DataFrame:
+        return frame.iloc[at]
 
-    def estimate(self, fit: RegressionFit, frame: pd.DataFrame, names, realized: dict) -> dict[str, MetricEstimate]:
+    def counts(self, frame: pd.DataFrame) -> tuple[int, int]:
+        """The period's rows with a prediction, and how many of them are labeled."""
+        return len(frame), int(frame["label"].notna().sum())
+
+    def estimate(self, fit: RegressionFit, frame: pd.DataFrame, names) -> dict[str, MetricEstimate]:
         absolute, squared = frame["sb_absolute_0"].to_numpy(), frame["sb_squared_0"].to_numpy()
         folds = [
             (frame[f"sb_absolute_{i}"].to_numpy(), frame[f"sb_squared_{i}"].to_numpy())
@@ -259,6 +263,8 @@ class RegressionPeriods:
         ]
         label = pd.to_numeric(frame["label"], errors="coerce").to_numpy(float)
         error = label - frame["prediction"].to_numpy(float)
+        seen = error[~np.isnan(error)]
+        realized = {"mae": float(np.mean(np.abs(seen))), "rmse": float(np.sqrt(np.mean(seen**2)))} if len(seen) else {}
         spread = np.maximum(squared - absolute**2, 0.0)
         means = {
             "mae": _mean(fit, "absolute", absolute, spread, np.abs(error), np.array([f[0] for f in folds])),

@@ -1,10 +1,10 @@
-"""A slice's estimate timeline: every period after the reference, its rows and labeled
-rows, and per metric the realized figure (labeled rows only), the estimate (no label of
-the period used) with its interval, and the two combined (:mod:`.combine`).
+"""A slice's estimate timeline: every period after the reference, its scored rows and
+labeled rows, and per metric the realized figure (labeled rows only), the estimate (no
+label of the period used) with its interval, and the two combined (:mod:`.combine`).
 
-Two queries: the rows' scores, predictions and labels (what the estimates are computed
-from), and the engine's metrics per period on the labeled rows (the realized figures,
-from the one place metrics are computed).
+One query reads the rows' scores, predictions and labels, rows alike counted together;
+the realized figures are computed from the same rows, so they describe exactly the rows
+the estimate does (a row without a score is in neither).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from analysis.errors import ConfigError
 from analysis.estimation.combine import DISAGREE_Q, estimate_period
 from analysis.estimation.expected import EXPECTED_BY_TASK
 from analysis.estimation.figures import MetricEstimate
-from analysis.estimation.fit import Fit, scored_rows_sql
+from analysis.estimation.fit import Fit, counted_rows_sql
 from analysis.estimation.outcomes import READINGS
 from analysis.estimation.periods import Period, check_granularity, first_period_after, period_start_sql
 from analysis.estimation.regression import REGRESSION_METRICS, RegressionPeriods
 from analysis.metrics.registry import metrics_for
-from analysis.metrics.sql import GroupKey, compute_metrics
 from analysis.slices import compile_slice
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
@@ -111,49 +110,57 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
     reference = fit.reference
     after = Scope.of(reference.version, reference.stage, first_period_after(reference.end, by), None)
     where = and_all([after.to_sql(), compile_slice(fit.slice_, project)])
-    period = GroupKey("period", period_start_sql(by))
-    realized = compute_metrics(con, project, group_by=[period], where=where, include_outcomes=False)
     periods = PERIODS[project.task]
     starts, data = periods.read(con, project, fit, where, period_start_sql(by))
-    by_start = {r["period"]: r for r in realized.to_dict(orient="records")}
     out = []
-    for start in sorted(by_start, key=lambda d: pd.Timestamp(d)):
-        day = pd.Timestamp(start).date()
-        counts = by_start[start]
-        at = starts == day
-        if not at.any():
-            continue
+    for day, at in period_runs(starts).items():
         rows = periods.subset(data, at)
-        figures = {n: (None if pd.isna(counts.get(n)) else float(counts[n])) for n in names}
+        counted, labeled = periods.counts(rows)
         out.append(
             PeriodEstimate(
                 Period.starting(day, by),
-                int(counts["n_rows"]),
-                int(counts["n_labeled"]),
-                periods.estimate(fit, rows, list(names), figures),
-                _shift_notes(fit, periods.scores(rows)),
+                counted,
+                labeled,
+                periods.estimate(fit, rows, list(names)),
+                _shift_notes(fit, *periods.scores(rows)),
             )
         )
     return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
 
 
+def period_days(values) -> np.ndarray:
+    """A query's period column as days (``datetime64[D]``)."""
+    return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[D]")
+
+
+def period_runs(starts: np.ndarray) -> dict:
+    """Each period's entries, given their period's first days in order: a slice of them."""
+    if len(starts) == 0:
+        return {}
+    edges = np.r_[0, np.flatnonzero(starts[1:] != starts[:-1]) + 1, len(starts)]
+    return {starts[a].astype(object): slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])}
+
+
 class ClassifierPeriods:
     """A classifier's periods: scores, predictions and labels, estimated from calibrated
-    probabilities (:mod:`.combine`)."""
+    probabilities (:mod:`.combine`). Rows alike are counted in SQL (:func:`counted_rows_sql`)."""
 
     def read(self, con, project: Project, fit: Fit, where: Sql, period_sql: str):
-        data = con.execute(*scored_rows_sql(project, where, fit.slice_, period_sql)).fetchnumpy()
-        starts = pd.to_datetime(np.asarray(data["period"])).date if len(data["period"]) else np.array([])
-        return starts, READINGS[project.task].read(data, fit.classes)
+        data = con.execute(*counted_rows_sql(project, where, period_sql)).fetchnumpy()
+        return period_days(data["period"]), READINGS[project.task].read(data, fit.classes, presorted=True)
 
-    def scores(self, read) -> np.ndarray:
-        return read.rows.s
+    def scores(self, read) -> tuple[np.ndarray, np.ndarray | None]:
+        return read.rows.s, read.rows.weights
 
-    def subset(self, read, at: np.ndarray):
+    def subset(self, read, at: slice):
         return replace(read, rows=read.rows.subset(at), outcomes=read.outcomes[at], known=read.known.subset(at))
 
-    def estimate(self, fit: Fit, read, names, realized: dict) -> dict[str, MetricEstimate]:
-        return estimate_period(fit, read.rows, read.outcomes, names, realized, read.known)
+    def counts(self, read) -> tuple[int, int]:
+        """The period's scored rows, and how many of them are labeled."""
+        return int(read.rows.count), int(read.rows.weigh(read.outcomes >= 0).sum())
+
+    def estimate(self, fit: Fit, read, names) -> dict[str, MetricEstimate]:
+        return estimate_period(fit, read.rows, read.outcomes, names, read.known)
 
 
 PERIODS = {"binary": ClassifierPeriods(), "multiclass": ClassifierPeriods(), "regression": RegressionPeriods()}
@@ -176,13 +183,18 @@ def _flag_disagreements(periods: list[PeriodEstimate], names) -> list[PeriodEsti
     return out
 
 
-def _shift_notes(fit: Fit, scores: np.ndarray) -> tuple[str, ...]:
+def _shift_notes(fit: Fit, scores: np.ndarray, weights: np.ndarray | None = None) -> tuple[str, ...]:
+    """What is unusual about a period's scores (``weights``: the rows each score stands for)."""
     notes = []
     q = fit.score_quantiles
-    outside = float(np.mean((scores < q[0]) | (scores > q[-1])))
+    w = np.ones(len(scores)) if weights is None else weights
+    total = float(w.sum())
+    outside = float(w[(scores < q[0]) | (scores > q[-1])].sum() / total)
     if outside >= OUTSIDE_SHARE:
         notes.append(f"{outside:.0%} of the {fit.compared} lie outside the reference's range")
-    cdf = np.searchsorted(np.sort(scores), q, side="right") / len(scores)
+    order = np.argsort(scores, kind="stable")
+    below = np.r_[0.0, np.cumsum(w[order])]
+    cdf = below[np.searchsorted(scores[order], q, side="right")] / total
     distance = float(np.max(np.abs(cdf - np.linspace(0.0, 1.0, len(q)))))
     if distance >= LARGE_SHIFT:
         notes.append(f"the {fit.compared} moved far from the reference's (Kolmogorov-Smirnov distance {distance:.2f})")
