@@ -37,7 +37,7 @@ class Calibrator:
     y: np.ndarray
     # Isotonic regression fits a step function: each step's level is the share of positives
     # among the ``counts`` reference rows it pools, so each level carries the sampling error
-    # of a proportion (see :meth:`fit_variance`).
+    # of a proportion (see :meth:`level_variance`).
     levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -66,24 +66,24 @@ class Calibrator:
         sums = np.bincount(nearest, weights=weighted_grad, minlength=len(self.levels))
         return float(np.sum(sums**2 * self.levels * (1 - self.levels) / self.counts))
 
-    def fit_variance(self, probabilities: np.ndarray, grad: np.ndarray) -> float:
-        """:meth:`level_variance` of rows counted once each."""
-        return self.level_variance(self.nearest_level(probabilities), grad)
-
 
 IDENTITY = Calibrator("none", np.array([0.0, 1.0]), np.array([0.0, 1.0]))
 
 
-def fit_isotonic(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
-    """Isotonic regression of the labels (0/1) on the scores."""
+def fit_isotonic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> Calibrator:
+    """Isotonic regression of the labels (0/1) on the scores (``weights``: rows per entry)."""
+    if weights is not None:
+        keep = weights > 0
+        scores, labels, weights = scores[keep], labels[keep], weights[keep]
     if len(scores) == 0:
         return IDENTITY
+    weights = np.ones(len(scores)) if weights is None else weights
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     # Rows that share a score are one point weighted by their number (what scikit-learn
     # does inside fit, done here once so that each fold's fit sorts distinct scores only).
     distinct, inverse = _distinct(scores)
-    counts = np.bincount(inverse, minlength=len(distinct)).astype(float)
-    means = np.bincount(inverse, weights=labels.astype(float), minlength=len(distinct)) / counts
+    counts = np.bincount(inverse, weights=weights, minlength=len(distinct))
+    means = np.bincount(inverse, weights=weights * labels, minlength=len(distinct)) / counts
     iso.fit(distinct, means, sample_weight=counts)
     fitted = iso.predict(distinct)
     levels, step = np.unique(fitted, return_inverse=True)
@@ -106,7 +106,7 @@ def _distinct(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 FITTERS = {
-    "none": lambda scores, labels: IDENTITY,
+    "none": lambda scores, labels, weights=None: IDENTITY,
     "isotonic": fit_isotonic,
 }
 
@@ -117,19 +117,33 @@ def draw_folds(n: int) -> np.ndarray:
     return rng.permutation(n) % FOLDS
 
 
-def held_out(
-    fit, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, train: np.ndarray | None = None
-) -> np.ndarray:
-    """Each row's probability from a calibrator fitted on the other folds (``train``: which
-    rows may be fitted on; every row by default)."""
-    train = np.ones(len(scores), bool) if train is None else train
-    out = np.empty(len(scores))
+def fold_counts(folds_or_weights: np.ndarray, per_row: bool = False) -> np.ndarray:
+    """How many of each entry's rows are in each fold (entries × FOLDS). From ``per_row``
+    folds (one row per entry), or from each entry's number of rows: the rows, entry after
+    entry, take :func:`draw_folds`' folds, as if each had been read on its own (rows
+    alike are interchangeable, so only how many of them fall in a fold matters)."""
+    if per_row:
+        return np.eye(FOLDS)[np.asarray(folds_or_weights, int)]
+    rows = np.asarray(folds_or_weights).astype(np.int64)
+    entry = np.repeat(np.arange(len(rows)), rows)
+    drawn = np.bincount(entry * FOLDS + draw_folds(int(rows.sum())), minlength=len(rows) * FOLDS)
+    return drawn.reshape(len(rows), FOLDS).astype(float)
+
+
+def held_out(fit, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each entry's probability in each fold (entries × FOLDS) from a calibrator fitted on
+    the other folds' rows (``folds``: :func:`fold_counts`)."""
+    rows = folds.sum(axis=1)
+    out = np.empty(folds.shape)
     for fold in range(FOLDS):
-        into = folds == fold
-        fitted_on = train & ~into
-        out[into] = fit(scores[fitted_on], labels[fitted_on]).apply(scores[into])
+        out[:, fold] = fit(scores, labels, rows - folds[:, fold]).apply(scores)
     return out
 
 
-def brier(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean((probabilities - labels) ** 2)) if len(labels) else float("nan")
+def brier(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
+    """The held-out Brier score: ``probabilities`` per entry and fold, each counted by the
+    entry's rows in that fold."""
+    total = folds.sum()
+    if total == 0:
+        return float("nan")
+    return float(np.sum(folds * (probabilities - labels[:, None]) ** 2) / total)

@@ -103,6 +103,9 @@ class Rows:
             self.presorted,
         )
 
+    def with_weights(self, weights: np.ndarray) -> "Rows":
+        return Rows(self.s, self.yhat, self.wrong_to, weights, self.presorted)
+
     def with_wrong_to(self, wrong_to: np.ndarray) -> "Rows":
         return Rows(self.s, self.yhat, wrong_to, self.weights, self.presorted)
 
@@ -114,8 +117,11 @@ class Rows:
     def by_prediction(self, values: np.ndarray, keep: np.ndarray | None = None) -> dict[int, float]:
         """The sum of ``values`` (per row) over the rows of each prediction (``keep``: only those)."""
         weighted = self.weigh(values) if keep is None else self.weigh(values) * keep
-        sums = np.bincount(self._prediction_index, weights=weighted)
-        return {g: float(sums[g]) for g in self._group_index}
+        sums = weighted @ self._indicator if self._indicator is not None else None
+        if sums is None:
+            by_index = np.bincount(self._prediction_index, weights=weighted)
+            sums = [by_index[g] for g in self._group_index]
+        return {g: float(total) for g, total in zip(self._group_index, sums)}
 
     @cached_property
     def _prediction_index(self) -> np.ndarray:
@@ -124,6 +130,14 @@ class Rows:
     @cached_property
     def _group_index(self) -> list[int]:
         return [int(g) for g in self.groups]
+
+    @cached_property
+    def _indicator(self) -> np.ndarray | None:
+        """Which prediction each row has, one column per prediction (a few predictions: a
+        product sums them faster than counting); None for many."""
+        if len(self._group_index) > 4:
+            return None
+        return (self.yhat[:, None] == np.array(self._group_index, float)[None, :]).astype(float)
 
     @cached_property
     def ascending(self) -> tuple:

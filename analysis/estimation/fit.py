@@ -28,10 +28,11 @@ import numpy as np
 from analysis.errors import ConfigError
 from analysis.estimation.calibration import (
     FITTERS,
+    FOLDS,
     METHOD_WORDS,
     Calibrator,
     brier,
-    draw_folds,
+    fold_counts,
     held_out,
 )
 from analysis.estimation.expected import EXPECTED_BY_TASK, Rows
@@ -109,8 +110,10 @@ class Fit:
 @dataclass(frozen=True)
 class ReferenceRows:
     """The reference's labeled, scored rows, in a fixed order, with their folds: the rows as
-    estimates read them, their 0/1 outcomes, the rows as their labels say (the realized
-    figures), and each row's slice membership."""
+    estimates read them (an entry may stand for several rows alike, ``rows.weights``),
+    their 0/1 outcomes, the rows as their labels say (the realized figures), and each
+    entry's slice membership. ``folds``: how many of each entry's rows are in each fold
+    (entries × FOLDS); a fold per row (one row per entry) is taken too."""
 
     rows: Rows
     labels: np.ndarray
@@ -120,33 +123,32 @@ class ReferenceRows:
     task: str = "binary"
     classes: Classes | None = None
 
+    def __post_init__(self) -> None:
+        if np.ndim(self.folds) == 1:
+            object.__setattr__(self, "folds", fold_counts(self.folds, per_row=True))
 
-def scored_rows_sql(project: Project, where: Sql, slice_: Slice) -> Sql:
-    """Score, prediction and label (as the task's reading takes them, :mod:`.outcomes`) and
-    slice membership of the rows ``where`` selects, in score order (then by id, so the
-    order, and the folds drawn on it, are the same on every call)."""
+
+def counted_rows_sql(project: Project, where: Sql, period: str | None = None, slice_: Slice | None = None) -> Sql:
+    """The rows ``where`` selects counted by score, prediction and label (as the task's
+    reading takes them, :mod:`.outcomes`), and by period (``period``: SQL for a row's
+    period) or slice membership (``slice_``) when asked: rows alike are one entry with
+    their number (``w``), which every estimate weighs. Entries come by period, then in
+    score order (nothing is sorted again in Python), in an order that is the same on every
+    call and engine (folds are drawn on it)."""
+    keys = ["period"] * (period is not None) + ["score", "yhat", "y"] + ["in_slice"] * (slice_ is not None)
     return Sql.compose(
-        "SELECT score, {outcomes}, CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice "
-        "FROM {log} WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL ORDER BY score, prediction_id",
-        outcomes=READINGS[project.task].select,
-        slice=compile_slice(slice_, project),
-        log=quote_ident(project.log_table),
-        where=where,
-    )
-
-
-def counted_rows_sql(project: Project, where: Sql, period: str) -> Sql:
-    """The rows ``where`` selects counted by period (``period``: SQL for a row's period),
-    score, prediction and label (as the task's reading takes them), in that order: rows
-    alike are one entry with their number (``w``), which every estimate weighs, and each
-    period's entries come in score order, so nothing is sorted again in Python."""
-    return Sql.compose(
-        "SELECT period, score, yhat, y, count(*) AS w FROM ("
-        "SELECT {period} AS period, score, {outcomes} FROM {log} "
+        "SELECT {keys}, count(*) AS w FROM ("
+        "SELECT {period}score, {outcomes}{slice} FROM {log} "
         "WHERE {where} AND score IS NOT NULL AND prediction IS NOT NULL"
-        ") AS scored GROUP BY period, score, yhat, y ORDER BY period, score, yhat, y",
-        period=period,
+        ") AS scored GROUP BY {keys} ORDER BY {keys}",
+        keys=", ".join(keys),
+        period=f"{period} AS period, " if period is not None else "",
         outcomes=READINGS[project.task].select,
+        slice=(
+            Sql.compose(", CASE WHEN {slice} THEN 1 ELSE 0 END AS in_slice", slice=compile_slice(slice_, project))
+            if slice_ is not None
+            else ""
+        ),
         log=quote_ident(project.log_table),
         where=where,
     )
@@ -170,7 +172,7 @@ def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
 
 def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ReferenceRows:
     where = Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
-    data = con.execute(*scored_rows_sql(project, where, slice_)).fetchnumpy()
+    data = con.execute(*counted_rows_sql(project, where, slice_=slice_)).fetchnumpy()
     reading = READINGS[project.task]
     read = reading.read(data, presorted=True)
     labels = read.outcomes
@@ -189,7 +191,7 @@ def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Sl
         read.rows,
         labels,
         np.asarray(data["in_slice"], int) == 1,
-        draw_folds(len(labels)),
+        fold_counts(read.rows.weights),
         read.known,
         project.task,
         read.classes,
@@ -227,30 +229,37 @@ def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, meth
     """:func:`fit_slice` on reference rows already read (the slice's rows are ``ref.in_slice``)."""
     mask = ref.in_slice
     scores, labels, folds = ref.rows.s[mask], ref.labels[mask], ref.folds[mask]
-    positives = int(labels.sum())
-    own_rows = len(labels) >= MIN_SLICE_ROWS and min(positives, len(labels) - positives) >= MIN_SLICE_CLASS
+    entry_rows = ref.folds.sum(axis=1)
+    rows = int(round(folds.sum()))
+    positives = int(round(float(folds.sum(axis=1) @ labels)))
+    own_rows = rows >= MIN_SLICE_ROWS and min(positives, rows - positives) >= MIN_SLICE_CLASS
     whole = bool(mask.all())
-    # Candidates: (probabilities held out, fitted on the slice's own rows), by name.
-    candidates: dict[str, tuple[np.ndarray, bool]] = {"none": (np.clip(scores, 0.0, 1.0), False)}
+    # Candidates: (probabilities held out per entry and fold, fitted on the slice's own rows), by name.
+    as_they_are = np.repeat(np.clip(scores, 0.0, 1.0)[:, None], FOLDS, axis=1)
+    candidates: dict[str, tuple[np.ndarray, bool]] = {"none": (as_they_are, False)}
     for name, fit in FITTERS.items():
         if name == "none":
             continue
         if own_rows and not whole:
             candidates[name] = (held_out(fit, scores, labels, folds), True)
         candidates[f"{name} (whole reference)"] = (held_out(fit, ref.rows.s, ref.labels, ref.folds)[mask], False)
-    scored = {name: brier(p, labels) for name, (p, _) in candidates.items()}
+    scored = {name: brier(p, labels, folds) for name, (p, _) in candidates.items()}
     allowed = [n for n in candidates if method is None or n.split(" ")[0] == method]
     chosen = min(allowed, key=lambda n: (round(scored[n], 12), list(candidates).index(n)))
     probabilities, within = candidates[chosen]
     fitted_on = mask if within else np.ones(len(ref.labels), bool)
-    calibrator = FITTERS[chosen.split(" ")[0]](ref.rows.s[fitted_on], ref.labels[fitted_on])
-    slice_rows = ref.rows.subset(mask)
-    known_rows = (ref.known or ref.rows).subset(mask)
+    calibrator = FITTERS[chosen.split(" ")[0]](ref.rows.s[fitted_on], ref.labels[fitted_on], entry_rows[fitted_on])
+    # Each entry's rows in each fold, with the probability held out for that fold.
+    entry, fold = np.nonzero(folds > 0)
+    slice_rows, known_rows = ref.rows.subset(mask), (ref.known or ref.rows).subset(mask)
+    held_rows = slice_rows.subset(entry).with_weights(folds[entry, fold])
+    held_known = known_rows.subset(entry).with_weights(folds[entry, fold])
+    held_labels, held_p = labels[entry], probabilities[entry, fold]
     expected = EXPECTED_BY_TASK[ref.task]
     notes = []
     if not own_rows and not whole:
         notes.append(
-            f"few reference rows in the slice ({len(labels):,}; {MIN_SLICE_ROWS:,} with {MIN_SLICE_CLASS} of each "
+            f"few reference rows in the slice ({rows:,}; {MIN_SLICE_ROWS:,} with {MIN_SLICE_CLASS} of each "
             "class calibrate it on its own): calibrated on the whole reference, with a wider interval"
         )
     return Fit(
@@ -259,12 +268,12 @@ def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, meth
         task=ref.task,
         calibrator=calibrator,
         within_slice=within,
-        rows=len(labels),
+        rows=rows,
         positives=positives,
         held_out_brier=scored,
-        errors=measured_errors(expected, slice_rows, known_rows, labels, probabilities),
-        group_bias=group_bias(slice_rows, labels, probabilities),
-        score_quantiles=np.quantile(scores, SCORE_QUANTILES),
+        errors=measured_errors(expected, held_rows, held_known, held_labels, held_p),
+        group_bias=group_bias(held_rows, held_labels, held_p),
+        score_quantiles=np.quantile(scores, SCORE_QUANTILES, weights=folds.sum(axis=1), method="inverted_cdf"),
         notes=tuple(notes),
         classes=ref.classes,
     )
@@ -282,13 +291,12 @@ def measured_errors(
 
 
 def group_bias(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dict[int, MetricError]:
-    out = {}
-    for group in rows.groups.astype(int):
-        at = rows.yhat == group
-        k = int(at.sum())
-        p = probabilities[at]
-        out[int(group)] = MetricError(float(np.mean(labels[at] - p)), float(np.sum(p * (1 - p)) / k**2))
-    return out
+    """Per prediction: the mean of ``label - probability`` over its rows, and that mean's
+    sampling variance."""
+    counts = rows.by_prediction(np.ones(len(rows)))
+    residuals = rows.by_prediction(labels - probabilities)
+    spread = rows.by_prediction(probabilities * (1 - probabilities))
+    return {g: MetricError(residuals[g] / k, spread[g] / k**2) for g, k in counts.items()}
 
 
 FITS = {"binary": fit_classifier, "multiclass": fit_classifier, "regression": fit_regression}

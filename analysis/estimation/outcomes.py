@@ -69,13 +69,13 @@ class MulticlassReading:
         labels = np.asarray(data["y"], dtype=object)
         labeled = np.array([v is not None for v in labels], dtype=bool)
         seen = set(predicted) | set(labels[labeled])
-        classes = _confusion(predicted, labels, labeled, seen) if classes is None else classes.extended(seen)
+        weights = data.get("w")
+        classes = _confusion(predicted, labels, labeled, seen, weights) if classes is None else classes.extended(seen)
         index = {name: i for i, name in enumerate(classes.names)}
         k = np.array([index[v] for v in predicted], dtype=int)
         truth = np.array([index[v] if v is not None else -1 for v in labels], dtype=int)
         outcomes = np.where(labeled, (truth == k).astype(float), -1.0)
         scores = np.asarray(data["score"], float)
-        weights = data.get("w")
         spread = classes.confusion[k] if len(k) else np.zeros((0, len(classes.names)))
         known_spread = spread.copy()
         wrong = labeled & (truth != k)
@@ -92,14 +92,15 @@ class MulticlassReading:
         return "is predicted right" if outcome == 1 else "is predicted wrong"
 
 
-def _confusion(predicted, labels, labeled, seen) -> Classes:
+def _confusion(predicted, labels, labeled, seen, weights=None) -> Classes:
     names = tuple(sorted(seen))
     index = {name: i for i, name in enumerate(names)}
     size = len(names)
     counts = np.zeros((size, size))
-    for p, y in zip(predicted[labeled], labels[labeled]):
+    rows = np.ones(len(predicted)) if weights is None else np.asarray(weights, float)
+    for p, y, n in zip(predicted[labeled], labels[labeled], rows[labeled]):
         if p != y:
-            counts[index[p], index[y]] += 1
+            counts[index[p], index[y]] += n
     smoothing = np.full((size, size), 0.5 / max(size - 1, 1))
     np.fill_diagonal(smoothing, 0.0)
     np.fill_diagonal(counts, 0.0)
