@@ -27,6 +27,10 @@ Then prints, for the fully labeled days (at least 99% of every row labeled; the 
 days for the slice), each estimate's error against the realized figure (ROC AUC and
 accuracy).
 
+``--distinct-scores`` measures a copy of the database (made once, beside it) where every
+score is moved by less than half its last decimal, so no two rows share a score: the
+estimate timeline counts rows alike in SQL, and this is the case where that saves nothing.
+
 ``--export DIR`` writes, for the reference tools (``bench_estimate_reference.py``, run in
 a venv of its own), the same rows as Parquet: ``reference.parquet`` (the reference
 window) and ``analysis.parquet`` (the 60 days after it) with score, prediction (0/1),
@@ -44,6 +48,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,6 +129,31 @@ def build(db: Path, requests_per_day: int) -> None:
         f"{info['labeled_predictions']:,} labeled (peak RSS {peak_rss_mb():,.0f} MB)",
         flush=True,
     )
+
+
+def distinct_scores_copy(db: Path) -> Path:
+    """A copy of ``db`` where every score has all its digits: each score moved by less than
+    half its last decimal (the demo's four), so no two rows share one and counting rows
+    alike saves nothing: the estimate timeline's worst case."""
+    import duckdb
+
+    copy = db.with_name(db.stem + "-distinct.duckdb")
+    if copy.exists():
+        return copy
+    shutil.copyfile(db, copy)
+    con = duckdb.connect(str(copy))
+    from analysis.store.project import get_project
+
+    table = get_project(con, PROJECT).log_table
+    con.execute("SELECT setseed(0.23)")
+    con.execute(
+        f'UPDATE "{table}" SET score = least(1.0, greatest(0.0, score + (random() - 0.5) * 0.0001)) '
+        "WHERE score IS NOT NULL"
+    )
+    distinct, scored = con.execute(f'SELECT count(DISTINCT score), count(score) FROM "{table}"').fetchall()[0]
+    con.close()
+    print(f"copied {db} to {copy}: {distinct:,} distinct scores among {scored:,}", flush=True)
+    return copy
 
 
 def reference_dates(con, project, days: int):
@@ -240,6 +270,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--export", metavar="DIR", help="write the rows and this run's figures for the reference tools")
     parser.add_argument("--no-drift", action="store_true", help="skip the drift table")
+    parser.add_argument(
+        "--distinct-scores",
+        action="store_true",
+        help="measure a copy of the database where no two rows share a score (made once, beside it)",
+    )
     args = parser.parse_args()
     db = Path(args.db)
 
@@ -250,6 +285,8 @@ def main() -> None:
         build(db, args.requests_per_day)
     if not db.exists():
         raise SystemExit(f"{db} is missing: run with --build")
+    if args.distinct_scores:
+        db = distinct_scores_copy(db)
 
     import duckdb
 
