@@ -7,8 +7,9 @@ installs it and PySpark); CI has both.
 Covered: the Overview (rollup), metrics from the log, one slice's metrics with
 intervals, breakdowns by a category and by a number (quantile bins), the leaderboard,
 the validation-set matrix (its members stay local and are shipped to Spark for the
-join), slice discovery (SliceLine), and the comparison of two versions, paired (the
-bootstrap draws the same buckets of example keys on both engines) and unpaired."""
+join), slice discovery (SliceLine), the comparison of two versions, paired (the
+bootstrap draws the same buckets of example keys on both engines) and unpaired, label-free
+estimates, and input drift (by week in a slice, by day over every row)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from analysis import Store, get_project
 from analysis.compare.comparison import Side, compare
 from analysis.demo import build_demo
 from analysis.discovery.run import discover
+from analysis.drift import drift_table
 from analysis.engines.portable import to_spark
-from analysis.estimation import ReferenceChoice
+from analysis.estimation import ReferenceChoice, resolve_reference
 from analysis.estimation.run import estimate
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
-from analysis.slices import parse_slice
+from analysis.slices import Slice, parse_slice
 from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.slices.metrics import slice_metrics
 from analysis.store.example_key import example_key, example_key_sql
@@ -105,13 +107,20 @@ ANALYSES = {
     "paired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, SHADOW).slices.drop(columns=["slice"]),
     "unpaired comparison": lambda con, p: compare(con, p, PRODUCTION, CANARY).overall,
     "unpaired comparison by slice": lambda con, p: compare(con, p, PRODUCTION, CANARY).slices.drop(columns=["slice"]),
-    # Label-free estimates: the same rows in the same order, hence the same folds. (Drift's
-    # statements translate (tests/test_portable.py), but on this local Spark its plan runs
-    # the driver out of memory: not yet answered on Spark.)
+    # Label-free estimates: the same rows in the same order, hence the same folds.
     "estimate timeline": lambda con, p: estimate(
         con, p, "credit-v1", slice_=parse_slice("region = east"), by="week", choice=REFERENCE
     ).frame(),
+    # Drift: the same distances, statistics, p- and q-values and data-quality figures.
+    "drift by week": lambda con, p: drift(con, p, parse_slice("region = east"), "week"),
+    "drift of every row by day": lambda con, p: drift(con, p, Slice(), "day"),
 }
+
+
+def drift(con, project, slice_, by) -> pd.DataFrame:
+    """credit-v1's drift in production against REFERENCE, one row per period and feature."""
+    reference = resolve_reference(con, project, "credit-v1", "production", REFERENCE, need_labels=False)
+    return drift_table(con, project, reference, slice_, by).frame()
 
 
 @pytest.mark.parametrize("name", list(ANALYSES))
