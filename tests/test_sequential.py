@@ -1,0 +1,136 @@
+"""The sequential statistics (analysis/stats/sequential.py) against a published
+implementation (ville, BSD-3, a test-only dependency), numerical integration of the
+mixtures, and simulation of what they promise: an expectation of at most 1 under the
+null, Ville's inequality, and at most T / c false alarms in T periods from an e-detector
+alarming at c."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ville
+from scipy import integrate, stats
+from ville.evalues import ebh as ville_ebh
+
+from analysis.stats.sequential import (
+    anytime_p_value,
+    beta_mixture_log_e,
+    beta_prior,
+    ebh,
+    false_alarm_threshold,
+    normal_mixture_log_e,
+    shiryaev_roberts,
+    suffix_sums,
+)
+
+
+@pytest.mark.parametrize("p0, truth, prior", [(0.8, 0.8, (1.0, 1.0)), (0.3, 0.2, (2.0, 5.0)), (0.9, 0.7, (9.0, 1.0))])
+def test_the_untruncated_beta_mixture_is_villes(p0, truth, prior):
+    x = (np.random.default_rng(3).random(400) < truth).astype(float)
+    theirs = ville.BernoulliTest(p0, prior=prior).fit(x).log_e_values_
+    ours = beta_mixture_log_e(np.cumsum(x), np.arange(1, 401), p0, prior, side="both")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("theta0, sigma, tau", [(0.0, 1.0, 0.5), (0.8, 0.05, 0.02), (-1.0, 2.0, 3.0)])
+def test_the_two_sided_normal_mixture_is_villes(theta0, sigma, tau):
+    x = np.random.default_rng(4).normal(theta0 + 0.3 * sigma, sigma, 300)
+    theirs = ville.MSPRT(theta0, sigma=sigma, tau=tau).fit(x).log_e_values_
+    t = np.arange(1, 301)
+    ours = normal_mixture_log_e(np.cumsum(x - theta0) / sigma**2, t / sigma**2, tau, side="both")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+@pytest.mark.parametrize("s, n", [(70, 100), (90, 100), (3, 40), (0, 10)])
+def test_the_one_sided_beta_mixture_is_its_integral(side, s, n):
+    p0, (a, b) = 0.8, beta_prior(0.8, 20.0)
+    lo, hi = (0.0, p0) if side == "below" else (p0, 1.0)
+
+    def ratio(p):
+        return np.exp(s * np.log(p / p0) + (n - s) * np.log((1 - p) / (1 - p0))) * stats.beta.pdf(p, a, b)
+
+    numerator = integrate.quad(ratio, lo, hi, epsabs=0, epsrel=1e-11, limit=200)[0]
+    mass = stats.beta.cdf(p0, a, b) if side == "below" else stats.beta.sf(p0, a, b)
+    expected = numerator / mass
+    assert np.exp(beta_mixture_log_e(s, n, p0, (a, b), side)) == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+@pytest.mark.parametrize("shift_sum, precision", [(-40.0, 900.0), (25.0, 400.0), (0.0, 10.0)])
+def test_the_one_sided_normal_mixture_is_its_integral(side, shift_sum, precision):
+    scale = 0.05
+
+    def ratio(delta):
+        return np.exp(delta * shift_sum - delta**2 * precision / 2) * 2 * stats.norm.pdf(delta, 0, scale)
+
+    lo, hi = (-np.inf, 0.0) if side == "below" else (0.0, np.inf)
+    expected = integrate.quad(ratio, lo, hi, epsabs=0, epsrel=1e-11)[0]
+    got = np.exp(normal_mixture_log_e(shift_sum, precision, scale, side))
+    assert got == pytest.approx(expected, rel=1e-8)
+
+
+def test_e_values_keep_their_promise_under_the_null():
+    """At the null's boundary and inside it, the one-sided e-values average at most 1, and
+    the chance an e-process ever reaches 20 within 60 looks stays below 1/20."""
+    rng = np.random.default_rng(11)
+    p0, prior = 0.8, beta_prior(0.8, 50.0)
+    for truth in (0.8, 0.85):  # the boundary, and a rate the null allows
+        counts = rng.binomial(100, truth, size=(20_000, 60))
+        log_e = beta_mixture_log_e(np.cumsum(counts, axis=1), 100 * np.arange(1, 61), p0, prior)
+        assert np.exp(log_e[:, -1]).mean() <= 1.0 + 3 * np.exp(log_e[:, -1]).std() / np.sqrt(20_000)
+        crossed = (log_e >= np.log(20)).any(axis=1).mean()
+        assert crossed <= 1 / 20, crossed
+    # Estimates with their variances: the same promise.
+    x = rng.normal(0.0, 0.02, size=(20_000, 60))
+    precision = np.arange(1, 61) / 0.02**2
+    log_e = normal_mixture_log_e(np.cumsum(x, axis=1) / 0.02**2, precision, 0.03)
+    assert (log_e >= np.log(20)).any(axis=1).mean() <= 1 / 20
+
+
+def run_detector(counts: np.ndarray, trials: int, p0: float, prior, threshold: float) -> list[int]:
+    """Periods at which a Shiryaev-Roberts e-detector over ``counts`` alarms (restarting
+    after each alarm)."""
+    alarms, start = [], 0
+    for t in range(len(counts)):
+        since = counts[start : t + 1]
+        log_e = beta_mixture_log_e(suffix_sums(since), trials * np.arange(len(since), 0, -1), p0, prior)
+        if shiryaev_roberts(log_e) >= np.log(threshold):
+            alarms.append(t)
+            start = t + 1
+    return alarms
+
+
+def test_an_e_detector_raises_at_most_T_over_c_false_alarms():
+    rng = np.random.default_rng(5)
+    periods, threshold, runs = 90, 30.0, 1500
+    p0, prior = 0.8, beta_prior(0.8, 50.0)
+    total = sum(len(run_detector(rng.binomial(160, p0, periods), 160, p0, prior, threshold)) for _ in range(runs))
+    # At most 90 / 30 = 3 per run in expectation; far fewer in practice.
+    assert total / runs <= periods / threshold
+    # A drop is found: 0.80 -> 0.72 from period 30, at a level meant for 500 monitors.
+    level = false_alarm_threshold(monitors=500, periods=30, false_alarms=1)
+    delays = []
+    for _ in range(40):
+        counts = np.r_[rng.binomial(160, 0.8, 30), rng.binomial(160, 0.72, 60)]
+        found = [t for t in run_detector(counts, 160, p0, prior, level) if t >= 30]
+        delays.append(found[0] - 29 if found else np.inf)
+    assert np.median(delays) <= 7, delays
+
+
+def test_the_threshold_and_the_p_value():
+    assert false_alarm_threshold(500, 30, 1) == 15_000
+    assert false_alarm_threshold(1, 1, 10) == 1.0  # never below 1: an e-value of 1 is no evidence
+    with pytest.raises(ValueError, match="above 0"):
+        false_alarm_threshold(10, 30, 0)
+    assert anytime_p_value(np.log(40)) == pytest.approx(0.025)
+    assert anytime_p_value(-1.0) == 1.0
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.2])
+def test_ebh_is_villes(alpha):
+    rng = np.random.default_rng(int(alpha * 100))
+    for _ in range(50):
+        e = np.exp(rng.normal(0, 2.5, 40))
+        np.testing.assert_array_equal(ebh(e, alpha), ville_ebh(e, alpha))
+    assert not ebh(np.ones(5), 0.05).any()
