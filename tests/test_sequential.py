@@ -19,6 +19,7 @@ from analysis.stats.sequential import (
     ebh,
     false_alarm_threshold,
     normal_mixture_log_e,
+    rate_change_log_e,
     shiryaev_roberts,
     suffix_sums,
 )
@@ -103,7 +104,7 @@ def run_detector(counts: np.ndarray, trials: int, p0: float, prior, threshold: f
 
 def test_an_e_detector_raises_at_most_T_over_c_false_alarms():
     rng = np.random.default_rng(5)
-    periods, threshold, runs = 90, 30.0, 1500
+    periods, threshold, runs = 90, 30.0, 500
     p0, prior = 0.8, beta_prior(0.8, 50.0)
     total = sum(len(run_detector(rng.binomial(160, p0, periods), 160, p0, prior, threshold)) for _ in range(runs))
     # At most 90 / 30 = 3 per run in expectation; far fewer in practice.
@@ -111,7 +112,7 @@ def test_an_e_detector_raises_at_most_T_over_c_false_alarms():
     # A drop is found: 0.80 -> 0.72 from period 30, at a level meant for 500 monitors.
     level = false_alarm_threshold(monitors=500, periods=30, false_alarms=1)
     delays = []
-    for _ in range(40):
+    for _ in range(25):
         counts = np.r_[rng.binomial(160, 0.8, 30), rng.binomial(160, 0.72, 60)]
         found = [t for t in run_detector(counts, 160, p0, prior, level) if t >= 30]
         delays.append(found[0] - 29 if found else np.inf)
@@ -134,3 +135,53 @@ def test_ebh_is_villes(alpha):
         e = np.exp(rng.normal(0, 2.5, 40))
         np.testing.assert_array_equal(ebh(e, alpha), ville_ebh(e, alpha))
     assert not ebh(np.ones(5), 0.05).any()
+
+
+def rate_detector(ref_s: int, ref_n: int, counts: np.ndarray, trials: int, threshold: float, **options) -> list[int]:
+    """Periods at which the e-detector of :func:`rate_change_log_e` alarms (restarting after each)."""
+    alarms, start = [], 0
+    for t in range(len(counts)):
+        since = counts[start : t + 1]
+        log_e = rate_change_log_e(ref_s, ref_n, suffix_sums(since), trials * np.arange(len(since), 0, -1), **options)
+        if shiryaev_roberts(log_e) >= np.log(threshold):
+            alarms.append(t)
+            start = t + 1
+    return alarms
+
+
+def test_a_change_against_a_reference_sample_keeps_the_false_alarm_bound():
+    """The reference is a sample too (28 days of a slice of 160 rows a day), so a test
+    against its point estimate would take its sampling error for a change; with that error
+    in the test, an e-detector alarming at c = 5 stays within T / c false alarms, the
+    references' noise included, and finds a drop."""
+    rng = np.random.default_rng(17)
+    periods, threshold, runs, per_day, ref_n = 60, 5.0, 150, 160, 28 * 160
+    alarms = 0
+    for _ in range(runs):
+        truth = rng.uniform(0.75, 0.95)
+        ref_s = rng.binomial(ref_n, truth)
+        counts = rng.binomial(per_day, truth, periods)
+        prior = beta_prior(ref_s / ref_n, 60.0)
+        alarms += len(rate_detector(ref_s, ref_n, counts, per_day, threshold, period_prior=prior))
+    assert alarms / runs <= periods / threshold, (alarms / runs, periods / threshold)
+    ref_s = rng.binomial(ref_n, 0.81)
+    counts = rng.binomial(per_day, 0.71, 30)
+    found = rate_detector(ref_s, ref_n, counts, per_day, false_alarm_threshold(500, 30, 1), period_prior=prior)
+    assert found and found[0] < 10, found
+
+
+def test_the_change_test_is_its_definition_on_a_hand_case():
+    """55 of 100 against a reference of 800 of 1,000, tolerance 0.05, both priors uniform:
+    the mixture of both likelihoods over the largest likelihood with p >= r - 0.05."""
+    from scipy import optimize, special
+
+    mixture = special.betaln(801, 201) + special.betaln(56, 46)
+    best = optimize.minimize_scalar(
+        lambda r: -(800 * np.log(r) + 200 * np.log(1 - r) + 55 * np.log(r - 0.05) + 45 * np.log(1.05 - r)),
+        bounds=(0.0501, 0.9999),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    assert rate_change_log_e(800, 1000, 55, 100, tolerance=0.05) == pytest.approx(mixture + best.fun, abs=1e-7)
+    # A period better than the reference is no evidence of a drop.
+    assert rate_change_log_e(800, 1000, 90, 100) < 0

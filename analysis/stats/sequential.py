@@ -16,6 +16,11 @@ likelihood ratio), so the mixture is an e-process for the whole one-sided null.
 * :func:`normal_mixture_log_e`: estimates with known variances against a mean, a
   Gaussian mixture over the mean's shift (the mixture SPRT of Johari et al., 2022;
   "both" as ``ville.MSPRT``), for figures known only up to a normal sampling error;
+* :func:`rate_change_log_e`: counts against a *reference sample* of counts, "the rate
+  has not moved beyond ``tolerance`` from the reference's": the reference's own sampling
+  error is part of the test (universal inference: a mixture likelihood of both rates over
+  the largest likelihood the null allows; Wasserman, Ramdas and Balakrishnan, 2020), so no
+  margin for it has to be guessed;
 * :func:`shiryaev_roberts`: the e-detector of Shin, Ramdas and Rinaldo (2023): the sum of
   the e-processes started at each period since the last alarm. Under the null its
   expectation grows by at most 1 a period, so alarming when it reaches ``c`` raises, in
@@ -78,6 +83,67 @@ def normal_mixture_log_e(shift_sum, precision, scale: float, side: str = "below"
         return log_e
     z = scale * s / np.sqrt(q)
     return log_e + np.log(2.0) + norm.logcdf(-z if side == "below" else z)
+
+
+def _log_likelihood(successes, failures, rate):
+    return special.xlogy(successes, rate) + special.xlog1py(failures, -rate)
+
+
+def _boundary_rate(ref_s, ref_f, s, f, shift: float) -> np.ndarray:
+    """The reference rate ``r`` that maximises the likelihood of both samples when the
+    period's rate is ``r + shift`` (the null's boundary): the root of the log-likelihood's
+    derivative, which falls in ``r`` (concave), found by bisection."""
+    lo = np.full(np.shape(s), max(0.0, -shift)) + 1e-12
+    hi = np.full(np.shape(s), min(1.0, 1.0 - shift)) - 1e-12
+    for _ in range(60):
+        r = 0.5 * (lo + hi)
+        p = r + shift
+        slope = ref_s / r - ref_f / (1.0 - r) + s / p - f / (1.0 - p)
+        lo, hi = np.where(slope > 0, r, lo), np.where(slope > 0, hi, r)
+    return 0.5 * (lo + hi)
+
+
+def rate_change_log_e(
+    ref_successes,
+    ref_trials,
+    successes,
+    trials,
+    tolerance: float = 0.0,
+    side: str = "below",
+    prior: tuple[float, float] = (1.0, 1.0),
+    period_prior: tuple[float, float] | None = None,
+):
+    """log e of ``successes`` in ``trials`` since a start (arrays: one value per start)
+    against "the rate is at least the reference's minus ``tolerance``" (``side="below"``;
+    ``"above"``: at most the reference's plus it), where the reference is itself a sample,
+    ``ref_successes`` of ``ref_trials``. The numerator mixes each rate's likelihood over a
+    Beta(``prior``) (fixed in advance: it must not depend on the reference's counts); the
+    denominator is the largest likelihood of both samples the null allows. Its ratio is
+    below, for every pair of rates the null allows, a martingale in the periods times a
+    factor of the reference alone whose expectation is 1, so the e-detector's false-alarm
+    bound holds with the reference's sampling error included."""
+    if _check_side(side) == "both":
+        raise ValueError("a change against a reference is tested on one side")
+    a, b = prior
+    rs, rf = float(ref_successes), float(ref_trials) - float(ref_successes)
+    s = np.asarray(successes, float)
+    f = np.asarray(trials, float) - s
+    ref_rate = rs / max(rs + rf, 1.0)
+    mixture = special.betaln(a + rs, b + rf) - special.betaln(a, b)
+    if period_prior is None:
+        mixture = mixture + special.betaln(a + s, b + f) - special.betaln(a, b)
+    else:
+        # The period's rate mixed over the alternatives' side of the reference's rate (known
+        # before the periods, so the prior may use it; the reference's own prior may not).
+        cut = min(max(ref_rate - tolerance if side == "below" else ref_rate + tolerance, 1e-12), 1 - 1e-12)
+        mixture = mixture + beta_mixture_log_e(s, s + f, cut, period_prior, side) + _log_likelihood(s, f, cut)
+    rate = np.divide(s, s + f, out=np.full(s.shape, ref_rate), where=(s + f) > 0)
+    shift = -tolerance if side == "below" else tolerance
+    allowed = rate >= ref_rate + shift if side == "below" else rate <= ref_rate + shift
+    boundary = _boundary_rate(rs, rf, s, f, shift)
+    on_boundary = _log_likelihood(rs, rf, boundary) + _log_likelihood(s, f, boundary + shift)
+    at_estimates = _log_likelihood(rs, rf, ref_rate) + _log_likelihood(s, f, rate)
+    return mixture - np.where(allowed, at_estimates, on_boundary)
 
 
 def suffix_sums(values) -> np.ndarray:
