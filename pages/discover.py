@@ -35,9 +35,9 @@ errors = [*error_choices(project), EXPRESSION]
 
 
 if st.session_state.get("dc_for", project_name) != project_name:  # another project: its own versions and stages
-    for key in ("dc_version", "dc_stages", "dc_against", "dc_error", "dc_from", "dc_to"):
+    for key in ("dc_version", "dc_stages", "dc_against", "dc_error", "dc_from", "dc_to", "dc_within"):
         st.session_state.pop(key, None)
-    for param in ("version", "stage", "against", "error", "from", "to"):
+    for param in ("version", "stage", "against", "error", "from", "to", "within"):
         st.query_params.pop(param, None)
 st.session_state["dc_for"] = project_name
 _url.start_choice("dc_version", "version", summary.versions, summary.versions[0])
@@ -54,6 +54,13 @@ a, b, w = st.columns([3, 3, 4])
 version = a.selectbox("Model version", summary.versions, key="dc_version")
 stages = b.multiselect("Stages", summary.stages, key="dc_stages")
 start, end = _url.page_window(w, "dc", first, last, _ui.plain)
+within = _url.slice_input(
+    "dc_within",
+    "within",
+    project,
+    "Within a slice (optional)",
+    "Search only these rows, e.g. region = east AND age < 30 (the Monitor and Slices pages link here with theirs).",
+)
 error = st.selectbox(
     "Error to find",
     errors,
@@ -160,6 +167,7 @@ if view == "Slices":  # only the chosen view is computed
         "bins": int(bins),
         "ranking": ranking,
         "other_version": against,
+        "slice_": within,
     }
     result = None
     with _ui.readable_errors():  # on millions of rows a search takes seconds: computed on a worker
@@ -169,7 +177,8 @@ if view == "Slices":  # only the chosen view is computed
         st.stop()
     if result is None:  # the search could not run: the message says why
         st.stop()
-    st.status(views.searched(result), state="complete", expanded=False)
+    inside = f", within {within.readable()}" if within.conditions else ""
+    st.status(_ui.plain(views.searched(result) + inside), state="complete", expanded=False)
     views.found_view(project_name, project, version, error, result)
     pinned = {**search, "columns": list(chosen)}
     _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", pinned)], key="dc_report")
@@ -193,5 +202,6 @@ else:
             columns=tuple(chosen),
             max_depth=int(depth),
             bins=int(tree_bins),
+            slice_=within,
         )
     views.tree_view(project_name, version, error, tree)

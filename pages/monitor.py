@@ -9,13 +9,13 @@ the URL (the typed slice as ``?where=``)."""
 
 import streamlit as st
 
-from analysis import SliceboardError, get_project
+from analysis import get_project
 from analysis.estimation.reference import get_reference_choice, version_stages
 from analysis.estimation.timeline import estimable_metrics
 from analysis.metrics.registry import headline_metrics
 from analysis.numbers import metric_title
 from analysis.overview import project_summary
-from analysis.slices import Slice, parse_slice, validate_slice
+from analysis.slices import Slice, parse_slice
 from analysis.slices.saved import list_slices
 from pages.parts import _monitor_views as views
 from pages.parts import _ui, _url
@@ -51,10 +51,8 @@ _url.start_choice("mo_by", "by", list(PERIODS), "day")
 _url.start_choice("mo_metric", "metric", metrics, headline_metrics(project.task)[0])
 saved = _ui.query(list_slices, project_name)
 _url.start_choices("mo_saved", "saved", list(saved["name"]), [])
-if "mo_text" not in st.session_state:
-    st.session_state["mo_text"] = st.query_params.get("where", "")
 
-a, b, c, d = st.columns([3, 2, 2, 3])
+a, b, c, d = st.columns([3, 2, 3, 3])  # "Month" fits in the Periods control
 version = a.selectbox("Model version", summary.versions, key="mo_version")
 stages = stages_of[version]
 _url.start_choice("mo_stage", "stage", stages, "production" if "production" in stages else stages[0])
@@ -63,27 +61,19 @@ by = c.segmented_control("Periods", list(PERIODS), format_func=PERIODS.get, key=
 metric = d.selectbox("Metric", metrics, format_func=metric_title, key="mo_metric")
 e, f = st.columns(2)
 picked = e.multiselect("Saved slices", list(saved["name"]), key="mo_saved")
-text = f.text_input("Slice", key="mo_text", placeholder="e.g. region = east AND age < 30")
+# Its own parameter: the Slices page's ?slice= is that page's, and stays as it left it.
+typed = _url.slice_input("mo_text", "where", project, "Slice", container=f)
 st.query_params.update({"version": version, "stage": stage, "by": by, "metric": metric})
 _url.keep("saved", picked)
-typed = None
-if text.strip():
-    try:
-        typed = validate_slice(parse_slice(text), project)
-    except SliceboardError as exc:
-        _ui.show_error(exc)
-# Its own parameter: the Slices page's ?slice= is that page's, and stays as it left it.
-_url.keep("where", typed.readable() if typed is not None and typed.conditions else None)  # never a mistyped one
 
 choice = _ui.metadata(get_reference_choice, project_name)
 if views.reference_panel(project_name, version, stage, choice) is None:
     st.info("Estimates need a labeled past to calibrate on: choose the reference window above.")
     st.stop()
 
-shown: list[tuple[str, Slice]] = [(EVERY_ROW, Slice())]
+# A slice typed or opened from another page first: it is what the person came to see.
+shown: list[tuple[str, Slice]] = [(typed.readable(), typed)] if typed.conditions else []
 where = dict(zip(saved["name"], saved["where"]))
-shown += [(name, parse_slice(where[name])) for name in picked]
-if typed is not None and typed.conditions:
-    shown.append((text.strip(), typed))
+shown += [(EVERY_ROW, Slice())] + [(name, parse_slice(where[name])) for name in picked]
 for name, slice_ in shown:
     views.slice_timeline(project_name, name, slice_, version=version, stage=stage, by=by, metric=metric)

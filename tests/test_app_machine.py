@@ -1416,7 +1416,8 @@ class AppMachine(RuleBasedStateMachine):
         from analysis.numbers import format_percent, format_value
 
         cards = [m for m in self.at.metric if m.label.endswith("(estimated)")]
-        if not cards:
+        headings = [literal(h.value) for h in self.at.subheader]
+        if not cards or not headings or headings[0] != "Every row":  # a typed slice comes first
             return
         version, stage = self.at.selectbox(key="mo_version").value, self.at.selectbox(key="mo_stage").value
         metric_name = self.at.selectbox(key="mo_metric").value

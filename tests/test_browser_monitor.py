@@ -26,13 +26,13 @@ def test_a_click_on_a_period_opens_it_in_slices(server, page):  # noqa: F811
     label = f"Accuracy, {last.period.label} (estimated)"
     expect(card_value(page, label).nth(0)).to_be_visible()
     cards = page.get_by_test_id("stMetric").filter(has_text=label)
-    expect(cards.nth(1).get_by_test_id("stMetricValue")).to_have_text(
+    expect(cards.nth(0).get_by_test_id("stMetricValue")).to_have_text(
         format_value("accuracy", last.metrics["accuracy"].estimated)
     )
     charts = page.locator(".js-plotly-plot")
     expect(charts).to_have_count(2)
-    # The realized points of the east's chart: the last labeled day's is the one clicked.
-    realized = charts.nth(1).locator(".scatterlayer .trace").last.locator("path.point")
+    # The realized points of the east's chart (first: the slice asked for): the last labeled day's is clicked.
+    realized = charts.nth(0).locator(".scatterlayer .trace").last.locator("path.point")
     expect(realized.first).to_be_visible()
     labeled = [p for p in east.periods if p.metrics["accuracy"].realized is not None]
     target = labeled[-1].period.label

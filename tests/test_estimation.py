@@ -314,7 +314,7 @@ def test_the_reference_choice_is_stored_with_the_project(shop, tmp_path, capsys)
         (["--reference-start", "2025-01-01", "--reference-end", "2025-01-31"], "has no predictions of m1"),
         (["--reference-start", "2026-03-30", "--reference-end", "2026-04-12"], None),  # partly labeled: fine
         (["--reference-start", "2026-04-06", "--reference-end", "2026-04-12"], "has no labeled predictions"),
-        (["--where", "region = nowhere"], "has no labeled rows with a score in the reference window"),
+        (["--where", "region = nowhere"], "No prediction of m1 (production) is in the slice region = nowhere"),
         (["--reference-start", "2026-03-05"], "start and its end, or neither"),
         (["--reference-start", "2026-03-09", "--reference-end", "2026-03-02"], "starts (2026-03-09) after it ends"),
         (["--metric", "r2"], "No estimate of r2"),

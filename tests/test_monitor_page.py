@@ -59,18 +59,20 @@ def test_slices_from_the_url_the_saved_ones_and_the_text_box(monkeypatch, demo_c
     with Store(demo_copy).write() as con:
         save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
     at = monitor(monkeypatch, demo_copy, where="region = east", metric="accuracy", by="week")
-    assert [s.value for s in at.subheader] == ["Every row", "region = east"]
+    assert [s.value for s in at.subheader] == ["region = east", "Every row"]  # the slice asked for first
     east = engine(demo_copy, estimate, version="credit-v1", slice_=parse_slice("region = east"), by="week")
     cards = [m.value for m in at.metric]
-    assert cards[3] == format_value("accuracy", east.periods[-1].metrics["accuracy"].estimated)
+    assert cards[0] == format_value("accuracy", east.periods[-1].metrics["accuracy"].estimated)
     at.multiselect(key="mo_saved").set_value(["young"]).run()
-    assert not at.exception and [s.value for s in at.subheader] == ["Every row", "young", "region = east"]
+    assert not at.exception and [s.value for s in at.subheader] == ["region = east", "Every row", "young"]
     assert query_param(at, "saved") == "young"
     at.text_input(key="mo_text").set_value("region = nowhere AND").run()
     assert not at.exception and at.error  # a half-typed slice is named, the rest still shown
     at.text_input(key="mo_text").set_value("region = nowhere").run()
     assert not at.exception
-    assert "has no labeled rows with a score in the reference window" in texts(at)
+    assert "No prediction of credit-v1 (production) is in the slice region = nowhere" in texts(at)
+    at.text_input(key="mo_text").set_value("region = east AND age > 95").run()  # rows, none in the reference
+    assert not at.exception
 
 
 def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
@@ -86,11 +88,21 @@ def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
         window = resolve_reference(con, project, "credit-v1", "production")
     assert f"Reference window: {window.describe()}" in [e.label for e in at.expander]
     assert at.metric  # the estimates follow the new window
+    # A window without a labeled past is refused: said, nothing written.
+    at.text_input(key="mo_ref_from").set_value("2026-10-29")
+    at.text_input(key="mo_ref_to").set_value("2026-10-31")
+    next(b for b in at.button if b.label == "Save the reference window").click().run()
+    assert not at.exception and "has no labeled" in texts(at), texts(at)
+    with Store(demo_copy).read() as con:
+        assert get_reference_choice(con, get_project(con, "lending-demo")) == ReferenceChoice.of(
+            "2026-09-05", "2026-09-20"
+        )
 
 
 def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_copy):
     at = monitor(monkeypatch, demo_copy, where="region = east")
-    chart = at.get("plotly_chart")[1]
+    assert [h.value for h in at.subheader][:2] == ["region = east", "Every row"]  # the slice asked for first
+    chart = at.get("plotly_chart")[0]
     at.session_state[chart.key] = {
         "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
     }
@@ -121,8 +133,20 @@ def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_c
     assert int(direct.table.set_index("part").loc["slice", "n_rows"]) == n
     assert {m.label: m.value for m in slices.metric}["Rows in the slice"] == f"{n:,}"
     assert (slices.text_input(key="sl_from").value, slices.text_input(key="sl_to").value) == ("2026-10-20",) * 2
-    discover = open_page(monkeypatch, demo_copy, "pages/discover.py", **{k: v[0] for k, v in params.items()})
+    # Discover searches within the slice (its own parameter), in that period.
+    searched = parse_qs(links[1].proto.query_string)
+    assert searched == {**{k: v for k, v in params.items() if k != "slice"}, "within": ["region = east"]}
+    discover = open_page(monkeypatch, demo_copy, "pages/discover.py", **{k: v[0] for k, v in searched.items()})
+    assert not discover.exception
     assert (discover.text_input(key="dc_from").value, discover.text_input(key="dc_to").value) == ("2026-10-20",) * 2
+    assert discover.text_input(key="dc_within").value == "region = east"
+    labeled = count_rows(
+        demo_copy,
+        "model_version = 'credit-v1' AND stage = 'production' AND region = 'east' "
+        "AND CAST(\"timestamp\" AS DATE) = DATE '2026-10-20' AND label IS NOT NULL",
+    )
+    status = " ".join(getattr(s, "label", "") or str(s) for s in discover.get("status"))
+    assert f"of {labeled:,} rows" in status and "within region = east" in status, status  # its labeled rows
 
 
 def test_a_regression_model_s_errors_are_estimated(monkeypatch, tmp_path):
@@ -193,7 +217,7 @@ def test_the_slices_page_links_a_slice_to_its_monitor(monkeypatch, demo_copy):
     params = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
     assert params == {"where": "region = east", "version": "credit-v1"}
     at = monitor(monkeypatch, demo_copy, **params)
-    assert [s.value for s in at.subheader] == ["Every row", "region = east"]
+    assert [s.value for s in at.subheader] == ["region = east", "Every row"]
 
 
 def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_copy, tmp_path):
@@ -208,7 +232,7 @@ def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_c
             con, stream(seed=3, per_day=40).drop(columns=["true_label"]), project="other", mapping=MAPPING
         )
     at = monitor(monkeypatch, demo_copy, where="channel = partner_api")
-    assert [s.value for s in at.subheader] == ["Every row", "channel = partner_api"]
+    assert [s.value for s in at.subheader] == ["channel = partner_api", "Every row"]
     at.selectbox(key="project").set_value("other").run()
     assert not at.exception and not at.error
     assert at.text_input(key="mo_text").value == "" and "where" not in at.query_params
@@ -228,7 +252,7 @@ def test_drift_of_every_period_and_what_moved_in_a_clicked_one(monkeypatch, demo
     )
     heatmap = next(c for c in charts(at) if c["data"][0]["type"] == "heatmap")
     assert heatmap["data"][0]["x"] == [p.period.label for p in result.periods]
-    chart = [c for c in at.get("plotly_chart") if c.key.startswith("mo_chart_")][1]  # the east's timeline
+    chart = [c for c in at.get("plotly_chart") if c.key.startswith("mo_chart_")][0]  # the east's timeline: first
     at.session_state[chart.key] = {
         "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
     }

@@ -212,8 +212,8 @@ def roc_auc(rows: Rows, pi) -> Expected:
     """The Mann-Whitney statistic of rows positive with weight ``pi`` and negative with
     ``1 - pi``, ties counted half."""
     n = len(pi)
-    if n == 0:
-        return _undefined(0)
+    if rows.count < 2:  # a pair of rows at least: one row ranks against nothing
+        return _undefined(n)
     order, starts, group = rows.ascending
     weighted = rows.weigh(pi)
     pos = np.add.reduceat(weighted[order], starts)

@@ -218,11 +218,29 @@ def fit_classifier(
     check_estimable(con, project, reference)
     ref = reference_rows(con, project, reference, slice_)
     if not ref.in_slice.any():
+        _check_slice_has_rows(con, project, reference, slice_)
         raise ConfigError(
             f"The slice {slice_.readable()} has no labeled rows with a score in the reference window "
             f"{reference.start} to {reference.end}: there is nothing to calibrate its estimates on."
         )
     return fit_rows(reference, slice_, ref, method)
+
+
+def _check_slice_has_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> None:
+    """Refuse a slice no prediction of the version is in, saying so (not that its reference is short)."""
+    rows = con.execute(
+        *Sql.compose(
+            "SELECT count(*) FROM {log} WHERE {scope} AND ({slice})",
+            log=quote_ident(project.log_table),
+            scope=reference.scope.__class__.of(reference.version, reference.stage).to_sql(),
+            slice=compile_slice(slice_, project),
+        )
+    ).fetchall()[0][0]
+    if not rows:
+        raise ConfigError(
+            f"No prediction of {reference.version} ({reference.stage}) is in the slice {slice_.readable()}: "
+            "check its values (the Slices page lists each column's)."
+        )
 
 
 def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, method: str | None = None) -> Fit:

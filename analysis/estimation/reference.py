@@ -106,7 +106,12 @@ class ReferenceWindow:
 
     def describe(self) -> str:
         days = f"{self.start} to {self.end}"
-        return days if self.choice.by_dates else f"{days} ({self.choice.describe()})"
+        if self.choice.by_dates:
+            return days
+        found = (self.end - self.start).days + 1
+        if found < self.choice.days:  # fewer fully labeled days than asked: say how many
+            return f"{days} (the most recent fully labeled days: {found} of the {self.choice.days} asked)"
+        return f"{days} ({self.choice.describe()})"
 
 
 def get_reference_choice(con: duckdb.DuckDBPyConnection, project: Project) -> ReferenceChoice:

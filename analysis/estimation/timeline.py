@@ -10,6 +10,7 @@ the estimate does (a row without a score is in neither).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -27,12 +28,13 @@ from analysis.slices import compile_slice
 from analysis.stats.multiple_testing import bh_qvalues
 from analysis.store.project import Project
 from analysis.store.scope import Scope
-from analysis.store.sql import Sql, and_all
+from analysis.store.sql import Sql, and_all, quote_ident
 
 # A period's scores moved far from the reference's when the Kolmogorov-Smirnov distance
 # between the two is at least this; or lie outside the reference's range for this share.
 LARGE_SHIFT = 0.25
 OUTSIDE_SHARE = 0.01
+MIN_OUTSIDE = 5  # rows: one odd score in a handful is no news
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,27 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
                 _shift_notes(fit, *periods.scores(rows)),
             )
         )
+    if out and by != "day":
+        out[-1] = _mark_if_partial(con, project, after, out[-1])
     return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
+
+
+def _mark_if_partial(con, project: Project, after: Scope, last: PeriodEstimate) -> PeriodEstimate:
+    """The last week or month may not be over: its estimate then covers fewer days, said in
+    its notes (a person would read it as the whole period)."""
+    logged = con.execute(
+        *Sql.compose(
+            'SELECT max("timestamp") FROM {log} WHERE {scope}', log=quote_ident(project.log_table), scope=after.to_sql()
+        )
+    ).fetchall()[0][0]
+    if logged is None:
+        return last
+    day = pd.Timestamp(logged).date()
+    if day + timedelta(days=1) >= last.period.end:
+        return last
+    days, length = (day - last.period.start).days + 1, (last.period.end - last.period.start).days
+    note = f"partial: the log ends on {day.isoformat()}, {days} of its {length} days"
+    return replace(last, notes=(note, *last.notes))
 
 
 def period_days(values) -> np.ndarray:
@@ -189,14 +211,17 @@ def _shift_notes(fit: Fit, scores: np.ndarray, weights: np.ndarray | None = None
     q = fit.score_quantiles
     w = np.ones(len(scores)) if weights is None else weights
     total = float(w.sum())
-    outside = float(w[(scores < q[0]) | (scores > q[-1])].sum() / total)
-    if outside >= OUTSIDE_SHARE:
+    beyond = float(w[(scores < q[0]) | (scores > q[-1])].sum())
+    outside = beyond / total
+    if outside >= OUTSIDE_SHARE and beyond >= MIN_OUTSIDE:
         notes.append(f"{outside:.0%} of the {fit.compared} lie outside the reference's range")
     order = np.argsort(scores, kind="stable")
     below = np.r_[0.0, np.cumsum(w[order])]
     cdf = below[np.searchsorted(scores[order], q, side="right")] / total
     distance = float(np.max(np.abs(cdf - np.linspace(0.0, 1.0, len(q)))))
-    if distance >= LARGE_SHIFT:
+    # Far, and beyond what a period of this size shows by chance (the 1% critical value of
+    # the Kolmogorov-Smirnov distance against a known distribution: a few rows always look moved).
+    if distance >= max(LARGE_SHIFT, 1.63 / np.sqrt(total)):
         notes.append(f"the {fit.compared} moved far from the reference's (Kolmogorov-Smirnov distance {distance:.2f})")
     return tuple(notes)
 

@@ -4,6 +4,7 @@ on the Reports and Present pages and in the exported file."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.numbers import format_value, is_share, missing
@@ -55,9 +56,15 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     ``customdata`` is its period, for a click to open it."""
     x = [r["start"] for r in rows]
     period = [[r["period"]] for r in rows]
+    shown = "%{y:.1%}" if is_share(metric) else "%{y:.3f}"  # hover figures as the page writes them
 
     def column(name):
-        return [None if missing(r.get(name)) else r.get(name) for r in rows]
+        # The combined figure is drawn only where labels arrived: elsewhere it is the estimate,
+        # and its solid line would hide the dashed one as if labels were in.
+        unlabeled = name.startswith("combined")
+        return [
+            None if missing(r.get(name)) or (unlabeled and not r.get("labeled_share")) else r.get(name) for r in rows
+        ]
 
     fig = go.Figure()
     fig.add_trace(
@@ -96,9 +103,9 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
                 mode="lines+markers",
                 line=dict(color=colour, dash=dash),
                 marker=dict(size=5),
-                name="estimate with the labels that arrived" if kind else "estimate from scores alone",
+                name="combined with the labels that arrived" if kind else "estimate from scores alone",
                 customdata=period,
-                hovertemplate="%{customdata[0]}: %{y}<extra>" + ("combined" if kind else "estimate") + "</extra>",
+                hovertemplate=f"%{{customdata[0]}}: {shown}<extra>{'combined' if kind else 'estimate'}</extra>",
             )
         )
     fig.add_trace(
@@ -109,7 +116,7 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
             marker=dict(color="black", size=7, symbol="circle-open"),
             name="realized (labeled rows)",
             customdata=period,
-            hovertemplate="%{customdata[0]}: %{y}<extra>realized</extra>",
+            hovertemplate="%{customdata[0]}: " + shown + "<extra>realized</extra>",
         )
     )
     layout(fig, title, height)
@@ -126,8 +133,31 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
         hovermode="closest",
         barmode="overlay",
     )
-    fig.update_yaxes(tickformat=".0%" if is_share(metric) else None, selector=dict(overlaying=None))
+    fig.update_yaxes(tickformat=_share_format(rows) if is_share(metric) else None, selector=dict(overlaying=None))
+    _period_axis(fig, rows)
     return fig
+
+
+def _share_format(rows: list[dict]) -> str:
+    """Whole percents, or one decimal when the figures span less than ten points (whole
+    percents would repeat along the axis: 81%, 81%, 80%)."""
+    values = [r.get(k) for r in rows for k in ("low", "high", "combined_low", "combined_high", "realized")]
+    values = [v for v in values if not missing(v)]
+    narrow = values and max(values) - min(values) < 0.1
+    return ".1%" if narrow else ".0%"
+
+
+def _period_axis(fig: go.Figure, rows: list[dict]) -> None:
+    """Bars a period wide; one period alone gets room around it (plotly would zoom to a
+    millisecond around a single date)."""
+    spans = [pd.Timestamp(r["end"]) - pd.Timestamp(r["start"]) for r in rows if r.get("end") is not None]
+    if not spans:
+        return
+    width = min(spans).total_seconds() * 1000 * 0.8
+    fig.update_traces(width=width, selector=dict(type="bar"))
+    if len(rows) == 1:
+        start = pd.Timestamp(rows[0]["start"])
+        fig.update_xaxes(range=[start - spans[0] * 0.6, start + spans[0] * 0.6])
 
 
 def _transparent(colour: str, alpha: float) -> str:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from analysis import SliceboardError
+from analysis import ConfigError, SliceboardError
 from analysis.estimation.reference import ReferenceChoice, resolve_reference, set_reference_choice
 from analysis.estimation.run import estimate
 from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title
@@ -37,11 +37,12 @@ def reference_panel(project_name: str, version: str, stage: str, choice: Referen
         if REFERENCE_ERROR in st.session_state:
             st.error(_ui.plain(st.session_state.pop(REFERENCE_ERROR)))
         if not _ui.read_only():
-            _reference_form(project_name, choice)
+            st.caption("One window for the project: each version and stage is calibrated on its own rows of it.")
+            _reference_form(project_name, choice, version, stage)
     return window
 
 
-def _reference_form(project_name: str, choice: ReferenceChoice) -> None:
+def _reference_form(project_name: str, choice: ReferenceChoice, version: str, stage: str) -> None:
     with st.form("mo_reference", border=False):
         how = st.radio(
             "Choose it as",
@@ -56,12 +57,17 @@ def _reference_form(project_name: str, choice: ReferenceChoice) -> None:
         start = b.text_input("From", value=str(choice.start or ""), placeholder="YYYY-MM-DD", key="mo_ref_from")
         end = c.text_input("To (included)", value=str(choice.end or ""), placeholder="YYYY-MM-DD", key="mo_ref_to")
         if st.form_submit_button("Save the reference window"):
-            _save(project_name, how, int(days), start, end)
+            _save(project_name, how, int(days), start, end, version, stage)
 
 
-def _save(project_name: str, how: str, days: int, start: str, end: str) -> None:
+def _save(project_name: str, how: str, days: int, start: str, end: str, version: str, stage: str) -> None:
+    """Store the window, once it finds a labeled past for the version on screen (a window
+    without labels would leave every estimate without calibration: refused, nothing written)."""
     try:
         choice = ReferenceChoice.of(start, end) if how == "dates" else ReferenceChoice(recent_days=days)
+        if how == "dates" and not (start.strip() and end.strip()):
+            raise ConfigError("Give both dates (From and To), or choose the most recent fully labeled days.")
+        _ui.query(resolve_reference, project_name, version=version, stage=stage, choice=choice)
     except SliceboardError as exc:
         st.session_state[REFERENCE_ERROR] = str(exc)
         st.rerun()
@@ -154,20 +160,22 @@ def _open_period(row, slice_, version: str, stage: str) -> None:
     start = row.start.date()
     last = (row.end - timedelta(days=1)).date()
     params = {"version": version, "stage": stage, "from": start.isoformat(), "to": last.isoformat()}
+    # Each page's own name for the slice it opens on: Slices shows it, Discover searches within it.
+    in_slices, in_discover = dict(params), dict(params)
     if slice_.conditions:
-        params["slice"] = slice_.readable()
+        in_slices["slice"] = in_discover["within"] = slice_.readable()
     st.caption(
         _ui.plain(f"{row.period}: {format_count(row.rows)} rows, {format_percent(row.labeled_share, 0)} labeled")
     )
     a, b = st.columns(2)
     a.page_link(
-        "pages/slices.py", label=f"Open {row.period} in Slices", icon=":material/filter_alt:", query_params=params
+        "pages/slices.py", label=f"Open {row.period} in Slices", icon=":material/filter_alt:", query_params=in_slices
     )
     b.page_link(
         "pages/discover.py",
         label=f"Find where {row.period} goes wrong (Discover)",
         icon=":material/travel_explore:",
-        query_params=params,
+        query_params=in_discover,
     )
 
 

@@ -128,3 +128,24 @@ def page_window(container, prefix: str, first: date, last: date, plain=str) -> t
     keep("from", start, first)
     keep("to", end, last)
     return start, end
+
+
+def slice_input(key: str, param: str, project, label: str, help: str | None = None, container=None):
+    """A typed slice, started from the URL's ``?<param>=`` and kept there once it reads
+    (a mistyped one is said, and never written to the URL); the slice, with no condition
+    when the box is empty or its text does not read."""
+    from analysis import SliceboardError
+    from analysis.slices import Slice, parse_slice, validate_slice
+    from pages.parts import _ui
+
+    if key not in st.session_state:
+        st.session_state[key] = st.query_params.get(param, "")
+    text = (container or st).text_input(label, key=key, placeholder="e.g. region = east AND age < 30", help=help)
+    typed = Slice()
+    if text.strip():
+        try:
+            typed = validate_slice(parse_slice(text), project)
+        except SliceboardError as exc:
+            _ui.show_error(exc)
+    keep(param, typed.readable() if typed.conditions else None)
+    return typed

@@ -10,6 +10,7 @@ from analysis.numbers import format_p, missing
 from analysis.palette import NEUTRAL, WORSE
 from analysis.reports.kinds.base import BlockKind, Rows, Snapshot, pinned_scope, records, scope_of
 from analysis.reports.tables import Table, count, error_measure, interval, number, p_value, text, value
+from analysis.slices import parse_slice
 
 SLICE_COLUMNS = [
     "rank",
@@ -43,6 +44,14 @@ class DiscoverySnapshot(Snapshot):
     scope: dict[str, Any] = {}
 
 
+def _within(view: dict) -> str | None:
+    """The slice a search was kept within, as text (a block pins what reads back)."""
+    slice_ = view.get("slice_")
+    if slice_ is not None and slice_.conditions:
+        return slice_.readable()
+    return view.get("within") or None
+
+
 class Discovery(BlockKind):
     name = "discovery"
     title = "Discovered slices"
@@ -62,6 +71,7 @@ class Discovery(BlockKind):
             "columns": list(view.get("columns") or []),
             "ranking": str(view.get("ranking", "expected")),
             "other_version": view.get("other_version") or None,
+            "within": _within(view),
         }
 
     def compute(self, con, project, params: dict, comparison=None) -> dict:
@@ -82,6 +92,7 @@ class Discovery(BlockKind):
             # a block saved before the rankings against a baseline keeps its plain-error ranking
             ranking=params.get("ranking", "error"),
             other_version=params.get("other_version"),
+            slice_=parse_slice(params.get("within") or ""),
         )
         slices = records(found.slices, SLICE_COLUMNS)
         for row, variants in zip(slices, found.slices["variants"]):
