@@ -134,6 +134,7 @@ LAYERS = [
     {"discovery", "valsets", "overview", "demo"},
     {"estimation"},
     {"drift"},
+    {"monitors"},
     {"compare"},
     {"reports"},
     {"cli", "__init__"},

@@ -50,13 +50,13 @@ def beta_prior(null: float, strength: float) -> tuple[float, float]:
     return strength * null, strength * (1.0 - null)
 
 
-def beta_mixture_log_e(successes, trials, null: float, prior: tuple[float, float], side: str = "below"):
+def beta_mixture_log_e(successes, trials, null, prior: tuple[float, float], side: str = "below"):
     """log e of ``successes`` in ``trials`` (arrays: one value per start) against "the rate is
     ``null``" or, one-sided, "at least ``null``" (``side="below"``: the alternatives are the
     rates below it) or "at most" (``"above"``): the Beta(``prior``) mixture of likelihood
     ratios, its prior restricted to the alternatives' side."""
     _check_side(side)
-    if not 0.0 < null < 1.0:
+    if not np.all((np.asarray(null) > 0.0) & (np.asarray(null) < 1.0)):
         raise ValueError(f"the null rate must lie strictly between 0 and 1, not {null}")
     a, b = prior
     s = np.asarray(successes, float)
@@ -93,8 +93,9 @@ def _boundary_rate(ref_s, ref_f, s, f, shift: float) -> np.ndarray:
     """The reference rate ``r`` that maximises the likelihood of both samples when the
     period's rate is ``r + shift`` (the null's boundary): the root of the log-likelihood's
     derivative, which falls in ``r`` (concave), found by bisection."""
-    lo = np.full(np.shape(s), max(0.0, -shift)) + 1e-12
-    hi = np.full(np.shape(s), min(1.0, 1.0 - shift)) - 1e-12
+    shape = np.broadcast_shapes(np.shape(ref_s), np.shape(s))
+    lo = np.full(shape, max(0.0, -shift)) + 1e-12
+    hi = np.full(shape, min(1.0, 1.0 - shift)) - 1e-12
     for _ in range(60):
         r = 0.5 * (lo + hi)
         p = r + shift
@@ -125,19 +126,22 @@ def rate_change_log_e(
     if _check_side(side) == "both":
         raise ValueError("a change against a reference is tested on one side")
     a, b = prior
-    rs, rf = float(ref_successes), float(ref_trials) - float(ref_successes)
+    rs = np.asarray(ref_successes, float)
+    rf = np.asarray(ref_trials, float) - rs
     s = np.asarray(successes, float)
     f = np.asarray(trials, float) - s
-    ref_rate = rs / max(rs + rf, 1.0)
+    ref_rate = rs / np.maximum(rs + rf, 1.0)
     mixture = special.betaln(a + rs, b + rf) - special.betaln(a, b)
     if period_prior is None:
         mixture = mixture + special.betaln(a + s, b + f) - special.betaln(a, b)
     else:
         # The period's rate mixed over the alternatives' side of the reference's rate (known
         # before the periods, so the prior may use it; the reference's own prior may not).
-        cut = min(max(ref_rate - tolerance if side == "below" else ref_rate + tolerance, 1e-12), 1 - 1e-12)
+        cut = np.clip(ref_rate - tolerance if side == "below" else ref_rate + tolerance, 1e-12, 1 - 1e-12)
         mixture = mixture + beta_mixture_log_e(s, s + f, cut, period_prior, side) + _log_likelihood(s, f, cut)
-    rate = np.divide(s, s + f, out=np.full(s.shape, ref_rate), where=(s + f) > 0)
+    shape = np.broadcast_shapes(np.shape(s), np.shape(ref_rate))
+    s, f = np.broadcast_to(s, shape), np.broadcast_to(f, shape)
+    rate = np.divide(s, s + f, out=np.broadcast_to(ref_rate, shape).astype(float), where=(s + f) > 0)
     shift = -tolerance if side == "below" else tolerance
     allowed = rate >= ref_rate + shift if side == "below" else rate <= ref_rate + shift
     boundary = _boundary_rate(rs, rf, s, f, shift)

@@ -1,0 +1,89 @@
+"""Evidence that watched rates got worse than their reference, for many monitors at once.
+
+A rate monitor (accuracy, a labeled share: successes among trials each period) compares
+every period since its episode began with its reference sample (successes of trials in
+the reference window): :func:`analysis.stats.sequential.rate_change_log_e` for each start,
+summed into the Shiryaev–Roberts e-detector. When the evidence reaches the budget's level
+(:mod:`.budget`) the monitor alerts and starts a new episode from the next period.
+
+The period's rate is mixed over a Beta prior centred on the reference's rate, with a
+standard deviation of ``spread`` (5 points by default: drops from a couple of points to a
+few tens weigh most), restricted to the bad side; the reference's own rate over a uniform
+prior (it may not depend on the reference's counts).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from analysis.stats.sequential import beta_prior, rate_change_log_e
+
+SPREAD = 0.05
+SPLIT_SEED = 20240  # the reference's split into prior and test halves: the same on every run
+SIDES = {"lower": "below", "higher": "above"}
+
+
+def rate_prior(rate, spread: float = SPREAD) -> tuple[np.ndarray, np.ndarray]:
+    """A Beta prior with mean ``rate`` and standard deviation ``spread`` (at most what a
+    Beta of that mean allows, and worth at least two observations)."""
+    rate = np.clip(np.asarray(rate, float), 1e-6, 1 - 1e-6)
+    strength = np.maximum(rate * (1 - rate) / spread**2 - 1.0, 2.0)
+    return beta_prior(rate, strength)
+
+
+class RateMonitors:
+    """The e-detectors of ``len(ref_successes)`` rate monitors, fed one period at a time."""
+
+    def __init__(self, ref_successes, ref_trials, threshold: float, bad: str = "lower", tolerance: float = 0.0):
+        successes, trials = np.asarray(ref_successes, np.int64), np.asarray(ref_trials, np.int64)
+        # Half the reference's rows (drawn at random: rows are exchangeable) set the prior of
+        # its rate; the test compares the other half with the periods. A prior that did not
+        # look at the reference would cost the evidence about half the log of its rows.
+        learned = (
+            np.random.default_rng(SPLIT_SEED).hypergeometric(
+                np.maximum(successes, 0), np.maximum(trials - successes, 0), trials // 2
+            )
+            if len(trials)
+            else np.zeros(0, np.int64)
+        )
+        half = trials // 2
+        self.ref_prior = (1.0 + learned, 1.0 + half - learned)
+        self.ref_successes = (successes - learned).astype(float)
+        self.ref_trials = (trials - half).astype(float)
+        self.log_threshold = float(np.log(threshold))
+        self.side = SIDES[bad]
+        self.tolerance = tolerance
+        self.prior = rate_prior(successes / np.maximum(trials, 1))
+        count = len(trials)
+        self._successes = np.zeros((count, 1))  # running totals, a column per period boundary
+        self._trials = np.zeros((count, 1))
+        self.episode_start = np.zeros(count, dtype=int)  # the first period of each monitor's episode
+
+    @property
+    def periods(self) -> int:
+        return self._successes.shape[1] - 1
+
+    def step(self, successes, trials) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one period's counts (per monitor): which monitors alert at it, and each one's
+        log evidence (before an alert's restart)."""
+        self._successes = np.c_[self._successes, self._successes[:, -1] + np.asarray(successes, float)]
+        self._trials = np.c_[self._trials, self._trials[:, -1] + np.asarray(trials, float)]
+        t = self.periods
+        since_s = self._successes[:, [t]] - self._successes[:, :t]  # totals from each start to now
+        since_n = self._trials[:, [t]] - self._trials[:, :t]
+        log_e = rate_change_log_e(
+            self.ref_successes[:, None],
+            self.ref_trials[:, None],
+            since_s,
+            since_n,
+            self.tolerance,
+            self.side,
+            prior=(self.ref_prior[0][:, None], self.ref_prior[1][:, None]),
+            period_prior=(self.prior[0][:, None], self.prior[1][:, None]),
+        )
+        log_e = np.where(np.arange(t)[None, :] >= self.episode_start[:, None], log_e, -np.inf)
+        evidence = special.logsumexp(log_e, axis=1)
+        alerts = evidence >= self.log_threshold
+        self.episode_start[alerts] = t
+        return alerts, evidence
