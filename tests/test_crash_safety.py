@@ -200,6 +200,8 @@ def test_input_views_left_by_older_versions_are_dropped_on_open(tmp_path):
     con = duckdb.connect(str(path))
     con.execute(f"CREATE VIEW sb_src AS SELECT * FROM read_parquet('{data}')")
     con.execute("DROP TABLE sb_reference_windows")  # what a version-9 database lacks (11)
+    con.execute("DROP TABLE sb_monitors")  # (12)
+    con.execute("DROP TABLE sb_monitor_settings")
     con.execute("UPDATE sb_meta SET value = '9' WHERE key = 'schema_version'")
     con.close()
     with Store(path).read() as con:

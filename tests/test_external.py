@@ -292,7 +292,14 @@ def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
             "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'labeled_%'"
         ).fetchall()
     ]
-    for table in ("sb_engine", "sb_key_repeats", "sb_reference_windows", *labeled):
+    for table in (
+        "sb_engine",
+        "sb_key_repeats",
+        "sb_reference_windows",
+        "sb_monitors",
+        "sb_monitor_settings",
+        *labeled,
+    ):
         con.execute(f'DROP TABLE "{table}"')
     con.execute("UPDATE sb_meta SET value = '6' WHERE key = 'schema_version'")
     con.close()

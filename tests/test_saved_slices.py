@@ -157,6 +157,8 @@ def test_a_version_1_database_is_migrated(shop):
     con.execute("DROP TABLE labeled_1")  # (8)
     con.execute("DROP TABLE sb_key_repeats")  # (9)
     con.execute("DROP TABLE sb_reference_windows")  # (11)
+    con.execute("DROP TABLE sb_monitors")  # (12)
+    con.execute("DROP TABLE sb_monitor_settings")
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)

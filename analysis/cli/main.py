@@ -18,6 +18,7 @@ from analysis.cli.drift import add_parsers as add_drift_parsers
 from analysis.cli.engine import add_parsers as add_engine_parsers
 from analysis.cli.errors import EXIT_BROKEN_PIPE, EXIT_BUSY, EXIT_ERROR, OneLineParser, guarded, seconds
 from analysis.cli.estimate import add_parsers as add_estimate_parsers
+from analysis.cli.monitor import add_parsers as add_monitor_parsers
 from analysis.cli.output import (
     EXIT_OK,
 )
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_compare_parsers,
         add_drift_parsers,
         add_estimate_parsers,
+        add_monitor_parsers,
         add_report_parsers,
         add_engine_parsers,
     ):

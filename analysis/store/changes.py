@@ -11,7 +11,8 @@ Areas of a project:
 * ``slices``: saved slices; ``valsets``: validation sets, their versions and members;
   ``reports``: reports and their blocks (notes included);
 * ``metrics``: product metrics; ``gates``: deployment-gate criteria;
-* ``monitoring``: the reference window of label-free estimates and drift.
+* ``monitoring``: the reference window of label-free estimates and drift; monitors and
+  the false-alarm budget.
 
 And one area of the whole database, ``projects``: the list of projects.
 
@@ -48,7 +49,7 @@ AREA_TABLES = {
     "reports": ("sb_reports", "sb_report_blocks"),
     "metrics": ("sb_product_metrics",),
     "gates": ("sb_gates",),
-    "monitoring": ("sb_reference_windows",),
+    "monitoring": ("sb_reference_windows", "sb_monitors", "sb_monitor_settings"),
 }
 # What ``list_projects`` reads of every project.
 DEFINITION_TABLES = ("sb_projects", "sb_columns", "sb_external")

@@ -24,7 +24,7 @@ from analysis.errors import SliceboardError
 from analysis.store.example_key import example_key_sql
 from analysis.store.sql import quote_ident
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 TASKS = ("binary", "multiclass", "regression")
 STAGES = ("offline", "shadow", "canary", "production")
@@ -82,6 +82,8 @@ def members_table(project_id: int) -> str:
 
 # Metadata rows of a project, in the order they are deleted.
 PROJECT_METADATA = (
+    "sb_monitor_settings",
+    "sb_monitors",
     "sb_reference_windows",
     "sb_key_repeats",
     "sb_engine",
@@ -383,6 +385,19 @@ def _migration_11(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_12(con: duckdb.DuckDBPyConnection) -> None:
+    """Monitors (analysis.monitors.definitions): each one's definition as JSON, by name; and
+    each project's false-alarm budget (false alerts a month; no row: the default)."""
+    con.execute(
+        "CREATE TABLE sb_monitors (project_id INTEGER NOT NULL, name VARCHAR NOT NULL, definition VARCHAR NOT NULL, "
+        "created_at TIMESTAMP NOT NULL, PRIMARY KEY (project_id, name))"
+    )
+    con.execute(
+        "CREATE TABLE sb_monitor_settings (project_id INTEGER PRIMARY KEY, budget DOUBLE NOT NULL, "
+        "saved_at TIMESTAMP NOT NULL)"
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = (
     (1, _migration_1),
@@ -396,6 +411,7 @@ MIGRATIONS = (
     (9, _migration_9),
     (10, _migration_10),
     (11, _migration_11),
+    (12, _migration_12),
 )
 
 

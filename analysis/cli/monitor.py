@@ -1,0 +1,109 @@
+"""Monitors: ``monitor add`` (one, or ``--auto`` for every saved slice and every value of
+chosen features), ``monitor list``, ``monitor budget`` (the project's false alerts a month)."""
+
+from __future__ import annotations
+
+import argparse
+
+from analysis.cli.output import EXIT_OK, emit, kv_table, open_store
+
+
+def cmd_monitor(args) -> int:
+    from analysis.store.project import get_project
+    from analysis.store.sql import in_transaction
+
+    action = ACTIONS[args.action]
+    store = open_store(args)
+    if args.action == "list":
+        with store.read() as con:
+            payload, text = action(args, con, get_project(con, args.project))
+    else:
+        with store.write(create=False) as con:
+            project = get_project(con, args.project)
+            payload, text = in_transaction(con, lambda: action(args, con, project))
+    emit(args, payload, text)
+    return EXIT_OK
+
+
+def _add(args, con, project):
+    from analysis.errors import ConfigError
+    from analysis.monitors.definitions import DEFAULT_KIND, Monitor, add_monitor, auto_monitors
+    from analysis.slices import Slice, parse_slice
+
+    if args.auto:
+        added = auto_monitors(con, project, args.feature or ())
+    else:
+        if not args.name or not args.metric:
+            raise ConfigError("monitor add needs --name and --metric (or --auto).")
+        slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
+        monitor = Monitor(
+            args.name,
+            args.metric,
+            args.kind or DEFAULT_KIND,
+            args.version,
+            args.stage,
+            slice_,
+            args.direction,
+            args.tolerance if args.tolerance is not None else 0.0,
+        )
+        added = [add_monitor(con, project, monitor)]
+    listed = [m.to_dict() for m in added]
+    return listed, _table(listed) if listed else "no new monitor (every one asked for exists)"
+
+
+def _list(args, con, project):
+    from analysis.monitors.definitions import list_monitors
+
+    listed = [m.to_dict() for m in list_monitors(con, project)]
+    return listed, _table(listed) if listed else f"{project.name} has no monitor yet (monitor add)"
+
+
+def _budget(args, con, project):
+    from analysis.monitors.definitions import get_budget, list_monitors, set_budget
+
+    budget = set_budget(con, project, args.amount) if args.amount is not None else get_budget(con, project)
+    monitors = len(list_monitors(con, project))
+    payload = {
+        "project": project.name,
+        "false_alerts_per_month": budget.false_alerts_per_month,
+        "monitors": monitors,
+        "alert_level": budget.threshold(monitors),
+    }
+    return payload, kv_table({"false alerts a month, at most": budget.false_alerts_per_month, "monitors": monitors})
+
+
+def _table(monitors: list[dict]) -> str:
+    from analysis.numbers import format_number
+
+    return "\n".join(
+        f"{m['name']}: {m['kind']} {m['metric']} on {m['slice']}, {m['direction']} is worse"
+        + (f" (tolerance {format_number(m['tolerance'])})" if m["tolerance"] else "")
+        + (f", {m['version']}" + (f" ({m['stage']})" if m["stage"] else "") if m["version"] else ", production")
+        for m in monitors
+    )
+
+
+ACTIONS = {"add": _add, "list": _list, "budget": _budget}
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    # Kinds and directions are checked by the engine (analysis.monitors.definitions), with a
+    # message naming the choices; importing it here would load the estimates for every command.
+    p = sub.add_parser(
+        "monitor", parents=[common], help="monitors: add (one, or --auto), list, budget (false alerts a month)"
+    )
+    p.add_argument("action", choices=tuple(ACTIONS))
+    p.add_argument("amount", nargs="?", type=float, help="budget: the false alerts a month to allow")
+    p.add_argument("--project", required=True)
+    p.add_argument("--name", help="add: the monitor's name")
+    p.add_argument("--version", help="add: the model version (default: whatever serves production)")
+    p.add_argument("--stage", help="add: its stage (with --version)")
+    p.add_argument("--where", action="append", help="add: the slice (repeatable: AND); default every row")
+    p.add_argument("--slice-json", help="add: the slice as JSON instead of --where")
+    p.add_argument("--metric", help="add: the metric (drift: the feature)")
+    p.add_argument("--kind", help="add: realized, estimated, combined (default), drift, coverage or volume")
+    p.add_argument("--direction", help="add: which way is worse, lower or higher (default: the metric's)")
+    p.add_argument("--tolerance", type=float, help="add: the smallest change that matters, in the metric's units")
+    p.add_argument("--auto", action="store_true", help="add: the headline metric for every saved slice")
+    p.add_argument("--feature", action="append", help="add --auto: also every value of this feature (repeatable)")
+    p.set_defaults(func=cmd_monitor)
