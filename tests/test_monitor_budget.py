@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from analysis import ConfigError
-from analysis.monitors import Budget, RateMonitors
+from analysis.monitors import Budget, EstimateMonitors, RateMonitors
 
 MONITORS, DAYS, TRAFFIC, REFERENCE_DAYS = 500, 90, 8000, 28
 BUDGET = Budget(1.0)
@@ -76,3 +76,37 @@ def test_a_budget_is_a_positive_number_of_alerts():
     assert Budget(1.0).years_between_false_alarms(500) == pytest.approx(15_000 / 365)
     with pytest.raises(ConfigError, match="above 0"):
         Budget(0)
+
+
+def test_estimate_monitors_keep_the_budget_and_see_a_drop():
+    """Monitors of an estimate (a value and its variance a period, such as accuracy
+    estimated from scores while labels are late): null streams over 500 slices stay within
+    the budget; a 10-point drop in a 2% slice is alerted within two weeks (median)."""
+    rng = np.random.default_rng(29)
+    share = rng.uniform(0.005, 0.2, MONITORS)
+    accuracy = rng.uniform(0.75, 0.95, MONITORS)
+    per_day = share * TRAFFIC
+    half = accuracy * (1 - accuracy) / (per_day * REFERENCE_DAYS / 2)  # each half of the reference
+    monitors = EstimateMonitors(
+        rng.normal(accuracy, np.sqrt(half)), half, rng.normal(accuracy, np.sqrt(half)), half, BUDGET.threshold(MONITORS)
+    )
+    alerts = 0
+    for _ in range(DAYS):
+        variance = 1.3 * accuracy * (1 - accuracy) / per_day  # an estimate: a little above a count's
+        found, _ = monitors.step(rng.normal(accuracy, np.sqrt(variance)), variance)
+        alerts += int(found.sum())
+    assert alerts * 30 / DAYS <= BUDGET.false_alerts_per_month
+
+    seeds, base = 25, 0.81
+    half = np.full(seeds, base * (1 - base) / (160 * REFERENCE_DAYS / 2))
+    monitors = EstimateMonitors(
+        rng.normal(base, np.sqrt(half)), half, rng.normal(base, np.sqrt(half)), half, BUDGET.threshold(MONITORS)
+    )
+    delay = np.full(seeds, np.inf)
+    for day in range(DAYS):
+        mean = base if day < 30 else base - 0.10
+        variance = np.full(seeds, 1.3 * mean * (1 - mean) / 160)
+        found, _ = monitors.step(rng.normal(mean, np.sqrt(variance)), variance)
+        if day >= 30:
+            delay = np.where(found & np.isinf(delay), day - 29, delay)
+    assert np.median(delay) <= 14, sorted(delay)

@@ -18,6 +18,7 @@ from analysis.stats.sequential import (
     beta_prior,
     ebh,
     false_alarm_threshold,
+    normal_change_log_e,
     normal_mixture_log_e,
     rate_change_log_e,
     shiryaev_roberts,
@@ -185,3 +186,46 @@ def test_the_change_test_is_its_definition_on_a_hand_case():
     assert rate_change_log_e(800, 1000, 55, 100, tolerance=0.05) == pytest.approx(mixture + best.fun, abs=1e-7)
     # A period better than the reference is no evidence of a drop.
     assert rate_change_log_e(800, 1000, 90, 100) < 0
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_the_change_of_estimates_is_its_definition(side):
+    """Against numerical integration: the reference (0.80, sd 0.004) with its mean's prior
+    from another half (0.805, sd 0.004), three estimates with their variances, tolerance
+    0.01: the mixture over both means over the largest likelihood the null allows."""
+    from scipy import optimize
+
+    sign = 1.0 if side == "below" else -1.0
+    ref, v2, m1, v1, tau, tol = 0.80, 0.004**2, 0.805, 0.004**2, 0.05, 0.01
+    xs = 0.8 - sign * np.array([0.02, 0.04, 0.01])
+    vs = np.array([0.02, 0.025, 0.03]) ** 2
+
+    def likelihood(r, mu):
+        return stats.norm.pdf(ref, r, np.sqrt(v2)) * np.prod(stats.norm.pdf(xs, mu, np.sqrt(vs)))
+
+    cut = m1 - sign * tol
+    lo, hi = (cut - 0.4, cut) if side == "below" else (cut, cut + 0.4)
+    numerator = integrate.dblquad(
+        lambda mu, r: likelihood(r, mu) * stats.norm.pdf(r, m1, np.sqrt(v1)) * 2 * stats.norm.pdf(mu, cut, tau),
+        m1 - 0.1,
+        m1 + 0.1,
+        lambda r: lo,
+        lambda r: hi,
+        epsabs=0,
+        epsrel=1e-10,
+    )[0]
+
+    def allowed(z):
+        r, mu = z
+        return likelihood(r, max(mu, r - tol) if side == "below" else min(mu, r + tol))
+
+    best = optimize.minimize(
+        lambda z: -np.log(allowed(z)),
+        [ref, xs.mean()],
+        method="Nelder-Mead",
+        options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 20_000},
+    )
+    expected = np.log(numerator) + best.fun  # the mixture over the best the null allows
+    p, s = (1 / vs).sum(), (xs / vs).sum()
+    got = normal_change_log_e(ref, v2, m1, v1, s, p, tau, tol, side)
+    assert got == pytest.approx(expected, abs=1e-6)

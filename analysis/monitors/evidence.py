@@ -1,4 +1,4 @@
-"""Evidence that watched rates got worse than their reference, for many monitors at once.
+"""Evidence that watched figures got worse than their reference, for many monitors at once.
 
 A rate monitor (accuracy, a labeled share: successes among trials each period) compares
 every period since its episode began with its reference sample (successes of trials in
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from analysis.stats.sequential import beta_prior, rate_change_log_e
+from analysis.stats.sequential import beta_prior, normal_change_log_e, rate_change_log_e
 
 SPREAD = 0.05
 SPLIT_SEED = 20240  # the reference's split into prior and test halves: the same on every run
@@ -81,6 +81,65 @@ class RateMonitors:
             self.side,
             prior=(self.ref_prior[0][:, None], self.ref_prior[1][:, None]),
             period_prior=(self.prior[0][:, None], self.prior[1][:, None]),
+        )
+        log_e = np.where(np.arange(t)[None, :] >= self.episode_start[:, None], log_e, -np.inf)
+        evidence = special.logsumexp(log_e, axis=1)
+        alerts = evidence >= self.log_threshold
+        self.episode_start[alerts] = t
+        return alerts, evidence
+
+
+class EstimateMonitors:
+    """The e-detectors of estimate monitors (a label-free estimate, alone or combined with
+    the labels that arrived: a value and its variance each period), against a reference
+    estimated on two halves of the reference window's rows: one sets the prior of the
+    reference's mean, the other is compared with the periods."""
+
+    def __init__(
+        self,
+        ref_value,
+        ref_variance,
+        prior_mean,
+        prior_variance,
+        threshold: float,
+        bad: str = "lower",
+        tolerance: float = 0.0,
+        spread: float = SPREAD,
+    ):
+        self.reference = (np.asarray(ref_value, float), np.asarray(ref_variance, float))
+        self.prior = (np.asarray(prior_mean, float), np.asarray(prior_variance, float))
+        self.log_threshold = float(np.log(threshold))
+        self.side = SIDES[bad]
+        self.tolerance = tolerance
+        self.spread = spread
+        count = len(self.reference[0])
+        self._sums = np.zeros((count, 1))  # running Σ x / v and Σ 1 / v
+        self._precision = np.zeros((count, 1))
+        self.episode_start = np.zeros(count, dtype=int)
+
+    @property
+    def periods(self) -> int:
+        return self._sums.shape[1] - 1
+
+    def step(self, values, variances) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one period's estimates and their variances (per monitor; a NaN value: no
+        estimate that period): which monitors alert at it, and each one's log evidence."""
+        values, variances = np.asarray(values, float), np.asarray(variances, float)
+        seen = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
+        weight = np.where(seen, 1.0 / np.where(seen, variances, 1.0), 0.0)
+        self._sums = np.c_[self._sums, self._sums[:, -1] + weight * np.where(seen, values, 0.0)]
+        self._precision = np.c_[self._precision, self._precision[:, -1] + weight]
+        t = self.periods
+        log_e = normal_change_log_e(
+            self.reference[0][:, None],
+            self.reference[1][:, None],
+            self.prior[0][:, None],
+            self.prior[1][:, None],
+            self._sums[:, [t]] - self._sums[:, :t],
+            self._precision[:, [t]] - self._precision[:, :t],
+            self.spread,
+            self.tolerance,
+            self.side,
         )
         log_e = np.where(np.arange(t)[None, :] >= self.episode_start[:, None], log_e, -np.inf)
         evidence = special.logsumexp(log_e, axis=1)

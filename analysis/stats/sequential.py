@@ -21,6 +21,8 @@ likelihood ratio), so the mixture is an e-process for the whole one-sided null.
   error is part of the test (universal inference: a mixture likelihood of both rates over
   the largest likelihood the null allows; Wasserman, Ramdas and Balakrishnan, 2020), so no
   margin for it has to be guessed;
+* :func:`normal_change_log_e`: the same for estimates with known variances (label-free
+  estimates) against a reference estimate;
 * :func:`shiryaev_roberts`: the e-detector of Shin, Ramdas and Rinaldo (2023): the sum of
   the e-processes started at each period since the last alarm. Under the null its
   expectation grows by at most 1 a period, so alarming when it reaches ``c`` raises, in
@@ -148,6 +150,59 @@ def rate_change_log_e(
     on_boundary = _log_likelihood(rs, rf, boundary) + _log_likelihood(s, f, boundary + shift)
     at_estimates = _log_likelihood(rs, rf, ref_rate) + _log_likelihood(s, f, rate)
     return mixture - np.where(allowed, at_estimates, on_boundary)
+
+
+def normal_change_log_e(
+    ref_value,
+    ref_variance,
+    prior_mean,
+    prior_variance,
+    shift_sum,
+    precision,
+    scale: float,
+    tolerance: float = 0.0,
+    side: str = "below",
+):
+    """log e of estimates ``x_i`` with known variances ``v_i`` since a start (arrays: one
+    value per start, from ``shift_sum = Σ x_i / v_i`` and ``precision = Σ 1 / v_i``) against
+    "their mean is at least the reference's minus ``tolerance``" (``side="below"``; ``"above"``:
+    at most it plus), where the reference is itself an estimate, ``ref_value`` with variance
+    ``ref_variance``. Universal inference as in :func:`rate_change_log_e`: the numerator mixes
+    the reference's mean over a normal prior (``prior_mean``, ``prior_variance``: from data
+    apart from ``ref_value``, such as another half of the reference's rows) and the periods'
+    mean over a half-normal of standard deviation ``scale`` on the bad side of the prior's
+    mean; the denominator is the largest likelihood the null allows. The terms of the
+    periods' likelihood that do not involve the means cancel and are left out."""
+    if _check_side(side) == "both":
+        raise ValueError("a change against a reference is tested on one side")
+    sign = 1.0 if side == "below" else -1.0  # the bad side, as "below"
+    r, v2 = np.asarray(ref_value, float), np.asarray(ref_variance, float)
+    p = np.asarray(precision, float)
+    # On the "below" side throughout: flip values for "above".
+    r, m1 = sign * r, sign * np.asarray(prior_mean, float)
+    sums = sign * np.asarray(shift_sum, float)
+    mean = np.divide(sums, p, out=np.zeros(np.broadcast_shapes(sums.shape, p.shape)), where=p > 0)
+    # Numerator: the reference's marginal, and the periods' mixture over their mean.
+    total = v2 + prior_variance
+    log_ref = -0.5 * np.log(2 * np.pi * total) - (r - m1) ** 2 / (2 * total)
+    cut = m1 - tolerance
+    a = p + 1.0 / scale**2
+    b = p * mean + cut / scale**2
+    log_mix = (
+        np.log(2.0)
+        - np.log(scale)
+        - 0.5 * np.log(a)
+        + b**2 / (2 * a)
+        - p * mean**2 / 2
+        - cut**2 / (2 * scale**2)
+        + norm.logcdf((cut - b / a) * np.sqrt(a))
+    )
+    # Denominator: the reference at its own value, the periods at their mean, or, when the
+    # mean lies below the reference minus the tolerance, both on the null's boundary.
+    gap = np.minimum(mean - (r - tolerance), 0.0)
+    spread = v2 + np.divide(1.0, p, out=np.full(p.shape, np.inf), where=p > 0)
+    log_best = -0.5 * np.log(2 * np.pi * v2) - gap**2 / (2 * spread)
+    return log_ref + log_mix - log_best
 
 
 def suffix_sums(values) -> np.ndarray:
