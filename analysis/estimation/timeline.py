@@ -35,6 +35,9 @@ from analysis.store.sql import Sql, and_all, quote_ident
 LARGE_SHIFT = 0.25
 OUTSIDE_SHARE = 0.01
 MIN_OUTSIDE = 5  # rows: one odd score in a handful is no news
+# Below this many rows a period's figures are shown without intervals: the delta method's
+# normal approximation does not hold for a handful of rows (a ROC AUC of 6 rows "0.97 to 0.99").
+MIN_PERIOD_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -118,18 +121,27 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
     for day, at in period_runs(starts).items():
         rows = periods.subset(data, at)
         counted, labeled = periods.counts(rows)
-        out.append(
-            PeriodEstimate(
-                Period.starting(day, by),
-                counted,
-                labeled,
-                periods.estimate(fit, rows, list(names)),
-                _shift_notes(fit, *periods.scores(rows)),
-            )
+        estimate = PeriodEstimate(
+            Period.starting(day, by),
+            counted,
+            labeled,
+            periods.estimate(fit, rows, list(names)),
+            _shift_notes(fit, *periods.scores(rows)),
         )
+        out.append(estimate if counted >= MIN_PERIOD_ROWS else _without_intervals(estimate))
     if out and by != "day":
         out[-1] = _mark_if_partial(con, project, after, out[-1])
     return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
+
+
+def _without_intervals(period: PeriodEstimate) -> PeriodEstimate:
+    nan = float("nan")
+    metrics = {
+        name: replace(m, low=nan, high=nan, combined_low=nan, combined_high=nan, disagreement_p=nan)
+        for name, m in period.metrics.items()
+    }
+    note = f"only {period.rows:,} rows: too few for an interval"
+    return replace(period, metrics=metrics, notes=(note, *period.notes))
 
 
 def _mark_if_partial(con, project: Project, after: Scope, last: PeriodEstimate) -> PeriodEstimate:

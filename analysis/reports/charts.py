@@ -54,7 +54,7 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     record per period (``period``, ``start``, ``labeled_share`` and the figures of
     :meth:`analysis.estimation.timeline.EstimateTimeline.frame`). A point's
     ``customdata`` is its period, for a click to open it."""
-    x = [r["start"] for r in rows]
+    x = [_middle(r) for r in rows]  # each period drawn at its middle: its bar covers it
     period = [[r["period"]] for r in rows]
     shown = "%{y:.1%}" if is_share(metric) else "%{y:.3f}"  # hover figures as the page writes them
 
@@ -81,21 +81,21 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     for kind, colour, dash in (("", SERIES[1], "dash"), ("combined", SERIES[0], "solid")):
         value = kind or "estimated"
         low, high = (f"{kind}_low", f"{kind}_high") if kind else ("low", "high")
-        fig.add_trace(
-            go.Scatter(x=x, y=column(high), mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=column(low),
-                mode="lines",
-                line=dict(width=0),
-                fill="tonexty",
-                fillcolor=_transparent(colour, 0.18),
-                name=f"{'combined' if kind else 'estimate'}: 95% interval",
-                hoverinfo="skip",
+        for i, (xs, ys) in enumerate(_bands(x, column(low), column(high))):
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line=dict(width=0),
+                    fill="toself",
+                    fillcolor=_transparent(colour, 0.18),
+                    name=f"{'combined' if kind else 'estimate'}: 95% interval",
+                    legendgroup=f"band {value}",
+                    showlegend=i == 0,
+                    hoverinfo="skip",
+                )
             )
-        )
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -138,6 +138,34 @@ def estimate_figure(rows: list[dict], metric: str, title: str, height: int = 380
     return fig
 
 
+def _middle(row: dict):
+    start = pd.Timestamp(row["start"])
+    return start + (pd.Timestamp(row["end"]) - start) / 2 if row.get("end") is not None else start
+
+
+def _bands(x: list, lows: list, highs: list) -> list[tuple[list, list]]:
+    """Each run of periods with both ends of the interval as one closed shape (along the
+    highs, back along the lows): a fill to the next trace would bridge the periods without
+    one with a wedge."""
+    runs, current = [], []
+    for point, low, high in zip(x, lows, highs):
+        if low is None or high is None:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append((point, low, high))
+    if current:
+        runs.append(current)
+    return [
+        (
+            [p for p, _, _ in run] + [p for p, _, _ in reversed(run)],
+            [h for _, _, h in run] + [lo for _, lo, _ in reversed(run)],
+        )
+        for run in runs
+    ]
+
+
 def _share_format(rows: list[dict]) -> str:
     """Whole percents, or one decimal when the figures span less than ten points (whole
     percents would repeat along the axis: 81%, 81%, 80%)."""
@@ -156,8 +184,8 @@ def _period_axis(fig: go.Figure, rows: list[dict]) -> None:
     width = min(spans).total_seconds() * 1000 * 0.8
     fig.update_traces(width=width, selector=dict(type="bar"))
     if len(rows) == 1:
-        start = pd.Timestamp(rows[0]["start"])
-        fig.update_xaxes(range=[start - spans[0] * 0.6, start + spans[0] * 0.6])
+        middle = _middle(rows[0])
+        fig.update_xaxes(range=[middle - spans[0] * 0.6, middle + spans[0] * 0.6])
 
 
 def _transparent(colour: str, alpha: float) -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 from analysis import ConfigError, SliceboardError
 from analysis.estimation.reference import ReferenceChoice, resolve_reference, set_reference_choice
 from analysis.estimation.run import estimate
-from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title
+from analysis.numbers import format_count, format_percent, format_value, metric_name, metric_title, missing
 from analysis.reports.charts import estimate_figure
 from pages.parts import _report_ui, _ui, _writes
 from pages.parts._monitor_drift import drift_view, period_drift
@@ -133,7 +133,7 @@ def _latest(rows: pd.DataFrame, metric: str, by: str) -> None:
         format_value(metric, last.estimated),
         help="From the model's scores alone: no label of this period is used.",
     )
-    b.metric("95% interval", f"{format_value(metric, last.low)} to {format_value(metric, last['high'])}")
+    b.metric("95% interval", _interval(metric, last.low, last['high']))
     c.metric(
         "Labeled so far",
         format_percent(last.labeled_share, 0),
@@ -179,6 +179,12 @@ def _open_period(row, slice_, version: str, stage: str) -> None:
     )
 
 
+def _interval(metric: str, low, high) -> str:
+    if missing(low) or missing(high):
+        return "–"
+    return f"{format_value(metric, low)} to {format_value(metric, high)}"
+
+
 def _table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     def shown(x):
         return format_value(metric, x)
@@ -190,9 +196,9 @@ def _table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
             "Labeled": rows.labeled_share.map(lambda x: format_percent(x, 0)),
             "Realized (labeled rows)": rows.realized.map(shown),
             "Estimate": rows.estimated.map(shown),
-            "Estimate, 95%": [f"{shown(lo)} to {shown(hi)}" for lo, hi in zip(rows.low, rows["high"])],
+            "Estimate, 95%": [_interval(metric, lo, hi) for lo, hi in zip(rows.low, rows["high"])],
             "Combined": rows.combined.map(shown),
-            "Combined, 95%": [f"{shown(lo)} to {shown(hi)}" for lo, hi in zip(rows.combined_low, rows.combined_high)],
+            "Combined, 95%": [_interval(metric, lo, hi) for lo, hi in zip(rows.combined_low, rows.combined_high)],
             "Notes": rows.notes,
         }
     )
