@@ -269,7 +269,8 @@ def tree_view(project_name: str, version: str, error: str, tree) -> None:
         height=420,
         margin=dict(t=30, l=10, r=10, b=10),
         title=f"Error tree ({_ui.chart_text(what)}): depth {tree.max_depth}, leaves of at least "
-        f"{format_count(tree.min_leaf)} rows (fit on {format_count(tree.fit_rows)} of "
+        f"{format_count(tree.min_leaf)} row{'' if tree.min_leaf == 1 else 's'} "
+        f"(fit on {format_count(tree.fit_rows)} of "
         f"{format_count(tree.n_rows)} rows)",
     )
     st.plotly_chart(fig, key="dc_tree")

@@ -133,7 +133,7 @@ def _latest(rows: pd.DataFrame, metric: str, by: str) -> None:
         format_value(metric, last.estimated),
         help="From the model's scores alone: no label of this period is used.",
     )
-    b.metric("95% interval", _interval(metric, last.low, last['high']))
+    b.metric("95% interval", _interval(metric, last.low, last["high"]))
     c.metric(
         "Labeled so far",
         format_percent(last.labeled_share, 0),
