@@ -271,7 +271,7 @@ def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
     import duckdb as db
 
     from analysis.store.example_key import example_key
-    from analysis.store.schema import SCHEMA_VERSION
+    from analysis.store.migrations import SCHEMA_VERSION
 
     store, rows, _, _ = lake
     with store.read() as con:

@@ -25,7 +25,7 @@ from analysis.slices.saved import (
     slice_over_time,
 )
 from analysis.store.example_key import example_key
-from analysis.store.schema import SCHEMA_VERSION
+from analysis.store.migrations import SCHEMA_VERSION
 
 
 @pytest.fixture

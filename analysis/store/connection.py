@@ -29,7 +29,8 @@ from typing import Iterator
 import duckdb
 
 from analysis.errors import DatabaseBusyError, DatabaseNotFoundError
-from analysis.store.schema import SCHEMA_VERSION, current_version, data_version, ensure_schema, is_blank, is_empty
+from analysis.store.migrations import SCHEMA_VERSION, current_version, ensure_schema
+from analysis.store.schema import data_version, is_blank, is_empty
 
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "data" / "sliceboard.duckdb"  # the repository's data/
 DB_ENV = "SLICEBOARD_DB"
