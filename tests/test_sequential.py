@@ -16,10 +16,12 @@ from analysis.stats.sequential import (
     anytime_p_value,
     beta_mixture_log_e,
     beta_prior,
+    count_change_log_e,
     ebh,
     false_alarm_threshold,
     normal_change_log_e,
     normal_mixture_log_e,
+    p_to_e,
     rate_change_log_e,
     shiryaev_roberts,
     suffix_sums,
@@ -229,3 +231,69 @@ def test_the_change_of_estimates_is_its_definition(side):
     p, s = (1 / vs).sum(), (xs / vs).sum()
     got = normal_change_log_e(ref, v2, m1, v1, s, p, tau, tol, side)
     assert got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("side, total", [("below", 1700), ("above", 2300)])
+def test_the_change_of_counts_is_its_definition(side, total):
+    """Rows a day against a reference (2,800 in 14 days; the prior from another 2,750 in 14),
+    9 days since the start, tolerance 5%: the two Gamma mixtures over the largest likelihood
+    the null allows, by numerical integration and optimisation."""
+    from scipy import optimize
+
+    c_r, t_r, c0, t0, n, tol = 2800, 14, 2750, 14, 9, 0.05
+    a0, b0 = c0 + 0.5, t0
+    a1 = 1 / 0.2**2
+    b1 = a1 / (a0 / b0)
+    factor = 1 - tol if side == "below" else 1 + tol
+    cut = factor * a0 / b0
+
+    def relative(count, time, rate):  # a Poisson likelihood over its largest value
+        return np.exp(count * np.log(rate) - time * rate - (count * np.log(count / time) - count))
+
+    reference = integrate.quad(
+        lambda r: relative(c_r, t_r, r) * stats.gamma.pdf(r, a0, scale=1 / b0), 150, 250, epsrel=1e-11, limit=400
+    )[0]
+    kept = stats.gamma.cdf(cut, a1, scale=1 / b1) if side == "below" else stats.gamma.sf(cut, a1, scale=1 / b1)
+    lo, hi = (100, cut) if side == "below" else (cut, 400)
+    periods = integrate.quad(
+        lambda r: relative(total, n, r) * stats.gamma.pdf(r, a1, scale=1 / b1) / kept, lo, hi, epsrel=1e-11, limit=400
+    )[0]
+    best_at_estimates = c_r * np.log(c_r / t_r) - c_r + total * np.log(total / n) - total
+    boundary = optimize.minimize_scalar(
+        lambda r: -(c_r * np.log(r) - t_r * r + total * np.log(factor * r) - n * factor * r),
+        bounds=(100, 300),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    allowed = total / n >= factor * c_r / t_r if side == "below" else total / n <= factor * c_r / t_r
+    expected = (
+        np.log(reference) + np.log(periods) + best_at_estimates - (best_at_estimates if allowed else -boundary.fun)
+    )
+    assert count_change_log_e(c_r, t_r, c0, t0, total, n, tol, side) == pytest.approx(expected, abs=1e-7)
+
+
+def test_counts_against_a_sampled_reference_keep_the_false_alarm_bound():
+    rng = np.random.default_rng(23)
+    periods, threshold, runs = 60, 5.0, 200
+    alarms = 0
+    for _ in range(runs):
+        rate = rng.uniform(20, 2000)
+        first, second = rng.poisson(rate * 14, 2)
+        counts = rng.poisson(rate, periods)
+        start = 0
+        for t in range(periods):
+            since = counts[start : t + 1]
+            log_e = count_change_log_e(
+                second, 14, first, 14, suffix_sums(since), np.arange(len(since), 0, -1, dtype=float)
+            )
+            if shiryaev_roberts(log_e) >= np.log(threshold):
+                alarms, start = alarms + 1, t + 1
+    assert alarms / runs <= periods / threshold
+
+
+def test_p_values_become_e_values_of_expectation_one():
+    # ∫ e(p) dp over (0, 1), written over u = ln p (the calibrator grows like 1/(p ln² p) near 0).
+    total = integrate.quad(lambda u: float(p_to_e(np.exp(u))) * np.exp(u), -690.0, 0.0, limit=400)[0]
+    assert total == pytest.approx(1.0, abs=2e-3)
+    assert list(p_to_e([1.0, 0.5])) == pytest.approx([0.5, (0.5 + 0.5 * np.log(0.5)) / (0.5 * np.log(0.5) ** 2)])
+    assert p_to_e(1e-6) > 1_000  # strong evidence from a small p-value

@@ -23,6 +23,8 @@ likelihood ratio), so the mixture is an e-process for the whole one-sided null.
   margin for it has to be guessed;
 * :func:`normal_change_log_e`: the same for estimates with known variances (label-free
   estimates) against a reference estimate;
+* :func:`count_change_log_e`: the same for Poisson counts (rows a day) against a reference
+  count; :func:`p_to_e`: an e-value from a p-value (drift's tests);
 * :func:`shiryaev_roberts`: the e-detector of Shin, Ramdas and Rinaldo (2023): the sum of
   the e-processes started at each period since the last alarm. Under the null its
   expectation grows by at most 1 a period, so alarming when it reaches ``c`` raises, in
@@ -203,6 +205,68 @@ def normal_change_log_e(
     spread = v2 + np.divide(1.0, p, out=np.full(p.shape, np.inf), where=p > 0)
     log_best = -0.5 * np.log(2 * np.pi * v2) - gap**2 / (2 * spread)
     return log_ref + log_mix - log_best
+
+
+def count_change_log_e(
+    ref_count,
+    ref_exposure,
+    prior_count,
+    prior_exposure,
+    counts,
+    exposure,
+    tolerance: float = 0.0,
+    side: str = "below",
+    spread: float = 0.2,
+):
+    """log e of ``counts`` over ``exposure`` since a start (Poisson counts, such as rows a
+    day; arrays: one value per start) against "the rate is at least ``1 - tolerance`` times
+    the reference's" (``side="below"``; ``"above"``: at most ``1 + tolerance`` times), the
+    reference being ``ref_count`` over ``ref_exposure``. Universal inference as in
+    :func:`rate_change_log_e`: the reference's rate mixed over a Gamma prior from other data
+    (``prior_count`` over ``prior_exposure``, such as the reference's other half), the
+    periods' rate over a Gamma centred on the prior's rate with relative standard deviation
+    ``spread``, restricted to the bad side of the null's boundary; the denominator the
+    largest likelihood the null allows (found in closed form). Factorials cancel and are
+    left out."""
+    if _check_side(side) == "both":
+        raise ValueError("a change against a reference is tested on one side")
+    c_r, t_r = np.asarray(ref_count, float), np.asarray(ref_exposure, float)
+    s, n = np.asarray(counts, float), np.asarray(exposure, float)
+    a0, b0 = np.asarray(prior_count, float) + 0.5, np.asarray(prior_exposure, float)
+    factor = 1.0 - tolerance if side == "below" else 1.0 + tolerance
+    centre = a0 / b0
+    a1 = 1.0 / spread**2
+    b1 = a1 / centre
+    cut = factor * centre
+    mass = special.gammainc if side == "below" else special.gammaincc
+
+    def log_gamma_integral(a, b, count, time):  # ∫ λ^count e^(-λ time) Gamma(λ; a, b) dλ
+        return a * np.log(b) - special.gammaln(a) + special.gammaln(a + count) - (a + count) * np.log(b + time)
+
+    with np.errstate(divide="ignore"):
+        log_ref = log_gamma_integral(a0, b0, c_r, t_r)
+        log_mix = log_gamma_integral(a1, b1, s, n) + np.log(mass(a1 + s, (b1 + n) * cut)) - np.log(mass(a1, b1 * cut))
+    ref_rate = c_r / t_r
+    rate = np.divide(s, n, out=np.zeros(np.broadcast_shapes(s.shape, n.shape)), where=n > 0)
+    allowed = rate >= factor * ref_rate if side == "below" else rate <= factor * ref_rate
+    at_estimates = special.xlogy(c_r, ref_rate) - c_r + special.xlogy(s, rate) - rate * n
+    boundary = (c_r + s) / (t_r + n * factor)
+    on_boundary = (
+        special.xlogy(c_r, boundary) - t_r * boundary + special.xlogy(s, factor * boundary) - n * factor * boundary
+    )
+    return log_ref + log_mix - np.where(allowed, at_estimates, on_boundary)
+
+
+def p_to_e(p_values) -> np.ndarray:
+    """An e-value from each p-value, by the calibrator that averages ``κ p^(κ-1)`` over κ in
+    (0, 1): ``(1 - p + p ln p) / (p (ln p)^2)`` (Vovk and Wang, 2021): an e-value whenever
+    the p-value is valid (its expectation is 1 for a uniform p), so drift's p-values can
+    feed an e-detector."""
+    p = np.clip(np.asarray(p_values, float), 1e-300, 1.0)
+    log_p = np.log(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = (1.0 - p + p * log_p) / (p * log_p**2)
+    return np.where(p >= 1.0, 0.5, e)  # its limit as p -> 1
 
 
 def suffix_sums(values) -> np.ndarray:
