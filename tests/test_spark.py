@@ -9,7 +9,7 @@ intervals, breakdowns by a category and by a number (quantile bins), the leaderb
 the validation-set matrix (its members stay local and are shipped to Spark for the
 join), slice discovery (SliceLine), the comparison of two versions, paired (the
 bootstrap draws the same buckets of example keys on both engines) and unpaired, label-free
-estimates, and input drift (by week in a slice, by day over every row)."""
+estimates, and input drift (by week in a slice)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from analysis.estimation import ReferenceChoice, resolve_reference
 from analysis.estimation.run import estimate
 from analysis.metrics.sql import VERSION, compute_metrics
 from analysis.overview import overview_table
-from analysis.slices import Slice, parse_slice
+from analysis.slices import parse_slice
 from analysis.slices.breakdown import breakdown, leaderboard
 from analysis.slices.metrics import slice_metrics
 from analysis.store.example_key import example_key, example_key_sql
@@ -113,7 +113,6 @@ ANALYSES = {
     ).frame(),
     # Drift: the same distances, statistics, p- and q-values and data-quality figures.
     "drift by week": lambda con, p: drift(con, p, parse_slice("region = east"), "week"),
-    "drift of every row by day": lambda con, p: drift(con, p, Slice(), "day"),
 }
 
 
