@@ -27,6 +27,12 @@ Planted failure slices (where a version is much worse than elsewhere):
    flags good applicants as defaults.
 3. ``age < 25``: credit-v2 is close to guessing.
 4. ``credit_history_years IS NULL`` (thin files): every version is somewhat worse.
+
+A planted change, for the monitors: from day 46 a new partner sends self-employed
+applicants in bulk through ``channel = partner_api``, the corner credit-v1 never learned,
+so its accuracy there falls as the labels of those days arrive. The demo comes with
+monitors (:data:`DEMO_MONITORS`, and the headline metric on every channel), evaluated once
+when it is built: the Monitor page opens on the alert.
 """
 
 from __future__ import annotations
@@ -41,8 +47,12 @@ import pandas as pd
 from analysis.ingest.labels import attach_labels
 from analysis.ingest.mapping import load_mapping
 from analysis.ingest.predictions import ingest_predictions
-from analysis.store.project import find_project
+from analysis.monitors.definitions import Monitor, add_monitor, auto_monitors
+from analysis.monitors.run import run_monitors
+from analysis.slices import Slice
+from analysis.store.project import find_project, get_project
 from analysis.store.schema import PROJECT_METADATA, drop_project_tables
+from analysis.store.sql import in_transaction
 
 DEMO_PROJECT = "lending-demo"
 DEMO_END = datetime(2026, 11, 1)
@@ -50,6 +60,8 @@ DEMO_DAYS = 60
 DEMO_REQUESTS_PER_DAY = 5000
 THRESHOLD = 0.3
 CANARY_START_DAY = 36
+PARTNER_SURGE_DAY = 46  # a new partner's self-employed applicants, from this day on
+PARTNER_SURGE_SHARE = 0.6
 SHADOW_START_DAY = 30
 CANARY_SHARE = 0.15
 
@@ -134,6 +146,9 @@ def _applications(day: int, n_days: int, per_day: int, seed: int, end: datetime)
     )
     device = np.where((channel == "mobile_app") & (device == "desktop"), "android", device)
     purpose = rng.choice(PURPOSES, n, p=PURPOSE_P)
+    if day >= PARTNER_SURGE_DAY:  # its own draws: every other figure of the day is as it was
+        surge = (channel == "partner_api") & (np.random.default_rng([seed, day, 1]).random(n) < PARTNER_SURGE_SHARE)
+        employment = np.where(surge, "self_employed", employment)
     history = np.round(np.clip(rng.gamma(2.0, 4.0, n) - (age < 25) * 3, 0, 50), 1)
     thin_file = rng.random(n) < np.where(age < 25, 0.25, 0.06)
     history = np.where(thin_file, np.nan, history)
@@ -302,6 +317,30 @@ def generate_demo(
     )
 
 
+DEMO_MONITORS = (
+    Monitor("accuracy", "accuracy", "realized"),
+    *(
+        Monitor(
+            f"accuracy on channel = {c}",
+            "accuracy",
+            "realized",
+            slice_=Slice.from_dict({"conditions": [{"column": "channel", "op": "in", "values": [str(c)]}]}),
+        )
+        for c in CHANNELS
+    ),
+    Monitor("rows", "rows", "volume"),
+    Monitor("labels", "labeled_share", "coverage"),
+)
+
+
+def _monitor(con, project) -> None:
+    """The demo's monitors (and the headline metric of every channel), evaluated once."""
+    for monitor in DEMO_MONITORS:
+        add_monitor(con, project, monitor)
+    auto_monitors(con, project, ["channel"])
+    run_monitors(con, project)
+
+
 def demo_mapping():
     return load_mapping(DEMO_MAPPING_PATH)
 
@@ -314,6 +353,7 @@ def build_demo(
     requests_per_day: int = DEMO_REQUESTS_PER_DAY,
     replace: bool = False,
     progress=None,
+    monitors: bool = True,
 ) -> dict:
     """Generate the demo and ingest it through the public paths (predictions,
     then late labels by example id, then outcomes by prediction id)."""
@@ -350,6 +390,10 @@ def build_demo(
         lab = attach_labels(con, data.labels, project=DEMO_PROJECT, key="example", source_name="demo labels")
         step(0.85, "Attaching product outcomes")
         out = attach_labels(con, data.outcomes, project=DEMO_PROJECT, key="prediction", source_name="demo outcomes")
+        if monitors:  # (benchmarks make their own)
+            step(0.9, "Evaluating the monitors")
+            project = get_project(con, DEMO_PROJECT)
+            in_transaction(con, lambda: _monitor(con, project))
         con.execute("CHECKPOINT")
     step(1.0, "Done")
     return {

@@ -123,7 +123,7 @@ def build(db: Path, requests_per_day: int) -> None:
     for path in (db, db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
     start = time.perf_counter()
-    info = build_demo(Store(db), n_days=N_DAYS, requests_per_day=requests_per_day)
+    info = build_demo(Store(db), n_days=N_DAYS, requests_per_day=requests_per_day, monitors=False)
     print(
         f"built {db} in {time.perf_counter() - start:.0f} s: {info['predictions']:,} predictions, "
         f"{info['labeled_predictions']:,} labeled (peak RSS {peak_rss_mb():,.0f} MB)",

@@ -17,6 +17,7 @@ from analysis.numbers import metric_title
 from analysis.overview import project_summary
 from analysis.slices import Slice, parse_slice
 from analysis.slices.saved import list_slices
+from pages.parts import _alert_views as alert_views
 from pages.parts import _monitor_views as views
 from pages.parts import _ui, _url
 
@@ -33,6 +34,10 @@ st.caption(
     "the model's own scores, calibrated on a labeled reference window, with 95% intervals; combined with "
     "the labels as they arrive."
 )
+alert_views.alert_feed(project_name, project)
+alert_views.monitor_list(project_name)
+st.divider()
+
 metrics = list(estimable_metrics(project))
 if not metrics:
     st.info(f"Label-free estimates are made for classifiers with scores; {project_name} is a {project.task} task.")

@@ -18,8 +18,8 @@ from analysis.numbers import (
 )
 from analysis.overview import daily_series, outcome_units, overview_table, project_summary
 from analysis.store.scope import Scope
+from pages.parts import _alert_banner, _report_ui, _ui, _url
 from pages.parts import _overview_estimates as estimates
-from pages.parts import _report_ui, _ui, _url
 from pages.parts._overview_estimates import line_chart
 
 ALL = "All versions"
@@ -46,6 +46,7 @@ if summary.external:
 if not summary.n_rows:
     st.info("This project has no logged predictions yet. Ingest a file on the Import page.")
     st.stop()
+_alert_banner.open_alerts_banner(project)
 
 version_names, stage_names = summary.versions, summary.stages
 if st.session_state.get("ov_for", project) != project:  # another project: its own full view, not the last one's

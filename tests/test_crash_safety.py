@@ -202,6 +202,15 @@ def test_input_views_left_by_older_versions_are_dropped_on_open(tmp_path):
     con.execute("DROP TABLE sb_reference_windows")  # what a version-9 database lacks (11)
     con.execute("DROP TABLE sb_monitors")  # (12)
     con.execute("DROP TABLE sb_monitor_settings")
+    for table in (
+        "sb_monitor_state",
+        "sb_monitor_observations",
+        "sb_alerts",
+        "sb_alert_events",
+        "sb_webhooks",
+        "sb_deliveries",
+    ):
+        con.execute(f"DROP TABLE {table}")  # (13)
     con.execute("UPDATE sb_meta SET value = '9' WHERE key = 'schema_version'")
     con.close()
     with Store(path).read() as con:

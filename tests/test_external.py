@@ -298,6 +298,12 @@ def test_migration_7_gives_a_lakes_view_its_example_keys(lake):
         "sb_reference_windows",
         "sb_monitors",
         "sb_monitor_settings",
+        "sb_monitor_state",
+        "sb_monitor_observations",
+        "sb_alerts",
+        "sb_alert_events",
+        "sb_webhooks",
+        "sb_deliveries",
         *labeled,
     ):
         con.execute(f'DROP TABLE "{table}"')

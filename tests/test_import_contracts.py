@@ -131,11 +131,11 @@ LAYERS = [
     {"store"},
     {"engines", "stats", "metrics"},
     {"ingest", "slices", "numbers"},
-    {"discovery", "valsets", "overview", "demo"},
+    {"discovery", "valsets", "overview"},
     {"estimation"},
     {"drift"},
     {"monitors"},
-    {"compare"},
+    {"compare", "demo"},  # the demo comes with monitors, evaluated once
     {"reports"},
     {"cli", "__init__"},
     {"__main__"},

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from analysis import ConfigError
-from analysis.monitors import Budget, EstimateMonitors, RateMonitors
+from analysis.monitors.budget import Budget
+from analysis.monitors.evidence import EstimateMonitors, RateMonitors
 
 MONITORS, DAYS, TRAFFIC, REFERENCE_DAYS = 500, 90, 8000, 28
 BUDGET = Budget(1.0)

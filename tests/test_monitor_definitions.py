@@ -29,7 +29,17 @@ def test_monitors_are_added_with_their_defaults_and_listed(demo_copy, capsys):
     assert run(demo_copy, capsys, "add", "--name", "loss", "--metric", "log_loss", "--kind", "realized")[0] == 0
     args = ("--name", "income drift", "--metric", "income", "--kind", "drift", "--version", "credit-v1")
     assert run(demo_copy, capsys, "add", *args, "--stage", "production", "--tolerance", "0.1")[0] == 0
-    assert run(demo_copy, capsys, "add", "--name", "labels", "--metric", "labeled_share", "--kind", "coverage")[0] == 0
+    args = (
+        "--name",
+        "labels of the east",
+        "--metric",
+        "labeled_share",
+        "--kind",
+        "coverage",
+        "--where",
+        "region = east",
+    )
+    assert run(demo_copy, capsys, "add", *args)[0] == 0
     code, out, _ = run(demo_copy, capsys, "list", "--format", "json")
     listed = {m["name"]: m for m in json.loads(out)}
     assert code == 0 and all(set(m) == FIELDS for m in listed.values())
@@ -45,12 +55,13 @@ def test_monitors_are_added_with_their_defaults_and_listed(demo_copy, capsys):
     }
     assert listed["loss"]["direction"] == "higher" and listed["loss"]["slice"] == "all rows"
     assert (listed["income drift"]["direction"], listed["income drift"]["tolerance"]) == ("higher", 0.1)
-    assert listed["labels"]["direction"] == "lower"
+    assert listed["labels of the east"]["direction"] == "lower"
 
 
 def test_auto_monitors_every_saved_slice_and_every_value_once(demo_copy, capsys):
     with Store(demo_copy).write() as con:
         save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
+        demo_monitors = len(list_monitors(con, get_project(con, "lending-demo")))  # the demo comes with some
     code, out, _ = run(demo_copy, capsys, "add", "--auto", "--feature", "region", "--format", "json")
     added = json.loads(out)
     with Store(demo_copy).read() as con:
@@ -63,7 +74,7 @@ def test_auto_monitors_every_saved_slice_and_every_value_once(demo_copy, capsys)
     code, out, _ = run(demo_copy, capsys, "add", "--auto", "--feature", "region", "--format", "json")
     assert code == 0 and json.loads(out) == []
     with Store(demo_copy).read() as con:
-        assert len(list_monitors(con, get_project(con, "lending-demo"))) == len(added)
+        assert len(list_monitors(con, get_project(con, "lending-demo"))) == demo_monitors + len(added)
 
 
 def test_the_budget_is_stored_and_sets_the_alert_level(demo_copy, capsys):

@@ -32,6 +32,18 @@ def monitor(monkeypatch, path, **params):
     return open_page(monkeypatch, path, "pages/monitor.py", **params)
 
 
+ALERT_CARDS = ("Reference", "Since the change began", "Impact")  # each alert's cards, above the timelines
+
+
+def timelines(at) -> list[str]:
+    """The slices shown, in order (the alert feed's heading is not one)."""
+    return [s.value for s in at.subheader if not s.value.startswith("Alerts (")]
+
+
+def timeline_cards(at) -> list:
+    return [m for m in at.metric if m.label not in ALERT_CARDS]
+
+
 def charts(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
@@ -59,12 +71,12 @@ def test_slices_from_the_url_the_saved_ones_and_the_text_box(monkeypatch, demo_c
     with Store(demo_copy).write() as con:
         save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
     at = monitor(monkeypatch, demo_copy, where="region = east", metric="accuracy", by="week")
-    assert [s.value for s in at.subheader] == ["region = east", "Every row"]  # the slice asked for first
+    assert timelines(at) == ["region = east", "Every row"]  # the slice asked for first
     east = engine(demo_copy, estimate, version="credit-v1", slice_=parse_slice("region = east"), by="week")
-    cards = [m.value for m in at.metric]
+    cards = [m.value for m in timeline_cards(at)]
     assert cards[0] == format_value("accuracy", east.periods[-1].metrics["accuracy"].estimated)
     at.multiselect(key="mo_saved").set_value(["young"]).run()
-    assert not at.exception and [s.value for s in at.subheader] == ["region = east", "Every row", "young"]
+    assert not at.exception and timelines(at) == ["region = east", "Every row", "young"]
     assert query_param(at, "saved") == "young"
     at.text_input(key="mo_text").set_value("region = nowhere AND").run()
     assert not at.exception and at.error  # a half-typed slice is named, the rest still shown
@@ -101,7 +113,7 @@ def test_the_reference_window_is_chosen_and_stored(monkeypatch, demo_copy):
 
 def test_a_click_on_a_period_opens_it_in_slices_and_discover(monkeypatch, demo_copy):
     at = monitor(monkeypatch, demo_copy, where="region = east")
-    assert [h.value for h in at.subheader][:2] == ["region = east", "Every row"]  # the slice asked for first
+    assert timelines(at)[:2] == ["region = east", "Every row"]  # the slice asked for first
     chart = at.get("plotly_chart")[0]
     at.session_state[chart.key] = {
         "selection": {"points": [{"customdata": ["2026-10-20"]}], "point_indices": [], "box": [], "lasso": []}
@@ -217,7 +229,7 @@ def test_the_slices_page_links_a_slice_to_its_monitor(monkeypatch, demo_copy):
     params = {k: v[0] for k, v in parse_qs(link.proto.query_string).items()}
     assert params == {"where": "region = east", "version": "credit-v1"}
     at = monitor(monkeypatch, demo_copy, **params)
-    assert [s.value for s in at.subheader] == ["region = east", "Every row"]
+    assert timelines(at) == ["region = east", "Every row"]
 
 
 def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_copy, tmp_path):
@@ -232,7 +244,7 @@ def test_another_project_starts_without_the_last_one_s_slice(monkeypatch, demo_c
             con, stream(seed=3, per_day=40).drop(columns=["true_label"]), project="other", mapping=MAPPING
         )
     at = monitor(monkeypatch, demo_copy, where="channel = partner_api")
-    assert [s.value for s in at.subheader] == ["channel = partner_api", "Every row"]
+    assert timelines(at) == ["channel = partner_api", "Every row"]
     at.selectbox(key="project").set_value("other").run()
     assert not at.exception and not at.error
     assert at.text_input(key="mo_text").value == "" and "where" not in at.query_params

@@ -159,6 +159,15 @@ def test_a_version_1_database_is_migrated(shop):
     con.execute("DROP TABLE sb_reference_windows")  # (11)
     con.execute("DROP TABLE sb_monitors")  # (12)
     con.execute("DROP TABLE sb_monitor_settings")
+    for table in (
+        "sb_monitor_state",
+        "sb_monitor_observations",
+        "sb_alerts",
+        "sb_alert_events",
+        "sb_webhooks",
+        "sb_deliveries",
+    ):
+        con.execute(f"DROP TABLE {table}")  # (13)
     con.execute("UPDATE sb_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     fresh = Store(store.path)

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Sequence
 
+from analysis.cli.alerts import add_parsers as add_alert_parsers
 from analysis.cli.compare import add_parsers as add_compare_parsers
 from analysis.cli.data import add_parsers as add_data_parsers
 from analysis.cli.discover import add_parsers as add_discover_parsers
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_drift_parsers,
         add_estimate_parsers,
         add_monitor_parsers,
+        add_alert_parsers,
         add_report_parsers,
         add_engine_parsers,
     ):

@@ -128,13 +128,16 @@ class ReferenceRows:
             object.__setattr__(self, "folds", fold_counts(self.folds, per_row=True))
 
 
-def counted_rows_sql(project: Project, where: Sql, period: str | None = None, slice_: Slice | None = None) -> Sql:
+def counted_rows_sql(
+    project: Project, where: Sql, period: str | None = None, slice_: Slice | None = None, log: Sql | None = None
+) -> Sql:
     """The rows ``where`` selects counted by score, prediction and label (as the task's
     reading takes them, :mod:`.outcomes`), and by period (``period``: SQL for a row's
     period) or slice membership (``slice_``) when asked: rows alike are one entry with
     their number (``w``), which every estimate weighs. Entries come by period, then in
     score order (nothing is sorted again in Python), in an order that is the same on every
-    call and engine (folds are drawn on it)."""
+    call and engine (folds are drawn on it). ``log``: a source standing for the log (such as
+    the log as known at a moment, :func:`analysis.store.known.log_known_at`)."""
     keys = ["period"] * (period is not None) + ["score", "yhat", "y"] + ["in_slice"] * (slice_ is not None)
     return Sql.compose(
         "SELECT {keys}, count(*) AS w FROM ("
@@ -149,7 +152,7 @@ def counted_rows_sql(project: Project, where: Sql, period: str | None = None, sl
             if slice_ is not None
             else ""
         ),
-        log=quote_ident(project.log_table),
+        log=log if log is not None else quote_ident(project.log_table),
         where=where,
     )
 

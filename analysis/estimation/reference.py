@@ -11,7 +11,7 @@ labeled days.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 
@@ -164,16 +164,18 @@ def resolve_reference(
     stage: str,
     choice: ReferenceChoice | None = None,
     need_labels: bool = True,
+    before: date | None = None,
 ) -> ReferenceWindow:
     """The days, rows and labeled rows of the reference for ``version`` in ``stage`` (the
     stored choice when ``choice`` is None). Estimates need labeled rows in it; drift
-    (``need_labels=False``) compares features only."""
+    (``need_labels=False``) compares features only. ``before``: only earlier days count
+    (a monitor replaying the past looks for its reference in what came before)."""
     choice = (choice or get_reference_choice(con, project)).check()
     days = Sql.compose(
         'SELECT CAST("timestamp" AS DATE) AS day, count(*) AS n, count(label) AS k '
         'FROM {log} WHERE {scope} GROUP BY CAST("timestamp" AS DATE)',
         log=quote_ident(project.log_table),
-        scope=Scope.of(version, stage).to_sql(),
+        scope=Scope.of(version, stage, None, before - timedelta(days=1) if before else None).to_sql(),
     )
     if choice.by_dates:
         start, end = choice.start, choice.end

@@ -126,7 +126,9 @@ class RegressionFit:
         }
 
 
-def regression_rows_sql(project: Project, where: Sql, slice_: Slice, period: str | None = None) -> Sql:
+def regression_rows_sql(
+    project: Project, where: Sql, slice_: Slice, period: str | None = None, log: Sql | None = None
+) -> Sql:
     """The features, prediction, label and slice membership of the rows ``where`` selects."""
     columns = [quote_ident(c.name) for c in project.features if c.kind in MODEL_KINDS]
     return Sql.compose(
@@ -135,7 +137,7 @@ def regression_rows_sql(project: Project, where: Sql, slice_: Slice, period: str
         period=f"{period} AS period," if period else "",
         features="".join(f"{c}, " for c in columns),
         slice=compile_slice(slice_, project),
-        log=quote_ident(project.log_table),
+        log=log if log is not None else quote_ident(project.log_table),
         where=where,
         order=f"{period}, " if period else "",
     )
@@ -236,8 +238,8 @@ def _mean(
 class RegressionPeriods:
     """A regression model's periods: rows read with their features, estimated by the models."""
 
-    def read(self, con, project: Project, fit: RegressionFit, where: Sql, period_sql: str):
-        frame = con.execute(*regression_rows_sql(project, where, fit.slice_, period_sql)).df()
+    def read(self, con, project: Project, fit: RegressionFit, where: Sql, period_sql: str, log: Sql | None = None):
+        frame = con.execute(*regression_rows_sql(project, where, fit.slice_, period_sql, log)).df()
         starts = pd.to_datetime(frame["period"]).to_numpy().astype("datetime64[D]")
         # Every row's expected errors at once (a model's call has a cost of its own).
         expected = {}

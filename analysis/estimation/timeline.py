@@ -10,7 +10,7 @@ the estimate does (a row without a score is in neither).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from analysis.estimation.regression import REGRESSION_METRICS, RegressionPeriods
 from analysis.metrics.registry import metrics_for
 from analysis.slices import compile_slice
 from analysis.stats.multiple_testing import bh_qvalues
+from analysis.store.known import log_known_at
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import Sql, and_all, quote_ident
@@ -108,15 +109,28 @@ def _metric_names(project: Project, metrics) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
-def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=None) -> EstimateTimeline:
-    """Every whole period after ``fit``'s reference window, for ``fit``'s slice."""
+def estimate_timeline(
+    con,
+    project: Project,
+    fit: Fit,
+    by: str = "day",
+    metrics=None,
+    known_at: datetime | None = None,
+    days: tuple[date, date] | None = None,
+) -> EstimateTimeline:
+    """Every whole period after ``fit``'s reference window, for ``fit``'s slice.
+    ``known_at``: the log as it was known then (rows logged and labels received before it);
+    ``days``: only the periods starting from the first day to the last (both included)."""
     check_granularity(by)
     names = _metric_names(project, metrics)
     reference = fit.reference
-    after = Scope.of(reference.version, reference.stage, first_period_after(reference.end, by), None)
+    first = first_period_after(reference.end, by)
+    first, last = (max(first, days[0]), days[1]) if days else (first, None)
+    after = Scope.of(reference.version, reference.stage, first, last)
     where = and_all([after.to_sql(), compile_slice(fit.slice_, project)])
     periods = PERIODS[project.task]
-    starts, data = periods.read(con, project, fit, where, period_start_sql(by))
+    log = log_known_at(project, known_at) if known_at is not None else None
+    starts, data = periods.read(con, project, fit, where, period_start_sql(by), log)
     out = []
     for day, at in period_runs(starts).items():
         rows = periods.subset(data, at)
@@ -132,6 +146,16 @@ def estimate_timeline(con, project: Project, fit: Fit, by: str = "day", metrics=
     if out and by != "day":
         out[-1] = _mark_if_partial(con, project, after, out[-1])
     return EstimateTimeline(fit, by, names, _flag_disagreements(out, names))
+
+
+def estimate_rows(con, project: Project, fit: Fit, where: Sql, metrics=None) -> tuple[int, dict[str, MetricEstimate]]:
+    """One estimate over every row ``where`` selects, as if they were one period (such as a
+    half of the reference window's rows): their number, and each metric's figures."""
+    names = _metric_names(project, metrics)
+    periods = PERIODS[project.task]
+    _, data = periods.read(con, project, fit, where, "CAST(NULL AS DATE)")  # one period for every row
+    counted, _ = periods.counts(data)
+    return counted, periods.estimate(fit, data, list(names)) if counted else {}
 
 
 def _without_intervals(period: PeriodEstimate) -> PeriodEstimate:
@@ -179,8 +203,8 @@ class ClassifierPeriods:
     """A classifier's periods: scores, predictions and labels, estimated from calibrated
     probabilities (:mod:`.combine`). Rows alike are counted in SQL (:func:`counted_rows_sql`)."""
 
-    def read(self, con, project: Project, fit: Fit, where: Sql, period_sql: str):
-        data = con.execute(*counted_rows_sql(project, where, period_sql)).fetchnumpy()
+    def read(self, con, project: Project, fit: Fit, where: Sql, period_sql: str, log: Sql | None = None):
+        data = con.execute(*counted_rows_sql(project, where, period_sql, log=log)).fetchnumpy()
         return period_days(data["period"]), READINGS[project.task].read(data, fit.classes, presorted=True)
 
     def scores(self, read) -> tuple[np.ndarray, np.ndarray | None]:

@@ -4,11 +4,11 @@ false-alarm budget.
 ``budget``: the user's "at most N false alerts a month" as the e-detectors' alarm level;
 ``evidence``: the e-detectors of many monitors at once (rates against their reference
 sample, estimates against a reference estimate), period after period, restarting after
-each alert; ``definitions``: the monitors a project stores, and its budget. The statistics themselves are
-:mod:`analysis.stats.sequential`.
+each alert; ``definitions``: the monitors a project stores, and its budget; ``families``:
+what each kind of monitor observes a day; ``state``: each monitor's frozen reference and
+its days; ``run``: a monitor run; ``alerts``: their life cycle; ``words``: alerts in words;
+``notify``: the webhook. The statistics themselves are :mod:`analysis.stats.sequential`.
+
+Nothing is imported here: the Overview reads the alerts (:mod:`.alerts`) without loading
+the statistics.
 """
-
-from analysis.monitors.budget import DAYS_PER_MONTH, Budget
-from analysis.monitors.evidence import EstimateMonitors, RateMonitors, rate_prior
-
-__all__ = ["DAYS_PER_MONTH", "Budget", "EstimateMonitors", "RateMonitors", "rate_prior"]

@@ -3,7 +3,8 @@
 A monitor watches one figure of one scope: a model version and stage (none: whatever
 serves production when it runs), a slice (none: every row), and a metric of a *kind*:
 
-* ``realized``: a metric of the task on the labeled rows;
+* ``realized``: a metric of the task that is a mean over rows (accuracy, precision, MAE), on
+  the labels as they arrive (:mod:`analysis.metrics.row_means`);
 * ``estimated`` and ``combined``: a label-free estimate, alone or combined with the labels
   that arrived (:mod:`analysis.estimation`);
 * ``drift``: a feature's drift against the reference window (the metric is the feature);
@@ -28,6 +29,7 @@ from analysis.drift import measured_features
 from analysis.errors import ConfigError
 from analysis.estimation.timeline import estimable_metrics
 from analysis.metrics.registry import METRICS, headline_metrics, metrics_for
+from analysis.metrics.row_means import row_means
 from analysis.monitors.budget import Budget
 from analysis.slices import Slice, parse_slice, validate_slice
 from analysis.slices.saved import list_slices
@@ -49,6 +51,13 @@ class TaskMetrics:
 
     def bad_direction(self, metric: str) -> str:
         return "lower" if METRICS[metric].higher_is_better else "higher"
+
+
+class RealizedMetrics(TaskMetrics):
+    """A metric of the task that is a mean over rows, on the labels as they arrive."""
+
+    def metrics(self, project: Project) -> tuple[str, ...]:
+        return tuple(row_means(project.task))
 
 
 class EstimatedMetrics(TaskMetrics):
@@ -82,7 +91,7 @@ class OneFigure:
 
 
 KINDS = {
-    "realized": TaskMetrics(),
+    "realized": RealizedMetrics(),
     "estimated": EstimatedMetrics(),
     "combined": EstimatedMetrics(),
     "drift": FeatureDrift(),

@@ -32,21 +32,42 @@ def rate_prior(rate, spread: float = SPREAD) -> tuple[np.ndarray, np.ndarray]:
     return beta_prior(rate, strength)
 
 
+def _detect(detector, log_e: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Shiryaev–Roberts step shared by the detectors: ``log_e`` holds each monitor's log
+    e-value from every start to period ``t``; starts before the episode's are left out. Keeps
+    the start carrying the most evidence (``best_start``: where the change most likely
+    began) and restarts the episode of each monitor that alerts."""
+    log_e = np.where(np.arange(t)[None, :] >= detector.episode_start[:, None], log_e, -np.inf)
+    evidence = special.logsumexp(log_e, axis=1)
+    detector.best_start = np.argmax(log_e, axis=1)
+    alerts = evidence >= detector.log_threshold
+    detector.episode_start[alerts] = t
+    return alerts, evidence
+
+
 class RateMonitors:
     """The e-detectors of ``len(ref_successes)`` rate monitors, fed one period at a time."""
 
-    def __init__(self, ref_successes, ref_trials, threshold: float, bad: str = "lower", tolerance: float = 0.0):
+    def __init__(
+        self, ref_successes, ref_trials, threshold: float, bad: str = "lower", tolerance: float = 0.0, seeds=None
+    ):
         successes, trials = np.asarray(ref_successes, np.int64), np.asarray(ref_trials, np.int64)
         # Half the reference's rows (drawn at random: rows are exchangeable) set the prior of
         # its rate; the test compares the other half with the periods. A prior that did not
         # look at the reference would cost the evidence about half the log of its rows.
-        learned = (
-            np.random.default_rng(SPLIT_SEED).hypergeometric(
-                np.maximum(successes, 0), np.maximum(trials - successes, 0), trials // 2
+        # ``seeds``: one per monitor, so that a monitor's draw does not depend on the others.
+        good, bad_rows, half = np.maximum(successes, 0), np.maximum(trials - successes, 0), trials // 2
+        if seeds is None:
+            rng = np.random.default_rng(SPLIT_SEED)
+            learned = rng.hypergeometric(good, bad_rows, half) if len(trials) else np.zeros(0, np.int64)
+        else:
+            learned = np.array(
+                [
+                    np.random.default_rng([SPLIT_SEED, int(seed)]).hypergeometric(g, b, h)
+                    for g, b, h, seed in zip(good, bad_rows, half, seeds)
+                ],
+                dtype=np.int64,
             )
-            if len(trials)
-            else np.zeros(0, np.int64)
-        )
         half = trials // 2
         self.ref_prior = (1.0 + learned, 1.0 + half - learned)
         self.ref_successes = (successes - learned).astype(float)
@@ -82,11 +103,7 @@ class RateMonitors:
             prior=(self.ref_prior[0][:, None], self.ref_prior[1][:, None]),
             period_prior=(self.prior[0][:, None], self.prior[1][:, None]),
         )
-        log_e = np.where(np.arange(t)[None, :] >= self.episode_start[:, None], log_e, -np.inf)
-        evidence = special.logsumexp(log_e, axis=1)
-        alerts = evidence >= self.log_threshold
-        self.episode_start[alerts] = t
-        return alerts, evidence
+        return _detect(self, log_e, t)
 
 
 class EstimateMonitors:
@@ -111,7 +128,7 @@ class EstimateMonitors:
         self.log_threshold = float(np.log(threshold))
         self.side = SIDES[bad]
         self.tolerance = tolerance
-        self.spread = spread
+        self.spread = np.asarray(spread, float)  # one for all, or one per monitor
         count = len(self.reference[0])
         self._sums = np.zeros((count, 1))  # running Σ x / v and Σ 1 / v
         self._precision = np.zeros((count, 1))
@@ -137,12 +154,8 @@ class EstimateMonitors:
             self.prior[1][:, None],
             self._sums[:, [t]] - self._sums[:, :t],
             self._precision[:, [t]] - self._precision[:, :t],
-            self.spread,
+            self.spread[:, None] if self.spread.ndim else self.spread,
             self.tolerance,
             self.side,
         )
-        log_e = np.where(np.arange(t)[None, :] >= self.episode_start[:, None], log_e, -np.inf)
-        evidence = special.logsumexp(log_e, axis=1)
-        alerts = evidence >= self.log_threshold
-        self.episode_start[alerts] = t
-        return alerts, evidence
+        return _detect(self, log_e, t)

@@ -49,7 +49,17 @@ AREA_TABLES = {
     "reports": ("sb_reports", "sb_report_blocks"),
     "metrics": ("sb_product_metrics",),
     "gates": ("sb_gates",),
-    "monitoring": ("sb_reference_windows", "sb_monitors", "sb_monitor_settings"),
+    "monitoring": (
+        "sb_reference_windows",
+        "sb_monitors",
+        "sb_monitor_settings",
+        "sb_monitor_state",
+        "sb_monitor_observations",
+        "sb_alerts",
+        "sb_alert_events",
+        "sb_webhooks",
+        "sb_deliveries",
+    ),
 }
 # What ``list_projects`` reads of every project.
 DEFINITION_TABLES = ("sb_projects", "sb_columns", "sb_external")

@@ -12,7 +12,7 @@ from analysis.store.example_key import example_key_sql
 from analysis.store.schema import create_labeled_table, create_members_table, labeled_table, log_table
 from analysis.store.sql import quote_ident
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 
 def _migration_1(con: duckdb.DuckDBPyConnection) -> None:
@@ -291,6 +291,41 @@ def _migration_12(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _migration_13(con: duckdb.DuckDBPyConnection) -> None:
+    """Monitor runs (analysis.monitors.run): each monitor's frozen reference and every
+    period's observation; alerts, their history and their webhook deliveries; a project's
+    webhook."""
+    con.execute(
+        "CREATE TABLE sb_monitor_state (project_id INTEGER NOT NULL, monitor VARCHAR NOT NULL, "
+        "version VARCHAR NOT NULL, stage VARCHAR NOT NULL, reference VARCHAR NOT NULL, first_period DATE NOT NULL, "
+        "PRIMARY KEY (project_id, monitor))"
+    )
+    con.execute(
+        "CREATE TABLE sb_monitor_observations (project_id INTEGER NOT NULL, monitor VARCHAR NOT NULL, "
+        "period DATE NOT NULL, x DOUBLE, n DOUBLE, rows BIGINT NOT NULL, PRIMARY KEY (project_id, monitor, period))"
+    )
+    con.execute(
+        "CREATE TABLE sb_alerts (project_id INTEGER NOT NULL, alert_id INTEGER NOT NULL, monitor VARCHAR NOT NULL, "
+        "slice VARCHAR NOT NULL, metric VARCHAR NOT NULL, kind VARCHAR NOT NULL, version VARCHAR NOT NULL, "
+        "stage VARCHAR NOT NULL, period DATE NOT NULL, "
+        "since DATE NOT NULL, last_period DATE NOT NULL, value DOUBLE, reference DOUBLE, evidence DOUBLE, "
+        "impact DOUBLE, rows BIGINT, state VARCHAR NOT NULL, snoozed_until DATE, message VARCHAR NOT NULL, "
+        "opened_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL, PRIMARY KEY (project_id, alert_id))"
+    )
+    con.execute(
+        "CREATE TABLE sb_alert_events (project_id INTEGER NOT NULL, alert_id INTEGER NOT NULL, "
+        "happened_at TIMESTAMP NOT NULL, period DATE, state VARCHAR NOT NULL, by_whom VARCHAR NOT NULL, note VARCHAR)"
+    )
+    con.execute(
+        "CREATE TABLE sb_webhooks (project_id INTEGER PRIMARY KEY, url VARCHAR NOT NULL, saved_at TIMESTAMP NOT NULL)"
+    )
+    con.execute(
+        "CREATE TABLE sb_deliveries (project_id INTEGER NOT NULL, alert_id INTEGER NOT NULL, "
+        "attempt INTEGER NOT NULL, attempted_at TIMESTAMP NOT NULL, delivered BOOLEAN NOT NULL, status INTEGER, "
+        "error VARCHAR)"
+    )
+
+
 # Ordered (version, function); each runs once, in a transaction, in order.
 MIGRATIONS = (
     (1, _migration_1),
@@ -305,6 +340,7 @@ MIGRATIONS = (
     (10, _migration_10),
     (11, _migration_11),
     (12, _migration_12),
+    (13, _migration_13),
 )
 
 

@@ -77,6 +77,12 @@ def members_table(project_id: int) -> str:
 
 # Metadata rows of a project, in the order they are deleted.
 PROJECT_METADATA = (
+    "sb_deliveries",
+    "sb_webhooks",
+    "sb_alert_events",
+    "sb_alerts",
+    "sb_monitor_observations",
+    "sb_monitor_state",
     "sb_monitor_settings",
     "sb_monitors",
     "sb_reference_windows",

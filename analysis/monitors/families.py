@@ -1,0 +1,547 @@
+"""What each kind of monitor observes, period after period, and how its evidence is weighed.
+
+A period is a day. Its observation is what could be known by the end of it:
+
+* ``realized`` (:class:`LabelMeans`): the labels *received* that day, for predictions made
+  after the reference window. Counting labels by the day they arrive feeds each one to the
+  test once, however late; it compares like with like provided how long a label takes does
+  not depend on whether the prediction was right.
+* ``estimated`` and ``combined`` (:class:`Estimates`): the day's predictions, estimated from
+  their scores (and combined with their labels known that evening), with the estimate's
+  variance (for the combined figure too: its closing interval describes the day's rows, not
+  the model's performance, and the larger variance keeps the test valid).
+* ``coverage`` (:class:`Coverage`): the share of a day's rows labeled within the lag that
+  95% of the reference's labels arrived in, observed when that lag has passed.
+* ``volume`` (:class:`Volume`): the day's rows; ``drift`` (:class:`Drift`): a feature's
+  test against the reference window.
+
+Each family keeps a monitor's reference numbers frozen as JSON (the first run's), gives
+one day's observation as ``(x, n, rows)`` (a rate's successes and trials, a figure and its
+variance, a count, a p-value and a distance) and a detector fed them in order.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+
+from analysis.drift import drift_table
+from analysis.estimation.fit import fit_slice
+from analysis.estimation.reference import ReferenceWindow
+from analysis.estimation.timeline import estimate_rows, estimate_timeline
+from analysis.metrics.row_means import row_means
+from analysis.monitors.definitions import Monitor
+from analysis.monitors.evidence import EstimateMonitors, RateMonitors
+from analysis.slices import compile_slice
+from analysis.store.project import Project
+from analysis.store.scope import Scope
+from analysis.store.sql import Sql, and_all, quote_ident
+
+NAN = float("nan")
+Z95 = 3.92  # an interval at 95% is this many standard deviations wide
+COVERAGE_QUANTILE = 0.95  # the lag a coverage monitor allows: the reference's labels arrived within it
+KNOWN = 'greatest("timestamp", coalesce(label_timestamp, "timestamp"))'  # when a row's label was known
+HALF = "example_key % 2"  # the reference split in halves by example (a hash: as good as random)
+PREDICTED = '"timestamp"'
+BATCH = 200  # monitors one query answers (one scan of the log for all of them)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A monitor as one run evaluates it: its version and stage, its reference window and
+    the family's frozen numbers of it, and the first day it watches."""
+
+    monitor: Monitor
+    version: str
+    stage: str
+    window: ReferenceWindow
+    reference: dict
+    first_period: date
+
+    @property
+    def bad(self) -> str:
+        return self.monitor.direction
+
+    def after(self, first: date, last: date | None = None) -> Scope:
+        return Scope.of(self.version, self.stage, first, last)
+
+    def rows_sql(self, project: Project, scope: Scope) -> Sql:
+        return and_all([scope.to_sql(), compile_slice(self.monitor.slice_, project)])
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time())
+
+
+def worse_by(reference: float, value: float, bad: str) -> float:
+    """How much worse ``value`` is than ``reference`` (negative: better)."""
+    return reference - value if bad == "lower" else value - reference
+
+
+class OneAtATime:
+    """A family that observes each monitor by itself (its own engine call per monitor)."""
+
+    def observe_many(self, con, project: Project, asked: list[tuple["Watch", list[date]]]) -> dict[str, dict]:
+        return {watch.monitor.name: self.observe(con, project, watch, days) for watch, days in asked}
+
+
+class LabelMeans:
+    """Realized metrics that are a mean over rows, by the day their labels arrived: rates
+    (accuracy, precision) as successes among trials against the reference's (beta-binomial
+    mixtures), other means (MAE, Brier score) as a mean and its variance (normal mixtures)."""
+
+    needs_labels = True
+
+    def _mean(self, project: Project, monitor: Monitor):
+        return row_means(project.task)[monitor.metric]
+
+    def _labeled(self, project: Project, watch_or_monitor, scope: Scope) -> Sql:
+        monitor = getattr(watch_or_monitor, "monitor", watch_or_monitor)
+        mean = self._mean(project, monitor)
+        return and_all(
+            [
+                scope.to_sql(),
+                compile_slice(monitor.slice_, project),
+                "label IS NOT NULL AND prediction IS NOT NULL",
+                mean.rows,
+            ]
+        )
+
+    def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
+        mean = self._mean(project, monitor)
+        where = self._labeled(project, monitor, window.scope)
+        query = Sql.compose(
+            "SELECT {half} AS half, count(*), sum({f}), sum({f} * {f}) FROM {log} WHERE {where} GROUP BY {half}",
+            half=HALF,
+            f=mean.figure,
+            log=_log(project),
+            where=where,
+        )
+        halves = {int(h): (int(n), float(s), float(q)) for h, n, s, q in con.execute(*query).fetchall()}
+        first, second = halves.get(0, (0, 0.0, 0.0)), halves.get(1, (0, 0.0, 0.0))
+        return {"halves": [list(first), list(second)]}
+
+    def enough(self, reference: dict) -> str | None:
+        rows = sum(h[0] for h in reference["halves"])
+        if min(h[0] for h in reference["halves"]) < 15:
+            return f"the reference window has {rows} labeled rows of it: too few to compare with"
+        return None
+
+    def observe_many(self, con, project: Project, asked: list[tuple[Watch, list[date]]]) -> dict[str, dict]:
+        def group(watch: Watch, days: list[date]):
+            return (watch.version, watch.stage, watch.first_period, watch.monitor.metric, days[0], days[-1])
+
+        def base(watch: Watch, days: list[date]) -> Sql:
+            # Predictions after the reference window, by the day their label became known.
+            mean = self._mean(project, watch.monitor)
+            return and_all(
+                [
+                    watch.after(watch.first_period).to_sql(),
+                    "label IS NOT NULL AND prediction IS NOT NULL",
+                    mean.rows,
+                    Sql(f"{KNOWN} >= ? AND {KNOWN} < ?", [end_of(days[0] - timedelta(days=1)), end_of(days[-1])]),
+                ]
+            )
+
+        out = {}
+        for (watch, days), found in _one_scan_each(con, project, asked, group, base, KNOWN, self._figure(project)):
+            rate = self._mean(project, watch.monitor).rate
+            seen = {}
+            for day in days:
+                n, s, q = found.get(day, (0, 0.0, 0.0))
+                seen[day] = (s, float(n), n) if rate else (*_mean_and_variance(n, s, q), n)
+            out[watch.monitor.name] = seen
+        return out
+
+    def _figure(self, project: Project):
+        return lambda watch: self._mean(project, watch.monitor).figure
+
+    def detectors(self, project: Project, watches: list[Watch], threshold: float):
+        first = watches[0]
+        halves = [w.reference["halves"] for w in watches]
+        if self._mean(project, first.monitor).rate:
+            trials = [sum(h[0] for h in both) for both in halves]
+            successes = [sum(h[1] for h in both) for both in halves]
+            return RateMonitors(successes, trials, threshold, first.bad, first.monitor.tolerance, _seeds(watches))
+        means = np.array([[_mean_and_variance(*h) for h in both] for both in halves])  # monitor × half × (mean, var)
+        return EstimateMonitors(
+            means[:, 1, 0],
+            means[:, 1, 1],
+            means[:, 0, 0],
+            means[:, 0, 1],
+            threshold,
+            first.bad,
+            first.monitor.tolerance,
+        )
+
+    def figure(self, project: Project, watch: Watch, xs, ns, rows) -> float:
+        if self._mean(project, watch.monitor).rate:
+            return _ratio(np.sum(xs), np.sum(ns))
+        return _ratio(np.nansum(np.asarray(xs) * rows), np.sum(np.where(np.isfinite(xs), rows, 0)))
+
+    def reference_figure(self, project: Project, watch: Watch) -> float:
+        halves = watch.reference["halves"]
+        return _ratio(sum(h[1] for h in halves), sum(h[0] for h in halves))
+
+
+class Estimates(OneAtATime):
+    """Label-free estimates (``estimated``) or estimates combined with the labels known that
+    evening (``combined``), each day's figure with the estimate's variance, against the
+    same figure on the two halves of the reference window's rows."""
+
+    needs_labels = True
+
+    def __init__(self):
+        self._fits = {}  # one fit per version, stage, window and slice in a run
+
+    def fit(self, con, project: Project, monitor: Monitor, window: ReferenceWindow):
+        key = (window, monitor.slice_.to_json())
+        if key not in self._fits:
+            self._fits[key] = fit_slice(con, project, window, monitor.slice_)
+        return self._fits[key]
+
+    def _value(self, monitor: Monitor, estimate) -> tuple[float, float]:
+        value = estimate.combined if monitor.kind == "combined" else estimate.estimated
+        variance = ((estimate.high - estimate.low) / Z95) ** 2
+        if value is None or not (math.isfinite(value) and math.isfinite(variance) and variance > 0):
+            return NAN, NAN
+        return float(value), float(variance)
+
+    def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
+        fit = self.fit(con, project, monitor, window)
+        halves = []
+        for half in (0, 1):
+            where = and_all(
+                [
+                    window.scope.to_sql(),
+                    compile_slice(monitor.slice_, project),
+                    "label IS NOT NULL",
+                    Sql(f"{HALF} = ?", [half]),
+                ]
+            )
+            rows, estimates = estimate_rows(con, project, fit, where, [monitor.metric])
+            value, variance = self._value(monitor, estimates[monitor.metric]) if rows else (NAN, NAN)
+            halves.append([rows, value, variance])
+        return {"halves": halves}
+
+    def enough(self, reference: dict) -> str | None:
+        if not all(math.isfinite(h[2]) for h in reference["halves"]):
+            rows = sum(h[0] for h in reference["halves"])
+            return f"the reference window has {rows} labeled rows of it: too few for an estimate with an interval"
+        return None
+
+    def observe(self, con, project: Project, watch: Watch, days: list[date]) -> dict[date, tuple]:
+        fit = self.fit(con, project, watch.monitor, watch.window)
+        out = {}
+        for day in days:  # each day as known that evening: its labels by then, none after
+            timeline = estimate_timeline(
+                con, project, fit, "day", [watch.monitor.metric], known_at=end_of(day), days=(day, day)
+            )
+            period = timeline.periods[0] if timeline.periods else None
+            if period is None:
+                out[day] = (NAN, NAN, 0)
+            else:
+                out[day] = (*self._value(watch.monitor, period.metrics[watch.monitor.metric]), period.rows)
+        return out
+
+    def detectors(self, project: Project, watches: list[Watch], threshold: float):
+        halves = np.array([w.reference["halves"] for w in watches], float)  # monitor × half × (rows, value, var)
+        first = watches[0]
+        return EstimateMonitors(
+            halves[:, 1, 1],
+            halves[:, 1, 2],
+            halves[:, 0, 1],
+            halves[:, 0, 2],
+            threshold,
+            first.bad,
+            first.monitor.tolerance,
+        )
+
+    def figure(self, project: Project, watch: Watch, xs, ns, rows) -> float:
+        xs = np.asarray(xs, float)
+        return _ratio(np.nansum(xs * rows), np.sum(np.where(np.isfinite(xs), rows, 0)))
+
+    def reference_figure(self, project: Project, watch: Watch) -> float:
+        halves = watch.reference["halves"]
+        return _ratio(sum(h[0] * h[1] for h in halves), sum(h[0] for h in halves))
+
+
+class Coverage:
+    """The share of a day's rows labeled within the lag that 95% of the reference's labels
+    arrived in (whole days; 0 when they arrive the same day), observed once that lag has
+    passed: a day's share is known ``lag`` days later."""
+
+    needs_labels = True
+
+    def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
+        rows = and_all([window.scope.to_sql(), compile_slice(monitor.slice_, project)])
+        lag_query = Sql.compose(
+            "SELECT quantile_disc(date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)), {q}) "
+            "FROM {log} WHERE {rows} AND label IS NOT NULL",
+            known=KNOWN,
+            q=Sql("?", [COVERAGE_QUANTILE]),
+            log=_log(project),
+            rows=rows,
+        )
+        lag = con.execute(*lag_query).fetchall()[0][0]
+        lag = int(lag or 0)
+        trials, successes = con.execute(*self._counts(project, rows, lag)).fetchall()[0]
+        return {"lag_days": lag, "labeled": int(successes or 0), "rows": int(trials or 0)}
+
+    def _counts(self, project: Project, rows: Sql, lag: int) -> Sql:
+        return Sql.compose(
+            "SELECT count(*), sum(CASE WHEN label IS NOT NULL AND "
+            "date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)) <= {lag} THEN 1 ELSE 0 END) "
+            "FROM {log} WHERE {rows}",
+            known=KNOWN,
+            lag=Sql("?", [lag]),
+            log=_log(project),
+            rows=rows,
+        )
+
+    def enough(self, reference: dict) -> str | None:
+        if reference["rows"] < 30:
+            return f"the reference window has {reference['rows']} rows of it: too few to compare with"
+        return None
+
+    def observe_many(self, con, project: Project, asked: list[tuple[Watch, list[date]]]) -> dict[str, dict]:
+        def predicted(watch: Watch, days: list[date]) -> tuple[date, date]:  # the days whose lag has just passed
+            lag = watch.reference["lag_days"]
+            return max(days[0] - timedelta(days=lag), watch.first_period), days[-1] - timedelta(days=lag)
+
+        def group(watch: Watch, days: list[date]):
+            return (watch.version, watch.stage, watch.reference["lag_days"], *predicted(watch, days))
+
+        def base(watch: Watch, days: list[date]) -> Sql:
+            first, last = predicted(watch, days)
+            return watch.after(first, last).to_sql() if first <= last else Sql("FALSE")
+
+        def labeled_in_time(watch: Watch) -> Sql:
+            return Sql.compose(
+                "CASE WHEN label IS NOT NULL AND "
+                "date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)) <= {lag} THEN 1.0 ELSE 0.0 END",
+                known=KNOWN,
+                lag=Sql("?", [watch.reference["lag_days"]]),
+            )
+
+        out = {}
+        for (watch, days), found in _one_scan_each(con, project, asked, group, base, PREDICTED, labeled_in_time):
+            lag = timedelta(days=watch.reference["lag_days"])
+            seen = {}
+            for day in days:
+                n, k, _ = found.get(day - lag, (0, 0.0, 0.0))
+                seen[day] = (k, float(n), n)
+            out[watch.monitor.name] = seen
+        return out
+
+    def detectors(self, project: Project, watches: list[Watch], threshold: float):
+        labeled = [w.reference["labeled"] for w in watches]
+        rows = [w.reference["rows"] for w in watches]
+        return RateMonitors(labeled, rows, threshold, watches[0].bad, watches[0].monitor.tolerance, _seeds(watches))
+
+    def figure(self, project: Project, watch: Watch, xs, ns, rows) -> float:
+        return _ratio(np.sum(xs), np.sum(ns))
+
+    def reference_figure(self, project: Project, watch: Watch) -> float:
+        return _ratio(watch.reference["labeled"], watch.reference["rows"])
+
+
+class Volume:
+    """A day's rows against the reference window's days. Traffic varies more from day to day
+    than a Poisson count would (weekdays, campaigns), so a day's rows are compared as a
+    figure whose variance is the reference days' own spread: the mean of alternate days of
+    the window is the reference, the other days' mean its prior. The tolerance is in rows a
+    day."""
+
+    needs_labels = False
+
+    def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
+        days = (window.end - window.start).days + 1
+        found = self._by_day(con, project, and_all([window.scope.to_sql(), compile_slice(monitor.slice_, project)]))
+        return {"days": [found.get(window.start + timedelta(days=i), 0) for i in range(days)]}
+
+    def _by_day(self, con, project: Project, rows: Sql) -> dict[date, int]:
+        query = Sql.compose(
+            'SELECT CAST("timestamp" AS DATE), count(*) FROM {log} WHERE {rows} GROUP BY CAST("timestamp" AS DATE)',
+            log=_log(project),
+            rows=rows,
+        )
+        return {d: int(n) for d, n in con.execute(*query).fetchall()}
+
+    def enough(self, reference: dict) -> str | None:
+        days = reference["days"]
+        if len(days) < 4 or not any(days):
+            return f"the reference window has {len(days)} days and {sum(days)} rows of it: too few to compare with"
+        return None
+
+    def _spread(self, watch: Watch) -> float:
+        """The variance of one day's rows: the reference days' (at least a Poisson count's)."""
+        days = np.asarray(watch.reference["days"], float)
+        return max(float(np.var(days, ddof=1)), float(days.mean()), 1.0)
+
+    def observe_many(self, con, project: Project, asked: list[tuple[Watch, list[date]]]) -> dict[str, dict]:
+        def group(watch: Watch, days: list[date]):
+            return (watch.version, watch.stage, days[0], days[-1])
+
+        def base(watch: Watch, days: list[date]) -> Sql:
+            return watch.after(days[0], days[-1]).to_sql()
+
+        out = {}
+        for (watch, days), found in _one_scan_each(con, project, asked, group, base, PREDICTED, None):
+            spread = self._spread(watch)
+            rows = {day: found.get(day, (0, 0.0, 0.0))[0] for day in days}
+            out[watch.monitor.name] = {day: (float(n), spread, n) for day, n in rows.items()}
+        return out
+
+    def detectors(self, project: Project, watches: list[Watch], threshold: float):
+        days = [np.asarray(w.reference["days"], float) for w in watches]
+        spread = np.array([self._spread(w) for w in watches])
+        return EstimateMonitors(
+            [d[1::2].mean() for d in days],
+            spread / [len(d[1::2]) for d in days],
+            [d[0::2].mean() for d in days],
+            spread / [len(d[0::2]) for d in days],
+            threshold,
+            watches[0].bad,
+            watches[0].monitor.tolerance,
+            # changes of a fifth of the traffic weigh most
+            spread=np.maximum(np.sqrt(spread), [0.2 * d.mean() for d in days]),
+        )
+
+    def figure(self, project: Project, watch: Watch, xs, ns, rows) -> float:
+        return _ratio(np.sum(xs), len(xs))
+
+    def reference_figure(self, project: Project, watch: Watch) -> float:
+        return float(np.mean(watch.reference["days"]))
+
+
+class Drift(OneAtATime):
+    """A feature's drift each day against the reference window's rows of the slice: the
+    day alerts when its test's p-value is at most one over the alert level (and the distance
+    at least the tolerance). Days share the reference sample, so their tests are not
+    independent and are not multiplied together; a p-value at most ``1/c`` has a chance at
+    most ``1/c`` under no drift, whatever the dependence, which keeps the budget."""
+
+    needs_labels = False
+
+    def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
+        return {"rows": window.rows}
+
+    def enough(self, reference: dict) -> str | None:
+        return None if reference["rows"] else "the reference window has no rows of it"
+
+    def observe(self, con, project: Project, watch: Watch, days: list[date]) -> dict[date, tuple]:
+        result = drift_table(con, project, watch.window, watch.monitor.slice_, "day")
+        found = {}
+        for period in result.periods:
+            for feature in period.features:
+                if feature.feature == watch.monitor.metric and feature.p_value is not None:
+                    found[period.period.start] = (float(feature.p_value), float(feature.distance), period.rows)
+        return {day: found.get(day, (NAN, NAN, 0)) for day in days}
+
+    def detectors(self, project: Project, watches: list[Watch], threshold: float):
+        return _DriftDetectors(len(watches), threshold, watches[0].monitor.tolerance)
+
+    def figure(self, project: Project, watch: Watch, xs, ns, rows) -> float:
+        return float(ns[-1]) if len(ns) else NAN
+
+    def reference_figure(self, project: Project, watch: Watch) -> float:
+        return 0.0
+
+
+class _DriftDetectors:
+    """Each day by itself: its p-value at most ``1 / threshold`` (and its distance at least
+    the tolerance) alerts; its evidence is ``1 / p``."""
+
+    def __init__(self, count: int, threshold: float, tolerance: float):
+        self.log_threshold, self.tolerance = math.log(threshold), tolerance
+        self.t = 0
+        self.best_start = np.zeros(count, dtype=int)
+
+    def step(self, p_values, distances) -> tuple[np.ndarray, np.ndarray]:
+        self.t += 1
+        p = np.asarray(p_values, float)
+        log_e = np.where(np.isfinite(p), -np.log(np.clip(np.nan_to_num(p, nan=1.0), 1e-300, 1.0)), 0.0)
+        self.best_start[:] = self.t - 1
+        with np.errstate(invalid="ignore"):
+            alerts = (log_e >= self.log_threshold) & (np.asarray(distances, float) >= self.tolerance)
+        return alerts, log_e
+
+
+def _one_scan_each(con, project: Project, asked, group, base, day_sql: str, figure):
+    """Many monitors' rows by day, one scan of the log for each group of monitors alike
+    (``group``: the same scope, days and whatever ``base`` depends on): per monitor and
+    day, its slice's rows and, with ``figure`` (each monitor's SQL of a row's figure), its
+    sum and sum of squares. Yields ``((watch, days), {day: (rows, sum, squares)})``."""
+    groups: dict = {}
+    for watch, days in asked:
+        groups.setdefault(group(watch, days), []).append((watch, days))
+    for members in groups.values():
+        for start in range(0, len(members), BATCH):
+            chunk = members[start : start + BATCH]
+            aggregates = []
+            for watch, _ in chunk:
+                inside = compile_slice(watch.monitor.slice_, project)
+                aggregates.append(Sql.compose("count(CASE WHEN {s} THEN 1 END)", s=inside))
+                if figure is not None:
+                    f = Sql.of(figure(watch))
+                    aggregates.append(Sql.compose("sum(CASE WHEN {s} THEN {f} END)", s=inside, f=f))
+                    aggregates.append(Sql.compose("sum(CASE WHEN {s} THEN ({f}) * ({f}) END)", s=inside, f=f))
+            query = Sql.compose(
+                "SELECT CAST({day} AS DATE) AS day, {aggregates} FROM {log} WHERE {base} GROUP BY CAST({day} AS DATE)",
+                day=day_sql,
+                aggregates=Sql.join(", ", aggregates),
+                log=_log(project),
+                base=base(*chunk[0]),
+            )
+            width = 1 if figure is None else 3
+            rows = con.execute(*query).fetchall()
+            for i, member in enumerate(chunk):
+                found = {}
+                for row in rows:
+                    n, *sums = row[1 + i * width : 1 + (i + 1) * width]
+                    found[row[0]] = (
+                        int(n or 0),
+                        *(float(x or 0.0) for x in sums),
+                        *([0.0, 0.0] if figure is None else []),
+                    )
+                yield member, found
+
+
+def _seeds(watches: list[Watch]) -> list[int]:
+    """A seed per monitor from its name: its random split is its own, whoever it runs with."""
+    return [zlib.crc32(w.monitor.name.encode()) for w in watches]
+
+
+def _mean_and_variance(n, total, squares) -> tuple[float, float]:
+    """A mean of ``n`` figures and the variance of that mean (NaN below two figures)."""
+    if n < 2:
+        return NAN, NAN
+    mean = total / n
+    variance = max(squares - n * mean * mean, 0.0) / (n - 1) / n
+    return mean, variance if variance > 0 else NAN
+
+
+def _ratio(a, b) -> float:
+    return float(a) / float(b) if b else NAN
+
+
+def _log(project: Project) -> str:
+    return quote_ident(project.log_table)
+
+
+def families() -> dict:
+    """Each kind's family, fresh for a run (the estimates keep their fits for one run)."""
+    estimates = Estimates()
+    return {
+        "realized": LabelMeans(),
+        "estimated": estimates,
+        "combined": estimates,
+        "coverage": Coverage(),
+        "volume": Volume(),
+        "drift": Drift(),
+    }

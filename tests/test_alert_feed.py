@@ -1,0 +1,114 @@
+"""The alert feed under AppTest (the real app, a copy of the demo, which comes with monitors
+and a planted change): the Monitor page shows the engine's alerts, most costly first, with
+their words, figures and links; a person acknowledges, snoozes and resolves them there; the
+Overview shows the open ones at the top; the monitor list shows the budget's alert level."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import parse_qs
+
+from test_app import open_page, texts
+
+from analysis import Store, get_project
+from analysis.monitors.alerts import alert_history, list_alerts
+from analysis.monitors.definitions import get_budget, list_monitors
+from analysis.monitors.words import rarity
+from analysis.numbers import format_count, format_number, format_value
+
+
+def alerts_of(path):
+    with Store(path).read() as con:
+        return list_alerts(con, get_project(con, "lending-demo"))
+
+
+def monitor(monkeypatch, path):
+    return open_page(monkeypatch, path, "pages/monitor.py")
+
+
+def test_the_demo_opens_on_its_planted_change(monkeypatch, demo_copy):
+    alerts = alerts_of(demo_copy)
+    # The partner surge from day 46 (analysis/demo.py) lowers credit-v1's accuracy on the
+    # partner channel, and so on every row; nothing else is alerted.
+    assert {a.monitor for a in alerts} == {"accuracy on channel = partner_api", "accuracy"}
+    assert all(a.state == "new" and a.period >= date(2026, 10, 17) for a in alerts)
+    at = monitor(monkeypatch, demo_copy)
+    assert at.subheader[0].value == f"Alerts ({len(alerts)} open)"
+    shown = [e.label for e in at.expander if e.label.split(" · ")[0].isdigit()]
+    # Most costly first, as the engine orders them.
+    assert [int(label.split(" · ")[0]) for label in shown] == [a.alert_id for a in alerts]
+    first = alerts[0]
+    assert first.message in texts(at)
+    cards = {m.label: m.value for m in at.metric[:3]}  # the first alert's
+    assert cards["Reference"] == format_value("accuracy", first.reference)
+    assert cards["Since the change began"] == format_value("accuracy", first.value)
+    assert cards["Impact"] == format_number(first.impact, 0)
+
+
+def test_an_alert_links_to_its_slice_and_days(monkeypatch, demo_copy):
+    partner = next(a for a in alerts_of(demo_copy) if a.monitor == "accuracy on channel = partner_api")
+    at = monitor(monkeypatch, demo_copy)
+    links = [x for x in at.get("page_link") if x.proto.label == "Open these days in Slices"]
+    by_slice = {parse_qs(x.proto.query_string).get("slice", [""])[0]: x for x in links}
+    params = {k: v[0] for k, v in parse_qs(by_slice["channel = partner_api"].proto.query_string).items()}
+    assert params == {
+        "version": "credit-v1",
+        "stage": "production",
+        "from": partner.since.isoformat(),
+        "to": partner.last_period.isoformat(),
+        "slice": "channel = partner_api",
+    }
+    slices = open_page(monkeypatch, demo_copy, "pages/slices.py", **params)
+    assert not slices.exception and slices.text_input(key="sl_text").value == "channel = partner_api"
+
+
+def test_acknowledge_snooze_and_resolve_from_the_page(monkeypatch, demo_copy):
+    first = alerts_of(demo_copy)[0]
+    at = monitor(monkeypatch, demo_copy)
+    at.button(key=f"al{first.alert_id}_ack").click().run()
+    assert not at.exception
+    states = {a.alert_id: a.state for a in alerts_of(demo_copy)}
+    assert states[first.alert_id] == "acknowledged"
+    at.date_input(key=f"al{first.alert_id}_until").set_value(date(2026, 11, 20)).run()
+    at.button(key=f"al{first.alert_id}_snooze").click().run()
+    snoozed = next(a for a in alerts_of(demo_copy) if a.alert_id == first.alert_id)
+    assert (snoozed.state, snoozed.snoozed_until) == ("snoozed", date(2026, 11, 20))
+    at.button(key=f"al{first.alert_id}_resolve").click().run()
+    assert not at.exception
+    resolved = next(a for a in alerts_of(demo_copy) if a.alert_id == first.alert_id)
+    assert resolved.state == "resolved"
+    assert at.subheader[0].value == f"Alerts ({len(alerts_of(demo_copy)) - 1} open)"
+    assert "Resolved alerts (1)" in [e.label for e in at.expander]
+    with Store(demo_copy).read() as con:
+        history = alert_history(con, get_project(con, "lending-demo"), first.alert_id)
+    changes = [e["state"] for e in history if not (e["note"] or "").startswith("crossed again")]
+    assert changes == ["new", "acknowledged", "snoozed", "resolved"]
+
+
+def test_snoozing_before_the_latest_evidence_is_refused_in_words(monkeypatch, demo_copy):
+    first = alerts_of(demo_copy)[0]
+    at = monitor(monkeypatch, demo_copy)
+    at.date_input(key=f"al{first.alert_id}_until").set_value(first.last_period).run()
+    at.button(key=f"al{first.alert_id}_snooze").click().run()
+    assert not at.exception and "a day after its latest evidence" in texts(at)
+    assert alerts_of(demo_copy)[0].state == "new"
+
+
+def test_the_overview_shows_the_open_alerts_first(monkeypatch, demo_copy):
+    alerts = alerts_of(demo_copy)
+    at = open_page(monkeypatch, demo_copy, "pages/overview.py")
+    shown = texts(at)
+    assert f"{format_count(len(alerts))} open alerts" in shown
+    assert all(a.message in shown for a in alerts)
+    assert [x for x in at.get("page_link") if x.proto.label == "See the alerts on the Monitor page"]
+
+
+def test_the_monitor_list_shows_the_budget_s_alert_level(monkeypatch, demo_copy):
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        monitors, budget = list_monitors(con, project), get_budget(con, project)
+    at = monitor(monkeypatch, demo_copy)
+    level = budget.threshold(len(monitors))
+    assert f"reaches {format_number(level, 0)}: a false alarm of one monitor {rarity(level)}" in texts(at)
+    table = next(d.value for d in at.dataframe if "Monitor" in d.value.columns)
+    assert list(table["Monitor"]) == [m.name for m in monitors]
