@@ -28,11 +28,11 @@ Planted failure slices (where a version is much worse than elsewhere):
 3. ``age < 25``: credit-v2 is close to guessing.
 4. ``credit_history_years IS NULL`` (thin files): every version is somewhat worse.
 
-A planted change, for the monitors: from day 46 a new partner sends self-employed
-applicants in bulk through ``channel = partner_api``, the corner credit-v1 never learned,
-so its accuracy there falls as the labels of those days arrive. The demo comes with
-monitors (:data:`DEMO_MONITORS`, and the headline metric on every channel), evaluated once
-when it is built: the Monitor page opens on the alert.
+A planted change, for the monitors: from day 57 (the last three days, which no label has
+reached yet) the credit bureau's data stops reaching credit-v1 for mobile-app applications,
+and it scores them nearly blind. Only the label-free estimate can see it; no labeled figure
+changes. The demo comes with monitors (:data:`DEMO_MONITORS`, and the headline metric on
+every channel), evaluated once when it is built: the Monitor page opens on the alert.
 """
 
 from __future__ import annotations
@@ -60,8 +60,7 @@ DEMO_DAYS = 60
 DEMO_REQUESTS_PER_DAY = 5000
 THRESHOLD = 0.3
 CANARY_START_DAY = 36
-PARTNER_SURGE_DAY = 46  # a new partner's self-employed applicants, from this day on
-PARTNER_SURGE_SHARE = 0.6
+OUTAGE_DAY = 57  # from this day on credit-v1 scores mobile-app applications without the bureau's data
 SHADOW_START_DAY = 30
 CANARY_SHARE = 0.15
 
@@ -146,9 +145,6 @@ def _applications(day: int, n_days: int, per_day: int, seed: int, end: datetime)
     )
     device = np.where((channel == "mobile_app") & (device == "desktop"), "android", device)
     purpose = rng.choice(PURPOSES, n, p=PURPOSE_P)
-    if day >= PARTNER_SURGE_DAY:  # its own draws: every other figure of the day is as it was
-        surge = (channel == "partner_api") & (np.random.default_rng([seed, day, 1]).random(n) < PARTNER_SURGE_SHARE)
-        employment = np.where(surge, "self_employed", employment)
     history = np.round(np.clip(rng.gamma(2.0, 4.0, n) - (age < 25) * 3, 0, 50), 1)
     thin_file = rng.random(n) < np.where(age < 25, 0.25, 0.06)
     history = np.where(thin_file, np.nan, history)
@@ -200,6 +196,7 @@ def _applications(day: int, n_days: int, per_day: int, seed: int, end: datetime)
             "account_opened": opened,
             "applicant_note": note,
             "_logit": logit,
+            "_day": day,
             "_default": rng.random(n) < _sigmoid(logit),
             "_u_canary": rng.random(n),
             "_delay": 3 + rng.gamma(1.6, 6.0, n),
@@ -218,6 +215,8 @@ def _score(apps: pd.DataFrame, version: str) -> np.ndarray:
     if version == "credit-v1":
         z = logit + 0.75 * noise[:, 0]
         z = np.where(partner_self, logit - 2.6 + 0.5 * noise[:, 0], z)  # misses the partner signal
+        outage = (apps["_day"] >= OUTAGE_DAY) & (apps["channel"] == "mobile_app")
+        z = np.where(outage.to_numpy(), 0.25 * logit - 1.0 + 0.75 * noise[:, 0], z)  # blind without the bureau
     elif version == "credit-v2":
         z = logit + 0.5 * noise[:, 1]
         young = (apps["age"] < 25).to_numpy()

@@ -34,7 +34,7 @@ st.caption(
     "the model's own scores, calibrated on a labeled reference window, with 95% intervals; combined with "
     "the labels as they arrive."
 )
-alert_views.alert_feed(project_name, project)
+alert_views.alert_feed(project_name)
 alert_views.monitor_list(project_name)
 st.divider()
 

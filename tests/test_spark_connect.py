@@ -155,9 +155,9 @@ def _assert_same(a, b, where: str = "") -> None:
     [
         ["slice", "--where", "city = ber", "--where", "tier = free", "--version", "v2"],
         ["breakdown", "--by", "city"],
-        ["compare", "--baseline", "v1", "--candidate", "v2", "--discovered", "2"],
+        # (the paired comparison's parity on Spark is test_spark's; here: that a server answers)
     ],
-    ids=["slice", "breakdown", "paired comparison"],
+    ids=["slice", "breakdown"],
 )
 def test_a_spark_connect_server_gives_duckdbs_numbers(connect_lake, connect_url, command, capsys):
     args = [*command, "--project", "lake", "--db", str(connect_lake.path), "--format", "json"]

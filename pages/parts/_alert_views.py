@@ -1,9 +1,10 @@
 """The Monitor page's alert feed and monitor list.
 
 Each alert says what changed in words, its evidence and impact, and opens its slice and
-days in Slices or Discover; its errors can be promoted into a validation set; a person
-acknowledges, snoozes or resolves it. The monitors are listed with the budget that sets
-their alert level, and can be evaluated on the spot (as the daily job does)."""
+days in Slices, Discover, or the Slices page's Promote view (its errors into a validation
+set); a person acknowledges, snoozes or resolves it. The monitors are listed with the
+budget that sets their alert level, and can be evaluated on the spot (as the daily job
+does)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,9 @@ from analysis.monitors.run import run_monitors
 from analysis.monitors.words import rarity
 from analysis.numbers import format_count, format_number, format_value, metric_title
 from analysis.slices import Slice, parse_slice
-from analysis.store.scope import Scope
 from analysis.store.sql import in_transaction
 from pages.parts import _ui
 from pages.parts._alert_banner import STATE_ICONS
-from pages.parts._promote_view import promote_view
 from pages.parts._writes import write
 
 ERROR_KEY = "al_error"
@@ -45,7 +44,7 @@ def _slice(alert) -> Slice:
     return Slice() if alert.slice in ("all rows", "every row") else parse_slice(alert.slice)
 
 
-def alert_feed(project_name: str, project) -> None:
+def alert_feed(project_name: str) -> None:
     """Open alerts first, by impact; resolved ones after, folded away."""
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
@@ -56,7 +55,7 @@ def alert_feed(project_name: str, project) -> None:
     if not alerts:
         st.caption("No alert yet. Monitors alert only when the evidence of a change reaches the budget's level.")
     for alert in opened:
-        _alert(project_name, project, alert, expanded=alert is opened[0])
+        _alert(project_name, alert, expanded=alert is opened[0])
     closed = [a for a in alerts if not a.is_open]
     if closed:
         with st.expander(f"Resolved alerts ({format_count(len(closed))})"):
@@ -64,7 +63,7 @@ def alert_feed(project_name: str, project) -> None:
                 st.markdown(f"{STATE_ICONS['resolved']} **{alert.alert_id}** · {_ui.plain(alert.message)}")
 
 
-def _alert(project_name: str, project, alert, expanded: bool) -> None:
+def _alert(project_name: str, alert, expanded: bool) -> None:
     title = (
         f"{alert.alert_id} · {alert.monitor} · {alert.state}"
         + (f" until {alert.snoozed_until}" if alert.state == "snoozed" else "")
@@ -78,11 +77,6 @@ def _alert(project_name: str, project, alert, expanded: bool) -> None:
         c.metric("Impact", format_number(alert.impact, 0), help=_impact_help(alert), delta_color="off")
         _links(alert)
         _actions(project_name, alert)
-        if alert.kind in ("realized", "estimated", "combined"):
-            with st.popover("Promote these errors", icon=":material/playlist_add:"):
-                scope = Scope.of(alert.version, alert.stage, alert.since, alert.last_period)
-                source = {"alert": alert.alert_id, "monitor": alert.monitor}
-                promote_view(project_name, project, scope, _slice(alert), key=f"al{alert.alert_id}", source=source)
 
 
 def _shown(alert, value) -> str:
@@ -111,7 +105,7 @@ def _links(alert) -> None:
     in_slices, in_discover = dict(params), dict(params)
     if _slice(alert).conditions:
         in_slices["slice"] = in_discover["within"] = alert.slice
-    a, b = st.columns(2)
+    a, b, c = st.columns(3)
     a.page_link(
         "pages/slices.py", label="Open these days in Slices", icon=":material/filter_alt:", query_params=in_slices
     )
@@ -120,6 +114,13 @@ def _links(alert) -> None:
         label="Find where they go wrong (Discover)",
         icon=":material/travel_explore:",
         query_params=in_discover,
+    )
+    # The Slices page's Promote view on this slice and these days: its errors into a validation set.
+    c.page_link(
+        "pages/slices.py",
+        label="Promote these errors",
+        icon=":material/playlist_add:",
+        query_params={**in_slices, "view": "promote"},
     )
 
 
