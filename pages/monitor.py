@@ -1,4 +1,5 @@
-"""Monitor: how a model version performs on the recent past, before its labels arrive.
+"""Monitor: the alerts of the project's monitors (:mod:`pages.parts._alert_views`), then how a
+model version performs on the recent past, before its labels arrive.
 
 Each period's metrics are estimated from the model's own scores, calibrated on a labeled
 reference window; as labels arrive they are combined with the estimate. A timeline per
@@ -30,9 +31,10 @@ summary = _ui.query(project_summary, project_name)
 project = _ui.query(get_project, None, name=project_name)
 st.title("Monitor")
 st.caption(
-    "How the model does on recent data before the labels are in: each period's metrics estimated from "
-    "the model's own scores, calibrated on a labeled reference window, with 95% intervals; combined with "
-    "the labels as they arrive."
+    "The alerts of the project's monitors, raised only within its false-alarm budget; then how the model "
+    "does on recent data before the labels are in: each period's metrics estimated from the model's own "
+    "scores, calibrated on a labeled reference window, with 95% intervals; combined with the labels as they "
+    "arrive."
 )
 alert_views.alert_feed(project_name)
 alert_views.monitor_list(project_name)

@@ -46,3 +46,21 @@ def test_a_click_on_a_period_opens_it_in_slices(server, page):  # noqa: F811
     wait_idle(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(card_value(page, "Rows in the slice")).to_have_text(f"{labeled[-1].rows:,}")
+
+
+def test_the_alert_feed_in_the_browser_and_an_acknowledgement(server, page):  # noqa: F811
+    """The demo's planted outage: its alert opens the page; Acknowledge is stored and shown."""
+    from analysis.monitors.alerts import list_alerts
+
+    with Store(server.db).read() as con:
+        (alert,) = list_alerts(con, get_project(con, "lending-demo"))
+    page.goto(server.url + "/monitor?project=lending-demo")
+    expect(page.get_by_role("heading", name="Alerts (1 open)")).to_be_visible()
+    wait_idle(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_text(alert.message[:60])).to_be_visible()
+    expect(page.get_by_role("link", name="Promote these errors")).to_be_visible()
+    after_run(page, lambda: page.get_by_role("button", name="Acknowledge").click())
+    expect(page.get_by_text(f"{alert.alert_id} · {alert.monitor} · acknowledged")).to_be_visible()
+    with Store(server.db).read() as con:
+        assert list_alerts(con, get_project(con, "lending-demo"))[0].state == "acknowledged"

@@ -14,6 +14,7 @@ production on ``as_of``; when another takes over, its reference and days start a
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -79,11 +80,12 @@ def run_monitors(con, project: Project, as_of: date | None = None, budget: Budge
     kinds = families()
     alerts = open_alerts(con, project)
     states, stored = load_states(con, project), observations(con, project)
+    serving = functools.cache(lambda: serving_version(con, project, as_of))  # asked once, if at all
     asked = []
     for monitor in monitors:
         family = kinds[monitor.kind]
         try:
-            watch = _watch(con, project, monitor, family, as_of, states.get(monitor.name))
+            watch = _watch(con, project, monitor, family, as_of, states.get(monitor.name), serving)
         except ConfigError as skipped:
             result.skipped.append((monitor.name, str(skipped)))
             continue
@@ -146,10 +148,10 @@ def _evaluate(con, project: Project, members: list, new: dict, level: float, ale
                     result.resolved.append(alert)
 
 
-def _watch(con, project: Project, monitor: Monitor, family, as_of: date, state: State | None) -> Watch:
+def _watch(con, project: Project, monitor: Monitor, family, as_of: date, state: State | None, serving) -> Watch:
     version, stage = monitor.version, monitor.stage
     if version is None:
-        version, stage = serving_version(con, project, as_of), PRODUCTION
+        version, stage = serving(), PRODUCTION
     else:
         stage = version_stage(con, project, version, stage)
     if state is None or (state.version, state.stage) != (version, stage):
