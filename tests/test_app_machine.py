@@ -1524,7 +1524,7 @@ def test_a_user_clicking_at_random_never_crashes_and_sees_true_numbers(base_db):
     run_state_machine_as_test(
         AppMachine,
         settings=settings(
-            max_examples=8,
+            max_examples=5,
             stateful_step_count=35,
             derandomize=True,
             database=None,
