@@ -39,8 +39,6 @@ if ! command -v java >/dev/null; then
     fi
 fi
 
-# 4. Every test, in three worker processes (pytest-xdist); each test file runs whole in one
-#    worker, so a file's shared server, Spark session or database is built once. Three on two
-#    cores: a worker waiting for its server, browser or Spark to start leaves the cores to the
-#    others.
-exec .venv/bin/python -m pytest tests -q -p no:cacheprovider -n 3 --dist loadfile "$@"
+# 4. Every test, in two worker processes (pytest-xdist); each test file runs whole in one
+#    worker, so a file's shared server, Spark session or database is built once.
+exec .venv/bin/python -m pytest tests -q -p no:cacheprovider -n 2 --dist loadfile "$@"

@@ -377,8 +377,12 @@ def _best(frame: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def ranked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Slices by z, highest first; ties to fewer conditions, then more rows, then the predicates."""
-    f = frame.assign(sb_z=frame["z"].fillna(-np.inf), sb_key=frame["predicates"].map(lambda p: str(_key(p))))
+    """Slices by z, highest first; ties to fewer conditions, then more rows, then the predicates.
+    z is compared to 9 decimals: the same rows under two names (``channel = partner_api`` and
+    ``device = server``) sum in whatever order the engine's threads take, and may differ in the
+    last bits, which must not decide which name comes first."""
+    z = frame["z"].fillna(-np.inf).round(9)
+    f = frame.assign(sb_z=z, sb_key=frame["predicates"].map(lambda p: str(_key(p))))
     f = f.sort_values(["sb_z", "level", "n1", "sb_key"], ascending=[False, True, False, True], kind="stable")
     return f.drop(columns=["sb_z", "sb_key"])
 
