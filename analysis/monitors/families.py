@@ -69,9 +69,6 @@ class Watch:
     def after(self, first: date, last: date | None = None) -> Scope:
         return Scope.of(self.version, self.stage, first, last)
 
-    def rows_sql(self, project: Project, scope: Scope) -> Sql:
-        return and_all([scope.to_sql(), compile_slice(self.monitor.slice_, project)])
-
 
 def end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time())
