@@ -6,8 +6,8 @@ then one new day, as a daily job runs it.
 
 ``--build`` makes the demo (``analysis.demo.build_demo``, ``--requests-per-day``) at the
 path. The monitors are made on a copy: ``--monitors`` of each kind asked (``--kinds``),
-over the slices ``feature = value`` and ``a = x AND b = y`` of the demo's categories (the
-leaderboard's slices), every monitor's own. Printed: the back-fill (every day since the
+over the slices ``feature = value``, ``a = x AND b = y`` and ``a = x AND b = y AND c = z`` of
+the demo's categories (the leaderboard's slices), every monitor's own. Printed: the back-fill (every day since the
 reference window, up to the day before the log's last) and the run of the last day alone,
 in seconds, with the days evaluated and the alerts; and the machine and its load.
 """
@@ -40,7 +40,7 @@ METRIC |= {"coverage": "labeled_share"}
 
 
 def slices(con, project, count: int) -> list[Slice]:
-    """``count`` slices: single values first, then pairs of values of two features."""
+    """``count`` slices: single values first, then pairs of values of two features, then triples."""
     values = {
         f: [
             v
@@ -50,8 +50,15 @@ def slices(con, project, count: int) -> list[Slice]:
     }
     singles = [[(f, v)] for f in FEATURES for v in values[f]]
     pairs = [[(a, x), (b, y)] for a, b in itertools.combinations(FEATURES, 2) for x in values[a] for y in values[b]]
+    triples = [
+        [(a, x), (b, y), (c, z)]
+        for a, b, c in itertools.combinations(FEATURES, 3)
+        for x in values[a]
+        for y in values[b]
+        for z in values[c]
+    ]
     found = []
-    for terms in [*singles, *pairs][:count]:
+    for terms in [*singles, *pairs, *triples][:count]:
         found.append(Slice.from_dict({"conditions": [{"column": c, "op": "in", "values": [v]} for c, v in terms]}))
     return found
 

@@ -380,3 +380,38 @@ def test_a_monitor_s_evidence_is_its_own_whoever_runs_beside_it(instant, tmp_pat
             found.append((east.period, east.since, east.value, east.reference))
     assert found[0] == found[2] and found[1][:2] == found[3][:2]
     assert found[1][2:] == pytest.approx(found[3][2:], abs=1e-12)
+
+
+def test_a_removed_monitor_is_gone_with_its_days_and_its_open_alert_is_resolved(instant, tmp_path, capsys):
+    path = copy_of(instant[0], tmp_path)
+    run_cli(path, capsys, "monitor", "run", "--as-of", str(day(DROP_DAY + 8)), "--format", "json")
+    code, listed = run_cli(path, capsys, "alerts", "list", "--format", "json")
+    assert [(a["monitor"], a["state"]) for a in listed] == [("east accuracy", "new")]
+    # A name no monitor has: named in the message, nothing changed.
+    digest = db_digest(path)
+    code = main(["--db", str(path), "monitor", "remove", "--name", "west accuracy", "--project", "s"])
+    assert code == 2 and "no monitor named 'west accuracy'" in capsys.readouterr().err and db_digest(path) == digest
+    code, removed = run_cli(
+        path, capsys, "monitor", "remove", "--name", "east accuracy", "--by", "ana", "--format", "json"
+    )
+    assert code == 0 and removed["name"] == "east accuracy"
+    code, monitors = run_cli(path, capsys, "monitor", "list", "--format", "json")
+    assert sorted(m["name"] for m in monitors) == ["accuracy", "labels", "volume"]
+    with Store(path).read() as con:
+        kept = {
+            table: con.execute(f"SELECT count(*) FROM {table} WHERE monitor = 'east accuracy'").fetchall()[0][0]
+            for table in ("sb_monitor_state", "sb_monitor_observations", "sb_alerts")
+        }
+    assert kept == {"sb_monitor_state": 0, "sb_monitor_observations": 0, "sb_alerts": 1}  # the alert's history stays
+    code, history = run_cli(path, capsys, "alerts", "history", "--id", str(listed[0]["id"]), "--format", "json")
+    assert (history[-1]["state"], history[-1]["by"], history[-1]["note"]) == (
+        "resolved",
+        "ana",
+        "the monitor was removed",
+    )
+    # Added again, it starts afresh: the drop is found again, as a new alert.
+    with Store(path).write() as con:
+        add_monitor(con, get_project(con, "s"), EAST_ACCURACY)
+    code, out = run_cli(path, capsys, "monitor", "run", "--as-of", str(day(DROP_DAY + 8)), "--format", "json")
+    assert code == 1 and [a["monitor"] for a in out["alerts"]] == ["east accuracy"]
+    assert out["alerts"][0]["id"] != listed[0]["id"]

@@ -1,5 +1,5 @@
 """Monitors: ``monitor add`` (one, or ``--auto`` for every saved slice and every value of
-chosen features), ``monitor list``, ``monitor budget`` (the project's false alerts a month),
+chosen features), ``monitor list``, ``monitor remove``, ``monitor budget`` (the project's false alerts a month),
 ``monitor run`` (exit 0: no new alert, 1: new alerts, 2: an error; a cron job runs it
 daily) and ``monitor webhook`` (where new alerts are sent)."""
 
@@ -56,6 +56,16 @@ def _add(args, con, project):
         added = [add_monitor(con, project, monitor)]
     listed = [m.to_dict() for m in added]
     return listed, _table(listed) if listed else "no new monitor (every one asked for exists)"
+
+
+def _remove(args, con, project):
+    from analysis.errors import ConfigError
+    from analysis.monitors.definitions import remove_monitor
+
+    if not args.name:
+        raise ConfigError("monitor remove needs --name (monitor list shows them).")
+    removed = remove_monitor(con, project, args.name, args.by or "cli").to_dict()
+    return removed, f"removed {_table([removed])}"
 
 
 def _list(args, con, project):
@@ -147,7 +157,7 @@ def _table(monitors: list[dict]) -> str:
     )
 
 
-ACTIONS = {"add": _add, "list": _list, "budget": _budget, "run": None, "webhook": _webhook}
+ACTIONS = {"add": _add, "list": _list, "remove": _remove, "budget": _budget, "run": None, "webhook": _webhook}
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -156,12 +166,13 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "monitor",
         parents=[common],
-        help="monitors: add (one, or --auto), list, budget (false alerts a month), run, webhook",
+        help="monitors: add (one, or --auto), list, remove, budget (false alerts a month), run, webhook",
     )
     p.add_argument("action", choices=tuple(ACTIONS))
     p.add_argument("amount", nargs="?", type=float, help="budget: the false alerts a month to allow")
     p.add_argument("--project", required=True)
-    p.add_argument("--name", help="add: the monitor's name")
+    p.add_argument("--name", help="add, remove: the monitor's name")
+    p.add_argument("--by", help="remove: who removes it (its open alert is resolved by them)")
     p.add_argument("--version", help="add: the model version (default: whatever serves production)")
     p.add_argument("--stage", help="add: its stage (with --version)")
     p.add_argument("--where", action="append", help="add: the slice (repeatable: AND); default every row")

@@ -13,6 +13,7 @@ calibration error of each estimate is measured on (:mod:`analysis.estimation.fit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -130,14 +131,29 @@ def fold_counts(folds_or_weights: np.ndarray, per_row: bool = False) -> np.ndarr
     return drawn.reshape(len(rows), FOLDS).astype(float)
 
 
+class FoldCalibrators:
+    """One method's calibrators fitted on some rows (``folds``: :func:`fold_counts`): one
+    without each fold, which held-out probabilities come from, and one on all of them
+    (fitted when asked). Fitted once, they serve every slice of those rows."""
+
+    def __init__(self, fit, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> None:
+        self._fit, self._scores, self._labels = fit, scores, labels
+        self._rows = folds.sum(axis=1)
+        self.without_fold = [fit(scores, labels, self._rows - folds[:, fold]) for fold in range(FOLDS)]
+
+    def held_out(self, scores: np.ndarray) -> np.ndarray:
+        """Each score's probability in each fold (scores × FOLDS)."""
+        return np.column_stack([c.apply(scores) for c in self.without_fold])
+
+    @cached_property
+    def every(self) -> Calibrator:
+        return self._fit(self._scores, self._labels, self._rows)
+
+
 def held_out(fit, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Each entry's probability in each fold (entries × FOLDS) from a calibrator fitted on
     the other folds' rows (``folds``: :func:`fold_counts`)."""
-    rows = folds.sum(axis=1)
-    out = np.empty(folds.shape)
-    for fold in range(FOLDS):
-        out[:, fold] = fit(scores, labels, rows - folds[:, fold]).apply(scores)
-    return out
+    return FoldCalibrators(fit, scores, labels, folds).held_out(scores)
 
 
 def brier(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:

@@ -31,6 +31,7 @@ from analysis.estimation.calibration import (
     FOLDS,
     METHOD_WORDS,
     Calibrator,
+    FoldCalibrators,
     brier,
     fold_counts,
     held_out,
@@ -137,7 +138,8 @@ def counted_rows_sql(
     their number (``w``), which every estimate weighs. Entries come by period, then in
     score order (nothing is sorted again in Python), in an order that is the same on every
     call and engine (folds are drawn on it). ``log``: a source standing for the log (such as
-    the log as known at a moment, :func:`analysis.store.known.log_known_at`)."""
+    the log as known at a moment, :func:`analysis.store.known.log_known_at`). Many slices'
+    rows at once: :func:`analysis.estimation.many.slices_counted_sql`."""
     keys = ["period"] * (period is not None) + ["score", "yhat", "y"] + ["in_slice"] * (slice_ is not None)
     return Sql.compose(
         "SELECT {keys}, count(*) AS w FROM ("
@@ -173,12 +175,13 @@ def check_estimable(con, project: Project, reference: ReferenceWindow) -> None:
         )
 
 
-def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ReferenceRows:
-    where = Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
-    data = con.execute(*counted_rows_sql(project, where, slice_=slice_)).fetchnumpy()
-    reading = READINGS[project.task]
-    read = reading.read(data, presorted=True)
-    labels = read.outcomes
+def labeled_reference(reference: ReferenceWindow) -> Sql:
+    """The reference window's labeled rows: what every fit of it reads."""
+    return Sql.compose("{scope} AND label IS NOT NULL", scope=reference.scope.to_sql())
+
+
+def check_outcomes(project: Project, reference: ReferenceWindow, labels: np.ndarray) -> None:
+    """Refuse a reference without labeled rows, or whose labeled rows are all one outcome."""
     if len(labels) == 0:
         raise ConfigError(
             f"The reference window {reference.start} to {reference.end} has no labeled rows with a score "
@@ -187,12 +190,18 @@ def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Sl
     if labels.min() == labels.max():
         raise ConfigError(
             f"Every labeled row of the reference window {reference.start} to {reference.end} "
-            f"{reading.one_outcome(project, int(labels[0]))}: calibration needs both kinds of rows; "
+            f"{READINGS[project.task].one_outcome(project, int(labels[0]))}: calibration needs both kinds of rows; "
             "choose a longer window."
         )
+
+
+def reference_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ReferenceRows:
+    data = con.execute(*counted_rows_sql(project, labeled_reference(reference), slice_=slice_)).fetchnumpy()
+    read = READINGS[project.task].read(data, presorted=True)
+    check_outcomes(project, reference, read.outcomes)
     return ReferenceRows(
         read.rows,
-        labels,
+        read.outcomes,
         np.asarray(data["in_slice"], int) == 1,
         fold_counts(read.rows.weights),
         read.known,
@@ -221,12 +230,18 @@ def fit_classifier(
     check_estimable(con, project, reference)
     ref = reference_rows(con, project, reference, slice_)
     if not ref.in_slice.any():
-        _check_slice_has_rows(con, project, reference, slice_)
-        raise ConfigError(
-            f"The slice {slice_.readable()} has no labeled rows with a score in the reference window "
-            f"{reference.start} to {reference.end}: there is nothing to calibrate its estimates on."
-        )
+        raise nothing_to_calibrate(con, project, reference, slice_)
     return fit_rows(reference, slice_, ref, method)
+
+
+def nothing_to_calibrate(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ConfigError:
+    """Why a slice has no labeled reference rows: no prediction of the version is in it at
+    all (say so, not that its reference is short), or none in the window is labeled."""
+    _check_slice_has_rows(con, project, reference, slice_)
+    return ConfigError(
+        f"The slice {slice_.readable()} has no labeled rows with a score in the reference window "
+        f"{reference.start} to {reference.end}: there is nothing to calibrate its estimates on."
+    )
 
 
 def _check_slice_has_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> None:
@@ -246,30 +261,47 @@ def _check_slice_has_rows(con, project: Project, reference: ReferenceWindow, sli
         )
 
 
-def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, method: str | None = None) -> Fit:
-    """:func:`fit_slice` on reference rows already read (the slice's rows are ``ref.in_slice``)."""
+def whole_calibrations(ref: ReferenceRows) -> dict[str, FoldCalibrators]:
+    """Each calibration method fitted on the whole reference's rows: the same for every
+    slice of them, so fitting many slices fits these once."""
+    fitted = {name: fit for name, fit in FITTERS.items() if name != "none"}
+    return {name: FoldCalibrators(fit, ref.rows.s, ref.labels, ref.folds) for name, fit in fitted.items()}
+
+
+def fit_rows(
+    reference: ReferenceWindow,
+    slice_: Slice,
+    ref: ReferenceRows,
+    method: str | None = None,
+    whole: dict[str, FoldCalibrators] | None = None,
+) -> Fit:
+    """:func:`fit_slice` on reference rows already read (the slice's rows are ``ref.in_slice``);
+    ``whole``: :func:`whole_calibrations` of ``ref``, when already fitted."""
+    whole = whole_calibrations(ref) if whole is None else whole
     mask = ref.in_slice
     scores, labels, folds = ref.rows.s[mask], ref.labels[mask], ref.folds[mask]
-    entry_rows = ref.folds.sum(axis=1)
     rows = int(round(folds.sum()))
     positives = int(round(float(folds.sum(axis=1) @ labels)))
     own_rows = rows >= MIN_SLICE_ROWS and min(positives, rows - positives) >= MIN_SLICE_CLASS
-    whole = bool(mask.all())
+    everything = bool(mask.all())
     # Candidates: (probabilities held out per entry and fold, fitted on the slice's own rows), by name.
     as_they_are = np.repeat(np.clip(scores, 0.0, 1.0)[:, None], FOLDS, axis=1)
     candidates: dict[str, tuple[np.ndarray, bool]] = {"none": (as_they_are, False)}
     for name, fit in FITTERS.items():
         if name == "none":
             continue
-        if own_rows and not whole:
+        if own_rows and not everything:
             candidates[name] = (held_out(fit, scores, labels, folds), True)
-        candidates[f"{name} (whole reference)"] = (held_out(fit, ref.rows.s, ref.labels, ref.folds)[mask], False)
+        candidates[f"{name} (whole reference)"] = (whole[name].held_out(scores), False)
     scored = {name: brier(p, labels, folds) for name, (p, _) in candidates.items()}
     allowed = [n for n in candidates if method is None or n.split(" ")[0] == method]
     chosen = min(allowed, key=lambda n: (round(scored[n], 12), list(candidates).index(n)))
     probabilities, within = candidates[chosen]
-    fitted_on = mask if within else np.ones(len(ref.labels), bool)
-    calibrator = FITTERS[chosen.split(" ")[0]](ref.rows.s[fitted_on], ref.labels[fitted_on], entry_rows[fitted_on])
+    method_name = chosen.split(" ")[0]
+    if within:
+        calibrator = FITTERS[method_name](scores, labels, folds.sum(axis=1))
+    else:
+        calibrator = whole[method_name].every if method_name in whole else FITTERS[method_name](scores, labels)
     # Each entry's rows in each fold, with the probability held out for that fold.
     entry, fold = np.nonzero(folds > 0)
     slice_rows, known_rows = ref.rows.subset(mask), (ref.known or ref.rows).subset(mask)
@@ -278,7 +310,7 @@ def fit_rows(reference: ReferenceWindow, slice_: Slice, ref: ReferenceRows, meth
     held_labels, held_p = labels[entry], probabilities[entry, fold]
     expected = EXPECTED_BY_TASK[ref.task]
     notes = []
-    if not own_rows and not whole:
+    if not own_rows and not everything:
         notes.append(
             f"few reference rows in the slice ({rows:,}; {MIN_SLICE_ROWS:,} with {MIN_SLICE_CLASS} of each "
             "class calibrate it on its own): calibrated on the whole reference, with a wider interval"
@@ -318,6 +350,45 @@ def group_bias(rows: Rows, labels: np.ndarray, probabilities: np.ndarray) -> dic
     residuals = rows.by_prediction(labels - probabilities)
     spread = rows.by_prediction(probabilities * (1 - probabilities))
     return {g: MetricError(residuals[g] / k, spread[g] / k**2) for g, k in counts.items()}
+
+
+def fit_state(fit: Fit) -> dict:
+    """A classifier's fit as plain numbers (JSON): kept with a monitor's frozen reference,
+    so that later runs estimate without fitting again (:func:`fit_from_state`)."""
+    c = fit.calibrator
+    return {
+        "calibrator": [c.method, c.x.tolist(), c.y.tolist(), c.levels.tolist(), c.counts.tolist()],
+        "within_slice": fit.within_slice,
+        "rows": fit.rows,
+        "positives": fit.positives,
+        "held_out_brier": {k: float(v) for k, v in fit.held_out_brier.items()},
+        "errors": {k: [float(e.bias), float(e.variance)] for k, e in fit.errors.items()},
+        "group_bias": [[int(g), float(e.bias), float(e.variance)] for g, e in fit.group_bias.items()],
+        "score_quantiles": fit.score_quantiles.tolist(),
+        "notes": list(fit.notes),
+        "classes": None if fit.classes is None else [list(fit.classes.names), fit.classes.confusion.tolist()],
+    }
+
+
+def fit_from_state(reference: ReferenceWindow, slice_: Slice, task: str, state: dict) -> Fit:
+    """The fit :func:`fit_state` kept."""
+    method, x, y, levels, counts = state["calibrator"]
+    classes = state["classes"]
+    return Fit(
+        reference=reference,
+        slice_=slice_,
+        task=task,
+        calibrator=Calibrator(method, *(np.array(a, float) for a in (x, y, levels, counts))),
+        within_slice=state["within_slice"],
+        rows=state["rows"],
+        positives=state["positives"],
+        held_out_brier=state["held_out_brier"],
+        errors={k: MetricError(*v) for k, v in state["errors"].items()},
+        group_bias={g: MetricError(b, v) for g, b, v in state["group_bias"]},
+        score_quantiles=np.array(state["score_quantiles"], float),
+        notes=tuple(state["notes"]),
+        classes=None if classes is None else Classes(tuple(classes[0]), np.array(classes[1], float)),
+    )
 
 
 FITS = {"binary": fit_classifier, "multiclass": fit_classifier, "regression": fit_regression}

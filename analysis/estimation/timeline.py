@@ -205,7 +205,11 @@ class ClassifierPeriods:
 
     def read(self, con, project: Project, fit: Fit, where: Sql, period_sql: str, log: Sql | None = None):
         data = con.execute(*counted_rows_sql(project, where, period_sql, log=log)).fetchnumpy()
-        return period_days(data["period"]), READINGS[project.task].read(data, fit.classes, presorted=True)
+        return period_days(data["period"]), self.interpret(project, fit, data)
+
+    def interpret(self, project: Project, fit: Fit, data: dict):
+        """Counted rows (:func:`counted_rows_sql`'s columns) as the task's reading of them."""
+        return READINGS[project.task].read(data, fit.classes, presorted=True)
 
     def scores(self, read) -> tuple[np.ndarray, np.ndarray | None]:
         return read.rows.s, read.rows.weights

@@ -30,7 +30,9 @@ from analysis.errors import ConfigError
 from analysis.estimation.timeline import estimable_metrics
 from analysis.metrics.registry import METRICS, headline_metrics, metrics_for
 from analysis.metrics.row_means import row_means
+from analysis.monitors.alerts import open_alerts, set_state
 from analysis.monitors.budget import Budget
+from analysis.monitors.state import forget
 from analysis.slices import Slice, parse_slice, validate_slice
 from analysis.slices.saved import list_slices
 from analysis.store.clock import utc_now
@@ -204,6 +206,21 @@ def add_monitor(con: duckdb.DuckDBPyConnection, project: Project, monitor: Monit
         "INSERT INTO sb_monitors VALUES (?, ?, ?, ?)", [project.project_id, monitor.name, monitor.definition(), now]
     )
     return Monitor(**{**monitor.__dict__, "created_at": now})
+
+
+def remove_monitor(con: duckdb.DuckDBPyConnection, project: Project, name: str, by: str) -> Monitor:
+    """Remove a monitor: its definition, its frozen reference and its stored days. Its open
+    alert is resolved by ``by`` (alerts and their history are kept). To change a monitor,
+    remove it and add it again: it starts afresh."""
+    monitor = next((m for m in list_monitors(con, project) if m.name == name), None)
+    if monitor is None:
+        raise ConfigError(f"{project.name} has no monitor named {name!r} (monitor list shows them).")
+    con.execute("DELETE FROM sb_monitors WHERE project_id = ? AND name = ?", [project.project_id, name])
+    forget(con, project, name)
+    alert = open_alerts(con, project).get(name)
+    if alert is not None:
+        set_state(con, project, alert, "resolved", by, "the monitor was removed")
+    return monitor
 
 
 def list_monitors(con: duckdb.DuckDBPyConnection, project: Project) -> list[Monitor]:

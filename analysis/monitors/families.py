@@ -30,13 +30,17 @@ from datetime import date, datetime, time, timedelta
 import numpy as np
 
 from analysis.drift import drift_table
-from analysis.estimation.fit import fit_slice
+from analysis.errors import ConfigError
+from analysis.estimation import many
+from analysis.estimation.fit import fit_from_state, fit_slice, fit_state, labeled_reference
+from analysis.estimation.periods import period_start_sql
 from analysis.estimation.reference import ReferenceWindow
-from analysis.estimation.timeline import estimate_rows, estimate_timeline
+from analysis.estimation.timeline import MIN_PERIOD_ROWS, estimate_rows, estimate_timeline
 from analysis.metrics.row_means import row_means
 from analysis.monitors.definitions import Monitor
 from analysis.monitors.evidence import EstimateMonitors, RateMonitors
 from analysis.slices import compile_slice
+from analysis.store.known import log_known_each_evening
 from analysis.store.project import Project
 from analysis.store.scope import Scope
 from analysis.store.sql import Sql, and_all, quote_ident
@@ -48,6 +52,7 @@ KNOWN = 'greatest("timestamp", coalesce(label_timestamp, "timestamp"))'  # when 
 HALF = "example_key % 2"  # the reference split in halves by example (a hash: as good as random)
 PREDICTED = '"timestamp"'
 BATCH = 200  # monitors one query answers (one scan of the log for all of them)
+SPAN_DAYS = 7  # days of estimates one scan reads (a back-fill reads its days a week at a time)
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,25 @@ def worse_by(reference: float, value: float, bad: str) -> float:
     return reference - value if bad == "lower" else value - reference
 
 
-class OneAtATime:
-    """A family that observes each monitor by itself (its own engine call per monitor)."""
+class Family:
+    """What every kind of monitor does unless it does better: each monitor's reference
+    and days found by itself (its own engine calls)."""
+
+    def reference_many(self, con, project: Project, pending: list[tuple[Monitor, ReferenceWindow]]) -> dict:
+        """Each monitor's frozen numbers of its window (or why it has none), by monitor."""
+        out = {}
+        for monitor, window in pending:
+            try:
+                out[monitor.name] = self.reference(con, project, monitor, window)
+            except ConfigError as refused:
+                out[monitor.name] = refused
+        return out
 
     def observe_many(self, con, project: Project, asked: list[tuple["Watch", list[date]]]) -> dict[str, dict]:
         return {watch.monitor.name: self.observe(con, project, watch, days) for watch, days in asked}
 
 
-class LabelMeans:
+class LabelMeans(Family):
     """Realized metrics that are a mean over rows, by the day their labels arrived: rates
     (accuracy, precision) as successes among trials against the reference's (beta-binomial
     mixtures), other means (MAE, Brier score) as a mean and its variance (normal mixtures)."""
@@ -96,31 +112,21 @@ class LabelMeans:
     def _mean(self, project: Project, monitor: Monitor):
         return row_means(project.task)[monitor.metric]
 
-    def _labeled(self, project: Project, watch_or_monitor, scope: Scope) -> Sql:
-        monitor = getattr(watch_or_monitor, "monitor", watch_or_monitor)
-        mean = self._mean(project, monitor)
-        return and_all(
-            [
-                scope.to_sql(),
-                compile_slice(monitor.slice_, project),
-                "label IS NOT NULL AND prediction IS NOT NULL",
-                mean.rows,
-            ]
-        )
+    def _counted(self, project: Project, monitor: Monitor) -> Sql:
+        """The rows whose labels a monitor counts: labeled, predicted, with the metric's figure."""
+        return and_all(["label IS NOT NULL AND prediction IS NOT NULL", self._mean(project, monitor).rows])
 
     def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
-        mean = self._mean(project, monitor)
-        where = self._labeled(project, monitor, window.scope)
-        query = Sql.compose(
-            "SELECT {half} AS half, count(*), sum({f}), sum({f} * {f}) FROM {log} WHERE {where} GROUP BY {half}",
-            half=HALF,
-            f=mean.figure,
-            log=_log(project),
-            where=where,
-        )
-        halves = {int(h): (int(n), float(s), float(q)) for h, n, s, q in con.execute(*query).fetchall()}
-        first, second = halves.get(0, (0, 0.0, 0.0)), halves.get(1, (0, 0.0, 0.0))
-        return {"halves": [list(first), list(second)]}
+        return self.reference_many(con, project, [(monitor, window)])[monitor.name]
+
+    def reference_many(self, con, project: Project, pending: list[tuple[Monitor, ReferenceWindow]]) -> dict:
+        def labeled(monitor: Monitor, window: ReferenceWindow) -> Sql:
+            return and_all([window.scope.to_sql(), self._counted(project, monitor)])
+
+        out = {}
+        for monitor, found in _reference_scans(con, project, pending, labeled, HALF, self._figure(project)):
+            out[monitor.name] = {"halves": [list(found.get(half, (0, 0.0, 0.0))) for half in (0, 1)]}
+        return out
 
     def enough(self, reference: dict) -> str | None:
         rows = sum(h[0] for h in reference["halves"])
@@ -134,18 +140,18 @@ class LabelMeans:
 
         def base(watch: Watch, days: list[date]) -> Sql:
             # Predictions after the reference window, by the day their label became known.
-            mean = self._mean(project, watch.monitor)
             return and_all(
                 [
                     watch.after(watch.first_period).to_sql(),
-                    "label IS NOT NULL AND prediction IS NOT NULL",
-                    mean.rows,
+                    self._counted(project, watch.monitor),
                     Sql(f"{KNOWN} >= ? AND {KNOWN} < ?", [end_of(days[0] - timedelta(days=1)), end_of(days[-1])]),
                 ]
             )
 
         out = {}
-        for (watch, days), found in _one_scan_each(con, project, asked, group, base, KNOWN, self._figure(project)):
+        for (watch, days), found in _one_scan_each(
+            con, project, asked, group, base, _day(KNOWN), self._figure(project)
+        ):
             rate = self._mean(project, watch.monitor).rate
             seen = {}
             for day in days:
@@ -185,10 +191,15 @@ class LabelMeans:
         return _ratio(sum(h[1] for h in halves), sum(h[0] for h in halves))
 
 
-class Estimates(OneAtATime):
+class Estimates(Family):
     """Label-free estimates (``estimated``) or estimates combined with the labels known that
     evening (``combined``), each day's figure with the estimate's variance, against the
-    same figure on the two halves of the reference window's rows."""
+    same figure on the two halves of the reference window's rows.
+
+    A classifier's monitors are fitted and estimated many at once (:mod:`analysis.estimation.many`):
+    their fits once, at the first run, kept with the frozen reference; then every day of up
+    to ``many.BATCH`` slices from one scan of the log, each row as known the evening of
+    its day. A regression model's are fitted in each run, one at a time."""
 
     needs_labels = True
 
@@ -225,6 +236,35 @@ class Estimates(OneAtATime):
             halves.append([rows, value, variance])
         return {"halves": halves}
 
+    def reference_many(self, con, project: Project, pending: list[tuple[Monitor, ReferenceWindow]]) -> dict:
+        if project.task not in many.TASKS:
+            return super().reference_many(con, project, pending)
+        out = {}
+        for window, monitors in _by(pending, lambda m, w: w).items():
+            slices = _distinct_slices(monitors)
+            try:
+                fits = dict(zip(slices, many.fit_slices(con, project, window, list(slices.values()))))
+            except ConfigError as refused:
+                out |= {m.name: refused for m, _ in monitors}
+                continue
+            fitted = {key: slices[key] for key, fit in fits.items() if not isinstance(fit, ConfigError)}
+            entries = many.slice_entries(con, project, labeled_reference(window), list(fitted.values()), HALF)
+            halves = {key: many.by_period(data, days=False) for key, data in zip(fitted, entries)}
+            for monitor, _ in monitors:
+                key = monitor.slice_.to_json()
+                if isinstance(fits[key], ConfigError):
+                    out[monitor.name] = fits[key]
+                    continue
+                numbers = []
+                for half in (0, 1):
+                    data = halves[key].get(half)
+                    asked = [monitor.metric]
+                    rows, estimates = many.estimate_entries(project, fits[key], data, asked) if data else (0, None)
+                    value, variance = self._value(monitor, estimates[monitor.metric]) if estimates else (NAN, NAN)
+                    numbers.append([rows, value, variance])
+                out[monitor.name] = {"halves": numbers, "fit": fit_state(fits[key])}
+        return out
+
     def enough(self, reference: dict) -> str | None:
         if not all(math.isfinite(h[2]) for h in reference["halves"]):
             rows = sum(h[0] for h in reference["halves"])
@@ -244,6 +284,57 @@ class Estimates(OneAtATime):
             else:
                 out[day] = (*self._value(watch.monitor, period.metrics[watch.monitor.metric]), period.rows)
         return out
+
+    def observe_many(self, con, project: Project, asked: list[tuple[Watch, list[date]]]) -> dict[str, dict]:
+        if project.task not in many.TASKS:
+            return super().observe_many(con, project, asked)
+        out = {}
+        spans = [(w, days[i : i + SPAN_DAYS]) for w, days in asked for i in range(0, len(days), SPAN_DAYS)]
+        for (window, first, last), members in _by(spans, lambda w, d: (w.window, d[0], d[-1])).items():
+            watches = [w for w, _ in members]
+            fits = self._kept_fits(con, project, window, watches)
+            fitted = [(w.monitor, None) for w in watches if not isinstance(fits[w.monitor.name], ConfigError)]
+            slices = _distinct_slices(fitted)
+            names = {}  # each slice's metrics, estimated together
+            for w in watches:
+                names.setdefault(w.monitor.slice_.to_json(), set()).add(w.monitor.metric)
+            where = watches[0].after(first, last).to_sql()
+            log = log_known_each_evening(project)
+            entries = many.slice_entries(con, project, where, list(slices.values()), period_start_sql("day"), log)
+            by_day = {key: many.by_period(data) for key, data in zip(slices, entries)}
+            estimated = {}
+            for watch, days in members:
+                key, fit = watch.monitor.slice_.to_json(), fits[watch.monitor.name]
+                seen = out.setdefault(watch.monitor.name, {})
+                for day in days:
+                    if isinstance(fit, ConfigError) or day not in by_day[key]:
+                        seen[day] = (NAN, NAN, 0)
+                        continue
+                    if (key, day) not in estimated:
+                        estimated[key, day] = many.estimate_entries(
+                            project, fit, by_day[key][day], sorted(names[key]), MIN_PERIOD_ROWS
+                        )
+                    rows, estimates = estimated[key, day]
+                    value = self._value(watch.monitor, estimates[watch.monitor.metric]) if estimates else (NAN, NAN)
+                    seen[day] = (*value, rows)
+        return out
+
+    def _kept_fits(self, con, project: Project, window: ReferenceWindow, watches: list[Watch]) -> dict:
+        """Each monitor's fit, as its first run kept it (fitted again where it was not kept)."""
+        fits = {
+            w.monitor.name: fit_from_state(window, w.monitor.slice_, project.task, w.reference["fit"])
+            for w in watches
+            if "fit" in w.reference
+        }
+        missing = [w for w in watches if w.monitor.name not in fits]
+        if missing:
+            slices = _distinct_slices([(w.monitor, None) for w in missing])
+            try:
+                fitted = dict(zip(slices, many.fit_slices(con, project, window, list(slices.values()))))
+            except ConfigError as refused:
+                fitted = dict.fromkeys(slices, refused)
+            fits |= {w.monitor.name: fitted[w.monitor.slice_.to_json()] for w in missing}
+        return fits
 
     def detectors(self, project: Project, watches: list[Watch], threshold: float):
         halves = np.array([w.reference["halves"] for w in watches], float)  # monitor × half × (rows, value, var)
@@ -267,7 +358,20 @@ class Estimates(OneAtATime):
         return _ratio(sum(h[0] * h[1] for h in halves), sum(h[0] for h in halves))
 
 
-class Coverage:
+def _by(pairs, key) -> dict:
+    """``pairs`` grouped by ``key(*pair)``, in order."""
+    groups: dict = {}
+    for pair in pairs:
+        groups.setdefault(key(*pair), []).append(pair)
+    return groups
+
+
+def _distinct_slices(monitors) -> dict:
+    """The monitors' slices, each once, by their JSON."""
+    return {m.slice_.to_json(): m.slice_ for m, _ in monitors}
+
+
+class Coverage(Family):
     """The share of a day's rows labeled within the lag that 95% of the reference's labels
     arrived in (whole days; 0 when they arrive the same day), observed once that lag has
     passed: a day's share is known ``lag`` days later."""
@@ -326,7 +430,7 @@ class Coverage:
             )
 
         out = {}
-        for (watch, days), found in _one_scan_each(con, project, asked, group, base, PREDICTED, labeled_in_time):
+        for (watch, days), found in _one_scan_each(con, project, asked, group, base, _day(PREDICTED), labeled_in_time):
             lag = timedelta(days=watch.reference["lag_days"])
             seen = {}
             for day in days:
@@ -347,7 +451,7 @@ class Coverage:
         return _ratio(watch.reference["labeled"], watch.reference["rows"])
 
 
-class Volume:
+class Volume(Family):
     """A day's rows against the reference window's days. Traffic varies more from day to day
     than a Poisson count would (weekdays, campaigns), so a day's rows are compared as a
     figure whose variance is the reference days' own spread: the mean of alternate days of
@@ -357,17 +461,16 @@ class Volume:
     needs_labels = False
 
     def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
-        days = (window.end - window.start).days + 1
-        found = self._by_day(con, project, and_all([window.scope.to_sql(), compile_slice(monitor.slice_, project)]))
-        return {"days": [found.get(window.start + timedelta(days=i), 0) for i in range(days)]}
+        return self.reference_many(con, project, [(monitor, window)])[monitor.name]
 
-    def _by_day(self, con, project: Project, rows: Sql) -> dict[date, int]:
-        query = Sql.compose(
-            'SELECT CAST("timestamp" AS DATE), count(*) FROM {log} WHERE {rows} GROUP BY CAST("timestamp" AS DATE)',
-            log=_log(project),
-            rows=rows,
-        )
-        return {d: int(n) for d, n in con.execute(*query).fetchall()}
+    def reference_many(self, con, project: Project, pending: list[tuple[Monitor, ReferenceWindow]]) -> dict:
+        scope = lambda monitor, window: window.scope.to_sql()  # noqa: E731
+        out = {}
+        for (monitor, window), (_, found) in zip(
+            pending, _reference_scans(con, project, pending, scope, _day(PREDICTED), None)
+        ):
+            out[monitor.name] = {"days": [found.get(day, (0,))[0] for day in _window_days(window)]}
+        return out
 
     def enough(self, reference: dict) -> str | None:
         days = reference["days"]
@@ -388,7 +491,7 @@ class Volume:
             return watch.after(days[0], days[-1]).to_sql()
 
         out = {}
-        for (watch, days), found in _one_scan_each(con, project, asked, group, base, PREDICTED, None):
+        for (watch, days), found in _one_scan_each(con, project, asked, group, base, _day(PREDICTED), None):
             spread = self._spread(watch)
             rows = {day: found.get(day, (0, 0.0, 0.0))[0] for day in days}
             out[watch.monitor.name] = {day: (float(n), spread, n) for day, n in rows.items()}
@@ -416,7 +519,7 @@ class Volume:
         return float(np.mean(watch.reference["days"]))
 
 
-class Drift(OneAtATime):
+class Drift(Family):
     """A feature's drift each day against the reference window's rows of the slice: the
     day alerts when its test's p-value is at most one over the alert level (and the distance
     at least the tolerance). Days share the reference sample, so their tests are not
@@ -469,44 +572,68 @@ class _DriftDetectors:
         return alerts, log_e
 
 
-def _one_scan_each(con, project: Project, asked, group, base, day_sql: str, figure):
-    """Many monitors' rows by day, one scan of the log for each group of monitors alike
-    (``group``: the same scope, days and whatever ``base`` depends on): per monitor and
-    day, its slice's rows and, with ``figure`` (each monitor's SQL of a row's figure), its
-    sum and sum of squares. Yields ``((watch, days), {day: (rows, sum, squares)})``."""
+def _one_scan_each(con, project: Project, asked, group, base, period_sql: str, figure):
+    """Many monitors' rows by period (``period_sql``: a day, or a half of the reference), one
+    scan of the log for each group of monitors alike (``group``: the same scope, days and
+    whatever ``base`` and ``figure`` depend on): per monitor and period, its slice's rows
+    and, with ``figure`` (the group's SQL of a row's figure), its sum and sum of squares.
+    Yields ``((watch, days), {period: (rows, sum, squares)})``.
+
+    The scan adds up the rows alike in every column the slices read (a few thousand cells
+    a day for categories); each slice then adds up its cells, so a slice's condition is
+    tested once per cell, not once per row."""
     groups: dict = {}
     for watch, days in asked:
         groups.setdefault(group(watch, days), []).append((watch, days))
     for members in groups.values():
         for start in range(0, len(members), BATCH):
             chunk = members[start : start + BATCH]
-            aggregates = []
-            for watch, _ in chunk:
-                inside = compile_slice(watch.monitor.slice_, project)
-                aggregates.append(Sql.compose("count(CASE WHEN {s} THEN 1 END)", s=inside))
-                if figure is not None:
-                    f = Sql.of(figure(watch))
-                    aggregates.append(Sql.compose("sum(CASE WHEN {s} THEN {f} END)", s=inside, f=f))
-                    aggregates.append(Sql.compose("sum(CASE WHEN {s} THEN ({f}) * ({f}) END)", s=inside, f=f))
-            query = Sql.compose(
-                "SELECT CAST({day} AS DATE) AS day, {aggregates} FROM {log} WHERE {base} GROUP BY CAST({day} AS DATE)",
-                day=day_sql,
-                aggregates=Sql.join(", ", aggregates),
+            columns = [quote_ident(c) for c in dict.fromkeys(c for w, _ in chunk for c in w.monitor.slice_.columns())]
+            f = Sql("1") if figure is None else Sql.of(figure(chunk[0][0]))
+            cells = Sql.compose(
+                "SELECT {period} AS sb_period{columns}, count(*) AS sb_rows, sum({f}) AS sb_sum, "
+                "sum(({f}) * ({f})) AS sb_squares FROM {log} WHERE {base} GROUP BY ALL",
+                period=period_sql,
+                columns="".join(f", {c}" for c in columns),
+                f=f,
                 log=_log(project),
                 base=base(*chunk[0]),
             )
-            width = 1 if figure is None else 3
+            aggregates = []
+            for watch, _ in chunk:
+                inside = compile_slice(watch.monitor.slice_, project)
+                for total in ("sb_rows", "sb_sum", "sb_squares"):
+                    aggregates.append(Sql.compose(f"sum(CASE WHEN {{s}} THEN {total} END)", s=inside))
+            query = Sql.compose(
+                "SELECT sb_period, {aggregates} FROM ({cells}) AS sb_cells GROUP BY sb_period",
+                aggregates=Sql.join(", ", aggregates),
+                cells=cells,
+            )
             rows = con.execute(*query).fetchall()
             for i, member in enumerate(chunk):
                 found = {}
                 for row in rows:
-                    n, *sums = row[1 + i * width : 1 + (i + 1) * width]
-                    found[row[0]] = (
-                        int(n or 0),
-                        *(float(x or 0.0) for x in sums),
-                        *([0.0, 0.0] if figure is None else []),
-                    )
+                    n, total, squares = row[1 + 3 * i : 4 + 3 * i]
+                    found[row[0]] = (int(n or 0), float(total or 0.0), float(squares or 0.0))
                 yield member, found
+
+
+def _window_days(window: ReferenceWindow) -> list[date]:
+    return [window.start + timedelta(days=i) for i in range((window.end - window.start).days + 1)]
+
+
+def _day(timestamp_sql: str) -> str:
+    return f"CAST({timestamp_sql} AS DATE)"
+
+
+def _reference_scans(con, project: Project, pending, where, period_sql: str, figure):
+    """:func:`_one_scan_each` over monitors' reference windows (``where(monitor, window)``:
+    the rows each counts): ``(monitor, {period: (rows, sum, squares)})`` for each."""
+    asked = [(Watch(m, w.version, w.stage, w, {}, w.end), []) for m, w in pending]
+    group = lambda watch, _: (watch.window, watch.monitor.metric)  # noqa: E731
+    base = lambda watch, _: where(watch.monitor, watch.window)  # noqa: E731
+    for (watch, _), found in _one_scan_each(con, project, asked, group, base, period_sql, figure):
+        yield watch.monitor, found
 
 
 def _seeds(watches: list[Watch]) -> list[int]:

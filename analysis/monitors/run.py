@@ -80,20 +80,15 @@ def run_monitors(con, project: Project, as_of: date | None = None, budget: Budge
     kinds = families()
     alerts = open_alerts(con, project)
     states, stored = load_states(con, project), observations(con, project)
-    serving = functools.cache(lambda: serving_version(con, project, as_of))  # asked once, if at all
+    watches = _watches(con, project, monitors, kinds, as_of, states, result)
     asked = []
-    for monitor in monitors:
-        family = kinds[monitor.kind]
-        try:
-            watch = _watch(con, project, monitor, family, as_of, states.get(monitor.name), serving)
-        except ConfigError as skipped:
-            result.skipped.append((monitor.name, str(skipped)))
-            continue
-        state = states.get(monitor.name)
+    for watch in watches:
+        state = states.get(watch.monitor.name)
         kept = state is not None and (state.version, state.stage) == (watch.version, watch.stage)
-        history = stored.get(monitor.name, []) if kept else []  # a new reference starts afresh
+        history = stored.get(watch.monitor.name, []) if kept else []  # a new reference starts afresh
         start = history[-1].period + timedelta(days=1) if history else watch.first_period
         if start <= as_of:
+            family = kinds[watch.monitor.kind]
             asked.append((watch, family, history, [start + timedelta(days=i) for i in range((as_of - start).days + 1)]))
     seen = {}
     for family in {id(f): f for _, f, _, _ in asked}.values():  # each family sees its monitors at once
@@ -148,23 +143,43 @@ def _evaluate(con, project: Project, members: list, new: dict, level: float, ale
                     result.resolved.append(alert)
 
 
-def _watch(con, project: Project, monitor: Monitor, family, as_of: date, state: State | None, serving) -> Watch:
-    version, stage = monitor.version, monitor.stage
-    if version is None:
-        version, stage = serving(), PRODUCTION
-    else:
-        stage = version_stage(con, project, version, stage)
-    if state is None or (state.version, state.stage) != (version, stage):
-        window = resolve_reference(con, project, version, stage, need_labels=family.needs_labels, before=as_of)
-        if window.end >= as_of:
-            raise ConfigError(f"the reference window ends on {window.end}: no day after it to watch by {as_of}")
-        reference = family.reference(con, project, monitor, window)
-        too_little = family.enough(reference)
-        if too_little:
-            raise ConfigError(too_little)
-        state = State(version, stage, window, reference, window.end + timedelta(days=1))
-        save_state(con, project, monitor.name, state)  # its days under an older reference are dropped
-    return Watch(monitor, state.version, state.stage, state.window, state.reference, state.first_period)
+def _watches(con, project: Project, monitors: list[Monitor], kinds: dict, as_of: date, states: dict, result) -> list:
+    """Each monitor as this run evaluates it: with its stored reference, or (on its first run,
+    or when another version took over) a reference found now, each family's found at once.
+    A monitor that cannot be watched yet is named in ``result.skipped``, with why."""
+    serving = functools.cache(lambda: serving_version(con, project, as_of))  # asked once, if at all
+    windows = functools.cache(
+        lambda version, stage, labels: resolve_reference(con, project, version, stage, need_labels=labels, before=as_of)
+    )
+    watches, pending = [], {}
+    for monitor in monitors:
+        family = kinds[monitor.kind]
+        try:
+            version, stage = (serving(), PRODUCTION) if monitor.version is None else (monitor.version, monitor.stage)
+            stage = stage if monitor.version is None else version_stage(con, project, version, stage)
+            state = states.get(monitor.name)
+            if state is not None and (state.version, state.stage) == (version, stage):
+                watches.append(Watch(monitor, version, stage, state.window, state.reference, state.first_period))
+                continue
+            window = windows(version, stage, family.needs_labels)
+            if window.end >= as_of:
+                raise ConfigError(f"the reference window ends on {window.end}: no day after it to watch by {as_of}")
+            pending.setdefault(id(family), (family, []))[1].append((monitor, window))
+        except ConfigError as skipped:
+            result.skipped.append((monitor.name, str(skipped)))
+    for family, waiting in pending.values():
+        found = family.reference_many(con, project, waiting)
+        for monitor, window in waiting:
+            reference = found[monitor.name]
+            too_little = str(reference) if isinstance(reference, ConfigError) else family.enough(reference)
+            if too_little:
+                result.skipped.append((monitor.name, too_little))
+                continue
+            state = State(window.version, window.stage, window, reference, window.end + timedelta(days=1))
+            save_state(con, project, monitor.name, state)  # its days under an older reference are dropped
+            watches.append(Watch(monitor, window.version, window.stage, window, reference, state.first_period))
+    order = {m.name: i for i, m in enumerate(monitors)}
+    return sorted(watches, key=lambda w: order[w.monitor.name])
 
 
 def serving_version(con, project: Project, as_of: date) -> str:

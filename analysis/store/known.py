@@ -20,8 +20,19 @@ LATE_COLUMNS = ("label", "label_timestamp")  # and every outcome: they arrive wi
 def log_known_at(project: Project, at: datetime) -> Sql:
     """A subquery standing for ``project``'s log as known at ``at`` (usable wherever the
     log table's name is: ``FROM {log}``)."""
+    return _known(project, Sql("?", [at]), Sql('WHERE "timestamp" < ?', [at]))
+
+
+def log_known_each_evening(project: Project) -> Sql:
+    """The log with each row as known at the end of the day it was logged on: its label
+    (and outcomes) only if received by then. A day's rows read from it are the day as
+    :func:`log_known_at` the end of that day shows them, for many days in one scan."""
+    return _known(project, Sql("date_trunc('day', \"timestamp\") + INTERVAL 1 DAY"), Sql(""))
+
+
+def _known(project: Project, at: Sql, rows: Sql) -> Sql:
     late = set(LATE_COLUMNS) | {c.name for c in project.outcomes}
-    arrived = Sql("(label_timestamp IS NULL OR label_timestamp < ?)", [at])
+    arrived = Sql.compose("(label_timestamp IS NULL OR label_timestamp < {at})", at=at)
     columns = [
         Sql.compose("CASE WHEN {arrived} THEN {c} END AS {c}", arrived=arrived, c=quote_ident(name))
         if name in late
@@ -29,8 +40,8 @@ def log_known_at(project: Project, at: datetime) -> Sql:
         for name in (*CANONICAL_COLUMNS, *(c.name for c in project.columns))
     ]
     return Sql.compose(
-        '(SELECT {columns} FROM {log} WHERE "timestamp" < {at}) AS sb_known',
+        "(SELECT {columns} FROM {log} {rows}) AS sb_known",
         columns=Sql.join(", ", columns),
         log=quote_ident(project.log_table),
-        at=Sql("?", [at]),
+        rows=rows,
     )
