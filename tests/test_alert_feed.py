@@ -5,14 +5,17 @@ Overview shows the open ones at the top; the monitor list shows the budget's ale
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import date, timedelta
 from urllib.parse import parse_qs
 
 from test_app import open_page, texts
 
 from analysis import Store, get_project
+from analysis.cli.main import main
 from analysis.demo import DEMO_DAYS, DEMO_END, OUTAGE_DAY
-from analysis.monitors.alerts import alert_history, list_alerts
+from analysis.monitors.alerts import alert_history, changes, list_alerts, raise_alert
 from analysis.monitors.definitions import get_budget, list_monitors
 from analysis.monitors.words import rarity
 from analysis.numbers import format_count, format_number, format_value
@@ -126,3 +129,59 @@ def test_promote_these_errors_opens_the_promote_view_on_the_slice_and_days(monke
     slices = open_page(monkeypatch, demo_copy, "pages/slices.py", **params)
     assert not slices.exception and slices.segmented_control(key="sl_view").value == "Promote"
     assert any(r.label == "Promote" for r in slices.radio)
+
+
+def test_alerts_of_one_change_are_one_entry_sharpest_first_and_handled_together(monkeypatch, demo_copy, capsys):
+    (mobile,) = alerts_of(demo_copy)
+    # The outage as a small slice inside it sees it (a little further by chance), as broader
+    # slices see it (smaller moves), and an alert of another change.
+    inside = ("channel = mobile_app AND region = north", mobile.value - 0.01, mobile.reference, 40.0, mobile.rows // 5)
+    same = [
+        inside,
+        ("every row", 0.776, 0.790, 900.0, 20 * mobile.rows),
+        ("region = north", 0.772, 0.785, 200.0, 4 * mobile.rows),
+        ("device = ios", 0.75, 0.79, 90.0, 2 * mobile.rows),
+    ]
+    with Store(demo_copy).write() as con:
+        project = get_project(con, "lending-demo")
+        for where, value, reference, impact, rows in same:
+            found = replace(mobile, monitor=f"roc_auc on {where}", slice=where, value=value, reference=reference)
+            raise_alert(con, project, replace(found, impact=impact, rows=rows))
+        other = replace(
+            mobile, monitor="rows", slice="every row", metric="rows", kind="volume", value=2e3, reference=3e3
+        )
+        raise_alert(con, project, replace(other, since=mobile.since - timedelta(days=9), impact=5.0))
+        grouped = changes(list_alerts(con, project))
+    # The mobile app leads: the broadest of the slices that moved nearly as far as the sharpest
+    # (the small slice inside it); then by how far each moved.
+    slices = ["channel = mobile_app", inside[0], "device = ios", "every row", "region = north"]
+    assert [[a.slice for a in c.alerts] for c in grouped] == [slices, ["every row"]]
+    assert [c.lead.metric for c in grouped] == ["roc_auc", "rows"]
+    # The command line says which change each open alert belongs to.
+    assert main(["--db", str(demo_copy), "alerts", "list", "--project", "lending-demo", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    lead = grouped[0].lead.alert_id
+    assert {a["slice"]: a["change"] for a in listed if a["metric"] == "roc_auc"} == dict.fromkeys(slices, lead)
+    assert [a["change"] for a in listed if a["metric"] == "rows"] == [grouped[1].lead.alert_id]
+    at = monitor(monkeypatch, demo_copy)
+    assert not at.exception
+    assert at.subheader[0].value == "Alerts (6 open)"
+    assert "6 open alerts in 2 changes" in " ".join(c.value for c in at.caption)
+    titles = [e.label for e in at.expander if e.label.split(" · ")[0].isdigit()]
+    assert len(titles) == 2 and titles[0].startswith(f"{lead} · ") and "and 4 more of the same change" in titles[0]
+    table = at.dataframe[0].value
+    assert list(table["Slice"]) == slices[1:]
+    assert list(table["Since the change began"]) == [
+        format_value("roc_auc", v) for v in (inside[1], 0.75, 0.776, 0.772)
+    ]
+    at.button(key=f"al{lead}_ack_all").click().run()
+    assert not at.exception
+    states = {(a.slice, a.metric): a.state for a in alerts_of(demo_copy)}
+    assert states == {
+        **{(s, "roc_auc"): "acknowledged" for s in slices},
+        ("every row", "rows"): "new",
+    }  # another change: left alone
+    at.button(key=f"al{lead}_resolve_all").click().run()
+    assert sorted(a.state for a in alerts_of(demo_copy)) == ["new"] + ["resolved"] * 5
+    overview = open_page(monkeypatch, demo_copy, "pages/overview.py")
+    assert "1 open alert" in texts(overview)

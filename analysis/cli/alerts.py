@@ -27,10 +27,12 @@ def cmd_alerts(args) -> int:
 
 
 def _list(args, con, project):
-    from analysis.monitors.alerts import list_alerts
+    from analysis.monitors.alerts import changes, list_alerts
 
     alerts = list_alerts(con, project, args.state or None)
-    listed = [a.to_dict() for a in alerts]
+    # An open alert's change: the id of the sharpest alert that began with it (itself, alone).
+    change = {a.alert_id: c.lead.alert_id for c in changes(alerts) for a in c.alerts}
+    listed = [a.to_dict() | {"change": change.get(a.alert_id)} for a in alerts]
     text = "\n".join(_line(a) for a in alerts) if alerts else f"{project.name} has no alert"
     return listed, text
 

@@ -7,6 +7,8 @@ monitor's alert is open, its later crossings update that alert (the same episode
 of raising another. Every change is kept in ``sb_alert_events``.
 
 The feed is ordered by impact (rows affected × size of the change), open alerts first.
+Alerts that began the same day on the same figure are shown as one change
+(:func:`changes`), sharpest first: one outage is one entry, not one per slice it touches.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from analysis.store.clock import utc_now
 STATES = ("new", "acknowledged", "snoozed", "resolved")
 OPEN_STATES = ("new", "acknowledged", "snoozed")
 SLICEBOARD = "sliceboard"  # who changed an alert's state when no person did
+NEARLY = 0.8  # a change's lead moved at least this share as far as its sharpest alert
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,53 @@ def list_alerts(con: duckdb.DuckDBPyConnection, project, states=None) -> list[Al
     return _read(con.execute(query, [project.project_id, *states]).fetchall())
 
 
+@dataclass(frozen=True)
+class Change:
+    """Open alerts that began on the same day, on the same figure of the same version: most
+    likely one change, seen in every slice that holds its rows (an outage on the mobile app
+    also lowers the figure of each region, by less). The lead is where the change is
+    concentrated: of the alerts whose figure moved nearly as far as the sharpest's (relative
+    to its reference, at least ``NEARLY`` as far), the one of most rows: among the small
+    slices inside it one moves a little further by chance. The others follow, sharpest
+    first; the broad slices that merely contain its rows come last."""
+
+    alerts: tuple[Alert, ...]
+
+    @property
+    def lead(self) -> Alert:
+        return self.alerts[0]
+
+    @property
+    def others(self) -> tuple[Alert, ...]:
+        return self.alerts[1:]
+
+
+def sharpness(alert: Alert) -> float:
+    """How far an alert's figure moved from its reference, relative to the reference."""
+    moved = abs(alert.value - alert.reference)
+    if not math.isfinite(moved):
+        return 0.0
+    return moved / abs(alert.reference) if alert.reference else moved
+
+
+def changes(alerts: list[Alert]) -> list[Change]:
+    """The open alerts of ``alerts`` grouped into :class:`Change` s, in the order of their
+    first alert in ``alerts`` (the feed's: the most costly change first)."""
+    groups: dict[tuple, list[Alert]] = {}
+    for alert in alerts:
+        if alert.is_open:
+            key = (alert.since, alert.metric, alert.kind, alert.version, alert.stage)
+            groups.setdefault(key, []).append(alert)
+    return [Change(_lead_first(g)) for g in groups.values()]
+
+
+def _lead_first(alerts: list[Alert]) -> tuple[Alert, ...]:
+    ordered = sorted(alerts, key=lambda a: (-sharpness(a), a.alert_id))
+    sharpest = sharpness(ordered[0])
+    lead = max((a for a in ordered if sharpness(a) >= NEARLY * sharpest), key=lambda a: a.rows)
+    return (lead, *(a for a in ordered if a is not lead))
+
+
 def get_alert(con: duckdb.DuckDBPyConnection, project, alert_id: int) -> Alert:
     rows = con.execute(_select("alert_id = ?"), [project.project_id, int(alert_id)]).fetchall()
     if not rows:
@@ -179,6 +229,18 @@ def snooze(con, project, alert_id: int, until: date, by: str, note: str | None =
             f"Snooze alert {alert_id} until a day after its latest evidence ({alert.last_period}), not {until}."
         )
     return set_state(con, project, alert, "snoozed", by, note, snoozed_until=until)
+
+
+def acknowledge_all(con, project, alert_ids, by: str, note: str | None = None) -> list[Alert]:
+    """Acknowledge the open alerts among ``alert_ids`` not acknowledged yet (one change's)."""
+    waiting = [get_alert(con, project, i) for i in alert_ids]
+    return [acknowledge(con, project, a.alert_id, by, note) for a in waiting if a.state in ("new", "snoozed")]
+
+
+def resolve_all(con, project, alert_ids, by: str, note: str | None = None) -> list[Alert]:
+    """Resolve the open alerts among ``alert_ids`` (one change's)."""
+    waiting = [get_alert(con, project, i) for i in alert_ids]
+    return [resolve(con, project, a.alert_id, by, note) for a in waiting if a.is_open]
 
 
 def _open(con, project, alert_id: int, wanted: str) -> Alert:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from analysis.monitors.alerts import acknowledge, list_alerts, resolve, snooze
+from analysis.monitors.alerts import acknowledge, acknowledge_all, changes, list_alerts, resolve, resolve_all, snooze
 from analysis.monitors.definitions import get_budget, list_monitors
 from analysis.monitors.run import run_monitors
 from analysis.monitors.words import rarity
@@ -51,11 +51,18 @@ def alert_feed(project_name: str) -> None:
         st.error(_ui.plain(error))
     alerts = _ui.metadata(list_alerts, project_name)
     opened = [a for a in alerts if a.is_open]
+    found = changes(alerts)
     st.subheader(f"Alerts ({format_count(len(opened))} open)")
     if not alerts:
         st.caption("No alert yet. Monitors alert only when the evidence of a change reaches the budget's level.")
-    for alert in opened:
-        _alert(project_name, alert, expanded=alert is opened[0])
+    if len(found) < len(opened):
+        st.caption(
+            f"{format_count(len(opened))} open alerts in {format_count(len(found))} "
+            f"change{'s' if len(found) != 1 else ''}: alerts that began the same day on the same figure are shown "
+            "together, led by the slice where the change is concentrated (the others hold its rows)."
+        )
+    for change in found:
+        _alert(project_name, change.lead, expanded=change is found[0], others=change.others)
     closed = [a for a in alerts if not a.is_open]
     if closed:
         with st.expander(f"Resolved alerts ({format_count(len(closed))})"):
@@ -63,11 +70,12 @@ def alert_feed(project_name: str) -> None:
                 st.markdown(f"{STATE_ICONS['resolved']} **{alert.alert_id}** · {_ui.plain(alert.message)}")
 
 
-def _alert(project_name: str, alert, expanded: bool) -> None:
+def _alert(project_name: str, alert, expanded: bool, others=()) -> None:
     title = (
         f"{alert.alert_id} · {alert.monitor} · {alert.state}"
         + (f" until {alert.snoozed_until}" if alert.state == "snoozed" else "")
         + f" · impact {format_number(alert.impact, 0)}"
+        + (f" · and {format_count(len(others))} more of the same change" if others else "")
     )
     with st.expander(_ui.plain(title), expanded=expanded, icon=STATE_ICONS.get(alert.state)):
         st.markdown(_ui.plain(alert.message))
@@ -77,6 +85,39 @@ def _alert(project_name: str, alert, expanded: bool) -> None:
         c.metric("Impact", format_number(alert.impact, 0), help=_impact_help(alert), delta_color="off")
         _links(alert)
         _actions(project_name, alert)
+        if others:
+            _same_change(project_name, alert, others)
+
+
+def _same_change(project_name: str, lead, others) -> None:
+    """The change's other alerts, smaller moves in slices that hold its rows: listed, and
+    acknowledged or resolved together with the lead."""
+    st.markdown(f"**The same change in {format_count(len(others))} more slice{'s' if len(others) != 1 else ''}**")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Alert": [a.alert_id for a in others],
+                "Slice": [a.slice for a in others],
+                "Reference": [_shown(a, a.reference) for a in others],
+                "Since the change began": [_shown(a, a.value) for a in others],
+                "Impact": [format_number(a.impact, 0) for a in others],
+                "State": [a.state for a in others],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    every = [lead.alert_id, *(a.alert_id for a in others)]
+    key, n = f"al{lead.alert_id}", format_count(len(every))
+    a, b = st.columns(2)
+    if a.button(f"Acknowledge all {n}", key=f"{key}_ack_all"):
+        done = f"{n} alerts acknowledged."
+        write(project_name, _in_one_transaction(acknowledge_all), every, _who(), done=done, error_key=ERROR_KEY)
+        st.rerun()
+    if b.button(f"Resolve all {n}", key=f"{key}_resolve_all"):
+        done = f"{n} alerts resolved."
+        write(project_name, _in_one_transaction(resolve_all), every, _who(), done=done, error_key=ERROR_KEY)
+        st.rerun()
 
 
 def _shown(alert, value) -> str:
