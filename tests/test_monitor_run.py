@@ -23,7 +23,7 @@ from analysis import Mapping, Store, get_project, ingest_predictions
 from analysis.cli.main import main
 from analysis.estimation import ReferenceChoice, set_reference_choice
 from analysis.monitors import notify
-from analysis.monitors.alerts import alert_history, list_alerts
+from analysis.monitors.alerts import Alert, alert_history, list_alerts, raise_alert
 from analysis.monitors.budget import Budget
 from analysis.monitors.definitions import Monitor, add_monitor
 from analysis.monitors.run import run_monitors
@@ -415,3 +415,26 @@ def test_a_removed_monitor_is_gone_with_its_days_and_its_open_alert_is_resolved(
     code, out = run_cli(path, capsys, "monitor", "run", "--as-of", str(day(DROP_DAY + 8)), "--format", "json")
     assert code == 1 and [a["monitor"] for a in out["alerts"]] == ["east accuracy"]
     assert out["alerts"][0]["id"] != listed[0]["id"]
+
+
+def test_new_alerts_of_one_change_go_in_one_message(instant, tmp_path, capsys):
+    path = copy_of(instant[0], tmp_path)
+    hook = Webhook()
+    try:
+        run_cli(path, capsys, "monitor", "webhook", "--url", hook.url, "--format", "json")
+        with Store(path).write() as con:  # one change seen in two slices, as two monitors would raise it
+            project = get_project(con, "s")
+            for where, value, rows in (("region = north", 0.70, 900), ("region = north OR region = east", 0.74, 1500)):
+                scope = (f"accuracy on {where}", where, "accuracy", "realized", "m1", "production")
+                dates = (day(DROP_DAY + 2), day(DROP_DAY), day(DROP_DAY + 2))
+                figures = (value, 0.8, 90.0, 10.0, rows)
+                raise_alert(con, project, Alert(0, *scope, *dates, *figures, "new", None, where, None, None))
+        code, out = run_cli(path, capsys, "monitor", "run", "--as-of", str(day(DROP_DAY - 1)), "--format", "json")
+        assert code == 0 and out["undelivered"] == []
+        (sent,) = hook.bodies  # one message for the change
+        assert [a["slice"] for a in sent["alerts"]] == ["region = north", "region = north OR region = east"]
+        assert sent["alert"] == sent["alerts"][0]
+        assert sent["text"].endswith("The same change in 1 more slice: region = north OR region = east.")
+        assert deliveries(path) == [(1, 1, True, 200), (2, 1, True, 200)]
+    finally:
+        hook.close()

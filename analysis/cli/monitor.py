@@ -96,7 +96,7 @@ def _run(args) -> int:
 
     from analysis.errors import ConfigError
     from analysis.monitors.budget import Budget
-    from analysis.monitors.notify import attempts_so_far, get_webhook, record, send, undelivered
+    from analysis.monitors.notify import attempts_so_far, get_webhook, messages, record, send, undelivered
     from analysis.monitors.run import run_monitors
     from analysis.store.project import get_project
     from analysis.store.sql import in_transaction
@@ -110,9 +110,9 @@ def _run(args) -> int:
     with store.write(create=False) as con:
         project = get_project(con, args.project)
         result = in_transaction(con, lambda: run_monitors(con, project, as_of, budget))
-        url, waiting = get_webhook(con, project), undelivered(con, project)
-        tried = {a.alert_id: attempts_so_far(con, project, a.alert_id) for a in waiting}
-    attempts = [a for alert in waiting for a in send(url, project.name, alert, tried[alert.alert_id] + 1)]
+        url, waiting = get_webhook(con, project), messages(undelivered(con, project))
+        tried = [max(attempts_so_far(con, project, a.alert_id) for a in alerts) for alerts in waiting]
+    attempts = [a for alerts, before in zip(waiting, tried) for a in send(url, project.name, alerts, before + 1)]
     if attempts:
         with store.write(create=False) as con:
             in_transaction(con, lambda: record(con, project, attempts))

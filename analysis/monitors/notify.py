@@ -1,9 +1,11 @@
 """Notifications: a project's webhook, told once of each new alert.
 
 The POST body is JSON: the project, the alert (the fields ``alerts list`` prints) and a
-Slack-compatible ``text``. A delivery that fails (no answer, or an HTTP status other than
-2xx) is tried again after a back-off; every attempt is recorded in ``sb_deliveries``, and an
-alert never delivered is tried again by the next run, so none is lost silently.
+Slack-compatible ``text``. New alerts of one change (:func:`.alerts.changes`) go in one
+message: its lead as ``alert``, all of them in ``alerts``. A delivery that fails (no answer,
+or an HTTP status other than 2xx) is tried again after a back-off; every attempt is
+recorded in ``sb_deliveries``, and an alert never delivered is tried again by the next run,
+so none is lost silently.
 
 Sending happens outside any transaction (:func:`send`); reading what to send
 (:func:`undelivered`) and recording the attempts (:func:`record`) are the database's part.
@@ -21,7 +23,7 @@ from urllib.parse import urlparse
 import duckdb
 
 from analysis.errors import ConfigError
-from analysis.monitors.alerts import OPEN_STATES, Alert, list_alerts
+from analysis.monitors.alerts import OPEN_STATES, Alert, changes, list_alerts
 from analysis.store.clock import utc_now
 
 BACKOFF_SECONDS = (1.0, 4.0, 16.0)  # waits before the second, third and fourth attempts
@@ -80,26 +82,36 @@ def attempts_so_far(con: duckdb.DuckDBPyConnection, project, alert_id: int) -> i
     ).fetchall()[0][0]
 
 
-def body(project_name: str, alert: Alert) -> dict:
-    return {
-        "project": project_name,
-        "alert": alert.to_dict(),
-        "text": f"Sliceboard alert {alert.alert_id} on {project_name} ({alert.monitor}): {alert.message}",
-    }
+def messages(alerts: list[Alert]) -> list[tuple[Alert, ...]]:
+    """What to send: one message per change among ``alerts`` (:func:`.alerts.changes`), its
+    lead first; an outage seen in a hundred slices is one message, not a hundred."""
+    return [change.alerts for change in changes(alerts)]
 
 
-def send(url: str, project_name: str, alert: Alert, first_attempt: int = 1, backoff=None) -> list[Attempt]:
-    """POST one alert, trying again after each wait of ``backoff`` (default
-    :data:`BACKOFF_SECONDS`) until it is delivered."""
+def body(project_name: str, alerts: tuple[Alert, ...]) -> dict:
+    """A message of one change: its lead (``alert``), every alert of it (``alerts``) and a
+    Slack-compatible ``text``."""
+    lead, others = alerts[0], alerts[1:]
+    text = f"Sliceboard alert {lead.alert_id} on {project_name} ({lead.monitor}): {lead.message}"
+    if others:
+        shown = ", ".join(a.slice for a in others[:5]) + (", …" if len(others) > 5 else "")
+        text += f" The same change in {len(others)} more slice{'s' if len(others) != 1 else ''}: {shown}."
+    return {"project": project_name, "alert": lead.to_dict(), "alerts": [a.to_dict() for a in alerts], "text": text}
+
+
+def send(url: str, project_name: str, alerts: tuple[Alert, ...], first_attempt: int = 1, backoff=None) -> list[Attempt]:
+    """POST one change's message, trying again after each wait of ``backoff`` (default
+    :data:`BACKOFF_SECONDS`) until it is delivered; each attempt is recorded for every alert
+    in it."""
     backoff = BACKOFF_SECONDS if backoff is None else backoff
-    data = json.dumps(body(project_name, alert)).encode()
+    data = json.dumps(body(project_name, alerts)).encode()
     attempts = []
     for i in range(len(backoff) + 1):
         if i:
             time.sleep(backoff[i - 1])  # back-off between attempts to a server that failed
         status, error = _post(url, data)
         delivered = status is not None and 200 <= status < 300
-        attempts.append(Attempt(alert.alert_id, first_attempt + i, delivered, status, error))
+        attempts += [Attempt(a.alert_id, first_attempt + i, delivered, status, error) for a in alerts]
         if delivered:
             break
     return attempts
