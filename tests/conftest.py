@@ -13,6 +13,24 @@ from analysis import Store
 from analysis.demo import build_demo
 
 ROOT = Path(__file__).resolve().parent.parent
+# The files that take longest run first. Each file runs whole in one worker (``--dist
+# loadfile``, tests/run.sh), in the order collected: a long file started last would keep one
+# worker busy while the other has finished (alphabetically, the Spark files come last).
+LONGEST_FIRST = (
+    "test_spark.py",
+    "test_browser.py",
+    "test_spark_connect.py",
+    "test_sequential.py",
+    "test_crash_safety.py",
+    "test_app_machine.py",
+    "test_browser_slices.py",
+    "test_browser_present.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def db_digest(path: str | os.PathLike) -> dict:
