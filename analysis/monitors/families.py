@@ -49,6 +49,7 @@ NAN = float("nan")
 Z95 = 3.92  # an interval at 95% is this many standard deviations wide
 COVERAGE_QUANTILE = 0.95  # the lag a coverage monitor allows: the reference's labels arrived within it
 KNOWN = 'greatest("timestamp", coalesce(label_timestamp, "timestamp"))'  # when a row's label was known
+LABEL_DELAY_DAYS = f"date_diff('day', CAST(\"timestamp\" AS DATE), CAST({KNOWN} AS DATE))"  # a label's wait
 HALF = "example_key % 2"  # the reference split in halves by example (a hash: as good as random)
 PREDICTED = '"timestamp"'
 BATCH = 200  # monitors one query answers (one scan of the log for all of them)
@@ -381,28 +382,21 @@ class Coverage(Family):
     def reference(self, con, project: Project, monitor: Monitor, window: ReferenceWindow) -> dict:
         rows = and_all([window.scope.to_sql(), compile_slice(monitor.slice_, project)])
         lag_query = Sql.compose(
-            "SELECT quantile_disc(date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)), {q}) "
-            "FROM {log} WHERE {rows} AND label IS NOT NULL",
-            known=KNOWN,
+            "SELECT quantile_disc({delay}, {q}) FROM {log} WHERE {rows} AND label IS NOT NULL",
+            delay=LABEL_DELAY_DAYS,
             q=Sql("?", [COVERAGE_QUANTILE]),
             log=_log(project),
             rows=rows,
         )
-        lag = con.execute(*lag_query).fetchall()[0][0]
-        lag = int(lag or 0)
-        trials, successes = con.execute(*self._counts(project, rows, lag)).fetchall()[0]
-        return {"lag_days": lag, "labeled": int(successes or 0), "rows": int(trials or 0)}
-
-    def _counts(self, project: Project, rows: Sql, lag: int) -> Sql:
-        return Sql.compose(
-            "SELECT count(*), sum(CASE WHEN label IS NOT NULL AND "
-            "date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)) <= {lag} THEN 1 ELSE 0 END) "
-            "FROM {log} WHERE {rows}",
-            known=KNOWN,
-            lag=Sql("?", [lag]),
+        lag = int(con.execute(*lag_query).fetchall()[0][0] or 0)
+        counts = Sql.compose(
+            "SELECT count(*), sum({in_time}) FROM {log} WHERE {rows}",
+            in_time=_labeled_within(lag),
             log=_log(project),
             rows=rows,
         )
+        trials, successes = con.execute(*counts).fetchall()[0]
+        return {"lag_days": lag, "labeled": int(successes or 0), "rows": int(trials or 0)}
 
     def enough(self, reference: dict) -> str | None:
         if reference["rows"] < 30:
@@ -422,12 +416,7 @@ class Coverage(Family):
             return watch.after(first, last).to_sql() if first <= last else Sql("FALSE")
 
         def labeled_in_time(watch: Watch) -> Sql:
-            return Sql.compose(
-                "CASE WHEN label IS NOT NULL AND "
-                "date_diff('day', CAST(\"timestamp\" AS DATE), CAST({known} AS DATE)) <= {lag} THEN 1.0 ELSE 0.0 END",
-                known=KNOWN,
-                lag=Sql("?", [watch.reference["lag_days"]]),
-            )
+            return _labeled_within(watch.reference["lag_days"])
 
         out = {}
         for (watch, days), found in _one_scan_each(con, project, asked, group, base, _day(PREDICTED), labeled_in_time):
@@ -616,6 +605,15 @@ def _one_scan_each(con, project: Project, asked, group, base, period_sql: str, f
                     n, total, squares = row[1 + 3 * i : 4 + 3 * i]
                     found[row[0]] = (int(n or 0), float(total or 0.0), float(squares or 0.0))
                 yield member, found
+
+
+def _labeled_within(lag: int) -> Sql:
+    """1 for a row labeled within ``lag`` whole days of its prediction, else 0."""
+    return Sql.compose(
+        "CASE WHEN label IS NOT NULL AND {delay} <= {lag} THEN 1.0 ELSE 0.0 END",
+        delay=LABEL_DELAY_DAYS,
+        lag=Sql("?", [lag]),
+    )
 
 
 def _window_days(window: ReferenceWindow) -> list[date]:
