@@ -32,6 +32,7 @@ SLICES = [
     "channel = pop_up",  # only after the reference window
     "region = nowhere",  # no row at all
     "",
+    "period = am AND score >= 0.5",  # columns named like the query's own (its period, the score)
 ]
 
 
@@ -47,6 +48,7 @@ def frame(task: str, seed: int) -> pd.DataFrame:
     ts = pd.Timestamp(FIRST_DAY) + pd.to_timedelta(d * 86400 + rng.integers(0, 86000, n), unit="s")
     lag = pd.to_timedelta(rng.exponential(2.5, n) * 86400, unit="s")  # most labels late, some days late
     common = {"id": [f"r{i}" for i in range(n)], "ts": ts, "v": "m1", "label_ts": ts + lag}
+    common["period"] = np.where(ts.hour < 12, "am", "pm")
     if task == "binary":
         off = np.where(region == "north", 0.7, 1.25)  # off calibration, each region its own way
         label = (rng.random(n) < np.clip(p * off, 0, 1)).astype(int)
@@ -69,11 +71,11 @@ def frame(task: str, seed: int) -> pd.DataFrame:
 MAPPINGS = {
     "binary": Mapping(
         task="binary", id="id", timestamp="ts", version="v", score="score", label="label",
-        label_timestamp="label_ts", positive_label="1", features=["region", "channel"],
+        label_timestamp="label_ts", positive_label="1", features=["region", "channel", "period"],
     ),
     "multiclass": Mapping(
         task="multiclass", id="id", timestamp="ts", version="v", score="score", prediction="pred",
-        label="label", label_timestamp="label_ts", features=["region", "channel"],
+        label="label", label_timestamp="label_ts", features=["region", "channel", "period"],
     ),
 }  # fmt: skip
 METRICS = {"binary": ["roc_auc", "accuracy", "recall"], "multiclass": ["accuracy", "macro_f1"]}
@@ -129,7 +131,7 @@ def test_each_day_estimated_at_once_is_the_day_estimated_alone_as_known_that_eve
     monitors = [
         Monitor(f"{kind} {metric} {text}", metric, kind, "m1", "production", parse_slice(text))
         for metric in METRICS[project.task]
-        for text in SLICES[:4]
+        for text in [*SLICES[:4], SLICES[-1]]
     ]
     batched, alone = Estimates(), Estimates()
     found = batched.reference_many(con, project, [(m, window) for m in monitors])
@@ -143,7 +145,7 @@ def test_each_day_estimated_at_once_is_the_day_estimated_alone_as_known_that_eve
         one = alone.reference(con, project, monitor, window)
         assert reference["halves"] == one["halves"], monitor.name
         asked.append((Watch(monitor, "m1", "production", window, reference, days[0]), days))
-    assert len(asked) == 3 * len(METRICS[project.task])
+    assert len(asked) == 4 * len(METRICS[project.task])
     together = batched.observe_many(con, project, asked)
     checked = 0
     for watch, _ in asked:
