@@ -235,30 +235,41 @@ def fit_classifier(
 
 
 def nothing_to_calibrate(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> ConfigError:
-    """Why a slice has no labeled reference rows: no prediction of the version is in it at
-    all (say so, not that its reference is short), or none in the window is labeled."""
-    _check_slice_has_rows(con, project, reference, slice_)
+    """Why a slice has no labeled reference rows (:func:`why_nothing_to_calibrate`)."""
+    (predicted,) = slices_predicted(con, project, reference, [slice_])
+    return why_nothing_to_calibrate(reference, slice_, predicted)
+
+
+def why_nothing_to_calibrate(reference: ReferenceWindow, slice_: Slice, predicted: bool) -> ConfigError:
+    """No prediction of the version is in the slice at all (say so, not that its reference
+    is short), or none of its rows in the reference window is labeled."""
+    if not predicted:
+        return ConfigError(
+            f"No prediction of {reference.version} ({reference.stage}) is in the slice {slice_.readable()}: "
+            "check its values (the Slices page lists each column's)."
+        )
     return ConfigError(
         f"The slice {slice_.readable()} has no labeled rows with a score in the reference window "
         f"{reference.start} to {reference.end}: there is nothing to calibrate its estimates on."
     )
 
 
-def _check_slice_has_rows(con, project: Project, reference: ReferenceWindow, slice_: Slice) -> None:
-    """Refuse a slice no prediction of the version is in, saying so (not that its reference is short)."""
-    rows = con.execute(
+def slices_predicted(con, project: Project, reference: ReferenceWindow, slices: list[Slice]) -> list[bool]:
+    """Whether any prediction of the reference's version and stage, on any day, is in each
+    slice (one query for them all)."""
+    if not slices:
+        return []
+    found = con.execute(
         *Sql.compose(
-            "SELECT count(*) FROM {log} WHERE {scope} AND ({slice})",
+            "SELECT {counts} FROM {log} WHERE {scope}",
+            counts=Sql.join(
+                ", ", [Sql.compose("count(CASE WHEN {s} THEN 1 END)", s=compile_slice(s, project)) for s in slices]
+            ),
             log=quote_ident(project.log_table),
             scope=reference.scope.__class__.of(reference.version, reference.stage).to_sql(),
-            slice=compile_slice(slice_, project),
         )
-    ).fetchall()[0][0]
-    if not rows:
-        raise ConfigError(
-            f"No prediction of {reference.version} ({reference.stage}) is in the slice {slice_.readable()}: "
-            "check its values (the Slices page lists each column's)."
-        )
+    ).fetchall()[0]
+    return [bool(n) for n in found]
 
 
 def whole_calibrations(ref: ReferenceRows) -> dict[str, FoldCalibrators]:

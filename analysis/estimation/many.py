@@ -30,8 +30,9 @@ from analysis.estimation.fit import (
     counted_rows_sql,
     fit_rows,
     labeled_reference,
-    nothing_to_calibrate,
+    slices_predicted,
     whole_calibrations,
+    why_nothing_to_calibrate,
 )
 from analysis.estimation.outcomes import READINGS
 from analysis.estimation.reference import ReferenceWindow
@@ -144,18 +145,21 @@ class _WholeReference:
 
 def fit_slices(con, project: Project, reference: ReferenceWindow, slices: list[Slice]) -> list[Fit | ConfigError]:
     """:func:`.fit.fit_slice` of each slice (or why it cannot be fitted), the whole
-    reference read and calibrated once. A reference no slice can be fitted on raises."""
+    reference read and calibrated once (when a slice has rows to fit). A reference no slice
+    can be fitted on raises."""
     check_estimable(con, project, reference)
-    whole = _WholeReference(con, project, reference)
-    out: list[Fit | ConfigError] = []
+    whole = None
+    out: list[Fit | ConfigError | None] = []
     for slice_, inside in zip(slices, slice_entries(con, project, labeled_reference(reference), slices)):
         if len(inside["w"]) == 0:
-            try:
-                out.append(nothing_to_calibrate(con, project, reference, slice_))
-            except ConfigError as refused:
-                out.append(refused)
+            out.append(None)  # said why below, for all such slices at once
             continue
+        whole = whole or _WholeReference(con, project, reference)
         out.append(fit_rows(reference, slice_, whole.split(inside), whole=whole.calibrations))
+    empty = [i for i, fit in enumerate(out) if fit is None]
+    predicted = slices_predicted(con, project, reference, [slices[i] for i in empty])
+    for i, found in zip(empty, predicted):
+        out[i] = why_nothing_to_calibrate(reference, slices[i], found)
     return out
 
 
