@@ -36,6 +36,7 @@ from analysis.monitors.estimates import Estimates
 from analysis.monitors.evidence import EstimateMonitors, RateMonitors
 from analysis.monitors.watch import HALF, NAN, Family, Watch, end_of, ratio, worse_by
 from analysis.slices import compile_slice
+from analysis.slices.cells import SliceCells
 from analysis.store.project import Project
 from analysis.store.sql import Sql, and_all, quote_ident
 
@@ -45,7 +46,6 @@ COVERAGE_QUANTILE = 0.95  # the lag a coverage monitor allows: the reference's l
 KNOWN = 'greatest("timestamp", coalesce(label_timestamp, "timestamp"))'  # when a row's label was known
 LABEL_DELAY_DAYS = f"date_diff('day', CAST(\"timestamp\" AS DATE), CAST({KNOWN} AS DATE))"  # a label's wait
 PREDICTED = '"timestamp"'
-BATCH = 200  # monitors one query answers (one scan of the log for all of them)
 
 
 class LabelMeans(Family):
@@ -289,7 +289,7 @@ class Drift(Family):
         return None if reference["rows"] else "the reference window has no rows of it"
 
     def observe(self, con, project: Project, watch: Watch, days: list[date]) -> dict[date, tuple]:
-        result = drift_table(con, project, watch.window, watch.monitor.slice_, "day")
+        result = drift_table(con, project, watch.window, watch.monitor.slice_, "day", [watch.monitor.metric])
         found = {}
         for period in result.periods:
             for feature in period.features:
@@ -333,43 +333,39 @@ def _one_scan_each(con, project: Project, asked, group, base, period_sql: str, f
     and, with ``figure`` (the group's SQL of a row's figure), its sum and sum of squares.
     Yields ``((watch, days), {period: (rows, sum, squares)})``.
 
-    The scan adds up the rows alike in every column the slices read (a few thousand cells
-    a day for categories); each slice then adds up its cells, so a slice's condition is
-    tested once per cell, not once per row."""
+    The scan adds up the rows alike in every column the slices read, and each slice adds
+    up its combinations' entries (:class:`analysis.slices.cells.SliceCells`)."""
     groups: dict = {}
     for watch, days in asked:
         groups.setdefault(group(watch, days), []).append((watch, days))
     for members in groups.values():
-        for start in range(0, len(members), BATCH):
-            chunk = members[start : start + BATCH]
-            columns = [quote_ident(c) for c in dict.fromkeys(c for w, _ in chunk for c in w.monitor.slice_.columns())]
-            f = Sql("1") if figure is None else Sql.of(figure(chunk[0][0]))
-            cells = Sql.compose(
-                "SELECT {period} AS sb_period{columns}, count(*) AS sb_rows, sum({f}) AS sb_sum, "
-                "sum(({f}) * ({f})) AS sb_squares FROM {log} WHERE {base} GROUP BY ALL",
-                period=period_sql,
-                columns="".join(f", {c}" for c in columns),
-                f=f,
-                log=_log(project),
-                base=base(*chunk[0]),
-            )
-            aggregates = []
-            for watch, _ in chunk:
-                inside = compile_slice(watch.monitor.slice_, project)
-                for total in ("sb_rows", "sb_sum", "sb_squares"):
-                    aggregates.append(Sql.compose(f"sum(CASE WHEN {{s}} THEN {total} END)", s=inside))
-            query = Sql.compose(
-                "SELECT sb_period, {aggregates} FROM ({cells}) AS sb_cells GROUP BY sb_period",
-                aggregates=Sql.join(", ", aggregates),
-                cells=cells,
-            )
-            rows = con.execute(*query).fetchall()
-            for i, member in enumerate(chunk):
-                found = {}
-                for row in rows:
-                    n, total, squares = row[1 + 3 * i : 4 + 3 * i]
-                    found[row[0]] = (int(n or 0), float(total or 0.0), float(squares or 0.0))
-                yield member, found
+        slices = {w.monitor.slice_.to_json(): w.monitor.slice_ for w, _ in members}
+        cells = SliceCells(project, list(slices.values()), _log(project), base(*members[0]))
+        f = Sql("1") if figure is None else Sql.of(figure(members[0][0]))
+        totals = [
+            ("sb_rows", "count(*)"),
+            ("sb_sum", Sql.compose("sum({f})", f=f)),
+            ("sb_squares", Sql.compose("sum(({f}) * ({f}))", f=f)),
+        ]
+        data = cells.read(con, Sql(f"{period_sql} AS sb_period"), ["sb_period"], totals)
+        period_of = np.asarray(data["sb_key"], np.int64)  # the periods' ranks: 0, 1, …
+        periods = _python_values(np.asarray(data["sb_period"])[np.unique(period_of, return_index=True)[1]])
+        added = [np.ma.filled(np.ma.asarray(data[name], float), 0.0) for name, _ in totals]
+        found = {}
+        for key, at in zip(slices, cells.positions(con, data["sb_combo"])):
+            n, total, squares = (np.bincount(period_of[at], weights=a[at], minlength=len(periods)) for a in added)
+            found[key] = {
+                p: (int(round(n[i])), float(total[i]), float(squares[i])) for i, p in enumerate(periods) if n[i] > 0
+            }
+        for member in members:
+            yield member, found[member[0].monitor.slice_.to_json()]
+
+
+def _python_values(values: np.ndarray) -> list:
+    """A query's period values as Python's (days as dates), as the runs' days are."""
+    if values.dtype.kind == "M":
+        return values.astype("datetime64[D]").astype(object).tolist()
+    return values.tolist()
 
 
 def _labeled_within(lag: int) -> Sql:
