@@ -2,8 +2,9 @@
 
 A score is calibrated when, among rows scored ``s``, a share ``s`` are positive; then the
 score is the probability each confusion-matrix outcome is computed from. Scores are
-calibrated by isotonic regression (scikit-learn's ``IsotonicRegression``: monotone, so the
-ranking is kept, and free of a parametric shape), but only when that helps: every
+calibrated by isotonic regression (SciPy's ``isotonic_regression``, what scikit-learn's
+``IsotonicRegression`` fits with: monotone, so the ranking is kept, and free of a
+parametric shape), but only when that helps: every
 candidate is fitted on four fifths of the reference and scored (Brier score) on the fifth
 it did not see, fold by fold, and the candidate with the lower held-out error wins, the
 scores as they are on a tie. The held-out probabilities are kept: they are what the
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
+from scipy.optimize import isotonic_regression
 
 FOLDS = 5
 FOLD_SEED = 20161  # folds are drawn once per reference, the same on every call
@@ -79,21 +80,19 @@ def fit_isotonic(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | N
     if len(scores) == 0:
         return IDENTITY
     weights = np.ones(len(scores)) if weights is None else weights
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    # Rows that share a score are one point weighted by their number (what scikit-learn
-    # does inside fit, done here once so that each fold's fit sorts distinct scores only).
+    # Rows that share a score are one point weighted by their number, so each fold's fit
+    # pools distinct scores only (the reference comes in score order: nothing is sorted).
     distinct, inverse = _distinct(scores)
     counts = np.bincount(inverse, weights=weights, minlength=len(distinct))
     means = np.bincount(inverse, weights=weights * labels, minlength=len(distinct)) / counts
-    iso.fit(distinct, means, sample_weight=counts)
-    fitted = iso.predict(distinct)
+    fitted = np.clip(isotonic_regression(means, weights=counts, increasing=True).x, 0.0, 1.0)
+    # The points prediction needs (as IsotonicRegression keeps them): both ends of each
+    # step, where the fitted value changes.
+    keep = np.ones(len(fitted), bool)
+    keep[1:-1] = (fitted[1:-1] != fitted[:-2]) | (fitted[1:-1] != fitted[2:])
     levels, step = np.unique(fitted, return_inverse=True)
     return Calibrator(
-        "isotonic",
-        np.asarray(iso.X_thresholds_, float),
-        np.asarray(iso.y_thresholds_, float),
-        levels,
-        np.bincount(step, weights=counts, minlength=len(levels)),
+        "isotonic", distinct[keep], fitted[keep], levels, np.bincount(step, weights=counts, minlength=len(levels))
     )
 
 

@@ -214,22 +214,85 @@ def roc_auc(rows: Rows, pi) -> Expected:
     n = len(pi)
     if rows.count < 2:  # a pair of rows at least: one row ranks against nothing
         return _undefined(n)
-    order, starts, group = rows.ascending
-    weighted = rows.weigh(pi)
-    pos = np.add.reduceat(weighted[order], starts)
-    neg = np.add.reduceat((rows.w - weighted)[order], starts)
-    total_pos, total_neg = pos.sum(), neg.sum()
-    if total_pos <= 0 or total_neg <= 0:
+    order, _, _ = rows.ascending
+    values, grad = _roc_auc_sorted(rows.s[order], rows.w[order], np.asarray(pi, float)[order], Periods.one(n))
+    if not np.isfinite(values[0]):
         return _undefined(n)
-    neg_below = np.cumsum(neg) - neg
-    pos_above = total_pos - np.cumsum(pos)
+    out = np.empty(n)
+    out[order] = grad
+    return Expected(float(values[0]), out, 0.0, rows.weights)
+
+
+def _roc_auc_sorted(s, w, pi, periods: "Periods") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`roc_auc` of each period's entries at once (in score order within each period):
+    each period's value (NaN where undefined) and each entry's gradient (0 there)."""
+    count = periods.count
+    new_run = np.ones(len(s), bool)
+    new_run[1:] = (s[1:] != s[:-1]) | (periods.of[1:] != periods.of[:-1])
+    starts = np.flatnonzero(new_run)
+    if len(starts) == 0:
+        return np.full(count, NAN), np.zeros(0)
+    run_of, run_period = np.cumsum(new_run) - 1, periods.of[starts]
+    weighted = w * pi
+    pos = np.add.reduceat(weighted, starts)
+    neg = np.add.reduceat(w - weighted, starts)
+    total_pos = np.bincount(run_period, weights=pos, minlength=count)
+    total_neg = np.bincount(run_period, weights=neg, minlength=count)
+    # Sums of the runs before each run within its period: a running sum less the period's start.
+    first_run = np.searchsorted(run_period, np.arange(count))
+    pos_before, neg_before = np.cumsum(pos) - pos, np.cumsum(neg) - neg
+    first_run = np.minimum(first_run, len(starts) - 1)
+    neg_below = neg_before - neg_before[first_run][run_period]
+    pos_above = total_pos[run_period] - (pos_before - pos_before[first_run][run_period]) - pos
     pairs = total_pos * total_neg
-    value = float(np.sum(pos * (neg_below + 0.5 * neg)) / pairs)
-    # A row that turns positive wins against the negatives below it and stops losing
-    # against the positives above it.
-    d_wins = (neg_below + 0.5 * neg) - (pos_above + 0.5 * pos)
-    grad_group = d_wins / pairs - value * (1.0 / total_pos - 1.0 / total_neg)
-    return Expected(value, _per_row(order, group, grad_group), 0.0, rows.weights)
+    defined = (periods.sums(w) >= 2) & (total_pos > 0) & (total_neg > 0)  # a pair of rows, both outcomes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wins = np.bincount(run_period, weights=pos * (neg_below + 0.5 * neg), minlength=count)
+        values = np.where(defined, wins / pairs, NAN)
+        # A row that turns positive wins against the negatives below it and stops losing
+        # against the positives above it.
+        d_wins = (neg_below + 0.5 * neg) - (pos_above + 0.5 * pos)
+        grad_run = d_wins / pairs[run_period] - values[run_period] * (
+            1.0 / total_pos[run_period] - 1.0 / total_neg[run_period]
+        )
+    return values, np.where(defined[run_period], grad_run, 0.0)[run_of]
+
+
+class Periods:
+    """Entries of several periods at once, period after period: each entry's period (0, 1,
+    …, none empty)."""
+
+    def __init__(self, of: np.ndarray) -> None:
+        self.of = np.asarray(of, np.intp)
+        self.count = int(self.of[-1]) + 1 if len(self.of) else 0
+        first = np.ones(len(self.of), bool)
+        first[1:] = self.of[1:] != self.of[:-1]
+        self.starts = np.flatnonzero(first)
+
+    @classmethod
+    def one(cls, n: int) -> "Periods":
+        return cls(np.zeros(n, np.intp))
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """The sum of ``values`` (per entry; or a column of them each) in each period."""
+        if self.count == 0:
+            return np.zeros((0, *np.shape(values)[1:]))
+        return np.add.reduceat(values, self.starts, axis=0)
+
+
+def roc_auc_by_period(rows: Rows, pi, periods: Periods) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`roc_auc` of each period at once (``rows`` in score order within each period)."""
+    return _roc_auc_sorted(rows.s, rows.w, np.asarray(pi, float), periods)
+
+
+def accuracy_by_period(rows: Rows, pi, periods: Periods) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`accuracy` of each period at once."""
+    n = periods.sums(rows.w)
+    correct = np.where(rows.yhat == 1, pi, 1.0 - pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(n > 0, periods.sums(rows.weigh(correct)) / n, NAN)
+        grad = np.where(n[periods.of] > 0, np.where(rows.yhat == 1, 1.0, -1.0) / n[periods.of], 0.0)
+    return values, grad
 
 
 def pr_auc(rows: Rows, pi) -> Expected:
@@ -313,6 +376,10 @@ def macro_f1(rows: Rows, pi) -> Expected:
 
 
 EXPECTED_BY_TASK: dict[str, dict[str, Callable[..., Expected]]] = {}
+
+# Binary metrics computed for many periods at once (a monitor's days): the value of each
+# period and each row's gradient within its own.
+BY_PERIOD = {"roc_auc": roc_auc_by_period, "accuracy": accuracy_by_period}
 
 EXPECTED: dict[str, Callable[..., Expected]] = {
     "accuracy": accuracy,

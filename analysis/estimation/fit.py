@@ -139,7 +139,7 @@ def counted_rows_sql(
     score order (nothing is sorted again in Python), in an order that is the same on every
     call and engine (folds are drawn on it). ``log``: a source standing for the log (such as
     the log as known at a moment, :func:`analysis.store.known.log_known_at`). Many slices'
-    rows at once: :func:`analysis.estimation.many.slices_counted_sql`."""
+    rows at once: :func:`analysis.estimation.many.slice_entries`."""
     keys = ["period"] * (period is not None) + ["score", "yhat", "y"] + ["in_slice"] * (slice_ is not None)
     return Sql.compose(
         "SELECT {keys}, count(*) AS w FROM ("
@@ -285,16 +285,19 @@ def fit_rows(
     ref: ReferenceRows,
     method: str | None = None,
     whole: dict[str, FoldCalibrators] | None = None,
+    everything: bool | None = None,
 ) -> Fit:
     """:func:`fit_slice` on reference rows already read (the slice's rows are ``ref.in_slice``);
-    ``whole``: :func:`whole_calibrations` of ``ref``, when already fitted."""
+    ``whole``: :func:`whole_calibrations` of the whole reference, when already fitted (then
+    ``ref`` may hold the slice's rows only, and ``everything`` says whether they are the
+    whole reference's)."""
     whole = whole_calibrations(ref) if whole is None else whole
     mask = ref.in_slice
     scores, labels, folds = ref.rows.s[mask], ref.labels[mask], ref.folds[mask]
     rows = int(round(folds.sum()))
     positives = int(round(float(folds.sum(axis=1) @ labels)))
     own_rows = rows >= MIN_SLICE_ROWS and min(positives, rows - positives) >= MIN_SLICE_CLASS
-    everything = bool(mask.all())
+    everything = bool(mask.all()) if everything is None else everything
     # Candidates: (probabilities held out per entry and fold, fitted on the slice's own rows), by name.
     as_they_are = np.repeat(np.clip(scores, 0.0, 1.0)[:, None], FOLDS, axis=1)
     candidates: dict[str, tuple[np.ndarray, bool]] = {"none": (as_they_are, False)}

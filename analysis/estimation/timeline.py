@@ -188,7 +188,10 @@ def _mark_if_partial(con, project: Project, after: Scope, last: PeriodEstimate) 
 
 def period_days(values) -> np.ndarray:
     """A query's period column as days (``datetime64[D]``)."""
-    return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[D]")
+    values = np.asarray(values)
+    if values.dtype == np.dtype("datetime64[D]"):
+        return values
+    return pd.to_datetime(values).to_numpy().astype("datetime64[D]")
 
 
 def period_runs(starts: np.ndarray) -> dict:
@@ -221,8 +224,8 @@ class ClassifierPeriods:
         """The period's scored rows, and how many of them are labeled."""
         return int(read.rows.count), int(read.rows.weigh(read.outcomes >= 0).sum())
 
-    def estimate(self, fit: Fit, read, names) -> dict[str, MetricEstimate]:
-        return estimate_period(fit, read.rows, read.outcomes, names, read.known)
+    def estimate(self, fit: Fit, read, names, full: bool = True) -> dict[str, MetricEstimate]:
+        return estimate_period(fit, read.rows, read.outcomes, names, read.known, full)
 
 
 PERIODS = {"binary": ClassifierPeriods(), "multiclass": ClassifierPeriods(), "regression": RegressionPeriods()}

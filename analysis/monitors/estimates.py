@@ -23,7 +23,7 @@ from analysis.store.known import log_known_each_evening
 from analysis.store.project import Project
 from analysis.store.sql import Sql, and_all
 
-Z95 = 3.92  # an interval at 95% is this many standard deviations wide
+INTERVAL_SDS = 3.92  # a 95% interval is this many standard deviations wide (2 × 1.96)
 SPAN_DAYS = 7  # days of estimates one scan reads (a back-fill reads its days a week at a time)
 
 
@@ -33,9 +33,9 @@ class Estimates(Family):
     same figure on the two halves of the reference window's rows.
 
     A classifier's monitors are fitted and estimated many at once (:mod:`analysis.estimation.many`):
-    their fits once, at the first run, kept with the frozen reference; then every day of up
-    to ``many.BATCH`` slices from one scan of the log, each row as known the evening of
-    its day. A regression model's are fitted in each run, one at a time."""
+    their fits once, at the first run, kept with the frozen reference; then every slice's
+    days of a week from one scan of the log, each row as known the evening of its day. A
+    regression model's are fitted in each run, one at a time."""
 
     needs_labels = True
 
@@ -50,7 +50,7 @@ class Estimates(Family):
 
     def _value(self, monitor: Monitor, estimate) -> tuple[float, float]:
         value = estimate.combined if monitor.kind == "combined" else estimate.estimated
-        variance = ((estimate.high - estimate.low) / Z95) ** 2
+        variance = ((estimate.high - estimate.low) / INTERVAL_SDS) ** 2
         if value is None or not (math.isfinite(value) and math.isfinite(variance) and variance > 0):
             return NAN, NAN
         return float(value), float(variance)
@@ -84,8 +84,16 @@ class Estimates(Family):
                 out |= {m.name: refused for m, _ in monitors}
                 continue
             fitted = {key: slices[key] for key, fit in fits.items() if not isinstance(fit, ConfigError)}
-            entries = many.slice_entries(con, project, labeled_reference(window), list(fitted.values()), HALF)
-            halves = {key: many.by_period(data, days=False) for key, data in zip(fitted, entries)}
+            entries = many.slice_entries(
+                con, project, labeled_reference(window), list(fitted.values()), HALF, merged=False
+            )
+            names = {}  # each slice's metrics, estimated together
+            for monitor, _ in monitors:
+                names.setdefault(monitor.slice_.to_json(), set()).add(monitor.metric)
+            halves = {
+                key: many.estimate_days(project, fits[key], data, sorted(names[key]), days=False)
+                for key, data in zip(fitted, entries)
+            }
             for monitor, _ in monitors:
                 key = monitor.slice_.to_json()
                 if isinstance(fits[key], ConfigError):
@@ -93,9 +101,7 @@ class Estimates(Family):
                     continue
                 numbers = []
                 for half in (0, 1):
-                    data = halves[key].get(half)
-                    asked = [monitor.metric]
-                    rows, estimates = many.estimate_entries(project, fits[key], data, asked) if data else (0, None)
+                    rows, estimates = halves[key].get(half, (0, None))
                     value, variance = self._value(monitor, estimates[monitor.metric]) if estimates else (NAN, NAN)
                     numbers.append([rows, value, variance])
                 out[monitor.name] = {"halves": numbers, "fit": fit_state(fits[key])}
@@ -136,21 +142,21 @@ class Estimates(Family):
                 names.setdefault(w.monitor.slice_.to_json(), set()).add(w.monitor.metric)
             where = watches[0].after(first, last).to_sql()
             log = log_known_each_evening(project)
-            entries = many.slice_entries(con, project, where, list(slices.values()), period_start_sql("day"), log)
-            by_day = {key: many.by_period(data) for key, data in zip(slices, entries)}
-            estimated = {}
+            entries = many.slice_entries(
+                con, project, where, list(slices.values()), period_start_sql("day"), log, merged=False
+            )
+            data = dict(zip(slices, entries))
+            estimated = {}  # each slice's days, estimated together
             for watch, days in members:
                 key, fit = watch.monitor.slice_.to_json(), fits[watch.monitor.name]
                 seen = out.setdefault(watch.monitor.name, {})
+                if isinstance(fit, ConfigError):
+                    seen |= {day: (NAN, NAN, 0) for day in days}
+                    continue
+                if key not in estimated:
+                    estimated[key] = many.estimate_days(project, fit, data[key], sorted(names[key]), MIN_PERIOD_ROWS)
                 for day in days:
-                    if isinstance(fit, ConfigError) or day not in by_day[key]:
-                        seen[day] = (NAN, NAN, 0)
-                        continue
-                    if (key, day) not in estimated:
-                        estimated[key, day] = many.estimate_entries(
-                            project, fit, by_day[key][day], sorted(names[key]), MIN_PERIOD_ROWS
-                        )
-                    rows, estimates = estimated[key, day]
+                    rows, estimates = estimated[key].get(day, (0, None))
                     value = self._value(watch.monitor, estimates[watch.monitor.metric]) if estimates else (NAN, NAN)
                     seen[day] = (*value, rows)
         return out
