@@ -6,16 +6,16 @@ Every choice lives in the URL, so a link reproduces the view."""
 import streamlit as st
 
 from analysis import get_project
-from analysis.discovery.encode import error_choices, is_cost
+from analysis.discovery.encode import error_choices
 from analysis.discovery.result import AGAINST, RANKING_WORDS
 from analysis.discovery.run import DEFAULT_BINS, discover
 from analysis.discovery.shown import error_words
 from analysis.discovery.tree import error_tree
 from analysis.overview import project_summary
-from analysis.slices.grouping import GROUPABLE
 from analysis.store.scope import Scope
 from pages.parts import _discover_views as views
 from pages.parts import _report_ui, _slow, _ui, _url
+from pages.parts._discover_settings import search_settings
 
 _ui.require_app()
 
@@ -102,42 +102,16 @@ if error == EXPRESSION:
     if not error:
         st.info("Write a cost per row, for example the money lost on approved loans that default.")
         st.stop()
-features = [f.name for f in project.features if f.kind in GROUPABLE]
-with st.expander("Search settings"):
-    s1, s2, s3, s4 = st.columns(4)
-    max_level = s1.number_input("Conditions per slice (L)", 1, 4, key="dc_level")
-    top_k = s2.number_input("Slices to report (k)", 1, 50, key="dc_top")
-    support = s3.number_input(
-        "Minimum support σ (share of rows)", 0.0005, 0.5, step=0.005, format="%.4f", key="dc_support"
-    )
-    alpha = s4.slider(
-        "α: error vs size (plain error)", 0.5, 1.0, 0.95, 0.01, key="dc_alpha", disabled=ranking != "error"
-    )
-    f1, f2, f3 = st.columns([4, 1, 1])
-    if any(f not in features for f in st.session_state.get("dc_features", ())):  # another project's features
-        del st.session_state["dc_features"]
-    chosen = f1.multiselect("Features", features, default=features, key="dc_features")
-    # A cost falls back to plain error (the scores do not predict amounts): its bins too.
-    effective = "error" if ranking == "expected" and is_cost(project, error) else ranking
-    bins = f2.number_input(
-        "Bins for numbers",
-        2,
-        60,
-        DEFAULT_BINS[effective],
-        key=f"dc_bins_{effective}",
-        help="Numbers and timestamps are cut into this many quantile bins; the rankings "
-        "against a baseline also try every 'below / from a cut point' band.",
-    )
-    rank_by = f3.selectbox("Order (plain error)", ["score", "impact"], key="dc_rank", disabled=ranking != "error")
+settings = search_settings(project, ranking, error)
 
 # The URL says what is on screen.
 st.query_params.update(
     {
         "version": version,
         "ranking": ranking,
-        "level": str(int(max_level)),
-        "top": str(int(top_k)),
-        "support": f"{float(support):g}",
+        "level": str(settings.max_level),
+        "top": str(settings.top_k),
+        "support": f"{settings.support:g}",
     }
 )
 st.query_params["stage"] = stages
@@ -148,7 +122,7 @@ for param, value in (("against", against), ("error", None if error not in errors
         st.query_params.pop(param, None)
 
 scope = Scope.of(version, stages or None, None if start == first else start, None if end == last else end)
-if not chosen:
+if not settings.features:
     st.info("Pick at least one feature to search.")
     st.stop()
 view = st.radio("View", VIEWS, horizontal=True, key="dc_view", label_visibility="collapsed")
@@ -158,13 +132,13 @@ if view == "Slices":  # only the chosen view is computed
     search = {
         "scope": scope,
         "error": error,
-        "columns": tuple(chosen),
-        "max_level": int(max_level),
-        "top_k": int(top_k),
-        "min_support": float(support),
-        "alpha": float(alpha),
-        "rank_by": rank_by,
-        "bins": int(bins),
+        "columns": settings.features,
+        "max_level": settings.max_level,
+        "top_k": settings.top_k,
+        "min_support": settings.support,
+        "alpha": settings.alpha,
+        "rank_by": settings.rank_by,
+        "bins": settings.bins,
         "ranking": ranking,
         "other_version": against,
         "slice_": within,
@@ -180,7 +154,7 @@ if view == "Slices":  # only the chosen view is computed
     inside = f", within {within.readable()}" if within.conditions else ""
     st.status(_ui.plain(views.searched(result) + inside), state="complete", expanded=False)
     views.found_view(project_name, project, version, error, result)
-    pinned = {**search, "columns": list(chosen)}
+    pinned = {**search, "columns": list(settings.features)}
     _report_ui.add_to_report(project_name, [("These discovered slices", "discovery", pinned)], key="dc_report")
 else:
     t1, t2 = st.columns([4, 1])
@@ -199,7 +173,7 @@ else:
             project_name,
             scope=scope,
             error=error,
-            columns=tuple(chosen),
+            columns=settings.features,
             max_depth=int(depth),
             bins=int(tree_bins),
             slice_=within,
