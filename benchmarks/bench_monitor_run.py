@@ -4,11 +4,12 @@ then one new day, as a daily job runs it.
     .venv/bin/python benchmarks/bench_monitor_run.py --db benchmarks/output/monitors.duckdb --build
     .venv/bin/python benchmarks/bench_monitor_run.py --db PATH --monitors 1000 --kinds realized,volume,coverage
 
-``--build`` makes the demo (``analysis.demo.build_demo``, ``--requests-per-day``) at the
-path. The monitors are made on a copy: ``--monitors`` of each kind asked (``--kinds``),
+``--build`` makes the demo (``analysis.demo.build_demo``, ``--requests-per-day``, ``--days``)
+at the path. The monitors are made on a copy: ``--monitors`` of each kind asked (``--kinds``),
 over the slices ``feature = value``, ``a = x AND b = y`` and ``a = x AND b = y AND c = z`` of
 the demo's categories (the leaderboard's slices), every monitor's own. Printed: the back-fill (every day since the
-reference window, up to the day before the log's last) and the run of the last day alone,
+reference window, up to the day before the log's last; ``--back-fill-days`` places the
+window so that the back-fill has that many days) and the run of the last day alone,
 in seconds, with the days evaluated and the alerts; and the machine and its load.
 """
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import Store, get_project  # noqa: E402
 from analysis.demo import DEMO_PROJECT, build_demo  # noqa: E402
+from analysis.estimation.reference import ReferenceChoice, set_reference_choice  # noqa: E402
 from analysis.monitors.definitions import Monitor, add_monitor  # noqa: E402
 from analysis.monitors.run import last_day, run_monitors  # noqa: E402
 from analysis.slices import Slice  # noqa: E402
@@ -36,7 +38,7 @@ from analysis.store.sql import in_transaction, quote_ident  # noqa: E402
 
 FEATURES = ("region", "channel", "device", "employment", "purpose")
 METRIC = {"realized": "accuracy", "combined": "roc_auc", "estimated": "roc_auc", "volume": "rows"}
-METRIC |= {"coverage": "labeled_share"}
+METRIC |= {"coverage": "labeled_share", "drift": "income"}
 
 
 def slices(con, project, count: int) -> list[Slice]:
@@ -68,13 +70,22 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--build", action="store_true")
     parser.add_argument("--requests-per-day", type=int, default=5000)
+    parser.add_argument("--days", type=int, default=None, help="of the demo built (default: the demo's)")
     parser.add_argument("--monitors", type=int, default=1000, help="of each kind")
     parser.add_argument("--kinds", default="realized,volume,coverage")
+    parser.add_argument(
+        "--back-fill-days",
+        type=int,
+        default=None,
+        help="store a reference window of 14 days ending this many days before the back-fill's last "
+        "(default: the project's own, the most recent fully labeled days)",
+    )
     args = parser.parse_args()
     source = Path(args.db)
     if args.build:
         source.unlink(missing_ok=True)
-        build_demo(Store(source), requests_per_day=args.requests_per_day, monitors=False)
+        days = {} if args.days is None else {"n_days": args.days}
+        build_demo(Store(source), requests_per_day=args.requests_per_day, monitors=False, **days)
     work = source.with_name(source.stem + "-monitors.duckdb")
     shutil.copyfile(source, work)
     store = Store(work)
@@ -92,6 +103,10 @@ def main() -> None:
 
         in_transaction(con, add)
         last = last_day(con, project)
+        if args.back_fill_days is not None:
+            end = last - timedelta(days=args.back_fill_days + 1)
+            choice = ReferenceChoice.of(end - timedelta(days=13), end)
+            in_transaction(con, lambda: set_reference_choice(con, project, choice))
     print(f"{rows:,} rows; {len(chosen)} slices × {len(kinds)} kinds = {len(chosen) * len(kinds)} monitors")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}")
     for label, as_of in (("back-fill to the day before the last", last - timedelta(days=1)), ("the last day", last)):

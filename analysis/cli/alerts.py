@@ -30,7 +30,8 @@ def _list(args, con, project):
     from analysis.monitors.alerts import changes, list_alerts
 
     alerts = list_alerts(con, project, args.state or None)
-    # An open alert's change: the id of the sharpest alert that began with it (itself, alone).
+    # An open alert's change: the id of its lead (itself, alone): of the alerts that began with
+    # it and moved nearly as far as the sharpest, the one of most rows.
     change = {a.alert_id: c.lead.alert_id for c in changes(alerts) for a in c.alerts}
     listed = [a.to_dict() | {"change": change.get(a.alert_id)} for a in alerts]
     text = "\n".join(_line(a) for a in alerts) if alerts else f"{project.name} has no alert"

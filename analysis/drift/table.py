@@ -21,12 +21,15 @@ from analysis.store.project import Project
 from analysis.store.sql import Sql, quote_ident
 
 
-def drift_table(con, project: Project, reference: ReferenceWindow, slice_: Slice, by: str) -> DriftResult:
-    """Each feature's drift in ``slice_`` (no terms: every row) for every ``by`` period
-    (day, week or month) after ``reference``, against the reference window's rows of the
-    same slice. See :mod:`analysis.drift` for what each figure is."""
+def drift_table(
+    con, project: Project, reference: ReferenceWindow, slice_: Slice, by: str, only: list[str] | None = None
+) -> DriftResult:
+    """Each feature's drift (``only``: of these features) in ``slice_`` (no terms: every
+    row) for every ``by`` period (day, week or month) after ``reference``, against the
+    reference window's rows of the same slice. See :mod:`analysis.drift` for what each
+    figure is."""
     check_granularity(by)
-    features = measured_features(project)
+    features = [f for f in measured_features(project) if only is None or f.name in only]
     buckets = Buckets(project, reference, slice_, by)
     reference_rows = slice_reference_rows(con, buckets)
     found: dict[tuple[str, date], FeatureDrift] = {}

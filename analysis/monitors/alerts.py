@@ -8,7 +8,8 @@ of raising another. Every change is kept in ``sb_alert_events``.
 
 The feed is ordered by impact (rows affected × size of the change), open alerts first.
 Alerts that began the same day on the same figure are shown as one change
-(:func:`changes`), sharpest first: one outage is one entry, not one per slice it touches.
+(:func:`changes`), led by the slice where the change is concentrated: one outage is one
+entry, not one per slice it touches.
 """
 
 from __future__ import annotations
@@ -234,13 +235,13 @@ def snooze(con, project, alert_id: int, until: date, by: str, note: str | None =
 def acknowledge_all(con, project, alert_ids, by: str, note: str | None = None) -> list[Alert]:
     """Acknowledge the open alerts among ``alert_ids`` not acknowledged yet (one change's)."""
     waiting = [get_alert(con, project, i) for i in alert_ids]
-    return [acknowledge(con, project, a.alert_id, by, note) for a in waiting if a.state in ("new", "snoozed")]
+    return [set_state(con, project, a, "acknowledged", by, note) for a in waiting if a.state in ("new", "snoozed")]
 
 
 def resolve_all(con, project, alert_ids, by: str, note: str | None = None) -> list[Alert]:
     """Resolve the open alerts among ``alert_ids`` (one change's)."""
     waiting = [get_alert(con, project, i) for i in alert_ids]
-    return [resolve(con, project, a.alert_id, by, note) for a in waiting if a.is_open]
+    return [set_state(con, project, a, "resolved", by, note) for a in waiting if a.is_open]
 
 
 def _open(con, project, alert_id: int, wanted: str) -> Alert:

@@ -216,7 +216,7 @@ def remove_monitor(con: duckdb.DuckDBPyConnection, project: Project, name: str, 
     if monitor is None:
         raise ConfigError(f"{project.name} has no monitor named {name!r} (monitor list shows them).")
     con.execute("DELETE FROM sb_monitors WHERE project_id = ? AND name = ?", [project.project_id, name])
-    forget(con, project, name)
+    forget(con, project, [name])
     alert = open_alerts(con, project).get(name)
     if alert is not None:
         set_state(con, project, alert, "resolved", by, "the monitor was removed")

@@ -27,7 +27,7 @@ from analysis.monitors.alerts import SLICEBOARD, Alert, open_alerts, raise_alert
 from analysis.monitors.budget import Budget
 from analysis.monitors.definitions import Monitor, get_budget, list_monitors
 from analysis.monitors.families import Watch, end_of, families, worse_by
-from analysis.monitors.state import Observation, State, add_observations, load_states, observations, save_state
+from analysis.monitors.state import Observation, State, add_observations, load_states, observations, save_states
 from analysis.monitors.words import alert_message, recovery_note
 from analysis.store.project import Project
 from analysis.store.sql import quote_ident
@@ -167,6 +167,7 @@ def _watches(con, project: Project, monitors: list[Monitor], kinds: dict, as_of:
             pending.setdefault(id(family), (family, []))[1].append((monitor, window))
         except ConfigError as skipped:
             result.skipped.append((monitor.name, str(skipped)))
+    new_states = {}
     for family, waiting in pending.values():
         found = family.reference_many(con, project, waiting)
         for monitor, window in waiting:
@@ -176,8 +177,9 @@ def _watches(con, project: Project, monitors: list[Monitor], kinds: dict, as_of:
                 result.skipped.append((monitor.name, too_little))
                 continue
             state = State(window.version, window.stage, window, reference, window.end + timedelta(days=1))
-            save_state(con, project, monitor.name, state)  # its days under an older reference are dropped
+            new_states[monitor.name] = state  # its days under an older reference are dropped
             watches.append(Watch(monitor, window.version, window.stage, window, reference, state.first_period))
+    save_states(con, project, new_states)
     order = {m.name: i for i, m in enumerate(monitors)}
     return sorted(watches, key=lambda w: order[w.monitor.name])
 

@@ -48,23 +48,46 @@ def _state(version: str, stage: str, stored: str, first: date) -> State:
     return State(version, stage, window, stored["numbers"], first)
 
 
-def save_state(con: duckdb.DuckDBPyConnection, project, monitor: str, state: State) -> None:
-    """Store a monitor's (new) reference; its observations under an older one are dropped."""
-    forget(con, project, monitor)
+def save_states(con: duckdb.DuckDBPyConnection, project, states: dict[str, State]) -> None:
+    """Store monitors' (new) references (by monitor name), in one delete and one insert; their
+    observations under an older reference are dropped."""
+    if not states:
+        return
+    forget(con, project, list(states))
+    rows = pd.DataFrame(
+        {
+            "project_id": [project.project_id] * len(states),
+            "monitor": list(states),
+            "version": [s.version for s in states.values()],
+            "stage": [s.stage for s in states.values()],
+            "stored": [json.dumps(_stored_state(s)) for s in states.values()],
+            "first_period": [s.first_period for s in states.values()],
+        }
+    )
+    con.register("sb_new_states", rows)
+    try:
+        con.execute(
+            "INSERT INTO sb_monitor_state SELECT project_id, monitor, version, stage, stored, "
+            "CAST(first_period AS DATE) FROM sb_new_states"
+        )
+    finally:
+        con.unregister("sb_new_states")
+
+
+def _stored_state(state: State) -> dict:
     w = state.window
-    stored = {
+    return {
         "window": {"start": w.start.isoformat(), "end": w.end.isoformat(), "rows": w.rows, "labeled": w.labeled},
         "numbers": state.reference,
     }
-    con.execute(
-        "INSERT INTO sb_monitor_state VALUES (?, ?, ?, ?, ?, ?)",
-        [project.project_id, monitor, state.version, state.stage, json.dumps(stored), state.first_period],
-    )
 
 
-def forget(con: duckdb.DuckDBPyConnection, project, monitor: str) -> None:
+def forget(con: duckdb.DuckDBPyConnection, project, monitors: list[str]) -> None:
+    """Drop monitors' references and observations."""
     for table in ("sb_monitor_state", "sb_monitor_observations"):
-        con.execute(f"DELETE FROM {table} WHERE project_id = ? AND monitor = ?", [project.project_id, monitor])
+        con.execute(
+            f"DELETE FROM {table} WHERE project_id = ? AND list_contains(?, monitor)", [project.project_id, monitors]
+        )
 
 
 def observations(con: duckdb.DuckDBPyConnection, project) -> dict[str, list[Observation]]:
