@@ -90,6 +90,14 @@ def test_the_budget_is_stored_and_sets_the_alert_level(demo_copy, capsys):
         assert get_budget(con, get_project(con, "lending-demo")).false_alerts_per_month == 2.0
 
 
+def test_the_budget_may_follow_the_options_as_the_contract_writes_it(demo_copy, capsys):
+    """`monitor budget --project P N`: the amount after the options, as in the issue's contract."""
+    code = main(["--db", str(demo_copy), "monitor", "budget", "--project", "lending-demo", "4", "--format", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["false_alerts_per_month"] == 4.0
+    with Store(demo_copy).read() as con:
+        assert get_budget(con, get_project(con, "lending-demo")).false_alerts_per_month == 4.0
+
+
 BAD_INPUT = [
     (("add", "--name", "x", "--metric", "nope"), "watches one of accuracy"),
     (("add", "--name", "x", "--metric", "accuracy", "--kind", "vibes"), "kind is one of realized"),

@@ -38,6 +38,19 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D102 - argparse's hook
         self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse's entry point
+        # A command's positionals may follow its options (`monitor budget --project P 2`):
+        # argparse reads them so only when asked, and never for the parser of commands.
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+    _intermixing = False
+
 
 def support(text: str) -> int | float:
     """``--min-support``: a whole number of rows, or a fraction of them below 1."""
