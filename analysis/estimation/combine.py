@@ -32,9 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.estimation.expected import BY_PERIOD, Expected, Periods, Rows
-from analysis.estimation.figures import MetricEstimate, bounds, metric_range, shrink
+from analysis.estimation.figures import MetricEstimate, bounds, shrink
 from analysis.estimation.fit import Fit
-from analysis.stats.intervals import Z95
 
 NAN = float("nan")
 
@@ -168,7 +167,7 @@ def estimate_by_period(fit: Fit, rows: Rows, labels: np.ndarray, names: list[str
     for i, (group, mine) in enumerate(zip(groups, of_group)):
         seen, residuals, noise = sums[:, 2 + 3 * i], sums[:, 3 + 3 * i], sums[:, 4 + 3 * i]
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.where(seen > 0, _shrunk(fit.prior(group), residuals / seen, noise / seen**2), 0.0)
+            moved = np.where(seen > 0, shrink(fit.prior(group), residuals / seen, noise / seen**2)[0], 0.0)
         shift = np.where(mine, moved[periods.of], shift)
     pi = np.where(labeled, labels, np.clip(p + shift, 0.0, 1.0))
     partly = (0 < k) & (k < n)
@@ -183,7 +182,7 @@ def estimate_by_period(fit: Fit, rows: Rows, labels: np.ndarray, names: list[str
         levels = _level_variances(fit, nearest, weighted, periods)
         calibration = np.maximum(fit.errors[name].squared, groups_variance) + levels
         variance = np.where(np.isfinite(value), own, NAN) + calibration
-        low, high = _bounds(name, value, variance)
+        low, high = bounds(name, value, variance)
         mixed = by_period(rows, pi, periods)[0] if (k > 0).any() else value
         for i in range(count):
             if k[i] == 0:
@@ -198,14 +197,6 @@ def estimate_by_period(fit: Fit, rows: Rows, labels: np.ndarray, names: list[str
     return out
 
 
-def _shrunk(prior: float, seen: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """:func:`.figures.shrink`'s correction for many periods' labeled rows at once."""
-    if prior == 0.0:
-        return np.zeros(len(seen))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(noise == 0.0, seen, prior / (prior + noise) * seen)
-
-
 def _level_variances(fit: Fit, nearest: np.ndarray | None, weighted_grad: np.ndarray, periods: Periods) -> np.ndarray:
     """:meth:`.calibration.Calibrator.level_variance` of each period at once."""
     levels = fit.calibrator.levels
@@ -213,15 +204,6 @@ def _level_variances(fit: Fit, nearest: np.ndarray | None, weighted_grad: np.nda
         return np.zeros(periods.count)
     sums = np.bincount(periods.of * len(levels) + nearest, weights=weighted_grad, minlength=periods.count * len(levels))
     return (sums.reshape(periods.count, len(levels)) ** 2 * (levels * (1 - levels) / fit.calibrator.counts)).sum(axis=1)
-
-
-def _bounds(name: str, values: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`.figures.bounds` of many figures at once."""
-    lowest, highest = metric_range(name)
-    half = Z95 * np.sqrt(np.maximum(variances, 0.0))
-    finite = np.isfinite(values) & np.isfinite(variances)
-    low = np.where(finite, np.maximum(values - half, lowest), NAN)
-    return low, np.where(finite, np.minimum(values + half, highest), NAN)
 
 
 def _figure(value: float) -> float | None:

@@ -63,21 +63,29 @@ def metric_range(name: str) -> tuple[float, float]:
     return 0.0, np.inf
 
 
-def bounds(name: str, value: float, variance: float) -> tuple[float, float]:
-    if not (np.isfinite(value) and np.isfinite(variance)):
-        return np.nan, np.nan
+def bounds(name: str, value, variance):
+    """A figure's 95% interval within the metric's range (NaN where the figure or its
+    variance is not finite); ``value`` and ``variance`` may be arrays of many figures."""
+    value, variance = np.asarray(value, float), np.asarray(variance, float)
     lowest, highest = metric_range(name)
-    half = Z95 * np.sqrt(max(variance, 0.0))
-    return max(value - half, lowest), min(value + half, highest)
+    half = Z95 * np.sqrt(np.maximum(variance, 0.0))
+    finite = np.isfinite(value) & np.isfinite(variance)
+    low = np.where(finite, np.maximum(value - half, lowest), np.nan)
+    high = np.where(finite, np.minimum(value + half, highest), np.nan)
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
 
 
-def shrink(prior: float, seen: float, noise: float) -> tuple[float, float]:
+def shrink(prior: float, seen, noise):
     """The correction a period's labeled rows make to a bias the reference allows ``prior``
     (its squared size) when they show a mean residual ``seen`` with variance ``noise``: the
     precision-weighted average of the two, ``prior/(prior + noise)`` of ``seen``, and what
-    is left uncertain, ``prior·noise/(prior + noise)``."""
+    is left uncertain, ``prior·noise/(prior + noise)``. ``seen`` and ``noise`` may be
+    arrays (many periods at once)."""
+    seen, noise = np.asarray(seen, float), np.asarray(noise, float)
     if prior == 0.0:
-        return 0.0, 0.0
-    if noise == 0.0:
-        return seen, 0.0
-    return prior / (prior + noise) * seen, prior * noise / (prior + noise)
+        shift, left = np.zeros_like(seen), np.zeros_like(seen)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(noise == 0.0, seen, prior / (prior + noise) * seen)
+            left = np.where(noise == 0.0, 0.0, prior * noise / (prior + noise))
+    return (float(shift), float(left)) if shift.ndim == 0 else (shift, left)
