@@ -77,6 +77,32 @@ def test_auto_monitors_every_saved_slice_and_every_value_once(demo_copy, capsys)
         assert len(list_monitors(con, get_project(con, "lending-demo"))) == demo_monitors + len(added)
 
 
+def test_auto_monitors_take_the_metric_and_kind_asked(demo_copy, capsys):
+    """A project without scores, or a person who wants the labels only, asks `--auto --kind realized`."""
+    code, out, _ = run(
+        demo_copy, capsys, "add", "--auto", "--feature", "channel", "--metric", "accuracy", "--kind", "realized",
+        "--tolerance", "0.02", "--format", "json",
+    )  # fmt: skip
+    added = json.loads(out)
+    with Store(demo_copy).read() as con:
+        project = get_project(con, "lending-demo")
+        query = f"SELECT DISTINCT channel FROM {project.log_table} ORDER BY 1"
+        channels = [c for (c,) in con.execute(query).fetchall()]
+    assert code == 0
+    assert [m["name"] for m in added] == [f"accuracy (realized) on channel = {c}" for c in channels]
+    assert {(m["metric"], m["kind"], m["tolerance"]) for m in added} == {("accuracy", "realized", 0.02)}
+    # One monitor's options are refused, and a kind that cannot watch the metric is named.
+    code, _, err = run(demo_copy, capsys, "add", "--auto", "--name", "mine")
+    assert code == 2 and "--name, --where and --slice-json are for one monitor" in err
+    with Store(demo_copy).write() as con:
+        save_slice(con, get_project(con, "lending-demo"), "young", parse_slice("age < 25"))
+    code, _, err = run(demo_copy, capsys, "add", "--auto", "--kind", "realized")  # the headline, ROC AUC
+    assert code == 2 and "roc_auc" in err
+    with Store(demo_copy).read() as con:
+        names = {m.name for m in list_monitors(con, get_project(con, "lending-demo"))}
+    assert "roc_auc (realized) on young" not in names
+
+
 def test_the_budget_is_stored_and_sets_the_alert_level(demo_copy, capsys):
     run(demo_copy, capsys, "add", "--auto", "--feature", "region")
     code, out, _ = run(demo_copy, capsys, "budget", "--format", "json")

@@ -34,26 +34,35 @@ def cmd_monitor(args) -> int:
 
 def _add(args, con, project):
     from analysis.errors import ConfigError
+    from analysis.metrics.registry import headline_metrics
     from analysis.monitors.definitions import DEFAULT_KIND, Monitor, add_monitor, auto_monitors
     from analysis.slices import Slice, parse_slice
 
+    def asked(name: str, metric: str, slice_=None) -> Monitor:
+        return Monitor(
+            name,
+            metric,
+            args.kind or DEFAULT_KIND,
+            args.version,
+            args.stage,
+            slice_ or Slice(),
+            args.direction,
+            args.tolerance if args.tolerance is not None else 0.0,
+        )
+
     if args.auto:
-        added = auto_monitors(con, project, args.feature or ())
+        if args.name or args.where or args.slice_json:
+            raise ConfigError(
+                "monitor add --auto names its monitors and makes one per saved slice and feature value: "
+                "--name, --where and --slice-json are for one monitor."
+            )
+        headline = headline_metrics(project.task)[0]
+        added = auto_monitors(con, project, args.feature or (), asked("", args.metric or headline))
     else:
         if not args.name or not args.metric:
             raise ConfigError("monitor add needs --name and --metric (or --auto).")
         slice_ = Slice.from_json(args.slice_json) if args.slice_json else parse_slice(*(args.where or []))
-        monitor = Monitor(
-            args.name,
-            args.metric,
-            args.kind or DEFAULT_KIND,
-            args.version,
-            args.stage,
-            slice_,
-            args.direction,
-            args.tolerance if args.tolerance is not None else 0.0,
-        )
-        added = [add_monitor(con, project, monitor)]
+        added = [add_monitor(con, project, asked(args.name, args.metric, slice_))]
     listed = [m.to_dict() for m in added]
     return listed, _table(listed) if listed else "no new monitor (every one asked for exists)"
 
@@ -181,7 +190,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", help="add: realized, estimated, combined (default), drift, coverage or volume")
     p.add_argument("--direction", help="add: which way is worse, lower or higher (default: the metric's)")
     p.add_argument("--tolerance", type=float, help="add: the smallest change that matters, in the metric's units")
-    p.add_argument("--auto", action="store_true", help="add: the headline metric for every saved slice")
+    p.add_argument(
+        "--auto", action="store_true", help="add: the headline metric (or --metric, of --kind) for every saved slice"
+    )
     p.add_argument("--feature", action="append", help="add --auto: also every value of this feature (repeatable)")
     p.add_argument("--as-of", help="run: evaluate up to this day (YYYY-MM-DD; default: the log's last day)")
     p.add_argument(

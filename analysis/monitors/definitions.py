@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import duckdb
@@ -232,17 +232,22 @@ def list_monitors(con: duckdb.DuckDBPyConnection, project: Project) -> list[Moni
 
 
 def auto_monitors(
-    con: duckdb.DuckDBPyConnection, project: Project, features: list[str] | tuple[str, ...] = ()
+    con: duckdb.DuckDBPyConnection,
+    project: Project,
+    features: list[str] | tuple[str, ...] = (),
+    like: Monitor | None = None,
 ) -> list[Monitor]:
     """Monitors of the headline metric (combined with the labels that arrived) for every
     saved slice and every value of ``features``; those that exist already are kept. The
-    new ones."""
-    metric = headline_metrics(project.task)[0]
-    wanted = [(f"{metric} on {name}", parse_slice(where)) for name, where in _saved(con, project)]
+    new ones. ``like``: a monitor whose metric, kind, version, stage, direction and
+    tolerance they take instead (its name and slice are not read)."""
+    like = like or Monitor("", headline_metrics(project.task)[0])
+    what = like.metric if like.kind == DEFAULT_KIND else f"{like.metric} ({like.kind})"
+    wanted = [(f"{what} on {name}", parse_slice(where)) for name, where in _saved(con, project)]
     for feature in features:
-        wanted += [(f"{metric} on {feature} = {value}", slice_) for value, slice_ in _values(con, project, feature)]
+        wanted += [(f"{what} on {feature} = {value}", slice_) for value, slice_ in _values(con, project, feature)]
     existing = {m.name for m in list_monitors(con, project)}
-    return [add_monitor(con, project, Monitor(n, metric, slice_=s)) for n, s in wanted if n not in existing]
+    return [add_monitor(con, project, replace(like, name=n, slice_=s)) for n, s in wanted if n not in existing]
 
 
 def _saved(con, project: Project) -> list[tuple[str, str]]:
