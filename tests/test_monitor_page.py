@@ -10,10 +10,11 @@ from datetime import date
 from urllib.parse import parse_qs
 
 import pandas as pd
+import pytest
 from test_app import open_page, texts
 from test_slices_page import count_rows, engine, query_param
 
-from analysis import Store, get_project
+from analysis import ConfigError, Store, get_project
 from analysis.estimation import ReferenceChoice, get_reference_choice, resolve_reference
 from analysis.estimation.run import estimate
 from analysis.numbers import format_delta, format_percent, format_value
@@ -198,7 +199,9 @@ def test_the_overview_shows_the_latest_week_estimated_beside_the_realized_figure
     assert cards[f"ROC AUC, {week.period.label} · estimated"] == format_value("roc_auc", figures.estimated)
     band = f"95%: {format_value('roc_auc', figures.low)} to {format_value('roc_auc', figures.high)}"
     assert band in texts(at)
-    assert "No estimate yet: no labeled past to calibrate the scores on" in texts(at)  # the canary's first weeks
+    with pytest.raises(ConfigError) as canary:  # the canary's first weeks: the engine's reason is shown
+        engine(demo_copy, estimate, version="credit-v2", stage="canary", by="week")
+    assert f"No estimate yet (see Monitor). {canary.value}" in texts(at)
     at.segmented_control(key="ov_view").set_value("time").run()
     assert not at.exception
     daily = engine(demo_copy, estimate, version="credit-v1", stage="production", by="day")

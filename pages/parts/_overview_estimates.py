@@ -46,8 +46,9 @@ def card(project_name: str, project, version: str, stage: str, metric: str) -> N
     if not _estimable(project, metric):
         return
     timeline = _timeline(project_name, version, stage, "week")
-    if isinstance(timeline, str) or not timeline.periods:
-        st.caption("No estimate yet: no labeled past to calibrate the scores on (see Monitor).")
+    if isinstance(timeline, str) or not timeline.periods:  # the engine's reason, whatever it is
+        reason = timeline if isinstance(timeline, str) else "no whole week after the reference window yet."
+        st.caption(_ui.plain(f"No estimate yet (see Monitor). {reason}"))
         return
     last = timeline.periods[-1]
     share = last.labeled / last.rows if last.rows else 0.0
